@@ -1,0 +1,67 @@
+"""dualrev: automatic differentiation of plain NumPy code.
+
+Forward mode by dual numbers (``Dual``), reverse mode by a tape (``Tape``), one
+catalogue of primitives serving both, and JAX-style functional transforms::
+
+    import numpy as np
+    import dualrev as dr
+
+    f = lambda x: np.sum(np.tanh(x) ** 2)
+    dr.grad(f)(np.ones(3))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import catalogue  # noqa: F401  (registers the primitive catalogue)
+from .errors import DualrevError, InPlaceError, NoDerivativeRule, TracerConversionError
+from .forward import Dual
+from .primitive import Primitive, register_function, register_ufunc, strip
+from .reverse import Tape, Traced
+from .transforms import (
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    value_and_grad,
+    vjp,
+)
+from .tree import tree_flatten, tree_map, tree_unflatten
+
+
+def stop_gradient(x: Any) -> Any:
+    """``x`` as a constant: no derivative flows through it, at any nesting level."""
+    return tree_map(strip, x)
+
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dual",
+    "DualrevError",
+    "InPlaceError",
+    "NoDerivativeRule",
+    "Primitive",
+    "Tape",
+    "Traced",
+    "TracerConversionError",
+    "grad",
+    "hessian",
+    "hvp",
+    "jacfwd",
+    "jacobian",
+    "jacrev",
+    "jvp",
+    "register_function",
+    "register_ufunc",
+    "stop_gradient",
+    "tree_flatten",
+    "tree_map",
+    "tree_unflatten",
+    "value_and_grad",
+    "vjp",
+]

@@ -1,0 +1,241 @@
+"""Contractions: matmul and einsum primitives; dot, inner, outer, vdot and tensordot
+built on them.
+
+``matmul_p`` takes operands of at least two dimensions (the handler lifts vectors and
+drops the added axis again), so its rules need no case analysis.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import numpy as np
+
+from ..errors import DualrevError, InPlaceError
+from ..primitive import (
+    Primitive,
+    bind,
+    ndim_of,
+    register_function,
+    register_ufunc,
+    shape_of,
+    unbroadcast,
+)
+from .shape import _ravel, _reshape
+
+
+# ------------------------------------------------------------------ matmul
+def _matmul_impl(a: Any, b: Any) -> Any:
+    return np.matmul(a, b)
+
+
+def _lift(g: Any, x: Any, ans: Any) -> Any:
+    """Insert unit stack axes after the batch axes of a tangent of ``x`` so it lines up
+    with the output's stack axes."""
+    gs = shape_of(g)
+    k = len(gs) - ndim_of(x)
+    missing = ndim_of(ans) - ndim_of(x)
+    if k == 0 or missing == 0:
+        return g
+    return np.reshape(g, gs[:k] + (1,) * missing + gs[k:])
+
+
+def _mT(x: Any) -> Any:
+    return np.swapaxes(x, -1, -2)
+
+
+matmul_p = Primitive("matmul", _matmul_impl)
+matmul_p.defjvp(
+    lambda g, ans, a, b: np.matmul(_lift(g, a, ans), b),
+    lambda g, ans, a, b: np.matmul(a, _lift(g, b, ans)),
+)
+matmul_p.defvjp(
+    lambda g, ans, a, b: unbroadcast(np.matmul(g, _mT(b)), ndim_of(g) - ndim_of(ans), shape_of(a)),
+    lambda g, ans, a, b: unbroadcast(np.matmul(_mT(a), g), ndim_of(g) - ndim_of(ans), shape_of(b)),
+)
+
+
+def _matmul(a: Any, b: Any, out: Any = None, **kwargs: Any) -> Any:
+    if out is not None:
+        raise InPlaceError("numpy.matmul(..., out=...)")
+    sa, sb = shape_of(a), shape_of(b)
+    if not sa or not sb:
+        raise ValueError("matmul: Input operand does not have enough dimensions")
+    if len(sa) == 1:
+        a = _reshape(a, (1,) + sa)
+    if len(sb) == 1:
+        b = _reshape(b, sb + (1,))
+    res = bind(matmul_p, (a, b), {})
+    if len(sa) == 1 or len(sb) == 1:
+        rs = shape_of(res)
+        keep = rs[:-2] + ((rs[-2],) if len(sa) > 1 else ()) + ((rs[-1],) if len(sb) > 1 else ())
+        res = _reshape(res, keep)
+    return res
+
+
+register_ufunc(np.matmul, _matmul)
+
+
+# ------------------------------------------------------------------ einsum
+def _parse(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[tuple[str, ...], str]:
+    """Explicit, ellipsis-free form of einsum subscripts for operands of ``shapes``."""
+    subscripts = subscripts.replace(" ", "")
+    ins, arrow, out = subscripts.partition("->")
+    terms = ins.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError("einsum: the number of subscripts does not match the operands")
+    used = set(subscripts) - set(".,->")
+    free = [c for c in string.ascii_letters if c not in used]
+    ell_nd = max((len(s) - (len(t) - 3) for t, s in zip(terms, shapes, strict=True)
+                  if "..." in t), default=0)
+    ell = "".join(free[:ell_nd])
+    expanded = []
+    for t, s in zip(terms, shapes, strict=True):
+        if "..." in t:
+            k = len(s) - (len(t) - 3)
+            t = t.replace("...", ell[ell_nd - k:])
+        if len(t) != len(s):
+            raise ValueError(f"einsum: subscripts {t!r} do not match an operand of shape {s}")
+        expanded.append(t)
+    if arrow:
+        out = out.replace("...", ell)
+    else:
+        counts = {c: "".join(expanded).count(c) for c in set("".join(expanded))}
+        out = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    return tuple(expanded), out
+
+
+def _spec_str(terms: Any, out: str) -> str:
+    return ",".join(terms) + "->" + out
+
+
+def _fresh(terms: Any, out: str, n: int) -> str:
+    used = set("".join(terms) + out)
+    return "".join([c for c in string.ascii_letters if c not in used][:n])
+
+
+def _einsum_impl(*ops: Any, spec: tuple[tuple[str, ...], str]) -> Any:
+    terms, out = spec
+    return np.einsum(_spec_str(terms, out), *ops, optimize=len(ops) > 2)
+
+
+def _einsum_jvp(i: int, g: Any, ans: Any, *ops: Any, spec: Any) -> Any:
+    terms, out = spec
+    k = ndim_of(g) - ndim_of(ops[i])
+    b = _fresh(terms, out, k)
+    new_terms = list(terms)
+    new_terms[i] = b + terms[i]
+    args = list(ops)
+    args[i] = g
+    return bind(einsum_p, tuple(args), {"spec": (tuple(new_terms), b + out)})
+
+
+def _einsum_vjp(i: int, g: Any, ans: Any, *ops: Any, spec: Any) -> Any:
+    terms, out = spec
+    k = ndim_of(g) - ndim_of(ans)
+    extra = _fresh(terms, out, k + len(terms[i]))
+    b, spare = extra[:k], list(extra[k:])
+    target = ""
+    args = [g]
+    new_terms = [b + out]
+    for j, (t, x) in enumerate(zip(terms, ops, strict=True)):
+        if j != i:
+            args.append(x)
+            new_terms.append(t)
+    present = set(out).union(*[set(t) for j, t in enumerate(terms) if j != i])
+    xs = shape_of(ops[i])
+    for c, n in zip(terms[i], xs, strict=True):
+        if c in target:
+            # A repeated label (a diagonal): a fresh label tied to it by an identity matrix.
+            d = spare.pop()
+            args.append(np.eye(n))
+            new_terms.append(c + d)
+            target += d
+            continue
+        if c not in present:
+            # A label summed within this operand alone: its cotangent is constant along it.
+            args.append(np.ones(n))
+            new_terms.append(c)
+            present.add(c)
+        target += c
+    return bind(einsum_p, tuple(args), {"spec": (tuple(new_terms), b + target)})
+
+
+einsum_p = Primitive("einsum", _einsum_impl)
+einsum_p.defjvp_joint(
+    lambda tangents, ans, *ops, spec: _sum_parts(
+        [_einsum_jvp(i, t, ans, *ops, spec=spec) for i, t in enumerate(tangents) if t is not None]
+    )
+)
+einsum_p.defvjp_indexed(_einsum_vjp)
+
+
+def _sum_parts(parts: list[Any]) -> Any:
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + p
+    return out
+
+
+@register_function(np.einsum)
+def _einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = False,
+            **kwargs: Any) -> Any:
+    if out is not None:
+        raise InPlaceError("numpy.einsum(..., out=...)")
+    if not isinstance(subscripts, str):
+        raise DualrevError("dualrev: np.einsum on traced values needs string subscripts")
+    spec = _parse(subscripts, [shape_of(o) for o in operands])
+    return bind(einsum_p, operands, {"spec": spec})
+
+
+# ------------------------------------------------------------------ built from the above
+@register_function(np.tensordot)
+def _tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
+    na, nb_ = ndim_of(a), ndim_of(b)
+    if isinstance(axes, (int, np.integer)):
+        ax_a = list(range(na - int(axes), na))
+        ax_b = list(range(int(axes)))
+    else:
+        ax_a, ax_b = ([int(v)] if np.ndim(v) == 0 else [int(u) for u in v] for v in axes)
+        ax_a = [v % na for v in ax_a]
+        ax_b = [v % nb_ for v in ax_b]
+    letters = string.ascii_letters
+    ta = list(letters[:na])
+    tb = list(letters[na:na + nb_])
+    for i, j in zip(ax_a, ax_b, strict=True):
+        tb[j] = ta[i]
+    out = "".join(c for i, c in enumerate(ta) if i not in ax_a) + "".join(
+        c for j, c in enumerate(tb) if j not in ax_b)
+    return bind(einsum_p, (a, b), {"spec": (("".join(ta), "".join(tb)), out)})
+
+
+@register_function(np.dot)
+def _dot(a: Any, b: Any, out: Any = None) -> Any:
+    if out is not None:
+        raise InPlaceError("numpy.dot(..., out=...)")
+    na, nb_ = ndim_of(a), ndim_of(b)
+    if na == 0 or nb_ == 0:
+        return a * b
+    if na <= 2 and nb_ <= 2:
+        return _matmul(a, b)
+    return _tensordot(a, b, axes=([-1], [-2 if nb_ >= 2 else 0]))
+
+
+@register_function(np.inner)
+def _inner(a: Any, b: Any) -> Any:
+    if ndim_of(a) == 0 or ndim_of(b) == 0:
+        return a * b
+    return _tensordot(a, b, axes=([-1], [-1]))
+
+
+@register_function(np.outer)
+def _outer(a: Any, b: Any, out: Any = None) -> Any:
+    if out is not None:
+        raise InPlaceError("numpy.outer(..., out=...)")
+    return _reshape(_ravel(a), (-1, 1)) * _reshape(_ravel(b), (1, -1))
+
+
+@register_function(np.vdot)
+def _vdot(a: Any, b: Any) -> Any:
+    return np.sum(_ravel(a) * _ravel(b))

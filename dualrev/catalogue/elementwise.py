@@ -1,0 +1,263 @@
+"""Elementwise primitives: arithmetic, powers, exponentials and logarithms, trigonometric
+and hyperbolic functions, and their kin.
+
+Most entries give the partial derivative of the output with respect to each argument,
+``d(ans, *args) -> array``; both the JVP (``g * d``) and the VJP (``g * d``, then summed
+back over broadcast axes by the machinery) follow from it. Linear entries give their
+rules directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..primitive import Primitive, bind, register_function, register_ufunc, strip
+
+_LN2 = np.log(2.0)
+_LN10 = np.log(10.0)
+
+
+def _scale_by(d: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda g, ans, *args: g * d(ans, *args)
+
+
+def elementwise(
+    func: Any, *partials: Callable[..., Any] | None, name: str | None = None
+) -> Primitive:
+    """A catalogue entry from a ufunc and the partial derivative of each argument.
+
+    ``None`` for a partial declares that argument's derivative zero (a mask).
+    """
+    prim = Primitive(name or func.__name__, func, elementwise=True)
+    rules = tuple(None if d is None else _scale_by(d) for d in partials)
+    prim.defjvp(*rules)
+    prim.defvjp(*rules)
+    if isinstance(func, np.ufunc):
+        register_ufunc(func, prim)
+    return prim
+
+
+def linear(func: Any, *rules: Callable[..., Any]) -> Primitive:
+    """A catalogue entry for an elementwise function linear in each argument: the same
+    rule serves as JVP and VJP."""
+    prim = Primitive(func.__name__, func, elementwise=True)
+    prim.defjvp(*rules)
+    prim.defvjp(*rules)
+    register_ufunc(func, prim)
+    return prim
+
+
+def zero_derivative(func: Any) -> Primitive:
+    """A catalogue entry whose derivative is zero wherever it exists (floor, sign,
+    comparisons): it runs on the plain values and returns a plain result."""
+    prim = Primitive(func.__name__, func, nondiff=True)
+    register_ufunc(func, prim)
+    return prim
+
+
+def _tie_split(ans: Any, x: Any, y: Any) -> Any:
+    # Where both arguments are equal the derivative is split evenly, as JAX and autograd do.
+    return np.where(np.equal(x, y), 0.5, np.equal(ans, x))
+
+
+def _power_dx(ans: Any, x: Any, y: Any) -> Any:
+    # y * x**(y-1), with the derivative of x**0 (a constant) exactly zero, also at x = 0.
+    return np.where(np.equal(y, 0), 0.0, y * np.power(x, y - 1))
+
+
+def _power_dy(ans: Any, x: Any, y: Any) -> Any:
+    # log(x) * x**y; at x = 0 the output is 0 for y > 0, so the derivative is 0 there.
+    safe_x = np.where(np.equal(x, 0), 1.0, x)
+    return np.where(np.equal(x, 0), 0.0, ans * np.log(safe_x))
+
+
+def _sinc_d(ans: Any, x: Any) -> Any:
+    # d/dx sin(pi x)/(pi x) = (cos(pi x) - sinc(x)) / x, which cancels badly near 0:
+    # there use its Taylor series, whose own derivatives are right at x = 0 too.
+    small = np.less(np.abs(x), 1e-2)
+    xs = np.where(small, 1.0, x)
+    exact = (np.cos(np.pi * xs) - np.sinc(xs)) / xs
+    p2 = np.pi**2
+    x2 = x * x
+    series = x * (-p2 / 3 + x2 * (p2**2 / 30 + x2 * (-(p2**3) / 840 + x2 * p2**4 / 45360)))
+    return np.where(small, series, exact)
+
+
+# ------------------------------------------------------------------ arithmetic
+add = linear(np.add, lambda g, ans, x, y: g, lambda g, ans, x, y: g)
+subtract = linear(np.subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g)
+negative = linear(np.negative, lambda g, ans, x: -g)
+positive = linear(np.positive, lambda g, ans, x: g)
+conjugate = linear(np.conjugate, lambda g, ans, x: g)  # real values only in this version
+multiply = elementwise(np.multiply, lambda ans, x, y: y, lambda ans, x, y: x)
+true_divide = elementwise(
+    np.true_divide, lambda ans, x, y: 1.0 / y, lambda ans, x, y: -ans / y
+)
+floor_divide = zero_derivative(np.floor_divide)
+remainder = elementwise(
+    np.remainder, lambda ans, x, y: np.ones_like(ans), lambda ans, x, y: -np.floor_divide(x, y)
+)
+fmod = elementwise(
+    np.fmod, lambda ans, x, y: np.ones_like(ans), lambda ans, x, y: -np.trunc(np.true_divide(x, y))
+)
+power = elementwise(np.power, _power_dx, _power_dy)
+float_power = elementwise(np.float_power, _power_dx, _power_dy)
+square = elementwise(np.square, lambda ans, x: 2.0 * x)
+reciprocal = elementwise(np.reciprocal, lambda ans, x: -ans * ans)
+absolute = elementwise(np.absolute, lambda ans, x: np.sign(x))
+fabs = elementwise(np.fabs, lambda ans, x: np.sign(x))
+sqrt = elementwise(np.sqrt, lambda ans, x: 0.5 / ans)
+cbrt = elementwise(np.cbrt, lambda ans, x: 1.0 / (3.0 * ans * ans))
+
+# ------------------------------------------------------------------ exponentials, logarithms
+exp = elementwise(np.exp, lambda ans, x: ans)
+exp2 = elementwise(np.exp2, lambda ans, x: ans * _LN2)
+expm1 = elementwise(np.expm1, lambda ans, x: ans + 1.0)
+log = elementwise(np.log, lambda ans, x: 1.0 / x)
+log2 = elementwise(np.log2, lambda ans, x: 1.0 / (x * _LN2))
+log10 = elementwise(np.log10, lambda ans, x: 1.0 / (x * _LN10))
+log1p = elementwise(np.log1p, lambda ans, x: 1.0 / (1.0 + x))
+logaddexp = elementwise(
+    np.logaddexp, lambda ans, x, y: np.exp(x - ans), lambda ans, x, y: np.exp(y - ans)
+)
+logaddexp2 = elementwise(
+    np.logaddexp2, lambda ans, x, y: np.exp2(x - ans), lambda ans, x, y: np.exp2(y - ans)
+)
+
+# ------------------------------------------------------------------ trigonometric, hyperbolic
+sin = elementwise(np.sin, lambda ans, x: np.cos(x))
+cos = elementwise(np.cos, lambda ans, x: -np.sin(x))
+tan = elementwise(np.tan, lambda ans, x: 1.0 + ans * ans)
+arcsin = elementwise(np.arcsin, lambda ans, x: 1.0 / np.sqrt(1.0 - x * x))
+arccos = elementwise(np.arccos, lambda ans, x: -1.0 / np.sqrt(1.0 - x * x))
+arctan = elementwise(np.arctan, lambda ans, x: 1.0 / (1.0 + x * x))
+arctan2 = elementwise(
+    np.arctan2,
+    lambda ans, y, x: x / (x * x + y * y),
+    lambda ans, y, x: -y / (x * x + y * y),
+)
+hypot = elementwise(np.hypot, lambda ans, x, y: x / ans, lambda ans, x, y: y / ans)
+sinh = elementwise(np.sinh, lambda ans, x: np.cosh(x))
+cosh = elementwise(np.cosh, lambda ans, x: np.sinh(x))
+tanh = elementwise(np.tanh, lambda ans, x: 1.0 - ans * ans)
+arcsinh = elementwise(np.arcsinh, lambda ans, x: 1.0 / np.sqrt(x * x + 1.0))
+arccosh = elementwise(np.arccosh, lambda ans, x: 1.0 / np.sqrt(x * x - 1.0))
+arctanh = elementwise(np.arctanh, lambda ans, x: 1.0 / (1.0 - x * x))
+deg2rad = elementwise(np.deg2rad, lambda ans, x: np.pi / 180.0)
+rad2deg = elementwise(np.rad2deg, lambda ans, x: 180.0 / np.pi)
+register_ufunc(np.radians, deg2rad)
+register_ufunc(np.degrees, rad2deg)
+sinc = elementwise(np.sinc, _sinc_d)
+register_function(np.sinc, sinc)
+
+# ------------------------------------------------------------------ selection
+maximum = elementwise(
+    np.maximum, _tie_split, lambda ans, x, y: _tie_split(ans, y, x)
+)
+minimum = elementwise(
+    np.minimum, _tie_split, lambda ans, x, y: _tie_split(ans, y, x)
+)
+fmax = elementwise(np.fmax, _tie_split, lambda ans, x, y: _tie_split(ans, y, x))
+fmin = elementwise(np.fmin, _tie_split, lambda ans, x, y: _tie_split(ans, y, x))
+
+
+def _where_impl(cond: Any, x: Any, y: Any) -> Any:
+    return np.where(cond, x, y)
+
+
+# Selections pass the tangent through with np.where rather than multiplying by a 0/1
+# mask, so an inf or nan in the branch not taken cannot leak into the derivative.
+where = Primitive("where", _where_impl, elementwise=True)
+where.defjvp(
+    None,
+    lambda g, ans, c, x, y: np.where(c, g, 0.0),
+    lambda g, ans, c, x, y: np.where(c, 0.0, g),
+)
+where.defvjp(*where.jvps)
+
+
+def _clip_impl(x: Any, lo: Any, hi: Any) -> Any:
+    return np.clip(x, lo, hi)
+
+
+def _clip_inside(x: Any, lo: Any, hi: Any) -> Any:
+    return np.logical_and(np.greater_equal(x, lo), np.less_equal(x, hi))
+
+
+def _clip_above(x: Any, lo: Any, hi: Any) -> Any:
+    # np.clip(x, lo, hi) with lo > hi returns hi, so hi carries the derivative there.
+    return np.logical_or(np.greater(x, hi), np.greater(lo, hi))
+
+
+clip_p = Primitive("clip", _clip_impl, elementwise=True)
+clip_p.defjvp(
+    lambda g, ans, x, lo, hi: np.where(_clip_inside(x, lo, hi), g, 0.0),
+    lambda g, ans, x, lo, hi: np.where(
+        np.logical_and(np.less(x, lo), np.less_equal(lo, hi)), g, 0.0
+    ),
+    lambda g, ans, x, lo, hi: np.where(_clip_above(x, lo, hi), g, 0.0),
+)
+clip_p.defvjp(*clip_p.jvps)
+
+
+@register_function(np.where)
+def _where(condition: Any, x: Any = None, y: Any = None) -> Any:
+    if x is None and y is None:
+        return np.where(strip(condition))
+    return bind(where, (strip(condition), x, y), {})
+
+
+@register_function(np.clip)
+def _clip(a: Any, a_min: Any = None, a_max: Any = None, out: Any = None, **kwargs: Any) -> Any:
+    if out is not None:
+        from ..errors import InPlaceError
+
+        raise InPlaceError("numpy.clip(..., out=...)")
+    a_min = kwargs.pop("min", a_min)
+    a_max = kwargs.pop("max", a_max)
+    lo = -np.inf if a_min is None else a_min
+    hi = np.inf if a_max is None else a_max
+    return bind(clip_p, (a, lo, hi), {})
+
+
+# ------------------------------------------------------------------ casts
+def _cast_impl(x: Any, dtype: Any) -> Any:
+    return np.asarray(x).astype(dtype)[()]
+
+
+cast = Primitive("astype", _cast_impl, elementwise=True)
+cast.defjvp(lambda g, ans, x, dtype: astype(g, dtype))
+cast.defvjp(lambda g, ans, x, dtype: astype(g, np.result_type(strip(x))))
+
+
+def astype(x: Any, dtype: Any) -> Any:
+    """``x.astype(dtype)``: a float cast keeps the derivative; an integer or boolean cast
+    has zero derivative (it is piecewise constant) and returns a plain array."""
+    dt = np.dtype(dtype)
+    if not np.issubdtype(dt, np.inexact):
+        return np.asarray(strip(x)).astype(dt)
+    if np.result_type(strip(x)) == dt:
+        return x
+    return bind(cast, (x,), {"dtype": dt})
+
+
+# ------------------------------------------------------------------ zero derivative
+for _f in (
+    np.sign, np.floor, np.ceil, np.trunc, np.rint, np.signbit,
+    np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
+    np.logical_and, np.logical_or, np.logical_xor, np.logical_not,
+    np.isfinite, np.isinf, np.isnan,
+):
+    zero_derivative(_f)
+del _f
+
+
+def _round_impl(a: Any, decimals: int = 0, out: Any = None) -> Any:
+    return np.round(strip(a), decimals)
+
+
+register_function(np.round, _round_impl)
+register_function(np.around, _round_impl)

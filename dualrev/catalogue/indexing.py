@@ -1,0 +1,114 @@
+"""Indexing: ``x[idx]`` (gather) and its transpose, the scatter-add that builds its
+cotangent. Repeated integer indices accumulate, as the chain rule requires.
+
+Both primitives take ``nb``, the number of leading batch axes the index does not touch,
+so a batched tangent or cotangent is indexed with the same rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import DualrevError
+from ..primitive import Primitive, Tracer, bind, ndim_of, register_function, shape_of
+
+_BASIC = (int, np.integer, slice, type(None), type(Ellipsis))
+
+
+def canonical_index(idx: Any) -> tuple[Any, ...]:
+    """``idx`` as a tuple whose array parts are plain integer or boolean ndarrays."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    out = []
+    for i in idx:
+        if isinstance(i, Tracer):
+            raise DualrevError(
+                "dualrev: a traced (differentiable) value was used as an index. Indices "
+                "must be plain integers or boolean masks; a comparison such as x > 0 "
+                "already gives a plain mask."
+            )
+        if isinstance(i, (list, np.ndarray)) or (
+            not isinstance(i, _BASIC) and hasattr(i, "__array__")
+        ):
+            a = np.asarray(i)
+            if a.dtype.kind not in "iub":
+                if a.size == 0:
+                    a = a.astype(np.intp)
+                else:
+                    raise IndexError("arrays used as indices must be of integer or boolean type")
+            i = a
+        out.append(i)
+    return tuple(out)
+
+
+def is_basic(idx: tuple[Any, ...]) -> bool:
+    return all(isinstance(i, _BASIC) for i in idx)
+
+
+def _positions(shape: tuple[int, ...], idx: tuple[Any, ...]) -> np.ndarray:
+    """The flat positions that ``idx`` selects from an array of ``shape``."""
+    return np.arange(int(np.prod(shape)), dtype=np.intp).reshape(shape)[idx]
+
+
+def _gather_impl(x: Any, idx: tuple[Any, ...], nb: int) -> Any:
+    if nb == 0:
+        return x[idx]
+    if is_basic(idx):
+        return x[(slice(None),) * nb + idx]
+    xs = np.shape(x)
+    pos = _positions(xs[nb:], idx)
+    return np.reshape(x, xs[:nb] + (-1,))[..., pos]
+
+
+def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...]) -> Any:
+    v = np.asarray(v)
+    batch = v.shape[:nb]
+    z = np.zeros(batch + tuple(shape), dtype=np.result_type(v, np.float64))
+    if is_basic(idx):
+        z[(slice(None),) * nb + idx] = v
+        return z
+    pos = _positions(tuple(shape), idx)
+    zf = z.reshape(batch + (-1,))
+    np.add.at(zf, (slice(None),) * nb + (pos,), v)
+    return zf.reshape(z.shape)
+
+
+gather = Primitive("getitem", _gather_impl)
+scatter = Primitive("scatter_add", _scatter_impl)
+
+gather.defjvp(
+    lambda g, ans, x, idx, nb: bind(gather, (g,), {"idx": idx, "nb": nb + ndim_of(g) - ndim_of(x)})
+)
+gather.defvjp(
+    lambda g, ans, x, idx, nb: bind(
+        scatter, (g,),
+        {"idx": idx, "nb": nb + ndim_of(g) - ndim_of(ans), "shape": shape_of(x)[nb:]},
+    )
+)
+scatter.defjvp(
+    lambda g, ans, v, idx, nb, shape: bind(
+        scatter, (g,), {"idx": idx, "nb": nb + ndim_of(g) - ndim_of(v), "shape": shape}
+    )
+)
+scatter.defvjp(
+    lambda g, ans, v, idx, nb, shape: bind(
+        gather, (g,), {"idx": idx, "nb": nb + ndim_of(g) - ndim_of(ans)}
+    )
+)
+
+
+def getitem(x: Any, idx: Any) -> Any:
+    """``x[idx]`` for a traced ``x``: basic slices, integer arrays, boolean masks."""
+    return bind(gather, (x,), {"idx": canonical_index(idx), "nb": 0})
+
+
+@register_function(np.take)
+def _take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise") -> Any:
+    if out is not None or mode != "raise":
+        raise DualrevError("dualrev: np.take supports neither out= nor mode= on traced values")
+    if axis is None:
+        return getitem(np.ravel(a), np.asarray(indices))
+    axis = int(axis) % ndim_of(a)
+    return getitem(a, (slice(None),) * axis + (np.asarray(indices),))

@@ -1,0 +1,45 @@
+"""Functions whose result carries no derivative: shape queries, constant constructors
+(``zeros_like``), index-valued functions (``argmax``), tests (``allclose``). They run
+on the plain values under the tracing and return plain results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..primitive import register_function, strip
+
+
+def _on_plain_values(func: Any) -> Any:
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        return func(*[strip(a) for a in args], **{k: strip(v) for k, v in kwargs.items()})
+    handler.__name__ = func.__name__
+    return handler
+
+
+for _f in (
+    # queries about shape and type
+    np.shape, np.ndim, np.size, np.result_type, np.iscomplexobj, np.isrealobj,
+    np.can_cast, np.min_scalar_type,
+    # constants shaped like the argument
+    np.zeros_like, np.ones_like, np.empty_like, np.full_like,
+    # integer- or boolean-valued results
+    np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero, np.flatnonzero,
+    np.count_nonzero, np.searchsorted, np.digitize, np.any, np.all,
+    np.isclose, np.allclose, np.array_equal, np.array_equiv, np.iscomplex, np.isreal,
+    np.isneginf, np.isposinf, np.sometrue if hasattr(np, "sometrue") else np.any,
+    np.fix,
+):
+    register_function(_f, _on_plain_values(_f))
+del _f
+
+
+@register_function(np.real)
+def _real(val: Any) -> Any:
+    return val  # real values only in this version
+
+
+@register_function(np.imag)
+def _imag(val: Any) -> Any:
+    return np.zeros_like(strip(val))

@@ -1,0 +1,314 @@
+"""Reductions: sum, prod, max/min, cumulative sums and products; mean, var, std and
+vector/Frobenius norms as compositions of them.
+
+Rules take ``axis`` as a sorted tuple of non-negative axes of the unbatched argument;
+a tangent or cotangent with ``k`` leading batch axes shifts them by ``k``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InPlaceError
+from ..primitive import (
+    Primitive,
+    bind,
+    ndim_of,
+    no_rule,
+    normalize_axis,
+    register_function,
+    shape_of,
+)
+
+
+def _shift(axis: tuple[int, ...], k: int) -> tuple[int, ...]:
+    return tuple(a + k for a in axis)
+
+
+def _kept_shape(shape: tuple[int, ...], axis: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axis else n for i, n in enumerate(shape))
+
+
+def _spread(g: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    """Broadcast a reduction's cotangent (``batch + out.shape``) to ``batch + x.shape``."""
+    gs = shape_of(g)
+    xs = shape_of(x)
+    nb = len(gs) - (len(xs) if keepdims else len(xs) - len(axis))
+    if not keepdims:
+        g = np.reshape(g, gs[:nb] + _kept_shape(xs, axis))
+    return np.broadcast_to(g, gs[:nb] + tuple(xs))
+
+
+def _keep(v: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    """A reduction's output with the reduced axes kept (size 1), for broadcasting against x."""
+    if keepdims:
+        return v
+    vs = shape_of(v)
+    xs = shape_of(x)
+    nb = len(vs) - (len(xs) - len(axis))
+    return np.reshape(v, vs[:nb] + _kept_shape(xs, axis))
+
+
+# ------------------------------------------------------------------ sum
+def _sum_impl(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+sum_p = Primitive("sum", _sum_impl)
+sum_p.defjvp(
+    lambda g, ans, x, axis, keepdims: np.sum(
+        g, axis=_shift(axis, ndim_of(g) - ndim_of(x)), keepdims=keepdims
+    )
+)
+sum_p.defvjp(lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims))
+
+
+def _reject(name: str, out: Any, where: Any = True, initial: Any = None) -> None:
+    if out is not None:
+        raise InPlaceError(f"numpy.{name}(..., out=...)")
+    if where is not True or initial is not None:
+        raise no_rule(getattr(np, name), "Its where= and initial= arguments are not supported.")
+
+
+@register_function(np.sum)
+def _sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+         keepdims: bool = False, initial: Any = None, where: Any = True) -> Any:
+    _reject("sum", out, where, initial)
+    axis = normalize_axis(axis, ndim_of(a))
+    return bind(sum_p, (a,), {"axis": axis, "keepdims": bool(keepdims)})
+
+
+@register_function(np.mean)
+def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+          keepdims: bool = False, *, where: Any = True) -> Any:
+    _reject("mean", out, where)
+    xs = shape_of(a)
+    axes = normalize_axis(axis, len(xs))
+    count = int(np.prod([xs[i] for i in axes]))
+    return _sum(a, axes, keepdims=keepdims) / count
+
+
+@register_function(np.var)
+def _var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
+         keepdims: bool = False, *, where: Any = True, mean: Any = None,
+         correction: Any = None) -> Any:
+    _reject("var", out, where)
+    if correction is not None:
+        ddof = correction
+    xs = shape_of(a)
+    axes = normalize_axis(axis, len(xs))
+    count = int(np.prod([xs[i] for i in axes]))
+    centred = a - _mean(a, axes, keepdims=True)
+    return _sum(centred * centred, axes, keepdims=keepdims) / (count - ddof)
+
+
+@register_function(np.std)
+def _std(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
+         keepdims: bool = False, *, where: Any = True, mean: Any = None,
+         correction: Any = None) -> Any:
+    return np.sqrt(_var(a, axis, dtype, out, ddof, keepdims, where=where,
+                        correction=correction))
+
+
+# ------------------------------------------------------------------ prod
+def _prod_impl(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    return np.prod(x, axis=axis, keepdims=keepdims)
+
+
+def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
+    """For each element, the product of the other elements in its reduction group.
+
+    Built from exclusive cumulative products from both ends, so zeros in x are handled
+    exactly (no division by x)."""
+    xs = shape_of(x)
+    k = len(xs) - len(axis)
+    # Move the reduced axes to the end and flatten them into one.
+    rest = [i for i in range(len(xs)) if i not in axis]
+    perm = rest + list(axis)
+    xt = np.transpose(x, perm)
+    ts = shape_of(xt)
+    n = int(np.prod(ts[k:]))
+    flat = np.reshape(xt, ts[:k] + (n,))
+    ones = np.ones(ts[:k] + (1,))
+    left = np.concatenate([ones, np.cumprod(flat[..., :-1], axis=-1)], axis=-1)
+    right_rev = np.concatenate([ones, np.cumprod(flat[..., ::-1][..., :-1], axis=-1)], axis=-1)
+    others = left * right_rev[..., ::-1]
+    back = np.reshape(others, ts)
+    return np.transpose(back, np.argsort(perm))
+
+
+prod_p = Primitive("prod", _prod_impl)
+prod_p.defjvp(
+    lambda g, ans, x, axis, keepdims: np.sum(
+        g * _prod_of_others(x, axis), axis=_shift(axis, ndim_of(g) - ndim_of(x)),
+        keepdims=keepdims,
+    )
+)
+prod_p.defvjp(
+    lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims) * _prod_of_others(x, axis)
+)
+
+
+@register_function(np.prod)
+def _prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+          keepdims: bool = False, initial: Any = None, where: Any = True) -> Any:
+    _reject("prod", out, where, initial)
+    axis = normalize_axis(axis, ndim_of(a))
+    if not axis:
+        return a
+    return bind(prod_p, (a,), {"axis": axis, "keepdims": bool(keepdims)})
+
+
+# ------------------------------------------------------------------ max, min
+def _amax_impl(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    return np.max(x, axis=axis, keepdims=keepdims)
+
+
+def _amin_impl(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    return np.min(x, axis=axis, keepdims=keepdims)
+
+
+def _chosen_weights(ans: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    # The derivative flows to the elements equal to the extremum, split evenly among ties.
+    hit = np.equal(x, _keep(ans, x, axis, keepdims)) * 1.0
+    return hit / np.sum(hit, axis=axis, keepdims=True)
+
+
+def _extremum(name: str, impl: Any) -> Primitive:
+    p = Primitive(name, impl)
+    p.defjvp(
+        lambda g, ans, x, axis, keepdims: np.sum(
+            g * _chosen_weights(ans, x, axis, keepdims),
+            axis=_shift(axis, ndim_of(g) - ndim_of(x)), keepdims=keepdims,
+        )
+    )
+    p.defvjp(
+        lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims)
+        * _chosen_weights(ans, x, axis, keepdims)
+    )
+    return p
+
+
+amax_p = _extremum("max", _amax_impl)
+amin_p = _extremum("min", _amin_impl)
+
+
+def _extremum_handler(prim: Primitive, name: str) -> Any:
+    def handler(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,
+                initial: Any = None, where: Any = True) -> Any:
+        _reject(name, out, where, initial)
+        axis = normalize_axis(axis, ndim_of(a))
+        if not axis:
+            return a
+        return bind(prim, (a,), {"axis": axis, "keepdims": bool(keepdims)})
+    return handler
+
+
+for _f in (np.max, np.amax):
+    register_function(_f, _extremum_handler(amax_p, "max"))
+for _f in (np.min, np.amin):
+    register_function(_f, _extremum_handler(amin_p, "min"))
+
+
+# ------------------------------------------------------------------ cumulative
+def _cumsum_impl(x: Any, axis: int) -> Any:
+    return np.cumsum(x, axis=axis)
+
+
+def _rev_cumsum(g: Any, axis: int) -> Any:
+    return np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis)
+
+
+cumsum_p = Primitive("cumsum", _cumsum_impl)
+cumsum_p.defjvp(lambda g, ans, x, axis: np.cumsum(g, axis=axis + ndim_of(g) - ndim_of(x)))
+cumsum_p.defvjp(lambda g, ans, x, axis: _rev_cumsum(g, axis + ndim_of(g) - ndim_of(ans)))
+
+
+def _cumprod_impl(x: Any, axis: int) -> Any:
+    return np.cumprod(x, axis=axis)
+
+
+def _cumprod_partials(x: Any, axis: int) -> Any:
+    """J[..., j, k] = d ans_k / d x_j = prod_{i <= k, i != j} x_i for j <= k, else 0,
+    with the cumulative axis moved last (two trailing axes j, k). Exact with zeros."""
+    xl = np.moveaxis(x, axis, -1)
+    n = shape_of(xl)[-1]
+    eye = np.eye(n, dtype=bool)
+    # Row j: x with x_j replaced by 1, so its cumulative product skips x_j.
+    rows = np.where(eye, 1.0, np.expand_dims(xl, -2))
+    return np.cumprod(rows, axis=-1) * np.triu(np.ones((n, n)))
+
+
+def _cumprod_jvp(g: Any, ans: Any, x: Any, axis: int) -> Any:
+    k = ndim_of(g) - ndim_of(x)
+    gl = np.moveaxis(g, axis + k, -1)
+    out = np.sum(np.expand_dims(gl, -1) * _cumprod_partials(x, axis), axis=-2)
+    return np.moveaxis(out, -1, axis + k)
+
+
+def _cumprod_vjp(g: Any, ans: Any, x: Any, axis: int) -> Any:
+    k = ndim_of(g) - ndim_of(ans)
+    gl = np.moveaxis(g, axis + k, -1)
+    out = np.sum(np.expand_dims(gl, -2) * _cumprod_partials(x, axis), axis=-1)
+    return np.moveaxis(out, -1, axis + k)
+
+
+cumprod_p = Primitive("cumprod", _cumprod_impl)
+cumprod_p.defjvp(_cumprod_jvp)
+cumprod_p.defvjp(_cumprod_vjp)
+
+
+def _cumulative_handler(prim: Primitive, name: str) -> Any:
+    def handler(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+        _reject(name, out)
+        if axis is None:
+            a = np.ravel(a)
+            axis = 0
+        (axis,) = normalize_axis(axis, ndim_of(a))
+        return bind(prim, (a,), {"axis": axis})
+    return handler
+
+
+register_function(np.cumsum, _cumulative_handler(cumsum_p, "cumsum"))
+register_function(np.cumprod, _cumulative_handler(cumprod_p, "cumprod"))
+
+
+# ------------------------------------------------------------------ norms
+@register_function(np.linalg.norm)
+def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
+    nd = ndim_of(x)
+    if axis is None:
+        axes = tuple(range(nd))
+        matrix = nd == 2 and ord is not None
+    else:
+        given = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+        axes = tuple(int(a) % nd for a in given)  # order matters for matrix norms
+        matrix = len(axes) == 2
+    if ord is None or ord == "fro" or (ord == 2 and not matrix):
+        # Like sqrt at 0, the derivative at x = 0 is undefined: it comes out as nan.
+        return np.sqrt(_sum(x * x, axes, keepdims=keepdims))
+    if matrix:
+        rows, cols = axes
+        absx = np.abs(x)
+        if ord in (1, -1):
+            sums, over = _sum(absx, rows, keepdims=True), cols
+        elif ord in (np.inf, -np.inf):
+            sums, over = _sum(absx, cols, keepdims=True), rows
+        else:
+            raise no_rule(np.linalg.norm, f"The matrix norm ord={ord!r} needs an SVD rule.")
+        pick = np.max if ord > 0 else np.min
+        out = pick(sums, axis=over, keepdims=True)
+        return out if keepdims else np.squeeze(out, axis=axes)
+    absx = np.abs(x)
+    if ord == np.inf:
+        return np.max(absx, axis=axes, keepdims=keepdims)
+    if ord == -np.inf:
+        return np.min(absx, axis=axes, keepdims=keepdims)
+    if ord == 1:
+        return _sum(absx, axes, keepdims=keepdims)
+    if ord == 0:
+        return _sum(np.not_equal(x, 0) * 1.0, axes, keepdims=keepdims)
+    p = float(ord)
+    return _sum(absx**p, axes, keepdims=keepdims) ** (1.0 / p)

@@ -1,0 +1,436 @@
+"""Shape primitives (reshape, transpose, broadcast_to, concatenate, pad) and the shape
+functions NumPy builds from them (ravel, squeeze, stack, tile, flip, roll, diag, triu, ...).
+
+All are linear, so each JVP applies the same operation to the tangent (shifted past its
+batch axes) and each VJP applies the transposed operation to the cotangent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import DualrevError
+from ..primitive import (
+    Primitive,
+    bind,
+    ndim_of,
+    normalize_axis,
+    register_function,
+    shape_of,
+    strip,
+    unbroadcast,
+)
+from .indexing import getitem, scatter
+
+
+def _batch(g: Any, x_ndim: int) -> tuple[int, ...]:
+    """The leading batch shape of a tangent/cotangent whose unbatched rank is ``x_ndim``."""
+    gs = shape_of(g)
+    return gs[: len(gs) - x_ndim]
+
+
+# ------------------------------------------------------------------ reshape
+def _reshape_impl(x: Any, shape: tuple[int, ...]) -> Any:
+    return np.reshape(x, shape)
+
+
+reshape_p = Primitive("reshape", _reshape_impl)
+reshape_p.defjvp(lambda g, ans, x, shape: np.reshape(g, _batch(g, ndim_of(x)) + shape_of(ans)))
+reshape_p.defvjp(lambda g, ans, x, shape: np.reshape(g, _batch(g, ndim_of(ans)) + shape_of(x)))
+
+
+@register_function(np.reshape)
+def _reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None,
+             copy: Any = None) -> Any:
+    if order != "C":
+        raise DualrevError("dualrev: only order='C' reshapes are supported on traced values")
+    if shape is None:
+        shape = newshape
+    xs = shape_of(a)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+    if -1 in shape:
+        shape = np.empty(xs, dtype=np.bool_).reshape(shape).shape
+    if shape == xs:
+        return a
+    return bind(reshape_p, (a,), {"shape": shape})
+
+
+@register_function(np.ravel)
+def _ravel(a: Any, order: str = "C") -> Any:
+    return _reshape(a, (-1,), order)
+
+
+@register_function(np.squeeze)
+def _squeeze(a: Any, axis: Any = None) -> Any:
+    xs = shape_of(a)
+    if axis is None:
+        axes = tuple(i for i, n in enumerate(xs) if n == 1)
+    else:
+        axes = normalize_axis(axis, len(xs))
+        if any(xs[i] != 1 for i in axes):
+            raise ValueError("cannot select an axis to squeeze out which has size not equal to one")
+    return _reshape(a, tuple(n for i, n in enumerate(xs) if i not in axes))
+
+
+@register_function(np.expand_dims)
+def _expand_dims(a: Any, axis: Any) -> Any:
+    xs = shape_of(a)
+    axes = normalize_axis(axis, len(xs) + (len(axis) if isinstance(axis, (tuple, list)) else 1))
+    it = iter(xs)
+    shape = tuple(1 if i in axes else next(it) for i in range(len(xs) + len(axes)))
+    return _reshape(a, shape)
+
+
+def _atleast(nd: int) -> Any:
+    def handler(*arys: Any) -> Any:
+        res = []
+        for a in arys:
+            s = shape_of(a)
+            if len(s) < nd:
+                if nd == 3 and len(s) == 2:
+                    s = s + (1,)
+                elif nd == 3 and len(s) == 1:
+                    s = (1,) + s + (1,)
+                else:
+                    s = (1,) * (nd - len(s)) + s
+                a = _reshape(a, s)
+            res.append(a)
+        return res[0] if len(res) == 1 else tuple(res)
+    return handler
+
+
+register_function(np.atleast_1d, _atleast(1))
+register_function(np.atleast_2d, _atleast(2))
+register_function(np.atleast_3d, _atleast(3))
+
+
+# ------------------------------------------------------------------ transpose
+def _transpose_impl(x: Any, axes: tuple[int, ...]) -> Any:
+    return np.transpose(x, axes)
+
+
+def _shifted_perm(axes: tuple[int, ...], k: int) -> tuple[int, ...]:
+    return tuple(range(k)) + tuple(a + k for a in axes)
+
+
+transpose_p = Primitive("transpose", _transpose_impl)
+transpose_p.defjvp(
+    lambda g, ans, x, axes: np.transpose(g, _shifted_perm(axes, ndim_of(g) - ndim_of(x)))
+)
+transpose_p.defvjp(
+    lambda g, ans, x, axes: np.transpose(
+        g, _shifted_perm(tuple(np.argsort(axes)), ndim_of(g) - ndim_of(ans))
+    )
+)
+
+
+@register_function(np.transpose)
+def _transpose(a: Any, axes: Any = None) -> Any:
+    nd = ndim_of(a)
+    if axes is None:
+        axes = tuple(range(nd))[::-1]
+    else:
+        axes = tuple(int(ax) % nd for ax in axes)
+        if sorted(axes) != list(range(nd)):
+            raise ValueError("axes don't match array")
+    if axes == tuple(range(nd)):
+        return a
+    return bind(transpose_p, (a,), {"axes": axes})
+
+
+register_function(np.permute_dims, _transpose)
+
+
+@register_function(np.swapaxes)
+def _swapaxes(a: Any, axis1: int, axis2: int) -> Any:
+    nd = ndim_of(a)
+    perm = list(range(nd))
+    i, j = axis1 % nd, axis2 % nd
+    perm[i], perm[j] = perm[j], perm[i]
+    return _transpose(a, perm)
+
+
+@register_function(np.moveaxis)
+def _moveaxis(a: Any, source: Any, destination: Any) -> Any:
+    nd = ndim_of(a)
+    src = [int(s) % nd for s in np.atleast_1d(source)]
+    dst = [int(d) % nd for d in np.atleast_1d(destination)]
+    order = [n for n in range(nd) if n not in src]
+    for d, s in sorted(zip(dst, src, strict=True)):
+        order.insert(d, s)
+    return _transpose(a, order)
+
+
+# ------------------------------------------------------------------ broadcast_to
+def _broadcast_impl(x: Any, shape: tuple[int, ...]) -> Any:
+    return np.broadcast_to(x, shape)
+
+
+def _broadcast_jvp(g: Any, ans: Any, x: Any, shape: tuple[int, ...]) -> Any:
+    b = _batch(g, ndim_of(x))
+    gs = shape_of(g)[len(b):]
+    g = np.reshape(g, b + (1,) * (len(shape) - len(gs)) + gs)
+    return np.broadcast_to(g, b + shape)
+
+
+broadcast_p = Primitive("broadcast_to", _broadcast_impl)
+broadcast_p.defjvp(_broadcast_jvp)
+broadcast_p.defvjp(
+    lambda g, ans, x, shape: unbroadcast(g, ndim_of(g) - len(shape), shape_of(x))
+)
+
+
+@register_function(np.broadcast_to)
+def _broadcast_to(array: Any, shape: Any, subok: bool = False) -> Any:
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+    if shape_of(array) == shape:
+        return array
+    return bind(broadcast_p, (array,), {"shape": shape})
+
+
+@register_function(np.broadcast_arrays)
+def _broadcast_arrays(*args: Any, subok: bool = False) -> Any:
+    shape = np.broadcast_shapes(*[shape_of(a) for a in args])
+    return tuple(_broadcast_to(a, shape) for a in args)
+
+
+# ------------------------------------------------------------------ concatenate
+def _concat_impl(*xs: Any, axis: int) -> Any:
+    return np.concatenate(xs, axis=axis)
+
+
+def _concat_jvp(tangents: Any, ans: Any, *xs: Any, axis: int) -> Any:
+    ref = next((t, x) for t, x in zip(tangents, xs, strict=True) if t is not None)
+    b = _batch(ref[0], ndim_of(ref[1]))
+    parts = [
+        t if t is not None else np.zeros(b + shape_of(x)) for t, x in zip(tangents, xs, strict=True)
+    ]
+    return np.concatenate(parts, axis=axis + len(b))
+
+
+def _concat_vjp(i: int, g: Any, ans: Any, *xs: Any, axis: int) -> Any:
+    start = sum(shape_of(x)[axis] for x in xs[:i])
+    stop = start + shape_of(xs[i])[axis]
+    k = ndim_of(g) - ndim_of(ans)
+    return getitem(g, (slice(None),) * (axis + k) + (slice(start, stop),))
+
+
+concatenate_p = Primitive("concatenate", _concat_impl)
+concatenate_p.defjvp_joint(_concat_jvp)
+concatenate_p.defvjp_indexed(_concat_vjp)
+
+
+@register_function(np.concatenate)
+def _concatenate(arrays: Any, axis: Any = 0, out: Any = None, *, dtype: Any = None,
+                 casting: str = "same_kind") -> Any:
+    arrays = list(arrays)
+    if out is not None:
+        from ..errors import InPlaceError
+
+        raise InPlaceError("numpy.concatenate(..., out=...)")
+    if axis is None:
+        arrays = [_ravel(a) for a in arrays]
+        axis = 0
+    nd = ndim_of(arrays[0])
+    if nd == 0:
+        raise ValueError("zero-dimensional arrays cannot be concatenated")
+    return bind(concatenate_p, tuple(arrays), {"axis": int(axis) % nd})
+
+
+@register_function(np.stack)
+def _stack(arrays: Any, axis: int = 0, out: Any = None, *, dtype: Any = None,
+           casting: str = "same_kind") -> Any:
+    arrays = list(arrays)
+    nd = ndim_of(arrays[0]) + 1
+    axis = int(axis) % nd
+    return _concatenate([_expand_dims(a, axis) for a in arrays], axis=axis, out=out)
+
+
+@register_function(np.hstack)
+def _hstack(tup: Any, *, dtype: Any = None, casting: str = "same_kind") -> Any:
+    arrs = [_atleast(1)(a) for a in tup]
+    return _concatenate(arrs, axis=0 if ndim_of(arrs[0]) == 1 else 1)
+
+
+@register_function(np.vstack)
+def _vstack(tup: Any, *, dtype: Any = None, casting: str = "same_kind") -> Any:
+    return _concatenate([_atleast(2)(a) for a in tup], axis=0)
+
+
+register_function(np.row_stack if hasattr(np, "row_stack") else np.vstack, _vstack)
+
+
+@register_function(np.column_stack)
+def _column_stack(tup: Any) -> Any:
+    arrs = [a if ndim_of(a) >= 2 else _reshape(a, (-1, 1)) for a in tup]
+    return _concatenate(arrs, axis=1)
+
+
+@register_function(np.dstack)
+def _dstack(tup: Any) -> Any:
+    return _concatenate([_atleast(3)(a) for a in tup], axis=2)
+
+
+@register_function(np.split)
+def _split(ary: Any, indices_or_sections: Any, axis: int = 0) -> Any:
+    return _array_split(ary, indices_or_sections, axis, exact=True)
+
+
+@register_function(np.array_split)
+def _array_split(ary: Any, indices_or_sections: Any, axis: int = 0, exact: bool = False) -> Any:
+    n = shape_of(ary)[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        k = int(indices_or_sections)
+        if exact and n % k:
+            raise ValueError("array split does not result in an equal division")
+        sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+    else:
+        bounds = np.concatenate([[0], np.asarray(indices_or_sections, dtype=int), [n]])
+    axis = int(axis) % ndim_of(ary)
+    pre = (slice(None),) * axis
+    return [getitem(ary, pre + (slice(int(a), int(b)),)) for a, b in zip(bounds[:-1], bounds[1:],
+                                                                           strict=True)]
+
+
+# ------------------------------------------------------------------ pad
+def _pad_impl(x: Any, widths: tuple[tuple[int, int], ...]) -> Any:
+    return np.pad(x, widths)
+
+
+def _pad_jvp(g: Any, ans: Any, x: Any, widths: tuple[tuple[int, int], ...]) -> Any:
+    k = ndim_of(g) - ndim_of(x)
+    return bind(pad_p, (g,), {"widths": ((0, 0),) * k + widths})
+
+
+def _pad_vjp(g: Any, ans: Any, x: Any, widths: tuple[tuple[int, int], ...]) -> Any:
+    k = ndim_of(g) - ndim_of(ans)
+    xs = shape_of(x)
+    return getitem(
+        g, (slice(None),) * k + tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, xs,
+                                                                              strict=True))
+    )
+
+
+pad_p = Primitive("pad", _pad_impl)
+pad_p.defjvp(_pad_jvp)
+pad_p.defvjp(_pad_vjp)
+
+
+@register_function(np.pad)
+def _pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> Any:
+    if mode != "constant":
+        raise DualrevError(f"dualrev: np.pad(mode={mode!r}) has no derivative rule yet; "
+                           "only mode='constant' is supported on traced values")
+    cval = kwargs.pop("constant_values", 0)
+    nd = ndim_of(array)
+    widths = tuple(tuple(int(w) for w in p) for p in np.broadcast_to(pad_width, (nd, 2)))
+    out = bind(pad_p, (array,), {"widths": widths})
+    if np.any(strip(cval) != 0):
+        mask = np.pad(np.zeros(shape_of(array), dtype=bool), widths, constant_values=True)
+        fill = np.pad(np.zeros(shape_of(array)), widths, constant_values=strip(cval))
+        if cval is not strip(cval):
+            raise DualrevError("dualrev: traced constant_values in np.pad are not supported")
+        out = np.where(mask, fill, out)
+    return out
+
+
+# ------------------------------------------------------------------ built from the above
+@register_function(np.flip)
+def _flip(m: Any, axis: Any = None) -> Any:
+    nd = ndim_of(m)
+    axes = normalize_axis(axis, nd)
+    return getitem(m, tuple(slice(None, None, -1) if i in axes else slice(None)
+                            for i in range(nd)))
+
+
+register_function(np.fliplr, lambda m: _flip(m, 1))
+register_function(np.flipud, lambda m: _flip(m, 0))
+
+
+@register_function(np.roll)
+def _roll(a: Any, shift: Any, axis: Any = None) -> Any:
+    if axis is None:
+        return _reshape(_roll(_ravel(a), shift, 0), shape_of(a))
+    shifts = np.broadcast_to(shift, np.shape(axis)).ravel() if np.ndim(axis) else [shift]
+    axes = np.atleast_1d(axis)
+    out = a
+    for s, ax in zip(shifts, axes, strict=True):
+        ax = int(ax) % ndim_of(a)
+        n = shape_of(a)[ax]
+        idx = (np.arange(n) - int(s)) % n
+        out = getitem(out, (slice(None),) * ax + (idx,))
+    return out
+
+
+@register_function(np.repeat)
+def _repeat(a: Any, repeats: Any, axis: Any = None) -> Any:
+    if axis is None:
+        a = _ravel(a)
+        axis = 0
+    axis = int(axis) % ndim_of(a)
+    n = shape_of(a)[axis]
+    idx = np.repeat(np.arange(n), repeats)
+    return getitem(a, (slice(None),) * axis + (idx,))
+
+
+@register_function(np.tile)
+def _tile(A: Any, reps: Any) -> Any:
+    reps = (int(reps),) if np.ndim(reps) == 0 else tuple(int(r) for r in reps)
+    xs = shape_of(A)
+    nd = max(len(xs), len(reps))
+    xs = (1,) * (nd - len(xs)) + xs
+    reps = (1,) * (nd - len(reps)) + reps
+    # Interleave a repetition axis before each axis, broadcast, then merge the pairs.
+    a = _reshape(A, tuple(v for n in xs for v in (1, n)))
+    a = _broadcast_to(a, tuple(v for r, n in zip(reps, xs, strict=True) for v in (r, n)))
+    return _reshape(a, tuple(r * n for r, n in zip(reps, xs, strict=True)))
+
+
+@register_function(np.diagonal)
+def _diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
+    moved = _moveaxis(a, (axis1, axis2), (-2, -1))
+    r, c = shape_of(moved)[-2:]
+    rows = np.arange(max(0, -offset), min(r, c - offset))
+    return getitem(moved, (Ellipsis, rows, rows + offset))
+
+
+@register_function(np.trace)
+def _trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None,
+           out: Any = None) -> Any:
+    return np.sum(_diagonal(a, offset, axis1, axis2), axis=-1)
+
+
+@register_function(np.diag)
+def _diag(v: Any, k: int = 0) -> Any:
+    s = shape_of(v)
+    if len(s) == 2:
+        return _diagonal(v, k)
+    if len(s) != 1:
+        raise ValueError("Input must be 1- or 2-d.")
+    n = s[0] + abs(k)
+    rows = np.arange(s[0]) + max(0, -k)
+    return bind(scatter, (v,), {"idx": (rows, rows + k), "nb": 0, "shape": (n, n)})
+
+
+def _tri_mask(shape: tuple[int, ...], k: int, upper: bool) -> np.ndarray:
+    r, c = shape[-2:]
+    lower = np.tri(r, c, k - 1 if upper else k, dtype=bool)
+    return ~lower if upper else lower
+
+
+@register_function(np.triu)
+def _triu(m: Any, k: int = 0) -> Any:
+    return np.where(_tri_mask(shape_of(m), k, True), m, 0.0)
+
+
+@register_function(np.tril)
+def _tril(m: Any, k: int = 0) -> Any:
+    return np.where(_tri_mask(shape_of(m), k, False), m, 0.0)
+
+
+@register_function(np.copy)
+def _copy(a: Any, order: str = "K", subok: bool = False) -> Any:
+    return a  # traced values are immutable, so the value is its own copy

@@ -1,0 +1,55 @@
+"""Exceptions raised when something cannot be differentiated.
+
+Each one says what went wrong and what to do instead: dualrev never answers an
+unsupported operation with a silently wrong or silently zero derivative.
+"""
+
+from __future__ import annotations
+
+
+class DualrevError(TypeError):
+    """Base class of dualrev's errors (a ``TypeError``, as NumPy raises for bad types)."""
+
+
+class NoDerivativeRule(DualrevError):
+    """A NumPy/SciPy function without a derivative rule was called on a traced value."""
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        msg = (
+            f"dualrev has no derivative rule for {name}, which was called on a traced "
+            f"value.{(' ' + detail) if detail else ''} Rewrite the computation with "
+            "supported functions, or add a rule: build a dualrev.Primitive with JVP and "
+            "VJP rules and register it with dualrev.register_function (see "
+            "docs/extending.md). To drop the derivative on purpose, pass "
+            "dualrev.stop_gradient(x) instead of x."
+        )
+        super().__init__(msg)
+
+
+class TracerConversionError(DualrevError):
+    """A traced value was coerced to a plain float or ndarray, which would drop its derivative."""
+
+    def __init__(self, what: str) -> None:
+        msg = (
+            f"dualrev: {what} was called on a traced value; converting it to a plain "
+            "number or NumPy array would silently drop its derivative. Common causes: "
+            "float(x), x.item(), np.asarray(x)/np.array([...]) on traced values, or writing "
+            "a traced value into a NumPy array (out[i] = x). Keep values traced: build "
+            "arrays with np.stack/np.concatenate/np.where instead of filling a buffer, and "
+            "use dualrev.stop_gradient(x) where you really want a constant. Comparisons "
+            "(x > 0) and `if` on them are fine."
+        )
+        super().__init__(msg)
+
+
+class InPlaceError(DualrevError):
+    """An in-place write into a traced array (``x[i] = v``, ``out=``) was attempted."""
+
+    def __init__(self, what: str) -> None:
+        msg = (
+            f"dualrev: {what} would write in place into an array that carries a "
+            "derivative; traced arrays are immutable (as in JAX). Use the functional form: "
+            "x = x + y instead of an out= argument, and for x[idx] = v build the new "
+            "array with np.where(mask, v, x), np.concatenate, or np.stack."
+        )
+        super().__init__(msg)

@@ -1,0 +1,83 @@
+"""Forward mode: the ``Dual`` value (primal, tangent) and the trace that propagates it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import NoDerivativeRule
+from .primitive import Primitive, bind, pad_tangent, shape_of
+from .tracer import TracedBase
+
+
+class ForwardTrace:
+    """One forward-mode transform call: its nesting level and tangent batch depth.
+
+    A fresh trace (and level) per transform call keeps nested derivatives apart
+    (no perturbation confusion): a ``Dual`` only interacts with tangents of its own level.
+    """
+
+    __slots__ = ("level", "nb")
+
+    def __init__(self, level: int, nb: int = 0) -> None:
+        self.level = level
+        self.nb = nb  # number of leading batch axes on every tangent of this trace
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        level = self.level
+        primals = []
+        tangents = []
+        for a in args:
+            if type(a) is Dual and a._level == level:
+                primals.append(a.primal)
+                tangents.append(a.tangent)
+            else:
+                primals.append(a)
+                tangents.append(None)
+        ans = bind(prim, primals, params)
+        if prim.jvp_joint is not None:
+            out = prim.jvp_joint(tangents, ans, *primals, **params)
+        else:
+            rules = prim.jvps
+            if rules is None:
+                raise NoDerivativeRule(prim.name, "It has no JVP (forward-mode) rule.")
+            nb = self.nb
+            elementwise = prim.elementwise
+            out = None
+            for i, t in enumerate(tangents):
+                if t is None:
+                    continue
+                rule = rules[i]
+                if rule is None:
+                    continue
+                if elementwise and nb:
+                    t = pad_tangent(t, nb, len(shape_of(ans)))
+                c = rule(t, ans, *primals, **params)
+                out = c if out is None else out + c
+            if out is None:
+                return ans
+            if elementwise:
+                want = shape_of(ans)
+                ts = shape_of(out)
+                if ts[nb:] != want:
+                    out = np.broadcast_to(out, ts[:nb] + want)
+        if out is None:
+            return ans
+        return Dual(ans, out, self)
+
+
+class Dual(TracedBase):
+    """A forward-mode traced value: ``primal`` and its ``tangent`` (same shape, plus any
+    leading batch axes of its trace)."""
+
+    __slots__ = ("tangent",)
+
+    def __init__(self, primal: Any, tangent: Any, trace: ForwardTrace) -> None:
+        self.primal = primal
+        self.tangent = tangent
+        self._trace = trace
+        self._level = trace.level
+
+    def __repr__(self) -> str:
+        return f"Dual(primal={self.primal!r}, tangent={self.tangent!r})"

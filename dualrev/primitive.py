@@ -1,0 +1,229 @@
+"""Primitives: one entry per operation, holding its NumPy implementation and its
+JVP and VJP rules, and the single ``bind`` through which every traced call goes.
+
+Rule signatures (``g`` is a tangent or cotangent, ``ans`` the primitive's output, then the
+primal positional arguments and the static keyword arguments)::
+
+    jvp_rule(g, ans, *primals, **params)   # g: tangent of one argument
+    vjp_rule(g, ans, *primals, **params)   # g: cotangent of the output
+
+Tangents and cotangents may carry leading *batch* axes (``jacfwd`` pushes all basis
+tangents at once, ``jacrev`` pulls all cotangents back at once): a tangent of argument
+``x`` has shape ``batch + x.shape``, a cotangent of the output ``batch + ans.shape``.
+For ``elementwise`` primitives the machinery aligns batched tangents and sums
+broadcast cotangents back to each argument's shape, so their rules are written as if
+unbatched. Other rules find the batch depth as ``np.ndim(g) - np.ndim(x)``.
+
+Rules are written with ordinary NumPy calls, so they are differentiable by the same
+machinery: higher derivatives come from nesting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import NoDerivativeRule
+
+Rule = Callable[..., Any]
+
+
+class Tracer:
+    """Base of the traced value types (``Dual`` and ``Traced``); defined fully in tracer.py."""
+
+    __slots__ = ("primal", "_trace", "_level")
+
+
+class Primitive:
+    """One differentiable operation: implementation, JVP rules and VJP rules.
+
+    ``jvps`` and ``vjps`` hold one rule per positional argument; ``None`` declares a zero
+    derivative for that argument (a mask, an index). ``jvp_joint`` replaces the
+    per-argument JVP rules with one rule taking all tangents (``None`` where absent).
+    ``nondiff`` primitives (comparisons, floor, sign) have zero derivative everywhere:
+    they run on the primal values and return plain results.
+    """
+
+    __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff")
+
+    def __init__(
+        self,
+        name: str,
+        impl: Callable[..., Any],
+        *,
+        elementwise: bool = False,
+        nondiff: bool = False,
+    ) -> None:
+        self.name = name
+        self.impl = impl
+        self.jvps: Sequence[Rule | None] | None = None
+        self.vjps: Sequence[Rule | None] | None = None
+        self.jvp_joint: Rule | None = None
+        self.elementwise = elementwise
+        self.nondiff = nondiff
+
+    def defjvp(self, *rules: Rule | None) -> Primitive:
+        """Set one JVP rule per positional argument."""
+        self.jvps = rules
+        return self
+
+    def defjvp_joint(self, rule: Rule) -> Primitive:
+        """Set one JVP rule ``rule(tangents, ans, *primals, **params)`` for all arguments."""
+        self.jvp_joint = rule
+        return self
+
+    def defvjp(self, *rules: Rule | None) -> Primitive:
+        """Set one VJP rule per positional argument."""
+        self.vjps = rules
+        return self
+
+    def defvjp_indexed(self, rule: Rule) -> Primitive:
+        """Set one VJP rule ``rule(argpos, g, ans, *primals, **params)`` for variadic primitives."""
+        self.vjps = _Indexed(rule)
+        return self
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        return bind(self, args, params)
+
+    def __repr__(self) -> str:
+        return f"<dualrev primitive {self.name}>"
+
+
+class _Indexed:
+    """Per-argument rules of a variadic primitive, built from one rule taking the position."""
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+
+    def __getitem__(self, i: int) -> Rule:
+        rule = self.rule
+        return lambda *a, **k: rule(i, *a, **k)
+
+
+def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
+    """Apply ``prim``: to the innermost trace among ``args`` if any is traced, else plainly."""
+    top = None
+    for a in args:
+        if isinstance(a, Tracer) and (top is None or a._level > top._level):
+            top = a
+    if top is None:
+        return prim.impl(*args, **params)
+    if prim.nondiff:
+        return prim.impl(*[strip(a) for a in args], **params)
+    return top._trace.process(prim, args, params)
+
+
+def strip(x: Any) -> Any:
+    """The plain value under all levels of tracing (used where derivatives are zero)."""
+    while isinstance(x, Tracer):
+        x = x.primal
+    return x
+
+
+# ---------------------------------------------------------------------------- registry
+# NumPy's protocols hand dualrev a ufunc or a function object; these tables map it to a
+# callable built from primitives (a Primitive itself, or a composite written in NumPy).
+
+UFUNC_HANDLERS: dict[Any, Callable[..., Any]] = {}
+FUNCTION_HANDLERS: dict[Any, Callable[..., Any]] = {}
+
+
+def register_ufunc(ufunc: Any, handler: Callable[..., Any]) -> None:
+    """Route calls of a NumPy/SciPy ufunc on traced values to ``handler``."""
+    UFUNC_HANDLERS[ufunc] = handler
+
+
+def register_function(func: Any, handler: Callable[..., Any] | None = None) -> Any:
+    """Route a NumPy function (``__array_function__``) on traced values to ``handler``.
+
+    ``handler`` receives the call's arguments unchanged. Usable as a decorator:
+    ``@register_function(np.sum)``.
+    """
+    if handler is None:
+        def deco(h: Callable[..., Any]) -> Callable[..., Any]:
+            FUNCTION_HANDLERS[func] = h
+            return h
+        return deco
+    FUNCTION_HANDLERS[func] = handler
+    return handler
+
+
+def qualified_name(func: Any) -> str:
+    """``numpy.linalg.svd``-style name of a function or ufunc, for error messages."""
+    mod = getattr(func, "__module__", None) or "numpy"
+    name = getattr(func, "__name__", repr(func))
+    if isinstance(func, np.ufunc) and mod == "numpy":
+        return f"numpy.{name} (ufunc)"
+    return f"{mod}.{name}"
+
+
+def no_rule(func: Any, detail: str = "") -> NoDerivativeRule:
+    """The error for a function without a rule."""
+    return NoDerivativeRule(qualified_name(func), detail)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    """Shape of an array, scalar or traced value, cheaply."""
+    s = getattr(x, "shape", None)
+    if s is None:
+        return np.shape(x)
+    return s
+
+
+def ndim_of(x: Any) -> int:
+    return len(shape_of(x))
+
+
+def unbroadcast(c: Any, nb: int, shape: tuple[int, ...]) -> Any:
+    """Sum a cotangent of shape ``batch + broadcast_shape`` back to ``batch + shape``.
+
+    This is the reverse of broadcasting: an input that was repeated along an axis gets
+    the sum of the cotangents of its copies.
+    """
+    cs = shape_of(c)
+    want_len = nb + len(shape)
+    if cs[nb:] == shape and len(cs) == want_len:
+        return c
+    if len(cs) < want_len:  # a constant-like cotangent: spread it over the shape
+        return np.broadcast_to(c, cs[:nb] + (1,) * (want_len - len(cs)) + tuple(shape))
+    lead = len(cs) - want_len
+    if lead:
+        c = np.sum(c, axis=tuple(range(nb, nb + lead)))
+        cs = shape_of(c)
+    axes = tuple(nb + i for i, n in enumerate(shape) if n == 1 and cs[nb + i] != 1)
+    if axes:
+        c = np.sum(c, axis=axes, keepdims=True)
+    return c
+
+
+def pad_tangent(t: Any, nb: int, out_ndim: int) -> Any:
+    """Insert unit axes after the batch axes so a batched tangent right-aligns with the output."""
+    ts = shape_of(t)
+    missing = out_ndim - (len(ts) - nb)
+    if missing <= 0:
+        return t
+    return np.reshape(t, ts[:nb] + (1,) * missing + ts[nb:])
+
+
+def normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
+    """``axis`` (None, int or tuple) as a sorted tuple of non-negative ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (tuple, list)):
+        axes = tuple(int(a) for a in axis)
+    else:
+        axes = (int(axis),)
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(a, ndim)
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated axis in {axis!r}")
+    return tuple(sorted(out))

@@ -1,0 +1,321 @@
+"""What traced values share: Python's operators, NumPy's override protocols
+(``__array_ufunc__``, ``__array_function__``), ndarray-like attributes and methods, and
+the refusals (coercion to float/ndarray, in-place writes) that would lose a derivative.
+
+Every spelling of an operation (``x * y``, ``np.multiply(x, y)``, ``x.sum()``,
+``np.sum(x)``) arrives at the same catalogue entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .catalogue import elementwise as ew
+from .catalogue import indexing
+from .errors import InPlaceError, TracerConversionError
+from .primitive import (
+    FUNCTION_HANDLERS,
+    UFUNC_HANDLERS,
+    Tracer,
+    bind,
+    no_rule,
+    shape_of,
+    strip,
+)
+
+_NONE: dict[str, Any] = {}
+
+# ufunc methods other than __call__ that have a meaning we support
+_UFUNC_REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}
+_UFUNC_ACCUMULATE = {np.add: np.cumsum, np.multiply: np.cumprod}
+
+
+class TracedBase(Tracer):
+    """Behaviour common to ``Dual`` and ``Traced``: an immutable ndarray look-alike."""
+
+    __slots__ = ()
+    __array_priority__ = 1000.0
+    __hash__ = None  # type: ignore[assignment]  # like ndarray: == is elementwise
+
+    # ------------------------------------------------------------ NumPy protocols
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if kwargs.get("out") is not None:
+            raise InPlaceError(f"numpy.{ufunc.__name__}(..., out=...)")
+        if method == "__call__":
+            handler = UFUNC_HANDLERS.get(ufunc)
+            if handler is None:
+                raise no_rule(ufunc)
+            if kwargs:
+                kwargs = {k: v for k, v in kwargs.items() if v is not None and k != "out"}
+                if kwargs:
+                    raise no_rule(ufunc, f"Keyword arguments {sorted(kwargs)} are not supported.")
+            return handler(*inputs)
+        if method == "reduce" and ufunc in _UFUNC_REDUCE:
+            kwargs.setdefault("axis", 0)
+            return _UFUNC_REDUCE[ufunc](*inputs, **kwargs)
+        if method == "accumulate" and ufunc in _UFUNC_ACCUMULATE:
+            kwargs.setdefault("axis", 0)
+            return _UFUNC_ACCUMULATE[ufunc](*inputs, **kwargs)
+        if method == "at":
+            raise InPlaceError(f"numpy.{ufunc.__name__}.at")
+        raise no_rule(ufunc, f"The ufunc method .{method} is not supported.")
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        handler = FUNCTION_HANDLERS.get(func)
+        if handler is None:
+            raise no_rule(func)
+        return handler(*args, **kwargs)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        raise TracerConversionError("np.asarray / np.array (the __array__ protocol)")
+
+    # ------------------------------------------------------------ coercions
+    def __float__(self) -> float:
+        raise TracerConversionError("float()")
+
+    def __int__(self) -> int:
+        raise TracerConversionError("int()")
+
+    def __complex__(self) -> complex:
+        raise TracerConversionError("complex()")
+
+    def __index__(self) -> int:
+        raise TracerConversionError("use as an index (operator.index)")
+
+    def item(self, *args: Any) -> Any:
+        raise TracerConversionError(".item()")
+
+    def tolist(self) -> Any:
+        raise TracerConversionError(".tolist()")
+
+    def __bool__(self) -> bool:
+        # Truth tests (`if x:`) pick a branch; they do not carry a derivative.
+        return bool(strip(self))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise InPlaceError("x[...] = value")
+
+    def fill(self, value: Any) -> None:
+        raise InPlaceError("x.fill(value)")
+
+    # ------------------------------------------------------------ attributes
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return shape_of(self.primal)
+
+    @property
+    def ndim(self) -> int:
+        return len(shape_of(self.primal))
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(shape_of(self.primal)))
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.result_type(strip(self))
+
+    @property
+    def T(self) -> Any:
+        return FUNCTION_HANDLERS[np.transpose](self)
+
+    @property
+    def mT(self) -> Any:
+        return FUNCTION_HANDLERS[np.swapaxes](self, -1, -2)
+
+    def __len__(self) -> int:
+        s = shape_of(self.primal)
+        if not s:
+            raise TypeError("len() of unsized traced value")
+        return s[0]
+
+    def __iter__(self) -> Any:
+        for i in range(len(self)):
+            yield self[i]
+
+    # ------------------------------------------------------------ operators
+    def __add__(self, o: Any) -> Any:
+        return bind(ew.add, (self, o), _NONE)
+
+    def __radd__(self, o: Any) -> Any:
+        return bind(ew.add, (o, self), _NONE)
+
+    def __sub__(self, o: Any) -> Any:
+        return bind(ew.subtract, (self, o), _NONE)
+
+    def __rsub__(self, o: Any) -> Any:
+        return bind(ew.subtract, (o, self), _NONE)
+
+    def __mul__(self, o: Any) -> Any:
+        return bind(ew.multiply, (self, o), _NONE)
+
+    def __rmul__(self, o: Any) -> Any:
+        return bind(ew.multiply, (o, self), _NONE)
+
+    def __truediv__(self, o: Any) -> Any:
+        return bind(ew.true_divide, (self, o), _NONE)
+
+    def __rtruediv__(self, o: Any) -> Any:
+        return bind(ew.true_divide, (o, self), _NONE)
+
+    def __floordiv__(self, o: Any) -> Any:
+        return bind(ew.floor_divide, (self, o), _NONE)
+
+    def __rfloordiv__(self, o: Any) -> Any:
+        return bind(ew.floor_divide, (o, self), _NONE)
+
+    def __mod__(self, o: Any) -> Any:
+        return bind(ew.remainder, (self, o), _NONE)
+
+    def __rmod__(self, o: Any) -> Any:
+        return bind(ew.remainder, (o, self), _NONE)
+
+    def __divmod__(self, o: Any) -> Any:
+        return self // o, self % o
+
+    def __rdivmod__(self, o: Any) -> Any:
+        return o // self, o % self
+
+    def __pow__(self, o: Any) -> Any:
+        return bind(ew.power, (self, o), _NONE)
+
+    def __rpow__(self, o: Any) -> Any:
+        return bind(ew.power, (o, self), _NONE)
+
+    def __matmul__(self, o: Any) -> Any:
+        return UFUNC_HANDLERS[np.matmul](self, o)
+
+    def __rmatmul__(self, o: Any) -> Any:
+        return UFUNC_HANDLERS[np.matmul](o, self)
+
+    def __neg__(self) -> Any:
+        return bind(ew.negative, (self,), _NONE)
+
+    def __pos__(self) -> Any:
+        return self
+
+    def __abs__(self) -> Any:
+        return bind(ew.absolute, (self,), _NONE)
+
+    # Comparisons give plain boolean arrays: usable in `if`, masks and np.where.
+    def __lt__(self, o: Any) -> Any:
+        return np.less(strip(self), strip(o))
+
+    def __le__(self, o: Any) -> Any:
+        return np.less_equal(strip(self), strip(o))
+
+    def __gt__(self, o: Any) -> Any:
+        return np.greater(strip(self), strip(o))
+
+    def __ge__(self, o: Any) -> Any:
+        return np.greater_equal(strip(self), strip(o))
+
+    def __eq__(self, o: Any) -> Any:  # type: ignore[override]
+        return np.equal(strip(self), strip(o))
+
+    def __ne__(self, o: Any) -> Any:  # type: ignore[override]
+        return np.not_equal(strip(self), strip(o))
+
+    def __getitem__(self, idx: Any) -> Any:
+        return indexing.getitem(self, idx)
+
+    # ------------------------------------------------------------ ndarray methods
+    # Each forwards to the NumPy function's handler, so a method and the function
+    # always meet the same rule.
+    def sum(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.sum](self, *a, **k)
+
+    def mean(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.mean](self, *a, **k)
+
+    def prod(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.prod](self, *a, **k)
+
+    def max(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.max](self, *a, **k)
+
+    def min(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.min](self, *a, **k)
+
+    def var(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.var](self, *a, **k)
+
+    def std(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.std](self, *a, **k)
+
+    def cumsum(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.cumsum](self, *a, **k)
+
+    def cumprod(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.cumprod](self, *a, **k)
+
+    def reshape(self, *shape: Any, order: str = "C") -> Any:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return FUNCTION_HANDLERS[np.reshape](self, shape, order=order)
+
+    def ravel(self, order: str = "C") -> Any:
+        return FUNCTION_HANDLERS[np.ravel](self, order=order)
+
+    def flatten(self, order: str = "C") -> Any:
+        return FUNCTION_HANDLERS[np.ravel](self, order=order)
+
+    def transpose(self, *axes: Any) -> Any:
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return FUNCTION_HANDLERS[np.transpose](self, axes or None)
+
+    def swapaxes(self, a1: int, a2: int) -> Any:
+        return FUNCTION_HANDLERS[np.swapaxes](self, a1, a2)
+
+    def squeeze(self, axis: Any = None) -> Any:
+        return FUNCTION_HANDLERS[np.squeeze](self, axis)
+
+    def dot(self, other: Any) -> Any:
+        return FUNCTION_HANDLERS[np.dot](self, other)
+
+    def clip(self, a_min: Any = None, a_max: Any = None) -> Any:
+        return FUNCTION_HANDLERS[np.clip](self, a_min, a_max)
+
+    def take(self, indices: Any, axis: Any = None) -> Any:
+        return FUNCTION_HANDLERS[np.take](self, indices, axis)
+
+    def repeat(self, repeats: Any, axis: Any = None) -> Any:
+        return FUNCTION_HANDLERS[np.repeat](self, repeats, axis)
+
+    def trace(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.trace](self, *a, **k)
+
+    def diagonal(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.diagonal](self, *a, **k)
+
+    def copy(self, order: str = "C") -> Any:
+        return self  # traced values are immutable: a copy is the value itself
+
+    def astype(self, dtype: Any, copy: bool = True) -> Any:
+        return ew.astype(self, dtype)
+
+    def conj(self) -> Any:
+        return self  # real values only in this version
+
+    conjugate = conj
+
+    def all(self, *a: Any, **k: Any) -> Any:
+        return np.all(strip(self), *a, **k)
+
+    def any(self, *a: Any, **k: Any) -> Any:
+        return np.any(strip(self), *a, **k)
+
+    def argmax(self, *a: Any, **k: Any) -> Any:
+        return np.argmax(strip(self), *a, **k)
+
+    def argmin(self, *a: Any, **k: Any) -> Any:
+        return np.argmin(strip(self), *a, **k)
+
+    def argsort(self, *a: Any, **k: Any) -> Any:
+        return np.argsort(strip(self), *a, **k)
+
+    def nonzero(self) -> Any:
+        return np.nonzero(strip(self))

@@ -1,0 +1,403 @@
+"""The functional transforms: grad, value_and_grad, jvp, vjp, jacfwd, jacrev, jacobian,
+hessian, hvp. They know nothing of particular primitives.
+
+Conventions follow JAX: a Jacobian has shape ``out.shape + in.shape``; ``argnums`` is an
+int (one result) or a tuple (a tuple of results); arguments and outputs may be pytrees.
+Every call takes a fresh nesting level, so transforms nest without perturbation
+confusion.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import DualrevError
+from .forward import Dual, ForwardTrace
+from .primitive import Tracer, shape_of, strip
+from .reverse import Tape, Traced
+from .tree import TreeDef, tree_flatten, tree_unflatten
+
+_levels = itertools.count(1)
+
+ArgNums = int | Sequence[int]
+
+
+# ------------------------------------------------------------------ argument handling
+def _as_input(x: Any) -> Any:
+    """A differentiable input: floats stay floats, integers and bools become float64."""
+    if isinstance(x, Tracer) or type(x) is float:
+        return x
+    a = np.asarray(x)
+    kind = a.dtype.kind
+    if kind in "biu":
+        a = a.astype(np.float64)
+    elif kind == "c":
+        raise DualrevError("dualrev: complex inputs are not supported yet")
+    elif kind != "f":
+        raise DualrevError(f"dualrev: cannot differentiate with respect to an input of dtype "
+                           f"{a.dtype} (expected floats, ints or arrays of them)")
+    return a[()] if a.ndim == 0 else a
+
+
+def _argnums(argnums: ArgNums, nargs: int) -> tuple[tuple[int, ...], bool]:
+    single = isinstance(argnums, (int, np.integer))
+    nums = (int(argnums),) if single else tuple(int(a) for a in argnums)
+    for a in nums:
+        if not -nargs <= a < nargs:
+            raise DualrevError(
+                f"dualrev: argnums={argnums!r} is out of range for a function called with "
+                f"{nargs} positional argument(s)"
+            )
+    return tuple(a % nargs for a in nums), single
+
+
+def _split_inputs(args: Sequence[Any], nums: tuple[int, ...]) -> tuple[list[Any], list[TreeDef]]:
+    """Flattened leaves (promoted to float) of the differentiated arguments."""
+    leaves: list[Any] = []
+    defs = []
+    for i in nums:
+        ls, td = tree_flatten(args[i])
+        leaves.extend(_as_input(v) for v in ls)
+        defs.append(td)
+    return leaves, defs
+
+
+def _rebuild_args(args: Sequence[Any], nums: tuple[int, ...], defs: list[TreeDef],
+                  leaves: list[Any]) -> list[Any]:
+    new = list(args)
+    it = iter(leaves)
+    for i, td in zip(nums, defs, strict=True):
+        new[i] = tree_unflatten(td, [next(it) for _ in range(td.num_leaves)])
+    return new
+
+
+def _group(values: list[Any], defs: list[TreeDef], single: bool) -> Any:
+    """Per-leaf results back into one pytree per argnum (a tuple unless argnums was an int)."""
+    it = iter(values)
+    trees = [tree_unflatten(td, [next(it) for _ in range(td.num_leaves)]) for td in defs]
+    return trees[0] if single else tuple(trees)
+
+
+def _check_output(o: Any, what: str) -> None:
+    kind = np.result_type(strip(o)).kind
+    if kind not in "fc":
+        raise DualrevError(
+            f"dualrev: {what} needs floating-point outputs, but the function returned a "
+            f"value of dtype {np.result_type(strip(o))}; integer and boolean outputs have no "
+            "derivative (cast with .astype(float) if the value is meant to be continuous)"
+        )
+
+
+def _zeros(shape: tuple[int, ...]) -> np.ndarray:
+    return np.zeros(shape)
+
+
+def _result(x: Any) -> Any:
+    """A plain scalar result as a NumPy float, arrays and tracers as they are."""
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        return x[()]
+    return x
+
+
+def _split_aux(out: Any, has_aux: bool) -> tuple[Any, Any]:
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise DualrevError("dualrev: with has_aux=True the function must return a pair "
+                           "(output, auxiliary data)")
+    return out[0], tree_map_strip(out[1])
+
+
+def tree_map_strip(tree: Any) -> Any:
+    leaves, td = tree_flatten(tree)
+    return tree_unflatten(td, [strip(v) for v in leaves])
+
+
+# ------------------------------------------------------------------ forward mode
+def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
+             tangents: list[Any], nb: int) -> tuple[Any, list[Any], list[Any], TreeDef, Any]:
+    """Run ``f`` with the differentiated leaves carrying ``tangents``."""
+    leaves, defs = _split_inputs(args, nums)
+    trace = ForwardTrace(next(_levels), nb)
+    duals = [Dual(x, t, trace) for x, t in zip(leaves, tangents, strict=True)]
+    out = f(*_rebuild_args(args, nums, defs, duals))
+    return out, leaves, defs, trace, None
+
+
+def _unpack_forward(out: Any, trace: ForwardTrace, batch: tuple[int, ...],
+                    what: str) -> tuple[list[Any], list[Any], TreeDef]:
+    outs, out_def = tree_flatten(out)
+    primals, tangents = [], []
+    for o in outs:
+        _check_output(o, what)
+        if type(o) is Dual and o._trace is trace:
+            primals.append(_result(o.primal))
+            tangents.append(o.tangent)
+        else:
+            primals.append(_result(o))
+            tangents.append(_zeros(batch + shape_of(o)))
+    return primals, tangents, out_def
+
+
+def _check_tangent(x: Any, t: Any) -> Any:
+    if isinstance(t, Tracer):
+        ts, tk = shape_of(t), np.result_type(strip(t)).kind
+    else:
+        t = np.asarray(t) if not isinstance(t, float) else t
+        ts, tk = np.shape(t), np.result_type(t).kind
+    if ts != shape_of(x):
+        raise DualrevError(f"dualrev: a tangent of shape {ts} was given for a primal of shape "
+                           f"{shape_of(x)}; they must match")
+    if tk not in "fc":
+        raise DualrevError(f"dualrev: tangents must be floating point, got dtype "
+                           f"{np.result_type(strip(t))} for a primal of dtype "
+                           f"{np.result_type(strip(x))}")
+    return t
+
+
+def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
+        has_aux: bool = False) -> Any:
+    """Forward mode: ``(f(*primals), J @ tangents)``, by dual numbers.
+
+    ``primals`` and ``tangents`` are tuples of the same structure.
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise DualrevError("dualrev.jvp: primals and tangents must have the same length")
+    nums = tuple(range(len(primals)))
+    leaves, _ = _split_inputs(primals, nums)
+    t_leaves, _ = tree_flatten(tangents)
+    if len(t_leaves) != len(leaves):
+        raise DualrevError("dualrev.jvp: tangents must have the same structure as primals")
+    t_leaves = [_check_tangent(x, t) for x, t in zip(leaves, t_leaves, strict=True)]
+    out, _, _, trace, _ = _forward(f, primals, nums, t_leaves, 0)
+    out, aux = _split_aux(out, has_aux)
+    p, t, od = _unpack_forward(out, trace, (), "jvp")
+    res = (tree_unflatten(od, p), tree_unflatten(od, [_result(v) for v in t]))
+    return res + (aux,) if has_aux else res
+
+
+def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -> Callable:
+    """Jacobian by forward mode: all basis tangents pushed through one vectorised pass."""
+
+    @functools.wraps(f)
+    def jac(*args: Any) -> Any:
+        nums, single = _argnums(argnums, len(args))
+        leaves, defs = _split_inputs(args, nums)
+        sizes = [int(np.prod(shape_of(x))) for x in leaves]
+        n = sum(sizes)
+        eye = np.eye(n)
+        tangents, off = [], 0
+        for x, m in zip(leaves, sizes, strict=True):
+            tangents.append(eye[:, off:off + m].reshape((n,) + shape_of(x)))
+            off += m
+        trace = ForwardTrace(next(_levels), 1)
+        duals = [Dual(x, t, trace) for x, t in zip(leaves, tangents, strict=True)]
+        out, aux = _split_aux(f(*_rebuild_args(args, nums, defs, duals)), has_aux)
+        _, touts, od = _unpack_forward(out, trace, (n,), "jacfwd")
+        per_out = []
+        for t in touts:
+            oshape = shape_of(t)[1:]
+            m = int(np.prod(oshape))
+            blocks, off = [], 0
+            for x, k in zip(leaves, sizes, strict=True):
+                part = t[off:off + k] if k != n else t
+                block = np.reshape(np.transpose(np.reshape(part, (k, m))), oshape + shape_of(x))
+                blocks.append(_result(block))
+                off += k
+            per_out.append(_group(blocks, defs, single))
+        res = tree_unflatten(od, per_out)
+        return (res, aux) if has_aux else res
+
+    return jac
+
+
+# ------------------------------------------------------------------ reverse mode
+class _Recording:
+    """``f`` evaluated on a tape: its outputs and the tape entries of its inputs."""
+
+    def __init__(self, f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
+                 has_aux: bool, what: str) -> None:
+        leaves, defs = _split_inputs(args, nums)
+        tape = Tape(next(_levels))
+        inputs = [tape.input(x) for x in leaves]
+        out, self.aux = _split_aux(f(*_rebuild_args(args, nums, defs, inputs)), has_aux)
+        self.tape = tape
+        self.leaves, self.defs = leaves, defs
+        self.in_index = [t._index for t in inputs]
+        self.outs, self.out_def = tree_flatten(out)
+        for o in self.outs:
+            _check_output(o, what)
+        self.values = [
+            _result(o.primal) if type(o) is Traced and o._trace is tape else _result(o)
+            for o in self.outs
+        ]
+
+    def pull(self, cotangents: list[Any], nb: int, keep: bool) -> list[Any]:
+        """Cotangents of the inputs' leaves given those of the outputs' leaves."""
+        seeds: dict[int, Any] = {}
+        batch: tuple[int, ...] = ()
+        for o, ct in zip(self.outs, cotangents, strict=True):
+            if nb:
+                batch = shape_of(ct)[:nb]
+            if type(o) is Traced and o._trace is self.tape:
+                i = o._index
+                seeds[i] = ct if i not in seeds else seeds[i] + ct
+        cts = self.tape.backward(seeds, nb=nb, keep=keep) if seeds else {}
+        grads = []
+        for j, x in zip(self.in_index, self.leaves, strict=True):
+            g = cts[j] if seeds else None
+            grads.append(_zeros(batch + shape_of(x)) if g is None else g)
+        return grads
+
+
+def _seed_one(value: Any) -> Any:
+    dt = np.result_type(strip(value))
+    return 1.0 if dt == np.float64 else np.ones((), dt)[()]
+
+
+def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0,
+                   has_aux: bool = False) -> Callable:
+    """``(f(*args), gradient)`` by one reverse pass; ``f`` must return a real scalar."""
+
+    @functools.wraps(f)
+    def vg(*args: Any) -> Any:
+        nums, single = _argnums(argnums, len(args))
+        rec = _Recording(f, args, nums, has_aux, "grad")
+        if rec.out_def.kind != "leaf" or shape_of(rec.outs[0]) != ():
+            shapes = [shape_of(o) for o in rec.outs]
+            raise DualrevError(
+                "dualrev.grad needs a function with a scalar output, got "
+                f"{'shape ' + str(shapes[0]) if rec.out_def.kind == 'leaf' else rec.out_def}; "
+                "use dualrev.jacrev / dualrev.jacobian for vector outputs, or dualrev.vjp"
+            )
+        grads = rec.pull([_seed_one(rec.outs[0])], nb=0, keep=False)
+        res = (rec.values[0], _group([_result(g) for g in grads], rec.defs, single))
+        return (res, rec.aux) if has_aux else res
+
+    return vg
+
+
+def grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -> Callable:
+    """Gradient of a scalar function by reverse mode (a tape)."""
+    vg = value_and_grad(f, argnums, has_aux)
+
+    @functools.wraps(f)
+    def g(*args: Any) -> Any:
+        if has_aux:
+            (_, gr), aux = vg(*args)
+            return gr, aux
+        return vg(*args)[1]
+
+    return g
+
+
+def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
+    """Reverse mode: ``(f(*primals), pullback)`` where ``pullback(ct)`` gives the
+    cotangents of all ``primals`` (a tuple). The pullback may be called repeatedly."""
+    nums = tuple(range(len(primals)))
+    rec = _Recording(f, primals, nums, has_aux, "vjp")
+    out = tree_unflatten(rec.out_def, rec.values)
+
+    def pullback(ct: Any) -> tuple[Any, ...]:
+        cts, cdef = tree_flatten(ct)
+        if cdef != rec.out_def:
+            raise DualrevError(f"dualrev.vjp: the cotangent's structure {cdef} does not match "
+                               f"the output's {rec.out_def}")
+        cts = [_check_tangent(o, c) for o, c in zip(rec.outs, cts, strict=True)]
+        grads = rec.pull(cts, nb=0, keep=True)
+        return _group([_result(g) for g in grads], rec.defs, False)
+
+    return (out, pullback, rec.aux) if has_aux else (out, pullback)
+
+
+def _jacrev_from(rec: _Recording, single: bool) -> Any:
+    shapes = [shape_of(o) for o in rec.outs]
+    sizes = [int(np.prod(s)) for s in shapes]
+    if len(shapes) == 1 and shapes[0] == ():
+        # A scalar output: an unbatched pass (the gradient) is the whole Jacobian.
+        grads = rec.pull([_seed_one(rec.outs[0])], nb=0, keep=False)
+        return tree_unflatten(rec.out_def, [_group([_result(g) for g in grads], rec.defs, single)])
+    m = sum(sizes)
+    eye = np.eye(m)
+    seeds, off = [], 0
+    for s, k in zip(shapes, sizes, strict=True):
+        seeds.append(eye[:, off:off + k].reshape((m,) + s))
+        off += k
+    grads = rec.pull(seeds, nb=1, keep=False)
+    per_out, off = [], 0
+    for s, k in zip(shapes, sizes, strict=True):
+        blocks = []
+        for g, x in zip(grads, rec.leaves, strict=True):
+            part = g[off:off + k] if k != m else g
+            blocks.append(_result(np.reshape(part, s + shape_of(x))))
+        per_out.append(_group(blocks, rec.defs, single))
+        off += k
+    return tree_unflatten(rec.out_def, per_out)
+
+
+def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -> Callable:
+    """Jacobian by reverse mode: all output cotangents pulled back in one vectorised pass."""
+
+    @functools.wraps(f)
+    def jac(*args: Any) -> Any:
+        nums, single = _argnums(argnums, len(args))
+        rec = _Recording(f, args, nums, has_aux, "jacrev")
+        res = _jacrev_from(rec, single)
+        return (res, rec.aux) if has_aux else res
+
+    return jac
+
+
+def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -> Callable:
+    """Jacobian by the cheaper mode: reverse when outputs are no more than inputs
+    (counting elements), forward otherwise."""
+    fwd = jacfwd(f, argnums, has_aux)
+
+    @functools.wraps(f)
+    def jac(*args: Any) -> Any:
+        nums, single = _argnums(argnums, len(args))
+        rec = _Recording(f, args, nums, has_aux, "jacobian")
+        n_in = sum(int(np.prod(shape_of(x))) for x in rec.leaves)
+        n_out = sum(int(np.prod(shape_of(o))) for o in rec.outs)
+        if n_out <= n_in:
+            res = _jacrev_from(rec, single)
+            return (res, rec.aux) if has_aux else res
+        del rec
+        return fwd(*args)
+
+    return jac
+
+
+# ------------------------------------------------------------------ second order
+def hessian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
+    """Hessian by forward-over-reverse, shape ``in.shape + in.shape`` for a scalar ``f``
+    (``out.shape + in.shape + in.shape`` in general)."""
+    return jacfwd(jacrev(f, argnums), argnums)
+
+
+def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
+    """``hvp(f)(*args, v)``: the Hessian of scalar ``f`` times ``v``, by forward-over-reverse,
+    without forming the Hessian. ``v`` matches ``args[argnums]`` (a tuple for tuple argnums)."""
+
+    def h(*args_and_v: Any) -> Any:
+        *args, v = args_and_v
+        nums, single = _argnums(argnums, len(args))
+        g = grad(f, argnums)
+
+        def g_of(*xs: Any) -> Any:
+            new = list(args)
+            for i, x in zip(nums, xs, strict=True):
+                new[i] = x
+            return g(*new)
+
+        primals = tuple(args[i] for i in nums)
+        tangents = (v,) if single else tuple(v)
+        return jvp(g_of, primals, tangents)[1]
+
+    return h

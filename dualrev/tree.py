@@ -1,0 +1,92 @@
+"""Pytrees: nested tuples, lists, dicts (and namedtuples) of arrays, flattened to a list
+of leaves and rebuilt. Transforms accept and return them; ``None`` is an empty subtree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TreeDef:
+    """The structure of a pytree, without its leaves."""
+
+    __slots__ = ("kind", "meta", "children")
+
+    def __init__(self, kind: str, meta: Any = None, children: tuple[TreeDef, ...] = ()) -> None:
+        self.kind = kind
+        self.meta = meta
+        self.children = children
+
+    @property
+    def num_leaves(self) -> int:
+        if self.kind == "leaf":
+            return 1
+        return sum(c.num_leaves for c in self.children)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, TreeDef)
+            and self.kind == other.kind
+            and self.meta == other.meta
+            and self.children == other.children
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.kind, repr(self.meta), self.children))
+
+    def __repr__(self) -> str:
+        if self.kind == "leaf":
+            return "*"
+        return f"TreeDef({self.kind}, {list(self.children)})"
+
+
+LEAF = TreeDef("leaf")
+
+
+def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
+    """Leaves of ``tree`` in a fixed order (dicts by sorted key) and its structure."""
+    leaves: list[Any] = []
+    return leaves, _flatten(tree, leaves)
+
+
+def _flatten(tree: Any, leaves: list[Any]) -> TreeDef:
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        return TreeDef("namedtuple", type(tree), tuple(_flatten(c, leaves) for c in tree))
+    if isinstance(tree, (tuple, list)):
+        kind = "tuple" if isinstance(tree, tuple) else "list"
+        return TreeDef(kind, None, tuple(_flatten(c, leaves) for c in tree))
+    if isinstance(tree, dict):
+        keys = sorted(tree)
+        return TreeDef("dict", tuple(keys), tuple(_flatten(tree[k], leaves) for k in keys))
+    if tree is None:
+        return TreeDef("none")
+    leaves.append(tree)
+    return LEAF
+
+
+def tree_unflatten(treedef: TreeDef, leaves: Any) -> Any:
+    """Rebuild a pytree of structure ``treedef`` from ``leaves``."""
+    it = iter(leaves)
+    out = _unflatten(treedef, it)
+    return out
+
+
+def _unflatten(td: TreeDef, it: Any) -> Any:
+    if td.kind == "leaf":
+        return next(it)
+    if td.kind == "none":
+        return None
+    children = [_unflatten(c, it) for c in td.children]
+    if td.kind == "tuple":
+        return tuple(children)
+    if td.kind == "list":
+        return children
+    if td.kind == "namedtuple":
+        return td.meta(*children)
+    return dict(zip(td.meta, children, strict=True))
+
+
+def tree_map(f: Any, tree: Any, *rest: Any) -> Any:
+    """Apply ``f`` leafwise to ``tree`` (and to trees of the same structure in ``rest``)."""
+    leaves, td = tree_flatten(tree)
+    others = [tree_flatten(r)[0] for r in rest]
+    return tree_unflatten(td, [f(*xs) for xs in zip(leaves, *others, strict=True)])
