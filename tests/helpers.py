@@ -1,0 +1,23 @@
+"""Shared checks: every derivative against SciPy finite differences, and forward mode
+against reverse mode."""
+
+import numpy as np
+
+import dualrev as dr
+from dualrev.testing import check_grads
+
+
+def fwd_rev_agree(f, args, argnums=0, rtol=1e-12, atol=1e-12):
+    """jacfwd and jacrev give the same Jacobian (to rounding)."""
+    jf = dr.jacfwd(f, argnums)(*args)
+    jr = dr.jacrev(f, argnums)(*args)
+    np.testing.assert_allclose(jf, jr, rtol=rtol, atol=atol)
+    return jf
+
+
+def check_all(f, args, order=2, rtol=1e-6, atol=1e-8, initial_step=1e-2):
+    """JVP and VJP (and their derivatives up to ``order``) against finite differences,
+    and jacfwd against jacrev for every argument."""
+    check_grads(f, args, order=order, rtol=rtol, atol=atol, initial_step=initial_step)
+    for i in range(len(args)):
+        fwd_rev_agree(f, args, i)
