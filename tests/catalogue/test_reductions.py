@@ -1,0 +1,94 @@
+"""Reductions with axis and keepdims: JVP/VJP against finite differences, forward
+against reverse, and closed forms (prod with zeros, ties in max)."""
+
+import numpy as np
+import pytest
+
+import dualrev as dr
+from tests.helpers import check_all
+
+rng = np.random.default_rng(1)
+X = rng.uniform(0.5, 2.0, size=(3, 4))
+X3 = rng.uniform(0.5, 2.0, size=(2, 3, 4))
+
+AXES = [None, 0, 1, -1, (0, 1)]
+
+
+@pytest.mark.parametrize("axis", AXES)
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("name", ["sum", "mean", "prod", "max", "min", "amax", "amin",
+                                  "var", "std"])
+def test_reduction(name, axis, keepdims):
+    f = getattr(np, name)
+    check_all(lambda x: f(x, axis=axis, keepdims=keepdims), (X,), order=2)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "prod", "max", "min", "var", "std"])
+def test_reduction_methods_3d(name):
+    check_all(lambda x: getattr(x, name)(axis=(0, 2)), (X3,), order=1)
+    check_all(lambda x: getattr(x, name)(), (X3,), order=1)
+
+
+@pytest.mark.parametrize("ddof", [0, 1])
+def test_var_std_ddof(ddof):
+    check_all(lambda x: np.var(x, axis=1, ddof=ddof), (X,), order=2)
+    check_all(lambda x: np.std(x, ddof=ddof), (X,), order=2)
+
+
+def test_prod_with_zeros_exact():
+    x = np.array([2.0, 0.0, 3.0, 4.0])
+    # d prod / d x_i = product of the others; only the zero's slot is nonzero.
+    np.testing.assert_array_equal(dr.grad(np.prod)(x), [0.0, 24.0, 0.0, 0.0])
+    x2 = np.array([2.0, 0.0, 3.0, 0.0])
+    np.testing.assert_array_equal(dr.grad(np.prod)(x2), [0.0, 0.0, 0.0, 0.0])
+    # Second derivative with two zeros: d2/dx1dx3 = 2*3.
+    np.testing.assert_array_equal(dr.hessian(np.prod)(x2)[1, 3], 6.0)
+    check_all(lambda a: np.prod(a, axis=0), (np.array([[1.0, 0.0], [2.0, 3.0], [0.5, 4.0]]),))
+
+
+def test_max_ties_split():
+    x = np.array([1.0, 3.0, 3.0, 2.0])
+    np.testing.assert_array_equal(dr.grad(np.max)(x), [0.0, 0.5, 0.5, 0.0])
+    np.testing.assert_array_equal(dr.jacfwd(np.max)(x), [0.0, 0.5, 0.5, 0.0])
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1, -1])
+def test_cumsum_cumprod(axis):
+    check_all(lambda x: np.cumsum(x, axis=axis), (X,), order=2)
+    check_all(lambda x: np.cumprod(x, axis=axis), (X,), order=2)
+    check_all(lambda x: x.cumsum(axis), (X,), order=1)
+
+
+def test_cumprod_with_zeros_exact():
+    x = np.array([2.0, 0.0, 3.0])
+    # ans = [2, 0, 0]; d ans_2 / d x_1 = 2 * 3 = 6, d ans_1 / d x_1 = 2.
+    expected = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 6.0, 0.0]])
+    np.testing.assert_array_equal(dr.jacfwd(np.cumprod)(x), expected)
+    np.testing.assert_array_equal(dr.jacrev(np.cumprod)(x), expected)
+
+
+@pytest.mark.parametrize("ord", [None, 1, 2, 3, np.inf, -np.inf, 0.5])
+def test_vector_norm(ord):
+    v = np.array([0.3, -1.2, 0.8, 2.0])
+    check_all(lambda x: np.linalg.norm(x, ord=ord), (v,), order=2 if ord is not None else 2)
+
+
+@pytest.mark.parametrize("ord", [None, "fro", 1, -1, np.inf, -np.inf])
+def test_matrix_norm(ord):
+    check_all(lambda x: np.linalg.norm(x, ord=ord), (X - 1.2,), order=1)
+
+
+@pytest.mark.parametrize("axis,keepdims", [(0, False), (1, True), ((0, 1), False)])
+def test_norm_axis(axis, keepdims):
+    check_all(lambda x: np.linalg.norm(x, axis=axis, keepdims=keepdims), (X,), order=2)
+
+
+def test_norm_closed_form():
+    x = np.array([3.0, 4.0])
+    np.testing.assert_allclose(dr.grad(np.linalg.norm)(x), x / 5.0, rtol=1e-15)
+
+
+def test_ufunc_reduce_and_accumulate():
+    check_all(lambda x: np.add.reduce(x, axis=1), (X,), order=1)
+    check_all(lambda x: np.multiply.accumulate(x), (X,), order=1)
+    check_all(lambda x: np.maximum.reduce(x), (X,), order=1)
