@@ -1,0 +1,89 @@
+"""Shape functions: each JVP/VJP against finite differences and forward against reverse."""
+
+import numpy as np
+import pytest
+
+from tests.helpers import check_all
+
+rng = np.random.default_rng(2)
+A = rng.standard_normal((2, 3, 4))
+M = rng.standard_normal((3, 4))
+V = rng.standard_normal(5)
+
+CASES = {
+    "reshape": (lambda x: np.reshape(x, (4, 6)), A),
+    "reshape_neg": (lambda x: x.reshape(3, -1), A),
+    "reshape_tuple": (lambda x: x.reshape((6, 4)), A),
+    "ravel": (np.ravel, A),
+    "flatten": (lambda x: x.flatten(), A),
+    "transpose": (np.transpose, A),
+    "transpose_axes": (lambda x: np.transpose(x, (1, 2, 0)), A),
+    "T": (lambda x: x.T, M),
+    "method_transpose": (lambda x: x.transpose(2, 0, 1), A),
+    "swapaxes": (lambda x: np.swapaxes(x, 0, 2), A),
+    "moveaxis": (lambda x: np.moveaxis(x, 0, -1), A),
+    "moveaxis_multi": (lambda x: np.moveaxis(x, (0, 1), (2, 0)), A),
+    "expand_dims": (lambda x: np.expand_dims(x, 1), M),
+    "expand_dims_multi": (lambda x: np.expand_dims(x, (0, 3)), M),
+    "squeeze": (lambda x: np.squeeze(x[:, :1, :]), A),
+    "squeeze_axis": (lambda x: x[:, None, :].squeeze(1), M),
+    "broadcast_to": (lambda x: np.broadcast_to(x, (2, 3, 4)), M),
+    "broadcast_to_scalar": (lambda x: np.broadcast_to(x[0], (3,)), V),
+    "broadcast_arrays": (lambda x: np.broadcast_arrays(x, M[:, :1])[1] * x, M),
+    "concatenate": (lambda x: np.concatenate([x, 2 * x, np.ones((1, 4))], axis=0), M),
+    "concatenate_axis1": (lambda x: np.concatenate([x, x**2], axis=-1), M),
+    "concatenate_none": (lambda x: np.concatenate([x, x[0]], axis=None), M),
+    "stack": (lambda x: np.stack([x, x**2, np.sin(x)]), M),
+    "stack_axis": (lambda x: np.stack([x, x**2], axis=-1), M),
+    "hstack": (lambda x: np.hstack([x, x[:, :2]]), M),
+    "hstack_1d": (lambda x: np.hstack([x, x[:2]]), V),
+    "vstack": (lambda x: np.vstack([x, x[:1]]), M),
+    "vstack_1d": (lambda x: np.vstack([x, 3 * x]), V),
+    "column_stack": (lambda x: np.column_stack([x, x**2]), V),
+    "dstack": (lambda x: np.dstack([x, x]), M),
+    "split": (lambda x: np.split(x, 2, axis=1)[1], M),
+    "array_split": (lambda x: np.array_split(x, [1, 3])[2], V),
+    "repeat": (lambda x: np.repeat(x, 3), V),
+    "repeat_axis": (lambda x: np.repeat(x, [1, 0, 2], axis=0), M),
+    "method_repeat": (lambda x: x.repeat(2, axis=1), M),
+    "tile": (lambda x: np.tile(x, (2, 1, 3)), M),
+    "tile_int": (lambda x: np.tile(x, 3), V),
+    "flip": (np.flip, M),
+    "flip_axis": (lambda x: np.flip(x, 1), A),
+    "fliplr": (np.fliplr, M),
+    "flipud": (np.flipud, M),
+    "roll": (lambda x: np.roll(x, 2), M),
+    "roll_axis": (lambda x: np.roll(x, -1, axis=1), M),
+    "roll_multi": (lambda x: np.roll(x, (1, 2), axis=(0, 1)), M),
+    "pad": (lambda x: np.pad(x, ((1, 2), (0, 3))), M),
+    "pad_int": (lambda x: np.pad(x, 2), V),
+    "pad_constant": (lambda x: np.pad(x, 1, constant_values=5.0), V),
+    "diag_2d": (np.diag, M),
+    "diag_2d_k": (lambda x: np.diag(x, 1), M),
+    "diag_1d": (np.diag, V),
+    "diag_1d_k": (lambda x: np.diag(x, -2), V),
+    "diagonal": (lambda x: np.diagonal(x, 0, 1, 2), A),
+    "diagonal_offset": (lambda x: x.diagonal(1), M),
+    "triu": (np.triu, M),
+    "tril": (lambda x: np.tril(x, -1), M),
+    "triu_stack": (lambda x: np.triu(x, 1), A),
+    "trace": (np.trace, M),
+    "trace_method": (lambda x: x.trace(offset=1), M),
+    "atleast_2d": (lambda x: np.atleast_2d(x[0]), V),
+    "atleast_3d": (np.atleast_3d, V),
+    "copy": (lambda x: np.copy(x) * x.copy(), V),
+    "iter_unpack": (lambda x: (lambda a, b, *rest: a * b - rest[0])(*x), V),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_shape_function(name):
+    f, x = CASES[name]
+    check_all(f, (x,), order=2)
+
+
+def test_values_match_numpy():
+    for name, (f, x) in CASES.items():
+        import dualrev as dr
+        out, _ = dr.jvp(f, (x,), (np.ones_like(x),))
+        np.testing.assert_array_equal(out, f(x), err_msg=name)
