@@ -33,8 +33,10 @@ class TracerConversionError(DualrevError):
         msg = (
             f"dualrev: {what} was called on a traced value; converting it to a plain "
             "number or NumPy array would silently drop its derivative. Common causes: "
-            "float(x), x.item(), np.asarray(x)/np.array([...]) on traced values, or writing "
-            "a traced value into a NumPy array (out[i] = x). Keep values traced: build "
+            "float(x), x.item(), np.asarray(x)/np.array([...]) on traced values, writing "
+            "a traced value into a NumPy array (out[i] = x), or a method of a plain "
+            "array called with a traced argument (a.dot(x): write np.dot(a, x) or a @ x). "
+            "Keep values traced: build "
             "arrays with np.stack/np.concatenate/np.where instead of filling a buffer, and "
             "use dualrev.stop_gradient(x) where you really want a constant. Comparisons "
             "(x > 0) and `if` on them are fine."

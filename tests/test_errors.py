@@ -1,0 +1,138 @@
+"""Bad input gets a clear error naming the problem and the fix, never a silent wrong
+derivative."""
+
+import numpy as np
+import pytest
+
+import dualrev as dr
+
+x3 = np.array([0.5, 1.5, -0.3])
+
+
+def test_unsupported_numpy_function_names_it():
+    with pytest.raises(dr.NoDerivativeRule, match=r"numpy.*sort.*register_function"):
+        dr.grad(lambda x: np.sum(np.sort(x)))(x3)
+    with pytest.raises(dr.NoDerivativeRule, match="svd"):
+        dr.grad(lambda x: np.sum(np.linalg.svd(np.outer(x, x))[1]))(x3)
+    with pytest.raises(dr.NoDerivativeRule, match="frexp"):
+        dr.jacfwd(lambda x: np.frexp(x)[0])(x3)
+
+
+def test_unsupported_scipy_ufunc_names_it():
+    import scipy.special as sp
+
+    with pytest.raises(dr.NoDerivativeRule, match="gammaincinv"):
+        dr.grad(lambda x: np.sum(sp.gammaincinv(2.0, x / 3)))(np.abs(x3))
+
+
+@pytest.mark.parametrize("coerce", [
+    float, lambda x: x.item(), np.asarray, lambda x: np.array([x, 1.0]),
+    lambda x: x.tolist(), int, complex,
+])
+def test_coercion_to_plain_values_is_refused(coerce):
+    with pytest.raises(dr.TracerConversionError, match="drop its derivative"):
+        dr.grad(lambda x: coerce(x[0]) * x[1])(x3)
+    with pytest.raises(dr.TracerConversionError):
+        dr.jacfwd(lambda x: coerce(x[0]) * x)(x3)
+
+
+def test_writing_traced_value_into_numpy_buffer_is_refused():
+    def f(x):
+        out = np.zeros(3)
+        out[0:2] = x[1:]
+        return np.sum(out)
+
+    with pytest.raises(dr.TracerConversionError, match="out\\[i\\] = x"):
+        dr.grad(f)(x3)
+
+    def g(x):
+        out = np.zeros(3)
+        out[0] = x[1]
+        return np.sum(out)
+
+    # NumPy re-raises a failed scalar store as ValueError; dualrev's error is its cause,
+    # printed with it in the traceback.
+    with pytest.raises(ValueError) as info:
+        dr.grad(g)(x3)
+    assert isinstance(info.value.__cause__, dr.TracerConversionError)
+
+
+def test_in_place_writes_are_refused():
+    def setitem(x):
+        x[0] = 1.0
+        return np.sum(x)
+
+    with pytest.raises(dr.InPlaceError, match="np.where"):
+        dr.grad(setitem)(x3)
+
+    def ufunc_out(x):
+        buf = np.zeros(3)
+        np.multiply(x, 2.0, out=buf)
+        return np.sum(buf)
+
+    with pytest.raises(dr.InPlaceError, match="out="):
+        dr.grad(ufunc_out)(x3)
+
+    def numpy_iadd(x):
+        buf = np.zeros(3)
+        buf += x
+        return np.sum(buf)
+
+    with pytest.raises(dr.InPlaceError):
+        dr.grad(numpy_iadd)(x3)
+
+
+def test_augmented_assignment_on_traced_values_rebinds():
+    # x += y on a traced array makes a new value (traced arrays are immutable, like JAX's).
+    def f(x):
+        y = x
+        y += 1.0
+        y *= x
+        return np.sum(y)
+
+    np.testing.assert_allclose(dr.grad(f)(x3), 2 * x3 + 1)
+
+
+def test_grad_needs_scalar_output():
+    with pytest.raises(dr.DualrevError, match=r"scalar output.*shape \(3,\).*jacrev"):
+        dr.grad(lambda x: x * 2)(x3)
+
+
+def test_argnums_out_of_range():
+    with pytest.raises(dr.DualrevError, match="argnums=2 is out of range"):
+        dr.grad(lambda x, y: x * y, argnums=2)(1.0, 2.0)
+    with pytest.raises(dr.DualrevError, match="out of range"):
+        dr.jacfwd(lambda x: x, argnums=(0, 1))(x3)
+
+
+def test_integer_outputs_are_refused():
+    with pytest.raises(dr.DualrevError, match="integer and boolean outputs"):
+        dr.grad(lambda x: np.argmax(x))(x3)
+    with pytest.raises(dr.DualrevError, match="dtype bool"):
+        dr.jacfwd(lambda x: x > 0)(x3)
+
+
+def test_tangent_mismatch():
+    with pytest.raises(dr.DualrevError, match=r"shape \(2,\).*shape \(3,\)"):
+        dr.jvp(np.sin, (x3,), (np.ones(2),))
+    with pytest.raises(dr.DualrevError, match="floating point"):
+        dr.jvp(np.sin, (x3,), (np.ones(3, dtype=int),))
+    with pytest.raises(dr.DualrevError, match="same length"):
+        dr.jvp(np.sin, (x3,), ())
+    _, pullback = dr.vjp(np.sin, x3)
+    with pytest.raises(dr.DualrevError, match="shape"):
+        pullback(np.ones(4))
+
+
+def test_traced_index_is_refused():
+    with pytest.raises(dr.DualrevError, match="used as an index"):
+        dr.grad(lambda x: x[x[0]])(x3)
+
+
+def test_bool_and_comparisons_still_work():
+    def f(x):
+        if x[0] > 0 and bool(x[1] > 1):
+            return np.sum(x**2)
+        return np.sum(x)
+
+    np.testing.assert_allclose(dr.grad(f)(x3), 2 * x3)

@@ -1,0 +1,24 @@
+"""Every example script runs, and prints what its docstring promises."""
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted(p for p in (Path(__file__).parent.parent / "examples").glob("*.py")
+                  if not p.name.startswith("_"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_runs(path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [str(path), "20"])
+    runpy.run_path(str(path), run_name="__main__")
+    out = capsys.readouterr().out
+    assert out.strip()
+    if path.stem == "computational_graph":
+        assert "e = 6.0, de/da = 2.0, de/db = 5.0" in out
+        assert "g = -12.0, gradients = (-3.0, -3.0, 4.0)" in out
+    if path.stem == "two_layer_net":
+        diff = float(out.splitlines()[0].split(":")[1])
+        assert diff < 1e-6
