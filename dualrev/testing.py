@@ -76,9 +76,9 @@ def _compare(analytic: np.ndarray, numeric: np.ndarray, rtol: float, atol: float
         )
 
 
-def check_grads(f: Callable[..., Any], args: Sequence[Any], *, modes: Sequence[str] = ("fwd", "rev"),
-                order: int = 1, rtol: float = 1e-6, atol: float = 1e-8, seed: int = 0,
-                initial_step: float = 1e-2) -> None:
+def check_grads(f: Callable[..., Any], args: Sequence[Any], *,
+                modes: Sequence[str] = ("fwd", "rev"), order: int = 1, rtol: float = 1e-6,
+                atol: float = 1e-8, seed: int = 0, initial_step: float = 1e-2) -> None:
     """Assert that dualrev's derivatives of ``f`` at ``args`` match finite differences.
 
     ``modes``: "fwd" checks JVPs, "rev" checks VJPs. ``order=2`` also checks the

@@ -90,7 +90,8 @@ def test_reductions_fwd_equals_rev_and_match_numpy(case):
 @st.composite
 def broadcast_case(draw):
     f = draw(st.sampled_from(BINARY))
-    s1, s2 = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3)).input_shapes
+    bshapes = hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3)
+    s1, s2 = draw(bshapes).input_shapes
     x = draw(arrays_in(0.5, 2.0, s1))
     y = draw(arrays_in(0.5, 2.0, s2))
     return f, x, y

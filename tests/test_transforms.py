@@ -1,7 +1,6 @@
 """The transforms' conventions: shapes, argnums, has_aux, pytrees, mode choice."""
 
 import numpy as np
-import pytest
 
 import dualrev as dr
 from tests.helpers import check_all
