@@ -120,13 +120,12 @@ def tree_map_strip(tree: Any) -> Any:
 
 # ------------------------------------------------------------------ forward mode
 def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
-             tangents: list[Any], nb: int) -> tuple[Any, list[Any], list[Any], TreeDef, Any]:
+             leaves: list[Any], defs: list[TreeDef], tangents: list[Any],
+             nb: int) -> tuple[Any, ForwardTrace]:
     """Run ``f`` with the differentiated leaves carrying ``tangents``."""
-    leaves, defs = _split_inputs(args, nums)
     trace = ForwardTrace(next(_levels), nb)
     duals = [Dual(x, t, trace) for x, t in zip(leaves, tangents, strict=True)]
-    out = f(*_rebuild_args(args, nums, defs, duals))
-    return out, leaves, defs, trace, None
+    return f(*_rebuild_args(args, nums, defs, duals)), trace
 
 
 def _unpack_forward(out: Any, trace: ForwardTrace, batch: tuple[int, ...],
@@ -170,12 +169,12 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
     if len(primals) != len(tangents):
         raise DualrevError("dualrev.jvp: primals and tangents must have the same length")
     nums = tuple(range(len(primals)))
-    leaves, _ = _split_inputs(primals, nums)
+    leaves, defs = _split_inputs(primals, nums)
     t_leaves, _ = tree_flatten(tangents)
     if len(t_leaves) != len(leaves):
         raise DualrevError("dualrev.jvp: tangents must have the same structure as primals")
     t_leaves = [_check_tangent(x, t) for x, t in zip(leaves, t_leaves, strict=True)]
-    out, _, _, trace, _ = _forward(f, primals, nums, t_leaves, 0)
+    out, trace = _forward(f, primals, nums, leaves, defs, t_leaves, 0)
     out, aux = _split_aux(out, has_aux)
     p, t, od = _unpack_forward(out, trace, (), "jvp")
     res = (tree_unflatten(od, p), tree_unflatten(od, [_result(v) for v in t]))
@@ -196,9 +195,8 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -
         for x, m in zip(leaves, sizes, strict=True):
             tangents.append(eye[:, off:off + m].reshape((n,) + shape_of(x)))
             off += m
-        trace = ForwardTrace(next(_levels), 1)
-        duals = [Dual(x, t, trace) for x, t in zip(leaves, tangents, strict=True)]
-        out, aux = _split_aux(f(*_rebuild_args(args, nums, defs, duals)), has_aux)
+        out, trace = _forward(f, args, nums, leaves, defs, tangents, 1)
+        out, aux = _split_aux(out, has_aux)
         _, touts, od = _unpack_forward(out, trace, (n,), "jacfwd")
         per_out = []
         for t in touts:
