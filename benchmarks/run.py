@@ -1,0 +1,333 @@
+"""dualrev beside its peers: seconds per call and the ratio to plain NumPy evaluating the
+same function in the same run.
+
+    python benchmarks/run.py                 # full table
+    python benchmarks/run.py --quick         # fewer repeats, smaller sizes skipped
+    python benchmarks/run.py --save FILE.md  # also write the table as markdown
+
+Peers (autograd, jax, torch) are optional: a row is skipped when its library is absent.
+Each time is the median of repeated calls in this process, after a warm-up call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import dualrev as dr  # noqa: E402
+
+try:
+    import autograd
+    import autograd.numpy as anp
+except ImportError:
+    autograd = None
+try:
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_platforms", "cpu")
+except ImportError:
+    jax = None
+try:
+    import torch
+    import torch.func as tf
+
+    torch.set_num_threads(os.cpu_count() or 1)
+except ImportError:
+    torch = None
+
+ROWS: list[tuple[str, str, float, float]] = []  # workload, library, seconds, ratio
+QUICK = False
+
+
+def median_time(fn: Callable[[], Any], budget: float = 0.4) -> float:
+    fn()  # warm-up (and jit compile for jax.jit)
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-7)
+    reps = int(min(max(budget / once, 3), 2000 if not QUICK else 200))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def report(workload: str, base: float, entries: dict[str, Callable[[], Any] | None]) -> None:
+    ROWS.append((workload, "numpy f(x)", base, 1.0))
+    print(f"\n{workload}\n  {'numpy f(x)':28s} {base:11.3e} s      1.0x")
+    for lib, fn in entries.items():
+        if fn is None:
+            continue
+        try:
+            t = median_time(fn)
+        except Exception as e:  # a peer that cannot run this workload
+            print(f"  {lib:28s} failed: {type(e).__name__}: {str(e)[:60]}")
+            continue
+        ROWS.append((workload, lib, t, t / base))
+        print(f"  {lib:28s} {t:11.3e} s {t / base:8.1f}x", flush=True)
+
+
+# ------------------------------------------------------------------ workloads
+def rosen(x: Any, xp: Any = np) -> Any:
+    return xp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def rosen_loop(x: Any) -> Any:
+    s = 0.0
+    for i in range(len(x) - 1):
+        s = s + 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2
+    return s
+
+
+def bench_rosen_grad() -> None:
+    for n in (10, 10**4, 10**6):
+        x = np.random.default_rng(0).uniform(-1, 1, n)
+        base = median_time(lambda: rosen(x))
+        entries: dict[str, Any] = {"dualrev grad": lambda: dr.grad(rosen)(x)}
+        if autograd:
+            g = autograd.grad(lambda x: rosen(x, anp))
+            entries["autograd grad"] = lambda: g(x)
+        if jax:
+            xj = jnp.asarray(x)
+            ge = jax.grad(lambda x: rosen(x, jnp))
+            gj = jax.jit(ge)
+            entries["jax grad (eager)"] = lambda: ge(xj).block_until_ready()
+            entries["jax grad (jit)"] = lambda: gj(xj).block_until_ready()
+        if torch:
+            xt = torch.from_numpy(x)
+            gt = tf.grad(lambda x: rosen(x, torch))
+            entries["torch.func grad"] = lambda: gt(xt)
+        report(f"1. grad rosen n={n}", base, entries)
+
+
+def bench_scalar_loop() -> None:
+    for n in (50, 1000):
+        x = np.random.default_rng(0).uniform(-1, 1, n)
+        xl = [float(v) for v in x]
+        base = median_time(lambda: rosen_loop(xl))
+        entries: dict[str, Any] = {"dualrev grad": lambda: dr.grad(rosen_loop)(x)}
+        if autograd:
+            g = autograd.grad(rosen_loop)
+            entries["autograd grad"] = lambda: g(x)
+        if jax and n <= 50:
+            xj = jnp.asarray(x)
+            ge = jax.grad(rosen_loop)
+            entries["jax grad (eager)"] = lambda: ge(xj).block_until_ready()
+        if torch:
+            xt = torch.from_numpy(x)
+            gt = tf.grad(rosen_loop)
+            entries["torch.func grad"] = lambda: gt(xt)
+        report(f"2. grad scalar loop n={n}", base, entries)
+
+
+def bench_jacobian() -> None:
+    for n in (20, 200):
+        rng = np.random.default_rng(1)
+        A = rng.standard_normal((n, n)) / np.sqrt(n)
+        x = rng.standard_normal(n)
+        f = lambda x: np.tanh(A @ x)
+        base = median_time(lambda: f(x))
+        entries: dict[str, Any] = {
+            "dualrev jacfwd": lambda: dr.jacfwd(f)(x),
+            "dualrev jacrev": lambda: dr.jacrev(f)(x),
+            "dualrev jacobian": lambda: dr.jacobian(f)(x),
+        }
+        if autograd:
+            ja = autograd.jacobian(lambda x: anp.tanh(anp.dot(A, x)))
+            entries["autograd jacobian"] = lambda: ja(x)
+        if jax:
+            Aj, xj = jnp.asarray(A), jnp.asarray(x)
+            fj = lambda x: jnp.tanh(Aj @ x)
+            jf, jr = jax.jacfwd(fj), jax.jacrev(fj)
+            jjf, jjr = jax.jit(jf), jax.jit(jr)
+            entries["jax jacfwd (eager)"] = lambda: jf(xj).block_until_ready()
+            entries["jax jacrev (eager)"] = lambda: jr(xj).block_until_ready()
+            entries["jax jacfwd (jit)"] = lambda: jjf(xj).block_until_ready()
+            entries["jax jacrev (jit)"] = lambda: jjr(xj).block_until_ready()
+        if torch:
+            At, xt = torch.from_numpy(A), torch.from_numpy(x)
+            ft = lambda x: torch.tanh(At @ x)
+            tjf, tjr = tf.jacfwd(ft), tf.jacrev(ft)
+            entries["torch.func jacfwd"] = lambda: tjf(xt)
+            entries["torch.func jacrev"] = lambda: tjr(xt)
+        report(f"3. jacobian tanh(Ax) n={n}", base, entries)
+
+
+def mlp_problem(n: int) -> tuple[Callable[..., Any], np.ndarray, np.ndarray, np.ndarray]:
+    """A one-hidden-layer tanh network with 5 hidden units and n parameters in all."""
+    h = 5
+    d = (n - h) // h
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((32, d))
+    y = rng.standard_normal(32)
+    w = rng.standard_normal(d * h + h) / np.sqrt(d)
+
+    def loss(w: Any, X: Any = X, y: Any = y, xp: Any = np) -> Any:
+        W1 = xp.reshape(w[: d * h], (d, h))
+        w2 = w[d * h:]
+        r = xp.tanh(X @ W1) @ w2 - y
+        return xp.mean(r * r)
+
+    return loss, w, X, y
+
+
+def bench_hessian() -> None:
+    for n in (20, 100):
+        loss, w, X, y = mlp_problem(n)
+        base = median_time(lambda: loss(w))
+        entries: dict[str, Any] = {"dualrev hessian": lambda: dr.hessian(loss)(w)}
+        if autograd:
+            ha = autograd.hessian(lambda w: loss(w, xp=anp))
+            entries["autograd hessian"] = lambda: ha(w)
+        if jax:
+            Xj, yj, wj = jnp.asarray(X), jnp.asarray(y), jnp.asarray(w)
+            hj = jax.hessian(lambda w: loss(w, Xj, yj, jnp))
+            hjj = jax.jit(hj)
+            entries["jax hessian (eager)"] = lambda: hj(wj).block_until_ready()
+            entries["jax hessian (jit)"] = lambda: hjj(wj).block_until_ready()
+        if torch:
+            Xt, yt, wt = torch.from_numpy(X), torch.from_numpy(y), torch.from_numpy(w)
+            ht = tf.hessian(lambda w: loss(w, Xt, yt, torch))
+            entries["torch.func hessian"] = lambda: ht(wt)
+        report(f"4. hessian MLP n={len(w)}", base, entries)
+
+    n = 10**4
+    x = np.random.default_rng(3).uniform(-1, 1, n)
+    v = np.random.default_rng(4).standard_normal(n)
+    base = median_time(lambda: rosen(x))
+    entries = {"dualrev hvp": lambda: dr.hvp(rosen)(x, v)}
+    if autograd:
+        ha = autograd.hessian_vector_product(lambda x: rosen(x, anp))
+        entries["autograd hvp"] = lambda: ha(x, v)
+    if jax:
+        xj, vj = jnp.asarray(x), jnp.asarray(v)
+        gj = jax.grad(lambda x: rosen(x, jnp))
+        hv = lambda x, v: jax.jvp(gj, (x,), (v,))[1]
+        hvj = jax.jit(hv)
+        entries["jax hvp (eager)"] = lambda: hv(xj, vj).block_until_ready()
+        entries["jax hvp (jit)"] = lambda: hvj(xj, vj).block_until_ready()
+    if torch:
+        xt, vt = torch.from_numpy(x), torch.from_numpy(v)
+        gt = tf.grad(lambda x: rosen(x, torch))
+        entries["torch.func hvp"] = lambda: tf.jvp(gt, (xt,), (vt,))[1]
+    report(f"4. hvp rosen n={n}", base, entries)
+
+
+def bench_optimize() -> None:
+    x0 = np.full(100, -0.5)
+    opts = {"method": "BFGS", "options": {"gtol": 1e-8}}
+
+    def run(fun_and_grad: Callable[[np.ndarray], Any]) -> Any:
+        return scipy.optimize.minimize(fun_and_grad, x0, jac=True, **opts)
+
+    hand = lambda x: (scipy.optimize.rosen(x), scipy.optimize.rosen_der(x))
+    base = median_time(lambda: run(hand), budget=1.0)
+    entries: dict[str, Any] = {"dualrev value_and_grad": lambda: run(dr.value_and_grad(rosen))}
+    if autograd:
+        vg = autograd.value_and_grad(lambda x: rosen(x, anp))
+        entries["autograd value_and_grad"] = lambda: run(vg)
+    if jax:
+        vgj = jax.jit(jax.value_and_grad(lambda x: rosen(x, jnp)))
+        entries["jax value_and_grad (jit)"] = lambda: run(
+            lambda x: tuple(np.asarray(v) for v in vgj(x)))
+    if torch:
+        gt = tf.grad_and_value(lambda x: rosen(x, torch))
+
+        def tvg(x: np.ndarray) -> Any:
+            g, v = gt(torch.from_numpy(x))
+            return float(v), g.numpy()
+        entries["torch.func grad_and_value"] = lambda: run(tvg)
+    res = run(dr.value_and_grad(rosen))
+    print(f"\n  (BFGS: {res.nit} iterations, {res.nfev} evaluations, f = {res.fun:.2e})")
+    report("5. BFGS rosen n=100 (ratio to hand-written rosen_der)", base, entries)
+
+
+def bench_memory() -> None:
+    n = 10**6
+    x = np.random.default_rng(0).uniform(-1, 1, n)
+    size = x.nbytes
+
+    def peak(fn: Callable[[], Any]) -> float:
+        fn()
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        fn()
+        p = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return p / size
+
+    print("\n6. peak memory of grad rosen n=1e6, in input-sized arrays (tracemalloc)")
+    rows = {"numpy f(x)": lambda: rosen(x), "dualrev grad": lambda: dr.grad(rosen)(x)}
+    if autograd:
+        g = autograd.grad(lambda x: rosen(x, anp))
+        rows["autograd grad"] = lambda: g(x)
+    for lib, fn in rows.items():
+        p = peak(fn)
+        ROWS.append(("6. peak memory grad rosen n=1e6 (input sizes)", lib, float("nan"), p))
+        print(f"  {lib:28s} {p:8.1f} arrays")
+
+
+def machine() -> str:
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    libs = [f"numpy {np.__version__}"]
+    if autograd:
+        libs.append("autograd")
+    if jax:
+        libs.append(f"jax {jax.__version__}")
+    if torch:
+        libs.append(f"torch {torch.__version__}")
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            + ", ".join(libs))
+
+
+def save(path: str) -> None:
+    lines = ["# dualrev benchmark", "", f"Machine: {machine()}", "",
+             f"Command: `python benchmarks/run.py`", "",
+             "| workload | library | seconds | ratio to NumPy f(x) |", "|---|---|---|---|"]
+    for w, lib, t, r in ROWS:
+        secs = "" if t != t else f"{t:.3e}"
+        lines.append(f"| {w} | {lib} | {secs} | {r:.1f}{'' if t != t else 'x'} |")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines) + "\n")
+    print(f"\nsaved {path}")
+
+
+def main() -> None:
+    global QUICK
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--save", metavar="FILE")
+    ap.add_argument("--only", help="comma-separated workload numbers, e.g. 1,3")
+    args = ap.parse_args()
+    QUICK = args.quick
+    print(machine())
+    benches = {"1": bench_rosen_grad, "2": bench_scalar_loop, "3": bench_jacobian,
+               "4": bench_hessian, "5": bench_optimize, "6": bench_memory}
+    chosen = args.only.split(",") if args.only else list(benches)
+    for k in chosen:
+        benches[k]()
+    if args.save:
+        save(args.save)
+
+
+if __name__ == "__main__":
+    main()
