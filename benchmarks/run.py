@@ -301,7 +301,7 @@ def machine() -> str:
 
 def save(path: str) -> None:
     lines = ["# dualrev benchmark", "", f"Machine: {machine()}", "",
-             f"Command: `python benchmarks/run.py`", "",
+             "Command: `python benchmarks/run.py`", "",
              "| workload | library | seconds | ratio to NumPy f(x) |", "|---|---|---|---|"]
     for w, lib, t, r in ROWS:
         secs = "" if t != t else f"{t:.3e}"

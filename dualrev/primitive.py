@@ -20,6 +20,8 @@ machinery: higher derivatives come from nesting.
 
 from __future__ import annotations
 
+import dis
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,9 +46,17 @@ class Primitive:
     per-argument JVP rules with one rule taking all tangents (``None`` where absent).
     ``nondiff`` primitives (comparisons, floor, sign) have zero derivative everywhere:
     they run on the primal values and return plain results.
+
+    Optional speed-ups, never needed for correctness: ``scalar_impl`` runs the operation
+    on Python/NumPy float scalars (falling back to ``impl`` on arithmetic errors);
+    ``vjp_add(acc, g, ans, *primals, **params)`` adds the VJP into a cotangent buffer
+    the tape owns (or creates one when ``acc`` is None), returning NotImplemented where
+    it does not apply; ``shape_only`` names the arguments (-1 for the output) whose VJP
+    reads only their shape, so the tape keeps a shape instead of the array.
     """
 
-    __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff")
+    __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
+                 "scalar_impl", "vjp_add", "shape_only", "_keep_cache")
 
     def __init__(
         self,
@@ -55,6 +65,8 @@ class Primitive:
         *,
         elementwise: bool = False,
         nondiff: bool = False,
+        scalar_impl: Callable[..., Any] | None = None,
+        shape_only: tuple[int, ...] = (),
     ) -> None:
         self.name = name
         self.impl = impl
@@ -63,6 +75,10 @@ class Primitive:
         self.jvp_joint: Rule | None = None
         self.elementwise = elementwise
         self.nondiff = nondiff
+        self.scalar_impl = scalar_impl
+        self.vjp_add: Rule | None = None
+        self.shape_only = frozenset(shape_only)
+        self._keep_cache: dict[tuple[int, ...], tuple[Any, ...] | None] = {}
 
     def defjvp(self, *rules: Rule | None) -> Primitive:
         """Set one JVP rule per positional argument."""
@@ -74,14 +90,39 @@ class Primitive:
         self.jvp_joint = rule
         return self
 
+    def keep_plan(self, traced: tuple[int, ...]) -> tuple[Any, ...] | None:
+        """What the tape must keep for a VJP w.r.t. the ``traced`` argument positions:
+        None to keep everything, else a tuple with one entry for the output and one per
+        argument: True (keep), False (drop) or "shape" (keep a shape stand-in)."""
+        plan = self._keep_cache.get(traced, 0)
+        if plan == 0:
+            plan = self._keep_cache[traced] = self._plan(traced)
+        return plan
+
+    def _plan(self, traced: tuple[int, ...]) -> tuple[Any, ...] | None:
+        needed: set[int] = set()
+        for pos in traced:
+            reads = rule_reads(self.vjps[pos])  # type: ignore[index]
+            if reads is None:
+                return None
+            needed |= reads
+        # index 0 is the output (position -1), index k + 1 is argument k
+        width = max(needed, default=-1) + 2
+        return tuple(
+            ("shape" if i - 1 in self.shape_only else True) if i - 1 in needed else False
+            for i in range(width)
+        )
+
     def defvjp(self, *rules: Rule | None) -> Primitive:
         """Set one VJP rule per positional argument."""
         self.vjps = rules
+        self._keep_cache.clear()
         return self
 
     def defvjp_indexed(self, rule: Rule) -> Primitive:
         """Set one VJP rule ``rule(argpos, g, ans, *primals, **params)`` for variadic primitives."""
         self.vjps = _Indexed(rule)
+        self._keep_cache.clear()
         return self
 
     def __call__(self, *args: Any, **params: Any) -> Any:
@@ -89,6 +130,30 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<dualrev primitive {self.name}>"
+
+
+_LOADS = ("LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_FAST_LOAD_FAST",
+          "LOAD_DEREF", "LOAD_CLOSURE")
+
+
+def rule_reads(rule: Any) -> frozenset[int] | None:
+    """Which of ``ans`` (-1) and the primal arguments (0, 1, ...) a VJP rule reads, found
+    from its bytecode; None when that cannot be told (then the tape keeps everything).
+
+    A rule built from a partial derivative ``d(ans, *args)`` names it in ``reads_from``.
+    """
+    target = getattr(rule, "reads_from", rule)
+    skip = 0 if target is not rule else 1  # a rule's first parameter is the cotangent
+    code = getattr(target, "__code__", None)
+    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
+        return None
+    params = code.co_varnames[skip:code.co_argcount]
+    loaded: set[str] = set(code.co_cellvars)
+    for ins in dis.get_instructions(target):
+        if ins.opname in _LOADS:
+            v = ins.argval
+            loaded.update(v if isinstance(v, tuple) else (v,))
+    return frozenset(i - 1 for i, name in enumerate(params) if name in loaded)
 
 
 class _Indexed:
@@ -104,6 +169,9 @@ class _Indexed:
         return lambda *a, **k: rule(i, *a, **k)
 
 
+_SCALARS = (float, int, np.float64)
+
+
 def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
     """Apply ``prim``: to the innermost trace among ``args`` if any is traced, else plainly."""
     top = None
@@ -111,6 +179,16 @@ def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
         if isinstance(a, Tracer) and (top is None or a._level > top._level):
             top = a
     if top is None:
+        scalar = prim.scalar_impl
+        if scalar is not None:
+            for a in args:
+                if type(a) not in _SCALARS:
+                    break
+            else:
+                try:
+                    return scalar(*args)
+                except (ArithmeticError, ValueError):
+                    pass  # let NumPy give its inf/nan (and warning) instead
         return prim.impl(*args, **params)
     if prim.nondiff:
         return prim.impl(*[strip(a) for a in args], **params)
@@ -170,6 +248,8 @@ def no_rule(func: Any, detail: str = "") -> NoDerivativeRule:
 
 def shape_of(x: Any) -> tuple[int, ...]:
     """Shape of an array, scalar or traced value, cheaply."""
+    if type(x) is float:
+        return ()
     s = getattr(x, "shape", None)
     if s is None:
         return np.shape(x)
@@ -227,3 +307,17 @@ def normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
     if len(set(out)) != len(out):
         raise ValueError(f"repeated axis in {axis!r}")
     return tuple(sorted(out))
+
+
+class Shaped:
+    """What the tape keeps of an array whose VJP needs only its shape and dtype."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, x: Any) -> None:
+        self.shape = shape_of(x)
+        self.dtype = getattr(x, "dtype", None)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)

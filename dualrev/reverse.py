@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .errors import NoDerivativeRule
-from .primitive import Primitive, bind, shape_of, unbroadcast
+from .primitive import Primitive, Shaped, bind, shape_of, unbroadcast
 from .tracer import TracedBase
 
 
@@ -18,8 +20,9 @@ class Tape:
     """One reverse-mode transform call: a level and the list of recorded operations.
 
     Each entry is ``(prim, primals, params, ans, parents)`` where ``parents`` lists
-    ``(argument position, entry index)`` for the traced arguments; inputs are entries
-    with ``prim`` None.
+    ``(argument position, entry index, argument shape)`` for the traced arguments;
+    inputs are entries with ``prim`` None. Of the primals and ``ans`` the entry keeps
+    only what the primitive's VJP rules read (see ``Primitive.keep_plan``).
     """
 
     __slots__ = ("level", "nodes")
@@ -38,20 +41,34 @@ class Tape:
         primals = []
         parents = []
         vjps = prim.vjps
-        for i, a in enumerate(args):
+        i = 0
+        for a in args:
             if type(a) is Traced and a._level == level:
                 primals.append(a.primal)
                 if vjps is None:
                     raise NoDerivativeRule(prim.name, "It has no VJP (reverse-mode) rule.")
                 if vjps[i] is not None:
-                    parents.append((i, a._index))
+                    parents.append((i, a._index, shape_of(a.primal)))
             else:
                 primals.append(a)
+            i += 1
         ans = bind(prim, primals, params)
         if not parents:
             return ans
+        # Keep only what the VJP rules read, so intermediates die as early as in NumPy.
+        plan = prim.keep_plan(tuple(p[0] for p in parents))
+        kept_ans = ans
+        if plan is not None:
+            width = len(plan) - 1
+            kept = []
+            for j, p in enumerate(primals):
+                k = plan[j + 1] if j < width else False
+                kept.append(p if k is True else (Shaped(p) if k else None))
+            primals = kept
+            k = plan[0]
+            kept_ans = ans if k is True else (Shaped(ans) if k else None)
         nodes = self.nodes
-        nodes.append((prim, primals, params, ans, parents))
+        nodes.append((prim, primals, params, kept_ans, parents))
         return Traced(ans, self, len(nodes) - 1)
 
     def backward(self, seeds: dict[int, Any], nb: int = 0, keep: bool = False) -> list[Any]:
@@ -62,28 +79,48 @@ class Tape:
         as it has been processed, so intermediates are freed during the pass.
         """
         nodes = self.nodes
-        cts: list[Any] = [None] * len(nodes)
+        n = len(nodes)
+        cts: list[Any] = [None] * n
+        # owned[i]: cts[i] is an array this pass allocated, so adding into it in place
+        # cannot change a value anyone else holds.
+        owned = [False] * n
         for i, g in seeds.items():
             cts[i] = g if cts[i] is None else cts[i] + g
-        for i in range(len(nodes) - 1, -1, -1):
+        ndarray = np.ndarray
+        for i in range(n - 1, -1, -1):
             g = cts[i]
+            if g is None:
+                continue
             node = nodes[i]
             prim = node[0]
             if prim is None:
                 continue  # an input: its cotangent is a result
             if not keep:
                 nodes[i] = _RELEASED
-            if g is None:
-                continue
             cts[i] = None
             _, primals, params, ans, parents = node
             rules = prim.vjps
-            for argpos, pid in parents:
-                c = rules[argpos](g, ans, *primals, **params)
-                if prim.elementwise:
-                    c = unbroadcast(c, nb, shape_of(primals[argpos]))
+            add_into = prim.vjp_add if nb == 0 else None
+            for argpos, pid, shape in parents:
                 prev = cts[pid]
-                cts[pid] = c if prev is None else prev + c
+                if add_into is not None and (prev is None or owned[pid]):
+                    acc = add_into(prev, g, ans, *primals, **params)
+                    if acc is not NotImplemented:
+                        cts[pid] = acc
+                        owned[pid] = True
+                        continue
+                c = rules[argpos](g, ans, *primals, **params)
+                if prim.elementwise and (nb or shape_of(c) != shape):
+                    c = unbroadcast(c, nb, shape)
+                if prev is None:
+                    cts[pid] = c
+                elif (owned[pid] and type(c) is ndarray and c.shape == prev.shape
+                      and c.dtype == prev.dtype):
+                    np.add(prev, c, out=prev)
+                else:
+                    prev = prev + c
+                    cts[pid] = prev
+                    owned[pid] = type(prev) is ndarray
         return cts
 
 

@@ -9,6 +9,7 @@ rules directly.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -21,17 +22,21 @@ _LN10 = np.log(10.0)
 
 
 def _scale_by(d: Callable[..., Any]) -> Callable[..., Any]:
-    return lambda g, ans, *args: g * d(ans, *args)
+    rule = lambda g, ans, *args: g * d(ans, *args)
+    rule.reads_from = d  # type: ignore[attr-defined]  # the tape keeps what d reads
+    return rule
 
 
 def elementwise(
-    func: Any, *partials: Callable[..., Any] | None, name: str | None = None
+    func: Any, *partials: Callable[..., Any] | None, name: str | None = None,
+    scalar_impl: Callable[..., Any] | None = None,
 ) -> Primitive:
     """A catalogue entry from a ufunc and the partial derivative of each argument.
 
     ``None`` for a partial declares that argument's derivative zero (a mask).
+    ``scalar_impl`` is an exact Python-scalar version (an operator) for speed.
     """
-    prim = Primitive(name or func.__name__, func, elementwise=True)
+    prim = Primitive(name or func.__name__, func, elementwise=True, scalar_impl=scalar_impl)
     rules = tuple(None if d is None else _scale_by(d) for d in partials)
     prim.defjvp(*rules)
     prim.defvjp(*rules)
@@ -40,10 +45,11 @@ def elementwise(
     return prim
 
 
-def linear(func: Any, *rules: Callable[..., Any]) -> Primitive:
+def linear(func: Any, *rules: Callable[..., Any],
+           scalar_impl: Callable[..., Any] | None = None) -> Primitive:
     """A catalogue entry for an elementwise function linear in each argument: the same
     rule serves as JVP and VJP."""
-    prim = Primitive(func.__name__, func, elementwise=True)
+    prim = Primitive(func.__name__, func, elementwise=True, scalar_impl=scalar_impl)
     prim.defjvp(*rules)
     prim.defvjp(*rules)
     register_ufunc(func, prim)
@@ -65,13 +71,25 @@ def _tie_split(ans: Any, x: Any, y: Any) -> Any:
 
 def _power_dx(ans: Any, x: Any, y: Any) -> Any:
     # y * x**(y-1), with the derivative of x**0 (a constant) exactly zero, also at x = 0.
+    if type(y) in (int, float):  # the common constant exponent: no masking needed
+        if y == 2:
+            return 2.0 * x
+        return np.zeros_like(x) if y == 0 else y * np.power(x, y - 1)
     return np.where(np.equal(y, 0), 0.0, y * np.power(x, y - 1))
+
+
+def _scalar_power(x: Any, y: Any) -> Any:
+    r = x**y
+    if type(r) is complex:  # Python gives a complex root of a negative base; NumPy a nan
+        raise ValueError
+    return r
 
 
 def _power_dy(ans: Any, x: Any, y: Any) -> Any:
     # log(x) * x**y; at x = 0 the output is 0 for y > 0, so the derivative is 0 there.
+    # (x**y is recomputed rather than read from ans, so the tape need not keep ans.)
     safe_x = np.where(np.equal(x, 0), 1.0, x)
-    return np.where(np.equal(x, 0), 0.0, ans * np.log(safe_x))
+    return np.where(np.equal(x, 0), 0.0, np.power(x, y) * np.log(safe_x))
 
 
 def _sinc_d(ans: Any, x: Any) -> Any:
@@ -87,14 +105,19 @@ def _sinc_d(ans: Any, x: Any) -> Any:
 
 
 # ------------------------------------------------------------------ arithmetic
-add = linear(np.add, lambda g, ans, x, y: g, lambda g, ans, x, y: g)
-subtract = linear(np.subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g)
-negative = linear(np.negative, lambda g, ans, x: -g)
+add = linear(np.add, lambda g, ans, x, y: g, lambda g, ans, x, y: g, scalar_impl=operator.add)
+subtract = linear(
+    np.subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g, scalar_impl=operator.sub
+)
+negative = linear(np.negative, lambda g, ans, x: -g, scalar_impl=operator.neg)
 positive = linear(np.positive, lambda g, ans, x: g)
 conjugate = linear(np.conjugate, lambda g, ans, x: g)  # real values only in this version
-multiply = elementwise(np.multiply, lambda ans, x, y: y, lambda ans, x, y: x)
+multiply = elementwise(
+    np.multiply, lambda ans, x, y: y, lambda ans, x, y: x, scalar_impl=operator.mul
+)
 true_divide = elementwise(
-    np.true_divide, lambda ans, x, y: 1.0 / y, lambda ans, x, y: -ans / y
+    np.true_divide, lambda ans, x, y: 1.0 / y, lambda ans, x, y: -x / (y * y),
+    scalar_impl=operator.truediv,
 )
 floor_divide = zero_derivative(np.floor_divide)
 remainder = elementwise(
@@ -103,7 +126,7 @@ remainder = elementwise(
 fmod = elementwise(
     np.fmod, lambda ans, x, y: np.ones_like(ans), lambda ans, x, y: -np.trunc(np.true_divide(x, y))
 )
-power = elementwise(np.power, _power_dx, _power_dy)
+power = elementwise(np.power, _power_dx, _power_dy, scalar_impl=_scalar_power)
 float_power = elementwise(np.float_power, _power_dx, _power_dy)
 square = elementwise(np.square, lambda ans, x: 2.0 * x)
 reciprocal = elementwise(np.reciprocal, lambda ans, x: -ans * ans)

@@ -75,8 +75,8 @@ def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...])
     return zf.reshape(z.shape)
 
 
-gather = Primitive("getitem", _gather_impl)
-scatter = Primitive("scatter_add", _scatter_impl)
+gather = Primitive("getitem", _gather_impl, shape_only=(-1, 0))
+scatter = Primitive("scatter_add", _scatter_impl, shape_only=(-1,))
 
 gather.defjvp(
     lambda g, ans, x, idx, nb: bind(gather, (g,), {"idx": idx, "nb": nb + ndim_of(g) - ndim_of(x)})
@@ -99,8 +99,29 @@ scatter.defvjp(
 )
 
 
+def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb: int) -> Any:
+    # Scatter the cotangent straight into the tape's buffer for x: a loop reading x[i]
+    # element by element then costs one buffer, not one x-sized array per element.
+    if nb or isinstance(g, Tracer) or (acc is not None and type(acc) is not np.ndarray):
+        return NotImplemented
+    if acc is None:
+        acc = np.zeros(shape_of(x), dtype=np.result_type(g, np.float64))
+    elif np.result_type(acc, g) != acc.dtype:
+        return NotImplemented
+    if is_basic(idx):
+        acc[idx] += g
+    else:
+        np.add.at(acc, idx, g)
+    return acc
+
+
+gather.vjp_add = _gather_vjp_add
+
+
 def getitem(x: Any, idx: Any) -> Any:
     """``x[idx]`` for a traced ``x``: basic slices, integer arrays, boolean masks."""
+    if type(idx) is int:
+        return bind(gather, (x,), {"idx": (idx,), "nb": 0})
     return bind(gather, (x,), {"idx": canonical_index(idx), "nb": 0})
 
 

@@ -56,7 +56,7 @@ def _sum_impl(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     return np.sum(x, axis=axis, keepdims=keepdims)
 
 
-sum_p = Primitive("sum", _sum_impl)
+sum_p = Primitive("sum", _sum_impl, shape_only=(0,))
 sum_p.defjvp(
     lambda g, ans, x, axis, keepdims: np.sum(
         g, axis=_shift(axis, ndim_of(g) - ndim_of(x)), keepdims=keepdims
@@ -221,7 +221,7 @@ def _rev_cumsum(g: Any, axis: int) -> Any:
     return np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis)
 
 
-cumsum_p = Primitive("cumsum", _cumsum_impl)
+cumsum_p = Primitive("cumsum", _cumsum_impl, shape_only=(-1,))
 cumsum_p.defjvp(lambda g, ans, x, axis: np.cumsum(g, axis=axis + ndim_of(g) - ndim_of(x)))
 cumsum_p.defvjp(lambda g, ans, x, axis: _rev_cumsum(g, axis + ndim_of(g) - ndim_of(ans)))
 
