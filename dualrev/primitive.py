@@ -179,20 +179,25 @@ def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
         if isinstance(a, Tracer) and (top is None or a._level > top._level):
             top = a
     if top is None:
-        scalar = prim.scalar_impl
-        if scalar is not None:
-            for a in args:
-                if type(a) not in _SCALARS:
-                    break
-            else:
-                try:
-                    return scalar(*args)
-                except (ArithmeticError, ValueError):
-                    pass  # let NumPy give its inf/nan (and warning) instead
-        return prim.impl(*args, **params)
+        return _apply(prim, args, params)
     if prim.nondiff:
         return prim.impl(*[strip(a) for a in args], **params)
     return top._trace.process(prim, args, params)
+
+
+def _apply(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
+    """Run ``prim`` on plain values: its scalar version on floats, else its NumPy one."""
+    scalar = prim.scalar_impl
+    if scalar is not None:
+        for a in args:
+            if type(a) not in _SCALARS:
+                break
+        else:
+            try:
+                return scalar(*args)
+            except (ArithmeticError, ValueError):
+                pass  # let NumPy give its inf/nan (and warning) instead
+    return prim.impl(*args, **params)
 
 
 def strip(x: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import NoDerivativeRule
-from .primitive import Primitive, Shaped, bind, shape_of, unbroadcast
+from .primitive import _SCALARS, Primitive, Shaped, Tracer, _apply, bind, shape_of, unbroadcast
 from .tracer import TracedBase
 
 
@@ -38,35 +38,48 @@ class Tape:
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
         level = self.level
+        vjps = prim.vjps
+        if vjps is None:
+            raise NoDerivativeRule(prim.name, "It has no VJP (reverse-mode) rule.")
         primals = []
         parents = []
-        vjps = prim.vjps
+        traced = []
+        plain = True  # no argument traced at an outer level either
         i = 0
         for a in args:
             if type(a) is Traced and a._level == level:
-                primals.append(a.primal)
-                if vjps is None:
-                    raise NoDerivativeRule(prim.name, "It has no VJP (reverse-mode) rule.")
+                a = a.primal
                 if vjps[i] is not None:
-                    parents.append((i, a._index, shape_of(a.primal)))
-            else:
-                primals.append(a)
+                    parents.append((i, args[i]._index, shape_of(a)))
+                    traced.append(i)
+            if plain and isinstance(a, Tracer):
+                plain = False
+            primals.append(a)
             i += 1
-        ans = bind(prim, primals, params)
+        ans = _apply(prim, primals, params) if plain else bind(prim, primals, params)
         if not parents:
             return ans
         # Keep only what the VJP rules read, so intermediates die as early as in NumPy.
-        plan = prim.keep_plan(tuple(p[0] for p in parents))
+        key = tuple(traced)
+        plan = prim._keep_cache.get(key, 0)
+        if plan == 0:
+            plan = prim.keep_plan(key)
         kept_ans = ans
         if plan is not None:
             width = len(plan) - 1
             kept = []
-            for j, p in enumerate(primals):
+            j = 0
+            for p in primals:
                 k = plan[j + 1] if j < width else False
-                kept.append(p if k is True else (Shaped(p) if k else None))
+                if k is True or type(p) in _SCALARS:
+                    kept.append(p)
+                else:
+                    kept.append(Shaped(p) if k else None)
+                j += 1
             primals = kept
             k = plan[0]
-            kept_ans = ans if k is True else (Shaped(ans) if k else None)
+            if k is not True and type(ans) not in _SCALARS:
+                kept_ans = Shaped(ans) if k else None
         nodes = self.nodes
         nodes.append((prim, primals, params, kept_ans, parents))
         return Traced(ans, self, len(nodes) - 1)
