@@ -20,7 +20,7 @@ from .errors import DualrevError
 from .forward import Dual, ForwardTrace
 from .primitive import Tracer, shape_of, strip
 from .reverse import Tape, Traced
-from .tree import TreeDef, tree_flatten, tree_unflatten
+from .tree import LEAF, TreeDef, tree_flatten, tree_unflatten
 
 _levels = itertools.count(1)
 
@@ -28,8 +28,21 @@ ArgNums = int | Sequence[int]
 
 
 # ------------------------------------------------------------------ argument handling
+_PLAIN_FLOAT = (float, np.float64)
+
+
+def _dtype_of(x: Any) -> np.dtype:
+    v = strip(x)
+    return _F64 if type(v) in _PLAIN_FLOAT else np.result_type(v)
+
+
+_F64 = np.dtype(np.float64)
+
+
 def _as_input(x: Any) -> Any:
     """A differentiable input: floats stay floats, integers and bools become float64."""
+    if type(x) is np.ndarray and x.dtype.kind == "f" and x.ndim:
+        return x
     if isinstance(x, Tracer) or type(x) is float:
         return x
     a = np.asarray(x)
@@ -61,7 +74,12 @@ def _split_inputs(args: Sequence[Any], nums: tuple[int, ...]) -> tuple[list[Any]
     leaves: list[Any] = []
     defs = []
     for i in nums:
-        ls, td = tree_flatten(args[i])
+        a = args[i]
+        if type(a) is np.ndarray or type(a) is float or isinstance(a, Tracer):
+            leaves.append(_as_input(a))
+            defs.append(LEAF)
+            continue
+        ls, td = tree_flatten(a)
         leaves.extend(_as_input(v) for v in ls)
         defs.append(td)
     return leaves, defs
@@ -72,20 +90,22 @@ def _rebuild_args(args: Sequence[Any], nums: tuple[int, ...], defs: list[TreeDef
     new = list(args)
     it = iter(leaves)
     for i, td in zip(nums, defs, strict=True):
-        new[i] = tree_unflatten(td, [next(it) for _ in range(td.num_leaves)])
+        new[i] = next(it) if td is LEAF else tree_unflatten(
+            td, [next(it) for _ in range(td.num_leaves)])
     return new
 
 
 def _group(values: list[Any], defs: list[TreeDef], single: bool) -> Any:
     """Per-leaf results back into one pytree per argnum (a tuple unless argnums was an int)."""
+    if single and defs[0] is LEAF:
+        return values[0]
     it = iter(values)
     trees = [tree_unflatten(td, [next(it) for _ in range(td.num_leaves)]) for td in defs]
     return trees[0] if single else tuple(trees)
 
 
 def _check_output(o: Any, what: str) -> None:
-    kind = np.result_type(strip(o)).kind
-    if kind not in "fc":
+    if _dtype_of(o).kind not in "fc":
         raise DualrevError(
             f"dualrev: {what} needs floating-point outputs, but the function returned a "
             f"value of dtype {np.result_type(strip(o))}; integer and boolean outputs have no "
@@ -255,8 +275,8 @@ class _Recording:
 
 
 def _seed_one(value: Any) -> Any:
-    dt = np.result_type(strip(value))
-    return 1.0 if dt == np.float64 else np.ones((), dt)[()]
+    dt = _dtype_of(value)
+    return 1.0 if dt == _F64 else np.ones((), dt)[()]
 
 
 def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0,
