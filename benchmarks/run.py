@@ -67,19 +67,43 @@ def median_time(fn: Callable[[], Any], budget: float = 0.4) -> float:
     return statistics.median(times)
 
 
-def report(workload: str, base: float, entries: dict[str, Callable[[], Any] | None]) -> None:
+def paired_ratio(base: Callable[[], Any], fn: Callable[[], Any], budget: float = 0.6) -> tuple[
+        float, float]:
+    """Median time of ``fn`` and median of its ratio to ``base``, the two calls interleaved
+    so that a shared machine's changing speed affects both alike."""
+    fn()
+    base()
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-7)
+    reps = int(min(max(budget / once, 5), 2000 if not QUICK else 200))
+    times, ratios = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        base()
+        t1 = time.perf_counter()
+        fn()
+        t2 = time.perf_counter()
+        times.append(t2 - t1)
+        ratios.append((t2 - t1) / max(t1 - t0, 1e-9))
+    return statistics.median(times), statistics.median(ratios)
+
+
+def report(workload: str, base_fn: Callable[[], Any],
+           entries: dict[str, Callable[[], Any] | None]) -> None:
+    base = median_time(base_fn)
     ROWS.append((workload, "numpy f(x)", base, 1.0))
     print(f"\n{workload}\n  {'numpy f(x)':28s} {base:11.3e} s      1.0x")
     for lib, fn in entries.items():
         if fn is None:
             continue
         try:
-            t = median_time(fn)
+            t, r = paired_ratio(base_fn, fn)
         except Exception as e:  # a peer that cannot run this workload
             print(f"  {lib:28s} failed: {type(e).__name__}: {str(e)[:60]}")
             continue
-        ROWS.append((workload, lib, t, t / base))
-        print(f"  {lib:28s} {t:11.3e} s {t / base:8.1f}x", flush=True)
+        ROWS.append((workload, lib, t, r))
+        print(f"  {lib:28s} {t:11.3e} s {r:8.1f}x", flush=True)
 
 
 # ------------------------------------------------------------------ workloads
@@ -97,7 +121,7 @@ def rosen_loop(x: Any) -> Any:
 def bench_rosen_grad() -> None:
     for n in (10, 10**4, 10**6):
         x = np.random.default_rng(0).uniform(-1, 1, n)
-        base = median_time(lambda: rosen(x))
+        base = lambda: rosen(x)
         entries: dict[str, Any] = {"dualrev grad": lambda: dr.grad(rosen)(x)}
         if autograd:
             g = autograd.grad(lambda x: rosen(x, anp))
@@ -119,7 +143,7 @@ def bench_scalar_loop() -> None:
     for n in (50, 1000):
         x = np.random.default_rng(0).uniform(-1, 1, n)
         xl = [float(v) for v in x]
-        base = median_time(lambda: rosen_loop(xl))
+        base = lambda: rosen_loop(xl)
         entries: dict[str, Any] = {"dualrev grad": lambda: dr.grad(rosen_loop)(x)}
         if autograd:
             g = autograd.grad(rosen_loop)
@@ -141,7 +165,7 @@ def bench_jacobian() -> None:
         A = rng.standard_normal((n, n)) / np.sqrt(n)
         x = rng.standard_normal(n)
         f = lambda x: np.tanh(A @ x)
-        base = median_time(lambda: f(x))
+        base = lambda: f(x)
         entries: dict[str, Any] = {
             "dualrev jacfwd": lambda: dr.jacfwd(f)(x),
             "dualrev jacrev": lambda: dr.jacrev(f)(x),
@@ -189,7 +213,7 @@ def mlp_problem(n: int) -> tuple[Callable[..., Any], np.ndarray, np.ndarray, np.
 def bench_hessian() -> None:
     for n in (20, 100):
         loss, w, X, y = mlp_problem(n)
-        base = median_time(lambda: loss(w))
+        base = lambda: loss(w)
         entries: dict[str, Any] = {"dualrev hessian": lambda: dr.hessian(loss)(w)}
         if autograd:
             ha = autograd.hessian(lambda w: loss(w, xp=anp))
@@ -209,7 +233,7 @@ def bench_hessian() -> None:
     n = 10**4
     x = np.random.default_rng(3).uniform(-1, 1, n)
     v = np.random.default_rng(4).standard_normal(n)
-    base = median_time(lambda: rosen(x))
+    base = lambda: rosen(x)
     entries = {"dualrev hvp": lambda: dr.hvp(rosen)(x, v)}
     if autograd:
         ha = autograd.hessian_vector_product(lambda x: rosen(x, anp))
@@ -236,7 +260,7 @@ def bench_optimize() -> None:
         return scipy.optimize.minimize(fun_and_grad, x0, jac=True, **opts)
 
     hand = lambda x: (scipy.optimize.rosen(x), scipy.optimize.rosen_der(x))
-    base = median_time(lambda: run(hand), budget=1.0)
+    base = lambda: run(hand)
     entries: dict[str, Any] = {"dualrev value_and_grad": lambda: run(dr.value_and_grad(rosen))}
     if autograd:
         vg = autograd.value_and_grad(lambda x: rosen(x, anp))
