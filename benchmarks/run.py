@@ -67,25 +67,28 @@ def median_time(fn: Callable[[], Any], budget: float = 0.4) -> float:
     return statistics.median(times)
 
 
-def paired_ratio(base: Callable[[], Any], fn: Callable[[], Any], budget: float = 0.6) -> tuple[
-        float, float]:
-    """Median time of ``fn`` and median of its ratio to ``base``, the two calls interleaved
-    so that a shared machine's changing speed affects both alike."""
+def _per_call(fn: Callable[[], Any], calls: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls
+
+
+def paired_ratio(base: Callable[[], Any], fn: Callable[[], Any]) -> tuple[float, float]:
+    """Seconds per call of ``fn`` and its ratio to ``base``, timed in alternating blocks
+    (each warm, each ~25 ms): a shared machine's drifting speed affects both alike, and
+    neither evicts the other's data from cache between calls. Medians over the blocks."""
     fn()
     base()
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-7)
-    reps = int(min(max(budget / once, 5), 2000 if not QUICK else 200))
+    k_fn = max(1, int(0.025 / max(_per_call(fn, 1), 1e-7)))
+    k_base = max(1, int(0.025 / max(_per_call(base, 3), 1e-7)))
+    blocks = 4 if QUICK else 10
     times, ratios = [], []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        base()
-        t1 = time.perf_counter()
-        fn()
-        t2 = time.perf_counter()
-        times.append(t2 - t1)
-        ratios.append((t2 - t1) / max(t1 - t0, 1e-9))
+    for _ in range(blocks):
+        tb = _per_call(base, k_base)
+        tf_ = _per_call(fn, k_fn)
+        times.append(tf_)
+        ratios.append(tf_ / tb)
     return statistics.median(times), statistics.median(ratios)
 
 
