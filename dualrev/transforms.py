@@ -134,6 +134,19 @@ def _check_output(o: Any, what: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=16)
+def _cached_identity(n: int) -> np.ndarray:
+    e = np.eye(n)
+    e.setflags(write=False)
+    return e
+
+
+def _identity(n: int) -> np.ndarray:
+    """The basis pushed through a vectorised Jacobian pass; small ones are cached
+    (read-only), saving a fresh n-by-n allocation per call."""
+    return _cached_identity(n) if n <= 2048 else np.eye(n)
+
+
 def _zeros(shape: tuple[int, ...]) -> np.ndarray:
     return np.zeros(shape)
 
@@ -232,7 +245,7 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -
         leaves, defs = _split_inputs(args, nums)
         sizes = [int(np.prod(shape_of(x))) for x in leaves]
         n = sum(sizes)
-        eye = np.eye(n)
+        eye = _identity(n)
         tangents, off = [], 0
         for x, m in zip(leaves, sizes, strict=True):
             tangents.append(eye[:, off:off + m].reshape((n,) + shape_of(x)))
@@ -247,7 +260,12 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -
             blocks, off = [], 0
             for x, k in zip(leaves, sizes, strict=True):
                 part = t[off:off + k] if k != n else t
-                block = np.reshape(np.transpose(np.reshape(part, (k, m))), oshape + shape_of(x))
+                xs = shape_of(x)
+                if len(xs) == 1:  # move the batch axis last: a view, no copy
+                    block = np.moveaxis(part, 0, -1)
+                else:
+                    block = np.reshape(np.moveaxis(np.reshape(part, (k,) + oshape), 0, -1),
+                                       oshape + xs)
                 blocks.append(_result(block))
                 off += k
             per_out.append(_group(blocks, defs, single))
@@ -367,7 +385,7 @@ def _jacrev_from(rec: _Recording, single: bool) -> Any:
         grads = rec.pull([_seed_one(rec.outs[0])], nb=0, keep=False)
         return tree_unflatten(rec.out_def, [_group([_result(g) for g in grads], rec.defs, single)])
     m = sum(sizes)
-    eye = np.eye(m)
+    eye = _identity(m)
     seeds, off = [], 0
     for s, k in zip(shapes, sizes, strict=True):
         seeds.append(eye[:, off:off + k].reshape((m,) + s))

@@ -45,14 +45,32 @@ def _mT(x: Any) -> Any:
     return np.swapaxes(x, -1, -2)
 
 
+def _bmatmul(a: Any, b: Any) -> Any:
+    """``a @ b`` where one side is a single matrix and the other a stack (as batched
+    tangents and cotangents are): folded into one matrix product, where NumPy would run
+    one product (or one matrix-vector product) per stacked matrix."""
+    sa, sb = shape_of(a), shape_of(b)
+    if len(sb) == 2 and len(sa) > 2:
+        r = np.matmul(np.reshape(a, (-1, sa[-1])), b)
+        return np.reshape(r, sa[:-1] + sb[-1:])
+    if len(sa) == 2 and len(sb) > 2:
+        if sb[-1] == 1:  # a stack of vectors: one (stack, k) @ (k, n) product
+            r = np.matmul(np.reshape(b, (-1, sb[-2])), np.transpose(a))
+            return np.reshape(r, sb[:-2] + (sa[0], 1))
+        bt = np.reshape(_mT(b), (-1, sb[-2]))
+        r = np.matmul(bt, np.transpose(a))
+        return _mT(np.reshape(r, sb[:-2] + (sb[-1], sa[0])))
+    return np.matmul(a, b)
+
+
 matmul_p = Primitive("matmul", _matmul_impl)
 matmul_p.defjvp(
-    lambda g, ans, a, b: np.matmul(_lift(g, a, ans), b),
-    lambda g, ans, a, b: np.matmul(a, _lift(g, b, ans)),
+    lambda g, ans, a, b: _bmatmul(_lift(g, a, ans), b),
+    lambda g, ans, a, b: _bmatmul(a, _lift(g, b, ans)),
 )
 matmul_p.defvjp(
-    lambda g, ans, a, b: unbroadcast(np.matmul(g, _mT(b)), ndim_of(g) - ndim_of(ans), shape_of(a)),
-    lambda g, ans, a, b: unbroadcast(np.matmul(_mT(a), g), ndim_of(g) - ndim_of(ans), shape_of(b)),
+    lambda g, ans, a, b: unbroadcast(_bmatmul(g, _mT(b)), ndim_of(g) - ndim_of(ans), shape_of(a)),
+    lambda g, ans, a, b: unbroadcast(_bmatmul(_mT(a), g), ndim_of(g) - ndim_of(ans), shape_of(b)),
 )
 
 
