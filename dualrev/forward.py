@@ -44,6 +44,7 @@ class ForwardTrace:
                 raise NoDerivativeRule(prim.name, "It has no JVP (forward-mode) rule.")
             nb = self.nb
             elementwise = prim.elementwise
+            partials = prim.partials
             out = None
             for i, t in enumerate(tangents):
                 if t is None:
@@ -53,7 +54,10 @@ class ForwardTrace:
                     continue
                 if elementwise and nb:
                     t = pad_tangent(t, nb, len(shape_of(ans)))
-                c = rule(t, ans, *primals, **params)
+                if partials is not None:
+                    c = t * partials[i](ans, *primals)
+                else:
+                    c = rule(t, ans, *primals, **params)
                 out = c if out is None else out + c
             if out is None:
                 return ans

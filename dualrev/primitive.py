@@ -49,14 +49,15 @@ class Primitive:
 
     Optional speed-ups, never needed for correctness: ``scalar_impl`` runs the operation
     on Python/NumPy float scalars (falling back to ``impl`` on arithmetic errors);
-    ``vjp_add(acc, g, ans, *primals, **params)`` adds the VJP into a cotangent buffer
+    ``partials`` (elementwise entries whose every rule is ``g * d(ans, *args)``) lets
+    the machinery skip the rule wrapper; ``vjp_add(acc, g, ans, *primals, **params)`` adds the VJP into a cotangent buffer
     the tape owns (or creates one when ``acc`` is None), returning NotImplemented where
     it does not apply; ``shape_only`` names the arguments (-1 for the output) whose VJP
     reads only their shape, so the tape keeps a shape instead of the array.
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
-                 "scalar_impl", "vjp_add", "shape_only", "_keep_cache")
+                 "scalar_impl", "vjp_add", "shape_only", "partials", "_keep_cache")
 
     def __init__(
         self,
@@ -78,7 +79,10 @@ class Primitive:
         self.scalar_impl = scalar_impl
         self.vjp_add: Rule | None = None
         self.shape_only = frozenset(shape_only)
-        self._keep_cache: dict[tuple[int, ...], tuple[Any, ...] | None] = {}
+        # For elementwise entries defined by partial derivatives d(ans, *args), the
+        # machinery multiplies by them directly (one call fewer per operation).
+        self.partials: tuple[Rule, ...] | None = None
+        self._keep_cache: dict[Any, tuple[Any, ...] | None] = {}
 
     def defjvp(self, *rules: Rule | None) -> Primitive:
         """Set one JVP rule per positional argument."""
@@ -90,13 +94,14 @@ class Primitive:
         self.jvp_joint = rule
         return self
 
-    def keep_plan(self, traced: tuple[int, ...]) -> tuple[Any, ...] | None:
+    def keep_plan(self, traced: int | tuple[int, ...]) -> tuple[Any, ...] | None:
         """What the tape must keep for a VJP w.r.t. the ``traced`` argument positions:
         None to keep everything, else a tuple with one entry for the output and one per
         argument: True (keep), False (drop) or "shape" (keep a shape stand-in)."""
         plan = self._keep_cache.get(traced, 0)
         if plan == 0:
-            plan = self._keep_cache[traced] = self._plan(traced)
+            positions = (traced,) if isinstance(traced, int) else traced
+            plan = self._keep_cache[traced] = self._plan(positions)
         return plan
 
     def _plan(self, traced: tuple[int, ...]) -> tuple[Any, ...] | None:

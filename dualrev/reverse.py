@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 
 from .errors import NoDerivativeRule
-from .primitive import _SCALARS, Primitive, Shaped, Tracer, _apply, bind, shape_of, unbroadcast
+from .primitive import _SCALARS, Primitive, Shaped, Tracer, bind, shape_of, unbroadcast
 from .tracer import TracedBase
+
+ndarray = np.ndarray
 
 
 class Tape:
@@ -41,26 +43,41 @@ class Tape:
         vjps = prim.vjps
         if vjps is None:
             raise NoDerivativeRule(prim.name, "It has no VJP (reverse-mode) rule.")
+        nodes = self.nodes
         primals = []
         parents = []
-        traced = []
         plain = True  # no argument traced at an outer level either
         i = 0
         for a in args:
             if type(a) is Traced and a._level == level:
-                a = a.primal
+                p = a.primal
                 if vjps[i] is not None:
-                    parents.append((i, args[i]._index, shape_of(a)))
-                    traced.append(i)
+                    parents.append((i, a._index, p.shape if type(p) is ndarray else shape_of(p)))
+                a = p
             if plain and isinstance(a, Tracer):
                 plain = False
             primals.append(a)
             i += 1
-        ans = _apply(prim, primals, params) if plain else bind(prim, primals, params)
+        if plain:
+            ans = None
+            scalar = prim.scalar_impl
+            if scalar is not None:
+                for p in primals:
+                    if type(p) not in _SCALARS:
+                        break
+                else:
+                    try:
+                        ans = scalar(*primals)
+                    except (ArithmeticError, ValueError):
+                        pass  # NumPy gives its inf/nan (and warning) instead
+            if ans is None:
+                ans = prim.impl(*primals, **params)
+        else:
+            ans = bind(prim, primals, params)
         if not parents:
             return ans
         # Keep only what the VJP rules read, so intermediates die as early as in NumPy.
-        key = tuple(traced)
+        key = parents[0][0] if len(parents) == 1 else tuple(p[0] for p in parents)
         plan = prim._keep_cache.get(key, 0)
         if plan == 0:
             plan = prim.keep_plan(key)
@@ -73,14 +90,20 @@ class Tape:
                 k = plan[j + 1] if j < width else False
                 if k is True or type(p) in _SCALARS:
                     kept.append(p)
+                elif k:
+                    # An input of the tape lives on anyway: keep it rather than a stand-in.
+                    arg = args[j]
+                    if type(arg) is Traced and arg._level == level and nodes[arg._index][0] is None:
+                        kept.append(p)
+                    else:
+                        kept.append(Shaped(p))
                 else:
-                    kept.append(Shaped(p) if k else None)
+                    kept.append(None)
                 j += 1
             primals = kept
             k = plan[0]
             if k is not True and type(ans) not in _SCALARS:
                 kept_ans = Shaped(ans) if k else None
-        nodes = self.nodes
         nodes.append((prim, primals, params, kept_ans, parents))
         return Traced(ans, self, len(nodes) - 1)
 
@@ -113,6 +136,7 @@ class Tape:
             cts[i] = None
             _, primals, params, ans, parents = node
             rules = prim.vjps
+            partials = prim.partials
             add_into = prim.vjp_add if nb == 0 else None
             for argpos, pid, shape in parents:
                 prev = cts[pid]
@@ -122,9 +146,16 @@ class Tape:
                         cts[pid] = acc
                         owned[pid] = True
                         continue
-                c = rules[argpos](g, ans, *primals, **params)
-                if prim.elementwise and (nb or shape_of(c) != shape):
-                    c = unbroadcast(c, nb, shape)
+                if partials is not None:  # elementwise: cotangent times the partial
+                    c = g * partials[argpos](ans, *primals)
+                    tc = type(c)
+                    cs = c.shape if tc is ndarray else (() if tc in _SCALARS else shape_of(c))
+                    if nb or cs != shape:
+                        c = unbroadcast(c, nb, shape)
+                else:
+                    c = rules[argpos](g, ans, *primals, **params)
+                    if prim.elementwise and (nb or shape_of(c) != shape):
+                        c = unbroadcast(c, nb, shape)
                 if prev is None:
                     cts[pid] = c
                 elif (owned[pid] and type(c) is ndarray and c.shape == prev.shape

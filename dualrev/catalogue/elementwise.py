@@ -40,6 +40,8 @@ def elementwise(
     rules = tuple(None if d is None else _scale_by(d) for d in partials)
     prim.defjvp(*rules)
     prim.defvjp(*rules)
+    if all(d is not None for d in partials):
+        prim.partials = partials
     if isinstance(func, np.ufunc):
         register_ufunc(func, prim)
     return prim
