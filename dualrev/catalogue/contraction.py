@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import DualrevError, InPlaceError
 from ..primitive import (
     Primitive,
+    Tracer,
     bind,
     ndim_of,
     register_function,
@@ -49,6 +50,8 @@ def _bmatmul(a: Any, b: Any) -> Any:
     """``a @ b`` where one side is a single matrix and the other a stack (as batched
     tangents and cotangents are): folded into one matrix product, where NumPy would run
     one product (or one matrix-vector product) per stacked matrix."""
+    if isinstance(a, Tracer) or isinstance(b, Tracer):
+        return np.matmul(a, b)  # traced (nested) operands: folding would cost more ops
     sa, sb = shape_of(a), shape_of(b)
     if len(sb) == 2 and len(sa) > 2:
         r = np.matmul(np.reshape(a, (-1, sa[-1])), b)
