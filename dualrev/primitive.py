@@ -50,10 +50,11 @@ class Primitive:
     Optional speed-ups, never needed for correctness: ``scalar_impl`` runs the operation
     on Python/NumPy float scalars (falling back to ``impl`` on arithmetic errors);
     ``partials`` (elementwise entries whose every rule is ``g * d(ans, *args)``) lets
-    the machinery skip the rule wrapper; ``vjp_add(acc, g, ans, *primals, **params)`` adds the VJP into a cotangent buffer
-    the tape owns (or creates one when ``acc`` is None), returning NotImplemented where
-    it does not apply; ``shape_only`` names the arguments (-1 for the output) whose VJP
-    reads only their shape, so the tape keeps a shape instead of the array.
+    the machinery skip the rule wrapper; ``vjp_add(acc, g, ans, *primals, **params)``
+    adds the VJP into a cotangent buffer the tape owns (or creates one when ``acc`` is
+    None), returning NotImplemented where it does not apply; ``shape_only`` names the
+    arguments (-1 for the output) whose VJP reads only their shape, so the tape keeps a
+    shape instead of the array.
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
