@@ -66,6 +66,15 @@ def zero_derivative(func: Any) -> Primitive:
     return prim
 
 
+def _div(a: Any, b: Any) -> Any:
+    """``a / b`` with NumPy's semantics also when both are Python scalars (a rule may meet
+    the user's constants): inf or nan, not ZeroDivisionError."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        return np.true_divide(a, b)
+
+
 def _tie_split(ans: Any, x: Any, y: Any) -> Any:
     # Where both arguments are equal the derivative is split evenly, as JAX and autograd do.
     return np.where(np.equal(x, y), 0.5, np.equal(ans, x))
@@ -118,7 +127,7 @@ multiply = elementwise(
     np.multiply, lambda ans, x, y: y, lambda ans, x, y: x, scalar_impl=operator.mul
 )
 true_divide = elementwise(
-    np.true_divide, lambda ans, x, y: 1.0 / y, lambda ans, x, y: -x / (y * y),
+    np.true_divide, lambda ans, x, y: _div(1.0, y), lambda ans, x, y: _div(-x, y * y),
     scalar_impl=operator.truediv,
 )
 floor_divide = zero_derivative(np.floor_divide)
@@ -141,10 +150,10 @@ cbrt = elementwise(np.cbrt, lambda ans, x: 1.0 / (3.0 * ans * ans))
 exp = elementwise(np.exp, lambda ans, x: ans)
 exp2 = elementwise(np.exp2, lambda ans, x: ans * _LN2)
 expm1 = elementwise(np.expm1, lambda ans, x: ans + 1.0)
-log = elementwise(np.log, lambda ans, x: 1.0 / x)
-log2 = elementwise(np.log2, lambda ans, x: 1.0 / (x * _LN2))
-log10 = elementwise(np.log10, lambda ans, x: 1.0 / (x * _LN10))
-log1p = elementwise(np.log1p, lambda ans, x: 1.0 / (1.0 + x))
+log = elementwise(np.log, lambda ans, x: _div(1.0, x))
+log2 = elementwise(np.log2, lambda ans, x: _div(1.0, x * _LN2))
+log10 = elementwise(np.log10, lambda ans, x: _div(1.0, x * _LN10))
+log1p = elementwise(np.log1p, lambda ans, x: _div(1.0, 1.0 + x))
 logaddexp = elementwise(
     np.logaddexp, lambda ans, x, y: np.exp(x - ans), lambda ans, x, y: np.exp(y - ans)
 )
@@ -161,16 +170,16 @@ arccos = elementwise(np.arccos, lambda ans, x: -1.0 / np.sqrt(1.0 - x * x))
 arctan = elementwise(np.arctan, lambda ans, x: 1.0 / (1.0 + x * x))
 arctan2 = elementwise(
     np.arctan2,
-    lambda ans, y, x: x / (x * x + y * y),
-    lambda ans, y, x: -y / (x * x + y * y),
+    lambda ans, y, x: _div(x, x * x + y * y),
+    lambda ans, y, x: _div(-y, x * x + y * y),
 )
-hypot = elementwise(np.hypot, lambda ans, x, y: x / ans, lambda ans, x, y: y / ans)
+hypot = elementwise(np.hypot, lambda ans, x, y: _div(x, ans), lambda ans, x, y: _div(y, ans))
 sinh = elementwise(np.sinh, lambda ans, x: np.cosh(x))
 cosh = elementwise(np.cosh, lambda ans, x: np.sinh(x))
 tanh = elementwise(np.tanh, lambda ans, x: 1.0 - ans * ans)
 arcsinh = elementwise(np.arcsinh, lambda ans, x: 1.0 / np.sqrt(x * x + 1.0))
 arccosh = elementwise(np.arccosh, lambda ans, x: 1.0 / np.sqrt(x * x - 1.0))
-arctanh = elementwise(np.arctanh, lambda ans, x: 1.0 / (1.0 - x * x))
+arctanh = elementwise(np.arctanh, lambda ans, x: _div(1.0, 1.0 - x * x))
 deg2rad = elementwise(np.deg2rad, lambda ans, x: np.pi / 180.0)
 rad2deg = elementwise(np.rad2deg, lambda ans, x: 180.0 / np.pi)
 register_ufunc(np.radians, deg2rad)
