@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import dualrev as dr
+from dualrev.testing.strategies import arrays, assert_derivatives_consistent, same_shape_arrays
 
 # (function, low, high): an open interval inside the function's domain
 UNARY = [
@@ -24,8 +25,7 @@ shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
 
 
 def arrays_in(lo, hi, shape):
-    return hnp.arrays(np.float64, shape, elements=st.floats(lo, hi, allow_nan=False,
-                                                            allow_subnormal=False))
+    return arrays(shape, low=lo, high=hi)
 
 
 @st.composite
@@ -110,3 +110,17 @@ def test_broadcasting_binary_sums_back_to_input_shape(case):
     jx = dr.jacfwd(f, 0)(x, y)
     out_nd = np.ndim(f(x, y))
     np.testing.assert_allclose(gx, np.sum(jx, axis=tuple(range(out_nd))), rtol=1e-12, atol=1e-12)
+
+
+@given(same_shape_arrays(2, low=0.2, high=2.0))
+def test_composite_functions_are_consistent(xy):
+    x, y = xy
+    f = lambda a, b: np.tanh(a * b) / (1.0 + b**2) + np.sqrt(a) * np.exp(-b)
+    assert_derivatives_consistent(f, x, y, finite_differences=False)
+
+
+@given(arrays((3,), low=-1.0, high=1.0))
+def test_a_small_model_against_finite_differences(w):
+    X = np.array([[1.0, 0.5, -0.3], [0.2, -1.0, 0.7]])
+    f = lambda w: np.sum(np.logaddexp(0.0, X @ w) ** 2)
+    assert_derivatives_consistent(f, w)

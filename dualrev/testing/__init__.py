@@ -5,6 +5,8 @@ Checks work on directional derivatives: for random directions ``v`` (inputs) and
 (outputs) they compare ``J v`` from the JVP with the finite difference of
 ``t -> f(x + t v)``, and ``u . J v`` from the VJP with the same number. That tests every
 entry of the Jacobian in expectation with one finite-difference solve per direction.
+
+Hypothesis strategies and a ready-made property live in ``dualrev.testing.strategies``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any
 import numpy as np
 from scipy.differentiate import derivative
 
-from .transforms import jvp, vjp
-from .tree import tree_flatten, tree_unflatten
+from ..transforms import jvp, vjp
+from ..tree import tree_flatten, tree_unflatten
 
 
 def _flat_out(out: Any) -> np.ndarray:
