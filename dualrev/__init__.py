@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import catalogue  # noqa: F401  (registers the primitive catalogue)
+from .custom import custom_jvp, custom_vjp
 from .errors import DualrevError, InPlaceError, NoDerivativeRule, TracerConversionError
 from .forward import Dual
 from .primitive import Primitive, register_function, register_ufunc, strip
@@ -49,6 +50,8 @@ __all__ = [
     "Tape",
     "Traced",
     "TracerConversionError",
+    "custom_jvp",
+    "custom_vjp",
     "grad",
     "hessian",
     "hvp",

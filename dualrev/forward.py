@@ -25,6 +25,8 @@ class ForwardTrace:
         self.nb = nb  # number of leading batch axes on every tangent of this trace
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        if prim.body is not None:
+            return prim.body(*args)
         level = self.level
         primals = []
         tangents = []

@@ -58,7 +58,8 @@ class Primitive:
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
-                 "scalar_impl", "vjp_add", "shape_only", "partials", "_keep_cache")
+                 "scalar_impl", "vjp_add", "shape_only", "partials", "body", "fwd",
+                 "_keep_cache")
 
     def __init__(
         self,
@@ -83,6 +84,10 @@ class Primitive:
         # For elementwise entries defined by partial derivatives d(ans, *args), the
         # machinery multiplies by them directly (one call fewer per operation).
         self.partials: tuple[Rule, ...] | None = None
+        # custom_vjp: forward mode traces ``body``; the tape runs ``fwd`` to get
+        # (output, residuals) and hands the residuals to the VJP rule.
+        self.body: Callable[..., Any] | None = None
+        self.fwd: Callable[..., Any] | None = None
         self._keep_cache: dict[Any, tuple[Any, ...] | None] = {}
 
     def defjvp(self, *rules: Rule | None) -> Primitive:

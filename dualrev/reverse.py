@@ -58,7 +58,10 @@ class Tape:
                 plain = False
             primals.append(a)
             i += 1
-        if plain:
+        if plain and prim.fwd is not None:
+            ans, residuals = prim.fwd(*primals)
+            params = {**params, "residuals": residuals}
+        elif plain:
             ans = None
             scalar = prim.scalar_impl
             if scalar is not None:

@@ -1,0 +1,163 @@
+"""User-defined derivative rules: ``custom_jvp`` and ``custom_vjp`` decorators.
+
+Each decorated function becomes a primitive of its own. A ``custom_jvp`` rule serves
+both modes: reverse mode transposes it (the rule is linear in the tangents, so its VJP
+is the reverse-mode derivative of the rule with respect to them). A ``custom_vjp``
+function is differentiated through its own body in forward mode.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .errors import DualrevError
+from .primitive import Primitive, bind, ndim_of, shape_of
+
+
+def _zeros_like(x: Any) -> Any:
+    return np.zeros(shape_of(x))
+
+
+def _per_batch(nb: int, batched: Any, compute: Callable[[Any], Any]) -> Any:
+    """``compute`` applied to each slice of a leading batch axis, stacked (user rules are
+    written for one tangent; jacfwd/jacrev pass a batch of them)."""
+    if nb == 0:
+        return compute(batched)
+    if nb > 1:
+        raise DualrevError("dualrev: custom rules support one batch axis of tangents")
+    return np.stack([compute(batched[b]) for b in range(shape_of(batched)[0])])
+
+
+class custom_jvp:
+    """Give ``fun`` a hand-written forward-mode rule, used by every transform.
+
+    ::
+
+        @dualrev.custom_jvp
+        def log1pexp(x):
+            return np.log1p(np.exp(x))
+
+        @log1pexp.defjvp
+        def log1pexp_jvp(primals, tangents):
+            (x,), (t,) = primals, tangents
+            return log1pexp(x), t * (1 - 1 / (1 + np.exp(x)))
+
+    The rule receives tuples of primals and tangents (zeros for arguments that are not
+    differentiated) and returns ``(output, output_tangent)``; it must be linear in the
+    tangents and written with NumPy calls (so reverse mode and higher derivatives can
+    differentiate it in turn). ``fun`` takes and returns arrays.
+    """
+
+    def __init__(self, fun: Callable[..., Any]) -> None:
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.rule: Callable[..., Any] | None = None
+        self.prim = Primitive(f"custom_jvp({getattr(fun, '__name__', 'f')})",
+                              lambda *args: fun(*args))
+
+    def defjvp(self, rule: Callable[..., Any]) -> Callable[..., Any]:
+        """Set the forward-mode rule ``rule(primals, tangents) -> (out, out_tangent)``."""
+        self.rule = rule
+        self.prim.defjvp_joint(self._jvp)
+        self.prim.defvjp_indexed(self._vjp)
+        return rule
+
+    def __call__(self, *args: Any) -> Any:
+        if self.rule is None:
+            raise DualrevError(f"dualrev: {self.prim.name} has no rule yet; call .defjvp")
+        return bind(self.prim, args, {})
+
+    def _tangent_out(self, primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> Any:
+        return self.rule(primals, tangents)[1]  # type: ignore[misc]
+
+    def _jvp(self, tangents: list[Any], ans: Any, *primals: Any) -> Any:
+        i0 = next(i for i, t in enumerate(tangents) if t is not None)
+        nb = ndim_of(tangents[i0]) - ndim_of(primals[i0])
+        if nb == 0:
+            full = tuple(_zeros_like(x) if t is None else t
+                         for t, x in zip(tangents, primals, strict=True))
+            return self._tangent_out(primals, full)
+        batch = shape_of(tangents[i0])[:nb]
+        full = tuple(np.zeros(batch + shape_of(x)) if t is None else t
+                     for t, x in zip(tangents, primals, strict=True))
+        return np.stack([self._tangent_out(primals, tuple(t[b] for t in full))
+                         for b in range(batch[0])])
+
+    def _vjp(self, i: int, g: Any, ans: Any, *primals: Any) -> Any:
+        from .transforms import vjp
+
+        def tangent_out(t: Any) -> Any:
+            full = tuple(t if j == i else _zeros_like(x) for j, x in enumerate(primals))
+            return self._tangent_out(primals, full)
+
+        # The rule is linear in t: its reverse-mode derivative at t = 0 is the transpose.
+        _, pullback = vjp(tangent_out, _zeros_like(primals[i]))
+        nb = ndim_of(g) - ndim_of(ans)
+        return _per_batch(nb, g, lambda gb: pullback(gb)[0])
+
+
+class custom_vjp:
+    """Give ``fun`` a hand-written reverse-mode rule: ``fwd`` computes the output and
+    residuals, ``bwd`` maps residuals and the output cotangent to one cotangent per
+    argument. ::
+
+        @dualrev.custom_vjp
+        def f(x, y):
+            return compiled_library_call(x, y)
+
+        def f_fwd(x, y):
+            out = f(x, y)                      # call f itself, not the library directly
+            return out, (x, y, out)            # residuals for the backward pass
+
+        def f_bwd(res, g):
+            x, y, out = res
+            return (g * dfdx(x, y), g * dfdy(x, y))
+
+        f.defvjp(f_fwd, f_bwd)
+
+    Residuals are kept on the tape. ``fwd`` should get the output by calling the
+    decorated function (as above): under an outer transform (grad of grad) it is then
+    recorded by that transform instead of meeting traced values in opaque code. Forward mode (``jvp``, ``jacfwd``) differentiates
+    through ``fun``'s body, so it needs ``fun`` to be differentiable NumPy code; a
+    function that calls code dualrev cannot see into should also get a ``custom_jvp``.
+    """
+
+    def __init__(self, fun: Callable[..., Any]) -> None:
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.fwd: Callable[..., Any] | None = None
+        self.bwd: Callable[..., Any] | None = None
+        self.prim = Primitive(f"custom_vjp({getattr(fun, '__name__', 'f')})",
+                              lambda *args, residuals=None: fun(*args))
+        self.prim.body = fun  # forward mode traces through the body
+
+    def defvjp(self, fwd: Callable[..., Any], bwd: Callable[..., Any]) -> None:
+        """Set ``fwd(*args) -> (out, residuals)`` and ``bwd(residuals, g) -> cotangents``."""
+        self.fwd, self.bwd = fwd, bwd
+        self.prim.fwd = fwd
+        self.prim.defvjp_indexed(self._vjp)
+
+    def __call__(self, *args: Any) -> Any:
+        if self.bwd is None:
+            raise DualrevError(f"dualrev: {self.prim.name} has no rule yet; call .defvjp")
+        return bind(self.prim, args, {})
+
+    def _vjp(self, i: int, g: Any, ans: Any, *primals: Any, residuals: Any = None) -> Any:
+        if residuals is None:  # recorded under an outer trace: recompute them
+            residuals = self.fwd(*primals)[1]  # type: ignore[misc]
+        nb = ndim_of(g) - ndim_of(ans)
+        nargs = len(primals)
+
+        def one(gb: Any) -> Any:
+            cts = self.bwd(residuals, gb)  # type: ignore[misc]
+            if not isinstance(cts, tuple) or len(cts) != nargs:
+                raise DualrevError(f"dualrev: the bwd rule of {self.prim.name} must return a "
+                                   f"tuple of {nargs} cotangent(s), one per argument")
+            return _zeros_like(primals[i]) if cts[i] is None else cts[i]
+
+        return _per_batch(nb, g, one)
+
