@@ -121,9 +121,10 @@ class custom_vjp:
 
     Residuals are kept on the tape. ``fwd`` should get the output by calling the
     decorated function (as above): under an outer transform (grad of grad) it is then
-    recorded by that transform instead of meeting traced values in opaque code. Forward mode (``jvp``, ``jacfwd``) differentiates
-    through ``fun``'s body, so it needs ``fun`` to be differentiable NumPy code; a
-    function that calls code dualrev cannot see into should also get a ``custom_jvp``.
+    recorded by that transform instead of meeting traced values in opaque code.
+    Forward mode (``jvp``, ``jacfwd``) differentiates through ``fun``'s body, so it
+    needs ``fun`` to be differentiable NumPy code; a function that calls code dualrev
+    cannot see into should get a ``custom_jvp`` for forward mode.
     """
 
     def __init__(self, fun: Callable[..., Any]) -> None:
