@@ -31,7 +31,17 @@ from .transforms import (
     value_and_grad,
     vjp,
 )
-from .tree import tree_flatten, tree_map, tree_unflatten
+from .tree import ravel_pytree, tree_flatten, tree_map, tree_unflatten
+
+
+def __getattr__(name: str) -> Any:
+    # dualrev.optimize, .sparse and .testing load SciPy's optimizers and test helpers
+    # only when first used.
+    if name in ("optimize", "sparse", "testing"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'dualrev' has no attribute {name!r}")
 
 
 def stop_gradient(x: Any) -> Any:
@@ -59,6 +69,7 @@ __all__ = [
     "jacobian",
     "jacrev",
     "jvp",
+    "ravel_pytree",
     "register_function",
     "register_ufunc",
     "stop_gradient",

@@ -462,3 +462,16 @@ def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
         return jvp(g_of, primals, tangents)[1]
 
     return h
+
+
+def jvp_batched(f: Callable[..., Any], x: Any, tangents: Any) -> tuple[Any, Any]:
+    """``(f(x), T)`` where ``T[b] = J(x) @ tangents[b]``: a batch of JVPs in one forward
+    pass (``tangents`` has shape ``(B,) + x.shape``)."""
+    x = _as_input(x)
+    if shape_of(tangents)[1:] != shape_of(x):
+        raise DualrevError("dualrev.jvp_batched: tangents must have shape (B,) + x.shape")
+    out, trace = _forward(f, (x,), (0,), [x], [LEAF], [tangents], 1)
+    p, t, od = _unpack_forward(out, trace, shape_of(tangents)[:1], "jvp_batched")
+    if od.kind != "leaf":
+        raise DualrevError("dualrev.jvp_batched: f must return a single array")
+    return p[0], t[0]

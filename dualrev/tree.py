@@ -90,3 +90,25 @@ def tree_map(f: Any, tree: Any, *rest: Any) -> Any:
     leaves, td = tree_flatten(tree)
     others = [tree_flatten(r)[0] for r in rest]
     return tree_unflatten(td, [f(*xs) for xs in zip(leaves, *others, strict=True)])
+
+
+def ravel_pytree(tree: Any) -> tuple[Any, Any]:
+    """``(flat, unravel)``: all leaves of ``tree`` concatenated into one 1-D float array,
+    and the function mapping such a vector back to a tree of the same structure and
+    shapes. ``unravel`` is differentiable (it slices and reshapes), so an optimizer can
+    work on ``flat`` while the model sees its dict of parameters."""
+    import numpy as np
+
+    leaves, td = tree_flatten(tree)
+    shapes = [np.shape(v) for v in leaves]
+    sizes = [int(np.prod(s)) for s in shapes]
+    flat = (np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in leaves])
+            if leaves else np.zeros(0))
+    bounds = np.cumsum([0] + sizes)
+
+    def unravel(vec: Any) -> Any:
+        parts = [np.reshape(vec[int(a):int(b)], s)
+                 for a, b, s in zip(bounds[:-1], bounds[1:], shapes, strict=True)]
+        return tree_unflatten(td, parts)
+
+    return flat, unravel
