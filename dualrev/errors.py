@@ -18,8 +18,9 @@ class NoDerivativeRule(DualrevError):
         msg = (
             f"dualrev has no derivative rule for {name}, which was called on a traced "
             f"value.{(' ' + detail) if detail else ''} Rewrite the computation with "
-            "supported functions, or add a rule: build a dualrev.Primitive with JVP and "
-            "VJP rules and register it with dualrev.register_function (see "
+            "supported functions, or add a rule: wrap your code in a function decorated "
+            "with @dualrev.custom_jvp or @dualrev.custom_vjp, or build a dualrev.Primitive "
+            "and register it with dualrev.register_function / register_ufunc (see "
             "docs/extending.md). To drop the derivative on purpose, pass "
             "dualrev.stop_gradient(x) instead of x."
         )

@@ -1,5 +1,6 @@
 """Every example script runs, and prints what its docstring promises."""
 
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -19,6 +20,14 @@ def test_example_runs(path, capsys, monkeypatch):
     if path.stem == "computational_graph":
         assert "e = 6.0, de/da = 2.0, de/db = 5.0" in out
         assert "g = -12.0, gradients = (-3.0, -3.0, 4.0)" in out
+    if path.stem == "optimize_rosenbrock":
+        for line in out.splitlines():
+            ours, fd = (int(v) for v in re.findall(r"(\d+) evaluations", line))
+            assert fd > 10 * ours, line
+    if path.stem == "sparse_least_squares":
+        assert "3 colours" in out and "converged = True" in out
+    if path.stem == "custom_rules":
+        assert "[0.   0.25 0.  ]" in out
     if path.stem == "two_layer_net":
         diff = float(out.splitlines()[0].split(":")[1])
         assert diff < 1e-6
