@@ -31,7 +31,7 @@ def main() -> dict:
         ours = dr.optimize.minimize(f_dr, x0, method=method, options=opts)
         if method == "Newton-CG":  # SciPy requires a gradient callable here
             ref = so.minimize(f_fd, x0, method=method, options=opts,
-                              jac=lambda x: so.approx_fprime(x, f_fd))
+                              jac=lambda x, f=f_fd: so.approx_fprime(x, f))
         else:
             ref = so.minimize(f_fd, x0, method=method)
         rows[method] = (f_dr.calls, f_fd.calls)
