@@ -162,3 +162,25 @@ class custom_vjp:
 
         return _per_batch(nb, g, one)
 
+
+
+def transpose_jvp(prim: Primitive) -> Primitive:
+    """Give ``prim`` VJP rules derived from its JVP rules: a JVP is linear in the tangent,
+    so the VJP of argument i is the reverse-mode derivative of ``t -> jvp_i(t)``. The
+    result is exact, vectorised over batched cotangents, and differentiable in turn; it
+    costs one recorded run of the JVP rule per backward step. Used where a closed-form
+    VJP is long and error-prone (QR, SVD, eigh, ...)."""
+    from .transforms import linear_transpose
+
+    def vjp(i: int, g: Any, ans: Any, *primals: Any, **params: Any) -> Any:
+        def linear(t: Any) -> Any:
+            if prim.jvp_joint is not None:
+                tangents: list[Any] = [None] * len(primals)
+                tangents[i] = t
+                return prim.jvp_joint(tangents, ans, *primals, **params)
+            return prim.jvps[i](t, ans, *primals, **params)  # type: ignore[index]
+
+        return linear_transpose(linear, shape_of(primals[i]), g, ndim_of(g) - ndim_of(ans))
+
+    prim.defvjp_indexed(vjp)
+    return prim

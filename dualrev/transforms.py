@@ -475,3 +475,11 @@ def jvp_batched(f: Callable[..., Any], x: Any, tangents: Any) -> tuple[Any, Any]
     if od.kind != "leaf":
         raise DualrevError("dualrev.jvp_batched: f must return a single array")
     return p[0], t[0]
+
+
+def linear_transpose(linear: Callable[[Any], Any], in_shape: tuple[int, ...], ct: Any,
+                     nb: int = 0) -> Any:
+    """Cotangent of the input of the linear map ``linear`` (on arrays of ``in_shape``)
+    for the output cotangent ``ct``, which may carry ``nb`` leading batch axes."""
+    rec = _Recording(linear, (np.zeros(in_shape),), (0,), False, "transpose")
+    return rec.pull([ct], nb=nb, keep=False)[0]

@@ -1,5 +1,7 @@
 """The primitive catalogue, one module per family. Importing it registers every entry."""
 
-from . import contraction, elementwise, indexing, inspection, reductions, shape
+from . import contraction, elementwise, indexing, inspection, linalg, reductions, shape
 
-__all__ = ["contraction", "elementwise", "indexing", "inspection", "reductions", "shape"]
+__all__ = [
+    "contraction", "elementwise", "indexing", "inspection", "linalg", "reductions", "shape",
+]

@@ -296,8 +296,12 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
             sums, over = _sum(absx, rows, keepdims=True), cols
         elif ord in (np.inf, -np.inf):
             sums, over = _sum(absx, cols, keepdims=True), rows
+        elif ord in (2, -2, "nuc"):
+            from .linalg import matrix_norm
+
+            return matrix_norm(x, ord, (rows, cols), keepdims)
         else:
-            raise no_rule(np.linalg.norm, f"The matrix norm ord={ord!r} needs an SVD rule.")
+            raise no_rule(np.linalg.norm, f"The matrix norm ord={ord!r} is not supported.")
         pick = np.max if ord > 0 else np.min
         out = pick(sums, axis=over, keepdims=True)
         return out if keepdims else np.squeeze(out, axis=axes)

@@ -1,0 +1,438 @@
+"""numpy.linalg: solve, inv, det, slogdet, cholesky, eigh, eigvalsh, svd, qr, pinv,
+lstsq, matrix_power, matrix norms, multi_dot; and kron.
+
+Rules use matrix products that broadcast over leading axes, so stacked matrices and the
+batch axes of jacfwd/jacrev tangents are handled alike. Decompositions with several
+outputs (eigh, svd, qr) are single primitives whose output packs the parts along the last
+axis; the handlers unpack them. Their VJPs are the transposes of their JVPs
+(``transpose_jvp``), which are the standard published forms.
+
+Conventions: like NumPy, ``eigh``, ``eigvalsh`` and ``cholesky`` read only the lower
+triangle, so their derivatives are those of that function (cotangents land on the lower
+triangle). Symmetrise the input yourself, ``(A + A.T) / 2``, to spread them evenly.
+eigh/eigvalsh need distinct eigenvalues and svd distinct nonzero singular values: at a
+degeneracy the derivative of the eigenvectors does not exist and comes out inf/nan.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from ..custom import transpose_jvp
+from ..errors import NoDerivativeRule
+from ..primitive import Primitive, bind, ndim_of, register_function, shape_of, strip
+
+
+def _T(x: Any) -> Any:
+    return np.swapaxes(x, -1, -2)
+
+
+def _solve_vec(a: Any, v: Any) -> Any:
+    # Solve for a stack of vectors v[..., n] (NumPy's solve treats a 2-D b as matrices).
+    return np.linalg.solve(a, v[..., None])[..., 0]
+
+
+def _as_scale(v: Any) -> Any:
+    """A stack of scalars as a stack of 1x1 matrices, to scale a stack of matrices."""
+    return np.reshape(v, shape_of(v) + (1, 1))
+
+
+def _diag_embed(v: Any) -> Any:
+    """A stack of diagonal matrices with v[..., n] on the diagonal."""
+    n = shape_of(v)[-1]
+    return v[..., None] * np.eye(n)
+
+
+def _sym_lower(x: Any) -> Any:
+    """The symmetric matrix NumPy's eigh/cholesky see: the lower triangle mirrored."""
+    return np.tril(x) + _T(np.tril(x, -1))
+
+
+class _Packing:
+    """Several outputs packed along one last axis: parts of shapes lead + trailing[i]."""
+
+    def __init__(self, trailing: tuple[tuple[int, ...], ...]) -> None:
+        self.trailing = trailing
+        self.sizes = [int(np.prod(t)) for t in trailing]
+
+    def pack(self, parts: list[Any]) -> Any:
+        first = shape_of(parts[0])
+        lead = first[: len(first) - len(self.trailing[0])]
+        return np.concatenate([np.reshape(p, lead + (s,)) for p, s in zip(parts, self.sizes,
+                                                                            strict=True)], axis=-1)
+
+    def unpack(self, packed: Any) -> list[Any]:
+        lead = shape_of(packed)[:-1]
+        out, off = [], 0
+        for t, s in zip(self.trailing, self.sizes, strict=True):
+            out.append(np.reshape(packed[..., off:off + s], lead + t))
+            off += s
+        return out
+
+
+@functools.lru_cache(maxsize=256)
+def _packing(trailing: tuple[tuple[int, ...], ...]) -> _Packing:
+    return _Packing(trailing)
+
+
+def _result_type(name: str, fields: tuple[str, ...]) -> Any:
+    # NumPy's named result tuples (EighResult, SVDResult, ...), or plain tuples.
+    from collections import namedtuple
+
+    mod = getattr(np.linalg, "_linalg", None)
+    return getattr(mod, name, None) or namedtuple(name, fields)
+
+
+# ------------------------------------------------------------------ inv, solve, det
+def _inv_impl(a: Any) -> Any:
+    return np.linalg.inv(a)
+
+
+inv_p = Primitive("inv", _inv_impl)
+inv_p.defjvp(lambda g, ans, a: -(ans @ g @ ans))
+inv_p.defvjp(lambda g, ans, a: -(_T(ans) @ g @ _T(ans)))
+register_function(np.linalg.inv, lambda a: bind(inv_p, (a,), {}))
+
+
+def _solve_impl(a: Any, b: Any, vector: bool) -> Any:
+    return _solve_vec(a, b) if vector else np.linalg.solve(a, b)
+
+
+def _lift(g: Any, x: Any, missing: int) -> Any:
+    """Insert unit axes after the batch axes of a tangent of ``x`` so its stack axes line
+    up with the output's (an argument may broadcast against a larger stack)."""
+    if missing <= 0:
+        return g
+    gs = shape_of(g)
+    k = len(gs) - ndim_of(x)
+    return np.reshape(g, gs[:k] + (1,) * missing + gs[k:])
+
+
+def _solve_jvp_a(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
+    if vector:
+        g = _lift(g, a, ndim_of(ans) - ndim_of(a) + 1)
+        return -_solve_vec(a, (g @ ans[..., None])[..., 0])
+    g = _lift(g, a, ndim_of(ans) - ndim_of(a))
+    return -np.linalg.solve(a, g @ ans)
+
+
+def _solve_jvp_b(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
+    g = _lift(g, b, ndim_of(ans) - ndim_of(b))
+    return _solve_vec(a, g) if vector else np.linalg.solve(a, g)
+
+
+def _solve_vjp_a(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
+    gb = _solve_vjp_b(g, ans, a, b, vector)
+    out = -(gb[..., :, None] * ans[..., None, :]) if vector else -(gb @ _T(ans))
+    return _sum_to(out, ndim_of(g) - ndim_of(ans), shape_of(a))
+
+
+def _solve_vjp_b(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
+    out = _solve_vec(_T(a), g) if vector else np.linalg.solve(_T(a), g)
+    return _sum_to(out, ndim_of(g) - ndim_of(ans), shape_of(b))
+
+
+def _sum_to(c: Any, nb: int, shape: tuple[int, ...]) -> Any:
+    from ..primitive import unbroadcast
+
+    return unbroadcast(c, nb, shape)
+
+
+solve_p = Primitive("solve", _solve_impl)
+solve_p.defjvp(_solve_jvp_a, _solve_jvp_b)
+solve_p.defvjp(_solve_vjp_a, _solve_vjp_b)
+
+
+@register_function(np.linalg.solve)
+def _solve(a: Any, b: Any) -> Any:
+    return bind(solve_p, (a, b), {"vector": ndim_of(b) == 1})
+
+
+def _det_impl(a: Any) -> Any:
+    return np.linalg.det(a)
+
+
+det_p = Primitive("det", _det_impl)
+det_p.defjvp(lambda g, ans, a: ans * np.trace(np.linalg.solve(a, g), axis1=-2, axis2=-1))
+det_p.defvjp(lambda g, ans, a: _as_scale(g * ans) * _T(np.linalg.inv(a)))
+register_function(np.linalg.det, lambda a: bind(det_p, (a,), {}))
+
+
+def _logabsdet_impl(a: Any) -> Any:
+    return np.linalg.slogdet(a)[1]
+
+
+logabsdet_p = Primitive("slogdet", _logabsdet_impl)
+logabsdet_p.defjvp(lambda g, ans, a: np.trace(np.linalg.solve(a, g), axis1=-2, axis2=-1))
+logabsdet_p.defvjp(lambda g, ans, a: _as_scale(g) * _T(np.linalg.inv(a)))
+
+
+@register_function(np.linalg.slogdet)
+def _slogdet(a: Any) -> Any:
+    sign = np.linalg.slogdet(strip(a))[0]
+    return _result_type("SlogdetResult", ("sign", "logabsdet"))(
+        sign, bind(logabsdet_p, (a,), {}))
+
+
+# ------------------------------------------------------------------ cholesky
+def _cholesky_impl(a: Any) -> Any:
+    return np.linalg.cholesky(a)
+
+
+def _cholesky_jvp(g: Any, ans: Any, a: Any) -> Any:
+    # dL = L phi(L^-1 dA L^-T), phi = lower triangle with the diagonal halved.
+    L = ans
+    dA = _sym_lower(g)
+    inner = np.linalg.solve(L, _T(np.linalg.solve(L, dA)))
+    phi = np.tril(inner) - 0.5 * _diag_embed(np.diagonal(inner, axis1=-2, axis2=-1))
+    return L @ phi
+
+
+cholesky_p = transpose_jvp(Primitive("cholesky", _cholesky_impl).defjvp(_cholesky_jvp))
+
+
+@register_function(np.linalg.cholesky)
+def _cholesky(a: Any, /, *, upper: bool = False) -> Any:
+    if upper:  # NumPy then reads the upper triangle: the lower triangle of a^T
+        return _T(bind(cholesky_p, (_T(a),), {}))
+    return bind(cholesky_p, (a,), {})
+
+
+# ------------------------------------------------------------------ eigh, eigvalsh
+def _eigh_impl(a: Any, n: int) -> Any:
+    w, v = np.linalg.eigh(a)
+    return _packing(((n,), (n, n))).pack([w, v])
+
+
+def _eigh_parts(ans: Any, a: Any) -> tuple[Any, Any]:
+    n = shape_of(a)[-1]
+    w, v = _packing(((n,), (n, n))).unpack(ans)
+    return w, v
+
+
+def _eig_gaps(w: Any) -> Any:
+    # F[i, j] = 1 / (w_j - w_i) off the diagonal, 0 on it.
+    n = shape_of(w)[-1]
+    eye = np.eye(n)
+    return 1.0 / (w[..., None, :] - w[..., :, None] + eye) - eye
+
+
+def _eigh_jvp(g: Any, ans: Any, a: Any, n: int) -> Any:
+    w, v = _eigh_parts(ans, a)
+    p = _T(v) @ _sym_lower(g) @ v
+    dw = np.diagonal(p, axis1=-2, axis2=-1)
+    dv = v @ (_eig_gaps(w) * p)
+    return _packing(((n,), (n, n))).pack([dw, dv])
+
+
+eigh_p = transpose_jvp(Primitive("eigh", _eigh_impl).defjvp(_eigh_jvp))
+
+
+@register_function(np.linalg.eigh)
+def _eigh(a: Any, UPLO: str = "L") -> Any:
+    if UPLO != "L":
+        a = _T(a)
+    n = shape_of(a)[-1]
+    w, v = _packing(((n,), (n, n))).unpack(bind(eigh_p, (a,), {"n": n}))
+    return _result_type("EighResult", ("eigenvalues", "eigenvectors"))(w, v)
+
+
+@register_function(np.linalg.eigvalsh)
+def _eigvalsh(a: Any, UPLO: str = "L") -> Any:
+    return _eigh(a, UPLO)[0]
+
+
+# ------------------------------------------------------------------ svd
+def _svd_impl(a: Any, m: int, n: int) -> Any:
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    k = min(m, n)
+    return _packing(((m, k), (k,), (k, n))).pack([u, s, vh])
+
+
+def _svd_jvp(g: Any, ans: Any, a: Any, m: int, n: int) -> Any:
+    k = min(m, n)
+    pk = _packing(((m, k), (k,), (k, n)))
+    u, s, vh = pk.unpack(ans)
+    v = _T(vh)
+    dp = _T(u) @ g @ v
+    ds = np.diagonal(dp, axis1=-2, axis2=-1)
+    s_row = s[..., None, :]
+    s_col = s[..., :, None]
+    eye = np.eye(k)
+    f = 1.0 / ((s_row + s_col) * (s_row - s_col) + eye) - eye  # 1 / (s_j^2 - s_i^2)
+    dps = dp * s_row
+    sdp = s_col * dp
+    du = u @ (f * (dps + _T(dps)))
+    dv = v @ (f * (sdp + _T(sdp)))
+    if m > k:
+        dav = g @ v
+        du = du + (dav - u @ (_T(u) @ dav)) / s_row
+    if n > k:
+        dahu = _T(g) @ u
+        dv = dv + (dahu - v @ (_T(v) @ dahu)) / s_row
+    return pk.pack([du, ds, _T(dv)])
+
+
+svd_p = transpose_jvp(Primitive("svd", _svd_impl).defjvp(_svd_jvp))
+
+
+def _singular_values_impl(a: Any) -> Any:
+    return np.linalg.svd(a, compute_uv=False)
+
+
+def _singular_values_jvp(g: Any, ans: Any, a: Any) -> Any:
+    u, _, vh = np.linalg.svd(a, full_matrices=False)
+    return np.diagonal(_T(u) @ g @ _T(vh), axis1=-2, axis2=-1)
+
+
+def _singular_values_vjp(g: Any, ans: Any, a: Any) -> Any:
+    u, _, vh = np.linalg.svd(a, full_matrices=False)
+    return (u * g[..., None, :]) @ vh
+
+
+singular_values_p = Primitive("svd(compute_uv=False)", _singular_values_impl)
+singular_values_p.defjvp(_singular_values_jvp)
+singular_values_p.defvjp(_singular_values_vjp)
+
+
+@register_function(np.linalg.svd)
+def _svd(a: Any, full_matrices: bool = True, compute_uv: bool = True,
+         hermitian: bool = False) -> Any:
+    m, n = shape_of(a)[-2:]
+    if not compute_uv:
+        return bind(singular_values_p, (a,), {})
+    if full_matrices and m != n:
+        raise NoDerivativeRule("numpy.linalg.svd", "Only full_matrices=False (or square "
+                               "matrices) can be differentiated: the extra singular vectors "
+                               "are not unique.")
+    k = min(m, n)
+    u, s, vh = _packing(((m, k), (k,), (k, n))).unpack(bind(svd_p, (a,), {"m": m, "n": n}))
+    return _result_type("SVDResult", ("U", "S", "Vh"))(u, s, vh)
+
+
+def _svdvals(x: Any) -> Any:
+    return bind(singular_values_p, (x,), {})
+
+
+if hasattr(np.linalg, "svdvals"):
+    register_function(np.linalg.svdvals, _svdvals)
+
+
+# ------------------------------------------------------------------ qr
+def _qr_impl(a: Any, m: int, n: int) -> Any:
+    q, r = np.linalg.qr(a)
+    return _packing(((m, n), (n, n))).pack([q, r])
+
+
+def _qr_jvp(g: Any, ans: Any, a: Any, m: int, n: int) -> Any:
+    pk = _packing(((m, n), (n, n)))
+    q, r = pk.unpack(ans)
+    dx_rinv = _T(np.linalg.solve(_T(r), _T(g)))  # dA R^-1
+    qt_dx_rinv = _T(q) @ dx_rinv
+    lower = np.tril(qt_dx_rinv, -1)
+    do = lower - _T(lower)  # skew-symmetric
+    dq = q @ (do - qt_dx_rinv) + dx_rinv
+    dr = (qt_dx_rinv - do) @ r
+    return pk.pack([dq, dr])
+
+
+qr_p = transpose_jvp(Primitive("qr", _qr_impl).defjvp(_qr_jvp))
+
+
+@register_function(np.linalg.qr)
+def _qr(a: Any, mode: str = "reduced") -> Any:
+    m, n = shape_of(a)[-2:]
+    if mode != "reduced" or m < n:
+        raise NoDerivativeRule("numpy.linalg.qr", "Only mode='reduced' with at least as many "
+                               "rows as columns can be differentiated.")
+    q, r = _packing(((m, n), (n, n))).unpack(bind(qr_p, (a,), {"m": m, "n": n}))
+    return _result_type("QRResult", ("Q", "R"))(q, r)
+
+
+# ------------------------------------------------------------------ pinv, lstsq
+def _pinv_impl(a: Any) -> Any:
+    return np.linalg.pinv(a)
+
+
+def _pinv_jvp(g: Any, ans: Any, a: Any) -> Any:
+    # Golub & Pereyra: for constant rank,
+    # dA+ = -A+ dA A+ + A+ A+^T dA^T (I - A A+) + (I - A+ A) dA^T A+^T A+
+    p = ans
+    m, n = shape_of(a)[-2:]
+    gt = _T(g)
+    return (-(p @ g @ p) + p @ _T(p) @ gt @ (np.eye(m) - a @ p)
+            + (np.eye(n) - p @ a) @ gt @ _T(p) @ p)
+
+
+pinv_p = transpose_jvp(Primitive("pinv", _pinv_impl).defjvp(_pinv_jvp))
+
+
+@register_function(np.linalg.pinv)
+def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = None) -> Any:
+    return bind(pinv_p, (a,), {})
+
+
+@register_function(np.linalg.lstsq)
+def _lstsq(a: Any, b: Any, rcond: Any = None) -> Any:
+    x = _pinv(a) @ b
+    m, n = shape_of(a)[-2:]
+    _, rank, sv = np.linalg.lstsq(strip(a), strip(b), rcond=rcond)[1:]
+    if rank == n and m > n:
+        resid = np.sum((a @ x - b) ** 2, axis=0)
+        resid = np.reshape(resid, (1,)) if ndim_of(resid) == 0 else resid
+    else:
+        resid = np.zeros((0,))
+    return x, resid, rank, bind(singular_values_p, (a,), {})
+
+
+# ------------------------------------------------------------------ built from the above
+@register_function(np.linalg.matrix_power)
+def _matrix_power(a: Any, n: int) -> Any:
+    n = int(n)
+    if n == 0:
+        return np.broadcast_to(np.eye(shape_of(a)[-1]), shape_of(a)) + 0.0 * a
+    if n < 0:
+        a, n = np.linalg.inv(a), -n
+    result = None
+    power = a
+    while n:  # binary powering
+        if n & 1:
+            result = power if result is None else result @ power
+        n >>= 1
+        if n:
+            power = power @ power
+    return result
+
+
+@register_function(np.linalg.multi_dot)
+def _multi_dot(arrays: Any, *, out: Any = None) -> Any:
+    arrays = list(arrays)
+    result = arrays[0]
+    for m in arrays[1:]:
+        result = result @ m
+    return result
+
+
+@register_function(np.kron)
+def _kron(a: Any, b: Any) -> Any:
+    sa, sb = shape_of(a), shape_of(b)
+    nd = max(len(sa), len(sb))
+    sa = (1,) * (nd - len(sa)) + sa
+    sb = (1,) * (nd - len(sb)) + sb
+    a2 = np.reshape(a, tuple(v for n in sa for v in (n, 1)))
+    b2 = np.reshape(b, tuple(v for n in sb for v in (1, n)))
+    return np.reshape(a2 * b2, tuple(p * q for p, q in zip(sa, sb, strict=True)))
+
+
+def matrix_norm(x: Any, ord: Any, axes: tuple[int, int], keepdims: bool) -> Any:
+    """Matrix norms that need singular values: ord 2, -2 and 'nuc'."""
+    moved = np.moveaxis(x, axes, (-2, -1))
+    s = bind(singular_values_p, (moved,), {})
+    out = {2: np.max, -2: np.min, "nuc": np.sum}[ord](s, axis=-1)
+    if keepdims:
+        for ax in sorted(a % ndim_of(x) for a in axes):
+            out = np.expand_dims(out, ax)
+    return out

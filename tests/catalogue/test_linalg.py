@@ -1,0 +1,102 @@
+"""numpy.linalg: every function against SciPy finite differences to second order (JVP
+and VJP), forward against reverse, stacked matrices, and closed forms."""
+
+import numpy as np
+import pytest
+
+import dualrev as dr
+from tests.helpers import check_all
+
+rng = np.random.default_rng(7)
+A = rng.standard_normal((4, 4)) + 4 * np.eye(4)
+S = A @ A.T  # symmetric positive definite, distinct eigenvalues
+TALL = rng.standard_normal((5, 3))
+WIDE = rng.standard_normal((3, 5))
+STACK = rng.standard_normal((3, 4, 4)) + 4 * np.eye(4)
+
+CASES = {
+    "inv": (np.linalg.inv, (A,)),
+    "inv_stack": (np.linalg.inv, (STACK,)),
+    "solve_vector": (np.linalg.solve, (A, rng.standard_normal(4))),
+    "solve_matrix": (np.linalg.solve, (A, rng.standard_normal((4, 2)))),
+    "solve_stack": (np.linalg.solve, (STACK, rng.standard_normal((3, 4, 2)))),
+    "solve_broadcast": (np.linalg.solve, (A, rng.standard_normal((3, 4, 2)))),
+    "det": (np.linalg.det, (A,)),
+    "det_stack": (np.linalg.det, (STACK,)),
+    "slogdet": (lambda a: np.linalg.slogdet(a)[1], (A,)),
+    "slogdet_sign_plain": (lambda a: np.linalg.slogdet(a).logabsdet * np.linalg.slogdet(a).sign,
+                           (-A,)),
+    "cholesky": (np.linalg.cholesky, (S,)),
+    "cholesky_upper": (lambda a: np.linalg.cholesky(a, upper=True), (S,)),
+    "eigh_values": (lambda a: np.linalg.eigh(a)[0], (S,)),
+    "eigh_vectors_squared": (lambda a: np.linalg.eigh(a).eigenvectors ** 2, (S,)),
+    "eigh_reconstruct": (lambda a: (lambda w, v: v @ np.diag(np.exp(w)) @ v.T)(*np.linalg.eigh(a)),
+                         (S / 10,)),
+    "eigvalsh": (np.linalg.eigvalsh, (S,)),
+    "svd_values": (lambda a: np.linalg.svd(a, compute_uv=False), (TALL,)),
+    "svd_tall": (lambda a: (lambda u, s, vh: (u**2, s, vh**2, u @ vh))(
+        *np.linalg.svd(a, full_matrices=False)), (TALL,)),
+    "svd_wide": (lambda a: (lambda u, s, vh: (u @ vh, s))(
+        *np.linalg.svd(a, full_matrices=False)), (WIDE,)),
+    "svd_square_full": (lambda a: np.linalg.svd(a).S, (A,)),
+    "qr": (lambda a: np.linalg.qr(a), (TALL,)),
+    "qr_square": (lambda a: np.linalg.qr(a).R, (A,)),
+    "pinv": (np.linalg.pinv, (TALL,)),
+    "lstsq": (lambda a, b: np.linalg.lstsq(a, b)[0], (TALL, rng.standard_normal(5))),
+    "lstsq_residuals": (lambda a, b: np.linalg.lstsq(a, b)[1], (TALL, rng.standard_normal(5))),
+    "matrix_power": (lambda a: np.linalg.matrix_power(a, 3), (A / 4,)),
+    "matrix_power_negative": (lambda a: np.linalg.matrix_power(a, -2), (A,)),
+    "matrix_power_zero": (lambda a: np.linalg.matrix_power(a, 0) * a, (A,)),
+    "norm_2": (lambda a: np.linalg.norm(a, 2), (A,)),
+    "norm_nuc": (lambda a: np.linalg.norm(a, "nuc"), (A,)),
+    "norm_minus_2_axis": (lambda a: np.linalg.norm(a, -2, axis=(1, 2)), (STACK,)),
+    "multi_dot": (lambda a: np.linalg.multi_dot([a, A, a]), (A / 4,)),
+    "kron": (np.kron, (rng.standard_normal((2, 3)), rng.standard_normal((3, 2)))),
+    "kron_vector": (np.kron, (rng.standard_normal(2), rng.standard_normal(3))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_linalg(name):
+    f, args = CASES[name]
+    check_all(f, args, order=2, rtol=1e-6, atol=1e-7)
+
+
+def test_closed_forms():
+    np.testing.assert_allclose(dr.grad(np.linalg.det)(A), np.linalg.det(A) * np.linalg.inv(A).T,
+                               rtol=1e-12)
+    np.testing.assert_allclose(dr.grad(lambda a: np.linalg.slogdet(a)[1])(A),
+                               np.linalg.inv(A).T, rtol=1e-12)
+    # d/dA trace(A^-1) = -(A^-2)^T
+    np.testing.assert_allclose(dr.grad(lambda a: np.trace(np.linalg.inv(a)))(A),
+                               -np.linalg.matrix_power(np.linalg.inv(A), 2).T, rtol=1e-12)
+    # the largest singular value's gradient is u1 v1^T
+    u, s, vh = np.linalg.svd(A)
+    np.testing.assert_allclose(dr.grad(lambda a: np.linalg.norm(a, 2))(A),
+                               np.outer(u[:, 0], vh[0]), rtol=1e-10)
+
+
+def test_cotangents_land_on_the_lower_triangle_like_numpy():
+    # NumPy's eigh reads only the lower triangle; so does its derivative.
+    g = dr.grad(lambda a: np.linalg.eigvalsh(a)[-1])(S)
+    assert np.all(np.triu(g, 1) == 0)
+    gs = dr.grad(lambda a: np.linalg.eigvalsh((a + a.T) / 2)[-1])(S)
+    np.testing.assert_allclose(gs, gs.T, rtol=1e-12)
+    v = np.linalg.eigh(S)[1][:, -1]
+    np.testing.assert_allclose(gs, np.outer(v, v), rtol=1e-10)
+
+
+def test_hessian_through_decompositions():
+    f = lambda a: np.linalg.slogdet(a)[1] + np.sum(np.linalg.svd(a, compute_uv=False))
+    H = dr.hessian(f)(A)
+    assert H.shape == (4, 4, 4, 4)
+    np.testing.assert_allclose(H, dr.jacrev(dr.grad(f))(A), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(H, np.swapaxes(np.swapaxes(H, 0, 2), 1, 3), rtol=1e-9,
+                               atol=1e-11)  # symmetric
+
+
+def test_unsupported_forms_raise_clearly():
+    with pytest.raises(dr.NoDerivativeRule, match="full_matrices=False"):
+        dr.grad(lambda a: np.sum(np.linalg.svd(a)[0]))(TALL)
+    with pytest.raises(dr.NoDerivativeRule, match="reduced"):
+        dr.grad(lambda a: np.sum(np.linalg.qr(a)[0]))(WIDE)
