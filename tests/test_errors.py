@@ -12,8 +12,8 @@ x3 = np.array([0.5, 1.5, -0.3])
 def test_unsupported_numpy_function_names_it():
     with pytest.raises(dr.NoDerivativeRule, match=r"numpy.*sort.*register_function"):
         dr.grad(lambda x: np.sum(np.sort(x)))(x3)
-    with pytest.raises(dr.NoDerivativeRule, match="svd"):
-        dr.grad(lambda x: np.sum(np.linalg.svd(np.outer(x, x))[1]))(x3)
+    with pytest.raises(dr.NoDerivativeRule, match="numpy.linalg.eig"):
+        dr.grad(lambda x: np.sum(np.linalg.eig(np.outer(x, x))[0]))(x3)
     with pytest.raises(dr.NoDerivativeRule, match="frexp"):
         dr.jacfwd(lambda x: np.frexp(x)[0])(x3)
 
