@@ -69,6 +69,14 @@ class TracedBase(Tracer):
         return handler(*args, **kwargs)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        from .catalogue.scipy_functions import scipy_caller
+
+        caller = scipy_caller()
+        if caller is not None:
+            raise TracerConversionError(
+                f"{caller} (reached without dualrev's dispatcher: was it imported with "
+                "`from scipy... import` before `import dualrev`? import dualrev first, or "
+                "call it through its module) converting its argument with np.asarray")
         raise TracerConversionError("np.asarray / np.array (the __array__ protocol)")
 
     # ------------------------------------------------------------ coercions

@@ -1,7 +1,18 @@
 """The primitive catalogue, one module per family. Importing it registers every entry."""
 
-from . import contraction, elementwise, indexing, inspection, linalg, reductions, shape
+from . import (
+    contraction,
+    elementwise,
+    indexing,
+    inspection,
+    linalg,
+    reductions,
+    scipy_functions,
+    shape,
+    special,
+)
 
 __all__ = [
-    "contraction", "elementwise", "indexing", "inspection", "linalg", "reductions", "shape",
+    "contraction", "elementwise", "indexing", "inspection", "linalg", "reductions",
+    "scipy_functions", "shape", "special",
 ]
