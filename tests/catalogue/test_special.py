@@ -25,7 +25,8 @@ UNARY = {
     "softplus": (lambda x: sc.softplus(x), P - 2),
     "iv": (lambda x: sc.iv(1.5, x), P), "ive": (lambda x: sc.ive(2.5, x), P),
     "jv": (lambda x: sc.jv(1.5, x), P), "yv": (lambda x: sc.yv(0.5, x), P),
-    "gammainc": (lambda x: sc.gammainc(2.5, x), P), "gammaincc": (lambda x: sc.gammaincc(1.5, x), P),
+    "gammainc": (lambda x: sc.gammainc(2.5, x), P),
+    "gammaincc": (lambda x: sc.gammaincc(1.5, x), P),
 }
 
 BINARY = {
