@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import catalogue  # noqa: F401  (registers the primitive catalogue)
+from .at import at
 from .custom import custom_jvp, custom_vjp
 from .errors import DualrevError, InPlaceError, NoDerivativeRule, TracerConversionError
 from .forward import Dual
@@ -60,6 +61,7 @@ __all__ = [
     "Tape",
     "Traced",
     "TracerConversionError",
+    "at",
     "custom_jvp",
     "custom_vjp",
     "grad",

@@ -52,7 +52,8 @@ class InPlaceError(DualrevError):
         msg = (
             f"dualrev: {what} would write in place into an array that carries a "
             "derivative; traced arrays are immutable (as in JAX). Use the functional form: "
-            "x = x + y instead of an out= argument, and for x[idx] = v build the new "
-            "array with np.where(mask, v, x), np.concatenate, or np.stack."
+            "x = x + y instead of an out= argument; for x[idx] = v and np.add.at write "
+            "dualrev.at(x)[idx].set(v) / .add(v), or build the new array with "
+            "np.where(mask, v, x), np.concatenate or np.stack."
         )
         super().__init__(msg)

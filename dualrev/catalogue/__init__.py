@@ -8,11 +8,12 @@ from . import (
     linalg,
     reductions,
     scipy_functions,
+    selection,
     shape,
     special,
 )
 
 __all__ = [
     "contraction", "elementwise", "indexing", "inspection", "linalg", "reductions",
-    "scipy_functions", "shape", "special",
+    "scipy_functions", "selection", "shape", "special",
 ]

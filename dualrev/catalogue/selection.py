@@ -1,0 +1,230 @@
+"""Sorting and selection (sort, take_along_axis, select, piecewise, interp) and the
+numerical helpers built from indexing and arithmetic (diff, gradient, convolve,
+correlate, polyval, meshgrid, linspace). All are compositions of primitives: indices are
+computed on the plain values (they carry no derivative), values flow through gathers,
+so derivatives follow, and repeated indices accumulate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import DualrevError
+from ..primitive import bind, ndim_of, register_function, shape_of, strip
+from .indexing import getitem, scatter
+
+
+def _along_axis_index(indices: np.ndarray, axis: int) -> tuple[Any, ...]:
+    """The fancy index that picks ``indices`` along ``axis`` (take_along_axis's rule)."""
+    nd = indices.ndim
+    idx: list[Any] = []
+    for d in range(nd):
+        if d == axis:
+            idx.append(indices)
+        else:
+            shape = [1] * nd
+            shape[d] = indices.shape[d]
+            idx.append(np.arange(indices.shape[d]).reshape(shape))
+    return tuple(idx)
+
+
+@register_function(np.take_along_axis)
+def _take_along_axis(arr: Any, indices: Any, axis: Any = -1) -> Any:
+    if axis is None:
+        return getitem(np.ravel(arr), np.asarray(indices))
+    nd = ndim_of(arr)
+    axis = int(axis) % nd
+    indices = np.asarray(strip(indices))
+    full = np.broadcast_shapes(
+        tuple(1 if d == axis else n for d, n in enumerate(shape_of(arr))),
+        tuple(1 if d == axis else n for d, n in enumerate(indices.shape)))
+    full = tuple(indices.shape[d] if d == axis else full[d] for d in range(nd))
+    indices = np.broadcast_to(indices, full)
+    return getitem(arr, _along_axis_index(indices, axis))
+
+
+@register_function(np.sort)
+def _sort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *,
+          stable: Any = None) -> Any:
+    if axis is None:
+        a, axis = np.ravel(a), 0
+    order_idx = np.argsort(strip(a), axis=axis, kind="stable")
+    return _take_along_axis(a, order_idx, axis)
+
+
+@register_function(np.select)
+def _select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
+    out = default
+    for cond, choice in reversed(list(zip(condlist, choicelist, strict=True))):
+        out = np.where(strip(cond), choice, out)
+    return out
+
+
+@register_function(np.piecewise)
+def _piecewise(x: Any, condlist: Any, funclist: Any, *args: Any, **kw: Any) -> Any:
+    xs = shape_of(x)
+    if isinstance(condlist, np.ndarray) and condlist.dtype == bool and condlist.shape == xs:
+        condlist = [condlist]
+    conds = [np.broadcast_to(np.asarray(strip(c), dtype=bool), xs) for c in condlist]
+    if len(funclist) == len(conds) + 1:  # the last function covers "otherwise"
+        conds.append(~np.any(conds, axis=0))
+    out = np.zeros(xs) + 0.0 * x  # traced zeros of x's shape
+    for cond, fn in zip(conds, funclist, strict=False):
+        if not np.any(cond):
+            continue
+        # Like NumPy, each function sees only its own elements: nothing it does
+        # elsewhere (a log of a negative) can reach the result or its derivative.
+        part = fn(getitem(x, (cond,)), *args, **kw) if callable(fn) else fn
+        part = np.broadcast_to(part, (int(np.sum(cond)),)) + 0.0 * getitem(x, (cond,))
+        placed = bind(scatter, (part,), {"idx": (cond,), "nb": 0, "shape": xs})
+        out = np.where(cond, placed, out)
+    return out
+
+
+@register_function(np.interp)
+def _interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
+            period: Any = None) -> Any:
+    if period is not None:
+        raise DualrevError("dualrev: np.interp(period=...) is not supported on traced values")
+    xp_plain = np.asarray(strip(xp), dtype=float)
+    n = xp_plain.size
+    i = np.clip(np.searchsorted(xp_plain, strip(x), side="right"), 1, n - 1)
+    x0, x1 = getitem(xp, (i - 1,)), getitem(xp, (i,))
+    f0, f1 = getitem(fp, (i - 1,)), getitem(fp, (i,))
+    t = (x - x0) / (x1 - x0)
+    out = f0 + t * (f1 - f0)
+    xv = np.asarray(strip(x))
+    lo = getitem(fp, (0,)) if left is None else left
+    hi = getitem(fp, (n - 1,)) if right is None else right
+    out = np.where(xv < xp_plain[0], lo, out)
+    return np.where(xv > xp_plain[-1], hi, out)
+
+
+@register_function(np.diff)
+def _diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = np._NoValue,
+          append: Any = np._NoValue) -> Any:
+    axis = int(axis) % ndim_of(a)
+    parts = []
+    if prepend is not np._NoValue:
+        parts.append(np.broadcast_to(prepend, _with(shape_of(a), axis, 1)) if ndim_of(prepend)
+                     == 0 else prepend)
+    parts.append(a)
+    if append is not np._NoValue:
+        parts.append(np.broadcast_to(append, _with(shape_of(a), axis, 1)) if ndim_of(append)
+                     == 0 else append)
+    if len(parts) > 1:
+        a = np.concatenate(parts, axis=axis)
+    pre = (slice(None),) * axis
+    for _ in range(n):
+        a = getitem(a, pre + (slice(1, None),)) - getitem(a, pre + (slice(None, -1),))
+    return a
+
+
+def _with(shape: tuple[int, ...], axis: int, size: int) -> tuple[int, ...]:
+    return tuple(size if d == axis else s for d, s in enumerate(shape))
+
+
+@register_function(np.gradient)
+def _gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> Any:
+    nd = ndim_of(f)
+    axes = list(range(nd)) if axis is None else [int(a) % nd for a in np.atleast_1d(axis)]
+    if len(varargs) == 0:
+        spacing = [1.0] * len(axes)
+    elif len(varargs) == 1 and np.ndim(strip(varargs[0])) == 0:
+        spacing = [varargs[0]] * len(axes)
+    else:
+        spacing = list(varargs)
+    if any(np.ndim(strip(h)) != 0 for h in spacing):
+        raise DualrevError("dualrev: np.gradient on traced values supports scalar spacings")
+    outs = []
+    for ax, h in zip(axes, spacing, strict=True):
+        pre = (slice(None),) * ax
+
+        def at(sl: Any, _pre: Any = pre) -> Any:
+            return getitem(f, _pre + (sl,))
+
+        inner = (at(slice(2, None)) - at(slice(None, -2))) / (2.0 * h)
+        if edge_order == 1:
+            first = (at(slice(1, 2)) - at(slice(0, 1))) / h
+            last = (at(slice(-1, None)) - at(slice(-2, -1))) / h
+        else:
+            first = (-1.5 * at(slice(0, 1)) + 2.0 * at(slice(1, 2)) - 0.5 * at(slice(2, 3))) / h
+            last = (0.5 * at(slice(-3, -2)) - 2.0 * at(slice(-2, -1))
+                    + 1.5 * at(slice(-1, None))) / h
+        outs.append(np.concatenate([first, inner, last], axis=ax))
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+@register_function(np.convolve)
+def _convolve(a: Any, v: Any, mode: str = "full") -> Any:
+    a, v = np.ravel(a), np.ravel(v)
+    n, m = shape_of(a)[0], shape_of(v)[0]
+    if m > n:  # NumPy swaps so the longer one comes first
+        a, v, n, m = v, a, m, n
+    # c[k] = sum_i a[i] v[k - i]: the products a_i v_j summed over i + j = k
+    products = np.reshape(a, (n, 1)) * np.reshape(v, (1, m))
+    k = np.add.outer(np.arange(n), np.arange(m))
+    full = bind(scatter, (products,), {"idx": (k,), "nb": 0, "shape": (n + m - 1,)})
+    if mode == "full":
+        return full
+    if mode == "same":
+        start = (m - 1) // 2
+        return getitem(full, (slice(start, start + n),))
+    if mode == "valid":
+        return getitem(full, (slice(m - 1, n),))
+    raise ValueError(f"mode must be 'full', 'same' or 'valid', not {mode!r}")
+
+
+@register_function(np.correlate)
+def _correlate(a: Any, v: Any, mode: str = "valid") -> Any:
+    na, nv = shape_of(a)[0], shape_of(v)[0]
+    if nv > na:  # NumPy then returns the reversed correlation of the swapped pair
+        return getitem(_correlate(v, a, mode), (slice(None, None, -1),))
+    return _convolve(a, getitem(v, (slice(None, None, -1),)), mode)
+
+
+@register_function(np.polyval)
+def _polyval(p: Any, x: Any) -> Any:
+    out = 0.0 * x
+    for k in range(shape_of(p)[0]):
+        out = out * x + getitem(p, (k,))
+    return out
+
+
+@register_function(np.meshgrid)
+def _meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = "xy") -> Any:
+    nd = len(xi)
+    shapes = [shape_of(np.ravel(x))[0] for x in xi]
+    out = []
+    for i, x in enumerate(xi):
+        shape = [1] * nd
+        shape[i] = shapes[i]
+        if indexing == "xy" and nd > 1 and i < 2:
+            shape[0], shape[1] = shape[1], shape[0]
+        r = np.reshape(x, tuple(shape))
+        if not sparse:
+            full = list(shapes)
+            if indexing == "xy" and nd > 1:
+                full[0], full[1] = full[1], full[0]
+            r = np.broadcast_to(r, tuple(full))
+        out.append(r)
+    return tuple(out)
+
+
+@register_function(np.linspace)
+def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
+              retstep: bool = False, dtype: Any = None, axis: int = 0, *,
+              device: Any = None) -> Any:
+    if axis != 0 or np.ndim(strip(start)) or np.ndim(strip(stop)):
+        raise DualrevError("dualrev: np.linspace on traced values supports scalar endpoints "
+                           "and axis=0")
+    div = (num - 1) if endpoint else num
+    t = np.arange(num) / div if div > 0 else np.zeros(num)
+    step = (stop - start) / div if div > 0 else np.nan * (stop - start)
+    out = start + t * (stop - start)
+    if endpoint and num > 1:
+        out = np.concatenate([getitem(out, (slice(0, -1),)), np.reshape(stop + 0.0 * start,
+                                                                        (1,))])
+    return (out, step) if retstep else out
