@@ -10,8 +10,8 @@ x3 = np.array([0.5, 1.5, -0.3])
 
 
 def test_unsupported_numpy_function_names_it():
-    with pytest.raises(dr.NoDerivativeRule, match=r"numpy.*sort.*register_function"):
-        dr.grad(lambda x: np.sum(np.sort(x)))(x3)
+    with pytest.raises(dr.NoDerivativeRule, match=r"numpy.*partition.*register_function"):
+        dr.grad(lambda x: np.sum(np.partition(x, 1)))(x3)
     with pytest.raises(dr.NoDerivativeRule, match="numpy.linalg.eig"):
         dr.grad(lambda x: np.sum(np.linalg.eig(np.outer(x, x))[0]))(x3)
     with pytest.raises(dr.NoDerivativeRule, match="frexp"):
