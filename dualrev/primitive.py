@@ -337,3 +337,24 @@ class Shaped:
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+
+_REAL_SCALARS = (float, int, np.float64, np.float32)
+_COMPLEX_SCALARS = (complex, np.complex128, np.complex64)
+
+
+def is_complex(x: Any) -> bool:
+    """Whether a value (array, scalar or traced) has a complex dtype; cheap for the
+    common real cases."""
+    t = type(x)
+    if t is np.ndarray:
+        return x.dtype.kind == "c"
+    if t in _REAL_SCALARS:
+        return False
+    if t in _COMPLEX_SCALARS:
+        return True
+    return np.result_type(strip(x)).kind == "c"
+
+
+def is_real(x: Any) -> bool:
+    return not is_complex(x)

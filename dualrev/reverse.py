@@ -12,7 +12,17 @@ from typing import Any
 import numpy as np
 
 from .errors import NoDerivativeRule
-from .primitive import _SCALARS, Primitive, Shaped, Tracer, bind, shape_of, unbroadcast
+from .primitive import (
+    _SCALARS,
+    Primitive,
+    Shaped,
+    Tracer,
+    bind,
+    is_complex,
+    is_real,
+    shape_of,
+    unbroadcast,
+)
 from .tracer import TracedBase
 
 ndarray = np.ndarray
@@ -52,7 +62,8 @@ class Tape:
             if type(a) is Traced and a._level == level:
                 p = a.primal
                 if vjps[i] is not None:
-                    parents.append((i, a._index, p.shape if type(p) is ndarray else shape_of(p)))
+                    parents.append((i, a._index, p.shape if type(p) is ndarray else shape_of(p),
+                                    is_real(p)))
                 a = p
             if plain and isinstance(a, Tracer):
                 plain = False
@@ -141,9 +152,9 @@ class Tape:
             rules = prim.vjps
             partials = prim.partials
             add_into = prim.vjp_add if nb == 0 else None
-            for argpos, pid, shape in parents:
+            for argpos, pid, shape, real in parents:
                 prev = cts[pid]
-                if add_into is not None and (prev is None or owned[pid]):
+                if add_into is not None and real and (prev is None or owned[pid]):
                     acc = add_into(prev, g, ans, *primals, **params)
                     if acc is not NotImplemented:
                         cts[pid] = acc
@@ -159,6 +170,8 @@ class Tape:
                     c = rules[argpos](g, ans, *primals, **params)
                     if prim.elementwise and (nb or shape_of(c) != shape):
                         c = unbroadcast(c, nb, shape)
+                if real and is_complex(c):
+                    c = np.real(c)  # a real argument's cotangent is real (the pairing Re(ct * t))
                 if prev is None:
                     cts[pid] = c
                 elif (owned[pid] and type(c) is ndarray and c.shape == prev.shape

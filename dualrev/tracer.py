@@ -306,9 +306,17 @@ class TracedBase(Tracer):
         return ew.astype(self, dtype)
 
     def conj(self) -> Any:
-        return self  # real values only in this version
+        return UFUNC_HANDLERS[np.conjugate](self)
 
     conjugate = conj
+
+    @property
+    def real(self) -> Any:
+        return FUNCTION_HANDLERS[np.real](self)
+
+    @property
+    def imag(self) -> Any:
+        return FUNCTION_HANDLERS[np.imag](self)
 
     def all(self, *a: Any, **k: Any) -> Any:
         return np.all(strip(self), *a, **k)

@@ -62,7 +62,7 @@ _F64 = np.dtype(np.float64)
 
 def _as_input(x: Any) -> Any:
     """A differentiable input: floats stay floats, integers and bools become float64."""
-    if type(x) is np.ndarray and x.dtype.kind == "f" and x.ndim:
+    if type(x) is np.ndarray and x.dtype.kind in "fc" and x.ndim:
         return x
     if isinstance(x, Tracer) or type(x) is float:
         return x
@@ -70,9 +70,7 @@ def _as_input(x: Any) -> Any:
     kind = a.dtype.kind
     if kind in "biu":
         a = a.astype(np.float64)
-    elif kind == "c":
-        raise DualrevError("dualrev: complex inputs are not supported yet")
-    elif kind != "f":
+    elif kind not in "fc":
         raise DualrevError(f"dualrev: cannot differentiate with respect to an input of dtype "
                            f"{a.dtype} (expected floats, ints or arrays of them)")
     return a[()] if a.ndim == 0 else a
@@ -147,7 +145,11 @@ def _identity(n: int) -> np.ndarray:
     return _cached_identity(n) if n <= 2048 else np.eye(n)
 
 
-def _zeros(shape: tuple[int, ...]) -> np.ndarray:
+def _zeros(shape: tuple[int, ...], like: Any = None) -> np.ndarray:
+    """Zeros of ``shape``; complex when ``like`` is complex (a zero derivative keeps the
+    value's kind)."""
+    if like is not None and _dtype_of(like).kind == "c":
+        return np.zeros(shape, dtype=complex)
     return np.zeros(shape)
 
 
@@ -194,7 +196,7 @@ def _unpack_forward(out: Any, trace: ForwardTrace, batch: tuple[int, ...],
             tangents.append(o.tangent)
         else:
             primals.append(_result(o))
-            tangents.append(_zeros(batch + shape_of(o)))
+            tangents.append(_zeros(batch + shape_of(o), o))
     return primals, tangents, out_def
 
 
@@ -313,7 +315,7 @@ class _Recording:
         grads = []
         for j, x in zip(self.in_index, self.leaves, strict=True):
             g = cts[j] if seeds else None
-            grads.append(_zeros(batch + shape_of(x)) if g is None else g)
+            grads.append(_zeros(batch + shape_of(x), x) if g is None else g)
         return grads
 
 
@@ -322,14 +324,20 @@ def _seed_one(value: Any) -> Any:
     return 1.0 if dt == _F64 else np.ones((), dt)[()]
 
 
-def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0,
-                   has_aux: bool = False) -> Callable:
-    """``(f(*args), gradient)`` by one reverse pass; ``f`` must return a real scalar."""
+def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
+                   holomorphic: bool = False) -> Callable:
+    """``(f(*args), gradient)`` by one reverse pass; ``f`` must return a real scalar, or
+    with ``holomorphic=True`` a complex scalar of a holomorphic ``f`` (giving f'(z)).
+    For complex arguments of a real ``f`` the result follows JAX's convention
+    (``grad(lambda z: abs(z)**2)(z) == 2 * conj(z)``)."""
 
     @functools.wraps(f)
     def vg(*args: Any) -> Any:
         nums, single = _argnums(argnums, len(args))
         rec = _Recording(f, args, nums, has_aux, "grad")
+        if not holomorphic and rec.outs and _dtype_of(rec.outs[0]).kind == "c":
+            raise DualrevError("dualrev.grad needs a real-valued output; for a holomorphic "
+                               "complex function pass holomorphic=True")
         if rec.out_def.kind != "leaf" or shape_of(rec.outs[0]) != ():
             shapes = [shape_of(o) for o in rec.outs]
             raise DualrevError(
@@ -344,9 +352,10 @@ def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0,
     return vg
 
 
-def grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -> Callable:
-    """Gradient of a scalar function by reverse mode (a tape)."""
-    vg = value_and_grad(f, argnums, has_aux)
+def grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
+         holomorphic: bool = False) -> Callable:
+    """Gradient of a scalar function by reverse mode (a tape); see value_and_grad."""
+    vg = value_and_grad(f, argnums, has_aux, holomorphic)
 
     @functools.wraps(f)
     def g(*args: Any) -> Any:
@@ -377,7 +386,11 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     return (out, pullback, rec.aux) if has_aux else (out, pullback)
 
 
-def _jacrev_from(rec: _Recording, single: bool) -> Any:
+def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> Any:
+    if not holomorphic and any(_dtype_of(o).kind == "c" for o in rec.outs):
+        raise DualrevError("dualrev.jacrev needs real-valued outputs (reverse mode pairs "
+                           "cotangents as Re(ct * t), which sees only the real part); use "
+                           "jacfwd, or holomorphic=True for a holomorphic function")
     shapes = [shape_of(o) for o in rec.outs]
     sizes = [int(np.prod(s)) for s in shapes]
     if len(shapes) == 1 and shapes[0] == ():
@@ -402,14 +415,16 @@ def _jacrev_from(rec: _Recording, single: bool) -> Any:
     return tree_unflatten(rec.out_def, per_out)
 
 
-def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -> Callable:
-    """Jacobian by reverse mode: all output cotangents pulled back in one vectorised pass."""
+def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
+           holomorphic: bool = False) -> Callable:
+    """Jacobian by reverse mode: all output cotangents pulled back in one vectorised pass.
+    Outputs must be real, or ``holomorphic=True`` for a holomorphic complex function."""
 
     @functools.wraps(f)
     def jac(*args: Any) -> Any:
         nums, single = _argnums(argnums, len(args))
         rec = _Recording(f, args, nums, has_aux, "jacrev")
-        res = _jacrev_from(rec, single)
+        res = _jacrev_from(rec, single, holomorphic)
         return (res, rec.aux) if has_aux else res
 
     return jac
@@ -426,7 +441,8 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False)
         rec = _Recording(f, args, nums, has_aux, "jacobian")
         n_in = sum(int(np.prod(shape_of(x))) for x in rec.leaves)
         n_out = sum(int(np.prod(shape_of(o))) for o in rec.outs)
-        if n_out <= n_in:
+        complex_out = any(_dtype_of(o).kind == "c" for o in rec.outs)
+        if n_out <= n_in and not complex_out:
             res = _jacrev_from(rec, single)
             return (res, rec.aux) if has_aux else res
         del rec

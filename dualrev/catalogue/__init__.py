@@ -1,8 +1,10 @@
 """The primitive catalogue, one module per family. Importing it registers every entry."""
 
 from . import (
+    complex,
     contraction,
     elementwise,
+    fft,
     indexing,
     inspection,
     linalg,
@@ -14,6 +16,6 @@ from . import (
 )
 
 __all__ = [
-    "contraction", "elementwise", "indexing", "inspection", "linalg", "reductions",
+    "complex", "contraction", "fft", "elementwise", "indexing", "inspection", "linalg", "reductions",
     "scipy_functions", "selection", "shape", "special",
 ]

@@ -122,7 +122,6 @@ subtract = linear(
 )
 negative = linear(np.negative, lambda g, ans, x: -g, scalar_impl=operator.neg)
 positive = linear(np.positive, lambda g, ans, x: g)
-conjugate = linear(np.conjugate, lambda g, ans, x: g)  # real values only in this version
 multiply = elementwise(
     np.multiply, lambda ans, x, y: y, lambda ans, x, y: x, scalar_impl=operator.mul
 )
@@ -141,7 +140,9 @@ power = elementwise(np.power, _power_dx, _power_dy, scalar_impl=_scalar_power)
 float_power = elementwise(np.float_power, _power_dx, _power_dy)
 square = elementwise(np.square, lambda ans, x: 2.0 * x)
 reciprocal = elementwise(np.reciprocal, lambda ans, x: -ans * ans)
-absolute = elementwise(np.absolute, lambda ans, x: np.sign(x))
+# abs has its own rules so that complex arguments get Re(conj(z) dz) / |z|
+absolute = Primitive("absolute", np.absolute, elementwise=True)
+register_ufunc(np.absolute, absolute)
 fabs = elementwise(np.fabs, lambda ans, x: np.sign(x))
 sqrt = elementwise(np.sqrt, lambda ans, x: 0.5 / ans)
 cbrt = elementwise(np.cbrt, lambda ans, x: 1.0 / (3.0 * ans * ans))
@@ -264,7 +265,9 @@ def _cast_impl(x: Any, dtype: Any) -> Any:
 
 cast = Primitive("astype", _cast_impl, elementwise=True)
 cast.defjvp(lambda g, ans, x, dtype: astype(g, dtype))
-cast.defvjp(lambda g, ans, x, dtype: astype(g, np.result_type(strip(x))))
+cast.defvjp(lambda g, ans, x, dtype: astype(
+    np.real(g) if np.result_type(strip(x)).kind != "c" and np.iscomplexobj(strip(g)) else g,
+    np.result_type(strip(x))))
 
 
 def astype(x: Any, dtype: Any) -> Any:
@@ -295,3 +298,13 @@ def _round_impl(a: Any, decimals: int = 0, out: Any = None) -> Any:
 
 register_function(np.round, _round_impl)
 register_function(np.around, _round_impl)
+
+
+def _abs_rules() -> None:
+    from .complex import abs_jvp, abs_vjp
+
+    absolute.defjvp(abs_jvp)
+    absolute.defvjp(abs_vjp)
+
+
+_abs_rules()

@@ -104,6 +104,8 @@ def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb
     # element by element then costs one buffer, not one x-sized array per element.
     if nb or isinstance(g, Tracer) or (acc is not None and type(acc) is not np.ndarray):
         return NotImplemented
+    if np.iscomplexobj(g):
+        return NotImplemented
     if acc is None:
         acc = np.zeros(shape_of(x), dtype=np.result_type(g, np.float64))
     elif np.result_type(acc, g) != acc.dtype:

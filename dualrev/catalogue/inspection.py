@@ -33,13 +33,3 @@ for _f in (
 ):
     register_function(_f, _on_plain_values(_f))
 del _f
-
-
-@register_function(np.real)
-def _real(val: Any) -> Any:
-    return val  # real values only in this version
-
-
-@register_function(np.imag)
-def _imag(val: Any) -> Any:
-    return np.zeros_like(strip(val))

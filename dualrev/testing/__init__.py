@@ -22,8 +22,15 @@ from ..tree import tree_flatten, tree_unflatten
 
 
 def _flat_out(out: Any) -> np.ndarray:
+    """All leaves as one 1-D array (complex if any leaf is)."""
     leaves, _ = tree_flatten(out)
-    return np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in leaves])
+    arrays = [np.ravel(np.asarray(v)) for v in leaves]
+    dtype = np.result_type(float, *arrays)
+    return np.concatenate([a.astype(dtype) for a in arrays])
+
+
+def _as_real(v: np.ndarray) -> np.ndarray:
+    return np.concatenate([v.real, v.imag]) if np.iscomplexobj(v) else v
 
 
 def numerical_jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any], *,
@@ -32,17 +39,18 @@ def numerical_jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence
     flattened over all output leaves. Returns ``(estimate, error_estimate)``."""
     leaves, td = tree_flatten(tuple(args))
     t_leaves, _ = tree_flatten(tuple(tangents))
-    base = [np.asarray(x, dtype=float) for x in leaves]
-    dirs = [np.asarray(v, dtype=float) for v in t_leaves]
+    base = [np.asarray(x, dtype=np.result_type(float, np.asarray(x))) for x in leaves]
+    dirs = [np.asarray(v, dtype=np.result_type(float, np.asarray(v))) for v in t_leaves]
     cache: dict[float, np.ndarray] = {}
 
     def along(t: float) -> np.ndarray:
         if t not in cache:
             moved = [b + t * d for b, d in zip(base, dirs, strict=True)]
             moved = [m[()] if m.ndim == 0 else m for m in moved]
-            cache[t] = _flat_out(f(*tree_unflatten(td, moved)))
+            cache[t] = _as_real(_flat_out(f(*tree_unflatten(td, moved))))
         return cache[t]
 
+    is_complex_out = np.iscomplexobj(_flat_out(f(*args)))
     m = along(0.0).size
 
     def vectorised(t: np.ndarray) -> np.ndarray:
@@ -55,17 +63,26 @@ def numerical_jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence
 
     res = derivative(vectorised, np.zeros(m), preserve_shape=True, initial_step=initial_step,
                      tolerances={"rtol": rtol, "atol": 0.0})
-    return np.asarray(res.df), np.asarray(res.error)
+    df, err = np.asarray(res.df), np.asarray(res.error)
+    if is_complex_out:  # back from (real parts, imaginary parts) to complex numbers
+        half = m // 2
+        return df[:half] + 1j * df[half:], np.hypot(err[:half], err[half:])
+    return df, err
 
 
 def _random_like(x: Any, rng: np.random.Generator) -> Any:
-    return rng.standard_normal(np.shape(x)) if np.ndim(x) else float(rng.standard_normal())
+    v = rng.standard_normal(np.shape(x))
+    if np.iscomplexobj(x):
+        v = v + 1j * rng.standard_normal(np.shape(x))
+    return v if np.ndim(x) else v[()]
 
 
 def _compare(analytic: np.ndarray, numeric: np.ndarray, rtol: float, atol: float,
              what: str) -> None:
-    analytic = np.atleast_1d(np.asarray(analytic, dtype=float))
-    numeric = np.atleast_1d(np.asarray(numeric, dtype=float))
+    analytic = _as_real(np.atleast_1d(np.asarray(analytic)).astype(np.result_type(
+        float, np.asarray(analytic))))
+    numeric = _as_real(np.atleast_1d(np.asarray(numeric)).astype(np.result_type(
+        float, np.asarray(numeric))))
     err = np.abs(analytic - numeric)
     bound = atol + rtol * np.abs(numeric)
     bad = ~(err <= bound)
@@ -100,9 +117,10 @@ def check_grads(f: Callable[..., Any], args: Sequence[Any], *,
         out_leaves, od = tree_flatten(out)
         u = tree_unflatten(od, [_random_like(o, rng) for o in out_leaves])
         ct_in = pullback(u)
-        lhs = sum(float(np.vdot(np.ravel(a), np.ravel(b)))
+        # cotangents pair with tangents as Re(ct * t), conjugation-free (JAX's convention)
+        lhs = sum(float(np.real(np.sum(np.ravel(a) * np.ravel(b))))
                   for a, b in zip(tree_flatten(ct_in)[0], tree_flatten(v)[0], strict=True))
-        rhs = float(np.dot(_flat_out(u), numeric))
+        rhs = float(np.real(np.sum(_flat_out(u) * numeric)))
         _compare(np.array([lhs]), np.array([rhs]), rtol, atol * max(1, numeric.size),
                  "reverse mode (VJP)")
     if order > 1:

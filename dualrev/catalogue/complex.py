@@ -1,0 +1,89 @@
+"""Complex numbers: real, imag, conj, angle, and abs of complex values.
+
+Convention (JAX's): tangents and cotangents of complex values are complex numbers paired
+by ``Re(ct * t)`` — no conjugation. So a holomorphic function's VJP multiplies by its
+derivative f'(z), exactly like its JVP, and every elementwise rule written for reals
+holds for complex values. ``grad`` of a real-valued function of complex ``z`` returns
+``conj(df/dz)``-style results matching JAX (``grad(|z|^2) = 2 conj(z)``); a real
+argument's cotangent is the real part. Non-holomorphic functions have their own rules
+here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..primitive import Primitive, bind, is_complex, register_function, register_ufunc, strip
+
+
+def _real_impl(x: Any) -> Any:
+    return np.real(x)
+
+
+def _imag_impl(x: Any) -> Any:
+    return np.imag(x)
+
+
+def _complex_impl(re: Any, im: Any) -> Any:
+    return re + 1j * im
+
+
+real_p = Primitive("real", _real_impl)
+real_p.defjvp(lambda g, ans, x: np.real(g))
+real_p.defvjp(lambda g, ans, x: g + 0j if is_complex(x) else g)
+
+imag_p = Primitive("imag", _imag_impl)
+imag_p.defjvp(lambda g, ans, x: np.imag(g))
+imag_p.defvjp(lambda g, ans, x: -1j * g)  # Re((-i g) t) = g Im(t)
+
+conj_p = Primitive("conjugate", np.conjugate, elementwise=True)
+conj_p.defjvp(lambda g, ans, x: np.conjugate(g))
+conj_p.defvjp(lambda g, ans, x: np.conjugate(g))
+register_ufunc(np.conjugate, conj_p)
+
+
+@register_function(np.real)
+def _real(val: Any) -> Any:
+    return bind(real_p, (val,), {}) if is_complex(val) else val
+
+
+@register_function(np.imag)
+def _imag(val: Any) -> Any:
+    if is_complex(val):
+        return bind(imag_p, (val,), {})
+    return np.zeros(np.shape(strip(val)))
+
+
+def _angle_impl(z: Any) -> Any:
+    return np.angle(z)
+
+
+angle_p = Primitive("angle", _angle_impl)
+# angle = atan2(Im z, Re z): d angle = Im(conj(z) dz) / |z|^2 = Re(-i conj(z) dz) / |z|^2
+angle_p.defjvp(lambda g, ans, z: np.imag(np.conjugate(z) * g) / (np.real(z) ** 2
+                                                               + np.imag(z) ** 2))
+angle_p.defvjp(lambda g, ans, z: g * (-1j) * np.conjugate(z) / (np.real(z) ** 2
+                                                               + np.imag(z) ** 2))
+
+
+@register_function(np.angle)
+def _angle(z: Any, deg: bool = False) -> Any:
+    if not is_complex(z):
+        return np.zeros(np.shape(strip(z))) + np.where(np.less(strip(z), 0), np.pi, 0.0)
+    out = bind(angle_p, (z,), {})
+    return out * (180 / np.pi) if deg else out
+
+
+def abs_jvp(g: Any, ans: Any, x: Any) -> Any:
+    """|x|: sign(x) g for reals; Re(conj(z) g) / |z| for complex z."""
+    if is_complex(x):
+        return np.real(np.conjugate(x) * g) / ans
+    return g * np.sign(x)
+
+
+def abs_vjp(g: Any, ans: Any, x: Any) -> Any:
+    if is_complex(x):
+        return g * np.conjugate(x) / ans
+    return g * np.sign(x)
