@@ -16,6 +16,6 @@ from . import (
 )
 
 __all__ = [
-    "complex", "contraction", "fft", "elementwise", "indexing", "inspection", "linalg", "reductions",
-    "scipy_functions", "selection", "shape", "special",
+    "complex", "contraction", "elementwise", "fft", "indexing", "inspection", "linalg",
+    "reductions", "scipy_functions", "selection", "shape", "special",
 ]
