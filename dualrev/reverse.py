@@ -62,8 +62,13 @@ class Tape:
             if type(a) is Traced and a._level == level:
                 p = a.primal
                 if vjps[i] is not None:
-                    parents.append((i, a._index, p.shape if type(p) is ndarray else shape_of(p),
-                                    is_real(p)))
+                    tp = type(p)
+                    if tp is ndarray:
+                        parents.append((i, a._index, p.shape, p.dtype.kind != "c"))
+                    elif tp in _SCALARS:
+                        parents.append((i, a._index, (), True))
+                    else:
+                        parents.append((i, a._index, shape_of(p), is_real(p)))
                 a = p
             if plain and isinstance(a, Tracer):
                 plain = False
@@ -170,8 +175,13 @@ class Tape:
                     c = rules[argpos](g, ans, *primals, **params)
                     if prim.elementwise and (nb or shape_of(c) != shape):
                         c = unbroadcast(c, nb, shape)
-                if real and is_complex(c):
-                    c = np.real(c)  # a real argument's cotangent is real (the pairing Re(ct * t))
+                if real:  # a real argument's cotangent is real (the pairing Re(ct * t))
+                    tc = type(c)
+                    if tc is ndarray:
+                        if c.dtype.kind == "c":
+                            c = c.real
+                    elif tc not in _SCALARS and is_complex(c):
+                        c = np.real(c)
                 if prev is None:
                     cts[pid] = c
                 elif (owned[pid] and type(c) is ndarray and c.shape == prev.shape
