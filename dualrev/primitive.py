@@ -190,13 +190,13 @@ def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
         if isinstance(a, Tracer) and (top is None or a._level > top._level):
             top = a
     if top is None:
-        return _apply(prim, args, params)
+        return apply_plain(prim, args, params)
     if prim.nondiff:
         return prim.impl(*[strip(a) for a in args], **params)
     return top._trace.process(prim, args, params)
 
 
-def _apply(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
+def apply_plain(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
     """Run ``prim`` on plain values: its scalar version on floats, else its NumPy one."""
     scalar = prim.scalar_impl
     if scalar is not None:

@@ -17,6 +17,7 @@ from .primitive import (
     Primitive,
     Shaped,
     Tracer,
+    apply_plain,
     bind,
     is_complex,
     is_real,
@@ -78,19 +79,7 @@ class Tape:
             ans, residuals = prim.fwd(*primals)
             params = {**params, "residuals": residuals}
         elif plain:
-            ans = None
-            scalar = prim.scalar_impl
-            if scalar is not None:
-                for p in primals:
-                    if type(p) not in _SCALARS:
-                        break
-                else:
-                    try:
-                        ans = scalar(*primals)
-                    except (ArithmeticError, ValueError):
-                        pass  # NumPy gives its inf/nan (and warning) instead
-            if ans is None:
-                ans = prim.impl(*primals, **params)
+            ans = apply_plain(prim, primals, params)
         else:
             ans = bind(prim, primals, params)
         if not parents:
