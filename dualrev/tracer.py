@@ -26,6 +26,7 @@ from .primitive import (
 )
 
 _NONE: dict[str, Any] = {}
+_PLAIN = frozenset({float, int, np.float64, np.ndarray})
 
 # ufunc methods other than __call__ that have a meaning we support
 _UFUNC_REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}
@@ -145,27 +146,43 @@ class TracedBase(Tracer):
 
     # ------------------------------------------------------------ operators
     def __add__(self, o: Any) -> Any:
+        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
+            return self._trace.process(ew.add, (self, o), _NONE)
         return bind(ew.add, (self, o), _NONE)
 
     def __radd__(self, o: Any) -> Any:
+        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
+            return self._trace.process(ew.add, (o, self), _NONE)
         return bind(ew.add, (o, self), _NONE)
 
     def __sub__(self, o: Any) -> Any:
+        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
+            return self._trace.process(ew.subtract, (self, o), _NONE)
         return bind(ew.subtract, (self, o), _NONE)
 
     def __rsub__(self, o: Any) -> Any:
+        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
+            return self._trace.process(ew.subtract, (o, self), _NONE)
         return bind(ew.subtract, (o, self), _NONE)
 
     def __mul__(self, o: Any) -> Any:
+        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
+            return self._trace.process(ew.multiply, (self, o), _NONE)
         return bind(ew.multiply, (self, o), _NONE)
 
     def __rmul__(self, o: Any) -> Any:
+        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
+            return self._trace.process(ew.multiply, (o, self), _NONE)
         return bind(ew.multiply, (o, self), _NONE)
 
     def __truediv__(self, o: Any) -> Any:
+        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
+            return self._trace.process(ew.true_divide, (self, o), _NONE)
         return bind(ew.true_divide, (self, o), _NONE)
 
     def __rtruediv__(self, o: Any) -> Any:
+        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
+            return self._trace.process(ew.true_divide, (o, self), _NONE)
         return bind(ew.true_divide, (o, self), _NONE)
 
     def __floordiv__(self, o: Any) -> Any:
@@ -187,9 +204,13 @@ class TracedBase(Tracer):
         return o // self, o % self
 
     def __pow__(self, o: Any) -> Any:
+        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
+            return self._trace.process(ew.power, (self, o), _NONE)
         return bind(ew.power, (self, o), _NONE)
 
     def __rpow__(self, o: Any) -> Any:
+        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
+            return self._trace.process(ew.power, (o, self), _NONE)
         return bind(ew.power, (o, self), _NONE)
 
     def __matmul__(self, o: Any) -> Any:
