@@ -48,11 +48,16 @@ class TracedBase(Tracer):
             handler = UFUNC_HANDLERS.get(ufunc)
             if handler is None:
                 raise no_rule(ufunc)
+            dtype = None
             if kwargs:
                 kwargs = {k: v for k, v in kwargs.items() if v is not None and k != "out"}
+                dtype = kwargs.pop("dtype", None)
+                if kwargs.get("casting") == "same_kind":
+                    kwargs.pop("casting")
                 if kwargs:
                     raise no_rule(ufunc, f"Keyword arguments {sorted(kwargs)} are not supported.")
-            return handler(*inputs)
+            result = handler(*inputs)
+            return result if dtype is None else ew.astype(result, dtype)
         if method == "reduce" and ufunc in _UFUNC_REDUCE:
             kwargs.setdefault("axis", 0)
             return _UFUNC_REDUCE[ufunc](*inputs, **kwargs)

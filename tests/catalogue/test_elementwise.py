@@ -205,3 +205,13 @@ def test_astype_float_cast_keeps_derivative_int_cast_drops_it():
     np.testing.assert_allclose(g, 2 * x, rtol=1e-6)
     g = dr.grad(lambda a: np.sum(a.astype(int) * a))(x)
     np.testing.assert_array_equal(g, [0.0, 1.0, 2.0])
+
+
+def test_ufunc_dtype_keyword_casts_the_result():
+    x = np.array([0.0, 1.0])
+    np.testing.assert_allclose(dr.grad(lambda a: np.sum(np.exp(a, dtype=np.float64)))(x),
+                               np.exp(x))
+    out, _ = dr.jvp(lambda a: np.exp(a, dtype=np.float32), (x,), (np.ones(2),))
+    assert out.dtype == np.float32
+    with pytest.raises(dr.NoDerivativeRule, match="where"):
+        dr.grad(lambda a: np.sum(np.exp(a, where=a > 0)))(x)
