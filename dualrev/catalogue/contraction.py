@@ -66,33 +66,77 @@ def _bmatmul(a: Any, b: Any) -> Any:
     return np.matmul(a, b)
 
 
+def _units_after_batch(g: Any, x: Any, count: int) -> Any:
+    """A tangent of ``x`` with ``count`` unit axes inserted after its batch axes."""
+    if count <= 0:
+        return g
+    gs = shape_of(g)
+    k = len(gs) - ndim_of(x)
+    return np.reshape(g, gs[:k] + (1,) * count + gs[k:])
+
+
+# Vector operands are handled by the rules themselves (not by reshaping around a matrix
+# product), so W @ x records one operation. Shapes: a (..., n, k) or (k,), b (..., k, m)
+# or (k,); tangents and cotangents may carry leading batch axes.
+def _matmul_jvp_a(g: Any, ans: Any, a: Any, b: Any) -> Any:
+    if ndim_of(a) == 1:
+        if ndim_of(b) == 1:
+            return np.sum(g * b, axis=-1)
+        row = _units_after_batch(g, a, ndim_of(ans) - 1)  # (batch, 1.., k): rows to stack
+        return _bmatmul(row[..., None, :], b)[..., 0, :]
+    if ndim_of(b) == 1:
+        return np.matmul(g, b)
+    return _bmatmul(_lift(g, a, ans), b)
+
+
+def _matmul_jvp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
+    if ndim_of(b) == 1:
+        if ndim_of(a) == 1:
+            return np.sum(a * g, axis=-1)
+        col = _units_after_batch(g, b, ndim_of(ans) - 1)
+        return _bmatmul(a, col[..., None])[..., 0]
+    if ndim_of(a) == 1:
+        return np.matmul(a, g)
+    return _bmatmul(a, _lift(g, b, ans))
+
+
+def _matmul_vjp_a(g: Any, ans: Any, a: Any, b: Any) -> Any:
+    nb = ndim_of(g) - ndim_of(ans)
+    if ndim_of(a) == 1:
+        if ndim_of(b) == 1:
+            return np.reshape(g, shape_of(g) + (1,)) * b  # g may be a Python float
+        c = _bmatmul(g[..., None, :], _mT(b))[..., 0, :]
+    elif ndim_of(b) == 1:
+        c = g[..., :, None] * b
+    else:
+        c = _bmatmul(g, _mT(b))
+    return unbroadcast(c, nb, shape_of(a))
+
+
+def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
+    nb = ndim_of(g) - ndim_of(ans)
+    if ndim_of(b) == 1:
+        if ndim_of(a) == 1:
+            return np.reshape(g, shape_of(g) + (1,)) * a
+        c = _bmatmul(_mT(a), g[..., None])[..., 0]
+    elif ndim_of(a) == 1:
+        c = a[:, None] * g[..., None, :]
+    else:
+        c = _bmatmul(_mT(a), g)
+    return unbroadcast(c, nb, shape_of(b))
+
+
 matmul_p = Primitive("matmul", _matmul_impl)
-matmul_p.defjvp(
-    lambda g, ans, a, b: _bmatmul(_lift(g, a, ans), b),
-    lambda g, ans, a, b: _bmatmul(a, _lift(g, b, ans)),
-)
-matmul_p.defvjp(
-    lambda g, ans, a, b: unbroadcast(_bmatmul(g, _mT(b)), ndim_of(g) - ndim_of(ans), shape_of(a)),
-    lambda g, ans, a, b: unbroadcast(_bmatmul(_mT(a), g), ndim_of(g) - ndim_of(ans), shape_of(b)),
-)
+matmul_p.defjvp(_matmul_jvp_a, _matmul_jvp_b)
+matmul_p.defvjp(_matmul_vjp_a, _matmul_vjp_b)
 
 
 def _matmul(a: Any, b: Any, out: Any = None, **kwargs: Any) -> Any:
     if out is not None:
         raise InPlaceError("numpy.matmul(..., out=...)")
-    sa, sb = shape_of(a), shape_of(b)
-    if not sa or not sb:
+    if not shape_of(a) or not shape_of(b):
         raise ValueError("matmul: Input operand does not have enough dimensions")
-    if len(sa) == 1:
-        a = _reshape(a, (1,) + sa)
-    if len(sb) == 1:
-        b = _reshape(b, sb + (1,))
-    res = bind(matmul_p, (a, b), {})
-    if len(sa) == 1 or len(sb) == 1:
-        rs = shape_of(res)
-        keep = rs[:-2] + ((rs[-2],) if len(sa) > 1 else ()) + ((rs[-1],) if len(sb) > 1 else ())
-        res = _reshape(res, keep)
-    return res
+    return bind(matmul_p, (a, b), {})
 
 
 register_ufunc(np.matmul, _matmul)
