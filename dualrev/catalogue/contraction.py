@@ -82,6 +82,8 @@ def _matmul_jvp_a(g: Any, ans: Any, a: Any, b: Any) -> Any:
     if ndim_of(a) == 1:
         if ndim_of(b) == 1:
             return np.sum(g * b, axis=-1)
+        if ndim_of(b) == 2:  # the batch axes act as rows: one product
+            return np.matmul(g, b)
         row = _units_after_batch(g, a, ndim_of(ans) - 1)  # (batch, 1.., k): rows to stack
         return _bmatmul(row[..., None, :], b)[..., 0, :]
     if ndim_of(b) == 1:
@@ -93,6 +95,8 @@ def _matmul_jvp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
     if ndim_of(b) == 1:
         if ndim_of(a) == 1:
             return np.sum(a * g, axis=-1)
+        if ndim_of(a) == 2:
+            return np.matmul(g, _mT(a))
         col = _units_after_batch(g, b, ndim_of(ans) - 1)
         return _bmatmul(a, col[..., None])[..., 0]
     if ndim_of(a) == 1:
@@ -105,6 +109,8 @@ def _matmul_vjp_a(g: Any, ans: Any, a: Any, b: Any) -> Any:
     if ndim_of(a) == 1:
         if ndim_of(b) == 1:
             return np.reshape(g, shape_of(g) + (1,)) * b  # g may be a Python float
+        if ndim_of(b) == 2:
+            return np.matmul(g, _mT(b))
         c = _bmatmul(g[..., None, :], _mT(b))[..., 0, :]
     elif ndim_of(b) == 1:
         c = g[..., :, None] * b
@@ -118,6 +124,8 @@ def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
     if ndim_of(b) == 1:
         if ndim_of(a) == 1:
             return np.reshape(g, shape_of(g) + (1,)) * a
+        if ndim_of(a) == 2:
+            return np.matmul(g, a)
         c = _bmatmul(_mT(a), g[..., None])[..., 0]
     elif ndim_of(a) == 1:
         c = a[:, None] * g[..., None, :]
