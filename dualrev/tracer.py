@@ -114,6 +114,13 @@ class TracedBase(Tracer):
     def fill(self, value: Any) -> None:
         raise InPlaceError("x.fill(value)")
 
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        raise InPlaceError("x.sort() (in place; np.sort(x) returns a sorted copy and is "
+                           "differentiable)")
+
+    def round(self, decimals: int = 0) -> Any:
+        return np.round(strip(self), decimals)  # piecewise constant: zero derivative
+
     # ------------------------------------------------------------ attributes
     @property
     def shape(self) -> tuple[int, ...]:

@@ -136,3 +136,9 @@ def test_bool_and_comparisons_still_work():
         return np.sum(x)
 
     np.testing.assert_allclose(dr.grad(f)(x3), 2 * x3)
+
+
+def test_in_place_sort_method_is_refused_and_np_sort_works():
+    with pytest.raises(dr.InPlaceError, match="np.sort"):
+        dr.grad(lambda x: x.sort())(x3)
+    np.testing.assert_array_equal(dr.grad(lambda x: np.sort(x)[0])(x3), [0.0, 0.0, 1.0])
