@@ -7,6 +7,7 @@ the backward pass is one loop over it in reverse: no recursion, whatever the dep
 
 from __future__ import annotations
 
+from sys import getrefcount
 from typing import Any
 
 import numpy as np
@@ -155,7 +156,16 @@ class Tape:
                         owned[pid] = True
                         continue
                 if partials is not None:  # elementwise: cotangent times the partial
-                    c = g * partials[argpos](ans, *primals)
+                    d = partials[argpos](ans, *primals)
+                    if (type(d) is ndarray and getrefcount(d) <= 2 and d.base is None
+                            and type(g) is ndarray and d.shape == g.shape
+                            and d.dtype == g.dtype and d.flags.writeable):
+                        # d is a temporary nobody else can see (NumPy's own temporary
+                        # elision test): multiply into it instead of allocating again
+                        c = np.multiply(d, g, out=d)
+                    else:
+                        c = g * d
+                    del d
                     tc = type(c)
                     cs = c.shape if tc is ndarray else (() if tc in _SCALARS else shape_of(c))
                     if nb or cs != shape:

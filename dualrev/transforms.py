@@ -288,8 +288,20 @@ class _Recording:
         inputs = [tape.input(x) for x in leaves]
         with _GcPaused():
             out = f(*_rebuild_args(args, nums, defs, inputs))
-        out, self.aux = _split_aux(out, has_aux)
-        self.tape = tape
+        out, aux = _split_aux(out, has_aux)
+        self._set(tape, leaves, defs, inputs, out, aux, what)
+
+    @classmethod
+    def from_output(cls, tape: Tape, leaves: list[Any], defs: list[TreeDef],
+                    inputs: list[Any], out: Any, what: str) -> _Recording:
+        """A recording of a function already run on ``inputs`` (entries of ``tape``)."""
+        rec = cls.__new__(cls)
+        rec._set(tape, leaves, defs, inputs, out, None, what)
+        return rec
+
+    def _set(self, tape: Tape, leaves: list[Any], defs: list[TreeDef], inputs: list[Any],
+             out: Any, aux: Any, what: str) -> None:
+        self.tape, self.aux = tape, aux
         self.leaves, self.defs = leaves, defs
         self.in_index = [t._index for t in inputs]
         self.outs, self.out_def = tree_flatten(out)
@@ -333,23 +345,50 @@ def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = 
 
     @functools.wraps(f)
     def vg(*args: Any) -> Any:
+        if (type(argnums) is int and not has_aux and not holomorphic
+                and -len(args) <= argnums < len(args)):
+            x = args[argnums]
+            if type(x) is float or (type(x) is np.ndarray and x.dtype == _F64 and x.ndim):
+                return _value_and_grad_plain(f, args, argnums % len(args), x)
         nums, single = _argnums(argnums, len(args))
         rec = _Recording(f, args, nums, has_aux, "grad")
-        if not holomorphic and rec.outs and _dtype_of(rec.outs[0]).kind == "c":
-            raise DualrevError("dualrev.grad needs a real-valued output; for a holomorphic "
-                               "complex function pass holomorphic=True")
-        if rec.out_def.kind != "leaf" or shape_of(rec.outs[0]) != ():
-            shapes = [shape_of(o) for o in rec.outs]
-            raise DualrevError(
-                "dualrev.grad needs a function with a scalar output, got "
-                f"{'shape ' + str(shapes[0]) if rec.out_def.kind == 'leaf' else rec.out_def}; "
-                "use dualrev.jacrev / dualrev.jacobian for vector outputs, or dualrev.vjp"
-            )
-        grads = rec.pull([_seed_one(rec.outs[0])], nb=0, keep=False)
+        grads = _scalar_gradient(rec, holomorphic)
         res = (rec.values[0], _group([_result(g) for g in grads], rec.defs, single))
         return (res, rec.aux) if has_aux else res
 
     return vg
+
+
+def _scalar_gradient(rec: _Recording, holomorphic: bool) -> list[Any]:
+    """The checks grad makes of its output, then the backward pass from it."""
+    if not holomorphic and rec.outs and _dtype_of(rec.outs[0]).kind == "c":
+        raise DualrevError("dualrev.grad needs a real-valued output; for a holomorphic "
+                           "complex function pass holomorphic=True")
+    if rec.out_def.kind != "leaf" or shape_of(rec.outs[0]) != ():
+        got = f"shape {shape_of(rec.outs[0])}" if rec.out_def.kind == "leaf" else rec.out_def
+        raise DualrevError(
+            f"dualrev.grad needs a function with a scalar output, got {got}; use "
+            "dualrev.jacrev / dualrev.jacobian for vector outputs, or dualrev.vjp")
+    return rec.pull([_seed_one(rec.outs[0])], nb=0, keep=False)
+
+
+def _value_and_grad_plain(f: Callable[..., Any], args: Sequence[Any], i: int,
+                          x: Any) -> tuple[Any, Any]:
+    """value_and_grad's common case with little ceremony: one float64 argument and a real
+    float64 scalar output. Any other output goes through the general checks, with f run
+    once either way."""
+    tape = Tape(next(_levels))
+    xi = tape.input(x)
+    with _GcPaused():
+        out = f(*args[:i], xi, *args[i + 1:])
+    p = out.primal if type(out) is Traced and out._trace is tape else None
+    if not (type(p) is float or (type(p) in (np.float64, np.ndarray) and p.shape == ()
+                                 and p.dtype == _F64)):
+        rec = _Recording.from_output(tape, [x], [LEAF], [xi], out, "grad")
+        return rec.values[0], _result(_scalar_gradient(rec, False)[0])
+    with _GcPaused():
+        g = tape.backward({out._index: 1.0})[0]
+    return _result(p), _result(np.zeros(shape_of(x)) if g is None else g)
 
 
 def grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,

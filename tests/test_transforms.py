@@ -1,6 +1,7 @@
 """The transforms' conventions: shapes, argnums, has_aux, pytrees, mode choice."""
 
 import numpy as np
+import pytest
 
 import dualrev as dr
 from tests.helpers import check_all
@@ -147,3 +148,16 @@ def test_shared_weights_sum_their_gradients():
     assert dr.grad(lambda w: w * w)(w) == 2 * w
     np.testing.assert_allclose(dr.grad(lambda w: np.sin(w) * np.cos(w) + w)(w), np.cos(2 * w) + 1,
                                rtol=1e-14)
+
+
+def test_grad_fast_path_falls_back_to_the_general_checks():
+    # float64 argument: the lean path; every unusual output still gets the general checks
+    with pytest.raises(dr.DualrevError, match="real-valued output"):
+        dr.grad(lambda x: np.exp(1j * x))(1.0)
+    with pytest.raises(dr.DualrevError, match="scalar output"):
+        dr.grad(lambda x: x * np.ones(2))(1.0)
+    assert dr.grad(lambda x: 2.0)(1.0) == 0.0
+    outer = 3.0
+    assert dr.grad(lambda a: a * dr.grad(lambda x: outer * a)(1.0))(2.0) == 0.0
+    v, g = dr.value_and_grad(lambda x, c: np.sum(x * c), 1)(np.ones(2), np.array([1.0, 2.0]))
+    assert v == 3.0 and np.array_equal(g, [1.0, 1.0])
