@@ -99,18 +99,21 @@ scatter.defvjp(
 )
 
 
+_F64 = np.dtype(np.float64)
+
+
 def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb: int) -> Any:
     # Scatter the cotangent straight into the tape's buffer for x: a loop reading x[i]
     # element by element then costs one buffer, not one x-sized array per element.
-    if nb or isinstance(g, Tracer) or (acc is not None and type(acc) is not np.ndarray):
-        return NotImplemented
-    if np.iscomplexobj(g):
+    # Only plain float64 cotangents take this path (traced, batched, complex: the rule).
+    tg = type(g)
+    if nb or not (tg is float or tg is np.float64 or (tg is np.ndarray and g.dtype == _F64)):
         return NotImplemented
     if acc is None:
-        acc = np.zeros(shape_of(x), dtype=np.result_type(g, np.float64))
-    elif np.result_type(acc, g) != acc.dtype:
+        acc = np.zeros(shape_of(x))
+    elif acc.dtype != _F64:
         return NotImplemented
-    if is_basic(idx):
+    if (len(idx) == 1 and type(idx[0]) is int) or is_basic(idx):
         acc[idx] += g
     else:
         np.add.at(acc, idx, g)
