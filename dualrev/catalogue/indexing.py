@@ -125,7 +125,7 @@ gather.vjp_add = _gather_vjp_add
 
 def getitem(x: Any, idx: Any) -> Any:
     """``x[idx]`` for a traced ``x``: basic slices, integer arrays, boolean masks."""
-    if type(idx) is int:
+    if type(idx) is int or type(idx) is slice:
         return bind(gather, (x,), {"idx": (idx,), "nb": 0})
     return bind(gather, (x,), {"idx": canonical_index(idx), "nb": 0})
 
