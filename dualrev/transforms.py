@@ -45,6 +45,7 @@ class _GcPaused:
         if self.was_enabled:
             gc.enable()
 
+
 ArgNums = int | Sequence[int]
 
 
