@@ -7,6 +7,7 @@ the backward pass is one loop over it in reverse: no recursion, whatever the dep
 
 from __future__ import annotations
 
+import sys
 from sys import getrefcount
 from typing import Any
 
@@ -28,6 +29,10 @@ from .primitive import (
 from .tracer import TracedBase
 
 ndarray = np.ndarray
+# Reusing temporaries relies on CPython's reference counts counting every holder of an
+# array; from 3.14 the interpreter may not count references on its own stack, so the
+# test would no longer prove an array private.
+_ELIDE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
 
 
 class Tape:
@@ -132,6 +137,10 @@ class Tape:
         for i, g in seeds.items():
             cts[i] = g if cts[i] is None else cts[i] + g
         ndarray = np.ndarray
+# Reusing temporaries relies on CPython's reference counts counting every holder of an
+# array; from 3.14 the interpreter may not count references on its own stack, so the
+# test would no longer prove an array private.
+_ELIDE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
         for i in range(n - 1, -1, -1):
             g = cts[i]
             if g is None:
@@ -157,8 +166,8 @@ class Tape:
                         continue
                 if partials is not None:  # elementwise: cotangent times the partial
                     d = partials[argpos](ans, *primals)
-                    if (type(d) is ndarray and getrefcount(d) <= 2 and d.base is None
-                            and type(g) is ndarray and d.shape == g.shape
+                    if (_ELIDE and type(d) is ndarray and getrefcount(d) <= 2
+                            and d.base is None and type(g) is ndarray and d.shape == g.shape
                             and d.dtype == g.dtype and d.flags.writeable):
                         # d is a temporary nobody else can see (NumPy's own temporary
                         # elision test): multiply into it instead of allocating again
