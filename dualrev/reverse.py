@@ -136,11 +136,6 @@ class Tape:
         owned = [False] * n
         for i, g in seeds.items():
             cts[i] = g if cts[i] is None else cts[i] + g
-        ndarray = np.ndarray
-# Reusing temporaries relies on CPython's reference counts counting every holder of an
-# array; from 3.14 the interpreter may not count references on its own stack, so the
-# test would no longer prove an array private.
-_ELIDE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
         for i in range(n - 1, -1, -1):
             g = cts[i]
             if g is None:
