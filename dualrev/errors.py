@@ -34,7 +34,9 @@ class TracerConversionError(DualrevError):
         msg = (
             f"dualrev: {what} was called on a traced value; converting it to a plain "
             "number or NumPy array would silently drop its derivative. Common causes: "
-            "float(x), x.item(), np.asarray(x)/np.array([...]) on traced values, writing "
+            "float(x) or math.exp(x)-style calls (use np.exp), x.item(), "
+            "np.asarray(x)/np.array([...]) or np.max([a, b]) on traced values (stack them "
+            "first: np.max(np.stack([a, b]))), writing "
             "a traced value into a NumPy array (out[i] = x), or a method of a plain "
             "array called with a traced argument (a.dot(x): write np.dot(a, x) or a @ x). "
             "Keep values traced: build "
