@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import DualrevError
 from ..primitive import (
     Primitive,
+    Tracer,
     bind,
     ndim_of,
     normalize_axis,
@@ -22,6 +23,7 @@ from ..primitive import (
     strip,
     unbroadcast,
 )
+from ..tree import tree_flatten
 from .indexing import getitem, scatter
 
 
@@ -325,14 +327,15 @@ def _pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> A
         raise DualrevError(f"dualrev: np.pad(mode={mode!r}) has no derivative rule yet; "
                            "only mode='constant' is supported on traced values")
     cval = kwargs.pop("constant_values", 0)
+    if any(isinstance(v, Tracer) for v in tree_flatten(cval)[0]):
+        raise DualrevError("dualrev: traced constant_values in np.pad are not supported "
+                           "(pad with zeros and add the constant with np.where)")
     nd = ndim_of(array)
     widths = tuple(tuple(int(w) for w in p) for p in np.broadcast_to(pad_width, (nd, 2)))
     out = bind(pad_p, (array,), {"widths": widths})
     if np.any(strip(cval) != 0):
         mask = np.pad(np.zeros(shape_of(array), dtype=bool), widths, constant_values=True)
         fill = np.pad(np.zeros(shape_of(array)), widths, constant_values=strip(cval))
-        if cval is not strip(cval):
-            raise DualrevError("dualrev: traced constant_values in np.pad are not supported")
         out = np.where(mask, fill, out)
     return out
 

@@ -87,3 +87,10 @@ def test_values_match_numpy():
         import dualrev as dr
         out, _ = dr.jvp(f, (x,), (np.ones_like(x),))
         np.testing.assert_array_equal(out, f(x), err_msg=name)
+
+
+def test_traced_pad_constant_is_refused_not_dropped():
+    import dualrev as dr
+
+    with pytest.raises(dr.DualrevError, match="constant_values"):
+        dr.grad(lambda c: np.sum(np.pad(np.ones(2) * c, 1, constant_values=c)))(0.0)
