@@ -142,3 +142,16 @@ def test_in_place_sort_method_is_refused_and_np_sort_works():
     with pytest.raises(dr.InPlaceError, match="np.sort"):
         dr.grad(lambda x: x.sort())(x3)
     np.testing.assert_array_equal(dr.grad(lambda x: np.sort(x)[0])(x3), [0.0, 0.0, 1.0])
+
+
+def test_values_that_carry_derivatives_are_never_stripped():
+    import scipy.stats as st
+
+    # full_like keeps the derivative of a traced fill value ...
+    assert dr.grad(lambda c: np.sum(np.full_like(x3 * c, c)))(2.0) == 3.0
+    # ... and a plain array filled with a traced value is an in-place write: refused
+    with pytest.raises(dr.InPlaceError, match="full_like"):
+        dr.grad(lambda c: np.sum(np.full_like(x3, c)))(2.0)
+    # a discrete argument raises rather than getting a zero derivative
+    with pytest.raises(dr.NoDerivativeRule, match="discrete"):
+        dr.grad(lambda k: st.poisson.logpmf(k, 2.0))(1.0)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..primitive import register_function, strip
+from ..primitive import Tracer, register_function, strip
 
 
 def _on_plain_values(func: Any) -> Any:
@@ -23,7 +23,7 @@ for _f in (
     np.shape, np.ndim, np.size, np.result_type, np.iscomplexobj, np.isrealobj,
     np.can_cast, np.min_scalar_type,
     # constants shaped like the argument
-    np.zeros_like, np.ones_like, np.empty_like, np.full_like,
+    np.zeros_like, np.ones_like, np.empty_like,
     # integer- or boolean-valued results
     np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero, np.flatnonzero,
     np.count_nonzero, np.searchsorted, np.digitize, np.any, np.all,
@@ -33,3 +33,19 @@ for _f in (
 ):
     register_function(_f, _on_plain_values(_f))
 del _f
+
+
+@register_function(np.full_like)
+def _full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K",
+               subok: bool = True, shape: Any = None, **kwargs: Any) -> Any:
+    # The shape comes from a; the values are fill_value's, whose derivative is kept.
+    zeros = np.zeros_like(strip(a), dtype=dtype, shape=shape)
+    return zeros + fill_value if isinstance(fill_value, Tracer) else np.full_like(
+        zeros, strip(fill_value))
+
+
+@register_function(np.copyto)
+def _copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) -> Any:
+    from ..errors import InPlaceError
+
+    raise InPlaceError("np.copyto (also reached by np.full_like(plain, traced_value))")

@@ -321,7 +321,10 @@ def beta_logpdf(x: Any, a: Any, b: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any
 
 
 def poisson_logpmf(k: Any, mu: Any, loc: Any = 0) -> Any:
-    k = strip(k) - loc  # counts are data: no derivative in k
+    if isinstance(k, Tracer):
+        raise NoDerivativeRule("scipy.stats.poisson.logpmf", "The counts k are discrete: "
+                               "only mu can be differentiated.")
+    k = k - loc
     return sc.xlogy(k, mu) - mu - sc.gammaln(k + 1)
 
 
