@@ -288,7 +288,7 @@ for _f in (
     np.sign, np.floor, np.ceil, np.trunc, np.rint, np.signbit,
     np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
     np.logical_and, np.logical_or, np.logical_xor, np.logical_not,
-    np.isfinite, np.isinf, np.isnan,
+    np.isfinite, np.isinf, np.isnan, np.heaviside,
 ):
     zero_derivative(_f)
 del _f
@@ -310,3 +310,13 @@ def _abs_rules() -> None:
 
 
 _abs_rules()
+
+
+@register_function(np.nan_to_num)
+def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None,
+                neginf: Any = None) -> Any:
+    v = strip(x)
+    big = np.finfo(np.result_type(v)).max
+    out = np.where(np.isnan(v), nan, x)
+    out = np.where(np.isposinf(v), big if posinf is None else posinf, out)
+    return np.where(np.isneginf(v), -big if neginf is None else neginf, out)

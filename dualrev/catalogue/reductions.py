@@ -316,3 +316,65 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
         return _sum(np.not_equal(x, 0) * 1.0, axes, keepdims=keepdims)
     p = float(ord)
     return _sum(absx**p, axes, keepdims=keepdims) ** (1.0 / p)
+
+
+# ------------------------------------------------------------------ statistics helpers
+@register_function(np.average)
+def _average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *,
+             keepdims: bool = False) -> Any:
+    if weights is None:
+        avg = _mean(a, axis, keepdims=keepdims)
+        if not returned:
+            return avg
+        return avg, np.sum(np.ones(shape_of(a)), axis=axis, keepdims=keepdims)
+    if axis is not None and ndim_of(weights) == 1 and ndim_of(a) > 1:
+        ax = normalize_axis(axis, ndim_of(a))[0]
+        weights = np.reshape(weights, tuple(-1 if d == ax else 1 for d in range(ndim_of(a))))
+    scl = _sum(np.broadcast_to(weights, shape_of(a)) + 0.0 * a, axis, keepdims=keepdims)
+    avg = _sum(a * weights, axis, keepdims=keepdims) / scl
+    return (avg, scl) if returned else avg
+
+
+@register_function(np.nansum)
+def _nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+            keepdims: bool = False, **kwargs: Any) -> Any:
+    _reject("nansum", out)
+    return _sum(np.where(np.isnan(a), 0.0, a), axis, keepdims=keepdims)
+
+
+@register_function(np.nanmean)
+def _nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+             keepdims: bool = False, **kwargs: Any) -> Any:
+    _reject("nanmean", out)
+    valid = ~np.isnan(a)
+    return _sum(np.where(valid, a, 0.0), axis, keepdims=keepdims) / np.sum(
+        valid, axis=axis, keepdims=keepdims)
+
+
+@register_function(np.cov)
+def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: Any = None,
+         fweights: Any = None, aweights: Any = None, *, dtype: Any = None) -> Any:
+    if fweights is not None or aweights is not None:
+        raise no_rule(np.cov, "Its fweights= and aweights= are not supported.")
+    x = np.atleast_2d(m)
+    if not rowvar and ndim_of(x) == 2:
+        x = np.transpose(x)
+    if y is not None:
+        y2 = np.atleast_2d(y)
+        if not rowvar and ndim_of(y2) == 2:
+            y2 = np.transpose(y2)
+        x = np.concatenate([x, y2], axis=0)
+    n = shape_of(x)[1]
+    ddof = (0 if bias else 1) if ddof is None else ddof
+    xc = x - _mean(x, 1, keepdims=True)
+    c = (xc @ np.transpose(xc)) / (n - ddof)
+    return np.squeeze(c) if shape_of(c) == (1, 1) else c
+
+
+@register_function(np.corrcoef)
+def _corrcoef(x: Any, y: Any = None, rowvar: bool = True, *, dtype: Any = None) -> Any:
+    c = _cov(x, y, rowvar)
+    if ndim_of(c) == 0:
+        return c / c
+    d = np.sqrt(np.diagonal(c))
+    return c / (d[:, None] * d[None, :])

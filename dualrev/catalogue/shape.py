@@ -437,3 +437,22 @@ def _tril(m: Any, k: int = 0) -> Any:
 @register_function(np.copy)
 def _copy(a: Any, order: str = "K", subok: bool = False) -> Any:
     return a  # traced values are immutable, so the value is its own copy
+
+
+@register_function(np.cross)
+def _cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1,
+           axis: Any = None) -> Any:
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a = _moveaxis(a, axisa, -1)
+    b = _moveaxis(b, axisb, -1)
+    if shape_of(a)[-1] != 3 or shape_of(b)[-1] != 3:
+        raise DualrevError("dualrev: np.cross on traced values supports 3-vectors")
+
+    def comp(v: Any, i: int) -> Any:
+        return getitem(v, (Ellipsis, i))
+
+    parts = [comp(a, 1) * comp(b, 2) - comp(a, 2) * comp(b, 1),
+             comp(a, 2) * comp(b, 0) - comp(a, 0) * comp(b, 2),
+             comp(a, 0) * comp(b, 1) - comp(a, 1) * comp(b, 0)]
+    return _moveaxis(_stack(parts, axis=-1), -1, axisc)

@@ -215,3 +215,11 @@ def test_ufunc_dtype_keyword_casts_the_result():
     assert out.dtype == np.float32
     with pytest.raises(dr.NoDerivativeRule, match="where"):
         dr.grad(lambda a: np.sum(np.exp(a, where=a > 0)))(x)
+
+
+def test_nan_to_num_and_heaviside():
+    x = np.array([1.0, np.nan, np.inf, -2.0])
+    g = dr.grad(lambda a: np.sum(np.nan_to_num(a) * np.array([1.0, 1.0, 0.0, 2.0])))(x)
+    np.testing.assert_array_equal(g, [1.0, 0.0, 0.0, 2.0])  # replaced entries are constants
+    np.testing.assert_array_equal(dr.grad(lambda a: np.sum(np.heaviside(a, 0.5) * a))(
+        np.array([-1.0, 2.0])), [0.0, 1.0])

@@ -92,3 +92,24 @@ def test_ufunc_reduce_and_accumulate():
     check_all(lambda x: np.add.reduce(x, axis=1), (X,), order=1)
     check_all(lambda x: np.multiply.accumulate(x), (X,), order=1)
     check_all(lambda x: np.maximum.reduce(x), (X,), order=1)
+
+
+W5 = np.random.default_rng(5).uniform(0.5, 2.0, 4)
+STATS = {
+    "average_weights": (lambda m: np.average(m, axis=1, weights=W5), (X,)),
+    "average_traced_weights": (lambda m, w: np.average(m, axis=1, weights=w), (X, W5)),
+    "average_all": (np.average, (X,)),
+    "nansum": (lambda m: np.nansum(np.where(X > 1.5, np.nan, m), axis=0), (X,)),
+    "nanmean": (lambda m: np.nanmean(np.where(X > 1.5, np.nan, m)), (X,)),
+    "cov": (np.cov, (X,)),
+    "cov_pair": (lambda a, b: np.cov(a, b), (X[0], X[1])),
+    "corrcoef": (np.corrcoef, (X,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STATS))
+def test_statistics(name):
+    f, args = STATS[name]
+    out, _ = dr.jvp(f, args, tuple(np.zeros_like(a) for a in args))
+    np.testing.assert_allclose(out, f(*args), rtol=1e-12)
+    check_all(f, args, order=2)

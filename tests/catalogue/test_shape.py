@@ -94,3 +94,10 @@ def test_traced_pad_constant_is_refused_not_dropped():
 
     with pytest.raises(dr.DualrevError, match="constant_values"):
         dr.grad(lambda c: np.sum(np.pad(np.ones(2) * c, 1, constant_values=c)))(0.0)
+
+
+@pytest.mark.parametrize("args", [(V[:3], V[2:]), (np.stack([V[:3], V[1:4]]), V[2:])])
+def test_cross(args):
+    out, _ = __import__("dualrev").jvp(np.cross, args, tuple(np.zeros_like(a) for a in args))
+    np.testing.assert_allclose(out, np.cross(*args), rtol=1e-14)
+    check_all(np.cross, args, order=2)
