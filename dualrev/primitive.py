@@ -264,8 +264,13 @@ def no_rule(func: Any, detail: str = "") -> NoDerivativeRule:
 
 def shape_of(x: Any) -> tuple[int, ...]:
     """Shape of an array, scalar or traced value, cheaply."""
-    if type(x) is float:
+    t = type(x)
+    if t is np.ndarray:
+        return x.shape
+    if t is float or t is int:
         return ()
+    while isinstance(x, Tracer):  # its primal's shape, without the property's call
+        x = x.primal
     s = getattr(x, "shape", None)
     if s is None:
         return np.shape(x)
