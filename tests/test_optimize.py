@@ -157,3 +157,13 @@ def test_ravel_pytree_round_trip_and_differentiable():
     assert np.shape(back["b"][1]) == ()
     g = dr.grad(lambda v: np.sum(unravel(v)["a"] ** 2) + unravel(v)["b"][1])(flat)
     np.testing.assert_array_equal(g, np.r_[2 * np.arange(6.0), 0.0, 1.0])
+
+
+@pytest.mark.parametrize("method", ["Nelder-Mead", "Powell", "COBYLA", "COBYQA", "dogleg"])
+def test_every_other_method_runs(method):
+    # derivative-free methods run as in SciPy; dogleg gets the exact Hessian
+    f = lambda x: np.sum((x - np.array([1.0, 2.0])) ** 2) + 0.1 * np.sum(x**4)
+    ref = so.minimize(f, np.zeros(2), method="BFGS", jac=dr.grad(f), tol=1e-12)
+    res = dr.optimize.minimize(f, np.zeros(2), method=method)
+    assert res.success
+    np.testing.assert_allclose(res.x, ref.x, atol=2e-3)
