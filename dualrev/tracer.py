@@ -8,6 +8,7 @@ Every spelling of an operation (``x * y``, ``np.multiply(x, y)``, ``x.sum()``,
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -132,7 +133,7 @@ class TracedBase(Tracer):
 
     @property
     def size(self) -> int:
-        return int(np.prod(shape_of(self.primal)))
+        return math.prod(shape_of(self.primal))
 
     @property
     def dtype(self) -> np.dtype:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import gc
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -246,7 +247,7 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -
     def jac(*args: Any) -> Any:
         nums, single = _argnums(argnums, len(args))
         leaves, defs = _split_inputs(args, nums)
-        sizes = [int(np.prod(shape_of(x))) for x in leaves]
+        sizes = [math.prod(shape_of(x)) for x in leaves]
         n = sum(sizes)
         eye = _identity(n)
         tangents, off = [], 0
@@ -259,7 +260,7 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -
         per_out = []
         for t in touts:
             oshape = shape_of(t)[1:]
-            m = int(np.prod(oshape))
+            m = math.prod(oshape)
             blocks, off = [], 0
             for x, k in zip(leaves, sizes, strict=True):
                 part = t[off:off + k] if k != n else t
@@ -432,7 +433,7 @@ def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> An
                            "cotangents as Re(ct * t), which sees only the real part); use "
                            "jacfwd, or holomorphic=True for a holomorphic function")
     shapes = [shape_of(o) for o in rec.outs]
-    sizes = [int(np.prod(s)) for s in shapes]
+    sizes = [math.prod(s) for s in shapes]
     if len(shapes) == 1 and shapes[0] == ():
         # A scalar output: an unbatched pass (the gradient) is the whole Jacobian.
         grads = rec.pull([_seed_one(rec.outs[0])], nb=0, keep=False)
@@ -479,8 +480,8 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False)
     def jac(*args: Any) -> Any:
         nums, single = _argnums(argnums, len(args))
         rec = _Recording(f, args, nums, has_aux, "jacobian")
-        n_in = sum(int(np.prod(shape_of(x))) for x in rec.leaves)
-        n_out = sum(int(np.prod(shape_of(o))) for o in rec.outs)
+        n_in = sum(math.prod(shape_of(x)) for x in rec.leaves)
+        n_out = sum(math.prod(shape_of(o)) for o in rec.outs)
         complex_out = any(_dtype_of(o).kind == "c" for o in rec.outs)
         if n_out <= n_in and not complex_out:
             res = _jacrev_from(rec, single)

@@ -7,6 +7,7 @@ a tangent or cotangent with ``k`` leading batch axes shifts them by ``k``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -86,7 +87,7 @@ def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     _reject("mean", out, where)
     xs = shape_of(a)
     axes = normalize_axis(axis, len(xs))
-    count = int(np.prod([xs[i] for i in axes]))
+    count = math.prod(xs[i] for i in axes)
     return _sum(a, axes, keepdims=keepdims) / count
 
 
@@ -99,7 +100,7 @@ def _var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: flo
         ddof = correction
     xs = shape_of(a)
     axes = normalize_axis(axis, len(xs))
-    count = int(np.prod([xs[i] for i in axes]))
+    count = math.prod(xs[i] for i in axes)
     centred = a - _mean(a, axes, keepdims=True)
     return _sum(centred * centred, axes, keepdims=keepdims) / (count - ddof)
 
