@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .errors import NoDerivativeRule
-from .primitive import Primitive, bind, pad_tangent, shape_of
+from .primitive import Primitive, bind, shape_of, unit_axes_after_batch
 from .tracer import TracedBase
 
 
@@ -55,7 +55,8 @@ class ForwardTrace:
                 if rule is None:
                     continue
                 if elementwise and nb:
-                    t = pad_tangent(t, nb, len(shape_of(ans)))
+                    x_ndim = len(shape_of(t)) - nb
+                    t = unit_axes_after_batch(t, x_ndim, len(shape_of(ans)) - x_ndim)
                 if partials is not None:
                     c = t * partials[i](ans, *primals)
                 else:

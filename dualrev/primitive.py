@@ -303,13 +303,15 @@ def unbroadcast(c: Any, nb: int, shape: tuple[int, ...]) -> Any:
     return c
 
 
-def pad_tangent(t: Any, nb: int, out_ndim: int) -> Any:
-    """Insert unit axes after the batch axes so a batched tangent right-aligns with the output."""
-    ts = shape_of(t)
-    missing = out_ndim - (len(ts) - nb)
-    if missing <= 0:
-        return t
-    return np.reshape(t, ts[:nb] + (1,) * missing + ts[nb:])
+def unit_axes_after_batch(g: Any, x_ndim: int, count: int) -> Any:
+    """A tangent/cotangent of a value with ``x_ndim`` axes, with ``count`` unit axes inserted
+    after its leading batch axes, so that it lines up (right-aligned) with a result of more
+    axes. Unbatched values need nothing: NumPy's broadcasting right-aligns them already."""
+    gs = shape_of(g)
+    k = len(gs) - x_ndim
+    if count <= 0 or k == 0:
+        return g
+    return np.reshape(g, gs[:k] + (1,) * count + gs[k:])
 
 
 def normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:

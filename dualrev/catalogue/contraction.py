@@ -22,6 +22,7 @@ from ..primitive import (
     register_ufunc,
     shape_of,
     unbroadcast,
+    unit_axes_after_batch,
 )
 from .shape import _ravel, _reshape
 
@@ -31,19 +32,17 @@ def _matmul_impl(a: Any, b: Any) -> Any:
     return np.matmul(a, b)
 
 
-def _lift(g: Any, x: Any, ans: Any) -> Any:
-    """Insert unit stack axes after the batch axes of a tangent of ``x`` so it lines up
-    with the output's stack axes."""
-    gs = shape_of(g)
-    k = len(gs) - ndim_of(x)
-    missing = ndim_of(ans) - ndim_of(x)
-    if k == 0 or missing == 0:
-        return g
-    return np.reshape(g, gs[:k] + (1,) * missing + gs[k:])
-
-
-def _mT(x: Any) -> Any:
+def matrix_transpose(x: Any) -> Any:
+    """Swap the last two axes (a stack of matrices transposed)."""
     return np.swapaxes(x, -1, -2)
+
+
+_mT = matrix_transpose
+
+
+def _lift(g: Any, x: Any, ans: Any) -> Any:
+    # a tangent of x whose stack axes line up with the output's
+    return unit_axes_after_batch(g, ndim_of(x), ndim_of(ans) - ndim_of(x))
 
 
 def _bmatmul(a: Any, b: Any) -> Any:
@@ -66,15 +65,6 @@ def _bmatmul(a: Any, b: Any) -> Any:
     return np.matmul(a, b)
 
 
-def _units_after_batch(g: Any, x: Any, count: int) -> Any:
-    """A tangent of ``x`` with ``count`` unit axes inserted after its batch axes."""
-    if count <= 0:
-        return g
-    gs = shape_of(g)
-    k = len(gs) - ndim_of(x)
-    return np.reshape(g, gs[:k] + (1,) * count + gs[k:])
-
-
 # Vector operands are handled by the rules themselves (not by reshaping around a matrix
 # product), so W @ x records one operation. Shapes: a (..., n, k) or (k,), b (..., k, m)
 # or (k,); tangents and cotangents may carry leading batch axes.
@@ -84,7 +74,8 @@ def _matmul_jvp_a(g: Any, ans: Any, a: Any, b: Any) -> Any:
             return np.sum(g * b, axis=-1)
         if ndim_of(b) == 2:  # the batch axes act as rows: one product
             return np.matmul(g, b)
-        row = _units_after_batch(g, a, ndim_of(ans) - 1)  # (batch, 1.., k): rows to stack
+        # (batch, 1.., k): one row per stacked matrix
+        row = unit_axes_after_batch(g, ndim_of(a), ndim_of(ans) - 1)
         return _bmatmul(row[..., None, :], b)[..., 0, :]
     if ndim_of(b) == 1:
         return np.matmul(g, b)
@@ -97,7 +88,7 @@ def _matmul_jvp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
             return np.sum(a * g, axis=-1)
         if ndim_of(a) == 2:
             return np.matmul(g, _mT(a))
-        col = _units_after_batch(g, b, ndim_of(ans) - 1)
+        col = unit_axes_after_batch(g, ndim_of(b), ndim_of(ans) - 1)
         return _bmatmul(a, col[..., None])[..., 0]
     if ndim_of(a) == 1:
         return np.matmul(a, g)

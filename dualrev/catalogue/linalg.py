@@ -23,11 +23,16 @@ import numpy as np
 
 from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
-from ..primitive import Primitive, bind, ndim_of, register_function, shape_of, strip
-
-
-def _T(x: Any) -> Any:
-    return np.swapaxes(x, -1, -2)
+from ..primitive import (
+    Primitive,
+    bind,
+    ndim_of,
+    register_function,
+    shape_of,
+    strip,
+    unit_axes_after_batch,
+)
+from .contraction import matrix_transpose as _T
 
 
 def _solve_vec(a: Any, v: Any) -> Any:
@@ -102,13 +107,7 @@ def _solve_impl(a: Any, b: Any, vector: bool) -> Any:
 
 
 def _lift(g: Any, x: Any, missing: int) -> Any:
-    """Insert unit axes after the batch axes of a tangent of ``x`` so its stack axes line
-    up with the output's (an argument may broadcast against a larger stack)."""
-    if missing <= 0:
-        return g
-    gs = shape_of(g)
-    k = len(gs) - ndim_of(x)
-    return np.reshape(g, gs[:k] + (1,) * missing + gs[k:])
+    return unit_axes_after_batch(g, ndim_of(x), missing)
 
 
 def _solve_jvp_a(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:

@@ -26,6 +26,7 @@ from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
 from ..primitive import Primitive, Tracer, bind, ndim_of, shape_of, strip
 from ..tree import tree_flatten
+from .contraction import matrix_transpose as _T
 from .special import polygamma
 
 ORIGINALS: dict[Any, Callable[..., Any]] = {}  # dispatcher -> SciPy's function
@@ -104,10 +105,6 @@ if hasattr(sc, "softplus"):
 
 
 # ------------------------------------------------------------------ scipy.linalg
-def _T(x: Any) -> Any:
-    return np.swapaxes(x, -1, -2)
-
-
 def _tri(x: Any, lower: bool) -> Any:
     return np.tril(x) if lower else np.triu(x)
 
