@@ -92,9 +92,7 @@ class Tape:
             return ans
         # Keep only what the VJP rules read, so intermediates die as early as in NumPy.
         key = parents[0][0] if len(parents) == 1 else tuple(p[0] for p in parents)
-        plan = prim._keep_cache.get(key, 0)
-        if plan == 0:
-            plan = prim.keep_plan(key)
+        plan = prim.keep_plan(key)
         kept_ans = ans
         if plan is not None:
             width = len(plan) - 1

@@ -22,7 +22,7 @@ from .errors import DualrevError
 from .forward import Dual, ForwardTrace
 from .primitive import Tracer, shape_of, strip
 from .reverse import Tape, Traced
-from .tree import LEAF, TreeDef, tree_flatten, tree_unflatten
+from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
 
 _levels = itertools.count(1)
 
@@ -168,12 +168,7 @@ def _split_aux(out: Any, has_aux: bool) -> tuple[Any, Any]:
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise DualrevError("dualrev: with has_aux=True the function must return a pair "
                            "(output, auxiliary data)")
-    return out[0], tree_map_strip(out[1])
-
-
-def tree_map_strip(tree: Any) -> Any:
-    leaves, td = tree_flatten(tree)
-    return tree_unflatten(td, [strip(v) for v in leaves])
+    return out[0], tree_map(strip, out[1])  # auxiliary data carries no derivative
 
 
 # ------------------------------------------------------------------ forward mode
