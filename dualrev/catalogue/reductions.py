@@ -22,6 +22,7 @@ from ..primitive import (
     register_function,
     shape_of,
 )
+from .elementwise import astype
 
 
 def _shift(axis: tuple[int, ...], k: int) -> tuple[int, ...]:
@@ -66,6 +67,11 @@ sum_p.defjvp(
 sum_p.defvjp(lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims))
 
 
+def _as(result: Any, dtype: Any) -> Any:
+    """The result in the dtype= the caller asked for (NumPy's accumulator dtype)."""
+    return result if dtype is None else astype(result, dtype)
+
+
 def _reject(name: str, out: Any, where: Any = True, initial: Any = None) -> None:
     if out is not None:
         raise InPlaceError(f"numpy.{name}(..., out=...)")
@@ -78,7 +84,7 @@ def _sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
          keepdims: bool = False, initial: Any = None, where: Any = True) -> Any:
     _reject("sum", out, where, initial)
     axis = normalize_axis(axis, ndim_of(a))
-    return bind(sum_p, (a,), {"axis": axis, "keepdims": bool(keepdims)})
+    return _as(bind(sum_p, (a,), {"axis": axis, "keepdims": bool(keepdims)}), dtype)
 
 
 @register_function(np.mean)
@@ -88,7 +94,7 @@ def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     xs = shape_of(a)
     axes = normalize_axis(axis, len(xs))
     count = math.prod(xs[i] for i in axes)
-    return _sum(a, axes, keepdims=keepdims) / count
+    return _as(_sum(a, axes, keepdims=keepdims) / count, dtype)
 
 
 @register_function(np.var)
@@ -158,8 +164,8 @@ def _prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     _reject("prod", out, where, initial)
     axis = normalize_axis(axis, ndim_of(a))
     if not axis:
-        return a
-    return bind(prod_p, (a,), {"axis": axis, "keepdims": bool(keepdims)})
+        return _as(a, dtype)
+    return _as(bind(prod_p, (a,), {"axis": axis, "keepdims": bool(keepdims)}), dtype)
 
 
 # ------------------------------------------------------------------ max, min
@@ -268,7 +274,7 @@ def _cumulative_handler(prim: Primitive, name: str) -> Any:
             a = np.ravel(a)
             axis = 0
         (axis,) = normalize_axis(axis, ndim_of(a))
-        return bind(prim, (a,), {"axis": axis})
+        return _as(bind(prim, (a,), {"axis": axis}), dtype)
     return handler
 
 

@@ -113,3 +113,11 @@ def test_statistics(name):
     out, _ = dr.jvp(f, args, tuple(np.zeros_like(a) for a in args))
     np.testing.assert_allclose(out, f(*args), rtol=1e-12)
     check_all(f, args, order=2)
+
+
+def test_dtype_argument_is_honoured():
+    x32 = X.astype(np.float32)
+    for f in (np.sum, np.mean, np.prod, np.cumsum):
+        out, _ = dr.jvp(lambda a, f=f: f(a, dtype=np.float64), (x32,), (np.ones_like(x32),))
+        assert out.dtype == f(x32, dtype=np.float64).dtype == np.float64
+        np.testing.assert_allclose(out, f(x32, dtype=np.float64), rtol=1e-6)
