@@ -58,3 +58,11 @@ def test_complex_tangents_and_cotangents():
     np.testing.assert_allclose(t, 1j * np.cos(z))
     _, pullback = dr.vjp(np.sin, z)
     np.testing.assert_allclose(pullback(np.ones(3, dtype=complex))[0], np.cos(z))
+
+
+def test_casts_between_real_and_complex():
+    x = np.array([0.3, -1.2, 0.8])
+    check_grads(lambda a: np.abs(a.astype(complex) * (1 + 2j)) ** 2, (x,), order=2)
+    g = dr.grad(lambda a: np.sum(np.real(a.astype(np.complex128) * 1j * a)))(x)
+    assert g.dtype == np.float64
+    np.testing.assert_allclose(g, np.zeros(3))  # Re(i x^2) = 0

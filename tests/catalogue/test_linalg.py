@@ -33,7 +33,10 @@ CASES = {
     "eigh_reconstruct": (lambda a: (lambda w, v: v @ np.diag(np.exp(w)) @ v.T)(*np.linalg.eigh(a)),
                          (S / 10,)),
     "eigvalsh": (np.linalg.eigvalsh, (S,)),
+    "eigvalsh_upper": (lambda a: np.linalg.eigvalsh(a, UPLO="U"), (S,)),
+    "eigh_upper_vectors": (lambda a: np.linalg.eigh(a, UPLO="U")[1] ** 2, (S,)),
     "svd_values": (lambda a: np.linalg.svd(a, compute_uv=False), (TALL,)),
+    "svdvals": (np.linalg.svdvals, (WIDE,)),
     "svd_tall": (lambda a: (lambda u, s, vh: (u**2, s, vh**2, u @ vh))(
         *np.linalg.svd(a, full_matrices=False)), (TALL,)),
     "svd_wide": (lambda a: (lambda u, s, vh: (u @ vh, s))(
@@ -49,6 +52,7 @@ CASES = {
     "matrix_power_zero": (lambda a: np.linalg.matrix_power(a, 0) * a, (A,)),
     "norm_2": (lambda a: np.linalg.norm(a, 2), (A,)),
     "norm_nuc": (lambda a: np.linalg.norm(a, "nuc"), (A,)),
+    "norm_2_keepdims": (lambda a: np.linalg.norm(a, 2, axis=(1, 2), keepdims=True), (STACK,)),
     "norm_minus_2_axis": (lambda a: np.linalg.norm(a, -2, axis=(1, 2)), (STACK,)),
     "multi_dot": (lambda a: np.linalg.multi_dot([a, A, a]), (A / 4,)),
     "kron": (np.kron, (rng.standard_normal((2, 3)), rng.standard_normal((3, 2)))),

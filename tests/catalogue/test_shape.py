@@ -101,3 +101,7 @@ def test_cross(args):
     out, _ = __import__("dualrev").jvp(np.cross, args, tuple(np.zeros_like(a) for a in args))
     np.testing.assert_allclose(out, np.cross(*args), rtol=1e-14)
     check_all(np.cross, args, order=2)
+
+
+def test_permute_dims_alias():
+    check_all(lambda x: np.permute_dims(x, (2, 0, 1)), (A,), order=1)
