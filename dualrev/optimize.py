@@ -9,6 +9,7 @@ and ``res.x`` comes back in the same structure. Whatever derivative the caller s
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,17 @@ _NO_GRADIENT_METHODS = {"nelder-mead", "powell", "cobyla", "cobyqa"}
 def _flat_result(value: Any) -> np.ndarray:
     leaves, _ = tree_flatten(value)
     return np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in leaves])
+
+
+def _ravel_x0(x0: Any) -> tuple[np.ndarray, Callable[[Any], Any]]:
+    """``(flat, unravel)`` for an ``x0`` that may be a pytree. A list or tuple of numbers
+    is one vector, as ``np.asarray(x0)`` makes it in SciPy: ``fun`` sees an array and
+    ``res.x`` is an ndarray, not a list of 0-d arrays."""
+    if isinstance(x0, (list, tuple)) and all(
+            isinstance(v, numbers.Number) or (isinstance(v, (np.ndarray, np.generic))
+                                              and np.ndim(v) == 0) for v in x0):
+        return np.asarray(x0, dtype=float), lambda x: x
+    return ravel_pytree(x0)
 
 
 def _default_method(bounds: Any, constraints: Any) -> str:
@@ -77,7 +89,7 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     """``scipy.optimize.minimize`` with the exact gradient (value and gradient from one
     reverse pass, ``jac=True``), the exact Hessian or Hessian-vector product for methods
     that use one, and exact constraint Jacobians. Same signature and result."""
-    flat0, unravel = ravel_pytree(x0)
+    flat0, unravel = _ravel_x0(x0)
     meth = (method or _default_method(bounds, constraints)).lower()
     f_flat = lambda x, *a: fun(unravel(x), *a)
     kw: dict[str, Any] = {}
@@ -118,8 +130,11 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
                       constraints=constraints, tol=tol, callback=callback, options=options,
                       **kw)
     res.x = unravel(res.x)
-    if "jac" in res and np.shape(res.jac) == np.shape(flat0):
-        res.jac = unravel(np.asarray(res.jac, dtype=float))
+    # trust-constr's res.jac holds the constraint Jacobians (one per constraint, shapes
+    # differ) and res.grad the objective's gradient; the other methods put it in res.jac.
+    key = "grad" if meth == "trust-constr" else "jac"
+    if isinstance(res.get(key), np.ndarray) and res[key].shape == flat0.shape:
+        res[key] = unravel(np.asarray(res[key], dtype=float))
     return res
 
 
@@ -134,7 +149,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     ``SparseJacobian`` used is returned as ``res.sparse_jacobian`` (colours, passes).
     """
     kwargs = kwargs or {}
-    flat0, unravel = ravel_pytree(x0)
+    flat0, unravel = _ravel_x0(x0)
     res_flat = lambda x: fun(unravel(x), *args, **kwargs)
     sparse = None
     if jac is None:
@@ -159,7 +174,7 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
          jac: Any = None, **kw: Any) -> so.OptimizeResult:
     """``scipy.optimize.root`` with the exact Jacobian for the methods that use one
     ('hybr', 'lm'); other methods run as in SciPy."""
-    flat0, unravel = ravel_pytree(x0)
+    flat0, unravel = _ravel_x0(x0)
     f_flat = lambda x, *a: _flat_result(fun(unravel(x), *a))
     if jac is None and method in ("hybr", "lm"):
         J = jacobian(lambda x, *a: fun(unravel(x), *a))

@@ -167,3 +167,61 @@ def test_every_other_method_runs(method):
     res = dr.optimize.minimize(f, np.zeros(2), method=method)
     assert res.success
     np.testing.assert_allclose(res.x, ref.x, atol=2e-3)
+
+
+# A problem with a closed-form gradient and constraint Jacobians, so that SciPy's own run
+# (given those derivatives) is the reference dualrev's must reproduce.
+_C = np.array([1.0, 2.0])
+_OBJ = (lambda x: np.sum((x - _C) ** 2), lambda x: 2 * (x - _C), lambda x, p: 2 * p)
+_HALF_PLANE = {"type": "ineq", "fun": lambda x: 1.0 - x[0] - x[1],
+               "jac": lambda x: np.array([[-1.0, -1.0]])}
+_RIGHT = {"type": "ineq", "fun": lambda x: x[0] - 0.25, "jac": lambda x: np.array([[1.0, 0.0]])}
+_DISC = (lambda x: x[0] ** 2 + x[1] ** 2, lambda x: np.array([[2 * x[0], 2 * x[1]]]))
+
+
+def _without_jac(con):
+    if isinstance(con, so.NonlinearConstraint):
+        return so.NonlinearConstraint(con.fun, con.lb, con.ub)
+    return {k: v for k, v in con.items() if k != "jac"}
+
+
+# SciPy's quasi-Newton Hessian of a linear constraint never changes; it says so
+@pytest.mark.filterwarnings("ignore:delta_grad == 0.0")
+@pytest.mark.parametrize("bounds,constraints", [
+    ([(0, 3), (0, 3)], [_HALF_PLANE]),
+    (None, [_HALF_PLANE, _RIGHT]),
+    ([(0, 3), (0, 3)], [_HALF_PLANE, _RIGHT]),
+    ([(0.5, 3), (0, 3)], [so.NonlinearConstraint(_DISC[0], 0, 2, jac=_DISC[1])]),
+], ids=["bounds+one", "two", "bounds+two", "bounds+nonlinear"])
+def test_trust_constr_bounds_and_constraints_match_scipy(bounds, constraints):
+    # crashed after SciPy finished: res.jac is trust-constr's list of constraint
+    # Jacobians, which dualrev took for the objective's gradient
+    ref = so.minimize(_OBJ[0], np.full(2, 0.1), jac=_OBJ[1], hessp=_OBJ[2],
+                      method="trust-constr",
+                      bounds=bounds, constraints=constraints)
+    res = dr.optimize.minimize(_OBJ[0], np.full(2, 0.1), method="trust-constr",
+                               bounds=bounds, constraints=[_without_jac(c) for c in constraints])
+    assert ref.success and res.success
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-6)
+    assert type(res.x) is type(ref.x) and res.x.shape == ref.x.shape
+    np.testing.assert_allclose(res.grad, ref.grad, atol=1e-5)
+    assert len(res.jac) == len(ref.jac)
+    for J, J_ref in zip(res.jac, ref.jac, strict=True):
+        np.testing.assert_allclose(J, J_ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("x0", [[0.1, 0.2], (0.1, 0.2), [np.float64(0.1), 0]])
+def test_list_x0_gives_an_ndarray_as_scipy(x0):
+    # a list x0 came back as a list of 0-d arrays, and fun saw a list instead of an array
+    f = lambda x: np.sum((x - _C) ** 2) + 0.1 * np.sum(x ** 4)
+    ref = so.minimize(f, x0, jac=lambda x: 2 * (x - _C) + 0.4 * x ** 3, method="BFGS")
+    res = dr.optimize.minimize(f, x0, method="BFGS")
+    assert type(res.x) is type(ref.x) and res.x.shape == ref.x.shape
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-6)
+    assert type(res.jac) is type(ref.jac) and res.jac.shape == ref.jac.shape
+    resid = lambda x: np.stack([x[0] - 1.0, 2 * (x[1] - x[0] ** 2)])
+    for dr_solve, so_solve in ((dr.optimize.least_squares, so.least_squares),
+                               (dr.optimize.root, so.root)):
+        ref, res = so_solve(resid, x0), dr_solve(resid, x0)
+        assert type(res.x) is type(ref.x) and res.x.shape == ref.x.shape
+        np.testing.assert_allclose(res.x, ref.x, atol=1e-6)
