@@ -143,8 +143,39 @@ class Primitive:
         return f"<dualrev primitive {self.name}>"
 
 
-_LOADS = ("LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_FAST_LOAD_FAST",
-          "LOAD_DEREF", "LOAD_CLOSURE")
+# How each instruction that touches a local variable (``dis.haslocal``/``dis.hasfree``)
+# uses it, across CPython 3.10 to 3.14. Superinstructions (3.13: LOAD_FAST_LOAD_FAST,
+# STORE_FAST_LOAD_FAST) name two variables; counting both as read only keeps more.
+_READS = frozenset({
+    "LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_FAST_LOAD_FAST",
+    "STORE_FAST_LOAD_FAST", "LOAD_FAST_BORROW", "LOAD_FAST_BORROW_LOAD_FAST_BORROW",
+    "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF", "MAKE_CELL",
+})
+_WRITES = frozenset({
+    "STORE_FAST", "STORE_FAST_STORE_FAST", "STORE_FAST_MAYBE_NULL", "DELETE_FAST",
+    "STORE_DEREF", "DELETE_DEREF",
+})
+_LOCAL_OPS = frozenset(dis.haslocal) | frozenset(dis.hasfree)
+
+
+def _names_read(code: Any) -> set[str] | None:
+    """The local and free variable names ``code`` and the code objects nested in it
+    (comprehensions before 3.12, lambdas, inner functions) read; None if an instruction
+    touches a variable in a way this table does not know (a newer interpreter)."""
+    names: set[str] = set(code.co_cellvars)
+    for ins in dis.get_instructions(code):
+        if ins.opname in _READS:
+            v = ins.argval
+            names.update(v if isinstance(v, tuple) else (v,))
+        elif ins.opcode in _LOCAL_OPS and ins.opname not in _WRITES:
+            return None
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            inner = _names_read(const)
+            if inner is None:
+                return None
+            names |= inner
+    return names
 
 
 def rule_reads(rule: Any) -> frozenset[int] | None:
@@ -159,11 +190,9 @@ def rule_reads(rule: Any) -> frozenset[int] | None:
     if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
         return None
     params = code.co_varnames[skip:code.co_argcount]
-    loaded: set[str] = set(code.co_cellvars)
-    for ins in dis.get_instructions(target):
-        if ins.opname in _LOADS:
-            v = ins.argval
-            loaded.update(v if isinstance(v, tuple) else (v,))
+    loaded = _names_read(code)
+    if loaded is None:
+        return None
     return frozenset(i - 1 for i, name in enumerate(params) if name in loaded)
 
 

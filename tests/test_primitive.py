@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from dualrev.primitive import rule_reads
+from dualrev import primitive
+from dualrev.primitive import Primitive, rule_reads
 from dualrev.reverse import Tape
 
 
@@ -16,6 +17,39 @@ def test_rule_reads_finds_the_arguments_a_rule_uses():
     assert rule_reads(lambda g, ans, x: g * ans) == {-1}
     assert rule_reads(lambda g, ans, x, axis: [x for _ in range(2)]) == {0}
     assert rule_reads(lambda g, ans, *args: g) is None  # cannot tell: keep everything
+
+
+def _times(vjp_x):
+    """x * y with the given VJP rule for x (y's rule reads x plainly)."""
+    return Primitive("times", np.multiply).defjvp(
+        lambda g, ans, x, y: g * y, lambda g, ans, x, y: x * g).defvjp(
+        vjp_x, lambda g, ans, x, y: g * x)
+
+
+@pytest.mark.parametrize("vjp_x", [
+    lambda g, ans, x, y: [y * g for _ in range(1)][0],       # 3.13: STORE_FAST_LOAD_FAST
+    lambda g, ans, x, y: sum(y * g for _ in range(1)),        # a nested code object
+    lambda g, ans, x, y: {k: y * g for k in range(1)}[0],
+], ids=["list", "generator", "dict"])
+def test_rule_reads_sees_loads_inside_comprehensions(vjp_x):
+    # On 3.13 a rule reading y only inside a comprehension was said to read nothing, so
+    # the tape dropped y and the backward pass failed.
+    assert rule_reads(vjp_x) == {1}
+    times = _times(vjp_x)
+    y = np.array([2.0, -3.0, 0.5])
+    np.testing.assert_array_equal(dr.grad(lambda x: np.sum(times(x, y)))(np.ones(3)), y)
+
+
+def test_rule_reads_unknown_opcodes_keep_everything(monkeypatch):
+    # An interpreter whose local-variable opcodes the table does not know (a future
+    # CPython): rule_reads cannot tell, and the tape keeps every argument.
+    monkeypatch.setattr(primitive, "_READS", frozenset())
+    vjp_x = lambda g, ans, x, y: g * y
+    assert rule_reads(vjp_x) is None
+    times = _times(vjp_x)
+    assert times.keep_plan(0) is None
+    y = np.array([2.0, -3.0, 0.5])
+    np.testing.assert_array_equal(dr.grad(lambda x: np.sum(times(x, y)))(np.ones(3)), y)
 
 
 def test_tape_drops_intermediates_no_rule_reads():
