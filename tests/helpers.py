@@ -6,6 +6,10 @@ import numpy as np
 import dualrev as dr
 from dualrev.testing import check_grads
 
+# NumPy 2.0 added functions and keywords (np.permute_dims, np.linalg.svdvals,
+# cholesky(upper=)) that the oldest supported NumPy (1.26) lacks.
+NUMPY_2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
 
 def fwd_rev_agree(f, args, argnums=0, rtol=1e-12, atol=1e-12):
     """jacfwd and jacrev give the same Jacobian (to rounding)."""

@@ -1,5 +1,6 @@
 """The Python blocks of the docs and README run, in order, per file."""
 
+import linecache
 import re
 from pathlib import Path
 
@@ -11,7 +12,13 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 @pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
 def test_doc_code_blocks_run(path):
-    blocks = re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+    text = path.read_text()
     namespace: dict = {}
-    for block in blocks:
-        exec(compile(block, str(path), "exec"), namespace)
+    for m in re.finditer(r"```python\n(.*?)```", text, flags=re.S):
+        block = m.group(1)
+        # Each block gets its own source name, registered with linecache, so that
+        # inspect.getsource (hypothesis calls it on @given tests) reads the block rather
+        # than the wrong lines of the markdown file, and tracebacks show the block.
+        name = f"{path}:{text.count(chr(10), 0, m.start(1)) + 1}"
+        linecache.cache[name] = (len(block), None, block.splitlines(True), name)
+        exec(compile(block, name, "exec"), namespace)

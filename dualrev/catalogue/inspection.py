@@ -4,6 +4,8 @@ on the plain values under the tracing and return plain results."""
 
 from __future__ import annotations
 
+import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -29,10 +31,39 @@ for _f in (
     np.count_nonzero, np.searchsorted, np.digitize, np.any, np.all,
     np.isclose, np.allclose, np.array_equal, np.array_equiv, np.iscomplex, np.isreal,
     np.isneginf, np.isposinf, np.sometrue if hasattr(np, "sometrue") else np.any,
-    np.fix,
 ):
     register_function(_f, _on_plain_values(_f))
 del _f
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` naming the first frame outside dualrev, for a warning issued
+    by the function calling this one."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("dualrev"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _warning_caller(func: Any) -> Any:
+    """``_on_plain_values(func)`` for a function NumPy deprecates: its warning reaches the
+    user's line, as a call on plain arrays gives it, instead of dualrev's."""
+    plain = _on_plain_values(func)
+
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = plain(*args, **kwargs)
+        level = _caller_stacklevel()
+        for w in caught:
+            warnings.warn(w.message, w.category, stacklevel=level)
+        return out
+    handler.__name__ = func.__name__
+    return handler
+
+
+# np.fix: deprecated in NumPy 2.5 in favour of np.trunc
+register_function(np.fix, _warning_caller(np.fix))
 
 
 @register_function(np.full_like)

@@ -83,11 +83,16 @@ def _packing(trailing: tuple[tuple[int, ...], ...]) -> _Packing:
     return _Packing(trailing)
 
 
+@functools.cache
 def _result_type(name: str, fields: tuple[str, ...]) -> Any:
-    # NumPy's named result tuples (EighResult, SVDResult, ...), or plain tuples.
+    # NumPy's named result tuples (EighResult, SVDResult, ...): in numpy.linalg._linalg
+    # from NumPy 2.0, numpy.linalg.linalg before (a deprecated alias after). The same
+    # type as NumPy's, so that results and cotangents have one tree structure.
     from collections import namedtuple
 
     mod = getattr(np.linalg, "_linalg", None)
+    if mod is None:
+        import numpy.linalg.linalg as mod
     return getattr(mod, name, None) or namedtuple(name, fields)
 
 

@@ -142,7 +142,8 @@ def _transpose(a: Any, axes: Any = None) -> Any:
     return bind(transpose_p, (a,), {"axes": axes})
 
 
-register_function(np.permute_dims, _transpose)
+if hasattr(np, "permute_dims"):  # NumPy >= 2.0
+    register_function(np.permute_dims, _transpose)
 
 
 @register_function(np.swapaxes)
