@@ -1,0 +1,79 @@
+"""The test matrix (run by .ci/run; locally ``nox`` or ``nox -s tests-3.12``).
+
+- ``tests``: the suite on each CPython 3.10-3.13, with the newest numpy/scipy pip
+  resolves for it (what a user installing dualrev gets).
+- ``oldest``: the floors of pyproject.toml (numpy 1.26.0, scipy 1.15.0) on Python 3.10.
+- ``newest``: numpy 2.5.x and scipy 1.18.x (no wheels for Python < 3.12) on 3.13.
+- ``jax``: the tests marked ``jax`` (dualrev against JAX in x64), with JAX installed.
+- ``lint``: ``ruff check``.
+
+A missing interpreter is skipped, except when CI is set (nox's default): then it fails.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import nox
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+OLDEST = {"python": "3.10", "numpy": "1.26.0", "scipy": "1.15.0"}
+NEWEST = {"python": "3.13", "numpy": "2.5.*", "scipy": "1.18.*"}
+JAX = {"python": "3.11", "jax": "0.10.2"}  # as in the development environment
+RUFF = "0.17.6"
+
+# pyenv's interpreters are not on PATH unless pyenv selects them: put each one's bin
+# folder there, so that nox finds python3.10 ... python3.13 by name.
+for _v in PYTHONS:
+    for _exe in sorted(glob.glob(f"/root/.pyenv/versions/{_v}.*/bin/python{_v}"))[-1:]:
+        os.environ["PATH"] = os.path.dirname(_exe) + os.pathsep + os.environ["PATH"]
+
+nox.options.sessions = ["lint", "tests", "oldest", "newest", "jax"]
+nox.options.error_on_missing_interpreters = "CI" in os.environ
+nox.options.download_python = "never"
+
+
+def _pytest(session: nox.Session, *args: str) -> None:
+    session.run("python", "-c", "import numpy, scipy, sys; print('python', sys.version.split()[0],"
+                " 'numpy', numpy.__version__, 'scipy', scipy.__version__)")
+    # -p no:cacheprovider: nothing written into the checkout by the sessions
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", "-rfE", *args,
+                *session.posargs)
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The suite with the newest numpy/scipy available for this Python."""
+    session.install("-e", ".[test]")
+    _pytest(session)
+
+
+@nox.session(python=OLDEST["python"])
+def oldest(session: nox.Session) -> None:
+    """The suite on the oldest numpy/scipy pyproject.toml allows."""
+    session.install("-e", ".[test]", f"numpy=={OLDEST['numpy']}", f"scipy=={OLDEST['scipy']}")
+    _pytest(session)
+
+
+@nox.session(python=NEWEST["python"])
+def newest(session: nox.Session) -> None:
+    """The suite on the newest numpy/scipy series."""
+    session.install("--upgrade", "-e", ".[test]", f"numpy=={NEWEST['numpy']}",
+                    f"scipy=={NEWEST['scipy']}")
+    _pytest(session)
+
+
+@nox.session(python=JAX["python"])
+def jax(session: nox.Session) -> None:
+    """The tests that compare dualrev with JAX (64-bit floats, CPU)."""
+    session.install("-e", ".[test]", f"jax=={JAX['jax']}", f"jaxlib=={JAX['jax']}")
+    session.env.update({"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"})
+    _pytest(session, "-m", "jax")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check over the repository."""
+    session.install(f"ruff=={RUFF}")
+    session.run("ruff", "check", ".")
