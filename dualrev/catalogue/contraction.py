@@ -163,6 +163,10 @@ def _parse(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[tuple[str, .
             raise ValueError(f"einsum: subscripts {t!r} do not match an operand of shape {s}")
         expanded.append(t)
     if arrow:
+        if ell_nd and "..." not in out:  # NumPy refuses to sum the broadcast axes away
+            raise ValueError("einsum: output has more dimensions than subscripts given in "
+                             "einstein sum, but no '...' ellipsis provided to broadcast "
+                             "the extra dimensions.")
         out = out.replace("...", ell)
     else:
         counts = {c: "".join(expanded).count(c) for c in set("".join(expanded))}
@@ -250,7 +254,23 @@ def _einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = Fa
     if not isinstance(subscripts, str):
         raise DualrevError("dualrev: np.einsum on traced values needs string subscripts")
     spec = _parse(subscripts, [shape_of(o) for o in operands])
-    return bind(einsum_p, operands, {"spec": spec})
+    return bind(einsum_p, _broadcast_units(operands, spec[0]), {"spec": spec})
+
+
+def _broadcast_units(operands: tuple[Any, ...], terms: tuple[str, ...]) -> tuple[Any, ...]:
+    """Operands with their size-1 axes broadcast to their labels' sizes, as NumPy's einsum
+    broadcasts them: the rules then see one size per label, and broadcast_to's VJP sums
+    the cotangent back over the repeated axis."""
+    size: dict[str, int] = {}
+    for t, o in zip(terms, operands, strict=True):
+        for c, n in zip(t, shape_of(o), strict=True):
+            if n != 1:
+                size[c] = n
+    out = []
+    for t, o in zip(terms, operands, strict=True):
+        shape = tuple(size.get(c, 1) for c in t)
+        out.append(o if shape_of(o) == shape else np.broadcast_to(o, shape))
+    return tuple(out)
 
 
 # ------------------------------------------------------------------ built from the above
