@@ -25,3 +25,16 @@ def check_all(f, args, order=2, rtol=1e-6, atol=1e-8, initial_step=1e-2):
     check_grads(f, args, order=order, rtol=rtol, atol=atol, initial_step=initial_step)
     for i in range(len(args)):
         fwd_rev_agree(f, args, i)
+
+
+def check_empty(f, x):
+    """On an input or output with no elements: the value equals NumPy's and jacfwd and
+    jacrev give (empty) Jacobians of shape out.shape + x.shape."""
+    want = np.asarray(f(x))
+    value, _ = dr.jvp(f, (x,), (np.ones(np.shape(x)),))
+    np.testing.assert_array_equal(np.asarray(value), want)
+    for jac in (dr.jacfwd, dr.jacrev):
+        J = np.asarray(jac(f)(x))
+        assert J.shape == want.shape + np.shape(x), (jac.__name__, J.shape)
+        if J.size:  # empty input, non-empty output: the derivative is an empty sum
+            np.testing.assert_array_equal(J, 0.0)

@@ -7,6 +7,7 @@ drops the added axis again), so its rules need no case analysis.
 
 from __future__ import annotations
 
+import math
 import string
 from typing import Any
 
@@ -52,14 +53,15 @@ def _bmatmul(a: Any, b: Any) -> Any:
     if isinstance(a, Tracer) or isinstance(b, Tracer):
         return np.matmul(a, b)  # traced (nested) operands: folding would cost more ops
     sa, sb = shape_of(a), shape_of(b)
+    # (explicit row counts, not -1: a stack may be empty)
     if len(sb) == 2 and len(sa) > 2:
-        r = np.matmul(np.reshape(a, (-1, sa[-1])), b)
+        r = np.matmul(np.reshape(a, (math.prod(sa[:-1]), sa[-1])), b)
         return np.reshape(r, sa[:-1] + sb[-1:])
     if len(sa) == 2 and len(sb) > 2:
         if sb[-1] == 1:  # a stack of vectors: one (stack, k) @ (k, n) product
-            r = np.matmul(np.reshape(b, (-1, sb[-2])), np.transpose(a))
+            r = np.matmul(np.reshape(b, (math.prod(sb[:-2]), sb[-2])), np.transpose(a))
             return np.reshape(r, sb[:-2] + (sa[0], 1))
-        bt = np.reshape(_mT(b), (-1, sb[-2]))
+        bt = np.reshape(_mT(b), (math.prod(sb[:-2]) * sb[-1], sb[-2]))
         r = np.matmul(bt, np.transpose(a))
         return _mT(np.reshape(r, sb[:-2] + (sb[-1], sa[0])))
     return np.matmul(a, b)

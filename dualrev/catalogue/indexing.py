@@ -7,6 +7,7 @@ so a batched tangent or cotangent is indexed with the same rule.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,7 @@ def _gather_impl(x: Any, idx: tuple[Any, ...], nb: int) -> Any:
         return x[(slice(None),) * nb + idx]
     xs = np.shape(x)
     pos = _positions(xs[nb:], idx)
-    return np.reshape(x, xs[:nb] + (-1,))[..., pos]
+    return np.reshape(x, xs[:nb] + (math.prod(xs[nb:]),))[..., pos]
 
 
 def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...]) -> Any:
@@ -70,7 +71,7 @@ def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...])
         z[(slice(None),) * nb + idx] = v
         return z
     pos = _positions(tuple(shape), idx)
-    zf = z.reshape(batch + (-1,))
+    zf = z.reshape(batch + (math.prod(shape),))  # not -1: the batch may be empty
     np.add.at(zf, (slice(None),) * nb + (pos,), v)
     return zf.reshape(z.shape)
 

@@ -138,8 +138,13 @@ def _gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> A
         spacing = list(varargs)
     if any(np.ndim(strip(h)) != 0 for h in spacing):
         raise DualrevError("dualrev: np.gradient on traced values supports scalar spacings")
+    if edge_order not in (1, 2):
+        raise ValueError("'edge_order' greater than 2 not supported")
     outs = []
     for ax, h in zip(axes, spacing, strict=True):
+        if shape_of(f)[ax] < edge_order + 1:
+            raise ValueError("Shape of array too small to calculate a numerical gradient, "
+                             "at least (edge_order + 1) elements are required.")
         pre = (slice(None),) * ax
 
         def at(sl: Any, _pre: Any = pre) -> Any:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all
+from tests.helpers import check_all, check_empty
 
 rng = np.random.default_rng(4)
 
@@ -114,3 +114,19 @@ def test_einsum_refuses_to_drop_ellipsis_axes_like_numpy():
         np.einsum("...ij,...jk->ik", a, b)
     with pytest.raises(ValueError, match="ellipsis"):
         dr.grad(lambda x: np.sum(np.einsum("...ij,...jk->ik", x, b)))(a)
+
+
+EMPTY = {
+    "matmul_empty_inner": (lambda x: x @ x.T, np.zeros((3, 0))),
+    "matmul_empty_outer": (lambda x: x.T @ x, np.zeros((3, 0))),
+    "dot_vectors": (lambda x: np.dot(x, x), np.zeros(0)),
+    "einsum": (lambda x: np.einsum("ij,ij->i", x, x), np.zeros((3, 0))),
+    "outer": (lambda x: np.outer(x, x), np.zeros(0)),
+    "multi_dot": (lambda x: np.linalg.multi_dot([x, x.T]), np.zeros((3, 0))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY))
+def test_contractions_of_empty_arrays(name):
+    # The folded stack products reshaped with -1, ambiguous for an empty stack.
+    check_empty(*EMPTY[name])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all
+from tests.helpers import check_all, check_empty
 
 rng = np.random.default_rng(7)
 A = rng.standard_normal((4, 4)) + 4 * np.eye(4)
@@ -175,3 +175,16 @@ def test_det_of_complex_singular_matrix():
     (ga, gb), (gc, gd) = G
     _, t = dr.jvp(np.linalg.det, (A,), (G,))
     np.testing.assert_allclose(t, d * ga + a * gd - b * gc - c * gb, atol=1e-12)
+
+
+@pytest.mark.parametrize("f", [np.linalg.det, np.linalg.inv,
+                               lambda a: np.linalg.solve(a, np.zeros(0)),
+                               lambda a: np.linalg.matrix_power(a, 2)],
+                         ids=["det", "inv", "solve", "matrix_power"])
+def test_linalg_of_empty_matrices(f):
+    check_empty(f, np.zeros((0, 0)))
+    check_empty(f, np.zeros((2, 0, 0)))
+
+
+def test_det_of_an_empty_stack():
+    check_empty(np.linalg.det, np.zeros((0, 3, 3)))

@@ -1,11 +1,13 @@
 """Reductions with axis and keepdims: JVP/VJP against finite differences, forward
 against reverse, and closed forms (prod with zeros, ties in max)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all
+from tests.helpers import check_all, check_empty
 
 rng = np.random.default_rng(1)
 X = rng.uniform(0.5, 2.0, size=(3, 4))
@@ -121,3 +123,45 @@ def test_dtype_argument_is_honoured():
         out, _ = dr.jvp(lambda a, f=f: f(a, dtype=np.float64), (x32,), (np.ones_like(x32),))
         assert out.dtype == f(x32, dtype=np.float64).dtype == np.float64
         np.testing.assert_allclose(out, f(x32, dtype=np.float64), rtol=1e-6)
+
+
+EMPTY = {
+    "prod_all": (np.prod, np.zeros(0)),
+    "prod_empty_axis": (lambda x: np.prod(x, axis=1), np.zeros((3, 0))),
+    "prod_other_axis": (lambda x: np.prod(x, axis=0), np.zeros((3, 0))),
+    "sum_empty_axis": (lambda x: np.sum(x, axis=1), np.zeros((3, 0))),
+    "mean_empty_axis_nan": (lambda x: np.mean(x, axis=1), np.zeros((3, 0))),
+    "cumsum": (np.cumsum, np.zeros(0)),
+    "cumprod": (lambda x: np.cumprod(x, axis=1), np.zeros((3, 0))),
+    "max_non_empty_axis": (lambda x: np.max(x, axis=1), np.zeros((0, 3))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY))
+def test_reductions_of_empty_arrays(name):
+    # prod over an empty axis crashed (its exclusive products were built from a ones column)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # mean of nothing
+        check_empty(*EMPTY[name])
+
+
+def test_max_of_empty_raises_like_numpy():
+    with pytest.raises(ValueError, match="zero-size"):
+        dr.grad(np.max)(np.zeros(0))
+    with pytest.raises(ValueError, match="zero-size"):
+        dr.jacrev(lambda x: np.min(x, axis=0))(np.zeros((0, 3)))
+
+
+@pytest.mark.parametrize("x", [[1.0, 0.0, 3.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0],
+                               [[2.0, 0.0], [0.0, 5.0]]], ids=str)
+def test_prod_with_zeros_exact_derivatives(x):
+    # d prod / d x_i is the product of the others, also where x holds one or more zeros.
+    x = np.array(x)
+    flat = x.ravel()
+    others = np.array([np.prod(np.delete(flat, i)) for i in range(flat.size)]).reshape(x.shape)
+    np.testing.assert_array_equal(dr.grad(np.prod)(x), others)
+    np.testing.assert_array_equal(dr.jacfwd(np.prod)(x), others)
+    H = dr.hessian(np.prod)(x).reshape(flat.size, flat.size)
+    want = np.array([[0.0 if i == j else np.prod(np.delete(flat, [i, j]))
+                      for j in range(flat.size)] for i in range(flat.size)])
+    np.testing.assert_array_equal(H, want)

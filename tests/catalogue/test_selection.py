@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all
+from tests.helpers import check_all, check_empty
 
 rng = np.random.default_rng(13)
 x = rng.standard_normal(6)
@@ -68,3 +68,29 @@ def test_sort_gradient_follows_the_permutation():
     v = np.array([3.0, 1.0, 2.0])
     w = np.array([10.0, 20.0, 30.0])
     np.testing.assert_array_equal(dr.grad(lambda v: np.sum(np.sort(v) * w))(v), [30, 10, 20])
+
+
+EMPTY = {
+    "sort": (np.sort, np.zeros(0)),
+    "sort_axis0": (lambda x: np.sort(x, axis=0), np.zeros((3, 0))),
+    "sort_flat": (lambda x: np.sort(x, axis=None), np.zeros((3, 0))),
+    "take_along_axis": (lambda x: np.take_along_axis(x, np.zeros((3, 0), dtype=int), axis=1),
+                        np.zeros((3, 0))),
+    "diff": (np.diff, np.zeros((3, 0))),
+    "interp_at_no_points": (lambda x: np.interp(x, np.array([0.0, 1]), np.array([0.0, 2])),
+                            np.zeros(0)),
+    "polyval_no_coefficients": (lambda p: np.polyval(p, 2.0), np.zeros(0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY))
+def test_selection_of_empty_arrays(name):
+    check_empty(*EMPTY[name])
+
+
+def test_gradient_too_short_raises_like_numpy():
+    for x, kw in [(np.zeros(0), {}), (np.ones(1), {}), (np.ones(2), {"edge_order": 2})]:
+        with pytest.raises(ValueError, match="too small"):
+            np.gradient(x, **kw)
+        with pytest.raises(ValueError, match="too small"):
+            dr.jacrev(lambda v, kw=kw: np.gradient(v, **kw))(x)

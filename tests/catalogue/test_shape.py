@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import check_all
+from tests.helpers import check_all, check_empty
 
 rng = np.random.default_rng(2)
 A = rng.standard_normal((2, 3, 4))
@@ -105,3 +105,24 @@ def test_cross(args):
 
 def test_permute_dims_alias():
     check_all(lambda x: np.permute_dims(x, (2, 0, 1)), (A,), order=1)
+
+
+EMPTY = {
+    "diag_of_empty_vector": (np.diag, np.zeros(0)),
+    "diag_of_empty_matrix": (np.diag, np.zeros((3, 0))),
+    "diagonal": (np.diagonal, np.zeros((3, 0))),
+    "trace": (np.trace, np.zeros((3, 0))),
+    "roll": (lambda x: np.roll(x, 1), np.zeros(0)),
+    "repeat": (lambda x: np.repeat(x, 2), np.zeros(0)),
+    "tile": (lambda x: np.tile(x, 2), np.zeros(0)),
+    "flip": (np.flip, np.zeros((0, 2))),
+    "concatenate": (lambda x: np.concatenate([x, x]), np.zeros(0)),
+    "reshape": (lambda x: np.reshape(x, (0, 5)), np.zeros(0)),
+    "pad": (lambda x: np.pad(x, 1), np.zeros(0)),
+    "split": (lambda x: np.split(x, 2)[0], np.zeros(0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY))
+def test_shape_functions_of_empty_arrays(name):
+    check_empty(*EMPTY[name])
