@@ -38,3 +38,14 @@ def check_empty(f, x):
         assert J.shape == want.shape + np.shape(x), (jac.__name__, J.shape)
         if J.size:  # empty input, non-empty output: the derivative is an empty sum
             np.testing.assert_array_equal(J, 0.0)
+
+
+def check_array_like_args(f, x, order=1):
+    """``f`` takes Python lists besides the traced ``x``: the value equals NumPy's plain
+    call and the derivatives are right."""
+    want = f(x)
+    value, _ = dr.jvp(f, (x,), (np.ones(np.shape(x)) if np.ndim(x) else 1.0,))
+    for v, w in zip(dr.tree_flatten(value)[0], dr.tree_flatten(want)[0], strict=True):
+        assert np.shape(v) == np.shape(w)
+        np.testing.assert_allclose(v, w, rtol=1e-13)
+    check_all(f, (x,), order=order)

@@ -9,6 +9,7 @@ import pytest
 import dualrev as dr
 from dualrev.primitive import rule_reads
 from dualrev.reverse import Tape
+from tests.helpers import check_array_like_args
 
 
 def test_rule_reads_finds_the_arguments_a_rule_uses():
@@ -71,3 +72,24 @@ def test_scatter_into_owned_buffer_matches_dense_rule(n):
     np.testing.assert_allclose(dr.grad(f)(x), expected, rtol=1e-14)
     # the batched (jacrev) path uses the dense rule; both must agree
     np.testing.assert_allclose(dr.jacrev(f)(x), expected, rtol=1e-14)
+
+LIST_V, LIST_M = np.array([0.3, 0.6, 0.9]), np.array([[2.0, 0.5], [0.3, 1.5]])
+LIST_ARGS = {
+    "power": (lambda x: x ** [1.0, 2, 3], LIST_V),
+    "arctan2": (lambda x: np.arctan2([1.0, 2, 3], x), LIST_V),
+    "maximum": (lambda x: np.maximum(x, [0.5, 0.5, 0.5]), LIST_V),
+    "where": (lambda x: np.where(x > 0.5, x, [5.0, 6, 7]), LIST_V),
+    "rmatmul": (lambda m: [1.0, 2.0] @ m, LIST_M),
+    "matmul": (lambda m: np.matmul([[1.0, 0.2], [0.1, 2.0]], m), LIST_M),
+    "dot": (lambda x: np.dot(x, [1.0, 2.0, 3.0]), LIST_V),
+    "tuple_operand": (lambda x: x * (1.0, 2.0, 3.0), LIST_V),
+    "concatenate": (lambda x: np.concatenate([x, [1.0]]), LIST_V),
+    "stack": (lambda x: np.stack([[1.0, 2, 3], x]), LIST_V),
+    "einsum": (lambda m: np.einsum('ij,j->i', m, [1.0, 2.0]), LIST_M),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIST_ARGS))
+def test_primitives_take_python_lists_as_numpy_does(name):
+    # rules indexed and transposed list arguments (x ** [..], [..] @ m, solve(a, [..]))
+    check_array_like_args(*LIST_ARGS[name])

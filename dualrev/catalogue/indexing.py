@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import DualrevError
-from ..primitive import Primitive, Tracer, bind, ndim_of, register_function, shape_of
+from ..primitive import (
+    Primitive,
+    Tracer,
+    as_array,
+    bind,
+    ndim_of,
+    register_function,
+    shape_of,
+)
 
 _BASIC = (int, np.integer, slice, type(None), type(Ellipsis))
 
@@ -125,7 +133,9 @@ gather.vjp_add = _gather_vjp_add
 
 
 def getitem(x: Any, idx: Any) -> Any:
-    """``x[idx]`` for a traced ``x``: basic slices, integer arrays, boolean masks."""
+    """``x[idx]`` for a traced ``x``: basic slices, integer arrays, boolean masks.
+    (Handlers also take plain array-likes through it: a list becomes an array.)"""
+    x = as_array(x)
     if type(idx) is int or type(idx) is slice:
         return bind(gather, (x,), {"idx": (idx,), "nb": 0})
     return bind(gather, (x,), {"idx": canonical_index(idx), "nb": 0})

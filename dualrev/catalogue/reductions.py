@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import InPlaceError
 from ..primitive import (
     Primitive,
+    as_array,
     bind,
     ndim_of,
     no_rule,
@@ -331,6 +332,7 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
 @register_function(np.average)
 def _average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *,
              keepdims: bool = False) -> Any:
+    a = as_array(a)
     if weights is None:
         avg = _mean(a, axis, keepdims=keepdims)
         if not returned:

@@ -25,7 +25,7 @@ import scipy.stats as st
 
 from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
-from ..primitive import Primitive, Tracer, bind, ndim_of, shape_of, strip
+from ..primitive import Primitive, Tracer, as_array, bind, ndim_of, shape_of, strip
 from ..tree import tree_flatten
 from .contraction import matrix_transpose as _T
 from .special import polygamma
@@ -228,6 +228,7 @@ def lu_factor(a: Any, overwrite_a: bool = False, check_finite: bool = True) -> A
 def lu_solve(lu_and_piv: Any, b: Any, trans: int = 0, overwrite_b: bool = False,
              check_finite: bool = True) -> Any:
     lu, piv = lu_and_piv
+    b = as_array(b)
     n = shape_of(lu)[-1]
     perm = np.arange(n)
     for i, p in enumerate(piv):

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DualrevError
-from ..primitive import bind, ndim_of, register_function, shape_of, strip
+from ..primitive import as_array, bind, ndim_of, register_function, shape_of, strip
 from .indexing import getitem, scatter
 
 
@@ -192,6 +192,7 @@ def _correlate(a: Any, v: Any, mode: str = "valid") -> Any:
 
 @register_function(np.polyval)
 def _polyval(p: Any, x: Any) -> Any:
+    x = as_array(x)
     out = 0.0 * x
     for k in range(shape_of(p)[0]):
         out = out * x + getitem(p, (k,))

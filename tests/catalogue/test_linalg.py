@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all, check_empty
+from tests.helpers import check_all, check_array_like_args, check_empty
 
 rng = np.random.default_rng(7)
 A = rng.standard_normal((4, 4)) + 4 * np.eye(4)
@@ -188,3 +188,16 @@ def test_linalg_of_empty_matrices(f):
 
 def test_det_of_an_empty_stack():
     check_empty(np.linalg.det, np.zeros((0, 3, 3)))
+
+LIST_V, LIST_M = np.array([0.3, 0.6, 0.9]), np.array([[2.0, 0.5], [0.3, 1.5]])
+LIST_ARGS = {
+    "solve_list_b": (lambda a: np.linalg.solve(a, [1.0, 2.0]), LIST_M),
+    "solve_list_a": (lambda b: np.linalg.solve([[1.0, 0.2], [0.1, 2.0]], b), np.array([1.0, 2.0])),
+    "multi_dot": (lambda m: np.linalg.multi_dot([[[1.0, 0.2], [0.1, 2.0]], m]), LIST_M),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIST_ARGS))
+def test_linalg_takes_python_lists(name):
+    # solve indexed a list b
+    check_array_like_args(*LIST_ARGS[name])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all, check_empty
+from tests.helpers import check_all, check_array_like_args, check_empty
 
 rng = np.random.default_rng(1)
 X = rng.uniform(0.5, 2.0, size=(3, 4))
@@ -165,3 +165,15 @@ def test_prod_with_zeros_exact_derivatives(x):
     want = np.array([[0.0 if i == j else np.prod(np.delete(flat, [i, j]))
                       for j in range(flat.size)] for i in range(flat.size)])
     np.testing.assert_array_equal(H, want)
+
+LIST_V, LIST_M = np.array([0.3, 0.6, 0.9]), np.array([[2.0, 0.5], [0.3, 1.5]])
+LIST_ARGS = {
+    "average_list_values": (lambda w: np.average([1.0, 2, 3], weights=w), LIST_V),
+    "average_list_weights": (lambda x: np.average(x, weights=[1.0, 2, 3]), LIST_V),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIST_ARGS))
+def test_reductions_take_python_lists(name):
+    # np.average([..], weights=w) multiplied a list
+    check_array_like_args(*LIST_ARGS[name])

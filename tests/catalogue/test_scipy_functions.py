@@ -10,7 +10,7 @@ import scipy.stats as st
 
 import dualrev as dr
 from dualrev.catalogue.scipy_functions import ORIGINALS
-from tests.helpers import check_all
+from tests.helpers import check_all, check_array_like_args
 
 rng = np.random.default_rng(12)
 x = rng.uniform(0.2, 0.8, 4)
@@ -170,3 +170,20 @@ def test_logsumexp_edge_values_like_scipy():
         np.testing.assert_array_equal(
             dr.jvp(lambda v, b=b: sc.logsumexp(v, b=b, axis=-1), (a,), (np.ones(a.shape),))[0],
             lse(a, b=b, axis=-1))
+
+LIST_V, LIST_M = np.array([0.3, 0.6, 0.9]), np.array([[2.0, 0.5], [0.3, 1.5]])
+LIST_ARGS = {
+    "lu_solve_list_b": (lambda a: sla.lu_solve(sla.lu_factor(a), [1.0, 2.0]), LIST_M),
+    "solve_triangular_list_a": (lambda b: sla.solve_triangular([[1.0, 0], [2, 3]], b, lower=True),
+                                np.array([1.0, 2.0])),
+    "logsumexp_list_b": (lambda x: sc.logsumexp(x, b=[1.0, 2, 3]), LIST_V),
+    "mvn_list_mean_cov": (lambda x: st.multivariate_normal.logpdf(x, [0.0, 0.1],
+                                                                  [[1.0, 0.2], [0.2, 2.0]]),
+                          np.array([0.3, 0.6])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIST_ARGS))
+def test_scipy_functions_take_python_lists(name):
+    # lu_solve indexed a list b
+    check_array_like_args(*LIST_ARGS[name])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all, check_empty
+from tests.helpers import check_all, check_array_like_args, check_empty
 
 rng = np.random.default_rng(13)
 x = rng.standard_normal(6)
@@ -94,3 +94,19 @@ def test_gradient_too_short_raises_like_numpy():
             np.gradient(x, **kw)
         with pytest.raises(ValueError, match="too small"):
             dr.jacrev(lambda v, kw=kw: np.gradient(v, **kw))(x)
+
+LIST_V, LIST_M = np.array([0.3, 0.6, 0.9]), np.array([[2.0, 0.5], [0.3, 1.5]])
+LIST_ARGS = {
+    "interp_lists": (lambda x: np.interp(x, [0.0, 1], [0.0, 3]), LIST_V),
+    "interp_fp_traced": (lambda fp: np.interp([0.2, 0.7], [0.0, 1], fp), np.array([0.0, 3.0])),
+    "polyval_list_coefficients": (lambda x: np.polyval([1.0, 2, 3], x), LIST_V),
+    "polyval_list_points": (lambda p: np.polyval(p, [1.0, 2.0]), LIST_V),
+    "correlate_list": (lambda x: np.correlate(x, [1.0, 2.0], 'full'), LIST_V),
+    "convolve_list": (lambda x: np.convolve([1.0, 2.0], x), LIST_V),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIST_ARGS))
+def test_selection_takes_python_lists(name):
+    # np.interp(x, [0., 1], [0., 3]) indexed the lists
+    check_array_like_args(*LIST_ARGS[name])

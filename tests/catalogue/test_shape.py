@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import check_all, check_empty
+from tests.helpers import check_all, check_array_like_args, check_empty
 
 rng = np.random.default_rng(2)
 A = rng.standard_normal((2, 3, 4))
@@ -126,3 +126,16 @@ EMPTY = {
 @pytest.mark.parametrize("name", sorted(EMPTY))
 def test_shape_functions_of_empty_arrays(name):
     check_empty(*EMPTY[name])
+
+LIST_V, LIST_M = np.array([0.3, 0.6, 0.9]), np.array([[2.0, 0.5], [0.3, 1.5]])
+LIST_ARGS = {
+    "cross_list": (lambda x: np.cross(x, [1.0, 2, 3]), LIST_V),
+    "cross_list_first": (lambda x: np.cross([1.0, 2, 3], x), LIST_V),
+    "hstack": (lambda x: np.hstack([[1.0], x]), LIST_V),
+    "column_stack": (lambda x: np.column_stack([[1.0, 2, 3], x]), LIST_V),
+    "diff_prepend": (lambda x: np.diff(x, prepend=[0.0]), LIST_V),
+}
+
+@pytest.mark.parametrize("name", sorted(LIST_ARGS))
+def test_shape_functions_take_python_lists(name):
+    check_array_like_args(*LIST_ARGS[name])
