@@ -25,7 +25,7 @@ from ..primitive import (
     unbroadcast,
     unit_axes_after_batch,
 )
-from .shape import _ravel, _reshape
+from .shape import _ravel, _reshape, cast_joined
 
 
 # ------------------------------------------------------------------ matmul
@@ -250,13 +250,17 @@ def _sum_parts(parts: list[Any]) -> Any:
 
 @register_function(np.einsum)
 def _einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = False,
-            **kwargs: Any) -> Any:
+            dtype: Any = None, order: str = "K", casting: str = "safe") -> Any:
+    # optimize= picks a contraction order and order= a memory layout: same values
     if out is not None:
         raise InPlaceError("numpy.einsum(..., out=...)")
     if not isinstance(subscripts, str):
         raise DualrevError("dualrev: np.einsum on traced values needs string subscripts")
     spec = _parse(subscripts, [shape_of(o) for o in operands])
-    return bind(einsum_p, _broadcast_units(operands, spec[0]), {"spec": spec})
+    result = bind(einsum_p, _broadcast_units(operands, spec[0]), {"spec": spec})
+    if dtype is None and casting == "safe":
+        return result
+    return cast_joined(result, list(operands), dtype, casting)
 
 
 def _broadcast_units(operands: tuple[Any, ...], terms: tuple[str, ...]) -> tuple[Any, ...]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..custom import transpose_jvp
-from ..errors import NoDerivativeRule
+from ..errors import InPlaceError, NoDerivativeRule
 from ..primitive import (
     Primitive,
     bind,
@@ -459,6 +459,8 @@ def _matrix_power(a: Any, n: int) -> Any:
 
 @register_function(np.linalg.multi_dot)
 def _multi_dot(arrays: Any, *, out: Any = None) -> Any:
+    if out is not None:
+        raise InPlaceError("numpy.linalg.multi_dot(..., out=...)")
     arrays = list(arrays)
     result = arrays[0]
     for m in arrays[1:]:

@@ -118,7 +118,9 @@ def log_softmax(x: Any, axis: Any = None) -> Any:
 
 
 def softplus(x: Any, **kwargs: Any) -> Any:
-    return np.logaddexp(0.0, x)
+    # SciPy's keywords are the ufunc's (dtype=, out=, where=, ...): NumPy's ufunc
+    # protocol honours or refuses each
+    return np.logaddexp(0.0, x, **kwargs)
 
 
 dispatch(sc, "logsumexp", logsumexp)
@@ -182,8 +184,16 @@ def solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False,
                                              "unit_diagonal": bool(unit_diagonal)})
 
 
+def _check_finite(check: bool, *arrays: Any) -> None:
+    """SciPy's check_finite=True: refuse infs and nans (overwrite_*= only permits SciPy to
+    reuse a buffer, so it changes no value)."""
+    if check and not all(np.all(np.isfinite(strip(a))) for a in arrays):
+        raise ValueError("array must not contain infs or NaNs")
+
+
 def cho_factor(a: Any, lower: bool = False, overwrite_a: bool = False,
                check_finite: bool = True) -> Any:
+    _check_finite(check_finite, a)
     # The triangle SciPy leaves unused holds a's values; derivatives use only the factor.
     if lower:
         c = np.linalg.cholesky(a)
@@ -195,6 +205,7 @@ def cho_factor(a: Any, lower: bool = False, overwrite_a: bool = False,
 def cho_solve(c_and_lower: Any, b: Any, overwrite_b: bool = False,
               check_finite: bool = True) -> Any:
     c, lower = c_and_lower
+    _check_finite(check_finite, c, b)
     first = solve_triangular(c, b, trans=0 if lower else 1, lower=lower)
     return solve_triangular(c, first, trans=1 if lower else 0, lower=lower)
 
@@ -222,12 +233,14 @@ lu_p = transpose_jvp(Primitive("scipy.linalg.lu_factor", _lu_impl).defjvp(_lu_jv
 
 
 def lu_factor(a: Any, overwrite_a: bool = False, check_finite: bool = True) -> Any:
+    _check_finite(check_finite, a)
     return bind(lu_p, (a,), {}), sla.lu_factor(strip(a))[1]
 
 
 def lu_solve(lu_and_piv: Any, b: Any, trans: int = 0, overwrite_b: bool = False,
              check_finite: bool = True) -> Any:
     lu, piv = lu_and_piv
+    _check_finite(check_finite, lu, b)
     b = as_array(b)
     n = shape_of(lu)[-1]
     perm = np.arange(n)
@@ -299,7 +312,15 @@ dispatch(sla, "cho_solve", cho_solve)
 dispatch(sla, "lu_factor", lu_factor)
 dispatch(sla, "lu_solve", lu_solve)
 dispatch(sla, "expm", lambda A: bind(expm_p, (A,), {}))
-dispatch(sla, "sqrtm", lambda A, disp=True, blocksize=64: bind(sqrtm_p, (A,), {}))
+def sqrtm(A: Any, disp: Any = True, blocksize: Any = None) -> Any:
+    # blocksize= is unused by SciPy's algorithm too
+    if disp is False:
+        raise NoDerivativeRule("scipy.linalg.sqrtm", "Its deprecated disp=False (which "
+                               "returns an error estimate too) is not supported.")
+    return bind(sqrtm_p, (A,), {})
+
+
+dispatch(sla, "sqrtm", sqrtm)
 
 
 # ------------------------------------------------------------------ scipy.stats
