@@ -9,7 +9,7 @@ import pytest
 import dualrev as dr
 from dualrev.primitive import rule_reads
 from dualrev.reverse import Tape
-from tests.helpers import check_array_like_args
+from tests.helpers import check_like_numpy
 
 
 def test_rule_reads_finds_the_arguments_a_rule_uses():
@@ -92,4 +92,4 @@ LIST_ARGS = {
 @pytest.mark.parametrize("name", sorted(LIST_ARGS))
 def test_primitives_take_python_lists_as_numpy_does(name):
     # rules indexed and transposed list arguments (x ** [..], [..] @ m, solve(a, [..]))
-    check_array_like_args(*LIST_ARGS[name])
+    check_like_numpy(*LIST_ARGS[name])

@@ -130,3 +130,16 @@ EMPTY = {
 def test_contractions_of_empty_arrays(name):
     # The folded stack products reshaped with -1, ambiguous for an empty stack.
     check_empty(*EMPTY[name])
+
+
+def test_einsum_keywords_honoured_or_refused():
+    a, b = r(2, 3), r(3, 4)
+    got, _ = dr.jvp(lambda x: np.einsum("ij,jk", x, b, dtype=np.float32, casting="same_kind",
+                                        order="C", optimize=True), (a,), (a,))
+    want = np.einsum("ij,jk", a, b, dtype=np.float32, casting="same_kind")
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(TypeError, match="rule 'safe'"):  # NumPy's default casting
+        dr.jvp(lambda x: np.einsum("ij,jk", x, b, dtype=np.float32), (a,), (a,))
+    with pytest.raises(TypeError):
+        dr.jvp(lambda x: np.einsum("ij,jk", x, b, subok=True), (a,), (a,))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all, check_array_like_args, check_empty
+from tests.helpers import check_all, check_empty, check_like_numpy
 
 rng = np.random.default_rng(7)
 A = rng.standard_normal((4, 4)) + 4 * np.eye(4)
@@ -200,4 +200,10 @@ LIST_ARGS = {
 @pytest.mark.parametrize("name", sorted(LIST_ARGS))
 def test_linalg_takes_python_lists(name):
     # solve indexed a list b
-    check_array_like_args(*LIST_ARGS[name])
+    check_like_numpy(*LIST_ARGS[name])
+
+
+def test_multi_dot_out_refused():
+    # out= was accepted and ignored
+    with pytest.raises(dr.InPlaceError):
+        dr.grad(lambda a: np.sum(np.linalg.multi_dot([a, A, a], out=np.zeros((4, 4)))))(A)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all, check_array_like_args, check_empty
+from tests.helpers import check_all, check_empty, check_like_numpy
 
 rng = np.random.default_rng(1)
 X = rng.uniform(0.5, 2.0, size=(3, 4))
@@ -176,4 +176,42 @@ LIST_ARGS = {
 @pytest.mark.parametrize("name", sorted(LIST_ARGS))
 def test_reductions_take_python_lists(name):
     # np.average([..], weights=w) multiplied a list
-    check_array_like_args(*LIST_ARGS[name])
+    check_like_numpy(*LIST_ARGS[name])
+
+
+MASK = X > 1.2
+KEYWORDS = {  # where= and initial= were refused; honoured now
+    "sum_where": lambda x: np.sum(x, where=MASK),
+    "sum_where_axis_initial": lambda x: np.sum(x, axis=1, where=MASK, initial=2.0),
+    "sum_where_broadcast": lambda x: np.sum(x, axis=0, where=MASK[0]),
+    "prod_where_initial": lambda x: np.prod(x, axis=0, where=MASK, initial=0.5),
+    "mean_where": lambda x: np.mean(x, axis=1, where=MASK | np.eye(3, 4, dtype=bool)),
+    "mean_where_keepdims": lambda x: np.mean(x, axis=1, where=np.array([True, False, True, True]),
+                                             keepdims=True),
+    "nansum_where_initial": lambda x: np.nansum(np.where(x > 1.8, np.nan, x), axis=0,
+                                                where=MASK, initial=1.0),
+    "nanmean_where": lambda x: np.nanmean(np.where(x > 1.8, np.nan, x), axis=1,
+                                          where=MASK | np.eye(3, 4, dtype=bool)),
+}
+DTYPE_KEYWORDS = {  # dtype= was ignored
+    "nansum_dtype": lambda x, dt: np.nansum(x, dtype=dt),
+    "corrcoef_dtype": lambda x, dt: np.corrcoef(x, dtype=dt),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEYWORDS))
+def test_reduction_keywords_honoured(name):
+    check_like_numpy(KEYWORDS[name], X)
+
+
+@pytest.mark.parametrize("name", sorted(DTYPE_KEYWORDS))
+def test_reduction_dtype_honoured(name):
+    f = DTYPE_KEYWORDS[name]
+    check_like_numpy(lambda x: f(x, np.float32), X, reference=lambda x: f(x, None))
+
+
+def test_reduction_keywords_refused_clearly():
+    with pytest.raises(dr.NoDerivativeRule, match="initial"):
+        dr.grad(lambda x: np.max(x, initial=5.0))(X)
+    with pytest.raises(dr.NoDerivativeRule, match="where"):
+        dr.grad(lambda x: np.min(x, where=MASK, initial=5.0))(X)

@@ -10,7 +10,7 @@ import scipy.stats as st
 
 import dualrev as dr
 from dualrev.catalogue.scipy_functions import ORIGINALS
-from tests.helpers import check_all, check_array_like_args
+from tests.helpers import check_all, check_like_numpy
 
 rng = np.random.default_rng(12)
 x = rng.uniform(0.2, 0.8, 4)
@@ -186,4 +186,25 @@ LIST_ARGS = {
 @pytest.mark.parametrize("name", sorted(LIST_ARGS))
 def test_scipy_functions_take_python_lists(name):
     # lu_solve indexed a list b
-    check_array_like_args(*LIST_ARGS[name])
+    check_like_numpy(*LIST_ARGS[name])
+
+
+def test_scipy_keywords_honoured_or_refused():
+    # softplus's keywords are its ufunc's: dtype= honoured, the rest refused by name
+    got, _ = dr.jvp(lambda v: sc.softplus(v, dtype=np.float32), (x,), (x,))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ORIGINALS[sc.softplus](x, dtype=np.float32), rtol=1e-6)
+    with pytest.raises(dr.NoDerivativeRule, match="where"):
+        dr.grad(lambda v: np.sum(sc.softplus(v, where=v > 0.5)))(x)
+    with pytest.raises(dr.NoDerivativeRule, match="disp=False"):
+        dr.grad(lambda a: np.sum(sla.sqrtm(a, disp=False)[0]))(S)
+    # check_finite=True refuses infs and nans, as SciPy does
+    bad = S.copy()
+    bad[0, 0] = np.nan
+    for call in (lambda a: sla.cho_factor(a)[0], lambda a: sla.lu_factor(a)[0],
+                 lambda a: sla.cho_solve((np.linalg.cholesky(S), True), a[0]),
+                 lambda a: sla.lu_solve(sla.lu_factor(S), a[0])):
+        with pytest.raises(ValueError, match="infs or NaNs"):
+            dr.jvp(call, (bad,), (bad,))
+    check_all(lambda a: sla.cho_solve(sla.cho_factor(a, check_finite=False), x[:3],
+                                      check_finite=False), (S,), order=1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all, check_array_like_args, check_empty
+from tests.helpers import check_all, check_empty, check_like_numpy
 
 rng = np.random.default_rng(13)
 x = rng.standard_normal(6)
@@ -109,4 +109,22 @@ LIST_ARGS = {
 @pytest.mark.parametrize("name", sorted(LIST_ARGS))
 def test_selection_takes_python_lists(name):
     # np.interp(x, [0., 1], [0., 3]) indexed the lists
-    check_array_like_args(*LIST_ARGS[name])
+    check_like_numpy(*LIST_ARGS[name])
+
+
+def test_linspace_dtype_and_device():
+    check_like_numpy(lambda s: np.linspace(s, 3.0, 5, dtype=np.float32), 0.5,
+                     reference=lambda s: np.linspace(s, 3.0, 5))
+    with pytest.raises(ValueError, match="Device"):
+        dr.grad(lambda s: np.sum(np.linspace(s, 3.0, 5, device="gpu")))(0.5)
+    # an integer dtype floors: a plain, piecewise constant result
+    got = dr.jacfwd(lambda s: np.linspace(s, 3.0, 4, dtype=int) * 1.0 + s)(-2.5)
+    np.testing.assert_array_equal(got, np.ones(4))
+
+
+def test_sort_order_refused():
+    with pytest.raises(dr.NoDerivativeRule, match="order="):
+        dr.grad(lambda x: np.sum(np.sort(x, order="f")))(LIST_V)
+    # kind= and stable= change no value
+    check_like_numpy(lambda x: np.sort(x[::-1], kind="heapsort"), LIST_V)
+    check_like_numpy(lambda x: np.sort(x[::-1], stable=True), LIST_V)

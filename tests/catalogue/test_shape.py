@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import check_all, check_array_like_args, check_empty
+from tests.helpers import check_all, check_empty, check_like_numpy
 
 rng = np.random.default_rng(2)
 A = rng.standard_normal((2, 3, 4))
@@ -138,4 +138,36 @@ LIST_ARGS = {
 
 @pytest.mark.parametrize("name", sorted(LIST_ARGS))
 def test_shape_functions_take_python_lists(name):
-    check_array_like_args(*LIST_ARGS[name])
+    check_like_numpy(*LIST_ARGS[name])
+
+
+KEYWORDS = {  # dtype= and casting= were accepted and ignored
+    "concatenate_dtype": lambda x, dt: np.concatenate([x, x], dtype=dt),
+    "stack_dtype": lambda x, dt: np.stack([x, x], axis=1, dtype=dt),
+    "hstack_dtype": lambda x, dt: np.hstack([x, x], dtype=dt),
+    "vstack_dtype": lambda x, dt: np.vstack([x, x], dtype=dt),
+    "concatenate_casting_unsafe": lambda x, dt: np.concatenate([x, x], dtype=dt,
+                                                               casting="unsafe"),
+    "trace_dtype": lambda x, dt: np.trace(np.outer(x, x), dtype=dt),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEYWORDS))
+def test_shape_keywords_honoured(name):
+    f = KEYWORDS[name]
+    check_like_numpy(lambda x: f(x, np.float32), LIST_V, reference=lambda x: f(x, None))
+
+
+def test_shape_keywords_refused_like_numpy():
+    import dualrev as dr
+
+    f32 = LIST_V.astype(np.float32)
+    for join in (np.concatenate, np.stack, np.vstack):
+        with pytest.raises(TypeError, match="rule 'no'"):
+            join([LIST_V, f32], casting="no")
+        with pytest.raises(TypeError, match="rule 'no'"):
+            dr.grad(lambda x, join=join: np.sum(join([x, f32], casting="no")))(LIST_V)
+    with pytest.raises(ValueError, match="unsupported keyword"):
+        dr.grad(lambda x: np.sum(np.pad(x, 1, end_values=3.0)))(LIST_V)
+    with pytest.raises(dr.InPlaceError):
+        dr.grad(lambda x: np.trace(np.outer(x, x), out=np.zeros(())))(LIST_V)
