@@ -93,3 +93,17 @@ LIST_ARGS = {
 def test_primitives_take_python_lists_as_numpy_does(name):
     # rules indexed and transposed list arguments (x ** [..], [..] @ m, solve(a, [..]))
     check_like_numpy(*LIST_ARGS[name])
+
+
+def test_no_handler_ignores_a_keyword():
+    # Every keyword a handler accepts is read, or has no effect on values (a reason in
+    # tests/keyword_sweep.py); every **kwargs handler says what it does with them.
+    from tests.keyword_sweep import NO_EFFECT, PENDING, decision, sweep
+
+    rows = sweep()
+    assert len(rows) > 50  # the sweep sees the registries
+    undecided = [r for r in rows if not decision(r) and r[2] != "lacks (TypeError)"]
+    assert not undecided, undecided
+    found = {(r[0], r[1]) for r in rows}
+    assert set(NO_EFFECT) <= found, set(NO_EFFECT) - found  # stale reasons
+    assert not set(NO_EFFECT) & PENDING
