@@ -129,6 +129,7 @@ EMPTY = {
     "prod_all": (np.prod, np.zeros(0)),
     "prod_empty_axis": (lambda x: np.prod(x, axis=1), np.zeros((3, 0))),
     "prod_other_axis": (lambda x: np.prod(x, axis=0), np.zeros((3, 0))),
+    "sum_all": (np.sum, np.zeros(0)),
     "sum_empty_axis": (lambda x: np.sum(x, axis=1), np.zeros((3, 0))),
     "mean_empty_axis_nan": (lambda x: np.mean(x, axis=1), np.zeros((3, 0))),
     "cumsum": (np.cumsum, np.zeros(0)),
@@ -143,6 +144,11 @@ def test_reductions_of_empty_arrays(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # mean of nothing
         check_empty(*EMPTY[name])
+
+
+def test_grad_of_sum_of_empty():
+    assert dr.grad(np.sum)(np.zeros(0)).shape == (0,)
+    assert dr.grad(lambda x: np.sum(x[:0] * 2.0))(np.ones(3)).tolist() == [0.0, 0.0, 0.0]
 
 
 def test_max_of_empty_raises_like_numpy():
