@@ -25,7 +25,16 @@ import scipy.stats as st
 
 from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
-from ..primitive import Primitive, Tracer, as_array, bind, ndim_of, shape_of, strip
+from ..primitive import (
+    Primitive,
+    Tracer,
+    as_array,
+    bind,
+    is_complex,
+    ndim_of,
+    shape_of,
+    strip,
+)
 from ..tree import tree_flatten
 from .contraction import matrix_transpose as _T
 from .special import polygamma
@@ -77,7 +86,8 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
         # SciPy leaves the terms with b == 0 out of the shift.
         bv = strip(b)
         shift_from = np.where(np.not_equal(bv, 0), av, -np.inf)
-    m = np.max(shift_from, axis=axis, keepdims=True, initial=-np.inf)
+    # a real shift, so that for complex a the log below stays SciPy's principal one
+    m = np.max(np.real(shift_from), axis=axis, keepdims=True, initial=-np.inf)
     m = np.where(np.isfinite(m), m, 0.0)  # a constant shift: no derivative flows through it
     if b is None:
         e = np.exp(a - m)
@@ -87,14 +97,15 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
         wild = np.logical_and(np.equal(bv, 0), ~np.less(av - m, 709.0))
         e = b * np.exp(np.where(wild, -np.inf, a - m))
     s = np.sum(e, axis=axis, keepdims=True)
-    out = np.log(np.abs(s)) + m
+    complex_sum = is_complex(s)
+    out = np.log(s if complex_sum and not return_sign else np.abs(s)) + m
     if not keepdims:
         out = np.squeeze(out, axis=axis) if axis is not None else np.reshape(out, ())
     if return_sign:
         sign = _scipy_logsumexp(av, axis=axis, b=None if b is None else bv, keepdims=keepdims,
                                 return_sign=True)[1]
         return out, sign
-    if b is not None:
+    if b is not None and not complex_sum:
         negative = np.less(strip(s), 0)
         if np.any(negative):  # SciPy's nan: the log of a negative sum
             if not keepdims:
