@@ -222,7 +222,20 @@ def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
         return apply_plain(prim, args, params)
     if prim.nondiff:
         return prim.impl(*[strip(a) for a in args], **params)
+    for a in args:
+        if type(a) in _SEQUENCES:  # rules index and transpose their arguments as arrays
+            args = [as_array(a) for a in args]
+            break
     return top._trace.process(prim, args, params)
+
+
+_SEQUENCES = (list, tuple)
+
+
+def as_array(x: Any) -> Any:
+    """A Python list or tuple (an array-like argument, as NumPy accepts) as an ndarray;
+    arrays, scalars and traced values unchanged."""
+    return np.asarray(x) if type(x) in _SEQUENCES else x
 
 
 def apply_plain(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:

@@ -10,6 +10,7 @@ import dualrev as dr
 from dualrev import primitive
 from dualrev.primitive import Primitive, rule_reads
 from dualrev.reverse import Tape
+from tests.helpers import check_like_numpy
 
 
 def test_rule_reads_finds_the_arguments_a_rule_uses():
@@ -105,3 +106,38 @@ def test_scatter_into_owned_buffer_matches_dense_rule(n):
     np.testing.assert_allclose(dr.grad(f)(x), expected, rtol=1e-14)
     # the batched (jacrev) path uses the dense rule; both must agree
     np.testing.assert_allclose(dr.jacrev(f)(x), expected, rtol=1e-14)
+
+LIST_V, LIST_M = np.array([0.3, 0.6, 0.9]), np.array([[2.0, 0.5], [0.3, 1.5]])
+LIST_ARGS = {
+    "power": (lambda x: x ** [1.0, 2, 3], LIST_V),
+    "arctan2": (lambda x: np.arctan2([1.0, 2, 3], x), LIST_V),
+    "maximum": (lambda x: np.maximum(x, [0.5, 0.5, 0.5]), LIST_V),
+    "where": (lambda x: np.where(x > 0.5, x, [5.0, 6, 7]), LIST_V),
+    "rmatmul": (lambda m: [1.0, 2.0] @ m, LIST_M),
+    "matmul": (lambda m: np.matmul([[1.0, 0.2], [0.1, 2.0]], m), LIST_M),
+    "dot": (lambda x: np.dot(x, [1.0, 2.0, 3.0]), LIST_V),
+    "tuple_operand": (lambda x: x * (1.0, 2.0, 3.0), LIST_V),
+    "concatenate": (lambda x: np.concatenate([x, [1.0]]), LIST_V),
+    "stack": (lambda x: np.stack([[1.0, 2, 3], x]), LIST_V),
+    "einsum": (lambda m: np.einsum('ij,j->i', m, [1.0, 2.0]), LIST_M),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIST_ARGS))
+def test_primitives_take_python_lists_as_numpy_does(name):
+    # rules indexed and transposed list arguments (x ** [..], [..] @ m, solve(a, [..]))
+    check_like_numpy(*LIST_ARGS[name])
+
+
+def test_no_handler_ignores_a_keyword():
+    # Every keyword a handler accepts is read, or has no effect on values (a reason in
+    # tests/keyword_sweep.py); every **kwargs handler says what it does with them.
+    from tests.keyword_sweep import NO_EFFECT, PENDING, decision, sweep
+
+    rows = sweep()
+    assert len(rows) > 50  # the sweep sees the registries
+    undecided = [r for r in rows if not decision(r) and r[2] != "lacks (TypeError)"]
+    assert not undecided, undecided
+    found = {(r[0], r[1]) for r in rows}
+    assert set(NO_EFFECT) <= found, set(NO_EFFECT) - found  # stale reasons
+    assert not set(NO_EFFECT) & PENDING

@@ -7,6 +7,7 @@ drops the added axis again), so its rules need no case analysis.
 
 from __future__ import annotations
 
+import math
 import string
 from typing import Any
 
@@ -24,7 +25,7 @@ from ..primitive import (
     unbroadcast,
     unit_axes_after_batch,
 )
-from .shape import _ravel, _reshape
+from .shape import _ravel, _reshape, cast_joined
 
 
 # ------------------------------------------------------------------ matmul
@@ -52,14 +53,15 @@ def _bmatmul(a: Any, b: Any) -> Any:
     if isinstance(a, Tracer) or isinstance(b, Tracer):
         return np.matmul(a, b)  # traced (nested) operands: folding would cost more ops
     sa, sb = shape_of(a), shape_of(b)
+    # (explicit row counts, not -1: a stack may be empty)
     if len(sb) == 2 and len(sa) > 2:
-        r = np.matmul(np.reshape(a, (-1, sa[-1])), b)
+        r = np.matmul(np.reshape(a, (math.prod(sa[:-1]), sa[-1])), b)
         return np.reshape(r, sa[:-1] + sb[-1:])
     if len(sa) == 2 and len(sb) > 2:
         if sb[-1] == 1:  # a stack of vectors: one (stack, k) @ (k, n) product
-            r = np.matmul(np.reshape(b, (-1, sb[-2])), np.transpose(a))
+            r = np.matmul(np.reshape(b, (math.prod(sb[:-2]), sb[-2])), np.transpose(a))
             return np.reshape(r, sb[:-2] + (sa[0], 1))
-        bt = np.reshape(_mT(b), (-1, sb[-2]))
+        bt = np.reshape(_mT(b), (math.prod(sb[:-2]) * sb[-1], sb[-2]))
         r = np.matmul(bt, np.transpose(a))
         return _mT(np.reshape(r, sb[:-2] + (sb[-1], sa[0])))
     return np.matmul(a, b)
@@ -163,6 +165,10 @@ def _parse(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[tuple[str, .
             raise ValueError(f"einsum: subscripts {t!r} do not match an operand of shape {s}")
         expanded.append(t)
     if arrow:
+        if ell_nd and "..." not in out:  # NumPy refuses to sum the broadcast axes away
+            raise ValueError("einsum: output has more dimensions than subscripts given in "
+                             "einstein sum, but no '...' ellipsis provided to broadcast "
+                             "the extra dimensions.")
         out = out.replace("...", ell)
     else:
         counts = {c: "".join(expanded).count(c) for c in set("".join(expanded))}
@@ -244,13 +250,33 @@ def _sum_parts(parts: list[Any]) -> Any:
 
 @register_function(np.einsum)
 def _einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = False,
-            **kwargs: Any) -> Any:
+            dtype: Any = None, order: str = "K", casting: str = "safe") -> Any:
+    # optimize= picks a contraction order and order= a memory layout: same values
     if out is not None:
         raise InPlaceError("numpy.einsum(..., out=...)")
     if not isinstance(subscripts, str):
         raise DualrevError("dualrev: np.einsum on traced values needs string subscripts")
     spec = _parse(subscripts, [shape_of(o) for o in operands])
-    return bind(einsum_p, operands, {"spec": spec})
+    result = bind(einsum_p, _broadcast_units(operands, spec[0]), {"spec": spec})
+    if dtype is None and casting == "safe":
+        return result
+    return cast_joined(result, list(operands), dtype, casting)
+
+
+def _broadcast_units(operands: tuple[Any, ...], terms: tuple[str, ...]) -> tuple[Any, ...]:
+    """Operands with their size-1 axes broadcast to their labels' sizes, as NumPy's einsum
+    broadcasts them: the rules then see one size per label, and broadcast_to's VJP sums
+    the cotangent back over the repeated axis."""
+    size: dict[str, int] = {}
+    for t, o in zip(terms, operands, strict=True):
+        for c, n in zip(t, shape_of(o), strict=True):
+            if n != 1:
+                size[c] = n
+    out = []
+    for t, o in zip(terms, operands, strict=True):
+        shape = tuple(size.get(c, 1) for c in t)
+        out.append(o if shape_of(o) == shape else np.broadcast_to(o, shape))
+    return tuple(out)
 
 
 # ------------------------------------------------------------------ built from the above

@@ -255,9 +255,18 @@ def _clip(a: Any, a_min: Any = None, a_max: Any = None, out: Any = None, **kwarg
         raise InPlaceError("numpy.clip(..., out=...)")
     a_min = kwargs.pop("min", a_min)
     a_max = kwargs.pop("max", a_max)
+    # the rest are ufunc keywords: dtype= casts the result, the others are refused
+    dtype = kwargs.pop("dtype", None)
+    if kwargs.get("casting") == "same_kind":
+        kwargs.pop("casting")
+    if kwargs:
+        from ..primitive import no_rule
+
+        raise no_rule(np.clip, f"Keyword arguments {sorted(kwargs)} are not supported.")
     lo = -np.inf if a_min is None else a_min
     hi = np.inf if a_max is None else a_max
-    return bind(clip_p, (a, lo, hi), {})
+    out = bind(clip_p, (a, lo, hi), {})
+    return out if dtype is None else astype(out, dtype)
 
 
 # ------------------------------------------------------------------ casts
@@ -295,7 +304,8 @@ del _f
 
 
 def _round_impl(a: Any, decimals: int = 0, out: Any = None) -> Any:
-    return np.round(strip(a), decimals)
+    # piecewise constant: a plain result, which may be written into a plain out=
+    return np.round(strip(a), decimals, out=out)
 
 
 register_function(np.round, _round_impl)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InPlaceError
 from ..primitive import Primitive, bind, ndim_of, register_function, shape_of
 from .indexing import getitem
 
@@ -90,6 +91,11 @@ irfftn_p.defvjp(_irfftn_vjp)
 
 
 # ------------------------------------------------------------------ NumPy's spellings
+def _no_out(out: Any) -> None:
+    if out is not None:
+        raise InPlaceError("numpy.fft(..., out=...)")
+
+
 def _fit(x: Any, axes: tuple[int, ...], sizes: Any) -> Any:
     """x cropped or zero-padded to ``sizes`` along ``axes`` (NumPy's n= and s=)."""
     if sizes is None:
@@ -116,6 +122,7 @@ def _axes(x: Any, s: Any, axes: Any, default_all: bool) -> tuple[int, ...]:
 def _complex_fft(inverse: bool, default_all: bool, two_d: bool = False) -> Any:
     def handler(a: Any, s: Any = None, axes: Any = None, norm: Any = None,
                 out: Any = None) -> Any:
+        _no_out(out)
         if two_d and axes is None:
             axes = (-2, -1)
         ax = _axes(a, s, axes, default_all)
@@ -125,6 +132,7 @@ def _complex_fft(inverse: bool, default_all: bool, two_d: bool = False) -> Any:
 
 def _one_d(inverse: bool) -> Any:
     def handler(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+        _no_out(out)
         ax = (int(axis) % ndim_of(a),)
         a = _fit(a, ax, None if n is None else (n,))
         return bind(fftn_p, (a,), {"axes": ax, "inverse": inverse, "norm": norm})
@@ -141,6 +149,7 @@ register_function(np.fft.ifft2, _complex_fft(True, False, two_d=True))
 
 @register_function(np.fft.rfft)
 def _rfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+    _no_out(out)
     ax = (int(axis) % ndim_of(a),)
     a = _fit(a, ax, None if n is None else (n,))
     return bind(rfftn_p, (a,), {"axes": ax, "norm": norm})
@@ -148,6 +157,7 @@ def _rfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = No
 
 @register_function(np.fft.irfft)
 def _irfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+    _no_out(out)
     ax = (int(axis) % ndim_of(a),)
     m = shape_of(a)[ax[0]]
     n = 2 * (m - 1) if n is None else int(n)
@@ -157,12 +167,14 @@ def _irfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = N
 
 @register_function(np.fft.rfftn)
 def _rfftn(a: Any, s: Any = None, axes: Any = None, norm: Any = None, out: Any = None) -> Any:
+    _no_out(out)
     ax = _axes(a, s, axes, True)
     return bind(rfftn_p, (_fit(a, ax, s),), {"axes": ax, "norm": norm})
 
 
 @register_function(np.fft.irfftn)
 def _irfftn(a: Any, s: Any = None, axes: Any = None, norm: Any = None, out: Any = None) -> Any:
+    _no_out(out)
     ax = _axes(a, s, axes, True)
     m = shape_of(a)[ax[-1]]
     n = 2 * (m - 1) if s is None else int(s[-1])

@@ -7,12 +7,21 @@ so a batched tangent or cotangent is indexed with the same rule.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ..errors import DualrevError
-from ..primitive import Primitive, Tracer, bind, ndim_of, register_function, shape_of
+from ..primitive import (
+    Primitive,
+    Tracer,
+    as_array,
+    bind,
+    ndim_of,
+    register_function,
+    shape_of,
+)
 
 _BASIC = (int, np.integer, slice, type(None), type(Ellipsis))
 
@@ -59,7 +68,7 @@ def _gather_impl(x: Any, idx: tuple[Any, ...], nb: int) -> Any:
         return x[(slice(None),) * nb + idx]
     xs = np.shape(x)
     pos = _positions(xs[nb:], idx)
-    return np.reshape(x, xs[:nb] + (-1,))[..., pos]
+    return np.reshape(x, xs[:nb] + (math.prod(xs[nb:]),))[..., pos]
 
 
 def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...]) -> Any:
@@ -70,7 +79,7 @@ def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...])
         z[(slice(None),) * nb + idx] = v
         return z
     pos = _positions(tuple(shape), idx)
-    zf = z.reshape(batch + (-1,))
+    zf = z.reshape(batch + (math.prod(shape),))  # not -1: the batch may be empty
     np.add.at(zf, (slice(None),) * nb + (pos,), v)
     return zf.reshape(z.shape)
 
@@ -124,7 +133,9 @@ gather.vjp_add = _gather_vjp_add
 
 
 def getitem(x: Any, idx: Any) -> Any:
-    """``x[idx]`` for a traced ``x``: basic slices, integer arrays, boolean masks."""
+    """``x[idx]`` for a traced ``x``: basic slices, integer arrays, boolean masks.
+    (Handlers also take plain array-likes through it: a list becomes an array.)"""
+    x = as_array(x)
     if type(idx) is int or type(idx) is slice:
         return bind(gather, (x,), {"idx": (idx,), "nb": 0})
     return bind(gather, (x,), {"idx": canonical_index(idx), "nb": 0})

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..primitive import Tracer, register_function, strip
+from .elementwise import astype
 
 
 def _on_plain_values(func: Any) -> Any:
@@ -69,10 +70,13 @@ register_function(np.fix, _warning_caller(np.fix))
 @register_function(np.full_like)
 def _full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K",
                subok: bool = True, shape: Any = None, **kwargs: Any) -> Any:
-    # The shape comes from a; the values are fill_value's, whose derivative is kept.
-    zeros = np.zeros_like(strip(a), dtype=dtype, shape=shape)
-    return zeros + fill_value if isinstance(fill_value, Tracer) else np.full_like(
-        zeros, strip(fill_value))
+    # The shape and dtype come from a; the values are fill_value's, whose derivative is
+    # kept where the dtype can carry one (NumPy casts fill_value to it).
+    zeros = np.zeros_like(strip(a), dtype=dtype, order=order, subok=subok, shape=shape,
+                          **kwargs)
+    if not isinstance(fill_value, Tracer) or not np.issubdtype(zeros.dtype, np.inexact):
+        return np.full_like(zeros, strip(fill_value))
+    return astype(zeros + fill_value, zeros.dtype)
 
 
 @register_function(np.copyto)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..custom import transpose_jvp
-from ..errors import NoDerivativeRule
+from ..errors import InPlaceError, NoDerivativeRule
 from ..primitive import (
     Primitive,
     bind,
@@ -30,6 +30,7 @@ from ..primitive import (
     register_function,
     shape_of,
     strip,
+    unbroadcast,
     unit_axes_after_batch,
 )
 from .contraction import matrix_transpose as _T
@@ -128,21 +129,20 @@ def _solve_jvp_b(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
     return _solve_vec(a, g) if vector else np.linalg.solve(a, g)
 
 
+def _solve_adjoint(g: Any, a: Any, vector: bool) -> Any:
+    # a^-T g at the output's (broadcast) shape: summing it down to b's shape must wait,
+    # since a's cotangent pairs it with the solution of each stacked system.
+    return _solve_vec(_T(a), g) if vector else np.linalg.solve(_T(a), g)
+
+
 def _solve_vjp_a(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
-    gb = _solve_vjp_b(g, ans, a, b, vector)
+    gb = _solve_adjoint(g, a, vector)
     out = -(gb[..., :, None] * ans[..., None, :]) if vector else -(gb @ _T(ans))
-    return _sum_to(out, ndim_of(g) - ndim_of(ans), shape_of(a))
+    return unbroadcast(out, ndim_of(g) - ndim_of(ans), shape_of(a))
 
 
 def _solve_vjp_b(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
-    out = _solve_vec(_T(a), g) if vector else np.linalg.solve(_T(a), g)
-    return _sum_to(out, ndim_of(g) - ndim_of(ans), shape_of(b))
-
-
-def _sum_to(c: Any, nb: int, shape: tuple[int, ...]) -> Any:
-    from ..primitive import unbroadcast
-
-    return unbroadcast(c, nb, shape)
+    return unbroadcast(_solve_adjoint(g, a, vector), ndim_of(g) - ndim_of(ans), shape_of(b))
 
 
 solve_p = Primitive("solve", _solve_impl)
@@ -150,18 +150,69 @@ solve_p.defjvp(_solve_jvp_a, _solve_jvp_b)
 solve_p.defvjp(_solve_vjp_a, _solve_vjp_b)
 
 
+# NumPy 2 reads b as a stack of vectors only when it is 1-D; NumPy 1 did so whenever
+# b had one axis fewer than a.
+_NUMPY1_SOLVE = np.lib.NumpyVersion(np.__version__) < "2.0.0"
+
+
 @register_function(np.linalg.solve)
 def _solve(a: Any, b: Any) -> Any:
-    return bind(solve_p, (a, b), {"vector": ndim_of(b) == 1})
+    vector = ndim_of(b) == 1 or (_NUMPY1_SOLVE and ndim_of(b) == ndim_of(a) - 1)
+    return bind(solve_p, (a, b), {"vector": vector})
 
 
 def _det_impl(a: Any) -> Any:
     return np.linalg.det(a)
 
 
+# Jacobi's formula d det(A)[G] = tr(adj(A) G). Where A is well conditioned the rules use
+# adj(A) = det(A) A^-1. At (or near) a singular A that is 0 * inf, so there they use forms
+# without an inverse, themselves determinants, so that nesting stays exact: the JVP as
+# the sum over j of det(A with column j replaced by G's column j), the cotangent's
+# cofactors as det(A with column j replaced by the unit vector e_i) = d det / d A_ij.
+# They cost n (JVP) and n^2 (VJP) determinants of n x n matrices.
+_DET_COND_LIMIT = 1e6  # det(A) A^-1 then keeps about 10 correct digits
+
+
+def _det_well_conditioned(a: Any) -> bool:
+    v = np.asarray(strip(a))
+    if v.size == 0 or not np.all(np.isfinite(v)):
+        return True  # nothing to guard (an empty stack; nan in, nan out)
+    s = np.linalg.svd(v, compute_uv=False)
+    return bool(np.all(s[..., -1] * _DET_COND_LIMIT > s[..., 0]))
+
+
+def _columns_replaced(a: Any, by: Any) -> Any:
+    """A stack over j (third axis from the end) of ``a`` with column j taken from ``by``."""
+    n = shape_of(a)[-1]
+    col = np.arange(n)
+    pick = col[:, None, None] == col  # pick[j, 0, c]: column c is column j
+    return np.where(pick, np.expand_dims(by, -3), np.expand_dims(a, -3))
+
+
+def _det_jvp(g: Any, ans: Any, a: Any) -> Any:
+    if _det_well_conditioned(a):
+        return ans * np.trace(np.linalg.solve(a, g), axis1=-2, axis2=-1)
+    return np.sum(np.linalg.det(_columns_replaced(a, g)), axis=-1)
+
+
+def _det_cofactors(a: Any) -> Any:
+    """C[..., i, j] = d det(a) / d a_ij, computed without dividing by det(a)."""
+    n = shape_of(a)[-1]
+    units = np.eye(n)[:, :, None]  # units[i, :, 0] = e_i, a column to put in place
+    # stack[..., i, j, :, :] is a with column j replaced by e_i
+    return np.linalg.det(_columns_replaced(np.expand_dims(a, -3), units))
+
+
+def _det_vjp(g: Any, ans: Any, a: Any) -> Any:
+    if _det_well_conditioned(a):
+        return _as_scale(g * ans) * _T(np.linalg.inv(a))
+    return _as_scale(g) * _det_cofactors(a)
+
+
 det_p = Primitive("det", _det_impl)
-det_p.defjvp(lambda g, ans, a: ans * np.trace(np.linalg.solve(a, g), axis1=-2, axis2=-1))
-det_p.defvjp(lambda g, ans, a: _as_scale(g * ans) * _T(np.linalg.inv(a)))
+det_p.defjvp(_det_jvp)
+det_p.defvjp(_det_vjp)
 register_function(np.linalg.det, lambda a: bind(det_p, (a,), {}))
 
 
@@ -413,6 +464,8 @@ def _matrix_power(a: Any, n: int) -> Any:
 
 @register_function(np.linalg.multi_dot)
 def _multi_dot(arrays: Any, *, out: Any = None) -> Any:
+    if out is not None:
+        raise InPlaceError("numpy.linalg.multi_dot(..., out=...)")
     arrays = list(arrays)
     result = arrays[0]
     for m in arrays[1:]:

@@ -15,12 +15,14 @@ import numpy as np
 from ..errors import InPlaceError
 from ..primitive import (
     Primitive,
+    as_array,
     bind,
     ndim_of,
     no_rule,
     normalize_axis,
     register_function,
     shape_of,
+    strip,
 )
 from .elementwise import astype
 
@@ -79,22 +81,37 @@ def _reject(name: str, out: Any, where: Any = True, initial: Any = None) -> None
         raise no_rule(getattr(np, name), "Its where= and initial= arguments are not supported.")
 
 
+def _mask(where: Any, a: Any) -> Any:
+    """A reduction's where= as a plain boolean mask of a's shape (None for all of a)."""
+    if where is True:
+        return None
+    return np.broadcast_to(np.asarray(strip(where), dtype=bool), shape_of(a))
+
+
 @register_function(np.sum)
 def _sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
          keepdims: bool = False, initial: Any = None, where: Any = True) -> Any:
-    _reject("sum", out, where, initial)
+    _reject("sum", out)
+    mask = _mask(where, a)
+    if mask is not None:
+        a = np.where(mask, a, 0.0)
     axis = normalize_axis(axis, ndim_of(a))
-    return _as(bind(sum_p, (a,), {"axis": axis, "keepdims": bool(keepdims)}), dtype)
+    result = bind(sum_p, (a,), {"axis": axis, "keepdims": bool(keepdims)})
+    return _as(result if initial is None else result + initial, dtype)
 
 
 @register_function(np.mean)
 def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
           keepdims: bool = False, *, where: Any = True) -> Any:
-    _reject("mean", out, where)
+    _reject("mean", out)
     xs = shape_of(a)
     axes = normalize_axis(axis, len(xs))
-    count = math.prod(xs[i] for i in axes)
-    return _as(_sum(a, axes, keepdims=keepdims) / count, dtype)
+    mask = _mask(where, a)
+    if mask is None:
+        count = math.prod(xs[i] for i in axes)
+    else:
+        count = np.sum(mask, axis=axes, keepdims=keepdims)
+    return _as(_sum(a, axes, keepdims=keepdims, where=where) / count, dtype)
 
 
 @register_function(np.var)
@@ -136,7 +153,9 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
     perm = rest + list(axis)
     xt = np.transpose(x, perm)
     ts = shape_of(xt)
-    n = int(np.prod(ts[k:]))
+    n = math.prod(ts[k:])
+    if n == 0:  # empty groups: nothing to multiply (and no element to differentiate)
+        return np.ones(xs)
     flat = np.reshape(xt, ts[:k] + (n,))
     ones = np.ones(ts[:k] + (1,))
     left = np.concatenate([ones, np.cumprod(flat[..., :-1], axis=-1)], axis=-1)
@@ -161,11 +180,13 @@ prod_p.defvjp(
 @register_function(np.prod)
 def _prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
           keepdims: bool = False, initial: Any = None, where: Any = True) -> Any:
-    _reject("prod", out, where, initial)
+    _reject("prod", out)
+    mask = _mask(where, a)
+    if mask is not None:
+        a = np.where(mask, a, 1.0)
     axis = normalize_axis(axis, ndim_of(a))
-    if not axis:
-        return _as(a, dtype)
-    return _as(bind(prod_p, (a,), {"axis": axis, "keepdims": bool(keepdims)}), dtype)
+    result = a if not axis else bind(prod_p, (a,), {"axis": axis, "keepdims": bool(keepdims)})
+    return _as(result if initial is None else result * initial, dtype)
 
 
 # ------------------------------------------------------------------ max, min
@@ -329,6 +350,7 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
 @register_function(np.average)
 def _average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *,
              keepdims: bool = False) -> Any:
+    a = as_array(a)
     if weights is None:
         avg = _mean(a, axis, keepdims=keepdims)
         if not returned:
@@ -344,18 +366,21 @@ def _average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fal
 
 @register_function(np.nansum)
 def _nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-            keepdims: bool = False, **kwargs: Any) -> Any:
+            keepdims: bool = False, initial: Any = None, where: Any = True) -> Any:
     _reject("nansum", out)
-    return _sum(np.where(np.isnan(a), 0.0, a), axis, keepdims=keepdims)
+    return _sum(np.where(np.isnan(a), 0.0, a), axis, dtype, keepdims=keepdims,
+                initial=initial, where=where)
 
 
 @register_function(np.nanmean)
 def _nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-             keepdims: bool = False, **kwargs: Any) -> Any:
+             keepdims: bool = False, *, where: Any = True) -> Any:
     _reject("nanmean", out)
     valid = ~np.isnan(a)
-    return _sum(np.where(valid, a, 0.0), axis, keepdims=keepdims) / np.sum(
-        valid, axis=axis, keepdims=keepdims)
+    mask = _mask(where, a)
+    if mask is not None:
+        valid = valid & mask
+    return _mean(np.where(valid, a, 0.0), axis, dtype, keepdims=keepdims, where=valid)
 
 
 @register_function(np.cov)
@@ -382,6 +407,7 @@ def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: A
 def _corrcoef(x: Any, y: Any = None, rowvar: bool = True, *, dtype: Any = None) -> Any:
     c = _cov(x, y, rowvar)
     if ndim_of(c) == 0:
-        return c / c
+        return _as(c / c, dtype)
     d = np.sqrt(np.diagonal(c))
-    return c / (d[:, None] * d[None, :])
+    # NumPy clips the coefficients to [-1, 1] (rounding); the clip passes the derivative
+    return _as(np.clip(c / (d[:, None] * d[None, :]), -1, 1), dtype)

@@ -13,6 +13,7 @@ original; the error raised then says so.)
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,16 @@ import scipy.stats as st
 
 from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
-from ..primitive import Primitive, Tracer, bind, ndim_of, shape_of, strip
+from ..primitive import (
+    Primitive,
+    Tracer,
+    as_array,
+    bind,
+    is_complex,
+    ndim_of,
+    shape_of,
+    strip,
+)
 from ..tree import tree_flatten
 from .contraction import matrix_transpose as _T
 from .special import polygamma
@@ -67,20 +77,46 @@ def scipy_caller() -> str | None:
 # ------------------------------------------------------------------ scipy.special
 def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
               return_sign: bool = False) -> Any:
-    m = strip(np.max(a, axis=axis, keepdims=True))
+    """scipy.special.logsumexp: log |sum(b * exp(a))|; nan where that sum is negative
+    unless ``return_sign``, which returns the sign too (SciPy's own, from the plain values)."""
+    av = strip(a)
+    if b is None:
+        shift_from = av
+    else:
+        # SciPy leaves the terms with b == 0 out of the shift.
+        bv = strip(b)
+        shift_from = np.where(np.not_equal(bv, 0), av, -np.inf)
+    # a real shift, so that for complex a the log below stays SciPy's principal one
+    m = np.max(np.real(shift_from), axis=axis, keepdims=True, initial=-np.inf)
     m = np.where(np.isfinite(m), m, 0.0)  # a constant shift: no derivative flows through it
-    e = np.exp(a - m)
-    if b is not None:
-        e = b * e
+    if b is None:
+        e = np.exp(a - m)
+    else:
+        # A term with b == 0 adds nothing, also where exp(a - m) overflows (a = inf): there
+        # its exponent is dropped, and with it its derivative in b (>= e^709, an overflow).
+        wild = np.logical_and(np.equal(bv, 0), ~np.less(av - m, 709.0))
+        e = b * np.exp(np.where(wild, -np.inf, a - m))
     s = np.sum(e, axis=axis, keepdims=True)
-    sign = np.sign(strip(s))
-    out = np.log(np.abs(s)) + m
+    complex_sum = is_complex(s)
+    out = np.log(s if complex_sum and not return_sign else np.abs(s)) + m
     if not keepdims:
         out = np.squeeze(out, axis=axis) if axis is not None else np.reshape(out, ())
-        sign = np.squeeze(sign, axis=axis) if axis is not None else np.reshape(sign, ())
     if return_sign:
+        sign = _scipy_logsumexp(av, axis=axis, b=None if b is None else bv, keepdims=keepdims,
+                                return_sign=True)[1]
         return out, sign
+    if b is not None and not complex_sum:
+        negative = np.less(strip(s), 0)
+        if np.any(negative):  # SciPy's nan: the log of a negative sum
+            if not keepdims:
+                negative = np.squeeze(negative, axis=axis) if axis is not None else np.reshape(
+                    negative, ())
+            out = np.where(negative, np.nan, out)
     return out
+
+
+def _scipy_logsumexp(*args: Any, **kwargs: Any) -> Any:
+    return ORIGINALS.get(sc.logsumexp, sc.logsumexp)(*args, **kwargs)
 
 
 def softmax(x: Any, axis: Any = None) -> Any:
@@ -93,7 +129,9 @@ def log_softmax(x: Any, axis: Any = None) -> Any:
 
 
 def softplus(x: Any, **kwargs: Any) -> Any:
-    return np.logaddexp(0.0, x)
+    # SciPy's keywords are the ufunc's (dtype=, out=, where=, ...): NumPy's ufunc
+    # protocol honours or refuses each
+    return np.logaddexp(0.0, x, **kwargs)
 
 
 dispatch(sc, "logsumexp", logsumexp)
@@ -157,8 +195,16 @@ def solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False,
                                              "unit_diagonal": bool(unit_diagonal)})
 
 
+def _check_finite(check: bool, *arrays: Any) -> None:
+    """SciPy's check_finite=True: refuse infs and nans (overwrite_*= only permits SciPy to
+    reuse a buffer, so it changes no value)."""
+    if check and not all(np.all(np.isfinite(strip(a))) for a in arrays):
+        raise ValueError("array must not contain infs or NaNs")
+
+
 def cho_factor(a: Any, lower: bool = False, overwrite_a: bool = False,
                check_finite: bool = True) -> Any:
+    _check_finite(check_finite, a)
     # The triangle SciPy leaves unused holds a's values; derivatives use only the factor.
     if lower:
         c = np.linalg.cholesky(a)
@@ -170,6 +216,7 @@ def cho_factor(a: Any, lower: bool = False, overwrite_a: bool = False,
 def cho_solve(c_and_lower: Any, b: Any, overwrite_b: bool = False,
               check_finite: bool = True) -> Any:
     c, lower = c_and_lower
+    _check_finite(check_finite, c, b)
     first = solve_triangular(c, b, trans=0 if lower else 1, lower=lower)
     return solve_triangular(c, first, trans=1 if lower else 0, lower=lower)
 
@@ -197,12 +244,15 @@ lu_p = transpose_jvp(Primitive("scipy.linalg.lu_factor", _lu_impl).defjvp(_lu_jv
 
 
 def lu_factor(a: Any, overwrite_a: bool = False, check_finite: bool = True) -> Any:
+    _check_finite(check_finite, a)
     return bind(lu_p, (a,), {}), sla.lu_factor(strip(a))[1]
 
 
 def lu_solve(lu_and_piv: Any, b: Any, trans: int = 0, overwrite_b: bool = False,
              check_finite: bool = True) -> Any:
     lu, piv = lu_and_piv
+    _check_finite(check_finite, lu, b)
+    b = as_array(b)
     n = shape_of(lu)[-1]
     perm = np.arange(n)
     for i, p in enumerate(piv):
@@ -273,7 +323,15 @@ dispatch(sla, "cho_solve", cho_solve)
 dispatch(sla, "lu_factor", lu_factor)
 dispatch(sla, "lu_solve", lu_solve)
 dispatch(sla, "expm", lambda A: bind(expm_p, (A,), {}))
-dispatch(sla, "sqrtm", lambda A, disp=True, blocksize=64: bind(sqrtm_p, (A,), {}))
+def sqrtm(A: Any, disp: Any = True, blocksize: Any = None) -> Any:
+    # blocksize= is unused by SciPy's algorithm too
+    if disp is False:
+        raise NoDerivativeRule("scipy.linalg.sqrtm", "Its deprecated disp=False (which "
+                               "returns an error estimate too) is not supported.")
+    return bind(sqrtm_p, (A,), {})
+
+
+dispatch(sla, "sqrtm", sqrtm)
 
 
 # ------------------------------------------------------------------ scipy.stats
@@ -326,15 +384,36 @@ def poisson_logpmf(k: Any, mu: Any, loc: Any = 0) -> Any:
 
 
 def mvn_logpdf(x: Any, mean: Any = None, cov: Any = 1, allow_singular: bool = False) -> Any:
-    d = shape_of(x)[-1]
+    """scipy.stats.multivariate_normal.logpdf, reading its arguments as SciPy does."""
+    # The dimension comes from mean, else from cov (a scalar cov: 1-D), never from x; a
+    # 1-D x then holds one point, or many points when the dimension is 1.
+    if mean is not None:
+        d = math.prod(shape_of(mean))
+        mean = np.reshape(mean, (d,))
+    else:
+        d = shape_of(cov)[0] if ndim_of(cov) else 1
+    xs = shape_of(x)
+    if len(xs) == 0 or (len(xs) == 1 and d == 1):
+        x = np.reshape(x, xs + (1,) if d == 1 else (1,))
     diff = x if mean is None else x - mean
-    cov = cov * np.eye(d) if ndim_of(cov) == 0 else (
-        cov[..., None] * np.eye(d) if ndim_of(cov) == 1 else cov)
-    L = np.linalg.cholesky(cov)
-    z = np.linalg.solve(L, diff[..., None])[..., 0] if ndim_of(diff) == 1 else _T(
-        np.linalg.solve(L, _T(diff)))
+    if ndim_of(cov) == 0:
+        cov = cov * np.eye(d)
+    elif ndim_of(cov) == 1:
+        cov = cov[..., None] * np.eye(d)
+    try:
+        L = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        if allow_singular:
+            raise NoDerivativeRule(
+                "scipy.stats.multivariate_normal.logpdf", "With allow_singular=True only a "
+                "positive definite cov is supported (this one is singular: SciPy would use "
+                "its pseudo-determinant).") from None
+        raise
+    z = _T(np.linalg.solve(L, _T(np.reshape(diff, (-1, d)))))
     logdet = 2 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
-    return -0.5 * (np.sum(z * z, axis=-1) + d * _LOG_2PI + logdet)
+    out = -0.5 * (np.sum(z * z, axis=-1) + d * _LOG_2PI + logdet)
+    # SciPy squeezes every unit axis out of its result
+    return np.reshape(out, tuple(n for n in shape_of(diff)[:-1] if n != 1))
 
 
 dispatch(st.norm, "logpdf", norm_logpdf)

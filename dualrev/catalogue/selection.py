@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DualrevError
-from ..primitive import bind, ndim_of, register_function, shape_of, strip
+from ..primitive import as_array, bind, ndim_of, no_rule, register_function, shape_of, strip
+from .elementwise import astype
 from .indexing import getitem, scatter
 
 
@@ -48,6 +49,9 @@ def _take_along_axis(arr: Any, indices: Any, axis: Any = -1) -> Any:
 @register_function(np.sort)
 def _sort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *,
           stable: Any = None) -> Any:
+    # kind= and stable= choose among algorithms that give the same sorted values
+    if order is not None:
+        raise no_rule(np.sort, "Its order= (fields of a structured array) is not supported.")
     if axis is None:
         a, axis = np.ravel(a), 0
     order_idx = np.argsort(strip(a), axis=axis, kind="stable")
@@ -138,8 +142,13 @@ def _gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> A
         spacing = list(varargs)
     if any(np.ndim(strip(h)) != 0 for h in spacing):
         raise DualrevError("dualrev: np.gradient on traced values supports scalar spacings")
+    if edge_order not in (1, 2):
+        raise ValueError("'edge_order' greater than 2 not supported")
     outs = []
     for ax, h in zip(axes, spacing, strict=True):
+        if shape_of(f)[ax] < edge_order + 1:
+            raise ValueError("Shape of array too small to calculate a numerical gradient, "
+                             "at least (edge_order + 1) elements are required.")
         pre = (slice(None),) * ax
 
         def at(sl: Any, _pre: Any = pre) -> Any:
@@ -187,6 +196,7 @@ def _correlate(a: Any, v: Any, mode: str = "valid") -> Any:
 
 @register_function(np.polyval)
 def _polyval(p: Any, x: Any) -> Any:
+    x = as_array(x)
     out = 0.0 * x
     for k in range(shape_of(p)[0]):
         out = out * x + getitem(p, (k,))
@@ -217,9 +227,17 @@ def _meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str =
 def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
               retstep: bool = False, dtype: Any = None, axis: int = 0, *,
               device: Any = None) -> Any:
+    if device not in (None, "cpu"):
+        raise ValueError(f'Device not understood. Only "cpu" is allowed, but received: {device}')
+    if dtype is not None and not np.issubdtype(np.dtype(dtype), np.inexact):
+        # NumPy floors to the integers: a piecewise constant, so a plain result
+        return np.linspace(strip(start), strip(stop), num, endpoint, retstep, dtype, axis)
     if axis != 0 or np.ndim(strip(start)) or np.ndim(strip(stop)):
         raise DualrevError("dualrev: np.linspace on traced values supports scalar endpoints "
                            "and axis=0")
+    if dtype is not None:
+        out = _linspace(start, stop, num, endpoint, retstep)
+        return (astype(out[0], dtype), out[1]) if retstep else astype(out, dtype)
     div = (num - 1) if endpoint else num
     t = np.arange(num) / div if div > 0 else np.zeros(num)
     step = (stop - start) / div if div > 0 else np.nan * (stop - start)

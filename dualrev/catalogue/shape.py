@@ -15,6 +15,7 @@ from ..errors import DualrevError
 from ..primitive import (
     Primitive,
     Tracer,
+    as_array,
     bind,
     ndim_of,
     normalize_axis,
@@ -24,6 +25,7 @@ from ..primitive import (
     unbroadcast,
 )
 from ..tree import tree_flatten
+from .elementwise import astype
 from .indexing import getitem, scatter
 
 
@@ -225,6 +227,19 @@ concatenate_p.defjvp_joint(_concat_jvp)
 concatenate_p.defvjp_indexed(_concat_vjp)
 
 
+def cast_joined(result: Any, arrays: list[Any], dtype: Any, casting: str) -> Any:
+    """The result of joining ``arrays`` in the ``dtype=`` asked for, after NumPy's check
+    that every input may be cast to it under the ``casting=`` rule."""
+    plain = [as_array(strip(a)) for a in arrays]  # (result_type reads a list as a dtype)
+    target = np.result_type(*plain) if dtype is None else np.dtype(dtype)
+    for a in plain:
+        src = np.result_type(a)
+        if not np.can_cast(src, target, casting=casting):
+            raise TypeError(f"Cannot cast array data from {src!r} to {target!r} according "
+                            f"to the rule {casting!r}")
+    return result if dtype is None else astype(result, dtype)
+
+
 @register_function(np.concatenate)
 def _concatenate(arrays: Any, axis: Any = 0, out: Any = None, *, dtype: Any = None,
                  casting: str = "same_kind") -> Any:
@@ -239,7 +254,8 @@ def _concatenate(arrays: Any, axis: Any = 0, out: Any = None, *, dtype: Any = No
     nd = ndim_of(arrays[0])
     if nd == 0:
         raise ValueError("zero-dimensional arrays cannot be concatenated")
-    return bind(concatenate_p, tuple(arrays), {"axis": int(axis) % nd})
+    joined = bind(concatenate_p, tuple(arrays), {"axis": int(axis) % nd})
+    return cast_joined(joined, arrays, dtype, casting)
 
 
 @register_function(np.stack)
@@ -248,18 +264,20 @@ def _stack(arrays: Any, axis: int = 0, out: Any = None, *, dtype: Any = None,
     arrays = list(arrays)
     nd = ndim_of(arrays[0]) + 1
     axis = int(axis) % nd
-    return _concatenate([_expand_dims(a, axis) for a in arrays], axis=axis, out=out)
+    return _concatenate([_expand_dims(a, axis) for a in arrays], axis=axis, out=out,
+                        dtype=dtype, casting=casting)
 
 
 @register_function(np.hstack)
 def _hstack(tup: Any, *, dtype: Any = None, casting: str = "same_kind") -> Any:
     arrs = [_atleast(1)(a) for a in tup]
-    return _concatenate(arrs, axis=0 if ndim_of(arrs[0]) == 1 else 1)
+    return _concatenate(arrs, axis=0 if ndim_of(arrs[0]) == 1 else 1, dtype=dtype,
+                        casting=casting)
 
 
 @register_function(np.vstack)
 def _vstack(tup: Any, *, dtype: Any = None, casting: str = "same_kind") -> Any:
-    return _concatenate([_atleast(2)(a) for a in tup], axis=0)
+    return _concatenate([_atleast(2)(a) for a in tup], axis=0, dtype=dtype, casting=casting)
 
 
 register_function(np.row_stack if hasattr(np, "row_stack") else np.vstack, _vstack)
@@ -328,6 +346,8 @@ def _pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> A
         raise DualrevError(f"dualrev: np.pad(mode={mode!r}) has no derivative rule yet; "
                            "only mode='constant' is supported on traced values")
     cval = kwargs.pop("constant_values", 0)
+    if kwargs:  # NumPy's own check: these belong to other modes
+        raise ValueError(f"unsupported keyword arguments for mode 'constant': {set(kwargs)}")
     if any(isinstance(v, Tracer) for v in tree_flatten(cval)[0]):
         raise DualrevError("dualrev: traced constant_values in np.pad are not supported "
                            "(pad with zeros and add the constant with np.where)")
@@ -404,7 +424,7 @@ def _diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
 @register_function(np.trace)
 def _trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None,
            out: Any = None) -> Any:
-    return np.sum(_diagonal(a, offset, axis1, axis2), axis=-1)
+    return np.sum(_diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype, out=out)
 
 
 @register_function(np.diag)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all
+from tests.helpers import check_all, check_empty
 
 rng = np.random.default_rng(4)
 
@@ -74,3 +74,72 @@ def test_dot_method():
     check_all(lambda x: x.dot(b), (a,), order=2)
     with pytest.raises(dr.TracerConversionError):
         dr.grad(lambda y: np.sum(a.dot(y)))(b)
+
+
+EINSUM_BROADCAST = {  # size-1 axes and ellipsis dimensions that NumPy broadcasts
+    "unit_label": ("ij,ij->ij", (1, 4), (3, 4)),
+    "unit_label_both": ("ij,ij->i", (1, 4), (3, 1)),
+    "unit_contracted": ("ij,jk->ik", (3, 1), (4, 2)),
+    "ellipsis_unit_batch": ("...ij,...jk->...ik", (1, 2, 3), (5, 3, 4)),
+    "ellipsis_ranks_differ": ("...ij,...jk->...ik", (5, 2, 3), (3, 4)),
+    "ellipsis_both_units": ("...ij,...jk->...ik", (2, 1, 2, 3), (1, 4, 3, 2)),
+    "ellipsis_implicit": ("...ij,...jk", (1, 2, 3), (5, 3, 4)),
+    "ellipsis_empty": ("...ij,...jk->ik", (2, 3), (3, 4)),
+    "ellipsis_one_side": ("...i,i->...", (3, 1, 4), (4,)),
+    "ellipsis_unit_inner": ("...i,...i->...", (3, 1), (3, 4)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EINSUM_BROADCAST))
+def test_einsum_broadcasting_gives_gradients_of_the_operand_shape(name):
+    # The cotangent of a broadcast size-1 axis came back at the broadcast size.
+    spec, sa, sb = EINSUM_BROADCAST[name]
+    a, b = r(*sa), r(*sb)
+    f = lambda x, y: np.einsum(spec, x, y)
+    np.testing.assert_allclose(dr.jvp(f, (a, b), (a, b))[0], np.einsum(spec, a, b),
+                               rtol=1e-14)
+    ga, gb = dr.grad(lambda x, y: np.sum(np.sin(f(x, y))), (0, 1))(a, b)
+    assert ga.shape == sa and gb.shape == sb
+    check_all(f, (a, b), order=2)
+
+
+def test_einsum_three_operands_broadcasting():
+    a, b, c = r(1, 3), r(4, 3), r(1)
+    check_all(lambda x, y, z: np.einsum("ij,ij,j->i", x, y, z), (a, b, c), order=2)
+
+
+def test_einsum_refuses_to_drop_ellipsis_axes_like_numpy():
+    a, b = r(5, 2, 3), r(5, 3, 4)
+    with pytest.raises(ValueError, match="ellipsis"):
+        np.einsum("...ij,...jk->ik", a, b)
+    with pytest.raises(ValueError, match="ellipsis"):
+        dr.grad(lambda x: np.sum(np.einsum("...ij,...jk->ik", x, b)))(a)
+
+
+EMPTY = {
+    "matmul_empty_inner": (lambda x: x @ x.T, np.zeros((3, 0))),
+    "matmul_empty_outer": (lambda x: x.T @ x, np.zeros((3, 0))),
+    "dot_vectors": (lambda x: np.dot(x, x), np.zeros(0)),
+    "einsum": (lambda x: np.einsum("ij,ij->i", x, x), np.zeros((3, 0))),
+    "outer": (lambda x: np.outer(x, x), np.zeros(0)),
+    "multi_dot": (lambda x: np.linalg.multi_dot([x, x.T]), np.zeros((3, 0))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY))
+def test_contractions_of_empty_arrays(name):
+    # The folded stack products reshaped with -1, ambiguous for an empty stack.
+    check_empty(*EMPTY[name])
+
+
+def test_einsum_keywords_honoured_or_refused():
+    a, b = r(2, 3), r(3, 4)
+    got, _ = dr.jvp(lambda x: np.einsum("ij,jk", x, b, dtype=np.float32, casting="same_kind",
+                                        order="C", optimize=True), (a,), (a,))
+    want = np.einsum("ij,jk", a, b, dtype=np.float32, casting="same_kind")
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(TypeError, match="rule 'safe'"):  # NumPy's default casting
+        dr.jvp(lambda x: np.einsum("ij,jk", x, b, dtype=np.float32), (a,), (a,))
+    with pytest.raises(TypeError):
+        dr.jvp(lambda x: np.einsum("ij,jk", x, b, subok=True), (a,), (a,))

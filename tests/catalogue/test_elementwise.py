@@ -224,3 +224,31 @@ def test_nan_to_num_and_heaviside():
     np.testing.assert_array_equal(g, [1.0, 0.0, 0.0, 2.0])  # replaced entries are constants
     np.testing.assert_array_equal(dr.grad(lambda a: np.sum(np.heaviside(a, 0.5) * a))(
         np.array([-1.0, 2.0])), [0.0, 1.0])
+
+
+def test_clip_ufunc_keywords_honoured_or_refused():
+    x = np.array([0.3, 0.6, 0.9])
+    got, _ = dr.jvp(lambda v: np.clip(v, 0.4, 0.8, dtype=np.float32), (x,), (x,))
+    want = np.clip(x, 0.4, 0.8, dtype=np.float32)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(dr.NoDerivativeRule, match="where"):
+        dr.grad(lambda v: np.sum(np.clip(v, 0.4, 0.8, where=v > 0.5)))(x)
+
+
+def test_round_writes_a_plain_out():
+    x = np.array([0.3, 1.6, 2.9])
+    out = np.zeros(3)
+    dr.grad(lambda v: np.sum(v + np.round(v, out=out)))(x)
+    np.testing.assert_array_equal(out, np.round(x))
+
+
+def test_full_like_keeps_numpy_dtype():
+    # NumPy casts the fill value to a's dtype: an integer result has no derivative
+    x = np.ones(3)
+    got = dr.jvp(lambda c: np.full_like(x * c, c, dtype=int) * 1.0 + c, (2.7,), (1.0,))
+    np.testing.assert_array_equal(got[0], np.full_like(x, 2.7, dtype=int) + 2.7)
+    np.testing.assert_array_equal(got[1], np.ones(3))
+    got = dr.jvp(lambda c: np.full_like(x * c, c, dtype=np.float32), (2.5,), (1.0,))
+    assert got[0].dtype == np.float32
+    np.testing.assert_array_equal(got[1], np.ones(3, dtype=np.float32))

@@ -55,3 +55,12 @@ def test_parseval_gradient():
     # sum |fft(x)|^2 = n sum x^2, so its gradient is 2 n x
     g = dr.grad(lambda v: np.sum(np.abs(np.fft.fft(v)) ** 2))(x)
     np.testing.assert_allclose(g, 2 * x.size * x, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fft", [np.fft.fft, np.fft.ifft, np.fft.fftn, np.fft.fft2,
+                                 np.fft.rfft, np.fft.irfft, np.fft.rfftn, np.fft.irfftn])
+def test_fft_out_refused(fft):
+    # out= was accepted and ignored
+    x = np.ones((4, 4))
+    with pytest.raises(dr.InPlaceError):
+        dr.jvp(lambda v: fft(v, out=np.zeros((4, 4), complex)), (x,), (x,))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all
+from tests.helpers import check_all, check_empty
 
 rng = np.random.default_rng(3)
 A = rng.standard_normal((3, 4, 5))
@@ -64,3 +64,19 @@ def test_scalar_loop_over_elements():
     np.testing.assert_allclose(dr.grad(rosen_loop)(x), dr.grad(rosen)(x), rtol=1e-13)
     np.testing.assert_allclose(dr.hessian(rosen_loop)(x), dr.hessian(rosen)(x), rtol=1e-13)
     check_all(rosen_loop, (x,), order=2)
+
+
+EMPTY = {
+    "empty_integer_index": (lambda x: x[np.array([], dtype=int)], np.ones(3)),
+    "mask_selecting_nothing": (lambda x: x[x > 5], np.ones(3)),
+    "take_nothing": (lambda x: np.take(x, []), np.ones(3)),
+    "take_from_empty": (lambda x: np.take(x, np.array([], dtype=int)), np.zeros(0)),
+    "slice_of_empty": (lambda x: x[1:], np.zeros((0, 2))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY))
+def test_indexing_with_empty_results(name):
+    # A batched gather/scatter flattened with reshape(batch + (-1,)), ambiguous when the
+    # batch (a jacrev of an empty output) has no elements.
+    check_empty(*EMPTY[name])

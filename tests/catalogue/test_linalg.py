@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import NUMPY_2, check_all
+from tests.helpers import NUMPY_2, check_all, check_empty, check_like_numpy
 
 rng = np.random.default_rng(7)
 A = rng.standard_normal((4, 4)) + 4 * np.eye(4)
@@ -105,3 +105,106 @@ def test_unsupported_forms_raise_clearly():
         dr.grad(lambda a: np.sum(np.linalg.svd(a)[0]))(TALL)
     with pytest.raises(dr.NoDerivativeRule, match="reduced"):
         dr.grad(lambda a: np.sum(np.linalg.qr(a)[0]))(WIDE)
+
+
+# ------------------------------------------------------------------ solve: broadcasting
+SOLVE_SHAPES = [  # (a, b) pairs NumPy 2 accepts, stacked a with shared or stacked b
+    ((3, 4, 4), (4,)), ((3, 4, 4), (4, 2)), ((3, 4, 4), (1, 4, 2)), ((2, 1, 4, 4), (3, 4, 2)),
+    ((1, 4, 4), (4,)), ((4, 4), (3, 4, 2)), ((1, 4, 4), (3, 4, 1)), ((2, 3, 4, 4), (4,)),
+]
+
+
+@pytest.mark.parametrize("shapes", SOLVE_SHAPES, ids=str)
+def test_solve_stacked_a_with_shared_b_gives_the_right_gradient(shapes):
+    # The cotangent of a once paired the solution with a b-cotangent already summed over
+    # the stack, so a stacked a with a shared b got a wrong gradient.
+    sa, sb = shapes
+    a = rng.standard_normal(sa) + 4 * np.eye(4)
+    b = rng.standard_normal(sb)
+    check_all(np.linalg.solve, (a, b), order=2)
+
+
+# ------------------------------------------------------------------ det: singular matrices
+SINGULAR = {
+    "rank_n_minus_1": np.array([[1.0, 2, 3], [2, 4, 6], [1, 0, 1]]),
+    "zero_column_first": np.array([[0.0, 1], [0, 1]]),  # the zero pivot comes first
+    "rank_n_minus_2": rng.standard_normal((4, 2)) @ rng.standard_normal((2, 4)),
+    "rank_1": np.outer(rng.standard_normal(4), rng.standard_normal(4)),
+    "zero": np.zeros((3, 3)),
+    "stack_mixed": np.stack([[[1.0, 2], [2, 4]], [[2.0, 0], [0, 3]]]),
+    "nearly_singular": np.array([[1.0, 2], [2, 4 + 1e-9]]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SINGULAR))
+def test_det_of_singular_matrix_has_its_derivative(name):
+    # det(A) A^-1 is 0 * inf there (np.linalg.inv raised); the adjugate exists.
+    check_all(np.linalg.det, (SINGULAR[name],), order=2, rtol=1e-6, atol=1e-7)
+
+
+def test_det_derivatives_at_singular_points_closed_forms():
+    # 2x2: d det = adj(A)^T = [[d, -c], [-b, a]], and the Hessian is constant.
+    A2 = SINGULAR["zero_column_first"]
+    (a, b), (c, d) = A2
+    np.testing.assert_array_equal(dr.grad(np.linalg.det)(A2), [[d, -c], [-b, a]])
+    H = dr.hessian(np.linalg.det)(A2)
+    want = np.zeros((2, 2, 2, 2))
+    want[0, 0, 1, 1] = want[1, 1, 0, 0] = 1.0
+    want[0, 1, 1, 0] = want[1, 0, 0, 1] = -1.0
+    np.testing.assert_array_equal(H, want)
+    # rank n-1: the gradient is det-free, the rank-one cofactor matrix; it matches the
+    # cofactors of the 2x2 minors.
+    A3 = SINGULAR["rank_n_minus_1"]
+    cof = np.array([[(-1) ** (i + j) * np.linalg.det(np.delete(np.delete(A3, i, 0), j, 1))
+                     for j in range(3)] for i in range(3)])
+    np.testing.assert_allclose(dr.grad(np.linalg.det)(A3), cof, atol=1e-12)
+    np.testing.assert_allclose(dr.jacfwd(np.linalg.det)(A3), cof, atol=1e-12)
+    # rank <= n-2: the gradient is zero, the Hessian is not (entries +-det of 2x2 minors).
+    A4 = SINGULAR["rank_n_minus_2"]
+    np.testing.assert_allclose(dr.grad(np.linalg.det)(A4), 0.0, atol=1e-12)
+    H4 = dr.hessian(np.linalg.det)(A4)
+    # d^2 det / dA_00 dA_11 = det of A with rows/columns 0 and 1 removed
+    np.testing.assert_allclose(H4[0, 0, 1, 1], np.linalg.det(A4[2:, 2:]), atol=1e-12)
+    assert np.abs(H4).max() > 0.1
+
+
+def test_det_of_complex_singular_matrix():
+    A = np.array([[1 + 1j, 2], [1 + 1j, 2]])
+    dr.testing.check_grads(np.linalg.det, (A,), order=2)
+    G = np.array([[0.5 - 1j, 2j], [1.5, -1 + 0.25j]])
+    (a, b), (c, d) = A
+    (ga, gb), (gc, gd) = G
+    _, t = dr.jvp(np.linalg.det, (A,), (G,))
+    np.testing.assert_allclose(t, d * ga + a * gd - b * gc - c * gb, atol=1e-12)
+
+
+@pytest.mark.parametrize("f", [np.linalg.det, np.linalg.inv,
+                               lambda a: np.linalg.solve(a, np.zeros(0)),
+                               lambda a: np.linalg.matrix_power(a, 2)],
+                         ids=["det", "inv", "solve", "matrix_power"])
+def test_linalg_of_empty_matrices(f):
+    check_empty(f, np.zeros((0, 0)))
+    check_empty(f, np.zeros((2, 0, 0)))
+
+
+def test_det_of_an_empty_stack():
+    check_empty(np.linalg.det, np.zeros((0, 3, 3)))
+
+LIST_V, LIST_M = np.array([0.3, 0.6, 0.9]), np.array([[2.0, 0.5], [0.3, 1.5]])
+LIST_ARGS = {
+    "solve_list_b": (lambda a: np.linalg.solve(a, [1.0, 2.0]), LIST_M),
+    "solve_list_a": (lambda b: np.linalg.solve([[1.0, 0.2], [0.1, 2.0]], b), np.array([1.0, 2.0])),
+    "multi_dot": (lambda m: np.linalg.multi_dot([[[1.0, 0.2], [0.1, 2.0]], m]), LIST_M),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIST_ARGS))
+def test_linalg_takes_python_lists(name):
+    # solve indexed a list b
+    check_like_numpy(*LIST_ARGS[name])
+
+
+def test_multi_dot_out_refused():
+    # out= was accepted and ignored
+    with pytest.raises(dr.InPlaceError):
+        dr.grad(lambda a: np.sum(np.linalg.multi_dot([a, A, a], out=np.zeros((4, 4)))))(A)

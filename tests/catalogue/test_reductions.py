@@ -1,11 +1,13 @@
 """Reductions with axis and keepdims: JVP/VJP against finite differences, forward
 against reverse, and closed forms (prod with zeros, ties in max)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all
+from tests.helpers import check_all, check_empty, check_like_numpy
 
 rng = np.random.default_rng(1)
 X = rng.uniform(0.5, 2.0, size=(3, 4))
@@ -121,3 +123,101 @@ def test_dtype_argument_is_honoured():
         out, _ = dr.jvp(lambda a, f=f: f(a, dtype=np.float64), (x32,), (np.ones_like(x32),))
         assert out.dtype == f(x32, dtype=np.float64).dtype == np.float64
         np.testing.assert_allclose(out, f(x32, dtype=np.float64), rtol=1e-6)
+
+
+EMPTY = {
+    "prod_all": (np.prod, np.zeros(0)),
+    "prod_empty_axis": (lambda x: np.prod(x, axis=1), np.zeros((3, 0))),
+    "prod_other_axis": (lambda x: np.prod(x, axis=0), np.zeros((3, 0))),
+    "sum_all": (np.sum, np.zeros(0)),
+    "sum_empty_axis": (lambda x: np.sum(x, axis=1), np.zeros((3, 0))),
+    "mean_empty_axis_nan": (lambda x: np.mean(x, axis=1), np.zeros((3, 0))),
+    "cumsum": (np.cumsum, np.zeros(0)),
+    "cumprod": (lambda x: np.cumprod(x, axis=1), np.zeros((3, 0))),
+    "max_non_empty_axis": (lambda x: np.max(x, axis=1), np.zeros((0, 3))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY))
+def test_reductions_of_empty_arrays(name):
+    # prod over an empty axis crashed (its exclusive products were built from a ones column)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # mean of nothing
+        check_empty(*EMPTY[name])
+
+
+def test_grad_of_sum_of_empty():
+    assert dr.grad(np.sum)(np.zeros(0)).shape == (0,)
+    assert dr.grad(lambda x: np.sum(x[:0] * 2.0))(np.ones(3)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_max_of_empty_raises_like_numpy():
+    with pytest.raises(ValueError, match="zero-size"):
+        dr.grad(np.max)(np.zeros(0))
+    with pytest.raises(ValueError, match="zero-size"):
+        dr.jacrev(lambda x: np.min(x, axis=0))(np.zeros((0, 3)))
+
+
+@pytest.mark.parametrize("x", [[1.0, 0.0, 3.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0],
+                               [[2.0, 0.0], [0.0, 5.0]]], ids=str)
+def test_prod_with_zeros_exact_derivatives(x):
+    # d prod / d x_i is the product of the others, also where x holds one or more zeros.
+    x = np.array(x)
+    flat = x.ravel()
+    others = np.array([np.prod(np.delete(flat, i)) for i in range(flat.size)]).reshape(x.shape)
+    np.testing.assert_array_equal(dr.grad(np.prod)(x), others)
+    np.testing.assert_array_equal(dr.jacfwd(np.prod)(x), others)
+    H = dr.hessian(np.prod)(x).reshape(flat.size, flat.size)
+    want = np.array([[0.0 if i == j else np.prod(np.delete(flat, [i, j]))
+                      for j in range(flat.size)] for i in range(flat.size)])
+    np.testing.assert_array_equal(H, want)
+
+LIST_V, LIST_M = np.array([0.3, 0.6, 0.9]), np.array([[2.0, 0.5], [0.3, 1.5]])
+LIST_ARGS = {
+    "average_list_values": (lambda w: np.average([1.0, 2, 3], weights=w), LIST_V),
+    "average_list_weights": (lambda x: np.average(x, weights=[1.0, 2, 3]), LIST_V),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIST_ARGS))
+def test_reductions_take_python_lists(name):
+    # np.average([..], weights=w) multiplied a list
+    check_like_numpy(*LIST_ARGS[name])
+
+
+MASK = X > 1.2
+KEYWORDS = {  # where= and initial= were refused; honoured now
+    "sum_where": lambda x: np.sum(x, where=MASK),
+    "sum_where_axis_initial": lambda x: np.sum(x, axis=1, where=MASK, initial=2.0),
+    "sum_where_broadcast": lambda x: np.sum(x, axis=0, where=MASK[0]),
+    "prod_where_initial": lambda x: np.prod(x, axis=0, where=MASK, initial=0.5),
+    "mean_where": lambda x: np.mean(x, axis=1, where=MASK | np.eye(3, 4, dtype=bool)),
+    "mean_where_keepdims": lambda x: np.mean(x, axis=1, where=np.array([True, False, True, True]),
+                                             keepdims=True),
+    "nansum_where_initial": lambda x: np.nansum(np.where(x > 1.8, np.nan, x), axis=0,
+                                                where=MASK, initial=1.0),
+    "nanmean_where": lambda x: np.nanmean(np.where(x > 1.8, np.nan, x), axis=1,
+                                          where=MASK | np.eye(3, 4, dtype=bool)),
+}
+DTYPE_KEYWORDS = {  # dtype= was ignored
+    "nansum_dtype": lambda x, dt: np.nansum(x, dtype=dt),
+    "corrcoef_dtype": lambda x, dt: np.corrcoef(x, dtype=dt),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEYWORDS))
+def test_reduction_keywords_honoured(name):
+    check_like_numpy(KEYWORDS[name], X)
+
+
+@pytest.mark.parametrize("name", sorted(DTYPE_KEYWORDS))
+def test_reduction_dtype_honoured(name):
+    f = DTYPE_KEYWORDS[name]
+    check_like_numpy(lambda x: f(x, np.float32), X, reference=lambda x: f(x, None))
+
+
+def test_reduction_keywords_refused_clearly():
+    with pytest.raises(dr.NoDerivativeRule, match="initial"):
+        dr.grad(lambda x: np.max(x, initial=5.0))(X)
+    with pytest.raises(dr.NoDerivativeRule, match="where"):
+        dr.grad(lambda x: np.min(x, where=MASK, initial=5.0))(X)

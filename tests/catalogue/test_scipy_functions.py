@@ -10,7 +10,7 @@ import scipy.stats as st
 
 import dualrev as dr
 from dualrev.catalogue.scipy_functions import ORIGINALS
-from tests.helpers import check_all
+from tests.helpers import check_all, check_like_numpy
 
 rng = np.random.default_rng(12)
 x = rng.uniform(0.2, 0.8, 4)
@@ -77,3 +77,149 @@ def test_expm_closed_form():
     # d/dt expm(t A) at t = 1 is A expm(A)
     _, t = dr.jvp(lambda t: sla.expm(t * A), (1.0,), (1.0,))
     np.testing.assert_allclose(t, A @ sla.expm(A), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ multivariate_normal
+MVN_CALLS = {  # (x shape, keywords): SciPy takes the dimension from mean/cov, not from x
+    "defaults_1d_points": ((3,), {}),
+    "defaults_one_point": ((1,), {}),
+    "defaults_scalar": ((), {}),
+    "scalar_cov_1d_points": ((3,), {"cov": 2.0}),
+    "mean_only": ((3,), {"mean": np.zeros(3)}),
+    "cov_only": ((3,), {"cov": S}),
+    "rows": ((4, 3), {"cov": S}),
+    "diagonal_cov": ((4, 3), {"mean": np.ones(3), "cov": np.array([1.0, 2, 3])}),
+    "stacked_rows": ((2, 4, 3), {"cov": S}),
+    "one_row_squeezed": ((1, 3), {"cov": S}),
+    "scalar_mean_list_points": ((4,), {"mean": 0.5, "cov": 2.0}),
+    "column_of_points": ((4, 1), {"mean": [0.5]}),
+    "allow_singular_nonsingular": ((3,), {"mean": [0.0, 1, 2], "cov": S,
+                                          "allow_singular": True}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MVN_CALLS))
+def test_mvn_logpdf_reads_arguments_like_scipy(name):
+    # With default mean/cov a 1-D x is a list of 1-D points; dualrev read it as one point.
+    shape, kw = MVN_CALLS[name]
+    x0 = rng.standard_normal(shape) if shape else 0.7
+    f = lambda v: st.multivariate_normal.logpdf(v, **kw)
+    want = ORIGINALS[st.multivariate_normal.logpdf](x0, **kw)
+    out = dr.jvp(f, (x0,), (np.ones(shape) if shape else 1.0,))[0]
+    assert np.shape(out) == np.shape(want)
+    np.testing.assert_allclose(out, want, rtol=1e-12)
+    check_all(f, (x0,), order=2, rtol=1e-5, atol=1e-7)
+
+
+def test_mvn_logpdf_singular_cov_with_allow_singular_raises_clearly():
+    C = np.array([[1.0, 1.0], [1.0, 1.0]])
+    with pytest.raises(dr.NoDerivativeRule, match="allow_singular"):
+        dr.grad(lambda v: st.multivariate_normal.logpdf(v, cov=C, allow_singular=True))(
+            np.array([0.5, 0.5]))
+
+
+# ------------------------------------------------------------------ logsumexp(b=)
+B = rng.standard_normal((3, 4))
+LSE_CALLS = {
+    "b_mixed_signs": {"b": B},
+    "b_negative_sum": {"b": -np.abs(B)},
+    "b_axis": {"b": B, "axis": 1},
+    "b_keepdims": {"b": B, "axis": 0, "keepdims": True},
+    "b_sign": {"b": B, "return_sign": True},
+    "b_axis_sign": {"b": B, "axis": 1, "return_sign": True},
+    "b_scalar": {"b": 2.0},
+    "b_broadcast": {"b": B[0], "axis": 1},
+    "axes_tuple": {"axis": (0, 1)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(LSE_CALLS))
+def test_logsumexp_b_values_like_scipy(name):
+    # A negative sum gave log|sum| where SciPy gives nan (or the sign with return_sign).
+    kw = LSE_CALLS[name]
+    a = rng.standard_normal((3, 4))
+    want = ORIGINALS[sc.logsumexp](a, **kw)
+    got = dr.jvp(lambda v: sc.logsumexp(v, **kw), (a,), (a,))[0]
+    for w, g in zip(*(((want,), (got,)) if not kw.get("return_sign") else (want, got)),
+                    strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+        assert np.shape(g) == np.shape(w)
+
+
+def test_logsumexp_b_derivatives():
+    a = rng.standard_normal((3, 4))
+    check_all(lambda v, w: sc.logsumexp(v, axis=1, b=w, return_sign=True)[0], (a, B),
+              order=2, rtol=1e-5, atol=1e-7)
+    # the derivative in a zero weight is exp(a_i) / sum, not 0 (JAX masks that entry)
+    b0 = np.array([1.0, 0.0, 0.5])
+    g = dr.grad(lambda w: sc.logsumexp(np.array([1.0, 2, 3]), b=w))(b0)
+    s = np.sum(b0 * np.exp([1.0, 2, 3]))
+    np.testing.assert_allclose(g, np.exp([1.0, 2, 3]) / s, rtol=1e-12)
+
+
+def test_logsumexp_edge_values_like_scipy():
+    lse = ORIGINALS[sc.logsumexp]
+    for a, b in [(np.array([1.0, np.inf]), np.array([1.0, 0.0])),
+                 (np.array([1000.0, 1.0]), np.array([0.0, 1.0])),
+                 (np.zeros(0), None), (np.zeros((3, 0)), None)]:
+        want = lse(a, b=b, axis=-1, return_sign=True)
+        got = dr.jvp(lambda v, b=b: sc.logsumexp(v, b=b, axis=-1, return_sign=True), (a,),
+                     (np.ones(a.shape),))[0]
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_array_equal(
+            dr.jvp(lambda v, b=b: sc.logsumexp(v, b=b, axis=-1), (a,), (np.ones(a.shape),))[0],
+            lse(a, b=b, axis=-1))
+
+LIST_V, LIST_M = np.array([0.3, 0.6, 0.9]), np.array([[2.0, 0.5], [0.3, 1.5]])
+LIST_ARGS = {
+    "lu_solve_list_b": (lambda a: sla.lu_solve(sla.lu_factor(a), [1.0, 2.0]), LIST_M),
+    "solve_triangular_list_a": (lambda b: sla.solve_triangular([[1.0, 0], [2, 3]], b, lower=True),
+                                np.array([1.0, 2.0])),
+    "logsumexp_list_b": (lambda x: sc.logsumexp(x, b=[1.0, 2, 3]), LIST_V),
+    "mvn_list_mean_cov": (lambda x: st.multivariate_normal.logpdf(x, [0.0, 0.1],
+                                                                  [[1.0, 0.2], [0.2, 2.0]]),
+                          np.array([0.3, 0.6])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIST_ARGS))
+def test_scipy_functions_take_python_lists(name):
+    # lu_solve indexed a list b
+    check_like_numpy(*LIST_ARGS[name])
+
+
+def test_scipy_keywords_honoured_or_refused():
+    # softplus's keywords are its ufunc's: dtype= honoured, the rest refused by name
+    got, _ = dr.jvp(lambda v: sc.softplus(v, dtype=np.float32), (x,), (x,))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ORIGINALS[sc.softplus](x, dtype=np.float32), rtol=1e-6)
+    with pytest.raises(dr.NoDerivativeRule, match="where"):
+        dr.grad(lambda v: np.sum(sc.softplus(v, where=v > 0.5)))(x)
+    with pytest.raises(dr.NoDerivativeRule, match="disp=False"):
+        dr.grad(lambda a: np.sum(sla.sqrtm(a, disp=False)[0]))(S)
+    # check_finite=True refuses infs and nans, as SciPy does
+    bad = S.copy()
+    bad[0, 0] = np.nan
+    for call in (lambda a: sla.cho_factor(a)[0], lambda a: sla.lu_factor(a)[0],
+                 lambda a: sla.cho_solve((np.linalg.cholesky(S), True), a[0]),
+                 lambda a: sla.lu_solve(sla.lu_factor(S), a[0])):
+        with pytest.raises(ValueError, match="infs or NaNs"):
+            dr.jvp(call, (bad,), (bad,))
+    check_all(lambda a: sla.cho_solve(sla.cho_factor(a, check_finite=False), x[:3],
+                                      check_finite=False), (S,), order=1)
+
+
+@pytest.mark.parametrize("kw", [{}, {"b": np.array([1.0, -2.0, 0.5])}, {"return_sign": True}],
+                         ids=["plain", "b", "return_sign"])
+def test_logsumexp_complex_keeps_the_phase(kw):
+    # log|sum| dropped the imaginary part of SciPy's principal log
+    z = np.array([1 + 1j, 2 - 0.5j, 1 + 3j])
+    want = ORIGINALS[sc.logsumexp](z, **kw)
+    got = dr.jvp(lambda v: sc.logsumexp(v, **kw), (z,), (z,))[0]
+    for g, w in zip(got if kw.get("return_sign") else (got,),
+                    want if kw.get("return_sign") else (want,), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-13)
+    f = (lambda v: sc.logsumexp(v, **kw)[0]) if kw.get("return_sign") else (
+        lambda v: sc.logsumexp(v, **kw))
+    dr.testing.check_grads(f, (z,), order=2)

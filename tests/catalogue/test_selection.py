@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from tests.helpers import check_all
+from tests.helpers import check_all, check_empty, check_like_numpy
 
 rng = np.random.default_rng(13)
 x = rng.standard_normal(6)
@@ -68,3 +68,63 @@ def test_sort_gradient_follows_the_permutation():
     v = np.array([3.0, 1.0, 2.0])
     w = np.array([10.0, 20.0, 30.0])
     np.testing.assert_array_equal(dr.grad(lambda v: np.sum(np.sort(v) * w))(v), [30, 10, 20])
+
+
+EMPTY = {
+    "sort": (np.sort, np.zeros(0)),
+    "sort_axis0": (lambda x: np.sort(x, axis=0), np.zeros((3, 0))),
+    "sort_flat": (lambda x: np.sort(x, axis=None), np.zeros((3, 0))),
+    "take_along_axis": (lambda x: np.take_along_axis(x, np.zeros((3, 0), dtype=int), axis=1),
+                        np.zeros((3, 0))),
+    "diff": (np.diff, np.zeros((3, 0))),
+    "interp_at_no_points": (lambda x: np.interp(x, np.array([0.0, 1]), np.array([0.0, 2])),
+                            np.zeros(0)),
+    "polyval_no_coefficients": (lambda p: np.polyval(p, 2.0), np.zeros(0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY))
+def test_selection_of_empty_arrays(name):
+    check_empty(*EMPTY[name])
+
+
+def test_gradient_too_short_raises_like_numpy():
+    for x, kw in [(np.zeros(0), {}), (np.ones(1), {}), (np.ones(2), {"edge_order": 2})]:
+        with pytest.raises(ValueError, match="too small"):
+            np.gradient(x, **kw)
+        with pytest.raises(ValueError, match="too small"):
+            dr.jacrev(lambda v, kw=kw: np.gradient(v, **kw))(x)
+
+LIST_V, LIST_M = np.array([0.3, 0.6, 0.9]), np.array([[2.0, 0.5], [0.3, 1.5]])
+LIST_ARGS = {
+    "interp_lists": (lambda x: np.interp(x, [0.0, 1], [0.0, 3]), LIST_V),
+    "interp_fp_traced": (lambda fp: np.interp([0.2, 0.7], [0.0, 1], fp), np.array([0.0, 3.0])),
+    "polyval_list_coefficients": (lambda x: np.polyval([1.0, 2, 3], x), LIST_V),
+    "polyval_list_points": (lambda p: np.polyval(p, [1.0, 2.0]), LIST_V),
+    "correlate_list": (lambda x: np.correlate(x, [1.0, 2.0], 'full'), LIST_V),
+    "convolve_list": (lambda x: np.convolve([1.0, 2.0], x), LIST_V),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIST_ARGS))
+def test_selection_takes_python_lists(name):
+    # np.interp(x, [0., 1], [0., 3]) indexed the lists
+    check_like_numpy(*LIST_ARGS[name])
+
+
+def test_linspace_dtype_and_device():
+    check_like_numpy(lambda s: np.linspace(s, 3.0, 5, dtype=np.float32), 0.5,
+                     reference=lambda s: np.linspace(s, 3.0, 5))
+    with pytest.raises(ValueError, match="Device"):
+        dr.grad(lambda s: np.sum(np.linspace(s, 3.0, 5, device="gpu")))(0.5)
+    # an integer dtype floors: a plain, piecewise constant result
+    got = dr.jacfwd(lambda s: np.linspace(s, 3.0, 4, dtype=int) * 1.0 + s)(-2.5)
+    np.testing.assert_array_equal(got, np.ones(4))
+
+
+def test_sort_order_refused():
+    with pytest.raises(dr.NoDerivativeRule, match="order="):
+        dr.grad(lambda x: np.sum(np.sort(x, order="f")))(LIST_V)
+    # kind= and stable= change no value
+    check_like_numpy(lambda x: np.sort(x[::-1], kind="heapsort"), LIST_V)
+    check_like_numpy(lambda x: np.sort(x[::-1], stable=True), LIST_V)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import NUMPY_2, check_all
+from tests.helpers import NUMPY_2, check_all, check_empty, check_like_numpy
 
 rng = np.random.default_rng(2)
 A = rng.standard_normal((2, 3, 4))
@@ -106,3 +106,69 @@ def test_cross(args):
 @pytest.mark.skipif(not NUMPY_2, reason="np.permute_dims is new in NumPy 2.0")
 def test_permute_dims_alias():
     check_all(lambda x: np.permute_dims(x, (2, 0, 1)), (A,), order=1)
+
+
+EMPTY = {
+    "diag_of_empty_vector": (np.diag, np.zeros(0)),
+    "diag_of_empty_matrix": (np.diag, np.zeros((3, 0))),
+    "diagonal": (np.diagonal, np.zeros((3, 0))),
+    "trace": (np.trace, np.zeros((3, 0))),
+    "roll": (lambda x: np.roll(x, 1), np.zeros(0)),
+    "repeat": (lambda x: np.repeat(x, 2), np.zeros(0)),
+    "tile": (lambda x: np.tile(x, 2), np.zeros(0)),
+    "flip": (np.flip, np.zeros((0, 2))),
+    "concatenate": (lambda x: np.concatenate([x, x]), np.zeros(0)),
+    "reshape": (lambda x: np.reshape(x, (0, 5)), np.zeros(0)),
+    "pad": (lambda x: np.pad(x, 1), np.zeros(0)),
+    "split": (lambda x: np.split(x, 2)[0], np.zeros(0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY))
+def test_shape_functions_of_empty_arrays(name):
+    check_empty(*EMPTY[name])
+
+LIST_V, LIST_M = np.array([0.3, 0.6, 0.9]), np.array([[2.0, 0.5], [0.3, 1.5]])
+LIST_ARGS = {
+    "cross_list": (lambda x: np.cross(x, [1.0, 2, 3]), LIST_V),
+    "cross_list_first": (lambda x: np.cross([1.0, 2, 3], x), LIST_V),
+    "hstack": (lambda x: np.hstack([[1.0], x]), LIST_V),
+    "column_stack": (lambda x: np.column_stack([[1.0, 2, 3], x]), LIST_V),
+    "diff_prepend": (lambda x: np.diff(x, prepend=[0.0]), LIST_V),
+}
+
+@pytest.mark.parametrize("name", sorted(LIST_ARGS))
+def test_shape_functions_take_python_lists(name):
+    check_like_numpy(*LIST_ARGS[name])
+
+
+KEYWORDS = {  # dtype= and casting= were accepted and ignored
+    "concatenate_dtype": lambda x, dt: np.concatenate([x, x], dtype=dt),
+    "stack_dtype": lambda x, dt: np.stack([x, x], axis=1, dtype=dt),
+    "hstack_dtype": lambda x, dt: np.hstack([x, x], dtype=dt),
+    "vstack_dtype": lambda x, dt: np.vstack([x, x], dtype=dt),
+    "concatenate_casting_unsafe": lambda x, dt: np.concatenate([x, x], dtype=dt,
+                                                               casting="unsafe"),
+    "trace_dtype": lambda x, dt: np.trace(np.outer(x, x), dtype=dt),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEYWORDS))
+def test_shape_keywords_honoured(name):
+    f = KEYWORDS[name]
+    check_like_numpy(lambda x: f(x, np.float32), LIST_V, reference=lambda x: f(x, None))
+
+
+def test_shape_keywords_refused_like_numpy():
+    import dualrev as dr
+
+    f32 = LIST_V.astype(np.float32)
+    for join in (np.concatenate, np.stack, np.vstack):
+        with pytest.raises(TypeError, match="rule 'no'"):
+            join([LIST_V, f32], casting="no")
+        with pytest.raises(TypeError, match="rule 'no'"):
+            dr.grad(lambda x, join=join: np.sum(join([x, f32], casting="no")))(LIST_V)
+    with pytest.raises(ValueError, match="unsupported keyword"):
+        dr.grad(lambda x: np.sum(np.pad(x, 1, end_values=3.0)))(LIST_V)
+    with pytest.raises(dr.InPlaceError):
+        dr.grad(lambda x: np.trace(np.outer(x, x), out=np.zeros(())))(LIST_V)
