@@ -530,8 +530,10 @@ def jvp_batched(f: Callable[..., Any], x: Any, tangents: Any) -> tuple[Any, Any]
 
 
 def linear_transpose(linear: Callable[[Any], Any], in_shape: tuple[int, ...], ct: Any,
-                     nb: int = 0) -> Any:
-    """Cotangent of the input of the linear map ``linear`` (on arrays of ``in_shape``)
-    for the output cotangent ``ct``, which may carry ``nb`` leading batch axes."""
-    rec = _Recording(linear, (np.zeros(in_shape),), (0,), False, "transpose")
+                     nb: int = 0, dtype: Any = float) -> Any:
+    """Cotangent of the input of the linear map ``linear`` (on arrays of ``in_shape`` and
+    ``dtype``) for the output cotangent ``ct``, which may carry ``nb`` leading batch axes.
+    A complex input keeps the imaginary part of its cotangent (a real one would drop it:
+    a real argument's cotangent is the real part of what arrives)."""
+    rec = _Recording(linear, (np.zeros(in_shape, dtype),), (0,), False, "transpose")
     return rec.pull([ct], nb=nb, keep=False)[0]
