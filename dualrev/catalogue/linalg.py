@@ -73,6 +73,12 @@ def _real_part(x: Any, like: Any) -> Any:
     return np.real(x) if is_complex(like) else x
 
 
+def _exact(value: Any, expr: Any) -> Any:
+    """``expr``'s derivative with NumPy's own ``value`` (equal up to rounding): expr minus
+    its own value is exactly zero, and carries expr's derivative at every level."""
+    return value + (expr - strip(expr))
+
+
 class _Packing:
     """Several outputs packed along one last axis: parts of shapes lead + trailing[i]."""
 
@@ -277,7 +283,8 @@ def _eigh(a: Any, UPLO: str = "L") -> Any:
 
 @register_function(np.linalg.eigvalsh)
 def _eigvalsh(a: Any, UPLO: str = "L") -> Any:
-    return _eigh(a, UPLO)[0]
+    # NumPy's eigvalsh skips the eigenvectors (another LAPACK path, other rounding)
+    return _exact(np.linalg.eigvalsh(strip(a), UPLO), _eigh(a, UPLO)[0])
 
 
 # ------------------------------------------------------------------ svd
@@ -436,12 +443,6 @@ def _pinv_jvp(g: Any, ans: Any, a: Any, rcond: Any, hermitian: bool) -> Any:
 pinv_p = transpose_jvp(Primitive("pinv", _pinv_impl).defjvp(_pinv_jvp))
 
 _NOT_GIVEN = object()
-
-
-def _exact(value: Any, expr: Any) -> Any:
-    """``expr``'s derivative with NumPy's own ``value`` (equal up to rounding): expr minus
-    its own value is exactly zero, and carries expr's derivative at every level."""
-    return value + (expr - strip(expr))
 
 
 @register_function(np.linalg.pinv)
