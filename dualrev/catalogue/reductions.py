@@ -438,10 +438,9 @@ def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: A
         fact = 0.0
     xc = x - avg[:, None]
     xc_t = np.transpose(xc) if w is None else np.transpose(xc * w)
-    scale = np.true_divide(1, fact)
-    if not isinstance(scale, Tracer):
-        scale = scale.item()  # a Python scalar keeps a float32/complex64 result's dtype
-    c = (xc @ np.conjugate(xc_t)) * scale
+    c = xc @ np.conjugate(xc_t)
+    # NumPy scales in place, c *= 1 / fact: in float64, cast back to c's dtype
+    c = astype(c * np.true_divide(1, fact), np.result_type(strip(c)))
     return np.squeeze(c)
 
 
