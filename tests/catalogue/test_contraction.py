@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
+from dualrev.testing import check_grads
 from tests.helpers import check_all
 
 rng = np.random.default_rng(4)
@@ -74,3 +75,13 @@ def test_dot_method():
     check_all(lambda x: x.dot(b), (a,), order=2)
     with pytest.raises(dr.TracerConversionError):
         dr.grad(lambda y: np.sum(a.dot(y)))(b)
+
+
+def test_vdot_conjugates_its_first_argument():
+    r = np.random.default_rng(20)
+    a = r.standard_normal((2, 3)) + 1j * r.standard_normal((2, 3))
+    b = r.standard_normal((2, 3)) + 1j * r.standard_normal((2, 3))
+    value = dr.jvp(np.vdot, (a, b), (np.zeros_like(a), np.zeros_like(b)))[0]
+    np.testing.assert_allclose(value, np.vdot(a, b), rtol=1e-14)
+    check_grads(np.vdot, (a, b), order=2)
+    check_grads(np.vdot, (a.real.copy(), b), order=1)  # a real first argument: no conjugate
