@@ -12,6 +12,12 @@ triangle, so their derivatives are those of that function (cotangents land on th
 triangle). Symmetrise the input yourself, ``(A + A.T) / 2``, to spread them evenly.
 eigh/eigvalsh need distinct eigenvalues and svd distinct nonzero singular values: at a
 degeneracy the derivative of the eigenvectors does not exist and comes out inf/nan.
+
+Complex matrices: every rule uses the conjugate transpose (``_H``) where the real one has
+a transpose, and real outputs (eigenvalues, singular values, log|det|) get real tangents.
+Complex eigenvectors and singular vectors are fixed only up to a phase each; their JVPs
+pick one gauge (stated at each rule), so only phase-invariant functions of them have
+meaningful derivatives.
 """
 
 from __future__ import annotations
