@@ -314,8 +314,18 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
         given = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
         axes = tuple(int(a) % nd for a in given)  # order matters for matrix norms
         matrix = len(axes) == 2
-    if ord is None or ord == "fro" or (ord == 2 and not matrix):
-        # Like sqrt at 0, the derivative at x = 0 is undefined: it comes out as nan.
+    if axis is None and (ord is None or (ord in ("f", "fro") and nd == 2)
+                         or (ord == 2 and nd == 1)):
+        # NumPy's own spelling (dot products of the flattened parts), so values agree to
+        # the last bit. Like sqrt at 0, the derivative at x = 0 is undefined: nan.
+        flat = np.ravel(x)
+        if is_complex(flat):
+            re, im = np.real(flat), np.imag(flat)
+            out = np.sqrt(np.dot(re, re) + np.dot(im, im))
+        else:
+            out = np.sqrt(np.dot(flat, flat))
+        return np.reshape(out, (1,) * nd) if keepdims else out
+    if ord is None or ord in ("f", "fro") or (ord == 2 and not matrix):
         return np.sqrt(_sum(abs2(x), axes, keepdims=keepdims))
     if matrix:
         rows, cols = axes

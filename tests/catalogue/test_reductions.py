@@ -248,3 +248,24 @@ def test_complex_statistics_gradients_match_jax(name):
                                rtol=1e-12)
     np.testing.assert_allclose(dr.grad(lambda a: loss(np, a))(Z),
                                jax_grad(lambda a: loss(jnp, a), jnp.asarray(Z)), rtol=1e-10)
+
+
+NORMS = ([("vector", o, None) for o in (None, 2, 1, -1, 3, 0.5, np.inf, -np.inf, 0)]
+         + [("matrix", o, None) for o in (None, "fro", "f", 1, -1, np.inf, -np.inf, 2, -2,
+                                          "nuc")]
+         + [("matrix", o, (1, 0)) for o in (None, "fro", 1, np.inf, 2, "nuc")]
+         + [("matrix", o, 1) for o in (None, 2, 1, np.inf)])
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+@pytest.mark.parametrize(("kind", "ord", "axis"), NORMS)
+def test_norm_of_complex_is_real_and_exact(kind, ord, axis, cplx):
+    # it was sqrt(sum z**2): complex, and wrong
+    x = Z if kind == "matrix" else ZV
+    if not cplx:
+        x = x.real.copy()
+    f = lambda a: np.linalg.norm(a, ord, axis)
+    _assert_same(_value(f, x), f(x))
+    if ord != 0:
+        check_grads(f, (x,), order=2 if ord not in (np.inf, -np.inf, 1, -1) else 1,
+                    rtol=1e-6, atol=1e-8)
