@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 
 from .errors import DualrevError
-from .primitive import Primitive, bind, ndim_of, shape_of
+from .primitive import Primitive, bind, is_complex, ndim_of, shape_of
 
 
 def _zeros_like(x: Any) -> Any:
-    return np.zeros(shape_of(x))
+    # complex zeros for a complex x: a real input to a transposed rule would have the
+    # imaginary part of its cotangent dropped
+    return np.zeros(shape_of(x), complex if is_complex(x) else float)
 
 
 def _per_batch(nb: int, batched: Any, compute: Callable[[Any], Any]) -> Any:
@@ -180,7 +182,9 @@ def transpose_jvp(prim: Primitive) -> Primitive:
                 return prim.jvp_joint(tangents, ans, *primals, **params)
             return prim.jvps[i](t, ans, *primals, **params)  # type: ignore[index]
 
-        return linear_transpose(linear, shape_of(primals[i]), g, ndim_of(g) - ndim_of(ans))
+        x = primals[i]
+        return linear_transpose(linear, shape_of(x), g, ndim_of(g) - ndim_of(ans),
+                                complex if is_complex(x) else float)
 
     prim.defvjp_indexed(vjp)
     return prim

@@ -235,13 +235,33 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
     return res + (aux,) if has_aux else res
 
 
-def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -> Callable:
-    """Jacobian by forward mode: all basis tangents pushed through one vectorised pass."""
+def _check_fwd_inputs(leaves: list[Any], holomorphic: bool) -> None:
+    """jacfwd's basis tangents are real: for a complex input they give only the derivative
+    along the real axis, which is the whole Jacobian for a holomorphic function alone.
+    Like JAX, refuse complex inputs unless holomorphic=True, and real ones with it."""
+    for x in leaves:
+        kind = _dtype_of(x).kind
+        if kind == "c" and not holomorphic:
+            raise DualrevError(
+                f"dualrev.jacfwd needs real inputs, got {_dtype_of(x)}: its basis tangents "
+                "see only the derivative along the real axis. For a holomorphic function "
+                "pass holomorphic=True; for a real-valued one use jacrev; otherwise split "
+                "the input into real and imaginary parts, or use dualrev.jvp directly")
+        if kind != "c" and holomorphic:
+            raise DualrevError(f"dualrev.jacfwd with holomorphic=True needs complex inputs, "
+                               f"got {_dtype_of(x)}")
+
+
+def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
+           holomorphic: bool = False) -> Callable:
+    """Jacobian by forward mode: all basis tangents pushed through one vectorised pass.
+    Inputs must be real, or complex with ``holomorphic=True`` (giving f'(z))."""
 
     @functools.wraps(f)
     def jac(*args: Any) -> Any:
         nums, single = _argnums(argnums, len(args))
         leaves, defs = _split_inputs(args, nums)
+        _check_fwd_inputs(leaves, holomorphic)
         sizes = [math.prod(shape_of(x)) for x in leaves]
         n = sum(sizes)
         eye = _identity(n)
@@ -466,10 +486,12 @@ def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     return jac
 
 
-def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False) -> Callable:
+def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
+             holomorphic: bool = False) -> Callable:
     """Jacobian by the cheaper mode: reverse when outputs are no more than inputs
-    (counting elements), forward otherwise."""
-    fwd = jacfwd(f, argnums, has_aux)
+    (counting elements), forward otherwise; always reverse for complex inputs of a
+    real-valued function (forward mode needs ``holomorphic=True`` for them)."""
+    fwd = jacfwd(f, argnums, has_aux, holomorphic)
 
     @functools.wraps(f)
     def jac(*args: Any) -> Any:
@@ -478,8 +500,10 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False)
         n_in = sum(math.prod(shape_of(x)) for x in rec.leaves)
         n_out = sum(math.prod(shape_of(o)) for o in rec.outs)
         complex_out = any(_dtype_of(o).kind == "c" for o in rec.outs)
-        if n_out <= n_in and not complex_out:
-            res = _jacrev_from(rec, single)
+        complex_in = any(_dtype_of(x).kind == "c" for x in rec.leaves)
+        if (holomorphic or not complex_out) and (n_out <= n_in or
+                                                 (complex_in and not holomorphic)):
+            res = _jacrev_from(rec, single, holomorphic)
             return (res, rec.aux) if has_aux else res
         del rec
         return fwd(*args)
@@ -488,10 +512,12 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False)
 
 
 # ------------------------------------------------------------------ second order
-def hessian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
+def hessian(f: Callable[..., Any], argnums: ArgNums = 0, holomorphic: bool = False) -> Callable:
     """Hessian by forward-over-reverse, shape ``in.shape + in.shape`` for a scalar ``f``
-    (``out.shape + in.shape + in.shape`` in general)."""
-    return jacfwd(jacrev(f, argnums), argnums)
+    (``out.shape + in.shape + in.shape`` in general); complex inputs need a holomorphic
+    ``f`` and ``holomorphic=True``, as in JAX."""
+    return jacfwd(jacrev(f, argnums, holomorphic=holomorphic), argnums,
+                  holomorphic=holomorphic)
 
 
 def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
@@ -530,8 +556,10 @@ def jvp_batched(f: Callable[..., Any], x: Any, tangents: Any) -> tuple[Any, Any]
 
 
 def linear_transpose(linear: Callable[[Any], Any], in_shape: tuple[int, ...], ct: Any,
-                     nb: int = 0) -> Any:
-    """Cotangent of the input of the linear map ``linear`` (on arrays of ``in_shape``)
-    for the output cotangent ``ct``, which may carry ``nb`` leading batch axes."""
-    rec = _Recording(linear, (np.zeros(in_shape),), (0,), False, "transpose")
+                     nb: int = 0, dtype: Any = float) -> Any:
+    """Cotangent of the input of the linear map ``linear`` (on arrays of ``in_shape`` and
+    ``dtype``) for the output cotangent ``ct``, which may carry ``nb`` leading batch axes.
+    A complex input keeps the imaginary part of its cotangent (a real one would drop it:
+    a real argument's cotangent is the real part of what arrives)."""
+    rec = _Recording(linear, (np.zeros(in_shape, dtype),), (0,), False, "transpose")
     return rec.pull([ct], nb=nb, keep=False)[0]

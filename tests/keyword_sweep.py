@@ -11,7 +11,7 @@ from typing import Any
 
 import dualrev  # noqa: F401  (fills the registries)
 from dualrev.catalogue.scipy_functions import ORIGINALS
-from dualrev.primitive import _LOADS, FUNCTION_HANDLERS, qualified_name
+from dualrev.primitive import _READS, FUNCTION_HANDLERS, qualified_name
 
 # (function, keyword) accepted and unread on purpose: it changes no value.
 NO_EFFECT = {
@@ -34,16 +34,11 @@ NO_EFFECT = {
     ("scipy.linalg.cho_solve", "overwrite_b"): "permits SciPy to reuse b; no value changes",
     ("scipy.linalg.lu_factor", "overwrite_a"): "permits SciPy to reuse a; no value changes",
     ("scipy.linalg.lu_solve", "overwrite_b"): "permits SciPy to reuse b; no value changes",
+    ("scipy.linalg.solve_triangular", "overwrite_b"): "permits SciPy to reuse b; no value changes",
     ("scipy.linalg.sqrtm", "blocksize"): "unused by SciPy's algorithm too (deprecated)",
 }
 # Owned by another part of issue 10 (complex numbers / their keywords): still unread here.
-PENDING = {
-    ("numpy.cov", "dtype"), ("numpy.linalg.pinv", "rcond"), ("numpy.linalg.pinv", "hermitian"),
-    ("numpy.linalg.pinv", "rtol"), ("numpy.linalg.svd", "hermitian"), ("numpy.std", "mean"),
-    ("numpy.var", "dtype"), ("numpy.var", "mean"),
-    ("scipy.linalg.solve_triangular", "overwrite_b"),
-    ("scipy.linalg.solve_triangular", "check_finite"),
-}
+PENDING: set[tuple[str, str]] = set()  # none left
 # Handlers taking **kwargs, and what they do with them.
 FORWARDS = {
     "numpy.pad": "constant_values= read; the other modes' keywords refused as NumPy does",
@@ -51,13 +46,15 @@ FORWARDS = {
     "numpy.full_like": "passed on to NumPy (device=)",
     "scipy.special.softplus": "passed on to np.logaddexp: the ufunc protocol honours or "
                               "refuses each",
+    "numpy.fix": "passed on to NumPy (zero derivative), whose deprecation warning reaches the "
+                 "caller",
     "numpy.clip": "min=/max= read, dtype= honoured, the other ufunc keywords refused",
 }  # plus the zero-derivative functions of catalogue/inspection.py, which pass all to NumPy
 
 
 def _reads(code: Any, loaded: set[str]) -> None:
     for ins in dis.get_instructions(code):
-        if ins.opname in _LOADS:
+        if ins.opname in _READS:
             v = ins.argval
             loaded.update(v if isinstance(v, tuple) else (v,))
     for const in code.co_consts:

@@ -76,14 +76,21 @@ def _angle(z: Any, deg: bool = False) -> Any:
     return out * (180 / np.pi) if deg else out
 
 
+def _unit(z: Any, ans: Any) -> Any:
+    """conj(z) / |z|, and 0 at z = 0 (JAX's convention, like abs'(0) = 0 for reals). The
+    denominator is guarded too, so no nan reaches a higher derivative."""
+    zero = np.equal(strip(ans), 0)
+    return np.where(zero, 0.0, np.conjugate(z) / np.where(zero, 1.0, ans))
+
+
 def abs_jvp(g: Any, ans: Any, x: Any) -> Any:
-    """|x|: sign(x) g for reals; Re(conj(z) g) / |z| for complex z."""
+    """|x|: sign(x) g for reals; Re(conj(z) g) / |z| for complex z (0 at z = 0)."""
     if is_complex(x):
-        return np.real(np.conjugate(x) * g) / ans
+        return np.real(_unit(x, ans) * g)
     return g * np.sign(x)
 
 
 def abs_vjp(g: Any, ans: Any, x: Any) -> Any:
     if is_complex(x):
-        return g * np.conjugate(x) / ans
+        return g * _unit(x, ans)
     return g * np.sign(x)

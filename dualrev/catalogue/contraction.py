@@ -18,6 +18,7 @@ from ..primitive import (
     Primitive,
     Tracer,
     bind,
+    is_complex,
     ndim_of,
     register_function,
     register_ufunc,
@@ -328,4 +329,7 @@ def _outer(a: Any, b: Any, out: Any = None) -> Any:
 
 @register_function(np.vdot)
 def _vdot(a: Any, b: Any) -> Any:
-    return np.sum(_ravel(a) * _ravel(b))
+    a = _ravel(a)
+    if is_complex(a):  # vdot conjugates its first argument
+        a = np.conjugate(a)
+    return np.sum(a * _ravel(b))

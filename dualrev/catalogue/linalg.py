@@ -12,6 +12,12 @@ triangle, so their derivatives are those of that function (cotangents land on th
 triangle). Symmetrise the input yourself, ``(A + A.T) / 2``, to spread them evenly.
 eigh/eigvalsh need distinct eigenvalues and svd distinct nonzero singular values: at a
 degeneracy the derivative of the eigenvectors does not exist and comes out inf/nan.
+
+Complex matrices: every rule uses the conjugate transpose (``_H``) where the real one has
+a transpose, and real outputs (eigenvalues, singular values, log|det|) get real tangents.
+Complex eigenvectors and singular vectors are fixed only up to a phase each; their JVPs
+pick one gauge (stated at each rule), so only phase-invariant functions of them have
+meaningful derivatives.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from ..errors import InPlaceError, NoDerivativeRule
 from ..primitive import (
     Primitive,
     bind,
+    is_complex,
     ndim_of,
     register_function,
     shape_of,
@@ -52,9 +59,31 @@ def _diag_embed(v: Any) -> Any:
     return v[..., None] * np.eye(n)
 
 
+def _H(x: Any) -> Any:
+    """The conjugate transpose of a stack of matrices (the transpose for real ones)."""
+    return np.conjugate(_T(x)) if is_complex(x) else _T(x)
+
+
 def _sym_lower(x: Any) -> Any:
-    """The symmetric matrix NumPy's eigh/cholesky see: the lower triangle mirrored."""
+    """The Hermitian (for reals: symmetric) matrix NumPy's eigh/cholesky see: the lower
+    triangle mirrored and conjugated. LAPACK reads only the real part of a complex
+    diagonal, so its imaginary part has no effect (and no derivative)."""
+    if is_complex(x):
+        low = np.tril(x, -1)
+        return low + _H(low) + _diag_embed(np.real(np.diagonal(x, axis1=-2, axis2=-1)))
     return np.tril(x) + _T(np.tril(x, -1))
+
+
+def _real_part(x: Any, like: Any) -> Any:
+    """A real output packed beside complex ones (eigenvalues, singular values), made real
+    again: its value is exact and its tangent real."""
+    return np.real(x) if is_complex(like) else x
+
+
+def _exact(value: Any, expr: Any) -> Any:
+    """``expr``'s derivative with NumPy's own ``value`` (equal up to rounding): expr minus
+    its own value is exactly zero, and carries expr's derivative at every level."""
+    return value + (expr - strip(expr))
 
 
 class _Packing:
@@ -216,20 +245,30 @@ det_p.defvjp(_det_vjp)
 register_function(np.linalg.det, lambda a: bind(det_p, (a,), {}))
 
 
-def _logabsdet_impl(a: Any) -> Any:
-    return np.linalg.slogdet(a)[1]
+def _logdet_impl(a: Any) -> Any:
+    # log|det a| for real a; the complex log det a = log|det a| + i arg(det a) for complex
+    # a, whose derivative is holomorphic: tr(a^-1 da), in both cases
+    sign, logabsdet = np.linalg.slogdet(a)
+    return logabsdet + 1j * np.angle(sign) if np.iscomplexobj(a) else logabsdet
 
 
-logabsdet_p = Primitive("slogdet", _logabsdet_impl)
-logabsdet_p.defjvp(lambda g, ans, a: np.trace(np.linalg.solve(a, g), axis1=-2, axis2=-1))
-logabsdet_p.defvjp(lambda g, ans, a: _as_scale(g) * _T(np.linalg.inv(a)))
+logdet_p = Primitive("slogdet", _logdet_impl)
+logdet_p.defjvp(lambda g, ans, a: np.trace(np.linalg.solve(a, g), axis1=-2, axis2=-1))
+logdet_p.defvjp(lambda g, ans, a: _as_scale(g) * _T(np.linalg.inv(a)))
 
 
 @register_function(np.linalg.slogdet)
 def _slogdet(a: Any) -> Any:
-    sign = np.linalg.slogdet(strip(a))[0]
-    return _result_type("SlogdetResult", ("sign", "logabsdet"))(
-        sign, bind(logabsdet_p, (a,), {}))
+    sign, logabsdet = np.linalg.slogdet(strip(a))
+    result = _result_type("SlogdetResult", ("sign", "logabsdet"))
+    ld = bind(logdet_p, (a,), {})
+    if not is_complex(a):
+        return result(sign, ld)  # the sign of a real determinant is piecewise constant
+    # sign = exp(i arg det): d sign = i Im(tr(a^-1 da)) sign, d log|det| = Re(tr(a^-1 da)).
+    # Both are built from ld so that their values stay NumPy's exactly (the phase added
+    # to sign is ld's imaginary part minus its own value: zero, with ld's derivative).
+    phase = np.imag(ld) - np.imag(strip(ld))
+    return result(sign * np.exp(1j * phase), np.real(ld))
 
 
 # ------------------------------------------------------------------ cholesky
@@ -238,11 +277,14 @@ def _cholesky_impl(a: Any) -> Any:
 
 
 def _cholesky_jvp(g: Any, ans: Any, a: Any) -> Any:
-    # dL = L phi(L^-1 dA L^-T), phi = lower triangle with the diagonal halved.
+    # A = L L^H: dL = L phi(L^-1 dA L^-H), phi = lower triangle with the diagonal halved
+    # (Murray 2016, "Differentiation of the Cholesky decomposition"; Giles 2008 for reals).
+    # The diagonal of L^-1 dA L^-H is real (dA is Hermitian), as L's diagonal stays.
     L = ans
     dA = _sym_lower(g)
-    inner = np.linalg.solve(L, _T(np.linalg.solve(L, dA)))
-    phi = np.tril(inner) - 0.5 * _diag_embed(np.diagonal(inner, axis1=-2, axis2=-1))
+    inner = np.linalg.solve(L, _H(np.linalg.solve(L, dA)))
+    diag = np.diagonal(inner, axis1=-2, axis2=-1)
+    phi = np.tril(inner, -1) + 0.5 * _diag_embed(_real_part(diag, diag))
     return L @ phi
 
 
@@ -257,15 +299,15 @@ def _cholesky(a: Any, /, *, upper: bool = False) -> Any:
 
 
 # ------------------------------------------------------------------ eigh, eigvalsh
-def _eigh_impl(a: Any, n: int) -> Any:
-    w, v = np.linalg.eigh(a)
+def _eigh_impl(a: Any, n: int, upper: bool) -> Any:
+    w, v = np.linalg.eigh(a, UPLO="U" if upper else "L")
     return _packing(((n,), (n, n))).pack([w, v])
 
 
 def _eigh_parts(ans: Any, a: Any) -> tuple[Any, Any]:
     n = shape_of(a)[-1]
     w, v = _packing(((n,), (n, n))).unpack(ans)
-    return w, v
+    return _real_part(w, v), v
 
 
 def _eig_gaps(w: Any) -> Any:
@@ -275,10 +317,16 @@ def _eig_gaps(w: Any) -> Any:
     return 1.0 / (w[..., None, :] - w[..., :, None] + eye) - eye
 
 
-def _eigh_jvp(g: Any, ans: Any, a: Any, n: int) -> Any:
+def _eigh_jvp(g: Any, ans: Any, a: Any, n: int, upper: bool) -> Any:
+    # A = V diag(w) V^H: dw = Re diag(V^H dA V), dV = V (F o V^H dA V) with
+    # F_ij = 1 / (w_j - w_i) off the diagonal (Giles 2008, section 3.1). F's zero diagonal
+    # is a choice of gauge: each eigenvector may turn by a phase, and this tangent has
+    # V^H dV with a zero diagonal. Only phase-invariant functions of V (V diag(f(w)) V^H,
+    # |V|^2) are determined; their derivatives are exact.
     w, v = _eigh_parts(ans, a)
-    p = _T(v) @ _sym_lower(g) @ v
-    dw = np.diagonal(p, axis1=-2, axis2=-1)
+    # the upper triangle of g is the lower one of g^H, mirrored the same way
+    p = _H(v) @ _sym_lower(_H(g) if upper else g) @ v
+    dw = _real_part(np.diagonal(p, axis1=-2, axis2=-1), p)
     dv = v @ (_eig_gaps(w) * p)
     return _packing(((n,), (n, n))).pack([dw, dv])
 
@@ -288,16 +336,17 @@ eigh_p = transpose_jvp(Primitive("eigh", _eigh_impl).defjvp(_eigh_jvp))
 
 @register_function(np.linalg.eigh)
 def _eigh(a: Any, UPLO: str = "L") -> Any:
-    if UPLO != "L":
-        a = _T(a)
+    if UPLO not in ("L", "U"):
+        raise ValueError("UPLO argument must be 'L' or 'U'")
     n = shape_of(a)[-1]
-    w, v = _packing(((n,), (n, n))).unpack(bind(eigh_p, (a,), {"n": n}))
-    return _result_type("EighResult", ("eigenvalues", "eigenvectors"))(w, v)
+    w, v = _packing(((n,), (n, n))).unpack(bind(eigh_p, (a,), {"n": n, "upper": UPLO == "U"}))
+    return _result_type("EighResult", ("eigenvalues", "eigenvectors"))(_real_part(w, v), v)
 
 
 @register_function(np.linalg.eigvalsh)
 def _eigvalsh(a: Any, UPLO: str = "L") -> Any:
-    return _eigh(a, UPLO)[0]
+    # NumPy's eigvalsh skips the eigenvectors (another LAPACK path, other rounding)
+    return _exact(np.linalg.eigvalsh(strip(a), UPLO), _eigh(a, UPLO)[0])
 
 
 # ------------------------------------------------------------------ svd
@@ -308,27 +357,40 @@ def _svd_impl(a: Any, m: int, n: int) -> Any:
 
 
 def _svd_jvp(g: Any, ans: Any, a: Any, m: int, n: int) -> Any:
+    # A = U diag(s) V^H (thin), k = min(m, n), dP = U^H dA V (Townsend 2016; Wan & Zhang
+    # 2019 "Automatic differentiation for complex valued SVD"):
+    #   ds = Re diag(dP)
+    #   dU = U (F o (dP S + S dP^H) + i Im diag(dP) / S) + (I - U U^H) dA V S^-1
+    #   dV = V (F o (S dP + dP^H S)) + (I - V V^H) dA^H U S^-1
+    # with F_ij = 1 / (s_j^2 - s_i^2) off the diagonal. A common phase of u_i and v_i is
+    # free (the gauge); the imaginary diagonal term gives that phase all to U, which keeps
+    # U diag(s) V^H's derivative right. Only phase-invariant functions of U and V
+    # (U diag(s) V^H, |U|^2, projectors) are determined.
     k = min(m, n)
     pk = _packing(((m, k), (k,), (k, n)))
     u, s, vh = pk.unpack(ans)
-    v = _T(vh)
-    dp = _T(u) @ g @ v
-    ds = np.diagonal(dp, axis1=-2, axis2=-1)
+    s = _real_part(s, u)
+    v = _H(vh)
+    dp = _H(u) @ g @ v
+    dp_diag = np.diagonal(dp, axis1=-2, axis2=-1)
+    ds = _real_part(dp_diag, dp)
     s_row = s[..., None, :]
     s_col = s[..., :, None]
     eye = np.eye(k)
     f = 1.0 / ((s_row + s_col) * (s_row - s_col) + eye) - eye  # 1 / (s_j^2 - s_i^2)
     dps = dp * s_row
     sdp = s_col * dp
-    du = u @ (f * (dps + _T(dps)))
-    dv = v @ (f * (sdp + _T(sdp)))
+    du = u @ (f * (dps + _H(dps)))
+    dv = v @ (f * (sdp + _H(sdp)))
+    if is_complex(dp):
+        du = du + u * (1j * np.imag(dp_diag) / s)[..., None, :]
     if m > k:
         dav = g @ v
-        du = du + (dav - u @ (_T(u) @ dav)) / s_row
+        du = du + (dav - u @ (_H(u) @ dav)) / s_row
     if n > k:
-        dahu = _T(g) @ u
-        dv = dv + (dahu - v @ (_T(v) @ dahu)) / s_row
-    return pk.pack([du, ds, _T(dv)])
+        dahu = _H(g) @ u
+        dv = dv + (dahu - v @ (_H(v) @ dahu)) / s_row
+    return pk.pack([du, ds, _H(dv)])
 
 
 svd_p = transpose_jvp(Primitive("svd", _svd_impl).defjvp(_svd_jvp))
@@ -339,12 +401,17 @@ def _singular_values_impl(a: Any) -> Any:
 
 
 def _singular_values_jvp(g: Any, ans: Any, a: Any) -> Any:
+    # ds_i = Re(u_i^H dA v_i): phase-invariant, so any U, V from NumPy will do
     u, _, vh = np.linalg.svd(a, full_matrices=False)
-    return np.diagonal(_T(u) @ g @ _T(vh), axis1=-2, axis2=-1)
+    d = np.diagonal(_H(u) @ g @ _H(vh), axis1=-2, axis2=-1)
+    return _real_part(d, d)
 
 
 def _singular_values_vjp(g: Any, ans: Any, a: Any) -> Any:
+    # the transpose of the JVP under the pairing Re(ct * t): conj(U) diag(g) conj(V^H)
     u, _, vh = np.linalg.svd(a, full_matrices=False)
+    if is_complex(u):
+        return (np.conjugate(u) * np.real(g)[..., None, :]) @ np.conjugate(vh)
     return (u * g[..., None, :]) @ vh
 
 
@@ -357,6 +424,10 @@ singular_values_p.defvjp(_singular_values_vjp)
 def _svd(a: Any, full_matrices: bool = True, compute_uv: bool = True,
          hermitian: bool = False) -> Any:
     m, n = shape_of(a)[-2:]
+    if hermitian:
+        raise NoDerivativeRule("numpy.linalg.svd", "hermitian=True is not supported (NumPy "
+                               "then computes an eigendecomposition, with other signs and "
+                               "phases); call it with hermitian=False.")
     if not compute_uv:
         return bind(singular_values_p, (a,), {})
     if full_matrices and m != n:
@@ -365,7 +436,7 @@ def _svd(a: Any, full_matrices: bool = True, compute_uv: bool = True,
                                "are not unique.")
     k = min(m, n)
     u, s, vh = _packing(((m, k), (k,), (k, n))).unpack(bind(svd_p, (a,), {"m": m, "n": n}))
-    return _result_type("SVDResult", ("U", "S", "Vh"))(u, s, vh)
+    return _result_type("SVDResult", ("U", "S", "Vh"))(u, _real_part(s, u), vh)
 
 
 def _svdvals(x: Any) -> Any:
@@ -385,10 +456,17 @@ def _qr_impl(a: Any, m: int, n: int) -> Any:
 def _qr_jvp(g: Any, ans: Any, a: Any, m: int, n: int) -> Any:
     pk = _packing(((m, n), (n, n)))
     q, r = pk.unpack(ans)
+    # A = QR, Q^H Q = I, R upper triangular with a real diagonal (LAPACK's, which fixes
+    # the factorisation locally): with C = Q^H dA R^-1, dQ = Q (dO - C) + dA R^-1 and
+    # dR = (C - dO) R, where dO = tril(C, -1) - tril(C, -1)^H + i Im diag(C) is
+    # skew-Hermitian and makes diag(dR) real (Walter, Lehmann & Lamour 2012; Seeger et
+    # al. 2017, JAX's qr_jvp_rule for the complex diagonal).
     dx_rinv = _T(np.linalg.solve(_T(r), _T(g)))  # dA R^-1
-    qt_dx_rinv = _T(q) @ dx_rinv
+    qt_dx_rinv = _H(q) @ dx_rinv
     lower = np.tril(qt_dx_rinv, -1)
-    do = lower - _T(lower)  # skew-symmetric
+    do = lower - _H(lower)
+    if is_complex(qt_dx_rinv):
+        do = do + _diag_embed(1j * np.imag(np.diagonal(qt_dx_rinv, axis1=-2, axis2=-1)))
     dq = q @ (do - qt_dx_rinv) + dx_rinv
     dr = (qt_dx_rinv - do) @ r
     return pk.pack([dq, dr])
@@ -408,35 +486,75 @@ def _qr(a: Any, mode: str = "reduced") -> Any:
 
 
 # ------------------------------------------------------------------ pinv, lstsq
-def _pinv_impl(a: Any) -> Any:
-    return np.linalg.pinv(a)
+def _pinv_impl(a: Any, rcond: Any, hermitian: bool) -> Any:
+    return np.linalg.pinv(a, rcond=rcond, hermitian=hermitian)
 
 
-def _pinv_jvp(g: Any, ans: Any, a: Any) -> Any:
-    # Golub & Pereyra: for constant rank,
-    # dA+ = -A+ dA A+ + A+ A+^T dA^T (I - A A+) + (I - A+ A) dA^T A+^T A+
+def _pinv_jvp(g: Any, ans: Any, a: Any, rcond: Any, hermitian: bool) -> Any:
+    # Golub & Pereyra 1973, for constant rank (the cut singular values are zero):
+    # dA+ = -A+ dA A+ + A+ A+^H dA^H (I - A A+) + (I - A+ A) dA^H A+^H A+
+    if hermitian:  # NumPy then reads the lower triangle only, as eigh does
+        a, g = _sym_lower(a), _sym_lower(g)
     p = ans
     m, n = shape_of(a)[-2:]
-    gt = _T(g)
-    return (-(p @ g @ p) + p @ _T(p) @ gt @ (np.eye(m) - a @ p)
-            + (np.eye(n) - p @ a) @ gt @ _T(p) @ p)
+    gh = _H(g)
+    return (-(p @ g @ p) + p @ _H(p) @ gh @ (np.eye(m) - a @ p)
+            + (np.eye(n) - p @ a) @ gh @ _H(p) @ p)
 
 
 pinv_p = transpose_jvp(Primitive("pinv", _pinv_impl).defjvp(_pinv_jvp))
 
+_NOT_GIVEN = object()
+
 
 @register_function(np.linalg.pinv)
-def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = None) -> Any:
-    return bind(pinv_p, (a,), {})
+def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, *,
+          rtol: Any = _NOT_GIVEN) -> Any:
+    m, n = shape_of(a)[-2:]
+    if rcond is None:  # NumPy's reading of rcond and rtol
+        if rtol is _NOT_GIVEN:
+            rcond = 1e-15
+        elif rtol is None:
+            rcond = max(m, n) * np.finfo(np.result_type(strip(a), float)).eps
+        else:
+            rcond = rtol
+    elif rtol is not _NOT_GIVEN:
+        raise ValueError("`rtol` and `rcond` can't be both set.")
+    a0 = strip(a)
+    if hermitian:
+        a0 = strip(_sym_lower(a0))
+    s = np.linalg.svd(a0, compute_uv=False)
+    smax = np.max(s, axis=-1, keepdims=True)
+    cut = s <= np.asarray(rcond)[..., None] * smax
+    negligible = s <= max(m, n) * np.finfo(s.dtype).eps * smax
+    rcond = np.asarray(rcond).tolist()  # hashable, for the primitive's parameters
+    if not np.any(cut & ~negligible):
+        return bind(pinv_p, (a,), {"rcond": rcond, "hermitian": bool(hermitian)})
+    # The cutoff drops singular values that are not negligible: the result is the
+    # pseudo-inverse of a truncated SVD, whose derivative involves the singular vectors
+    # (Golub-Pereyra's holds only where the dropped ones are zero). Differentiate
+    # V diag(1/s) U^H through the SVD, on the kept singular values.
+    b = _sym_lower(a) if hermitian else a
+    u, sv, vh = _svd(b, full_matrices=False)
+    keep = ~cut
+    inv = np.where(keep, 1.0 / np.where(keep, sv, 1.0), 0.0)
+    expr = _H(vh) @ (inv[..., None] * _H(u))
+    return _exact(np.linalg.pinv(strip(a), rcond=rcond, hermitian=hermitian), expr)
 
 
 @register_function(np.linalg.lstsq)
 def _lstsq(a: Any, b: Any, rcond: Any = None) -> Any:
-    x = _pinv(a) @ b
     m, n = shape_of(a)[-2:]
+    t = np.result_type(strip(a), strip(b), float)
+    if rcond is None:  # NumPy's default; LAPACK reads a negative rcond as machine epsilon
+        rcond = np.finfo(t).eps * max(m, n)
+    elif rcond < 0:
+        rcond = np.finfo(t).eps
+    x = _pinv(a, rcond=rcond) @ b
     _, rank, sv = np.linalg.lstsq(strip(a), strip(b), rcond=rcond)[1:]
     if rank == n and m > n:
-        resid = np.sum((a @ x - b) ** 2, axis=0)
+        r = a @ x - b
+        resid = np.sum(np.real(np.conjugate(r) * r) if is_complex(r) else r * r, axis=0)
         resid = np.reshape(resid, (1,)) if ndim_of(resid) == 0 else resid
     else:
         resid = np.zeros((0,))

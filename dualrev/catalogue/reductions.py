@@ -8,6 +8,7 @@ a tangent or cotangent with ``k`` leading batch axes shifts them by ``k``.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,10 @@ import numpy as np
 from ..errors import InPlaceError
 from ..primitive import (
     Primitive,
+    Tracer,
     as_array,
     bind,
+    is_complex,
     ndim_of,
     no_rule,
     normalize_axis,
@@ -114,25 +117,42 @@ def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     return _as(_sum(a, axes, keepdims=keepdims, where=where) / count, dtype)
 
 
+def abs2(x: Any) -> Any:
+    """|x|^2 elementwise, real: x * x for reals, Re(conj(x) x) for complex values (as
+    np.linalg.norm spells it, so values agree to the last bit)."""
+    return np.real(np.conjugate(x) * x) if is_complex(x) else x * x
+
+
 @register_function(np.var)
 def _var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
          keepdims: bool = False, *, where: Any = True, mean: Any = None,
          correction: Any = None) -> Any:
     _reject("var", out, where)
     if correction is not None:
+        if ddof != 0:
+            raise ValueError("ddof and correction can't be provided simultaneously.")
         ddof = correction
     xs = shape_of(a)
     axes = normalize_axis(axis, len(xs))
     count = math.prod(xs[i] for i in axes)
-    centred = a - _mean(a, axes, keepdims=True)
-    return _sum(centred * centred, axes, keepdims=keepdims) / (count - ddof)
+    if ddof >= count:
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+    # mean= is the caller's precomputed mean (shaped as with keepdims=True); NumPy uses it
+    # as given, so its derivative flows too. dtype= is the accumulator of both sums.
+    centred = a - (_mean(a, axes, dtype, keepdims=True) if mean is None else mean)
+    if is_complex(centred):  # |x - mean|^2, spelt as NumPy does (squares of both parts)
+        re, im = np.real(centred), np.imag(centred)
+        sq = re * re + im * im
+    else:
+        sq = centred * centred
+    return _sum(sq, axes, dtype, keepdims=keepdims) / max(count - ddof, 0)
 
 
 @register_function(np.std)
 def _std(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
          keepdims: bool = False, *, where: Any = True, mean: Any = None,
          correction: Any = None) -> Any:
-    return np.sqrt(_var(a, axis, dtype, out, ddof, keepdims, where=where,
+    return np.sqrt(_var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean,
                         correction=correction))
 
 
@@ -314,9 +334,19 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
         given = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
         axes = tuple(int(a) % nd for a in given)  # order matters for matrix norms
         matrix = len(axes) == 2
-    if ord is None or ord == "fro" or (ord == 2 and not matrix):
-        # Like sqrt at 0, the derivative at x = 0 is undefined: it comes out as nan.
-        return np.sqrt(_sum(x * x, axes, keepdims=keepdims))
+    if axis is None and (ord is None or (ord in ("f", "fro") and nd == 2)
+                         or (ord == 2 and nd == 1)):
+        # NumPy's own spelling (dot products of the flattened parts), so values agree to
+        # the last bit. Like sqrt at 0, the derivative at x = 0 is undefined: nan.
+        flat = np.ravel(x)
+        if is_complex(flat):
+            re, im = np.real(flat), np.imag(flat)
+            out = np.sqrt(np.dot(re, re) + np.dot(im, im))
+        else:
+            out = np.sqrt(np.dot(flat, flat))
+        return np.reshape(out, (1,) * nd) if keepdims else out
+    if ord is None or ord in ("f", "fro") or (ord == 2 and not matrix):
+        return np.sqrt(_sum(abs2(x), axes, keepdims=keepdims))
     if matrix:
         rows, cols = axes
         absx = np.abs(x)
@@ -383,31 +413,80 @@ def _nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     return _mean(np.where(valid, a, 0.0), axis, dtype, keepdims=keepdims, where=valid)
 
 
+def _weights(w: Any, name: str, n: int, integer: bool) -> Any:
+    """NumPy's checks of cov's fweights/aweights (on their values); the weights themselves
+    are used as given, so traced weights are differentiated too."""
+    v = np.asarray(strip(w), dtype=float)
+    if integer and not np.all(v == np.around(v)):
+        raise TypeError("fweights must be integer")
+    if v.ndim > 1:
+        raise RuntimeError(f"cannot handle multidimensional {name}")
+    if v.shape[0] != n:
+        raise RuntimeError(f"incompatible numbers of samples and {name}")
+    if np.any(v < 0):
+        raise ValueError(f"{name} cannot be negative")
+    return w if isinstance(w, Tracer) else v
+
+
 @register_function(np.cov)
 def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: Any = None,
          fweights: Any = None, aweights: Any = None, *, dtype: Any = None) -> Any:
-    if fweights is not None or aweights is not None:
-        raise no_rule(np.cov, "Its fweights= and aweights= are not supported.")
-    x = np.atleast_2d(m)
-    if not rowvar and ndim_of(x) == 2:
+    # NumPy's algorithm step by step, so every keyword means what it means there
+    if ddof is not None and ddof != int(ddof):
+        raise ValueError("ddof must be integer")
+    if ndim_of(m) > 2 or (y is not None and ndim_of(y) > 2):
+        raise ValueError("m or y has more than 2 dimensions")
+    if dtype is None:
+        dtype = np.result_type(*[strip(v) for v in (m, y) if v is not None], np.float64)
+    x = astype(np.atleast_2d(m), dtype)
+    if not rowvar and ndim_of(m) != 1:
         x = np.transpose(x)
+    if shape_of(x)[0] == 0:
+        return np.array([]).reshape(0, 0)
     if y is not None:
-        y2 = np.atleast_2d(y)
-        if not rowvar and ndim_of(y2) == 2:
+        y2 = astype(np.atleast_2d(y), dtype)
+        if not rowvar and shape_of(y2)[0] != 1:
             y2 = np.transpose(y2)
         x = np.concatenate([x, y2], axis=0)
+    if ddof is None:
+        ddof = 1 if bias == 0 else 0
     n = shape_of(x)[1]
-    ddof = (0 if bias else 1) if ddof is None else ddof
-    xc = x - _mean(x, 1, keepdims=True)
-    c = (xc @ np.transpose(xc)) / (n - ddof)
-    return np.squeeze(c) if shape_of(c) == (1, 1) else c
+    w = None
+    if fweights is not None:
+        w = _weights(fweights, "fweights", n, True)
+    if aweights is not None:
+        aweights = _weights(aweights, "aweights", n, False)
+        w = aweights if w is None else w * aweights
+    avg, w_sum = _average(x, axis=1, weights=w, returned=True)
+    w_sum = w_sum[0]
+    if w is None:
+        fact = n - ddof
+    elif ddof == 0:
+        fact = w_sum
+    elif aweights is None:
+        fact = w_sum - ddof
+    else:
+        fact = w_sum - ddof * np.sum(w * aweights) / w_sum
+    if strip(fact) <= 0:
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+        fact = 0.0
+    xc = x - avg[:, None]
+    xc_t = np.transpose(xc) if w is None else np.transpose(xc * w)
+    c = xc @ np.conjugate(xc_t)
+    # NumPy scales in place, c *= 1 / fact: in float64, cast back to c's dtype
+    c = astype(c * np.true_divide(1, fact), np.result_type(strip(c)))
+    return np.squeeze(c)
 
 
 @register_function(np.corrcoef)
 def _corrcoef(x: Any, y: Any = None, rowvar: bool = True, *, dtype: Any = None) -> Any:
-    c = _cov(x, y, rowvar)
+    c = _cov(x, y, rowvar, dtype=dtype)
     if ndim_of(c) == 0:
-        return _as(c / c, dtype)
-    d = np.sqrt(np.diagonal(c))
-    # NumPy clips the coefficients to [-1, 1] (rounding); the clip passes the derivative
-    return _as(np.clip(c / (d[:, None] * d[None, :]), -1, 1), dtype)
+        return c / c
+    stddev = np.sqrt(np.real(np.diagonal(c)))
+    c = c / stddev[:, None]
+    c = c / stddev[None, :]
+    # NumPy clips rounding excursions past +-1 (real and imaginary parts apart)
+    if is_complex(c):
+        return np.clip(np.real(c), -1, 1) + 1j * np.clip(np.imag(c), -1, 1)
+    return np.clip(c, -1, 1)

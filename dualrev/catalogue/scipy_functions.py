@@ -151,13 +151,23 @@ def _solve_tri_impl(a: Any, b: Any, trans: int, lower: bool, unit_diagonal: bool
     return sla.solve_triangular(a, b, trans=trans, lower=lower, unit_diagonal=unit_diagonal)
 
 
-def _effective_tri(a: Any, trans: int, lower: bool, unit_diagonal: bool) -> Any:
+_TRANS = {0: "N", "N": "N", 1: "T", "T": "T", 2: "C", "C": "C"}
+
+
+def _op(t: Any, trans: str) -> Any:
+    """op(T) of solve_triangular: T, its transpose, or its conjugate transpose."""
+    if trans == "N":
+        return t
+    return np.conjugate(_T(t)) if trans == "C" and is_complex(t) else _T(t)
+
+
+def _effective_tri(a: Any, trans: str, lower: bool, unit_diagonal: bool) -> Any:
     """The matrix solve_triangular actually inverts (only its triangle is read)."""
     t = _tri(a, lower)
     if unit_diagonal:
         n = shape_of(a)[-1]
         t = t * (1 - np.eye(n)) + np.eye(n)
-    return _T(t) if trans in (1, "T", "C") else t
+    return _op(t, trans)
 
 
 def _solve_tri_jvp_a(g: Any, ans: Any, a: Any, b: Any, trans: Any, lower: bool,
@@ -165,8 +175,7 @@ def _solve_tri_jvp_a(g: Any, ans: Any, a: Any, b: Any, trans: Any, lower: bool,
     dt = _tri(g, lower)
     if unit_diagonal:
         dt = dt * (1 - np.eye(shape_of(a)[-1]))
-    if trans in (1, "T", "C"):
-        dt = _T(dt)
+    dt = _op(dt, trans)
     T = _effective_tri(a, trans, lower, unit_diagonal)
     x = ans if ndim_of(ans) > 1 else ans[..., None]
     out = -np.linalg.solve(T, dt @ x)
@@ -191,7 +200,10 @@ def solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False,
                      check_finite: bool = True) -> Any:
     if ndim_of(a) != 2:
         raise NoDerivativeRule("scipy.linalg.solve_triangular", "Only 2-D matrices.")
-    return bind(solve_triangular_p, (a, b), {"trans": trans, "lower": bool(lower),
+    if trans not in _TRANS:
+        raise ValueError(f"trans must be 0, 1, 2, 'N', 'T' or 'C', not {trans!r}")
+    _check_finite(check_finite, a, b)
+    return bind(solve_triangular_p, (a, b), {"trans": _TRANS[trans], "lower": bool(lower),
                                              "unit_diagonal": bool(unit_diagonal)})
 
 
@@ -215,10 +227,12 @@ def cho_factor(a: Any, lower: bool = False, overwrite_a: bool = False,
 
 def cho_solve(c_and_lower: Any, b: Any, overwrite_b: bool = False,
               check_finite: bool = True) -> Any:
+    # A = L L^H (lower) or U^H U (upper): two triangular solves, one with the conjugate
+    # transpose
     c, lower = c_and_lower
     _check_finite(check_finite, c, b)
-    first = solve_triangular(c, b, trans=0 if lower else 1, lower=lower)
-    return solve_triangular(c, first, trans=1 if lower else 0, lower=lower)
+    first = solve_triangular(c, b, trans=0 if lower else 2, lower=lower)
+    return solve_triangular(c, first, trans=2 if lower else 0, lower=lower)
 
 
 def _lu_impl(a: Any) -> Any:
@@ -257,11 +271,16 @@ def lu_solve(lu_and_piv: Any, b: Any, trans: int = 0, overwrite_b: bool = False,
     perm = np.arange(n)
     for i, p in enumerate(piv):
         perm[[i, p]] = perm[[p, i]]
-    if trans != 0:
-        raise NoDerivativeRule("scipy.linalg.lu_solve", "Only trans=0 is supported.")
-    pb = b[perm] if ndim_of(b) >= 1 else b
-    y = solve_triangular(lu, pb, lower=True, unit_diagonal=True)
-    return solve_triangular(lu, y, lower=False)
+    if trans not in _TRANS:
+        raise ValueError(f"trans must be 0, 1 or 2, not {trans!r}")
+    trans = _TRANS[trans]
+    if trans == "N":  # P A = L U: solve L U x = P b
+        y = solve_triangular(lu, b[perm], lower=True, unit_diagonal=True)
+        return solve_triangular(lu, y, lower=False)
+    # op(A) = op(U) op(L) P: solve op(U) y = b, op(L) z = y, then x = P^T z
+    y = solve_triangular(lu, b, trans=trans, lower=False)
+    z = solve_triangular(lu, y, trans=trans, lower=True, unit_diagonal=True)
+    return z[np.argsort(perm)]
 
 
 def _expm_impl(a: Any) -> Any:

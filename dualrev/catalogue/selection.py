@@ -12,7 +12,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import DualrevError
-from ..primitive import as_array, bind, ndim_of, no_rule, register_function, shape_of, strip
+from ..primitive import (
+    as_array,
+    bind,
+    is_complex,
+    ndim_of,
+    no_rule,
+    register_function,
+    shape_of,
+    strip,
+)
 from .elementwise import astype
 from .indexing import getitem, scatter
 
@@ -188,9 +197,12 @@ def _convolve(a: Any, v: Any, mode: str = "full") -> Any:
 
 @register_function(np.correlate)
 def _correlate(a: Any, v: Any, mode: str = "valid") -> Any:
-    na, nv = shape_of(a)[0], shape_of(v)[0]
-    if nv > na:  # NumPy then returns the reversed correlation of the swapped pair
-        return getitem(_correlate(v, a, mode), (slice(None, None, -1),))
+    # c[k] = sum_n a[n + k] conj(v[n]): a convolution with v conjugated and reversed, in
+    # every mode and for either operand the longer (NumPy's swap for len(v) > len(a)
+    # comes out the same)
+    v = as_array(v)
+    if is_complex(v):
+        v = np.conjugate(v)
     return _convolve(a, getitem(v, (slice(None, None, -1),)), mode)
 
 

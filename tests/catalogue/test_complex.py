@@ -66,3 +66,25 @@ def test_casts_between_real_and_complex():
     g = dr.grad(lambda a: np.sum(np.real(a.astype(np.complex128) * 1j * a)))(x)
     assert g.dtype == np.float64
     np.testing.assert_allclose(g, np.zeros(3))  # Re(i x^2) = 0
+
+
+def test_abs_at_complex_zero_has_zero_derivative():
+    # JAX's convention (abs'(0) = 0, as for reals), not 0/0 = nan; the guard keeps the
+    # second derivative finite too
+    z = np.array([0j, 3 + 4j])
+    np.testing.assert_allclose(dr.grad(lambda a: np.sum(np.abs(a)))(z), [0, 0.6 - 0.8j],
+                               rtol=1e-15, atol=0)
+    _, t = dr.jvp(np.abs, (z,), (np.array([1 + 2j, 1j]),))
+    np.testing.assert_allclose(t, [0.0, 0.8], rtol=1e-15, atol=0)
+    assert np.all(np.isfinite(dr.hessian(lambda x: np.abs(x[0] + 1j * x[1]))(np.zeros(2))))
+
+
+@pytest.mark.jax
+def test_abs_at_complex_zero_matches_jax():
+    from tests.jaxref import jax_grad, jax_modules
+
+    _, jnp = jax_modules()
+    z = np.array([0j, 3 + 4j, -1j])
+    np.testing.assert_allclose(dr.grad(lambda a: np.sum(np.abs(a) * np.arange(1.0, 4.0)))(z),
+                               jax_grad(lambda a: jnp.sum(jnp.abs(a) * jnp.arange(1.0, 4.0)),
+                                        jnp.asarray(z)), rtol=1e-14)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
+from dualrev.testing import check_grads
 from tests.helpers import check_all, check_empty
 
 rng = np.random.default_rng(4)
@@ -143,3 +144,13 @@ def test_einsum_keywords_honoured_or_refused():
         dr.jvp(lambda x: np.einsum("ij,jk", x, b, dtype=np.float32), (a,), (a,))
     with pytest.raises(TypeError):
         dr.jvp(lambda x: np.einsum("ij,jk", x, b, subok=True), (a,), (a,))
+
+
+def test_vdot_conjugates_its_first_argument():
+    r = np.random.default_rng(20)
+    a = r.standard_normal((2, 3)) + 1j * r.standard_normal((2, 3))
+    b = r.standard_normal((2, 3)) + 1j * r.standard_normal((2, 3))
+    value = dr.jvp(np.vdot, (a, b), (np.zeros_like(a), np.zeros_like(b)))[0]
+    np.testing.assert_allclose(value, np.vdot(a, b), rtol=1e-14)
+    check_grads(np.vdot, (a, b), order=2)
+    check_grads(np.vdot, (a.real.copy(), b), order=1)  # a real first argument: no conjugate

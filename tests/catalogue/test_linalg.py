@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import dualrev as dr
+from dualrev.testing import check_grads
 from tests.helpers import NUMPY_2, check_all, check_empty, check_like_numpy
+from tests.jaxref import jax_grad, jax_modules
 
 rng = np.random.default_rng(7)
 A = rng.standard_normal((4, 4)) + 4 * np.eye(4)
@@ -208,3 +210,225 @@ def test_multi_dot_out_refused():
     # out= was accepted and ignored
     with pytest.raises(dr.InPlaceError):
         dr.grad(lambda a: np.sum(np.linalg.multi_dot([a, A, a], out=np.zeros((4, 4)))))(A)
+
+
+# ------------------------------------------------------------------ complex matrices
+crng = np.random.default_rng(70)
+
+
+def _c(*shape):
+    return crng.standard_normal(shape) + 1j * crng.standard_normal(shape)
+
+
+CA = _c(4, 4) + 4 * np.eye(4)
+CH = CA @ CA.conj().T  # Hermitian positive definite, distinct eigenvalues
+# what NumPy ignores (the upper triangle, the diagonal's imaginary part) perturbed too
+CH_READ_LOWER = CH + np.triu(_c(4, 4), 1) + 0.3j * np.eye(4)
+CTALL = _c(5, 3)
+CWIDE = _c(3, 5)
+CSTACK = _c(2, 4, 3)
+
+
+def _svd_invariants(a):
+    # U and V are fixed only up to a common phase per singular pair: test what is not
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    return np.abs(u) ** 2, np.abs(vh) ** 2, s, (u * s[..., None, :]) @ vh, u @ np.conj(
+        np.swapaxes(u, -1, -2))
+
+
+def _eigh_invariants(a, UPLO="L"):
+    w, v = np.linalg.eigh(a, UPLO=UPLO)
+    return w, np.abs(v) ** 2, (v * np.exp(w / 10)) @ v.conj().T
+
+
+COMPLEX_CASES = {
+    "cholesky": (np.linalg.cholesky, (CH_READ_LOWER,)),
+    "cholesky_upper": (lambda a: np.linalg.cholesky(a, upper=True), (CH_READ_LOWER.T.copy(),)),
+    "eigh": (_eigh_invariants, (CH_READ_LOWER,)),
+    "eigh_upper": (lambda a: _eigh_invariants(a, "U"), (CH_READ_LOWER.T.copy(),)),
+    "eigvalsh": (np.linalg.eigvalsh, (CH_READ_LOWER,)),
+    "svd_tall": (_svd_invariants, (CTALL,)),
+    "svd_wide": (_svd_invariants, (CWIDE,)),
+    "svd_square": (_svd_invariants, (CA,)),
+    "svd_stack": (_svd_invariants, (CSTACK,)),
+    "svdvals": (np.linalg.svdvals, (CWIDE,)),
+    "svd_values": (lambda a: np.linalg.svd(a, compute_uv=False), (CSTACK,)),
+    "qr": (np.linalg.qr, (CTALL,)),
+    "qr_square": (np.linalg.qr, (CA,)),
+    "pinv_tall": (np.linalg.pinv, (CTALL,)),
+    "pinv_wide": (np.linalg.pinv, (CWIDE,)),
+    "norm_2": (lambda a: np.linalg.norm(a, 2), (CA,)),
+    "norm_minus_2": (lambda a: np.linalg.norm(a, -2), (CA,)),
+    "norm_nuc": (lambda a: np.linalg.norm(a, "nuc"), (CTALL,)),
+    "norm_2_stack": (lambda a: np.linalg.norm(a, 2, axis=(1, 2)), (CSTACK,)),
+    "slogdet": (np.linalg.slogdet, (CA,)),
+    "lstsq": (lambda a, b: np.linalg.lstsq(a, b)[:2], (CTALL, _c(5))),
+    "inv": (np.linalg.inv, (CA,)),
+    "det": (np.linalg.det, (CA,)),
+    "solve": (np.linalg.solve, (CA, _c(4, 2))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPLEX_CASES))
+def test_complex_decompositions_use_the_conjugate_transpose(name):
+    f, args = COMPLEX_CASES[name]
+    check_grads(f, args, order=2, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["eigh", "eigvalsh", "svdvals", "svd", "norm_2", "slogdet"])
+def test_complex_eigenvalues_and_singular_values_are_real_like_numpy(name):
+    f = {
+        "eigh": lambda a: np.linalg.eigh(a),
+        "eigvalsh": np.linalg.eigvalsh,
+        "svdvals": np.linalg.svdvals,
+        "svd": lambda a: np.linalg.svd(a, full_matrices=False),
+        "norm_2": lambda a: np.linalg.norm(a, 2),
+        "slogdet": np.linalg.slogdet,
+    }[name]
+    want = f(CH)
+    got = dr.jvp(f, (CH,), (np.ones_like(CH),))
+    for w, value, tangent in zip(dr.tree_flatten(want)[0], dr.tree_flatten(got[0])[0],
+                                 dr.tree_flatten(got[1])[0], strict=True):
+        assert np.asarray(value).dtype == np.asarray(w).dtype
+        assert np.asarray(tangent).dtype == np.asarray(w).dtype
+        np.testing.assert_array_equal(value, w)
+
+
+def test_slogdet_of_complex_has_real_logabsdet_and_a_rotating_sign():
+    # d log det = tr(A^-1 dA): its real part moves log|det|, its imaginary part the sign
+    dA = _c(4, 4)
+    (sign, logabs), (dsign, dlogabs) = dr.jvp(np.linalg.slogdet, (CA,), (dA,))
+    want = np.linalg.slogdet(CA)
+    assert sign == want.sign and logabs == want.logabsdet
+    t = np.trace(np.linalg.solve(CA, dA))
+    assert np.isrealobj(dlogabs)
+    np.testing.assert_allclose(dlogabs, t.real, rtol=1e-12)
+    np.testing.assert_allclose(dsign, 1j * t.imag * sign, rtol=1e-12)
+
+
+def _rank_deficient_plus_small(cplx):
+    r = np.random.default_rng(71)
+    c = (lambda *s: r.standard_normal(s) + 1j * r.standard_normal(s)) if cplx else (
+        lambda *s: r.standard_normal(s))
+    u, _ = np.linalg.qr(c(5, 3))
+    v, _ = np.linalg.qr(c(3, 3))
+    return (u * np.array([3.0, 1.0, 0.05])) @ v.conj().T
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+@pytest.mark.parametrize("kwargs", [{}, {"rcond": 0.1}, {"rtol": 0.1}, {"rtol": None},
+                                    {"rcond": 1e-3}])
+def test_pinv_honours_rcond_and_rtol(kwargs, cplx):
+    # rcond=0.1 drops the singular value 0.05 (which is not zero): the derivative is that
+    # of the truncated pseudo-inverse, not Golub-Pereyra's
+    a = _rank_deficient_plus_small(cplx)
+    f = lambda m: np.linalg.pinv(m, **kwargs)
+    np.testing.assert_array_equal(dr.jvp(f, (a,), (np.zeros_like(a),))[0], f(a))
+    check_grads(f, (a,), order=2, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+def test_pinv_honours_hermitian(cplx):
+    # NumPy then reads the lower triangle only (as eigh does)
+    r = np.random.default_rng(72)
+    a = r.standard_normal((4, 4)) + (1j * r.standard_normal((4, 4)) if cplx else 0)
+    a = a + a.conj().T + np.triu(r.standard_normal((4, 4)), 1)
+    for kwargs in ({"hermitian": True}, {"hermitian": True, "rcond": 0.3}):
+        f = lambda m, kw=kwargs: np.linalg.pinv(m, **kw)
+        np.testing.assert_array_equal(dr.jvp(f, (a,), (np.zeros_like(a),))[0], f(a))
+        check_grads(f, (a,), order=1, rtol=1e-6, atol=1e-7)
+
+
+def test_pinv_rcond_and_rtol_together_raise_like_numpy():
+    with pytest.raises(ValueError, match="rtol"):
+        dr.grad(lambda a: np.sum(np.linalg.pinv(a, rcond=0.1, rtol=0.1)))(TALL)
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+@pytest.mark.parametrize("rcond", [None, 0.1, -1])
+def test_lstsq_honours_rcond(rcond, cplx):
+    a = _rank_deficient_plus_small(cplx)
+    b = np.arange(5.0)
+    f = lambda m: np.linalg.lstsq(m, b, rcond=rcond)
+    seen = {}
+
+    def solution(m):
+        x, res, seen["rank"], sv = f(m)
+        return x, res, sv
+
+    x, res, sv = dr.jvp(solution, (a,), (np.zeros_like(a),))[0]
+    want = np.linalg.lstsq(a, b, rcond=rcond)
+    np.testing.assert_allclose(x, want[0], rtol=1e-10, atol=1e-12)
+    assert res.dtype == want[1].dtype and res.shape == want[1].shape
+    assert seen["rank"] == want[2]
+    np.testing.assert_allclose(sv, want[3], rtol=1e-12)
+    check_grads(lambda m: f(m)[0], (a,), order=1, rtol=1e-6, atol=1e-7)
+
+
+def test_lstsq_residuals_of_complex_are_real():
+    f = lambda a, b: np.linalg.lstsq(a, b)[1]
+    want = f(CTALL, CTALL[:, 0] + 1j)
+    got = dr.jvp(f, (CTALL, CTALL[:, 0] + 1j), (CTALL, CTALL[:, 0]))
+    assert got[0].dtype == want.dtype == np.float64 and np.isrealobj(got[1])
+    np.testing.assert_allclose(got[0], want, rtol=1e-10)
+    check_grads(f, (CTALL, CTALL[:, 0] + 1j), order=2)
+
+
+def test_svd_hermitian_is_refused():
+    with pytest.raises(dr.NoDerivativeRule, match="hermitian"):
+        dr.grad(lambda a: np.sum(np.linalg.svd(a, hermitian=True, compute_uv=False)))(S)
+
+
+def test_eigh_upper_of_complex_matches_numpy_exactly():
+    w, v = dr.jvp(lambda a: np.linalg.eigh(a, UPLO="U"), (CH,), (np.zeros_like(CH),))[0]
+    want = np.linalg.eigh(CH, UPLO="U")
+    np.testing.assert_array_equal(w, want.eigenvalues)
+    np.testing.assert_array_equal(v, want.eigenvectors)
+
+
+def _loss_cases(xp):
+    """Real-valued losses of complex matrices, written once for NumPy and jax.numpy, each
+    reading only gauge-invariant parts of the factors. Hermitian inputs are symmetrised
+    first (JAX's eigh/cholesky symmetrise theirs; NumPy's read one triangle)."""
+    herm = lambda a: (a + xp.conj(a.T)) / 2
+    w = xp.asarray(np.arange(1.0, 26.0).reshape(5, 5) / 10)
+
+    def svd_loss(a):
+        u, s, vh = xp.linalg.svd(a, full_matrices=False)
+        return (xp.sum(s ** 2 * w[0, :3]) + xp.sum(xp.abs(u) ** 2 * w[:, :3])
+                + xp.sum(xp.abs(vh) ** 2 * w[:3, :3]) + xp.real(xp.sum((u * s) @ vh * w[:, :3])))
+
+    def eigh_loss(a):
+        ev, v = xp.linalg.eigh(herm(a))
+        return xp.sum(ev * w[0, :4]) + xp.sum(xp.abs(v) ** 2 * w[:4, :4])
+
+    def qr_loss(a):  # QR with R's real diagonal is unique: Q and R themselves
+        q, r = xp.linalg.qr(a)
+        return xp.real(xp.sum(q * w[:, :3] * (1 + 2j)) + xp.sum(r * w[:3, :3]))
+
+    return {
+        "svd": (svd_loss, CTALL),
+        "eigh": (eigh_loss, CH),
+        "qr": (qr_loss, CTALL),
+        "cholesky": (lambda a: xp.real(xp.sum(xp.linalg.cholesky(herm(a)) * w[:4, :4]
+                                              * (2 - 1j))), CH),
+        "pinv": (lambda a: xp.real(xp.sum(xp.linalg.pinv(a) * w[:3, :] * (1 - 1j))), CTALL),
+        "slogdet": (lambda a: xp.linalg.slogdet(a)[1]
+                    + xp.real(xp.linalg.slogdet(a)[0] * (1 + 2j)), CA),
+        "norm_2": (lambda a: xp.linalg.norm(a, 2), CA),
+        "norm_nuc": (lambda a: xp.linalg.norm(a, "nuc"), CTALL),
+        "norm_fro": (lambda a: xp.linalg.norm(a, "fro"), CA),
+        "norm_vector": (lambda a: xp.linalg.norm(a[0]), CA),
+        "det": (lambda a: xp.abs(xp.linalg.det(a)), CA),
+    }
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("name", sorted(_loss_cases(np)))
+def test_complex_linalg_gradients_match_jax(name):
+    _, jnp = jax_modules()
+    f, a = _loss_cases(np)[name]
+    fj, _ = _loss_cases(jnp)[name]
+    np.testing.assert_allclose(float(f(a)), float(fj(jnp.asarray(a))), rtol=1e-12)
+    np.testing.assert_allclose(dr.grad(f)(a), jax_grad(fj, jnp.asarray(a)), rtol=1e-9,
+                               atol=1e-11)

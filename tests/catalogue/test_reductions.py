@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import dualrev as dr
+from dualrev.testing import check_grads
 from tests.helpers import check_all, check_empty, check_like_numpy
+from tests.jaxref import jax_grad, jax_modules
 
 rng = np.random.default_rng(1)
 X = rng.uniform(0.5, 2.0, size=(3, 4))
@@ -221,3 +223,149 @@ def test_reduction_keywords_refused_clearly():
         dr.grad(lambda x: np.max(x, initial=5.0))(X)
     with pytest.raises(dr.NoDerivativeRule, match="where"):
         dr.grad(lambda x: np.min(x, where=MASK, initial=5.0))(X)
+
+
+# ------------------------------------------------------------------ complex values, keywords
+crng = np.random.default_rng(10)
+Z = crng.standard_normal((3, 6)) + 1j * crng.standard_normal((3, 6))
+ZV = Z[0].copy()
+FW = np.array([1, 2, 1, 3, 1, 2])
+AW = crng.uniform(0.5, 2.0, 6)
+
+
+def _value(f, *args):
+    return dr.jvp(f, args, tuple(np.zeros_like(a) for a in args))[0]
+
+
+def _assert_same(got, want):
+    """The value NumPy gives, to the last bit and in its dtype."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+COMPLEX_STATS = {
+    "var": (np.var, (Z,)),
+    "var_axis_ddof": (lambda a: np.var(a, axis=1, ddof=1), (Z,)),
+    "var_keepdims": (lambda a: np.var(a, axis=0, keepdims=True), (Z,)),
+    "var_correction": (lambda a: np.var(a, correction=1), (Z,)),
+    "var_mean": (lambda a: np.var(a, axis=1, mean=np.mean(a, axis=1, keepdims=True)), (Z,)),
+    "var_dtype": (lambda a: np.var(a, dtype=np.complex64), (Z,)),
+    "std": (np.std, (Z,)),
+    "std_axis": (lambda a: np.std(a, axis=0, ddof=1), (Z,)),
+    "norm_vector_axis": (lambda a: np.linalg.norm(a, axis=1), (Z,)),
+    "norm_fro_axis": (lambda a: np.linalg.norm(a[None], "fro", axis=(1, 2)), (Z,)),
+    "cov": (np.cov, (Z,)),
+    "cov_y": (np.cov, (ZV, Z[1])),
+    "cov_rowvar_false": (lambda a: np.cov(a, rowvar=False), (Z,)),
+    "cov_bias": (lambda a: np.cov(a, bias=True), (Z,)),
+    "cov_ddof": (lambda a: np.cov(a, ddof=2), (Z,)),
+    "cov_fweights": (lambda a: np.cov(a, fweights=FW), (Z,)),
+    "cov_aweights": (lambda a: np.cov(a, aweights=AW), (Z,)),
+    "cov_both_weights": (lambda a: np.cov(a, fweights=FW, aweights=AW), (Z,)),
+    "corrcoef": (np.corrcoef, (Z,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPLEX_STATS))
+def test_var_std_cov_norm_of_complex_use_the_modulus(name):
+    # NumPy: var = mean |x - mean|^2 (real), cov conjugates, norm = sqrt(sum |z|^2)
+    f, args = COMPLEX_STATS[name]
+    _assert_same(_value(f, *args), f(*args))
+    if name != "var_dtype":
+        check_grads(f, args, order=2, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["var", "std"])
+def test_var_std_gradient_of_complex_matches_closed_form(name):
+    # var = mean |z - m|^2: under the pairing Re(ct * t), grad = 2 conj(z - m) / n
+    n = ZV.size
+    g = dr.grad(getattr(np, name))(ZV)
+    want = 2 * np.conj(ZV - ZV.mean()) / n
+    if name == "std":
+        want = want / (2 * np.std(ZV))
+    np.testing.assert_allclose(g, want, rtol=1e-12)
+
+
+def test_var_ddof_and_correction_together_raise_like_numpy():
+    with pytest.raises(ValueError, match="correction"):
+        dr.grad(lambda a: np.var(a, ddof=1, correction=1))(X)
+
+
+REAL_COV = {
+    "rowvar_false_1d": (lambda a: np.cov(a, rowvar=False), (X[0],)),
+    "rowvar_false_1d_with_y": (lambda a, b: np.cov(a, b, rowvar=False), (X[0], X[1])),
+    "rowvar_false_2d_with_1d_y": (lambda a, b: np.cov(a, b, rowvar=False), (X.T.copy(), X[1])),
+    "fweights": (lambda a: np.cov(a, fweights=[1, 2, 1, 3]), (X,)),
+    "aweights_ddof0": (lambda a: np.cov(a, aweights=AW[:4], ddof=0), (X,)),
+    "both_weights_bias": (lambda a: np.cov(a, fweights=FW[:4], aweights=AW[:4], bias=True), (X,)),
+    "traced_aweights": (lambda a, w: np.cov(a, aweights=w), (X, AW[:4])),
+    "dtype": (lambda a: np.cov(a, dtype=np.float32), (X,)),
+    "corrcoef_rowvar": (lambda a: np.corrcoef(a, rowvar=False), (X,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_COV))
+def test_cov_keywords_are_honoured(name):
+    f, args = REAL_COV[name]
+    want = f(*args)
+    got = _value(f, *args)
+    if name == "traced_aweights":  # NumPy itself needs plain weights; compare with them
+        want = np.cov(X, aweights=AW[:4])
+    _assert_same(got, want)
+    if name != "dtype":
+        check_grads(f, args, order=2, rtol=1e-6, atol=1e-8)
+
+
+def test_cov_rowvar_false_on_1d_is_the_variance():
+    # a 1-D input is one variable whatever rowvar says
+    np.testing.assert_allclose(dr.grad(lambda a: np.cov(a, rowvar=False))(X[0]),
+                               dr.grad(lambda a: np.var(a, ddof=1))(X[0]), rtol=1e-12)
+
+
+def test_cov_weight_checks_match_numpy():
+    with pytest.raises(TypeError, match="fweights must be integer"):
+        dr.grad(lambda a: np.sum(np.cov(a, fweights=[1.5, 1, 1, 1])))(X)
+    with pytest.raises(ValueError, match="aweights cannot be negative"):
+        dr.grad(lambda a: np.sum(np.cov(a, aweights=[-1.0, 1, 1, 1])))(X)
+    with pytest.raises(RuntimeError, match="incompatible numbers of samples"):
+        dr.grad(lambda a: np.sum(np.cov(a, fweights=[1, 1])))(X)
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("name", ["var", "std", "cov", "corrcoef", "norm"])
+def test_complex_statistics_gradients_match_jax(name):
+    _, jnp = jax_modules()
+    loss = {
+        "var": lambda xp, a: xp.sum(xp.var(a, axis=1) * xp.arange(1.0, 4.0)),
+        "std": lambda xp, a: xp.std(a),
+        "cov": lambda xp, a: xp.real(xp.sum(xp.cov(a) * (1 + 2j) * xp.arange(1.0, 4.0))),
+        "corrcoef": lambda xp, a: xp.real(xp.sum(xp.corrcoef(a) * (2 - 1j)
+                                                 * xp.arange(1.0, 4.0))),
+        "norm": lambda xp, a: xp.sum(xp.linalg.norm(a, axis=0) * xp.arange(1.0, 7.0)),
+    }[name]
+    np.testing.assert_allclose(float(loss(np, Z)), float(loss(jnp, jnp.asarray(Z))),
+                               rtol=1e-12)
+    np.testing.assert_allclose(dr.grad(lambda a: loss(np, a))(Z),
+                               jax_grad(lambda a: loss(jnp, a), jnp.asarray(Z)), rtol=1e-10)
+
+
+NORMS = ([("vector", o, None) for o in (None, 2, 1, -1, 3, 0.5, np.inf, -np.inf, 0)]
+         + [("matrix", o, None) for o in (None, "fro", "f", 1, -1, np.inf, -np.inf, 2, -2,
+                                          "nuc")]
+         + [("matrix", o, (1, 0)) for o in (None, "fro", 1, np.inf, 2, "nuc")]
+         + [("matrix", o, 1) for o in (None, 2, 1, np.inf)])
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+@pytest.mark.parametrize(("kind", "ord", "axis"), NORMS)
+def test_norm_of_complex_is_real_and_exact(kind, ord, axis, cplx):
+    # it was sqrt(sum z**2): complex, and wrong
+    x = Z if kind == "matrix" else ZV
+    if not cplx:
+        x = x.real.copy()
+    f = lambda a: np.linalg.norm(a, ord, axis)
+    _assert_same(_value(f, x), f(x))
+    if ord != 0:
+        check_grads(f, (x,), order=2 if ord not in (np.inf, -np.inf, 1, -1) else 1,
+                    rtol=1e-6, atol=1e-8)

@@ -10,6 +10,7 @@ import scipy.stats as st
 
 import dualrev as dr
 from dualrev.catalogue.scipy_functions import ORIGINALS
+from dualrev.testing import check_grads
 from tests.helpers import check_all, check_like_numpy
 
 rng = np.random.default_rng(12)
@@ -223,3 +224,46 @@ def test_logsumexp_complex_keeps_the_phase(kw):
     f = (lambda v: sc.logsumexp(v, **kw)[0]) if kw.get("return_sign") else (
         lambda v: sc.logsumexp(v, **kw))
     dr.testing.check_grads(f, (z,), order=2)
+
+
+# ------------------------------------------------------------------ complex triangular solves
+crng = np.random.default_rng(30)
+CA = crng.standard_normal((4, 4)) + 1j * crng.standard_normal((4, 4)) + 3 * np.eye(4)
+CH = CA @ CA.conj().T
+CB = crng.standard_normal((4, 2)) + 1j * crng.standard_normal((4, 2))
+
+
+@pytest.mark.parametrize("unit_diagonal", [False, True])
+@pytest.mark.parametrize("lower", [True, False])
+@pytest.mark.parametrize("trans", [0, 1, 2, "N", "T", "C"])
+def test_solve_triangular_complex_and_trans_2_is_the_conjugate_transpose(trans, lower,
+                                                                        unit_diagonal):
+    # reverse mode once dropped the imaginary part of a's and b's cotangents; trans=2 was
+    # solved as a plain transpose
+    f = lambda a, b: sla.solve_triangular(a, b, trans=trans, lower=lower,
+                                          unit_diagonal=unit_diagonal)
+    value = dr.jvp(f, (CA, CB), (np.zeros_like(CA), np.zeros_like(CB)))[0]
+    np.testing.assert_allclose(value, f(CA, CB), rtol=1e-13)
+    check_grads(f, (CA, CB[:, 0]), order=2)
+
+
+@pytest.mark.parametrize("trans", [0, 1, 2])
+def test_lu_solve_complex_and_its_trans_argument(trans):
+    f = lambda a, b: sla.lu_solve(sla.lu_factor(a), b, trans=trans)
+    value = dr.jvp(f, (CA, CB), (np.zeros_like(CA), np.zeros_like(CB)))[0]
+    np.testing.assert_allclose(value, f(CA, CB), rtol=1e-13)
+    check_grads(f, (CA, CB), order=1)
+    check_grads(f, (CA.real.copy(), CB.real.copy()), order=2)
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_cho_solve_complex_uses_the_conjugate_transpose(lower):
+    f = lambda a, b: sla.cho_solve(sla.cho_factor(a, lower=lower), b)
+    value = dr.jvp(f, (CH, CB), (np.zeros_like(CH), np.zeros_like(CB)))[0]
+    np.testing.assert_allclose(value, np.linalg.solve(CH, CB), rtol=1e-12)
+    check_grads(f, (CH, CB), order=1)
+
+
+def test_solve_triangular_refuses_an_unknown_trans():
+    with pytest.raises(ValueError, match="trans"):
+        dr.grad(lambda a: np.sum(sla.solve_triangular(a, np.ones(4), trans=3)))(CA.real)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
+from dualrev.testing import check_grads
 from tests.helpers import check_all, check_empty, check_like_numpy
 
 rng = np.random.default_rng(13)
@@ -128,3 +129,16 @@ def test_sort_order_refused():
     # kind= and stable= change no value
     check_like_numpy(lambda x: np.sort(x[::-1], kind="heapsort"), LIST_V)
     check_like_numpy(lambda x: np.sort(x[::-1], stable=True), LIST_V)
+
+
+@pytest.mark.parametrize("mode", ["valid", "same", "full"])
+@pytest.mark.parametrize("sizes", [(6, 3), (3, 6), (4, 4)])
+def test_correlate_conjugates_its_second_argument(mode, sizes):
+    # c[k] = sum_n a[n + k] conj(v[n]), with NumPy's swap when v is the longer
+    r = np.random.default_rng(21)
+    a = r.standard_normal(sizes[0]) + 1j * r.standard_normal(sizes[0])
+    v = r.standard_normal(sizes[1]) + 1j * r.standard_normal(sizes[1])
+    f = lambda x, y: np.correlate(x, y, mode)
+    value = dr.jvp(f, (a, v), (np.zeros_like(a), np.zeros_like(v)))[0]
+    np.testing.assert_allclose(value, np.correlate(a, v, mode), rtol=1e-13, atol=1e-14)
+    check_grads(f, (a, v), order=1)
