@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NoDerivativeRule
+from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import Primitive, bind, shape_of, unit_axes_after_batch
 from .tracer import TracedBase
 
@@ -18,11 +18,17 @@ class ForwardTrace:
     (no perturbation confusion): a ``Dual`` only interacts with tangents of its own level.
     """
 
-    __slots__ = ("level", "nb")
+    __slots__ = ("level", "nb", "what")
 
-    def __init__(self, level: int, nb: int = 0) -> None:
+    def __init__(self, level: int, nb: int = 0, what: str = "a forward-mode transform") -> None:
         self.level = level
         self.nb = nb  # number of leading batch axes on every tangent of this trace
+        self.what = what  # the transform's name, for the escaped-tracer error
+
+    def finish(self) -> None:
+        """The transform's function has returned: later uses of its values raise (see
+        ``Tape.finish``)."""
+        self.__class__ = FinishedForwardTrace
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
         if prim.body is not None:
@@ -72,6 +78,15 @@ class ForwardTrace:
         if out is None:
             return ans
         return Dual(ans, out, self)
+
+
+class FinishedForwardTrace(ForwardTrace):
+    """A forward trace whose transform has returned."""
+
+    __slots__ = ()
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        raise EscapedTracerError(self.what, prim.name)
 
 
 class Dual(TracedBase):

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NoDerivativeRule
+from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import (
     _SCALARS,
     Primitive,
@@ -44,11 +44,18 @@ class Tape:
     only what the primitive's VJP rules read (see ``Primitive.keep_plan``).
     """
 
-    __slots__ = ("level", "nodes")
+    __slots__ = ("level", "nodes", "what")
 
-    def __init__(self, level: int) -> None:
+    def __init__(self, level: int, what: str = "a reverse-mode transform") -> None:
         self.level = level
         self.nodes: list[tuple[Any, ...]] = []
+        self.what = what  # the transform's name, for the escaped-tracer error
+
+    def finish(self) -> None:
+        """Stop recording: the transform's function has returned. A value it traced that
+        is used later (it escaped) raises instead of growing a tape nobody will play back.
+        Switching the class costs nothing per operation, unlike a check in ``process``."""
+        self.__class__ = FinishedTape
 
     def input(self, value: Any) -> Traced:
         """A new traced input on this tape."""
@@ -124,7 +131,8 @@ class Tape:
 
         Returns the list of accumulated cotangents (None where nothing arrived); the
         inputs' entries hold the gradients. Without ``keep`` each entry is released as soon
-        as it has been processed, so intermediates are freed during the pass.
+        as it has been processed, so intermediates are freed during the pass, and the tape
+        is empty afterwards (entries no cotangent reached are dropped too).
         """
         nodes = self.nodes
         n = len(nodes)
@@ -192,10 +200,25 @@ class Tape:
                     prev = prev + c
                     cts[pid] = prev
                     owned[pid] = type(prev) is ndarray
+        if not keep:
+            # An escaped tracer keeps its tape alive; it must not keep the values too.
+            nodes.clear()
         return cts
 
 
 _RELEASED = (None, (), None, None, ())
+
+
+class FinishedTape(Tape):
+    """A tape whose transform has stopped recording; its backward pass still runs."""
+
+    __slots__ = ()
+
+    def input(self, value: Any) -> Traced:
+        raise EscapedTracerError(self.what, "a new input")
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        raise EscapedTracerError(self.what, prim.name)
 
 
 class Traced(TracedBase):
