@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from .errors import EscapedTracerError, NoDerivativeRule
-from .primitive import Primitive, bind, shape_of, unit_axes_after_batch
+from .primitive import Primitive, bind, shape_of, strip, unit_axes_after_batch
+from .reverse import as_dtype
 from .tracer import TracedBase
 
 
@@ -77,7 +78,23 @@ class ForwardTrace:
                     out = np.broadcast_to(out, ts[:nb] + want)
         if out is None:
             return ans
+        ta = type(ans)
+        if ta is not float and ta is not np.float64 and (ta is not np.ndarray
+                                                         or ans.dtype.char not in "dD"):
+            out = _tangent_dtype(out, ans)
         return Dual(ans, out, self)
+
+
+def _tangent_dtype(t: Any, ans: Any) -> Any:
+    """``t`` in the dtype of a float32/complex64 output ``ans``: a rule computing in
+    float64 must not widen the derivative (JAX keeps the primal's dtype)."""
+    dt = np.result_type(strip(ans))
+    if dt.char in "dD" or dt.kind not in "fc":
+        return t
+    tk = np.result_type(strip(t)).kind
+    if tk == "c" and dt.kind != "c":
+        return t  # a complex tangent of a real value was asked for (jvp): keep it
+    return as_dtype(t, dt)
 
 
 class FinishedForwardTrace(ForwardTrace):

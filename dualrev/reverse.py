@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .catalogue.elementwise import astype as _astype
 from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import (
     _SCALARS,
@@ -22,8 +23,8 @@ from .primitive import (
     apply_plain,
     bind,
     is_complex,
-    is_real,
     shape_of,
+    strip,
     unbroadcast,
 )
 from .tracer import TracedBase
@@ -39,7 +40,9 @@ class Tape:
     """One reverse-mode transform call: a level and the list of recorded operations.
 
     Each entry is ``(prim, primals, params, ans, parents)`` where ``parents`` lists
-    ``(argument position, entry index, argument shape)`` for the traced arguments;
+    ``(argument position, entry index, argument shape, kind)`` for the traced arguments
+    (kind: True for float64, False for complex128, else the dtype the cotangent must
+    have, see ``_cotangent_kind``);
     inputs are entries with ``prim`` None. Of the primals and ``ans`` the entry keeps
     only what the primitive's VJP rules read (see ``Primitive.keep_plan``).
     """
@@ -78,11 +81,13 @@ class Tape:
                 if vjps[i] is not None:
                     tp = type(p)
                     if tp is ndarray:
-                        parents.append((i, a._index, p.shape, p.dtype.kind != "c"))
+                        c = p.dtype.char
+                        parents.append((i, a._index, p.shape,
+                                        True if c == "d" else False if c == "D" else p.dtype))
                     elif tp in _SCALARS:
                         parents.append((i, a._index, (), True))
                     else:
-                        parents.append((i, a._index, shape_of(p), is_real(p)))
+                        parents.append((i, a._index, shape_of(p), _cotangent_kind(p)))
                 a = p
             if plain and isinstance(a, Tracer):
                 plain = False
@@ -159,7 +164,7 @@ class Tape:
             add_into = prim.vjp_add if nb == 0 else None
             for argpos, pid, shape, real in parents:
                 prev = cts[pid]
-                if add_into is not None and real and (prev is None or owned[pid]):
+                if add_into is not None and real is True and (prev is None or owned[pid]):
                     acc = add_into(prev, g, ans, *primals, **params)
                     if acc is not NotImplemented:
                         cts[pid] = acc
@@ -184,13 +189,15 @@ class Tape:
                     c = rules[argpos](g, ans, *primals, **params)
                     if prim.elementwise and (nb or shape_of(c) != shape):
                         c = unbroadcast(c, nb, shape)
-                if real:  # a real argument's cotangent is real (the pairing Re(ct * t))
+                if real is True:  # a real argument's cotangent is real (pairing Re(ct * t))
                     tc = type(c)
                     if tc is ndarray:
                         if c.dtype.kind == "c":
                             c = c.real
                     elif tc not in _SCALARS and is_complex(c):
                         c = np.real(c)
+                elif real is not False:
+                    c = as_dtype(c, real)
                 if prev is None:
                     cts[pid] = c
                 elif (owned[pid] and type(c) is ndarray and c.shape == prev.shape
@@ -207,6 +214,39 @@ class Tape:
 
 
 _RELEASED = (None, (), None, None, ())
+
+
+def _cotangent_kind(p: Any) -> Any:
+    """What a cotangent of the primal ``p`` must be: True for float64 (real), False for
+    complex128 (anything goes), else ``p``'s dtype (float32 stays float32, complex64
+    complex64, as in JAX, even where a rule computed in float64)."""
+    dt = np.result_type(strip(p))
+    if dt.char == "d" or dt.kind not in "fc":
+        return True
+    return False if dt.char == "D" else dt
+
+
+def as_dtype(c: Any, dt: np.dtype) -> Any:
+    """The tangent or cotangent ``c`` in the inexact dtype ``dt`` of its primal (a real
+    primal takes the real part), differentiably when ``c`` is traced."""
+    tc = type(c)
+    if tc is ndarray:
+        if c.dtype == dt:
+            return c
+        if c.dtype.kind == "c" and dt.kind != "c":
+            c = c.real
+        return c.astype(dt)
+    if isinstance(c, Tracer):
+        cd = np.result_type(strip(c))
+        if cd == dt:
+            return c
+        if cd.kind == "c" and dt.kind != "c":
+            c = np.real(c)
+        return _astype(c, dt)
+    v = np.asarray(c)
+    if v.dtype.kind == "c" and dt.kind != "c":
+        v = v.real
+    return v.astype(dt)[()]
 
 
 class FinishedTape(Tape):

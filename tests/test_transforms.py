@@ -406,3 +406,62 @@ def test_gc_state_set_inside_f_is_kept_and_threshold_restored(gc_state):
 
     dr.grad(g)(1.0)
     assert gc.get_threshold() == (123, 4, 5)
+
+
+# ------------------------------------------------------------------ precision kept
+_F32_FUNCS = {
+    # rules with float64 constants (log 2), float64 masks (ties, prod) and a scalar base
+    "mixed": lambda x: np.sum(np.exp2(x) * np.log10(x + 3.0) + np.power(2.0, x) / (1.0 + x * x)),
+    "reductions": lambda x: np.max(x) * np.prod(x) + np.mean(np.maximum(x, 0.0)) * np.std(x),
+    "matrix": lambda x: np.sum(np.tanh(np.outer(x, x) @ x)),
+}
+
+
+def _f32_derivatives(f, x, v):
+    vec = lambda x: f(x) * x
+    return {
+        "value": f(x),
+        "grad": dr.grad(f)(x),
+        "value_and_grad": dr.value_and_grad(f)(x)[1],
+        "jacfwd": dr.jacfwd(vec)(x),
+        "jacrev": dr.jacrev(vec)(x),
+        "jacobian": dr.jacobian(vec)(x),
+        "hessian": dr.hessian(f)(x),
+        "hvp": dr.hvp(f)(x, v),
+        "jvp": dr.jvp(vec, (x,), (v,))[1],
+        "vjp": dr.vjp(vec, x)[1](v)[0],
+        "grad scalar": dr.grad(lambda s: f(x * s))(x.dtype.type(1.5)),
+        "jacfwd scalar": dr.jacfwd(lambda s: f(x * s))(x.dtype.type(1.5)),
+        "hessian scalar": dr.hessian(lambda s: f(x * s))(x.dtype.type(1.5)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_F32_FUNCS))
+def test_float32_inputs_keep_float32_derivatives(name):
+    f = _F32_FUNCS[name]
+    x64, v64 = np.array([0.3, -0.7, 1.1]), np.array([1.0, 0.5, -2.0])
+    got = _f32_derivatives(f, x64.astype(np.float32), v64.astype(np.float32))
+    want = _f32_derivatives(f, x64, v64)
+    for what, g in got.items():
+        assert np.asarray(g).dtype == np.float32, what
+        np.testing.assert_allclose(g, want[what], rtol=2e-5, atol=2e-5, err_msg=what)
+        assert np.asarray(want[what]).dtype == np.float64, what
+
+
+def test_complex64_inputs_keep_complex64_derivatives():
+    z64 = np.array([0.3 + 0.2j, -0.7 + 1.0j])
+    z = z64.astype(np.complex64)
+    real_f = lambda z: np.sum(np.abs(z) ** 2 * np.exp2(np.real(z)))
+    holo = lambda z: np.exp2(z) * z
+    cases = {
+        "grad": lambda z: dr.grad(real_f)(z),
+        "jacfwd": lambda z: dr.jacfwd(holo)(z),
+        "jacrev holomorphic": lambda z: dr.jacrev(holo, holomorphic=True)(z),
+        "jvp": lambda z: dr.jvp(holo, (z,), (np.ones_like(z),))[1],
+        "vjp": lambda z: dr.vjp(holo, z)[1](np.ones_like(z))[0],
+        "grad scalar": lambda z: dr.grad(lambda s: real_f(z * s))(z.dtype.type(1 + 1j)),
+    }
+    for what, fn in cases.items():
+        g = fn(z)
+        assert np.asarray(g).dtype == np.complex64, what
+        np.testing.assert_allclose(g, fn(z64), rtol=2e-5, atol=2e-5, err_msg=what)
