@@ -113,7 +113,9 @@ class Tape:
             for p in primals:
                 k = plan[j + 1] if j < width else False
                 if k is True or type(p) in _SCALARS:
-                    kept.append(p)
+                    # A plain array the caller still holds may be rewritten in place
+                    # before the backward pass (a work buffer): keep a copy of it.
+                    kept.append(p.copy() if type(p) is ndarray and p is args[j] else p)
                 elif k:
                     # An input of the tape lives on anyway: keep it rather than a stand-in.
                     arg = args[j]
@@ -128,6 +130,9 @@ class Tape:
             k = plan[0]
             if k is not True and type(ans) not in _SCALARS:
                 kept_ans = Shaped(ans) if k else None
+        else:
+            primals = [p.copy() if type(p) is ndarray and p is a else p
+                       for p, a in zip(primals, args, strict=True)]
         nodes.append((prim, primals, params, kept_ans, parents))
         return Traced(ans, self, len(nodes) - 1)
 

@@ -160,8 +160,24 @@ def _rebuild_args(args: Sequence[Any], nums: tuple[int, ...], defs: list[TreeDef
     return new
 
 
+def _distinct(values: list[Any]) -> list[Any]:
+    """Results the caller may write into: an array that is returned twice (``x + y``
+    passes one cotangent to both) or is read-only (a slice of the cached identity) is
+    copied."""
+    seen: set[int] = set()
+    out = []
+    for v in values:
+        if type(v) is np.ndarray:
+            if id(v) in seen or not v.flags.writeable:
+                v = v.copy()
+            seen.add(id(v))
+        out.append(v)
+    return out
+
+
 def _group(values: list[Any], defs: list[TreeDef], single: bool) -> Any:
     """Per-leaf results back into one pytree per argnum (a tuple unless argnums was an int)."""
+    values = _distinct(values)
     if single and defs[0] is LEAF:
         return values[0]
     it = iter(values)
@@ -321,7 +337,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
     out, trace = _forward(f, primals, nums, leaves, defs, t_leaves, 0, "jvp")
     out, aux = _split_aux(out, has_aux)
     p, t, od = _unpack_forward(out, trace, (), "jvp")
-    res = (tree_unflatten(od, p), tree_unflatten(od, [_result(v) for v in t]))
+    res = (tree_unflatten(od, p), tree_unflatten(od, _distinct([_result(v) for v in t])))
     return res + (aux,) if has_aux else res
 
 
@@ -509,6 +525,9 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     """Reverse mode: ``(f(*primals), pullback)`` where ``pullback(ct)`` gives the
     cotangents of all ``primals`` (a tuple). The pullback may be called repeatedly."""
     nums = tuple(range(len(primals)))
+    # The pullback runs later: it must read the inputs as they were, not as the caller
+    # may have rewritten them in place meanwhile.
+    primals = tree_map(lambda v: v.copy() if isinstance(v, np.ndarray) else v, primals)
     rec = _Recording(f, primals, nums, has_aux, "vjp")
     out = tree_unflatten(rec.out_def, rec.values)
 

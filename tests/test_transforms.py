@@ -465,3 +465,24 @@ def test_complex64_inputs_keep_complex64_derivatives():
         g = fn(z)
         assert np.asarray(g).dtype == np.complex64, what
         np.testing.assert_allclose(g, fn(z64), rtol=2e-5, atol=2e-5, err_msg=what)
+
+
+def test_results_are_distinct_writable_arrays():
+    # x + y passes one cotangent to both arguments: the two gradients were one object.
+    x, y = np.ones(3), np.ones(3)
+    gx, gy = dr.grad(lambda x, y: np.sum(x + y), argnums=(0, 1))(x, y)
+    assert gx is not gy
+    gx[0] = 7.0
+    np.testing.assert_array_equal(gy, np.ones(3))
+    _, pullback = dr.vjp(lambda x, y: x + y, x, y)
+    a, b = pullback(np.ones(3))
+    assert a is not b
+    # Jacobians of the identity were views of the cached, read-only identity matrix.
+    for J in (dr.jacfwd(lambda x: x)(x), dr.jacrev(lambda x: x)(x), dr.hessian(
+            lambda x: 0.5 * np.sum(x * x))(x)):
+        J[0, 0] = 3.0
+    np.testing.assert_array_equal(dr.jacfwd(lambda x: x)(x), np.eye(3))
+    ja, jb = dr.jacfwd(lambda x, y: x + y, argnums=(0, 1))(x, y)
+    assert ja is not jb and ja.flags.writeable and jb.flags.writeable
+    _, (ta, tb) = dr.jvp(lambda x: (x, x), (x,), (np.ones(3),))
+    assert ta is not tb
