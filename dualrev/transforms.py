@@ -43,29 +43,30 @@ class _GcPaused:
     """
 
     __slots__ = ()
-    _lock = threading.Lock()
-    _depth = 0
-    _saved: tuple[int, ...] = ()
-    _PAUSED = 1 << 30  # collections practically never start; a value nobody else sets
 
     def __enter__(self) -> None:
-        cls = _GcPaused
-        with cls._lock:
-            if cls._depth == 0:
-                saved = gc.get_threshold()
-                cls._saved = saved
+        global _gc_depth, _gc_saved
+        with _gc_lock:
+            if _gc_depth == 0:
+                saved = _gc_saved = gc.get_threshold()
                 if saved[0]:  # a threshold of 0 already disables collection
-                    gc.set_threshold(cls._PAUSED, *saved[1:])
-            cls._depth += 1
+                    gc.set_threshold(_GC_PAUSED, *saved[1:])
+            _gc_depth += 1
 
     def __exit__(self, *exc: Any) -> None:
-        cls = _GcPaused
-        with cls._lock:
-            cls._depth -= 1
-            if cls._depth == 0 and gc.get_threshold()[0] == cls._PAUSED:
-                gc.set_threshold(*cls._saved)
+        global _gc_depth
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0 and gc.get_threshold()[0] == _GC_PAUSED:
+                gc.set_threshold(*_gc_saved)
 
 
+# The pause's state is module-level: assigning class attributes would invalidate the
+# interpreter's type caches on every call.
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_saved: tuple[int, ...] = ()
+_GC_PAUSED = 1 << 30  # collections practically never start; a value nobody else sets
 _gc_paused = _GcPaused()
 _FINISHED = (FinishedTape, FinishedForwardTrace)
 
@@ -79,7 +80,10 @@ _PLAIN_FLOAT = (float, np.float64)
 
 def _dtype_of(x: Any) -> np.dtype:
     v = strip(x)
-    return _F64 if type(v) in _PLAIN_FLOAT else np.result_type(v)
+    t = type(v)
+    if t is np.ndarray:
+        return v.dtype
+    return _F64 if t in _PLAIN_FLOAT else np.result_type(v)
 
 
 _F64 = np.dtype(np.float64)
@@ -221,24 +225,30 @@ def _identity(n: int, dtype: np.dtype = _F64) -> np.ndarray:
     return _cached_identity(n, dtype) if n <= 2048 else np.eye(n, dtype=dtype)
 
 
-def _real_dtype(values: list[Any]) -> np.dtype:
-    """The real dtype of a basis for ``values``: float32 for float32 and complex64 ones,
-    so that a Jacobian keeps its inputs' precision, as in JAX."""
-    if not values:
-        return _F64
-    return np.result_type(*[np.finfo(_dtype_of(v)).dtype for v in values])
+_BASIS_DTYPE: dict[np.dtype, np.dtype] = {}
+
+
+def _basis_dtype(v: Any) -> np.dtype:
+    """The real dtype of basis tangents for ``v``: float32 for float32 and complex64, so
+    that a Jacobian keeps its inputs' precision, as in JAX."""
+    dt = _dtype_of(v)
+    r = _BASIS_DTYPE.get(dt)
+    if r is None:
+        r = _BASIS_DTYPE[dt] = np.finfo(dt).dtype
+    return r
 
 
 def _basis(values: list[Any]) -> list[Any]:
     """One slice of the identity per value, shaped ``(n,) + value.shape``."""
     sizes = [math.prod(shape_of(v)) for v in values]
     n = sum(sizes)
-    dt = _real_dtype(values)
+    dts = [_basis_dtype(v) for v in values]
+    dt = dts[0] if len(set(dts)) == 1 else np.result_type(*dts) if dts else _F64
     eye = _identity(n, dt)
     out, off = [], 0
-    for v, k in zip(values, sizes, strict=True):
-        e = eye[:, off:off + k].reshape((n,) + shape_of(v))
-        want = np.finfo(_dtype_of(v)).dtype
+    for v, k, want in zip(values, sizes, dts, strict=True):
+        e = eye[:, off:off + k] if k != n else eye
+        e = e.reshape((n,) + shape_of(v))
         out.append(e if want == dt else e.astype(want))
         off += k
     return out
