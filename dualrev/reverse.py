@@ -47,18 +47,35 @@ class Tape:
     only what the primitive's VJP rules read (see ``Primitive.keep_plan``).
     """
 
-    __slots__ = ("level", "nodes", "what")
+    __slots__ = ("level", "nodes", "what", "copies")
 
     def __init__(self, level: int, what: str = "a reverse-mode transform") -> None:
         self.level = level
         self.nodes: list[tuple[Any, ...]] = []
         self.what = what  # the transform's name, for the escaped-tracer error
+        # id -> (caller's array, the tape's copy of it), see keep_copy
+        self.copies: dict[int, tuple[ndarray, ndarray]] = {}
+
+    def keep_copy(self, a: ndarray) -> ndarray:
+        """A private copy of the caller's array ``a``, for a VJP rule to read later: the
+        caller may rewrite ``a`` in place (a work buffer) before the backward pass. The
+        same unchanged array (a weight matrix used at every step of a loop) shares one
+        copy; "unchanged" is checked bit for bit, which reads ``a`` but allocates
+        nothing."""
+        hit = self.copies.get(id(a))
+        if hit is not None and hit[0] is a and _same_bits(a, hit[1]):
+            return hit[1]
+        c = a.copy()
+        if a.flags.c_contiguous and a.nbytes % 8 == 0:
+            self.copies[id(a)] = (a, c)
+        return c
 
     def finish(self) -> None:
         """Stop recording: the transform's function has returned. A value it traced that
         is used later (it escaped) raises instead of growing a tape nobody will play back.
         Switching the class costs nothing per operation, unlike a check in ``process``."""
         self.__class__ = FinishedTape
+        self.copies = {}
 
     def input(self, value: Any) -> Traced:
         """A new traced input on this tape."""
@@ -115,7 +132,7 @@ class Tape:
                 if k is True or type(p) in _SCALARS:
                     # A plain array the caller still holds may be rewritten in place
                     # before the backward pass (a work buffer): keep a copy of it.
-                    kept.append(p.copy() if type(p) is ndarray and p is args[j] else p)
+                    kept.append(self.keep_copy(p) if type(p) is ndarray and p is args[j] else p)
                 elif k:
                     # An input of the tape lives on anyway: keep it rather than a stand-in.
                     arg = args[j]
@@ -131,7 +148,7 @@ class Tape:
             if k is not True and type(ans) not in _SCALARS:
                 kept_ans = Shaped(ans) if k else None
         else:
-            primals = [p.copy() if type(p) is ndarray and p is a else p
+            primals = [self.keep_copy(p) if type(p) is ndarray and p is a else p
                        for p, a in zip(primals, args, strict=True)]
         nodes.append((prim, primals, params, kept_ans, parents))
         return Traced(ans, self, len(nodes) - 1)
@@ -219,6 +236,14 @@ class Tape:
 
 
 _RELEASED = (None, (), None, None, ())
+
+
+def _same_bits(a: ndarray, c: ndarray) -> bool:
+    """Whether the C-contiguous ``a`` still holds exactly the bits of its copy ``c`` (nan
+    and -0.0 included, which a == comparison would not tell apart)."""
+    return (a.flags.c_contiguous and a.shape == c.shape and a.dtype == c.dtype
+            and bool(np.array_equal(a.reshape(-1).view(np.uint64),
+                                    c.reshape(-1).view(np.uint64))))
 
 
 def _cotangent_kind(p: Any) -> Any:
