@@ -93,3 +93,23 @@ def test_vjp_pullback_reads_inputs_and_constants_as_they_were():
     x[:] = 10.0  # the caller rewrites both after vjp returned
     c[:] = -1.0
     np.testing.assert_allclose(pullback(np.ones(2))[0], want, rtol=1e-15)
+
+
+def test_matrix_reused_then_rewritten_keeps_each_uses_values():
+    # One copy is shared while the matrix is unchanged; a rewrite gives a new one.
+    rng = np.random.default_rng(3)
+    W0 = rng.standard_normal((3, 3))
+    x = rng.standard_normal(3)
+
+    def f(x, W):
+        h = np.tanh(W @ x)
+        h = np.tanh(W @ h)
+        W *= -2.0  # in place, between the second and the third use
+        return np.sum(np.tanh(W @ h))
+
+    def plain(x):  # the same function with W never written
+        h = np.tanh(W0 @ np.tanh(W0 @ x))
+        return np.sum(np.tanh((-2.0 * W0) @ h))
+
+    np.testing.assert_allclose(dr.grad(f)(x, W0.copy()), dr.grad(plain)(x), rtol=1e-14)
+    np.testing.assert_allclose(dr.jacrev(f)(x, W0.copy()), dr.grad(plain)(x), rtol=1e-14)
