@@ -17,7 +17,13 @@ from typing import Any
 from . import catalogue  # noqa: F401  (registers the primitive catalogue)
 from .at import at
 from .custom import custom_jvp, custom_vjp
-from .errors import DualrevError, InPlaceError, NoDerivativeRule, TracerConversionError
+from .errors import (
+    DualrevError,
+    EscapedTracerError,
+    InPlaceError,
+    NoDerivativeRule,
+    TracerConversionError,
+)
 from .forward import Dual
 from .primitive import Primitive, register_function, register_ufunc, strip
 from .reverse import Tape, Traced
@@ -55,6 +61,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Dual",
     "DualrevError",
+    "EscapedTracerError",
     "InPlaceError",
     "NoDerivativeRule",
     "Primitive",
@@ -75,6 +82,7 @@ __all__ = [
     "register_function",
     "register_ufunc",
     "stop_gradient",
+    "strip",
     "tree_flatten",
     "tree_map",
     "tree_unflatten",

@@ -59,3 +59,20 @@ class InPlaceError(DualrevError):
             "np.where(mask, v, x), np.concatenate or np.stack."
         )
         super().__init__(msg)
+
+
+class EscapedTracerError(DualrevError):
+    """A traced value was used after the transform that traced it had returned."""
+
+    def __init__(self, transform: str, operation: str) -> None:
+        msg = (
+            f"dualrev: a value traced by {transform} was used (in {operation}) after that "
+            "transform returned. It escaped the function being differentiated: stored in a "
+            "list, a global, an object or a closure, or produced by a generator that was "
+            "resumed later, and it belongs to a derivative computation that has ended, so "
+            "no derivative can flow through it any more. Keep traced values inside the "
+            "function, return what you need as its output (or as auxiliary data with "
+            "has_aux=True), and store plain values where they must outlive the call: "
+            "dualrev.strip(x) or dualrev.stop_gradient(x)."
+        )
+        super().__init__(msg)

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NoDerivativeRule
-from .primitive import Primitive, bind, shape_of, unit_axes_after_batch
+from .errors import EscapedTracerError, NoDerivativeRule
+from .primitive import Primitive, bind, shape_of, strip, unit_axes_after_batch
+from .reverse import as_dtype
 from .tracer import TracedBase
 
 
@@ -18,11 +19,17 @@ class ForwardTrace:
     (no perturbation confusion): a ``Dual`` only interacts with tangents of its own level.
     """
 
-    __slots__ = ("level", "nb")
+    __slots__ = ("level", "nb", "what")
 
-    def __init__(self, level: int, nb: int = 0) -> None:
+    def __init__(self, level: int, nb: int = 0, what: str = "a forward-mode transform") -> None:
         self.level = level
         self.nb = nb  # number of leading batch axes on every tangent of this trace
+        self.what = what  # the transform's name, for the escaped-tracer error
+
+    def finish(self) -> None:
+        """The transform's function has returned: later uses of its values raise (see
+        ``Tape.finish``)."""
+        self.__class__ = FinishedForwardTrace
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
         if prim.body is not None:
@@ -71,7 +78,32 @@ class ForwardTrace:
                     out = np.broadcast_to(out, ts[:nb] + want)
         if out is None:
             return ans
+        ta = type(ans)
+        if ta is not float and ta is not np.float64 and (ta is not np.ndarray
+                                                         or ans.dtype.char not in "dD"):
+            out = _tangent_dtype(out, ans)
         return Dual(ans, out, self)
+
+
+def _tangent_dtype(t: Any, ans: Any) -> Any:
+    """``t`` in the dtype of a float32/complex64 output ``ans``: a rule computing in
+    float64 must not widen the derivative (JAX keeps the primal's dtype)."""
+    dt = np.result_type(strip(ans))
+    if dt.char in "dD" or dt.kind not in "fc":
+        return t
+    tk = np.result_type(strip(t)).kind
+    if tk == "c" and dt.kind != "c":
+        return t  # a complex tangent of a real value was asked for (jvp): keep it
+    return as_dtype(t, dt)
+
+
+class FinishedForwardTrace(ForwardTrace):
+    """A forward trace whose transform has returned."""
+
+    __slots__ = ()
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        raise EscapedTracerError(self.what, prim.name)
 
 
 class Dual(TracedBase):

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NoDerivativeRule
+from .catalogue.elementwise import astype as _astype
+from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import (
     _SCALARS,
     Primitive,
@@ -22,8 +23,8 @@ from .primitive import (
     apply_plain,
     bind,
     is_complex,
-    is_real,
     shape_of,
+    strip,
     unbroadcast,
 )
 from .tracer import TracedBase
@@ -39,16 +40,42 @@ class Tape:
     """One reverse-mode transform call: a level and the list of recorded operations.
 
     Each entry is ``(prim, primals, params, ans, parents)`` where ``parents`` lists
-    ``(argument position, entry index, argument shape)`` for the traced arguments;
+    ``(argument position, entry index, argument shape, kind)`` for the traced arguments
+    (kind: True for float64, False for complex128, else the dtype the cotangent must
+    have, see ``_cotangent_kind``);
     inputs are entries with ``prim`` None. Of the primals and ``ans`` the entry keeps
     only what the primitive's VJP rules read (see ``Primitive.keep_plan``).
     """
 
-    __slots__ = ("level", "nodes")
+    __slots__ = ("level", "nodes", "what", "copies")
 
-    def __init__(self, level: int) -> None:
+    def __init__(self, level: int, what: str = "a reverse-mode transform") -> None:
         self.level = level
         self.nodes: list[tuple[Any, ...]] = []
+        self.what = what  # the transform's name, for the escaped-tracer error
+        # id -> (caller's array, the tape's copy of it), see keep_copy
+        self.copies: dict[int, tuple[ndarray, ndarray]] = {}
+
+    def keep_copy(self, a: ndarray) -> ndarray:
+        """A private copy of the caller's array ``a``, for a VJP rule to read later: the
+        caller may rewrite ``a`` in place (a work buffer) before the backward pass. The
+        same unchanged array (a weight matrix used at every step of a loop) shares one
+        copy; "unchanged" is checked bit for bit, which reads ``a`` but allocates
+        nothing."""
+        hit = self.copies.get(id(a))
+        if hit is not None and hit[0] is a and _same_bits(a, hit[1]):
+            return hit[1]
+        c = a.copy()
+        if a.flags.c_contiguous and a.nbytes % 8 == 0:
+            self.copies[id(a)] = (a, c)
+        return c
+
+    def finish(self) -> None:
+        """Stop recording: the transform's function has returned. A value it traced that
+        is used later (it escaped) raises instead of growing a tape nobody will play back.
+        Switching the class costs nothing per operation, unlike a check in ``process``."""
+        self.__class__ = FinishedTape
+        self.copies = {}
 
     def input(self, value: Any) -> Traced:
         """A new traced input on this tape."""
@@ -71,11 +98,13 @@ class Tape:
                 if vjps[i] is not None:
                     tp = type(p)
                     if tp is ndarray:
-                        parents.append((i, a._index, p.shape, p.dtype.kind != "c"))
+                        c = p.dtype.char
+                        parents.append((i, a._index, p.shape,
+                                        True if c == "d" else False if c == "D" else p.dtype))
                     elif tp in _SCALARS:
                         parents.append((i, a._index, (), True))
                     else:
-                        parents.append((i, a._index, shape_of(p), is_real(p)))
+                        parents.append((i, a._index, shape_of(p), _cotangent_kind(p)))
                 a = p
             if plain and isinstance(a, Tracer):
                 plain = False
@@ -101,7 +130,9 @@ class Tape:
             for p in primals:
                 k = plan[j + 1] if j < width else False
                 if k is True or type(p) in _SCALARS:
-                    kept.append(p)
+                    # A plain array the caller still holds may be rewritten in place
+                    # before the backward pass (a work buffer): keep a copy of it.
+                    kept.append(self.keep_copy(p) if type(p) is ndarray and p is args[j] else p)
                 elif k:
                     # An input of the tape lives on anyway: keep it rather than a stand-in.
                     arg = args[j]
@@ -116,6 +147,9 @@ class Tape:
             k = plan[0]
             if k is not True and type(ans) not in _SCALARS:
                 kept_ans = Shaped(ans) if k else None
+        else:
+            primals = [self.keep_copy(p) if type(p) is ndarray and p is a else p
+                       for p, a in zip(primals, args, strict=True)]
         nodes.append((prim, primals, params, kept_ans, parents))
         return Traced(ans, self, len(nodes) - 1)
 
@@ -124,7 +158,8 @@ class Tape:
 
         Returns the list of accumulated cotangents (None where nothing arrived); the
         inputs' entries hold the gradients. Without ``keep`` each entry is released as soon
-        as it has been processed, so intermediates are freed during the pass.
+        as it has been processed, so intermediates are freed during the pass, and the tape
+        is empty afterwards (entries no cotangent reached are dropped too).
         """
         nodes = self.nodes
         n = len(nodes)
@@ -151,7 +186,7 @@ class Tape:
             add_into = prim.vjp_add if nb == 0 else None
             for argpos, pid, shape, real in parents:
                 prev = cts[pid]
-                if add_into is not None and real and (prev is None or owned[pid]):
+                if add_into is not None and real is True and (prev is None or owned[pid]):
                     acc = add_into(prev, g, ans, *primals, **params)
                     if acc is not NotImplemented:
                         cts[pid] = acc
@@ -176,13 +211,15 @@ class Tape:
                     c = rules[argpos](g, ans, *primals, **params)
                     if prim.elementwise and (nb or shape_of(c) != shape):
                         c = unbroadcast(c, nb, shape)
-                if real:  # a real argument's cotangent is real (the pairing Re(ct * t))
+                if real is True:  # a real argument's cotangent is real (pairing Re(ct * t))
                     tc = type(c)
                     if tc is ndarray:
                         if c.dtype.kind == "c":
                             c = c.real
                     elif tc not in _SCALARS and is_complex(c):
                         c = np.real(c)
+                elif real is not False:
+                    c = as_dtype(c, real)
                 if prev is None:
                     cts[pid] = c
                 elif (owned[pid] and type(c) is ndarray and c.shape == prev.shape
@@ -192,10 +229,66 @@ class Tape:
                     prev = prev + c
                     cts[pid] = prev
                     owned[pid] = type(prev) is ndarray
+        if not keep:
+            # An escaped tracer keeps its tape alive; it must not keep the values too.
+            nodes.clear()
         return cts
 
 
 _RELEASED = (None, (), None, None, ())
+
+
+def _same_bits(a: ndarray, c: ndarray) -> bool:
+    """Whether the C-contiguous ``a`` still holds exactly the bits of its copy ``c`` (nan
+    and -0.0 included, which a == comparison would not tell apart)."""
+    return (a.flags.c_contiguous and a.shape == c.shape and a.dtype == c.dtype
+            and bool(np.array_equal(a.reshape(-1).view(np.uint64),
+                                    c.reshape(-1).view(np.uint64))))
+
+
+def _cotangent_kind(p: Any) -> Any:
+    """What a cotangent of the primal ``p`` must be: True for float64 (real), False for
+    complex128 (anything goes), else ``p``'s dtype (float32 stays float32, complex64
+    complex64, as in JAX, even where a rule computed in float64)."""
+    dt = np.result_type(strip(p))
+    if dt.char == "d" or dt.kind not in "fc":
+        return True
+    return False if dt.char == "D" else dt
+
+
+def as_dtype(c: Any, dt: np.dtype) -> Any:
+    """The tangent or cotangent ``c`` in the inexact dtype ``dt`` of its primal (a real
+    primal takes the real part), differentiably when ``c`` is traced."""
+    tc = type(c)
+    if tc is ndarray:
+        if c.dtype == dt:
+            return c
+        if c.dtype.kind == "c" and dt.kind != "c":
+            c = c.real
+        return c.astype(dt)
+    if isinstance(c, Tracer):
+        cd = np.result_type(strip(c))
+        if cd == dt:
+            return c
+        if cd.kind == "c" and dt.kind != "c":
+            c = np.real(c)
+        return _astype(c, dt)
+    v = np.asarray(c)
+    if v.dtype.kind == "c" and dt.kind != "c":
+        v = v.real
+    return v.astype(dt)[()]
+
+
+class FinishedTape(Tape):
+    """A tape whose transform has stopped recording; its backward pass still runs."""
+
+    __slots__ = ()
+
+    def input(self, value: Any) -> Traced:
+        raise EscapedTracerError(self.what, "a new input")
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        raise EscapedTracerError(self.what, prim.name)
 
 
 class Traced(TracedBase):

@@ -13,15 +13,16 @@ import functools
 import gc
 import itertools
 import math
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from .errors import DualrevError
-from .forward import Dual, ForwardTrace
+from .errors import DualrevError, EscapedTracerError
+from .forward import Dual, FinishedForwardTrace, ForwardTrace
 from .primitive import Tracer, shape_of, strip
-from .reverse import Tape, Traced
+from .reverse import FinishedTape, Tape, Traced
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
 
 _levels = itertools.count(1)
@@ -33,18 +34,41 @@ class _GcPaused:
     A tape allocates many small containers that all stay alive until the backward pass;
     the collector would scan them again and again (a long scalar loop ran 3x slower).
     Nothing is lost: the collector resumes, and collects any cycles, on exit.
+
+    The pause raises the collector's first threshold instead of calling ``gc.disable``,
+    and is counted process-wide: ``gc.enable``/``gc.disable`` stay the user's alone (one
+    made by another thread, or by ``f`` itself, while a transform runs is never undone),
+    and the threshold is restored by the last transform to finish, unless someone set a
+    new one meanwhile.
     """
 
-    __slots__ = ("was_enabled",)
+    __slots__ = ()
 
     def __enter__(self) -> None:
-        self.was_enabled = gc.isenabled()
-        if self.was_enabled:
-            gc.disable()
+        global _gc_depth, _gc_saved
+        with _gc_lock:
+            if _gc_depth == 0:
+                saved = _gc_saved = gc.get_threshold()
+                if saved[0]:  # a threshold of 0 already disables collection
+                    gc.set_threshold(_GC_PAUSED, *saved[1:])
+            _gc_depth += 1
 
     def __exit__(self, *exc: Any) -> None:
-        if self.was_enabled:
-            gc.enable()
+        global _gc_depth
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0 and gc.get_threshold()[0] == _GC_PAUSED:
+                gc.set_threshold(*_gc_saved)
+
+
+# The pause's state is module-level: assigning class attributes would invalidate the
+# interpreter's type caches on every call.
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_saved: tuple[int, ...] = ()
+_GC_PAUSED = 1 << 30  # collections practically never start; a value nobody else sets
+_gc_paused = _GcPaused()
+_FINISHED = (FinishedTape, FinishedForwardTrace)
 
 
 ArgNums = int | Sequence[int]
@@ -56,7 +80,10 @@ _PLAIN_FLOAT = (float, np.float64)
 
 def _dtype_of(x: Any) -> np.dtype:
     v = strip(x)
-    return _F64 if type(v) in _PLAIN_FLOAT else np.result_type(v)
+    t = type(v)
+    if t is np.ndarray:
+        return v.dtype
+    return _F64 if t in _PLAIN_FLOAT else np.result_type(v)
 
 
 _F64 = np.dtype(np.float64)
@@ -68,6 +95,7 @@ def _as_input(x: Any) -> Any:
         return x
     if isinstance(x, Tracer) or type(x) is float:
         return x
+    _refuse_subclass(x, "an input")
     a = np.asarray(x)
     kind = a.dtype.kind
     if kind in "biu":
@@ -76,6 +104,20 @@ def _as_input(x: Any) -> Any:
         raise DualrevError(f"dualrev: cannot differentiate with respect to an input of dtype "
                            f"{a.dtype} (expected floats, ints or arrays of them)")
     return a[()] if a.ndim == 0 else a
+
+
+def _refuse_subclass(x: Any, what: str) -> None:
+    """Masked arrays and matrices would become plain ndarrays (losing the mask, or
+    turning ``*`` from a matrix product into an elementwise one): refuse them."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise DualrevError(
+            f"dualrev: {what} is a numpy masked array; differentiating it would drop its "
+            "mask silently. Pass x.filled(value) (or np.ma.getdata(x)) and apply the mask "
+            "with np.where(mask, ..., ...) inside the function")
+    if isinstance(x, np.matrix):
+        raise DualrevError(
+            f"dualrev: {what} is a numpy.matrix, whose * is a matrix product; pass "
+            "np.asarray(x) and write the products with @")
 
 
 def _argnums(argnums: ArgNums, nargs: int) -> tuple[tuple[int, ...], bool]:
@@ -87,7 +129,13 @@ def _argnums(argnums: ArgNums, nargs: int) -> tuple[tuple[int, ...], bool]:
                 f"dualrev: argnums={argnums!r} is out of range for a function called with "
                 f"{nargs} positional argument(s)"
             )
-    return tuple(a % nargs for a in nums), single
+    nums = tuple(a % nargs for a in nums)
+    if len(set(nums)) != len(nums):
+        # As in JAX, which refuses it too: each argument is differentiated once.
+        raise DualrevError(
+            f"dualrev: argnums={argnums!r} names the same argument more than once; give "
+            "each argument once (and reuse its derivative where it is needed twice)")
+    return nums, single
 
 
 def _split_inputs(args: Sequence[Any], nums: tuple[int, ...]) -> tuple[list[Any], list[TreeDef]]:
@@ -116,8 +164,24 @@ def _rebuild_args(args: Sequence[Any], nums: tuple[int, ...], defs: list[TreeDef
     return new
 
 
+def _distinct(values: list[Any]) -> list[Any]:
+    """Results the caller may write into: an array that is returned twice (``x + y``
+    passes one cotangent to both) or is read-only (a slice of the cached identity) is
+    copied."""
+    seen: set[int] = set()
+    out = []
+    for v in values:
+        if type(v) is np.ndarray:
+            if id(v) in seen or not v.flags.writeable:
+                v = v.copy()
+            seen.add(id(v))
+        out.append(v)
+    return out
+
+
 def _group(values: list[Any], defs: list[TreeDef], single: bool) -> Any:
     """Per-leaf results back into one pytree per argnum (a tuple unless argnums was an int)."""
+    values = _distinct(values)
     if single and defs[0] is LEAF:
         return values[0]
     it = iter(values)
@@ -125,7 +189,21 @@ def _group(values: list[Any], defs: list[TreeDef], single: bool) -> Any:
     return trees[0] if single else tuple(trees)
 
 
-def _check_output(o: Any, what: str) -> None:
+_NUMBERS = (np.ndarray, np.generic, int, float, complex)
+
+
+def _check_output(o: Any, what: str, trace: Any) -> None:
+    """An output leaf of the function ``trace`` traced: a float or complex number, array
+    or traced value, and not a value traced by another transform that has returned."""
+    if isinstance(o, Tracer):
+        if o._trace is not trace and type(o._trace) in _FINISHED:
+            raise EscapedTracerError(o._trace.what, f"the output of the function given to {what}")
+    elif not isinstance(o, _NUMBERS):
+        raise DualrevError(
+            f"dualrev: {what} needs a function returning numbers or arrays (or pytrees of "
+            f"them: tuples, lists, dicts), but it returned a {type(o).__name__}: {o!r:.80}")
+    if type(o) is not np.ndarray:
+        _refuse_subclass(strip(o), f"an output of the function given to {what}")
     if _dtype_of(o).kind not in "fc":
         raise DualrevError(
             f"dualrev: {what} needs floating-point outputs, but the function returned a "
@@ -135,24 +213,54 @@ def _check_output(o: Any, what: str) -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_identity(n: int) -> np.ndarray:
-    e = np.eye(n)
+def _cached_identity(n: int, dtype: np.dtype) -> np.ndarray:
+    e = np.eye(n, dtype=dtype)
     e.setflags(write=False)
     return e
 
 
-def _identity(n: int) -> np.ndarray:
+def _identity(n: int, dtype: np.dtype = _F64) -> np.ndarray:
     """The basis pushed through a vectorised Jacobian pass; small ones are cached
     (read-only), saving a fresh n-by-n allocation per call."""
-    return _cached_identity(n) if n <= 2048 else np.eye(n)
+    return _cached_identity(n, dtype) if n <= 2048 else np.eye(n, dtype=dtype)
+
+
+_BASIS_DTYPE: dict[np.dtype, np.dtype] = {}
+
+
+def _basis_dtype(v: Any) -> np.dtype:
+    """The real dtype of basis tangents for ``v``: float32 for float32 and complex64, so
+    that a Jacobian keeps its inputs' precision, as in JAX."""
+    dt = _dtype_of(v)
+    r = _BASIS_DTYPE.get(dt)
+    if r is None:
+        r = _BASIS_DTYPE[dt] = np.finfo(dt).dtype
+    return r
+
+
+def _basis(values: list[Any]) -> list[Any]:
+    """One slice of the identity per value, shaped ``(n,) + value.shape``."""
+    sizes = [math.prod(shape_of(v)) for v in values]
+    n = sum(sizes)
+    dts = [_basis_dtype(v) for v in values]
+    dt = dts[0] if len(set(dts)) == 1 else np.result_type(*dts) if dts else _F64
+    eye = _identity(n, dt)
+    out, off = [], 0
+    for v, k, want in zip(values, sizes, dts, strict=True):
+        e = eye[:, off:off + k] if k != n else eye
+        e = e.reshape((n,) + shape_of(v))
+        out.append(e if want == dt else e.astype(want))
+        off += k
+    return out
 
 
 def _zeros(shape: tuple[int, ...], like: Any = None) -> np.ndarray:
-    """Zeros of ``shape``; complex when ``like`` is complex (a zero derivative keeps the
-    value's kind)."""
-    if like is not None and _dtype_of(like).kind == "c":
-        return np.zeros(shape, dtype=complex)
-    return np.zeros(shape)
+    """Zeros of ``shape`` in the dtype of ``like`` (a zero derivative keeps the value's
+    kind and precision)."""
+    if like is None:
+        return np.zeros(shape)
+    dt = _dtype_of(like)
+    return np.zeros(shape, dtype=dt if dt.kind in "fc" else _F64)
 
 
 def _result(x: Any) -> Any:
@@ -174,12 +282,15 @@ def _split_aux(out: Any, has_aux: bool) -> tuple[Any, Any]:
 # ------------------------------------------------------------------ forward mode
 def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
              leaves: list[Any], defs: list[TreeDef], tangents: list[Any],
-             nb: int) -> tuple[Any, ForwardTrace]:
+             nb: int, what: str) -> tuple[Any, ForwardTrace]:
     """Run ``f`` with the differentiated leaves carrying ``tangents``."""
-    trace = ForwardTrace(next(_levels), nb)
+    trace = ForwardTrace(next(_levels), nb, what)
     duals = [Dual(x, t, trace) for x, t in zip(leaves, tangents, strict=True)]
-    with _GcPaused():
-        return f(*_rebuild_args(args, nums, defs, duals)), trace
+    with _gc_paused:
+        try:
+            return f(*_rebuild_args(args, nums, defs, duals)), trace
+        finally:
+            trace.finish()
 
 
 def _unpack_forward(out: Any, trace: ForwardTrace, batch: tuple[int, ...],
@@ -187,7 +298,7 @@ def _unpack_forward(out: Any, trace: ForwardTrace, batch: tuple[int, ...],
     outs, out_def = tree_flatten(out)
     primals, tangents = [], []
     for o in outs:
-        _check_output(o, what)
+        _check_output(o, what, trace)
         if type(o) is Dual and o._trace is trace:
             primals.append(_result(o.primal))
             tangents.append(o.tangent)
@@ -201,6 +312,7 @@ def _check_tangent(x: Any, t: Any) -> Any:
     if isinstance(t, Tracer):
         ts, tk = shape_of(t), np.result_type(strip(t)).kind
     else:
+        _refuse_subclass(t, "a tangent or cotangent")
         t = np.asarray(t) if not isinstance(t, float) else t
         ts, tk = np.shape(t), np.result_type(t).kind
     if ts != shape_of(x):
@@ -224,14 +336,18 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
         raise DualrevError("dualrev.jvp: primals and tangents must have the same length")
     nums = tuple(range(len(primals)))
     leaves, defs = _split_inputs(primals, nums)
-    t_leaves, _ = tree_flatten(tangents)
-    if len(t_leaves) != len(leaves):
-        raise DualrevError("dualrev.jvp: tangents must have the same structure as primals")
+    t_leaves, t_def = tree_flatten(tangents)
+    p_def = tree_flatten(primals)[1]
+    if t_def != p_def:
+        # Pairing leaves by position would give dict keys or nestings that differ a
+        # silently wrong tangent.
+        raise DualrevError(f"dualrev.jvp: tangents must have the same structure as primals; "
+                           f"the primals are {p_def} and the tangents {t_def}")
     t_leaves = [_check_tangent(x, t) for x, t in zip(leaves, t_leaves, strict=True)]
-    out, trace = _forward(f, primals, nums, leaves, defs, t_leaves, 0)
+    out, trace = _forward(f, primals, nums, leaves, defs, t_leaves, 0, "jvp")
     out, aux = _split_aux(out, has_aux)
     p, t, od = _unpack_forward(out, trace, (), "jvp")
-    res = (tree_unflatten(od, p), tree_unflatten(od, [_result(v) for v in t]))
+    res = (tree_unflatten(od, p), tree_unflatten(od, _distinct([_result(v) for v in t])))
     return res + (aux,) if has_aux else res
 
 
@@ -255,27 +371,25 @@ def _check_fwd_inputs(leaves: list[Any], holomorphic: bool) -> None:
 def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
            holomorphic: bool = False) -> Callable:
     """Jacobian by forward mode: all basis tangents pushed through one vectorised pass.
-    Inputs must be real, or complex with ``holomorphic=True`` (giving f'(z))."""
+    Inputs must be real, or complex with ``holomorphic=True`` (giving f'(z)). Keyword
+    arguments (here and in jacrev, jacobian, hessian, hvp) are passed to ``f`` and not
+    differentiated."""
 
     @functools.wraps(f)
-    def jac(*args: Any) -> Any:
+    def jac(*args: Any, **kwargs: Any) -> Any:
+        fk = functools.partial(f, **kwargs) if kwargs else f
         nums, single = _argnums(argnums, len(args))
         leaves, defs = _split_inputs(args, nums)
         _check_fwd_inputs(leaves, holomorphic)
         sizes = [math.prod(shape_of(x)) for x in leaves]
         n = sum(sizes)
-        eye = _identity(n)
-        tangents, off = [], 0
-        for x, m in zip(leaves, sizes, strict=True):
-            tangents.append(eye[:, off:off + m].reshape((n,) + shape_of(x)))
-            off += m
-        out, trace = _forward(f, args, nums, leaves, defs, tangents, 1)
+        tangents = _basis(leaves)
+        out, trace = _forward(fk, args, nums, leaves, defs, tangents, 1, "jacfwd")
         out, aux = _split_aux(out, has_aux)
         _, touts, od = _unpack_forward(out, trace, (n,), "jacfwd")
         per_out = []
         for t in touts:
             oshape = shape_of(t)[1:]
-            m = math.prod(oshape)
             blocks, off = [], 0
             for x, k in zip(leaves, sizes, strict=True):
                 part = t[off:off + k] if k != n else t
@@ -301,10 +415,13 @@ class _Recording:
     def __init__(self, f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
                  has_aux: bool, what: str) -> None:
         leaves, defs = _split_inputs(args, nums)
-        tape = Tape(next(_levels))
+        tape = Tape(next(_levels), what)
         inputs = [tape.input(x) for x in leaves]
-        with _GcPaused():
-            out = f(*_rebuild_args(args, nums, defs, inputs))
+        with _gc_paused:
+            try:
+                out = f(*_rebuild_args(args, nums, defs, inputs))
+            finally:
+                tape.finish()
         out, aux = _split_aux(out, has_aux)
         self._set(tape, leaves, defs, inputs, out, aux, what)
 
@@ -323,7 +440,7 @@ class _Recording:
         self.in_index = [t._index for t in inputs]
         self.outs, self.out_def = tree_flatten(out)
         for o in self.outs:
-            _check_output(o, what)
+            _check_output(o, what, tape)
         self.values = [
             _result(o.primal) if type(o) is Traced and o._trace is tape else _result(o)
             for o in self.outs
@@ -339,7 +456,7 @@ class _Recording:
             if type(o) is Traced and o._trace is self.tape:
                 i = o._index
                 seeds[i] = ct if i not in seeds else seeds[i] + ct
-        with _GcPaused():
+        with _gc_paused:
             cts = self.tape.backward(seeds, nb=nb, keep=keep) if seeds else {}
         grads = []
         for j, x in zip(self.in_index, self.leaves, strict=True):
@@ -358,17 +475,24 @@ def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = 
     """``(f(*args), gradient)`` by one reverse pass; ``f`` must return a real scalar, or
     with ``holomorphic=True`` a complex scalar of a holomorphic ``f`` (giving f'(z)).
     For complex arguments of a real ``f`` the result follows JAX's convention
-    (``grad(lambda z: abs(z)**2)(z) == 2 * conj(z)``)."""
+    (``grad(lambda z: abs(z)**2)(z) == 2 * conj(z)``). Keyword arguments are passed to
+    ``f`` and not differentiated."""
+    return _value_and_grad(f, argnums, has_aux, holomorphic, "value_and_grad")
+
+
+def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, has_aux: bool,
+                    holomorphic: bool, what: str) -> Callable:
 
     @functools.wraps(f)
-    def vg(*args: Any) -> Any:
+    def vg(*args: Any, **kwargs: Any) -> Any:
+        fk = functools.partial(f, **kwargs) if kwargs else f
         if (type(argnums) is int and not has_aux and not holomorphic
                 and -len(args) <= argnums < len(args)):
             x = args[argnums]
             if type(x) is float or (type(x) is np.ndarray and x.dtype == _F64 and x.ndim):
-                return _value_and_grad_plain(f, args, argnums % len(args), x)
+                return _value_and_grad_plain(fk, args, argnums % len(args), x, what)
         nums, single = _argnums(argnums, len(args))
-        rec = _Recording(f, args, nums, has_aux, "grad")
+        rec = _Recording(fk, args, nums, has_aux, what)
         grads = _scalar_gradient(rec, holomorphic)
         res = (rec.values[0], _group([_result(g) for g in grads], rec.defs, single))
         return (res, rec.aux) if has_aux else res
@@ -390,20 +514,24 @@ def _scalar_gradient(rec: _Recording, holomorphic: bool) -> list[Any]:
 
 
 def _value_and_grad_plain(f: Callable[..., Any], args: Sequence[Any], i: int,
-                          x: Any) -> tuple[Any, Any]:
+                          x: Any, what: str) -> tuple[Any, Any]:
     """value_and_grad's common case with little ceremony: one float64 argument and a real
     float64 scalar output. Any other output goes through the general checks, with f run
     once either way."""
-    tape = Tape(next(_levels))
+    tape = Tape(next(_levels), what)
     xi = tape.input(x)
-    with _GcPaused():
-        out = f(*args[:i], xi, *args[i + 1:])
+    with _gc_paused:
+        try:
+            out = f(*args[:i], xi, *args[i + 1:])
+        finally:
+            tape.finish()
     p = out.primal if type(out) is Traced and out._trace is tape else None
     if not (type(p) is float or (type(p) in (np.float64, np.ndarray) and p.shape == ()
                                  and p.dtype == _F64)):
-        rec = _Recording.from_output(tape, [x], [LEAF], [xi], out, "grad")
-        return rec.values[0], _result(_scalar_gradient(rec, False)[0])
-    with _GcPaused():
+        rec = _Recording.from_output(tape, [x], [LEAF], [xi], out, what)
+        g = _scalar_gradient(rec, False)[0]  # first: it checks there is one output
+        return rec.values[0], _result(g)
+    with _gc_paused:
         g = tape.backward({out._index: 1.0})[0]
     return _result(p), _result(np.zeros(shape_of(x)) if g is None else g)
 
@@ -411,14 +539,14 @@ def _value_and_grad_plain(f: Callable[..., Any], args: Sequence[Any], i: int,
 def grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
          holomorphic: bool = False) -> Callable:
     """Gradient of a scalar function by reverse mode (a tape); see value_and_grad."""
-    vg = value_and_grad(f, argnums, has_aux, holomorphic)
+    vg = _value_and_grad(f, argnums, has_aux, holomorphic, "grad")
 
     @functools.wraps(f)
-    def g(*args: Any) -> Any:
+    def g(*args: Any, **kwargs: Any) -> Any:
         if has_aux:
-            (_, gr), aux = vg(*args)
+            (_, gr), aux = vg(*args, **kwargs)
             return gr, aux
-        return vg(*args)[1]
+        return vg(*args, **kwargs)[1]
 
     return g
 
@@ -427,6 +555,9 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     """Reverse mode: ``(f(*primals), pullback)`` where ``pullback(ct)`` gives the
     cotangents of all ``primals`` (a tuple). The pullback may be called repeatedly."""
     nums = tuple(range(len(primals)))
+    # The pullback runs later: it must read the inputs as they were, not as the caller
+    # may have rewritten them in place meanwhile.
+    primals = tree_map(lambda v: v.copy() if isinstance(v, np.ndarray) else v, primals)
     rec = _Recording(f, primals, nums, has_aux, "vjp")
     out = tree_unflatten(rec.out_def, rec.values)
 
@@ -454,12 +585,7 @@ def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> An
         grads = rec.pull([_seed_one(rec.outs[0])], nb=0, keep=False)
         return tree_unflatten(rec.out_def, [_group([_result(g) for g in grads], rec.defs, single)])
     m = sum(sizes)
-    eye = _identity(m)
-    seeds, off = [], 0
-    for s, k in zip(shapes, sizes, strict=True):
-        seeds.append(eye[:, off:off + k].reshape((m,) + s))
-        off += k
-    grads = rec.pull(seeds, nb=1, keep=False)
+    grads = rec.pull(_basis(rec.outs), nb=1, keep=False)
     per_out, off = [], 0
     for s, k in zip(shapes, sizes, strict=True):
         blocks = []
@@ -477,9 +603,10 @@ def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     Outputs must be real, or ``holomorphic=True`` for a holomorphic complex function."""
 
     @functools.wraps(f)
-    def jac(*args: Any) -> Any:
+    def jac(*args: Any, **kwargs: Any) -> Any:
+        fk = functools.partial(f, **kwargs) if kwargs else f
         nums, single = _argnums(argnums, len(args))
-        rec = _Recording(f, args, nums, has_aux, "jacrev")
+        rec = _Recording(fk, args, nums, has_aux, "jacrev")
         res = _jacrev_from(rec, single, holomorphic)
         return (res, rec.aux) if has_aux else res
 
@@ -494,9 +621,10 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     fwd = jacfwd(f, argnums, has_aux, holomorphic)
 
     @functools.wraps(f)
-    def jac(*args: Any) -> Any:
+    def jac(*args: Any, **kwargs: Any) -> Any:
+        fk = functools.partial(f, **kwargs) if kwargs else f
         nums, single = _argnums(argnums, len(args))
-        rec = _Recording(f, args, nums, has_aux, "jacobian")
+        rec = _Recording(fk, args, nums, has_aux, "jacobian")
         n_in = sum(math.prod(shape_of(x)) for x in rec.leaves)
         n_out = sum(math.prod(shape_of(o)) for o in rec.outs)
         complex_out = any(_dtype_of(o).kind == "c" for o in rec.outs)
@@ -506,7 +634,7 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
             res = _jacrev_from(rec, single, holomorphic)
             return (res, rec.aux) if has_aux else res
         del rec
-        return fwd(*args)
+        return fwd(*args, **kwargs)
 
     return jac
 
@@ -524,7 +652,7 @@ def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
     """``hvp(f)(*args, v)``: the Hessian of scalar ``f`` times ``v``, by forward-over-reverse,
     without forming the Hessian. ``v`` matches ``args[argnums]`` (a tuple for tuple argnums)."""
 
-    def h(*args_and_v: Any) -> Any:
+    def h(*args_and_v: Any, **kwargs: Any) -> Any:
         *args, v = args_and_v
         nums, single = _argnums(argnums, len(args))
         g = grad(f, argnums)
@@ -533,7 +661,7 @@ def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
             new = list(args)
             for i, x in zip(nums, xs, strict=True):
                 new[i] = x
-            return g(*new)
+            return g(*new, **kwargs)
 
         primals = tuple(args[i] for i in nums)
         tangents = (v,) if single else tuple(v)
@@ -548,7 +676,7 @@ def jvp_batched(f: Callable[..., Any], x: Any, tangents: Any) -> tuple[Any, Any]
     x = _as_input(x)
     if shape_of(tangents)[1:] != shape_of(x):
         raise DualrevError("dualrev.jvp_batched: tangents must have shape (B,) + x.shape")
-    out, trace = _forward(f, (x,), (0,), [x], [LEAF], [tangents], 1)
+    out, trace = _forward(f, (x,), (0,), [x], [LEAF], [tangents], 1, "jvp_batched")
     p, t, od = _unpack_forward(out, trace, shape_of(tangents)[:1], "jvp_batched")
     if od.kind != "leaf":
         raise DualrevError("dualrev.jvp_batched: f must return a single array")

@@ -34,9 +34,20 @@ class TreeDef:
         return hash((self.kind, repr(self.meta), self.children))
 
     def __repr__(self) -> str:
+        # Written like the tree itself, with * for each leaf: {'a': *, 'b': (*, *)}
+        kids = [repr(c) for c in self.children]
         if self.kind == "leaf":
             return "*"
-        return f"TreeDef({self.kind}, {list(self.children)})"
+        if self.kind == "none":
+            return "None"
+        if self.kind == "dict":
+            items = (f"{k!r}: {c}" for k, c in zip(self.meta, kids, strict=True))
+            return "{" + ", ".join(items) + "}"
+        if self.kind == "list":
+            return "[" + ", ".join(kids) + "]"
+        if self.kind == "namedtuple":
+            return f"{self.meta.__name__}({', '.join(kids)})"
+        return "(" + ", ".join(kids) + (",)" if len(kids) == 1 else ")")
 
 
 LEAF = TreeDef("leaf")

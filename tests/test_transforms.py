@@ -1,5 +1,8 @@
 """The transforms' conventions: shapes, argnums, has_aux, pytrees, mode choice."""
 
+import gc
+import threading
+
 import numpy as np
 import pytest
 
@@ -217,3 +220,325 @@ def test_jacrev_of_complex_input_matches_jax():
                                rtol=1e-14)
     with pytest.raises(TypeError, match="holomorphic=True"):
         jax.jacfwd(lambda a: f(jnp, a))(jnp.asarray(z))  # what dualrev now mirrors
+
+
+# ------------------------------------------------------------------ tracer lifetime
+def _grad_transforms():
+    return {
+        "grad": lambda f, x: dr.grad(lambda x: np.sum(f(x)))(x),
+        "value_and_grad": lambda f, x: dr.value_and_grad(lambda x: np.sum(f(x)))(x),
+        "jacrev": lambda f, x: dr.jacrev(f)(x),
+        "vjp": lambda f, x: dr.vjp(f, x),
+        "jvp": lambda f, x: dr.jvp(f, (x,), (np.ones_like(x),)),
+        "jacfwd": lambda f, x: dr.jacfwd(f)(x),
+    }
+
+
+@pytest.mark.parametrize("name", list(_grad_transforms()))
+@pytest.mark.parametrize("x", [2.0, np.array([1.0, 2.0])])
+def test_escaped_tracer_stored_in_a_closure_raises(name, x):
+    leaked = []
+
+    def f(x):
+        leaked.append(x)
+        return x * x
+
+    _grad_transforms()[name](f, x)
+    # the scalar operator fast path, the ufunc path, indexing and a traced pair
+    for use in (lambda v: v * 3.0, lambda v: 3.0 + v, np.sin, lambda v: v + v,
+                lambda v: v.sum()):
+        with pytest.raises(dr.EscapedTracerError, match=f"traced by {name} was used"):
+            use(leaked[0])
+
+
+def test_escaped_tracer_from_a_generator_raises():
+    gens = []
+
+    def f(x):
+        def powers():
+            for k in range(3):
+                yield x**k
+
+        gens.append(powers())
+        return x * 2.0
+
+    assert dr.grad(f)(1.5) == 2.0
+    with pytest.raises(dr.EscapedTracerError, match="generator"):
+        next(gens[0])
+
+
+def test_escaped_tracer_returned_through_aux_object_raises():
+    class Box:
+        def __init__(self, v):
+            self.v = v
+
+    (_, g), box = dr.value_and_grad(lambda x: (x * x, Box(x)), has_aux=True)(3.0)
+    assert g == 6.0
+    with pytest.raises(dr.EscapedTracerError, match="stop_gradient"):
+        box.v * 2.0
+
+
+def test_inner_tracer_leaked_into_outer_grad_raises():
+    # Used to make the outer grad return 0.0: the leaked value was a constant to it.
+    leaked = []
+
+    def inner(y):
+        leaked.append(y)
+        return y * y
+
+    def outer(x):
+        dr.grad(inner)(x)
+        return leaked[-1] * x
+
+    with pytest.raises(dr.EscapedTracerError, match="traced by grad"):
+        dr.grad(outer)(3.0)
+    with pytest.raises(dr.EscapedTracerError, match="the output of the function given to grad"):
+        dr.grad(lambda x: (dr.grad(inner)(x), leaked[-1])[1])(3.0)
+    with pytest.raises(dr.EscapedTracerError, match="given to jacfwd"):
+        dr.jacfwd(lambda x: (dr.grad(inner)(x), leaked[-1])[1])(3.0)
+    # The legitimate nesting is untouched: d/dx [x * d/dy y^2 at y = x] = 4x.
+    assert dr.grad(lambda x: x * dr.grad(inner)(x))(3.0) == 12.0
+
+
+def test_finished_tape_does_not_grow_and_is_emptied():
+    leaked = []
+
+    def f(x):
+        leaked.append(x)
+        return np.sum(np.sin(x) * x)
+
+    dr.grad(f)(np.ones(3))
+    tape = leaked[0]._trace
+    assert tape.nodes == []  # the intermediates are not kept alive by the escaped value
+    for _ in range(3):
+        with pytest.raises(dr.EscapedTracerError):
+            leaked[0] * 2.0
+    assert tape.nodes == []
+    with pytest.raises(dr.EscapedTracerError):
+        tape.input(1.0)
+
+
+def test_vjp_pullback_still_runs_after_its_tape_finished():
+    x = np.array([0.3, 0.7])
+    _, pullback = dr.vjp(lambda x: np.sin(x) * x, x)
+    np.testing.assert_allclose(pullback(np.ones(2))[0], np.cos(x) * x + np.sin(x), rtol=1e-15)
+    # ... and differentiably so, inside a later transform
+    h = dr.grad(lambda c: np.sum(pullback(c * np.ones(2))[0]))(2.0)
+    np.testing.assert_allclose(h, np.sum(np.cos(x) * x + np.sin(x)), rtol=1e-15)
+
+
+# ------------------------------------------------------------------ arguments
+def test_repeated_argnums_are_refused():
+    f2 = lambda x, y: x * x * y
+    for T in (dr.grad, dr.value_and_grad, dr.jacfwd, dr.jacrev, dr.jacobian, dr.hessian):
+        with pytest.raises(dr.DualrevError, match=r"argnums=\(0, 0\) names the same argument"):
+            T(f2, argnums=(0, 0))(3.0, 2.0)
+    with pytest.raises(dr.DualrevError, match="same argument"):
+        dr.grad(f2, argnums=(1, -1))(3.0, 2.0)
+
+
+def test_jvp_tangent_with_other_dict_keys_is_refused():
+    f1 = lambda d: d["a"] * 2.0 + d["b"] * 3.0
+    with pytest.raises(dr.DualrevError, match=r"primals are \(\{'a': \*, 'b': \*\},\) and the "
+                                              r"tangents \(\{'a': \*, 'c': \*\},\)"):
+        dr.jvp(f1, ({"a": 1.0, "b": 1.0},), ({"a": 1.0, "c": 0.0},))
+    with pytest.raises(dr.DualrevError, match="same structure"):
+        dr.jvp(lambda p: p[0] * p[1][0], ((1.0, (2.0,)),), (((1.0,), 2.0),))
+    with pytest.raises(dr.DualrevError, match="same structure"):
+        dr.hvp(lambda d: d["a"] ** 2 * d["b"])({"a": 1.0, "b": 2.0}, {"a": 1.0, "z": 0.0})
+    # the matching structure pairs by key, not by position
+    assert dr.jvp(f1, ({"b": 1.0, "a": 1.0},), ({"b": 1.0, "a": 0.0},)) == (5.0, 3.0)
+
+
+@pytest.mark.parametrize("out", [None, "s", "float64", object(), b"x"])
+def test_non_numeric_output_gives_a_clear_error(out):
+    for call in (lambda: dr.grad(lambda x: out)(1.0),
+                 lambda: dr.grad(lambda x: out)(np.ones(2)),
+                 lambda: dr.value_and_grad(lambda x: out)(np.float32(1.0))):
+        with pytest.raises(dr.DualrevError, match="None" if out is None else "returned a"):
+            call()
+    if out is not None:
+        for T in (dr.jacfwd, dr.jacrev, dr.jacobian, dr.hessian):
+            with pytest.raises(dr.DualrevError, match="returned a"):
+                T(lambda x: (x, out))(1.0)
+        with pytest.raises(dr.DualrevError, match="returned a"):
+            dr.jvp(lambda x: out, (1.0,), (1.0,))
+        with pytest.raises(dr.DualrevError, match="returned a"):
+            dr.vjp(lambda x: out, 1.0)
+
+
+def test_none_output_is_an_empty_pytree_as_in_jax():
+    assert dr.jacfwd(lambda x: None)(1.0) is None
+    assert dr.jvp(lambda x: None, (1.0,), (1.0,)) == (None, None)
+    assert dr.vjp(lambda x: None, 1.0)[1](None) == (0.0,)
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_masked_arrays_and_matrices_are_refused():
+    m = np.ma.array([1.0, 2.0], mask=[False, True])
+    for call in (lambda: dr.grad(lambda x: np.sum(x**2))(m),
+                 lambda: dr.jacfwd(lambda x: x**2)(m),
+                 lambda: dr.jvp(lambda x: x**2, (np.ones(2),), (m,)),
+                 lambda: dr.vjp(lambda x: x**2, np.ones(2))[1](m),
+                 lambda: dr.jacrev(lambda x: x * m)(np.ones(2))):
+        with pytest.raises(dr.DualrevError, match="masked array"):
+            call()
+    with pytest.raises(dr.DualrevError, match="numpy.matrix"):
+        dr.grad(lambda x: np.sum(x * x))(np.matrix([[1.0, 2.0]]))
+
+
+def test_keyword_arguments_pass_through_undifferentiated():
+    def f(x, y=1.0, *, scale=1.0):
+        return np.sum(scale * np.sin(x) * y)
+
+    x = np.array([0.2, 0.9])
+    want = 2.5 * 3.0 * np.cos(x)
+    np.testing.assert_allclose(dr.grad(f)(x, 3.0, scale=2.5), want, rtol=1e-15)
+    np.testing.assert_allclose(dr.grad(f)(x, y=3.0, scale=2.5), want, rtol=1e-15)
+    np.testing.assert_allclose(dr.grad(f)(2.0, scale=2.5), 2.5 * np.cos(2.0), rtol=1e-15)
+    v, g = dr.value_and_grad(f)(x, scale=2.5)
+    assert v == f(x, scale=2.5)
+    np.testing.assert_allclose(g, 2.5 * np.cos(x), rtol=1e-15)
+    (v, g), aux = dr.value_and_grad(lambda x, scale: (f(x, scale=scale), scale),
+                                    has_aux=True)(x, scale=2.5)
+    assert aux == 2.5
+    vec = lambda x, scale: scale * np.sin(x)
+    J = np.diag(2.5 * np.cos(x))
+    for T in (dr.jacfwd, dr.jacrev, dr.jacobian):
+        np.testing.assert_allclose(T(vec)(x, scale=2.5), J, rtol=1e-15)
+    np.testing.assert_allclose(dr.jacobian(lambda x, s: np.outer(x, x) * s)(x, s=2.0),
+                               dr.jacfwd(lambda x: np.outer(x, x) * 2.0)(x), rtol=1e-15)
+    np.testing.assert_allclose(dr.hessian(f)(x, scale=2.5), np.diag(-2.5 * np.sin(x)), rtol=1e-15)
+    v = np.array([1.0, -2.0])
+    np.testing.assert_allclose(dr.hvp(f)(x, v, scale=2.5), -2.5 * np.sin(x) * v, rtol=1e-15)
+
+
+# ------------------------------------------------------------------ the collector's pause
+@pytest.fixture
+def gc_state():
+    enabled, threshold = gc.isenabled(), gc.get_threshold()
+    yield
+    gc.set_threshold(*threshold)
+    (gc.enable if enabled else gc.disable)()
+
+
+def test_gc_disable_while_another_thread_is_inside_grad_is_kept(gc_state):
+    inside, release = threading.Event(), threading.Event()
+    results = []
+
+    def f(x):
+        inside.set()
+        assert release.wait(10)
+        return x * x
+
+    gc.enable()
+    worker = threading.Thread(target=lambda: results.append(dr.grad(f)(2.0)))
+    worker.start()
+    assert inside.wait(10)
+    gc.disable()  # the user's, made while the worker is recording its tape
+    release.set()
+    worker.join(10)
+    assert results == [4.0]
+    assert not gc.isenabled()
+
+
+def test_gc_state_set_inside_f_is_kept_and_threshold_restored(gc_state):
+    gc.enable()
+    before = gc.get_threshold()
+
+    def f(x):
+        gc.disable()
+        return np.sum(x * x)
+
+    dr.grad(f)(np.ones(2))
+    assert not gc.isenabled() and gc.get_threshold() == before
+    gc.enable()
+    dr.jacfwd(lambda x: dr.grad(f)(x))(np.ones(2))
+    assert not gc.isenabled() and gc.get_threshold() == before
+
+    def g(x):
+        gc.set_threshold(123, 4, 5)  # the user's new threshold wins over the restore
+        return x * x
+
+    dr.grad(g)(1.0)
+    assert gc.get_threshold() == (123, 4, 5)
+
+
+# ------------------------------------------------------------------ precision kept
+_F32_FUNCS = {
+    # rules with float64 constants (log 2), float64 masks (ties, prod) and a scalar base
+    "mixed": lambda x: np.sum(np.exp2(x) * np.log10(x + 3.0) + np.power(2.0, x) / (1.0 + x * x)),
+    "reductions": lambda x: np.max(x) * np.prod(x) + np.mean(np.maximum(x, 0.0)) * np.std(x),
+    "matrix": lambda x: np.sum(np.tanh(np.outer(x, x) @ x)),
+}
+
+
+def _f32_derivatives(f, x, v):
+    vec = lambda x: f(x) * x
+    return {
+        "value": f(x),
+        "grad": dr.grad(f)(x),
+        "value_and_grad": dr.value_and_grad(f)(x)[1],
+        "jacfwd": dr.jacfwd(vec)(x),
+        "jacrev": dr.jacrev(vec)(x),
+        "jacobian": dr.jacobian(vec)(x),
+        "hessian": dr.hessian(f)(x),
+        "hvp": dr.hvp(f)(x, v),
+        "jvp": dr.jvp(vec, (x,), (v,))[1],
+        "vjp": dr.vjp(vec, x)[1](v)[0],
+        "grad scalar": dr.grad(lambda s: f(x * s))(x.dtype.type(1.5)),
+        "jacfwd scalar": dr.jacfwd(lambda s: f(x * s))(x.dtype.type(1.5)),
+        "hessian scalar": dr.hessian(lambda s: f(x * s))(x.dtype.type(1.5)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_F32_FUNCS))
+def test_float32_inputs_keep_float32_derivatives(name):
+    f = _F32_FUNCS[name]
+    x64, v64 = np.array([0.3, -0.7, 1.1]), np.array([1.0, 0.5, -2.0])
+    got = _f32_derivatives(f, x64.astype(np.float32), v64.astype(np.float32))
+    want = _f32_derivatives(f, x64, v64)
+    for what, g in got.items():
+        assert np.asarray(g).dtype == np.float32, what
+        np.testing.assert_allclose(g, want[what], rtol=2e-5, atol=2e-5, err_msg=what)
+        assert np.asarray(want[what]).dtype == np.float64, what
+
+
+def test_complex64_inputs_keep_complex64_derivatives():
+    z64 = np.array([0.3 + 0.2j, -0.7 + 1.0j])
+    z = z64.astype(np.complex64)
+    real_f = lambda z: np.sum(np.abs(z) ** 2 * np.exp2(np.real(z)))
+    holo = lambda z: np.exp2(z) * z
+    cases = {
+        "grad": lambda z: dr.grad(real_f)(z),
+        "jacfwd": lambda z: dr.jacfwd(holo, holomorphic=True)(z),
+        "jacrev holomorphic": lambda z: dr.jacrev(holo, holomorphic=True)(z),
+        "jvp": lambda z: dr.jvp(holo, (z,), (np.ones_like(z),))[1],
+        "vjp": lambda z: dr.vjp(holo, z)[1](np.ones_like(z))[0],
+        "grad scalar": lambda z: dr.grad(lambda s: real_f(z * s))(z.dtype.type(1 + 1j)),
+    }
+    for what, fn in cases.items():
+        g = fn(z)
+        assert np.asarray(g).dtype == np.complex64, what
+        np.testing.assert_allclose(g, fn(z64), rtol=2e-5, atol=2e-5, err_msg=what)
+
+
+def test_results_are_distinct_writable_arrays():
+    # x + y passes one cotangent to both arguments: the two gradients were one object.
+    x, y = np.ones(3), np.ones(3)
+    gx, gy = dr.grad(lambda x, y: np.sum(x + y), argnums=(0, 1))(x, y)
+    assert gx is not gy
+    gx[0] = 7.0
+    np.testing.assert_array_equal(gy, np.ones(3))
+    _, pullback = dr.vjp(lambda x, y: x + y, x, y)
+    a, b = pullback(np.ones(3))
+    assert a is not b
+    # Jacobians of the identity were views of the cached, read-only identity matrix.
+    for J in (dr.jacfwd(lambda x: x)(x), dr.jacrev(lambda x: x)(x), dr.hessian(
+            lambda x: 0.5 * np.sum(x * x))(x)):
+        J[0, 0] = 3.0
+    np.testing.assert_array_equal(dr.jacfwd(lambda x: x)(x), np.eye(3))
+    ja, jb = dr.jacfwd(lambda x, y: x + y, argnums=(0, 1))(x, y)
+    assert ja is not jb and ja.flags.writeable and jb.flags.writeable
+    _, (ta, tb) = dr.jvp(lambda x: (x, x), (x,), (np.ones(3),))
+    assert ta is not tb

@@ -125,8 +125,11 @@ positive = linear(np.positive, lambda g, ans, x: g)
 multiply = elementwise(
     np.multiply, lambda ans, x, y: y, lambda ans, x, y: x, scalar_impl=operator.mul
 )
+# d(x/y)/dy as -ans/y, not -x/y**2: nested derivatives then divide by y once per level
+# instead of squaring the denominator at every level (y**(2**n) under- or overflows by
+# the 10th derivative of 1/x).
 true_divide = elementwise(
-    np.true_divide, lambda ans, x, y: _div(1.0, y), lambda ans, x, y: _div(-x, y * y),
+    np.true_divide, lambda ans, x, y: _div(1.0, y), lambda ans, x, y: _div(-ans, y),
     scalar_impl=operator.truediv,
 )
 floor_divide = zero_derivative(np.floor_divide)

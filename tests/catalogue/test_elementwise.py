@@ -1,6 +1,8 @@
 """Every elementwise entry: JVP and VJP against SciPy finite differences (to second
 order), forward against reverse, broadcasting, and the values at special points."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -252,3 +254,39 @@ def test_full_like_keeps_numpy_dtype():
     got = dr.jvp(lambda c: np.full_like(x * c, c, dtype=np.float32), (2.5,), (1.0,))
     assert got[0].dtype == np.float32
     np.testing.assert_array_equal(got[1], np.ones(3, dtype=np.float32))
+
+
+def _nested(f, n, transform):
+    for _ in range(n):
+        f = transform(f)
+    return f
+
+
+_HIGH_ORDER = {
+    # name: (f, n-th derivative in closed form, point)
+    "1/x": (lambda x: 1.0 / x, lambda n, x: (-1) ** n * math.factorial(n) / x ** (n + 1), 0.5),
+    "true_divide(3, x)": (lambda x: np.true_divide(3.0, x),
+                          lambda n, x: 3 * (-1) ** n * math.factorial(n) / x ** (n + 1), 0.5),
+    "reciprocal": (np.reciprocal, lambda n, x: (-1) ** n * math.factorial(n) / x ** (n + 1), 0.5),
+    "x/(x+1)": (lambda x: x / (x + 1.0),
+                lambda n, x: -((-1) ** n) * math.factorial(n) / (x + 1) ** (n + 1), 0.5),
+    "exp": (np.exp, lambda n, x: math.exp(x), 0.7),
+    "sin": (np.sin, lambda n, x: math.sin(x + n * math.pi / 2), 0.7),
+    "log": (np.log, lambda n, x: (-1) ** (n - 1) * math.factorial(n - 1) / x**n, 0.5),
+    "x**2.5": (lambda x: x**2.5, lambda n, x: math.prod(2.5 - k for k in range(n)) * x ** (2.5 - n),
+               0.7),
+    "x**-3": (lambda x: x**-3, lambda n, x: math.prod(-3 - k for k in range(n)) * x ** (-3 - n),
+              0.6),
+    "sqrt": (np.sqrt, lambda n, x: math.prod(0.5 - k for k in range(n)) * x ** (0.5 - n), 0.5),
+    "2**x": (lambda x: 2.0**x, lambda n, x: math.log(2) ** n * 2**x, 0.7),
+}
+
+
+@pytest.mark.parametrize("name", list(_HIGH_ORDER))
+@pytest.mark.parametrize("transform", [dr.grad, dr.jacfwd], ids=["grad", "jacfwd"])
+def test_tenth_derivative_matches_closed_form(name, transform):
+    # The divide rule used to square the denominator at every nesting level: the 10th
+    # derivative of 1/x at 0.5 divided by 0.5**1024 and came out inf.
+    f, closed, x = _HIGH_ORDER[name]
+    got = _nested(f, 10, transform)(x)
+    np.testing.assert_allclose(got, closed(10, x), rtol=1e-10)
