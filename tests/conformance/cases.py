@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -73,8 +74,10 @@ def sample(dom: str, shape: tuple[int, ...], dtype: str, rng: np.random.Generato
             x = x + 1j * (rng.integers(-3, 3, shape) + _real(rng, shape, 0.2, 0.8))
     elif dom == "distinct":
         x = _distinct(rng, shape)
-    elif dom == "distinct_sorted":
+    elif dom == "distinct_sorted":  # increasing, for interp's xp and searchsorted
         x = np.sort(_distinct(rng, shape), axis=-1)
+        if cplx:
+            x = x + 0j
     elif dom == "nan":  # nan at the first position, for the nan-ignoring entries
         x = _signed(rng, shape)
         if cplx:
@@ -125,7 +128,7 @@ class A:
 
 
 @dataclass(frozen=True)
-class I:
+class Ints:
     """A constant integer array argument (not differentiated)."""
 
     shape: tuple[int, ...]
@@ -142,7 +145,7 @@ class F:
 
 
 def _walk(tmpl: Any, fn: Callable[[Any], Any]) -> Any:
-    if isinstance(tmpl, (A, I, F)):
+    if isinstance(tmpl, (A, Ints, F)):
         return fn(tmpl)
     if isinstance(tmpl, list):
         return [_walk(t, fn) for t in tmpl]
@@ -211,11 +214,17 @@ class Case:
             if isinstance(t, A):
                 x = sample(t.dom, t.shape, "float64" if t.real else base, rng)
                 return x.astype(np.float32) if dtype == "float32" else x
-            if isinstance(t, I):
+            if isinstance(t, Ints):
                 return rng.integers(t.lo, t.hi, t.shape)
             return sample(t.dom, t.shape, "float64", rng)
 
         return _walk(self.args, fill), _walk(self.kwargs, fill)
+
+    def templates(self) -> list[A]:
+        """The ``A`` templates, in the order of the leaves ``split`` returns."""
+        found: list[A] = []
+        _walk((self.args, self.kwargs), lambda t: found.append(t) if isinstance(t, A) else t)
+        return found
 
     def split(self, args: Any, kwargs: Any) -> tuple[list[Any], Callable[..., Any]]:
         """The differentiable leaves of (args, kwargs) and ``rebuild(*leaves)`` giving the
@@ -235,7 +244,7 @@ class Case:
 
 
 def _flatten_like(tmpl: Any, val: Any, out: list[Any]) -> None:
-    if isinstance(tmpl, (A, I, F)):
+    if isinstance(tmpl, (A, Ints, F)):
         out.append(val)
     elif isinstance(tmpl, (list, tuple)):
         for t, v in zip(tmpl, val, strict=True):

@@ -7,7 +7,8 @@ the other mode (VJP against JVP, jacrev against jacfwd), or NumPy's own value.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest

@@ -11,9 +11,11 @@ RECORD = os.environ.get("DUALREV_CONFORMANCE_RECORD")
 def pytest_runtest_logreport(report):
     if not RECORD or report.when != "call" or not report.failed:
         return
-    if "test_conformance[" not in report.nodeid:
+    test = next((t for t in ("test_conformance[", "test_jax_agreement[")
+                 if t in report.nodeid), None)
+    if test is None:
         return
-    key = report.nodeid.split("test_conformance[", 1)[1][:-1]
+    key = report.nodeid.split(test, 1)[1][:-1]
     crash = getattr(report.longrepr, "reprcrash", None)
     msg = crash.message if crash is not None else str(report.longrepr)[-300:]
     with open(RECORD, "a") as fh:
