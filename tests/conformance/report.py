@@ -36,8 +36,15 @@ def main() -> None:
     print(f"known failures     : {len(KNOWN_FAILURES)} ({jax} of them JAX-agreement), "
           f"in {len({k.split('::', 1)[1].split('[')[0].split('-')[0] for k in KNOWN_FAILURES})}"
           " entries")
+    names: dict[str, set[str]] = {}
+    for k, v in KNOWN_FAILURES.items():
+        names.setdefault(v.split(" | ", 1)[0], set()).add(
+            k.split("::", 1)[1].split("[")[0].rsplit("-", 2)[0].split("-float")[0]
+            .split("-complex")[0])
     for cls, n in classes.most_common():
-        print(f"  {n:5d}  {cls}")
+        ents = sorted(names[cls])
+        shown = ", ".join(ents[:6]) + (", ..." if len(ents) > 6 else "")
+        print(f"  {n:5d}  {cls}  [{len(ents)} entries: {shown}]")
 
 
 if __name__ == "__main__":
