@@ -15,6 +15,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+import scipy
+
 # (class, predicate on (mode, name, label, dtype, shape, message)); first match wins
 KEYWORDS = {
     "np.linalg.pinv": ("rcond", "rtol", "hermitian"), "np.linalg.lstsq": ("rcond",),
@@ -73,6 +76,10 @@ def split_id(key: str) -> tuple[str, str, str, str, str]:
     return mode, name, label or "", dtype, shape or ""
 
 
+def _minor(mod) -> str:
+    return ".".join(mod.__version__.split(".")[:2])
+
+
 def main(paths: list[str]) -> None:
     rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()
             if line]
@@ -88,6 +95,9 @@ def main(paths: list[str]) -> None:
            "",
            "Each becomes ``xfail(strict=True)``: when a fix lands the case XPASSes, the suite",
            'fails, and its line is to be deleted here."""', "",
+           "#: where these were recorded; elsewhere the xfails are not strict (NumPy/SciPy",
+           "#: versions differ in what they return, so a case may pass there)",
+           f"RECORDED_WITH = {{'numpy': {_minor(np)!r}, 'scipy': {_minor(scipy)!r}}}", "",
            "KNOWN_FAILURES: dict[str, str] = {"]
     for cls in sorted(by_class, key=lambda c: -len(by_class[c])):
         out.append(f"    # ---- {cls} ({len(by_class[cls])})")

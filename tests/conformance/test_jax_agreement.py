@@ -14,7 +14,7 @@ import dualrev as dr
 from dualrev.errors import DualrevError
 
 from .checks import Prepared, assert_close, flat
-from .conftest import RECORD
+from .conftest import RECORD, strict_here
 from .known_failures import KNOWN_FAILURES
 from .specs import CASES
 
@@ -48,6 +48,9 @@ def _eligible(case) -> bool:
             and counterpart(case.name) is not None)
 
 
+STRICT = strict_here()
+
+
 def _params() -> list:
     out = []
     for case in CASES:
@@ -56,7 +59,7 @@ def _params() -> list:
         key = f"jax::{case.id}".replace(" ", "_")
         marks = []
         if key in KNOWN_FAILURES and not RECORD:
-            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[key]))
+            marks.append(pytest.mark.xfail(strict=STRICT, reason=KNOWN_FAILURES[key]))
         out.append(pytest.param(case, id=key, marks=marks))
     return out
 
