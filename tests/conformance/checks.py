@@ -1,0 +1,309 @@
+"""The checks of the conformance harness, one function per mode, for any ``Case``.
+
+Every derivative is compared with something independent of the rule under test: central
+finite differences with one Richardson step (float64), the float64 run (float32 cases),
+the other mode (VJP against JVP, jacrev against jacfwd), or NumPy's own value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import dualrev as dr
+from dualrev.errors import DualrevError
+from dualrev.primitive import strip
+
+from .cases import Case
+
+MODES = ("value", "jvp", "vjp", "fwdrev", "second", "raises")
+
+
+def modes_of(case: Case) -> tuple[str, ...]:
+    """The checks that apply to a case."""
+    if case.kind == "raises":
+        return ("raises",)
+    if case.kind == "value":
+        return ("value",)
+    if case.dtype == "float32":
+        return ("value", "jvp", "vjp")
+    return ("value", "jvp", "vjp", "fwdrev") + (("second",) if case.second else ())
+
+
+def flat(o: Any) -> list[Any]:
+    """The leaves of a (nested) tuple/list output."""
+    if isinstance(o, (tuple, list)):
+        return [v for item in o for v in flat(item)]
+    return [o]
+
+
+def _numeric(o: Any) -> bool:
+    return isinstance(o, (np.ndarray, np.generic, float, int, complex)) and not isinstance(
+        o, bool)
+
+
+def _floating(o: Any) -> bool:
+    return _numeric(o) and np.result_type(o).kind in "fc"
+
+
+class Prepared:
+    """A case with concrete arguments: its differentiable leaves, its plain outputs and
+    ``g(*leaves)``, the tuple of its floating outputs as a function of the leaves."""
+
+    def __init__(self, case: Case, dtype: str | None = None) -> None:
+        self.case = case
+        args, kwargs = case.instantiate(dtype)
+        self.leaves, self.rebuild = case.split(args, kwargs)
+        self.plain = flat(case.fn(*args, **kwargs))
+        self.diff = [i for i, o in enumerate(self.plain) if _floating(o)]
+        self.rng = np.random.default_rng(case.seed() + 1)
+
+    def call(self, *leaves: Any) -> list[Any]:
+        args, kwargs = self.rebuild(*leaves)
+        return flat(self.case.fn(*args, **kwargs))
+
+    def g(self, *leaves: Any) -> tuple[Any, ...]:
+        out = self.call(*leaves)
+        return tuple(out[i] for i in self.diff)
+
+    def random_like(self, xs: Any) -> list[np.ndarray]:
+        """One random direction per array, of its dtype (complex where it is complex)."""
+        out = []
+        for x in xs:
+            x = np.asarray(x)
+            d = self.rng.standard_normal(x.shape)
+            if x.dtype.kind == "c":
+                d = d + 1j * self.rng.standard_normal(x.shape)
+            out.append(d.astype(x.dtype))
+        return out
+
+
+def refusing(fn: Callable[[], Any]) -> Any:
+    """Run ``fn``; a DualrevError is a clear refusal, which the harness accepts (skip)."""
+    try:
+        return fn()
+    except DualrevError as e:
+        pytest.skip(f"dualrev refuses: {type(e).__name__}: {str(e)[:160]}")
+
+
+def _scale(*xs: Any) -> float:
+    m = 1.0
+    for x in xs:
+        a = np.abs(np.asarray(x))
+        if a.size and np.isfinite(a).any():
+            m = max(m, float(np.nanmax(np.where(np.isfinite(a), a, 0))))
+    return m
+
+
+def assert_close(got: Any, want: Any, tol: float, what: str) -> None:
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
+    atol = tol * _scale(want)
+    if not np.allclose(got, want, rtol=tol, atol=atol, equal_nan=True):
+        err = np.nanmax(np.abs(got - want)) if got.size else 0.0
+        raise AssertionError(f"{what}: max abs error {err:.3g} (tol {tol:g} x scale "
+                             f"{_scale(want):.3g})\n got {got.ravel()[:6]}\nwant "
+                             f"{want.ravel()[:6]}")
+
+
+def _kind_matches(t: Any, o: Any, what: str) -> None:
+    tc, oc = np.iscomplexobj(t), np.iscomplexobj(o)
+    assert tc == oc, f"{what} is {'complex' if tc else 'real'} for a " \
+                     f"{'complex' if oc else 'real'} value"
+
+
+# ---------------------------------------------------------------------- value
+def _traced_call(p: Prepared, mode: str) -> list[Any]:
+    got: list[Any] = []
+
+    def wrap(*lv: Any) -> Any:
+        got.append([strip(o) for o in p.call(*lv)])
+        return lv[0]
+
+    if mode == "fwd":
+        dr.jvp(wrap, p.leaves, [np.zeros_like(x) for x in p.leaves])
+    else:
+        dr.vjp(wrap, *p.leaves)
+    return got[0]
+
+
+def check_value(case: Case) -> None:
+    """Traced (forward and reverse) primal equals the plain call: values, dtypes, shapes.
+    For value-only cases with floating outputs, the derivative is zero."""
+    p = Prepared(case)
+    tol = 2e-6 if case.dtype == "float32" else 1e-12
+    for mode in ("fwd", "rev"):
+        got = refusing(lambda mode=mode: _traced_call(p, mode))
+        assert len(got) == len(p.plain), f"{mode}: {len(got)} outputs, NumPy {len(p.plain)}"
+        for k, (a, b) in enumerate(zip(got, p.plain, strict=True)):
+            what = f"{mode} output {k}"
+            if _numeric(b):
+                assert _numeric(a), f"{what}: {type(a).__name__}, NumPy {type(b).__name__}"
+                assert np.result_type(a) == np.result_type(b), \
+                    f"{what}: dtype {np.result_type(a)}, NumPy {np.result_type(b)}"
+                if np.result_type(b).kind in "fc":
+                    assert_close(a, b, tol, what)
+                else:
+                    assert np.shape(a) == np.shape(b) and np.array_equal(a, b), what
+            else:
+                assert a == b or np.array_equal(a, b), f"{what}: {a!r}, NumPy {b!r}"
+    if case.kind == "value" and p.diff:
+        vs = p.random_like(p.leaves)
+        _, ts = refusing(lambda: dr.jvp(p.g, p.leaves, vs))
+        for t in ts:
+            assert not np.any(np.asarray(t)), "derivative of a zero-derivative entry is not 0"
+
+
+def check_raises(case: Case) -> None:
+    """The traced call is refused with the declared dualrev error (both modes)."""
+    p = Prepared(case)
+    for mode in ("fwd", "rev"):
+        with pytest.raises(case.raises):
+            _traced_call(p, mode)
+
+
+# ---------------------------------------------------------------------- derivatives
+def fd_jvp(fun: Callable[..., Any], xs: list[Any], vs: list[Any], h: float = 1e-3) -> list[Any]:
+    """Central differences of ``fun`` along ``vs``, with one Richardson extrapolation
+    (error O(h^4)): (4 D(h/2) - D(h)) / 3."""
+    xs = [np.asarray(x) for x in xs]
+
+    def at(s: float) -> list[np.ndarray]:
+        out = fun(*[x + s * v for x, v in zip(xs, vs, strict=True)])
+        return [np.asarray(o) for o in out]
+
+    def diff(step: float) -> list[np.ndarray]:
+        return [(a - b) / (2 * step) for a, b in zip(at(step), at(-step), strict=True)]
+
+    d1, d2 = diff(h), diff(h / 2)
+    return [(4 * b - a) / 3 for a, b in zip(d1, d2, strict=True)]
+
+
+def _jvp(p: Prepared, vs: list[Any]) -> tuple[Any, list[Any]]:
+    out, ts = refusing(lambda: dr.jvp(p.g, p.leaves, vs))
+    return out, list(ts)
+
+
+def check_jvp(case: Case) -> None:
+    """JVP along a random direction against finite differences (float32: against the
+    float64 run, and the tangent keeps float32)."""
+    p = Prepared(case)
+    if not p.diff:
+        pytest.skip("no floating output")
+    vs = p.random_like(p.leaves)
+    out, ts = _jvp(p, vs)
+    if case.dtype == "float32":
+        p64 = Prepared(case, "float64")
+        _, t64 = refusing(lambda: dr.jvp(p64.g, p64.leaves, [v.astype(np.float64) for v in vs]))
+        for k, (t, o, w) in enumerate(zip(ts, out, t64, strict=True)):
+            assert np.result_type(t) == np.result_type(o), \
+                f"tangent {k} has dtype {np.result_type(t)} for a {np.result_type(o)} output"
+            assert_close(t, w, 2e-3, f"float32 tangent {k} vs float64")
+        return
+    want = fd_jvp(p.g, p.leaves, vs)
+    for k, (t, o, w) in enumerate(zip(ts, out, want, strict=True)):
+        _kind_matches(t, o, f"tangent {k}")
+        if _all_empty(p.leaves):
+            # no input to perturb; 0/0 in a rule (mean, norm of nothing) may give nan,
+            # as in JAX: only the shape is checked
+            assert np.shape(t) == np.shape(w), f"tangent {k}: shape {np.shape(t)}"
+        else:
+            assert_close(t, w, case.tol, f"tangent {k} vs finite differences")
+
+
+def _all_empty(xs: list[Any]) -> bool:
+    return all(np.size(x) == 0 for x in xs)
+
+
+def _pair(a: list[Any], b: list[Any]) -> float:
+    return float(sum(np.sum(np.real(np.asarray(x) * np.asarray(y))) for x, y in
+                     zip(a, b, strict=True)))
+
+
+def check_vjp(case: Case) -> None:
+    """<u, J v> computed by the VJP equals the JVP's, with the Re(ct * t) pairing;
+    cotangents have their primal's shape and dtype."""
+    p = Prepared(case)
+    if not p.diff:
+        pytest.skip("no floating output")
+    vs = p.random_like(p.leaves)
+    out, ts = _jvp(p, vs)
+    us = p.random_like(out)
+    _, pb = refusing(lambda: dr.vjp(p.g, *p.leaves))
+    cts = refusing(lambda: pb(tuple(us)))
+    for k, (c, x) in enumerate(zip(cts, p.leaves, strict=True)):
+        assert np.shape(c) == np.shape(x), f"cotangent {k}: shape {np.shape(c)} for " \
+                                           f"{np.shape(x)}"
+        _kind_matches(c, x, f"cotangent {k}")
+        if case.dtype == "float32":
+            assert np.result_type(c) == np.float32, f"cotangent {k}: dtype {np.result_type(c)}"
+    lhs, rhs = _pair(cts, vs), _pair(us, ts)
+    tol = 2e-4 if case.dtype == "float32" else 1e-9
+    bound = tol * max(1.0, sum(float(np.sum(np.abs(u) * np.abs(t))) for u, t in
+                               zip(us, ts, strict=True)))
+    if _all_empty(p.leaves) or (np.isnan(lhs) and np.isnan(rhs)):
+        return  # nothing to pair (see check_jvp), or nan both ways
+    assert abs(lhs - rhs) <= bound, f"<vjp(u), v> = {lhs!r} but <u, jvp(v)> = {rhs!r}"
+
+
+def check_fwdrev(case: Case) -> None:
+    """jacfwd == jacrev == jacobian for real outputs; for complex outputs jacrev refuses
+    clearly and jacfwd agrees with the JVP along real directions."""
+    p = Prepared(case)
+    if not p.diff:
+        pytest.skip("no floating output")
+    nums = tuple(range(len(p.leaves)))
+    complex_out = any(np.iscomplexobj(p.plain[i]) for i in p.diff)
+    complex_in = any(np.iscomplexobj(x) for x in p.leaves)
+    if complex_out:
+        with pytest.raises(DualrevError):
+            dr.jacrev(p.g, nums)(*p.leaves)
+        jf = refusing(lambda: dr.jacfwd(p.g, nums)(*p.leaves))
+        vs = [np.real(v) for v in p.random_like(p.leaves)]
+        _, ts = _jvp(p, vs)
+        for o, (t, row) in enumerate(zip(ts, jf, strict=True)):
+            got = sum(np.tensordot(J, v, axes=np.ndim(v)) for J, v in
+                      zip(row, vs, strict=True))
+            assert_close(got, t, 1e-9, f"jacfwd(output {o}) . v vs jvp")
+        return
+    jr = refusing(lambda: dr.jacrev(p.g, nums)(*p.leaves))
+    jac = refusing(lambda: dr.jacobian(p.g, nums)(*p.leaves))
+    try:
+        jf = dr.jacfwd(p.g, nums)(*p.leaves)
+    except DualrevError:
+        if complex_in:
+            jf = None  # refusing complex inputs, as JAX's jacfwd does, is fine
+        else:
+            raise
+    for o in range(len(p.diff)):
+        for k in nums:
+            if jf is not None:
+                assert_close(jf[o][k], jr[o][k], 1e-9, f"jacfwd vs jacrev [out {o}, arg {k}]")
+            assert_close(jac[o][k], jr[o][k], 1e-9, f"jacobian vs jacrev [out {o}, arg {k}]")
+
+
+def check_second(case: Case) -> None:
+    """Forward over reverse: the JVP of x -> vjp(f, x)(u) against its finite differences."""
+    p = Prepared(case)
+    if not p.diff:
+        pytest.skip("no floating output")
+    out = p.g(*p.leaves)
+    us = p.random_like(out)
+    vs = p.random_like(p.leaves)
+
+    def pulled(*lv: Any) -> tuple[Any, ...]:
+        _, pb = dr.vjp(p.g, *lv)
+        return tuple(pb(tuple(us)))
+
+    _, ts = refusing(lambda: dr.jvp(pulled, p.leaves, vs))
+    want = fd_jvp(pulled, p.leaves, vs)
+    for k, (t, w) in enumerate(zip(ts, want, strict=True)):
+        assert_close(t, w, max(case.tol, 1e-5), f"second-order tangent {k} vs finite "
+                                                 "differences")
+
+
+CHECKS = {"value": check_value, "jvp": check_jvp, "vjp": check_vjp, "fwdrev": check_fwdrev,
+          "second": check_second, "raises": check_raises}

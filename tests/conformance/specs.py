@@ -1,0 +1,671 @@
+"""The spec table: every registered entry mapped to its cases.
+
+Families share generators (``unary``, ``binary``, ``reduction`` ...), so one line per
+entry says its sample domain, dtypes and keyword variants; ``CASES`` is the expansion.
+To add an entry: add a line in the family it belongs to (or a ``fn(...)`` call in the
+section of its module) -- tests/conformance/test_conformance.py::test_every_entry_has_a_spec
+fails until you do.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.special as sp
+import scipy.stats as st
+
+import dualrev  # noqa: F401  (installs the SciPy dispatchers)
+from dualrev.errors import DualrevError, InPlaceError
+
+from .cases import A, Case, F, Ints
+
+CASES: list[Case] = []
+
+# Entries checked by value only (their outputs are integers, booleans, shapes, dtypes,
+# or the derivative is zero wherever it exists): the value check also asserts a zero
+# tangent wherever the output is floating point.
+F64, F32, C128 = "float64", "float32", "complex128"
+REAL = (F64, F32)
+ALL = (F64, F32, C128)
+
+
+def _label(kw: dict[str, Any]) -> str:
+    parts = []
+    for k, v in kw.items():
+        if v is True:
+            parts.append(k)
+        elif isinstance(v, (A, F, Ints)):
+            parts.append(f"{k}=<array>")
+        elif isinstance(v, np.ndarray):
+            parts.append(f"{k}=<mask>")
+        elif isinstance(v, type):
+            parts.append(f"{k}={v.__name__}")
+        elif callable(v):
+            parts.append(f"{k}={getattr(v, '__name__', 'fn')}")
+        else:
+            parts.append(f"{k}={v!r}".replace("'", ""))
+    return ",".join(parts)
+
+
+def add(name: str, entry: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None,
+        *, shape: str = "", dtypes: tuple[str, ...] = (F64,), fn: Callable[..., Any] | None = None,
+        label: str | None = None, **opts: Any) -> None:
+    """Add one case per dtype."""
+    kwargs = kwargs or {}
+    pos = [repr(a) for a in args if isinstance(a, (int, float, tuple)) and not isinstance(
+        a, bool) and not any(isinstance(t, A) for t in np.ravel(np.array(a, dtype=object)))]
+    lab = ",".join(p for p in [label, ",".join(pos).replace(" ", ""), _label(kwargs)] if p)
+    for dt in dtypes:
+        CASES.append(Case(name=name, entry=entry, fn=fn or entry, args=args, kwargs=kwargs,
+                          label=lab, shape=shape, dtype=dt, **opts))
+
+
+def variants(name: str, entry: Any, shapes: dict[str, tuple[Any, ...]],
+             kws: list[dict[str, Any]] | None = None, *, dtypes: tuple[str, ...] = ALL,
+             narrow: str | None = None, **opts: Any) -> None:
+    """Cases for every shape class x keyword variant, float64; float32/complex128 on the
+    ``narrow`` shape class (default: the first) only, to keep the harness fast."""
+    kws = kws or [{}]
+    narrow = narrow or next(iter(shapes))
+    for sh, args in shapes.items():
+        for kw in kws:
+            dts = dtypes if sh == narrow and kw is kws[0] else (F64,)
+            if sh == narrow and kw is not kws[0]:
+                dts = tuple(d for d in dtypes if d != F32)  # complex for every keyword
+            add(name, entry, args, kw, shape=sh, dtypes=tuple(d for d in dts if d in dtypes),
+                optional=True, **opts)
+
+
+# ====================================================================== ufuncs
+UNARY_SHAPES = {"mat": (2, 3), "0d": (), "vec": (5,), "empty": (0,)}
+
+# name: (domain, accepts complex)
+UNARY = {
+    np.negative: ("real", True), np.positive: ("real", True), np.square: ("real", True),
+    np.absolute: ("real", True), np.fabs: ("real", False), np.conjugate: ("real", True),
+    np.reciprocal: ("real", True), np.sqrt: ("pos", True), np.cbrt: ("real", False),
+    np.exp: ("real", True), np.exp2: ("real", True), np.expm1: ("real", True),
+    np.log: ("pos", True), np.log2: ("pos", True), np.log10: ("pos", True),
+    np.log1p: ("pos", True), np.sin: ("real", True), np.cos: ("real", True),
+    np.tan: ("unit", True), np.arcsin: ("unit", True), np.arccos: ("unit", True),
+    np.arctan: ("real", True), np.sinh: ("real", True), np.cosh: ("real", True),
+    np.tanh: ("real", True), np.arcsinh: ("real", True), np.arccosh: ("gt1", True),
+    np.arctanh: ("unit", True), np.deg2rad: ("real", False), np.rad2deg: ("real", False),
+    np.radians: ("real", False), np.degrees: ("real", False),
+    sp.erf: ("real", True), sp.erfc: ("real", True), sp.erfinv: ("unit", False),
+    sp.erfcinv: ("prob", False), sp.erfcx: ("real", True), sp.ndtr: ("real", True),
+    sp.ndtri: ("prob", False), sp.log_ndtr: ("real", True), sp.gamma: ("pos", True),
+    sp.gammaln: ("pos", False), sp.loggamma: ("pos", True), sp.psi: ("pos", True),
+    sp.expit: ("real", False), sp.logit: ("prob", False), sp.log_expit: ("real", False),
+    sp.entr: ("pos", False), sp.i0: ("real", False), sp.i0e: ("real", False),
+    sp.i1: ("real", False), sp.i1e: ("real", False), sp.j0: ("real", False),
+    sp.j1: ("real", False), sp.y0: ("pos", False), sp.y1: ("pos", False),
+}
+UNARY_NONDIFF = {
+    np.sign: ("real", True), np.floor: ("nonint", False), np.ceil: ("nonint", False),
+    np.trunc: ("nonint", False), np.rint: ("nonint", True), np.signbit: ("real", False),
+    np.isfinite: ("real", True), np.isinf: ("real", True), np.isnan: ("real", True),
+    np.logical_not: ("real", True),
+}
+
+
+def _uname(u: Any) -> str:
+    mod = "np" if isinstance(u, np.ufunc) and hasattr(np, u.__name__) and getattr(
+        np, u.__name__) is u else "sp"
+    return f"{mod}.{u.__name__}"
+
+
+for table, kind in ((UNARY, "diff"), (UNARY_NONDIFF, "value")):
+    for u, (dom, cplx) in table.items():
+        dts = ALL if cplx else REAL
+        for sh, shape in UNARY_SHAPES.items():
+            add(_uname(u), u, (A(shape, dom),), shape=sh,
+                dtypes=dts if sh == "mat" else ((F64, C128) if sh == "0d" and cplx else (F64,)),
+                kind=kind)
+add("np.sinc", np.sinc, (A((2, 3)),), shape="mat", dtypes=ALL)
+add("np.sinc", np.sinc, (A(()),), shape="0d")
+add("np.fix", np.fix, (A((2, 3), "nonint"),), shape="mat", dtypes=REAL, kind="value")
+
+BINARY_SHAPES = {"same": ((2, 3), (2, 3)), "bcast1": ((2, 3), (1, 3)),
+                 "scalar": ((), (3,)), "0d": ((), ()), "empty": ((0,), (0,))}
+# name: (domain of a, domain of b, accepts complex)
+BINARY = {
+    np.add: ("real", "real", True), np.subtract: ("real", "real", True),
+    np.multiply: ("real", "real", True), np.divide: ("real", "real", True),
+    np.power: ("pos", "real", True), np.float_power: ("pos", "real", True),
+    np.arctan2: ("real", "real", False), np.hypot: ("real", "real", False),
+    np.logaddexp: ("real", "real", False), np.logaddexp2: ("real", "real", False),
+    np.maximum: ("real", "real", False), np.minimum: ("real", "real", False),
+    np.fmax: ("real", "real", False), np.fmin: ("real", "real", False),
+    np.remainder: ("real", "pos", False), np.fmod: ("real", "pos", False),
+    sp.beta: ("pos", "pos", False), sp.betaln: ("pos", "pos", False),
+    sp.gammainc: ("pos", "pos", False), sp.gammaincc: ("pos", "pos", False),
+    sp.xlogy: ("real", "pos", True), sp.xlog1py: ("real", "pos", False),
+    sp.rel_entr: ("pos", "pos", False), sp.kl_div: ("pos", "pos", False),
+}
+BINARY_NONDIFF = {
+    np.floor_divide: ("real", "pos", False), np.greater: ("real", "real", False),
+    np.greater_equal: ("real", "real", False), np.less: ("real", "real", False),
+    np.less_equal: ("real", "real", False), np.equal: ("real", "real", True),
+    np.not_equal: ("real", "real", True), np.logical_and: ("real", "real", True),
+    np.logical_or: ("real", "real", True), np.logical_xor: ("real", "real", True),
+    np.heaviside: ("real", "real", False),
+}
+for table, kind in ((BINARY, "diff"), (BINARY_NONDIFF, "value")):
+    for u, (da, db, cplx) in table.items():
+        dts = ALL if cplx else REAL
+        for sh, (sa, sb) in BINARY_SHAPES.items():
+            add(_uname(u), u, (A(sa, da), A(sb, db)), shape=sh, kind=kind,
+                dtypes=dts if sh == "same" else ((F64, C128) if sh == "bcast1" and cplx
+                                                 else (F64,)))
+# Bessel functions of a constant order: the order's derivative is not defined by dualrev
+for u, dom in ((sp.iv, "pos"), (sp.ive, "pos"), (sp.jv, "pos"), (sp.yv, "pos")):
+    for sh, shape in (("mat", (2, 3)), ("0d", ())):
+        add(_uname(u), u, (1.5, A(shape, dom)), shape=sh, dtypes=REAL if sh == "mat" else (F64,))
+    add(_uname(u), u, (A((3,), "pos"), A((3,), dom)), label="order traced", shape="vec")
+
+MATMUL_SHAPES = {"mat": ((3, 4), (4, 2)), "stacked": ((2, 3, 4), (4, 2)),
+                 "vec-vec": ((3,), (3,)), "mat-vec": ((2, 3), (3,)),
+                 "vec-mat": ((3,), (3, 2)), "bcast1": ((1, 2, 3), (4, 3, 2)),
+                 "empty": ((0, 3), (3, 2))}
+for sh, (sa, sb) in MATMUL_SHAPES.items():
+    add("np.matmul", np.matmul, (A(sa), A(sb)), shape=sh, dtypes=ALL if sh == "mat" else (F64,))
+
+# ====================================================================== reductions
+MAT, STACK = A((2, 3)), A((2, 2, 3))
+RED_SHAPES = {"mat": (MAT,), "0d": (A(()),), "stacked": (STACK,), "empty": (A((0, 3)),)}
+AXES = [{}, {"axis": 0}, {"axis": 1}, {"axis": -1, "keepdims": True}, {"axis": (0, 1)},
+        {"keepdims": True}]
+MASK = np.array([[True, False, True], [False, True, True]])
+
+variants("np.sum", np.sum, RED_SHAPES, AXES + [{"where": MASK}, {"initial": 1.5},
+                                               {"dtype": np.complex128}])
+add("np.sum", np.sum, (A((2, 3)),), {"dtype": np.float64}, shape="mat", dtypes=(F32,))
+variants("np.mean", np.mean, RED_SHAPES, AXES + [{"where": MASK}, {"dtype": np.complex128}])
+add("np.mean", np.mean, (A((2, 3)),), {"dtype": np.float64}, shape="mat", dtypes=(F32,))
+variants("np.prod", np.prod, RED_SHAPES, AXES + [{"where": MASK}, {"initial": 1.5},
+                                                 {"dtype": np.complex128}])
+add("np.prod", np.prod, (A((2, 0)),), {"axis": 1}, shape="empty-axis")
+for nm, f in (("np.max", np.max), ("np.amax", np.amax), ("np.min", np.min),
+              ("np.amin", np.amin)):
+    D = {"mat": (A((2, 3), "distinct"),), "0d": (A((), "distinct"),),
+         "stacked": (A((2, 2, 3), "distinct"),)}
+    variants(nm, f, D, AXES + [{"initial": 0.1}, {"where": MASK, "initial": 0.1}],
+             dtypes=REAL)
+    add(nm, f, (A((0, 3)),), {"axis": 0, "initial": 0.1}, shape="empty")
+for nm, f in (("np.var", np.var), ("np.std", np.std)):
+    variants(nm, f, {"mat": (MAT,), "0d": (A(()),), "stacked": (STACK,)},
+             AXES + [{"ddof": 1}, {"correction": 1, "axis": 0}, {"where": MASK},
+                     {"axis": 1, "keepdims": True, "mean": A((2, 1))},
+                     {"dtype": np.float64}])
+for nm, f in (("np.cumsum", np.cumsum), ("np.cumprod", np.cumprod)):
+    variants(nm, f, {"mat": (MAT,), "0d": (A(()),), "empty": (A((0, 3)),)},
+             [{}, {"axis": 0}, {"axis": 1}, {"axis": -1, "dtype": np.complex128}])
+variants("np.average", np.average, {"mat": (MAT,), "stacked": (STACK,)},
+         [{}, {"axis": 1}, {"weights": A((2, 3), "pos")},
+          {"axis": 1, "weights": A((3,), "pos")},
+          {"axis": 0, "weights": A((2,), "pos"), "returned": True},
+          {"axis": 1, "keepdims": True}])
+NAN_MAT = (A((2, 3), "nan"),)
+variants("np.nansum", np.nansum, {"mat": (MAT,), "nan": NAN_MAT},
+         [{}, {"axis": 1}, {"axis": 0, "keepdims": True}, {"dtype": np.complex128}])
+variants("np.nanmean", np.nanmean, {"mat": (MAT,), "nan": NAN_MAT},
+         [{}, {"axis": 1}, {"axis": 0, "keepdims": True}, {"dtype": np.complex128}])
+
+NORM_VEC = [{}, {"ord": 1}, {"ord": 2}, {"ord": np.inf}, {"ord": -np.inf}, {"ord": 3},
+            {"ord": -1}, {"ord": 0.5}, {"keepdims": True}, {"ord": 0}]
+NORM_MAT = [{}, {"ord": "fro"}, {"ord": "nuc"}, {"ord": 1}, {"ord": -1}, {"ord": 2},
+            {"ord": -2}, {"ord": np.inf}, {"ord": -np.inf}, {"keepdims": True},
+            {"ord": 2, "keepdims": True}, {"axis": 1}, {"axis": 0, "ord": 1}]
+variants("np.linalg.norm", np.linalg.norm, {"vec": (A((4,), "distinct"),)}, NORM_VEC)
+variants("np.linalg.norm", np.linalg.norm, {"mat": (A((3, 2), "svd"),)}, NORM_MAT)
+variants("np.linalg.norm", np.linalg.norm, {"stacked": (A((2, 3, 2), "svd"),)},
+         [{"axis": (1, 2)}, {"axis": (1, 2), "ord": 2}, {"axis": (1, 2), "ord": "nuc"},
+          {"axis": -1}], dtypes=(F64, C128))
+add("np.linalg.norm", np.linalg.norm, (A((0,)),), shape="empty")
+
+variants("sp.logsumexp", sp.logsumexp, {"mat": (MAT,), "0d": (A(()),)},
+         [{}, {"axis": 1}, {"axis": 0, "keepdims": True}, {"b": A((2, 3), "pos")},
+          {"axis": 1, "b": A((3,), "pos")}, {"b": A((2, 3), "pos"), "return_sign": True}],
+         dtypes=ALL)
+add("sp.logsumexp", sp.logsumexp, (A((2, 3)),), {"b": F((2, 3))}, shape="mat",
+    label="signed")
+add("sp.logsumexp", sp.logsumexp, (A((2, 3)),), {"b": F((2, 3)), "return_sign": True},
+    shape="mat", label="signed")
+for nm, f in (("sp.softmax", sp.softmax), ("sp.log_softmax", sp.log_softmax)):
+    variants(nm, f, {"mat": (MAT,), "0d": (A(()),), "stacked": (STACK,)},
+             [{}, {"axis": 1}, {"axis": 0}, {"axis": (0, 1)}], dtypes=ALL)
+variants("sp.softplus", sp.softplus, {"mat": (MAT,), "0d": (A(()),)}, dtypes=REAL)
+for sh, shape in (("mat", (2, 3)), ("0d", ())):
+    add("sp.polygamma", sp.polygamma, (1, A(shape, "pos")), shape=sh, label="n=1",
+        dtypes=REAL if sh == "mat" else (F64,))
+add("sp.polygamma", sp.polygamma, (Ints((2, 3), 0, 3), A((2, 3), "pos")), shape="mat",
+    label="n=<array>")
+add("sp.polygamma", sp.polygamma, (A((3,), "pos"), A((3,), "pos")), shape="vec",
+    label="n traced", kind="raises", raises=DualrevError)
+
+# ====================================================================== shape & indexing
+V, M = A((4,)), A((2, 3))
+
+
+def _row_stack(tup: Any, **kw: Any) -> Any:
+    with warnings.catch_warnings():  # deprecated alias of vstack since NumPy 2.0
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return np.row_stack(tup, **kw)
+
+SHAPE_FUNCS: list[tuple[str, Any, dict[str, tuple[Any, ...]], list[dict[str, Any]]]] = [
+    ("np.real", np.real, {"mat": (M,)}, [{}]),
+    ("np.imag", np.imag, {"mat": (M,)}, [{}]),
+    ("np.angle", np.angle, {"mat": (M,)}, [{}, {"deg": True}]),
+    ("np.reshape", np.reshape, {"mat": (M, (3, 2)), "empty": (A((0, 3)), (3, 0))},
+     [{}, {"order": "F"}]),
+    ("np.reshape", np.reshape, {"mat": (M, -1)}, [{}]),
+    ("np.reshape", np.reshape, {"mat": (M,)}, [{"shape": (3, 2)}, {"shape": (6,), "copy": True}]),
+    ("np.ravel", np.ravel, {"mat": (M,), "0d": (A(()),)}, [{}, {"order": "F"}]),
+    ("np.squeeze", np.squeeze, {"mat": (A((2, 1, 3)),)}, [{}, {"axis": 1}]),
+    ("np.expand_dims", np.expand_dims, {"mat": (M,)}, [{"axis": 0}, {"axis": (0, 3)}]),
+    ("np.transpose", np.transpose, {"mat": (A((2, 3, 2)),), "0d": (A(()),)},
+     [{}, {"axes": (1, 0, 2)}]),
+    ("np.swapaxes", np.swapaxes, {"mat": (A((2, 3, 2)), 0, 2)}, [{}]),
+    ("np.moveaxis", np.moveaxis, {"mat": (A((2, 3, 2)), 0, -1)}, [{}]),
+    ("np.moveaxis", np.moveaxis, {"mat": (A((2, 3, 2)), (0, 1), (2, 0))}, [{}]),
+    ("np.broadcast_to", np.broadcast_to, {"mat": (A((3,)), (2, 3)), "0d": (A(()), (2,))},
+     [{}]),
+    ("np.flip", np.flip, {"mat": (M,)}, [{}, {"axis": 1}, {"axis": (0, 1)}]),
+    ("np.fliplr", np.fliplr, {"mat": (M,)}, [{}]),
+    ("np.flipud", np.flipud, {"mat": (M,)}, [{}]),
+    ("np.roll", np.roll, {"mat": (M, 1)}, [{}, {"axis": 1}]),
+    ("np.roll", np.roll, {"mat": (M, (1, 2))}, [{"axis": (0, 1)}]),
+    ("np.repeat", np.repeat, {"mat": (M, 2)}, [{}, {"axis": 1}]),
+    ("np.repeat", np.repeat, {"mat": (M, [1, 2])}, [{"axis": 0}]),
+    ("np.tile", np.tile, {"mat": (M, 2), "0d": (A(()), 3)}, [{}]),
+    ("np.tile", np.tile, {"mat": (M, (2, 1, 2))}, [{}]),
+    ("np.diagonal", np.diagonal, {"mat": (A((3, 3)),), "stacked": (A((2, 3, 3)),)},
+     [{}, {"offset": 1}, {"offset": -1, "axis1": 1, "axis2": 0}]),
+    ("np.trace", np.trace, {"mat": (A((3, 3)),), "stacked": (A((2, 3, 3)),)},
+     [{}, {"offset": 1}, {"axis1": 1, "axis2": 0}, {"dtype": np.complex128}]),
+    ("np.diag", np.diag, {"vec": (A((3,)),), "mat": (A((3, 3)),)}, [{}, {"k": 1}]),
+    ("np.triu", np.triu, {"mat": (A((3, 3)),), "stacked": (A((2, 3, 3)),)}, [{}, {"k": -1}]),
+    ("np.tril", np.tril, {"mat": (A((3, 3)),), "stacked": (A((2, 3, 3)),)}, [{}, {"k": 1}]),
+    ("np.copy", np.copy, {"mat": (M,), "0d": (A(()),)}, [{}, {"order": "F"}]),
+    ("np.atleast_1d", np.atleast_1d, {"0d": (A(()),), "two": (A(()), A((2, 2)))}, [{}]),
+    ("np.atleast_2d", np.atleast_2d, {"0d": (A(()),), "two": (A((3,)), A((2, 2)))}, [{}]),
+    ("np.atleast_3d", np.atleast_3d, {"vec": (A((3,)),), "two": (A((3,)), A((2, 2)))},
+     [{}]),
+    ("np.broadcast_arrays", np.broadcast_arrays, {"bcast1": (A((2, 3)), A((1, 3)))}, [{}]),
+    ("np.concatenate", np.concatenate, {"mat": ([A((2, 3)), A((1, 3))],),
+                                        "empty": ([A((0, 3)), A((2, 3))],)},
+     [{}, {"dtype": np.complex128}]),
+    ("np.concatenate", np.concatenate, {"mat": ([A((2, 3)), A((2, 1))],)},
+     [{"axis": 1}, {"axis": -1}]),
+    ("np.concatenate", np.concatenate, {"mat": ([A((2, 3)), A((2, 1))],)}, [{"axis": None}]),
+    ("np.stack", np.stack, {"mat": ([M, M],), "0d": ([A(()), A(())],)},
+     [{}, {"axis": -1}, {"dtype": np.complex128}]),
+    ("np.hstack", np.hstack, {"mat": ([A((2, 3)), A((2, 1))],), "vec": ([V, A((2,))],)},
+     [{}, {"dtype": np.complex128}]),
+    ("np.row_stack", _row_stack, {"mat": ([A((2, 3)), A((1, 3))],)},
+     [{}, {"dtype": np.complex128}]),
+    ("np.vstack", np.vstack, {"mat": ([A((2, 3)), A((1, 3))],), "vec": ([A((3,)), A((3,))],)},
+     [{}, {"dtype": np.complex128}]),
+    ("np.column_stack", np.column_stack, {"vec": ([A((3,)), A((3, 2))],)}, [{}]),
+    ("np.dstack", np.dstack, {"mat": ([M, M],)}, [{}]),
+    ("np.split", np.split, {"vec": (A((6,)), 3), "mat": (A((4, 3)), [1, 3])},
+     [{}]),
+    ("np.split", np.split, {"mat": (A((2, 4)), 2)}, [{"axis": 1}]),
+    ("np.array_split", np.array_split, {"vec": (A((5,)), 3)}, [{}]),
+    ("np.array_split", np.array_split, {"mat": (A((2, 5)), 2)}, [{"axis": 1}]),
+    ("np.take", np.take, {"vec": (V, [0, 3, 3]), "mat": (M, [[0, 2], [1, 1]])},
+     [{}, {"axis": 0}, {"mode": "wrap"}, {"mode": "clip"}]),
+    ("np.take_along_axis", np.take_along_axis, {"mat": (M, np.array([[0, 2, 2], [1, 0, 1]]))},
+     [{"axis": 1}, {"axis": 0}]),
+    ("np.pad", np.pad, {"mat": (M, 1), "vec": (V, (1, 2))},
+     [{}, {"mode": "constant", "constant_values": 2.0}, {"mode": "edge"},
+      {"mode": "reflect"}, {"mode": "wrap"}, {"mode": "symmetric"}]),
+    ("np.diff", np.diff, {"vec": (V,), "mat": (M,)},
+     [{}, {"n": 2}, {"axis": 0}, {"prepend": 0.5}, {"append": A((1,))}]),
+    ("np.kron", np.kron, {"mat": (A((2, 2)), A((2, 3))), "vec": (A((2,)), A((3,)))}, [{}]),
+]
+for nm, f, shapes, kws in SHAPE_FUNCS:
+    variants(nm, np.row_stack if f is _row_stack else f, shapes, kws, fn=f)
+variants("np.full_like", np.full_like, {"mat": (M, 2.5)}, [{}, {"dtype": np.float32}],
+         kind="value")
+add("np.full_like", np.full_like, (M, 2.5), {"shape": (3,)}, shape="mat", kind="value")
+for nm, f in (("np.zeros_like", np.zeros_like), ("np.ones_like", np.ones_like)):
+    variants(nm, f, {"mat": (M,)}, [{}, {"dtype": np.float32}, {"shape": (3,)}], kind="value")
+add("np.empty_like", np.empty_like, (M,), shape="mat", kind="value",
+    fn=lambda a: np.empty_like(a).shape, label="shape of result")
+add("np.copyto", np.copyto, (np.zeros((2, 3)), M), shape="mat", kind="raises",
+    raises=InPlaceError, fn=np.copyto)
+add("np.meshgrid", np.meshgrid, (A((3,)), A((2,))), shape="vec")
+add("np.meshgrid", np.meshgrid, (A((3,)), A((2,))), {"indexing": "ij"}, shape="vec")
+add("np.meshgrid", np.meshgrid, (A((3,)), A((2,))), {"sparse": True}, shape="vec")
+add("np.meshgrid", np.meshgrid, (A((3,)), A((2,))), {"copy": False}, shape="vec")
+add("np.linspace", np.linspace, (A(()), A(())), {"num": 5}, shape="0d", dtypes=REAL)
+add("np.linspace", np.linspace, (A(()), A(())), {"num": 4, "endpoint": False}, shape="0d")
+add("np.linspace", np.linspace, (A(()), A(())), {"num": 4, "retstep": True}, shape="0d")
+add("np.linspace", np.linspace, (A((2,)), A((2,))), {"num": 3, "axis": 1}, shape="vec")
+add("np.linspace", np.linspace, (A(()), A(())), {"num": 3, "dtype": np.float32}, shape="0d",
+    tol=1e-3)  # finite differences of a float32 result
+add("np.linspace", np.linspace, (A(()), A(())), {"num": 0}, shape="empty")
+
+# ====================================================================== elementwise funcs
+variants("np.where", np.where, {"mat": (MASK, M, A((2, 3))), "bcast1": (MASK, A((1, 3)), 0.5),
+                                "0d": (True, A(()), A(()))}, dtypes=ALL)
+variants("np.clip", np.clip, {"mat": (A((2, 3), "real"), -0.8, 0.9),
+                              "arrays": (A((2, 3)), A((2, 3)) , A((2, 3)))}, dtypes=REAL)
+add("np.clip", np.clip, (A((2, 3)), None), {"a_max": 0.9}, shape="mat")
+add("np.clip", np.clip, (A((2, 3)), None, 0.9), shape="mat", label="a_min=None")
+add("np.clip", np.clip, (A((2, 3)),), {"min": -0.8, "max": 0.9}, shape="mat")
+for nm, f in (("np.round", np.round), ("np.around", np.around)):
+    variants(nm, f, {"mat": (A((2, 3), "nonint"),)}, [{}, {"decimals": 1}], kind="value",
+             dtypes=ALL)
+variants("np.nan_to_num", np.nan_to_num, {"mat": (M,), "nonfinite": (A((2, 3), "nonfinite"),)},
+         [{}, {"nan": 2.0}, {"copy": False}, {"posinf": 5.0, "neginf": -4.0}], dtypes=REAL)
+variants("np.interp", np.interp,
+         {"vec": (A((4,), "prob"), F((3,), "distinct_sorted"), A((3,))),
+          "list": (A((4,), "prob"), [0.0, 1.0], [0.0, 3.0])},
+         [{}, {"left": -1.0, "right": 2.0}])
+add("np.interp", np.interp, (A((4,), "prob"), A((3,), "distinct_sorted"), A((3,))),
+    shape="vec", label="xp traced")
+add("np.interp", np.interp, (A((4,), "prob"), [0.0, 0.5], [1.0, 3.0]), {"period": 1.0},
+    shape="list")
+variants("np.select", np.select, {"mat": ([MASK, ~MASK], [M, A((2, 3))])}, [{}, {"default": 0.5}])
+add("np.piecewise", np.piecewise, (A((4,), "real"), F((4,), "mask"), [np.sin, np.cos]),
+    shape="vec", label="funclist=[sin,cos]")
+add("np.piecewise", np.piecewise, (A((4,), "real"), F((4,), "mask"),
+                                   [lambda x, c: c * x, 1.0]), {}, shape="vec",
+    fn=lambda x, m, fl: np.piecewise(x, m, fl, 2.0), label="extra args")
+add("np.polyval", np.polyval, (A((3,)), A((4,))), shape="vec", dtypes=ALL)
+add("np.polyval", np.polyval, (A((3,)), A(())), shape="0d")
+add("np.polyval", np.polyval, ([1.0, 2.0, 3.0], A((4,))), shape="list")
+variants("np.gradient", np.gradient, {"vec": (A((5,)),), "mat": (A((3, 4)),)},
+         [{}, {"edge_order": 2}])
+add("np.gradient", np.gradient, (A((3, 4)),), {"axis": 1}, shape="mat")
+add("np.gradient", np.gradient, (A((5,)), 0.5), shape="vec", label="spacing")
+for nm, f, modes in (("np.convolve", np.convolve, ("full", "same", "valid")),
+                     ("np.correlate", np.correlate, ("valid", "same", "full"))):
+    variants(nm, f, {"vec": (A((5,)), A((3,))), "0d": (A((1,)), A((3,)))},
+             [{}] + [{"mode": m} for m in modes])
+add("np.cross", np.cross, (A((3,)), A((3,))), shape="vec", dtypes=ALL)
+add("np.cross", np.cross, (A((2, 3)), A((3,))), shape="bcast1")
+add("np.cross", np.cross, (A((3, 2)), A((2, 3))), {"axisa": 0, "axisc": 0}, shape="mat")
+add("np.cross", np.cross, (A((3, 2)), A((3, 2))), {"axis": 0}, shape="mat")
+add("np.cross", np.cross, (A((2, 3)), A((3, 2))), {"axisb": 0}, shape="mat")
+add("np.cross", np.cross, (A((2, 2)), A((2, 2))), shape="2d-vectors")
+
+# ====================================================================== contraction
+add("np.einsum", np.einsum, ("ij,jk->ik", A((2, 3)), A((3, 2))), shape="mat", dtypes=ALL)
+for sub, shapes, sh in (
+        ("ij,jk->ik", ((2, 1), (1, 3)), "size1"), ("ij,ij->i", ((2, 3), (1, 3)), "bcast1"),
+        ("...ij,...jk->...ik", ((2, 2, 3), (3, 2)), "ellipsis"),
+        ("i...,i...->...", ((3, 2), (3, 1)), "ellipsis-bcast"),
+        ("ii->i", ((3, 3),), "diag"), ("ii", ((3, 3),), "trace"), ("ij->", ((2, 3),), "sum"),
+        ("i,i", ((3,), (3,)), "implicit"), ("ij,jk,kl->il", ((2, 3), (3, 2), (2, 2)), "three"),
+        ("ij,jk", ((0, 3), (3, 2)), "empty"), (",i->i", ((), (3,)), "0d")):
+    add("np.einsum", np.einsum, (sub,) + tuple(A(s) for s in shapes), shape=sh,
+        label=sub)
+add("np.einsum", np.einsum, ("ij,jk,kl->il", A((2, 3)), A((3, 2)), A((2, 2))),
+    {"optimize": True}, shape="three")
+add("np.einsum", np.einsum, (A((2, 3)), [0, 1], A((3, 2)), [1, 2], [0, 2]), shape="mat",
+    label="sublists")
+variants("np.tensordot", np.tensordot, {"mat": (A((2, 3)), A((3, 2)))}, [{"axes": 1}])
+variants("np.tensordot", np.tensordot, {"mat": (A((2, 3, 2)), A((3, 2, 2)))},
+         [{}, {"axes": ([1, 0], [0, 2])}, {"axes": 0}])
+for nm, f in (("np.dot", np.dot), ("np.inner", np.inner), ("np.outer", np.outer),
+              ("np.vdot", np.vdot)):
+    shapes = {"vec": (A((3,)), A((3,))), "0d": (A(()), A(())) if nm != "np.vdot" else
+              (A((1,)), A((1,)))}
+    if nm in ("np.dot", "np.inner"):
+        shapes |= {"mat": (A((2, 3)), A((4, 3) if nm == "np.inner" else (3, 2))),
+                   "stacked": (A((2, 2, 3)), A((3, 2) if nm == "np.dot" else (2, 3))),
+                   "empty": (A((0, 3)), A((3,)))}
+    if nm in ("np.outer", "np.vdot"):
+        shapes |= {"mat": (A((2, 2)), A((2, 2)))}
+    variants(nm, f, shapes)
+add("np.linalg.multi_dot", np.linalg.multi_dot, ([A((2, 3)), A((3, 4)), A((4, 2))],),
+    shape="mat", dtypes=ALL)
+add("np.linalg.multi_dot", np.linalg.multi_dot, ([A((3,)), A((3, 4)), A((4,))],), shape="vec")
+
+# ====================================================================== linalg
+def lin(name: str, f: Any, dom: str, shapes: dict[str, tuple[int, ...]],
+        kws: list[dict[str, Any]] | None = None, extra: tuple[Any, ...] = (),
+        **opts: Any) -> None:
+    variants(name, f, {sh: (A(s, dom),) + extra for sh, s in shapes.items()}, kws, **opts)
+
+
+SQ = {"mat": (3, 3), "stacked": (2, 3, 3), "1x1": (1, 1), "empty": (0, 3, 3)}
+lin("np.linalg.inv", np.linalg.inv, "general", SQ)
+lin("np.linalg.det", np.linalg.det, "general", SQ)
+lin("np.linalg.det", np.linalg.det, "singular", {"singular": (3, 3)}, dtypes=(F64, C128))
+lin("np.linalg.slogdet", np.linalg.slogdet, "general", SQ)
+lin("np.linalg.cholesky", np.linalg.cholesky, "spd", SQ, [{}, {"upper": True}])
+
+
+def _eig_gauge(res: Any) -> Any:
+    # eigenvectors are defined up to a phase: compare the projectors v v^H
+    w, v = res
+    vt = np.swapaxes(v, -1, -2)
+    return w, vt[..., :, :, None] * np.conj(vt[..., :, None, :])
+
+
+def _svd_gauge(res: Any) -> Any:
+    # singular vectors are defined up to a phase per pair: compare u_k vh_k
+    u, s, vh = res
+    return np.swapaxes(u, -1, -2)[..., :, :, None] * vh[..., :, None, :], s
+
+
+lin("np.linalg.eigh", np.linalg.eigh, "sym", SQ, [{}, {"UPLO": "U"}], dtypes=REAL)
+lin("np.linalg.eigh", np.linalg.eigh, "sym", {"mat": (3, 3), "stacked": (2, 3, 3)},
+    [{}, {"UPLO": "U"}], dtypes=(F64, C128), fn=lambda a, **k: _eig_gauge(
+        np.linalg.eigh(a, **k)), label="projectors")
+lin("np.linalg.eigvalsh", np.linalg.eigvalsh, "sym", SQ, [{}, {"UPLO": "U"}])
+lin("np.linalg.svd", np.linalg.svd, "svd", {"mat": (3, 2), "stacked": (2, 3, 2),
+                                            "wide": (2, 3)},
+    [{"full_matrices": False}, {"compute_uv": False}], dtypes=REAL)
+lin("np.linalg.svd", np.linalg.svd, "svd", {"square": (3, 3)}, [{}], dtypes=REAL)
+lin("np.linalg.svd", np.linalg.svd, "sym", {"mat": (3, 3)}, [{"hermitian": True,
+                                                              "compute_uv": False}])
+lin("np.linalg.svd", np.linalg.svd, "svd", {"mat": (3, 2), "stacked": (2, 3, 2)},
+    [{"full_matrices": False}], dtypes=(F64, C128), label="u_k vh_k",
+    fn=lambda a, **k: _svd_gauge(np.linalg.svd(a, **k)))
+if hasattr(np.linalg, "svdvals"):  # NumPy >= 2.0
+    lin("np.linalg.svdvals", np.linalg.svdvals, "svd",
+        {"mat": (3, 2), "stacked": (2, 3, 2), "wide": (2, 3)})
+lin("np.linalg.qr", np.linalg.qr, "svd", {"mat": (3, 2), "stacked": (2, 3, 2),
+                                          "square": (3, 3)},
+    [{}, {"mode": "r"}, {"mode": "complete"}])
+lin("np.linalg.qr", np.linalg.qr, "svd", {"wide": (2, 3)}, [{}])
+lin("np.linalg.pinv", np.linalg.pinv, "svd", {"mat": (3, 2), "stacked": (2, 3, 2),
+                                              "wide": (2, 3)},
+    [{}, {"rcond": 0.5}, {"rtol": 0.5}])
+lin("np.linalg.pinv", np.linalg.pinv, "sym", {"mat": (3, 3)}, [{"hermitian": True}])
+lin("np.linalg.matrix_power", np.linalg.matrix_power, "general",
+    {"mat": (3, 3), "stacked": (2, 3, 3)}, [{"n": 2}, {"n": 0}, {"n": 1}, {"n": 3},
+                                             {"n": -1}, {"n": -2}])
+for sh, (sa, sb) in {"vec": ((3, 3), (3,)), "mat": ((3, 3), (3, 2)),
+                     "stacked": ((2, 3, 3), (2, 3, 2)), "stacked-shared-b": ((2, 3, 3), (3,)),
+                     "stacked-bcast": ((2, 3, 3), (3, 2)), "empty": ((0, 3, 3), (0, 3, 1))}.items():
+    add("np.linalg.solve", np.linalg.solve, (A(sa, "general"), A(sb)), shape=sh,
+        dtypes=ALL if sh == "vec" else (F64,))
+for sh, (sa, sb) in {"vec": ((4, 2), (4,)), "mat": ((4, 2), (4, 3)),
+                     "square": ((3, 3), (3,))}.items():
+    for kw in ({}, {"rcond": None}, {"rcond": 0.5}):
+        add("np.linalg.lstsq", np.linalg.lstsq, (A(sa, "svd"), A(sb)), kw, shape=sh,
+            dtypes=ALL if sh == "vec" and not kw else (F64,))
+
+# ====================================================================== fft
+FFT1 = [{}, {"n": 6}, {"n": 3}, {"axis": 0}, {"norm": "ortho"}, {"norm": "forward"},
+        {"norm": "backward"}]
+FFTN = [{}, {"s": (3, 5), "axes": (-2, -1)}, {"axes": (0,)}, {"axes": (1, 0)}, {"norm": "ortho"},
+        {"norm": "forward"}]
+for nm, f in (("np.fft.fft", np.fft.fft), ("np.fft.ifft", np.fft.ifft),
+              ("np.fft.rfft", np.fft.rfft)):
+    variants(nm, f, {"mat": (A((2, 4)),), "vec": (A((5,)),)}, FFT1,
+             dtypes=ALL if nm != "np.fft.rfft" else REAL)
+variants("np.fft.irfft", np.fft.irfft, {"mat": (A((2, 4)),), "vec": (A((5,)),)}, FFT1,
+         dtypes=(C128, F64), narrow="mat")
+for nm, f in (("np.fft.fftn", np.fft.fftn), ("np.fft.ifftn", np.fft.ifftn),
+              ("np.fft.fft2", np.fft.fft2), ("np.fft.ifft2", np.fft.ifft2),
+              ("np.fft.rfftn", np.fft.rfftn)):
+    variants(nm, f, {"mat": (A((2, 4)),), "stacked": (A((2, 3, 4)),)}, FFTN,
+             dtypes=ALL if nm != "np.fft.rfftn" else REAL)
+variants("np.fft.irfftn", np.fft.irfftn, {"mat": (A((2, 4)),), "stacked": (A((2, 3, 4)),)},
+         FFTN, dtypes=(C128, F64))
+
+# ====================================================================== statistics
+variants("np.cov", np.cov, {"mat": (A((2, 4)),), "vec": (A((4,)),)},
+         [{}, {"rowvar": False}, {"bias": True}, {"ddof": 2}, {"fweights": Ints((4,), 1, 3)},
+          {"aweights": A((4,), "pos")}, {"dtype": np.complex128}])
+add("np.cov", np.cov, (A((4,)), A((4,))), shape="vec", label="y")
+add("np.cov", np.cov, (A((3, 2)),), {"rowvar": False}, shape="tall")
+variants("np.corrcoef", np.corrcoef, {"mat": (A((2, 4)),)},
+         [{}, {"rowvar": False}, {"dtype": np.float64}])
+add("np.corrcoef", np.corrcoef, (A((4,)), A((4,))), shape="vec", label="y")
+
+# ====================================================================== selection
+variants("np.sort", np.sort, {"vec": (A((5,), "distinct"),), "mat": (A((2, 3), "distinct"),),
+                              "empty": (A((0,)),)},
+         [{}, {"axis": 0}, {"axis": None}, {"kind": "stable"}, {"stable": True}],
+         dtypes=REAL)
+add("np.sort", np.sort, (A((5,), "distinct"),), shape="vec", dtypes=(C128,))
+
+# ====================================================================== inspection (value)
+VAL = [
+    ("np.shape", np.shape, (M,)), ("np.ndim", np.ndim, (M,)), ("np.size", np.size, (M,)),
+    ("np.result_type", np.result_type, (M, 1.0)),
+    ("np.iscomplexobj", np.iscomplexobj, (M,)), ("np.isrealobj", np.isrealobj, (M,)),
+    ("np.can_cast", np.can_cast, (M, np.float32)),
+    ("np.min_scalar_type", np.min_scalar_type, (A(()),)),
+    ("np.argmax", np.argmax, (A((2, 3), "distinct"),)),
+    ("np.argmin", np.argmin, (A((2, 3), "distinct"),)),
+    ("np.argsort", np.argsort, (A((2, 3), "distinct"),)),
+    ("np.argwhere", np.argwhere, (M,)), ("np.nonzero", np.nonzero, (M,)),
+    ("np.flatnonzero", np.flatnonzero, (M,)), ("np.count_nonzero", np.count_nonzero, (M,)),
+    ("np.searchsorted", np.searchsorted, (F((4,), "distinct_sorted"), A((3,)))),
+    ("np.digitize", np.digitize, (A((3,)), F((4,), "distinct_sorted"))),
+    ("np.any", np.any, (M,)), ("np.all", np.all, (M,)),
+    ("np.isclose", np.isclose, (M, A((2, 3)))), ("np.allclose", np.allclose, (M, M)),
+    ("np.array_equal", np.array_equal, (M, A((2, 3)))),
+    ("np.array_equiv", np.array_equiv, (M, M)),
+    ("np.iscomplex", np.iscomplex, (M,)), ("np.isreal", np.isreal, (M,)),
+    ("np.isneginf", np.isneginf, (M,)), ("np.isposinf", np.isposinf, (M,)),
+]
+for nm, f, args in VAL:
+    add(nm, f, args, shape="mat" if nm != "np.min_scalar_type" else "0d", kind="value",
+        dtypes=(F64, C128) if nm not in ("np.searchsorted", "np.digitize", "np.argsort",
+                                         "np.argmax", "np.argmin", "np.isneginf",
+                                         "np.isposinf") else (F64,))
+for nm, f in (("np.argmax", np.argmax), ("np.argmin", np.argmin),
+              ("np.argsort", np.argsort)):
+    add(nm, f, (A((2, 3), "distinct"),), {"axis": 1}, shape="mat", kind="value")
+add("np.searchsorted", np.searchsorted, (F((4,), "distinct_sorted"), A((3,))),
+    {"side": "right"}, shape="vec", kind="value")
+add("np.count_nonzero", np.count_nonzero, (M,), {"axis": 0}, shape="mat", kind="value")
+add("np.any", np.any, (M,), {"axis": 1, "keepdims": True}, shape="mat", kind="value")
+add("np.isclose", np.isclose, (M, M), {"rtol": 0.1, "equal_nan": True}, shape="mat",
+    kind="value")
+
+# ====================================================================== scipy.linalg
+for sh, (sa, sb) in {"vec": ((3, 3), (3,)), "mat": ((3, 3), (3, 2))}.items():
+    for kw in ({}, {"lower": True}, {"trans": 1}, {"trans": 2}, {"trans": "T"},
+               {"trans": "C"}, {"unit_diagonal": True}, {"lower": True, "trans": 2},
+               {"check_finite": False}):
+        add("sla.solve_triangular", sla.solve_triangular, (A(sa, "general"), A(sb)), kw,
+            shape=sh, dtypes=ALL if sh == "vec" else (F64,))
+add("sla.cho_factor", sla.cho_factor, (A((3, 3), "spd"),), shape="mat",
+    fn=lambda a, **k: np.tril(sla.cho_factor(a, lower=True, **k)[0]), label="lower,tril",
+    dtypes=ALL)
+add("sla.cho_factor", sla.cho_factor, (A((3, 3), "spd"),), shape="mat",
+    fn=lambda a, **k: np.triu(sla.cho_factor(a, **k)[0]), label="triu", dtypes=ALL)
+for lower in (False, True):
+    add("sla.cho_solve", sla.cho_solve, ((A((3, 3), "general"), lower), A((3,))),
+        shape="vec", label=f"lower={lower}", dtypes=ALL)
+add("sla.cho_solve", sla.cho_solve, ((A((3, 3), "general"), False), A((3, 2))),
+    shape="mat", label="lower=False")
+add("sla.lu_factor", sla.lu_factor, (A((3, 3), "general"),), shape="mat", dtypes=ALL)
+for kw in ({}, {"trans": 1}, {"trans": 2}):
+    add("sla.lu_solve", sla.lu_solve, (A((3, 3), "general"), A((3,))), kw, shape="vec",
+        fn=lambda a, b, **k: sla.lu_solve(sla.lu_factor(a), b, **k),
+        dtypes=ALL)
+add("sla.expm", sla.expm, (A((3, 3)),), shape="mat", dtypes=ALL)
+add("sla.expm", sla.expm, (A((2, 3, 3)),), shape="stacked")
+add("sla.expm", sla.expm, (A((1, 1)),), shape="1x1")
+add("sla.sqrtm", sla.sqrtm, (A((3, 3), "sqrtm"),), shape="mat", dtypes=ALL)
+
+# ====================================================================== scipy.stats
+for nm, f in (("st.norm.logpdf", st.norm.logpdf), ("st.norm.pdf", st.norm.pdf),
+              ("st.norm.cdf", st.norm.cdf), ("st.norm.logcdf", st.norm.logcdf)):
+    variants(nm, f, {"vec": (A((3,)),), "0d": (A(()),)}, dtypes=REAL)
+    add(nm, f, (A((3,)), A((3,)), A((3,), "pos")), shape="vec", label="loc,scale")
+    add(nm, f, (A((3,)),), {"loc": A(()), "scale": A((), "pos")}, shape="vec")
+add("st.t.logpdf", st.t.logpdf, (A((3,)), A((), "gt1")), shape="vec", dtypes=REAL)
+add("st.t.logpdf", st.t.logpdf, (A((3,)), A((), "gt1"), A(()), A((), "pos")), shape="vec",
+    label="loc,scale")
+add("st.gamma.logpdf", st.gamma.logpdf, (A((3,), "pos"), A((), "gt1")), shape="vec",
+    dtypes=REAL)
+add("st.gamma.logpdf", st.gamma.logpdf, (A((3,), "gt1"), A((), "gt1")),
+    {"loc": A((), "unit"), "scale": A((), "pos")}, shape="vec")
+add("st.beta.logpdf", st.beta.logpdf, (A((3,), "prob"), A((), "gt1"), A((), "gt1")),
+    shape="vec", dtypes=REAL)
+add("st.beta.logpdf", st.beta.logpdf, (A((3,), "prob"), A((), "gt1"), A((), "gt1")),
+    {"loc": -0.5, "scale": 2.0}, shape="vec")
+add("st.poisson.logpmf", st.poisson.logpmf, (Ints((3,), 0, 5), A((), "pos")), shape="vec")
+add("st.poisson.logpmf", st.poisson.logpmf, (Ints((3,), 0, 5), A((), "pos")), {"loc": 1},
+    shape="vec")
+add("st.poisson.logpmf", st.poisson.logpmf, (A((3,), "pos"), A((), "pos")), shape="vec",
+    label="k traced", kind="raises", raises=DualrevError)
+MVN = st.multivariate_normal.logpdf
+add("st.multivariate_normal.logpdf", MVN, (A((3,)), A((3,)), A((3, 3), "spd")), shape="vec")
+add("st.multivariate_normal.logpdf", MVN, (A((2, 3)), A((3,)), A((3, 3), "spd")), shape="mat")
+add("st.multivariate_normal.logpdf", MVN, (A((3,)),), shape="vec", label="defaults")
+add("st.multivariate_normal.logpdf", MVN, (A((3,)),), {"mean": A((3,)), "cov": 2.0},
+    shape="vec")
+add("st.multivariate_normal.logpdf", MVN, (A(()),), {"mean": A(()), "cov": A((), "pos")},
+    shape="0d")
+add("st.multivariate_normal.logpdf", MVN, (A((3,)), A((3,)), A((3, 3), "spd")),
+    {"allow_singular": True}, shape="vec")
+
+
+#: which registry key each dispatcher of dualrev.catalogue.scipy_functions stands for
+SCIPY_NAMES: dict[Any, str] = {
+    sp.logsumexp: "sp.logsumexp", sp.softmax: "sp.softmax", sp.log_softmax: "sp.log_softmax",
+    sp.polygamma: "sp.polygamma", sp.softplus: "sp.softplus",
+    sla.solve_triangular: "sla.solve_triangular", sla.cho_factor: "sla.cho_factor",
+    sla.cho_solve: "sla.cho_solve", sla.lu_factor: "sla.lu_factor",
+    sla.lu_solve: "sla.lu_solve", sla.expm: "sla.expm", sla.sqrtm: "sla.sqrtm",
+    st.norm.logpdf: "st.norm.logpdf", st.norm.pdf: "st.norm.pdf",
+    st.norm.cdf: "st.norm.cdf", st.norm.logcdf: "st.norm.logcdf",
+    st.t.logpdf: "st.t.logpdf", st.gamma.logpdf: "st.gamma.logpdf",
+    st.beta.logpdf: "st.beta.logpdf", st.poisson.logpmf: "st.poisson.logpmf",
+    MVN: "st.multivariate_normal.logpdf",
+}
+
+#: keywords of a handler's signature that no case exercises, with the reason
+KEYWORD_EXEMPT: dict[str, str] = {
+    "out": "out= on traced values raises InPlaceError (tests/test_errors.py)",
+    "subok": "ndarray subclasses are not traced",
+    "casting": "only the default casting applies to traced values",
+    "overwrite_a": "a performance hint; traced arrays are never overwritten",
+    "overwrite_b": "a performance hint; traced arrays are never overwritten",
+    "device": "NumPy's array-API device keyword: only 'cpu' exists",
+    "order": "memory layout only (covered for reshape/ravel/copy)",
+    "newshape": "deprecated alias of shape=",
+    "exact": "array_split's keyword of NumPy >= 2.3 (not in every supported NumPy)",
+    "disp": "sqrtm's deprecated keyword",
+    "check_finite": "input validation only; traced values are checked by the value check",
+    "x": "np.where's x and y are positional-only in NumPy (covered positionally)",
+    "y": "np.where's x and y are positional-only in NumPy (covered positionally)",
+    "where": "copyto's where=: copyto on traced values raises InPlaceError",
+    "blocksize": "sqrtm's deprecated keyword",
+}
+
+#: cases the installed NumPy/SciPy rejects (a keyword or shape it does not know): dropped
+#: here; test_conformance checks that in the recorded environment only cross-product
+#: (``optional``) cases are dropped
+DROPPED = [c for c in CASES if not c.applies()]
+_dropped = {id(c) for c in DROPPED}
+CASES = [c for c in CASES if id(c) not in _dropped]
