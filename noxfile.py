@@ -25,8 +25,9 @@ RUFF = "0.17.6"
 
 # pyenv's interpreters are not on PATH unless pyenv selects them: put each one's bin
 # folder there, so that nox finds python3.10 ... python3.13 by name.
+_PYENV = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
 for _v in PYTHONS:
-    for _exe in sorted(glob.glob(f"/root/.pyenv/versions/{_v}.*/bin/python{_v}"))[-1:]:
+    for _exe in sorted(glob.glob(os.path.join(_PYENV, f"versions/{_v}.*/bin/python{_v}")))[-1:]:
         os.environ["PATH"] = os.path.dirname(_exe) + os.pathsep + os.environ["PATH"]
 
 nox.options.sessions = ["lint", "tests", "oldest", "newest", "jax"]

@@ -82,6 +82,9 @@ class ForwardTrace:
         if ta is not float and ta is not np.float64 and (ta is not np.ndarray
                                                          or ans.dtype.char not in "dD"):
             out = _tangent_dtype(out, ans)
+        elif ta is np.ndarray and type(out) is np.ndarray and out.dtype.char in "fF":
+            # a float32 input to a function whose result NumPy/SciPy widens to float64
+            out = out.astype(np.result_type(out.dtype, ans.dtype))
         return Dual(ans, out, self)
 
 

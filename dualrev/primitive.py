@@ -356,10 +356,15 @@ def unit_axes_after_batch(g: Any, x_ndim: int, count: int) -> Any:
     return np.reshape(g, gs[:k] + (1,) * count + gs[k:])
 
 
-def normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
-    """``axis`` (None, int or tuple) as a sorted tuple of non-negative ints."""
+def normalize_axis(axis: Any, ndim: int, scalar_axis: bool = False) -> tuple[int, ...]:
+    """``axis`` (None, int or tuple) as a sorted tuple of non-negative ints.
+
+    ``scalar_axis``: NumPy's ufunc reductions (sum, prod, max, min) take axis 0 or -1 of a
+    0-d array as the empty reduction; mean and var do not."""
     if axis is None:
         return tuple(range(ndim))
+    if scalar_axis and ndim == 0 and axis in (0, -1, (0,), (-1,), [0], [-1]):
+        return ()
     if isinstance(axis, (tuple, list)):
         axes = tuple(int(a) for a in axis)
     else:

@@ -26,7 +26,6 @@ NO_EFFECT = {
     ("numpy.einsum", "optimize"): "contraction order only",
     ("numpy.einsum", "order"): "memory layout only",
     ("numpy.meshgrid", "copy"): "traced values are immutable: a view equals a copy",
-    ("numpy.nan_to_num", "copy"): "traced values are immutable: a view equals a copy",
     ("numpy.reshape", "copy"): "traced values are immutable: a view equals a copy",
     ("numpy.sort", "kind"): "the same sorted values",
     ("numpy.sort", "stable"): "the same sorted values",

@@ -70,8 +70,8 @@ angle_p.defvjp(lambda g, ans, z: g * (-1j) * np.conjugate(z) / (np.real(z) ** 2
 
 @register_function(np.angle)
 def _angle(z: Any, deg: bool = False) -> Any:
-    if not is_complex(z):
-        return np.zeros(np.shape(strip(z))) + np.where(np.less(strip(z), 0), np.pi, 0.0)
+    if not is_complex(z):  # 0 or pi: piecewise constant, NumPy's own value and dtype
+        return np.angle(strip(z), deg=deg)
     out = bind(angle_p, (z,), {})
     return out * (180 / np.pi) if deg else out
 

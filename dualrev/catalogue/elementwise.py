@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InPlaceError
 from ..primitive import Primitive, bind, register_function, register_ufunc, strip
 
 _LN2 = np.log(2.0)
@@ -328,6 +329,9 @@ _abs_rules()
 @register_function(np.nan_to_num)
 def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None,
                 neginf: Any = None) -> Any:
+    if not copy:
+        raise InPlaceError("np.nan_to_num(x, copy=False) (it writes into x; the default "
+                           "copy=True returns the same values and is differentiable)")
     v = strip(x)
     big = np.finfo(np.result_type(v)).max
     out = np.where(np.isnan(v), nan, x)

@@ -98,7 +98,7 @@ def _sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     mask = _mask(where, a)
     if mask is not None:
         a = np.where(mask, a, 0.0)
-    axis = normalize_axis(axis, ndim_of(a))
+    axis = normalize_axis(axis, ndim_of(a), scalar_axis=True)
     result = bind(sum_p, (a,), {"axis": axis, "keepdims": bool(keepdims)})
     return _as(result if initial is None else result + initial, dtype)
 
@@ -204,7 +204,7 @@ def _prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     mask = _mask(where, a)
     if mask is not None:
         a = np.where(mask, a, 1.0)
-    axis = normalize_axis(axis, ndim_of(a))
+    axis = normalize_axis(axis, ndim_of(a), scalar_axis=True)
     result = a if not axis else bind(prod_p, (a,), {"axis": axis, "keepdims": bool(keepdims)})
     return _as(result if initial is None else result * initial, dtype)
 
@@ -247,7 +247,7 @@ def _extremum_handler(prim: Primitive, name: str) -> Any:
     def handler(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,
                 initial: Any = None, where: Any = True) -> Any:
         _reject(name, out, where, initial)
-        axis = normalize_axis(axis, ndim_of(a))
+        axis = normalize_axis(axis, ndim_of(a), scalar_axis=True)
         if not axis:
             return a
         return bind(prim, (a,), {"axis": axis, "keepdims": bool(keepdims)})
@@ -311,8 +311,8 @@ cumprod_p.defvjp(_cumprod_vjp)
 def _cumulative_handler(prim: Primitive, name: str) -> Any:
     def handler(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
         _reject(name, out)
-        if axis is None:
-            a = np.ravel(a)
+        if axis is None or (ndim_of(a) == 0 and axis in (0, -1)):
+            a = np.ravel(a)  # NumPy's cumulative functions give a 0-d array one axis
             axis = 0
         (axis,) = normalize_axis(axis, ndim_of(a))
         return _as(bind(prim, (a,), {"axis": axis}), dtype)

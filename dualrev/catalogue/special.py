@@ -46,6 +46,11 @@ elementwise(sc.log_ndtr, lambda ans, x: np.exp(-0.5 * x * x - ans) / _SQRT_2PI)
 
 # ------------------------------------------------------------------ gamma family
 def _polygamma_impl(n: Any, x: Any) -> Any:
+    if np.iscomplexobj(x):  # SciPy's zeta, behind polygamma, is real-only
+        raise NoDerivativeRule(
+            "scipy.special.polygamma of a complex argument",
+            "SciPy defines polygamma (the derivative of psi, and so the second derivative "
+            "of gamma and loggamma) for real arguments only.")
     return sc.polygamma(n, x)
 
 

@@ -212,7 +212,8 @@ variants("np.average", np.average, {"mat": (MAT,), "stacked": (STACK,)},
           {"axis": 1, "keepdims": True}])
 NAN_MAT = (A((2, 3), "nan"),)
 variants("np.nansum", np.nansum, {"mat": (MAT,), "nan": NAN_MAT},
-         [{}, {"axis": 1}, {"axis": 0, "keepdims": True}, {"dtype": np.complex128}])
+         [{}, {"axis": 1}, {"axis": 0, "keepdims": True}, {"dtype": np.complex128},
+          {"initial": 1.5}])
 variants("np.nanmean", np.nanmean, {"mat": (MAT,), "nan": NAN_MAT},
          [{}, {"axis": 1}, {"axis": 0, "keepdims": True}, {"dtype": np.complex128}])
 
@@ -410,6 +411,8 @@ for sub, shapes, sh in (
         label=sub)
 add("np.einsum", np.einsum, ("ij,jk,kl->il", A((2, 3)), A((3, 2)), A((2, 2))),
     {"optimize": True}, shape="three")
+add("np.einsum", np.einsum, ("ij,jk->ik", A((2, 3)), A((3, 2))), {"dtype": np.complex128},
+    shape="mat")
 add("np.einsum", np.einsum, (A((2, 3)), [0, 1], A((3, 2)), [1, 2], [0, 2]), shape="mat",
     label="sublists")
 variants("np.tensordot", np.tensordot, {"mat": (A((2, 3)), A((3, 2)))}, [{"axes": 1}])
