@@ -2,7 +2,7 @@
 
 - ``tests``: the suite on each CPython 3.10-3.13, with the newest numpy/scipy pip
   resolves for it (what a user installing dualrev gets).
-- ``oldest``: the floors of pyproject.toml (numpy 1.26.0, scipy 1.15.0) on Python 3.10.
+- ``oldest``: the floors of pyproject.toml (numpy 2.0.0, scipy 1.15.0) on Python 3.10.
 - ``newest``: numpy 2.5.x and scipy 1.18.x (no wheels for Python < 3.12) on 3.13.
 - ``jax``: the tests marked ``jax`` (dualrev against JAX in x64), with JAX installed.
 - ``lint``: ``ruff check``.
@@ -18,7 +18,7 @@ import os
 import nox
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
-OLDEST = {"python": "3.10", "numpy": "1.26.0", "scipy": "1.15.0"}
+OLDEST = {"python": "3.10", "numpy": "2.0.0", "scipy": "1.15.0"}
 NEWEST = {"python": "3.13", "numpy": "2.5.*", "scipy": "1.18.*"}
 JAX = {"python": "3.11", "jax": "0.10.2"}  # as in the development environment
 RUFF = "0.17.6"

@@ -7,7 +7,7 @@ import dualrev as dr
 from dualrev.testing import check_grads
 
 # NumPy 2.0 added functions and keywords (np.permute_dims, np.linalg.svdvals,
-# cholesky(upper=)) that the oldest supported NumPy (1.26) lacks.
+# cholesky(upper=)) that NumPy 1 lacked (kept as guards; the floor is now NumPy 2.0).
 NUMPY_2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 
 

@@ -4,6 +4,7 @@ untraced calls go to SciPy unchanged."""
 
 import numpy as np
 import pytest
+import scipy
 import scipy.linalg as sla
 import scipy.special as sc
 import scipy.stats as st
@@ -139,6 +140,9 @@ def test_logsumexp_b_values_like_scipy(name):
     # A negative sum gave log|sum| where SciPy gives nan (or the sign with return_sign).
     kw = LSE_CALLS[name]
     a = rng.standard_normal((3, 4))
+    if name == "b_keepdims" and tuple(map(int, scipy.__version__.split(".")[:2])) < (1, 16):
+        pytest.skip("SciPy 1.15's logsumexp(b=, axis=0, keepdims=True) gives nan for "
+                    "positive sums too")
     want = ORIGINALS[sc.logsumexp](a, **kw)
     got = dr.jvp(lambda v: sc.logsumexp(v, **kw), (a,), (a,))[0]
     for w, g in zip(*(((want,), (got,)) if not kw.get("return_sign") else (want, got)),

@@ -331,6 +331,8 @@ SHAPE_FUNCS: list[tuple[str, Any, dict[str, tuple[Any, ...]], list[dict[str, Any
     ("np.kron", np.kron, {"mat": (A((2, 2)), A((2, 3))), "vec": (A((2,)), A((3,)))}, [{}]),
 ]
 for nm, f, shapes, kws in SHAPE_FUNCS:
+    if f is _row_stack and not hasattr(np, "row_stack"):
+        continue  # removed in NumPy 2.5
     variants(nm, np.row_stack if f is _row_stack else f, shapes, kws, fn=f)
 variants("np.full_like", np.full_like, {"mat": (M, 2.5)}, [{}, {"dtype": np.float32}],
          kind="value")

