@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InPlaceError
+from ..errors import DualrevError, InPlaceError
 from ..primitive import (
     Primitive,
     Tracer,
@@ -416,6 +416,9 @@ def _nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
 def _weights(w: Any, name: str, n: int, integer: bool) -> Any:
     """NumPy's checks of cov's fweights/aweights (on their values); the weights themselves
     are used as given, so traced weights are differentiated too."""
+    if np.iscomplexobj(strip(w)):  # a float cast would drop the imaginary part silently
+        raise DualrevError(f"dualrev: np.cov with complex {name} is not supported (weights "
+                           "are real in cov's definition); pass their real part")
     v = np.asarray(strip(w), dtype=float)
     if integer and not np.all(v == np.around(v)):
         raise TypeError("fweights must be integer")

@@ -104,6 +104,12 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     if return_sign:
         sign = _scipy_logsumexp(av, axis=axis, b=None if b is None else bv, keepdims=keepdims,
                                 return_sign=True)[1]
+        if complex_sum:  # the phase s/|s| moves with a and b: differentiate it, SciPy's value
+            phase = s / np.abs(s)
+            if not keepdims:
+                phase = (np.squeeze(phase, axis=axis) if axis is not None
+                         else np.reshape(phase, ()))
+            sign = phase + (sign - strip(phase))
         return out, sign
     if b is not None and not complex_sum:
         negative = np.less(strip(s), 0)

@@ -369,3 +369,11 @@ def test_norm_of_complex_is_real_and_exact(kind, ord, axis, cplx):
     if ord != 0:
         check_grads(f, (x,), order=2 if ord not in (np.inf, -np.inf, 1, -1) else 1,
                     rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["aweights", "fweights"])
+def test_cov_refuses_complex_weights(name):
+    # Their imaginary part was dropped by a float cast: a silently different covariance.
+    x = rng.standard_normal((2, 3))
+    with pytest.raises(dr.DualrevError, match=f"complex {name}"):
+        dr.jvp(lambda v: np.cov(v, **{name: np.array([1, 2, 1]) + 0.5j}), (x,), (x,))

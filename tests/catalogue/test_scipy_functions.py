@@ -271,3 +271,16 @@ def test_cho_solve_complex_uses_the_conjugate_transpose(lower):
 def test_solve_triangular_refuses_an_unknown_trans():
     with pytest.raises(ValueError, match="trans"):
         dr.grad(lambda a: np.sum(sla.solve_triangular(a, np.ones(4), trans=3)))(CA.real)
+
+
+@pytest.mark.parametrize("kw", [{"axis": 1}, {}, {"axis": 0, "keepdims": True}], ids=str)
+def test_logsumexp_complex_sign_moves_with_a(kw):
+    # The sign (phase) of a complex sum was taken from the plain values: derivative 0.
+    a = rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3))
+    b = rng.standard_normal((2, 3))
+    f = lambda v: sc.logsumexp(v, b=b, return_sign=True, **kw)
+    (out, sign), _ = dr.jvp(f, (a,), (a,))
+    want = ORIGINALS[sc.logsumexp](a, b=b, return_sign=True, **kw)
+    np.testing.assert_allclose(out, want[0], rtol=1e-12)
+    np.testing.assert_allclose(sign, want[1], rtol=1e-12)
+    check_grads(f, (a,), order=2)

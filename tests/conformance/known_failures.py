@@ -37,12 +37,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "value::sp.logsumexp[axis=0,keepdims]-float64-0d":
         "other: wrong value or derivative | AssertionError: fwd output 0: shape (), expected (1,)",
     # ---- complex: wrong value/derivative (missing conjugate, complex where real) (3)
-    "jvp::np.cov[aweights=<array>]-complex128-mat":
-        "complex: wrong value/derivative (missing conjugate, complex where real) | AssertionError: tangent 0 vs finite differences: max abs error 0.166 (tol 1e-06 x scale 2.",
-    "jvp::sp.logsumexp[b=<array>,return_sign]-complex128-mat":
-        "complex: wrong value/derivative (missing conjugate, complex where real) | AssertionError: tangent 1 vs finite differences: max abs error 0.29 (tol 1e-06 x scale 1) ",
-    "value::np.cov[aweights=<array>]-complex128-mat":
-        "complex: wrong value/derivative (missing conjugate, complex where real) | AssertionError: fwd output 0: max abs error 0.349 (tol 1e-12 x scale 2.39) got [0.82709312",
     # ---- dtype= keyword ignored (2)
     "jvp::np.std[dtype=float64]-float64-0d":
         "dtype= keyword ignored | AssertionError: tangent 0 vs finite differences: max abs error nan (tol 1e-06 x scale 1) g",
