@@ -79,6 +79,8 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
               return_sign: bool = False) -> Any:
     """scipy.special.logsumexp: log |sum(b * exp(a))|; nan where that sum is negative
     unless ``return_sign``, which returns the sign too (SciPy's own, from the plain values)."""
+    if keepdims and ndim_of(a) == 0:
+        a = np.reshape(a, (1,))  # SciPy makes a 0-d input 1-d: keepdims gives shape (1,)
     av = strip(a)
     if b is None:
         shift_from = av

@@ -284,3 +284,13 @@ def test_logsumexp_complex_sign_moves_with_a(kw):
     np.testing.assert_allclose(out, want[0], rtol=1e-12)
     np.testing.assert_allclose(sign, want[1], rtol=1e-12)
     check_grads(f, (a,), order=2)
+
+
+@pytest.mark.parametrize("kw", [{"axis": 0, "keepdims": True}, {"keepdims": True}], ids=str)
+def test_logsumexp_of_0d_with_keepdims_has_scipys_shape(kw):
+    a = np.array(0.5)
+    want = ORIGINALS[sc.logsumexp](a, **kw)
+    got, tangent = dr.jvp(lambda v: sc.logsumexp(v, **kw), (a,), (np.array(1.0),))
+    assert np.shape(got) == np.shape(want) and np.shape(tangent) == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+    np.testing.assert_allclose(tangent, 1.0, rtol=1e-15)

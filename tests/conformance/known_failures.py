@@ -32,10 +32,6 @@ KNOWN_FAILURES: dict[str, str] = {
         "other: wrong value or derivative | AssertionError: tangent 0 vs finite differences: max abs error nan (tol 1e-06 x scale 1) g",
     "jvp::np.std[keepdims]-float64-0d":
         "other: wrong value or derivative | AssertionError: tangent 0 vs finite differences: max abs error nan (tol 1e-06 x scale 1) g",
-    "jvp::sp.logsumexp[axis=0,keepdims]-float64-0d":
-        "other: wrong value or derivative | AssertionError: tangent 0 vs finite differences: shape (), expected (1,)",
-    "value::sp.logsumexp[axis=0,keepdims]-float64-0d":
-        "other: wrong value or derivative | AssertionError: fwd output 0: shape (), expected (1,)",
     # ---- complex: wrong value/derivative (missing conjugate, complex where real) (3)
     # ---- dtype= keyword ignored (2)
     "jvp::np.std[dtype=float64]-float64-0d":
