@@ -74,7 +74,9 @@ def _gather_impl(x: Any, idx: tuple[Any, ...], nb: int) -> Any:
 def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...]) -> Any:
     v = np.asarray(v)
     batch = v.shape[:nb]
-    z = np.zeros(batch + tuple(shape), dtype=np.result_type(v, np.float64))
+    # float32/complex64 stay so (as NumPy's own results do); integers become float64
+    dt = v.dtype if v.dtype.kind in "fc" else np.result_type(v, np.float64)
+    z = np.zeros(batch + tuple(shape), dtype=dt)
     if is_basic(idx):
         z[(slice(None),) * nb + idx] = v
         return z

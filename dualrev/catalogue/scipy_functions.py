@@ -133,6 +133,8 @@ def softmax(x: Any, axis: Any = None) -> Any:
 
 
 def log_softmax(x: Any, axis: Any = None) -> Any:
+    if ndim_of(x) == 0:  # logsumexp's keepdims would make it 1-d, as SciPy's does
+        return x - x
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 

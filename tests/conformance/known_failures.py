@@ -11,14 +11,6 @@ RECORDED_WITH = {'numpy': '2.4', 'scipy': '1.17'}
 
 KNOWN_FAILURES: dict[str, str] = {
     # ---- float32 not kept (results/derivatives upcast or dtype differs) (8)
-    "value::np.convolve-float32-vec":
-        "float32 not kept (results/derivatives upcast or dtype differs) | AssertionError: fwd output 0: dtype float64, NumPy float32",
-    "value::np.correlate-float32-vec":
-        "float32 not kept (results/derivatives upcast or dtype differs) | AssertionError: fwd output 0: dtype float64, NumPy float32",
-    "value::np.diag-float32-vec":
-        "float32 not kept (results/derivatives upcast or dtype differs) | AssertionError: fwd output 0: dtype float64, NumPy float32",
-    "value::np.imag-float32-mat":
-        "float32 not kept (results/derivatives upcast or dtype differs) | AssertionError: fwd output 0: dtype float64, NumPy float32",
     "value::np.linspace[num=5]-float32-0d":
         "float32 not kept (results/derivatives upcast or dtype differs) | AssertionError: fwd output 0: dtype float64, NumPy float32",
     "value::np.nanmean-float32-mat":
