@@ -110,11 +110,13 @@ def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     xs = shape_of(a)
     axes = normalize_axis(axis, len(xs))
     mask = _mask(where, a)
+    total = _sum(a, axes, keepdims=keepdims, where=where)
     if mask is None:
         count = math.prod(xs[i] for i in axes)
-    else:
-        count = np.sum(mask, axis=axes, keepdims=keepdims)
-    return _as(_sum(a, axes, keepdims=keepdims, where=where) / count, dtype)
+    else:  # NumPy divides in the sum's precision: float32 stays float32
+        count = np.sum(mask, axis=axes, keepdims=keepdims).astype(
+            np.finfo(np.result_type(strip(total))).dtype)
+    return _as(total / count, dtype)
 
 
 def abs2(x: Any) -> Any:
@@ -139,6 +141,11 @@ def _var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: flo
         warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
     # mean= is the caller's precomputed mean (shaped as with keepdims=True); NumPy uses it
     # as given, so its derivative flows too. dtype= is the accumulator of both sums.
+    if mean is None and count == 1 and count - ddof > 0:
+        # one element per group: a - mean(a) is identically zero, so var is a constant
+        # (0) with derivative 0; tracing it would give std's
+        # sqrt'(0) * 0 = nan where finite differences give 0
+        a = strip(a)
     centred = a - (_mean(a, axes, dtype, keepdims=True) if mean is None else mean)
     if is_complex(centred):  # |x - mean|^2, spelt as NumPy does (squares of both parts)
         re, im = np.real(centred), np.imag(centred)

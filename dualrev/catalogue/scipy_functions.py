@@ -37,6 +37,7 @@ from ..primitive import (
 )
 from ..tree import tree_flatten
 from .contraction import matrix_transpose as _T
+from .elementwise import astype
 from .special import polygamma
 
 ORIGINALS: dict[Any, Callable[..., Any]] = {}  # dispatcher -> SciPy's function
@@ -368,6 +369,10 @@ _LOG_2PI = np.log(2 * np.pi)
 
 
 def _standardise(x: Any, loc: Any, scale: Any) -> Any:
+    # scipy.stats promotes the point to at least float64 first (float32 points give
+    # float64 results, computed in float64)
+    if np.result_type(strip(x)) in (np.float32, np.float16):
+        x = astype(x, np.float64)
     return (x - loc) / scale
 
 

@@ -250,6 +250,8 @@ def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
     if dtype is not None:
         out = _linspace(start, stop, num, endpoint, retstep)
         return (astype(out[0], dtype), out[1]) if retstep else astype(out, dtype)
+    # NumPy's result dtype (float32 endpoints give float32); computed in float64, cast last
+    dt = np.result_type(strip(start), strip(stop), float(num))
     div = (num - 1) if endpoint else num
     t = np.arange(num) / div if div > 0 else np.zeros(num)
     step = (stop - start) / div if div > 0 else np.nan * (stop - start)
@@ -257,4 +259,6 @@ def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
     if endpoint and num > 1:
         out = np.concatenate([getitem(out, (slice(0, -1),)), np.reshape(stop + 0.0 * start,
                                                                         (1,))])
+    if np.result_type(strip(out)) != dt:
+        out = astype(out, dt)
     return (out, step) if retstep else out

@@ -377,3 +377,29 @@ def test_cov_refuses_complex_weights(name):
     x = rng.standard_normal((2, 3))
     with pytest.raises(dr.DualrevError, match=f"complex {name}"):
         dr.jvp(lambda v: np.cov(v, **{name: np.array([1, 2, 1]) + 0.5j}), (x,), (x,))
+
+
+@pytest.mark.parametrize("name", ["var", "std"])
+@pytest.mark.parametrize(("shape", "axis"), [((), None), ((3, 1), 1), ((1, 4), 0)])
+def test_var_std_of_one_element_per_group_is_constant(name, shape, axis):
+    # one element per group: var == 0 for every input, so the derivative is 0 (std's
+    # sqrt'(0) * 0 used to give nan; finite differences give 0)
+    x = rng.uniform(0.5, 2.0, size=shape)
+    f = getattr(np, name)
+    J = dr.jacobian(lambda x: f(x, axis=axis))(x)
+    np.testing.assert_array_equal(J, np.zeros(np.shape(f(x, axis=axis)) + shape))
+    assert np.all(np.isfinite(dr.jacfwd(lambda x: f(x, axis=axis))(x)))
+    # ddof=1 leaves nothing to divide by: nan-valued, with a nan derivative, as NumPy's
+    # value is nan (JAX gives 0 for var and nan for std here)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert np.all(np.isnan(dr.jacfwd(lambda x: f(x, axis=axis, ddof=1))(x)))
+
+
+def test_nanmean_keeps_float32():
+    x = np.array([[0.5, np.nan], [1.5, 2.5]], dtype=np.float32)
+    val, t = dr.jvp(lambda x: np.nanmean(x, axis=1), (x,), (np.ones_like(x),))
+    assert val.dtype == np.nanmean(x, axis=1).dtype == np.float32
+    assert t.dtype == np.float32
+    np.testing.assert_allclose(val, np.nanmean(x, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(t, [1.0, 1.0], rtol=1e-6)

@@ -294,3 +294,17 @@ def test_logsumexp_of_0d_with_keepdims_has_scipys_shape(kw):
     assert np.shape(got) == np.shape(want) and np.shape(tangent) == np.shape(want)
     np.testing.assert_allclose(got, want, rtol=1e-15)
     np.testing.assert_allclose(tangent, 1.0, rtol=1e-15)
+
+
+@pytest.mark.parametrize("method", ["logpdf", "pdf", "cdf", "logcdf"])
+def test_stats_compute_float32_points_in_float64_as_scipy(method):
+    # scipy.stats promotes to at least float64 (rv_continuous casts x); so does dualrev
+    xs = np.array([0.3, -0.5, 1.2], dtype=np.float32)
+    f = getattr(st.norm, method)
+    val, t = dr.jvp(lambda x: f(x, 0.1, 1.5), (xs,), (np.ones_like(xs),))
+    want = f(xs, 0.1, 1.5)
+    assert val.dtype == want.dtype == np.float64 and t.dtype == np.float64
+    np.testing.assert_allclose(val, want, rtol=1e-12)
+    h = 1e-6
+    fd = (f(xs.astype(float) + h, 0.1, 1.5) - f(xs.astype(float) - h, 0.1, 1.5)) / (2 * h)
+    np.testing.assert_allclose(t, fd, rtol=1e-6)

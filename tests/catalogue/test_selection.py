@@ -123,6 +123,16 @@ def test_linspace_dtype_and_device():
     np.testing.assert_array_equal(got, np.ones(4))
 
 
+def test_linspace_keeps_float32_endpoints():
+    s, e = np.float32(0.5), np.float32(3.0)
+    val, t = dr.jvp(lambda s, e: np.linspace(s, e, 5), (s, e),
+                    (np.float32(1.0), np.float32(0.0)))
+    want = np.linspace(s, e, 5)
+    assert val.dtype == want.dtype == np.float32 and t.dtype == np.float32
+    np.testing.assert_allclose(val, want, rtol=1e-6)
+    np.testing.assert_allclose(t, 1.0 - np.linspace(0.0, 1.0, 5), rtol=1e-6)
+
+
 def test_sort_order_refused():
     with pytest.raises(dr.NoDerivativeRule, match="order="):
         dr.grad(lambda x: np.sum(np.sort(x, order="f")))(LIST_V)

@@ -245,7 +245,8 @@ def check_vjp(case: Case) -> None:
         if case.dtype == "float32":
             assert np.result_type(c) == np.float32, f"cotangent {k}: dtype {np.result_type(c)}"
     lhs, rhs = _pair(cts, vs), _pair(us, ts)
-    tol = 2e-4 if case.dtype == "float32" else 1e-9
+    single = any(np.result_type(o) in (np.float32, np.complex64) for o in out)
+    tol = 2e-4 if case.dtype == "float32" or single else 1e-9  # a float32 output rounds
     bound = tol * max(1.0, sum(float(np.sum(np.abs(u) * np.abs(t))) for u, t in
                                zip(us, ts, strict=True)))
     if _all_empty(p.leaves) or (np.isnan(lhs) and np.isnan(rhs)):
@@ -266,6 +267,8 @@ def check_fwdrev(case: Case) -> None:
         with pytest.raises(DualrevError):
             dr.jacrev(p.g, nums)(*p.leaves)
         jf = refusing(lambda: dr.jacfwd(p.g, nums)(*p.leaves))
+        if _all_empty(p.leaves):
+            return  # an empty direction: the JVP may be 0/0 (see check_jvp)
         vs = [np.real(v) for v in p.random_like(p.leaves)]
         _, ts = _jvp(p, vs)
         for o, (t, row) in enumerate(zip(ts, jf, strict=True)):

@@ -10,32 +10,4 @@ fails, and its line is to be deleted here."""
 RECORDED_WITH = {'numpy': '2.4', 'scipy': '1.17'}
 
 KNOWN_FAILURES: dict[str, str] = {
-    # ---- float32 not kept (results/derivatives upcast or dtype differs) (8)
-    "value::np.linspace[num=5]-float32-0d":
-        "float32 not kept (results/derivatives upcast or dtype differs) | AssertionError: fwd output 0: dtype float64, NumPy float32",
-    "value::np.nanmean-float32-mat":
-        "float32 not kept (results/derivatives upcast or dtype differs) | AssertionError: fwd output 0: dtype float64, NumPy float32",
-    "value::st.norm.cdf-float32-vec":
-        "float32 not kept (results/derivatives upcast or dtype differs) | AssertionError: fwd output 0: dtype float32, NumPy float64",
-    "value::st.norm.logcdf-float32-vec":
-        "float32 not kept (results/derivatives upcast or dtype differs) | AssertionError: fwd output 0: dtype float32, NumPy float64",
-    # ---- other: wrong value or derivative (4)
-    "jvp::np.std-float64-0d":
-        "other: wrong value or derivative | AssertionError: tangent 0 vs finite differences: max abs error nan (tol 1e-06 x scale 1) g",
-    "jvp::np.std[keepdims]-float64-0d":
-        "other: wrong value or derivative | AssertionError: tangent 0 vs finite differences: max abs error nan (tol 1e-06 x scale 1) g",
-    # ---- complex: wrong value/derivative (missing conjugate, complex where real) (3)
-    # ---- dtype= keyword ignored (2)
-    "jvp::np.std[dtype=float64]-float64-0d":
-        "dtype= keyword ignored | AssertionError: tangent 0 vs finite differences: max abs error nan (tol 1e-06 x scale 1) g",
-    "vjp::np.linspace[num=3,dtype=float32]-float64-0d":
-        "dtype= keyword ignored | AssertionError: <vjp(u), v> = -0.19842265316323782 but <u, jvp(v)> = -0.1984226554632187",
-    # ---- size-0 (empty) shapes (1)
-    "fwdrev::np.mean[dtype=complex128]-float64-empty":
-        "size-0 (empty) shapes | AssertionError: jacfwd(output 0) . v vs jvp: max abs error nan (tol 1e-09 x scale 1) got [",
-    # ---- disagrees with JAX (real inputs) (1)
-    "jax::sp.logsumexp[b=<array>,return_sign]-complex128-mat":
-        "disagrees with JAX (JAX holds the complex sign constant; dualrev's derivative of the phase matches finite differences, tests/catalogue/test_scipy_functions.py)",
-    "jax::np.var[ddof=1]-float64-0d":
-        "disagrees with JAX (real inputs) | AssertionError: tangent 0 vs JAX: max abs error nan (tol 1e-08 x scale 1) got [nan] want [",
 }

@@ -13,7 +13,7 @@ import pytest
 import dualrev as dr
 from dualrev.errors import DualrevError
 
-from .checks import Prepared, assert_close, flat
+from .checks import CHECKS, Prepared, assert_close, flat
 from .conftest import RECORD, strict_here
 from .known_failures import KNOWN_FAILURES
 from .specs import CASES
@@ -49,6 +49,14 @@ def _eligible(case) -> bool:
 
 
 STRICT = strict_here()
+
+#: cases where JAX's derivative is the one that is off: dualrev's must match finite
+#: differences there, and JAX must still disagree (else the entry is stale)
+JAX_DISAGREES = {
+    "jax::sp.logsumexp[b=<array>,return_sign]-complex128-mat":
+        "JAX holds the sign (the phase, for complex a) constant; its derivative is "
+        "exp(i angle) * i * d(angle), which finite differences confirm",
+}
 
 
 def _params() -> list:
@@ -86,9 +94,20 @@ def _directions(case, p: Prepared) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("case", _params())
-def test_jax_agreement(case):
+def test_jax_agreement(case, request):
     """Same JVP along a random direction, and the same <vjp(u), v> (so only the directions
     both define are compared), or a clear dualrev refusal."""
+    key = request.node.callspec.id
+    if key in JAX_DISAGREES:
+        CHECKS["jvp"](case)  # dualrev against finite differences
+        CHECKS["vjp"](case)
+        with pytest.raises(AssertionError, match="vs JAX"):
+            _compare(case)
+        return
+    _compare(case)
+
+
+def _compare(case) -> None:
     p = Prepared(case)
     if not p.diff:
         pytest.skip("no floating output")
@@ -114,8 +133,21 @@ def test_jax_agreement(case):
         cts = pb(tuple(us))
     except DualrevError as e:
         pytest.skip(f"dualrev refuses: {type(e).__name__}: {str(e)[:120]}")
-    for k, (t, w) in enumerate(zip(ts, jt, strict=True)):
-        assert_close(t, np.asarray(w), 1e-8, f"tangent {k} vs JAX")
+    finite = [np.isfinite(p.plain[i]) for i in p.diff]
+    if not any(np.any(f) for f in finite):
+        pytest.skip("the function's value is nan or inf here: no derivative to compare")
+    for k, (t, w, f) in enumerate(zip(ts, jt, finite, strict=True)):
+        w = np.asarray(w)
+        if np.any(np.isnan(w[f]) & ~np.isnan(np.asarray(t)[f])):
+            # JAX's rule gives nan where the derivative exists (e.g. std of one element,
+            # a constant): dualrev's finite value must then match finite differences
+            CHECKS["jvp"](case)
+            pytest.skip("JAX gives nan where dualrev's derivative is finite and matches "
+                        "finite differences")
+        assert_close(np.asarray(t)[f], w[f], 1e-8, f"tangent {k} vs JAX")
+    if not all(np.all(f) for f in finite):
+        pytest.skip("tangents compared where the value is finite; the pullback mixes in "
+                    "the nan entries")
     for k, (c, w, v) in enumerate(zip(cts, jct, vs, strict=True)):
         got, want = np.sum(np.real(c * v)), np.sum(np.real(w * v))
         assert_close(got, want, 1e-8, f"<cotangent {k}, v> vs JAX")
