@@ -37,6 +37,7 @@ from .transforms import (
     jvp,
     value_and_grad,
     vjp,
+    vmap,
 )
 from .tree import ravel_pytree, tree_flatten, tree_map, tree_unflatten
 
@@ -88,4 +89,5 @@ __all__ = [
     "tree_unflatten",
     "value_and_grad",
     "vjp",
+    "vmap",
 ]

@@ -15,23 +15,14 @@ from typing import Any
 import numpy as np
 
 from .errors import DualrevError
-from .primitive import Primitive, bind, is_complex, ndim_of, shape_of
+from .primitive import Primitive, bind, is_complex, shape_of
+from .reverse import linear_transpose
 
 
 def _zeros_like(x: Any) -> Any:
     # complex zeros for a complex x: a real input to a transposed rule would have the
     # imaginary part of its cotangent dropped
     return np.zeros(shape_of(x), complex if is_complex(x) else float)
-
-
-def _per_batch(nb: int, batched: Any, compute: Callable[[Any], Any]) -> Any:
-    """``compute`` applied to each slice of a leading batch axis, stacked (user rules are
-    written for one tangent; jacfwd/jacrev pass a batch of them)."""
-    if nb == 0:
-        return compute(batched)
-    if nb > 1:
-        raise DualrevError("dualrev: custom rules support one batch axis of tangents")
-    return np.stack([compute(batched[b]) for b in range(shape_of(batched)[0])])
 
 
 class custom_jvp:
@@ -77,29 +68,17 @@ class custom_jvp:
         return self.rule(primals, tangents)[1]  # type: ignore[misc]
 
     def _jvp(self, tangents: list[Any], ans: Any, *primals: Any) -> Any:
-        i0 = next(i for i, t in enumerate(tangents) if t is not None)
-        nb = ndim_of(tangents[i0]) - ndim_of(primals[i0])
-        if nb == 0:
-            full = tuple(_zeros_like(x) if t is None else t
-                         for t, x in zip(tangents, primals, strict=True))
-            return self._tangent_out(primals, full)
-        batch = shape_of(tangents[i0])[:nb]
-        full = tuple(np.zeros(batch + shape_of(x)) if t is None else t
+        full = tuple(_zeros_like(x) if t is None else t
                      for t, x in zip(tangents, primals, strict=True))
-        return np.stack([self._tangent_out(primals, tuple(t[b] for t in full))
-                         for b in range(batch[0])])
+        return self._tangent_out(primals, full)
 
     def _vjp(self, i: int, g: Any, ans: Any, *primals: Any) -> Any:
-        from .transforms import vjp
-
         def tangent_out(t: Any) -> Any:
             full = tuple(t if j == i else _zeros_like(x) for j, x in enumerate(primals))
             return self._tangent_out(primals, full)
 
         # The rule is linear in t: its reverse-mode derivative at t = 0 is the transpose.
-        _, pullback = vjp(tangent_out, _zeros_like(primals[i]))
-        nb = ndim_of(g) - ndim_of(ans)
-        return _per_batch(nb, g, lambda gb: pullback(gb)[0])
+        return linear_transpose(tangent_out, primals[i], g)
 
 
 class custom_vjp:
@@ -152,17 +131,12 @@ class custom_vjp:
     def _vjp(self, i: int, g: Any, ans: Any, *primals: Any, residuals: Any = None) -> Any:
         if residuals is None:  # recorded under an outer trace: recompute them
             residuals = self.fwd(*primals)[1]  # type: ignore[misc]
-        nb = ndim_of(g) - ndim_of(ans)
         nargs = len(primals)
-
-        def one(gb: Any) -> Any:
-            cts = self.bwd(residuals, gb)  # type: ignore[misc]
-            if not isinstance(cts, tuple) or len(cts) != nargs:
-                raise DualrevError(f"dualrev: the bwd rule of {self.prim.name} must return a "
-                                   f"tuple of {nargs} cotangent(s), one per argument")
-            return _zeros_like(primals[i]) if cts[i] is None else cts[i]
-
-        return _per_batch(nb, g, one)
+        cts = self.bwd(residuals, g)  # type: ignore[misc]
+        if not isinstance(cts, tuple) or len(cts) != nargs:
+            raise DualrevError(f"dualrev: the bwd rule of {self.prim.name} must return a "
+                               f"tuple of {nargs} cotangent(s), one per argument")
+        return _zeros_like(primals[i]) if cts[i] is None else cts[i]
 
 
 
@@ -172,7 +146,6 @@ def transpose_jvp(prim: Primitive) -> Primitive:
     result is exact, vectorised over batched cotangents, and differentiable in turn; it
     costs one recorded run of the JVP rule per backward step. Used where a closed-form
     VJP is long and error-prone (QR, SVD, eigh, ...)."""
-    from .transforms import linear_transpose
 
     def vjp(i: int, g: Any, ans: Any, *primals: Any, **params: Any) -> Any:
         def linear(t: Any) -> Any:
@@ -182,9 +155,7 @@ def transpose_jvp(prim: Primitive) -> Primitive:
                 return prim.jvp_joint(tangents, ans, *primals, **params)
             return prim.jvps[i](t, ans, *primals, **params)  # type: ignore[index]
 
-        x = primals[i]
-        return linear_transpose(linear, shape_of(x), g, ndim_of(g) - ndim_of(ans),
-                                complex if is_complex(x) else float)
+        return linear_transpose(linear, primals[i], g)
 
     prim.defvjp_indexed(vjp)
     return prim

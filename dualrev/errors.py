@@ -76,3 +76,19 @@ class EscapedTracerError(DualrevError):
             "dualrev.strip(x) or dualrev.stop_gradient(x)."
         )
         super().__init__(msg)
+
+
+class BatchedValueError(DualrevError):
+    """A batched value (under ``vmap``, or a batch of tangents) was used where a plain
+    value is needed: a branch condition, an index, a mask, float()."""
+
+    def __init__(self, what: str = "") -> None:
+        msg = (
+            f"dualrev.vmap: {what or 'a batched value'} was used where dualrev needs one "
+            "plain value (a branch condition of `if`/`while`, an index, a mask, a shape, "
+            "float()/int()), but under vmap it holds a different value per batch element. "
+            "Write the choice with np.where(cond, a, b) instead of `if`, keep indices and "
+            "shapes out of the mapped arguments (pass them with in_axes=None), or loop over "
+            "the batch in Python."
+        )
+        super().__init__(msg)

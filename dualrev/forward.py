@@ -7,23 +7,22 @@ from typing import Any
 import numpy as np
 
 from .errors import EscapedTracerError, NoDerivativeRule
-from .primitive import Primitive, bind, shape_of, strip, unit_axes_after_batch
-from .reverse import as_dtype
+from .primitive import Primitive, as_dtype, bind, dtype_of, shape_of
 from .tracer import TracedBase
 
 
 class ForwardTrace:
-    """One forward-mode transform call: its nesting level and tangent batch depth.
+    """One forward-mode transform call: its nesting level.
 
     A fresh trace (and level) per transform call keeps nested derivatives apart
     (no perturbation confusion): a ``Dual`` only interacts with tangents of its own level.
+    A batch of tangents (jacfwd) is a ``Batched`` tangent: the rules see one tangent.
     """
 
-    __slots__ = ("level", "nb", "what")
+    __slots__ = ("level", "what")
 
-    def __init__(self, level: int, nb: int = 0, what: str = "a forward-mode transform") -> None:
+    def __init__(self, level: int, what: str = "a forward-mode transform") -> None:
         self.level = level
-        self.nb = nb  # number of leading batch axes on every tangent of this trace
         self.what = what  # the transform's name, for the escaped-tracer error
 
     def finish(self) -> None:
@@ -51,8 +50,6 @@ class ForwardTrace:
             rules = prim.jvps
             if rules is None:
                 raise NoDerivativeRule(prim.name, "It has no JVP (forward-mode) rule.")
-            nb = self.nb
-            elementwise = prim.elementwise
             partials = prim.partials
             out = None
             for i, t in enumerate(tangents):
@@ -61,9 +58,6 @@ class ForwardTrace:
                 rule = rules[i]
                 if rule is None:
                     continue
-                if elementwise and nb:
-                    x_ndim = len(shape_of(t)) - nb
-                    t = unit_axes_after_batch(t, x_ndim, len(shape_of(ans)) - x_ndim)
                 if partials is not None:
                     c = t * partials[i](ans, *primals)
                 else:
@@ -71,11 +65,10 @@ class ForwardTrace:
                 out = c if out is None else out + c
             if out is None:
                 return ans
-            if elementwise:
+            if prim.elementwise:
                 want = shape_of(ans)
-                ts = shape_of(out)
-                if ts[nb:] != want:
-                    out = np.broadcast_to(out, ts[:nb] + want)
+                if shape_of(out) != want:
+                    out = np.broadcast_to(out, want)
         if out is None:
             return ans
         ta = type(ans)
@@ -91,10 +84,10 @@ class ForwardTrace:
 def _tangent_dtype(t: Any, ans: Any) -> Any:
     """``t`` in the dtype of a float32/complex64 output ``ans``: a rule computing in
     float64 must not widen the derivative (JAX keeps the primal's dtype)."""
-    dt = np.result_type(strip(ans))
+    dt = dtype_of(ans)
     if dt.char in "dD" or dt.kind not in "fc":
         return t
-    tk = np.result_type(strip(t)).kind
+    tk = dtype_of(t).kind
     if tk == "c" and dt.kind != "c":
         return t  # a complex tangent of a real value was asked for (jvp): keep it
     return as_dtype(t, dt)
@@ -110,8 +103,7 @@ class FinishedForwardTrace(ForwardTrace):
 
 
 class Dual(TracedBase):
-    """A forward-mode traced value: ``primal`` and its ``tangent`` (same shape, plus any
-    leading batch axes of its trace)."""
+    """A forward-mode traced value: ``primal`` and its ``tangent`` (same shape)."""
 
     __slots__ = ("tangent",)
 

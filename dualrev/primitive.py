@@ -1,18 +1,20 @@
-"""Primitives: one entry per operation, holding its NumPy implementation and its
-JVP and VJP rules, and the single ``bind`` through which every traced call goes.
+"""Primitives: one entry per operation, holding its NumPy implementation, its JVP and
+VJP rules and its batching rule, and the single ``bind`` through which every traced call
+goes.
 
 Rule signatures (``g`` is a tangent or cotangent, ``ans`` the primitive's output, then the
 primal positional arguments and the static keyword arguments)::
 
     jvp_rule(g, ans, *primals, **params)   # g: tangent of one argument
     vjp_rule(g, ans, *primals, **params)   # g: cotangent of the output
+    batch_rule(args, batched, **params)    # args with a leading batch axis where batched
 
-Tangents and cotangents may carry leading *batch* axes (``jacfwd`` pushes all basis
-tangents at once, ``jacrev`` pulls all cotangents back at once): a tangent of argument
-``x`` has shape ``batch + x.shape``, a cotangent of the output ``batch + ans.shape``.
-For ``elementwise`` primitives the machinery aligns batched tangents and sums
-broadcast cotangents back to each argument's shape, so their rules are written as if
-unbatched. Other rules find the batch depth as ``np.ndim(g) - np.ndim(x)``.
+Rules are written for one example: a tangent has its primal's shape, a cotangent its
+output's. Batches of them (``jacfwd`` pushes all basis tangents at once, ``jacrev`` pulls
+all cotangents back at once, ``vmap`` maps a function) are the business of the batching
+interpreter (batching.py), which runs a rule's NumPy calls on batched values through each
+primitive's batching rule. Elementwise primitives need none (the machinery aligns a
+leading batch axis for them).
 
 Rules are written with ordinary NumPy calls, so they are differentiable by the same
 machinery: higher derivatives come from nesting.
@@ -27,15 +29,18 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NoDerivativeRule
+from .errors import BatchedValueError, NoDerivativeRule
 
 Rule = Callable[..., Any]
 
 
 class Tracer:
-    """Base of the traced value types (``Dual`` and ``Traced``); defined fully in tracer.py."""
+    """Base of the traced value types (``Dual``, ``Traced``, ``Batched``); defined fully
+    in tracer.py. ``primal`` is the value one level down; for a ``Batched`` value it holds
+    the whole batch (one leading axis more than the value's own shape, ``_bdepth`` 1)."""
 
     __slots__ = ("primal", "_trace", "_level")
+    _bdepth = 0
 
 
 class Primitive:
@@ -58,7 +63,7 @@ class Primitive:
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
-                 "scalar_impl", "vjp_add", "shape_only", "partials", "body", "fwd",
+                 "batch", "scalar_impl", "vjp_add", "shape_only", "partials", "body", "fwd",
                  "_keep_cache")
 
     def __init__(
@@ -78,6 +83,7 @@ class Primitive:
         self.jvp_joint: Rule | None = None
         self.elementwise = elementwise
         self.nondiff = nondiff
+        self.batch: Rule | None = None
         self.scalar_impl = scalar_impl
         self.vjp_add: Rule | None = None
         self.shape_only = frozenset(shape_only)
@@ -93,6 +99,14 @@ class Primitive:
     def defjvp(self, *rules: Rule | None) -> Primitive:
         """Set one JVP rule per positional argument."""
         self.jvps = rules
+        return self
+
+    def defbatch(self, rule: Rule) -> Primitive:
+        """Set the batching rule ``rule(args, batched, **params)``: ``batched[i]`` tells
+        whether ``args[i]`` carries a leading batch axis; the result must carry one.
+        Without a rule, elementwise primitives align the batch axis themselves and others
+        are mapped by a Python loop over the batch (correct, slow)."""
+        self.batch = rule
         return self
 
     def defjvp_joint(self, rule: Rule) -> Primitive:
@@ -221,7 +235,14 @@ def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
     if top is None:
         return apply_plain(prim, args, params)
     if prim.nondiff:
-        return prim.impl(*[strip(a) for a in args], **params)
+        # no derivative: drop the differentiating levels; a batch still has to be mapped
+        args = [unwrap_derivatives(a) for a in args]
+        top = None
+        for a in args:
+            if isinstance(a, Tracer) and (top is None or a._level > top._level):
+                top = a
+        if top is None:
+            return prim.impl(*args, **params)
     for a in args:
         if type(a) in _SEQUENCES:  # rules index and transpose their arguments as arrays
             args = [as_array(a) for a in args]
@@ -254,10 +275,42 @@ def apply_plain(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) ->
 
 
 def strip(x: Any) -> Any:
-    """The plain value under all levels of tracing (used where derivatives are zero)."""
+    """The plain value under all levels of tracing (used where derivatives are zero: an
+    index, a mask, a branch). A batched value has no one plain value: that raises."""
+    while isinstance(x, Tracer):
+        if x._bdepth:
+            raise BatchedValueError()
+        x = x.primal
+    return x
+
+
+def concrete(x: Any) -> Any:
+    """The plain values under every level, a batch included (all its elements at once):
+    for a decision a rule may take for a whole batch, such as which of two exact forms
+    to use."""
     while isinstance(x, Tracer):
         x = x.primal
     return x
+
+
+def unwrap_derivatives(x: Any) -> Any:
+    """``x`` without its differentiating levels (Dual, Traced), down to a plain value or
+    a batched one."""
+    while isinstance(x, Tracer) and not x._bdepth:
+        x = x.primal
+    return x
+
+
+def dtype_of(x: Any) -> np.dtype:
+    """The dtype of an array, scalar or traced value (batched ones too)."""
+    t = type(x)
+    if t is np.ndarray:
+        return x.dtype
+    while isinstance(x, Tracer):
+        x = x.primal
+    if type(x) in _SEQUENCES:  # (result_type would read a list as a dtype spec)
+        return np.asarray(x).dtype
+    return np.result_type(x)
 
 
 # ---------------------------------------------------------------------------- registry
@@ -266,6 +319,9 @@ def strip(x: Any) -> Any:
 
 UFUNC_HANDLERS: dict[Any, Callable[..., Any]] = {}
 FUNCTION_HANDLERS: dict[Any, Callable[..., Any]] = {}
+#: what traced values' own methods need beyond NumPy's functions, filled by the
+#: catalogue: "getitem" (x[idx]), "astype" (x.astype), "scipy_caller" (for errors)
+METHODS: dict[str, Callable[..., Any]] = {}
 
 
 def register_ufunc(ufunc: Any, handler: Callable[..., Any]) -> None:
@@ -311,49 +367,39 @@ def shape_of(x: Any) -> tuple[int, ...]:
         return x.shape
     if t is float or t is int:
         return ()
+    drop = 0  # batch axes (leading) are not part of a batched value's own shape
     while isinstance(x, Tracer):  # its primal's shape, without the property's call
+        drop += x._bdepth
         x = x.primal
     s = getattr(x, "shape", None)
     if s is None:
-        return np.shape(x)
-    return s
+        s = np.shape(x)
+    return s[drop:] if drop else s
 
 
 def ndim_of(x: Any) -> int:
     return len(shape_of(x))
 
 
-def unbroadcast(c: Any, nb: int, shape: tuple[int, ...]) -> Any:
-    """Sum a cotangent of shape ``batch + broadcast_shape`` back to ``batch + shape``.
+def unbroadcast(c: Any, shape: tuple[int, ...]) -> Any:
+    """Sum a cotangent of a broadcast shape back to ``shape``.
 
     This is the reverse of broadcasting: an input that was repeated along an axis gets
     the sum of the cotangents of its copies.
     """
     cs = shape_of(c)
-    want_len = nb + len(shape)
-    if cs[nb:] == shape and len(cs) == want_len:
+    if cs == shape:
         return c
-    if len(cs) < want_len:  # a constant-like cotangent: spread it over the shape
-        return np.broadcast_to(c, cs[:nb] + (1,) * (want_len - len(cs)) + tuple(shape))
-    lead = len(cs) - want_len
+    if len(cs) < len(shape):  # a constant-like cotangent: spread it over the shape
+        return np.broadcast_to(c, shape)
+    lead = len(cs) - len(shape)
     if lead:
-        c = np.sum(c, axis=tuple(range(nb, nb + lead)))
+        c = np.sum(c, axis=tuple(range(lead)))
         cs = shape_of(c)
-    axes = tuple(nb + i for i, n in enumerate(shape) if n == 1 and cs[nb + i] != 1)
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and cs[i] != 1)
     if axes:
         c = np.sum(c, axis=axes, keepdims=True)
     return c
-
-
-def unit_axes_after_batch(g: Any, x_ndim: int, count: int) -> Any:
-    """A tangent/cotangent of a value with ``x_ndim`` axes, with ``count`` unit axes inserted
-    after its leading batch axes, so that it lines up (right-aligned) with a result of more
-    axes. Unbatched values need nothing: NumPy's broadcasting right-aligns them already."""
-    gs = shape_of(g)
-    k = len(gs) - x_ndim
-    if count <= 0 or k == 0:
-        return g
-    return np.reshape(g, gs[:k] + (1,) * count + gs[k:])
 
 
 def normalize_axis(axis: Any, ndim: int, scalar_axis: bool = False) -> tuple[int, ...]:
@@ -407,8 +453,31 @@ def is_complex(x: Any) -> bool:
         return False
     if t in _COMPLEX_SCALARS:
         return True
-    return np.result_type(strip(x)).kind == "c"
+    return dtype_of(x).kind == "c"
 
 
 def is_real(x: Any) -> bool:
     return not is_complex(x)
+
+
+def as_dtype(c: Any, dt: np.dtype) -> Any:
+    """The tangent or cotangent ``c`` in the inexact dtype ``dt`` of its primal (a real
+    primal takes the real part), differentiably when ``c`` is traced."""
+    tc = type(c)
+    if tc is np.ndarray:
+        if c.dtype == dt:
+            return c
+        if c.dtype.kind == "c" and dt.kind != "c":
+            c = c.real
+        return c.astype(dt)
+    if isinstance(c, Tracer):
+        cd = dtype_of(c)
+        if cd == dt:
+            return c
+        if cd.kind == "c" and dt.kind != "c":
+            c = np.real(c)
+        return METHODS["astype"](c, dt)
+    v = np.asarray(c)
+    if v.dtype.kind == "c" and dt.kind != "c":
+        v = v.real
+    return v.astype(dt)[()]

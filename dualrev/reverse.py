@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from .catalogue.elementwise import astype as _astype
 from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import (
     _SCALARS,
@@ -21,13 +20,14 @@ from .primitive import (
     Shaped,
     Tracer,
     apply_plain,
+    as_dtype,
     bind,
+    dtype_of,
     is_complex,
     shape_of,
-    strip,
     unbroadcast,
 )
-from .tracer import TracedBase
+from .tracer import TracedBase, new_level
 
 ndarray = np.ndarray
 # Reusing temporaries relies on CPython's reference counts counting every holder of an
@@ -153,8 +153,9 @@ class Tape:
         nodes.append((prim, primals, params, kept_ans, parents))
         return Traced(ans, self, len(nodes) - 1)
 
-    def backward(self, seeds: dict[int, Any], nb: int = 0, keep: bool = False) -> list[Any]:
+    def backward(self, seeds: dict[int, Any], keep: bool = False) -> list[Any]:
         """Pull cotangents from ``seeds`` (entry index -> cotangent) back to every entry.
+        A batch of cotangents (jacrev) is a ``Batched`` seed: the rules see one.
 
         Returns the list of accumulated cotangents (None where nothing arrived); the
         inputs' entries hold the gradients. Without ``keep`` each entry is released as soon
@@ -183,7 +184,7 @@ class Tape:
             _, primals, params, ans, parents = node
             rules = prim.vjps
             partials = prim.partials
-            add_into = prim.vjp_add if nb == 0 else None
+            add_into = prim.vjp_add
             for argpos, pid, shape, real in parents:
                 prev = cts[pid]
                 if add_into is not None and real is True and (prev is None or owned[pid]):
@@ -205,12 +206,12 @@ class Tape:
                     del d
                     tc = type(c)
                     cs = c.shape if tc is ndarray else (() if tc in _SCALARS else shape_of(c))
-                    if nb or cs != shape:
-                        c = unbroadcast(c, nb, shape)
+                    if cs != shape:
+                        c = unbroadcast(c, shape)
                 else:
                     c = rules[argpos](g, ans, *primals, **params)
-                    if prim.elementwise and (nb or shape_of(c) != shape):
-                        c = unbroadcast(c, nb, shape)
+                    if prim.elementwise and shape_of(c) != shape:
+                        c = unbroadcast(c, shape)
                 if real is True:  # a real argument's cotangent is real (pairing Re(ct * t))
                     tc = type(c)
                     if tc is ndarray:
@@ -250,33 +251,10 @@ def _cotangent_kind(p: Any) -> Any:
     """What a cotangent of the primal ``p`` must be: True for float64 (real), False for
     complex128 (anything goes), else ``p``'s dtype (float32 stays float32, complex64
     complex64, as in JAX, even where a rule computed in float64)."""
-    dt = np.result_type(strip(p))
+    dt = dtype_of(p)
     if dt.char == "d" or dt.kind not in "fc":
         return True
     return False if dt.char == "D" else dt
-
-
-def as_dtype(c: Any, dt: np.dtype) -> Any:
-    """The tangent or cotangent ``c`` in the inexact dtype ``dt`` of its primal (a real
-    primal takes the real part), differentiably when ``c`` is traced."""
-    tc = type(c)
-    if tc is ndarray:
-        if c.dtype == dt:
-            return c
-        if c.dtype.kind == "c" and dt.kind != "c":
-            c = c.real
-        return c.astype(dt)
-    if isinstance(c, Tracer):
-        cd = np.result_type(strip(c))
-        if cd == dt:
-            return c
-        if cd.kind == "c" and dt.kind != "c":
-            c = np.real(c)
-        return _astype(c, dt)
-    v = np.asarray(c)
-    if v.dtype.kind == "c" and dt.kind != "c":
-        v = v.real
-    return v.astype(dt)[()]
 
 
 class FinishedTape(Tape):
@@ -304,3 +282,21 @@ class Traced(TracedBase):
 
     def __repr__(self) -> str:
         return f"Traced({self.primal!r})"
+
+
+def linear_transpose(linear: Any, x: Any, ct: Any) -> Any:
+    """The cotangent of the input of the linear map ``linear`` (on values shaped like
+    ``x``) for the output cotangent ``ct``: ``linear`` is recorded once on a zero input
+    and the tape played back from ``ct``, a batched one included. A complex ``x`` keeps
+    the imaginary part of its cotangent (a real input takes the real part)."""
+    dt = np.result_type(dtype_of(x), np.float64) if is_complex(x) else np.float64
+    tape = Tape(new_level(), "a transposed JVP rule")
+    t = tape.input(np.zeros(shape_of(x), dt))
+    try:
+        out = linear(t)
+    finally:
+        tape.finish()
+    g = None
+    if type(out) is Traced and out._trace is tape:
+        g = tape.backward({out._index: ct})[t._index]
+    return np.zeros(shape_of(x), dt) if g is None else g

@@ -8,26 +8,34 @@ Every spelling of an operation (``x * y``, ``np.multiply(x, y)``, ``x.sum()``,
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
 import numpy as np
 
-from .catalogue import elementwise as ew
-from .catalogue import indexing
 from .errors import InPlaceError, TracerConversionError
 from .primitive import (
     FUNCTION_HANDLERS,
+    METHODS,
     UFUNC_HANDLERS,
     Tracer,
     bind,
+    dtype_of,
     no_rule,
     shape_of,
     strip,
 )
 
+_levels = itertools.count(1)
+
+
+def new_level() -> int:
+    """A fresh nesting level, higher than every level handed out before: each transform
+    call takes one, so the innermost transform's values are always the highest."""
+    return next(_levels)
+
 _NONE: dict[str, Any] = {}
-_PLAIN = frozenset({float, int, np.float64, np.ndarray})
 
 # ufunc methods other than __call__ that have a meaning we support
 _UFUNC_REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}
@@ -58,7 +66,7 @@ class TracedBase(Tracer):
                 if kwargs:
                     raise no_rule(ufunc, f"Keyword arguments {sorted(kwargs)} are not supported.")
             result = handler(*inputs)
-            return result if dtype is None else ew.astype(result, dtype)
+            return result if dtype is None else METHODS["astype"](result, dtype)
         if method == "reduce" and ufunc in _UFUNC_REDUCE:
             kwargs.setdefault("axis", 0)
             return _UFUNC_REDUCE[ufunc](*inputs, **kwargs)
@@ -76,9 +84,7 @@ class TracedBase(Tracer):
         return handler(*args, **kwargs)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        from .catalogue.scipy_functions import scipy_caller
-
-        caller = scipy_caller()
+        caller = METHODS["scipy_caller"]()
         if caller is not None:
             raise TracerConversionError(
                 f"{caller} (reached without dualrev's dispatcher: was it imported with "
@@ -120,24 +126,24 @@ class TracedBase(Tracer):
                            "differentiable)")
 
     def round(self, decimals: int = 0) -> Any:
-        return np.round(strip(self), decimals)  # piecewise constant: zero derivative
+        return FUNCTION_HANDLERS[np.round](self, decimals)  # piecewise constant
 
     # ------------------------------------------------------------ attributes
     @property
     def shape(self) -> tuple[int, ...]:
-        return shape_of(self.primal)
+        return shape_of(self)
 
     @property
     def ndim(self) -> int:
-        return len(shape_of(self.primal))
+        return len(shape_of(self))
 
     @property
     def size(self) -> int:
-        return math.prod(shape_of(self.primal))
+        return math.prod(shape_of(self))
 
     @property
     def dtype(self) -> np.dtype:
-        return np.result_type(strip(self))
+        return dtype_of(self)
 
     @property
     def T(self) -> Any:
@@ -148,7 +154,7 @@ class TracedBase(Tracer):
         return FUNCTION_HANDLERS[np.swapaxes](self, -1, -2)
 
     def __len__(self) -> int:
-        s = shape_of(self.primal)
+        s = shape_of(self)
         if not s:
             raise TypeError("len() of unsized traced value")
         return s[0]
@@ -158,57 +164,42 @@ class TracedBase(Tracer):
             yield self[i]
 
     # ------------------------------------------------------------ operators
+    # Each goes through bind, as every traced call does, to the ufunc's catalogue entry.
     def __add__(self, o: Any) -> Any:
-        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
-            return self._trace.process(ew.add, (self, o), _NONE)
-        return bind(ew.add, (self, o), _NONE)
+        return bind(UFUNC_HANDLERS[np.add], (self, o), _NONE)
 
     def __radd__(self, o: Any) -> Any:
-        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
-            return self._trace.process(ew.add, (o, self), _NONE)
-        return bind(ew.add, (o, self), _NONE)
+        return bind(UFUNC_HANDLERS[np.add], (o, self), _NONE)
 
     def __sub__(self, o: Any) -> Any:
-        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
-            return self._trace.process(ew.subtract, (self, o), _NONE)
-        return bind(ew.subtract, (self, o), _NONE)
+        return bind(UFUNC_HANDLERS[np.subtract], (self, o), _NONE)
 
     def __rsub__(self, o: Any) -> Any:
-        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
-            return self._trace.process(ew.subtract, (o, self), _NONE)
-        return bind(ew.subtract, (o, self), _NONE)
+        return bind(UFUNC_HANDLERS[np.subtract], (o, self), _NONE)
 
     def __mul__(self, o: Any) -> Any:
-        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
-            return self._trace.process(ew.multiply, (self, o), _NONE)
-        return bind(ew.multiply, (self, o), _NONE)
+        return bind(UFUNC_HANDLERS[np.multiply], (self, o), _NONE)
 
     def __rmul__(self, o: Any) -> Any:
-        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
-            return self._trace.process(ew.multiply, (o, self), _NONE)
-        return bind(ew.multiply, (o, self), _NONE)
+        return bind(UFUNC_HANDLERS[np.multiply], (o, self), _NONE)
 
     def __truediv__(self, o: Any) -> Any:
-        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
-            return self._trace.process(ew.true_divide, (self, o), _NONE)
-        return bind(ew.true_divide, (self, o), _NONE)
+        return bind(UFUNC_HANDLERS[np.true_divide], (self, o), _NONE)
 
     def __rtruediv__(self, o: Any) -> Any:
-        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
-            return self._trace.process(ew.true_divide, (o, self), _NONE)
-        return bind(ew.true_divide, (o, self), _NONE)
+        return bind(UFUNC_HANDLERS[np.true_divide], (o, self), _NONE)
 
     def __floordiv__(self, o: Any) -> Any:
-        return bind(ew.floor_divide, (self, o), _NONE)
+        return bind(UFUNC_HANDLERS[np.floor_divide], (self, o), _NONE)
 
     def __rfloordiv__(self, o: Any) -> Any:
-        return bind(ew.floor_divide, (o, self), _NONE)
+        return bind(UFUNC_HANDLERS[np.floor_divide], (o, self), _NONE)
 
     def __mod__(self, o: Any) -> Any:
-        return bind(ew.remainder, (self, o), _NONE)
+        return bind(UFUNC_HANDLERS[np.remainder], (self, o), _NONE)
 
     def __rmod__(self, o: Any) -> Any:
-        return bind(ew.remainder, (o, self), _NONE)
+        return bind(UFUNC_HANDLERS[np.remainder], (o, self), _NONE)
 
     def __divmod__(self, o: Any) -> Any:
         return self // o, self % o
@@ -217,14 +208,10 @@ class TracedBase(Tracer):
         return o // self, o % self
 
     def __pow__(self, o: Any) -> Any:
-        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
-            return self._trace.process(ew.power, (self, o), _NONE)
-        return bind(ew.power, (self, o), _NONE)
+        return bind(UFUNC_HANDLERS[np.power], (self, o), _NONE)
 
     def __rpow__(self, o: Any) -> Any:
-        if type(o) in _PLAIN:  # only this value is traced: its own trace takes the call
-            return self._trace.process(ew.power, (o, self), _NONE)
-        return bind(ew.power, (o, self), _NONE)
+        return bind(UFUNC_HANDLERS[np.power], (o, self), _NONE)
 
     def __matmul__(self, o: Any) -> Any:
         return UFUNC_HANDLERS[np.matmul](self, o)
@@ -233,35 +220,36 @@ class TracedBase(Tracer):
         return UFUNC_HANDLERS[np.matmul](o, self)
 
     def __neg__(self) -> Any:
-        return bind(ew.negative, (self,), _NONE)
+        return bind(UFUNC_HANDLERS[np.negative], (self,), _NONE)
 
     def __pos__(self) -> Any:
         return self
 
     def __abs__(self) -> Any:
-        return bind(ew.absolute, (self,), _NONE)
+        return bind(UFUNC_HANDLERS[np.absolute], (self,), _NONE)
 
-    # Comparisons give plain boolean arrays: usable in `if`, masks and np.where.
+    # Comparisons give plain boolean arrays (batched ones under vmap): usable in `if`,
+    # masks and np.where.
     def __lt__(self, o: Any) -> Any:
-        return np.less(strip(self), strip(o))
+        return bind(UFUNC_HANDLERS[np.less], (self, o), _NONE)
 
     def __le__(self, o: Any) -> Any:
-        return np.less_equal(strip(self), strip(o))
+        return bind(UFUNC_HANDLERS[np.less_equal], (self, o), _NONE)
 
     def __gt__(self, o: Any) -> Any:
-        return np.greater(strip(self), strip(o))
+        return bind(UFUNC_HANDLERS[np.greater], (self, o), _NONE)
 
     def __ge__(self, o: Any) -> Any:
-        return np.greater_equal(strip(self), strip(o))
+        return bind(UFUNC_HANDLERS[np.greater_equal], (self, o), _NONE)
 
     def __eq__(self, o: Any) -> Any:  # type: ignore[override]
-        return np.equal(strip(self), strip(o))
+        return bind(UFUNC_HANDLERS[np.equal], (self, o), _NONE)
 
     def __ne__(self, o: Any) -> Any:  # type: ignore[override]
-        return np.not_equal(strip(self), strip(o))
+        return bind(UFUNC_HANDLERS[np.not_equal], (self, o), _NONE)
 
     def __getitem__(self, idx: Any) -> Any:
-        return indexing.getitem(self, idx)
+        return METHODS["getitem"](self, idx)
 
     # ------------------------------------------------------------ ndarray methods
     # Each forwards to the NumPy function's handler, so a method and the function
@@ -337,7 +325,7 @@ class TracedBase(Tracer):
         return self  # traced values are immutable: a copy is the value itself
 
     def astype(self, dtype: Any, copy: bool = True) -> Any:
-        return ew.astype(self, dtype)
+        return METHODS["astype"](self, dtype)
 
     def conj(self) -> Any:
         return UFUNC_HANDLERS[np.conjugate](self)
@@ -353,19 +341,19 @@ class TracedBase(Tracer):
         return FUNCTION_HANDLERS[np.imag](self)
 
     def all(self, *a: Any, **k: Any) -> Any:
-        return np.all(strip(self), *a, **k)
+        return FUNCTION_HANDLERS[np.all](self, *a, **k)
 
     def any(self, *a: Any, **k: Any) -> Any:
-        return np.any(strip(self), *a, **k)
+        return FUNCTION_HANDLERS[np.any](self, *a, **k)
 
     def argmax(self, *a: Any, **k: Any) -> Any:
-        return np.argmax(strip(self), *a, **k)
+        return FUNCTION_HANDLERS[np.argmax](self, *a, **k)
 
     def argmin(self, *a: Any, **k: Any) -> Any:
-        return np.argmin(strip(self), *a, **k)
+        return FUNCTION_HANDLERS[np.argmin](self, *a, **k)
 
     def argsort(self, *a: Any, **k: Any) -> Any:
-        return np.argsort(strip(self), *a, **k)
+        return FUNCTION_HANDLERS[np.argsort](self, *a, **k)
 
     def nonzero(self) -> Any:
-        return np.nonzero(strip(self))
+        return FUNCTION_HANDLERS[np.nonzero](self)

@@ -1,5 +1,5 @@
 """The functional transforms: grad, value_and_grad, jvp, vjp, jacfwd, jacrev, jacobian,
-hessian, hvp. They know nothing of particular primitives.
+hessian, hvp, vmap. They know nothing of particular primitives.
 
 Conventions follow JAX: a Jacobian has shape ``out.shape + in.shape``; ``argnums`` is an
 int (one result) or a tuple (a tuple of results); arguments and outputs may be pytrees.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import itertools
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -19,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from .batching import Batched, BatchTrace, FinishedBatchTrace
 from .errors import DualrevError, EscapedTracerError
 from .forward import Dual, FinishedForwardTrace, ForwardTrace
-from .primitive import Tracer, shape_of, strip
+from .primitive import Tracer, concrete, dtype_of, shape_of, unwrap_derivatives
 from .reverse import FinishedTape, Tape, Traced
+from .tracer import new_level
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
-
-_levels = itertools.count(1)
 
 
 class _GcPaused:
@@ -68,7 +67,7 @@ _gc_depth = 0
 _gc_saved: tuple[int, ...] = ()
 _GC_PAUSED = 1 << 30  # collections practically never start; a value nobody else sets
 _gc_paused = _GcPaused()
-_FINISHED = (FinishedTape, FinishedForwardTrace)
+_FINISHED = (FinishedTape, FinishedForwardTrace, FinishedBatchTrace)
 
 
 ArgNums = int | Sequence[int]
@@ -79,11 +78,10 @@ _PLAIN_FLOAT = (float, np.float64)
 
 
 def _dtype_of(x: Any) -> np.dtype:
-    v = strip(x)
-    t = type(v)
+    t = type(x)
     if t is np.ndarray:
-        return v.dtype
-    return _F64 if t in _PLAIN_FLOAT else np.result_type(v)
+        return x.dtype
+    return _F64 if t in _PLAIN_FLOAT else dtype_of(x)
 
 
 _F64 = np.dtype(np.float64)
@@ -203,11 +201,11 @@ def _check_output(o: Any, what: str, trace: Any) -> None:
             f"dualrev: {what} needs a function returning numbers or arrays (or pytrees of "
             f"them: tuples, lists, dicts), but it returned a {type(o).__name__}: {o!r:.80}")
     if type(o) is not np.ndarray:
-        _refuse_subclass(strip(o), f"an output of the function given to {what}")
+        _refuse_subclass(concrete(o), f"an output of the function given to {what}")
     if _dtype_of(o).kind not in "fc":
         raise DualrevError(
             f"dualrev: {what} needs floating-point outputs, but the function returned a "
-            f"value of dtype {np.result_type(strip(o))}; integer and boolean outputs have no "
+            f"value of dtype {dtype_of(o)}; integer and boolean outputs have no "
             "derivative (cast with .astype(float) if the value is meant to be continuous)"
         )
 
@@ -276,15 +274,16 @@ def _split_aux(out: Any, has_aux: bool) -> tuple[Any, Any]:
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise DualrevError("dualrev: with has_aux=True the function must return a pair "
                            "(output, auxiliary data)")
-    return out[0], tree_map(strip, out[1])  # auxiliary data carries no derivative
+    # auxiliary data carries no derivative (under vmap it is still batched)
+    return out[0], tree_map(unwrap_derivatives, out[1])
 
 
 # ------------------------------------------------------------------ forward mode
 def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
              leaves: list[Any], defs: list[TreeDef], tangents: list[Any],
-             nb: int, what: str) -> tuple[Any, ForwardTrace]:
+             what: str) -> tuple[Any, ForwardTrace]:
     """Run ``f`` with the differentiated leaves carrying ``tangents``."""
-    trace = ForwardTrace(next(_levels), nb, what)
+    trace = ForwardTrace(new_level(), what)
     duals = [Dual(x, t, trace) for x, t in zip(leaves, tangents, strict=True)]
     with _gc_paused:
         try:
@@ -293,7 +292,7 @@ def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
             trace.finish()
 
 
-def _unpack_forward(out: Any, trace: ForwardTrace, batch: tuple[int, ...],
+def _unpack_forward(out: Any, trace: ForwardTrace,
                     what: str) -> tuple[list[Any], list[Any], TreeDef]:
     outs, out_def = tree_flatten(out)
     primals, tangents = [], []
@@ -304,13 +303,21 @@ def _unpack_forward(out: Any, trace: ForwardTrace, batch: tuple[int, ...],
             tangents.append(o.tangent)
         else:
             primals.append(_result(o))
-            tangents.append(_zeros(batch + shape_of(o), o))
+            tangents.append(_zeros(shape_of(o), o))
     return primals, tangents, out_def
+
+
+def _unbatch(v: Any, btrace: BatchTrace) -> Any:
+    """The whole batch behind a value of ``btrace`` (an unbatched one is the same for
+    every element: broadcast)."""
+    if type(v) is Batched and v._trace is btrace:
+        return v.primal
+    return np.broadcast_to(v, (btrace.size,) + tuple(shape_of(v)))
 
 
 def _check_tangent(x: Any, t: Any) -> Any:
     if isinstance(t, Tracer):
-        ts, tk = shape_of(t), np.result_type(strip(t)).kind
+        ts, tk = shape_of(t), dtype_of(t).kind
     else:
         _refuse_subclass(t, "a tangent or cotangent")
         t = np.asarray(t) if not isinstance(t, float) else t
@@ -320,8 +327,8 @@ def _check_tangent(x: Any, t: Any) -> Any:
                            f"{shape_of(x)}; they must match")
     if tk not in "fc":
         raise DualrevError(f"dualrev: tangents must be floating point, got dtype "
-                           f"{np.result_type(strip(t))} for a primal of dtype "
-                           f"{np.result_type(strip(x))}")
+                           f"{dtype_of(t)} for a primal of dtype "
+                           f"{dtype_of(x)}")
     return t
 
 
@@ -344,9 +351,9 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
         raise DualrevError(f"dualrev.jvp: tangents must have the same structure as primals; "
                            f"the primals are {p_def} and the tangents {t_def}")
     t_leaves = [_check_tangent(x, t) for x, t in zip(leaves, t_leaves, strict=True)]
-    out, trace = _forward(f, primals, nums, leaves, defs, t_leaves, 0, "jvp")
+    out, trace = _forward(f, primals, nums, leaves, defs, t_leaves, "jvp")
     out, aux = _split_aux(out, has_aux)
-    p, t, od = _unpack_forward(out, trace, (), "jvp")
+    p, t, od = _unpack_forward(out, trace, "jvp")
     res = (tree_unflatten(od, p), tree_unflatten(od, _distinct([_result(v) for v in t])))
     return res + (aux,) if has_aux else res
 
@@ -383,12 +390,18 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
         _check_fwd_inputs(leaves, holomorphic)
         sizes = [math.prod(shape_of(x)) for x in leaves]
         n = sum(sizes)
-        tangents = _basis(leaves)
-        out, trace = _forward(fk, args, nums, leaves, defs, tangents, 1, "jacfwd")
+        # all basis tangents as one batch: the rules see one tangent each
+        btrace = BatchTrace(new_level(), n, "jacfwd")
+        tangents = [Batched(e, btrace) for e in _basis(leaves)]
+        try:
+            out, trace = _forward(fk, args, nums, leaves, defs, tangents, "jacfwd")
+        finally:
+            btrace.finish()
         out, aux = _split_aux(out, has_aux)
-        _, touts, od = _unpack_forward(out, trace, (n,), "jacfwd")
+        _, touts, od = _unpack_forward(out, trace, "jacfwd")
         per_out = []
         for t in touts:
+            t = _unbatch(t, btrace)
             oshape = shape_of(t)[1:]
             blocks, off = [], 0
             for x, k in zip(leaves, sizes, strict=True):
@@ -415,7 +428,7 @@ class _Recording:
     def __init__(self, f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
                  has_aux: bool, what: str) -> None:
         leaves, defs = _split_inputs(args, nums)
-        tape = Tape(next(_levels), what)
+        tape = Tape(new_level(), what)
         inputs = [tape.input(x) for x in leaves]
         with _gc_paused:
             try:
@@ -446,22 +459,20 @@ class _Recording:
             for o in self.outs
         ]
 
-    def pull(self, cotangents: list[Any], nb: int, keep: bool) -> list[Any]:
-        """Cotangents of the inputs' leaves given those of the outputs' leaves."""
+    def pull(self, cotangents: list[Any], keep: bool) -> list[Any]:
+        """Cotangents of the inputs' leaves given those of the outputs' leaves (a batch
+        of them when they are ``Batched``)."""
         seeds: dict[int, Any] = {}
-        batch: tuple[int, ...] = ()
         for o, ct in zip(self.outs, cotangents, strict=True):
-            if nb:
-                batch = shape_of(ct)[:nb]
             if type(o) is Traced and o._trace is self.tape:
                 i = o._index
                 seeds[i] = ct if i not in seeds else seeds[i] + ct
         with _gc_paused:
-            cts = self.tape.backward(seeds, nb=nb, keep=keep) if seeds else {}
+            cts = self.tape.backward(seeds, keep=keep) if seeds else {}
         grads = []
         for j, x in zip(self.in_index, self.leaves, strict=True):
             g = cts[j] if seeds else None
-            grads.append(_zeros(batch + shape_of(x), x) if g is None else g)
+            grads.append(_zeros(shape_of(x), x) if g is None else g)
         return grads
 
 
@@ -510,7 +521,7 @@ def _scalar_gradient(rec: _Recording, holomorphic: bool) -> list[Any]:
         raise DualrevError(
             f"dualrev.grad needs a function with a scalar output, got {got}; use "
             "dualrev.jacrev / dualrev.jacobian for vector outputs, or dualrev.vjp")
-    return rec.pull([_seed_one(rec.outs[0])], nb=0, keep=False)
+    return rec.pull([_seed_one(rec.outs[0])], keep=False)
 
 
 def _value_and_grad_plain(f: Callable[..., Any], args: Sequence[Any], i: int,
@@ -518,7 +529,7 @@ def _value_and_grad_plain(f: Callable[..., Any], args: Sequence[Any], i: int,
     """value_and_grad's common case with little ceremony: one float64 argument and a real
     float64 scalar output. Any other output goes through the general checks, with f run
     once either way."""
-    tape = Tape(next(_levels), what)
+    tape = Tape(new_level(), what)
     xi = tape.input(x)
     with _gc_paused:
         try:
@@ -567,7 +578,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
             raise DualrevError(f"dualrev.vjp: the cotangent's structure {cdef} does not match "
                                f"the output's {rec.out_def}")
         cts = [_check_tangent(o, c) for o, c in zip(rec.outs, cts, strict=True)]
-        grads = rec.pull(cts, nb=0, keep=True)
+        grads = rec.pull(cts, keep=True)
         return _group([_result(g) for g in grads], rec.defs, False)
 
     return (out, pullback, rec.aux) if has_aux else (out, pullback)
@@ -582,10 +593,16 @@ def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> An
     sizes = [math.prod(s) for s in shapes]
     if len(shapes) == 1 and shapes[0] == ():
         # A scalar output: an unbatched pass (the gradient) is the whole Jacobian.
-        grads = rec.pull([_seed_one(rec.outs[0])], nb=0, keep=False)
+        grads = rec.pull([_seed_one(rec.outs[0])], keep=False)
         return tree_unflatten(rec.out_def, [_group([_result(g) for g in grads], rec.defs, single)])
     m = sum(sizes)
-    grads = rec.pull(_basis(rec.outs), nb=1, keep=False)
+    # all basis cotangents as one batch: the rules see one cotangent each
+    btrace = BatchTrace(new_level(), m, "jacrev")
+    try:
+        grads = rec.pull([Batched(e, btrace) for e in _basis(rec.outs)], keep=False)
+    finally:
+        btrace.finish()
+    grads = [_unbatch(g, btrace) for g in grads]
     per_out, off = [], 0
     for s, k in zip(shapes, sizes, strict=True):
         blocks = []
@@ -676,18 +693,116 @@ def jvp_batched(f: Callable[..., Any], x: Any, tangents: Any) -> tuple[Any, Any]
     x = _as_input(x)
     if shape_of(tangents)[1:] != shape_of(x):
         raise DualrevError("dualrev.jvp_batched: tangents must have shape (B,) + x.shape")
-    out, trace = _forward(f, (x,), (0,), [x], [LEAF], [tangents], 1, "jvp_batched")
-    p, t, od = _unpack_forward(out, trace, shape_of(tangents)[:1], "jvp_batched")
+    btrace = BatchTrace(new_level(), shape_of(tangents)[0], "jvp_batched")
+    try:
+        out, trace = _forward(f, (x,), (0,), [x], [LEAF], [Batched(tangents, btrace)],
+                              "jvp_batched")
+    finally:
+        btrace.finish()
+    p, t, od = _unpack_forward(out, trace, "jvp_batched")
     if od.kind != "leaf":
         raise DualrevError("dualrev.jvp_batched: f must return a single array")
-    return p[0], t[0]
+    return p[0], _unbatch(t[0], btrace)
 
 
-def linear_transpose(linear: Callable[[Any], Any], in_shape: tuple[int, ...], ct: Any,
-                     nb: int = 0, dtype: Any = float) -> Any:
-    """Cotangent of the input of the linear map ``linear`` (on arrays of ``in_shape`` and
-    ``dtype``) for the output cotangent ``ct``, which may carry ``nb`` leading batch axes.
-    A complex input keeps the imaginary part of its cotangent (a real one would drop it:
-    a real argument's cotangent is the real part of what arrives)."""
-    rec = _Recording(linear, (np.zeros(in_shape, dtype),), (0,), False, "transpose")
-    return rec.pull([ct], nb=nb, keep=False)[0]
+# ------------------------------------------------------------------ batching
+AxisSpec = Any  # an int, None, or a pytree prefix of them
+
+
+def _prefix_axes(spec: AxisSpec, tree: Any, what: str) -> list[Any]:
+    """One axis (int or None) per leaf of ``tree``, from ``spec``: an int or None applies
+    to the whole subtree, a container must match the tree's container (a prefix of its
+    structure), as JAX reads in_axes/out_axes."""
+    if spec is None or isinstance(spec, (int, np.integer)):
+        return [spec] * len(tree_flatten(tree)[0])
+    if isinstance(spec, dict) and isinstance(tree, dict) and sorted(spec) == sorted(tree):
+        return [a for k in sorted(tree) for a in _prefix_axes(spec[k], tree[k], what)]
+    if (isinstance(spec, (tuple, list)) and isinstance(tree, (tuple, list))
+            and len(spec) == len(tree)):
+        return [a for s, t in zip(spec, tree, strict=True) for a in _prefix_axes(s, t, what)]
+    raise DualrevError(
+        f"dualrev.vmap: {what}={spec!r} does not match the structure "
+        f"{tree_flatten(tree)[1]}: give an int or None for a whole argument, or a "
+        "container of the same kind and length (dict: the same keys) as the value")
+
+
+def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
+         axis_size: int | None = None) -> Callable:
+    """Map ``f`` over an axis of its arguments, vectorised: ``vmap(f)(xs)[i] ==
+    f(xs[i])``, computed in one pass in which each primitive's batching rule moves the
+    batch axis through (JAX's ``vmap``).
+
+    ``in_axes``: the mapped axis of each positional argument, an int or None (not
+    mapped) for all of them, or a tuple with one entry per argument (each an int, None,
+    or a container matching that argument's pytree). Keyword arguments are mapped over
+    axis 0, as in JAX. ``out_axes``: where the batch axis goes in each output (None: the
+    output must not depend on the batch). ``axis_size``: the batch size, needed only when
+    no argument is mapped. Nests with itself and with every other transform.
+    """
+
+    @functools.wraps(f)
+    def mapped(*args: Any, **kwargs: Any) -> Any:
+        if isinstance(in_axes, list):
+            raise DualrevError("dualrev.vmap: in_axes must be an int, None or a tuple "
+                               "(a list would be read as one pytree prefix, as in JAX)")
+        spec = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
+        if len(spec) != len(args):
+            raise DualrevError(f"dualrev.vmap: in_axes has {len(spec)} entries for "
+                               f"{len(args)} positional argument(s)")
+        leaves, tdef = tree_flatten((tuple(args), kwargs))
+        axes = _prefix_axes((tuple(spec), 0), (tuple(args), kwargs), "in_axes")
+        sizes = set()
+        moved = []
+        for x, ax in zip(leaves, axes, strict=True):
+            if ax is None:
+                moved.append(x)
+                continue
+            if type(x) in (list, tuple) or not hasattr(x, "shape") and not isinstance(x, Tracer):
+                x = np.asarray(x)
+            nd = len(shape_of(x))
+            if not -nd <= ax < nd:
+                raise DualrevError(f"dualrev.vmap: in_axes {ax} is out of range for an "
+                                   f"argument of shape {shape_of(x)}")
+            ax %= nd
+            sizes.add(shape_of(x)[ax])
+            moved.append(np.moveaxis(x, ax, 0) if ax else x)
+        if axis_size is not None:
+            sizes.add(int(axis_size))
+        if len(sizes) != 1:
+            raise DualrevError(
+                "dualrev.vmap: " + ("no argument is mapped; pass axis_size=" if not sizes
+                                    else f"the mapped axes have different sizes {sorted(sizes)}"))
+        trace = BatchTrace(new_level(), sizes.pop(), "vmap")
+        new = [x if ax is None else Batched(x, trace)
+               for x, ax in zip(moved, axes, strict=True)]
+        new_args, new_kwargs = tree_unflatten(tdef, new)
+        with _gc_paused:
+            try:
+                out = f(*new_args, **new_kwargs)
+            finally:
+                trace.finish()
+        outs, odef = tree_flatten(out)
+        oaxes = _prefix_axes(out_axes, out, "out_axes")
+        res = []
+        for o, ax in zip(outs, oaxes, strict=True):
+            if isinstance(o, Tracer) and o._trace is not trace and type(o._trace) in _FINISHED:
+                raise EscapedTracerError(o._trace.what, "the output of the function given "
+                                                        "to vmap")
+            if ax is None:
+                if type(o) is Batched and o._trace is trace:
+                    raise DualrevError("dualrev.vmap: out_axes=None for an output that "
+                                       "depends on the mapped arguments")
+                res.append(o)
+                continue
+            v = _unbatch(o, trace)
+            nd = len(shape_of(v))
+            if not -nd <= ax < nd:
+                raise DualrevError(f"dualrev.vmap: out_axes {ax} is out of range for an "
+                                   f"output of {nd} axes (batch axis included)")
+            v = np.moveaxis(v, 0, ax % nd) if ax % nd else v
+            if type(v) is np.ndarray and not v.flags.writeable:
+                v = v.copy()  # an output the same for every element was broadcast
+            res.append(_result(v))
+        return tree_unflatten(odef, res)
+
+    return mapped

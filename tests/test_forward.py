@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
+from dualrev.batching import Batched, BatchTrace
 from dualrev.forward import Dual, ForwardTrace
 
 
@@ -16,12 +17,15 @@ def test_dual_carries_primal_and_tangent():
 
 
 def test_batched_tangent_is_one_pass():
-    trace = ForwardTrace(level=10**9, nb=1)
-    x = Dual(np.array([1.0, 2.0]), np.eye(2), trace)
+    # a batch of tangents is a Batched tangent of a lower level: one pass, rules unbatched
+    batch = BatchTrace(level=10**9 - 1, size=2)
+    trace = ForwardTrace(level=10**9)
+    x = Dual(np.array([1.0, 2.0]), Batched(np.eye(2), batch), trace)
     y = np.sin(x) * x[0]
     expected = np.array([[np.cos(1.0) + np.sin(1.0), 0.0],
                          [np.sin(2.0), np.cos(2.0)]]).T
-    np.testing.assert_allclose(y.tangent, expected)
+    assert type(y.tangent) is Batched and y.tangent.shape == (2,)
+    np.testing.assert_allclose(y.tangent.primal, expected)
 
 
 def test_traced_value_looks_like_an_ndarray():

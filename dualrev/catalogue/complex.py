@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..batching import stacked_rule
 from ..primitive import Primitive, bind, is_complex, register_function, register_ufunc, strip
 
 
@@ -33,10 +34,12 @@ def _complex_impl(re: Any, im: Any) -> Any:
 real_p = Primitive("real", _real_impl)
 real_p.defjvp(lambda g, ans, x: np.real(g))
 real_p.defvjp(lambda g, ans, x: g + 0j if is_complex(x) else g)
+real_p.defbatch(stacked_rule(real_p))
 
 imag_p = Primitive("imag", _imag_impl)
 imag_p.defjvp(lambda g, ans, x: np.imag(g))
 imag_p.defvjp(lambda g, ans, x: -1j * g)  # Re((-i g) t) = g Im(t)
+imag_p.defbatch(stacked_rule(imag_p))
 
 conj_p = Primitive("conjugate", np.conjugate, elementwise=True)
 conj_p.defjvp(lambda g, ans, x: np.conjugate(g))
@@ -66,6 +69,7 @@ angle_p.defjvp(lambda g, ans, z: np.imag(np.conjugate(z) * g) / (np.real(z) ** 2
                                                                + np.imag(z) ** 2))
 angle_p.defvjp(lambda g, ans, z: g * (-1j) * np.conjugate(z) / (np.real(z) ** 2
                                                                + np.imag(z) ** 2))
+angle_p.defbatch(stacked_rule(angle_p))
 
 
 @register_function(np.angle)

@@ -24,7 +24,6 @@ from ..primitive import (
     register_ufunc,
     shape_of,
     unbroadcast,
-    unit_axes_after_batch,
 )
 from .shape import _ravel, _reshape, cast_joined
 
@@ -42,17 +41,12 @@ def matrix_transpose(x: Any) -> Any:
 _mT = matrix_transpose
 
 
-def _lift(g: Any, x: Any, ans: Any) -> Any:
-    # a tangent of x whose stack axes line up with the output's
-    return unit_axes_after_batch(g, ndim_of(x), ndim_of(ans) - ndim_of(x))
-
-
-def _bmatmul(a: Any, b: Any) -> Any:
-    """``a @ b`` where one side is a single matrix and the other a stack (as batched
-    tangents and cotangents are): folded into one matrix product, where NumPy would run
+def _fold_matmul(a: Any, b: Any) -> Any:
+    """``a @ b`` where one side is a single matrix and the other a stack (as a batch
+    of tangents or cotangents is): folded into one matrix product, where NumPy would run
     one product (or one matrix-vector product) per stacked matrix."""
     if isinstance(a, Tracer) or isinstance(b, Tracer):
-        return np.matmul(a, b)  # traced (nested) operands: folding would cost more ops
+        return bind(matmul_p, (a, b), {})  # traced (nested) operands: folding costs more
     sa, sb = shape_of(a), shape_of(b)
     # (explicit row counts, not -1: a stack may be empty)
     if len(sb) == 2 and len(sa) > 2:
@@ -70,67 +64,65 @@ def _bmatmul(a: Any, b: Any) -> Any:
 
 # Vector operands are handled by the rules themselves (not by reshaping around a matrix
 # product), so W @ x records one operation. Shapes: a (..., n, k) or (k,), b (..., k, m)
-# or (k,); tangents and cotangents may carry leading batch axes.
-def _matmul_jvp_a(g: Any, ans: Any, a: Any, b: Any) -> Any:
-    if ndim_of(a) == 1:
-        if ndim_of(b) == 1:
-            return np.sum(g * b, axis=-1)
-        if ndim_of(b) == 2:  # the batch axes act as rows: one product
-            return np.matmul(g, b)
-        # (batch, 1.., k): one row per stacked matrix
-        row = unit_axes_after_batch(g, ndim_of(a), ndim_of(ans) - 1)
-        return _bmatmul(row[..., None, :], b)[..., 0, :]
-    if ndim_of(b) == 1:
-        return np.matmul(g, b)
-    return _bmatmul(_lift(g, a, ans), b)
-
-
-def _matmul_jvp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
-    if ndim_of(b) == 1:
-        if ndim_of(a) == 1:
-            return np.sum(a * g, axis=-1)
-        if ndim_of(a) == 2:
-            return np.matmul(g, _mT(a))
-        col = unit_axes_after_batch(g, ndim_of(b), ndim_of(ans) - 1)
-        return _bmatmul(a, col[..., None])[..., 0]
-    if ndim_of(a) == 1:
-        return np.matmul(a, g)
-    return _bmatmul(a, _lift(g, b, ans))
-
-
+# or (k,). A tangent has its argument's shape, so the JVPs are products of the same
+# kind as the primitive's.
 def _matmul_vjp_a(g: Any, ans: Any, a: Any, b: Any) -> Any:
-    nb = ndim_of(g) - ndim_of(ans)
     if ndim_of(a) == 1:
         if ndim_of(b) == 1:
-            return np.reshape(g, shape_of(g) + (1,)) * b  # g may be a Python float
-        if ndim_of(b) == 2:
-            return np.matmul(g, _mT(b))
-        c = _bmatmul(g[..., None, :], _mT(b))[..., 0, :]
+            return g * b
+        c = np.matmul(g[..., None, :], _mT(b))[..., 0, :]
     elif ndim_of(b) == 1:
         c = g[..., :, None] * b
     else:
-        c = _bmatmul(g, _mT(b))
-    return unbroadcast(c, nb, shape_of(a))
+        c = np.matmul(g, _mT(b))
+    return unbroadcast(c, shape_of(a))
 
 
 def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
-    nb = ndim_of(g) - ndim_of(ans)
     if ndim_of(b) == 1:
         if ndim_of(a) == 1:
-            return np.reshape(g, shape_of(g) + (1,)) * a
-        if ndim_of(a) == 2:
-            return np.matmul(g, a)
-        c = _bmatmul(_mT(a), g[..., None])[..., 0]
+            return g * a
+        c = np.matmul(_mT(a), g[..., None])[..., 0]
     elif ndim_of(a) == 1:
         c = a[:, None] * g[..., None, :]
     else:
-        c = _bmatmul(_mT(a), g)
-    return unbroadcast(c, nb, shape_of(b))
+        c = np.matmul(_mT(a), g)
+    return unbroadcast(c, shape_of(b))
+
+
+def _matmul_batch(args: list[Any], batched: tuple[bool, ...]) -> Any:
+    # Vectors become a row (a) or a column (b) and are squeezed again afterwards, so a
+    # stack of vectors never reads as a matrix; each batched operand's batch axis then
+    # goes in front of the broadcast stack axes.
+    a, b = args
+    ba, bb = batched
+    sa, sb = shape_of(a)[ba:], shape_of(b)[bb:]
+    va, vb = len(sa) == 1, len(sb) == 1
+    if va:
+        sa = (1,) + sa
+    if vb:
+        sb = sb + (1,)
+    r = max(len(sa), len(sb)) - 2
+    lead_a = shape_of(a)[:1] if ba else ()
+    lead_b = shape_of(b)[:1] if bb else ()
+    want_a = lead_a + (1,) * (r - len(sa) + 2 if ba else 0) + sa
+    want_b = lead_b + (1,) * (r - len(sb) + 2 if bb else 0) + sb
+    if shape_of(a) != want_a:
+        a = np.reshape(a, want_a)
+    if shape_of(b) != want_b:
+        b = np.reshape(b, want_b)
+    out = _fold_matmul(a, b)
+    if va and vb:
+        return out[..., 0, 0]
+    if vb:
+        return out[..., 0]
+    return out[..., 0, :] if va else out
 
 
 matmul_p = Primitive("matmul", _matmul_impl)
-matmul_p.defjvp(_matmul_jvp_a, _matmul_jvp_b)
+matmul_p.defjvp(lambda g, ans, a, b: np.matmul(g, b), lambda g, ans, a, b: np.matmul(a, g))
 matmul_p.defvjp(_matmul_vjp_a, _matmul_vjp_b)
+matmul_p.defbatch(_matmul_batch)
 
 
 def _matmul(a: Any, b: Any, out: Any = None, **kwargs: Any) -> Any:
@@ -192,24 +184,17 @@ def _einsum_impl(*ops: Any, spec: tuple[tuple[str, ...], str]) -> Any:
 
 
 def _einsum_jvp(i: int, g: Any, ans: Any, *ops: Any, spec: Any) -> Any:
-    terms, out = spec
-    k = ndim_of(g) - ndim_of(ops[i])
-    b = _fresh(terms, out, k)
-    new_terms = list(terms)
-    new_terms[i] = b + terms[i]
     args = list(ops)
     args[i] = g
-    return bind(einsum_p, tuple(args), {"spec": (tuple(new_terms), b + out)})
+    return bind(einsum_p, tuple(args), {"spec": spec})
 
 
 def _einsum_vjp(i: int, g: Any, ans: Any, *ops: Any, spec: Any) -> Any:
     terms, out = spec
-    k = ndim_of(g) - ndim_of(ans)
-    extra = _fresh(terms, out, k + len(terms[i]))
-    b, spare = extra[:k], list(extra[k:])
+    spare = list(_fresh(terms, out, len(terms[i])))
     target = ""
     args = [g]
-    new_terms = [b + out]
+    new_terms = [out]
     for j, (t, x) in enumerate(zip(terms, ops, strict=True)):
         if j != i:
             args.append(x)
@@ -230,10 +215,19 @@ def _einsum_vjp(i: int, g: Any, ans: Any, *ops: Any, spec: Any) -> Any:
             new_terms.append(c)
             present.add(c)
         target += c
-    return bind(einsum_p, tuple(args), {"spec": (tuple(new_terms), b + target)})
+    return bind(einsum_p, tuple(args), {"spec": (tuple(new_terms), target)})
+
+
+def _einsum_batch(args: list[Any], batched: tuple[bool, ...], spec: Any) -> Any:
+    # a fresh label for the batch axis, on the batched operands and in front of the output
+    terms, out = spec
+    z = _fresh(terms, out, 1)
+    new_terms = tuple(z + t if b else t for t, b in zip(terms, batched, strict=True))
+    return bind(einsum_p, tuple(args), {"spec": (new_terms, z + out)})
 
 
 einsum_p = Primitive("einsum", _einsum_impl)
+einsum_p.defbatch(_einsum_batch)
 einsum_p.defjvp_joint(
     lambda tangents, ans, *ops, spec: _sum_parts(
         [_einsum_jvp(i, t, ans, *ops, spec=spec) for i, t in enumerate(tangents) if t is not None]

@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import InPlaceError
-from ..primitive import Primitive, bind, register_function, register_ufunc, strip
+from ..primitive import (
+    METHODS,
+    Primitive,
+    bind,
+    dtype_of,
+    is_complex,
+    register_function,
+    register_ufunc,
+    strip,
+)
 
 _LN2 = np.log(2.0)
 _LN10 = np.log(10.0)
@@ -62,7 +71,7 @@ def linear(func: Any, *rules: Callable[..., Any],
 def zero_derivative(func: Any) -> Primitive:
     """A catalogue entry whose derivative is zero wherever it exists (floor, sign,
     comparisons): it runs on the plain values and returns a plain result."""
-    prim = Primitive(func.__name__, func, nondiff=True)
+    prim = Primitive(func.__name__, func, nondiff=True, elementwise=True)
     register_ufunc(func, prim)
     return prim
 
@@ -281,8 +290,8 @@ def _cast_impl(x: Any, dtype: Any) -> Any:
 cast = Primitive("astype", _cast_impl, elementwise=True)
 cast.defjvp(lambda g, ans, x, dtype: astype(g, dtype))
 cast.defvjp(lambda g, ans, x, dtype: astype(
-    np.real(g) if np.result_type(strip(x)).kind != "c" and np.iscomplexobj(strip(g)) else g,
-    np.result_type(strip(x))))
+    np.real(g) if dtype_of(x).kind != "c" and is_complex(g) else g,
+    dtype_of(x)))
 
 
 def astype(x: Any, dtype: Any) -> Any:
@@ -291,9 +300,12 @@ def astype(x: Any, dtype: Any) -> Any:
     dt = np.dtype(dtype)
     if not np.issubdtype(dt, np.inexact):
         return np.asarray(strip(x)).astype(dt)
-    if np.result_type(strip(x)) == dt:
+    if dtype_of(x) == dt:
         return x
     return bind(cast, (x,), {"dtype": dt})
+
+
+METHODS["astype"] = astype
 
 
 # ------------------------------------------------------------------ zero derivative
@@ -307,9 +319,15 @@ for _f in (
 del _f
 
 
+round_p = Primitive("round", lambda x, decimals: np.round(x, decimals), nondiff=True,
+                    elementwise=True)
+
+
 def _round_impl(a: Any, decimals: int = 0, out: Any = None) -> Any:
     # piecewise constant: a plain result, which may be written into a plain out=
-    return np.round(strip(a), decimals, out=out)
+    if out is not None:
+        return np.round(strip(a), decimals, out=out)
+    return bind(round_p, (a,), {"decimals": int(decimals)})
 
 
 register_function(np.round, _round_impl)

@@ -14,13 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from ..batching import leading_axis_rule
 from ..errors import InPlaceError
 from ..primitive import Primitive, bind, ndim_of, register_function, shape_of
 from .indexing import getitem
-
-
-def _shift(axes: tuple[int, ...], k: int) -> tuple[int, ...]:
-    return tuple(a + k for a in axes)
 
 
 def _fftn_impl(x: Any, axes: tuple[int, ...], inverse: bool, norm: Any) -> Any:
@@ -29,13 +26,13 @@ def _fftn_impl(x: Any, axes: tuple[int, ...], inverse: bool, norm: Any) -> Any:
 
 def _fftn_rule(g: Any, ans: Any, x: Any, axes: tuple[int, ...], inverse: bool,
                norm: Any) -> Any:
-    k = ndim_of(g) - ndim_of(x)
-    return bind(fftn_p, (g,), {"axes": _shift(axes, k), "inverse": inverse, "norm": norm})
+    return bind(fftn_p, (g,), {"axes": axes, "inverse": inverse, "norm": norm})
 
 
 fftn_p = Primitive("fftn", _fftn_impl)
 fftn_p.defjvp(_fftn_rule)
 fftn_p.defvjp(_fftn_rule)
+fftn_p.defbatch(leading_axis_rule(fftn_p, "axes"))
 
 
 def _rfftn_impl(x: Any, axes: tuple[int, ...], norm: Any) -> Any:
@@ -43,21 +40,20 @@ def _rfftn_impl(x: Any, axes: tuple[int, ...], norm: Any) -> Any:
 
 
 def _rfftn_vjp(g: Any, ans: Any, x: Any, axes: tuple[int, ...], norm: Any) -> Any:
-    k = ndim_of(g) - ndim_of(ans)
-    last = axes[-1] + k
-    n = shape_of(x)[axes[-1]]
+    last = axes[-1]
+    n = shape_of(x)[last]
     m = shape_of(g)[last]
     widths = [(0, 0)] * ndim_of(g)
     widths[last] = (0, n - m)
     padded = np.pad(g, widths)
-    full = bind(fftn_p, (padded,), {"axes": _shift(axes, k), "inverse": False, "norm": norm})
+    full = bind(fftn_p, (padded,), {"axes": axes, "inverse": False, "norm": norm})
     return np.real(full)
 
 
 rfftn_p = Primitive("rfftn", _rfftn_impl)
-rfftn_p.defjvp(lambda g, ans, x, axes, norm: bind(
-    rfftn_p, (g,), {"axes": _shift(axes, ndim_of(g) - ndim_of(x)), "norm": norm}))
+rfftn_p.defjvp(lambda g, ans, x, axes, norm: bind(rfftn_p, (g,), {"axes": axes, "norm": norm}))
 rfftn_p.defvjp(_rfftn_vjp)
+rfftn_p.defbatch(leading_axis_rule(rfftn_p, "axes"))
 
 
 def _irfftn_impl(x: Any, axes: tuple[int, ...], n: int, norm: Any) -> Any:
@@ -66,15 +62,13 @@ def _irfftn_impl(x: Any, axes: tuple[int, ...], n: int, norm: Any) -> Any:
 
 
 def _irfftn_jvp(g: Any, ans: Any, x: Any, axes: tuple[int, ...], n: int, norm: Any) -> Any:
-    k = ndim_of(g) - ndim_of(x)
-    return bind(irfftn_p, (g,), {"axes": _shift(axes, k), "n": n, "norm": norm})
+    return bind(irfftn_p, (g,), {"axes": axes, "n": n, "norm": norm})
 
 
 def _irfftn_vjp(g: Any, ans: Any, x: Any, axes: tuple[int, ...], n: int, norm: Any) -> Any:
-    k = ndim_of(g) - ndim_of(ans)
-    full = bind(fftn_p, (g,), {"axes": _shift(axes, k), "inverse": True, "norm": norm})
+    full = bind(fftn_p, (g,), {"axes": axes, "inverse": True, "norm": norm})
     m = shape_of(x)[axes[-1]]
-    last = axes[-1] + k
+    last = axes[-1]
     part = getitem(full, (slice(None),) * last + (slice(0, m),))
     weights = np.full(m, 2.0)
     weights[0] = 1.0
@@ -88,6 +82,7 @@ def _irfftn_vjp(g: Any, ans: Any, x: Any, axes: tuple[int, ...], n: int, norm: A
 irfftn_p = Primitive("irfftn", _irfftn_impl)
 irfftn_p.defjvp(_irfftn_jvp)
 irfftn_p.defvjp(_irfftn_vjp)
+irfftn_p.defbatch(leading_axis_rule(irfftn_p, "axes"))
 
 
 # ------------------------------------------------------------------ NumPy's spellings

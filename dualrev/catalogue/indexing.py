@@ -1,8 +1,8 @@
 """Indexing: ``x[idx]`` (gather) and its transpose, the scatter-add that builds its
 cotangent. Repeated integer indices accumulate, as the chain rule requires.
 
-Both primitives take ``nb``, the number of leading batch axes the index does not touch,
-so a batched tangent or cotangent is indexed with the same rule.
+Both primitives take ``nb``, the number of leading axes the index does not touch: that
+is how a batch passes through them (their batching rule adds one).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import DualrevError
 from ..primitive import (
+    METHODS,
     Primitive,
     Tracer,
     as_array,
@@ -89,25 +90,15 @@ def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...])
 gather = Primitive("getitem", _gather_impl, shape_only=(-1, 0))
 scatter = Primitive("scatter_add", _scatter_impl, shape_only=(-1,))
 
-gather.defjvp(
-    lambda g, ans, x, idx, nb: bind(gather, (g,), {"idx": idx, "nb": nb + ndim_of(g) - ndim_of(x)})
-)
-gather.defvjp(
-    lambda g, ans, x, idx, nb: bind(
-        scatter, (g,),
-        {"idx": idx, "nb": nb + ndim_of(g) - ndim_of(ans), "shape": shape_of(x)[nb:]},
-    )
-)
-scatter.defjvp(
-    lambda g, ans, v, idx, nb, shape: bind(
-        scatter, (g,), {"idx": idx, "nb": nb + ndim_of(g) - ndim_of(v), "shape": shape}
-    )
-)
-scatter.defvjp(
-    lambda g, ans, v, idx, nb, shape: bind(
-        gather, (g,), {"idx": idx, "nb": nb + ndim_of(g) - ndim_of(ans)}
-    )
-)
+gather.defjvp(lambda g, ans, x, idx, nb: bind(gather, (g,), {"idx": idx, "nb": nb}))
+gather.defvjp(lambda g, ans, x, idx, nb: bind(
+    scatter, (g,), {"idx": idx, "nb": nb, "shape": shape_of(x)[nb:]}))
+scatter.defjvp(lambda g, ans, v, idx, nb, shape: bind(
+    scatter, (g,), {"idx": idx, "nb": nb, "shape": shape}))
+scatter.defvjp(lambda g, ans, v, idx, nb, shape: bind(gather, (g,), {"idx": idx, "nb": nb}))
+gather.defbatch(lambda args, batched, idx, nb: bind(gather, args, {"idx": idx, "nb": nb + 1}))
+scatter.defbatch(lambda args, batched, idx, nb, shape: bind(
+    scatter, args, {"idx": idx, "nb": nb + 1, "shape": shape}))
 
 
 _F64 = np.dtype(np.float64)
@@ -141,6 +132,9 @@ def getitem(x: Any, idx: Any) -> Any:
     if type(idx) is int or type(idx) is slice:
         return bind(gather, (x,), {"idx": (idx,), "nb": 0})
     return bind(gather, (x,), {"idx": canonical_index(idx), "nb": 0})
+
+
+METHODS["getitem"] = getitem
 
 
 @register_function(np.take)

@@ -10,13 +10,33 @@ from typing import Any
 
 import numpy as np
 
-from ..primitive import Tracer, register_function, strip
+from ..batching import map_plain
+from ..errors import BatchedValueError
+from ..primitive import Tracer, dtype_of, register_function, shape_of, strip
 from .elementwise import astype
+
+# these read only the shape and dtype: a batched value stands in by one element's
+_META = {np.shape, np.ndim, np.size, np.result_type, np.iscomplexobj, np.isrealobj,
+         np.can_cast, np.min_scalar_type, np.zeros_like, np.ones_like, np.empty_like}
+
+
+def _stand_in(a: Any) -> Any:
+    return np.zeros(shape_of(a), dtype_of(a)) if isinstance(a, Tracer) else a
 
 
 def _on_plain_values(func: Any) -> Any:
+    meta = func in _META
+
     def handler(*args: Any, **kwargs: Any) -> Any:
-        return func(*[strip(a) for a in args], **{k: strip(v) for k, v in kwargs.items()})
+        if meta:
+            return func(*[_stand_in(a) for a in args],
+                        **{k: _stand_in(v) for k, v in kwargs.items()})
+        try:
+            plain = [strip(a) for a in args]
+            plain_kw = {k: strip(v) for k, v in kwargs.items()}
+        except BatchedValueError:  # under vmap: one call per batch element
+            return map_plain(handler, args, kwargs, f"numpy.{func.__name__}")
+        return func(*plain, **plain_kw)
     handler.__name__ = func.__name__
     return handler
 

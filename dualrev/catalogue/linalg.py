@@ -1,8 +1,9 @@
 """numpy.linalg: solve, inv, det, slogdet, cholesky, eigh, eigvalsh, svd, qr, pinv,
 lstsq, matrix_power, matrix norms, multi_dot; and kron.
 
-Rules use matrix products that broadcast over leading axes, so stacked matrices and the
-batch axes of jacfwd/jacrev tangents are handled alike. Decompositions with several
+Rules use matrix products that broadcast over leading axes, so stacked matrices are
+handled by the same rule, and a batch passes through each primitive as one more stack
+axis. Decompositions with several
 outputs (eigh, svd, qr) are single primitives whose output packs the parts along the last
 axis; the handlers unpack them. Their VJPs are the transposes of their JVPs
 (``transpose_jvp``), which are the standard published forms.
@@ -27,18 +28,19 @@ from typing import Any
 
 import numpy as np
 
+from ..batching import stacked_rule
 from ..custom import transpose_jvp
 from ..errors import InPlaceError, NoDerivativeRule
 from ..primitive import (
     Primitive,
     bind,
+    concrete,
     is_complex,
     ndim_of,
     register_function,
     shape_of,
     strip,
     unbroadcast,
-    unit_axes_after_batch,
 )
 from .contraction import matrix_transpose as _T
 
@@ -134,6 +136,7 @@ def _inv_impl(a: Any) -> Any:
 inv_p = Primitive("inv", _inv_impl)
 inv_p.defjvp(lambda g, ans, a: -(ans @ g @ ans))
 inv_p.defvjp(lambda g, ans, a: -(_T(ans) @ g @ _T(ans)))
+inv_p.defbatch(stacked_rule(inv_p))
 register_function(np.linalg.inv, lambda a: bind(inv_p, (a,), {}))
 
 
@@ -141,20 +144,13 @@ def _solve_impl(a: Any, b: Any, vector: bool) -> Any:
     return _solve_vec(a, b) if vector else np.linalg.solve(a, b)
 
 
-def _lift(g: Any, x: Any, missing: int) -> Any:
-    return unit_axes_after_batch(g, ndim_of(x), missing)
-
-
 def _solve_jvp_a(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
     if vector:
-        g = _lift(g, a, ndim_of(ans) - ndim_of(a) + 1)
         return -_solve_vec(a, (g @ ans[..., None])[..., 0])
-    g = _lift(g, a, ndim_of(ans) - ndim_of(a))
     return -np.linalg.solve(a, g @ ans)
 
 
 def _solve_jvp_b(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
-    g = _lift(g, b, ndim_of(ans) - ndim_of(b))
     return _solve_vec(a, g) if vector else np.linalg.solve(a, g)
 
 
@@ -167,16 +163,30 @@ def _solve_adjoint(g: Any, a: Any, vector: bool) -> Any:
 def _solve_vjp_a(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
     gb = _solve_adjoint(g, a, vector)
     out = -(gb[..., :, None] * ans[..., None, :]) if vector else -(gb @ _T(ans))
-    return unbroadcast(out, ndim_of(g) - ndim_of(ans), shape_of(a))
+    return unbroadcast(out, shape_of(a))
 
 
 def _solve_vjp_b(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
-    return unbroadcast(_solve_adjoint(g, a, vector), ndim_of(g) - ndim_of(ans), shape_of(b))
+    return unbroadcast(_solve_adjoint(g, a, vector), shape_of(b))
+
+
+def _solve_batch(args: list[Any], batched: tuple[bool, ...], vector: bool) -> Any:
+    # each batched operand's batch axis goes in front of the broadcast stack axes
+    a, b = args
+    sa, sb = shape_of(a)[batched[0]:], shape_of(b)[batched[1]:]
+    core_b = 1 if vector else 2
+    r = max(len(sa) - 2, len(sb) - core_b)
+    if batched[0]:
+        a = np.reshape(a, shape_of(a)[:1] + (1,) * (r - len(sa) + 2) + sa)
+    if batched[1]:
+        b = np.reshape(b, shape_of(b)[:1] + (1,) * (r - len(sb) + core_b) + sb)
+    return bind(solve_p, (a, b), {"vector": vector})
 
 
 solve_p = Primitive("solve", _solve_impl)
 solve_p.defjvp(_solve_jvp_a, _solve_jvp_b)
 solve_p.defvjp(_solve_vjp_a, _solve_vjp_b)
+solve_p.defbatch(_solve_batch)
 
 
 # NumPy 2 reads b as a stack of vectors only when it is 1-D; NumPy 1 did so whenever
@@ -204,7 +214,7 @@ _DET_COND_LIMIT = 1e6  # det(A) A^-1 then keeps about 10 correct digits
 
 
 def _det_well_conditioned(a: Any) -> bool:
-    v = np.asarray(strip(a))
+    v = np.asarray(concrete(a))  # a whole batch at once: both forms are exact
     if v.size == 0 or not np.all(np.isfinite(v)):
         return True  # nothing to guard (an empty stack; nan in, nan out)
     s = np.linalg.svd(v, compute_uv=False)
@@ -242,6 +252,7 @@ def _det_vjp(g: Any, ans: Any, a: Any) -> Any:
 det_p = Primitive("det", _det_impl)
 det_p.defjvp(_det_jvp)
 det_p.defvjp(_det_vjp)
+det_p.defbatch(stacked_rule(det_p))
 register_function(np.linalg.det, lambda a: bind(det_p, (a,), {}))
 
 
@@ -255,6 +266,7 @@ def _logdet_impl(a: Any) -> Any:
 logdet_p = Primitive("slogdet", _logdet_impl)
 logdet_p.defjvp(lambda g, ans, a: np.trace(np.linalg.solve(a, g), axis1=-2, axis2=-1))
 logdet_p.defvjp(lambda g, ans, a: _as_scale(g) * _T(np.linalg.inv(a)))
+logdet_p.defbatch(stacked_rule(logdet_p))
 
 
 @register_function(np.linalg.slogdet)
@@ -289,6 +301,7 @@ def _cholesky_jvp(g: Any, ans: Any, a: Any) -> Any:
 
 
 cholesky_p = transpose_jvp(Primitive("cholesky", _cholesky_impl).defjvp(_cholesky_jvp))
+cholesky_p.defbatch(stacked_rule(cholesky_p))
 
 
 @register_function(np.linalg.cholesky)
@@ -332,6 +345,7 @@ def _eigh_jvp(g: Any, ans: Any, a: Any, n: int, upper: bool) -> Any:
 
 
 eigh_p = transpose_jvp(Primitive("eigh", _eigh_impl).defjvp(_eigh_jvp))
+eigh_p.defbatch(stacked_rule(eigh_p))
 
 
 @register_function(np.linalg.eigh)
@@ -394,6 +408,7 @@ def _svd_jvp(g: Any, ans: Any, a: Any, m: int, n: int) -> Any:
 
 
 svd_p = transpose_jvp(Primitive("svd", _svd_impl).defjvp(_svd_jvp))
+svd_p.defbatch(stacked_rule(svd_p))
 
 
 def _singular_values_impl(a: Any) -> Any:
@@ -418,6 +433,7 @@ def _singular_values_vjp(g: Any, ans: Any, a: Any) -> Any:
 singular_values_p = Primitive("svd(compute_uv=False)", _singular_values_impl)
 singular_values_p.defjvp(_singular_values_jvp)
 singular_values_p.defvjp(_singular_values_vjp)
+singular_values_p.defbatch(stacked_rule(singular_values_p))
 
 
 @register_function(np.linalg.svd)
@@ -473,6 +489,7 @@ def _qr_jvp(g: Any, ans: Any, a: Any, m: int, n: int) -> Any:
 
 
 qr_p = transpose_jvp(Primitive("qr", _qr_impl).defjvp(_qr_jvp))
+qr_p.defbatch(stacked_rule(qr_p))
 
 
 @register_function(np.linalg.qr)
@@ -503,6 +520,7 @@ def _pinv_jvp(g: Any, ans: Any, a: Any, rcond: Any, hermitian: bool) -> Any:
 
 
 pinv_p = transpose_jvp(Primitive("pinv", _pinv_impl).defjvp(_pinv_jvp))
+pinv_p.defbatch(stacked_rule(pinv_p))
 
 _NOT_GIVEN = object()
 

@@ -1,8 +1,8 @@
 """Reductions: sum, prod, max/min, cumulative sums and products; mean, var, std and
 vector/Frobenius norms as compositions of them.
 
-Rules take ``axis`` as a sorted tuple of non-negative axes of the unbatched argument;
-a tangent or cotangent with ``k`` leading batch axes shifts them by ``k``.
+Rules take ``axis`` as a sorted tuple of non-negative axes; the batching rules shift
+them past the batch axis.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from ..batching import leading_axis_rule
 from ..errors import DualrevError, InPlaceError
 from ..primitive import (
     Primitive,
     Tracer,
     as_array,
     bind,
+    dtype_of,
     is_complex,
     ndim_of,
     no_rule,
@@ -30,32 +32,25 @@ from ..primitive import (
 from .elementwise import astype
 
 
-def _shift(axis: tuple[int, ...], k: int) -> tuple[int, ...]:
-    return tuple(a + k for a in axis)
-
-
 def _kept_shape(shape: tuple[int, ...], axis: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(1 if i in axis else n for i, n in enumerate(shape))
 
 
 def _spread(g: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
-    """Broadcast a reduction's cotangent (``batch + out.shape``) to ``batch + x.shape``."""
-    gs = shape_of(g)
+    """Broadcast a reduction's cotangent (``out.shape``) back to ``x.shape``."""
     xs = shape_of(x)
-    nb = len(gs) - (len(xs) if keepdims else len(xs) - len(axis))
     if not keepdims:
-        g = np.reshape(g, gs[:nb] + _kept_shape(xs, axis))
-    return np.broadcast_to(g, gs[:nb] + tuple(xs))
+        g = np.reshape(g, _kept_shape(xs, axis))
+    return np.broadcast_to(g, tuple(xs))
 
 
 def _keep(v: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     """A reduction's output with the reduced axes kept (size 1), for broadcasting against x."""
-    if keepdims:
-        return v
-    vs = shape_of(v)
-    xs = shape_of(x)
-    nb = len(vs) - (len(xs) - len(axis))
-    return np.reshape(v, vs[:nb] + _kept_shape(xs, axis))
+    return v if keepdims else np.reshape(v, _kept_shape(shape_of(x), axis))
+
+
+def _reduced(g: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    return bind(sum_p, (g,), {"axis": axis, "keepdims": keepdims})
 
 
 # ------------------------------------------------------------------ sum
@@ -64,12 +59,9 @@ def _sum_impl(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
 
 
 sum_p = Primitive("sum", _sum_impl, shape_only=(0,))
-sum_p.defjvp(
-    lambda g, ans, x, axis, keepdims: np.sum(
-        g, axis=_shift(axis, ndim_of(g) - ndim_of(x)), keepdims=keepdims
-    )
-)
+sum_p.defjvp(lambda g, ans, x, axis, keepdims: _reduced(g, axis, keepdims))
 sum_p.defvjp(lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims))
+sum_p.defbatch(leading_axis_rule(sum_p, "axis"))
 
 
 def _as(result: Any, dtype: Any) -> Any:
@@ -115,7 +107,7 @@ def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
         count = math.prod(xs[i] for i in axes)
     else:  # NumPy divides in the sum's precision: float32 stays float32
         count = np.sum(mask, axis=axes, keepdims=keepdims).astype(
-            np.finfo(np.result_type(strip(total))).dtype)
+            np.finfo(dtype_of(total)).dtype)
     return _as(total / count, dtype)
 
 
@@ -194,14 +186,11 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
 
 prod_p = Primitive("prod", _prod_impl)
 prod_p.defjvp(
-    lambda g, ans, x, axis, keepdims: np.sum(
-        g * _prod_of_others(x, axis), axis=_shift(axis, ndim_of(g) - ndim_of(x)),
-        keepdims=keepdims,
-    )
-)
+    lambda g, ans, x, axis, keepdims: _reduced(g * _prod_of_others(x, axis), axis, keepdims))
 prod_p.defvjp(
     lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims) * _prod_of_others(x, axis)
 )
+prod_p.defbatch(leading_axis_rule(prod_p, "axis"))
 
 
 @register_function(np.prod)
@@ -233,16 +222,13 @@ def _chosen_weights(ans: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> 
 
 def _extremum(name: str, impl: Any) -> Primitive:
     p = Primitive(name, impl)
-    p.defjvp(
-        lambda g, ans, x, axis, keepdims: np.sum(
-            g * _chosen_weights(ans, x, axis, keepdims),
-            axis=_shift(axis, ndim_of(g) - ndim_of(x)), keepdims=keepdims,
-        )
-    )
+    p.defjvp(lambda g, ans, x, axis, keepdims: _reduced(
+        g * _chosen_weights(ans, x, axis, keepdims), axis, keepdims))
     p.defvjp(
         lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims)
         * _chosen_weights(ans, x, axis, keepdims)
     )
+    p.defbatch(leading_axis_rule(p, "axis"))
     return p
 
 
@@ -277,8 +263,9 @@ def _rev_cumsum(g: Any, axis: int) -> Any:
 
 
 cumsum_p = Primitive("cumsum", _cumsum_impl, shape_only=(-1,))
-cumsum_p.defjvp(lambda g, ans, x, axis: np.cumsum(g, axis=axis + ndim_of(g) - ndim_of(x)))
-cumsum_p.defvjp(lambda g, ans, x, axis: _rev_cumsum(g, axis + ndim_of(g) - ndim_of(ans)))
+cumsum_p.defjvp(lambda g, ans, x, axis: bind(cumsum_p, (g,), {"axis": axis}))
+cumsum_p.defvjp(lambda g, ans, x, axis: _rev_cumsum(g, axis))
+cumsum_p.defbatch(leading_axis_rule(cumsum_p, "axis"))
 
 
 def _cumprod_impl(x: Any, axis: int) -> Any:
@@ -297,22 +284,21 @@ def _cumprod_partials(x: Any, axis: int) -> Any:
 
 
 def _cumprod_jvp(g: Any, ans: Any, x: Any, axis: int) -> Any:
-    k = ndim_of(g) - ndim_of(x)
-    gl = np.moveaxis(g, axis + k, -1)
+    gl = np.moveaxis(g, axis, -1)
     out = np.sum(np.expand_dims(gl, -1) * _cumprod_partials(x, axis), axis=-2)
-    return np.moveaxis(out, -1, axis + k)
+    return np.moveaxis(out, -1, axis)
 
 
 def _cumprod_vjp(g: Any, ans: Any, x: Any, axis: int) -> Any:
-    k = ndim_of(g) - ndim_of(ans)
-    gl = np.moveaxis(g, axis + k, -1)
+    gl = np.moveaxis(g, axis, -1)
     out = np.sum(np.expand_dims(gl, -2) * _cumprod_partials(x, axis), axis=-1)
-    return np.moveaxis(out, -1, axis + k)
+    return np.moveaxis(out, -1, axis)
 
 
 cumprod_p = Primitive("cumprod", _cumprod_impl)
 cumprod_p.defjvp(_cumprod_jvp)
 cumprod_p.defvjp(_cumprod_vjp)
+cumprod_p.defbatch(leading_axis_rule(cumprod_p, "axis"))
 
 
 def _cumulative_handler(prim: Primitive, name: str) -> Any:
@@ -423,7 +409,7 @@ def _nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
 def _weights(w: Any, name: str, n: int, integer: bool) -> Any:
     """NumPy's checks of cov's fweights/aweights (on their values); the weights themselves
     are used as given, so traced weights are differentiated too."""
-    if np.iscomplexobj(strip(w)):  # a float cast would drop the imaginary part silently
+    if is_complex(w):  # a float cast would drop the imaginary part silently
         raise DualrevError(f"dualrev: np.cov with complex {name} is not supported (weights "
                            "are real in cov's definition); pass their real part")
     v = np.asarray(strip(w), dtype=float)
@@ -484,7 +470,7 @@ def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: A
     xc_t = np.transpose(xc) if w is None else np.transpose(xc * w)
     c = xc @ np.conjugate(xc_t)
     # NumPy scales in place, c *= 1 / fact: in float64, cast back to c's dtype
-    c = astype(c * np.true_divide(1, fact), np.result_type(strip(c)))
+    c = astype(c * np.true_divide(1, fact), dtype_of(c))
     return np.squeeze(c)
 
 

@@ -23,13 +23,16 @@ import scipy.linalg as sla
 import scipy.special as sc
 import scipy.stats as st
 
+from ..batching import stacked_rule
 from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
 from ..primitive import (
+    METHODS,
     Primitive,
     Tracer,
     as_array,
     bind,
+    dtype_of,
     is_complex,
     ndim_of,
     shape_of,
@@ -73,6 +76,9 @@ def scipy_caller() -> str | None:
             return f"{f.__module__}.{f.__qualname__}"
         frame = frame.f_back
     return None
+
+
+METHODS["scipy_caller"] = scipy_caller
 
 
 # ------------------------------------------------------------------ scipy.special
@@ -322,6 +328,7 @@ expm_p.defjvp(_block_expm_jvp)
 # The adjoint of the Frechet derivative L(A, .) is L(A^T, .): the VJP is the same block
 # formula at A^T (transposing the JVP instead would recurse through expm forever).
 expm_p.defvjp(lambda g, ans, a: _block_expm_jvp(g, None, _T(a)))
+expm_p.defbatch(stacked_rule(expm_p))
 
 
 def _sqrtm_impl(a: Any) -> Any:
@@ -371,7 +378,7 @@ _LOG_2PI = np.log(2 * np.pi)
 def _standardise(x: Any, loc: Any, scale: Any) -> Any:
     # scipy.stats promotes the point to at least float64 first (float32 points give
     # float64 results, computed in float64)
-    if np.result_type(strip(x)) in (np.float32, np.float16):
+    if dtype_of(x) in (np.float32, np.float16):
         x = astype(x, np.float64)
     return (x - loc) / scale
 

@@ -15,6 +15,7 @@ from ..errors import DualrevError
 from ..primitive import (
     as_array,
     bind,
+    dtype_of,
     is_complex,
     ndim_of,
     no_rule,
@@ -259,6 +260,6 @@ def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
     if endpoint and num > 1:
         out = np.concatenate([getitem(out, (slice(0, -1),)), np.reshape(stop + 0.0 * start,
                                                                         (1,))])
-    if np.result_type(strip(out)) != dt:
+    if dtype_of(out) != dt:
         out = astype(out, dt)
     return (out, step) if retstep else out

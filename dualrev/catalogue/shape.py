@@ -1,8 +1,9 @@
 """Shape primitives (reshape, transpose, broadcast_to, concatenate, pad) and the shape
 functions NumPy builds from them (ravel, squeeze, stack, tile, flip, roll, diag, triu, ...).
 
-All are linear, so each JVP applies the same operation to the tangent (shifted past its
-batch axes) and each VJP applies the transposed operation to the cotangent.
+All are linear, so each JVP applies the same operation to the tangent and each VJP
+applies the transposed operation to the cotangent; each batching rule moves the
+operation's axes past the batch axis.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..primitive import (
     Tracer,
     as_array,
     bind,
+    dtype_of,
     ndim_of,
     normalize_axis,
     register_function,
@@ -29,20 +31,16 @@ from .elementwise import astype
 from .indexing import getitem, scatter
 
 
-def _batch(g: Any, x_ndim: int) -> tuple[int, ...]:
-    """The leading batch shape of a tangent/cotangent whose unbatched rank is ``x_ndim``."""
-    gs = shape_of(g)
-    return gs[: len(gs) - x_ndim]
-
-
 # ------------------------------------------------------------------ reshape
 def _reshape_impl(x: Any, shape: tuple[int, ...]) -> Any:
     return np.reshape(x, shape)
 
 
 reshape_p = Primitive("reshape", _reshape_impl, shape_only=(-1, 0))
-reshape_p.defjvp(lambda g, ans, x, shape: np.reshape(g, _batch(g, ndim_of(x)) + shape_of(ans)))
-reshape_p.defvjp(lambda g, ans, x, shape: np.reshape(g, _batch(g, ndim_of(ans)) + shape_of(x)))
+reshape_p.defjvp(lambda g, ans, x, shape: bind(reshape_p, (g,), {"shape": shape}))
+reshape_p.defvjp(lambda g, ans, x, shape: bind(reshape_p, (g,), {"shape": shape_of(x)}))
+reshape_p.defbatch(lambda args, batched, shape: bind(
+    reshape_p, args, {"shape": shape_of(args[0])[:1] + shape}))
 
 
 @register_function(np.reshape)
@@ -115,19 +113,12 @@ def _transpose_impl(x: Any, axes: tuple[int, ...]) -> Any:
     return np.transpose(x, axes)
 
 
-def _shifted_perm(axes: tuple[int, ...], k: int) -> tuple[int, ...]:
-    return tuple(range(k)) + tuple(a + k for a in axes)
-
-
 transpose_p = Primitive("transpose", _transpose_impl, shape_only=(-1,))
-transpose_p.defjvp(
-    lambda g, ans, x, axes: np.transpose(g, _shifted_perm(axes, ndim_of(g) - ndim_of(x)))
-)
-transpose_p.defvjp(
-    lambda g, ans, x, axes: np.transpose(
-        g, _shifted_perm(tuple(np.argsort(axes)), ndim_of(g) - ndim_of(ans))
-    )
-)
+transpose_p.defjvp(lambda g, ans, x, axes: bind(transpose_p, (g,), {"axes": axes}))
+transpose_p.defvjp(lambda g, ans, x, axes: bind(
+    transpose_p, (g,), {"axes": tuple(int(a) for a in np.argsort(axes))}))
+transpose_p.defbatch(lambda args, batched, axes: bind(
+    transpose_p, args, {"axes": (0,) + tuple(a + 1 for a in axes)}))
 
 
 @register_function(np.transpose)
@@ -173,18 +164,19 @@ def _broadcast_impl(x: Any, shape: tuple[int, ...]) -> Any:
     return np.broadcast_to(x, shape)
 
 
-def _broadcast_jvp(g: Any, ans: Any, x: Any, shape: tuple[int, ...]) -> Any:
-    b = _batch(g, ndim_of(x))
-    gs = shape_of(g)[len(b):]
-    g = np.reshape(g, b + (1,) * (len(shape) - len(gs)) + gs)
-    return np.broadcast_to(g, b + shape)
+def _broadcast_batch(args: list[Any], batched: tuple[bool, ...],
+                     shape: tuple[int, ...]) -> Any:
+    # the batch axis in front, unit axes after it for the axes broadcasting adds
+    x = args[0]
+    xs = shape_of(x)
+    x = bind(reshape_p, (x,), {"shape": xs[:1] + (1,) * (len(shape) + 1 - len(xs)) + xs[1:]})
+    return bind(broadcast_p, (x,), {"shape": xs[:1] + shape})
 
 
 broadcast_p = Primitive("broadcast_to", _broadcast_impl, shape_only=(0,))
-broadcast_p.defjvp(_broadcast_jvp)
-broadcast_p.defvjp(
-    lambda g, ans, x, shape: unbroadcast(g, ndim_of(g) - len(shape), shape_of(x))
-)
+broadcast_p.defjvp(lambda g, ans, x, shape: bind(broadcast_p, (g,), {"shape": shape}))
+broadcast_p.defvjp(lambda g, ans, x, shape: unbroadcast(g, shape_of(x)))
+broadcast_p.defbatch(_broadcast_batch)
 
 
 @register_function(np.broadcast_to)
@@ -207,30 +199,36 @@ def _concat_impl(*xs: Any, axis: int) -> Any:
 
 
 def _concat_jvp(tangents: Any, ans: Any, *xs: Any, axis: int) -> Any:
-    ref = next((t, x) for t, x in zip(tangents, xs, strict=True) if t is not None)
-    b = _batch(ref[0], ndim_of(ref[1]))
-    parts = [
-        t if t is not None else np.zeros(b + shape_of(x)) for t, x in zip(tangents, xs, strict=True)
-    ]
-    return np.concatenate(parts, axis=axis + len(b))
+    parts = [t if t is not None else np.zeros(shape_of(x), dtype_of(ans))
+             for t, x in zip(tangents, xs, strict=True)]
+    return bind(concatenate_p, tuple(parts), {"axis": axis})
 
 
 def _concat_vjp(i: int, g: Any, ans: Any, *xs: Any, axis: int) -> Any:
     start = sum(shape_of(x)[axis] for x in xs[:i])
     stop = start + shape_of(xs[i])[axis]
-    k = ndim_of(g) - ndim_of(ans)
-    return getitem(g, (slice(None),) * (axis + k) + (slice(start, stop),))
+    return getitem(g, (slice(None),) * axis + (slice(start, stop),))
+
+
+def _concat_batch(args: list[Any], batched: tuple[bool, ...], axis: int) -> Any:
+    n = next(shape_of(a)[0] for a, b in zip(args, batched, strict=True) if b)
+    parts = [a if b else np.broadcast_to(a, (n,) + shape_of(a))
+             for a, b in zip(args, batched, strict=True)]
+    return bind(concatenate_p, tuple(parts), {"axis": axis + 1})
 
 
 concatenate_p = Primitive("concatenate", _concat_impl)
 concatenate_p.defjvp_joint(_concat_jvp)
 concatenate_p.defvjp_indexed(_concat_vjp)
+concatenate_p.defbatch(_concat_batch)
 
 
 def cast_joined(result: Any, arrays: list[Any], dtype: Any, casting: str) -> Any:
     """The result of joining ``arrays`` in the ``dtype=`` asked for, after NumPy's check
     that every input may be cast to it under the ``casting=`` rule."""
-    plain = [as_array(strip(a)) for a in arrays]  # (result_type reads a list as a dtype)
+    # (result_type reads a list as a dtype; a traced value stands in by its dtype)
+    plain = [np.zeros((), dtype_of(a)) if isinstance(a, Tracer) else as_array(a)
+             for a in arrays]
     target = np.result_type(*plain) if dtype is None else np.dtype(dtype)
     for a in plain:
         src = np.result_type(a)
@@ -321,23 +319,15 @@ def _pad_impl(x: Any, widths: tuple[tuple[int, int], ...]) -> Any:
     return np.pad(x, widths)
 
 
-def _pad_jvp(g: Any, ans: Any, x: Any, widths: tuple[tuple[int, int], ...]) -> Any:
-    k = ndim_of(g) - ndim_of(x)
-    return bind(pad_p, (g,), {"widths": ((0, 0),) * k + widths})
-
-
 def _pad_vjp(g: Any, ans: Any, x: Any, widths: tuple[tuple[int, int], ...]) -> Any:
-    k = ndim_of(g) - ndim_of(ans)
     xs = shape_of(x)
-    return getitem(
-        g, (slice(None),) * k + tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, xs,
-                                                                              strict=True))
-    )
+    return getitem(g, tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, xs, strict=True)))
 
 
 pad_p = Primitive("pad", _pad_impl, shape_only=(-1, 0))
-pad_p.defjvp(_pad_jvp)
+pad_p.defjvp(lambda g, ans, x, widths: bind(pad_p, (g,), {"widths": widths}))
 pad_p.defvjp(_pad_vjp)
+pad_p.defbatch(lambda args, batched, widths: bind(pad_p, args, {"widths": ((0, 0),) + widths}))
 
 
 @register_function(np.pad)

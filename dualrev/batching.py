@@ -1,0 +1,215 @@
+"""Batching: the ``Batched`` value (one leading batch axis over a value of its own shape)
+and the trace that maps primitives over that axis.
+
+This is what lets every rule be written for one example. ``vmap`` maps a user's function;
+``jacfwd`` pushes all basis tangents through a JVP as one batch and ``jacrev`` pulls all
+basis cotangents back as one: in both, a rule's NumPy calls meet ``Batched`` tangents and
+each primitive's batching rule says how the batch axis passes through it.
+
+A ``Batched`` value holds the whole batch as its ``primal`` (axis 0 is the batch) and
+reports the shape of one example. Batching rules receive those whole-batch values
+(``args``) and which of them are batched, and return the whole-batch result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import BatchedValueError, EscapedTracerError
+from .primitive import Primitive, Tracer, bind, shape_of
+from .tracer import TracedBase
+
+
+class BatchTrace:
+    """One batching transform call (a ``vmap``, or a ``jacfwd``/``jacrev`` pass): its
+    nesting level and batch size."""
+
+    __slots__ = ("level", "size", "what")
+
+    def __init__(self, level: int, size: int, what: str = "vmap") -> None:
+        self.level = level
+        self.size = size
+        self.what = what  # the transform's name, for the escaped-tracer error
+
+    def finish(self) -> None:
+        """The mapped function has returned: later uses of its values raise."""
+        self.__class__ = FinishedBatchTrace
+
+    def process(self, prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        level = self.level
+        raw = []
+        batched = []
+        for a in args:
+            if type(a) is Batched and a._level == level:
+                raw.append(a.primal)
+                batched.append(True)
+            else:
+                raw.append(a)
+                batched.append(False)
+        rule = prim.batch
+        if rule is not None:
+            out = rule(raw, tuple(batched), **params)
+        elif prim.elementwise:
+            out = batch_elementwise(prim, raw, batched, params)
+        else:
+            out = batch_by_loop(prim, raw, batched, params, self.size)
+        return Batched(out, self)
+
+    def wrap(self, value: Any) -> Batched:
+        """``value`` (whole batch, batch axis first) as a batched value of this trace."""
+        return Batched(value, self)
+
+
+class FinishedBatchTrace(BatchTrace):
+    """A batch trace whose transform has returned."""
+
+    __slots__ = ()
+
+    def process(self, prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        raise EscapedTracerError(self.what, prim.name)
+
+
+class Batched(TracedBase):
+    """A batch of values: ``primal`` holds them all (batch axis first); the value's own
+    shape (``.shape``) is that of one element."""
+
+    __slots__ = ()
+    _bdepth = 1
+
+    def __init__(self, value: Any, trace: BatchTrace) -> None:
+        self.primal = value
+        self._trace = trace
+        self._level = trace.level
+
+    def __bool__(self) -> bool:
+        raise BatchedValueError("`if`/`while`/bool() on a batched value")
+
+    def __repr__(self) -> str:
+        return f"Batched({self.primal!r})"
+
+
+# ------------------------------------------------------------------ generic rules
+def batch_elementwise(prim: Primitive, args: list[Any], batched: Sequence[bool],
+                      params: dict[str, Any]) -> Any:
+    """Elementwise primitives: line the batch axis up in front of the broadcast shape
+    (unit axes after it where a batched argument has fewer axes than the result)."""
+    nd = 0
+    for a, b in zip(args, batched, strict=True):
+        k = len(shape_of(a)) - b
+        if k > nd:
+            nd = k
+    new = []
+    for a, b in zip(args, batched, strict=True):
+        if b:
+            s = shape_of(a)
+            k = nd + 1 - len(s)
+            if k:
+                a = np.reshape(a, s[:1] + (1,) * k + s[1:])
+        new.append(a)
+    return bind(prim, new, params)
+
+
+def batch_by_loop(prim: Primitive, args: list[Any], batched: Sequence[bool],
+                  params: dict[str, Any], size: int) -> Any:
+    """Any primitive, by a Python loop over the batch: correct for every primitive, and
+    the reason a batching rule is worth writing for the common ones."""
+    if size == 0:  # nothing to run: the shape of one result, from zeros
+        one = bind(prim, [np.zeros(shape_of(a)[1:], _dtype(a)) if b else a
+                          for a, b in zip(args, batched, strict=True)], params)
+        return np.zeros((0,) + shape_of(one), _dtype(one))
+    outs = [bind(prim, [a[i] if b else a for a, b in zip(args, batched, strict=True)], params)
+            for i in range(size)]
+    return np.stack(outs)
+
+
+def _dtype(x: Any) -> Any:
+    while isinstance(x, Tracer):
+        x = x.primal
+    return np.result_type(x)
+
+
+# ------------------------------------------------------------------ helpers for rules
+def batch_size(args: Sequence[Any], batched: Sequence[bool]) -> int:
+    """The batch size, read off the first batched argument."""
+    for a, b in zip(args, batched, strict=True):
+        if b:
+            return shape_of(a)[0]
+    raise ValueError("no batched argument")
+
+
+def materialize(args: Sequence[Any], batched: Sequence[bool]) -> list[Any]:
+    """Every argument with the batch axis in front (unbatched ones broadcast to it)."""
+    n = batch_size(args, batched)
+    return [a if b else np.broadcast_to(a, (n,) + tuple(shape_of(a)))
+            for a, b in zip(args, batched, strict=True)]
+
+
+def shift_axes(axis: Any, by: int = 1) -> Any:
+    """Axis parameters (an int, a tuple of ints, None) of a value that gained ``by``
+    leading axes: non-negative ones move up; None (all axes) is left to the caller."""
+    if axis is None:
+        return None
+    if isinstance(axis, tuple):
+        return tuple(a + by if a >= 0 else a for a in axis)
+    return axis + by if axis >= 0 else axis
+
+
+def leading_axis_rule(prim: Primitive, *axis_params: str,
+                      materialize_all: bool = True) -> Callable[..., Any]:
+    """The batching rule of a primitive whose implementation maps over extra leading
+    axes once the named axis parameters (normalised, non-negative) are shifted past the
+    batch axis: every argument gets the batch axis (unbatched ones are broadcast)."""
+
+    def rule(args: list[Any], batched: tuple[bool, ...], **params: Any) -> Any:
+        if materialize_all:
+            args = materialize(args, batched)
+        for name in axis_params:
+            params[name] = shift_axes(params[name])
+        return bind(prim, args, params)
+
+    return rule
+
+
+def stacked_rule(prim: Primitive) -> Callable[..., Any]:
+    """The batching rule of a primitive of one argument that already maps over leading
+    stack axes (the numpy.linalg convention: ``...ij``): the batch is one more."""
+
+    def rule(args: list[Any], batched: tuple[bool, ...], **params: Any) -> Any:
+        return bind(prim, args, params)
+
+    return rule
+
+
+def map_plain(func: Any, args: Sequence[Any], kwargs: dict[str, Any], name: str) -> Any:
+    """``func`` (a function of plain values, with no derivative) on arguments some of which
+    are batched: called once per batch element by a Python loop, the results stacked into
+    a batched value. Results whose size depends on the values (nonzero) cannot be."""
+    top: Any = None
+    for a in list(args) + list(kwargs.values()):
+        if isinstance(a, Tracer):
+            x = a
+            while isinstance(x, Tracer):
+                if x._bdepth and (top is None or x._level > top._level):
+                    top = x
+                x = x.primal
+    if top is None:
+        raise ValueError("no batched argument")
+    trace = top._trace
+
+    def pick(a: Any, i: int) -> Any:
+        if type(a) is Batched and a._trace is trace:
+            return a.primal[i]
+        return a
+
+    outs = [func(*[pick(a, i) for a in args], **{k: pick(v, i) for k, v in kwargs.items()})
+            for i in range(trace.size)]
+    if any(isinstance(o, tuple) for o in outs) or trace.size == 0:
+        raise BatchedValueError(f"{name} (whose result's size depends on the values)")
+    try:
+        stacked = np.stack(outs)
+    except ValueError:
+        raise BatchedValueError(f"{name} (whose result's size depends on the values)") from None
+    return Batched(stacked, trace)
