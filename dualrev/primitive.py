@@ -408,7 +408,3 @@ def is_complex(x: Any) -> bool:
     if t in _COMPLEX_SCALARS:
         return True
     return np.result_type(strip(x)).kind == "c"
-
-
-def is_real(x: Any) -> bool:
-    return not is_complex(x)
