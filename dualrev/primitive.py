@@ -456,10 +456,6 @@ def is_complex(x: Any) -> bool:
     return dtype_of(x).kind == "c"
 
 
-def is_real(x: Any) -> bool:
-    return not is_complex(x)
-
-
 def as_dtype(c: Any, dt: np.dtype) -> Any:
     """The tangent or cotangent ``c`` in the inexact dtype ``dt`` of its primal (a real
     primal takes the real part), differentiably when ``c`` is traced."""

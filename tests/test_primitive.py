@@ -141,3 +141,35 @@ def test_no_handler_ignores_a_keyword():
     found = {(r[0], r[1]) for r in rows}
     assert set(NO_EFFECT) <= found, set(NO_EFFECT) - found  # stale reasons
     assert not set(NO_EFFECT) & PENDING
+
+
+def _sweep_cases():
+    # Handlers reading (or not) their keywords in the ways the sweep's source reader
+    # must tell apart; each returns nothing useful, only its body's reads matter.
+    def shadowed(a, axis=None, out=None):
+        return [axis for axis in a], (lambda out: out)(a)
+
+    def through_scopes(a, axis=None, dtype=None, out=None, keep=None):
+        axis += 1
+        inner = lambda v=dtype: v  # a default runs in the handler's scope
+
+        def nested():
+            nonlocal keep
+            keep = out
+        return inner, nested, {k: axis for k in a}
+
+    def everything(a, axis=None, **kwargs):
+        return locals()
+
+    return shadowed, through_scopes, everything
+
+
+def test_keyword_sweep_reads_source_scopes():
+    from tests.keyword_sweep import _handler_keywords
+
+    shadowed, through_scopes, everything = _sweep_cases()
+    assert _handler_keywords(shadowed) == (["a", "axis", "out"], ["axis", "out"], False)
+    assert _handler_keywords(through_scopes) == (
+        ["a", "axis", "dtype", "out", "keep"], ["keep"], False)
+    assert _handler_keywords(everything) == (["a", "axis"], [], True)
+    assert _handler_keywords(np.add).startswith("not a Python function")

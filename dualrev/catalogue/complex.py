@@ -27,10 +27,6 @@ def _imag_impl(x: Any) -> Any:
     return np.imag(x)
 
 
-def _complex_impl(re: Any, im: Any) -> Any:
-    return re + 1j * im
-
-
 real_p = Primitive("real", _real_impl)
 real_p.defjvp(lambda g, ans, x: np.real(g))
 real_p.defvjp(lambda g, ans, x: g + 0j if is_complex(x) else g)

@@ -300,10 +300,6 @@ def lu_solve(lu_and_piv: Any, b: Any, trans: int = 0, overwrite_b: bool = False,
     return z[np.argsort(perm)]
 
 
-def _expm_impl(a: Any) -> Any:
-    return sla.expm(a)
-
-
 def _block_expm_jvp(g: Any, ans: Any, a: Any) -> Any:
     # d expm(A)[dA] is the top-right block of expm([[A, dA], [0, A]]) (Mathias 1996).
     n = shape_of(a)[-1]

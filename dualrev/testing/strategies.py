@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ..transforms import jacfwd, jacrev, jvp, vjp
-from ..tree import tree_flatten
+from ..tree import tree_flatten, tree_unflatten
 from . import check_grads
 
 
@@ -78,8 +78,6 @@ def assert_derivatives_consistent(f: Callable[..., Any], *args: Any, seed: int =
                                atol=atol, err_msg="the JVP is not linear in the tangent")
     out, pullback = vjp(f, *args)
     out_leaves, out_def = tree_flatten(out)
-    from ..tree import tree_unflatten
-
     u_out = tree_unflatten(out_def, [rng.standard_normal(np.shape(o)) if np.ndim(o) else
                                      float(rng.standard_normal()) for o in out_leaves])
     lhs = float(np.dot(_flat(u_out), _flat(jv)))

@@ -11,8 +11,6 @@ from typing import Any
 
 import numpy as np
 
-DTYPES = ("float64", "float32", "complex128")
-
 
 # ------------------------------------------------------------------ sample domains
 def _real(rng: np.random.Generator, shape: tuple[int, ...], lo: float, hi: float) -> np.ndarray:

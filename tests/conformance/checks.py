@@ -19,8 +19,6 @@ from dualrev.primitive import strip
 
 from .cases import Case
 
-MODES = ("value", "jvp", "vjp", "fwdrev", "second", "raises")
-
 
 def modes_of(case: Case) -> tuple[str, ...]:
     """The checks that apply to a case."""
