@@ -29,40 +29,11 @@ LAYERS: list[set[str]] = [
     {"dualrev.optimize", "dualrev.sparse", "dualrev.testing.*", "dualrev.graph", "dualrev"},
 ]
 
-# The violations today, each (kind, importer, imported); kind is "upward" (a lower layer
+# Violations allowed, each (kind, importer, imported); kind is "upward" (a lower layer
 # imports a higher one), "cycle" (the edge lies on an import cycle) or "local" (a function
-# imports a dualrev module). The core redesign removes them: delete each entry as its
-# violation goes, and add none.
-KNOWN_VIOLATIONS: set[tuple[str, str, str]] = {
-    # traced values build on the catalogue (tracer.py: ``from .catalogue import
-    # elementwise, indexing``; __array__ imports scipy_functions.scipy_caller locally)
-    ("upward", "dualrev.tracer", "dualrev.catalogue.elementwise"),
-    ("upward", "dualrev.tracer", "dualrev.catalogue.indexing"),
-    ("upward", "dualrev.tracer", "dualrev.catalogue.scipy_functions"),
-    ("local", "dualrev.tracer", "dualrev.catalogue.scipy_functions"),
-    # reverse.py: ``from .catalogue.elementwise import astype``
-    ("upward", "dualrev.reverse", "dualrev.catalogue.elementwise"),
-    # custom.py imports transforms.vjp and transforms.linear_transpose in functions
-    ("upward", "dualrev.custom", "dualrev.transforms"),
-    ("local", "dualrev.custom", "dualrev.transforms"),
-    # the cycle tracer -> catalogue.scipy_functions -> custom -> transforms ->
-    # forward/reverse -> tracer (forward.py also imports reverse)
-    ("cycle", "dualrev.catalogue.scipy_functions", "dualrev.custom"),
-    ("cycle", "dualrev.custom", "dualrev.transforms"),
-    ("cycle", "dualrev.forward", "dualrev.reverse"),
-    ("cycle", "dualrev.forward", "dualrev.tracer"),
-    ("cycle", "dualrev.reverse", "dualrev.tracer"),
-    ("cycle", "dualrev.tracer", "dualrev.catalogue.scipy_functions"),
-    ("cycle", "dualrev.transforms", "dualrev.forward"),
-    ("cycle", "dualrev.transforms", "dualrev.reverse"),
-    # function-local imports inside the catalogue
-    ("local", "dualrev.catalogue.elementwise", "dualrev.catalogue.complex"),
-    ("local", "dualrev.catalogue.elementwise", "dualrev.errors"),
-    ("local", "dualrev.catalogue.elementwise", "dualrev.primitive"),
-    ("local", "dualrev.catalogue.inspection", "dualrev.errors"),
-    ("local", "dualrev.catalogue.reductions", "dualrev.catalogue.linalg"),
-    ("local", "dualrev.catalogue.shape", "dualrev.errors"),
-}
+# imports a dualrev module). The 21 found on 2026-12-02 are gone with the core redesign;
+# keep the set empty.
+KNOWN_VIOLATIONS: set[tuple[str, str, str]] = set()
 
 
 class Edge(NamedTuple):

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..batching import stacked_rule
 from ..primitive import Primitive, bind, is_complex, register_function, register_ufunc, strip
+from .elementwise import absolute
 
 
 def _real_impl(x: Any) -> Any:
@@ -94,3 +95,7 @@ def abs_vjp(g: Any, ans: Any, x: Any) -> Any:
     if is_complex(x):
         return g * _unit(x, ans)
     return g * np.sign(x)
+
+
+absolute.defjvp(abs_jvp)
+absolute.defvjp(abs_vjp)

@@ -22,9 +22,11 @@ from ..primitive import (
     bind,
     dtype_of,
     is_complex,
+    no_rule,
     register_function,
     register_ufunc,
     strip,
+    unwrap_derivatives,
 )
 
 _LN2 = np.log(2.0)
@@ -257,14 +259,13 @@ clip_p.defvjp(*clip_p.jvps)
 def _where(condition: Any, x: Any = None, y: Any = None) -> Any:
     if x is None and y is None:
         return np.where(strip(condition))
-    return bind(where, (strip(condition), x, y), {})
+    # the condition carries no derivative; under vmap it may still be batched
+    return bind(where, (unwrap_derivatives(condition), x, y), {})
 
 
 @register_function(np.clip)
 def _clip(a: Any, a_min: Any = None, a_max: Any = None, out: Any = None, **kwargs: Any) -> Any:
     if out is not None:
-        from ..errors import InPlaceError
-
         raise InPlaceError("numpy.clip(..., out=...)")
     a_min = kwargs.pop("min", a_min)
     a_max = kwargs.pop("max", a_max)
@@ -273,8 +274,6 @@ def _clip(a: Any, a_min: Any = None, a_max: Any = None, out: Any = None, **kwarg
     if kwargs.get("casting") == "same_kind":
         kwargs.pop("casting")
     if kwargs:
-        from ..primitive import no_rule
-
         raise no_rule(np.clip, f"Keyword arguments {sorted(kwargs)} are not supported.")
     lo = -np.inf if a_min is None else a_min
     hi = np.inf if a_max is None else a_max
@@ -332,16 +331,6 @@ def _round_impl(a: Any, decimals: int = 0, out: Any = None) -> Any:
 
 register_function(np.round, _round_impl)
 register_function(np.around, _round_impl)
-
-
-def _abs_rules() -> None:
-    from .complex import abs_jvp, abs_vjp
-
-    absolute.defjvp(abs_jvp)
-    absolute.defvjp(abs_vjp)
-
-
-_abs_rules()
 
 
 @register_function(np.nan_to_num)

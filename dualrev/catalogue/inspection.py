@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..batching import map_plain
-from ..errors import BatchedValueError
+from ..errors import BatchedValueError, InPlaceError
 from ..primitive import Tracer, dtype_of, register_function, shape_of, strip
 from .elementwise import astype
 
@@ -101,6 +101,4 @@ def _full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K",
 
 @register_function(np.copyto)
 def _copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) -> Any:
-    from ..errors import InPlaceError
-
     raise InPlaceError("np.copyto (also reached by np.full_like(plain, traced_value))")

@@ -316,59 +316,6 @@ register_function(np.cumsum, _cumulative_handler(cumsum_p, "cumsum"))
 register_function(np.cumprod, _cumulative_handler(cumprod_p, "cumprod"))
 
 
-# ------------------------------------------------------------------ norms
-@register_function(np.linalg.norm)
-def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
-    nd = ndim_of(x)
-    if axis is None:
-        axes = tuple(range(nd))
-        matrix = nd == 2 and ord is not None
-    else:
-        given = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-        axes = tuple(int(a) % nd for a in given)  # order matters for matrix norms
-        matrix = len(axes) == 2
-    if axis is None and (ord is None or (ord in ("f", "fro") and nd == 2)
-                         or (ord == 2 and nd == 1)):
-        # NumPy's own spelling (dot products of the flattened parts), so values agree to
-        # the last bit. Like sqrt at 0, the derivative at x = 0 is undefined: nan.
-        flat = np.ravel(x)
-        if is_complex(flat):
-            re, im = np.real(flat), np.imag(flat)
-            out = np.sqrt(np.dot(re, re) + np.dot(im, im))
-        else:
-            out = np.sqrt(np.dot(flat, flat))
-        return np.reshape(out, (1,) * nd) if keepdims else out
-    if ord is None or ord in ("f", "fro") or (ord == 2 and not matrix):
-        return np.sqrt(_sum(abs2(x), axes, keepdims=keepdims))
-    if matrix:
-        rows, cols = axes
-        absx = np.abs(x)
-        if ord in (1, -1):
-            sums, over = _sum(absx, rows, keepdims=True), cols
-        elif ord in (np.inf, -np.inf):
-            sums, over = _sum(absx, cols, keepdims=True), rows
-        elif ord in (2, -2, "nuc"):
-            from .linalg import matrix_norm
-
-            return matrix_norm(x, ord, (rows, cols), keepdims)
-        else:
-            raise no_rule(np.linalg.norm, f"The matrix norm ord={ord!r} is not supported.")
-        pick = np.max if ord > 0 else np.min
-        out = pick(sums, axis=over, keepdims=True)
-        return out if keepdims else np.squeeze(out, axis=axes)
-    absx = np.abs(x)
-    if ord == np.inf:
-        return np.max(absx, axis=axes, keepdims=keepdims)
-    if ord == -np.inf:
-        return np.min(absx, axis=axes, keepdims=keepdims)
-    if ord == 1:
-        return _sum(absx, axes, keepdims=keepdims)
-    if ord == 0:
-        return _sum(np.not_equal(x, 0) * 1.0, axes, keepdims=keepdims)
-    p = float(ord)
-    return _sum(absx**p, axes, keepdims=keepdims) ** (1.0 / p)
-
-
 # ------------------------------------------------------------------ statistics helpers
 @register_function(np.average)
 def _average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *,

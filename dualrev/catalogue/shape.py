@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DualrevError
+from ..errors import DualrevError, InPlaceError
 from ..primitive import (
     Primitive,
     Tracer,
@@ -243,8 +243,6 @@ def _concatenate(arrays: Any, axis: Any = 0, out: Any = None, *, dtype: Any = No
                  casting: str = "same_kind") -> Any:
     arrays = list(arrays)
     if out is not None:
-        from ..errors import InPlaceError
-
         raise InPlaceError("numpy.concatenate(..., out=...)")
     if axis is None:
         arrays = [_ravel(a) for a in arrays]
