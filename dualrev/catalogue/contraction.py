@@ -130,7 +130,7 @@ def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
 
 matmul_p = Primitive("matmul", _matmul_impl)
 matmul_p.defjvp(_matmul_jvp_a, _matmul_jvp_b)
-matmul_p.defvjp(_matmul_vjp_a, _matmul_vjp_b)
+matmul_p.defvjp(_matmul_vjp_a, _matmul_vjp_b, saves="ans a b")
 
 
 def _matmul(a: Any, b: Any, out: Any = None, **kwargs: Any) -> Any:

@@ -35,7 +35,7 @@ def _fftn_rule(g: Any, ans: Any, x: Any, axes: tuple[int, ...], inverse: bool,
 
 fftn_p = Primitive("fftn", _fftn_impl)
 fftn_p.defjvp(_fftn_rule)
-fftn_p.defvjp(_fftn_rule)
+fftn_p.defvjp(_fftn_rule, saves="x")
 
 
 def _rfftn_impl(x: Any, axes: tuple[int, ...], norm: Any) -> Any:
@@ -57,7 +57,7 @@ def _rfftn_vjp(g: Any, ans: Any, x: Any, axes: tuple[int, ...], norm: Any) -> An
 rfftn_p = Primitive("rfftn", _rfftn_impl)
 rfftn_p.defjvp(lambda g, ans, x, axes, norm: bind(
     rfftn_p, (g,), {"axes": _shift(axes, ndim_of(g) - ndim_of(x)), "norm": norm}))
-rfftn_p.defvjp(_rfftn_vjp)
+rfftn_p.defvjp(_rfftn_vjp, saves="ans x")
 
 
 def _irfftn_impl(x: Any, axes: tuple[int, ...], n: int, norm: Any) -> Any:
@@ -87,7 +87,7 @@ def _irfftn_vjp(g: Any, ans: Any, x: Any, axes: tuple[int, ...], n: int, norm: A
 
 irfftn_p = Primitive("irfftn", _irfftn_impl)
 irfftn_p.defjvp(_irfftn_jvp)
-irfftn_p.defvjp(_irfftn_vjp)
+irfftn_p.defvjp(_irfftn_vjp, saves="ans x")
 
 
 # ------------------------------------------------------------------ NumPy's spellings

@@ -86,8 +86,8 @@ def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...])
     return zf.reshape(z.shape)
 
 
-gather = Primitive("getitem", _gather_impl, shape_only=(-1, 0))
-scatter = Primitive("scatter_add", _scatter_impl, shape_only=(-1,))
+gather = Primitive("getitem", _gather_impl)
+scatter = Primitive("scatter_add", _scatter_impl)
 
 gather.defjvp(
     lambda g, ans, x, idx, nb: bind(gather, (g,), {"idx": idx, "nb": nb + ndim_of(g) - ndim_of(x)})
@@ -96,7 +96,8 @@ gather.defvjp(
     lambda g, ans, x, idx, nb: bind(
         scatter, (g,),
         {"idx": idx, "nb": nb + ndim_of(g) - ndim_of(ans), "shape": shape_of(x)[nb:]},
-    )
+    ),
+    saves="ans.shape x.shape",
 )
 scatter.defjvp(
     lambda g, ans, v, idx, nb, shape: bind(
@@ -106,7 +107,8 @@ scatter.defjvp(
 scatter.defvjp(
     lambda g, ans, v, idx, nb, shape: bind(
         gather, (g,), {"idx": idx, "nb": nb + ndim_of(g) - ndim_of(ans)}
-    )
+    ),
+    saves="ans.shape",
 )
 
 

@@ -63,13 +63,13 @@ def _sum_impl(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     return np.sum(x, axis=axis, keepdims=keepdims)
 
 
-sum_p = Primitive("sum", _sum_impl, shape_only=(0,))
+sum_p = Primitive("sum", _sum_impl)
 sum_p.defjvp(
     lambda g, ans, x, axis, keepdims: np.sum(
         g, axis=_shift(axis, ndim_of(g) - ndim_of(x)), keepdims=keepdims
     )
 )
-sum_p.defvjp(lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims))
+sum_p.defvjp(lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims), saves="x.shape")
 
 
 def _as(result: Any, dtype: Any) -> Any:
@@ -200,7 +200,8 @@ prod_p.defjvp(
     )
 )
 prod_p.defvjp(
-    lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims) * _prod_of_others(x, axis)
+    lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims) * _prod_of_others(x, axis),
+    saves="x",
 )
 
 
@@ -241,7 +242,8 @@ def _extremum(name: str, impl: Any) -> Primitive:
     )
     p.defvjp(
         lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims)
-        * _chosen_weights(ans, x, axis, keepdims)
+        * _chosen_weights(ans, x, axis, keepdims),
+        saves="ans x",
     )
     return p
 
@@ -276,9 +278,10 @@ def _rev_cumsum(g: Any, axis: int) -> Any:
     return np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis)
 
 
-cumsum_p = Primitive("cumsum", _cumsum_impl, shape_only=(-1,))
+cumsum_p = Primitive("cumsum", _cumsum_impl)
 cumsum_p.defjvp(lambda g, ans, x, axis: np.cumsum(g, axis=axis + ndim_of(g) - ndim_of(x)))
-cumsum_p.defvjp(lambda g, ans, x, axis: _rev_cumsum(g, axis + ndim_of(g) - ndim_of(ans)))
+cumsum_p.defvjp(lambda g, ans, x, axis: _rev_cumsum(g, axis + ndim_of(g) - ndim_of(ans)),
+                saves="ans.shape")
 
 
 def _cumprod_impl(x: Any, axis: int) -> Any:
@@ -312,7 +315,7 @@ def _cumprod_vjp(g: Any, ans: Any, x: Any, axis: int) -> Any:
 
 cumprod_p = Primitive("cumprod", _cumprod_impl)
 cumprod_p.defjvp(_cumprod_jvp)
-cumprod_p.defvjp(_cumprod_vjp)
+cumprod_p.defvjp(_cumprod_vjp, saves="ans x")
 
 
 def _cumulative_handler(prim: Primitive, name: str) -> Any:

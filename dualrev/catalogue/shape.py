@@ -40,9 +40,10 @@ def _reshape_impl(x: Any, shape: tuple[int, ...]) -> Any:
     return np.reshape(x, shape)
 
 
-reshape_p = Primitive("reshape", _reshape_impl, shape_only=(-1, 0))
+reshape_p = Primitive("reshape", _reshape_impl)
 reshape_p.defjvp(lambda g, ans, x, shape: np.reshape(g, _batch(g, ndim_of(x)) + shape_of(ans)))
-reshape_p.defvjp(lambda g, ans, x, shape: np.reshape(g, _batch(g, ndim_of(ans)) + shape_of(x)))
+reshape_p.defvjp(lambda g, ans, x, shape: np.reshape(g, _batch(g, ndim_of(ans)) + shape_of(x)),
+                 saves="ans.shape x.shape")
 
 
 @register_function(np.reshape)
@@ -119,14 +120,15 @@ def _shifted_perm(axes: tuple[int, ...], k: int) -> tuple[int, ...]:
     return tuple(range(k)) + tuple(a + k for a in axes)
 
 
-transpose_p = Primitive("transpose", _transpose_impl, shape_only=(-1,))
+transpose_p = Primitive("transpose", _transpose_impl)
 transpose_p.defjvp(
     lambda g, ans, x, axes: np.transpose(g, _shifted_perm(axes, ndim_of(g) - ndim_of(x)))
 )
 transpose_p.defvjp(
     lambda g, ans, x, axes: np.transpose(
         g, _shifted_perm(tuple(np.argsort(axes)), ndim_of(g) - ndim_of(ans))
-    )
+    ),
+    saves="ans.shape",
 )
 
 
@@ -180,10 +182,11 @@ def _broadcast_jvp(g: Any, ans: Any, x: Any, shape: tuple[int, ...]) -> Any:
     return np.broadcast_to(g, b + shape)
 
 
-broadcast_p = Primitive("broadcast_to", _broadcast_impl, shape_only=(0,))
+broadcast_p = Primitive("broadcast_to", _broadcast_impl)
 broadcast_p.defjvp(_broadcast_jvp)
 broadcast_p.defvjp(
-    lambda g, ans, x, shape: unbroadcast(g, ndim_of(g) - len(shape), shape_of(x))
+    lambda g, ans, x, shape: unbroadcast(g, ndim_of(g) - len(shape), shape_of(x)),
+    saves="x.shape",
 )
 
 
@@ -335,9 +338,9 @@ def _pad_vjp(g: Any, ans: Any, x: Any, widths: tuple[tuple[int, int], ...]) -> A
     )
 
 
-pad_p = Primitive("pad", _pad_impl, shape_only=(-1, 0))
+pad_p = Primitive("pad", _pad_impl)
 pad_p.defjvp(_pad_jvp)
-pad_p.defvjp(_pad_vjp)
+pad_p.defvjp(_pad_vjp, saves="ans.shape x.shape")
 
 
 @register_function(np.pad)
