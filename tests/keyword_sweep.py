@@ -11,7 +11,15 @@ from typing import Any
 
 import dualrev  # noqa: F401  (fills the registries)
 from dualrev.catalogue.scipy_functions import ORIGINALS
-from dualrev.primitive import _READS, FUNCTION_HANDLERS, qualified_name
+from dualrev.primitive import FUNCTION_HANDLERS, qualified_name
+
+# The instructions that read a local or free variable, CPython 3.10-3.14 (dualrev itself no
+# longer reads bytecode: the tape's needs are declared with saves=, see Primitive).
+_READS = frozenset({
+    "LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_FAST_LOAD_FAST",
+    "STORE_FAST_LOAD_FAST", "LOAD_FAST_BORROW", "LOAD_FAST_BORROW_LOAD_FAST_BORROW",
+    "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF", "MAKE_CELL",
+})
 
 # (function, keyword) accepted and unread on purpose: it changes no value.
 NO_EFFECT = {
