@@ -92,3 +92,17 @@ class BatchedValueError(DualrevError):
             "the batch in Python."
         )
         super().__init__(msg)
+
+
+class NotSavedError(RuntimeError):
+    """A VJP rule used a value its primitive's ``saves`` declaration does not keep on the
+    tape. This is a bug in the primitive (its declaration), not in the user's code, so it
+    is not a ``DualrevError``: those are refusals, which test harnesses may skip."""
+
+    def __init__(self, prim: str, what: str) -> None:
+        msg = (
+            f"dualrev: a VJP rule of {prim} used {what}, which the primitive's saves= "
+            f"declaration does not keep on the tape. Add {what} to the declaration (or "
+            "drop saves= to keep everything); see dualrev.Primitive."
+        )
+        super().__init__(msg)

@@ -22,16 +22,17 @@ machinery: higher derivatives come from nesting.
 
 from __future__ import annotations
 
-import dis
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from .errors import BatchedValueError, NoDerivativeRule
+from .errors import BatchedValueError, NoDerivativeRule, NotSavedError
 
 Rule = Callable[..., Any]
+# A ``saves`` declaration: one string for every VJP rule, or one per rule (see Primitive).
+Saves = str | Sequence[str | None]
 
 
 class Tracer:
@@ -52,19 +53,38 @@ class Primitive:
     ``nondiff`` primitives (comparisons, floor, sign) have zero derivative everywhere:
     they run on the primal values and return plain results.
 
+    **What the tape keeps** is declared with the VJP rules, ``defvjp(*rules, saves=...)``
+    (``elementwise(..., saves=...)`` in the catalogue): which of ``ans`` and the
+    positional arguments each rule reads, so the tape keeps those and lets the others
+    die as early as in plain NumPy. Static keyword parameters are always kept. ::
+
+        times.defvjp(lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x,
+                     saves=("y", "x"))              # one string per rule, in order
+        exp.defvjp(lambda g, ans, x: g * ans, saves="ans")   # one string for all rules
+        total.defvjp(lambda g, ans, x, axis: spread(g, x.shape, axis), saves="x.shape")
+
+    A string lists names separated by spaces: ``ans``, or a positional argument by the
+    name the rule gives it; ``name.shape`` keeps only a ``Shaped`` stand-in (shape and
+    dtype: ``shape_of``, ``ndim_of``, ``.shape``, ``.ndim``, ``.dtype`` work on it);
+    ``""`` keeps nothing. The entry for a ``None`` rule is ignored. When several
+    arguments are differentiated the tape keeps the union of their rules' declarations.
+    Without ``saves`` the tape keeps everything, which is always correct (custom rules
+    and ``defvjp_indexed`` primitives do so). A rule that reads a value its declaration
+    does not keep gets a ``NotSaved`` stand-in, and any use of it raises
+    ``NotSavedError``: a wrong declaration fails loudly instead of computing with a
+    missing value. ``vjp_add`` and ``partials`` must read only what the rules declare.
+
     Optional speed-ups, never needed for correctness: ``scalar_impl`` runs the operation
     on Python/NumPy float scalars (falling back to ``impl`` on arithmetic errors);
     ``partials`` (elementwise entries whose every rule is ``g * d(ans, *args)``) lets
     the machinery skip the rule wrapper; ``vjp_add(acc, g, ans, *primals, **params)``
     adds the VJP into a cotangent buffer the tape owns (or creates one when ``acc`` is
-    None), returning NotImplemented where it does not apply; ``shape_only`` names the
-    arguments (-1 for the output) whose VJP reads only their shape, so the tape keeps a
-    shape instead of the array.
+    None), returning NotImplemented where it does not apply.
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
-                 "batch", "scalar_impl", "vjp_add", "shape_only", "partials", "body", "fwd",
-                 "_keep_cache")
+                 "batch", "scalar_impl", "vjp_add", "saves", "partials", "body", "fwd",
+                 "_plans")
 
     def __init__(
         self,
@@ -74,7 +94,6 @@ class Primitive:
         elementwise: bool = False,
         nondiff: bool = False,
         scalar_impl: Callable[..., Any] | None = None,
-        shape_only: tuple[int, ...] = (),
     ) -> None:
         self.name = name
         self.impl = impl
@@ -86,7 +105,9 @@ class Primitive:
         self.batch: Rule | None = None
         self.scalar_impl = scalar_impl
         self.vjp_add: Rule | None = None
-        self.shape_only = frozenset(shape_only)
+        # Per VJP rule, the positions (-1: ans) it reads whole and those whose shape
+        # alone it reads; None: keep everything. Set by defvjp's ``saves``.
+        self.saves: tuple[tuple[frozenset[int], frozenset[int]], ...] | None = None
         # For elementwise entries defined by partial derivatives d(ans, *args), the
         # machinery multiplies by them directly (one call fewer per operation).
         self.partials: tuple[Rule, ...] | None = None
@@ -94,7 +115,7 @@ class Primitive:
         # (output, residuals) and hands the residuals to the VJP rule.
         self.body: Callable[..., Any] | None = None
         self.fwd: Callable[..., Any] | None = None
-        self._keep_cache: dict[Any, tuple[Any, ...] | None] = {}
+        self._plans: dict[Any, tuple[Any, ...]] = {}
 
     def defjvp(self, *rules: Rule | None) -> Primitive:
         """Set one JVP rule per positional argument."""
@@ -115,39 +136,48 @@ class Primitive:
         return self
 
     def keep_plan(self, traced: int | tuple[int, ...]) -> tuple[Any, ...] | None:
-        """What the tape must keep for a VJP w.r.t. the ``traced`` argument positions:
-        None to keep everything, else a tuple with one entry for the output and one per
-        argument: True (keep), False (drop) or "shape" (keep a shape stand-in)."""
-        plan = self._keep_cache.get(traced, 0)
-        if plan == 0:
+        """What the tape keeps for a VJP w.r.t. the ``traced`` argument positions: None to
+        keep everything (no ``saves`` declaration), else a tuple with one entry for the
+        output and one per argument: True (keep it), ``Shaped`` (keep a shape stand-in)
+        or the ``NotSaved`` stand-in to keep instead."""
+        if self.saves is None:
+            return None
+        plan = self._plans.get(traced)
+        if plan is None:
             positions = (traced,) if isinstance(traced, int) else traced
-            plan = self._keep_cache[traced] = self._plan(positions)
+            plan = self._plans[traced] = self._plan(positions)
         return plan
 
-    def _plan(self, traced: tuple[int, ...]) -> tuple[Any, ...] | None:
-        needed: set[int] = set()
+    def _plan(self, traced: tuple[int, ...]) -> tuple[Any, ...]:
+        whole: set[int] = set()
+        shape: set[int] = set()
         for pos in traced:
-            reads = rule_reads(self.vjps[pos])  # type: ignore[index]
-            if reads is None:
-                return None
-            needed |= reads
-        # index 0 is the output (position -1), index k + 1 is argument k
-        width = max(needed, default=-1) + 2
-        return tuple(
-            ("shape" if i - 1 in self.shape_only else True) if i - 1 in needed else False
-            for i in range(width)
-        )
+            w, s = self.saves[pos]  # type: ignore[index]
+            whole |= w
+            shape |= s
 
-    def defvjp(self, *rules: Rule | None) -> Primitive:
-        """Set one VJP rule per positional argument."""
+        def entry(i: int) -> Any:
+            if i in whole:
+                return True
+            return Shaped if i in shape else NotSaved(self.name, i)
+
+        # index 0 is the output (position -1), index k + 1 is argument k
+        return tuple(entry(i) for i in range(-1, len(self.saves)))  # type: ignore[arg-type]
+
+    def defvjp(self, *rules: Rule | None, saves: Saves | None = None) -> Primitive:
+        """Set one VJP rule per positional argument; ``saves`` declares what they read
+        (see the class docstring; without it the tape keeps everything)."""
         self.vjps = rules
-        self._keep_cache.clear()
+        self.saves = None if saves is None else parse_saves(self.name, saves, rules)
+        self._plans.clear()
         return self
 
     def defvjp_indexed(self, rule: Rule) -> Primitive:
-        """Set one VJP rule ``rule(argpos, g, ans, *primals, **params)`` for variadic primitives."""
+        """Set one VJP rule ``rule(argpos, g, ans, *primals, **params)`` for variadic
+        primitives (the tape keeps everything for them)."""
         self.vjps = _Indexed(rule)
-        self._keep_cache.clear()
+        self.saves = None
+        self._plans.clear()
         return self
 
     def __call__(self, *args: Any, **params: Any) -> Any:
@@ -157,57 +187,87 @@ class Primitive:
         return f"<dualrev primitive {self.name}>"
 
 
-# How each instruction that touches a local variable (``dis.haslocal``/``dis.hasfree``)
-# uses it, across CPython 3.10 to 3.14. Superinstructions (3.13: LOAD_FAST_LOAD_FAST,
-# STORE_FAST_LOAD_FAST) name two variables; counting both as read only keeps more.
-_READS = frozenset({
-    "LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_FAST_LOAD_FAST",
-    "STORE_FAST_LOAD_FAST", "LOAD_FAST_BORROW", "LOAD_FAST_BORROW_LOAD_FAST_BORROW",
-    "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF", "MAKE_CELL",
-})
-_WRITES = frozenset({
-    "STORE_FAST", "STORE_FAST_STORE_FAST", "STORE_FAST_MAYBE_NULL", "DELETE_FAST",
-    "STORE_DEREF", "DELETE_DEREF",
-})
-_LOCAL_OPS = frozenset(dis.haslocal) | frozenset(dis.hasfree)
+def parse_saves(name: str, saves: Saves, rules: Sequence[Rule | None],
+                skip: int = 1) -> tuple[tuple[frozenset[int], frozenset[int]], ...]:
+    """A ``saves`` declaration (see ``Primitive``) as, per rule, the positions it reads
+    whole and those it reads only the shape of (-1 is ``ans``, k argument k).
+
+    Argument names are those of each rule's own parameters: after the cotangent (``skip``
+    leading parameters: 1 for ``rule(g, ans, *primals)``, 0 for an elementwise partial
+    ``d(ans, *primals)``) come ``ans`` and then one per rule. Raises ValueError on a name
+    that is not ``ans`` or a positional argument (a static parameter is always kept)."""
+    n = len(rules)
+    entries = (saves,) * n if isinstance(saves, str) else tuple(saves)
+    if len(entries) != n:
+        raise ValueError(f"{name}: saves= has {len(entries)} entries for {n} VJP rules")
+    out = []
+    for pos, (rule, entry) in enumerate(zip(rules, entries, strict=True)):
+        whole: set[int] = set()
+        shape: set[int] = set()
+        if rule is None:
+            if entry and not isinstance(saves, str):
+                raise ValueError(f"{name}: saves= declares {entry!r} for argument {pos}, "
+                                 "whose rule is None (a zero derivative reads nothing)")
+        elif entry:
+            names = _argument_names(name, rule, skip, n)
+            for token in entry.replace(",", " ").split():
+                arg, _, part = token.partition(".")
+                if arg not in names or part not in ("", "shape"):
+                    raise ValueError(
+                        f"{name}: saves= names {token!r}; the rule for argument {pos} takes "
+                        f"{sorted(names, key=names.__getitem__)} (ans and the positional "
+                        "arguments), each optionally with .shape")
+                (shape if part else whole).add(names[arg])
+        out.append((frozenset(whole), frozenset(shape - whole)))
+    return tuple(out)
 
 
-def _names_read(code: Any) -> set[str] | None:
-    """The local and free variable names ``code`` and the code objects nested in it
-    (comprehensions before 3.12, lambdas, inner functions) read; None if an instruction
-    touches a variable in a way this table does not know (a newer interpreter)."""
-    names: set[str] = set(code.co_cellvars)
-    for ins in dis.get_instructions(code):
-        if ins.opname in _READS:
-            v = ins.argval
-            names.update(v if isinstance(v, tuple) else (v,))
-        elif ins.opcode in _LOCAL_OPS and ins.opname not in _WRITES:
-            return None
-    for const in code.co_consts:
-        if inspect.iscode(const):
-            inner = _names_read(const)
-            if inner is None:
-                return None
-            names |= inner
+def _argument_names(name: str, rule: Rule, skip: int, n: int) -> dict[str, int]:
+    """Position (-1: ans) of each name ``rule`` gives ``ans`` and the ``n`` positional
+    arguments, from its signature (``ans`` always names the output)."""
+    try:
+        params = inspect.signature(rule).parameters.values()
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name}: saves= names arguments, but a rule has no signature "
+                         "to find them in") from e
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p.name for p in params if p.kind in kinds][skip:skip + 1 + n]
+    names = {arg: k - 1 for k, arg in enumerate(positional)}
+    names["ans"] = -1
     return names
 
 
-def rule_reads(rule: Any) -> frozenset[int] | None:
-    """Which of ``ans`` (-1) and the primal arguments (0, 1, ...) a VJP rule reads, found
-    from its bytecode; None when that cannot be told (then the tape keeps everything).
+class NotSaved:
+    """What the tape hands a VJP rule in place of a value its primitive's ``saves``
+    declaration does not keep. Any use of it raises ``NotSavedError`` (None would let
+    some rules compute silently: ``np.where(None, g, 0)`` is all zeros)."""
 
-    A rule built from a partial derivative ``d(ans, *args)`` names it in ``reads_from``.
-    """
-    target = getattr(rule, "reads_from", rule)
-    skip = 0 if target is not rule else 1  # a rule's first parameter is the cotangent
-    code = getattr(target, "__code__", None)
-    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
-        return None
-    params = code.co_varnames[skip:code.co_argcount]
-    loaded = _names_read(code)
-    if loaded is None:
-        return None
-    return frozenset(i - 1 for i, name in enumerate(params) if name in loaded)
+    __slots__ = ("prim", "position")
+
+    def __init__(self, prim: str, position: int) -> None:
+        self.prim = prim
+        self.position = position
+
+    def _fail(self, *args: Any, **kwargs: Any) -> Any:
+        what = "ans" if self.position < 0 else f"argument {self.position}"
+        raise NotSavedError(self.prim, what)
+
+    def __getattr__(self, attr: str) -> Any:
+        self._fail()
+
+    def __repr__(self) -> str:
+        what = "ans" if self.position < 0 else f"argument {self.position}"
+        return f"<{what} of {self.prim}: not saved>"
+
+    __hash__ = object.__hash__
+    __array__ = __array_ufunc__ = __array_function__ = _fail
+    __bool__ = __len__ = __iter__ = __contains__ = __getitem__ = _fail
+    __float__ = __int__ = __index__ = __complex__ = _fail
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _fail
+    __neg__ = __pos__ = __abs__ = __invert__ = _fail
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _fail
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _fail
+    __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _fail
 
 
 class _Indexed:

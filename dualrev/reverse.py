@@ -44,7 +44,9 @@ class Tape:
     (kind: True for float64, False for complex128, else the dtype the cotangent must
     have, see ``_cotangent_kind``);
     inputs are entries with ``prim`` None. Of the primals and ``ans`` the entry keeps
-    only what the primitive's VJP rules read (see ``Primitive.keep_plan``).
+    what the primitive's ``saves`` declaration names (a ``Shaped`` stand-in where only
+    the shape is read, a ``NotSaved`` one for the rest; see ``Primitive``), or
+    everything when it declares nothing.
     """
 
     __slots__ = ("level", "nodes", "what", "copies")
@@ -128,25 +130,27 @@ class Tape:
             kept = []
             j = 0
             for p in primals:
-                k = plan[j + 1] if j < width else False
-                if k is True or type(p) in _SCALARS:
+                k = plan[j + 1] if j < width else True
+                if k is True:
                     # A plain array the caller still holds may be rewritten in place
                     # before the backward pass (a work buffer): keep a copy of it.
                     kept.append(self.keep_copy(p) if type(p) is ndarray and p is args[j] else p)
-                elif k:
-                    # An input of the tape lives on anyway: keep it rather than a stand-in.
+                elif k is Shaped:
+                    # An input of the tape lives on anyway, and a scalar costs less than
+                    # a stand-in: keep those themselves.
                     arg = args[j]
-                    if type(arg) is Traced and arg._level == level and nodes[arg._index][0] is None:
+                    if type(p) in _SCALARS or (type(arg) is Traced and arg._level == level
+                                               and nodes[arg._index][0] is None):
                         kept.append(p)
                     else:
                         kept.append(Shaped(p))
                 else:
-                    kept.append(None)
+                    kept.append(k)  # NotSaved: a rule reading it raises
                 j += 1
             primals = kept
             k = plan[0]
-            if k is not True and type(ans) not in _SCALARS:
-                kept_ans = Shaped(ans) if k else None
+            if k is not True:
+                kept_ans = k if k is not Shaped else ans if type(ans) in _SCALARS else Shaped(ans)
         else:
             primals = [self.keep_copy(p) if type(p) is ndarray and p is a else p
                        for p, a in zip(primals, args, strict=True)]

@@ -8,52 +8,135 @@ import pytest
 
 import dualrev as dr
 from dualrev import primitive
-from dualrev.primitive import Primitive, rule_reads
+from dualrev.errors import NotSavedError
+from dualrev.primitive import Primitive
 from dualrev.reverse import Tape
 from tests.helpers import check_like_numpy
 
 
-def test_rule_reads_finds_the_arguments_a_rule_uses():
-    assert rule_reads(lambda g, ans, x, y: g * y) == {1}
-    assert rule_reads(lambda g, ans, x: g * ans) == {-1}
-    assert rule_reads(lambda g, ans, x, axis: [x for _ in range(2)]) == {0}
-    assert rule_reads(lambda g, ans, *args: g) is None  # cannot tell: keep everything
+def _primitives():
+    """Every Primitive alive: the catalogue's and any a test made."""
+    return [o for o in gc.get_objects() if isinstance(o, Primitive)]
 
 
-def _times(vjp_x):
-    """x * y with the given VJP rule for x (y's rule reads x plainly)."""
+def test_every_declaration_names_only_real_arguments():
+    prims = _primitives()
+    assert len(prims) > 100  # the catalogue is loaded
+    for p in prims:
+        if p.saves is None:
+            continue
+        n = len(p.vjps)
+        assert len(p.saves) == n, p
+        for rule, (whole, shape) in zip(p.vjps, p.saves, strict=True):
+            assert whole | shape <= set(range(-1, n)), p  # ans (-1) or an argument
+            assert not whole & shape, p
+            if rule is None:
+                assert not whole | shape, p
+
+
+def test_catalogue_entries_declare_what_the_tape_keeps():
+    # Without a declaration the tape keeps every argument and output: correct, but a
+    # catalogue entry that lost its declaration would keep intermediates alive unnoticed.
+    undeclared = sorted(
+        p.name for p in _primitives()
+        if isinstance(p.vjps, tuple) and p.saves is None
+        and any(r is not None and r.__module__.startswith("dualrev.catalogue") for r in p.vjps)
+    )
+    assert not undeclared
+
+
+def _times(saves=None):
+    """x * y whose VJP rules read y (for x) and x (for y)."""
     return Primitive("times", np.multiply).defjvp(
         lambda g, ans, x, y: g * y, lambda g, ans, x, y: x * g).defvjp(
-        vjp_x, lambda g, ans, x, y: g * x)
+        lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x, saves=saves)
 
 
-@pytest.mark.parametrize("vjp_x", [
-    lambda g, ans, x, y: [y * g for _ in range(1)][0],       # 3.13: STORE_FAST_LOAD_FAST
-    lambda g, ans, x, y: sum(y * g for _ in range(1)),        # a nested code object
-    lambda g, ans, x, y: {k: y * g for k in range(1)}[0],
-], ids=["list", "generator", "dict"])
-def test_rule_reads_sees_loads_inside_comprehensions(vjp_x):
-    # On 3.13 a rule reading y only inside a comprehension was said to read nothing, so
-    # the tape dropped y and the backward pass failed.
-    assert rule_reads(vjp_x) == {1}
-    times = _times(vjp_x)
+def test_saves_resolves_names_per_rule():
+    p = _times(saves=("y", "x"))
+    assert p.saves == (({1}, set()), ({0}, set()))
+    ans, x, y = p.keep_plan(0)  # x traced: its rule reads y only
+    assert isinstance(ans, primitive.NotSaved) and isinstance(x, primitive.NotSaved) and y is True
+    assert p.keep_plan((0, 1))[1:] == (True, True)  # both traced: the union
+    s = Primitive("total", np.sum).defvjp(lambda g, ans, x, axis: g, saves="ans.shape x")
+    assert s.saves == (({0}, {-1}),)
+    assert s.keep_plan(0)[:2] == (primitive.Shaped, True)
+
+
+@pytest.mark.parametrize("saves", [
+    "z",                     # not an argument of the rules
+    "x.values",              # only .shape narrows a name
+    ("y",),                  # one entry for two rules
+])
+def test_saves_refuses_what_the_rules_do_not_take(saves):
+    with pytest.raises(ValueError, match="saves="):
+        _times(saves=saves)
+
+
+def test_saves_refuses_static_parameters():
+    # axis is a keyword parameter (always kept), not a positional argument
+    with pytest.raises(ValueError, match="'axis'"):
+        Primitive("total", np.sum).defvjp(lambda g, ans, x, axis: g, saves="x axis")
+    with pytest.raises(ValueError, match="rule is None"):
+        _times().defvjp(None, lambda g, ans, x, y: g * x, saves=("y", "x"))
+
+
+def test_no_declaration_keeps_everything():
+    times = _times()
+    assert times.saves is None and times.keep_plan(0) is None
+    tape = Tape(level=10**9)
+    x = tape.input(np.ones(3))
     y = np.array([2.0, -3.0, 0.5])
-    np.testing.assert_array_equal(dr.grad(lambda x: np.sum(times(x, y)))(np.ones(3)), y)
+    out = times(x, y)
+    _, primals, _, ans, _ = tape.nodes[out._index]
+    np.testing.assert_array_equal(primals[1], y)
+    assert ans is out.primal
+    np.testing.assert_array_equal(tape.backward({out._index: np.ones(3)})[0], y)
 
 
-def test_rule_reads_unknown_opcodes_keep_everything(monkeypatch):
-    # An interpreter whose local-variable opcodes the table does not know (a future
-    # CPython): rule_reads cannot tell, and the tape keeps every argument.
-    monkeypatch.setattr(primitive, "_READS", frozenset())
-    vjp_x = lambda g, ans, x, y: g * y
-    assert rule_reads(vjp_x) is None
-    times = _times(vjp_x)
-    assert times.keep_plan(0) is None
-    y = np.array([2.0, -3.0, 0.5])
-    np.testing.assert_array_equal(dr.grad(lambda x: np.sum(times(x, y)))(np.ones(3)), y)
+def _select(saves):
+    # where(c, x, 0): a rule that would silently give zeros if c were None
+    # (np.where(None, g, 0.0) selects nothing)
+    return Primitive("select", lambda c, x: np.where(c, x, 0.0), elementwise=True).defvjp(
+        None, lambda g, ans, c, x: np.where(c, g, 0.0), saves=saves)
 
 
-def test_tape_drops_intermediates_no_rule_reads():
+def test_a_rule_reading_an_undeclared_argument_fails_loudly():
+    c = np.array([True, False, True])
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(dr.grad(lambda x: np.sum(_select("c")(c, x)))(x), c * 1.0)
+    with pytest.raises(NotSavedError, match="select used argument 0"):
+        dr.grad(lambda x: np.sum(_select("")(c, x)))(x)
+    # a plain scalar left out is refused too, not kept by luck
+    with pytest.raises(NotSavedError, match="times used argument 1"):
+        dr.grad(lambda x: np.sum(_times(saves=("", "x"))(x, 2.0)))(x)
+
+
+def test_a_rule_reading_an_undeclared_output_fails_loudly():
+    exp = Primitive("my_exp", np.exp, elementwise=True).defvjp(
+        lambda g, ans, x: g * ans, saves="x")
+    with pytest.raises(NotSavedError, match="my_exp used ans"):
+        dr.grad(lambda x: np.sum(exp(x)))(np.ones(2))
+
+
+NOT_SAVED_USES = {
+    "array * v": lambda v: np.ones(2) * v, "v * 2.0": lambda v: v * 2.0,
+    "2.0 - v": lambda v: 2.0 - v, "-v": lambda v: -v, "np.cos": lambda v: np.cos(v),
+    "np.where": lambda v: np.where(v, 1.0, 0.0), "np.asarray": lambda v: np.asarray(v),
+    "shape_of": lambda v: primitive.shape_of(v), "np.ndim": lambda v: np.ndim(v),
+    ".shape": lambda v: v.shape, "bool": lambda v: bool(v), "float": lambda v: float(v),
+    "==": lambda v: v == 0, "v[0]": lambda v: v[0], "np.result_type": np.result_type,
+    "is_complex": lambda v: primitive.is_complex(v),
+}
+
+
+@pytest.mark.parametrize("use", sorted(NOT_SAVED_USES))
+def test_not_saved_stand_in_raises_on_any_use(use):
+    with pytest.raises(NotSavedError):
+        NOT_SAVED_USES[use](primitive.NotSaved("p", 0))
+
+
+def test_tape_drops_intermediates_no_rule_needs():
     refs = []
 
     def f(x):

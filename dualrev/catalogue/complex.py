@@ -30,17 +30,17 @@ def _imag_impl(x: Any) -> Any:
 
 real_p = Primitive("real", _real_impl)
 real_p.defjvp(lambda g, ans, x: np.real(g))
-real_p.defvjp(lambda g, ans, x: g + 0j if is_complex(x) else g)
+real_p.defvjp(lambda g, ans, x: g + 0j if is_complex(x) else g, saves="x")
 real_p.defbatch(stacked_rule(real_p))
 
 imag_p = Primitive("imag", _imag_impl)
 imag_p.defjvp(lambda g, ans, x: np.imag(g))
-imag_p.defvjp(lambda g, ans, x: -1j * g)  # Re((-i g) t) = g Im(t)
+imag_p.defvjp(lambda g, ans, x: -1j * g, saves="")  # Re((-i g) t) = g Im(t)
 imag_p.defbatch(stacked_rule(imag_p))
 
 conj_p = Primitive("conjugate", np.conjugate, elementwise=True)
 conj_p.defjvp(lambda g, ans, x: np.conjugate(g))
-conj_p.defvjp(lambda g, ans, x: np.conjugate(g))
+conj_p.defvjp(lambda g, ans, x: np.conjugate(g), saves="")
 register_ufunc(np.conjugate, conj_p)
 
 
@@ -65,7 +65,7 @@ angle_p = Primitive("angle", _angle_impl)
 angle_p.defjvp(lambda g, ans, z: np.imag(np.conjugate(z) * g) / (np.real(z) ** 2
                                                                + np.imag(z) ** 2))
 angle_p.defvjp(lambda g, ans, z: g * (-1j) * np.conjugate(z) / (np.real(z) ** 2
-                                                               + np.imag(z) ** 2))
+                                                               + np.imag(z) ** 2), saves="z")
 angle_p.defbatch(stacked_rule(angle_p))
 
 
@@ -98,4 +98,4 @@ def abs_vjp(g: Any, ans: Any, x: Any) -> Any:
 
 
 absolute.defjvp(abs_jvp)
-absolute.defvjp(abs_vjp)
+absolute.defvjp(abs_vjp, saves="ans x")

@@ -121,7 +121,7 @@ def _matmul_batch(args: list[Any], batched: tuple[bool, ...]) -> Any:
 
 matmul_p = Primitive("matmul", _matmul_impl)
 matmul_p.defjvp(lambda g, ans, a, b: np.matmul(g, b), lambda g, ans, a, b: np.matmul(a, g))
-matmul_p.defvjp(_matmul_vjp_a, _matmul_vjp_b)
+matmul_p.defvjp(_matmul_vjp_a, _matmul_vjp_b, saves=("a.shape b", "a b.shape"))
 matmul_p.defbatch(_matmul_batch)
 
 

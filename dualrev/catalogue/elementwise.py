@@ -19,10 +19,12 @@ from ..errors import InPlaceError
 from ..primitive import (
     METHODS,
     Primitive,
+    Saves,
     bind,
     dtype_of,
     is_complex,
     no_rule,
+    parse_saves,
     register_function,
     register_ufunc,
     strip,
@@ -34,24 +36,26 @@ _LN10 = np.log(10.0)
 
 
 def _scale_by(d: Callable[..., Any]) -> Callable[..., Any]:
-    rule = lambda g, ans, *args: g * d(ans, *args)
-    rule.reads_from = d  # type: ignore[attr-defined]  # the tape keeps what d reads
-    return rule
+    return lambda g, ans, *args: g * d(ans, *args)
 
 
 def elementwise(
     func: Any, *partials: Callable[..., Any] | None, name: str | None = None,
-    scalar_impl: Callable[..., Any] | None = None,
+    scalar_impl: Callable[..., Any] | None = None, saves: Saves | None = None,
 ) -> Primitive:
     """A catalogue entry from a ufunc and the partial derivative of each argument.
 
     ``None`` for a partial declares that argument's derivative zero (a mask).
     ``scalar_impl`` is an exact Python-scalar version (an operator) for speed.
+    ``saves`` declares what each partial reads, named as in the partial's own
+    parameters (see ``Primitive``; without it the tape keeps everything).
     """
     prim = Primitive(name or func.__name__, func, elementwise=True, scalar_impl=scalar_impl)
     rules = tuple(None if d is None else _scale_by(d) for d in partials)
     prim.defjvp(*rules)
     prim.defvjp(*rules)
+    if saves is not None:  # the rules take *args: the partials name the arguments
+        prim.saves = parse_saves(prim.name, saves, partials, skip=0)
     if all(d is not None for d in partials):
         prim.partials = partials
     if isinstance(func, np.ufunc):
@@ -60,12 +64,13 @@ def elementwise(
 
 
 def linear(func: Any, *rules: Callable[..., Any],
-           scalar_impl: Callable[..., Any] | None = None) -> Primitive:
+           scalar_impl: Callable[..., Any] | None = None,
+           saves: Saves | None = None) -> Primitive:
     """A catalogue entry for an elementwise function linear in each argument: the same
-    rule serves as JVP and VJP."""
+    rule serves as JVP and VJP (``saves`` as for ``Primitive.defvjp``)."""
     prim = Primitive(func.__name__, func, elementwise=True, scalar_impl=scalar_impl)
     prim.defjvp(*rules)
-    prim.defvjp(*rules)
+    prim.defvjp(*rules, saves=saves)
     register_ufunc(func, prim)
     return prim
 
@@ -128,14 +133,16 @@ def _sinc_d(ans: Any, x: Any) -> Any:
 
 
 # ------------------------------------------------------------------ arithmetic
-add = linear(np.add, lambda g, ans, x, y: g, lambda g, ans, x, y: g, scalar_impl=operator.add)
+add = linear(np.add, lambda g, ans, x, y: g, lambda g, ans, x, y: g, scalar_impl=operator.add,
+             saves="")
 subtract = linear(
-    np.subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g, scalar_impl=operator.sub
+    np.subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g, scalar_impl=operator.sub, saves=""
 )
-negative = linear(np.negative, lambda g, ans, x: -g, scalar_impl=operator.neg)
-positive = linear(np.positive, lambda g, ans, x: g)
+negative = linear(np.negative, lambda g, ans, x: -g, scalar_impl=operator.neg, saves="")
+positive = linear(np.positive, lambda g, ans, x: g, saves="")
 multiply = elementwise(
-    np.multiply, lambda ans, x, y: y, lambda ans, x, y: x, scalar_impl=operator.mul
+    np.multiply, lambda ans, x, y: y, lambda ans, x, y: x, scalar_impl=operator.mul,
+    saves=("y", "x"),
 )
 # d(x/y)/dy as -ans/y, not -x/y**2: nested derivatives then divide by y once per level
 # instead of squaring the denominator at every level (y**(2**n) under- or overflows by
@@ -143,77 +150,84 @@ multiply = elementwise(
 true_divide = elementwise(
     np.true_divide, lambda ans, x, y: _div(1.0, y), lambda ans, x, y: _div(-ans, y),
     scalar_impl=operator.truediv,
+    saves=("y", "ans y"),
 )
 floor_divide = zero_derivative(np.floor_divide)
 remainder = elementwise(
-    np.remainder, lambda ans, x, y: np.ones_like(ans), lambda ans, x, y: -np.floor_divide(x, y)
+    np.remainder, lambda ans, x, y: np.ones_like(ans), lambda ans, x, y: -np.floor_divide(x, y),
+    saves=("ans", "x y"),
 )
 fmod = elementwise(
-    np.fmod, lambda ans, x, y: np.ones_like(ans), lambda ans, x, y: -np.trunc(np.true_divide(x, y))
+    np.fmod, lambda ans, x, y: np.ones_like(ans), lambda ans, x, y: -np.trunc(np.true_divide(x, y)),
+    saves=("ans", "x y"),
 )
-power = elementwise(np.power, _power_dx, _power_dy, scalar_impl=_scalar_power)
+power = elementwise(np.power, _power_dx, _power_dy, scalar_impl=_scalar_power, saves="x y")
 # ndarray ** y takes NumPy's fast paths (x**2 is a square, not a pow: 2.4x faster)
 power.impl = lambda x, y: x**y if type(x) is np.ndarray else np.power(x, y)
-float_power = elementwise(np.float_power, _power_dx, _power_dy)
-square = elementwise(np.square, lambda ans, x: 2.0 * x)
-reciprocal = elementwise(np.reciprocal, lambda ans, x: -ans * ans)
+float_power = elementwise(np.float_power, _power_dx, _power_dy, saves="x y")
+square = elementwise(np.square, lambda ans, x: 2.0 * x, saves="x")
+reciprocal = elementwise(np.reciprocal, lambda ans, x: -ans * ans, saves="ans")
 # abs has its own rules so that complex arguments get Re(conj(z) dz) / |z|
 absolute = Primitive("absolute", np.absolute, elementwise=True)
 register_ufunc(np.absolute, absolute)
-fabs = elementwise(np.fabs, lambda ans, x: np.sign(x))
-sqrt = elementwise(np.sqrt, lambda ans, x: 0.5 / ans)
-cbrt = elementwise(np.cbrt, lambda ans, x: 1.0 / (3.0 * ans * ans))
+fabs = elementwise(np.fabs, lambda ans, x: np.sign(x), saves="x")
+sqrt = elementwise(np.sqrt, lambda ans, x: 0.5 / ans, saves="ans")
+cbrt = elementwise(np.cbrt, lambda ans, x: 1.0 / (3.0 * ans * ans), saves="ans")
 
 # ------------------------------------------------------------------ exponentials, logarithms
-exp = elementwise(np.exp, lambda ans, x: ans)
-exp2 = elementwise(np.exp2, lambda ans, x: ans * _LN2)
-expm1 = elementwise(np.expm1, lambda ans, x: ans + 1.0)
-log = elementwise(np.log, lambda ans, x: _div(1.0, x))
-log2 = elementwise(np.log2, lambda ans, x: _div(1.0, x * _LN2))
-log10 = elementwise(np.log10, lambda ans, x: _div(1.0, x * _LN10))
-log1p = elementwise(np.log1p, lambda ans, x: _div(1.0, 1.0 + x))
+exp = elementwise(np.exp, lambda ans, x: ans, saves="ans")
+exp2 = elementwise(np.exp2, lambda ans, x: ans * _LN2, saves="ans")
+expm1 = elementwise(np.expm1, lambda ans, x: ans + 1.0, saves="ans")
+log = elementwise(np.log, lambda ans, x: _div(1.0, x), saves="x")
+log2 = elementwise(np.log2, lambda ans, x: _div(1.0, x * _LN2), saves="x")
+log10 = elementwise(np.log10, lambda ans, x: _div(1.0, x * _LN10), saves="x")
+log1p = elementwise(np.log1p, lambda ans, x: _div(1.0, 1.0 + x), saves="x")
 logaddexp = elementwise(
-    np.logaddexp, lambda ans, x, y: np.exp(x - ans), lambda ans, x, y: np.exp(y - ans)
+    np.logaddexp, lambda ans, x, y: np.exp(x - ans), lambda ans, x, y: np.exp(y - ans),
+    saves=("ans x", "ans y"),
 )
 logaddexp2 = elementwise(
-    np.logaddexp2, lambda ans, x, y: np.exp2(x - ans), lambda ans, x, y: np.exp2(y - ans)
+    np.logaddexp2, lambda ans, x, y: np.exp2(x - ans), lambda ans, x, y: np.exp2(y - ans),
+    saves=("ans x", "ans y"),
 )
 
 # ------------------------------------------------------------------ trigonometric, hyperbolic
-sin = elementwise(np.sin, lambda ans, x: np.cos(x))
-cos = elementwise(np.cos, lambda ans, x: -np.sin(x))
-tan = elementwise(np.tan, lambda ans, x: 1.0 + ans * ans)
-arcsin = elementwise(np.arcsin, lambda ans, x: 1.0 / np.sqrt(1.0 - x * x))
-arccos = elementwise(np.arccos, lambda ans, x: -1.0 / np.sqrt(1.0 - x * x))
-arctan = elementwise(np.arctan, lambda ans, x: 1.0 / (1.0 + x * x))
+sin = elementwise(np.sin, lambda ans, x: np.cos(x), saves="x")
+cos = elementwise(np.cos, lambda ans, x: -np.sin(x), saves="x")
+tan = elementwise(np.tan, lambda ans, x: 1.0 + ans * ans, saves="ans")
+arcsin = elementwise(np.arcsin, lambda ans, x: 1.0 / np.sqrt(1.0 - x * x), saves="x")
+arccos = elementwise(np.arccos, lambda ans, x: -1.0 / np.sqrt(1.0 - x * x), saves="x")
+arctan = elementwise(np.arctan, lambda ans, x: 1.0 / (1.0 + x * x), saves="x")
 arctan2 = elementwise(
     np.arctan2,
     lambda ans, y, x: _div(x, x * x + y * y),
     lambda ans, y, x: _div(-y, x * x + y * y),
+    saves="y x",
 )
-hypot = elementwise(np.hypot, lambda ans, x, y: _div(x, ans), lambda ans, x, y: _div(y, ans))
-sinh = elementwise(np.sinh, lambda ans, x: np.cosh(x))
-cosh = elementwise(np.cosh, lambda ans, x: np.sinh(x))
-tanh = elementwise(np.tanh, lambda ans, x: 1.0 - ans * ans)
-arcsinh = elementwise(np.arcsinh, lambda ans, x: 1.0 / np.sqrt(x * x + 1.0))
-arccosh = elementwise(np.arccosh, lambda ans, x: 1.0 / np.sqrt(x * x - 1.0))
-arctanh = elementwise(np.arctanh, lambda ans, x: _div(1.0, 1.0 - x * x))
-deg2rad = elementwise(np.deg2rad, lambda ans, x: np.pi / 180.0)
-rad2deg = elementwise(np.rad2deg, lambda ans, x: 180.0 / np.pi)
+hypot = elementwise(np.hypot, lambda ans, x, y: _div(x, ans), lambda ans, x, y: _div(y, ans),
+                    saves=("ans x", "ans y"))
+sinh = elementwise(np.sinh, lambda ans, x: np.cosh(x), saves="x")
+cosh = elementwise(np.cosh, lambda ans, x: np.sinh(x), saves="x")
+tanh = elementwise(np.tanh, lambda ans, x: 1.0 - ans * ans, saves="ans")
+arcsinh = elementwise(np.arcsinh, lambda ans, x: 1.0 / np.sqrt(x * x + 1.0), saves="x")
+arccosh = elementwise(np.arccosh, lambda ans, x: 1.0 / np.sqrt(x * x - 1.0), saves="x")
+arctanh = elementwise(np.arctanh, lambda ans, x: _div(1.0, 1.0 - x * x), saves="x")
+deg2rad = elementwise(np.deg2rad, lambda ans, x: np.pi / 180.0, saves="")
+rad2deg = elementwise(np.rad2deg, lambda ans, x: 180.0 / np.pi, saves="")
 register_ufunc(np.radians, deg2rad)
 register_ufunc(np.degrees, rad2deg)
-sinc = elementwise(np.sinc, _sinc_d)
+sinc = elementwise(np.sinc, _sinc_d, saves="x")
 register_function(np.sinc, sinc)
 
 # ------------------------------------------------------------------ selection
 maximum = elementwise(
-    np.maximum, _tie_split, lambda ans, x, y: _tie_split(ans, y, x)
+    np.maximum, _tie_split, lambda ans, x, y: _tie_split(ans, y, x), saves="ans x y"
 )
 minimum = elementwise(
-    np.minimum, _tie_split, lambda ans, x, y: _tie_split(ans, y, x)
+    np.minimum, _tie_split, lambda ans, x, y: _tie_split(ans, y, x), saves="ans x y"
 )
-fmax = elementwise(np.fmax, _tie_split, lambda ans, x, y: _tie_split(ans, y, x))
-fmin = elementwise(np.fmin, _tie_split, lambda ans, x, y: _tie_split(ans, y, x))
+fmax = elementwise(np.fmax, _tie_split, lambda ans, x, y: _tie_split(ans, y, x), saves="ans x y")
+fmin = elementwise(np.fmin, _tie_split, lambda ans, x, y: _tie_split(ans, y, x), saves="ans x y")
 
 
 def _where_impl(cond: Any, x: Any, y: Any) -> Any:
@@ -228,7 +242,7 @@ where.defjvp(
     lambda g, ans, c, x, y: np.where(c, g, 0.0),
     lambda g, ans, c, x, y: np.where(c, 0.0, g),
 )
-where.defvjp(*where.jvps)
+where.defvjp(*where.jvps, saves="c")
 
 
 def _clip_impl(x: Any, lo: Any, hi: Any) -> Any:
@@ -252,7 +266,7 @@ clip_p.defjvp(
     ),
     lambda g, ans, x, lo, hi: np.where(_clip_above(x, lo, hi), g, 0.0),
 )
-clip_p.defvjp(*clip_p.jvps)
+clip_p.defvjp(*clip_p.jvps, saves="x lo hi")
 
 
 @register_function(np.where)
@@ -290,7 +304,7 @@ cast = Primitive("astype", _cast_impl, elementwise=True)
 cast.defjvp(lambda g, ans, x, dtype: astype(g, dtype))
 cast.defvjp(lambda g, ans, x, dtype: astype(
     np.real(g) if dtype_of(x).kind != "c" and is_complex(g) else g,
-    dtype_of(x)))
+    dtype_of(x)), saves="x")
 
 
 def astype(x: Any, dtype: Any) -> Any:

@@ -31,7 +31,7 @@ def _fftn_rule(g: Any, ans: Any, x: Any, axes: tuple[int, ...], inverse: bool,
 
 fftn_p = Primitive("fftn", _fftn_impl)
 fftn_p.defjvp(_fftn_rule)
-fftn_p.defvjp(_fftn_rule)
+fftn_p.defvjp(_fftn_rule, saves="")
 fftn_p.defbatch(leading_axis_rule(fftn_p, "axes"))
 
 
@@ -52,7 +52,7 @@ def _rfftn_vjp(g: Any, ans: Any, x: Any, axes: tuple[int, ...], norm: Any) -> An
 
 rfftn_p = Primitive("rfftn", _rfftn_impl)
 rfftn_p.defjvp(lambda g, ans, x, axes, norm: bind(rfftn_p, (g,), {"axes": axes, "norm": norm}))
-rfftn_p.defvjp(_rfftn_vjp)
+rfftn_p.defvjp(_rfftn_vjp, saves="x.shape")
 rfftn_p.defbatch(leading_axis_rule(rfftn_p, "axes"))
 
 
@@ -81,7 +81,7 @@ def _irfftn_vjp(g: Any, ans: Any, x: Any, axes: tuple[int, ...], n: int, norm: A
 
 irfftn_p = Primitive("irfftn", _irfftn_impl)
 irfftn_p.defjvp(_irfftn_jvp)
-irfftn_p.defvjp(_irfftn_vjp)
+irfftn_p.defvjp(_irfftn_vjp, saves="x.shape")
 irfftn_p.defbatch(leading_axis_rule(irfftn_p, "axes"))
 
 

@@ -87,15 +87,16 @@ def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...])
     return zf.reshape(z.shape)
 
 
-gather = Primitive("getitem", _gather_impl, shape_only=(-1, 0))
-scatter = Primitive("scatter_add", _scatter_impl, shape_only=(-1,))
+gather = Primitive("getitem", _gather_impl)
+scatter = Primitive("scatter_add", _scatter_impl)
 
 gather.defjvp(lambda g, ans, x, idx, nb: bind(gather, (g,), {"idx": idx, "nb": nb}))
 gather.defvjp(lambda g, ans, x, idx, nb: bind(
-    scatter, (g,), {"idx": idx, "nb": nb, "shape": shape_of(x)[nb:]}))
+    scatter, (g,), {"idx": idx, "nb": nb, "shape": shape_of(x)[nb:]}), saves="x.shape")
 scatter.defjvp(lambda g, ans, v, idx, nb, shape: bind(
     scatter, (g,), {"idx": idx, "nb": nb, "shape": shape}))
-scatter.defvjp(lambda g, ans, v, idx, nb, shape: bind(gather, (g,), {"idx": idx, "nb": nb}))
+scatter.defvjp(lambda g, ans, v, idx, nb, shape: bind(gather, (g,), {"idx": idx, "nb": nb}),
+               saves="")
 gather.defbatch(lambda args, batched, idx, nb: bind(gather, args, {"idx": idx, "nb": nb + 1}))
 scatter.defbatch(lambda args, batched, idx, nb, shape: bind(
     scatter, args, {"idx": idx, "nb": nb + 1, "shape": shape}))

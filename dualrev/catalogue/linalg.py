@@ -137,7 +137,7 @@ def _inv_impl(a: Any) -> Any:
 
 inv_p = Primitive("inv", _inv_impl)
 inv_p.defjvp(lambda g, ans, a: -(ans @ g @ ans))
-inv_p.defvjp(lambda g, ans, a: -(_T(ans) @ g @ _T(ans)))
+inv_p.defvjp(lambda g, ans, a: -(_T(ans) @ g @ _T(ans)), saves="ans")
 inv_p.defbatch(stacked_rule(inv_p))
 register_function(np.linalg.inv, lambda a: bind(inv_p, (a,), {}))
 
@@ -187,7 +187,7 @@ def _solve_batch(args: list[Any], batched: tuple[bool, ...], vector: bool) -> An
 
 solve_p = Primitive("solve", _solve_impl)
 solve_p.defjvp(_solve_jvp_a, _solve_jvp_b)
-solve_p.defvjp(_solve_vjp_a, _solve_vjp_b)
+solve_p.defvjp(_solve_vjp_a, _solve_vjp_b, saves=("ans a", "a b.shape"))
 solve_p.defbatch(_solve_batch)
 
 
@@ -253,7 +253,7 @@ def _det_vjp(g: Any, ans: Any, a: Any) -> Any:
 
 det_p = Primitive("det", _det_impl)
 det_p.defjvp(_det_jvp)
-det_p.defvjp(_det_vjp)
+det_p.defvjp(_det_vjp, saves="ans a")
 det_p.defbatch(stacked_rule(det_p))
 register_function(np.linalg.det, lambda a: bind(det_p, (a,), {}))
 
@@ -267,7 +267,7 @@ def _logdet_impl(a: Any) -> Any:
 
 logdet_p = Primitive("slogdet", _logdet_impl)
 logdet_p.defjvp(lambda g, ans, a: np.trace(np.linalg.solve(a, g), axis1=-2, axis2=-1))
-logdet_p.defvjp(lambda g, ans, a: _as_scale(g) * _T(np.linalg.inv(a)))
+logdet_p.defvjp(lambda g, ans, a: _as_scale(g) * _T(np.linalg.inv(a)), saves="a")
 logdet_p.defbatch(stacked_rule(logdet_p))
 
 
@@ -434,7 +434,7 @@ def _singular_values_vjp(g: Any, ans: Any, a: Any) -> Any:
 
 singular_values_p = Primitive("svd(compute_uv=False)", _singular_values_impl)
 singular_values_p.defjvp(_singular_values_jvp)
-singular_values_p.defvjp(_singular_values_vjp)
+singular_values_p.defvjp(_singular_values_vjp, saves="a")
 singular_values_p.defbatch(stacked_rule(singular_values_p))
 
 

@@ -58,9 +58,9 @@ def _sum_impl(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     return np.sum(x, axis=axis, keepdims=keepdims)
 
 
-sum_p = Primitive("sum", _sum_impl, shape_only=(0,))
+sum_p = Primitive("sum", _sum_impl)
 sum_p.defjvp(lambda g, ans, x, axis, keepdims: _reduced(g, axis, keepdims))
-sum_p.defvjp(lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims))
+sum_p.defvjp(lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims), saves="x.shape")
 sum_p.defbatch(leading_axis_rule(sum_p, "axis"))
 
 
@@ -188,7 +188,8 @@ prod_p = Primitive("prod", _prod_impl)
 prod_p.defjvp(
     lambda g, ans, x, axis, keepdims: _reduced(g * _prod_of_others(x, axis), axis, keepdims))
 prod_p.defvjp(
-    lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims) * _prod_of_others(x, axis)
+    lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims) * _prod_of_others(x, axis),
+    saves="x",
 )
 prod_p.defbatch(leading_axis_rule(prod_p, "axis"))
 
@@ -226,7 +227,8 @@ def _extremum(name: str, impl: Any) -> Primitive:
         g * _chosen_weights(ans, x, axis, keepdims), axis, keepdims))
     p.defvjp(
         lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims)
-        * _chosen_weights(ans, x, axis, keepdims)
+        * _chosen_weights(ans, x, axis, keepdims),
+        saves="ans x",
     )
     p.defbatch(leading_axis_rule(p, "axis"))
     return p
@@ -262,9 +264,9 @@ def _rev_cumsum(g: Any, axis: int) -> Any:
     return np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis)
 
 
-cumsum_p = Primitive("cumsum", _cumsum_impl, shape_only=(-1,))
+cumsum_p = Primitive("cumsum", _cumsum_impl)
 cumsum_p.defjvp(lambda g, ans, x, axis: bind(cumsum_p, (g,), {"axis": axis}))
-cumsum_p.defvjp(lambda g, ans, x, axis: _rev_cumsum(g, axis))
+cumsum_p.defvjp(lambda g, ans, x, axis: _rev_cumsum(g, axis), saves="")
 cumsum_p.defbatch(leading_axis_rule(cumsum_p, "axis"))
 
 
@@ -297,7 +299,7 @@ def _cumprod_vjp(g: Any, ans: Any, x: Any, axis: int) -> Any:
 
 cumprod_p = Primitive("cumprod", _cumprod_impl)
 cumprod_p.defjvp(_cumprod_jvp)
-cumprod_p.defvjp(_cumprod_vjp)
+cumprod_p.defvjp(_cumprod_vjp, saves="x")
 cumprod_p.defbatch(leading_axis_rule(cumprod_p, "axis"))
 
 

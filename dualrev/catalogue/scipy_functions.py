@@ -323,7 +323,7 @@ expm_p = Primitive("scipy.linalg.expm", _expm_stack_impl)
 expm_p.defjvp(_block_expm_jvp)
 # The adjoint of the Frechet derivative L(A, .) is L(A^T, .): the VJP is the same block
 # formula at A^T (transposing the JVP instead would recurse through expm forever).
-expm_p.defvjp(lambda g, ans, a: _block_expm_jvp(g, None, _T(a)))
+expm_p.defvjp(lambda g, ans, a: _block_expm_jvp(g, None, _T(a)), saves="a")
 expm_p.defbatch(stacked_rule(expm_p))
 
 

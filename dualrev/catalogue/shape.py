@@ -36,9 +36,10 @@ def _reshape_impl(x: Any, shape: tuple[int, ...]) -> Any:
     return np.reshape(x, shape)
 
 
-reshape_p = Primitive("reshape", _reshape_impl, shape_only=(-1, 0))
+reshape_p = Primitive("reshape", _reshape_impl)
 reshape_p.defjvp(lambda g, ans, x, shape: bind(reshape_p, (g,), {"shape": shape}))
-reshape_p.defvjp(lambda g, ans, x, shape: bind(reshape_p, (g,), {"shape": shape_of(x)}))
+reshape_p.defvjp(lambda g, ans, x, shape: bind(reshape_p, (g,), {"shape": shape_of(x)}),
+                 saves="x.shape")
 reshape_p.defbatch(lambda args, batched, shape: bind(
     reshape_p, args, {"shape": shape_of(args[0])[:1] + shape}))
 
@@ -113,10 +114,10 @@ def _transpose_impl(x: Any, axes: tuple[int, ...]) -> Any:
     return np.transpose(x, axes)
 
 
-transpose_p = Primitive("transpose", _transpose_impl, shape_only=(-1,))
+transpose_p = Primitive("transpose", _transpose_impl)
 transpose_p.defjvp(lambda g, ans, x, axes: bind(transpose_p, (g,), {"axes": axes}))
 transpose_p.defvjp(lambda g, ans, x, axes: bind(
-    transpose_p, (g,), {"axes": tuple(int(a) for a in np.argsort(axes))}))
+    transpose_p, (g,), {"axes": tuple(int(a) for a in np.argsort(axes))}), saves="")
 transpose_p.defbatch(lambda args, batched, axes: bind(
     transpose_p, args, {"axes": (0,) + tuple(a + 1 for a in axes)}))
 
@@ -173,9 +174,9 @@ def _broadcast_batch(args: list[Any], batched: tuple[bool, ...],
     return bind(broadcast_p, (x,), {"shape": xs[:1] + shape})
 
 
-broadcast_p = Primitive("broadcast_to", _broadcast_impl, shape_only=(0,))
+broadcast_p = Primitive("broadcast_to", _broadcast_impl)
 broadcast_p.defjvp(lambda g, ans, x, shape: bind(broadcast_p, (g,), {"shape": shape}))
-broadcast_p.defvjp(lambda g, ans, x, shape: unbroadcast(g, shape_of(x)))
+broadcast_p.defvjp(lambda g, ans, x, shape: unbroadcast(g, shape_of(x)), saves="x.shape")
 broadcast_p.defbatch(_broadcast_batch)
 
 
@@ -322,9 +323,9 @@ def _pad_vjp(g: Any, ans: Any, x: Any, widths: tuple[tuple[int, int], ...]) -> A
     return getitem(g, tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, xs, strict=True)))
 
 
-pad_p = Primitive("pad", _pad_impl, shape_only=(-1, 0))
+pad_p = Primitive("pad", _pad_impl)
 pad_p.defjvp(lambda g, ans, x, widths: bind(pad_p, (g,), {"widths": widths}))
-pad_p.defvjp(_pad_vjp)
+pad_p.defvjp(_pad_vjp, saves="x.shape")
 pad_p.defbatch(lambda args, batched, widths: bind(pad_p, args, {"widths": ((0, 0),) + widths}))
 
 

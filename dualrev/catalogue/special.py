@@ -35,14 +35,14 @@ def _xdivy(x: Any, y: Any) -> Any:
 
 
 # ------------------------------------------------------------------ error functions
-elementwise(sc.erf, lambda ans, x: (2 / _SQRT_PI) * np.exp(-x * x))
-elementwise(sc.erfc, lambda ans, x: (-2 / _SQRT_PI) * np.exp(-x * x))
-elementwise(sc.erfinv, lambda ans, x: (_SQRT_PI / 2) * np.exp(ans * ans))
-elementwise(sc.erfcinv, lambda ans, x: (-_SQRT_PI / 2) * np.exp(ans * ans))
-elementwise(sc.erfcx, lambda ans, x: 2 * x * ans - 2 / _SQRT_PI)
-elementwise(sc.ndtr, lambda ans, x: np.exp(-0.5 * x * x) / _SQRT_2PI)
-elementwise(sc.ndtri, lambda ans, x: _SQRT_2PI * np.exp(0.5 * ans * ans))
-elementwise(sc.log_ndtr, lambda ans, x: np.exp(-0.5 * x * x - ans) / _SQRT_2PI)
+elementwise(sc.erf, lambda ans, x: (2 / _SQRT_PI) * np.exp(-x * x), saves="x")
+elementwise(sc.erfc, lambda ans, x: (-2 / _SQRT_PI) * np.exp(-x * x), saves="x")
+elementwise(sc.erfinv, lambda ans, x: (_SQRT_PI / 2) * np.exp(ans * ans), saves="ans")
+elementwise(sc.erfcinv, lambda ans, x: (-_SQRT_PI / 2) * np.exp(ans * ans), saves="ans")
+elementwise(sc.erfcx, lambda ans, x: 2 * x * ans - 2 / _SQRT_PI, saves="ans x")
+elementwise(sc.ndtr, lambda ans, x: np.exp(-0.5 * x * x) / _SQRT_2PI, saves="x")
+elementwise(sc.ndtri, lambda ans, x: _SQRT_2PI * np.exp(0.5 * ans * ans), saves="ans")
+elementwise(sc.log_ndtr, lambda ans, x: np.exp(-0.5 * x * x - ans) / _SQRT_2PI, saves="ans x")
 
 # ------------------------------------------------------------------ gamma family
 def _polygamma_impl(n: Any, x: Any) -> Any:
@@ -57,21 +57,23 @@ def _polygamma_impl(n: Any, x: Any) -> Any:
 # polygamma is a Python function in SciPy; as a primitive it is reached through
 # dualrev's SciPy dispatchers (see scipy_functions.py) and from rules.
 polygamma = elementwise(_polygamma_impl, _not_in("scipy.special.polygamma w.r.t. n"),
-                        lambda ans, n, x: polygamma(n + 1, x), name="polygamma")
+                        lambda ans, n, x: polygamma(n + 1, x), name="polygamma", saves=("", "n x"))
 
-elementwise(sc.gamma, lambda ans, x: ans * sc.digamma(x))
-elementwise(sc.gammaln, lambda ans, x: sc.digamma(x))
-elementwise(sc.loggamma, lambda ans, x: sc.digamma(x))
-elementwise(sc.digamma, lambda ans, x: polygamma(1, x))
+elementwise(sc.gamma, lambda ans, x: ans * sc.digamma(x), saves="ans x")
+elementwise(sc.gammaln, lambda ans, x: sc.digamma(x), saves="x")
+elementwise(sc.loggamma, lambda ans, x: sc.digamma(x), saves="x")
+elementwise(sc.digamma, lambda ans, x: polygamma(1, x), saves="x")
 elementwise(
     sc.beta,
     lambda ans, a, b: ans * (sc.digamma(a) - sc.digamma(a + b)),
     lambda ans, a, b: ans * (sc.digamma(b) - sc.digamma(a + b)),
+    saves="ans a b",
 )
 elementwise(
     sc.betaln,
     lambda ans, a, b: sc.digamma(a) - sc.digamma(a + b),
     lambda ans, a, b: sc.digamma(b) - sc.digamma(a + b),
+    saves="a b",
 )
 
 
@@ -79,43 +81,50 @@ def _gammainc_dx(ans: Any, a: Any, x: Any) -> Any:
     return np.exp(-x + (a - 1) * np.log(x) - sc.gammaln(a))
 
 
-elementwise(sc.gammainc, _not_in("scipy.special.gammainc w.r.t. a"), _gammainc_dx)
+elementwise(sc.gammainc, _not_in("scipy.special.gammainc w.r.t. a"), _gammainc_dx,
+            saves=("", "a x"))
 elementwise(sc.gammaincc, _not_in("scipy.special.gammaincc w.r.t. a"),
-            lambda ans, a, x: -_gammainc_dx(ans, a, x))
+            lambda ans, a, x: -_gammainc_dx(ans, a, x), saves=("", "ans a x"))
 
 
 # ------------------------------------------------------------------ logistic, logs
-elementwise(sc.expit, lambda ans, x: ans * (1 - ans))
-elementwise(sc.logit, lambda ans, x: _div(1.0, x * (1 - x)))
-elementwise(sc.log_expit, lambda ans, x: sc.expit(-x))
-elementwise(sc.xlogy, lambda ans, x, y: np.log(y), lambda ans, x, y: _xdivy(x, y))
-elementwise(sc.xlog1py, lambda ans, x, y: np.log1p(y), lambda ans, x, y: _xdivy(x, 1 + y))
-elementwise(sc.entr, lambda ans, x: -(np.log(x) + 1))
+elementwise(sc.expit, lambda ans, x: ans * (1 - ans), saves="ans")
+elementwise(sc.logit, lambda ans, x: _div(1.0, x * (1 - x)), saves="x")
+elementwise(sc.log_expit, lambda ans, x: sc.expit(-x), saves="x")
+elementwise(sc.xlogy, lambda ans, x, y: np.log(y), lambda ans, x, y: _xdivy(x, y),
+            saves=("y", "x y"))
+elementwise(sc.xlog1py, lambda ans, x, y: np.log1p(y), lambda ans, x, y: _xdivy(x, 1 + y),
+            saves=("y", "x y"))
+elementwise(sc.entr, lambda ans, x: -(np.log(x) + 1), saves="x")
 elementwise(
     sc.rel_entr,
     lambda ans, x, y: np.log(_div(x, y)) + 1,
     lambda ans, x, y: -_div(x, y),
+    saves="x y",
 )
 elementwise(
     sc.kl_div,
     lambda ans, x, y: np.log(_div(x, y)),
     lambda ans, x, y: 1 - _div(x, y),
+    saves="x y",
 )
 
 # ------------------------------------------------------------------ Bessel functions
-elementwise(sc.i0, lambda ans, x: sc.i1(x))
-elementwise(sc.i0e, lambda ans, x: sc.i1e(x) - np.sign(x) * ans)
-elementwise(sc.i1, lambda ans, x: 0.5 * (sc.i0(x) + sc.iv(2, x)))
-elementwise(sc.i1e, lambda ans, x: 0.5 * (sc.i0e(x) + sc.ive(2, x)) - np.sign(x) * ans)
+elementwise(sc.i0, lambda ans, x: sc.i1(x), saves="x")
+elementwise(sc.i0e, lambda ans, x: sc.i1e(x) - np.sign(x) * ans, saves="ans x")
+elementwise(sc.i1, lambda ans, x: 0.5 * (sc.i0(x) + sc.iv(2, x)), saves="x")
+elementwise(sc.i1e, lambda ans, x: 0.5 * (sc.i0e(x) + sc.ive(2, x)) - np.sign(x) * ans,
+            saves="ans x")
 elementwise(sc.iv, _not_in("scipy.special.iv w.r.t. the order"),
-            lambda ans, v, x: 0.5 * (sc.iv(v - 1, x) + sc.iv(v + 1, x)))
+            lambda ans, v, x: 0.5 * (sc.iv(v - 1, x) + sc.iv(v + 1, x)), saves=("", "v x"))
 elementwise(sc.ive, _not_in("scipy.special.ive w.r.t. the order"),
-            lambda ans, v, x: 0.5 * (sc.ive(v - 1, x) + sc.ive(v + 1, x)) - np.sign(x) * ans)
-elementwise(sc.j0, lambda ans, x: -sc.j1(x))
-elementwise(sc.j1, lambda ans, x: 0.5 * (sc.j0(x) - sc.jv(2, x)))
+            lambda ans, v, x: 0.5 * (sc.ive(v - 1, x) + sc.ive(v + 1, x)) - np.sign(x) * ans,
+            saves=("", "ans v x"))
+elementwise(sc.j0, lambda ans, x: -sc.j1(x), saves="x")
+elementwise(sc.j1, lambda ans, x: 0.5 * (sc.j0(x) - sc.jv(2, x)), saves="x")
 elementwise(sc.jv, _not_in("scipy.special.jv w.r.t. the order"),
-            lambda ans, v, x: 0.5 * (sc.jv(v - 1, x) - sc.jv(v + 1, x)))
-elementwise(sc.y0, lambda ans, x: -sc.y1(x))
-elementwise(sc.y1, lambda ans, x: 0.5 * (sc.y0(x) - sc.yv(2, x)))
+            lambda ans, v, x: 0.5 * (sc.jv(v - 1, x) - sc.jv(v + 1, x)), saves=("", "v x"))
+elementwise(sc.y0, lambda ans, x: -sc.y1(x), saves="x")
+elementwise(sc.y1, lambda ans, x: 0.5 * (sc.y0(x) - sc.yv(2, x)), saves="x")
 elementwise(sc.yv, _not_in("scipy.special.yv w.r.t. the order"),
-            lambda ans, v, x: 0.5 * (sc.yv(v - 1, x) - sc.yv(v + 1, x)))
+            lambda ans, v, x: 0.5 * (sc.yv(v - 1, x) - sc.yv(v + 1, x)), saves=("", "v x"))
