@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from . import config
 from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import Primitive, as_dtype, bind, dtype_of, shape_of
 from .tracer import TracedBase
@@ -44,41 +45,50 @@ class ForwardTrace:
                 primals.append(a)
                 tangents.append(None)
         ans = bind(prim, primals, params)
-        if prim.jvp_joint is not None:
-            out = prim.jvp_joint(tangents, ans, *primals, **params)
-        else:
-            rules = prim.jvps
-            if rules is None:
-                raise NoDerivativeRule(prim.name, "It has no JVP (forward-mode) rule.")
-            partials = prim.partials
-            out = None
-            for i, t in enumerate(tangents):
-                if t is None:
-                    continue
-                rule = rules[i]
-                if rule is None:
-                    continue
-                if partials is not None:
-                    c = t * partials[i](ans, *primals)
-                else:
-                    c = rule(t, ans, *primals, **params)
-                out = c if out is None else out + c
-            if out is None:
-                return ans
-            if prim.elementwise:
-                want = shape_of(ans)
-                if shape_of(out) != want:
-                    out = np.broadcast_to(out, want)
+        out = tangent_out(prim, tangents, ans, primals, params)
+        return ans if out is None else Dual(ans, out, self)
+
+
+def tangent_out(prim: Primitive, tangents: list[Any], ans: Any, primals: list[Any],
+                params: dict[str, Any]) -> Any:
+    """The tangent of one operation's output from its arguments' (None where an argument
+    carries none): the JVP rules summed, in the output's shape and precision; None when
+    no tangent reaches the output."""
+    if prim.jvp_joint is not None:
+        out = prim.jvp_joint(tangents, ans, *primals, **params)
+    else:
+        rules = prim.jvps
+        if rules is None:
+            raise NoDerivativeRule(prim.name, "It has no JVP (forward-mode) rule.")
+        partials = prim.partials if config.SHORTCUTS else None
+        out = None
+        for i, t in enumerate(tangents):
+            if t is None:
+                continue
+            rule = rules[i]
+            if rule is None:
+                continue
+            if partials is not None:
+                c = t * partials[i](ans, *primals)
+            else:
+                c = rule(t, ans, *primals, **params)
+            out = c if out is None else out + c
         if out is None:
-            return ans
-        ta = type(ans)
-        if ta is not float and ta is not np.float64 and (ta is not np.ndarray
-                                                         or ans.dtype.char not in "dD"):
-            out = _tangent_dtype(out, ans)
-        elif ta is np.ndarray and type(out) is np.ndarray and out.dtype.char in "fF":
-            # a float32 input to a function whose result NumPy/SciPy widens to float64
-            out = out.astype(np.result_type(out.dtype, ans.dtype))
-        return Dual(ans, out, self)
+            return None
+        if prim.elementwise:
+            want = shape_of(ans)
+            if shape_of(out) != want:
+                out = np.broadcast_to(out, want)
+    if out is None:
+        return None
+    ta = type(ans)
+    if ta is not float and ta is not np.float64 and (ta is not np.ndarray
+                                                     or ans.dtype.char not in "dD"):
+        out = _tangent_dtype(out, ans)
+    elif ta is np.ndarray and type(out) is np.ndarray and out.dtype.char in "fF":
+        # a float32 input to a function whose result NumPy/SciPy widens to float64
+        out = out.astype(np.result_type(out.dtype, ans.dtype))
+    return out
 
 
 def _tangent_dtype(t: Any, ans: Any) -> Any:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from . import config
 from .errors import BatchedValueError, NoDerivativeRule, NotSavedError
 
 Rule = Callable[..., Any]
@@ -283,7 +284,11 @@ class _Indexed:
         return lambda *a, **k: rule(i, *a, **k)
 
 
-_SCALARS = (float, int, np.float64)
+#: the plain scalar types a primal commonly is (the hot paths test for them first)
+PLAIN_SCALARS = (float, int, np.float64)
+#: Python and NumPy scalar types of each kind
+REAL_SCALARS = (float, int, np.float64, np.float32)
+COMPLEX_SCALARS = (complex, np.complex128, np.complex64)
 
 
 def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
@@ -322,9 +327,9 @@ def as_array(x: Any) -> Any:
 def apply_plain(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
     """Run ``prim`` on plain values: its scalar version on floats, else its NumPy one."""
     scalar = prim.scalar_impl
-    if scalar is not None:
+    if scalar is not None and config.SHORTCUTS:
         for a in args:
-            if type(a) not in _SCALARS:
+            if type(a) not in PLAIN_SCALARS:
                 break
         else:
             try:
@@ -499,8 +504,6 @@ class Shaped:
         return len(self.shape)
 
 
-_REAL_SCALARS = (float, int, np.float64, np.float32)
-_COMPLEX_SCALARS = (complex, np.complex128, np.complex64)
 
 
 def is_complex(x: Any) -> bool:
@@ -509,9 +512,9 @@ def is_complex(x: Any) -> bool:
     t = type(x)
     if t is np.ndarray:
         return x.dtype.kind == "c"
-    if t in _REAL_SCALARS:
+    if t in REAL_SCALARS:
         return False
-    if t in _COMPLEX_SCALARS:
+    if t in COMPLEX_SCALARS:
         return True
     return dtype_of(x).kind == "c"
 

@@ -13,14 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from . import config, cotangent
 from .errors import EscapedTracerError, NoDerivativeRule
+from .forward import tangent_out
 from .primitive import (
-    _SCALARS,
+    PLAIN_SCALARS,
     Primitive,
     Shaped,
     Tracer,
     apply_plain,
-    as_dtype,
     bind,
     dtype_of,
     is_complex,
@@ -41,20 +42,22 @@ class Tape:
 
     Each entry is ``(prim, primals, params, ans, parents)`` where ``parents`` lists
     ``(argument position, entry index, argument shape, kind)`` for the traced arguments
-    (kind: True for float64, False for complex128, else the dtype the cotangent must
-    have, see ``_cotangent_kind``);
+    (kind: what its cotangent must be, see ``cotangent.kind``);
     inputs are entries with ``prim`` None. Of the primals and ``ans`` the entry keeps
     what the primitive's ``saves`` declaration names (a ``Shaped`` stand-in where only
     the shape is read, a ``NotSaved`` one for the rest; see ``Primitive``), or
     everything when it declares nothing.
     """
 
-    __slots__ = ("level", "nodes", "what", "copies")
+    __slots__ = ("level", "nodes", "what", "copies", "keep_all")
 
-    def __init__(self, level: int, what: str = "a reverse-mode transform") -> None:
+    def __init__(self, level: int, what: str = "a reverse-mode transform",
+                 keep_all: bool = False) -> None:
         self.level = level
         self.nodes: list[tuple[Any, ...]] = []
         self.what = what  # the transform's name, for the escaped-tracer error
+        # keep every primal and output, for the JVP rules of a forward replay (push)
+        self.keep_all = keep_all
         # id -> (caller's array, the tape's copy of it), see keep_copy
         self.copies: dict[int, tuple[ndarray, ndarray]] = {}
 
@@ -85,77 +88,66 @@ class Tape:
         return Traced(value, self, len(self.nodes) - 1)
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        if prim.vjps is None:
+            raise NoDerivativeRule(prim.name, "It has no VJP (reverse-mode) rule.")
         level = self.level
         vjps = prim.vjps
-        if vjps is None:
-            raise NoDerivativeRule(prim.name, "It has no VJP (reverse-mode) rule.")
-        nodes = self.nodes
         primals = []
-        parents = []
+        parents = []  # (position, entry, shape, cotangent kind) of this tape's arguments
         plain = True  # no argument traced at an outer level either
-        i = 0
-        for a in args:
+        for i, a in enumerate(args):
             if type(a) is Traced and a._level == level:
                 p = a.primal
                 if vjps[i] is not None:
-                    tp = type(p)
-                    if tp is ndarray:
-                        c = p.dtype.char
-                        parents.append((i, a._index, p.shape,
-                                        True if c == "d" else False if c == "D" else p.dtype))
-                    elif tp in _SCALARS:
-                        parents.append((i, a._index, (), True))
-                    else:
-                        parents.append((i, a._index, shape_of(p), _cotangent_kind(p)))
+                    parents.append((i, a._index, p.shape if type(p) is ndarray else
+                                    shape_of(p), cotangent.kind(p)))
                 a = p
             if plain and isinstance(a, Tracer):
                 plain = False
             primals.append(a)
-            i += 1
         if plain and prim.fwd is not None:
             ans, residuals = prim.fwd(*primals)
             params = {**params, "residuals": residuals}
-        elif plain:
-            ans = apply_plain(prim, primals, params)
         else:
-            ans = bind(prim, primals, params)
+            ans = apply_plain(prim, primals, params) if plain else bind(prim, primals, params)
         if not parents:
             return ans
-        # Keep only what the VJP rules read, so intermediates die as early as in NumPy.
+        kept, kept_ans = self._keep(prim, parents, primals, args, ans)
+        self.nodes.append((prim, kept, params, kept_ans, parents))
+        return Traced(ans, self, len(self.nodes) - 1)
+
+    def _keep(self, prim: Primitive, parents: list[Any], primals: list[Any], args: Any,
+              ans: Any) -> tuple[list[Any], Any]:
+        """What the entry keeps of the primals and the output: what the primitive's
+        ``saves`` names for the traced arguments (so intermediates die as early as in
+        NumPy), a private copy of each plain array the caller still holds (it may be
+        rewritten in place before the backward pass: a work buffer)."""
         key = parents[0][0] if len(parents) == 1 else tuple(p[0] for p in parents)
-        plan = prim.keep_plan(key)
-        kept_ans = ans
-        if plan is not None:
-            width = len(plan) - 1
-            kept = []
-            j = 0
-            for p in primals:
-                k = plan[j + 1] if j < width else True
-                if k is True:
-                    # A plain array the caller still holds may be rewritten in place
-                    # before the backward pass (a work buffer): keep a copy of it.
-                    kept.append(self.keep_copy(p) if type(p) is ndarray and p is args[j] else p)
-                elif k is Shaped:
-                    # An input of the tape lives on anyway, and a scalar costs less than
-                    # a stand-in: keep those themselves.
-                    arg = args[j]
-                    if type(p) in _SCALARS or (type(arg) is Traced and arg._level == level
-                                               and nodes[arg._index][0] is None):
-                        kept.append(p)
-                    else:
-                        kept.append(Shaped(p))
+        plan = None if self.keep_all else prim.keep_plan(key)
+        if plan is None:
+            return [self.keep_copy(p) if type(p) is ndarray and p is a else p
+                    for p, a in zip(primals, args, strict=True)], ans
+        width = len(plan) - 1
+        kept = []
+        for j, p in enumerate(primals):
+            k = plan[j + 1] if j < width else True
+            if k is True:
+                kept.append(self.keep_copy(p) if type(p) is ndarray and p is args[j] else p)
+            elif k is Shaped:
+                # An input of the tape lives on anyway, and a scalar costs less than a
+                # stand-in: keep those themselves.
+                arg = args[j]
+                if type(p) in PLAIN_SCALARS or (type(arg) is Traced and arg._level == self.level
+                                                and self.nodes[arg._index][0] is None):
+                    kept.append(p)
                 else:
-                    kept.append(k)  # NotSaved: a rule reading it raises
-                j += 1
-            primals = kept
-            k = plan[0]
-            if k is not True:
-                kept_ans = k if k is not Shaped else ans if type(ans) in _SCALARS else Shaped(ans)
-        else:
-            primals = [self.keep_copy(p) if type(p) is ndarray and p is a else p
-                       for p, a in zip(primals, args, strict=True)]
-        nodes.append((prim, primals, params, kept_ans, parents))
-        return Traced(ans, self, len(nodes) - 1)
+                    kept.append(Shaped(p))
+            else:
+                kept.append(k)  # NotSaved: a rule reading it raises
+        k = plan[0]
+        if k is True:
+            return kept, ans
+        return kept, k if k is not Shaped else ans if type(ans) in PLAIN_SCALARS else Shaped(ans)
 
     def backward(self, seeds: dict[int, Any], keep: bool = False) -> list[Any]:
         """Pull cotangents from ``seeds`` (entry index -> cotangent) back to every entry.
@@ -173,71 +165,100 @@ class Tape:
         # cannot change a value anyone else holds.
         owned = [False] * n
         for i, g in seeds.items():
-            cts[i] = g if cts[i] is None else cts[i] + g
+            cotangent.accumulate(cts, owned, i, g)
+        fast = config.SHORTCUTS
         for i in range(n - 1, -1, -1):
             g = cts[i]
             if g is None:
                 continue
-            node = nodes[i]
-            prim = node[0]
+            prim, primals, params, ans, parents = nodes[i]
             if prim is None:
                 continue  # an input: its cotangent is a result
             if not keep:
                 nodes[i] = _RELEASED
             cts[i] = None
-            _, primals, params, ans, parents = node
-            rules = prim.vjps
-            partials = prim.partials
-            add_into = prim.vjp_add
-            for argpos, pid, shape, real in parents:
-                prev = cts[pid]
-                if add_into is not None and real is True and (prev is None or owned[pid]):
-                    acc = add_into(prev, g, ans, *primals, **params)
+            scatter = prim.vjp_add if fast else None
+            for argpos, pid, shape, kind in parents:
+                if scatter is not None and kind is cotangent.REAL and (cts[pid] is None
+                                                                        or owned[pid]):
+                    # the cotangent scattered straight into the pass's buffer
+                    acc = scatter(cts[pid], g, ans, *primals, **params)
                     if acc is not NotImplemented:
                         cts[pid] = acc
                         owned[pid] = True
                         continue
-                if partials is not None:  # elementwise: cotangent times the partial
-                    d = partials[argpos](ans, *primals)
-                    if (_ELIDE and type(d) is ndarray and getrefcount(d) <= 2
-                            and d.base is None and type(g) is ndarray and d.shape == g.shape
-                            and d.dtype == g.dtype and d.flags.writeable):
-                        # d is a temporary nobody else can see (NumPy's own temporary
-                        # elision test): multiply into it instead of allocating again
-                        c = np.multiply(d, g, out=d)
-                    else:
-                        c = g * d
-                    del d
-                    tc = type(c)
-                    cs = c.shape if tc is ndarray else (() if tc in _SCALARS else shape_of(c))
-                    if cs != shape:
-                        c = unbroadcast(c, shape)
-                else:
-                    c = rules[argpos](g, ans, *primals, **params)
-                    if prim.elementwise and shape_of(c) != shape:
-                        c = unbroadcast(c, shape)
-                if real is True:  # a real argument's cotangent is real (pairing Re(ct * t))
-                    tc = type(c)
-                    if tc is ndarray:
-                        if c.dtype.kind == "c":
-                            c = c.real
-                    elif tc not in _SCALARS and is_complex(c):
-                        c = np.real(c)
-                elif real is not False:
-                    c = as_dtype(c, real)
-                if prev is None:
-                    cts[pid] = c
-                elif (owned[pid] and type(c) is ndarray and c.shape == prev.shape
-                      and c.dtype == prev.dtype):
-                    np.add(prev, c, out=prev)
-                else:
-                    prev = prev + c
-                    cts[pid] = prev
-                    owned[pid] = type(prev) is ndarray
+                c = pull(prim, argpos, g, ans, primals, params, shape, kind, fast)
+                cotangent.accumulate(cts, owned, pid, c)
         if not keep:
             # An escaped tracer keeps its tape alive; it must not keep the values too.
             nodes.clear()
         return cts
+
+
+    def push(self, tangents: dict[int, Any]) -> list[Any]:
+        """Forward along the recorded edges: each entry's tangent from its arguments' by
+        the JVP rules, from ``tangents`` (input entry -> tangent, a batch of them when
+        ``Batched``). Needs a tape that kept everything (``keep_all``); a ``custom_vjp``
+        entry, which forward mode differentiates through its body, cannot be pushed
+        through (``ReplayError``)."""
+        ts: list[Any] = [None] * len(self.nodes)
+        for i, t in tangents.items():
+            ts[i] = t
+        for i, (prim, primals, params, ans, parents) in enumerate(self.nodes):
+            if prim is None:
+                continue
+            args: list[Any] = [None] * len(primals)
+            reached = False
+            for argpos, pid, _, _ in parents:
+                if ts[pid] is not None:
+                    args[argpos] = ts[pid]
+                    reached = True
+            if not reached:
+                continue
+            if prim.body is not None:
+                raise ReplayError(prim.name)
+            ts[i] = tangent_out(prim, args, ans, list(primals), params)
+        return ts
+
+
+class ReplayError(Exception):
+    """A recorded operation forward mode cannot replay from the tape."""
+
+
+def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
+         params: dict[str, Any], shape: tuple[int, ...], kind: Any,
+         fast: bool = True) -> Any:
+    """The cotangent of argument ``argpos`` of one recorded operation, from the output's
+    ``g``: summed back to the argument's ``shape`` where the primitive broadcast it, and
+    of the argument's ``kind`` (see ``cotangent.kind``)."""
+    partials = prim.partials if fast else None
+    if partials is not None:  # elementwise: the cotangent times the partial
+        d = partials[argpos](ans, *primals)
+        if (_ELIDE and type(d) is ndarray and getrefcount(d) <= 2 and d.base is None
+                and type(g) is ndarray and d.shape == g.shape and d.dtype == g.dtype
+                and d.flags.writeable):
+            # d is a temporary nobody else can see (NumPy's own temporary elision test):
+            # multiply into it instead of allocating again
+            c = np.multiply(d, g, out=d)
+        else:
+            c = g * d
+        del d
+        tc = type(c)
+        if tc is ndarray:
+            if c.shape != shape:
+                c = unbroadcast(c, shape)
+            if kind is cotangent.REAL and c.dtype.kind != "c":
+                return c  # the common case, without a call
+        elif tc in PLAIN_SCALARS:
+            if shape != ():
+                c = unbroadcast(c, shape)
+        elif shape_of(c) != shape:
+            c = unbroadcast(c, shape)
+        return cotangent.project(c, kind)
+    c = prim.vjps[argpos](g, ans, *primals, **params)  # type: ignore[index]
+    if prim.elementwise and shape_of(c) != shape:
+        c = unbroadcast(c, shape)
+    return cotangent.project(c, kind)
 
 
 _RELEASED = (None, (), None, None, ())
@@ -249,16 +270,6 @@ def _same_bits(a: ndarray, c: ndarray) -> bool:
     return (a.flags.c_contiguous and a.shape == c.shape and a.dtype == c.dtype
             and bool(np.array_equal(a.reshape(-1).view(np.uint64),
                                     c.reshape(-1).view(np.uint64))))
-
-
-def _cotangent_kind(p: Any) -> Any:
-    """What a cotangent of the primal ``p`` must be: True for float64 (real), False for
-    complex128 (anything goes), else ``p``'s dtype (float32 stays float32, complex64
-    complex64, as in JAX, even where a rule computed in float64)."""
-    dt = dtype_of(p)
-    if dt.char == "d" or dt.kind not in "fc":
-        return True
-    return False if dt.char == "D" else dt
 
 
 class FinishedTape(Tape):

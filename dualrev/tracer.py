@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import config
 from .errors import InPlaceError, TracerConversionError
 from .primitive import (
     FUNCTION_HANDLERS,
@@ -36,6 +37,7 @@ def new_level() -> int:
     return next(_levels)
 
 _NONE: dict[str, Any] = {}
+_PLAIN = (float, int, np.float64, np.ndarray)  # operands no trace can own
 
 # ufunc methods other than __call__ that have a meaning we support
 _UFUNC_REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}
@@ -164,29 +166,47 @@ class TracedBase(Tracer):
             yield self[i]
 
     # ------------------------------------------------------------ operators
-    # Each goes through bind, as every traced call does, to the ufunc's catalogue entry.
+    # Each goes through bind, as every traced call does, to the ufunc's catalogue entry;
+    # with a plain other operand the arithmetic ones hand the call to their own trace
+    # directly (the shortcut bind would take anyway, see dualrev.config).
     def __add__(self, o: Any) -> Any:
+        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+            return self._trace.process(UFUNC_HANDLERS[np.add], (self, o), _NONE)
         return bind(UFUNC_HANDLERS[np.add], (self, o), _NONE)
 
     def __radd__(self, o: Any) -> Any:
+        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+            return self._trace.process(UFUNC_HANDLERS[np.add], (o, self), _NONE)
         return bind(UFUNC_HANDLERS[np.add], (o, self), _NONE)
 
     def __sub__(self, o: Any) -> Any:
+        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+            return self._trace.process(UFUNC_HANDLERS[np.subtract], (self, o), _NONE)
         return bind(UFUNC_HANDLERS[np.subtract], (self, o), _NONE)
 
     def __rsub__(self, o: Any) -> Any:
+        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+            return self._trace.process(UFUNC_HANDLERS[np.subtract], (o, self), _NONE)
         return bind(UFUNC_HANDLERS[np.subtract], (o, self), _NONE)
 
     def __mul__(self, o: Any) -> Any:
+        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+            return self._trace.process(UFUNC_HANDLERS[np.multiply], (self, o), _NONE)
         return bind(UFUNC_HANDLERS[np.multiply], (self, o), _NONE)
 
     def __rmul__(self, o: Any) -> Any:
+        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+            return self._trace.process(UFUNC_HANDLERS[np.multiply], (o, self), _NONE)
         return bind(UFUNC_HANDLERS[np.multiply], (o, self), _NONE)
 
     def __truediv__(self, o: Any) -> Any:
+        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+            return self._trace.process(UFUNC_HANDLERS[np.true_divide], (self, o), _NONE)
         return bind(UFUNC_HANDLERS[np.true_divide], (self, o), _NONE)
 
     def __rtruediv__(self, o: Any) -> Any:
+        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+            return self._trace.process(UFUNC_HANDLERS[np.true_divide], (o, self), _NONE)
         return bind(UFUNC_HANDLERS[np.true_divide], (o, self), _NONE)
 
     def __floordiv__(self, o: Any) -> Any:
@@ -208,9 +228,13 @@ class TracedBase(Tracer):
         return o // self, o % self
 
     def __pow__(self, o: Any) -> Any:
+        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+            return self._trace.process(UFUNC_HANDLERS[np.power], (self, o), _NONE)
         return bind(UFUNC_HANDLERS[np.power], (self, o), _NONE)
 
     def __rpow__(self, o: Any) -> Any:
+        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+            return self._trace.process(UFUNC_HANDLERS[np.power], (o, self), _NONE)
         return bind(UFUNC_HANDLERS[np.power], (o, self), _NONE)
 
     def __matmul__(self, o: Any) -> Any:

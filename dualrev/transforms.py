@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from . import config
 from .batching import Batched, BatchTrace, FinishedBatchTrace
 from .errors import DualrevError, EscapedTracerError
 from .forward import Dual, FinishedForwardTrace, ForwardTrace
 from .primitive import Tracer, concrete, dtype_of, shape_of, unwrap_derivatives
-from .reverse import FinishedTape, Tape, Traced
+from .reverse import FinishedTape, ReplayError, Tape, Traced
 from .tracer import new_level
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
 
@@ -220,7 +221,9 @@ def _cached_identity(n: int, dtype: np.dtype) -> np.ndarray:
 def _identity(n: int, dtype: np.dtype = _F64) -> np.ndarray:
     """The basis pushed through a vectorised Jacobian pass; small ones are cached
     (read-only), saving a fresh n-by-n allocation per call."""
-    return _cached_identity(n, dtype) if n <= 2048 else np.eye(n, dtype=dtype)
+    if n <= 2048 and config.SHORTCUTS:
+        return _cached_identity(n, dtype)
+    return np.eye(n, dtype=dtype)
 
 
 _BASIS_DTYPE: dict[np.dtype, np.dtype] = {}
@@ -399,26 +402,35 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
             btrace.finish()
         out, aux = _split_aux(out, has_aux)
         _, touts, od = _unpack_forward(out, trace, "jacfwd")
-        per_out = []
-        for t in touts:
-            t = _unbatch(t, btrace)
-            oshape = shape_of(t)[1:]
-            blocks, off = [], 0
-            for x, k in zip(leaves, sizes, strict=True):
-                part = t[off:off + k] if k != n else t
-                xs = shape_of(x)
-                if len(xs) == 1:  # move the batch axis last: a view, no copy
-                    block = np.moveaxis(part, 0, -1)
-                else:
-                    block = np.reshape(np.moveaxis(np.reshape(part, (k,) + oshape), 0, -1),
-                                       oshape + xs)
-                blocks.append(_result(block))
-                off += k
-            per_out.append(_group(blocks, defs, single))
-        res = tree_unflatten(od, per_out)
+        res = _forward_jacobian([_unbatch(t, btrace) for t in touts], od, leaves, defs,
+                                single)
         return (res, aux) if has_aux else res
 
     return jac
+
+
+def _forward_jacobian(touts: list[Any], od: TreeDef, leaves: list[Any], defs: list[TreeDef],
+                      single: bool) -> Any:
+    """The Jacobian blocks from the outputs' batched tangents (batch axis first, one
+    element per input element): the batch axis moved last and split per input."""
+    sizes = [math.prod(shape_of(x)) for x in leaves]
+    n = sum(sizes)
+    per_out = []
+    for t in touts:
+        oshape = shape_of(t)[1:]
+        blocks, off = [], 0
+        for x, k in zip(leaves, sizes, strict=True):
+            part = t[off:off + k] if k != n else t
+            xs = shape_of(x)
+            if len(xs) == 1:  # move the batch axis last: a view, no copy
+                block = np.moveaxis(part, 0, -1)
+            else:
+                block = np.reshape(np.moveaxis(np.reshape(part, (k,) + oshape), 0, -1),
+                                   oshape + xs)
+            blocks.append(_result(block))
+            off += k
+        per_out.append(_group(blocks, defs, single))
+    return tree_unflatten(od, per_out)
 
 
 # ------------------------------------------------------------------ reverse mode
@@ -426,9 +438,9 @@ class _Recording:
     """``f`` evaluated on a tape: its outputs and the tape entries of its inputs."""
 
     def __init__(self, f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
-                 has_aux: bool, what: str) -> None:
+                 has_aux: bool, what: str, keep_all: bool = False) -> None:
         leaves, defs = _split_inputs(args, nums)
-        tape = Tape(new_level(), what)
+        tape = Tape(new_level(), what, keep_all)
         inputs = [tape.input(x) for x in leaves]
         with _gc_paused:
             try:
@@ -497,11 +509,6 @@ def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, has_aux: bool,
     @functools.wraps(f)
     def vg(*args: Any, **kwargs: Any) -> Any:
         fk = functools.partial(f, **kwargs) if kwargs else f
-        if (type(argnums) is int and not has_aux and not holomorphic
-                and -len(args) <= argnums < len(args)):
-            x = args[argnums]
-            if type(x) is float or (type(x) is np.ndarray and x.dtype == _F64 and x.ndim):
-                return _value_and_grad_plain(fk, args, argnums % len(args), x, what)
         nums, single = _argnums(argnums, len(args))
         rec = _Recording(fk, args, nums, has_aux, what)
         grads = _scalar_gradient(rec, holomorphic)
@@ -522,29 +529,6 @@ def _scalar_gradient(rec: _Recording, holomorphic: bool) -> list[Any]:
             f"dualrev.grad needs a function with a scalar output, got {got}; use "
             "dualrev.jacrev / dualrev.jacobian for vector outputs, or dualrev.vjp")
     return rec.pull([_seed_one(rec.outs[0])], keep=False)
-
-
-def _value_and_grad_plain(f: Callable[..., Any], args: Sequence[Any], i: int,
-                          x: Any, what: str) -> tuple[Any, Any]:
-    """value_and_grad's common case with little ceremony: one float64 argument and a real
-    float64 scalar output. Any other output goes through the general checks, with f run
-    once either way."""
-    tape = Tape(new_level(), what)
-    xi = tape.input(x)
-    with _gc_paused:
-        try:
-            out = f(*args[:i], xi, *args[i + 1:])
-        finally:
-            tape.finish()
-    p = out.primal if type(out) is Traced and out._trace is tape else None
-    if not (type(p) is float or (type(p) in (np.float64, np.ndarray) and p.shape == ()
-                                 and p.dtype == _F64)):
-        rec = _Recording.from_output(tape, [x], [LEAF], [xi], out, what)
-        g = _scalar_gradient(rec, False)[0]  # first: it checks there is one output
-        return rec.values[0], _result(g)
-    with _gc_paused:
-        g = tape.backward({out._index: 1.0})[0]
-    return _result(p), _result(np.zeros(shape_of(x)) if g is None else g)
 
 
 def grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
@@ -639,9 +623,11 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
 
     @functools.wraps(f)
     def jac(*args: Any, **kwargs: Any) -> Any:
+        # f runs once, on a tape that keeps everything: then either the basis cotangents
+        # are pulled back, or the basis tangents are pushed forward along the same tape
         fk = functools.partial(f, **kwargs) if kwargs else f
         nums, single = _argnums(argnums, len(args))
-        rec = _Recording(fk, args, nums, has_aux, "jacobian")
+        rec = _Recording(fk, args, nums, has_aux, "jacobian", keep_all=True)
         n_in = sum(math.prod(shape_of(x)) for x in rec.leaves)
         n_out = sum(math.prod(shape_of(o)) for o in rec.outs)
         complex_out = any(_dtype_of(o).kind == "c" for o in rec.outs)
@@ -650,8 +636,22 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
                                                  (complex_in and not holomorphic)):
             res = _jacrev_from(rec, single, holomorphic)
             return (res, rec.aux) if has_aux else res
-        del rec
-        return fwd(*args, **kwargs)
+        _check_fwd_inputs(rec.leaves, holomorphic)
+        btrace = BatchTrace(new_level(), n_in, "jacobian")
+        try:
+            ts = rec.tape.push({j: Batched(e, btrace) for j, e in
+                                zip(rec.in_index, _basis(rec.leaves), strict=True)})
+        except ReplayError:  # a custom_vjp: forward mode runs through its body
+            del rec
+            return fwd(*args, **kwargs)
+        finally:
+            btrace.finish()
+        touts = []
+        for o in rec.outs:
+            t = ts[o._index] if type(o) is Traced and o._trace is rec.tape else None
+            touts.append(_unbatch(_zeros(shape_of(o), o) if t is None else t, btrace))
+        res = _forward_jacobian(touts, rec.out_def, rec.leaves, rec.defs, single)
+        return (res, rec.aux) if has_aux else res
 
     return jac
 

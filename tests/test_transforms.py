@@ -542,3 +542,32 @@ def test_results_are_distinct_writable_arrays():
     assert ja is not jb and ja.flags.writeable and jb.flags.writeable
     _, (ta, tb) = dr.jvp(lambda x: (x, x), (x,), (np.ones(3),))
     assert ta is not tb
+
+
+def test_jacobian_runs_f_once_in_either_mode():
+    calls = []
+    A = np.random.default_rng(3).standard_normal((5, 2))
+
+    def wide(x):  # 5 outputs of 2 inputs: forward mode, pushed along the recorded tape
+        calls.append(1)
+        return np.sin(A @ x) * x[0] + np.concatenate([x, x, x[:1]]) ** 2
+
+    x = np.array([0.3, -0.7])
+    J = dr.jacobian(wide)(x)
+    assert len(calls) == 1
+    np.testing.assert_allclose(J, dr.jacrev(wide)(x), rtol=1e-12)
+    calls.clear()
+    J = dr.jacobian(lambda x: wide(x)[:1])(x)  # 1 output: reverse mode
+    assert len(calls) == 1
+    np.testing.assert_allclose(J, dr.jacfwd(lambda x: wide(x)[:1])(x), rtol=1e-12)
+
+
+def test_jacobian_forward_through_custom_vjp_falls_back_to_jacfwd():
+    @dr.custom_vjp
+    def f(x):
+        return np.sin(x)
+
+    f.defvjp(lambda x: (f(x), x), lambda x, g: (g * np.cos(x),))
+    x = np.array([0.2])
+    J = dr.jacobian(lambda x: np.concatenate([f(x), x, x]))(x)
+    np.testing.assert_allclose(J, [[np.cos(0.2)], [1.0], [1.0]], rtol=1e-12)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import config
 from ..errors import DualrevError, InPlaceError
 from ..primitive import (
     Primitive,
@@ -45,7 +46,7 @@ def _fold_matmul(a: Any, b: Any) -> Any:
     """``a @ b`` where one side is a single matrix and the other a stack (as a batch
     of tangents or cotangents is): folded into one matrix product, where NumPy would run
     one product (or one matrix-vector product) per stacked matrix."""
-    if isinstance(a, Tracer) or isinstance(b, Tracer):
+    if isinstance(a, Tracer) or isinstance(b, Tracer) or not config.SHORTCUTS:
         return bind(matmul_p, (a, b), {})  # traced (nested) operands: folding costs more
     sa, sb = shape_of(a), shape_of(b)
     # (explicit row counts, not -1: a stack may be empty)
