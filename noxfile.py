@@ -5,6 +5,8 @@
 - ``oldest``: the floors of pyproject.toml (numpy 2.0.0, scipy 1.15.0) on Python 3.10.
 - ``newest``: numpy 2.5.x and scipy 1.18.x (no wheels for Python < 3.12) on 3.13.
 - ``jax``: the tests marked ``jax`` (dualrev against JAX in x64), with JAX installed.
+- ``noshortcuts``: the suite with every hot-path shortcut off (``DUALREV_SHORTCUTS=0``,
+  see dualrev/config.py), so that the plain path is tested on its own.
 - ``lint``: ``ruff check``.
 
 A missing interpreter is skipped, except when CI is set (nox's default): then it fails.
@@ -30,7 +32,7 @@ for _v in PYTHONS:
     for _exe in sorted(glob.glob(os.path.join(_PYENV, f"versions/{_v}.*/bin/python{_v}")))[-1:]:
         os.environ["PATH"] = os.path.dirname(_exe) + os.pathsep + os.environ["PATH"]
 
-nox.options.sessions = ["lint", "tests", "oldest", "newest", "jax"]
+nox.options.sessions = ["lint", "tests", "oldest", "newest", "noshortcuts", "jax"]
 nox.options.error_on_missing_interpreters = "CI" in os.environ
 nox.options.download_python = "never"
 
@@ -62,6 +64,14 @@ def newest(session: nox.Session) -> None:
     """The suite on the newest numpy/scipy series."""
     session.install("--upgrade", "-e", ".[test]", f"numpy=={NEWEST['numpy']}",
                     f"scipy=={NEWEST['scipy']}")
+    _pytest(session)
+
+
+@nox.session(python=JAX["python"])
+def noshortcuts(session: nox.Session) -> None:
+    """The suite on the plain path: every shortcut of dualrev/config.py off."""
+    session.install("-e", ".[test]")
+    session.env["DUALREV_SHORTCUTS"] = "0"
     _pytest(session)
 
 
