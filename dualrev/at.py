@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .catalogue.indexing import _positions, canonical_index, getitem, scatter
+from .catalogue.indexing import _positions, canonical_index, getitem, scatter_p
 from .primitive import bind, shape_of, strip
 
 
@@ -36,7 +36,7 @@ class _Update:
         """``x`` with ``v`` added at ``idx``; repeated indices accumulate."""
         pos, shape = self._flat()
         vals = np.ravel(np.broadcast_to(v, shape_of(_positions(shape, self.idx)))) + 0.0
-        added = bind(scatter, (vals,), {"idx": (pos,), "nb": 0, "shape": (int(np.prod(shape)),)})
+        added = bind(scatter_p, (vals,), {"idx": (pos,), "nb": 0, "shape": (int(np.prod(shape)),)})
         return self.x + np.reshape(added, shape)
 
     def multiply(self, v: Any) -> Any:
@@ -58,7 +58,7 @@ class _Update:
         _, first_from_end = np.unique(pos[::-1], return_index=True)
         keep = pos.size - 1 - first_from_end  # the last occurrence of each position
         kept = getitem(vals, (keep,))
-        placed = bind(scatter, (kept,), {"idx": (pos[keep],), "nb": 0, "shape": (size,)})
+        placed = bind(scatter_p, (kept,), {"idx": (pos[keep],), "nb": 0, "shape": (size,)})
         mask = np.zeros(size, dtype=bool)
         mask[pos] = True
         return np.reshape(np.where(mask, placed, np.ravel(self.x)), shape)

@@ -8,7 +8,7 @@ from dualrev import config
 
 def _workload(x):
     A = np.arange(6.0).reshape(2, 3) / 7
-    return np.sum(np.tanh(A @ x) ** 2) + np.sum(x[1:] * x[:-1]) + float(0.5) * x[0] ** 3
+    return np.sum(np.tanh(A @ x) ** 2) + np.sum(x[1:] * x[:-1]) + 0.5 * x[0] ** 3
 
 
 def test_shortcuts_off_gives_the_same_derivatives():

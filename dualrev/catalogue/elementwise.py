@@ -108,20 +108,20 @@ def _power_dx(ans: Any, x: Any, y: Any) -> Any:
 
 def _scalar_power(x: Any, y: Any) -> Any:
     r = x**y
-    if type(r) is complex:  # Python gives a complex root of a negative base; NumPy a nan
+    if type(r) is complex:  # Python gives a complex root of a negative_p base; NumPy a nan
         raise ValueError
     return r
 
 
 def _power_dy(ans: Any, x: Any, y: Any) -> Any:
-    # log(x) * x**y; at x = 0 the output is 0 for y > 0, so the derivative is 0 there.
+    # log_p(x) * x**y; at x = 0 the output is 0 for y > 0, so the derivative is 0 there.
     # (x**y is recomputed rather than read from ans, so the tape need not keep ans.)
     safe_x = np.where(np.equal(x, 0), 1.0, x)
     return np.where(np.equal(x, 0), 0.0, np.power(x, y) * np.log(safe_x))
 
 
 def _sinc_d(ans: Any, x: Any) -> Any:
-    # d/dx sin(pi x)/(pi x) = (cos(pi x) - sinc(x)) / x, which cancels badly near 0:
+    # d/dx sin_p(pi x)/(pi x) = (cos_p(pi x) - sinc_p(x)) / x, which cancels badly near 0:
     # there use its Taylor series, whose own derivatives are right at x = 0 too.
     small = np.less(np.abs(x), 1e-2)
     xs = np.where(small, 1.0, x)
@@ -133,101 +133,101 @@ def _sinc_d(ans: Any, x: Any) -> Any:
 
 
 # ------------------------------------------------------------------ arithmetic
-add = linear(np.add, lambda g, ans, x, y: g, lambda g, ans, x, y: g, scalar_impl=operator.add,
+add_p = linear(np.add, lambda g, ans, x, y: g, lambda g, ans, x, y: g, scalar_impl=operator.add,
              saves="")
-subtract = linear(
+subtract_p = linear(
     np.subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g, scalar_impl=operator.sub, saves=""
 )
-negative = linear(np.negative, lambda g, ans, x: -g, scalar_impl=operator.neg, saves="")
-positive = linear(np.positive, lambda g, ans, x: g, saves="")
-multiply = elementwise(
+negative_p = linear(np.negative, lambda g, ans, x: -g, scalar_impl=operator.neg, saves="")
+positive_p = linear(np.positive, lambda g, ans, x: g, saves="")
+multiply_p = elementwise(
     np.multiply, lambda ans, x, y: y, lambda ans, x, y: x, scalar_impl=operator.mul,
     saves=("y", "x"),
 )
 # d(x/y)/dy as -ans/y, not -x/y**2: nested derivatives then divide by y once per level
 # instead of squaring the denominator at every level (y**(2**n) under- or overflows by
 # the 10th derivative of 1/x).
-true_divide = elementwise(
+true_divide_p = elementwise(
     np.true_divide, lambda ans, x, y: _div(1.0, y), lambda ans, x, y: _div(-ans, y),
     scalar_impl=operator.truediv,
     saves=("y", "ans y"),
 )
-floor_divide = zero_derivative(np.floor_divide)
-remainder = elementwise(
+floor_divide_p = zero_derivative(np.floor_divide)
+remainder_p = elementwise(
     np.remainder, lambda ans, x, y: np.ones_like(ans), lambda ans, x, y: -np.floor_divide(x, y),
     saves=("ans", "x y"),
 )
-fmod = elementwise(
+fmod_p = elementwise(
     np.fmod, lambda ans, x, y: np.ones_like(ans), lambda ans, x, y: -np.trunc(np.true_divide(x, y)),
     saves=("ans", "x y"),
 )
-power = elementwise(np.power, _power_dx, _power_dy, scalar_impl=_scalar_power, saves="x y")
-# ndarray ** y takes NumPy's fast paths (x**2 is a square, not a pow: 2.4x faster)
-power.impl = lambda x, y: x**y if type(x) is np.ndarray else np.power(x, y)
-float_power = elementwise(np.float_power, _power_dx, _power_dy, saves="x y")
-square = elementwise(np.square, lambda ans, x: 2.0 * x, saves="x")
-reciprocal = elementwise(np.reciprocal, lambda ans, x: -ans * ans, saves="ans")
+power_p = elementwise(np.power, _power_dx, _power_dy, scalar_impl=_scalar_power, saves="x y")
+# ndarray ** y takes NumPy's fast paths (x**2 is a square_p, not a pow: 2.4x faster)
+power_p.impl = lambda x, y: x**y if type(x) is np.ndarray else np.power(x, y)
+float_power_p = elementwise(np.float_power, _power_dx, _power_dy, saves="x y")
+square_p = elementwise(np.square, lambda ans, x: 2.0 * x, saves="x")
+reciprocal_p = elementwise(np.reciprocal, lambda ans, x: -ans * ans, saves="ans")
 # abs has its own rules so that complex arguments get Re(conj(z) dz) / |z|
-absolute = Primitive("absolute", np.absolute, elementwise=True)
-register_ufunc(np.absolute, absolute)
-fabs = elementwise(np.fabs, lambda ans, x: np.sign(x), saves="x")
-sqrt = elementwise(np.sqrt, lambda ans, x: 0.5 / ans, saves="ans")
-cbrt = elementwise(np.cbrt, lambda ans, x: 1.0 / (3.0 * ans * ans), saves="ans")
+absolute_p = Primitive("absolute", np.absolute, elementwise=True)
+register_ufunc(np.absolute, absolute_p)
+fabs_p = elementwise(np.fabs, lambda ans, x: np.sign(x), saves="x")
+sqrt_p = elementwise(np.sqrt, lambda ans, x: 0.5 / ans, saves="ans")
+cbrt_p = elementwise(np.cbrt, lambda ans, x: 1.0 / (3.0 * ans * ans), saves="ans")
 
 # ------------------------------------------------------------------ exponentials, logarithms
-exp = elementwise(np.exp, lambda ans, x: ans, saves="ans")
-exp2 = elementwise(np.exp2, lambda ans, x: ans * _LN2, saves="ans")
-expm1 = elementwise(np.expm1, lambda ans, x: ans + 1.0, saves="ans")
-log = elementwise(np.log, lambda ans, x: _div(1.0, x), saves="x")
-log2 = elementwise(np.log2, lambda ans, x: _div(1.0, x * _LN2), saves="x")
-log10 = elementwise(np.log10, lambda ans, x: _div(1.0, x * _LN10), saves="x")
-log1p = elementwise(np.log1p, lambda ans, x: _div(1.0, 1.0 + x), saves="x")
-logaddexp = elementwise(
+exp_p = elementwise(np.exp, lambda ans, x: ans, saves="ans")
+exp2_p = elementwise(np.exp2, lambda ans, x: ans * _LN2, saves="ans")
+expm1_p = elementwise(np.expm1, lambda ans, x: ans + 1.0, saves="ans")
+log_p = elementwise(np.log, lambda ans, x: _div(1.0, x), saves="x")
+log2_p = elementwise(np.log2, lambda ans, x: _div(1.0, x * _LN2), saves="x")
+log10_p = elementwise(np.log10, lambda ans, x: _div(1.0, x * _LN10), saves="x")
+log1p_p = elementwise(np.log1p, lambda ans, x: _div(1.0, 1.0 + x), saves="x")
+logaddexp_p = elementwise(
     np.logaddexp, lambda ans, x, y: np.exp(x - ans), lambda ans, x, y: np.exp(y - ans),
     saves=("ans x", "ans y"),
 )
-logaddexp2 = elementwise(
+logaddexp2_p = elementwise(
     np.logaddexp2, lambda ans, x, y: np.exp2(x - ans), lambda ans, x, y: np.exp2(y - ans),
     saves=("ans x", "ans y"),
 )
 
 # ------------------------------------------------------------------ trigonometric, hyperbolic
-sin = elementwise(np.sin, lambda ans, x: np.cos(x), saves="x")
-cos = elementwise(np.cos, lambda ans, x: -np.sin(x), saves="x")
-tan = elementwise(np.tan, lambda ans, x: 1.0 + ans * ans, saves="ans")
-arcsin = elementwise(np.arcsin, lambda ans, x: 1.0 / np.sqrt(1.0 - x * x), saves="x")
-arccos = elementwise(np.arccos, lambda ans, x: -1.0 / np.sqrt(1.0 - x * x), saves="x")
-arctan = elementwise(np.arctan, lambda ans, x: 1.0 / (1.0 + x * x), saves="x")
-arctan2 = elementwise(
+sin_p = elementwise(np.sin, lambda ans, x: np.cos(x), saves="x")
+cos_p = elementwise(np.cos, lambda ans, x: -np.sin(x), saves="x")
+tan_p = elementwise(np.tan, lambda ans, x: 1.0 + ans * ans, saves="ans")
+arcsin_p = elementwise(np.arcsin, lambda ans, x: 1.0 / np.sqrt(1.0 - x * x), saves="x")
+arccos_p = elementwise(np.arccos, lambda ans, x: -1.0 / np.sqrt(1.0 - x * x), saves="x")
+arctan_p = elementwise(np.arctan, lambda ans, x: 1.0 / (1.0 + x * x), saves="x")
+arctan2_p = elementwise(
     np.arctan2,
     lambda ans, y, x: _div(x, x * x + y * y),
     lambda ans, y, x: _div(-y, x * x + y * y),
     saves="y x",
 )
-hypot = elementwise(np.hypot, lambda ans, x, y: _div(x, ans), lambda ans, x, y: _div(y, ans),
+hypot_p = elementwise(np.hypot, lambda ans, x, y: _div(x, ans), lambda ans, x, y: _div(y, ans),
                     saves=("ans x", "ans y"))
-sinh = elementwise(np.sinh, lambda ans, x: np.cosh(x), saves="x")
-cosh = elementwise(np.cosh, lambda ans, x: np.sinh(x), saves="x")
-tanh = elementwise(np.tanh, lambda ans, x: 1.0 - ans * ans, saves="ans")
-arcsinh = elementwise(np.arcsinh, lambda ans, x: 1.0 / np.sqrt(x * x + 1.0), saves="x")
-arccosh = elementwise(np.arccosh, lambda ans, x: 1.0 / np.sqrt(x * x - 1.0), saves="x")
-arctanh = elementwise(np.arctanh, lambda ans, x: _div(1.0, 1.0 - x * x), saves="x")
-deg2rad = elementwise(np.deg2rad, lambda ans, x: np.pi / 180.0, saves="")
-rad2deg = elementwise(np.rad2deg, lambda ans, x: 180.0 / np.pi, saves="")
-register_ufunc(np.radians, deg2rad)
-register_ufunc(np.degrees, rad2deg)
-sinc = elementwise(np.sinc, _sinc_d, saves="x")
-register_function(np.sinc, sinc)
+sinh_p = elementwise(np.sinh, lambda ans, x: np.cosh(x), saves="x")
+cosh_p = elementwise(np.cosh, lambda ans, x: np.sinh(x), saves="x")
+tanh_p = elementwise(np.tanh, lambda ans, x: 1.0 - ans * ans, saves="ans")
+arcsinh_p = elementwise(np.arcsinh, lambda ans, x: 1.0 / np.sqrt(x * x + 1.0), saves="x")
+arccosh_p = elementwise(np.arccosh, lambda ans, x: 1.0 / np.sqrt(x * x - 1.0), saves="x")
+arctanh_p = elementwise(np.arctanh, lambda ans, x: _div(1.0, 1.0 - x * x), saves="x")
+deg2rad_p = elementwise(np.deg2rad, lambda ans, x: np.pi / 180.0, saves="")
+rad2deg_p = elementwise(np.rad2deg, lambda ans, x: 180.0 / np.pi, saves="")
+register_ufunc(np.radians, deg2rad_p)
+register_ufunc(np.degrees, rad2deg_p)
+sinc_p = elementwise(np.sinc, _sinc_d, saves="x")
+register_function(np.sinc, sinc_p)
 
 # ------------------------------------------------------------------ selection
-maximum = elementwise(
+maximum_p = elementwise(
     np.maximum, _tie_split, lambda ans, x, y: _tie_split(ans, y, x), saves="ans x y"
 )
-minimum = elementwise(
+minimum_p = elementwise(
     np.minimum, _tie_split, lambda ans, x, y: _tie_split(ans, y, x), saves="ans x y"
 )
-fmax = elementwise(np.fmax, _tie_split, lambda ans, x, y: _tie_split(ans, y, x), saves="ans x y")
-fmin = elementwise(np.fmin, _tie_split, lambda ans, x, y: _tie_split(ans, y, x), saves="ans x y")
+fmax_p = elementwise(np.fmax, _tie_split, lambda ans, x, y: _tie_split(ans, y, x), saves="ans x y")
+fmin_p = elementwise(np.fmin, _tie_split, lambda ans, x, y: _tie_split(ans, y, x), saves="ans x y")
 
 
 def _where_impl(cond: Any, x: Any, y: Any) -> Any:
@@ -236,13 +236,13 @@ def _where_impl(cond: Any, x: Any, y: Any) -> Any:
 
 # Selections pass the tangent through with np.where rather than multiplying by a 0/1
 # mask, so an inf or nan in the branch not taken cannot leak into the derivative.
-where = Primitive("where", _where_impl, elementwise=True)
-where.defjvp(
+where_p = Primitive("where", _where_impl, elementwise=True)
+where_p.defjvp(
     None,
     lambda g, ans, c, x, y: np.where(c, g, 0.0),
     lambda g, ans, c, x, y: np.where(c, 0.0, g),
 )
-where.defvjp(*where.jvps, saves="c")
+where_p.defvjp(*where_p.jvps, saves="c")
 
 
 def _clip_impl(x: Any, lo: Any, hi: Any) -> Any:
@@ -274,7 +274,7 @@ def _where(condition: Any, x: Any = None, y: Any = None) -> Any:
     if x is None and y is None:
         return np.where(strip(condition))
     # the condition carries no derivative; under vmap it may still be batched
-    return bind(where, (unwrap_derivatives(condition), x, y), {})
+    return bind(where_p, (unwrap_derivatives(condition), x, y), {})
 
 
 @register_function(np.clip)
@@ -300,22 +300,22 @@ def _cast_impl(x: Any, dtype: Any) -> Any:
     return np.asarray(x).astype(dtype)[()]
 
 
-cast = Primitive("astype", _cast_impl, elementwise=True)
-cast.defjvp(lambda g, ans, x, dtype: astype(g, dtype))
-cast.defvjp(lambda g, ans, x, dtype: astype(
+cast_p = Primitive("astype", _cast_impl, elementwise=True)
+cast_p.defjvp(lambda g, ans, x, dtype: astype(g, dtype))
+cast_p.defvjp(lambda g, ans, x, dtype: astype(
     np.real(g) if dtype_of(x).kind != "c" and is_complex(g) else g,
     dtype_of(x)), saves="x")
 
 
 def astype(x: Any, dtype: Any) -> Any:
-    """``x.astype(dtype)``: a float cast keeps the derivative; an integer or boolean cast
+    """``x.astype(dtype)``: a float cast_p keeps the derivative; an integer or boolean cast_p
     has zero derivative (it is piecewise constant) and returns a plain array."""
     dt = np.dtype(dtype)
     if not np.issubdtype(dt, np.inexact):
         return np.asarray(strip(x)).astype(dt)
     if dtype_of(x) == dt:
         return x
-    return bind(cast, (x,), {"dtype": dt})
+    return bind(cast_p, (x,), {"dtype": dt})
 
 
 METHODS["astype"] = astype

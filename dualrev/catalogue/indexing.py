@@ -1,4 +1,4 @@
-"""Indexing: ``x[idx]`` (gather) and its transpose, the scatter-add that builds its
+"""Indexing: ``x[idx]`` (gather_p) and its transpose, the scatter_p-add that builds its
 cotangent. Repeated integer indices accumulate, as the chain rule requires.
 
 Both primitives take ``nb``, the number of leading axes the index does not touch: that
@@ -87,19 +87,19 @@ def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...])
     return zf.reshape(z.shape)
 
 
-gather = Primitive("getitem", _gather_impl)
-scatter = Primitive("scatter_add", _scatter_impl)
+gather_p = Primitive("getitem", _gather_impl)
+scatter_p = Primitive("scatter_add", _scatter_impl)
 
-gather.defjvp(lambda g, ans, x, idx, nb: bind(gather, (g,), {"idx": idx, "nb": nb}))
-gather.defvjp(lambda g, ans, x, idx, nb: bind(
-    scatter, (g,), {"idx": idx, "nb": nb, "shape": shape_of(x)[nb:]}), saves="x.shape")
-scatter.defjvp(lambda g, ans, v, idx, nb, shape: bind(
-    scatter, (g,), {"idx": idx, "nb": nb, "shape": shape}))
-scatter.defvjp(lambda g, ans, v, idx, nb, shape: bind(gather, (g,), {"idx": idx, "nb": nb}),
+gather_p.defjvp(lambda g, ans, x, idx, nb: bind(gather_p, (g,), {"idx": idx, "nb": nb}))
+gather_p.defvjp(lambda g, ans, x, idx, nb: bind(
+    scatter_p, (g,), {"idx": idx, "nb": nb, "shape": shape_of(x)[nb:]}), saves="x.shape")
+scatter_p.defjvp(lambda g, ans, v, idx, nb, shape: bind(
+    scatter_p, (g,), {"idx": idx, "nb": nb, "shape": shape}))
+scatter_p.defvjp(lambda g, ans, v, idx, nb, shape: bind(gather_p, (g,), {"idx": idx, "nb": nb}),
                saves="")
-gather.defbatch(lambda args, batched, idx, nb: bind(gather, args, {"idx": idx, "nb": nb + 1}))
-scatter.defbatch(lambda args, batched, idx, nb, shape: bind(
-    scatter, args, {"idx": idx, "nb": nb + 1, "shape": shape}))
+gather_p.defbatch(lambda args, batched, idx, nb: bind(gather_p, args, {"idx": idx, "nb": nb + 1}))
+scatter_p.defbatch(lambda args, batched, idx, nb, shape: bind(
+    scatter_p, args, {"idx": idx, "nb": nb + 1, "shape": shape}))
 
 
 _F64 = np.dtype(np.float64)
@@ -123,7 +123,7 @@ def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb
     return acc
 
 
-gather.vjp_add = _gather_vjp_add
+gather_p.vjp_add = _gather_vjp_add
 
 
 def getitem(x: Any, idx: Any) -> Any:
@@ -131,8 +131,8 @@ def getitem(x: Any, idx: Any) -> Any:
     (Handlers also take plain array-likes through it: a list becomes an array.)"""
     x = as_array(x)
     if type(idx) is int or type(idx) is slice:
-        return bind(gather, (x,), {"idx": (idx,), "nb": 0})
-    return bind(gather, (x,), {"idx": canonical_index(idx), "nb": 0})
+        return bind(gather_p, (x,), {"idx": (idx,), "nb": 0})
+    return bind(gather_p, (x,), {"idx": canonical_index(idx), "nb": 0})
 
 
 METHODS["getitem"] = getitem

@@ -41,7 +41,7 @@ from ..primitive import (
 from ..tree import tree_flatten
 from .contraction import matrix_transpose as _T
 from .elementwise import astype
-from .special import polygamma
+from .special import polygamma_p
 
 ORIGINALS: dict[Any, Callable[..., Any]] = {}  # dispatcher -> SciPy's function
 
@@ -154,7 +154,7 @@ def softplus(x: Any, **kwargs: Any) -> Any:
 dispatch(sc, "logsumexp", logsumexp)
 dispatch(sc, "softmax", softmax)
 dispatch(sc, "log_softmax", log_softmax)
-dispatch(sc, "polygamma", polygamma)
+dispatch(sc, "polygamma", polygamma_p)
 if hasattr(sc, "softplus"):
     dispatch(sc, "softplus", softplus)
 

@@ -24,7 +24,7 @@ from ..primitive import (
     strip,
 )
 from .elementwise import astype
-from .indexing import getitem, scatter
+from .indexing import getitem, scatter_p
 
 
 def _along_axis_index(indices: np.ndarray, axis: int) -> tuple[Any, ...]:
@@ -92,7 +92,7 @@ def _piecewise(x: Any, condlist: Any, funclist: Any, *args: Any, **kw: Any) -> A
         # elsewhere (a log of a negative) can reach the result or its derivative.
         part = fn(getitem(x, (cond,)), *args, **kw) if callable(fn) else fn
         part = np.broadcast_to(part, (int(np.sum(cond)),)) + 0.0 * getitem(x, (cond,))
-        placed = bind(scatter, (part,), {"idx": (cond,), "nb": 0, "shape": xs})
+        placed = bind(scatter_p, (part,), {"idx": (cond,), "nb": 0, "shape": xs})
         out = np.where(cond, placed, out)
     return out
 
@@ -185,7 +185,7 @@ def _convolve(a: Any, v: Any, mode: str = "full") -> Any:
     # c[k] = sum_i a[i] v[k - i]: the products a_i v_j summed over i + j = k
     products = np.reshape(a, (n, 1)) * np.reshape(v, (1, m))
     k = np.add.outer(np.arange(n), np.arange(m))
-    full = bind(scatter, (products,), {"idx": (k,), "nb": 0, "shape": (n + m - 1,)})
+    full = bind(scatter_p, (products,), {"idx": (k,), "nb": 0, "shape": (n + m - 1,)})
     if mode == "full":
         return full
     if mode == "same":

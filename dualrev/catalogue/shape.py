@@ -28,7 +28,7 @@ from ..primitive import (
 )
 from ..tree import tree_flatten
 from .elementwise import astype
-from .indexing import getitem, scatter
+from .indexing import getitem, scatter_p
 
 
 # ------------------------------------------------------------------ reshape
@@ -425,7 +425,7 @@ def _diag(v: Any, k: int = 0) -> Any:
         raise ValueError("Input must be 1- or 2-d.")
     n = s[0] + abs(k)
     rows = np.arange(s[0]) + max(0, -k)
-    return bind(scatter, (v,), {"idx": (rows, rows + k), "nb": 0, "shape": (n, n)})
+    return bind(scatter_p, (v,), {"idx": (rows, rows + k), "nb": 0, "shape": (n, n)})
 
 
 def _tri_mask(shape: tuple[int, ...], k: int, upper: bool) -> np.ndarray:

@@ -1,7 +1,7 @@
 """scipy.special ufuncs (they reach dualrev through ``__array_ufunc__`` like NumPy's).
 
 Each entry gives the partial derivative of each argument. Orders of Bessel functions
-and of polygamma, and the shape parameter of the incomplete gamma functions, are
+and of polygamma_p, and the shape parameter of the incomplete gamma functions, are
 arguments dualrev does not differentiate: a traced value there raises rather than
 silently getting a zero derivative.
 """
@@ -46,23 +46,24 @@ elementwise(sc.log_ndtr, lambda ans, x: np.exp(-0.5 * x * x - ans) / _SQRT_2PI, 
 
 # ------------------------------------------------------------------ gamma family
 def _polygamma_impl(n: Any, x: Any) -> Any:
-    if np.iscomplexobj(x):  # SciPy's zeta, behind polygamma, is real-only
+    if np.iscomplexobj(x):  # SciPy's zeta, behind polygamma_p, is real-only
         raise NoDerivativeRule(
             "scipy.special.polygamma of a complex argument",
-            "SciPy defines polygamma (the derivative of psi, and so the second derivative "
+            "SciPy defines polygamma_p (the derivative of psi, and so the second derivative "
             "of gamma and loggamma) for real arguments only.")
     return sc.polygamma(n, x)
 
 
-# polygamma is a Python function in SciPy; as a primitive it is reached through
+# polygamma_p is a Python function in SciPy; as a primitive it is reached through
 # dualrev's SciPy dispatchers (see scipy_functions.py) and from rules.
-polygamma = elementwise(_polygamma_impl, _not_in("scipy.special.polygamma w.r.t. n"),
-                        lambda ans, n, x: polygamma(n + 1, x), name="polygamma", saves=("", "n x"))
+polygamma_p = elementwise(_polygamma_impl, _not_in("scipy.special.polygamma w.r.t. n"),
+                          lambda ans, n, x: polygamma_p(n + 1, x), name="polygamma",
+                          saves=("", "n x"))
 
 elementwise(sc.gamma, lambda ans, x: ans * sc.digamma(x), saves="ans x")
 elementwise(sc.gammaln, lambda ans, x: sc.digamma(x), saves="x")
 elementwise(sc.loggamma, lambda ans, x: sc.digamma(x), saves="x")
-elementwise(sc.digamma, lambda ans, x: polygamma(1, x), saves="x")
+elementwise(sc.digamma, lambda ans, x: polygamma_p(1, x), saves="x")
 elementwise(
     sc.beta,
     lambda ans, a, b: ans * (sc.digamma(a) - sc.digamma(a + b)),
