@@ -81,6 +81,18 @@ class custom_jvp:
         return linear_transpose(tangent_out, primals[i], g)
 
 
+class _CustomVJPPrimitive(Primitive):
+    """The primitive of a ``custom_vjp`` function: its body (for forward mode) and its
+    ``fwd`` (output and residuals, for the tape)."""
+
+    __slots__ = ("body", "fwd")
+
+    def __init__(self, name: str, impl: Callable[..., Any]) -> None:
+        super().__init__(name, impl)
+        self.body = None
+        self.fwd = None
+
+
 class custom_vjp:
     """Give ``fun`` a hand-written reverse-mode rule: ``fwd`` computes the output and
     residuals, ``bwd`` maps residuals and the output cotangent to one cotangent per
@@ -113,8 +125,8 @@ class custom_vjp:
         self.fun = fun
         self.fwd: Callable[..., Any] | None = None
         self.bwd: Callable[..., Any] | None = None
-        self.prim = Primitive(f"custom_vjp({getattr(fun, '__name__', 'f')})",
-                              lambda *args, residuals=None: fun(*args))
+        self.prim = _CustomVJPPrimitive(f"custom_vjp({getattr(fun, '__name__', 'f')})",
+                                        lambda *args, residuals=None: fun(*args))
         self.prim.body = fun  # forward mode traces through the body
 
     def defvjp(self, fwd: Callable[..., Any], bwd: Callable[..., Any]) -> None:

@@ -84,8 +84,13 @@ class Primitive:
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
-                 "batch", "scalar_impl", "vjp_add", "saves", "partials", "body", "fwd",
+                 "batch", "scalar_impl", "vjp_add", "saves", "partials",
                  "_plans")
+
+    # A custom_vjp primitive (custom.py) sets these: forward mode traces ``body``; the
+    # tape runs ``fwd`` to get (output, residuals) and hands the residuals to the VJP.
+    body: Callable[..., Any] | None = None
+    fwd: Callable[..., Any] | None = None
 
     def __init__(
         self,
@@ -112,10 +117,6 @@ class Primitive:
         # For elementwise entries defined by partial derivatives d(ans, *args), the
         # machinery multiplies by them directly (one call fewer per operation).
         self.partials: tuple[Rule, ...] | None = None
-        # custom_vjp: forward mode traces ``body``; the tape runs ``fwd`` to get
-        # (output, residuals) and hands the residuals to the VJP rule.
-        self.body: Callable[..., Any] | None = None
-        self.fwd: Callable[..., Any] | None = None
         self._plans: dict[Any, tuple[Any, ...]] = {}
 
     def defjvp(self, *rules: Rule | None) -> Primitive:
@@ -286,6 +287,8 @@ class _Indexed:
 
 #: the plain scalar types a primal commonly is (the hot paths test for them first)
 PLAIN_SCALARS = (float, int, np.float64)
+#: the scalar types whose dtype is float64 without asking
+FLOAT64_SCALARS = (float, np.float64)
 #: Python and NumPy scalar types of each kind
 REAL_SCALARS = (float, int, np.float64, np.float32)
 COMPLEX_SCALARS = (complex, np.complex128, np.complex64)

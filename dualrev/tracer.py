@@ -19,6 +19,7 @@ from .errors import InPlaceError, TracerConversionError
 from .primitive import (
     FUNCTION_HANDLERS,
     METHODS,
+    PLAIN_SCALARS,
     UFUNC_HANDLERS,
     Tracer,
     bind,
@@ -37,7 +38,7 @@ def new_level() -> int:
     return next(_levels)
 
 _NONE: dict[str, Any] = {}
-_PLAIN = (float, int, np.float64, np.ndarray)  # operands no trace can own
+_PLAIN = (*PLAIN_SCALARS, np.ndarray)  # operands no trace can own
 
 # ufunc methods other than __call__ that have a meaning we support
 _UFUNC_REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}

@@ -22,7 +22,7 @@ from . import config
 from .batching import Batched, BatchTrace, FinishedBatchTrace
 from .errors import DualrevError, EscapedTracerError
 from .forward import Dual, FinishedForwardTrace, ForwardTrace
-from .primitive import Tracer, concrete, dtype_of, shape_of, unwrap_derivatives
+from .primitive import FLOAT64_SCALARS, Tracer, concrete, dtype_of, shape_of, unwrap_derivatives
 from .reverse import FinishedTape, ReplayError, Tape, Traced
 from .tracer import new_level
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
@@ -75,14 +75,13 @@ ArgNums = int | Sequence[int]
 
 
 # ------------------------------------------------------------------ argument handling
-_PLAIN_FLOAT = (float, np.float64)
 
 
 def _dtype_of(x: Any) -> np.dtype:
     t = type(x)
     if t is np.ndarray:
         return x.dtype
-    return _F64 if t in _PLAIN_FLOAT else dtype_of(x)
+    return _F64 if t in FLOAT64_SCALARS else dtype_of(x)
 
 
 _F64 = np.dtype(np.float64)
