@@ -55,7 +55,7 @@ FORWARDS = {
     "numpy.fix": "passed on to NumPy (zero derivative), whose deprecation warning reaches the "
                  "caller",
     "numpy.clip": "min=/max= read, dtype= honoured, the other ufunc keywords refused",
-}  # plus the zero-derivative functions of catalogue/inspection.py, which pass all to NumPy
+}  # plus the zero-derivative functions of catalogue/nondiff.py, which pass all to NumPy
 # A ufunc handler is called by __array_ufunc__ with the inputs only, after that method has
 # refused out=, applied dtype= and refused the other keywords.
 UFUNC_KWARGS = "none arrive: __array_ufunc__ vets the ufunc keywords and passes the inputs only"

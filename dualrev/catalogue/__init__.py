@@ -6,8 +6,8 @@ from . import (
     elementwise,
     fft,
     indexing,
-    inspection,
     linalg,
+    nondiff,
     reductions,
     scipy_functions,
     selection,
@@ -16,6 +16,6 @@ from . import (
 )
 
 __all__ = [
-    "complex", "contraction", "elementwise", "fft", "indexing", "inspection", "linalg",
+    "complex", "contraction", "elementwise", "fft", "indexing", "linalg", "nondiff",
     "reductions", "scipy_functions", "selection", "shape", "special",
 ]

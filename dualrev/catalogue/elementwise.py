@@ -75,7 +75,7 @@ def linear(func: Any, *rules: Callable[..., Any],
     return prim
 
 
-def zero_derivative(func: Any) -> Primitive:
+def nondiff_ufunc(func: Any) -> Primitive:
     """A catalogue entry whose derivative is zero wherever it exists (floor, sign,
     comparisons): it runs on the plain values and returns a plain result."""
     prim = Primitive(func.__name__, func, nondiff=True, elementwise=True)
@@ -152,7 +152,7 @@ true_divide_p = elementwise(
     scalar_impl=operator.truediv,
     saves=("y", "ans y"),
 )
-floor_divide_p = zero_derivative(np.floor_divide)
+floor_divide_p = nondiff_ufunc(np.floor_divide)
 remainder_p = elementwise(
     np.remainder, lambda ans, x, y: np.ones_like(ans), lambda ans, x, y: -np.floor_divide(x, y),
     saves=("ans", "x y"),
@@ -328,7 +328,7 @@ for _f in (
     np.logical_and, np.logical_or, np.logical_xor, np.logical_not,
     np.isfinite, np.isinf, np.isnan, np.heaviside,
 ):
-    zero_derivative(_f)
+    nondiff_ufunc(_f)
 del _f
 
 

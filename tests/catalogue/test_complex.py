@@ -68,7 +68,7 @@ def test_casts_between_real_and_complex():
     np.testing.assert_allclose(g, np.zeros(3))  # Re(i x^2) = 0
 
 
-def test_abs_at_complex_zero_has_zero_derivative():
+def test_abs_at_complex_zero_has_nondiff_ufunc():
     # JAX's convention (abs'(0) = 0, as for reals), not 0/0 = nan; the guard keeps the
     # second derivative finite too
     z = np.array([0j, 3 + 4j])

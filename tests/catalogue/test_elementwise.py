@@ -169,7 +169,7 @@ def test_where_and_clip():
 @pytest.mark.parametrize("f", [np.sign, np.floor, np.ceil, np.trunc, np.rint, np.round,
                                lambda x: x // 1.0, pytest.param(np.fix, marks=(
                                    pytest.mark.filterwarnings("ignore:numpy.fix is deprecated")))])
-def test_zero_derivative_functions(f):
+def test_nondiff_ufunc_functions(f):
     x = np.array([-1.3, 0.4, 2.7])
     np.testing.assert_array_equal(dr.grad(lambda a: np.sum(f(a) * a))(x), f(x))
     np.testing.assert_array_equal(dr.jacfwd(f)(x), np.zeros((3, 3)))

@@ -538,7 +538,7 @@ variants("np.sort", np.sort, {"vec": (A((5,), "distinct"),), "mat": (A((2, 3), "
          dtypes=REAL)
 add("np.sort", np.sort, (A((5,), "distinct"),), shape="vec", dtypes=(C128,))
 
-# ====================================================================== inspection (value)
+# ====================================================================== nondiff (value)
 VAL = [
     ("np.shape", np.shape, (M,)), ("np.ndim", np.ndim, (M,)), ("np.size", np.size, (M,)),
     ("np.result_type", np.result_type, (M, 1.0)),

@@ -1,4 +1,4 @@
-"""Functions run on plain values (dualrev/catalogue/inspection.py)."""
+"""Functions run on plain values (dualrev/catalogue/nondiff.py)."""
 
 import warnings
 
