@@ -96,11 +96,14 @@ def batch_elementwise(prim: Primitive, args: list[Any], batched: Sequence[bool],
                       params: dict[str, Any]) -> Any:
     """Elementwise primitives: line the batch axis up in front of the broadcast shape
     (unit axes after it where a batched argument has fewer axes than the result)."""
+    shapes = [shape_of(a) for a in args]
     nd = 0
-    for a, b in zip(args, batched, strict=True):
-        k = len(shape_of(a)) - b
+    for s, b in zip(shapes, batched, strict=True):
+        k = len(s) - b
         if k > nd:
             nd = k
+    if all(len(s) == nd + 1 for s, b in zip(shapes, batched, strict=True) if b):
+        return bind(prim, args, params)  # the batch axis already in front of them all
     new = []
     for a, b in zip(args, batched, strict=True):
         if b:
@@ -213,3 +216,15 @@ def map_plain(func: Any, args: Sequence[Any], kwargs: dict[str, Any], name: str)
     except ValueError:
         raise BatchedValueError(f"{name} (whose result's size depends on the values)") from None
     return Batched(stacked, trace)
+
+
+def scale(g: Any, d: Any) -> Any:
+    """``g * d`` for a batched tangent or cotangent ``g`` and a plain partial ``d`` (the
+    elementwise rules' product), computed on the whole batch at once: the shortcut the
+    forward and reverse passes take past the interpreter (dualrev.config)."""
+    raw = g.primal
+    s = shape_of(raw)
+    k = len(shape_of(d)) + 1 - len(s)
+    if k > 0:  # d has more axes than one element of g: unit axes after the batch axis
+        raw = np.reshape(raw, s[:1] + (1,) * k + s[1:])
+    return Batched(raw * d, g._trace)

@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 
 from . import config
+from .batching import Batched, scale
 from .errors import EscapedTracerError, NoDerivativeRule
-from .primitive import Primitive, as_dtype, bind, dtype_of, shape_of
+from .primitive import Primitive, Tracer, as_dtype, bind, dtype_of, shape_of
 from .tracer import TracedBase
 
 
@@ -69,7 +70,11 @@ def tangent_out(prim: Primitive, tangents: list[Any], ans: Any, primals: list[An
             if rule is None:
                 continue
             if partials is not None:
-                c = t * partials[i](ans, *primals)
+                d = partials[i](ans, *primals)
+                if type(t) is Batched and not isinstance(d, Tracer):
+                    c = scale(t, d)  # a batch of tangents times a plain partial
+                else:
+                    c = t * d
             else:
                 c = rule(t, ans, *primals, **params)
             out = c if out is None else out + c

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import config, cotangent
+from .batching import Batched, scale
 from .errors import EscapedTracerError, NoDerivativeRule
 from .forward import tangent_out
 from .primitive import (
@@ -99,8 +100,13 @@ class Tape:
             if type(a) is Traced and a._level == level:
                 p = a.primal
                 if vjps[i] is not None:
-                    parents.append((i, a._index, p.shape if type(p) is ndarray else
-                                    shape_of(p), cotangent.kind(p)))
+                    tp = type(p)
+                    if tp is ndarray and p.dtype.char == "d":  # the common cases inline
+                        parents.append((i, a._index, p.shape, cotangent.REAL))
+                    elif tp in PLAIN_SCALARS:
+                        parents.append((i, a._index, (), cotangent.REAL))
+                    else:
+                        parents.append((i, a._index, shape_of(p), cotangent.kind(p)))
                 a = p
             if plain and isinstance(a, Tracer):
                 plain = False
@@ -188,7 +194,10 @@ class Tape:
                         owned[pid] = True
                         continue
                 c = pull(prim, argpos, g, ans, primals, params, shape, kind, fast)
-                cotangent.accumulate(cts, owned, pid, c)
+                if cts[pid] is None:
+                    cts[pid] = c
+                else:
+                    cotangent.accumulate(cts, owned, pid, c)
         if not keep:
             # An escaped tracer keeps its tape alive; it must not keep the values too.
             nodes.clear()
@@ -240,6 +249,8 @@ def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
             # d is a temporary nobody else can see (NumPy's own temporary elision test):
             # multiply into it instead of allocating again
             c = np.multiply(d, g, out=d)
+        elif type(g) is Batched and not isinstance(d, Tracer):
+            c = scale(g, d)  # a batch of cotangents times a plain partial
         else:
             c = g * d
         del d

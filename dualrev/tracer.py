@@ -32,6 +32,24 @@ from .primitive import (
 _levels = itertools.count(1)
 
 
+# The primitives behind the arithmetic operators, looked up once (operators are the
+# hottest path there is): the catalogue hands them over when it is loaded.
+_ADD: Any = None
+_SUB: Any = None
+_MUL: Any = None
+_DIV: Any = None
+_POW: Any = None
+
+
+def use_operator_primitives() -> None:
+    """Read the arithmetic operators' primitives from the ufunc registry (called by the
+    catalogue once it has registered them)."""
+    global _ADD, _SUB, _MUL, _DIV, _POW
+    _ADD, _SUB, _MUL = (UFUNC_HANDLERS[np.add], UFUNC_HANDLERS[np.subtract],
+                        UFUNC_HANDLERS[np.multiply])
+    _DIV, _POW = UFUNC_HANDLERS[np.true_divide], UFUNC_HANDLERS[np.power]
+
+
 def new_level() -> int:
     """A fresh nesting level, higher than every level handed out before: each transform
     call takes one, so the innermost transform's values are always the highest."""
@@ -172,43 +190,43 @@ class TracedBase(Tracer):
     # directly (the shortcut bind would take anyway, see dualrev.config).
     def __add__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
-            return self._trace.process(UFUNC_HANDLERS[np.add], (self, o), _NONE)
-        return bind(UFUNC_HANDLERS[np.add], (self, o), _NONE)
+            return self._trace.process(_ADD, (self, o), _NONE)
+        return bind(_ADD, (self, o), _NONE)
 
     def __radd__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
-            return self._trace.process(UFUNC_HANDLERS[np.add], (o, self), _NONE)
-        return bind(UFUNC_HANDLERS[np.add], (o, self), _NONE)
+            return self._trace.process(_ADD, (o, self), _NONE)
+        return bind(_ADD, (o, self), _NONE)
 
     def __sub__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
-            return self._trace.process(UFUNC_HANDLERS[np.subtract], (self, o), _NONE)
-        return bind(UFUNC_HANDLERS[np.subtract], (self, o), _NONE)
+            return self._trace.process(_SUB, (self, o), _NONE)
+        return bind(_SUB, (self, o), _NONE)
 
     def __rsub__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
-            return self._trace.process(UFUNC_HANDLERS[np.subtract], (o, self), _NONE)
-        return bind(UFUNC_HANDLERS[np.subtract], (o, self), _NONE)
+            return self._trace.process(_SUB, (o, self), _NONE)
+        return bind(_SUB, (o, self), _NONE)
 
     def __mul__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
-            return self._trace.process(UFUNC_HANDLERS[np.multiply], (self, o), _NONE)
-        return bind(UFUNC_HANDLERS[np.multiply], (self, o), _NONE)
+            return self._trace.process(_MUL, (self, o), _NONE)
+        return bind(_MUL, (self, o), _NONE)
 
     def __rmul__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
-            return self._trace.process(UFUNC_HANDLERS[np.multiply], (o, self), _NONE)
-        return bind(UFUNC_HANDLERS[np.multiply], (o, self), _NONE)
+            return self._trace.process(_MUL, (o, self), _NONE)
+        return bind(_MUL, (o, self), _NONE)
 
     def __truediv__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
-            return self._trace.process(UFUNC_HANDLERS[np.true_divide], (self, o), _NONE)
-        return bind(UFUNC_HANDLERS[np.true_divide], (self, o), _NONE)
+            return self._trace.process(_DIV, (self, o), _NONE)
+        return bind(_DIV, (self, o), _NONE)
 
     def __rtruediv__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
-            return self._trace.process(UFUNC_HANDLERS[np.true_divide], (o, self), _NONE)
-        return bind(UFUNC_HANDLERS[np.true_divide], (o, self), _NONE)
+            return self._trace.process(_DIV, (o, self), _NONE)
+        return bind(_DIV, (o, self), _NONE)
 
     def __floordiv__(self, o: Any) -> Any:
         return bind(UFUNC_HANDLERS[np.floor_divide], (self, o), _NONE)
@@ -230,13 +248,13 @@ class TracedBase(Tracer):
 
     def __pow__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
-            return self._trace.process(UFUNC_HANDLERS[np.power], (self, o), _NONE)
-        return bind(UFUNC_HANDLERS[np.power], (self, o), _NONE)
+            return self._trace.process(_POW, (self, o), _NONE)
+        return bind(_POW, (self, o), _NONE)
 
     def __rpow__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
-            return self._trace.process(UFUNC_HANDLERS[np.power], (o, self), _NONE)
-        return bind(UFUNC_HANDLERS[np.power], (o, self), _NONE)
+            return self._trace.process(_POW, (o, self), _NONE)
+        return bind(_POW, (o, self), _NONE)
 
     def __matmul__(self, o: Any) -> Any:
         return UFUNC_HANDLERS[np.matmul](self, o)

@@ -1,5 +1,6 @@
 """The primitive catalogue, one module per family. Importing it registers every entry."""
 
+from ..tracer import use_operator_primitives
 from . import (
     complex,
     contraction,
@@ -14,6 +15,8 @@ from . import (
     shape,
     special,
 )
+
+use_operator_primitives()
 
 __all__ = [
     "complex", "contraction", "elementwise", "fft", "indexing", "linalg", "nondiff",

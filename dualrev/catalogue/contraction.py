@@ -71,6 +71,8 @@ def _matmul_vjp_a(g: Any, ans: Any, a: Any, b: Any) -> Any:
     if ndim_of(a) == 1:
         if ndim_of(b) == 1:
             return g * b
+        if ndim_of(b) == 2:  # a row times a matrix: g (m,) @ b^T
+            return bind(matmul_p, (g, _mT(b)), {})
         c = np.matmul(g[..., None, :], _mT(b))[..., 0, :]
     elif ndim_of(b) == 1:
         c = g[..., :, None] * b
@@ -83,6 +85,8 @@ def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
     if ndim_of(b) == 1:
         if ndim_of(a) == 1:
             return g * a
+        if ndim_of(a) == 2:  # a matrix times a column: a^T g, as the row g (n,) @ a
+            return bind(matmul_p, (g, a), {})
         c = np.matmul(_mT(a), g[..., None])[..., 0]
     elif ndim_of(a) == 1:
         c = a[:, None] * g[..., None, :]
@@ -98,6 +102,10 @@ def _matmul_batch(args: list[Any], batched: tuple[bool, ...]) -> Any:
     a, b = args
     ba, bb = batched
     sa, sb = shape_of(a)[ba:], shape_of(b)[bb:]
+    if len(sa) == 1 and len(sb) == 2 and not bb:  # rows times one matrix: a stack of rows
+        return bind(matmul_p, (a, b), {})
+    if len(sa) == 2 and len(sb) == 1 and not ba:  # one matrix times columns: b_i @ a^T
+        return bind(matmul_p, (b, _mT(a)), {})
     va, vb = len(sa) == 1, len(sb) == 1
     if va:
         sa = (1,) + sa
@@ -121,7 +129,8 @@ def _matmul_batch(args: list[Any], batched: tuple[bool, ...]) -> Any:
 
 
 matmul_p = Primitive("matmul", _matmul_impl)
-matmul_p.defjvp(lambda g, ans, a, b: np.matmul(g, b), lambda g, ans, a, b: np.matmul(a, g))
+matmul_p.defjvp(lambda g, ans, a, b: bind(matmul_p, (g, b), {}),
+                lambda g, ans, a, b: bind(matmul_p, (a, g), {}))
 matmul_p.defvjp(_matmul_vjp_a, _matmul_vjp_b, saves=("a.shape b", "a b.shape"))
 matmul_p.defbatch(_matmul_batch)
 
