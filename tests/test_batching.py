@@ -247,6 +247,16 @@ def test_without_derivatives_keeps_the_batch_and_drops_the_tape():
     close(out[1], np.zeros_like(x))
 
 
+def test_stop_gradient_under_vmap_is_a_constant_per_element():
+    x = rand(3, 2)
+    f = lambda v: np.sum(dr.stop_gradient(v) * v)  # noqa: E731
+    close(dr.vmap(f)(x), np.sum(x * x, axis=1))
+    close(dr.vmap(dr.grad(f))(x), x)  # not 2 x
+    close(dr.grad(lambda xs: np.sum(dr.vmap(f)(xs)))(x), x)
+    _, t = dr.jvp(dr.vmap(lambda v: dr.stop_gradient(v) * 3.0), (x,), (np.ones_like(x),))
+    close(t, np.zeros_like(x))
+
+
 def test_rebatch_maps_a_whole_batch_result_back():
     x = rand(3, 4, 2)
 
