@@ -16,6 +16,7 @@ from typing import Any
 
 from . import catalogue  # noqa: F401  (registers the primitive catalogue)
 from .at import at
+from .batching import without_derivatives
 from .custom import custom_jvp, custom_vjp
 from .errors import (
     DualrevError,
@@ -53,8 +54,9 @@ def __getattr__(name: str) -> Any:
 
 
 def stop_gradient(x: Any) -> Any:
-    """``x`` as a constant: no derivative flows through it, at any nesting level."""
-    return tree_map(strip, x)
+    """``x`` as a constant: no derivative flows through it, at any nesting level (under
+    ``vmap`` it stays batched: a constant per element)."""
+    return tree_map(without_derivatives, x)
 
 
 __version__ = "0.1.0"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BatchedValueError, EscapedTracerError
-from .primitive import Primitive, Tracer, bind, shape_of
+from .primitive import Primitive, Tracer, bind, dtype_of, shape_of, strip
 from .tracer import TracedBase
 
 
@@ -189,15 +189,19 @@ def stacked_rule(prim: Primitive) -> Callable[..., Any]:
 def map_plain(func: Any, args: Sequence[Any], kwargs: dict[str, Any], name: str) -> Any:
     """``func`` (a function of plain values, with no derivative) on arguments some of which
     are batched: called once per batch element by a Python loop, the results stacked into
-    a batched value. Results whose size depends on the values (nonzero) cannot be."""
+    a batched value. Results whose size depends on the values (nonzero) cannot be.
+
+    Derivative levels are dropped first (``func`` has no derivative), so a batch under a
+    tape or a dual number (``vmap(grad(f))``) is mapped too; ``func`` may meet batched
+    values of an outer ``vmap`` in its elements, and maps over those in turn."""
+    args = [without_derivatives(a) for a in args]
+    kwargs = {k: without_derivatives(v) for k, v in kwargs.items()}
     top: Any = None
     for a in list(args) + list(kwargs.values()):
-        if isinstance(a, Tracer):
-            x = a
-            while isinstance(x, Tracer):
-                if x._bdepth and (top is None or x._level > top._level):
-                    top = x
-                x = x.primal
+        # what is left of a traced argument is a chain of batched values, the innermost
+        # transform's (the highest level) outermost
+        if isinstance(a, Tracer) and (top is None or a._level > top._level):
+            top = a
     if top is None:
         raise ValueError("no batched argument")
     trace = top._trace
@@ -228,3 +232,68 @@ def scale(g: Any, d: Any) -> Any:
     if k > 0:  # d has more axes than one element of g: unit axes after the batch axis
         raw = np.reshape(raw, s[:1] + (1,) * k + s[1:])
     return Batched(raw * d, g._trace)
+
+
+# ------------------------------------------------------------------ plain values
+# Handlers take decisions and compute constants (a shift, a mask, a pivot order, a dtype)
+# on plain values. Under vmap those values are batched: these helpers keep the batch.
+def without_derivatives(x: Any) -> Any:
+    """``x`` with every differentiating level (Dual, Traced) dropped and its batch levels
+    kept: its plain value, or under ``vmap`` the batch of plain values (``strip`` refuses
+    those). For values that steer a computation without carrying a derivative."""
+    while isinstance(x, Tracer) and not x._bdepth:
+        x = x.primal
+    if not isinstance(x, Tracer):
+        return x
+    inner = without_derivatives(x.primal)
+    return x if inner is x.primal else Batched(inner, x._trace)
+
+
+def batch_traces(x: Any) -> list[BatchTrace]:
+    """The batch traces of ``x``'s levels, the innermost transform's (outermost) first."""
+    out = []
+    while isinstance(x, Tracer):
+        if x._bdepth:
+            out.append(x._trace)
+        x = x.primal
+    return out
+
+
+def rebatch(value: Any, like: Any) -> Any:
+    """``value``, a plain array computed from ``concrete(like)`` (every batch axis of
+    ``like`` in front, the outermost transform's first), as a value batched like ``like``
+    (no derivative): a whole-batch NumPy call's result, mapped back to the elements."""
+    for trace in reversed(batch_traces(like)):
+        value = Batched(value, trace)
+    return value
+
+
+def stand_in(x: Any) -> Any:
+    """A plain value with ``x``'s dtype and (one element's) shape, for NumPy's dtype and
+    shape logic: ``x``'s own plain value where it has one, zeros for a batched ``x``."""
+    try:
+        return strip(x)
+    except BatchedValueError:
+        return np.zeros(shape_of(x), dtype_of(x))
+
+
+def is_batched(x: Any) -> bool:
+    """Whether ``x`` carries a batch level (under ``vmap``) at any depth."""
+    while isinstance(x, Tracer):
+        if x._bdepth:
+            return True
+        x = x.primal
+    return False
+
+
+def on_plain_values(func: Any, args: Sequence[Any], kwargs: dict[str, Any] | None = None,
+                    name: str = "") -> Any:
+    """``func(*args, **kwargs)`` on the plain values under any tracing (it carries no
+    derivative); batched arguments are mapped over, one call per batch element."""
+    kwargs = kwargs or {}
+    args = [without_derivatives(a) for a in args]
+    kwargs = {k: without_derivatives(v) for k, v in kwargs.items()}
+    if not any(isinstance(a, Tracer) for a in list(args) + list(kwargs.values())):
+        return func(*args, **kwargs)
+    return map_plain(lambda *a, **k: on_plain_values(func, a, k, name), args, kwargs,
+                     name or getattr(func, "__name__", "a function"))

@@ -61,6 +61,9 @@ _PLAIN = (*PLAIN_SCALARS, np.ndarray)  # operands no trace can own
 # ufunc methods other than __call__ that have a meaning we support
 _UFUNC_REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}
 _UFUNC_ACCUMULATE = {np.add: np.cumsum, np.multiply: np.cumprod}
+# ~, &, |, ^ of boolean values (masks, which are batched under vmap) are the logical ufuncs
+_BOOLEAN = {np.invert: np.logical_not, np.bitwise_and: np.logical_and,
+            np.bitwise_or: np.logical_or, np.bitwise_xor: np.logical_xor}
 
 
 class TracedBase(Tracer):
@@ -76,6 +79,9 @@ class TracedBase(Tracer):
             raise InPlaceError(f"numpy.{ufunc.__name__}(..., out=...)")
         if method == "__call__":
             handler = UFUNC_HANDLERS.get(ufunc)
+            if handler is None and ufunc in _BOOLEAN and all(
+                    dtype_of(a) == np.bool_ for a in inputs):
+                handler = UFUNC_HANDLERS[_BOOLEAN[ufunc]]
             if handler is None:
                 raise no_rule(ufunc)
             dtype = None
@@ -290,6 +296,27 @@ class TracedBase(Tracer):
 
     def __ne__(self, o: Any) -> Any:  # type: ignore[override]
         return bind(UFUNC_HANDLERS[np.not_equal], (self, o), _NONE)
+
+    def __invert__(self) -> Any:
+        return np.invert(self)
+
+    def __and__(self, o: Any) -> Any:
+        return np.bitwise_and(self, o)
+
+    def __rand__(self, o: Any) -> Any:
+        return np.bitwise_and(o, self)
+
+    def __or__(self, o: Any) -> Any:
+        return np.bitwise_or(self, o)
+
+    def __ror__(self, o: Any) -> Any:
+        return np.bitwise_or(o, self)
+
+    def __xor__(self, o: Any) -> Any:
+        return np.bitwise_xor(self, o)
+
+    def __rxor__(self, o: Any) -> Any:
+        return np.bitwise_xor(o, self)
 
     def __getitem__(self, idx: Any) -> Any:
         return METHODS["getitem"](self, idx)

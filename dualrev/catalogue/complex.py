@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..batching import stacked_rule
-from ..primitive import Primitive, bind, is_complex, register_function, register_ufunc, strip
+from ..batching import rebatch, stacked_rule, stand_in
+from ..primitive import Primitive, bind, concrete, is_complex, register_function, register_ufunc
 from .elementwise import absolute_p
 
 
@@ -53,7 +53,7 @@ def _real(val: Any) -> Any:
 def _imag(val: Any) -> Any:
     if is_complex(val):
         return bind(imag_p, (val,), {})
-    return np.imag(strip(val))  # zeros in NumPy's dtype: no derivative
+    return np.imag(stand_in(val))  # zeros in NumPy's dtype: no derivative
 
 
 def _angle_impl(z: Any) -> Any:
@@ -72,7 +72,7 @@ angle_p.defbatch(stacked_rule(angle_p))
 @register_function(np.angle)
 def _angle(z: Any, deg: bool = False) -> Any:
     if not is_complex(z):  # 0 or pi: piecewise constant, NumPy's own value and dtype
-        return np.angle(strip(z), deg=deg)
+        return rebatch(np.angle(concrete(z), deg=deg), z)
     out = bind(angle_p, (z,), {})
     return out * (180 / np.pi) if deg else out
 
@@ -80,7 +80,7 @@ def _angle(z: Any, deg: bool = False) -> Any:
 def _unit(z: Any, ans: Any) -> Any:
     """conj(z) / |z|, and 0 at z = 0 (JAX's convention, like abs'(0) = 0 for reals). The
     denominator is guarded too, so no nan reaches a higher derivative."""
-    zero = np.equal(strip(ans), 0)
+    zero = np.equal(ans, 0)  # plain (batched under vmap): no derivative
     return np.where(zero, 0.0, np.conjugate(z) / np.where(zero, 1.0, ans))
 
 

@@ -15,12 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from ..batching import on_plain_values, rebatch
 from ..errors import InPlaceError
 from ..primitive import (
     METHODS,
     Primitive,
     Saves,
     bind,
+    concrete,
     dtype_of,
     is_complex,
     no_rule,
@@ -272,7 +274,7 @@ clip_p.defvjp(*clip_p.jvps, saves="x lo hi")
 @register_function(np.where)
 def _where(condition: Any, x: Any = None, y: Any = None) -> Any:
     if x is None and y is None:
-        return np.where(strip(condition))
+        return on_plain_values(np.where, (condition,), name="numpy.where(condition)")
     # the condition carries no derivative; under vmap it may still be batched
     return bind(where_p, (unwrap_derivatives(condition), x, y), {})
 
@@ -312,7 +314,8 @@ def astype(x: Any, dtype: Any) -> Any:
     has zero derivative (it is piecewise constant) and returns a plain array."""
     dt = np.dtype(dtype)
     if not np.issubdtype(dt, np.inexact):
-        return np.asarray(strip(x)).astype(dt)
+        # under vmap every element at once (a cast maps over the batch axes)
+        return rebatch(np.asarray(concrete(x)).astype(dt), x)
     if dtype_of(x) == dt:
         return x
     return bind(cast_p, (x,), {"dtype": dt})
@@ -353,8 +356,8 @@ def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None,
     if not copy:
         raise InPlaceError("np.nan_to_num(x, copy=False) (it writes into x; the default "
                            "copy=True returns the same values and is differentiable)")
-    v = strip(x)
-    big = np.finfo(np.result_type(v)).max
-    out = np.where(np.isnan(v), nan, x)
-    out = np.where(np.isposinf(v), big if posinf is None else posinf, out)
-    return np.where(np.isneginf(v), -big if neginf is None else neginf, out)
+    # the masks are plain (batched under vmap), the comparisons carry no derivative
+    big = np.finfo(dtype_of(x)).max
+    out = np.where(np.isnan(x), nan, x)
+    out = np.where(np.isposinf(x), big if posinf is None else posinf, out)
+    return np.where(np.isneginf(x), -big if neginf is None else neginf, out)

@@ -43,7 +43,7 @@ def _rfftn_vjp(g: Any, ans: Any, x: Any, axes: tuple[int, ...], norm: Any) -> An
     last = axes[-1]
     n = shape_of(x)[last]
     m = shape_of(g)[last]
-    widths = [(0, 0)] * ndim_of(g)
+    widths = [(0, 0)] * ndim_of(x)  # g has the shape of one output, of x's ndim
     widths[last] = (0, n - m)
     padded = np.pad(g, widths)
     full = bind(fftn_p, (padded,), {"axes": axes, "inverse": False, "norm": norm})
@@ -74,7 +74,7 @@ def _irfftn_vjp(g: Any, ans: Any, x: Any, axes: tuple[int, ...], n: int, norm: A
     weights[0] = 1.0
     if n % 2 == 0 and m == n // 2 + 1:
         weights[-1] = 1.0
-    shape = [1] * (ndim_of(g) - last)
+    shape = [1] * (ndim_of(x) - last)
     shape[0] = m
     return part * np.reshape(weights, tuple(shape))
 

@@ -3,6 +3,12 @@ cotangent. Repeated integer indices accumulate, as the chain rule requires.
 
 Both primitives take ``nb``, the number of leading axes the index does not touch: that
 is how a batch passes through them (their batching rule adds one).
+
+An index computed from batched values under ``vmap`` (``x[np.argmax(x)]``, the order of
+``np.sort``) differs per batch element, so it cannot be a static parameter: there the
+index is an argument of ``take_along`` (``np.take_along_axis``) and of its transpose
+``put_along`` (a scatter-add along an axis), whose batching rules line the index up with
+the batch.
 """
 
 from __future__ import annotations
@@ -12,13 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DualrevError
+from ..batching import materialize, on_plain_values, without_derivatives
+from ..errors import BatchedValueError, DualrevError
 from ..primitive import (
     METHODS,
     Primitive,
     Tracer,
     as_array,
     bind,
+    dtype_of,
     ndim_of,
     register_function,
     shape_of,
@@ -126,12 +134,101 @@ def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb
 gather_p.vjp_add = _gather_vjp_add
 
 
+# ------------------------------------------------------------------ batched indices
+def along_axis_index(indices: Any, axis: int) -> tuple[Any, ...]:
+    """The fancy index that picks ``indices`` along ``axis`` (take_along_axis's rule)."""
+    indices = np.asarray(indices)
+    nd = indices.ndim
+    idx: list[Any] = []
+    for d in range(nd):
+        if d == axis:
+            idx.append(indices)
+        else:
+            shape = [1] * nd
+            shape[d] = indices.shape[d]
+            idx.append(np.arange(indices.shape[d]).reshape(shape))
+    return tuple(idx)
+
+
+def _take_along_impl(x: Any, idx: Any, axis: int) -> Any:
+    return np.take_along_axis(x, idx, axis)
+
+
+def _put_along_impl(v: Any, idx: Any, axis: int, shape: tuple[int, ...]) -> Any:
+    v = np.asarray(v)
+    dt = v.dtype if v.dtype.kind in "fc" else np.result_type(v, np.float64)
+    z = np.zeros(shape, dtype=dt)
+    np.add.at(z, along_axis_index(idx, axis), v)
+    return z
+
+
+def _along_batch(prim: Primitive) -> Any:
+    def rule(args: list[Any], batched: tuple[bool, ...], axis: int, **params: Any) -> Any:
+        args = materialize(args, batched)
+        if "shape" in params:
+            params["shape"] = shape_of(args[0])[:1] + params["shape"]
+        return bind(prim, args, {"axis": axis + 1, **params})
+    return rule
+
+
+# x of idx's shape but along axis; v of idx's shape (the callers broadcast them so)
+take_along = Primitive("take_along_axis", _take_along_impl)
+put_along = Primitive("put_along_axis_add", _put_along_impl)
+take_along.defjvp(lambda g, ans, x, idx, axis: bind(take_along, (g, idx), {"axis": axis}), None)
+take_along.defvjp(lambda g, ans, x, idx, axis: bind(
+    put_along, (g, idx), {"axis": axis, "shape": shape_of(x)}), None, saves=("x.shape idx", ""))
+put_along.defjvp(lambda g, ans, v, idx, axis, shape: bind(
+    put_along, (g, idx), {"axis": axis, "shape": shape}), None)
+put_along.defvjp(lambda g, ans, v, idx, axis, shape: bind(take_along, (g, idx), {"axis": axis}),
+                 None, saves=("idx", ""))
+take_along.defbatch(_along_batch(take_along))
+put_along.defbatch(_along_batch(put_along))
+
+
+def _batched_parts(idx: tuple[Any, ...]) -> list[int]:
+    """Positions of the index arrays in ``idx`` that are batched (under vmap)."""
+    out = []
+    for k, i in enumerate(idx):
+        if isinstance(i, Tracer) and isinstance(without_derivatives(i), Tracer):
+            if dtype_of(i).kind not in "iu":
+                raise BatchedValueError(
+                    "a batched boolean mask used as an index (the size of x[mask] would "
+                    "differ per element; write np.where(mask, x, 0))"
+                    if dtype_of(i).kind == "b" else "a batched non-integer index")
+            out.append(k)
+    return out
+
+
+def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
+    """``x[idx]`` where the index arrays at ``parts`` are batched: the flat positions
+    each element selects (computed per element), gathered from the flattened ``x``."""
+    xs = shape_of(x)
+
+    def positions(*arrays: Any) -> np.ndarray:
+        full = list(idx)
+        for k, a in zip(parts, arrays, strict=True):
+            full[k] = np.asarray(a)
+        return _positions(xs, canonical_index(tuple(full)))
+
+    pos = on_plain_values(positions, [idx[k] for k in parts], name="an index")
+    rs = shape_of(pos)
+    flat = bind(take_along, (np.reshape(x, (math.prod(xs),)),
+                             np.reshape(pos, (math.prod(rs),))), {"axis": 0})
+    return np.reshape(flat, rs)
+
+
 def getitem(x: Any, idx: Any) -> Any:
     """``x[idx]`` for a traced ``x``: basic slices, integer arrays, boolean masks.
     (Handlers also take plain array-likes through it: a list becomes an array.)"""
     x = as_array(x)
     if type(idx) is int or type(idx) is slice:
         return bind(gather_p, (x,), {"idx": (idx,), "nb": 0})
+    if isinstance(idx, Tracer) or (isinstance(idx, tuple)
+                                   and any(isinstance(i, Tracer) for i in idx)):
+        tup = idx if isinstance(idx, tuple) else (idx,)
+        parts = _batched_parts(tup)
+        if parts:
+            return _gather_batched(x, tup, parts)
     return bind(gather_p, (x,), {"idx": canonical_index(idx), "nb": 0})
 
 
@@ -142,7 +239,8 @@ METHODS["getitem"] = getitem
 def _take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise") -> Any:
     if out is not None or mode != "raise":
         raise DualrevError("dualrev: np.take supports neither out= nor mode= on traced values")
+    indices = indices if isinstance(indices, Tracer) else np.asarray(indices)
     if axis is None:
-        return getitem(np.ravel(a), np.asarray(indices))
+        return getitem(np.ravel(a), indices)
     axis = int(axis) % ndim_of(a)
-    return getitem(a, (slice(None),) * axis + (np.asarray(indices),))
+    return getitem(a, (slice(None),) * axis + (indices,))

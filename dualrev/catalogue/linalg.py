@@ -28,9 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from ..batching import stacked_rule
+from ..batching import (
+    is_batched,
+    on_plain_values,
+    rebatch,
+    stacked_rule,
+    stand_in,
+    without_derivatives,
+)
 from ..custom import transpose_jvp
-from ..errors import InPlaceError, NoDerivativeRule
+from ..errors import BatchedValueError, InPlaceError, NoDerivativeRule
 from ..primitive import (
     Primitive,
     bind,
@@ -87,7 +94,7 @@ def _real_part(x: Any, like: Any) -> Any:
 def _exact(value: Any, expr: Any) -> Any:
     """``expr``'s derivative with NumPy's own ``value`` (equal up to rounding): expr minus
     its own value is exactly zero, and carries expr's derivative at every level."""
-    return value + (expr - strip(expr))
+    return value + (expr - without_derivatives(expr))
 
 
 class _Packing:
@@ -273,7 +280,8 @@ logdet_p.defbatch(stacked_rule(logdet_p))
 
 @register_function(np.linalg.slogdet)
 def _slogdet(a: Any) -> Any:
-    sign, logabsdet = np.linalg.slogdet(strip(a))
+    sign, logabsdet = np.linalg.slogdet(concrete(a))  # every batch element at once
+    sign = rebatch(sign, a)
     result = _result_type("SlogdetResult", ("sign", "logabsdet"))
     ld = bind(logdet_p, (a,), {})
     if not is_complex(a):
@@ -281,7 +289,7 @@ def _slogdet(a: Any) -> Any:
     # sign = exp(i arg det): d sign = i Im(tr(a^-1 da)) sign, d log|det| = Re(tr(a^-1 da)).
     # Both are built from ld so that their values stay NumPy's exactly (the phase added
     # to sign is ld's imaginary part minus its own value: zero, with ld's derivative).
-    phase = np.imag(ld) - np.imag(strip(ld))
+    phase = np.imag(ld) - np.imag(without_derivatives(ld))
     return result(sign * np.exp(1j * phase), np.real(ld))
 
 
@@ -362,7 +370,7 @@ def _eigh(a: Any, UPLO: str = "L") -> Any:
 @register_function(np.linalg.eigvalsh)
 def _eigvalsh(a: Any, UPLO: str = "L") -> Any:
     # NumPy's eigvalsh skips the eigenvectors (another LAPACK path, other rounding)
-    return _exact(np.linalg.eigvalsh(strip(a), UPLO), _eigh(a, UPLO)[0])
+    return _exact(rebatch(np.linalg.eigvalsh(concrete(a), UPLO), a), _eigh(a, UPLO)[0])
 
 
 # ------------------------------------------------------------------ svd
@@ -535,14 +543,16 @@ def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, *,
         if rtol is _NOT_GIVEN:
             rcond = 1e-15
         elif rtol is None:
-            rcond = max(m, n) * np.finfo(np.result_type(strip(a), float)).eps
+            rcond = max(m, n) * np.finfo(np.result_type(stand_in(a), float)).eps
         else:
             rcond = rtol
     elif rtol is not _NOT_GIVEN:
         raise ValueError("`rtol` and `rcond` can't be both set.")
-    a0 = strip(a)
+    # which singular values the cutoff drops: for every batch element at once (under vmap
+    # one decision for the batch, both forms below being exact where they apply)
+    a0 = concrete(a)
     if hermitian:
-        a0 = strip(_sym_lower(a0))
+        a0 = _sym_lower(a0)
     s = np.linalg.svd(a0, compute_uv=False)
     smax = np.max(s, axis=-1, keepdims=True)
     cut = s <= np.asarray(rcond)[..., None] * smax
@@ -556,23 +566,35 @@ def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, *,
     # V diag(1/s) U^H through the SVD, on the kept singular values.
     b = _sym_lower(a) if hermitian else a
     u, sv, vh = _svd(b, full_matrices=False)
-    keep = ~cut
+    keep = rebatch(~cut, a)  # (cut was found for every batch element at once)
     inv = np.where(keep, 1.0 / np.where(keep, sv, 1.0), 0.0)
     expr = _H(vh) @ (inv[..., None] * _H(u))
-    return _exact(np.linalg.pinv(strip(a), rcond=rcond, hermitian=hermitian), expr)
+    return _exact(rebatch(np.linalg.pinv(concrete(a), rcond=rcond, hermitian=hermitian), a),
+                  expr)
 
 
 @register_function(np.linalg.lstsq)
 def _lstsq(a: Any, b: Any, rcond: Any = None) -> Any:
     m, n = shape_of(a)[-2:]
-    t = np.result_type(strip(a), strip(b), float)
+    t = np.result_type(stand_in(a), stand_in(b), float)
     if rcond is None:  # NumPy's default; LAPACK reads a negative rcond as machine epsilon
         rcond = np.finfo(t).eps * max(m, n)
     elif rcond < 0:
         rcond = np.finfo(t).eps
     x = _pinv(a, rcond=rcond) @ b
-    _, rank, sv = np.linalg.lstsq(strip(a), strip(b), rcond=rcond)[1:]
-    if rank == n and m > n:
+    if is_batched(a) or is_batched(b):  # NumPy's lstsq takes one matrix: per element
+        rank = on_plain_values(lambda a_, b_: np.linalg.lstsq(a_, b_, rcond=rcond)[2],
+                               (a, b), name="numpy.linalg.lstsq")
+        full = concrete(rank) == n
+        if np.any(full) != np.all(full):
+            raise BatchedValueError("numpy.linalg.lstsq's residuals (which exist only "
+                                    "where the rank is full, and it differs between the "
+                                    "batch elements)")
+        full_rank = bool(np.all(full))
+    else:
+        rank = np.linalg.lstsq(strip(a), strip(b), rcond=rcond)[2]
+        full_rank = rank == n
+    if full_rank and m > n:
         r = a @ x - b
         resid = np.sum(np.real(np.conjugate(r) * r) if is_complex(r) else r * r, axis=0)
         resid = np.reshape(resid, (1,)) if ndim_of(resid) == 0 else resid

@@ -92,10 +92,11 @@ def _full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K",
                subok: bool = True, shape: Any = None, **kwargs: Any) -> Any:
     # The shape and dtype come from a; the values are fill_value's, whose derivative is
     # kept where the dtype can carry one (NumPy casts fill_value to it).
-    zeros = np.zeros_like(strip(a), dtype=dtype, order=order, subok=subok, shape=shape,
+    zeros = np.zeros_like(_stand_in(a), dtype=dtype, order=order, subok=subok, shape=shape,
                           **kwargs)
-    if not isinstance(fill_value, Tracer) or not np.issubdtype(zeros.dtype, np.inexact):
-        return np.full_like(zeros, strip(fill_value))
+    if not isinstance(fill_value, Tracer):
+        return np.full_like(zeros, fill_value)
+    # (an integer or boolean dtype: astype gives the plain values, batched under vmap)
     return astype(zeros + fill_value, zeros.dtype)
 
 

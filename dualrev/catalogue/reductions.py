@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ..batching import leading_axis_rule
+from ..batching import is_batched, leading_axis_rule, stand_in, without_derivatives
 from ..errors import DualrevError, InPlaceError
 from ..primitive import (
     Primitive,
     Tracer,
     as_array,
     bind,
+    concrete,
     dtype_of,
     is_complex,
     ndim_of,
@@ -27,7 +28,6 @@ from ..primitive import (
     normalize_axis,
     register_function,
     shape_of,
-    strip,
 )
 from .elementwise import astype
 
@@ -80,7 +80,10 @@ def _mask(where: Any, a: Any) -> Any:
     """A reduction's where= as a plain boolean mask of a's shape (None for all of a)."""
     if where is True:
         return None
-    return np.broadcast_to(np.asarray(strip(where), dtype=bool), shape_of(a))
+    w = without_derivatives(as_array(where))
+    if isinstance(w, Tracer):  # a batched mask (under vmap): one per element
+        return np.broadcast_to(astype(w, np.bool_), shape_of(a))
+    return np.broadcast_to(np.asarray(w, dtype=bool), shape_of(a))
 
 
 @register_function(np.sum)
@@ -137,7 +140,7 @@ def _var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: flo
         # one element per group: a - mean(a) is identically zero, so var is a constant
         # (0) with derivative 0; tracing it would give std's
         # sqrt'(0) * 0 = nan where finite differences give 0
-        a = strip(a)
+        a = without_derivatives(a)
     centred = a - (_mean(a, axes, dtype, keepdims=True) if mean is None else mean)
     if is_complex(centred):  # |x - mean|^2, spelt as NumPy does (squares of both parts)
         re, im = np.real(centred), np.imag(centred)
@@ -361,12 +364,12 @@ def _weights(w: Any, name: str, n: int, integer: bool) -> Any:
     if is_complex(w):  # a float cast would drop the imaginary part silently
         raise DualrevError(f"dualrev: np.cov with complex {name} is not supported (weights "
                            "are real in cov's definition); pass their real part")
-    v = np.asarray(strip(w), dtype=float)
+    v = np.asarray(concrete(w), dtype=float)  # under vmap: every element's at once
     if integer and not np.all(v == np.around(v)):
         raise TypeError("fweights must be integer")
-    if v.ndim > 1:
+    if len(shape_of(w)) > 1:
         raise RuntimeError(f"cannot handle multidimensional {name}")
-    if v.shape[0] != n:
+    if shape_of(w)[0] != n:
         raise RuntimeError(f"incompatible numbers of samples and {name}")
     if np.any(v < 0):
         raise ValueError(f"{name} cannot be negative")
@@ -382,7 +385,7 @@ def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: A
     if ndim_of(m) > 2 or (y is not None and ndim_of(y) > 2):
         raise ValueError("m or y has more than 2 dimensions")
     if dtype is None:
-        dtype = np.result_type(*[strip(v) for v in (m, y) if v is not None], np.float64)
+        dtype = np.result_type(*[stand_in(v) for v in (m, y) if v is not None], np.float64)
     x = astype(np.atleast_2d(m), dtype)
     if not rowvar and ndim_of(m) != 1:
         x = np.transpose(x)
@@ -412,9 +415,9 @@ def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: A
         fact = w_sum - ddof
     else:
         fact = w_sum - ddof * np.sum(w * aweights) / w_sum
-    if strip(fact) <= 0:
+    if np.any(concrete(fact) <= 0):  # under vmap: if any element's is
         warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
-        fact = 0.0
+        fact = np.where(fact <= 0, 0.0, fact) if is_batched(fact) else 0.0
     xc = x - avg[:, None]
     xc_t = np.transpose(xc) if w is None else np.transpose(xc * w)
     c = xc @ np.conjugate(xc_t)

@@ -23,7 +23,7 @@ import scipy.linalg as sla
 import scipy.special as sc
 import scipy.stats as st
 
-from ..batching import stacked_rule
+from ..batching import batch_traces, on_plain_values, rebatch, stacked_rule, without_derivatives
 from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
 from ..primitive import (
@@ -32,15 +32,16 @@ from ..primitive import (
     Tracer,
     as_array,
     bind,
+    concrete,
     dtype_of,
     is_complex,
     ndim_of,
     shape_of,
-    strip,
 )
 from ..tree import tree_flatten
 from .contraction import matrix_transpose as _T
 from .elementwise import astype
+from .indexing import getitem
 from .special import polygamma_p
 
 ORIGINALS: dict[Any, Callable[..., Any]] = {}  # dispatcher -> SciPy's function
@@ -88,15 +89,16 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     unless ``return_sign``, which returns the sign too (SciPy's own, from the plain values)."""
     if keepdims and ndim_of(a) == 0:
         a = np.reshape(a, (1,))  # SciPy makes a 0-d input 1-d: keepdims gives shape (1,)
-    av = strip(a)
+    # the shift is computed on the plain values (batched under vmap)
+    av = without_derivatives(a)
+    bv = None if b is None else without_derivatives(b)
     if b is None:
         shift_from = av
     else:
         # SciPy leaves the terms with b == 0 out of the shift.
-        bv = strip(b)
         shift_from = np.where(np.not_equal(bv, 0), av, -np.inf)
     # a real shift, so that for complex a the log below stays SciPy's principal one
-    m = np.max(np.real(shift_from), axis=axis, keepdims=True, initial=-np.inf)
+    m = _max_with_empty(np.real(shift_from), axis)
     m = np.where(np.isfinite(m), m, 0.0)  # a constant shift: no derivative flows through it
     if b is None:
         e = np.exp(a - m)
@@ -111,18 +113,17 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     if not keepdims:
         out = np.squeeze(out, axis=axis) if axis is not None else np.reshape(out, ())
     if return_sign:
-        sign = _scipy_logsumexp(av, axis=axis, b=None if b is None else bv, keepdims=keepdims,
-                                return_sign=True)[1]
+        sign = _scipy_sign(av, bv, axis=axis, keepdims=keepdims)
         if complex_sum:  # the phase s/|s| moves with a and b: differentiate it, SciPy's value
             phase = s / np.abs(s)
             if not keepdims:
                 phase = (np.squeeze(phase, axis=axis) if axis is not None
                          else np.reshape(phase, ()))
-            sign = phase + (sign - strip(phase))
+            sign = phase + (sign - without_derivatives(phase))
         return out, sign
     if b is not None and not complex_sum:
-        negative = np.less(strip(s), 0)
-        if np.any(negative):  # SciPy's nan: the log of a negative sum
+        negative = np.less(s, 0)  # plain (batched under vmap)
+        if np.any(concrete(negative)):  # SciPy's nan: the log of a negative sum
             if not keepdims:
                 negative = np.squeeze(negative, axis=axis) if axis is not None else np.reshape(
                     negative, ())
@@ -130,12 +131,28 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     return out
 
 
-def _scipy_logsumexp(*args: Any, **kwargs: Any) -> Any:
-    return ORIGINALS.get(sc.logsumexp, sc.logsumexp)(*args, **kwargs)
+def _scipy_sign(a: Any, b: Any, **kwargs: Any) -> Any:
+    """The sign SciPy's own logsumexp(return_sign=True) gives for plain values (under vmap
+    per batch element)."""
+    original = ORIGINALS.get(sc.logsumexp, sc.logsumexp)
+    return on_plain_values(lambda a_, b_: original(a_, b=b_, return_sign=True, **kwargs)[1],
+                           (a, b), name="scipy.special.logsumexp(return_sign=True)")
+
+
+def _max_with_empty(x: Any, axis: Any) -> Any:
+    """``np.max(x, axis, keepdims=True, initial=-inf)`` of plain values: under vmap on the
+    whole batch at once (np.max takes no initial= of a traced value)."""
+    v = concrete(x)
+    k = len(batch_traces(x))
+    if k:
+        nd = np.ndim(v) - k
+        axes = range(nd) if axis is None else np.atleast_1d(axis)
+        axis = tuple(int(a) % nd + k for a in axes)
+    return rebatch(np.max(v, axis=axis, keepdims=True, initial=-np.inf), x)
 
 
 def softmax(x: Any, axis: Any = None) -> Any:
-    e = np.exp(x - strip(np.max(x, axis=axis, keepdims=True)))
+    e = np.exp(x - np.max(without_derivatives(x), axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
@@ -227,7 +244,7 @@ def solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False,
 def _check_finite(check: bool, *arrays: Any) -> None:
     """SciPy's check_finite=True: refuse infs and nans (overwrite_*= only permits SciPy to
     reuse a buffer, so it changes no value)."""
-    if check and not all(np.all(np.isfinite(strip(a))) for a in arrays):
+    if check and not all(np.all(np.isfinite(concrete(a))) for a in arrays):
         raise ValueError("array must not contain infs or NaNs")
 
 
@@ -257,16 +274,22 @@ def _lu_impl(a: Any) -> Any:
     return lu
 
 
+def _perm_of(piv: np.ndarray) -> np.ndarray:
+    """The row order P of ``P A = L U`` from LAPACK's pivots (row i swapped with piv[i])."""
+    perm = np.arange(len(piv))
+    for i, p in enumerate(piv):
+        perm[[i, p]] = perm[[p, i]]
+    return perm
+
+
 def _lu_jvp(g: Any, ans: Any, a: Any) -> Any:
     # P A = L U  =>  dLU = L tril(L^-1 P dA U^-1, -1) + triu(L^-1 P dA U^-1) U
     n = shape_of(a)[-1]
-    piv = sla.lu_factor(strip(a))[1]
-    perm = np.arange(n)
-    for i, p in enumerate(piv):
-        perm[[i, p]] = perm[[p, i]]
+    perm = on_plain_values(lambda a_: _perm_of(sla.lu_factor(a_)[1]), (a,),
+                           name="scipy.linalg.lu_factor")
     L = np.tril(ans, -1) + np.eye(n)
     U = np.triu(ans)
-    pda = g[..., perm, :]
+    pda = getitem(g, (Ellipsis, perm, slice(None)))  # g may be plain, perm batched
     inner = _T(np.linalg.solve(_T(U), _T(np.linalg.solve(L, pda))))
     return L @ np.tril(inner, -1) + np.triu(inner) @ U
 
@@ -276,7 +299,8 @@ lu_p = transpose_jvp(Primitive("scipy.linalg.lu_factor", _lu_impl).defjvp(_lu_jv
 
 def lu_factor(a: Any, overwrite_a: bool = False, check_finite: bool = True) -> Any:
     _check_finite(check_finite, a)
-    return bind(lu_p, (a,), {}), sla.lu_factor(strip(a))[1]
+    piv = on_plain_values(lambda a_: sla.lu_factor(a_)[1], (a,), name="scipy.linalg.lu_factor")
+    return bind(lu_p, (a,), {}), piv
 
 
 def lu_solve(lu_and_piv: Any, b: Any, trans: int = 0, overwrite_b: bool = False,
@@ -284,15 +308,12 @@ def lu_solve(lu_and_piv: Any, b: Any, trans: int = 0, overwrite_b: bool = False,
     lu, piv = lu_and_piv
     _check_finite(check_finite, lu, b)
     b = as_array(b)
-    n = shape_of(lu)[-1]
-    perm = np.arange(n)
-    for i, p in enumerate(piv):
-        perm[[i, p]] = perm[[p, i]]
+    perm = on_plain_values(_perm_of, (as_array(piv),), name="scipy.linalg.lu_solve")
     if trans not in _TRANS:
         raise ValueError(f"trans must be 0, 1 or 2, not {trans!r}")
     trans = _TRANS[trans]
     if trans == "N":  # P A = L U: solve L U x = P b
-        y = solve_triangular(lu, b[perm], lower=True, unit_diagonal=True)
+        y = solve_triangular(lu, getitem(b, (perm,)), lower=True, unit_diagonal=True)
         return solve_triangular(lu, y, lower=False)
     # op(A) = op(U) op(L) P: solve op(U) y = b, op(L) z = y, then x = P^T z
     y = solve_triangular(lu, b, trans=trans, lower=False)

@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from ..batching import on_plain_values, stand_in, without_derivatives
 from ..errors import DualrevError
 from ..primitive import (
+    Tracer,
     as_array,
     bind,
     dtype_of,
@@ -24,36 +26,28 @@ from ..primitive import (
     strip,
 )
 from .elementwise import astype
-from .indexing import getitem, scatter_p
-
-
-def _along_axis_index(indices: np.ndarray, axis: int) -> tuple[Any, ...]:
-    """The fancy index that picks ``indices`` along ``axis`` (take_along_axis's rule)."""
-    nd = indices.ndim
-    idx: list[Any] = []
-    for d in range(nd):
-        if d == axis:
-            idx.append(indices)
-        else:
-            shape = [1] * nd
-            shape[d] = indices.shape[d]
-            idx.append(np.arange(indices.shape[d]).reshape(shape))
-    return tuple(idx)
+from .indexing import along_axis_index, getitem, scatter_p, take_along
 
 
 @register_function(np.take_along_axis)
 def _take_along_axis(arr: Any, indices: Any, axis: Any = -1) -> Any:
+    indices = without_derivatives(as_array(indices))  # batched under vmap
     if axis is None:
-        return getitem(np.ravel(arr), np.asarray(indices))
+        return getitem(np.ravel(arr), indices)
     nd = ndim_of(arr)
     axis = int(axis) % nd
-    indices = np.asarray(strip(indices))
+    ishape = shape_of(indices)
     full = np.broadcast_shapes(
         tuple(1 if d == axis else n for d, n in enumerate(shape_of(arr))),
-        tuple(1 if d == axis else n for d, n in enumerate(indices.shape)))
-    full = tuple(indices.shape[d] if d == axis else full[d] for d in range(nd))
+        tuple(1 if d == axis else n for d, n in enumerate(ishape)))
+    full = tuple(ishape[d] if d == axis else full[d] for d in range(nd))
     indices = np.broadcast_to(indices, full)
-    return getitem(arr, _along_axis_index(indices, axis))
+    if not isinstance(indices, Tracer):  # one index for every element: a static gather
+        return getitem(arr, along_axis_index(indices, axis))
+    # a batched index (the order np.sort found per element): an argument of take_along
+    arr = np.broadcast_to(arr, tuple(shape_of(arr)[axis] if d == axis else n
+                                     for d, n in enumerate(full)))
+    return bind(take_along, (arr, indices), {"axis": axis})
 
 
 @register_function(np.sort)
@@ -64,7 +58,7 @@ def _sort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *,
         raise no_rule(np.sort, "Its order= (fields of a structured array) is not supported.")
     if axis is None:
         a, axis = np.ravel(a), 0
-    order_idx = np.argsort(strip(a), axis=axis, kind="stable")
+    order_idx = np.argsort(without_derivatives(a), axis=axis, kind="stable")
     return _take_along_axis(a, order_idx, axis)
 
 
@@ -72,7 +66,7 @@ def _sort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *,
 def _select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
     out = default
     for cond, choice in reversed(list(zip(condlist, choicelist, strict=True))):
-        out = np.where(strip(cond), choice, out)
+        out = np.where(cond, choice, out)  # (a plain condition, batched under vmap)
     return out
 
 
@@ -102,18 +96,22 @@ def _interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
             period: Any = None) -> Any:
     if period is not None:
         raise DualrevError("dualrev: np.interp(period=...) is not supported on traced values")
-    xp_plain = np.asarray(strip(xp), dtype=float)
-    n = xp_plain.size
-    i = np.clip(np.searchsorted(xp_plain, strip(x), side="right"), 1, n - 1)
+    # the interval of each point, from the plain values (per element under vmap)
+    xp_plain = without_derivatives(as_array(xp))
+    if not isinstance(xp_plain, Tracer):
+        xp_plain = np.asarray(xp_plain, dtype=float)
+    n = shape_of(xp_plain)[0]
+    xv = without_derivatives(as_array(x))
+    i = np.clip(on_plain_values(np.searchsorted, (xp_plain, xv), {"side": "right"},
+                                "numpy.searchsorted"), 1, n - 1)
     x0, x1 = getitem(xp, (i - 1,)), getitem(xp, (i,))
     f0, f1 = getitem(fp, (i - 1,)), getitem(fp, (i,))
     t = (x - x0) / (x1 - x0)
     out = f0 + t * (f1 - f0)
-    xv = np.asarray(strip(x))
     lo = getitem(fp, (0,)) if left is None else left
     hi = getitem(fp, (n - 1,)) if right is None else right
-    out = np.where(xv < xp_plain[0], lo, out)
-    return np.where(xv > xp_plain[-1], hi, out)
+    out = np.where(xv < getitem(xp_plain, (0,)), lo, out)
+    return np.where(xv > getitem(xp_plain, (n - 1,)), hi, out)
 
 
 @register_function(np.diff)
@@ -146,11 +144,11 @@ def _gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> A
     axes = list(range(nd)) if axis is None else [int(a) % nd for a in np.atleast_1d(axis)]
     if len(varargs) == 0:
         spacing = [1.0] * len(axes)
-    elif len(varargs) == 1 and np.ndim(strip(varargs[0])) == 0:
+    elif len(varargs) == 1 and ndim_of(varargs[0]) == 0:
         spacing = [varargs[0]] * len(axes)
     else:
         spacing = list(varargs)
-    if any(np.ndim(strip(h)) != 0 for h in spacing):
+    if any(ndim_of(h) != 0 for h in spacing):
         raise DualrevError("dualrev: np.gradient on traced values supports scalar spacings")
     if edge_order not in (1, 2):
         raise ValueError("'edge_order' greater than 2 not supported")
@@ -244,15 +242,16 @@ def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
         raise ValueError(f'Device not understood. Only "cpu" is allowed, but received: {device}')
     if dtype is not None and not np.issubdtype(np.dtype(dtype), np.inexact):
         # NumPy floors to the integers: a piecewise constant, so a plain result
-        return np.linspace(strip(start), strip(stop), num, endpoint, retstep, dtype, axis)
-    if axis != 0 or np.ndim(strip(start)) or np.ndim(strip(stop)):
+        return on_plain_values(np.linspace, (start, stop, num, endpoint, retstep, dtype, axis),
+                               name="numpy.linspace")
+    if axis != 0 or ndim_of(start) or ndim_of(stop):
         raise DualrevError("dualrev: np.linspace on traced values supports scalar endpoints "
                            "and axis=0")
     if dtype is not None:
         out = _linspace(start, stop, num, endpoint, retstep)
         return (astype(out[0], dtype), out[1]) if retstep else astype(out, dtype)
     # NumPy's result dtype (float32 endpoints give float32); computed in float64, cast last
-    dt = np.result_type(strip(start), strip(stop), float(num))
+    dt = np.result_type(stand_in(start), stand_in(stop), float(num))
     div = (num - 1) if endpoint else num
     t = np.arange(num) / div if div > 0 else np.zeros(num)
     step = (stop - start) / div if div > 0 else np.nan * (stop - start)

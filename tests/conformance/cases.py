@@ -200,11 +200,13 @@ class Case:
     def seed(self) -> int:
         return zlib.crc32(self.id.encode())
 
-    def instantiate(self, dtype: str | None = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def instantiate(self, dtype: str | None = None,
+                    draw: int = 0) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Concrete (args, kwargs): float32 cases get the float64 sample cast down, so
-        both runs see the same numbers."""
+        both runs see the same numbers. ``draw`` > 0 gives another sample of the same
+        templates (the vmap check stacks several)."""
         dtype = dtype or self.dtype
-        rng = np.random.default_rng(self.seed())
+        rng = np.random.default_rng([self.seed(), draw] if draw else self.seed())
         base = "complex128" if dtype == "complex128" else "float64"
 
         def fill(t: Any) -> Any:

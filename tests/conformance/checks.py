@@ -17,7 +17,7 @@ import dualrev as dr
 from dualrev.errors import DualrevError
 from dualrev.primitive import strip
 
-from .cases import Case
+from .cases import A, Case
 
 
 def modes_of(case: Case) -> tuple[str, ...]:
@@ -25,10 +25,10 @@ def modes_of(case: Case) -> tuple[str, ...]:
     if case.kind == "raises":
         return ("raises",)
     if case.kind == "value":
-        return ("value",)
+        return ("value", "vmap") if case.dtype != "float32" else ("value",)
     if case.dtype == "float32":
         return ("value", "jvp", "vjp")
-    return ("value", "jvp", "vjp", "fwdrev") + (("second",) if case.second else ())
+    return ("value", "jvp", "vjp", "fwdrev") + (("second",) if case.second else ()) + ("vmap",)
 
 
 def flat(o: Any) -> list[Any]:
@@ -310,5 +310,90 @@ def check_second(case: Case) -> None:
                                                  "differences")
 
 
+# ---------------------------------------------------------------------- vmap
+VMAP_BATCH = 3
+
+
+def _in_axes(tmpl: Any) -> Any:
+    """in_axes for a case's (args, kwargs): 0 for each differentiable leaf (an ``A``
+    template), None for everything else (ints, index arrays, constants, keywords)."""
+    if isinstance(tmpl, A):
+        return 0
+    if isinstance(tmpl, list):
+        return [_in_axes(t) for t in tmpl]
+    if isinstance(tmpl, tuple):
+        return tuple(_in_axes(t) for t in tmpl)
+    if isinstance(tmpl, dict):
+        return {k: _in_axes(v) for k, v in tmpl.items()}
+    return None
+
+
+def _batched_output(o: Any) -> bool:
+    """Whether an output gets a batch axis under vmap: numbers and booleans do; dtypes
+    (np.result_type) are the same for every element and are returned as they are."""
+    return _numeric(o) or isinstance(o, (bool, np.bool_))
+
+
+def _stacked_close(got: Any, outs: list[Any], tol: float, what: str) -> None:
+    """``got`` (a vmapped result) equals the loop's results stacked: dtype, shape, values
+    (floating: allclose ``tol``; others: exactly)."""
+    want = np.stack([np.asarray(o) for o in outs])
+    assert _numeric(got) or isinstance(got, np.bool_), f"{what}: {type(got).__name__}"
+    assert np.result_type(got) == want.dtype, \
+        f"{what}: dtype {np.result_type(got)}, loop {want.dtype}"
+    if want.dtype.kind in "fc":
+        assert_close(got, want, tol, what)
+    else:
+        assert np.shape(got) == want.shape and np.array_equal(got, want), \
+            f"{what}: {got!r}, loop {want!r}"
+
+
+def check_vmap(case: Case) -> None:
+    """vmap over a batch of three samples of the differentiable leaves (the other
+    arguments unbatched, in_axes=None) equals a loop of single calls stacked: the value,
+    a JVP (one tangent for the batch) and a VJP (one cotangent per element)."""
+    p = Prepared(case)
+    if not p.leaves:
+        pytest.skip("no differentiable argument to batch")
+    draws = [p.leaves] + [case.split(*case.instantiate(draw=k))[0]
+                          for k in range(1, VMAP_BATCH)]
+    batch = [np.stack(xs) for xs in zip(*draws, strict=True)]
+    loop = [p.call(*lv) for lv in draws]  # plain NumPy, one sample at a time
+    oaxes = tuple(0 if _batched_output(o) else None for o in p.plain)
+
+    def fn(args: Any, kwargs: Any) -> tuple[Any, ...]:
+        return tuple(flat(case.fn(*args, **kwargs)))
+
+    args, kwargs = p.rebuild(*batch)
+    in_axes = (_in_axes(case.args), _in_axes(case.kwargs))
+    got = refusing(lambda: dr.vmap(fn, in_axes=in_axes, out_axes=oaxes)(args, kwargs))
+    assert len(got) == len(p.plain), f"vmap: {len(got)} outputs, NumPy {len(p.plain)}"
+    for k, (o, ax) in enumerate(zip(got, oaxes, strict=True)):
+        outs = [lp[k] for lp in loop]
+        if ax is None:
+            assert all(o == w for w in outs), f"vmap output {k}: {o!r}, loop {outs[0]!r}"
+        else:
+            _stacked_close(o, outs, 1e-12, f"vmap output {k}")
+    if case.kind != "diff" or not p.diff:
+        return
+
+    vs = p.random_like(p.leaves)
+    got_t = refusing(lambda: dr.vmap(lambda *lv: dr.jvp(p.g, lv, vs)[1])(*batch))
+    want_t = [refusing(lambda lv=lv: dr.jvp(p.g, lv, vs)[1]) for lv in draws]
+    for k, t in enumerate(got_t):
+        _stacked_close(t, [w[k] for w in want_t], 1e-10, f"vmap(jvp) tangent {k}")
+
+    us = [p.random_like(p.g(*lv)) for lv in draws]
+    u_batch = tuple(np.stack(u) for u in zip(*us, strict=True))
+
+    def pulled(lv: tuple[Any, ...], u: tuple[Any, ...]) -> tuple[Any, ...]:
+        return dr.vjp(p.g, *lv)[1](u)
+
+    got_c = refusing(lambda: dr.vmap(pulled)(tuple(batch), u_batch))
+    want_c = [pulled(tuple(lv), tuple(u)) for lv, u in zip(draws, us, strict=True)]
+    for k, c in enumerate(got_c):
+        _stacked_close(c, [w[k] for w in want_c], 1e-10, f"vmap(vjp) cotangent {k}")
+
+
 CHECKS = {"value": check_value, "jvp": check_jvp, "vjp": check_vjp, "fwdrev": check_fwdrev,
-          "second": check_second, "raises": check_raises}
+          "second": check_second, "raises": check_raises, "vmap": check_vmap}

@@ -10,7 +10,7 @@ from collections import Counter
 from dualrev.catalogue.scipy_functions import ORIGINALS
 from dualrev.primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS
 
-from .checks import modes_of
+from .checks import VMAP_BATCH, modes_of
 from .known_failures import KNOWN_FAILURES
 from .specs import CASES
 
@@ -25,6 +25,11 @@ def main() -> None:
     print(f"cases              : {len(CASES)} (entry x keyword variant x dtype x shape class)")
     print(f"keyword variants   : {len({(c.name, c.label) for c in CASES})} (entry x keywords)")
     print(f"checks             : {len(checks)} (case x mode)")
+    vmapped = [c for m, c in checks if m == "vmap"]
+    print(f"vmap checks        : {len(vmapped)} (float64/complex128 cases, "
+          f"{len({c.entry for c in vmapped})} entries: a batch of {VMAP_BATCH} against a loop; "
+          f"value for all, vmap(jvp) and vmap(vjp) for the {sum(c.kind == 'diff' for c in vmapped)}"
+          " diff cases)")
     for title, counter in (("dtypes", Counter(c.dtype for c in CASES)),
                            ("shape classes", Counter(c.shape or "-" for c in CASES)),
                            ("kinds", Counter(c.kind for c in CASES)),
