@@ -206,15 +206,19 @@ def map_plain(func: Any, args: Sequence[Any], kwargs: dict[str, Any], name: str)
         raise ValueError("no batched argument")
     trace = top._trace
 
-    def pick(a: Any, i: int) -> Any:
+    def pick(a: Any, i: int | None) -> Any:
         if type(a) is Batched and a._trace is trace:
-            return a.primal[i]
+            # an empty batch: one element's shape and dtype, for the result's
+            return a.primal[i] if i is not None else np.zeros(shape_of(a), dtype_of(a))
         return a
 
+    size = trace.size
     outs = [func(*[pick(a, i) for a in args], **{k: pick(v, i) for k, v in kwargs.items()})
-            for i in range(trace.size)]
-    if any(isinstance(o, tuple) for o in outs) or trace.size == 0:
+            for i in (range(size) if size else [None])]
+    if any(isinstance(o, tuple) for o in outs):
         raise BatchedValueError(f"{name} (whose result's size depends on the values)")
+    if not size:
+        return Batched(np.zeros((0,) + np.shape(outs[0]), np.result_type(outs[0])), trace)
     try:
         stacked = np.stack(outs)
     except ValueError:

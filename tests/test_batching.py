@@ -121,6 +121,14 @@ def test_axis_size_when_no_argument_is_mapped():
         dr.vmap(lambda u, v: u + v)(rand(4), rand(3))
 
 
+def test_an_empty_batch_gives_empty_results():
+    empty = np.zeros((0, 3))
+    close(dr.vmap(lambda v: np.sin(v) @ np.ones((3, 2)))(empty), np.zeros((0, 2)))
+    close(dr.vmap(np.argmax)(empty), np.zeros(0, dtype=np.int64))  # a plain function
+    close(dr.vmap(np.sort)(empty), empty)
+    close(dr.vmap(dr.grad(lambda v: np.sum(v ** 2)))(empty), empty)
+
+
 def test_keyword_arguments_are_mapped_over_axis_0():
     xs, scales = rand(4, 3), rand(4)
 
