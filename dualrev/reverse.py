@@ -96,21 +96,23 @@ class Tape:
         primals = []
         parents = []  # (position, entry, shape, cotangent kind) of this tape's arguments
         plain = True  # no argument traced at an outer level either
-        for i, a in enumerate(args):
+        i = 0
+        for a in args:
             if type(a) is Traced and a._level == level:
                 p = a.primal
                 if vjps[i] is not None:
                     tp = type(p)
-                    if tp is ndarray and p.dtype.char == "d":  # the common cases inline
-                        parents.append((i, a._index, p.shape, cotangent.REAL))
-                    elif tp in PLAIN_SCALARS:
-                        parents.append((i, a._index, (), cotangent.REAL))
+                    if tp in PLAIN_SCALARS:  # the common cases inline (kind REAL: True)
+                        parents.append((i, a._index, (), True))
+                    elif tp is ndarray and p.dtype.char == "d":
+                        parents.append((i, a._index, p.shape, True))
                     else:
                         parents.append((i, a._index, shape_of(p), cotangent.kind(p)))
                 a = p
             if plain and isinstance(a, Tracer):
                 plain = False
             primals.append(a)
+            i += 1
         if plain and prim.fwd is not None:
             ans, residuals = prim.fwd(*primals)
             params = {**params, "residuals": residuals}
@@ -261,8 +263,9 @@ def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
             if kind is cotangent.REAL and c.dtype.kind != "c":
                 return c  # the common case, without a call
         elif tc in PLAIN_SCALARS:
-            if shape != ():
-                c = unbroadcast(c, shape)
+            if shape == ():
+                return c if kind is True else cotangent.project(c, kind)
+            c = unbroadcast(c, shape)
         elif shape_of(c) != shape:
             c = unbroadcast(c, shape)
         return cotangent.project(c, kind)

@@ -119,6 +119,8 @@ def _refuse_subclass(x: Any, what: str) -> None:
 
 
 def _argnums(argnums: ArgNums, nargs: int) -> tuple[tuple[int, ...], bool]:
+    if type(argnums) is int and 0 <= argnums < nargs:
+        return (argnums,), True
     single = isinstance(argnums, (int, np.integer))
     nums = (int(argnums),) if single else tuple(int(a) for a in argnums)
     for a in nums:
@@ -193,6 +195,8 @@ _NUMBERS = (np.ndarray, np.generic, int, float, complex)
 def _check_output(o: Any, what: str, trace: Any) -> None:
     """An output leaf of the function ``trace`` traced: a float or complex number, array
     or traced value, and not a value traced by another transform that has returned."""
+    if type(o) is Traced and o._trace is trace and type(o.primal) in FLOAT64_SCALARS:
+        return  # the common case of grad: a float64 scalar of this very tape
     if isinstance(o, Tracer):
         if o._trace is not trace and type(o._trace) in _FINISHED:
             raise EscapedTracerError(o._trace.what, f"the output of the function given to {what}")
@@ -462,7 +466,10 @@ class _Recording:
         self.tape, self.aux = tape, aux
         self.leaves, self.defs = leaves, defs
         self.in_index = [t._index for t in inputs]
-        self.outs, self.out_def = tree_flatten(out)
+        if isinstance(out, Tracer):  # one traced output: no tree to flatten
+            self.outs, self.out_def = [out], LEAF
+        else:
+            self.outs, self.out_def = tree_flatten(out)
         for o in self.outs:
             _check_output(o, what, tape)
         self.values = [
@@ -509,8 +516,9 @@ def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, has_aux: bool,
     def vg(*args: Any, **kwargs: Any) -> Any:
         fk = functools.partial(f, **kwargs) if kwargs else f
         nums, single = _argnums(argnums, len(args))
-        rec = _Recording(fk, args, nums, has_aux, what)
-        grads = _scalar_gradient(rec, holomorphic)
+        with _gc_paused:  # once, around the recording and the backward pass
+            rec = _Recording(fk, args, nums, has_aux, what)
+            grads = _scalar_gradient(rec, holomorphic)
         res = (rec.values[0], _group([_result(g) for g in grads], rec.defs, single))
         return (res, rec.aux) if has_aux else res
 
@@ -519,6 +527,9 @@ def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, has_aux: bool,
 
 def _scalar_gradient(rec: _Recording, holomorphic: bool) -> list[Any]:
     """The checks grad makes of its output, then the backward pass from it."""
+    o = rec.outs[0] if len(rec.outs) == 1 else None
+    if type(o) is Traced and type(o.primal) in FLOAT64_SCALARS and rec.out_def is LEAF:
+        return rec.pull([1.0], keep=False)  # a real float64 scalar: nothing to check
     if not holomorphic and rec.outs and _dtype_of(rec.outs[0]).kind == "c":
         raise DualrevError("dualrev.grad needs a real-valued output; for a holomorphic "
                            "complex function pass holomorphic=True")
