@@ -1,0 +1,27 @@
+"""benchmarks/compare.py reads saved tables and reports median ratios."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+spec = importlib.util.spec_from_file_location("compare", ROOT / "benchmarks" / "compare.py")
+compare = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(compare)
+
+TABLE = """| workload | library | seconds | ratio to NumPy f(x) |
+|---|---|---|---|
+| 1. grad rosen n=10 | numpy f(x) | 4.0e-06 | 1.0x |
+| 1. grad rosen n=10 | dualrev grad | 6.0e-05 | {r}x |
+"""
+
+
+def test_compare_takes_medians_of_the_ratios(tmp_path):
+    paths = {}
+    for name, r in [("b1", 10.0), ("b2", 12.0), ("b3", 11.0), ("a1", 13.2), ("a2", 9.0)]:
+        p = tmp_path / f"{name}.md"
+        p.write_text(TABLE.format(r=r))
+        paths[name] = str(p)
+    lines = compare.compare([paths["b1"], paths["b2"], paths["b3"]], [paths["a1"], paths["a2"]])
+    row = next(line for line in lines if "dualrev grad" in line)
+    # medians 11.0 before, 11.1 after: 1.01
+    assert "11.0x [10.0-12.0]" in row and "11.1x [9.0-13.2]" in row and row.endswith("| 1.01 |")
