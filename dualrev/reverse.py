@@ -272,6 +272,8 @@ def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
     c = prim.vjps[argpos](g, ans, *primals, **params)  # type: ignore[index]
     if prim.elementwise and shape_of(c) != shape:
         c = unbroadcast(c, shape)
+    if kind is True and type(c) is ndarray and c.dtype.kind != "c":
+        return c  # real already: no projection
     return cotangent.project(c, kind)
 
 
