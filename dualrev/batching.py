@@ -231,9 +231,15 @@ def scale(g: Any, d: Any) -> Any:
     elementwise rules' product), computed on the whole batch at once: the shortcut the
     forward and reverse passes take past the interpreter (dualrev.config)."""
     raw = g.primal
+    if type(raw) is np.ndarray:
+        s = raw.shape
+        k = (d.ndim if type(d) is np.ndarray else len(shape_of(d))) + 1 - len(s)
+        if k > 0:  # d has more axes than one element of g: unit axes after the batch axis
+            raw = raw.reshape(s[:1] + (1,) * k + s[1:])
+        return Batched(raw * d, g._trace)
     s = shape_of(raw)
     k = len(shape_of(d)) + 1 - len(s)
-    if k > 0:  # d has more axes than one element of g: unit axes after the batch axis
+    if k > 0:
         raw = np.reshape(raw, s[:1] + (1,) * k + s[1:])
     return Batched(raw * d, g._trace)
 

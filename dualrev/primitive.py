@@ -376,6 +376,8 @@ def dtype_of(x: Any) -> np.dtype:
         return x.dtype
     while isinstance(x, Tracer):
         x = x.primal
+    if type(x) is np.ndarray:
+        return x.dtype
     if type(x) in _SEQUENCES:  # (result_type would read a list as a dtype spec)
         return np.asarray(x).dtype
     return np.result_type(x)
