@@ -18,6 +18,7 @@ from .batching import Batched, scale
 from .errors import EscapedTracerError, NoDerivativeRule
 from .forward import tangent_out
 from .primitive import (
+    FLOAT64_SCALARS,
     PLAIN_SCALARS,
     Primitive,
     Shaped,
@@ -120,42 +121,42 @@ class Tape:
             ans = apply_plain(prim, primals, params) if plain else bind(prim, primals, params)
         if not parents:
             return ans
-        kept, kept_ans = self._keep(prim, parents, primals, args, ans)
-        self.nodes.append((prim, kept, params, kept_ans, parents))
-        return Traced(ans, self, len(self.nodes) - 1)
-
-    def _keep(self, prim: Primitive, parents: list[Any], primals: list[Any], args: Any,
-              ans: Any) -> tuple[list[Any], Any]:
-        """What the entry keeps of the primals and the output: what the primitive's
-        ``saves`` names for the traced arguments (so intermediates die as early as in
-        NumPy), a private copy of each plain array the caller still holds (it may be
-        rewritten in place before the backward pass: a work buffer)."""
+        # What the entry keeps (inline: this runs once per recorded operation): what the
+        # primitive's ``saves`` names for the traced arguments, so intermediates die as
+        # early as in NumPy, and a private copy of each plain array the caller still
+        # holds (it may be rewritten in place before the backward pass: a work buffer).
+        nodes = self.nodes
         key = parents[0][0] if len(parents) == 1 else tuple(p[0] for p in parents)
         plan = None if self.keep_all else prim.keep_plan(key)
         if plan is None:
-            return [self.keep_copy(p) if type(p) is ndarray and p is a else p
-                    for p, a in zip(primals, args, strict=True)], ans
-        width = len(plan) - 1
-        kept = []
-        for j, p in enumerate(primals):
-            k = plan[j + 1] if j < width else True
-            if k is True:
-                kept.append(self.keep_copy(p) if type(p) is ndarray and p is args[j] else p)
-            elif k is Shaped:
-                # An input of the tape lives on anyway, and a scalar costs less than a
-                # stand-in: keep those themselves.
-                arg = args[j]
-                if type(p) in PLAIN_SCALARS or (type(arg) is Traced and arg._level == self.level
-                                                and self.nodes[arg._index][0] is None):
-                    kept.append(p)
+            kept = [self.keep_copy(p) if type(p) is ndarray and p is a else p
+                    for p, a in zip(primals, args, strict=True)]
+            kept_ans = ans
+        else:
+            width = len(plan) - 1
+            kept = []
+            for j, p in enumerate(primals):
+                k = plan[j + 1] if j < width else True
+                if k is True:
+                    kept.append(self.keep_copy(p) if type(p) is ndarray and p is args[j]
+                                else p)
+                elif k is Shaped:
+                    # An input of the tape lives on anyway, and a scalar costs less than
+                    # a stand-in: keep those themselves.
+                    arg = args[j]
+                    if type(p) in PLAIN_SCALARS or (type(arg) is Traced and arg._level == level
+                                                    and nodes[arg._index][0] is None):
+                        kept.append(p)
+                    else:
+                        kept.append(Shaped(p))
                 else:
-                    kept.append(Shaped(p))
-            else:
-                kept.append(k)  # NotSaved: a rule reading it raises
-        k = plan[0]
-        if k is True:
-            return kept, ans
-        return kept, k if k is not Shaped else ans if type(ans) in PLAIN_SCALARS else Shaped(ans)
+                    kept.append(k)  # NotSaved: a rule reading it raises
+            k = plan[0]
+            kept_ans = (ans if k is True else k if k is not Shaped
+                        else ans if type(ans) in PLAIN_SCALARS else Shaped(ans))
+        nodes.append((prim, kept, params, kept_ans, parents))
+        return Traced(ans, self, len(nodes) - 1)
+
 
     def backward(self, seeds: dict[int, Any], keep: bool = False) -> list[Any]:
         """Pull cotangents from ``seeds`` (entry index -> cotangent) back to every entry.
@@ -185,7 +186,14 @@ class Tape:
             if not keep:
                 nodes[i] = _RELEASED
             cts[i] = None
-            scatter = prim.vjp_add if fast else None
+            if fast:
+                scatter = prim.vjp_add
+                # pull's commonest case, inline: a float64 cotangent times a float64 partial
+                tg = type(g)
+                partials = (prim.partials if (tg is ndarray and g.dtype.char == "d")
+                            or tg in FLOAT64_SCALARS else None)
+            else:
+                scatter = partials = None
             for argpos, pid, shape, kind in parents:
                 if scatter is not None and kind is cotangent.REAL and (cts[pid] is None
                                                                         or owned[pid]):
@@ -195,7 +203,24 @@ class Tape:
                         cts[pid] = acc
                         owned[pid] = True
                         continue
-                c = pull(prim, argpos, g, ans, primals, params, shape, kind, fast)
+                c = None
+                if partials is not None and kind is cotangent.REAL:
+                    d = partials[argpos](ans, *primals)
+                    td = type(d)
+                    if td is ndarray and d.dtype.char == "d":
+                        if (_ELIDE and getrefcount(d) <= 2 and d.base is None
+                                and tg is ndarray and d.shape == g.shape
+                                and d.flags.writeable):
+                            c = np.multiply(d, g, out=d)  # d is a temporary: see pull
+                        else:
+                            c = g * d
+                        if c.shape != shape:
+                            c = unbroadcast(c, shape)
+                    else:
+                        c = _fit(g * d, shape, kind)
+                    del d
+                if c is None:
+                    c = pull(prim, argpos, g, ans, primals, params, shape, kind, fast)
                 if cts[pid] is None:
                     cts[pid] = c
                 else:
@@ -256,24 +281,30 @@ def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
         else:
             c = g * d
         del d
-        tc = type(c)
-        if tc is ndarray:
-            if c.shape != shape:
-                c = unbroadcast(c, shape)
-            if kind is cotangent.REAL and c.dtype.kind != "c":
-                return c  # the common case, without a call
-        elif tc in PLAIN_SCALARS:
-            if shape == ():
-                return c if kind is True else cotangent.project(c, kind)
-            c = unbroadcast(c, shape)
-        elif shape_of(c) != shape:
-            c = unbroadcast(c, shape)
-        return cotangent.project(c, kind)
+        return _fit(c, shape, kind)
     c = prim.vjps[argpos](g, ans, *primals, **params)  # type: ignore[index]
     if prim.elementwise and shape_of(c) != shape:
         c = unbroadcast(c, shape)
     if kind is True and type(c) is ndarray and c.dtype.kind != "c":
         return c  # real already: no projection
+    return cotangent.project(c, kind)
+
+
+def _fit(c: Any, shape: tuple[int, ...], kind: Any) -> Any:
+    """An elementwise rule's product ``c`` as the cotangent of an argument of ``shape``
+    and ``kind``: summed over the axes the primitive broadcast, projected."""
+    tc = type(c)
+    if tc is ndarray:
+        if c.shape != shape:
+            c = unbroadcast(c, shape)
+        if kind is cotangent.REAL and c.dtype.kind != "c":
+            return c  # the common case, without a call
+    elif tc in PLAIN_SCALARS:
+        if shape == ():
+            return c if kind is True else cotangent.project(c, kind)
+        c = unbroadcast(c, shape)
+    elif shape_of(c) != shape:
+        c = unbroadcast(c, shape)
     return cotangent.project(c, kind)
 
 

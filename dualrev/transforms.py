@@ -438,18 +438,19 @@ def _forward_jacobian(touts: list[Any], od: TreeDef, leaves: list[Any], defs: li
 
 # ------------------------------------------------------------------ reverse mode
 class _Recording:
-    """``f`` evaluated on a tape: its outputs and the tape entries of its inputs."""
+    """``f`` evaluated on a tape: its outputs and the tape entries of its inputs. Run it
+    and its ``pull`` with the collector paused (``_gc_paused``): once around both where
+    they follow each other, since a nested pause costs a lock each way."""
 
     def __init__(self, f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
                  has_aux: bool, what: str, keep_all: bool = False) -> None:
         leaves, defs = _split_inputs(args, nums)
         tape = Tape(new_level(), what, keep_all)
         inputs = [tape.input(x) for x in leaves]
-        with _gc_paused:
-            try:
-                out = f(*_rebuild_args(args, nums, defs, inputs))
-            finally:
-                tape.finish()
+        try:
+            out = f(*_rebuild_args(args, nums, defs, inputs))
+        finally:
+            tape.finish()
         out, aux = _split_aux(out, has_aux)
         self._set(tape, leaves, defs, inputs, out, aux, what)
 
@@ -485,8 +486,7 @@ class _Recording:
             if type(o) is Traced and o._trace is self.tape:
                 i = o._index
                 seeds[i] = ct if i not in seeds else seeds[i] + ct
-        with _gc_paused:
-            cts = self.tape.backward(seeds, keep=keep) if seeds else {}
+        cts = self.tape.backward(seeds, keep=keep) if seeds else {}
         grads = []
         for j, x in zip(self.in_index, self.leaves, strict=True):
             g = cts[j] if seeds else None
@@ -563,7 +563,8 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     # The pullback runs later: it must read the inputs as they were, not as the caller
     # may have rewritten them in place meanwhile.
     primals = tree_map(lambda v: v.copy() if isinstance(v, np.ndarray) else v, primals)
-    rec = _Recording(f, primals, nums, has_aux, "vjp")
+    with _gc_paused:
+        rec = _Recording(f, primals, nums, has_aux, "vjp")
     out = tree_unflatten(rec.out_def, rec.values)
 
     def pullback(ct: Any) -> tuple[Any, ...]:
@@ -572,7 +573,8 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
             raise DualrevError(f"dualrev.vjp: the cotangent's structure {cdef} does not match "
                                f"the output's {rec.out_def}")
         cts = [_check_tangent(o, c) for o, c in zip(rec.outs, cts, strict=True)]
-        grads = rec.pull(cts, keep=True)
+        with _gc_paused:
+            grads = rec.pull(cts, keep=True)
         return _group([_result(g) for g in grads], rec.defs, False)
 
     return (out, pullback, rec.aux) if has_aux else (out, pullback)
@@ -617,8 +619,9 @@ def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     def jac(*args: Any, **kwargs: Any) -> Any:
         fk = functools.partial(f, **kwargs) if kwargs else f
         nums, single = _argnums(argnums, len(args))
-        rec = _Recording(fk, args, nums, has_aux, "jacrev")
-        res = _jacrev_from(rec, single, holomorphic)
+        with _gc_paused:
+            rec = _Recording(fk, args, nums, has_aux, "jacrev")
+            res = _jacrev_from(rec, single, holomorphic)
         return (res, rec.aux) if has_aux else res
 
     return jac
@@ -631,8 +634,7 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     real-valued function (forward mode needs ``holomorphic=True`` for them)."""
     fwd = jacfwd(f, argnums, has_aux, holomorphic)
 
-    @functools.wraps(f)
-    def jac(*args: Any, **kwargs: Any) -> Any:
+    def run(*args: Any, **kwargs: Any) -> Any:
         # f runs once, on a tape that keeps everything: then either the basis cotangents
         # are pulled back, or the basis tangents are pushed forward along the same tape
         fk = functools.partial(f, **kwargs) if kwargs else f
@@ -662,6 +664,11 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
             touts.append(_unbatch(_zeros(shape_of(o), o) if t is None else t, btrace))
         res = _forward_jacobian(touts, rec.out_def, rec.leaves, rec.defs, single)
         return (res, rec.aux) if has_aux else res
+
+    @functools.wraps(f)
+    def jac(*args: Any, **kwargs: Any) -> Any:
+        with _gc_paused:
+            return run(*args, **kwargs)
 
     return jac
 
