@@ -96,13 +96,16 @@ def batch_elementwise(prim: Primitive, args: list[Any], batched: Sequence[bool],
                       params: dict[str, Any]) -> Any:
     """Elementwise primitives: line the batch axis up in front of the broadcast shape
     (unit axes after it where a batched argument has fewer axes than the result)."""
-    shapes = [shape_of(a) for a in args]
+    shapes = [a.shape if type(a) is np.ndarray else shape_of(a) for a in args]
     nd = 0
     for s, b in zip(shapes, batched, strict=True):
         k = len(s) - b
         if k > nd:
             nd = k
-    if all(len(s) == nd + 1 for s, b in zip(shapes, batched, strict=True) if b):
+    for s, b in zip(shapes, batched, strict=True):
+        if b and len(s) != nd + 1:
+            break
+    else:
         return bind(prim, args, params)  # the batch axis already in front of them all
     new = []
     for a, b in zip(args, batched, strict=True):
@@ -167,7 +170,7 @@ def leading_axis_rule(prim: Primitive, *axis_params: str,
     batch axis: every argument gets the batch axis (unbatched ones are broadcast)."""
 
     def rule(args: list[Any], batched: tuple[bool, ...], **params: Any) -> Any:
-        if materialize_all:
+        if materialize_all and not all(batched):
             args = materialize(args, batched)
         for name in axis_params:
             params[name] = shift_axes(params[name])
@@ -242,6 +245,17 @@ def scale(g: Any, d: Any) -> Any:
     if k > 0:
         raw = np.reshape(raw, s[:1] + (1,) * k + s[1:])
     return Batched(raw * d, g._trace)
+
+
+def add(a: Batched, b: Batched) -> Any:
+    """``a + b`` for two batched tangents or cotangents (the sum of a rule's terms),
+    on the whole batch at once when they are plain arrays of one trace with as many axes
+    (the batch axes line up), else by the interpreter."""
+    ra, rb = a.primal, b.primal
+    if (a._trace is b._trace and type(ra) is np.ndarray and type(rb) is np.ndarray
+            and ra.ndim == rb.ndim):
+        return Batched(ra + rb, a._trace)
+    return a + b
 
 
 # ------------------------------------------------------------------ plain values

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from . import config
-from .batching import Batched, scale
+from .batching import Batched, add, scale
 from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import Primitive, Tracer, as_dtype, bind, dtype_of, shape_of
 from .tracer import TracedBase
@@ -61,7 +61,8 @@ def tangent_out(prim: Primitive, tangents: list[Any], ans: Any, primals: list[An
         rules = prim.jvps
         if rules is None:
             raise NoDerivativeRule(prim.name, "It has no JVP (forward-mode) rule.")
-        partials = prim.partials if config.SHORTCUTS else None
+        fast = config.SHORTCUTS
+        partials = prim.partials if fast else None
         out = None
         for i, t in enumerate(tangents):
             if t is None:
@@ -77,7 +78,12 @@ def tangent_out(prim: Primitive, tangents: list[Any], ans: Any, primals: list[An
                     c = t * d
             else:
                 c = rule(t, ans, *primals, **params)
-            out = c if out is None else out + c
+            if out is None:
+                out = c
+            elif fast and type(out) is Batched and type(c) is Batched:
+                out = add(out, c)  # two batches of tangents: no interpreter between
+            else:
+                out = out + c
         if out is None:
             return None
         if prim.elementwise:

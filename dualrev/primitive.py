@@ -297,9 +297,13 @@ COMPLEX_SCALARS = (complex, np.complex128, np.complex64)
 def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
     """Apply ``prim``: to the innermost trace among ``args`` if any is traced, else plainly."""
     top = None
+    seq = False
     for a in args:
-        if isinstance(a, Tracer) and (top is None or a._level > top._level):
-            top = a
+        if isinstance(a, Tracer):
+            if top is None or a._level > top._level:
+                top = a
+        elif type(a) in _SEQUENCES:
+            seq = True
     if top is None:
         return apply_plain(prim, args, params)
     if prim.nondiff:
@@ -311,10 +315,8 @@ def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
                 top = a
         if top is None:
             return prim.impl(*args, **params)
-    for a in args:
-        if type(a) in _SEQUENCES:  # rules index and transpose their arguments as arrays
-            args = [as_array(a) for a in args]
-            break
+    if seq:  # rules index and transpose their arguments as arrays
+        args = [as_array(a) for a in args]
     return top._trace.process(prim, args, params)
 
 

@@ -48,18 +48,19 @@ def _fold_matmul(a: Any, b: Any) -> Any:
     one product (or one matrix-vector product) per stacked matrix."""
     if isinstance(a, Tracer) or isinstance(b, Tracer) or not config.SHORTCUTS:
         return bind(matmul_p, (a, b), {})  # traced (nested) operands: folding costs more
-    sa, sb = shape_of(a), shape_of(b)
+    a, b = np.asarray(a), np.asarray(b)  # plain values: ndarray methods, no wrappers
+    sa, sb = a.shape, b.shape
     # (explicit row counts, not -1: a stack may be empty)
     if len(sb) == 2 and len(sa) > 2:
-        r = np.matmul(np.reshape(a, (math.prod(sa[:-1]), sa[-1])), b)
-        return np.reshape(r, sa[:-1] + sb[-1:])
+        r = np.matmul(a.reshape((math.prod(sa[:-1]), sa[-1])), b)
+        return r.reshape(sa[:-1] + sb[-1:])
     if len(sa) == 2 and len(sb) > 2:
         if sb[-1] == 1:  # a stack of vectors: one (stack, k) @ (k, n) product
-            r = np.matmul(np.reshape(b, (math.prod(sb[:-2]), sb[-2])), np.transpose(a))
-            return np.reshape(r, sb[:-2] + (sa[0], 1))
-        bt = np.reshape(_mT(b), (math.prod(sb[:-2]) * sb[-1], sb[-2]))
-        r = np.matmul(bt, np.transpose(a))
-        return _mT(np.reshape(r, sb[:-2] + (sb[-1], sa[0])))
+            r = np.matmul(b.reshape((math.prod(sb[:-2]), sb[-2])), a.T)
+            return r.reshape(sb[:-2] + (sa[0], 1))
+        bt = b.swapaxes(-1, -2).reshape((math.prod(sb[:-2]) * sb[-1], sb[-2]))
+        r = np.matmul(bt, a.T)
+        return r.reshape(sb[:-2] + (sb[-1], sa[0])).swapaxes(-1, -2)
     return np.matmul(a, b)
 
 
@@ -101,7 +102,8 @@ def _matmul_batch(args: list[Any], batched: tuple[bool, ...]) -> Any:
     # goes in front of the broadcast stack axes.
     a, b = args
     ba, bb = batched
-    sa, sb = shape_of(a)[ba:], shape_of(b)[bb:]
+    fa, fb = shape_of(a), shape_of(b)
+    sa, sb = fa[ba:], fb[bb:]
     if len(sa) == 1 and len(sb) == 2 and not bb:  # rows times one matrix: a stack of rows
         return bind(matmul_p, (a, b), {})
     if len(sa) == 2 and len(sb) == 1 and not ba:  # one matrix times columns: b_i @ a^T
@@ -112,13 +114,11 @@ def _matmul_batch(args: list[Any], batched: tuple[bool, ...]) -> Any:
     if vb:
         sb = sb + (1,)
     r = max(len(sa), len(sb)) - 2
-    lead_a = shape_of(a)[:1] if ba else ()
-    lead_b = shape_of(b)[:1] if bb else ()
-    want_a = lead_a + (1,) * (r - len(sa) + 2 if ba else 0) + sa
-    want_b = lead_b + (1,) * (r - len(sb) + 2 if bb else 0) + sb
-    if shape_of(a) != want_a:
+    want_a = (fa[:1] + (1,) * (r - len(sa) + 2) if ba else ()) + sa
+    want_b = (fb[:1] + (1,) * (r - len(sb) + 2) if bb else ()) + sb
+    if fa != want_a:
         a = np.reshape(a, want_a)
-    if shape_of(b) != want_b:
+    if fb != want_b:
         b = np.reshape(b, want_b)
     out = _fold_matmul(a, b)
     if va and vb:
