@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DualrevError
-from .record import ENGINES, MODES, graph
+from .record import DIRECTIONS, ENGINES, MODES, graph
 
 
 def _load(target: str) -> Callable[..., Any]:
@@ -77,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "nesting as one node")
     parser.add_argument("--engine", choices=ENGINES, default="python",
                         help="layout: python (built in), dot (Graphviz), auto")
+    parser.add_argument("--direction", choices=DIRECTIONS, default="LR",
+                        help="left to right (LR, default) or top to bottom (TB)")
     parser.add_argument("--print", action="store_true", dest="show",
                         help="also print the graph as text")
     ns = parser.parse_args(argv)
@@ -91,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         g = graph(f, argnums, mode=ns.mode, expand=ns.expand, depth=ns.depth)(*args)
         path = ns.output or f"{getattr(f, '__name__', 'graph')}.svg"
-        g.save(path, engine=ns.engine)
+        g.save(path, engine=ns.engine, direction=ns.direction)
     except DualrevError as e:
         print(f"python -m dualrev.graph: {e}", file=sys.stderr)
         return 1

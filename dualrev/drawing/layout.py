@@ -46,11 +46,21 @@ class Layout:
 
 
 def layered_layout(sizes: Sequence[tuple[float, float]], edges: Sequence[tuple[int, int]],
-                   late: Sequence[bool] | None = None, sweeps: int | None = None) -> Layout:
+                   late: Sequence[bool] | None = None, sweeps: int | None = None,
+                   direction: str = "LR") -> Layout:
     """Lay out the DAG with ``sizes[i] = (width, height)`` of node ``i`` and ``edges`` as
     ``(source, target)`` pairs. ``late[i]``: place node ``i`` just before its earliest
     successor rather than after its latest predecessor. ``sweeps``: rounds of crossing
-    reduction (default: 4, fewer for very large graphs). Raises ValueError on a cycle."""
+    reduction (default: 4, fewer for very large graphs). ``direction``: ``"LR"`` (layers
+    are columns, edges run left to right) or ``"TB"`` (layers are rows, top to bottom;
+    paths then leave a box's bottom and enter the next one's top). Raises ValueError on a
+    cycle."""
+    if direction == "TB":  # the left-to-right layout of the transposed boxes, transposed
+        t = layered_layout([(h, w) for w, h in sizes], edges, late, sweeps, "LR")
+        return Layout(t.height, t.width, [(y, x, h, w) for x, y, w, h in t.boxes],
+                      [[(y, x) for x, y in pts] for pts in t.paths], t.layers)
+    if direction != "LR":
+        raise ValueError(f"layered_layout: direction={direction!r}; give 'LR' or 'TB'")
     n = len(sizes)
     late = [False] * n if late is None else list(late)
     succ: list[list[int]] = [[] for _ in range(n)]

@@ -52,6 +52,7 @@ from . import render, values
 
 MODES = ("reverse", "forward", "values")
 ENGINES = ("python", "dot", "auto")
+DIRECTIONS = ("LR", "TB")
 # A run of identical blocks is drawn as one node when it has at least this many blocks
 # and operations; blocks are looked for up to this length.
 _SAME = object()  # Graph.view: keep the grouping by calls as it is
@@ -391,6 +392,7 @@ class Node:
     ops: list[str] = field(default_factory=list)
     repeats: int = 1
     lines: list[str] = field(default_factory=list)
+    split: int = 0  # lines[:split] show the value, the rest the derivative
 
     def __repr__(self) -> str:
         return f"Node({self.kind} {self.name!r}, value={values.one_line(self.value)})"
@@ -658,7 +660,7 @@ class Graph:
             return found[0]
         have = sorted({n.name for n in self.nodes if n.kind != "op"})
         if not found:
-            raise KeyError(f"no node named {name!r}; the value nodes are {have}")
+            raise KeyError(f"no node named {name!r}; the nodes are named {have}")
         raise KeyError(f"{len(found)} nodes are named {name!r} (operations); look them up "
                        "in graph.nodes")
 
@@ -695,35 +697,41 @@ class Graph:
                      self.depth if depth is _SAME else _check_depth(depth))
 
     # ------------------------------------------------------------ output
-    def to_dot(self) -> str:
-        """Graphviz DOT text (no Graphviz needed to write it)."""
-        return render.dot(self)
+    def to_dot(self, direction: str = "LR") -> str:
+        """Graphviz DOT text (no Graphviz needed to write it); ``direction``: ``"LR"``
+        (left to right, as the seeds draw) or ``"TB"`` (top to bottom)."""
+        return render.dot(self, _check_direction(direction))
 
-    def to_svg(self, engine: str = "python") -> str:
+    def to_svg(self, engine: str = "python", direction: str = "LR") -> str:
         """SVG text. ``engine="python"``: dualrev's own layered layout, deterministic
         and without Graphviz; ``"dot"``: Graphviz's ``dot`` program (an error if it is
-        not on PATH); ``"auto"``: ``dot`` when on PATH, else the Python layout."""
+        not on PATH); ``"auto"``: ``dot`` when on PATH, else the Python layout.
+        ``direction``: ``"LR"`` (left to right) or ``"TB"`` (top to bottom, narrower
+        for long chains)."""
         if engine not in ENGINES:
             raise DualrevError(f"dualrev.graph: engine={engine!r}; choose one of {ENGINES}")
-        return render.svg(self, engine)
+        return render.svg(self, engine, _check_direction(direction))
 
     def _repr_svg_(self) -> str:
         return self.to_svg()
 
-    def layout(self) -> Any:
-        """The Python layout's coordinates: a ``layout.Layout`` with a box per node of
-        ``drawn_nodes()`` (graph nodes first, then one per edge label)."""
-        return render.place(self)[0]
+    def layout(self, direction: str = "LR") -> Any:
+        """The Python layout's coordinates (``dualrev.drawing.Layout``): a box per node,
+        in the order of ``nodes``, then one per edge label, in the order of the labelled
+        edges (a label takes room like a box, so that nothing overlaps)."""
+        return render.place(self, _check_direction(direction))[0]
 
-    def save(self, path: str | os.PathLike[str], engine: str = "python") -> str:
-        """Write the graph to ``path``: ``.svg`` (see ``to_svg`` for ``engine``), ``.dot``
-        or ``.gv`` (DOT text), ``.txt`` (the text form). Returns the path written."""
+    def save(self, path: str | os.PathLike[str], engine: str = "python",
+             direction: str = "LR") -> str:
+        """Write the graph to ``path``: ``.svg`` (see ``to_svg`` for ``engine`` and
+        ``direction``), ``.dot`` or ``.gv`` (DOT text), ``.txt`` (the text form).
+        Returns the path written."""
         p = os.fspath(path)
         ext = os.path.splitext(p)[1].lower()
         if ext == ".svg":
-            text = self.to_svg(engine)
+            text = self.to_svg(engine, direction)
         elif ext in (".dot", ".gv"):
-            text = self.to_dot()
+            text = self.to_dot(direction)
         elif ext == ".txt":
             text = str(self) + "\n"
         else:
@@ -832,14 +840,12 @@ class Graph:
             return node
 
         def value_lines(node: Node) -> None:
-            vl = values.lines(node.value)
-            node.lines = [f"{node.name} = {vl[0]}"] + ["  " + s for s in vl[1:]]
+            node.lines = _labelled(f"{node.name} = ", values.lines(node.value))
+            node.split = len(node.lines)
             deriv = node.grad if self.mode == "reverse" else node.tangent
             if self.mode != "values" and node.kind != "const":
-                label = f"{self.derivative_name(node)} = "
                 dl = values.lines(deriv) if deriv is not None else ["0 (no path)"]
-                node.lines.append(label + dl[0])
-                node.lines += ["  " + s for s in dl[1:]]
+                node.lines += _labelled(f"{self.derivative_name(node)} = ", dl)
 
         def make_value(i: int, kind: str) -> Node:
             node = Node("", kind, names[i], value=_plain(nodes[i][3]), entry=i,
@@ -858,7 +864,7 @@ class Graph:
                 return const_nodes[key]
             pv = _plain(v)
             node = Node("", "const", name or values.one_line(pv), value=pv)
-            node.lines = ([f"{name} = {values.lines(pv)[0]}"] if name is not None
+            node.lines = (_labelled(f"{name} = ", values.lines(pv)) if name is not None
                           else values.lines(pv))
             add(node)
             if key is not None:
@@ -929,7 +935,7 @@ class Graph:
             shown = shown[:45] + "..."
         if g.kind == "repeat":
             node.detail = f"{g.block} ops per block: {shown}"
-            node.lines = [f"{g.title}  ({g.repeats} blocks of {g.block} ops)", shown]
+            node.lines = [f"{g.title} blocks of {g.block} ops", shown]
         else:
             node.detail = f"{g.block} ops: {shown}"
             node.lines = [g.title, f"{g.block} ops: {shown}"]
@@ -973,6 +979,11 @@ class Graph:
             if used_outside[i] or i in out_entries:
                 v = make_value(i, "value")
                 self.edges.append(Edge(node.id, v.id))
+
+
+def _labelled(prefix: str, lines: list[str]) -> list[str]:
+    """``prefix`` before the first line, the others indented to line up under it."""
+    return [prefix + lines[0]] + [" " * len(prefix) + s for s in lines[1:]]
 
 
 def _plain(v: Any) -> Any:
@@ -1121,6 +1132,13 @@ def _batch_fixer(btrace: BatchTrace | None, mode: str,
         return _plain(a)
 
     return fix
+
+
+def _check_direction(direction: Any) -> str:
+    if direction not in DIRECTIONS:
+        raise DualrevError(f"dualrev.graph: direction={direction!r}; choose one of "
+                           f"{DIRECTIONS}")
+    return direction
 
 
 def _check_depth(depth: Any) -> int | None:

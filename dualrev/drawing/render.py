@@ -46,11 +46,12 @@ def _text_width(lines: list[str], char_w: float = CHAR_W) -> float:
 def drawn(graph: Any) -> tuple[list[tuple[str, Any]], list[tuple[int, int]], list[bool]]:
     """The layout's nodes: ``("node", Node)`` for each graph node, then ``("label",
     Edge)`` for each labelled edge (a label takes room like a node, so that none
-    overlaps another or a box); the layout's edges; which nodes go ``late``."""
+    overlaps another or a box); the layout's edges; which nodes go ``late`` (constants,
+    inputs and labels: beside the operation that reads them)."""
     items: list[tuple[str, Any]] = [("node", n) for n in graph.nodes]
     index = {n.id: k for k, n in enumerate(graph.nodes)}
     edges = []
-    late = [n.kind == "const" for n in graph.nodes]
+    late = [n.kind in ("const", "input") for n in graph.nodes]
     for e in graph.edges:
         u, v = index[e.src], index[e.dst]
         if e.label:
@@ -63,9 +64,10 @@ def drawn(graph: Any) -> tuple[list[tuple[str, Any]], list[tuple[int, int]], lis
     return items, edges, late
 
 
-def _size(kind: str, obj: Any) -> tuple[float, float]:
-    if kind == "label":
-        return len(obj.label) * LABEL_CHAR_W + 6.0, LINE_H + 4.0
+def _size(kind: str, obj: Any, direction: str) -> tuple[float, float]:
+    if kind == "label":  # beside the edge's line: under the text (LR), left of it (TB)
+        return len(obj.label) * LABEL_CHAR_W + (6.0 if direction == "LR" else 10.0), \
+            LINE_H + 4.0
     lines = obj.lines or [obj.name]
     w = _text_width(lines) + 2 * PAD_X
     h = len(lines) * LINE_H + 2 * PAD_Y
@@ -74,12 +76,13 @@ def _size(kind: str, obj: Any) -> tuple[float, float]:
     return w, h
 
 
-def place(graph: Any) -> tuple[layered.Layout, list[tuple[str, Any]], list[tuple[int, int]]]:
+def place(graph: Any, direction: str = "LR") -> tuple[layered.Layout, list[tuple[str, Any]],
+                                                      list[tuple[int, int]]]:
     """The Python layout of ``graph``: the ``Layout`` (boxes in the order of ``drawn``'s
     items), the items and the layout's edges."""
     items, edges, late = drawn(graph)
-    sizes = [_size(k, o) for k, o in items]
-    return layered.layered_layout(sizes, edges, late), items, edges
+    sizes = [_size(k, o, direction) for k, o in items]
+    return layered.layered_layout(sizes, edges, late, direction=direction), items, edges
 
 
 def _f(x: float) -> str:
@@ -94,12 +97,12 @@ def _caption(graph: Any) -> str:
     return f"{graph.title} — {graph.mode} mode — {what}"
 
 
-def svg(graph: Any, engine: str = "python") -> str:
+def svg(graph: Any, engine: str = "python", direction: str = "LR") -> str:
     """SVG text of ``graph``: dualrev's layout, or Graphviz's (engine ``"dot"``/``"auto"``)."""
     if engine in ("dot", "auto"):
         exe = shutil.which("dot")
         if exe is not None:
-            run = subprocess.run([exe, "-Tsvg"], input=dot(graph).encode(),
+            run = subprocess.run([exe, "-Tsvg"], input=dot(graph, direction).encode(),
                                  capture_output=True, check=False)
             if run.returncode != 0:
                 raise DualrevError("dualrev.graph: Graphviz's dot failed: "
@@ -108,7 +111,8 @@ def svg(graph: Any, engine: str = "python") -> str:
         if engine == "dot":
             raise DualrevError("dualrev.graph: engine='dot' needs Graphviz's dot program on "
                                "PATH; engine='python' (the default) needs nothing")
-    lay, items, edges = place(graph)
+    lay, items, edges = place(graph, direction)
+    tb = direction == "TB"
     contexts = graph.contexts
     colour = {c: _PALETTE[k % len(_PALETTE)] for k, c in enumerate(contexts)}
     legend_h = (len(contexts) * 18.0 + 10.0) if contexts else 0.0
@@ -144,9 +148,12 @@ def svg(graph: Any, engine: str = "python") -> str:
         if id(e) in label_box:
             k = label_box[id(e)]
             x, y, w, h = lay.boxes[k]
-            line_y = y + h - 2.0
-            first = path_of[(u, k)][:-1] + [(x, line_y)]
-            second = [(x + w, line_y)] + path_of[(k, v)][1:]
+            if tb:
+                first = path_of[(u, k)][:-1] + [(x + 2.0, y)]
+                second = [(x + 2.0, y + h)] + path_of[(k, v)][1:]
+            else:
+                first = path_of[(u, k)][:-1] + [(x, y + h - 2.0)]
+                second = [(x + w, y + h - 2.0)] + path_of[(k, v)][1:]
             pts = first + second
         else:
             pts = path_of[(u, v)]
@@ -154,7 +161,7 @@ def svg(graph: Any, engine: str = "python") -> str:
         dash = ("" if e.differentiable or graph.nodes[u].kind == "const"
                 else ' stroke-dasharray="4 3"')
         out.append(f'<path class="edge" data-src="{e.src}" data-dst="{e.dst}" '
-                   f'd="{_curve(pts, dy)}" stroke="#64748b"{dash} marker-end="url(#arrow)"/>')
+                   f'd="{_curve(pts, dy, tb)}" stroke="#64748b"{dash} marker-end="url(#arrow)"/>')
     out.append("</g>")
     out.append(f'<g class="edge-labels" font-size="{_f(LABEL_FONT)}">')
     for k, (kind, obj) in enumerate(items):
@@ -165,8 +172,10 @@ def svg(graph: Any, engine: str = "python") -> str:
         out.append(f'<g class="label" data-src="{obj.src}" data-dst="{obj.dst}">'
                    f'<rect x="{_f(x)}" y="{_f(y + dy)}" width="{_f(w)}" height="{_f(h)}" '
                    f'fill="white" fill-opacity="0.85"/>'
-                   f'<text x="{_f(x + w / 2)}" y="{_f(y + dy + LINE_H - 3.0)}" '
-                   f'text-anchor="middle" fill="{fill}">{escape(obj.label)}</text></g>')
+                   f'<text x="{_f(x + 8.0 if tb else x + w / 2)}" '
+                   f'y="{_f(y + dy + LINE_H - 3.0)}" '
+                   f'text-anchor="{"start" if tb else "middle"}" fill="{fill}">'
+                   f'{escape(obj.label)}</text></g>')
     out.append("</g>")
     out.append('<g class="nodes">')
     deriv_fill = _GRAD if graph.mode == "reverse" else _TANGENT
@@ -190,7 +199,7 @@ def svg(graph: Any, engine: str = "python") -> str:
         anchor = ' text-anchor="middle"' if node.kind == "op" else ""
         tx = x + w / 2 if node.kind == "op" else x + PAD_X
         out.append(f'<text x="{_f(tx)}" y="{_f(y + PAD_Y)}"{anchor} xml:space="preserve">')
-        n_value = _value_line_count(node)
+        n_value = node.split if node.kind in ("input", "value") else len(lines)
         for j, line in enumerate(lines):
             colour_attr = (f' fill="{deriv_fill}"' if j >= n_value and node.kind in
                            ("input", "value") else "")
@@ -213,16 +222,6 @@ def svg(graph: Any, engine: str = "python") -> str:
     return "\n".join(out) + "\n"
 
 
-def _value_line_count(node: Any) -> int:
-    """How many of a value node's lines are its value (the rest are its derivative)."""
-    if node.kind not in ("input", "value"):
-        return len(node.lines)
-    for j, line in enumerate(node.lines):
-        if j and not line.startswith("  "):
-            return j
-    return len(node.lines)
-
-
 def _tooltip(node: Any) -> str:
     parts = [node.name]
     if node.detail:
@@ -232,14 +231,19 @@ def _tooltip(node: Any) -> str:
     return " — ".join(parts)
 
 
-def _curve(pts: list[tuple[float, float]], dy: float) -> str:
-    """A smooth path through ``pts``: cubic pieces leaving and entering horizontally."""
+def _curve(pts: list[tuple[float, float]], dy: float, tb: bool = False) -> str:
+    """A smooth path through ``pts``: cubic pieces leaving and entering along the layout's
+    direction (horizontally, or vertically for ``tb``)."""
     x0, y0 = pts[0]
     d = [f"M{_f(x0)},{_f(y0 + dy)}"]
     for x1, y1 in pts[1:]:
-        mx = (x1 - x0) / 2
-        d.append(f"C{_f(x0 + mx)},{_f(y0 + dy)} {_f(x1 - mx)},{_f(y1 + dy)} "
-                 f"{_f(x1)},{_f(y1 + dy)}")
+        if tb:
+            my = (y1 - y0) / 2
+            c = f"{_f(x0)},{_f(y0 + my + dy)} {_f(x1)},{_f(y1 - my + dy)}"
+        else:
+            mx = (x1 - x0) / 2
+            c = f"{_f(x0 + mx)},{_f(y0 + dy)} {_f(x1 - mx)},{_f(y1 + dy)}"
+        d.append(f"C{c} {_f(x1)},{_f(y1 + dy)}")
         x0, y0 = x1, y1
     return " ".join(d)
 
@@ -248,12 +252,12 @@ def _dot_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def dot(graph: Any) -> str:
-    """Graphviz DOT: left to right, the same labels and colours as the SVG, one cluster
-    per nested transform's pass."""
+def dot(graph: Any, direction: str = "LR") -> str:
+    """Graphviz DOT: left to right (or top to bottom), the same labels and colours as the
+    SVG, one cluster per nested transform's pass."""
     contexts = graph.contexts
     colour = {c: _PALETTE[k % len(_PALETTE)] for k, c in enumerate(contexts)}
-    out = ["digraph dualrev {", "  rankdir=LR;",
+    out = ["digraph dualrev {", f"  rankdir={direction};",
            f"  label={_dot_str(_caption(graph))}; labelloc=t;",
            '  node [fontname="monospace", fontsize=11, style=filled];',
            '  edge [fontname="monospace", fontsize=10, color="#64748b"];']
