@@ -107,7 +107,7 @@ class _DrawTape(Tape):
             if type(a) is Traced and a._trace is self:
                 if vjps[i] is None:  # type: ignore[index]
                     nondiff = (nondiff or []) + [(i, a._index)]
-            elif type(a) is np.ndarray:
+            elif type(a) is np.ndarray:  # (a scalar's id says nothing: 1 is everyone's 1)
                 name = self.argnames.get(id(a))
                 if name is not None:
                     named = named or {}
@@ -120,15 +120,16 @@ class _DrawTape(Tape):
         while f is not None and f is not stop:
             code = f.f_code
             kind = _CODE_KIND.get(code) or _code_kind(code)
-            if kind is _USER:
+            if kind == _USER:
                 frames.append(f)
-            elif kind is _TANGENT:
-                tangent = True
-            elif kind is not _OWN:
+            elif kind == _TANGENT:
+                tangent = True  # the next forward trace outwards is computing a tangent
+            elif kind != _OWN:
                 trace = f.f_locals.get("self")
-                phase = "tangent" if kind == "primal" and tangent else kind
+                if trace is not None:
+                    phase = "tangent" if kind == "primal" and tangent else kind
+                    contexts.append((trace.level, trace.what, phase))
                 tangent = False
-                contexts.append((trace.level, trace.what, phase))
             f = f.f_back
         return tuple(reversed(contexts)), tuple(reversed(frames)), named, nondiff
 
@@ -257,8 +258,8 @@ def _read_notes(tape: _DrawTape, inputs: set[int]) -> tuple[Any, ...]:
     contexts = {}
     consts: dict[tuple[int, int], str] = {}
     nondiff = {}
+    # The notes hold the frames until here, so no two calls can have shared an id.
     serial: dict[int, tuple[str, int]] = {}
-    held = []  # the frames, alive until here so that no two calls share an id
     tops: list[Any] = []
     for i, (ctx, frames, named, nd) in tape.notes.items():
         if ctx:
@@ -276,21 +277,19 @@ def _read_notes(tape: _DrawTape, inputs: set[int]) -> tuple[Any, ...]:
                 key = serial.get(id(fr))
                 if key is None:
                     key = serial[id(fr)] = (fr.f_code.co_name, len(serial))
-                    held.append(fr)
                 path.append(key)
             if path:
                 calls[i] = tuple(path)
     for top in tops:
         for name, v in top.f_locals.items():
             if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
-                held_entries = [(f"{name}[{j}]", _entry_of(x, tape)) for j, x in enumerate(v[:64])]
+                held = [(f"{name}[{j}]", _entry_of(x, tape)) for j, x in enumerate(v[:64])]
             else:
-                held_entries = [(name, _entry_of(v, tape))]
-            for local, entry in held_entries:
+                held = [(name, _entry_of(v, tape))]
+            for local, entry in held:
                 if entry is not None and entry not in inputs:
                     names.setdefault(entry, local)
-    tape.notes = {}
-    del held, tops
+    tape.notes = {}  # the frames (and the cycles through them) go
     return names, calls, contexts, consts, nondiff
 
 
@@ -377,6 +376,10 @@ class Node:
     where no gradient reaches it); ``tangent``: its tangent (forward mode). ``output``:
     the node is (one of) the function's outputs. ``context``: for operations recorded
     inside a nested transform, which one and which of its passes (``""`` at the top).
+    ``entry``: its tape entry (a group's first). ``detail``: an operation's parameters
+    (``axis=(0,)``), a group's contents. ``ops`` and ``repeats``: a group's operations
+    (one block's, for a run of blocks) and how many blocks. ``lines``: the text drawn in
+    its box, the first ``split`` of them its value, the rest its derivative.
     """
 
     id: str
@@ -401,7 +404,8 @@ class Node:
 @dataclass(eq=False)
 class Edge:
     """An edge of the drawn graph: from an argument's value node to the operation reading
-    it (``argpos`` its position), or from an operation to its value (``argpos`` None).
+    it (``argpos`` its position; None into a group, whose edge from one value sums the
+    shares of all its uses there), or from an operation to its value (``argpos`` None).
     ``grad``: what the backward pass hands back along it (the argument's share of the
     adjoint); ``tangent``: what the forward pass carries along it. ``differentiable``:
     False for an argument without a derivative (an index, a mask), drawn dashed."""
@@ -567,19 +571,9 @@ def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
 
 
 def _param_key(params: dict[str, Any]) -> Any:
-    out = []
-    for k, v in params.items():
-        if k == "residuals":
-            continue
-        if isinstance(v, np.ndarray):
-            out.append((k, v.shape, v.dtype.str, v.tobytes()[:64]))
-        else:
-            try:
-                hash(v)
-                out.append((k, v))
-            except TypeError:
-                out.append((k, repr(v)[:64]))
-    return tuple(out)
+    """The parameters' names and kinds, not their values: the steps of ``for i in ...:
+    total = total + x[i]`` index differently and are still one loop."""
+    return tuple((k, type(v).__name__) for k, v in params.items() if k != "residuals")
 
 
 def _same_structure(nodes: list[Any], nondiff: dict[int, Any], s: int, k: int, r: int) -> int:
@@ -668,14 +662,19 @@ class Graph:
 
     @property
     def inputs(self) -> list[Node]:
+        """The input nodes, in the order of the differentiated arguments' leaves."""
         return [n for n in self.nodes if n.kind == "input"]
 
     @property
     def outputs(self) -> list[Node]:
-        return [n for n in self.nodes if n.output]
+        """The output nodes, in the order of the output's leaves (one node for a value
+        returned twice)."""
+        return list(self._outputs)
 
     @property
     def contexts(self) -> list[str]:
+        """The nested transforms' passes operations were recorded in, in order of first
+        use (empty for a function with no transform inside)."""
         return list(dict.fromkeys(n.context for n in self.nodes if n.context))
 
     def edges_into(self, node: Node | str) -> list[Edge]:
@@ -693,7 +692,7 @@ class Graph:
         of repeated blocks; ``depth=d`` draws each function call at nesting ``d`` as one
         node (``None``: none)."""
         return Graph(self._rec, self.mode, self._derivs,
-                     self.expand if expand is None else bool(expand),
+                     self.expand if expand is None else _check_expand(expand),
                      self.depth if depth is _SAME else _check_depth(depth))
 
     # ------------------------------------------------------------ output
@@ -913,12 +912,19 @@ class Graph:
                     arg_edge(const(i, pos), op, None, pos, differentiable=False)
             v = make_value(i, "value")
             self.edges.append(Edge(op.id, v.id))
-        # outputs that are no entry of the tape: constants, or an input returned as is
+        # outputs that are no entry of the tape: constants
+        outputs: list[Node] = []
         for o, name in zip(rec.outs, rec.out_names, strict=True):
-            if not (type(o) is Traced and o._trace is rec.tape):
+            if type(o) is Traced and o._trace is rec.tape:
+                node = value_node[o._index]
+            else:
                 pv = _plain(o)
                 node = add(Node("", "const", unique(name), value=pv, output=True))
-                node.lines = [f"{node.name} = {values.lines(pv)[0]}", "(constant output)"]
+                node.lines = _labelled(f"{node.name} = ", values.lines(pv)) + [
+                    "(constant output)"]
+            if not any(node is k for k in outputs):
+                outputs.append(node)
+        self._outputs = outputs
 
     def _add_group(self, g: _Group, add: Any, make_value: Any, const: Any, arg_edge: Any,
                    value_node: dict[int, Node], names: dict[int, str],
@@ -1134,6 +1140,12 @@ def _batch_fixer(btrace: BatchTrace | None, mode: str,
     return fix
 
 
+def _check_expand(expand: Any) -> bool:
+    if not isinstance(expand, (bool, np.bool_)):
+        raise DualrevError(f"dualrev.graph: expand={expand!r}; give True or False")
+    return bool(expand)
+
+
 def _check_direction(direction: Any) -> str:
     if direction not in DIRECTIONS:
         raise DualrevError(f"dualrev.graph: direction={direction!r}; choose one of "
@@ -1184,8 +1196,7 @@ def graph(f: Callable[..., Any], argnums: ArgNums | None = None, has_aux: bool =
         raise DualrevError("dualrev.graph: mode='values' runs no derivative pass; seed= "
                            "has no meaning there")
     depth = _check_depth(depth)
-    if not isinstance(expand, (bool, np.bool_)):
-        raise DualrevError(f"dualrev.graph: expand={expand!r}; give True or False")
+    expand = _check_expand(expand)
     if not callable(f):
         raise DualrevError(f"dualrev.graph needs a function, got {type(f).__name__}")
 
@@ -1197,6 +1208,6 @@ def graph(f: Callable[..., Any], argnums: ArgNums | None = None, has_aux: bool =
                                "(the inputs)")
         rec = _record(f, args, kwargs, nums, has_aux)
         derivs = _derivatives(rec, mode, seed)
-        return Graph(rec, mode, derivs, bool(expand), depth)
+        return Graph(rec, mode, derivs, expand, depth)
 
     return draw
