@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from dualrev.drawing import Graph, layered_layout, overlaps
+from dualrev.drawing import Graph, layered_layout, main, overlaps
 from dualrev.drawing import layout as layout_module
 from dualrev.errors import DualrevError, EscapedTracerError
 from dualrev.primitive import Primitive
@@ -462,14 +462,17 @@ def test_engines(tmp_path, monkeypatch):
         gr.to_svg(engine="dot")
     assert gr.to_svg(engine="auto") == gr.to_svg()   # no dot: the Python layout
     monkeypatch.undo()
-    # a stand-in for Graphviz's dot: echoes that it read DOT text
+    # a stand-in for Graphviz's dot: echoes its option and the DOT text's rankdir line
     fake = tmp_path / "dot"
-    fake.write_text("#!/bin/sh\nread first\necho \"<svg xmlns='http://www.w3.org/2000/svg'>"
-                    "<!-- $1 $first --></svg>\"\n")
+    fake.write_text("#!/bin/sh\necho \"<svg xmlns='http://www.w3.org/2000/svg'>"
+                    "<!-- $1 $(grep rankdir) --></svg>\"\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     out = gr.to_svg(engine="dot")
-    assert "-Tsvg digraph dualrev {" in out and out == gr.to_svg(engine="auto")
+    assert "-Tsvg   rankdir=LR;" in out and out == gr.to_svg(engine="auto")
+    gr.save(tmp_path / "d.svg", engine="dot")
+    assert (tmp_path / "d.svg").read_text() == out
+    assert "-Tsvg   rankdir=TB;" in gr.to_svg(engine="dot", direction="TB")
     fake.write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
     with pytest.raises(DualrevError, match="dot failed: broken"):
         gr.to_svg(engine="dot")
@@ -524,14 +527,14 @@ def test_layout_dummies_and_long_edges():
     lay = layered_layout([(10, 10)] * 4, [(0, 3), (1, 2)], sweeps=2)
     assert lay.boxes[0][1] < lay.boxes[1][1] and lay.boxes[3][1] < lay.boxes[2][1]
     assert overlaps([(0, 0, 10, 10), (5, 5, 10, 10), (20, 0, 5, 5)]) == [(0, 1)]
+    touching = [(0, 0, 10, 10), (9.995, 0, 10, 10)]   # within the default tolerance
+    assert overlaps(touching) == [] and overlaps(touching, tolerance=0.0) == [(0, 1)]
 
 
 # ------------------------------------------------------------------ command line
 
 
 def test_command_line(tmp_path, capsys, monkeypatch):
-    from dualrev.drawing import main
-
     out = tmp_path / "e.svg"
     assert main([f"{ROOT / 'docs' / 'figures' / 'make_figures.py'}:e", "--args", "2", "1",
                  "-o", str(out), "--print"]) == 0
@@ -580,6 +583,7 @@ def test_the_tutorials_figures_are_fresh():
     assert committed == set(fresh), "run python docs/figures/make_figures.py"
     stale = [n for n, text in fresh.items() if (FIGURES / n).read_text(encoding="utf-8") != text]
     assert not stale, f"stale figures {stale}: run python docs/figures/make_figures.py"
+    assert make["main"](["--check"]) == 0   # the script's own check agrees
     tutorial = (ROOT / "docs" / "tutorial.md").read_text()
     for name in fresh:
         assert f"figures/{name}" in tutorial, name

@@ -37,6 +37,7 @@ def dtype_name(dt: np.dtype) -> str:
 
 
 def shape_name(a: np.ndarray) -> str:
+    """``f64[16,30]``: an array's dtype and shape."""
     return f"{dtype_name(a.dtype)}[{','.join(str(n) for n in a.shape)}]"
 
 
@@ -71,6 +72,7 @@ def one_line(x: Any) -> str:
 
 
 def is_scalar(x: Any) -> bool:
+    """Whether ``x`` has no axes (a number, a 0-d array)."""
     return np.ndim(x) == 0
 
 
