@@ -45,11 +45,18 @@ from .tree import ravel_pytree, tree_flatten, tree_map, tree_unflatten
 
 def __getattr__(name: str) -> Any:
     # dualrev.optimize, .sparse and .testing load SciPy's optimizers and test helpers
-    # only when first used.
-    if name in ("optimize", "sparse", "testing"):
+    # only when first used; so does dualrev.graph, the function of dualrev.drawing (a
+    # module named differently, so that importing it does not replace the function).
+    if name in ("optimize", "sparse", "testing", "drawing"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")
+    if name == "graph":
+        import importlib
+
+        fn = importlib.import_module(f"{__name__}.drawing").graph
+        globals()["graph"] = fn
+        return fn
     raise AttributeError(f"module 'dualrev' has no attribute {name!r}")
 
 
@@ -75,6 +82,7 @@ __all__ = [
     "custom_jvp",
     "custom_vjp",
     "grad",
+    "graph",
     "hessian",
     "hvp",
     "jacfwd",

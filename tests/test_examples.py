@@ -20,6 +20,10 @@ def test_example_runs(path, capsys, monkeypatch):
     if path.stem == "computational_graph":
         assert "e = 6.0, de/da = 2.0, de/db = 5.0" in out
         assert "g = -12.0, gradients = (-3.0, -3.0, 4.0)" in out
+    if path.stem == "draw_graph":
+        assert "∂e/∂b = 5 = 2 (via c) + 3 (via d)" in out
+        assert "de/dc = 2.0  de/dd = 3.0  de/db = 5.0" in out
+        assert Path(out.split("wrote ")[-1].strip()).read_text().startswith("<svg")
     if path.stem == "optimize_rosenbrock":
         for line in out.splitlines():
             ours, fd = (int(v) for v in re.findall(r"(\d+) evaluations", line))

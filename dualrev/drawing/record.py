@@ -1,0 +1,1213 @@
+"""``dualrev.graph``: record a function once on a tape and make the computational graph
+the seeds draw of it — values forward on the nodes, gradients backward along the edges.
+
+What is drawn comes from the tape (reverse.py) plus what a drawing tape notes per
+recorded operation: which arguments were constants (and which of those are the
+function's own undifferentiated arguments, to name them), which traced arguments carry
+no derivative (an index, a mask), and where the operation was recorded from, read off
+the Python stack: the frames of dualrev's own trace methods (``Tape.process``,
+``Tape.backward``, ``ForwardTrace.process``, ...) tell which nested transform and which
+of its passes an operation belongs to (its *context*: how a Hessian's levels are shown),
+and the user's frames tell which function call it sits in (for ``depth=``). Names of
+intermediates are the local variables of the outermost user frame when it returns.
+
+The derivative pass is this module's own walk over the tape, with ``reverse.pull`` per
+edge (each edge's contribution is kept, not only the sums) or ``forward.tangent_out``
+per edge (forward mode).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import config
+from ..batching import Batched, BatchTrace
+from ..errors import DualrevError, EscapedTracerError
+from ..forward import ForwardTrace, tangent_out
+from ..primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS, Primitive, Tracer, concrete, shape_of
+from ..reverse import Tape, Traced, pull
+from ..tracer import new_level
+from ..transforms import (
+    ArgNums,
+    _argnums,
+    _basis,
+    _check_output,
+    _check_tangent,
+    _gc_paused,
+    _rebuild_args,
+    _split_aux,
+    _split_inputs,
+    _unbatch,
+)
+from ..tree import LEAF, TreeDef, tree_flatten
+from . import render, values
+
+MODES = ("reverse", "forward", "values")
+ENGINES = ("python", "dot", "auto")
+DIRECTIONS = ("LR", "TB")
+# A run of identical blocks is drawn as one node when it has at least this many blocks
+# and operations; blocks are looked for up to this length.
+_SAME = object()  # Graph.view: keep the grouping by calls as it is
+MIN_REPEATS = 3
+MIN_RUN_OPS = 12
+MAX_BLOCK = 128
+
+# ------------------------------------------------------------------ recording
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_USER, _OWN, _TANGENT = "user", "own", "tangent"
+# dualrev's trace methods: a frame running one of them tells which transform, and which
+# of its passes, an operation was recorded from
+_PHASES = {
+    Tape.process.__code__: "forward",
+    Tape.backward.__code__: "backward",
+    Tape.push.__code__: "push",
+    ForwardTrace.process.__code__: "primal",
+    BatchTrace.process.__code__: "batched",
+    tangent_out.__code__: _TANGENT,
+}
+_CODE_KIND: dict[Any, str] = dict(_PHASES)
+
+
+def _code_kind(code: Any) -> str:
+    kind = _CODE_KIND.get(code)
+    if kind is None:
+        kind = _CODE_KIND[code] = (_OWN if os.path.abspath(code.co_filename)
+                                   .startswith(_PACKAGE_DIR) else _USER)
+    return kind
+
+
+class _DrawTape(Tape):
+    """A tape that keeps every value and notes, per recorded operation, ``(context, user
+    frames, names of constant arguments, traced arguments without a derivative)``."""
+
+    __slots__ = ("notes", "stop", "argnames")
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        nodes = self.nodes
+        n = len(nodes)
+        out = Tape.process(self, prim, args, params)
+        if len(nodes) != n:
+            self.notes[n] = self._note(prim, args)
+        return out
+
+    def _note(self, prim: Primitive, args: Any) -> tuple[Any, ...]:
+        named: dict[int, str] | None = None
+        nondiff: list[tuple[int, int]] | None = None
+        vjps = prim.vjps
+        for i, a in enumerate(args):
+            if type(a) is Traced and a._trace is self:
+                if vjps[i] is None:  # type: ignore[index]
+                    nondiff = (nondiff or []) + [(i, a._index)]
+            elif type(a) is np.ndarray:  # (a scalar's id says nothing: 1 is everyone's 1)
+                name = self.argnames.get(id(a))
+                if name is not None:
+                    named = named or {}
+                    named[i] = name
+        contexts = []
+        frames = []
+        tangent = False
+        f = sys._getframe(2)
+        stop = self.stop
+        while f is not None and f is not stop:
+            code = f.f_code
+            kind = _CODE_KIND.get(code) or _code_kind(code)
+            if kind == _USER:
+                frames.append(f)
+            elif kind == _TANGENT:
+                tangent = True  # the next forward trace outwards is computing a tangent
+            elif kind != _OWN:
+                trace = f.f_locals.get("self")
+                if trace is not None:
+                    phase = "tangent" if kind == "primal" and tangent else kind
+                    contexts.append((trace.level, trace.what, phase))
+                tangent = False
+            f = f.f_back
+        return tuple(reversed(contexts)), tuple(reversed(frames)), named, nondiff
+
+    def finish(self) -> None:
+        self.__class__ = _FinishedDrawTape
+        self.copies = {}
+        self.stop = None
+
+
+class _FinishedDrawTape(_DrawTape):
+    __slots__ = ()
+
+    def input(self, value: Any) -> Traced:
+        raise EscapedTracerError(self.what, "a new input")
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        raise EscapedTracerError(self.what, prim.name)
+
+
+def _leaf_paths(tree: Any, prefix: str) -> list[str]:
+    """The name of each leaf of ``tree``, in ``tree_flatten``'s order: ``p['w']``,
+    ``xs[0]``, ``state.h``."""
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        return [n for k, c in zip(tree._fields, tree, strict=True)
+                for n in _leaf_paths(c, f"{prefix}.{k}")]
+    if isinstance(tree, (tuple, list)):
+        return [n for i, c in enumerate(tree) for n in _leaf_paths(c, f"{prefix}[{i}]")]
+    if isinstance(tree, dict):
+        return [n for k in sorted(tree) for n in _leaf_paths(tree[k], f"{prefix}[{k!r}]")]
+    if tree is None:
+        return []
+    return [prefix]
+
+
+def _parameter_names(f: Callable[..., Any], nargs: int) -> list[str]:
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = []
+    for p in params:
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names.append(p.name)
+        elif p.kind is p.VAR_POSITIONAL:
+            names.extend(f"{p.name}[{i}]" for i in range(nargs - len(names)))
+    names = names[:nargs]
+    return names + [f"x{i}" for i in range(len(names), nargs)]
+
+
+def _function_name(f: Callable[..., Any]) -> str:
+    """What the output is called: the function's name, unless it is a lambda or a
+    wrapper (``dr.grad(h)`` keeps ``h``'s name but does not return ``h``'s value)."""
+    name = getattr(f, "__name__", None)
+    if (not isinstance(name, str) or not name.isidentifier() or hasattr(f, "__wrapped__")
+            or isinstance(f, functools.partial)):
+        return "out"
+    return name
+
+
+@dataclass
+class _Recording:
+    """``f`` run once on a drawing tape, and what the graph is built from."""
+
+    tape: _DrawTape
+    in_index: list[int]
+    in_names: list[str]
+    outs: list[Any]
+    out_def: TreeDef
+    out_names: list[str]
+    leaves: list[Any]
+    defs: list[TreeDef]
+    names: dict[int, str]  # entry -> the local variable that held it
+    calls: dict[int, tuple[tuple[str, int], ...]]  # entry -> user calls it sits in
+    contexts: dict[int, tuple[tuple[int, str, str], ...]]
+    consts: dict[tuple[int, int], str]  # (entry, argument position) -> argument name
+    nondiff: dict[int, list[tuple[int, int]]]
+    aux: Any
+    title: str
+
+
+def _record(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
+            nums: tuple[int, ...], has_aux: bool) -> _Recording:
+    leaves, defs = _split_inputs(args, nums)
+    pnames = _parameter_names(f, len(args))
+    in_names = [n for i in nums for n in _leaf_paths(args[i], pnames[i])]
+    tape = _DrawTape(new_level(), "dualrev.graph", keep_all=True)
+    tape.notes = {}
+    # the undifferentiated arguments, to name them where an operation reads them
+    argnames: dict[int, str] = {}
+    for i, a in enumerate(args):
+        if i not in nums:
+            for leaf, name in zip(tree_flatten(a)[0], _leaf_paths(a, pnames[i]), strict=True):
+                if type(leaf) is np.ndarray:
+                    argnames.setdefault(id(leaf), name)
+    for k, v in kwargs.items():
+        for leaf, name in zip(tree_flatten(v)[0], _leaf_paths(v, k), strict=True):
+            if type(leaf) is np.ndarray:
+                argnames.setdefault(id(leaf), name)
+    tape.argnames = argnames
+    inputs = [tape.input(x) for x in leaves]
+    tape.stop = sys._getframe()
+    with _gc_paused:
+        try:
+            out = f(*_rebuild_args(args, nums, defs, inputs), **kwargs)
+        finally:
+            tape.finish()
+    out, aux = _split_aux(out, has_aux)
+    outs, out_def = tree_flatten(out)
+    for o in outs:
+        _check_output(o, "dualrev.graph", tape)
+    base = _function_name(f)
+    out_names = [base] if out_def is LEAF else _leaf_paths(out, base)
+    names, calls, contexts, consts, nondiff = _read_notes(tape, set(range(len(leaves))))
+    fname = getattr(f, "__name__", None)
+    title = f"{fname if isinstance(fname, str) and fname.isidentifier() else 'f'}" \
+            f"({', '.join(pnames)})"
+    return _Recording(tape, [t._index for t in inputs], in_names, outs, out_def, out_names,
+                      leaves, defs, names, calls, contexts, consts, nondiff, aux, title)
+
+
+def _read_notes(tape: _DrawTape, inputs: set[int]) -> tuple[Any, ...]:
+    """The notes with the frames replaced by what the graph keeps of them: the local
+    names of the outermost frames, and each call as ``(function name, serial)``."""
+    names: dict[int, str] = {}
+    calls: dict[int, tuple[tuple[str, int], ...]] = {}
+    contexts = {}
+    consts: dict[tuple[int, int], str] = {}
+    nondiff = {}
+    # The notes hold the frames until here, so no two calls can have shared an id.
+    serial: dict[int, tuple[str, int]] = {}
+    tops: list[Any] = []
+    for i, (ctx, frames, named, nd) in tape.notes.items():
+        if ctx:
+            contexts[i] = ctx
+        if named:
+            for pos, name in named.items():
+                consts[(i, pos)] = name
+        if nd:
+            nondiff[i] = nd
+        if frames:
+            if not any(t is frames[0] for t in tops):
+                tops.append(frames[0])
+            path = []
+            for fr in frames[1:]:
+                key = serial.get(id(fr))
+                if key is None:
+                    key = serial[id(fr)] = (fr.f_code.co_name, len(serial))
+                path.append(key)
+            if path:
+                calls[i] = tuple(path)
+    for top in tops:
+        for name, v in top.f_locals.items():
+            if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
+                held = [(f"{name}[{j}]", _entry_of(x, tape)) for j, x in enumerate(v[:64])]
+            else:
+                held = [(name, _entry_of(v, tape))]
+            for local, entry in held:
+                if entry is not None and entry not in inputs:
+                    names.setdefault(entry, local)
+    tape.notes = {}  # the frames (and the cycles through them) go
+    return names, calls, contexts, consts, nondiff
+
+
+def _entry_of(v: Any, tape: _DrawTape) -> int | None:
+    while isinstance(v, Tracer):  # through the levels of nested transforms
+        if type(v) is Traced and v._trace is tape:
+            return v._index
+        v = v.primal
+    return None
+
+
+# ------------------------------------------------------------------ derivative passes
+
+
+def _reverse_pass(tape: Tape, seeds: dict[int, Any]) -> tuple[list[Any], dict[Any, Any]]:
+    """Each entry's adjoint and each edge's contribution ``(entry, argument position)``."""
+    nodes = tape.nodes
+    cts: list[Any] = [None] * len(nodes)
+    edge: dict[tuple[int, int], Any] = {}
+    for i, g in seeds.items():
+        cts[i] = g
+    fast = config.SHORTCUTS
+    for i in range(len(nodes) - 1, -1, -1):
+        g = cts[i]
+        if g is None:
+            continue
+        prim, primals, params, ans, parents = nodes[i]
+        if prim is None:
+            continue
+        for argpos, pid, shape, kind in parents:
+            c = pull(prim, argpos, g, ans, primals, params, shape, kind, fast)
+            edge[(i, argpos)] = c
+            cts[pid] = c if cts[pid] is None else cts[pid] + c
+    return cts, edge
+
+
+def _forward_pass(tape: Tape, tangents: dict[int, Any]) -> tuple[list[Any], dict[Any, Any]]:
+    """Each entry's tangent and each edge's contribution (the tangent the output would
+    get from that argument's alone)."""
+    nodes = tape.nodes
+    ts: list[Any] = [None] * len(nodes)
+    edge: dict[tuple[int, int], Any] = {}
+    for i, t in tangents.items():
+        ts[i] = t
+    for i, (prim, primals, params, ans, parents) in enumerate(nodes):
+        if prim is None:
+            continue
+        args: list[Any] = [None] * len(primals)
+        reached = []
+        for argpos, pid, _, _ in parents:
+            if ts[pid] is not None:
+                args[argpos] = ts[pid]
+                reached.append(argpos)
+        if not reached:
+            continue
+        if prim.body is not None:
+            raise DualrevError(
+                f"dualrev.graph: mode='forward' cannot push tangents through the custom_vjp "
+                f"function {prim.name!r} (forward mode differentiates its body, which the "
+                "tape does not hold); draw it with mode='reverse'")
+        ts[i] = tangent_out(prim, args, ans, list(primals), params)
+        if len(reached) == 1:
+            edge[(i, reached[0])] = ts[i]
+        else:
+            for p in reached:
+                one: list[Any] = [None] * len(primals)
+                one[p] = args[p]
+                edge[(i, p)] = tangent_out(prim, one, ans, list(primals), params)
+    return ts, edge
+
+
+# ------------------------------------------------------------------ the graph
+
+
+@dataclass(eq=False)
+class Node:
+    """A node of the drawn graph.
+
+    ``kind``: ``"input"`` (a differentiated input), ``"const"`` (a constant the function
+    read), ``"value"`` (an intermediate or output value), ``"op"`` (an operation, the
+    small gate between its arguments and its value) or ``"group"`` (several operations
+    drawn as one: a run of identical blocks, ``×1000``, or a function call, ``depth=``).
+    ``value``: the forward value (value nodes); ``grad``: its adjoint (reverse mode; None
+    where no gradient reaches it); ``tangent``: its tangent (forward mode). ``output``:
+    the node is (one of) the function's outputs. ``context``: for operations recorded
+    inside a nested transform, which one and which of its passes (``""`` at the top).
+    ``entry``: its tape entry (a group's first). ``detail``: an operation's parameters
+    (``axis=(0,)``), a group's contents. ``ops`` and ``repeats``: a group's operations
+    (one block's, for a run of blocks) and how many blocks. ``lines``: the text drawn in
+    its box, the first ``split`` of them its value, the rest its derivative.
+    """
+
+    id: str
+    kind: str
+    name: str
+    value: Any = None
+    grad: Any = None
+    tangent: Any = None
+    output: bool = False
+    context: str = ""
+    entry: int | None = None
+    detail: str = ""
+    ops: list[str] = field(default_factory=list)
+    repeats: int = 1
+    lines: list[str] = field(default_factory=list)
+    split: int = 0  # lines[:split] show the value, the rest the derivative
+
+    def __repr__(self) -> str:
+        return f"Node({self.kind} {self.name!r}, value={values.one_line(self.value)})"
+
+
+@dataclass(eq=False)
+class Edge:
+    """An edge of the drawn graph: from an argument's value node to the operation reading
+    it (``argpos`` its position; None into a group, whose edge from one value sums the
+    shares of all its uses there), or from an operation to its value (``argpos`` None).
+    ``grad``: what the backward pass hands back along it (the argument's share of the
+    adjoint); ``tangent``: what the forward pass carries along it. ``differentiable``:
+    False for an argument without a derivative (an index, a mask), drawn dashed."""
+
+    src: str
+    dst: str
+    argpos: int | None = None
+    grad: Any = None
+    tangent: Any = None
+    differentiable: bool = True
+    label: str = ""
+
+
+_OPERATORS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**",
+              "matmul": "@", "floor_divide": "//", "remainder": "%"}
+_UNARY = {"negative": "-", "positive": "+"}
+_HIDDEN_PARAMS = ("residuals", "nb")
+
+
+@functools.lru_cache(maxsize=1)
+def _display_names() -> dict[Primitive, str]:
+    """The name a user writes for each primitive, from the registries: ``np.sin``,
+    ``np.linalg.inv``, ``scipy.special.erf`` (the spelling whose name is the
+    primitive's, else the shortest)."""
+    cands: dict[Primitive, list[str]] = {}
+    for func, h in UFUNC_HANDLERS.items():
+        if isinstance(h, Primitive):
+            name = func.__name__
+            cands.setdefault(h, []).append(f"np.{name}" if getattr(np, name, None) is func
+                                           else name)
+    for func, h in FUNCTION_HANDLERS.items():
+        if isinstance(h, Primitive):
+            mod = getattr(func, "__module__", "") or ""
+            mod = "np" + mod[5:] if mod.startswith("numpy") else mod
+            if mod.startswith("np._") or mod.startswith("np.lib."):
+                mod = "np"
+            cands.setdefault(h, []).append(f"{mod}.{func.__name__}" if mod else func.__name__)
+    out = {}
+    for prim, names in cands.items():
+        names = sorted(set(names), key=lambda s: (s.rsplit(".", 1)[-1] != prim.name, len(s), s))
+        out[prim] = names[0]
+    return out
+
+
+def _symbol(prim: Primitive) -> str:
+    s = _OPERATORS.get(prim.name) or _UNARY.get(prim.name)
+    if s is not None:
+        return s
+    if prim.name == "getitem":
+        return "[]"
+    name = _display_names().get(prim)
+    if name is None:  # reached through a handler that is no primitive itself (np.sum)
+        name = f"np.{prim.name}" if callable(getattr(np, prim.name, None)) else prim.name
+    return name
+
+
+def _index_text(idx: Any) -> str:
+    parts = []
+    for k in idx if isinstance(idx, tuple) else (idx,):
+        if isinstance(k, slice):
+            a = "" if k.start is None else str(k.start)
+            b = "" if k.stop is None else str(k.stop)
+            parts.append(f"{a}:{b}" + ("" if k.step is None else f":{k.step}"))
+        elif k is None:
+            parts.append("None")
+        elif k is Ellipsis:
+            parts.append("...")
+        elif isinstance(k, np.ndarray) and k.size > 4:
+            parts.append(f"<{values.shape_name(k)}>")
+        else:
+            parts.append(values.one_line(k) if isinstance(k, np.ndarray) else repr(k))
+    return ", ".join(parts)
+
+
+def _params_text(prim: Primitive, params: dict[str, Any], primals: Sequence[Any]) -> str:
+    """The static parameters worth showing, ``axis=0``: not the defaults (False, None),
+    not a reduction over every axis, not the machinery's own (residuals)."""
+    out = []
+    for k, v in params.items():
+        if k in _HIDDEN_PARAMS or v is None or v is False or (k == "idx"
+                                                               and prim.name == "getitem"):
+            continue
+        if k == "axis" and primals and isinstance(v, tuple) and v == tuple(
+                range(len(shape_of(primals[0])))):
+            continue
+        text = values.one_line(v) if isinstance(v, np.ndarray) else repr(v)
+        out.append(f"{k}={text if len(text) <= 24 else text[:21] + '...'}")
+    return ", ".join(out)
+
+
+def _context_label(ctx: tuple[tuple[int, str, str], ...], renumber: dict[int, int]) -> str:
+    """``jacrev L3 backward › jacfwd L2 tangent (batched)``: the nested transforms an
+    operation was recorded under, innermost first, with their levels counted from the
+    graph's own (0); batching passes are folded into a note."""
+    parts = []
+    batched = False
+    for level, what, phase in ctx:
+        if phase == "batched":
+            batched = True
+            continue
+        parts.append(f"{what} L{renumber[level]} {phase}")
+    text = " › ".join(parts)
+    return text + (" (batched)" if batched and text else "batched" if batched else "")
+
+
+@dataclass
+class _Group:
+    start: int
+    stop: int  # entries [start, stop)
+    kind: str  # "repeat" or "call"
+    title: str
+    block: int  # entries per block (repeat) or all (call)
+    repeats: int
+
+
+def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
+    """Runs of at least MIN_REPEATS identical consecutive blocks (the steps of a loop):
+    the same primitives, parameters and argument positions, each block reading the
+    previous one's values where the previous read its predecessor's, or the same value
+    from before the run (a weight shared by all steps)."""
+    nodes = rec.tape.nodes
+    keys: dict[Any, int] = {}
+    sig = [0] * hi
+    for i in range(lo, hi):
+        prim, primals, params, _, parents = nodes[i]
+        k = (prim.name, tuple(p[0] for p in parents), _param_key(params),
+             rec.contexts.get(i), tuple(p for p, _ in rec.nondiff.get(i, ())))
+        sig[i] = keys.setdefault(k, len(keys))
+    nxt = [-1] * hi
+    last: dict[int, int] = {}
+    for i in range(hi - 1, lo - 1, -1):
+        nxt[i] = last.get(sig[i], -1)
+        last[sig[i]] = i
+    runs = []
+    s = lo
+    while s < hi:
+        best = None
+        j = nxt[s]
+        while j != -1 and j - s <= MAX_BLOCK:
+            k = j - s
+            if (s + MIN_REPEATS * k <= hi and sig[s + 2 * k] == sig[s]
+                    and sig[s + 2 * k - 1] == sig[s + k - 1]
+                    and (best is None or (hi - s) > best[0] * best[1])):
+                block = sig[s:j]
+                r = 1
+                while s + (r + 1) * k <= hi and sig[s + r * k:s + (r + 1) * k] == block:
+                    r += 1
+                if best is not None and r * k <= best[0] * best[1]:
+                    j = nxt[j]
+                    continue  # cannot cover more than the best so far (a multiple of it)
+                r = _same_structure(nodes, rec.nondiff, s, k, r)
+                if r >= MIN_REPEATS and r * k >= MIN_RUN_OPS and (
+                        best is None or r * k > best[0] * best[1]):
+                    best = (k, r)
+            j = nxt[j]
+        if best is None:
+            s += 1
+            continue
+        k, r = best
+        runs.append(_Group(s, s + k * r, "repeat", f"×{r}", k, r))
+        s += k * r
+    return runs
+
+
+def _param_key(params: dict[str, Any]) -> Any:
+    """The parameters' names and kinds, not their values: the steps of ``for i in ...:
+    total = total + x[i]`` index differently and are still one loop."""
+    return tuple((k, type(v).__name__) for k, v in params.items() if k != "residuals")
+
+
+def _same_structure(nodes: list[Any], nondiff: dict[int, Any], s: int, k: int, r: int) -> int:
+    """How many of the ``r`` blocks of length ``k`` from ``s`` are wired alike (see
+    ``_runs``): the first block that is not ends the run."""
+    for b in range(1, r):
+        for t in range(k):
+            i = s + b * k + t
+            pa = [p[1] for p in nodes[i][4]] + [p for _, p in nondiff.get(i, ())]
+            pb = [p[1] for p in nodes[i - k][4]] + [p for _, p in nondiff.get(i - k, ())]
+            for p, q in zip(pa, pb, strict=True):
+                if p - q == k:
+                    continue  # shifted by one block
+                if p == q and p < s:
+                    continue  # shared, from before the run
+                if b == 1 and q < s <= p:
+                    continue  # the first block's state came from before the run
+                return b
+    return r
+
+
+def _calls(rec: _Recording, lo: int, hi: int, depth: int,
+           taken: list[bool]) -> list[_Group]:
+    """Consecutive operations inside one call at nesting ``depth`` (0: a function the
+    drawn function calls) as one group each."""
+    out = []
+    i = lo
+    while i < hi:
+        path = rec.calls.get(i, ())
+        if taken[i] or len(path) <= depth:
+            i += 1
+            continue
+        key = path[depth]
+        j = i + 1
+        while j < hi and not taken[j] and len(rec.calls.get(j, ())) > depth \
+                and rec.calls[j][depth] == key:
+            j += 1
+        out.append(_Group(i, j, "call", f"{key[0]}()", j - i, 1))
+        i = j
+    return out
+
+
+class Graph:
+    """The computational graph of one call, as ``dualrev.graph`` recorded it.
+
+    ``nodes`` (topological order) and ``edges`` are what is drawn; ``node(name)`` (or
+    ``graph[name]``) finds a node by its name. ``inputs`` and ``outputs`` are the input
+    and output nodes; ``mode`` is ``"reverse"`` (adjoints on the nodes, ``Node.grad``,
+    and each edge's share, ``Edge.grad``), ``"forward"`` (tangents, ``Node.tangent``,
+    ``Edge.tangent``) or ``"values"`` (the forward pass alone); ``aux`` is the auxiliary
+    data (``has_aux=True``); ``contexts`` lists the nested transforms' passes operations
+    were recorded under (how a Hessian's levels show).
+
+    Draw it with ``to_svg()`` (also how Jupyter shows it), ``to_dot()``, ``save(path)``,
+    ``str(graph)`` (text, one line per node); ``view(expand=..., depth=...)`` is the same
+    recording grouped differently, without running the function again.
+    """
+
+    def __init__(self, rec: _Recording, mode: str, derivs: Any, expand: bool,
+                 depth: int | None) -> None:
+        self._rec = rec
+        self._derivs = derivs
+        self.mode = mode
+        self.aux = rec.aux
+        self.expand = expand
+        self.depth = depth
+        self.title = rec.title
+        self.nodes: list[Node] = []
+        self.edges: list[Edge] = []
+        self._build()
+
+    # ------------------------------------------------------------ queries
+    def node(self, name: str) -> Node:
+        """The node called ``name`` (a value's name, or an operation's symbol where it
+        is the only one)."""
+        found = [n for n in self.nodes if n.name == name]
+        if len(found) == 1:
+            return found[0]
+        have = sorted({n.name for n in self.nodes if n.kind != "op"})
+        if not found:
+            raise KeyError(f"no node named {name!r}; the nodes are named {have}")
+        raise KeyError(f"{len(found)} nodes are named {name!r} (operations); look them up "
+                       "in graph.nodes")
+
+    __getitem__ = node
+
+    @property
+    def inputs(self) -> list[Node]:
+        """The input nodes, in the order of the differentiated arguments' leaves."""
+        return [n for n in self.nodes if n.kind == "input"]
+
+    @property
+    def outputs(self) -> list[Node]:
+        """The output nodes, in the order of the output's leaves (one node for a value
+        returned twice)."""
+        return list(self._outputs)
+
+    @property
+    def contexts(self) -> list[str]:
+        """The nested transforms' passes operations were recorded in, in order of first
+        use (empty for a function with no transform inside)."""
+        return list(dict.fromkeys(n.context for n in self.nodes if n.context))
+
+    def edges_into(self, node: Node | str) -> list[Edge]:
+        """The edges ending at ``node`` (a Node or a name)."""
+        nid = (self.node(node) if isinstance(node, str) else node).id
+        return [e for e in self.edges if e.dst == nid]
+
+    def edges_from(self, node: Node | str) -> list[Edge]:
+        """The edges leaving ``node`` (a Node or a name)."""
+        nid = (self.node(node) if isinstance(node, str) else node).id
+        return [e for e in self.edges if e.src == nid]
+
+    def view(self, expand: bool | None = None, depth: Any = _SAME) -> Graph:
+        """The same recording grouped differently: ``expand=True`` draws every operation
+        of repeated blocks; ``depth=d`` draws each function call at nesting ``d`` as one
+        node (``None``: none)."""
+        return Graph(self._rec, self.mode, self._derivs,
+                     self.expand if expand is None else _check_expand(expand),
+                     self.depth if depth is _SAME else _check_depth(depth))
+
+    # ------------------------------------------------------------ output
+    def to_dot(self, direction: str = "LR") -> str:
+        """Graphviz DOT text (no Graphviz needed to write it); ``direction``: ``"LR"``
+        (left to right, as the seeds draw) or ``"TB"`` (top to bottom)."""
+        return render.dot(self, _check_direction(direction))
+
+    def to_svg(self, engine: str = "python", direction: str = "LR") -> str:
+        """SVG text. ``engine="python"``: dualrev's own layered layout, deterministic
+        and without Graphviz; ``"dot"``: Graphviz's ``dot`` program (an error if it is
+        not on PATH); ``"auto"``: ``dot`` when on PATH, else the Python layout.
+        ``direction``: ``"LR"`` (left to right) or ``"TB"`` (top to bottom, narrower
+        for long chains)."""
+        if engine not in ENGINES:
+            raise DualrevError(f"dualrev.graph: engine={engine!r}; choose one of {ENGINES}")
+        return render.svg(self, engine, _check_direction(direction))
+
+    def _repr_svg_(self) -> str:
+        return self.to_svg()
+
+    def layout(self, direction: str = "LR") -> Any:
+        """The Python layout's coordinates (``dualrev.drawing.Layout``): a box per node,
+        in the order of ``nodes``, then one per edge label, in the order of the labelled
+        edges (a label takes room like a box, so that nothing overlaps)."""
+        return render.place(self, _check_direction(direction))[0]
+
+    def save(self, path: str | os.PathLike[str], engine: str = "python",
+             direction: str = "LR") -> str:
+        """Write the graph to ``path``: ``.svg`` (see ``to_svg`` for ``engine`` and
+        ``direction``), ``.dot`` or ``.gv`` (DOT text), ``.txt`` (the text form).
+        Returns the path written."""
+        p = os.fspath(path)
+        ext = os.path.splitext(p)[1].lower()
+        if ext == ".svg":
+            text = self.to_svg(engine, direction)
+        elif ext in (".dot", ".gv"):
+            text = self.to_dot(direction)
+        elif ext == ".txt":
+            text = str(self) + "\n"
+        else:
+            raise DualrevError(f"dualrev.graph: cannot tell the format of {p!r}; save to a "
+                               "file ending in .svg, .dot, .gv or .txt")
+        with open(p, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return p
+
+    def __str__(self) -> str:
+        return render.text(self)
+
+    def __repr__(self) -> str:
+        ops = sum(1 for n in self.nodes if n.kind == "op")
+        return (f"<dualrev.graph of {self.title}, {self.mode} mode: {len(self.nodes)} nodes "
+                f"({ops} operations), {len(self.edges)} edges>")
+
+    def derivative_name(self, node: Node) -> str:
+        """How a node's derivative is written: ``∂e/∂c`` (reverse mode, one output, the
+        default seed), ``∂c/∂a`` (forward mode, one input), else ``adjoint of c`` /
+        ``tangent of c``."""
+        rec = self._rec
+        if self.mode == "reverse":
+            outs = [self._names.get(o._index) if type(o) is Traced and o._trace is rec.tape
+                    else None for o in rec.outs]
+            if self._derivs.default and outs and None not in outs:
+                top = outs[0] if len(outs) == 1 else f"({', '.join(outs)})"
+                return f"∂{top}/∂{node.name}"
+            return f"adjoint of {node.name}"
+        if self._derivs.default:
+            ins = [self._names[j] for j in rec.in_index]
+            return f"∂{node.name}/∂{ins[0] if len(ins) == 1 else '(' + ', '.join(ins) + ')'}"
+        return f"tangent of {node.name}"
+
+    # ------------------------------------------------------------ building
+
+    def _build(self) -> None:
+        rec = self._rec
+        nodes = rec.tape.nodes
+        n = len(nodes)
+        d = self._derivs
+        ninputs = len(rec.in_index)
+        # groups: runs of repeated blocks, then calls at ``depth``
+        groups: list[_Group] = [] if self.expand else _runs(rec, ninputs, n)
+        taken = [False] * n
+        for g in groups:
+            for i in range(g.start, g.stop):
+                taken[i] = True
+        if self.depth is not None:
+            groups += _calls(rec, ninputs, n, self.depth, taken)
+            for g in groups:
+                for i in range(g.start, g.stop):
+                    taken[i] = True
+        groups.sort(key=lambda g: g.start)
+        group_at = {g.stop - 1: g for g in groups}
+        group_of = [None] * n
+        for g in groups:
+            for i in range(g.start, g.stop):
+                group_of[i] = g
+        # consumers outside the entry's group, and outputs
+        out_entries: dict[int, list[str]] = {}
+        for o, name in zip(rec.outs, rec.out_names, strict=True):
+            if type(o) is Traced and o._trace is rec.tape:
+                out_entries.setdefault(o._index, []).append(name)
+        used_outside = [False] * n
+        for i in range(n):
+            gi = group_of[i]
+            for _, pid, _, _ in nodes[i][4]:
+                if group_of[pid] is not gi or gi is None:
+                    used_outside[pid] = True
+            for _, pid in rec.nondiff.get(i, ()):
+                if group_of[pid] is not gi or gi is None:
+                    used_outside[pid] = True
+        # names: inputs, outputs, locals, else v<entry>
+        names: dict[int, str] = {}
+        used: set[str] = set()
+
+        def unique(name: str) -> str:
+            while name in used:
+                name += "'"
+            used.add(name)
+            return name
+
+        for j, name in zip(rec.in_index, rec.in_names, strict=True):
+            names[j] = unique(name)
+        for i, nm in out_entries.items():
+            if i not in names:
+                names[i] = unique(rec.names.get(i, nm[0]))
+        for i in range(ninputs, n):
+            if i not in names and i in rec.names:
+                names[i] = unique(rec.names[i])
+        for i in range(ninputs, n):
+            if i not in names:
+                names[i] = unique(f"v{i}")
+        self._names = names
+        levels = sorted({lv for ctx in rec.contexts.values() for lv, _, _ in ctx})
+        renumber = {lv: k + 1 for k, lv in enumerate(levels)}
+        ctx_label = {i: _context_label(c, renumber) for i, c in rec.contexts.items()}
+        value_node: dict[int, Node] = {}
+        const_nodes: dict[Any, Node] = {}
+        self.nodes, self.edges = [], []
+
+        def add(node: Node) -> Node:
+            node.id = f"n{len(self.nodes)}"
+            self.nodes.append(node)
+            return node
+
+        def value_lines(node: Node) -> None:
+            node.lines = _labelled(f"{node.name} = ", values.lines(node.value))
+            node.split = len(node.lines)
+            deriv = node.grad if self.mode == "reverse" else node.tangent
+            if self.mode != "values" and node.kind != "const":
+                dl = values.lines(deriv) if deriv is not None else ["0 (no path)"]
+                node.lines += _labelled(f"{self.derivative_name(node)} = ", dl)
+
+        def make_value(i: int, kind: str) -> Node:
+            node = Node("", kind, names[i], value=_plain(nodes[i][3]), entry=i,
+                        output=i in out_entries, context=ctx_label.get(i, ""))
+            node.grad, node.tangent = d.node(i)
+            value_lines(node)
+            value_node[i] = add(node)
+            return node
+
+        def const(i: int, pos: int) -> Node:
+            name = rec.consts.get((i, pos))
+            v = nodes[i][1][pos]
+            key: Any = name if name is not None else (
+                ("array", id(v)) if type(v) is np.ndarray and v.size > 1 else None)
+            if key is not None and key in const_nodes:
+                return const_nodes[key]
+            pv = _plain(v)
+            node = Node("", "const", name or values.one_line(pv), value=pv)
+            node.lines = (_labelled(f"{name} = ", values.lines(pv)) if name is not None
+                          else values.lines(pv))
+            add(node)
+            if key is not None:
+                const_nodes[key] = node
+            return node
+
+        def arg_edge(src: Node, dst: Node, i: int | None, pos: int | None,
+                     differentiable: bool = True, share: Any = None) -> Edge:
+            e = Edge(src.id, dst.id, pos, differentiable=differentiable)
+            if i is not None and pos is not None and differentiable:
+                e.grad, e.tangent = d.edge(i, pos)
+            elif share is not None:
+                e.grad, e.tangent = share
+            deriv = e.grad if self.mode == "reverse" else e.tangent
+            if self.mode != "values" and deriv is not None:
+                arrow = "←" if self.mode == "reverse" else "→"
+                e.label = f"{arrow} {values.short(deriv)}"
+            self.edges.append(e)
+            return e
+
+        for j in rec.in_index:
+            make_value(j, "input")
+        for i in range(ninputs, n):
+            g = group_of[i]
+            if g is not None:
+                if i in group_at and group_at[i] is g:
+                    self._add_group(g, add, make_value, const, arg_edge, value_node, names,
+                                    used_outside, out_entries, ctx_label)
+                continue
+            prim, primals, params, ans, parents = nodes[i]
+            sym = _symbol(prim)
+            detail = _params_text(prim, params, primals)
+            if prim.name == "getitem":
+                sym = f"[{_index_text(params['idx'])}]"
+            op = add(Node("", "op", sym, entry=i, detail=detail,
+                          context=ctx_label.get(i, "")))
+            op.lines = [sym] + ([detail] if detail else [])
+            traced = {p[0]: p[1] for p in parents}
+            nd = dict(rec.nondiff.get(i, ()))
+            for pos in range(len(primals)):
+                if pos in traced:
+                    arg_edge(value_node[traced[pos]], op, i, pos)
+                elif pos in nd:
+                    arg_edge(value_node[nd[pos]], op, None, pos, differentiable=False)
+                else:
+                    arg_edge(const(i, pos), op, None, pos, differentiable=False)
+            v = make_value(i, "value")
+            self.edges.append(Edge(op.id, v.id))
+        # outputs that are no entry of the tape: constants
+        outputs: list[Node] = []
+        for o, name in zip(rec.outs, rec.out_names, strict=True):
+            if type(o) is Traced and o._trace is rec.tape:
+                node = value_node[o._index]
+            else:
+                pv = _plain(o)
+                node = add(Node("", "const", unique(name), value=pv, output=True))
+                node.lines = _labelled(f"{node.name} = ", values.lines(pv)) + [
+                    "(constant output)"]
+            if not any(node is k for k in outputs):
+                outputs.append(node)
+        self._outputs = outputs
+
+    def _add_group(self, g: _Group, add: Any, make_value: Any, const: Any, arg_edge: Any,
+                   value_node: dict[int, Node], names: dict[int, str],
+                   used_outside: list[bool], out_entries: dict[int, list[str]],
+                   ctx_label: dict[int, str]) -> None:
+        rec = self._rec
+        nodes = rec.tape.nodes
+        block = range(g.start, g.start + g.block)
+        ops = [_symbol(nodes[i][0]) if nodes[i][0].name != "getitem" else "[]" for i in block]
+        node = Node("", "group", g.title, entry=g.start, ops=ops, repeats=g.repeats,
+                    context=ctx_label.get(g.start, ""))
+        shown = " → ".join(dict.fromkeys(ops)) if g.kind == "call" else " → ".join(ops)
+        if len(shown) > 48:
+            shown = shown[:45] + "..."
+        if g.kind == "repeat":
+            node.detail = f"{g.block} ops per block: {shown}"
+            node.lines = [f"{g.title} blocks of {g.block} ops", shown]
+        else:
+            node.detail = f"{g.block} ops: {shown}"
+            node.lines = [g.title, f"{g.block} ops: {shown}"]
+        add(node)
+        # arguments from outside the group, each drawn once, with the summed share
+        shares: dict[Any, list[Any]] = {}
+        order: list[Any] = []
+        for i in range(g.start, g.stop):
+            prim, primals, params, ans, parents = nodes[i]
+            traced = {p[0]: p[1] for p in parents}
+            nd = dict(rec.nondiff.get(i, ()))
+            for pos in range(len(primals)):
+                if pos in traced and traced[pos] < g.start:
+                    key = ("entry", traced[pos])
+                    share = self._derivs.edge(i, pos)
+                elif pos in nd and nd[pos] < g.start:
+                    key, share = ("nondiff", nd[pos]), (None, None)
+                elif (i, pos) in rec.consts:
+                    key, share = ("const", i, pos), (None, None)
+                else:
+                    continue
+                if key[0] == "const":
+                    name = rec.consts[(i, pos)]
+                    if any(k[0] == "const" and rec.consts[(k[1], k[2])] == name for k in order):
+                        continue
+                if key not in shares:
+                    shares[key] = [None, None]
+                    order.append(key)
+                acc = shares[key]
+                for s in (0, 1):
+                    if share[s] is not None:
+                        acc[s] = share[s] if acc[s] is None else acc[s] + share[s]
+        for key in order:
+            if key[0] == "entry":
+                arg_edge(value_node[key[1]], node, None, None, share=tuple(shares[key]))
+            elif key[0] == "nondiff":
+                arg_edge(value_node[key[1]], node, None, None, differentiable=False)
+            else:
+                arg_edge(const(key[1], key[2]), node, None, None, differentiable=False)
+        for i in range(g.start, g.stop):
+            if used_outside[i] or i in out_entries:
+                v = make_value(i, "value")
+                self.edges.append(Edge(node.id, v.id))
+
+
+def _labelled(prefix: str, lines: list[str]) -> list[str]:
+    """``prefix`` before the first line, the others indented to line up under it."""
+    return [prefix + lines[0]] + [" " * len(prefix) + s for s in lines[1:]]
+
+
+def _plain(v: Any) -> Any:
+    """A value to show: the plain number or array (under the levels of an enclosing
+    transform, its plain value), 0-d arrays as scalars."""
+    if isinstance(v, Tracer):
+        v = concrete(v)
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        return v[()]
+    return v
+
+
+class _Derivatives:
+    """The derivative pass's results per entry and per edge ``(entry, argument
+    position)``, in the shapes the picture shows (see ``_batch_fixer``)."""
+
+    def __init__(self, mode: str, per_entry: list[Any], per_edge: dict[Any, Any],
+                 default: bool) -> None:
+        self.mode = mode
+        self.per_entry = per_entry
+        self.per_edge = per_edge
+        self.default = default  # the default seed: derivatives of the outputs (inputs)
+
+    def node(self, i: int) -> tuple[Any, Any]:
+        """``(adjoint, tangent)`` of entry ``i``."""
+        if self.mode == "values":
+            return None, None
+        v = self.per_entry[i]
+        return (v, None) if self.mode == "reverse" else (None, v)
+
+    def edge(self, i: int, pos: int) -> tuple[Any, Any]:
+        """``(adjoint share, tangent share)`` of argument ``pos`` of entry ``i``."""
+        v = self.per_edge.get((i, pos))
+        return (v, None) if self.mode == "reverse" else (None, v)
+
+
+def _derivatives(rec: _Recording, mode: str, seed: Any) -> _Derivatives:
+    tape = rec.tape
+    if mode == "values":
+        return _Derivatives(mode, [], {}, True)
+    if mode == "reverse":
+        traced = [(k, o) for k, o in enumerate(rec.outs)
+                  if type(o) is Traced and o._trace is tape]
+        sizes = [int(np.prod(shape_of(o))) for o in rec.outs]
+        default = seed is None
+        if seed is None:
+            seed = "basis" if sum(sizes) != 1 else [_one(o) for o in rec.outs]
+        if isinstance(seed, str):
+            if seed != "basis":
+                raise DualrevError(f"dualrev.graph: seed={seed!r}; give cotangents for the "
+                                   "outputs, or seed='basis' for every output element at once")
+            btrace = BatchTrace(new_level(), sum(sizes), "dualrev.graph")
+            cts = [Batched(e, btrace) for e in _basis(rec.outs)]
+        else:
+            btrace = None
+            cts, cdef = tree_flatten(seed)
+            if cdef != rec.out_def and not (rec.out_def is LEAF and len(cts) == 1):
+                raise DualrevError(f"dualrev.graph: seed has the structure {cdef}; the output "
+                                   f"has {rec.out_def}")
+            cts = [_check_tangent(o, c) for o, c in zip(rec.outs, cts, strict=True)]
+        seeds: dict[int, Any] = {}
+        for k, o in traced:
+            i = o._index
+            seeds[i] = cts[k] if i not in seeds else seeds[i] + cts[k]
+        try:
+            with _gc_paused:
+                per_entry, per_edge = _reverse_pass(tape, seeds)
+            fix = _batch_fixer(btrace, "reverse", rec)
+            per_entry = [None if v is None else fix(v) for v in per_entry]
+            per_edge = {k: fix(v) for k, v in per_edge.items()}
+        finally:
+            if btrace is not None:
+                btrace.finish()
+        return _Derivatives(mode, per_entry, per_edge, default)
+    # forward
+    default = seed is None
+    n_in = sum(int(np.prod(shape_of(x))) for x in rec.leaves)
+    if seed is None:
+        seed = "basis" if n_in != 1 else [_one(x) for x in rec.leaves]
+        flat = seed
+    if isinstance(seed, str):
+        if seed != "basis":
+            raise DualrevError(f"dualrev.graph: seed={seed!r}; give tangents for the "
+                               "differentiated arguments, or seed='basis'")
+        for x in rec.leaves:
+            if np.iscomplexobj(concrete(x)):
+                raise DualrevError("dualrev.graph: mode='forward' with basis tangents needs "
+                                   "real inputs (as jacfwd); give seed= tangents")
+        btrace = BatchTrace(new_level(), n_in, "dualrev.graph")
+        flat = [Batched(e, btrace) for e in _basis(rec.leaves)]
+    elif not default:
+        btrace = None
+        flat = []
+        given = seed if isinstance(seed, tuple) else (seed,)
+        if len(given) != len(rec.defs):
+            raise DualrevError(f"dualrev.graph: seed has {len(given)} tangent(s) for "
+                               f"{len(rec.defs)} differentiated argument(s); give a tuple "
+                               "with one per argument")
+        for t, td in zip(given, rec.defs, strict=True):
+            ls, tdef = tree_flatten(t)
+            if tdef != td and not (td is LEAF and len(ls) == 1):
+                raise DualrevError(f"dualrev.graph: a tangent has the structure {tdef}; its "
+                                   f"argument has {td}")
+            flat.extend(ls)
+        flat = [_check_tangent(x, t) for x, t in zip(rec.leaves, flat, strict=True)]
+    else:
+        btrace = None
+    try:
+        with _gc_paused:
+            per_entry, per_edge = _forward_pass(
+                tape, {j: t for j, t in zip(rec.in_index, flat, strict=True)})
+        fix = _batch_fixer(btrace, "forward", rec)
+        per_entry = [None if v is None else fix(v) for v in per_entry]
+        per_edge = {k: fix(v) for k, v in per_edge.items()}
+    finally:
+        if btrace is not None:
+            btrace.finish()
+    return _Derivatives(mode, per_entry, per_edge, default)
+
+
+def _one(x: Any) -> Any:
+    dt = np.result_type(concrete(x))
+    return 1.0 if dt == np.float64 else np.ones((), dt if dt.kind in "fc" else np.float64)[()]
+
+
+def _batch_fixer(btrace: BatchTrace | None, mode: str,
+                 rec: _Recording) -> Callable[[Any], Any]:
+    """How a derivative of a batch pass is shown: reverse, the batch axis (one per output
+    element) first, as ``out.shape + value.shape`` for a single output (the Jacobian's
+    rows); forward, last, as ``value.shape + in.shape`` for a single input."""
+    if btrace is None:
+        return _plain
+    one_out = len(rec.outs) == 1
+    one_in = len(rec.leaves) == 1
+
+    def fix(v: Any) -> Any:
+        a = np.asarray(_unbatch(v, btrace))
+        own = a.shape[1:]
+        if mode == "reverse":
+            if one_out:
+                a = a.reshape(shape_of(rec.outs[0]) + own)
+        else:
+            a = np.moveaxis(a, 0, -1)
+            if one_in:
+                a = a.reshape(own + shape_of(rec.leaves[0]))
+        return _plain(a)
+
+    return fix
+
+
+def _check_expand(expand: Any) -> bool:
+    if not isinstance(expand, (bool, np.bool_)):
+        raise DualrevError(f"dualrev.graph: expand={expand!r}; give True or False")
+    return bool(expand)
+
+
+def _check_direction(direction: Any) -> str:
+    if direction not in DIRECTIONS:
+        raise DualrevError(f"dualrev.graph: direction={direction!r}; choose one of "
+                           f"{DIRECTIONS}")
+    return direction
+
+
+def _check_depth(depth: Any) -> int | None:
+    if depth is None:
+        return None
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
+        raise DualrevError(f"dualrev.graph: depth={depth!r}; give None or an integer >= 0 "
+                           "(0: every function the drawn function calls is one node)")
+    return int(depth)
+
+
+def graph(f: Callable[..., Any], argnums: ArgNums | None = None, has_aux: bool = False,
+          *, mode: str = "reverse", seed: Any = None, expand: bool = False,
+          depth: int | None = None) -> Callable[..., Graph]:
+    """Record ``f`` once and return its computational graph: ``dr.graph(f)(*args)``.
+
+    Nodes are the inputs, the intermediate and output values (with their forward values:
+    scalars in full, arrays as dtype[shape] and a summary), the constants read, and the
+    operations as written (``+``, ``*``, ``@``, ``np.sin``, ``[0]``); after the derivative
+    pass each value node holds its derivative and each edge what flows along it.
+
+    - ``argnums``: which positional arguments are inputs (int or tuple; default all);
+      the others are drawn as constants, named after their parameters. Arguments and
+      outputs may be pytrees; keyword arguments are passed to ``f`` as constants.
+    - ``has_aux``: ``f`` returns ``(output, aux)``; the graph's ``aux`` holds ``aux``.
+    - ``mode``: ``"reverse"`` (backward pass: adjoints, ``∂out/∂node``), ``"forward"``
+      (tangents, ``∂node/∂in``) or ``"values"`` (the forward pass only).
+    - ``seed``: reverse, the outputs' cotangents; forward, a tuple of tangents, one per
+      differentiated argument; ``"basis"``: every output (input) element at once, so that
+      each node holds a Jacobian (jacrev's and jacfwd's pass). Default: 1 for a single
+      scalar output (input), else ``"basis"``.
+    - ``expand``: draw every operation; by default a run of identical blocks (the steps
+      of a loop) is drawn as one ``×N`` node.
+    - ``depth``: draw each function call at this nesting (0: the functions ``f`` calls)
+      as one node; None (default): no call is collapsed.
+
+    The graph's ``contexts`` list the nested transforms recorded through (``dr.graph(
+    dr.grad(f))`` shows ``grad L1 forward`` and ``grad L1 backward``).
+    """
+    if mode not in MODES:
+        raise DualrevError(f"dualrev.graph: mode={mode!r}; choose one of {MODES}")
+    if mode == "values" and seed is not None:
+        raise DualrevError("dualrev.graph: mode='values' runs no derivative pass; seed= "
+                           "has no meaning there")
+    depth = _check_depth(depth)
+    expand = _check_expand(expand)
+    if not callable(f):
+        raise DualrevError(f"dualrev.graph needs a function, got {type(f).__name__}")
+
+    @functools.wraps(f)
+    def draw(*args: Any, **kwargs: Any) -> Graph:
+        nums = tuple(range(len(args))) if argnums is None else _argnums(argnums, len(args))[0]
+        if not args:
+            raise DualrevError("dualrev.graph: call with at least one positional argument "
+                               "(the inputs)")
+        rec = _record(f, args, kwargs, nums, has_aux)
+        derivs = _derivatives(rec, mode, seed)
+        return Graph(rec, mode, derivs, expand, depth)
+
+    return draw
