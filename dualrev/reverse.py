@@ -127,7 +127,8 @@ class Tape:
         # holds (it may be rewritten in place before the backward pass: a work buffer).
         nodes = self.nodes
         key = parents[0][0] if len(parents) == 1 else tuple(p[0] for p in parents)
-        plan = None if self.keep_all else prim.keep_plan(key)
+        plan = (None if self.keep_all or prim.saves is None
+                else prim._plans.get(key) or prim.keep_plan(key))
         if plan is None:
             kept = [self.keep_copy(p) if type(p) is ndarray and p is a else p
                     for p, a in zip(primals, args, strict=True)]
@@ -188,12 +189,13 @@ class Tape:
             cts[i] = None
             if fast:
                 scatter = prim.vjp_add
-                # pull's commonest case, inline: a float64 cotangent times a float64 partial
+                # pull's commonest cases, inline: a float64 cotangent, a float64 result
                 tg = type(g)
-                partials = (prim.partials if (tg is ndarray and g.dtype.char == "d")
-                            or tg in FLOAT64_SCALARS else None)
+                plain = (tg is ndarray and g.dtype.char == "d") or tg in FLOAT64_SCALARS
+                partials = prim.partials
             else:
-                scatter = partials = None
+                scatter = None
+                plain = False
             for argpos, pid, shape, kind in parents:
                 if scatter is not None and kind is cotangent.REAL and (cts[pid] is None
                                                                         or owned[pid]):
@@ -203,11 +205,11 @@ class Tape:
                         cts[pid] = acc
                         owned[pid] = True
                         continue
-                c = None
-                if partials is not None and kind is cotangent.REAL:
+                if not plain or kind is not cotangent.REAL:
+                    c = pull(prim, argpos, g, ans, primals, params, shape, kind, fast)
+                elif partials is not None:
                     d = partials[argpos](ans, *primals)
-                    td = type(d)
-                    if td is ndarray and d.dtype.char == "d":
+                    if type(d) is ndarray and d.dtype.char == "d":
                         if (_ELIDE and getrefcount(d) <= 2 and d.base is None
                                 and tg is ndarray and d.shape == g.shape
                                 and d.flags.writeable):
@@ -219,8 +221,13 @@ class Tape:
                     else:
                         c = _fit(g * d, shape, kind)
                     del d
-                if c is None:
-                    c = pull(prim, argpos, g, ans, primals, params, shape, kind, fast)
+                else:
+                    c = prim.vjps[argpos](g, ans, *primals, **params)  # type: ignore[index]
+                    if type(c) is ndarray and c.dtype.char == "d":
+                        if prim.elementwise and c.shape != shape:
+                            c = unbroadcast(c, shape)
+                    else:
+                        c = _finish(prim, c, shape, kind)
                 if cts[pid] is None:
                     cts[pid] = c
                 else:
@@ -282,7 +289,13 @@ def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
             c = g * d
         del d
         return _fit(c, shape, kind)
-    c = prim.vjps[argpos](g, ans, *primals, **params)  # type: ignore[index]
+    return _finish(prim, prim.vjps[argpos](g, ans, *primals, **params),  # type: ignore[index]
+                   shape, kind)
+
+
+def _finish(prim: Primitive, c: Any, shape: tuple[int, ...], kind: Any) -> Any:
+    """A VJP rule's result ``c`` as the cotangent of an argument of ``shape`` and
+    ``kind``: an elementwise primitive's summed over the axes it broadcast, projected."""
     if prim.elementwise and shape_of(c) != shape:
         c = unbroadcast(c, shape)
     if kind is True and type(c) is ndarray and c.dtype.kind != "c":

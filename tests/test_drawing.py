@@ -81,6 +81,17 @@ def test_e_has_the_seeds_nodes_values_and_gradients():
     assert gr["c"].lines == ["c = 3", "∂e/∂c = 2"]
 
 
+def test_without_frames_the_values_and_gradients_stay(monkeypatch):
+    # An interpreter without sys._getframe loses the local names, not the graph.
+    from dualrev.drawing import record
+    monkeypatch.setattr(record, "_getframe", None)
+    gr = dr.graph(e)(2.0, 1.0)
+    assert [n.name for n in gr.inputs] == ["a", "b"]
+    vals = {n.name: (n.value, n.grad) for n in gr.nodes if n.kind in ("input", "value")}
+    assert sorted(vals.values()) == [(1, 5), (2, 2), (2, 3), (3, 2), (6, 1)]
+    assert sorted(n.name for n in gr.nodes if n.kind == "op") == ["*", "+", "+"]
+
+
 def test_g_has_the_seeds_numbers():
     gr = dr.graph(g)(1.0, 3.0, -3.0)
     assert values_of(gr) == {"x": 1, "y": 3, "z": -3, "p": 4, "g": -12}

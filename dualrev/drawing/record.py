@@ -62,6 +62,10 @@ MAX_BLOCK = 128
 
 # ------------------------------------------------------------------ recording
 
+# Frames give names and contexts only; an interpreter without sys._getframe (CPython
+# and PyPy have it) draws the same graph with v1, v2, ... names and no contexts.
+_getframe = getattr(sys, "_getframe", None)
+
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _USER, _OWN, _TANGENT = "user", "own", "tangent"
 # dualrev's trace methods: a frame running one of them tells which transform, and which
@@ -115,7 +119,7 @@ class _DrawTape(Tape):
         contexts = []
         frames = []
         tangent = False
-        f = sys._getframe(2)
+        f = _getframe(2) if _getframe is not None else None
         stop = self.stop
         while f is not None and f is not stop:
             code = f.f_code
@@ -230,7 +234,7 @@ def _record(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
                 argnames.setdefault(id(leaf), name)
     tape.argnames = argnames
     inputs = [tape.input(x) for x in leaves]
-    tape.stop = sys._getframe()
+    tape.stop = _getframe() if _getframe is not None else None
     with _gc_paused:
         try:
             out = f(*_rebuild_args(args, nums, defs, inputs), **kwargs)
