@@ -412,6 +412,15 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     return jac
 
 
+def _batch_axis_last(a: Any) -> Any:
+    """``a`` with its leading (batch) axis moved last: a view, as np.moveaxis gives,
+    without its argument normalisation."""
+    if type(a) is np.ndarray:
+        nd = a.ndim
+        return a.transpose(tuple(range(1, nd)) + (0,)) if nd > 1 else a
+    return np.moveaxis(a, 0, -1)
+
+
 def _forward_jacobian(touts: list[Any], od: TreeDef, leaves: list[Any], defs: list[TreeDef],
                       single: bool) -> Any:
     """The Jacobian blocks from the outputs' batched tangents (batch axis first, one
@@ -426,9 +435,9 @@ def _forward_jacobian(touts: list[Any], od: TreeDef, leaves: list[Any], defs: li
             part = t[off:off + k] if k != n else t
             xs = shape_of(x)
             if len(xs) == 1:  # move the batch axis last: a view, no copy
-                block = np.moveaxis(part, 0, -1)
+                block = _batch_axis_last(part)
             else:
-                block = np.reshape(np.moveaxis(np.reshape(part, (k,) + oshape), 0, -1),
+                block = np.reshape(_batch_axis_last(np.reshape(part, (k,) + oshape)),
                                    oshape + xs)
             blocks.append(_result(block))
             off += k
