@@ -189,13 +189,16 @@ class Tape:
             cts[i] = None
             if fast:
                 scatter = prim.vjp_add
-                # pull's commonest cases, inline: a float64 cotangent, a float64 result
+                # pull's commonest cases, inline: a float64 cotangent, a float64 result,
+                # or jacrev's batch of float64 cotangents
                 tg = type(g)
                 plain = (tg is ndarray and g.dtype.char == "d") or tg in FLOAT64_SCALARS
+                batch = (not plain and tg is Batched and type(g.primal) is ndarray
+                         and g.primal.dtype.char == "d")
                 partials = prim.partials
             else:
                 scatter = None
-                plain = False
+                plain = batch = False
             for argpos, pid, shape, kind in parents:
                 if scatter is not None and kind is cotangent.REAL and (cts[pid] is None
                                                                         or owned[pid]):
@@ -205,7 +208,9 @@ class Tape:
                         cts[pid] = acc
                         owned[pid] = True
                         continue
-                if not plain or kind is not cotangent.REAL:
+                if batch and kind is cotangent.REAL:
+                    c = _pull_batch(prim, argpos, g, ans, primals, params, shape)
+                elif not plain or kind is not cotangent.REAL:
                     c = pull(prim, argpos, g, ans, primals, params, shape, kind, fast)
                 elif partials is not None:
                     d = partials[argpos](ans, *primals)
@@ -291,6 +296,28 @@ def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
         return _fit(c, shape, kind)
     return _finish(prim, prim.vjps[argpos](g, ans, *primals, **params),  # type: ignore[index]
                    shape, kind)
+
+
+def _pull_batch(prim: Primitive, argpos: int, g: Batched, ans: Any, primals: list[Any],
+                params: dict[str, Any], shape: tuple[int, ...]) -> Any:
+    """``pull`` for a batch of float64 cotangents of a real argument (jacrev's pass),
+    with the float64 results' checks inline."""
+    partials = prim.partials
+    if partials is not None:
+        d = partials[argpos](ans, *primals)
+        if isinstance(d, Tracer):
+            return _fit(g * d, shape, cotangent.REAL)
+        c = scale(g, d)
+        raw = c.primal
+    else:
+        c = prim.vjps[argpos](g, ans, *primals, **params)  # type: ignore[index]
+        if type(c) is not Batched or type(raw := c.primal) is not ndarray:
+            return _finish(prim, c, shape, cotangent.REAL)
+    if raw.dtype.kind == "c":  # a complex partial of a real argument
+        return _finish(prim, c, shape, cotangent.REAL)
+    if prim.elementwise and raw.shape[1:] != shape:
+        return unbroadcast(c, shape)
+    return c
 
 
 def _finish(prim: Primitive, c: Any, shape: tuple[int, ...], kind: Any) -> Any:

@@ -195,8 +195,10 @@ _NUMBERS = (np.ndarray, np.generic, int, float, complex)
 def _check_output(o: Any, what: str, trace: Any) -> None:
     """An output leaf of the function ``trace`` traced: a float or complex number, array
     or traced value, and not a value traced by another transform that has returned."""
-    if type(o) is Traced and o._trace is trace and type(o.primal) in FLOAT64_SCALARS:
-        return  # the common case of grad: a float64 scalar of this very tape
+    if type(o) is Traced and o._trace is trace:
+        p = o.primal
+        if type(p) in FLOAT64_SCALARS or (type(p) is np.ndarray and p.dtype.char == "d"):
+            return  # the common cases: a float64 scalar or array of this very tape
     if isinstance(o, Tracer):
         if o._trace is not trace and type(o._trace) in _FINISHED:
             raise EscapedTracerError(o._trace.what, f"the output of the function given to {what}")
@@ -242,17 +244,23 @@ def _basis_dtype(v: Any) -> np.dtype:
     return r
 
 
-def _basis(values: list[Any]) -> list[Any]:
-    """One slice of the identity per value, shaped ``(n,) + value.shape``."""
-    sizes = [math.prod(shape_of(v)) for v in values]
+def _basis(values: list[Any], shapes: list[tuple[int, ...]] | None = None,
+           sizes: list[int] | None = None) -> list[Any]:
+    """One slice of the identity per value, shaped ``(n,) + value.shape`` (``shapes``
+    and ``sizes``, where the caller has them, are the values' shapes and sizes)."""
+    if shapes is None:
+        shapes = [shape_of(v) for v in values]
+    if sizes is None:
+        sizes = [math.prod(s) for s in shapes]
     n = sum(sizes)
     dts = [_basis_dtype(v) for v in values]
-    dt = dts[0] if len(set(dts)) == 1 else np.result_type(*dts) if dts else _F64
+    dt = (dts[0] if len(dts) == 1 or len(set(dts)) == 1
+          else np.result_type(*dts) if dts else _F64)
     eye = _identity(n, dt)
     out, off = [], 0
-    for v, k, want in zip(values, sizes, dts, strict=True):
+    for s, k, want in zip(shapes, sizes, dts, strict=True):
         e = eye[:, off:off + k] if k != n else eye
-        e = e.reshape((n,) + shape_of(v))
+        e = e.reshape((n,) + s)
         out.append(e if want == dt else e.astype(want))
         off += k
     return out
@@ -590,10 +598,13 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
 
 
 def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> Any:
-    if not holomorphic and any(_dtype_of(o).kind == "c" for o in rec.outs):
-        raise DualrevError("dualrev.jacrev needs real-valued outputs (reverse mode pairs "
-                           "cotangents as Re(ct * t), which sees only the real part); use "
-                           "jacfwd, or holomorphic=True for a holomorphic function")
+    if not holomorphic:
+        for o in rec.outs:
+            if _dtype_of(o).kind == "c":
+                raise DualrevError(
+                    "dualrev.jacrev needs real-valued outputs (reverse mode pairs "
+                    "cotangents as Re(ct * t), which sees only the real part); use "
+                    "jacfwd, or holomorphic=True for a holomorphic function")
     shapes = [shape_of(o) for o in rec.outs]
     sizes = [math.prod(s) for s in shapes]
     if len(shapes) == 1 and shapes[0] == ():
@@ -604,7 +615,8 @@ def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> An
     # all basis cotangents as one batch: the rules see one cotangent each
     btrace = BatchTrace(new_level(), m, "jacrev")
     try:
-        grads = rec.pull([Batched(e, btrace) for e in _basis(rec.outs)], keep=False)
+        grads = rec.pull([Batched(e, btrace) for e in _basis(rec.outs, shapes, sizes)],
+                         keep=False)
     finally:
         btrace.finish()
     grads = [_unbatch(g, btrace) for g in grads]
@@ -613,7 +625,9 @@ def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> An
         blocks = []
         for g, x in zip(grads, rec.leaves, strict=True):
             part = g[off:off + k] if k != m else g
-            blocks.append(_result(np.reshape(part, s + shape_of(x))))
+            want = s + shape_of(x)
+            blocks.append(_result(part.reshape(want) if type(part) is np.ndarray
+                                  else np.reshape(part, want)))
         per_out.append(_group(blocks, rec.defs, single))
         off += k
     return tree_unflatten(rec.out_def, per_out)

@@ -98,6 +98,14 @@ def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
     return unbroadcast(c, shape_of(b))
 
 
+def _plain_matmul(a: Any, b: Any) -> Any:
+    """``a @ b`` of two operands already in a batch rule's layout: NumPy's own product
+    for two plain arrays (the shortcut past ``bind``), else the primitive."""
+    if type(a) is np.ndarray and type(b) is np.ndarray and config.SHORTCUTS:
+        return np.matmul(a, b)
+    return bind(matmul_p, (a, b), {})
+
+
 def _matmul_batch(args: list[Any], batched: tuple[bool, ...]) -> Any:
     # Vectors become a row (a) or a column (b) and are squeezed again afterwards, so a
     # stack of vectors never reads as a matrix; each batched operand's batch axis then
@@ -107,9 +115,9 @@ def _matmul_batch(args: list[Any], batched: tuple[bool, ...]) -> Any:
     fa, fb = shape_of(a), shape_of(b)
     sa, sb = fa[ba:], fb[bb:]
     if len(sa) == 1 and len(sb) == 2 and not bb:  # rows times one matrix: a stack of rows
-        return bind(matmul_p, (a, b), {})
+        return _plain_matmul(a, b)
     if len(sa) == 2 and len(sb) == 1 and not ba:  # one matrix times columns: b_i @ a^T
-        return bind(matmul_p, (b, _mT(a)), {})
+        return _plain_matmul(b, _mT(a))
     va, vb = len(sa) == 1, len(sb) == 1
     if va:
         sa = (1,) + sa
