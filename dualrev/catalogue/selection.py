@@ -7,12 +7,14 @@ so derivatives follow, and repeated indices accumulate.
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import numpy as np
 
 from ..batching import on_plain_values, stand_in, without_derivatives
-from ..errors import DualrevError
+from ..errors import DualrevError, InPlaceError
 from ..primitive import (
     Tracer,
     as_array,
@@ -21,6 +23,7 @@ from ..primitive import (
     is_complex,
     ndim_of,
     no_rule,
+    normalize_axis,
     register_function,
     shape_of,
     strip,
@@ -262,3 +265,116 @@ def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
     if dtype_of(out) != dt:
         out = astype(out, dt)
     return (out, step) if retstep else out
+
+
+# ------------------------------------------------------------------ quantiles
+def _positions(count: int, q: Any, plain: Any, method: Any) -> Any:
+    """Where NumPy's quantile of ``count`` sorted values lies, as a fractional position.
+
+    NumPy's quantile of sorted values ``s`` is ``s[lo] + g * (s[lo+1] - s[lo])`` for every
+    method, with ``lo`` and ``g`` depending on the count and ``q`` only. Asking NumPy for
+    the quantile of ``0, 1, ..., count-1`` returns ``lo + g``, so every method (and NumPy's
+    own validation of q and method=) is honoured without restating it."""
+    return np.asarray(plain(np.arange(count, dtype=float), q, method=method), dtype=float)
+
+
+def _nan_positions(x: Any, q: Any, plain: Any, method: Any) -> Any:
+    """Per row of ``x`` (reduced axis last), the position among its non-NaN values, and the
+    last non-NaN index (the upper neighbour must never be a NaN)."""
+    counts = np.sum(~np.isnan(x), axis=-1)
+    m = np.size(q)
+    r = np.zeros(counts.shape + (m,))
+    for k in np.unique(counts):
+        if k:
+            r[counts == k] = _positions(int(k), q, plain, method).ravel()
+    if np.any(counts == 0):
+        warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=4)
+    last = np.broadcast_to(np.maximum(counts - 1, 0)[..., None], r.shape)
+    return np.stack([r, last.astype(float)])
+
+
+def _quantile(func: Any, plain: Any, a: Any, q: Any, axis: Any, out: Any, method: Any,
+              keepdims: Any, weights: Any, nan: bool) -> Any:
+    name = func.__name__
+    if out is not None:
+        raise InPlaceError(f"numpy.{name}(..., out=...)")
+    if weights is not None:
+        raise no_rule(func, "Its weights= (method='inverted_cdf' only) is not supported on "
+                            "traced values.")
+    if isinstance(q, Tracer):
+        raise DualrevError(f"dualrev: numpy.{name} has no derivative with respect to q: pass "
+                           "q as a plain number or array")
+    a = as_array(a)
+    nd, shape = ndim_of(a), shape_of(a)
+    axes = normalize_axis(axis, nd)
+    kept = [d for d in range(nd) if d not in axes]
+    n = math.prod(shape[d] for d in axes)
+    median = func in (np.median, np.nanmedian)
+    if n == 0 or is_complex(a) and not median:
+        # nothing to differentiate (NumPy's nan or error), or NumPy's own TypeError
+        kw = {"axis": axis, "keepdims": keepdims} if median else {
+            "axis": axis, "keepdims": keepdims, "method": method}
+        return on_plain_values(func, (a,) if median else (a, q), kw, f"numpy.{name}")
+    keepdims = False if keepdims is np._NoValue else bool(keepdims)
+    kshape = tuple(shape[d] for d in kept)
+    x = np.reshape(np.transpose(a, kept + list(axes)), kshape + (n,))
+    s = np.sort(x, axis=-1)  # NaNs last
+    qshape = np.shape(q)
+    real = np.finfo(dtype_of(a)).dtype
+    if nan:
+        pos = on_plain_values(_nan_positions, (x,), {"q": q, "plain": plain, "method": method},
+                              f"numpy.{name}")
+        r, last = getitem(pos, (0,)), astype(getitem(pos, (1,)), np.intp)
+        lo = astype(np.floor(r), np.intp)
+        hi = np.minimum(lo + 1, last)
+    else:
+        r = np.broadcast_to(_positions(n, q, plain, method).reshape(-1),
+                            kshape + (int(np.size(q)),))
+        lo = np.floor(r).astype(np.intp)
+        hi = np.minimum(lo + 1, n - 1)
+    g = astype(r - lo, real)
+    below, above = _take_along_axis(s, lo, -1), _take_along_axis(s, hi, -1)
+    # NumPy's lerp, with its branch at g >= 0.5, so values agree to the last bit
+    diff = above - below
+    res = np.where(g >= 0.5, above - diff * (1 - g), below + diff * g)
+    if not nan:  # a NaN anywhere in a row makes that row's quantile NaN, as in NumPy
+        top = getitem(s, (Ellipsis, slice(n - 1, n)))
+        res = np.where(np.isnan(without_derivatives(top)), top, res)
+    res = np.reshape(res, kshape + qshape)
+    k, nq = len(kshape), len(qshape)
+    res = np.moveaxis(res, tuple(range(k, k + nq)), tuple(range(nq)))
+    if keepdims:
+        res = np.reshape(res, qshape + tuple(1 if d in axes else shape[d] for d in range(nd)))
+    return res
+
+
+@register_function(np.median)
+def _median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
+            keepdims: bool = False) -> Any:
+    return _quantile(np.median, np.quantile, a, 0.5, axis, out, "linear", keepdims,
+                     None, nan=False)
+
+
+@register_function(np.nanmedian)
+def _nanmedian(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
+               keepdims: Any = np._NoValue) -> Any:
+    return _quantile(np.nanmedian, np.quantile, a, 0.5, axis, out, "linear", keepdims,
+                     None, nan=True)
+
+
+def _quantile_handler(func: Any, plain: Any, nan: bool) -> Any:
+    def handler(a: Any, q: Any, axis: Any = None, out: Any = None,
+                overwrite_input: bool = False, method: str = "linear",
+                keepdims: Any = False if not nan else np._NoValue, *,
+                weights: Any = None) -> Any:
+        return _quantile(func, plain, a, q, axis, out, method, keepdims, weights, nan=nan)
+    handler.__name__ = f"_{func.__name__}"
+    handler.__doc__ = (f"``numpy.{func.__name__}`` on traced values: sorted values "
+                       "interpolated as NumPy's method= says.")
+    return register_function(func, handler)
+
+
+_quantile_handler(np.quantile, np.quantile, nan=False)
+_quantile_handler(np.percentile, np.percentile, nan=False)
+_quantile_handler(np.nanquantile, np.quantile, nan=True)
+_quantile_handler(np.nanpercentile, np.percentile, nan=True)
