@@ -99,3 +99,16 @@ def abs_vjp(g: Any, ans: Any, x: Any) -> Any:
 
 absolute_p.defjvp(abs_jvp)
 absolute_p.defvjp(abs_vjp, saves="ans x")
+
+
+@register_function(np.real_if_close)
+def _real_if_close(a: Any, tol: float = 100) -> Any:
+    # The choice (real part or unchanged) is made on the values, as NumPy makes it; under
+    # vmap for the whole batch at once: real only if every element is close to real.
+    if not is_complex(a):
+        return a
+    if tol > 1:
+        tol = np.finfo(np.result_type(stand_in(a))).eps * tol
+    if np.all(np.abs(np.imag(concrete(a))) < tol):
+        return np.real(a)
+    return a

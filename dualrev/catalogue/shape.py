@@ -466,3 +466,69 @@ def _cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1,
              comp(a, 2) * comp(b, 0) - comp(a, 0) * comp(b, 2),
              comp(a, 0) * comp(b, 1) - comp(a, 1) * comp(b, 0)]
     return _moveaxis(_stack(parts, axis=-1), -1, axisc)
+
+
+# ------------------------------------------------------------------ append, rot90, rollaxis,
+# vsplit/hsplit/dsplit: NumPy's own definitions, in terms of the routed functions above
+@register_function(np.append)
+def _append(arr: Any, values: Any, axis: Any = None) -> Any:
+    if axis is None:
+        return _concatenate([np.ravel(arr), np.ravel(values)], axis=0)
+    return _concatenate([arr, values], axis=axis)
+
+
+@register_function(np.rot90)
+def _rot90(m: Any, k: int = 1, axes: Any = (0, 1)) -> Any:
+    axes = tuple(axes)
+    nd = ndim_of(m)
+    if len(axes) != 2:
+        raise ValueError("len(axes) must be 2.")
+    if axes[0] == axes[1] or abs(axes[0] - axes[1]) == nd:
+        raise ValueError("Axes must be different.")
+    if not (-nd <= axes[0] < nd and -nd <= axes[1] < nd):
+        raise ValueError(f"Axes={axes} out of range for array of ndim={nd}.")
+    k = int(k) % 4
+    if k == 0:
+        return m
+    if k == 2:
+        return np.flip(np.flip(m, axes[0]), axes[1])
+    perm = list(range(nd))
+    perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
+    if k == 1:
+        return np.transpose(np.flip(m, axes[1]), perm)
+    return np.flip(np.transpose(m, perm), axes[1])
+
+
+@register_function(np.rollaxis)
+def _rollaxis(a: Any, axis: int, start: int = 0) -> Any:
+    nd = ndim_of(a)
+    axis = normalize_axis(axis, nd)[0]
+    if start < 0:
+        start += nd
+    if not 0 <= start < nd + 1:
+        raise np.exceptions.AxisError(
+            f"'start' arg requires {-nd} <= start < {nd + 1}, but {start} was passed in")
+    if axis < start:
+        start -= 1  # the axis's removal shifts the ones after it
+    if axis == start:
+        return a
+    perm = [d for d in range(nd) if d != axis]
+    perm.insert(start, axis)
+    return np.transpose(a, perm)
+
+
+def _split_along(name: str, axis: int, least: int) -> Any:
+    def handler(ary: Any, indices_or_sections: Any) -> Any:
+        nd = ndim_of(ary)
+        if nd < least:
+            raise ValueError(f"{name} only works on arrays of {least} or more dimensions")
+        return _split(ary, indices_or_sections, axis=1 if name == "hsplit" and nd > 1
+                      else axis)
+    handler.__name__ = f"_{name}"
+    handler.__doc__ = f"``numpy.{name}`` on traced values: ``numpy.split`` along its axis."
+    return handler
+
+
+register_function(np.vsplit, _split_along("vsplit", 0, 2))
+register_function(np.hsplit, _split_along("hsplit", 0, 1))
+register_function(np.dsplit, _split_along("dsplit", 2, 3))
