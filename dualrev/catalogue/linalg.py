@@ -1,4 +1,5 @@
-"""numpy.linalg: solve, inv, det, slogdet, cholesky, eigh, eigvalsh, svd, qr, pinv,
+"""numpy.linalg: solve, inv, det, slogdet, cholesky, eigh, eigvalsh, eig, eigvals, svd, qr,
+pinv,
 lstsq, matrix_power, matrix norms, multi_dot; and kron.
 
 Rules use matrix products that broadcast over leading axes, so stacked matrices are
@@ -371,6 +372,65 @@ def _eigh(a: Any, UPLO: str = "L") -> Any:
 def _eigvalsh(a: Any, UPLO: str = "L") -> Any:
     # NumPy's eigvalsh skips the eigenvectors (another LAPACK path, other rounding)
     return _exact(rebatch(np.linalg.eigvalsh(concrete(a), UPLO), a), _eigh(a, UPLO)[0])
+
+
+# ------------------------------------------------------------------ eig, eigvals
+def _eig_impl(a: Any, n: int) -> Any:
+    w, v = np.linalg.eig(a)
+    return _packing(((n,), (n, n))).pack([w, v])
+
+
+def _eig_jvp(g: Any, ans: Any, a: Any, n: int) -> Any:
+    # A V = V diag(w): with P = V^-1 dA V, dw = diag(P) and dV = V (F o P) + V diag(c),
+    # F_ij = 1 / (w_j - w_i) off the diagonal. The free diagonal c is fixed by NumPy's
+    # (LAPACK geev's) normalisation, so the tangent is that of NumPy's own eigenvectors:
+    # unit 2-norm columns, Re(v_k^H dv_k) = 0, and each column's largest component real,
+    # Im(dv_jk / v_jk) = 0 at that j.
+    w, v = _packing(((n,), (n, n))).unpack(ans)
+    p = np.linalg.solve(v, g @ v)
+    dw = np.diagonal(p, axis1=-2, axis2=-1)
+    dv = v @ (_eig_gaps(w) * p)
+    if is_complex(v):
+        dv = dv - v * np.real(np.sum(np.conjugate(v) * dv, axis=-2, keepdims=True))
+        big = np.argmax(np.abs(without_derivatives(v)), axis=-2)[..., None, :]
+        vj = np.take_along_axis(v, big, axis=-2)
+        dvj = np.take_along_axis(dv, big, axis=-2)
+        dv = dv - 1j * v * np.imag(dvj / vj)
+    else:  # real eigenvectors: only the norm is fixed (the sign is locally constant)
+        dv = dv - v * np.sum(v * dv, axis=-2, keepdims=True)
+    return _packing(((n,), (n, n))).pack([dw, dv])
+
+
+eig_p = transpose_jvp(Primitive("eig", _eig_impl).defjvp(_eig_jvp))
+eig_p.defbatch(stacked_rule(eig_p))
+
+
+def _square(func: Any, a: Any) -> int:
+    shape = shape_of(a)
+    if len(shape) < 2:
+        raise np.linalg.LinAlgError(f"{len(shape)}-dimensional array given. Array must be "
+                                    "at least two-dimensional")
+    if shape[-1] != shape[-2]:
+        raise np.linalg.LinAlgError("Last 2 dimensions of the array must be square")
+    return shape[-1]
+
+
+@register_function(np.linalg.eig)
+def _eig(a: Any) -> Any:
+    n = _square(np.linalg.eig, a)
+    w, v = _packing(((n,), (n, n))).unpack(bind(eig_p, (a,), {"n": n}))
+    return _result_type("EigResult", ("eigenvalues", "eigenvectors"))(w, v)
+
+
+@register_function(np.linalg.eigvals)
+def _eigvals(a: Any) -> Any:
+    # NumPy's eigvals skips the eigenvectors (another LAPACK path, other rounding); its
+    # real-or-complex choice is made on the whole stack, as eig's is
+    w = _eig(a)[0]
+    value = rebatch(np.linalg.eigvals(concrete(a)), a)
+    if is_complex(w) and not is_complex(value):
+        value = value + 0j
+    return _exact(value, w) if is_complex(value) == is_complex(w) else w
 
 
 # ------------------------------------------------------------------ svd
