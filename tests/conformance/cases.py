@@ -103,6 +103,14 @@ def sample(dom: str, shape: tuple[int, ...], dtype: str, rng: np.random.Generato
         v = _unitary(rng, shape[:-2] + (k, r), cplx)
         s = np.arange(r, 0, -1) * 0.7 + 0.5
         x = (u * s) @ np.conj(np.swapaxes(v, -1, -2))
+    elif dom == "eig":  # general (non-normal), well separated eigenvalues; a real one
+        # has a complex-conjugate pair (a rotation block), so eig's results are complex
+        lam = np.diag(np.arange(1, n + 1) * 1.2 + (0.5j * (-1) ** np.arange(n) if cplx
+                                                    else 0))
+        if not cplx and n >= 2:
+            lam[:2, :2] = [[1.0, 0.8], [-0.8, 1.0]]
+        q = np.eye(n) + 0.3 * _matrix(rng, shape, cplx)
+        x = q @ lam @ np.linalg.inv(q)
     elif dom == "singular":  # square of rank n - 1
         b = _matrix(rng, shape[:-1] + (n - 1,), cplx)
         c = _matrix(rng, shape[:-2] + (n - 1, n), cplx)

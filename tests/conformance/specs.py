@@ -19,7 +19,7 @@ import scipy.special as sp
 import scipy.stats as st
 
 import dualrev  # noqa: F401  (installs the SciPy dispatchers)
-from dualrev.errors import DualrevError, InPlaceError
+from dualrev.errors import DualrevError, InPlaceError, NoDerivativeRule
 
 from .cases import A, Case, F, Ints
 
@@ -319,6 +319,16 @@ SHAPE_FUNCS: list[tuple[str, Any, dict[str, tuple[Any, ...]], list[dict[str, Any
     ("np.split", np.split, {"mat": (A((2, 4)), 2)}, [{"axis": 1}]),
     ("np.array_split", np.array_split, {"vec": (A((5,)), 3)}, [{}]),
     ("np.array_split", np.array_split, {"mat": (A((2, 5)), 2)}, [{"axis": 1}]),
+    ("np.vsplit", np.vsplit, {"mat": (A((4, 3)), 2), "stacked": (A((4, 2, 2)), [1, 3])},
+     [{}]),
+    ("np.hsplit", np.hsplit, {"mat": (A((2, 4)), 2), "vec": (A((6,)), [2])}, [{}]),
+    ("np.dsplit", np.dsplit, {"stacked": (A((2, 2, 4)), 2)}, [{}]),
+    ("np.append", np.append, {"mat": (M, A((1, 3))), "vec": (V, 2.0)}, [{}, {"axis": 0}]),
+    ("np.rot90", np.rot90, {"mat": (M,), "stacked": (A((2, 3, 2)),)},
+     [{}, {"k": 2}, {"k": -1}, {"k": 0}, {"k": 3, "axes": (1, 0)}, {"axes": (-1, 0)}]),
+    ("np.rollaxis", np.rollaxis, {"stacked": (A((2, 3, 4)), 2), "mat": (M, -1)},
+     [{}, {"start": 1}, {"start": 3}, {"start": -1}]),
+    ("np.real_if_close", np.real_if_close, {"mat": (M,)}, [{}, {"tol": 1e-3}]),
     ("np.take", np.take, {"vec": (V, [0, 3, 3]), "mat": (M, [[0, 2], [1, 1]])},
      [{}, {"axis": 0}, {"mode": "wrap"}, {"mode": "clip"}]),
     ("np.take_along_axis", np.take_along_axis, {"mat": (M, np.array([[0, 2, 2], [1, 0, 1]]))},
@@ -468,6 +478,15 @@ lin("np.linalg.eigh", np.linalg.eigh, "sym", {"mat": (3, 3), "stacked": (2, 3, 3
     [{}, {"UPLO": "U"}], dtypes=(F64, C128), fn=lambda a, **k: _eig_gauge(
         np.linalg.eigh(a, **k)), label="projectors")
 lin("np.linalg.eigvalsh", np.linalg.eigvalsh, "sym", SQ, [{}, {"UPLO": "U"}])
+# eig: NumPy's eigenvectors themselves (unit norm, largest component real), and their
+# projectors; real matrices get complex results where their eigenvalues are complex
+lin("np.linalg.eig", np.linalg.eig, "eig", SQ, dtypes=(F64, C128))
+lin("np.linalg.eig", np.linalg.eig, "eig", {"mat": (3, 3), "stacked": (2, 3, 3)},
+    dtypes=(F64, C128), fn=lambda a, **k: _eig_gauge(np.linalg.eig(a, **k)),
+    label="projectors")
+lin("np.linalg.eig", np.linalg.eig, "sym", {"real": (3, 3)}, dtypes=(F64,))
+lin("np.linalg.eigvals", np.linalg.eigvals, "eig", SQ, dtypes=(F64, C128))
+lin("np.linalg.eigvals", np.linalg.eigvals, "sym", {"real": (3, 3)}, dtypes=(F64,))
 lin("np.linalg.svd", np.linalg.svd, "svd", {"mat": (3, 2), "stacked": (2, 3, 2),
                                             "wide": (2, 3)},
     [{"full_matrices": False}, {"compute_uv": False}], dtypes=REAL)
@@ -537,6 +556,33 @@ variants("np.sort", np.sort, {"vec": (A((5,), "distinct"),), "mat": (A((2, 3), "
          [{}, {"axis": 0}, {"axis": None}, {"kind": "stable"}, {"stable": True}],
          dtypes=REAL)
 add("np.sort", np.sort, (A((5,), "distinct"),), shape="vec", dtypes=(C128,))
+
+# median and quantiles: sorted values interpolated (no ties in "distinct" samples)
+DV, DM, DS = A((5,), "distinct"), A((2, 3), "distinct"), A((2, 2, 3), "distinct")
+MEDIAN_KW = [{}, {"axis": 0}, {"axis": -1, "keepdims": True}, {"axis": (0, 1)}]
+variants("np.median", np.median, {"vec": (DV,), "even": (A((4,), "distinct"),), "mat": (DM,),
+                                  "stacked": (DS,)}, MEDIAN_KW)
+variants("np.nanmedian", np.nanmedian, {"mat": (DM,), "nan": (A((2, 3), "nan"),),
+                                        "vec": (DV,)}, MEDIAN_KW, dtypes=REAL)
+METHODS = ("lower", "higher", "nearest", "midpoint", "hazen", "weibull", "median_unbiased",
+           "normal_unbiased", "inverted_cdf", "averaged_inverted_cdf", "closest_observation",
+           "interpolated_inverted_cdf")
+for nm, f, q, qs in (("np.quantile", np.quantile, 0.3, [0.2, 0.75]),
+                     ("np.percentile", np.percentile, 30.0, [20.0, 75.0]),
+                     ("np.nanquantile", np.nanquantile, 0.3, [0.2, 0.75]),
+                     ("np.nanpercentile", np.nanpercentile, 30.0, [20.0, 75.0])):
+    shapes = {"mat": (DM, q), "vec": (DV, q), "qarray": (DM, qs), "stacked": (DS, qs)}
+    if nm.startswith("np.nan"):
+        shapes["nan"] = (A((2, 3), "nan"), qs)
+    kws = [{}, {"axis": 1}, {"axis": 0, "keepdims": True}, {"axis": (0, -1)}]
+    variants(nm, f, shapes, kws + [{"method": m} for m in METHODS if m == "lower"
+                                   or not nm.startswith("np.nan")], dtypes=REAL)
+    variants(nm, f, {"mat": (DM, qs)}, [{"method": m, "axis": 1} for m in METHODS],
+             dtypes=(F64,))
+    add(nm, f, (DM, q), {"method": "inverted_cdf", "weights": F((2, 3), "pos")},
+        shape="mat", kind="raises", raises=NoDerivativeRule)
+add("np.real_if_close", np.real_if_close, (M,), shape="mat", label="close", dtypes=REAL,
+    fn=lambda a, **k: np.real_if_close(a * (1 + 1e-15j), **k))
 
 # ====================================================================== nondiff (value)
 VAL = [
@@ -666,6 +712,9 @@ KEYWORD_EXEMPT: dict[str, str] = {
     "y": "np.where's x and y are positional-only in NumPy (covered positionally)",
     "where": "copyto's where=: copyto on traced values raises InPlaceError",
     "blocksize": "sqrtm's deprecated keyword",
+    "overwrite_input": "median/quantile's permission to sort the input in place: plain NumPy "
+                       "then changes the samples the harness reuses; no value changes "
+                       "(tests/catalogue/test_selection.py)",
 }
 
 #: cases the installed NumPy/SciPy rejects (a keyword or shape it does not know): dropped
