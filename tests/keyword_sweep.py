@@ -34,6 +34,10 @@ NO_EFFECT = {
     ("numpy.einsum", "order"): "memory layout only",
     ("numpy.meshgrid", "copy"): "traced values are immutable: a view equals a copy",
     ("numpy.reshape", "copy"): "traced values are immutable: a view equals a copy",
+    **{(f"numpy.{f}", "overwrite_input"): "permits NumPy to sort the input in place; traced "
+       "values are never overwritten and the result is the same"
+       for f in ("median", "nanmedian", "quantile", "nanquantile", "percentile",
+                 "nanpercentile")},
     ("numpy.sort", "kind"): "the same sorted values",
     ("numpy.sort", "stable"): "the same sorted values",
     ("scipy.linalg.cho_factor", "overwrite_a"): "permits SciPy to reuse a; no value changes",
