@@ -440,3 +440,95 @@ def _corrcoef(x: Any, y: Any = None, rowvar: bool = True, *, dtype: Any = None) 
     if is_complex(c):
         return np.clip(np.real(c), -1, 1) + 1j * np.clip(np.imag(c), -1, 1)
     return np.clip(c, -1, 1)
+
+
+# ------------------------------------------------------------------ nan-ignoring and
+# array-API reductions, in terms of the ones above
+def _given(v: Any, default: Any) -> Any:
+    return default if v is np._NoValue else v
+
+
+def _nan_extremum(name: str, fill: float) -> Any:
+    func = getattr(np, name)
+    reduce = np.max if fill < 0 else np.min
+
+    def handler(a: Any, axis: Any = None, out: Any = None, keepdims: Any = np._NoValue,
+                initial: Any = np._NoValue, where: Any = np._NoValue) -> Any:
+        _reject(name, out, _given(where, True), _given(initial, None))
+        a = as_array(a)
+        nan = np.isnan(a)
+        res = reduce(np.where(nan, fill, a), axis=axis, keepdims=bool(_given(keepdims, False)))
+        empty = np.all(nan, axis=axis, keepdims=bool(_given(keepdims, False)))
+        if np.any(concrete(empty)):
+            warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=3)
+        # an all-NaN slice gives NaN, as in NumPy; its derivative is 0
+        return np.where(empty, np.nan, res)
+    handler.__name__ = f"_{name}"
+    handler.__doc__ = (f"``numpy.{name}`` on traced values: NaNs replaced by {fill} for "
+                       f"``numpy.{reduce.__name__}``.")
+    return register_function(func, handler)
+
+
+_nan_extremum("nanmax", -np.inf)
+_nan_extremum("nanmin", np.inf)
+
+
+@register_function(np.nanprod)
+def _nanprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+             keepdims: Any = np._NoValue, initial: Any = np._NoValue,
+             where: Any = np._NoValue) -> Any:
+    _reject("nanprod", out)
+    a = as_array(a)
+    return _prod(np.where(np.isnan(a), 1.0, a), axis, dtype, keepdims=bool(_given(keepdims,
+                                                                                  False)),
+                 initial=_given(initial, None), where=_given(where, True))
+
+
+def _nan_cumulative(name: str, plain: Any, fill: float) -> Any:
+    def handler(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+        _reject(name, out)
+        a = as_array(a)
+        return plain(np.where(np.isnan(a), fill, a), axis=axis, dtype=dtype)
+    handler.__name__ = f"_{name}"
+    handler.__doc__ = f"``numpy.{name}`` on traced values: NaNs replaced by {fill}."
+    return register_function(getattr(np, name), handler)
+
+
+_nan_cumulative("nancumsum", np.cumsum, 0.0)
+_nan_cumulative("nancumprod", np.cumprod, 1.0)
+
+
+def _array_api_cumulative(name: str, plain: Any, start: float) -> Any:
+    def handler(x: Any, /, *, axis: Any = None, dtype: Any = None, out: Any = None,
+                include_initial: bool = False) -> Any:
+        _reject(name, out)
+        x = as_array(x)
+        if axis is None:
+            if ndim_of(x) > 1:
+                raise ValueError("For arrays which have more than one dimension ``axis`` "
+                                 "argument is required.")
+            axis = 0
+        if ndim_of(x) == 0:
+            raise ValueError(f"{name} does not support 0-d arrays")
+        res = plain(x, axis=axis, dtype=dtype)
+        if include_initial:
+            (ax,) = normalize_axis(axis, ndim_of(res))
+            first = np.zeros(tuple(1 if d == ax else n for d, n in enumerate(shape_of(res))),
+                             dtype=dtype_of(res)) + start
+            res = np.concatenate([first, res], axis=ax)
+        return res
+    handler.__name__ = f"_{name}"
+    handler.__doc__ = f"``numpy.{name}`` on traced values (``numpy.{plain.__name__}``)."
+    return register_function(getattr(np, name), handler)
+
+
+if hasattr(np, "cumulative_sum"):  # NumPy >= 2.1
+    _array_api_cumulative("cumulative_sum", np.cumsum, 0.0)
+    _array_api_cumulative("cumulative_prod", np.cumprod, 1.0)
+
+
+@register_function(np.ptp)
+def _ptp(a: Any, axis: Any = None, out: Any = None, keepdims: Any = np._NoValue) -> Any:
+    _reject("ptp", out)
+    keep = bool(_given(keepdims, False))
+    return np.max(a, axis=axis, keepdims=keep) - np.min(a, axis=axis, keepdims=keep)
