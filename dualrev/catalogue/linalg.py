@@ -764,3 +764,90 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
         return _sum(np.not_equal(x, 0) * 1.0, axes, keepdims=keepdims)
     p = float(ord)
     return _sum(absx**p, axes, keepdims=keepdims) ** (1.0 / p)
+
+
+# ------------------------------------------------------------------ array-API names
+# numpy.linalg's array-API functions and numpy.matrix_transpose: NumPy's checks, then the
+# routed functions they are defined by
+def _ndim_at_least(x: Any, k: int) -> None:
+    if ndim_of(x) < k:
+        raise ValueError(f"Input array must be at least {k}-dimensional, but it is "
+                         f"{ndim_of(x)}")
+
+
+def _matrix_transpose(x: Any, /) -> Any:
+    """``numpy.matrix_transpose`` on traced values: the last two axes swapped."""
+    _ndim_at_least(x, 2)
+    return np.swapaxes(x, -1, -2)
+
+
+register_function(np.linalg.matrix_transpose, _matrix_transpose)
+if hasattr(np, "matrix_transpose"):
+    register_function(np.matrix_transpose, _matrix_transpose)
+
+
+@register_function(np.linalg.matmul)
+def _linalg_matmul(x1: Any, x2: Any, /) -> Any:
+    return np.matmul(x1, x2)
+
+
+@register_function(np.linalg.outer)
+def _linalg_outer(x1: Any, x2: Any, /) -> Any:
+    if ndim_of(x1) != 1 or ndim_of(x2) != 1:
+        raise ValueError(f"Input arrays must be one-dimensional, but they are {ndim_of(x1)}"
+                         f"-dimensional and {ndim_of(x2)}-dimensional.")
+    return np.outer(x1, x2)
+
+
+@register_function(np.linalg.tensordot)
+def _linalg_tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:
+    return np.tensordot(x1, x2, axes=axes)
+
+
+@register_function(np.linalg.trace)
+def _linalg_trace(x: Any, /, *, offset: int = 0, dtype: Any = None) -> Any:
+    return np.trace(x, offset=offset, axis1=-2, axis2=-1, dtype=dtype)
+
+
+@register_function(np.linalg.diagonal)
+def _linalg_diagonal(x: Any, /, *, offset: int = 0) -> Any:
+    return np.diagonal(x, offset=offset, axis1=-2, axis2=-1)
+
+
+@register_function(np.linalg.cross)
+def _linalg_cross(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
+    if shape_of(x1)[axis] != 3 or shape_of(x2)[axis] != 3:
+        raise ValueError("Both input arrays must be (arrays of) 3-dimensional vectors, but "
+                         f"they are {shape_of(x1)[axis]} and {shape_of(x2)[axis]} dimensional "
+                         "instead.")
+    return np.cross(x1, x2, axis=axis)
+
+
+@register_function(np.linalg.vecdot)
+def _linalg_vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
+    # sum of conj(x1) x2 along axis, after broadcasting (NumPy's vecdot conjugates x1)
+    if is_complex(x1):
+        x1 = np.conjugate(x1)
+    return np.sum(x1 * x2, axis=axis)
+
+
+@register_function(np.linalg.vector_norm)
+def _vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> Any:
+    nd = ndim_of(x)
+    axes = tuple(range(nd)) if axis is None else tuple(
+        int(a) % nd for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+    rest = [d for d in range(nd) if d not in axes]
+    shape = shape_of(x)
+    # the reduced axes moved last and merged into one, as NumPy does
+    flat = np.reshape(np.transpose(x, rest + list(axes)),
+                      tuple(shape[d] for d in rest) + (-1,))
+    res = np.linalg.norm(flat, ord=ord, axis=-1)
+    if keepdims:
+        res = np.reshape(res, tuple(1 if d in axes else shape[d] for d in range(nd)))
+    return res
+
+
+@register_function(np.linalg.matrix_norm)
+def _matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
+    _ndim_at_least(x, 2)
+    return np.linalg.norm(x, ord=ord, axis=(-2, -1), keepdims=keepdims)
