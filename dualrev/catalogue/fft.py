@@ -177,3 +177,19 @@ def _irfftn(a: Any, s: Any = None, axes: Any = None, norm: Any = None, out: Any 
         a = _fit(a, ax[:-1], s[:-1])
     a = _fit(a, ax[-1:], (n // 2 + 1,))
     return bind(irfftn_p, (a,), {"axes": ax, "n": n, "norm": norm})
+
+
+def _shift(name: str, sign: int) -> Any:
+    def handler(x: Any, axes: Any = None) -> Any:
+        nd = ndim_of(x)
+        axes = tuple(range(nd)) if axes is None else (
+            (int(axes),) if isinstance(axes, (int, np.integer)) else tuple(axes))
+        shift = [sign * (shape_of(x)[a] // 2) for a in axes]
+        return np.roll(x, shift, axes)
+    handler.__name__ = f"_{name}"
+    handler.__doc__ = f"``numpy.fft.{name}`` on traced values: ``numpy.roll``."
+    return register_function(getattr(np.fft, name), handler)
+
+
+_shift("fftshift", 1)
+_shift("ifftshift", -1)

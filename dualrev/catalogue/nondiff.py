@@ -17,7 +17,8 @@ from .elementwise import astype
 
 # these read only the shape and dtype: a batched value stands in by one element's
 _META = {np.shape, np.ndim, np.size, np.result_type, np.iscomplexobj, np.isrealobj,
-         np.can_cast, np.min_scalar_type, np.zeros_like, np.ones_like, np.empty_like}
+         np.can_cast, np.min_scalar_type, np.zeros_like, np.ones_like, np.empty_like,
+         np.diag_indices_from, np.tril_indices_from, np.triu_indices_from}
 
 
 def _stand_in(a: Any) -> Any:
@@ -52,6 +53,8 @@ for _f in (
     np.count_nonzero, np.searchsorted, np.digitize, np.any, np.all,
     np.isclose, np.allclose, np.array_equal, np.array_equiv, np.iscomplex, np.isreal,
     np.isneginf, np.isposinf, np.sometrue if hasattr(np, "sometrue") else np.any,
+    np.argpartition, np.lexsort, np.isin, np.unravel_index, np.ravel_multi_index,
+    np.diag_indices_from, np.tril_indices_from, np.triu_indices_from,
 ):
     register_function(_f, _on_plain_values(_f))
 del _f

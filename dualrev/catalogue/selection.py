@@ -378,3 +378,53 @@ _quantile_handler(np.quantile, np.quantile, nan=False)
 _quantile_handler(np.percentile, np.percentile, nan=False)
 _quantile_handler(np.nanquantile, np.quantile, nan=True)
 _quantile_handler(np.nanpercentile, np.percentile, nan=True)
+
+
+@register_function(np.trapezoid)
+def _trapezoid(y: Any, x: Any = None, dx: Any = 1.0, axis: int = -1) -> Any:
+    y = as_array(y)
+    nd = ndim_of(y)
+    axis = int(axis) % nd
+    if x is None:
+        d = dx
+    else:
+        x = as_array(x)
+        d = np.diff(x, axis=axis if ndim_of(x) > 1 else -1)
+        if ndim_of(x) == 1:  # spacings along axis, broadcast over the others
+            d = np.reshape(d, tuple(-1 if k == axis else 1 for k in range(nd)))
+    pre = (slice(None),) * axis
+    upper, lower = getitem(y, pre + (slice(1, None),)), getitem(y, pre + (slice(None, -1),))
+    return np.sum(d * (upper + lower) / 2.0, axis=axis)
+
+
+@register_function(np.ediff1d)
+def _ediff1d(ary: Any, to_end: Any = None, to_begin: Any = None) -> Any:
+    parts = [np.diff(np.ravel(ary))]
+    if to_begin is not None:
+        parts.insert(0, np.ravel(to_begin))
+    if to_end is not None:
+        parts.append(np.ravel(to_end))
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+@register_function(np.sort_complex)
+def _sort_complex(a: Any) -> Any:
+    out = np.sort(a, axis=-1)
+    if is_complex(out):
+        return out
+    # NumPy's result is complex: complex64 for float32 and narrower, complex128 otherwise
+    return astype(out, np.complex64 if dtype_of(out).itemsize <= 4 else np.complex128)
+
+
+@register_function(np.partition)
+def _partition(a: Any, kth: Any, axis: Any = -1, kind: str = "introselect",
+               order: Any = None) -> Any:
+    # the arrangement NumPy's partition makes, found by argpartition on the plain values
+    if order is not None:
+        raise no_rule(np.partition, "Its order= (fields of a structured array) is not "
+                                    "supported.")
+    if axis is None:
+        a, axis = np.ravel(a), -1
+    idx = on_plain_values(np.argpartition, (a, kth), {"axis": axis, "kind": kind},
+                          "numpy.argpartition")
+    return _take_along_axis(a, idx, axis)

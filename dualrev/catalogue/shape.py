@@ -532,3 +532,16 @@ def _split_along(name: str, axis: int, least: int) -> Any:
 register_function(np.vsplit, _split_along("vsplit", 0, 2))
 register_function(np.hsplit, _split_along("hsplit", 0, 1))
 register_function(np.dsplit, _split_along("dsplit", 2, 3))
+
+
+@register_function(np.diagflat)
+def _diagflat(v: Any, k: int = 0) -> Any:
+    return np.diag(np.ravel(v), k)
+
+
+@register_function(np.unstack)
+def _unstack(x: Any, /, *, axis: int = 0) -> Any:
+    if ndim_of(x) == 0:
+        raise ValueError("Input array must be at least 1-d.")
+    moved = np.moveaxis(x, axis, 0)
+    return tuple(getitem(moved, (i,)) for i in range(shape_of(moved)[0]))
