@@ -53,7 +53,7 @@ for _f in (
     np.count_nonzero, np.searchsorted, np.digitize, np.any, np.all,
     np.isclose, np.allclose, np.array_equal, np.array_equiv, np.iscomplex, np.isreal,
     np.isneginf, np.isposinf, np.sometrue if hasattr(np, "sometrue") else np.any,
-    np.argpartition, np.lexsort, np.isin, np.unravel_index, np.ravel_multi_index,
+    np.argpartition, np.lexsort, np.isin,
     np.diag_indices_from, np.tril_indices_from, np.triu_indices_from,
 ):
     register_function(_f, _on_plain_values(_f))

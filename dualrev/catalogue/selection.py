@@ -412,8 +412,8 @@ def _sort_complex(a: Any) -> Any:
     out = np.sort(a, axis=-1)
     if is_complex(out):
         return out
-    # NumPy's result is complex: complex64 for float32 and narrower, complex128 otherwise
-    return astype(out, np.complex64 if dtype_of(out).itemsize <= 4 else np.complex128)
+    # NumPy's result is complex128 for every real float (clongdouble for longdouble)
+    return astype(out, np.clongdouble if dtype_of(out) == np.longdouble else np.complex128)
 
 
 @register_function(np.partition)

@@ -539,9 +539,13 @@ def _diagflat(v: Any, k: int = 0) -> Any:
     return np.diag(np.ravel(v), k)
 
 
-@register_function(np.unstack)
 def _unstack(x: Any, /, *, axis: int = 0) -> Any:
+    """``numpy.unstack`` (NumPy >= 2.1) on traced values: the slices along ``axis``."""
     if ndim_of(x) == 0:
         raise ValueError("Input array must be at least 1-d.")
     moved = np.moveaxis(x, axis, 0)
     return tuple(getitem(moved, (i,)) for i in range(shape_of(moved)[0]))
+
+
+if hasattr(np, "unstack"):
+    register_function(np.unstack, _unstack)

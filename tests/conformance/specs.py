@@ -217,6 +217,31 @@ variants("np.nansum", np.nansum, {"mat": (MAT,), "nan": NAN_MAT},
 variants("np.nanmean", np.nanmean, {"mat": (MAT,), "nan": NAN_MAT},
          [{}, {"axis": 1}, {"axis": 0, "keepdims": True}, {"dtype": np.complex128}])
 
+# the nan-ignoring reductions and the array-API cumulative functions
+variants("np.nanprod", np.nanprod, {"mat": (MAT,), "nan": NAN_MAT},
+         [{}, {"axis": 1}, {"axis": 0, "keepdims": True}, {"dtype": np.complex128},
+          {"initial": 1.5}, {"where": MASK}])
+for nm, f in (("np.nanmax", np.nanmax), ("np.nanmin", np.nanmin)):
+    variants(nm, f, {"mat": (A((2, 3), "distinct"),), "nan": NAN_MAT},
+             [{}, {"axis": 1}, {"axis": 0, "keepdims": True}], dtypes=REAL)
+    add(nm, f, (A((2, 3), "distinct"),), {"initial": 0.1}, shape="mat", kind="raises",
+        raises=NoDerivativeRule)
+    add(nm, f, (A((2, 3), "distinct"),), {"where": MASK, "initial": 0.1}, shape="mat",
+        kind="raises", raises=NoDerivativeRule)
+for nm, f in (("np.nancumsum", np.nancumsum), ("np.nancumprod", np.nancumprod)):
+    variants(nm, f, {"mat": (MAT,), "nan": NAN_MAT},
+             [{}, {"axis": 0}, {"axis": 1, "dtype": np.complex128}])
+if hasattr(np, "cumulative_sum"):
+    for nm, f in (("np.cumulative_sum", np.cumulative_sum),
+                  ("np.cumulative_prod", np.cumulative_prod)):
+        variants(nm, f, {"mat": (MAT,), "vec": (A((4,)),)},
+                 [{"axis": 0}, {"axis": -1, "include_initial": True},
+                  {"axis": 1, "dtype": np.complex128}])
+        add(nm, f, (A((4,)),), {"include_initial": True}, shape="vec")
+variants("np.ptp", np.ptp, {"mat": (A((2, 3), "distinct"),),
+                            "stacked": (A((2, 2, 3), "distinct"),)},
+         [{}, {"axis": 0}, {"axis": 1, "keepdims": True}, {"keepdims": True}], dtypes=REAL)
+
 NORM_VEC = [{}, {"ord": 1}, {"ord": 2}, {"ord": np.inf}, {"ord": -np.inf}, {"ord": 3},
             {"ord": -1}, {"ord": 0.5}, {"keepdims": True}, {"ord": 0}]
 NORM_MAT = [{}, {"ord": "fro"}, {"ord": "nuc"}, {"ord": 1}, {"ord": -1}, {"ord": 2},
@@ -228,6 +253,32 @@ variants("np.linalg.norm", np.linalg.norm, {"stacked": (A((2, 3, 2), "svd"),)},
          [{"axis": (1, 2)}, {"axis": (1, 2), "ord": 2}, {"axis": (1, 2), "ord": "nuc"},
           {"axis": -1}], dtypes=(F64, C128))
 add("np.linalg.norm", np.linalg.norm, (A((0,)),), shape="empty")
+# numpy.linalg's array-API functions
+AT = A((2, 3, 3))
+for nm, f in (("np.linalg.matrix_transpose", np.linalg.matrix_transpose),
+              ("np.matrix_transpose", getattr(np, "matrix_transpose", None))):
+    if f is not None:
+        variants(nm, f, {"stacked": (AT,), "mat": (MAT,)})
+variants("np.linalg.matmul", np.linalg.matmul, {"stacked": (AT, A((3, 2))), "mat": (MAT, A((3,)))})
+variants("np.linalg.outer", np.linalg.outer, {"vec": (A((3,)), A((2,)))})
+variants("np.linalg.tensordot", np.linalg.tensordot, {"mat": (A((2, 3, 2)), A((3, 2, 2)))},
+         [{}, {"axes": 1}, {"axes": ([1, 0], [0, 2])}])
+variants("np.linalg.trace", np.linalg.trace, {"stacked": (AT,), "mat": (A((3, 3)),)},
+         [{}, {"offset": 1}, {"dtype": np.complex128}])
+variants("np.linalg.diagonal", np.linalg.diagonal, {"stacked": (AT,), "mat": (MAT,)},
+         [{}, {"offset": -1}])
+variants("np.linalg.cross", np.linalg.cross, {"vec": (A((3,)), A((3,))),
+                                              "stacked": (A((2, 3)), A((2, 3)))})
+add("np.linalg.cross", np.linalg.cross, (A((3, 2)), A((3, 2))), {"axis": 0}, shape="mat")
+variants("np.linalg.vecdot", np.linalg.vecdot, {"mat": (MAT, MAT), "bcast1": (MAT, A((3,)))},
+         [{}, {"axis": 0}])
+variants("np.linalg.vector_norm", np.linalg.vector_norm,
+         {"stacked": (A((2, 2, 3), "distinct"),), "vec": (A((4,), "distinct"),)},
+         [{}, {"axis": 1}, {"axis": (0, 2), "keepdims": True}, {"ord": 1}, {"ord": np.inf},
+          {"ord": 3, "axis": -1}, {"keepdims": True}])
+variants("np.linalg.matrix_norm", np.linalg.matrix_norm,
+         {"mat": (A((3, 2), "svd"),), "stacked": (A((2, 3, 2), "svd"),)},
+         [{}, {"ord": "nuc"}, {"ord": 2}, {"ord": 1, "keepdims": True}, {"keepdims": True}])
 
 variants("sp.logsumexp", sp.logsumexp, {"mat": (MAT,), "0d": (A(()),)},
          [{}, {"axis": 1}, {"axis": 0, "keepdims": True}, {"b": A((2, 3), "pos")},
@@ -329,6 +380,11 @@ SHAPE_FUNCS: list[tuple[str, Any, dict[str, tuple[Any, ...]], list[dict[str, Any
     ("np.rollaxis", np.rollaxis, {"stacked": (A((2, 3, 4)), 2), "mat": (M, -1)},
      [{}, {"start": 1}, {"start": 3}, {"start": -1}]),
     ("np.real_if_close", np.real_if_close, {"mat": (M,)}, [{}, {"tol": 1e-3}]),
+    ("np.diagflat", np.diagflat, {"vec": (A((3,)),), "mat": (A((2, 2)),)}, [{}, {"k": -1}]),
+    ("np.fft.fftshift", np.fft.fftshift, {"mat": (A((3, 4)),), "vec": (A((5,)),)},
+     [{}, {"axes": 0}, {"axes": (-1,)}]),
+    ("np.fft.ifftshift", np.fft.ifftshift, {"mat": (A((3, 4)),), "vec": (A((5,)),)},
+     [{}, {"axes": 1}]),
     ("np.take", np.take, {"vec": (V, [0, 3, 3]), "mat": (M, [[0, 2], [1, 1]])},
      [{}, {"axis": 0}, {"mode": "wrap"}, {"mode": "clip"}]),
     ("np.take_along_axis", np.take_along_axis, {"mat": (M, np.array([[0, 2, 2], [1, 0, 1]]))},
@@ -340,6 +396,9 @@ SHAPE_FUNCS: list[tuple[str, Any, dict[str, tuple[Any, ...]], list[dict[str, Any
      [{}, {"n": 2}, {"axis": 0}, {"prepend": 0.5}, {"append": A((1,))}]),
     ("np.kron", np.kron, {"mat": (A((2, 2)), A((2, 3))), "vec": (A((2,)), A((3,)))}, [{}]),
 ]
+if hasattr(np, "unstack"):  # NumPy >= 2.1
+    SHAPE_FUNCS.append(("np.unstack", np.unstack, {"mat": (M,), "stacked": (A((2, 3, 2)),)},
+                        [{}, {"axis": 1}, {"axis": -1}]))
 for nm, f, shapes, kws in SHAPE_FUNCS:
     if f is _row_stack and not hasattr(np, "row_stack"):
         continue  # removed in NumPy 2.5
@@ -581,6 +640,18 @@ for nm, f, q, qs in (("np.quantile", np.quantile, 0.3, [0.2, 0.75]),
              dtypes=(F64,))
     add(nm, f, (DM, q), {"method": "inverted_cdf", "weights": F((2, 3), "pos")},
         shape="mat", kind="raises", raises=NoDerivativeRule)
+variants("np.trapezoid", np.trapezoid, {"vec": (A((5,)),), "mat": (M,)},
+         [{}, {"dx": 0.3}, {"axis": 0}, {"x": F((3,), "distinct_sorted")}])
+add("np.trapezoid", np.trapezoid, (A((2, 3)), A((2, 3))), shape="mat", label="x traced")
+add("np.trapezoid", np.trapezoid, (A((2, 3)),), {"x": A((2,)), "axis": 0}, shape="mat")
+variants("np.ediff1d", np.ediff1d, {"vec": (A((5,)),), "mat": (M,)},
+         [{}, {"to_end": A((2,))}, {"to_begin": 2.0, "to_end": A(())}])
+variants("np.sort_complex", np.sort_complex, {"vec": (DV,), "mat": (DM,)})
+variants("np.partition", np.partition, {"vec": (DV, 2), "mat": (DM, 1)},
+         [{}, {"axis": 0}, {"axis": None}, {"kind": "introselect"}], dtypes=REAL)
+add("np.partition", np.partition, (DV, (0, 3)), shape="vec", label="kths")
+add("np.partition", np.partition, (DV, 2), {"order": "f"}, shape="vec", kind="raises",
+    raises=NoDerivativeRule)
 add("np.real_if_close", np.real_if_close, (M,), shape="mat", label="close", dtypes=REAL,
     fn=lambda a, **k: np.real_if_close(a * (1 + 1e-15j), **k))
 
@@ -605,6 +676,12 @@ VAL = [
     ("np.iscomplex", np.iscomplex, (M,)), ("np.isreal", np.isreal, (M,)),
     ("np.isneginf", np.isneginf, (M,)), ("np.isposinf", np.isposinf, (M,)),
 ]
+VAL += [("np.argpartition", np.argpartition, (A((2, 3), "distinct"), 1)),
+        ("np.lexsort", np.lexsort, (A((2, 3), "distinct"),)),
+        ("np.isin", np.isin, (M, A((3,)))),
+        ("np.diag_indices_from", np.diag_indices_from, (A((3, 3)),)),
+        ("np.tril_indices_from", np.tril_indices_from, (M,)),
+        ("np.triu_indices_from", np.triu_indices_from, (M,))]
 for nm, f, args in VAL:
     add(nm, f, args, shape="mat" if nm != "np.min_scalar_type" else "0d", kind="value",
         dtypes=(F64, C128) if nm not in ("np.searchsorted", "np.digitize", "np.argsort",
