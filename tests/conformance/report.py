@@ -11,6 +11,7 @@ from dualrev.catalogue.scipy_functions import ORIGINALS
 from dualrev.primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS
 
 from .checks import VMAP_BATCH, modes_of
+from .coverage import main as coverage_main
 from .known_failures import KNOWN_FAILURES
 from .specs import CASES
 
@@ -36,6 +37,7 @@ def main() -> None:
                            ("modes", Counter(m for m, _ in checks))):
         top = ", ".join(f"{k} {v}" for k, v in counter.most_common(12))
         print(f"{title:19s}: {top}")
+    coverage_main()
     classes = Counter(v.split(" | ", 1)[0] for v in KNOWN_FAILURES.values())
     jax = sum(k.startswith("jax::") for k in KNOWN_FAILURES)
     print(f"known failures     : {len(KNOWN_FAILURES)} ({jax} of them JAX-agreement), "
