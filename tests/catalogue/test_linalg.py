@@ -435,3 +435,62 @@ def test_complex_linalg_gradients_match_jax(name):
     np.testing.assert_allclose(float(f(a)), float(fj(jnp.asarray(a))), rtol=1e-12)
     np.testing.assert_allclose(dr.grad(f)(a), jax_grad(fj, jnp.asarray(a)), rtol=1e-9,
                                atol=1e-11)
+
+
+# ------------------------------------------------------------------ eig, eigvals
+def _separated(n: int, cplx: bool) -> np.ndarray:
+    # non-normal, with separated eigenvalues (a complex pair for the real matrix)
+    lam = np.diag(np.arange(1, n + 1) * 1.2 + (0.5j * (-1) ** np.arange(n) if cplx else 0))
+    if not cplx:
+        lam[:2, :2] = [[1.0, 0.8], [-0.8, 1.0]]
+    q = np.eye(n) + 0.3 * rng.standard_normal((n, n))
+    if cplx:
+        q = q + 0.3j * rng.standard_normal((n, n))
+    return q @ lam @ np.linalg.inv(q)
+
+
+def _fd(f, a, d, h=1e-6):
+    return (f(a + h * d) - f(a - h * d)) / (2 * h)
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+def test_eig_against_finite_differences(cplx):
+    a = _separated(4, cplx)
+    d = rng.standard_normal((4, 4)) + (1j * rng.standard_normal((4, 4)) if cplx else 0)
+    (w, v), (dw, dv) = dr.jvp(np.linalg.eig, (a,), (d,))
+    np.testing.assert_array_equal(w, np.linalg.eig(a)[0])
+    assert w.dtype == np.complex128
+    np.testing.assert_allclose(dw, _fd(lambda x: np.linalg.eig(x)[0], a, d), atol=1e-7)
+    np.testing.assert_allclose(dr.jvp(np.linalg.eigvals, (a,), (d,))[1], dw, atol=1e-12)
+    # NumPy's eigenvectors themselves (unit norm, largest component real), not only
+    # phase-invariant functions of them
+    np.testing.assert_allclose(dv, _fd(lambda x: np.linalg.eig(x)[1], a, d), atol=1e-7)
+    weights = np.arange(16.0).reshape(4, 4)
+
+    def f(x):
+        w, v = np.linalg.eig(x)
+        return np.sum(np.abs(v) ** 2 * weights) + np.sum(np.real(w) ** 3 - np.imag(w))
+
+    pairing = np.sum(np.real(dr.grad(f)(a) * d))  # JAX's convention for complex inputs
+    assert pairing == pytest.approx(_fd(f, a, d), rel=1e-7)
+    if not cplx:
+        check_grads(f, (a,), order=2)
+
+
+def test_eig_of_a_real_matrix_with_real_eigenvalues_stays_real():
+    a = np.diag([1.0, 2.0, 3.5]) + 0.2 * rng.standard_normal((3, 3))
+    (w, v), (dw, dv) = dr.jvp(np.linalg.eig, (a,), (np.ones((3, 3)),))
+    assert w.dtype == dw.dtype == v.dtype == dv.dtype == np.float64
+    np.testing.assert_allclose(dv, _fd(lambda x: np.linalg.eig(x)[1], a, np.ones((3, 3))),
+                               atol=1e-7)
+    np.testing.assert_allclose(dr.jacrev(np.linalg.eigvals)(a),
+                               dr.jacfwd(np.linalg.eigvals)(a), atol=1e-12)
+
+
+def test_eig_under_vmap_matches_a_loop():
+    stack = np.stack([_separated(3, False), _separated(3, False)])
+    w, v = dr.vmap(np.linalg.eig)(stack)
+    for k in range(2):
+        wk, vk = np.linalg.eig(stack[k])
+        np.testing.assert_allclose(w[k], wk, rtol=1e-13)
+        np.testing.assert_allclose(v[k], vk, rtol=1e-13)

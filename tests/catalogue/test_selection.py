@@ -152,3 +152,65 @@ def test_correlate_conjugates_its_second_argument(mode, sizes):
     value = dr.jvp(f, (a, v), (np.zeros_like(a), np.zeros_like(v)))[0]
     np.testing.assert_allclose(value, np.correlate(a, v, mode), rtol=1e-13, atol=1e-14)
     check_grads(f, (a, v), order=1)
+
+
+# ------------------------------------------------------------------ median and quantiles
+def test_median_gradient_is_the_indicator_or_half_half():
+    odd = np.array([3.0, -1.0, 7.0, 2.0, 5.0])
+    np.testing.assert_array_equal(dr.grad(np.median)(odd), [1, 0, 0, 0, 0])
+    even = np.array([3.0, -1.0, 7.0, 2.0])
+    np.testing.assert_array_equal(dr.grad(np.median)(even), [0.5, 0, 0, 0.5])
+
+
+def test_percentile_30_closed_form():
+    # 5 sorted values: position 0.3 * 4 = 1.2, so 0.8 s[1] + 0.2 s[2]
+    v = np.array([0.4, -2.0, 1.5, 3.0, -0.5])
+    assert dr.grad(lambda t: np.percentile(t, 30))(v) == pytest.approx([0.2, 0, 0, 0, 0.8])
+    assert np.percentile(v, 30) == pytest.approx(-0.5 * 0.8 + 0.4 * 0.2)
+
+
+@pytest.mark.parametrize("method", ["linear", "lower", "higher", "nearest", "midpoint",
+                                    "hazen", "weibull", "median_unbiased"])
+def test_quantile_methods_against_finite_differences(method):
+    m = rng.permutation(12).reshape(3, 4) * 0.3 + 0.01 * rng.standard_normal((3, 4))
+    f = lambda t: np.quantile(t, [0.25, 0.6], axis=1, method=method)  # noqa: E731
+    np.testing.assert_allclose(dr.jvp(f, (m,), (np.ones_like(m),))[0], f(m), rtol=1e-13)
+    check_grads(f, (m,), order=2)
+
+
+def test_nanmedian_ignores_nans_and_their_derivative_is_zero():
+    v = np.array([1.0, np.nan, 4.0, 2.0, np.nan])
+    assert dr.grad(np.nanmedian)(v) == pytest.approx([0, 0, 0, 1, 0])
+    g = dr.grad(lambda t: np.nanpercentile(t, 75.0))(v)  # position 1.5 of [1, 2, 4]
+    assert g == pytest.approx([0, 0, 0.5, 0.5, 0])
+    with pytest.warns(RuntimeWarning, match="All-NaN slice"):
+        out = dr.jvp(np.nanmedian, (np.full(3, np.nan),), (np.ones(3),))[0]
+    assert np.isnan(out)
+
+
+def test_median_of_a_row_with_nan_is_nan_as_in_numpy():
+    m = np.array([[1.0, np.nan, 3.0], [4.0, 5.0, 6.0]])
+    out, t = dr.jvp(lambda a: np.median(a, axis=1), (m,), (np.ones_like(m),))
+    np.testing.assert_array_equal(out, np.median(m, axis=1))
+    assert t[1] == 1.0
+
+
+def test_overwrite_input_changes_no_value_and_vmap_matches_a_loop():
+    m = rng.standard_normal((4, 5))
+    before = m.copy()
+    assert dr.grad(lambda a: np.median(a, overwrite_input=True))(m).sum() == pytest.approx(1)
+    np.testing.assert_array_equal(m, before)
+    f = lambda a: np.quantile(a, 0.3, method="hazen")  # noqa: E731
+    np.testing.assert_allclose(dr.vmap(f)(m), [f(r) for r in m], rtol=1e-13)
+
+
+def test_quantile_refusals():
+    v = rng.standard_normal(5)
+    with pytest.raises(dr.errors.NoDerivativeRule, match="weights="):
+        dr.grad(lambda t: np.quantile(t, 0.5, method="inverted_cdf", weights=np.ones(5)))(v)
+    with pytest.raises(dr.errors.DualrevError, match="no derivative with respect to q"):
+        dr.grad(lambda q: np.quantile(v, q))(0.3)
+    with pytest.raises(ValueError):  # NumPy's own check of method=
+        dr.grad(lambda t: np.quantile(t, 0.5, method="bogus"))(v)
+    with pytest.raises(dr.errors.InPlaceError):
+        dr.grad(lambda t: np.median(t, out=np.empty(())))(v)

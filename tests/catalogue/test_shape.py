@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+import dualrev as dr
+from dualrev.testing import check_grads
 from tests.helpers import NUMPY_2, check_all, check_empty, check_like_numpy
 
 rng = np.random.default_rng(2)
@@ -172,3 +174,23 @@ def test_shape_keywords_refused_like_numpy():
         dr.grad(lambda x: np.sum(np.pad(x, 1, end_values=3.0)))(LIST_V)
     with pytest.raises(dr.InPlaceError):
         dr.grad(lambda x: np.trace(np.outer(x, x), out=np.zeros(())))(LIST_V)
+
+
+def test_append_rot90_rollaxis_splits_real_if_close():
+    r = np.random.default_rng(3)
+    a, b = r.standard_normal((2, 3, 4)), r.standard_normal((2, 3, 4))
+    for f in (lambda t: np.append(t, b), lambda t: np.append(b, t, axis=1),
+              lambda t: np.rot90(t), lambda t: np.rot90(t, -3, axes=(2, 0)),
+              lambda t: np.rot90(t, 2, axes=(1, 2)), lambda t: np.rollaxis(t, 2),
+              lambda t: np.rollaxis(t, 0, 3), lambda t: np.vsplit(t, 2)[1],
+              lambda t: np.hsplit(t, [1])[0], lambda t: np.dsplit(t, [1, 3])[1]):
+        out, tan = dr.jvp(f, (a,), (b,))
+        np.testing.assert_array_equal(out, f(a))
+        np.testing.assert_allclose(tan, f(b) - f(np.zeros_like(b)), atol=1e-15)
+        check_grads(f, (a,), order=2)
+    close = dr.jvp(np.real_if_close, (a + 1e-16j,), (b + 1j,))
+    assert close[0].dtype == close[1].dtype == np.float64
+    far = dr.jvp(np.real_if_close, (a + 1e-3j,), (b + 1j,))
+    assert far[1].dtype == np.complex128
+    with pytest.raises(ValueError, match="vsplit only works on arrays of 2 or more"):
+        dr.grad(lambda t: np.sum(np.vsplit(t, 2)[0]))(a[0, 0])
