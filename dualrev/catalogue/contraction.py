@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import config
-from ..errors import DualrevError, InPlaceError
+from ..errors import InPlaceError
 from ..primitive import (
     Primitive,
     Tracer,
@@ -270,12 +270,35 @@ def _einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = Fa
     if out is not None:
         raise InPlaceError("numpy.einsum(..., out=...)")
     if not isinstance(subscripts, str):
-        raise DualrevError("dualrev: np.einsum on traced values needs string subscripts")
+        subscripts, operands = _from_sublists((subscripts, *operands))
     spec = _parse(subscripts, [shape_of(o) for o in operands])
     result = bind(einsum_p, _broadcast_units(operands, spec[0]), {"spec": spec})
     if dtype is None and casting == "safe":
         return result
     return cast_joined(result, list(operands), dtype, casting)
+
+
+def _sublist(labels: Any) -> str:
+    out = []
+    for k in labels:
+        if k is Ellipsis:
+            out.append("...")
+            continue
+        k = int(k)
+        if not 0 <= k < 52:
+            raise ValueError("subscript is not within the valid range [0, 52)")
+        out.append(chr(ord("A") + k) if k < 26 else chr(ord("a") + k - 26))
+    return "".join(out)
+
+
+def _from_sublists(args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """NumPy's sublist form, ``einsum(op0, sublist0, op1, sublist1, ..., [sublistout])``,
+    as string subscripts and operands (labels 0-25 are A-Z and 26-51 a-z, as in NumPy)."""
+    operands, terms = list(args[0::2]), [_sublist(t) for t in args[1::2]]
+    if len(args) % 2:  # an output sublist follows the last operand's
+        out = _sublist(operands.pop())
+        return ",".join(terms) + "->" + out, tuple(operands)
+    return ",".join(terms), tuple(operands)
 
 
 def _broadcast_units(operands: tuple[Any, ...], terms: tuple[str, ...]) -> tuple[Any, ...]:

@@ -486,6 +486,11 @@ add("np.einsum", np.einsum, ("ij,jk->ik", A((2, 3)), A((3, 2))), {"dtype": np.co
     shape="mat")
 add("np.einsum", np.einsum, (A((2, 3)), [0, 1], A((3, 2)), [1, 2], [0, 2]), shape="mat",
     label="sublists")
+add("np.einsum", np.einsum, (A((2, 3)), [0, 1], A((3, 2)), [1, 2]), shape="mat",
+    label="sublists-implicit")
+add("np.einsum", np.einsum, (A((2, 2, 3)), [Ellipsis, 1], A((3, 2)), [1, 30],
+                             [Ellipsis, 30]), shape="ellipsis", label="sublists-ellipsis")
+add("np.einsum", np.einsum, (A((3, 3)), [4, 4]), shape="trace", label="sublists-trace")
 variants("np.tensordot", np.tensordot, {"mat": (A((2, 3)), A((3, 2)))}, [{"axes": 1}])
 variants("np.tensordot", np.tensordot, {"mat": (A((2, 3, 2)), A((3, 2, 2)))},
          [{}, {"axes": ([1, 0], [0, 2])}, {"axes": 0}])
