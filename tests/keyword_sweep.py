@@ -38,6 +38,7 @@ NO_EFFECT = {
        "values are never overwritten and the result is the same"
        for f in ("median", "nanmedian", "quantile", "nanquantile", "percentile",
                  "nanpercentile")},
+    ("numpy.astype", "copy"): "traced values are immutable: a view equals a copy",
     ("numpy.sort", "kind"): "the same sorted values",
     ("numpy.sort", "stable"): "the same sorted values",
     ("scipy.linalg.cho_factor", "overwrite_a"): "permits SciPy to reuse a; no value changes",
@@ -59,6 +60,8 @@ FORWARDS = {
     "numpy.fix": "passed on to NumPy (zero derivative), whose deprecation warning reaches the "
                  "caller",
     "numpy.clip": "min=/max= read, dtype= honoured, the other ufunc keywords refused",
+    **{f"numpy.{f}": "always refused (InPlaceError): it writes into its argument"
+       for f in ("put", "place", "putmask", "fill_diagonal", "put_along_axis")},
 }  # plus the zero-derivative functions of catalogue/nondiff.py, which pass all to NumPy
 # A ufunc handler is called by __array_ufunc__ with the inputs only, after that method has
 # refused out=, applied dtype= and refused the other keywords.

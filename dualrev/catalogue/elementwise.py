@@ -361,3 +361,12 @@ def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None,
     out = np.where(np.isnan(x), nan, x)
     out = np.where(np.isposinf(x), big if posinf is None else posinf, out)
     return np.where(np.isneginf(x), -big if neginf is None else neginf, out)
+
+
+@register_function(np.astype)
+def _np_astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) -> Any:
+    """``numpy.astype`` on traced values (``copy=`` is moot: traced values are
+    immutable)."""
+    if device not in (None, "cpu"):
+        raise ValueError(f'Device not understood. Only "cpu" is allowed, but received: {device}')
+    return astype(x, dtype)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..batching import leading_axis_rule
 from ..errors import InPlaceError
-from ..primitive import Primitive, bind, ndim_of, register_function, shape_of
+from ..primitive import Primitive, bind, is_complex, ndim_of, register_function, shape_of
 from .indexing import getitem
 
 
@@ -193,3 +193,40 @@ def _shift(name: str, sign: int) -> Any:
 
 _shift("fftshift", 1)
 _shift("ifftshift", -1)
+
+
+@register_function(np.fft.rfft2)
+def _rfft2(a: Any, s: Any = None, axes: Any = (-2, -1), norm: Any = None,
+           out: Any = None) -> Any:
+    return _rfftn(a, s, axes, norm, out)
+
+
+@register_function(np.fft.irfft2)
+def _irfft2(a: Any, s: Any = None, axes: Any = (-2, -1), norm: Any = None,
+            out: Any = None) -> Any:
+    return _irfftn(a, s, axes, norm, out)
+
+
+_SWAP = {None: "forward", "backward": "forward", "forward": "backward", "ortho": "ortho"}
+
+
+@register_function(np.fft.hfft)
+def _hfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+    # NumPy's definitions: the inverse real transform of conj(a) with the scaling swapped
+    _no_out(out)
+    if norm not in _SWAP:
+        raise ValueError(f'Invalid norm value {norm}; should be "backward", "ortho" or '
+                         '"forward".')
+    a = np.conjugate(a) if is_complex(a) else a
+    if n is None:
+        n = (shape_of(a)[axis] - 1) * 2
+    return _irfft(a, n, axis, _SWAP[norm])
+
+
+@register_function(np.fft.ihfft)
+def _ihfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+    _no_out(out)
+    if norm not in _SWAP:
+        raise ValueError(f'Invalid norm value {norm}; should be "backward", "ortho" or '
+                         '"forward".')
+    return np.conjugate(_rfft(a, n, axis, _SWAP[norm]))

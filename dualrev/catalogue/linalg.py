@@ -851,3 +851,42 @@ def _vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: An
 def _matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
     _ndim_at_least(x, 2)
     return np.linalg.norm(x, ord=ord, axis=(-2, -1), keepdims=keepdims)
+
+
+@register_function(np.linalg.cond)
+def _cond(x: Any, p: Any = None) -> Any:
+    if p is None or p in (2, -2):
+        s = np.linalg.svd(x, compute_uv=False)
+        big, small = s[..., 0], s[..., -1]
+        return small / big if p == -2 else big / small
+    # NumPy's other orders: norm(x) norm(inv(x))
+    return np.linalg.norm(x, p, axis=(-2, -1)) * np.linalg.norm(np.linalg.inv(x), p,
+                                                                axis=(-2, -1))
+
+
+@register_function(np.linalg.tensorinv)
+def _tensorinv(a: Any, ind: int = 2) -> Any:
+    if ind <= 0:
+        raise ValueError("Invalid ind argument.")
+    shape = shape_of(a)
+    out_shape = shape[ind:] + shape[:ind]
+    rows = int(np.prod(shape[:ind]))
+    inv = np.linalg.inv(np.reshape(a, (rows, -1)))
+    return np.reshape(inv, out_shape)
+
+
+@register_function(np.linalg.tensorsolve)
+def _tensorsolve(a: Any, b: Any, axes: Any = None) -> Any:
+    nd = ndim_of(a)
+    if axes is not None:  # those axes of a moved to the end, as NumPy does
+        order = [k for k in range(nd) if k not in [int(x) % nd for x in axes]]
+        order += [int(x) % nd for x in axes]
+        a = np.transpose(a, order)
+    shape = shape_of(a)
+    sol_shape = shape[-(nd - ndim_of(b)):] if nd > ndim_of(b) else ()
+    n = int(np.prod(sol_shape))
+    if int(np.prod(shape)) != n * n:
+        raise np.linalg.LinAlgError("Input arrays must satisfy the requirement "
+                                    "prod(a.shape[b.ndim:]) == prod(a.shape[:b.ndim])")
+    x = np.linalg.solve(np.reshape(a, (n, n)), np.ravel(b))
+    return np.reshape(x, sol_shape)

@@ -106,3 +106,23 @@ def _full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K",
 @register_function(np.copyto)
 def _copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) -> Any:
     raise InPlaceError("np.copyto (also reached by np.full_like(plain, traced_value))")
+
+
+for _f in (np.linalg.matrix_rank, np.nanargmax, np.nanargmin):
+    register_function(_f, _on_plain_values(_f))  # integer results
+register_function(np.common_type, _on_plain_values(np.common_type))
+_META.add(np.common_type)
+del _f
+
+
+def _in_place(name: str) -> Any:
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        raise InPlaceError(f"np.{name}")
+    handler.__name__ = f"_{name}"
+    handler.__doc__ = f"``numpy.{name}`` writes into its argument: refused on traced values."
+    return handler
+
+
+for _name in ("put", "place", "putmask", "fill_diagonal", "put_along_axis"):
+    register_function(getattr(np, _name), _in_place(_name))
+del _name

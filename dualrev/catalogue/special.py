@@ -14,6 +14,7 @@ import numpy as np
 import scipy.special as sc
 
 from ..errors import NoDerivativeRule
+from ..primitive import is_complex, register_function
 from .elementwise import _div, elementwise
 
 _SQRT_PI = np.sqrt(np.pi)
@@ -129,3 +130,12 @@ elementwise(sc.y0, lambda ans, x: -sc.y1(x), saves="x")
 elementwise(sc.y1, lambda ans, x: 0.5 * (sc.y0(x) - sc.yv(2, x)), saves="x")
 elementwise(sc.yv, _not_in("scipy.special.yv w.r.t. the order"),
             lambda ans, v, x: 0.5 * (sc.yv(v - 1, x) - sc.yv(v + 1, x)), saves=("", "v x"))
+
+
+@register_function(np.i0)
+def _i0(x: Any) -> Any:
+    """``numpy.i0`` on traced values: SciPy's ``i0`` (the same function; NumPy's
+    Chebyshev series agrees to rounding), in x's precision."""
+    if is_complex(x):
+        raise TypeError("i0 not supported for complex values")
+    return sc.i0(x)

@@ -410,6 +410,17 @@ for nm, f in (("np.zeros_like", np.zeros_like), ("np.ones_like", np.ones_like)):
     variants(nm, f, {"mat": (M,)}, [{}, {"dtype": np.float32}, {"shape": (3,)}], kind="value")
 add("np.empty_like", np.empty_like, (M,), shape="mat", kind="value",
     fn=lambda a: np.empty_like(a).shape, label="shape of result")
+for nm, f, args in (("np.put", np.put, (M, [0], 1.0)), ("np.place", np.place, (M, np.ones((2, 3), bool), [1.0])),
+                    ("np.putmask", np.putmask, (M, np.ones((2, 3), bool), 1.0)),
+                    ("np.fill_diagonal", np.fill_diagonal, (M, 0.0)),
+                    ("np.put_along_axis", np.put_along_axis, (M, np.zeros((2, 1), int), 1.0,
+                                                              1))):
+    add(nm, f, args, shape="mat", kind="raises", raises=InPlaceError)
+add("np.put", np.put, (np.zeros((2, 3)), [0], A(())), shape="0d", kind="raises",
+    raises=InPlaceError, label="traced value")
+variants("np.astype", np.astype, {"mat": (M, np.float64)}, [{}, {"copy": False}], dtypes=REAL)
+add("np.astype", np.astype, (M, np.complex128), shape="mat", label="complex128")
+variants("np.i0", np.i0, {"vec": (A((4,)),), "0d": (A(()),)}, dtypes=REAL)
 add("np.copyto", np.copyto, (np.zeros((2, 3)), M), shape="mat", kind="raises",
     raises=InPlaceError, fn=np.copyto)
 add("np.meshgrid", np.meshgrid, (A((3,)), A((2,))), shape="vec")
@@ -551,6 +562,18 @@ lin("np.linalg.eig", np.linalg.eig, "eig", {"mat": (3, 3), "stacked": (2, 3, 3)}
 lin("np.linalg.eig", np.linalg.eig, "sym", {"real": (3, 3)}, dtypes=(F64,))
 lin("np.linalg.eigvals", np.linalg.eigvals, "eig", SQ, dtypes=(F64, C128))
 lin("np.linalg.eigvals", np.linalg.eigvals, "sym", {"real": (3, 3)}, dtypes=(F64,))
+lin("np.linalg.cond", np.linalg.cond, "general", {"mat": (3, 3), "stacked": (2, 3, 3)},
+    [{}, {"p": -2}, {"p": "fro"}, {"p": 1}, {"p": -np.inf}, {"p": "nuc"}])
+add("np.linalg.tensorinv", np.linalg.tensorinv, (A((4, 4), "general"),), shape="mat",
+    fn=lambda a, **k: np.linalg.tensorinv(np.reshape(a, (2, 2, 4)), **k), dtypes=ALL)
+add("np.linalg.tensorinv", np.linalg.tensorinv, (A((4, 4), "general"),), {"ind": 1},
+    shape="mat", fn=lambda a, **k: np.linalg.tensorinv(np.reshape(a, (4, 2, 2)), **k))
+add("np.linalg.tensorsolve", np.linalg.tensorsolve, (A((4, 4), "general"), A((2, 2))),
+    shape="mat", fn=lambda a, b, **k: np.linalg.tensorsolve(np.reshape(a, (2, 2, 2, 2)), b,
+                                                             **k), dtypes=ALL)
+add("np.linalg.tensorsolve", np.linalg.tensorsolve, (A((4, 4), "general"), A((2, 2))),
+    {"axes": (0, 2)}, shape="mat",
+    fn=lambda a, b, **k: np.linalg.tensorsolve(np.reshape(a, (2, 2, 2, 2)), b, **k))
 lin("np.linalg.svd", np.linalg.svd, "svd", {"mat": (3, 2), "stacked": (2, 3, 2),
                                             "wide": (2, 3)},
     [{"full_matrices": False}, {"compute_uv": False}], dtypes=REAL)
@@ -603,6 +626,15 @@ for nm, f in (("np.fft.fftn", np.fft.fftn), ("np.fft.ifftn", np.fft.ifftn),
              dtypes=ALL if nm != "np.fft.rfftn" else REAL)
 variants("np.fft.irfftn", np.fft.irfftn, {"mat": (A((2, 4)),), "stacked": (A((2, 3, 4)),)},
          FFTN, dtypes=(C128, F64))
+FFT2 = [{}, {"s": (3, 5)}, {"axes": (1, 0)}, {"norm": "ortho"}, {"norm": "forward"}]
+variants("np.fft.rfft2", np.fft.rfft2, {"mat": (A((2, 4)),), "stacked": (A((2, 3, 4)),)},
+         FFT2, dtypes=REAL)
+variants("np.fft.irfft2", np.fft.irfft2, {"mat": (A((2, 4)),), "stacked": (A((2, 3, 4)),)},
+         FFT2, dtypes=(C128, F64))
+variants("np.fft.hfft", np.fft.hfft, {"mat": (A((2, 4)),), "vec": (A((5,)),)}, FFT1,
+         dtypes=(C128, F64), narrow="mat")
+variants("np.fft.ihfft", np.fft.ihfft, {"mat": (A((2, 4)),), "vec": (A((5,)),)}, FFT1,
+         dtypes=REAL)
 
 # ====================================================================== statistics
 variants("np.cov", np.cov, {"mat": (A((2, 4)),), "vec": (A((4,)),)},
@@ -682,6 +714,10 @@ VAL = [
     ("np.isneginf", np.isneginf, (M,)), ("np.isposinf", np.isposinf, (M,)),
 ]
 VAL += [("np.argpartition", np.argpartition, (A((2, 3), "distinct"), 1)),
+        ("np.linalg.matrix_rank", np.linalg.matrix_rank, (A((3, 3)),)),
+        ("np.nanargmax", np.nanargmax, (A((2, 3), "distinct"),)),
+        ("np.nanargmin", np.nanargmin, (A((2, 3), "distinct"),)),
+        ("np.common_type", np.common_type, (M,)),
         ("np.lexsort", np.lexsort, (A((2, 3), "distinct"),)),
         ("np.isin", np.isin, (M, A((3,)))),
         ("np.diag_indices_from", np.diag_indices_from, (A((3, 3)),)),
