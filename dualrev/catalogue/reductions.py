@@ -532,3 +532,45 @@ def _ptp(a: Any, axis: Any = None, out: Any = None, keepdims: Any = np._NoValue)
     _reject("ptp", out)
     keep = bool(_given(keepdims, False))
     return np.max(a, axis=axis, keepdims=keep) - np.min(a, axis=axis, keepdims=keep)
+
+
+def _nan_variance(name: str, a: Any, axis: Any, dtype: Any, out: Any, ddof: Any,
+                  keepdims: Any, where: Any, mean: Any, correction: Any) -> Any:
+    _reject(name, out)
+    a = as_array(a)
+    valid = ~np.isnan(a)
+    mask = _mask(_given(where, True), a)
+    if mask is not None:
+        valid = valid & mask
+    if correction is not np._NoValue:
+        if ddof != 0:
+            raise ValueError("ddof and correction can't be provided simultaneously.")
+        ddof = correction
+    keep = bool(_given(keepdims, False))
+    real = np.finfo(dtype_of(a)).dtype
+    x = np.where(valid, a, 0.0)
+    count = np.sum(valid, axis=axis, keepdims=True).astype(real)
+    centre = np.sum(x, axis=axis, keepdims=True) / count if mean is np._NoValue else mean
+    squares = np.where(valid, abs2(x - centre), 0.0)
+    dof = np.sum(valid, axis=axis, keepdims=keep).astype(real) - ddof
+    # NumPy: NaN (with a warning) where no degrees of freedom are left
+    if np.any(concrete(dof) <= 0):
+        warnings.warn("Degrees of freedom <= 0 for slice.", RuntimeWarning, stacklevel=3)
+    var = np.sum(squares, axis=axis, keepdims=keep) / np.where(dof > 0, dof, 1.0)
+    return _as(np.where(dof > 0, var, np.nan), dtype)
+
+
+@register_function(np.nanvar)
+def _nanvar(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0,
+            keepdims: Any = np._NoValue, *, where: Any = np._NoValue, mean: Any = np._NoValue,
+            correction: Any = np._NoValue) -> Any:
+    return _nan_variance("nanvar", a, axis, dtype, out, ddof, keepdims, where, mean,
+                         correction)
+
+
+@register_function(np.nanstd)
+def _nanstd(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0,
+            keepdims: Any = np._NoValue, *, where: Any = np._NoValue, mean: Any = np._NoValue,
+            correction: Any = np._NoValue) -> Any:
+    return np.sqrt(_nan_variance("nanstd", a, axis, dtype, out, ddof, keepdims, where, mean,
+                                 correction))

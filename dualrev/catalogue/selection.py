@@ -428,3 +428,99 @@ def _partition(a: Any, kth: Any, axis: Any = -1, kind: str = "introselect",
     idx = on_plain_values(np.argpartition, (a, kth), {"axis": axis, "kind": kind},
                           "numpy.argpartition")
     return _take_along_axis(a, idx, axis)
+
+
+@register_function(np.vander)
+def _vander(x: Any, N: Any = None, increasing: bool = False) -> Any:
+    x = as_array(x)
+    if ndim_of(x) != 1:
+        raise ValueError("x must be a one-dimensional array or sequence.")
+    n = shape_of(x)[0] if N is None else int(N)
+    cols, col = [], 0.0 * x + 1.0
+    for _ in range(n):  # x^0, x^1, ...: the running products NumPy's accumulate forms
+        cols.append(col)
+        col = col * x
+    if not cols:
+        return np.zeros((shape_of(x)[0], 0), dtype_of(x))
+    out = np.stack(cols, axis=1)
+    return out if increasing else getitem(out, (slice(None), slice(None, None, -1)))
+
+
+@register_function(np.logspace)
+def _logspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: Any = 10.0,
+              dtype: Any = None, axis: int = 0) -> Any:
+    if ndim_of(base) != 0:
+        raise DualrevError("dualrev: np.logspace on traced values supports a scalar base")
+    y = np.linspace(start, stop, num=num, endpoint=endpoint, axis=axis)
+    out = np.power(base, y)
+    return out if dtype is None else astype(out, dtype)
+
+
+def _poly_pair(a1: Any, a2: Any) -> tuple[Any, Any]:
+    """Two coefficient vectors, the shorter zero-padded in front (highest powers first)."""
+    a1, a2 = np.atleast_1d(a1), np.atleast_1d(a2)
+    n1, n2 = shape_of(a1)[0], shape_of(a2)[0]
+    if n1 < n2:
+        a1 = np.concatenate([np.zeros(n2 - n1, dtype_of(a1)), a1])
+    elif n2 < n1:
+        a2 = np.concatenate([np.zeros(n1 - n2, dtype_of(a2)), a2])
+    return a1, a2
+
+
+@register_function(np.polyadd)
+def _polyadd(a1: Any, a2: Any) -> Any:
+    a1, a2 = _poly_pair(a1, a2)
+    return a1 + a2
+
+
+@register_function(np.polysub)
+def _polysub(a1: Any, a2: Any) -> Any:
+    a1, a2 = _poly_pair(a1, a2)
+    return a1 - a2
+
+
+@register_function(np.polymul)
+def _polymul(a1: Any, a2: Any) -> Any:
+    return _convolve(np.atleast_1d(a1), np.atleast_1d(a2))
+
+
+@register_function(np.polyder)
+def _polyder(p: Any, m: int = 1) -> Any:
+    m = int(m)
+    if m < 0:
+        raise ValueError("Order of derivative must be positive (see polyint)")
+    p = as_array(p)
+    for _ in range(m):
+        n = shape_of(p)[0] - 1
+        p = getitem(p, (slice(None, -1),)) * np.arange(n, 0, -1)
+    return p
+
+
+@register_function(np.polyint)
+def _polyint(p: Any, m: int = 1, k: Any = None) -> Any:
+    m = int(m)
+    if m < 0:
+        raise ValueError("Order of integral must be positive (see polyder)")
+    if k is None:
+        k = np.zeros(m)
+    k = np.atleast_1d(k)
+    if shape_of(k)[0] == 1 and m > 1:
+        k = getitem(k, (0,)) * np.ones(m)
+    if shape_of(k)[0] < m:
+        raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
+    p = as_array(p)
+    for i in range(m):
+        n = shape_of(p)[0]
+        p = np.concatenate([p / np.arange(n, 0, -1), np.reshape(getitem(k, (i,)), (1,))])
+    return p
+
+
+@register_function(np.unwrap)
+def _unwrap(p: Any, discont: Any = None, axis: int = -1, *, period: Any = 2 * np.pi) -> Any:
+    # NumPy adds multiples of the period chosen from the values: constants, so the
+    # derivative is p's own
+    p = as_array(p)
+    plain = without_derivatives(p)
+    value = on_plain_values(np.unwrap, (plain,), {"discont": discont, "axis": axis,
+                                                  "period": period}, "numpy.unwrap")
+    return value + (p - plain)

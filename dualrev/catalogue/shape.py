@@ -549,3 +549,101 @@ def _unstack(x: Any, /, *, axis: int = 0) -> Any:
 
 if hasattr(np, "unstack"):
     register_function(np.unstack, _unstack)
+
+
+# ------------------------------------------------------------------ delete, compress,
+# extract, choose, resize, block: gathers at indices computed on plain values
+def _index_of(x: Any) -> Any:
+    """An index or mask argument, as NumPy reads it (it carries no derivative)."""
+    return strip(x) if isinstance(x, Tracer) else x
+
+
+@register_function(np.delete)
+def _delete(arr: Any, obj: Any, axis: Any = None) -> Any:
+    if axis is None:
+        arr, axis = np.ravel(arr), 0
+    axis = normalize_axis(axis, ndim_of(arr))[0]
+    keep = np.delete(np.arange(shape_of(arr)[axis]), _index_of(obj))
+    return np.take(arr, keep, axis=axis)
+
+
+@register_function(np.compress)
+def _compress(condition: Any, a: Any, axis: Any = None, out: Any = None) -> Any:
+    if out is not None:
+        raise InPlaceError("numpy.compress(..., out=...)")
+    cond = np.asarray(_index_of(condition))
+    if cond.ndim != 1:
+        raise ValueError("condition must be a 1-d array")
+    if axis is None:
+        a, axis = np.ravel(a), 0
+    return np.take(a, np.nonzero(cond)[0], axis=axis)
+
+
+@register_function(np.extract)
+def _extract(condition: Any, arr: Any) -> Any:
+    return np.take(np.ravel(arr), np.nonzero(np.ravel(_index_of(condition)))[0])
+
+
+@register_function(np.choose)
+def _choose(a: Any, choices: Any, out: Any = None, mode: str = "raise") -> Any:
+    if out is not None:
+        raise InPlaceError("numpy.choose(..., out=...)")
+    idx = np.asarray(_index_of(a))
+    n = len(choices)
+    if mode == "wrap":
+        idx = idx % n
+    elif mode == "clip":
+        idx = np.clip(idx, 0, n - 1)
+    elif mode == "raise":
+        if np.any((idx < 0) | (idx >= n)):
+            raise ValueError("invalid entry in choice array")
+    else:
+        raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
+    shape = np.broadcast_shapes(idx.shape, *[shape_of(c) for c in choices])
+    stacked = np.stack([np.broadcast_to(c, shape) for c in choices])
+    picked = np.take_along_axis(stacked, np.broadcast_to(idx, shape)[None], axis=0)
+    return getitem(picked, (0,))
+
+
+@register_function(np.resize)
+def _resize(a: Any, new_shape: Any) -> Any:
+    shape = (int(new_shape),) if isinstance(new_shape, (int, np.integer)) else tuple(
+        int(n) for n in new_shape)
+    if any(n < 0 for n in shape):
+        raise ValueError("all elements of `new_shape` must be non-negative")
+    flat = np.ravel(a)
+    size, new = shape_of(flat)[0], int(np.prod(shape))
+    if size == 0 or new == 0:
+        return np.zeros(shape, dtype_of(flat))
+    return np.reshape(np.take(flat, np.arange(new) % size), shape)
+
+
+def _block_depth(x: Any) -> int:
+    if isinstance(x, tuple):
+        raise TypeError("arrays is a tuple. Only lists can be used to arrange blocks, and "
+                        "np.block does not allow implicit conversion from tuple to ndarray.")
+    if not isinstance(x, list):
+        return 0
+    if not x:
+        raise ValueError("List at arrays cannot be empty")
+    depths = {_block_depth(e) for e in x}
+    if len(depths) != 1:
+        raise ValueError("List depths are mismatched.")
+    return 1 + depths.pop()
+
+
+@register_function(np.block)
+def _block(arrays: Any) -> Any:
+    depth = _block_depth(arrays)
+
+    def leaves(x: Any) -> list[Any]:
+        return [y for e in x for y in leaves(e)] if isinstance(x, list) else [x]
+
+    nd = max([depth] + [ndim_of(x) for x in leaves(arrays)])
+
+    def build(x: Any, level: int) -> Any:
+        if level == depth:  # a block, with leading axes of size 1 up to nd
+            return np.reshape(x, (1,) * (nd - ndim_of(x)) + shape_of(x))
+        return _concatenate([build(e, level + 1) for e in x], axis=-(depth - level))
+
+    return build(arrays, 0)
