@@ -550,14 +550,17 @@ def _nan_variance(name: str, a: Any, axis: Any, dtype: Any, out: Any, ddof: Any,
     real = np.finfo(dtype_of(a)).dtype
     x = np.where(valid, a, 0.0)
     count = np.sum(valid, axis=axis, keepdims=True).astype(real)
-    centre = np.sum(x, axis=axis, keepdims=True) / count if mean is np._NoValue else mean
+    # dtype= is the accumulator of both sums, as in NumPy (a real one drops the imaginary
+    # part of a complex mean, as NumPy's does)
+    centre = (np.sum(x, axis=axis, dtype=dtype, keepdims=True) / count
+              if mean is np._NoValue else mean)
     squares = np.where(valid, abs2(x - centre), 0.0)
     dof = np.sum(valid, axis=axis, keepdims=keep).astype(real) - ddof
     # NumPy: NaN (with a warning) where no degrees of freedom are left
     if np.any(concrete(dof) <= 0):
         warnings.warn("Degrees of freedom <= 0 for slice.", RuntimeWarning, stacklevel=3)
-    var = np.sum(squares, axis=axis, keepdims=keep) / np.where(dof > 0, dof, 1.0)
-    return _as(np.where(dof > 0, var, np.nan), dtype)
+    var = np.sum(squares, axis=axis, dtype=dtype, keepdims=keep) / np.where(dof > 0, dof, 1.0)
+    return np.where(dof > 0, var, np.nan)
 
 
 @register_function(np.nanvar)
@@ -572,5 +575,9 @@ def _nanvar(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: 
 def _nanstd(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0,
             keepdims: Any = np._NoValue, *, where: Any = np._NoValue, mean: Any = np._NoValue,
             correction: Any = np._NoValue) -> Any:
-    return np.sqrt(_nan_variance("nanstd", a, axis, dtype, out, ddof, keepdims, where, mean,
-                                 correction))
+    var = _nan_variance("nanstd", a, axis, dtype, out, ddof, keepdims, where, mean,
+                        correction)
+    # a zero variance (one valid value, or equal ones) gives std 0 with derivative 0, as
+    # finite differences see it, instead of sqrt'(0) * 0 = nan
+    zero = without_derivatives(var) == 0
+    return np.where(zero, 0.0, np.sqrt(np.where(zero, 1.0, var)))

@@ -440,9 +440,12 @@ def _vander(x: Any, N: Any = None, increasing: bool = False) -> Any:
     for _ in range(n):  # x^0, x^1, ...: the running products NumPy's accumulate forms
         cols.append(col)
         col = col * x
+    dt = np.promote_types(dtype_of(x), int)  # NumPy's: float32 gives float64
     if not cols:
-        return np.zeros((shape_of(x)[0], 0), dtype_of(x))
+        return np.zeros((shape_of(x)[0], 0), dt)
     out = np.stack(cols, axis=1)
+    if dtype_of(out) != dt:
+        out = astype(out, dt)
     return out if increasing else getitem(out, (slice(None), slice(None, None, -1)))
 
 

@@ -238,6 +238,12 @@ if hasattr(np, "cumulative_sum"):
                  [{"axis": 0}, {"axis": -1, "include_initial": True},
                   {"axis": 1, "dtype": np.complex128}])
         add(nm, f, (A((4,)),), {"include_initial": True}, shape="vec")
+for nm, f in (("np.nanvar", np.nanvar), ("np.nanstd", np.nanstd)):
+    variants(nm, f, {"mat": (MAT,), "nan": NAN_MAT, "stacked": (STACK,),
+                     "nan3": (A((3, 3), "nan"),)},
+             [{}, {"axis": 1}, {"axis": 0, "keepdims": True}, {"ddof": 1},
+              {"correction": 1, "axis": 1}, {"where": MASK}, {"dtype": np.float64},
+              {"axis": 1, "keepdims": True, "mean": A((2, 1))}])
 variants("np.ptp", np.ptp, {"mat": (A((2, 3), "distinct"),),
                             "stacked": (A((2, 2, 3), "distinct"),)},
          [{}, {"axis": 0}, {"axis": 1, "keepdims": True}, {"keepdims": True}], dtypes=REAL)
@@ -419,6 +425,23 @@ for nm, f, args in (("np.put", np.put, (M, [0], 1.0)),
     add(nm, f, args, shape="mat", kind="raises", raises=InPlaceError)
 add("np.put", np.put, (np.zeros((2, 3)), [0], A(())), shape="0d", kind="raises",
     raises=InPlaceError, label="traced value")
+variants("np.delete", np.delete, {"mat": (M, 1), "vec": (V, [0, 2])},
+         [{}, {"axis": 0}, {"axis": -1}])
+add("np.delete", np.delete, (M, slice(0, 2)), {"axis": 1}, shape="mat", label="slice")
+variants("np.compress", np.compress, {"mat": ([True, False, True], M)}, [{}, {"axis": 1}])
+add("np.compress", np.compress, ([False, True], M), {"axis": 0}, shape="mat", label="short")
+variants("np.extract", np.extract, {"mat": (np.array([[True, False, True], [False, True,
+                                                                             True]]), M)})
+variants("np.choose", np.choose, {"mat": (np.array([[0, 1, 1], [1, 0, 1]]), [M, A((2, 3))]),
+                                  "bcast1": (np.array([0, 1, 2]), [M, A((3,)), A(())])},
+         [{}, {"mode": "clip"}, {"mode": "wrap"}])
+add("np.choose", np.choose, (np.array([0, 3, 1]), [A((3,)), A((3,))]), {"mode": "wrap"},
+    shape="vec", label="wrapped")
+variants("np.resize", np.resize, {"mat": (M, (4, 2)), "vec": (V, 7), "empty": (V, 0)})
+add("np.block", np.block, ([[M, A((2, 1))], [A((1, 3)), A((1, 1))]],), shape="mat",
+    dtypes=ALL)
+add("np.block", np.block, ([V, A(()), A((2,))],), shape="vec")
+add("np.block", np.block, ([[V], [A((4,))]],), shape="stacked", label="promoted")
 variants("np.astype", np.astype, {"mat": (M, np.float64)}, [{}, {"copy": False}], dtypes=REAL)
 add("np.astype", np.astype, (M, np.complex128), shape="mat", label="complex128")
 variants("np.i0", np.i0, {"vec": (A((4,)),), "0d": (A(()),)}, dtypes=REAL)
@@ -678,6 +701,22 @@ for nm, f, q, qs in (("np.quantile", np.quantile, 0.3, [0.2, 0.75]),
              dtypes=(F64,))
     add(nm, f, (DM, q), {"method": "inverted_cdf", "weights": F((2, 3), "pos")},
         shape="mat", kind="raises", raises=NoDerivativeRule)
+variants("np.vander", np.vander, {"vec": (A((4,)),)},
+         [{}, {"N": 3}, {"increasing": True}, {"N": 0}])
+variants("np.logspace", np.logspace, {"0d": (A(()), A(()), 4)},
+         [{}, {"endpoint": False}, {"base": 2.0}, {"dtype": np.float64}, {"axis": 0},
+          {"num": 3}],
+         dtypes=(F64,))
+add("np.logspace", np.logspace, (A(()), 1.0, 3), {"base": A((), "pos")}, shape="0d",
+    label="traced base")
+for nm, f in (("np.polyadd", np.polyadd), ("np.polysub", np.polysub),
+              ("np.polymul", np.polymul)):
+    variants(nm, f, {"vec": (A((3,)), A((2,))), "same": (A((3,)), A((3,)))})
+variants("np.polyder", np.polyder, {"vec": (A((4,)),)}, [{}, {"m": 2}, {"m": 0}])
+variants("np.polyint", np.polyint, {"vec": (A((3,)),)},
+         [{}, {"m": 2}, {"k": A(())}, {"m": 2, "k": A((2,))}, {"m": 3, "k": 0.5}])
+variants("np.unwrap", np.unwrap, {"vec": (A((5,)),), "mat": (A((3, 4)),)},
+         [{}, {"axis": 0}, {"discont": 4.0}, {"period": 1.0}], dtypes=REAL)
 variants("np.trapezoid", np.trapezoid, {"vec": (A((5,)),), "mat": (M,)},
          [{}, {"dx": 0.3}, {"axis": 0}, {"x": F((3,), "distinct_sorted")}])
 add("np.trapezoid", np.trapezoid, (A((2, 3)), A((2, 3))), shape="mat", label="x traced")
