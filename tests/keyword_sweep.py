@@ -54,6 +54,7 @@ PENDING: set[tuple[str, str]] = set()  # none left
 FORWARDS = {
     "numpy.pad": "constant_values= read; the other modes' keywords refused as NumPy does",
     "numpy.piecewise": "passed on to the user's functions, as NumPy does",
+    "numpy.apply_along_axis": "passed on to func1d, as NumPy does",
     "numpy.full_like": "passed on to NumPy (device=)",
     "scipy.special.softplus": "passed on to np.logaddexp: the ufunc protocol honours or "
                               "refuses each",

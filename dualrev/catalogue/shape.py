@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..batching import on_plain_values
 from ..errors import DualrevError, InPlaceError
 from ..primitive import (
     Primitive,
@@ -647,3 +648,59 @@ def _block(arrays: Any) -> Any:
         return _concatenate([build(e, level + 1) for e in x], axis=-(depth - level))
 
     return build(arrays, 0)
+
+
+def _unsorted_firsts(v: Any, equal_nan: bool) -> Any:
+    values = np.unique(v, sorted=False, equal_nan=equal_nan)
+    ordered, first = np.unique(v, return_index=True, equal_nan=equal_nan)
+    return first[np.searchsorted(ordered, values)]
+
+
+@register_function(np.unique)
+def _unique(ar: Any, return_index: bool = False, return_inverse: bool = False,
+            return_counts: bool = False, axis: Any = None, *, equal_nan: bool = True,
+            sorted: bool = True) -> Any:
+    # the unique values are gathered at the first occurrences NumPy reports (at ties the
+    # derivative goes to that one); indices, inverse and counts are plain
+    if not sorted and axis is None and not (return_index or return_inverse or return_counts):
+        # NumPy's unsorted order (a hash table's), mapped to the first occurrences
+        first = on_plain_values(_unsorted_firsts, (ar,), {"equal_nan": equal_nan},
+                                "numpy.unique")
+        return np.take(np.ravel(ar), first)
+    kw = {"return_index": True, "return_inverse": return_inverse,
+          "return_counts": return_counts, "axis": axis, "equal_nan": equal_nan}
+    plain = on_plain_values(np.unique, (ar,), kw, "numpy.unique")
+    first = plain[1]
+    values = np.take(np.ravel(ar), first) if axis is None else np.take(ar, first, axis=axis)
+    extra = ([first] if return_index else []) + list(plain[2:])  # inverse, counts
+    return tuple([values, *extra]) if extra else values
+
+
+@register_function(np.apply_along_axis)
+def _apply_along_axis(func1d: Any, axis: int, arr: Any, *args: Any, **kwargs: Any) -> Any:
+    nd = ndim_of(arr)
+    axis = normalize_axis(axis, nd)[0]
+    moved = np.moveaxis(arr, axis, -1)
+    outer = shape_of(moved)[:-1]
+    if any(n == 0 for n in outer):
+        raise ValueError("Cannot apply_along_axis when any iteration dimensions are 0")
+    results = [func1d(getitem(moved, idx), *args, **kwargs) for idx in np.ndindex(outer)]
+    res = np.reshape(np.stack(results), outer + shape_of(results[0]))
+    k = ndim_of(results[0])
+    # the function's own axes go where the applied axis was
+    return np.moveaxis(res, tuple(range(len(outer), len(outer) + k)),
+                       tuple(range(axis, axis + k)))
+
+
+@register_function(np.apply_over_axes)
+def _apply_over_axes(func: Any, a: Any, axes: Any) -> Any:
+    nd = ndim_of(a)
+    for axis in np.atleast_1d(axes):
+        axis = int(axis) % nd
+        res = func(a, axis)
+        if ndim_of(res) != ndim_of(a):
+            res = np.expand_dims(res, axis)
+            if ndim_of(res) != ndim_of(a):
+                raise ValueError("function is not returning an array of the correct shape")
+        a = res
+    return a

@@ -194,3 +194,24 @@ def test_append_rot90_rollaxis_splits_real_if_close():
     assert far[1].dtype == np.complex128
     with pytest.raises(ValueError, match="vsplit only works on arrays of 2 or more"):
         dr.grad(lambda t: np.sum(np.vsplit(t, 2)[0]))(a[0, 0])
+
+
+def test_unique_values_and_their_derivative():
+    v = np.array([3.0, 1.0, 3.0, 2.0])
+    ints = []
+
+    def f(t):
+        out = np.unique(t, return_index=True, return_inverse=True, return_counts=True)
+        ints.extend(out[1:])
+        return out[0]
+
+    vals = dr.jvp(f, (v,), (v,))[0]
+    want = np.unique(v, return_index=True, return_inverse=True, return_counts=True)
+    for got, w in zip((vals, *ints), want, strict=True):
+        np.testing.assert_array_equal(got, w)
+    # each unique value's derivative goes to its first occurrence
+    np.testing.assert_array_equal(dr.jacrev(np.unique)(v), [[0, 1, 0, 0], [0, 0, 0, 1],
+                                                            [1, 0, 0, 0]])
+    z = np.array([3 + 1j, 1 - 2j, 2 + 0.5j, -1 + 1j, 0.2 - 3j])
+    np.testing.assert_array_equal(dr.jvp(lambda t: np.unique(t, sorted=False), (z,), (z,))[0],
+                                  np.unique(z, sorted=False))

@@ -442,6 +442,22 @@ add("np.block", np.block, ([[M, A((2, 1))], [A((1, 3)), A((1, 1))]],), shape="ma
     dtypes=ALL)
 add("np.block", np.block, ([V, A(()), A((2,))],), shape="vec")
 add("np.block", np.block, ([[V], [A((4,))]],), shape="stacked", label="promoted")
+variants("np.unique", np.unique, {"vec": (A((5,), "distinct"),),
+                                  "mat": (A((2, 3), "distinct"),)},
+         [{}, {"return_index": True}, {"return_inverse": True, "return_counts": True},
+          {"axis": 0}, {"equal_nan": False}])
+# (complex values: NumPy's unsorted order is a hash table's, which finite differences
+# reshuffle; the value check of that case is in tests/catalogue/test_shape.py)
+add("np.unique", np.unique, (A((5,), "distinct"),), {"sorted": False}, shape="vec")
+variants("np.apply_along_axis", np.apply_along_axis, {"mat": (np.cumsum, 1, M),
+                                                      "stacked": (np.sum, 0, A((2, 3, 2)))})
+add("np.apply_along_axis", np.apply_along_axis, (np.sort, 0, A((2, 3), "distinct")),
+    {"kind": "stable"},
+    shape="mat", label="kwargs", dtypes=REAL)
+add("np.apply_along_axis", np.apply_along_axis,
+    (lambda v: v[:, None] * v[None, :], 1, M), shape="mat", label="outer")
+variants("np.apply_over_axes", np.apply_over_axes, {"mat": (np.sum, M, [0, 1]),
+                                                    "stacked": (np.cumsum, A((2, 3, 2)), 1)})
 variants("np.astype", np.astype, {"mat": (M, np.float64)}, [{}, {"copy": False}], dtypes=REAL)
 add("np.astype", np.astype, (M, np.complex128), shape="mat", label="complex128")
 variants("np.i0", np.i0, {"vec": (A((4,)),), "0d": (A(()),)}, dtypes=REAL)
