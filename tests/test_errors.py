@@ -10,10 +10,10 @@ x3 = np.array([0.5, 1.5, -0.3])
 
 
 def test_unsupported_numpy_function_names_it():
-    with pytest.raises(dr.NoDerivativeRule, match=r"numpy.*partition.*register_function"):
-        dr.grad(lambda x: np.sum(np.partition(x, 1)))(x3)
-    with pytest.raises(dr.NoDerivativeRule, match="numpy.linalg.eig"):
-        dr.grad(lambda x: np.sum(np.linalg.eig(np.outer(x, x))[0]))(x3)
+    with pytest.raises(dr.NoDerivativeRule, match=r"numpy.*insert.*register_function"):
+        dr.grad(lambda x: np.sum(np.insert(x, 1, 2.0)))(x3)
+    with pytest.raises(dr.NoDerivativeRule, match="numpy.polyfit"):
+        dr.grad(lambda x: np.sum(np.polyfit(x, x**2, 1)))(x3)
     with pytest.raises(dr.NoDerivativeRule, match="frexp"):
         dr.jacfwd(lambda x: np.frexp(x)[0])(x3)
 
