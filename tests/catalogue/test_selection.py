@@ -214,3 +214,12 @@ def test_quantile_refusals():
         dr.grad(lambda t: np.quantile(t, 0.5, method="bogus"))(v)
     with pytest.raises(dr.errors.InPlaceError):
         dr.grad(lambda t: np.median(t, out=np.empty(())))(v)
+
+
+def test_partition_matches_numpy_and_refuses_order():
+    v = rng.permutation(7) * 0.5 + 0.01
+    out, t = dr.jvp(lambda a: np.partition(a, (1, 4)), (v,), (np.arange(7.0),))
+    np.testing.assert_array_equal(out, np.partition(v, (1, 4)))
+    np.testing.assert_array_equal(t, np.argpartition(v, (1, 4)).astype(float))
+    with pytest.raises(dr.errors.NoDerivativeRule, match="order="):
+        dr.grad(lambda a: np.sum(np.partition(a, 1, order="f")))(v)
