@@ -179,7 +179,7 @@ def _irfftn(a: Any, s: Any = None, axes: Any = None, norm: Any = None, out: Any 
     return bind(irfftn_p, (a,), {"axes": ax, "n": n, "norm": norm})
 
 
-def _shift(name: str, sign: int) -> Any:
+def _fft_shift(name: str, sign: int) -> Any:
     def handler(x: Any, axes: Any = None) -> Any:
         nd = ndim_of(x)
         axes = tuple(range(nd)) if axes is None else (
@@ -191,8 +191,8 @@ def _shift(name: str, sign: int) -> Any:
     return register_function(getattr(np.fft, name), handler)
 
 
-_shift("fftshift", 1)
-_shift("ifftshift", -1)
+_fft_shift("fftshift", 1)
+_fft_shift("ifftshift", -1)
 
 
 @register_function(np.fft.rfft2)
