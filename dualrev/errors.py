@@ -30,7 +30,14 @@ class NoDerivativeRule(DualrevError):
 class TracerConversionError(DualrevError):
     """A traced value was coerced to a plain float or ndarray, which would drop its derivative."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, detail: str | None = None) -> None:
+        # detail: the construct on the user's line and its rewrite, where it was found
+        # (dualrev.diagnose); else the usual causes, listed
+        if detail is not None:
+            super().__init__(detail + ". A traced value converted to a plain number or "
+                             "NumPy array would silently drop its derivative, so dualrev "
+                             f"refuses the conversion ({what}).")
+            return
         msg = (
             f"dualrev: {what} was called on a traced value; converting it to a plain "
             "number or NumPy array would silently drop its derivative. Common causes: "

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import config
+from .diagnose import explain
 from .errors import InPlaceError, TracerConversionError
 from .primitive import (
     FUNCTION_HANDLERS,
@@ -23,6 +24,7 @@ from .primitive import (
     UFUNC_HANDLERS,
     Tracer,
     bind,
+    concrete,
     dtype_of,
     no_rule,
     shape_of,
@@ -117,26 +119,32 @@ class TracedBase(Tracer):
                 f"{caller} (reached without dualrev's dispatcher: was it imported with "
                 "`from scipy... import` before `import dualrev`? import dualrev first, or "
                 "call it through its module) converting its argument with np.asarray")
-        raise TracerConversionError("np.asarray / np.array (the __array__ protocol)")
+        raise TracerConversionError("np.asarray / np.array (the __array__ protocol)",
+                                    explain("array"))
 
     # ------------------------------------------------------------ coercions
     def __float__(self) -> float:
-        raise TracerConversionError("float()")
+        raise TracerConversionError("float()", explain("float"))
 
     def __int__(self) -> int:
-        raise TracerConversionError("int()")
+        raise TracerConversionError("int()", explain("int"))
 
     def __complex__(self) -> complex:
-        raise TracerConversionError("complex()")
+        raise TracerConversionError("complex()", explain("complex"))
 
     def __index__(self) -> int:
-        raise TracerConversionError("use as an index (operator.index)")
+        raise TracerConversionError("use as an index (operator.index)", explain("index"))
 
     def item(self, *args: Any) -> Any:
-        raise TracerConversionError(".item()")
+        raise TracerConversionError(".item()", explain("item"))
 
     def tolist(self) -> Any:
-        raise TracerConversionError(".tolist()")
+        raise TracerConversionError(".tolist()", explain("tolist"))
+
+    def __format__(self, spec: str) -> str:
+        # Formatting prints the value: a string carries no derivative, so nothing is
+        # lost (a batch prints all its elements, as an array would).
+        return format(concrete(self), spec)
 
     def __bool__(self) -> bool:
         # Truth tests (`if x:`) pick a branch; they do not carry a derivative.

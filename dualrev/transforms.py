@@ -20,7 +20,7 @@ import numpy as np
 
 from . import config
 from .batching import Batched, BatchTrace, FinishedBatchTrace
-from .errors import DualrevError, EscapedTracerError
+from .errors import DualrevError, EscapedTracerError, TracerConversionError
 from .forward import Dual, FinishedForwardTrace, ForwardTrace
 from .primitive import FLOAT64_SCALARS, Tracer, concrete, dtype_of, shape_of, unwrap_derivatives
 from .reverse import FinishedTape, ReplayError, Tape, Traced
@@ -293,6 +293,15 @@ def _split_aux(out: Any, has_aux: bool) -> tuple[Any, Any]:
 
 
 # ------------------------------------------------------------------ forward mode
+def _raise_conversion_cause(e: ValueError) -> None:
+    """NumPy re-raises a failed store of a scalar (``out[i] = x`` into a NumPy array) as
+    "setting an array element with a sequence"; the dualrev error that caused it says
+    what happened and what to write: raise that one, at the user's line."""
+    cause = e.__cause__
+    if isinstance(cause, TracerConversionError):
+        raise cause.with_traceback(e.__traceback__) from None
+
+
 def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
              leaves: list[Any], defs: list[TreeDef], tangents: list[Any],
              what: str) -> tuple[Any, ForwardTrace]:
@@ -302,6 +311,9 @@ def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
     with _gc_paused:
         try:
             return f(*_rebuild_args(args, nums, defs, duals)), trace
+        except ValueError as e:
+            _raise_conversion_cause(e)
+            raise
         finally:
             trace.finish()
 
@@ -466,6 +478,9 @@ class _Recording:
         inputs = [tape.input(x) for x in leaves]
         try:
             out = f(*_rebuild_args(args, nums, defs, inputs))
+        except ValueError as e:
+            _raise_conversion_cause(e)
+            raise
         finally:
             tape.finish()
         out, aux = _split_aux(out, has_aux)
@@ -819,6 +834,9 @@ def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
         with _gc_paused:
             try:
                 out = f(*new_args, **new_kwargs)
+            except ValueError as e:
+                _raise_conversion_cause(e)
+                raise
             finally:
                 trace.finish()
         outs, odef = tree_flatten(out)
