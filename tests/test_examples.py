@@ -35,3 +35,4 @@ def test_example_runs(path, capsys, monkeypatch):
     if path.stem == "two_layer_net":
         diff = float(out.splitlines()[0].split(":")[1])
         assert diff < 1e-6
+        assert "as written: dualrev: `x.dot(w1)` -> `x @ w1`" in out
