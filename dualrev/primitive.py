@@ -379,8 +379,8 @@ def strip(x: Any) -> Any:
     Returns:
         The plain NumPy array or scalar under ``x`` (``x`` itself when it is not traced).
     Raises:
-        BatchedValueError: ``x`` is batched (under ``vmap``, or inside ``jacfwd``/``jacrev``
-            on a value that depends on the input); use ``stop_gradient`` there.
+        BatchedValueError: ``x`` is batched (a value computed from ``vmap``'s mapped
+            arguments); ``stop_gradient`` keeps the batch there.
     Example:
         >>> import numpy as np
         >>> import dualrev as dr
