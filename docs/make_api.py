@@ -148,7 +148,9 @@ def render(module: Any, name: str) -> str:
             out += [f"**{title}**", "", sections[key], ""]
     for key in ("Example", "Examples"):
         if key in sections:
-            out += ["**Example**", "", "```python", sections[key], "```", ""]
+            # pycon (a console session): tests/test_docs.py executes ```python blocks,
+            # tests/test_api_doc.py runs these examples under doctest
+            out += ["**Example**", "", "```pycon", sections[key], "```", ""]
     return "\n".join(out)
 
 
