@@ -76,7 +76,37 @@ class _Indexer:
 
 def at(x: Any) -> _Indexer:
     """Functional index updates: ``dualrev.at(x)[idx].set(v)`` / ``.add(v)`` /
-    ``.multiply(v)`` / ``.get()`` return new arrays (``x`` is left unchanged)."""
+    ``.multiply(v)`` / ``.get()`` return new arrays (``x`` is left unchanged).
+
+    Traced arrays cannot be written in place (``x[idx] = v`` raises ``InPlaceError``); these
+    are the differentiable replacements, in ``x`` and in ``v``, and work on plain arrays
+    alike:
+
+    - ``.set(v)``: like ``x[idx] = v`` on a copy (for repeated indices the last write wins,
+      as in NumPy);
+    - ``.add(v)``: like ``np.add.at(x, idx, v)`` on a copy: repeated indices accumulate;
+    - ``.multiply(v)``: ``x`` multiplied by ``v`` at ``idx`` (repeats multiply repeatedly);
+    - ``.get()``: ``x[idx]``.
+
+    ``v`` is broadcast to the shape of ``x[idx]``; ``idx`` is any NumPy index (ints, slices,
+    integer arrays, boolean masks).
+
+    Args:
+        x: the array (plain or traced); a list or scalar is converted to a float array.
+    Returns:
+        An indexer: ``at(x)[idx]`` has the methods above, each returning a new array of
+        ``x``'s shape (``.get()``: of ``x[idx]``'s shape).
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> x = np.zeros(4)
+        >>> print(dr.at(x)[1].set(5.0), x)
+        [0. 5. 0. 0.] [0. 0. 0. 0.]
+        >>> print(dr.at(x)[np.array([0, 0, 2])].add(1.0))
+        [2. 0. 1. 0.]
+        >>> print(dr.grad(lambda x: np.sum(dr.at(x)[0].set(5.0) ** 2))(np.ones(3)))
+        [0. 2. 2.]
+    """
     if not hasattr(x, "shape"):
         x = np.asarray(strip(x), dtype=float)
     return _Indexer(x)

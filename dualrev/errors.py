@@ -8,11 +8,40 @@ from __future__ import annotations
 
 
 class DualrevError(TypeError):
-    """Base class of dualrev's errors (a ``TypeError``, as NumPy raises for bad types)."""
+    """Base class of dualrev's errors (a ``TypeError``, as NumPy raises for bad types).
+
+    Every refusal of dualrev is one: ``NoDerivativeRule``, ``TracerConversionError``,
+    ``InPlaceError``, ``EscapedTracerError``, ``BatchedValueError``, and the transforms' own
+    checks of their arguments (a non-scalar output for ``grad``, tangents of the wrong
+    shape, a wrong ``in_axes``), each saying what to do instead. ``except DualrevError``
+    catches them all.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> dr.grad(lambda x: 2 * x)(np.ones(2))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.DualrevError: dualrev.grad needs a function with a scalar output, ...
+    """
 
 
 class NoDerivativeRule(DualrevError):
-    """A NumPy/SciPy function without a derivative rule was called on a traced value."""
+    """A NumPy/SciPy function without a derivative rule was called on a traced value.
+
+    The message names the function and the ways out: rewrite with supported functions
+    (listed in docs/catalogue.md), give your function a rule (``custom_jvp``,
+    ``custom_vjp``), teach dualrev the function (``Primitive`` with ``register_function`` /
+    ``register_ufunc``), or drop the derivative on purpose (``stop_gradient``).
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> dr.grad(lambda x: np.i0(x))(1.0)
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.NoDerivativeRule: dualrev has no derivative rule for numpy.i0, ...
+    """
 
     def __init__(self, name: str, detail: str = "") -> None:
         msg = (
@@ -28,7 +57,22 @@ class NoDerivativeRule(DualrevError):
 
 
 class TracerConversionError(DualrevError):
-    """A traced value was coerced to a plain float or ndarray, which would drop its derivative."""
+    """A traced value was coerced to a plain float or ndarray, which would drop its derivative.
+
+    Raised by ``float(x)``, ``int(x)``, ``x.item()``, ``math.exp(x)``, ``np.asarray(x)``,
+    ``np.array([a, b])`` of traced values, writing a traced value into a NumPy buffer
+    (``out[i] = x``) and a plain array's method called with a traced argument
+    (``a.dot(x)``). Where dualrev finds the construct on the user's line the message names it
+    and its rewrite (``np.stack([...])``, ``np.exp``, ``a @ x``); comparisons (``x > 0``)
+    and ``if`` on them are fine.
+
+    Example:
+        >>> import dualrev as dr
+        >>> dr.grad(lambda x: float(x) ** 2)(3.0)
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.TracerConversionError: dualrev: ...
+    """
 
     def __init__(self, what: str, detail: str | None = None) -> None:
         # detail: the construct on the user's line and its rewrite, where it was found
@@ -55,7 +99,24 @@ class TracerConversionError(DualrevError):
 
 
 class InPlaceError(DualrevError):
-    """An in-place write into a traced array (``x[i] = v``, ``out=``) was attempted."""
+    """An in-place write into a traced array (``x[i] = v``, ``out=``) was attempted.
+
+    Traced arrays are immutable, as in JAX: write ``dualrev.at(x)[idx].set(v)`` /
+    ``.add(v)`` for ``x[idx] = v`` / ``np.add.at``, ``x = x + y`` for ``out=``, or
+    build the array with ``np.where``,
+    ``np.concatenate`` or ``np.stack``.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> def f(x):
+        ...     x[0] = 0.0
+        ...     return np.sum(x)
+        >>> dr.grad(f)(np.ones(2))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.InPlaceError: dualrev: x[...] = value would write in place ...
+    """
 
     def __init__(self, what: str) -> None:
         msg = (
@@ -69,7 +130,26 @@ class InPlaceError(DualrevError):
 
 
 class EscapedTracerError(DualrevError):
-    """A traced value was used after the transform that traced it had returned."""
+    """A traced value was used after the transform that traced it had returned.
+
+    It escaped the function being differentiated (stored in a list, a global, an object or
+    a closure, or made by a generator resumed later); no derivative can flow through it any
+    more. Return what you need (or pass it out with ``has_aux=True``), and store plain
+    values (``dualrev.strip(x)``, ``dualrev.stop_gradient(x)``) where they must outlive
+    the call.
+
+    Example:
+        >>> import dualrev as dr
+        >>> kept = []
+        >>> def f(x):
+        ...     kept.append(x)
+        ...     return x ** 2
+        >>> _ = dr.grad(f)(3.0)
+        >>> kept[0] + 1.0
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.EscapedTracerError: dualrev: a value traced by grad was used (in add) ...
+    """
 
     def __init__(self, transform: str, operation: str) -> None:
         msg = (
