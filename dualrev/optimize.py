@@ -106,8 +106,9 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         method: SciPy's method name; None: SciPy's default (``bfgs``, ``l-bfgs-b`` with
             bounds, ``slsqp`` with constraints).
         jac: None (exact, by dualrev), a callable ``jac(x, *args)`` (of the pytree ``x``;
-            its result is flattened), or a finite-difference scheme (``"2-point"``). Not
-            ``True``: ``fun`` must return the value alone.
+            its result is flattened), ``True`` (``fun`` returns ``(value, gradient)``, the
+            gradient in the structure of ``x``, as in SciPy), or a finite-difference scheme
+            (``"2-point"``).
         hess: None (exact where the method uses one), or a callable/strategy, as in SciPy.
         hessp: None, or a callable ``hessp(x, p, *args)`` of pytrees, as in SciPy.
         bounds: as in SciPy, on the flattened vector.
@@ -144,6 +145,13 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         def objective(x: np.ndarray, *a: Any) -> tuple[float, np.ndarray]:
             v, g = vg(x, *a)
             return float(v), np.asarray(g, dtype=float)
+
+        kw["jac"] = True
+    elif jac is True:  # SciPy's convention: fun returns (value, gradient) itself
+
+        def objective(x: np.ndarray, *a: Any) -> tuple[float, np.ndarray]:
+            v, g = f_flat(x, *a)
+            return float(v), _flat_result(g)
 
         kw["jac"] = True
     else:

@@ -23,6 +23,7 @@ machinery: higher derivatives come from nesting.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -510,6 +511,10 @@ def qualified_name(func: Any) -> str:
     mod = getattr(func, "__module__", None) or "numpy"
     name = getattr(func, "__name__", repr(func))
     if isinstance(func, np.ufunc) and mod == "numpy":
+        # scipy.special's ufuncs report numpy as their module too
+        special = sys.modules.get("scipy.special")
+        if getattr(np, name, None) is not func and getattr(special, name, None) is func:
+            return f"scipy.special.{name} (ufunc)"
         return f"numpy.{name} (ufunc)"
     return f"{mod}.{name}"
 

@@ -154,3 +154,10 @@ def test_values_that_carry_derivatives_are_never_stripped():
     # a discrete argument raises rather than getting a zero derivative
     with pytest.raises(dr.NoDerivativeRule, match="discrete"):
         dr.grad(lambda k: st.poisson.logpmf(k, 2.0))(1.0)
+
+
+def test_scipy_special_ufunc_named_with_its_module():
+    import scipy.special as sp
+
+    with pytest.raises(dr.NoDerivativeRule, match=r"scipy\.special\.gammaincinv \(ufunc\)"):
+        dr.grad(lambda x: np.sum(sp.gammaincinv(2.0, x / 3)))(np.abs(x3))
