@@ -22,6 +22,8 @@ from .errors import (
     DualrevError,
     EscapedTracerError,
     InPlaceError,
+    PlainBufferError,
+    StaleViewError,
     NoDerivativeRule,
     TracerConversionError,
 )
@@ -73,6 +75,8 @@ __all__ = [
     "DualrevError",
     "EscapedTracerError",
     "InPlaceError",
+    "PlainBufferError",
+    "StaleViewError",
     "NoDerivativeRule",
     "Primitive",
     "Tape",

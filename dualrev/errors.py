@@ -48,17 +48,52 @@ class TracerConversionError(DualrevError):
 
 
 class InPlaceError(DualrevError):
-    """An in-place write into a traced array (``x[i] = v``, ``out=``) was attempted."""
+    """An in-place write dualrev cannot record (``out=``, ``np.add.at``, a write through
+    a reshape/transpose view, ...) was attempted on an array that carries a derivative."""
+
+    def __init__(self, what: str, rewrite: str | None = None) -> None:
+        msg = (
+            f"dualrev: {what} would write in place into an array that carries a "
+            "derivative, which dualrev cannot record. (It records x[idx] = v, x += y and "
+            "the other augmented assignments, x.fill(v) and x.sort() on traced arrays.) "
+            + (rewrite[0].upper() + rewrite[1:] + "." if rewrite else
+               "Use the functional form: x = x + y instead of an out= argument; for "
+               "np.add.at write dualrev.at(x)[idx].add(v) (dualrev.at(x)[idx].set(v) for "
+               "x[idx] = v), or build the new array with np.where(mask, v, x), "
+               "np.concatenate or np.stack.")
+        )
+        super().__init__(msg)
+
+
+class StaleViewError(InPlaceError):
+    """A view of a traced array (``u[1:]``, ``u.T``) taken before the array was written
+    in place was used after the write: NumPy's view would show the write, dualrev's
+    traced value cannot."""
 
     def __init__(self, what: str) -> None:
         msg = (
-            f"dualrev: {what} would write in place into an array that carries a "
-            "derivative; traced arrays are immutable (as in JAX). Use the functional form: "
-            "x = x + y instead of an out= argument; for x[idx] = v and np.add.at write "
-            "dualrev.at(x)[idx].set(v) / .add(v), or build the new array with "
-            "np.where(mask, v, x), np.concatenate or np.stack."
+            f"dualrev: {what}, and was used after the write. A NumPy view would show "
+            "the write; dualrev's traced view holds the values from before it, so it "
+            "refuses rather than give a different value. Take the slice (or reshape, "
+            "transpose, ...) again after the write, or take a copy (v = x[1:].copy()) "
+            "before it if the old values are what you want."
         )
-        super().__init__(msg)
+        DualrevError.__init__(self, msg)
+
+
+class PlainBufferError(TracerConversionError):
+    """A traced value was written into a plain NumPy array (``out[i] = x``)."""
+
+    def __init__(self, what: str) -> None:
+        msg = (
+            f"dualrev: {what} writes a traced value into a plain NumPy array, which can "
+            "only hold plain numbers (the derivative would be lost). Make the buffer "
+            "traced so the write is recorded: out = np.zeros_like(x) (or "
+            "np.zeros_like(x, shape=(n, ...)), np.empty_like, np.full_like) with x a "
+            "traced value, such as the argument being differentiated; or collect the "
+            "values in a list and build the array at the end with np.stack(values)."
+        )
+        DualrevError.__init__(self, msg)
 
 
 class EscapedTracerError(DualrevError):

@@ -126,7 +126,7 @@ class FinishedForwardTrace(ForwardTrace):
 class Dual(TracedBase):
     """A forward-mode traced value: ``primal`` and its ``tangent`` (same shape)."""
 
-    __slots__ = ("tangent",)
+    __slots__ = ()  # tangent: a slot of Tracer
 
     def __init__(self, primal: Any, tangent: Any, trace: ForwardTrace) -> None:
         self.primal = primal

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import config
+from . import config, inplace
 from .errors import InPlaceError, TracerConversionError
 from .primitive import (
     FUNCTION_HANDLERS,
@@ -111,6 +111,7 @@ class TracedBase(Tracer):
         return handler(*args, **kwargs)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        inplace.refuse_plain_store()
         caller = METHODS["scipy_caller"]()
         if caller is not None:
             raise TracerConversionError(
@@ -121,6 +122,7 @@ class TracedBase(Tracer):
 
     # ------------------------------------------------------------ coercions
     def __float__(self) -> float:
+        inplace.refuse_plain_store()
         raise TracerConversionError("float()")
 
     def __int__(self) -> int:
@@ -142,15 +144,48 @@ class TracedBase(Tracer):
         # Truth tests (`if x:`) pick a branch; they do not carry a derivative.
         return bool(strip(self))
 
+    # In-place writes rebind this object to the written value (dualrev/inplace.py).
     def __setitem__(self, key: Any, value: Any) -> None:
-        raise InPlaceError("x[...] = value")
+        inplace.setitem(self, key, value)
 
     def fill(self, value: Any) -> None:
-        raise InPlaceError("x.fill(value)")
+        inplace.fill(self, value)
 
-    def sort(self, *args: Any, **kwargs: Any) -> None:
-        raise InPlaceError("x.sort() (in place; np.sort(x) returns a sorted copy and is "
-                           "differentiable)")
+    def sort(self, axis: int = -1, kind: Any = None, order: Any = None) -> None:
+        inplace.sort(self, axis, kind, order)
+
+    def __iadd__(self, o: Any) -> Any:
+        return inplace.inplace_op(self, "+", self + o)
+
+    def __isub__(self, o: Any) -> Any:
+        return inplace.inplace_op(self, "-", self - o)
+
+    def __imul__(self, o: Any) -> Any:
+        return inplace.inplace_op(self, "*", self * o)
+
+    def __itruediv__(self, o: Any) -> Any:
+        return inplace.inplace_op(self, "/", self / o)
+
+    def __ifloordiv__(self, o: Any) -> Any:
+        return inplace.inplace_op(self, "//", self // o)
+
+    def __imod__(self, o: Any) -> Any:
+        return inplace.inplace_op(self, "%", self % o)
+
+    def __ipow__(self, o: Any) -> Any:
+        return inplace.inplace_op(self, "**", self ** o)
+
+    def __imatmul__(self, o: Any) -> Any:
+        return inplace.inplace_op(self, "@", self @ o)
+
+    def __iand__(self, o: Any) -> Any:
+        return inplace.inplace_op(self, "&", self & o)
+
+    def __ior__(self, o: Any) -> Any:
+        return inplace.inplace_op(self, "|", self | o)
+
+    def __ixor__(self, o: Any) -> Any:
+        return inplace.inplace_op(self, "^", self ^ o)
 
     def round(self, decimals: int = 0) -> Any:
         return FUNCTION_HANDLERS[np.round](self, decimals)  # piecewise constant
@@ -272,7 +307,7 @@ class TracedBase(Tracer):
         return bind(UFUNC_HANDLERS[np.negative], (self,), _NONE)
 
     def __pos__(self) -> Any:
-        return self
+        return inplace.clone(self)  # a copy, as NumPy's +x: writes into it stay there
 
     def __abs__(self) -> Any:
         return bind(UFUNC_HANDLERS[np.absolute], (self,), _NONE)
@@ -360,7 +395,9 @@ class TracedBase(Tracer):
         return FUNCTION_HANDLERS[np.ravel](self, order=order)
 
     def flatten(self, order: str = "C") -> Any:
-        return FUNCTION_HANDLERS[np.ravel](self, order=order)
+        # a copy, unlike ravel: not recorded as a view
+        ravel = FUNCTION_HANDLERS[np.ravel]
+        return getattr(ravel, "__wrapped__", ravel)(self, order=order)
 
     def transpose(self, *axes: Any) -> Any:
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
@@ -392,10 +429,11 @@ class TracedBase(Tracer):
         return FUNCTION_HANDLERS[np.diagonal](self, *a, **k)
 
     def copy(self, order: str = "C") -> Any:
-        return self  # traced values are immutable: a copy is the value itself
+        return inplace.clone(self)  # another object: a write into one is not the other's
 
     def astype(self, dtype: Any, copy: bool = True) -> Any:
-        return METHODS["astype"](self, dtype)
+        out = METHODS["astype"](self, dtype)
+        return inplace.clone(out) if out is self else out
 
     def conj(self) -> Any:
         return UFUNC_HANDLERS[np.conjugate](self)

@@ -12,12 +12,13 @@ import numpy as np
 
 from ..batching import map_plain
 from ..errors import BatchedValueError, InPlaceError
+from ..inplace import constant_like
 from ..primitive import Tracer, dtype_of, register_function, shape_of, strip
 from .elementwise import astype
 
 # these read only the shape and dtype: a batched value stands in by one element's
 _META = {np.shape, np.ndim, np.size, np.result_type, np.iscomplexobj, np.isrealobj,
-         np.can_cast, np.min_scalar_type, np.zeros_like, np.ones_like, np.empty_like}
+         np.can_cast, np.min_scalar_type}
 
 
 def _stand_in(a: Any) -> Any:
@@ -45,8 +46,6 @@ for _f in (
     # queries about shape and type
     np.shape, np.ndim, np.size, np.result_type, np.iscomplexobj, np.isrealobj,
     np.can_cast, np.min_scalar_type,
-    # constants shaped like the argument
-    np.zeros_like, np.ones_like, np.empty_like,
     # integer- or boolean-valued results
     np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero, np.flatnonzero,
     np.count_nonzero, np.searchsorted, np.digitize, np.any, np.all,
@@ -87,13 +86,34 @@ def _warning_caller(func: Any) -> Any:
 register_function(np.fix, _warning_caller(np.fix))
 
 
+# Constants shaped like a traced value are constants of its trace (batched under vmap):
+# buffers whose in-place writes are recorded (out = np.zeros_like(x); out[i] = ...).
+def _like(make: Any) -> Any:
+    def handler(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
+                shape: Any = None, **kwargs: Any) -> Any:
+        if not isinstance(a, Tracer):
+            return make(np.shape(a) if shape is None else shape,
+                        np.result_type(a) if dtype is None else dtype)
+        return constant_like(a, make, dtype, shape)
+    return handler
+
+
+register_function(np.zeros_like, _like(np.zeros))
+register_function(np.empty_like, _like(np.zeros))  # zeros: nothing uninitialised is read
+register_function(np.ones_like, _like(np.ones))
+
+
 @register_function(np.full_like)
 def _full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K",
                subok: bool = True, shape: Any = None, **kwargs: Any) -> Any:
     # The shape and dtype come from a; the values are fill_value's, whose derivative is
     # kept where the dtype can carry one (NumPy casts fill_value to it).
-    zeros = np.zeros_like(_stand_in(a), dtype=dtype, order=order, subok=subok, shape=shape,
-                          **kwargs)
+    if isinstance(a, Tracer):
+        zeros = constant_like(a, np.zeros, dtype, shape)
+        if not isinstance(fill_value, Tracer):
+            return zeros + np.full(shape_of(zeros), fill_value, dtype_of(zeros))
+        return astype(zeros + fill_value, dtype_of(zeros))
+    zeros = np.zeros_like(a, dtype=dtype, order=order, subok=subok, shape=shape, **kwargs)
     if not isinstance(fill_value, Tracer):
         return np.full_like(zeros, fill_value)
     # (an integer or boolean dtype: astype gives the plain values, batched under vmap)
