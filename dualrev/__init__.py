@@ -22,9 +22,9 @@ from .errors import (
     DualrevError,
     EscapedTracerError,
     InPlaceError,
+    NoDerivativeRule,
     PlainBufferError,
     StaleViewError,
-    NoDerivativeRule,
     TracerConversionError,
 )
 from .forward import Dual

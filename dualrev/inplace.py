@@ -237,11 +237,12 @@ def assign(obj: Any, new: Any, write: str) -> None:
         val = functional_set(base, key, val)
         chain.append((base, val))
         cur = base
-    keep = None
-    for o, v in reversed(chain):
-        _poison_views(o, keep, write)
+    # from the root down: each written base keeps its one view on the chain (which is
+    # rebound to the matching value next); every other view of it goes stale
+    for i in range(len(chain) - 1, -1, -1):
+        o, v = chain[i]
+        _poison_views(o, chain[i - 1][0] if i else None, write)
         _rebind(o, v)
-        keep = o
 
 
 def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
