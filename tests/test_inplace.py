@@ -2,6 +2,7 @@
 (dualrev/inplace.py). Values match NumPy's; derivatives match finite differences and
 forward matches reverse; what cannot be made exact raises."""
 
+import operator
 import warnings
 
 import numpy as np
@@ -59,19 +60,18 @@ def test_boundary_write_into_the_input():
     np.testing.assert_array_equal(x4, [0.3, -1.2, 2.0, 0.7])
 
 
-@pytest.mark.parametrize("op", ["+=", "-=", "*=", "/=", "**="])
+@pytest.mark.parametrize("op", [operator.iadd, operator.isub, operator.imul,
+                                operator.itruediv, operator.ipow])
 def test_augmented_assignment_mutates_aliases(op):
     def f(x):
         y = x
         z = x.copy()  # a copy does not see the write
-        exec(f"y {op} 1.5")
+        op(y, 1.5)  # y op= 1.5 (the result is y itself)
         return x + 0.5 * z
 
-    out = check(f, np.abs(x4) + 0.5)
     xs = np.abs(x4) + 0.5
-    y = xs.copy()
-    exec(f"y {op} 1.5")
-    np.testing.assert_allclose(out, y + 0.5 * xs)
+    np.testing.assert_allclose(check(f, xs), f(xs.copy()))
+    np.testing.assert_allclose(f(xs.copy()), op(xs.copy(), 1.5) + 0.5 * xs)
 
 
 def test_matmul_and_integer_operators():
@@ -99,9 +99,19 @@ def test_getitem_iadd_counts_once():
         return x
 
     np.testing.assert_allclose(check(f, x4), [0.6, -0.2, 3.0, 0.7])
-    # the store of x[1:3] += ... writes once: three operations recorded, not six
-    rec = dr.graph(lambda x: np.sum(f(x)), x4) if hasattr(dr, "graph") else None
-    assert rec is None or rec is not None
+
+    counts = []
+
+    def g(x):
+        n = len(x._trace.nodes)
+        x[1:3] += 1.0
+        counts.append(len(x._trace.nodes) - n)
+        return np.sum(x)
+
+    dr.grad(g)(x4)
+    # the view x[1:3], the sum, and one write (scatter, select): the store Python makes
+    # after the in-place add writes nothing more
+    assert counts == [4]
 
 
 def test_fill_and_sort():
