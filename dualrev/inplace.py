@@ -342,21 +342,55 @@ def inplace_op(x: Any, op: str, new: Any) -> Any:
     """``x op= y`` given ``new = x op y``: ``x`` rebound to ``new`` in its own dtype and
     shape, refused where NumPy refuses (a result NumPy cannot cast back, or of another
     shape)."""
+    name = _INPLACE[op].__name__ if op in _INPLACE else op
     xs, ns = shape_of(x), shape_of(new)
     xd, nd = dtype_of(x), dtype_of(new)
-    if xs != ns or (nd != xd and not np.can_cast(nd, xd, "same_kind")):
-        # NumPy's own error, from the same operation on empty stand-ins
-        ufunc = _INPLACE[op]
-        a = np.zeros((0,) * max(len(xs), 1), xd)
-        if xs != ns:
-            raise ValueError(f"non-broadcastable output operand with shape {xs} doesn't "
-                             f"match the broadcast shape {ns}")
-        ufunc(a, np.zeros(a.shape, nd), out=a)
-        raise TypeError(f"Cannot cast ufunc output from {nd} to {xd}")  # pragma: no cover
+    if xs != ns:
+        raise ValueError(f"non-broadcastable output operand with shape {xs} doesn't "
+                         f"match the broadcast shape {ns}")
     if nd != xd:
+        if not np.can_cast(nd, xd, "same_kind"):
+            # NumPy's words (its UFuncTypeError is a TypeError)
+            raise TypeError(f"Cannot cast ufunc '{name}' output from {nd!r} to {xd!r} "
+                            "with casting rule 'same_kind'")
         new = METHODS["astype"](new, xd)
-    assign(x, new, f"x {op}=")
+    assign(x, new, f"x {op}=" if op in _INPLACE else f"numpy.{op}(..., out=x)")
     return x
+
+
+def ufunc_out(ufunc: Any, inputs: Any, kwargs: dict[str, Any]) -> Any:
+    """``ufunc(*inputs, out=x)`` with a traced ``x``: the result written into ``x``.
+    Other ``out=`` (a plain array, several outputs, ``where=``) raise InPlaceError."""
+    out = kwargs.pop("out")
+    outs = out if isinstance(out, tuple) else (out,)
+    where = kwargs.get("where", True)
+    if len(outs) != 1 or not isinstance(outs[0], Tracer) or not (
+            where is True or where is None):
+        raise InPlaceError(f"numpy.{ufunc.__name__}(..., out=...)"
+                           + (" into a plain NumPy array" if len(outs) == 1
+                              and not isinstance(outs[0], Tracer) else ""))
+    kwargs.pop("where", None)
+    return inplace_op(outs[0], ufunc.__name__, ufunc(*inputs, **kwargs))
+
+
+def ufunc_at(ufunc: Any, inputs: Any) -> None:
+    """``np.add.at(x, idx, v)`` / ``np.multiply.at`` with a traced ``x``: ``x`` rebound to
+    ``dualrev.at(x)[idx].add(v)`` (``.multiply``). A plain ``x`` raises InPlaceError."""
+    from .at import at
+
+    method = {np.add: "add", np.multiply: "multiply"}.get(ufunc)
+    x = inputs[0]
+    if method is None or len(inputs) != 3 or not isinstance(x, Tracer):
+        raise InPlaceError(f"numpy.{ufunc.__name__}.at"
+                           + ("" if isinstance(x, Tracer) else " into a plain NumPy array"))
+    assign(x, inplace_cast(getattr(at(x)[inputs[1]], method)(inputs[2]), x),
+           f"numpy.{ufunc.__name__}.at(x, ...)")
+
+
+def inplace_cast(new: Any, x: Any) -> Any:
+    """``new`` in ``x``'s dtype (NumPy writes into ``x`` keep its dtype)."""
+    xd = dtype_of(x)
+    return new if dtype_of(new) == xd else METHODS["astype"](new, xd)
 
 
 def fill(x: Any, value: Any) -> None:

@@ -76,7 +76,9 @@ class TracedBase(Tracer):
     # ------------------------------------------------------------ NumPy protocols
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if kwargs.get("out") is not None:
-            raise InPlaceError(f"numpy.{ufunc.__name__}(..., out=...)")
+            if method != "__call__":
+                raise InPlaceError(f"numpy.{ufunc.__name__}.{method}(..., out=...)")
+            return inplace.ufunc_out(ufunc, inputs, kwargs)  # out= a traced x: a write
         if method == "__call__":
             handler = UFUNC_HANDLERS.get(ufunc)
             if handler is None and ufunc in _BOOLEAN and all(
@@ -101,7 +103,7 @@ class TracedBase(Tracer):
             kwargs.setdefault("axis", 0)
             return _UFUNC_ACCUMULATE[ufunc](*inputs, **kwargs)
         if method == "at":
-            raise InPlaceError(f"numpy.{ufunc.__name__}.at")
+            return inplace.ufunc_at(ufunc, inputs)
         raise no_rule(ufunc, f"The ufunc method .{method} is not supported.")
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:

@@ -357,3 +357,20 @@ def test_tape_released_after_backward():
 
     dr.grad(f)(np.linspace(0, 1, 50))
     assert not refs[0].nodes  # released by the backward pass
+
+
+def test_ufunc_out_and_add_at_into_traced_arrays():
+    def f(x):
+        y = x * 1.0
+        np.multiply(y, x, out=y)
+        np.sin(y, out=y)
+        np.add.at(y, [0, 0, 2], x[:3])
+        return y
+
+    np.testing.assert_allclose(check(f, x4), f(x4.copy()))
+
+    def g(x):
+        np.multiply(x, 2.0, out=np.zeros(4))  # a plain out: refused
+
+    with pytest.raises(dr.InPlaceError, match="plain NumPy array"):
+        dr.grad(g)(x4)
