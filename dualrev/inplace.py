@@ -300,13 +300,13 @@ def constant(value: Any, like: Any) -> Any:
     raise InPlaceError("a write into a value of an unknown trace")
 
 
-def constant_like(a: Any, make: Any, dtype: Any = None, shape: Any = None) -> Any:
-    """``make(shape, dtype)`` (np.zeros, np.ones) shaped like the traced ``a`` (one
-    element's shape under vmap, the batch axes in front) as a constant of ``a``'s trace:
-    a buffer writes into which are recorded (``np.zeros_like(x)``)."""
+def constant_like(a: Any, make: Any, own: np.ndarray) -> Any:
+    """``make(shape, dtype)`` (np.zeros, np.ones) of the shape and dtype of the plain
+    ``own`` (one element's, under vmap: the batch axes of the traced ``a`` go in front)
+    as a constant of ``a``'s trace: a buffer writes into which are recorded
+    (``np.zeros_like(x)``)."""
     from .batching import batch_traces, rebatch
 
-    own = np.zeros_like(np.zeros(shape_of(a), dtype_of(a)), dtype=dtype, shape=shape)
     traces = batch_traces(a)
     if traces:
         lead = np.shape(concrete(a))[:len(traces)]

@@ -91,10 +91,12 @@ register_function(np.fix, _warning_caller(np.fix))
 def _like(make: Any) -> Any:
     def handler(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
                 shape: Any = None, **kwargs: Any) -> Any:
+        # one element's shape and dtype, NumPy vetting the keywords (device=)
+        own = np.zeros_like(_stand_in(a), dtype=dtype, order=order, subok=subok,
+                            shape=shape, **kwargs)
         if not isinstance(a, Tracer):
-            return make(np.shape(a) if shape is None else shape,
-                        np.result_type(a) if dtype is None else dtype)
-        return constant_like(a, make, dtype, shape)
+            return make(own.shape, own.dtype)
+        return constant_like(a, make, own)
     return handler
 
 
@@ -108,12 +110,13 @@ def _full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K",
                subok: bool = True, shape: Any = None, **kwargs: Any) -> Any:
     # The shape and dtype come from a; the values are fill_value's, whose derivative is
     # kept where the dtype can carry one (NumPy casts fill_value to it).
+    zeros = np.zeros_like(_stand_in(a), dtype=dtype, order=order, subok=subok, shape=shape,
+                          **kwargs)
     if isinstance(a, Tracer):
-        zeros = constant_like(a, np.zeros, dtype, shape)
+        buf = constant_like(a, np.zeros, zeros)
         if not isinstance(fill_value, Tracer):
-            return zeros + np.full(shape_of(zeros), fill_value, dtype_of(zeros))
-        return astype(zeros + fill_value, dtype_of(zeros))
-    zeros = np.zeros_like(a, dtype=dtype, order=order, subok=subok, shape=shape, **kwargs)
+            return buf + np.full_like(zeros, fill_value)
+        return astype(buf + fill_value, zeros.dtype)
     if not isinstance(fill_value, Tracer):
         return np.full_like(zeros, fill_value)
     # (an integer or boolean dtype: astype gives the plain values, batched under vmap)
