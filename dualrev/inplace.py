@@ -1,5 +1,7 @@
-"""In-place writes into traced arrays: ``u[idx] = v``, ``x += y``, ``x.fill(v)``,
-``x.sort()``.
+"""In-place writes into traced arrays, the machinery under them: views and their
+bases, rebinding an object to a written value, constants of a trace (the buffers of
+``np.zeros_like``). The writes themselves (``u[idx] = v``, ``x += y``, ``x.fill(v)``,
+``x.sort()``, ``out=x``) are recorded in dualrev/at.py, next to the functional updates.
 
 dualrev owns the traced object, so a write is recorded as a functional update and the
 object is *rebound*: after ``u[idx] = v`` the same Python object ``u`` stands for
@@ -25,22 +27,25 @@ NumPy) keep no link: their reads cost nothing extra.
 
 from __future__ import annotations
 
-import warnings
+import dis
+import sys
 import weakref
 from typing import Any
 
 import numpy as np
 
-from .errors import EscapedTracerError, InPlaceError, StaleViewError
+from .batching import Batched, BatchTrace, FinishedBatchTrace, batch_traces, rebatch
+from .errors import EscapedTracerError, InPlaceError, PlainBufferError, StaleViewError
+from .forward import Dual, FinishedForwardTrace, ForwardTrace
 from .primitive import (
     FUNCTION_HANDLERS,
     METHODS,
     Tracer,
-    bind,
     concrete,
     dtype_of,
     shape_of,
 )
+from .reverse import FinishedTape, Tape, Traced
 
 _ref = weakref.ref
 _INTS = (int, np.integer)
@@ -119,7 +124,7 @@ def install_view_handlers() -> None:
             FUNCTION_HANDLERS[f] = viewing(h, name)
 
 
-class _Stale:
+class Stale:
     """What a stale view's primal becomes: any use of it raises ``StaleViewError``."""
 
     __slots__ = ("what",)
@@ -147,13 +152,16 @@ class _Stale:
     __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _fail
 
 
-def _describe(key: Any) -> str:
+def describe(key: Any) -> str:
+    """How the view made by ``key`` (a basic index or an operation's name) reads in an
+    error message: ``x[1:]``, ``x.reshape(...)``."""
     if isinstance(key, str):
         return f"x.{key}(...)" if key not in ("real", "imag") else f"x.{key}"
-    return f"x[{_key_text(key)}]"
+    return f"x[{key_text(key)}]"
 
 
-def _key_text(key: Any) -> str:
+def key_text(key: Any) -> str:
+    """A basic index as written between brackets: ``1:``, ``..., 0``."""
     def one(k: Any) -> str:
         if isinstance(k, slice):
             return ":".join("" if v is None else str(v)
@@ -170,7 +178,7 @@ def _key_text(key: Any) -> str:
     return ", ".join(one(k) for k in key) if key else "()"
 
 
-def _poison_views(obj: Any, keep: Any, write: str) -> None:
+def poison_views(obj: Any, keep: Any, write: str) -> None:
     """Make every live view of ``obj`` (and views of those) but ``keep`` stale."""
     try:
         views = obj._views
@@ -183,8 +191,8 @@ def _poison_views(obj: Any, keep: Any, write: str) -> None:
             v = r()
             if v is None or v is keep:
                 continue
-            what = _describe(v._base[1])
-            v.primal = _Stale(f"a view {what} taken before {write} was written")
+            what = describe(v._base[1])
+            v.primal = Stale(f"a view {what} taken before {write} was written")
             del v._base
             try:
                 stack.append(v._views)
@@ -194,7 +202,7 @@ def _poison_views(obj: Any, keep: Any, write: str) -> None:
 
 
 # ------------------------------------------------------------------ rebinding
-def _rebind(obj: Any, new: Any) -> None:
+def rebind(obj: Any, new: Any) -> None:
     """Make the object ``obj`` stand for the value ``new`` (the write's result)."""
     if not isinstance(new, Tracer):
         new = constant(new, obj)
@@ -214,74 +222,11 @@ def _rebind(obj: Any, new: Any) -> None:
                 pass
 
 
-def assign(obj: Any, new: Any, write: str) -> None:
-    """Rebind ``obj`` to ``new`` in place; if ``obj`` is a view made by basic indexing,
-    the write goes into its base (and on up), and every other view of a written object
-    becomes stale. ``write`` names the write for error messages (``x[1:3]``)."""
-    if isinstance(obj.primal, _Stale):
-        obj.primal._fail()
-    chain = [(obj, new)]
-    cur, val = obj, new
-    while True:
-        try:
-            base, key = cur._base
-        except AttributeError:
-            break
-        if isinstance(key, str):
-            raise InPlaceError(
-                f"a write into {_describe(key)} (a view of x, which dualrev cannot write "
-                "through)", rewrite="write into x itself instead: reshape/transpose the "
-                "value you write, or index x directly (x[...] = v)")
-        if isinstance(base.primal, _Stale):
-            base.primal._fail()
-        val = functional_set(base, key, val)
-        chain.append((base, val))
-        cur = base
-    # from the root down: each written base keeps its one view on the chain (which is
-    # rebound to the matching value next); every other view of it goes stale
-    for i in range(len(chain) - 1, -1, -1):
-        o, v = chain[i]
-        _poison_views(o, chain[i - 1][0] if i else None, write)
-        _rebind(o, v)
-
-
-def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
-    """``x`` with ``v`` written at the canonical index ``key``, in ``x``'s dtype (as
-    NumPy's assignment casts): the value ``x[key] = v`` leaves in ``x``."""
-    from .catalogue.indexing import is_basic, scatter_p
-
-    xd = dtype_of(x)
-    vd = dtype_of(v)
-    if vd.kind == "c" and xd.kind != "c":
-        warnings.warn(np.exceptions.ComplexWarning(
-            "Casting complex values to real discards the imaginary part"), stacklevel=4)
-        v = np.real(v)
-    shape = shape_of(x)
-    if is_basic(key):
-        target = np.zeros(shape, dtype=bool)[key].shape
-        if shape_of(v) != target:
-            v = np.broadcast_to(v, target)
-        placed = bind(scatter_p, (v,), {"idx": key, "nb": 0, "shape": shape})
-        mask = np.zeros(shape, dtype=bool)
-        mask[key] = True
-        out = np.where(mask, placed, x)
-    else:
-        from .at import at
-        out = at(x)[key].set(v)
-    if dtype_of(out) != xd:
-        out = METHODS["astype"](out, xd)
-    return out
-
-
 # ------------------------------------------------------------------ constants
 def constant(value: Any, like: Any) -> Any:
     """The plain (or only batched) ``value`` as a value of ``like``'s trace with no
     derivative: a constant a write can rebind ``like`` to, and the traced buffer
     ``np.zeros_like`` of a traced value gives."""
-    from .batching import Batched, BatchTrace, FinishedBatchTrace
-    from .forward import Dual, FinishedForwardTrace, ForwardTrace
-    from .reverse import FinishedTape, Tape, Traced
-
     trace = like._trace
     if isinstance(trace, (FinishedTape, FinishedForwardTrace, FinishedBatchTrace)):
         raise EscapedTracerError(trace.what, "an in-place write")
@@ -305,8 +250,6 @@ def constant_like(a: Any, make: Any, own: np.ndarray) -> Any:
     ``own`` (one element's, under vmap: the batch axes of the traced ``a`` go in front)
     as a constant of ``a``'s trace: a buffer writes into which are recorded
     (``np.zeros_like(x)``)."""
-    from .batching import batch_traces, rebatch
-
     traces = batch_traces(a)
     if traces:
         lead = np.shape(concrete(a))[:len(traces)]
@@ -316,95 +259,6 @@ def constant_like(a: Any, make: Any, own: np.ndarray) -> Any:
     if a._bdepth:
         return value
     return constant(value, a)
-
-
-# ------------------------------------------------------------------ the entry points
-def setitem(x: Any, key: Any, value: Any) -> None:
-    """``x[key] = value`` on a traced ``x``."""
-    from .catalogue.indexing import canonical_index
-
-    key = canonical_index(key)
-    base = getattr(value, "_base", None) if isinstance(value, Tracer) else None
-    if base is not None and base[0] is x and base[1] == key:
-        # x[key] op= v: Python's getitem gave a view, whose in-place operator already
-        # wrote through it; this store writes the same values again
-        return
-    assign(x, functional_set(x, key, value), f"x[{_key_text(key)}]")
-
-
-_INPLACE = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide,
-            "//": np.floor_divide, "%": np.remainder, "**": np.power, "@": np.matmul,
-            "&": np.bitwise_and, "|": np.bitwise_or, "^": np.bitwise_xor,
-            "<<": np.left_shift, ">>": np.right_shift}
-
-
-def inplace_op(x: Any, op: str, new: Any) -> Any:
-    """``x op= y`` given ``new = x op y``: ``x`` rebound to ``new`` in its own dtype and
-    shape, refused where NumPy refuses (a result NumPy cannot cast back, or of another
-    shape)."""
-    name = _INPLACE[op].__name__ if op in _INPLACE else op
-    xs, ns = shape_of(x), shape_of(new)
-    xd, nd = dtype_of(x), dtype_of(new)
-    if xs != ns:
-        raise ValueError(f"non-broadcastable output operand with shape {xs} doesn't "
-                         f"match the broadcast shape {ns}")
-    if nd != xd:
-        if not np.can_cast(nd, xd, "same_kind"):
-            # NumPy's words (its UFuncTypeError is a TypeError)
-            raise TypeError(f"Cannot cast ufunc '{name}' output from {nd!r} to {xd!r} "
-                            "with casting rule 'same_kind'")
-        new = METHODS["astype"](new, xd)
-    assign(x, new, f"x {op}=" if op in _INPLACE else f"numpy.{op}(..., out=x)")
-    return x
-
-
-def ufunc_out(ufunc: Any, inputs: Any, kwargs: dict[str, Any]) -> Any:
-    """``ufunc(*inputs, out=x)`` with a traced ``x``: the result written into ``x``.
-    Other ``out=`` (a plain array, several outputs, ``where=``) raise InPlaceError."""
-    out = kwargs.pop("out")
-    outs = out if isinstance(out, tuple) else (out,)
-    where = kwargs.get("where", True)
-    if len(outs) != 1 or not isinstance(outs[0], Tracer) or not (
-            where is True or where is None):
-        raise InPlaceError(f"numpy.{ufunc.__name__}(..., out=...)"
-                           + (" into a plain NumPy array" if len(outs) == 1
-                              and not isinstance(outs[0], Tracer) else ""))
-    kwargs.pop("where", None)
-    return inplace_op(outs[0], ufunc.__name__, ufunc(*inputs, **kwargs))
-
-
-def ufunc_at(ufunc: Any, inputs: Any) -> None:
-    """``np.add.at(x, idx, v)`` / ``np.multiply.at`` with a traced ``x``: ``x`` rebound to
-    ``dualrev.at(x)[idx].add(v)`` (``.multiply``). A plain ``x`` raises InPlaceError."""
-    from .at import at
-
-    method = {np.add: "add", np.multiply: "multiply"}.get(ufunc)
-    x = inputs[0]
-    if method is None or len(inputs) != 3 or not isinstance(x, Tracer):
-        raise InPlaceError(f"numpy.{ufunc.__name__}.at"
-                           + ("" if isinstance(x, Tracer) else " into a plain NumPy array"))
-    assign(x, inplace_cast(getattr(at(x)[inputs[1]], method)(inputs[2]), x),
-           f"numpy.{ufunc.__name__}.at(x, ...)")
-
-
-def inplace_cast(new: Any, x: Any) -> Any:
-    """``new`` in ``x``'s dtype (NumPy writes into ``x`` keep its dtype)."""
-    xd = dtype_of(x)
-    return new if dtype_of(new) == xd else METHODS["astype"](new, xd)
-
-
-def fill(x: Any, value: Any) -> None:
-    """``x.fill(value)``: every element of ``x`` set to the scalar ``value``."""
-    if np.ndim(concrete(value)) if not isinstance(value, Tracer) else shape_of(value):
-        raise ValueError("fill: the value must be a scalar")
-    assign(x, functional_set(x, (Ellipsis,), value), "x.fill(...)")
-
-
-def sort(x: Any, axis: int = -1, kind: Any = None, order: Any = None, **kw: Any) -> None:
-    """``x.sort()``: ``x`` rebound to ``np.sort(x)``."""
-    if order is not None or kw:
-        raise InPlaceError("x.sort(order=...)")
-    assign(x, np.sort(x, axis=axis, kind=kind), "x.sort()")
 
 
 def clone(x: Any) -> Any:
@@ -422,14 +276,10 @@ def clone(x: Any) -> Any:
     return c
 
 
-try:
-    from sys import _getframe
-except ImportError:  # pragma: no cover - interpreters without frame access
-    _getframe = None
+_getframe = getattr(sys, "_getframe", None)  # absent on some interpreters
 
-import dis as _dis  # noqa: E402
 
-_STORES = {_dis.opmap[n] for n in ("STORE_SUBSCR", "STORE_SLICE") if n in _dis.opmap}
+_STORES = {dis.opmap[n] for n in ("STORE_SUBSCR", "STORE_SLICE") if n in dis.opmap}
 
 
 def refuse_plain_store() -> None:
@@ -444,5 +294,8 @@ def refuse_plain_store() -> None:
     except (ValueError, IndexError, AttributeError):
         return
     if op in _STORES:
-        from .errors import PlainBufferError
         raise PlainBufferError("out[i] = x")
+
+
+METHODS["clone"] = clone
+METHODS["plain_store"] = refuse_plain_store

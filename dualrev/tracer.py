@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import config, inplace
+from . import config
 from .errors import InPlaceError, TracerConversionError
 from .primitive import (
     FUNCTION_HANDLERS,
@@ -78,7 +78,7 @@ class TracedBase(Tracer):
         if kwargs.get("out") is not None:
             if method != "__call__":
                 raise InPlaceError(f"numpy.{ufunc.__name__}.{method}(..., out=...)")
-            return inplace.ufunc_out(ufunc, inputs, kwargs)  # out= a traced x: a write
+            return METHODS["ufunc_out"](ufunc, inputs, kwargs)  # out= a traced x: a write
         if method == "__call__":
             handler = UFUNC_HANDLERS.get(ufunc)
             if handler is None and ufunc in _BOOLEAN and all(
@@ -103,7 +103,7 @@ class TracedBase(Tracer):
             kwargs.setdefault("axis", 0)
             return _UFUNC_ACCUMULATE[ufunc](*inputs, **kwargs)
         if method == "at":
-            return inplace.ufunc_at(ufunc, inputs)
+            return METHODS["ufunc_at"](ufunc, inputs)
         raise no_rule(ufunc, f"The ufunc method .{method} is not supported.")
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
@@ -113,7 +113,7 @@ class TracedBase(Tracer):
         return handler(*args, **kwargs)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        inplace.refuse_plain_store()
+        METHODS["plain_store"]()
         caller = METHODS["scipy_caller"]()
         if caller is not None:
             raise TracerConversionError(
@@ -124,7 +124,7 @@ class TracedBase(Tracer):
 
     # ------------------------------------------------------------ coercions
     def __float__(self) -> float:
-        inplace.refuse_plain_store()
+        METHODS["plain_store"]()
         raise TracerConversionError("float()")
 
     def __int__(self) -> int:
@@ -146,48 +146,48 @@ class TracedBase(Tracer):
         # Truth tests (`if x:`) pick a branch; they do not carry a derivative.
         return bool(strip(self))
 
-    # In-place writes rebind this object to the written value (dualrev/inplace.py).
+    # In-place writes rebind this object to the written value (dualrev/at.py).
     def __setitem__(self, key: Any, value: Any) -> None:
-        inplace.setitem(self, key, value)
+        METHODS["setitem"](self, key, value)
 
     def fill(self, value: Any) -> None:
-        inplace.fill(self, value)
+        METHODS["fill"](self, value)
 
     def sort(self, axis: int = -1, kind: Any = None, order: Any = None) -> None:
-        inplace.sort(self, axis, kind, order)
+        METHODS["sort"](self, axis, kind, order)
 
     def __iadd__(self, o: Any) -> Any:
-        return inplace.inplace_op(self, "+", self + o)
+        return METHODS["inplace_op"](self, "+", self + o)
 
     def __isub__(self, o: Any) -> Any:
-        return inplace.inplace_op(self, "-", self - o)
+        return METHODS["inplace_op"](self, "-", self - o)
 
     def __imul__(self, o: Any) -> Any:
-        return inplace.inplace_op(self, "*", self * o)
+        return METHODS["inplace_op"](self, "*", self * o)
 
     def __itruediv__(self, o: Any) -> Any:
-        return inplace.inplace_op(self, "/", self / o)
+        return METHODS["inplace_op"](self, "/", self / o)
 
     def __ifloordiv__(self, o: Any) -> Any:
-        return inplace.inplace_op(self, "//", self // o)
+        return METHODS["inplace_op"](self, "//", self // o)
 
     def __imod__(self, o: Any) -> Any:
-        return inplace.inplace_op(self, "%", self % o)
+        return METHODS["inplace_op"](self, "%", self % o)
 
     def __ipow__(self, o: Any) -> Any:
-        return inplace.inplace_op(self, "**", self ** o)
+        return METHODS["inplace_op"](self, "**", self ** o)
 
     def __imatmul__(self, o: Any) -> Any:
-        return inplace.inplace_op(self, "@", self @ o)
+        return METHODS["inplace_op"](self, "@", self @ o)
 
     def __iand__(self, o: Any) -> Any:
-        return inplace.inplace_op(self, "&", self & o)
+        return METHODS["inplace_op"](self, "&", self & o)
 
     def __ior__(self, o: Any) -> Any:
-        return inplace.inplace_op(self, "|", self | o)
+        return METHODS["inplace_op"](self, "|", self | o)
 
     def __ixor__(self, o: Any) -> Any:
-        return inplace.inplace_op(self, "^", self ^ o)
+        return METHODS["inplace_op"](self, "^", self ^ o)
 
     def round(self, decimals: int = 0) -> Any:
         return FUNCTION_HANDLERS[np.round](self, decimals)  # piecewise constant
@@ -309,7 +309,7 @@ class TracedBase(Tracer):
         return bind(UFUNC_HANDLERS[np.negative], (self,), _NONE)
 
     def __pos__(self) -> Any:
-        return inplace.clone(self)  # a copy, as NumPy's +x: writes into it stay there
+        return METHODS["clone"](self)  # a copy, as NumPy's +x: writes into it stay there
 
     def __abs__(self) -> Any:
         return bind(UFUNC_HANDLERS[np.absolute], (self,), _NONE)
@@ -431,11 +431,11 @@ class TracedBase(Tracer):
         return FUNCTION_HANDLERS[np.diagonal](self, *a, **k)
 
     def copy(self, order: str = "C") -> Any:
-        return inplace.clone(self)  # another object: a write into one is not the other's
+        return METHODS["clone"](self)  # another object: a write into one is not the other's
 
     def astype(self, dtype: Any, copy: bool = True) -> Any:
         out = METHODS["astype"](self, dtype)
-        return inplace.clone(out) if out is self else out
+        return METHODS["clone"](out) if out is self else out
 
     def conj(self) -> Any:
         return UFUNC_HANDLERS[np.conjugate](self)

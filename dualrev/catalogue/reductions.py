@@ -208,7 +208,8 @@ def _prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     if mask is not None:
         a = np.where(mask, a, 1.0)
     axis = normalize_axis(axis, ndim_of(a), scalar_axis=True)
-    result = (clone(a) if isinstance(a, Tracer) else a) if not axis else bind(prod_p, (a,), {"axis": axis, "keepdims": bool(keepdims)})
+    result = ((clone(a) if isinstance(a, Tracer) else a) if not axis
+              else bind(prod_p, (a,), {"axis": axis, "keepdims": bool(keepdims)}))
     return _as(result if initial is None else result * initial, dtype)
 
 
