@@ -73,8 +73,8 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "check_grads", "numerical_jvp")]),
     ("Traced values", [(dualrev, n) for n in ("Traced", "Dual", "Tape")]),
     ("Errors", [(dualrev, n) for n in (
-        "DualrevError", "NoDerivativeRule", "TracerConversionError", "InPlaceError",
-        "EscapedTracerError")]),
+        "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
+        "InPlaceError", "StaleViewError", "EscapedTracerError")]),
 ]
 
 

@@ -23,6 +23,8 @@ from .errors import (
     EscapedTracerError,
     InPlaceError,
     NoDerivativeRule,
+    PlainBufferError,
+    StaleViewError,
     TracerConversionError,
 )
 from .forward import Dual
@@ -91,6 +93,8 @@ __all__ = [
     "DualrevError",
     "EscapedTracerError",
     "InPlaceError",
+    "PlainBufferError",
+    "StaleViewError",
     "NoDerivativeRule",
     "Primitive",
     "Tape",

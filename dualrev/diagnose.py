@@ -122,6 +122,12 @@ class _Site:
         return sorted(found, key=lambda n: (n.lineno, n.col_offset), reverse=True)
 
 
+class Explanation(str):
+    """A diagnosis; ``store`` tells a write into a plain NumPy buffer (``out[i] = t``)."""
+
+    store = False
+
+
 _UNKNOWN = object()
 _PARSED: dict[str, ast.Module | None] = {}
 
@@ -151,7 +157,7 @@ def _plain_array(v: Any) -> bool:
     return type(v) is np.ndarray or isinstance(v, np.ndarray)
 
 
-def explain(kind: str) -> str | None:
+def explain(kind: str) -> Explanation | str | None:
     """A message naming the construct on the user's line that converts a traced value
     (``kind``: "float", "int", "complex", "index" for the Python coercions, "array" for
     the ``__array__`` protocol, "item", "tolist"), or None where it cannot be found."""
@@ -163,7 +169,9 @@ def explain(kind: str) -> str | None:
         for node in site.nodes():
             msg = _match(site, node, kind)
             if msg is not None:
-                return f"dualrev: {msg} (on {site.where()})"
+                out = Explanation(f"dualrev: {msg} (on {site.where()})")
+                out.store = isinstance(node, (ast.Assign, ast.AugAssign))
+                return out
         text = linecache.getline(site.file, site.line, frame.f_globals).strip()
         if text:
             text = text if len(text) <= 100 else text[:97] + "..."
@@ -186,9 +194,11 @@ def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
                 buf = site.seg(t.value)
                 return (f"`{site.seg(node)}` writes a traced value into the plain NumPy "
                         f"array `{buf}`, which stores numbers only (the derivative would be "
-                        f"lost). Make the buffer traced: create it from a traced value, "
-                        f"`{buf} = np.zeros_like(x)` with x traced, or collect the values "
-                        "in a list and `np.stack` them")
+                        f"lost). Make the buffer traced so that the write is recorded: "
+                        f"`{buf} = np.zeros_like(x)` (or `np.zeros_like(x, shape=(n, ...))`, "
+                        "np.empty_like, np.full_like) with x a traced value, such as the "
+                        "argument being differentiated; or collect the values in a list "
+                        "and `np.stack` them")
         return None
     if isinstance(node, ast.Subscript):
         obj = site.lookup(node.value)

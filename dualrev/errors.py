@@ -99,34 +99,108 @@ class TracerConversionError(DualrevError):
 
 
 class InPlaceError(DualrevError):
-    """An in-place write into a traced array (``x[i] = v``, ``out=``) was attempted.
+    """An in-place write dualrev cannot record (``out=`` into a plain array,
+    ``np.add.at``, a write through a reshape/transpose view, ...) was attempted on an
+    array that carries a derivative.
 
-    Traced arrays are immutable, as in JAX: write ``dualrev.at(x)[idx].set(v)`` /
-    ``.add(v)`` for ``x[idx] = v`` / ``np.add.at``, ``x = x + y`` for ``out=``, or
-    build the array with ``np.where``,
-    ``np.concatenate`` or ``np.stack``.
+    Writes into traced arrays (``x[idx] = v``, ``x += y``, ``x.fill(v)``, ``x.sort()``)
+    are recorded; the rest get the functional form: ``x = x + y`` for ``out=``,
+    ``dualrev.at(x)[idx].add(v)`` for ``np.add.at``, or ``np.where``,
+    ``np.concatenate``, ``np.stack``.
 
     Example:
         >>> import numpy as np
         >>> import dualrev as dr
         >>> def f(x):
-        ...     x[0] = 0.0
-        ...     return np.sum(x)
+        ...     buf = np.zeros(2)
+        ...     np.multiply(x, 2.0, out=buf)
+        ...     return np.sum(buf)
         >>> dr.grad(f)(np.ones(2))
         Traceback (most recent call last):
         ...
-        dualrev.errors.InPlaceError: dualrev: x[...] = value would write in place ...
+        dualrev.errors.InPlaceError: dualrev: numpy.multiply(..., out=...) into a plain ...
+    """
+
+    def __init__(self, what: str, rewrite: str | None = None) -> None:
+        msg = (
+            f"dualrev: {what} would write in place into an array that carries a "
+            "derivative, which dualrev cannot record. (It records x[idx] = v, x += y and "
+            "the other augmented assignments, x.fill(v) and x.sort() on traced arrays.) "
+            + (rewrite[0].upper() + rewrite[1:] + "." if rewrite else
+               "Use the functional form: x = x + y instead of an out= argument; for "
+               "np.add.at write dualrev.at(x)[idx].add(v) (dualrev.at(x)[idx].set(v) for "
+               "x[idx] = v), or build the new array with np.where(mask, v, x), "
+               "np.concatenate or np.stack.")
+        )
+        super().__init__(msg)
+
+
+class StaleViewError(InPlaceError):
+    """A view of a traced array (``u[1:]``, ``u.T``) taken before the array was written
+    in place was used after the write: NumPy's view would show the write, dualrev's
+    traced value cannot, so it refuses rather than give a different value.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> def f(x):
+        ...     tail = x[1:]
+        ...     x[1] = 0.0
+        ...     return np.sum(tail)
+        >>> dr.grad(f)(np.ones(3))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.StaleViewError: dualrev: a view x[1:] taken before x[1] was written...
     """
 
     def __init__(self, what: str) -> None:
         msg = (
-            f"dualrev: {what} would write in place into an array that carries a "
-            "derivative; traced arrays are immutable (as in JAX). Use the functional form: "
-            "x = x + y instead of an out= argument; for x[idx] = v and np.add.at write "
-            "dualrev.at(x)[idx].set(v) / .add(v), or build the new array with "
-            "np.where(mask, v, x), np.concatenate or np.stack."
+            f"dualrev: {what}, and was used after the write. A NumPy view would show "
+            "the write; dualrev's traced view holds the values from before it, so it "
+            "refuses rather than give a different value. Take the slice (or reshape, "
+            "transpose, ...) again after the write, or take a copy (v = x[1:].copy()) "
+            "before it if the old values are what you want."
         )
-        super().__init__(msg)
+        DualrevError.__init__(self, msg)
+
+
+class PlainBufferError(TracerConversionError):
+    """A traced value was written into a plain NumPy array (``out[i] = x``), which can
+    hold plain numbers only. Make the buffer from a traced value (``np.zeros_like(x)``,
+    whose writes are recorded) or collect the values and ``np.stack`` them.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> def f(x):
+        ...     out = np.zeros(2)
+        ...     out[0] = x[1]
+        ...     return np.sum(out)
+        >>> dr.grad(f)(np.ones(2))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.PlainBufferError: dualrev: `out[0] = x[1]` writes a traced value ...
+        >>> def g(x):
+        ...     out = np.zeros_like(x)  # a traced buffer: the write is recorded
+        ...     out[0] = x[1]
+        ...     return np.sum(out)
+        >>> print(dr.grad(g)(np.ones(2)))
+        [0. 1.]
+    """
+
+    def __init__(self, what: str, detail: str | None = None) -> None:
+        if detail is not None:  # the statement and buffer, named (dualrev.diagnose)
+            TracerConversionError.__init__(self, what, detail)
+            return
+        msg = (
+            f"dualrev: {what} writes a traced value into a plain NumPy array, which can "
+            "only hold plain numbers (the derivative would be lost). Make the buffer "
+            "traced so the write is recorded: out = np.zeros_like(x) (or "
+            "np.zeros_like(x, shape=(n, ...)), np.empty_like, np.full_like) with x a "
+            "traced value, such as the argument being differentiated; or collect the "
+            "values in a list and build the array at the end with np.stack(values)."
+        )
+        DualrevError.__init__(self, msg)
 
 
 class EscapedTracerError(DualrevError):

@@ -150,7 +150,7 @@ class Dual(TracedBase):
         9.0 6.0
     """
 
-    __slots__ = ("tangent",)
+    __slots__ = ()  # tangent: a slot of Tracer
 
     def __init__(self, primal: Any, tangent: Any, trace: ForwardTrace) -> None:
         self.primal = primal

@@ -42,7 +42,13 @@ class Tracer:
     in tracer.py. ``primal`` is the value one level down; for a ``Batched`` value it holds
     the whole batch (one leading axis more than the value's own shape, ``_bdepth`` 1)."""
 
-    __slots__ = ("primal", "_trace", "_level")
+    # Every traced type has the same slots, so that an in-place write can turn a value
+    # into one of another type (a buffer made at an outer level written with a value of
+    # an inner transform; dualrev/inplace.py): ``tangent`` is a Dual's, ``_index`` a
+    # Traced's; ``_base``/``_views`` link a view (basic indexing, reshape, ...) and its
+    # base, left unset (no cost) on every other value.
+    __slots__ = ("primal", "_trace", "_level", "tangent", "_index", "_base", "_views",
+                 "__weakref__")
     _bdepth = 0
 
 

@@ -423,7 +423,7 @@ class Traced(TracedBase):
         6.0
     """
 
-    __slots__ = ("_index",)
+    __slots__ = ()  # _index: a slot of Tracer
 
     def __init__(self, primal: Any, tape: Tape, index: int) -> None:
         self.primal = primal
@@ -443,11 +443,12 @@ def linear_transpose(linear: Any, x: Any, ct: Any) -> Any:
     dt = np.result_type(dtype_of(x), np.float64) if is_complex(x) else np.float64
     tape = Tape(new_level(), "a transposed JVP rule")
     t = tape.input(np.zeros(shape_of(x), dt))
+    entry = t._index  # read now: linear may write into t, rebinding it
     try:
         out = linear(t)
     finally:
         tape.finish()
     g = None
     if type(out) is Traced and out._trace is tape:
-        g = tape.backward({out._index: ct})[t._index]
+        g = tape.backward({out._index: ct})[entry]
     return np.zeros(shape_of(x), dt) if g is None else g

@@ -528,6 +528,8 @@ class _Recording:
         leaves, defs = _split_inputs(args, nums)
         tape = Tape(new_level(), what, keep_all)
         inputs = [tape.input(x) for x in leaves]
+        # the inputs' entries, read now: f may write into its inputs, rebinding them
+        in_index = [t._index for t in inputs]
         try:
             out = f(*_rebuild_args(args, nums, defs, inputs))
         except ValueError as e:
@@ -536,21 +538,21 @@ class _Recording:
         finally:
             tape.finish()
         out, aux = _split_aux(out, has_aux)
-        self._set(tape, leaves, defs, inputs, out, aux, what)
+        self._set(tape, leaves, defs, in_index, out, aux, what)
 
     @classmethod
     def from_output(cls, tape: Tape, leaves: list[Any], defs: list[TreeDef],
                     inputs: list[Any], out: Any, what: str) -> _Recording:
         """A recording of a function already run on ``inputs`` (entries of ``tape``)."""
         rec = cls.__new__(cls)
-        rec._set(tape, leaves, defs, inputs, out, None, what)
+        rec._set(tape, leaves, defs, [t._index for t in inputs], out, None, what)
         return rec
 
-    def _set(self, tape: Tape, leaves: list[Any], defs: list[TreeDef], inputs: list[Any],
+    def _set(self, tape: Tape, leaves: list[Any], defs: list[TreeDef], in_index: list[int],
              out: Any, aux: Any, what: str) -> None:
         self.tape, self.aux = tape, aux
         self.leaves, self.defs = leaves, defs
-        self.in_index = [t._index for t in inputs]
+        self.in_index = in_index
         if isinstance(out, Tracer):  # one traced output: no tree to flatten
             self.outs, self.out_def = [out], LEAF
         else:

@@ -159,9 +159,11 @@ def test_write_into_numpy_buffer_names_the_buffer(transform):
         return np.sum(out)
 
     x = x3 if transform is not dr.vmap else np.stack([x3, x3])
+    with pytest.raises(dr.PlainBufferError):
+        transform(scalar_store)(x)
     msg = _message(transform, scalar_store, x)
     assert ("`out[0] = x[1]` writes a traced value into the plain NumPy array `out`" in msg)
-    assert "`out = np.zeros_like(x)` with x traced" in msg
+    assert "`out = np.zeros_like(x)` (or `np.zeros_like(x, shape=(n, ...))`" in msg
     assert "`out[0:2] = x[1:]` writes a traced value" in _message(transform, slice_store, x)
 
 

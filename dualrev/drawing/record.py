@@ -234,6 +234,7 @@ def _record(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
                 argnames.setdefault(id(leaf), name)
     tape.argnames = argnames
     inputs = [tape.input(x) for x in leaves]
+    in_index = [t._index for t in inputs]  # before f, which may write into its inputs
     tape.stop = _getframe() if _getframe is not None else None
     with _gc_paused:
         try:
@@ -250,7 +251,7 @@ def _record(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
     fname = getattr(f, "__name__", None)
     title = f"{fname if isinstance(fname, str) and fname.isidentifier() else 'f'}" \
             f"({', '.join(pnames)})"
-    return _Recording(tape, [t._index for t in inputs], in_names, outs, out_def, out_names,
+    return _Recording(tape, in_index, in_names, outs, out_def, out_names,
                       leaves, defs, names, calls, contexts, consts, nondiff, aux, title)
 
 
