@@ -23,6 +23,8 @@ from .errors import (
     EscapedTracerError,
     InPlaceError,
     NoDerivativeRule,
+    PlainBufferError,
+    StaleViewError,
     TracerConversionError,
 )
 from .forward import Dual
@@ -62,7 +64,25 @@ def __getattr__(name: str) -> Any:
 
 def stop_gradient(x: Any) -> Any:
     """``x`` as a constant: no derivative flows through it, at any nesting level (under
-    ``vmap`` it stays batched: a constant per element)."""
+    ``vmap`` it stays batched: a constant per element).
+
+    Unlike ``strip``, it works on batched values and keeps every other level's batching;
+    use it where a value must be treated as fixed (a target, a moving average, a detached
+    estimate) or to drop the derivative of a function dualrev has no rule for.
+
+    Args:
+        x: a value, traced or plain, or a pytree of them.
+    Returns:
+        ``x`` with the same structure, shapes and values, carrying no derivative (plain
+        values where ``x`` was differentiated; batched per element under ``vmap``).
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> print(dr.grad(lambda x: x * dr.stop_gradient(x))(3.0))
+        3.0
+        >>> print(dr.vmap(lambda x: 2 * dr.stop_gradient(x))(np.array([1.0, 2.0])))
+        [2. 4.]
+    """
     return tree_map(without_derivatives, x)
 
 
@@ -73,6 +93,8 @@ __all__ = [
     "DualrevError",
     "EscapedTracerError",
     "InPlaceError",
+    "PlainBufferError",
+    "StaleViewError",
     "NoDerivativeRule",
     "Primitive",
     "Tape",

@@ -28,21 +28,31 @@ def _zeros_like(x: Any) -> Any:
 class custom_jvp:
     """Give ``fun`` a hand-written forward-mode rule, used by every transform.
 
-    ::
-
-        @dualrev.custom_jvp
-        def log1pexp(x):
-            return np.log1p(np.exp(x))
-
-        @log1pexp.defjvp
-        def log1pexp_jvp(primals, tangents):
-            (x,), (t,) = primals, tangents
-            return log1pexp(x), t * (1 - 1 / (1 + np.exp(x)))
-
-    The rule receives tuples of primals and tangents (zeros for arguments that are not
+    Decorate ``fun``, then set its rule with ``.defjvp`` (itself usable as a decorator). The
+    rule receives tuples of primals and tangents (zeros for arguments that are not
     differentiated) and returns ``(output, output_tangent)``; it must be linear in the
     tangents and written with NumPy calls (so reverse mode and higher derivatives can
-    differentiate it in turn). ``fun`` takes and returns arrays.
+    differentiate it in turn). Reverse mode transposes the rule (being linear in the
+    tangents, its VJP is the reverse-mode derivative of the rule with respect to them), so
+    one rule serves ``jvp``, ``grad``, ``jacrev``, ``hessian`` and ``vmap`` alike. ``fun``
+    takes and returns arrays; calling it before ``.defjvp`` raises ``DualrevError``.
+
+    Args:
+        fun: the function, of positional array arguments, returning an array.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> @dr.custom_jvp
+        ... def log1pexp(x):
+        ...     return np.log1p(np.exp(x))
+        >>> @log1pexp.defjvp
+        ... def log1pexp_jvp(primals, tangents):
+        ...     (x,), (t,) = primals, tangents
+        ...     return log1pexp(x), t * (1 - 1 / (1 + np.exp(x)))
+        >>> print(dr.grad(log1pexp)(0.0))
+        0.5
+        >>> print(dr.grad(dr.grad(log1pexp))(0.0))
+        0.25
     """
 
     def __init__(self, fun: Callable[..., Any]) -> None:
@@ -96,7 +106,20 @@ class _CustomVJPPrimitive(Primitive):
 class custom_vjp:
     """Give ``fun`` a hand-written reverse-mode rule: ``fwd`` computes the output and
     residuals, ``bwd`` maps residuals and the output cotangent to one cotangent per
-    argument. ::
+    argument.
+
+    Decorate ``fun``, then call ``fun.defvjp(fwd, bwd)``: ``fwd(*args)`` returns
+    ``(output, residuals)`` and ``bwd(residuals, g)`` a tuple with one cotangent per
+    argument (``None`` for a zero one), each of its argument's shape. Residuals are kept on
+    the tape. ``fwd`` should get the output by calling the decorated function: under an
+    outer transform (grad of grad) it is then recorded by that transform instead of meeting
+    traced values in opaque code; ``bwd`` written in NumPy calls is differentiable in turn.
+    Forward mode (``jvp``, ``jacfwd``) differentiates through ``fun``'s body, so it needs
+    ``fun`` to be differentiable NumPy code; a function that calls code dualrev cannot see
+    into should get a ``custom_jvp`` for forward mode. Calling ``fun`` before ``.defvjp``
+    raises ``DualrevError``.
+
+    The usual shape, for a library call with known derivatives:
 
         @dualrev.custom_vjp
         def f(x, y):
@@ -112,12 +135,21 @@ class custom_vjp:
 
         f.defvjp(f_fwd, f_bwd)
 
-    Residuals are kept on the tape. ``fwd`` should get the output by calling the
-    decorated function (as above): under an outer transform (grad of grad) it is then
-    recorded by that transform instead of meeting traced values in opaque code.
-    Forward mode (``jvp``, ``jacfwd``) differentiates through ``fun``'s body, so it
-    needs ``fun`` to be differentiable NumPy code; a function that calls code dualrev
-    cannot see into should get a ``custom_jvp`` for forward mode.
+    Args:
+        fun: the function, of positional array arguments, returning an array.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> @dr.custom_vjp
+        ... def clip_gradient(x):
+        ...     return x
+        >>> def fwd(x):
+        ...     return clip_gradient(x), None          # no residuals needed
+        >>> def bwd(res, g):
+        ...     return (np.clip(g, -1.0, 1.0),)        # one cotangent per argument
+        >>> clip_gradient.defvjp(fwd, bwd)
+        >>> print(dr.grad(lambda x: np.sum(3.0 * clip_gradient(x)))(np.array([1.0, 2.0])))
+        [1. 1.]
     """
 
     def __init__(self, fun: Callable[..., Any]) -> None:

@@ -8,11 +8,40 @@ from __future__ import annotations
 
 
 class DualrevError(TypeError):
-    """Base class of dualrev's errors (a ``TypeError``, as NumPy raises for bad types)."""
+    """Base class of dualrev's errors (a ``TypeError``, as NumPy raises for bad types).
+
+    Every refusal of dualrev is one: ``NoDerivativeRule``, ``TracerConversionError``,
+    ``InPlaceError``, ``EscapedTracerError``, ``BatchedValueError``, and the transforms' own
+    checks of their arguments (a non-scalar output for ``grad``, tangents of the wrong
+    shape, a wrong ``in_axes``), each saying what to do instead. ``except DualrevError``
+    catches them all.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> dr.grad(lambda x: 2 * x)(np.ones(2))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.DualrevError: dualrev.grad needs a function with a scalar output, ...
+    """
 
 
 class NoDerivativeRule(DualrevError):
-    """A NumPy/SciPy function without a derivative rule was called on a traced value."""
+    """A NumPy/SciPy function without a derivative rule was called on a traced value.
+
+    The message names the function and the ways out: rewrite with supported functions
+    (listed in docs/catalogue.md), give your function a rule (``custom_jvp``,
+    ``custom_vjp``), teach dualrev the function (``Primitive`` with ``register_function`` /
+    ``register_ufunc``), or drop the derivative on purpose (``stop_gradient``).
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> dr.grad(lambda x: np.i0(x))(1.0)
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.NoDerivativeRule: dualrev has no derivative rule for numpy.i0, ...
+    """
 
     def __init__(self, name: str, detail: str = "") -> None:
         msg = (
@@ -28,9 +57,31 @@ class NoDerivativeRule(DualrevError):
 
 
 class TracerConversionError(DualrevError):
-    """A traced value was coerced to a plain float or ndarray, which would drop its derivative."""
+    """A traced value was coerced to a plain float or ndarray, which would drop its derivative.
 
-    def __init__(self, what: str) -> None:
+    Raised by ``float(x)``, ``int(x)``, ``x.item()``, ``math.exp(x)``, ``np.asarray(x)``,
+    ``np.array([a, b])`` of traced values, writing a traced value into a NumPy buffer
+    (``out[i] = x``) and a plain array's method called with a traced argument
+    (``a.dot(x)``). Where dualrev finds the construct on the user's line the message names it
+    and its rewrite (``np.stack([...])``, ``np.exp``, ``a @ x``); comparisons (``x > 0``)
+    and ``if`` on them are fine.
+
+    Example:
+        >>> import dualrev as dr
+        >>> dr.grad(lambda x: float(x) ** 2)(3.0)
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.TracerConversionError: dualrev: ...
+    """
+
+    def __init__(self, what: str, detail: str | None = None) -> None:
+        # detail: the construct on the user's line and its rewrite, where it was found
+        # (dualrev.diagnose); else the usual causes, listed
+        if detail is not None:
+            super().__init__(detail + ". A traced value converted to a plain number or "
+                             "NumPy array would silently drop its derivative, so dualrev "
+                             f"refuses the conversion ({what}).")
+            return
         msg = (
             f"dualrev: {what} was called on a traced value; converting it to a plain "
             "number or NumPy array would silently drop its derivative. Common causes: "
@@ -48,21 +99,131 @@ class TracerConversionError(DualrevError):
 
 
 class InPlaceError(DualrevError):
-    """An in-place write into a traced array (``x[i] = v``, ``out=``) was attempted."""
+    """An in-place write dualrev cannot record (``out=`` into a plain array,
+    ``np.add.at``, a write through a reshape/transpose view, ...) was attempted on an
+    array that carries a derivative.
 
-    def __init__(self, what: str) -> None:
+    Writes into traced arrays (``x[idx] = v``, ``x += y``, ``x.fill(v)``, ``x.sort()``)
+    are recorded; the rest get the functional form: ``x = x + y`` for ``out=``,
+    ``dualrev.at(x)[idx].add(v)`` for ``np.add.at``, or ``np.where``,
+    ``np.concatenate``, ``np.stack``.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> def f(x):
+        ...     buf = np.zeros(2)
+        ...     np.multiply(x, 2.0, out=buf)
+        ...     return np.sum(buf)
+        >>> dr.grad(f)(np.ones(2))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.InPlaceError: dualrev: numpy.multiply(..., out=...) into a plain ...
+    """
+
+    def __init__(self, what: str, rewrite: str | None = None) -> None:
         msg = (
             f"dualrev: {what} would write in place into an array that carries a "
-            "derivative; traced arrays are immutable (as in JAX). Use the functional form: "
-            "x = x + y instead of an out= argument; for x[idx] = v and np.add.at write "
-            "dualrev.at(x)[idx].set(v) / .add(v), or build the new array with "
-            "np.where(mask, v, x), np.concatenate or np.stack."
+            "derivative, which dualrev cannot record. (It records x[idx] = v, x += y and "
+            "the other augmented assignments, x.fill(v) and x.sort() on traced arrays.) "
+            + (rewrite[0].upper() + rewrite[1:] + "." if rewrite else
+               "Use the functional form: x = x + y instead of an out= argument; for "
+               "np.add.at write dualrev.at(x)[idx].add(v) (dualrev.at(x)[idx].set(v) for "
+               "x[idx] = v), or build the new array with np.where(mask, v, x), "
+               "np.concatenate or np.stack.")
         )
         super().__init__(msg)
 
 
+class StaleViewError(InPlaceError):
+    """A view of a traced array (``u[1:]``, ``u.T``) taken before the array was written
+    in place was used after the write: NumPy's view would show the write, dualrev's
+    traced value cannot, so it refuses rather than give a different value.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> def f(x):
+        ...     tail = x[1:]
+        ...     x[1] = 0.0
+        ...     return np.sum(tail)
+        >>> dr.grad(f)(np.ones(3))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.StaleViewError: dualrev: a view x[1:] taken before x[1] was written...
+    """
+
+    def __init__(self, what: str) -> None:
+        msg = (
+            f"dualrev: {what}, and was used after the write. A NumPy view would show "
+            "the write; dualrev's traced view holds the values from before it, so it "
+            "refuses rather than give a different value. Take the slice (or reshape, "
+            "transpose, ...) again after the write, or take a copy (v = x[1:].copy()) "
+            "before it if the old values are what you want."
+        )
+        DualrevError.__init__(self, msg)
+
+
+class PlainBufferError(TracerConversionError):
+    """A traced value was written into a plain NumPy array (``out[i] = x``), which can
+    hold plain numbers only. Make the buffer from a traced value (``np.zeros_like(x)``,
+    whose writes are recorded) or collect the values and ``np.stack`` them.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> def f(x):
+        ...     out = np.zeros(2)
+        ...     out[0] = x[1]
+        ...     return np.sum(out)
+        >>> dr.grad(f)(np.ones(2))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.PlainBufferError: dualrev: `out[0] = x[1]` writes a traced value ...
+        >>> def g(x):
+        ...     out = np.zeros_like(x)  # a traced buffer: the write is recorded
+        ...     out[0] = x[1]
+        ...     return np.sum(out)
+        >>> print(dr.grad(g)(np.ones(2)))
+        [0. 1.]
+    """
+
+    def __init__(self, what: str, detail: str | None = None) -> None:
+        if detail is not None:  # the statement and buffer, named (dualrev.diagnose)
+            TracerConversionError.__init__(self, what, detail)
+            return
+        msg = (
+            f"dualrev: {what} writes a traced value into a plain NumPy array, which can "
+            "only hold plain numbers (the derivative would be lost). Make the buffer "
+            "traced so the write is recorded: out = np.zeros_like(x) (or "
+            "np.zeros_like(x, shape=(n, ...)), np.empty_like, np.full_like) with x a "
+            "traced value, such as the argument being differentiated; or collect the "
+            "values in a list and build the array at the end with np.stack(values)."
+        )
+        DualrevError.__init__(self, msg)
+
+
 class EscapedTracerError(DualrevError):
-    """A traced value was used after the transform that traced it had returned."""
+    """A traced value was used after the transform that traced it had returned.
+
+    It escaped the function being differentiated (stored in a list, a global, an object or
+    a closure, or made by a generator resumed later); no derivative can flow through it any
+    more. Return what you need (or pass it out with ``has_aux=True``), and store plain
+    values (``dualrev.strip(x)``, ``dualrev.stop_gradient(x)``) where they must outlive
+    the call.
+
+    Example:
+        >>> import dualrev as dr
+        >>> kept = []
+        >>> def f(x):
+        ...     kept.append(x)
+        ...     return x ** 2
+        >>> _ = dr.grad(f)(3.0)
+        >>> kept[0] + 1.0
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.EscapedTracerError: dualrev: a value traced by grad was used (in add) ...
+    """
 
     def __init__(self, transform: str, operation: str) -> None:
         msg = (

@@ -124,9 +124,33 @@ class FinishedForwardTrace(ForwardTrace):
 
 
 class Dual(TracedBase):
-    """A forward-mode traced value: ``primal`` and its ``tangent`` (same shape)."""
+    """A forward-mode traced value: ``primal`` and its ``tangent`` (same shape).
 
-    __slots__ = ("tangent",)
+    Inside ``jvp``, ``jacfwd`` and ``hessian`` the differentiated arguments are ``Dual``
+    numbers; every NumPy call on one computes the output's value and tangent at once (the
+    primitive's JVP rules) and returns a new ``Dual``. They behave like the arrays they hold,
+    and refuse conversion to plain values and in-place writes as ``Traced`` values do.
+    Users do not usually create them: ``jvp`` does.
+
+    Args:
+        primal: the value (one nesting level down: a plain array, or a traced value of an
+            outer transform).
+        tangent: its tangent, of the primal's shape (a ``Batched`` batch of tangents in
+            ``jacfwd``).
+        trace: the ``ForwardTrace`` of the transform call (its level is the value's level).
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> def f(x):
+        ...     print(repr(x))
+        ...     return x ** 2
+        >>> y, t = dr.jvp(f, (3.0,), (1.0,))
+        Dual(primal=3.0, tangent=1.0)
+        >>> print(y, t)
+        9.0 6.0
+    """
+
+    __slots__ = ()  # tangent: a slot of Tracer
 
     def __init__(self, primal: Any, tangent: Any, trace: ForwardTrace) -> None:
         self.primal = primal

@@ -88,7 +88,52 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
              options: dict[str, Any] | None = None) -> so.OptimizeResult:
     """``scipy.optimize.minimize`` with the exact gradient (value and gradient from one
     reverse pass, ``jac=True``), the exact Hessian or Hessian-vector product for methods
-    that use one, and exact constraint Jacobians. Same signature and result."""
+    that use one, and exact constraint Jacobians. Same signature and result.
+
+    Methods that take a Hessian-vector product (``newton-cg``, ``trust-ncg``,
+    ``trust-krylov``, ``trust-constr``) get ``hvp`` (no n-by-n matrix); ``dogleg`` and
+    ``trust-exact`` get the full ``hessian``; the derivative-free methods (``nelder-mead``,
+    ``powell``, ``cobyla``, ``cobyqa``) get no gradient. Constraints given as dicts or
+    ``NonlinearConstraint`` without a Jacobian get the exact one (``jacobian``);
+    ``LinearConstraint`` and bounds act on the flattened vector as given.
+
+    Args:
+        fun: the objective ``fun(x, *args)``, returning a real scalar, written in NumPy.
+        x0: the starting point: an array, a list/tuple of numbers (one vector, as SciPy
+            reads it), or a pytree (dict/list/tuple of arrays), which ``fun`` then receives.
+        args: extra positional arguments of ``fun`` (and of ``jac``, ``hess``, ``hessp``),
+            not differentiated.
+        method: SciPy's method name; None: SciPy's default (``bfgs``, ``l-bfgs-b`` with
+            bounds, ``slsqp`` with constraints).
+        jac: None (exact, by dualrev), a callable ``jac(x, *args)`` (of the pytree ``x``;
+            its result is flattened), ``True`` (``fun`` returns ``(value, gradient)``, the
+            gradient in the structure of ``x``, as in SciPy), or a finite-difference scheme
+            (``"2-point"``).
+        hess: None (exact where the method uses one), or a callable/strategy, as in SciPy.
+        hessp: None, or a callable ``hessp(x, p, *args)`` of pytrees, as in SciPy.
+        bounds: as in SciPy, on the flattened vector.
+        constraints: as in SciPy (a dict, a constraint object, or a sequence of them);
+            ``fun``s of dicts and ``NonlinearConstraint``s receive the pytree ``x``.
+        tol: as in SciPy.
+        callback: as in SciPy (it receives the flat vector).
+        options: as in SciPy.
+    Returns:
+        SciPy's ``OptimizeResult``, with ``res.x`` in the structure of ``x0`` (an ndarray
+        of ``x0``'s shape for an array) and the gradient ``res.jac`` (``res.grad`` for
+        ``trust-constr``) likewise.
+    Example:
+        >>> import numpy as np
+        >>> from dualrev import optimize
+        >>> rosen = lambda x: np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+        >>> res = optimize.minimize(rosen, np.zeros(3))
+        >>> res.success, np.allclose(res.x, 1.0, atol=1e-4)
+        (True, True)
+        >>> loss = lambda p: np.sum((p["w"] - 1.0) ** 2) + np.sum(p["b"] ** 2)
+        >>> res = optimize.minimize(loss, {"w": np.zeros(2), "b": np.ones(1)},
+        ...                         method="newton-cg")
+        >>> print(np.round(res.x["w"], 6), np.round(res.x["b"], 6))
+        [1. 1.] [0.]
+    """
     flat0, unravel = _ravel_x0(x0)
     meth = (method or _default_method(bounds, constraints)).lower()
     f_flat = lambda x, *a: fun(unravel(x), *a)
@@ -100,6 +145,13 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         def objective(x: np.ndarray, *a: Any) -> tuple[float, np.ndarray]:
             v, g = vg(x, *a)
             return float(v), np.asarray(g, dtype=float)
+
+        kw["jac"] = True
+    elif jac is True:  # SciPy's convention: fun returns (value, gradient) itself
+
+        def objective(x: np.ndarray, *a: Any) -> tuple[float, np.ndarray]:
+            v, g = f_flat(x, *a)
+            return float(v), _flat_result(g)
 
         kw["jac"] = True
     else:
@@ -147,6 +199,37 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     (detected at a point near ``x0``) the Jacobian is computed sparse by column colouring
     — one forward pass of a few tangents — and handed to SciPy as a sparse matrix. The
     ``SparseJacobian`` used is returned as ``res.sparse_jacobian`` (colours, passes).
+    Without either, the dense Jacobian comes from ``dualrev.jacobian``.
+
+    Args:
+        fun: the residuals ``fun(x, *args, **kwargs)``, returning a 1-D array.
+        x0: the starting point: an array, a list/tuple of numbers, or a pytree (which
+            ``fun`` then receives).
+        jac: None (exact, by dualrev), a callable ``jac(x, *args, **kwargs)`` of the pytree
+            ``x``, or one of SciPy's finite-difference schemes.
+        jac_sparsity: the Jacobian's structural nonzeros, an (m, n) array or sparse matrix
+            (``n`` the number of elements of ``x0``), or ``"auto"``: compute the Jacobian
+            sparse (it is not passed on to SciPy).
+        sparsity: the same as ``jac_sparsity`` (used when ``jac_sparsity`` is None).
+        args: extra positional arguments of ``fun`` (and ``jac``), not differentiated.
+        kwargs: extra keyword arguments of ``fun`` (and ``jac``), not differentiated.
+        **kw: the other arguments of ``scipy.optimize.least_squares`` (``method``,
+            ``bounds``, ``loss``, ``xtol``, ...), passed on unchanged.
+    Returns:
+        SciPy's ``OptimizeResult``, with ``res.x`` in the structure of ``x0``, ``res.jac``
+        the (m, n) Jacobian at the solution (sparse when computed sparse), and
+        ``res.sparse_jacobian`` where a sparse Jacobian was used.
+    Example:
+        >>> import numpy as np
+        >>> from dualrev import optimize
+        >>> res = optimize.least_squares(
+        ...     lambda x: np.stack([x[0] - 1.0, 10.0 * (x[1] - x[0] ** 2)]), np.zeros(2))
+        >>> print(np.round(res.x, 6))
+        [1. 1.]
+        >>> chain = lambda x: np.concatenate([x[:1] - 1.0, x[1:] - x[:-1]])  # banded
+        >>> res = optimize.least_squares(chain, np.zeros(100), sparsity="auto")
+        >>> np.allclose(res.x, 1.0), res.sparse_jacobian.n_colours
+        (True, 2)
     """
     kwargs = kwargs or {}
     flat0, unravel = _ravel_x0(x0)
@@ -173,7 +256,28 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
 def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: str = "hybr",
          jac: Any = None, **kw: Any) -> so.OptimizeResult:
     """``scipy.optimize.root`` with the exact Jacobian for the methods that use one
-    ('hybr', 'lm'); other methods run as in SciPy."""
+    ('hybr', 'lm'); other methods run as in SciPy.
+
+    Args:
+        fun: the function ``fun(x, *args)`` whose root is sought; its output is flattened
+            (it may be a pytree).
+        x0: the starting point: an array, a list/tuple of numbers, or a pytree (which
+            ``fun`` then receives).
+        args: extra positional arguments of ``fun`` (and ``jac``), not differentiated.
+        method: SciPy's method name (default ``"hybr"``).
+        jac: None (exact for ``hybr`` and ``lm``, by dualrev), a callable
+            ``jac(x, *args)`` of the pytree ``x``, or what SciPy accepts.
+        **kw: the other arguments of ``scipy.optimize.root`` (``tol``, ``callback``,
+            ``options``), passed on unchanged.
+    Returns:
+        SciPy's ``OptimizeResult``, with ``res.x`` in the structure of ``x0``.
+    Example:
+        >>> import numpy as np
+        >>> from dualrev import optimize
+        >>> res = optimize.root(lambda x: np.stack([x[0] ** 2 - 2.0, x[1] - x[0]]), np.ones(2))
+        >>> print(res.success, np.round(res.x, 6))
+        True [1.414214 1.414214]
+    """
     flat0, unravel = _ravel_x0(x0)
     f_flat = lambda x, *a: _flat_result(fun(unravel(x), *a))
     if jac is None and method in ("hybr", "lm"):

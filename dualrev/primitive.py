@@ -23,6 +23,7 @@ machinery: higher derivatives come from nesting.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,7 +42,13 @@ class Tracer:
     in tracer.py. ``primal`` is the value one level down; for a ``Batched`` value it holds
     the whole batch (one leading axis more than the value's own shape, ``_bdepth`` 1)."""
 
-    __slots__ = ("primal", "_trace", "_level")
+    # Every traced type has the same slots, so that an in-place write can turn a value
+    # into one of another type (a buffer made at an outer level written with a value of
+    # an inner transform; dualrev/inplace.py): ``tangent`` is a Dual's, ``_index`` a
+    # Traced's; ``_base``/``_views`` link a view (basic indexing, reshape, ...) and its
+    # base, left unset (no cost) on every other value.
+    __slots__ = ("primal", "_trace", "_level", "tangent", "_index", "_base", "_views",
+                 "__weakref__")
     _bdepth = 0
 
 
@@ -52,12 +59,18 @@ class Primitive:
     derivative for that argument (a mask, an index). ``jvp_joint`` replaces the
     per-argument JVP rules with one rule taking all tangents (``None`` where absent).
     ``nondiff`` primitives (comparisons, floor, sign) have zero derivative everywhere:
-    they run on the primal values and return plain results.
+    they run on the primal values and return plain results. Rules take the tangent (JVP)
+    or output cotangent (VJP) ``g``, the output ``ans``, then the primal arguments and the
+    static keyword parameters; they are set with ``defjvp(*rules)``,
+    ``defjvp_joint(rule)``, ``defvjp(*rules, saves=...)``, ``defvjp_indexed(rule)`` and
+    ``defbatch(rule)`` (each returns the primitive, so they chain). Calling the primitive,
+    ``prim(*args, **params)``, applies it to plain or traced values; route a NumPy function
+    to it with ``register_function`` / ``register_ufunc``. See docs/extending.md.
 
     **What the tape keeps** is declared with the VJP rules, ``defvjp(*rules, saves=...)``
     (``elementwise(..., saves=...)`` in the catalogue): which of ``ans`` and the
     positional arguments each rule reads, so the tape keeps those and lets the others
-    die as early as in plain NumPy. Static keyword parameters are always kept. ::
+    die as early as in plain NumPy. Static keyword parameters are always kept:
 
         times.defvjp(lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x,
                      saves=("y", "x"))              # one string per rule, in order
@@ -81,6 +94,26 @@ class Primitive:
     the machinery skip the rule wrapper; ``vjp_add(acc, g, ans, *primals, **params)``
     adds the VJP into a cotangent buffer the tape owns (or creates one when ``acc`` is
     None), returning NotImplemented where it does not apply.
+
+    Args:
+        name: the operation's name, as error messages and ``dualrev.graph`` show it.
+        impl: the implementation on plain values, ``impl(*args, **params)``.
+        elementwise: the operation maps elements to elements with broadcasting (a ufunc):
+            dualrev then handles broadcasting of the rules and batching itself.
+        nondiff: the derivative is zero everywhere; traced arguments are stripped and the
+            result is plain.
+        scalar_impl: an optional fast path on Python/NumPy float scalars.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> times = dr.Primitive("times", np.multiply, elementwise=True)
+        >>> _ = times.defjvp(lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x)
+        >>> _ = times.defvjp(lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x,
+        ...                  saves=("y", "x"))
+        >>> print(times(np.array([1.0, 2.0]), 3.0))
+        [3. 6.]
+        >>> print(dr.grad(lambda x: np.sum(times(x, np.sin(x))))(np.array([0.0, 1.0])))
+        [0.       1.381773]
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
@@ -346,7 +379,26 @@ def apply_plain(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) ->
 
 def strip(x: Any) -> Any:
     """The plain value under all levels of tracing (used where derivatives are zero: an
-    index, a mask, a branch). A batched value has no one plain value: that raises."""
+    index, a mask, a branch). A batched value has no one plain value: that raises.
+
+    Args:
+        x: a traced value (of any nesting of transforms) or a plain one.
+    Returns:
+        The plain NumPy array or scalar under ``x`` (``x`` itself when it is not traced).
+    Raises:
+        BatchedValueError: ``x`` is batched (a value computed from ``vmap``'s mapped
+            arguments); ``stop_gradient`` keeps the batch there.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> def f(x):
+        ...     scale = 2.0 if dr.strip(x) > 0 else -2.0   # a plain branch decision
+        ...     return scale * x
+        >>> print(dr.grad(f)(3.0))
+        2.0
+        >>> print(dr.strip(np.array([1.0, 2.0])))
+        [1. 2.]
+    """
     while isinstance(x, Tracer):
         if x._bdepth:
             raise BatchedValueError()
@@ -397,7 +449,31 @@ METHODS: dict[str, Callable[..., Any]] = {}
 
 
 def register_ufunc(ufunc: Any, handler: Callable[..., Any]) -> None:
-    """Route calls of a NumPy/SciPy ufunc on traced values to ``handler``."""
+    """Route calls of a NumPy/SciPy ufunc on traced values to ``handler``.
+
+    Once registered, ``ufunc(x)`` on a traced ``x`` calls ``handler(*inputs)`` (keyword
+    arguments such as ``where=`` are refused, ``dtype=`` is applied to the result): usually
+    a ``Primitive`` with its derivative rules, or a function composed of supported NumPy
+    calls. Calls on plain values are NumPy's own. See docs/extending.md.
+
+    Args:
+        ufunc: the ``numpy.ufunc`` (``np.cbrt``, ``scipy.special.erf``).
+        handler: a callable of the ufunc's inputs, returning the result.
+    Returns:
+        None; the registration is global (it replaces any earlier handler of ``ufunc``).
+    Example:
+        >>> import numpy as np
+        >>> import scipy.special as sp
+        >>> import dualrev as dr
+        >>> exp10 = dr.Primitive("exp10", sp.exp10, elementwise=True)
+        >>> d_exp10 = lambda g, ans, x: g * ans * np.log(10.0)
+        >>> _ = exp10.defjvp(d_exp10).defvjp(d_exp10, saves="ans")
+        >>> dr.register_ufunc(sp.exp10, exp10)
+        >>> print(round(float(dr.grad(lambda x: sp.exp10(x))(1.0)), 6))
+        23.025851
+        >>> from dualrev.primitive import UFUNC_HANDLERS
+        >>> _ = UFUNC_HANDLERS.pop(sp.exp10)   # (undo the registration of this example)
+    """
     UFUNC_HANDLERS[ufunc] = handler
 
 
@@ -405,7 +481,27 @@ def register_function(func: Any, handler: Callable[..., Any] | None = None) -> A
     """Route a NumPy function (``__array_function__``) on traced values to ``handler``.
 
     ``handler`` receives the call's arguments unchanged. Usable as a decorator:
-    ``@register_function(np.sum)``.
+    ``@register_function(np.sum)``. The handler builds the result from supported NumPy
+    calls or ``Primitive``s, so that every transform differentiates it; calls on plain
+    values are NumPy's own.
+
+    Args:
+        func: the NumPy function (``np.ptp``, ``np.linalg.slogdet``).
+        handler: a callable taking ``func``'s arguments; omitted, ``register_function``
+            returns a decorator that registers the function it decorates.
+    Returns:
+        ``handler``; or, without one, the decorator (which returns the function it is
+        given). The registration is global and replaces any earlier handler of ``func``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> @dr.register_function(np.ptp)
+        ... def ptp(a, axis=None, out=None, keepdims=False):
+        ...     return np.max(a, axis, keepdims=keepdims) - np.min(a, axis, keepdims=keepdims)
+        >>> print(dr.grad(np.ptp)(np.array([1.0, 5.0, 3.0])))
+        [-1.  1.  0.]
+        >>> from dualrev.primitive import FUNCTION_HANDLERS
+        >>> _ = FUNCTION_HANDLERS.pop(np.ptp)   # (undo the registration of this example)
     """
     if handler is None:
         def deco(h: Callable[..., Any]) -> Callable[..., Any]:
@@ -421,6 +517,10 @@ def qualified_name(func: Any) -> str:
     mod = getattr(func, "__module__", None) or "numpy"
     name = getattr(func, "__name__", repr(func))
     if isinstance(func, np.ufunc) and mod == "numpy":
+        # scipy.special's ufuncs report numpy as their module too
+        special = sys.modules.get("scipy.special")
+        if getattr(np, name, None) is not func and getattr(special, name, None) is func:
+            return f"scipy.special.{name} (ufunc)"
         return f"numpy.{name} (ufunc)"
     return f"{mod}.{name}"
 

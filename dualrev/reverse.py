@@ -49,6 +49,30 @@ class Tape:
     what the primitive's ``saves`` declaration names (a ``Shaped`` stand-in where only
     the shape is read, a ``NotSaved`` one for the rest; see ``Primitive``), or
     everything when it declares nothing.
+
+    ``tape.input(value)`` makes a traced input; ``tape.finish()`` stops recording (a value
+    used afterwards raises ``EscapedTracerError``); ``tape.backward(seeds)`` pulls
+    cotangents (``{entry index: cotangent}``) back to every entry and returns the list of
+    them (None where nothing arrived); ``tape.push(tangents)`` goes forward along the
+    recorded edges (a tape with ``keep_all``). The transforms make one tape per call;
+    building one by hand is for extensions and tests.
+
+    Args:
+        level: the nesting level of the transform call (``dualrev.tracer.new_level()``):
+            it keeps nested derivatives apart.
+        what: the transform's name, for the escaped-tracer error.
+        keep_all: keep every primal and output (not only what the VJP rules declare), so
+            that the tape can also be replayed forward (``push``).
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> from dualrev.tracer import new_level
+        >>> tape = dr.Tape(new_level())
+        >>> x = tape.input(np.array([1.0, 2.0]))
+        >>> y = np.sum(np.sin(x) * x)
+        >>> tape.finish()
+        >>> print(tape.backward({y._index: 1.0})[x._index])   # sin(x) + x cos(x)
+        [1.381773 0.077004]
     """
 
     __slots__ = ("level", "nodes", "what", "copies", "keep_all")
@@ -372,9 +396,34 @@ class FinishedTape(Tape):
 
 
 class Traced(TracedBase):
-    """A reverse-mode traced value: its ``primal`` value and its entry on a ``Tape``."""
+    """A reverse-mode traced value: its ``primal`` value and its entry on a ``Tape``.
 
-    __slots__ = ("_index",)
+    Inside ``grad``, ``vjp``, ``jacrev`` and ``jacobian`` the differentiated arguments are
+    ``Traced`` values; every NumPy call on them records an entry on the tape and returns a
+    new ``Traced``. They behave like the arrays they hold (``shape``, ``ndim``, ``dtype``,
+    ``len``, indexing, arithmetic, NumPy functions and methods) but cannot be converted to
+    plain values (``float(x)``, ``np.asarray(x)``: ``TracerConversionError``) or written in
+    place (``InPlaceError``). Formatting one (``f"{x}"``, ``print``) shows its value. Users
+    do not create them: ``Tape.input`` does.
+
+    Args:
+        primal: the value (one nesting level down: a plain array, or a traced value of an
+            outer transform).
+        tape: the ``Tape`` it is recorded on (its level is the value's level).
+        index: its entry on the tape (the cotangent ``Tape.backward`` returns at that
+            position is its own).
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> def f(x):
+        ...     print(repr(x), x.shape)
+        ...     return x ** 2
+        >>> print(dr.grad(f)(3.0))
+        Traced(3.0) ()
+        6.0
+    """
+
+    __slots__ = ()  # _index: a slot of Tracer
 
     def __init__(self, primal: Any, tape: Tape, index: int) -> None:
         self.primal = primal
@@ -394,11 +443,12 @@ def linear_transpose(linear: Any, x: Any, ct: Any) -> Any:
     dt = np.result_type(dtype_of(x), np.float64) if is_complex(x) else np.float64
     tape = Tape(new_level(), "a transposed JVP rule")
     t = tape.input(np.zeros(shape_of(x), dt))
+    entry = t._index  # read now: linear may write into t, rebinding it
     try:
         out = linear(t)
     finally:
         tape.finish()
     g = None
     if type(out) is Traced and out._trace is tape:
-        g = tape.backward({out._index: ct})[t._index]
+        g = tape.backward({out._index: ct})[entry]
     return np.zeros(shape_of(x), dt) if g is None else g

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from . import config
-from .errors import InPlaceError, TracerConversionError
+from .diagnose import explain
+from .errors import InPlaceError, PlainBufferError, TracerConversionError
 from .primitive import (
     FUNCTION_HANDLERS,
     METHODS,
@@ -23,6 +24,7 @@ from .primitive import (
     UFUNC_HANDLERS,
     Tracer,
     bind,
+    concrete,
     dtype_of,
     no_rule,
     shape_of,
@@ -66,6 +68,15 @@ _BOOLEAN = {np.invert: np.logical_not, np.bitwise_and: np.logical_and,
             np.bitwise_or: np.logical_or, np.bitwise_xor: np.logical_xor}
 
 
+def _conversion(what: str, kind: str) -> TracerConversionError:
+    """The error for converting a traced value (``what``), naming the construct on the
+    user's line where it can be found: a ``PlainBufferError`` for ``out[i] = t``."""
+    why = explain(kind)
+    if getattr(why, "store", False):
+        return PlainBufferError(what, why)
+    return TracerConversionError(what, why)
+
+
 class TracedBase(Tracer):
     """Behaviour common to ``Dual`` and ``Traced``: an immutable ndarray look-alike."""
 
@@ -76,7 +87,9 @@ class TracedBase(Tracer):
     # ------------------------------------------------------------ NumPy protocols
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if kwargs.get("out") is not None:
-            raise InPlaceError(f"numpy.{ufunc.__name__}(..., out=...)")
+            if method != "__call__":
+                raise InPlaceError(f"numpy.{ufunc.__name__}.{method}(..., out=...)")
+            return METHODS["ufunc_out"](ufunc, inputs, kwargs)  # out= a traced x: a write
         if method == "__call__":
             handler = UFUNC_HANDLERS.get(ufunc)
             if handler is None and ufunc in _BOOLEAN and all(
@@ -101,7 +114,7 @@ class TracedBase(Tracer):
             kwargs.setdefault("axis", 0)
             return _UFUNC_ACCUMULATE[ufunc](*inputs, **kwargs)
         if method == "at":
-            raise InPlaceError(f"numpy.{ufunc.__name__}.at")
+            return METHODS["ufunc_at"](ufunc, inputs)
         raise no_rule(ufunc, f"The ufunc method .{method} is not supported.")
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
@@ -117,40 +130,78 @@ class TracedBase(Tracer):
                 f"{caller} (reached without dualrev's dispatcher: was it imported with "
                 "`from scipy... import` before `import dualrev`? import dualrev first, or "
                 "call it through its module) converting its argument with np.asarray")
-        raise TracerConversionError("np.asarray / np.array (the __array__ protocol)")
+        raise _conversion("np.asarray / np.array (the __array__ protocol)", "array")
 
     # ------------------------------------------------------------ coercions
     def __float__(self) -> float:
-        raise TracerConversionError("float()")
+        raise _conversion("float()", "float")
 
     def __int__(self) -> int:
-        raise TracerConversionError("int()")
+        raise _conversion("int()", "int")
 
     def __complex__(self) -> complex:
-        raise TracerConversionError("complex()")
+        raise _conversion("complex()", "complex")
 
     def __index__(self) -> int:
-        raise TracerConversionError("use as an index (operator.index)")
+        raise _conversion("use as an index (operator.index)", "index")
 
     def item(self, *args: Any) -> Any:
-        raise TracerConversionError(".item()")
+        raise _conversion(".item()", "item")
 
     def tolist(self) -> Any:
-        raise TracerConversionError(".tolist()")
+        raise _conversion(".tolist()", "tolist")
+
+    def __format__(self, spec: str) -> str:
+        # Formatting prints the value: a string carries no derivative, so nothing is
+        # lost (a batch prints all its elements, as an array would).
+        return format(concrete(self), spec)
 
     def __bool__(self) -> bool:
         # Truth tests (`if x:`) pick a branch; they do not carry a derivative.
         return bool(strip(self))
 
+    # In-place writes rebind this object to the written value (dualrev/at.py).
     def __setitem__(self, key: Any, value: Any) -> None:
-        raise InPlaceError("x[...] = value")
+        METHODS["setitem"](self, key, value)
 
     def fill(self, value: Any) -> None:
-        raise InPlaceError("x.fill(value)")
+        METHODS["fill"](self, value)
 
-    def sort(self, *args: Any, **kwargs: Any) -> None:
-        raise InPlaceError("x.sort() (in place; np.sort(x) returns a sorted copy and is "
-                           "differentiable)")
+    def sort(self, axis: int = -1, kind: Any = None, order: Any = None) -> None:
+        METHODS["sort"](self, axis, kind, order)
+
+    def __iadd__(self, o: Any) -> Any:
+        return METHODS["inplace_op"](self, "+", self + o)
+
+    def __isub__(self, o: Any) -> Any:
+        return METHODS["inplace_op"](self, "-", self - o)
+
+    def __imul__(self, o: Any) -> Any:
+        return METHODS["inplace_op"](self, "*", self * o)
+
+    def __itruediv__(self, o: Any) -> Any:
+        return METHODS["inplace_op"](self, "/", self / o)
+
+    def __ifloordiv__(self, o: Any) -> Any:
+        return METHODS["inplace_op"](self, "//", self // o)
+
+    def __imod__(self, o: Any) -> Any:
+        return METHODS["inplace_op"](self, "%", self % o)
+
+    def __ipow__(self, o: Any) -> Any:
+        return METHODS["inplace_op"](self, "**", self ** o)
+
+    def __imatmul__(self, o: Any) -> Any:
+        return METHODS["inplace_op"](self, "@", self @ o)
+
+    def __iand__(self, o: Any) -> Any:
+        return METHODS["inplace_op"](self, "&", self & o)
+
+    def __ior__(self, o: Any) -> Any:
+        return METHODS["inplace_op"](self, "|", self | o)
+
+    def __ixor__(self, o: Any) -> Any:
+        return METHODS["inplace_op"](self, "^", self ^ o)
 
     def round(self, decimals: int = 0) -> Any:
         return FUNCTION_HANDLERS[np.round](self, decimals)  # piecewise constant
@@ -272,7 +323,7 @@ class TracedBase(Tracer):
         return bind(UFUNC_HANDLERS[np.negative], (self,), _NONE)
 
     def __pos__(self) -> Any:
-        return self
+        return METHODS["clone"](self)  # a copy, as NumPy's +x: writes into it stay there
 
     def __abs__(self) -> Any:
         return bind(UFUNC_HANDLERS[np.absolute], (self,), _NONE)
@@ -360,7 +411,9 @@ class TracedBase(Tracer):
         return FUNCTION_HANDLERS[np.ravel](self, order=order)
 
     def flatten(self, order: str = "C") -> Any:
-        return FUNCTION_HANDLERS[np.ravel](self, order=order)
+        # a copy, unlike ravel: not recorded as a view
+        ravel = FUNCTION_HANDLERS[np.ravel]
+        return getattr(ravel, "__wrapped__", ravel)(self, order=order)
 
     def transpose(self, *axes: Any) -> Any:
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
@@ -392,10 +445,12 @@ class TracedBase(Tracer):
         return FUNCTION_HANDLERS[np.diagonal](self, *a, **k)
 
     def copy(self, order: str = "C") -> Any:
-        return self  # traced values are immutable: a copy is the value itself
+        return METHODS["clone"](self)  # another object: a write into one is not the other's
 
     def astype(self, dtype: Any, copy: bool = True) -> Any:
-        return METHODS["astype"](self, dtype)
+        out = METHODS["astype"](self, dtype)
+        # copy=False of the same dtype is the array itself in NumPy, writes included
+        return METHODS["clone"](out) if out is self and copy else out
 
     def conj(self) -> Any:
         return UFUNC_HANDLERS[np.conjugate](self)

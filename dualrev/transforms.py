@@ -20,7 +20,7 @@ import numpy as np
 
 from . import config
 from .batching import Batched, BatchTrace, FinishedBatchTrace
-from .errors import DualrevError, EscapedTracerError
+from .errors import DualrevError, EscapedTracerError, TracerConversionError
 from .forward import Dual, FinishedForwardTrace, ForwardTrace
 from .primitive import FLOAT64_SCALARS, Tracer, concrete, dtype_of, shape_of, unwrap_derivatives
 from .reverse import FinishedTape, ReplayError, Tape, Traced
@@ -293,6 +293,15 @@ def _split_aux(out: Any, has_aux: bool) -> tuple[Any, Any]:
 
 
 # ------------------------------------------------------------------ forward mode
+def _raise_conversion_cause(e: ValueError) -> None:
+    """NumPy re-raises a failed store of a scalar (``out[i] = x`` into a NumPy array) as
+    "setting an array element with a sequence"; the dualrev error that caused it says
+    what happened and what to write: raise that one, at the user's line."""
+    cause = e.__cause__
+    if isinstance(cause, TracerConversionError):
+        raise cause.with_traceback(e.__traceback__) from None
+
+
 def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
              leaves: list[Any], defs: list[TreeDef], tangents: list[Any],
              what: str) -> tuple[Any, ForwardTrace]:
@@ -302,6 +311,9 @@ def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
     with _gc_paused:
         try:
             return f(*_rebuild_args(args, nums, defs, duals)), trace
+        except ValueError as e:
+            _raise_conversion_cause(e)
+            raise
         finally:
             trace.finish()
 
@@ -350,7 +362,32 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
         has_aux: bool = False) -> Any:
     """Forward mode: ``(f(*primals), J @ tangents)``, by dual numbers.
 
-    ``primals`` and ``tangents`` are tuples of the same structure.
+    One forward pass computes the output and its directional derivative along
+    ``tangents`` (a Jacobian-vector product), without forming the Jacobian. Every
+    argument of ``f`` is differentiated; ``primals`` and ``tangents`` are tuples with one
+    entry per positional argument of ``f``, of the same pytree structure, and each tangent
+    has its primal's shape (tangents must be floating point).
+
+    Args:
+        f: the function, of the positional arguments in ``primals``; it may take and
+            return pytrees.
+        primals: a tuple (or list) of ``f``'s arguments, the point to differentiate at.
+        tangents: a tuple with one tangent per primal, each of its primal's structure and
+            shape.
+        has_aux: ``f`` returns ``(output, aux)``; ``aux`` is passed back undifferentiated.
+    Returns:
+        ``(primals_out, tangents_out)``: ``f(*primals)`` and its tangent, of the same pytree
+        structure, each tangent leaf of its output leaf's shape; ``(primals_out,
+        tangents_out, aux)`` with ``has_aux=True``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> x = np.array([0.0, 1.0])
+        >>> y, t = dr.jvp(lambda x: np.sin(x) * 2.0, (x,), (np.ones(2),))
+        >>> print(y)
+        [0.       1.682942]
+        >>> print(t)
+        [2.       1.080605]
     """
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
@@ -392,9 +429,36 @@ def _check_fwd_inputs(leaves: list[Any], holomorphic: bool) -> None:
 def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
            holomorphic: bool = False) -> Callable:
     """Jacobian by forward mode: all basis tangents pushed through one vectorised pass.
-    Inputs must be real, or complex with ``holomorphic=True`` (giving f'(z)). Keyword
-    arguments (here and in jacrev, jacobian, hessian, hvp) are passed to ``f`` and not
-    differentiated."""
+
+    Cheaper than ``jacrev`` when the inputs have fewer elements than the outputs. Inputs
+    must be real, or complex with ``holomorphic=True`` (giving f'(z)). Keyword arguments
+    (here and in jacrev, jacobian, hessian, hvp) are passed to ``f`` and not
+    differentiated.
+
+    Args:
+        f: the function; arguments and outputs may be pytrees.
+        argnums: the positional argument(s) to differentiate: an int, or a tuple of ints.
+        has_aux: ``f`` returns ``(output, aux)``; ``aux`` is returned undifferentiated.
+        holomorphic: ``f`` is holomorphic and its inputs complex: the complex derivative.
+    Returns:
+        A function with ``f``'s signature returning the Jacobian: for each output leaf, of
+        shape ``out.shape + in.shape`` (JAX's convention; a scalar output gives
+        ``in.shape``, a scalar input ``out.shape``). For an int ``argnums`` that block
+        itself (a pytree argument gives a pytree of blocks, one per leaf); for a tuple, a
+        tuple with one per argument. A pytree output gives that pytree with the blocks as
+        leaves. With ``has_aux=True``: ``(jacobian, aux)``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> f = lambda x: np.stack([x[0] * x[1], np.sin(x[0]), x[1] ** 2])
+        >>> J = dr.jacfwd(f)(np.array([1.0, 2.0]))
+        >>> J.shape
+        (3, 2)
+        >>> print(J)
+        [[2.       1.      ]
+         [0.540302 0.      ]
+         [0.       4.      ]]
+    """
 
     @functools.wraps(f)
     def jac(*args: Any, **kwargs: Any) -> Any:
@@ -464,26 +528,31 @@ class _Recording:
         leaves, defs = _split_inputs(args, nums)
         tape = Tape(new_level(), what, keep_all)
         inputs = [tape.input(x) for x in leaves]
+        # the inputs' entries, read now: f may write into its inputs, rebinding them
+        in_index = [t._index for t in inputs]
         try:
             out = f(*_rebuild_args(args, nums, defs, inputs))
+        except ValueError as e:
+            _raise_conversion_cause(e)
+            raise
         finally:
             tape.finish()
         out, aux = _split_aux(out, has_aux)
-        self._set(tape, leaves, defs, inputs, out, aux, what)
+        self._set(tape, leaves, defs, in_index, out, aux, what)
 
     @classmethod
     def from_output(cls, tape: Tape, leaves: list[Any], defs: list[TreeDef],
                     inputs: list[Any], out: Any, what: str) -> _Recording:
         """A recording of a function already run on ``inputs`` (entries of ``tape``)."""
         rec = cls.__new__(cls)
-        rec._set(tape, leaves, defs, inputs, out, None, what)
+        rec._set(tape, leaves, defs, [t._index for t in inputs], out, None, what)
         return rec
 
-    def _set(self, tape: Tape, leaves: list[Any], defs: list[TreeDef], inputs: list[Any],
+    def _set(self, tape: Tape, leaves: list[Any], defs: list[TreeDef], in_index: list[int],
              out: Any, aux: Any, what: str) -> None:
         self.tape, self.aux = tape, aux
         self.leaves, self.defs = leaves, defs
-        self.in_index = [t._index for t in inputs]
+        self.in_index = in_index
         if isinstance(out, Tracer):  # one traced output: no tree to flatten
             self.outs, self.out_def = [out], LEAF
         else:
@@ -518,11 +587,33 @@ def _seed_one(value: Any) -> Any:
 
 def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
                    holomorphic: bool = False) -> Callable:
-    """``(f(*args), gradient)`` by one reverse pass; ``f`` must return a real scalar, or
-    with ``holomorphic=True`` a complex scalar of a holomorphic ``f`` (giving f'(z)).
-    For complex arguments of a real ``f`` the result follows JAX's convention
-    (``grad(lambda z: abs(z)**2)(z) == 2 * conj(z)``). Keyword arguments are passed to
-    ``f`` and not differentiated."""
+    """``(f(*args), gradient)`` by one reverse pass (a tape).
+
+    ``f`` must return a real scalar, or with ``holomorphic=True`` a complex scalar of a
+    holomorphic ``f`` (giving f'(z)). For complex arguments of a real ``f`` the result
+    follows JAX's convention (``grad(lambda z: abs(z)**2)(z) == 2 * conj(z)``). Keyword
+    arguments are passed to ``f`` and not differentiated.
+
+    Args:
+        f: the function; it must return a scalar (0-d) value. Arguments may be pytrees.
+        argnums: the positional argument(s) to differentiate: an int, or a tuple of ints.
+        has_aux: ``f`` returns ``(value, aux)``; ``aux`` is returned undifferentiated.
+        holomorphic: ``f`` is holomorphic with a complex output: the complex derivative.
+    Returns:
+        A function with ``f``'s signature returning ``(value, gradient)``: the gradient has
+        the shape and pytree structure of ``args[argnums]`` for an int ``argnums``, and is a
+        tuple of such, one per argument, for a tuple. With ``has_aux=True``:
+        ``((value, gradient), aux)``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> f = lambda x, y: np.sum(x ** 2 * y)
+        >>> v, g = dr.value_and_grad(f)(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+        >>> print(round(float(v), 6))
+        19.0
+        >>> print(g)
+        [ 6. 16.]
+    """
     return _value_and_grad(f, argnums, has_aux, holomorphic, "value_and_grad")
 
 
@@ -560,7 +651,36 @@ def _scalar_gradient(rec: _Recording, holomorphic: bool) -> list[Any]:
 
 def grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
          holomorphic: bool = False) -> Callable:
-    """Gradient of a scalar function by reverse mode (a tape); see value_and_grad."""
+    """Gradient of a scalar function by reverse mode (a tape); see value_and_grad.
+
+    One recorded forward pass and one backward pass, whatever the number of inputs.
+    ``f`` must return a real scalar (or, with ``holomorphic=True``, a complex scalar of a
+    holomorphic ``f``); for vector outputs use ``jacrev``/``jacobian`` or ``vjp``.
+    Keyword arguments are passed to ``f`` and not differentiated.
+
+    Args:
+        f: the function; it must return a scalar (0-d) value. Arguments may be pytrees.
+        argnums: the positional argument(s) to differentiate: an int, or a tuple of ints.
+        has_aux: ``f`` returns ``(value, aux)``; ``aux`` is returned undifferentiated.
+        holomorphic: ``f`` is holomorphic with a complex output: the complex derivative.
+    Returns:
+        A function with ``f``'s signature returning the gradient: for an int ``argnums`` of
+        the shape and pytree structure of ``args[argnums]`` (a dict of arrays for a dict
+        argument); for a tuple, a tuple of such, one per argument. With ``has_aux=True``:
+        ``(gradient, aux)``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> f = lambda x, y: np.sum(x ** 2 * y)
+        >>> x, y = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+        >>> print(dr.grad(f)(x, y))
+        [ 6. 16.]
+        >>> gx, gy = dr.grad(f, argnums=(0, 1))(x, y)
+        >>> print(gy)
+        [1. 4.]
+        >>> print(dr.grad(lambda p: np.sum(p["w"] ** 2))({"w": x})["w"])
+        [2. 4.]
+    """
     vg = _value_and_grad(f, argnums, has_aux, holomorphic, "grad")
 
     @functools.wraps(f)
@@ -575,7 +695,32 @@ def grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
 
 def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     """Reverse mode: ``(f(*primals), pullback)`` where ``pullback(ct)`` gives the
-    cotangents of all ``primals`` (a tuple). The pullback may be called repeatedly."""
+    cotangents of all ``primals`` (a tuple). The pullback may be called repeatedly.
+
+    ``f`` runs once, recorded on a tape; each call of ``pullback`` plays the tape back
+    from an output cotangent (a vector-Jacobian product ``ct @ J``). The primals are copied
+    first, so rewriting them in place afterwards does not change the pullback.
+
+    Args:
+        f: the function; arguments and outputs may be pytrees.
+        *primals: the positional arguments of ``f`` (all differentiated).
+        has_aux: ``f`` returns ``(output, aux)``; ``aux`` is returned undifferentiated.
+    Returns:
+        ``(output, pullback)``, or ``(output, pullback, aux)`` with ``has_aux=True``.
+        ``pullback(ct)`` takes a cotangent of the output's structure and shapes (floating
+        point) and returns a tuple with one cotangent per primal, each of its primal's
+        shape and structure.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> out, pullback = dr.vjp(lambda a, b: a * b, np.array([1.0, 2.0]),
+        ...                        np.array([3.0, 4.0]))
+        >>> print(out)
+        [3. 8.]
+        >>> ca, cb = pullback(np.ones(2))
+        >>> print(ca, cb)
+        [3. 4.] [1. 2.]
+    """
     nums = tuple(range(len(primals)))
     # The pullback runs later: it must read the inputs as they were, not as the caller
     # may have rewritten them in place meanwhile.
@@ -636,7 +781,32 @@ def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> An
 def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
            holomorphic: bool = False) -> Callable:
     """Jacobian by reverse mode: all output cotangents pulled back in one vectorised pass.
-    Outputs must be real, or ``holomorphic=True`` for a holomorphic complex function."""
+
+    Cheaper than ``jacfwd`` when the outputs have fewer elements than the inputs. Outputs
+    must be real, or ``holomorphic=True`` for a holomorphic complex function. Keyword
+    arguments are passed to ``f`` and not differentiated.
+
+    Args:
+        f: the function; arguments and outputs may be pytrees.
+        argnums: the positional argument(s) to differentiate: an int, or a tuple of ints.
+        has_aux: ``f`` returns ``(output, aux)``; ``aux`` is returned undifferentiated.
+        holomorphic: ``f`` is holomorphic and complex-valued: the complex derivative.
+    Returns:
+        A function with ``f``'s signature returning the Jacobian, laid out as ``jacfwd``'s:
+        per output leaf a block of shape ``out.shape + in.shape`` for an int ``argnums``
+        (a pytree of blocks for a pytree argument), a tuple of blocks for a tuple; a pytree
+        output gives that pytree of them. With ``has_aux=True``: ``(jacobian, aux)``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> x, y = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+        >>> Jx, Jy = dr.jacrev(lambda x, y: x * y, argnums=(0, 1))(x, y)
+        >>> print(Jx)
+        [[3. 0.]
+         [0. 4.]]
+        >>> dr.jacrev(lambda x: np.outer(x, x))(x).shape
+        (2, 2, 2)
+    """
 
     @functools.wraps(f)
     def jac(*args: Any, **kwargs: Any) -> Any:
@@ -654,7 +824,33 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
              holomorphic: bool = False) -> Callable:
     """Jacobian by the cheaper mode: reverse when outputs are no more than inputs
     (counting elements), forward otherwise; always reverse for complex inputs of a
-    real-valued function (forward mode needs ``holomorphic=True`` for them)."""
+    real-valued function (forward mode needs ``holomorphic=True`` for them).
+
+    ``f`` runs once, on a tape that keeps every value; the basis cotangents are then pulled
+    back, or the basis tangents pushed forward along the same tape (a ``custom_vjp``
+    function, whose forward derivative is its body's, makes the forward case run
+    ``jacfwd`` instead). Keyword arguments are passed to ``f`` and not differentiated.
+
+    Args:
+        f: the function; arguments and outputs may be pytrees.
+        argnums: the positional argument(s) to differentiate: an int, or a tuple of ints.
+        has_aux: ``f`` returns ``(output, aux)``; ``aux`` is returned undifferentiated.
+        holomorphic: ``f`` is holomorphic with complex inputs: the complex derivative.
+    Returns:
+        A function with ``f``'s signature returning the Jacobian, laid out as ``jacfwd``'s
+        and ``jacrev``'s: per output leaf a block of shape ``out.shape + in.shape`` for an
+        int ``argnums``, a tuple of blocks for a tuple, inside the output's pytree. With
+        ``has_aux=True``: ``(jacobian, aux)``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> J = dr.jacobian(lambda x: {"s": np.sum(x), "p": 2 * x})(np.array([1.0, 2.0]))
+        >>> print(J["s"])
+        [1. 1.]
+        >>> print(J["p"])
+        [[2. 0.]
+         [0. 2.]]
+    """
     fwd = jacfwd(f, argnums, has_aux, holomorphic)
 
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -700,14 +896,51 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
 def hessian(f: Callable[..., Any], argnums: ArgNums = 0, holomorphic: bool = False) -> Callable:
     """Hessian by forward-over-reverse, shape ``in.shape + in.shape`` for a scalar ``f``
     (``out.shape + in.shape + in.shape`` in general); complex inputs need a holomorphic
-    ``f`` and ``holomorphic=True``, as in JAX."""
+    ``f`` and ``holomorphic=True``, as in JAX.
+
+    ``hessian(f) == jacfwd(jacrev(f))``, with the same ``argnums`` for both. Keyword
+    arguments are passed to ``f`` and not differentiated.
+
+    Args:
+        f: the function (usually scalar-valued); arguments may be pytrees.
+        argnums: the positional argument(s) to differentiate: an int, or a tuple of ints.
+        holomorphic: ``f`` is holomorphic with complex inputs: the complex derivative.
+    Returns:
+        A function with ``f``'s signature returning the Hessian: for an int ``argnums`` an
+        array of shape ``out.shape + in.shape + in.shape``; for a tuple, a tuple of tuples
+        ``H[i][j]`` of shape ``out.shape + in_i.shape + in_j.shape``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> print(dr.hessian(lambda x: np.sum(x ** 3))(np.array([1.0, 2.0])))
+        [[ 6.  0.]
+         [ 0. 12.]]
+    """
     return jacfwd(jacrev(f, argnums, holomorphic=holomorphic), argnums,
                   holomorphic=holomorphic)
 
 
 def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
     """``hvp(f)(*args, v)``: the Hessian of scalar ``f`` times ``v``, by forward-over-reverse,
-    without forming the Hessian. ``v`` matches ``args[argnums]`` (a tuple for tuple argnums)."""
+    without forming the Hessian. ``v`` matches ``args[argnums]`` (a tuple for tuple argnums).
+
+    The cost is that of a few gradient evaluations, whatever the size of the input. Keyword
+    arguments are passed to ``f`` and not differentiated.
+
+    Args:
+        f: a scalar-valued function.
+        argnums: the positional argument(s) the Hessian is taken in: an int, or a tuple.
+    Returns:
+        A function of ``(*args, v)`` (``f``'s arguments, then the vector) returning
+        ``H @ v``: of the shape of ``args[argnums]`` for an int ``argnums``; for a tuple,
+        ``v`` is a tuple with one vector per argument and the result a tuple likewise.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> f = lambda x: np.sum(x ** 3)
+        >>> print(dr.hvp(f)(np.array([1.0, 2.0]), np.array([1.0, 1.0])))
+        [ 6. 12.]
+    """
 
     def h(*args_and_v: Any, **kwargs: Any) -> Any:
         *args, v = args_and_v
@@ -770,14 +1003,94 @@ def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
          axis_size: int | None = None) -> Callable:
     """Map ``f`` over an axis of its arguments, vectorised: ``vmap(f)(xs)[i] ==
     f(xs[i])``, computed in one pass in which each primitive's batching rule moves the
-    batch axis through (JAX's ``vmap``).
+    batch axis through (JAX's ``vmap``). ``f`` is ordinary NumPy code, as for every other
+    transform.
 
-    ``in_axes``: the mapped axis of each positional argument, an int or None (not
-    mapped) for all of them, or a tuple with one entry per argument (each an int, None,
-    or a container matching that argument's pytree). Keyword arguments are mapped over
-    axis 0, as in JAX. ``out_axes``: where the batch axis goes in each output (None: the
-    output must not depend on the batch). ``axis_size``: the batch size, needed only when
-    no argument is mapped. Nests with itself and with every other transform.
+    ``vmap`` nests with itself and with every transform in any order — ``vmap(grad(f))``
+    (per-example gradients), ``grad(lambda xs: np.sum(vmap(f)(xs)))``, ``jacfwd(vmap(f))``,
+    ``vmap(jacrev(f))``, ``vmap(hessian(f))``, ``vmap(vmap(f))`` — with no perturbation
+    confusion: each call takes its own nesting level.
+
+    **How it works.** Inside the mapped function each mapped argument is a ``Batched`` value
+    that reports the shape of *one* element (``x.shape``, ``len(x)``, ``x.ndim`` are per
+    element, so the code reads as it would for one example). Every NumPy call on it reaches a
+    catalogue primitive, whose batching rule (``Primitive.defbatch``, see
+    [extending.md](extending.md)) computes the whole batch at once: elementwise entries align
+    the batch axis themselves, reductions and shape functions shift their axes past it,
+    matmul/einsum/solve/the decompositions treat it as one more stack axis. A primitive with
+    no rule is mapped by a Python loop over the batch (correct, slower: today
+    ``scipy.linalg.solve_triangular``, ``lu_factor`` and ``sqrtm``, which SciPy itself loops
+    over anyway). Plain functions of the values (``np.argmax``, ``np.argsort``,
+    ``np.searchsorted``) run once per element; indices they return are batched too and select
+    per element (``x[np.argmax(x)]``, ``np.sort``, ``np.interp``). ``jacfwd``, ``jacrev`` and
+    ``hessian`` use the same machinery internally: they push (pull) all basis tangents
+    (cotangents) through as one batch.
+
+    **What refuses, and why.** A batched value holds a different value per element, so
+    anything that needs *one* plain value raises ``dualrev.errors.BatchedValueError`` (a
+    ``DualrevError``) with a message saying what to write instead:
+
+    - ``if``/``while``/``bool()`` on a batched value (``if np.sum(x) > 0:``) — Python takes
+      one branch for the whole batch. Write ``np.where(cond, a, b)``; or keep the value that
+      decides the branch out of the mapped arguments (``in_axes=None``).
+    - Results whose size depends on the values: ``np.nonzero``, one-argument ``np.where``,
+      ``x[mask]`` with a batched boolean mask, ``np.linalg.lstsq``'s residuals when the rank
+      differs between elements. Use ``np.where(mask, x, 0)`` and reductions with ``where=``.
+    - ``float(x)``, ``int(x)``, ``np.asarray(x)`` of a traced value, and
+      ``dualrev.strip(x)`` of a batched one (``dualrev.stop_gradient(x)`` works: it stays
+      batched).
+    - A value traced by a ``vmap`` that has returned (stored in a list or a global) raises
+      ``EscapedTracerError`` when used.
+
+    Everything that refuses without ``vmap`` (a function without a derivative rule, in-place
+    writes) refuses under it too, with the same error. Wrong specifications raise
+    ``DualrevError``: a list for ``in_axes``, a tuple of the wrong length, an axis out of
+    range, mapped axes of different sizes, no mapped argument without ``axis_size``.
+
+    Args:
+        f: the function to map; it may take and return pytrees (tuples, lists, dicts).
+        in_axes: which axis of each positional argument is mapped: an int (every argument
+            over that axis, negative counting from the end), ``None`` (not mapped: the same
+            value for every element), or a tuple with one entry per positional argument,
+            each an int, ``None``, or a container matching that argument's pytree (a
+            *prefix*: an int or ``None`` stands for a whole subtree, a dict must have the
+            argument's keys). A list is refused, as in JAX. Keyword arguments are always
+            mapped over axis 0.
+        out_axes: where the batch axis goes in each output: an int (negative counting from
+            the end of the output, batch axis included), ``None`` (the output is the same
+            for every element and comes back once, unbatched; an output that does depend on
+            the mapped arguments raises), or a pytree prefix of the output.
+        axis_size: the batch size; needed only when no argument is mapped, checked against
+            the mapped axes otherwise.
+    Returns:
+        A function with the signature of ``f``. Each output has the batch axis inserted at
+        its ``out_axes`` position: an output of shape ``s`` per element becomes ``(n,) + s``
+        for ``out_axes=0``. Outputs that do not depend on the mapped arguments are broadcast
+        to the batch (fresh, writable arrays).
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> def loss(w, x, y):
+        ...     return np.sum((np.tanh(x @ w) - y) ** 2)
+        >>> w = np.full(3, 0.1)
+        >>> xs, ys = np.ones((8, 4, 3)), np.zeros((8, 4))   # 8 batches of 4 examples
+        >>> # per-batch losses and per-batch gradients, w shared (in_axes=None)
+        >>> losses = dr.vmap(loss, in_axes=(None, 0, 0))(w, xs, ys)
+        >>> grads = dr.vmap(dr.grad(loss), in_axes=(None, 0, 0))(w, xs, ys)
+        >>> losses.shape, grads.shape
+        ((8,), (8, 3))
+        >>> np.allclose(grads[0], dr.grad(loss)(w, xs[0], ys[0]))
+        True
+        >>> # a pytree prefix: one entry per argument, a dict spec for the dict argument
+        >>> params = {"w": w, "b": np.zeros(8)}          # w shared, one b per element
+        >>> f = lambda p, x: np.tanh(x @ p["w"] + p["b"])
+        >>> dr.vmap(f, in_axes=({"w": None, "b": 0}, 0))(params, xs).shape
+        (8, 4)
+        >>> # out_axes: the batch axis last
+        >>> dr.vmap(np.cumsum, out_axes=-1)(np.ones((5, 3))).shape
+        (3, 5)
+        >>> print(dr.vmap(lambda x: x[np.argmax(x)])(np.array([[1.0, 3.0], [5.0, 4.0]])))
+        [3. 5.]
     """
 
     @functools.wraps(f)
@@ -819,6 +1132,9 @@ def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
         with _gc_paused:
             try:
                 out = f(*new_args, **new_kwargs)
+            except ValueError as e:
+                _raise_conversion_cause(e)
+                raise
             finally:
                 trace.finish()
         outs, odef = tree_flatten(out)

@@ -54,7 +54,27 @@ LEAF = TreeDef("leaf")
 
 
 def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
-    """Leaves of ``tree`` in a fixed order (dicts by sorted key) and its structure."""
+    """Leaves of ``tree`` in a fixed order (dicts by sorted key) and its structure.
+
+    Tuples, lists, dicts and namedtuples are containers, ``None`` is an empty subtree, and
+    everything else (arrays, scalars, traced values) is a leaf. This is the order in which
+    the transforms pair arguments with tangents and outputs with cotangents.
+
+    Args:
+        tree: a pytree: nested tuples, lists, dicts, namedtuples of leaves.
+    Returns:
+        ``(leaves, treedef)``: the list of leaves, depth first (dict entries by sorted
+        key), and a ``TreeDef`` describing the structure (printed like the tree with ``*``
+        for each leaf; ``treedef.num_leaves`` counts them; equal structures compare equal).
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> leaves, treedef = dr.tree_flatten({"b": (1.0, np.zeros(2)), "a": [3.0], "c": None})
+        >>> print(leaves)
+        [3.0, 1.0, array([0., 0.])]
+        >>> treedef
+        {'a': [*], 'b': (*, *), 'c': None}
+    """
     leaves: list[Any] = []
     return leaves, _flatten(tree, leaves)
 
@@ -75,7 +95,24 @@ def _flatten(tree: Any, leaves: list[Any]) -> TreeDef:
 
 
 def tree_unflatten(treedef: TreeDef, leaves: Any) -> Any:
-    """Rebuild a pytree of structure ``treedef`` from ``leaves``."""
+    """Rebuild a pytree of structure ``treedef`` from ``leaves``.
+
+    The inverse of ``tree_flatten``: ``tree_unflatten(*reversed(tree_flatten(t)))`` equals
+    ``t`` (with dicts in sorted key order).
+
+    Args:
+        treedef: the structure, a ``TreeDef`` from ``tree_flatten``.
+        leaves: an iterable of leaves, in ``tree_flatten``'s order, at least
+            ``treedef.num_leaves`` of them (extra ones are ignored).
+    Returns:
+        The pytree of that structure holding ``leaves`` (new containers; the leaves
+        themselves are not copied).
+    Example:
+        >>> import dualrev as dr
+        >>> _, treedef = dr.tree_flatten({"a": [1.0], "b": (2.0, 3.0)})
+        >>> dr.tree_unflatten(treedef, [10, 20, 30])
+        {'a': [10], 'b': (20, 30)}
+    """
     it = iter(leaves)
     out = _unflatten(treedef, it)
     return out
@@ -97,7 +134,19 @@ def _unflatten(td: TreeDef, it: Any) -> Any:
 
 
 def tree_map(f: Any, tree: Any, *rest: Any) -> Any:
-    """Apply ``f`` leafwise to ``tree`` (and to trees of the same structure in ``rest``)."""
+    """Apply ``f`` leafwise to ``tree`` (and to trees of the same structure in ``rest``).
+
+    Args:
+        f: a function of one leaf (of ``1 + len(rest)`` leaves, one from each tree).
+        tree: the pytree whose structure the result has.
+        *rest: further pytrees with the same leaves in the same order as ``tree``.
+    Returns:
+        A pytree of ``tree``'s structure holding ``f(leaf, *other_leaves)`` at each leaf.
+    Example:
+        >>> import dualrev as dr
+        >>> dr.tree_map(lambda x, y: x + y, {"a": 1.0, "b": (2.0,)}, {"a": 10.0, "b": (20.0,)})
+        {'a': 11.0, 'b': (22.0,)}
+    """
     leaves, td = tree_flatten(tree)
     others = [tree_flatten(r)[0] for r in rest]
     return tree_unflatten(td, [f(*xs) for xs in zip(leaves, *others, strict=True)])
@@ -107,7 +156,25 @@ def ravel_pytree(tree: Any) -> tuple[Any, Any]:
     """``(flat, unravel)``: all leaves of ``tree`` concatenated into one 1-D float array,
     and the function mapping such a vector back to a tree of the same structure and
     shapes. ``unravel`` is differentiable (it slices and reshapes), so an optimizer can
-    work on ``flat`` while the model sees its dict of parameters."""
+    work on ``flat`` while the model sees its dict of parameters.
+
+    Args:
+        tree: a pytree of arrays and scalars.
+    Returns:
+        ``(flat, unravel)``: ``flat`` of shape ``(n,)`` with ``n`` the total number of
+        elements of the leaves (in ``tree_flatten``'s order, as float64); ``unravel(v)``
+        for a vector ``v`` of shape ``(n,)`` (plain or traced) returns the pytree with each
+        leaf's slice of ``v`` reshaped to that leaf's shape.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> flat, unravel = dr.ravel_pytree({"w": np.ones((2, 2)), "b": np.zeros(2)})
+        >>> print(flat)
+        [0. 0. 1. 1. 1. 1.]
+        >>> print(unravel(np.arange(6.0))["w"])
+        [[2. 3.]
+         [4. 5.]]
+    """
     import numpy as np
 
     leaves, td = tree_flatten(tree)

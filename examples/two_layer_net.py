@@ -12,11 +12,17 @@ import dualrev as dr
 
 
 def loss(w1, w2, x, y):
-    # The seed writes x.dot(w1); a method of the plain array x cannot see the traced w1,
-    # so the function form np.dot (or x @ w1) is used. h.dot(w2) is fine: h is traced.
+    # The seed writes x.dot(w1); a method of the plain array x cannot see the traced w1
+    # (NumPy converts its argument), so the function form np.dot (or x @ w1) is used; see
+    # loss_as_the_seed_writes_it for the error dualrev gives. h.dot(w2) is fine: h is traced.
     h = 1 / (1 + np.exp(-np.dot(x, w1)))  # sigmoid
     y_pred = h.dot(w2)
     return np.square(y_pred - y).sum()
+
+
+def loss_as_the_seed_writes_it(w1, w2, x, y):
+    h = 1 / (1 + np.exp(-x.dot(w1)))  # x is plain data: its method cannot see w1
+    return np.square(h.dot(w2) - y).sum()
 
 
 def hand_written_gradients(w1, w2, x, y):
@@ -41,6 +47,12 @@ def main(steps: int = 200) -> float:
     h1, h2 = hand_written_gradients(w1, w2, x, y)
     print("max |AD - hand-written| gradient difference:",
           max(np.max(np.abs(g1 - h1)), np.max(np.abs(g2 - h2))))
+
+    try:  # the seed's line as written: dualrev names it and the rewrite
+        dr.grad(loss_as_the_seed_writes_it)(w1, w2, x, y)
+    except dr.TracerConversionError as e:
+        print("as written:", str(e).split(" calls the method")[0], "->",
+              str(e).split("Write ")[1].split(" (on")[0])
 
     value_and_grad = dr.value_and_grad(loss, argnums=(0, 1))
     for t in range(steps):

@@ -32,13 +32,13 @@ NO_EFFECT = {
     ("numpy.copyto", "where"): "always refused (InPlaceError)",
     ("numpy.einsum", "optimize"): "contraction order only",
     ("numpy.einsum", "order"): "memory layout only",
-    ("numpy.meshgrid", "copy"): "traced values are immutable: a view equals a copy",
-    ("numpy.reshape", "copy"): "traced values are immutable: a view equals a copy",
+    ("numpy.meshgrid", "copy"): "results are new traced values either way",
+    ("numpy.reshape", "copy"): "counted as a view either way (dualrev/inplace.py): a copy "
+                               "can only be refused more, never computed differently",
     **{(f"numpy.{f}", "overwrite_input"): "permits NumPy to sort the input in place; traced "
        "values are never overwritten and the result is the same"
        for f in ("median", "nanmedian", "quantile", "nanquantile", "percentile",
                  "nanpercentile")},
-    ("numpy.astype", "copy"): "traced values are immutable: a view equals a copy",
     ("numpy.sort", "kind"): "the same sorted values",
     ("numpy.sort", "stable"): "the same sorted values",
     ("scipy.linalg.cho_factor", "overwrite_a"): "permits SciPy to reuse a; no value changes",
@@ -56,6 +56,9 @@ FORWARDS = {
     "numpy.piecewise": "passed on to the user's functions, as NumPy does",
     "numpy.apply_along_axis": "passed on to func1d, as NumPy does",
     "numpy.full_like": "passed on to NumPy (device=)",
+    "numpy.zeros_like": "passed on to NumPy (device=)",
+    "numpy.ones_like": "passed on to NumPy (device=)",
+    "numpy.empty_like": "passed on to NumPy (device=)",
     "scipy.special.softplus": "passed on to np.logaddexp: the ufunc protocol honours or "
                               "refuses each",
     "numpy.fix": "passed on to NumPy (zero derivative), whose deprecation warning reaches the "
@@ -257,7 +260,9 @@ def _public_keywords(f: Any) -> list[str] | None:
 
 
 def _entries() -> list[tuple[str, Any, Any]]:
-    out = [(qualified_name(f), f, h) for f, h in FUNCTION_HANDLERS.items()]
+    # a view function's handler is wrapped to record its result as a view
+    # (dualrev/inplace.py); the wrapper passes every argument on: read the handler
+    out = [(qualified_name(f), f, inspect.unwrap(h)) for f, h in FUNCTION_HANDLERS.items()]
     for dispatcher, original in ORIGINALS.items():
         handler = next(c.cell_contents for c in dispatcher.__closure__
                        if callable(c.cell_contents) and c.cell_contents is not original)

@@ -1,4 +1,5 @@
-"""dualrev.at: functional index updates, the answer to refused in-place writes."""
+"""dualrev.at: functional index updates (in-place writes into traced arrays are
+recorded as these: tests/test_inplace.py)."""
 
 import numpy as np
 import pytest

@@ -42,7 +42,7 @@ def test_writing_traced_value_into_numpy_buffer_is_refused():
         out[0:2] = x[1:]
         return np.sum(out)
 
-    with pytest.raises(dr.TracerConversionError, match="out\\[i\\] = x"):
+    with pytest.raises(dr.TracerConversionError, match="into the plain NumPy array `out`"):
         dr.grad(f)(x3)
 
     def g(x):
@@ -50,20 +50,18 @@ def test_writing_traced_value_into_numpy_buffer_is_refused():
         out[0] = x[1]
         return np.sum(out)
 
-    # NumPy re-raises a failed scalar store as ValueError; dualrev's error is its cause,
-    # printed with it in the traceback.
-    with pytest.raises(ValueError) as info:
+    # NumPy re-raises a failed scalar store as ValueError ("setting an array element with
+    # a sequence"); the transform raises dualrev's error, its cause, instead.
+    with pytest.raises(dr.TracerConversionError, match="`out\\[0\\] = x\\[1\\]` writes"):
         dr.grad(g)(x3)
-    assert isinstance(info.value.__cause__, dr.TracerConversionError)
 
 
-def test_in_place_writes_are_refused():
+def test_in_place_writes_are_recorded_or_refused():
     def setitem(x):
-        x[0] = 1.0
+        x[0] = 1.0  # recorded: the object is rebound (tests/test_inplace.py)
         return np.sum(x)
 
-    with pytest.raises(dr.InPlaceError, match="np.where"):
-        dr.grad(setitem)(x3)
+    np.testing.assert_array_equal(dr.grad(setitem)(x3), [0.0, 1.0, 1.0])
 
     def ufunc_out(x):
         buf = np.zeros(3)
@@ -82,15 +80,15 @@ def test_in_place_writes_are_refused():
         dr.grad(numpy_iadd)(x3)
 
 
-def test_augmented_assignment_on_traced_values_rebinds():
-    # x += y on a traced array makes a new value (traced arrays are immutable, like JAX's).
+def test_augmented_assignment_on_traced_values_mutates_them():
+    # x += y on a traced array writes into the object, as NumPy's does: aliases see it
     def f(x):
         y = x
         y += 1.0
-        y *= x
+        y *= x  # x is y: (x + 1) * (x + 1)
         return np.sum(y)
 
-    np.testing.assert_allclose(dr.grad(f)(x3), 2 * x3 + 1)
+    np.testing.assert_allclose(dr.grad(f)(x3), 2 * (x3 + 1))
 
 
 def test_grad_needs_scalar_output():
@@ -138,9 +136,13 @@ def test_bool_and_comparisons_still_work():
     np.testing.assert_allclose(dr.grad(f)(x3), 2 * x3)
 
 
-def test_in_place_sort_method_is_refused_and_np_sort_works():
-    with pytest.raises(dr.InPlaceError, match="np.sort"):
-        dr.grad(lambda x: x.sort())(x3)
+def test_in_place_sort_method_and_np_sort_work():
+    def f(x):
+        y = x * 1.0
+        y.sort()
+        return y[0]
+
+    np.testing.assert_array_equal(dr.grad(f)(x3), [0.0, 0.0, 1.0])
     np.testing.assert_array_equal(dr.grad(lambda x: np.sort(x)[0])(x3), [0.0, 0.0, 1.0])
 
 
@@ -155,3 +157,10 @@ def test_values_that_carry_derivatives_are_never_stripped():
     # a discrete argument raises rather than getting a zero derivative
     with pytest.raises(dr.NoDerivativeRule, match="discrete"):
         dr.grad(lambda k: st.poisson.logpmf(k, 2.0))(1.0)
+
+
+def test_scipy_special_ufunc_named_with_its_module():
+    import scipy.special as sp
+
+    with pytest.raises(dr.NoDerivativeRule, match=r"scipy\.special\.gammaincinv \(ufunc\)"):
+        dr.grad(lambda x: np.sum(sp.gammaincinv(2.0, x / 3)))(np.abs(x3))

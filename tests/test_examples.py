@@ -32,6 +32,9 @@ def test_example_runs(path, capsys, monkeypatch):
         assert "3 colours" in out and "converged = True" in out
     if path.stem == "custom_rules":
         assert "[0.   0.25 0.  ]" in out
+    if path.stem == "rk4_trajectory":
+        assert float(out.split("finite differences: ")[-1].split()[0]) < 1e-6
     if path.stem == "two_layer_net":
         diff = float(out.splitlines()[0].split(":")[1])
         assert diff < 1e-6
+        assert "as written: dualrev: `x.dot(w1)` -> `x @ w1`" in out

@@ -20,10 +20,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "dualrev"
 # Bottom to top; a module may import from its own layer or below. A name ending in ".*"
 # stands for the package and every module under it. Listed modules may be absent.
 LAYERS: list[set[str]] = [
-    {"dualrev.errors", "dualrev.tree", "dualrev.config"},
+    {"dualrev.errors", "dualrev.tree", "dualrev.config", "dualrev.diagnose"},
     {"dualrev.primitive"},
     {"dualrev.tracer", "dualrev.cotangent"},
-    {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom"},
+    {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom",
+     "dualrev.inplace"},
     {"dualrev.catalogue.*"},
     {"dualrev.transforms", "dualrev.at"},
     {"dualrev.optimize", "dualrev.sparse", "dualrev.testing.*", "dualrev.graph",

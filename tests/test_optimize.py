@@ -225,3 +225,20 @@ def test_list_x0_gives_an_ndarray_as_scipy(x0):
         ref, res = so_solve(resid, x0), dr_solve(resid, x0)
         assert type(res.x) is type(ref.x) and res.x.shape == ref.x.shape
         np.testing.assert_allclose(res.x, ref.x, atol=1e-6)
+
+
+def test_jac_true_takes_value_and_gradient_from_fun():
+    # SciPy's convention: fun returns (value, gradient); the gradient is the caller's
+    calls = []
+
+    def fun(x):
+        calls.append(1)
+        return np.sum((x - 2.0) ** 2), 2.0 * (x - 2.0)
+
+    res = dr.optimize.minimize(fun, np.zeros(3), jac=True, method="bfgs")
+    assert res.success and np.allclose(res.x, 2.0, atol=1e-6)
+    assert np.allclose(res.jac, 0.0, atol=1e-5) and res.nfev == len(calls)
+    tree = dr.optimize.minimize(lambda p: (np.sum((p["a"] - 1.0) ** 2),
+                                           {"a": 2.0 * (p["a"] - 1.0)}),
+                                {"a": np.zeros(2)}, jac=True)
+    assert np.allclose(tree.x["a"], 1.0, atol=1e-6)

@@ -1,5 +1,6 @@
 """The primitive catalogue, one module per family. Importing it registers every entry."""
 
+from ..inplace import install_view_handlers
 from ..tracer import use_operator_primitives
 from . import (
     complex,
@@ -17,6 +18,7 @@ from . import (
 )
 
 use_operator_primitives()
+install_view_handlers()
 
 __all__ = [
     "complex", "contraction", "elementwise", "fft", "indexing", "linalg", "nondiff",

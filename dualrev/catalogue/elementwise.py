@@ -365,8 +365,9 @@ def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None,
 
 @register_function(np.astype)
 def _np_astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) -> Any:
-    """``numpy.astype`` on traced values (``copy=`` is moot: traced values are
-    immutable)."""
+    """``numpy.astype`` on traced values: with ``copy=False`` and the same dtype, ``x``
+    itself (as NumPy: a write into one is a write into the other), else a new value."""
     if device not in (None, "cpu"):
         raise ValueError(f'Device not understood. Only "cpu" is allowed, but received: {device}')
-    return astype(x, dtype)
+    out = astype(x, dtype)
+    return METHODS["clone"](out) if out is x and copy else out

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..batching import materialize, on_plain_values, without_derivatives
 from ..errors import BatchedValueError, DualrevError
+from ..inplace import is_scalar_index, note_view
 from ..primitive import (
     METHODS,
     Primitive,
@@ -222,14 +223,25 @@ def getitem(x: Any, idx: Any) -> Any:
     (Handlers also take plain array-likes through it: a list becomes an array.)"""
     x = as_array(x)
     if type(idx) is int or type(idx) is slice:
-        return bind(gather_p, (x,), {"idx": (idx,), "nb": 0})
+        key = (idx,)
+        out = bind(gather_p, (x,), {"idx": key, "nb": 0})
+        # A basic index gives a view in NumPy (a scalar, a copy, for an integer into a
+        # vector): record it, for writes through it (dualrev/inplace.py)
+        if type(out) is not float and isinstance(x, Tracer) and (
+                type(idx) is slice or shape_of(out)):
+            note_view(x, out, key)
+        return out
     if isinstance(idx, Tracer) or (isinstance(idx, tuple)
                                    and any(isinstance(i, Tracer) for i in idx)):
         tup = idx if isinstance(idx, tuple) else (idx,)
         parts = _batched_parts(tup)
         if parts:
             return _gather_batched(x, tup, parts)
-    return bind(gather_p, (x,), {"idx": canonical_index(idx), "nb": 0})
+    key = canonical_index(idx)
+    out = bind(gather_p, (x,), {"idx": key, "nb": 0})
+    if isinstance(x, Tracer) and is_basic(key) and not is_scalar_index(key, ndim_of(x)):
+        note_view(x, out, key)
+    return out
 
 
 METHODS["getitem"] = getitem

@@ -12,13 +12,14 @@ import numpy as np
 
 from ..batching import map_plain
 from ..errors import BatchedValueError, InPlaceError
+from ..inplace import constant_like
 from ..primitive import Tracer, dtype_of, register_function, shape_of, strip
 from .elementwise import astype
 
 # these read only the shape and dtype: a batched value stands in by one element's
 _META = {np.shape, np.ndim, np.size, np.result_type, np.iscomplexobj, np.isrealobj,
-         np.can_cast, np.min_scalar_type, np.zeros_like, np.ones_like, np.empty_like,
-         np.diag_indices_from, np.tril_indices_from, np.triu_indices_from}
+         np.can_cast, np.min_scalar_type, np.diag_indices_from,
+         np.tril_indices_from, np.triu_indices_from}
 
 
 def _stand_in(a: Any) -> Any:
@@ -46,8 +47,6 @@ for _f in (
     # queries about shape and type
     np.shape, np.ndim, np.size, np.result_type, np.iscomplexobj, np.isrealobj,
     np.can_cast, np.min_scalar_type,
-    # constants shaped like the argument
-    np.zeros_like, np.ones_like, np.empty_like,
     # integer- or boolean-valued results
     np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero, np.flatnonzero,
     np.count_nonzero, np.searchsorted, np.digitize, np.any, np.all,
@@ -90,6 +89,25 @@ def _warning_caller(func: Any) -> Any:
 register_function(np.fix, _warning_caller(np.fix))
 
 
+# Constants shaped like a traced value are constants of its trace (batched under vmap):
+# buffers whose in-place writes are recorded (out = np.zeros_like(x); out[i] = ...).
+def _like(make: Any) -> Any:
+    def handler(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
+                shape: Any = None, **kwargs: Any) -> Any:
+        # one element's shape and dtype, NumPy vetting the keywords (device=)
+        own = np.zeros_like(_stand_in(a), dtype=dtype, order=order, subok=subok,
+                            shape=shape, **kwargs)
+        if not isinstance(a, Tracer):
+            return make(own.shape, own.dtype)
+        return constant_like(a, make, own)
+    return handler
+
+
+register_function(np.zeros_like, _like(np.zeros))
+register_function(np.empty_like, _like(np.zeros))  # zeros: nothing uninitialised is read
+register_function(np.ones_like, _like(np.ones))
+
+
 @register_function(np.full_like)
 def _full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K",
                subok: bool = True, shape: Any = None, **kwargs: Any) -> Any:
@@ -97,6 +115,11 @@ def _full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K",
     # kept where the dtype can carry one (NumPy casts fill_value to it).
     zeros = np.zeros_like(_stand_in(a), dtype=dtype, order=order, subok=subok, shape=shape,
                           **kwargs)
+    if isinstance(a, Tracer):
+        buf = constant_like(a, np.zeros, zeros)
+        if not isinstance(fill_value, Tracer):
+            return buf + np.full_like(zeros, fill_value)
+        return astype(buf + fill_value, zeros.dtype)
     if not isinstance(fill_value, Tracer):
         return np.full_like(zeros, fill_value)
     # (an integer or boolean dtype: astype gives the plain values, batched under vmap)

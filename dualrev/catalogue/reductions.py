@@ -15,6 +15,7 @@ import numpy as np
 
 from ..batching import is_batched, leading_axis_rule, stand_in, without_derivatives
 from ..errors import DualrevError, InPlaceError
+from ..inplace import clone
 from ..primitive import (
     Primitive,
     Tracer,
@@ -207,7 +208,8 @@ def _prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     if mask is not None:
         a = np.where(mask, a, 1.0)
     axis = normalize_axis(axis, ndim_of(a), scalar_axis=True)
-    result = a if not axis else bind(prod_p, (a,), {"axis": axis, "keepdims": bool(keepdims)})
+    result = ((clone(a) if isinstance(a, Tracer) else a) if not axis
+              else bind(prod_p, (a,), {"axis": axis, "keepdims": bool(keepdims)}))
     return _as(result if initial is None else result * initial, dtype)
 
 
@@ -248,8 +250,8 @@ def _extremum_handler(prim: Primitive, name: str) -> Any:
                 initial: Any = None, where: Any = True) -> Any:
         _reject(name, out, where, initial)
         axis = normalize_axis(axis, ndim_of(a), scalar_axis=True)
-        if not axis:
-            return a
+        if not axis:  # nothing reduced: NumPy returns a copy, another object
+            return clone(a) if isinstance(a, Tracer) else a
         return bind(prim, (a,), {"axis": axis, "keepdims": bool(keepdims)})
     return handler
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..batching import on_plain_values
 from ..errors import DualrevError, InPlaceError
+from ..inplace import clone
 from ..primitive import (
     Primitive,
     Tracer,
@@ -447,7 +448,7 @@ def _tril(m: Any, k: int = 0) -> Any:
 
 @register_function(np.copy)
 def _copy(a: Any, order: str = "K", subok: bool = False) -> Any:
-    return a  # traced values are immutable, so the value is its own copy
+    return clone(a) if isinstance(a, Tracer) else np.copy(a)  # another object: see inplace
 
 
 @register_function(np.cross)

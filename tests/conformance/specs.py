@@ -416,6 +416,10 @@ for nm, f in (("np.zeros_like", np.zeros_like), ("np.ones_like", np.ones_like)):
     variants(nm, f, {"mat": (M,)}, [{}, {"dtype": np.float32}, {"shape": (3,)}], kind="value")
 add("np.empty_like", np.empty_like, (M,), shape="mat", kind="value",
     fn=lambda a: np.empty_like(a).shape, label="shape of result")
+for _kw in ({"dtype": np.float32}, {"shape": (3,)}):  # (uninitialised: compare shapes)
+    add("np.empty_like", np.empty_like, (M,), _kw, shape="mat", kind="value",
+        fn=lambda a, **k: np.empty_like(a, **k).shape + (np.empty_like(a, **k).dtype.itemsize,),
+        label="shape and itemsize of result")
 for nm, f, args in (("np.put", np.put, (M, [0], 1.0)),
                     ("np.place", np.place, (M, np.ones((2, 3), bool), [1.0])),
                     ("np.putmask", np.putmask, (M, np.ones((2, 3), bool), 1.0)),

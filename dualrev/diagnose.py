@@ -1,0 +1,286 @@
+"""Which construct on the user's line turned a traced value into a plain one.
+
+A traced value converted to a float or an ndarray would lose its derivative, so the
+conversion raises; but NumPy and Python only tell the traced value *that* it is being
+converted (``__float__``, ``__array__``), not by whom. This module finds out from the
+caller's source: the innermost frame outside dualrev, NumPy and SciPy, the statement on
+its current line (parsed with ``ast``), and in it the construct that converts (a method
+of a plain array, ``math.exp``, ``np.array([...])``, a write into a NumPy buffer, ...),
+judged by looking its names up in that frame. The error then names the construct as
+written and the rewrite that keeps the derivative.
+
+Everything here is best effort and only runs while an error is being raised: without
+frame access (``sys._getframe``) or source text (an interactive session) the message
+falls back to a list of the usual causes.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import cmath
+import inspect
+import linecache
+import math
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# frames in these trees are library code, not the line the user wrote
+_LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                      for m in (np,) if getattr(m, "__file__", None)) + (_HERE + os.sep,)
+_SCIPY_DIR: str | None = None
+
+#: the frame of the caller of a function, or None where the interpreter has no frames
+#: (module-level so the tests can take it away and check the fallback)
+_getframe: Callable[[int], Any] | None = getattr(sys, "_getframe", None)
+
+_MATH_TO_NUMPY = {"fabs": "abs", "pow": "power", "atan2": "arctan2", "asin": "arcsin",
+                  "acos": "arccos", "atan": "arctan", "asinh": "arcsinh",
+                  "acosh": "arccosh", "atanh": "arctanh", "erf": "scipy.special.erf",
+                  "erfc": "scipy.special.erfc", "gamma": "scipy.special.gamma",
+                  "lgamma": "scipy.special.gammaln", "fsum": "sum", "prod": "prod",
+                  "dist": "linalg.norm", "hypot": "hypot"}
+_ARRAY_BUILDERS = ("array", "asarray", "asanyarray", "ascontiguousarray", "asfortranarray")
+
+
+def _library_dirs() -> tuple[str, ...]:
+    global _SCIPY_DIR
+    if _SCIPY_DIR is None and "scipy" in sys.modules:
+        f = getattr(sys.modules["scipy"], "__file__", None)
+        _SCIPY_DIR = os.path.dirname(os.path.abspath(f)) + os.sep if f else ""
+    return _LIBRARY_DIRS + ((_SCIPY_DIR,) if _SCIPY_DIR else ())
+
+
+def user_frame() -> Any:
+    """The innermost frame running code outside dualrev, NumPy and SciPy, or None."""
+    if _getframe is None:
+        return None
+    try:
+        frame = _getframe(1)
+    except ValueError:
+        return None
+    dirs = _library_dirs()
+    while frame is not None:
+        name = os.path.abspath(frame.f_code.co_filename)
+        if not name.startswith(dirs) and not frame.f_code.co_filename.startswith("<frozen"):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+class _Site:
+    """The user's statement being run: its frame, file, line and parsed nodes."""
+
+    def __init__(self, frame: Any) -> None:
+        self.frame = frame
+        self.file = frame.f_code.co_filename
+        self.line = frame.f_lineno
+        self.source = "".join(linecache.getlines(self.file, frame.f_globals))
+        self.stmt = _statement(self.source, self.line) if self.source else None
+
+    def where(self) -> str:
+        return f"line {self.line} of {os.path.basename(self.file)}"
+
+    def seg(self, node: ast.AST) -> str:
+        s = ast.get_source_segment(self.source, node)
+        return " ".join(s.split()) if s else ast.unparse(node)
+
+    def lookup(self, node: ast.AST) -> Any:
+        """The value of a name or dotted name in the frame; ``_UNKNOWN`` for anything
+        else (nothing is evaluated that could run code)."""
+        if isinstance(node, ast.Name):
+            f = self.frame
+            for scope in (f.f_locals, f.f_globals, vars(builtins)):
+                if node.id in scope:
+                    return scope[node.id]
+            return _UNKNOWN
+        if isinstance(node, ast.Attribute):
+            base = self.lookup(node.value)
+            if base is _UNKNOWN:
+                return _UNKNOWN
+            if isinstance(base, type(np)):
+                return getattr(base, node.attr, _UNKNOWN)
+            try:  # the stored attribute, without running a property or __getattr__
+                v = inspect.getattr_static(base, node.attr)
+            except AttributeError:
+                return _UNKNOWN
+            return _UNKNOWN if hasattr(type(v), "__get__") and not callable(v) else v
+        return _UNKNOWN
+
+    def nodes(self) -> list[ast.AST]:
+        """The statement's nodes on the current line, innermost (latest starting) first."""
+        if self.stmt is None:
+            return []
+        found = [n for n in ast.walk(self.stmt)
+                 if getattr(n, "lineno", None) is not None
+                 and n.lineno <= self.line <= (n.end_lineno or n.lineno)]
+        return sorted(found, key=lambda n: (n.lineno, n.col_offset), reverse=True)
+
+
+class Explanation(str):
+    """A diagnosis; ``store`` tells a write into a plain NumPy buffer (``out[i] = t``)."""
+
+    store = False
+
+
+_UNKNOWN = object()
+_PARSED: dict[str, ast.Module | None] = {}
+
+
+def _statement(source: str, line: int) -> ast.stmt | None:
+    """The innermost statement of ``source`` spanning ``line``."""
+    tree = _PARSED.get(source)
+    if tree is None and source not in _PARSED:
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            tree = None
+        if len(_PARSED) > 32:
+            _PARSED.clear()
+        _PARSED[source] = tree
+    if tree is None:
+        return None
+    best = None
+    for n in ast.walk(tree):
+        if isinstance(n, ast.stmt) and n.lineno <= line <= (n.end_lineno or n.lineno):
+            if best is None or n.lineno >= best.lineno:
+                best = n
+    return best
+
+
+def _plain_array(v: Any) -> bool:
+    return type(v) is np.ndarray or isinstance(v, np.ndarray)
+
+
+def explain(kind: str) -> Explanation | str | None:
+    """A message naming the construct on the user's line that converts a traced value
+    (``kind``: "float", "int", "complex", "index" for the Python coercions, "array" for
+    the ``__array__`` protocol, "item", "tolist"), or None where it cannot be found."""
+    try:
+        frame = user_frame()
+        if frame is None:
+            return None
+        site = _Site(frame)
+        for node in site.nodes():
+            msg = _match(site, node, kind)
+            if msg is not None:
+                out = Explanation(f"dualrev: {msg} (on {site.where()})")
+                out.store = isinstance(node, (ast.Assign, ast.AugAssign))
+                return out
+        text = linecache.getline(site.file, site.line, frame.f_globals).strip()
+        if text:
+            text = text if len(text) <= 100 else text[:97] + "..."
+            return (f"dualrev: a call on {site.where()}, `{text}`, converts a traced value "
+                    f"to a plain {'NumPy array' if kind == 'array' else 'number'} (the "
+                    "usual causes: a math.* function, for which np.* is the rewrite; "
+                    "float(x); a method of a plain array called with a traced argument, "
+                    "a.dot(x) for a @ x; np.array([...]) of traced values, for np.stack; "
+                    "writing a traced value into a NumPy array)")
+    except Exception:  # noqa: BLE001 - a diagnosis must never hide the error it explains
+        return None
+    return None
+
+
+def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
+    if isinstance(node, (ast.Assign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for t in targets:
+            if isinstance(t, ast.Subscript) and _plain_array(site.lookup(t.value)):
+                buf = site.seg(t.value)
+                return (f"`{site.seg(node)}` writes a traced value into the plain NumPy "
+                        f"array `{buf}`, which stores numbers only (the derivative would be "
+                        f"lost). Make the buffer traced so that the write is recorded: "
+                        f"`{buf} = np.zeros_like(x)` (or `np.zeros_like(x, shape=(n, ...))`, "
+                        "np.empty_like, np.full_like) with x a traced value, such as the "
+                        "argument being differentiated; or collect the values in a list "
+                        "and `np.stack` them")
+        return None
+    if isinstance(node, ast.Subscript):
+        obj = site.lookup(node.value)
+        if obj is getattr(np, "r_", None) or obj is getattr(np, "c_", None):
+            parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            inner = ", ".join(site.seg(p) for p in parts)
+            fn = "np.concatenate" if obj is np.r_ else "np.column_stack"
+            return (f"`{site.seg(node)}` converts its traced parts with np.array (index "
+                    f"tricks have no hook for traced values). Write `{fn}([{inner}])`")
+        return None
+    if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and kind != "array"
+            and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str)):
+        return (f"`{site.seg(node)}`: %-formatting converts a traced value with float(), "
+                "which would drop its derivative. Use an f-string or str.format "
+                "(f'{x:.3f}'): formatting a traced value prints its value")
+    if not isinstance(node, ast.Call):
+        return None
+    func = node.func
+    fn = site.lookup(func)
+    args = ", ".join(site.seg(a) for a in node.args)
+    if kind in ("float", "int", "complex", "index"):
+        mod = getattr(fn, "__module__", None) if fn is not _UNKNOWN else None
+        owner = (site.lookup(func.value) if isinstance(func, ast.Attribute) else _UNKNOWN)
+        if owner is math or owner is cmath or mod in ("math", "cmath"):
+            name = getattr(fn, "__name__", getattr(func, "attr", "?"))
+            npname = _MATH_TO_NUMPY.get(name, name)
+            if "." not in npname and not hasattr(np, npname):
+                return (f"`{site.seg(node)}`: the math module computes with plain floats, "
+                        "dropping the derivative; use the NumPy (or scipy.special) "
+                        "function of the same meaning")
+            mod_name = npname if npname.startswith("scipy") else f"np.{npname}"
+            return (f"`{site.seg(node)}`: the math module computes with plain floats, "
+                    f"dropping the derivative. Write `{mod_name}({args})`")
+        if fn is float or fn is int or fn is complex:
+            return (f"`{site.seg(node)}` makes a plain Python number of a traced value, "
+                    "dropping its derivative. Keep the value as it is (a traced 0-d value "
+                    "works wherever NumPy code takes a number); to print it, format it "
+                    "(f'{x:.3f}' prints the value), and where a constant is really "
+                    "meant write dualrev.stop_gradient(x)")
+        return None
+    if kind == "item" and isinstance(func, ast.Attribute) and func.attr == "item":
+        return (f"`{site.seg(node)}` makes a plain Python number of a traced value, dropping "
+                f"its derivative. Use `{site.seg(func.value)}` itself (or `"
+                f"{site.seg(func.value)}[()]` for a 0-d one)")
+    if kind == "tolist" and isinstance(func, ast.Attribute) and func.attr == "tolist":
+        return (f"`{site.seg(node)}` makes plain Python numbers of traced values. Use "
+                f"`list({site.seg(func.value)})`, whose elements stay traced")
+    if kind != "array":
+        return None
+    if isinstance(func, ast.Attribute):
+        owner = site.lookup(func.value)
+        if _plain_array(owner):
+            a = site.seg(func.value)
+            if func.attr == "dot" and len(node.args) == 1:
+                rewrite = f"{a} @ {args}"
+            elif hasattr(np, func.attr):
+                rewrite = f"np.{func.attr}({a}, {args})" if args else f"np.{func.attr}({a})"
+            else:
+                rewrite = None
+            msg = (f"`{site.seg(node)}` calls the method .{func.attr} of the plain NumPy "
+                   f"array `{a}` with a traced argument; NumPy's array methods convert "
+                   "their arguments to plain arrays (the derivative would be lost), only "
+                   "operators and NumPy functions reach traced values")
+            return msg + (f". Write `{rewrite}`" if rewrite else "")
+    if any(fn is getattr(np, b, None) for b in _ARRAY_BUILDERS):
+        first = node.args[0] if node.args else None
+        name = site.seg(func)
+        if isinstance(first, (ast.List, ast.Tuple)):
+            return (f"`{site.seg(node)}` builds a NumPy array from traced values, which "
+                    "NumPy can only do by converting them (the derivative would be lost). "
+                    f"Write `np.stack({site.seg(first)})`")
+        return (f"`{site.seg(node)}` converts a traced value to a plain NumPy array "
+                f"(the derivative would be lost). A traced value already acts as an array "
+                f"(shape, dtype, indexing, ufuncs): leave {name} out here, or apply it to "
+                "the inputs before calling the transform")
+    if callable(fn) and getattr(fn, "__module__", "") and str(
+            getattr(fn, "__module__", "")).startswith("numpy"):
+        lists = [a for a in node.args if isinstance(a, (ast.List, ast.Tuple))]
+        if lists:
+            lst = site.seg(lists[0])
+            return (f"`{site.seg(node)}` passes traced values inside a Python "
+                    f"{'list' if isinstance(lists[0], ast.List) else 'tuple'}, which NumPy "
+                    "converts with np.array (the derivative would be lost). Stack them "
+                    f"first: `np.stack({lst})` in place of `{lst}`")
+    return None

@@ -1,0 +1,277 @@
+"""In-place writes into traced arrays, the machinery under them: views and their
+bases, rebinding an object to a written value, constants of a trace (the buffers of
+``np.zeros_like``). The writes themselves (``u[idx] = v``, ``x += y``, ``x.fill(v)``,
+``x.sort()``, ``out=x``) are recorded in dualrev/at.py, next to the functional updates.
+
+dualrev owns the traced object, so a write is recorded as a functional update and the
+object is *rebound*: after ``u[idx] = v`` the same Python object ``u`` stands for
+``dualrev.at(u)[idx].set(v)`` (its primal, and its trace identity: tape entry, tangent
+or batch). Other names bound to the object see the write, as with NumPy arrays.
+
+Views. NumPy's basic indexing (and reshape, transpose, ...) returns a view sharing the
+base's memory; dualrev's traced values are separate objects. So a value made by a view
+operation keeps its base (``_base``: the base and the basic index, or the operation's
+name) and the base keeps weak references to its views (``_views``):
+
+- a write *into a view* made by basic indexing is a write into its base
+  (``u[1:][0] = 5`` writes ``u[1]``), so the base and the view both show it;
+- a write into a view made by another operation (reshape, transpose, ...) raises
+  ``InPlaceError`` naming the rewrite (write into the base);
+- a write into a base (or through one of its views) makes every *other* view of it
+  taken before the write stale: any later use of one raises ``StaleViewError`` (NumPy
+  would show the write there, and dualrev never gives a silently different value).
+
+Values that are not views (arithmetic results, copies, integer-indexed scalars as in
+NumPy) keep no link: their reads cost nothing extra.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+
+from .batching import Batched, BatchTrace, FinishedBatchTrace, batch_traces, rebatch
+from .errors import EscapedTracerError, InPlaceError, StaleViewError
+from .forward import Dual, FinishedForwardTrace, ForwardTrace
+from .primitive import (
+    FUNCTION_HANDLERS,
+    METHODS,
+    Tracer,
+    concrete,
+    dtype_of,
+    shape_of,
+)
+from .reverse import FinishedTape, Tape, Traced
+
+_ref = weakref.ref
+_INTS = (int, np.integer)
+
+
+# ------------------------------------------------------------------ views
+def note_view(base: Any, view: Any, key: Any) -> None:
+    """Record that ``view`` was made from ``base`` by a view operation: ``key`` is the
+    basic index (a tuple) for ``base[key]``, else the operation's name (a str)."""
+    if view is base or not isinstance(view, Tracer):
+        return
+    view._base = (base, key)
+    try:
+        views = base._views
+    except AttributeError:
+        base._views = [_ref(view)]
+        return
+    views.append(_ref(view))
+    n = len(views)
+    if n >= 64 and not n & (n - 1):  # drop the dead ones now and then (amortised)
+        views[:] = [r for r in views if r() is not None]
+
+
+def is_scalar_index(key: tuple[Any, ...], ndim: int) -> bool:
+    """Whether NumPy's ``x[key]`` is a scalar (a copy, not a view): integers only, one
+    per axis."""
+    if len(key) != ndim:
+        return False
+    for k in key:
+        if not isinstance(k, _INTS):
+            return False
+    return True
+
+
+def viewing(func: Any, name: str) -> Any:
+    """The handler ``func`` of a NumPy function returning a view of its first argument,
+    with its result(s) recorded as views (see the module docstring)."""
+
+    def handler(a: Any, *args: Any, **kwargs: Any) -> Any:
+        out = func(a, *args, **kwargs)
+        if isinstance(a, Tracer):
+            if isinstance(out, (list, tuple)):
+                for o in out:
+                    note_view(a, o, name)
+            else:
+                note_view(a, out, name)
+        return out
+
+    handler.__wrapped__ = func  # type: ignore[attr-defined]
+    handler.__name__ = getattr(func, "__name__", name)
+    return handler
+
+
+# NumPy functions whose result is a view of their first argument (some only when the
+# memory layout allows: dualrev counts them as views always, which can only refuse
+# more, never compute differently)
+VIEW_FUNCTIONS = {
+    np.reshape: "reshape", np.ravel: "ravel", np.squeeze: "squeeze",
+    np.expand_dims: "expand_dims", np.transpose: "transpose", np.swapaxes: "swapaxes",
+    np.moveaxis: "moveaxis", np.broadcast_to: "broadcast_to", np.flip: "flip",
+    np.fliplr: "fliplr", np.flipud: "flipud", np.diagonal: "diagonal", np.real: "real",
+    np.imag: "imag", np.split: "split", np.array_split: "array_split",
+    np.atleast_1d: "atleast_1d", np.atleast_2d: "atleast_2d", np.atleast_3d: "atleast_3d",
+}
+for _name in ("permute_dims", "matrix_transpose", "hsplit", "vsplit", "dsplit", "unstack",
+              "rot90"):
+    if hasattr(np, _name):
+        VIEW_FUNCTIONS[getattr(np, _name)] = _name
+
+
+def install_view_handlers() -> None:
+    """Wrap the catalogue's handlers of the view functions (called once it is loaded)."""
+    for f, name in VIEW_FUNCTIONS.items():
+        h = FUNCTION_HANDLERS.get(f)
+        if h is not None and not hasattr(h, "__wrapped__"):
+            FUNCTION_HANDLERS[f] = viewing(h, name)
+
+
+class Stale:
+    """What a stale view's primal becomes: any use of it raises ``StaleViewError``."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def _fail(self, *args: Any, **kwargs: Any) -> Any:
+        raise StaleViewError(self.what)
+
+    def __getattr__(self, attr: str) -> Any:
+        self._fail()
+
+    def __repr__(self) -> str:
+        return f"<stale view: {self.what}>"
+
+    __hash__ = object.__hash__
+    __array__ = __array_ufunc__ = __array_function__ = _fail
+    __bool__ = __len__ = __iter__ = __contains__ = __getitem__ = _fail
+    __float__ = __int__ = __index__ = __complex__ = _fail
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _fail
+    __neg__ = __pos__ = __abs__ = __invert__ = _fail
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _fail
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _fail
+    __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _fail
+
+
+def describe(key: Any) -> str:
+    """How the view made by ``key`` (a basic index or an operation's name) reads in an
+    error message: ``x[1:]``, ``x.reshape(...)``."""
+    if isinstance(key, str):
+        return f"x.{key}(...)" if key not in ("real", "imag") else f"x.{key}"
+    return f"x[{key_text(key)}]"
+
+
+def key_text(key: Any) -> str:
+    """A basic index as written between brackets: ``1:``, ``..., 0``."""
+    def one(k: Any) -> str:
+        if isinstance(k, slice):
+            return ":".join("" if v is None else str(v)
+                            for v in (k.start, k.stop, k.step)[:3 if k.step else 2])
+        if k is Ellipsis:
+            return "..."
+        if k is None:
+            return "None"
+        if isinstance(k, np.ndarray):
+            return "array"
+        return str(k)
+    if not isinstance(key, tuple):
+        key = (key,)
+    return ", ".join(one(k) for k in key) if key else "()"
+
+
+def poison_views(obj: Any, keep: Any, write: str) -> None:
+    """Make every live view of ``obj`` (and views of those) but ``keep`` stale."""
+    try:
+        views = obj._views
+    except AttributeError:
+        return
+    stack = [views]
+    obj._views = [_ref(keep)] if keep is not None else []
+    while stack:
+        for r in stack.pop():
+            v = r()
+            if v is None or v is keep:
+                continue
+            what = describe(v._base[1])
+            v.primal = Stale(f"a view {what} taken before {write} was written")
+            del v._base
+            try:
+                stack.append(v._views)
+                del v._views
+            except AttributeError:
+                pass
+
+
+# ------------------------------------------------------------------ rebinding
+def rebind(obj: Any, new: Any) -> None:
+    """Make the object ``obj`` stand for the value ``new`` (the write's result)."""
+    if not isinstance(new, Tracer):
+        new = constant(new, obj)
+    t = type(new)
+    if type(obj) is not t:
+        obj.__class__ = t  # all traced types share one layout (see primitive.Tracer)
+    obj.primal = new.primal
+    obj._trace = new._trace
+    obj._level = new._level
+    for name in ("tangent", "_index"):
+        try:
+            setattr(obj, name, getattr(new, name))
+        except AttributeError:
+            try:
+                delattr(obj, name)
+            except AttributeError:
+                pass
+
+
+# ------------------------------------------------------------------ constants
+def constant(value: Any, like: Any) -> Any:
+    """The plain (or only batched) ``value`` as a value of ``like``'s trace with no
+    derivative: a constant a write can rebind ``like`` to, and the traced buffer
+    ``np.zeros_like`` of a traced value gives."""
+    trace = like._trace
+    if isinstance(trace, (FinishedTape, FinishedForwardTrace, FinishedBatchTrace)):
+        raise EscapedTracerError(trace.what, "an in-place write")
+    if isinstance(value, Tracer) and value._level >= like._level:
+        return value
+    if isinstance(trace, Tape):
+        trace.nodes.append((None, (), None, value, ()))
+        return Traced(value, trace, len(trace.nodes) - 1)
+    if isinstance(trace, ForwardTrace):
+        dt = dtype_of(value)
+        return Dual(value, np.zeros(shape_of(value), dt if dt.kind in "fc" else float),
+                    trace)
+    if isinstance(trace, BatchTrace):
+        return Batched(np.array(np.broadcast_to(concrete(value) if not isinstance(
+            value, Tracer) else value, (trace.size,) + tuple(shape_of(value)))), trace)
+    raise InPlaceError("a write into a value of an unknown trace")
+
+
+def constant_like(a: Any, make: Any, own: np.ndarray) -> Any:
+    """``make(shape, dtype)`` (np.zeros, np.ones) of the shape and dtype of the plain
+    ``own`` (one element's, under vmap: the batch axes of the traced ``a`` go in front)
+    as a constant of ``a``'s trace: a buffer writes into which are recorded
+    (``np.zeros_like(x)``)."""
+    traces = batch_traces(a)
+    if traces:
+        lead = np.shape(concrete(a))[:len(traces)]
+        value = rebatch(make(lead + own.shape, own.dtype), a)
+    else:
+        value = make(own.shape, own.dtype)
+    if a._bdepth:
+        return value
+    return constant(value, a)
+
+
+def clone(x: Any) -> Any:
+    """Another object standing for the same traced value (``x.copy()``, ``+x``): a
+    later write into either is not seen by the other, as with NumPy's copies."""
+    c = object.__new__(type(x))
+    c.primal = x.primal
+    c._trace = x._trace
+    c._level = x._level
+    for name in ("tangent", "_index"):
+        try:
+            setattr(c, name, getattr(x, name))
+        except AttributeError:
+            pass
+    return c
+
+
+METHODS["clone"] = clone

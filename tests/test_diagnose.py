@@ -1,0 +1,256 @@
+"""The conversion errors name the construct on the user's line and its rewrite
+(dualrev.diagnose), and formatting a traced value prints its value."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import dualrev as dr
+from dualrev import diagnose
+
+x3 = np.array([0.5, 1.5, 2.0])
+A = np.arange(9.0).reshape(3, 3)
+
+
+def _message(transform, f, x=x3) -> str:
+    with pytest.raises(dr.TracerConversionError) as info:
+        transform(f)(x)
+    return str(info.value)
+
+
+TRANSFORMS = [dr.grad, dr.jacfwd, dr.jacrev, dr.vmap]
+
+
+def _scalar(f):
+    # vmap maps over the rows of a (2, 3) batch; the others differentiate a sum
+    return lambda x: np.sum(f(x))
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS, ids=lambda t: t.__name__)
+def test_seed_two_layer_network_names_x_dot_w1(transform):
+    x = np.ones((4, 3))
+
+    def loss(w1):
+        h = 1 / (1 + np.exp(-x.dot(w1)))  # the seed's line, as written
+        return np.sum(h)
+
+    w = np.ones((3, 2)) if transform is not dr.vmap else np.ones((2, 3, 2))
+    msg = _message(transform, loss, w)
+    assert "`x.dot(w1)` calls the method .dot of the plain NumPy array `x`" in msg
+    assert "Write `x @ w1`" in msg
+    line = loss.__code__.co_firstlineno + 1
+    assert f"on line {line} of test_diagnose.py" in msg
+    assert "drop its derivative" in msg
+
+
+def test_the_rewrite_it_names_works():
+    x = np.ones((4, 3))
+    loss = lambda w1: np.sum(1 / (1 + np.exp(-(x @ w1))))
+    w = np.linspace(0.1, 0.6, 6).reshape(3, 2)
+    g = dr.grad(loss)(w)
+    s = 1 / (1 + np.exp(-(x @ w)))
+    np.testing.assert_allclose(g, x.T @ (s * (1 - s)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("transform", [dr.grad, dr.jacfwd, dr.vmap], ids=lambda t: t.__name__)
+def test_math_function_names_numpy_rewrite(transform):
+    def f(x):
+        return math.exp(x[0]) * x[1]
+
+    x = x3 if transform is not dr.vmap else np.stack([x3, x3])
+    msg = _message(transform, f, x)
+    assert "`math.exp(x[0])`: the math module computes with plain floats" in msg
+    assert "Write `np.exp(x[0])`" in msg
+
+
+def test_math_names_mapped_to_numpy_and_scipy():
+    def f(x):
+        return math.atan2(x[0], x[1])
+
+    assert "Write `np.arctan2(x[0], x[1])`" in _message(dr.grad, f)
+
+    def g(x):
+        return math.erf(x[0])
+
+    assert "Write `scipy.special.erf(x[0])`" in _message(dr.grad, g)
+
+
+def test_float_and_int_name_the_call():
+    def f(x):
+        return float(x[0]) * x[1]
+
+    msg = _message(dr.grad, f)
+    assert "`float(x[0])` makes a plain Python number of a traced value" in msg
+    assert "dualrev.stop_gradient" in msg
+
+    def g(x):
+        return x[int(x[0])]
+
+    assert "`int(x[0])`" in _message(dr.grad, g)
+
+
+def test_item_and_tolist_name_the_call():
+    def f(x):
+        return x[0].item() * x[1]
+
+    assert "`x[0].item()`" in _message(dr.grad, f)
+
+    def g(x):
+        return sum(x.tolist())
+
+    assert "Use `list(x)`, whose elements stay traced" in _message(dr.grad, g)
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS, ids=lambda t: t.__name__)
+def test_np_array_of_traced_values_names_np_stack(transform):
+    def f(x):
+        v = np.array([x[0], x[1] ** 2])
+        return np.sum(v)
+
+    x = x3 if transform is not dr.vmap else np.stack([x3, x3])
+    msg = _message(transform, f, x)
+    assert "`np.array([x[0], x[1] ** 2])` builds a NumPy array from traced values" in msg
+    assert "Write `np.stack([x[0], x[1] ** 2])`" in msg
+
+
+def test_np_asarray_of_a_traced_value():
+    def f(x):
+        x = np.asarray(x, dtype=float)
+        return np.sum(x ** 2)
+
+    msg = _message(dr.grad, f)
+    assert "`np.asarray(x, dtype=float)` converts a traced value" in msg
+    assert "leave np.asarray out here" in msg
+
+
+def test_index_tricks_name_concatenate_and_column_stack():
+    def r(x):
+        return np.sum(np.r_[x, 2 * x])
+
+    assert "Write `np.concatenate([x, 2 * x])`" in _message(dr.grad, r)
+
+    def c(x):
+        return np.sum(np.c_[x, x])
+
+    assert "Write `np.column_stack([x, x])`" in _message(dr.grad, c)
+
+
+def test_numpy_function_on_a_list_of_traced_values():
+    def f(x):
+        return np.max([x[0], x[1]])
+
+    msg = _message(dr.grad, f)
+    assert "Stack them first: `np.stack([x[0], x[1]])` in place of `[x[0], x[1]]`" in msg
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS, ids=lambda t: t.__name__)
+def test_write_into_numpy_buffer_names_the_buffer(transform):
+    def scalar_store(x):
+        out = np.zeros(3)
+        out[0] = x[1]  # NumPy wraps this failure in a ValueError: dualrev's is raised
+        return np.sum(out)
+
+    def slice_store(x):
+        out = np.zeros(3)
+        out[0:2] = x[1:]
+        return np.sum(out)
+
+    x = x3 if transform is not dr.vmap else np.stack([x3, x3])
+    with pytest.raises(dr.PlainBufferError):
+        transform(scalar_store)(x)
+    msg = _message(transform, scalar_store, x)
+    assert ("`out[0] = x[1]` writes a traced value into the plain NumPy array `out`" in msg)
+    assert "`out = np.zeros_like(x)` (or `np.zeros_like(x, shape=(n, ...))`" in msg
+    assert "`out[0:2] = x[1:]` writes a traced value" in _message(transform, slice_store, x)
+
+
+def test_percent_formatting_names_f_strings():
+    def f(x):
+        label = "%.3f" % x[0]  # noqa: UP031 - the construct under test
+        return x[0] * len(label)
+
+    assert "%-formatting converts a traced value with float()" in _message(dr.grad, f)
+
+
+def test_a_method_of_an_attribute_array():
+    class Model:
+        def __init__(self):
+            self.A = A
+
+        def __call__(self, x):
+            return np.sum(self.A.dot(x))
+
+    msg = _message(dr.grad, Model())
+    assert "Write `self.A @ x`" in msg
+
+
+def test_a_statement_over_several_lines():
+    def f(x):
+        total = (x[0]
+                 + math.sin(
+                     x[1]))
+        return total
+
+    assert "Write `np.sin(x[1])`" in _message(dr.grad, f)
+
+
+def test_without_frames_the_usual_causes_are_listed(monkeypatch):
+    monkeypatch.setattr(diagnose, "_getframe", None)
+
+    def f(x):
+        return math.exp(x[0])
+
+    msg = _message(dr.grad, f)
+    assert "Common causes" in msg and "float() was called on a traced value" in msg
+
+
+def test_without_source_the_line_is_named(monkeypatch):
+    monkeypatch.setattr(diagnose.linecache, "getlines", lambda *a: [])
+    msg = _message(dr.grad, lambda x: math.exp(x[0]))
+    assert "Common causes" in msg
+
+
+def test_unknown_constructs_name_the_line():
+    def f(x):
+        return np.sum(x) + sorted([1.0, x[0]])[0].item()
+
+    msg = _message(dr.grad, f)
+    assert "`np.sum(x) + sorted([1.0, x[0]])[0].item()`" in msg or ".item()" in msg
+
+
+# ------------------------------------------------------------------ formatting
+@pytest.mark.parametrize("transform", [dr.grad, dr.jacfwd, dr.jacrev], ids=lambda t: t.__name__)
+def test_f_string_formats_the_value(transform):
+    seen = []
+
+    def f(x):
+        seen.append(f"{x[0]:.3f}|{x[1] * 2:8.2e}|{x}")
+        return x[0] * x[1]
+
+    g = transform(f)(x3)
+    assert seen[0].startswith("0.500|3.00e+00|")
+    assert np.allclose(g, [1.5, 0.5, 0.0])
+
+
+def test_f_string_of_a_batch_prints_every_element():
+    seen = []
+
+    def f(x):
+        seen.append(f"{x}")
+        return x
+
+    dr.vmap(f)(np.array([1.0, 2.0]))
+    assert seen == [str(np.array([1.0, 2.0]))]
+
+
+def test_format_spec_on_an_array_refused_as_numpy_does():
+    def f(x):
+        return x[0] * len(f"{x:.3f}")
+
+    with pytest.raises(TypeError):
+        np.zeros(3).__format__(".3f")
+    with pytest.raises(TypeError):
+        dr.grad(f)(x3)
