@@ -43,6 +43,7 @@ from ..primitive import (
     Primitive,
     bind,
     concrete,
+    dtype_of,
     is_complex,
     ndim_of,
     no_rule,
@@ -860,8 +861,17 @@ def _cond(x: Any, p: Any = None) -> Any:
         big, small = s[..., 0], s[..., -1]
         return small / big if p == -2 else big / small
     # NumPy's other orders: norm(x) norm(inv(x))
-    return np.linalg.norm(x, p, axis=(-2, -1)) * np.linalg.norm(np.linalg.inv(x), p,
-                                                                axis=(-2, -1))
+    c = np.linalg.norm(x, p, axis=(-2, -1)) * np.linalg.norm(np.linalg.inv(x), p,
+                                                             axis=(-2, -1))
+    if p in _COND_COMPLEX and is_complex(x):
+        return c.astype(np.result_type(dtype_of(x), np.complex64))  # as this NumPy does
+    return c
+
+
+# NumPy before 2.1 or so gives these orders' condition numbers of a complex matrix a complex
+# dtype (with a zero imaginary part); the result's dtype follows the NumPy that runs.
+_COND_COMPLEX = {p for p in (1, -1, np.inf, -np.inf, "fro", "nuc")
+                 if np.linalg.cond(np.eye(2, dtype=complex), p).dtype.kind == "c"}
 
 
 @register_function(np.linalg.tensorinv)

@@ -1,5 +1,7 @@
 """Shape functions: each JVP/VJP against finite differences and forward against reverse."""
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -213,5 +215,7 @@ def test_unique_values_and_their_derivative():
     np.testing.assert_array_equal(dr.jacrev(np.unique)(v), [[0, 1, 0, 0], [0, 0, 0, 1],
                                                             [1, 0, 0, 0]])
     z = np.array([3 + 1j, 1 - 2j, 2 + 0.5j, -1 + 1j, 0.2 - 3j])
-    np.testing.assert_array_equal(dr.jvp(lambda t: np.unique(t, sorted=False), (z,), (z,))[0],
-                                  np.unique(z, sorted=False))
+    if "sorted" in inspect.signature(np.unique).parameters:  # NumPy >= 2.3
+        np.testing.assert_array_equal(
+            dr.jvp(lambda t: np.unique(t, sorted=False), (z,), (z,))[0],
+            np.unique(z, sorted=False))
