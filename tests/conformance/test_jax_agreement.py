@@ -56,6 +56,25 @@ JAX_DISAGREES = {
     "jax::sp.logsumexp[b=<array>,return_sign]-complex128-mat":
         "JAX holds the sign (the phase, for complex a) constant; its derivative is "
         "exp(i angle) * i * d(angle), which finite differences confirm",
+    **{k: "JAX gives unique's values a zero derivative; dualrev's are those of the selected "
+          "elements, as np.sort's, which finite differences confirm" for k in (
+        "jax::np.unique-float64-vec",
+        "jax::np.unique-complex128-vec",
+        "jax::np.unique[return_index]-float64-vec",
+        "jax::np.unique[return_index]-complex128-vec",
+        "jax::np.unique[return_inverse,return_counts]-float64-vec",
+        "jax::np.unique[return_inverse,return_counts]-complex128-vec",
+        "jax::np.unique[axis=0]-float64-vec",
+        "jax::np.unique[axis=0]-complex128-vec",
+        "jax::np.unique[equal_nan=False]-float64-vec",
+        "jax::np.unique[equal_nan=False]-complex128-vec",
+        "jax::np.unique-float64-mat",
+        "jax::np.unique[return_index]-float64-mat",
+        "jax::np.unique[return_inverse,return_counts]-float64-mat",
+        "jax::np.unique[axis=0]-float64-mat",
+        "jax::np.unique[equal_nan=False]-float64-mat",
+        "jax::np.unique[sorted=False]-float64-vec",
+    )},
 }
 
 
