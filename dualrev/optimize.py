@@ -1,26 +1,32 @@
-"""scipy.optimize with exact derivatives: drop-in ``minimize``, ``least_squares`` and
-``root`` that supply gradients, Hessians (or Hessian-vector products), constraint
-Jacobians and (sparse) residual Jacobians computed by dualrev.
+"""scipy.optimize with exact derivatives: drop-in ``minimize``, ``least_squares``,
+``root``, ``curve_fit``, ``fsolve``, ``root_scalar`` and ``minimize_scalar`` that supply
+gradients, Hessians (or Hessian-vector products), constraint Jacobians and Hessians and
+(sparse) residual Jacobians computed by dualrev.
 
-Arguments and results follow SciPy; ``x0`` may be a pytree (dict/list/tuple of arrays)
-and ``res.x`` comes back in the same structure. Whatever derivative the caller supplies
-(``jac=``, ``hess=``, ``hessp=``) is used as given.
+Arguments and results follow SciPy (results are SciPy's own objects); for ``minimize``,
+``least_squares`` and ``root``, ``x0`` may be a pytree (dict/list/tuple of arrays) and
+``res.x`` comes back in the same structure. Whatever derivative the caller supplies
+(``jac=``, ``hess=``, ``hessp=``, ``fprime=``) is used as given.
 """
 
 from __future__ import annotations
 
+import copy
 import numbers
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import scipy.optimize as so
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator
 
 from .sparse import SparseJacobian
-from .transforms import hessian, hvp, jacobian, value_and_grad
+from .transforms import hessian, hvp, jacobian, jvp, value_and_grad
 from .tree import ravel_pytree, tree_flatten
 
-__all__ = ["SparseJacobian", "least_squares", "minimize", "root"]
+__all__ = ["SparseJacobian", "curve_fit", "fsolve", "least_squares", "minimize",
+           "minimize_scalar", "root", "root_scalar"]
 
 # Methods that use a Hessian: those that can take a Hessian-vector product get one
 # (cheaper: no n-by-n matrix); the others get the full Hessian.
@@ -54,8 +60,39 @@ def _default_method(bounds: Any, constraints: Any) -> str:
     return "bfgs"
 
 
-def _flat_constraint(con: Any, unravel: Callable[[Any], Any]) -> Any:
-    """A constraint on the flat vector, with the exact Jacobian where none was given."""
+def _flat_vector(out: Any) -> Any:
+    """A (possibly traced) function output as one flat vector."""
+    leaves, _ = tree_flatten(out)
+    if len(leaves) == 1:
+        return np.ravel(leaves[0])
+    return np.concatenate([np.ravel(v) for v in leaves])
+
+
+def _constraint_hess(flat_fun: Callable[[np.ndarray], Any]) -> Callable[..., LinearOperator]:
+    """``hess(x, v)`` for trust-constr: the Hessian of ``v . c(x)`` as a LinearOperator
+    whose products are forward-over-reverse HVPs, so no n-by-n matrix is formed."""
+    weighted_hvp = hvp(lambda x, v: np.sum(v * _flat_vector(flat_fun(x))))
+
+    def hess(x: np.ndarray, v: np.ndarray) -> LinearOperator:
+        x = np.array(x, dtype=float)  # a copy: SciPy may update its x in place
+        v = np.array(v, dtype=float)
+        matvec = lambda p: np.asarray(weighted_hvp(x, v, np.asarray(p, dtype=float).ravel()),
+                                      dtype=float).ravel()
+        return LinearOperator((x.size, x.size), matvec=matvec, rmatvec=matvec, dtype=float)
+
+    return hess
+
+
+def _default_bfgs(hess: Any) -> bool:
+    # NonlinearConstraint writes a fresh BFGS() into .hess when none is given, so an
+    # untouched default BFGS is how "the caller gave no Hessian" looks afterwards.
+    return type(hess) is so.BFGS and vars(hess) == vars(so.BFGS())
+
+
+def _flat_constraint(con: Any, unravel: Callable[[Any], Any],
+                     exact_hess: bool = False) -> Any:
+    """A constraint on the flat vector, with the exact Jacobian where none was given and,
+    with ``exact_hess`` (trust-constr), the exact Hessian of ``v . c(x)`` likewise."""
     if isinstance(con, dict):
         con = dict(con)
         fun = con["fun"]
@@ -66,6 +103,16 @@ def _flat_constraint(con: Any, unravel: Callable[[Any], Any]) -> Any:
         else:
             user_jac = con["jac"]
             con["jac"] = lambda x, *a: user_jac(unravel(x), *a)
+        ctype = con.get("type")
+        if exact_hess and isinstance(ctype, str) and ctype.lower() in ("eq", "ineq"):
+            # trust-constr turns a dict into a NonlinearConstraint with a BFGS Hessian;
+            # doing the conversion here lets it carry the exact one instead
+            a = tuple(con.get("args", ()))
+            c_fun, c_jac = con["fun"], con["jac"]
+            fun_a = lambda x: c_fun(x, *a)
+            ub = 0.0 if ctype.lower() == "eq" else np.inf
+            return so.NonlinearConstraint(fun_a, 0.0, ub, jac=lambda x: c_jac(x, *a),
+                                          hess=_constraint_hess(fun_a))
         return con
     if isinstance(con, so.NonlinearConstraint):
         fun = con.fun
@@ -76,8 +123,17 @@ def _flat_constraint(con: Any, unravel: Callable[[Any], Any]) -> Any:
         else:
             user_jac = jac
             jac = lambda x: user_jac(unravel(x))
-        return so.NonlinearConstraint(flat_fun, con.lb, con.ub, jac=jac, hess=con.hess,
-                                      keep_feasible=con.keep_feasible)
+        hess = con.hess
+        if exact_hess and (hess is None or _default_bfgs(hess)):
+            hess = _constraint_hess(flat_fun)
+        elif callable(hess):
+            user_hess = hess
+            hess = lambda x, v: user_hess(unravel(x), v)
+        # a copy keeps every other attribute (keep_feasible, the finite-difference
+        # options) whatever SciPy version defines them
+        con = copy.copy(con)
+        con.fun, con.jac, con.hess = flat_fun, jac, hess
+        return con
     return con  # LinearConstraint and friends act on the flat vector as given
 
 
@@ -177,7 +233,8 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         kw["hess"] = lambda x, *a: np.asarray(H(x, *a), dtype=float)
     if isinstance(constraints, (dict, so.NonlinearConstraint, so.LinearConstraint)):
         constraints = [constraints]
-    constraints = [_flat_constraint(c, unravel) for c in constraints]
+    constraints = [_flat_constraint(c, unravel, meth == "trust-constr")
+                   for c in constraints]
     res = so.minimize(objective, flat0, args=args, method=method, bounds=bounds,
                       constraints=constraints, tol=tol, callback=callback, options=options,
                       **kw)
@@ -289,3 +346,285 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
     res = so.root(f_flat, flat0, args=args, method=method, jac=jac, **kw)
     res.x = unravel(res.x)
     return res
+
+
+def _jacobian_matrix(J: Any, n: int) -> np.ndarray:
+    """A ``jacobian`` result (per output leaf a block ``out.shape + (n,)``) as (m, n)."""
+    leaves, _ = tree_flatten(J)
+    return np.concatenate([np.reshape(np.asarray(v, dtype=float), (-1, n)) for v in leaves])
+
+
+# keywords of scipy.optimize.leastsq/least_squares that only steer finite differences
+_CURVE_FIT_FD_KWARGS = ("epsfcn", "diff_step", "jac_sparsity")
+
+
+def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
+              sigma: Any = None, absolute_sigma: bool = False, check_finite: bool | None = None,
+              bounds: Any = (-np.inf, np.inf), method: str | None = None, jac: Any = None,
+              *, full_output: bool = False, nan_policy: str | None = None,
+              **kwargs: Any) -> Any:
+    """``scipy.optimize.curve_fit`` with the exact Jacobian of the model in its
+    parameters, ``d f(xdata, *params) / d params`` (by ``dualrev.jacobian``), instead of
+    finite differences. Same signature, same return values.
+
+    Every argument is SciPy's and reaches SciPy unchanged, except that ``jac=None`` becomes
+    the exact Jacobian (for every method, 'lm' included). The keywords that only tune
+    SciPy's finite differences (``epsfcn``, ``diff_step``, ``jac_sparsity``) and
+    ``col_deriv`` (curve_fit scales the Jacobian's rows by ``1/sigma``, so it must be
+    row-major) are refused with ``ValueError`` when the Jacobian is dualrev's; pass
+    ``jac="2-point"`` to have SciPy's finite differences instead.
+
+    Args:
+        f: the model ``f(xdata, *params)``, written in NumPy, returning an array of
+            ``ydata``'s size; the parameters are scalars.
+        xdata: the independent variable, passed to ``f`` as is (not differentiated).
+        ydata: the data, as in SciPy.
+        p0: the initial parameters, as in SciPy (None: ones, their number read from
+            ``f``'s signature).
+        sigma: the data's uncertainties or covariance, as in SciPy.
+        absolute_sigma: as in SciPy.
+        check_finite: as in SciPy.
+        bounds: as in SciPy.
+        method: ``'lm'``, ``'trf'`` or ``'dogbox'``; None: SciPy's choice.
+        jac: None (exact, by dualrev), a callable ``jac(xdata, *params)``, or one of
+            SciPy's finite-difference schemes, used as given.
+        full_output: as in SciPy: also return ``infodict``, ``mesg`` and ``ier``.
+        nan_policy: as in SciPy.
+        **kwargs: passed on to ``leastsq`` ('lm') or ``least_squares`` (the others).
+    Returns:
+        What SciPy returns: ``(popt, pcov)``, or ``(popt, pcov, infodict, mesg, ier)``
+        with ``full_output=True``.
+    Example:
+        >>> import numpy as np
+        >>> from dualrev import optimize
+        >>> x = np.linspace(0.0, 3.0, 30)
+        >>> y = 2.0 * np.exp(-0.7 * x) + 0.02 * np.cos(7.0 * x)
+        >>> popt, pcov = optimize.curve_fit(lambda x, a, b: a * np.exp(-b * x), x, y)
+        >>> print(np.round(popt, 2), pcov.shape)
+        [2.   0.71] (2, 2)
+    """
+    if jac is None:
+        refused = [k for k in (*_CURVE_FIT_FD_KWARGS, "col_deriv") if k in kwargs]
+        if refused:
+            name = refused[0]
+            why = ("curve_fit scales the Jacobian's rows by 1/sigma, so dualrev's "
+                   "Jacobian is row-major" if name == "col_deriv" else
+                   "it tunes SciPy's finite-difference Jacobian, which dualrev replaces "
+                   "by the exact one")
+            raise ValueError(f"curve_fit: {name}= is refused: {why}; drop it, or pass "
+                             "jac='2-point' for SciPy's finite differences")
+        jacobians: dict[int, Callable[..., Any]] = {}
+
+        def jac(x: Any, *params: Any) -> np.ndarray:
+            n = len(params)
+            J = jacobians.get(n)
+            if J is None:  # the parameters are f's arguments 1..n
+                J = jacobians[n] = jacobian(f, argnums=tuple(range(1, n + 1)))
+            columns = J(x, *(float(p) for p in params))
+            return np.stack([np.ravel(np.asarray(c, dtype=float)) for c in columns], axis=1)
+
+    return so.curve_fit(f, xdata, ydata, p0=p0, sigma=sigma, absolute_sigma=absolute_sigma,
+                        check_finite=check_finite, bounds=bounds, method=method, jac=jac,
+                        full_output=full_output, nan_policy=nan_policy, **kwargs)
+
+
+def _band_pattern(n: int, band: Any) -> sp.csr_matrix:
+    ml, mu = (int(b) for b in band)
+    i, j = np.indices((n, n))
+    return sp.csr_matrix((i - j <= ml) & (j - i <= mu))
+
+
+def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
+           fprime: Any = None, full_output: bool = False, col_deriv: bool = False,
+           xtol: float = 1.49012e-08, maxfev: int = 0, band: Any = None,
+           epsfcn: float | None = None, factor: float = 100, diag: Any = None) -> Any:
+    """``scipy.optimize.fsolve`` with the exact Jacobian (``fprime``) of ``func``, so
+    MINPACK runs ``hybrj`` instead of ``hybrd``'s finite differences. Same signature,
+    same return values.
+
+    ``col_deriv`` is honoured (the transposed Jacobian is supplied, which spares MINPACK
+    a transpose); ``band=(ml, mu)`` is honoured by computing the banded Jacobian by
+    column colouring (``ml + mu + 1`` tangents in one forward pass, entries outside the
+    band zero, as SciPy's banded differences make them); ``epsfcn``, which only sets
+    SciPy's difference step, is refused with ``ValueError`` unless ``fprime`` is given.
+    ``x0`` is flattened, as SciPy does (use ``root`` for pytrees).
+
+    Args:
+        func: ``func(x, *args)`` of a 1-D array ``x``, returning an array of ``x``'s size.
+        x0: the starting point (flattened).
+        args: extra positional arguments of ``func`` (and ``fprime``), not differentiated.
+        fprime: None (exact, by dualrev) or a callable ``fprime(x, *args)``, used as given.
+        full_output: as in SciPy: also return ``infodict``, ``ier`` and ``mesg``.
+        col_deriv: as in SciPy: ``fprime`` returns the derivatives down the columns.
+        xtol: as in SciPy.
+        maxfev: as in SciPy.
+        band: as in SciPy, ``(ml, mu)``: the Jacobian is banded.
+        epsfcn: as in SciPy; refused when the Jacobian is dualrev's.
+        factor: as in SciPy.
+        diag: as in SciPy.
+    Returns:
+        What SciPy returns: the solution ``x`` (1-D), or ``(x, infodict, ier, mesg)``
+        with ``full_output=True``.
+    Example:
+        >>> import numpy as np
+        >>> from dualrev import optimize
+        >>> x, info, ier, mesg = optimize.fsolve(
+        ...     lambda x: np.stack([x[0] ** 2 - 2.0, x[1] - x[0]]), [1.0, 1.0],
+        ...     full_output=True)
+        >>> print(np.round(x, 6), ier, info["njev"] > 0)
+        [1.414214 1.414214] 1 True
+    """
+    if fprime is None:
+        if epsfcn is not None:
+            raise ValueError("fsolve: epsfcn= is refused: it sets SciPy's finite-difference "
+                             "step, and dualrev supplies the exact Jacobian; drop it, or "
+                             "pass your own fprime=")
+        n = np.size(x0)
+        if band is not None:
+            sparse = SparseJacobian(lambda x: func(x, *args), _band_pattern(n, band))
+            J_of = lambda x, *a: sparse(x).toarray()
+        else:
+            J = jacobian(func)
+            J_of = lambda x, *a: _jacobian_matrix(J(np.asarray(x, dtype=float), *a), n)
+        fprime = (lambda x, *a: J_of(x, *a).T) if col_deriv else J_of
+    return so.fsolve(func, x0, args=args, fprime=fprime, full_output=full_output,
+                     col_deriv=col_deriv, xtol=xtol, maxfev=maxfev, band=band,
+                     epsfcn=epsfcn, factor=factor, diag=diag)
+
+
+def minimize_scalar(fun: Callable[..., Any], bracket: Any = None, bounds: Any = None,
+                    args: tuple[Any, ...] = (), method: str | None = None,
+                    tol: float | None = None,
+                    options: dict[str, Any] | None = None) -> so.OptimizeResult:
+    """``scipy.optimize.minimize_scalar``, unchanged: its methods (``brent``,
+    ``bounded``, ``golden``) use no derivatives, so there is nothing to supply. It is here
+    so that ``dualrev.optimize`` covers scipy.optimize's solvers with one import.
+
+    Args:
+        fun: the objective ``fun(x, *args)`` of a scalar ``x``.
+        bracket: as in SciPy.
+        bounds: as in SciPy.
+        args: as in SciPy.
+        method: as in SciPy.
+        tol: as in SciPy.
+        options: as in SciPy.
+    Returns:
+        SciPy's ``OptimizeResult``.
+    Example:
+        >>> import numpy as np
+        >>> from dualrev import optimize
+        >>> res = optimize.minimize_scalar(lambda x: (x - 2.0) ** 2 + 1.0)
+        >>> print(res.success, round(res.x, 6))
+        True 2.0
+    """
+    return so.minimize_scalar(fun, bracket=bracket, bounds=bounds, args=args, method=method,
+                              tol=tol, options=options)
+
+
+_BRACKET_METHODS = ("bisect", "ridder", "brentq", "brenth", "toms748")
+_ROOT_SCALAR_USES = {**{m: {"bracket"} for m in _BRACKET_METHODS},
+                     "secant": {"x0", "x1"}, "newton": {"x0", "fprime"},
+                     "halley": {"x0", "fprime", "fprime2"}}
+
+
+def _unit(x: Any) -> Any:
+    x = np.asarray(x)
+    return np.ones((), dtype=x.dtype if x.dtype.kind in "fc" else float)[()]
+
+
+def _as_point(x: Any) -> Any:
+    x = np.asarray(x)
+    return (x.astype(float) if x.dtype.kind not in "fc" else x)[()]
+
+
+def _derivatives(f: Callable[..., Any], order: int) -> Callable[..., tuple[Any, ...]]:
+    """``x, *args -> (f, f', ...)`` up to ``order``, by nested forward mode (one pass)."""
+
+    def taylor(x: Any, *args: Any) -> tuple[Any, ...]:
+        x = _as_point(x)
+        g, u = (lambda t: f(t, *args)), _unit(x)
+        if order == 1:
+            out = jvp(g, (x,), (u,))
+        else:
+            (v, d), (_, d2) = jvp(lambda t: jvp(g, (t,), (u,)), (x,), (u,))
+            out = (v, d, d2)
+        return tuple(np.asarray(o)[()] for o in out)
+
+    return taylor
+
+
+def root_scalar(f: Callable[..., Any], args: tuple[Any, ...] = (), method: str | None = None,
+                bracket: Any = None, fprime: Any = None, fprime2: Any = None,
+                x0: Any = None, x1: Any = None, xtol: float | None = None,
+                rtol: float | None = None, maxiter: int | None = None,
+                options: dict[str, Any] | None = None) -> Any:
+    """``scipy.optimize.root_scalar`` with exact derivatives for the methods that use
+    them: ``newton`` gets ``f'`` and ``halley`` ``f'`` and ``f''``, computed with ``f``
+    in one forward pass (nested dual numbers), so each step evaluates ``f`` once.
+
+    ``method=None`` picks as SciPy does, given the exact derivative it can now have:
+    ``brentq`` with a ``bracket``; with ``x0``: ``halley`` when you pass ``fprime2``,
+    ``newton`` when you pass ``fprime`` (or neither, where SciPy would difference),
+    ``secant`` when you pass ``x1`` (the same choice as SciPy's for the same call).
+    A keyword the chosen method does not use (``bracket``, ``x0``, ``x1``, ``fprime``,
+    ``fprime2``), which SciPy would ignore, is refused with ``ValueError``.
+    ``fprime=False`` keeps SciPy's own behaviour (finite differences for ``newton``).
+
+    Args:
+        f: the function ``f(x, *args)`` of a scalar, returning a scalar.
+        args: extra positional arguments of ``f``, not differentiated.
+        method: SciPy's method name, or None (see above).
+        bracket: as in SciPy, for the bracketing methods.
+        fprime: None (exact where the method uses it), a callable, or True (``f``
+            returns ``(value, derivative)``), as in SciPy; False: none.
+        fprime2: None (exact for ``halley``), a callable, or True, as in SciPy.
+        x0: as in SciPy.
+        x1: as in SciPy (``secant``).
+        xtol: as in SciPy.
+        rtol: as in SciPy.
+        maxiter: as in SciPy.
+        options: as in SciPy.
+    Returns:
+        SciPy's ``RootResults`` (``function_calls`` counts the evaluations of ``f``, each
+        of which also gave the derivatives).
+    Example:
+        >>> import numpy as np
+        >>> from dualrev import optimize
+        >>> sol = optimize.root_scalar(lambda x: np.cos(x) - x, x0=1.0)
+        >>> print(sol.method, sol.converged, round(sol.root, 6))
+        newton True 0.739085
+    """
+    if method is None:
+        if bracket is not None:
+            method = "brentq"
+        elif x0 is not None:
+            if fprime2 is not None and fprime2 is not False:
+                method = "halley"
+            elif (fprime is None or fprime is False) and x1 is not None:
+                method = "secant"
+            else:
+                method = "newton"
+    meth = method.lower() if isinstance(method, str) else method
+    uses = _ROOT_SCALAR_USES.get(meth)
+    if uses is not None:
+        given = {"bracket": bracket, "x0": x0, "x1": x1, "fprime": fprime, "fprime2": fprime2}
+        for name, value in given.items():
+            if value is not None and value is not False and name not in uses:
+                raise ValueError(f"root_scalar: method={method!r} does not use {name}= "
+                                 "(SciPy would ignore it); drop it or choose a method "
+                                 "that uses it")
+    if meth in ("newton", "halley"):
+        order = 1 if meth == "newton" else 2
+        if fprime is None and fprime2 is None:
+            # f, f' (and f'') from one pass; SciPy's convention for that is fprime=True
+            f, fprime = _derivatives(f, order), True
+            if order == 2:
+                fprime2 = True
+        elif fprime is None and callable(fprime2):
+            fprime = lambda x, *a: _derivatives(f, 1)(x, *a)[1]
+        elif order == 2 and fprime2 is None and fprime is not False:
+            value = (lambda x, *a: f(x, *a)[0]) if fprime is True else f
+            fprime2 = lambda x, *a: _derivatives(value, 2)(x, *a)[2]
+    return so.root_scalar(f, args=args, method=method, bracket=bracket, fprime=fprime,
+                          fprime2=fprime2, x0=x0, x1=x1, xtol=xtol, rtol=rtol,
+                          maxiter=maxiter, options=options)
