@@ -401,7 +401,7 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
         >>> y = 2.0 * np.exp(-0.7 * x) + 0.02 * np.cos(7.0 * x)
         >>> popt, pcov = optimize.curve_fit(lambda x, a, b: a * np.exp(-b * x), x, y)
         >>> print(np.round(popt, 2), pcov.shape)
-        [2.   0.71] (2, 2)
+        [2.  0.7] (2, 2)
     """
     if jac is None:
         refused = [k for k in (*_CURVE_FIT_FD_KWARGS, "col_deriv") if k in kwargs]

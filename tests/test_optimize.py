@@ -185,6 +185,17 @@ def _without_jac(con):
     return {k: v for k, v in con.items() if k != "jac"}
 
 
+def _with_exact_hess(con):
+    # SciPy's reference gets the closed-form constraint Hessian that dualrev supplies
+    # (zero for the linear ones, not SciPy's BFGS update, which a linear constraint
+    # never moves from its initial guess)
+    if isinstance(con, so.NonlinearConstraint):
+        return so.NonlinearConstraint(con.fun, con.lb, con.ub, jac=con.jac,
+                                      hess=lambda x, v: 2 * v[0] * np.eye(2))
+    return so.NonlinearConstraint(con["fun"], 0.0, np.inf, jac=con["jac"],
+                                  hess=lambda x, v: np.zeros((2, 2)))
+
+
 # SciPy's quasi-Newton Hessian of a linear constraint never changes; it says so
 @pytest.mark.filterwarnings("ignore:delta_grad == 0.0")
 @pytest.mark.parametrize("bounds,constraints", [
@@ -198,7 +209,7 @@ def test_trust_constr_bounds_and_constraints_match_scipy(bounds, constraints):
     # Jacobians, which dualrev took for the objective's gradient
     ref = so.minimize(_OBJ[0], np.full(2, 0.1), jac=_OBJ[1], hessp=_OBJ[2],
                       method="trust-constr",
-                      bounds=bounds, constraints=constraints)
+                      bounds=bounds, constraints=[_with_exact_hess(c) for c in constraints])
     res = dr.optimize.minimize(_OBJ[0], np.full(2, 0.1), method="trust-constr",
                                bounds=bounds, constraints=[_without_jac(c) for c in constraints])
     assert ref.success and res.success
@@ -242,3 +253,293 @@ def test_jac_true_takes_value_and_gradient_from_fun():
                                            {"a": 2.0 * (p["a"] - 1.0)}),
                                 {"a": np.zeros(2)}, jac=True)
     assert np.allclose(tree.x["a"], 1.0, atol=1e-6)
+
+
+# ---------------------------------------------------------------- curve_fit
+
+
+def _decay(x, a, b, c):
+    return a * np.exp(-b * x) + c
+
+
+_XD = np.linspace(0.0, 4.0, 40)
+_YD = _decay(_XD, 2.5, 1.3, 0.5) + 0.05 * np.random.default_rng(2).standard_normal(_XD.size)
+_SIG = 0.05 * (1.0 + _XD / 4.0)
+_COV = np.diag(_SIG ** 2) + 1e-4 * np.exp(-np.abs(_XD[:, None] - _XD[None, :]))
+
+
+def _decay_jac(x, a, b, c):  # closed form: SciPy's reference runs use it
+    e = np.exp(-b * x)
+    return np.stack([e, -a * x * e, np.ones_like(x)], axis=1)
+
+
+@pytest.mark.parametrize("kw", [
+    {}, {"method": "trf"}, {"method": "dogbox"}, {"sigma": _SIG}, {"sigma": _COV},
+    {"sigma": _SIG, "absolute_sigma": True}, {"bounds": ([0, 0, -1], [5, 1.2, 1])},
+    {"p0": [1.0, 1.0, 0.0], "method": "trf", "ftol": 1e-12},
+], ids=["lm", "trf", "dogbox", "sigma", "covariance", "absolute_sigma", "bounds", "kwargs"])
+def test_curve_fit_matches_scipy_with_fewer_evaluations(kw):
+    kw = {"p0": [1.0, 1.0, 0.0], **kw}  # Counted hides the parameters from SciPy
+    ours = Counted(_decay)
+    popt, pcov = dr.optimize.curve_fit(ours, _XD, _YD, **kw)
+    exact = so.curve_fit(_decay, _XD, _YD, jac=_decay_jac, **kw)
+    fd = Counted(_decay)
+    ref = so.curve_fit(fd, _XD, _YD, **kw)  # SciPy's finite differences
+    np.testing.assert_allclose(popt, exact[0], rtol=1e-9)
+    np.testing.assert_allclose(pcov, exact[1], rtol=1e-7)
+    np.testing.assert_allclose(popt, ref[0], rtol=1e-5)
+    np.testing.assert_allclose(pcov, ref[1], rtol=1e-3)
+    assert fd.calls > ours.calls + 3  # finite differences: one call a parameter a Jacobian
+
+
+def test_curve_fit_full_output_and_types_are_scipys():
+    out = dr.optimize.curve_fit(_decay, _XD, _YD, full_output=True)
+    ref = so.curve_fit(_decay, _XD, _YD, jac=_decay_jac, full_output=True)
+    assert type(out) is type(ref) and len(out) == 5
+    popt, pcov, info, mesg, ier = out
+    assert type(popt) is np.ndarray and type(pcov) is np.ndarray
+    assert set(info) == set(ref[2]) and ier == ref[4] and type(mesg) is str
+    assert info["nfev"] == ref[2]["nfev"]  # lm's count: the exact Jacobian costs no calls
+    fd = so.curve_fit(_decay, _XD, _YD, full_output=True)
+    assert fd[2]["nfev"] > info["nfev"]
+    trf = dr.optimize.curve_fit(_decay, _XD, _YD, method="trf", full_output=True)
+    assert len(trf) == 5 and set(trf[2]) == {"nfev", "fvec"}
+
+
+def test_curve_fit_data_keywords_reach_scipy():
+    y = _YD.copy()
+    y[3] = np.nan
+    with pytest.raises(ValueError):  # check_finite (SciPy's default) sees the nan
+        dr.optimize.curve_fit(_decay, _XD, y)
+    popt, _ = dr.optimize.curve_fit(_decay, _XD, y, nan_policy="omit")
+    ref, _ = so.curve_fit(_decay, _XD, y, jac=_decay_jac, nan_policy="omit")
+    np.testing.assert_allclose(popt, ref, rtol=1e-9)
+    popt, _ = dr.optimize.curve_fit(_decay, _XD, _YD, check_finite=False)
+    np.testing.assert_allclose(popt, so.curve_fit(_decay, _XD, _YD, jac=_decay_jac)[0],
+                               rtol=1e-9)
+    with pytest.raises(RuntimeError, match="Optimal parameters not found"):
+        dr.optimize.curve_fit(_decay, _XD, _YD, maxfev=2)  # leastsq's keyword, honoured
+    # a 2-D xdata (two independent variables) and scalar parameters read from f's signature
+    xy = np.stack([_XD, _XD[::-1]])
+    plane = lambda v, a, b: a * v[0] + b * np.sin(v[1])
+    popt, _ = dr.optimize.curve_fit(plane, xy, plane(xy, 1.5, -0.5))
+    np.testing.assert_allclose(popt, [1.5, -0.5], rtol=1e-10)
+
+
+def test_curve_fit_callers_jac_is_used_and_fd_keywords_refused():
+    calls = []
+    jac = lambda x, *p: (calls.append(1), _decay_jac(x, *p))[1]
+    dr.optimize.curve_fit(_decay, _XD, _YD, jac=jac)
+    assert calls
+    fd = Counted(_decay)
+    dr.optimize.curve_fit(fd, _XD, _YD, p0=[1.0, 1.0, 0.0], jac="2-point", method="trf",
+                          diff_step=1e-6)
+    assert fd.calls > 10  # SciPy's differences, on request
+    for key, value in (("epsfcn", 1e-8), ("diff_step", 1e-6), ("jac_sparsity", None),
+                       ("col_deriv", True)):
+        with pytest.raises(ValueError, match=f"curve_fit: {key}= is refused"):
+            dr.optimize.curve_fit(_decay, _XD, _YD, **{key: value})
+
+
+# ---------------------------------------------------------------- fsolve
+
+
+def _system(x, s=1.0):
+    return np.stack([x[0] ** 2 + x[1] ** 2 - 4 * s, np.exp(x[0]) + x[1] - 1])
+
+
+def _system_jac(x, s=1.0):  # not symmetric: col_deriv's transpose shows
+    return np.array([[2 * x[0], 2 * x[1]], [np.exp(x[0]), 1.0]])
+
+
+@pytest.mark.parametrize("kw", [
+    {}, {"args": (1.5,)}, {"xtol": 1e-4}, {"maxfev": 3}, {"factor": 0.5},
+    {"diag": [2.0, 0.5]}, {"col_deriv": True},
+], ids=["plain", "args", "xtol", "maxfev", "factor", "diag", "col_deriv"])
+def test_fsolve_runs_as_scipy_given_the_exact_jacobian(kw):
+    with np.errstate(all="ignore"):
+        x, info, ier, mesg = dr.optimize.fsolve(_system, [-1.0, 1.0], full_output=True, **kw)
+        jac = (lambda x, *a: _system_jac(x, *a).T) if kw.get("col_deriv") else _system_jac
+        ref = so.fsolve(_system, [-1.0, 1.0], fprime=jac, full_output=True, **kw)
+    np.testing.assert_allclose(x, ref[0], rtol=1e-10)
+    assert (info["nfev"], info["njev"], ier) == (ref[1]["nfev"], ref[1]["njev"], ref[2])
+    assert type(x) is np.ndarray and x.shape == (2,) and type(mesg) is str
+
+
+def test_fsolve_saves_evaluations_and_returns_what_scipy_returns():
+    f = Counted(_system)
+    x = dr.optimize.fsolve(f, np.array([[-1.0, 1.0]]))  # flattened, as SciPy does
+    g = Counted(_system)
+    ref = so.fsolve(g, np.array([[-1.0, 1.0]]))
+    assert type(x) is type(ref) and x.shape == ref.shape == (2,)
+    np.testing.assert_allclose(x, ref, rtol=1e-7)
+    f, g = Counted(broyden_tridiagonal), Counted(broyden_tridiagonal)
+    x = dr.optimize.fsolve(f, -np.ones(20))
+    np.testing.assert_allclose(x, so.fsolve(g, -np.ones(20)), rtol=1e-7)
+    assert g.calls > f.calls + 15  # a differenced Jacobian costs 20 calls, the exact one 1
+    out = dr.optimize.fsolve(_system, [-1.0, 1.0], full_output=True)
+    assert type(out) is tuple and len(out) == 4
+
+
+def test_fsolve_band_colours_the_banded_jacobian_and_epsfcn_is_refused():
+    n = 30
+    x, info, ier, _ = dr.optimize.fsolve(broyden_tridiagonal, -np.ones(n), band=(1, 1),
+                                         full_output=True)
+    ref = so.fsolve(broyden_tridiagonal, -np.ones(n),
+                    fprime=lambda x: broyden_jacobian(x).toarray(), full_output=True)
+    assert ier == 1 and info["nfev"] == ref[1]["nfev"]
+    np.testing.assert_allclose(x, ref[0], rtol=1e-10)
+    # the band keeps only the entries SciPy's banded differences would give
+    from dualrev.optimize import _band_pattern
+    np.testing.assert_array_equal(_band_pattern(4, (1, 0)).toarray(),
+                                  np.tril(np.triu(np.ones((4, 4)), -1)))
+    with pytest.raises(ValueError, match="fsolve: epsfcn= is refused"):
+        dr.optimize.fsolve(_system, [-1.0, 1.0], epsfcn=1e-6)
+    calls = []
+    jac = lambda x: (calls.append(1), _system_jac(x))[1]
+    dr.optimize.fsolve(_system, [-1.0, 1.0], fprime=jac, epsfcn=1e-6)  # SciPy's to ignore
+    assert calls
+
+
+# ---------------------------------------------------------------- root_scalar
+
+
+_KEPLER = (lambda E, e: E - e * np.sin(E) - 1.0, lambda E, e: 1 - e * np.cos(E),
+           lambda E, e: e * np.sin(E))
+
+
+def test_root_scalar_newton_gets_exact_derivatives():
+    f = Counted(lambda x: np.cos(x) - x)
+    sol = dr.optimize.root_scalar(f, x0=1.0)
+    fd = so.root_scalar(lambda x: np.cos(x) - x, x0=1.0)  # SciPy's differenced newton
+    ref = so.root_scalar(lambda x: np.cos(x) - x, x0=1.0, fprime=lambda x: -np.sin(x) - 1)
+    assert isinstance(sol, so.RootResults) and sol.method == "newton" and sol.converged
+    assert sol.root == pytest.approx(ref.root, abs=1e-14) and sol.iterations == ref.iterations
+    assert f.calls == sol.function_calls == sol.iterations  # value and slope: one pass
+    assert fd.function_calls > sol.function_calls
+
+
+@pytest.mark.parametrize("kw", [
+    {"method": "halley"}, {"method": "newton"}, {"method": "newton", "xtol": 1e-3},
+    {"method": "newton", "rtol": 1e-3}, {"method": "halley", "maxiter": 2},
+    {"method": "newton", "options": {"tol": 1e-2}},
+], ids=["halley", "newton", "xtol", "rtol", "maxiter", "options"])
+def test_root_scalar_keywords_as_scipy_with_closed_form_derivatives(kw):
+    sol = dr.optimize.root_scalar(_KEPLER[0], args=(0.8,), x0=1.0, **kw)
+    ref = so.root_scalar(_KEPLER[0], args=(0.8,), x0=1.0, fprime=_KEPLER[1],
+                         fprime2=_KEPLER[2] if kw["method"] == "halley" else None, **kw)
+    assert (sol.method, sol.iterations, sol.converged) == (ref.method, ref.iterations,
+                                                            ref.converged)
+    assert sol.root == pytest.approx(ref.root, abs=1e-13)
+
+
+def test_root_scalar_method_choice_and_the_callers_derivatives():
+    f, fp, fpp = _KEPLER
+    ref = so.root_scalar(f, args=(0.8,), x0=1.0, fprime=fp, fprime2=fpp)
+    for kw in ({"fprime2": fpp}, {"fprime": fp, "fprime2": fpp},
+               {"method": "halley", "fprime": fp}):
+        sol = dr.optimize.root_scalar(f, args=(0.8,), x0=1.0, **kw)  # the rest is exact
+        assert sol.method == "halley" and sol.root == pytest.approx(ref.root, abs=1e-13)
+    both = lambda E, e: (f(E, e), fp(E, e))  # fprime=True: f returns value and slope
+    sol = dr.optimize.root_scalar(both, args=(0.8,), x0=1.0, fprime=True, method="halley")
+    assert sol.converged and sol.root == pytest.approx(ref.root, abs=1e-13)
+    # SciPy's own choice for the same call: brentq with a bracket, secant with x1
+    for kw in ({"bracket": [0.0, 3.0]}, {"x0": 1.0, "x1": 1.5}):
+        sol = dr.optimize.root_scalar(f, args=(0.8,), **kw)
+        ref2 = so.root_scalar(f, args=(0.8,), **kw)
+        assert (sol.method, sol.iterations) == (ref2.method, ref2.iterations)
+    # fprime=False: SciPy's differenced newton
+    sol = dr.optimize.root_scalar(f, args=(0.8,), x0=1.0, fprime=False)
+    fd = so.root_scalar(f, args=(0.8,), x0=1.0)
+    assert sol.function_calls == fd.function_calls
+    z = dr.optimize.root_scalar(lambda z: z ** 2 + 1.0, x0=0.5 + 0.5j)  # complex newton
+    assert z.converged and z.root == pytest.approx(1j)
+
+
+@pytest.mark.parametrize("kw,name", [
+    ({"x0": 1.0, "x1": 2.0, "method": "newton"}, "x1"),
+    ({"x0": 1.0, "bracket": [0, 3], "method": "newton"}, "bracket"),
+    ({"bracket": [0, 3], "x0": 1.0}, "x0"),
+    ({"bracket": [0, 3], "fprime": _KEPLER[1]}, "fprime"),
+    ({"x0": 1.0, "fprime2": _KEPLER[2], "method": "newton"}, "fprime2"),
+    ({"x0": 1.0, "x1": 2.0, "fprime": _KEPLER[1], "method": "secant"}, "fprime"),
+])
+def test_root_scalar_refuses_what_the_method_would_ignore(kw, name):
+    with pytest.raises(ValueError, match=f"does not use {name}="):
+        dr.optimize.root_scalar(_KEPLER[0], args=(0.8,), **kw)
+
+
+# ---------------------------------------------------------------- minimize_scalar
+
+
+@pytest.mark.parametrize("kw", [
+    {}, {"bracket": (0.0, 1.0)}, {"bounds": (0.0, 1.5), "method": "bounded"},
+    {"method": "golden", "tol": 1e-4}, {"method": "brent", "options": {"maxiter": 3}},
+    {"args": (2.0,)},
+], ids=["plain", "bracket", "bounded", "golden-tol", "options", "args"])
+def test_minimize_scalar_is_scipys(kw):
+    f = lambda x, s=1.0: (x - s) ** 2 + np.sin(3 * x)
+    res = dr.optimize.minimize_scalar(f, **kw)
+    ref = so.minimize_scalar(f, **kw)
+    assert isinstance(res, so.OptimizeResult)
+    assert (res.x, res.nfev, res.success) == (ref.x, ref.nfev, ref.success)
+
+
+# ---------------------------------------------------------------- trust-constr Hessians
+
+
+def _hs071(x):
+    return x[0] * x[3] * (x[0] + x[1] + x[2]) + x[2]
+
+
+def _hs071_c(x):
+    return np.stack([x[0] * x[1] * x[2] * x[3], np.sum(x ** 2)])
+
+
+def test_trust_constr_constraint_hessian_is_exact_and_saves_iterations():
+    x0, lb, ub = np.array([1.0, 5.0, 5.0, 1.0]), [25.0, 40.0], [np.inf, 40.0]
+    res = dr.optimize.minimize(_hs071, x0, method="trust-constr", bounds=so.Bounds(1, 5),
+                               constraints=so.NonlinearConstraint(_hs071_c, lb, ub))
+    # SciPy's default for the constraint (BFGS), all else exact and the same
+    J, vg, hv = dr.jacobian(_hs071_c), dr.value_and_grad(_hs071), dr.hvp(_hs071)
+    ref = so.minimize(lambda x: tuple(map(np.asarray, vg(x))), x0, jac=True,
+                      hessp=lambda x, p: hv(x, np.asarray(p, dtype=float)),
+                      method="trust-constr", bounds=so.Bounds(1, 5),
+                      constraints=so.NonlinearConstraint(_hs071_c, lb, ub, jac=J))
+    assert res.success and ref.success
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-4)
+    assert res.constr_nhev[0] > 0 and ref.constr_nhev[0] == 0
+    assert res.nit <= ref.nit
+
+
+def test_trust_constr_hessian_operator_is_the_hessian_of_v_dot_c():
+    from dualrev.optimize import _constraint_hess
+    x, v = np.array([1.0, 2.0, 0.5, 1.5]), np.array([0.3, -2.0])
+    H = _constraint_hess(_hs071_c)(x, v)
+    dense = dr.hessian(lambda x: v @ _hs071_c(x))(x)
+    np.testing.assert_allclose(H @ np.eye(4), dense, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(H.matvec(np.arange(4)), dense @ np.arange(4), rtol=1e-13)
+
+
+def test_trust_constr_dicts_pytrees_and_the_callers_hessians():
+    f = lambda x: np.sum((x - np.array([2.0, 1.0])) ** 2)
+    disc = {"type": "ineq", "fun": lambda x, r: r - x[0] ** 2 - x[1] ** 2, "args": (1.0,)}
+    res = dr.optimize.minimize(f, np.zeros(2), method="trust-constr", constraints=disc)
+    np.testing.assert_allclose(res.x, np.array([2.0, 1.0]) / np.sqrt(5), atol=1e-3)
+    assert res.constr_nhev[0] > 0
+    eq = dr.optimize.minimize(f, np.ones(2), method="trust-constr",
+                              constraints={"type": "eq", "fun": lambda x: x[0] * x[1] - 0.5})
+    assert abs(eq.x[0] * eq.x[1] - 0.5) < 1e-6 and eq.constr_nhev[0] > 0
+    calls = []
+    hess = lambda x, v: (calls.append(1), 2 * v[0] * np.eye(2))[1]
+    for h in (hess, so.SR1()):  # the caller's Hessian or update strategy is kept
+        con = so.NonlinearConstraint(lambda x: x[0] ** 2 + x[1] ** 2, 0, 1, hess=h)
+        res = dr.optimize.minimize(f, np.zeros(2), method="trust-constr", constraints=con)
+        np.testing.assert_allclose(res.x, np.array([2.0, 1.0]) / np.sqrt(5), atol=1e-3)
+    assert calls
+    tree = dr.optimize.minimize(lambda p: f(np.concatenate([p["a"], p["b"]])),
+                                {"a": np.zeros(1), "b": np.zeros(1)}, method="trust-constr",
+                                constraints=so.NonlinearConstraint(
+                                    lambda p: p["a"][0] ** 2 + p["b"][0] ** 2, 0, 1))
+    np.testing.assert_allclose([tree.x["a"][0], tree.x["b"][0]],
+                               np.array([2.0, 1.0]) / np.sqrt(5), atol=1e-3)
