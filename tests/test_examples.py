@@ -38,3 +38,11 @@ def test_example_runs(path, capsys, monkeypatch):
         diff = float(out.splitlines()[0].split(":")[1])
         assert diff < 1e-6
         assert "as written: dualrev: `x.dot(w1)` -> `x @ w1`" in out
+    if path.stem == "mle_standard_errors":
+        mle, fit = out.splitlines()[0].split("; scipy.stats.gamma.fit:")
+        ours = [float(v) for v in re.findall(r"= ([0-9.]+)", mle)]
+        ref = [float(v) for v in re.findall(r"= ([0-9.]+)", fit)]
+        assert max(abs(a / b - 1) for a, b in zip(ours, ref, strict=True)) < 1e-4
+        closed, fd = (float(line.split("max relative difference: ")[1].rstrip(")"))
+                      for line in out.splitlines()[2:4])
+        assert closed < 1e-8 and fd < 1e-4
