@@ -151,7 +151,11 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     ``trust-exact`` get the full ``hessian``; the derivative-free methods (``nelder-mead``,
     ``powell``, ``cobyla``, ``cobyqa``) get no gradient. Constraints given as dicts or
     ``NonlinearConstraint`` without a Jacobian get the exact one (``jacobian``);
-    ``LinearConstraint`` and bounds act on the flattened vector as given.
+    ``LinearConstraint`` and bounds act on the flattened vector as given. For
+    ``trust-constr`` each nonlinear constraint without a Hessian (for a
+    ``NonlinearConstraint``: the untouched default ``BFGS()`` it stores when given none)
+    gets the exact ``hess(x, v)``, the Hessian of ``v . c(x)``, as a ``LinearOperator``
+    of Hessian-vector products; dicts become ``NonlinearConstraint`` to carry it.
 
     Args:
         fun: the objective ``fun(x, *args)``, returning a real scalar, written in NumPy.
@@ -169,7 +173,8 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         hessp: None, or a callable ``hessp(x, p, *args)`` of pytrees, as in SciPy.
         bounds: as in SciPy, on the flattened vector.
         constraints: as in SciPy (a dict, a constraint object, or a sequence of them);
-            ``fun``s of dicts and ``NonlinearConstraint``s receive the pytree ``x``.
+            ``fun``s of dicts and ``NonlinearConstraint``s (and a ``NonlinearConstraint``'s
+            own ``jac`` and ``hess``) receive the pytree ``x``.
         tol: as in SciPy.
         callback: as in SciPy (it receives the flat vector).
         options: as in SciPy.
