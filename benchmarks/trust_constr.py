@@ -7,8 +7,27 @@ products and the same exact constraint Jacobians (from dualrev); they differ onl
 Hessian of ``v . c(x)``: dualrev.optimize.minimize supplies it exactly (a LinearOperator of
 forward-over-reverse HVPs), the reference is ``scipy.optimize.minimize`` with the
 ``BFGS()`` update NonlinearConstraint uses when it is given none. Prints iterations
-(``nit``), objective evaluations (``nfev``), constraint Hessian evaluations, the final
-objective and the best wall time over ``--repeat`` runs, with BLAS pinned to one thread.
+(``nit``), objective evaluations (``nfev``), constraint Hessian evaluations, calls of the
+constraint function (values, Jacobians and, for the exact runs, every Hessian-vector
+product each trace it once), the final objective and the best wall time over
+``--repeat`` runs, with BLAS pinned to one thread.
+
+Measured 2026-12-02 (python 3.11.7, numpy 2.4.6, scipy 1.17.1, 2 shared cores of an AMD
+EPYC, OMP/OPENBLAS threads 1, best of 3; times are noisy, the counts are not):
+
+| problem | constraint Hessian | nit | nfev | constr. Hessians | c(x) calls | time (s) |
+|---|---|---|---|---|---|---|
+| Rosenbrock, unit disc (n=2) | SciPy default (BFGS) | 34 | 26 | 0 | 52 | 0.115 |
+| Rosenbrock, unit disc (n=2) | exact (dualrev HVP) | 35 | 27 | 33 | 259 | 0.185 |
+| HS071 (n=4, bounds) | SciPy default (BFGS) | 23 | 17 | 0 | 34 | 0.083 |
+| HS071 (n=4, bounds) | exact (dualrev HVP) | 19 | 14 | 20 | 132 | 0.132 |
+| Lukšan-Vlček (n=50, 48 eq.) | SciPy default (BFGS) | 102 | 112 | 0 | 224 | 0.423 |
+| Lukšan-Vlček (n=50, 48 eq.) | exact (dualrev HVP) | 23 | 32 | 14 | 175 | 0.176 |
+
+The exact Hessian pays off where the constraints are far from quadratic and many (the
+chained problem: 4.4x fewer iterations, 2.4x faster); on the small problems BFGS learns
+the nearly quadratic constraints' curvature fast, and every Hessian-vector product
+re-traces c, so the exact runs take about as many iterations and more time.
 """
 
 from __future__ import annotations
@@ -88,14 +107,22 @@ def run_bfgs(f: Callable, x0: np.ndarray, c: Callable, lb: Any, ub: Any,
                        options={"maxiter": 3000})
 
 
-def measure(run: Callable, prob: tuple[Any, ...], repeat: int) -> tuple[so.OptimizeResult,
-                                                                          float]:
+def measure(run: Callable, prob: tuple[Any, ...],
+            repeat: int) -> tuple[so.OptimizeResult, float, int]:
+    f, x0, c, *rest = prob
+    calls = [0]
+
+    def counted(x):
+        calls[0] += 1
+        return c(x)
+
     best = np.inf
     for _ in range(repeat):
+        calls[0] = 0
         t = time.perf_counter()
-        res = run(*prob)
+        res = run(f, x0, counted, *rest)
         best = min(best, time.perf_counter() - t)
-    return res, best
+    return res, best, calls[0]
 
 
 def main(argv: list[str] | None = None) -> list[tuple[str, str, int, int, float]]:
@@ -106,18 +133,18 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str, int, int, float]
     print(f"python {platform.python_version()}, numpy {np.__version__}, scipy "
           f"{scipy.__version__}, {platform.machine()}, OMP/OPENBLAS threads {BLAS_THREADS}, "
           f"best of {args.repeat}")
-    print("| problem | constraint Hessian | nit | nfev | constr. Hessians | f(x*) | status "
-          "| time (s) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| problem | constraint Hessian | nit | nfev | constr. Hessians | c(x) calls | f(x*) "
+          "| status | time (s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name, prob in problems(args.n).items():
         for label, run in (("SciPy default (BFGS)", run_bfgs), ("exact (dualrev HVP)", run_exact)):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # SciPy's delta_grad notes on linear parts
-                res, t = measure(run, prob, args.repeat)
+                res, t, calls = measure(run, prob, args.repeat)
             nhev = int(np.sum(res.constr_nhev))
-            print(f"| {name} | {label} | {res.nit} | {res.nfev} | {nhev} | {res.fun:.8g} "
-                  f"| {res.status} | {t:.3f} |")
+            print(f"| {name} | {label} | {res.nit} | {res.nfev} | {nhev} | {calls} "
+                  f"| {res.fun:.8g} | {res.status} | {t:.3f} |")
             rows.append((name, label, res.nit, res.nfev, t))
     return rows
 
