@@ -12,8 +12,8 @@ constraint function (values, Jacobians and, for the exact runs, every Hessian-ve
 product each trace it once), the final objective and the best wall time over
 ``--repeat`` runs, with BLAS pinned to one thread.
 
-Measured 2026-12-02 (python 3.11.7, numpy 2.4.6, scipy 1.17.1, 2 shared cores of an AMD
-EPYC, OMP/OPENBLAS threads 1, best of 3; times are noisy, the counts are not):
+Measured 2026-12-02 (python 3.11.7, numpy 2.4.6, scipy 1.17.1, 2 shared cores of an Intel
+Xeon, OMP/OPENBLAS threads 1, best of 3; times are noisy, the counts are not):
 
 | problem | constraint Hessian | nit | nfev | constr. Hessians | c(x) calls | time (s) |
 |---|---|---|---|---|---|---|
