@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
      "dualrev.inplace"},
     {"dualrev.catalogue.*"},
     {"dualrev.transforms", "dualrev.at"},
-    {"dualrev.optimize", "dualrev.sparse", "dualrev.testing.*", "dualrev.graph",
+    {"dualrev.optimize", "dualrev.integrate", "dualrev.sparse", "dualrev.testing.*", "dualrev.graph",
      "dualrev.drawing.*", "dualrev"},
 ]
 
