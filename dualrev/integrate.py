@@ -45,8 +45,8 @@ def _closure_error(where: str, what: str) -> DualrevError:
     return DualrevError(
         f"dualrev: {where}: `{what}` returned a traced value for plain inputs: it uses a "
         f"value being differentiated that is not one of its arguments (a closure), which "
-        f"SciPy's integrator cannot carry. Pass it through args=(...) instead, and take it "
-        f"as an extra parameter of `{what}`.")
+        f"SciPy's integrator cannot carry: pass it through args=(...) instead, and take "
+        f"it as an extra parameter of `{what}`.")
 
 
 def _has_tracer(tree: Any) -> bool:
@@ -83,7 +83,7 @@ def _vector(out: Any, y: Any) -> Any:
     return out
 
 
-def _derived(options: dict[str, Any], tile: int = 1) -> dict[str, Any]:
+def _derived(options: dict[str, Any], tile: int = 0) -> dict[str, Any]:
     """The options for a system built from the user's: no user Jacobian; a per-component
     ``atol`` repeated ``tile`` times (batched copies), or its smallest entry for the
     variational and adjoint systems (``tile=0``)."""
@@ -108,6 +108,9 @@ def _solve_impl(y0: Any, t0: Any, t_eval: Any, *leaves: Any, rhs: Callable[..., 
             raise _closure_error("scipy.integrate.solve_ivp", "fun")
         return out
 
+    jac = options.get("jac")
+    if callable(jac):  # the user's jac(t, y, *args), given its arguments as fun is
+        options = {**options, "jac": lambda t, y: jac(t, y, *leaves)}
     r = _scipy_solve_ivp(f, (t0, end), np.asarray(y0), method=method, t_eval=t_eval,
                          vectorized=vectorized, **options)
     if not r.success or r.y.shape[1] != t_eval.shape[0]:
@@ -362,9 +365,12 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
         te = t_eval if isinstance(t_eval, Tracer) else np.asarray(t_eval, float)
         if len(shape_of(te)) != 1 or shape_of(te)[0] == 0:
             raise ValueError("`t_eval` must be 1-dimensional and non-empty.")
+    options = dict(options)
+    if callable(options.get("jac")) and args is not None:
+        options["jac"] = _with_leaves(options["jac"], leaves, tdef, pos)
     holder: list[Any] = []
     y = bind(solve_p, (y0, t0, te, *[leaves[i] for i in pos]),
-             dict(rhs=rhs, method=method, options=dict(options), vectorized=vectorized,
+             dict(rhs=rhs, method=method, options=options, vectorized=vectorized,
                   t_bound=t1_plain, holder=holder))
     res = OdeResult(dict(plain if t_eval is None else holder[-1]))
     res.y = y
