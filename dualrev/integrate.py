@@ -115,6 +115,8 @@ def _solve_impl(y0: Any, t0: Any, t_eval: Any, *leaves: Any, rhs: Callable[..., 
         options = {**options, "jac": lambda t, y: jac(t, y, *leaves)}
     r = _scipy_solve_ivp(f, (t0, end), np.asarray(y0), method=method, t_eval=t_eval,
                          vectorized=vectorized, **options)
+    if r.success and end == t0 and np.all(t_eval == t0):  # SciPy returns no values then
+        r.y = np.repeat(np.asarray(y0)[:, None], t_eval.shape[0], axis=1)
     if not r.success or r.y.shape[1] != t_eval.shape[0]:
         raise DualrevError(f"dualrev: scipy.integrate.solve_ivp failed while computing a "
                            f"derivative ({r.message}); its derivative is undefined there")
@@ -169,6 +171,13 @@ def _segment(s: Any, t_from: Any, t_to: Any, leaves: tuple[Any, ...], rhs_adj: A
                      t_bound=None, holder=None))[:, 0]
 
 
+def _apart(s: Any, t: Any) -> bool:
+    """Whether the segment from ``s`` to ``t`` must be integrated: it has a length, or an
+    end is traced (its derivatives do not vanish with the length)."""
+    return isinstance(s, Tracer) or isinstance(t, Tracer) or bool(
+        np.any(concrete(s) != concrete(t)))
+
+
 def _adjoint(g: Any, ans: Any, y0: Any, t0: Any, t_eval: Any, leaves: tuple[Any, ...],
              rhs: Callable[..., Any], method: Any, options: dict[str, Any]) -> list[Any]:
     """The cotangents of y0, t0 and the traced leaves: the adjoint integrated backwards
@@ -185,16 +194,15 @@ def _adjoint(g: Any, ans: Any, y0: Any, t0: Any, t_eval: Any, leaves: tuple[Any,
         return np.concatenate([f, -cts[0], *[-np.reshape(c, (-1,)) for c in cts[1:]]])
 
     opts = _derived(options)
-    ts = concrete(t_eval)
     a = g[:, m - 1]
     pb = np.zeros(sum(sizes))
     for k in range(m - 1, 0, -1):
-        if ts[k] != ts[k - 1]:
+        if _apart(t_eval[k], t_eval[k - 1]):
             s = _segment(np.concatenate([ans[:, k], a, pb]), t_eval[k], t_eval[k - 1],
                          leaves, rhs_adj, method, opts)
             a, pb = s[n:2 * n], s[2 * n:]
         a = a + g[:, k - 1]
-    if ts[0] != concrete(t0):
+    if _apart(t_eval[0], t0):
         s = _segment(np.concatenate([ans[:, 0], a, pb]), t_eval[0], t0, leaves, rhs_adj,
                      method, opts)
         a, pb = s[n:2 * n], s[2 * n:]

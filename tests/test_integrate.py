@@ -69,6 +69,18 @@ def test_time_span_derivatives_without_t_eval():
         close(transform(end)(ts), dr.grad(closed)(ts))
 
 
+@pytest.mark.parametrize("transform", [dr.hessian, lambda f: dr.jacfwd(dr.jacfwd(f))],
+                         ids=["hessian", "fwd-fwd"])
+def test_time_span_second_derivatives(transform):
+    # the start time moves the adjoint's last (zero-length) segment: it is integrated
+    def end(ts):
+        return si.solve_ivp(decay, (ts[0], ts[1]), [2.0], args=(0.7,), **TOL).y[0, -1]
+
+    closed = lambda ts: 2.0 * np.exp(-0.7 * (ts[1] - ts[0]))
+    ts = np.array([0.3, 2.0])
+    close(transform(end)(ts), dr.hessian(closed)(ts))
+
+
 def test_backward_in_time():
     def end(p):
         return si.solve_ivp(decay, (2.0, 0.5), p[:1], args=(p[1],), t_eval=[1.0, 0.5],
