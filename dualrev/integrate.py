@@ -275,7 +275,9 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
     state, reverse mode the adjoint backwards (``y`` re-integrated with it from the
     forward solution at each output time), so derivatives are exact up to the
     integration tolerance. Without ``t_eval`` the output times SciPy chose are constants
-    except the last, ``t_span[1]``. Values to differentiate must reach ``fun`` through
+    except the last, ``t_span[1]`` (found by one plain solve first); with ``t_eval`` the
+    outputs are at those times, which may be traced, and ``t_span[1]`` has no effect on
+    them (derivative zero). Values to differentiate must reach ``fun`` through
     ``args``: a ``fun`` that closes over one raises ``DualrevError``. With traced inputs
     ``dense_output`` and ``events`` raise ``NoDerivativeRule``; the derived systems drop
     ``jac``/``jac_sparsity`` (SciPy estimates their Jacobians) and use the smallest entry
