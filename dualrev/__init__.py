@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import catalogue  # noqa: F401  (registers the primitive catalogue)
+from . import (
+    catalogue,  # noqa: F401  (registers the primitive catalogue)
+    integrate,  # noqa: F401  (installs scipy.integrate.solve_ivp and quad)
+)
 from .at import at
 from .batching import without_derivatives
 from .custom import custom_jvp, custom_vjp

@@ -5,6 +5,7 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = sorted(p for p in (Path(__file__).parent.parent / "examples").glob("*.py")
@@ -46,3 +47,9 @@ def test_example_runs(path, capsys, monkeypatch):
         closed, fd = (float(line.split("max relative difference: ")[1].rstrip(")"))
                       for line in out.splitlines()[2:4])
         assert closed < 1e-8 and fd < 1e-4
+    if path.stem == "ode_parameter_fit":
+        fitted = out.split("fitted:")[1].split("]")[0].strip(" [")
+        true = out.split("true:")[1].split("]")[0].strip(" [")
+        assert np.allclose([float(v) for v in fitted.split()],
+                           [float(v) for v in true.split()], atol=0.05)
+        assert float(out.split("Jacobians agree to ")[1].split()[0]) < 1e-3

@@ -52,14 +52,17 @@ def _traced(args: Any, kwargs: Any) -> bool:
     return any(isinstance(v, Tracer) for v in leaves)
 
 
-def dispatch(owner: Any, name: str, handler: Callable[..., Any]) -> None:
-    """Replace ``owner.name`` by a dispatcher to ``handler`` for traced arguments."""
+def dispatch(owner: Any, name: str, handler: Callable[..., Any],
+             always: bool = False) -> None:
+    """Replace ``owner.name`` by a dispatcher to ``handler`` for traced arguments (for
+    every call with ``always``: a handler that also serves plain calls, such as the
+    integrators, whose callbacks may meet traced values even when no argument is)."""
     original = getattr(owner, name)
     original = ORIGINALS.get(original, original)
 
     @functools.wraps(original)
     def dispatcher(*args: Any, **kwargs: Any) -> Any:
-        if _traced(args, kwargs):
+        if always or _traced(args, kwargs):
             return handler(*args, **kwargs)
         return original(*args, **kwargs)
 

@@ -1,0 +1,561 @@
+"""scipy.integrate with exact derivatives: ``solve_ivp`` and ``quad``.
+
+SciPy's integrators do the integration; dualrev differentiates the result with respect to
+the initial state, the time span, the output times and the traced leaves of ``args``.
+
+* ``solve_ivp`` is one primitive whose forward rule integrates the variational equations
+  (the state and its tangent together, ``d(dy)/dt = J_y f dy + J_p f dp``) and whose
+  reverse rule integrates the adjoint ``a' = -J_y^T a`` backwards, with ``y`` re-integrated
+  alongside it and reset to the forward solution at every output time. Both rules are
+  themselves calls of the same primitive on a larger system, so derivatives nest (Hessians,
+  ``jacfwd`` of ``jacfwd``), each to the integration tolerance.
+* ``quad`` is one primitive: Leibniz's rule for the limits, and the quad of the
+  integrand's JVP for the parameters (a quad per parameter element in reverse mode).
+
+Both are installed at ``import dualrev`` as ``scipy.integrate.solve_ivp`` and
+``scipy.integrate.quad``, so SciPy's spelling works on traced arguments; with plain
+arguments SciPy's own functions run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.integrate as si
+from scipy.integrate._ivp.ivp import OdeResult
+
+from .batching import batch_by_loop, without_derivatives
+from .catalogue.scipy_functions import ORIGINALS, dispatch
+from .errors import BatchedValueError, DualrevError, NoDerivativeRule
+from .primitive import Primitive, Tracer, bind, concrete, shape_of, strip
+from .transforms import jvp, vjp, vmap
+from .tree import tree_flatten, tree_map, tree_unflatten
+
+__all__ = ["quad", "solve_ivp"]
+
+_scipy_solve_ivp = ORIGINALS.get(si.solve_ivp, si.solve_ivp)
+_scipy_quad = ORIGINALS.get(si.quad, si.quad)
+
+# Options that describe the user's system only; the derived systems (variational,
+# adjoint, batched) let SciPy estimate their Jacobians instead.
+_SYSTEM_ONLY = ("jac", "jac_sparsity", "lband", "uband")
+
+
+def _closure_error(where: str, what: str) -> DualrevError:
+    return DualrevError(
+        f"dualrev: {where}: `{what}` returned a traced value for plain inputs: it uses a "
+        f"value being differentiated that is not one of its arguments (a closure), which "
+        f"SciPy's integrator cannot carry: pass it through args=(...) instead, and take "
+        f"it as an extra parameter of `{what}`.")
+
+
+def _has_tracer(tree: Any) -> bool:
+    return any(isinstance(v, Tracer) for v in tree_flatten(tree)[0])
+
+
+def _split_args(args: Any) -> tuple[list[Any], Any, list[int]]:
+    """The leaves of ``args``, its structure, and the positions of the traced leaves."""
+    leaves, tdef = tree_flatten(args)
+    return leaves, tdef, [i for i, v in enumerate(leaves) if isinstance(v, Tracer)]
+
+
+def _with_leaves(fun: Callable[..., Any], leaves: list[Any], tdef: Any,
+                 pos: list[int]) -> Callable[..., Any]:
+    """``fun(x, *args)`` as ``g(x, *traced_leaves)``: the traced leaves of ``args`` become
+    positional arguments, the others are constants."""
+    static = [None if i in pos else v for i, v in enumerate(leaves)]
+
+    def g(t: Any, y: Any, *traced: Any) -> Any:
+        full = list(static)
+        for i, v in zip(pos, traced, strict=True):
+            full[i] = v
+        return fun(t, y, *tree_unflatten(tdef, full))
+
+    return g
+
+
+def _vector(out: Any, y: Any) -> Any:
+    """A right-hand side's value as an array of ``y``'s shape (SciPy accepts lists)."""
+    if isinstance(out, (list, tuple)):
+        out = np.stack([np.reshape(o, ()) for o in out]) if _has_tracer(out) else np.asarray(out)
+    if isinstance(y, np.ndarray) and y.ndim == 1 or isinstance(y, Tracer):
+        return np.reshape(out, shape_of(y))
+    return out
+
+
+def _derived(options: dict[str, Any], tile: int = 0) -> dict[str, Any]:
+    """The options for a system built from the user's: no user Jacobian; a per-component
+    ``atol`` repeated ``tile`` times (batched copies), or its smallest entry for the
+    variational and adjoint systems (``tile=0``)."""
+    out = {k: v for k, v in options.items() if k not in _SYSTEM_ONLY}
+    atol = out.get("atol")
+    if atol is not None and np.ndim(atol):
+        out["atol"] = np.tile(np.asarray(atol), tile) if tile else float(np.min(atol))
+    return out
+
+
+# ------------------------------------------------------------------ solve_ivp
+def _solve_impl(y0: Any, t0: Any, t_eval: Any, *leaves: Any, rhs: Callable[..., Any],
+                method: Any, options: dict[str, Any], vectorized: bool, t_bound: Any,
+                holder: list[Any] | None) -> np.ndarray:
+    t_eval = np.asarray(t_eval, float)
+    t0 = float(t0)
+    end = float(t_eval[-1]) if t_bound is None else t_bound
+
+    def f(t: float, y: np.ndarray) -> Any:
+        out = rhs(t, y, *leaves)
+        if isinstance(out, Tracer):
+            raise _closure_error("scipy.integrate.solve_ivp", "fun")
+        return out
+
+    jac = options.get("jac")
+    if callable(jac):  # the user's jac(t, y, *args), given its arguments as fun is
+        options = {**options, "jac": lambda t, y: jac(t, y, *leaves)}
+    r = _scipy_solve_ivp(f, (t0, end), np.asarray(y0), method=method, t_eval=t_eval,
+                         vectorized=vectorized, **options)
+    if r.success and end == t0 and np.all(t_eval == t0):  # SciPy returns no values then
+        r.y = np.repeat(np.asarray(y0)[:, None], t_eval.shape[0], axis=1)
+    if not r.success or r.y.shape[1] != t_eval.shape[0]:
+        raise DualrevError(f"dualrev: scipy.integrate.solve_ivp failed while computing a "
+                           f"derivative ({r.message}); its derivative is undefined there")
+    if holder is not None:
+        holder.append(r)
+    return r.y
+
+
+solve_p = Primitive("scipy.integrate.solve_ivp", _solve_impl)
+
+
+def _solve_jvp(tangents: list[Any], ans: Any, y0: Any, t0: Any, t_eval: Any, *leaves: Any,
+               rhs: Callable[..., Any], method: Any, options: dict[str, Any],
+               vectorized: bool, t_bound: Any, holder: Any) -> Any:
+    """The variational equations, integrated as one more solve (so they nest)."""
+    dy0, dt0, dte, *dls = tangents
+    n = shape_of(y0)[0]
+    dy0 = np.zeros(n) if dy0 is None else dy0
+    if dt0 is not None:  # moving the start moves the trajectory by -f(t0, y0) dt0
+        dy0 = dy0 - rhs(t0, y0, *leaves) * dt0
+    which = [i for i, d in enumerate(dls) if d is not None]
+
+    def rhs_aug(t: Any, z: Any, *ps: Any) -> Any:
+        ls, ds = ps[:len(leaves)], ps[len(leaves):]
+        y, dy = z[:n], z[n:]
+
+        def g(y_: Any, *sub: Any) -> Any:
+            full = list(ls)
+            for i, v in zip(which, sub, strict=True):
+                full[i] = v
+            return rhs(t, y_, *full)
+
+        f, df = jvp(g, (y, *[ls[i] for i in which]), (dy, *ds))
+        return np.concatenate([f, df])
+
+    z0 = np.concatenate([y0, dy0])
+    z = bind(solve_p, (z0, t0, t_eval, *leaves, *[dls[i] for i in which]),
+             dict(rhs=rhs_aug, method=method, options=_derived(options), vectorized=False,
+                  t_bound=t_bound, holder=None))
+    out = z[n:]
+    if dte is not None:  # moving an output time moves its value by f(t_k, y_k) dt_k
+        m = shape_of(t_eval)[0]
+        fs = np.stack([rhs(t_eval[k], ans[:, k], *leaves) for k in range(m)], axis=1)
+        out = out + fs * dte
+    return out
+
+
+def _segment(s: Any, t_from: Any, t_to: Any, leaves: tuple[Any, ...], rhs_adj: Any,
+             method: Any, options: dict[str, Any]) -> Any:
+    return bind(solve_p, (s, t_from, np.reshape(t_to, (1,)), *leaves),
+                dict(rhs=rhs_adj, method=method, options=options, vectorized=False,
+                     t_bound=None, holder=None))[:, 0]
+
+
+def _apart(s: Any, t: Any) -> bool:
+    """Whether the segment from ``s`` to ``t`` must be integrated: it has a length, or an
+    end is traced (its derivatives do not vanish with the length)."""
+    return isinstance(s, Tracer) or isinstance(t, Tracer) or bool(
+        np.any(concrete(s) != concrete(t)))
+
+
+def _adjoint(g: Any, ans: Any, y0: Any, t0: Any, t_eval: Any, leaves: tuple[Any, ...],
+             rhs: Callable[..., Any], method: Any, options: dict[str, Any]) -> list[Any]:
+    """The cotangents of y0, t0 and the traced leaves: the adjoint integrated backwards
+    from the last output time to t0, the output cotangents added at their times, y
+    integrated backwards with it from the forward solution at each output time."""
+    n = shape_of(y0)[0]
+    m = shape_of(t_eval)[0]
+    sizes = [int(np.prod(shape_of(v))) for v in leaves]
+
+    def rhs_adj(t: Any, s: Any, *ls: Any) -> Any:
+        y, a = s[:n], s[n:2 * n]
+        f, pull = vjp(lambda y_, *l_: rhs(t, y_, *l_), y, *ls)
+        cts = pull(a)
+        return np.concatenate([f, -cts[0], *[-np.reshape(c, (-1,)) for c in cts[1:]]])
+
+    opts = _derived(options)
+    a = g[:, m - 1]
+    pb = np.zeros(sum(sizes))
+    for k in range(m - 1, 0, -1):
+        if _apart(t_eval[k], t_eval[k - 1]):
+            s = _segment(np.concatenate([ans[:, k], a, pb]), t_eval[k], t_eval[k - 1],
+                         leaves, rhs_adj, method, opts)
+            a, pb = s[n:2 * n], s[2 * n:]
+        a = a + g[:, k - 1]
+    if _apart(t_eval[0], t0):
+        s = _segment(np.concatenate([ans[:, 0], a, pb]), t_eval[0], t0, leaves, rhs_adj,
+                     method, opts)
+        a, pb = s[n:2 * n], s[2 * n:]
+    out = [a, -np.sum(a * rhs(t0, y0, *leaves))]
+    start = 0
+    for v, size in zip(leaves, sizes, strict=True):
+        out.append(np.reshape(pb[start:start + size], shape_of(v)))
+        start += size
+    return out
+
+
+_last: list[Any] = [None, None, None]  # (g, ans, cotangents): one adjoint for all inputs
+
+
+def _solve_vjp(i: int, g: Any, ans: Any, y0: Any, t0: Any, t_eval: Any, *leaves: Any,
+               rhs: Callable[..., Any], method: Any, options: dict[str, Any],
+               vectorized: bool, t_bound: Any, holder: Any) -> Any:
+    if i == 2:  # the output times: each value moves by f(t_k, y_k) dt_k
+        m = shape_of(t_eval)[0]
+        fs = np.stack([rhs(t_eval[k], ans[:, k], *leaves) for k in range(m)], axis=1)
+        return np.sum(g * fs, axis=0)
+    # The tape asks once per traced input with the same g: solve the adjoint once.
+    if _last[0] is not g or _last[1] is not ans:
+        _last[:] = [g, ans, _adjoint(g, ans, y0, t0, t_eval, leaves, rhs, method, options)]
+    cts = _last[2]
+    return cts[i] if i < 2 else cts[i - 1]
+
+
+def _solve_batch(args: list[Any], batched: tuple[bool, ...], **params: Any) -> Any:
+    """A batch of problems as one system of all their states (one SciPy solve; the step
+    size is the one the hardest member needs); a batch of start or output times, which
+    one solve cannot serve, by a loop."""
+    y0, t0, t_eval, *leaves = args
+    size = next(shape_of(a)[0] for a, b in zip(args, batched, strict=True) if b)
+    if batched[1] or batched[2]:
+        return batch_by_loop(solve_p, list(args), batched, params, size)
+    n = shape_of(y0)[-1]
+    y0s = y0 if batched[0] else np.broadcast_to(y0, (size, n))
+    bl = batched[3:]
+    rhs = params["rhs"]
+
+    def rhs_b(t: Any, z: Any, *ls: Any) -> Any:
+        def one(y: Any, *mapped: Any) -> Any:
+            it = iter(mapped)
+            return rhs(t, y, *[next(it) if b else v for v, b in zip(ls, bl, strict=True)])
+
+        out = vmap(one)(np.reshape(z, (size, n)), *[v for v, b in zip(ls, bl, strict=True)
+                                                     if b])
+        return np.reshape(out, (size * n,))
+
+    new = {**params, "rhs": rhs_b, "vectorized": False,
+           "options": _derived(params["options"], tile=size)}
+    out = bind(solve_p, (np.reshape(y0s, (size * n,)), t0, t_eval, *leaves), new)
+    return np.reshape(out, (size, n, shape_of(out)[-1]))
+
+
+solve_p.defjvp_joint(_solve_jvp)
+solve_p.defvjp_indexed(_solve_vjp)
+solve_p.defbatch(_solve_batch)
+
+
+def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45",
+              t_eval: Any = None, dense_output: bool = False, events: Any = None,
+              vectorized: bool = False, args: Any = None, **options: Any) -> Any:
+    """scipy.integrate.solve_ivp, differentiable with respect to ``y0``, ``t_span``,
+    ``t_eval`` and the arrays in ``args`` (SciPy's signature and result).
+
+    SciPy integrates (with the caller's ``method``, ``rtol``, ``atol``, ...); the result's
+    ``y`` is traced. Forward mode integrates the variational equations alongside the
+    state, reverse mode the adjoint backwards (``y`` re-integrated with it from the
+    forward solution at each output time), so derivatives are exact up to the
+    integration tolerance. Without ``t_eval`` the output times SciPy chose are constants
+    except the last, ``t_span[1]`` (found by one plain solve first); with ``t_eval`` the
+    outputs are at those times, which may be traced, and ``t_span[1]`` has no effect on
+    them (derivative zero). Values to differentiate must reach ``fun`` through
+    ``args``: a ``fun`` that closes over one raises ``DualrevError``. With traced inputs
+    ``dense_output`` and ``events`` raise ``NoDerivativeRule``; the derived systems drop
+    ``jac``/``jac_sparsity`` (SciPy estimates their Jacobians) and use the smallest entry
+    of an array ``atol``. Under ``vmap`` a batch of ``y0`` or ``args`` is one solve of
+    all the states; ``t_eval`` is then required.
+
+    Args:
+        fun: the right-hand side ``fun(t, y, *args)``, NumPy code.
+        t_span: ``(t0, t1)``.
+        y0: the initial state, shape ``(n,)``.
+        method: SciPy's method name or ``OdeSolver`` class.
+        t_eval: the output times (within ``t_span``), or None for SciPy's steps.
+        dense_output: SciPy's; refused with traced inputs.
+        events: SciPy's; refused with traced inputs.
+        vectorized: SciPy's (used for the user's own system only).
+        args: extra arguments of ``fun``; their array leaves may be traced.
+        **options: SciPy's (``rtol``, ``atol``, ``max_step``, ``first_step``, ...).
+    Returns:
+        SciPy's ``OdeResult`` (``t``, ``y``, ``success``, ``status``, ``message``,
+        ``nfev``, ...), its ``y`` of shape ``(n, len(t))`` traced. ``nfev`` and the other
+        counts are those of the primal solve.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> from scipy.integrate import solve_ivp
+        >>> def y1(k):   # y' = -k y, y(0) = 1, at t = 2: exp(-2 k)
+        ...     r = solve_ivp(lambda t, y, k: -k * y, (0.0, 2.0), [1.0], args=(k,),
+        ...                   t_eval=[2.0], rtol=1e-10, atol=1e-12)
+        ...     return r.y[0, -1]
+        >>> print(round(dr.grad(y1)(0.5), 8), round(-2 * np.exp(-1.0), 8))
+        -0.73575888 -0.73575888
+    """
+    if args is not None:
+        try:
+            args = tuple(args)
+        except TypeError as e:
+            raise TypeError("Supplied 'args' cannot be unpacked. Please supply `args` as a "
+                            "tuple (e.g. `args=(None,)`)") from e
+    call_args = () if args is None else args
+    if not _has_tracer((t_span, y0, t_eval, call_args)):
+        try:
+            return _scipy_solve_ivp(fun, t_span, y0, method=method, t_eval=t_eval,
+                                    dense_output=dense_output, events=events,
+                                    vectorized=vectorized, args=args, **options)
+        except DualrevError:
+            t0 = t_span[0]
+            if _has_tracer(fun(t0, np.asarray(y0), *call_args)):
+                raise _closure_error("scipy.integrate.solve_ivp", "fun") from None
+            raise
+    if dense_output:
+        raise NoDerivativeRule(
+            "scipy.integrate.solve_ivp(dense_output=True)",
+            "Its interpolant is not differentiated: pass t_eval= with the times you need.")
+    if events is not None:
+        raise NoDerivativeRule(
+            "scipy.integrate.solve_ivp(events=...)",
+            "Event times are not differentiated: locate the event with a plain solve "
+            "(on dualrev.strip'ed values) and pass t_span/t_eval ending there.")
+    t0, t1 = t_span[0], t_span[1]
+    if isinstance(y0, (list, tuple)):
+        y0 = np.stack([np.reshape(v, ()) for v in y0]) if _has_tracer(y0) else np.asarray(y0)
+    if not isinstance(y0, Tracer):
+        y0 = np.asarray(y0)
+        if y0.dtype.kind in "biu":
+            y0 = y0.astype(float)
+    if len(shape_of(y0)) == 0:
+        y0 = np.reshape(y0, (1,))
+    if len(shape_of(y0)) != 1:
+        raise ValueError("`y0` must be 1-dimensional.")
+    leaves, tdef, pos = _split_args(call_args)
+    g = _with_leaves(fun, leaves, tdef, pos)
+
+    def rhs(t: Any, y: Any, *ls: Any) -> Any:
+        return _vector(g(t, y, *ls), y)
+
+    try:
+        t1_plain = float(strip(t1))
+    except BatchedValueError:
+        t1_plain = None
+    if t_eval is None:
+        try:
+            plain = _scipy_solve_ivp(fun, (strip(t0), t1_plain), strip(y0), method=method,
+                                     vectorized=vectorized,
+                                     args=None if args is None else tree_map(strip, args),
+                                     **options)
+        except BatchedValueError:
+            raise DualrevError("dualrev: scipy.integrate.solve_ivp under vmap needs t_eval=: "
+                               "SciPy chooses different output times for each member of "
+                               "the batch") from None
+        if not plain.success:
+            raise DualrevError(f"dualrev: scipy.integrate.solve_ivp failed ({plain.message}); "
+                               f"no derivative of a failed solve")
+        times = plain.t
+        te = (np.concatenate([times[:-1], np.reshape(t1, (1,))])
+              if isinstance(t1, Tracer) else times)
+    else:
+        te = t_eval if isinstance(t_eval, Tracer) else np.asarray(t_eval, float)
+        if len(shape_of(te)) != 1 or shape_of(te)[0] == 0:
+            raise ValueError("`t_eval` must be 1-dimensional and non-empty.")
+    options = dict(options)
+    if callable(options.get("jac")) and args is not None:
+        options["jac"] = _with_leaves(options["jac"], leaves, tdef, pos)
+    holder: list[Any] = []
+    y = bind(solve_p, (y0, t0, te, *[leaves[i] for i in pos]),
+             dict(rhs=rhs, method=method, options=options, vectorized=vectorized,
+                  t_bound=t1_plain, holder=holder))
+    res = OdeResult(dict(plain if t_eval is None else holder[-1]))
+    res.y = y
+    res.t = times if t_eval is None else te
+    return res
+
+
+# ------------------------------------------------------------------ quad
+def _quad_impl(a: Any, b: Any, *leaves: Any, rhs: Callable[..., Any],
+               options: dict[str, Any]) -> np.ndarray:
+    def f(x: float) -> Any:
+        out = rhs(x, *leaves)
+        if isinstance(out, Tracer):
+            raise _closure_error("scipy.integrate.quad", "func")
+        return out
+
+    value, err = _scipy_quad(f, float(a), float(b), **options)[:2]
+    return np.array([value, err])
+
+
+quad_p = Primitive("scipy.integrate.quad", _quad_impl)
+
+
+def _endpoint(x: Any) -> bool:
+    """Whether a limit is finite (an infinite one contributes no derivative)."""
+    v = np.asarray(concrete(x))
+    if np.all(np.isfinite(v)):
+        return True
+    if np.all(np.isinf(v)):
+        return False
+    raise DualrevError("dualrev: scipy.integrate.quad: a batch of limits both finite and "
+                       "infinite; map the finite and infinite cases separately")
+
+
+def _param_integrand(rhs: Callable[..., Any], nleaves: int,
+                     which: list[int]) -> Callable[..., Any]:
+    """``x, *leaves, *tangents -> d rhs(x, *leaves)`` along the tangents of ``which``."""
+    def rhs_t(x: Any, *ps: Any) -> Any:
+        ls, ds = ps[:nleaves], ps[nleaves:]
+
+        def g(*sub: Any) -> Any:
+            full = list(ls)
+            for i, v in zip(which, sub, strict=True):
+                full[i] = v
+            return rhs(x, *full)
+
+        return jvp(g, tuple(ls[i] for i in which), tuple(ds))[1]
+
+    return rhs_t
+
+
+def _quad_jvp(tangents: list[Any], ans: Any, a: Any, b: Any, *leaves: Any,
+              rhs: Callable[..., Any], options: dict[str, Any]) -> Any:
+    da, db, *dls = tangents
+    out: Any = 0.0
+    if da is not None and _endpoint(a):  # Leibniz: -f(a) da + f(b) db + ∫ df
+        out = out - rhs(a, *leaves) * da
+    if db is not None and _endpoint(b):
+        out = out + rhs(b, *leaves) * db
+    which = [i for i, d in enumerate(dls) if d is not None]
+    if which:
+        inner = bind(quad_p, (a, b, *leaves, *[dls[i] for i in which]),
+                     dict(rhs=_param_integrand(rhs, len(leaves), which), options=options))
+        out = out + inner[0]
+    return np.concatenate([np.reshape(out, (1,)), np.zeros(1)])
+
+
+def _quad_vjp(i: int, g: Any, ans: Any, a: Any, b: Any, *leaves: Any,
+              rhs: Callable[..., Any], options: dict[str, Any]) -> Any:
+    if i == 0:
+        return -g[0] * rhs(a, *leaves) if _endpoint(a) else np.zeros(())
+    if i == 1:
+        return g[0] * rhs(b, *leaves) if _endpoint(b) else np.zeros(())
+    # A scalar's gradient: one quad of the integrand's derivative per element.
+    k = i - 2
+    shape = shape_of(leaves[k])
+    integrand = _param_integrand(rhs, len(leaves), [k])
+    basis = np.eye(max(int(np.prod(shape)), 1))
+    parts = [bind(quad_p, (a, b, *leaves, np.reshape(e, shape)),
+                  dict(rhs=integrand, options=options))[0] for e in basis]
+    return g[0] * np.reshape(np.stack(parts), shape)
+
+
+quad_p.defjvp_joint(_quad_jvp)
+quad_p.defvjp_indexed(_quad_vjp)
+
+
+def quad(func: Callable[..., Any], a: Any, b: Any, args: Any = (), full_output: int = 0,
+         epsabs: float = 1.49e-8, epsrel: float = 1.49e-8, limit: int = 50,
+         points: Any = None, weight: Any = None, wvar: Any = None, wopts: Any = None,
+         maxp1: int = 50, limlst: int = 50, complex_func: bool = False) -> Any:
+    """scipy.integrate.quad, differentiable with respect to the limits ``a``, ``b`` and
+    the arrays in ``args`` (SciPy's signature).
+
+    By Leibniz's rule, ``d/db = f(b)``, ``d/da = -f(a)``, and ``d/dp = ∫ ∂f/∂p``, the
+    latter integrated by quad with the same options (forward mode: one quad per tangent
+    direction; reverse: one per element of each traced argument). An infinite limit
+    contributes no derivative (a convergent integrand vanishes there). Values to
+    differentiate must reach ``func`` through ``args``: a ``func`` that closes over one
+    raises ``DualrevError``. With traced inputs ``full_output`` and ``complex_func`` raise
+    ``NoDerivativeRule``, and so do traced limits with ``weight`` (the weights depend on
+    them) and a traced ``wvar``; ``points`` and the other options are passed to SciPy.
+
+    Args:
+        func: the integrand ``func(x, *args)``, NumPy code returning a scalar.
+        a: the lower limit.
+        b: the upper limit.
+        args: extra arguments of ``func``; their array leaves may be traced.
+        full_output: SciPy's; refused with traced inputs.
+        epsabs: absolute error tolerance.
+        epsrel: relative error tolerance.
+        limit: SciPy's bound on the number of subintervals.
+        points: break points (constants).
+        weight: SciPy's weight function name.
+        wvar: the weight's variables (constants).
+        wopts: SciPy's.
+        maxp1: SciPy's.
+        limlst: SciPy's.
+        complex_func: SciPy's; refused with traced inputs.
+    Returns:
+        ``(value, abserr)``, ``value`` traced; ``abserr`` is SciPy's estimate for the
+        value (it carries no derivative).
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> from scipy.integrate import quad
+        >>> area = lambda b, k: quad(lambda x, k: np.exp(-k * x), 0.0, b, args=(k,))[0]
+        >>> print(round(dr.grad(area)(1.0, 2.0), 8), round(np.exp(-2.0), 8))
+        0.13533528 0.13533528
+    """
+    if not isinstance(args, tuple):
+        args = (args,)
+    options = dict(full_output=full_output, epsabs=epsabs, epsrel=epsrel, limit=limit,
+                   points=points, weight=weight, wvar=wvar, wopts=wopts, maxp1=maxp1,
+                   limlst=limlst, complex_func=complex_func)
+    if not _has_tracer((a, b, args, points, wvar)):
+        try:
+            return _scipy_quad(func, a, b, args=args, **options)
+        except DualrevError:
+            x = a if np.isfinite(a) else b if np.isfinite(b) else 0.0
+            if _has_tracer(func(x, *args)):
+                raise _closure_error("scipy.integrate.quad", "func") from None
+            raise
+    name = "scipy.integrate.quad"
+    if full_output:
+        raise NoDerivativeRule(f"{name}(full_output=1)", "Call it with full_output=0 for "
+                               "the value; the diagnostics come from a call on "
+                               "dualrev.strip'ed values.")
+    if complex_func:
+        raise NoDerivativeRule(f"{name}(complex_func=True)", "Integrate the real and "
+                               "imaginary parts as two real quads.")
+    if isinstance(wvar, Tracer) or _has_tracer(wvar):
+        raise NoDerivativeRule(f"{name}(wvar=traced)", "The weight's variables are not "
+                               "differentiated: write the weight into the integrand.")
+    if weight is not None and (isinstance(a, Tracer) or isinstance(b, Tracer)):
+        raise NoDerivativeRule(f"{name}(weight=..., traced limits)", "With a weight only "
+                               "args are differentiated: write the weight into the "
+                               "integrand to differentiate the limits.")
+    if points is not None:
+        options["points"] = concrete(points)
+    del options["full_output"]
+    leaves, tdef, pos = _split_args(args)
+    static = [None if i in pos else v for i, v in enumerate(leaves)]
+
+    def rhs(x: Any, *ls: Any) -> Any:
+        full = list(static)
+        for i, v in zip(pos, ls, strict=True):
+            full[i] = v
+        return func(x, *tree_unflatten(tdef, full))
+
+    out = bind(quad_p, (a, b, *[leaves[i] for i in pos]), dict(rhs=rhs, options=options))
+    return out[0], without_derivatives(out[1])
+
+
+dispatch(si, "solve_ivp", solve_ivp, always=True)
+dispatch(si, "quad", quad, always=True)

@@ -1,0 +1,327 @@
+"""Differentiable scipy.integrate.solve_ivp and quad (dualrev/integrate.py), against
+closed forms and central differences."""
+
+import numpy as np
+import pytest
+import scipy.integrate as si
+
+import dualrev as dr
+import dualrev.integrate as di
+from dualrev.catalogue.scipy_functions import ORIGINALS
+
+TOL = dict(rtol=1e-10, atol=1e-12)
+T = np.linspace(0.0, 3.0, 7)
+
+
+def central(f, x, h=1e-6):
+    """Central differences of f (array-valued) at x, the derivative axes last."""
+    x = np.asarray(x, float)
+    cols = []
+    for e in np.eye(x.size):
+        e = e.reshape(x.shape)
+        cols.append((np.asarray(f(x + h * e)) - np.asarray(f(x - h * e))) / (2 * h))
+    return np.stack(cols, axis=-1)
+
+
+def close(a, b, rtol=1e-6, atol=1e-8):
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+# ------------------------------------------------------------------ exponential decay
+def decay(t, y, k):
+    return -k * y
+
+
+def decay_traj(p):  # p = (y0, k): y(t) = y0 exp(-k t)
+    return si.solve_ivp(decay, (0.0, 3.0), p[:1], args=(p[1],), t_eval=T, **TOL).y[0]
+
+
+def decay_closed(p):
+    return p[0] * np.exp(-p[1] * T)
+
+
+P_DECAY = np.array([2.0, 0.7])
+
+
+@pytest.mark.parametrize("transform", [dr.jacfwd, dr.jacrev, dr.jacobian])
+def test_decay_jacobian_closed_form(transform):
+    close(decay_traj(P_DECAY), decay_closed(P_DECAY), rtol=1e-9)
+    close(transform(decay_traj)(P_DECAY), dr.jacfwd(decay_closed)(P_DECAY))
+
+
+def test_decay_grad_jvp_and_both_spellings():
+    f = lambda k: di.solve_ivp(decay, (0.0, 2.0), [1.0], args=(k,), t_eval=[2.0],
+                               **TOL).y[0, -1]
+    close(dr.grad(f)(0.5), -2.0 * np.exp(-1.0))
+    _, t = dr.jvp(f, (0.5,), (1.0,))
+    close(t, -2.0 * np.exp(-1.0))
+    assert si.solve_ivp is not ORIGINALS[si.solve_ivp]  # the dispatcher is installed
+
+
+def test_time_span_derivatives_without_t_eval():
+    def end(ts):
+        r = si.solve_ivp(decay, (ts[0], ts[1]), [2.0], args=(0.7,), **TOL)
+        return r.y[0, -1]
+
+    closed = lambda ts: 2.0 * np.exp(-0.7 * (ts[1] - ts[0]))
+    ts = np.array([0.3, 2.0])
+    for transform in (dr.grad, dr.jacfwd, dr.jacrev):
+        close(transform(end)(ts), dr.grad(closed)(ts))
+
+
+@pytest.mark.parametrize("transform", [dr.hessian, lambda f: dr.jacfwd(dr.jacfwd(f))],
+                         ids=["hessian", "fwd-fwd"])
+def test_time_span_second_derivatives(transform):
+    # the start time moves the adjoint's last (zero-length) segment: it is integrated
+    def end(ts):
+        return si.solve_ivp(decay, (ts[0], ts[1]), [2.0], args=(0.7,), **TOL).y[0, -1]
+
+    closed = lambda ts: 2.0 * np.exp(-0.7 * (ts[1] - ts[0]))
+    ts = np.array([0.3, 2.0])
+    close(transform(end)(ts), dr.hessian(closed)(ts))
+
+
+def test_backward_in_time():
+    def end(p):
+        return si.solve_ivp(decay, (2.0, 0.5), p[:1], args=(p[1],), t_eval=[1.0, 0.5],
+                            **TOL).y[0]
+
+    closed = lambda p: p[0] * np.exp(-p[1] * (np.array([1.0, 0.5]) - 2.0))
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(end)(P_DECAY), dr.jacfwd(closed)(P_DECAY))
+
+
+def test_traced_output_times():
+    f = lambda te: si.solve_ivp(decay, (0.0, 3.0), [2.0], args=(0.7,), t_eval=te,
+                                **TOL).y[0]
+    te = np.array([0.5, 1.0, 2.5])
+    expected = dr.jacfwd(lambda te: 2.0 * np.exp(-0.7 * te))(te)
+    close(dr.jacfwd(f)(te), expected)
+    close(dr.jacrev(f)(te), expected)
+
+
+def test_scipys_own_steps_are_constants():
+    k = 0.3
+    times = si.solve_ivp(decay, (0.0, 5.0), [1.0], args=(k,), **TOL).t
+    f = lambda k: np.sum(si.solve_ivp(decay, (0.0, 5.0), [1.0], args=(k,), **TOL).y)
+    expected = dr.grad(lambda k: np.sum(np.exp(-k * times)))(k)
+    close(dr.grad(f)(k), expected)
+    close(dr.jacfwd(f)(k), expected)
+    res = dr.jvp(lambda k: si.solve_ivp(decay, (0.0, 5.0), [1.0], args=(k,), **TOL).y,
+                 (k,), (1.0,))
+    assert res[0].shape == (1, times.size)
+
+
+# ------------------------------------------------------------------ harmonic oscillator
+def oscillator(t, y, w):
+    return np.stack([y[1], -w ** 2 * y[0]])
+
+
+def osc_traj(p):  # p = (x0, v0, w)
+    return si.solve_ivp(oscillator, (0.0, 3.0), p[:2], args=(p[2],), t_eval=T,
+                        **TOL).y.ravel()
+
+
+def osc_closed(p):
+    a, b, w = p[0], p[1], p[2]
+    return np.concatenate([a * np.cos(w * T) + b / w * np.sin(w * T),
+                           -a * w * np.sin(w * T) + b * np.cos(w * T)])
+
+
+P_OSC = np.array([1.0, 0.5, 1.3])
+
+
+@pytest.mark.parametrize("transform", [dr.jacfwd, dr.jacrev, dr.jacobian])
+def test_oscillator_jacobian_closed_form(transform):
+    close(transform(osc_traj)(P_OSC), dr.jacfwd(osc_closed)(P_OSC))
+
+
+@pytest.mark.parametrize("transform", [dr.hessian, lambda f: dr.jacfwd(dr.jacfwd(f)),
+                                       lambda f: dr.jacrev(dr.jacrev(f))],
+                         ids=["hessian", "fwd-fwd", "rev-rev"])
+def test_oscillator_second_derivatives(transform):
+    # nested: the rules are themselves solves, differentiated in turn
+    energy = lambda p: np.sum(osc_traj(p)[[3, 10]] ** 2)
+    closed = lambda p: np.sum(osc_closed(p)[[3, 10]] ** 2)
+    close(transform(energy)(P_OSC), dr.hessian(closed)(P_OSC), rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------------ nonlinear, vs differences
+def lotka(t, y, theta):
+    a, b, c, d = theta
+    return np.stack([a * y[0] - b * y[0] * y[1], c * y[0] * y[1] - d * y[1]])
+
+
+def lotka_end(v):
+    return si.solve_ivp(lotka, (0.0, 4.0), v[:2], args=(v[2:],), t_eval=[2.0, 4.0],
+                        **TOL).y.ravel()
+
+
+V_LOTKA = np.array([1.0, 0.5, 1.1, 0.4, 0.4, 0.9])
+
+
+@pytest.mark.parametrize("transform", [dr.jacfwd, dr.jacrev])
+def test_lotka_volterra_against_central_differences(transform):
+    close(transform(lotka_end)(V_LOTKA), central(lotka_end, V_LOTKA), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["DOP853", "Radau", "LSODA"])
+def test_other_methods_and_a_jacobian_option(method):
+    opts = dict(TOL)
+    if method != "DOP853":  # the user's Jacobian: for the user's system only
+        opts["jac"] = lambda t, y, k: np.array([[-k]])
+    f = lambda p: si.solve_ivp(decay, (0.0, 3.0), p[:1], method=method, args=(p[1],),
+                               t_eval=T, **opts).y[0]
+    close(dr.jacrev(f)(P_DECAY), dr.jacfwd(decay_closed)(P_DECAY), rtol=1e-5, atol=1e-7)
+    close(dr.jacfwd(f)(P_DECAY), dr.jacfwd(decay_closed)(P_DECAY), rtol=1e-5, atol=1e-7)
+
+
+def test_array_atol_list_output_and_pytree_args():
+    def rhs(t, y, params, label):  # a list output, a dict of parameters, a plain string
+        assert label == "osc"
+        return [y[1], -params["w"] ** 2 * y[0]]
+
+    def f(p):
+        return si.solve_ivp(rhs, (0.0, 3.0), [p[0], p[1]], args=({"w": p[2]}, "osc"),
+                            t_eval=T, rtol=1e-10, atol=np.array([1e-12, 1e-12])).y.ravel()
+
+    close(dr.jacrev(f)(P_OSC), dr.jacfwd(osc_closed)(P_OSC))
+    close(dr.jacfwd(f)(P_OSC), dr.jacfwd(osc_closed)(P_OSC))
+
+
+def test_vectorized_user_function():
+    f = lambda k: si.solve_ivp(decay, (0.0, 3.0), [2.0], args=(k,), t_eval=T,
+                               vectorized=True, **TOL).y[0]
+    close(dr.jacfwd(f)(0.7), dr.jacfwd(lambda k: 2.0 * np.exp(-k * T))(0.7))
+
+
+# ------------------------------------------------------------------ vmap
+def test_vmap_over_y0_and_args_and_start_times():
+    end = lambda y0, k: si.solve_ivp(decay, (0.0, 1.0), y0, args=(k,), t_eval=[1.0],
+                                     **TOL).y[:, 0]
+    y0s, ks = np.array([[1.0], [2.0]]), np.array([0.5, 1.0])
+    close(dr.vmap(end)(y0s, ks), y0s * np.exp(-ks)[:, None])
+    close(dr.vmap(dr.grad(lambda k: end(np.ones(1), k)[0]))(ks), -np.exp(-ks))
+    start = lambda t0: si.solve_ivp(decay, (t0, 2.0), [1.0], args=(0.5,), t_eval=[2.0],
+                                    **TOL).y[0, 0]
+    t0s = np.array([0.0, 1.0])
+    close(dr.vmap(start)(t0s), np.exp(-0.5 * (2.0 - t0s)))
+
+
+def test_vmap_needs_t_eval():
+    f = lambda k: si.solve_ivp(decay, (0.0, 1.0), [1.0], args=(k,)).y[0, -1]
+    with pytest.raises(dr.DualrevError, match="under vmap needs t_eval="):
+        dr.vmap(f)(np.array([0.5, 1.0]))
+
+
+# ------------------------------------------------------------------ refusals, plain calls
+def test_closure_over_a_traced_value_is_refused():
+    def via_scipy(k):  # no traced argument: SciPy's own solve meets it
+        return si.solve_ivp(lambda t, y: -k * y, (0.0, 1.0), [1.0]).y[0, -1]
+
+    def with_traced_y0(y0, k):
+        return si.solve_ivp(lambda t, y: -k * y, (0.0, 1.0), y0, t_eval=[1.0]).y[0, -1]
+
+    msg = r"solve_ivp: `fun` returned a traced value.*pass it through args=\(\.\.\.\)"
+    for call in (lambda: dr.grad(via_scipy)(0.5), lambda: dr.jacfwd(via_scipy)(0.5),
+                 lambda: dr.grad(with_traced_y0, argnums=(0, 1))(np.ones(1), 0.5)):
+        with pytest.raises(dr.DualrevError, match=msg):
+            call()
+    with pytest.raises(dr.DualrevError, match=r"quad: `func` returned a traced value"):
+        dr.grad(lambda k: si.quad(lambda x: k * x, 0.0, 1.0)[0])(1.0)
+    with pytest.raises(dr.DualrevError, match=r"quad: `func` returned a traced value"):
+        dr.grad(lambda b, k: si.quad(lambda x: k * x, 0.0, b)[0], argnums=(0, 1))(1.0, 1.0)
+
+
+def test_dense_output_and_events_are_refused():
+    y0 = np.ones(1)
+    with pytest.raises(dr.NoDerivativeRule, match="pass t_eval= with the times you need"):
+        dr.grad(lambda y0: si.solve_ivp(lambda t, y: -y, (0.0, 1.0), y0,
+                                        dense_output=True).y[0, -1])(y0)
+    with pytest.raises(dr.NoDerivativeRule, match="Event times are not differentiated"):
+        dr.grad(lambda y0: si.solve_ivp(lambda t, y: -y, (0.0, 1.0), y0,
+                                        events=lambda t, y: y[0] - 0.5).y[0, -1])(y0)
+
+
+def test_plain_calls_are_scipys():
+    original = ORIGINALS[si.solve_ivp]
+    a = si.solve_ivp(oscillator, (0.0, 3.0), [1.0, 0.5], args=(1.3,), dense_output=True)
+    b = original(oscillator, (0.0, 3.0), [1.0, 0.5], args=(1.3,), dense_output=True)
+    np.testing.assert_array_equal(a.y, b.y)
+    assert a.sol is not None and a.nfev == b.nfev
+    c = di.solve_ivp(oscillator, (0.0, 3.0), [1.0, 0.5], args=(1.3,))
+    np.testing.assert_array_equal(c.y, b.y)
+    assert si.quad(np.sin, 0.0, 1.0) == ORIGINALS[si.quad](np.sin, 0.0, 1.0)
+    assert len(si.quad(np.sin, 0.0, 1.0, full_output=1)) == 3
+
+
+def test_traced_result_fields():
+    def f(k):
+        r = si.solve_ivp(decay, (0.0, 3.0), [2.0], args=(k,), t_eval=T, **TOL)
+        assert r.success and r.status == 0 and r.nfev > 0 and r.message
+        np.testing.assert_array_equal(r.t, T)
+        return r.y[0]
+
+    dr.jacfwd(f)(0.7)
+
+
+# ------------------------------------------------------------------ quad
+def bump(x, p, q):
+    return np.exp(-p * x ** 2) * np.cos(q * x)
+
+
+def Q(v):
+    return si.quad(bump, v[0], v[1], args=(v[2], v[3]), epsabs=1e-13, epsrel=1e-13)[0]
+
+
+V_QUAD = np.array([0.2, 1.5, 0.7, 2.0])
+
+
+@pytest.mark.parametrize("transform", [dr.grad, dr.jacfwd, dr.jacrev])
+def test_quad_against_central_differences(transform):
+    close(transform(Q)(V_QUAD), central(Q, V_QUAD), rtol=1e-7)
+
+
+def test_quad_leibniz_closed_form():
+    area = lambda a, b, k: di.quad(lambda x, k: np.exp(-k * x), a, b, args=(k,))
+    value, err = area(0.5, 1.0, 2.0)
+    assert not isinstance(err, dr.Dual)
+    closed = lambda a, b, k: (np.exp(-k * a) - np.exp(-k * b)) / k
+    for i in range(3):
+        close(dr.grad(lambda *v: area(*v)[0], argnums=i)(0.5, 1.0, 2.0),
+              dr.grad(closed, argnums=i)(0.5, 1.0, 2.0), rtol=1e-8)
+
+
+def test_quad_hessian():
+    close(dr.hessian(Q)(V_QUAD), central(lambda v: central(Q, v, 1e-4), V_QUAD, 1e-4),
+          rtol=1e-5, atol=1e-6)
+
+
+def test_quad_infinite_limits():
+    gauss = lambda s: si.quad(lambda x, s: np.exp(-x ** 2 / (2 * s ** 2)), -np.inf, np.inf,
+                              args=(s,))[0]
+    close(dr.grad(gauss)(1.3), np.sqrt(2 * np.pi))  # d/ds sqrt(2 pi) s
+    # an infinite limit contributes no derivative
+    assert dr.grad(lambda b: si.quad(lambda x: np.exp(-x), 0.0, b)[0])(np.inf) == 0.0
+
+
+def test_quad_weight_points_and_vmap():
+    f = lambda p: si.quad(lambda x, p: np.exp(-p * x), 0.0, 2.0, args=(p,), weight="cos",
+                          wvar=3.0)[0]
+    close(dr.grad(f)(0.8), central(f, 0.8), rtol=1e-6)
+    g = lambda p: si.quad(lambda x, p: np.abs(x - 1.0) * p ** 2, 0.0, 2.0, args=(p,),
+                          points=[1.0])[0]
+    close(dr.grad(g)(1.5), 2 * 1.5)  # ∫|x - 1| = 1
+    close(dr.vmap(lambda k: si.quad(lambda x, k: k * x, 0.0, 1.0, args=(k,))[0])(
+        np.array([1.0, 4.0])), [0.5, 2.0])
+
+
+def test_quad_refusals():
+    with pytest.raises(dr.NoDerivativeRule, match="full_output=1"):
+        dr.grad(lambda k: si.quad(lambda x, k: k * x, 0, 1, args=(k,), full_output=1)[0])(1.0)
+    with pytest.raises(dr.NoDerivativeRule, match="complex_func"):
+        dr.grad(lambda k: si.quad(lambda x, k: k * x, 0, 1, args=(k,), complex_func=True)[0])(1.)
+    with pytest.raises(dr.NoDerivativeRule, match="traced limits"):
+        dr.grad(lambda b: si.quad(lambda x: x, 0.0, b, weight="cos", wvar=1.0)[0])(1.0)
+    with pytest.raises(dr.NoDerivativeRule, match="wvar"):
+        dr.grad(lambda w: si.quad(lambda x: x, 0.0, 1.0, weight="cos", wvar=w)[0])(1.0)
