@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dualrev  # noqa: E402
+import dualrev.integrate  # noqa: E402
 import dualrev.optimize  # noqa: E402
 import dualrev.sparse  # noqa: E402
 import dualrev.testing  # noqa: E402
@@ -65,6 +66,8 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Pytrees", [(dualrev, n) for n in (
         "tree_flatten", "tree_unflatten", "tree_map", "ravel_pytree")]),
     ("Drawing", [(dualrev, "graph")]),
+    ("ODEs and integrals (dualrev.integrate)", [(dualrev.integrate, n)
+                                               for n in dualrev.integrate.__all__]),
     ("Optimisation (dualrev.optimize)", [(dualrev.optimize, n)
                                          for n in dualrev.optimize.__all__]),
     ("Sparse Jacobians (dualrev.sparse)", [(dualrev.sparse, n) for n in (
