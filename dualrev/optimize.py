@@ -68,16 +68,38 @@ def _flat_vector(out: Any) -> Any:
     return np.concatenate([np.ravel(v) for v in leaves])
 
 
+#: up to this many variables the constraint Hessian is formed once per (x, v), by one
+#: vectorised pass, and its products are plain matrix products: SciPy's projected CG asks
+#: for several products per iteration, and below this size one dense pass costs less than
+#: re-tracing c for each of them
+DENSE_CONSTRAINT_HESSIAN_MAX = 64
+
+
 def _constraint_hess(flat_fun: Callable[[np.ndarray], Any]) -> Callable[..., LinearOperator]:
-    """``hess(x, v)`` for trust-constr: the Hessian of ``v . c(x)`` as a LinearOperator
-    whose products are forward-over-reverse HVPs, so no n-by-n matrix is formed."""
-    weighted_hvp = hvp(lambda x, v: np.sum(v * _flat_vector(flat_fun(x))))
+    """``hess(x, v)`` for trust-constr: the Hessian of ``v . c(x)`` as a LinearOperator.
+
+    Its products are forward-over-reverse HVPs (no n-by-n matrix) above
+    ``DENSE_CONSTRAINT_HESSIAN_MAX`` variables; at or below it the matrix is formed on the
+    first product, in one vectorised pass, and reused for the others at the same (x, v).
+    """
+    weighted = lambda x, v: np.sum(v * _flat_vector(flat_fun(x)))
+    weighted_hvp = hvp(weighted)
+    weighted_hessian = hessian(weighted)
 
     def hess(x: np.ndarray, v: np.ndarray) -> LinearOperator:
         x = np.array(x, dtype=float)  # a copy: SciPy may update its x in place
         v = np.array(v, dtype=float)
-        matvec = lambda p: np.asarray(weighted_hvp(x, v, np.asarray(p, dtype=float).ravel()),
-                                      dtype=float).ravel()
+        dense: list[np.ndarray] = []
+
+        def matvec(p: Any) -> np.ndarray:
+            p = np.asarray(p, dtype=float).ravel()
+            if x.size > DENSE_CONSTRAINT_HESSIAN_MAX:
+                return np.asarray(weighted_hvp(x, v, p), dtype=float).ravel()
+            if not dense:
+                dense.append(np.asarray(weighted_hessian(x, v), dtype=float).reshape(
+                    x.size, x.size))
+            return dense[0] @ p
+
         return LinearOperator((x.size, x.size), matvec=matvec, rmatvec=matvec, dtype=float)
 
     return hess
