@@ -101,7 +101,6 @@ class _Continuous:
     logcdf: Callable[..., Any] | None = None
     logsf: Callable[..., Any] | None = None
     argcheck: Callable[..., Any] | None = None  # SciPy's default: every shape > 0
-    n_shapes: int = 0
     open_density: bool = False  # the density is 0 at the support's ends too (lognorm)
 
     def valid(self, shapes: tuple[Any, ...]) -> Any:
@@ -202,10 +201,6 @@ def _shape_cdfs(dist: str, logpdf: Callable[..., Any], cdf: Callable[..., Any],
     return out
 
 
-def _fn(dist: str, m: str) -> Callable[..., Any]:
-    return getattr(type(getattr(st, dist)), m)
-
-
 _gamma = _shape_cdfs("gamma", _gamma_logpdf, lambda z, a: sc.gammainc(a, z),
                      lambda z, a: sc.gammaincc(a, z), ("a",))
 _beta = _shape_cdfs("beta", _beta_logpdf, lambda z, a, b: sc.betainc(a, b, z),
@@ -221,17 +216,17 @@ CONTINUOUS = {d.name: d for d in (
     _Continuous("expon", (0.0, np.inf), 1.0, lambda z: -z, lambda z: -np.expm1(-z),
                 lambda z: np.exp(-z), logsf=lambda z: -z),
     _Continuous("gamma", (0.0, np.inf), 1.0, _gamma_logpdf, _gamma["cdf"], _gamma["sf"],
-                _gamma["logcdf"], _gamma["logsf"], n_shapes=1),
+                _gamma["logcdf"], _gamma["logsf"]),
     _Continuous("beta", (0.0, 1.0), 0.5, _beta_logpdf, _beta["cdf"], _beta["sf"],
-                _beta["logcdf"], _beta["logsf"], n_shapes=2),
+                _beta["logcdf"], _beta["logsf"]),
     _Continuous("t", (-np.inf, np.inf), 0.0, _t_logpdf, _t["cdf"], _t["sf"], _t["logcdf"],
-                _t["logsf"], n_shapes=1),
+                _t["logsf"]),
     _Continuous("chi2", (0.0, np.inf), 1.0, _chi2_logpdf, _chi2["cdf"], _chi2["sf"],
-                _chi2["logcdf"], _chi2["logsf"], n_shapes=1),
+                _chi2["logcdf"], _chi2["logsf"]),
     _Continuous("lognorm", (0.0, np.inf), 1.0, _lognorm_logpdf,
                 lambda z, s: sc.ndtr(np.log(z) / s), lambda z, s: sc.ndtr(-np.log(z) / s),
                 lambda z, s: sc.log_ndtr(np.log(z) / s),
-                lambda z, s: sc.log_ndtr(-np.log(z) / s), n_shapes=1, open_density=True),
+                lambda z, s: sc.log_ndtr(-np.log(z) / s), open_density=True),
     _Continuous("laplace", (-np.inf, np.inf), 0.0, lambda z: -np.abs(z) - np.log(2.0),
                 _laplace_cdf, lambda z: _laplace_cdf(-z)),
     _Continuous("cauchy", (-np.inf, np.inf), 0.0, _cauchy_logpdf,
@@ -286,8 +281,8 @@ _poisson = _discrete_prims(
     "poisson", lambda k, mu: sc.pdtr(k, mu), lambda k, mu: sc.pdtrc(k, mu),
     {1: lambda k, mu: -np.exp(_pois_logpmf(k, mu))}, ("mu",))
 _binom = _discrete_prims(
-    "binom", lambda k, n, p: _fn("binom", "_cdf")(st.binom, k, n, p),
-    lambda k, n, p: _fn("binom", "_sf")(st.binom, k, n, p), {2: _binom_dp}, ("n", "p"))
+    "binom", lambda k, n, p: type(st.binom)._cdf(st.binom, k, n, p),  # SciPy's own value
+    lambda k, n, p: type(st.binom)._sf(st.binom, k, n, p), {2: _binom_dp}, ("n", "p"))
 
 DISCRETE = {d.name: d for d in (
     _Discrete("poisson", lambda mu: np.inf, lambda mu: np.greater_equal(mu, 0),
@@ -463,7 +458,12 @@ for (_name, _m), _rule in RULES.items():
 
 
 def _patch(cls: type, method: str, traced: Callable[..., Any]) -> None:
-    """Replace ``cls.method``: with a traced argument ``traced(self, *args, **kwargs)``."""
+    """Replace ``cls.method`` (where cls or a base class defines it; a method this SciPy
+    lacks is left out): with a traced argument ``traced(self, *args, **kwargs)``."""
+    owner = next((c for c in cls.__mro__ if method in c.__dict__), None)
+    if owner is None or owner is object:
+        return
+    cls = owner
     original = cls.__dict__[method]
 
     @functools.wraps(original)
@@ -493,12 +493,9 @@ def _by_name(method: str) -> Callable[..., Any]:
 _REFUSED = ("ppf", "isf", "rvs", "stats", "mean", "var", "std", "median", "entropy",
             "moment", "interval", "expect", "support", "nnlf", "fit")
 for _m in ("pdf", "logpdf", "cdf", "logcdf", "sf", "logsf", *_REFUSED):
-    _patch(_infra.rv_continuous if _m in _infra.rv_continuous.__dict__ else _infra.rv_generic,
-           _m, _by_name(_m))
-for _m in ("pmf", "logpmf", "cdf", "logcdf", "sf", "logsf"):
-    _patch(_infra.rv_discrete, _m, _by_name(_m))
-for _m in ("ppf", "isf", "rvs", "expect"):
-    if _m in _infra.rv_discrete.__dict__:
+    _patch(_infra.rv_continuous, _m, _by_name(_m))
+for _m in ("pmf", "logpmf", "cdf", "logcdf", "sf", "logsf", "ppf", "isf", "rvs", "expect"):
+    if _m in _infra.rv_discrete.__dict__:  # the others are rv_generic's, patched above
         _patch(_infra.rv_discrete, _m, _by_name(_m))
 
 
