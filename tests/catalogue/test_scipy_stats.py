@@ -277,3 +277,18 @@ def test_vmap_over_counts_and_shapes_without_derivatives():
     a = np.array([1.5, 2.5])
     np.testing.assert_allclose(dr.vmap(lambda a: st.gamma.cdf(1.2, a))(a),
                                st.gamma.cdf(1.2, a), rtol=1e-14)
+
+
+def test_freezing_an_unsupported_distribution_with_traced_parameters_is_named():
+    # genpareto computes its support from c: SciPy's freezing converts the traced c
+    with pytest.raises(dr.NoDerivativeRule, match=r"scipy\.stats\.genpareto\.freeze"):
+        dr.grad(lambda c: st.genpareto(c).logpdf(0.5))(0.3)
+
+
+def test_plain_calls_reach_scipy_unchanged():
+    # the class-level dispatchers pass untraced calls on (SciPy's own results and types)
+    assert st.norm(1.0, 2.0).logpdf(0.5) == st.norm.logpdf(0.5, 1.0, 2.0)
+    assert isinstance(st.weibull_min(2.0).cdf(0.5), float)
+    assert st.multivariate_normal(np.zeros(2)).logpdf(np.ones(2)) == pytest.approx(
+        -1 - np.log(2 * np.pi))
+    np.testing.assert_allclose(st.norm.cdf(st.norm.ppf([0.1, 0.5])), [0.1, 0.5], rtol=1e-14)
