@@ -18,6 +18,7 @@ import numpy as np
 
 import dualrev  # noqa: F401  (fills the registries)
 from dualrev.catalogue.scipy_functions import ORIGINALS
+from dualrev.catalogue.scipy_stats import RULES as STATS_RULES
 from dualrev.primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS, Primitive, qualified_name
 
 # (function, keyword) accepted and unread on purpose: it changes no value.
@@ -66,6 +67,10 @@ FORWARDS = {
     "numpy.clip": "min=/max= read, dtype= honoured, the other ufunc keywords refused",
     **{f"numpy.{f}": "always refused (InPlaceError): it writes into its argument"
        for f in ("put", "place", "putmask", "fill_diagonal", "put_along_axis")},
+    **{f"scipy.stats.{d}.{m}": "parsed by the distribution's own SciPy parser (_parse_args): "
+       "its shape parameters by position or name, loc=, scale= (continuous); any other "
+       "keyword is SciPy's TypeError"
+       for d, m in STATS_RULES if d not in ("multivariate_normal", "dirichlet")},
 }  # plus the zero-derivative functions of catalogue/nondiff.py, which pass all to NumPy
 # A ufunc handler is called by __array_ufunc__ with the inputs only, after that method has
 # refused out=, applied dtype= and refused the other keywords.

@@ -12,6 +12,7 @@ from . import (
     nondiff,
     reductions,
     scipy_functions,
+    scipy_stats,
     selection,
     shape,
     special,
@@ -22,5 +23,5 @@ install_view_handlers()
 
 __all__ = [
     "complex", "contraction", "elementwise", "fft", "indexing", "linalg", "nondiff",
-    "reductions", "scipy_functions", "selection", "shape", "special",
+    "reductions", "scipy_functions", "scipy_stats", "selection", "shape", "special",
 ]

@@ -1,6 +1,6 @@
 """SciPy functions that are not ufuncs: scipy.special.logsumexp, softmax, log_softmax,
 polygamma, softplus; scipy.linalg.solve_triangular, cho_factor, cho_solve, lu_factor,
-lu_solve, expm, sqrtm; scipy.stats norm, t, gamma, beta, poisson, multivariate_normal.
+lu_solve, expm, sqrtm (scipy.stats: see scipy_stats.py, which uses ``dispatch`` too).
 
 SciPy converts the arguments of these with ``np.asarray``, which NumPy's override
 protocols cannot intercept. So at import dualrev replaces each of them in its SciPy
@@ -13,7 +13,6 @@ original; the error raised then says so.)
 from __future__ import annotations
 
 import functools
-import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,6 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 import scipy.special as sc
-import scipy.stats as st
 
 from ..batching import batch_traces, on_plain_values, rebatch, stacked_rule, without_derivatives
 from ..custom import transpose_jvp
@@ -33,14 +31,12 @@ from ..primitive import (
     as_array,
     bind,
     concrete,
-    dtype_of,
     is_complex,
     ndim_of,
     shape_of,
 )
 from ..tree import tree_flatten
 from .contraction import matrix_transpose as _T
-from .elementwise import astype
 from .indexing import getitem
 from .special import polygamma_p
 
@@ -389,100 +385,3 @@ def sqrtm(A: Any, disp: Any = True, blocksize: Any = None) -> Any:
 
 
 dispatch(sla, "sqrtm", sqrtm)
-
-
-# ------------------------------------------------------------------ scipy.stats
-_LOG_2PI = np.log(2 * np.pi)
-
-
-def _standardise(x: Any, loc: Any, scale: Any) -> Any:
-    # scipy.stats promotes the point to at least float64 first (float32 points give
-    # float64 results, computed in float64)
-    if dtype_of(x) in (np.float32, np.float16):
-        x = astype(x, np.float64)
-    return (x - loc) / scale
-
-
-def norm_logpdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    z = _standardise(x, loc, scale)
-    return -0.5 * z * z - 0.5 * _LOG_2PI - np.log(scale)
-
-
-def norm_pdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    return np.exp(norm_logpdf(x, loc, scale))
-
-
-def norm_cdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    return sc.ndtr(_standardise(x, loc, scale))
-
-
-def norm_logcdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    return sc.log_ndtr(_standardise(x, loc, scale))
-
-
-def t_logpdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    z = _standardise(x, loc, scale)
-    return (sc.gammaln((df + 1) / 2) - sc.gammaln(df / 2) - 0.5 * np.log(df * np.pi)
-            - (df + 1) / 2 * np.log1p(z * z / df) - np.log(scale))
-
-
-def gamma_logpdf(x: Any, a: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    z = _standardise(x, loc, scale)
-    return sc.xlogy(a - 1, z) - z - sc.gammaln(a) - np.log(scale)
-
-
-def beta_logpdf(x: Any, a: Any, b: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    z = _standardise(x, loc, scale)
-    return (sc.xlogy(a - 1, z) + sc.xlog1py(b - 1, -z) - sc.betaln(a, b) - np.log(scale))
-
-
-def poisson_logpmf(k: Any, mu: Any, loc: Any = 0) -> Any:
-    if isinstance(k, Tracer):
-        raise NoDerivativeRule("scipy.stats.poisson.logpmf", "The counts k are discrete: "
-                               "only mu can be differentiated.")
-    k = k - loc
-    return sc.xlogy(k, mu) - mu - sc.gammaln(k + 1)
-
-
-def mvn_logpdf(x: Any, mean: Any = None, cov: Any = 1, allow_singular: bool = False) -> Any:
-    """scipy.stats.multivariate_normal.logpdf, reading its arguments as SciPy does."""
-    # The dimension comes from mean, else from cov (a scalar cov: 1-D), never from x; a
-    # 1-D x then holds one point, or many points when the dimension is 1.
-    if mean is not None:
-        d = math.prod(shape_of(mean))
-        mean = np.reshape(mean, (d,))
-    else:
-        d = shape_of(cov)[0] if ndim_of(cov) else 1
-    xs = shape_of(x)
-    if len(xs) == 0 or (len(xs) == 1 and d == 1):
-        x = np.reshape(x, xs + (1,) if d == 1 else (1,))
-    diff = x if mean is None else x - mean
-    if ndim_of(cov) == 0:
-        cov = cov * np.eye(d)
-    elif ndim_of(cov) == 1:
-        cov = cov[..., None] * np.eye(d)
-    try:
-        L = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        if allow_singular:
-            raise NoDerivativeRule(
-                "scipy.stats.multivariate_normal.logpdf", "With allow_singular=True only a "
-                "positive definite cov is supported (this one is singular: SciPy would use "
-                "its pseudo-determinant).") from None
-        raise
-    z = _T(np.linalg.solve(L, _T(np.reshape(diff, (-1, d)))))
-    logdet = 2 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
-    out = -0.5 * (np.sum(z * z, axis=-1) + d * _LOG_2PI + logdet)
-    # SciPy squeezes every unit axis out of its result
-    return np.reshape(out, tuple(n for n in shape_of(diff)[:-1] if n != 1))
-
-
-dispatch(st.norm, "logpdf", norm_logpdf)
-dispatch(st.norm, "pdf", norm_pdf)
-dispatch(st.norm, "cdf", norm_cdf)
-dispatch(st.norm, "logcdf", norm_logcdf)
-dispatch(st.t, "logpdf", t_logpdf)
-dispatch(st.gamma, "logpdf", gamma_logpdf)
-dispatch(st.beta, "logpdf", beta_logpdf)
-dispatch(st.poisson, "logpmf", poisson_logpmf)
-dispatch(st.multivariate_normal, "logpdf", mvn_logpdf)

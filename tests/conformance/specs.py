@@ -19,6 +19,7 @@ import scipy.special as sp
 import scipy.stats as st
 
 import dualrev  # noqa: F401  (installs the SciPy dispatchers)
+from dualrev.catalogue.scipy_stats import RULES as STATS_RULES
 from dualrev.errors import DualrevError, InPlaceError, NoDerivativeRule
 
 from .cases import A, Case, F, Ints
@@ -828,37 +829,96 @@ add("sla.expm", sla.expm, (A((1, 1)),), shape="1x1")
 add("sla.sqrtm", sla.sqrtm, (A((3, 3), "sqrtm"),), shape="mat", dtypes=ALL)
 
 # ====================================================================== scipy.stats
-for nm, f in (("st.norm.logpdf", st.norm.logpdf), ("st.norm.pdf", st.norm.pdf),
-              ("st.norm.cdf", st.norm.cdf), ("st.norm.logcdf", st.norm.logcdf)):
-    variants(nm, f, {"vec": (A((3,)),), "0d": (A(()),)}, dtypes=REAL)
-    add(nm, f, (A((3,)), A((3,)), A((3,), "pos")), shape="vec", label="loc,scale")
-    add(nm, f, (A((3,)),), {"loc": A(()), "scale": A((), "pos")}, shape="vec")
-add("st.t.logpdf", st.t.logpdf, (A((3,)), A((), "gt1")), shape="vec", dtypes=REAL)
-add("st.t.logpdf", st.t.logpdf, (A((3,)), A((), "gt1"), A(()), A((), "pos")), shape="vec",
-    label="loc,scale")
-add("st.gamma.logpdf", st.gamma.logpdf, (A((3,), "pos"), A((), "gt1")), shape="vec",
-    dtypes=REAL)
-add("st.gamma.logpdf", st.gamma.logpdf, (A((3,), "gt1"), A((), "gt1")),
-    {"loc": A((), "unit"), "scale": A((), "pos")}, shape="vec")
-add("st.beta.logpdf", st.beta.logpdf, (A((3,), "prob"), A((), "gt1"), A((), "gt1")),
-    shape="vec", dtypes=REAL)
-add("st.beta.logpdf", st.beta.logpdf, (A((3,), "prob"), A((), "gt1"), A((), "gt1")),
-    {"loc": -0.5, "scale": 2.0}, shape="vec")
-add("st.poisson.logpmf", st.poisson.logpmf, (Ints((3,), 0, 5), A((), "pos")), shape="vec")
-add("st.poisson.logpmf", st.poisson.logpmf, (Ints((3,), 0, 5), A((), "pos")), {"loc": 1},
-    shape="vec")
-add("st.poisson.logpmf", st.poisson.logpmf, (A((3,), "pos"), A((), "pos")), shape="vec",
-    label="k traced", kind="raises", raises=DualrevError)
-MVN = st.multivariate_normal.logpdf
-add("st.multivariate_normal.logpdf", MVN, (A((3,)), A((3,)), A((3, 3), "spd")), shape="vec")
-add("st.multivariate_normal.logpdf", MVN, (A((2, 3)), A((3,)), A((3, 3), "spd")), shape="mat")
-add("st.multivariate_normal.logpdf", MVN, (A((3,)),), shape="vec", label="defaults")
-add("st.multivariate_normal.logpdf", MVN, (A((3,)),), {"mean": A((3,)), "cov": 2.0},
-    shape="vec")
-add("st.multivariate_normal.logpdf", MVN, (A(()),), {"mean": A(()), "cov": A((), "pos")},
-    shape="0d")
-add("st.multivariate_normal.logpdf", MVN, (A((3,)), A((3,)), A((3, 3), "spd")),
-    {"allow_singular": True}, shape="vec")
+# Each distribution: the point's domain, its shape parameters' domains, and whether its
+# cdf/sf refuse those shapes' derivatives (incomplete gamma/beta in the shape parameter).
+# The keyword case puts x in gt1 and loc in prob, so that z = (x - loc) / scale stays
+# positive and away from laplace's kink.
+STATS_CONT = {
+    "norm": ("real", (), False), "expon": ("pos", (), False),
+    "gamma": ("pos", (("a", "gt1"),), True),
+    "beta": ("prob", (("a", "gt1"), ("b", "gt1")), True),
+    "t": ("real", (("df", "gt1"),), True), "chi2": ("pos", (("df", "gt1"),), True),
+    "lognorm": ("pos", (("s", "pos"),), False), "laplace": ("real", (), False),
+    "cauchy": ("real", (), False),
+}
+
+
+def _frozen(dist: Any, method: str) -> Callable[..., Any]:
+    """``dist(*params, **kw).method(x)``: the frozen distribution's method."""
+    def call(x: Any, *params: Any, **kw: Any) -> Any:
+        return getattr(dist(*params, **kw), method)(x)
+    return call
+
+
+for dname, (xdom, shapes, refuses) in STATS_CONT.items():
+    dist = getattr(st, dname)
+    for m in ("pdf", "logpdf", "cdf", "logcdf", "sf", "logsf"):
+        f, nm = getattr(dist, m), f"st.{dname}.{m}"
+        plain = refuses and m not in ("pdf", "logpdf")  # shapes constant: refused below
+        sh = tuple(2.5 if plain else A((), d) for _, d in shapes)
+        add(nm, f, (A((3,), xdom), *sh), shape="vec", dtypes=REAL)
+        add(nm, f, (A((), xdom), *sh), shape="0d")
+        if dname == "beta":  # z = (x - loc) / scale inside (0, 1)
+            kw = {"loc": A((), "prob"), "scale": 4.0}
+            add(nm, f, (A((3,), "prob"), *sh, 0.0, A((), "gt1")), shape="vec",
+                label="loc,scale")
+        else:
+            kw = {"loc": A((), "prob"), "scale": A((), "pos")}
+        xk = "gt1"
+        named = {p: v for (p, _), v in zip(shapes, sh, strict=True)}
+        add(nm, f, (A((3,), xk),), {**named, **kw}, shape="vec")
+        add(nm, f, (A((2, 3), xk), *sh), {"loc": A((3,), "prob")} | (
+            {"scale": 4.0} if dname == "beta" else {}), shape="mat", label="bcast")
+        add(nm, f, (A((3,), xk), *sh), kw, shape="vec", fn=_frozen(dist, m), label="frozen")
+        if plain:
+            for p, d in shapes:
+                add(nm, f, (A((3,), xdom),), {**named, p: A((), d)}, shape="vec",
+                    label=f"{p} traced", kind="raises", raises=NoDerivativeRule)
+
+# Discrete: the counts k are plain integers (a traced k, or binom's n, is refused)
+STATS_DISC = {"poisson": ((A((), "pos"),), ("mu",)), "binom": ((6, A((), "prob")), ("n", "p"))}
+for dname, (params, names) in STATS_DISC.items():
+    dist = getattr(st, dname)
+    for m in ("pmf", "logpmf", "cdf", "logcdf", "sf", "logsf"):
+        f, nm = getattr(dist, m), f"st.{dname}.{m}"
+        add(nm, f, (Ints((3,), 0, 5), *params), shape="vec")
+        add(nm, f, (Ints((3,), 1, 6), *params), {"loc": 1}, shape="vec")
+        add(nm, f, (Ints((2, 3), 0, 5),), dict(zip(names, params, strict=True)), shape="mat")
+        add(nm, f, (Ints((3,), 0, 5), *params), shape="vec", fn=_frozen(dist, m),
+            label="frozen")
+        add(nm, f, (A((3,), "pos"), *params), shape="vec", label="k traced", kind="raises",
+            raises=NoDerivativeRule)
+        add(nm, f, (Ints((3,), 0, 5), *params), {"loc": A(())}, shape="vec",
+            label="loc traced", kind="raises", raises=NoDerivativeRule)
+    for m in ("logpmf", "cdf"):
+        add(f"st.binom.{m}", getattr(st.binom, m), (Ints((3,), 0, 5), A((), "gt1"), 0.3),
+            shape="vec", label="n traced", kind="raises", raises=NoDerivativeRule)
+
+for m in ("logpdf", "pdf"):
+    MVN = getattr(st.multivariate_normal, m)
+    nm = f"st.multivariate_normal.{m}"
+    add(nm, MVN, (A((3,)), A((3,)), A((3, 3), "spd")), shape="vec")
+    add(nm, MVN, (A((2, 3)), A((3,)), A((3, 3), "spd")), shape="mat")
+    add(nm, MVN, (A((3,)),), shape="vec", label="defaults")
+    add(nm, MVN, (A((3,)),), {"mean": A((3,)), "cov": 2.0}, shape="vec")
+    add(nm, MVN, (A(()),), {"mean": A(()), "cov": A((), "pos")}, shape="0d")
+    add(nm, MVN, (A((3,)), A((3,)), A((3, 3), "spd")), {"allow_singular": True}, shape="vec")
+    add(nm, MVN, (A((3,)), A((3,)), A((3, 3), "spd")), shape="vec", label="frozen",
+        fn=lambda x, mean, cov, m=m: getattr(st.multivariate_normal(mean, cov), m)(x))
+    add(nm, MVN, (A((2, 3)),), shape="mat", label="frozen plain",
+        fn=lambda x, m=m: getattr(st.multivariate_normal(np.ones(3), 2 * np.eye(3)), m)(x))
+
+    DIR = getattr(st.dirichlet, m)
+    nm = f"st.dirichlet.{m}"
+    # x/3 of two entries in prob: the first K - 1 quantiles, inside the simplex
+    add(nm, DIR, (A((2,), "prob"), A((3,), "gt1")), shape="vec", label="K-1",
+        fn=lambda x, a, m=m: getattr(st.dirichlet, m)(x / 3, a))
+    add(nm, DIR, (A((3,), "prob"), A((3,), "gt1")), shape="vec", label="K",
+        fn=lambda x, a, m=m: getattr(st.dirichlet, m)(x / np.sum(x), a))
+    add(nm, DIR, (A((2, 4), "prob"), A((3,), "gt1")), shape="mat", label="K-1 points",
+        fn=lambda x, a, m=m: getattr(st.dirichlet, m)(x / 3, a))
+    add(nm, DIR, (A((2,), "prob"), A((3,), "gt1")), shape="vec", label="frozen",
+        fn=lambda x, a, m=m: getattr(st.dirichlet(a), m)(x / 3))
 
 
 #: which registry key each dispatcher of dualrev.catalogue.scipy_functions stands for
@@ -868,11 +928,7 @@ SCIPY_NAMES: dict[Any, str] = {
     sla.solve_triangular: "sla.solve_triangular", sla.cho_factor: "sla.cho_factor",
     sla.cho_solve: "sla.cho_solve", sla.lu_factor: "sla.lu_factor",
     sla.lu_solve: "sla.lu_solve", sla.expm: "sla.expm", sla.sqrtm: "sla.sqrtm",
-    st.norm.logpdf: "st.norm.logpdf", st.norm.pdf: "st.norm.pdf",
-    st.norm.cdf: "st.norm.cdf", st.norm.logcdf: "st.norm.logcdf",
-    st.t.logpdf: "st.t.logpdf", st.gamma.logpdf: "st.gamma.logpdf",
-    st.beta.logpdf: "st.beta.logpdf", st.poisson.logpmf: "st.poisson.logpmf",
-    MVN: "st.multivariate_normal.logpdf",
+    **{getattr(getattr(st, d), m): f"st.{d}.{m}" for d, m in STATS_RULES},
 }
 
 #: keywords of a handler's signature that no case exercises, with the reason

@@ -1,0 +1,570 @@
+"""scipy.stats distributions on traced values: norm, expon, gamma, beta, t, chi2, lognorm,
+laplace, cauchy (pdf, logpdf, cdf, logcdf, sf, logsf), poisson, binom (pmf, logpmf, cdf,
+logcdf, sf, logsf), multivariate_normal and dirichlet (pdf, logpdf); unfrozen
+(``st.gamma.logpdf(x, a, loc=, scale=)``) and frozen (``st.gamma(a, scale=s).logpdf(x)``).
+
+SciPy converts the arguments of these methods with ``np.asarray``. Each method of each
+supported distribution is a dispatcher on the distribution's instance (the entry the
+registries list, like the other SciPy dispatchers); the same rule is also reached
+through dispatchers on ``rv_continuous``/``rv_discrete`` themselves, because a frozen
+distribution evaluates a *new* instance of the distribution's class, where instance
+attributes do not exist. Those class-level dispatchers also refuse, by name, a traced
+call of any other distribution or method.
+
+The rules follow SciPy's generic methods: the standardised point ``z = (x - loc) /
+scale``, SciPy's parameter checks (nan for invalid parameters), its support (logpdf
+-inf outside, cdf 0 or 1), and the distribution's formula written with differentiable
+NumPy / scipy.special calls, so higher derivatives come from nesting. Where SciPy's
+cdf/sf is a special function dualrev has no rule for (incomplete beta, Student t,
+chi-squared, binomial and Poisson sums), a primitive here runs SciPy's own value and
+gives the derivative in the point (the density) and in the continuous parameters; the
+derivative of an incomplete gamma/beta function in its shape parameters is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.special as sc
+import scipy.stats as st
+import scipy.stats._distn_infrastructure as _infra
+import scipy.stats._multivariate as _mv
+
+from ..batching import on_plain_values, without_derivatives
+from ..errors import NoDerivativeRule, TracerConversionError
+from ..primitive import Tracer, dtype_of, ndim_of, shape_of
+from .contraction import matrix_transpose as _T
+from .elementwise import astype, elementwise
+from .scipy_functions import _traced, dispatch
+
+_LOG_2PI = np.log(2 * np.pi)
+_LOG_PI = np.log(np.pi)
+
+#: (distribution name, method) -> the rule, called as SciPy's method is
+RULES: dict[tuple[str, str], Callable[..., Any]] = {}
+#: class-level methods dualrev replaced -> SciPy's originals (not registry entries: the
+#: instance-level dispatchers in scipy_functions.ORIGINALS are)
+CLASS_ORIGINALS: dict[tuple[type, str], Callable[..., Any]] = {}
+
+CONTINUOUS_METHODS = ("pdf", "logpdf", "cdf", "logcdf", "sf", "logsf")
+DISCRETE_METHODS = ("pmf", "logpmf", "cdf", "logcdf", "sf", "logsf")
+MULTIVARIATE_METHODS = ("pdf", "logpdf")
+
+
+def _carries_derivative(v: Any) -> bool:
+    """Whether ``v`` is differentiated (not only batched by vmap)."""
+    return isinstance(v, Tracer) and without_derivatives(v) is not v
+
+
+def _refused(name: str, why: str) -> Callable[..., Any]:
+    """A partial derivative dualrev does not give: raises when it is needed."""
+
+    def partial(ans: Any, *args: Any) -> Any:
+        raise NoDerivativeRule(name, why)
+
+    return partial
+
+
+_SHAPE_WHY = ("Its derivative in a shape parameter needs the derivative of an incomplete "
+              "gamma/beta function (or Student t / chi-squared distribution function) in "
+              "its shape parameter, which dualrev does not have; the point, loc and scale "
+              "can be differentiated.")
+_COUNT_WHY = ("It is a discrete (integer) argument: only the continuous parameters can be "
+              "differentiated.")
+
+
+def _value_primitive(dist: str, method: str, impl: Callable[..., Any],
+                     partials: dict[int, Callable[..., Any]], params: tuple[str, ...]) -> Any:
+    """An elementwise primitive computing SciPy's own value ``impl`` with the partials
+    given by argument position; any other argument's partial is refused by name."""
+    full = [partials.get(i) or _refused(f"scipy.stats.{dist}.{method} w.r.t. {p}",
+                                        _COUNT_WHY if p in ("k", "n") else _SHAPE_WHY)
+            for i, p in enumerate(params)]
+    return elementwise(impl, *full, name=f"scipy.stats.{dist}.{method}")
+
+
+# ------------------------------------------------------------------ continuous
+@dataclass
+class _Continuous:
+    """A continuous distribution in standardised coordinates (loc 0, scale 1)."""
+
+    name: str
+    support: tuple[float, float]
+    inside: float  # a point inside the support, where masked-out entries are evaluated
+    logpdf: Callable[..., Any]
+    cdf: Callable[..., Any]
+    sf: Callable[..., Any]
+    logcdf: Callable[..., Any] | None = None
+    logsf: Callable[..., Any] | None = None
+    argcheck: Callable[..., Any] | None = None  # SciPy's default: every shape > 0
+    open_density: bool = False  # the density is 0 at the support's ends too (lognorm)
+
+    def valid(self, shapes: tuple[Any, ...]) -> Any:
+        if self.argcheck is not None:
+            return self.argcheck(*shapes)
+        out: Any = True
+        for s in shapes:
+            out = np.logical_and(out, np.greater(s, 0))
+        return out
+
+
+def _continuous(d: _Continuous, method: str, x: Any, shapes: tuple[Any, ...], loc: Any,
+                scale: Any) -> Any:
+    # scipy.stats computes in at least float64 (a float32 point gives a float64 result)
+    if dtype_of(x) in (np.float32, np.float16):
+        x = astype(x, np.float64)
+    z = (x - loc) / scale
+    good = np.logical_and(d.valid(shapes), np.greater(scale, 0))
+    a, b = d.support
+    if method in ("pdf", "logpdf") and not d.open_density:
+        inside = np.logical_and(np.greater_equal(z, a), np.less_equal(z, b))
+    else:  # SciPy's open support: the ends are 0 or 1 exactly
+        inside = np.logical_and(np.greater(z, a), np.less(z, b))
+    ok = np.logical_and(good, inside)
+    # Masked-out entries are evaluated at a safe point, so that no inf or nan of the
+    # formula there reaches a derivative (0 * inf) through np.where.
+    zs = np.where(ok, z, d.inside)
+    ss = tuple(np.where(good, s, 1.0) for s in shapes)
+    if method == "logpdf":
+        out = np.where(ok, d.logpdf(zs, *ss) - np.log(np.where(good, scale, 1.0)), -np.inf)
+    elif method == "pdf":
+        out = np.where(ok, np.exp(d.logpdf(zs, *ss)) / np.where(good, scale, 1.0), 0.0)
+    elif method == "cdf":
+        out = np.where(ok, d.cdf(zs, *ss), np.where(np.greater_equal(z, b), 1.0, 0.0))
+    elif method == "logcdf":
+        f = d.logcdf or (lambda *v: np.log(d.cdf(*v)))
+        out = np.where(ok, f(zs, *ss), np.where(np.greater_equal(z, b), 0.0, -np.inf))
+    elif method == "sf":
+        out = np.where(ok, d.sf(zs, *ss), np.where(np.less_equal(z, a), 1.0, 0.0))
+    else:  # logsf
+        f = d.logsf or (lambda *v: np.log(d.sf(*v)))
+        out = np.where(ok, f(zs, *ss), np.where(np.less_equal(z, a), 0.0, -np.inf))
+    return np.where(np.logical_and(good, ~np.isnan(z)), out, np.nan)
+
+
+def _norm_logpdf(z: Any) -> Any:
+    return -0.5 * z * z - 0.5 * _LOG_2PI
+
+
+def _gamma_logpdf(z: Any, a: Any) -> Any:
+    return sc.xlogy(a - 1.0, z) - z - sc.gammaln(a)
+
+
+def _beta_logpdf(z: Any, a: Any, b: Any) -> Any:
+    return sc.xlog1py(b - 1.0, -z) + sc.xlogy(a - 1.0, z) - sc.betaln(a, b)
+
+
+def _t_logpdf(z: Any, df: Any) -> Any:
+    return (sc.gammaln((df + 1) / 2) - sc.gammaln(df / 2) - 0.5 * (np.log(df) + _LOG_PI)
+            - (df + 1) / 2 * np.log1p(z * z / df))
+
+
+def _chi2_logpdf(z: Any, df: Any) -> Any:
+    return sc.xlogy(df / 2.0 - 1, z) - z / 2.0 - sc.gammaln(df / 2.0) - np.log(2) * df / 2.0
+
+
+def _lognorm_logpdf(z: Any, s: Any) -> Any:
+    lz = np.log(z)
+    return -lz * lz / (2 * s * s) - np.log(s * z * np.sqrt(2 * np.pi))
+
+
+def _cauchy_logpdf(z: Any) -> Any:
+    return -_LOG_PI - np.log1p(z * z)
+
+
+def _laplace_cdf(z: Any) -> Any:
+    # SciPy's branches, each evaluated where it is taken (exp overflows in the other)
+    pos = np.greater(z, 0)
+    return np.where(pos, 1.0 - 0.5 * np.exp(-np.where(pos, z, 0.0)),
+                    0.5 * np.exp(np.where(pos, 0.0, z)))
+
+
+def _dz(logpdf: Callable[..., Any], sign: float = 1.0) -> Callable[..., Any]:
+    """The partial in the point of a cdf (``sign`` 1) or sf (-1): the density."""
+    return lambda ans, z, *s: sign * np.exp(logpdf(z, *s))
+
+
+def _shape_cdfs(dist: str, logpdf: Callable[..., Any], cdf: Callable[..., Any],
+                sf: Callable[..., Any], params: tuple[str, ...]) -> dict[str, Any]:
+    """cdf/sf (and their logs) as primitives of SciPy's value, with the point's partial
+    (the density); each method refuses the shape parameters' by its own name."""
+    out = {}
+    for method, impl, sign in (("cdf", cdf, 1.0), ("logcdf", cdf, 1.0), ("sf", sf, -1.0),
+                               ("logsf", sf, -1.0)):
+        prim = _value_primitive(dist, method, impl, {0: _dz(logpdf, sign)}, ("x", *params))
+        out[method] = prim if not method.startswith("log") else (
+            lambda p: lambda *v: np.log(p(*v)))(prim)
+    return out
+
+
+_gamma = _shape_cdfs("gamma", _gamma_logpdf, lambda z, a: sc.gammainc(a, z),
+                     lambda z, a: sc.gammaincc(a, z), ("a",))
+_beta = _shape_cdfs("beta", _beta_logpdf, lambda z, a, b: sc.betainc(a, b, z),
+                    lambda z, a, b: sc.betaincc(a, b, z), ("a", "b"))
+_t = _shape_cdfs("t", _t_logpdf, lambda z, df: sc.stdtr(df, z),
+                 lambda z, df: sc.stdtr(df, -z), ("df",))
+_chi2 = _shape_cdfs("chi2", _chi2_logpdf, lambda z, df: sc.chdtr(df, z),
+                    lambda z, df: sc.chdtrc(df, z), ("df",))
+
+CONTINUOUS = {d.name: d for d in (
+    _Continuous("norm", (-np.inf, np.inf), 0.0, _norm_logpdf, sc.ndtr,
+                lambda z: sc.ndtr(-z), sc.log_ndtr, lambda z: sc.log_ndtr(-z)),
+    _Continuous("expon", (0.0, np.inf), 1.0, lambda z: -z, lambda z: -np.expm1(-z),
+                lambda z: np.exp(-z), logsf=lambda z: -z),
+    _Continuous("gamma", (0.0, np.inf), 1.0, _gamma_logpdf, _gamma["cdf"], _gamma["sf"],
+                _gamma["logcdf"], _gamma["logsf"]),
+    _Continuous("beta", (0.0, 1.0), 0.5, _beta_logpdf, _beta["cdf"], _beta["sf"],
+                _beta["logcdf"], _beta["logsf"]),
+    _Continuous("t", (-np.inf, np.inf), 0.0, _t_logpdf, _t["cdf"], _t["sf"], _t["logcdf"],
+                _t["logsf"]),
+    _Continuous("chi2", (0.0, np.inf), 1.0, _chi2_logpdf, _chi2["cdf"], _chi2["sf"],
+                _chi2["logcdf"], _chi2["logsf"]),
+    _Continuous("lognorm", (0.0, np.inf), 1.0, _lognorm_logpdf,
+                lambda z, s: sc.ndtr(np.log(z) / s), lambda z, s: sc.ndtr(-np.log(z) / s),
+                lambda z, s: sc.log_ndtr(np.log(z) / s),
+                lambda z, s: sc.log_ndtr(-np.log(z) / s), open_density=True),
+    _Continuous("laplace", (-np.inf, np.inf), 0.0, lambda z: -np.abs(z) - np.log(2.0),
+                _laplace_cdf, lambda z: _laplace_cdf(-z)),
+    _Continuous("cauchy", (-np.inf, np.inf), 0.0, _cauchy_logpdf,
+                lambda z: np.arctan2(1.0, -z) / np.pi, lambda z: np.arctan2(1.0, z) / np.pi),
+)}
+
+
+# ------------------------------------------------------------------ discrete
+@dataclass
+class _Discrete:
+    """A discrete distribution on the integers (loc 0)."""
+
+    name: str
+    upper: Callable[..., Any]  # the support's upper end from the shapes (lower: 0)
+    argcheck: Callable[..., Any]
+    logpmf: Callable[..., Any]
+    cdf: dict[str, Any]  # method -> SciPy's cdf or sf of floor(k), as a primitive
+    counts: tuple[int, ...] = field(default=())  # shape positions that are integers
+    shape_names: tuple[str, ...] = field(default=())
+
+
+def _pois_logpmf(k: Any, mu: Any) -> Any:
+    return sc.xlogy(k, mu) - sc.gammaln(k + 1) - mu
+
+
+def _binom_logpmf(k: Any, n: Any, p: Any) -> Any:
+    combiln = sc.gammaln(n + 1) - (sc.gammaln(k + 1) + sc.gammaln(n - k + 1))
+    return combiln + sc.xlogy(k, p) + sc.xlog1py(n - k, -p)
+
+
+def _binom_dp(k: Any, n: Any, p: Any) -> Any:
+    # d/dp of the binomial cdf at k < n: -p^k (1-p)^(n-k-1) / B(n-k, k+1)
+    return -np.exp(sc.xlogy(k, p) + sc.xlog1py(n - k - 1, -p) - sc.betaln(n - k, k + 1))
+
+
+def _signed(f: Callable[..., Any], sign: float) -> Callable[..., Any]:
+    """``sign * f``, as a partial (which also gets the primal's value first)."""
+    return lambda ans, *v: sign * f(*v)
+
+
+def _discrete_prims(dist: str, cdf: Callable[..., Any], sf: Callable[..., Any],
+                    partials: dict[int, Callable[..., Any]], params: tuple[str, ...]) -> Any:
+    out = {}
+    for method, impl, sign in (("cdf", cdf, 1.0), ("logcdf", cdf, 1.0), ("sf", sf, -1.0),
+                               ("logsf", sf, -1.0)):
+        ps = {i: _signed(f, sign) for i, f in partials.items()}
+        out[method] = _value_primitive(dist, method, impl, ps, ("k", *params))
+    return out
+
+
+_poisson = _discrete_prims(
+    "poisson", lambda k, mu: sc.pdtr(k, mu), lambda k, mu: sc.pdtrc(k, mu),
+    {1: lambda k, mu: -np.exp(_pois_logpmf(k, mu))}, ("mu",))
+_binom = _discrete_prims(
+    "binom", lambda k, n, p: type(st.binom)._cdf(st.binom, k, n, p),  # SciPy's own value
+    lambda k, n, p: type(st.binom)._sf(st.binom, k, n, p), {2: _binom_dp}, ("n", "p"))
+
+DISCRETE = {d.name: d for d in (
+    _Discrete("poisson", lambda mu: np.inf, lambda mu: np.greater_equal(mu, 0),
+              _pois_logpmf, _poisson, shape_names=("mu",)),
+    _Discrete("binom", lambda n, p: n,
+              lambda n, p: np.logical_and(
+                  np.logical_and(np.greater_equal(n, 0), np.equal(np.floor(n), n)),
+                  np.logical_and(np.greater_equal(p, 0), np.less_equal(p, 1))),
+              _binom_logpmf, _binom, counts=(0,), shape_names=("n", "p")),
+)}
+
+
+def _discrete(d: _Discrete, method: str, k: Any, shapes: tuple[Any, ...], loc: Any) -> Any:
+    if _carries_derivative(k):
+        raise NoDerivativeRule(f"scipy.stats.{d.name}.{method} w.r.t. k", _COUNT_WHY)
+    if _carries_derivative(loc):
+        raise NoDerivativeRule(f"scipy.stats.{d.name}.{method} w.r.t. loc",
+                               "A discrete distribution's loc shifts its integer support.")
+    for i in d.counts:
+        if _carries_derivative(shapes[i]):
+            raise NoDerivativeRule(f"scipy.stats.{d.name}.{method} w.r.t. "
+                                   f"{d.shape_names[i]}", _COUNT_WHY)
+    k = k - loc
+    good = d.argcheck(*shapes)
+    upper = d.upper(*shapes)
+    # masked-out entries: a safe parameter (inside every supported one's domain: 0.5)
+    ss = tuple(np.where(good, s, 1.0 if i in d.counts else 0.5) for i, s in enumerate(shapes))
+    if method in ("pmf", "logpmf"):
+        ok = np.logical_and(np.logical_and(np.greater_equal(k, 0), np.less_equal(k, upper)),
+                            np.equal(np.floor(k), k))
+        ok = np.logical_and(ok, good)
+        ks = np.where(ok, k, 0.0)
+        core = d.logpmf(ks, *ss)
+        out = np.where(ok, core if method == "logpmf" else np.exp(core),
+                       -np.inf if method == "logpmf" else 0.0)
+    else:
+        ok = np.logical_and(np.logical_and(np.greater_equal(k, 0), np.less(k, upper)), good)
+        ks = np.where(ok, np.floor(k), 0.0)
+        core = d.cdf[method](ks, *ss)
+        if method.startswith("log"):
+            core = np.log(core)
+        if method in ("cdf", "logcdf"):
+            edge = np.greater_equal(k, upper)
+        else:
+            edge = np.less(k, 0)
+        one, zero = (0.0, -np.inf) if method.startswith("log") else (1.0, 0.0)
+        out = np.where(ok, core, np.where(edge, one, zero))
+    out = np.where(np.logical_and(good, ~np.isnan(k)), out, np.nan)
+    if method == "logcdf":  # SciPy writes logcdf's 0 above the support after its nan
+        out = np.where(np.greater_equal(k, upper), 0.0, out)
+    return out
+
+
+# ------------------------------------------------------------------ rules
+def _continuous_rule(name: str, method: str) -> Callable[..., Any]:
+    d = CONTINUOUS[name]
+    dist = getattr(st, name)
+
+    def rule(x: Any, *args: Any, **kwds: Any) -> Any:
+        # SciPy's own parser of this distribution: its shapes by position or name,
+        # loc= and scale=; anything else is SciPy's TypeError
+        shapes, loc, scale = dist._parse_args(*args, **kwds)
+        return _continuous(d, method, x, shapes, loc, scale)
+
+    rule.__name__ = f"{name}.{method}"
+    rule.__doc__ = f"scipy.stats.{name}.{method} on traced values."
+    return rule
+
+
+def _discrete_rule(name: str, method: str) -> Callable[..., Any]:
+    d = DISCRETE[name]
+    dist = getattr(st, name)
+
+    def rule(k: Any, *args: Any, **kwds: Any) -> Any:
+        shapes, loc, _ = dist._parse_args(*args, **kwds)  # SciPy's parser (see above)
+        return _discrete(d, method, k, shapes, loc)
+
+    rule.__name__ = f"{name}.{method}"
+    rule.__doc__ = f"scipy.stats.{name}.{method} on traced values."
+    return rule
+
+
+def mvn_logpdf(x: Any, mean: Any = None, cov: Any = 1, allow_singular: bool = False) -> Any:
+    """scipy.stats.multivariate_normal.logpdf, reading its arguments as SciPy does."""
+    # The dimension comes from mean, else from cov (a scalar cov: 1-D), never from x; a
+    # 1-D x then holds one point, or many points when the dimension is 1.
+    if dtype_of(x) in (np.float32, np.float16):
+        x = astype(x, np.float64)
+    if mean is not None:
+        d = int(np.prod(shape_of(mean)))
+        mean = np.reshape(mean, (d,))
+    else:
+        d = shape_of(cov)[0] if ndim_of(cov) else 1
+    xs = shape_of(x)
+    if len(xs) == 0 or (len(xs) == 1 and d == 1):
+        x = np.reshape(x, xs + (1,) if d == 1 else (1,))
+    diff = x if mean is None else x - mean
+    if ndim_of(cov) == 0:
+        cov = cov * np.eye(d)
+    elif ndim_of(cov) == 1:
+        cov = cov[..., None] * np.eye(d)
+    try:
+        L = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        if allow_singular:
+            raise NoDerivativeRule(
+                "scipy.stats.multivariate_normal.logpdf", "With allow_singular=True only a "
+                "positive definite cov is supported (this one is singular: SciPy would use "
+                "its pseudo-determinant).") from None
+        raise
+    z = _T(np.linalg.solve(L, _T(np.reshape(diff, (-1, d)))))
+    logdet = 2 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+    out = -0.5 * (np.sum(z * z, axis=-1) + d * _LOG_2PI + logdet)
+    # SciPy squeezes every unit axis out of its result
+    return np.reshape(out, tuple(n for n in shape_of(diff)[:-1] if n != 1))
+
+
+def mvn_pdf(x: Any, mean: Any = None, cov: Any = 1, allow_singular: bool = False) -> Any:
+    """scipy.stats.multivariate_normal.pdf: the exponential of its logpdf."""
+    return np.exp(mvn_logpdf(x, mean, cov, allow_singular))
+
+
+def dirichlet_logpdf(x: Any, alpha: Any) -> Any:
+    """scipy.stats.dirichlet.logpdf: quantiles along x's first axis (K or K - 1 of them,
+    the last then 1 - their sum), SciPy's checks (ValueError) on the plain values."""
+    on_plain_values(lambda a_, x_: _mv._dirichlet_check_input(
+        _mv._dirichlet_check_parameters(a_), x_) is None, (alpha, x),
+        name="scipy.stats.dirichlet's checks")
+    if dtype_of(x) in (np.float32, np.float16):
+        x = astype(x, np.float64)
+    if shape_of(x)[0] != shape_of(alpha)[0]:
+        x = np.concatenate([x, (1 - np.sum(x, axis=0))[None]], axis=0)
+    lnB = np.sum(sc.gammaln(alpha)) - sc.gammaln(np.sum(alpha))
+    out = -lnB + np.sum(np.transpose(sc.xlogy(alpha - 1, np.transpose(x))), axis=0)
+    return np.squeeze(out)
+
+
+def dirichlet_pdf(x: Any, alpha: Any) -> Any:
+    """scipy.stats.dirichlet.pdf: the exponential of its logpdf."""
+    return np.exp(dirichlet_logpdf(x, alpha))
+
+
+for _name in CONTINUOUS:
+    for _m in CONTINUOUS_METHODS:
+        RULES[(_name, _m)] = _continuous_rule(_name, _m)
+for _name in DISCRETE:
+    for _m in DISCRETE_METHODS:
+        RULES[(_name, _m)] = _discrete_rule(_name, _m)
+RULES[("multivariate_normal", "logpdf")] = mvn_logpdf
+RULES[("multivariate_normal", "pdf")] = mvn_pdf
+RULES[("dirichlet", "logpdf")] = dirichlet_logpdf
+RULES[("dirichlet", "pdf")] = dirichlet_pdf
+
+
+def supported() -> str:
+    """The supported distributions and methods, for error messages and docs."""
+    by: dict[str, list[str]] = {}
+    for (d, m) in RULES:
+        by.setdefault(d, []).append(m)
+    return "; ".join(f"{d} ({', '.join(ms)})" for d, ms in by.items())
+
+
+def _unsupported(name: str, method: str) -> NoDerivativeRule:
+    return NoDerivativeRule(
+        f"scipy.stats.{name}.{method}",
+        f"dualrev differentiates these scipy.stats distributions and methods: {supported()}.")
+
+
+# ------------------------------------------------------------------ installing
+# 1. the registry entries: a dispatcher on each distribution instance (st.norm.logpdf)
+for (_name, _m), _rule in RULES.items():
+    dispatch(getattr(st, _name), _m, _rule)
+
+
+def _patch(cls: type, method: str, traced: Callable[..., Any]) -> None:
+    """Replace ``cls.method`` (where cls or a base class defines it; a method this SciPy
+    lacks is left out): with a traced argument ``traced(self, *args, **kwargs)``."""
+    owner = next((c for c in cls.__mro__ if method in c.__dict__), None)
+    if owner is None or owner is object:
+        return
+    cls = owner
+    original = cls.__dict__[method]
+
+    @functools.wraps(original)
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _traced(args, kwargs):
+            return traced(self, *args, **kwargs)
+        return original(self, *args, **kwargs)
+
+    CLASS_ORIGINALS[(cls, method)] = original
+    setattr(cls, method, patched)
+
+
+def _by_name(method: str) -> Callable[..., Any]:
+    def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(self, "name", type(self).__name__.removesuffix("_gen"))
+        rule = RULES.get((name, method))
+        # a user's distribution named like one of SciPy's has none of its formulas
+        if rule is None or type(getattr(st, name, None)) is not type(self):
+            raise _unsupported(name, method)
+        return rule(*args, **kwargs)
+
+    return traced
+
+
+# 2. every instance of rv_continuous / rv_discrete (the new instance a frozen distribution
+# evaluates, other distributions): the same rules by the distribution's name, or a refusal
+_REFUSED = ("ppf", "isf", "rvs", "stats", "mean", "var", "std", "median", "entropy",
+            "moment", "interval", "expect", "support", "nnlf", "fit")
+for _m in ("pdf", "logpdf", "cdf", "logcdf", "sf", "logsf", *_REFUSED):
+    _patch(_infra.rv_continuous, _m, _by_name(_m))
+for _m in ("pmf", "logpmf", "cdf", "logcdf", "sf", "logsf", "ppf", "isf", "rvs", "expect"):
+    if _m in _infra.rv_discrete.__dict__:  # the others are rv_generic's, patched above
+        _patch(_infra.rv_discrete, _m, _by_name(_m))
+
+
+def _freeze(self: Any, *args: Any, **kwds: Any) -> Any:
+    # SciPy's frozen distribution holds the traced parameters as given and calls the
+    # distribution's methods with them (dispatched above); only a distribution whose
+    # support is computed from its parameters fails here, by converting them
+    try:
+        return CLASS_ORIGINALS[(_infra.rv_generic, "freeze")](self, *args, **kwds)
+    except TracerConversionError:
+        raise _unsupported(self.name, "freeze (with traced parameters)") from None
+
+
+_patch(_infra.rv_generic, "freeze", _freeze)
+
+
+class _Frozen:
+    """A multivariate distribution frozen with traced parameters (SciPy's frozen objects
+    convert their parameters with np.asarray on construction)."""
+
+    def __init__(self, name: str, **params: Any) -> None:
+        self._name, self._params = name, params
+
+    def logpdf(self, x: Any) -> Any:
+        """The log density at ``x``."""
+        return RULES[(self._name, "logpdf")](x, **self._params)
+
+    def pdf(self, x: Any) -> Any:
+        """The density at ``x``."""
+        return RULES[(self._name, "pdf")](x, **self._params)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        raise _unsupported(self._name, attr)
+
+
+def _mvn_freeze(self: Any, mean: Any = None, cov: Any = 1, allow_singular: bool = False,
+                seed: Any = None, **kwds: Any) -> Any:
+    # maxpts/abseps/releps only tune SciPy's cdf, which traced values cannot reach
+    return _Frozen("multivariate_normal", mean=mean, cov=cov, allow_singular=allow_singular)
+
+
+def _mvn_frozen(method: str) -> Callable[..., Any]:
+    def traced(self: Any, x: Any) -> Any:
+        return RULES[("multivariate_normal", method)](
+            x, self.mean, self.cov, self.allow_singular)
+
+    return traced
+
+
+# 3. multivariate distributions: their methods on other instances (a frozen one's), the
+# frozen objects' methods, and freezing with traced parameters
+for _m in MULTIVARIATE_METHODS:
+    _patch(_mv.multivariate_normal_gen, _m,
+           lambda self, *a, _m=_m, **k: RULES[("multivariate_normal", _m)](*a, **k))
+    _patch(_mv.dirichlet_gen, _m, lambda self, *a, _m=_m, **k: RULES[("dirichlet", _m)](*a, **k))
+    _patch(_mv.multivariate_normal_frozen, _m, _mvn_frozen(_m))
+for _m in ("cdf", "logcdf", "rvs", "entropy", "fit"):
+    _patch(_mv.multivariate_normal_gen, _m,
+           lambda self, *a, _m=_m, **k: (_ for _ in ()).throw(
+               _unsupported("multivariate_normal", _m)))
+for _m in ("mean", "var", "cov", "entropy", "rvs"):
+    _patch(_mv.dirichlet_gen, _m, lambda self, *a, _m=_m, **k: (_ for _ in ()).throw(
+        _unsupported("dirichlet", _m)))
+_patch(_mv.multivariate_normal_gen, "__call__", _mvn_freeze)
+_patch(_mv.dirichlet_gen, "__call__",
+       lambda self, alpha, seed=None: _Frozen("dirichlet", alpha=alpha))
+
+__all__ = ["RULES", "supported", "mvn_logpdf", "mvn_pdf", "dirichlet_logpdf",
+           "dirichlet_pdf"]
+del _name, _m, _rule

@@ -1,0 +1,294 @@
+"""scipy.stats distributions on traced values (dualrev/catalogue/scipy_stats.py): values
+equal SciPy's (also outside the support and for invalid parameters), frozen equals
+unfrozen, derivatives of the cdf are SciPy's pdf, second derivatives match finite
+differences, and what is not supported is refused by name."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.stats as st
+
+import dualrev as dr
+from dualrev.catalogue.scipy_stats import CONTINUOUS, DISCRETE
+
+SHAPES = {"norm": (), "expon": (), "gamma": (2.5,), "beta": (2.0, 3.0), "t": (3.5,),
+          "chi2": (3.0,), "lognorm": (0.7,), "laplace": (), "cauchy": ()}
+DISC = {"poisson": (2.5,), "binom": (6, 0.3)}
+CONT_METHODS = ("pdf", "logpdf", "cdf", "logcdf", "sf", "logsf")
+DISC_METHODS = ("pmf", "logpmf", "cdf", "logcdf", "sf", "logsf")
+
+
+def fd(f, x, h=1e-5):
+    """Central differences of a scalar function of a scalar (or of each output)."""
+    return (np.asarray(f(x + h)) - np.asarray(f(x - h))) / (2 * h)
+
+
+def primal(f, x):
+    """f(x) with x traced (the value the rule computes)."""
+    x = np.asarray(x, dtype=float)
+    return dr.jvp(f, (x,), (np.ones_like(x),))[0]
+
+
+def test_every_distribution_is_tested():
+    assert set(SHAPES) == set(CONTINUOUS) and set(DISC) == set(DISCRETE)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():  # SciPy's and the formulas' log(0) outside the support
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+# ---------------------------------------------------------------------------- values
+POINTS = np.array([-1.0, 0.0, 0.3, 0.7, 1.0, 1.5, 3.0, np.nan])
+
+
+@pytest.mark.parametrize("method", CONT_METHODS)
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_continuous_values_equal_scipy_everywhere(name, method):
+    # inside and outside the support, at its ends, nan points, invalid shape / scale
+    dist, shapes = getattr(st, name), SHAPES[name]
+    for sh in {shapes, tuple(-s for s in shapes), tuple(0.5 for s in shapes)}:
+        for loc, scale in [(0.0, 1.0), (0.2, 1.7), (0.0, -1.0)]:
+            want = getattr(dist, method)(POINTS, *sh, loc=loc, scale=scale)
+            got = primal(lambda x, sh=sh, loc=loc, scale=scale: getattr(dist, method)(
+                x, *sh, loc=loc, scale=scale), POINTS)
+            np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("method", DISC_METHODS)
+@pytest.mark.parametrize("name", sorted(DISC))
+def test_discrete_values_equal_scipy_everywhere(name, method):
+    ks = np.array([-1.0, 0.0, 1.0, 2.0, 2.5, 3.0, 4.0, 10.0, np.nan])
+    dist = getattr(st, name)
+    params = {"poisson": [(2.5,), (-1.0,), (0.0,)],
+              "binom": [(4, 0.3), (4, 1.2), (4.5, 0.3), (4, 0.0), (4, 1.0)]}[name]
+    for sh in params:
+        for loc in (0, 1):
+            want = getattr(dist, method)(ks, *sh, loc=loc)
+            got = primal(lambda p, sh=sh, loc=loc: getattr(dist, method)(ks, *sh[:-1], p, loc=loc),
+                         sh[-1])
+            np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+
+
+# ---------------------------------------------------------------------------- frozen
+@pytest.mark.parametrize("method", CONT_METHODS)
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_frozen_equals_unfrozen_continuous(name, method):
+    dist, sh = getattr(st, name), SHAPES[name]
+    x = 0.4 if name == "beta" else 0.8
+
+    def unfrozen(x, loc, scale):
+        return getattr(dist, method)(x, *sh, loc=loc, scale=scale)
+
+    def frozen(x, loc, scale):
+        return getattr(dist(*sh, loc=loc, scale=scale), method)(x)
+
+    args = (x, 0.1, 1.3)
+    assert np.allclose(frozen(*args), getattr(dist(*sh, loc=0.1, scale=1.3), method)(x))
+    for i in range(3):  # the point, loc and scale each traced, also in the frozen object
+        g_u = dr.grad(unfrozen, argnums=i)(*args)
+        g_f = dr.grad(frozen, argnums=i)(*args)
+        np.testing.assert_allclose(g_f, g_u, rtol=1e-13)
+        np.testing.assert_allclose(g_u, fd(lambda v, i=i: unfrozen(*args[:i], v, *args[i + 1:]),
+                                           args[i]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", DISC_METHODS)
+@pytest.mark.parametrize("name", sorted(DISC))
+def test_frozen_equals_unfrozen_discrete(name, method):
+    dist, sh = getattr(st, name), DISC[name]
+    k = np.array([0, 1, 2, 4])
+
+    def unfrozen(p):
+        return np.sum(getattr(dist, method)(k, *sh[:-1], p))
+
+    def frozen(p):
+        return np.sum(getattr(dist(*sh[:-1], p), method)(k))
+
+    p = sh[-1]
+    np.testing.assert_allclose(dr.grad(frozen)(p), dr.grad(unfrozen)(p), rtol=1e-13)
+    np.testing.assert_allclose(dr.grad(unfrozen)(p), fd(unfrozen, p), rtol=1e-6)
+
+
+def test_shape_parameters_by_keyword_and_position():
+    f_pos = lambda a, s: st.gamma.logpdf(1.7, a, 0.2, s)
+    f_kw = lambda a, s: st.gamma.logpdf(1.7, a=a, loc=0.2, scale=s)
+    f_frozen = lambda a, s: st.gamma(a=a, scale=s, loc=0.2).logpdf(1.7)
+    g = dr.grad(f_pos, argnums=(0, 1))(2.5, 1.5)
+    for f in (f_kw, f_frozen):
+        np.testing.assert_allclose(dr.grad(f, argnums=(0, 1))(2.5, 1.5), g, rtol=1e-14)
+    with pytest.raises(TypeError):  # SciPy's own parser: an unknown keyword
+        dr.grad(lambda a: st.gamma.logpdf(1.7, a, shape=2.0))(2.5)
+
+
+def test_multivariate_frozen_and_dirichlet():
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((3, 3))
+    cov, mean, x = B @ B.T + 3 * np.eye(3), rng.standard_normal(3), rng.standard_normal(3)
+    for m in ("logpdf", "pdf"):
+        want = dr.grad(lambda mu, m=m: getattr(st.multivariate_normal, m)(x, mu, cov))(mean)
+        got = dr.grad(lambda mu, m=m: getattr(st.multivariate_normal(mu, cov), m)(x))(mean)
+        np.testing.assert_allclose(got, want, rtol=1e-13)
+        plain = st.multivariate_normal(mean, cov)  # SciPy's frozen object, traced point
+        np.testing.assert_allclose(dr.grad(lambda v, m=m, p=plain: getattr(p, m)(v))(x),
+                                   dr.grad(lambda v, m=m: getattr(st.multivariate_normal, m)(
+                                       v, mean, cov))(x), rtol=1e-13)
+    alpha, q = np.array([1.5, 2.0, 3.0]), np.array([0.2, 0.3, 0.5])
+    for m in ("logpdf", "pdf"):
+        g = dr.grad(lambda a, m=m: getattr(st.dirichlet, m)(q, a))(alpha)
+        np.testing.assert_allclose(dr.grad(lambda a, m=m: getattr(st.dirichlet(a), m)(q))(alpha),
+                                   g, rtol=1e-13)
+        for i in range(3):
+            e = np.eye(3)[i]
+            np.testing.assert_allclose(
+                g[i], fd(lambda t, m=m, e=e: getattr(st.dirichlet, m)(q, alpha + t * e), 0.0),
+                rtol=1e-6)
+    with pytest.raises(ValueError, match="simplex"):  # SciPy's own check
+        dr.grad(lambda a: st.dirichlet.logpdf(q * 2, a))(alpha)
+
+
+# ---------------------------------------------------------------------------- calculus
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_derivative_of_cdf_is_scipys_pdf(name):
+    dist, sh = getattr(st, name), SHAPES[name]
+    xs = np.array([0.2, 0.45, 0.7]) if name == "beta" else np.array([-0.6, 0.4, 1.3, 2.2])
+    xs = xs if name in ("norm", "t", "laplace", "cauchy", "beta") else np.abs(xs)
+    pdf = dist.pdf(xs, *sh, loc=0.1 if name != "beta" else 0.0, scale=1.2)
+    loc = 0.1 if name != "beta" else 0.0
+    cdf = lambda x, m: getattr(dist, m)(x, *sh, loc=loc, scale=1.2)
+    d_cdf = dr.vmap(dr.grad(lambda x: cdf(x, "cdf")))(xs)
+    np.testing.assert_allclose(d_cdf, pdf, rtol=1e-12)
+    # sf = 1 - cdf: its derivative is -pdf; the logs' are pdf / cdf and -pdf / sf
+    np.testing.assert_allclose(dr.vmap(dr.grad(lambda x: cdf(x, "sf")))(xs), -pdf, rtol=1e-12)
+    np.testing.assert_allclose(dr.vmap(dr.grad(lambda x: cdf(x, "logcdf")))(xs),
+                               pdf / dist.cdf(xs, *sh, loc=loc, scale=1.2), rtol=1e-11)
+    np.testing.assert_allclose(dr.vmap(dr.grad(lambda x: cdf(x, "logsf")))(xs),
+                               -pdf / dist.sf(xs, *sh, loc=loc, scale=1.2), rtol=1e-11)
+    # the density is the cdf's derivative to second order too: d pdf = d^2 cdf
+    np.testing.assert_allclose(dr.vmap(dr.grad(dr.grad(lambda x: cdf(x, "cdf"))))(xs),
+                               dr.vmap(dr.grad(lambda x: cdf(x, "pdf")))(xs), rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(DISC))
+def test_discrete_sf_is_one_minus_cdf(name):
+    dist, sh = getattr(st, name), DISC[name]
+    k = np.array([0, 1, 3, 5])
+    cdf = lambda p: dist.cdf(k, *sh[:-1], p)
+    sf = lambda p: dist.sf(k, *sh[:-1], p)
+    p = sh[-1]
+    np.testing.assert_allclose(dr.jacfwd(sf)(p), -dr.jacrev(cdf)(p), rtol=1e-12)
+    np.testing.assert_allclose(dr.jacfwd(cdf)(p), fd(cdf, p), rtol=1e-6)
+    # the cdf is the sum of the pmf up to k
+    pmf_sum = lambda p: np.cumsum(dist.pmf(np.arange(6), *sh[:-1], p))[k]
+    np.testing.assert_allclose(dr.jacfwd(cdf)(p), dr.jacfwd(pmf_sum)(p), rtol=1e-10)
+
+
+def _hessian_fd(f, x, h=1e-4):
+    g = dr.grad(f)
+    return np.stack([(g(x + h * e) - g(x - h * e)) / (2 * h) for e in np.eye(len(x))])
+
+
+@pytest.mark.parametrize("name", ["norm", "gamma", "beta", "t", "lognorm", "binom", "poisson"])
+def test_hessian_of_a_log_likelihood(name):
+    rng = np.random.default_rng(1)
+    if name == "binom":
+        data = rng.binomial(6, 0.3, 20)
+        nll = lambda th: -np.sum(st.binom.logpmf(data, 6, th[0]))
+        th = np.array([0.35])
+    elif name == "poisson":
+        data = rng.poisson(2.0, 20)
+        nll = lambda th: -np.sum(st.poisson(th[0]).logpmf(data))
+        th = np.array([1.8])
+    else:
+        dist, sh = getattr(st, name), SHAPES[name]
+        data = dist.rvs(*sh, size=20, random_state=rng)
+        # shape parameters, loc (not for the bounded-support ones: data would leave it), scale
+        if name in ("norm", "t"):
+            nll = lambda th: -np.sum(dist.logpdf(data, *th[:-2], loc=th[-2], scale=th[-1]))
+            th = np.array([*sh, 0.1, 1.2])
+        else:
+            nll = lambda th: -np.sum(dist(*th[:-1], scale=th[-1]).logpdf(data))
+            th = np.array([*sh, 1.05 if name == "beta" else 1.1])
+    H = dr.hessian(nll)(th)
+    np.testing.assert_allclose(H, _hessian_fd(nll, th), rtol=1e-5, atol=1e-7 * np.max(np.abs(H)))
+    np.testing.assert_allclose(H, H.T, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------- refusals
+@pytest.mark.parametrize("call", [
+    lambda x: st.weibull_min.logpdf(x, 2.0),
+    lambda x: st.weibull_min(2.0).logpdf(x),
+    lambda c: st.weibull_min(c).logpdf(0.5),
+    lambda x: st.geom.logpmf(2, x),
+], ids=["unfrozen", "frozen", "frozen-param", "discrete"])
+def test_unsupported_distribution_is_named(call):
+    with pytest.raises(dr.NoDerivativeRule) as e:
+        dr.grad(call)(0.6)
+    msg = str(e.value)
+    assert "scipy.stats.weibull_min.logpdf" in msg or "scipy.stats.geom.logpmf" in msg
+    assert "norm (pdf, logpdf, cdf, logcdf, sf, logsf)" in msg  # the supported ones
+    assert "import" not in msg  # not the dispatcher-bypassed message
+
+
+@pytest.mark.parametrize(("call", "name"), [
+    (lambda x: st.norm.ppf(x), "scipy.stats.norm.ppf"),
+    (lambda x: st.norm(x).mean(), "scipy.stats.norm.mean"),
+    (lambda x: st.gamma.rvs(x, size=2, random_state=0), "scipy.stats.gamma.rvs"),
+    (lambda x: st.multivariate_normal.cdf(x * np.ones(2)), "scipy.stats.multivariate_normal.cdf"),
+    (lambda x: st.multivariate_normal(x * np.ones(2)).entropy(),
+     "scipy.stats.multivariate_normal.entropy"),
+    (lambda x: st.dirichlet.mean(x * np.ones(2)), "scipy.stats.dirichlet.mean"),
+])
+def test_unsupported_method_is_named(call, name):
+    with pytest.raises(dr.NoDerivativeRule, match=name.replace(".", r"\.")):
+        dr.grad(call)(0.6)
+
+
+@pytest.mark.parametrize(("call", "what"), [
+    (lambda k: st.poisson.logpmf(k, 2.0), "scipy.stats.poisson.logpmf w.r.t. k"),
+    (lambda k: st.poisson(2.0).cdf(k), "scipy.stats.poisson.cdf w.r.t. k"),
+    (lambda n: st.binom.pmf(2, n, 0.3), "scipy.stats.binom.pmf w.r.t. n"),
+    (lambda m: st.poisson.pmf(2, 2.0, loc=m), "scipy.stats.poisson.pmf w.r.t. loc"),
+    (lambda a: st.gamma.cdf(1.5, a), "scipy.stats.gamma.cdf w.r.t. a"),
+    (lambda a: st.gamma(a).logsf(1.5), "scipy.stats.gamma.logsf w.r.t. a"),
+    (lambda b: st.beta.sf(0.3, 2.0, b), "scipy.stats.beta.sf w.r.t. b"),
+    (lambda df: st.t.cdf(0.3, df), "scipy.stats.t.cdf w.r.t. df"),
+    (lambda df: st.chi2.logcdf(0.3, df), "scipy.stats.chi2.logcdf w.r.t. df"),
+])
+@pytest.mark.parametrize("mode", ["grad", "jvp"])
+def test_refused_derivatives_are_named(call, what, mode):
+    with pytest.raises(dr.NoDerivativeRule, match=what.replace(".", r"\.")):
+        if mode == "grad":
+            dr.grad(call)(4.0)
+        else:
+            dr.jvp(call, (4.0,), (1.0,))
+
+
+def test_vmap_over_counts_and_shapes_without_derivatives():
+    # a batched (not differentiated) k or shape parameter is no refusal
+    ks = np.array([0.0, 1.0, 3.0])
+    got = dr.vmap(lambda k: st.poisson.logpmf(k, 2.0))(ks)
+    np.testing.assert_allclose(got, st.poisson.logpmf(ks, 2.0), rtol=1e-14)
+    a = np.array([1.5, 2.5])
+    np.testing.assert_allclose(dr.vmap(lambda a: st.gamma.cdf(1.2, a))(a),
+                               st.gamma.cdf(1.2, a), rtol=1e-14)
+
+
+def test_freezing_an_unsupported_distribution_with_traced_parameters_is_named():
+    # genpareto computes its support from c: SciPy's freezing converts the traced c
+    with pytest.raises(dr.NoDerivativeRule, match=r"scipy\.stats\.genpareto\.freeze"):
+        dr.grad(lambda c: st.genpareto(c).logpdf(0.5))(0.3)
+
+
+def test_plain_calls_reach_scipy_unchanged():
+    # the class-level dispatchers pass untraced calls on (SciPy's own results and types)
+    assert st.norm(1.0, 2.0).logpdf(0.5) == st.norm.logpdf(0.5, 1.0, 2.0)
+    assert isinstance(st.weibull_min(2.0).cdf(0.5), float)
+    assert st.multivariate_normal(np.zeros(2)).logpdf(np.ones(2)) == pytest.approx(
+        -1 - np.log(2 * np.pi))
+    np.testing.assert_allclose(st.norm.cdf(st.norm.ppf([0.1, 0.5])), [0.1, 0.5], rtol=1e-14)
