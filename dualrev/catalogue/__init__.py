@@ -12,6 +12,9 @@ from . import (
     nondiff,
     reductions,
     scipy_functions,
+    scipy_interpolate,
+    scipy_optimize_functions,
+    scipy_sparse,
     selection,
     shape,
     special,
@@ -22,5 +25,6 @@ install_view_handlers()
 
 __all__ = [
     "complex", "contraction", "elementwise", "fft", "indexing", "linalg", "nondiff",
-    "reductions", "scipy_functions", "selection", "shape", "special",
+    "reductions", "scipy_functions", "scipy_interpolate", "scipy_optimize_functions",
+    "scipy_sparse", "selection", "shape", "special",
 ]
