@@ -22,7 +22,6 @@ import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 from scipy.sparse._base import _spbase
 
-from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
 from ..primitive import Primitive, Tracer, as_array, bind, ndim_of, shape_of
 from ..tracer import defer_matmul_to
