@@ -38,7 +38,7 @@ def test_derivative_at_traced_points_is_the_splines(name):
 def test_nu_and_extrapolate_are_honoured():
     s = SPLINES["CubicSpline"]
     for nu in (1, 2):
-        np.testing.assert_allclose(dr.jvp(lambda t: s(t, nu), (T,), (np.ones(5),))[1],
+        np.testing.assert_allclose(dr.jvp(lambda t, nu=nu: s(t, nu), (T,), (np.ones(5),))[1],
                                    s(T, nu + 1))
     out = np.array([-2.5, 0.1, 2.5])
     value, tangent = dr.jvp(lambda t: s(t, extrapolate=False), (out,), (np.ones(3),))
@@ -66,7 +66,7 @@ def test_interp1d_points(kind, k):
 def test_interp1d_constant_kinds_and_fill_have_zero_derivative():
     for kind in ("nearest", "previous", "next", "zero"):
         f = si.interp1d(XD, YD, kind=kind)
-        np.testing.assert_array_equal(dr.grad(lambda t: np.sum(f(t)))(T), 0.0)
+        np.testing.assert_array_equal(dr.grad(lambda t, f=f: np.sum(f(t)))(T), 0.0)
     f = si.interp1d(XD, YD, bounds_error=False, fill_value=4.0)
     pts = np.array([-3.0, 0.3, 3.0])
     value, tangent = dr.jvp(f, (pts,), (np.ones(3),))
