@@ -47,6 +47,8 @@ NO_EFFECT = {
     ("scipy.linalg.lu_solve", "overwrite_b"): "permits SciPy to reuse b; no value changes",
     ("scipy.linalg.solve_triangular", "overwrite_b"): "permits SciPy to reuse b; no value changes",
     ("scipy.linalg.sqrtm", "blocksize"): "unused by SciPy's algorithm too (deprecated)",
+    ("scipy.sparse.linalg.spsolve", "use_umfpack"): "SciPy's choice of solver (dualrev uses "
+                                                    "SuperLU); no value changes beyond rounding",
 }
 # Owned by another part of issue 10 (complex numbers / their keywords): still unread here.
 PENDING: set[tuple[str, str]] = set()  # none left
