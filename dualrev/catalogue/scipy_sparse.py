@@ -35,7 +35,7 @@ def _apply(u: Any, fn: Any) -> Any:
     return out.reshape(out.shape[:1] + u.shape[1:]) if out.ndim != u.ndim else out
 
 
-def _batch(prim: Primitive) -> Any:
+def _as_columns_rule(prim: Primitive) -> Any:
     """The batching rule of a left operator (a product or solve with a constant matrix):
     the batch becomes extra columns of one 2-D right-hand side, one sparse call for all."""
 
@@ -66,7 +66,7 @@ sparse_product_p.defjvp(_product_jvp)
 sparse_product_p.defvjp(
     lambda g, ans, u, matrix, transpose: bind(sparse_product_p, (g,), {
         "matrix": matrix, "transpose": not transpose}), saves="")
-sparse_product_p.defbatch(_batch(sparse_product_p))
+sparse_product_p.defbatch(_as_columns_rule(sparse_product_p))
 
 
 def _check_operands(matrix: Any, u: Any, where: str) -> None:
@@ -163,7 +163,7 @@ spsolve_p.defjvp(_solve_jvp)
 spsolve_p.defvjp(
     lambda g, ans, b, matrix, transpose, permc_spec: bind(spsolve_p, (g,), {
         "matrix": matrix, "transpose": not transpose, "permc_spec": permc_spec}), saves="")
-spsolve_p.defbatch(_batch(spsolve_p))
+spsolve_p.defbatch(_as_columns_rule(spsolve_p))
 
 
 def spsolve(A: Any, b: Any, permc_spec: Any = None, use_umfpack: bool = True) -> Any:
