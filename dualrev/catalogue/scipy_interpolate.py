@@ -70,6 +70,18 @@ def _traced(*values: Any) -> bool:
     return any(isinstance(v, Tracer) for v in leaves)
 
 
+_CONTAINERS = (list, tuple, dict)
+
+
+def _any_traced(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether an argument is traced, cheaply for the plain calls (containers, such as a
+    bc_type, are searched)."""
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, Tracer) or (type(v) in _CONTAINERS and _traced(v)):
+            return True
+    return False
+
+
 # ------------------------------------------------------------------ evaluation
 class _Evaluator:
     """A plain interpolant's evaluation ``(t, nu) -> values``: the static parameter of
@@ -157,7 +169,7 @@ def _patch_call(cls: type, name: str, handler: Callable[..., Any]) -> None:
     def __call__(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(x, Tracer) or (type(x) in (list, tuple) and _traced(x)):
             return handler(self, x, *args, **kwargs)
-        if (args or kwargs) and _traced(args, kwargs):
+        if (args or kwargs) and _any_traced(args, kwargs):
             raise NoDerivativeRule(name, "Only the evaluation points may be traced.")
         return original(self, x, *args, **kwargs)
 
@@ -348,7 +360,7 @@ def _patch_new(cls: type, handler: Callable[..., Any]) -> None:
 
     @functools.wraps(init)
     def __new__(klass: type, *args: Any, **kwargs: Any) -> Any:
-        if (args or kwargs) and _traced(args, kwargs):
+        if (args or kwargs) and _any_traced(args, kwargs):
             return handler(*args, **kwargs)
         return object.__new__(klass)
 
