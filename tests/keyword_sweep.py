@@ -65,6 +65,9 @@ FORWARDS = {
                               "refuses each",
     "numpy.fix": "passed on to NumPy (zero derivative), whose deprecation warning reaches the "
                  "caller",
+    **{f"scipy.interpolate.{c}": "with traced data every argument is refused "
+       "(NoDerivativeRule: not linear in the data)"
+       for c in ("PchipInterpolator", "Akima1DInterpolator")},
     "numpy.clip": "min=/max= read, dtype= honoured, the other ufunc keywords refused",
     **{f"numpy.{f}": "always refused (InPlaceError): it writes into its argument"
        for f in ("put", "place", "putmask", "fill_diagonal", "put_along_axis")},

@@ -283,6 +283,22 @@ class TracedDataInterpolant:
             out = out + self.offset.integrate(a, b, extrapolate=extrapolate)
         return out
 
+    @property
+    def c(self) -> Any:
+        """The coefficients (PPoly's or BSpline's layout), traced: linear in the data."""
+        self._spline_only("c")
+        out = np.tensordot(self.basis.c, self.data, axes=1)
+        return out if self.offset is None else out + self.offset.c
+
+    def __getattr__(self, name: str) -> Any:
+        # what does not depend on the data values is the basis's: breakpoints, knots,
+        # degree, extrapolation mode
+        if name in ("x", "t", "k", "extrapolate"):
+            return getattr(self.basis, name)
+        raise AttributeError(f"{self.name} of traced data has no attribute {name!r} "
+                             "(supported: __call__, derivative, antiderivative, integrate, "
+                             "c, x, t, k, extrapolate, axis)")
+
     def __repr__(self) -> str:
         return f"<{self.name} of traced data (dualrev)>"
 
@@ -364,7 +380,7 @@ def _patch_new(cls: type, handler: Callable[..., Any]) -> None:
             return handler(*args, **kwargs)
         return object.__new__(klass)
 
-    ORIGINALS[__new__] = init
+    ORIGINALS[__new__] = cls  # (named by the class, in error messages and listings)
     cls.__new__ = staticmethod(__new__)  # type: ignore[method-assign,assignment]
 
 
@@ -442,7 +458,19 @@ def interp1d(x: Any, y: Any, kind: Any = "linear", axis: int = -1, copy: bool = 
     return TracedDataInterpolant(name, basis, np.moveaxis(y, ax, 0), ax, offset, False)
 
 
+def _nonlinear_in_data(name: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise NoDerivativeRule(f"scipy.interpolate.{name}", "Its interpolant is not linear "
+                               "in the data values (the slopes are limited), which is the "
+                               "only case supported for traced data: use CubicSpline, "
+                               "make_interp_spline, interp1d or BSpline, or build it from "
+                               "plain data (it is differentiable at traced points).")
+    return refuse
+
+
 _patch_new(si.CubicSpline, cubic_spline)
+_patch_new(si.PchipInterpolator, _nonlinear_in_data("PchipInterpolator"))
+_patch_new(si.Akima1DInterpolator, _nonlinear_in_data("Akima1DInterpolator"))
 _patch_new(si.interp1d, interp1d)
 _patch_new(si.BSpline, bspline)
 dispatch(si, "make_interp_spline", make_interp_spline)

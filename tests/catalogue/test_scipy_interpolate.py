@@ -131,6 +131,11 @@ def test_traced_data_methods_periodic_axis_and_vmap():
     np.testing.assert_allclose(
         dr.grad(lambda y: si.CubicSpline(XD, y).antiderivative()(0.3))(YD),
         unit.antiderivative()(0.3), atol=1e-12)
+    c = dr.jvp(lambda y: si.CubicSpline(XD, y).c, (YD,), (YD,))[0]
+    np.testing.assert_allclose(c, si.CubicSpline(XD, YD).c, atol=1e-13)
+    c = dr.jvp(lambda y: si.make_interp_spline(XD, y, bc_type="natural").c, (YD,), (YD,))[0]
+    np.testing.assert_allclose(c, si.make_interp_spline(XD, YD, bc_type="natural").c,
+                               atol=1e-13)
     out = dr.jvp(lambda y: si.CubicSpline(XD, y, axis=1)(T), (Y2,), (Y2,))[0]
     np.testing.assert_allclose(out, si.CubicSpline(XD, Y2, axis=1)(T), atol=1e-13)
     batch = dr.vmap(lambda y: si.make_interp_spline(XD, y)(T))(Y2)
@@ -148,6 +153,8 @@ def test_refusals_and_scipy_errors():
         dr.grad(lambda t: si.KroghInterpolator(XD, YD)(t))(0.1)
     with pytest.raises(NoDerivativeRule, match="Complex evaluation points"):
         dr.jvp(SPLINES["CubicSpline"], (np.array([0.1 + 0j]),), (np.array([1 + 0j]),))
+    with pytest.raises(NoDerivativeRule, match="not linear in the data"):
+        dr.grad(lambda y: si.PchipInterpolator(XD, y)(0.1))(YD)
     with pytest.raises(ValueError):  # SciPy's own check of the data, on the plain values
         dr.grad(lambda y: si.CubicSpline(XD[::-1], y)(0.1))(YD)
 

@@ -973,6 +973,12 @@ add("si.CubicSpline", _CSNEW, (A((6,)),),
 add("si.CubicSpline", _CSNEW, (A((6,)), A((6,), "distinct_sorted", real=True)),
     fn=lambda y, x: si.CubicSpline(x, y)(0.5), shape="vec", label="traced x",
     kind="raises", raises=NoDerivativeRule)
+# nonlinear in the data (limited slopes): refused with traced data, whatever the options
+for nm, cls, kw in (("si.PchipInterpolator", si.PchipInterpolator, {}),
+                    ("si.Akima1DInterpolator", si.Akima1DInterpolator, {"method": "makima"})):
+    add(nm, cls.__new__, (A((6,)), T), {"axis": 0, "extrapolate": True, **kw},
+        fn=lambda y, t, cls=cls, **k: cls(XD, y, **k)(t), shape="vec", kind="raises",
+        raises=NoDerivativeRule)
 _MIS = si.make_interp_spline
 for kw in ({}, {"k": 1}, {"k": 2}, {"bc_type": "natural"},
            {"bc_type": ([(1, 0.3)], [(1, -0.2)])}, {"t": KNOTS}):
@@ -1024,7 +1030,9 @@ SCIPY_NAMES: dict[Any, str] = {
     sps._coo._coo_base.dot: "sparse.coo_dot", spla.spsolve: "spla.spsolve",
     _PPCALL: "si.PPoly.__call__", si.BSpline.__call__: "si.BSpline.__call__",
     _Interpolator1D.__call__: "si.interp1d.__call__", _CSNEW: "si.CubicSpline",
-    _MIS: "si.make_interp_spline", _I1NEW: "si.interp1d", _BSNEW: "si.BSpline",
+    _MIS: "si.make_interp_spline", si.PchipInterpolator.__new__: "si.PchipInterpolator",
+    si.Akima1DInterpolator.__new__: "si.Akima1DInterpolator", _I1NEW: "si.interp1d",
+    _BSNEW: "si.BSpline",
 }
 
 #: keywords of a handler's signature that no case exercises, with the reason
