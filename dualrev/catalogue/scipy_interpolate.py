@@ -104,8 +104,9 @@ def _interp1d_at(f: Any, t: Any, nu: int, extrapolate: Any) -> Any:
     if nu == 0:
         return _INTERP1D_CALL(f, t)
     t = np.asarray(t)
-    if f._kind in _CONSTANT_KINDS:
-        return np.zeros_like(np.asarray(_INTERP1D_CALL(f, t), dtype=float))
+    if f._kind in _CONSTANT_KINDS:  # piecewise constant: zeros of the values' dtype
+        value = np.asarray(_INTERP1D_CALL(f, t))
+        return np.zeros(value.shape, np.result_type(value.dtype, np.float64))
     spline = getattr(f, "_spline", None)
     if spline is None or f._kind == "linear":
         spline = f.__dict__.get("_dualrev_linear")
