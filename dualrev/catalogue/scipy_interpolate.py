@@ -19,13 +19,15 @@ unit data (one column per data point, built once on the identity, vectorised) an
 ``S_0`` the interpolant of zero data, which carries what is not linear: boundary
 derivative values given in ``bc_type`` and interp1d's fill values. A constructor called
 with traced y (``CubicSpline(x, y)``, ``make_interp_spline(x, y)``, ``interp1d(x, y)``,
-``BSpline(t, c, k)``) returns a ``TracedDataInterpolant``, which evaluates that formula
+``BSpline(t, c, k)``; ``CubicHermiteSpline(x, y, dydx)`` is the sum of two, one per
+argument) returns a ``TracedDataInterpolant``, which evaluates that formula
 (its ``__call__``, ``derivative``, ``antiderivative`` and ``integrate`` differentiate in y
 and, through the patched evaluation of ``W``, in the points). SciPy's own constructor
 still runs on the plain values of y, so its input validation and errors are SciPy's.
 
 Traced abscissae (the data x, the knots t) are refused: the interpolant depends on them
-nonlinearly (and piecewise), which no rule here covers.
+nonlinearly (and piecewise), which no rule here covers. So is traced data for
+PchipInterpolator and Akima1DInterpolator, whose limited slopes are not linear in it.
 """
 
 from __future__ import annotations
@@ -304,6 +306,45 @@ class TracedDataInterpolant:
         return f"<{self.name} of traced data (dualrev)>"
 
 
+class SumOfInterpolants:
+    """The sum of interpolants of traced data (CubicHermiteSpline: one of the values y,
+    one of the slopes dydx), with the same methods, each the sum of its terms'."""
+
+    def __init__(self, name: str, terms: list[TracedDataInterpolant]) -> None:
+        self.name = name
+        self.terms = terms
+
+    def _sum(self, parts: list[Any]) -> Any:
+        out = parts[0]
+        for p in parts[1:]:
+            out = out + p
+        return out
+
+    def __call__(self, x: Any, nu: int = 0, extrapolate: Any = None) -> Any:
+        return self._sum([f(x, nu, extrapolate) for f in self.terms])
+
+    def derivative(self, nu: int = 1) -> SumOfInterpolants:
+        return SumOfInterpolants(self.name, [f.derivative(nu) for f in self.terms])
+
+    def antiderivative(self, nu: int = 1) -> SumOfInterpolants:
+        return SumOfInterpolants(self.name, [f.antiderivative(nu) for f in self.terms])
+
+    def integrate(self, a: float, b: float, extrapolate: Any = None) -> Any:
+        return self._sum([f.integrate(a, b, extrapolate) for f in self.terms])
+
+    @property
+    def c(self) -> Any:
+        return self._sum([f.c for f in self.terms])
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("x", "extrapolate", "axis"):
+            return getattr(self.terms[0], name)
+        raise AttributeError(f"{self.name} of traced data has no attribute {name!r}")
+
+    def __repr__(self) -> str:
+        return f"<{self.name} of traced data (dualrev)>"
+
+
 def _unit_data(n: int, periodic: bool) -> np.ndarray:
     """One unit column per free data point; periodic data repeats its first point last."""
     if not periodic:
@@ -405,6 +446,24 @@ def cubic_spline(x: Any, y: Any, axis: int = 0, bc_type: Any = "not-a-knot",
                                  offset, True)
 
 
+def cubic_hermite_spline(x: Any, y: Any, dydx: Any, axis: int = 0,
+                         extrapolate: Any = None) -> SumOfInterpolants:
+    """CubicHermiteSpline(x, y, dydx) with traced values and/or slopes: linear in both."""
+    name = "scipy.interpolate.CubicHermiteSpline"
+    _refuse_abscissae(name, x)
+    ax = _axis(axis, y)
+    # SciPy's checks (shapes, order of x) on the values; the slopes' shape is y's
+    _validate(lambda v: si.CubicHermiteSpline(x, v, np.zeros(shape_of(dydx)), axis=axis,
+                                              extrapolate=extrapolate), y, ax)
+    n = shape_of(y)[ax]
+    unit, zero = np.eye(n), np.zeros((n, n))
+    terms = [TracedDataInterpolant(name, si.CubicHermiteSpline(x, a, b, axis=0,
+                                                               extrapolate=extrapolate),
+                                   np.moveaxis(data, _axis(axis, data), 0), ax, None, True)
+             for a, b, data in ((unit, zero, y), (zero, unit, dydx))]
+    return SumOfInterpolants(name, terms)
+
+
 def make_interp_spline(x: Any, y: Any, k: int = 3, t: Any = None, bc_type: Any = None,
                        axis: int = 0, check_finite: bool = True) -> TracedDataInterpolant:
     """make_interp_spline(x, y) with traced y: linear in y (a BSpline of unit data)."""
@@ -470,6 +529,7 @@ def _nonlinear_in_data(name: str) -> Callable[..., Any]:
 
 
 _patch_new(si.CubicSpline, cubic_spline)
+_patch_new(si.CubicHermiteSpline, cubic_hermite_spline)
 _patch_new(si.PchipInterpolator, _nonlinear_in_data("PchipInterpolator"))
 _patch_new(si.Akima1DInterpolator, _nonlinear_in_data("Akima1DInterpolator"))
 _patch_new(si.interp1d, interp1d)

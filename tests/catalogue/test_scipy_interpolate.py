@@ -165,3 +165,17 @@ def test_plain_calls_are_unchanged():
     np.testing.assert_array_equal(s(T), si.PPoly.__call__.__wrapped__(s, T))
     assert type(si.interp1d(XD, YD)) is si.interp1d
     assert type(si.BSpline(s.x, YD[:4], 3)) is si.BSpline
+
+
+def test_cubic_hermite_spline_is_linear_in_values_and_slopes():
+    d = rng.standard_normal(8)
+    f = lambda y, d, t: si.CubicHermiteSpline(XD, y, d)(t)  # noqa: E731
+    jy, jd, jt = dr.jacfwd(f, argnums=(0, 1, 2))(YD, d, T)
+    zeros = np.zeros((8, 8))
+    np.testing.assert_allclose(jy, si.CubicHermiteSpline(XD, np.eye(8), zeros)(T), atol=1e-12)
+    np.testing.assert_allclose(jd, si.CubicHermiteSpline(XD, zeros, np.eye(8))(T), atol=1e-12)
+    np.testing.assert_allclose(jt, np.diag(si.CubicHermiteSpline(XD, YD, d).derivative()(T)),
+                               atol=1e-12)
+    g = dr.grad(lambda d: si.CubicHermiteSpline(XD, YD, d).integrate(-1, 1))(d)
+    np.testing.assert_allclose(g, si.CubicHermiteSpline(XD, zeros, np.eye(8)).integrate(-1, 1),
+                               atol=1e-12)

@@ -973,6 +973,12 @@ add("si.CubicSpline", _CSNEW, (A((6,)),),
 add("si.CubicSpline", _CSNEW, (A((6,)), A((6,), "distinct_sorted", real=True)),
     fn=lambda y, x: si.CubicSpline(x, y)(0.5), shape="vec", label="traced x",
     kind="raises", raises=NoDerivativeRule)
+_CHNEW = si.CubicHermiteSpline.__new__
+add("si.CubicHermiteSpline", _CHNEW, (A((6,)), A((6,)), T), fn=lambda y, d, t, **k:
+    si.CubicHermiteSpline(XD, y, d, **k)(t), shape="vec", dtypes=ALL)
+add("si.CubicHermiteSpline", _CHNEW, (A((2, 6)), A((2, 6)), T), {"axis": 1,
+    "extrapolate": False}, fn=lambda y, d, t, **k: si.CubicHermiteSpline(XD, y, d, **k)(t),
+    shape="mat")
 # nonlinear in the data (limited slopes): refused with traced data, whatever the options
 for nm, cls, kw in (("si.PchipInterpolator", si.PchipInterpolator, {}),
                     ("si.Akima1DInterpolator", si.Akima1DInterpolator, {"method": "makima"})):
@@ -1032,7 +1038,7 @@ SCIPY_NAMES: dict[Any, str] = {
     _Interpolator1D.__call__: "si.interp1d.__call__", _CSNEW: "si.CubicSpline",
     _MIS: "si.make_interp_spline", si.PchipInterpolator.__new__: "si.PchipInterpolator",
     si.Akima1DInterpolator.__new__: "si.Akima1DInterpolator", _I1NEW: "si.interp1d",
-    _BSNEW: "si.BSpline",
+    _BSNEW: "si.BSpline", _CHNEW: "si.CubicHermiteSpline",
 }
 
 #: keywords of a handler's signature that no case exercises, with the reason
