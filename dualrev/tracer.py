@@ -60,6 +60,17 @@ def new_level() -> int:
 _NONE: dict[str, Any] = {}
 _PLAIN = (*PLAIN_SCALARS, np.ndarray)  # operands no trace can own
 
+# Operand types whose own reflected ``@`` handles a traced value (scipy.sparse matrices,
+# registered by the catalogue): ``x @ L`` returns NotImplemented so Python calls
+# ``L.__rmatmul__(x)``, instead of NumPy's matmul reading L as a 0-d object array.
+_DEFER_MATMUL: tuple[type, ...] = ()
+
+
+def defer_matmul_to(*types: type) -> None:
+    """Let ``traced @ operand`` go to the operand's ``__rmatmul__`` for these types."""
+    global _DEFER_MATMUL
+    _DEFER_MATMUL = (*_DEFER_MATMUL, *types)
+
 # ufunc methods other than __call__ that have a meaning we support
 _UFUNC_REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}
 _UFUNC_ACCUMULATE = {np.add: np.cumsum, np.multiply: np.cumprod}
@@ -314,6 +325,8 @@ class TracedBase(Tracer):
         return bind(_POW, (o, self), _NONE)
 
     def __matmul__(self, o: Any) -> Any:
+        if isinstance(o, _DEFER_MATMUL):
+            return NotImplemented
         return UFUNC_HANDLERS[np.matmul](self, o)
 
     def __rmatmul__(self, o: Any) -> Any:

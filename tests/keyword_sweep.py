@@ -48,6 +48,8 @@ NO_EFFECT = {
     ("scipy.linalg.lu_solve", "overwrite_b"): "permits SciPy to reuse b; no value changes",
     ("scipy.linalg.solve_triangular", "overwrite_b"): "permits SciPy to reuse b; no value changes",
     ("scipy.linalg.sqrtm", "blocksize"): "unused by SciPy's algorithm too (deprecated)",
+    ("scipy.sparse.linalg.spsolve", "use_umfpack"): "SciPy's choice of solver (dualrev uses "
+                                                    "SuperLU); no value changes beyond rounding",
 }
 # Owned by another part of issue 10 (complex numbers / their keywords): still unread here.
 PENDING: set[tuple[str, str]] = set()  # none left
@@ -64,6 +66,9 @@ FORWARDS = {
                               "refuses each",
     "numpy.fix": "passed on to NumPy (zero derivative), whose deprecation warning reaches the "
                  "caller",
+    **{f"scipy.interpolate.{c}": "with traced data every argument is refused "
+       "(NoDerivativeRule: not linear in the data)"
+       for c in ("PchipInterpolator", "Akima1DInterpolator")},
     "numpy.clip": "min=/max= read, dtype= honoured, the other ufunc keywords refused",
     **{f"numpy.{f}": "always refused (InPlaceError): it writes into its argument"
        for f in ("put", "place", "putmask", "fill_diagonal", "put_along_axis")},

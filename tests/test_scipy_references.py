@@ -14,7 +14,7 @@ X = rng.standard_normal((10, 4))
 y = rng.standard_normal(10)
 
 def rosen(x):
-    # (scipy.optimize.rosen itself calls np.asarray, which dualrev refuses with an error)
+    # (written out here; scipy.optimize.rosen itself is dispatched too: tests/catalogue)
     return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
 
 

@@ -14,9 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.interpolate as si
 import scipy.linalg as sla
+import scipy.optimize as so
+import scipy.sparse as sps
+import scipy.sparse.linalg as spla
 import scipy.special as sp
 import scipy.stats as st
+from scipy.interpolate._polyint import _Interpolator1D
 
 import dualrev  # noqa: F401  (installs the SciPy dispatchers)
 from dualrev.catalogue.scipy_stats import RULES as STATS_RULES
@@ -921,6 +926,156 @@ for m in ("logpdf", "pdf"):
         fn=lambda x, a, m=m: getattr(st.dirichlet(a), m)(x / 3))
 
 
+# ====================================================================== scipy.optimize
+for nm, f in (("so.rosen", so.rosen), ("so.rosen_der", so.rosen_der)):
+    add(nm, f, (A((5,)),), shape="vec", dtypes=ALL)
+    add(nm, f, (A((4, 3)),), shape="mat")
+add("so.rosen_hess", so.rosen_hess, (A((5,)),), shape="vec", dtypes=ALL)
+add("so.rosen_hess_prod", so.rosen_hess_prod, (A((5,)), A((5,))), shape="vec", dtypes=ALL)
+
+# ====================================================================== scipy.sparse
+# constant sparse operators (entries not differentiated) times traced dense operands
+_SPARSE_RNG = np.random.default_rng(20261202)
+_SP_DENSE = np.where(_SPARSE_RNG.uniform(size=(4, 3)) < 0.6, _SPARSE_RNG.standard_normal((4, 3)),
+                     0.0)
+SP_CSR = sps.csr_matrix(_SP_DENSE)
+SP_CSC = sps.csc_array(_SP_DENSE)
+SP_COO = sps.coo_array(_SP_DENSE)
+SP_CPLX = sps.csr_array(_SP_DENSE + 1j * _SPARSE_RNG.standard_normal((4, 3)) * (_SP_DENSE != 0))
+SP_SQUARE = sps.csc_matrix(_SPARSE_RNG.standard_normal((4, 4)) * 0.3 + 2.0 * np.eye(4))
+_MATMUL = sps._base._spbase._matmul_dispatch
+_RMATMUL = sps._base._spbase._rmatmul_dispatch
+for sh, u in {"vec": A((3,)), "mat": A((3, 2))}.items():
+    add("sparse.matmul", _MATMUL, (u,), fn=lambda u: SP_CSR @ u, shape=sh, label="csr_matrix",
+        dtypes=ALL if sh == "vec" else (F64,))
+    add("sparse.matmul", _MATMUL, (u,), fn=lambda u: SP_CSC @ u, shape=sh, label="csc_array")
+    add("sparse.matmul", _MATMUL, (u,), fn=lambda u: SP_CPLX @ u, shape=sh, label="complex",
+        dtypes=(F64, C128))
+add("sparse.matmul", _MATMUL, (A((3,)),), fn=lambda u: SP_CSR.dot(u), shape="vec",
+    label="dot")
+add("sparse.matmul", _MATMUL, (A((3,)),), fn=lambda u: SP_CSR * u, shape="vec",
+    label="spmatrix *")
+for sh, u in {"vec": A((4,)), "mat": A((2, 4))}.items():
+    add("sparse.rmatmul", _RMATMUL, (u,), fn=lambda u: u @ SP_CSR, shape=sh,
+        label="csr_matrix", dtypes=ALL if sh == "vec" else (F64,))
+    add("sparse.rmatmul", _RMATMUL, (u,), fn=lambda u: u @ SP_CPLX, shape=sh, label="complex",
+        dtypes=(F64, C128))
+    add("sparse.coo_rmatmul", sps._coo._coo_base._rmatmul_dispatch, (u,),
+        fn=lambda u: u @ SP_COO, shape=sh)
+for sh, u in {"vec": A((3,)), "mat": A((3, 2))}.items():
+    add("sparse.coo_matmul", sps._coo._coo_base._matmul_dispatch, (u,),
+        fn=lambda u: SP_COO @ u, shape=sh, dtypes=ALL if sh == "vec" else (F64,))
+    add("sparse.coo_dot", sps._coo._coo_base.dot, (u,), fn=lambda u: SP_COO.dot(u), shape=sh)
+for sh, b in {"vec": A((4,)), "mat": A((4, 2))}.items():
+    add("spla.spsolve", spla.spsolve, (b,), fn=lambda b, **k: spla.spsolve(SP_SQUARE, b, **k),
+        shape=sh, dtypes=ALL if sh == "vec" else (F64,))
+add("spla.spsolve", spla.spsolve, (A((4,)),), {"permc_spec": "NATURAL", "use_umfpack": False},
+    fn=lambda b, **k: spla.spsolve(SP_SQUARE, b, **k), shape="vec")
+
+# ====================================================================== scipy.interpolate
+# Data abscissae whose knots lie outside the sample range |t| in [0.3, 1.5] (linear
+# interpolation has kinks there); XS ends inside it, for the fill values outside.
+XD = np.array([-2.0, -1.6, -0.2, 0.2, 1.7, 2.2])
+XS = np.array([-1.25, -0.9, -0.2, 0.2, 0.95, 1.25])
+YD = np.random.default_rng(7).standard_normal(6)
+YD2 = np.random.default_rng(8).standard_normal((2, 6))
+CS = si.CubicSpline(XD, YD)
+CS_AXIS = si.CubicSpline(XD, YD2, axis=1)
+BS = si.make_interp_spline(XD, YD)
+KNOTS = BS.t
+T = A((4,), real=True)
+_PPCALL = si.PPoly.__call__
+for sh, t in {"vec": T, "0d": A((), real=True), "mat": A((2, 3), real=True)}.items():
+    for kw in ({}, {"nu": 1}, {"nu": 2}):
+        add("si.PPoly.__call__", _PPCALL, (t,), kw, fn=lambda t, **k: CS(t, **k), shape=sh,
+            label="CubicSpline")
+    add("si.PPoly.__call__", _PPCALL, (t,), fn=lambda t: CS_AXIS(t), shape=sh, label="axis=1")
+    add("si.BSpline.__call__", si.BSpline.__call__, (t,), {"nu": 1},
+        fn=lambda t, **k: BS(t, **k), shape=sh)
+    add("si.interp1d.__call__", _Interpolator1D.__call__, (t,),
+        fn=lambda t: si.interp1d(XD, YD2, kind="cubic")(t), shape=sh, label="cubic")
+for kw in ({"extrapolate": False}, {"extrapolate": "periodic"}):
+    add("si.PPoly.__call__", _PPCALL, (T,), kw, fn=lambda t, **k: CS(t, **k), shape="vec")
+add("si.PPoly.__call__", _PPCALL, (T,), fn=lambda t: si.PchipInterpolator(XD, YD)(t),
+    shape="vec", label="Pchip")
+add("si.PPoly.__call__", _PPCALL, (T,), fn=lambda t: si.Akima1DInterpolator(XD, YD)(t),
+    shape="vec", label="Akima")
+add("si.BSpline.__call__", si.BSpline.__call__, (T,), {"extrapolate": False},
+    fn=lambda t, **k: BS(t, **k), shape="vec")
+for kind in ("linear", "slinear", "quadratic", "zero"):
+    add("si.interp1d.__call__", _Interpolator1D.__call__, (T,),
+        fn=lambda t, kind=kind: si.interp1d(XD, YD, kind=kind)(t), shape="vec", label=kind)
+add("si.interp1d.__call__", _Interpolator1D.__call__, (T,),
+    fn=lambda t: si.interp1d(XD, YD, kind="nearest")(t), shape="vec", label="nearest",
+    kind="value")
+add("si.interp1d.__call__", _Interpolator1D.__call__, (T,),
+    fn=lambda t: si.interp1d(XS, YD, bounds_error=False, fill_value=(0.5, -1.0))(t),
+    shape="vec", label="fill_value")
+add("si.interp1d.__call__", _Interpolator1D.__call__, (T,),
+    fn=lambda t: si.KroghInterpolator(XD, YD)(t), shape="vec", label="Krogh",
+    kind="raises", raises=NoDerivativeRule)
+
+# traced data values (and traced points: both differentiated together)
+_CSNEW = si.CubicSpline.__new__
+for kw in ({}, {"bc_type": "natural"}, {"bc_type": "clamped"},
+           {"bc_type": ((1, 0.5), (2, -1.0))}, {"extrapolate": False}):
+    add("si.CubicSpline", _CSNEW, (A((6,)), T), kw,
+        fn=lambda y, t, **k: si.CubicSpline(XD, y, **k)(t), shape="vec",
+        dtypes=ALL if not kw else (F64, C128))
+add("si.CubicSpline", _CSNEW, (A((2, 6)), T), {"axis": 1},
+    fn=lambda y, t, **k: si.CubicSpline(XD, y, **k)(t), shape="mat")
+add("si.CubicSpline", _CSNEW, (A((5,)), T), fn=lambda y, t: si.CubicSpline(
+    XD, np.concatenate([y, y[:1]]), bc_type="periodic")(t), shape="vec", label="periodic")
+add("si.CubicSpline", _CSNEW, (A((6,)), T),
+    fn=lambda y, t: si.CubicSpline(XD, y).derivative()(t), shape="vec", label="derivative")
+add("si.CubicSpline", _CSNEW, (A((6,)),),
+    fn=lambda y: si.CubicSpline(XD, y).integrate(-1.0, 1.5), shape="vec", label="integrate")
+add("si.CubicSpline", _CSNEW, (A((6,)), A((6,), "distinct_sorted", real=True)),
+    fn=lambda y, x: si.CubicSpline(x, y)(0.5), shape="vec", label="traced x",
+    kind="raises", raises=NoDerivativeRule)
+_CHNEW = si.CubicHermiteSpline.__new__
+add("si.CubicHermiteSpline", _CHNEW, (A((6,)), A((6,)), T), fn=lambda y, d, t, **k:
+    si.CubicHermiteSpline(XD, y, d, **k)(t), shape="vec", dtypes=ALL)
+add("si.CubicHermiteSpline", _CHNEW, (A((2, 6)), A((2, 6)), T), {"axis": 1,
+    "extrapolate": False}, fn=lambda y, d, t, **k: si.CubicHermiteSpline(XD, y, d, **k)(t),
+    shape="mat")
+# nonlinear in the data (limited slopes): refused with traced data, whatever the options
+for nm, cls, kw in (("si.PchipInterpolator", si.PchipInterpolator, {}),
+                    ("si.Akima1DInterpolator", si.Akima1DInterpolator, {"method": "makima"})):
+    add(nm, cls.__new__, (A((6,)), T), {"axis": 0, "extrapolate": True, **kw},
+        fn=lambda y, t, cls=cls, **k: cls(XD, y, **k)(t), shape="vec", kind="raises",
+        raises=NoDerivativeRule)
+_MIS = si.make_interp_spline
+for kw in ({}, {"k": 1}, {"k": 2}, {"bc_type": "natural"},
+           {"bc_type": ([(1, 0.3)], [(1, -0.2)])}, {"t": KNOTS}):
+    add("si.make_interp_spline", _MIS, (A((6,)), T), kw,
+        fn=lambda y, pts, **k: si.make_interp_spline(XD, y, **k)(pts), shape="vec",
+        dtypes=ALL if not kw else (F64,))
+add("si.make_interp_spline", _MIS, (A((2, 6)), T), {"axis": 1},
+    fn=lambda y, t, **k: si.make_interp_spline(XD, y, **k)(t), shape="mat")
+add("si.make_interp_spline", _MIS, (A((5,)), T), fn=lambda y, t: si.make_interp_spline(
+    XD, np.concatenate([y, y[:1]]), bc_type="periodic")(t), shape="vec", label="periodic")
+_I1NEW = si.interp1d.__new__
+for kw in ({}, {"kind": "cubic"}, {"kind": "quadratic"}, {"fill_value": "extrapolate"},
+           {"assume_sorted": True}, {"copy": False}):
+    add("si.interp1d", _I1NEW, (A((6,)), T), kw,
+        fn=lambda y, t, **k: si.interp1d(XD, y, **k)(t), shape="vec",
+        dtypes=ALL if not kw else (F64,))
+add("si.interp1d", _I1NEW, (A((6,)), F((4,))), {"kind": "nearest"},
+    fn=lambda y, t, **k: si.interp1d(XD, y, **k)(t), shape="vec")
+add("si.interp1d", _I1NEW, (A((6, 2)), T), {"axis": 0},
+    fn=lambda y, t, **k: si.interp1d(XD, y, **k)(t), shape="mat")
+add("si.interp1d", _I1NEW, (A((6,)), T), {"bounds_error": False, "fill_value": 2.5},
+    fn=lambda y, t, **k: si.interp1d(XS, y, **k)(t), shape="vec")
+_BSNEW = si.BSpline.__new__
+for kw in ({}, {"extrapolate": False}):
+    add("si.BSpline", _BSNEW, (A((6,)), T), kw,
+        fn=lambda c, t, **k: si.BSpline(KNOTS, c, 3, **k)(t), shape="vec",
+        dtypes=ALL if not kw else (F64,))
+add("si.BSpline", _BSNEW, (A((2, 6)), T), {"axis": 1},
+    fn=lambda c, t, **k: si.BSpline(KNOTS, c, 3, **k)(t), shape="mat")
+
+
 #: which registry key each dispatcher of dualrev.catalogue.scipy_functions stands for
 SCIPY_NAMES: dict[Any, str] = {
     sp.logsumexp: "sp.logsumexp", sp.softmax: "sp.softmax", sp.log_softmax: "sp.log_softmax",
@@ -929,6 +1084,17 @@ SCIPY_NAMES: dict[Any, str] = {
     sla.cho_solve: "sla.cho_solve", sla.lu_factor: "sla.lu_factor",
     sla.lu_solve: "sla.lu_solve", sla.expm: "sla.expm", sla.sqrtm: "sla.sqrtm",
     **{getattr(getattr(st, d), m): f"st.{d}.{m}" for d, m in STATS_RULES},
+    so.rosen: "so.rosen", so.rosen_der: "so.rosen_der", so.rosen_hess: "so.rosen_hess",
+    so.rosen_hess_prod: "so.rosen_hess_prod",
+    _MATMUL: "sparse.matmul", _RMATMUL: "sparse.rmatmul",
+    sps._coo._coo_base._matmul_dispatch: "sparse.coo_matmul",
+    sps._coo._coo_base._rmatmul_dispatch: "sparse.coo_rmatmul",
+    sps._coo._coo_base.dot: "sparse.coo_dot", spla.spsolve: "spla.spsolve",
+    _PPCALL: "si.PPoly.__call__", si.BSpline.__call__: "si.BSpline.__call__",
+    _Interpolator1D.__call__: "si.interp1d.__call__", _CSNEW: "si.CubicSpline",
+    _MIS: "si.make_interp_spline", si.PchipInterpolator.__new__: "si.PchipInterpolator",
+    si.Akima1DInterpolator.__new__: "si.Akima1DInterpolator", _I1NEW: "si.interp1d",
+    _BSNEW: "si.BSpline", _CHNEW: "si.CubicHermiteSpline",
 }
 
 #: keywords of a handler's signature that no case exercises, with the reason
@@ -948,6 +1114,7 @@ KEYWORD_EXEMPT: dict[str, str] = {
     "y": "np.where's x and y are positional-only in NumPy (covered positionally)",
     "where": "copyto's where=: copyto on traced values raises InPlaceError",
     "blocksize": "sqrtm's deprecated keyword",
+    "use_umfpack": "spsolve's choice of solver: no value changes beyond rounding",
     "overwrite_input": "median/quantile's permission to sort the input in place: plain NumPy "
                        "then changes the samples the harness reuses; no value changes "
                        "(tests/catalogue/test_selection.py)",
