@@ -373,7 +373,7 @@ def check_vmap(case: Case) -> None:
         if ax is None:
             assert all(o == w for w in outs), f"vmap output {k}: {o!r}, loop {outs[0]!r}"
         else:
-            _stacked_close(o, outs, 1e-12, f"vmap output {k}")
+            _stacked_close(o, outs, case.batch_tol or 1e-12, f"vmap output {k}")
     if case.kind != "diff" or not p.diff:
         return
 
@@ -381,7 +381,8 @@ def check_vmap(case: Case) -> None:
     got_t = refusing(lambda: dr.vmap(lambda *lv: dr.jvp(p.g, lv, vs)[1])(*batch))
     want_t = [refusing(lambda lv=lv: dr.jvp(p.g, lv, vs)[1]) for lv in draws]
     for k, t in enumerate(got_t):
-        _stacked_close(t, [w[k] for w in want_t], 1e-10, f"vmap(jvp) tangent {k}")
+        _stacked_close(t, [w[k] for w in want_t], case.batch_tol or 1e-10,
+                       f"vmap(jvp) tangent {k}")
 
     us = [p.random_like(p.g(*lv)) for lv in draws]
     u_batch = tuple(np.stack(u) for u in zip(*us, strict=True))
@@ -392,7 +393,8 @@ def check_vmap(case: Case) -> None:
     got_c = refusing(lambda: dr.vmap(pulled)(tuple(batch), u_batch))
     want_c = [pulled(tuple(lv), tuple(u)) for lv, u in zip(draws, us, strict=True)]
     for k, c in enumerate(got_c):
-        _stacked_close(c, [w[k] for w in want_c], 1e-10, f"vmap(vjp) cotangent {k}")
+        _stacked_close(c, [w[k] for w in want_c], case.batch_tol or 1e-10,
+                       f"vmap(vjp) cotangent {k}")
 
 
 CHECKS = {"value": check_value, "jvp": check_jvp, "vjp": check_vjp, "fwdrev": check_fwdrev,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.integrate as sintegrate
 import scipy.interpolate as si
 import scipy.linalg as sla
 import scipy.optimize as so
@@ -926,6 +927,64 @@ for m in ("logpdf", "pdf"):
         fn=lambda x, a, m=m: getattr(st.dirichlet(a), m)(x / 3))
 
 
+# ====================================================================== scipy.integrate
+# Small smooth problems solved tightly, so that the finite differences the checks compare
+# with see the exact solution's derivatives (the rules are exact up to the tolerance).
+_TIGHT = {"rtol": 1e-10, "atol": 1e-12}
+
+
+def _rotating_decay(t: Any, y: Any, k: Any, w: Any) -> Any:
+    """y' = -k y + w J y (J a quarter turn): decay and rotation, closed form known."""
+    return -k * y + w * np.stack([-y[1], y[0]])
+
+
+def _ivp(y0: Any, k: Any, w: Any, t1: float = 0.8, **kw: Any) -> Any:
+    opts = {"t_eval": [0.3, t1], **_TIGHT, **kw}
+    return sintegrate.solve_ivp(_rotating_decay, (0.0, t1), y0, args=(k, w), **opts).y
+
+
+add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())), shape="vec",
+    fn=_ivp, label="args", batch_tol=1e-8)
+add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
+    {"method": "DOP853"}, shape="vec", fn=_ivp, batch_tol=1e-8)
+add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
+    {"vectorized": True}, shape="vec", fn=_ivp, batch_tol=1e-8)
+add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos")), shape="vec",
+    label="t_span,t_eval", fn=lambda y0, t1: sintegrate.solve_ivp(
+        lambda t, y: -0.5 * y, (0.0, t1), y0, **_TIGHT).y[:, -1], batch_tol=1e-8)
+add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
+    {"dense_output": True}, shape="vec", fn=_ivp, kind="raises", raises=NoDerivativeRule)
+add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
+    {"events": lambda t, y, k, w: y[0]}, shape="vec", fn=_ivp, kind="raises",
+    raises=NoDerivativeRule)
+add("integrate.quad", sintegrate.quad, (A((), "pos"), A((), "unit"), A((), "gt1")), shape="0d",
+    label="a,b,args", fn=lambda a, b, c: sintegrate.quad(
+        lambda t, c: np.exp(-c * t) * np.sin(t), a, b, args=(c,))[0])
+add("integrate.quad", sintegrate.quad, (A((), "gt1"),), {"epsabs": 1e-12, "epsrel": 1e-12,
+                                                  "limit": 80}, shape="0d",
+    fn=lambda c, **kw: sintegrate.quad(lambda t, c: np.exp(-c * t * t), 0.0, np.inf,
+                                       args=(c,), **kw)[0])
+add("integrate.quad", sintegrate.quad, (A((), "pos"),), {"points": [0.5]}, shape="0d",
+    fn=lambda c, **kw: sintegrate.quad(lambda t, c: np.abs(t - 0.5) * c * c, 0.0, 1.0,
+                                       args=(c,), **kw)[0])
+add("integrate.quad", sintegrate.quad, (A((), "pos"),), {"weight": "cos", "wvar": 2.0},
+    shape="0d", fn=lambda c, **kw: sintegrate.quad(lambda t, c: np.exp(-c * t), 0.0, 1.0,
+                                                   args=(c,), **kw)[0])
+add("integrate.quad", sintegrate.quad, (A((), "pos"),), {"full_output": 1}, shape="0d",
+    fn=lambda c, **kw: sintegrate.quad(lambda t, c: c * t, 0.0, 1.0, args=(c,), **kw)[0],
+    kind="raises", raises=NoDerivativeRule)
+add("integrate.quad", sintegrate.quad, (A((), "pos"),), {"complex_func": True}, shape="0d",
+    fn=lambda c, **kw: sintegrate.quad(lambda t, c: c * t, 0.0, 1.0, args=(c,), **kw)[0],
+    kind="raises", raises=NoDerivativeRule)
+add("integrate.quad", sintegrate.quad, (A((), "pos"),), {"weight": "cos", "wvar": 2.0,
+                                                  "limlst": 60}, shape="0d",
+    label="infinite", fn=lambda c, **kw: sintegrate.quad(
+        lambda t, c: np.exp(-c * t), 0.0, np.inf, args=(c,), **kw)[0])
+add("integrate.quad", sintegrate.quad, (A((), "pos"),), {"weight": "sin", "wvar": 3.0,
+                                                  "maxp1": 80}, shape="0d",
+    fn=lambda c, **kw: sintegrate.quad(lambda t, c: np.exp(-c * t), 0.0, 2.0, args=(c,),
+                                       **kw)[0])
+
 # ====================================================================== scipy.optimize
 for nm, f in (("so.rosen", so.rosen), ("so.rosen_der", so.rosen_der)):
     add(nm, f, (A((5,)),), shape="vec", dtypes=ALL)
@@ -1080,6 +1139,7 @@ add("si.BSpline", _BSNEW, (A((2, 6)), T), {"axis": 1},
 SCIPY_NAMES: dict[Any, str] = {
     sp.logsumexp: "sp.logsumexp", sp.softmax: "sp.softmax", sp.log_softmax: "sp.log_softmax",
     sp.polygamma: "sp.polygamma", sp.softplus: "sp.softplus",
+    sintegrate.solve_ivp: "integrate.solve_ivp", sintegrate.quad: "integrate.quad",
     sla.solve_triangular: "sla.solve_triangular", sla.cho_factor: "sla.cho_factor",
     sla.cho_solve: "sla.cho_solve", sla.lu_factor: "sla.lu_factor",
     sla.lu_solve: "sla.lu_solve", sla.expm: "sla.expm", sla.sqrtm: "sla.sqrtm",
@@ -1114,6 +1174,8 @@ KEYWORD_EXEMPT: dict[str, str] = {
     "y": "np.where's x and y are positional-only in NumPy (covered positionally)",
     "where": "copyto's where=: copyto on traced values raises InPlaceError",
     "blocksize": "sqrtm's deprecated keyword",
+    "wopts": "quad's precomputed Chebyshev moments for weight='cos'/'sin' (a cache: SciPy "
+             "computes the same moments without it; passed through unchanged)",
     "use_umfpack": "spsolve's choice of solver: no value changes beyond rounding",
     "overwrite_input": "median/quantile's permission to sort the input in place: plain NumPy "
                        "then changes the samples the harness reuses; no value changes "
