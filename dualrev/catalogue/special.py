@@ -1,24 +1,33 @@
 """scipy.special ufuncs (they reach dualrev through ``__array_ufunc__`` like NumPy's).
 
 Each entry gives the partial derivative of each argument. Orders of Bessel functions
-and of polygamma_p, and the shape parameter of the incomplete gamma functions, are
-arguments dualrev does not differentiate: a traced value there raises rather than
+and of polygamma_p, degrees of orthogonal polynomials, and the shape parameters of the
+incomplete gamma and beta functions (and of the hypergeometric and Wright functions),
+are arguments dualrev does not differentiate: a traced value there raises rather than
 silently getting a zero derivative.
+
+Partials are written with scipy.special and NumPy calls on the (possibly traced)
+arguments, so that nested derivatives follow from the same rules. Multi-output ufuncs
+(``fresnel``, ``sici``, ``airy`` ...) are one elementwise primitive per output.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.special as sc
 
 from ..errors import NoDerivativeRule
-from ..primitive import is_complex, register_function
-from .elementwise import _div, elementwise
+from ..primitive import Primitive, is_complex, register_function, register_ufunc
+from .elementwise import _div, _power_dx, _power_dy, elementwise, nondiff_ufunc
 
 _SQRT_PI = np.sqrt(np.pi)
 _SQRT_2PI = np.sqrt(2 * np.pi)
+_DEG = np.pi / 180.0  # d(radians)/d(degrees)
 
 
 def _not_in(what: str) -> Any:
@@ -139,3 +148,372 @@ def _i0(x: Any) -> Any:
     if is_complex(x):
         raise TypeError("i0 not supported for complex values")
     return sc.i0(x)
+
+
+# ------------------------------------------------------------------ helpers of the rules
+def _real_only(name: str, d: Callable[..., Any]) -> Callable[..., Any]:
+    """A partial valid on the real line only (an exponential scaling by |Im z| or the
+    like is not analytic): a complex argument raises instead of getting it wrong."""
+
+    @functools.wraps(d)  # its parameter names, which ``saves`` declarations refer to
+    def partial(ans: Any, *args: Any) -> Any:
+        if any(is_complex(a) for a in args):
+            raise NoDerivativeRule(
+                f"scipy.special.{name} of a complex argument",
+                "Its derivative is implemented for real arguments only.")
+        return d(ans, *args)
+
+    return partial
+
+
+def _integer_degree(name: str, n: Any) -> None:
+    # the recurrences below hold for integer degrees; SciPy also evaluates some of these
+    # polynomials at non-integer degrees (as hypergeometric functions), where they differ
+    n = np.asarray(n)
+    if n.dtype.kind == "f" and not np.all(np.equal(n, np.floor(n))):
+        raise NoDerivativeRule(
+            f"scipy.special.{name} at a non-integer degree",
+            "Its derivative is implemented for integer degrees only.")
+
+
+def _below(n: Any) -> Any:
+    # n - 1, floored at 0: the lower degree of a recurrence whose factor vanishes at n = 0
+    return np.maximum(np.asarray(n) - 1, 0)
+
+
+def _series(u: Any, coefs: Sequence[float]) -> Any:
+    # sum_k coefs[k] u**k by Horner's rule (traced u: its own derivatives are exact)
+    out = coefs[-1]
+    for c in coefs[-2::-1]:
+        out = out * u + c
+    return out
+
+
+_SMALL = 1e-2  # below this |u| the series (8 terms: error ~1e-16) replaces the closed form
+_EXPREL_D = [(k + 1) / math.factorial(k + 2) for k in range(8)]  # d/du (e^u - 1)/u
+_LOG1P_REL = [(-1) ** k / (k + 1) for k in range(8)]  # log1p(u)/u
+_LOG1P_REL_D = [(-1) ** (k + 1) * (k + 1) / (k + 2) for k in range(8)]  # its derivative
+
+
+def _guarded(u: Any, exact: Callable[[Any], Any], coefs: Sequence[float]) -> Any:
+    """``exact(u)``, which cancels badly near u = 0, replaced there by its Taylor series;
+    composed of traced operations, so that its derivatives are right on both sides."""
+    small = np.less(np.abs(u), _SMALL)
+    us = np.where(small, 1.0, u)
+    return np.where(small, _series(u, coefs), exact(us))
+
+
+def _exprel_d(u: Any) -> Any:
+    """d/du exprel(u) = (u e^u - expm1(u)) / u**2."""
+    return _guarded(u, lambda v: (np.exp(v) - sc.exprel(v)) / v, _EXPREL_D)
+
+
+def _log1p_rel(u: Any) -> Any:
+    """log1p(u) / u (1 at u = 0)."""
+    return _guarded(u, lambda v: np.log1p(v) / v, _LOG1P_REL)
+
+
+def _log1p_rel_d(u: Any) -> Any:
+    """d/du log1p(u)/u = (u/(1+u) - log1p(u)) / u**2."""
+    return _guarded(u, lambda v: (v / (1 + v) - np.log1p(v)) / (v * v), _LOG1P_REL_D)
+
+
+def _output(ufunc: Any, i: int) -> Callable[..., Any]:
+    return lambda *args: ufunc(*args)[i]
+
+
+def multi_output(ufunc: Any, *per_output: Sequence[Callable[..., Any]],
+                 saves: Sequence[Any]) -> tuple[Primitive, ...]:
+    """A multi-output ufunc as one elementwise primitive per output: ``per_output[i]``
+    holds output i's partials ``d(ans_i, *args)``. Each primitive recomputes the ufunc and
+    keeps its own output (twice the work, but every output is then an ordinary
+    elementwise value for the tape, batching and nesting)."""
+    prims = tuple(
+        elementwise(_output(ufunc, i), *partials,
+                    name=f"{ufunc.__name__}[{i}]", saves=sv)
+        for i, (partials, sv) in enumerate(zip(per_output, saves, strict=True)))
+
+    def handler(*args: Any) -> tuple[Any, ...]:
+        return tuple(p(*args) for p in prims)
+
+    register_ufunc(ufunc, handler)
+    return prims
+
+
+# ------------------------------------------------------------------ more gamma and beta
+elementwise(sc.rgamma, lambda ans, x: -ans * sc.digamma(x), saves="ans x")
+nondiff_ufunc(sc.gammasgn)  # piecewise constant (+-1)
+nondiff_ufunc(sc.round)  # piecewise constant
+elementwise(
+    sc.poch,
+    lambda ans, z, m: ans * (sc.digamma(z + m) - sc.digamma(z)),
+    lambda ans, z, m: ans * sc.digamma(z + m),
+    saves="ans z m",
+)
+elementwise(
+    sc.binom,  # gamma(n+1) / (gamma(k+1) gamma(n-k+1)), SciPy's continuous extension
+    lambda ans, n, k: ans * (sc.digamma(n + 1) - sc.digamma(n - k + 1)),
+    lambda ans, n, k: ans * (sc.digamma(n - k + 1) - sc.digamma(k + 1)),
+    saves="ans n k",
+)
+
+
+def _gammainc_inv_dy(ans: Any, a: Any, y: Any) -> Any:
+    # dx/dy of the inverse: 1 / (dP/dx at x = ans)
+    return np.exp(ans - sc.xlogy(a - 1, ans) + sc.gammaln(a))
+
+
+elementwise(sc.gammaincinv, _not_in("scipy.special.gammaincinv w.r.t. a"), _gammainc_inv_dy,
+            saves=("", "ans a"))
+elementwise(sc.gammainccinv, _not_in("scipy.special.gammainccinv w.r.t. a"),
+            lambda ans, a, y: -_gammainc_inv_dy(ans, a, y), saves=("", "ans a"))
+
+
+def _log_beta_density(a: Any, b: Any, x: Any) -> Any:
+    # log(x**(a-1) (1-x)**(b-1) / B(a, b)), with 0 * log 0 = 0 at the ends
+    return sc.xlogy(a - 1, x) + sc.xlog1py(b - 1, -x) - sc.betaln(a, b)
+
+
+elementwise(sc.betainc, _not_in("scipy.special.betainc w.r.t. a"),
+            _not_in("scipy.special.betainc w.r.t. b"),
+            lambda ans, a, b, x: np.exp(_log_beta_density(a, b, x)), saves=("", "", "a b x"))
+elementwise(sc.betaincc, _not_in("scipy.special.betaincc w.r.t. a"),
+            _not_in("scipy.special.betaincc w.r.t. b"),
+            lambda ans, a, b, x: -np.exp(_log_beta_density(a, b, x)), saves=("", "", "a b x"))
+elementwise(sc.betaincinv, _not_in("scipy.special.betaincinv w.r.t. a"),
+            _not_in("scipy.special.betaincinv w.r.t. b"),
+            lambda ans, a, b, y: np.exp(-_log_beta_density(a, b, ans)),
+            saves=("", "", "ans a b"))
+elementwise(sc.betainccinv, _not_in("scipy.special.betainccinv w.r.t. a"),
+            _not_in("scipy.special.betainccinv w.r.t. b"),
+            lambda ans, a, b, y: -np.exp(-_log_beta_density(a, b, ans)),
+            saves=("", "", "ans a b"))
+
+# ------------------------------------------------------------------ exponential integrals
+elementwise(sc.exp1, lambda ans, x: -np.exp(-x) / x, saves="x")
+elementwise(sc.expi, lambda ans, x: np.exp(x) / x, saves="x")
+
+
+def _expn_dx(ans: Any, n: Any, x: Any) -> Any:
+    # E_n' = -E_{n-1}; E_0(x) = e^-x / x has no lower neighbour in SciPy (E_-1 is nan)
+    lower = -sc.expn(_below(n), x)
+    return np.where(np.greater(n, 0), lower, -np.exp(-x) * (x + 1) / (x * x))
+
+
+elementwise(sc.expn, _not_in("scipy.special.expn w.r.t. n"), _expn_dx, saves=("", "n x"))
+elementwise(sc.exprel, lambda ans, x: _exprel_d(x), saves="x")
+
+# ------------------------------------------------------------------ elementary functions
+elementwise(sc.cbrt, lambda ans, x: _div(1.0, 3.0 * ans * ans), saves="ans")
+elementwise(sc.exp2, lambda ans, x: ans * np.log(2.0), saves="ans")
+elementwise(sc.expm1, lambda ans, x: ans + 1.0, saves="ans")
+elementwise(sc.log1p, lambda ans, x: _div(1.0, 1.0 + x), saves="x")
+elementwise(sc.cosm1, lambda ans, x: -np.sin(x), saves="x")
+elementwise(sc.sindg, lambda ans, x: _DEG * sc.cosdg(x), saves="x")
+elementwise(sc.cosdg, lambda ans, x: -_DEG * sc.sindg(x), saves="x")
+elementwise(sc.tandg, lambda ans, x: _DEG * (1.0 + ans * ans), saves="ans")
+elementwise(sc.cotdg, lambda ans, x: -_DEG * (1.0 + ans * ans), saves="ans")
+elementwise(sc.radian, lambda ans, d, m, s: _DEG, lambda ans, d, m, s: _DEG / 60,
+            lambda ans, d, m, s: _DEG / 3600, saves="")
+elementwise(sc.powm1, _power_dx, _power_dy, saves="x y")  # x**y - 1: the same partials
+elementwise(
+    sc.boxcox,  # log(x) exprel(lmbda log(x))
+    lambda ans, x, lm: np.power(x, lm - 1),
+    lambda ans, x, lm: np.log(x) ** 2 * _exprel_d(lm * np.log(x)),
+    saves="x lm",
+)
+elementwise(
+    sc.boxcox1p,
+    lambda ans, x, lm: np.power(1 + x, lm - 1),
+    lambda ans, x, lm: np.log1p(x) ** 2 * _exprel_d(lm * np.log1p(x)),
+    saves="x lm",
+)
+elementwise(
+    sc.inv_boxcox,  # exp(y log1p(lmbda y)/(lmbda y))
+    lambda ans, y, lm: ans / (1 + lm * y),
+    lambda ans, y, lm: ans * y * y * _log1p_rel_d(lm * y),
+    saves="ans y lm",
+)
+elementwise(
+    sc.inv_boxcox1p,
+    lambda ans, y, lm: (ans + 1) / (1 + lm * y),
+    lambda ans, y, lm: (ans + 1) * y * y * _log1p_rel_d(lm * y),
+    saves="ans y lm",
+)
+elementwise(sc.spence, lambda ans, z: -_log1p_rel(z - 1), saves="z")  # log(z) / (1 - z)
+elementwise(sc.wrightomega, lambda ans, z: ans / (1 + ans), saves="ans")
+
+
+def _huber_in(d: Any, r: Any) -> Any:
+    return np.less_equal(np.abs(r), d)
+
+
+elementwise(
+    sc.huber,  # r**2/2 inside |r| <= delta, delta (|r| - delta/2) outside
+    lambda ans, d, r: np.where(_huber_in(d, r), 0.0, np.abs(r) - d),
+    lambda ans, d, r: np.where(_huber_in(d, r), r, d * np.sign(r)),
+    saves="d r",
+)
+elementwise(
+    sc.pseudo_huber,  # delta**2 (sqrt(1 + (r/delta)**2) - 1)
+    lambda ans, d, r: 2 * ans / d - r * r / (d * np.sqrt(1 + (r / d) ** 2)),
+    lambda ans, d, r: r / np.sqrt(1 + (r / d) ** 2),
+    saves=("ans d r", "d r"),
+)
+
+# ------------------------------------------------------------------ error functions, Fresnel
+elementwise(sc.erfi, lambda ans, x: (2 / _SQRT_PI) * np.exp(x * x), saves="x")
+elementwise(sc.dawsn, lambda ans, x: 1 - 2 * x * ans, saves="ans x")
+elementwise(sc.ndtri_exp, lambda ans, y: _SQRT_2PI * np.exp(y + 0.5 * ans * ans),
+            saves="ans y")
+elementwise(
+    sc.owens_t,
+    lambda ans, h, a: -np.exp(-0.5 * h * h) * sc.erf(a * h / np.sqrt(2.0)) / (2 * _SQRT_2PI),
+    lambda ans, h, a: np.exp(-0.5 * h * h * (1 + a * a)) / (2 * np.pi * (1 + a * a)),
+    saves="h a",
+)
+multi_output(sc.fresnel, [lambda ans, z: np.sin(0.5 * np.pi * z * z)],
+             [lambda ans, z: np.cos(0.5 * np.pi * z * z)], saves=("z", "z"))
+multi_output(sc.sici, [lambda ans, x: np.sin(x) / x], [lambda ans, x: np.cos(x) / x],
+             saves=("x", "x"))
+multi_output(sc.shichi, [lambda ans, x: np.sinh(x) / x], [lambda ans, x: np.cosh(x) / x],
+             saves=("x", "x"))
+
+# ------------------------------------------------------------------ elliptic integrals
+# (in the parameter m; the closed forms are 0/0 at m = 0, so the derivative there is nan)
+elementwise(sc.ellipk, lambda ans, m: (sc.ellipe(m) - (1 - m) * ans) / (2 * m * (1 - m)),
+            saves="ans m")
+elementwise(sc.ellipe, lambda ans, m: (ans - sc.ellipk(m)) / (2 * m), saves="ans m")
+elementwise(sc.ellipkm1,  # K(1 - p)
+            lambda ans, p: -(sc.ellipe(1 - p) - p * ans) / (2 * p * (1 - p)), saves="ans p")
+
+
+def _delta(phi: Any, m: Any) -> Any:
+    s = np.sin(phi)
+    return np.sqrt(1 - m * s * s)
+
+
+elementwise(
+    sc.ellipkinc,
+    lambda ans, phi, m: 1 / _delta(phi, m),
+    lambda ans, phi, m: (sc.ellipeinc(phi, m) / (2 * m * (1 - m)) - ans / (2 * m)
+                         - np.sin(2 * phi) / (4 * (1 - m) * _delta(phi, m))),
+    saves=("phi m", "ans phi m"),
+)
+elementwise(
+    sc.ellipeinc,
+    lambda ans, phi, m: _delta(phi, m),
+    lambda ans, phi, m: (ans - sc.ellipkinc(phi, m)) / (2 * m),
+    saves=("phi m", "ans phi m"),
+)
+
+
+def _ellipj(i: int) -> Callable[..., Any]:
+    return lambda ans, u, m: sc.ellipj(u, m)[i]
+
+
+_m_ellipj = _not_in("scipy.special.ellipj w.r.t. m")
+multi_output(  # sn, cn, dn, and the amplitude ph, in u
+    sc.ellipj,
+    [lambda ans, u, m: _ellipj(1)(ans, u, m) * _ellipj(2)(ans, u, m), _m_ellipj],
+    [lambda ans, u, m: -_ellipj(0)(ans, u, m) * _ellipj(2)(ans, u, m), _m_ellipj],
+    [lambda ans, u, m: -m * _ellipj(0)(ans, u, m) * _ellipj(1)(ans, u, m), _m_ellipj],
+    [_ellipj(2), _m_ellipj],
+    saves=[("u m", "")] * 4,
+)
+
+# ------------------------------------------------------------------ more Bessel functions
+elementwise(sc.k0, lambda ans, x: -sc.k1(x), saves="x")
+elementwise(sc.k1, lambda ans, x: -0.5 * (sc.k0(x) + sc.kv(2, x)), saves="x")
+elementwise(sc.k0e, lambda ans, x: ans - sc.k1e(x), saves="ans x")
+elementwise(sc.k1e, lambda ans, x: ans - 0.5 * (sc.k0e(x) + sc.kve(2, x)), saves="ans x")
+elementwise(sc.kv, _not_in("scipy.special.kv w.r.t. the order"),
+            lambda ans, v, x: -0.5 * (sc.kv(v - 1, x) + sc.kv(v + 1, x)), saves=("", "v x"))
+elementwise(sc.kve, _not_in("scipy.special.kve w.r.t. the order"),  # kv(v, z) e^z
+            lambda ans, v, x: ans - 0.5 * (sc.kve(v - 1, x) + sc.kve(v + 1, x)),
+            saves=("", "ans v x"))
+elementwise(sc.kn, _not_in("scipy.special.kn w.r.t. the order"),
+            lambda ans, n, x: -0.5 * (sc.kn(n - 1, x) + sc.kn(n + 1, x)), saves=("", "n x"))
+elementwise(sc.yn, _not_in("scipy.special.yn w.r.t. the order"),
+            lambda ans, n, x: 0.5 * (sc.yn(n - 1, x) - sc.yn(n + 1, x)), saves=("", "n x"))
+# jve and yve scale by exp(-|Im z|): for real arguments they are jv and yv
+elementwise(sc.jve, _not_in("scipy.special.jve w.r.t. the order"),
+            _real_only("jve", lambda ans, v, x: 0.5 * (sc.jve(v - 1, x) - sc.jve(v + 1, x))),
+            saves=("", "v x"))
+elementwise(sc.yve, _not_in("scipy.special.yve w.r.t. the order"),
+            _real_only("yve", lambda ans, v, x: 0.5 * (sc.yve(v - 1, x) - sc.yve(v + 1, x))),
+            saves=("", "v x"))
+
+
+def _struve_term(v: Any, x: Any) -> Any:
+    # (x/2)**v / (2 sqrt(pi) gamma(v + 3/2)), the inhomogeneous term of the recurrences
+    return np.power(0.5 * x, v) * sc.rgamma(v + 1.5) / (2 * _SQRT_PI)
+
+
+elementwise(sc.struve, _not_in("scipy.special.struve w.r.t. the order"),
+            lambda ans, v, x: (0.5 * (sc.struve(v - 1, x) - sc.struve(v + 1, x))
+                               + _struve_term(v, x)), saves=("", "v x"))
+elementwise(sc.modstruve, _not_in("scipy.special.modstruve w.r.t. the order"),
+            lambda ans, v, x: (0.5 * (sc.modstruve(v - 1, x) + sc.modstruve(v + 1, x))
+                               + _struve_term(v, x)), saves=("", "v x"))
+# Kelvin functions: ber + i bei = J0(x e^(3 pi i/4)), ker + i kei = K0(x e^(pi i/4)), both
+# solving w'' = i w - w'/x, which gives the derivatives of berp, beip, kerp, keip
+elementwise(sc.ber, lambda ans, x: sc.berp(x), saves="x")
+elementwise(sc.bei, lambda ans, x: sc.beip(x), saves="x")
+elementwise(sc.berp, lambda ans, x: -ans / x - sc.bei(x), saves="ans x")
+elementwise(sc.beip, lambda ans, x: -ans / x + sc.ber(x), saves="ans x")
+elementwise(sc.ker, lambda ans, x: sc.kerp(x), saves="x")
+elementwise(sc.kei, lambda ans, x: sc.keip(x), saves="x")
+elementwise(sc.kerp, lambda ans, x: -ans / x - sc.kei(x), saves="ans x")
+elementwise(sc.keip, lambda ans, x: -ans / x + sc.ker(x), saves="ans x")
+
+
+def _airy(i: int) -> Callable[..., Any]:
+    return lambda z: sc.airy(z)[i]
+
+
+multi_output(  # Ai, Ai', Bi, Bi': Ai'' = z Ai, Bi'' = z Bi
+    sc.airy,
+    [lambda ans, z: _airy(1)(z)], [lambda ans, z: z * _airy(0)(z)],
+    [lambda ans, z: _airy(3)(z)], [lambda ans, z: z * _airy(2)(z)],
+    saves=("z",) * 4,
+)
+# integrals of Bessel, Struve and Airy functions: the integrand
+elementwise(sc.itstruve0, lambda ans, x: sc.struve(0, x), saves="x")
+elementwise(sc.it2struve0, lambda ans, x: -sc.struve(0, x) / x, saves="x")
+elementwise(sc.itmodstruve0, lambda ans, x: sc.modstruve(0, x), saves="x")
+multi_output(sc.iti0k0, [lambda ans, x: sc.i0(x)], [lambda ans, x: sc.k0(x)],
+             saves=("x", "x"))
+multi_output(sc.itj0y0, [lambda ans, x: sc.j0(x)], [lambda ans, x: sc.y0(x)],
+             saves=("x", "x"))
+multi_output(sc.it2i0k0, [lambda ans, x: (sc.i0(x) - 1) / x], [lambda ans, x: -sc.k0(x) / x],
+             saves=("x", "x"))
+multi_output(sc.it2j0y0, [lambda ans, x: (1 - sc.j0(x)) / x], [lambda ans, x: -sc.y0(x) / x],
+             saves=("x", "x"))
+multi_output(
+    sc.itairy,  # integrals from 0 to x of Ai(t), Bi(t), Ai(-t), Bi(-t)
+    [lambda ans, x: _airy(0)(x)], [lambda ans, x: _airy(2)(x)],
+    [lambda ans, x: _airy(0)(-x)], [lambda ans, x: _airy(2)(-x)],
+    saves=("x",) * 4,
+)
+
+# ------------------------------------------------------------------ hypergeometric, Wright
+elementwise(sc.hyp0f1, _not_in("scipy.special.hyp0f1 w.r.t. b"),
+            lambda ans, b, z: sc.hyp0f1(b + 1, z) / b, saves=("", "b z"))
+elementwise(sc.hyp1f1, _not_in("scipy.special.hyp1f1 w.r.t. a"),
+            _not_in("scipy.special.hyp1f1 w.r.t. b"),
+            lambda ans, a, b, z: a / b * sc.hyp1f1(a + 1, b + 1, z), saves=("", "", "a b z"))
+elementwise(sc.hyp2f1, _not_in("scipy.special.hyp2f1 w.r.t. a"),
+            _not_in("scipy.special.hyp2f1 w.r.t. b"), _not_in("scipy.special.hyp2f1 w.r.t. c"),
+            lambda ans, a, b, c, z: a * b / c * sc.hyp2f1(a + 1, b + 1, c + 1, z),
+            saves=("", "", "", "a b c z"))
+elementwise(sc.hyperu, _not_in("scipy.special.hyperu w.r.t. a"),
+            _not_in("scipy.special.hyperu w.r.t. b"),
+            lambda ans, a, b, x: -a * sc.hyperu(a + 1, b + 1, x), saves=("", "", "a b x"))
+elementwise(sc.wright_bessel, _not_in("scipy.special.wright_bessel w.r.t. a"),
+            _not_in("scipy.special.wright_bessel w.r.t. b"),
+            lambda ans, a, b, x: sc.wright_bessel(a, a + b, x), saves=("", "", "a b x"))
+elementwise(sc.log_wright_bessel, _not_in("scipy.special.log_wright_bessel w.r.t. a"),
+            _not_in("scipy.special.log_wright_bessel w.r.t. b"),
+            lambda ans, a, b, x: np.exp(sc.log_wright_bessel(a, a + b, x) - ans),
+            saves=("", "", "ans a b x"))

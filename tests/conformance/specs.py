@@ -104,12 +104,29 @@ UNARY = {
     sp.entr: ("pos", False), sp.i0: ("real", False), sp.i0e: ("real", False),
     sp.i1: ("real", False), sp.i1e: ("real", False), sp.j0: ("real", False),
     sp.j1: ("real", False), sp.y0: ("pos", False), sp.y1: ("pos", False),
+    sp.rgamma: ("pos", True), sp.exp1: ("pos", True), sp.expi: ("real", False),
+    sp.exprel: ("real", False), sp.cbrt: ("real", False), sp.exp2: ("real", False),
+    sp.expm1: ("real", True), sp.log1p: ("pos", True), sp.cosm1: ("real", False),
+    sp.sindg: ("real", False), sp.cosdg: ("real", False), sp.tandg: ("real", False),
+    sp.cotdg: ("real", False), sp.spence: ("pos", True), sp.wrightomega: ("real", True),
+    sp.erfi: ("real", True), sp.dawsn: ("real", True), sp.ndtri_exp: ("neg", False),
+    sp.ellipk: ("prob", False), sp.ellipe: ("prob", False), sp.ellipkm1: ("prob", False),
+    sp.k0: ("pos", False), sp.k0e: ("pos", False), sp.k1: ("pos", False),
+    sp.k1e: ("pos", False), sp.ber: ("pos", False), sp.bei: ("pos", False),
+    sp.berp: ("pos", False), sp.beip: ("pos", False), sp.ker: ("pos", False),
+    sp.kei: ("pos", False), sp.kerp: ("pos", False), sp.keip: ("pos", False),
+    sp.itstruve0: ("pos", False), sp.it2struve0: ("pos", False),
+    sp.itmodstruve0: ("pos", False),
+    # multi-output ufuncs: a tuple of results
+    sp.fresnel: ("real", True), sp.sici: ("real", True), sp.shichi: ("real", True),
+    sp.airy: ("real", True), sp.iti0k0: ("pos", False), sp.itj0y0: ("pos", False),
+    sp.it2i0k0: ("pos", False), sp.it2j0y0: ("pos", False), sp.itairy: ("pos", False),
 }
 UNARY_NONDIFF = {
     np.sign: ("real", True), np.floor: ("nonint", False), np.ceil: ("nonint", False),
     np.trunc: ("nonint", False), np.rint: ("nonint", True), np.signbit: ("real", False),
     np.isfinite: ("real", True), np.isinf: ("real", True), np.isnan: ("real", True),
-    np.logical_not: ("real", True),
+    np.logical_not: ("real", True), sp.gammasgn: ("nonint", False), sp.round: ("nonint", False),
 }
 
 
@@ -146,6 +163,12 @@ BINARY = {
     sp.gammainc: ("pos", "pos", False), sp.gammaincc: ("pos", "pos", False),
     sp.xlogy: ("real", "pos", True), sp.xlog1py: ("real", "pos", False),
     sp.rel_entr: ("pos", "pos", False), sp.kl_div: ("pos", "pos", False),
+    sp.poch: ("pos", "pos", False), sp.binom: ("pos", "pos", False),
+    sp.powm1: ("pos", "real", False), sp.boxcox: ("pos", "real", False),
+    sp.boxcox1p: ("pos", "real", False), sp.inv_boxcox: ("unit", "unit", False),
+    sp.inv_boxcox1p: ("unit", "unit", False), sp.huber: ("pos", "real", False),
+    sp.pseudo_huber: ("pos", "real", False), sp.owens_t: ("real", "real", False),
+    sp.ellipkinc: ("real", "prob", False), sp.ellipeinc: ("real", "prob", False),
 }
 BINARY_NONDIFF = {
     np.floor_divide: ("real", "pos", False), np.greater: ("real", "real", False),
@@ -167,6 +190,54 @@ for u, dom in ((sp.iv, "pos"), (sp.ive, "pos"), (sp.jv, "pos"), (sp.yv, "pos")):
     for sh, shape in (("mat", (2, 3)), ("0d", ())):
         add(_uname(u), u, (1.5, A(shape, dom)), shape=sh, dtypes=REAL if sh == "mat" else (F64,))
     add(_uname(u), u, (A((3,), "pos"), A((3,), dom)), label="order traced", shape="vec")
+# scipy.special functions with arguments dualrev does not differentiate (orders, degrees,
+# shape parameters): those are constants (F, Ints) in the diff cases, and a traced one
+# must be refused
+CPLX_ORDER = (sp.kv, sp.kve)  # analytic in x: complex x checked too
+for u in (sp.kv, sp.kve, sp.jve, sp.yve, sp.struve, sp.modstruve):
+    for sh, shape in (("mat", (2, 3)), ("0d", ())):
+        add(_uname(u), u, (1.5, A(shape, "pos")), shape=sh,
+            dtypes=(ALL if u in CPLX_ORDER else REAL) if sh == "mat" else (F64,))
+    add(_uname(u), u, (F((3,), "pos"), A((3,), "pos")), shape="vec", label="v=<array>")
+    add(_uname(u), u, (A((3,), "pos"), A((3,), "pos")), label="order traced", shape="vec",
+        kind="raises", raises=NoDerivativeRule)
+add("sp.jve", sp.jve, (1.5, A((2, 3), "pos")), shape="mat", dtypes=(C128,),
+    kind="raises", raises=NoDerivativeRule)  # the exp(-|Im z|) scaling is not analytic
+for u in (sp.kn, sp.yn, sp.expn):
+    for sh, shape in (("mat", (2, 3)), ("0d", ())):
+        add(_uname(u), u, (2, A(shape, "pos")), shape=sh, dtypes=REAL if sh == "mat" else (F64,))
+    add(_uname(u), u, (Ints((2, 3), 0, 4), A((2, 3), "pos")), shape="mat")
+    add(_uname(u), u, (A((3,), "pos"), A((3,), "pos")), label="order traced", shape="vec",
+        kind="raises", raises=NoDerivativeRule)
+for u, dom in ((sp.gammaincinv, "prob"), (sp.gammainccinv, "prob")):
+    add(_uname(u), u, (F((2, 3), "pos"), A((2, 3), dom)), shape="mat", dtypes=REAL)
+    add(_uname(u), u, (1.5, A((), dom)), shape="0d")
+    add(_uname(u), u, (A((3,), "pos"), A((3,), dom)), label="a traced", shape="vec",
+        kind="raises", raises=NoDerivativeRule)
+for u in (sp.betainc, sp.betaincc, sp.betaincinv, sp.betainccinv):
+    add(_uname(u), u, (F((2, 3), "pos"), F((2, 3), "pos"), A((2, 3), "prob")), shape="mat",
+        dtypes=REAL)
+    add(_uname(u), u, (2.5, 0.7, A((), "prob")), shape="0d")
+    add(_uname(u), u, (F((3,), "pos"), F((1,), "pos"), A((3,), "prob")), shape="bcast1")
+    add(_uname(u), u, (A((3,), "pos"), 0.7, A((3,), "prob")), label="a traced", shape="vec",
+        kind="raises", raises=NoDerivativeRule)
+    add(_uname(u), u, (0.7, A((3,), "pos"), A((3,), "prob")), label="b traced", shape="vec",
+        kind="raises", raises=NoDerivativeRule)
+for u, consts, dom in ((sp.hyp0f1, (1.5,), "real"), (sp.hyp1f1, (0.7, 1.5), "real"),
+                       (sp.hyp2f1, (0.5, 0.7, 1.5), "unit"), (sp.hyperu, (0.7, 1.5), "pos"),
+                       (sp.wright_bessel, (0.5, 1.2), "pos"),
+                       (sp.log_wright_bessel, (0.5, 1.2), "pos")):
+    cplx = u in (sp.hyp0f1, sp.hyp1f1, sp.hyp2f1)
+    add(_uname(u), u, (*consts, A((2, 3), dom)), shape="mat", dtypes=ALL if cplx else REAL)
+    add(_uname(u), u, (*consts, A((), dom)), shape="0d")
+    add(_uname(u), u, (*(A((3,), "pos") for _ in consts), A((3,), dom)), label="traced",
+        shape="vec", kind="raises", raises=NoDerivativeRule)
+add("sp.radian", sp.radian, (A((2, 3)), A((2, 3)), A((2, 3))), shape="same", dtypes=REAL)
+add("sp.radian", sp.radian, (A(()), A((3,)), A((2, 1))), shape="bcast1")
+add("sp.ellipj", sp.ellipj, (A((2, 3)), F((2, 3), "prob")), shape="mat", dtypes=REAL)
+add("sp.ellipj", sp.ellipj, (A(()), 0.4), shape="0d")
+add("sp.ellipj", sp.ellipj, (A((3,)), A((3,), "prob")), label="m traced", shape="vec",
+    kind="raises", raises=NoDerivativeRule)
 
 MATMUL_SHAPES = {"mat": ((3, 4), (4, 2)), "stacked": ((2, 3, 4), (4, 2)),
                  "vec-vec": ((3,), (3,)), "mat-vec": ((2, 3), (3,)),
