@@ -517,3 +517,116 @@ elementwise(sc.log_wright_bessel, _not_in("scipy.special.log_wright_bessel w.r.t
             _not_in("scipy.special.log_wright_bessel w.r.t. b"),
             lambda ans, a, b, x: np.exp(sc.log_wright_bessel(a, a + b, x) - ans),
             saves=("", "", "ans a b x"))
+
+# ------------------------------------------------------------------ distribution functions
+# (in the continuous variable, and in the probability for the inverses: 1 / the density at
+# the result; counts and degrees of freedom are not differentiated. SciPy floors the counts
+# of the discrete distributions, and so do the densities here.)
+def _chi2_density(v: Any, x: Any) -> Any:
+    return 0.5 * _gammainc_dx(None, 0.5 * v, 0.5 * x)
+
+
+elementwise(sc.chdtr, _not_in("scipy.special.chdtr w.r.t. v"),
+            lambda ans, v, x: _chi2_density(v, x), saves=("", "v x"))
+elementwise(sc.chdtrc, _not_in("scipy.special.chdtrc w.r.t. v"),
+            lambda ans, v, x: -_chi2_density(v, x), saves=("", "v x"))
+elementwise(sc.chdtri, _not_in("scipy.special.chdtri w.r.t. v"),  # inverse of chdtrc
+            lambda ans, v, p: -1 / _chi2_density(v, ans), saves=("", "ans v"))
+
+
+def _gdtr_dx(a: Any, b: Any, x: Any) -> Any:
+    # gdtr(a, b, x) = gammainc(b, a x): a is the rate
+    return a * _gammainc_dx(None, b, a * x)
+
+
+elementwise(sc.gdtr, lambda ans, a, b, x: x / a * _gdtr_dx(a, b, x),
+            _not_in("scipy.special.gdtr w.r.t. b"), lambda ans, a, b, x: _gdtr_dx(a, b, x),
+            saves=("a b x", "", "a b x"))
+elementwise(sc.gdtrc, lambda ans, a, b, x: -x / a * _gdtr_dx(a, b, x),
+            _not_in("scipy.special.gdtrc w.r.t. b"), lambda ans, a, b, x: -_gdtr_dx(a, b, x),
+            saves=("a b x", "", "a b x"))
+elementwise(sc.gdtrix,  # gdtr(a, b, ans) = p: ans scales as 1/a
+            lambda ans, a, b, p: -ans / a, _not_in("scipy.special.gdtrix w.r.t. b"),
+            lambda ans, a, b, p: 1 / _gdtr_dx(a, b, ans), saves=("ans a", "", "ans a b"))
+
+
+def _poisson_dm(k: Any, m: Any) -> Any:
+    # pdtrc(k, m) = gammainc(floor(k) + 1, m)
+    return _gammainc_dx(None, np.floor(k) + 1, m)
+
+
+elementwise(sc.pdtr, _not_in("scipy.special.pdtr w.r.t. k"),
+            lambda ans, k, m: -_poisson_dm(k, m), saves=("", "k m"))
+elementwise(sc.pdtrc, _not_in("scipy.special.pdtrc w.r.t. k"),
+            lambda ans, k, m: _poisson_dm(k, m), saves=("", "k m"))
+elementwise(sc.pdtri, _not_in("scipy.special.pdtri w.r.t. k"),  # inverse of pdtr in m
+            lambda ans, k, y: -1 / _poisson_dm(k, ans), saves=("", "ans k"))
+
+
+def _t_density(df: Any, t: Any) -> Any:
+    return np.exp(sc.gammaln(0.5 * (df + 1)) - sc.gammaln(0.5 * df)
+                  - 0.5 * (df + 1) * np.log1p(t * t / df)) / np.sqrt(df * np.pi)
+
+
+elementwise(sc.stdtr, _not_in("scipy.special.stdtr w.r.t. df"),
+            lambda ans, df, t: _t_density(df, t), saves=("", "df t"))
+elementwise(sc.stdtrit, _not_in("scipy.special.stdtrit w.r.t. df"),
+            lambda ans, df, p: 1 / _t_density(df, ans), saves=("", "ans df"))
+
+
+def _bdtr_dp(k: Any, n: Any, p: Any) -> Any:
+    # bdtr(k, n, p) = betainc(n - k, k + 1, 1 - p), k and n floored
+    k, n = np.floor(k), np.floor(n)
+    return -np.exp(_log_beta_density(n - k, k + 1, 1 - p))
+
+
+def _nbdtr_dp(k: Any, n: Any, p: Any) -> Any:
+    # nbdtr(k, n, p) = betainc(n, k + 1, p), k and n floored
+    k, n = np.floor(k), np.floor(n)
+    return np.exp(_log_beta_density(n, k + 1, p))
+
+
+for _f, _dp in ((sc.bdtr, _bdtr_dp), (sc.nbdtr, _nbdtr_dp)):
+    _nm = f"scipy.special.{_f.__name__}"
+    elementwise(_f, _not_in(f"{_nm} w.r.t. k"), _not_in(f"{_nm} w.r.t. n"),
+                (lambda dp: lambda ans, k, n, p: dp(k, n, p))(_dp), saves=("", "", "k n p"))
+    _c = getattr(sc, _f.__name__ + "c")
+    elementwise(_c, _not_in(f"{_nm}c w.r.t. k"), _not_in(f"{_nm}c w.r.t. n"),
+                (lambda dp: lambda ans, k, n, p: -dp(k, n, p))(_dp), saves=("", "", "k n p"))
+    _i = getattr(sc, _f.__name__ + "i")  # the p at which the cdf is y
+    elementwise(_i, _not_in(f"{_nm}i w.r.t. k"), _not_in(f"{_nm}i w.r.t. n"),
+                (lambda dp: lambda ans, k, n, y: 1 / dp(k, n, ans))(_dp),
+                saves=("", "", "ans k n"))
+del _f, _dp, _nm, _c, _i
+
+
+def _fdtr_dx(dfn: Any, dfd: Any, x: Any) -> Any:
+    # fdtr = betainc(dfn/2, dfd/2, w), w = dfn x / (dfd + dfn x)
+    s = dfd + dfn * x
+    w = dfn * x / s
+    return np.exp(_log_beta_density(0.5 * dfn, 0.5 * dfd, w)) * dfn * dfd / (s * s)
+
+
+elementwise(sc.fdtr, _not_in("scipy.special.fdtr w.r.t. dfn"),
+            _not_in("scipy.special.fdtr w.r.t. dfd"),
+            lambda ans, dfn, dfd, x: _fdtr_dx(dfn, dfd, x), saves=("", "", "dfn dfd x"))
+elementwise(sc.fdtrc, _not_in("scipy.special.fdtrc w.r.t. dfn"),
+            _not_in("scipy.special.fdtrc w.r.t. dfd"),
+            lambda ans, dfn, dfd, x: -_fdtr_dx(dfn, dfd, x), saves=("", "", "dfn dfd x"))
+elementwise(sc.fdtri, _not_in("scipy.special.fdtri w.r.t. dfn"),
+            _not_in("scipy.special.fdtri w.r.t. dfd"),
+            lambda ans, dfn, dfd, p: 1 / _fdtr_dx(dfn, dfd, ans), saves=("", "", "ans dfn dfd"))
+# the normal distribution's mean and standard deviation: x = mn + std ndtri(p)
+elementwise(
+    sc.nrdtrimn,  # (p, std, x) -> mn = x - std ndtri(p)
+    lambda ans, p, std, x: -std * _SQRT_2PI * np.exp(0.5 * sc.ndtri(p) ** 2),
+    lambda ans, p, std, x: -sc.ndtri(p), lambda ans, p, std, x: np.ones_like(ans),
+    saves=("p std", "p", "ans"),
+)
+elementwise(
+    sc.nrdtrisd,  # (mn, p, x) -> std = (x - mn) / ndtri(p)
+    lambda ans, mn, p, x: -1 / sc.ndtri(p),
+    lambda ans, mn, p, x: -ans / sc.ndtri(p) * _SQRT_2PI * np.exp(0.5 * sc.ndtri(p) ** 2),
+    lambda ans, mn, p, x: 1 / sc.ndtri(p),
+    saves=("p", "ans p", "p"),
+)

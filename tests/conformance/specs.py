@@ -232,6 +232,46 @@ for u, consts, dom in ((sp.hyp0f1, (1.5,), "real"), (sp.hyp1f1, (0.7, 1.5), "rea
     add(_uname(u), u, (*consts, A((), dom)), shape="0d")
     add(_uname(u), u, (*(A((3,), "pos") for _ in consts), A((3,), dom)), label="traced",
         shape="vec", kind="raises", raises=NoDerivativeRule)
+# distribution functions: counts (Ints) and degrees of freedom (F) constant, a traced one
+# refused; the continuous variables (A) differentiated
+K, PV = Ints((2, 3), 0, 4), F((2, 3), "pos")
+DIST: list[tuple[Any, tuple[Any, ...], tuple[Any, ...]]] = [
+    (sp.chdtr, (PV, A((2, 3), "pos")), (A((3,), "pos"), A((3,), "pos"))),
+    (sp.chdtrc, (PV, A((2, 3), "pos")), (A((3,), "pos"), A((3,), "pos"))),
+    (sp.chdtri, (PV, A((2, 3), "prob")), (A((3,), "pos"), A((3,), "prob"))),
+    (sp.gdtr, (A((2, 3), "pos"), PV, A((2, 3), "pos")),
+     (A((3,), "pos"), A((3,), "pos"), A((3,), "pos"))),
+    (sp.gdtrc, (A((2, 3), "pos"), PV, A((2, 3), "pos")),
+     (A((3,), "pos"), A((3,), "pos"), A((3,), "pos"))),
+    (sp.gdtrix, (A((2, 3), "pos"), PV, A((2, 3), "prob")),
+     (A((3,), "pos"), A((3,), "pos"), A((3,), "prob"))),
+    (sp.pdtr, (K, A((2, 3), "pos")), (A((3,), "pos"), A((3,), "pos"))),
+    (sp.pdtrc, (K, A((2, 3), "pos")), (A((3,), "pos"), A((3,), "pos"))),
+    (sp.pdtri, (K, A((2, 3), "prob")), (A((3,), "pos"), A((3,), "prob"))),
+    (sp.stdtr, (F((2, 3), "gt1"), A((2, 3))), (A((3,), "gt1"), A((3,)))),
+    (sp.stdtrit, (F((2, 3), "gt1"), A((2, 3), "prob")), (A((3,), "gt1"), A((3,), "prob"))),
+    (sp.bdtr, (K, 6, A((2, 3), "prob")), (A((3,), "pos"), 6, A((3,), "prob"))),
+    (sp.bdtrc, (K, 6, A((2, 3), "prob")), (A((3,), "pos"), 6, A((3,), "prob"))),
+    (sp.bdtri, (K, 6, A((2, 3), "prob")), (A((3,), "pos"), 6, A((3,), "prob"))),
+    (sp.nbdtr, (K, 3, A((2, 3), "prob")), (A((3,), "pos"), 3, A((3,), "prob"))),
+    (sp.nbdtrc, (K, 3, A((2, 3), "prob")), (A((3,), "pos"), 3, A((3,), "prob"))),
+    (sp.nbdtri, (K, 3, A((2, 3), "prob")), (2, A((3,), "gt1"), A((3,), "prob"))),
+    (sp.fdtr, (F((2, 3), "gt1"), F((2, 3), "gt1"), A((2, 3), "pos")),
+     (A((3,), "gt1"), 2.5, A((3,), "pos"))),
+    (sp.fdtrc, (F((2, 3), "gt1"), F((2, 3), "gt1"), A((2, 3), "pos")),
+     (2.5, A((3,), "gt1"), A((3,), "pos"))),
+    (sp.fdtri, (F((2, 3), "gt1"), F((2, 3), "gt1"), A((2, 3), "prob")),
+     (A((3,), "gt1"), 2.5, A((3,), "prob"))),
+]
+for u, args, traced in DIST:
+    add(_uname(u), u, args, shape="mat", dtypes=REAL)
+    add(_uname(u), u, traced, label="parameter traced", shape="vec", kind="raises",
+        raises=NoDerivativeRule)
+add("sp.nrdtrimn", sp.nrdtrimn, (A((2, 3), "prob"), A((2, 3), "pos"), A((2, 3))),
+    shape="same", dtypes=REAL)
+add("sp.nrdtrimn", sp.nrdtrimn, (A((), "prob"), A((3,), "pos"), A((2, 1))), shape="bcast1")
+add("sp.nrdtrisd", sp.nrdtrisd, (A((2, 3)), A((2, 3), "tail"), A((2, 3))),
+    shape="same", dtypes=REAL)
 add("sp.radian", sp.radian, (A((2, 3)), A((2, 3)), A((2, 3))), shape="same", dtypes=REAL)
 add("sp.radian", sp.radian, (A(()), A((3,)), A((2, 1))), shape="bcast1")
 add("sp.ellipj", sp.ellipj, (A((2, 3)), F((2, 3), "prob")), shape="mat", dtypes=REAL)
