@@ -22,7 +22,7 @@ import numpy as np
 import scipy.special as sc
 
 from ..errors import NoDerivativeRule
-from ..primitive import Primitive, is_complex, register_function, register_ufunc
+from ..primitive import Primitive, Tracer, is_complex, register_function, register_ufunc
 from .elementwise import _div, _power_dx, _power_dy, elementwise, nondiff_ufunc
 
 _SQRT_PI = np.sqrt(np.pi)
@@ -169,6 +169,8 @@ def _real_only(name: str, d: Callable[..., Any]) -> Callable[..., Any]:
 def _integer_degree(name: str, n: Any) -> None:
     # the recurrences below hold for integer degrees; SciPy also evaluates some of these
     # polynomials at non-integer degrees (as hypergeometric functions), where they differ
+    if isinstance(n, Tracer):
+        return  # a traced degree: the degree's own partial refuses it
     n = np.asarray(n)
     if n.dtype.kind == "f" and not np.all(np.equal(n, np.floor(n))):
         raise NoDerivativeRule(
@@ -630,3 +632,64 @@ elementwise(
     lambda ans, mn, p, x: 1 / sc.ndtri(p),
     saves=("p", "ans p", "p"),
 )
+
+# ------------------------------------------------------------------ orthogonal polynomials
+# (in x, for integer degrees n; each derivative is a lower- or neighbouring-degree member
+# of the family, whose factor vanishes at n = 0)
+def _poly(name: str, d: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(d)
+    def partial(ans: Any, *args: Any) -> Any:
+        _integer_degree(name, args[0])
+        return d(ans, *args)
+
+    return partial
+
+
+def _chebyu_d(n: Any, x: Any, u: Any) -> Any:
+    # U_n'(x) = ((n + 1) T_{n+1}(x) - x U_n(x)) / (x**2 - 1), u = U_n(x)
+    return ((n + 1) * sc.eval_chebyt(n + 1, x) - x * u) / (x * x - 1)
+
+
+def _legendre_d(n: Any, x: Any, p: Any) -> Any:
+    # P_n'(x) = n (x P_n(x) - P_{n-1}(x)) / (x**2 - 1), p = P_n(x)
+    return n * (x * p - sc.eval_legendre(_below(n), x)) / (x * x - 1)
+
+
+_POLYS: dict[Any, Callable[..., Any]] = {
+    sc.eval_hermite: lambda ans, n, x: 2 * n * sc.eval_hermite(_below(n), x),
+    sc.eval_hermitenorm: lambda ans, n, x: n * sc.eval_hermitenorm(_below(n), x),
+    sc.eval_chebyt: lambda ans, n, x: n * sc.eval_chebyu(_below(n), x),
+    sc.eval_chebyu: lambda ans, n, x: _chebyu_d(n, x, ans),
+    # C_n(x) = 2 T_n(x/2), S_n(x) = U_n(x/2)
+    sc.eval_chebyc: lambda ans, n, x: n * sc.eval_chebys(_below(n), x),
+    sc.eval_chebys: lambda ans, n, x: 0.5 * _chebyu_d(n, 0.5 * x, ans),
+    # shifted to [0, 1]: T*_n(x) = T_n(2x - 1), U*_n(x) = U_n(2x - 1)
+    sc.eval_sh_chebyt: lambda ans, n, x: 2 * n * sc.eval_sh_chebyu(_below(n), x),
+    sc.eval_sh_chebyu: lambda ans, n, x: 2 * _chebyu_d(n, 2 * x - 1, ans),
+    sc.eval_legendre: lambda ans, n, x: _legendre_d(n, x, ans),
+    sc.eval_sh_legendre: lambda ans, n, x: 2 * _legendre_d(n, 2 * x - 1, ans),
+    sc.eval_laguerre: lambda ans, n, x: np.where(
+        np.greater(n, 0), -sc.eval_genlaguerre(_below(n), 1.0, x), 0.0),
+}
+for _f, _d in _POLYS.items():
+    elementwise(_f, _not_in(f"scipy.special.{_f.__name__} w.r.t. the degree"),
+                _poly(_f.__name__, _d), saves=("", "ans n x"))
+del _f, _d
+elementwise(sc.eval_genlaguerre, _not_in("scipy.special.eval_genlaguerre w.r.t. the degree"),
+            _not_in("scipy.special.eval_genlaguerre w.r.t. alpha"),
+            _poly("eval_genlaguerre", lambda ans, n, alpha, x: np.where(
+                np.greater(n, 0), -sc.eval_genlaguerre(_below(n), alpha + 1, x), 0.0)),
+            saves=("", "", "n alpha x"))
+elementwise(sc.eval_gegenbauer, _not_in("scipy.special.eval_gegenbauer w.r.t. the degree"),
+            _not_in("scipy.special.eval_gegenbauer w.r.t. alpha"),
+            _poly("eval_gegenbauer", lambda ans, n, alpha, x: np.where(
+                np.greater(n, 0), 2 * alpha * sc.eval_gegenbauer(_below(n), alpha + 1, x),
+                0.0)),
+            saves=("", "", "n alpha x"))
+elementwise(sc.eval_jacobi, _not_in("scipy.special.eval_jacobi w.r.t. the degree"),
+            _not_in("scipy.special.eval_jacobi w.r.t. alpha"),
+            _not_in("scipy.special.eval_jacobi w.r.t. beta"),
+            _poly("eval_jacobi", lambda ans, n, alpha, beta, x: np.where(
+                np.greater(n, 0), 0.5 * (n + alpha + beta + 1)
+                * sc.eval_jacobi(_below(n), alpha + 1, beta + 1, x), 0.0)),
+            saves=("", "", "", "n alpha beta x"))

@@ -272,6 +272,21 @@ add("sp.nrdtrimn", sp.nrdtrimn, (A((2, 3), "prob"), A((2, 3), "pos"), A((2, 3)))
 add("sp.nrdtrimn", sp.nrdtrimn, (A((), "prob"), A((3,), "pos"), A((2, 1))), shape="bcast1")
 add("sp.nrdtrisd", sp.nrdtrisd, (A((2, 3)), A((2, 3), "tail"), A((2, 3))),
     shape="same", dtypes=REAL)
+# orthogonal polynomials: integer degrees (Ints, and a constant), x in their interval
+for u, dom, extra in (
+        (sp.eval_hermite, "real", ()), (sp.eval_hermitenorm, "real", ()),
+        (sp.eval_chebyt, "unit", ()), (sp.eval_chebyu, "unit", ()),
+        (sp.eval_chebyc, "unit", ()), (sp.eval_chebys, "unit", ()),
+        (sp.eval_sh_chebyt, "prob", ()), (sp.eval_sh_chebyu, "prob", ()),
+        (sp.eval_legendre, "unit", ()), (sp.eval_sh_legendre, "prob", ()),
+        (sp.eval_laguerre, "pos", ()), (sp.eval_genlaguerre, "pos", (0.7,)),
+        (sp.eval_gegenbauer, "unit", (0.7,)), (sp.eval_jacobi, "unit", (0.7, 1.3))):
+    add(_uname(u), u, (Ints((2, 3), 0, 5), *extra, A((2, 3), dom)), shape="mat", dtypes=REAL)
+    add(_uname(u), u, (3, *extra, A((), dom)), shape="0d")
+    add(_uname(u), u, (A((3,), "pos"), *extra, A((3,), dom)), label="degree traced",
+        shape="vec", kind="raises", raises=NoDerivativeRule)
+add("sp.eval_legendre", sp.eval_legendre, (2.5, A((3,), "unit")), label="non-integer",
+    shape="vec", kind="raises", raises=NoDerivativeRule)
 add("sp.radian", sp.radian, (A((2, 3)), A((2, 3)), A((2, 3))), shape="same", dtypes=REAL)
 add("sp.radian", sp.radian, (A(()), A((3,)), A((2, 1))), shape="bcast1")
 add("sp.ellipj", sp.ellipj, (A((2, 3)), F((2, 3), "prob")), shape="mat", dtypes=REAL)
