@@ -693,3 +693,89 @@ elementwise(sc.eval_jacobi, _not_in("scipy.special.eval_jacobi w.r.t. the degree
                 np.greater(n, 0), 0.5 * (n + alpha + beta + 1)
                 * sc.eval_jacobi(_below(n), alpha + 1, beta + 1, x), 0.0)),
             saves=("", "", "", "n alpha beta x"))
+
+# ------------------------------------------------------------------ complex-valued functions
+# (holomorphic in their complex argument: the JVP multiplies by f'(z), as for np.exp)
+elementwise(sc.wofz, lambda ans, z: -2 * z * ans + 2j / _SQRT_PI, saves="ans z")
+for _f, _sign in ((sc.hankel1, -1j), (sc.hankel2, 1j)):
+    _nm = _f.__name__
+    elementwise(_f, _not_in(f"scipy.special.{_nm} w.r.t. the order"),
+                (lambda f: lambda ans, v, z: 0.5 * (f(v - 1, z) - f(v + 1, z)))(_f),
+                saves=("", "v z"))
+    _e = getattr(sc, _nm + "e")  # hankel1e = hankel1 e^(-iz), hankel2e = hankel2 e^(iz)
+    elementwise(_e, _not_in(f"scipy.special.{_nm}e w.r.t. the order"),
+                (lambda f, s: lambda ans, v, z: 0.5 * (f(v - 1, z) - f(v + 1, z)) + s * ans)(
+                    _e, _sign), saves=("", "ans v z"))
+del _f, _sign, _nm, _e
+
+
+def _kelvin(i: int) -> Callable[..., Any]:
+    return lambda x: sc.kelvin(x)[i]
+
+
+multi_output(  # Be = ber + i bei, Ke = ker + i kei, and their derivatives: w'' = i w - w'/x
+    sc.kelvin,
+    [lambda ans, x: _kelvin(2)(x)], [lambda ans, x: _kelvin(3)(x)],
+    [lambda ans, x: 1j * _kelvin(0)(x) - ans / x], [lambda ans, x: 1j * _kelvin(1)(x) - ans / x],
+    saves=("x", "x", "ans x", "ans x"),
+)
+
+
+def _voigt_w(x: Any, sigma: Any, gamma: Any) -> tuple[Any, Any]:
+    # z = (x + i gamma) / (sigma sqrt 2) and w'(z), with voigt_profile = Re w(z) / (sigma
+    # sqrt(2 pi))
+    z = (x + 1j * gamma) / (sigma * np.sqrt(2.0))
+    return z, -2 * z * sc.wofz(z) + 2j / _SQRT_PI
+
+
+def _voigt_dx(ans: Any, x: Any, sigma: Any, gamma: Any) -> Any:
+    _, dw = _voigt_w(x, sigma, gamma)
+    return np.real(dw) / (2 * sigma * sigma * _SQRT_PI)
+
+
+def _voigt_dgamma(ans: Any, x: Any, sigma: Any, gamma: Any) -> Any:
+    _, dw = _voigt_w(x, sigma, gamma)
+    return -np.imag(dw) / (2 * sigma * sigma * _SQRT_PI)
+
+
+def _voigt_dsigma(ans: Any, x: Any, sigma: Any, gamma: Any) -> Any:
+    z, dw = _voigt_w(x, sigma, gamma)
+    return -ans / sigma - np.real(dw * z) / (sigma * sigma * _SQRT_2PI)
+
+
+elementwise(sc.voigt_profile, _voigt_dx, _voigt_dsigma, _voigt_dgamma,
+            saves=("x sigma gamma", "ans x sigma gamma", "x sigma gamma"))
+
+# ------------------------------------------------------------------ more, by recurrences
+elementwise(  # int_0^1 x^lmb J_nu(2 a x) dx, and J_nu' = (J_{nu-1} - J_{nu+1}) / 2
+    sc.besselpoly,
+    lambda ans, a, lmb, nu: sc.besselpoly(a, lmb + 1, nu - 1) - sc.besselpoly(a, lmb + 1, nu + 1),
+    _not_in("scipy.special.besselpoly w.r.t. lmb"), _not_in("scipy.special.besselpoly w.r.t. nu"),
+    saves=("a lmb nu", "", ""),
+)
+elementwise(  # (1 - x**2) P' = (v + 1) x P_v^m - (v - m + 1) P_{v+1}^m
+    sc.lpmv, _not_in("scipy.special.lpmv w.r.t. m"), _not_in("scipy.special.lpmv w.r.t. v"),
+    lambda ans, m, v, x: ((v + 1) * x * ans - (v - m + 1) * sc.lpmv(m, v + 1, x)) / (1 - x * x),
+    saves=("", "", "ans m v x"),
+)
+elementwise(  # gdtr depends on a x only: a = gdtrix(1, b, p) / x
+    sc.gdtria, lambda ans, p, b, x: 1 / (x * _gammainc_dx(None, b, ans * x)),
+    _not_in("scipy.special.gdtria w.r.t. b"), lambda ans, p, b, x: -ans / x,
+    saves=("ans b x", "", "ans x"),
+)
+
+
+def _pb(ufunc: Any, i: int) -> Callable[..., Any]:
+    return lambda v, x: ufunc(v, x)[i]
+
+
+# parabolic cylinder functions, returned with their derivatives; the second derivative
+# from the differential equation: D'' = (x**2/4 - v - 1/2) D, V'' likewise, W'' = (a - x**2/4) W
+for _f, _q in ((sc.pbdv, lambda v, x: 0.25 * x * x - v - 0.5),
+               (sc.pbvv, lambda v, x: 0.25 * x * x - v - 0.5),
+               (sc.pbwa, lambda a, x: a - 0.25 * x * x)):
+    _nv = _not_in(f"scipy.special.{_f.__name__} w.r.t. the order")
+    multi_output(_f, [_nv, (lambda f: lambda ans, v, x: _pb(f, 1)(v, x))(_f)],
+                 [_nv, (lambda f, q: lambda ans, v, x: q(v, x) * _pb(f, 0)(v, x))(_f, _q)],
+                 saves=[("", "v x"), ("", "v x")])
+del _f, _q, _nv

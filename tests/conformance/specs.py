@@ -288,6 +288,38 @@ for u, dom, extra in (
         shape="vec", kind="raises", raises=NoDerivativeRule)
 add("sp.eval_legendre", sp.eval_legendre, (2.5, A((3,), "unit")), label="non-integer",
     shape="vec", kind="raises", raises=NoDerivativeRule)
+# complex-valued functions (real arguments give complex results too)
+add("sp.wofz", sp.wofz, (A((2, 3)),), shape="mat", dtypes=(F64, C128))
+add("sp.wofz", sp.wofz, (A(()),), shape="0d", dtypes=(C128,))
+add("sp.kelvin", sp.kelvin, (A((2, 3), "pos"),), shape="mat")
+add("sp.kelvin", sp.kelvin, (A((), "pos"),), shape="0d")
+for u in (sp.hankel1, sp.hankel1e, sp.hankel2, sp.hankel2e):
+    add(_uname(u), u, (1.5, A((2, 3), "pos")), shape="mat", dtypes=(F64, C128))
+    add(_uname(u), u, (F((3,), "pos"), A((3,), "pos")), shape="vec", label="v=<array>",
+        dtypes=(C128,))
+    add(_uname(u), u, (A((3,), "pos", real=True), A((3,), "pos")), label="order traced",
+        shape="vec", kind="raises", raises=NoDerivativeRule, dtypes=(C128,))
+for sh, shapes in (("same", ((2, 3), (2, 3), (2, 3))), ("bcast1", ((), (3,), (2, 1)))):
+    add("sp.voigt_profile", sp.voigt_profile, tuple(A(s, d) for s, d in zip(
+        shapes, ("real", "pos", "pos"), strict=True)), shape=sh,
+        dtypes=REAL if sh == "same" else (F64,))
+add("sp.besselpoly", sp.besselpoly, (A((2, 3), "pos"), 1.5, 1.5), shape="mat", dtypes=REAL)
+add("sp.besselpoly", sp.besselpoly, (A((), "pos"), 2.0, 0.0), shape="0d")
+add("sp.besselpoly", sp.besselpoly, (A((3,), "pos"), A((3,), "pos"), 1.5),
+    label="lmb traced", shape="vec", kind="raises", raises=NoDerivativeRule)
+add("sp.lpmv", sp.lpmv, (1, 2.5, A((2, 3), "unit")), shape="mat", dtypes=REAL)
+add("sp.lpmv", sp.lpmv, (Ints((2, 3), 0, 3), 3.0, A((2, 3), "unit")), shape="mat")
+add("sp.lpmv", sp.lpmv, (1, A((3,), "pos"), A((3,), "unit")), label="v traced",
+    shape="vec", kind="raises", raises=NoDerivativeRule)
+add("sp.gdtria", sp.gdtria, (A((2, 3), "prob"), F((2, 3), "pos"), A((2, 3), "pos")),
+    shape="same", dtypes=REAL)
+add("sp.gdtria", sp.gdtria, (A((3,), "prob"), A((3,), "pos"), A((3,), "pos")),
+    label="b traced", shape="vec", kind="raises", raises=NoDerivativeRule)
+for u in (sp.pbdv, sp.pbvv, sp.pbwa):
+    add(_uname(u), u, (F((2, 3), "unit"), A((2, 3))), shape="mat", dtypes=REAL)
+    add(_uname(u), u, (0.5, A(())), shape="0d")
+    add(_uname(u), u, (A((3,)), A((3,))), label="order traced", shape="vec", kind="raises",
+        raises=NoDerivativeRule)
 add("sp.radian", sp.radian, (A((2, 3)), A((2, 3)), A((2, 3))), shape="same", dtypes=REAL)
 add("sp.radian", sp.radian, (A(()), A((3,)), A((2, 1))), shape="bcast1")
 add("sp.ellipj", sp.ellipj, (A((2, 3)), F((2, 3), "prob")), shape="mat", dtypes=REAL)
