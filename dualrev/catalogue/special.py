@@ -779,3 +779,31 @@ for _f, _q in ((sc.pbdv, lambda v, x: 0.25 * x * x - v - 0.5),
                  [_nv, (lambda f, q: lambda ans, v, x: q(v, x) * _pb(f, 0)(v, x))(_f, _q)],
                  saves=[("", "v x"), ("", "v x")])
 del _f, _q, _nv
+# modified Fresnel integrals: fp = int_x^inf exp(i t**2) dt, kp = fp exp(-i (x**2 + pi/4)) /
+# sqrt(pi); fm, km the same with -i (real arguments)
+_EPI4 = np.exp(0.25j * np.pi) / _SQRT_PI
+multi_output(sc.modfresnelp, [lambda ans, x: -np.exp(1j * x * x)],
+             [lambda ans, x: -2j * x * ans - np.conj(_EPI4)], saves=("x", "ans x"))
+multi_output(sc.modfresnelm, [lambda ans, x: -np.exp(-1j * x * x)],
+             [lambda ans, x: 2j * x * ans - _EPI4], saves=("x", "ans x"))
+
+
+def _airye(i: int) -> Callable[..., Any]:
+    return lambda z: sc.airye(z)[i]
+
+
+def _sqrt_pos(x: Any) -> Any:
+    # eBi = Bi exp(-|Re zeta|), zeta = 2/3 x**1.5: real part x**1.5 for x > 0, 0 for x < 0
+    # (the inner where keeps sqrt's infinite derivative at 0 out of nested derivatives)
+    pos = np.greater(x, 0)
+    return np.where(pos, np.sqrt(np.where(pos, x, 1.0)), 0.0)
+
+
+multi_output(  # exponentially scaled Airy functions: eAi = Ai exp(zeta), zeta' = sqrt(z)
+    sc.airye,
+    [lambda ans, z: _airye(1)(z) + np.sqrt(z) * ans],
+    [lambda ans, z: z * _airye(0)(z) + np.sqrt(z) * ans],
+    [_real_only("airye", lambda ans, z: _airye(3)(z) - _sqrt_pos(z) * ans)],
+    [_real_only("airye", lambda ans, z: z * _airye(2)(z) - _sqrt_pos(z) * ans)],
+    saves=("ans z",) * 4,
+)

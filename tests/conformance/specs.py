@@ -320,6 +320,13 @@ for u in (sp.pbdv, sp.pbvv, sp.pbwa):
     add(_uname(u), u, (0.5, A(())), shape="0d")
     add(_uname(u), u, (A((3,)), A((3,))), label="order traced", shape="vec", kind="raises",
         raises=NoDerivativeRule)
+for u in (sp.modfresnelp, sp.modfresnelm, sp.airye):
+    add(_uname(u), u, (A((2, 3), "pos"),), shape="mat", dtypes=REAL)
+    add(_uname(u), u, (A((), "pos"),), shape="0d")
+add("sp.airye", sp.airye, (A((2, 3), "real"),), shape="mat", label="eBi: negative x",
+    fn=lambda x: sp.airye(x)[2:])  # eAi is nan for negative real x
+add("sp.airye", sp.airye, (A((3,), "pos"),), shape="vec", dtypes=(C128,), kind="raises",
+    raises=NoDerivativeRule)  # eBi's exp(-|Re zeta|) is not analytic
 add("sp.radian", sp.radian, (A((2, 3)), A((2, 3)), A((2, 3))), shape="same", dtypes=REAL)
 add("sp.radian", sp.radian, (A(()), A((3,)), A((2, 1))), shape="bcast1")
 add("sp.ellipj", sp.ellipj, (A((2, 3)), F((2, 3), "prob")), shape="mat", dtypes=REAL)
