@@ -284,8 +284,9 @@ for u, dom, extra in (
         (sp.eval_gegenbauer, "unit", (0.7,)), (sp.eval_jacobi, "unit", (0.7, 1.3))):
     add(_uname(u), u, (Ints((2, 3), 0, 5), *extra, A((2, 3), dom)), shape="mat", dtypes=REAL)
     add(_uname(u), u, (3, *extra, A((), dom)), shape="0d")
-    add(_uname(u), u, (A((3,), "pos"), *extra, A((3,), dom)), label="degree traced",
-        shape="vec", kind="raises", raises=NoDerivativeRule)
+    if u not in (sp.eval_hermite, sp.eval_hermitenorm):  # those take integer degrees only
+        add(_uname(u), u, (A((3,), "pos"), *extra, A((3,), dom)), label="degree traced",
+            shape="vec", kind="raises", raises=NoDerivativeRule)
 add("sp.eval_legendre", sp.eval_legendre, (2.5, A((3,), "unit")), label="non-integer",
     shape="vec", kind="raises", raises=NoDerivativeRule)
 # complex-valued functions (real arguments give complex results too)
