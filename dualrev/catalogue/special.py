@@ -807,3 +807,36 @@ multi_output(  # exponentially scaled Airy functions: eAi = Ai exp(zeta), zeta' 
     [_real_only("airye", lambda ans, z: z * _airye(2)(z) - _sqrt_pos(z) * ans)],
     saves=("ans z",) * 4,
 )
+
+
+def _sh_jacobi_dx(ans: Any, n: Any, p: Any, q: Any, x: Any) -> Any:
+    # G_n^(p,q)(x) = n! gamma(n+p) / gamma(2n+p) P_n^(p-q, q-1)(2x - 1), and
+    # P_n^(a,b)' = (n + a + b + 1)/2 P_{n-1}^(a+1, b+1)
+    c = np.exp(sc.gammaln(n + 1) + sc.gammaln(n + p) - sc.gammaln(2 * n + p))
+    lower = sc.eval_jacobi(_below(n), p - q + 1, q, 2 * x - 1)
+    return np.where(np.greater(n, 0), c * (n + p) * lower, 0.0)
+
+
+elementwise(sc.eval_sh_jacobi, _not_in("scipy.special.eval_sh_jacobi w.r.t. the degree"),
+            _not_in("scipy.special.eval_sh_jacobi w.r.t. p"),
+            _not_in("scipy.special.eval_sh_jacobi w.r.t. q"),
+            _poly("eval_sh_jacobi", _sh_jacobi_dx), saves=("", "", "", "n p q x"))
+
+
+def _tukey_quantile_d(f: Any, lm: Any) -> Any:
+    # dQ/dF of the Tukey-lambda quantile Q(F) = (F**lm - (1-F)**lm) / lm
+    return np.power(f, lm - 1) + np.power(1 - f, lm - 1)
+
+
+def _tukey_quantile_dlm(f: Any, lm: Any) -> Any:
+    # dQ/dlm: each term is a boxcox in lm (see boxcox above)
+    lf, lg = np.log(f), np.log1p(-f)
+    return lf * lf * _exprel_d(lm * lf) - lg * lg * _exprel_d(lm * lg)
+
+
+elementwise(  # the cdf inverts the quantile: dF = (dx - dQ/dlm dlm) / (dQ/dF)
+    sc.tklmbda,
+    lambda ans, x, lm: 1 / _tukey_quantile_d(ans, lm),
+    lambda ans, x, lm: -_tukey_quantile_dlm(ans, lm) / _tukey_quantile_d(ans, lm),
+    saves=("ans lm", "ans lm"),
+)

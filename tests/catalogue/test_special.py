@@ -83,6 +83,7 @@ SERIES = {  # closed forms 0/0 at a point, replaced by a Taylor series near it
     "inv_boxcox1p at lmbda 0": (lambda lm: sc.inv_boxcox1p(0.5, lm),
                                 np.array([0.0, -1e-3, 0.4])),
     "spence at 1": (sc.spence, np.array([1.0, 1.0 + 1e-3, 0.6])),
+    "tklmbda at lmbda 0": (lambda lm: sc.tklmbda(0.4, lm), np.array([0.0, 1e-3, -0.3])),
 }
 
 

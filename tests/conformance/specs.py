@@ -328,6 +328,15 @@ add("sp.airye", sp.airye, (A((2, 3), "real"),), shape="mat", label="eBi: negativ
     fn=lambda x: sp.airye(x)[2:])  # eAi is nan for negative real x
 add("sp.airye", sp.airye, (A((3,), "pos"),), shape="vec", dtypes=(C128,), kind="raises",
     raises=NoDerivativeRule)  # eBi's exp(-|Re zeta|) is not analytic
+add("sp.eval_sh_jacobi", sp.eval_sh_jacobi, (Ints((2, 3), 0, 5), 2.5, 1.3, A((2, 3), "prob")),
+    shape="mat", dtypes=REAL)
+add("sp.eval_sh_jacobi", sp.eval_sh_jacobi, (3, 2.5, 1.3, A((), "prob")), shape="0d")
+add("sp.eval_sh_jacobi", sp.eval_sh_jacobi, (2, A((3,), "gt1"), 1.3, A((3,), "prob")),
+    label="p traced", shape="vec", kind="raises", raises=NoDerivativeRule)
+add("sp.tklmbda", sp.tklmbda, (A((2, 3), "unit"), A((2, 3), "unit")), shape="same",
+    dtypes=REAL)
+add("sp.tklmbda", sp.tklmbda, (A((2, 3), "unit"), A((), "unit")), shape="scalar")
+add("sp.tklmbda", sp.tklmbda, (A((3,), "unit"), 0.0), shape="vec", label="lmbda=0")
 add("sp.radian", sp.radian, (A((2, 3)), A((2, 3)), A((2, 3))), shape="same", dtypes=REAL)
 add("sp.radian", sp.radian, (A(()), A((3,)), A((2, 1))), shape="bcast1")
 add("sp.ellipj", sp.ellipj, (A((2, 3)), F((2, 3), "prob")), shape="mat", dtypes=REAL)
