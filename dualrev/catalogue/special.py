@@ -180,7 +180,7 @@ def _integer_degree(name: str, n: Any) -> None:
 
 def _below(n: Any) -> Any:
     # n - 1, floored at 0: the lower degree of a recurrence whose factor vanishes at n = 0
-    return np.maximum(np.asarray(n) - 1, 0)
+    return np.maximum(n - 1, 0)
 
 
 def _series(u: Any, coefs: Sequence[float]) -> Any:
