@@ -840,3 +840,31 @@ elementwise(  # the cdf inverts the quantile: dF = (dx - dQ/dlm dlm) / (dQ/dF)
     lambda ans, x, lm: -_tukey_quantile_dlm(ans, lm) / _tukey_quantile_d(ans, lm),
     saves=("ans lm", "ans lm"),
 )
+
+
+# ------------------------------------------------------------------ noncentral chi-square
+def _ncx2_density(x: Any, df: Any, nc: Any) -> Any:
+    # 1/2 e^(-(x+nc)/2) (x/nc)^(df/4 - 1/2) I_(df/2-1)(sqrt(nc x)), I through ive (scaled)
+    r = np.sqrt(nc * x)
+    return 0.5 * np.exp(-0.5 * (x + nc) + r + (0.25 * df - 0.5) * np.log(x / nc)) * sc.ive(
+        0.5 * df - 1, r)
+
+
+def _ncx2_dnc(x: Any, df: Any, nc: Any) -> Any:
+    # a Poisson(nc/2) mixture of central cdfs with df + 2j: d/dnc = (F_{df+2} - F_df) / 2
+    return 0.5 * (sc.chndtr(x, df + 2, nc) - sc.chndtr(x, df, nc))
+
+
+elementwise(sc.chndtr, lambda ans, x, df, nc: _ncx2_density(x, df, nc),
+            _not_in("scipy.special.chndtr w.r.t. df"),
+            lambda ans, x, df, nc: _ncx2_dnc(x, df, nc), saves=("x df nc", "", "x df nc"))
+elementwise(  # chndtr(ans, df, nc) = p
+    sc.chndtrix, lambda ans, p, df, nc: 1 / _ncx2_density(ans, df, nc),
+    _not_in("scipy.special.chndtrix w.r.t. df"),
+    lambda ans, p, df, nc: -_ncx2_dnc(ans, df, nc) / _ncx2_density(ans, df, nc),
+    saves=("ans df nc", "", "ans df nc"))
+elementwise(  # chndtr(x, df, ans) = p
+    sc.chndtrinc, lambda ans, x, df, p: -_ncx2_density(x, df, ans) / _ncx2_dnc(x, df, ans),
+    _not_in("scipy.special.chndtrinc w.r.t. df"),
+    lambda ans, x, df, p: 1 / _ncx2_dnc(x, df, ans),
+    saves=("ans x df", "", "ans x df"))

@@ -337,6 +337,14 @@ add("sp.tklmbda", sp.tklmbda, (A((2, 3), "unit"), A((2, 3), "unit")), shape="sam
     dtypes=REAL)
 add("sp.tklmbda", sp.tklmbda, (A((2, 3), "unit"), A((), "unit")), shape="scalar")
 add("sp.tklmbda", sp.tklmbda, (A((3,), "unit"), 0.0), shape="vec", label="lmbda=0")
+for u, first in ((sp.chndtr, "pos"), (sp.chndtrix, "prob")):
+    add(_uname(u), u, (A((2, 3), first), F((2, 3), "gt1"), A((2, 3), "pos")), shape="same",
+        dtypes=REAL)
+    add(_uname(u), u, (A((3,), first), A((3,), "gt1"), A((3,), "pos")), label="df traced",
+        shape="vec", kind="raises", raises=NoDerivativeRule)
+# the p whose nc is sought must lie below the central cdf (nc >= 0): p = chndtr at nc = 1
+add("sp.chndtrinc", sp.chndtrinc, (A((2, 3), "pos"), 2.5, A((2, 3), "prob")), shape="same",
+    fn=lambda x, df, p: sp.chndtrinc(x, df, sp.chndtr(x, df, 1.0) * p))
 add("sp.radian", sp.radian, (A((2, 3)), A((2, 3)), A((2, 3))), shape="same", dtypes=REAL)
 add("sp.radian", sp.radian, (A(()), A((3,)), A((2, 1))), shape="bcast1")
 add("sp.ellipj", sp.ellipj, (A((2, 3)), F((2, 3), "prob")), shape="mat", dtypes=REAL)
