@@ -382,12 +382,33 @@ multi_output(sc.shichi, [lambda ans, x: np.sinh(x) / x], [lambda ans, x: np.cosh
              saves=("x", "x"))
 
 # ------------------------------------------------------------------ elliptic integrals
-# (in the parameter m; the closed forms are 0/0 at m = 0, so the derivative there is nan)
-elementwise(sc.ellipk, lambda ans, m: (sc.ellipe(m) - (1 - m) * ans) / (2 * m * (1 - m)),
-            saves="ans m")
-elementwise(sc.ellipe, lambda ans, m: (ans - sc.ellipk(m)) / (2 * m), saves="ans m")
-elementwise(sc.ellipkm1,  # K(1 - p)
-            lambda ans, p: -(sc.ellipe(1 - p) - p * ans) / (2 * p * (1 - p)), saves="ans p")
+# In the parameter m. The closed forms in K and E are 0/0 at m = 0; near it (|m| < 1/2) the
+# derivatives are the hypergeometric series instead: K = pi/2 2F1(1/2, 1/2; 1; m), so
+# dK/dm = pi/8 2F1(3/2, 3/2; 2; m), and E = pi/2 2F1(-1/2, 1/2; 1; m), dE/dm =
+# -pi/8 2F1(1/2, 3/2; 2; m). (The incomplete integrals keep their closed forms: their
+# derivatives in m are nan at m = 0.)
+def _near_0(m: Any, series: Callable[[Any], Any], closed: Callable[[Any], Any]) -> Any:
+    near = np.less(np.abs(m), 0.5)
+    # each branch sees a safe m, so the one not taken cannot put nan into the derivative
+    return np.where(near, series(np.where(near, m, 0.0)), closed(np.where(near, 0.75, m)))
+
+
+def _ellipk_dm(m: Any) -> Any:
+    return _near_0(m, lambda u: np.pi / 8 * sc.hyp2f1(1.5, 1.5, 2.0, u),
+                   lambda u: (sc.ellipe(u) - (1 - u) * sc.ellipk(u)) / (2 * u * (1 - u)))
+
+
+def _ellipe_dm(m: Any) -> Any:
+    return _near_0(m, lambda u: -np.pi / 8 * sc.hyp2f1(0.5, 1.5, 2.0, u),
+                   lambda u: (sc.ellipe(u) - sc.ellipk(u)) / (2 * u))
+
+
+elementwise(sc.ellipk, lambda ans, m: _ellipk_dm(m), saves="m")
+elementwise(sc.ellipe, lambda ans, m: _ellipe_dm(m), saves="m")
+elementwise(sc.ellipkm1,  # K(1 - p), with 1 - p rounded only where K' is smooth in it
+            lambda ans, p: -_near_0(1 - p, lambda u: np.pi / 8 * sc.hyp2f1(1.5, 1.5, 2.0, u),
+                                    lambda u: (sc.ellipe(u) - (1 - u) * sc.ellipk(u))
+                                    / (2 * u * (1 - u))), saves="p")
 
 
 def _delta(phi: Any, m: Any) -> Any:

@@ -83,6 +83,9 @@ SERIES = {  # closed forms 0/0 at a point, replaced by a Taylor series near it
     "inv_boxcox1p at lmbda 0": (lambda lm: sc.inv_boxcox1p(0.5, lm),
                                 np.array([0.0, -1e-3, 0.4])),
     "spence at 1": (sc.spence, np.array([1.0, 1.0 + 1e-3, 0.6])),
+    "ellipk at 0": (sc.ellipk, np.array([0.0, 1e-3, -0.5, 0.5, 0.8])),
+    "ellipe at 0": (sc.ellipe, np.array([0.0, -1e-3, 0.5, -0.7])),
+    "ellipkm1 at 1": (sc.ellipkm1, np.array([1.0, 0.999, 0.5, 0.1])),
 }
 
 
