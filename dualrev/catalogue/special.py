@@ -195,6 +195,12 @@ _SMALL = 1e-2  # below this |u| the series (8 terms: error ~1e-16) replaces the 
 _EXPREL_D = [(k + 1) / math.factorial(k + 2) for k in range(8)]  # d/du (e^u - 1)/u
 _LOG1P_REL = [(-1) ** k / (k + 1) for k in range(8)]  # log1p(u)/u
 _LOG1P_REL_D = [(-1) ** (k + 1) * (k + 1) / (k + 2) for k in range(8)]  # its derivative
+# sinh(x)/x = sum x^(2k)/(2k+1)!; (I0(x) - 1)/x = sum_(k>=1) x^(2k-1) / (4^k k!^2), and
+# (1 - J0(x))/x the same with alternating signs
+_SINHC = [0.0 if j % 2 else 1 / math.factorial(j + 1) for j in range(9)]
+_I0M1 = [1 / (4 ** ((j + 1) // 2) * math.factorial((j + 1) // 2) ** 2) if j % 2 else 0.0
+         for j in range(9)]
+_J0M1 = [c * (-1) ** ((j - 1) // 2) for j, c in enumerate(_I0M1)]
 
 
 def _guarded(u: Any, exact: Callable[[Any], Any], coefs: Sequence[float]) -> Any:
@@ -376,10 +382,11 @@ elementwise(
 )
 multi_output(sc.fresnel, [lambda ans, z: np.sin(0.5 * np.pi * z * z)],
              [lambda ans, z: np.cos(0.5 * np.pi * z * z)], saves=("z", "z"))
-multi_output(sc.sici, [lambda ans, x: np.sin(x) / x], [lambda ans, x: np.cos(x) / x],
+# sin(x)/x as np.sinc (exact at 0, and so are its derivatives); sinh(x)/x by its series
+multi_output(sc.sici, [lambda ans, x: np.sinc(x / np.pi)], [lambda ans, x: np.cos(x) / x],
              saves=("x", "x"))
-multi_output(sc.shichi, [lambda ans, x: np.sinh(x) / x], [lambda ans, x: np.cosh(x) / x],
-             saves=("x", "x"))
+multi_output(sc.shichi, [lambda ans, x: _guarded(x, lambda v: np.sinh(v) / v, _SINHC)],
+             [lambda ans, x: np.cosh(x) / x], saves=("x", "x"))
 
 # ------------------------------------------------------------------ elliptic integrals
 # In the parameter m. The closed forms in K and E are 0/0 at m = 0; near it (|m| < 1/2) the
@@ -509,10 +516,11 @@ multi_output(sc.iti0k0, [lambda ans, x: sc.i0(x)], [lambda ans, x: sc.k0(x)],
              saves=("x", "x"))
 multi_output(sc.itj0y0, [lambda ans, x: sc.j0(x)], [lambda ans, x: sc.y0(x)],
              saves=("x", "x"))
-multi_output(sc.it2i0k0, [lambda ans, x: (sc.i0(x) - 1) / x], [lambda ans, x: -sc.k0(x) / x],
-             saves=("x", "x"))
-multi_output(sc.it2j0y0, [lambda ans, x: (1 - sc.j0(x)) / x], [lambda ans, x: -sc.y0(x) / x],
-             saves=("x", "x"))
+# (I0(x) - 1)/x and (1 - J0(x))/x cancel near 0: their series there
+multi_output(sc.it2i0k0, [lambda ans, x: _guarded(x, lambda v: (sc.i0(v) - 1) / v, _I0M1)],
+             [lambda ans, x: -sc.k0(x) / x], saves=("x", "x"))
+multi_output(sc.it2j0y0, [lambda ans, x: _guarded(x, lambda v: (1 - sc.j0(v)) / v, _J0M1)],
+             [lambda ans, x: -sc.y0(x) / x], saves=("x", "x"))
 multi_output(
     sc.itairy,  # integrals from 0 to x of Ai(t), Bi(t), Ai(-t), Bi(-t)
     [lambda ans, x: _airy(0)(x)], [lambda ans, x: _airy(2)(x)],

@@ -86,6 +86,10 @@ SERIES = {  # closed forms 0/0 at a point, replaced by a Taylor series near it
     "ellipk at 0": (sc.ellipk, np.array([0.0, 1e-3, -0.5, 0.5, 0.8])),
     "ellipe at 0": (sc.ellipe, np.array([0.0, -1e-3, 0.5, -0.7])),
     "ellipkm1 at 1": (sc.ellipkm1, np.array([1.0, 0.999, 0.5, 0.1])),
+    "sici's Si at 0": (lambda x: sc.sici(x)[0], np.array([0.0, 2e-3, -0.4])),
+    "shichi's Shi at 0": (lambda x: sc.shichi(x)[0], np.array([0.0, -2e-3, 0.4])),
+    "it2i0k0 near 0": (lambda x: sc.it2i0k0(x)[0], np.array([3e-3, 8e-3, 0.4])),
+    "it2j0y0 near 0": (lambda x: sc.it2j0y0(x)[0], np.array([3e-3, 8e-3, 0.4])),
 }
 
 
