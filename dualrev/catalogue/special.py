@@ -674,35 +674,39 @@ def _poly(name: str, d: Callable[..., Any]) -> Callable[..., Any]:
     return partial
 
 
-def _chebyu_d(n: Any, x: Any, u: Any) -> Any:
-    # U_n'(x) = ((n + 1) T_{n+1}(x) - x U_n(x)) / (x**2 - 1), u = U_n(x)
-    return ((n + 1) * sc.eval_chebyt(n + 1, x) - x * u) / (x * x - 1)
+def _gegenbauer_d(n: Any, alpha: float, x: Any) -> Any:
+    # d/dx C_n^(alpha) = 2 alpha C_{n-1}^(alpha+1): no division, so also right at x = +-1
+    return np.where(np.greater(n, 0),
+                    2 * alpha * sc.eval_gegenbauer(_below(n), alpha + 1, x), 0.0)
 
 
-def _legendre_d(n: Any, x: Any, p: Any) -> Any:
-    # P_n'(x) = n (x P_n(x) - P_{n-1}(x)) / (x**2 - 1), p = P_n(x)
-    return n * (x * p - sc.eval_legendre(_below(n), x)) / (x * x - 1)
+def _chebyu_d(n: Any, x: Any) -> Any:
+    return _gegenbauer_d(n, 1.0, x)  # U_n = C_n^(1)
+
+
+def _legendre_d(n: Any, x: Any) -> Any:
+    return _gegenbauer_d(n, 0.5, x)  # P_n = C_n^(1/2)
 
 
 _POLYS: dict[Any, Callable[..., Any]] = {
     sc.eval_hermite: lambda ans, n, x: 2 * n * sc.eval_hermite(_below(n), x),
     sc.eval_hermitenorm: lambda ans, n, x: n * sc.eval_hermitenorm(_below(n), x),
     sc.eval_chebyt: lambda ans, n, x: n * sc.eval_chebyu(_below(n), x),
-    sc.eval_chebyu: lambda ans, n, x: _chebyu_d(n, x, ans),
+    sc.eval_chebyu: lambda ans, n, x: _chebyu_d(n, x),
     # C_n(x) = 2 T_n(x/2), S_n(x) = U_n(x/2)
     sc.eval_chebyc: lambda ans, n, x: n * sc.eval_chebys(_below(n), x),
-    sc.eval_chebys: lambda ans, n, x: 0.5 * _chebyu_d(n, 0.5 * x, ans),
+    sc.eval_chebys: lambda ans, n, x: 0.5 * _chebyu_d(n, 0.5 * x),
     # shifted to [0, 1]: T*_n(x) = T_n(2x - 1), U*_n(x) = U_n(2x - 1)
     sc.eval_sh_chebyt: lambda ans, n, x: 2 * n * sc.eval_sh_chebyu(_below(n), x),
-    sc.eval_sh_chebyu: lambda ans, n, x: 2 * _chebyu_d(n, 2 * x - 1, ans),
-    sc.eval_legendre: lambda ans, n, x: _legendre_d(n, x, ans),
-    sc.eval_sh_legendre: lambda ans, n, x: 2 * _legendre_d(n, 2 * x - 1, ans),
+    sc.eval_sh_chebyu: lambda ans, n, x: 2 * _chebyu_d(n, 2 * x - 1),
+    sc.eval_legendre: lambda ans, n, x: _legendre_d(n, x),
+    sc.eval_sh_legendre: lambda ans, n, x: 2 * _legendre_d(n, 2 * x - 1),
     sc.eval_laguerre: lambda ans, n, x: np.where(
         np.greater(n, 0), -sc.eval_genlaguerre(_below(n), 1.0, x), 0.0),
 }
 for _f, _d in _POLYS.items():
     elementwise(_f, _not_in(f"scipy.special.{_f.__name__} w.r.t. the degree"),
-                _poly(_f.__name__, _d), saves=("", "ans n x"))
+                _poly(_f.__name__, _d), saves=("", "n x"))
 del _f, _d
 elementwise(sc.eval_genlaguerre, _not_in("scipy.special.eval_genlaguerre w.r.t. the degree"),
             _not_in("scipy.special.eval_genlaguerre w.r.t. alpha"),
@@ -711,9 +715,7 @@ elementwise(sc.eval_genlaguerre, _not_in("scipy.special.eval_genlaguerre w.r.t. 
             saves=("", "", "n alpha x"))
 elementwise(sc.eval_gegenbauer, _not_in("scipy.special.eval_gegenbauer w.r.t. the degree"),
             _not_in("scipy.special.eval_gegenbauer w.r.t. alpha"),
-            _poly("eval_gegenbauer", lambda ans, n, alpha, x: np.where(
-                np.greater(n, 0), 2 * alpha * sc.eval_gegenbauer(_below(n), alpha + 1, x),
-                0.0)),
+            _poly("eval_gegenbauer", lambda ans, n, alpha, x: _gegenbauer_d(n, alpha, x)),
             saves=("", "", "n alpha x"))
 elementwise(sc.eval_jacobi, _not_in("scipy.special.eval_jacobi w.r.t. the degree"),
             _not_in("scipy.special.eval_jacobi w.r.t. alpha"),

@@ -193,3 +193,14 @@ def test_qualified_names_of_scipy_ufuncs_and_their_aliases():
     assert qualified_name(sc.jn) == "scipy.special.jv (ufunc)"
     assert qualified_name(sc.digamma) == "scipy.special.psi (ufunc)"
     assert qualified_name(np.expm1) == "numpy.expm1 (ufunc)"  # NumPy's, not SciPy's
+
+
+def test_polynomial_derivatives_at_the_interval_ends():
+    # no (x**2 - 1) denominators: P_n'(1) = n(n+1)/2, U_n'(1) = n(n+1)(n+2)/3
+    x = np.array([-1.0, 1.0])
+    for n in (1, 2, 5):
+        dp = np.diag(dr.jacfwd(lambda x, n=n: sc.eval_legendre(n, x))(x))
+        np.testing.assert_allclose(dp, [(-1) ** (n + 1) * n * (n + 1) / 2, n * (n + 1) / 2])
+        du = np.diag(dr.jacrev(lambda x, n=n: sc.eval_chebyu(n, x))(x))
+        np.testing.assert_allclose(du, [(-1) ** (n + 1) * n * (n + 1) * (n + 2) / 3,
+                                        n * (n + 1) * (n + 2) / 3])
