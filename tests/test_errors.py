@@ -21,8 +21,8 @@ def test_unsupported_numpy_function_names_it():
 def test_unsupported_scipy_ufunc_names_it():
     import scipy.special as sp
 
-    with pytest.raises(dr.NoDerivativeRule, match="gammaincinv"):
-        dr.grad(lambda x: np.sum(sp.gammaincinv(2.0, x / 3)))(np.abs(x3))
+    with pytest.raises(dr.NoDerivativeRule, match="zetac"):  # no zeta' in SciPy
+        dr.grad(lambda x: np.sum(sp.zetac(x + 2)))(np.abs(x3))
 
 
 @pytest.mark.parametrize("coerce", [
@@ -162,5 +162,5 @@ def test_values_that_carry_derivatives_are_never_stripped():
 def test_scipy_special_ufunc_named_with_its_module():
     import scipy.special as sp
 
-    with pytest.raises(dr.NoDerivativeRule, match=r"scipy\.special\.gammaincinv \(ufunc\)"):
-        dr.grad(lambda x: np.sum(sp.gammaincinv(2.0, x / 3)))(np.abs(x3))
+    with pytest.raises(dr.NoDerivativeRule, match=r"scipy\.special\.zetac \(ufunc\)"):
+        dr.grad(lambda x: np.sum(sp.zetac(x + 2)))(np.abs(x3))

@@ -1,24 +1,33 @@
 """scipy.special ufuncs (they reach dualrev through ``__array_ufunc__`` like NumPy's).
 
 Each entry gives the partial derivative of each argument. Orders of Bessel functions
-and of polygamma_p, and the shape parameter of the incomplete gamma functions, are
-arguments dualrev does not differentiate: a traced value there raises rather than
+and of polygamma_p, degrees of orthogonal polynomials, and the shape parameters of the
+incomplete gamma and beta functions (and of the hypergeometric and Wright functions),
+are arguments dualrev does not differentiate: a traced value there raises rather than
 silently getting a zero derivative.
+
+Partials are written with scipy.special and NumPy calls on the (possibly traced)
+arguments, so that nested derivatives follow from the same rules. Multi-output ufuncs
+(``fresnel``, ``sici``, ``airy`` ...) are one elementwise primitive per output.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.special as sc
 
 from ..errors import NoDerivativeRule
-from ..primitive import is_complex, register_function
-from .elementwise import _div, elementwise
+from ..primitive import Primitive, Tracer, is_complex, register_function, register_ufunc
+from .elementwise import _div, _power_dx, _power_dy, elementwise, nondiff_ufunc
 
 _SQRT_PI = np.sqrt(np.pi)
 _SQRT_2PI = np.sqrt(2 * np.pi)
+_DEG = np.pi / 180.0  # d(radians)/d(degrees)
 
 
 def _not_in(what: str) -> Any:
@@ -139,3 +148,754 @@ def _i0(x: Any) -> Any:
     if is_complex(x):
         raise TypeError("i0 not supported for complex values")
     return sc.i0(x)
+
+
+# ------------------------------------------------------------------ helpers of the rules
+def _real_only(name: str, d: Callable[..., Any]) -> Callable[..., Any]:
+    """A partial valid on the real line only (an exponential scaling by |Im z| or the
+    like is not analytic): a complex argument raises instead of getting it wrong."""
+
+    @functools.wraps(d)  # its parameter names, which ``saves`` declarations refer to
+    def partial(ans: Any, *args: Any) -> Any:
+        if any(is_complex(a) for a in args):
+            raise NoDerivativeRule(
+                f"scipy.special.{name} of a complex argument",
+                "Its derivative is implemented for real arguments only.")
+        return d(ans, *args)
+
+    return partial
+
+
+def _integer_degree(name: str, n: Any) -> None:
+    # the recurrences below hold for integer degrees; SciPy also evaluates some of these
+    # polynomials at non-integer degrees (as hypergeometric functions), where they differ
+    if isinstance(n, Tracer):
+        return  # a traced degree: the degree's own partial refuses it
+    n = np.asarray(n)
+    if n.dtype.kind == "f" and not np.all(np.equal(n, np.floor(n))):
+        raise NoDerivativeRule(
+            f"scipy.special.{name} at a non-integer degree",
+            "Its derivative is implemented for integer degrees only.")
+
+
+def _below(n: Any) -> Any:
+    # n - 1, floored at 0: the lower degree of a recurrence whose factor vanishes at n = 0
+    return np.maximum(n - 1, 0)
+
+
+def _series(u: Any, coefs: Sequence[float]) -> Any:
+    # sum_k coefs[k] u**k by Horner's rule (traced u: its own derivatives are exact)
+    out = coefs[-1]
+    for c in coefs[-2::-1]:
+        out = out * u + c
+    return out
+
+
+_SMALL = 1e-2  # below this |u| the series (8 terms: error ~1e-16) replaces the closed form
+_EXPREL_D = [(k + 1) / math.factorial(k + 2) for k in range(8)]  # d/du (e^u - 1)/u
+_LOG1P_REL = [(-1) ** k / (k + 1) for k in range(8)]  # log1p(u)/u
+_LOG1P_REL_D = [(-1) ** (k + 1) * (k + 1) / (k + 2) for k in range(8)]  # its derivative
+# sinh(x)/x = sum x^(2k)/(2k+1)!; (I0(x) - 1)/x = sum_(k>=1) x^(2k-1) / (4^k k!^2), and
+# (1 - J0(x))/x the same with alternating signs
+_SINHC = [0.0 if j % 2 else 1 / math.factorial(j + 1) for j in range(9)]
+_I0M1 = [1 / (4 ** ((j + 1) // 2) * math.factorial((j + 1) // 2) ** 2) if j % 2 else 0.0
+         for j in range(9)]
+_J0M1 = [c * (-1) ** ((j - 1) // 2) for j, c in enumerate(_I0M1)]
+
+
+def _guarded(u: Any, exact: Callable[[Any], Any], coefs: Sequence[float]) -> Any:
+    """``exact(u)``, which cancels badly near u = 0, replaced there by its Taylor series;
+    composed of traced operations, so that its derivatives are right on both sides."""
+    small = np.less(np.abs(u), _SMALL)
+    us = np.where(small, 1.0, u)
+    return np.where(small, _series(u, coefs), exact(us))
+
+
+def _exprel_d(u: Any) -> Any:
+    """d/du exprel(u) = (u e^u - expm1(u)) / u**2."""
+    return _guarded(u, lambda v: (np.exp(v) - sc.exprel(v)) / v, _EXPREL_D)
+
+
+def _log1p_rel(u: Any) -> Any:
+    """log1p(u) / u (1 at u = 0)."""
+    return _guarded(u, lambda v: np.log1p(v) / v, _LOG1P_REL)
+
+
+def _log1p_rel_d(u: Any) -> Any:
+    """d/du log1p(u)/u = (u/(1+u) - log1p(u)) / u**2."""
+    return _guarded(u, lambda v: (v / (1 + v) - np.log1p(v)) / (v * v), _LOG1P_REL_D)
+
+
+def _output(ufunc: Any, i: int) -> Callable[..., Any]:
+    return lambda *args: ufunc(*args)[i]
+
+
+def multi_output(ufunc: Any, *per_output: Sequence[Callable[..., Any]],
+                 saves: Sequence[Any]) -> tuple[Primitive, ...]:
+    """A multi-output ufunc as one elementwise primitive per output: ``per_output[i]``
+    holds output i's partials ``d(ans_i, *args)``. Each primitive recomputes the ufunc and
+    keeps its own output (twice the work, but every output is then an ordinary
+    elementwise value for the tape, batching and nesting)."""
+    prims = tuple(
+        elementwise(_output(ufunc, i), *partials,
+                    name=f"{ufunc.__name__}[{i}]", saves=sv)
+        for i, (partials, sv) in enumerate(zip(per_output, saves, strict=True)))
+
+    def handler(*args: Any) -> tuple[Any, ...]:
+        return tuple(p(*args) for p in prims)
+
+    register_ufunc(ufunc, handler)
+    return prims
+
+
+# ------------------------------------------------------------------ more gamma and beta
+elementwise(sc.rgamma, lambda ans, x: -ans * sc.digamma(x), saves="ans x")
+nondiff_ufunc(sc.gammasgn)  # piecewise constant (+-1)
+nondiff_ufunc(sc.round)  # piecewise constant
+elementwise(
+    sc.poch,
+    lambda ans, z, m: ans * (sc.digamma(z + m) - sc.digamma(z)),
+    lambda ans, z, m: ans * sc.digamma(z + m),
+    saves="ans z m",
+)
+elementwise(
+    sc.binom,  # gamma(n+1) / (gamma(k+1) gamma(n-k+1)), SciPy's continuous extension
+    lambda ans, n, k: ans * (sc.digamma(n + 1) - sc.digamma(n - k + 1)),
+    lambda ans, n, k: ans * (sc.digamma(n - k + 1) - sc.digamma(k + 1)),
+    saves="ans n k",
+)
+
+
+def _gammainc_inv_dy(ans: Any, a: Any, y: Any) -> Any:
+    # dx/dy of the inverse: 1 / (dP/dx at x = ans)
+    return np.exp(ans - sc.xlogy(a - 1, ans) + sc.gammaln(a))
+
+
+elementwise(sc.gammaincinv, _not_in("scipy.special.gammaincinv w.r.t. a"), _gammainc_inv_dy,
+            saves=("", "ans a"))
+elementwise(sc.gammainccinv, _not_in("scipy.special.gammainccinv w.r.t. a"),
+            lambda ans, a, y: -_gammainc_inv_dy(ans, a, y), saves=("", "ans a"))
+
+
+def _log_beta_density(a: Any, b: Any, x: Any) -> Any:
+    # log(x**(a-1) (1-x)**(b-1) / B(a, b)), with 0 * log 0 = 0 at the ends
+    return sc.xlogy(a - 1, x) + sc.xlog1py(b - 1, -x) - sc.betaln(a, b)
+
+
+elementwise(sc.betainc, _not_in("scipy.special.betainc w.r.t. a"),
+            _not_in("scipy.special.betainc w.r.t. b"),
+            lambda ans, a, b, x: np.exp(_log_beta_density(a, b, x)), saves=("", "", "a b x"))
+elementwise(sc.betaincc, _not_in("scipy.special.betaincc w.r.t. a"),
+            _not_in("scipy.special.betaincc w.r.t. b"),
+            lambda ans, a, b, x: -np.exp(_log_beta_density(a, b, x)), saves=("", "", "a b x"))
+elementwise(sc.betaincinv, _not_in("scipy.special.betaincinv w.r.t. a"),
+            _not_in("scipy.special.betaincinv w.r.t. b"),
+            lambda ans, a, b, y: np.exp(-_log_beta_density(a, b, ans)),
+            saves=("", "", "ans a b"))
+elementwise(sc.betainccinv, _not_in("scipy.special.betainccinv w.r.t. a"),
+            _not_in("scipy.special.betainccinv w.r.t. b"),
+            lambda ans, a, b, y: -np.exp(-_log_beta_density(a, b, ans)),
+            saves=("", "", "ans a b"))
+
+# ------------------------------------------------------------------ exponential integrals
+elementwise(sc.exp1, lambda ans, x: -np.exp(-x) / x, saves="x")
+elementwise(sc.expi, lambda ans, x: np.exp(x) / x, saves="x")
+
+
+def _expn_dx(ans: Any, n: Any, x: Any) -> Any:
+    # E_n' = -E_{n-1}; E_0(x) = e^-x / x has no lower neighbour in SciPy (E_-1 is nan)
+    lower = -sc.expn(_below(n), x)
+    return np.where(np.greater(n, 0), lower, -np.exp(-x) * (x + 1) / (x * x))
+
+
+elementwise(sc.expn, _not_in("scipy.special.expn w.r.t. n"), _expn_dx, saves=("", "n x"))
+elementwise(sc.exprel, lambda ans, x: _exprel_d(x), saves="x")
+
+# ------------------------------------------------------------------ elementary functions
+elementwise(sc.cbrt, lambda ans, x: _div(1.0, 3.0 * ans * ans), saves="ans")
+elementwise(sc.exp2, lambda ans, x: ans * np.log(2.0), saves="ans")
+elementwise(sc.expm1, lambda ans, x: ans + 1.0, saves="ans")
+elementwise(sc.log1p, lambda ans, x: _div(1.0, 1.0 + x), saves="x")
+elementwise(sc.cosm1, lambda ans, x: -np.sin(x), saves="x")
+elementwise(sc.sindg, lambda ans, x: _DEG * sc.cosdg(x), saves="x")
+elementwise(sc.cosdg, lambda ans, x: -_DEG * sc.sindg(x), saves="x")
+elementwise(sc.tandg, lambda ans, x: _DEG * (1.0 + ans * ans), saves="ans")
+elementwise(sc.cotdg, lambda ans, x: -_DEG * (1.0 + ans * ans), saves="ans")
+elementwise(sc.radian, lambda ans, d, m, s: _DEG, lambda ans, d, m, s: _DEG / 60,
+            lambda ans, d, m, s: _DEG / 3600, saves="")
+elementwise(sc.powm1, _power_dx, _power_dy, saves="x y")  # x**y - 1: the same partials
+elementwise(
+    sc.boxcox,  # log(x) exprel(lmbda log(x))
+    lambda ans, x, lm: np.power(x, lm - 1),
+    lambda ans, x, lm: np.log(x) ** 2 * _exprel_d(lm * np.log(x)),
+    saves="x lm",
+)
+elementwise(
+    sc.boxcox1p,
+    lambda ans, x, lm: np.power(1 + x, lm - 1),
+    lambda ans, x, lm: np.log1p(x) ** 2 * _exprel_d(lm * np.log1p(x)),
+    saves="x lm",
+)
+elementwise(
+    sc.inv_boxcox,  # exp(y log1p(lmbda y)/(lmbda y))
+    lambda ans, y, lm: ans / (1 + lm * y),
+    lambda ans, y, lm: ans * y * y * _log1p_rel_d(lm * y),
+    saves="ans y lm",
+)
+elementwise(
+    sc.inv_boxcox1p,
+    lambda ans, y, lm: (ans + 1) / (1 + lm * y),
+    lambda ans, y, lm: (ans + 1) * y * y * _log1p_rel_d(lm * y),
+    saves="ans y lm",
+)
+elementwise(sc.spence, lambda ans, z: -_log1p_rel(z - 1), saves="z")  # log(z) / (1 - z)
+elementwise(sc.wrightomega, lambda ans, z: ans / (1 + ans), saves="ans")
+
+
+def _huber_in(d: Any, r: Any) -> Any:
+    return np.less_equal(np.abs(r), d)
+
+
+elementwise(
+    sc.huber,  # r**2/2 inside |r| <= delta, delta (|r| - delta/2) outside
+    lambda ans, d, r: np.where(_huber_in(d, r), 0.0, np.abs(r) - d),
+    lambda ans, d, r: np.where(_huber_in(d, r), r, d * np.sign(r)),
+    saves="d r",
+)
+elementwise(
+    sc.pseudo_huber,  # delta**2 (sqrt(1 + (r/delta)**2) - 1)
+    lambda ans, d, r: 2 * ans / d - r * r / (d * np.sqrt(1 + (r / d) ** 2)),
+    lambda ans, d, r: r / np.sqrt(1 + (r / d) ** 2),
+    saves=("ans d r", "d r"),
+)
+
+# ------------------------------------------------------------------ error functions, Fresnel
+elementwise(sc.erfi, lambda ans, x: (2 / _SQRT_PI) * np.exp(x * x), saves="x")
+elementwise(sc.dawsn, lambda ans, x: 1 - 2 * x * ans, saves="ans x")
+elementwise(sc.ndtri_exp, lambda ans, y: _SQRT_2PI * np.exp(y + 0.5 * ans * ans),
+            saves="ans y")
+elementwise(
+    sc.owens_t,
+    lambda ans, h, a: -np.exp(-0.5 * h * h) * sc.erf(a * h / np.sqrt(2.0)) / (2 * _SQRT_2PI),
+    lambda ans, h, a: np.exp(-0.5 * h * h * (1 + a * a)) / (2 * np.pi * (1 + a * a)),
+    saves="h a",
+)
+multi_output(sc.fresnel, [lambda ans, z: np.sin(0.5 * np.pi * z * z)],
+             [lambda ans, z: np.cos(0.5 * np.pi * z * z)], saves=("z", "z"))
+# sin(x)/x as np.sinc (exact at 0, and so are its derivatives); sinh(x)/x by its series
+multi_output(sc.sici, [lambda ans, x: np.sinc(x / np.pi)], [lambda ans, x: np.cos(x) / x],
+             saves=("x", "x"))
+multi_output(sc.shichi, [lambda ans, x: _guarded(x, lambda v: np.sinh(v) / v, _SINHC)],
+             [lambda ans, x: np.cosh(x) / x], saves=("x", "x"))
+
+# ------------------------------------------------------------------ elliptic integrals
+# In the parameter m. The closed forms in K and E are 0/0 at m = 0; near it (|m| < 1/2) the
+# derivatives are the hypergeometric series instead: K = pi/2 2F1(1/2, 1/2; 1; m), so
+# dK/dm = pi/8 2F1(3/2, 3/2; 2; m), and E = pi/2 2F1(-1/2, 1/2; 1; m), dE/dm =
+# -pi/8 2F1(1/2, 3/2; 2; m). (The incomplete integrals keep their closed forms: their
+# derivatives in m are nan at m = 0.)
+def _near_0(m: Any, series: Callable[[Any], Any], closed: Callable[[Any], Any]) -> Any:
+    near = np.less(np.abs(m), 0.5)
+    # each branch sees a safe m, so the one not taken cannot put nan into the derivative
+    return np.where(near, series(np.where(near, m, 0.0)), closed(np.where(near, 0.75, m)))
+
+
+def _ellipk_dm(m: Any) -> Any:
+    return _near_0(m, lambda u: np.pi / 8 * sc.hyp2f1(1.5, 1.5, 2.0, u),
+                   lambda u: (sc.ellipe(u) - (1 - u) * sc.ellipk(u)) / (2 * u * (1 - u)))
+
+
+def _ellipe_dm(m: Any) -> Any:
+    return _near_0(m, lambda u: -np.pi / 8 * sc.hyp2f1(0.5, 1.5, 2.0, u),
+                   lambda u: (sc.ellipe(u) - sc.ellipk(u)) / (2 * u))
+
+
+elementwise(sc.ellipk, lambda ans, m: _ellipk_dm(m), saves="m")
+elementwise(sc.ellipe, lambda ans, m: _ellipe_dm(m), saves="m")
+elementwise(sc.ellipkm1,  # K(1 - p), with 1 - p rounded only where K' is smooth in it
+            lambda ans, p: -_near_0(1 - p, lambda u: np.pi / 8 * sc.hyp2f1(1.5, 1.5, 2.0, u),
+                                    lambda u: (sc.ellipe(u) - (1 - u) * sc.ellipk(u))
+                                    / (2 * u * (1 - u))), saves="p")
+
+
+def _delta(phi: Any, m: Any) -> Any:
+    s = np.sin(phi)
+    return np.sqrt(1 - m * s * s)
+
+
+elementwise(
+    sc.ellipkinc,
+    lambda ans, phi, m: 1 / _delta(phi, m),
+    lambda ans, phi, m: (sc.ellipeinc(phi, m) / (2 * m * (1 - m)) - ans / (2 * m)
+                         - np.sin(2 * phi) / (4 * (1 - m) * _delta(phi, m))),
+    saves=("phi m", "ans phi m"),
+)
+elementwise(
+    sc.ellipeinc,
+    lambda ans, phi, m: _delta(phi, m),
+    lambda ans, phi, m: (ans - sc.ellipkinc(phi, m)) / (2 * m),
+    saves=("phi m", "ans phi m"),
+)
+
+
+def _ellipj(i: int) -> Callable[..., Any]:
+    return lambda ans, u, m: sc.ellipj(u, m)[i]
+
+
+_m_ellipj = _not_in("scipy.special.ellipj w.r.t. m")
+multi_output(  # sn, cn, dn, and the amplitude ph, in u
+    sc.ellipj,
+    [lambda ans, u, m: _ellipj(1)(ans, u, m) * _ellipj(2)(ans, u, m), _m_ellipj],
+    [lambda ans, u, m: -_ellipj(0)(ans, u, m) * _ellipj(2)(ans, u, m), _m_ellipj],
+    [lambda ans, u, m: -m * _ellipj(0)(ans, u, m) * _ellipj(1)(ans, u, m), _m_ellipj],
+    [_ellipj(2), _m_ellipj],
+    saves=[("u m", "")] * 4,
+)
+
+# ------------------------------------------------------------------ more Bessel functions
+elementwise(sc.k0, lambda ans, x: -sc.k1(x), saves="x")
+elementwise(sc.k1, lambda ans, x: -0.5 * (sc.k0(x) + sc.kv(2, x)), saves="x")
+elementwise(sc.k0e, lambda ans, x: ans - sc.k1e(x), saves="ans x")
+elementwise(sc.k1e, lambda ans, x: ans - 0.5 * (sc.k0e(x) + sc.kve(2, x)), saves="ans x")
+elementwise(sc.kv, _not_in("scipy.special.kv w.r.t. the order"),
+            lambda ans, v, x: -0.5 * (sc.kv(v - 1, x) + sc.kv(v + 1, x)), saves=("", "v x"))
+elementwise(sc.kve, _not_in("scipy.special.kve w.r.t. the order"),  # kv(v, z) e^z
+            lambda ans, v, x: ans - 0.5 * (sc.kve(v - 1, x) + sc.kve(v + 1, x)),
+            saves=("", "ans v x"))
+elementwise(sc.kn, _not_in("scipy.special.kn w.r.t. the order"),
+            lambda ans, n, x: -0.5 * (sc.kn(n - 1, x) + sc.kn(n + 1, x)), saves=("", "n x"))
+elementwise(sc.yn, _not_in("scipy.special.yn w.r.t. the order"),
+            lambda ans, n, x: 0.5 * (sc.yn(n - 1, x) - sc.yn(n + 1, x)), saves=("", "n x"))
+# jve and yve scale by exp(-|Im z|): for real arguments they are jv and yv
+elementwise(sc.jve, _not_in("scipy.special.jve w.r.t. the order"),
+            _real_only("jve", lambda ans, v, x: 0.5 * (sc.jve(v - 1, x) - sc.jve(v + 1, x))),
+            saves=("", "v x"))
+elementwise(sc.yve, _not_in("scipy.special.yve w.r.t. the order"),
+            _real_only("yve", lambda ans, v, x: 0.5 * (sc.yve(v - 1, x) - sc.yve(v + 1, x))),
+            saves=("", "v x"))
+
+
+def _struve_term(v: Any, x: Any) -> Any:
+    # (x/2)**v / (2 sqrt(pi) gamma(v + 3/2)), the inhomogeneous term of the recurrences
+    return np.power(0.5 * x, v) * sc.rgamma(v + 1.5) / (2 * _SQRT_PI)
+
+
+elementwise(sc.struve, _not_in("scipy.special.struve w.r.t. the order"),
+            lambda ans, v, x: (0.5 * (sc.struve(v - 1, x) - sc.struve(v + 1, x))
+                               + _struve_term(v, x)), saves=("", "v x"))
+elementwise(sc.modstruve, _not_in("scipy.special.modstruve w.r.t. the order"),
+            lambda ans, v, x: (0.5 * (sc.modstruve(v - 1, x) + sc.modstruve(v + 1, x))
+                               + _struve_term(v, x)), saves=("", "v x"))
+# Kelvin functions: ber + i bei = J0(x e^(3 pi i/4)), ker + i kei = K0(x e^(pi i/4)), both
+# solving w'' = i w - w'/x, which gives the derivatives of berp, beip, kerp, keip
+elementwise(sc.ber, lambda ans, x: sc.berp(x), saves="x")
+elementwise(sc.bei, lambda ans, x: sc.beip(x), saves="x")
+elementwise(sc.berp, lambda ans, x: -ans / x - sc.bei(x), saves="ans x")
+elementwise(sc.beip, lambda ans, x: -ans / x + sc.ber(x), saves="ans x")
+elementwise(sc.ker, lambda ans, x: sc.kerp(x), saves="x")
+elementwise(sc.kei, lambda ans, x: sc.keip(x), saves="x")
+elementwise(sc.kerp, lambda ans, x: -ans / x - sc.kei(x), saves="ans x")
+elementwise(sc.keip, lambda ans, x: -ans / x + sc.ker(x), saves="ans x")
+
+
+def _airy(i: int) -> Callable[..., Any]:
+    return lambda z: sc.airy(z)[i]
+
+
+multi_output(  # Ai, Ai', Bi, Bi': Ai'' = z Ai, Bi'' = z Bi
+    sc.airy,
+    [lambda ans, z: _airy(1)(z)], [lambda ans, z: z * _airy(0)(z)],
+    [lambda ans, z: _airy(3)(z)], [lambda ans, z: z * _airy(2)(z)],
+    saves=("z",) * 4,
+)
+# integrals of Bessel, Struve and Airy functions: the integrand
+elementwise(sc.itstruve0, lambda ans, x: sc.struve(0, x), saves="x")
+elementwise(sc.it2struve0, lambda ans, x: -sc.struve(0, x) / x, saves="x")
+elementwise(sc.itmodstruve0, lambda ans, x: sc.modstruve(0, x), saves="x")
+multi_output(sc.iti0k0, [lambda ans, x: sc.i0(x)], [lambda ans, x: sc.k0(x)],
+             saves=("x", "x"))
+multi_output(sc.itj0y0, [lambda ans, x: sc.j0(x)], [lambda ans, x: sc.y0(x)],
+             saves=("x", "x"))
+# (I0(x) - 1)/x and (1 - J0(x))/x cancel near 0: their series there
+multi_output(sc.it2i0k0, [lambda ans, x: _guarded(x, lambda v: (sc.i0(v) - 1) / v, _I0M1)],
+             [lambda ans, x: -sc.k0(x) / x], saves=("x", "x"))
+multi_output(sc.it2j0y0, [lambda ans, x: _guarded(x, lambda v: (1 - sc.j0(v)) / v, _J0M1)],
+             [lambda ans, x: -sc.y0(x) / x], saves=("x", "x"))
+multi_output(
+    sc.itairy,  # integrals from 0 to x of Ai(t), Bi(t), Ai(-t), Bi(-t)
+    [lambda ans, x: _airy(0)(x)], [lambda ans, x: _airy(2)(x)],
+    [lambda ans, x: _airy(0)(-x)], [lambda ans, x: _airy(2)(-x)],
+    saves=("x",) * 4,
+)
+
+# ------------------------------------------------------------------ hypergeometric, Wright
+elementwise(sc.hyp0f1, _not_in("scipy.special.hyp0f1 w.r.t. b"),
+            lambda ans, b, z: sc.hyp0f1(b + 1, z) / b, saves=("", "b z"))
+elementwise(sc.hyp1f1, _not_in("scipy.special.hyp1f1 w.r.t. a"),
+            _not_in("scipy.special.hyp1f1 w.r.t. b"),
+            lambda ans, a, b, z: a / b * sc.hyp1f1(a + 1, b + 1, z), saves=("", "", "a b z"))
+elementwise(sc.hyp2f1, _not_in("scipy.special.hyp2f1 w.r.t. a"),
+            _not_in("scipy.special.hyp2f1 w.r.t. b"), _not_in("scipy.special.hyp2f1 w.r.t. c"),
+            lambda ans, a, b, c, z: a * b / c * sc.hyp2f1(a + 1, b + 1, c + 1, z),
+            saves=("", "", "", "a b c z"))
+elementwise(sc.hyperu, _not_in("scipy.special.hyperu w.r.t. a"),
+            _not_in("scipy.special.hyperu w.r.t. b"),
+            lambda ans, a, b, x: -a * sc.hyperu(a + 1, b + 1, x), saves=("", "", "a b x"))
+elementwise(sc.wright_bessel, _not_in("scipy.special.wright_bessel w.r.t. a"),
+            _not_in("scipy.special.wright_bessel w.r.t. b"),
+            lambda ans, a, b, x: sc.wright_bessel(a, a + b, x), saves=("", "", "a b x"))
+elementwise(sc.log_wright_bessel, _not_in("scipy.special.log_wright_bessel w.r.t. a"),
+            _not_in("scipy.special.log_wright_bessel w.r.t. b"),
+            lambda ans, a, b, x: np.exp(sc.log_wright_bessel(a, a + b, x) - ans),
+            saves=("", "", "ans a b x"))
+
+# ------------------------------------------------------------------ distribution functions
+# (in the continuous variable, and in the probability for the inverses: 1 / the density at
+# the result; counts and degrees of freedom are not differentiated. SciPy floors the counts
+# of the discrete distributions, and so do the densities here.)
+def _chi2_density(v: Any, x: Any) -> Any:
+    return 0.5 * _gammainc_dx(None, 0.5 * v, 0.5 * x)
+
+
+elementwise(sc.chdtr, _not_in("scipy.special.chdtr w.r.t. v"),
+            lambda ans, v, x: _chi2_density(v, x), saves=("", "v x"))
+elementwise(sc.chdtrc, _not_in("scipy.special.chdtrc w.r.t. v"),
+            lambda ans, v, x: -_chi2_density(v, x), saves=("", "v x"))
+elementwise(sc.chdtri, _not_in("scipy.special.chdtri w.r.t. v"),  # inverse of chdtrc
+            lambda ans, v, p: -1 / _chi2_density(v, ans), saves=("", "ans v"))
+
+
+def _gdtr_dx(a: Any, b: Any, x: Any) -> Any:
+    # gdtr(a, b, x) = gammainc(b, a x): a is the rate
+    return a * _gammainc_dx(None, b, a * x)
+
+
+elementwise(sc.gdtr, lambda ans, a, b, x: x / a * _gdtr_dx(a, b, x),
+            _not_in("scipy.special.gdtr w.r.t. b"), lambda ans, a, b, x: _gdtr_dx(a, b, x),
+            saves=("a b x", "", "a b x"))
+elementwise(sc.gdtrc, lambda ans, a, b, x: -x / a * _gdtr_dx(a, b, x),
+            _not_in("scipy.special.gdtrc w.r.t. b"), lambda ans, a, b, x: -_gdtr_dx(a, b, x),
+            saves=("a b x", "", "a b x"))
+elementwise(sc.gdtrix,  # gdtr(a, b, ans) = p: ans scales as 1/a
+            lambda ans, a, b, p: -ans / a, _not_in("scipy.special.gdtrix w.r.t. b"),
+            lambda ans, a, b, p: 1 / _gdtr_dx(a, b, ans), saves=("ans a", "", "ans a b"))
+
+
+def _poisson_dm(k: Any, m: Any) -> Any:
+    # pdtrc(k, m) = gammainc(floor(k) + 1, m)
+    return _gammainc_dx(None, np.floor(k) + 1, m)
+
+
+elementwise(sc.pdtr, _not_in("scipy.special.pdtr w.r.t. k"),
+            lambda ans, k, m: -_poisson_dm(k, m), saves=("", "k m"))
+elementwise(sc.pdtrc, _not_in("scipy.special.pdtrc w.r.t. k"),
+            lambda ans, k, m: _poisson_dm(k, m), saves=("", "k m"))
+elementwise(sc.pdtri, _not_in("scipy.special.pdtri w.r.t. k"),  # inverse of pdtr in m
+            lambda ans, k, y: -1 / _poisson_dm(k, ans), saves=("", "ans k"))
+
+
+def _t_density(df: Any, t: Any) -> Any:
+    return np.exp(sc.gammaln(0.5 * (df + 1)) - sc.gammaln(0.5 * df)
+                  - 0.5 * (df + 1) * np.log1p(t * t / df)) / np.sqrt(df * np.pi)
+
+
+elementwise(sc.stdtr, _not_in("scipy.special.stdtr w.r.t. df"),
+            lambda ans, df, t: _t_density(df, t), saves=("", "df t"))
+elementwise(sc.stdtrit, _not_in("scipy.special.stdtrit w.r.t. df"),
+            lambda ans, df, p: 1 / _t_density(df, ans), saves=("", "ans df"))
+
+
+def _bdtr_dp(k: Any, n: Any, p: Any) -> Any:
+    # bdtr(k, n, p) = betainc(n - k, k + 1, 1 - p), k and n floored
+    k, n = np.floor(k), np.floor(n)
+    return -np.exp(_log_beta_density(n - k, k + 1, 1 - p))
+
+
+def _nbdtr_dp(k: Any, n: Any, p: Any) -> Any:
+    # nbdtr(k, n, p) = betainc(n, k + 1, p), k and n floored
+    k, n = np.floor(k), np.floor(n)
+    return np.exp(_log_beta_density(n, k + 1, p))
+
+
+for _f, _dp in ((sc.bdtr, _bdtr_dp), (sc.nbdtr, _nbdtr_dp)):
+    _nm = f"scipy.special.{_f.__name__}"
+    elementwise(_f, _not_in(f"{_nm} w.r.t. k"), _not_in(f"{_nm} w.r.t. n"),
+                (lambda dp: lambda ans, k, n, p: dp(k, n, p))(_dp), saves=("", "", "k n p"))
+    _c = getattr(sc, _f.__name__ + "c")
+    elementwise(_c, _not_in(f"{_nm}c w.r.t. k"), _not_in(f"{_nm}c w.r.t. n"),
+                (lambda dp: lambda ans, k, n, p: -dp(k, n, p))(_dp), saves=("", "", "k n p"))
+    _i = getattr(sc, _f.__name__ + "i")  # the p at which the cdf is y
+    elementwise(_i, _not_in(f"{_nm}i w.r.t. k"), _not_in(f"{_nm}i w.r.t. n"),
+                (lambda dp: lambda ans, k, n, y: 1 / dp(k, n, ans))(_dp),
+                saves=("", "", "ans k n"))
+del _f, _dp, _nm, _c, _i
+
+
+def _fdtr_dx(dfn: Any, dfd: Any, x: Any) -> Any:
+    # fdtr = betainc(dfn/2, dfd/2, w), w = dfn x / (dfd + dfn x)
+    s = dfd + dfn * x
+    w = dfn * x / s
+    return np.exp(_log_beta_density(0.5 * dfn, 0.5 * dfd, w)) * dfn * dfd / (s * s)
+
+
+elementwise(sc.fdtr, _not_in("scipy.special.fdtr w.r.t. dfn"),
+            _not_in("scipy.special.fdtr w.r.t. dfd"),
+            lambda ans, dfn, dfd, x: _fdtr_dx(dfn, dfd, x), saves=("", "", "dfn dfd x"))
+elementwise(sc.fdtrc, _not_in("scipy.special.fdtrc w.r.t. dfn"),
+            _not_in("scipy.special.fdtrc w.r.t. dfd"),
+            lambda ans, dfn, dfd, x: -_fdtr_dx(dfn, dfd, x), saves=("", "", "dfn dfd x"))
+elementwise(sc.fdtri, _not_in("scipy.special.fdtri w.r.t. dfn"),
+            _not_in("scipy.special.fdtri w.r.t. dfd"),
+            lambda ans, dfn, dfd, p: 1 / _fdtr_dx(dfn, dfd, ans), saves=("", "", "ans dfn dfd"))
+# the normal distribution's mean and standard deviation: x = mn + std ndtri(p)
+elementwise(
+    sc.nrdtrimn,  # (p, std, x) -> mn = x - std ndtri(p)
+    lambda ans, p, std, x: -std * _SQRT_2PI * np.exp(0.5 * sc.ndtri(p) ** 2),
+    lambda ans, p, std, x: -sc.ndtri(p), lambda ans, p, std, x: np.ones_like(ans),
+    saves=("p std", "p", "ans"),
+)
+elementwise(
+    sc.nrdtrisd,  # (mn, p, x) -> std = (x - mn) / ndtri(p)
+    lambda ans, mn, p, x: -1 / sc.ndtri(p),
+    lambda ans, mn, p, x: -ans / sc.ndtri(p) * _SQRT_2PI * np.exp(0.5 * sc.ndtri(p) ** 2),
+    lambda ans, mn, p, x: 1 / sc.ndtri(p),
+    saves=("p", "ans p", "p"),
+)
+
+# ------------------------------------------------------------------ orthogonal polynomials
+# (in x, for integer degrees n; each derivative is a lower- or neighbouring-degree member
+# of the family, whose factor vanishes at n = 0)
+def _poly(name: str, d: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(d)
+    def partial(ans: Any, *args: Any) -> Any:
+        _integer_degree(name, args[0])
+        return d(ans, *args)
+
+    return partial
+
+
+def _gegenbauer_d(n: Any, alpha: float, x: Any) -> Any:
+    # d/dx C_n^(alpha) = 2 alpha C_{n-1}^(alpha+1): no division, so also right at x = +-1
+    return np.where(np.greater(n, 0),
+                    2 * alpha * sc.eval_gegenbauer(_below(n), alpha + 1, x), 0.0)
+
+
+def _chebyu_d(n: Any, x: Any) -> Any:
+    return _gegenbauer_d(n, 1.0, x)  # U_n = C_n^(1)
+
+
+def _legendre_d(n: Any, x: Any) -> Any:
+    return _gegenbauer_d(n, 0.5, x)  # P_n = C_n^(1/2)
+
+
+_POLYS: dict[Any, Callable[..., Any]] = {
+    sc.eval_hermite: lambda ans, n, x: 2 * n * sc.eval_hermite(_below(n), x),
+    sc.eval_hermitenorm: lambda ans, n, x: n * sc.eval_hermitenorm(_below(n), x),
+    sc.eval_chebyt: lambda ans, n, x: n * sc.eval_chebyu(_below(n), x),
+    sc.eval_chebyu: lambda ans, n, x: _chebyu_d(n, x),
+    # C_n(x) = 2 T_n(x/2), S_n(x) = U_n(x/2)
+    sc.eval_chebyc: lambda ans, n, x: n * sc.eval_chebys(_below(n), x),
+    sc.eval_chebys: lambda ans, n, x: 0.5 * _chebyu_d(n, 0.5 * x),
+    # shifted to [0, 1]: T*_n(x) = T_n(2x - 1), U*_n(x) = U_n(2x - 1)
+    sc.eval_sh_chebyt: lambda ans, n, x: 2 * n * sc.eval_sh_chebyu(_below(n), x),
+    sc.eval_sh_chebyu: lambda ans, n, x: 2 * _chebyu_d(n, 2 * x - 1),
+    sc.eval_legendre: lambda ans, n, x: _legendre_d(n, x),
+    sc.eval_sh_legendre: lambda ans, n, x: 2 * _legendre_d(n, 2 * x - 1),
+    sc.eval_laguerre: lambda ans, n, x: np.where(
+        np.greater(n, 0), -sc.eval_genlaguerre(_below(n), 1.0, x), 0.0),
+}
+for _f, _d in _POLYS.items():
+    elementwise(_f, _not_in(f"scipy.special.{_f.__name__} w.r.t. the degree"),
+                _poly(_f.__name__, _d), saves=("", "n x"))
+del _f, _d
+elementwise(sc.eval_genlaguerre, _not_in("scipy.special.eval_genlaguerre w.r.t. the degree"),
+            _not_in("scipy.special.eval_genlaguerre w.r.t. alpha"),
+            _poly("eval_genlaguerre", lambda ans, n, alpha, x: np.where(
+                np.greater(n, 0), -sc.eval_genlaguerre(_below(n), alpha + 1, x), 0.0)),
+            saves=("", "", "n alpha x"))
+elementwise(sc.eval_gegenbauer, _not_in("scipy.special.eval_gegenbauer w.r.t. the degree"),
+            _not_in("scipy.special.eval_gegenbauer w.r.t. alpha"),
+            _poly("eval_gegenbauer", lambda ans, n, alpha, x: _gegenbauer_d(n, alpha, x)),
+            saves=("", "", "n alpha x"))
+elementwise(sc.eval_jacobi, _not_in("scipy.special.eval_jacobi w.r.t. the degree"),
+            _not_in("scipy.special.eval_jacobi w.r.t. alpha"),
+            _not_in("scipy.special.eval_jacobi w.r.t. beta"),
+            _poly("eval_jacobi", lambda ans, n, alpha, beta, x: np.where(
+                np.greater(n, 0), 0.5 * (n + alpha + beta + 1)
+                * sc.eval_jacobi(_below(n), alpha + 1, beta + 1, x), 0.0)),
+            saves=("", "", "", "n alpha beta x"))
+
+# ------------------------------------------------------------------ complex-valued functions
+# (holomorphic in their complex argument: the JVP multiplies by f'(z), as for np.exp)
+elementwise(sc.wofz, lambda ans, z: -2 * z * ans + 2j / _SQRT_PI, saves="ans z")
+for _f, _sign in ((sc.hankel1, -1j), (sc.hankel2, 1j)):
+    _nm = _f.__name__
+    elementwise(_f, _not_in(f"scipy.special.{_nm} w.r.t. the order"),
+                (lambda f: lambda ans, v, z: 0.5 * (f(v - 1, z) - f(v + 1, z)))(_f),
+                saves=("", "v z"))
+    _e = getattr(sc, _nm + "e")  # hankel1e = hankel1 e^(-iz), hankel2e = hankel2 e^(iz)
+    elementwise(_e, _not_in(f"scipy.special.{_nm}e w.r.t. the order"),
+                (lambda f, s: lambda ans, v, z: 0.5 * (f(v - 1, z) - f(v + 1, z)) + s * ans)(
+                    _e, _sign), saves=("", "ans v z"))
+del _f, _sign, _nm, _e
+
+
+def _kelvin(i: int) -> Callable[..., Any]:
+    return lambda x: sc.kelvin(x)[i]
+
+
+multi_output(  # Be = ber + i bei, Ke = ker + i kei, and their derivatives: w'' = i w - w'/x
+    sc.kelvin,
+    [lambda ans, x: _kelvin(2)(x)], [lambda ans, x: _kelvin(3)(x)],
+    [lambda ans, x: 1j * _kelvin(0)(x) - ans / x], [lambda ans, x: 1j * _kelvin(1)(x) - ans / x],
+    saves=("x", "x", "ans x", "ans x"),
+)
+
+
+def _voigt_w(x: Any, sigma: Any, gamma: Any) -> tuple[Any, Any]:
+    # z = (x + i gamma) / (sigma sqrt 2) and w'(z), with voigt_profile = Re w(z) / (sigma
+    # sqrt(2 pi))
+    z = (x + 1j * gamma) / (sigma * np.sqrt(2.0))
+    return z, -2 * z * sc.wofz(z) + 2j / _SQRT_PI
+
+
+def _voigt_dx(ans: Any, x: Any, sigma: Any, gamma: Any) -> Any:
+    _, dw = _voigt_w(x, sigma, gamma)
+    return np.real(dw) / (2 * sigma * sigma * _SQRT_PI)
+
+
+def _voigt_dgamma(ans: Any, x: Any, sigma: Any, gamma: Any) -> Any:
+    _, dw = _voigt_w(x, sigma, gamma)
+    return -np.imag(dw) / (2 * sigma * sigma * _SQRT_PI)
+
+
+def _voigt_dsigma(ans: Any, x: Any, sigma: Any, gamma: Any) -> Any:
+    z, dw = _voigt_w(x, sigma, gamma)
+    return -ans / sigma - np.real(dw * z) / (sigma * sigma * _SQRT_2PI)
+
+
+elementwise(sc.voigt_profile, _voigt_dx, _voigt_dsigma, _voigt_dgamma,
+            saves=("x sigma gamma", "ans x sigma gamma", "x sigma gamma"))
+
+# ------------------------------------------------------------------ more, by recurrences
+elementwise(  # int_0^1 x^lmb J_nu(2 a x) dx, and J_nu' = (J_{nu-1} - J_{nu+1}) / 2
+    sc.besselpoly,
+    lambda ans, a, lmb, nu: sc.besselpoly(a, lmb + 1, nu - 1) - sc.besselpoly(a, lmb + 1, nu + 1),
+    _not_in("scipy.special.besselpoly w.r.t. lmb"), _not_in("scipy.special.besselpoly w.r.t. nu"),
+    saves=("a lmb nu", "", ""),
+)
+elementwise(  # (1 - x**2) P' = (v + 1) x P_v^m - (v - m + 1) P_{v+1}^m
+    sc.lpmv, _not_in("scipy.special.lpmv w.r.t. m"), _not_in("scipy.special.lpmv w.r.t. v"),
+    lambda ans, m, v, x: ((v + 1) * x * ans - (v - m + 1) * sc.lpmv(m, v + 1, x)) / (1 - x * x),
+    saves=("", "", "ans m v x"),
+)
+elementwise(  # gdtr depends on a x only: a = gdtrix(1, b, p) / x
+    sc.gdtria, lambda ans, p, b, x: 1 / (x * _gammainc_dx(None, b, ans * x)),
+    _not_in("scipy.special.gdtria w.r.t. b"), lambda ans, p, b, x: -ans / x,
+    saves=("ans b x", "", "ans x"),
+)
+
+
+def _pb(ufunc: Any, i: int) -> Callable[..., Any]:
+    return lambda v, x: ufunc(v, x)[i]
+
+
+# parabolic cylinder functions, returned with their derivatives; the second derivative
+# from the differential equation: D'' = (x**2/4 - v - 1/2) D, V'' likewise, W'' = (a - x**2/4) W
+for _f, _q in ((sc.pbdv, lambda v, x: 0.25 * x * x - v - 0.5),
+               (sc.pbvv, lambda v, x: 0.25 * x * x - v - 0.5),
+               (sc.pbwa, lambda a, x: a - 0.25 * x * x)):
+    _nv = _not_in(f"scipy.special.{_f.__name__} w.r.t. the order")
+    multi_output(_f, [_nv, (lambda f: lambda ans, v, x: _pb(f, 1)(v, x))(_f)],
+                 [_nv, (lambda f, q: lambda ans, v, x: q(v, x) * _pb(f, 0)(v, x))(_f, _q)],
+                 saves=[("", "v x"), ("", "v x")])
+del _f, _q, _nv
+# modified Fresnel integrals: fp = int_x^inf exp(i t**2) dt, kp = fp exp(-i (x**2 + pi/4)) /
+# sqrt(pi); fm, km the same with -i (real arguments)
+_EPI4 = np.exp(0.25j * np.pi) / _SQRT_PI
+multi_output(sc.modfresnelp, [lambda ans, x: -np.exp(1j * x * x)],
+             [lambda ans, x: -2j * x * ans - np.conj(_EPI4)], saves=("x", "ans x"))
+multi_output(sc.modfresnelm, [lambda ans, x: -np.exp(-1j * x * x)],
+             [lambda ans, x: 2j * x * ans - _EPI4], saves=("x", "ans x"))
+
+
+def _airye(i: int) -> Callable[..., Any]:
+    return lambda z: sc.airye(z)[i]
+
+
+def _sqrt_pos(x: Any) -> Any:
+    # eBi = Bi exp(-|Re zeta|), zeta = 2/3 x**1.5: real part x**1.5 for x > 0, 0 for x < 0
+    # (the inner where keeps sqrt's infinite derivative at 0 out of nested derivatives)
+    pos = np.greater(x, 0)
+    return np.where(pos, np.sqrt(np.where(pos, x, 1.0)), 0.0)
+
+
+multi_output(  # exponentially scaled Airy functions: eAi = Ai exp(zeta), zeta' = sqrt(z)
+    sc.airye,
+    [lambda ans, z: _airye(1)(z) + np.sqrt(z) * ans],
+    [lambda ans, z: z * _airye(0)(z) + np.sqrt(z) * ans],
+    [_real_only("airye", lambda ans, z: _airye(3)(z) - _sqrt_pos(z) * ans)],
+    [_real_only("airye", lambda ans, z: z * _airye(2)(z) - _sqrt_pos(z) * ans)],
+    saves=("ans z",) * 4,
+)
+
+
+def _sh_jacobi_dx(ans: Any, n: Any, p: Any, q: Any, x: Any) -> Any:
+    # G_n^(p,q)(x) = n! gamma(n+p) / gamma(2n+p) P_n^(p-q, q-1)(2x - 1), and
+    # P_n^(a,b)' = (n + a + b + 1)/2 P_{n-1}^(a+1, b+1)
+    c = np.exp(sc.gammaln(n + 1) + sc.gammaln(n + p) - sc.gammaln(2 * n + p))
+    lower = sc.eval_jacobi(_below(n), p - q + 1, q, 2 * x - 1)
+    return np.where(np.greater(n, 0), c * (n + p) * lower, 0.0)
+
+
+elementwise(sc.eval_sh_jacobi, _not_in("scipy.special.eval_sh_jacobi w.r.t. the degree"),
+            _not_in("scipy.special.eval_sh_jacobi w.r.t. p"),
+            _not_in("scipy.special.eval_sh_jacobi w.r.t. q"),
+            _poly("eval_sh_jacobi", _sh_jacobi_dx), saves=("", "", "", "n p q x"))
+
+
+def _tukey_quantile_d(f: Any, lm: Any) -> Any:
+    # dQ/dF of the Tukey-lambda quantile Q(F) = (F**lm - (1-F)**lm) / lm
+    return np.power(f, lm - 1) + np.power(1 - f, lm - 1)
+
+
+def _tukey_quantile_dlm(f: Any, lm: Any) -> Any:
+    # dQ/dlm: each term is a boxcox in lm (see boxcox above)
+    lf, lg = np.log(f), np.log1p(-f)
+    return lf * lf * _exprel_d(lm * lf) - lg * lg * _exprel_d(lm * lg)
+
+
+elementwise(  # the cdf inverts the quantile: dF = (dx - dQ/dlm dlm) / (dQ/dF)
+    sc.tklmbda,
+    lambda ans, x, lm: 1 / _tukey_quantile_d(ans, lm),
+    lambda ans, x, lm: -_tukey_quantile_dlm(ans, lm) / _tukey_quantile_d(ans, lm),
+    saves=("ans lm", "ans lm"),
+)
+
+
+# ------------------------------------------------------------------ noncentral chi-square
+def _ncx2_density(x: Any, df: Any, nc: Any) -> Any:
+    # 1/2 e^(-(x+nc)/2) (x/nc)^(df/4 - 1/2) I_(df/2-1)(sqrt(nc x)), I through ive (scaled)
+    r = np.sqrt(nc * x)
+    return 0.5 * np.exp(-0.5 * (x + nc) + r + (0.25 * df - 0.5) * np.log(x / nc)) * sc.ive(
+        0.5 * df - 1, r)
+
+
+def _ncx2_dnc(x: Any, df: Any, nc: Any) -> Any:
+    # a Poisson(nc/2) mixture of central cdfs with df + 2j: d/dnc = (F_{df+2} - F_df) / 2
+    return 0.5 * (sc.chndtr(x, df + 2, nc) - sc.chndtr(x, df, nc))
+
+
+elementwise(sc.chndtr, lambda ans, x, df, nc: _ncx2_density(x, df, nc),
+            _not_in("scipy.special.chndtr w.r.t. df"),
+            lambda ans, x, df, nc: _ncx2_dnc(x, df, nc), saves=("x df nc", "", "x df nc"))
+elementwise(  # chndtr(ans, df, nc) = p
+    sc.chndtrix, lambda ans, p, df, nc: 1 / _ncx2_density(ans, df, nc),
+    _not_in("scipy.special.chndtrix w.r.t. df"),
+    lambda ans, p, df, nc: -_ncx2_dnc(ans, df, nc) / _ncx2_density(ans, df, nc),
+    saves=("ans df nc", "", "ans df nc"))
+elementwise(  # chndtr(x, df, ans) = p
+    sc.chndtrinc, lambda ans, x, df, p: -_ncx2_density(x, df, ans) / _ncx2_dnc(x, df, ans),
+    _not_in("scipy.special.chndtrinc w.r.t. df"),
+    lambda ans, x, df, p: 1 / _ncx2_dnc(x, df, ans),
+    saves=("ans x df", "", "ans x df"))

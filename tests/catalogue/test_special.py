@@ -6,6 +6,7 @@ import pytest
 import scipy.special as sc
 
 import dualrev as dr
+from dualrev.primitive import UFUNC_HANDLERS, qualified_name
 from tests.helpers import check_all
 
 rng = np.random.default_rng(11)
@@ -69,3 +70,137 @@ def test_xlogy_at_zero_has_the_nondiff_ufunc_in_y():
 def test_orders_and_shape_parameters_are_not_differentiated_silently(f):
     with pytest.raises(dr.NoDerivativeRule, match="w.r.t."):
         dr.grad(f)(1.5)
+
+
+# ------------------------------------------------------------------ the rules added for
+# issue 14 (the conformance harness checks them on its sample domains; these check the
+# points where the closed forms cancel, the closed forms themselves, and the refusals)
+SERIES = {  # closed forms 0/0 at a point, replaced by a Taylor series near it
+    "exprel at 0": (sc.exprel, np.array([0.0, 1e-3, -4e-3, 0.3])),
+    "boxcox at lmbda 0": (lambda lm: sc.boxcox(1.7, lm), np.array([0.0, 1e-3, -0.5])),
+    "boxcox1p at lmbda 0": (lambda lm: sc.boxcox1p(0.6, lm), np.array([0.0, 2e-3, 0.8])),
+    "inv_boxcox at lmbda 0": (lambda lm: sc.inv_boxcox(0.8, lm), np.array([0.0, 1e-3, 0.4])),
+    "inv_boxcox1p at lmbda 0": (lambda lm: sc.inv_boxcox1p(0.5, lm),
+                                np.array([0.0, -1e-3, 0.4])),
+    "spence at 1": (sc.spence, np.array([1.0, 1.0 + 1e-3, 0.6])),
+    "ellipk at 0": (sc.ellipk, np.array([0.0, 1e-3, -0.5, 0.5, 0.8])),
+    "ellipe at 0": (sc.ellipe, np.array([0.0, -1e-3, 0.5, -0.7])),
+    "ellipkm1 at 1": (sc.ellipkm1, np.array([1.0, 0.999, 0.5, 0.1])),
+    "sici's Si at 0": (lambda x: sc.sici(x)[0], np.array([0.0, 2e-3, -0.4])),
+    "shichi's Shi at 0": (lambda x: sc.shichi(x)[0], np.array([0.0, -2e-3, 0.4])),
+    "it2i0k0 near 0": (lambda x: sc.it2i0k0(x)[0], np.array([3e-3, 8e-3, 0.4])),
+    "it2j0y0 near 0": (lambda x: sc.it2j0y0(x)[0], np.array([3e-3, 8e-3, 0.4])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SERIES))
+def test_series_near_cancelling_points(name):
+    f, x = SERIES[name]
+    out, _ = dr.jvp(f, (x,), (np.ones_like(x),))
+    np.testing.assert_allclose(out, f(x), rtol=1e-14)
+    check_all(f, (x,), order=2, rtol=1e-6, atol=1e-8, initial_step=1e-3)
+
+
+def test_tklmbda_in_lmbda_at_0():
+    # SciPy's tklmbda is the logistic cdf exactly for |lmbda| below a threshold, so finite
+    # differences need steps beyond it; the derivative is that of the smooth function
+    h = 1e-3
+    want = (sc.tklmbda(0.4, h) - sc.tklmbda(0.4, -h)) / (2 * h)
+    np.testing.assert_allclose(dr.grad(lambda lm: sc.tklmbda(0.4, lm))(0.0), want, rtol=1e-5)
+    check_all(lambda lm: sc.tklmbda(0.4, lm), (np.array([0.02, -0.3]),), order=2,
+              rtol=1e-6, atol=1e-8, initial_step=1e-3)
+
+
+def test_betainc_closed_form_in_x():
+    a, b, x = 2.5, 1.5, np.array([0.2, 0.6])
+    want = x ** (a - 1) * (1 - x) ** (b - 1) / sc.beta(a, b)
+    np.testing.assert_allclose(dr.grad(lambda x: np.sum(sc.betainc(a, b, x)))(x), want,
+                               rtol=1e-13)
+    np.testing.assert_allclose(dr.grad(lambda x: np.sum(sc.betaincc(a, b, x)))(x), -want,
+                               rtol=1e-13)
+    # the inverse's derivative is 1 / the density at the result
+    y = sc.betainc(a, b, x)
+    np.testing.assert_allclose(dr.grad(lambda y: np.sum(sc.betaincinv(a, b, y)))(y),
+                               1 / want, rtol=1e-10)
+
+
+def test_rgamma_and_gammasgn():
+    x = np.array([0.7, 2.5, -1.5])
+    np.testing.assert_allclose(dr.grad(lambda x: np.sum(sc.rgamma(x)))(x),
+                               -sc.rgamma(x) * sc.digamma(x), rtol=1e-13)
+    out, tangent = dr.jvp(sc.gammasgn, (x,), (np.ones_like(x),))
+    np.testing.assert_array_equal(out, sc.gammasgn(x))
+    np.testing.assert_array_equal(tangent, 0.0)
+
+
+def test_integer_orders_and_expn_at_order_0():
+    x = np.array([0.6, 1.7])
+    for n in (0, 1, 3):  # expn(0, x) = e^-x / x has no lower order: its own formula
+        check_all(lambda x, n=n: sc.expn(n, x), (x,), order=2, rtol=1e-6, atol=1e-8)
+    check_all(lambda x: sc.yn(2, x) + sc.kn(np.array([0, 3]), x), (x,), order=2,
+              rtol=1e-6, atol=1e-8)
+
+
+def test_multi_output_ufuncs_are_one_primitive_per_output():
+    x = np.array([0.4, 1.3])
+    s, c = sc.fresnel(x)
+    (ds, dc) = (dr.grad(lambda x, i=i: np.sum(sc.fresnel(x)[i]))(x) for i in (0, 1))
+    np.testing.assert_allclose(ds, np.sin(np.pi * x**2 / 2), rtol=1e-14)
+    np.testing.assert_allclose(dc, np.cos(np.pi * x**2 / 2), rtol=1e-14)
+    check_all(lambda x: sc.airy(x)[1] * sc.sici(x)[0], (x,), order=2, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("f", [
+    lambda a: sc.betainc(a, 1.5, 0.3), lambda b: sc.betaincinv(2.0, b, 0.3),
+    lambda n: sc.eval_legendre(n, 0.3), lambda v: sc.kv(v, 1.3),
+    lambda k: sc.pdtr(k, 1.3), lambda a: sc.hyp1f1(a, 1.5, 0.3),
+    lambda m: sc.ellipj(0.5, m)[0],
+])
+def test_parameters_of_the_new_rules_are_not_differentiated_silently(f):
+    with pytest.raises(dr.NoDerivativeRule, match="w.r.t."):
+        dr.grad(f)(0.7)
+
+
+def test_real_only_derivatives_refuse_complex_arguments():
+    z = np.array([0.5 + 0.2j, 1.1 - 0.1j])
+    with pytest.raises(dr.NoDerivativeRule, match="scipy.special.jve of a complex"):
+        dr.jvp(lambda z: sc.jve(1.5, z), (z,), (np.ones_like(z),))
+    with pytest.raises(dr.NoDerivativeRule, match="non-integer degree"):
+        dr.grad(lambda x: sc.eval_chebyt(2.5, x))(0.3)
+
+
+# ------------------------------------------------------------------ error names
+UNROUTED = [f for f in (sc.agm, sc.wofz, sc.zetac, sc.mathieu_a) if f not in UFUNC_HANDLERS]
+
+
+@pytest.mark.parametrize("ufunc", UNROUTED, ids=lambda f: f.__name__)
+def test_an_unsupported_scipy_ufunc_is_named_as_scipy_special(ufunc):
+    x = np.array([0.5, 0.75]) + (0j if ufunc is sc.wofz else 0.0)  # wofz: complex only
+    with pytest.raises(dr.NoDerivativeRule, match=rf"scipy\.special\.{ufunc.__name__} \(ufunc\)"
+                       ) as info:
+        dr.jvp(lambda x: ufunc(*(x,) * ufunc.nin), (x,), (np.ones_like(x),))
+    assert "numpy." not in str(info.value)
+
+
+def test_qualified_names_of_scipy_ufuncs_and_their_aliases():
+    # psi/digamma and jv/jn are one object each: the name is the one SciPy gives it
+    for name in dir(sc):
+        f = getattr(sc, name)
+        if isinstance(f, np.ufunc):
+            q = qualified_name(f)
+            assert q.startswith("scipy.special.") and q.endswith(" (ufunc)"), (name, q)
+            assert getattr(sc, q[len("scipy.special."):-len(" (ufunc)")]) is f, (name, q)
+    assert qualified_name(sc.jn) == "scipy.special.jv (ufunc)"
+    assert qualified_name(sc.digamma) == "scipy.special.psi (ufunc)"
+    assert qualified_name(np.expm1) == "numpy.expm1 (ufunc)"  # NumPy's, not SciPy's
+
+
+def test_polynomial_derivatives_at_the_interval_ends():
+    # no (x**2 - 1) denominators: P_n'(1) = n(n+1)/2, U_n'(1) = n(n+1)(n+2)/3
+    x = np.array([-1.0, 1.0])
+    for n in (1, 2, 5):
+        dp = np.diag(dr.jacfwd(lambda x, n=n: sc.eval_legendre(n, x))(x))
+        np.testing.assert_allclose(dp, [(-1) ** (n + 1) * n * (n + 1) / 2, n * (n + 1) / 2])
+        du = np.diag(dr.jacrev(lambda x, n=n: sc.eval_chebyu(n, x))(x))
+        np.testing.assert_allclose(du, [(-1) ** (n + 1) * n * (n + 1) * (n + 2) / 3,
+                                        n * (n + 1) * (n + 2) / 3])

@@ -66,6 +66,10 @@ def sample(dom: str, shape: tuple[int, ...], dtype: str, rng: np.random.Generato
             x = x + 1j * _real(rng, shape, -0.3, 0.3)
     elif dom == "prob":
         x = _real(rng, shape, 0.15, 0.85)
+    elif dom == "tail":  # probabilities away from 1/2 (where ndtri vanishes)
+        x = _real(rng, shape, 0.6, 0.9)
+    elif dom == "neg":  # negative, away from 0 (log-probabilities: ndtri_exp)
+        x = _real(rng, shape, -3.0, -0.2)
     elif dom == "nonint":
         x = rng.integers(-3, 3, shape) + _real(rng, shape, 0.2, 0.8)
         if cplx:

@@ -111,12 +111,29 @@ UNARY = {
     sp.entr: ("pos", False), sp.i0: ("real", False), sp.i0e: ("real", False),
     sp.i1: ("real", False), sp.i1e: ("real", False), sp.j0: ("real", False),
     sp.j1: ("real", False), sp.y0: ("pos", False), sp.y1: ("pos", False),
+    sp.rgamma: ("pos", True), sp.exp1: ("pos", True), sp.expi: ("real", False),
+    sp.exprel: ("real", False), sp.cbrt: ("real", False), sp.exp2: ("real", False),
+    sp.expm1: ("real", True), sp.log1p: ("pos", True), sp.cosm1: ("real", False),
+    sp.sindg: ("real", False), sp.cosdg: ("real", False), sp.tandg: ("real", False),
+    sp.cotdg: ("real", False), sp.spence: ("pos", True), sp.wrightomega: ("real", True),
+    sp.erfi: ("real", True), sp.dawsn: ("real", True), sp.ndtri_exp: ("neg", False),
+    sp.ellipk: ("prob", False), sp.ellipe: ("prob", False), sp.ellipkm1: ("prob", False),
+    sp.k0: ("pos", False), sp.k0e: ("pos", False), sp.k1: ("pos", False),
+    sp.k1e: ("pos", False), sp.ber: ("pos", False), sp.bei: ("pos", False),
+    sp.berp: ("pos", False), sp.beip: ("pos", False), sp.ker: ("pos", False),
+    sp.kei: ("pos", False), sp.kerp: ("pos", False), sp.keip: ("pos", False),
+    sp.itstruve0: ("pos", False), sp.it2struve0: ("pos", False),
+    sp.itmodstruve0: ("pos", False),
+    # multi-output ufuncs: a tuple of results
+    sp.fresnel: ("real", True), sp.sici: ("real", True), sp.shichi: ("real", True),
+    sp.airy: ("real", True), sp.iti0k0: ("pos", False), sp.itj0y0: ("pos", False),
+    sp.it2i0k0: ("pos", False), sp.it2j0y0: ("pos", False), sp.itairy: ("pos", False),
 }
 UNARY_NONDIFF = {
     np.sign: ("real", True), np.floor: ("nonint", False), np.ceil: ("nonint", False),
     np.trunc: ("nonint", False), np.rint: ("nonint", True), np.signbit: ("real", False),
     np.isfinite: ("real", True), np.isinf: ("real", True), np.isnan: ("real", True),
-    np.logical_not: ("real", True),
+    np.logical_not: ("real", True), sp.gammasgn: ("nonint", False), sp.round: ("nonint", False),
 }
 
 
@@ -150,9 +167,14 @@ BINARY = {
     np.fmax: ("real", "real", False), np.fmin: ("real", "real", False),
     np.remainder: ("real", "pos", False), np.fmod: ("real", "pos", False),
     sp.beta: ("pos", "pos", False), sp.betaln: ("pos", "pos", False),
-    sp.gammainc: ("pos", "pos", False), sp.gammaincc: ("pos", "pos", False),
     sp.xlogy: ("real", "pos", True), sp.xlog1py: ("real", "pos", False),
     sp.rel_entr: ("pos", "pos", False), sp.kl_div: ("pos", "pos", False),
+    sp.poch: ("pos", "pos", False), sp.binom: ("pos", "pos", False),
+    sp.powm1: ("pos", "real", False), sp.boxcox: ("pos", "real", False),
+    sp.boxcox1p: ("pos", "real", False), sp.inv_boxcox: ("unit", "unit", False),
+    sp.inv_boxcox1p: ("unit", "unit", False), sp.huber: ("pos", "real", False),
+    sp.pseudo_huber: ("pos", "real", False), sp.owens_t: ("real", "real", False),
+    sp.ellipkinc: ("real", "prob", False), sp.ellipeinc: ("real", "prob", False),
 }
 BINARY_NONDIFF = {
     np.floor_divide: ("real", "pos", False), np.greater: ("real", "real", False),
@@ -174,6 +196,168 @@ for u, dom in ((sp.iv, "pos"), (sp.ive, "pos"), (sp.jv, "pos"), (sp.yv, "pos")):
     for sh, shape in (("mat", (2, 3)), ("0d", ())):
         add(_uname(u), u, (1.5, A(shape, dom)), shape=sh, dtypes=REAL if sh == "mat" else (F64,))
     add(_uname(u), u, (A((3,), "pos"), A((3,), dom)), label="order traced", shape="vec")
+# scipy.special functions with arguments dualrev does not differentiate (orders, degrees,
+# shape parameters): those are constants (F, Ints) in the diff cases, and a traced one
+# must be refused
+CPLX_ORDER = (sp.kv, sp.kve)  # analytic in x: complex x checked too
+for u in (sp.kv, sp.kve, sp.jve, sp.yve, sp.struve, sp.modstruve):
+    for sh, shape in (("mat", (2, 3)), ("0d", ())):
+        add(_uname(u), u, (1.5, A(shape, "pos")), shape=sh,
+            dtypes=(ALL if u in CPLX_ORDER else REAL) if sh == "mat" else (F64,))
+    add(_uname(u), u, (F((3,), "pos"), A((3,), "pos")), shape="vec", label="v=<array>")
+    add(_uname(u), u, (A((3,), "pos"), A((3,), "pos")), label="order traced", shape="vec",
+        kind="raises", raises=NoDerivativeRule)
+add("sp.jve", sp.jve, (1.5, A((2, 3), "pos")), shape="mat", dtypes=(C128,),
+    kind="raises", raises=NoDerivativeRule)  # the exp(-|Im z|) scaling is not analytic
+for u in (sp.kn, sp.yn, sp.expn):
+    for sh, shape in (("mat", (2, 3)), ("0d", ())):
+        add(_uname(u), u, (2, A(shape, "pos")), shape=sh, dtypes=REAL if sh == "mat" else (F64,))
+    add(_uname(u), u, (Ints((2, 3), 0, 4), A((2, 3), "pos")), shape="mat")
+    add(_uname(u), u, (A((3,), "pos"), A((3,), "pos")), label="order traced", shape="vec",
+        kind="raises", raises=NoDerivativeRule)
+# (gammainc and gammaincc too: with a traced a their derivative checks would all refuse)
+for u, dom in ((sp.gammainc, "pos"), (sp.gammaincc, "pos"), (sp.gammaincinv, "prob"),
+               (sp.gammainccinv, "prob")):
+    add(_uname(u), u, (F((2, 3), "pos"), A((2, 3), dom)), shape="mat", dtypes=REAL)
+    add(_uname(u), u, (1.5, A((), dom)), shape="0d")
+    add(_uname(u), u, (A((3,), "pos"), A((3,), dom)), label="a traced", shape="vec",
+        kind="raises", raises=NoDerivativeRule)
+for u in (sp.betainc, sp.betaincc, sp.betaincinv, sp.betainccinv):
+    add(_uname(u), u, (F((2, 3), "pos"), F((2, 3), "pos"), A((2, 3), "prob")), shape="mat",
+        dtypes=REAL)
+    add(_uname(u), u, (2.5, 0.7, A((), "prob")), shape="0d")
+    add(_uname(u), u, (F((3,), "pos"), F((1,), "pos"), A((3,), "prob")), shape="bcast1")
+    add(_uname(u), u, (A((3,), "pos"), 0.7, A((3,), "prob")), label="a traced", shape="vec",
+        kind="raises", raises=NoDerivativeRule)
+    add(_uname(u), u, (0.7, A((3,), "pos"), A((3,), "prob")), label="b traced", shape="vec",
+        kind="raises", raises=NoDerivativeRule)
+for u, consts, dom in ((sp.hyp0f1, (1.5,), "real"), (sp.hyp1f1, (0.7, 1.5), "real"),
+                       (sp.hyp2f1, (0.5, 0.7, 1.5), "unit"), (sp.hyperu, (0.7, 1.5), "pos"),
+                       (sp.wright_bessel, (0.5, 1.2), "pos"),
+                       (sp.log_wright_bessel, (0.5, 1.2), "pos")):
+    cplx = u in (sp.hyp0f1, sp.hyp1f1, sp.hyp2f1)
+    add(_uname(u), u, (*consts, A((2, 3), dom)), shape="mat", dtypes=ALL if cplx else REAL)
+    add(_uname(u), u, (*consts, A((), dom)), shape="0d")
+    add(_uname(u), u, (*(A((3,), "pos") for _ in consts), A((3,), dom)), label="traced",
+        shape="vec", kind="raises", raises=NoDerivativeRule)
+# distribution functions: counts (Ints) and degrees of freedom (F) constant, a traced one
+# refused; the continuous variables (A) differentiated
+K, PV = Ints((2, 3), 0, 4), F((2, 3), "pos")
+DIST: list[tuple[Any, tuple[Any, ...], tuple[Any, ...]]] = [
+    (sp.chdtr, (PV, A((2, 3), "pos")), (A((3,), "pos"), A((3,), "pos"))),
+    (sp.chdtrc, (PV, A((2, 3), "pos")), (A((3,), "pos"), A((3,), "pos"))),
+    (sp.chdtri, (PV, A((2, 3), "prob")), (A((3,), "pos"), A((3,), "prob"))),
+    (sp.gdtr, (A((2, 3), "pos"), PV, A((2, 3), "pos")),
+     (A((3,), "pos"), A((3,), "pos"), A((3,), "pos"))),
+    (sp.gdtrc, (A((2, 3), "pos"), PV, A((2, 3), "pos")),
+     (A((3,), "pos"), A((3,), "pos"), A((3,), "pos"))),
+    (sp.gdtrix, (A((2, 3), "pos"), PV, A((2, 3), "prob")),
+     (A((3,), "pos"), A((3,), "pos"), A((3,), "prob"))),
+    (sp.pdtr, (K, A((2, 3), "pos")), (A((3,), "pos"), A((3,), "pos"))),
+    (sp.pdtrc, (K, A((2, 3), "pos")), (A((3,), "pos"), A((3,), "pos"))),
+    (sp.pdtri, (K, A((2, 3), "prob")), (A((3,), "pos"), A((3,), "prob"))),
+    (sp.stdtr, (F((2, 3), "gt1"), A((2, 3))), (A((3,), "gt1"), A((3,)))),
+    (sp.stdtrit, (F((2, 3), "gt1"), A((2, 3), "prob")), (A((3,), "gt1"), A((3,), "prob"))),
+    (sp.bdtr, (K, 6, A((2, 3), "prob")), (A((3,), "pos"), 6, A((3,), "prob"))),
+    (sp.bdtrc, (K, 6, A((2, 3), "prob")), (A((3,), "pos"), 6, A((3,), "prob"))),
+    (sp.bdtri, (K, 6, A((2, 3), "prob")), (A((3,), "pos"), 6, A((3,), "prob"))),
+    (sp.nbdtr, (K, 3, A((2, 3), "prob")), (A((3,), "pos"), 3, A((3,), "prob"))),
+    (sp.nbdtrc, (K, 3, A((2, 3), "prob")), (A((3,), "pos"), 3, A((3,), "prob"))),
+    (sp.nbdtri, (K, 3, A((2, 3), "prob")), (2, A((3,), "gt1"), A((3,), "prob"))),
+    (sp.fdtr, (F((2, 3), "gt1"), F((2, 3), "gt1"), A((2, 3), "pos")),
+     (A((3,), "gt1"), 2.5, A((3,), "pos"))),
+    (sp.fdtrc, (F((2, 3), "gt1"), F((2, 3), "gt1"), A((2, 3), "pos")),
+     (2.5, A((3,), "gt1"), A((3,), "pos"))),
+    (sp.fdtri, (F((2, 3), "gt1"), F((2, 3), "gt1"), A((2, 3), "prob")),
+     (A((3,), "gt1"), 2.5, A((3,), "prob"))),
+]
+for u, args, traced in DIST:
+    add(_uname(u), u, args, shape="mat", dtypes=REAL)
+    add(_uname(u), u, traced, label="parameter traced", shape="vec", kind="raises",
+        raises=NoDerivativeRule)
+add("sp.nrdtrimn", sp.nrdtrimn, (A((2, 3), "prob"), A((2, 3), "pos"), A((2, 3))),
+    shape="same", dtypes=REAL)
+add("sp.nrdtrimn", sp.nrdtrimn, (A((), "prob"), A((3,), "pos"), A((2, 1))), shape="bcast1")
+add("sp.nrdtrisd", sp.nrdtrisd, (A((2, 3)), A((2, 3), "tail"), A((2, 3))),
+    shape="same", dtypes=REAL)
+# orthogonal polynomials: integer degrees (Ints, and a constant), x in their interval
+for u, dom, extra in (
+        (sp.eval_hermite, "real", ()), (sp.eval_hermitenorm, "real", ()),
+        (sp.eval_chebyt, "unit", ()), (sp.eval_chebyu, "unit", ()),
+        (sp.eval_chebyc, "unit", ()), (sp.eval_chebys, "unit", ()),
+        (sp.eval_sh_chebyt, "prob", ()), (sp.eval_sh_chebyu, "prob", ()),
+        (sp.eval_legendre, "unit", ()), (sp.eval_sh_legendre, "prob", ()),
+        (sp.eval_laguerre, "pos", ()), (sp.eval_genlaguerre, "pos", (0.7,)),
+        (sp.eval_gegenbauer, "unit", (0.7,)), (sp.eval_jacobi, "unit", (0.7, 1.3))):
+    add(_uname(u), u, (Ints((2, 3), 0, 5), *extra, A((2, 3), dom)), shape="mat", dtypes=REAL)
+    add(_uname(u), u, (3, *extra, A((), dom)), shape="0d")
+    if u not in (sp.eval_hermite, sp.eval_hermitenorm):  # those take integer degrees only
+        add(_uname(u), u, (A((3,), "pos"), *extra, A((3,), dom)), label="degree traced",
+            shape="vec", kind="raises", raises=NoDerivativeRule)
+add("sp.eval_legendre", sp.eval_legendre, (2.5, A((3,), "unit")), label="non-integer",
+    shape="vec", kind="raises", raises=NoDerivativeRule)
+# complex-valued functions (real arguments give complex results too)
+add("sp.wofz", sp.wofz, (A((2, 3)),), shape="mat", dtypes=(F64, C128))
+add("sp.wofz", sp.wofz, (A(()),), shape="0d", dtypes=(C128,))
+add("sp.kelvin", sp.kelvin, (A((2, 3), "pos"),), shape="mat")
+add("sp.kelvin", sp.kelvin, (A((), "pos"),), shape="0d")
+for u in (sp.hankel1, sp.hankel1e, sp.hankel2, sp.hankel2e):
+    add(_uname(u), u, (1.5, A((2, 3), "pos")), shape="mat", dtypes=(F64, C128))
+    add(_uname(u), u, (F((3,), "pos"), A((3,), "pos")), shape="vec", label="v=<array>",
+        dtypes=(C128,))
+    add(_uname(u), u, (A((3,), "pos", real=True), A((3,), "pos")), label="order traced",
+        shape="vec", kind="raises", raises=NoDerivativeRule, dtypes=(C128,))
+for sh, shapes in (("same", ((2, 3), (2, 3), (2, 3))), ("bcast1", ((), (3,), (2, 1)))):
+    add("sp.voigt_profile", sp.voigt_profile, tuple(A(s, d) for s, d in zip(
+        shapes, ("real", "pos", "pos"), strict=True)), shape=sh,
+        dtypes=REAL if sh == "same" else (F64,))
+add("sp.besselpoly", sp.besselpoly, (A((2, 3), "pos"), 1.5, 1.5), shape="mat", dtypes=REAL)
+add("sp.besselpoly", sp.besselpoly, (A((), "pos"), 2.0, 0.0), shape="0d")
+add("sp.besselpoly", sp.besselpoly, (A((3,), "pos"), A((3,), "pos"), 1.5),
+    label="lmb traced", shape="vec", kind="raises", raises=NoDerivativeRule)
+add("sp.lpmv", sp.lpmv, (1, 2.5, A((2, 3), "unit")), shape="mat", dtypes=REAL)
+add("sp.lpmv", sp.lpmv, (Ints((2, 3), 0, 3), 3.0, A((2, 3), "unit")), shape="mat")
+add("sp.lpmv", sp.lpmv, (1, A((3,), "pos"), A((3,), "unit")), label="v traced",
+    shape="vec", kind="raises", raises=NoDerivativeRule)
+add("sp.gdtria", sp.gdtria, (A((2, 3), "prob"), F((2, 3), "pos"), A((2, 3), "pos")),
+    shape="same", dtypes=REAL)
+add("sp.gdtria", sp.gdtria, (A((3,), "prob"), A((3,), "pos"), A((3,), "pos")),
+    label="b traced", shape="vec", kind="raises", raises=NoDerivativeRule)
+for u in (sp.pbdv, sp.pbvv, sp.pbwa):
+    add(_uname(u), u, (F((2, 3), "unit"), A((2, 3))), shape="mat", dtypes=REAL)
+    add(_uname(u), u, (0.5, A(())), shape="0d")
+    add(_uname(u), u, (A((3,)), A((3,))), label="order traced", shape="vec", kind="raises",
+        raises=NoDerivativeRule)
+for u in (sp.modfresnelp, sp.modfresnelm, sp.airye):
+    add(_uname(u), u, (A((2, 3), "pos"),), shape="mat", dtypes=REAL)
+    add(_uname(u), u, (A((), "pos"),), shape="0d")
+add("sp.airye", sp.airye, (A((2, 3), "real"),), shape="mat", label="eBi: negative x",
+    fn=lambda x: sp.airye(x)[2:])  # eAi is nan for negative real x
+add("sp.airye", sp.airye, (A((3,), "pos"),), shape="vec", dtypes=(C128,), kind="raises",
+    raises=NoDerivativeRule)  # eBi's exp(-|Re zeta|) is not analytic
+add("sp.eval_sh_jacobi", sp.eval_sh_jacobi, (Ints((2, 3), 0, 5), 2.5, 1.3, A((2, 3), "prob")),
+    shape="mat", dtypes=REAL)
+add("sp.eval_sh_jacobi", sp.eval_sh_jacobi, (3, 2.5, 1.3, A((), "prob")), shape="0d")
+add("sp.eval_sh_jacobi", sp.eval_sh_jacobi, (2, A((3,), "gt1"), 1.3, A((3,), "prob")),
+    label="p traced", shape="vec", kind="raises", raises=NoDerivativeRule)
+add("sp.tklmbda", sp.tklmbda, (A((2, 3), "unit"), A((2, 3), "unit")), shape="same",
+    dtypes=REAL)
+add("sp.tklmbda", sp.tklmbda, (A((2, 3), "unit"), A((), "unit")), shape="scalar")
+add("sp.tklmbda", sp.tklmbda, (A((3,), "unit"), 0.0), shape="vec", label="lmbda=0")
+for u, first in ((sp.chndtr, "pos"), (sp.chndtrix, "prob")):
+    add(_uname(u), u, (A((2, 3), first), F((2, 3), "gt1"), A((2, 3), "pos")), shape="same",
+        dtypes=REAL)
+    add(_uname(u), u, (A((3,), first), A((3,), "gt1"), A((3,), "pos")), label="df traced",
+        shape="vec", kind="raises", raises=NoDerivativeRule)
+# the p whose nc is sought must lie below the central cdf (nc >= 0): p = chndtr at nc = 1
+add("sp.chndtrinc", sp.chndtrinc, (A((2, 3), "pos"), 2.5, A((2, 3), "prob")), shape="same",
+    fn=lambda x, df, p: sp.chndtrinc(x, df, sp.chndtr(x, df, 1.0) * p))
+add("sp.radian", sp.radian, (A((2, 3)), A((2, 3)), A((2, 3))), shape="same", dtypes=REAL)
+add("sp.radian", sp.radian, (A(()), A((3,)), A((2, 1))), shape="bcast1")
+add("sp.ellipj", sp.ellipj, (A((2, 3)), F((2, 3), "prob")), shape="mat", dtypes=REAL)
+add("sp.ellipj", sp.ellipj, (A(()), 0.4), shape="0d")
+add("sp.ellipj", sp.ellipj, (A((3,)), A((3,), "prob")), label="m traced", shape="vec",
+    kind="raises", raises=NoDerivativeRule)
 
 MATMUL_SHAPES = {"mat": ((3, 4), (4, 2)), "stacked": ((2, 3, 4), (4, 2)),
                  "vec-vec": ((3,), (3,)), "mat-vec": ((2, 3), (3,)),
