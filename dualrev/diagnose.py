@@ -58,19 +58,39 @@ def _library_dirs() -> tuple[str, ...]:
 
 def user_frame() -> Any:
     """The innermost frame running code outside dualrev, NumPy and SciPy, or None."""
+    return _user_and_callee()[0]
+
+
+def _user_and_callee() -> tuple[Any, Any]:
+    """(the innermost frame outside dualrev, NumPy and SciPy; the library frame it
+    called), either None where there is none."""
     if _getframe is None:
-        return None
+        return None, None
     try:
-        frame = _getframe(1)
+        frame = _getframe(2)
     except ValueError:
-        return None
+        return None, None
     dirs = _library_dirs()
+    callee = None
     while frame is not None:
         name = os.path.abspath(frame.f_code.co_filename)
         if not name.startswith(dirs) and not frame.f_code.co_filename.startswith("<frozen"):
-            return frame
+            return frame, callee
+        callee = frame
         frame = frame.f_back
-    return None
+    return None, None
+
+
+def _scipy_function(frame: Any) -> str | None:
+    """``scipy.signal.convolve`` for a frame running a SciPy function (its public
+    module: the private submodules left out), else None."""
+    if frame is None or not _SCIPY_DIR:
+        return None
+    if not os.path.abspath(frame.f_code.co_filename).startswith(_SCIPY_DIR):
+        return None
+    module = str(frame.f_globals.get("__name__", "scipy"))
+    public = ".".join(p for p in module.split(".") if not p.startswith("_")) or "scipy"
+    return f"{public}.{getattr(frame.f_code, 'co_qualname', frame.f_code.co_name)}"
 
 
 class _Site:
@@ -162,10 +182,21 @@ def explain(kind: str) -> Explanation | str | None:
     (``kind``: "float", "int", "complex", "index" for the Python coercions, "array" for
     the ``__array__`` protocol, "item", "tolist"), or None where it cannot be found."""
     try:
-        frame = user_frame()
+        frame, callee = _user_and_callee()
         if frame is None:
             return None
         site = _Site(frame)
+        scipy_fn = _scipy_function(callee)
+        if scipy_fn is not None:
+            text = " ".join(linecache.getline(site.file, site.line, frame.f_globals).split())
+            shown = f", `{text if len(text) <= 100 else text[:97] + '...'}`," if text else ""
+            return Explanation(
+                f"dualrev: {scipy_fn}, called on {site.where()}{shown} converts a traced "
+                f"value to a plain {'NumPy array' if kind == 'array' else 'number'}: "
+                "dualrev does not route this SciPy function (docs/catalogue.md lists the "
+                "SciPy functions it differentiates). Write the "
+                "computation with NumPy functions, or give it a rule with "
+                "@dualrev.custom_jvp / @dualrev.custom_vjp (docs/extending.md)")
         for node in site.nodes():
             msg = _match(site, node, kind)
             if msg is not None:

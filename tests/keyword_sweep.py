@@ -69,6 +69,10 @@ FORWARDS = {
     **{f"scipy.interpolate.{c}": "with traced data every argument is refused "
        "(NoDerivativeRule: not linear in the data)"
        for c in ("PchipInterpolator", "Akima1DInterpolator")},
+    "scipy.integrate.solve_ivp": "SciPy's solver options (rtol=, atol=, first_step=, "
+                                 "max_step=, jac=, ...): passed on to SciPy for the "
+                                 "solution and for the derived systems (jac= for the "
+                                 "user's system only; the smallest atol for the others)",
     "numpy.clip": "min=/max= read, dtype= honoured, the other ufunc keywords refused",
     **{f"numpy.{f}": "always refused (InPlaceError): it writes into its argument"
        for f in ("put", "place", "putmask", "fill_diagonal", "put_along_axis")},

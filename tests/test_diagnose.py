@@ -254,3 +254,18 @@ def test_format_spec_on_an_array_refused_as_numpy_does():
         np.zeros(3).__format__(".3f")
     with pytest.raises(TypeError):
         dr.grad(f)(x3)
+
+
+@pytest.mark.parametrize("transform", [dr.grad, dr.jacfwd])
+def test_an_unrouted_scipy_function_is_named(transform):
+    import scipy.signal
+
+    def f(x):
+        return np.sum(scipy.signal.convolve(x, np.ones(2)))
+
+    with pytest.raises(dr.TracerConversionError) as e:
+        transform(f)(np.ones(3))
+    msg = str(e.value)
+    assert "scipy.signal.convolve, called on line" in msg
+    assert "dualrev does not route this SciPy function" in msg
+    assert "scipy.signal.convolve(x, np.ones(2))" in msg

@@ -84,7 +84,13 @@ def _value_primitive(dist: str, method: str, impl: Callable[..., Any],
     full = [partials.get(i) or _refused(f"scipy.stats.{dist}.{method} w.r.t. {p}",
                                         _COUNT_WHY if p in ("k", "n") else _SHAPE_WHY)
             for i, p in enumerate(params)]
-    return elementwise(impl, *full, name=f"scipy.stats.{dist}.{method}")
+    prim = elementwise(impl, *full, name=f"scipy.stats.{dist}.{method}")
+    # The partials take the arguments as *v, so they cannot be named in saves=: each
+    # given partial reads every argument (never the value), a refused one nothing.
+    every = frozenset(range(len(params)))
+    prim.saves = tuple((every if i in partials else frozenset(), frozenset())
+                       for i in range(len(params)))
+    return prim
 
 
 # ------------------------------------------------------------------ continuous
