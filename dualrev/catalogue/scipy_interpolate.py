@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import scipy.interpolate as si
-from scipy.interpolate._interpolate import _PPolyBase
 from scipy.interpolate._polyint import _Interpolator1D
 
 from ..custom import transpose_jvp
@@ -56,11 +55,9 @@ from ..primitive import (
 from ..tree import tree_flatten
 from .scipy_functions import ORIGINALS, dispatch
 
-_PPOLY_CALL = _PPolyBase.__call__
 _BSPLINE_CALL = si.BSpline.__call__
 _INTERP1D_CALL = _Interpolator1D.__call__
 # (a re-import of this module must not wrap its own dispatchers)
-_PPOLY_CALL = ORIGINALS.get(_PPOLY_CALL, _PPOLY_CALL)
 _BSPLINE_CALL = ORIGINALS.get(_BSPLINE_CALL, _BSPLINE_CALL)
 _INTERP1D_CALL = ORIGINALS.get(_INTERP1D_CALL, _INTERP1D_CALL)
 
@@ -180,10 +177,22 @@ def _patch_call(cls: type, name: str, handler: Callable[..., Any]) -> None:
     cls.__call__ = __call__  # type: ignore[method-assign]
 
 
+def _call_owner(cls: type) -> type:
+    """The class whose own ``__call__`` instances of ``cls`` run: SciPy < 1.18 defines it
+    once in a private base of PPoly and BPoly, SciPy 1.18 in each (a delegating wrapper)."""
+    return next(c for c in cls.__mro__ if "__call__" in c.__dict__)
+
+
+#: the classes whose __call__ is patched, with SciPy's own method (PPoly, BPoly's owners)
+_PPOLY_OWNERS = {c: ORIGINALS.get(c.__dict__["__call__"], c.__dict__["__call__"])
+                 for c in {_call_owner(si.PPoly), _call_owner(si.BPoly)}}
+
+
 def ppoly_call(self: Any, x: Any, nu: int = 0, extrapolate: Any = None) -> Any:
     """PPoly.__call__ (CubicSpline, PchipInterpolator, Akima1DInterpolator, ...) at
     traced points: differentiable in them; ``nu`` derivatives, ``extrapolate`` as SciPy."""
-    return _evaluate(f"scipy.interpolate.{type(self).__name__}.__call__", self, _PPOLY_CALL,
+    original = next(_PPOLY_OWNERS[c] for c in type(self).__mro__ if c in _PPOLY_OWNERS)
+    return _evaluate(f"scipy.interpolate.{type(self).__name__}.__call__", self, original,
                      x, nu, extrapolate)
 
 
@@ -202,7 +211,8 @@ def interp1d_call(self: Any, x: Any) -> Any:
     return _evaluate("scipy.interpolate.interp1d.__call__", self, _interp1d_at, x, 0, None)
 
 
-_patch_call(_PPolyBase, "scipy.interpolate.PPoly.__call__", ppoly_call)  # and BPoly
+for _owner in _PPOLY_OWNERS:  # (PPoly and BPoly)
+    _patch_call(_owner, "scipy.interpolate.PPoly.__call__", ppoly_call)
 _patch_call(si.BSpline, "scipy.interpolate.BSpline.__call__", bspline_call)
 _patch_call(_Interpolator1D, "scipy.interpolate.interp1d.__call__", interp1d_call)
 

@@ -1243,6 +1243,11 @@ add("si.PPoly.__call__", _PPCALL, (T,), fn=lambda t: si.PchipInterpolator(XD, YD
     shape="vec", label="Pchip")
 add("si.PPoly.__call__", _PPCALL, (T,), fn=lambda t: si.Akima1DInterpolator(XD, YD)(t),
     shape="vec", label="Akima")
+if si.BPoly.__call__ is not _PPCALL:  # SciPy >= 1.18: BPoly has a __call__ of its own
+    _BP = si.BPoly.from_derivatives(XD, [[y, 0.5 * y] for y in YD])
+    for kw in ({}, {"nu": 1}, {"extrapolate": False}):
+        add("si.BPoly.__call__", si.BPoly.__call__, (T,), kw,
+            fn=lambda t, **k: _BP(t, **k), shape="vec", label="BPoly")
 add("si.BSpline.__call__", si.BSpline.__call__, (T,), {"extrapolate": False},
     fn=lambda t, **k: BS(t, **k), shape="vec")
 for kind in ("linear", "slinear", "quadratic", "zero"):
@@ -1334,6 +1339,7 @@ SCIPY_NAMES: dict[Any, str] = {
     sps._coo._coo_base._matmul_dispatch: "sparse.coo_matmul",
     sps._coo._coo_base._rmatmul_dispatch: "sparse.coo_rmatmul",
     sps._coo._coo_base.dot: "sparse.coo_dot", spla.spsolve: "spla.spsolve",
+    si.BPoly.__call__: "si.BPoly.__call__",
     _PPCALL: "si.PPoly.__call__", si.BSpline.__call__: "si.BSpline.__call__",
     _Interpolator1D.__call__: "si.interp1d.__call__", _CSNEW: "si.CubicSpline",
     _MIS: "si.make_interp_spline", si.PchipInterpolator.__new__: "si.PchipInterpolator",
