@@ -95,7 +95,18 @@ class _Evaluator:
         self.axis = obj.axis
 
     def __call__(self, t: Any, nu: int) -> Any:
+        if isinstance(self.obj, si.BSpline) and nu > self.obj.k:
+            return _zero_derivative(self.call(self.obj, t, 0, self.extrapolate))
         return self.call(self.obj, t, nu, self.extrapolate)
+
+
+def _zero_derivative(value: Any) -> np.ndarray:
+    """A derivative above a spline's degree: zeros (SciPy 1.15's BSpline evaluation
+    corrupts memory for nu > k + 1, so it is never asked for one), nan kept where the
+    value is nan (a point outside without extrapolation)."""
+    value = np.asarray(value)
+    return np.where(np.isnan(value), np.nan, 0.0).astype(
+        np.result_type(value.dtype, np.float64))
 
 
 def _interp1d_at(f: Any, t: Any, nu: int, extrapolate: Any) -> Any:
@@ -113,7 +124,10 @@ def _interp1d_at(f: Any, t: Any, nu: int, extrapolate: Any) -> Any:
             spline = f.__dict__["_dualrev_linear"] = si.make_interp_spline(
                 f.x, f._y, k=1, check_finite=False)
     flat = np.asarray(t, dtype=float).ravel()
-    d = _BSPLINE_CALL(spline, flat, nu)
+    if nu > spline.k:  # (see _zero_derivative: never ask SciPy for one)
+        d = _zero_derivative(_BSPLINE_CALL(spline, flat, 0))
+    else:
+        d = _BSPLINE_CALL(spline, flat, nu)
     if not f._extrapolate:  # a constant fill value outside: no derivative there
         outside = (flat < f.x[0]) | (flat > f.x[-1])
         d[outside] = 0.0
