@@ -520,8 +520,13 @@ def qualified_name(func: Any) -> str:
     if isinstance(func, np.ufunc) and mod == "numpy":
         # scipy.special's ufuncs report numpy as their module too
         special = sys.modules.get("scipy.special")
-        if getattr(np, name, None) is not func and getattr(special, name, None) is func:
-            return f"scipy.special.{name} (ufunc)"
+        if getattr(np, name, None) is not func and special is not None:
+            if getattr(special, name, None) is func:
+                return f"scipy.special.{name} (ufunc)"
+            # a ufunc whose __name__ is another's (SciPy 1.15's pro_cv says obl_cv)
+            for public in dir(special):
+                if getattr(special, public, None) is func:
+                    return f"scipy.special.{public} (ufunc)"
         return f"numpy.{name} (ufunc)"
     return f"{mod}.{name}"
 
