@@ -105,6 +105,30 @@ def _constraint_hess(flat_fun: Callable[[np.ndarray], Any]) -> Callable[..., Lin
     return hess
 
 
+def _objective_hessp(f_flat: Callable[..., Any], n: int) -> Callable[..., np.ndarray]:
+    """``hessp(x, p, *args)`` for SciPy: a forward-over-reverse HVP; up to
+    ``DENSE_CONSTRAINT_HESSIAN_MAX`` variables the Hessian at x is formed once, in one
+    vectorised pass, and reused for the further products SciPy's inner CG asks at the
+    same x (one slot: the last x and args)."""
+    hv = hvp(f_flat)
+    if n > DENSE_CONSTRAINT_HESSIAN_MAX:
+        # SciPy may probe with integer vectors (LinearOperator dtype detection)
+        return lambda x, p, *a: np.asarray(hv(x, *a, np.asarray(p, dtype=float)),
+                                           dtype=float)
+    H = hessian(f_flat)
+    last: list[Any] = [None, None, None]  # x, args, Hessian
+
+    def hessp(x: np.ndarray, p: np.ndarray, *a: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        same_args = last[1] is not None and len(last[1]) == len(a) and all(
+            u is v for u, v in zip(last[1], a, strict=True))
+        if not same_args or not np.array_equal(last[0], x):
+            last[:] = [x.copy(), a, np.asarray(H(x, *a), dtype=float).reshape(n, n)]
+        return last[2] @ np.asarray(p, dtype=float).ravel()
+
+    return hessp
+
+
 def _default_bfgs(hess: Any) -> bool:
     # NonlinearConstraint writes a fresh BFGS() into .hess when none is given, so an
     # untouched default BFGS is how "the caller gave no Hessian" looks afterwards.
@@ -251,10 +275,7 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         if hessp is not None:
             kw["hessp"] = lambda x, p, *a: _flat_result(hessp(unravel(x), unravel(p), *a))
     elif meth in _HESSP_METHODS:
-        hv = hvp(f_flat)
-        # SciPy may probe with integer vectors (LinearOperator dtype detection)
-        kw["hessp"] = lambda x, p, *a: np.asarray(hv(x, *a, np.asarray(p, dtype=float)),
-                                                  dtype=float)
+        kw["hessp"] = _objective_hessp(f_flat, flat0.size)
     elif meth in _HESS_METHODS:
         H = hessian(f_flat)
         kw["hess"] = lambda x, *a: np.asarray(H(x, *a), dtype=float)

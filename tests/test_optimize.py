@@ -560,3 +560,35 @@ def test_trust_constr_dicts_pytrees_and_the_callers_hessians():
                                     lambda p: p["a"][0] ** 2 + p["b"][0] ** 2, 0, 1))
     np.testing.assert_allclose([tree.x["a"][0], tree.x["b"][0]],
                                np.array([2.0, 1.0]) / np.sqrt(5), atol=1e-3)
+
+
+def test_objective_hessp_reuses_the_hessian_only_at_the_same_x():
+    # small n: the Hessian is formed once per x; a new x (also the same array written in
+    # place, as SciPy does) or new args forms it again
+    from scipy.optimize import rosen_hess_prod
+
+    from dualrev.optimize import _objective_hessp
+
+    calls = []
+
+    def f(x, scale):
+        calls.append(1)
+        return scale * so.rosen(x)
+
+    hp = _objective_hessp(f, 5)
+    x = np.linspace(-0.5, 1.2, 5)
+    rng = np.random.default_rng(7)
+    ps = rng.standard_normal((3, 5))
+    for p in ps:
+        np.testing.assert_allclose(hp(x, p, 2.0), 2.0 * rosen_hess_prod(x, p), rtol=1e-12)
+    traced_once = len(calls)
+    x[0] += 0.3  # in place
+    np.testing.assert_allclose(hp(x, ps[0], 2.0), 2.0 * rosen_hess_prod(x, ps[0]),
+                               rtol=1e-12)
+    np.testing.assert_allclose(hp(x, ps[1], 3.0), 3.0 * rosen_hess_prod(x, ps[1]),
+                               rtol=1e-12)
+    assert len(calls) == 3 * traced_once
+    big = _objective_hessp(lambda x: so.rosen(x), 80)  # above the threshold: HVPs
+    xb = np.linspace(-0.5, 1.2, 80)
+    np.testing.assert_allclose(big(xb, np.ones(80)), rosen_hess_prod(xb, np.ones(80)),
+                               rtol=1e-12)
