@@ -49,6 +49,12 @@ def main() -> None:
     print(f"cost {ours.cost:.4f}; dualrev: {ours.njev} exact Jacobians, {ours.nfev} "
           f"residual evaluations, {t_ours:.2f} s; finite differences: cost {fd.cost:.4f}, "
           f"{fd.nfev} evaluations + {fd.njev} Jacobians, {t_fd:.2f} s")
+    # standard errors from the exact Jacobian at the fit: cov = s^2 (J^T J)^-1
+    J = ours.jac
+    s2 = 2 * ours.cost / (J.shape[0] - J.shape[1])
+    se = np.sqrt(np.diag(np.linalg.inv(J.T @ J)) * s2)
+    print("standard errors:", np.round(se, 3), "| (fitted - true) / se:",
+          np.round((ours.x - TRUE) / se, 1))
     # two independent derivations: the variational equations and the adjoint
     err = np.max(np.abs(dr.jacfwd(residuals)(ours.x) - dr.jacrev(residuals)(ours.x)))
     print(f"forward (variational) and reverse (adjoint) Jacobians agree to {err:.1e}")

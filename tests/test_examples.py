@@ -53,3 +53,5 @@ def test_example_runs(path, capsys, monkeypatch):
         assert np.allclose([float(v) for v in fitted.split()],
                            [float(v) for v in true.split()], atol=0.05)
         assert float(out.split("Jacobians agree to ")[1].split()[0]) < 1e-3
+        z = out.split("(fitted - true) / se:")[1].split("]")[0].strip(" [")
+        assert np.all(np.abs([float(v) for v in z.split()]) < 4)  # the errors cover the truth
