@@ -33,18 +33,25 @@ from .primitive import Primitive, Tracer, bind, concrete, shape_of, strip
 from .transforms import jvp, vjp, vmap
 from .tree import tree_flatten, tree_map, tree_unflatten
 
-__all__ = ["quad", "solve_ivp"]
+__all__ = ["dblquad", "odeint", "quad", "quad_vec", "solve_ivp"]
 
 _scipy_solve_ivp = ORIGINALS.get(si.solve_ivp, si.solve_ivp)
 _scipy_quad = ORIGINALS.get(si.quad, si.quad)
+_scipy_odeint = ORIGINALS.get(si.odeint, si.odeint)
+_scipy_dblquad = ORIGINALS.get(si.dblquad, si.dblquad)
+_scipy_quad_vec = ORIGINALS.get(si.quad_vec, si.quad_vec)
 
 # Options that describe the user's system only; the derived systems (variational,
 # adjoint, batched) let SciPy estimate their Jacobians instead.
 _SYSTEM_ONLY = ("jac", "jac_sparsity", "lband", "uband")
 
 
+class _ClosureError(DualrevError):
+    """A callback closed over a traced value (so a caller can name itself instead)."""
+
+
 def _closure_error(where: str, what: str) -> DualrevError:
-    return DualrevError(
+    return _ClosureError(
         f"dualrev: {where}: `{what}` returned a traced value for plain inputs: it uses a "
         f"value being differentiated that is not one of its arguments (a closure), which "
         f"SciPy's integrator cannot carry: pass it through args=(...) instead, and take "
@@ -557,5 +564,164 @@ def quad(func: Callable[..., Any], a: Any, b: Any, args: Any = (), full_output: 
     return out[0], without_derivatives(out[1])
 
 
+
+
+# ------------------------------------------------------------------ odeint
+_ODEINT_TOL = 1.49012e-8  # odeint's rtol and atol when None (LSODA's default there)
+
+
+def _odeint_impl(y0: Any, t0: Any, t_eval: Any, *leaves: Any, rhs: Callable[..., Any],
+                 options: dict[str, Any], primal: dict[str, Any],
+                 holder: list[Any] | None) -> np.ndarray:
+    """SciPy's odeint itself, as ``(n, len(t))`` (solve_ivp's layout, so that solve_p's
+    rules apply); ``t0`` is ``t[0]``, an argument of its own for its derivative."""
+    def f(y: np.ndarray, t: float) -> Any:
+        out = rhs(t, y, *leaves)
+        if isinstance(out, Tracer):
+            raise _closure_error("scipy.integrate.odeint", "func")
+        return out
+
+    kw = dict(primal["kw"])
+    dfun, tfirst = primal["Dfun"], primal["tfirst"]
+    if dfun is not None:  # the user's Dfun, in the user's argument order, given its args
+        kw["Dfun"] = ((lambda y, t: dfun(t, y, *leaves)) if tfirst
+                      else (lambda y, t: dfun(y, t, *leaves)))
+    # full_output=1 always: the same solution, and the diagnostics for full_output callers
+    y, info = _scipy_odeint(f, np.asarray(y0, float), np.asarray(t_eval, float),
+                            full_output=1, **kw)
+    if holder is not None:
+        holder.append(info)
+    return np.ascontiguousarray(y.T)
+
+
+def _as_solve(params: dict[str, Any]) -> dict[str, Any]:
+    """solve_p's parameters for odeint_p's derivative rules: the derived systems are
+    solve_ivp(method='LSODA') solves at odeint's tolerances."""
+    return dict(rhs=params["rhs"], method="LSODA", options=params["options"],
+                vectorized=False, t_bound=None, holder=None)
+
+
+odeint_p = Primitive("scipy.integrate.odeint", _odeint_impl)
+odeint_p.defjvp_joint(lambda tangents, ans, *args, **params: _solve_jvp(
+    tangents, ans, *args, **_as_solve(params)))
+odeint_p.defvjp_indexed(lambda i, g, ans, *args, **params: _solve_vjp(
+    i, g, ans, *args, **_as_solve(params)))
+
+
+def _smallest(tol: Any) -> float:
+    return _ODEINT_TOL if tol is None else float(np.min(concrete(tol)))
+
+
+def odeint(func: Callable[..., Any], y0: Any, t: Any, args: Any = (), Dfun: Any = None,
+           col_deriv: int = 0, full_output: int = 0, ml: Any = None, mu: Any = None,
+           rtol: Any = None, atol: Any = None, tcrit: Any = None, h0: float = 0.0,
+           hmax: float = 0.0, hmin: float = 0.0, ixpr: int = 0, mxstep: int = 0,
+           mxhnil: int = 0, mxordn: int = 12, mxords: int = 5, printmessg: int = 0,
+           tfirst: bool = False) -> Any:
+    """scipy.integrate.odeint, differentiable with respect to ``y0``, the times ``t``
+    and the arrays in ``args`` (SciPy's signature and result).
+
+    SciPy's odeint computes the solution, with every keyword as given. Its derivatives
+    are those of ``solve_ivp``: the variational equations (forward mode) or the adjoint
+    (reverse mode), integrated by ``solve_ivp(method='LSODA')`` at the smallest entries
+    of ``rtol`` and ``atol`` (odeint's defaults, 1.49012e-8, when None) and ``hmax`` as
+    its ``max_step``, so they are exact up to that tolerance and nest. ``t[0]`` is the
+    start, so moving it moves the whole trajectory (by ``-f(y0, t0) dt0``) except
+    ``y[0] = y0``; moving a later ``t[k]`` moves ``y[k]`` by ``f(y[k], t[k]) dt[k]``.
+    ``Dfun``/``col_deriv``/``ml``/``mu`` (the user's Jacobian), ``tcrit``, ``h0``,
+    ``hmin``, ``mxstep``, ``mxhnil``, ``mxordn``, ``mxords``, ``ixpr`` and ``printmessg``
+    serve SciPy's solve only. Values to differentiate must reach ``func`` through
+    ``args``: a ``func`` that closes over one raises ``DualrevError``. Under ``vmap``
+    each member of the batch is its own SciPy solve.
+
+    Args:
+        func: the right-hand side ``func(y, t, *args)`` (``func(t, y, *args)`` with
+            ``tfirst``), NumPy code.
+        y0: the initial state, shape ``(n,)`` (a scalar is one state).
+        t: the times, ``t[0]`` the start, monotonic.
+        args: extra arguments of ``func`` (and ``Dfun``); their array leaves may be
+            traced.
+        Dfun: SciPy's Jacobian of ``func`` (plain values; SciPy's solve only).
+        col_deriv: SciPy's, for ``Dfun``.
+        full_output: with 1, also SciPy's info dict (of SciPy's solve).
+        ml: SciPy's lower bandwidth of the Jacobian.
+        mu: SciPy's upper bandwidth of the Jacobian.
+        rtol: relative tolerance, scalar or per component.
+        atol: absolute tolerance, scalar or per component.
+        tcrit: SciPy's critical times.
+        h0: SciPy's first step.
+        hmax: SciPy's largest step (also the derived systems' ``max_step``).
+        hmin: SciPy's smallest step.
+        ixpr: SciPy's.
+        mxstep: SciPy's.
+        mxhnil: SciPy's.
+        mxordn: SciPy's.
+        mxords: SciPy's.
+        printmessg: SciPy's.
+        tfirst: whether ``func`` (and ``Dfun``) take ``t`` first.
+    Returns:
+        ``y`` of shape ``(len(t), n)``, traced; with ``full_output``, ``(y, infodict)``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> from scipy.integrate import odeint
+        >>> def y1(k):   # y' = -k y, y(0) = 1, at t = 2: exp(-2 k)
+        ...     return odeint(lambda y, t, k: -k * y, [1.0], [0.0, 2.0], args=(k,),
+        ...                   rtol=1e-10, atol=1e-12)[-1, 0]
+        >>> print(round(dr.grad(y1)(0.5), 7), round(-2 * np.exp(-1.0), 7))
+        -0.7357589 -0.7357589
+    """
+    if not isinstance(args, tuple):
+        args = (args,)
+    kw = dict(col_deriv=col_deriv, ml=ml, mu=mu, rtol=rtol, atol=atol, tcrit=tcrit,
+              h0=h0, hmax=hmax, hmin=hmin, ixpr=ixpr, mxstep=mxstep, mxhnil=mxhnil,
+              mxordn=mxordn, mxords=mxords, printmessg=printmessg)
+    if _has_tracer((rtol, atol, tcrit, h0, hmax, hmin)):
+        raise NoDerivativeRule("scipy.integrate.odeint(traced tolerances or step sizes)",
+                               "Tolerances, tcrit and step sizes are not differentiated: "
+                               "pass plain values.")
+    if not _has_tracer((y0, t, args)):
+        try:
+            return _scipy_odeint(func, y0, t, args=args, Dfun=Dfun, full_output=full_output,
+                                 tfirst=tfirst, **kw)
+        except DualrevError:
+            t0 = np.ravel(np.asarray(t, float))[0]
+            first = (t0, np.asarray(y0, float)) if tfirst else (np.asarray(y0, float), t0)
+            if _has_tracer(func(*first, *args)):
+                raise _closure_error("scipy.integrate.odeint", "func") from None
+            raise
+    if isinstance(y0, (list, tuple)):
+        y0 = np.stack([np.reshape(v, ()) for v in y0]) if _has_tracer(y0) else np.asarray(y0)
+    if not isinstance(y0, Tracer):
+        y0 = np.asarray(y0, float)
+    if len(shape_of(y0)) == 0:
+        y0 = np.reshape(y0, (1,))
+    if len(shape_of(y0)) != 1:
+        raise ValueError("Initial condition y0 must be one-dimensional.")
+    if isinstance(t, (list, tuple)):
+        t = np.stack([np.reshape(v, ()) for v in t]) if _has_tracer(t) else np.asarray(t)
+    if not isinstance(t, Tracer):
+        t = np.asarray(t, float)
+    if len(shape_of(t)) != 1 or shape_of(t)[0] == 0:
+        raise ValueError("`t` must be 1-dimensional and non-empty.")
+    leaves, tdef, pos = _split_args(args)
+    g = _with_leaves(func, leaves, tdef, pos)
+
+    def rhs(t_: Any, y: Any, *ls: Any) -> Any:
+        return _vector(g(t_, y, *ls) if tfirst else g(y, t_, *ls), y)
+
+    options: dict[str, Any] = dict(rtol=_smallest(rtol), atol=_smallest(atol))
+    if hmax:
+        options["max_step"] = float(hmax)
+    primal = dict(kw=kw, tfirst=tfirst,
+                  Dfun=None if Dfun is None else _with_leaves(Dfun, leaves, tdef, pos))
+    holder: list[Any] = []
+    y = bind(odeint_p, (y0, t[0], t, *[leaves[i] for i in pos]),
+             dict(rhs=rhs, options=options, primal=primal, holder=holder))
+    y = np.transpose(y)
+    return (y, holder[-1]) if full_output else y
+
+
 dispatch(si, "solve_ivp", solve_ivp, always=True)
 dispatch(si, "quad", quad, always=True)
+dispatch(si, "odeint", odeint, always=True)

@@ -325,3 +325,78 @@ def test_quad_refusals():
         dr.grad(lambda b: si.quad(lambda x: x, 0.0, b, weight="cos", wvar=1.0)[0])(1.0)
     with pytest.raises(dr.NoDerivativeRule, match="wvar"):
         dr.grad(lambda w: si.quad(lambda x: x, 0.0, 1.0, weight="cos", wvar=w)[0])(1.0)
+
+
+# ------------------------------------------------------------------ odeint
+def decay_yt(y, t, k):  # odeint's argument order
+    return -k * y
+
+
+def ode_traj(p):
+    return si.odeint(decay_yt, p[:1], T, args=(p[1],), **TOL)[:, 0]
+
+
+@pytest.mark.parametrize("transform", [dr.jacfwd, dr.jacrev])
+def test_odeint_decay_closed_form(transform):
+    close(ode_traj(P_DECAY), decay_closed(P_DECAY), rtol=1e-9)
+    close(transform(ode_traj)(P_DECAY), dr.jacfwd(decay_closed)(P_DECAY))
+
+
+def test_odeint_primal_is_scipys_and_both_spellings():
+    original = ORIGINALS[si.odeint]
+    y, _ = dr.jvp(lambda k: si.odeint(decay_yt, [2.0, 1.0], T, args=(k,)), (0.7,), (1.0,))
+    np.testing.assert_array_equal(y, original(decay_yt, [2.0, 1.0], T, args=(0.7,)))
+    np.testing.assert_array_equal(di.odeint(decay_yt, [2.0], T, args=(0.7,)),
+                                  original(decay_yt, [2.0], T, args=(0.7,)))
+    close(dr.grad(lambda k: di.odeint(decay_yt, 1.0, [0.0, 2.0], args=(k,), **TOL)[-1, 0])(
+        0.5), -2.0 * np.exp(-1.0))
+
+
+def test_odeint_traced_times():
+    # t[0] is the start: moving it moves every later value, not y[0] = y0
+    f = lambda t: si.odeint(decay_yt, [2.0], t, args=(0.7,), **TOL)[:, 0]
+    closed = lambda t: 2.0 * np.exp(-0.7 * (t - t[0]))
+    t = np.array([0.2, 1.0, 2.5])
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(f)(t), dr.jacfwd(closed)(t))
+
+
+def osc_yt(y, t, w):
+    return np.stack([y[1], -w ** 2 * y[0]])
+
+
+def test_odeint_oscillator_hessian_and_differences():
+    traj = lambda p: si.odeint(osc_yt, p[:2], T, args=(p[2],), **TOL).T.ravel()
+    close(dr.jacrev(traj)(P_OSC), dr.jacfwd(osc_closed)(P_OSC))
+    energy = lambda p: np.sum(traj(p)[[3, 10]] ** 2)
+    closed = lambda p: np.sum(osc_closed(p)[[3, 10]] ** 2)
+    close(dr.hessian(energy)(P_OSC), dr.hessian(closed)(P_OSC), rtol=1e-5, atol=1e-7)
+    end = lambda v: si.odeint(lambda y, t, th: lotka(t, y, th), v[:2], [0.0, 2.0],
+                              args=(v[2:],), **TOL)[-1]
+    close(dr.jacfwd(end)(V_LOTKA), central(end, V_LOTKA), rtol=1e-6, atol=1e-7)
+
+
+def test_odeint_tfirst_dfun_full_output_and_vmap():
+    def f(k):
+        y, info = si.odeint(decay, [1.0], [0.0, 1.0], args=(k,), tfirst=True, full_output=1,
+                            Dfun=lambda t, y, k: np.array([[-k]]), **TOL)
+        assert info["message"] == "Integration successful."
+        return y[-1, 0]
+
+    close(dr.grad(f)(0.5), -np.exp(-0.5))
+    ks = np.array([0.5, 1.0])
+    end = lambda k: si.odeint(decay_yt, [1.0], [0.0, 1.0], args=(k,), **TOL)[-1, 0]
+    close(dr.vmap(end)(ks), np.exp(-ks))
+    close(dr.vmap(dr.grad(end))(ks), -np.exp(-ks))
+
+
+def test_odeint_refusals():
+    msg = r"odeint: `func` returned a traced value.*pass it through args=\(\.\.\.\)"
+    with pytest.raises(dr.DualrevError, match=msg):
+        dr.grad(lambda k: si.odeint(lambda y, t: -k * y, [1.0], [0.0, 1.0])[-1, 0])(0.5)
+    with pytest.raises(dr.DualrevError, match=msg):
+        dr.grad(lambda y0, k: si.odeint(lambda y, t: -k * y, y0, [0.0, 1.0])[-1, 0],
+                argnums=(0, 1))(np.ones(1), 0.5)
+    with pytest.raises(dr.NoDerivativeRule, match="traced tolerances"):
+        dr.grad(lambda r: si.odeint(decay_yt, [1.0], [0.0, 1.0], args=(0.5,), rtol=r)[-1, 0])(
+            1e-8)
