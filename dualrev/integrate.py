@@ -33,7 +33,7 @@ from .primitive import Primitive, Tracer, bind, concrete, shape_of, strip
 from .transforms import jvp, vjp, vmap
 from .tree import tree_flatten, tree_map, tree_unflatten
 
-__all__ = ["dblquad", "odeint", "quad", "quad_vec", "solve_ivp"]
+__all__ = ["odeint", "quad", "solve_ivp"]
 
 _scipy_solve_ivp = ORIGINALS.get(si.solve_ivp, si.solve_ivp)
 _scipy_quad = ORIGINALS.get(si.quad, si.quad)
