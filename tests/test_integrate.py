@@ -400,3 +400,53 @@ def test_odeint_refusals():
     with pytest.raises(dr.NoDerivativeRule, match="traced tolerances"):
         dr.grad(lambda r: si.odeint(decay_yt, [1.0], [0.0, 1.0], args=(0.5,), rtol=r)[-1, 0])(
             1e-8)
+
+
+# ------------------------------------------------------------------ dblquad
+def triangle_integrand(y, x, c):  # dblquad's argument order: y first
+    return np.exp(-c * (x + y))
+
+
+def D(v):  # over the triangle 0 <= y <= x <= b
+    return si.dblquad(triangle_integrand, 0.0, v[0], 0.0, lambda x: x, args=(v[1],))[0]
+
+
+def D_closed(v):
+    b, c = v[0], v[1]
+    return ((1 - np.exp(-c * b)) / c - (1 - np.exp(-2 * c * b)) / (2 * c)) / c
+
+
+V_DBL = np.array([1.3, 0.8])
+
+
+@pytest.mark.parametrize("transform", [dr.grad, dr.jacfwd, dr.jacrev])
+def test_dblquad_triangle_closed_form(transform):
+    close(D(V_DBL), D_closed(V_DBL), rtol=1e-12)
+    close(transform(D)(V_DBL), dr.grad(D_closed)(V_DBL), rtol=1e-8)
+
+
+def test_dblquad_hessian_traced_inner_limits_and_primal():
+    close(dr.hessian(D)(V_DBL), dr.hessian(D_closed)(V_DBL), rtol=1e-7, atol=1e-9)
+    rect = lambda v: di.dblquad(triangle_integrand, 0.0, 1.0, v[0], v[1], args=(0.8,))[0]
+    closed = lambda v: (1 - np.exp(-0.8)) / 0.8 * (np.exp(-0.8 * v[0]) - np.exp(-0.8 * v[1])) / 0.8
+    w = np.array([0.2, 1.5])
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(rect)(w), dr.grad(closed)(w), rtol=1e-8)
+    original = ORIGINALS[si.dblquad]
+    value, _ = dr.jvp(lambda c: si.dblquad(triangle_integrand, 0.0, 1.3, 0.0, lambda x: x,
+                                           args=(c,)), (0.8,), (1.0,))
+    assert value == original(triangle_integrand, 0.0, 1.3, 0.0, lambda x: x, args=(0.8,))
+    f = lambda v: si.dblquad(lambda y, x, p: np.sin(p[0] * x * y) + p[1] * y, 0.0, 1.0,
+                             lambda x: x ** 2, 1.0, args=(v,), epsabs=1e-12, epsrel=1e-12)[0]
+    close(dr.jacrev(f)(V_DBL), central(f, V_DBL), rtol=1e-7)
+
+
+def test_dblquad_closure_is_refused():
+    msg = r"dblquad: `{}` returned a traced value.*pass it through args="
+    with pytest.raises(dr.DualrevError, match=msg.format("func")):
+        dr.grad(lambda c: si.dblquad(lambda y, x: c * x, 0.0, 1.0, 0.0, 1.0)[0])(1.0)
+    with pytest.raises(dr.DualrevError, match=msg.format("gfun/hfun")):
+        dr.grad(lambda c: si.dblquad(lambda y, x: x, 0.0, 1.0, 0.0, lambda x: c * x)[0])(1.0)
+    with pytest.raises(dr.DualrevError, match=msg.format("func")):
+        dr.grad(lambda c: si.dblquad(lambda y, x, k: c * k, 0.0, 1.0, 0.0, 1.0,
+                                     args=(c,))[0])(1.0)

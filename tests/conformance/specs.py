@@ -1198,6 +1198,13 @@ add("integrate.odeint", sintegrate.odeint, (A((2,)), A((), "pos"), A(())),
     shape="vec", batch_tol=1e-8, fn=_ode)
 add("integrate.odeint", sintegrate.odeint, (A((2,)), A((), "pos"), A(())),
     {"full_output": 1}, shape="vec", batch_tol=1e-8, fn=lambda *a, **kw: _ode(*a, **kw)[0])
+add("integrate.dblquad", sintegrate.dblquad, (A((), "pos"), A((), "pos"), A((), "pos")),
+    shape="0d", label="a,b,args,func,gfun,hfun", fn=lambda a, b, c: sintegrate.dblquad(
+        lambda y, x, c: np.exp(-c * (x + y)), a, a + b, 0.0, lambda x: x, args=(c,))[0])
+add("integrate.dblquad", sintegrate.dblquad, (A((), "pos"), A((), "pos")),
+    {"epsabs": 1e-12, "epsrel": 1e-12}, shape="0d", label="traced gfun,hfun",
+    fn=lambda g, h, **kw: sintegrate.dblquad(lambda y, x: np.cos(x * y), 0.0, 1.0, g,
+                                             g + h, **kw)[0])
 
 # ====================================================================== scipy.optimize
 for nm, f in (("so.rosen", so.rosen), ("so.rosen_der", so.rosen_der)):
@@ -1359,7 +1366,7 @@ SCIPY_NAMES: dict[Any, str] = {
     sp.logsumexp: "sp.logsumexp", sp.softmax: "sp.softmax", sp.log_softmax: "sp.log_softmax",
     sp.polygamma: "sp.polygamma", sp.softplus: "sp.softplus",
     sintegrate.solve_ivp: "integrate.solve_ivp", sintegrate.quad: "integrate.quad",
-    sintegrate.odeint: "integrate.odeint",
+    sintegrate.odeint: "integrate.odeint", sintegrate.dblquad: "integrate.dblquad",
     sla.solve_triangular: "sla.solve_triangular", sla.cho_factor: "sla.cho_factor",
     sla.cho_solve: "sla.cho_solve", sla.lu_factor: "sla.lu_factor",
     sla.lu_solve: "sla.lu_solve", sla.expm: "sla.expm", sla.sqrtm: "sla.sqrtm",
