@@ -450,3 +450,53 @@ def test_dblquad_closure_is_refused():
     with pytest.raises(dr.DualrevError, match=msg.format("func")):
         dr.grad(lambda c: si.dblquad(lambda y, x, k: c * k, 0.0, 1.0, 0.0, 1.0,
                                      args=(c,))[0])(1.0)
+
+
+# ------------------------------------------------------------------ quad_vec
+def vec_integrand(x, p):
+    return np.stack([np.exp(-p[0] * x), p[1] * x ** 2, np.sin(p[0] * x)])
+
+
+def QV(v):
+    return si.quad_vec(vec_integrand, v[0], v[1], args=(v[2:],), epsrel=1e-12)[0]
+
+
+def QV_closed(v):
+    a, b, p, q = v[0], v[1], v[2], v[3]
+    return np.stack([(np.exp(-p * a) - np.exp(-p * b)) / p, q * (b ** 3 - a ** 3) / 3,
+                     (np.cos(p * a) - np.cos(p * b)) / p])
+
+
+@pytest.mark.parametrize("transform", [dr.jacfwd, dr.jacrev])
+def test_quad_vec_closed_form(transform):
+    close(QV(V_QUAD), QV_closed(V_QUAD), rtol=1e-12)
+    close(transform(QV)(V_QUAD), dr.jacfwd(QV_closed)(V_QUAD), rtol=1e-9)
+
+
+def test_quad_vec_hessian_primal_shapes_and_infinite_limits():
+    third = lambda v: QV(v)[2]
+    close(dr.hessian(third)(V_QUAD), dr.hessian(lambda v: QV_closed(v)[2])(V_QUAD),
+          rtol=1e-8, atol=1e-10)
+    original = ORIGINALS[si.quad_vec]
+    (value, err), _ = dr.jvp(lambda p: si.quad_vec(vec_integrand, 0.2, 1.5, args=(p,)),
+                             (V_QUAD[2:],), (np.ones(2),))
+    ref = original(vec_integrand, 0.2, 1.5, args=(V_QUAD[2:],))
+    np.testing.assert_array_equal(value, ref[0])
+    assert err == ref[1]
+    mat = lambda p: di.quad_vec(lambda x, p: np.reshape(p * x, (2, 2)), 0.0, 1.0, args=(p,))[0]
+    p = np.arange(4.0)
+    close(dr.jacrev(mat)(p), np.reshape(np.eye(4) / 2, (2, 2, 4)))
+    gauss = lambda s: si.quad_vec(lambda x, s: np.exp(-x ** 2 / (2 * s ** 2)), -np.inf, np.inf,
+                                  args=(s,))[0]
+    close(dr.grad(gauss)(1.3), np.sqrt(2 * np.pi))
+    close(dr.vmap(lambda p: si.quad_vec(lambda x, p: np.stack([x * p, x]), 0.0, 1.0,
+                                        args=(p,))[0])(np.array([1.0, 2.0])),
+          [[0.5, 0.5], [1.0, 0.5]])
+
+
+def test_quad_vec_refusals():
+    with pytest.raises(dr.DualrevError, match=r"quad_vec: `f` returned a traced value"):
+        dr.grad(lambda c: si.quad_vec(lambda x: c * x, 0.0, 1.0)[0])(1.0)
+    with pytest.raises(dr.NoDerivativeRule, match="full_output=True"):
+        dr.grad(lambda c: si.quad_vec(lambda x, c: c * x, 0.0, 1.0, args=(c,),
+                                      full_output=True)[0])(1.0)

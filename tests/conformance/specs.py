@@ -1206,6 +1206,25 @@ add("integrate.dblquad", sintegrate.dblquad, (A((), "pos"), A((), "pos")),
     fn=lambda g, h, **kw: sintegrate.dblquad(lambda y, x: np.cos(x * y), 0.0, 1.0, g,
                                              g + h, **kw)[0])
 
+
+def _qv(x: Any, c: Any) -> Any:
+    return np.stack([np.exp(-c * x), np.sin(c * x) * x])
+
+
+add("integrate.quad_vec", sintegrate.quad_vec, (A((), "pos"), A((), "unit"), A((), "gt1")),
+    shape="vec", label="a,b,args,f", fn=lambda a, b, c: sintegrate.quad_vec(
+        _qv, a, b, args=(c,))[0])
+add("integrate.quad_vec", sintegrate.quad_vec, (A((), "gt1"),),
+    {"epsabs": 1e-12, "epsrel": 1e-12, "norm": "max", "limit": 500, "cache_size": 1e6,
+     "workers": 1, "quadrature": "gk21"}, shape="vec",
+    fn=lambda c, **kw: sintegrate.quad_vec(_qv, 0.0, 2.0, args=(c,), **kw)[0])
+add("integrate.quad_vec", sintegrate.quad_vec, (A((), "pos"),), {"points": [0.5]},
+    shape="vec", fn=lambda c, **kw: sintegrate.quad_vec(
+        lambda t, c: np.stack([np.abs(t - 0.5) * c * c, c * t]), 0.0, 1.0, args=(c,), **kw)[0])
+add("integrate.quad_vec", sintegrate.quad_vec, (A((), "pos"),), {"full_output": True},
+    shape="vec", fn=lambda c, **kw: sintegrate.quad_vec(_qv, 0.0, 1.0, args=(c,), **kw)[0],
+    kind="raises", raises=NoDerivativeRule)
+
 # ====================================================================== scipy.optimize
 for nm, f in (("so.rosen", so.rosen), ("so.rosen_der", so.rosen_der)):
     add(nm, f, (A((5,)),), shape="vec", dtypes=ALL)
@@ -1367,6 +1386,7 @@ SCIPY_NAMES: dict[Any, str] = {
     sp.polygamma: "sp.polygamma", sp.softplus: "sp.softplus",
     sintegrate.solve_ivp: "integrate.solve_ivp", sintegrate.quad: "integrate.quad",
     sintegrate.odeint: "integrate.odeint", sintegrate.dblquad: "integrate.dblquad",
+    sintegrate.quad_vec: "integrate.quad_vec",
     sla.solve_triangular: "sla.solve_triangular", sla.cho_factor: "sla.cho_factor",
     sla.cho_solve: "sla.cho_solve", sla.lu_factor: "sla.lu_factor",
     sla.lu_solve: "sla.lu_solve", sla.expm: "sla.expm", sla.sqrtm: "sla.sqrtm",
