@@ -1,4 +1,5 @@
-"""scipy.integrate with exact derivatives: ``solve_ivp`` and ``quad``.
+"""scipy.integrate with exact derivatives: ``solve_ivp``, ``odeint``, ``quad``, ``dblquad``
+and ``quad_vec``.
 
 SciPy's integrators do the integration; dualrev differentiates the result with respect to
 the initial state, the time span, the output times and the traced leaves of ``args``.
@@ -12,9 +13,13 @@ the initial state, the time span, the output times and the traced leaves of ``ar
 * ``quad`` is one primitive: Leibniz's rule for the limits, and the quad of the
   integrand's JVP for the parameters (a quad per parameter element in reverse mode).
 
-Both are installed at ``import dualrev`` as ``scipy.integrate.solve_ivp`` and
-``scipy.integrate.quad``, so SciPy's spelling works on traced arguments; with plain
-arguments SciPy's own functions run.
+* ``odeint`` is one primitive whose value is SciPy's odeint and whose rules are
+  ``solve_ivp``'s, the derived systems integrated by ``solve_ivp(method='LSODA')``.
+* ``dblquad`` is an outer ``quad`` of inner ``quad``s; ``quad_vec`` one primitive with
+  Leibniz's rule elementwise (the parameters' VJP a ``quad_vec`` of the integrand's VJP).
+
+All are installed at ``import dualrev`` as ``scipy.integrate.<name>``, so SciPy's
+spelling works on traced arguments; with plain arguments SciPy's own functions run.
 """
 
 from __future__ import annotations
