@@ -325,3 +325,178 @@ def test_quad_refusals():
         dr.grad(lambda b: si.quad(lambda x: x, 0.0, b, weight="cos", wvar=1.0)[0])(1.0)
     with pytest.raises(dr.NoDerivativeRule, match="wvar"):
         dr.grad(lambda w: si.quad(lambda x: x, 0.0, 1.0, weight="cos", wvar=w)[0])(1.0)
+
+
+# ------------------------------------------------------------------ odeint
+def decay_yt(y, t, k):  # odeint's argument order
+    return -k * y
+
+
+def ode_traj(p):
+    return si.odeint(decay_yt, p[:1], T, args=(p[1],), **TOL)[:, 0]
+
+
+@pytest.mark.parametrize("transform", [dr.jacfwd, dr.jacrev])
+def test_odeint_decay_closed_form(transform):
+    close(ode_traj(P_DECAY), decay_closed(P_DECAY), rtol=1e-9)
+    close(transform(ode_traj)(P_DECAY), dr.jacfwd(decay_closed)(P_DECAY))
+
+
+def test_odeint_primal_is_scipys_and_both_spellings():
+    original = ORIGINALS[si.odeint]
+    y, _ = dr.jvp(lambda k: si.odeint(decay_yt, [2.0, 1.0], T, args=(k,)), (0.7,), (1.0,))
+    np.testing.assert_array_equal(y, original(decay_yt, [2.0, 1.0], T, args=(0.7,)))
+    np.testing.assert_array_equal(di.odeint(decay_yt, [2.0], T, args=(0.7,)),
+                                  original(decay_yt, [2.0], T, args=(0.7,)))
+    close(dr.grad(lambda k: di.odeint(decay_yt, 1.0, [0.0, 2.0], args=(k,), **TOL)[-1, 0])(
+        0.5), -2.0 * np.exp(-1.0))
+
+
+def test_odeint_traced_times():
+    # t[0] is the start: moving it moves every later value, not y[0] = y0
+    f = lambda t: si.odeint(decay_yt, [2.0], t, args=(0.7,), **TOL)[:, 0]
+    closed = lambda t: 2.0 * np.exp(-0.7 * (t - t[0]))
+    t = np.array([0.2, 1.0, 2.5])
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(f)(t), dr.jacfwd(closed)(t))
+
+
+def osc_yt(y, t, w):
+    return np.stack([y[1], -w ** 2 * y[0]])
+
+
+def test_odeint_oscillator_hessian_and_differences():
+    traj = lambda p: si.odeint(osc_yt, p[:2], T, args=(p[2],), **TOL).T.ravel()
+    close(dr.jacrev(traj)(P_OSC), dr.jacfwd(osc_closed)(P_OSC))
+    energy = lambda p: np.sum(traj(p)[[3, 10]] ** 2)
+    closed = lambda p: np.sum(osc_closed(p)[[3, 10]] ** 2)
+    close(dr.hessian(energy)(P_OSC), dr.hessian(closed)(P_OSC), rtol=1e-5, atol=1e-7)
+    end = lambda v: si.odeint(lambda y, t, th: lotka(t, y, th), v[:2], [0.0, 2.0],
+                              args=(v[2:],), **TOL)[-1]
+    close(dr.jacfwd(end)(V_LOTKA), central(end, V_LOTKA), rtol=1e-6, atol=1e-7)
+
+
+def test_odeint_tfirst_dfun_full_output_and_vmap():
+    def f(k):
+        y, info = si.odeint(decay, [1.0], [0.0, 1.0], args=(k,), tfirst=True, full_output=1,
+                            Dfun=lambda t, y, k: np.array([[-k]]), **TOL)
+        assert info["message"] == "Integration successful."
+        return y[-1, 0]
+
+    close(dr.grad(f)(0.5), -np.exp(-0.5))
+    ks = np.array([0.5, 1.0])
+    end = lambda k: si.odeint(decay_yt, [1.0], [0.0, 1.0], args=(k,), **TOL)[-1, 0]
+    close(dr.vmap(end)(ks), np.exp(-ks))
+    close(dr.vmap(dr.grad(end))(ks), -np.exp(-ks))
+
+
+def test_odeint_refusals():
+    msg = r"odeint: `func` returned a traced value.*pass it through args=\(\.\.\.\)"
+    with pytest.raises(dr.DualrevError, match=msg):
+        dr.grad(lambda k: si.odeint(lambda y, t: -k * y, [1.0], [0.0, 1.0])[-1, 0])(0.5)
+    with pytest.raises(dr.DualrevError, match=msg):
+        dr.grad(lambda y0, k: si.odeint(lambda y, t: -k * y, y0, [0.0, 1.0])[-1, 0],
+                argnums=(0, 1))(np.ones(1), 0.5)
+    with pytest.raises(dr.NoDerivativeRule, match="traced tolerances"):
+        dr.grad(lambda r: si.odeint(decay_yt, [1.0], [0.0, 1.0], args=(0.5,), rtol=r)[-1, 0])(
+            1e-8)
+
+
+# ------------------------------------------------------------------ dblquad
+def triangle_integrand(y, x, c):  # dblquad's argument order: y first
+    return np.exp(-c * (x + y))
+
+
+def D(v):  # over the triangle 0 <= y <= x <= b
+    return si.dblquad(triangle_integrand, 0.0, v[0], 0.0, lambda x: x, args=(v[1],))[0]
+
+
+def D_closed(v):
+    b, c = v[0], v[1]
+    return ((1 - np.exp(-c * b)) / c - (1 - np.exp(-2 * c * b)) / (2 * c)) / c
+
+
+V_DBL = np.array([1.3, 0.8])
+
+
+@pytest.mark.parametrize("transform", [dr.grad, dr.jacfwd, dr.jacrev])
+def test_dblquad_triangle_closed_form(transform):
+    close(D(V_DBL), D_closed(V_DBL), rtol=1e-12)
+    close(transform(D)(V_DBL), dr.grad(D_closed)(V_DBL), rtol=1e-8)
+
+
+def test_dblquad_hessian_traced_inner_limits_and_primal():
+    close(dr.hessian(D)(V_DBL), dr.hessian(D_closed)(V_DBL), rtol=1e-7, atol=1e-9)
+    rect = lambda v: di.dblquad(triangle_integrand, 0.0, 1.0, v[0], v[1], args=(0.8,))[0]
+    closed = lambda v: (1 - np.exp(-0.8)) / 0.8 * (np.exp(-0.8 * v[0]) - np.exp(-0.8 * v[1])) / 0.8
+    w = np.array([0.2, 1.5])
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(rect)(w), dr.grad(closed)(w), rtol=1e-8)
+    original = ORIGINALS[si.dblquad]
+    value, _ = dr.jvp(lambda c: si.dblquad(triangle_integrand, 0.0, 1.3, 0.0, lambda x: x,
+                                           args=(c,)), (0.8,), (1.0,))
+    assert value == original(triangle_integrand, 0.0, 1.3, 0.0, lambda x: x, args=(0.8,))
+    f = lambda v: si.dblquad(lambda y, x, p: np.sin(p[0] * x * y) + p[1] * y, 0.0, 1.0,
+                             lambda x: x ** 2, 1.0, args=(v,), epsabs=1e-12, epsrel=1e-12)[0]
+    close(dr.jacrev(f)(V_DBL), central(f, V_DBL), rtol=1e-7)
+
+
+def test_dblquad_closure_is_refused():
+    msg = r"dblquad: `{}` returned a traced value.*pass it through args="
+    with pytest.raises(dr.DualrevError, match=msg.format("func")):
+        dr.grad(lambda c: si.dblquad(lambda y, x: c * x, 0.0, 1.0, 0.0, 1.0)[0])(1.0)
+    with pytest.raises(dr.DualrevError, match=msg.format("gfun/hfun")):
+        dr.grad(lambda c: si.dblquad(lambda y, x: x, 0.0, 1.0, 0.0, lambda x: c * x)[0])(1.0)
+    with pytest.raises(dr.DualrevError, match=msg.format("func")):
+        dr.grad(lambda c: si.dblquad(lambda y, x, k: c * k, 0.0, 1.0, 0.0, 1.0,
+                                     args=(c,))[0])(1.0)
+
+
+# ------------------------------------------------------------------ quad_vec
+def vec_integrand(x, p):
+    return np.stack([np.exp(-p[0] * x), p[1] * x ** 2, np.sin(p[0] * x)])
+
+
+def QV(v):
+    return si.quad_vec(vec_integrand, v[0], v[1], args=(v[2:],), epsrel=1e-12)[0]
+
+
+def QV_closed(v):
+    a, b, p, q = v[0], v[1], v[2], v[3]
+    return np.stack([(np.exp(-p * a) - np.exp(-p * b)) / p, q * (b ** 3 - a ** 3) / 3,
+                     (np.cos(p * a) - np.cos(p * b)) / p])
+
+
+@pytest.mark.parametrize("transform", [dr.jacfwd, dr.jacrev])
+def test_quad_vec_closed_form(transform):
+    close(QV(V_QUAD), QV_closed(V_QUAD), rtol=1e-12)
+    close(transform(QV)(V_QUAD), dr.jacfwd(QV_closed)(V_QUAD), rtol=1e-9)
+
+
+def test_quad_vec_hessian_primal_shapes_and_infinite_limits():
+    third = lambda v: QV(v)[2]
+    close(dr.hessian(third)(V_QUAD), dr.hessian(lambda v: QV_closed(v)[2])(V_QUAD),
+          rtol=1e-8, atol=1e-10)
+    original = ORIGINALS[si.quad_vec]
+    (value, err), _ = dr.jvp(lambda p: si.quad_vec(vec_integrand, 0.2, 1.5, args=(p,)),
+                             (V_QUAD[2:],), (np.ones(2),))
+    ref = original(vec_integrand, 0.2, 1.5, args=(V_QUAD[2:],))
+    np.testing.assert_array_equal(value, ref[0])
+    assert err == ref[1]
+    mat = lambda p: di.quad_vec(lambda x, p: np.reshape(p * x, (2, 2)), 0.0, 1.0, args=(p,))[0]
+    p = np.arange(4.0)
+    close(dr.jacrev(mat)(p), np.reshape(np.eye(4) / 2, (2, 2, 4)))
+    gauss = lambda s: si.quad_vec(lambda x, s: np.exp(-x ** 2 / (2 * s ** 2)), -np.inf, np.inf,
+                                  args=(s,))[0]
+    close(dr.grad(gauss)(1.3), np.sqrt(2 * np.pi))
+    close(dr.vmap(lambda p: si.quad_vec(lambda x, p: np.stack([x * p, x]), 0.0, 1.0,
+                                        args=(p,))[0])(np.array([1.0, 2.0])),
+          [[0.5, 0.5], [1.0, 0.5]])
+
+
+def test_quad_vec_refusals():
+    with pytest.raises(dr.DualrevError, match=r"quad_vec: `f` returned a traced value"):
+        dr.grad(lambda c: si.quad_vec(lambda x: c * x, 0.0, 1.0)[0])(1.0)
+    with pytest.raises(dr.NoDerivativeRule, match="full_output=True"):
+        dr.grad(lambda c: si.quad_vec(lambda x, c: c * x, 0.0, 1.0, args=(c,),
+                                      full_output=True)[0])(1.0)

@@ -1169,6 +1169,62 @@ add("integrate.quad", sintegrate.quad, (A((), "pos"),), {"weight": "sin", "wvar"
     fn=lambda c, **kw: sintegrate.quad(lambda t, c: np.exp(-c * t), 0.0, 2.0, args=(c,),
                                        **kw)[0])
 
+
+def _ode(y0: Any, k: Any, w: Any, **kw: Any) -> Any:
+    """odeint of the rotating decay, func(y, t, *args) order (t[0] = 0 the start)."""
+    return sintegrate.odeint(lambda y, t, k, w: _rotating_decay(t, y, k, w), y0,
+                             [0.0, 0.3, 0.8], args=(k, w), **{**_TIGHT, **kw})
+
+
+def _ode_jac(y: Any, t: Any, k: Any, w: Any) -> Any:
+    return np.array([[-k, -w], [w, -k]])
+
+
+add("integrate.odeint", sintegrate.odeint, (A((2,)), A((), "pos"), A(())), _TIGHT, shape="vec",
+    batch_tol=1e-8, fn=_ode, label="y0,args")
+add("integrate.odeint", sintegrate.odeint, (A((2,)), A((2,), "pos")), shape="vec",
+    batch_tol=1e-8,
+    label="t", fn=lambda y0, t: sintegrate.odeint(
+        lambda y, t: -0.5 * y, y0, np.concatenate([np.zeros(1), np.cumsum(t)]), **_TIGHT))
+add("integrate.odeint", sintegrate.odeint, (A((2,)), A((), "pos"), A(())), shape="vec",
+    batch_tol=1e-8,
+    label="tfirst,func", fn=lambda y0, k, w: sintegrate.odeint(
+        _rotating_decay, y0, [0.0, 0.3, 0.8], args=(k, w), tfirst=True, **_TIGHT))
+add("integrate.odeint", sintegrate.odeint, (A((2,)), A((), "pos"), A(())),
+    {"Dfun": _ode_jac, "col_deriv": 0}, shape="vec", batch_tol=1e-8, fn=_ode)
+add("integrate.odeint", sintegrate.odeint, (A((2,)), A((), "pos"), A(())),
+    {"ml": 1, "mu": 1, "h0": 1e-4, "hmax": 0.5, "hmin": 1e-14, "mxstep": 5000,
+     "mxhnil": 1, "mxordn": 10, "mxords": 4, "tcrit": [0.9], "ixpr": 0, "printmessg": 0},
+    shape="vec", batch_tol=1e-8, fn=_ode)
+add("integrate.odeint", sintegrate.odeint, (A((2,)), A((), "pos"), A(())),
+    {"full_output": 1}, shape="vec", batch_tol=1e-8, fn=lambda *a, **kw: _ode(*a, **kw)[0])
+add("integrate.dblquad", sintegrate.dblquad, (A((), "pos"), A((), "pos"), A((), "pos")),
+    shape="0d", label="a,b,args,func,gfun,hfun", fn=lambda a, b, c: sintegrate.dblquad(
+        lambda y, x, c: np.exp(-c * (x + y)), a, a + b, 0.0, lambda x: x, args=(c,))[0])
+add("integrate.dblquad", sintegrate.dblquad, (A((), "pos"), A((), "pos")),
+    {"epsabs": 1e-12, "epsrel": 1e-12}, shape="0d", label="traced gfun,hfun",
+    fn=lambda g, h, **kw: sintegrate.dblquad(lambda y, x: np.cos(x * y), 0.0, 1.0, g,
+                                             g + h, **kw)[0])
+
+
+def _qv(x: Any, c: Any) -> Any:
+    return np.stack([np.exp(-c * x), np.sin(c * x) * x])
+
+
+add("integrate.quad_vec", sintegrate.quad_vec, (A((), "pos"), A((), "unit"), A((), "gt1")),
+    shape="vec", label="a,b,args,f", fn=lambda a, b, c: sintegrate.quad_vec(
+        _qv, a, b, args=(c,))[0])
+add("integrate.quad_vec", sintegrate.quad_vec, (A((), "gt1"),),
+    {"epsabs": 1e-12, "epsrel": 1e-12, "norm": "max", "limit": 500, "cache_size": 1e6,
+     "workers": 1, "quadrature": "gk21"}, shape="vec",
+    fn=lambda c, **kw: sintegrate.quad_vec(_qv, 0.0, 2.0, args=(c,), **kw)[0])
+add("integrate.quad_vec", sintegrate.quad_vec, (A((), "pos"),), {"points": [0.5]},
+    shape="vec", fn=lambda c, **kw: sintegrate.quad_vec(
+        lambda t, c: np.stack([np.abs(t - 0.5) * c * c, c * t]), 0.0, 1.0, args=(c,), **kw)[0])
+add("integrate.quad_vec", sintegrate.quad_vec, (A((), "pos"),), {"full_output": True},
+    shape="vec", fn=lambda c, **kw: sintegrate.quad_vec(_qv, 0.0, 1.0, args=(c,), **kw)[0],
+    kind="raises", raises=NoDerivativeRule)
+
 # ====================================================================== scipy.optimize
 for nm, f in (("so.rosen", so.rosen), ("so.rosen_der", so.rosen_der)):
     add(nm, f, (A((5,)),), shape="vec", dtypes=ALL)
@@ -1329,6 +1385,8 @@ SCIPY_NAMES: dict[Any, str] = {
     sp.logsumexp: "sp.logsumexp", sp.softmax: "sp.softmax", sp.log_softmax: "sp.log_softmax",
     sp.polygamma: "sp.polygamma", sp.softplus: "sp.softplus",
     sintegrate.solve_ivp: "integrate.solve_ivp", sintegrate.quad: "integrate.quad",
+    sintegrate.odeint: "integrate.odeint", sintegrate.dblquad: "integrate.dblquad",
+    sintegrate.quad_vec: "integrate.quad_vec",
     sla.solve_triangular: "sla.solve_triangular", sla.cho_factor: "sla.cho_factor",
     sla.cho_solve: "sla.cho_solve", sla.lu_factor: "sla.lu_factor",
     sla.lu_solve: "sla.lu_solve", sla.expm: "sla.expm", sla.sqrtm: "sla.sqrtm",
