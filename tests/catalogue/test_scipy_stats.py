@@ -15,7 +15,10 @@ import dualrev as dr
 from dualrev.catalogue.scipy_stats import CONTINUOUS, DISCRETE
 
 SHAPES = {"norm": (), "expon": (), "gamma": (2.5,), "beta": (2.0, 3.0), "t": (3.5,),
-          "chi2": (3.0,), "lognorm": (0.7,), "laplace": (), "cauchy": ()}
+          "chi2": (3.0,), "lognorm": (0.7,), "laplace": (), "cauchy": (),
+          "weibull_min": (1.7,), "weibull_max": (1.7,), "logistic": (), "uniform": (),
+          "gumbel_r": (), "gumbel_l": (), "pareto": (2.5,), "halfnorm": (), "invgamma": (2.5,),
+          "rayleigh": ()}
 DISC = {"poisson": (2.5,), "binom": (6, 0.3)}
 CONT_METHODS = ("pdf", "logpdf", "cdf", "logcdf", "sf", "logsf")
 DISC_METHODS = ("pmf", "logpmf", "cdf", "logcdf", "sf", "logsf")
@@ -80,7 +83,7 @@ def test_discrete_values_equal_scipy_everywhere(name, method):
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_frozen_equals_unfrozen_continuous(name, method):
     dist, sh = getattr(st, name), SHAPES[name]
-    x = 0.4 if name == "beta" else 0.8
+    x = {"beta": 0.4, "pareto": 2.0, "weibull_max": -0.8}.get(name, 0.8)  # inside the support
 
     def unfrozen(x, loc, scale):
         return getattr(dist, method)(x, *sh, loc=loc, scale=scale)
@@ -156,10 +159,18 @@ def test_multivariate_frozen_and_dirichlet():
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_derivative_of_cdf_is_scipys_pdf(name):
     dist, sh = getattr(st, name), SHAPES[name]
-    xs = np.array([0.2, 0.45, 0.7]) if name == "beta" else np.array([-0.6, 0.4, 1.3, 2.2])
-    xs = xs if name in ("norm", "t", "laplace", "cauchy", "beta") else np.abs(xs)
-    pdf = dist.pdf(xs, *sh, loc=0.1 if name != "beta" else 0.0, scale=1.2)
-    loc = 0.1 if name != "beta" else 0.0
+    # points inside the support of (x - 0.1) / 1.2 (beta, uniform: of x / 1.2)
+    xs = np.array([0.2, 0.45, 0.7]) if name in ("beta", "uniform") else np.array(
+        [-0.6, 0.4, 1.3, 2.2])
+    if name in ("expon", "gamma", "chi2", "lognorm", "weibull_min", "halfnorm", "invgamma",
+                "rayleigh"):
+        xs = np.abs(xs)
+    elif name == "weibull_max":
+        xs = -np.abs(xs)
+    elif name == "pareto":
+        xs = np.abs(xs) + 1.5
+    loc = 0.0 if name in ("beta", "uniform") else 0.1
+    pdf = dist.pdf(xs, *sh, loc=loc, scale=1.2)
     cdf = lambda x, m: getattr(dist, m)(x, *sh, loc=loc, scale=1.2)
     d_cdf = dr.vmap(dr.grad(lambda x: cdf(x, "cdf")))(xs)
     np.testing.assert_allclose(d_cdf, pdf, rtol=1e-12)
@@ -221,22 +232,23 @@ def test_hessian_of_a_log_likelihood(name):
 
 # ---------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("call", [
-    lambda x: st.weibull_min.logpdf(x, 2.0),
-    lambda x: st.weibull_min(2.0).logpdf(x),
-    lambda c: st.weibull_min(c).logpdf(0.5),
-    lambda x: st.geom.logpmf(2, x),
+    lambda x: st.gompertz.logpdf(x, 2.0),
+    lambda x: st.gompertz(2.0).logpdf(x),
+    lambda c: st.gompertz(c).logpdf(0.5),
+    lambda x: st.logser.logpmf(2, x),
 ], ids=["unfrozen", "frozen", "frozen-param", "discrete"])
 def test_unsupported_distribution_is_named(call):
     with pytest.raises(dr.NoDerivativeRule) as e:
         dr.grad(call)(0.6)
     msg = str(e.value)
-    assert "scipy.stats.weibull_min.logpdf" in msg or "scipy.stats.geom.logpmf" in msg
-    assert "norm (pdf, logpdf, cdf, logcdf, sf, logsf)" in msg  # the supported ones
+    assert "scipy.stats.gompertz.logpdf" in msg or "scipy.stats.logser.logpmf" in msg
+    assert "norm (pdf, logpdf, cdf, logcdf, sf, logsf, ppf, isf)" in msg  # the supported ones
     assert "import" not in msg  # not the dispatcher-bypassed message
 
 
 @pytest.mark.parametrize(("call", "name"), [
-    (lambda x: st.norm.ppf(x), "scipy.stats.norm.ppf"),
+    (lambda x: st.poisson.ppf(x, 2.0), "scipy.stats.poisson.ppf"),
+    (lambda x: st.norm(x).median(), "scipy.stats.norm.median"),
     (lambda x: st.norm(x).mean(), "scipy.stats.norm.mean"),
     (lambda x: st.gamma.rvs(x, size=2, random_state=0), "scipy.stats.gamma.rvs"),
     (lambda x: st.multivariate_normal.cdf(x * np.ones(2)), "scipy.stats.multivariate_normal.cdf"),
@@ -288,7 +300,7 @@ def test_freezing_an_unsupported_distribution_with_traced_parameters_is_named():
 def test_plain_calls_reach_scipy_unchanged():
     # the class-level dispatchers pass untraced calls on (SciPy's own results and types)
     assert st.norm(1.0, 2.0).logpdf(0.5) == st.norm.logpdf(0.5, 1.0, 2.0)
-    assert isinstance(st.weibull_min(2.0).cdf(0.5), float)
+    assert isinstance(st.gompertz(2.0).cdf(0.5), float)
     assert st.multivariate_normal(np.zeros(2)).logpdf(np.ones(2)) == pytest.approx(
         -1 - np.log(2 * np.pi))
     np.testing.assert_allclose(st.norm.cdf(st.norm.ppf([0.1, 0.5])), [0.1, 0.5], rtol=1e-14)
