@@ -379,9 +379,10 @@ class _Discrete:
     upper: Callable[..., Any]  # the support's upper end from the shapes (lower: 0)
     argcheck: Callable[..., Any]
     logpmf: Callable[..., Any]
-    cdf: dict[str, Any]  # method -> SciPy's cdf or sf of floor(k), as a primitive
+    cdf: dict[str, Any]  # method -> SciPy's cdf, logcdf, sf or logsf of floor(k)
     counts: tuple[int, ...] = field(default=())  # shape positions that are integers
     shape_names: tuple[str, ...] = field(default=())
+    lower: float = 0.0  # the support's lower end (geom: 1)
 
 
 def _pois_logpmf(k: Any, mu: Any) -> Any:
@@ -404,13 +405,46 @@ def _signed(f: Callable[..., Any], sign: float) -> Callable[..., Any]:
 
 
 def _discrete_prims(dist: str, cdf: Callable[..., Any], sf: Callable[..., Any],
-                    partials: dict[int, Callable[..., Any]], params: tuple[str, ...]) -> Any:
+                    partials: dict[int, Callable[..., Any]], params: tuple[str, ...],
+                    counts: tuple[str, ...] = ("k", "n")) -> Any:
     out = {}
     for method, impl, sign in (("cdf", cdf, 1.0), ("logcdf", cdf, 1.0), ("sf", sf, -1.0),
                                ("logsf", sf, -1.0)):
         ps = {i: _signed(f, sign) for i, f in partials.items()}
-        out[method] = _value_primitive(dist, method, impl, ps, ("k", *params))
+        prim = _value_primitive(dist, method, impl, ps, ("k", *params), counts)
+        out[method] = prim if not method.startswith("log") else (
+            lambda p: lambda *v: np.log(p(*v)))(prim)
     return out
+
+
+def _geom_logpmf(k: Any, p: Any) -> Any:
+    return sc.xlog1py(k - 1, -p) + np.log(p)
+
+
+def _geom_cdf(k: Any, p: Any) -> Any:
+    return -np.expm1(np.log1p(-p) * k)
+
+
+def _nbinom_logpmf(k: Any, n: Any, p: Any) -> Any:
+    coeff = sc.gammaln(n + k) - sc.gammaln(k + 1) - sc.gammaln(n)
+    return coeff + n * np.log(p) + sc.xlog1py(k, -p)
+
+
+def _nbinom_dp(k: Any, n: Any, p: Any) -> Any:
+    # d/dp of the cdf I_p(n, k + 1): p^(n-1) (1-p)^k / B(n, k+1)
+    return np.exp(sc.xlogy(n - 1, p) + sc.xlog1py(k, -p) - sc.betaln(n, k + 1))
+
+
+_nbinom = _discrete_prims(
+    "nbinom", lambda k, n, p: type(st.nbinom)._cdf(st.nbinom, k, n, p),  # SciPy's own value
+    lambda k, n, p: type(st.nbinom)._sf(st.nbinom, k, n, p), {2: _nbinom_dp}, ("n", "p"),
+    counts=("k",))
+# SciPy's own logcdf (log1p(-betainc(k + 1, n, 1 - p)) where the cdf is above 1/2): its
+# partial in p is the cdf's over the cdf, exp(logcdf)
+_nbinom["logcdf"] = _value_primitive(
+    "nbinom", "logcdf", lambda k, n, p: type(st.nbinom)._logcdf(st.nbinom, k, n, p),
+    {2: lambda ans, k, n, p: _nbinom_dp(k, n, p) / np.exp(ans)}, ("k", "n", "p"),
+    counts=("k",), reads_ans=True)
 
 
 _poisson = _discrete_prims(
@@ -428,6 +462,23 @@ DISCRETE = {d.name: d for d in (
                   np.logical_and(np.greater_equal(n, 0), np.equal(np.floor(n), n)),
                   np.logical_and(np.greater_equal(p, 0), np.less_equal(p, 1))),
               _binom_logpmf, _binom, counts=(0,), shape_names=("n", "p")),
+    _Discrete("geom", lambda p: np.inf,
+              lambda p: np.logical_and(np.less_equal(p, 1), np.greater(p, 0)), _geom_logpmf,
+              {"cdf": _geom_cdf, "logcdf": lambda k, p: np.log(_geom_cdf(k, p)),
+               "sf": lambda k, p: np.exp(k * np.log1p(-p)),
+               "logsf": lambda k, p: k * np.log1p(-p)}, shape_names=("p",), lower=1.0),
+    # SciPy's bernoulli is binom with n = 1: on its support {0, 1} the cdf below 1 is 1 - p
+    _Discrete("bernoulli", lambda p: 1.0,
+              lambda p: np.logical_and(np.greater_equal(p, 0), np.less_equal(p, 1)),
+              lambda k, p: _binom_logpmf(k, 1.0, p),
+              {"cdf": lambda k, p: 1.0 - p + 0.0 * k,
+               "logcdf": lambda k, p: np.log(1.0 - p + 0.0 * k),
+               "sf": lambda k, p: p + 0.0 * k, "logsf": lambda k, p: np.log(p + 0.0 * k)},
+              shape_names=("p",)),
+    _Discrete("nbinom", lambda n, p: np.inf,
+              lambda n, p: np.logical_and(np.greater(n, 0), np.logical_and(
+                  np.greater(p, 0), np.less_equal(p, 1))),
+              _nbinom_logpmf, _nbinom, shape_names=("n", "p")),
 )}
 
 
@@ -446,24 +497,23 @@ def _discrete(d: _Discrete, method: str, k: Any, shapes: tuple[Any, ...], loc: A
     upper = d.upper(*shapes)
     # masked-out entries: a safe parameter (inside every supported one's domain: 0.5)
     ss = tuple(np.where(good, s, 1.0 if i in d.counts else 0.5) for i, s in enumerate(shapes))
+    lo = d.lower
     if method in ("pmf", "logpmf"):
-        ok = np.logical_and(np.logical_and(np.greater_equal(k, 0), np.less_equal(k, upper)),
+        ok = np.logical_and(np.logical_and(np.greater_equal(k, lo), np.less_equal(k, upper)),
                             np.equal(np.floor(k), k))
         ok = np.logical_and(ok, good)
-        ks = np.where(ok, k, 0.0)
+        ks = np.where(ok, k, lo)
         core = d.logpmf(ks, *ss)
         out = np.where(ok, core if method == "logpmf" else np.exp(core),
                        -np.inf if method == "logpmf" else 0.0)
     else:
-        ok = np.logical_and(np.logical_and(np.greater_equal(k, 0), np.less(k, upper)), good)
-        ks = np.where(ok, np.floor(k), 0.0)
+        ok = np.logical_and(np.logical_and(np.greater_equal(k, lo), np.less(k, upper)), good)
+        ks = np.where(ok, np.floor(k), lo)
         core = d.cdf[method](ks, *ss)
-        if method.startswith("log"):
-            core = np.log(core)
         if method in ("cdf", "logcdf"):
             edge = np.greater_equal(k, upper)
         else:
-            edge = np.less(k, 0)
+            edge = np.less(k, lo)
         one, zero = (0.0, -np.inf) if method.startswith("log") else (1.0, 0.0)
         out = np.where(ok, core, np.where(edge, one, zero))
     out = np.where(np.logical_and(good, ~np.isnan(k)), out, np.nan)
