@@ -1,6 +1,8 @@
 """scipy.stats distributions on traced values: norm, expon, gamma, beta, t, chi2, lognorm,
-laplace, cauchy (pdf, logpdf, cdf, logcdf, sf, logsf), poisson, binom (pmf, logpmf, cdf,
-logcdf, sf, logsf), multivariate_normal and dirichlet (pdf, logpdf); unfrozen
+laplace, cauchy, weibull_min, weibull_max, logistic, uniform, gumbel_r, gumbel_l, pareto,
+halfnorm, invgamma, rayleigh (pdf, logpdf, cdf, logcdf, sf, logsf, ppf, isf), poisson,
+binom, geom, bernoulli, nbinom (pmf, logpmf, cdf, logcdf, sf, logsf), multivariate_normal
+and dirichlet (pdf, logpdf); unfrozen
 (``st.gamma.logpdf(x, a, loc=, scale=)``) and frozen (``st.gamma(a, scale=s).logpdf(x)``).
 
 SciPy converts the arguments of these methods with ``np.asarray``. Each method of each
@@ -18,7 +20,8 @@ NumPy / scipy.special calls, so higher derivatives come from nesting. Where SciP
 cdf/sf is a special function dualrev has no rule for (incomplete beta, Student t,
 chi-squared, binomial and Poisson sums), a primitive here runs SciPy's own value and
 gives the derivative in the point (the density) and in the continuous parameters; the
-derivative of an incomplete gamma/beta function in its shape parameters is refused.
+derivative of an incomplete gamma/beta function in its shape parameters is refused, and
+so is that of its inverse (the quantiles of gamma, beta, t, chi2, invgamma).
 """
 
 from __future__ import annotations
