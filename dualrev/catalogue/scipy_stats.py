@@ -86,12 +86,13 @@ _COUNT_WHY = ("It is a discrete (integer) argument: only the continuous paramete
 
 def _value_primitive(dist: str, method: str, impl: Callable[..., Any],
                      partials: dict[int, Callable[..., Any]], params: tuple[str, ...],
-                     counts: tuple[str, ...] = ("k", "n"), reads_ans: bool = False) -> Any:
+                     counts: tuple[str, ...] = ("k", "n"), reads_ans: bool = False,
+                     shape_why: str = _SHAPE_WHY) -> Any:
     """An elementwise primitive computing SciPy's own value ``impl`` with the partials
     given by argument position; any other argument's partial is refused by name (as a
     count for the parameters in ``counts``, else as a shape parameter)."""
     full = [partials.get(i) or _refused(f"scipy.stats.{dist}.{method} w.r.t. {p}",
-                                        _COUNT_WHY if p in counts else _SHAPE_WHY)
+                                        _COUNT_WHY if p in counts else shape_why)
             for i, p in enumerate(params)]
     prim = elementwise(impl, *full, name=f"scipy.stats.{dist}.{method}")
     # The partials take the arguments as *v, so they cannot be named in saves=: each
@@ -409,12 +410,13 @@ def _signed(f: Callable[..., Any], sign: float) -> Callable[..., Any]:
 
 def _discrete_prims(dist: str, cdf: Callable[..., Any], sf: Callable[..., Any],
                     partials: dict[int, Callable[..., Any]], params: tuple[str, ...],
-                    counts: tuple[str, ...] = ("k", "n")) -> Any:
+                    counts: tuple[str, ...] = ("k", "n"), shape_why: str = _SHAPE_WHY) -> Any:
     out = {}
     for method, impl, sign in (("cdf", cdf, 1.0), ("logcdf", cdf, 1.0), ("sf", sf, -1.0),
                                ("logsf", sf, -1.0)):
         ps = {i: _signed(f, sign) for i, f in partials.items()}
-        prim = _value_primitive(dist, method, impl, ps, ("k", *params), counts)
+        prim = _value_primitive(dist, method, impl, ps, ("k", *params), counts,
+                                shape_why=shape_why)
         out[method] = prim if not method.startswith("log") else (
             lambda p: lambda *v: np.log(p(*v)))(prim)
     return out
@@ -438,16 +440,27 @@ def _nbinom_dp(k: Any, n: Any, p: Any) -> Any:
     return np.exp(sc.xlogy(n - 1, p) + sc.xlog1py(k, -p) - sc.betaln(n, k + 1))
 
 
+def _nbinom_logcdf(k: Any, n: Any, p: Any) -> Any:
+    # SciPy's _logcdf assigns into its arrays: it needs them 1-d (as SciPy's argsreduce
+    # hands them), so 0-d arguments are raveled and the result reshaped back
+    k, n, p = np.broadcast_arrays(k, n, p)
+    out = type(st.nbinom)._logcdf(st.nbinom, *(np.ravel(v) for v in (k, n, p)))
+    return np.reshape(out, k.shape)
+
+
+_NBINOM_WHY = ("Its derivative in n needs the derivative of the incomplete beta function "
+               "in its shape parameter, which dualrev does not have; p can be "
+               "differentiated (and n in pmf and logpmf).")
 _nbinom = _discrete_prims(
     "nbinom", lambda k, n, p: type(st.nbinom)._cdf(st.nbinom, k, n, p),  # SciPy's own value
     lambda k, n, p: type(st.nbinom)._sf(st.nbinom, k, n, p), {2: _nbinom_dp}, ("n", "p"),
-    counts=("k",))
+    counts=("k",), shape_why=_NBINOM_WHY)
 # SciPy's own logcdf (log1p(-betainc(k + 1, n, 1 - p)) where the cdf is above 1/2): its
 # partial in p is the cdf's over the cdf, exp(logcdf)
 _nbinom["logcdf"] = _value_primitive(
-    "nbinom", "logcdf", lambda k, n, p: type(st.nbinom)._logcdf(st.nbinom, k, n, p),
+    "nbinom", "logcdf", lambda k, n, p: _nbinom_logcdf(k, n, p),
     {2: lambda ans, k, n, p: _nbinom_dp(k, n, p) / np.exp(ans)}, ("k", "n", "p"),
-    counts=("k",), reads_ans=True)
+    counts=("k",), reads_ans=True, shape_why=_NBINOM_WHY)
 
 
 _poisson = _discrete_prims(

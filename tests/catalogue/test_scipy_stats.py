@@ -77,10 +77,11 @@ def test_discrete_values_equal_scipy_everywhere(name, method):
                          (0.5, 0.9)]}[name]
     for sh in params:
         for loc in (0, 1):
-            want = getattr(dist, method)(ks, *sh, loc=loc)
-            got = primal(lambda p, sh=sh, loc=loc: getattr(dist, method)(ks, *sh[:-1], p, loc=loc),
-                         sh[-1])
-            np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+            for k in (ks, 3.0):  # an array and a scalar (SciPy's methods see 1-d arrays)
+                want = getattr(dist, method)(k, *sh, loc=loc)
+                got = primal(lambda p, k=k, sh=sh, loc=loc: getattr(dist, method)(
+                    k, *sh[:-1], p, loc=loc), sh[-1])
+                np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
 
 
 # ---------------------------------------------------------------------------- frozen

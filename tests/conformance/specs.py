@@ -1111,6 +1111,7 @@ for dname, (params, names, (lo, hi)) in STATS_DISC.items():
             ps = (2.5, *params[1:])
         top = 1 if dname == "bernoulli" and m == "logsf" else hi  # sf(1) = 0
         add(nm, f, (Ints((3,), lo, top), *ps), shape="vec")
+        add(nm, f, (Ints((), lo, top), *ps), shape="0d")
         add(nm, f, (Ints((3,), lo + 1, top + 1), *ps), {"loc": 1}, shape="vec")
         add(nm, f, (Ints((2, 3), lo, top),), dict(zip(names, ps, strict=True)), shape="mat")
         add(nm, f, (Ints((3,), lo, top), *ps), shape="vec", fn=_frozen(dist, m),
