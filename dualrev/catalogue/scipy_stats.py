@@ -1,6 +1,8 @@
 """scipy.stats distributions on traced values: norm, expon, gamma, beta, t, chi2, lognorm,
-laplace, cauchy (pdf, logpdf, cdf, logcdf, sf, logsf), poisson, binom (pmf, logpmf, cdf,
-logcdf, sf, logsf), multivariate_normal and dirichlet (pdf, logpdf); unfrozen
+laplace, cauchy, weibull_min, weibull_max, logistic, uniform, gumbel_r, gumbel_l, pareto,
+halfnorm, invgamma, rayleigh (pdf, logpdf, cdf, logcdf, sf, logsf, ppf, isf), poisson,
+binom, geom, bernoulli, nbinom (pmf, logpmf, cdf, logcdf, sf, logsf), multivariate_normal
+and dirichlet (pdf, logpdf); unfrozen
 (``st.gamma.logpdf(x, a, loc=, scale=)``) and frozen (``st.gamma(a, scale=s).logpdf(x)``).
 
 SciPy converts the arguments of these methods with ``np.asarray``. Each method of each
@@ -18,7 +20,8 @@ NumPy / scipy.special calls, so higher derivatives come from nesting. Where SciP
 cdf/sf is a special function dualrev has no rule for (incomplete beta, Student t,
 chi-squared, binomial and Poisson sums), a primitive here runs SciPy's own value and
 gives the derivative in the point (the density) and in the continuous parameters; the
-derivative of an incomplete gamma/beta function in its shape parameters is refused.
+derivative of an incomplete gamma/beta function in its shape parameters is refused, and
+so is that of its inverse (the quantiles of gamma, beta, t, chi2, invgamma).
 """
 
 from __future__ import annotations
@@ -73,21 +76,29 @@ _SHAPE_WHY = ("Its derivative in a shape parameter needs the derivative of an in
               "gamma/beta function (or Student t / chi-squared distribution function) in "
               "its shape parameter, which dualrev does not have; the point, loc and scale "
               "can be differentiated.")
+_QUANTILE_WHY = ("Its derivative in a shape parameter needs the derivative of an inverse "
+                 "incomplete gamma/beta function (or Student t quantile) in its shape "
+                 "parameter, which dualrev does not have; q, loc and scale can be "
+                 "differentiated.")
 _COUNT_WHY = ("It is a discrete (integer) argument: only the continuous parameters can be "
               "differentiated.")
 
 
 def _value_primitive(dist: str, method: str, impl: Callable[..., Any],
-                     partials: dict[int, Callable[..., Any]], params: tuple[str, ...]) -> Any:
+                     partials: dict[int, Callable[..., Any]], params: tuple[str, ...],
+                     counts: tuple[str, ...] = ("k", "n"), reads_ans: bool = False,
+                     shape_why: str = _SHAPE_WHY) -> Any:
     """An elementwise primitive computing SciPy's own value ``impl`` with the partials
-    given by argument position; any other argument's partial is refused by name."""
+    given by argument position; any other argument's partial is refused by name (as a
+    count for the parameters in ``counts``, else as a shape parameter)."""
     full = [partials.get(i) or _refused(f"scipy.stats.{dist}.{method} w.r.t. {p}",
-                                        _COUNT_WHY if p in ("k", "n") else _SHAPE_WHY)
+                                        _COUNT_WHY if p in counts else shape_why)
             for i, p in enumerate(params)]
     prim = elementwise(impl, *full, name=f"scipy.stats.{dist}.{method}")
     # The partials take the arguments as *v, so they cannot be named in saves=: each
-    # given partial reads every argument (never the value), a refused one nothing.
-    every = frozenset(range(len(params)))
+    # given partial reads every argument (and the value with reads_ans), a refused one
+    # nothing.
+    every = frozenset(range(-1 if reads_ans else 0, len(params)))
     prim.saves = tuple((every if i in partials else frozenset(), frozenset())
                        for i in range(len(params)))
     return prim
@@ -108,6 +119,13 @@ class _Continuous:
     logsf: Callable[..., Any] | None = None
     argcheck: Callable[..., Any] | None = None  # SciPy's default: every shape > 0
     open_density: bool = False  # the density is 0 at the support's ends too (lognorm)
+    ppf: Callable[..., Any] | None = None  # the quantile function and its complement
+    isf: Callable[..., Any] | None = None
+    # the (f, other) terms of the generic logcdf/logsf by method, where they are not
+    # (cdf, sf) and (sf, cdf): primitives that refuse a shape's derivative by that name
+    logs: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] | None = None
+    # shapes whose quantile derivative is refused (an inverse incomplete gamma/beta)
+    quantile_refuses: tuple[str, ...] = ()
 
     def valid(self, shapes: tuple[Any, ...]) -> Any:
         if self.argcheck is not None:
@@ -142,14 +160,55 @@ def _continuous(d: _Continuous, method: str, x: Any, shapes: tuple[Any, ...], lo
     elif method == "cdf":
         out = np.where(ok, d.cdf(zs, *ss), np.where(np.greater_equal(z, b), 1.0, 0.0))
     elif method == "logcdf":
-        f = d.logcdf or (lambda *v: np.log(d.cdf(*v)))
-        out = np.where(ok, f(zs, *ss), np.where(np.greater_equal(z, b), 0.0, -np.inf))
+        core = d.logcdf(zs, *ss) if d.logcdf else _generic_log(d, zs, ss, True)
+        out = np.where(ok, core, np.where(np.greater_equal(z, b), 0.0, -np.inf))
     elif method == "sf":
         out = np.where(ok, d.sf(zs, *ss), np.where(np.less_equal(z, a), 1.0, 0.0))
     else:  # logsf
-        f = d.logsf or (lambda *v: np.log(d.sf(*v)))
-        out = np.where(ok, f(zs, *ss), np.where(np.less_equal(z, a), 0.0, -np.inf))
+        core = d.logsf(zs, *ss) if d.logsf else _generic_log(d, zs, ss, False)
+        out = np.where(ok, core, np.where(np.less_equal(z, a), 0.0, -np.inf))
     return np.where(np.logical_and(good, ~np.isnan(z)), out, np.nan)
+
+
+def _generic_log(d: _Continuous, z: Any, shapes: tuple[Any, ...], below: bool) -> Any:
+    """SciPy's generic logcdf (``below``) or logsf: log(f) on the near side of the median,
+    log1p(-other) on the far side, where f (cdf or sf) is close to 1."""
+    assert d.ppf is not None
+    method = "logcdf" if below else "logsf"
+    f, other = d.logs[method] if d.logs else ((d.cdf, d.sf) if below else (d.sf, d.cdf))
+    # the median only chooses the branch: its plain value (no derivative in the shapes)
+    med = d.ppf(0.5, *(without_derivatives(s) for s in shapes))
+    near = np.less(z, med) if below else np.greater(z, med)
+    # each branch evaluated at the median where it is not taken: its log(0) would reach
+    # the derivative through np.where (0 * inf)
+    return np.where(near, np.log(f(np.where(near, z, med), *shapes)),
+                    np.log1p(-other(np.where(near, med, z), *shapes)))
+
+
+def _quantile(d: _Continuous, method: str, q: Any, shapes: tuple[Any, ...], loc: Any,
+              scale: Any) -> Any:
+    # SciPy's ppf/isf: the support's ends at q = 0 and 1, nan outside [0, 1], for nan q
+    # and for invalid parameters (a nan loc too)
+    if dtype_of(q) in (np.float32, np.float16):
+        q = astype(q, np.float64)
+    good = np.logical_and(np.logical_and(d.valid(shapes), np.greater(scale, 0)),
+                          np.equal(loc, loc))
+    inner = np.logical_and(np.logical_and(np.greater(q, 0), np.less(q, 1)), good)
+    # masked-out entries: the median's q and safe parameters (no inf/nan derivative)
+    qs = np.where(inner, q, 0.5)
+    ss = tuple(np.where(good, s, 1.0) for s in shapes)
+    sc_ = np.where(good, scale, 1.0)
+    f = d.ppf if method == "ppf" else d.isf
+    assert f is not None
+    core = f(qs, *ss) * sc_ + loc
+    a, b = d.support
+    at0, at1 = (a, b) if method == "ppf" else (b, a)
+
+    def end(e: float) -> Any:  # e * scale + loc, as SciPy computes it for a finite end
+        return e * sc_ + loc if np.isfinite(e) else e
+
+    out = np.where(np.equal(q, 0), end(at0), np.where(np.equal(q, 1), end(at1), np.nan))
+    return np.where(inner, core, np.where(good, out, np.nan))
 
 
 def _norm_logpdf(z: Any) -> Any:
@@ -196,15 +255,16 @@ def _dz(logpdf: Callable[..., Any], sign: float = 1.0) -> Callable[..., Any]:
 
 def _shape_cdfs(dist: str, logpdf: Callable[..., Any], cdf: Callable[..., Any],
                 sf: Callable[..., Any], params: tuple[str, ...]) -> dict[str, Any]:
-    """cdf/sf (and their logs) as primitives of SciPy's value, with the point's partial
-    (the density); each method refuses the shape parameters' by its own name."""
-    out = {}
-    for method, impl, sign in (("cdf", cdf, 1.0), ("logcdf", cdf, 1.0), ("sf", sf, -1.0),
-                               ("logsf", sf, -1.0)):
-        prim = _value_primitive(dist, method, impl, {0: _dz(logpdf, sign)}, ("x", *params))
-        out[method] = prim if not method.startswith("log") else (
-            lambda p: lambda *v: np.log(p(*v)))(prim)
-    return out
+    """cdf/sf as primitives of SciPy's value, with the point's partial (the density);
+    each refuses the shape parameters' by its own name (also in the terms of logcdf and logsf,
+    named by those methods)."""
+    def prim(method: str, impl: Callable[..., Any], sign: float) -> Any:
+        return _value_primitive(dist, method, impl, {0: _dz(logpdf, sign)}, ("x", *params))
+
+    return {"cdf": prim("cdf", cdf, 1.0), "sf": prim("sf", sf, -1.0),
+            # the two terms of SciPy's generic logcdf and logsf, named by that method
+            "logs": {"logcdf": (prim("logcdf", cdf, 1.0), prim("logcdf", sf, -1.0)),
+                     "logsf": (prim("logsf", sf, -1.0), prim("logsf", cdf, 1.0))}}
 
 
 _gamma = _shape_cdfs("gamma", _gamma_logpdf, lambda z, a: sc.gammainc(a, z),
@@ -216,27 +276,101 @@ _t = _shape_cdfs("t", _t_logpdf, lambda z, df: sc.stdtr(df, z),
 _chi2 = _shape_cdfs("chi2", _chi2_logpdf, lambda z, df: sc.chdtr(df, z),
                     lambda z, df: sc.chdtrc(df, z), ("df",))
 
+def _weibull_logpdf(z: Any, c: Any) -> Any:
+    return np.log(c) + sc.xlogy(c - 1, z) - z ** c
+
+
+def _logistic_logpdf(z: Any) -> Any:
+    # log(expit(z) expit(-z)): SciPy's -|z| - 2 log1p(exp(-|z|)) without the kink at 0
+    # that would make a second derivative there wrong
+    return sc.log_expit(z) + sc.log_expit(-z)
+
+
+def _invgamma_logpdf(z: Any, a: Any) -> Any:
+    return -(a + 1) * np.log(z) - sc.gammaln(a) - 1.0 / z
+
+
+def _laplace_ppf(q: Any) -> Any:
+    # both branches are finite for q in (0, 1)
+    return np.where(np.greater(q, 0.5), -np.log(2 * (1 - q)), np.log(2 * q))
+
+
+def _cauchy_ppf(q: Any) -> Any:
+    # SciPy's (Boost's) -1/tan(pi p), with p = q - 1 above the median for accuracy; the
+    # median itself is 0 exactly, written so that its derivative (pi) survives
+    p = np.where(np.greater(q, 0.5), q - 1, q)
+    return np.where(np.equal(q, 0.5), np.pi * (q - 0.5), -1 / np.tan(np.pi * p))
+
+
+_invgamma = _shape_cdfs("invgamma", _invgamma_logpdf, lambda z, a: sc.gammaincc(a, 1.0 / z),
+                        lambda z, a: sc.gammainc(a, 1.0 / z), ("a",))
+
 CONTINUOUS = {d.name: d for d in (
     _Continuous("norm", (-np.inf, np.inf), 0.0, _norm_logpdf, sc.ndtr,
-                lambda z: sc.ndtr(-z), sc.log_ndtr, lambda z: sc.log_ndtr(-z)),
+                lambda z: sc.ndtr(-z), sc.log_ndtr, lambda z: sc.log_ndtr(-z),
+                ppf=sc.ndtri, isf=lambda q: -sc.ndtri(q)),
     _Continuous("expon", (0.0, np.inf), 1.0, lambda z: -z, lambda z: -np.expm1(-z),
-                lambda z: np.exp(-z), logsf=lambda z: -z),
+                lambda z: np.exp(-z), logsf=lambda z: -z,
+                ppf=lambda q: -np.log1p(-q), isf=lambda q: -np.log(q)),
     _Continuous("gamma", (0.0, np.inf), 1.0, _gamma_logpdf, _gamma["cdf"], _gamma["sf"],
-                _gamma["logcdf"], _gamma["logsf"]),
+                logs=_gamma["logs"], ppf=lambda q, a: sc.gammaincinv(a, q),
+                isf=lambda q, a: sc.gammainccinv(a, q), quantile_refuses=("a",)),
     _Continuous("beta", (0.0, 1.0), 0.5, _beta_logpdf, _beta["cdf"], _beta["sf"],
-                _beta["logcdf"], _beta["logsf"]),
-    _Continuous("t", (-np.inf, np.inf), 0.0, _t_logpdf, _t["cdf"], _t["sf"], _t["logcdf"],
-                _t["logsf"]),
+                logs=_beta["logs"], ppf=lambda q, a, b: sc.betaincinv(a, b, q),
+                isf=lambda q, a, b: sc.betainccinv(a, b, q), quantile_refuses=("a", "b")),
+    _Continuous("t", (-np.inf, np.inf), 0.0, _t_logpdf, _t["cdf"], _t["sf"],
+                logs=_t["logs"], ppf=lambda q, df: sc.stdtrit(df, q),
+                isf=lambda q, df: -sc.stdtrit(df, q), quantile_refuses=("df",)),
     _Continuous("chi2", (0.0, np.inf), 1.0, _chi2_logpdf, _chi2["cdf"], _chi2["sf"],
-                _chi2["logcdf"], _chi2["logsf"]),
+                logs=_chi2["logs"], ppf=lambda q, df: 2 * sc.gammaincinv(df / 2, q),
+                isf=lambda q, df: sc.chdtri(df, q), quantile_refuses=("df",)),
     _Continuous("lognorm", (0.0, np.inf), 1.0, _lognorm_logpdf,
                 lambda z, s: sc.ndtr(np.log(z) / s), lambda z, s: sc.ndtr(-np.log(z) / s),
                 lambda z, s: sc.log_ndtr(np.log(z) / s),
-                lambda z, s: sc.log_ndtr(-np.log(z) / s), open_density=True),
+                lambda z, s: sc.log_ndtr(-np.log(z) / s), open_density=True,
+                ppf=lambda q, s: np.exp(s * sc.ndtri(q)),
+                isf=lambda q, s: np.exp(-s * sc.ndtri(q))),
     _Continuous("laplace", (-np.inf, np.inf), 0.0, lambda z: -np.abs(z) - np.log(2.0),
-                _laplace_cdf, lambda z: _laplace_cdf(-z)),
+                _laplace_cdf, lambda z: _laplace_cdf(-z), ppf=_laplace_ppf,
+                isf=lambda q: -_laplace_ppf(q)),
     _Continuous("cauchy", (-np.inf, np.inf), 0.0, _cauchy_logpdf,
-                lambda z: np.arctan2(1.0, -z) / np.pi, lambda z: np.arctan2(1.0, z) / np.pi),
+                lambda z: np.arctan2(1.0, -z) / np.pi, lambda z: np.arctan2(1.0, z) / np.pi,
+                ppf=_cauchy_ppf, isf=lambda q: -_cauchy_ppf(q)),
+    _Continuous("weibull_min", (0.0, np.inf), 1.0, _weibull_logpdf,
+                lambda z, c: -np.expm1(-z ** c), lambda z, c: np.exp(-z ** c),
+                logsf=lambda z, c: -z ** c, ppf=lambda q, c: (-np.log1p(-q)) ** (1.0 / c),
+                isf=lambda q, c: (-np.log(q)) ** (1 / c)),
+    _Continuous("weibull_max", (-np.inf, 0.0), -1.0, lambda z, c: _weibull_logpdf(-z, c),
+                lambda z, c: np.exp(-(-z) ** c), lambda z, c: -np.expm1(-(-z) ** c),
+                logcdf=lambda z, c: -(-z) ** c, ppf=lambda q, c: -(-np.log(q)) ** (1.0 / c),
+                isf=lambda q, c: -(-np.log(1.0 - q)) ** (1.0 / c)),
+    _Continuous("logistic", (-np.inf, np.inf), 0.0, _logistic_logpdf, sc.expit,
+                lambda z: sc.expit(-z), sc.log_expit, lambda z: sc.log_expit(-z),
+                ppf=sc.logit, isf=lambda q: -sc.logit(q)),
+    _Continuous("uniform", (0.0, 1.0), 0.5, lambda z: 0.0 * z, lambda z: z,
+                lambda z: 1.0 - z, ppf=lambda q: q, isf=lambda q: 1.0 - q),
+    _Continuous("gumbel_r", (-np.inf, np.inf), 0.0, lambda z: -z - np.exp(-z),
+                lambda z: np.exp(-np.exp(-z)), lambda z: -np.expm1(-np.exp(-z)),
+                logcdf=lambda z: -np.exp(-z), ppf=lambda q: -np.log(-np.log(q)),
+                isf=lambda q: -np.log(-np.log1p(-q))),
+    _Continuous("gumbel_l", (-np.inf, np.inf), 0.0, lambda z: z - np.exp(z),
+                lambda z: -np.expm1(-np.exp(z)), lambda z: np.exp(-np.exp(z)),
+                logsf=lambda z: -np.exp(z), ppf=lambda q: np.log(-np.log1p(-q)),
+                isf=lambda q: np.log(-np.log(q))),
+    _Continuous("pareto", (1.0, np.inf), 2.0, lambda z, b: np.log(b) - (b + 1) * np.log(z),
+                lambda z, b: 1 - z ** (-b), lambda z, b: z ** (-b),
+                ppf=lambda q, b: (1 - q) ** (-1.0 / b), isf=lambda q, b: q ** (-1.0 / b)),
+    _Continuous("halfnorm", (0.0, np.inf), 1.0, lambda z: 0.5 * np.log(2.0 / np.pi) - z * z / 2.0,
+                lambda z: sc.erf(z / np.sqrt(2)), lambda z: 2 * sc.ndtr(-z),
+                ppf=lambda q: sc.ndtri((1 + q) / 2.0), isf=lambda q: -sc.ndtri(q / 2)),
+    _Continuous("invgamma", (0.0, np.inf), 1.0, _invgamma_logpdf, _invgamma["cdf"],
+                _invgamma["sf"], logs=_invgamma["logs"], open_density=True,
+                ppf=lambda q, a: 1.0 / sc.gammainccinv(a, q),
+                isf=lambda q, a: 1.0 / sc.gammaincinv(a, q), quantile_refuses=("a",)),
+    _Continuous("rayleigh", (0.0, np.inf), 1.0, lambda z: np.log(z) - 0.5 * z * z,
+                lambda z: -np.expm1(-0.5 * z * z), lambda z: np.exp(-0.5 * z * z),
+                logsf=lambda z: -0.5 * z * z, open_density=True,
+                ppf=lambda q: np.sqrt(-2 * np.log1p(-q)), isf=lambda q: np.sqrt(-2 * np.log(q))),
 )}
 
 
@@ -249,9 +383,10 @@ class _Discrete:
     upper: Callable[..., Any]  # the support's upper end from the shapes (lower: 0)
     argcheck: Callable[..., Any]
     logpmf: Callable[..., Any]
-    cdf: dict[str, Any]  # method -> SciPy's cdf or sf of floor(k), as a primitive
+    cdf: dict[str, Any]  # method -> SciPy's cdf, logcdf, sf or logsf of floor(k)
     counts: tuple[int, ...] = field(default=())  # shape positions that are integers
     shape_names: tuple[str, ...] = field(default=())
+    lower: float = 0.0  # the support's lower end (geom: 1)
 
 
 def _pois_logpmf(k: Any, mu: Any) -> Any:
@@ -274,13 +409,58 @@ def _signed(f: Callable[..., Any], sign: float) -> Callable[..., Any]:
 
 
 def _discrete_prims(dist: str, cdf: Callable[..., Any], sf: Callable[..., Any],
-                    partials: dict[int, Callable[..., Any]], params: tuple[str, ...]) -> Any:
+                    partials: dict[int, Callable[..., Any]], params: tuple[str, ...],
+                    counts: tuple[str, ...] = ("k", "n"), shape_why: str = _SHAPE_WHY) -> Any:
     out = {}
     for method, impl, sign in (("cdf", cdf, 1.0), ("logcdf", cdf, 1.0), ("sf", sf, -1.0),
                                ("logsf", sf, -1.0)):
         ps = {i: _signed(f, sign) for i, f in partials.items()}
-        out[method] = _value_primitive(dist, method, impl, ps, ("k", *params))
+        prim = _value_primitive(dist, method, impl, ps, ("k", *params), counts,
+                                shape_why=shape_why)
+        out[method] = prim if not method.startswith("log") else (
+            lambda p: lambda *v: np.log(p(*v)))(prim)
     return out
+
+
+def _geom_logpmf(k: Any, p: Any) -> Any:
+    return sc.xlog1py(k - 1, -p) + np.log(p)
+
+
+def _geom_cdf(k: Any, p: Any) -> Any:
+    return -np.expm1(np.log1p(-p) * k)
+
+
+def _nbinom_logpmf(k: Any, n: Any, p: Any) -> Any:
+    coeff = sc.gammaln(n + k) - sc.gammaln(k + 1) - sc.gammaln(n)
+    return coeff + n * np.log(p) + sc.xlog1py(k, -p)
+
+
+def _nbinom_dp(k: Any, n: Any, p: Any) -> Any:
+    # d/dp of the cdf I_p(n, k + 1): p^(n-1) (1-p)^k / B(n, k+1)
+    return np.exp(sc.xlogy(n - 1, p) + sc.xlog1py(k, -p) - sc.betaln(n, k + 1))
+
+
+def _nbinom_logcdf(k: Any, n: Any, p: Any) -> Any:
+    # SciPy's _logcdf assigns into its arrays: it needs them 1-d (as SciPy's argsreduce
+    # hands them), so 0-d arguments are raveled and the result reshaped back
+    k, n, p = np.broadcast_arrays(k, n, p)
+    out = type(st.nbinom)._logcdf(st.nbinom, *(np.ravel(v) for v in (k, n, p)))
+    return np.reshape(out, k.shape)
+
+
+_NBINOM_WHY = ("Its derivative in n needs the derivative of the incomplete beta function "
+               "in its shape parameter, which dualrev does not have; p can be "
+               "differentiated (and n in pmf and logpmf).")
+_nbinom = _discrete_prims(
+    "nbinom", lambda k, n, p: type(st.nbinom)._cdf(st.nbinom, k, n, p),  # SciPy's own value
+    lambda k, n, p: type(st.nbinom)._sf(st.nbinom, k, n, p), {2: _nbinom_dp}, ("n", "p"),
+    counts=("k",), shape_why=_NBINOM_WHY)
+# SciPy's own logcdf (log1p(-betainc(k + 1, n, 1 - p)) where the cdf is above 1/2): its
+# partial in p is the cdf's over the cdf, exp(logcdf)
+_nbinom["logcdf"] = _value_primitive(
+    "nbinom", "logcdf", lambda k, n, p: _nbinom_logcdf(k, n, p),
+    {2: lambda ans, k, n, p: _nbinom_dp(k, n, p) / np.exp(ans)}, ("k", "n", "p"),
+    counts=("k",), reads_ans=True, shape_why=_NBINOM_WHY)
 
 
 _poisson = _discrete_prims(
@@ -298,6 +478,23 @@ DISCRETE = {d.name: d for d in (
                   np.logical_and(np.greater_equal(n, 0), np.equal(np.floor(n), n)),
                   np.logical_and(np.greater_equal(p, 0), np.less_equal(p, 1))),
               _binom_logpmf, _binom, counts=(0,), shape_names=("n", "p")),
+    _Discrete("geom", lambda p: np.inf,
+              lambda p: np.logical_and(np.less_equal(p, 1), np.greater(p, 0)), _geom_logpmf,
+              {"cdf": _geom_cdf, "logcdf": lambda k, p: np.log(_geom_cdf(k, p)),
+               "sf": lambda k, p: np.exp(k * np.log1p(-p)),
+               "logsf": lambda k, p: k * np.log1p(-p)}, shape_names=("p",), lower=1.0),
+    # SciPy's bernoulli is binom with n = 1: on its support {0, 1} the cdf below 1 is 1 - p
+    _Discrete("bernoulli", lambda p: 1.0,
+              lambda p: np.logical_and(np.greater_equal(p, 0), np.less_equal(p, 1)),
+              lambda k, p: _binom_logpmf(k, 1.0, p),
+              {"cdf": lambda k, p: 1.0 - p + 0.0 * k,
+               "logcdf": lambda k, p: np.log(1.0 - p + 0.0 * k),
+               "sf": lambda k, p: p + 0.0 * k, "logsf": lambda k, p: np.log(p + 0.0 * k)},
+              shape_names=("p",)),
+    _Discrete("nbinom", lambda n, p: np.inf,
+              lambda n, p: np.logical_and(np.greater(n, 0), np.logical_and(
+                  np.greater(p, 0), np.less_equal(p, 1))),
+              _nbinom_logpmf, _nbinom, shape_names=("n", "p")),
 )}
 
 
@@ -316,24 +513,23 @@ def _discrete(d: _Discrete, method: str, k: Any, shapes: tuple[Any, ...], loc: A
     upper = d.upper(*shapes)
     # masked-out entries: a safe parameter (inside every supported one's domain: 0.5)
     ss = tuple(np.where(good, s, 1.0 if i in d.counts else 0.5) for i, s in enumerate(shapes))
+    lo = d.lower
     if method in ("pmf", "logpmf"):
-        ok = np.logical_and(np.logical_and(np.greater_equal(k, 0), np.less_equal(k, upper)),
+        ok = np.logical_and(np.logical_and(np.greater_equal(k, lo), np.less_equal(k, upper)),
                             np.equal(np.floor(k), k))
         ok = np.logical_and(ok, good)
-        ks = np.where(ok, k, 0.0)
+        ks = np.where(ok, k, lo)
         core = d.logpmf(ks, *ss)
         out = np.where(ok, core if method == "logpmf" else np.exp(core),
                        -np.inf if method == "logpmf" else 0.0)
     else:
-        ok = np.logical_and(np.logical_and(np.greater_equal(k, 0), np.less(k, upper)), good)
-        ks = np.where(ok, np.floor(k), 0.0)
+        ok = np.logical_and(np.logical_and(np.greater_equal(k, lo), np.less(k, upper)), good)
+        ks = np.where(ok, np.floor(k), lo)
         core = d.cdf[method](ks, *ss)
-        if method.startswith("log"):
-            core = np.log(core)
         if method in ("cdf", "logcdf"):
             edge = np.greater_equal(k, upper)
         else:
-            edge = np.less(k, 0)
+            edge = np.less(k, lo)
         one, zero = (0.0, -np.inf) if method.startswith("log") else (1.0, 0.0)
         out = np.where(ok, core, np.where(edge, one, zero))
     out = np.where(np.logical_and(good, ~np.isnan(k)), out, np.nan)
@@ -352,6 +548,23 @@ def _continuous_rule(name: str, method: str) -> Callable[..., Any]:
         # loc= and scale=; anything else is SciPy's TypeError
         shapes, loc, scale = dist._parse_args(*args, **kwds)
         return _continuous(d, method, x, shapes, loc, scale)
+
+    rule.__name__ = f"{name}.{method}"
+    rule.__doc__ = f"scipy.stats.{name}.{method} on traced values."
+    return rule
+
+
+def _quantile_rule(name: str, method: str) -> Callable[..., Any]:
+    d = CONTINUOUS[name]
+    dist = getattr(st, name)
+    names = tuple(n.strip() for n in (dist.shapes or "").split(",") if n.strip())
+
+    def rule(q: Any, *args: Any, **kwds: Any) -> Any:
+        shapes, loc, scale = dist._parse_args(*args, **kwds)  # SciPy's parser (see above)
+        for n, v in zip(names, shapes, strict=True):
+            if n in d.quantile_refuses and _carries_derivative(v):
+                raise NoDerivativeRule(f"scipy.stats.{name}.{method} w.r.t. {n}", _QUANTILE_WHY)
+        return _quantile(d, method, q, shapes, loc, scale)
 
     rule.__name__ = f"{name}.{method}"
     rule.__doc__ = f"scipy.stats.{name}.{method} on traced values."
@@ -434,6 +647,10 @@ def dirichlet_pdf(x: Any, alpha: Any) -> Any:
 for _name in CONTINUOUS:
     for _m in CONTINUOUS_METHODS:
         RULES[(_name, _m)] = _continuous_rule(_name, _m)
+for _name, _d in CONTINUOUS.items():
+    for _m in ("ppf", "isf"):
+        if getattr(_d, _m) is not None:
+            RULES[(_name, _m)] = _quantile_rule(_name, _m)
 for _name in DISCRETE:
     for _m in DISCRETE_METHODS:
         RULES[(_name, _m)] = _discrete_rule(_name, _m)
@@ -573,4 +790,4 @@ _patch(_mv.dirichlet_gen, "__call__",
 
 __all__ = ["RULES", "supported", "mvn_logpdf", "mvn_pdf", "dirichlet_logpdf",
            "dirichlet_pdf"]
-del _name, _m, _rule
+del _name, _m, _rule, _d

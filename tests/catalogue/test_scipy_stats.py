@@ -15,8 +15,12 @@ import dualrev as dr
 from dualrev.catalogue.scipy_stats import CONTINUOUS, DISCRETE
 
 SHAPES = {"norm": (), "expon": (), "gamma": (2.5,), "beta": (2.0, 3.0), "t": (3.5,),
-          "chi2": (3.0,), "lognorm": (0.7,), "laplace": (), "cauchy": ()}
-DISC = {"poisson": (2.5,), "binom": (6, 0.3)}
+          "chi2": (3.0,), "lognorm": (0.7,), "laplace": (), "cauchy": (),
+          "weibull_min": (1.7,), "weibull_max": (1.7,), "logistic": (), "uniform": (),
+          "gumbel_r": (), "gumbel_l": (), "pareto": (2.5,), "halfnorm": (), "invgamma": (2.5,),
+          "rayleigh": ()}
+DISC = {"poisson": (2.5,), "binom": (6, 0.3), "geom": (0.3,), "bernoulli": (0.3,),
+        "nbinom": (2.5, 0.4)}
 CONT_METHODS = ("pdf", "logpdf", "cdf", "logcdf", "sf", "logsf")
 DISC_METHODS = ("pmf", "logpmf", "cdf", "logcdf", "sf", "logsf")
 
@@ -63,16 +67,21 @@ def test_continuous_values_equal_scipy_everywhere(name, method):
 @pytest.mark.parametrize("method", DISC_METHODS)
 @pytest.mark.parametrize("name", sorted(DISC))
 def test_discrete_values_equal_scipy_everywhere(name, method):
-    ks = np.array([-1.0, 0.0, 1.0, 2.0, 2.5, 3.0, 4.0, 10.0, np.nan])
+    ks = np.array([-1.0, 0.0, 1.0, 2.0, 2.5, 3.0, 4.0, 10.0, 60.0, np.nan, np.inf, -np.inf])
     dist = getattr(st, name)
     params = {"poisson": [(2.5,), (-1.0,), (0.0,)],
-              "binom": [(4, 0.3), (4, 1.2), (4.5, 0.3), (4, 0.0), (4, 1.0)]}[name]
+              "binom": [(4, 0.3), (4, 1.2), (4.5, 0.3), (4, 0.0), (4, 1.0)],
+              "geom": [(0.3,), (1.0,), (0.0,), (1.2,)],
+              "bernoulli": [(0.3,), (0.0,), (1.0,), (1.3,)],
+              "nbinom": [(2.5, 0.3), (3, 0.6), (0.0, 0.3), (2.5, 1.0), (2.5, 0.0),
+                         (0.5, 0.9)]}[name]
     for sh in params:
         for loc in (0, 1):
-            want = getattr(dist, method)(ks, *sh, loc=loc)
-            got = primal(lambda p, sh=sh, loc=loc: getattr(dist, method)(ks, *sh[:-1], p, loc=loc),
-                         sh[-1])
-            np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+            for k in (ks, 3.0):  # an array and a scalar (SciPy's methods see 1-d arrays)
+                want = getattr(dist, method)(k, *sh, loc=loc)
+                got = primal(lambda p, k=k, sh=sh, loc=loc: getattr(dist, method)(
+                    k, *sh[:-1], p, loc=loc), sh[-1])
+                np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
 
 
 # ---------------------------------------------------------------------------- frozen
@@ -80,7 +89,7 @@ def test_discrete_values_equal_scipy_everywhere(name, method):
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_frozen_equals_unfrozen_continuous(name, method):
     dist, sh = getattr(st, name), SHAPES[name]
-    x = 0.4 if name == "beta" else 0.8
+    x = {"beta": 0.4, "pareto": 2.0, "weibull_max": -0.8}.get(name, 0.8)  # inside the support
 
     def unfrozen(x, loc, scale):
         return getattr(dist, method)(x, *sh, loc=loc, scale=scale)
@@ -102,7 +111,9 @@ def test_frozen_equals_unfrozen_continuous(name, method):
 @pytest.mark.parametrize("name", sorted(DISC))
 def test_frozen_equals_unfrozen_discrete(name, method):
     dist, sh = getattr(st, name), DISC[name]
-    k = np.array([0, 1, 2, 4])
+    # inside the support (a logpmf of -inf has no finite differences)
+    k = np.array({"bernoulli": [0, 1, 1, 0] if method != "logsf" else [0, 0, 0, 0],
+                  "geom": [1, 2, 3, 5]}.get(name, [0, 1, 2, 4]))
 
     def unfrozen(p):
         return np.sum(getattr(dist, method)(k, *sh[:-1], p))
@@ -156,10 +167,18 @@ def test_multivariate_frozen_and_dirichlet():
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_derivative_of_cdf_is_scipys_pdf(name):
     dist, sh = getattr(st, name), SHAPES[name]
-    xs = np.array([0.2, 0.45, 0.7]) if name == "beta" else np.array([-0.6, 0.4, 1.3, 2.2])
-    xs = xs if name in ("norm", "t", "laplace", "cauchy", "beta") else np.abs(xs)
-    pdf = dist.pdf(xs, *sh, loc=0.1 if name != "beta" else 0.0, scale=1.2)
-    loc = 0.1 if name != "beta" else 0.0
+    # points inside the support of (x - 0.1) / 1.2 (beta, uniform: of x / 1.2)
+    xs = np.array([0.2, 0.45, 0.7]) if name in ("beta", "uniform") else np.array(
+        [-0.6, 0.4, 1.3, 2.2])
+    if name in ("expon", "gamma", "chi2", "lognorm", "weibull_min", "halfnorm", "invgamma",
+                "rayleigh"):
+        xs = np.abs(xs)
+    elif name == "weibull_max":
+        xs = -np.abs(xs)
+    elif name == "pareto":
+        xs = np.abs(xs) + 1.5
+    loc = 0.0 if name in ("beta", "uniform") else 0.1
+    pdf = dist.pdf(xs, *sh, loc=loc, scale=1.2)
     cdf = lambda x, m: getattr(dist, m)(x, *sh, loc=loc, scale=1.2)
     d_cdf = dr.vmap(dr.grad(lambda x: cdf(x, "cdf")))(xs)
     np.testing.assert_allclose(d_cdf, pdf, rtol=1e-12)
@@ -193,7 +212,8 @@ def _hessian_fd(f, x, h=1e-4):
     return np.stack([(g(x + h * e) - g(x - h * e)) / (2 * h) for e in np.eye(len(x))])
 
 
-@pytest.mark.parametrize("name", ["norm", "gamma", "beta", "t", "lognorm", "binom", "poisson"])
+@pytest.mark.parametrize("name", ["norm", "gamma", "beta", "t", "lognorm", "binom", "poisson",
+                                  "weibull_min", "nbinom"])
 def test_hessian_of_a_log_likelihood(name):
     rng = np.random.default_rng(1)
     if name == "binom":
@@ -204,6 +224,10 @@ def test_hessian_of_a_log_likelihood(name):
         data = rng.poisson(2.0, 20)
         nll = lambda th: -np.sum(st.poisson(th[0]).logpmf(data))
         th = np.array([1.8])
+    elif name == "nbinom":  # n is a real > 0: its logpmf is differentiable in it
+        data = rng.negative_binomial(2.5, 0.4, 20)
+        nll = lambda th: -np.sum(st.nbinom.logpmf(data, th[0], th[1]))
+        th = np.array([2.2, 0.45])
     else:
         dist, sh = getattr(st, name), SHAPES[name]
         data = dist.rvs(*sh, size=20, random_state=rng)
@@ -219,24 +243,108 @@ def test_hessian_of_a_log_likelihood(name):
     np.testing.assert_allclose(H, H.T, rtol=1e-12)
 
 
+# ---------------------------------------------------------------------------- quantiles
+QUANTILES = sorted(n for n in SHAPES if CONTINUOUS[n].ppf is not None)
+QS = np.array([-0.1, 0.0, 1e-12, 0.1, 0.5, 0.7, 1 - 1e-12, 1.0, 1.2, np.nan])
+
+
+def test_every_continuous_distribution_has_quantiles():
+    assert QUANTILES == sorted(SHAPES)
+
+
+@pytest.mark.parametrize("method", ["ppf", "isf"])
+@pytest.mark.parametrize("name", QUANTILES)
+def test_quantile_values_equal_scipy_everywhere(name, method):
+    # q in (0, 1), at 0 and 1 (the support's ends), outside and nan; invalid parameters
+    dist, shapes = getattr(st, name), SHAPES[name]
+    for sh in {shapes, tuple(-s for s in shapes), tuple(0.5 for s in shapes)}:
+        for loc, scale in [(0.0, 1.0), (0.2, 1.7), (0.0, -1.0), (np.nan, 1.0)]:
+            want = getattr(dist, method)(QS, *sh, loc=loc, scale=scale)
+            got = primal(lambda q, sh=sh, loc=loc, scale=scale: getattr(dist, method)(
+                q, *sh, loc=loc, scale=scale), QS)
+            np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", QUANTILES)
+def test_quantiles_invert_the_cdf_and_their_derivative_is_one_over_the_density(name):
+    dist, sh = getattr(st, name), SHAPES[name]
+    kw = {"loc": 0.3, "scale": 1.4}
+    # the median too (cauchy's is a branch of its own), but not laplace's kink
+    q = np.array([0.05, 0.3, 0.45 if name == "laplace" else 0.5, 0.8, 0.97])
+    x = dist.ppf(q, *sh, **kw)
+    ppf = lambda q: dist.ppf(q, *sh, **kw)
+    isf = lambda q: dist.isf(q, *sh, **kw)
+    np.testing.assert_allclose(primal(lambda v: dist.cdf(ppf(v), *sh, **kw), q), q, rtol=1e-10)
+    np.testing.assert_allclose(primal(lambda v: dist.sf(isf(v), *sh, **kw), q), q, rtol=1e-10)
+    np.testing.assert_allclose(primal(lambda v: ppf(dist.cdf(v, *sh, **kw)), x), x, rtol=1e-10)
+    pdf = dist.pdf(x, *sh, **kw)
+    np.testing.assert_allclose(dr.vmap(dr.grad(ppf))(q), 1 / pdf, rtol=1e-9)
+    np.testing.assert_allclose(dr.vmap(dr.grad(isf))(1 - q), -1 / pdf, rtol=1e-9)
+    # second order: d2x/dq2 = -pdf'(x) / pdf(x)^3, pdf' from the traced pdf
+    dpdf = dr.vmap(dr.grad(lambda v: dist.pdf(v, *sh, **kw)))(x)
+    np.testing.assert_allclose(dr.vmap(dr.grad(dr.grad(ppf)))(q), -dpdf / pdf ** 3,
+                               rtol=1e-7, atol=1e-9 * np.max(np.abs(dpdf / pdf ** 3)))
+    # loc and scale: x = loc + scale * standard quantile
+    for i, v in enumerate((0.3, 1.4)):
+        f = lambda t, i=i: dist.ppf(q, *sh, **({"loc": t, "scale": 1.4} if i == 0 else
+                                               {"loc": 0.3, "scale": t}))
+        np.testing.assert_allclose(dr.jacfwd(f)(v), fd(f, v), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in QUANTILES if not CONTINUOUS[n].quantile_refuses
+                                        and SHAPES[n]))
+def test_quantile_shape_derivatives(name):
+    dist, sh = getattr(st, name), SHAPES[name]
+    q = np.array([0.1, 0.5, 0.9])
+    for m in ("ppf", "isf"):
+        f = lambda s, m=m: getattr(dist, m)(q, s, loc=0.2)
+        np.testing.assert_allclose(dr.jacrev(f)(sh[0]), fd(f, sh[0]), rtol=1e-6)
+        # frozen equals unfrozen
+        g = lambda s, m=m: getattr(dist(s, loc=0.2), m)(q)
+        np.testing.assert_allclose(dr.jacfwd(g)(sh[0]), dr.jacrev(f)(sh[0]), rtol=1e-13)
+
+
+def test_nbinom_pmf_is_differentiable_in_n():
+    k = np.array([0, 1, 3, 7])
+    for m in ("pmf", "logpmf"):
+        f = lambda n, m=m: getattr(st.nbinom, m)(k, n, 0.4)
+        np.testing.assert_allclose(dr.jacfwd(f)(2.5), fd(f, 2.5), rtol=1e-6)
+        np.testing.assert_allclose(dr.jacrev(dr.jacfwd(f))(2.5),
+                                   fd(dr.jacfwd(f), 2.5), rtol=1e-5)
+
+
+def test_weibull_mle_hessian():
+    rng = np.random.default_rng(7)
+    data = st.weibull_min.rvs(1.7, scale=2.0, size=40, random_state=rng)
+
+    def nll(th):  # shape, loc, scale
+        return -np.sum(st.weibull_min.logpdf(data, th[0], loc=th[1], scale=th[2]))
+
+    th = np.array([1.6, -0.2, 2.1])  # loc below every sample
+    H = dr.hessian(nll)(th)
+    np.testing.assert_allclose(H, _hessian_fd(nll, th), rtol=1e-5, atol=1e-7 * np.max(np.abs(H)))
+    np.testing.assert_allclose(H, H.T, rtol=1e-12)
+
+
 # ---------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("call", [
-    lambda x: st.weibull_min.logpdf(x, 2.0),
-    lambda x: st.weibull_min(2.0).logpdf(x),
-    lambda c: st.weibull_min(c).logpdf(0.5),
-    lambda x: st.geom.logpmf(2, x),
+    lambda x: st.gompertz.logpdf(x, 2.0),
+    lambda x: st.gompertz(2.0).logpdf(x),
+    lambda c: st.gompertz(c).logpdf(0.5),
+    lambda x: st.logser.logpmf(2, x),
 ], ids=["unfrozen", "frozen", "frozen-param", "discrete"])
 def test_unsupported_distribution_is_named(call):
     with pytest.raises(dr.NoDerivativeRule) as e:
         dr.grad(call)(0.6)
     msg = str(e.value)
-    assert "scipy.stats.weibull_min.logpdf" in msg or "scipy.stats.geom.logpmf" in msg
-    assert "norm (pdf, logpdf, cdf, logcdf, sf, logsf)" in msg  # the supported ones
+    assert "scipy.stats.gompertz.logpdf" in msg or "scipy.stats.logser.logpmf" in msg
+    assert "norm (pdf, logpdf, cdf, logcdf, sf, logsf, ppf, isf)" in msg  # the supported ones
     assert "import" not in msg  # not the dispatcher-bypassed message
 
 
 @pytest.mark.parametrize(("call", "name"), [
-    (lambda x: st.norm.ppf(x), "scipy.stats.norm.ppf"),
+    (lambda x: st.poisson.ppf(x, 2.0), "scipy.stats.poisson.ppf"),
+    (lambda x: st.norm(x).median(), "scipy.stats.norm.median"),
     (lambda x: st.norm(x).mean(), "scipy.stats.norm.mean"),
     (lambda x: st.gamma.rvs(x, size=2, random_state=0), "scipy.stats.gamma.rvs"),
     (lambda x: st.multivariate_normal.cdf(x * np.ones(2)), "scipy.stats.multivariate_normal.cdf"),
@@ -259,6 +367,18 @@ def test_unsupported_method_is_named(call, name):
     (lambda b: st.beta.sf(0.3, 2.0, b), "scipy.stats.beta.sf w.r.t. b"),
     (lambda df: st.t.cdf(0.3, df), "scipy.stats.t.cdf w.r.t. df"),
     (lambda df: st.chi2.logcdf(0.3, df), "scipy.stats.chi2.logcdf w.r.t. df"),
+    (lambda a: st.invgamma.cdf(0.3, a), "scipy.stats.invgamma.cdf w.r.t. a"),
+    (lambda a: st.invgamma(a).logsf(0.3), "scipy.stats.invgamma.logsf w.r.t. a"),
+    (lambda a: st.gamma.ppf(0.3, a), "scipy.stats.gamma.ppf w.r.t. a"),
+    (lambda a: st.gamma(a).isf(0.3), "scipy.stats.gamma.isf w.r.t. a"),
+    (lambda b: st.beta.isf(0.3, 2.0, b), "scipy.stats.beta.isf w.r.t. b"),
+    (lambda df: st.t.ppf(0.3, df), "scipy.stats.t.ppf w.r.t. df"),
+    (lambda df: st.chi2.isf(0.3, df), "scipy.stats.chi2.isf w.r.t. df"),
+    (lambda a: st.invgamma.ppf(0.3, a), "scipy.stats.invgamma.ppf w.r.t. a"),
+    (lambda n: st.nbinom.cdf(2, n, 0.3), "scipy.stats.nbinom.cdf w.r.t. n"),
+    (lambda n: st.nbinom(n, 0.3).logsf(2), "scipy.stats.nbinom.logsf w.r.t. n"),
+    (lambda k: st.geom.pmf(k, 0.3), "scipy.stats.geom.pmf w.r.t. k"),
+    (lambda m: st.bernoulli.cdf(0, 0.3, loc=m), "scipy.stats.bernoulli.cdf w.r.t. loc"),
 ])
 @pytest.mark.parametrize("mode", ["grad", "jvp"])
 def test_refused_derivatives_are_named(call, what, mode):
@@ -288,7 +408,7 @@ def test_freezing_an_unsupported_distribution_with_traced_parameters_is_named():
 def test_plain_calls_reach_scipy_unchanged():
     # the class-level dispatchers pass untraced calls on (SciPy's own results and types)
     assert st.norm(1.0, 2.0).logpdf(0.5) == st.norm.logpdf(0.5, 1.0, 2.0)
-    assert isinstance(st.weibull_min(2.0).cdf(0.5), float)
+    assert isinstance(st.gompertz(2.0).cdf(0.5), float)
     assert st.multivariate_normal(np.zeros(2)).logpdf(np.ones(2)) == pytest.approx(
         -1 - np.log(2 * np.pi))
     np.testing.assert_allclose(st.norm.cdf(st.norm.ppf([0.1, 0.5])), [0.1, 0.5], rtol=1e-14)

@@ -1030,7 +1030,20 @@ STATS_CONT = {
     "t": ("real", (("df", "gt1"),), True), "chi2": ("pos", (("df", "gt1"),), True),
     "lognorm": ("pos", (("s", "pos"),), False), "laplace": ("real", (), False),
     "cauchy": ("real", (), False),
+    "weibull_min": ("pos", (("c", "gt1"),), False),
+    "weibull_max": ("neg", (("c", "gt1"),), False),
+    "logistic": ("real", (), False), "uniform": ("prob", (), False),
+    "gumbel_r": ("real", (), False), "gumbel_l": ("real", (), False),
+    "pareto": ("gt1", (("b", "gt1"),), False), "halfnorm": ("pos", (), False),
+    "invgamma": ("pos", (("a", "gt1"),), True), "rayleigh": ("pos", (), False),
 }
+# The keyword cases' point domain and loc/scale, keeping z inside the support: z in
+# (0.11, 0.71) for the unit-interval supports, z > 1.76 for pareto, z < 0 for weibull_max
+_UNIT_KW = ("gt1", {"loc": A((), "prob"), "scale": 4.0})
+STATS_KW = {"beta": _UNIT_KW, "uniform": _UNIT_KW,
+            "pareto": ("gt1", {"loc": A((), "neg"), "scale": A((), "prob")}),
+            "weibull_max": ("neg", {"loc": A((), "prob"), "scale": A((), "pos")})}
+_KW = ("gt1", {"loc": A((), "prob"), "scale": A((), "pos")})
 
 
 def _frozen(dist: Any, method: str) -> Callable[..., Any]:
@@ -1042,6 +1055,7 @@ def _frozen(dist: Any, method: str) -> Callable[..., Any]:
 
 for dname, (xdom, shapes, refuses) in STATS_CONT.items():
     dist = getattr(st, dname)
+    xk, kw = STATS_KW.get(dname, _KW)
     for m in ("pdf", "logpdf", "cdf", "logcdf", "sf", "logsf"):
         f, nm = getattr(dist, m), f"st.{dname}.{m}"
         plain = refuses and m not in ("pdf", "logpdf")  # shapes constant: refused below
@@ -1049,40 +1063,69 @@ for dname, (xdom, shapes, refuses) in STATS_CONT.items():
         add(nm, f, (A((3,), xdom), *sh), shape="vec", dtypes=REAL)
         add(nm, f, (A((), xdom), *sh), shape="0d")
         if dname == "beta":  # z = (x - loc) / scale inside (0, 1)
-            kw = {"loc": A((), "prob"), "scale": 4.0}
             add(nm, f, (A((3,), "prob"), *sh, 0.0, A((), "gt1")), shape="vec",
                 label="loc,scale")
-        else:
-            kw = {"loc": A((), "prob"), "scale": A((), "pos")}
-        xk = "gt1"
         named = {p: v for (p, _), v in zip(shapes, sh, strict=True)}
         add(nm, f, (A((3,), xk),), {**named, **kw}, shape="vec")
-        add(nm, f, (A((2, 3), xk), *sh), {"loc": A((3,), "prob")} | (
-            {"scale": 4.0} if dname == "beta" else {}), shape="mat", label="bcast")
+        bkw = {"loc": A((3,), kw["loc"].dom)} | (
+            {"scale": kw["scale"]} if not isinstance(kw["scale"], A) else {})
+        add(nm, f, (A((2, 3), xk), *sh), bkw, shape="mat", label="bcast")
         add(nm, f, (A((3,), xk), *sh), kw, shape="vec", fn=_frozen(dist, m), label="frozen")
         if plain:
             for p, d in shapes:
                 add(nm, f, (A((3,), xdom),), {**named, p: A((), d)}, shape="vec",
                     label=f"{p} traced", kind="raises", raises=NoDerivativeRule)
+    # quantiles: q away from 1/2 where loc is 0 (the symmetric ones vanish there); the
+    # shapes of an inverse incomplete gamma/beta constant, refused when traced
+    for m in ("ppf", "isf"):
+        f, nm = getattr(dist, m), f"st.{dname}.{m}"
+        sh = tuple(2.5 if refuses else A((), d) for _, d in shapes)
+        named = {p: v for (p, _), v in zip(shapes, sh, strict=True)}
+        add(nm, f, (A((3,), "tail"), *sh), shape="vec", dtypes=REAL)
+        add(nm, f, (A((), "tail"), *sh), shape="0d")
+        qkw = {"loc": A((), "prob"), "scale": A((), "pos")}
+        add(nm, f, (A((3,), "prob"),), {**named, **qkw}, shape="vec")
+        add(nm, f, (A((2, 3), "prob"), *sh), {"loc": A((3,), "prob")}, shape="mat",
+            label="bcast")
+        add(nm, f, (A((3,), "prob"), *sh), qkw, shape="vec", fn=_frozen(dist, m),
+            label="frozen")
+        if refuses:
+            for p, d in shapes:
+                add(nm, f, (A((3,), "prob"),), {**named, p: A((), d)}, shape="vec",
+                    label=f"{p} traced", kind="raises", raises=NoDerivativeRule)
 
-# Discrete: the counts k are plain integers (a traced k, or binom's n, is refused)
-STATS_DISC = {"poisson": ((A((), "pos"),), ("mu",)), "binom": ((6, A((), "prob")), ("n", "p"))}
-for dname, (params, names) in STATS_DISC.items():
+# Discrete: the counts k are plain integers (a traced k, or binom's n, is refused);
+# each distribution's parameters, their names and the counts drawn (inside the support,
+# where the log methods are finite)
+STATS_DISC = {"poisson": ((A((), "pos"),), ("mu",), (0, 5)),
+              "binom": ((6, A((), "prob")), ("n", "p"), (0, 5)),
+              "geom": ((A((), "prob"),), ("p",), (1, 6)),
+              "bernoulli": ((A((), "prob"),), ("p",), (0, 2)),
+              "nbinom": ((A((), "gt1"), A((), "prob")), ("n", "p"), (0, 5))}
+for dname, (params, names, (lo, hi)) in STATS_DISC.items():
     dist = getattr(st, dname)
     for m in ("pmf", "logpmf", "cdf", "logcdf", "sf", "logsf"):
         f, nm = getattr(dist, m), f"st.{dname}.{m}"
-        add(nm, f, (Ints((3,), 0, 5), *params), shape="vec")
-        add(nm, f, (Ints((3,), 1, 6), *params), {"loc": 1}, shape="vec")
-        add(nm, f, (Ints((2, 3), 0, 5),), dict(zip(names, params, strict=True)), shape="mat")
-        add(nm, f, (Ints((3,), 0, 5), *params), shape="vec", fn=_frozen(dist, m),
+        ps = params
+        if dname == "nbinom" and m not in ("pmf", "logpmf"):  # n refused in the cdf
+            ps = (2.5, *params[1:])
+        top = 1 if dname == "bernoulli" and m == "logsf" else hi  # sf(1) = 0
+        add(nm, f, (Ints((3,), lo, top), *ps), shape="vec")
+        add(nm, f, (Ints((), lo, top), *ps), shape="0d")
+        add(nm, f, (Ints((3,), lo + 1, top + 1), *ps), {"loc": 1}, shape="vec")
+        add(nm, f, (Ints((2, 3), lo, top),), dict(zip(names, ps, strict=True)), shape="mat")
+        add(nm, f, (Ints((3,), lo, top), *ps), shape="vec", fn=_frozen(dist, m),
             label="frozen")
-        add(nm, f, (A((3,), "pos"), *params), shape="vec", label="k traced", kind="raises",
+        add(nm, f, (A((3,), "pos"), *ps), shape="vec", label="k traced", kind="raises",
             raises=NoDerivativeRule)
-        add(nm, f, (Ints((3,), 0, 5), *params), {"loc": A(())}, shape="vec",
+        add(nm, f, (Ints((3,), lo, top), *ps), {"loc": A(())}, shape="vec",
             label="loc traced", kind="raises", raises=NoDerivativeRule)
-    for m in ("logpmf", "cdf"):
-        add(f"st.binom.{m}", getattr(st.binom, m), (Ints((3,), 0, 5), A((), "gt1"), 0.3),
-            shape="vec", label="n traced", kind="raises", raises=NoDerivativeRule)
+for m in ("logpmf", "cdf"):
+    add(f"st.binom.{m}", getattr(st.binom, m), (Ints((3,), 0, 5), A((), "gt1"), 0.3),
+        shape="vec", label="n traced", kind="raises", raises=NoDerivativeRule)
+for m in ("cdf", "logcdf", "sf", "logsf"):
+    add(f"st.nbinom.{m}", getattr(st.nbinom, m), (Ints((3,), 0, 5), A((), "gt1"), 0.3),
+        shape="vec", label="n traced", kind="raises", raises=NoDerivativeRule)
 
 for m in ("logpdf", "pdf"):
     MVN = getattr(st.multivariate_normal, m)
