@@ -255,6 +255,14 @@ class BatchedValueError(DualrevError):
         super().__init__(msg)
 
 
+class CustomRuleError(DualrevError):
+    """A ``custom_jvp`` or ``custom_vjp`` rule returned something that does not fit the
+    function it describes (a cotangent or tangent of the wrong shape, count, structure or
+    kind), or a ``custom_vjp`` whose backward rule is not linear in its cotangent met
+    forward mode. The message names the function, the rule, the argument or output, and
+    what was expected against what came back."""
+
+
 class NotSavedError(RuntimeError):
     """A VJP rule used a value its primitive's ``saves`` declaration does not keep on the
     tape. This is a bug in the primitive (its declaration), not in the user's code, so it

@@ -153,3 +153,460 @@ def test_transposed_custom_jvp_keeps_the_imaginary_part():
     # d(Re + Im) = Re((2 conj(z) + 2z - 2iz) dz) under the pairing Re(ct * t)
     g = dr.grad(lambda a: np.sum(np.real(sq(a)) + np.imag(sq(a))))(z)
     np.testing.assert_allclose(g, 2 * np.conj(z) + 2 * z * (1 - 1j), rtol=1e-14)
+
+
+# ---------------------------------------------------------------- residuals by reference
+@dr.custom_vjp
+def scale(x, w):
+    return x * w
+
+
+scale.defvjp(lambda x, w: (scale(x, w), (w,)), lambda res, g: (g * res[0], None))
+
+
+def test_a_residual_rewritten_after_the_call_does_not_change_the_pullback():
+    # the issue's example: grad 7 instead of 1 when w was held by reference
+    w = np.ones(3)
+    _, pull = dr.vjp(lambda x: scale(x, w), np.ones(3))
+    w[:] = 7.0
+    np.testing.assert_array_equal(pull(np.ones(3))[0], np.ones(3))
+
+
+def test_a_residual_the_caller_holds_outside_the_arguments_is_copied_too():
+    buf = np.array([2.0, 3.0])
+
+    @dr.custom_vjp
+    def f(x):
+        return x * buf
+
+    f.defvjp(lambda x: (f(x), buf), lambda b, g: (g * b,))  # a closed-over work buffer
+
+    def loss(x):
+        y = f(x)
+        buf[:] = -1.0  # the work buffer is reused before the backward pass
+        return np.sum(y)
+
+    np.testing.assert_array_equal(dr.grad(loss)(np.ones(2)), [2.0, 3.0])
+
+
+def test_an_unchanged_residual_array_shares_one_copy():
+    # the tape's copy-sharing: the same unchanged weight at every step is copied once
+    from dualrev.reverse import Tape
+    from dualrev.tracer import new_level
+
+    w = np.arange(4.0)
+    tape = Tape(new_level())
+    x = tape.input(np.ones(4))
+    for _ in range(3):
+        x = scale(x, w)
+    kept = [node[2]["residuals"].value[0] for node in tape.nodes[1:]]
+    assert all(k is kept[0] for k in kept) and kept[0] is not w
+    w[0] = 5.0  # changed: the next use gets a fresh copy
+    scale(x, w)
+    newer = tape.nodes[-1][2]["residuals"].value[0]
+    assert newer is not kept[0] and newer[0] == 5.0 and kept[0][0] == 0.0
+    tape.finish()
+
+
+# ---------------------------------------------------------------- malformed rules
+def _vjp_returning(*cts):
+    @dr.custom_vjp
+    def f(x):
+        return 2 * x
+
+    f.defvjp(lambda x: (f(x), None), lambda res, g: cts)
+    return f
+
+
+@pytest.mark.parametrize("cts, match", [
+    ((np.ones(5),), r"custom_vjp\(f\) returned a value of shape \(5,\) for argument 0, "
+                    r"whose shape is \(3,\)"),
+    ((1.0,), r"shape \(\) for argument 0, whose shape is \(3,\)"),
+    ((np.ones(3), np.ones(3)), r"tuple of 1 cotangent\(s\).*a tuple of length 2"),
+    ((np.ones(3, complex),), r"complex value for argument 0, which is real"),
+])
+def test_a_malformed_bwd_rule_is_refused(cts, match):
+    f = _vjp_returning(*cts)
+    x = np.ones(3)
+    with pytest.raises(dr.CustomRuleError, match=match):
+        dr.grad(lambda x: np.sum(f(x)))(x)
+    with pytest.raises(dr.CustomRuleError, match=match):
+        dr.jacrev(f)(x)
+    with pytest.raises(dr.CustomRuleError, match=match):  # under vmap too
+        dr.vmap(dr.grad(lambda x: np.sum(f(x))))(np.ones((2, 3)))
+    with pytest.raises(dr.CustomRuleError, match=match):  # and in forward mode
+        dr.jvp(f, (x,), (x,))
+
+
+def test_a_bwd_rule_must_return_none_for_a_static_argument():
+    @dr.custom_vjp
+    def f(x, how):
+        return 2 * x
+
+    f.defvjp(lambda x, how: (f(x, how), None), lambda res, g: (2 * g, 0.0))
+    with pytest.raises(dr.CustomRuleError, match=r"argument 1, which is not an array \(str\)"):
+        dr.grad(lambda x: f(x, "fast"))(1.0)
+
+
+def _jvp_returning(out_shape, tangent):
+    @dr.custom_jvp
+    def f(x):
+        return 2 * x
+
+    f.defjvp(lambda p, t: (np.zeros(out_shape), tangent))
+    return f
+
+
+@pytest.mark.parametrize("out_shape, tangent, match", [
+    ((3,), np.ones(5), r"custom_jvp\(f\) returned a tangent of shape \(5,\) for the output, "
+                       r"whose shape is \(3,\)"),
+    ((2,), np.ones(3), r"returned a primal of shape \(2,\) for the output, but the function "
+                       r"returns shape \(3,\)"),
+    ((3,), np.ones(3, complex), r"complex tangent for the output, which is real"),
+    ((3,), None, r"None as the tangent of the output"),
+])
+def test_a_malformed_jvp_rule_is_refused(out_shape, tangent, match):
+    f = _jvp_returning(out_shape, tangent)
+    x = np.ones(3)
+    for run in (lambda: dr.jvp(f, (x,), (x,)), lambda: dr.jacfwd(f)(x),
+                lambda: dr.grad(lambda x: np.sum(f(x)))(x),
+                lambda: dr.vmap(lambda x: dr.jvp(f, (x,), (x,))[1])(np.ones((2, 3)))):
+        with pytest.raises(dr.CustomRuleError, match=match):
+            run()
+
+
+def test_a_jvp_rule_must_return_a_pair():
+    @dr.custom_jvp
+    def f(x):
+        return 2 * x
+
+    f.defjvp(lambda p, t: 2 * t[0])
+    with pytest.raises(dr.CustomRuleError, match=r"must return a pair \(output, output_tangent\)"):
+        dr.jvp(f, (1.0,), (1.0,))
+
+
+@pytest.mark.parametrize("fwd_out, match", [
+    (lambda y: y, r"fwd rule of custom_vjp\(f\) must return a pair \(output, residuals\); "
+                  r"it returned a ndarray"),
+    (lambda y: (y, None, None), r"must return a pair.*a tuple of length 3"),
+    (lambda y: ((y, y), None), r"returned a tuple as the output"),
+])
+def test_a_fwd_rule_of_the_wrong_structure_is_refused(fwd_out, match):
+    @dr.custom_vjp
+    def f(x):
+        return 2 * x
+
+    f.defvjp(lambda x: fwd_out(f(x)), lambda res, g: (2 * g,))
+    x = np.ones(2)
+    for run in (lambda: dr.grad(lambda x: np.sum(f(x)))(x), lambda: dr.jacfwd(f)(x)):
+        with pytest.raises(dr.CustomRuleError, match=match):
+            run()
+
+
+# ---------------------------------------------------------------- forward mode by the rules
+def test_forward_mode_over_custom_vjp_uses_its_rules_not_its_body():
+    # cube's body converts its input (np.asarray): forward mode used to trace it and fail
+    x = np.array([0.5, -1.0, 2.0])
+    t = np.array([1.0, -2.0, 0.5])
+    np.testing.assert_allclose(dr.jvp(cube, (x,), (t,))[1], 3 * x**2 * t, rtol=1e-15)
+    np.testing.assert_allclose(dr.jacfwd(cube)(x), np.diag(3 * x**2), rtol=1e-15)
+    np.testing.assert_allclose(dr.jacobian(lambda x: np.tile(cube(x), 2))(x),
+                               np.tile(np.diag(3 * x**2), (2, 1)), rtol=1e-15)
+    np.testing.assert_allclose(dr.hessian(lambda x: np.sum(cube(x)))(x), np.diag(6 * x),
+                               rtol=1e-15)
+    np.testing.assert_allclose(dr.hessian(lambda x: np.sum(cube(x)))(x),
+                               dr.hessian(lambda x: np.sum(x**3))(x), rtol=1e-15)
+    check_grads(cube, (x,), order=3)  # every mix of modes against finite differences
+
+
+def test_forward_mode_uses_the_rules_even_where_they_differ_from_the_body():
+    # the rules define the derivative in every mode: forward must equal reverse
+    @dr.custom_vjp
+    def f(x):
+        return np.sin(x)
+
+    f.defvjp(lambda x: (f(x), x), lambda x, g: (g * 10.0 * np.cos(x),))
+    x = np.array([0.3, 1.2])
+    np.testing.assert_allclose(dr.jacfwd(f)(x), dr.jacrev(f)(x), rtol=1e-15)
+    np.testing.assert_allclose(dr.jacfwd(f)(x), np.diag(10 * np.cos(x)), rtol=1e-15)
+
+
+def test_forward_mode_over_custom_vjp_with_several_and_static_arguments():
+    @dr.custom_vjp
+    def f(x, y, how):
+        xa, ya = np.asarray(x), np.asarray(y)  # not differentiable
+        return xa * ya**2 if how == "sq" else xa * ya
+
+    def f_fwd(x, y, how):
+        return f(x, y, how), (x, y, how)
+
+    def f_bwd(res, g):
+        x, y, how = res
+        if how == "sq":
+            return g * y**2, g * 2 * x * y, None
+        return g * y, g * x, None
+
+    f.defvjp(f_fwd, f_bwd)
+    x, y = np.array([0.5, -1.5]), np.array([2.0, 0.7])
+    for how, ref in (("sq", lambda x, y: x * y**2), ("lin", lambda x, y: x * y)):
+        g = lambda x, y: np.sum(np.sin(f(x, y, how)))  # noqa: B023
+        r = lambda x, y: np.sum(np.sin(ref(x, y)))  # noqa: B023
+        for argnums in (0, 1, (0, 1)):
+            np.testing.assert_allclose(dr.hessian(g, argnums)(x, y),
+                                       dr.hessian(r, argnums)(x, y), rtol=1e-13, atol=1e-15)
+        check_grads(lambda x, y: f(x, y, how), (x, y), order=2)  # noqa: B023
+        np.testing.assert_allclose(dr.jacfwd(f, (0, 1))(x, y, how=how)[1],
+                                   dr.jacrev(f, (0, 1))(x, y, how=how)[1], rtol=1e-15)
+
+
+def test_hessian_of_an_opaque_scipy_likelihood_wrapped_in_custom_vjp():
+    # The lifelines pattern: a log-likelihood term evaluated by plain SciPy (a compiled
+    # call dualrev cannot trace) inside custom_vjp, fitted with a Hessian.
+    import scipy.special as sc
+
+    @dr.custom_vjp
+    def log_gammainc(a, x):
+        return np.log(sc.gammainc(float(a), np.asarray(x)))
+
+    def fwd(a, x):
+        return log_gammainc(a, x), (a, x)
+
+    def bwd(res, g):
+        a, x = res
+        # d/dx log P(a, x) = x^(a-1) e^-x / (Gamma(a) P(a, x)); a is held fixed here
+        return None, g * np.exp((a - 1) * np.log(x) - x - sc.gammaln(a)) / sc.gammainc(a, x)
+
+    log_gammainc.defvjp(fwd, bwd)
+    x = np.array([0.5, 1.5, 4.0])
+    f = lambda x: np.sum(log_gammainc(2.5, x))
+    ref = lambda x: np.sum(np.log(sc.gammainc(2.5, x)))  # differentiable by dualrev
+    np.testing.assert_allclose(dr.hessian(f)(x), dr.hessian(ref)(x), rtol=1e-12)
+    np.testing.assert_allclose(dr.jacfwd(dr.grad(f))(x), dr.jacrev(dr.grad(f))(x),
+                               rtol=1e-13)
+    check_grads(lambda x: log_gammainc(2.5, x), (x,), order=2)
+
+
+def test_forward_mode_over_custom_vjp_under_vmap_and_nesting():
+    x = np.array([0.5, -1.0, 2.0])
+    xs = np.stack([x, 2 * x])
+    ones = np.ones(3)
+    np.testing.assert_allclose(dr.vmap(lambda x: dr.jvp(cube, (x,), (ones,))[1])(xs),
+                               3 * xs**2, rtol=1e-15)
+    np.testing.assert_allclose(dr.jvp(dr.vmap(cube), (xs,), (np.ones_like(xs),))[1],
+                               3 * xs**2, rtol=1e-15)
+    np.testing.assert_allclose(dr.vmap(dr.hessian(lambda x: np.sum(cube(x))))(xs),
+                               [np.diag(6 * v) for v in xs], rtol=1e-15)
+    # forward over forward: the second derivative 6x
+    d2 = dr.jvp(lambda x: dr.jvp(cube, (x,), (ones,))[1], (x,), (ones,))[1]
+    np.testing.assert_allclose(d2, 6 * x, rtol=1e-15)
+
+
+def test_forward_mode_over_custom_vjp_follows_the_complex_convention():
+    @dr.custom_vjp
+    def sq(z):
+        return np.asarray(z) ** 2
+
+    sq.defvjp(lambda z: (sq(z), z), lambda z, g: (g * 2 * z,))  # JAX's: ct * f'(z)
+    z = np.array([1 + 2j, 0.5 - 1j])
+    np.testing.assert_allclose(dr.jvp(sq, (z,), (np.ones(2, complex),))[1], 2 * z)
+    np.testing.assert_allclose(dr.jacfwd(sq, holomorphic=True)(z),
+                               dr.jacrev(sq, holomorphic=True)(z), rtol=1e-15)
+
+    @dr.custom_vjp
+    def cis(x):  # a real input, a complex output: the cotangent is the real part
+        return np.exp(1j * np.asarray(x))
+
+    cis.defvjp(lambda x: (cis(x), x), lambda x, g: (np.real(g * 1j * np.exp(1j * x)),))
+    x = np.array([0.3, 1.1])
+    np.testing.assert_allclose(dr.jacfwd(cis)(x), np.diag(1j * np.exp(1j * x)), rtol=1e-15)
+    check_grads(cis, (x,), order=2)
+
+
+def test_forward_mode_refuses_a_backward_rule_that_is_not_linear():
+    @dr.custom_vjp
+    def f(x):
+        return x
+
+    f.defvjp(lambda x: (f(x), None), lambda res, g: (g + 1.0,))
+    with pytest.raises(dr.CustomRuleError, match=r"linear in the cotangent g, but "
+                                                 r"bwd\(res, 0\) gave a nonzero"):
+        dr.jvp(f, (1.0,), (1.0,))
+
+    @dr.custom_vjp
+    def h(x):
+        return x
+
+    h.defvjp(lambda x: (h(x), None), lambda res, g: (2.0 * float(g),))
+    assert dr.grad(h)(1.0) == 2.0  # reverse mode runs bwd on plain values
+    with pytest.raises(dr.CustomRuleError, match=r"transposes its bwd rule.*`float\(g\)`"):
+        dr.jacfwd(h)(1.0)
+
+
+# ---------------------------------------------------------------- one bwd call per pass
+def test_the_backward_rule_runs_once_per_pass():
+    calls = []
+
+    @dr.custom_vjp
+    def f(a, b, c):
+        return a * b * c
+
+    def bwd(res, g):
+        calls.append(1)
+        a, b, c = res
+        return g * b * c, g * a * c, g * a * b
+
+    f.defvjp(lambda a, b, c: (f(a, b, c), (a, b, c)), bwd)
+    assert dr.grad(f, argnums=(0, 1, 2))(1.0, 2.0, 3.0) == (6.0, 3.0, 2.0)
+    assert len(calls) == 1
+    a = np.array([1.0, 2.0])
+    J = dr.jacrev(f, argnums=(0, 1, 2))(a, 2 * a, 3 * a)  # one batched pass
+    assert len(calls) == 2
+    np.testing.assert_allclose(J[2], np.diag(a * 2 * a))
+    # a pullback called twice runs bwd twice, with a cotangent rewritten in between
+    _, pull = dr.vjp(f, a, 2 * a, 3 * a)
+    ct = np.ones(2)
+    first = pull(ct)
+    ct[:] = 2.0
+    second = pull(ct)
+    assert len(calls) == 4
+    for u, v in zip(first, second, strict=True):
+        np.testing.assert_allclose(v, 2 * u)
+
+
+# ---------------------------------------------------------------- static args, keywords
+def test_custom_vjp_with_keyword_and_default_arguments():
+    @dr.custom_vjp
+    def f(x, w=2.0, power=2):
+        return w * x**power
+
+    def f_fwd(x, w, power):  # the rules get every argument by position
+        return f(x, w, power=power), (x, w, power)
+
+    def f_bwd(res, g):
+        x, w, power = res
+        return g * w * power * x ** (power - 1), g * x**power, None
+
+    f.defvjp(f_fwd, f_bwd)
+    assert dr.grad(lambda x: f(x, w=3.0))(2.0) == 12.0
+    assert dr.grad(lambda w: f(2.0, w=w, power=3))(1.0) == 8.0
+    assert dr.jvp(lambda x: f(x, power=3), (2.0,), (1.0,)) == (16.0, 24.0)
+    with pytest.raises(dr.CustomRuleError, match=r"calling custom_vjp\(f\).*unexpected"):
+        dr.grad(lambda x: f(x, q=1.0))(1.0)
+
+    @dr.custom_vjp
+    def k(x, *, scale=1.0):
+        return scale * x
+
+    k.defvjp(lambda x, scale: (k(x, scale=scale), scale), lambda s, g: (s * g,))
+    with pytest.raises(dr.CustomRuleError, match=r"\['scale'\] that cannot be placed by "
+                                                 r"position \(keyword-only"):
+        dr.grad(lambda x: k(x, scale=2.0))(1.0)
+
+
+def test_nondiff_argnums_come_first_in_the_rules_as_in_jax():
+    import functools
+
+    @functools.partial(dr.custom_vjp, nondiff_argnums=(0,))
+    def apply(fn, x):
+        return fn(np.asarray(x))
+
+    apply.defvjp(lambda fn, x: (apply(fn, x), x), lambda fn, x, g: (g * np.cos(x),))
+    x = np.array([0.2, 1.4])
+    np.testing.assert_allclose(dr.grad(lambda x: np.sum(apply(np.sin, x)))(x), np.cos(x))
+    np.testing.assert_allclose(dr.jacfwd(lambda x: apply(np.sin, x))(x), np.diag(np.cos(x)))
+
+    @functools.partial(dr.custom_jvp, nondiff_argnums=(1,))
+    def power(x, n):
+        return x**n
+
+    @power.defjvp
+    def _(n, primals, tangents):
+        (x,), (t,) = primals, tangents
+        return power(x, n), n * x ** (n - 1) * t
+
+    np.testing.assert_allclose(dr.hessian(lambda x: np.sum(power(x, 3)))(x), np.diag(6 * x))
+    np.testing.assert_allclose(dr.vmap(dr.grad(lambda x: power(x, 3)))(x), 3 * x**2)
+
+
+@dr.custom_jvp
+def by_mode(x, mode):
+    return 2 * x if mode == "double" else np.sin(x)
+
+
+@by_mode.defjvp
+def _by_mode_jvp(primals, tangents):
+    (x, mode), (t, t_mode) = primals, tangents
+    assert t_mode is None  # a static argument has no tangent
+    return by_mode(x, mode), 2 * t if mode == "double" else np.cos(x) * t
+
+
+def test_custom_jvp_with_a_string_argument_in_every_mode():
+    x = np.array([0.3, -1.2, 2.0])
+    for mode, d in (("double", 2 + 0 * x), ("sin", np.cos(x))):
+        f = lambda x: by_mode(x, mode)  # noqa: B023
+        np.testing.assert_allclose(dr.jacfwd(f)(x), np.diag(d), rtol=1e-15)
+        np.testing.assert_allclose(dr.jacrev(f)(x), np.diag(d), rtol=1e-15)
+        np.testing.assert_allclose(dr.vmap(dr.grad(f))(x), d, rtol=1e-15)
+        check_grads(f, (x,), order=2)
+    np.testing.assert_allclose(dr.hessian(lambda x: np.sum(by_mode(x, mode="sin")))(x),
+                               np.diag(-np.sin(x)), rtol=1e-15)
+
+
+# ---------------------------------------------------------------- tuple outputs
+@dr.custom_jvp
+def polar(x):
+    return np.sin(x), {"c": np.cos(x) * np.ones((2, 1))}
+
+
+@polar.defjvp
+def _polar_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return polar(x), (np.cos(x) * t, {"c": -np.sin(x) * t * np.ones((2, 1))})
+
+
+def test_custom_jvp_with_a_tuple_output_in_every_mode():
+    x = np.array([0.3, -1.2, 2.0])
+    s, c = polar(x)  # a plain call returns the function's own output
+    np.testing.assert_array_equal(s, np.sin(x))
+    f = lambda x: np.sum(polar(x)[0] ** 2) + 3 * np.sum(polar(x)[1]["c"])
+    ref = lambda x: np.sum(np.sin(x) ** 2) + 6 * np.sum(np.cos(x))
+    np.testing.assert_allclose(dr.grad(f)(x), dr.grad(ref)(x), rtol=1e-14)
+    np.testing.assert_allclose(dr.hessian(f)(x), dr.hessian(ref)(x), rtol=1e-14)
+    out, tan = dr.jvp(polar, (x,), (np.ones(3),))
+    np.testing.assert_allclose(tan[1]["c"], -np.sin(x) * np.ones((2, 3)), rtol=1e-15)
+    np.testing.assert_allclose(out[0], np.sin(x))
+    J = dr.jacrev(lambda x: polar(x)[1]["c"])(x)
+    np.testing.assert_allclose(J, dr.jacfwd(lambda x: polar(x)[1]["c"])(x), rtol=1e-15)
+    batched = dr.vmap(polar)(np.stack([x, 2 * x]))
+    np.testing.assert_allclose(batched[1]["c"][1], np.cos(2 * x) * np.ones((2, 1)))
+    check_grads(polar, (x,), order=2)
+
+
+def test_a_tuple_output_tangent_of_the_wrong_structure_is_refused():
+    @dr.custom_jvp
+    def f(x):
+        return x, 2 * x
+
+    f.defjvp(lambda p, t: (f(p[0]), (t[0], 2 * t[0], t[0])))
+    with pytest.raises(dr.CustomRuleError, match=r"tangent of structure \(\*, \*, \*\); "
+                                                 r"the function returns \(\*, \*\)"):
+        dr.jvp(f, (1.0,), (1.0,))
+    f.defjvp(lambda p, t: (f(p[0]), (t[0], np.ones(2))))
+    with pytest.raises(dr.CustomRuleError, match=r"tangent of shape \(2,\) for output 1"):
+        dr.grad(lambda x: f(x)[1])(1.0)
+
+
+def test_the_rules_get_every_argument_defaults_included():
+    seen = []
+
+    @dr.custom_vjp
+    def f(x, w=3.0):
+        return w * x
+
+    def f_fwd(x, w):
+        seen.append(w)
+        return f(x, w), w
+
+    f.defvjp(f_fwd, lambda w, g: (w * g, None))
+    assert dr.grad(f)(1.0) == 3.0 and dr.jvp(f, (1.0,), (1.0,)) == (3.0, 3.0)
+    assert seen == [3.0, 3.0]
