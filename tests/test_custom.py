@@ -610,3 +610,96 @@ def test_the_rules_get_every_argument_defaults_included():
     f.defvjp(f_fwd, lambda w, g: (w * g, None))
     assert dr.grad(f)(1.0) == 3.0 and dr.jvp(f, (1.0,), (1.0,)) == (3.0, 3.0)
     assert seen == [3.0, 3.0]
+
+
+# ---------------------------------------------------------------- random programs
+# Each step is a function with custom rules whose body dualrev cannot trace (it converts
+# its input with np.asarray, as compiled code would), beside its plain NumPy reference.
+# Every mode must then go through the rules: forward equal to reverse, to `jacobian`, to
+# the reference's derivatives, under hessian and vmap.
+def _opaque(fn):
+    return lambda *a: fn(*(np.asarray(v, dtype=float) for v in a))
+
+
+def _vjp_step(fn, dfn):
+    @dr.custom_vjp
+    def f(x):
+        return _opaque(fn)(x)
+
+    f.defvjp(lambda x: (f(x), x), lambda x, g: (g * dfn(x),))
+    return f
+
+
+def _jvp_step(fn, dfn):
+    @dr.custom_jvp
+    def f(x):
+        return _opaque(fn)(x)
+
+    f.defjvp(lambda p, t: (f(p[0]), t[0] * dfn(p[0])))
+    return f
+
+
+@dr.custom_vjp
+def _mix(x, y):  # two arguments: one bwd call gives both cotangents
+    return _opaque(lambda x, y: x * np.tanh(y))(x, y)
+
+
+_mix.defvjp(lambda x, y: (_mix(x, y), (x, y)),
+            lambda r, g: (g * np.tanh(r[1]), g * r[0] / np.cosh(r[1]) ** 2))
+
+_STEPS = [
+    (np.sin, np.cos),
+    (np.tanh, lambda x: 1 / np.cosh(x) ** 2),
+    (lambda x: x**3 / 3, lambda x: x**2),
+    (lambda x: np.log1p(x * x), lambda x: 2 * x / (1 + x * x)),
+]
+_CUSTOM = [(_vjp_step(f, d), f) for f, d in _STEPS] + [(_jvp_step(f, d), f) for f, d in _STEPS]
+
+
+def _program(steps, mixes):
+    def run(x, table):
+        y = x
+        for k, m in zip(steps, mixes, strict=True):
+            y = table[k](y)
+            if m:
+                y = (_mix if table is _CUSTOM_FNS else _mix_ref)(y, x[::-1])
+        return y
+    return (lambda x: run(x, _CUSTOM_FNS)), (lambda x: run(x, _REF_FNS))
+
+
+_CUSTOM_FNS = [c for c, _ in _CUSTOM]
+_REF_FNS = [r for _, r in _CUSTOM]
+
+
+def _mix_ref(x, y):
+    return x * np.tanh(y)
+
+
+def test_random_programs_of_custom_rules_agree_in_every_mode():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    count = []
+
+    @given(st.lists(st.tuples(st.integers(0, len(_CUSTOM) - 1), st.booleans()),
+                    min_size=1, max_size=4),
+           st.lists(st.floats(-1.5, 1.5), min_size=3, max_size=3))
+    def check(program, point):
+        steps = [k for k, _ in program]
+        f, ref = _program(steps, [m for _, m in program])
+        x = np.array(point)
+        J = dr.jacrev(f)(x)
+        np.testing.assert_allclose(dr.jacfwd(f)(x), J, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(dr.jacobian(f)(x), J, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(J, dr.jacfwd(ref)(x), rtol=1e-12, atol=1e-14)
+        s, sref = (lambda x: np.sum(f(x))), (lambda x: np.sum(ref(x)))
+        np.testing.assert_allclose(dr.hessian(s)(x), dr.hessian(sref)(x),
+                                   rtol=1e-10, atol=1e-12)
+        xs = np.stack([x, x[::-1] / 2])
+        np.testing.assert_allclose(dr.vmap(dr.grad(s))(xs),
+                                   [dr.grad(sref)(v) for v in xs], rtol=1e-12, atol=1e-14)
+        count.append(1)
+
+    check()
+    assert len(count) >= 10
+    print(f"{len(count)} programs")
