@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CustomRuleError, DualrevError
+from .errors import CustomRuleError, DualrevError, TracerConversionError
 from .forward import tangent_out
 from .primitive import Primitive, Tracer, bind, dtype_of, is_complex, shape_of
 from .reverse import Tape, Traced, linear_transpose
@@ -486,7 +486,20 @@ class custom_vjp:
                 params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """Run ``fwd`` for a call the tape records: its output, and the params to keep
         with the entry (the residuals, each plain array among them a private copy)."""
-        ans, res = self._run_fwd(primals, params["static"])
+        try:
+            ans, res = self._run_fwd(primals, params["static"])
+        except TracerConversionError as e:
+            if not any(isinstance(p, Tracer) for p in primals):
+                raise
+            # fwd met values an outer transform traces (hessian, grad of grad): the
+            # conversion's own advice (wrap the code in custom_vjp) would mislead here
+            fname = getattr(self.fun, "__name__", "the function")
+            raise CustomRuleError(
+                f"dualrev: the fwd rule of {self.prim.name} runs on values an outer "
+                "transform traces (hessian, jacfwd of grad, grad of grad), and it converts "
+                f"them: fwd must get its output by calling {fname} itself (not the code it "
+                "wraps), so that the outer transform uses the rules too, and compute its "
+                f"residuals with NumPy calls. The conversion: {e}") from e
         leaves, td = tree_flatten(res)
         copied = False
         for k, v in enumerate(leaves):

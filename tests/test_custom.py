@@ -703,3 +703,19 @@ def test_random_programs_of_custom_rules_agree_in_every_mode():
     check()
     assert len(count) >= 10
     print(f"{len(count)} programs")
+
+
+def test_a_fwd_rule_that_bypasses_the_function_is_named_under_nesting():
+    # fwd calls the opaque code directly: fine on plain values, but under hessian fwd
+    # meets the outer transform's values; the error must not advise wrapping the code in
+    # custom_vjp (it is wrapped), but say what to change in fwd
+    @dr.custom_vjp
+    def cube2(x):
+        return _opaque_cube(x)
+
+    cube2.defvjp(lambda x: (_opaque_cube(x), x), lambda x, g: (3 * g * x**2,))
+    x = np.array([1.0, 2.0])
+    np.testing.assert_allclose(dr.jacfwd(cube2)(x), np.diag(3 * x**2))
+    with pytest.raises(dr.CustomRuleError, match=r"fwd must get its output by calling "
+                                                 r"cube2 itself"):
+        dr.hessian(lambda x: np.sum(cube2(x)))(x)
