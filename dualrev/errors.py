@@ -260,7 +260,20 @@ class CustomRuleError(DualrevError):
     function it describes (a cotangent or tangent of the wrong shape, count, structure or
     kind), or a ``custom_vjp`` whose backward rule is not linear in its cotangent met
     forward mode. The message names the function, the rule, the argument or output, and
-    what was expected against what came back."""
+    what was expected against what came back.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> @dr.custom_vjp
+        ... def f(x):
+        ...     return 2 * x
+        >>> f.defvjp(lambda x: (f(x), None), lambda res, g: (np.ones(5),))
+        >>> dr.grad(lambda x: np.sum(f(x)))(np.ones(3))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.CustomRuleError: dualrev: the bwd rule of custom_vjp(f) returned ...
+    """
 
 
 class NotSavedError(RuntimeError):
