@@ -5,10 +5,9 @@ reverse mode transposes a ``custom_jvp`` rule (it is linear in the tangents, so 
 is the reverse-mode derivative of the rule with respect to them), and forward mode
 transposes a ``custom_vjp`` backward rule (linear in the cotangent), so neither body is
 ever differentiated. Arguments that are not arrays (strings, callables, ``None``) and
-those named by ``nondiff_argnums`` are static: passed through, never traced. A
-``custom_jvp`` output may be a tuple (any pytree) of arrays: the primitive returns them
-packed into one vector, unpacked with differentiable slices (the machinery stays
-single-output).
+those named by ``nondiff_argnums`` are static: passed through, never traced.
+The output may be a tuple (any pytree) of arrays: the primitive returns them packed into one
+vector, unpacked with differentiable slices (the machinery stays single-output).
 """
 
 from __future__ import annotations
@@ -173,23 +172,26 @@ class _Box:
 
 
 def _pack(name: str, out: Any, box: _Box) -> Any:
+    """``out`` itself when it is one array, else its leaves raveled into one vector, the
+    layout noted in ``box``. The leaves may be traced (a custom_vjp's ``fwd`` output)."""
     leaves, td = tree_flatten(out)
     if td.kind == "leaf":
         box.layout = None
         return out
-    arrays = [np.asarray(v) for v in leaves]
-    dtypes = [a.dtype for a in arrays]
+    dtypes = [dtype_of(v) for v in leaves]
     for k, dt in enumerate(dtypes):
         if dt.kind not in "fc":
             raise CustomRuleError(
                 f"dualrev: output {k} of {name} (in {td!r}) has dtype {dt}: the outputs of "
-                "a custom_jvp function are float or complex arrays; return integer or "
-                "boolean results from a separate function")
+                "a function with custom rules are float or complex arrays; return integer "
+                "or boolean results from a separate function")
     packed = np.result_type(*dtypes) if dtypes else np.dtype(float)
-    box.layout = _Layout(td, [a.shape for a in arrays], dtypes, packed)
-    if not arrays:
+    box.layout = _Layout(td, [shape_of(v) for v in leaves], dtypes, packed)
+    if not leaves:
         return np.zeros(0)
-    return np.concatenate([a.ravel().astype(packed, copy=False) for a in arrays])
+    parts = [np.ravel(v) if isinstance(v, Tracer) else np.ravel(np.asarray(v, dtype=packed))
+             for v in leaves]
+    return np.concatenate(parts)
 
 
 def _unpack(flat: Any, layout: _Layout) -> Any:
@@ -402,7 +404,9 @@ class custom_vjp:
     ``nondiff_argnums`` names more. As in JAX, the backward rule then receives the
     ``nondiff_argnums`` arguments first, ``bwd(*nondiff_args, residuals, g)``, and returns
     cotangents for the other arguments only; ``fwd`` receives every argument. Keyword
-    arguments are placed by ``fun``'s signature.
+    arguments are placed by ``fun``'s signature. The output may be a tuple (any pytree) of
+    float or complex arrays (``fwd`` returning the same structure); ``bwd`` then receives
+    ``g`` of that structure.
 
     The usual shape, for a library call with known derivatives:
 
@@ -421,7 +425,7 @@ class custom_vjp:
         f.defvjp(f_fwd, f_bwd)
 
     Args:
-        fun: the function, returning an array.
+        fun: the function, returning an array or a pytree of arrays.
         nondiff_argnums: positions of arguments that are never differentiated.
     Example:
         >>> import numpy as np
@@ -463,31 +467,29 @@ class custom_vjp:
         dyn, static = _split(args, self.nondiff_argnums)
         if not any(isinstance(a, Tracer) for a in dyn):
             return self.fun(*args)
-        return bind(self.prim, dyn, {"static": static})
+        box = _Box()
+        out = bind(self.prim, dyn, {"static": static, "box": box})
+        return out if box.layout is None else _unpack(out, box.layout)
 
-    def _impl(self, *dyn: Any, static: _Static, residuals: Any = None) -> Any:
-        return self.fun(*static.full(dyn))
+    def _impl(self, *dyn: Any, static: _Static, box: _Box, residuals: Any = None) -> Any:
+        return _pack(self.prim.name, self.fun(*static.full(dyn)), box)
 
-    def _run_fwd(self, primals: Sequence[Any], static: _Static) -> tuple[Any, Any]:
-        res = self.fwd(*static.full(primals))  # type: ignore[misc]
+    def _run_fwd(self, primals: Sequence[Any], params: dict[str, Any]) -> tuple[Any, Any]:
+        """``fwd`` on the call's arguments: the output (packed when it is a tuple, its
+        layout in the call's box) and the residuals."""
+        res = self.fwd(*params["static"].full(primals))  # type: ignore[misc]
         if not isinstance(res, tuple) or len(res) != 2:
             raise CustomRuleError(
                 f"dualrev: the fwd rule of {self.prim.name} must return a pair (output, "
                 f"residuals); it returned {_describe_structure(res)}")
-        out = res[0]
-        if isinstance(out, (tuple, list, dict)):
-            raise CustomRuleError(
-                f"dualrev: the fwd rule of {self.prim.name} returned a {type(out).__name__} "
-                "as the output: a custom_vjp function returns one array here (stack "
-                "several outputs into one, or use custom_jvp, which takes tuple outputs)")
-        return out, res[1]
+        return _pack(self.prim.name, res[0], params["box"]), res[1]
 
     def on_tape(self, tape: Tape, primals: list[Any], args: Sequence[Any],
                 params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """Run ``fwd`` for a call the tape records: its output, and the params to keep
         with the entry (the residuals, each plain array among them a private copy)."""
         try:
-            ans, res = self._run_fwd(primals, params["static"])
+            ans, res = self._run_fwd(primals, params)
         except TracerConversionError as e:
             if not any(isinstance(p, Tracer) for p in primals):
                 raise
@@ -517,16 +519,18 @@ class custom_vjp:
                 params: dict[str, Any]) -> tuple[Any, Any]:
         """Forward mode: the output from ``fwd`` and its tangent from the transposed
         ``bwd`` (None when no tangent reaches it)."""
-        ans, res = self._run_fwd(primals, params["static"])
+        ans, res = self._run_fwd(primals, params)
         p = {**params, "residuals": _Residuals(res)}
         return ans, tangent_out(self.prim, tangents, ans, primals, p)
 
     def _cotangents(self, res: Any, g: Any, ans: Any, primals: Sequence[Any],
-                    static: _Static) -> list[Any]:
+                    static: _Static, box: _Box) -> list[Any]:
         """``bwd``'s cotangents, checked, one per dynamic argument (None for zero)."""
         full = static.full(primals)
         nd = self.nondiff_argnums
         lead = [full[k] for k in sorted(nd) if k < static.n]
+        if box.layout is not None:  # a tuple output: bwd gets a tuple of cotangents
+            g = _unpack(g, box.layout)
         cts = self.bwd(*lead, res, g)  # type: ignore[misc]
         positions = [k for k in range(static.n) if k not in nd]
         name = self.prim.name
@@ -540,11 +544,11 @@ class custom_vjp:
             _check_cotangent(name, "bwd", k, by_pos[k], full[k])
         return [by_pos.get(k) for k in static.dyn]
 
-    def _vjp(self, i: int, g: Any, ans: Any, *primals: Any, static: _Static,
+    def _vjp(self, i: int, g: Any, ans: Any, *primals: Any, static: _Static, box: _Box,
              residuals: _Residuals) -> Any:
         r = residuals
         if r.g is not g or i in r.served:
-            r.cts = self._cotangents(r.value, g, ans, primals, static)
+            r.cts = self._cotangents(r.value, g, ans, primals, static, box)
             r.g = g
             r.served = set()
         r.served.add(i)
@@ -552,7 +556,7 @@ class custom_vjp:
         return _zeros_like(primals[i]) if ct is None else ct
 
     def _jvp(self, tangents: list[Any], ans: Any, *primals: Any, static: _Static,
-             residuals: _Residuals) -> Any:
+             box: _Box, residuals: _Residuals) -> Any:
         """The transpose of ``g -> bwd(residuals, g)`` applied to the tangents: ``bwd`` is
         recorded once on a zero cotangent and played back from the tangents."""
         name = self.prim.name
@@ -561,7 +565,7 @@ class custom_vjp:
         g = tape.input(np.zeros(shape_of(ans), dt))
         entry = g._index  # read now: bwd may write into g, rebinding it
         try:
-            cts = self._cotangents(residuals.value, g, ans, primals, static)
+            cts = self._cotangents(residuals.value, g, ans, primals, static, box)
         except DualrevError as e:
             if isinstance(e, CustomRuleError):
                 raise

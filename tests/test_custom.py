@@ -289,7 +289,6 @@ def test_a_jvp_rule_must_return_a_pair():
     (lambda y: y, r"fwd rule of custom_vjp\(f\) must return a pair \(output, residuals\); "
                   r"it returned a ndarray"),
     (lambda y: (y, None, None), r"must return a pair.*a tuple of length 3"),
-    (lambda y: ((y, y), None), r"returned a tuple as the output"),
 ])
 def test_a_fwd_rule_of_the_wrong_structure_is_refused(fwd_out, match):
     @dr.custom_vjp
@@ -719,3 +718,42 @@ def test_a_fwd_rule_that_bypasses_the_function_is_named_under_nesting():
     with pytest.raises(dr.CustomRuleError, match=r"fwd must get its output by calling "
                                                  r"cube2 itself"):
         dr.hessian(lambda x: np.sum(cube2(x)))(x)
+
+
+def test_custom_vjp_with_a_tuple_output_in_every_mode():
+    calls = []
+
+    @dr.custom_vjp
+    def sincos(x, w):
+        xa = np.asarray(x)  # not differentiable
+        return np.sin(xa) * w, {"c": np.cos(xa)}
+
+    def fwd(x, w):
+        return sincos(x, w), (x, w)
+
+    def bwd(res, g):
+        calls.append(1)
+        x, w = res
+        gs, gc = g[0], g[1]["c"]  # a cotangent of the output's structure
+        return gs * np.cos(x) * w - gc * np.sin(x), np.sum(gs * np.sin(x))
+
+    sincos.defvjp(fwd, bwd)
+    x, w = np.array([0.3, -1.2, 2.0]), 1.5
+    f = lambda x, w: np.sum(sincos(x, w)[0] ** 2) + 3 * np.sum(sincos(x, w)[1]["c"])
+    ref = lambda x, w: np.sum((np.sin(x) * w) ** 2) + 3 * np.sum(np.cos(x))
+    for argnums in (0, 1):
+        np.testing.assert_allclose(dr.grad(f, argnums)(x, w), dr.grad(ref, argnums)(x, w),
+                                   rtol=1e-14)
+        np.testing.assert_allclose(dr.hessian(f, argnums)(x, w),
+                                   dr.hessian(ref, argnums)(x, w), rtol=1e-13)
+    calls.clear()
+    dr.grad(f, (0, 1))(x, w)
+    assert len(calls) == 2  # two calls of sincos, one bwd each
+    out, tan = dr.jvp(lambda x: sincos(x, w), (x,), (np.ones(3),))
+    np.testing.assert_allclose(tan[0], np.cos(x) * w, rtol=1e-15)
+    np.testing.assert_allclose(tan[1]["c"], -np.sin(x), rtol=1e-15)
+    np.testing.assert_allclose(dr.jacobian(lambda x: sincos(x, w)[1]["c"])(x),
+                               np.diag(-np.sin(x)), rtol=1e-15)
+    batched = dr.vmap(lambda x: sincos(x, w))(np.stack([x, 2 * x]))
+    np.testing.assert_allclose(batched[1]["c"][1], np.cos(2 * x))
+    check_grads(sincos, (x, w), order=2)
