@@ -43,31 +43,66 @@ def _is_dynamic(a: Any) -> bool:
 
 
 class _Static:
-    """Where a call's static arguments sit among all its arguments: the primitive sees
-    only the dynamic ones, and ``full`` puts the static ones back."""
+    """How a call's arguments map to the primitive's: static ones (``values``) are kept
+    aside, and each dynamic one is one primitive argument, or several for a pytree of
+    arrays (``slots``: position, tree structure or None, number of leaves). ``full``
+    rebuilds the call's arguments from the primitive's (or its tangents')."""
 
-    __slots__ = ("n", "dyn", "values")
+    __slots__ = ("n", "slots", "values", "leaf_arg", "simple")
 
-    def __init__(self, n: int, dyn: tuple[int, ...], values: dict[int, Any]) -> None:
+    def __init__(self, n: int, slots: list[tuple[int, TreeDef | None, int]],
+                 values: dict[int, Any]) -> None:
         self.n = n
-        self.dyn = dyn
+        self.slots = slots
         self.values = values
+        self.leaf_arg = tuple(k for k, _, m in slots for _ in range(m))
+        self.simple = not values and all(td is None for _, td, _ in slots)
 
-    def full(self, primals: Sequence[Any]) -> list[Any]:
-        if not self.values:
-            return list(primals)
-        out = [None] * self.n
-        for k, v in self.values.items():
-            out[k] = v
-        for k, p in zip(self.dyn, primals, strict=True):
-            out[k] = p
+    def full(self, leaves: Sequence[Any], with_static: bool = True) -> list[Any]:
+        """The call's arguments from the primitive's ``leaves`` (static ones None unless
+        ``with_static``)."""
+        if self.simple:
+            return list(leaves)
+        out: list[Any] = [None] * self.n
+        if with_static:
+            for k, v in self.values.items():
+                out[k] = v
+        i = 0
+        for k, td, m in self.slots:
+            if td is None:
+                out[k] = leaves[i]
+            else:
+                out[k] = tree_unflatten(td, list(leaves[i:i + m]))
+            i += m
         return out
 
 
-def _split(args: Sequence[Any], nondiff: frozenset[int]) -> tuple[list[Any], _Static]:
-    dyn = tuple(k for k, a in enumerate(args) if k not in nondiff and _is_dynamic(a))
-    values = {k: a for k, a in enumerate(args) if k not in dyn}
-    return [args[k] for k in dyn], _Static(len(args), dyn, values)
+def _split(name: str, args: Sequence[Any],
+           nondiff: frozenset[int]) -> tuple[list[Any], _Static]:
+    leaves: list[Any] = []
+    slots: list[tuple[int, TreeDef | None, int]] = []
+    values: dict[int, Any] = {}
+    for k, a in enumerate(args):
+        if k not in nondiff:
+            if _is_dynamic(a):
+                leaves.append(a)
+                slots.append((k, None, 1))
+                continue
+            if isinstance(a, (tuple, list, dict)):
+                sub, td = tree_flatten(a)
+                if sub and all(_is_dynamic(v) for v in sub):  # a pytree of arrays
+                    leaves.extend(sub)
+                    slots.append((k, td, len(sub)))
+                    continue
+        if any(isinstance(v, Tracer) for v in tree_flatten(a)[0]):
+            why = ("is in nondiff_argnums" if k in nondiff
+                   else "mixes them with values that are not arrays")
+            raise CustomRuleError(
+                f"dualrev: argument {k} of {name} holds traced values but {why}, so its "
+                "derivative would bypass the rules: pass it as an ordinary array argument "
+                "(a pytree of arrays is one), with its own cotangent from the rule")
+        values[k] = a
+    return leaves, _Static(len(args), slots, values)
 
 
 def _signature(fun: Callable[..., Any]) -> tuple[inspect.Signature | None, bool]:
@@ -220,7 +255,8 @@ class custom_jvp:
     ``vmap`` alike. Calling ``fun`` before ``.defjvp`` raises ``DualrevError``.
 
     Arguments that are not arrays or numbers (a string, a callable, a Python bool) are
-    static: the function and the rule get them unchanged, with tangent None. Arguments
+    static: the function and the rule get them unchanged, with tangent None (a pytree of
+    arrays is an ordinary argument, its tangent of its structure). Arguments
     named in ``nondiff_argnums`` are static too and, as in JAX, come first in the rule's
     call: ``rule(*nondiff_args, primals, tangents)``, with ``primals`` and ``tangents``
     holding the other arguments. Keyword arguments are placed by ``fun``'s signature.
@@ -269,7 +305,7 @@ class custom_jvp:
         if self.rule is None:
             raise DualrevError(f"dualrev: {self.prim.name} has no rule yet; call .defjvp")
         args = _resolve(self, args, kwargs)
-        dyn, static = _split(args, self.nondiff_argnums)
+        dyn, static = _split(self.prim.name, args, self.nondiff_argnums)
         if not any(isinstance(a, Tracer) for a in dyn):
             return self.fun(*args)
         box = _Box()
@@ -282,9 +318,7 @@ class custom_jvp:
     def _tangent_out(self, primals: Sequence[Any], tangents: Sequence[Any], ans: Any,
                      static: _Static, box: _Box) -> Any:
         full = static.full(primals)
-        tfull = [None] * static.n
-        for k, t in zip(static.dyn, tangents, strict=True):
-            tfull[k] = t
+        tfull = static.full(tangents, with_static=False)
         nd = self.nondiff_argnums
         keep = [k for k in range(static.n) if k not in nd]
         lead = [full[k] for k in sorted(nd) if k < static.n]
@@ -401,7 +435,8 @@ class custom_vjp:
     cotangent for ``g = 0`` is refused).
 
     Arguments that are not arrays or numbers (strings, callables, Python bools) are static;
-    ``nondiff_argnums`` names more. As in JAX, the backward rule then receives the
+    ``nondiff_argnums`` names more. An argument may be a pytree of arrays; its cotangent
+    then has its structure. As in JAX, the backward rule then receives the
     ``nondiff_argnums`` arguments first, ``bwd(*nondiff_args, residuals, g)``, and returns
     cotangents for the other arguments only; ``fwd`` receives every argument. Keyword
     arguments are placed by ``fun``'s signature. The output may be a tuple (any pytree) of
@@ -464,7 +499,7 @@ class custom_vjp:
         if self.bwd is None:
             raise DualrevError(f"dualrev: {self.prim.name} has no rule yet; call .defvjp")
         args = _resolve(self, args, kwargs)
-        dyn, static = _split(args, self.nondiff_argnums)
+        dyn, static = _split(self.prim.name, args, self.nondiff_argnums)
         if not any(isinstance(a, Tracer) for a in dyn):
             return self.fun(*args)
         box = _Box()
@@ -540,9 +575,27 @@ class custom_vjp:
                 f"cotangent(s), one per argument{' not in nondiff_argnums' if nd else ''}; "
                 f"it returned {_describe_structure(cts)}")
         by_pos = dict(zip(positions, cts, strict=True))
-        for k in positions:
-            _check_cotangent(name, "bwd", k, by_pos[k], full[k])
-        return [by_pos.get(k) for k in static.dyn]
+        out: list[Any] = []
+        for k, td, m in static.slots:
+            ct = by_pos[k]
+            if td is None:
+                _check_cotangent(name, "bwd", k, ct, full[k])
+                out.append(ct)
+            elif ct is None:
+                out.extend([None] * m)
+            else:
+                leaves, ctd = tree_flatten(ct)
+                if ctd != td:
+                    raise CustomRuleError(
+                        f"dualrev: the bwd rule of {name} returned a cotangent of structure "
+                        f"{ctd!r} for argument {k}, whose structure is {td!r}")
+                for c, p in zip(leaves, tree_flatten(full[k])[0], strict=True):
+                    _check_cotangent(name, "bwd", k, c, p)
+                out.extend(leaves)
+        for k, v in static.values.items():  # static arguments take None
+            if k not in nd:
+                _check_cotangent(name, "bwd", k, by_pos[k], v)
+        return out
 
     def _vjp(self, i: int, g: Any, ans: Any, *primals: Any, static: _Static, box: _Box,
              residuals: _Residuals) -> Any:
@@ -585,7 +638,7 @@ class custom_vjp:
                 raise CustomRuleError(
                     f"dualrev: forward mode of {name} transposes its bwd rule, which must "
                     f"be linear in the cotangent g, but bwd(res, 0) gave a nonzero "
-                    f"cotangent for argument {static.dyn[k]}: write bwd as a linear map of "
+                    f"cotangent for argument {static.leaf_arg[k]}: write bwd as a linear map of "
                     "g, or give the function a custom_jvp for forward mode")
             if traced and t is not None:
                 seeds[ct._index] = t if ct._index not in seeds else seeds[ct._index] + t

@@ -757,3 +757,76 @@ def test_custom_vjp_with_a_tuple_output_in_every_mode():
     batched = dr.vmap(lambda x: sincos(x, w))(np.stack([x, 2 * x]))
     np.testing.assert_allclose(batched[1]["c"][1], np.cos(2 * x))
     check_grads(sincos, (x, w), order=2)
+
+
+def test_pytree_arguments_in_every_mode():
+    @dr.custom_vjp
+    def affine(p, x):
+        return np.asarray(p["w"]) * x + p["b"]
+
+    def fwd(p, x):
+        return affine(p, x), (p, x)
+
+    def bwd(res, g):
+        p, x = res
+        return {"w": np.sum(g * x), "b": np.sum(g)}, g * p["w"]
+
+    affine.defvjp(fwd, bwd)
+
+    @dr.custom_jvp
+    def affine_j(p, x):
+        return np.asarray(p["w"]) * x + p["b"]
+
+    @affine_j.defjvp
+    def _(primals, tangents):
+        (p, x), (tp, tx) = primals, tangents
+        return affine_j(p, x), tp["w"] * x + p["w"] * tx + tp["b"]
+
+    p, x = {"w": 1.5, "b": -0.5}, np.array([0.2, -1.0, 2.0])
+    ref = lambda p, x: np.sum(np.sin(p["w"] * x + p["b"]))
+    for fn in (affine, affine_j):
+        f = lambda p, x: np.sum(np.sin(fn(p, x)))  # noqa: B023
+        gp, gx = dr.grad(f, (0, 1))(p, x)
+        rp, rx = dr.grad(ref, (0, 1))(p, x)
+        assert gp["w"] == pytest.approx(rp["w"], rel=1e-14)
+        assert gp["b"] == pytest.approx(rp["b"], rel=1e-14)
+        np.testing.assert_allclose(gx, rx, rtol=1e-14)
+        H = dr.hessian(lambda w: f({"w": w, "b": -0.5}, x))(1.5)  # noqa: B023
+        assert H == pytest.approx(dr.hessian(lambda w: ref({"w": w, "b": -0.5}, x))(1.5))
+        t = dr.jvp(lambda w: fn({"w": w, "b": 0.0}, x), (1.5,), (1.0,))[1]  # noqa: B023
+        np.testing.assert_allclose(t, x, rtol=1e-15)
+        np.testing.assert_allclose(dr.vmap(lambda x: f(p, x))(np.stack([x, -x])),  # noqa: B023
+                                   [ref(p, x), ref(p, -x)], rtol=1e-14)
+
+
+def test_a_cotangent_of_the_wrong_pytree_structure_is_refused():
+    @dr.custom_vjp
+    def f(p):
+        return p["a"] * p["b"]
+
+    f.defvjp(lambda p: (f(p), p), lambda p, g: ((g * p["b"], g * p["a"]),))
+    with pytest.raises(dr.CustomRuleError, match=r"structure \(\*, \*\) for argument 0, "
+                                                 r"whose structure is \{'a': \*, 'b': \*\}"):
+        dr.grad(lambda a: f({"a": a, "b": 2.0}))(1.0)
+
+
+def test_a_traced_value_in_a_static_argument_is_refused():
+    # its derivative would silently bypass the rules (through the body, or not at all)
+    import functools
+
+    @functools.partial(dr.custom_vjp, nondiff_argnums=(1,))
+    def f(x, s):
+        return x * s
+
+    f.defvjp(lambda x, s: (f(x, s), s), lambda s, r, g: (g * r,))
+    with pytest.raises(dr.CustomRuleError, match=r"argument 1 of custom_vjp\(f\) holds "
+                                                 r"traced values but is in nondiff_argnums"):
+        dr.grad(lambda s: f(2.0, s))(3.0)
+
+    @dr.custom_jvp
+    def h(x, opts):
+        return x * opts[0]
+
+    h.defjvp(lambda p, t: (h(*p), t[0] * p[1][0]))
+    with pytest.raises(dr.CustomRuleError, match=r"mixes them with values that are not"):
+        dr.grad(lambda s: h(2.0, (s, "mode")))(3.0)
