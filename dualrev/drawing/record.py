@@ -422,7 +422,7 @@ class Edge:
 _OPERATORS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**",
               "matmul": "@", "floor_divide": "//", "remainder": "%"}
 _UNARY = {"negative": "-", "positive": "+"}
-_HIDDEN_PARAMS = ("residuals", "nb")
+_HIDDEN_PARAMS = ("residuals", "nb", "static", "box")  # the machinery's own (custom.py)
 
 
 @functools.lru_cache(maxsize=1)
