@@ -830,3 +830,36 @@ def test_a_traced_value_in_a_static_argument_is_refused():
     h.defjvp(lambda p, t: (h(*p), t[0] * p[1][0]))
     with pytest.raises(dr.CustomRuleError, match=r"mixes them with values that are not"):
         dr.grad(lambda s: h(2.0, (s, "mode")))(3.0)
+
+
+@dr.custom_vjp
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-np.asarray(x)))  # np.asarray: not differentiable
+
+
+def _sigmoid_fwd(x):
+    s = _sigmoid(x)
+    return s, s  # the output is the residual
+
+
+_sigmoid.defvjp(_sigmoid_fwd, lambda s, g: (g * s * (1 - s),))
+
+
+def test_a_residual_that_is_the_output_in_every_nesting():
+    from dualrev.testing.strategies import assert_derivatives_consistent
+
+    ref = lambda x: 1 / (1 + np.exp(-x))
+    x = np.array([0.3, -1.0, 2.0])
+    v = np.array([1.0, 0.5, -2.0])
+    s, sref = (lambda x: np.sum(_sigmoid(x))), (lambda x: np.sum(ref(x)))
+    np.testing.assert_allclose(dr.hessian(s)(x), dr.hessian(sref)(x), rtol=1e-13)
+    np.testing.assert_allclose(dr.hvp(s)(x, v), dr.hvp(sref)(x, v), rtol=1e-13)
+    # reverse over forward
+    f1 = lambda x: np.sum(dr.jvp(_sigmoid, (x,), (v,))[1] ** 2)
+    f2 = lambda x: np.sum(dr.jvp(ref, (x,), (v,))[1] ** 2)
+    np.testing.assert_allclose(dr.grad(f1)(x), dr.grad(f2)(x), rtol=1e-13)
+    # third derivatives, both ways
+    for outer in (dr.jacfwd, dr.jacrev):
+        np.testing.assert_allclose(outer(dr.hessian(s))(x), outer(dr.hessian(sref))(x),
+                                   rtol=1e-12, atol=1e-15)
+    assert_derivatives_consistent(_sigmoid, x)
