@@ -139,6 +139,21 @@ def _resolve(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple
     return tuple(bound.args)
 
 
+def _run_body(owner: Any, args: Sequence[Any]) -> Any:
+    """The decorated function on arguments none of which is traced (a plain call, or
+    the primitive's implementation). A traced result means the body closes over a traced
+    value: its derivative would go through the body, not the rules."""
+    out = owner.fun(*args)
+    if isinstance(out, Tracer) or (isinstance(out, (tuple, list, dict)) and any(
+            isinstance(v, Tracer) for v in tree_flatten(out)[0])):
+        raise CustomRuleError(
+            f"dualrev: {owner.prim.name} returned a traced value for untraced arguments: "
+            "its body uses a traced value it closes over (a variable of the enclosing "
+            "function being differentiated), whose derivative would bypass the custom "
+            "rules. Pass that value as an argument of the function instead")
+    return out
+
+
 def _nondiff(nondiff_argnums: Sequence[int] | int) -> frozenset[int]:
     nums = (nondiff_argnums,) if isinstance(nondiff_argnums, int) else nondiff_argnums
     return frozenset(int(k) for k in nums)
@@ -307,13 +322,13 @@ class custom_jvp:
         args = _resolve(self, args, kwargs)
         dyn, static = _split(self.prim.name, args, self.nondiff_argnums)
         if not any(isinstance(a, Tracer) for a in dyn):
-            return self.fun(*args)
+            return _run_body(self, args)
         box = _Box()
         out = bind(self.prim, dyn, {"static": static, "box": box})
         return out if box.layout is None else _unpack(out, box.layout)
 
     def _impl(self, *dyn: Any, static: _Static, box: _Box) -> Any:
-        return _pack(self.prim.name, self.fun(*static.full(dyn)), box)
+        return _pack(self.prim.name, _run_body(self, static.full(dyn)), box)
 
     def _tangent_out(self, primals: Sequence[Any], tangents: Sequence[Any], ans: Any,
                      static: _Static, box: _Box) -> Any:
@@ -501,13 +516,13 @@ class custom_vjp:
         args = _resolve(self, args, kwargs)
         dyn, static = _split(self.prim.name, args, self.nondiff_argnums)
         if not any(isinstance(a, Tracer) for a in dyn):
-            return self.fun(*args)
+            return _run_body(self, args)
         box = _Box()
         out = bind(self.prim, dyn, {"static": static, "box": box})
         return out if box.layout is None else _unpack(out, box.layout)
 
     def _impl(self, *dyn: Any, static: _Static, box: _Box, residuals: Any = None) -> Any:
-        return _pack(self.prim.name, self.fun(*static.full(dyn)), box)
+        return _pack(self.prim.name, _run_body(self, static.full(dyn)), box)
 
     def _run_fwd(self, primals: Sequence[Any], params: dict[str, Any]) -> tuple[Any, Any]:
         """``fwd`` on the call's arguments: the output (packed when it is a tuple, its

@@ -863,3 +863,29 @@ def test_a_residual_that_is_the_output_in_every_nesting():
         np.testing.assert_allclose(outer(dr.hessian(s))(x), outer(dr.hessian(sref))(x),
                                    rtol=1e-12, atol=1e-15)
     assert_derivatives_consistent(_sigmoid, x)
+
+
+def test_a_body_closing_over_a_traced_value_is_refused():
+    # the derivative in the closed-over value would bypass the rules (10x here)
+    def outer(a):
+        @dr.custom_vjp
+        def f(x):
+            return a * x
+
+        f.defvjp(lambda x: (f(x), x), lambda x, g: (10.0 * g * a,))
+        return f(2.0) + f(a)
+
+    with pytest.raises(dr.CustomRuleError, match=r"closes over.*Pass that value as an "
+                                                 r"argument"):
+        dr.grad(outer)(1.0)
+
+    def outer_jvp(a):
+        @dr.custom_jvp
+        def f(x):
+            return a * x
+
+        f.defjvp(lambda p, t: (f(p[0]), 10.0 * t[0]))
+        return f(a)
+
+    with pytest.raises(dr.CustomRuleError, match=r"custom_jvp\(f\) returned a traced value"):
+        dr.jvp(outer_jvp, (1.0,), (1.0,))
