@@ -1,11 +1,21 @@
-"""custom_jvp and custom_vjp: used by every mode, nested, checked against finite
-differences; stop_gradient."""
+"""custom_jvp and custom_vjp: used by every mode (forward mode over custom_vjp by its
+transposed backward rule), nested, batched, checked against finite differences and
+equivalent differentiable code; malformed rules refused; static, keyword and pytree
+arguments; tuple outputs; residual snapshots; stop_gradient."""
+
+import functools
 
 import numpy as np
 import pytest
+import scipy.special as sc
+from hypothesis import given
+from hypothesis import strategies as st
 
 import dualrev as dr
+from dualrev.reverse import Tape
 from dualrev.testing import check_grads
+from dualrev.testing.strategies import assert_derivatives_consistent
+from dualrev.tracer import new_level
 
 
 @dr.custom_jvp
@@ -191,8 +201,6 @@ def test_a_residual_the_caller_holds_outside_the_arguments_is_copied_too():
 
 def test_an_unchanged_residual_array_shares_one_copy():
     # the tape's copy-sharing: the same unchanged weight at every step is copied once
-    from dualrev.reverse import Tape
-    from dualrev.tracer import new_level
 
     w = np.arange(4.0)
     tape = Tape(new_level())
@@ -361,7 +369,6 @@ def test_forward_mode_over_custom_vjp_with_several_and_static_arguments():
 def test_hessian_of_an_opaque_scipy_likelihood_wrapped_in_custom_vjp():
     # The lifelines pattern: a log-likelihood term evaluated by plain SciPy (a compiled
     # call dualrev cannot trace) inside custom_vjp, fitted with a Hessian.
-    import scipy.special as sc
 
     @dr.custom_vjp
     def log_gammainc(a, x):
@@ -503,7 +510,6 @@ def test_custom_vjp_with_keyword_and_default_arguments():
 
 
 def test_nondiff_argnums_come_first_in_the_rules_as_in_jax():
-    import functools
 
     @functools.partial(dr.custom_vjp, nondiff_argnums=(0,))
     def apply(fn, x):
@@ -675,8 +681,6 @@ def _mix_ref(x, y):
 
 
 def test_random_programs_of_custom_rules_agree_in_every_mode():
-    from hypothesis import given
-    from hypothesis import strategies as st
 
     count = []
 
@@ -812,7 +816,6 @@ def test_a_cotangent_of_the_wrong_pytree_structure_is_refused():
 
 def test_a_traced_value_in_a_static_argument_is_refused():
     # its derivative would silently bypass the rules (through the body, or not at all)
-    import functools
 
     @functools.partial(dr.custom_vjp, nondiff_argnums=(1,))
     def f(x, s):
@@ -846,7 +849,6 @@ _sigmoid.defvjp(_sigmoid_fwd, lambda s, g: (g * s * (1 - s),))
 
 
 def test_a_residual_that_is_the_output_in_every_nesting():
-    from dualrev.testing.strategies import assert_derivatives_consistent
 
     ref = lambda x: 1 / (1 + np.exp(-x))
     x = np.array([0.3, -1.0, 2.0])
