@@ -4,6 +4,7 @@ equivalent differentiable code; malformed rules refused; static, keyword and pyt
 arguments; tuple outputs; residual snapshots; stop_gradient."""
 
 import functools
+import math
 
 import numpy as np
 import pytest
@@ -891,3 +892,21 @@ def test_a_body_closing_over_a_traced_value_is_refused():
 
     with pytest.raises(dr.CustomRuleError, match=r"custom_jvp\(f\) returned a traced value"):
         dr.jvp(outer_jvp, (1.0,), (1.0,))
+
+
+def test_a_scalar_body_calling_float_in_every_forward_transform():
+
+
+    @dr.custom_vjp
+    def softplus(x):
+        return math.log1p(math.exp(float(x)))  # plain-Python only
+
+    softplus.defvjp(lambda x: (softplus(x), x), lambda x, g: (g / (1 + np.exp(-x)),))
+    ref = lambda x: np.log1p(np.exp(x))
+    for x in (-2.0, 0.0, 1.5):
+        sig = 1 / (1 + np.exp(-x))
+        assert dr.jvp(softplus, (x,), (2.0,))[1] == pytest.approx(2 * sig, rel=1e-15)
+        assert dr.jacfwd(softplus)(x) == pytest.approx(sig, rel=1e-15)
+        assert dr.jacobian(softplus)(x) == pytest.approx(sig, rel=1e-15)
+        assert dr.hessian(softplus)(x) == pytest.approx(dr.hessian(ref)(x), rel=1e-14)
+        assert dr.hessian(softplus)(x) == pytest.approx(sig * (1 - sig), rel=1e-14)
