@@ -895,8 +895,6 @@ def test_a_body_closing_over_a_traced_value_is_refused():
 
 
 def test_a_scalar_body_calling_float_in_every_forward_transform():
-
-
     @dr.custom_vjp
     def softplus(x):
         return math.log1p(math.exp(float(x)))  # plain-Python only
