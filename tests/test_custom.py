@@ -908,3 +908,56 @@ def test_a_scalar_body_calling_float_in_every_forward_transform():
         assert dr.jacobian(softplus)(x) == pytest.approx(sig, rel=1e-15)
         assert dr.hessian(softplus)(x) == pytest.approx(dr.hessian(ref)(x), rel=1e-14)
         assert dr.hessian(softplus)(x) == pytest.approx(sig * (1 - sig), rel=1e-14)
+
+
+_SHAPES = st.sampled_from([(), (1,), (3,), (2, 3), (3, 2), (5,)])
+
+
+def test_random_rule_shapes_give_the_rule_or_a_refusal():
+    # Every outcome is pinned: a rule whose cotangent (tangent) has its argument's
+    # (output's) shape and kind gives exactly that derivative, in every transform; any
+    # other shape or kind raises CustomRuleError, never a broadcast or a dropped part.
+    count = []
+
+    @given(_SHAPES, _SHAPES, st.booleans(), st.booleans(), st.integers(0, 2**31 - 1))
+    def check(arg_shape, other_shape, same, cplx, seed):
+        ct_shape = arg_shape if same else other_shape
+        rng = np.random.default_rng(seed)
+        ct = rng.standard_normal(ct_shape)
+        if cplx:
+            ct = ct + 1j * rng.standard_normal(ct_shape)
+        fits = ct_shape == arg_shape and not cplx
+
+        @dr.custom_vjp
+        def f(x):
+            return np.sum(np.asarray(x))  # a scalar: its cotangent g is a scalar
+
+        f.defvjp(lambda x: (f(x), None), lambda res, g: (g * ct,))
+
+        @dr.custom_jvp
+        def h(x):
+            return np.zeros(arg_shape)
+
+        h.defjvp(lambda p, t: (h(p[0]), np.sum(t[0]) * ct))
+        x = rng.standard_normal(arg_shape)
+        runs = {
+            "grad": (lambda: dr.grad(f)(x), lambda: ct),
+            "jacrev": (lambda: dr.jacrev(f)(x), lambda: ct),
+            "jacfwd": (lambda: dr.jacfwd(f)(x), lambda: ct),
+            "vmap-grad": (lambda: dr.vmap(dr.grad(f))(np.stack([x, x]))[1], lambda: ct),
+            "jvp-custom_jvp": (lambda: dr.jvp(h, (x,), (np.ones(arg_shape),))[1],
+                               lambda: np.prod(arg_shape) * ct),
+            "vjp-custom_jvp": (lambda: dr.vjp(h, x)[1](np.ones(arg_shape))[0],
+                               lambda: np.full(arg_shape, np.sum(ct))),
+        }
+        for name, (run, want) in runs.items():
+            if fits:
+                np.testing.assert_allclose(run(), want(), rtol=1e-14, err_msg=name)
+            else:
+                with pytest.raises(dr.CustomRuleError):
+                    run()
+        count.append(fits)
+
+    check()
+    assert len(count) >= 10 and any(count) and not all(count)
+    print(f"{len(count)} rule shapes ({sum(count)} fitting) x 6 transforms")
