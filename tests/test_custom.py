@@ -428,6 +428,17 @@ def test_forward_mode_over_custom_vjp_follows_the_complex_convention():
     np.testing.assert_allclose(dr.jacfwd(cis)(x), np.diag(1j * np.exp(1j * x)), rtol=1e-15)
     check_grads(cis, (x,), order=2)
 
+    @dr.custom_vjp
+    def abs2(z):  # a complex input, a real output: d|z|^2 = Re(2 conj(z) dz)
+        return np.abs(np.asarray(z)) ** 2
+
+    abs2.defvjp(lambda z: (abs2(z), z), lambda z, g: (g * 2 * np.conj(z),))
+    t = np.array([0.3 - 0.7j, 1 + 1j])
+    np.testing.assert_allclose(dr.jvp(abs2, (z,), (t,))[1],
+                               dr.jvp(lambda z: np.abs(z) ** 2, (z,), (t,))[1], rtol=1e-15)
+    np.testing.assert_allclose(dr.jvp(abs2, (z,), (t,))[1], np.real(2 * np.conj(z) * t),
+                               rtol=1e-15)
+
 
 def test_forward_mode_refuses_a_backward_rule_that_is_not_linear():
     @dr.custom_vjp
