@@ -151,7 +151,17 @@ def _run_body(owner: Any, args: Sequence[Any]) -> Any:
             "its body uses a traced value it closes over (a variable of the enclosing "
             "function being differentiated), whose derivative would bypass the custom "
             "rules. Pass that value as an argument of the function instead")
+    if getattr(owner, "_last_out", None) is _WATCHING:  # inside fwd: note it for the check
+        owner._last_out = out
     return out
+
+
+_WATCHING = object()
+
+
+def _structure(out: Any) -> tuple[TreeDef, list[tuple[int, ...]]]:
+    leaves, td = tree_flatten(out)
+    return td, [shape_of(v) for v in leaves]
 
 
 def _nondiff(nondiff_argnums: Sequence[int] | int) -> frozenset[int]:
@@ -498,6 +508,9 @@ class custom_vjp:
         self.fun = fun
         self.nondiff_argnums = _nondiff(nondiff_argnums)
         self._sig = _signature(fun)
+        # while fwd runs, the output of the body's plain run inside it: fwd's output is
+        # checked against it when fwd got it by calling the function (as it should)
+        self._last_out: Any = None
         self.fwd: Callable[..., Any] | None = None
         self.bwd: Callable[..., Any] | None = None
         self.prim = _CustomVJPPrimitive(f"custom_vjp({getattr(fun, '__name__', 'f')})",
@@ -527,11 +540,23 @@ class custom_vjp:
     def _run_fwd(self, primals: Sequence[Any], params: dict[str, Any]) -> tuple[Any, Any]:
         """``fwd`` on the call's arguments: the output (packed when it is a tuple, its
         layout in the call's box) and the residuals."""
-        res = self.fwd(*params["static"].full(primals))  # type: ignore[misc]
+        saved, self._last_out = self._last_out, _WATCHING  # fwd may nest (grad of grad)
+        try:
+            res = self.fwd(*params["static"].full(primals))  # type: ignore[misc]
+        finally:
+            body, self._last_out = self._last_out, saved
         if not isinstance(res, tuple) or len(res) != 2:
             raise CustomRuleError(
                 f"dualrev: the fwd rule of {self.prim.name} must return a pair (output, "
                 f"residuals); it returned {_describe_structure(res)}")
+        if body is not _WATCHING and body is not res[0]:
+            got, want = _structure(res[0]), _structure(body)
+            if got != want:
+                raise CustomRuleError(
+                    f"dualrev: the fwd rule of {self.prim.name} returned an output of "
+                    f"structure {got[0]!r} and shapes {got[1]}, but the function returns "
+                    f"{want[0]!r} and shapes {want[1]}: fwd's output must be the "
+                    "function's")
         return _pack(self.prim.name, res[0], params["box"]), res[1]
 
     def on_tape(self, tape: Tape, primals: list[Any], args: Sequence[Any],

@@ -298,6 +298,11 @@ def test_a_jvp_rule_must_return_a_pair():
     (lambda y: y, r"fwd rule of custom_vjp\(f\) must return a pair \(output, residuals\); "
                   r"it returned a ndarray"),
     (lambda y: (y, None, None), r"must return a pair.*a tuple of length 3"),
+    (lambda y: ((y, y), None), r"returned an output of structure \(\*, \*\) and shapes "
+                               r"\[\(2,\), \(2,\)\], but the function returns \* and "
+                               r"shapes \[\(2,\)\]"),
+    (lambda y: (y[:1], None), r"shapes \[\(1,\)\], but the function returns \* and "
+                              r"shapes \[\(2,\)\]"),
 ])
 def test_a_fwd_rule_of_the_wrong_structure_is_refused(fwd_out, match):
     @dr.custom_vjp
