@@ -120,10 +120,10 @@ class Primitive:
                  "batch", "scalar_impl", "vjp_add", "saves", "partials",
                  "_plans")
 
-    # A custom_vjp primitive (custom.py) sets these: forward mode traces ``body``; the
-    # tape runs ``fwd`` to get (output, residuals) and hands the residuals to the VJP.
-    body: Callable[..., Any] | None = None
-    fwd: Callable[..., Any] | None = None
+    # A custom_vjp primitive (custom.py) sets this to its decorator object: the tape
+    # runs its ``on_tape`` (fwd: output and residuals), forward mode its ``forward``
+    # (fwd, and the tangent from the transposed bwd), never the function's body.
+    custom: Any = None
 
     def __init__(
         self,

@@ -138,9 +138,8 @@ class Tape:
                 plain = False
             primals.append(a)
             i += 1
-        if plain and prim.fwd is not None:
-            ans, residuals = prim.fwd(*primals)
-            params = {**params, "residuals": residuals}
+        if prim.custom is not None:  # a custom_vjp: fwd gives the output and residuals
+            ans, params = prim.custom.on_tape(self, primals, args, params)
         else:
             ans = apply_plain(prim, primals, params) if plain else bind(prim, primals, params)
         if not parents:
@@ -271,8 +270,8 @@ class Tape:
         """Forward along the recorded edges: each entry's tangent from its arguments' by
         the JVP rules, from ``tangents`` (input entry -> tangent, a batch of them when
         ``Batched``). Needs a tape that kept everything (``keep_all``); a ``custom_vjp``
-        entry, which forward mode differentiates through its body, cannot be pushed
-        through (``ReplayError``)."""
+        entry is pushed through its transposed backward rule, from the residuals kept
+        with it."""
         ts: list[Any] = [None] * len(self.nodes)
         for i, t in tangents.items():
             ts[i] = t
@@ -287,14 +286,8 @@ class Tape:
                     reached = True
             if not reached:
                 continue
-            if prim.body is not None:
-                raise ReplayError(prim.name)
             ts[i] = tangent_out(prim, args, ans, list(primals), params)
         return ts
-
-
-class ReplayError(Exception):
-    """A recorded operation forward mode cannot replay from the tape."""
 
 
 def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
