@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from .catalogue.indexing import _positions, canonical_index, getitem, is_basic, scatter_p
-from .errors import InPlaceError
-from .inplace import Stale, describe, key_text, poison_views, rebind
-from .primitive import METHODS, Tracer, bind, dtype_of, shape_of, strip
+from .catalogue.shape import _ravel
+from .errors import InPlaceError, NoDerivativeRule
+from .inplace import Stale, describe, key_text, note_view, poison_views, rebind
+from .primitive import FUNCTION_HANDLERS, METHODS, Tracer, bind, dtype_of, shape_of, strip
 
 
 class _Update:
@@ -181,11 +182,22 @@ def setitem(x: Any, key: Any, value: Any) -> None:
     """``x[key] = value`` on a traced ``x``."""
     key = canonical_index(key)
     base = getattr(value, "_base", None) if isinstance(value, Tracer) else None
-    if base is not None and base[0] is x and base[1] == key:
+    if base is not None and base[0] is x and same_key(base[1], key):
         # x[key] op= v: Python's getitem gave a view, whose in-place operator already
         # wrote through it; this store writes the same values again
         return
     assign(x, functional_set(x, key, value), f"x[{key_text(key)}]")
+
+
+def same_key(a: Any, b: Any) -> bool:
+    """Whether two canonical indices are the same basic index (an index array is never
+    taken for the same: its views are copies, and ``==`` on it would be elementwise)."""
+    if isinstance(a, str) or isinstance(b, str) or len(a) != len(b):
+        return False
+    for p, q in zip(a, b, strict=True):
+        if type(p) is not type(q) or isinstance(p, (np.ndarray, Tracer)) or p != q:
+            return False
+    return True
 
 
 _INPLACE = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide,
@@ -261,5 +273,127 @@ def sort(x: Any, axis: int = -1, kind: Any = None, order: Any = None, **kw: Any)
     assign(x, np.sort(x, axis=axis, kind=kind), "x.sort()")
 
 
+def partition(x: Any, kth: Any, axis: int = -1, kind: str = "introselect",
+              order: Any = None) -> None:
+    """``x.partition(kth)``: ``x`` rebound to ``np.partition(x, kth)`` (the arrangement
+    NumPy's makes)."""
+    assign(x, np.partition(x, kth, axis=axis, kind=kind, order=order), "x.partition(...)")
+
+
+def _plain_ravel(x: Any) -> Any:
+    """``x`` flattened, not linked to ``x`` as a view (an intermediate of a write)."""
+    return _ravel(x)
+
+
+def _cycled(v: Any, n: int) -> Any:
+    """``v`` flattened and repeated (or cut) to ``n`` values, as ``put`` and ``x.flat[...]
+    = v`` take it."""
+    vf = np.ravel(v) if isinstance(v, Tracer) else np.ravel(np.asarray(v))
+    m = shape_of(vf)[0]
+    if m == n:
+        return vf
+    if m == 0:
+        if n == 0:
+            return vf
+        raise ValueError("cannot write an empty sequence into a non-empty selection")
+    return getitem(vf, (np.arange(n) % m,))
+
+
+def _flat_write(x: Any, pos: np.ndarray, v: Any, write: str) -> None:
+    """Write ``v`` (cycled) at the flat positions ``pos`` of ``x``, in place."""
+    pos = np.ravel(pos)
+    flat = at(_plain_ravel(x))[(pos,)].set(_cycled(v, pos.size))
+    assign(x, inplace_cast(np.reshape(flat, shape_of(x)), x), write)
+
+
+def put(x: Any, ind: Any, v: Any, mode: str = "raise") -> None:
+    """``x.put(ind, v, mode)`` / ``np.put(x, ind, v, mode)``: ``v`` (cycled) written at the
+    flat positions ``ind``, in place."""
+    if not isinstance(x, Tracer):
+        raise InPlaceError("numpy.put into a plain NumPy array",
+                           rewrite="build the array with dualrev.at(x.ravel())[ind].set(v) "
+                           "instead")
+    size = int(np.prod(shape_of(x)))
+    ind = np.ravel(np.asarray(strip(ind))).astype(np.intp)
+    if mode == "wrap":
+        ind = ind % size if size else ind
+    elif mode == "clip":
+        ind = np.clip(ind, 0, size - 1)
+    elif mode != "raise":
+        raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
+    elif ind.size and (ind.max() >= size or ind.min() < -size):
+        bad = ind[(ind >= size) | (ind < -size)][0]
+        raise IndexError(f"index {bad} is out of bounds for axis 0 with size {size}")
+    _flat_write(x, ind, v, "x.put(...)")
+
+
+class FlatIter:
+    """``x.flat`` of a traced ``x``: reading gives copies (``x.flat[1:3]``, iteration),
+    writing (``x.flat[k] = v``, values cycled as in NumPy) writes into ``x``."""
+
+    __slots__ = ("base",)
+
+    def __init__(self, x: Any) -> None:
+        self.base = x
+
+    def __len__(self) -> int:
+        return int(np.prod(shape_of(self.base)))
+
+    def __iter__(self) -> Any:
+        flat = _plain_ravel(self.base)
+        for i in range(len(self)):
+            yield getitem(flat, (i,))
+
+    def __getitem__(self, k: Any) -> Any:
+        out = getitem(_plain_ravel(self.base), k)
+        # a copy, as NumPy's flatiter gives: no link back to x
+        return METHODS["clone"](out) if isinstance(out, Tracer) else out
+
+    def __setitem__(self, k: Any, v: Any) -> None:
+        n = len(self)
+        pos = np.arange(n, dtype=np.intp)[canonical_index(k)]
+        _flat_write(self.base, pos, v, f"x.flat[{key_text(canonical_index(k))}]")
+
+    def copy(self) -> Any:
+        """``x.flatten()``."""
+        return self.base.flatten()
+
+
+def set_flat(x: Any, v: Any) -> None:
+    """``x.flat = v``: every element of ``x``, ``v`` cycled."""
+    _flat_write(x, np.arange(int(np.prod(shape_of(x))), dtype=np.intp), v, "x.flat = v")
+
+
+def resize(x: Any, *args: Any, **kwargs: Any) -> None:
+    """``x.resize(...)``: refused (it changes the array's shape in place)."""
+    raise InPlaceError(
+        "x.resize(...) (it changes the shape of the array in place, which NumPy itself "
+        "refuses for an array that other names refer to)",
+        rewrite="build a new array: np.resize(x, shape) repeats the values, "
+        "np.pad(x.ravel(), (0, n - x.size)).reshape(shape) pads with zeros as x.resize "
+        "does")
+
+
+def view(x: Any, dtype: Any = None, type: Any = None) -> Any:
+    """``x.view()``: a new object that is a view of all of ``x`` (writes through either
+    are seen by the other); a view as another dtype or type is refused."""
+    if (dtype is not None and np.dtype(dtype) != dtype_of(x)) or (
+            type is not None and type is not np.ndarray):
+        raise NoDerivativeRule("ndarray.view(dtype)", "Reinterpreting the bytes of a "
+                               "traced array as another dtype has no derivative; "
+                               "x.astype(dtype) converts the values.")
+    out = METHODS["clone"](x)
+    note_view(x, out, (Ellipsis,))
+    return out
+
+
 METHODS.update(setitem=setitem, fill=fill, sort=sort, inplace_op=inplace_op,
-               ufunc_out=ufunc_out, ufunc_at=ufunc_at)
+               ufunc_out=ufunc_out, ufunc_at=ufunc_at, partition=partition, put=put,
+               flat=FlatIter, set_flat=set_flat, resize=resize, view=view)
+
+
+def _np_put(a: Any, ind: Any, v: Any, mode: str = "raise") -> None:
+    put(a, ind, v, mode)
+
+
+FUNCTION_HANDLERS[np.put] = _np_put

@@ -55,6 +55,12 @@ def note_view(base: Any, view: Any, key: Any) -> None:
     basic index (a tuple) for ``base[key]``, else the operation's name (a str)."""
     if view is base or not isinstance(view, Tracer):
         return
+    old = getattr(view, "_base", None)
+    if old is not None and old[0] is base:
+        # a view function built from another (matrix_transpose from swapaxes): one
+        # link, named by the outer function
+        view._base = (base, key)
+        return
     view._base = (base, key)
     try:
         views = base._views
@@ -82,12 +88,20 @@ def viewing(func: Any, name: str) -> Any:
     """The handler ``func`` of a NumPy function returning a view of its first argument,
     with its result(s) recorded as views (see the module docstring)."""
 
+    same = name in SAME_OBJECT
+
     def handler(a: Any, *args: Any, **kwargs: Any) -> Any:
         out = func(a, *args, **kwargs)
         if isinstance(a, Tracer):
             if isinstance(out, (list, tuple)):
                 for o in out:
                     note_view(a, o, name)
+            elif out is a:
+                if not same:
+                    # NumPy returns a new view object (np.reshape to the same shape, .T
+                    # of a vector): a view of the whole array, written through as x[...]
+                    out = clone(a)
+                    note_view(a, out, (Ellipsis,))
             else:
                 note_view(a, out, name)
         return out
@@ -112,6 +126,14 @@ for _name in ("permute_dims", "matrix_transpose", "hsplit", "vsplit", "dsplit", 
               "rot90"):
     if hasattr(np, _name):
         VIEW_FUNCTIONS[getattr(np, _name)] = _name
+
+
+# View functions that NumPy answers with the array itself when there is nothing to do
+# (np.squeeze without unit axes, np.atleast_1d of a vector, np.real of a real array)
+SAME_OBJECT = {"squeeze", "atleast_1d", "atleast_2d", "atleast_3d", "real"}
+
+# view keys that are ndarray methods (the others are NumPy functions) in the messages
+_METHOD_VIEWS = {"reshape", "ravel", "squeeze", "transpose", "swapaxes", "diagonal", "view"}
 
 
 def install_view_handlers() -> None:
@@ -154,7 +176,9 @@ def describe(key: Any) -> str:
     """How the view made by ``key`` (a basic index or an operation's name) reads in an
     error message: ``x[1:]``, ``x.reshape(...)``."""
     if isinstance(key, str):
-        return f"x.{key}(...)" if key not in ("real", "imag") else f"x.{key}"
+        if key in ("real", "imag", "T", "mT"):
+            return f"x.{key}"
+        return f"x.{key}(...)" if key in _METHOD_VIEWS else f"np.{key}(x, ...)"
     return f"x[{key_text(key)}]"
 
 
@@ -189,7 +213,10 @@ def poison_views(obj: Any, keep: Any, write: str) -> None:
             v = r()
             if v is None or v is keep:
                 continue
-            what = describe(v._base[1])
+            link = getattr(v, "_base", None)
+            if link is None:  # already made stale (reached twice)
+                continue
+            what = describe(link[1])
             v.primal = Stale(f"a view {what} taken before {write} was written")
             del v._base
             try:

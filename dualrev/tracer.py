@@ -424,9 +424,10 @@ class TracedBase(Tracer):
         return FUNCTION_HANDLERS[np.ravel](self, order=order)
 
     def flatten(self, order: str = "C") -> Any:
-        # a copy, unlike ravel: not recorded as a view
+        # a copy, unlike ravel: not recorded as a view, and never the object itself
         ravel = FUNCTION_HANDLERS[np.ravel]
-        return getattr(ravel, "__wrapped__", ravel)(self, order=order)
+        out = getattr(ravel, "__wrapped__", ravel)(self, order=order)
+        return METHODS["clone"](out) if out is self else out
 
     def transpose(self, *axes: Any) -> Any:
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
@@ -460,12 +461,53 @@ class TracedBase(Tracer):
     def copy(self, order: str = "C") -> Any:
         return METHODS["clone"](self)  # another object: a write into one is not the other's
 
+    def view(self, dtype: Any = None, type: Any = None) -> Any:
+        return METHODS["view"](self, dtype, type)
+
+    def put(self, indices: Any, values: Any, mode: str = "raise") -> None:
+        METHODS["put"](self, indices, values, mode)
+
+    def partition(self, kth: Any, axis: int = -1, kind: str = "introselect",
+                  order: Any = None) -> None:
+        METHODS["partition"](self, kth, axis, kind, order)
+
+    def resize(self, *new_shape: Any, refcheck: bool = True) -> None:
+        METHODS["resize"](self, *new_shape)
+
+    @property
+    def flat(self) -> Any:
+        return METHODS["flat"](self)
+
+    @flat.setter
+    def flat(self, value: Any) -> None:
+        METHODS["set_flat"](self, value)
+
+    def __copy__(self) -> Any:
+        return METHODS["clone"](self)  # copy.copy: a copy, as ndarray.__copy__
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        # The same traced value on the same trace (its primal is never written in place):
+        # copying the trace itself would cut the derivative.
+        return METHODS["clone"](self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TracerConversionError(
+            "pickle / copyreg", "dualrev: a traced value cannot be pickled: it exists "
+            "only while its transform runs, and a pickle would outlive it without its "
+            "derivative. Pickle the transform's plain result instead, or "
+            "dualrev.strip(x) where only the value is wanted")
+
+    __reduce__ = __reduce_ex__  # type: ignore[assignment]
+
     def astype(self, dtype: Any, copy: bool = True) -> Any:
         out = METHODS["astype"](self, dtype)
         # copy=False of the same dtype is the array itself in NumPy, writes included
         return METHODS["clone"](out) if out is self and copy else out
 
     def conj(self) -> Any:
+        # ndarray.conj of a real array is the array itself (np.conj copies)
+        if dtype_of(self).kind != "c":
+            return self
         return UFUNC_HANDLERS[np.conjugate](self)
 
     conjugate = conj

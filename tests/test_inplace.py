@@ -2,7 +2,9 @@
 (dualrev/inplace.py). Values match NumPy's; derivatives match finite differences and
 forward matches reverse; what cannot be made exact raises."""
 
+import copy as copymod
 import operator
+import pickle
 import warnings
 
 import numpy as np
@@ -391,3 +393,194 @@ def test_astype_copy_keyword_decides_aliasing_as_numpy():
                                        else [1.0, 0.0, 0.0, 0.0])
             mapped = dr.vmap(lambda x, c=copy, g=fn: f(x, c, g))(x4[None])
             np.testing.assert_allclose(mapped, [want])
+
+
+# ------------------------------------------------------------------ identity and aliasing
+def same_as_numpy(f, x, rtol=1e-6, atol=1e-7):
+    """f(x, seen) run on NumPy and traced (jacfwd, jacrev, vmap): the same values, the
+    same identities noted in ``seen`` (``seen.append(a is b)``), Jacobians agreeing with
+    each other and with differences."""
+    plain_seen, traced_seen = [], []
+    want = f(x.copy(), plain_seen)
+    got = check(lambda x: f(x, traced_seen) * 1.0, x, rtol, atol)
+    np.testing.assert_allclose(got, want)
+    n = len(plain_seen)
+    assert traced_seen[:n] == plain_seen and traced_seen[n:2 * n] == plain_seen
+    np.testing.assert_allclose(dr.vmap(lambda x: f(x, []) * 1.0)(np.stack([x, 2 * x])),
+                               [want, f(2 * x, [])])
+    return want
+
+
+def test_flatten_and_copies_never_write_into_the_array():
+    def via(make):
+        def f(x, seen):
+            y = make(x)
+            seen.append(y is x)
+            y *= 3.0  # NumPy: a copy, so x is unchanged
+            return x + y
+        return f
+
+    for make in (lambda v: v.flatten(), lambda v: v.copy(), np.copy, lambda v: +v,
+                 lambda v: v.astype(np.float64), lambda v: np.positive(v), np.conj,
+                 lambda v: np.concatenate([v]), lambda v: np.sum(v, axis=()),
+                 lambda v: v.reshape(2, 2).flatten().reshape(4), copymod.copy, copymod.deepcopy):
+        same_as_numpy(via(make), x4)
+
+
+def test_view_functions_return_new_view_objects_as_numpy():
+    # NumPy returns a new view object (never the array) from these even when nothing
+    # moves; a write through the view reaches the array
+    def via(make):
+        def f(x, seen):
+            y = make(x)
+            seen.append(y is x)
+            y[1] = 7.0 * x[0]
+            return x * 1.0
+        return f
+
+    for make in (np.ravel, lambda v: v.ravel(), lambda v: v.reshape(4), np.transpose,
+                 lambda v: v.T, lambda v: np.moveaxis(v, 0, 0), lambda v: v.view(),
+                 lambda v: np.swapaxes(v, 0, 0)):
+        out = same_as_numpy(via(make), x4)
+        assert out[1] == 7.0 * x4[0]
+    # and those NumPy answers with the array itself
+    for make in (np.squeeze, np.atleast_1d, np.real, lambda v: v.conj(),
+                 lambda v: v.conjugate(), lambda v: v.astype(np.float64, copy=False)):
+        same_as_numpy(via(make), x4)
+
+
+def test_deepcopy_keeps_the_derivative():
+    g = dr.grad(lambda v: np.sum(copymod.deepcopy(v) ** 2))(x4)
+    np.testing.assert_allclose(g, 2 * x4)
+    val, g = dr.value_and_grad(lambda v: np.sum(copymod.copy(v) ** 3))(x4)
+    assert type(val) is np.float64 and type(g) is np.ndarray
+    np.testing.assert_allclose(val, np.sum(x4 ** 3))
+    np.testing.assert_allclose(g, 3 * x4 ** 2)
+    h = dr.hessian(lambda v: np.sum(copymod.deepcopy(v) ** 3))(x4)
+    np.testing.assert_allclose(h, np.diag(6 * x4))
+
+
+def test_pickling_a_traced_value_is_refused():
+    with pytest.raises(dr.TracerConversionError, match="cannot be pickled"):
+        dr.grad(lambda v: np.sum(pickle.loads(pickle.dumps(v))))(x4)
+
+
+def test_einsum_views_as_numpy():
+    A = np.arange(9.0).reshape(3, 3) / 7
+
+    def diag_read(A):
+        return np.einsum("ii->i", A) ** 2
+
+    np.testing.assert_allclose(dr.jacrev(diag_read)(A), dr.jacfwd(diag_read)(A))
+    assert np.shares_memory(np.einsum("ii->i", A), A)  # NumPy: a view, writeable
+    for spec in ("ii->i", "ij->ji"):
+        def write_through(A, spec=spec):
+            d = np.einsum(spec, A)
+            d[0] = 5.0
+            return np.sum(A)
+
+        with pytest.raises(dr.InPlaceError, match=r"np\.einsum"):
+            dr.grad(write_through)(A)
+
+        def stale(A, spec=spec):
+            d = np.einsum(spec, A)
+            A[0, 0] = 2.0  # NumPy's d would show this
+            return np.sum(d)
+
+        with pytest.raises(dr.StaleViewError, match=r"np\.einsum"):
+            dr.grad(stale)(A)
+    # a summed einsum is a new array: writes into it are its own
+    def summed(A):
+        r = np.einsum("ij->i", A)
+        r[0] = 0.0
+        A[1, 1] = 3.0
+        return np.sum(r) + np.sum(A)
+
+    np.testing.assert_allclose(dr.grad(summed)(A), [[1, 1, 1], [2, 1, 2], [2, 2, 2]])
+
+
+@pytest.mark.parametrize("make", [lambda A: np.split(A, 3), np.flip, lambda A: np.unstack(A),
+                                  np.matrix_transpose, lambda A: np.array_split(A, 2, axis=1),
+                                  lambda A: np.rot90(A)])
+def test_write_after_view_functions(make):
+    A = np.arange(9.0).reshape(3, 3) / 7
+
+    def unused(a):
+        A = a.reshape(3, 3) * 1.0
+        make(A)
+        A[0, 0] = 2 * A[0, 0]
+        return A.ravel()
+
+    np.testing.assert_allclose(check(unused, A.ravel()), unused(A.ravel()))
+
+    def used(A):
+        v = make(A)
+        A[0, 0] = 2.0
+        return np.sum(v[0])
+
+    with pytest.raises(dr.StaleViewError):
+        dr.grad(used)(A)
+
+
+def test_fancy_and_mask_stores_of_a_view_of_the_same_array():
+    def fancy(y, seen):
+        y = y * 1.0
+        y[[0, 2]] = y[1:3]
+        return y
+
+    def mask(y, seen):
+        y = y * 1.0
+        y[y > 0.6] = y[:1]
+        return y
+
+    for f in (fancy, mask):
+        out = check(lambda y, f=f: f(y, None), np.array([0.5, 0.7, 0.9]))
+        np.testing.assert_allclose(out, f(np.array([0.5, 0.7, 0.9]), None))
+    np.testing.assert_allclose(dr.jacrev(lambda y: fancy(y, None))(np.array([0.5, 0.7, 0.9])),
+                               [[0, 1, 0], [0, 1, 0], [0, 0, 1]])
+
+
+def test_ndarray_view_put_partition_flat():
+    x6 = np.array([0.3, -1.2, 2.0, 0.7, 1.5, 0.1])
+
+    def view(x, seen):
+        y = x * 1.0
+        w = y.view()
+        seen.append(w is y)
+        w[1] = 5 * x[0]  # a view: y shows it
+        return y + w
+
+    def put(x, seen):
+        y = x * 1.0
+        y.put([0, 4], x[2:3] * 2)
+        np.put(y, [-1, 9], x[:2], mode="wrap")
+        y.put([7, -9], x[3:5], mode="clip")
+        return y
+
+    def partition(x, seen):
+        y = x * 1.0
+        y.partition(2)
+        return y
+
+    def flat(x, seen):
+        y = x.reshape(2, 3) * 1.0
+        y.flat[[0, 4]] = x[5]
+        y.flat[1:3] = x[:3]  # cut to two values, as NumPy does
+        z = y.flat[1:3]  # a copy
+        z[0] = 100.0
+        seen.append(len(y.flat) == 6)
+        return (y + np.sum(z) + sum(v for v in y.flat)).ravel()
+
+    def flat_set(x, seen):
+        y = x.reshape(2, 3) * 1.0
+        y.flat = x[:4]  # cycled
+        return y.ravel()
+
+    for f in (view, put, partition, flat, flat_set):
+        same_as_numpy(f, x6)
+    with pytest.raises(IndexError, match="out of bounds"):
+        dr.grad(lambda x: np.sum(x.put([6], 1.0) or x))(x6)
+    with pytest.raises(dr.InPlaceError, match=r"x\.resize.*np\.pad"):
+        dr.grad(lambda x: np.sum(x.resize((8,)) or x))(x6)
+    with pytest.raises(dr.NoDerivativeRule, match="another dtype"):
+        dr.grad(lambda x: np.sum(x.view(np.int64)))(x6)
