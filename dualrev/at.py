@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from .catalogue.indexing import _positions, canonical_index, getitem, is_basic, scatter_p
+from .catalogue.indexing import (
+    _positions,
+    canonical_index,
+    getitem,
+    is_basic,
+    scatter_p,
+    update_p,
+)
 from .catalogue.shape import _ravel
 from .errors import InPlaceError, NoDerivativeRule
 from .inplace import Stale, describe, key_text, note_view, poison_views, rebind
@@ -61,15 +68,12 @@ class _Update:
     def set(self, v: Any) -> Any:
         """``x`` with ``v`` written at ``idx`` (the last write wins, as in NumPy)."""
         pos, shape = self._flat()
-        size = int(np.prod(shape))
         vals = np.ravel(np.broadcast_to(v, shape_of(_positions(shape, self.idx)))) + 0.0
         _, first_from_end = np.unique(pos[::-1], return_index=True)
         keep = pos.size - 1 - first_from_end  # the last occurrence of each position
         kept = getitem(vals, (keep,))
-        placed = bind(scatter_p, (kept,), {"idx": (pos[keep],), "nb": 0, "shape": (size,)})
-        mask = np.zeros(size, dtype=bool)
-        mask[pos] = True
-        return np.reshape(np.where(mask, placed, np.ravel(self.x)), shape)
+        out = bind(update_p, (kept, _ravel(self.x)), {"idx": (pos[keep],), "nb": 0})
+        return np.reshape(out, shape)
 
 
 class _Indexer:
@@ -166,10 +170,7 @@ def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
         target = np.zeros(shape, dtype=bool)[key].shape
         if shape_of(v) != target:
             v = np.broadcast_to(v, target)
-        placed = bind(scatter_p, (v,), {"idx": key, "nb": 0, "shape": shape})
-        mask = np.zeros(shape, dtype=bool)
-        mask[key] = True
-        out = np.where(mask, placed, x)
+        out = bind(update_p, (v, x), {"idx": key, "nb": 0})
     else:
         out = at(x)[key].set(v)
     if dtype_of(out) != xd:

@@ -92,8 +92,9 @@ class Primitive:
     on Python/NumPy float scalars (falling back to ``impl`` on arithmetic errors);
     ``partials`` (elementwise entries whose every rule is ``g * d(ans, *args)``) lets
     the machinery skip the rule wrapper; ``vjp_add(acc, g, ans, *primals, **params)``
-    adds the VJP into a cotangent buffer the tape owns (or creates one when ``acc`` is
-    None), returning NotImplemented where it does not apply.
+    adds the VJP of argument ``vjp_add_arg`` (0 unless set) into a cotangent buffer the
+    tape owns (or creates one when ``acc`` is None), returning NotImplemented where it
+    does not apply.
 
     Args:
         name: the operation's name, as error messages and ``dualrev.graph`` show it.
@@ -117,7 +118,7 @@ class Primitive:
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
-                 "batch", "scalar_impl", "vjp_add", "saves", "partials",
+                 "batch", "scalar_impl", "vjp_add", "vjp_add_arg", "saves", "partials",
                  "_plans")
 
     # A custom_vjp primitive (custom.py) sets these: forward mode traces ``body``; the
@@ -144,6 +145,7 @@ class Primitive:
         self.batch: Rule | None = None
         self.scalar_impl = scalar_impl
         self.vjp_add: Rule | None = None
+        self.vjp_add_arg = 0
         # Per VJP rule, the positions (-1: ans) it reads whole and those whose shape
         # alone it reads; None: keep everything. Set by defvjp's ``saves``.
         self.saves: tuple[tuple[frozenset[int], frozenset[int]], ...] | None = None

@@ -224,8 +224,8 @@ class Tape:
                 scatter = None
                 plain = batch = False
             for argpos, pid, shape, kind in parents:
-                if scatter is not None and kind is cotangent.REAL and (cts[pid] is None
-                                                                        or owned[pid]):
+                if scatter is not None and kind is cotangent.REAL and (
+                        cts[pid] is None or owned[pid]) and argpos == prim.vjp_add_arg:
                     # the cotangent scattered straight into the pass's buffer
                     acc = scatter(cts[pid], g, ans, *primals, **params)
                     if acc is not NotImplemented:

@@ -14,6 +14,8 @@ the batch.
 from __future__ import annotations
 
 import math
+import sys
+from sys import getrefcount
 from typing import Any
 
 import numpy as np
@@ -112,6 +114,8 @@ scatter_p.defbatch(lambda args, batched, idx, nb, shape: bind(
 
 
 _F64 = np.dtype(np.float64)
+# as in reverse.py: from 3.14 a reference count may not count the interpreter's stack
+_ELIDE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
 
 
 def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb: int) -> Any:
@@ -133,6 +137,84 @@ def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb
 
 
 gather_p.vjp_add = _gather_vjp_add
+
+
+# ------------------------------------------------------------------ writes
+def _update_impl(v: Any, x: Any, idx: tuple[Any, ...], nb: int) -> Any:
+    x = np.asarray(x)
+    out = x.astype(np.result_type(x, v), copy=True)
+    out[(slice(None),) * nb + idx] = v
+    return out
+
+
+# x with v written at idx (a basic index, or one array of distinct flat positions into
+# a vector), as ``x[idx] = v`` leaves x: v has the shape of x[idx]. Its rules read only
+# the index and the cotangent, so the tape keeps nothing per write that is as big as x
+# (a scatter and a select kept a buffer-sized mask per write: memory quadratic in the
+# steps of a loop that fills a buffer row by row).
+update_p = Primitive("set", _update_impl)
+
+
+def _update_jvp(tangents: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
+                nb: int) -> Any:
+    tv, tx = tangents
+    if tv is None and tx is None:
+        return None
+    if tx is None:
+        tx = np.zeros(shape_of(x), dtype_of(ans) if dtype_of(ans).kind in "fc" else float)
+    return bind(update_p, (0.0 if tv is None else tv, tx), {"idx": idx, "nb": nb})
+
+
+def _update_vjp_v(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int) -> Any:
+    # a copy, not a view of g: the x rule may then clear g[idx] in place (vjp_add)
+    return np.copy(bind(gather_p, (g,), {"idx": idx, "nb": nb}))
+
+
+def _update_vjp_x(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int) -> Any:
+    return bind(update_p, (0.0, g), {"idx": idx, "nb": nb})
+
+
+def _update_vjp_add(acc: Any, g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
+                    nb: int) -> Any:
+    # x's cotangent is g with g[idx] cleared. Where no one else holds g (CPython's
+    # reference count: the backward loop's name, this parameter and getrefcount's own;
+    # an array owning its memory, so no view of it hides elsewhere) it is cleared in
+    # place and handed on: a loop of writes into one buffer then costs a write's size
+    # per step in the backward pass, not the buffer's.
+    if nb or type(g) is not np.ndarray or g.dtype != _F64:
+        return NotImplemented
+    key = idx
+    if acc is None:
+        if _ELIDE and getrefcount(g) <= 3 and g.base is None and g.flags.writeable:
+            g[key] = 0.0
+            return g
+        acc = g.copy()
+        acc[key] = 0.0
+        return acc
+    if acc.dtype != _F64 or acc.shape != g.shape:
+        return NotImplemented
+    keep = acc[key].copy()
+    acc += g
+    acc[key] = keep
+    return acc
+
+
+update_p.defjvp_joint(_update_jvp)
+update_p.defvjp(_update_vjp_v, _update_vjp_x, saves="")
+update_p.vjp_add = _update_vjp_add
+update_p.vjp_add_arg = 1
+
+
+def _update_batch(args: list[Any], batched: tuple[bool, ...], idx: tuple[Any, ...],
+                  nb: int) -> Any:
+    v, x = args
+    if not batched[1]:  # every element writes into its own copy of x
+        x = materialize([x, v], (False, True))[0]
+    # an unbatched v broadcasts against the batch of x[idx] as it stands
+    return bind(update_p, (v, x), {"idx": idx, "nb": nb + 1})
+
+
+update_p.defbatch(_update_batch)
 
 
 # ------------------------------------------------------------------ batched indices
