@@ -13,7 +13,9 @@ are ``x op= y``, ``x.fill``, ``x.sort``, ``ufunc(..., out=x)`` and ``np.add.at(x
 
 from __future__ import annotations
 
+import sys
 import warnings
+from sys import getrefcount
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,9 @@ from .catalogue.shape import _ravel
 from .errors import InPlaceError, NoDerivativeRule
 from .inplace import Stale, describe, key_text, note_view, poison_views, rebind
 from .primitive import FUNCTION_HANDLERS, METHODS, Tracer, bind, dtype_of, shape_of, strip
+
+# as in reverse.py: from 3.14 a reference count may not count the interpreter's stack
+_ELIDE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
 
 
 class _Update:
@@ -156,6 +161,16 @@ def assign(obj: Any, new: Any, write: str) -> None:
         rebind(o, v)
 
 
+def _private(x: Any) -> bool:
+    """Whether the traced ``x``'s value is an array only ``x`` holds (CPython's reference
+    count: the slot and the call's argument), owning its memory, so that a write may go
+    into it: no tape entry, view, copy or caller sees it (a buffer written row by row
+    then costs a row per write, not a copy of the buffer)."""
+    return (_ELIDE and isinstance(x, Tracer) and type(x.primal) is np.ndarray
+            and x.primal.base is None and x.primal.flags.writeable
+            and getrefcount(x.primal) <= 2)
+
+
 def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
     """``x`` with ``v`` written at the canonical index ``key``, in ``x``'s dtype (as
     NumPy's assignment casts): the value ``x[key] = v`` leaves in ``x``."""
@@ -170,7 +185,7 @@ def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
         target = np.zeros(shape, dtype=bool)[key].shape
         if shape_of(v) != target:
             v = np.broadcast_to(v, target)
-        out = bind(update_p, (v, x), {"idx": key, "nb": 0})
+        out = bind(update_p, (v, x), {"idx": key, "nb": 0, "inplace": _private(x)})
     else:
         out = at(x)[key].set(v)
     if dtype_of(out) != xd:

@@ -91,10 +91,11 @@ class Primitive:
     Optional speed-ups, never needed for correctness: ``scalar_impl`` runs the operation
     on Python/NumPy float scalars (falling back to ``impl`` on arithmetic errors);
     ``partials`` (elementwise entries whose every rule is ``g * d(ans, *args)``) lets
-    the machinery skip the rule wrapper; ``vjp_add(acc, g, ans, *primals, **params)``
-    adds the VJP of argument ``vjp_add_arg`` (0 unless set) into a cotangent buffer the
-    tape owns (or creates one when ``acc`` is None), returning NotImplemented where it
-    does not apply.
+    the machinery skip the rule wrapper; ``vjp_add(acc, g, ans, *primals, g_owned,
+    **params)`` adds the VJP of argument ``vjp_add_arg`` (0 unless set) into a cotangent
+    buffer the tape owns (or creates one when ``acc`` is None), returning NotImplemented
+    where it does not apply; ``g_owned`` says that ``g`` is a buffer the backward pass
+    made and nobody else holds, which the rule may write into and return.
 
     Args:
         name: the operation's name, as error messages and ``dualrev.graph`` show it.

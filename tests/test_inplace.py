@@ -654,3 +654,47 @@ def test_buffer_writes_keep_only_what_they_write():
     assert big_a == big_b == 1
     per_step = (total_b - total_a) / 60
     assert per_step < 12 * nx * 8  # a few rows per step (the step's own intermediates)
+
+
+def test_buffer_written_in_place_only_when_nothing_else_holds_it():
+    # the buffer's value is written in place when only the traced object holds it; a
+    # copy, a recorded product reading it, a value returned earlier keep their values
+    def f(x):
+        b = np.zeros_like(x, shape=(4,))
+        b[0] = x[0]
+        snap = b.copy()
+        b[1] = x[1] * 2.0
+        prod = b * x[::-1]  # the tape keeps b's value for x's cotangent
+        b[2] = x[2] ** 2
+        b[3] = x[1]
+        return np.concatenate([snap, prod, b])
+
+    xs = np.array([0.3, -0.7, 1.1, 0.4])
+    out = check(f, xs)
+    np.testing.assert_allclose(out, [0.3, 0, 0, 0, 0.3 * 0.4, -1.4 * 1.1, 0, 0,
+                                     0.3, -1.4, 1.21, -0.7])
+    np.testing.assert_allclose(dr.jacobian(f)(xs), dr.jacfwd(f)(xs), rtol=1e-12)
+    np.testing.assert_allclose(dr.hessian(lambda x: np.sum(f(x) ** 2))(xs),
+                               dr.jacfwd(dr.jacfwd(lambda x: np.sum(f(x) ** 2)))(xs),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_cotangent_cleared_in_place_only_when_the_pass_owns_it():
+    # a custom_vjp rule hands the same array to two arguments, each the result of a
+    # write: the first write's backward must not clear what the second still reads
+    @dr.custom_vjp
+    def both(a, b):
+        return a + b
+
+    both.defvjp(lambda a, b: (a + b, None), lambda res, g: (g, g))
+
+    def f(x):
+        a = np.zeros_like(x)
+        a[0] = x[0]
+        b = np.zeros_like(x)
+        b[:] = x ** 2
+        return both(a, b)
+
+    x = np.array([0.5, 2.0])
+    g = dr.vjp(f, x)[1](np.array([1.0, 3.0]))[0]
+    np.testing.assert_allclose(g, [1.0 + 2 * 0.5, 3.0 * 2 * 2.0])

@@ -14,8 +14,6 @@ the batch.
 from __future__ import annotations
 
 import math
-import sys
-from sys import getrefcount
 from typing import Any
 
 import numpy as np
@@ -114,11 +112,10 @@ scatter_p.defbatch(lambda args, batched, idx, nb, shape: bind(
 
 
 _F64 = np.dtype(np.float64)
-# as in reverse.py: from 3.14 a reference count may not count the interpreter's stack
-_ELIDE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
 
 
-def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb: int) -> Any:
+def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb: int,
+                    g_owned: bool = False) -> Any:
     # Scatter the cotangent straight into the tape's buffer for x: a loop reading x[i]
     # element by element then costs one buffer, not one x-sized array per element.
     # Only plain float64 cotangents take this path (traced, batched, complex: the rule).
@@ -140,9 +137,11 @@ gather_p.vjp_add = _gather_vjp_add
 
 
 # ------------------------------------------------------------------ writes
-def _update_impl(v: Any, x: Any, idx: tuple[Any, ...], nb: int) -> Any:
+def _update_impl(v: Any, x: Any, idx: tuple[Any, ...], nb: int, inplace: bool = False) -> Any:
     x = np.asarray(x)
-    out = x.astype(np.result_type(x, v), copy=True)
+    dt = np.result_type(x, v)
+    # inplace: the caller proved that nothing else holds x (see at.functional_set)
+    out = x if inplace and dt == x.dtype else x.astype(dt, copy=True)
     out[(slice(None),) * nb + idx] = v
     return out
 
@@ -156,7 +155,7 @@ update_p = Primitive("set", _update_impl)
 
 
 def _update_jvp(tangents: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
-                nb: int) -> Any:
+                nb: int, inplace: bool = False) -> Any:
     tv, tx = tangents
     if tv is None and tx is None:
         return None
@@ -165,37 +164,36 @@ def _update_jvp(tangents: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
     return bind(update_p, (0.0 if tv is None else tv, tx), {"idx": idx, "nb": nb})
 
 
-def _update_vjp_v(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int) -> Any:
+def _update_vjp_v(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int,
+                  inplace: bool = False) -> Any:
     # a copy, not a view of g: the x rule may then clear g[idx] in place (vjp_add)
     return np.copy(bind(gather_p, (g,), {"idx": idx, "nb": nb}))
 
 
-def _update_vjp_x(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int) -> Any:
+def _update_vjp_x(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int,
+                  inplace: bool = False) -> Any:
     return bind(update_p, (0.0, g), {"idx": idx, "nb": nb})
 
 
 def _update_vjp_add(acc: Any, g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
-                    nb: int) -> Any:
-    # x's cotangent is g with g[idx] cleared. Where no one else holds g (CPython's
-    # reference count: the backward loop's name, this parameter and getrefcount's own;
-    # an array owning its memory, so no view of it hides elsewhere) it is cleared in
-    # place and handed on: a loop of writes into one buffer then costs a write's size
-    # per step in the backward pass, not the buffer's.
+                    nb: int, inplace: bool = False, g_owned: bool = False) -> Any:
+    # x's cotangent is g with g[idx] cleared. Where g is the pass's own buffer (nobody
+    # else holds it) it is cleared in place and handed on: a loop of writes into one
+    # buffer then costs a write's size per step in the backward pass, not the buffer's.
     if nb or type(g) is not np.ndarray or g.dtype != _F64:
         return NotImplemented
-    key = idx
     if acc is None:
-        if _ELIDE and getrefcount(g) <= 3 and g.base is None and g.flags.writeable:
-            g[key] = 0.0
+        if g_owned and g.flags.writeable:
+            g[idx] = 0.0
             return g
         acc = g.copy()
-        acc[key] = 0.0
+        acc[idx] = 0.0
         return acc
     if acc.dtype != _F64 or acc.shape != g.shape:
         return NotImplemented
-    keep = acc[key].copy()
+    keep = acc[idx].copy()
     acc += g
-    acc[key] = keep
+    acc[idx] = keep
     return acc
 
 
@@ -206,12 +204,13 @@ update_p.vjp_add_arg = 1
 
 
 def _update_batch(args: list[Any], batched: tuple[bool, ...], idx: tuple[Any, ...],
-                  nb: int) -> Any:
+                  nb: int, inplace: bool = False) -> Any:
     v, x = args
     if not batched[1]:  # every element writes into its own copy of x
         x = materialize([x, v], (False, True))[0]
+        inplace = False
     # an unbatched v broadcasts against the batch of x[idx] as it stands
-    return bind(update_p, (v, x), {"idx": idx, "nb": nb + 1})
+    return bind(update_p, (v, x), {"idx": idx, "nb": nb + 1, "inplace": inplace})
 
 
 update_p.defbatch(_update_batch)
