@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .batching import on_plain_values, without_derivatives
 from .catalogue.indexing import (
     _positions,
     canonical_index,
@@ -28,8 +29,8 @@ from .catalogue.indexing import (
     scatter_p,
     update_p,
 )
-from .catalogue.shape import _ravel
-from .errors import InPlaceError, NoDerivativeRule
+from .catalogue.shape import _ravel, _reshape
+from .errors import BatchedValueError, InPlaceError, NoDerivativeRule
 from .inplace import Stale, describe, key_text, note_view, poison_views, rebind
 from .primitive import FUNCTION_HANDLERS, METHODS, Tracer, bind, dtype_of, shape_of, strip
 
@@ -181,7 +182,9 @@ def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
             "Casting complex values to real discards the imaginary part"), stacklevel=4)
         v = np.real(v)
     shape = shape_of(x)
-    if is_basic(key):
+    if any(isinstance(k, Tracer) for k in key):
+        out = set_batched(x, key, v)
+    elif is_basic(key):
         target = np.zeros(shape, dtype=bool)[key].shape
         if shape_of(v) != target:
             v = np.broadcast_to(v, target)
@@ -196,7 +199,11 @@ def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
 # ------------------------------------------------------------------ the entry points
 def setitem(x: Any, key: Any, value: Any) -> None:
     """``x[key] = value`` on a traced ``x``."""
-    key = canonical_index(key)
+    tup = key if isinstance(key, tuple) else (key,)
+    if any(isinstance(k, Tracer) for k in tup):
+        key = batched_index(tup)
+    else:
+        key = canonical_index(key)
     base = getattr(value, "_base", None) if isinstance(value, Tracer) else None
     if base is not None and base[0] is x and same_key(base[1], key):
         # x[key] op= v: Python's getitem gave a view, whose in-place operator already
@@ -211,9 +218,87 @@ def same_key(a: Any, b: Any) -> bool:
     if isinstance(a, str) or isinstance(b, str) or len(a) != len(b):
         return False
     for p, q in zip(a, b, strict=True):
-        if type(p) is not type(q) or isinstance(p, (np.ndarray, Tracer)) or p != q:
+        if isinstance(p, Tracer):  # a per-element index under vmap: the same object
+            if p is not q:
+                return False
+        elif type(p) is not type(q) or isinstance(p, np.ndarray) or p != q:
             return False
     return True
+
+
+def batched_index(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An index with parts that differ per element under ``vmap`` (``np.argmax(x)``,
+    ``x > 0.3``): those parts kept, the rest made canonical. A part carrying a
+    derivative is refused, as by ``canonical_index``."""
+    plain = []
+    for k in key:
+        if isinstance(k, Tracer):
+            if not isinstance(without_derivatives(k), Tracer):
+                canonical_index((k,))  # raises: a traced value used as an index
+            plain.append(0)
+        else:
+            plain.append(k)
+    canon = canonical_index(tuple(plain))
+    return tuple(k if isinstance(k, Tracer) else c for k, c in zip(key, canon, strict=True))
+
+
+def set_batched(x: Any, key: tuple[Any, ...], v: Any) -> Any:
+    """``x`` with ``v`` written at ``key``, an index with parts that differ per element
+    under ``vmap``: a batched boolean mask (``x[m] = v`` is ``np.where(m, v, x)`` for a
+    ``v`` of one row) or batched integers (each element's positions, written by a 0/1
+    matrix that keeps the last write to each position, as NumPy does)."""
+    xs = shape_of(x)
+    parts = [k for k, i in enumerate(key) if isinstance(i, Tracer)]
+    if any(dtype_of(key[k]).kind == "b" for k in parts):
+        m = key[0]
+        ms = shape_of(m)
+        rest = xs[len(ms):]
+        vs = shape_of(v)
+        if not (len(key) == 1 and dtype_of(m).kind == "b" and xs[:len(ms)] == ms):
+            raise BatchedValueError(
+                "a store x[..., mask, ...] = v with a batched boolean mask among other "
+                "indices (write np.where(mask, v, x) with the mask broadcast to x)")
+        try:
+            ok = np.broadcast_shapes(vs, (1,) + rest) == (1,) + rest
+        except ValueError:
+            ok = False
+        if not ok:
+            raise BatchedValueError(
+                f"a store x[mask] = v with a batched mask and v of shape {vs}: the number "
+                "of selected rows differs per element, so v must be one row (shape "
+                f"{rest}) or a scalar; write np.where(mask, v, x)")
+        row = _reshape_nolink(np.broadcast_to(v, (1,) + rest), rest) if rest else (
+            _reshape_nolink(v, ()) if vs else v)
+        return np.where(_reshape_nolink(m, ms + (1,) * len(rest)), row, x)
+    size = int(np.prod(xs))
+
+    def positions(*arrays: Any) -> np.ndarray:
+        full = list(key)
+        for k, a in zip(parts, arrays, strict=True):
+            full[k] = np.asarray(a)
+        return _positions(xs, canonical_index(tuple(full)))
+
+    pos = on_plain_values(positions, [key[k] for k in parts], name="an index")
+    n = int(np.prod(shape_of(pos)))
+    vals = _reshape_nolink(np.broadcast_to(v, shape_of(pos)), (n,))
+
+    def last_writes(p: np.ndarray) -> np.ndarray:
+        w = np.zeros((size, n))
+        p = np.ravel(p)
+        _, first_from_end = np.unique(p[::-1], return_index=True)
+        keep = n - 1 - first_from_end
+        w[p[keep], keep] = 1.0
+        return w
+
+    w = on_plain_values(last_writes, [pos], name="an index")
+    hit = np.any(w, axis=1)
+    placed = w @ vals
+    return _reshape_nolink(np.where(hit, placed, _ravel(x)), xs)
+
+
+def _reshape_nolink(a: Any, shape: tuple[int, ...]) -> Any:
+    """``np.reshape`` of an intermediate, not recorded as a view."""
+    return _reshape(a, shape) if isinstance(a, Tracer) else np.reshape(a, shape)
 
 
 _INPLACE = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide,

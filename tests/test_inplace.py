@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
+from dualrev.errors import BatchedValueError
 
 x4 = np.array([0.3, -1.2, 2.0, 0.7])
 
@@ -698,3 +699,64 @@ def test_cotangent_cleared_in_place_only_when_the_pass_owns_it():
     x = np.array([0.5, 2.0])
     g = dr.vjp(f, x)[1](np.array([1.0, 3.0]))[0]
     np.testing.assert_allclose(g, [1.0 + 2 * 0.5, 3.0 * 2 * 2.0])
+
+
+# ------------------------------------------------------------------ writes under vmap
+def _loop(f, xs):
+    return np.stack([f(x) for x in xs])
+
+
+def _per_example_writes():
+    def argmax_add(x):
+        y = x * 1.0
+        y[np.argmax(x)] += 1.0
+        return y ** 2
+
+    def mask_store(x):
+        y = x * 1.0
+        y[x > 0.3] = 0
+        return y ** 2
+
+    def rows(x):
+        Y = np.outer(x, x)
+        Y[np.argmin(x)] *= 3.0  # a row per element, written through its view
+        Y[x > 0.5] = x[0]  # a batched mask of rows, one row's value
+        return Y.ravel()
+
+    def view_write(x):
+        Y = np.outer(x, x)
+        r = Y[np.argmin(x)]  # a view of the element's row
+        r[1:] = 7 * x[2]
+        return Y.ravel()
+
+    def repeated(x):
+        y = x * 1.0
+        k = np.argmax(x)
+        y[np.stack([k, k, 0 * k])] = x * 2  # repeats: the last write wins
+        return y
+
+    return argmax_add, mask_store, rows, view_write, repeated
+
+
+@pytest.mark.parametrize("f", _per_example_writes(), ids=lambda f: f.__name__)
+def test_writes_with_a_per_example_index_under_vmap(f):
+    xs = np.random.default_rng(3).random((4, 3))
+    np.testing.assert_allclose(dr.vmap(f)(xs), _loop(f, xs))
+    np.testing.assert_allclose(dr.vmap(dr.jacrev(f))(xs), _loop(dr.jacfwd(f), xs),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dr.vmap(dr.jacfwd(f))(xs), _loop(dr.jacrev(f), xs),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dr.jacrev(lambda X: dr.vmap(f)(X))(xs),
+                               dr.jacfwd(lambda X: _loop(f, X))(xs), rtol=1e-12, atol=1e-12)
+    x = xs[0]
+    np.testing.assert_allclose(dr.jacrev(f)(x), fd_jac(f, x), rtol=1e-6, atol=1e-7)
+
+
+def test_mask_store_under_vmap_needs_one_row():
+    def f(x):
+        y = x * 1.0
+        y[x > 0.3] = x[:2]  # as many values as selected: a count that differs per element
+        return y
+
+    with pytest.raises(BatchedValueError, match=r"np\.where\(mask, v, x\)"):
+        dr.vmap(f)(np.random.default_rng(0).random((3, 3)))

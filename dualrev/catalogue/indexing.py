@@ -22,6 +22,7 @@ from ..batching import materialize, on_plain_values, without_derivatives
 from ..errors import BatchedValueError, DualrevError
 from ..inplace import is_scalar_index, note_view
 from ..primitive import (
+    FUNCTION_HANDLERS,
     METHODS,
     Primitive,
     Tracer,
@@ -281,6 +282,12 @@ def _batched_parts(idx: tuple[Any, ...]) -> list[int]:
     return out
 
 
+def _reshape(x: Any, shape: tuple[int, ...]) -> Any:
+    """``np.reshape`` without recording a view (shape.py's handler, from the registry)."""
+    h = FUNCTION_HANDLERS[np.reshape]
+    return getattr(h, "__wrapped__", h)(x, shape)
+
+
 def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
     """``x[idx]`` where the index arrays at ``parts`` are batched: the flat positions
     each element selects (computed per element), gathered from the flattened ``x``."""
@@ -294,9 +301,16 @@ def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
 
     pos = on_plain_values(positions, [idx[k] for k in parts], name="an index")
     rs = shape_of(pos)
-    flat = bind(take_along, (np.reshape(x, (math.prod(xs),)),
-                             np.reshape(pos, (math.prod(rs),))), {"axis": 0})
-    return np.reshape(flat, rs)
+    # the internal reshapes are not views of x (only the result may be, below)
+    flat = bind(take_along, (_reshape(x, (math.prod(xs),)),
+                             _reshape(pos, (math.prod(rs),))), {"axis": 0})
+    out = _reshape(flat, rs)
+    if rs and all(shape_of(idx[k]) == () for k in parts) and all(
+            isinstance(i, _BASIC) for k, i in enumerate(idx) if k not in parts):
+        # an integer per element and a basic rest: NumPy's x[i] is a view of x (a write
+        # into it is a write into x at that element's i)
+        note_view(x, out, idx)
+    return out
 
 
 def getitem(x: Any, idx: Any) -> Any:
