@@ -158,8 +158,10 @@ def assign(obj: Any, new: Any, write: str) -> None:
     # rebound to the matching value next); every other view of it goes stale
     for i in range(len(chain) - 1, -1, -1):
         o, v = chain[i]
-        poison_views(o, chain[i - 1][0] if i else None, write)
+        followers = poison_views(o, chain[i - 1][0] if i else None, write)
         rebind(o, v)
+        for f in followers:  # views of all of o show the write, as NumPy's do
+            rebind(f, v)
 
 
 def _private(x: Any) -> bool:

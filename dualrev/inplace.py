@@ -200,30 +200,59 @@ def key_text(key: Any) -> str:
     return ", ".join(one(k) for k in key) if key else "()"
 
 
-def poison_views(obj: Any, keep: Any, write: str) -> None:
-    """Make every live view of ``obj`` (and views of those) but ``keep`` stale."""
-    try:
-        views = obj._views
-    except AttributeError:
+def poison_views(obj: Any, keep: Any, write: str) -> list[Any]:
+    """Make every live view of ``obj`` (and views of those) but ``keep`` stale, except
+    views of all of ``obj`` (``x.view()``, ``x[...]``, ``np.reshape(x, x.shape)``): those
+    stay linked and are returned, for the caller to rebind to the written value, as
+    NumPy's would show it (their own views are treated alike)."""
+    followers: list[Any] = []
+    _poison(obj, keep, write, followers)
+    return followers
+
+
+def _whole(key: Any) -> bool:
+    return type(key) is tuple and len(key) == 1 and key[0] is Ellipsis
+
+
+def _poison(obj: Any, keep: Any, write: str, followers: list[Any]) -> None:
+    views = getattr(obj, "_views", None)
+    if views is None:
         return
-    stack = [views]
-    obj._views = [_ref(keep)] if keep is not None else []
+    kept = [_ref(keep)] if keep is not None else []
+    for r in views:
+        v = r()
+        if v is None or v is keep:
+            continue
+        link = getattr(v, "_base", None)
+        if link is None:  # already made stale (reached twice)
+            continue
+        if _whole(link[1]):
+            followers.append(v)
+            kept.append(r)
+            _poison(v, None, write, followers)
+        else:
+            _stale(v, write)
+    obj._views = kept
+
+
+def _stale(view: Any, write: str) -> None:
+    """Make ``view`` and every view taken from it stale."""
+    stack = [view]
     while stack:
-        for r in stack.pop():
-            v = r()
-            if v is None or v is keep:
-                continue
-            link = getattr(v, "_base", None)
-            if link is None:  # already made stale (reached twice)
-                continue
-            what = describe(link[1])
-            v.primal = Stale(f"a view {what} taken before {write} was written")
-            del v._base
-            try:
-                stack.append(v._views)
-                del v._views
-            except AttributeError:
-                pass
+        v = stack.pop()
+        link = getattr(v, "_base", None)
+        if link is None:
+            continue
+        v.primal = Stale(f"a view {describe(link[1])} taken before {write} was written")
+        del v._base
+        for r in getattr(v, "_views", ()):
+            w = r()
+            if w is not None:
+                stack.append(w)
+        try:
+            del v._views
+        except AttributeError:
+            pass
 
 
 # ------------------------------------------------------------------ rebinding

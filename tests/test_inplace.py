@@ -760,3 +760,21 @@ def test_mask_store_under_vmap_needs_one_row():
 
     with pytest.raises(BatchedValueError, match=r"np\.where\(mask, v, x\)"):
         dr.vmap(f)(np.random.default_rng(0).random((3, 3)))
+
+
+def test_views_of_the_whole_array_follow_writes():
+    # x.T of a vector, x.view(), x[...], np.reshape(x, x.shape) are new view objects in
+    # NumPy that show every later write, through the array or through one another
+    def f(x, seen):
+        y = x * 1.0
+        a, b, c, d = y.T, y.view(), y[...], np.reshape(y, (4,))
+        seen.extend([a is y, b is y, c is y, d is y])
+        e = d[1:]  # a part of a whole view: goes stale on a write (used below: refused)
+        y[0] = 5 * x[1]
+        b[2] = 3 * x[3]
+        return np.concatenate([a, b, c, d, y]), e
+
+    out = same_as_numpy(lambda x, seen: f(x, seen)[0], x4)
+    np.testing.assert_allclose(out[:4], [5 * x4[1], x4[1], 3 * x4[3], x4[3]])
+    with pytest.raises(dr.StaleViewError, match=r"x\[1:\]"):
+        dr.grad(lambda x: np.sum(f(x, [])[1]))(x4)
