@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import config
 from .batching import on_plain_values, without_derivatives
 from .catalogue.indexing import (
     _positions,
@@ -169,7 +170,8 @@ def _private(x: Any) -> bool:
     count: the slot and the call's argument), owning its memory, so that a write may go
     into it: no tape entry, view, copy or caller sees it (a buffer written row by row
     then costs a row per write, not a copy of the buffer)."""
-    return (_ELIDE and isinstance(x, Tracer) and type(x.primal) is np.ndarray
+    return (_ELIDE and config.SHORTCUTS and isinstance(x, Tracer)
+            and type(x.primal) is np.ndarray
             and x.primal.base is None and x.primal.flags.writeable
             and getrefcount(x.primal) <= 2)
 
