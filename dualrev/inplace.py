@@ -125,7 +125,7 @@ VIEW_FUNCTIONS = {
 for _name in ("permute_dims", "matrix_transpose", "hsplit", "vsplit", "dsplit", "unstack",
               "rot90"):
     if hasattr(np, _name):
-        VIEW_FUNCTIONS[getattr(np, _name)] = _name
+        VIEW_FUNCTIONS.setdefault(getattr(np, _name), _name)  # permute_dims is transpose
 
 
 # View functions that NumPy answers with the array itself when there is nothing to do
@@ -133,7 +133,7 @@ for _name in ("permute_dims", "matrix_transpose", "hsplit", "vsplit", "dsplit", 
 SAME_OBJECT = {"squeeze", "atleast_1d", "atleast_2d", "atleast_3d", "real"}
 
 # view keys that are ndarray methods (the others are NumPy functions) in the messages
-_METHOD_VIEWS = {"reshape", "ravel", "squeeze", "transpose", "swapaxes", "diagonal", "view"}
+_METHOD_VIEWS = {"reshape", "ravel", "squeeze", "transpose", "swapaxes", "diagonal"}
 
 
 def install_view_handlers() -> None:
