@@ -28,6 +28,7 @@ from .catalogue.indexing import (
     getitem,
     is_basic,
     scatter_p,
+    stack_index_lists,
     update_p,
 )
 from .catalogue.shape import _ravel, _reshape
@@ -203,7 +204,7 @@ def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
 # ------------------------------------------------------------------ the entry points
 def setitem(x: Any, key: Any, value: Any) -> None:
     """``x[key] = value`` on a traced ``x``."""
-    tup = key if isinstance(key, tuple) else (key,)
+    tup = stack_index_lists(key if isinstance(key, tuple) else (key,))
     if any(isinstance(k, Tracer) for k in tup):
         key = batched_index(tup)
     else:

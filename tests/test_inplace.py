@@ -735,7 +735,12 @@ def _per_example_writes():
         y[np.stack([k, k, 0 * k])] = x * 2  # repeats: the last write wins
         return y
 
-    return argmax_add, mask_store, rows, view_write, repeated
+    def listed(x):
+        y = x * 1.0
+        y[[np.argmax(x), 0]] = x[1:] * 2  # a list holding a per-example index
+        return y + y[[0, np.argmin(x)]].sum()
+
+    return argmax_add, mask_store, rows, view_write, repeated, listed
 
 
 @pytest.mark.parametrize("f", _per_example_writes(), ids=lambda f: f.__name__)

@@ -313,6 +313,16 @@ def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
     return out
 
 
+def stack_index_lists(idx: Any) -> Any:
+    """``idx`` with each list holding a traced value (``[np.argmax(x), 0]`` under
+    ``vmap``) stacked into one array, as NumPy makes an index array of a list."""
+    def one(i: Any) -> Any:
+        if type(i) is list and any(isinstance(e, Tracer) for e in i):
+            return np.stack(i)
+        return i
+    return tuple(one(i) for i in idx) if type(idx) is tuple else one(idx)
+
+
 def getitem(x: Any, idx: Any) -> Any:
     """``x[idx]`` for a traced ``x``: basic slices, integer arrays, boolean masks.
     (Handlers also take plain array-likes through it: a list becomes an array.)"""
@@ -326,6 +336,8 @@ def getitem(x: Any, idx: Any) -> Any:
                 type(idx) is slice or shape_of(out)):
             note_view(x, out, key)
         return out
+    if type(idx) is list or (type(idx) is tuple and any(type(i) is list for i in idx)):
+        idx = stack_index_lists(idx)
     if isinstance(idx, Tracer) or (isinstance(idx, tuple)
                                    and any(isinstance(i, Tracer) for i in idx)):
         tup = idx if isinstance(idx, tuple) else (idx,)
