@@ -115,8 +115,7 @@ scatter_p.defbatch(lambda args, batched, idx, nb, shape: bind(
 _F64 = np.dtype(np.float64)
 
 
-def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb: int,
-                    g_owned: bool = False) -> Any:
+def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb: int) -> Any:
     # Scatter the cotangent straight into the tape's buffer for x: a loop reading x[i]
     # element by element then costs one buffer, not one x-sized array per element.
     # Only plain float64 cotangents take this path (traced, batched, complex: the rule).
@@ -202,6 +201,7 @@ update_p.defjvp_joint(_update_jvp)
 update_p.defvjp(_update_vjp_v, _update_vjp_x, saves="")
 update_p.vjp_add = _update_vjp_add
 update_p.vjp_add_arg = 1
+update_p.vjp_add_owned = True
 
 
 def _update_batch(args: list[Any], batched: tuple[bool, ...], idx: tuple[Any, ...],
