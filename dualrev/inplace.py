@@ -100,8 +100,9 @@ def viewing(func: Any, name: str) -> Any:
                 if not same:
                     # NumPy returns a new view object (np.reshape to the same shape, .T
                     # of a vector): a view of the whole array, written through as x[...]
+                    # (np.broadcast_to's is read-only in NumPy: refused, as other views)
                     out = clone(a)
-                    note_view(a, out, (Ellipsis,))
+                    note_view(a, out, name if name == "broadcast_to" else (Ellipsis,))
             else:
                 note_view(a, out, name)
         return out
