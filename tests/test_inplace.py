@@ -448,6 +448,10 @@ def test_view_functions_return_new_view_objects_as_numpy():
     for make in (np.squeeze, np.atleast_1d, np.real, lambda v: v.conj(),
                  lambda v: v.conjugate(), lambda v: v.astype(np.float64, copy=False)):
         same_as_numpy(via(make), x4)
+    # NumPy's broadcast_to view is read-only: a write through it is refused here too
+    assert not np.broadcast_to(x4, x4.shape).flags.writeable
+    with pytest.raises(dr.InPlaceError, match=r"np\.broadcast_to"):
+        dr.jacfwd(via(lambda v: np.broadcast_to(v, v.shape)))(x4, [])
 
 
 def test_deepcopy_keeps_the_derivative():
