@@ -33,6 +33,7 @@ from .catalogue.indexing import (
 )
 from .catalogue.shape import _ravel, _reshape
 from .errors import BatchedValueError, InPlaceError, NoDerivativeRule
+from .forward import Dual
 from .inplace import Stale, describe, key_text, note_view, poison_views, rebind
 from .primitive import FUNCTION_HANDLERS, METHODS, Tracer, bind, dtype_of, shape_of, strip
 
@@ -177,6 +178,15 @@ def _private(x: Any) -> bool:
             and getrefcount(x.primal) <= 2)
 
 
+def _private_tangent(x: Any) -> bool:
+    """Whether the dual number ``x``'s tangent is an array only ``x`` holds (as
+    ``_private`` for its value), so that forward mode writes the tangent in place too."""
+    return (_ELIDE and config.SHORTCUTS and type(x) is Dual
+            and type(x.tangent) is np.ndarray
+            and x.tangent.base is None and x.tangent.flags.writeable
+            and getrefcount(x.tangent) <= 2)
+
+
 def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
     """``x`` with ``v`` written at the canonical index ``key``, in ``x``'s dtype (as
     NumPy's assignment casts): the value ``x[key] = v`` leaves in ``x``."""
@@ -193,7 +203,8 @@ def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
         target = np.zeros(shape, dtype=bool)[key].shape
         if shape_of(v) != target:
             v = np.broadcast_to(v, target)
-        out = bind(update_p, (v, x), {"idx": key, "nb": 0, "inplace": _private(x)})
+        out = bind(update_p, (v, x), {"idx": key, "nb": 0, "inplace": _private(x),
+                                      "tangent_inplace": _private_tangent(x)})
     else:
         out = at(x)[key].set(v)
     if dtype_of(out) != xd:

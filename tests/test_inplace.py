@@ -613,6 +613,8 @@ def test_buffer_writes_derivatives():
     g = dr.grad(f)(u0)
     np.testing.assert_allclose(g, fd_jac(lambda u: np.array([f(u)]), u0)[0], rtol=1e-6)
     np.testing.assert_allclose(dr.jacfwd(f)(u0), g, rtol=1e-12)
+    t = np.cos(np.arange(5.0))
+    np.testing.assert_allclose(dr.jvp(f, (u0,), (t,))[1], g @ t, rtol=1e-12)
     np.testing.assert_allclose(dr.jacobian(f)(u0), g, rtol=1e-12)
     h = dr.hessian(f)(u0)
     np.testing.assert_allclose(h, fd_jac(dr.grad(f), u0), rtol=1e-5, atol=1e-7)
@@ -679,6 +681,8 @@ def test_buffer_written_in_place_only_when_nothing_else_holds_it():
     np.testing.assert_allclose(out, [0.3, 0, 0, 0, 0.3 * 0.4, -1.4 * 1.1, 0, 0,
                                      0.3, -1.4, 1.21, -0.7])
     np.testing.assert_allclose(dr.jacobian(f)(xs), dr.jacfwd(f)(xs), rtol=1e-12)
+    t = np.array([0.5, -1.0, 2.0, 0.25])
+    np.testing.assert_allclose(dr.jvp(f, (xs,), (t,))[1], dr.jacfwd(f)(xs) @ t, rtol=1e-12)
     np.testing.assert_allclose(dr.hessian(lambda x: np.sum(f(x) ** 2))(xs),
                                dr.jacfwd(dr.jacfwd(lambda x: np.sum(f(x) ** 2)))(xs),
                                rtol=1e-10, atol=1e-12)

@@ -137,7 +137,8 @@ gather_p.vjp_add = _gather_vjp_add
 
 
 # ------------------------------------------------------------------ writes
-def _update_impl(v: Any, x: Any, idx: tuple[Any, ...], nb: int, inplace: bool = False) -> Any:
+def _update_impl(v: Any, x: Any, idx: tuple[Any, ...], nb: int, inplace: bool = False,
+                 tangent_inplace: bool = False) -> Any:
     x = np.asarray(x)
     dt = np.result_type(x, v)
     # inplace: the caller proved that nothing else holds x (see at.functional_set)
@@ -155,28 +156,32 @@ update_p = Primitive("set", _update_impl)
 
 
 def _update_jvp(tangents: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
-                nb: int, inplace: bool = False) -> Any:
+                nb: int, inplace: bool = False, tangent_inplace: bool = False) -> Any:
     tv, tx = tangents
     if tv is None and tx is None:
         return None
     if tx is None:
         tx = np.zeros(shape_of(x), dtype_of(ans) if dtype_of(ans).kind in "fc" else float)
-    return bind(update_p, (0.0 if tv is None else tv, tx), {"idx": idx, "nb": nb})
+        tangent_inplace = True
+    # tangent_inplace: the caller proved that nothing else holds x's tangent
+    return bind(update_p, (0.0 if tv is None else tv, tx),
+                {"idx": idx, "nb": nb, "inplace": tangent_inplace})
 
 
 def _update_vjp_v(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int,
-                  inplace: bool = False) -> Any:
+                  inplace: bool = False, tangent_inplace: bool = False) -> Any:
     # a copy, not a view of g: the x rule may then clear g[idx] in place (vjp_add)
     return np.copy(bind(gather_p, (g,), {"idx": idx, "nb": nb}))
 
 
 def _update_vjp_x(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int,
-                  inplace: bool = False) -> Any:
+                  inplace: bool = False, tangent_inplace: bool = False) -> Any:
     return bind(update_p, (0.0, g), {"idx": idx, "nb": nb})
 
 
 def _update_vjp_add(acc: Any, g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
-                    nb: int, inplace: bool = False, g_owned: bool = False) -> Any:
+                    nb: int, inplace: bool = False, tangent_inplace: bool = False,
+                    g_owned: bool = False) -> Any:
     # x's cotangent is g with g[idx] cleared. Where g is the pass's own buffer (nobody
     # else holds it) it is cleared in place and handed on: a loop of writes into one
     # buffer then costs a write's size per step in the backward pass, not the buffer's.
@@ -205,7 +210,7 @@ update_p.vjp_add_owned = True
 
 
 def _update_batch(args: list[Any], batched: tuple[bool, ...], idx: tuple[Any, ...],
-                  nb: int, inplace: bool = False) -> Any:
+                  nb: int, inplace: bool = False, tangent_inplace: bool = False) -> Any:
     v, x = args
     if not batched[1]:  # every element writes into its own copy of x
         x = materialize([x, v], (False, True))[0]
