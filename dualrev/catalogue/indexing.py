@@ -310,7 +310,7 @@ def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
     flat = bind(take_along, (_reshape(x, (math.prod(xs),)),
                              _reshape(pos, (math.prod(rs),))), {"axis": 0})
     out = _reshape(flat, rs)
-    if rs and all(shape_of(idx[k]) == () for k in parts) and all(
+    if rs and isinstance(x, Tracer) and all(shape_of(idx[k]) == () for k in parts) and all(
             isinstance(i, _BASIC) for k, i in enumerate(idx) if k not in parts):
         # an integer per element and a basic rest: NumPy's x[i] is a view of x (a write
         # into it is a write into x at that element's i)
