@@ -791,3 +791,30 @@ def test_views_of_the_whole_array_follow_writes():
     np.testing.assert_allclose(out[:4], [5 * x4[1], x4[1], 3 * x4[3], x4[3]])
     with pytest.raises(dr.StaleViewError, match=r"x\[1:\]"):
         dr.grad(lambda x: np.sum(f(x, [])[1]))(x4)
+
+
+def test_every_ndarray_attribute_answers():
+    from dualrev.tracer import TracedBase
+
+    missing = [n for n in dir(np.ndarray) if not n.startswith("__")
+               and not hasattr(TracedBase, n)]
+    assert missing == []
+    x = np.array([0.3, 0.9, 0.1, 0.5])
+    seen = {}
+
+    def f(x):
+        seen.update(itemsize=x.itemsize, nbytes=x.nbytes, device=x.device,
+                    same=x.to_device("cpu") is x, flags=hasattr(x, "flags"),
+                    part=dr.strip(x.argpartition(1)))
+        return x.compress([True, False, True, True]) ** 2 + 0 * x.searchsorted(0.4)
+
+    np.testing.assert_allclose(check(f, x), [0.09, 0.01, 0.25])
+    dr.grad(lambda x: np.sum(f(x)))(x)
+    assert seen.pop("part").tolist() == x.argpartition(1).tolist()
+    assert seen == dict(itemsize=8, nbytes=32, device="cpu", same=True, flags=False)
+    with pytest.raises(AttributeError, match="no strides"):
+        dr.grad(lambda x: x.strides)(x)
+    with pytest.raises(dr.TracerConversionError):
+        dr.grad(lambda x: x.tobytes())(x)
+    with pytest.raises(dr.NoDerivativeRule, match="ndarray.setflags"):
+        dr.grad(lambda x: x.setflags(write=False))(x)
