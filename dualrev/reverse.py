@@ -223,10 +223,12 @@ class Tape:
                 scatter = None
                 plain = batch = False
             for argpos, pid, shape, kind in parents:
-                if scatter is not None and kind is cotangent.REAL and (cts[pid] is None
-                                                                        or owned[pid]):
+                if scatter is not None and kind is cotangent.REAL and (
+                        cts[pid] is None or owned[pid]) and argpos == prim.vjp_add_arg:
                     # the cotangent scattered straight into the pass's buffer
-                    acc = scatter(cts[pid], g, ans, *primals, **params)
+                    acc = (scatter(cts[pid], g, ans, *primals, g_owned=owned[i], **params)
+                           if prim.vjp_add_owned else
+                           scatter(cts[pid], g, ans, *primals, **params))
                     if acc is not NotImplemented:
                         cts[pid] = acc
                         owned[pid] = True
