@@ -210,7 +210,10 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         args: extra positional arguments of ``fun`` (and of ``jac``, ``hess``, ``hessp``),
             not differentiated.
         method: SciPy's method name; None: SciPy's default (``bfgs``, ``l-bfgs-b`` with
-            bounds, ``slsqp`` with constraints).
+            bounds, ``slsqp`` with constraints); or a custom minimizer, called as SciPy
+            calls it, ``method(fun, x0, args=, jac=, hess=, hessp=, bounds=,
+            constraints=, callback=, **options)``, with the exact ``jac``, ``hess`` and
+            ``hessp`` (each of the flat vector) unless the caller gave their own.
         jac: None (exact, by dualrev), a callable ``jac(x, *args)`` (of the pytree ``x``;
             its result is flattened), ``True`` (``fun`` returns ``(value, gradient)``, the
             gradient in the structure of ``x``, as in SciPy), or a finite-difference scheme
@@ -242,7 +245,10 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         [1. 1.] [0.]
     """
     flat0, unravel = _ravel_x0(x0)
-    meth = (method or _default_method(bounds, constraints)).lower()
+    custom = callable(method)
+    # a callable method is SciPy's custom minimizer: it is given jac, hess and hessp as
+    # SciPy would give them, so it gets every derivative dualrev can supply
+    meth = "_custom" if custom else (method or _default_method(bounds, constraints)).lower()
     f_flat = lambda x, *a: fun(unravel(x), *a)
     kw: dict[str, Any] = {}
     objective: Callable[..., Any]
@@ -274,11 +280,15 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
             kw["hess"] = hess
         if hessp is not None:
             kw["hessp"] = lambda x, p, *a: _flat_result(hessp(unravel(x), unravel(p), *a))
-    elif meth in _HESSP_METHODS:
-        kw["hessp"] = _objective_hessp(f_flat, flat0.size)
-    elif meth in _HESS_METHODS:
-        H = hessian(f_flat)
-        kw["hess"] = lambda x, *a: np.asarray(H(x, *a), dtype=float)
+    else:
+        # with jac=True fun returns (value, gradient): the Hessian is the value's
+        f_value = (lambda x, *a: f_flat(x, *a)[0]) if jac is True else f_flat
+        if meth in _HESSP_METHODS or custom:
+            kw["hessp"] = _objective_hessp(f_value, flat0.size)
+        if meth in _HESS_METHODS or custom:
+            H = hessian(f_value)
+            kw["hess"] = lambda x, *a: np.asarray(H(x, *a), dtype=float).reshape(
+                flat0.size, flat0.size)
     if isinstance(constraints, (dict, so.NonlinearConstraint, so.LinearConstraint)):
         constraints = [constraints]
     constraints = [_flat_constraint(c, unravel, meth == "trust-constr")
@@ -286,6 +296,8 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     res = so.minimize(objective, flat0, args=args, method=method, bounds=bounds,
                       constraints=constraints, tol=tol, callback=callback, options=options,
                       **kw)
+    if custom and not isinstance(res, so.OptimizeResult):
+        return res  # SciPy hands a custom method's result back as it is
     res.x = unravel(res.x)
     # trust-constr's res.jac holds the constraint Jacobians (one per constraint, shapes
     # differ) and res.grad the objective's gradient; the other methods put it in res.jac.
@@ -307,7 +319,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     Without either, the dense Jacobian comes from ``dualrev.jacobian``.
 
     Args:
-        fun: the residuals ``fun(x, *args, **kwargs)``, returning a 1-D array.
+        fun: the residuals ``fun(x, *args, **kwargs)``, returning a 1-D array (an n-d
+            array or a pytree of arrays is flattened, in ``tree_flatten``'s order).
         x0: the starting point: an array, a list/tuple of numbers, or a pytree (which
             ``fun`` then receives).
         jac: None (exact, by dualrev), a callable ``jac(x, *args, **kwargs)`` of the pytree
@@ -338,7 +351,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     """
     kwargs = kwargs or {}
     flat0, unravel = _ravel_x0(x0)
-    res_flat = lambda x: fun(unravel(x), *args, **kwargs)
+    # a pytree or n-d output is flattened, as root does: the sum of squares is the same
+    res_flat = lambda x: _flat_vector(fun(unravel(x), *args, **kwargs))
     sparse = None
     if jac is None:
         pattern = jac_sparsity if jac_sparsity is not None else sparsity
@@ -363,6 +377,9 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
     """``scipy.optimize.root`` with the exact Jacobian for the methods that use one
     ('hybr', 'lm'); other methods run as in SciPy.
 
+    ``fun``'s output may have any shape or be a pytree (a dict of arrays): it is
+    flattened, in ``tree_flatten``'s order, and must have as many elements as ``x0``.
+
     Args:
         fun: the function ``fun(x, *args)`` whose root is sought; its output is flattened
             (it may be a pytree).
@@ -370,8 +387,13 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
             ``fun`` then receives).
         args: extra positional arguments of ``fun`` (and ``jac``), not differentiated.
         method: SciPy's method name (default ``"hybr"``).
-        jac: None (exact for ``hybr`` and ``lm``, by dualrev), a callable
-            ``jac(x, *args)`` of the pytree ``x``, or what SciPy accepts.
+        jac: None (exact for ``hybr`` and ``lm``, by dualrev); a callable
+            ``jac(x, *args)`` of the pytree ``x``; or ``True``: ``fun`` returns
+            ``(value, jacobian)``, as in SciPy. The caller's Jacobian is of the flattened
+            output by the flattened ``x``: an array of ``m * n`` elements
+            (``out.shape + x.shape`` for arrays), or one block per output leaf.
+            Methods other than ``hybr`` and ``lm`` do not use it (with ``True`` they get
+            the value alone).
         **kw: the other arguments of ``scipy.optimize.root`` (``tol``, ``callback``,
             ``options``), passed on unchanged.
     Returns:
@@ -384,16 +406,57 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
         True [1.414214 1.414214]
     """
     flat0, unravel = _ravel_x0(x0)
-    f_flat = lambda x, *a: _flat_result(fun(unravel(x), *a))
-    if jac is None and method in ("hybr", "lm"):
-        J = jacobian(lambda x, *a: fun(unravel(x), *a))
-        jac = lambda x, *a: np.atleast_2d(np.asarray(J(x, *a), dtype=float))  # noqa: E731
-    elif callable(jac):
-        user_jac = jac
-        jac = lambda x, *a: user_jac(unravel(x), *a)  # noqa: E731
+    n = flat0.size
+    meth = method.lower() if isinstance(method, str) else method
+    uses_jac = meth in ("hybr", "lm")
+    f_flat: Callable[..., np.ndarray]
+    if jac is True:  # SciPy's convention: fun returns (value, Jacobian) itself
+        last: list[Any] = [None, None]  # x, (flat value, Jacobian): one call gives both
+
+        def both(x: np.ndarray, *a: Any) -> tuple[np.ndarray, Any]:
+            if last[0] is None or not np.array_equal(last[0], x):
+                value, J = _value_and_jacobian(fun(unravel(x), *a))
+                last[:] = [np.array(x, dtype=float), (_flat_result(value), J)]
+            return last[1]
+
+        f_flat = lambda x, *a: both(x, *a)[0]  # noqa: E731
+        jac = ((lambda x, *a: _user_jacobian(both(x, *a)[1], both(x, *a)[0].size, n))
+               if uses_jac else None)
+    else:
+        f_flat = lambda x, *a: _flat_result(fun(unravel(x), *a))  # noqa: E731
+        if jac is None and uses_jac:
+            J = jacobian(lambda x, *a: fun(unravel(x), *a))
+            jac = lambda x, *a: _jacobian_matrix(J(x, *a), n)  # noqa: E731
+        elif callable(jac):
+            user_jac = jac
+            jac = lambda x, *a: _user_jacobian(user_jac(unravel(x), *a), None, n)  # noqa: E731
     res = so.root(f_flat, flat0, args=args, method=method, jac=jac, **kw)
     res.x = unravel(res.x)
     return res
+
+
+def _value_and_jacobian(out: Any) -> tuple[Any, Any]:
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise ValueError("root: with jac=True, fun must return (value, jacobian), as in "
+                         f"SciPy; it returned {type(out).__name__}")
+    return out
+
+
+def _user_jacobian(J: Any, m: int | None, n: int) -> np.ndarray:
+    """The caller's Jacobian as SciPy's (m, n) matrix of the flat output and input:
+    any array of m * n elements (``out.shape + x.shape`` for arrays) or a pytree of
+    blocks, one per output leaf, ``leaf.shape + x.shape``."""
+    leaves, _ = tree_flatten(J)
+    size = sum(np.size(v) for v in leaves)
+    if any(np.size(v) % n for v in leaves) or (m is not None and size != m * n):
+        want = f"the output's {m} by the {n} unknowns make {m * n}" if m is not None else \
+            f"each block must be a multiple of the {n} unknowns"
+        raise ValueError(f"root: the Jacobian has {size} elements where {want}")
+    M = _jacobian_matrix(J, n)
+    if m is not None and M.shape[0] != m:
+        raise ValueError(f"root: the Jacobian has {M.size} elements where the output's "
+                         f"{m} by the {n} unknowns make {m * n}")
+    return M
 
 
 def _jacobian_matrix(J: Any, n: int) -> np.ndarray:
