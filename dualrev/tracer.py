@@ -60,9 +60,11 @@ def new_level() -> int:
 _NONE: dict[str, Any] = {}
 _PLAIN = (*PLAIN_SCALARS, np.ndarray)  # operands no trace can own
 
-# Operand types whose own reflected ``@`` handles a traced value (scipy.sparse matrices,
-# registered by the catalogue): ``x @ L`` returns NotImplemented so Python calls
-# ``L.__rmatmul__(x)``, instead of NumPy's matmul reading L as a 0-d object array.
+# Operand types whose own reflected operators handle a traced value (scipy.sparse
+# matrices, registered by the catalogue): ``x @ L`` (and ``x * L``, ``x / L``, ``x + L``,
+# ``x - L``) return NotImplemented so Python calls ``L.__rmatmul__(x)`` (``__rmul__``...),
+# instead of NumPy's ufunc reading L as a 0-d object array. The test sits after the
+# plain-operand shortcut: the common path pays nothing.
 _DEFER_MATMUL: tuple[type, ...] = ()
 
 
@@ -259,6 +261,8 @@ class TracedBase(Tracer):
     def __add__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
             return self._trace.process(_ADD, (self, o), _NONE)
+        if isinstance(o, _DEFER_MATMUL):
+            return NotImplemented
         return bind(_ADD, (self, o), _NONE)
 
     def __radd__(self, o: Any) -> Any:
@@ -269,6 +273,8 @@ class TracedBase(Tracer):
     def __sub__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
             return self._trace.process(_SUB, (self, o), _NONE)
+        if isinstance(o, _DEFER_MATMUL):
+            return NotImplemented
         return bind(_SUB, (self, o), _NONE)
 
     def __rsub__(self, o: Any) -> Any:
@@ -279,6 +285,8 @@ class TracedBase(Tracer):
     def __mul__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
             return self._trace.process(_MUL, (self, o), _NONE)
+        if isinstance(o, _DEFER_MATMUL):
+            return NotImplemented
         return bind(_MUL, (self, o), _NONE)
 
     def __rmul__(self, o: Any) -> Any:
@@ -289,6 +297,8 @@ class TracedBase(Tracer):
     def __truediv__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
             return self._trace.process(_DIV, (self, o), _NONE)
+        if isinstance(o, _DEFER_MATMUL):
+            return NotImplemented
         return bind(_DIV, (self, o), _NONE)
 
     def __rtruediv__(self, o: Any) -> Any:

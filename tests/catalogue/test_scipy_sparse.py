@@ -85,3 +85,89 @@ def test_refusals_and_plain_calls():
     # untraced products are SciPy's own (sparse results stay sparse)
     assert sps.issparse(L @ L.T)
     np.testing.assert_array_equal(L @ np.ones(4), DENSE @ np.ones(4))
+
+
+# ------------------------------------------------ traced scalars, vectors and entries
+def _dense(r):
+    return r.toarray() if hasattr(r, "toarray") else r
+
+
+def _both_modes(f, x, reference):
+    """f's value and Jacobian (forward and reverse) against the dense reference's."""
+    np.testing.assert_allclose(_dense(f(x)), reference(x), atol=1e-14)
+    want = dr.jacfwd(reference)(x)
+    for jac in (dr.jacfwd, dr.jacrev):
+        np.testing.assert_allclose(jac(lambda x: _dense(f(x)))(x), want, atol=1e-14)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_star_and_multiply_have_scipys_meaning_for_each_kind(fmt):
+    L = getattr(sps, fmt)(DENSE)
+    u, w, a = rng.standard_normal(4), rng.standard_normal(5), np.float64(1.7)
+    # plain SciPy first: * is the matrix product for spmatrix, elementwise for sparray
+    matrix = isinstance(L, sps.spmatrix)
+    np.testing.assert_allclose(_dense(L * u), DENSE @ u if matrix else DENSE * u)
+    np.testing.assert_allclose(_dense(L.multiply(u)), DENSE * u)
+    if matrix:
+        _both_modes(lambda u: L * u, u, lambda u: DENSE @ u)
+        _both_modes(lambda w: w * L, w, lambda w: w @ DENSE)
+    else:
+        _both_modes(lambda u: L * u, u, lambda u: DENSE * u)
+        _both_modes(lambda u: u * L, u, lambda u: u * DENSE)
+    _both_modes(lambda u: L.multiply(u), u, lambda u: DENSE * u)
+    _both_modes(lambda w: L.multiply(w[:, None]), w, lambda w: DENSE * w[:, None])
+    # a traced scalar scales the entries: a sparse result with traced entries
+    _both_modes(lambda a: a * L, a, lambda a: a * DENSE)
+    _both_modes(lambda a: L * a, a, lambda a: a * DENSE)
+    _both_modes(lambda a: L / a, a, lambda a: DENSE / a)
+    _both_modes(lambda a: (a * L) @ u, a, lambda a: a * DENSE @ u)
+    _both_modes(lambda a: w @ (a * L), a, lambda a: w @ (a * DENSE))
+    _both_modes(lambda u: L + u, u, lambda u: DENSE + u)
+    _both_modes(lambda u: u - L, u, lambda u: u - DENSE)
+    assert (1.7 * L).nnz == L.nnz  # the plain call is SciPy's own
+
+
+def test_sparse_matrices_with_traced_entries_compose():
+    L = sps.csr_array(DENSE)
+    M = sps.csr_matrix(DENSE)
+    u, w = rng.standard_normal(4), rng.standard_normal(5)
+    # entries traced by an elementwise product, then used as an operator, both modes
+    _both_modes(lambda u: (L * u) @ u, u, lambda u: (DENSE * u) @ u)
+    _both_modes(lambda w: (M.multiply(w[:, None])).T @ w, w,
+                lambda w: (DENSE * w[:, None]).T @ w)
+    _both_modes(lambda u: (u * L).sum(axis=0) + (u * L).sum(axis=1) @ w, u,
+                lambda u: (u * DENSE).sum(axis=0) + (u * DENSE).sum(axis=1) @ w)
+    _both_modes(lambda u: (u * L).dot(u) - (u * L).toarray() @ u, u, lambda u: 0.0 * w)
+    _both_modes(lambda a: (a * M) * u, np.float64(2.0), lambda a: a * DENSE @ u)
+    # a Laplacian scaled by a traced diffusivity, then solved: against finite differences
+    n = 6
+    lap = sps.diags([-np.ones(n - 1), 2.0 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1])
+    heat = lambda k: np.sum((k * lap + sps.eye(n)) @ np.linspace(0.0, 1.0, n) ** 2)
+    h = 1e-6
+    np.testing.assert_allclose(dr.grad(heat)(0.3), (heat(0.3 + h) - heat(0.3 - h)) / (2 * h),
+                               rtol=1e-7)
+    with pytest.raises(NoDerivativeRule, match="toarray"):
+        dr.grad(lambda a: (a * L).tocsr().sum())(1.0)
+    with pytest.raises(NoDerivativeRule, match="sparse operands"):
+        dr.grad(lambda a: np.sum(_dense((a * L) @ L.T)))(1.0)
+    with pytest.raises(NoDerivativeRule, match="scalar"):
+        dr.grad(lambda u: np.sum(_dense(L / u)))(np.ones(4))
+    with pytest.raises(NotImplementedError, match="nonzero scalar"):
+        dr.grad(lambda a: np.sum(L + a))(1.0)
+
+
+@pytest.mark.parametrize("build,kind", [(sps.diags, sps.spmatrix),
+                                        (sps.diags_array, sps.sparray)])
+def test_diags_of_traced_diagonals(build, kind):
+    # every form SciPy takes (offsets, shape), SciPy's layout, under vmap too
+    D = lambda d: build([d[:-1], 2.0 * d, d[1:]], offsets=[-1, 0, 1])
+    ref = lambda d: np.diag(d[:-1], -1) + np.diag(2.0 * d) + np.diag(d[1:], 1)
+    d = rng.standard_normal(5)
+    _both_modes(D, d, ref)
+    v = np.arange(5.0)
+    _both_modes(lambda d: build(d, offsets=1, shape=(5, 5)) @ v, d[:4],
+                lambda d: np.diag(d, 1) @ v)
+    batch = rng.standard_normal((3, 5))
+    np.testing.assert_allclose(dr.vmap(lambda d: D(d) @ d)(batch),
+                               [ref(b) @ b for b in batch], atol=1e-14)
+    assert isinstance(build(d, offsets=0), kind)  # (the plain call is SciPy's own)
