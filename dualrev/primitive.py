@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from . import config
-from .errors import BatchedValueError, NoDerivativeRule, NotSavedError
+from .diagnose import user_frame
+from .errors import BatchedValueError, DualrevError, NoDerivativeRule, NotSavedError
 
 Rule = Callable[..., Any]
 # A ``saves`` declaration: one string for every VJP rule, or one per rule (see Primitive).
@@ -335,10 +336,12 @@ def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
         if isinstance(a, Tracer):
             if top is None or a._level > top._level:
                 top = a
-        elif type(a) in _SEQUENCES:
+        elif type(a) in _SEQUENCES_OR_MATRIX:
             seq = True
     if top is None:
         return apply_plain(prim, args, params)
+    if seq:  # rules index and transpose their arguments as arrays
+        args = [_array_argument(a, prim) for a in args]
     if prim.nondiff:
         # no derivative: drop the differentiating levels; a batch still has to be mapped
         args = [unwrap_derivatives(a) for a in args]
@@ -348,12 +351,28 @@ def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
                 top = a
         if top is None:
             return prim.impl(*args, **params)
-    if seq:  # rules index and transpose their arguments as arrays
-        args = [as_array(a) for a in args]
     return top._trace.process(prim, args, params)
 
 
 _SEQUENCES = (list, tuple)
+# (a matrix shares the sequences' rare branch of bind: the common path pays nothing)
+_SEQUENCES_OR_MATRIX = (list, tuple, np.matrix)
+
+
+def _array_argument(a: Any, prim: Primitive) -> Any:
+    """A list or tuple argument as an array; a numpy.matrix refused: its ``*`` is a
+    matrix product and its results are always 2-D, which no rule follows (computed on
+    its data as an ndarray, ``M * x`` would silently be elementwise)."""
+    if type(a) is np.matrix:
+        frame = user_frame()
+        where = (f" on line {frame.f_lineno} of {frame.f_code.co_filename}"
+                 if frame is not None else "")
+        raise DualrevError(
+            f"dualrev: a numpy.matrix operand meets a traced value in {prim.name}{where}. "
+            "numpy.matrix gives * the meaning of a matrix product and keeps every result "
+            "2-D, which dualrev's rules do not follow; pass np.asarray(M) instead of the "
+            "matrix M (and write matrix products with @).")
+    return as_array(a)
 
 
 def as_array(x: Any) -> Any:

@@ -409,8 +409,9 @@ def _sparse_truediv(matrix: Any, other: Any) -> Any:
 
 
 def _sparse_rtruediv(matrix: Any, other: Any) -> Any:
-    raise NoDerivativeRule("scipy.sparse (traced / sparse)", "Dividing by a sparse "
-                           "matrix divides by its zeros: use .toarray() first.")
+    raise NoDerivativeRule("scipy.sparse (traced / sparse)", "Dividing a traced operand "
+                           f"of shape {shape_of(other)} by a sparse matrix of shape "
+                           f"{matrix.shape} divides by its zeros: use .toarray() first.")
 
 
 def _sparse_add(matrix: Any, other: Any) -> Any:
