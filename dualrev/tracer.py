@@ -139,10 +139,7 @@ class TracedBase(Tracer):
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         caller = METHODS["scipy_caller"]()
         if caller is not None:
-            raise TracerConversionError(
-                f"{caller} (reached without dualrev's dispatcher: was it imported with "
-                "`from scipy... import` before `import dualrev`? import dualrev first, or "
-                "call it through its module) converting its argument with np.asarray")
+            raise TracerConversionError(caller)
         raise _conversion("np.asarray / np.array (the __array__ protocol)", "array")
 
     # ------------------------------------------------------------ coercions
