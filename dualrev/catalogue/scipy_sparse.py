@@ -451,8 +451,9 @@ def _diagonals_builder(name: str) -> Any:
         if _traced_any(args) or _traced_any(list(kwargs.values())):
             raise NoDerivativeRule(f"scipy.sparse.{name}", "Only the diagonals may be "
                                    "traced (offsets, shape, format and dtype are plain).")
-        single = not isinstance(diagonals, (list, tuple)) or (
-            len(diagonals) > 0 and ndim_of(as_array(diagonals[0])) == 0)
+        # the numbers keep the diagonals' structure (a list stays a list, an array an
+        # array), so that SciPy reads them as it reads the values
+        single = not isinstance(diagonals, (list, tuple))
         parts = [as_array(diagonals)] if single else [as_array(d) for d in diagonals]
         sizes = [int(np.prod(shape_of(d))) for d in parts]
         ids, start = [], 1
@@ -474,6 +475,33 @@ def _traced_any(values: Any) -> bool:
     return any(isinstance(v, Tracer) for v in values)
 
 
-for _name in ("diags", "diags_array"):
+for _name in ("diags", "diags_array", "spdiags"):
     if hasattr(sps, _name):
         dispatch(sps, _name, _diagonals_builder(_name))
+
+
+def _factorized(A: Any) -> Any:
+    """scipy.sparse.linalg.factorized(A) for a constant ``A``: SciPy's solver, which
+    solves a traced right-hand side as ``spsolve(A, b)`` (the same factorisation's
+    values, to rounding; differentiable in b)."""
+    original = ORIGINALS[spla.factorized]
+    plain_solve = original(A)
+    matrix = A
+
+    def solve(b: Any) -> Any:
+        if isinstance(b, Tracer):
+            return spsolve(matrix, b)
+        return plain_solve(b)
+
+    solve.__doc__ = plain_solve.__doc__
+    return solve
+
+
+def _factorized_dispatch(A: Any) -> Any:
+    if isinstance(A, Tracer):
+        raise NoDerivativeRule("scipy.sparse.linalg.factorized", "Only a constant sparse "
+                               "matrix A is supported (its entries are not differentiated).")
+    return _factorized(A)
+
+
+dispatch(spla, "factorized", _factorized_dispatch, always=True)

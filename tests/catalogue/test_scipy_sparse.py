@@ -171,3 +171,21 @@ def test_diags_of_traced_diagonals(build, kind):
     np.testing.assert_allclose(dr.vmap(lambda d: D(d) @ d)(batch),
                                [ref(b) @ b for b in batch], atol=1e-14)
     assert isinstance(build(d, offsets=0), kind)  # (the plain call is SciPy's own)
+
+
+def test_spdiags_scalar_diagonals_and_factorized():
+    d = rng.standard_normal((2, 4))
+    ref = lambda d: np.diag(d[0]) + np.diag(d[1, 1:], 1)  # spdiags: data[k, j] at column j
+    _both_modes(lambda d: sps.spdiags(d, [0, 1], 4, 4), d, ref)
+    # traced scalars broadcast along their diagonals, as SciPy's
+    _both_modes(lambda a: sps.diags([a, 2.0 * a], [0, 1], shape=(3, 3)), np.float64(1.5),
+                lambda a: a * np.eye(3) + 2.0 * a * np.eye(3, k=1))
+    # factorized(A) solves a traced right-hand side (its inverse is the Jacobian)
+    A = sps.csc_array(DENSE[:4] + 4.0 * np.eye(4))
+    solve = sps.linalg.factorized(A)
+    b = rng.standard_normal(4)
+    np.testing.assert_allclose(solve(b), np.linalg.solve(A.toarray(), b))
+    for jac in (dr.jacfwd, dr.jacrev):
+        np.testing.assert_allclose(jac(solve)(b), np.linalg.inv(A.toarray()), atol=1e-13)
+    with pytest.raises(NoDerivativeRule, match="factorized"):
+        dr.grad(lambda a: np.sum(sps.linalg.factorized(a * np.eye(2))(np.ones(2))))(1.0)
