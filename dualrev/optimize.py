@@ -129,6 +129,18 @@ def _objective_hessp(f_flat: Callable[..., Any], n: int) -> Callable[..., np.nda
     return hessp
 
 
+def _square(H: Any, n: int) -> Any:
+    """The caller's Hessian of a pytree or n-d ``x`` (``x.shape + x.shape`` for an
+    array) as SciPy's (n, n) matrix; a LinearOperator or sparse matrix as given."""
+    if isinstance(H, np.ndarray) or isinstance(H, (list, tuple)):
+        H = np.asarray(H, dtype=float)
+        if H.size != n * n:
+            raise ValueError(f"minimize: hess returned {H.size} elements (shape {H.shape}); "
+                             f"the {n} unknowns need an ({n}, {n}) Hessian")
+        return H.reshape(n, n)
+    return H
+
+
 def _default_bfgs(hess: Any) -> bool:
     # NonlinearConstraint writes a fresh BFGS() into .hess when none is given, so an
     # untouched default BFGS is how "the caller gave no Hessian" looks afterwards.
@@ -174,7 +186,7 @@ def _flat_constraint(con: Any, unravel: Callable[[Any], Any],
             hess = _constraint_hess(flat_fun)
         elif callable(hess):
             user_hess = hess
-            hess = lambda x, v: user_hess(unravel(x), v)
+            hess = lambda x, v: _square(user_hess(unravel(x), v), np.size(x))
         # a copy keeps every other attribute (keep_feasible, the finite-difference
         # options) whatever SciPy version defines them
         con = copy.copy(con)
@@ -218,7 +230,9 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
             its result is flattened), ``True`` (``fun`` returns ``(value, gradient)``, the
             gradient in the structure of ``x``, as in SciPy), or a finite-difference scheme
             (``"2-point"``).
-        hess: None (exact where the method uses one), or a callable/strategy, as in SciPy.
+        hess: None (exact where the method uses one), or a callable/strategy, as in SciPy;
+            a callable's array result for a pytree or n-d ``x`` (``x.shape + x.shape``)
+            is read as the (n, n) matrix of the flattened ``x``.
         hessp: None, or a callable ``hessp(x, p, *args)`` of pytrees, as in SciPy.
         bounds: as in SciPy, on the flattened vector.
         constraints: as in SciPy (a dict, a constraint object, or a sequence of them);
@@ -275,7 +289,7 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
             kw["jac"] = jac
     if hess is not None or hessp is not None:
         if callable(hess):
-            kw["hess"] = lambda x, *a: hess(unravel(x), *a)
+            kw["hess"] = lambda x, *a: _square(hess(unravel(x), *a), flat0.size)
         elif hess is not None:
             kw["hess"] = hess
         if hessp is not None:

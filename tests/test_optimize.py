@@ -711,3 +711,19 @@ def test_least_squares_of_a_pytree_output():
     # res.jac is the exact (3, 3) Jacobian of the flattened residuals at the solution
     np.testing.assert_allclose(res.jac, np.diag([2.0 * np.sqrt(2.0), 3.0, 3.0]),
                                rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["trust-exact", "newton-cg", "dogleg", "trust-constr"])
+def test_the_callers_hessian_of_a_2d_x_is_read_as_the_flat_matrix(method):
+    # x0 of shape (3, 2): the caller's Hessian has shape x.shape + x.shape, SciPy needs
+    # (6, 6) (it crashed inside SciPy); the minimum of sum((x - A)^2 + x^4) solves
+    # 2 (x - A) + 4 x^3 = 0 elementwise
+    A = np.arange(1.0, 7.0).reshape(3, 2)
+    f = lambda x: np.sum((x - A) ** 2) + np.sum(x ** 4)
+    H = lambda x: np.einsum("ik,jl->ijkl", np.eye(3), np.eye(2)) * (2 + 12 * x ** 2)[
+        :, :, None, None]
+    res = dr.optimize.minimize(f, np.zeros((3, 2)), method=method, hess=H)
+    assert res.x.shape == (3, 2)
+    np.testing.assert_allclose(2 * (res.x - A) + 4 * res.x ** 3, 0.0, atol=1e-5)
+    with pytest.raises(ValueError, match=r"hess returned 4 elements"):
+        dr.optimize.minimize(f, np.zeros((3, 2)), method=method, hess=lambda x: np.eye(2))
