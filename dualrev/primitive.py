@@ -336,7 +336,7 @@ def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
         if isinstance(a, Tracer):
             if top is None or a._level > top._level:
                 top = a
-        elif type(a) in _SEQUENCES_OR_MATRIX:
+        elif type(a) in _RARE_OPERANDS:
             seq = True
     if top is None:
         return apply_plain(prim, args, params)
@@ -355,23 +355,34 @@ def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
 
 
 _SEQUENCES = (list, tuple)
-# (a matrix shares the sequences' rare branch of bind: the common path pays nothing)
-_SEQUENCES_OR_MATRIX = (list, tuple, np.matrix)
+# Operand types that take bind's rare branch (the common path pays one set lookup, as it
+# paid a tuple test): sequences, turned into arrays, and the types refused as operands
+# of a primitive (REFUSED_OPERANDS: type -> why and the rewrite)
+REFUSED_OPERANDS: dict[type, str] = {
+    np.matrix: "numpy.matrix gives * the meaning of a matrix product and keeps every "
+               "result 2-D, which dualrev's rules do not follow; pass np.asarray(M) "
+               "instead of the matrix M (and write matrix products with @)."}
+_RARE_OPERANDS: set[type] = {list, tuple, np.matrix}
+
+
+def refuse_operand(cls: type, why: str) -> None:
+    """Refuse instances of ``cls`` as operands of any primitive meeting a traced value,
+    with ``why`` (what goes wrong and the rewrite) and the user's line."""
+    REFUSED_OPERANDS[cls] = why
+    _RARE_OPERANDS.add(cls)
 
 
 def _array_argument(a: Any, prim: Primitive) -> Any:
-    """A list or tuple argument as an array; a numpy.matrix refused: its ``*`` is a
-    matrix product and its results are always 2-D, which no rule follows (computed on
-    its data as an ndarray, ``M * x`` would silently be elementwise)."""
-    if type(a) is np.matrix:
+    """A list or tuple argument as an array; a refused type (numpy.matrix: computed on
+    its data as an ndarray, ``M * x`` would silently be elementwise) raises."""
+    why = REFUSED_OPERANDS.get(type(a))
+    if why is not None:
         frame = user_frame()
         where = (f" on line {frame.f_lineno} of {frame.f_code.co_filename}"
                  if frame is not None else "")
-        raise DualrevError(
-            f"dualrev: a numpy.matrix operand meets a traced value in {prim.name}{where}. "
-            "numpy.matrix gives * the meaning of a matrix product and keeps every result "
-            "2-D, which dualrev's rules do not follow; pass np.asarray(M) instead of the "
-            "matrix M (and write matrix products with @).")
+        kind = f"{type(a).__module__.split('._')[0]}.{type(a).__name__}"
+        raise DualrevError(f"dualrev: a {kind} operand meets a traced value in "
+                           f"{prim.name}{where}. {why}")
     return as_array(a)
 
 

@@ -23,7 +23,15 @@ import scipy.sparse.linalg as spla
 from scipy.sparse._base import _spbase
 
 from ..errors import NoDerivativeRule
-from ..primitive import Primitive, Tracer, as_array, bind, ndim_of, shape_of
+from ..primitive import (
+    Primitive,
+    Tracer,
+    as_array,
+    bind,
+    ndim_of,
+    refuse_operand,
+    shape_of,
+)
 from ..tracer import defer_matmul_to
 from .scipy_functions import ORIGINALS, dispatch
 
@@ -142,6 +150,11 @@ for _cls in dict.fromkeys(_subclasses(_spbase)):
         if _name in _cls.__dict__ and (_cls is not _spbase or _name != "dot"):
             _patch(_cls, _name, _handler)
 defer_matmul_to(_spbase)
+for _cls in dict.fromkeys(_subclasses(_spbase)):
+    # NumPy's functions read a sparse matrix as a 0-d object array (np.multiply(w, A))
+    refuse_operand(_cls, "NumPy's functions read a scipy.sparse matrix as a 0-d object "
+                   "array; use its own operators and methods (A @ x, A * x, "
+                   "A.multiply(x), A.dot(x)), or A.toarray().")
 
 
 # ------------------------------------------------------------------ spsolve

@@ -189,3 +189,15 @@ def test_spdiags_scalar_diagonals_and_factorized():
         np.testing.assert_allclose(jac(solve)(b), np.linalg.inv(A.toarray()), atol=1e-13)
     with pytest.raises(NoDerivativeRule, match="factorized"):
         dr.grad(lambda a: np.sum(sps.linalg.factorized(a * np.eye(2))(np.ones(2))))(1.0)
+
+
+def test_numpy_functions_of_a_sparse_operand_are_refused_by_name():
+    # NumPy reads a sparse matrix as a 0-d object array (plain np.multiply(w, A) is an
+    # object array of matrices): with a traced operand, a named refusal, not an error
+    # from inside a rule
+    L = sps.csr_array(DENSE)
+    for f in (lambda u: np.multiply(u, L), lambda u: np.add(L, u),
+              lambda u: np.dot(L, u)):
+        with pytest.raises(dr.DualrevError, match=r"scipy\.sparse\.csr_array operand .* "
+                           r"on line \d+ .*A\.multiply\(x\)"):
+            dr.jacfwd(f)(np.ones(4))
