@@ -477,6 +477,8 @@ def _diagonals_builder(name: str) -> Any:
         pattern.sum_duplicates()
         values = np.concatenate([np.ravel(d) for d in parts])
         data = values[pattern.data.astype(np.intp) - 1]
+        if kwargs.get("dtype") is not None:  # (format= has no meaning for traced entries)
+            data = data.astype(kwargs["dtype"])
         return TracedSparse(data, pattern.coords[0], pattern.coords[1], pattern.shape,
                             name in ("diags", "spdiags"))
 
