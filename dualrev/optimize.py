@@ -21,6 +21,8 @@ import scipy.optimize as so
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
+from .errors import NoDerivativeRule
+from .primitive import Tracer
 from .sparse import SparseJacobian
 from .transforms import hessian, hvp, jacobian, jvp, value_and_grad
 from .tree import ravel_pytree, tree_flatten
@@ -35,7 +37,24 @@ _HESS_METHODS = {"dogleg", "trust-exact"}
 _NO_GRADIENT_METHODS = {"nelder-mead", "powell", "cobyla", "cobyqa"}
 
 
-def _flat_result(value: Any) -> np.ndarray:
+def _plain(value: Any, where: str) -> Any:
+    """``value`` unless it is traced: a function handed to SciPy that closes over a value
+    an enclosing transform traces (differentiating the solution with respect to it)."""
+    leaves, _ = tree_flatten(value)
+    if any(isinstance(v, Tracer) for v in leaves):
+        raise NoDerivativeRule(
+            f"dualrev.optimize.{where}", "The function's value is traced: it closes over "
+            "(or its args hold) a value an enclosing transform differentiates, and the "
+            "solution's derivative with respect to it is not computed by running SciPy's "
+            "iterations. Solve with plain values (dualrev.stop_gradient) and give the "
+            "solution its derivative by the implicit function theorem (at a root of "
+            "F(x, theta): dx = -(dF/dx)^-1 (dF/dtheta) dtheta; at a minimum, F = grad f) "
+            "with @dualrev.custom_jvp (docs/extending.md).")
+    return value
+
+
+def _flat_result(value: Any, where: str = "root") -> np.ndarray:
+    _plain(value, where)
     leaves, _ = tree_flatten(value)
     return np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in leaves])
 
@@ -271,20 +290,20 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
 
         def objective(x: np.ndarray, *a: Any) -> tuple[float, np.ndarray]:
             v, g = vg(x, *a)
-            return float(v), np.asarray(g, dtype=float)
+            return float(_plain(v, "minimize")), np.asarray(_plain(g, "minimize"), dtype=float)
 
         kw["jac"] = True
     elif jac is True:  # SciPy's convention: fun returns (value, gradient) itself
 
         def objective(x: np.ndarray, *a: Any) -> tuple[float, np.ndarray]:
             v, g = f_flat(x, *a)
-            return float(v), _flat_result(g)
+            return float(_plain(v, "minimize")), _flat_result(g, "minimize")
 
         kw["jac"] = True
     else:
-        objective = lambda x, *a: float(f_flat(x, *a))
+        objective = lambda x, *a: float(_plain(f_flat(x, *a), "minimize"))
         if callable(jac):
-            kw["jac"] = lambda x, *a: _flat_result(jac(unravel(x), *a))
+            kw["jac"] = lambda x, *a: _flat_result(jac(unravel(x), *a), "minimize")
         elif jac is not None:
             kw["jac"] = jac
     if hess is not None or hessp is not None:
@@ -293,7 +312,8 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         elif hess is not None:
             kw["hess"] = hess
         if hessp is not None:
-            kw["hessp"] = lambda x, p, *a: _flat_result(hessp(unravel(x), unravel(p), *a))
+            kw["hessp"] = lambda x, p, *a: _flat_result(hessp(unravel(x), unravel(p), *a),
+                                                        "minimize")
     else:
         # with jac=True fun returns (value, gradient): the Hessian is the value's
         f_value = (lambda x, *a: f_flat(x, *a)[0]) if jac is True else f_flat
@@ -379,7 +399,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     elif callable(jac):
         user_jac = jac
         jac = lambda x: user_jac(unravel(x), *args, **kwargs)  # noqa: E731
-    res = so.least_squares(lambda x: np.asarray(res_flat(x), dtype=float), flat0, jac=jac, **kw)
+    res = so.least_squares(lambda x: np.asarray(_plain(res_flat(x), "least_squares"),
+                                                dtype=float), flat0, jac=jac, **kw)
     res.x = unravel(res.x)
     if sparse is not None:
         res.sparse_jacobian = sparse
@@ -612,7 +633,9 @@ def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
             J = jacobian(func)
             J_of = lambda x, *a: _jacobian_matrix(J(np.asarray(x, dtype=float), *a), n)
         fprime = (lambda x, *a: J_of(x, *a).T) if col_deriv else J_of
-    return so.fsolve(func, x0, args=args, fprime=fprime, full_output=full_output,
+    # (a new name: the Jacobian closures above read func late)
+    checked = lambda x, *a: _plain(func(x, *a), "fsolve")  # noqa: E731
+    return so.fsolve(checked, x0, args=args, fprime=fprime, full_output=full_output,
                      col_deriv=col_deriv, xtol=xtol, maxfev=maxfev, band=band,
                      epsfcn=epsfcn, factor=factor, diag=diag)
 
@@ -673,7 +696,7 @@ def _derivatives(f: Callable[..., Any], order: int) -> Callable[..., tuple[Any, 
         else:
             (v, d), (_, d2) = jvp(lambda t: jvp(g, (t,), (u,)), (x,), (u,))
             out = (v, d, d2)
-        return tuple(np.asarray(o)[()] for o in out)
+        return tuple(np.asarray(o)[()] for o in _plain(out, "root_scalar"))
 
     return taylor
 
@@ -750,6 +773,8 @@ def root_scalar(f: Callable[..., Any], args: tuple[Any, ...] = (), method: str |
         elif order == 2 and fprime2 is None and fprime is not False:
             value = (lambda x, *a: f(x, *a)[0]) if fprime is True else f
             fprime2 = lambda x, *a: _derivatives(value, 2)(x, *a)[2]
-    return so.root_scalar(f, args=args, method=method, bracket=bracket, fprime=fprime,
+    # (a new name: the derivative closures above read f late)
+    checked = lambda x, *a: _plain(f(x, *a), "root_scalar")  # noqa: E731
+    return so.root_scalar(checked, args=args, method=method, bracket=bracket, fprime=fprime,
                           fprime2=fprime2, x0=x0, x1=x1, xtol=xtol, rtol=rtol,
                           maxiter=maxiter, options=options)
