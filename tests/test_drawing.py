@@ -686,3 +686,16 @@ def test_loops_of_in_place_writes_fold_and_keep_their_derivatives(mode):
     got = c.outputs[0].tangent if mode == "forward" else c.inputs[0].grad
     np.testing.assert_allclose(got, closed, rtol=1e-13)
     assert dr.graph(_chain_of_writes, mode=mode, expand=True)(1.5).to_svg().startswith("<")
+    # the loop as the issue wrote it: y[i] = y[i - 1] * x from i = 0 (y[-1] = x first):
+    # y = (x^2, ..., x^6, x), d/dx sum = sum k x^(k-1) for k = 1..6
+    w = dr.graph(_wrapping_writes, mode=mode)(1.3)
+    assert [n.kind for n in w.nodes].count("group") == 1
+    got = w.outputs[0].tangent if mode == "forward" else w.inputs[0].grad
+    np.testing.assert_allclose(got, sum(k * 1.3 ** (k - 1) for k in range(1, 7)), rtol=1e-13)
+
+
+def _wrapping_writes(x):
+    y = np.ones(6) * x
+    for i in range(5):
+        y[i] = y[i - 1] * x
+    return np.sum(y)
