@@ -275,13 +275,19 @@ class TracedSparse:
         np.matrix)."""
         return self.toarray(order, out)
 
-    def sum(self, axis: Any = None) -> Any:
-        """The sum of the entries (``axis=None``), or of each row/column (a 1-D array)."""
+    def sum(self, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+        """The sum of the entries (``axis=None``), or of each row/column (a 1-D array;
+        SciPy's spmatrix gives a 2-D np.matrix there), in ``dtype`` if given."""
+        if out is not None:
+            raise NoDerivativeRule("scipy.sparse (traced entries).sum",
+                                   "out= is not supported: use the returned array.")
+        data = self.data if dtype is None else self.data.astype(dtype)
         if axis is None:
-            return np.sum(self.data)
+            return np.sum(data)
         axis = int(axis) % 2
         ones = np.ones(self.shape[axis])
-        return self @ ones if axis == 1 else ones @ self
+        summed = self._like(data)
+        return summed @ ones if axis == 1 else ones @ summed
 
     def _matmul(self, u: Any) -> Any:
         u = as_array(u)
@@ -370,6 +376,8 @@ class TracedSparse:
         return self._dense_with(other) - self.toarray()
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # protocol probes (copy, pickle, NumPy): absent
+            raise AttributeError(name)
         raise NoDerivativeRule(f"scipy.sparse (traced entries).{name}", "A sparse matrix "
                                "with traced entries (a * L, L.multiply(w)) supports @, dot, "
                                "*, multiply, / by a scalar, +, -, T, transpose, toarray, "

@@ -1,6 +1,8 @@
 """scipy.sparse matrices and arrays as constant operators on traced values: Jacobians
 against ``L.toarray()``, every format, both operand orders, vmap, spsolve."""
 
+import copy
+
 import numpy as np
 import pytest
 import scipy.sparse as sps
@@ -146,6 +148,9 @@ def test_sparse_matrices_with_traced_entries_compose():
     h = 1e-6
     np.testing.assert_allclose(dr.grad(heat)(0.3), (heat(0.3 + h) - heat(0.3 - h)) / (2 * h),
                                rtol=1e-7)
+    # NumPy's reductions call its sum (with dtype=, out=); copies keep the entries
+    _both_modes(lambda a: np.sum(a * L) + np.sum(copy.copy(a * L), axis=0) @ np.ones(4),
+                np.float64(1.5), lambda a: np.sum(a * DENSE) + np.sum(a * DENSE))
     with pytest.raises(NoDerivativeRule, match="toarray"):
         dr.grad(lambda a: (a * L).tocsr().sum())(1.0)
     with pytest.raises(NoDerivativeRule, match="sparse operands"):
