@@ -211,9 +211,11 @@ class TracedSparse:
     It supports ``@`` and ``dot`` with dense operands (either side), ``*`` (a matrix
     product for an spmatrix, elementwise for an sparray, as SciPy), ``multiply``,
     division by a scalar, ``-x``, ``+``/``-`` with dense or sparse operands (a dense
-    ndarray), ``.T``/``transpose()``, ``toarray()``/``todense()`` (an ndarray),
-    ``sum()``, ``shape``, ``ndim`` and ``nnz``; each is differentiable in the entries and
-    in the dense operand. Other SciPy methods raise ``NoDerivativeRule``.
+    ndarray), ``.T``/``transpose()``, ``power``, ``conj``, ``copy``, ``astype``, the
+    format conversions (``tocsr()``..., itself: it has no storage format),
+    ``toarray()``/``todense()`` (an ndarray), ``sum()``, ``diagonal()``, ``trace()``,
+    ``shape``, ``ndim`` and ``nnz``; each is differentiable in the entries and in the
+    dense operand. Indexing and other SciPy methods raise ``NoDerivativeRule``.
 
     Attributes:
         data: the traced entries, one per stored position (canonical: no duplicates).
@@ -375,14 +377,60 @@ class TracedSparse:
     def __rsub__(self, other: Any) -> Any:
         return self._dense_with(other) - self.toarray()
 
+    def power(self, n: Any, dtype: Any = None) -> TracedSparse:
+        """The entries to the power ``n`` (a plain scalar), as SciPy's ``power``."""
+        if isinstance(n, Tracer) or ndim_of(n) != 0:
+            raise NoDerivativeRule("scipy.sparse (traced entries).power",
+                                   "Only a plain scalar exponent is supported.")
+        data = self.data ** n
+        return self._like(data if dtype is None else data.astype(dtype))
+
+    def conj(self, copy: bool = True) -> TracedSparse:
+        """The complex conjugate of the entries."""
+        return self._like(np.conj(self.data))
+
+    conjugate = conj
+
+    def copy(self) -> TracedSparse:
+        """The same entries (traced values are never written in place)."""
+        return self._like(self.data)
+
+    def astype(self, dtype: Any, casting: str = "unsafe", copy: bool = True) -> TracedSparse:
+        """The entries in ``dtype``."""
+        return self._like(self.data.astype(dtype))
+
+    def asformat(self, format: Any, copy: bool = False) -> TracedSparse:
+        """Itself: traced entries have no storage format (each format's matrix is this)."""
+        return self
+
+    def tocsr(self, copy: bool = False) -> TracedSparse:
+        """Itself (see ``asformat``)."""
+        return self
+
+    tocsc = tocoo = tolil = todok = todia = tobsr = tocsr
+
+    def diagonal(self, k: int = 0) -> Any:
+        """The k-th diagonal, a dense 1-D array (traced)."""
+        return np.diagonal(self.toarray(), offset=k)
+
+    def trace(self, offset: int = 0) -> Any:
+        """The sum of the ``offset`` diagonal."""
+        return np.sum(self.diagonal(offset))
+
+    def __getitem__(self, idx: Any) -> Any:
+        raise NoDerivativeRule("scipy.sparse (traced entries)[...]", "Indexing a sparse "
+                               "matrix with traced entries is not supported: index "
+                               "x.toarray() (a dense result) instead.")
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):  # protocol probes (copy, pickle, NumPy): absent
             raise AttributeError(name)
         raise NoDerivativeRule(f"scipy.sparse (traced entries).{name}", "A sparse matrix "
                                "with traced entries (a * L, L.multiply(w)) supports @, dot, "
-                               "*, multiply, / by a scalar, +, -, T, transpose, toarray, "
-                               "todense, sum, shape, ndim and nnz: use .toarray() for the "
-                               "rest.")
+                               "*, multiply, / by a scalar, +, -, T, transpose, power, conj, "
+                               "copy, astype, the format conversions (itself), toarray, "
+                               "todense, sum, diagonal, trace, shape, ndim and nnz: use "
+                               ".toarray() for the rest.")
 
     def __repr__(self) -> str:
         kind = "matrix" if self.is_matrix else "array"

@@ -151,8 +151,14 @@ def test_sparse_matrices_with_traced_entries_compose():
     # NumPy's reductions call its sum (with dtype=, out=); copies keep the entries
     _both_modes(lambda a: np.sum(a * L) + np.sum(copy.copy(a * L), axis=0) @ np.ones(4),
                 np.float64(1.5), lambda a: np.sum(a * DENSE) + np.sum(a * DENSE))
+    # the methods against the dense matrix's: SciPy's meaning, differentiable
+    _both_modes(lambda u: (L * u).power(2).tocsc().conj().copy().astype(np.float64)
+                .diagonal(-1) + (L * u).trace(), u,
+                lambda u: np.diagonal((DENSE * u) ** 2, -1) + np.trace(DENSE * u))
     with pytest.raises(NoDerivativeRule, match="toarray"):
-        dr.grad(lambda a: (a * L).tocsr().sum())(1.0)
+        dr.grad(lambda a: (a * L).getnnz())(1.0)
+    with pytest.raises(NoDerivativeRule, match=r"index x\.toarray\(\)"):
+        dr.grad(lambda a: (a * L)[0, 1])(1.0)
     with pytest.raises(NoDerivativeRule, match="sparse operands"):
         dr.grad(lambda a: np.sum(_dense((a * L) @ L.T)))(1.0)
     with pytest.raises(NoDerivativeRule, match="scalar"):
