@@ -587,14 +587,19 @@ class _GridBases:
             self.mids = [0.5 * (g[1:] + g[:-1]) for g in grid]
         else:
             k = _RGI_DEGREE[method]
-            self.splines = [si.make_interp_spline(g, np.eye(g.size), k=k) for g in grid]
+            # (a one-point axis, which SciPy's linear method allows: the weight is 1)
+            self.splines = [si.make_interp_spline(g, np.eye(g.size), k=k) if g.size > 1
+                            else None for g in grid]
 
     def weights(self, x: Any, axis: int, nu: int) -> Any:
         """``(npts, n_axis)``: the weights of the grid points along ``axis`` at ``x``."""
         if self.method == "nearest":
             index = np.sum(x[:, None] > self.mids[axis][None, :], axis=1)
             return (index[:, None] == np.arange(self.grid[axis].size)[None, :]).astype(float)
-        return self.splines[axis](x, nu)
+        spline = self.splines[axis]
+        if spline is None:
+            return np.ones((shape_of(x)[0], 1)) + 0.0 * np.reshape(x, (-1, 1))
+        return spline(x, nu)
 
 
 def _grid_xi(xi: Any, ndim: int) -> Any:
@@ -703,7 +708,7 @@ def _check_grid_method(method: Any, grid: Any) -> None:
                                "'quintic'.")
     if method not in _RGI._ALL_METHODS:
         raise ValueError(f"Method '{method}' is not defined")
-    k = _RGI_DEGREE.get(method, 0)
+    k = _RGI_DEGREE.get(method, 0) if method not in ("linear", "nearest") else 0
     for i, g in enumerate(grid):
         if np.size(g) <= k:
             raise ValueError(f"There are {np.size(g)} points in dimension {i}, but method "

@@ -286,5 +286,12 @@ def test_regular_grid_interpolator_options_and_refusals():
             _GRID[0])
     with pytest.raises(ValueError, match="Can only compute derivatives"):
         dr.grad(lambda x: np.sum(si.RegularGridInterpolator(_GRID, V)(x, nu=(1, 0))))(_XI)
+    # a one-point axis, which SciPy's linear method allows (its weight is 1)
+    thin = (np.array([0.0]), _GRID[1])
+    one = lambda v, x: si.RegularGridInterpolator(thin, v)(x)
+    pts = np.array([[0.0, 0.45], [0.0, 2.1]])
+    value, tangent = dr.jvp(lambda v: one(v, pts), (V[:1],), (np.ones_like(V[:1]),))
+    np.testing.assert_allclose(value, si.RegularGridInterpolator(thin, V[:1])(pts))
+    np.testing.assert_allclose(tangent, [1.0, 1.0])  # the weights sum to one
     # plain calls stay SciPy's own
     assert type(si.RegularGridInterpolator(_GRID, V)) is si.RegularGridInterpolator
