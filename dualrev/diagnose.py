@@ -24,6 +24,7 @@ import linecache
 import math
 import os
 import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,35 @@ def user_frame() -> Any:
     return _user_and_callee()[0]
 
 
+def user_callee() -> Any:
+    """The library frame (dualrev, NumPy or SciPy) that the user's innermost frame
+    called: the function the user called, whatever it called in turn; or None."""
+    return _user_and_callee()[1]
+
+
+def frame_of(frame: Any, fn: Any) -> bool:
+    """Whether ``frame`` runs the function ``fn``: its code, and for code that several
+    functions share (a decorator's wrapper, such as SciPy's ``_apply_over_batch``) the
+    same closure."""
+    code = getattr(fn, "__code__", None)
+    if code is None or frame.f_code is not code:
+        return False
+    cells = getattr(fn, "__closure__", None) or ()
+    local = frame.f_locals
+    return all(local.get(n, c) is c.cell_contents
+               for n, c in zip(code.co_freevars, cells, strict=False))
+
+
+def _decorated(frame: Any) -> Any:
+    """The SciPy function a decorator's wrapper frame runs (a free variable of the
+    wrapper that is a SciPy function), or None: its own code names only the wrapper."""
+    for name in frame.f_code.co_freevars:
+        v = frame.f_locals.get(name)
+        if isinstance(v, types.FunctionType) and str(v.__module__).startswith("scipy"):
+            return v
+    return None
+
+
 def _user_and_callee() -> tuple[Any, Any]:
     """(the innermost frame outside dualrev, NumPy and SciPy; the library frame it
     called), either None where there is none."""
@@ -89,8 +119,12 @@ def _scipy_function(frame: Any) -> str | None:
     if not os.path.abspath(frame.f_code.co_filename).startswith(_SCIPY_DIR):
         return None
     module = str(frame.f_globals.get("__name__", "scipy"))
+    qualname = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
+    inner = _decorated(frame)
+    if inner is not None:  # (a shared wrapper's code says "wrapper", not the function)
+        module, qualname = str(inner.__module__), inner.__qualname__
     public = ".".join(p for p in module.split(".") if not p.startswith("_")) or "scipy"
-    return f"{public}.{getattr(frame.f_code, 'co_qualname', frame.f_code.co_name)}"
+    return f"{public}.{qualname}"
 
 
 class _Site:

@@ -21,6 +21,8 @@ import scipy.optimize as so
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
+from .errors import NoDerivativeRule
+from .primitive import Tracer
 from .sparse import SparseJacobian
 from .transforms import hessian, hvp, jacobian, jvp, value_and_grad
 from .tree import ravel_pytree, tree_flatten
@@ -35,7 +37,24 @@ _HESS_METHODS = {"dogleg", "trust-exact"}
 _NO_GRADIENT_METHODS = {"nelder-mead", "powell", "cobyla", "cobyqa"}
 
 
-def _flat_result(value: Any) -> np.ndarray:
+def _plain(value: Any, where: str) -> Any:
+    """``value`` unless it is traced: a function handed to SciPy that closes over a value
+    an enclosing transform traces (differentiating the solution with respect to it)."""
+    leaves, _ = tree_flatten(value)
+    if any(isinstance(v, Tracer) for v in leaves):
+        raise NoDerivativeRule(
+            f"dualrev.optimize.{where}", "The function's value is traced: it closes over "
+            "(or its args hold) a value an enclosing transform differentiates, and the "
+            "solution's derivative with respect to it is not computed by running SciPy's "
+            "iterations. Solve with plain values (dualrev.stop_gradient) and give the "
+            "solution its derivative by the implicit function theorem (at a root of "
+            "F(x, theta): dx = -(dF/dx)^-1 (dF/dtheta) dtheta; at a minimum, F = grad f) "
+            "with @dualrev.custom_jvp (docs/extending.md).")
+    return value
+
+
+def _flat_result(value: Any, where: str = "root") -> np.ndarray:
+    _plain(value, where)
     leaves, _ = tree_flatten(value)
     return np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in leaves])
 
@@ -129,6 +148,18 @@ def _objective_hessp(f_flat: Callable[..., Any], n: int) -> Callable[..., np.nda
     return hessp
 
 
+def _square(H: Any, n: int) -> Any:
+    """The caller's Hessian of a pytree or n-d ``x`` (``x.shape + x.shape`` for an
+    array) as SciPy's (n, n) matrix; a LinearOperator or sparse matrix as given."""
+    if isinstance(H, np.ndarray) or isinstance(H, (list, tuple)):
+        H = np.asarray(H, dtype=float)
+        if H.size != n * n:
+            raise ValueError(f"minimize: hess returned {H.size} elements (shape {H.shape}); "
+                             f"the {n} unknowns need an ({n}, {n}) Hessian")
+        return H.reshape(n, n)
+    return H
+
+
 def _default_bfgs(hess: Any) -> bool:
     # NonlinearConstraint writes a fresh BFGS() into .hess when none is given, so an
     # untouched default BFGS is how "the caller gave no Hessian" looks afterwards.
@@ -174,7 +205,7 @@ def _flat_constraint(con: Any, unravel: Callable[[Any], Any],
             hess = _constraint_hess(flat_fun)
         elif callable(hess):
             user_hess = hess
-            hess = lambda x, v: user_hess(unravel(x), v)
+            hess = lambda x, v: _square(user_hess(unravel(x), v), np.size(x))
         # a copy keeps every other attribute (keep_feasible, the finite-difference
         # options) whatever SciPy version defines them
         con = copy.copy(con)
@@ -210,12 +241,17 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         args: extra positional arguments of ``fun`` (and of ``jac``, ``hess``, ``hessp``),
             not differentiated.
         method: SciPy's method name; None: SciPy's default (``bfgs``, ``l-bfgs-b`` with
-            bounds, ``slsqp`` with constraints).
+            bounds, ``slsqp`` with constraints); or a custom minimizer, called as SciPy
+            calls it, ``method(fun, x0, args=, jac=, hess=, hessp=, bounds=,
+            constraints=, callback=, **options)``, with the exact ``jac``, ``hess`` and
+            ``hessp`` (each of the flat vector) unless the caller gave their own.
         jac: None (exact, by dualrev), a callable ``jac(x, *args)`` (of the pytree ``x``;
             its result is flattened), ``True`` (``fun`` returns ``(value, gradient)``, the
             gradient in the structure of ``x``, as in SciPy), or a finite-difference scheme
             (``"2-point"``).
-        hess: None (exact where the method uses one), or a callable/strategy, as in SciPy.
+        hess: None (exact where the method uses one), or a callable/strategy, as in SciPy;
+            a callable's array result for a pytree or n-d ``x`` (``x.shape + x.shape``)
+            is read as the (n, n) matrix of the flattened ``x``.
         hessp: None, or a callable ``hessp(x, p, *args)`` of pytrees, as in SciPy.
         bounds: as in SciPy, on the flattened vector.
         constraints: as in SciPy (a dict, a constraint object, or a sequence of them);
@@ -242,7 +278,10 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         [1. 1.] [0.]
     """
     flat0, unravel = _ravel_x0(x0)
-    meth = (method or _default_method(bounds, constraints)).lower()
+    custom = callable(method)
+    # a callable method is SciPy's custom minimizer: it is given jac, hess and hessp as
+    # SciPy would give them, so it gets every derivative dualrev can supply
+    meth = "_custom" if custom else (method or _default_method(bounds, constraints)).lower()
     f_flat = lambda x, *a: fun(unravel(x), *a)
     kw: dict[str, Any] = {}
     objective: Callable[..., Any]
@@ -251,34 +290,39 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
 
         def objective(x: np.ndarray, *a: Any) -> tuple[float, np.ndarray]:
             v, g = vg(x, *a)
-            return float(v), np.asarray(g, dtype=float)
+            return float(_plain(v, "minimize")), np.asarray(_plain(g, "minimize"), dtype=float)
 
         kw["jac"] = True
     elif jac is True:  # SciPy's convention: fun returns (value, gradient) itself
 
         def objective(x: np.ndarray, *a: Any) -> tuple[float, np.ndarray]:
             v, g = f_flat(x, *a)
-            return float(v), _flat_result(g)
+            return float(_plain(v, "minimize")), _flat_result(g, "minimize")
 
         kw["jac"] = True
     else:
-        objective = lambda x, *a: float(f_flat(x, *a))
+        objective = lambda x, *a: float(_plain(f_flat(x, *a), "minimize"))
         if callable(jac):
-            kw["jac"] = lambda x, *a: _flat_result(jac(unravel(x), *a))
+            kw["jac"] = lambda x, *a: _flat_result(jac(unravel(x), *a), "minimize")
         elif jac is not None:
             kw["jac"] = jac
     if hess is not None or hessp is not None:
         if callable(hess):
-            kw["hess"] = lambda x, *a: hess(unravel(x), *a)
+            kw["hess"] = lambda x, *a: _square(hess(unravel(x), *a), flat0.size)
         elif hess is not None:
             kw["hess"] = hess
         if hessp is not None:
-            kw["hessp"] = lambda x, p, *a: _flat_result(hessp(unravel(x), unravel(p), *a))
-    elif meth in _HESSP_METHODS:
-        kw["hessp"] = _objective_hessp(f_flat, flat0.size)
-    elif meth in _HESS_METHODS:
-        H = hessian(f_flat)
-        kw["hess"] = lambda x, *a: np.asarray(H(x, *a), dtype=float)
+            kw["hessp"] = lambda x, p, *a: _flat_result(hessp(unravel(x), unravel(p), *a),
+                                                        "minimize")
+    else:
+        # with jac=True fun returns (value, gradient): the Hessian is the value's
+        f_value = (lambda x, *a: f_flat(x, *a)[0]) if jac is True else f_flat
+        if meth in _HESSP_METHODS or custom:
+            kw["hessp"] = _objective_hessp(f_value, flat0.size)
+        if meth in _HESS_METHODS or custom:
+            H = hessian(f_value)
+            kw["hess"] = lambda x, *a: np.asarray(H(x, *a), dtype=float).reshape(
+                flat0.size, flat0.size)
     if isinstance(constraints, (dict, so.NonlinearConstraint, so.LinearConstraint)):
         constraints = [constraints]
     constraints = [_flat_constraint(c, unravel, meth == "trust-constr")
@@ -286,6 +330,8 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     res = so.minimize(objective, flat0, args=args, method=method, bounds=bounds,
                       constraints=constraints, tol=tol, callback=callback, options=options,
                       **kw)
+    if custom and not isinstance(res, so.OptimizeResult):
+        return res  # SciPy hands a custom method's result back as it is
     res.x = unravel(res.x)
     # trust-constr's res.jac holds the constraint Jacobians (one per constraint, shapes
     # differ) and res.grad the objective's gradient; the other methods put it in res.jac.
@@ -307,7 +353,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     Without either, the dense Jacobian comes from ``dualrev.jacobian``.
 
     Args:
-        fun: the residuals ``fun(x, *args, **kwargs)``, returning a 1-D array.
+        fun: the residuals ``fun(x, *args, **kwargs)``, returning a 1-D array (an n-d
+            array or a pytree of arrays is flattened, in ``tree_flatten``'s order).
         x0: the starting point: an array, a list/tuple of numbers, or a pytree (which
             ``fun`` then receives).
         jac: None (exact, by dualrev), a callable ``jac(x, *args, **kwargs)`` of the pytree
@@ -338,7 +385,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     """
     kwargs = kwargs or {}
     flat0, unravel = _ravel_x0(x0)
-    res_flat = lambda x: fun(unravel(x), *args, **kwargs)
+    # a pytree or n-d output is flattened, as root does: the sum of squares is the same
+    res_flat = lambda x: _flat_vector(fun(unravel(x), *args, **kwargs))
     sparse = None
     if jac is None:
         pattern = jac_sparsity if jac_sparsity is not None else sparsity
@@ -351,7 +399,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     elif callable(jac):
         user_jac = jac
         jac = lambda x: user_jac(unravel(x), *args, **kwargs)  # noqa: E731
-    res = so.least_squares(lambda x: np.asarray(res_flat(x), dtype=float), flat0, jac=jac, **kw)
+    res = so.least_squares(lambda x: np.asarray(_plain(res_flat(x), "least_squares"),
+                                                dtype=float), flat0, jac=jac, **kw)
     res.x = unravel(res.x)
     if sparse is not None:
         res.sparse_jacobian = sparse
@@ -363,6 +412,9 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
     """``scipy.optimize.root`` with the exact Jacobian for the methods that use one
     ('hybr', 'lm'); other methods run as in SciPy.
 
+    ``fun``'s output may have any shape or be a pytree (a dict of arrays): it is
+    flattened, in ``tree_flatten``'s order, and must have as many elements as ``x0``.
+
     Args:
         fun: the function ``fun(x, *args)`` whose root is sought; its output is flattened
             (it may be a pytree).
@@ -370,8 +422,13 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
             ``fun`` then receives).
         args: extra positional arguments of ``fun`` (and ``jac``), not differentiated.
         method: SciPy's method name (default ``"hybr"``).
-        jac: None (exact for ``hybr`` and ``lm``, by dualrev), a callable
-            ``jac(x, *args)`` of the pytree ``x``, or what SciPy accepts.
+        jac: None (exact for ``hybr`` and ``lm``, by dualrev); a callable
+            ``jac(x, *args)`` of the pytree ``x``; or ``True``: ``fun`` returns
+            ``(value, jacobian)``, as in SciPy. The caller's Jacobian is of the flattened
+            output by the flattened ``x``: an array of ``m * n`` elements
+            (``out.shape + x.shape`` for arrays), or one block per output leaf.
+            Methods other than ``hybr`` and ``lm`` do not use it (with ``True`` they get
+            the value alone).
         **kw: the other arguments of ``scipy.optimize.root`` (``tol``, ``callback``,
             ``options``), passed on unchanged.
     Returns:
@@ -384,16 +441,57 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
         True [1.414214 1.414214]
     """
     flat0, unravel = _ravel_x0(x0)
-    f_flat = lambda x, *a: _flat_result(fun(unravel(x), *a))
-    if jac is None and method in ("hybr", "lm"):
-        J = jacobian(lambda x, *a: fun(unravel(x), *a))
-        jac = lambda x, *a: np.atleast_2d(np.asarray(J(x, *a), dtype=float))  # noqa: E731
-    elif callable(jac):
-        user_jac = jac
-        jac = lambda x, *a: user_jac(unravel(x), *a)  # noqa: E731
+    n = flat0.size
+    meth = method.lower() if isinstance(method, str) else method
+    uses_jac = meth in ("hybr", "lm")
+    f_flat: Callable[..., np.ndarray]
+    if jac is True:  # SciPy's convention: fun returns (value, Jacobian) itself
+        last: list[Any] = [None, None]  # x, (flat value, Jacobian): one call gives both
+
+        def both(x: np.ndarray, *a: Any) -> tuple[np.ndarray, Any]:
+            if last[0] is None or not np.array_equal(last[0], x):
+                value, J = _value_and_jacobian(fun(unravel(x), *a))
+                last[:] = [np.array(x, dtype=float), (_flat_result(value), J)]
+            return last[1]
+
+        f_flat = lambda x, *a: both(x, *a)[0]  # noqa: E731
+        jac = ((lambda x, *a: _user_jacobian(both(x, *a)[1], both(x, *a)[0].size, n))
+               if uses_jac else None)
+    else:
+        f_flat = lambda x, *a: _flat_result(fun(unravel(x), *a))  # noqa: E731
+        if jac is None and uses_jac:
+            J = jacobian(lambda x, *a: fun(unravel(x), *a))
+            jac = lambda x, *a: _jacobian_matrix(J(x, *a), n)  # noqa: E731
+        elif callable(jac):
+            user_jac = jac
+            jac = lambda x, *a: _user_jacobian(user_jac(unravel(x), *a), None, n)  # noqa: E731
     res = so.root(f_flat, flat0, args=args, method=method, jac=jac, **kw)
     res.x = unravel(res.x)
     return res
+
+
+def _value_and_jacobian(out: Any) -> tuple[Any, Any]:
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise ValueError("root: with jac=True, fun must return (value, jacobian), as in "
+                         f"SciPy; it returned {type(out).__name__}")
+    return out
+
+
+def _user_jacobian(J: Any, m: int | None, n: int) -> np.ndarray:
+    """The caller's Jacobian as SciPy's (m, n) matrix of the flat output and input:
+    any array of m * n elements (``out.shape + x.shape`` for arrays) or a pytree of
+    blocks, one per output leaf, ``leaf.shape + x.shape``."""
+    leaves, _ = tree_flatten(J)
+    size = sum(np.size(v) for v in leaves)
+    if any(np.size(v) % n for v in leaves) or (m is not None and size != m * n):
+        want = f"the output's {m} by the {n} unknowns make {m * n}" if m is not None else \
+            f"each block must be a multiple of the {n} unknowns"
+        raise ValueError(f"root: the Jacobian has {size} elements where {want}")
+    M = _jacobian_matrix(J, n)
+    if m is not None and M.shape[0] != m:
+        raise ValueError(f"root: the Jacobian has {M.size} elements where the output's "
+                         f"{m} by the {n} unknowns make {m * n}")
+    return M
 
 
 def _jacobian_matrix(J: Any, n: int) -> np.ndarray:
@@ -535,7 +633,9 @@ def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
             J = jacobian(func)
             J_of = lambda x, *a: _jacobian_matrix(J(np.asarray(x, dtype=float), *a), n)
         fprime = (lambda x, *a: J_of(x, *a).T) if col_deriv else J_of
-    return so.fsolve(func, x0, args=args, fprime=fprime, full_output=full_output,
+    # (a new name: the Jacobian closures above read func late)
+    checked = lambda x, *a: _plain(func(x, *a), "fsolve")  # noqa: E731
+    return so.fsolve(checked, x0, args=args, fprime=fprime, full_output=full_output,
                      col_deriv=col_deriv, xtol=xtol, maxfev=maxfev, band=band,
                      epsfcn=epsfcn, factor=factor, diag=diag)
 
@@ -596,7 +696,7 @@ def _derivatives(f: Callable[..., Any], order: int) -> Callable[..., tuple[Any, 
         else:
             (v, d), (_, d2) = jvp(lambda t: jvp(g, (t,), (u,)), (x,), (u,))
             out = (v, d, d2)
-        return tuple(np.asarray(o)[()] for o in out)
+        return tuple(np.asarray(o)[()] for o in _plain(out, "root_scalar"))
 
     return taylor
 
@@ -673,6 +773,8 @@ def root_scalar(f: Callable[..., Any], args: tuple[Any, ...] = (), method: str |
         elif order == 2 and fprime2 is None and fprime is not False:
             value = (lambda x, *a: f(x, *a)[0]) if fprime is True else f
             fprime2 = lambda x, *a: _derivatives(value, 2)(x, *a)[2]
-    return so.root_scalar(f, args=args, method=method, bracket=bracket, fprime=fprime,
+    # (a new name: the derivative closures above read f late)
+    checked = lambda x, *a: _plain(f(x, *a), "root_scalar")  # noqa: E731
+    return so.root_scalar(checked, args=args, method=method, bracket=bracket, fprime=fprime,
                           fprime2=fprime2, x0=x0, x1=x1, xtol=xtol, rtol=rtol,
                           maxiter=maxiter, options=options)

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from . import config
-from .errors import BatchedValueError, NoDerivativeRule, NotSavedError
+from .diagnose import user_frame
+from .errors import BatchedValueError, DualrevError, NoDerivativeRule, NotSavedError
 
 Rule = Callable[..., Any]
 # A ``saves`` declaration: one string for every VJP rule, or one per rule (see Primitive).
@@ -341,10 +342,12 @@ def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
         if isinstance(a, Tracer):
             if top is None or a._level > top._level:
                 top = a
-        elif type(a) in _SEQUENCES:
+        elif type(a) in _RARE_OPERANDS:
             seq = True
     if top is None:
         return apply_plain(prim, args, params)
+    if seq:  # rules index and transpose their arguments as arrays
+        args = [_array_argument(a, prim) for a in args]
     if prim.nondiff:
         # no derivative: drop the differentiating levels; a batch still has to be mapped
         args = [unwrap_derivatives(a) for a in args]
@@ -354,12 +357,39 @@ def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
                 top = a
         if top is None:
             return prim.impl(*args, **params)
-    if seq:  # rules index and transpose their arguments as arrays
-        args = [as_array(a) for a in args]
     return top._trace.process(prim, args, params)
 
 
 _SEQUENCES = (list, tuple)
+# Operand types that take bind's rare branch (the common path pays one set lookup, as it
+# paid a tuple test): sequences, turned into arrays, and the types refused as operands
+# of a primitive (REFUSED_OPERANDS: type -> why and the rewrite)
+REFUSED_OPERANDS: dict[type, str] = {
+    np.matrix: "numpy.matrix gives * the meaning of a matrix product and keeps every "
+               "result 2-D, which dualrev's rules do not follow; pass np.asarray(M) "
+               "instead of the matrix M (and write matrix products with @)."}
+_RARE_OPERANDS: set[type] = {list, tuple, np.matrix}
+
+
+def refuse_operand(cls: type, why: str) -> None:
+    """Refuse instances of ``cls`` as operands of any primitive meeting a traced value,
+    with ``why`` (what goes wrong and the rewrite) and the user's line."""
+    REFUSED_OPERANDS[cls] = why
+    _RARE_OPERANDS.add(cls)
+
+
+def _array_argument(a: Any, prim: Primitive) -> Any:
+    """A list or tuple argument as an array; a refused type (numpy.matrix: computed on
+    its data as an ndarray, ``M * x`` would silently be elementwise) raises."""
+    why = REFUSED_OPERANDS.get(type(a))
+    if why is not None:
+        frame = user_frame()
+        where = (f" on line {frame.f_lineno} of {frame.f_code.co_filename}"
+                 if frame is not None else "")
+        kind = f"{type(a).__module__.split('._')[0]}.{type(a).__name__}"
+        raise DualrevError(f"dualrev: a {kind} operand meets a traced value in "
+                           f"{prim.name}{where}. {why}")
+    return as_array(a)
 
 
 def as_array(x: Any) -> Any:

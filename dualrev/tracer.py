@@ -62,9 +62,11 @@ _NO_MEMORY = ("a traced value has no {} (its memory is dualrev's: writes into it
               "recorded and its views tracked); take dualrev.strip(x) for the plain array")
 _PLAIN = (*PLAIN_SCALARS, np.ndarray)  # operands no trace can own
 
-# Operand types whose own reflected ``@`` handles a traced value (scipy.sparse matrices,
-# registered by the catalogue): ``x @ L`` returns NotImplemented so Python calls
-# ``L.__rmatmul__(x)``, instead of NumPy's matmul reading L as a 0-d object array.
+# Operand types whose own reflected operators handle a traced value (scipy.sparse
+# matrices, registered by the catalogue): ``x @ L`` (and ``x * L``, ``x / L``, ``x + L``,
+# ``x - L``) return NotImplemented so Python calls ``L.__rmatmul__(x)`` (``__rmul__``...),
+# instead of NumPy's ufunc reading L as a 0-d object array. The test sits after the
+# plain-operand shortcut: the common path pays nothing.
 _DEFER_MATMUL: tuple[type, ...] = ()
 
 
@@ -139,10 +141,7 @@ class TracedBase(Tracer):
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         caller = METHODS["scipy_caller"]()
         if caller is not None:
-            raise TracerConversionError(
-                f"{caller} (reached without dualrev's dispatcher: was it imported with "
-                "`from scipy... import` before `import dualrev`? import dualrev first, or "
-                "call it through its module) converting its argument with np.asarray")
+            raise TracerConversionError(caller)
         raise _conversion("np.asarray / np.array (the __array__ protocol)", "array")
 
     # ------------------------------------------------------------ coercions
@@ -261,6 +260,8 @@ class TracedBase(Tracer):
     def __add__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
             return self._trace.process(_ADD, (self, o), _NONE)
+        if isinstance(o, _DEFER_MATMUL):
+            return NotImplemented
         return bind(_ADD, (self, o), _NONE)
 
     def __radd__(self, o: Any) -> Any:
@@ -271,6 +272,8 @@ class TracedBase(Tracer):
     def __sub__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
             return self._trace.process(_SUB, (self, o), _NONE)
+        if isinstance(o, _DEFER_MATMUL):
+            return NotImplemented
         return bind(_SUB, (self, o), _NONE)
 
     def __rsub__(self, o: Any) -> Any:
@@ -281,6 +284,8 @@ class TracedBase(Tracer):
     def __mul__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
             return self._trace.process(_MUL, (self, o), _NONE)
+        if isinstance(o, _DEFER_MATMUL):
+            return NotImplemented
         return bind(_MUL, (self, o), _NONE)
 
     def __rmul__(self, o: Any) -> Any:
@@ -291,6 +296,8 @@ class TracedBase(Tracer):
     def __truediv__(self, o: Any) -> Any:
         if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
             return self._trace.process(_DIV, (self, o), _NONE)
+        if isinstance(o, _DEFER_MATMUL):
+            return NotImplemented
         return bind(_DIV, (self, o), _NONE)
 
     def __rtruediv__(self, o: Any) -> Any:

@@ -592,3 +592,161 @@ def test_objective_hessp_reuses_the_hessian_only_at_the_same_x():
     xb = np.linspace(-0.5, 1.2, 80)
     np.testing.assert_allclose(big(xb, np.ones(80)), rosen_hess_prod(xb, np.ones(80)),
                                rtol=1e-12)
+
+
+# ------------------------------------------- custom methods, jac=True, structured outputs
+
+
+def _newton_minimizer(seen):
+    """A custom minimizer as SciPy documents them: Newton steps with the jac and hess it
+    is given, recording what it was given at x0."""
+
+    def method(fun, x0, args=(), jac=None, hess=None, hessp=None, **kw):
+        seen.update(jac=jac(x0, *args), hess=hess(x0, *args), kw=kw,
+                    hessp=hessp and hessp(x0, np.ones_like(x0), *args))
+        x = np.array(x0, dtype=float)
+        for _ in range(30):
+            x = x - np.linalg.solve(hess(x, *args), jac(x, *args))
+        return so.OptimizeResult(x=x, fun=fun(x, *args), success=True, nit=30)
+
+    return method
+
+
+def test_minimize_custom_method_gets_the_exact_derivatives():
+    # f = sum(exp(x) - c x): gradient exp(x) - c, Hessian diag(exp(x)), minimum at log(c)
+    c = np.array([1.5, 2.0, 3.0])
+    f = lambda x, c: np.sum(np.exp(x) - c * x)
+    x0 = np.array([0.1, -0.2, 0.3])
+    seen = {}
+    res = dr.optimize.minimize(f, x0, args=(c,), method=_newton_minimizer(seen), tol=1e-9)
+    np.testing.assert_allclose(res.x, np.log(c), rtol=1e-12)
+    np.testing.assert_allclose(seen["jac"], np.exp(x0) - c, rtol=1e-14)
+    np.testing.assert_allclose(seen["hess"], np.diag(np.exp(x0)), rtol=1e-14)
+    np.testing.assert_allclose(seen["hessp"], np.exp(x0), rtol=1e-14)
+    assert seen["kw"]["tol"] == 1e-9  # SciPy passes tol to a custom method as tol=
+    # a pytree x0: the method sees the flat vector, res.x comes back as a dict
+    tree = dr.optimize.minimize(lambda p: f(p["x"], c), {"x": x0},
+                                method=_newton_minimizer({}))
+    np.testing.assert_allclose(tree.x["x"], np.log(c), rtol=1e-12)
+    # the caller's own derivatives are the ones the method gets
+    own = {}
+    dr.optimize.minimize(f, x0, args=(c,), method=_newton_minimizer(own),
+                         jac=lambda x, c: np.exp(x) - c + 1.0,
+                         hess=lambda x, c: 2.0 * np.diag(np.exp(x)))
+    np.testing.assert_allclose(own["jac"], np.exp(x0) - c + 1.0, rtol=1e-14)
+    np.testing.assert_allclose(own["hess"], 2.0 * np.diag(np.exp(x0)), rtol=1e-14)
+    assert own["hessp"] is None  # SciPy's None: the caller chose their Hessian
+    # jac=True: SciPy splits fun's (value, gradient) before calling the method
+    split = {}
+    dr.optimize.minimize(lambda x: (np.sum(x ** 2), 3.0 * x), x0, jac=True,
+                         method=_newton_minimizer(split))
+    np.testing.assert_allclose(split["jac"], 3.0 * x0, rtol=1e-14)
+    np.testing.assert_allclose(split["hess"], 2.0 * np.eye(3), rtol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["newton-cg", "trust-exact", "trust-krylov"])
+def test_jac_true_with_a_hessian_method_differentiates_the_value(method):
+    # fun returns (value, gradient): the exact Hessian is the value's (it was the
+    # Hessian of the tuple, a crash); Newton on a quadratic converges in a step or two
+    A = np.array([[3.0, 1.0], [1.0, 2.0]])
+    b = np.array([1.0, -1.0])
+    fun = lambda x: (0.5 * x @ A @ x - b @ x, A @ x - b)
+    res = dr.optimize.minimize(fun, np.zeros(2), jac=True, method=method)
+    assert res.success and res.nit <= 5
+    np.testing.assert_allclose(res.x, np.linalg.solve(A, b), rtol=1e-8)
+
+
+def _system_with_jacobian(x, s):
+    calls.append(1)
+    return (np.array([x[0] ** 2 - s, x[1] - x[0]]),
+            np.array([[2.0 * x[0], 0.0], [-1.0, 1.0]]))
+
+
+calls: list[int] = []
+
+
+@pytest.mark.parametrize("method", ["hybr", "lm", "broyden1", "df-sane"])
+def test_root_jac_true_uses_the_callers_jacobian(method):
+    calls.clear()
+    res = dr.optimize.root(_system_with_jacobian, np.ones(2), args=(2.0,), jac=True,
+                           method=method)
+    assert res.success
+    np.testing.assert_allclose(res.x, [np.sqrt(2.0)] * 2, rtol=1e-6)
+    if method in ("hybr", "lm"):
+        ref = so.root(_system_with_jacobian, np.ones(2), args=(2.0,), jac=True,
+                      method=method)
+        np.testing.assert_allclose(res.x, ref.x, rtol=1e-12)
+        assert res.nfev == ref.nfev  # the same iterates: the caller's Jacobian was used
+    # a Jacobian of the wrong size is refused, not broadcast
+    with pytest.raises(ValueError, match="Jacobian has 3 elements"):
+        dr.optimize.root(lambda x: (x ** 2 - 2.0, np.ones(3)), np.ones(2), jac=True)
+
+
+def test_root_of_an_nd_or_pytree_output():
+    target = np.arange(1.0, 5.0).reshape(2, 2)
+    for method, rtol in (("hybr", 1e-10), ("lm", 1e-10), ("krylov", 1e-5)):
+        sq = dr.optimize.root(lambda x: x ** 2 - target, np.ones((2, 2)), method=method)
+        assert sq.x.shape == (2, 2)
+        np.testing.assert_allclose(sq.x, np.sqrt(target), rtol=rtol)
+        flat_in = dr.optimize.root(lambda x: np.reshape(x ** 3, (2, 2)) - target,
+                                   np.ones(4), method=method)
+        np.testing.assert_allclose(flat_in.x, np.cbrt(target.ravel()), rtol=rtol)
+        tree = dr.optimize.root(lambda p: {"a": p["a"] ** 2 - 2.0, "b": p["b"] - p["a"]},
+                                {"a": np.ones(1), "b": np.zeros(2)}, method=method)
+        np.testing.assert_allclose(tree.x["a"], [np.sqrt(2.0)], rtol=rtol)
+        np.testing.assert_allclose(tree.x["b"], [np.sqrt(2.0)] * 2, rtol=rtol)
+    # the caller's Jacobian of a 2-D output in out.shape + x.shape is read as (4, 4)
+    own = dr.optimize.root(lambda x: x ** 2 - target, np.ones((2, 2)),
+                           jac=lambda x: np.einsum("ij,ik,jl->ijkl", 2.0 * x,
+                                                   np.eye(2), np.eye(2)))
+    np.testing.assert_allclose(own.x, np.sqrt(target), rtol=1e-10)
+
+
+def test_least_squares_of_a_pytree_output():
+    res = dr.optimize.least_squares(
+        lambda p: {"a": p["a"] ** 2 - 2.0, "b": 3.0 * (p["b"] - 1.0)},
+        {"a": np.ones(1), "b": np.zeros(2)})
+    np.testing.assert_allclose(res.x["a"], [np.sqrt(2.0)], rtol=1e-8)
+    np.testing.assert_allclose(res.x["b"], [1.0, 1.0], rtol=1e-8)
+    # res.jac is the exact (3, 3) Jacobian of the flattened residuals at the solution
+    np.testing.assert_allclose(res.jac, np.diag([2.0 * np.sqrt(2.0), 3.0, 3.0]),
+                               rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["trust-exact", "newton-cg", "dogleg", "trust-constr"])
+def test_the_callers_hessian_of_a_2d_x_is_read_as_the_flat_matrix(method):
+    # x0 of shape (3, 2): the caller's Hessian has shape x.shape + x.shape, SciPy needs
+    # (6, 6) (it crashed inside SciPy); the minimum of sum((x - A)^2 + x^4) solves
+    # 2 (x - A) + 4 x^3 = 0 elementwise
+    A = np.arange(1.0, 7.0).reshape(3, 2)
+    f = lambda x: np.sum((x - A) ** 2) + np.sum(x ** 4)
+    H = lambda x: np.einsum("ik,jl->ijkl", np.eye(3), np.eye(2)) * (2 + 12 * x ** 2)[
+        :, :, None, None]
+    res = dr.optimize.minimize(f, np.zeros((3, 2)), method=method, hess=H)
+    assert res.x.shape == (3, 2)
+    np.testing.assert_allclose(2 * (res.x - A) + 4 * res.x ** 3, 0.0, atol=1e-5)
+    with pytest.raises(ValueError, match=r"hess returned 4 elements"):
+        dr.optimize.minimize(f, np.zeros((3, 2)), method=method, hess=lambda x: np.eye(2))
+
+
+@pytest.mark.parametrize("solve,at_8", [
+    (lambda a: dr.optimize.minimize(lambda x: np.sum((x - a) ** 2), np.zeros(2)).x, 16.0),
+    (lambda a: dr.optimize.minimize(lambda x: np.sum((x - a) ** 2), np.zeros(2),
+                                    method="nelder-mead").x, 16.0),
+    (lambda a: dr.optimize.least_squares(lambda x: x - a, np.zeros(2)).x, 16.0),
+    (lambda a: dr.optimize.root(lambda x: x ** 3 - a, np.ones(2)).x, 4.0),
+    (lambda a: dr.optimize.fsolve(lambda x: x ** 3 - a, np.ones(2)), 4.0),
+    (lambda a: dr.optimize.root_scalar(lambda x: x ** 3 - a, x0=1.0).root, 2.0),
+    (lambda a: dr.optimize.root_scalar(lambda x: x ** 3 - a, x0=1.0,
+                                       fprime=lambda x: 3 * x ** 2, method="newton").root,
+     2.0)],
+    ids=["minimize", "nelder-mead", "least_squares", "root", "fsolve", "root_scalar",
+         "root_scalar-fprime"])
+def test_differentiating_through_a_solver_is_refused_by_name(solve, at_8):
+    # the objective closes over a traced value: SciPy's float() of it failed with the
+    # generic conversion message; now the solver is named, with the rewrite
+    with pytest.raises(dr.NoDerivativeRule, match=r"dualrev\.optimize\.\w+.*implicit "
+                       r"function theorem"):
+        dr.grad(lambda a: np.sum(solve(a)))(2.0)
+    # plain calls still solve (the closed forms at a = 8: x = a, or x = cbrt(8) = 2)
+    np.testing.assert_allclose(np.sum(solve(8.0)), at_8, rtol=1e-4)

@@ -256,3 +256,21 @@ def test_keyword_sweep_reads_source_scopes():
         ["a", "axis", "dtype", "out", "keep"], ["keep"], False)
     assert _handler_keywords(everything) == (["a", "axis"], [], True)
     assert _handler_keywords(np.add).startswith("not a Python function")
+
+
+@pytest.mark.parametrize("expr", ["M @ x", "x @ M", "M * x", "x * M", "M + x",
+                                  "np.dot(M, x)", "np.linalg.solve(M, x)",
+                                  "np.einsum('ij,j->i', M, x)", "np.where(M > 2, M, x)"])
+@pytest.mark.parametrize("transform", ["jacfwd", "jacrev", "vmap"])
+def test_a_numpy_matrix_constant_is_refused_by_name(expr, transform):
+    # np.matrix's * is a matrix product (its data as an ndarray would silently make it
+    # elementwise) and its results are 2-D: refused, naming np.matrix and the user's line
+    M = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+    f = eval(f"lambda x: {expr}", {"np": np, "M": M})
+    x = np.array([[1.0, -1.0]]) if transform == "vmap" else np.array([1.0, -1.0])
+    with pytest.raises(dr.DualrevError, match=r"numpy\.matrix operand .* on line \d+ of "
+                       r".*np\.asarray\(M\)"):
+        getattr(dr, transform)(f)(x)
+    # the same with np.asarray(M) is NumPy's ndarray meaning, with its derivative
+    A = np.asarray(M)
+    np.testing.assert_allclose(dr.jacfwd(lambda x: A @ x)(np.ones(2)), A)

@@ -356,8 +356,15 @@ def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None,
     if not copy:
         raise InPlaceError("np.nan_to_num(x, copy=False) (it writes into x; the default "
                            "copy=True returns the same values and is differentiable)")
+    dtype = np.dtype(dtype_of(x))
+    if dtype.kind not in "fc":  # integers and booleans have no nan or inf: a copy
+        return METHODS["clone"](x)
+    if dtype.kind == "c":  # NumPy's: the real and imaginary parts separately
+        re = _nan_to_num(np.real(x), nan=nan, posinf=posinf, neginf=neginf)
+        im = _nan_to_num(np.imag(x), nan=nan, posinf=posinf, neginf=neginf)
+        return re + 1j * im
     # the masks are plain (batched under vmap), the comparisons carry no derivative
-    big = np.finfo(dtype_of(x)).max
+    big = np.finfo(dtype).max
     out = np.where(np.isnan(x), nan, x)
     out = np.where(np.isposinf(x), big if posinf is None else posinf, out)
     return np.where(np.isneginf(x), -big if neginf is None else neginf, out)

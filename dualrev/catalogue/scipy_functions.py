@@ -13,7 +13,6 @@ original; the error raised then says so.)
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ import scipy.special as sc
 
 from ..batching import batch_traces, on_plain_values, rebatch, stacked_rule, without_derivatives
 from ..custom import transpose_jvp
+from ..diagnose import frame_of, user_callee
 from ..errors import NoDerivativeRule
 from ..primitive import (
     METHODS,
@@ -66,15 +66,36 @@ def dispatch(owner: Any, name: str, handler: Callable[..., Any],
     setattr(owner, name, dispatcher)
 
 
+def _public_name(f: Any) -> str:
+    module = str(getattr(f, "__module__", "scipy"))
+    public = ".".join(p for p in module.split(".") if not p.startswith("_")) or "scipy"
+    return f"{public}.{getattr(f, '__qualname__', getattr(f, '__name__', f))}"
+
+
 def scipy_caller() -> str | None:
-    """The SciPy function (undispatched) on the call stack, for error messages."""
-    codes = {getattr(f, "__code__", None): f for f in ORIGINALS.values()}
-    frame = sys._getframe(1)
-    while frame is not None:
-        f = codes.get(frame.f_code)
-        if f is not None:
-            return f"{f.__module__}.{f.__qualname__}"
-        frame = frame.f_back
+    """Why a traced value reached ``np.asarray`` inside the SciPy function the user
+    called, for the conversion error; None where the user called no function dualrev
+    routes (the diagnosis then names what they called). The function named is always
+    the one on the user's line, never one it delegates to: several SciPy functions share
+    one wrapper's code (``_apply_over_batch``), so frames are matched with their closure."""
+    callee = user_callee()
+    if callee is None:
+        return None
+    if any(getattr(d, "__code__", None) is callee.f_code for d in ORIGINALS):
+        # the user called a function dualrev routes: its rule (or SciPy code the rule
+        # delegates to) met an argument it does not differentiate
+        original = callee.f_locals.get("original", callee.f_locals.get("klass"))
+        name = _public_name(original) if original is not None else "a SciPy function"
+        return (f"{name}: dualrev's rule for it converts a traced argument with np.asarray "
+                "(an argument or a case it does not differentiate; docs/catalogue.md "
+                "lists what it supports). Pass that argument as a plain value, or give "
+                "the call a rule with @dualrev.custom_jvp / @dualrev.custom_vjp")
+    for f in ORIGINALS.values():
+        if frame_of(callee, f):
+            return (f"{_public_name(f)} (reached without dualrev's dispatcher: was it "
+                    "imported with `from scipy... import` before `import dualrev`? import "
+                    "dualrev first, or call it through its module) converting its argument "
+                    "with np.asarray")
     return None
 
 

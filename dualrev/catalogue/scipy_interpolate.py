@@ -40,6 +40,7 @@ import numpy as np
 import scipy.interpolate as si
 from scipy.interpolate._polyint import _Interpolator1D
 
+from ..batching import without_derivatives
 from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
 from ..primitive import (
@@ -559,3 +560,215 @@ _patch_new(si.Akima1DInterpolator, _nonlinear_in_data("Akima1DInterpolator"))
 _patch_new(si.interp1d, interp1d)
 _patch_new(si.BSpline, bspline)
 dispatch(si, "make_interp_spline", make_interp_spline)
+
+
+# ------------------------------------------------------------ RegularGridInterpolator
+# A regular-grid interpolant (every method but pchip) is a tensor product of 1-D linear
+# interpolation operators: ``f(xi) = sum_j prod_k w_k(xi_k)[j_k] values[j]``, with
+# ``w_k`` the 1-D interpolant of unit data along axis k (a degree-1 spline for linear and
+# slinear, the not-a-knot cubic/quintic spline, a one-hot vector for nearest). So it is
+# linear in the values, and its derivative in xi is that of the 1-D bases, which the
+# patched BSpline evaluation supplies (to any order). SciPy 1.13+ solves the spline
+# methods' interpolation system iteratively (gcrotmk, to its tolerance); here it is
+# solved exactly, one 1-D solve per axis.
+_RGI = si.RegularGridInterpolator
+_RGI_DEGREE = {"linear": 1, "slinear": 1, "cubic": 3, "quintic": 5, "cubic_legacy": 3,
+               "quintic_legacy": 5}
+
+
+class _GridBases:
+    """The 1-D bases of one grid and method (plain; built once per interpolant)."""
+
+    def __init__(self, grid: tuple[np.ndarray, ...], method: str) -> None:
+        self.grid = grid
+        self.method = method
+        if method == "nearest":
+            # ties go to the lower point, as SciPy's (norm_distance <= 0.5)
+            self.mids = [0.5 * (g[1:] + g[:-1]) for g in grid]
+        else:
+            k = _RGI_DEGREE[method]
+            # (a one-point axis, which SciPy's linear method allows: the weight is 1)
+            self.splines = [si.make_interp_spline(g, np.eye(g.size), k=k) if g.size > 1
+                            else None for g in grid]
+
+    def weights(self, x: Any, axis: int, nu: int) -> Any:
+        """``(npts, n_axis)``: the weights of the grid points along ``axis`` at ``x``."""
+        if self.method == "nearest":
+            index = np.sum(x[:, None] > self.mids[axis][None, :], axis=1)
+            return (index[:, None] == np.arange(self.grid[axis].size)[None, :]).astype(float)
+        spline = self.splines[axis]
+        if spline is None:
+            return np.ones((shape_of(x)[0], 1)) + 0.0 * np.reshape(x, (-1, 1))
+        return spline(x, nu)
+
+
+def _grid_xi(xi: Any, ndim: int) -> Any:
+    """SciPy's ``_ndim_coords_from_arrays``: a tuple of coordinate arrays broadcast and
+    stacked on a last axis; a 1-D array read as points of ``ndim`` coordinates."""
+    if isinstance(xi, tuple) and len(xi) == 1:
+        xi = xi[0]
+    if isinstance(xi, tuple):
+        parts = [as_array(p) for p in xi]
+        shape = np.broadcast_shapes(*(tuple(shape_of(p)) for p in parts))
+        return np.stack([np.broadcast_to(p, shape) for p in parts], axis=-1)
+    xi = as_array(xi)
+    if ndim_of(xi) == 1:
+        xi = np.reshape(xi, (-1, ndim))
+    return xi
+
+
+def _grid_evaluate(name: str, helper: Any, bases: _GridBases, values: Any, xi: Any,
+                   bounds_error: bool, fill_value: Any, nu: Any) -> Any:
+    """``f(xi)`` of a grid interpolant whose values and/or points may be traced;
+    ``helper`` is a plain SciPy RegularGridInterpolator of the same grid and options (its
+    checks and errors are SciPy's)."""
+    ndim = len(bases.grid)
+    xi = _grid_xi(xi, ndim)
+    if is_complex(xi):
+        raise NoDerivativeRule(name, "Complex evaluation points are not supported.")
+    shape = tuple(shape_of(xi))
+    if not shape or shape[-1] != ndim:
+        raise ValueError(f"The requested sample points xi have dimension "
+                         f"{shape[-1] if shape else 0} but this RegularGridInterpolator "
+                         f"has dimension {ndim}")
+    plain = concrete(xi)
+    # SciPy's bounds check on the plain points (every element of a vmap batch)
+    helper._prepare_xi(np.reshape(plain, (-1, ndim)))
+    if nu is not None:
+        if bases.method not in ("slinear", "cubic", "quintic"):
+            raise ValueError("Can only compute derivatives for methods "
+                             f"{{'slinear', 'cubic', 'quintic'}}, got method = {bases.method!r}.")
+        orders = [int(v) for v in nu]
+        if len(orders) != ndim or min(orders) < 0:
+            raise ValueError(f"nu must be {ndim} non-negative integers, got {nu!r}")
+    else:
+        orders = [0] * ndim
+    pts = np.reshape(xi, (-1, ndim))
+    out = values
+    for k in range(ndim):
+        w = bases.weights(pts[:, k], k, orders[k])
+        # the points' axis is shared by every factor: after the first it is out's axis 0
+        out = np.einsum("pa,a...->p...", w, out) if k == 0 else \
+            np.einsum("pa,pa...->p...", w, out)
+    xs = np.reshape(without_derivatives(xi), (-1, ndim))
+    extra = (1,) * (ndim_of(values) - ndim)
+    if not bounds_error and fill_value is not None:
+        outside = np.zeros(shape_of(xs)[:-1], dtype=bool)
+        for k, g in enumerate(bases.grid):
+            outside = outside | (xs[:, k] < g[0]) | (xs[:, k] > g[-1])
+        out = np.where(np.reshape(outside, (-1,) + extra), fill_value, out)
+    nans = np.any(np.isnan(xs), axis=-1)
+    if np.any(concrete(nans)):
+        out = np.where(np.reshape(nans, (-1,) + extra), np.nan, out)
+    return np.reshape(out, shape[:-1] + tuple(shape_of(values))[ndim:])
+
+
+class TracedGridInterpolant:
+    """RegularGridInterpolator of traced values: called like SciPy's object
+    (``f(xi)``, ``f(xi, method=...)``, ``f(xi, nu=...)``), differentiable in the values
+    and in the points.
+
+    Attributes:
+        grid: the grid (SciPy's, each axis ascending).
+        values: the traced values (descending axes flipped, as SciPy stores them).
+        method, bounds_error, fill_value: as given.
+    """
+
+    def __init__(self, helper: Any, values: Any, method: str) -> None:
+        self._helper = helper
+        self.values = values
+        self.method = method
+        self.bounds_error = helper.bounds_error
+        self.fill_value = helper.fill_value
+        self._bases = {method: _GridBases(helper._grid, method)}
+
+    @property
+    def grid(self) -> tuple[np.ndarray, ...]:
+        return self._helper.grid
+
+    def __call__(self, xi: Any, method: str | None = None, *, nu: Any = None) -> Any:
+        method = self.method if method is None else method
+        _check_grid_method(method, self._helper._grid)
+        if method not in self._bases:
+            self._bases[method] = _GridBases(self._helper._grid, method)
+        return _grid_evaluate("scipy.interpolate.RegularGridInterpolator", self._helper,
+                              self._bases[method], self.values, xi, self.bounds_error,
+                              self.fill_value, nu)
+
+    def __repr__(self) -> str:
+        return "<scipy.interpolate.RegularGridInterpolator of traced values (dualrev)>"
+
+
+def _check_grid_method(method: Any, grid: Any) -> None:
+    name = "scipy.interpolate.RegularGridInterpolator"
+    if method == "pchip":
+        raise NoDerivativeRule(name, "method='pchip' is not linear in the values (its "
+                               "slopes are limited) and is not supported with traced "
+                               "values or points: use 'linear', 'slinear', 'cubic' or "
+                               "'quintic'.")
+    if method not in _RGI._ALL_METHODS:
+        raise ValueError(f"Method '{method}' is not defined")
+    k = _RGI_DEGREE.get(method, 0) if method not in ("linear", "nearest") else 0
+    for i, g in enumerate(grid):
+        if np.size(g) <= k:
+            raise ValueError(f"There are {np.size(g)} points in dimension {i}, but method "
+                             f"{method} requires at least {k + 1} points per dimension.")
+
+
+def regular_grid_interpolator(points: Any, values: Any, method: str = "linear",
+                              bounds_error: bool = True, fill_value: Any = np.nan, *,
+                              solver: Any = None,
+                              solver_args: Any = None) -> TracedGridInterpolant:
+    """RegularGridInterpolator(points, values) with traced values (linear in them)."""
+    name = "scipy.interpolate.RegularGridInterpolator"
+    _refuse_abscissae(name, points)
+    if _traced(fill_value):
+        raise NoDerivativeRule(name, "A traced fill_value is not supported.")
+    if solver is not None or solver_args:
+        raise NoDerivativeRule(name, "solver= and solver_args= are not supported with "
+                               "traced values: dualrev solves the spline methods' "
+                               "interpolation exactly, one 1-D solve per axis; drop them.")
+    _check_grid_method(method, [np.asarray(p) for p in points])
+    # SciPy's constructor and its checks on the plain values
+    _validate(lambda v: _RGI(points, v, method=method, bounds_error=bounds_error,
+                                 fill_value=fill_value), values, 0)
+    plain = concrete(values)
+    sample = plain if ndim_of(plain) == ndim_of(values) else \
+        np.zeros(shape_of(values), plain.dtype)
+    helper = _RGI(points, sample, method="linear", bounds_error=bounds_error,
+                  fill_value=fill_value)
+    helper.method = method
+    if helper._descending_dimensions:
+        values = np.flip(values, axis=tuple(helper._descending_dimensions))
+    return TracedGridInterpolant(helper, values, method)
+
+
+def rgi_call(self: Any, xi: Any, method: str | None = None, *, nu: Any = None) -> Any:
+    """RegularGridInterpolator.__call__ at traced points (plain values)."""
+    method = self.method if method is None else method
+    _check_grid_method(method, self._grid)
+    bases = self.__dict__.get("_dualrev_bases")
+    if bases is None:
+        bases = self.__dict__["_dualrev_bases"] = {}
+    if method not in bases:
+        bases[method] = _GridBases(self._grid, method)
+    return _grid_evaluate("scipy.interpolate.RegularGridInterpolator.__call__", self,
+                          bases[method], self._values, xi, self.bounds_error,
+                          self.fill_value, nu)
+
+
+def interpn(points: Any, values: Any, xi: Any, method: str = "linear",
+            bounds_error: bool = True, fill_value: Any = np.nan) -> Any:
+    """scipy.interpolate.interpn with traced values and/or points."""
+    if method == "splinef2d":
+        raise NoDerivativeRule("scipy.interpolate.interpn", "method='splinef2d' (FITPACK's "
+                               "RectBivariateSpline) is not supported with traced values "
+                               "or points: use method='cubic'.")
+    f = si.RegularGridInterpolator(points, values, method=method,
+                                   bounds_error=bounds_error, fill_value=fill_value)
+    return f(xi)
+
+
+_patch_new(_RGI, regular_grid_interpolator)
+_patch_call(_RGI, "scipy.interpolate.RegularGridInterpolator.__call__", rgi_call)
+dispatch(si, "interpn", interpn)

@@ -23,7 +23,15 @@ import scipy.sparse.linalg as spla
 from scipy.sparse._base import _spbase
 
 from ..errors import NoDerivativeRule
-from ..primitive import Primitive, Tracer, as_array, bind, ndim_of, shape_of
+from ..primitive import (
+    Primitive,
+    Tracer,
+    as_array,
+    bind,
+    ndim_of,
+    refuse_operand,
+    shape_of,
+)
 from ..tracer import defer_matmul_to
 from .scipy_functions import ORIGINALS, dispatch
 
@@ -142,6 +150,11 @@ for _cls in dict.fromkeys(_subclasses(_spbase)):
         if _name in _cls.__dict__ and (_cls is not _spbase or _name != "dot"):
             _patch(_cls, _name, _handler)
 defer_matmul_to(_spbase)
+for _cls in dict.fromkeys(_subclasses(_spbase)):
+    # NumPy's functions read a sparse matrix as a 0-d object array (np.multiply(w, A))
+    refuse_operand(_cls, "NumPy's functions read a scipy.sparse matrix as a 0-d object "
+                   "array; use its own operators and methods (A @ x, A * x, "
+                   "A.multiply(x), A.dot(x)), or A.toarray().")
 
 
 # ------------------------------------------------------------------ spsolve
@@ -186,3 +199,380 @@ def spsolve(A: Any, b: Any, permc_spec: Any = None, use_umfpack: bool = True) ->
 
 
 dispatch(spla, "spsolve", spsolve)
+
+
+# ------------------------------------------------------------------ traced entries
+class TracedSparse:
+    """A sparse matrix or array whose stored entries are traced (a constant pattern):
+    what SciPy returns for ``a * L`` with a traced scalar ``a``, and for the elementwise
+    products ``A.multiply(w)`` and, for sparrays, ``A * w``. SciPy cannot hold traced
+    entries, so dualrev gives this object in its place.
+
+    It supports ``@`` and ``dot`` with dense operands (either side), ``*`` (a matrix
+    product for an spmatrix, elementwise for an sparray, as SciPy), ``multiply``,
+    division by a scalar, ``-x``, ``+``/``-`` with dense or sparse operands (a dense
+    ndarray), ``.T``/``transpose()``, ``power``, ``conj``, ``copy``, ``astype``, the
+    format conversions (``tocsr()``..., itself: it has no storage format),
+    ``toarray()``/``todense()`` (an ndarray), ``sum()``, ``diagonal()``, ``trace()``,
+    ``shape``, ``ndim`` and ``nnz``; each is differentiable in the entries and in the
+    dense operand. Indexing and other SciPy methods raise ``NoDerivativeRule``.
+
+    Attributes:
+        data: the traced entries, one per stored position (canonical: no duplicates).
+        row: the positions' rows.
+        col: the positions' columns.
+        shape: the matrix's shape.
+        is_matrix: whether it stands for an ``spmatrix`` (``*`` is the matrix product).
+    """
+
+    __array_ufunc__ = None  # NumPy's operators defer to ours (ndarray * this)
+
+    def __init__(self, data: Any, row: np.ndarray, col: np.ndarray, shape: tuple[int, int],
+                 is_matrix: bool) -> None:
+        self.data = data
+        self.row = row
+        self.col = col
+        self.shape = tuple(shape)
+        self.is_matrix = is_matrix
+        nnz = row.size
+        # one 1 per stored entry, in its row: the product sums each row's terms
+        self._rows = sps.csr_array((np.ones(nnz), (row, np.arange(nnz))),
+                                   shape=(self.shape[0], nnz))
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    @property
+    def nnz(self) -> int:
+        return int(self.row.size)
+
+    @property
+    def T(self) -> TracedSparse:
+        return self.transpose()
+
+    def transpose(self, axes: Any = None, copy: bool = False) -> TracedSparse:
+        """The transpose (the same entries)."""
+        if axes is not None and tuple(axes) != (1, 0):
+            raise ValueError("Sparse arrays/matrices do not support an 'axes' parameter "
+                             "because swapping dimensions is the only logical permutation.")
+        return TracedSparse(self.data, self.col, self.row, self.shape[::-1], self.is_matrix)
+
+    def _like(self, data: Any) -> TracedSparse:
+        return TracedSparse(data, self.row, self.col, self.shape, self.is_matrix)
+
+    def toarray(self, order: Any = None, out: Any = None) -> Any:
+        """The dense ndarray (traced)."""
+        if out is not None:
+            raise NoDerivativeRule("scipy.sparse (traced entries).toarray",
+                                   "out= is not supported: use the returned array.")
+        m, n = self.shape
+        scatter = sps.csr_array((np.ones(self.nnz), (self.row * n + self.col,
+                                                     np.arange(self.nnz))),
+                                shape=(m * n, self.nnz))
+        return np.reshape(matmul(scatter, self.data), (m, n))
+
+    def todense(self, order: Any = None, out: Any = None) -> Any:
+        """The dense array (an ndarray, also for an spmatrix, where SciPy gives
+        np.matrix)."""
+        return self.toarray(order, out)
+
+    def sum(self, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+        """The sum of the entries (``axis=None``), or of each row/column (a 1-D array;
+        SciPy's spmatrix gives a 2-D np.matrix there), in ``dtype`` if given."""
+        if out is not None:
+            raise NoDerivativeRule("scipy.sparse (traced entries).sum",
+                                   "out= is not supported: use the returned array.")
+        data = self.data if dtype is None else self.data.astype(dtype)
+        if axis is None:
+            return np.sum(data)
+        axis = int(axis) % 2
+        ones = np.ones(self.shape[axis])
+        summed = self._like(data)
+        return summed @ ones if axis == 1 else ones @ summed
+
+    def _matmul(self, u: Any) -> Any:
+        u = as_array(u)
+        if ndim_of(u) == 0:
+            raise ValueError("Scalar operands are not allowed, use '*' instead")
+        if ndim_of(u) > 2 or shape_of(u)[0] != self.shape[1]:
+            raise ValueError(f"matmul: dimension mismatch: sparse matrix of shape "
+                             f"{self.shape} and operand of shape {shape_of(u)}")
+        gathered = u[self.col]
+        terms = (self.data * gathered if ndim_of(u) == 1
+                 else np.reshape(self.data, (-1, 1)) * gathered)
+        return matmul(self._rows, terms)
+
+    def __matmul__(self, u: Any) -> Any:
+        if isinstance(u, (TracedSparse, _spbase)):
+            raise NoDerivativeRule("scipy.sparse (traced entries) @ sparse", "Products of "
+                                   "two sparse operands are not supported when one has "
+                                   "traced entries: use .toarray() on one of them.")
+        return self._matmul(u)
+
+    def __rmatmul__(self, u: Any) -> Any:
+        if isinstance(u, _spbase):
+            return self.__matmul__(u)  # (refused)
+        u = as_array(u)
+        if ndim_of(u) == 1:
+            return self.transpose()._matmul(u)
+        return np.transpose(self.transpose()._matmul(np.transpose(u)))
+
+    def dot(self, u: Any) -> Any:
+        """``self @ u`` (a scalar: ``self * u``)."""
+        return self * u if ndim_of(as_array(u)) == 0 else self @ u
+
+    def multiply(self, other: Any) -> TracedSparse:
+        """The elementwise product with a scalar or a dense operand that broadcasts to
+        ``shape`` (a sparse result with the same pattern)."""
+        if isinstance(other, (TracedSparse, _spbase)):
+            other = other.toarray()
+        other = as_array(other)
+        if ndim_of(other) == 0:
+            return self._like(self.data * other)
+        if np.broadcast_shapes(tuple(shape_of(other)), self.shape) != self.shape:
+            raise NoDerivativeRule("scipy.sparse (traced entries).multiply",
+                                   f"Only operands that broadcast to the sparse shape "
+                                   f"{self.shape} are supported (got {shape_of(other)}).")
+        full = np.broadcast_to(other, self.shape)
+        return self._like(self.data * full[self.row, self.col])
+
+    def __mul__(self, other: Any) -> Any:
+        if self.is_matrix and ndim_of(as_array(other)) > 0:
+            return self @ other
+        return self.multiply(other)
+
+    def __rmul__(self, other: Any) -> Any:
+        if self.is_matrix and ndim_of(as_array(other)) > 0:
+            return as_array(other) @ self
+        return self.multiply(other)
+
+    def __truediv__(self, other: Any) -> TracedSparse:
+        if ndim_of(as_array(other)) != 0:
+            raise NoDerivativeRule("scipy.sparse (traced entries) / array", "Only division "
+                                   "by a scalar is supported.")
+        return self._like(self.data / other)
+
+    def __neg__(self) -> TracedSparse:
+        return self._like(-self.data)
+
+    def _dense_with(self, other: Any) -> Any:
+        if isinstance(other, (TracedSparse, _spbase)):
+            return other.toarray()
+        other = as_array(other)
+        if ndim_of(other) == 0:
+            raise NotImplementedError("adding a nonzero scalar to a sparse array is not "
+                                      "supported")
+        return other
+
+    def __add__(self, other: Any) -> Any:
+        return self.toarray() + self._dense_with(other)
+
+    def __radd__(self, other: Any) -> Any:
+        return self._dense_with(other) + self.toarray()
+
+    def __sub__(self, other: Any) -> Any:
+        return self.toarray() - self._dense_with(other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return self._dense_with(other) - self.toarray()
+
+    def power(self, n: Any, dtype: Any = None) -> TracedSparse:
+        """The entries to the power ``n`` (a plain scalar), as SciPy's ``power``."""
+        if isinstance(n, Tracer) or ndim_of(n) != 0:
+            raise NoDerivativeRule("scipy.sparse (traced entries).power",
+                                   "Only a plain scalar exponent is supported.")
+        data = self.data ** n
+        return self._like(data if dtype is None else data.astype(dtype))
+
+    def conj(self, copy: bool = True) -> TracedSparse:
+        """The complex conjugate of the entries."""
+        return self._like(np.conj(self.data))
+
+    conjugate = conj
+
+    def copy(self) -> TracedSparse:
+        """The same entries (traced values are never written in place)."""
+        return self._like(self.data)
+
+    def astype(self, dtype: Any, casting: str = "unsafe", copy: bool = True) -> TracedSparse:
+        """The entries in ``dtype``."""
+        return self._like(self.data.astype(dtype))
+
+    def asformat(self, format: Any, copy: bool = False) -> TracedSparse:
+        """Itself: traced entries have no storage format (each format's matrix is this)."""
+        return self
+
+    def tocsr(self, copy: bool = False) -> TracedSparse:
+        """Itself (see ``asformat``)."""
+        return self
+
+    tocsc = tocoo = tolil = todok = todia = tobsr = tocsr
+
+    def diagonal(self, k: int = 0) -> Any:
+        """The k-th diagonal, a dense 1-D array (traced)."""
+        return np.diagonal(self.toarray(), offset=k)
+
+    def trace(self, offset: int = 0) -> Any:
+        """The sum of the ``offset`` diagonal."""
+        return np.sum(self.diagonal(offset))
+
+    def __getitem__(self, idx: Any) -> Any:
+        raise NoDerivativeRule("scipy.sparse (traced entries)[...]", "Indexing a sparse "
+                               "matrix with traced entries is not supported: index "
+                               "x.toarray() (a dense result) instead.")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # protocol probes (copy, pickle, NumPy): absent
+            raise AttributeError(name)
+        raise NoDerivativeRule(f"scipy.sparse (traced entries).{name}", "A sparse matrix "
+                               "with traced entries (a * L, L.multiply(w)) supports @, dot, "
+                               "*, multiply, / by a scalar, +, -, T, transpose, power, conj, "
+                               "copy, astype, the format conversions (itself), toarray, "
+                               "todense, sum, diagonal, trace, shape, ndim and nnz: use "
+                               ".toarray() for the rest.")
+
+    def __repr__(self) -> str:
+        kind = "matrix" if self.is_matrix else "array"
+        return (f"<sparse {kind} of shape {self.shape} with {self.nnz} traced entries "
+                "(dualrev)>")
+
+
+defer_matmul_to(TracedSparse)
+
+
+def _with_traced_entries(matrix: Any, scale: Any) -> TracedSparse:
+    """``matrix`` (plain sparse, 2-D) with its entries times a traced ``scale``: a scalar,
+    or a dense operand broadcasting to its shape (elementwise)."""
+    if matrix.ndim != 2:
+        raise NoDerivativeRule("scipy.sparse (sparse * traced)", "Only 2-D sparse "
+                               f"matrices/arrays are supported (this one has {matrix.ndim} "
+                               "dimensions).")
+    coo = sps.coo_array(matrix)
+    coo.sum_duplicates()
+    base = TracedSparse(coo.data, coo.coords[0], coo.coords[1], matrix.shape,
+                        isinstance(matrix, sps.spmatrix))
+    return base.multiply(scale)
+
+
+def _sparse_mul(matrix: Any, other: Any) -> Any:
+    """``matrix * other`` (and ``other * matrix``, the same for the elementwise and scalar
+    cases) with a traced ``other``: SciPy's meaning, a matrix product for an spmatrix and
+    a non-scalar operand, else elementwise."""
+    if ndim_of(other) > 0 and isinstance(matrix, sps.spmatrix):
+        return matmul(matrix, other)
+    return _with_traced_entries(matrix, other)
+
+
+def _sparse_rmul(matrix: Any, other: Any) -> Any:
+    if ndim_of(other) > 0 and isinstance(matrix, sps.spmatrix):
+        return rmatmul(matrix, other)
+    return _with_traced_entries(matrix, other)
+
+
+def _sparse_truediv(matrix: Any, other: Any) -> Any:
+    if ndim_of(other) != 0:
+        raise NoDerivativeRule("scipy.sparse (sparse / traced)", "Only division by a traced "
+                               "scalar is supported.")
+    return _with_traced_entries(matrix, 1.0 / other)
+
+
+def _sparse_rtruediv(matrix: Any, other: Any) -> Any:
+    raise NoDerivativeRule("scipy.sparse (traced / sparse)", "Dividing a traced operand "
+                           f"of shape {shape_of(other)} by a sparse matrix of shape "
+                           f"{matrix.shape} divides by its zeros: use .toarray() first.")
+
+
+def _sparse_add(matrix: Any, other: Any) -> Any:
+    if ndim_of(other) == 0:
+        raise NotImplementedError("adding a nonzero scalar to a sparse array is not "
+                                  "supported")
+    return matrix.toarray() + other
+
+
+def _sparse_sub(matrix: Any, other: Any) -> Any:
+    return _sparse_add(matrix, -other)
+
+
+def _sparse_rsub(matrix: Any, other: Any) -> Any:
+    return _sparse_add(-matrix, other)
+
+
+for _cls in dict.fromkeys([*_subclasses(_spbase), sps.spmatrix]):
+    for _name, _handler in (("__mul__", _sparse_mul), ("__rmul__", _sparse_rmul),
+                            ("multiply", _with_traced_entries),
+                            ("__truediv__", _sparse_truediv),
+                            ("__rtruediv__", _sparse_rtruediv),
+                            ("__add__", _sparse_add), ("__radd__", _sparse_add),
+                            ("__sub__", _sparse_sub), ("__rsub__", _sparse_rsub)):
+        if _name in _cls.__dict__:
+            _patch(_cls, _name, _handler)
+
+
+def _diagonals_builder(name: str) -> Any:
+    """scipy.sparse.diags / diags_array with traced diagonals: SciPy builds the pattern
+    from the positions of the values (each value replaced by its number), and the traced
+    values are gathered into it, so every form SciPy accepts (offsets, shape, a scalar
+    diagonal broadcast along its length) has SciPy's layout."""
+    original = ORIGINALS.get(getattr(sps, name), getattr(sps, name))
+
+    def build(diagonals: Any, /, *args: Any, **kwargs: Any) -> TracedSparse:
+        if _traced_any(args) or _traced_any(list(kwargs.values())):
+            raise NoDerivativeRule(f"scipy.sparse.{name}", "Only the diagonals may be "
+                                   "traced (offsets, shape, format and dtype are plain).")
+        # the numbers keep the diagonals' structure (a list stays a list, an array an
+        # array), so that SciPy reads them as it reads the values
+        single = not isinstance(diagonals, (list, tuple))
+        parts = [as_array(diagonals)] if single else [as_array(d) for d in diagonals]
+        sizes = [int(np.prod(shape_of(d))) for d in parts]
+        ids, start = [], 1
+        for d, size in zip(parts, sizes, strict=True):
+            ids.append(np.arange(start, start + size, dtype=float).reshape(shape_of(d)))
+            start += size
+        pattern = sps.coo_array(original(ids[0] if single else ids, *args, **kwargs))
+        pattern.sum_duplicates()
+        values = np.concatenate([np.ravel(d) for d in parts])
+        data = values[pattern.data.astype(np.intp) - 1]
+        if kwargs.get("dtype") is not None:  # (format= has no meaning for traced entries)
+            data = data.astype(kwargs["dtype"])
+        return TracedSparse(data, pattern.coords[0], pattern.coords[1], pattern.shape,
+                            name in ("diags", "spdiags"))
+
+    build.__name__ = build.__qualname__ = name
+    return build
+
+
+def _traced_any(values: Any) -> bool:
+    return any(isinstance(v, Tracer) for v in values)
+
+
+for _name in ("diags", "diags_array", "spdiags"):
+    if hasattr(sps, _name):
+        dispatch(sps, _name, _diagonals_builder(_name))
+
+
+def _factorized(A: Any) -> Any:
+    """scipy.sparse.linalg.factorized(A) for a constant ``A``: SciPy's solver, which
+    solves a traced right-hand side as ``spsolve(A, b)`` (the same factorisation's
+    values, to rounding; differentiable in b)."""
+    original = ORIGINALS[spla.factorized]
+    plain_solve = original(A)
+    matrix = A
+
+    def solve(b: Any) -> Any:
+        if isinstance(b, Tracer):
+            return spsolve(matrix, b)
+        return plain_solve(b)
+
+    solve.__doc__ = plain_solve.__doc__
+    return solve
+
+
+def _factorized_dispatch(A: Any) -> Any:
+    if isinstance(A, Tracer):
+        raise NoDerivativeRule("scipy.sparse.linalg.factorized", "Only a constant sparse "
+                               "matrix A is supported (its entries are not differentiated).")
+    return _factorized(A)
+
+
+dispatch(spla, "factorized", _factorized_dispatch, always=True)

@@ -531,7 +531,9 @@ def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
     sig = [0] * hi
     for i in range(lo, hi):
         prim, primals, params, _, parents = nodes[i]
-        k = (prim.name, tuple(p[0] for p in parents), _param_key(params),
+        # (a constant made inside f, np.zeros_like's traced buffer, has no primitive)
+        k = (prim.name if prim is not None else None, tuple(p[0] for p in parents),
+             _param_key(params) if params is not None else (),
              rec.contexts.get(i), tuple(p for p, _ in rec.nondiff.get(i, ())))
         sig[i] = keys.setdefault(k, len(keys))
     nxt = [-1] * hi
@@ -894,6 +896,9 @@ class Graph:
                                     used_outside, out_entries, ctx_label)
                 continue
             prim, primals, params, ans, parents = nodes[i]
+            if prim is None:  # a constant made inside f (np.zeros_like's traced buffer)
+                make_value(i, "const")
+                continue
             sym = _symbol(prim)
             detail = _params_text(prim, params, primals)
             if prim.name == "getitem":
@@ -933,7 +938,8 @@ class Graph:
         rec = self._rec
         nodes = rec.tape.nodes
         block = range(g.start, g.start + g.block)
-        ops = [_symbol(nodes[i][0]) if nodes[i][0].name != "getitem" else "[]" for i in block]
+        ops = ["const" if nodes[i][0] is None else
+               "[]" if nodes[i][0].name == "getitem" else _symbol(nodes[i][0]) for i in block]
         node = Node("", "group", g.title, entry=g.start, ops=ops, repeats=g.repeats,
                     context=ctx_label.get(g.start, ""))
         shown = " → ".join(dict.fromkeys(ops)) if g.kind == "call" else " → ".join(ops)
@@ -956,7 +962,12 @@ class Graph:
             for pos in range(len(primals)):
                 if pos in traced and traced[pos] < g.start:
                     key = ("entry", traced[pos])
-                    share = self._derivs.edge(i, pos)
+                    # reverse: the adjoint shares, summed over the group's readers (each of
+                    # the source's shape); forward: what flows in is the source's tangent
+                    # (the per-reader shares have the readers' output shapes: their sum
+                    # would broadcast shapes that do not belong together)
+                    share = (self._derivs.edge(i, pos) if self.mode != "forward" else
+                             (None, self._derivs.node(traced[pos])[1]))
                 elif pos in nd and nd[pos] < g.start:
                     key, share = ("nondiff", nd[pos]), (None, None)
                 elif (i, pos) in rec.consts:
@@ -971,6 +982,9 @@ class Graph:
                     shares[key] = [None, None]
                     order.append(key)
                 acc = shares[key]
+                if self.mode == "forward" and key[0] == "entry":
+                    acc[1] = share[1]
+                    continue
                 for s in (0, 1):
                     if share[s] is not None:
                         acc[s] = share[s] if acc[s] is None else acc[s] + share[s]

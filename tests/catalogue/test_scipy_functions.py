@@ -2,6 +2,10 @@
 SciPy's, derivatives against finite differences to second order, forward = reverse;
 untraced calls go to SciPy unchanged."""
 
+import functools
+import operator
+import types
+
 import numpy as np
 import pytest
 import scipy
@@ -10,7 +14,7 @@ import scipy.special as sc
 import scipy.stats as st
 
 import dualrev as dr
-from dualrev.catalogue.scipy_functions import ORIGINALS
+from dualrev.catalogue.scipy_functions import ORIGINALS, dispatch
 from dualrev.testing import check_grads
 from tests.helpers import check_all, check_like_numpy
 
@@ -308,3 +312,49 @@ def test_stats_compute_float32_points_in_float64_as_scipy(method):
     h = 1e-6
     fd = (f(xs.astype(float) + h, 0.1, 1.5) - f(xs.astype(float) - h, 0.1, 1.5)) / (2 * h)
     np.testing.assert_allclose(t, fd, rtol=1e-6)
+
+
+# ------------------------------------------------ conversion errors name the user's function
+@pytest.mark.parametrize("name", ["cholesky", "logm", "sinhm", "solve_banded"])
+def test_an_unrouted_function_is_named_not_the_wrapper_it_shares(name):
+    # SciPy 1.15+ wraps many scipy.linalg functions in one decorator (_apply_over_batch):
+    # one code object for all, so matching frames by code named whichever routed function
+    # was registered last (lu_factor), and claimed it was imported before dualrev
+    calls = {"cholesky": lambda a: sla.cholesky(a * np.eye(2)),
+             "logm": lambda a: sla.logm(a * np.eye(2)),
+             "sinhm": lambda a: sla.sinhm(a * np.eye(2)),
+             "solve_banded": lambda a: sla.solve_banded(
+                 (0, 0), np.ones((1, 2)), a * np.ones(2))}
+    with pytest.raises(dr.TracerConversionError) as info:
+        dr.grad(lambda a: np.sum(calls[name](a)))(2.0)
+    message = str(info.value)
+    assert f"scipy.linalg.{name}, called on line" in message
+    assert "lu_factor" not in message and "imported" not in message
+
+
+@pytest.mark.parametrize("name", ["lu_factor", "cho_factor", "solve_triangular"])
+def test_an_original_reached_without_the_dispatcher_is_named_by_its_closure(name):
+    original = ORIGINALS[getattr(sla, name)]
+    args = (np.eye(2),) if name != "solve_triangular" else (np.eye(2), np.ones(2))
+    with pytest.raises(dr.TracerConversionError,
+                       match=rf"scipy\.linalg\.{name} \(reached without dualrev's dispatcher"):
+        dr.grad(lambda a: np.sum(original(*(a * v for v in args))[0]))(2.0)
+
+
+def test_a_rule_that_delegates_names_the_function_the_user_called():
+    fake = types.ModuleType("fake_scipy")
+
+    def outer(x):
+        """A stand-in for a SciPy function whose dualrev rule delegates to another."""
+        return x
+
+    fake.outer = outer
+    inner = ORIGINALS[sla.lu_factor]
+    # a rule that converts (an unsupported case); built from C callables, so that no
+    # frame of this file (a user's frame) stands between the dispatcher and SciPy
+    dispatch(fake, "outer", functools.partial(operator.call, inner))
+    with pytest.raises(dr.TracerConversionError) as info:
+        dr.grad(lambda a: np.sum(fake.outer(a * np.eye(2))))(2.0)
+    message = str(info.value)
+    assert "outer: dualrev's rule for it converts a traced argument" in message
+    assert "lu_factor" not in message

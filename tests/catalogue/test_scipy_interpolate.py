@@ -179,3 +179,119 @@ def test_cubic_hermite_spline_is_linear_in_values_and_slopes():
     g = dr.grad(lambda d: si.CubicHermiteSpline(XD, YD, d).integrate(-1, 1))(d)
     np.testing.assert_allclose(g, si.CubicHermiteSpline(XD, zeros, np.eye(8)).integrate(-1, 1),
                                atol=1e-12)
+
+
+# ------------------------------------------------------------ RegularGridInterpolator
+_GRID = (np.linspace(0.0, 1.0, 7), np.array([0.0, 0.3, 0.7, 1.0, 1.2, 1.6, 2.0, 2.4]))
+_VALUES = np.random.default_rng(21).normal(size=(7, 8, 2))
+_XI = np.array([[0.31, 0.75], [0.93, 1.9], [0.55, 0.1], [0.02, 2.33]])  # off the nodes
+
+
+def _central(f, x, h=1e-6):
+    x = np.array(x, dtype=float)
+    out = np.zeros(x.shape + np.shape(f(x)))
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        out[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return np.moveaxis(out, tuple(range(x.ndim)), tuple(range(-x.ndim, 0)))
+
+
+# SciPy's exact tensor-product splines are its *_legacy methods (1.13+ solves cubic and
+# quintic iteratively, to gcrotmk's tolerance): dualrev's cubic/quintic solve exactly
+_EXACT = {"linear": "linear", "nearest": "nearest", "slinear": "slinear",
+          "cubic": "cubic_legacy", "quintic": "quintic_legacy"}
+
+
+@pytest.mark.parametrize("method", list(_EXACT))
+def test_regular_grid_interpolator_of_traced_values_and_points(method):
+    ref = si.RegularGridInterpolator(_GRID, _VALUES, method=_EXACT[method])
+    rgi = lambda v: si.RegularGridInterpolator(_GRID, v, method=method)
+    value, _ = dr.jvp(lambda v: rgi(v)(_XI), (_VALUES,), (np.zeros_like(_VALUES),))
+    np.testing.assert_allclose(value, ref(_XI), rtol=1e-12, atol=1e-13)
+    # linear in the values: the Jacobian is the interpolant of unit data, both modes
+    J = dr.jacrev(lambda v: rgi(v)(_XI))(_VALUES)
+    np.testing.assert_allclose(J, dr.jacfwd(lambda v: rgi(v)(_XI))(_VALUES), atol=1e-14)
+    exact = lambda v: si.RegularGridInterpolator(_GRID, v, method=_EXACT[method])(_XI)
+    np.testing.assert_allclose(J, _central(exact, _VALUES), atol=1e-8)
+    # in the points: the 1-D bases' derivatives (zero for nearest), plain values
+    f = lambda x: np.sin(si.RegularGridInterpolator(_GRID, _VALUES, method=method)(x))
+    g = lambda x: np.sin(ref(x))
+    np.testing.assert_allclose(dr.jacrev(f)(_XI), _central(g, _XI), atol=2e-8)
+    np.testing.assert_allclose(dr.jacfwd(f)(_XI), dr.jacrev(f)(_XI), atol=1e-13)
+    # both traced, through interpn, under vmap (a 1-D xi is one point: shape (1, 2))
+    both = lambda v, x: np.sum(si.interpn(_GRID, v, x, method=method) ** 2)
+    gv, gx = dr.grad(both, argnums=(0, 1))(_VALUES, _XI)
+    np.testing.assert_allclose(gv, _central(lambda v: np.sum(si.RegularGridInterpolator(
+        _GRID, v, method=_EXACT[method])(_XI) ** 2), _VALUES), atol=1e-7)
+    np.testing.assert_allclose(gx, _central(lambda x: np.sum(ref(x) ** 2), _XI), atol=1e-7)
+    batched = dr.vmap(lambda x: si.RegularGridInterpolator(_GRID, _VALUES, method=method)(x))
+    np.testing.assert_allclose(batched(_XI), ref(_XI)[:, None], atol=1e-13)
+    stacked = dr.vmap(lambda v: rgi(v)(_XI))(np.stack([_VALUES, -2.0 * _VALUES]))
+    np.testing.assert_allclose(stacked, np.stack([ref(_XI), -2.0 * ref(_XI)]), atol=1e-12)
+
+
+def test_regular_grid_interpolator_options_and_refusals():
+    V = _VALUES[..., 0]
+    cubic = si.RegularGridInterpolator(_GRID, V, method="cubic_legacy")
+    # second derivatives in the points (forward over reverse) against differences
+    f = lambda x: np.sum(np.sin(si.RegularGridInterpolator(_GRID, V, method="cubic")(x)))
+    H = dr.hessian(f)(_XI)
+    fd = _central(lambda x: dr.grad(f)(x)[1, 0], _XI)
+    np.testing.assert_allclose(H[1, 0], fd, atol=1e-6)
+    # nu= evaluates the bases' derivatives: d/dx of the value
+    rgi = si.RegularGridInterpolator(_GRID, V, method="cubic")
+    d = dr.jvp(lambda x: rgi(x, nu=(1, 0)), (_XI,), (np.zeros_like(_XI),))[0]
+    np.testing.assert_allclose(d, _central(lambda x: cubic(x), _XI)[np.arange(4), :, 0]
+                               .diagonal(), rtol=1e-6)
+    # fill_value=None extrapolates (differentiably); a fill value has no derivative
+    out = np.array([[1.2, 0.5], [-0.1, 2.3]])
+    ext = lambda x: np.sum(si.RegularGridInterpolator(_GRID, V, bounds_error=False,
+                                                      fill_value=None)(x) ** 2)
+    plain_ext = si.RegularGridInterpolator(_GRID, V, bounds_error=False, fill_value=None)
+    np.testing.assert_allclose(dr.grad(ext)(out),
+                               _central(lambda x: np.sum(plain_ext(x) ** 2), out), rtol=1e-7)
+    filled = lambda v: si.RegularGridInterpolator(_GRID, v, bounds_error=False,
+                                                  fill_value=-3.0)(np.vstack([out, _XI[:1]]))
+    np.testing.assert_allclose(filled(V)[:2], [-3.0, -3.0])
+    J = dr.jacfwd(filled)(V)
+    assert np.all(J[:2] == 0.0) and np.isclose(J[2].sum(), 1.0)  # weights sum to one
+    # a descending grid axis is flipped, as SciPy does; xi as a tuple of coordinates
+    desc = (_GRID[0][::-1], _GRID[1])
+    fdesc = lambda v: np.sum(si.RegularGridInterpolator(desc, v)(_XI) ** 2)
+    np.testing.assert_allclose(dr.grad(fdesc)(V), _central(fdesc, V), atol=1e-7)
+    X, Y = np.meshgrid([0.2, 0.4], [0.3, 1.1, 1.5], indexing="ij")
+    tup = lambda a: si.RegularGridInterpolator(_GRID, V)((a * X, Y))
+    np.testing.assert_allclose(dr.jacfwd(tup)(1.0), _central(
+        lambda a: si.RegularGridInterpolator(_GRID, V)((a[()] * X, Y)), np.array(1.0)),
+        atol=1e-8)
+    # SciPy's errors, and named refusals
+    with pytest.raises(ValueError, match="out of bounds in dimension 0"):
+        dr.grad(lambda v: np.sum(si.RegularGridInterpolator(_GRID, v)(out)))(V)
+    with pytest.raises(ValueError, match="out of bounds in dimension 0"):
+        dr.grad(lambda x: np.sum(si.RegularGridInterpolator(_GRID, V)(x)))(out)
+    with pytest.raises(NoDerivativeRule, match="pchip"):
+        dr.grad(lambda v: np.sum(si.RegularGridInterpolator(_GRID, v, method="pchip")(
+            _XI)))(V)
+    with pytest.raises(NoDerivativeRule, match="pchip"):
+        dr.grad(lambda x: np.sum(si.RegularGridInterpolator(_GRID, V)(x, method="pchip")))(
+            _XI)
+    with pytest.raises(NoDerivativeRule, match="splinef2d"):
+        dr.grad(lambda v: np.sum(si.interpn(_GRID, v, _XI, method="splinef2d")))(V)
+    with pytest.raises(NoDerivativeRule, match="solver"):
+        dr.grad(lambda v: np.sum(si.RegularGridInterpolator(
+            _GRID, v, method="cubic", solver=lambda *a, **k: None)(_XI)))(V)
+    with pytest.raises(NoDerivativeRule, match="abscissae"):
+        dr.grad(lambda g: np.sum(si.RegularGridInterpolator((g, _GRID[1]), V)(_XI)))(
+            _GRID[0])
+    with pytest.raises(ValueError, match="Can only compute derivatives"):
+        dr.grad(lambda x: np.sum(si.RegularGridInterpolator(_GRID, V)(x, nu=(1, 0))))(_XI)
+    # a one-point axis, which SciPy's linear method allows (its weight is 1)
+    thin = (np.array([0.0]), _GRID[1])
+    one = lambda v, x: si.RegularGridInterpolator(thin, v)(x)
+    pts = np.array([[0.0, 0.45], [0.0, 2.1]])
+    value, tangent = dr.jvp(lambda v: one(v, pts), (V[:1],), (np.ones_like(V[:1]),))
+    np.testing.assert_allclose(value, si.RegularGridInterpolator(thin, V[:1])(pts))
+    np.testing.assert_allclose(tangent, [1.0, 1.0])  # the weights sum to one
+    # plain calls stay SciPy's own
+    assert type(si.RegularGridInterpolator(_GRID, V)) is si.RegularGridInterpolator

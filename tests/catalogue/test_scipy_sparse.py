@@ -1,6 +1,8 @@
 """scipy.sparse matrices and arrays as constant operators on traced values: Jacobians
 against ``L.toarray()``, every format, both operand orders, vmap, spsolve."""
 
+import copy
+
 import numpy as np
 import pytest
 import scipy.sparse as sps
@@ -85,3 +87,128 @@ def test_refusals_and_plain_calls():
     # untraced products are SciPy's own (sparse results stay sparse)
     assert sps.issparse(L @ L.T)
     np.testing.assert_array_equal(L @ np.ones(4), DENSE @ np.ones(4))
+
+
+# ------------------------------------------------ traced scalars, vectors and entries
+def _dense(r):
+    return r.toarray() if hasattr(r, "toarray") else r
+
+
+def _both_modes(f, x, reference):
+    """f's value and Jacobian (forward and reverse) against the dense reference's."""
+    np.testing.assert_allclose(_dense(f(x)), reference(x), atol=1e-14)
+    want = dr.jacfwd(reference)(x)
+    for jac in (dr.jacfwd, dr.jacrev):
+        np.testing.assert_allclose(jac(lambda x: _dense(f(x)))(x), want, atol=1e-14)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_star_and_multiply_have_scipys_meaning_for_each_kind(fmt):
+    L = getattr(sps, fmt)(DENSE)
+    u, w, a = rng.standard_normal(4), rng.standard_normal(5), np.float64(1.7)
+    # plain SciPy first: * is the matrix product for spmatrix, elementwise for sparray
+    matrix = isinstance(L, sps.spmatrix)
+    np.testing.assert_allclose(_dense(L * u), DENSE @ u if matrix else DENSE * u)
+    np.testing.assert_allclose(_dense(L.multiply(u)), DENSE * u)
+    if matrix:
+        _both_modes(lambda u: L * u, u, lambda u: DENSE @ u)
+        _both_modes(lambda w: w * L, w, lambda w: w @ DENSE)
+    else:
+        _both_modes(lambda u: L * u, u, lambda u: DENSE * u)
+        _both_modes(lambda u: u * L, u, lambda u: u * DENSE)
+    _both_modes(lambda u: L.multiply(u), u, lambda u: DENSE * u)
+    _both_modes(lambda w: L.multiply(w[:, None]), w, lambda w: DENSE * w[:, None])
+    # a traced scalar scales the entries: a sparse result with traced entries
+    _both_modes(lambda a: a * L, a, lambda a: a * DENSE)
+    _both_modes(lambda a: L * a, a, lambda a: a * DENSE)
+    _both_modes(lambda a: L / a, a, lambda a: DENSE / a)
+    _both_modes(lambda a: (a * L) @ u, a, lambda a: a * DENSE @ u)
+    _both_modes(lambda a: w @ (a * L), a, lambda a: w @ (a * DENSE))
+    _both_modes(lambda u: L + u, u, lambda u: DENSE + u)
+    _both_modes(lambda u: u - L, u, lambda u: u - DENSE)
+    assert (1.7 * L).nnz == L.nnz  # the plain call is SciPy's own
+
+
+def test_sparse_matrices_with_traced_entries_compose():
+    L = sps.csr_array(DENSE)
+    M = sps.csr_matrix(DENSE)
+    u, w = rng.standard_normal(4), rng.standard_normal(5)
+    # entries traced by an elementwise product, then used as an operator, both modes
+    _both_modes(lambda u: (L * u) @ u, u, lambda u: (DENSE * u) @ u)
+    _both_modes(lambda w: (M.multiply(w[:, None])).T @ w, w,
+                lambda w: (DENSE * w[:, None]).T @ w)
+    _both_modes(lambda u: (u * L).sum(axis=0) + (u * L).sum(axis=1) @ w, u,
+                lambda u: (u * DENSE).sum(axis=0) + (u * DENSE).sum(axis=1) @ w)
+    _both_modes(lambda u: (u * L).dot(u) - (u * L).toarray() @ u, u, lambda u: 0.0 * w)
+    _both_modes(lambda a: (a * M) * u, np.float64(2.0), lambda a: a * DENSE @ u)
+    # a Laplacian scaled by a traced diffusivity, then solved: against finite differences
+    n = 6
+    lap = sps.diags([-np.ones(n - 1), 2.0 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1])
+    heat = lambda k: np.sum((k * lap + sps.eye(n)) @ np.linspace(0.0, 1.0, n) ** 2)
+    h = 1e-6
+    np.testing.assert_allclose(dr.grad(heat)(0.3), (heat(0.3 + h) - heat(0.3 - h)) / (2 * h),
+                               rtol=1e-7)
+    # NumPy's reductions call its sum (with dtype=, out=); copies keep the entries
+    _both_modes(lambda a: np.sum(a * L) + np.sum(copy.copy(a * L), axis=0) @ np.ones(4),
+                np.float64(1.5), lambda a: np.sum(a * DENSE) + np.sum(a * DENSE))
+    # the methods against the dense matrix's: SciPy's meaning, differentiable
+    _both_modes(lambda u: (L * u).power(2).tocsc().conj().copy().astype(np.float64)
+                .diagonal(-1) + (L * u).trace(), u,
+                lambda u: np.diagonal((DENSE * u) ** 2, -1) + np.trace(DENSE * u))
+    with pytest.raises(NoDerivativeRule, match="toarray"):
+        dr.grad(lambda a: (a * L).getnnz())(1.0)
+    with pytest.raises(NoDerivativeRule, match=r"index x\.toarray\(\)"):
+        dr.grad(lambda a: (a * L)[0, 1])(1.0)
+    with pytest.raises(NoDerivativeRule, match="sparse operands"):
+        dr.grad(lambda a: np.sum(_dense((a * L) @ L.T)))(1.0)
+    with pytest.raises(NoDerivativeRule, match="scalar"):
+        dr.grad(lambda u: np.sum(_dense(L / u)))(np.ones(4))
+    with pytest.raises(NotImplementedError, match="nonzero scalar"):
+        dr.grad(lambda a: np.sum(L + a))(1.0)
+
+
+@pytest.mark.parametrize("build,kind", [(sps.diags, sps.spmatrix),
+                                        (sps.diags_array, sps.sparray)])
+def test_diags_of_traced_diagonals(build, kind):
+    # every form SciPy takes (offsets, shape), SciPy's layout, under vmap too
+    D = lambda d: build([d[:-1], 2.0 * d, d[1:]], offsets=[-1, 0, 1])
+    ref = lambda d: np.diag(d[:-1], -1) + np.diag(2.0 * d) + np.diag(d[1:], 1)
+    d = rng.standard_normal(5)
+    _both_modes(D, d, ref)
+    v = np.arange(5.0)
+    _both_modes(lambda d: build(d, offsets=1, shape=(5, 5)) @ v, d[:4],
+                lambda d: np.diag(d, 1) @ v)
+    batch = rng.standard_normal((3, 5))
+    np.testing.assert_allclose(dr.vmap(lambda d: D(d) @ d)(batch),
+                               [ref(b) @ b for b in batch], atol=1e-14)
+    assert isinstance(build(d, offsets=0), kind)  # (the plain call is SciPy's own)
+
+
+def test_spdiags_scalar_diagonals_and_factorized():
+    d = rng.standard_normal((2, 4))
+    ref = lambda d: np.diag(d[0]) + np.diag(d[1, 1:], 1)  # spdiags: data[k, j] at column j
+    _both_modes(lambda d: sps.spdiags(d, [0, 1], 4, 4), d, ref)
+    # traced scalars broadcast along their diagonals, as SciPy's
+    _both_modes(lambda a: sps.diags([a, 2.0 * a], [0, 1], shape=(3, 3)), np.float64(1.5),
+                lambda a: a * np.eye(3) + 2.0 * a * np.eye(3, k=1))
+    # factorized(A) solves a traced right-hand side (its inverse is the Jacobian)
+    A = sps.csc_array(DENSE[:4] + 4.0 * np.eye(4))
+    solve = sps.linalg.factorized(A)
+    b = rng.standard_normal(4)
+    np.testing.assert_allclose(solve(b), np.linalg.solve(A.toarray(), b))
+    for jac in (dr.jacfwd, dr.jacrev):
+        np.testing.assert_allclose(jac(solve)(b), np.linalg.inv(A.toarray()), atol=1e-13)
+    with pytest.raises(NoDerivativeRule, match="factorized"):
+        dr.grad(lambda a: np.sum(sps.linalg.factorized(a * np.eye(2))(np.ones(2))))(1.0)
+
+
+def test_numpy_functions_of_a_sparse_operand_are_refused_by_name():
+    # NumPy reads a sparse matrix as a 0-d object array (plain np.multiply(w, A) is an
+    # object array of matrices): with a traced operand, a named refusal, not an error
+    # from inside a rule
+    L = sps.csr_array(DENSE)
+    for f in (lambda u: np.multiply(u, L), lambda u: np.add(L, u),
+              lambda u: np.dot(L, u)):
+        with pytest.raises(dr.DualrevError, match=r"scipy\.sparse\.csr_array operand .* "
+                           r"on line \d+ .*A\.multiply\(x\)"):
+            dr.jacfwd(f)(np.ones(4))

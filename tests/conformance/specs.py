@@ -1436,6 +1436,107 @@ add("si.BSpline", _BSNEW, (A((2, 6)), T), {"axis": 1},
     fn=lambda c, t, **k: si.BSpline(KNOTS, c, 3, **k)(t), shape="mat")
 
 
+# ====================================================================== issue 21 additions
+# sparse matrices times traced scalars/vectors (SciPy's meaning of *, /, +, -, multiply
+# per kind; traced entries come back as a dualrev TracedSparse, compared densely)
+def _dense(r: Any) -> Any:
+    return r.toarray() if hasattr(r, "toarray") else r
+
+
+_SP_DOK = sps.dok_array(_SP_DENSE)
+_SP_LIL = sps.lil_array(_SP_DENSE)
+_SP_DIA = sps.dia_array(_SP_DENSE)
+_SPB, _SPM = sps._base._spbase, sps._matrix.spmatrix
+for nm, entry, args, fn in (
+        ("sparse.mul", _SPB.__mul__, (A((3,)),), lambda u: _dense(SP_CSC * u)),
+        ("sparse.mul", _SPB.__mul__, (A(()),), lambda a: _dense(SP_CSC * a)),
+        ("sparse.rmul", _SPB.__rmul__, (A(()),), lambda a: _dense(a * SP_CSC)),
+        ("sparse.rmul", _SPB.__rmul__, (A((4, 1)),), lambda w: _dense(w * SP_CSC)),
+        ("sparse.spmatrix_mul", _SPM.__mul__, (A((3,)),), lambda u: _dense(SP_CSR * u)),
+        ("sparse.spmatrix_rmul", _SPM.__rmul__, (A((4,)),), lambda w: _dense(w * SP_CSR)),
+        ("sparse.truediv", _SPB.__truediv__, (A((), "pos"),), lambda a: _dense(SP_CSC / a)),
+        ("sparse.dok_truediv", sps._dok._dok_base.__truediv__, (A((), "pos"),),
+         lambda a: _dense(_SP_DOK / a)),
+        ("sparse.lil_truediv", sps._lil._lil_base.__truediv__, (A((), "pos"),),
+         lambda a: _dense(_SP_LIL / a)),
+        ("sparse.multiply", _SPB.multiply, (A((3,)),), lambda u: _dense(SP_CSC.multiply(u))),
+        ("sparse.dia_multiply", sps._dia._dia_base.multiply, (A((4, 1)),),
+         lambda w: _dense(_SP_DIA.multiply(w))),
+        ("sparse.add", _SPB.__add__, (A((3,)),), lambda u: SP_CSC + u),
+        ("sparse.radd", _SPB.__radd__, (A((4, 3)),), lambda u: u + SP_CSC),
+        ("sparse.dok_add", sps._dok._dok_base.__add__, (A((3,)),), lambda u: _SP_DOK + u),
+        ("sparse.dok_radd", sps._dok._dok_base.__radd__, (A((3,)),), lambda u: u + _SP_DOK),
+        ("sparse.sub", _SPB.__sub__, (A((3,)),), lambda u: SP_CSC - u),
+        ("sparse.rsub", _SPB.__rsub__, (A((3,)),), lambda u: u - SP_CSC)):
+    add(nm, entry, args, fn=fn, shape="mat")
+# (SciPy's own answers NotImplemented, so plain u / A is a TypeError: called directly)
+add("sparse.rtruediv", _SPB.__rtruediv__, (A((3,)),),
+    fn=lambda u: _SPB.__rtruediv__(SP_CSC, u), shape="mat", kind="raises",
+    raises=NoDerivativeRule)
+# traced entries used as an operator, entries and operand both traced
+add("sparse.mul", _SPB.__mul__, (A((3,)), A((3,))),
+    fn=lambda w, u: (SP_CSC * w) @ u + u @ (SP_CSC * w).T @ np.ones(4), shape="vec",
+    label="TracedSparse @")
+for nm, build in (("sparse.diags", sps.diags), ("sparse.diags_array", sps.diags_array)):
+    add(nm, build, (A((4,)),), {"offsets": [-1, 0, 1], "shape": (4, 4), "format": "csr",
+                                "dtype": np.float64},
+        fn=lambda d, build=build, **k: _dense(build([d[:-1], 2.0 * d, d[1:]], **k)),
+        shape="mat")
+    add(nm, build, (A((3,)), A((4,))), {"offsets": 1},
+        fn=lambda d, v, build=build, **k: build(d, **k) @ v, shape="vec")
+add("sparse.spdiags", sps.spdiags, (A((2, 4)),), {"m": 4, "n": 4, "format": "csc"},
+    fn=lambda d, **k: _dense(sps.spdiags(d, [0, 1], **k)), shape="mat")
+add("spla.factorized", spla.factorized, (A((4,)),),
+    fn=lambda b: spla.factorized(sps.csc_matrix(SP_SQUARE))(b), shape="vec")
+
+# RegularGridInterpolator / interpn: traced values and/or points (the *_legacy methods
+# are SciPy's exact tensor-product splines, which dualrev's cubic/quintic equal)
+_RG = (np.linspace(0.0, 2.5, 6), np.array([0.0, 0.3, 0.7, 1.0, 1.2, 1.6, 2.0, 2.4]))
+_RG_XI = np.array([[0.31, 0.75], [0.93, 1.9], [0.55, 0.1]])
+_RGI = si.RegularGridInterpolator
+_RGNEW, _RGCALL = _RGI.__new__, _RGI.__call__
+for method in ("linear", "slinear", "cubic_legacy", "quintic_legacy"):
+    add("si.RegularGridInterpolator", _RGNEW, (A((6, 8)),), {"method": method},
+        fn=lambda v, **k: _RGI(_RG, v, **k)(_RG_XI), shape="mat")
+add("si.RegularGridInterpolator", _RGNEW, (A((6, 8)),), {"method": "nearest"},
+    fn=lambda v, **k: _RGI(_RG, v, **k)(_RG_XI), shape="mat")
+add("si.RegularGridInterpolator", _RGNEW, (A((6, 8, 2)),),
+    {"bounds_error": False, "fill_value": -1.0},
+    fn=lambda v, **k: _RGI(_RG, v, **k)(np.vstack([_RG_XI, [[1.5, 0.5]]])), shape="mat")
+add("si.RegularGridInterpolator", _RGNEW, (A((6, 8)),), {"method": "pchip"},
+    fn=lambda v, **k: _RGI(_RG, v, **k)(_RG_XI), shape="mat", kind="raises",
+    raises=NoDerivativeRule)
+add("si.RegularGridInterpolator", _RGNEW, (A((6, 8)),),
+    {"method": "cubic", "solver": spla.gmres, "solver_args": {"atol": 1e-12}},
+    fn=lambda v, **k: _RGI(_RG, v, **k)(_RG_XI), shape="mat", kind="raises",
+    raises=NoDerivativeRule)
+_RG_PLAIN = _RGI(_RG, np.random.default_rng(21).standard_normal((6, 8)), method="slinear")
+_RG_XIA = A((3, 2), "pos", real=True)
+for kw in ({}, {"method": "cubic_legacy"}, {"method": "nearest"}):
+    add("si.RegularGridInterpolator.__call__", _RGCALL, (_RG_XIA,), kw,
+        fn=lambda x, **k: _RG_PLAIN(x, **k), shape="mat", kind=(
+            "value" if kw.get("method") == "nearest" else "diff"))
+add("si.RegularGridInterpolator.__call__", _RGCALL, (_RG_XIA,), {"nu": (1, 0)},
+    fn=lambda x, **k: _RGI(_RG, _RG_PLAIN.values, method="slinear")(x, **k), shape="mat")
+for kw in ({}, {"method": "cubic_legacy", "bounds_error": False, "fill_value": None}):
+    add("si.interpn", si.interpn, (A((6, 8)), _RG_XIA), kw,
+        fn=lambda v, x, **k: si.interpn(_RG, v, x, **k), shape="mat")
+add("si.interpn", si.interpn, (A((6, 8)),), {"method": "splinef2d"},
+    fn=lambda v, **k: si.interpn(_RG, v, _RG_XI, **k), shape="mat", kind="raises",
+    raises=NoDerivativeRule)
+
+# bracketing root finders (C): a traced function value is refused by name
+for nm, solver in (("so.brentq", so.brentq), ("so.brenth", so.brenth),
+                   ("so.ridder", so.ridder), ("so.bisect", so.bisect)):
+    add(nm, solver, (A((), "pos"),), {"xtol": 1e-12, "rtol": 1e-14, "maxiter": 50,
+                                      "full_output": True},
+        fn=lambda a, solver=solver, **k: solver(lambda x: x * x - a, 0.0, 3.0, **k)[0],
+        shape="0d", kind="raises", raises=NoDerivativeRule)
+    add(nm, solver, (A((), "pos"),), fn=lambda a, solver=solver: solver(
+        lambda x, s: x * x - s, 0.0, 3.0, args=(a,)), label="args", shape="0d",
+        kind="raises", raises=NoDerivativeRule)
+
+
 #: which registry key each dispatcher of dualrev.catalogue.scipy_functions stands for
 SCIPY_NAMES: dict[Any, str] = {
     sp.logsumexp: "sp.logsumexp", sp.softmax: "sp.softmax", sp.log_softmax: "sp.log_softmax",
@@ -1459,6 +1560,11 @@ SCIPY_NAMES: dict[Any, str] = {
     _MIS: "si.make_interp_spline", si.PchipInterpolator.__new__: "si.PchipInterpolator",
     si.Akima1DInterpolator.__new__: "si.Akima1DInterpolator", _I1NEW: "si.interp1d",
     _BSNEW: "si.BSpline", _CHNEW: "si.CubicHermiteSpline",
+    _RGNEW: "si.RegularGridInterpolator", _RGCALL: "si.RegularGridInterpolator.__call__",
+    si.interpn: "si.interpn", so.brentq: "so.brentq", so.brenth: "so.brenth",
+    so.ridder: "so.ridder", so.bisect: "so.bisect", sps.diags: "sparse.diags",
+    sps.diags_array: "sparse.diags_array", sps.spdiags: "sparse.spdiags",
+    spla.factorized: "spla.factorized",
 }
 
 #: keywords of a handler's signature that no case exercises, with the reason
