@@ -224,8 +224,13 @@ def _beta_logpdf(z: Any, a: Any, b: Any) -> Any:
 
 
 def _t_logpdf(z: Any, df: Any) -> Any:
-    return (sc.gammaln((df + 1) / 2) - sc.gammaln(df / 2) - 0.5 * (np.log(df) + _LOG_PI)
-            - (df + 1) / 2 * np.log1p(z * z / df))
+    # df = inf is the normal distribution (SciPy's value; the formula gives inf - inf):
+    # each branch sees only the df it is taken at, so no nan reaches a derivative
+    inf = np.isinf(df)
+    d = np.where(inf, 1.0, df)
+    t = (sc.gammaln((d + 1) / 2) - sc.gammaln(d / 2) - 0.5 * (np.log(d) + _LOG_PI)
+         - (d + 1) / 2 * np.log1p(z * z / d))
+    return np.where(inf, _norm_logpdf(z), t)
 
 
 def _chi2_logpdf(z: Any, df: Any) -> Any:
@@ -387,6 +392,11 @@ class _Discrete:
     counts: tuple[int, ...] = field(default=())  # shape positions that are integers
     shape_names: tuple[str, ...] = field(default=())
     lower: float = 0.0  # the support's lower end (geom: 1)
+    # the parameters' edges (p = 0 or 1, mu = 0), where the pmf is a product of powers
+    # whose log is -inf: there exp(logpmf) gives the derivative 0 * inf, so the pmf is
+    # computed by ``edge_pmf`` (the same product written with powers) instead
+    at_edge: Callable[..., Any] | None = None
+    edge_pmf: Callable[..., Any] | None = None
 
 
 def _pois_logpmf(k: Any, mu: Any) -> Any:
@@ -396,6 +406,20 @@ def _pois_logpmf(k: Any, mu: Any) -> Any:
 def _binom_logpmf(k: Any, n: Any, p: Any) -> Any:
     combiln = sc.gammaln(n + 1) - (sc.gammaln(k + 1) + sc.gammaln(n - k + 1))
     return combiln + sc.xlogy(k, p) + sc.xlog1py(n - k, -p)
+
+
+def _coefficient(log_c: Any) -> Any:
+    """exp(log_c) for a plain log coefficient (of counts only), 0 where it overflows: at
+    an edge the pmf it multiplies is then a power of p or 1 - p above the 700th, whose
+    value and derivatives up to that order are 0 all the same (inf * 0 would be nan)."""
+    c = np.exp(np.where(np.less(log_c, 700.0), log_c, -np.inf))
+    return c
+
+
+def _binom_edge_pmf(k: Any, n: Any, p: Any) -> Any:
+    # p**k (1 - p)**(n - k): at p = 0 the derivative of p**1 is 1 (log-space: 0 * inf)
+    combiln = sc.gammaln(n + 1) - (sc.gammaln(k + 1) + sc.gammaln(n - k + 1))
+    return _coefficient(combiln) * p ** k * (1 - p) ** (n - k)
 
 
 def _binom_dp(k: Any, n: Any, p: Any) -> Any:
@@ -426,13 +450,28 @@ def _geom_logpmf(k: Any, p: Any) -> Any:
     return sc.xlog1py(k - 1, -p) + np.log(p)
 
 
+def _geom_sf(k: Any, p: Any) -> Any:
+    # (1 - p)**k, by its log inside (0, 1); at p = 1 as a power, whose derivative there
+    # (k (1 - p)**(k - 1): -1 at k = 1) the log form turns into 0 * inf
+    one = np.equal(p, 1)
+    inner = np.exp(k * np.log1p(-np.where(one, 0.5, p)))
+    return np.where(one, (1 - np.where(one, p, 1.0)) ** k, inner)
+
+
 def _geom_cdf(k: Any, p: Any) -> Any:
-    return -np.expm1(np.log1p(-p) * k)
+    one = np.equal(p, 1)
+    inner = -np.expm1(np.log1p(-np.where(one, 0.5, p)) * k)
+    return np.where(one, 1 - (1 - np.where(one, p, 1.0)) ** k, inner)
 
 
 def _nbinom_logpmf(k: Any, n: Any, p: Any) -> Any:
     coeff = sc.gammaln(n + k) - sc.gammaln(k + 1) - sc.gammaln(n)
     return coeff + n * np.log(p) + sc.xlog1py(k, -p)
+
+
+def _nbinom_edge_pmf(k: Any, n: Any, p: Any) -> Any:
+    coeff = sc.gammaln(n + k) - sc.gammaln(k + 1) - sc.gammaln(n)
+    return np.exp(coeff) * p ** n * (1 - p) ** k
 
 
 def _nbinom_dp(k: Any, n: Any, p: Any) -> Any:
@@ -472,17 +511,22 @@ _binom = _discrete_prims(
 
 DISCRETE = {d.name: d for d in (
     _Discrete("poisson", lambda mu: np.inf, lambda mu: np.greater_equal(mu, 0),
-              _pois_logpmf, _poisson, shape_names=("mu",)),
+              _pois_logpmf, _poisson, shape_names=("mu",),
+              at_edge=lambda mu: np.equal(mu, 0),
+              edge_pmf=lambda k, mu: mu ** k * np.exp(-mu - sc.gammaln(k + 1))),
     _Discrete("binom", lambda n, p: n,
               lambda n, p: np.logical_and(
                   np.logical_and(np.greater_equal(n, 0), np.equal(np.floor(n), n)),
                   np.logical_and(np.greater_equal(p, 0), np.less_equal(p, 1))),
-              _binom_logpmf, _binom, counts=(0,), shape_names=("n", "p")),
+              _binom_logpmf, _binom, counts=(0,), shape_names=("n", "p"),
+              at_edge=lambda n, p: np.logical_or(np.equal(p, 0), np.equal(p, 1)),
+              edge_pmf=_binom_edge_pmf),
     _Discrete("geom", lambda p: np.inf,
               lambda p: np.logical_and(np.less_equal(p, 1), np.greater(p, 0)), _geom_logpmf,
               {"cdf": _geom_cdf, "logcdf": lambda k, p: np.log(_geom_cdf(k, p)),
-               "sf": lambda k, p: np.exp(k * np.log1p(-p)),
-               "logsf": lambda k, p: k * np.log1p(-p)}, shape_names=("p",), lower=1.0),
+               "sf": _geom_sf, "logsf": lambda k, p: k * np.log1p(-p)},
+              shape_names=("p",), lower=1.0, at_edge=lambda p: np.equal(p, 1),
+              edge_pmf=lambda k, p: (1 - p) ** (k - 1) * p),
     # SciPy's bernoulli is binom with n = 1: on its support {0, 1} the cdf below 1 is 1 - p
     _Discrete("bernoulli", lambda p: 1.0,
               lambda p: np.logical_and(np.greater_equal(p, 0), np.less_equal(p, 1)),
@@ -490,11 +534,14 @@ DISCRETE = {d.name: d for d in (
               {"cdf": lambda k, p: 1.0 - p + 0.0 * k,
                "logcdf": lambda k, p: np.log(1.0 - p + 0.0 * k),
                "sf": lambda k, p: p + 0.0 * k, "logsf": lambda k, p: np.log(p + 0.0 * k)},
-              shape_names=("p",)),
+              shape_names=("p",),
+              at_edge=lambda p: np.logical_or(np.equal(p, 0), np.equal(p, 1)),
+              edge_pmf=lambda k, p: _binom_edge_pmf(k, 1.0, p)),
     _Discrete("nbinom", lambda n, p: np.inf,
               lambda n, p: np.logical_and(np.greater(n, 0), np.logical_and(
                   np.greater(p, 0), np.less_equal(p, 1))),
-              _nbinom_logpmf, _nbinom, shape_names=("n", "p")),
+              _nbinom_logpmf, _nbinom, shape_names=("n", "p"),
+              at_edge=lambda n, p: np.equal(p, 1), edge_pmf=_nbinom_edge_pmf),
 )}
 
 
@@ -519,9 +566,19 @@ def _discrete(d: _Discrete, method: str, k: Any, shapes: tuple[Any, ...], loc: A
                             np.equal(np.floor(k), k))
         ok = np.logical_and(ok, good)
         ks = np.where(ok, k, lo)
-        core = d.logpmf(ks, *ss)
-        out = np.where(ok, core if method == "logpmf" else np.exp(core),
-                       -np.inf if method == "logpmf" else 0.0)
+        if method == "pmf" and d.at_edge is not None:
+            # the double where: each branch sees only the parameters it is taken at
+            edge = np.logical_and(d.at_edge(*ss), ok)
+            safe = tuple(s if i in d.counts else np.where(edge, 0.5, s)
+                         for i, s in enumerate(ss))
+            on = tuple(s if i in d.counts else np.where(edge, s, 0.5)
+                       for i, s in enumerate(ss))
+            core = np.where(edge, d.edge_pmf(ks, *on), np.exp(d.logpmf(ks, *safe)))
+            out = np.where(ok, core, 0.0)
+        else:
+            core = d.logpmf(ks, *ss)
+            out = np.where(ok, core if method == "logpmf" else np.exp(core),
+                           -np.inf if method == "logpmf" else 0.0)
     else:
         ok = np.logical_and(np.logical_and(np.greater_equal(k, lo), np.less(k, upper)), good)
         ks = np.where(ok, np.floor(k), lo)

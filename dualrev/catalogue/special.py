@@ -249,7 +249,21 @@ def multi_output(ufunc: Any, *per_output: Sequence[Callable[..., Any]],
 
 
 # ------------------------------------------------------------------ more gamma and beta
-elementwise(sc.rgamma, lambda ans, x: -ans * sc.digamma(x), saves="ans x")
+def _rgamma_d(ans: Any, x: Any) -> Any:
+    # -psi(x) / gamma(x), which is 0 * inf at the zeros 0, -1, -2, ... of 1/gamma. For
+    # x <= 0 the reflection 1/gamma(x) = sin(pi x) gamma(1 - x) / pi is smooth, and its
+    # derivative cos(pi x) gamma(1 - x) - sin(pi x) gamma(1 - x) psi(1 - x) / pi is
+    # (-1)**n n! at -n; sindg/cosdg of 180 x are exact at the integers. Below -170
+    # gamma(1 - x) overflows: the digamma form is kept there.
+    ref = np.logical_and(np.less_equal(x, 0.0), np.greater(x, -170.0))
+    xr = np.where(ref, x, -0.5)
+    g = sc.gamma(1 - xr)
+    reflected = sc.cosdg(180.0 * xr) * g - sc.sindg(180.0 * xr) * g * sc.digamma(1 - xr) / np.pi
+    xd = np.where(ref, 1.0, x)
+    return np.where(ref, reflected, -np.where(ref, 1.0, ans) * sc.digamma(xd))
+
+
+elementwise(sc.rgamma, _rgamma_d, saves="ans x")
 nondiff_ufunc(sc.gammasgn)  # piecewise constant (+-1)
 nondiff_ufunc(sc.round)  # piecewise constant
 elementwise(
@@ -595,8 +609,12 @@ elementwise(sc.pdtri, _not_in("scipy.special.pdtri w.r.t. k"),  # inverse of pdt
 
 
 def _t_density(df: Any, t: Any) -> Any:
-    return np.exp(sc.gammaln(0.5 * (df + 1)) - sc.gammaln(0.5 * df)
-                  - 0.5 * (df + 1) * np.log1p(t * t / df)) / np.sqrt(df * np.pi)
+    # df = inf is the normal density (stdtr is ndtr there; the formula gives inf - inf)
+    inf = np.isinf(df)
+    d = np.where(inf, 1.0, df)
+    student = np.exp(sc.gammaln(0.5 * (d + 1)) - sc.gammaln(0.5 * d)
+                     - 0.5 * (d + 1) * np.log1p(t * t / d)) / np.sqrt(d * np.pi)
+    return np.where(inf, np.exp(-0.5 * t * t) / _SQRT_2PI, student)
 
 
 elementwise(sc.stdtr, _not_in("scipy.special.stdtr w.r.t. df"),
