@@ -89,8 +89,19 @@ def _scipy_function(frame: Any) -> str | None:
     if not os.path.abspath(frame.f_code.co_filename).startswith(_SCIPY_DIR):
         return None
     module = str(frame.f_globals.get("__name__", "scipy"))
+    qualname = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
+    if "<locals>" in qualname:
+        # a decorator's wrapper (spherical_jn is use_reflection's): the function it
+        # wraps, a SciPy function its frame holds, names the call
+        for v in frame.f_locals.values():
+            q = getattr(v, "__qualname__", None)
+            m = getattr(v, "__module__", None)
+            if (isinstance(q, str) and "<locals>" not in q and isinstance(m, str)
+                    and m.split(".")[0] == "scipy" and callable(v)):
+                module, qualname = m, q
+                break
     public = ".".join(p for p in module.split(".") if not p.startswith("_")) or "scipy"
-    return f"{public}.{getattr(frame.f_code, 'co_qualname', frame.f_code.co_name)}"
+    return f"{public}.{qualname}"
 
 
 class _Site:

@@ -68,12 +68,18 @@ def dispatch(owner: Any, name: str, handler: Callable[..., Any],
 
 def scipy_caller() -> str | None:
     """The SciPy function (undispatched) on the call stack, for error messages."""
-    codes = {getattr(f, "__code__", None): f for f in ORIGINALS.values()}
+    # A decorator's wrapper (SciPy's _apply_over_batch around lu_factor, solve_banded's
+    # helper and others) shares one code object among every function it wraps: a frame
+    # of it is the original's only where it holds the original's wrapped function.
+    codes: dict[Any, list[Any]] = {}
+    for f in ORIGINALS.values():
+        codes.setdefault(getattr(f, "__code__", None), []).append(f)
     frame = sys._getframe(1)
     while frame is not None:
-        f = codes.get(frame.f_code)
-        if f is not None:
-            return f"{f.__module__}.{f.__qualname__}"
+        for f in codes.get(frame.f_code, ()):
+            inner = getattr(f, "__wrapped__", None)
+            if inner is None or any(v is inner for v in frame.f_locals.values()):
+                return f"{f.__module__}.{f.__qualname__}"
         frame = frame.f_back
     return None
 
