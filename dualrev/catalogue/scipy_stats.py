@@ -43,6 +43,7 @@ from ..primitive import Tracer, dtype_of, ndim_of, shape_of
 from .contraction import matrix_transpose as _T
 from .elementwise import astype, elementwise
 from .scipy_functions import _traced, dispatch
+from .special import t_log_norm
 
 _LOG_2PI = np.log(2 * np.pi)
 _LOG_PI = np.log(np.pi)
@@ -126,6 +127,10 @@ class _Continuous:
     logs: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] | None = None
     # shapes whose quantile derivative is refused (an inverse incomplete gamma/beta)
     quantile_refuses: tuple[str, ...] = ()
+    # the density written with powers of z (and 1 - z), for the support's finite ends:
+    # there the log density holds log(0) times a power's exponent, and exp(logpdf) gives
+    # its derivative as 0 * inf; the powers give the one-sided derivative from inside
+    edge_pdf: Callable[..., Any] | None = None
 
     def valid(self, shapes: tuple[Any, ...]) -> Any:
         if self.argcheck is not None:
@@ -144,29 +149,67 @@ def _continuous(d: _Continuous, method: str, x: Any, shapes: tuple[Any, ...], lo
     z = (x - loc) / scale
     good = np.logical_and(d.valid(shapes), np.greater(scale, 0))
     a, b = d.support
-    if method in ("pdf", "logpdf") and not d.open_density:
+    if not d.open_density:
+        # the ends belong to the support: the density's value there is SciPy's, and the
+        # cdf's and sf's derivatives there are one-sided, from inside (the density)
         inside = np.logical_and(np.greater_equal(z, a), np.less_equal(z, b))
-    else:  # SciPy's open support: the ends are 0 or 1 exactly
+    else:  # a density flat to every order at the end (lognorm, invgamma): constants
         inside = np.logical_and(np.greater(z, a), np.less(z, b))
     ok = np.logical_and(good, inside)
+    if a == 0 or b == 0:
+        # At a support's end at 0 the point does not move with the scale: z computed
+        # with a plain scale there, so that an infinite slope of the cdf or density at
+        # the end meets a structural zero, not 0 * inf (nan), in d/dscale.
+        zero = np.equal(z, 0)
+        z = np.where(zero, (x - loc) / without_derivatives(np.where(zero, scale, 1.0)), z)
     # Masked-out entries are evaluated at a safe point, so that no inf or nan of the
     # formula there reaches a derivative (0 * inf) through np.where.
     zs = np.where(ok, z, d.inside)
     ss = tuple(np.where(good, s, 1.0) for s in shapes)
+
+    def core(zz: Any, sh: tuple[Any, ...]) -> Any:
+        if method == "pdf":
+            if d.edge_pdf is None:
+                return np.exp(d.logpdf(zz, *sh))
+            end = np.logical_or(np.equal(zz, a), np.equal(zz, b))
+            ze = np.where(end, zz, d.inside)  # each branch sees only its own points
+            zi = np.where(end, d.inside, zz)
+            return np.where(end, d.edge_pdf(ze, *sh), np.exp(d.logpdf(zi, *sh)))
+        if method == "cdf":
+            return d.cdf(zz, *sh)
+        if method == "sf":
+            return d.sf(zz, *sh)
+        if method == "logcdf":
+            return d.logcdf(zz, *sh) if d.logcdf else _generic_log(d, zz, sh, True)
+        return d.logsf(zz, *sh) if d.logsf else _generic_log(d, zz, sh, False)
+
     if method == "logpdf":
         out = np.where(ok, d.logpdf(zs, *ss) - np.log(np.where(good, scale, 1.0)), -np.inf)
-    elif method == "pdf":
-        out = np.where(ok, np.exp(d.logpdf(zs, *ss)) / np.where(good, scale, 1.0), 0.0)
+        return np.where(np.logical_and(good, ~np.isnan(z)), out, np.nan)
+    # Where the density underflows inside the support (far tails, gumbel at z = -1000,
+    # weibull with c = 1e3) the formulas' derivatives are 0 * inf; the true ones are
+    # below the density, so 0: there the plain value is returned (for logcdf/logsf
+    # only where the probability is near 1, their derivative pdf/cdf being ~0 there).
+    zp = without_derivatives(zs)
+    sp = tuple(without_derivatives(v) for v in ss)
+    with np.errstate(all="ignore"):
+        plain = core(zp, sp)
+        flat = np.logical_and(np.logical_and(np.greater(zp, a), np.less(zp, b)),
+                              np.less(d.logpdf(zp, *sp), -745.0))
+    if method in ("logcdf", "logsf"):
+        flat = np.logical_and(flat, np.greater(plain, -0.5))
+    flat = np.logical_and(ok, flat)
+    value = np.where(flat, plain, core(np.where(flat, d.inside, zs), ss))
+    if method == "pdf":
+        out = np.where(ok, value / np.where(good, scale, 1.0), 0.0)
     elif method == "cdf":
-        out = np.where(ok, d.cdf(zs, *ss), np.where(np.greater_equal(z, b), 1.0, 0.0))
+        out = np.where(ok, value, np.where(np.greater_equal(z, b), 1.0, 0.0))
     elif method == "logcdf":
-        core = d.logcdf(zs, *ss) if d.logcdf else _generic_log(d, zs, ss, True)
-        out = np.where(ok, core, np.where(np.greater_equal(z, b), 0.0, -np.inf))
+        out = np.where(ok, value, np.where(np.greater_equal(z, b), 0.0, -np.inf))
     elif method == "sf":
-        out = np.where(ok, d.sf(zs, *ss), np.where(np.less_equal(z, a), 1.0, 0.0))
+        out = np.where(ok, value, np.where(np.less_equal(z, a), 1.0, 0.0))
     else:  # logsf
-        core = d.logsf(zs, *ss) if d.logsf else _generic_log(d, zs, ss, False)
-        out = np.where(ok, core, np.where(np.less_equal(z, a), 0.0, -np.inf))
+        out = np.where(ok, value, np.where(np.less_equal(z, a), 0.0, -np.inf))
     return np.where(np.logical_and(good, ~np.isnan(z)), out, np.nan)
 
 
@@ -178,11 +221,15 @@ def _generic_log(d: _Continuous, z: Any, shapes: tuple[Any, ...], below: bool) -
     f, other = d.logs[method] if d.logs else ((d.cdf, d.sf) if below else (d.sf, d.cdf))
     # the median only chooses the branch: its plain value (no derivative in the shapes)
     med = d.ppf(0.5, *(without_derivatives(s) for s in shapes))
+    # a median that over- or underflows to the support's end (weibull c = 1e-8, pareto
+    # b = 1e-8) is no safe point for the branch not taken: the support's inner point is
+    a, b = d.support
+    safe = np.where(np.logical_and(np.greater(med, a), np.less(med, b)), med, d.inside)
     near = np.less(z, med) if below else np.greater(z, med)
     # each branch evaluated at the median where it is not taken: its log(0) would reach
     # the derivative through np.where (0 * inf)
-    return np.where(near, np.log(f(np.where(near, z, med), *shapes)),
-                    np.log1p(-other(np.where(near, med, z), *shapes)))
+    return np.where(near, np.log(f(np.where(near, z, safe), *shapes)),
+                    np.log1p(-other(np.where(near, safe, z), *shapes)))
 
 
 def _quantile(d: _Continuous, method: str, q: Any, shapes: tuple[Any, ...], loc: Any,
@@ -208,6 +255,15 @@ def _quantile(d: _Continuous, method: str, q: Any, shapes: tuple[Any, ...], loc:
         return e * sc_ + loc if np.isfinite(e) else e
 
     out = np.where(np.equal(q, 0), end(at0), np.where(np.equal(q, 1), end(at1), np.nan))
+    # At q = 0 or 1 with a finite end the quantile function itself gives the end, and
+    # its one-sided derivative from inside (1 / the density there; inf where that is 0);
+    # an infinite end stays a constant.
+    finite_end = np.where(np.equal(q, 0), np.isfinite(at0), np.isfinite(at1))
+    closed = np.logical_and(np.logical_and(good, finite_end),
+                            np.logical_or(np.equal(q, 0), np.equal(q, 1)))
+    qe = np.where(closed, q, 0.5)
+    at_end = f(qe, *ss) * sc_ + loc
+    out = np.where(closed, at_end, out)
     return np.where(inner, core, np.where(good, out, np.nan))
 
 
@@ -228,8 +284,7 @@ def _t_logpdf(z: Any, df: Any) -> Any:
     # each branch sees only the df it is taken at, so no nan reaches a derivative
     inf = np.isinf(df)
     d = np.where(inf, 1.0, df)
-    t = (sc.gammaln((d + 1) / 2) - sc.gammaln(d / 2) - 0.5 * (np.log(d) + _LOG_PI)
-         - (d + 1) / 2 * np.log1p(z * z / d))
+    t = t_log_norm(d) - (d + 1) / 2 * np.log1p(z * z / d)
     return np.where(inf, _norm_logpdf(z), t)
 
 
@@ -319,16 +374,21 @@ CONTINUOUS = {d.name: d for d in (
                 ppf=lambda q: -np.log1p(-q), isf=lambda q: -np.log(q)),
     _Continuous("gamma", (0.0, np.inf), 1.0, _gamma_logpdf, _gamma["cdf"], _gamma["sf"],
                 logs=_gamma["logs"], ppf=lambda q, a: sc.gammaincinv(a, q),
-                isf=lambda q, a: sc.gammainccinv(a, q), quantile_refuses=("a",)),
+                isf=lambda q, a: sc.gammainccinv(a, q), quantile_refuses=("a",),
+                edge_pdf=lambda z, a: z ** (a - 1) * np.exp(-z - sc.gammaln(a))),
     _Continuous("beta", (0.0, 1.0), 0.5, _beta_logpdf, _beta["cdf"], _beta["sf"],
                 logs=_beta["logs"], ppf=lambda q, a, b: sc.betaincinv(a, b, q),
-                isf=lambda q, a, b: sc.betainccinv(a, b, q), quantile_refuses=("a", "b")),
+                isf=lambda q, a, b: sc.betainccinv(a, b, q), quantile_refuses=("a", "b"),
+                edge_pdf=lambda z, a, b: (z ** (a - 1) * (1 - z) ** (b - 1)
+                                          * np.exp(-sc.betaln(a, b)))),
     _Continuous("t", (-np.inf, np.inf), 0.0, _t_logpdf, _t["cdf"], _t["sf"],
                 logs=_t["logs"], ppf=lambda q, df: sc.stdtrit(df, q),
                 isf=lambda q, df: -sc.stdtrit(df, q), quantile_refuses=("df",)),
     _Continuous("chi2", (0.0, np.inf), 1.0, _chi2_logpdf, _chi2["cdf"], _chi2["sf"],
                 logs=_chi2["logs"], ppf=lambda q, df: 2 * sc.gammaincinv(df / 2, q),
-                isf=lambda q, df: sc.chdtri(df, q), quantile_refuses=("df",)),
+                isf=lambda q, df: sc.chdtri(df, q), quantile_refuses=("df",),
+                edge_pdf=lambda z, df: z ** (df / 2 - 1) * np.exp(
+                    -z / 2 - sc.gammaln(df / 2) - np.log(2) * df / 2)),
     _Continuous("lognorm", (0.0, np.inf), 1.0, _lognorm_logpdf,
                 lambda z, s: sc.ndtr(np.log(z) / s), lambda z, s: sc.ndtr(-np.log(z) / s),
                 lambda z, s: sc.log_ndtr(np.log(z) / s),
@@ -344,11 +404,13 @@ CONTINUOUS = {d.name: d for d in (
     _Continuous("weibull_min", (0.0, np.inf), 1.0, _weibull_logpdf,
                 lambda z, c: -np.expm1(-z ** c), lambda z, c: np.exp(-z ** c),
                 logsf=lambda z, c: -z ** c, ppf=lambda q, c: (-np.log1p(-q)) ** (1.0 / c),
-                isf=lambda q, c: (-np.log(q)) ** (1 / c)),
+                isf=lambda q, c: (-np.log(q)) ** (1 / c),
+                edge_pdf=lambda z, c: c * z ** (c - 1) * np.exp(-z ** c)),
     _Continuous("weibull_max", (-np.inf, 0.0), -1.0, lambda z, c: _weibull_logpdf(-z, c),
                 lambda z, c: np.exp(-(-z) ** c), lambda z, c: -np.expm1(-(-z) ** c),
                 logcdf=lambda z, c: -(-z) ** c, ppf=lambda q, c: -(-np.log(q)) ** (1.0 / c),
-                isf=lambda q, c: -(-np.log(1.0 - q)) ** (1.0 / c)),
+                isf=lambda q, c: -(-np.log(1.0 - q)) ** (1.0 / c),
+                edge_pdf=lambda z, c: c * (-z) ** (c - 1) * np.exp(-(-z) ** c)),
     _Continuous("logistic", (-np.inf, np.inf), 0.0, _logistic_logpdf, sc.expit,
                 lambda z: sc.expit(-z), sc.log_expit, lambda z: sc.log_expit(-z),
                 ppf=sc.logit, isf=lambda q: -sc.logit(q)),
@@ -374,8 +436,9 @@ CONTINUOUS = {d.name: d for d in (
                 isf=lambda q, a: 1.0 / sc.gammaincinv(a, q), quantile_refuses=("a",)),
     _Continuous("rayleigh", (0.0, np.inf), 1.0, lambda z: np.log(z) - 0.5 * z * z,
                 lambda z: -np.expm1(-0.5 * z * z), lambda z: np.exp(-0.5 * z * z),
-                logsf=lambda z: -0.5 * z * z, open_density=True,
-                ppf=lambda q: np.sqrt(-2 * np.log1p(-q)), isf=lambda q: np.sqrt(-2 * np.log(q))),
+                logsf=lambda z: -0.5 * z * z,
+                ppf=lambda q: np.sqrt(-2 * np.log1p(-q)), isf=lambda q: np.sqrt(-2 * np.log(q)),
+                edge_pdf=lambda z: z * np.exp(-0.5 * z * z)),
 )}
 
 

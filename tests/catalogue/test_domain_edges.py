@@ -1,0 +1,452 @@
+"""Generator 3 of issue 21: derivatives at the edges of each entry's domain.
+
+For every scipy.stats distribution dualrev routes (dualrev/catalogue/scipy_stats.py) and
+every method, and for scipy.special functions at their zeros, poles and branch points
+(dualrev/catalogue/special.py), cases are generated from a table of each argument's
+domain: parameters at the ends of their ranges (p = 0 and 1, mu = 0, shapes -> 0+ and
+large, df = inf, a tiny or huge scale), points at the ends of the support and just
+inside, far tails, quantiles at q = 0 and 1. Each case is differentiated in each of its
+continuous arguments, forward (jvp) and reverse (grad), and judged against SciPy's own
+values by finite differences taken *into* the domain (one-sided at an end):
+
+- SciPy's value is reproduced (nan where SciPy's is nan);
+- where the differences settle on a finite number, both modes give it;
+- where they do not exist (SciPy's value is infinite there, or the differences grow
+  without bound as the step shrinks), both modes give inf or nan - never a finite
+  number;
+- or both modes refuse with a named ``DualrevError``, as they do inside the domain
+  (a refusal is a property of the argument, never of the point);
+- forward and reverse agree everywhere (nan where the other is nan, inf of one sign).
+
+Where the differences neither settle nor grow (SciPy's own rounding at the point), the
+case is counted as unjudged and only forward == reverse is required; their number is
+bounded below. Each (distribution, method, argument) is evaluated as one vector of cases
+(every entry is elementwise), so the whole file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import scipy.special as sc
+import scipy.stats as st
+
+import dualrev as dr
+from dualrev.catalogue.scipy_stats import CONTINUOUS, DISCRETE
+
+INF = np.inf
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():  # SciPy's and the formulas' log(0), inf - inf at edges
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+# ------------------------------------------------------------------ the judge
+@dataclass
+class Tally:
+    """Outcomes of one table: per outcome, the number of (case, mode) pairs."""
+
+    counts: Counter = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+    def fail(self, label: str, i: int, what: str) -> None:
+        self.failures.append(f"{label} {self.where(i) if i >= 0 else ''}: {what}")
+
+    where: Callable[[int], str] = str
+
+
+def _differences(F: Callable[[np.ndarray], np.ndarray], v: np.ndarray, d: np.ndarray,
+                 h: np.ndarray, f0: np.ndarray) -> np.ndarray:
+    """Second-order differences of the elementwise F at v: central where d == 0, else
+    one-sided in the direction d (into the domain)."""
+    s = np.where(d == 0, 1.0, d)
+    # a power of two, and at least 64 ulps of v: v + h and v + 2h are then exact
+    h = np.maximum(2.0 ** np.floor(np.log2(h)), 64 * np.spacing(np.abs(v)))
+    p1 = v + s * h
+    p2 = np.where(d == 0, v - h, v + 2 * s * h)
+    f1, f2 = F(p1), F(p2)
+    central = (f1 - f2) / (2 * h)
+    one_sided = (-3 * f0 + 4 * f1 - f2) / (2 * s * h)
+    return np.where(d == 0, central, one_sided)
+
+
+def _agree(a: np.ndarray, b: np.ndarray, rtol: float = 1e-6) -> np.ndarray:
+    """Forward == reverse, elementwise: both nan, equal infinities, or close."""
+    both_nan = np.isnan(a) & np.isnan(b)
+    same_inf = np.isinf(a) & np.isinf(b) & (np.sign(a) == np.sign(b))
+    with np.errstate(invalid="ignore"):
+        # forward and reverse sum the same terms in other orders: where they cancel
+        # (a shape of 1e3, a scale of 1e-8) the rounding shows at 1e-7
+        close = np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b)) + 1e-8
+    return both_nan | same_inf | (np.isfinite(a) & np.isfinite(b) & close)
+
+
+def judge(label: str, plain: Callable[[np.ndarray], np.ndarray],
+          traced: Callable[[np.ndarray], np.ndarray], v: np.ndarray, d: np.ndarray,
+          h: np.ndarray, tally: Tally, inside: Callable[[], object] | None = None,
+          exact: np.ndarray | None = None, rtol: float = 2e-4,
+          describe: Callable[[int], str] = str, log_values: bool = False,
+          convention: np.ndarray | None = None) -> None:
+    """Judge the derivative of the elementwise ``traced`` (a dualrev call) at each entry of
+    ``v`` against SciPy's ``plain`` (see the module docstring); ``inside``: the same
+    derivative at a point inside the domain, where a refusal must happen too; ``exact``: closed forms
+    (nan where none is given) used instead of the differences."""
+    v = np.asarray(v, dtype=float)
+    n = v.size
+    tally.where = describe
+    errors = []
+    results = []
+    for mode in ("forward", "reverse"):
+        try:
+            if mode == "forward":
+                val, der = dr.jvp(traced, (v,), (np.ones_like(v),))
+            else:
+                val, der = dr.value_and_grad(lambda u: np.sum(traced(u)))(v)
+                val = traced(v)
+            results.append((np.broadcast_to(np.asarray(val, dtype=float), v.shape),
+                            np.broadcast_to(np.asarray(der, dtype=float), v.shape)))
+            errors.append(None)
+        except dr.DualrevError as e:
+            results.append(None)
+            errors.append(e)
+    if any(e is not None for e in errors):
+        if not all(e is not None for e in errors):
+            tally.fail(label, -1, f"one mode raised, the other did not: {errors}")
+            return
+        if type(errors[0]) is not type(errors[1]):
+            tally.fail(label, -1, f"the modes raise differently: {errors}")
+            return
+        if inside is None:
+            tally.fail(label, -1, f"raised with no interior point to compare: {errors[0]}")
+            return
+        try:  # the same refusal inside the domain: a property of the argument
+            inside()
+        except type(errors[0]):
+            tally.counts["refused"] += 2 * n
+            return
+        tally.fail(label, -1, f"refused at the edges only: {errors[0]}")
+        return
+    (val_f, fwd), (_, rev) = results
+    want = np.broadcast_to(np.asarray(plain(v), dtype=float), v.shape)
+    ok_value = (_agree(val_f, want, rtol=1e-9) | (
+        np.isfinite(want) & (np.abs(val_f - want) <= 1e-9 * np.abs(want) + 1e-15))
+        # a log density SciPy computes as log(pdf), -inf where the pdf underflows
+        | (log_values & np.isneginf(want) & (val_f < -700)))
+    same = _agree(fwd, rev)
+    f0 = want
+    fds = [_differences(plain, v, d, h / 4 ** j, f0) for j in range(3)]
+    for i in range(n):
+        tally.counts["value"] += 1
+        if np.isnan(want.flat[i]) and not np.isnan(val_f.flat[i]):
+            # SciPy's own formula overflows (inf * 0) at valid parameters, where dualrev
+            # has a number: only forward == reverse is judged
+            tally.counts["SciPy nan"] += 2
+            if not same.flat[i]:
+                tally.fail(label, i, f"forward {fwd.flat[i]!r} != reverse {rev.flat[i]!r}")
+            continue
+        if not ok_value.flat[i]:
+            tally.fail(label, i, f"value {val_f.flat[i]!r} != SciPy's {want.flat[i]!r} "
+                                 f"at {v.flat[i]!r}")
+        if not same.flat[i]:
+            tally.fail(label, i, f"forward {fwd.flat[i]!r} != reverse {rev.flat[i]!r} "
+                                 f"at {v.flat[i]!r}")
+            continue
+        g = fwd.flat[i]
+        if convention is not None and convention.flat[i]:
+            tally.counts["convention"] += 2
+            continue
+        if exact is not None and not np.isnan(exact.flat[i]):
+            e = exact.flat[i]
+            good = (g == e) if np.isinf(e) else abs(g - e) <= 1e-9 * abs(e) + 1e-12
+            tally.counts["closed form" if good else "wrong"] += 2
+            if not good:
+                tally.fail(label, i, f"derivative {g!r}, closed form {e!r} at {v.flat[i]!r}")
+            continue
+        a0, a, b = fds[0].flat[i], fds[1].flat[i], fds[2].flat[i]
+        scale = abs(b)
+        hh = h.flat[i] / 16
+        noise = 1e3 * np.finfo(float).eps * max(abs(f0.flat[i]), 1e-300) / hh
+        stable = (np.isfinite(a) and np.isfinite(b)
+                  and abs(a - b) <= 1e-3 * scale + noise + 1e-12)
+        growing = (not np.isfinite(b)) or (abs(b) > 1.02 * abs(a) > 1.02 * abs(a0))
+        if np.isinf(f0.flat[i]):
+            # an infinite value has no derivative to judge: log(0) and poles; a finite
+            # derivative of the finite terms beside it is what JAX gives too
+            tally.counts["value infinite"] += 2
+            continue
+        if np.isfinite(b) and f0.flat[i] != 0 and (
+                abs(b) * hh <= 8 * np.finfo(float).eps * abs(f0.flat[i])):
+            # the steps move SciPy's value by less than its rounding (q = 1e-300)
+            tally.counts["unjudged"] += 2
+            continue
+        if np.isnan(f0.flat[i]) or (not stable and growing and abs(b) > 1e-6):
+            # no derivative here: both modes must say so with inf or nan
+            if np.isfinite(g):
+                tally.fail(label, i, f"finite derivative {g!r} where none exists "
+                                     f"(differences {a!r}, {b!r}; value {f0.flat[i]!r}) "
+                                     f"at {v.flat[i]!r}")
+                tally.counts["wrong"] += 2
+            else:
+                tally.counts["no derivative: inf/nan"] += 2
+            continue
+        if not stable:
+            tally.counts["unjudged"] += 2
+            continue
+        tol = rtol * abs(b) + 4 * abs(a - b) + noise + 1e-9
+        if np.isfinite(g) and abs(g - b) <= tol:
+            tally.counts["right"] += 2
+        else:
+            tally.counts["wrong"] += 2
+            tally.fail(label, i, f"derivative {g!r}, one-sided differences {b!r} "
+                                 f"(direction {d.flat[i]:+.0f}) at {v.flat[i]!r}")
+
+
+# ------------------------------------------------------------------ scipy.stats tables
+@dataclass
+class Param:
+    """A parameter's domain, its nominal value and its edge values."""
+
+    name: str
+    lo: float
+    hi: float
+    nominal: float
+    edges: tuple[float, ...]
+    count: bool = False  # an integer parameter: not differentiated
+
+
+def _open_shape(name: str, nominal: float, extra: tuple[float, ...] = (),
+                small: float = 1e-8, large: float = 1e3) -> Param:
+    # a shape in (0, inf): towards 0, around 1 (where densities change character), large
+    return Param(name, 0.0, INF, nominal, (small, 0.5, 1.0, 2.0, large, *extra))
+
+
+CONT_PARAMS: dict[str, tuple[Param, ...]] = {
+    "norm": (), "expon": (), "laplace": (), "cauchy": (), "logistic": (), "uniform": (),
+    "gumbel_r": (), "gumbel_l": (), "halfnorm": (), "rayleigh": (),
+    "gamma": (_open_shape("a", 2.5),),
+    "beta": (_open_shape("a", 2.0), _open_shape("b", 3.0)),
+    "t": (_open_shape("df", 3.5, (1e12, INF)),),
+    "chi2": (_open_shape("df", 3.0),),
+    # s -> 0 is a spike of width s, beyond any finite difference below s = 1e-3
+    "lognorm": (_open_shape("s", 0.7, small=1e-3, large=20.0),),
+    "weibull_min": (_open_shape("c", 1.7),),
+    "weibull_max": (_open_shape("c", 1.7),),
+    "pareto": (_open_shape("b", 2.5),),
+    "invgamma": (_open_shape("a", 2.5),),
+}
+DISC_PARAMS: dict[str, tuple[Param, ...]] = {
+    "poisson": (Param("mu", 0.0, INF, 2.5, (0.0, 1e-8, 1e3)),),
+    "binom": (Param("n", 0.0, INF, 6.0, (0.0, 1.0, 40.0), count=True),
+              Param("p", 0.0, 1.0, 0.3, (0.0, 1e-8, 1 - 1e-8, 1.0))),
+    "geom": (Param("p", 0.0, 1.0, 0.3, (1e-8, 1 - 1e-8, 1.0)),),
+    "bernoulli": (Param("p", 0.0, 1.0, 0.3, (0.0, 1e-8, 1 - 1e-8, 1.0)),),
+    "nbinom": (Param("n", 0.0, INF, 2.5, (1e-8, 0.5, 1.0, 1e6)),
+               Param("p", 0.0, 1.0, 0.4, (1e-8, 1 - 1e-8, 1.0))),
+}
+LOC, SCALE = 0.3, 1.7
+SCALE_EDGES = (1e-8, 1e8)
+Q_POINTS = (0.0, 1e-300, 1e-12, 0.3, 0.5, 1 - 1e-12, 1.0)
+
+
+def _z_points(name: str) -> list[float]:
+    """Standardised points: the support's ends and just inside, far tails, inside."""
+    d = CONTINUOUS[name]
+    a, b = d.support
+    zs = [d.inside, d.inside + 0.37 * (1 if np.isinf(b) or b - d.inside > 0.37 else -1)]
+    for end, inward in ((a, 1.0), (b, -1.0)):
+        if np.isfinite(end):
+            zs += [end, end + inward * 1e-6 * max(1.0, abs(end))]
+        else:
+            zs += [-inward * 40.0, -inward * 1e3]
+    return zs
+
+
+def _step(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, closed_lo: np.ndarray,
+          closed_hi: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The direction (0: central, +1/-1: one-sided into the domain) and step at v for a
+    domain (lo, hi) whose ends are kinks or edges."""
+    d = np.zeros_like(v)
+    d = np.where(closed_lo & (v <= lo), 1.0, d)
+    d = np.where(closed_hi & (v >= hi), -1.0, d)
+    room = np.minimum(np.where(v > lo, v - lo, INF), np.where(v < hi, hi - v, INF))
+    h = np.minimum(base, room / 10)
+    return d, h
+
+
+def _cont_groups():
+    """(label, method, argument index, cases, step base per case) per distribution."""
+    for name in sorted(CONTINUOUS):
+        params = CONT_PARAMS[name]
+        nominal = tuple(p.nominal for p in params)
+        d = CONTINUOUS[name]
+        cases = []  # (point z or q, shapes, loc, scale)
+        for z in _z_points(name):
+            cases.append((z, nominal, LOC, SCALE))
+        for i, p in enumerate(params):
+            for e in p.edges:
+                sh = nominal[:i] + (e,) + nominal[i + 1:]
+                for z in _z_points(name)[:4]:  # inside, the lower end and just inside
+                    cases.append((z, sh, LOC, SCALE))
+        for s in SCALE_EDGES:
+            cases.append((d.inside, nominal, LOC, s))
+        qcases = [(q, nominal, LOC, SCALE) for q in Q_POINTS]
+        for i, p in enumerate(params):
+            for e in p.edges:
+                sh = nominal[:i] + (e,) + nominal[i + 1:]
+                qcases += [(q, sh, LOC, SCALE) for q in (1e-12, 0.3, 1 - 1e-12)]
+        qcases += [(0.3, nominal, LOC, s) for s in SCALE_EDGES]
+        methods = [(m, cases) for m in ("pdf", "logpdf", "cdf", "logcdf", "sf", "logsf")]
+        methods += [(m, qcases) for m in ("ppf", "isf") if getattr(d, m) is not None]
+        for method, cs in methods:
+            yield name, method, params, cs
+
+
+def _cont_columns(name, method, params, cases, wrt):
+    """Arrays of the arguments (point, shapes..., loc, scale), the direction and step
+    in argument ``wrt`` (0: the point, 1..: shapes, then loc, scale)."""
+    d = CONTINUOUS[name]
+    n = len(cases)
+    point = np.array([c[0] for c in cases])
+    shapes = [np.array([c[1][i] for c in cases]) for i in range(len(params))]
+    loc = np.array([c[2] for c in cases])
+    scale = np.array([c[3] for c in cases])
+    quantile = method in ("ppf", "isf")
+    x = point if quantile else loc + scale * point
+    cols = [x, *shapes, loc, scale]
+    nsh = len(params)
+    v = cols[wrt]
+    keep = np.ones(n, bool)
+    if quantile:
+        doms = [(0.0, 1.0, True, True)] + [(p.lo, p.hi, False, False) for p in params] + [
+            (-INF, INF, False, False), (0.0, INF, False, False)]
+        lo, hi, clo, chi = doms[wrt]
+        base = 1e-6 * np.maximum(1.0, np.abs(v)) if wrt != 0 else np.full(n, 1e-7)
+        dirn, h = _step(v, np.full(n, lo), np.full(n, hi), np.full(n, clo),
+                        np.full(n, chi), base)
+        return cols, v, dirn, h, keep
+    a, b = d.support
+    if wrt == 0 or wrt == nsh + 1 or wrt == nsh + 2:  # x, loc, scale move z
+        z = point
+        dzdv = {0: 1 / scale, nsh + 1: -1 / scale, nsh + 2: -z / scale}[wrt]
+        dirn = np.zeros(n)
+        room = np.full(n, INF)
+        for end, inward in ((a, 1.0), (b, -1.0)):
+            if not np.isfinite(end):
+                continue
+            at = z == end
+            moving = dzdv != 0
+            dirn = np.where(at & moving, np.sign(dzdv) * inward, dirn)
+            with np.errstate(divide="ignore"):
+                r = np.where(at | ~moving, INF, np.abs(z - end) / np.abs(dzdv))
+            room = np.minimum(room, r)
+        base = 1e-6 * scale * np.maximum(1.0, np.abs(z)) if wrt != nsh + 2 else 1e-6 * scale
+        h = np.minimum(base, room / 10)
+        if wrt == nsh + 2:  # scale's own domain (0, inf)
+            h = np.minimum(h, scale / 10)
+        return cols, v, dirn, h, keep
+    p = params[wrt - 1]
+    keep = np.isfinite(v)  # df = inf is not perturbed (the other arguments are)
+    dirn, h = _step(v, np.full(n, p.lo), np.full(n, p.hi), np.full(n, False),
+                    np.full(n, False), 1e-6 * np.maximum(1.0, np.abs(v)))
+    return cols, v, dirn, h, keep
+
+
+def _call(dist, method, cols, wrt, sub):
+    """dist.method with argument ``wrt`` replaced by ``sub`` (plain or traced)."""
+    args = list(cols)
+    args[wrt] = sub
+    *rest, loc, scale = args
+    return getattr(dist, method)(*rest, loc=loc, scale=scale)
+
+
+def run_continuous(tally: Tally) -> None:
+    for name, method, params, cases in _cont_groups():
+        dist = getattr(st, name)
+        for wrt in range(len(params) + 3):
+            cols, v, dirn, h, keep = _cont_columns(name, method, params, cases, wrt)
+            cols = [c[keep] for c in cols]
+            v, dirn, h = v[keep], dirn[keep], h[keep]
+            argname = (["x" if method not in ("ppf", "isf") else "q"]
+                       + [p.name for p in params] + ["loc", "scale"])[wrt]
+
+            def plain(u, cols=cols, wrt=wrt, dist=dist, method=method):
+                return _call(dist, method, [np.broadcast_to(c, u.shape) for c in cols],
+                             wrt, u)
+
+            def traced(u, cols=cols, wrt=wrt, dist=dist, method=method):
+                return _call(dist, method, cols, wrt, u)
+
+            def inside(cols=cols, wrt=wrt, dist=dist, method=method, v=v):
+                # every table's first case is inside the domain (nominal parameters)
+                return dr.grad(lambda u: np.sum(_call(dist, method, [c[:1] for c in cols],
+                                                      wrt, u)))(v[:1])
+
+            names = (["x" if method not in ("ppf", "isf") else "q"]
+                     + [p.name for p in params] + ["loc", "scale"])
+
+            def describe(i, cols=cols, names=names):
+                return "(" + ", ".join(f"{k}={c[i]:.10g}" for k, c in zip(names, cols)) + ")"
+
+            judge(f"{name}.{method} d/d{argname}", plain, traced, v, dirn, h, tally,
+                  inside=inside, describe=describe)
+
+
+def run_discrete(tally: Tally) -> None:
+    for name in sorted(DISCRETE):
+        dist = getattr(st, name)
+        params = DISC_PARAMS[name]
+        nominal = tuple(p.nominal for p in params)
+        lower = DISCRETE[name].lower
+        cases = []
+        for i, p in enumerate((None, *params)):
+            edges = (None,) if p is None else p.edges
+            for e in edges:
+                sh = nominal if p is None else nominal[:i - 1] + (e,) + nominal[i:]
+                upper = sh[0] if name == "binom" else (1.0 if name == "bernoulli" else 60.0)
+                ks = sorted({lower, lower + 1, lower + 2, upper - 1, upper, 60.0})
+                cases += [(k, sh) for k in ks if k >= lower]
+        k = np.array([c[0] for c in cases])
+        shapes = [np.array([c[1][i] for c in cases]) for i in range(len(params))]
+        for method in ("pmf", "logpmf", "cdf", "logcdf", "sf", "logsf"):
+            for j, p in enumerate(params):
+                if p.count:
+                    continue
+                v = shapes[j]
+                dirn, h = _step(v, np.full(v.shape, p.lo), np.full(v.shape, p.hi),
+                                np.full(v.shape, True), np.full(v.shape, True),
+                                1e-6 * np.maximum(1.0, np.abs(v)))
+
+                def call(u, j=j, method=method, dist=dist, k=k, shapes=shapes):
+                    args = list(shapes)
+                    args[j] = u
+                    return getattr(dist, method)(k, *args)
+
+                def inside(j=j, method=method, dist=dist, k=k, shapes=shapes):
+                    args = [s_[:1] for s_ in shapes]
+                    return dr.grad(lambda u: np.sum(getattr(dist, method)(
+                        k[:1], *args[:j], u, *args[j + 1:])))(shapes[j][:1])
+
+                def describe(i, k=k, shapes=shapes, params=params):
+                    return f"(k={k[i]:g}, " + ", ".join(
+                        f"{q.name}={s_[i]:.10g}" for q, s_ in zip(params, shapes)) + ")"
+
+                judge(f"{name}.{method} d/d{p.name}", call, call, v, dirn, h, tally,
+                      inside=inside, describe=describe)
+
+
+def test_scipy_stats_at_the_edges_of_their_domains():
+    tally = Tally()
+    run_continuous(tally)
+    run_discrete(tally)
+    print(dict(tally.counts))
+    assert not tally.failures, "\n".join(tally.failures[:60]) + (
+        f"\n... {len(tally.failures)} failures in all" if len(tally.failures) > 60 else "")
