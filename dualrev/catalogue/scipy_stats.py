@@ -156,12 +156,6 @@ def _continuous(d: _Continuous, method: str, x: Any, shapes: tuple[Any, ...], lo
     else:  # a density flat to every order at the end (lognorm, invgamma): constants
         inside = np.logical_and(np.greater(z, a), np.less(z, b))
     ok = np.logical_and(good, inside)
-    if a == 0 or b == 0:
-        # At a support's end at 0 the point does not move with the scale: z computed
-        # with a plain scale there, so that an infinite slope of the cdf or density at
-        # the end meets a structural zero, not 0 * inf (nan), in d/dscale.
-        zero = np.equal(z, 0)
-        z = np.where(zero, (x - loc) / without_derivatives(np.where(zero, scale, 1.0)), z)
     # Masked-out entries are evaluated at a safe point, so that no inf or nan of the
     # formula there reaches a derivative (0 * inf) through np.where.
     zs = np.where(ok, z, d.inside)
@@ -247,7 +241,8 @@ def _quantile(d: _Continuous, method: str, q: Any, shapes: tuple[Any, ...], loc:
     sc_ = np.where(good, scale, 1.0)
     f = d.ppf if method == "ppf" else d.isf
     assert f is not None
-    core = f(qs, *ss) * sc_ + loc
+    # (each branch with its own safe shapes: an extreme shape's median may overflow)
+    core = f(qs, *(np.where(inner, v, 1.0) for v in ss)) * sc_ + loc
     a, b = d.support
     at0, at1 = (a, b) if method == "ppf" else (b, a)
 
@@ -262,7 +257,7 @@ def _quantile(d: _Continuous, method: str, q: Any, shapes: tuple[Any, ...], loc:
     closed = np.logical_and(np.logical_and(good, finite_end),
                             np.logical_or(np.equal(q, 0), np.equal(q, 1)))
     qe = np.where(closed, q, 0.5)
-    at_end = f(qe, *ss) * sc_ + loc
+    at_end = f(qe, *(np.where(closed, v, 1.0) for v in ss)) * sc_ + loc
     out = np.where(closed, at_end, out)
     return np.where(inner, core, np.where(good, out, np.nan))
 
@@ -624,11 +619,19 @@ def _discrete(d: _Discrete, method: str, k: Any, shapes: tuple[Any, ...], loc: A
     # masked-out entries: a safe parameter (inside every supported one's domain: 0.5)
     ss = tuple(np.where(good, s, 1.0 if i in d.counts else 0.5) for i, s in enumerate(shapes))
     lo = d.lower
+
+    def safe(ok: Any) -> tuple[Any, ...]:
+        # where the point is outside the support the formula is evaluated at the lower
+        # end, with a continuous parameter of 0.5: an edge one (p = 1) gives log(0) there,
+        # whose 0 * inf would reach the derivative through np.where
+        return tuple(v if i in d.counts else np.where(ok, v, 0.5) for i, v in enumerate(ss))
+
     if method in ("pmf", "logpmf"):
         ok = np.logical_and(np.logical_and(np.greater_equal(k, lo), np.less_equal(k, upper)),
                             np.equal(np.floor(k), k))
         ok = np.logical_and(ok, good)
         ks = np.where(ok, k, lo)
+        ss = safe(ok)
         if method == "pmf" and d.at_edge is not None:
             # the double where: each branch sees only the parameters it is taken at
             edge = np.logical_and(d.at_edge(*ss), ok)
@@ -645,6 +648,7 @@ def _discrete(d: _Discrete, method: str, k: Any, shapes: tuple[Any, ...], loc: A
     else:
         ok = np.logical_and(np.logical_and(np.greater_equal(k, lo), np.less(k, upper)), good)
         ks = np.where(ok, np.floor(k), lo)
+        ss = safe(ok)
         core = d.cdf[method](ks, *ss)
         if method in ("cdf", "logcdf"):
             edge = np.greater_equal(k, upper)
