@@ -89,7 +89,9 @@ elementwise(
 
 
 def _gammainc_dx(ans: Any, a: Any, x: Any) -> Any:
-    return np.exp(-x + (a - 1) * np.log(x) - sc.gammaln(a))
+    # x**(a-1) e**-x / gamma(a), with 0 * log(0) = 0: at x = 0 and a = 1 it is 1 (the
+    # one-sided derivative of gammainc(1, x) = 1 - e**-x), not nan
+    return np.exp(-x + sc.xlogy(a - 1, x) - sc.gammaln(a))
 
 
 elementwise(sc.gammainc, _not_in("scipy.special.gammainc w.r.t. a"), _gammainc_dx,
@@ -426,10 +428,18 @@ def _ellipe_dm(m: Any) -> Any:
 
 elementwise(sc.ellipk, lambda ans, m: _ellipk_dm(m), saves="m")
 elementwise(sc.ellipe, lambda ans, m: _ellipe_dm(m), saves="m")
-elementwise(sc.ellipkm1,  # K(1 - p), with 1 - p rounded only where K' is smooth in it
-            lambda ans, p: -_near_0(1 - p, lambda u: np.pi / 8 * sc.hyp2f1(1.5, 1.5, 2.0, u),
-                                    lambda u: (sc.ellipe(u) - (1 - u) * sc.ellipk(u))
-                                    / (2 * u * (1 - u))), saves="p")
+def _ellipkm1_dp(p: Any) -> Any:
+    # -K'(1 - p), in p itself: (E(1 - p) - p K(1 - p)) / (2 (1 - p) p), whose K(1 - p) is
+    # ellipkm1(p) (accurate at p = 1e-300, where 1 - p rounds to 1 and ellipk(1) = inf);
+    # K' by its series where m = 1 - p is near 0
+    near = np.less(np.abs(1 - p), 0.5)
+    ps = np.where(near, 0.25, p)  # each branch sees a safe p
+    closed = (sc.ellipe(1 - ps) - ps * sc.ellipkm1(ps)) / (2 * (1 - ps) * ps)
+    series = np.pi / 8 * sc.hyp2f1(1.5, 1.5, 2.0, np.where(near, 1 - p, 0.0))
+    return -np.where(near, series, closed)
+
+
+elementwise(sc.ellipkm1, lambda ans, p: _ellipkm1_dp(p), saves="p")
 
 
 def _delta(phi: Any, m: Any) -> Any:

@@ -484,3 +484,159 @@ def test_scipy_stats_at_the_edges_of_their_domains():
     print(dict(tally.counts))
     assert not tally.failures, "\n".join(tally.failures[:60]) + (
         f"\n... {len(tally.failures)} failures in all" if len(tally.failures) > 60 else "")
+
+
+# ------------------------------------------------------------------ scipy.special
+@dataclass
+class Special:
+    """A scipy.special function of one argument (the others fixed), its domain, and
+    the special points where its derivative is checked (closed forms where given)."""
+
+    label: str
+    f: Callable[[np.ndarray], np.ndarray]
+    points: tuple[float, ...]
+    lo: float = -INF
+    hi: float = INF
+    exact: dict[float, float] = field(default_factory=dict)
+    poles: tuple[float, ...] = ()  # singular points inside the domain: steps stay clear
+
+
+def _fact(n: int) -> float:
+    return float(math.factorial(n))
+
+
+SPECIAL = [
+    # zeros of 1/gamma: d/dx at -n is (-1)**n n!
+    Special("rgamma", sc.rgamma, (0.0, -1.0, -2.0, -3.0, -10.0, -0.5, 1e-300, 2.0),
+            exact={-float(n): (-1) ** n * _fact(n) for n in (0, 1, 2, 3, 10)}),
+    # poles
+    Special("gamma", sc.gamma, (0.0, -1.0, -2.0, -1 + 1e-9, 1e-300, 171.5),
+            poles=(0.0, -1.0, -2.0)),
+    Special("gammaln", sc.gammaln, (0.0, -1.0, -2.0, 1e-300, 1.0, 2.0, 1e300),
+            poles=(0.0, -1.0, -2.0)),
+    Special("loggamma", sc.loggamma, (0.0, 1e-300, 1.0, 2.0), lo=0.0),
+    Special("psi", sc.psi, (0.0, -1.0, -2.5, 1.4616321449683622, 1e-300, 1e300),
+            poles=(0.0, -1.0, -2.0, -3.0)),
+    Special("beta(a, 2)", lambda a: sc.beta(a, 2.0), (0.0, -1.0, 1e-300, 1.0),
+            poles=(0.0, -1.0)),
+    Special("betaln(a, 2)", lambda a: sc.betaln(a, 2.0), (0.0, 1e-300, 1.0), poles=(0.0,)),
+    # branch points and ends of domains
+    Special("log1p", sc.log1p, (-1.0, -1 + 1e-12, 0.0, 1e300), lo=-1.0),
+    Special("xlogy(x, 0) in x", lambda x: sc.xlogy(x, 0.0), (0.0, 1.0)),
+    Special("xlogy(0, y) in y", lambda y: sc.xlogy(0.0, y), (0.0, 1.0), lo=0.0,
+            exact={0.0: 0.0}),
+    Special("xlogy(2, y) in y", lambda y: sc.xlogy(2.0, y), (0.0, 1e-300, 1.0), lo=0.0),
+    Special("xlog1py(0, y) in y", lambda y: sc.xlog1py(0.0, y), (-1.0, 0.0), lo=-1.0,
+            exact={-1.0: 0.0}),
+    Special("xlog1py(x, -1) in x", lambda x: sc.xlog1py(x, -1.0), (0.0, 1.0)),
+    Special("erfinv", sc.erfinv, (-1.0, 1.0, 1 - 1e-12, -1 + 1e-12, 0.0), lo=-1.0, hi=1.0),
+    Special("erfcinv", sc.erfcinv, (0.0, 2.0, 1e-300, 1.0), lo=0.0, hi=2.0),
+    Special("ndtri", sc.ndtri, (0.0, 1.0, 1e-300, 0.5, 1 - 1e-12), lo=0.0, hi=1.0),
+    Special("ndtri_exp", sc.ndtri_exp, (0.0, -1e-300, -745.0, -1e10), hi=0.0),
+    Special("log_ndtr", sc.log_ndtr, (-1e3, -40.0, 0.0, 40.0, 1e3)),
+    Special("ndtr", sc.ndtr, (-1e3, -40.0, 40.0)),
+    Special("erfcx", sc.erfcx, (-30.0, 0.0, 1e3, 1e5)),
+    Special("erf", sc.erf, (-30.0, 0.0, 30.0)),
+    Special("logit", sc.logit, (0.0, 1.0, 0.5, 1e-300, 1 - 1e-12), lo=0.0, hi=1.0,
+            exact={0.5: 4.0}),
+    Special("expit", sc.expit, (-800.0, 0.0, 800.0), exact={0.0: 0.25}),
+    Special("log_expit", sc.log_expit, (-800.0, 0.0, 800.0), exact={0.0: 0.5}),
+    Special("sinc", np.sinc, (0.0, 1.0, -1.0, 1e-300), exact={0.0: 0.0}),
+    Special("exprel", sc.exprel, (0.0, 1e-300, -1e-10, 700.0), exact={0.0: 0.5}),
+    Special("boxcox(2, l) in l", lambda lm: sc.boxcox(2.0, lm), (0.0, 1e-300, 1.0),
+            exact={0.0: np.log(2.0) ** 2 / 2}),
+    Special("boxcox(x, 0) in x", lambda x: sc.boxcox(x, 0.0), (0.0, 1.0), lo=0.0),
+    Special("boxcox1p(1, l) in l", lambda lm: sc.boxcox1p(1.0, lm), (0.0, 1e-300),
+            exact={0.0: np.log(2.0) ** 2 / 2}),
+    Special("inv_boxcox(1, l) in l", lambda lm: sc.inv_boxcox(1.0, lm), (0.0,),
+            exact={0.0: -np.e / 2}),
+    Special("spence", sc.spence, (0.0, 1.0, 1e-300, 2.0), lo=0.0, exact={1.0: -1.0}),
+    Special("ellipk", sc.ellipk, (1.0, 1 - 1e-12, 0.0, -1e3), hi=1.0,
+            exact={0.0: np.pi / 8}),
+    Special("ellipkm1", sc.ellipkm1, (0.0, 1e-300, 1.0), lo=0.0),
+    Special("ellipe", sc.ellipe, (1.0, 1 - 1e-12, 0.0), hi=1.0, exact={0.0: -np.pi / 8}),
+    Special("entr", sc.entr, (0.0, 1e-300, 1.0), lo=0.0, exact={1.0: -1.0}),
+    Special("kl_div(x, 1) in x", lambda x: sc.kl_div(x, 1.0), (0.0, 1.0), lo=0.0),
+    Special("rel_entr(x, 1) in x", lambda x: sc.rel_entr(x, 1.0), (0.0, 1.0), lo=0.0),
+    Special("cbrt", sc.cbrt, (0.0, -1.0, 1e-300), poles=(0.0,)),
+    # Bessel functions at 0, integer and non-integer orders (x >= 0 for the latter)
+    *(Special(f"jv({v}, x)", (lambda v: lambda x: sc.jv(v, x))(v), (0.0, 1e-300, 1.0),
+              lo=-INF if float(v).is_integer() else 0.0,
+              exact={0.0: {0: 0.0, 1: 0.5, 2: 0.0, -1: -0.5}.get(v, np.nan)})
+      for v in (0, 1, 2, -1, 0.5, 1.5)),
+    *(Special(f"iv({v}, x)", (lambda v: lambda x: sc.iv(v, x))(v), (0.0, 1e-300, 1.0),
+              lo=-INF if float(v).is_integer() else 0.0,
+              exact={0.0: {0: 0.0, 1: 0.5, 2: 0.0, -1: 0.5}.get(v, np.nan)})
+      for v in (0, 1, 2, -1, 0.5, 1.5)),
+    Special("i0", sc.i0, (0.0, 700.0), exact={0.0: 0.0}),
+    Special("i0e", sc.i0e, (0.0, 1e300)),
+    Special("i1", sc.i1, (0.0,), exact={0.0: 0.5}),
+    Special("j0", sc.j0, (0.0,), exact={0.0: 0.0}),
+    Special("j1", sc.j1, (0.0,), exact={0.0: 0.5}),
+    Special("k0", sc.k0, (0.0, 1e-300, 1.0), lo=0.0),
+    Special("y0", sc.y0, (0.0, 1e-300, 1.0), lo=0.0),
+    Special("kv(0.5, x)", lambda x: sc.kv(0.5, x), (0.0, 1.0, 700.0), lo=0.0),
+    # incomplete gamma and beta functions at the ends of x
+    *(Special(f"gammainc({a}, x)", (lambda a: lambda x: sc.gammainc(a, x))(a),
+              (0.0, 1e-300, 1.0, 1e3), lo=0.0, exact={0.0: {1.0: 1.0, 2.0: 0.0}.get(a, np.nan)})
+      for a in (0.5, 1.0, 2.0)),
+    *(Special(f"gammaincc({a}, x)", (lambda a: lambda x: sc.gammaincc(a, x))(a),
+              (0.0, 1.0, 1e3), lo=0.0, exact={0.0: {1.0: -1.0, 2.0: 0.0}.get(a, np.nan)})
+      for a in (0.5, 1.0, 2.0)),
+    *(Special(f"betainc({a}, {b}, x)", (lambda a, b: lambda x: sc.betainc(a, b, x))(a, b),
+              (0.0, 1.0, 0.5, 1e-300), lo=0.0, hi=1.0,
+              exact={0.0: {1.0: b, 2.0: 0.0}.get(a, np.nan),
+                     1.0: {1.0: a, 2.0: 0.0}.get(b, np.nan)})
+      for a, b in ((0.5, 1.0), (1.0, 2.0), (2.0, 0.5), (2.0, 2.0))),
+    Special("gammaincinv(2, y)", lambda y: sc.gammaincinv(2.0, y), (0.0, 1.0, 1e-300, 0.5),
+            lo=0.0, hi=1.0),
+    Special("betaincinv(2, 3, y)", lambda y: sc.betaincinv(2.0, 3.0, y), (0.0, 1.0, 0.5),
+            lo=0.0, hi=1.0),
+    Special("chdtr(2, x)", lambda x: sc.chdtr(2.0, x), (0.0, 1.0), lo=0.0,
+            exact={0.0: 0.5}),
+    Special("chdtr(1, x)", lambda x: sc.chdtr(1.0, x), (0.0, 1.0), lo=0.0),
+    Special("gdtr(1, 1, x)", lambda x: sc.gdtr(1.0, 1.0, x), (0.0, 1.0), lo=0.0,
+            exact={0.0: 1.0}),
+    Special("pdtr(0, m)", lambda m: sc.pdtr(0.0, m), (0.0, 1.0), lo=0.0,
+            exact={0.0: -1.0}),
+    Special("pdtr(1, m)", lambda m: sc.pdtr(1.0, m), (0.0, 1.0), lo=0.0,
+            exact={0.0: 0.0}),
+    Special("bdtr(0, 5, p)", lambda p: sc.bdtr(0, 5, p), (0.0, 1.0, 0.5), lo=0.0,
+            hi=1.0, exact={0.0: -5.0, 1.0: 0.0}),
+    Special("bdtr(4, 5, p)", lambda p: sc.bdtr(4, 5, p), (0.0, 1.0), lo=0.0, hi=1.0,
+            exact={0.0: 0.0, 1.0: -5.0}),
+    Special("nbdtr(0, 3, p)", lambda p: sc.nbdtr(0, 3, p), (1.0, 0.5), lo=0.0, hi=1.0,
+            exact={1.0: 3.0}),
+    # Student t at df = inf and huge: the normal
+    Special("stdtr(inf, t)", lambda t: sc.stdtr(INF, t), (0.0, 1.5, -40.0),
+            exact={0.0: 1 / np.sqrt(2 * np.pi), 1.5: np.exp(-1.125) / np.sqrt(2 * np.pi)}),
+    Special("stdtr(1e12, t)", lambda t: sc.stdtr(1e12, t), (0.0, 1.5),
+            exact={0.0: 1 / np.sqrt(2 * np.pi)}),
+    Special("stdtrit(inf, p)", lambda p: sc.stdtrit(INF, p), (0.5, 0.0, 1.0), lo=0.0, hi=1.0,
+            exact={0.5: np.sqrt(2 * np.pi)}),
+]
+
+
+def run_special(tally: Tally) -> None:
+    for e in SPECIAL:
+        v = np.array(e.points, dtype=float)
+        d = np.where(v <= e.lo, 1.0, np.where(v >= e.hi, -1.0, 0.0))
+        room = np.minimum(np.where(v > e.lo, v - e.lo, INF), np.where(v < e.hi, e.hi - v, INF))
+        for pole in e.poles:
+            room = np.minimum(room, np.where(v != pole, np.abs(v - pole), INF))
+        # a point within rounding of an end (1 - 1e-16) is at it: one-sided, inward
+        tight = room < 1e3 * np.spacing(np.abs(v))
+        d = np.where(tight & (v - e.lo < e.hi - v), 1.0, np.where(tight, -1.0, d))
+        room = np.where(tight, INF, room)
+        h = np.minimum(1e-5 * np.maximum(1.0, np.abs(v)), room / 10)
+        exact = np.array([e.exact.get(p, np.nan) for p in e.points])
+        with np.errstate(all="ignore"):
+            judge(e.label, e.f, e.f, v, d, h, tally, exact=exact,
+                  describe=lambda i, v=v: f"(at {v[i]!r})")
+
+
+def test_scipy_special_at_zeros_poles_and_branch_points():
+    tally = Tally()
+    run_special(tally)
+    print(dict(tally.counts))
+    assert not tally.failures, "\n".join(tally.failures)
