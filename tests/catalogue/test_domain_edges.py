@@ -99,9 +99,11 @@ def judge(label: str, plain: Callable[[np.ndarray], np.ndarray],
           describe: Callable[[int], str] = str, log_values: bool = False,
           convention: np.ndarray | None = None, nan_ok: np.ndarray | None = None) -> None:
     """Judge the derivative of the elementwise ``traced`` (a dualrev call) at each entry of
-    ``v`` against SciPy's ``plain`` (see the module docstring); ``inside``: the same
-    derivative at a point inside the domain, where a refusal must happen too; ``exact``: closed forms
-    (nan where none is given) used instead of the differences."""
+    ``v`` against SciPy's ``plain`` (see the module docstring). ``inside``: the same
+    derivative at a point inside the domain, where a refusal must happen too; ``exact``:
+    closed forms (nan where none is given) used instead of the differences;
+    ``convention``: where a finite derivative of no derivative is dualrev's stated
+    convention; ``nan_ok``: where inf/nan is, though the differences settle."""
     v = np.asarray(v, dtype=float)
     n = v.size
     tally.where = describe
@@ -410,7 +412,8 @@ def run_continuous(tally: Tally) -> None:
                      + [p.name for p in params] + ["loc", "scale"])
 
             def describe(i, cols=cols, names=names):
-                return "(" + ", ".join(f"{k}={c[i]:.10g}" for k, c in zip(names, cols)) + ")"
+                pairs = zip(names, cols, strict=True)
+                return "(" + ", ".join(f"{k}={c[i]:.10g}" for k, c in pairs) + ")"
 
             conv = exact = nan_ok = None
             if method not in ("ppf", "isf"):
@@ -470,8 +473,9 @@ def run_discrete(tally: Tally) -> None:
                         k[:1], *args[:j], u, *args[j + 1:])))(shapes[j][:1])
 
                 def describe(i, k=k, shapes=shapes, params=params):
+                    pairs = zip(params, shapes, strict=True)
                     return f"(k={k[i]:g}, " + ", ".join(
-                        f"{q.name}={s_[i]:.10g}" for q, s_ in zip(params, shapes)) + ")"
+                        f"{q.name}={s_[i]:.10g}" for q, s_ in pairs) + ")"
 
                 judge(f"{name}.{method} d/d{p.name}", call, call, v, dirn, h, tally,
                       inside=inside, describe=describe, log_values=method.startswith("log"))
@@ -499,6 +503,11 @@ class Special:
     hi: float = INF
     exact: dict[float, float] = field(default_factory=dict)
     poles: tuple[float, ...] = ()  # singular points inside the domain: steps stay clear
+
+
+def _partial(f: Callable[..., np.ndarray], *fixed: float) -> Callable[[np.ndarray], np.ndarray]:
+    """f with its leading arguments fixed: a function of its last."""
+    return lambda x: f(*fixed, x)
 
 
 def _fact(n: int) -> float:
@@ -560,11 +569,11 @@ SPECIAL = [
     Special("rel_entr(x, 1) in x", lambda x: sc.rel_entr(x, 1.0), (0.0, 1.0), lo=0.0),
     Special("cbrt", sc.cbrt, (0.0, -1.0, 1e-300), poles=(0.0,)),
     # Bessel functions at 0, integer and non-integer orders (x >= 0 for the latter)
-    *(Special(f"jv({v}, x)", (lambda v: lambda x: sc.jv(v, x))(v), (0.0, 1e-300, 1.0),
+    *(Special(f"jv({v}, x)", _partial(sc.jv, v), (0.0, 1e-300, 1.0),
               lo=-INF if float(v).is_integer() else 0.0,
               exact={0.0: {0: 0.0, 1: 0.5, 2: 0.0, -1: -0.5}.get(v, np.nan)})
       for v in (0, 1, 2, -1, 0.5, 1.5)),
-    *(Special(f"iv({v}, x)", (lambda v: lambda x: sc.iv(v, x))(v), (0.0, 1e-300, 1.0),
+    *(Special(f"iv({v}, x)", _partial(sc.iv, v), (0.0, 1e-300, 1.0),
               lo=-INF if float(v).is_integer() else 0.0,
               exact={0.0: {0: 0.0, 1: 0.5, 2: 0.0, -1: 0.5}.get(v, np.nan)})
       for v in (0, 1, 2, -1, 0.5, 1.5)),
@@ -577,13 +586,13 @@ SPECIAL = [
     Special("y0", sc.y0, (0.0, 1e-300, 1.0), lo=0.0),
     Special("kv(0.5, x)", lambda x: sc.kv(0.5, x), (0.0, 1.0, 700.0), lo=0.0),
     # incomplete gamma and beta functions at the ends of x
-    *(Special(f"gammainc({a}, x)", (lambda a: lambda x: sc.gammainc(a, x))(a),
+    *(Special(f"gammainc({a}, x)", _partial(sc.gammainc, a),
               (0.0, 1e-300, 1.0, 1e3), lo=0.0, exact={0.0: {1.0: 1.0, 2.0: 0.0}.get(a, np.nan)})
       for a in (0.5, 1.0, 2.0)),
-    *(Special(f"gammaincc({a}, x)", (lambda a: lambda x: sc.gammaincc(a, x))(a),
+    *(Special(f"gammaincc({a}, x)", _partial(sc.gammaincc, a),
               (0.0, 1.0, 1e3), lo=0.0, exact={0.0: {1.0: -1.0, 2.0: 0.0}.get(a, np.nan)})
       for a in (0.5, 1.0, 2.0)),
-    *(Special(f"betainc({a}, {b}, x)", (lambda a, b: lambda x: sc.betainc(a, b, x))(a, b),
+    *(Special(f"betainc({a}, {b}, x)", _partial(sc.betainc, a, b),
               (0.0, 1.0, 0.5, 1e-300), lo=0.0, hi=1.0,
               exact={0.0: {1.0: b, 2.0: 0.0}.get(a, np.nan),
                      1.0: {1.0: a, 2.0: 0.0}.get(b, np.nan)})
