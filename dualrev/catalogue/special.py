@@ -256,7 +256,10 @@ def _rgamma_d(ans: Any, x: Any) -> Any:
     # x <= 0 the reflection 1/gamma(x) = sin(pi x) gamma(1 - x) / pi is smooth, and its
     # derivative cos(pi x) gamma(1 - x) - sin(pi x) gamma(1 - x) psi(1 - x) / pi is
     # (-1)**n n! at -n; sindg/cosdg of 180 x are exact at the integers. Below -170
-    # gamma(1 - x) overflows: the digamma form is kept there.
+    # gamma(1 - x) overflows: the digamma form is kept there, and for complex x (whose
+    # zeros are the same real points, reached only along the real axis).
+    if is_complex(x):
+        return -ans * sc.digamma(x)
     ref = np.logical_and(np.less_equal(x, 0.0), np.greater(x, -170.0))
     xr = np.where(ref, x, -0.5)
     g = sc.gamma(1 - xr)
