@@ -89,9 +89,14 @@ elementwise(
 
 
 def _gammainc_dx(ans: Any, a: Any, x: Any) -> Any:
-    # x**(a-1) e**-x / gamma(a), with 0 * log(0) = 0: at x = 0 and a = 1 it is 1 (the
-    # one-sided derivative of gammainc(1, x) = 1 - e**-x), not nan
-    return np.exp(-x + sc.xlogy(a - 1, x) - sc.gammaln(a))
+    # x**(a-1) e**-x / gamma(a): by its log inside (where the power alone may overflow),
+    # as the power itself at x = 0, where the log form's own derivative is 0 * inf
+    # (the second derivative of gammainc(2, x) at 0 is 1); each branch at a safe x
+    zero = np.equal(x, 0)
+    xs = np.where(zero, 1.0, x)
+    x0 = np.where(zero, x, 1.0)
+    inner = np.exp(-xs + sc.xlogy(a - 1, xs) - sc.gammaln(a))
+    return np.where(zero, x0 ** (a - 1) * np.exp(-x0 - sc.gammaln(a)), inner)
 
 
 elementwise(sc.gammainc, _not_in("scipy.special.gammainc w.r.t. a"), _gammainc_dx,
@@ -102,7 +107,9 @@ elementwise(sc.gammaincc, _not_in("scipy.special.gammaincc w.r.t. a"),
 
 # ------------------------------------------------------------------ logistic, logs
 elementwise(sc.expit, lambda ans, x: ans * (1 - ans), saves="ans")
-elementwise(sc.logit, lambda ans, x: _div(1.0, x * (1 - x)), saves="x")
+# 1/x + 1/(1 - x) rather than 1/(x (1 - x)): reverse mode of the product's rule met
+# -inf * x + inf * (1 - x) (nan) where the second derivative overflows (x = 1e-300)
+elementwise(sc.logit, lambda ans, x: _div(1.0, x) + _div(1.0, 1 - x), saves="x")
 elementwise(sc.log_expit, lambda ans, x: sc.expit(-x), saves="x")
 elementwise(sc.xlogy, lambda ans, x, y: np.log(y), lambda ans, x, y: _xdivy(x, y),
             saves=("y", "x y"))
@@ -253,14 +260,14 @@ def multi_output(ufunc: Any, *per_output: Sequence[Callable[..., Any]],
 # ------------------------------------------------------------------ more gamma and beta
 def _rgamma_d(ans: Any, x: Any) -> Any:
     # -psi(x) / gamma(x), which is 0 * inf at the zeros 0, -1, -2, ... of 1/gamma. For
-    # x <= 0 the reflection 1/gamma(x) = sin(pi x) gamma(1 - x) / pi is smooth, and its
+    # x < 1/2 the reflection 1/gamma(x) = sin(pi x) gamma(1 - x) / pi is smooth, and its
     # derivative cos(pi x) gamma(1 - x) - sin(pi x) gamma(1 - x) psi(1 - x) / pi is
     # (-1)**n n! at -n; sindg/cosdg of 180 x are exact at the integers. Below -170
     # gamma(1 - x) overflows: the digamma form is kept there, and for complex x (whose
     # zeros are the same real points, reached only along the real axis).
     if is_complex(x):
         return -ans * sc.digamma(x)
-    ref = np.logical_and(np.less_equal(x, 0.0), np.greater(x, -170.0))
+    ref = np.logical_and(np.less(x, 0.5), np.greater(x, -170.0))  # also near 0 from above
     xr = np.where(ref, x, -0.5)
     g = sc.gamma(1 - xr)
     reflected = sc.cosdg(180.0 * xr) * g - sc.sindg(180.0 * xr) * g * sc.digamma(1 - xr) / np.pi
@@ -296,6 +303,15 @@ elementwise(sc.gammainccinv, _not_in("scipy.special.gammainccinv w.r.t. a"),
             lambda ans, a, y: -_gammainc_inv_dy(ans, a, y), saves=("", "ans a"))
 
 
+def _beta_density(a: Any, b: Any, x: Any) -> Any:
+    """x**(a-1) (1-x)**(b-1) / B(a, b): by its log inside (0, 1), by the powers at the
+    ends, where the log form's derivative is 0 * inf (each branch at a safe x)."""
+    end = np.logical_or(np.equal(x, 0), np.equal(x, 1))
+    xe = np.where(end, x, 0.5)
+    at_end = xe ** (a - 1) * (1 - xe) ** (b - 1) * np.exp(-sc.betaln(a, b))
+    return np.where(end, at_end, np.exp(_log_beta_density(a, b, np.where(end, 0.5, x))))
+
+
 def _log_beta_density(a: Any, b: Any, x: Any) -> Any:
     # log(x**(a-1) (1-x)**(b-1) / B(a, b)), with 0 * log 0 = 0 at the ends
     return sc.xlogy(a - 1, x) + sc.xlog1py(b - 1, -x) - sc.betaln(a, b)
@@ -303,10 +319,10 @@ def _log_beta_density(a: Any, b: Any, x: Any) -> Any:
 
 elementwise(sc.betainc, _not_in("scipy.special.betainc w.r.t. a"),
             _not_in("scipy.special.betainc w.r.t. b"),
-            lambda ans, a, b, x: np.exp(_log_beta_density(a, b, x)), saves=("", "", "a b x"))
+            lambda ans, a, b, x: _beta_density(a, b, x), saves=("", "", "a b x"))
 elementwise(sc.betaincc, _not_in("scipy.special.betaincc w.r.t. a"),
             _not_in("scipy.special.betaincc w.r.t. b"),
-            lambda ans, a, b, x: -np.exp(_log_beta_density(a, b, x)), saves=("", "", "a b x"))
+            lambda ans, a, b, x: -_beta_density(a, b, x), saves=("", "", "a b x"))
 elementwise(sc.betaincinv, _not_in("scipy.special.betaincinv w.r.t. a"),
             _not_in("scipy.special.betaincinv w.r.t. b"),
             lambda ans, a, b, y: np.exp(-_log_beta_density(a, b, ans)),
@@ -652,13 +668,13 @@ elementwise(sc.stdtrit, _not_in("scipy.special.stdtrit w.r.t. df"),
 def _bdtr_dp(k: Any, n: Any, p: Any) -> Any:
     # bdtr(k, n, p) = betainc(n - k, k + 1, 1 - p), k and n floored
     k, n = np.floor(k), np.floor(n)
-    return -np.exp(_log_beta_density(n - k, k + 1, 1 - p))
+    return -_beta_density(n - k, k + 1, 1 - p)
 
 
 def _nbdtr_dp(k: Any, n: Any, p: Any) -> Any:
     # nbdtr(k, n, p) = betainc(n, k + 1, p), k and n floored
     k, n = np.floor(k), np.floor(n)
-    return np.exp(_log_beta_density(n, k + 1, p))
+    return _beta_density(n, k + 1, p)
 
 
 for _f, _dp in ((sc.bdtr, _bdtr_dp), (sc.nbdtr, _nbdtr_dp)):

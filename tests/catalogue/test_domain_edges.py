@@ -97,13 +97,16 @@ def judge(label: str, plain: Callable[[np.ndarray], np.ndarray],
           h: np.ndarray, tally: Tally, inside: Callable[[], object] | None = None,
           exact: np.ndarray | None = None, rtol: float = 2e-4,
           describe: Callable[[int], str] = str, log_values: bool = False,
-          convention: np.ndarray | None = None, nan_ok: np.ndarray | None = None) -> None:
+          convention: np.ndarray | None = None, nan_ok: np.ndarray | None = None,
+          batched: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
     """Judge the derivative of the elementwise ``traced`` (a dualrev call) at each entry of
     ``v`` against SciPy's ``plain`` (see the module docstring). ``inside``: the same
     derivative at a point inside the domain, where a refusal must happen too; ``exact``:
     closed forms (nan where none is given) used instead of the differences;
     ``convention``: where a finite derivative of no derivative is dualrev's stated
-    convention; ``nan_ok``: where inf/nan is, though the differences settle."""
+    convention; ``nan_ok``: where inf/nan is, though the differences settle;
+    ``batched``: the derivatives by vmap of grad over the cases, which must equal the
+    forward ones."""
     v = np.asarray(v, dtype=float)
     n = v.size
     tally.where = describe
@@ -140,6 +143,16 @@ def judge(label: str, plain: Callable[[np.ndarray], np.ndarray],
         tally.fail(label, -1, f"refused at the edges only: {errors[0]}")
         return
     (val_f, fwd), (_, rev) = results
+    if batched is not None:
+        try:
+            vb = np.broadcast_to(np.asarray(batched(v), dtype=float), v.shape)
+        except dr.DualrevError as e:
+            tally.fail(label, -1, f"vmap of grad raised where jvp did not: {e}")
+            vb = fwd
+        vm = _agree(vb, fwd) | ~np.isfinite(val_f)  # an infinite value: nothing to judge
+        tally.counts["vmap == forward"] += int(np.sum(vm))
+        for i in np.flatnonzero(~vm):
+            tally.fail(label, int(i), f"vmap(grad) {vb.flat[i]!r} != forward {fwd.flat[i]!r}")
     want = np.broadcast_to(np.asarray(plain(v), dtype=float), v.shape)
     ok_value = (_agree(val_f, want, rtol=1e-9) | (
         np.isfinite(want) & (np.abs(val_f - want) <= 1e-9 * np.abs(want) + 1e-15))
@@ -431,9 +444,14 @@ def run_continuous(tally: Tally) -> None:
                     # every derivative of lognorm's and invgamma's density vanishes at
                     # 0, beyond what differences resolve: the closed form is 0
                     exact = np.where(z == lo, 0.0, np.nan)
+            def batched(u, cols=cols, wrt=wrt, dist=dist, method=method):
+                def one(w, *c):
+                    return dr.grad(lambda w_: _call(dist, method, list(c), wrt, w_))(w)
+                return dr.vmap(one)(u, *cols)
+
             judge(f"{name}.{method} d/d{argname}", plain, traced, v, dirn, h, tally,
                   inside=inside, describe=describe, convention=conv, exact=exact,
-                  nan_ok=nan_ok,
+                  nan_ok=nan_ok, batched=batched,
                   log_values=method.startswith("log"))
 
 
@@ -477,8 +495,15 @@ def run_discrete(tally: Tally) -> None:
                     return f"(k={k[i]:g}, " + ", ".join(
                         f"{q.name}={s_[i]:.10g}" for q, s_ in pairs) + ")"
 
+                def batched(u, j=j, method=method, dist=dist, k=k, shapes=shapes):
+                    def one(w, kk, *sh):
+                        return dr.grad(lambda w_: getattr(dist, method)(
+                            kk, *sh[:j], w_, *sh[j + 1:]))(w)
+                    return dr.vmap(one)(u, k, *shapes)
+
                 judge(f"{name}.{method} d/d{p.name}", call, call, v, dirn, h, tally,
-                      inside=inside, describe=describe, log_values=method.startswith("log"))
+                      inside=inside, describe=describe, log_values=method.startswith("log"),
+                      batched=batched)
 
 
 def test_scipy_stats_at_the_edges_of_their_domains():
@@ -503,6 +528,8 @@ class Special:
     hi: float = INF
     exact: dict[float, float] = field(default_factory=dict)
     poles: tuple[float, ...] = ()  # singular points inside the domain: steps stay clear
+    exact2: dict[float, float] = field(default_factory=dict)  # second derivatives
+    kinks: tuple[float, ...] = ()  # |x|'s kink: derivatives by the abs'(0) = 0 convention
 
 
 def _partial(f: Callable[..., np.ndarray], *fixed: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -517,7 +544,9 @@ def _fact(n: int) -> float:
 SPECIAL = [
     # zeros of 1/gamma: d/dx at -n is (-1)**n n!
     Special("rgamma", sc.rgamma, (0.0, -1.0, -2.0, -3.0, -10.0, -0.5, 1e-300, 2.0),
-            exact={-float(n): (-1) ** n * _fact(n) for n in (0, 1, 2, 3, 10)}),
+            exact={-float(n): (-1) ** n * _fact(n) for n in (0, 1, 2, 3, 10)},
+            exact2={-float(n): 2 * (-1) ** (n + 1) * _fact(n) * sc.psi(n + 1)
+                    for n in (0, 1, 2, 3, 10)}),
     # poles
     Special("gamma", sc.gamma, (0.0, -1.0, -2.0, -1 + 1e-9, 1e-300, 171.5),
             poles=(0.0, -1.0, -2.0)),
@@ -550,10 +579,12 @@ SPECIAL = [
             exact={0.5: 4.0}),
     Special("expit", sc.expit, (-800.0, 0.0, 800.0), exact={0.0: 0.25}),
     Special("log_expit", sc.log_expit, (-800.0, 0.0, 800.0), exact={0.0: 0.5}),
-    Special("sinc", np.sinc, (0.0, 1.0, -1.0, 1e-300), exact={0.0: 0.0}),
-    Special("exprel", sc.exprel, (0.0, 1e-300, -1e-10, 700.0), exact={0.0: 0.5}),
+    Special("sinc", np.sinc, (0.0, 1.0, -1.0, 1e-300), exact={0.0: 0.0},
+            exact2={0.0: -np.pi ** 2 / 3}),
+    Special("exprel", sc.exprel, (0.0, 1e-300, -1e-10, 700.0), exact={0.0: 0.5},
+            exact2={0.0: 1 / 3}),
     Special("boxcox(2, l) in l", lambda lm: sc.boxcox(2.0, lm), (0.0, 1e-300, 1.0),
-            exact={0.0: np.log(2.0) ** 2 / 2}),
+            exact={0.0: np.log(2.0) ** 2 / 2}, exact2={0.0: np.log(2.0) ** 3 / 3}),
     Special("boxcox(x, 0) in x", lambda x: sc.boxcox(x, 0.0), (0.0, 1.0), lo=0.0),
     Special("boxcox1p(1, l) in l", lambda lm: sc.boxcox1p(1.0, lm), (0.0, 1e-300),
             exact={0.0: np.log(2.0) ** 2 / 2}),
@@ -578,7 +609,7 @@ SPECIAL = [
               exact={0.0: {0: 0.0, 1: 0.5, 2: 0.0, -1: 0.5}.get(v, np.nan)})
       for v in (0, 1, 2, -1, 0.5, 1.5)),
     Special("i0", sc.i0, (0.0, 700.0), exact={0.0: 0.0}),
-    Special("i0e", sc.i0e, (0.0, 1e300)),
+    Special("i0e", sc.i0e, (0.0, 1e300), kinks=(0.0,)),
     Special("i1", sc.i1, (0.0,), exact={0.0: 0.5}),
     Special("j0", sc.j0, (0.0,), exact={0.0: 0.0}),
     Special("j1", sc.j1, (0.0,), exact={0.0: 0.5}),
@@ -641,7 +672,20 @@ def run_special(tally: Tally) -> None:
         exact = np.array([e.exact.get(p, np.nan) for p in e.points])
         with np.errstate(all="ignore"):
             judge(e.label, e.f, e.f, v, d, h, tally, exact=exact,
-                  describe=lambda i, v=v: f"(at {v[i]!r})")
+                  describe=lambda i, v=v: f"(at {v[i]!r})",
+                  batched=lambda u, f=e.f: dr.vmap(dr.grad(f))(u))
+            # second derivatives: dualrev's own first derivative, differentiated forward
+            # (forward over forward) and in reverse (reverse over forward), against its
+            # differences, and vmap of grad of grad
+            exact2 = np.array([e.exact2.get(p, np.nan) for p in e.points])
+
+            def first(u, f=e.f):
+                return dr.jvp(f, (u,), (np.ones_like(u),))[1]
+
+            judge(e.label + " (2nd)", first, first, v, d, h, tally, exact=exact2,
+                  convention=np.isin(v, e.kinks),
+                  describe=lambda i, v=v: f"(at {v[i]!r})",
+                  batched=lambda u, f=e.f: dr.vmap(dr.grad(dr.grad(f)))(u))
 
 
 def test_scipy_special_at_zeros_poles_and_branch_points():

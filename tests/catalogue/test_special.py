@@ -258,3 +258,29 @@ def test_student_t_at_infinite_and_huge_df_is_the_normal():
     np.testing.assert_allclose(dr.grad(lambda p: sc.stdtrit(np.inf, p))(0.3),
                                1 / (np.exp(-sc.ndtri(0.3) ** 2 / 2) / np.sqrt(2 * np.pi)),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("f, at, want", [
+    (lambda x: sc.gammainc(2.0, x), 0.0, 1.0),  # x e**-x: its derivative at 0 is 1
+    (lambda m: -sc.pdtr(1, m), 0.0, 1.0),  # pdtr(1, m) = (1 + m) e**-m
+    (lambda x: sc.betainc(2.0, 2.0, x), 0.0, 6.0),  # 6 x (1 - x)
+    (lambda x: sc.betainc(2.0, 2.0, x), 1.0, -6.0),
+    (lambda x: sc.betainc(1.0, 2.0, x), 1.0, -2.0),  # 2 (1 - x)
+    (lambda p: sc.bdtr(4, 5, p), 0.0, 0.0),  # -5 p**4
+])
+def test_second_derivatives_of_incomplete_functions_at_the_ends(f, at, want):
+    # the density as exp(log density) had the derivative exp(..) * (a - 1) / x = 0 * inf
+    assert dr.hessian(f)(at) == pytest.approx(want, rel=1e-12, abs=1e-14)
+    assert dr.grad(dr.grad(f))(at) == pytest.approx(want, rel=1e-12, abs=1e-14)
+
+
+def test_logit_second_derivative_overflows_alike_in_both_modes():
+    # -(1 - 2x) / (x (1 - x))**2 at x = 1e-300 is -inf; reverse over reverse gave nan
+    assert dr.grad(dr.grad(sc.logit))(1e-300) == -np.inf
+    assert dr.hessian(sc.logit)(1e-300) == -np.inf
+    assert dr.grad(dr.grad(sc.logit))(0.25) == pytest.approx(-0.5 / (0.25 * 0.75) ** 2)
+
+
+def test_rgamma_second_derivative_just_above_zero():
+    # -psi(x)/gamma(x) differentiated at x = 1e-300 was -inf (gamma's pole times psi's)
+    assert dr.grad(dr.grad(sc.rgamma))(1e-300) == pytest.approx(-2 * sc.psi(1), rel=1e-12)
