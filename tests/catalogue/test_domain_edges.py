@@ -446,7 +446,7 @@ def run_continuous(tally: Tally) -> None:
                     exact = np.where(z == lo, 0.0, np.nan)
             def batched(u, cols=cols, wrt=wrt, dist=dist, method=method):
                 def one(w, *c):
-                    return dr.grad(lambda w_: _call(dist, method, list(c), wrt, w_))(w)
+                    return dr.grad(lambda w_, c=c: _call(dist, method, list(c), wrt, w_))(w)
                 return dr.vmap(one)(u, *cols)
 
             judge(f"{name}.{method} d/d{argname}", plain, traced, v, dirn, h, tally,
@@ -497,7 +497,7 @@ def run_discrete(tally: Tally) -> None:
 
                 def batched(u, j=j, method=method, dist=dist, k=k, shapes=shapes):
                     def one(w, kk, *sh):
-                        return dr.grad(lambda w_: getattr(dist, method)(
+                        return dr.grad(lambda w_, sh=sh: getattr(dist, method)(
                             kk, *sh[:j], w_, *sh[j + 1:]))(w)
                     return dr.vmap(one)(u, k, *shapes)
 
