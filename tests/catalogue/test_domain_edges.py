@@ -26,6 +26,7 @@ bounded below. Each (distribution, method, argument) is evaluated as one vector 
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections import Counter
@@ -445,8 +446,8 @@ def run_continuous(tally: Tally) -> None:
                     # 0, beyond what differences resolve: the closed form is 0
                     exact = np.where(z == lo, 0.0, np.nan)
             def batched(u, cols=cols, wrt=wrt, dist=dist, method=method):
-                def one(w, *c):
-                    return dr.grad(lambda w_, c=c: _call(dist, method, list(c), wrt, w_))(w)
+                def one(w, *columns):
+                    return dr.grad(functools.partial(_call, dist, method, list(columns), wrt))(w)
                 return dr.vmap(one)(u, *cols)
 
             judge(f"{name}.{method} d/d{argname}", plain, traced, v, dirn, h, tally,
@@ -496,9 +497,10 @@ def run_discrete(tally: Tally) -> None:
                         f"{q.name}={s_[i]:.10g}" for q, s_ in pairs) + ")"
 
                 def batched(u, j=j, method=method, dist=dist, k=k, shapes=shapes):
-                    def one(w, kk, *sh):
-                        return dr.grad(lambda w_, sh=sh: getattr(dist, method)(
-                            kk, *sh[:j], w_, *sh[j + 1:]))(w)
+                    def one(w, kk, *params_):
+                        def f(w_):
+                            return getattr(dist, method)(kk, *params_[:j], w_, *params_[j + 1:])
+                        return dr.grad(f)(w)
                     return dr.vmap(one)(u, k, *shapes)
 
                 judge(f"{name}.{method} d/d{p.name}", call, call, v, dirn, h, tally,
