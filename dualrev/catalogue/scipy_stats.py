@@ -39,7 +39,7 @@ import scipy.stats._multivariate as _mv
 
 from ..batching import on_plain_values, without_derivatives
 from ..errors import NoDerivativeRule, TracerConversionError
-from ..primitive import Tracer, dtype_of, ndim_of, shape_of
+from ..primitive import Tracer, concrete, dtype_of, ndim_of, shape_of
 from .contraction import matrix_transpose as _T
 from .elementwise import astype, elementwise
 from .scipy_functions import _traced, dispatch
@@ -127,6 +127,9 @@ class _Continuous:
     logs: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] | None = None
     # shapes whose quantile derivative is refused (an inverse incomplete gamma/beta)
     quantile_refuses: tuple[str, ...] = ()
+    # formulas whose far tails overflow inside the support (exp(-z) of gumbel, z**c of
+    # weibull), where the density underflows and the derivative would be 0 * inf
+    overflowing_tails: bool = False
     # the density written with powers of z (and 1 - z), for the support's finite ends:
     # there the log density holds log(0) times a power's exponent, and exp(logpdf) gives
     # its derivative as 0 * inf; the powers give the one-sided derivative from inside
@@ -163,9 +166,10 @@ def _continuous(d: _Continuous, method: str, x: Any, shapes: tuple[Any, ...], lo
 
     def core(zz: Any, sh: tuple[Any, ...]) -> Any:
         if method == "pdf":
-            if d.edge_pdf is None:
-                return np.exp(d.logpdf(zz, *sh))
             end = np.logical_or(np.equal(zz, a), np.equal(zz, b))
+            # (a decision for the whole batch: no point at an end, one formula)
+            if d.edge_pdf is None or not np.any(concrete(end)):
+                return np.exp(d.logpdf(zz, *sh))
             ze = np.where(end, zz, d.inside)  # each branch sees only its own points
             zi = np.where(end, d.inside, zz)
             return np.where(end, d.edge_pdf(ze, *sh), np.exp(d.logpdf(zi, *sh)))
@@ -184,16 +188,22 @@ def _continuous(d: _Continuous, method: str, x: Any, shapes: tuple[Any, ...], lo
     # weibull with c = 1e3) the formulas' derivatives are 0 * inf; the true ones are
     # below the density, so 0: there the plain value is returned (for logcdf/logsf
     # only where the probability is near 1, their derivative pdf/cdf being ~0 there).
-    zp = without_derivatives(zs)
-    sp = tuple(without_derivatives(v) for v in ss)
-    with np.errstate(all="ignore"):
-        plain = core(zp, sp)
-        flat = np.logical_and(np.logical_and(np.greater(zp, a), np.less(zp, b)),
-                              np.less(d.logpdf(zp, *sp), -745.0))
-    if method in ("logcdf", "logsf"):
-        flat = np.logical_and(flat, np.greater(plain, -0.5))
-    flat = np.logical_and(ok, flat)
-    value = np.where(flat, plain, core(np.where(flat, d.inside, zs), ss))
+    flat: Any = False
+    if d.overflowing_tails:
+        zp = without_derivatives(zs)
+        sp = tuple(without_derivatives(v) for v in ss)
+        with np.errstate(all="ignore"):
+            flat = np.logical_and(np.logical_and(np.greater(zp, a), np.less(zp, b)),
+                                  np.less(d.logpdf(zp, *sp), -745.0))
+        flat = np.logical_and(ok, flat)
+    if np.any(concrete(flat)):  # (for the whole batch: without such points, one formula)
+        with np.errstate(all="ignore"):
+            plain = core(zp, sp)
+        if method in ("logcdf", "logsf"):
+            flat = np.logical_and(flat, np.greater(plain, -0.5))
+        value = np.where(flat, plain, core(np.where(flat, d.inside, zs), ss))
+    else:
+        value = core(zs, ss)
     if method == "pdf":
         out = np.where(ok, value / np.where(good, scale, 1.0), 0.0)
     elif method == "cdf":
@@ -241,8 +251,10 @@ def _quantile(d: _Continuous, method: str, q: Any, shapes: tuple[Any, ...], loc:
     sc_ = np.where(good, scale, 1.0)
     f = d.ppf if method == "ppf" else d.isf
     assert f is not None
-    # (each branch with its own safe shapes: an extreme shape's median may overflow)
-    core = f(qs, *(np.where(inner, v, 1.0) for v in ss)) * sc_ + loc
+    # (each branch with its own safe shapes: an extreme shape's median may overflow;
+    # where every q is inside, for the whole batch, the shapes as they are)
+    si = ss if np.all(concrete(inner)) else tuple(np.where(inner, v, 1.0) for v in ss)
+    core = f(qs, *si) * sc_ + loc
     a, b = d.support
     at0, at1 = (a, b) if method == "ppf" else (b, a)
 
@@ -256,9 +268,10 @@ def _quantile(d: _Continuous, method: str, q: Any, shapes: tuple[Any, ...], loc:
     finite_end = np.where(np.equal(q, 0), np.isfinite(at0), np.isfinite(at1))
     closed = np.logical_and(np.logical_and(good, finite_end),
                             np.logical_or(np.equal(q, 0), np.equal(q, 1)))
-    qe = np.where(closed, q, 0.5)
-    at_end = f(qe, *(np.where(closed, v, 1.0) for v in ss)) * sc_ + loc
-    out = np.where(closed, at_end, out)
+    if np.any(concrete(closed)):  # (for the whole batch)
+        qe = np.where(closed, q, 0.5)
+        at_end = f(qe, *(np.where(closed, v, 1.0) for v in ss)) * sc_ + loc
+        out = np.where(closed, at_end, out)
     return np.where(inner, core, np.where(good, out, np.nan))
 
 
@@ -400,12 +413,14 @@ CONTINUOUS = {d.name: d for d in (
                 lambda z, c: -np.expm1(-z ** c), lambda z, c: np.exp(-z ** c),
                 logsf=lambda z, c: -z ** c, ppf=lambda q, c: (-np.log1p(-q)) ** (1.0 / c),
                 isf=lambda q, c: (-np.log(q)) ** (1 / c),
-                edge_pdf=lambda z, c: c * z ** (c - 1) * np.exp(-z ** c)),
+                edge_pdf=lambda z, c: c * z ** (c - 1) * np.exp(-z ** c),
+                overflowing_tails=True),
     _Continuous("weibull_max", (-np.inf, 0.0), -1.0, lambda z, c: _weibull_logpdf(-z, c),
                 lambda z, c: np.exp(-(-z) ** c), lambda z, c: -np.expm1(-(-z) ** c),
                 logcdf=lambda z, c: -(-z) ** c, ppf=lambda q, c: -(-np.log(q)) ** (1.0 / c),
                 isf=lambda q, c: -(-np.log(1.0 - q)) ** (1.0 / c),
-                edge_pdf=lambda z, c: c * (-z) ** (c - 1) * np.exp(-(-z) ** c)),
+                edge_pdf=lambda z, c: c * (-z) ** (c - 1) * np.exp(-(-z) ** c),
+                overflowing_tails=True),
     _Continuous("logistic", (-np.inf, np.inf), 0.0, _logistic_logpdf, sc.expit,
                 lambda z: sc.expit(-z), sc.log_expit, lambda z: sc.log_expit(-z),
                 ppf=sc.logit, isf=lambda q: -sc.logit(q)),
@@ -414,11 +429,13 @@ CONTINUOUS = {d.name: d for d in (
     _Continuous("gumbel_r", (-np.inf, np.inf), 0.0, lambda z: -z - np.exp(-z),
                 lambda z: np.exp(-np.exp(-z)), lambda z: -np.expm1(-np.exp(-z)),
                 logcdf=lambda z: -np.exp(-z), ppf=lambda q: -np.log(-np.log(q)),
-                isf=lambda q: -np.log(-np.log1p(-q))),
+                isf=lambda q: -np.log(-np.log1p(-q)),
+                overflowing_tails=True),
     _Continuous("gumbel_l", (-np.inf, np.inf), 0.0, lambda z: z - np.exp(z),
                 lambda z: -np.expm1(-np.exp(z)), lambda z: np.exp(-np.exp(z)),
                 logsf=lambda z: -np.exp(z), ppf=lambda q: np.log(-np.log1p(-q)),
-                isf=lambda q: np.log(-np.log(q))),
+                isf=lambda q: np.log(-np.log(q)),
+                overflowing_tails=True),
     _Continuous("pareto", (1.0, np.inf), 2.0, lambda z, b: np.log(b) - (b + 1) * np.log(z),
                 lambda z, b: 1 - z ** (-b), lambda z, b: z ** (-b),
                 ppf=lambda q, b: (1 - q) ** (-1.0 / b), isf=lambda q, b: q ** (-1.0 / b)),
@@ -624,6 +641,8 @@ def _discrete(d: _Discrete, method: str, k: Any, shapes: tuple[Any, ...], loc: A
         # where the point is outside the support the formula is evaluated at the lower
         # end, with a continuous parameter of 0.5: an edge one (p = 1) gives log(0) there,
         # whose 0 * inf would reach the derivative through np.where
+        if np.all(concrete(ok)):  # (for the whole batch)
+            return ss
         return tuple(v if i in d.counts else np.where(ok, v, 0.5) for i, v in enumerate(ss))
 
     if method in ("pmf", "logpmf"):
@@ -632,9 +651,9 @@ def _discrete(d: _Discrete, method: str, k: Any, shapes: tuple[Any, ...], loc: A
         ok = np.logical_and(ok, good)
         ks = np.where(ok, k, lo)
         ss = safe(ok)
-        if method == "pmf" and d.at_edge is not None:
+        edge = np.logical_and(d.at_edge(*ss), ok) if d.at_edge is not None else False
+        if method == "pmf" and np.any(concrete(edge)):  # (for the whole batch)
             # the double where: each branch sees only the parameters it is taken at
-            edge = np.logical_and(d.at_edge(*ss), ok)
             safe = tuple(s if i in d.counts else np.where(edge, 0.5, s)
                          for i, s in enumerate(ss))
             on = tuple(s if i in d.counts else np.where(edge, s, 0.5)
