@@ -767,9 +767,9 @@ def mvn_pdf(x: Any, mean: Any = None, cov: Any = 1, allow_singular: bool = False
     return np.exp(mvn_logpdf(x, mean, cov, allow_singular))
 
 
-def dirichlet_logpdf(x: Any, alpha: Any) -> Any:
-    """scipy.stats.dirichlet.logpdf: quantiles along x's first axis (K or K - 1 of them,
-    the last then 1 - their sum), SciPy's checks (ValueError) on the plain values."""
+def _dirichlet_points(x: Any, alpha: Any) -> tuple[Any, Any]:
+    """SciPy's checks (ValueError) on the plain values; the quantiles with the K-th added
+    where x holds K - 1 of them, and log B(alpha)."""
     on_plain_values(lambda a_, x_: _mv._dirichlet_check_input(
         _mv._dirichlet_check_parameters(a_), x_) is None, (alpha, x),
         name="scipy.stats.dirichlet's checks")
@@ -777,14 +777,33 @@ def dirichlet_logpdf(x: Any, alpha: Any) -> Any:
         x = astype(x, np.float64)
     if shape_of(x)[0] != shape_of(alpha)[0]:
         x = np.concatenate([x, (1 - np.sum(x, axis=0))[None]], axis=0)
-    lnB = np.sum(sc.gammaln(alpha)) - sc.gammaln(np.sum(alpha))
-    out = -lnB + np.sum(np.transpose(sc.xlogy(alpha - 1, np.transpose(x))), axis=0)
-    return np.squeeze(out)
+    return x, np.sum(sc.gammaln(alpha)) - sc.gammaln(np.sum(alpha))
+
+
+def _dirichlet_log(x: Any, alpha: Any, lnB: Any) -> Any:
+    return -lnB + np.sum(np.transpose(sc.xlogy(alpha - 1, np.transpose(x))), axis=0)
+
+
+def dirichlet_logpdf(x: Any, alpha: Any) -> Any:
+    """scipy.stats.dirichlet.logpdf: quantiles along x's first axis (K or K - 1 of them,
+    the last then 1 - their sum), SciPy's checks (ValueError) on the plain values."""
+    x, lnB = _dirichlet_points(x, alpha)
+    return np.squeeze(_dirichlet_log(x, alpha, lnB))
 
 
 def dirichlet_pdf(x: Any, alpha: Any) -> Any:
-    """scipy.stats.dirichlet.pdf: the exponential of its logpdf."""
-    return np.exp(dirichlet_logpdf(x, alpha))
+    """scipy.stats.dirichlet.pdf: the exponential of its logpdf; at a point on the
+    simplex's boundary (a quantile 0) the product of powers, whose derivative there is
+    right (exp of the log's -inf gives 0 * inf)."""
+    x, lnB = _dirichlet_points(x, alpha)
+    edge = np.any(np.equal(x, 0), axis=0)
+    if not np.any(concrete(edge)):  # (for the whole batch)
+        return np.squeeze(np.exp(_dirichlet_log(x, alpha, lnB)))
+    k = shape_of(x)[0]
+    inner = np.exp(_dirichlet_log(np.where(edge, 1.0 / k, x), alpha, lnB))
+    xe = np.where(edge, x, 1.0 / k)  # each branch at its own points (the double where)
+    powers = np.prod(np.transpose(np.transpose(xe) ** (alpha - 1)), axis=0)
+    return np.squeeze(np.where(edge, powers * np.exp(-lnB), inner))
 
 
 for _name in CONTINUOUS:

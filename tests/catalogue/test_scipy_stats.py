@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.special as sc
 import scipy.stats as st
 
 import dualrev as dr
@@ -533,3 +534,20 @@ def test_quantile_with_an_extreme_shape_has_no_nan_in_reverse():
     f = lambda s: st.invgamma.ppf(1e-12, 1e-8, scale=s)  # noqa: E731
     fwd, rev = _both(f, 1.7)
     assert fwd == pytest.approx(rev) and fwd == pytest.approx(f(1.7) / 1.7, rel=1e-12)
+
+
+def test_dirichlet_pdf_on_the_simplex_boundary():
+    # C x0**(a0-1) x1**(a1-1) x2**(a2-1) with x0 = 0 and a0 = 2: d/dx0 = C x2**2 (was
+    # exp(logpdf): 0 * inf, nan in both modes); a point inside alongside keeps its value
+    a = np.array([2.0, 1.0, 3.0])
+    c = np.exp(sc.gammaln(a.sum()) - sc.gammaln(a).sum())
+    x = np.array([[0.0, 0.2], [0.4, 0.3], [0.6, 0.5]])
+    want = np.array([[c * 0.6 ** 2, c * 0.5 ** 2], [0.0, 0.0], [0.0, c * 2 * 0.2 * 0.5]])
+    np.testing.assert_allclose(dr.grad(lambda x: np.sum(st.dirichlet.pdf(x, a)))(x), want,
+                               rtol=1e-13)
+    jf = dr.jacfwd(lambda x: st.dirichlet.pdf(x, a))(x)
+    np.testing.assert_allclose(np.stack([jf[0, :, 0], jf[1, :, 1]], axis=1), want, rtol=1e-13)
+    np.testing.assert_allclose(primal(lambda x: st.dirichlet.pdf(x, a), x),
+                               st.dirichlet.pdf(x, a), rtol=1e-13)
+    # in alpha: the density is 0 for every a0 > 1 at x0 = 0
+    assert np.all(dr.grad(lambda a: st.dirichlet.pdf(x[:, 0], a))(a) == 0.0)
