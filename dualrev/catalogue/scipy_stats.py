@@ -43,7 +43,7 @@ from ..primitive import Tracer, concrete, dtype_of, ndim_of, shape_of
 from .contraction import matrix_transpose as _T
 from .elementwise import astype, elementwise
 from .scipy_functions import _traced, dispatch
-from .special import t_log_norm
+from .special import power0, t_log_norm
 
 _LOG_2PI = np.log(2 * np.pi)
 _LOG_PI = np.log(np.pi)
@@ -316,18 +316,40 @@ def _laplace_cdf(z: Any) -> Any:
                     0.5 * np.exp(np.where(pos, 0.0, z)))
 
 
-def _dz(logpdf: Callable[..., Any], sign: float = 1.0) -> Callable[..., Any]:
+def _density(logpdf: Callable[..., Any], edge_pdf: Callable[..., Any] | None,
+             ends: tuple[float, ...]) -> Callable[..., Any]:
+    """The density exp(logpdf), and at the support's finite ends ``edge_pdf`` (its
+    powers, whose derivatives there are right), each branch at safe points; the choice
+    is made for the whole batch (concrete), so points inside pay nothing."""
+    def density(z: Any, *s: Any) -> Any:
+        if edge_pdf is None or not ends:
+            return np.exp(logpdf(z, *s))
+        end = functools.reduce(np.logical_or, [np.equal(z, e) for e in ends])
+        if not np.any(concrete(end)):
+            return np.exp(logpdf(z, *s))
+        inside = 0.5 if ends == (0.0, 1.0) else 1.0
+        return np.where(end, edge_pdf(np.where(end, z, inside), *s),
+                        np.exp(logpdf(np.where(end, inside, z), *s)))
+
+    return density
+
+
+def _dz(logpdf: Callable[..., Any], sign: float = 1.0, edge_pdf: Any = None,
+        ends: tuple[float, ...] = ()) -> Callable[..., Any]:
     """The partial in the point of a cdf (``sign`` 1) or sf (-1): the density."""
-    return lambda ans, z, *s: sign * np.exp(logpdf(z, *s))
+    density = _density(logpdf, edge_pdf, ends)
+    return lambda ans, z, *s: sign * density(z, *s)
 
 
 def _shape_cdfs(dist: str, logpdf: Callable[..., Any], cdf: Callable[..., Any],
-                sf: Callable[..., Any], params: tuple[str, ...]) -> dict[str, Any]:
+                sf: Callable[..., Any], params: tuple[str, ...], edge_pdf: Any = None,
+                ends: tuple[float, ...] = ()) -> dict[str, Any]:
     """cdf/sf as primitives of SciPy's value, with the point's partial (the density);
     each refuses the shape parameters' by its own name (also in the terms of logcdf and logsf,
     named by those methods)."""
     def prim(method: str, impl: Callable[..., Any], sign: float) -> Any:
-        return _value_primitive(dist, method, impl, {0: _dz(logpdf, sign)}, ("x", *params))
+        return _value_primitive(dist, method, impl, {0: _dz(logpdf, sign, edge_pdf, ends)},
+                                ("x", *params))
 
     return {"cdf": prim("cdf", cdf, 1.0), "sf": prim("sf", sf, -1.0),
             # the two terms of SciPy's generic logcdf and logsf, named by that method
@@ -335,14 +357,31 @@ def _shape_cdfs(dist: str, logpdf: Callable[..., Any], cdf: Callable[..., Any],
                      "logsf": (prim("logsf", sf, -1.0), prim("logsf", cdf, 1.0))}}
 
 
+def _gamma_edge_pdf(z: Any, a: Any) -> Any:
+    return power0(z, a - 1) * np.exp(-z - sc.gammaln(a))
+
+
+def _beta_edge_pdf(z: Any, a: Any, b: Any) -> Any:
+    return power0(z, a - 1) * power0(1 - z, b - 1) * np.exp(-sc.betaln(a, b))
+
+
+def _chi2_edge_pdf(z: Any, df: Any) -> Any:
+    return power0(z, df / 2 - 1) * np.exp(-z / 2 - sc.gammaln(df / 2) - np.log(2) * df / 2)
+
+
+def _weibull_edge_pdf(z: Any, c: Any) -> Any:
+    return c * power0(z, c - 1) * np.exp(-z ** c)
+
+
 _gamma = _shape_cdfs("gamma", _gamma_logpdf, lambda z, a: sc.gammainc(a, z),
-                     lambda z, a: sc.gammaincc(a, z), ("a",))
+                     lambda z, a: sc.gammaincc(a, z), ("a",), _gamma_edge_pdf, (0.0,))
 _beta = _shape_cdfs("beta", _beta_logpdf, lambda z, a, b: sc.betainc(a, b, z),
-                    lambda z, a, b: sc.betaincc(a, b, z), ("a", "b"))
+                    lambda z, a, b: sc.betaincc(a, b, z), ("a", "b"), _beta_edge_pdf,
+                    (0.0, 1.0))
 _t = _shape_cdfs("t", _t_logpdf, lambda z, df: sc.stdtr(df, z),
                  lambda z, df: sc.stdtr(df, -z), ("df",))
 _chi2 = _shape_cdfs("chi2", _chi2_logpdf, lambda z, df: sc.chdtr(df, z),
-                    lambda z, df: sc.chdtrc(df, z), ("df",))
+                    lambda z, df: sc.chdtrc(df, z), ("df",), _chi2_edge_pdf, (0.0,))
 
 def _weibull_logpdf(z: Any, c: Any) -> Any:
     return np.log(c) + sc.xlogy(c - 1, z) - z ** c
@@ -383,20 +422,18 @@ CONTINUOUS = {d.name: d for d in (
     _Continuous("gamma", (0.0, np.inf), 1.0, _gamma_logpdf, _gamma["cdf"], _gamma["sf"],
                 logs=_gamma["logs"], ppf=lambda q, a: sc.gammaincinv(a, q),
                 isf=lambda q, a: sc.gammainccinv(a, q), quantile_refuses=("a",),
-                edge_pdf=lambda z, a: z ** (a - 1) * np.exp(-z - sc.gammaln(a))),
+                edge_pdf=_gamma_edge_pdf),
     _Continuous("beta", (0.0, 1.0), 0.5, _beta_logpdf, _beta["cdf"], _beta["sf"],
                 logs=_beta["logs"], ppf=lambda q, a, b: sc.betaincinv(a, b, q),
                 isf=lambda q, a, b: sc.betainccinv(a, b, q), quantile_refuses=("a", "b"),
-                edge_pdf=lambda z, a, b: (z ** (a - 1) * (1 - z) ** (b - 1)
-                                          * np.exp(-sc.betaln(a, b)))),
+                edge_pdf=_beta_edge_pdf),
     _Continuous("t", (-np.inf, np.inf), 0.0, _t_logpdf, _t["cdf"], _t["sf"],
                 logs=_t["logs"], ppf=lambda q, df: sc.stdtrit(df, q),
                 isf=lambda q, df: -sc.stdtrit(df, q), quantile_refuses=("df",)),
     _Continuous("chi2", (0.0, np.inf), 1.0, _chi2_logpdf, _chi2["cdf"], _chi2["sf"],
                 logs=_chi2["logs"], ppf=lambda q, df: 2 * sc.gammaincinv(df / 2, q),
                 isf=lambda q, df: sc.chdtri(df, q), quantile_refuses=("df",),
-                edge_pdf=lambda z, df: z ** (df / 2 - 1) * np.exp(
-                    -z / 2 - sc.gammaln(df / 2) - np.log(2) * df / 2)),
+                edge_pdf=_chi2_edge_pdf),
     _Continuous("lognorm", (0.0, np.inf), 1.0, _lognorm_logpdf,
                 lambda z, s: sc.ndtr(np.log(z) / s), lambda z, s: sc.ndtr(-np.log(z) / s),
                 lambda z, s: sc.log_ndtr(np.log(z) / s),
@@ -413,13 +450,13 @@ CONTINUOUS = {d.name: d for d in (
                 lambda z, c: -np.expm1(-z ** c), lambda z, c: np.exp(-z ** c),
                 logsf=lambda z, c: -z ** c, ppf=lambda q, c: (-np.log1p(-q)) ** (1.0 / c),
                 isf=lambda q, c: (-np.log(q)) ** (1 / c),
-                edge_pdf=lambda z, c: c * z ** (c - 1) * np.exp(-z ** c),
+                edge_pdf=_weibull_edge_pdf,
                 overflowing_tails=True),
     _Continuous("weibull_max", (-np.inf, 0.0), -1.0, lambda z, c: _weibull_logpdf(-z, c),
                 lambda z, c: np.exp(-(-z) ** c), lambda z, c: -np.expm1(-(-z) ** c),
                 logcdf=lambda z, c: -(-z) ** c, ppf=lambda q, c: -(-np.log(q)) ** (1.0 / c),
                 isf=lambda q, c: -(-np.log(1.0 - q)) ** (1.0 / c),
-                edge_pdf=lambda z, c: c * (-z) ** (c - 1) * np.exp(-(-z) ** c),
+                edge_pdf=lambda z, c: _weibull_edge_pdf(-z, c),
                 overflowing_tails=True),
     _Continuous("logistic", (-np.inf, np.inf), 0.0, _logistic_logpdf, sc.expit,
                 lambda z: sc.expit(-z), sc.log_expit, lambda z: sc.log_expit(-z),
@@ -494,7 +531,7 @@ def _coefficient(log_c: Any) -> Any:
 def _binom_edge_pmf(k: Any, n: Any, p: Any) -> Any:
     # p**k (1 - p)**(n - k): at p = 0 the derivative of p**1 is 1 (log-space: 0 * inf)
     combiln = sc.gammaln(n + 1) - (sc.gammaln(k + 1) + sc.gammaln(n - k + 1))
-    return _coefficient(combiln) * p ** k * (1 - p) ** (n - k)
+    return _coefficient(combiln) * power0(p, k) * power0(1 - p, n - k)
 
 
 def _binom_dp(k: Any, n: Any, p: Any) -> Any:
@@ -530,13 +567,13 @@ def _geom_sf(k: Any, p: Any) -> Any:
     # (k (1 - p)**(k - 1): -1 at k = 1) the log form turns into 0 * inf
     one = np.equal(p, 1)
     inner = np.exp(k * np.log1p(-np.where(one, 0.5, p)))
-    return np.where(one, (1 - np.where(one, p, 1.0)) ** k, inner)
+    return np.where(one, power0(1 - np.where(one, p, 1.0), k), inner)
 
 
 def _geom_cdf(k: Any, p: Any) -> Any:
     one = np.equal(p, 1)
     inner = -np.expm1(np.log1p(-np.where(one, 0.5, p)) * k)
-    return np.where(one, 1 - (1 - np.where(one, p, 1.0)) ** k, inner)
+    return np.where(one, 1 - power0(1 - np.where(one, p, 1.0), k), inner)
 
 
 def _nbinom_logpmf(k: Any, n: Any, p: Any) -> Any:
@@ -546,7 +583,7 @@ def _nbinom_logpmf(k: Any, n: Any, p: Any) -> Any:
 
 def _nbinom_edge_pmf(k: Any, n: Any, p: Any) -> Any:
     coeff = sc.gammaln(n + k) - sc.gammaln(k + 1) - sc.gammaln(n)
-    return np.exp(coeff) * p ** n * (1 - p) ** k
+    return np.exp(coeff) * p ** n * power0(1 - p, k)
 
 
 def _nbinom_dp(k: Any, n: Any, p: Any) -> Any:
@@ -588,7 +625,7 @@ DISCRETE = {d.name: d for d in (
     _Discrete("poisson", lambda mu: np.inf, lambda mu: np.greater_equal(mu, 0),
               _pois_logpmf, _poisson, shape_names=("mu",),
               at_edge=lambda mu: np.equal(mu, 0),
-              edge_pmf=lambda k, mu: mu ** k * np.exp(-mu - sc.gammaln(k + 1))),
+              edge_pmf=lambda k, mu: power0(mu, k) * np.exp(-mu - sc.gammaln(k + 1))),
     _Discrete("binom", lambda n, p: n,
               lambda n, p: np.logical_and(
                   np.logical_and(np.greater_equal(n, 0), np.equal(np.floor(n), n)),
@@ -601,7 +638,7 @@ DISCRETE = {d.name: d for d in (
               {"cdf": _geom_cdf, "logcdf": lambda k, p: np.log(_geom_cdf(k, p)),
                "sf": _geom_sf, "logsf": lambda k, p: k * np.log1p(-p)},
               shape_names=("p",), lower=1.0, at_edge=lambda p: np.equal(p, 1),
-              edge_pmf=lambda k, p: (1 - p) ** (k - 1) * p),
+              edge_pmf=lambda k, p: power0(1 - p, k - 1) * p),
     # SciPy's bernoulli is binom with n = 1: on its support {0, 1} the cdf below 1 is 1 - p
     _Discrete("bernoulli", lambda p: 1.0,
               lambda p: np.logical_and(np.greater_equal(p, 0), np.less_equal(p, 1)),

@@ -96,7 +96,7 @@ def _gammainc_dx(ans: Any, a: Any, x: Any) -> Any:
     xs = np.where(zero, 1.0, x)
     x0 = np.where(zero, x, 1.0)
     inner = np.exp(-xs + sc.xlogy(a - 1, xs) - sc.gammaln(a))
-    return np.where(zero, x0 ** (a - 1) * np.exp(-x0 - sc.gammaln(a)), inner)
+    return np.where(zero, power0(x0, a - 1) * np.exp(-x0 - sc.gammaln(a)), inner)
 
 
 elementwise(sc.gammainc, _not_in("scipy.special.gammainc w.r.t. a"), _gammainc_dx,
@@ -303,12 +303,21 @@ elementwise(sc.gammainccinv, _not_in("scipy.special.gammainccinv w.r.t. a"),
             lambda ans, a, y: -_gammainc_inv_dy(ans, a, y), saves=("", "ans a"))
 
 
+def power0(x: Any, e: Any) -> Any:
+    """x**e for the powers of densities at the ends of their supports, with x**0 the
+    constant 1 (as x**0 is for every x): NumPy's power rule at an array exponent of 0
+    evaluates e * x**(e - 1) at x = 0 in the branch it does not take, whose own
+    derivative (reverse over reverse) is then 0 * inf."""
+    zero = np.equal(e, 0)
+    return np.where(zero, 1.0, x ** np.where(zero, 1.0, e))
+
+
 def _beta_density(a: Any, b: Any, x: Any) -> Any:
     """x**(a-1) (1-x)**(b-1) / B(a, b): by its log inside (0, 1), by the powers at the
     ends, where the log form's derivative is 0 * inf (each branch at a safe x)."""
     end = np.logical_or(np.equal(x, 0), np.equal(x, 1))
     xe = np.where(end, x, 0.5)
-    at_end = xe ** (a - 1) * (1 - xe) ** (b - 1) * np.exp(-sc.betaln(a, b))
+    at_end = power0(xe, a - 1) * power0(1 - xe, b - 1) * np.exp(-sc.betaln(a, b))
     return np.where(end, at_end, np.exp(_log_beta_density(a, b, np.where(end, 0.5, x))))
 
 
