@@ -534,9 +534,24 @@ def _binom_edge_pmf(k: Any, n: Any, p: Any) -> Any:
     return _coefficient(combiln) * power0(p, k) * power0(1 - p, n - k)
 
 
+def _at_ends(x: Any, ends: tuple[float, ...], log_form: Callable[[Any], Any],
+             powers: Callable[[Any], Any], inside: float = 0.5) -> Any:
+    """exp(log_form(x)) inside, powers(x) where x is at one of ``ends`` (where the log
+    form's own derivative is 0 * inf), each branch at safe points; chosen for the
+    whole batch (concrete), so points inside pay nothing."""
+    end = functools.reduce(np.logical_or, [np.equal(x, e) for e in ends])
+    if not np.any(concrete(end)):
+        return np.exp(log_form(x))
+    return np.where(end, powers(np.where(end, x, inside)),
+                    np.exp(log_form(np.where(end, inside, x))))
+
+
 def _binom_dp(k: Any, n: Any, p: Any) -> Any:
     # d/dp of the binomial cdf at k < n: -p^k (1-p)^(n-k-1) / B(n-k, k+1)
-    return -np.exp(sc.xlogy(k, p) + sc.xlog1py(n - k - 1, -p) - sc.betaln(n - k, k + 1))
+    return -_at_ends(
+        p, (0.0, 1.0),
+        lambda q: sc.xlogy(k, q) + sc.xlog1py(n - k - 1, -q) - sc.betaln(n - k, k + 1),
+        lambda q: power0(q, k) * power0(1 - q, n - k - 1) * np.exp(-sc.betaln(n - k, k + 1)))
 
 
 def _signed(f: Callable[..., Any], sign: float) -> Callable[..., Any]:
@@ -577,7 +592,10 @@ def _geom_cdf(k: Any, p: Any) -> Any:
 
 
 def _nbinom_logpmf(k: Any, n: Any, p: Any) -> Any:
-    coeff = sc.gammaln(n + k) - sc.gammaln(k + 1) - sc.gammaln(n)
+    # log C(n + k - 1, k), exactly 0 at k = 0: there gammaln(n) - gammaln(n) has second
+    # derivative trigamma(n) - trigamma(n), 1e16 - 1e16 at n = 1e-8, which reverse mode
+    # summed with the pmf's other terms in between (and so lost them)
+    coeff = np.where(np.equal(k, 0), 0.0, sc.gammaln(n + k) - sc.gammaln(k + 1) - sc.gammaln(n))
     return coeff + n * np.log(p) + sc.xlog1py(k, -p)
 
 
@@ -588,7 +606,9 @@ def _nbinom_edge_pmf(k: Any, n: Any, p: Any) -> Any:
 
 def _nbinom_dp(k: Any, n: Any, p: Any) -> Any:
     # d/dp of the cdf I_p(n, k + 1): p^(n-1) (1-p)^k / B(n, k+1)
-    return np.exp(sc.xlogy(n - 1, p) + sc.xlog1py(k, -p) - sc.betaln(n, k + 1))
+    return _at_ends(
+        p, (1.0,), lambda q: sc.xlogy(n - 1, q) + sc.xlog1py(k, -q) - sc.betaln(n, k + 1),
+        lambda q: power0(q, n - 1) * power0(1 - q, k) * np.exp(-sc.betaln(n, k + 1)))
 
 
 def _nbinom_logcdf(k: Any, n: Any, p: Any) -> Any:
@@ -616,7 +636,9 @@ _nbinom["logcdf"] = _value_primitive(
 
 _poisson = _discrete_prims(
     "poisson", lambda k, mu: sc.pdtr(k, mu), lambda k, mu: sc.pdtrc(k, mu),
-    {1: lambda k, mu: -np.exp(_pois_logpmf(k, mu))}, ("mu",))
+    {1: lambda k, mu: -_at_ends(mu, (0.0,), lambda m: _pois_logpmf(k, m),
+                                lambda m: power0(m, k) * np.exp(-m - sc.gammaln(k + 1)),
+                                inside=1.0)}, ("mu",))
 _binom = _discrete_prims(
     "binom", lambda k, n, p: type(st.binom)._cdf(st.binom, k, n, p),  # SciPy's own value
     lambda k, n, p: type(st.binom)._sf(st.binom, k, n, p), {2: _binom_dp}, ("n", "p"))

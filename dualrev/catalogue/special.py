@@ -358,7 +358,7 @@ elementwise(sc.exprel, lambda ans, x: _exprel_d(x), saves="x")
 # ------------------------------------------------------------------ elementary functions
 elementwise(sc.cbrt, lambda ans, x: _div(1.0, 3.0 * ans * ans), saves="ans")
 elementwise(sc.exp2, lambda ans, x: ans * np.log(2.0), saves="ans")
-elementwise(sc.expm1, lambda ans, x: ans + 1.0, saves="ans")
+elementwise(sc.expm1, lambda ans, x: np.exp(x), saves="x")  # not ans + 1 (see np.expm1)
 elementwise(sc.log1p, lambda ans, x: _div(1.0, 1.0 + x), saves="x")
 elementwise(sc.cosm1, lambda ans, x: -np.sin(x), saves="x")
 elementwise(sc.sindg, lambda ans, x: _DEG * sc.cosdg(x), saves="x")

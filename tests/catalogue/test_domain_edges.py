@@ -545,6 +545,14 @@ def run_discrete(tally: Tally) -> None:
                 judge(f"{name}.{method} d/d{p.name}", call, call, v, dirn, h, tally,
                       inside=inside, describe=describe, log_values=method.startswith("log"),
                       batched=batched)
+                if method in ("pmf", "logpmf", "cdf", "sf") and not tally.refused_last:
+                    def first(u, call=call):
+                        return dr.jvp(call, (u,), (np.ones_like(u),))[1]
+
+                    with np.errstate(all="ignore"):
+                        skip = ~np.isfinite(call(v))
+                    judge(f"{name}.{method} d2/d{p.name}2", first, first, v, dirn, h, tally,
+                          describe=describe, skip=skip, nan_ok=skip)
 
 
 def test_scipy_stats_at_the_edges_of_their_domains():

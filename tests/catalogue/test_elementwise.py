@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.special as sc
 
 import dualrev as dr
 from tests.helpers import check_all, fwd_rev_agree
@@ -290,3 +291,13 @@ def test_tenth_derivative_matches_closed_form(name, transform):
     f, closed, x = _HIGH_ORDER[name]
     got = _nested(f, 10, transform)(x)
     np.testing.assert_allclose(got, closed(10, x), rtol=1e-10)
+
+
+def test_expm1_derivative_where_expm1_is_near_minus_one():
+    # d/dx expm1(x) = exp(x); as ans + 1 it kept no digit below x = -36 (4e-18 at -40
+    # came out 0, and geom.cdf's derivative at p = 1 - 1e-8 was 11% off)
+    for f in (np.expm1, sc.expm1):
+        for x in (-40.0, -100.0, -1.0, 1e-3):
+            assert dr.grad(f)(x) == pytest.approx(np.exp(x), rel=1e-14)
+            assert dr.jvp(f, (x,), (1.0,))[1] == pytest.approx(np.exp(x), rel=1e-14)
+            assert dr.hessian(f)(x) == pytest.approx(np.exp(x), rel=1e-14)

@@ -551,3 +551,25 @@ def test_dirichlet_pdf_on_the_simplex_boundary():
                                st.dirichlet.pdf(x, a), rtol=1e-13)
     # in alpha: the density is 0 for every a0 > 1 at x0 = 0
     assert np.all(dr.grad(lambda a: st.dirichlet.pdf(x[:, 0], a))(a) == 0.0)
+
+
+@pytest.mark.parametrize("f, at, want", [
+    (lambda p: st.binom.cdf(1, 6, p), 0.0, -30.0),  # (1-p)**6 + 6p(1-p)**5
+    (lambda p: st.binom.sf(1, 6, p), 0.0, 30.0),
+    (lambda mu: st.poisson.cdf(1, mu), 0.0, -1.0),  # (1 + mu) e**-mu
+    (lambda p: st.nbinom.cdf(1, 2.5, p), 1.0, -8.75),  # p**2.5 (1 + 2.5 (1 - p))
+    (lambda p: st.geom.cdf(2, p), 1 - 1e-8, -2.0),  # 1 - (1 - p)**2
+    (lambda n: st.nbinom.pmf(0, n, 0.4), 1e-8, 0.4 ** 1e-8 * np.log(0.4) ** 2),
+])
+def test_discrete_second_derivatives_at_the_edges(f, at, want):
+    # the cdf's partial was exp(log pmf): its derivative at p = 0 is 0 * inf; nbinom's
+    # log coefficient at k = 0 summed 1e16 - 1e16 with the pmf's terms in reverse mode
+    assert dr.hessian(f)(at) == pytest.approx(want, rel=1e-7)
+    assert dr.grad(dr.grad(f))(at) == pytest.approx(want, rel=1e-7)
+
+
+def test_geom_cdf_derivative_next_to_p_1():
+    # 2 (1 - p) at p = 1 - 1e-8: expm1's derivative as ans + 1 was 11% off
+    p = 1 - 1e-8
+    for got in _both(lambda p: st.geom.cdf(2, p), p):
+        assert got == pytest.approx(2 * (1 - p), rel=1e-12)
