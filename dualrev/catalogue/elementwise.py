@@ -105,7 +105,10 @@ def _power_dx(ans: Any, x: Any, y: Any) -> Any:
         if y == 2:
             return 2.0 * x
         return np.zeros_like(x) if y == 0 else y * np.power(x, y - 1)
-    return np.where(np.equal(y, 0), 0.0, y * np.power(x, y - 1))
+    # the branch not taken sees x = 1 where y = 0: at x = 0 its 0 * 0**-1 (nan) would
+    # reach the second derivative in reverse mode through the where's zero cotangent
+    zero = np.equal(y, 0)
+    return np.where(zero, 0.0, y * np.power(np.where(zero, 1.0, x), y - 1))
 
 
 def _scalar_power(x: Any, y: Any) -> Any:

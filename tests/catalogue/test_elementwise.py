@@ -301,3 +301,15 @@ def test_expm1_derivative_where_expm1_is_near_minus_one():
             assert dr.grad(f)(x) == pytest.approx(np.exp(x), rel=1e-14)
             assert dr.jvp(f, (x,), (1.0,))[1] == pytest.approx(np.exp(x), rel=1e-14)
             assert dr.hessian(f)(x) == pytest.approx(np.exp(x), rel=1e-14)
+
+
+def test_power_with_an_array_exponent_of_zero_at_zero_second_derivative():
+    # sum(x**y) with y = [0, 1, 2] at x = 0: Hessian diag(0, 0, 2); reverse over reverse
+    # gave nan in the first column (0 * 0**-1 in the branch the rule's where does not take)
+    y = np.array([0.0, 1.0, 2.0])
+    f = lambda x: np.sum(x ** y)  # noqa: E731
+    want = np.diag([0.0, 0.0, 2.0])
+    for h in (dr.hessian(f), dr.jacrev(dr.jacrev(f)), dr.jacfwd(dr.jacrev(f))):
+        np.testing.assert_array_equal(h(np.zeros(3)), want)
+    x = np.array([0.5, 1.5, 2.0])
+    np.testing.assert_allclose(dr.jacrev(dr.jacrev(f))(x), np.diag([0.0, 0.0, 2.0]))
