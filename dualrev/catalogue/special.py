@@ -133,7 +133,18 @@ elementwise(
 elementwise(sc.i0, lambda ans, x: sc.i1(x), saves="x")
 elementwise(sc.i0e, lambda ans, x: sc.i1e(x) - np.sign(x) * ans, saves="ans x")
 elementwise(sc.i1, lambda ans, x: 0.5 * (sc.i0(x) + sc.iv(2, x)), saves="x")
-elementwise(sc.i1e, lambda ans, x: 0.5 * (sc.i0e(x) + sc.ive(2, x)) - np.sign(x) * ans,
+def _i1e_d(ans: Any, x: Any) -> Any:
+    # 0.5 (i0e + ive(2, x)) near 0; beyond |x| = 1 by the recurrence I2 = I0 - 2 I1 / x,
+    # SciPy's ive(2, x) being nan from x = 1e20 on
+    big = np.greater(np.abs(x), 1.0)
+    xs = np.where(big, 0.5, x)
+    xb = np.where(big, x, 2.0)
+    near = 0.5 * (sc.i0e(xs) + sc.ive(2, xs))
+    far = sc.i0e(xb) - sc.i1e(xb) / xb
+    return np.where(big, far, near) - np.sign(x) * ans
+
+
+elementwise(sc.i1e, _i1e_d,
             saves="ans x")
 elementwise(sc.iv, _not_in("scipy.special.iv w.r.t. the order"),
             lambda ans, v, x: 0.5 * (sc.iv(v - 1, x) + sc.iv(v + 1, x)), saves=("", "v x"))
@@ -278,17 +289,55 @@ def _rgamma_d(ans: Any, x: Any) -> Any:
 elementwise(sc.rgamma, _rgamma_d, saves="ans x")
 nondiff_ufunc(sc.gammasgn)  # piecewise constant (+-1)
 nondiff_ufunc(sc.round)  # piecewise constant
-elementwise(
-    sc.poch,
-    lambda ans, z, m: ans * (sc.digamma(z + m) - sc.digamma(z)),
-    lambda ans, z, m: ans * sc.digamma(z + m),
-    saves="ans z m",
-)
+def _pole(x: Any) -> Any:
+    """Where x is 0, -1, -2, ...: a pole of gamma, a zero of 1/gamma."""
+    return np.logical_and(np.less_equal(x, 0), np.equal(np.floor(x), x))
+
+
+def _poch_dz(ans: Any, z: Any, m: Any) -> Any:
+    # poch = gamma(z + m) rgamma(z): at a zero of rgamma(z) with gamma(z + m) finite
+    # (poch(z, 2) = z (z + 1) at z = 0, -1) the derivative is gamma(z + m) rgamma'(z),
+    # where ans (psi(z + m) - psi(z)) is 0 * inf; each branch at safe arguments
+    # (the same form near them too, z < 1/2: psi(z)'s pole spoils the second derivative
+    # at z = 1e-300)
+    use = np.logical_and(np.logical_and(np.less(z, 0.5), ~_pole(z + m)),
+                         np.less(z + m, 170.0))
+    zs, ms = np.where(use, z, 0.25), np.where(use, m, 1.0)
+    g = sc.gamma(zs + ms)
+    at = g * (sc.digamma(zs + ms) * sc.rgamma(zs) + _rgamma_d(sc.rgamma(zs), zs))
+    zo = np.where(use, 0.5, z)
+    return np.where(use, at, ans * (sc.digamma(zo + m) - sc.digamma(zo)))
+
+
+def _binom_d(wrt_n: bool) -> Callable[..., Any]:
+    # binom = gamma(n + 1) rgamma(n - k + 1) / gamma(k + 1): where n - k + 1 is a zero
+    # of rgamma and gamma(n + 1) finite (binom(n, 2) at n = 0, 1), the derivative is
+    # +-gamma(n + 1) rgamma'(n - k + 1) / gamma(k + 1), where the psi form is 0 * inf
+    def d(ans: Any, n: Any, k: Any) -> Any:
+        use = np.logical_and(np.logical_and(np.less(n - k + 1, 0.5), ~_pole(n + 1)),
+                             np.logical_and(np.less(n, 169.0), ~_pole(k + 1)))
+        ns, ks = np.where(use, n, 0.5), np.where(use, k, 0.0)
+        a = ns - ks + 1
+        g, ra, rk = sc.gamma(ns + 1), sc.rgamma(a), sc.rgamma(ks + 1)
+        da = _rgamma_d(ra, a)
+        if wrt_n:
+            at = g * (sc.digamma(ns + 1) * ra + da) * rk
+        else:
+            at = g * (ra * _rgamma_d(rk, ks + 1) - da * rk)
+        no, ko = np.where(use, 0.5, n), np.where(use, 0.0, k)
+        if wrt_n:
+            other = ans * (sc.digamma(no + 1) - sc.digamma(no - ko + 1))
+        else:
+            other = ans * (sc.digamma(no - ko + 1) - sc.digamma(ko + 1))
+        return np.where(use, at, other)
+
+    return d
+
+
+elementwise(sc.poch, _poch_dz, lambda ans, z, m: ans * sc.digamma(z + m), saves="ans z m")
 elementwise(
     sc.binom,  # gamma(n+1) / (gamma(k+1) gamma(n-k+1)), SciPy's continuous extension
-    lambda ans, n, k: ans * (sc.digamma(n + 1) - sc.digamma(n - k + 1)),
-    lambda ans, n, k: ans * (sc.digamma(n - k + 1) - sc.digamma(k + 1)),
-    saves="ans n k",
+    _binom_d(True), _binom_d(False), saves="ans n k",
 )
 
 
@@ -347,9 +396,13 @@ elementwise(sc.expi, lambda ans, x: np.exp(x) / x, saves="x")
 
 
 def _expn_dx(ans: Any, n: Any, x: Any) -> Any:
-    # E_n' = -E_{n-1}; E_0(x) = e^-x / x has no lower neighbour in SciPy (E_-1 is nan)
-    lower = -sc.expn(_below(n), x)
-    return np.where(np.greater(n, 0), lower, -np.exp(-x) * (x + 1) / (x * x))
+    # E_n' = -E_{n-1}; E_0(x) = e^-x / x has no lower neighbour in SciPy (E_-1 is nan);
+    # each branch at safe arguments (the other's inf or nan reached the second
+    # derivative in reverse mode through the where: expn(2, x) at x = 1e-300)
+    pos = np.greater(n, 0)
+    lower = -sc.expn(np.where(pos, _below(n), 1), np.where(pos, x, 1.0))
+    x0 = np.where(pos, 1.0, x)
+    return np.where(pos, lower, -np.exp(-x0) * (x0 + 1) / (x0 * x0))
 
 
 elementwise(sc.expn, _not_in("scipy.special.expn w.r.t. n"), _expn_dx, saves=("", "n x"))
@@ -506,9 +559,11 @@ multi_output(  # sn, cn, dn, and the amplitude ph, in u
 
 # ------------------------------------------------------------------ more Bessel functions
 elementwise(sc.k0, lambda ans, x: -sc.k1(x), saves="x")
-elementwise(sc.k1, lambda ans, x: -0.5 * (sc.k0(x) + sc.kv(2, x)), saves="x")
+# -K0 - K1 / x, the same as -(K0 + K2) / 2 by K2 = K0 + 2 K1 / x, without kv(2, x)
+# (SciPy's kve(2, x) is nan from x = 1e20 on)
+elementwise(sc.k1, lambda ans, x: -sc.k0(x) - ans / x, saves="ans x")
 elementwise(sc.k0e, lambda ans, x: ans - sc.k1e(x), saves="ans x")
-elementwise(sc.k1e, lambda ans, x: ans - 0.5 * (sc.k0e(x) + sc.kve(2, x)), saves="ans x")
+elementwise(sc.k1e, lambda ans, x: ans - sc.k0e(x) - ans / x, saves="ans x")
 elementwise(sc.kv, _not_in("scipy.special.kv w.r.t. the order"),
             lambda ans, v, x: -0.5 * (sc.kv(v - 1, x) + sc.kv(v + 1, x)), saves=("", "v x"))
 elementwise(sc.kve, _not_in("scipy.special.kve w.r.t. the order"),  # kv(v, z) e^z
@@ -532,12 +587,22 @@ def _struve_term(v: Any, x: Any) -> Any:
     return np.power(0.5 * x, v) * sc.rgamma(v + 1.5) / (2 * _SQRT_PI)
 
 
+def _struve_d(f: Any, sign: float) -> Callable[..., Any]:
+    # (H_{v-1} -+ H_{v+1}) / 2 + the term; at v = 0 its own form 2/pi -+ H_1, whose
+    # derivatives at x = 0 are right (H_{-1}'s rule meets H_{-2}'s x**-1 singularity there)
+    def d(ans: Any, v: Any, x: Any) -> Any:
+        zero = np.equal(v, 0)
+        vs = np.where(zero, 1.0, v)
+        general = 0.5 * (f(vs - 1, x) - sign * f(vs + 1, x)) + _struve_term(vs, x)
+        return np.where(zero, 2 / np.pi - sign * f(1.0, x), general)
+
+    return d
+
+
 elementwise(sc.struve, _not_in("scipy.special.struve w.r.t. the order"),
-            lambda ans, v, x: (0.5 * (sc.struve(v - 1, x) - sc.struve(v + 1, x))
-                               + _struve_term(v, x)), saves=("", "v x"))
+            _struve_d(sc.struve, 1.0), saves=("", "v x"))
 elementwise(sc.modstruve, _not_in("scipy.special.modstruve w.r.t. the order"),
-            lambda ans, v, x: (0.5 * (sc.modstruve(v - 1, x) + sc.modstruve(v + 1, x))
-                               + _struve_term(v, x)), saves=("", "v x"))
+            _struve_d(sc.modstruve, -1.0), saves=("", "v x"))
 # Kelvin functions: ber + i bei = J0(x e^(3 pi i/4)), ker + i kei = K0(x e^(pi i/4)), both
 # solving w'' = i w - w'/x, which gives the derivatives of berp, beip, kerp, keip
 elementwise(sc.ber, lambda ans, x: sc.berp(x), saves="x")

@@ -284,3 +284,44 @@ def test_logit_second_derivative_overflows_alike_in_both_modes():
 def test_rgamma_second_derivative_just_above_zero():
     # -psi(x)/gamma(x) differentiated at x = 1e-300 was -inf (gamma's pole times psi's)
     assert dr.grad(dr.grad(sc.rgamma))(1e-300) == pytest.approx(-2 * sc.psi(1), rel=1e-12)
+
+
+@pytest.mark.parametrize("f, at, d1, d2", [
+    # poch(z, 2) = z (z + 1); binom(n, 2) = n (n - 1) / 2: polynomials through the
+    # zeros of 1/gamma, where ans (psi - psi) was 0 * inf (nan)
+    (lambda z: sc.poch(z, 2.0), 0.0, 1.0, 2.0),
+    (lambda z: sc.poch(z, 2.0), -1.0, -1.0, 2.0),
+    (lambda z: sc.poch(z, 2.0), 1e-300, 1.0, 2.0),
+    (lambda n: sc.binom(n, 2.0), 0.0, -0.5, 1.0),
+    (lambda n: sc.binom(n, 2.0), 1.0, 0.5, 1.0),
+    # H0' = 2/pi - H1, L0' = 2/pi + L1: at 0 the second derivative is 0 (was nan)
+    (lambda x: sc.struve(0.0, x), 0.0, 2 / np.pi, 0.0),
+    (lambda x: sc.modstruve(0.0, x), 0.0, 2 / np.pi, 0.0),
+])
+def test_derivatives_through_zeros_of_reciprocal_gamma(f, at, d1, d2):
+    for g in (dr.grad(f)(at), dr.jvp(f, (at,), (1.0,))[1]):
+        assert g == pytest.approx(d1, rel=1e-12, abs=1e-15)
+    for g in (dr.hessian(f)(at), dr.grad(dr.grad(f))(at)):
+        assert g == pytest.approx(d2, rel=1e-10, abs=1e-12)
+
+
+def test_bessel_derivatives_at_huge_arguments():
+    # SciPy's ive(2, x) and kve(2, x) are nan from x = 1e20 on: the rules of i1e, k1e, k1
+    # use the recurrences with I0/K0 and I1/K1 instead
+    for x in (1e20, 1e300):
+        assert np.isfinite(dr.grad(sc.i1e)(x)) and np.isfinite(dr.grad(sc.k1e)(x))
+        assert dr.grad(sc.k1e)(x) == pytest.approx(sc.k1e(x) - sc.k0e(x) - sc.k1e(x) / x,
+                                                   rel=1e-12)
+    for x in (0.3, 5.0):  # and the same numbers as before where both exist
+        h = 1e-6
+        for f in (sc.i1e, sc.k1e, sc.k1):
+            fd = (f(x + h) - f(x - h)) / (2 * h)
+            assert dr.grad(f)(x) == pytest.approx(fd, rel=1e-7)
+
+
+def test_expn_second_derivative_near_zero():
+    # expn(2, x)'' = expn(0, x) = e**-x / x: 1e300 at x = 1e-300; reverse mode met the
+    # order-0 branch's inf (and expn(-1, x)'s nan) through the where
+    x = 1e-300
+    assert dr.grad(dr.grad(lambda x: sc.expn(2, x)))(x) == pytest.approx(1e300, rel=1e-12)
+    assert dr.hessian(lambda x: sc.expn(2, x))(x) == pytest.approx(1e300, rel=1e-12)
