@@ -166,10 +166,12 @@ def _continuous(d: _Continuous, method: str, x: Any, shapes: tuple[Any, ...], lo
 
     def core(zz: Any, sh: tuple[Any, ...]) -> Any:
         if method == "pdf":
-            end = np.logical_or(np.equal(zz, a), np.equal(zz, b))
-            # (a decision for the whole batch: no point at an end, one formula)
-            if d.edge_pdf is None or not np.any(concrete(end)):
+            # (a decision for the whole batch, on the plain values: no point at an end,
+            # one formula)
+            zc = concrete(zz)
+            if d.edge_pdf is None or not np.any((zc == a) | (zc == b)):
                 return np.exp(d.logpdf(zz, *sh))
+            end = np.logical_or(np.equal(zz, a), np.equal(zz, b))
             ze = np.where(end, zz, d.inside)  # each branch sees only its own points
             zi = np.where(end, d.inside, zz)
             return np.where(end, d.edge_pdf(ze, *sh), np.exp(d.logpdf(zi, *sh)))
@@ -322,11 +324,10 @@ def _density(logpdf: Callable[..., Any], edge_pdf: Callable[..., Any] | None,
     powers, whose derivatives there are right), each branch at safe points; the choice
     is made for the whole batch (concrete), so points inside pay nothing."""
     def density(z: Any, *s: Any) -> Any:
-        if edge_pdf is None or not ends:
+        zc = concrete(z)
+        if edge_pdf is None or not any(np.any(zc == e) for e in ends):
             return np.exp(logpdf(z, *s))
         end = functools.reduce(np.logical_or, [np.equal(z, e) for e in ends])
-        if not np.any(concrete(end)):
-            return np.exp(logpdf(z, *s))
         inside = 0.5 if ends == (0.0, 1.0) else 1.0
         return np.where(end, edge_pdf(np.where(end, z, inside), *s),
                         np.exp(logpdf(np.where(end, inside, z), *s)))
@@ -539,9 +540,10 @@ def _at_ends(x: Any, ends: tuple[float, ...], log_form: Callable[[Any], Any],
     """exp(log_form(x)) inside, powers(x) where x is at one of ``ends`` (where the log
     form's own derivative is 0 * inf), each branch at safe points; chosen for the
     whole batch (concrete), so points inside pay nothing."""
-    end = functools.reduce(np.logical_or, [np.equal(x, e) for e in ends])
-    if not np.any(concrete(end)):
+    xc = concrete(x)
+    if not any(np.any(xc == e) for e in ends):  # (for the whole batch, plain values)
         return np.exp(log_form(x))
+    end = functools.reduce(np.logical_or, [np.equal(x, e) for e in ends])
     return np.where(end, powers(np.where(end, x, inside)),
                     np.exp(log_form(np.where(end, inside, x))))
 
@@ -710,14 +712,17 @@ def _discrete(d: _Discrete, method: str, k: Any, shapes: tuple[Any, ...], loc: A
         ok = np.logical_and(ok, good)
         ks = np.where(ok, k, lo)
         ss = safe(ok)
-        edge = np.logical_and(d.at_edge(*ss), ok) if d.at_edge is not None else False
-        if method == "pmf" and np.any(concrete(edge)):  # (for the whole batch)
+        # (a decision for the whole batch, on the plain values)
+        near = (method == "pmf" and d.at_edge is not None
+                and np.any(d.at_edge(*(concrete(v) for v in ss))))
+        if near:
+            edge = np.logical_and(d.at_edge(*ss), ok)
             # the double where: each branch sees only the parameters it is taken at
-            safe = tuple(s if i in d.counts else np.where(edge, 0.5, s)
-                         for i, s in enumerate(ss))
-            on = tuple(s if i in d.counts else np.where(edge, s, 0.5)
-                       for i, s in enumerate(ss))
-            core = np.where(edge, d.edge_pmf(ks, *on), np.exp(d.logpmf(ks, *safe)))
+            off = tuple(v if i in d.counts else np.where(edge, 0.5, v)
+                        for i, v in enumerate(ss))
+            on = tuple(v if i in d.counts else np.where(edge, v, 0.5)
+                       for i, v in enumerate(ss))
+            core = np.where(edge, d.edge_pmf(ks, *on), np.exp(d.logpmf(ks, *off)))
             out = np.where(ok, core, 0.0)
         else:
             core = d.logpmf(ks, *ss)
