@@ -22,6 +22,7 @@ from .at import at
 from .batching import without_derivatives
 from .custom import custom_jvp, custom_vjp
 from .errors import (
+    CustomRuleError,
     DualrevError,
     EscapedTracerError,
     InPlaceError,
@@ -93,6 +94,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Dual",
+    "CustomRuleError",
     "DualrevError",
     "EscapedTracerError",
     "InPlaceError",

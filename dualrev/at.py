@@ -13,15 +13,32 @@ are ``x op= y``, ``x.fill``, ``x.sort``, ``ufunc(..., out=x)`` and ``np.add.at(x
 
 from __future__ import annotations
 
+import sys
 import warnings
+from sys import getrefcount
 from typing import Any
 
 import numpy as np
 
-from .catalogue.indexing import _positions, canonical_index, getitem, is_basic, scatter_p
-from .errors import InPlaceError
-from .inplace import Stale, describe, key_text, poison_views, rebind
-from .primitive import METHODS, Tracer, bind, dtype_of, shape_of, strip
+from . import config
+from .batching import on_plain_values, without_derivatives
+from .catalogue.indexing import (
+    _positions,
+    canonical_index,
+    getitem,
+    is_basic,
+    scatter_p,
+    stack_index_lists,
+    update_p,
+)
+from .catalogue.shape import _ravel, _reshape
+from .errors import BatchedValueError, InPlaceError, NoDerivativeRule
+from .forward import Dual
+from .inplace import Stale, describe, key_text, note_view, poison_views, rebind
+from .primitive import FUNCTION_HANDLERS, METHODS, Tracer, bind, dtype_of, shape_of, strip
+
+# as in reverse.py: from 3.14 a reference count may not count the interpreter's stack
+_ELIDE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
 
 
 class _Update:
@@ -60,15 +77,12 @@ class _Update:
     def set(self, v: Any) -> Any:
         """``x`` with ``v`` written at ``idx`` (the last write wins, as in NumPy)."""
         pos, shape = self._flat()
-        size = int(np.prod(shape))
         vals = np.ravel(np.broadcast_to(v, shape_of(_positions(shape, self.idx)))) + 0.0
         _, first_from_end = np.unique(pos[::-1], return_index=True)
         keep = pos.size - 1 - first_from_end  # the last occurrence of each position
         kept = getitem(vals, (keep,))
-        placed = bind(scatter_p, (kept,), {"idx": (pos[keep],), "nb": 0, "shape": (size,)})
-        mask = np.zeros(size, dtype=bool)
-        mask[pos] = True
-        return np.reshape(np.where(mask, placed, np.ravel(self.x)), shape)
+        out = bind(update_p, (kept, _ravel(self.x)), {"idx": (pos[keep],), "nb": 0})
+        return np.reshape(out, shape)
 
 
 class _Indexer:
@@ -147,8 +161,30 @@ def assign(obj: Any, new: Any, write: str) -> None:
     # rebound to the matching value next); every other view of it goes stale
     for i in range(len(chain) - 1, -1, -1):
         o, v = chain[i]
-        poison_views(o, chain[i - 1][0] if i else None, write)
+        followers = poison_views(o, chain[i - 1][0] if i else None, write)
         rebind(o, v)
+        for f in followers:  # views of all of o show the write, as NumPy's do
+            rebind(f, v)
+
+
+def _private(x: Any) -> bool:
+    """Whether the traced ``x``'s value is an array only ``x`` holds (CPython's reference
+    count: the slot and the call's argument), owning its memory, so that a write may go
+    into it: no tape entry, view, copy or caller sees it (a buffer written row by row
+    then costs a row per write, not a copy of the buffer)."""
+    return (_ELIDE and config.SHORTCUTS and isinstance(x, Tracer)
+            and type(x.primal) is np.ndarray
+            and x.primal.base is None and x.primal.flags.writeable
+            and getrefcount(x.primal) <= 2)
+
+
+def _private_tangent(x: Any) -> bool:
+    """Whether the dual number ``x``'s tangent is an array only ``x`` holds (as
+    ``_private`` for its value), so that forward mode writes the tangent in place too."""
+    return (_ELIDE and config.SHORTCUTS and type(x) is Dual
+            and type(x.tangent) is np.ndarray
+            and x.tangent.base is None and x.tangent.flags.writeable
+            and getrefcount(x.tangent) <= 2)
 
 
 def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
@@ -161,14 +197,14 @@ def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
             "Casting complex values to real discards the imaginary part"), stacklevel=4)
         v = np.real(v)
     shape = shape_of(x)
-    if is_basic(key):
+    if any(isinstance(k, Tracer) for k in key):
+        out = set_batched(x, key, v)
+    elif is_basic(key):
         target = np.zeros(shape, dtype=bool)[key].shape
         if shape_of(v) != target:
             v = np.broadcast_to(v, target)
-        placed = bind(scatter_p, (v,), {"idx": key, "nb": 0, "shape": shape})
-        mask = np.zeros(shape, dtype=bool)
-        mask[key] = True
-        out = np.where(mask, placed, x)
+        out = bind(update_p, (v, x), {"idx": key, "nb": 0, "inplace": _private(x),
+                                      "tangent_inplace": _private_tangent(x)})
     else:
         out = at(x)[key].set(v)
     if dtype_of(out) != xd:
@@ -179,13 +215,106 @@ def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
 # ------------------------------------------------------------------ the entry points
 def setitem(x: Any, key: Any, value: Any) -> None:
     """``x[key] = value`` on a traced ``x``."""
-    key = canonical_index(key)
+    tup = stack_index_lists(key if isinstance(key, tuple) else (key,))
+    if any(isinstance(k, Tracer) for k in tup):
+        key = batched_index(tup)
+    else:
+        key = canonical_index(key)
     base = getattr(value, "_base", None) if isinstance(value, Tracer) else None
-    if base is not None and base[0] is x and base[1] == key:
+    if base is not None and base[0] is x and same_key(base[1], key):
         # x[key] op= v: Python's getitem gave a view, whose in-place operator already
         # wrote through it; this store writes the same values again
         return
     assign(x, functional_set(x, key, value), f"x[{key_text(key)}]")
+
+
+def same_key(a: Any, b: Any) -> bool:
+    """Whether two canonical indices are the same basic index (an index array is never
+    taken for the same: its views are copies, and ``==`` on it would be elementwise)."""
+    if isinstance(a, str) or isinstance(b, str) or len(a) != len(b):
+        return False
+    for p, q in zip(a, b, strict=True):
+        if isinstance(p, Tracer):  # a per-element index under vmap: the same object
+            if p is not q:
+                return False
+        elif type(p) is not type(q) or isinstance(p, np.ndarray) or p != q:
+            return False
+    return True
+
+
+def batched_index(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An index with parts that differ per element under ``vmap`` (``np.argmax(x)``,
+    ``x > 0.3``): those parts kept, the rest made canonical. A part carrying a
+    derivative is refused, as by ``canonical_index``."""
+    plain = []
+    for k in key:
+        if isinstance(k, Tracer):
+            if not isinstance(without_derivatives(k), Tracer):
+                canonical_index((k,))  # raises: a traced value used as an index
+            plain.append(0)
+        else:
+            plain.append(k)
+    canon = canonical_index(tuple(plain))
+    return tuple(k if isinstance(k, Tracer) else c for k, c in zip(key, canon, strict=True))
+
+
+def set_batched(x: Any, key: tuple[Any, ...], v: Any) -> Any:
+    """``x`` with ``v`` written at ``key``, an index with parts that differ per element
+    under ``vmap``: a batched boolean mask (``x[m] = v`` is ``np.where(m, v, x)`` for a
+    ``v`` of one row) or batched integers (each element's positions, written by a 0/1
+    matrix that keeps the last write to each position, as NumPy does)."""
+    xs = shape_of(x)
+    parts = [k for k, i in enumerate(key) if isinstance(i, Tracer)]
+    if any(dtype_of(key[k]).kind == "b" for k in parts):
+        m = key[0]
+        ms = shape_of(m)
+        rest = xs[len(ms):]
+        vs = shape_of(v)
+        if not (len(key) == 1 and dtype_of(m).kind == "b" and xs[:len(ms)] == ms):
+            raise BatchedValueError(
+                "a store x[..., mask, ...] = v with a batched boolean mask among other "
+                "indices (write np.where(mask, v, x) with the mask broadcast to x)")
+        try:
+            ok = np.broadcast_shapes(vs, (1,) + rest) == (1,) + rest
+        except ValueError:
+            ok = False
+        if not ok:
+            raise BatchedValueError(
+                f"a store x[mask] = v with a batched mask and v of shape {vs}: the number "
+                "of selected rows differs per element, so v must be one row (shape "
+                f"{rest}) or a scalar; write np.where(mask, v, x)")
+        row = _reshape_nolink(np.broadcast_to(v, (1,) + rest), rest) if rest else (
+            _reshape_nolink(v, ()) if vs else v)
+        return np.where(_reshape_nolink(m, ms + (1,) * len(rest)), row, x)
+    size = int(np.prod(xs))
+
+    def positions(*arrays: Any) -> np.ndarray:
+        full = list(key)
+        for k, a in zip(parts, arrays, strict=True):
+            full[k] = np.asarray(a)
+        return _positions(xs, canonical_index(tuple(full)))
+
+    pos = on_plain_values(positions, [key[k] for k in parts], name="an index")
+    n = int(np.prod(shape_of(pos)))
+    vals = _reshape_nolink(np.broadcast_to(v, shape_of(pos)), (n,))
+
+    def last_writes(p: np.ndarray) -> np.ndarray:
+        w = np.zeros((size, n))
+        p = np.ravel(p)
+        _, first_from_end = np.unique(p[::-1], return_index=True)
+        keep = n - 1 - first_from_end
+        w[p[keep], keep] = 1.0
+        return w
+
+    w = on_plain_values(last_writes, [pos], name="an index")
+    hit = np.any(w, axis=1)
+    placed = w @ vals
+    return _reshape_nolink(np.where(hit, placed, _ravel(x)), xs)
+
+
+def _reshape_nolink(a: Any, shape: tuple[int, ...]) -> Any:
+    """``np.reshape`` of an intermediate, not recorded as a view."""
+    return _reshape(a, shape) if isinstance(a, Tracer) else np.reshape(a, shape)
 
 
 _INPLACE = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide,
@@ -261,5 +390,127 @@ def sort(x: Any, axis: int = -1, kind: Any = None, order: Any = None, **kw: Any)
     assign(x, np.sort(x, axis=axis, kind=kind), "x.sort()")
 
 
+def partition(x: Any, kth: Any, axis: int = -1, kind: str = "introselect",
+              order: Any = None) -> None:
+    """``x.partition(kth)``: ``x`` rebound to ``np.partition(x, kth)`` (the arrangement
+    NumPy's makes)."""
+    assign(x, np.partition(x, kth, axis=axis, kind=kind, order=order), "x.partition(...)")
+
+
+def _plain_ravel(x: Any) -> Any:
+    """``x`` flattened, not linked to ``x`` as a view (an intermediate of a write)."""
+    return _ravel(x)
+
+
+def _cycled(v: Any, n: int) -> Any:
+    """``v`` flattened and repeated (or cut) to ``n`` values, as ``put`` and ``x.flat[...]
+    = v`` take it."""
+    vf = np.ravel(v) if isinstance(v, Tracer) else np.ravel(np.asarray(v))
+    m = shape_of(vf)[0]
+    if m == n:
+        return vf
+    if m == 0:
+        if n == 0:
+            return vf
+        raise ValueError("cannot write an empty sequence into a non-empty selection")
+    return getitem(vf, (np.arange(n) % m,))
+
+
+def _flat_write(x: Any, pos: np.ndarray, v: Any, write: str) -> None:
+    """Write ``v`` (cycled) at the flat positions ``pos`` of ``x``, in place."""
+    pos = np.ravel(pos)
+    flat = at(_plain_ravel(x))[(pos,)].set(_cycled(v, pos.size))
+    assign(x, inplace_cast(np.reshape(flat, shape_of(x)), x), write)
+
+
+def put(x: Any, ind: Any, v: Any, mode: str = "raise") -> None:
+    """``x.put(ind, v, mode)`` / ``np.put(x, ind, v, mode)``: ``v`` (cycled) written at the
+    flat positions ``ind``, in place."""
+    if not isinstance(x, Tracer):
+        raise InPlaceError("numpy.put into a plain NumPy array",
+                           rewrite="build the array with dualrev.at(x.ravel())[ind].set(v) "
+                           "instead")
+    size = int(np.prod(shape_of(x)))
+    ind = np.ravel(np.asarray(strip(ind))).astype(np.intp)
+    if mode == "wrap":
+        ind = ind % size if size else ind
+    elif mode == "clip":
+        ind = np.clip(ind, 0, size - 1)
+    elif mode != "raise":
+        raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
+    elif ind.size and (ind.max() >= size or ind.min() < -size):
+        bad = ind[(ind >= size) | (ind < -size)][0]
+        raise IndexError(f"index {bad} is out of bounds for axis 0 with size {size}")
+    _flat_write(x, ind, v, "x.put(...)")
+
+
+class FlatIter:
+    """``x.flat`` of a traced ``x``: reading gives copies (``x.flat[1:3]``, iteration),
+    writing (``x.flat[k] = v``, values cycled as in NumPy) writes into ``x``."""
+
+    __slots__ = ("base",)
+
+    def __init__(self, x: Any) -> None:
+        self.base = x
+
+    def __len__(self) -> int:
+        return int(np.prod(shape_of(self.base)))
+
+    def __iter__(self) -> Any:
+        flat = _plain_ravel(self.base)
+        for i in range(len(self)):
+            yield getitem(flat, (i,))
+
+    def __getitem__(self, k: Any) -> Any:
+        out = getitem(_plain_ravel(self.base), k)
+        # a copy, as NumPy's flatiter gives: no link back to x
+        return METHODS["clone"](out) if isinstance(out, Tracer) else out
+
+    def __setitem__(self, k: Any, v: Any) -> None:
+        n = len(self)
+        pos = np.arange(n, dtype=np.intp)[canonical_index(k)]
+        _flat_write(self.base, pos, v, f"x.flat[{key_text(canonical_index(k))}]")
+
+    def copy(self) -> Any:
+        """``x.flatten()``."""
+        return self.base.flatten()
+
+
+def set_flat(x: Any, v: Any) -> None:
+    """``x.flat = v``: every element of ``x``, ``v`` cycled."""
+    _flat_write(x, np.arange(int(np.prod(shape_of(x))), dtype=np.intp), v, "x.flat = v")
+
+
+def resize(x: Any, *args: Any, **kwargs: Any) -> None:
+    """``x.resize(...)``: refused (it changes the array's shape in place)."""
+    raise InPlaceError(
+        "x.resize(...) (it changes the shape of the array in place, which NumPy itself "
+        "refuses for an array that other names refer to)",
+        rewrite="build a new array: np.resize(x, shape) repeats the values, "
+        "np.pad(x.ravel(), (0, n - x.size)).reshape(shape) pads with zeros as x.resize "
+        "does")
+
+
+def view(x: Any, dtype: Any = None, type: Any = None) -> Any:
+    """``x.view()``: a new object that is a view of all of ``x`` (writes through either
+    are seen by the other); a view as another dtype or type is refused."""
+    if (dtype is not None and np.dtype(dtype) != dtype_of(x)) or (
+            type is not None and type is not np.ndarray):
+        raise NoDerivativeRule("ndarray.view(dtype)", "Reinterpreting the bytes of a "
+                               "traced array as another dtype has no derivative; "
+                               "x.astype(dtype) converts the values.")
+    out = METHODS["clone"](x)
+    note_view(x, out, (Ellipsis,))
+    return out
+
+
 METHODS.update(setitem=setitem, fill=fill, sort=sort, inplace_op=inplace_op,
-               ufunc_out=ufunc_out, ufunc_at=ufunc_at)
+               ufunc_out=ufunc_out, ufunc_at=ufunc_at, partition=partition, put=put,
+               flat=FlatIter, set_flat=set_flat, resize=resize, view=view)
+
+
+def _np_put(a: Any, ind: Any, v: Any, mode: str = "raise") -> None:
+    put(a, ind, v, mode)
+
+
+FUNCTION_HANDLERS[np.put] = _np_put

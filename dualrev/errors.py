@@ -255,6 +255,27 @@ class BatchedValueError(DualrevError):
         super().__init__(msg)
 
 
+class CustomRuleError(DualrevError):
+    """A ``custom_jvp`` or ``custom_vjp`` rule returned something that does not fit the
+    function it describes (a cotangent or tangent of the wrong shape, count, structure or
+    kind), or a ``custom_vjp`` whose backward rule is not linear in its cotangent met
+    forward mode. The message names the function, the rule, the argument or output, and
+    what was expected against what came back.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> @dr.custom_vjp
+        ... def f(x):
+        ...     return 2 * x
+        >>> f.defvjp(lambda x: (f(x), None), lambda res, g: (np.ones(5),))
+        >>> dr.grad(lambda x: np.sum(f(x)))(np.ones(3))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.CustomRuleError: dualrev: the bwd rule of custom_vjp(f) returned ...
+    """
+
+
 class NotSavedError(RuntimeError):
     """A VJP rule used a value its primitive's ``saves`` declaration does not keep on the
     tape. This is a bug in the primitive (its declaration), not in the user's code, so it

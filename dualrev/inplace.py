@@ -55,6 +55,12 @@ def note_view(base: Any, view: Any, key: Any) -> None:
     basic index (a tuple) for ``base[key]``, else the operation's name (a str)."""
     if view is base or not isinstance(view, Tracer):
         return
+    old = getattr(view, "_base", None)
+    if old is not None and old[0] is base:
+        # a view function built from another (matrix_transpose from swapaxes): one
+        # link, named by the outer function
+        view._base = (base, key)
+        return
     view._base = (base, key)
     try:
         views = base._views
@@ -82,12 +88,21 @@ def viewing(func: Any, name: str) -> Any:
     """The handler ``func`` of a NumPy function returning a view of its first argument,
     with its result(s) recorded as views (see the module docstring)."""
 
+    same = name in SAME_OBJECT
+
     def handler(a: Any, *args: Any, **kwargs: Any) -> Any:
         out = func(a, *args, **kwargs)
         if isinstance(a, Tracer):
             if isinstance(out, (list, tuple)):
                 for o in out:
                     note_view(a, o, name)
+            elif out is a:
+                if not same:
+                    # NumPy returns a new view object (np.reshape to the same shape, .T
+                    # of a vector): a view of the whole array, written through as x[...]
+                    # (np.broadcast_to's is read-only in NumPy: refused, as other views)
+                    out = clone(a)
+                    note_view(a, out, name if name == "broadcast_to" else (Ellipsis,))
             else:
                 note_view(a, out, name)
         return out
@@ -111,7 +126,15 @@ VIEW_FUNCTIONS = {
 for _name in ("permute_dims", "matrix_transpose", "hsplit", "vsplit", "dsplit", "unstack",
               "rot90"):
     if hasattr(np, _name):
-        VIEW_FUNCTIONS[getattr(np, _name)] = _name
+        VIEW_FUNCTIONS.setdefault(getattr(np, _name), _name)  # permute_dims is transpose
+
+
+# View functions that NumPy answers with the array itself when there is nothing to do
+# (np.squeeze without unit axes, np.atleast_1d of a vector, np.real of a real array)
+SAME_OBJECT = {"squeeze", "atleast_1d", "atleast_2d", "atleast_3d", "real"}
+
+# view keys that are ndarray methods (the others are NumPy functions) in the messages
+_METHOD_VIEWS = {"reshape", "ravel", "squeeze", "transpose", "swapaxes", "diagonal"}
 
 
 def install_view_handlers() -> None:
@@ -154,7 +177,9 @@ def describe(key: Any) -> str:
     """How the view made by ``key`` (a basic index or an operation's name) reads in an
     error message: ``x[1:]``, ``x.reshape(...)``."""
     if isinstance(key, str):
-        return f"x.{key}(...)" if key not in ("real", "imag") else f"x.{key}"
+        if key in ("real", "imag", "T", "mT"):
+            return f"x.{key}"
+        return f"x.{key}(...)" if key in _METHOD_VIEWS else f"np.{key}(x, ...)"
     return f"x[{key_text(key)}]"
 
 
@@ -176,27 +201,59 @@ def key_text(key: Any) -> str:
     return ", ".join(one(k) for k in key) if key else "()"
 
 
-def poison_views(obj: Any, keep: Any, write: str) -> None:
-    """Make every live view of ``obj`` (and views of those) but ``keep`` stale."""
-    try:
-        views = obj._views
-    except AttributeError:
+def poison_views(obj: Any, keep: Any, write: str) -> list[Any]:
+    """Make every live view of ``obj`` (and views of those) but ``keep`` stale, except
+    views of all of ``obj`` (``x.view()``, ``x[...]``, ``np.reshape(x, x.shape)``): those
+    stay linked and are returned, for the caller to rebind to the written value, as
+    NumPy's would show it (their own views are treated alike)."""
+    followers: list[Any] = []
+    _poison(obj, keep, write, followers)
+    return followers
+
+
+def _whole(key: Any) -> bool:
+    return type(key) is tuple and len(key) == 1 and key[0] is Ellipsis
+
+
+def _poison(obj: Any, keep: Any, write: str, followers: list[Any]) -> None:
+    views = getattr(obj, "_views", None)
+    if views is None:
         return
-    stack = [views]
-    obj._views = [_ref(keep)] if keep is not None else []
+    kept = [_ref(keep)] if keep is not None else []
+    for r in views:
+        v = r()
+        if v is None or v is keep:
+            continue
+        link = getattr(v, "_base", None)
+        if link is None:  # already made stale (reached twice)
+            continue
+        if _whole(link[1]):
+            followers.append(v)
+            kept.append(r)
+            _poison(v, None, write, followers)
+        else:
+            _stale(v, write)
+    obj._views = kept
+
+
+def _stale(view: Any, write: str) -> None:
+    """Make ``view`` and every view taken from it stale."""
+    stack = [view]
     while stack:
-        for r in stack.pop():
-            v = r()
-            if v is None or v is keep:
-                continue
-            what = describe(v._base[1])
-            v.primal = Stale(f"a view {what} taken before {write} was written")
-            del v._base
-            try:
-                stack.append(v._views)
-                del v._views
-            except AttributeError:
-                pass
+        v = stack.pop()
+        link = getattr(v, "_base", None)
+        if link is None:
+            continue
+        v.primal = Stale(f"a view {describe(link[1])} taken before {write} was written")
+        del v._base
+        for r in getattr(v, "_views", ()):
+            w = r()
+            if w is not None:
+                stack.append(w)
+        try:
+            del v._views
+        except AttributeError:
+            pass
 
 
 # ------------------------------------------------------------------ rebinding

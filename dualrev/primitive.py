@@ -92,8 +92,11 @@ class Primitive:
     on Python/NumPy float scalars (falling back to ``impl`` on arithmetic errors);
     ``partials`` (elementwise entries whose every rule is ``g * d(ans, *args)``) lets
     the machinery skip the rule wrapper; ``vjp_add(acc, g, ans, *primals, **params)``
-    adds the VJP into a cotangent buffer the tape owns (or creates one when ``acc`` is
-    None), returning NotImplemented where it does not apply.
+    adds the VJP of argument ``vjp_add_arg`` (0 unless set) into a cotangent buffer the
+    tape owns (or creates one when ``acc`` is None), returning NotImplemented where it
+    does not apply; with ``vjp_add_owned`` set it also gets ``g_owned=``: whether ``g``
+    is a buffer the backward pass made and nobody else holds, which it may write into and
+    return.
 
     Args:
         name: the operation's name, as error messages and ``dualrev.graph`` show it.
@@ -117,13 +120,14 @@ class Primitive:
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
-                 "batch", "scalar_impl", "vjp_add", "saves", "partials",
+                 "batch", "scalar_impl", "vjp_add", "vjp_add_arg", "vjp_add_owned",
+                 "saves", "partials",
                  "_plans")
 
-    # A custom_vjp primitive (custom.py) sets these: forward mode traces ``body``; the
-    # tape runs ``fwd`` to get (output, residuals) and hands the residuals to the VJP.
-    body: Callable[..., Any] | None = None
-    fwd: Callable[..., Any] | None = None
+    # A custom_vjp primitive (custom.py) sets this to its decorator object: the tape
+    # runs its ``on_tape`` (fwd: output and residuals), forward mode its ``forward``
+    # (fwd, and the tangent from the transposed bwd), never the function's body.
+    custom: Any = None
 
     def __init__(
         self,
@@ -144,6 +148,8 @@ class Primitive:
         self.batch: Rule | None = None
         self.scalar_impl = scalar_impl
         self.vjp_add: Rule | None = None
+        self.vjp_add_arg = 0
+        self.vjp_add_owned = False
         # Per VJP rule, the positions (-1: ans) it reads whole and those whose shape
         # alone it reads; None: keep everything. Set by defvjp's ``saves``.
         self.saves: tuple[tuple[frozenset[int], frozenset[int]], ...] | None = None

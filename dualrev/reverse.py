@@ -138,9 +138,8 @@ class Tape:
                 plain = False
             primals.append(a)
             i += 1
-        if plain and prim.fwd is not None:
-            ans, residuals = prim.fwd(*primals)
-            params = {**params, "residuals": residuals}
+        if prim.custom is not None:  # a custom_vjp: fwd gives the output and residuals
+            ans, params = prim.custom.on_tape(self, primals, args, params)
         else:
             ans = apply_plain(prim, primals, params) if plain else bind(prim, primals, params)
         if not parents:
@@ -224,10 +223,12 @@ class Tape:
                 scatter = None
                 plain = batch = False
             for argpos, pid, shape, kind in parents:
-                if scatter is not None and kind is cotangent.REAL and (cts[pid] is None
-                                                                        or owned[pid]):
+                if scatter is not None and kind is cotangent.REAL and (
+                        cts[pid] is None or owned[pid]) and argpos == prim.vjp_add_arg:
                     # the cotangent scattered straight into the pass's buffer
-                    acc = scatter(cts[pid], g, ans, *primals, **params)
+                    acc = (scatter(cts[pid], g, ans, *primals, g_owned=owned[i], **params)
+                           if prim.vjp_add_owned else
+                           scatter(cts[pid], g, ans, *primals, **params))
                     if acc is not NotImplemented:
                         cts[pid] = acc
                         owned[pid] = True
@@ -271,8 +272,8 @@ class Tape:
         """Forward along the recorded edges: each entry's tangent from its arguments' by
         the JVP rules, from ``tangents`` (input entry -> tangent, a batch of them when
         ``Batched``). Needs a tape that kept everything (``keep_all``); a ``custom_vjp``
-        entry, which forward mode differentiates through its body, cannot be pushed
-        through (``ReplayError``)."""
+        entry is pushed through its transposed backward rule, from the residuals kept
+        with it."""
         ts: list[Any] = [None] * len(self.nodes)
         for i, t in tangents.items():
             ts[i] = t
@@ -287,14 +288,8 @@ class Tape:
                     reached = True
             if not reached:
                 continue
-            if prim.body is not None:
-                raise ReplayError(prim.name)
             ts[i] = tangent_out(prim, args, ans, list(primals), params)
         return ts
-
-
-class ReplayError(Exception):
-    """A recorded operation forward mode cannot replay from the tape."""
 
 
 def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],

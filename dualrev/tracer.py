@@ -16,7 +16,7 @@ import numpy as np
 
 from . import config
 from .diagnose import explain
-from .errors import InPlaceError, PlainBufferError, TracerConversionError
+from .errors import InPlaceError, NoDerivativeRule, PlainBufferError, TracerConversionError
 from .primitive import (
     FUNCTION_HANDLERS,
     METHODS,
@@ -58,6 +58,8 @@ def new_level() -> int:
     return next(_levels)
 
 _NONE: dict[str, Any] = {}
+_NO_MEMORY = ("a traced value has no {} (its memory is dualrev's: writes into it are "
+              "recorded and its views tracked); take dualrev.strip(x) for the plain array")
 _PLAIN = (*PLAIN_SCALARS, np.ndarray)  # operands no trace can own
 
 # Operand types whose own reflected ``@`` handles a traced value (scipy.sparse matrices,
@@ -424,9 +426,10 @@ class TracedBase(Tracer):
         return FUNCTION_HANDLERS[np.ravel](self, order=order)
 
     def flatten(self, order: str = "C") -> Any:
-        # a copy, unlike ravel: not recorded as a view
+        # a copy, unlike ravel: not recorded as a view, and never the object itself
         ravel = FUNCTION_HANDLERS[np.ravel]
-        return getattr(ravel, "__wrapped__", ravel)(self, order=order)
+        out = getattr(ravel, "__wrapped__", ravel)(self, order=order)
+        return METHODS["clone"](out) if out is self else out
 
     def transpose(self, *axes: Any) -> Any:
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
@@ -460,12 +463,129 @@ class TracedBase(Tracer):
     def copy(self, order: str = "C") -> Any:
         return METHODS["clone"](self)  # another object: a write into one is not the other's
 
+    def argpartition(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.argpartition](self, *a, **k)
+
+    def searchsorted(self, *a: Any, **k: Any) -> Any:
+        return FUNCTION_HANDLERS[np.searchsorted](self, *a, **k)
+
+    def compress(self, condition: Any, axis: Any = None) -> Any:
+        return FUNCTION_HANDLERS[np.compress](condition, self, axis)
+
+    def choose(self, choices: Any, mode: str = "raise") -> Any:
+        return FUNCTION_HANDLERS[np.choose](self, choices, mode=mode)
+
+    @property
+    def itemsize(self) -> int:
+        return dtype_of(self).itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * dtype_of(self).itemsize
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def to_device(self, device: Any, /, *, stream: Any = None) -> Any:
+        if device != "cpu":
+            raise ValueError(f"unsupported device {device!r}")
+        return self  # NumPy's to_device("cpu") is the array itself
+
+    # The memory behind a traced value is dualrev's (writes are recorded, views tracked):
+    # these are no attributes of it, as for an object that is not an ndarray.
+    @property
+    def flags(self) -> Any:
+        raise AttributeError(_NO_MEMORY.format("flags"))
+
+    @property
+    def strides(self) -> Any:
+        raise AttributeError(_NO_MEMORY.format("strides"))
+
+    @property
+    def base(self) -> Any:
+        raise AttributeError(_NO_MEMORY.format("base"))
+
+    @property
+    def data(self) -> Any:
+        raise AttributeError(_NO_MEMORY.format("data"))
+
+    @property
+    def ctypes(self) -> Any:
+        raise AttributeError(_NO_MEMORY.format("ctypes"))
+
+    def tobytes(self, *a: Any, **k: Any) -> Any:
+        raise _conversion("x.tobytes()", "tobytes")
+
+    def tofile(self, *a: Any, **k: Any) -> Any:
+        raise _conversion("x.tofile()", "tofile")
+
+    def dump(self, *a: Any, **k: Any) -> Any:
+        raise _conversion("x.dump() (a pickle)", "dump")
+
+    def dumps(self, *a: Any, **k: Any) -> Any:
+        raise _conversion("x.dumps() (a pickle)", "dumps")
+
+    def byteswap(self, *a: Any, **k: Any) -> Any:
+        raise NoDerivativeRule("ndarray.byteswap", "It works on the bytes of the array.")
+
+    def getfield(self, *a: Any, **k: Any) -> Any:
+        raise NoDerivativeRule("ndarray.getfield", "It works on the bytes of the array.")
+
+    def setfield(self, *a: Any, **k: Any) -> Any:
+        raise NoDerivativeRule("ndarray.setfield", "It works on the bytes of the array.")
+
+    def setflags(self, *a: Any, **k: Any) -> Any:
+        raise NoDerivativeRule("ndarray.setflags", "A traced value has no flags: dualrev records "
+                      "its writes; keep the plain array's flags outside the transform.")
+
+    def view(self, dtype: Any = None, type: Any = None) -> Any:
+        return METHODS["view"](self, dtype, type)
+
+    def put(self, indices: Any, values: Any, mode: str = "raise") -> None:
+        METHODS["put"](self, indices, values, mode)
+
+    def partition(self, kth: Any, axis: int = -1, kind: str = "introselect",
+                  order: Any = None) -> None:
+        METHODS["partition"](self, kth, axis, kind, order)
+
+    def resize(self, *new_shape: Any, refcheck: bool = True) -> None:
+        METHODS["resize"](self, *new_shape)
+
+    @property
+    def flat(self) -> Any:
+        return METHODS["flat"](self)
+
+    @flat.setter
+    def flat(self, value: Any) -> None:
+        METHODS["set_flat"](self, value)
+
+    def __copy__(self) -> Any:
+        return METHODS["clone"](self)  # copy.copy: a copy, as ndarray.__copy__
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        # The same traced value on the same trace (its primal is never written in place):
+        # copying the trace itself would cut the derivative.
+        return METHODS["clone"](self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TracerConversionError(
+            "pickle / copyreg", "dualrev: a traced value cannot be pickled: it exists "
+            "only while its transform runs, and a pickle would outlive it without its "
+            "derivative. Pickle the transform's plain result instead, or "
+            "dualrev.strip(x) where only the value is wanted")
+
+    __reduce__ = __reduce_ex__  # type: ignore[assignment]
+
     def astype(self, dtype: Any, copy: bool = True) -> Any:
         out = METHODS["astype"](self, dtype)
         # copy=False of the same dtype is the array itself in NumPy, writes included
         return METHODS["clone"](out) if out is self and copy else out
 
     def conj(self) -> Any:
+        # ndarray.conj of a real array is the array itself (np.conj copies)
+        if dtype_of(self).kind != "c":
+            return self
         return UFUNC_HANDLERS[np.conjugate](self)
 
     conjugate = conj

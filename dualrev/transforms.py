@@ -23,7 +23,7 @@ from .batching import Batched, BatchTrace, FinishedBatchTrace
 from .errors import DualrevError, EscapedTracerError, TracerConversionError
 from .forward import Dual, FinishedForwardTrace, ForwardTrace
 from .primitive import FLOAT64_SCALARS, Tracer, concrete, dtype_of, shape_of, unwrap_derivatives
-from .reverse import FinishedTape, ReplayError, Tape, Traced
+from .reverse import FinishedTape, Tape, Traced
 from .tracer import new_level
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
 
@@ -828,8 +828,8 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
 
     ``f`` runs once, on a tape that keeps every value; the basis cotangents are then pulled
     back, or the basis tangents pushed forward along the same tape (a ``custom_vjp``
-    function, whose forward derivative is its body's, makes the forward case run
-    ``jacfwd`` instead). Keyword arguments are passed to ``f`` and not differentiated.
+    function by its transposed backward rule). Keyword arguments are passed to ``f`` and
+    not differentiated.
 
     Args:
         f: the function; arguments and outputs may be pytrees.
@@ -851,7 +851,6 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
         [[2. 0.]
          [0. 2.]]
     """
-    fwd = jacfwd(f, argnums, has_aux, holomorphic)
 
     def run(*args: Any, **kwargs: Any) -> Any:
         # f runs once, on a tape that keeps everything: then either the basis cotangents
@@ -872,9 +871,6 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
         try:
             ts = rec.tape.push({j: Batched(e, btrace) for j, e in
                                 zip(rec.in_index, _basis(rec.leaves), strict=True)})
-        except ReplayError:  # a custom_vjp: forward mode runs through its body
-            del rec
-            return fwd(*args, **kwargs)
         finally:
             btrace.finish()
         touts = []

@@ -152,8 +152,12 @@ def tree_map(f: Any, tree: Any, *rest: Any) -> Any:
     return tree_unflatten(td, [f(*xs) for xs in zip(leaves, *others, strict=True)])
 
 
+# Leaves that are plain values (anything else with a dtype is a traced value)
+_PLAIN = (int, float, complex, bool, list, tuple)
+
+
 def ravel_pytree(tree: Any) -> tuple[Any, Any]:
-    """``(flat, unravel)``: all leaves of ``tree`` concatenated into one 1-D float array,
+    """``(flat, unravel)``: all leaves of ``tree`` concatenated into one 1-D array,
     and the function mapping such a vector back to a tree of the same structure and
     shapes. ``unravel`` is differentiable (it slices and reshapes), so an optimizer can
     work on ``flat`` while the model sees its dict of parameters.
@@ -162,7 +166,8 @@ def ravel_pytree(tree: Any) -> tuple[Any, Any]:
         tree: a pytree of arrays and scalars.
     Returns:
         ``(flat, unravel)``: ``flat`` of shape ``(n,)`` with ``n`` the total number of
-        elements of the leaves (in ``tree_flatten``'s order, as float64); ``unravel(v)``
+        elements of the leaves (in ``tree_flatten``'s order, as float64, or complex128 when a
+        leaf is complex; traced leaves give a traced ``flat``); ``unravel(v)``
         for a vector ``v`` of shape ``(n,)`` (plain or traced) returns the pytree with each
         leaf's slice of ``v`` reshaped to that leaf's shape.
     Example:
@@ -180,13 +185,24 @@ def ravel_pytree(tree: Any) -> tuple[Any, Any]:
     leaves, td = tree_flatten(tree)
     shapes = [np.shape(v) for v in leaves]
     sizes = [int(np.prod(s)) for s in shapes]
-    flat = (np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in leaves])
-            if leaves else np.zeros(0))
+    # Traced leaves (a model's parameters inside grad or vmap) are concatenated by NumPy
+    # calls their traces see, so flat carries their derivatives; plain ones are converted.
+    # A complex leaf makes the vector complex (float would drop the imaginary parts).
+    dt = np.result_type(float, *(np.asarray(v).dtype if isinstance(v, _PLAIN) else v.dtype
+                                 for v in leaves))
+    parts = [np.ravel(np.asarray(v, dtype=dt)) if isinstance(v, _PLAIN) else np.ravel(v)
+             for v in leaves]
+    flat = np.concatenate(parts).astype(dt, copy=False) if leaves else np.zeros(0)
     bounds = np.cumsum([0] + sizes)
+
+    real = [(np.asarray(v).dtype if isinstance(v, _PLAIN) else v.dtype).kind != "c"
+            for v in leaves]
 
     def unravel(vec: Any) -> Any:
         parts = [np.reshape(vec[int(a):int(b)], s)
                  for a, b, s in zip(bounds[:-1], bounds[1:], shapes, strict=True)]
+        if dt.kind == "c":  # a real leaf of a complex vector gets its real part back
+            parts = [np.real(p) if r else p for p, r in zip(parts, real, strict=True)]
         return tree_unflatten(td, parts)
 
     return flat, unravel

@@ -75,7 +75,9 @@ FORWARDS = {
                                  "user's system only; the smallest atol for the others)",
     "numpy.clip": "min=/max= read, dtype= honoured, the other ufunc keywords refused",
     **{f"numpy.{f}": "always refused (InPlaceError): it writes into its argument"
-       for f in ("put", "place", "putmask", "fill_diagonal", "put_along_axis")},
+       for f in ("place", "putmask", "fill_diagonal", "put_along_axis")},
+    "numpy.put": "mode= honoured (raise, wrap, clip) writing into a traced array; into a "
+                 "plain array refused (InPlaceError)",
     **{f"scipy.stats.{d}.{m}": "parsed by the distribution's own SciPy parser (_parse_args): "
        "its shape parameters by position or name, loc=, scale= (continuous); any other "
        "keyword is SciPy's TypeError"

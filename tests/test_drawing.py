@@ -263,15 +263,17 @@ def test_an_argument_without_a_derivative_is_a_dashed_edge():
     assert "style=dashed" in gr.to_dot()
 
 
-def test_forward_mode_refuses_a_custom_vjp():
+def test_forward_mode_goes_through_a_custom_vjp_by_its_rules():
+    # the tangent is the transposed backward rule's (10 cos x), not the body's (cos x)
     @dr.custom_vjp
     def f(x):
         return np.sin(x)
 
-    f.defvjp(lambda x: (np.sin(x), np.cos(x)), lambda res, g: (g * res,))
+    f.defvjp(lambda x: (np.sin(x), np.cos(x)), lambda res, g: (10.0 * g * res,))
     assert dr.graph(f)(0.3).outputs[0].value == np.sin(0.3)
-    with pytest.raises(DualrevError, match="custom_vjp"):
-        dr.graph(f, mode="forward")(0.3)
+    gr = dr.graph(f, mode="forward")(0.3)
+    assert gr.outputs[0].tangent == pytest.approx(10.0 * np.cos(0.3), rel=1e-15)
+    assert "custom_vjp(f)(x) →" in str(gr)  # the machinery's parameters are not drawn
 
 
 def test_a_traced_value_of_a_finished_graph_escapes():

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import config
 from ..errors import InPlaceError
+from ..inplace import note_view
 from ..primitive import (
     Primitive,
     Tracer,
@@ -274,6 +275,9 @@ def _einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = Fa
     spec = _parse(subscripts, [shape_of(o) for o in operands])
     result = bind(einsum_p, _broadcast_units(operands, spec[0]), {"spec": spec})
     if dtype is None and casting == "safe":
+        if len(operands) == 1 and set(spec[0][0]) <= set(spec[1]):
+            # nothing summed (a permutation, a diagonal): NumPy returns a view
+            note_view(operands[0], result, "einsum")
         return result
     return cast_joined(result, list(operands), dtype, casting)
 

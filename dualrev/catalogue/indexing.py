@@ -22,6 +22,7 @@ from ..batching import materialize, on_plain_values, without_derivatives
 from ..errors import BatchedValueError, DualrevError
 from ..inplace import is_scalar_index, note_view
 from ..primitive import (
+    FUNCTION_HANDLERS,
     METHODS,
     Primitive,
     Tracer,
@@ -135,6 +136,92 @@ def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb
 gather_p.vjp_add = _gather_vjp_add
 
 
+# ------------------------------------------------------------------ writes
+def _update_impl(v: Any, x: Any, idx: tuple[Any, ...], nb: int, inplace: bool = False,
+                 tangent_inplace: bool = False) -> Any:
+    x = np.asarray(x)
+    dt = np.result_type(x, v)
+    # inplace: the caller proved that nothing else holds x (see at.functional_set)
+    out = x if inplace and dt == x.dtype else x.astype(dt, copy=True)
+    out[(slice(None),) * nb + idx] = v
+    return out
+
+
+# x with v written at idx (a basic index, or one array of distinct flat positions into
+# a vector), as ``x[idx] = v`` leaves x: v has the shape of x[idx]. Its rules read only
+# the index and the cotangent, so the tape keeps nothing per write that is as big as x
+# (a scatter and a select kept a buffer-sized mask per write: memory quadratic in the
+# steps of a loop that fills a buffer row by row).
+update_p = Primitive("set", _update_impl)
+
+
+def _update_jvp(tangents: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
+                nb: int, inplace: bool = False, tangent_inplace: bool = False) -> Any:
+    tv, tx = tangents
+    if tv is None and tx is None:
+        return None
+    if tx is None:
+        tx = np.zeros(shape_of(x), dtype_of(ans) if dtype_of(ans).kind in "fc" else float)
+        tangent_inplace = True
+    # tangent_inplace: the caller proved that nothing else holds x's tangent
+    return bind(update_p, (0.0 if tv is None else tv, tx),
+                {"idx": idx, "nb": nb, "inplace": tangent_inplace})
+
+
+def _update_vjp_v(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int,
+                  inplace: bool = False, tangent_inplace: bool = False) -> Any:
+    # a copy, not a view of g: the x rule may then clear g[idx] in place (vjp_add)
+    return np.copy(bind(gather_p, (g,), {"idx": idx, "nb": nb}))
+
+
+def _update_vjp_x(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int,
+                  inplace: bool = False, tangent_inplace: bool = False) -> Any:
+    return bind(update_p, (0.0, g), {"idx": idx, "nb": nb})
+
+
+def _update_vjp_add(acc: Any, g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
+                    nb: int, inplace: bool = False, tangent_inplace: bool = False,
+                    g_owned: bool = False) -> Any:
+    # x's cotangent is g with g[idx] cleared. Where g is the pass's own buffer (nobody
+    # else holds it) it is cleared in place and handed on: a loop of writes into one
+    # buffer then costs a write's size per step in the backward pass, not the buffer's.
+    if nb or type(g) is not np.ndarray or g.dtype != _F64:
+        return NotImplemented
+    if acc is None:
+        if g_owned and g.flags.writeable:
+            g[idx] = 0.0
+            return g
+        acc = g.copy()
+        acc[idx] = 0.0
+        return acc
+    if acc.dtype != _F64 or acc.shape != g.shape:
+        return NotImplemented
+    keep = acc[idx].copy()
+    acc += g
+    acc[idx] = keep
+    return acc
+
+
+update_p.defjvp_joint(_update_jvp)
+update_p.defvjp(_update_vjp_v, _update_vjp_x, saves="")
+update_p.vjp_add = _update_vjp_add
+update_p.vjp_add_arg = 1
+update_p.vjp_add_owned = True
+
+
+def _update_batch(args: list[Any], batched: tuple[bool, ...], idx: tuple[Any, ...],
+                  nb: int, inplace: bool = False, tangent_inplace: bool = False) -> Any:
+    v, x = args
+    if not batched[1]:  # every element writes into its own copy of x
+        x = materialize([x, v], (False, True))[0]
+        inplace = False
+    # an unbatched v broadcasts against the batch of x[idx] as it stands
+    return bind(update_p, (v, x), {"idx": idx, "nb": nb + 1, "inplace": inplace})
+
+
+update_p.defbatch(_update_batch)
+
+
 # ------------------------------------------------------------------ batched indices
 def along_axis_index(indices: Any, axis: int) -> tuple[Any, ...]:
     """The fancy index that picks ``indices`` along ``axis`` (take_along_axis's rule)."""
@@ -200,6 +287,12 @@ def _batched_parts(idx: tuple[Any, ...]) -> list[int]:
     return out
 
 
+def _reshape(x: Any, shape: tuple[int, ...]) -> Any:
+    """``np.reshape`` without recording a view (shape.py's handler, from the registry)."""
+    h = FUNCTION_HANDLERS[np.reshape]
+    return getattr(h, "__wrapped__", h)(x, shape)
+
+
 def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
     """``x[idx]`` where the index arrays at ``parts`` are batched: the flat positions
     each element selects (computed per element), gathered from the flattened ``x``."""
@@ -213,9 +306,26 @@ def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
 
     pos = on_plain_values(positions, [idx[k] for k in parts], name="an index")
     rs = shape_of(pos)
-    flat = bind(take_along, (np.reshape(x, (math.prod(xs),)),
-                             np.reshape(pos, (math.prod(rs),))), {"axis": 0})
-    return np.reshape(flat, rs)
+    # the internal reshapes are not views of x (only the result may be, below)
+    flat = bind(take_along, (_reshape(x, (math.prod(xs),)),
+                             _reshape(pos, (math.prod(rs),))), {"axis": 0})
+    out = _reshape(flat, rs)
+    if rs and isinstance(x, Tracer) and all(shape_of(idx[k]) == () for k in parts) and all(
+            isinstance(i, _BASIC) for k, i in enumerate(idx) if k not in parts):
+        # an integer per element and a basic rest: NumPy's x[i] is a view of x (a write
+        # into it is a write into x at that element's i)
+        note_view(x, out, idx)
+    return out
+
+
+def stack_index_lists(idx: Any) -> Any:
+    """``idx`` with each list holding a traced value (``[np.argmax(x), 0]`` under
+    ``vmap``) stacked into one array, as NumPy makes an index array of a list."""
+    def one(i: Any) -> Any:
+        if type(i) is list and any(isinstance(e, Tracer) for e in i):
+            return np.stack(i)
+        return i
+    return tuple(one(i) for i in idx) if type(idx) is tuple else one(idx)
 
 
 def getitem(x: Any, idx: Any) -> Any:
@@ -231,6 +341,8 @@ def getitem(x: Any, idx: Any) -> Any:
                 type(idx) is slice or shape_of(out)):
             note_view(x, out, key)
         return out
+    if type(idx) is list or (type(idx) is tuple and any(type(i) is list for i in idx)):
+        idx = stack_index_lists(idx)
     if isinstance(idx, Tracer) or (isinstance(idx, tuple)
                                    and any(isinstance(i, Tracer) for i in idx)):
         tup = idx if isinstance(idx, tuple) else (idx,)

@@ -146,6 +146,7 @@ def _in_place(name: str) -> Any:
     return handler
 
 
-for _name in ("put", "place", "putmask", "fill_diagonal", "put_along_axis"):
+# (np.put into a traced array is a recorded write: dualrev/at.py)
+for _name in ("place", "putmask", "fill_diagonal", "put_along_axis"):
     register_function(getattr(np, _name), _in_place(_name))
 del _name

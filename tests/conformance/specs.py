@@ -611,8 +611,21 @@ for _kw in ({"dtype": np.float32}, {"shape": (3,)}):  # (uninitialised: compare 
     add("np.empty_like", np.empty_like, (M,), _kw, shape="mat", kind="value",
         fn=lambda a, **k: np.empty_like(a, **k).shape + (np.empty_like(a, **k).dtype.itemsize,),
         label="shape and itemsize of result")
-for nm, f, args in (("np.put", np.put, (M, [0], 1.0)),
-                    ("np.place", np.place, (M, np.ones((2, 3), bool), [1.0])),
+
+
+
+def _put_into_copy(a: Any, ind: Any, v: Any, **kw: Any) -> Any:
+    b = a * 1.0  # a traced array of its own, written in place
+    np.put(b, ind, v, **kw)
+    return b
+
+
+# np.put into a traced array is a recorded write (values cycled, mode= honoured)
+add("np.put", np.put, (M, [0, 4], A((2,))), shape="mat", fn=_put_into_copy,
+    label="into a traced array")
+add("np.put", np.put, (M, [-1, 7, 2], A((1,))), {"mode": "wrap"}, shape="mat",
+    fn=_put_into_copy, label="into a traced array")
+for nm, f, args in (("np.place", np.place, (M, np.ones((2, 3), bool), [1.0])),
                     ("np.putmask", np.putmask, (M, np.ones((2, 3), bool), 1.0)),
                     ("np.fill_diagonal", np.fill_diagonal, (M, 0.0)),
                     ("np.put_along_axis", np.put_along_axis, (M, np.zeros((2, 1), int), 1.0,
