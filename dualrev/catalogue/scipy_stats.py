@@ -521,18 +521,14 @@ def _binom_logpmf(k: Any, n: Any, p: Any) -> Any:
     return combiln + sc.xlogy(k, p) + sc.xlog1py(n - k, -p)
 
 
-def _coefficient(log_c: Any) -> Any:
-    """exp(log_c) for a plain log coefficient (of counts only), 0 where it overflows: at
-    an edge the pmf it multiplies is then a power of p or 1 - p above the 700th, whose
-    value and derivatives up to that order are 0 all the same (inf * 0 would be nan)."""
-    c = np.exp(np.where(np.less(log_c, 700.0), log_c, -np.inf))
-    return c
-
-
 def _binom_edge_pmf(k: Any, n: Any, p: Any) -> Any:
-    # p**k (1 - p)**(n - k): at p = 0 the derivative of p**1 is 1 (log-space: 0 * inf)
-    combiln = sc.gammaln(n + 1) - (sc.gammaln(k + 1) + sc.gammaln(n - k + 1))
-    return _coefficient(combiln) * power0(p, k) * power0(1 - p, n - k)
+    # C(n, k) p**k (1 - p)**(n - k): at p = 0 the derivative of p**1 is 1 (exp of the
+    # log: 0 * inf). C(n, k) as SciPy's binom (exact for these integers: 5, not
+    # exp(gammaln(6) - ...) = 4.999999999999998), 0 where it overflows: at an edge it
+    # multiplies a power of p or 1 - p above the 1000th, whose value and derivatives up
+    # to that order are 0 all the same (inf * 0 would be nan)
+    c = sc.binom(n, k)
+    return np.where(np.isfinite(c), c, 0.0) * power0(p, k) * power0(1 - p, n - k)
 
 
 def _at_ends(x: Any, ends: tuple[float, ...], log_form: Callable[[Any], Any],

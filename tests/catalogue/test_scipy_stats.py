@@ -423,7 +423,7 @@ def _both(f, x):
 
 
 DISCRETE_EDGES = [  # (f of the parameter, at, closed-form one-sided derivative)
-    (lambda p: st.binom.pmf(1, 5, p), 0.0, 5.0),  # 5 p (1 - p)**4
+    (lambda p: st.binom.pmf(1, 5, p), 0.0, 5.0),  # 5 p (1 - p)**4 (exactly 5)
     (lambda p: st.binom.pmf(0, 5, p), 0.0, -5.0),
     (lambda p: st.binom.pmf(4, 5, p), 1.0, -5.0),  # 5 p**4 (1 - p)
     (lambda p: st.binom.pmf(5, 5, p), 1.0, 5.0),
@@ -453,6 +453,8 @@ def test_discrete_derivatives_at_the_parameters_edges(case):
     f, at, want = DISCRETE_EDGES[case]
     for got in _both(f, at):
         assert got == pytest.approx(want, rel=1e-14, abs=1e-14)
+    if case == 0:  # the example, to the last bit
+        assert _both(f, at) == (5.0, 5.0)
 
 
 def test_discrete_pmf_outside_the_support_at_an_edge_parameter():
