@@ -269,3 +269,16 @@ def test_an_unrouted_scipy_function_is_named(transform):
     assert "scipy.signal.convolve, called on line" in msg
     assert "dualrev does not route this SciPy function" in msg
     assert "scipy.signal.convolve(x, np.ones(2))" in msg
+
+
+@pytest.mark.parametrize("transform", [dr.grad, dr.jacfwd])
+def test_a_scipy_function_behind_a_decorator_is_named_by_itself(transform):
+    # spherical_jn is SciPy's use_reflection wrapper: the wrapper's qualified name
+    # ("use_reflection.<locals>.decorator.<locals>.wrapper") used to name it
+    import scipy.special
+
+    with pytest.raises(dr.TracerConversionError) as e:
+        transform(lambda x: np.sum(scipy.special.spherical_jn(1, x)))(np.ones(3))
+    msg = str(e.value)
+    assert "scipy.special.spherical_jn, called on line" in msg
+    assert "<locals>" not in msg

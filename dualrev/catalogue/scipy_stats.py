@@ -39,10 +39,11 @@ import scipy.stats._multivariate as _mv
 
 from ..batching import on_plain_values, without_derivatives
 from ..errors import NoDerivativeRule, TracerConversionError
-from ..primitive import Tracer, dtype_of, ndim_of, shape_of
+from ..primitive import Tracer, concrete, dtype_of, ndim_of, shape_of
 from .contraction import matrix_transpose as _T
 from .elementwise import astype, elementwise
 from .scipy_functions import _traced, dispatch
+from .special import power0, t_log_norm
 
 _LOG_2PI = np.log(2 * np.pi)
 _LOG_PI = np.log(np.pi)
@@ -126,6 +127,13 @@ class _Continuous:
     logs: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] | None = None
     # shapes whose quantile derivative is refused (an inverse incomplete gamma/beta)
     quantile_refuses: tuple[str, ...] = ()
+    # formulas whose far tails overflow inside the support (exp(-z) of gumbel, z**c of
+    # weibull), where the density underflows and the derivative would be 0 * inf
+    overflowing_tails: bool = False
+    # the density written with powers of z (and 1 - z), for the support's finite ends:
+    # there the log density holds log(0) times a power's exponent, and exp(logpdf) gives
+    # its derivative as 0 * inf; the powers give the one-sided derivative from inside
+    edge_pdf: Callable[..., Any] | None = None
 
     def valid(self, shapes: tuple[Any, ...]) -> Any:
         if self.argcheck is not None:
@@ -144,29 +152,70 @@ def _continuous(d: _Continuous, method: str, x: Any, shapes: tuple[Any, ...], lo
     z = (x - loc) / scale
     good = np.logical_and(d.valid(shapes), np.greater(scale, 0))
     a, b = d.support
-    if method in ("pdf", "logpdf") and not d.open_density:
+    if not d.open_density:
+        # the ends belong to the support: the density's value there is SciPy's, and the
+        # cdf's and sf's derivatives there are one-sided, from inside (the density)
         inside = np.logical_and(np.greater_equal(z, a), np.less_equal(z, b))
-    else:  # SciPy's open support: the ends are 0 or 1 exactly
+    else:  # a density flat to every order at the end (lognorm, invgamma): constants
         inside = np.logical_and(np.greater(z, a), np.less(z, b))
     ok = np.logical_and(good, inside)
     # Masked-out entries are evaluated at a safe point, so that no inf or nan of the
     # formula there reaches a derivative (0 * inf) through np.where.
     zs = np.where(ok, z, d.inside)
     ss = tuple(np.where(good, s, 1.0) for s in shapes)
+
+    def core(zz: Any, sh: tuple[Any, ...]) -> Any:
+        if method == "pdf":
+            # (a decision for the whole batch, on the plain values: no point at an end,
+            # one formula)
+            zc = concrete(zz)
+            if d.edge_pdf is None or not np.any((zc == a) | (zc == b)):
+                return np.exp(d.logpdf(zz, *sh))
+            end = np.logical_or(np.equal(zz, a), np.equal(zz, b))
+            ze = np.where(end, zz, d.inside)  # each branch sees only its own points
+            zi = np.where(end, d.inside, zz)
+            return np.where(end, d.edge_pdf(ze, *sh), np.exp(d.logpdf(zi, *sh)))
+        if method == "cdf":
+            return d.cdf(zz, *sh)
+        if method == "sf":
+            return d.sf(zz, *sh)
+        if method == "logcdf":
+            return d.logcdf(zz, *sh) if d.logcdf else _generic_log(d, zz, sh, True)
+        return d.logsf(zz, *sh) if d.logsf else _generic_log(d, zz, sh, False)
+
     if method == "logpdf":
         out = np.where(ok, d.logpdf(zs, *ss) - np.log(np.where(good, scale, 1.0)), -np.inf)
-    elif method == "pdf":
-        out = np.where(ok, np.exp(d.logpdf(zs, *ss)) / np.where(good, scale, 1.0), 0.0)
+        return np.where(np.logical_and(good, ~np.isnan(z)), out, np.nan)
+    # Where the density underflows inside the support (far tails, gumbel at z = -1000,
+    # weibull with c = 1e3) the formulas' derivatives are 0 * inf; the true ones are
+    # below the density, so 0: there the plain value is returned (for logcdf/logsf
+    # only where the probability is near 1, their derivative pdf/cdf being ~0 there).
+    flat: Any = False
+    if d.overflowing_tails:
+        zp = without_derivatives(zs)
+        sp = tuple(without_derivatives(v) for v in ss)
+        with np.errstate(all="ignore"):
+            flat = np.logical_and(np.logical_and(np.greater(zp, a), np.less(zp, b)),
+                                  np.less(d.logpdf(zp, *sp), -745.0))
+        flat = np.logical_and(ok, flat)
+    if np.any(concrete(flat)):  # (for the whole batch: without such points, one formula)
+        with np.errstate(all="ignore"):
+            plain = core(zp, sp)
+        if method in ("logcdf", "logsf"):
+            flat = np.logical_and(flat, np.greater(plain, -0.5))
+        value = np.where(flat, plain, core(np.where(flat, d.inside, zs), ss))
+    else:
+        value = core(zs, ss)
+    if method == "pdf":
+        out = np.where(ok, value / np.where(good, scale, 1.0), 0.0)
     elif method == "cdf":
-        out = np.where(ok, d.cdf(zs, *ss), np.where(np.greater_equal(z, b), 1.0, 0.0))
+        out = np.where(ok, value, np.where(np.greater_equal(z, b), 1.0, 0.0))
     elif method == "logcdf":
-        core = d.logcdf(zs, *ss) if d.logcdf else _generic_log(d, zs, ss, True)
-        out = np.where(ok, core, np.where(np.greater_equal(z, b), 0.0, -np.inf))
+        out = np.where(ok, value, np.where(np.greater_equal(z, b), 0.0, -np.inf))
     elif method == "sf":
-        out = np.where(ok, d.sf(zs, *ss), np.where(np.less_equal(z, a), 1.0, 0.0))
+        out = np.where(ok, value, np.where(np.less_equal(z, a), 1.0, 0.0))
     else:  # logsf
-        core = d.logsf(zs, *ss) if d.logsf else _generic_log(d, zs, ss, False)
-        out = np.where(ok, core, np.where(np.less_equal(z, a), 0.0, -np.inf))
+        out = np.where(ok, value, np.where(np.less_equal(z, a), 0.0, -np.inf))
     return np.where(np.logical_and(good, ~np.isnan(z)), out, np.nan)
 
 
@@ -178,11 +227,15 @@ def _generic_log(d: _Continuous, z: Any, shapes: tuple[Any, ...], below: bool) -
     f, other = d.logs[method] if d.logs else ((d.cdf, d.sf) if below else (d.sf, d.cdf))
     # the median only chooses the branch: its plain value (no derivative in the shapes)
     med = d.ppf(0.5, *(without_derivatives(s) for s in shapes))
+    # a median that over- or underflows to the support's end (weibull c = 1e-8, pareto
+    # b = 1e-8) is no safe point for the branch not taken: the support's inner point is
+    a, b = d.support
+    safe = np.where(np.logical_and(np.greater(med, a), np.less(med, b)), med, d.inside)
     near = np.less(z, med) if below else np.greater(z, med)
     # each branch evaluated at the median where it is not taken: its log(0) would reach
     # the derivative through np.where (0 * inf)
-    return np.where(near, np.log(f(np.where(near, z, med), *shapes)),
-                    np.log1p(-other(np.where(near, med, z), *shapes)))
+    return np.where(near, np.log(f(np.where(near, z, safe), *shapes)),
+                    np.log1p(-other(np.where(near, safe, z), *shapes)))
 
 
 def _quantile(d: _Continuous, method: str, q: Any, shapes: tuple[Any, ...], loc: Any,
@@ -200,7 +253,10 @@ def _quantile(d: _Continuous, method: str, q: Any, shapes: tuple[Any, ...], loc:
     sc_ = np.where(good, scale, 1.0)
     f = d.ppf if method == "ppf" else d.isf
     assert f is not None
-    core = f(qs, *ss) * sc_ + loc
+    # (each branch with its own safe shapes: an extreme shape's median may overflow;
+    # where every q is inside, for the whole batch, the shapes as they are)
+    si = ss if np.all(concrete(inner)) else tuple(np.where(inner, v, 1.0) for v in ss)
+    core = f(qs, *si) * sc_ + loc
     a, b = d.support
     at0, at1 = (a, b) if method == "ppf" else (b, a)
 
@@ -208,6 +264,16 @@ def _quantile(d: _Continuous, method: str, q: Any, shapes: tuple[Any, ...], loc:
         return e * sc_ + loc if np.isfinite(e) else e
 
     out = np.where(np.equal(q, 0), end(at0), np.where(np.equal(q, 1), end(at1), np.nan))
+    # At q = 0 or 1 with a finite end the quantile function itself gives the end, and
+    # its one-sided derivative from inside (1 / the density there; inf where that is 0);
+    # an infinite end stays a constant.
+    finite_end = np.where(np.equal(q, 0), np.isfinite(at0), np.isfinite(at1))
+    closed = np.logical_and(np.logical_and(good, finite_end),
+                            np.logical_or(np.equal(q, 0), np.equal(q, 1)))
+    if np.any(concrete(closed)):  # (for the whole batch)
+        qe = np.where(closed, q, 0.5)
+        at_end = f(qe, *(np.where(closed, v, 1.0) for v in ss)) * sc_ + loc
+        out = np.where(closed, at_end, out)
     return np.where(inner, core, np.where(good, out, np.nan))
 
 
@@ -224,8 +290,12 @@ def _beta_logpdf(z: Any, a: Any, b: Any) -> Any:
 
 
 def _t_logpdf(z: Any, df: Any) -> Any:
-    return (sc.gammaln((df + 1) / 2) - sc.gammaln(df / 2) - 0.5 * (np.log(df) + _LOG_PI)
-            - (df + 1) / 2 * np.log1p(z * z / df))
+    # df = inf is the normal distribution (SciPy's value; the formula gives inf - inf):
+    # each branch sees only the df it is taken at, so no nan reaches a derivative
+    inf = np.isinf(df)
+    d = np.where(inf, 1.0, df)
+    t = t_log_norm(d) - (d + 1) / 2 * np.log1p(z * z / d)
+    return np.where(inf, _norm_logpdf(z), t)
 
 
 def _chi2_logpdf(z: Any, df: Any) -> Any:
@@ -248,18 +318,39 @@ def _laplace_cdf(z: Any) -> Any:
                     0.5 * np.exp(np.where(pos, 0.0, z)))
 
 
-def _dz(logpdf: Callable[..., Any], sign: float = 1.0) -> Callable[..., Any]:
+def _density(logpdf: Callable[..., Any], edge_pdf: Callable[..., Any] | None,
+             ends: tuple[float, ...]) -> Callable[..., Any]:
+    """The density exp(logpdf), and at the support's finite ends ``edge_pdf`` (its
+    powers, whose derivatives there are right), each branch at safe points; the choice
+    is made for the whole batch (concrete), so points inside pay nothing."""
+    def density(z: Any, *s: Any) -> Any:
+        zc = concrete(z)
+        if edge_pdf is None or not any(np.any(zc == e) for e in ends):
+            return np.exp(logpdf(z, *s))
+        end = functools.reduce(np.logical_or, [np.equal(z, e) for e in ends])
+        inside = 0.5 if ends == (0.0, 1.0) else 1.0
+        return np.where(end, edge_pdf(np.where(end, z, inside), *s),
+                        np.exp(logpdf(np.where(end, inside, z), *s)))
+
+    return density
+
+
+def _dz(logpdf: Callable[..., Any], sign: float = 1.0, edge_pdf: Any = None,
+        ends: tuple[float, ...] = ()) -> Callable[..., Any]:
     """The partial in the point of a cdf (``sign`` 1) or sf (-1): the density."""
-    return lambda ans, z, *s: sign * np.exp(logpdf(z, *s))
+    density = _density(logpdf, edge_pdf, ends)
+    return lambda ans, z, *s: sign * density(z, *s)
 
 
 def _shape_cdfs(dist: str, logpdf: Callable[..., Any], cdf: Callable[..., Any],
-                sf: Callable[..., Any], params: tuple[str, ...]) -> dict[str, Any]:
+                sf: Callable[..., Any], params: tuple[str, ...], edge_pdf: Any = None,
+                ends: tuple[float, ...] = ()) -> dict[str, Any]:
     """cdf/sf as primitives of SciPy's value, with the point's partial (the density);
     each refuses the shape parameters' by its own name (also in the terms of logcdf and logsf,
     named by those methods)."""
     def prim(method: str, impl: Callable[..., Any], sign: float) -> Any:
-        return _value_primitive(dist, method, impl, {0: _dz(logpdf, sign)}, ("x", *params))
+        return _value_primitive(dist, method, impl, {0: _dz(logpdf, sign, edge_pdf, ends)},
+                                ("x", *params))
 
     return {"cdf": prim("cdf", cdf, 1.0), "sf": prim("sf", sf, -1.0),
             # the two terms of SciPy's generic logcdf and logsf, named by that method
@@ -267,14 +358,31 @@ def _shape_cdfs(dist: str, logpdf: Callable[..., Any], cdf: Callable[..., Any],
                      "logsf": (prim("logsf", sf, -1.0), prim("logsf", cdf, 1.0))}}
 
 
+def _gamma_edge_pdf(z: Any, a: Any) -> Any:
+    return power0(z, a - 1) * np.exp(-z - sc.gammaln(a))
+
+
+def _beta_edge_pdf(z: Any, a: Any, b: Any) -> Any:
+    return power0(z, a - 1) * power0(1 - z, b - 1) * np.exp(-sc.betaln(a, b))
+
+
+def _chi2_edge_pdf(z: Any, df: Any) -> Any:
+    return power0(z, df / 2 - 1) * np.exp(-z / 2 - sc.gammaln(df / 2) - np.log(2) * df / 2)
+
+
+def _weibull_edge_pdf(z: Any, c: Any) -> Any:
+    return c * power0(z, c - 1) * np.exp(-z ** c)
+
+
 _gamma = _shape_cdfs("gamma", _gamma_logpdf, lambda z, a: sc.gammainc(a, z),
-                     lambda z, a: sc.gammaincc(a, z), ("a",))
+                     lambda z, a: sc.gammaincc(a, z), ("a",), _gamma_edge_pdf, (0.0,))
 _beta = _shape_cdfs("beta", _beta_logpdf, lambda z, a, b: sc.betainc(a, b, z),
-                    lambda z, a, b: sc.betaincc(a, b, z), ("a", "b"))
+                    lambda z, a, b: sc.betaincc(a, b, z), ("a", "b"), _beta_edge_pdf,
+                    (0.0, 1.0))
 _t = _shape_cdfs("t", _t_logpdf, lambda z, df: sc.stdtr(df, z),
                  lambda z, df: sc.stdtr(df, -z), ("df",))
 _chi2 = _shape_cdfs("chi2", _chi2_logpdf, lambda z, df: sc.chdtr(df, z),
-                    lambda z, df: sc.chdtrc(df, z), ("df",))
+                    lambda z, df: sc.chdtrc(df, z), ("df",), _chi2_edge_pdf, (0.0,))
 
 def _weibull_logpdf(z: Any, c: Any) -> Any:
     return np.log(c) + sc.xlogy(c - 1, z) - z ** c
@@ -314,16 +422,19 @@ CONTINUOUS = {d.name: d for d in (
                 ppf=lambda q: -np.log1p(-q), isf=lambda q: -np.log(q)),
     _Continuous("gamma", (0.0, np.inf), 1.0, _gamma_logpdf, _gamma["cdf"], _gamma["sf"],
                 logs=_gamma["logs"], ppf=lambda q, a: sc.gammaincinv(a, q),
-                isf=lambda q, a: sc.gammainccinv(a, q), quantile_refuses=("a",)),
+                isf=lambda q, a: sc.gammainccinv(a, q), quantile_refuses=("a",),
+                edge_pdf=_gamma_edge_pdf),
     _Continuous("beta", (0.0, 1.0), 0.5, _beta_logpdf, _beta["cdf"], _beta["sf"],
                 logs=_beta["logs"], ppf=lambda q, a, b: sc.betaincinv(a, b, q),
-                isf=lambda q, a, b: sc.betainccinv(a, b, q), quantile_refuses=("a", "b")),
+                isf=lambda q, a, b: sc.betainccinv(a, b, q), quantile_refuses=("a", "b"),
+                edge_pdf=_beta_edge_pdf),
     _Continuous("t", (-np.inf, np.inf), 0.0, _t_logpdf, _t["cdf"], _t["sf"],
                 logs=_t["logs"], ppf=lambda q, df: sc.stdtrit(df, q),
                 isf=lambda q, df: -sc.stdtrit(df, q), quantile_refuses=("df",)),
     _Continuous("chi2", (0.0, np.inf), 1.0, _chi2_logpdf, _chi2["cdf"], _chi2["sf"],
                 logs=_chi2["logs"], ppf=lambda q, df: 2 * sc.gammaincinv(df / 2, q),
-                isf=lambda q, df: sc.chdtri(df, q), quantile_refuses=("df",)),
+                isf=lambda q, df: sc.chdtri(df, q), quantile_refuses=("df",),
+                edge_pdf=_chi2_edge_pdf),
     _Continuous("lognorm", (0.0, np.inf), 1.0, _lognorm_logpdf,
                 lambda z, s: sc.ndtr(np.log(z) / s), lambda z, s: sc.ndtr(-np.log(z) / s),
                 lambda z, s: sc.log_ndtr(np.log(z) / s),
@@ -339,11 +450,15 @@ CONTINUOUS = {d.name: d for d in (
     _Continuous("weibull_min", (0.0, np.inf), 1.0, _weibull_logpdf,
                 lambda z, c: -np.expm1(-z ** c), lambda z, c: np.exp(-z ** c),
                 logsf=lambda z, c: -z ** c, ppf=lambda q, c: (-np.log1p(-q)) ** (1.0 / c),
-                isf=lambda q, c: (-np.log(q)) ** (1 / c)),
+                isf=lambda q, c: (-np.log(q)) ** (1 / c),
+                edge_pdf=_weibull_edge_pdf,
+                overflowing_tails=True),
     _Continuous("weibull_max", (-np.inf, 0.0), -1.0, lambda z, c: _weibull_logpdf(-z, c),
                 lambda z, c: np.exp(-(-z) ** c), lambda z, c: -np.expm1(-(-z) ** c),
                 logcdf=lambda z, c: -(-z) ** c, ppf=lambda q, c: -(-np.log(q)) ** (1.0 / c),
-                isf=lambda q, c: -(-np.log(1.0 - q)) ** (1.0 / c)),
+                isf=lambda q, c: -(-np.log(1.0 - q)) ** (1.0 / c),
+                edge_pdf=lambda z, c: _weibull_edge_pdf(-z, c),
+                overflowing_tails=True),
     _Continuous("logistic", (-np.inf, np.inf), 0.0, _logistic_logpdf, sc.expit,
                 lambda z: sc.expit(-z), sc.log_expit, lambda z: sc.log_expit(-z),
                 ppf=sc.logit, isf=lambda q: -sc.logit(q)),
@@ -352,11 +467,13 @@ CONTINUOUS = {d.name: d for d in (
     _Continuous("gumbel_r", (-np.inf, np.inf), 0.0, lambda z: -z - np.exp(-z),
                 lambda z: np.exp(-np.exp(-z)), lambda z: -np.expm1(-np.exp(-z)),
                 logcdf=lambda z: -np.exp(-z), ppf=lambda q: -np.log(-np.log(q)),
-                isf=lambda q: -np.log(-np.log1p(-q))),
+                isf=lambda q: -np.log(-np.log1p(-q)),
+                overflowing_tails=True),
     _Continuous("gumbel_l", (-np.inf, np.inf), 0.0, lambda z: z - np.exp(z),
                 lambda z: -np.expm1(-np.exp(z)), lambda z: np.exp(-np.exp(z)),
                 logsf=lambda z: -np.exp(z), ppf=lambda q: np.log(-np.log1p(-q)),
-                isf=lambda q: np.log(-np.log(q))),
+                isf=lambda q: np.log(-np.log(q)),
+                overflowing_tails=True),
     _Continuous("pareto", (1.0, np.inf), 2.0, lambda z, b: np.log(b) - (b + 1) * np.log(z),
                 lambda z, b: 1 - z ** (-b), lambda z, b: z ** (-b),
                 ppf=lambda q, b: (1 - q) ** (-1.0 / b), isf=lambda q, b: q ** (-1.0 / b)),
@@ -369,8 +486,9 @@ CONTINUOUS = {d.name: d for d in (
                 isf=lambda q, a: 1.0 / sc.gammaincinv(a, q), quantile_refuses=("a",)),
     _Continuous("rayleigh", (0.0, np.inf), 1.0, lambda z: np.log(z) - 0.5 * z * z,
                 lambda z: -np.expm1(-0.5 * z * z), lambda z: np.exp(-0.5 * z * z),
-                logsf=lambda z: -0.5 * z * z, open_density=True,
-                ppf=lambda q: np.sqrt(-2 * np.log1p(-q)), isf=lambda q: np.sqrt(-2 * np.log(q))),
+                logsf=lambda z: -0.5 * z * z,
+                ppf=lambda q: np.sqrt(-2 * np.log1p(-q)), isf=lambda q: np.sqrt(-2 * np.log(q)),
+                edge_pdf=lambda z: z * np.exp(-0.5 * z * z)),
 )}
 
 
@@ -387,6 +505,11 @@ class _Discrete:
     counts: tuple[int, ...] = field(default=())  # shape positions that are integers
     shape_names: tuple[str, ...] = field(default=())
     lower: float = 0.0  # the support's lower end (geom: 1)
+    # the parameters' edges (p = 0 or 1, mu = 0), where the pmf is a product of powers
+    # whose log is -inf: there exp(logpmf) gives the derivative 0 * inf, so the pmf is
+    # computed by ``edge_pmf`` (the same product written with powers) instead
+    at_edge: Callable[..., Any] | None = None
+    edge_pmf: Callable[..., Any] | None = None
 
 
 def _pois_logpmf(k: Any, mu: Any) -> Any:
@@ -398,9 +521,35 @@ def _binom_logpmf(k: Any, n: Any, p: Any) -> Any:
     return combiln + sc.xlogy(k, p) + sc.xlog1py(n - k, -p)
 
 
+def _binom_edge_pmf(k: Any, n: Any, p: Any) -> Any:
+    # C(n, k) p**k (1 - p)**(n - k): at p = 0 the derivative of p**1 is 1 (exp of the
+    # log: 0 * inf). C(n, k) as SciPy's binom (exact for these integers: 5, not
+    # exp(gammaln(6) - ...) = 4.999999999999998), 0 where it overflows: at an edge it
+    # multiplies a power of p or 1 - p above the 1000th, whose value and derivatives up
+    # to that order are 0 all the same (inf * 0 would be nan)
+    c = sc.binom(n, k)
+    return np.where(np.isfinite(c), c, 0.0) * power0(p, k) * power0(1 - p, n - k)
+
+
+def _at_ends(x: Any, ends: tuple[float, ...], log_form: Callable[[Any], Any],
+             powers: Callable[[Any], Any], inside: float = 0.5) -> Any:
+    """exp(log_form(x)) inside, powers(x) where x is at one of ``ends`` (where the log
+    form's own derivative is 0 * inf), each branch at safe points; chosen for the
+    whole batch (concrete), so points inside pay nothing."""
+    xc = concrete(x)
+    if not any(np.any(xc == e) for e in ends):  # (for the whole batch, plain values)
+        return np.exp(log_form(x))
+    end = functools.reduce(np.logical_or, [np.equal(x, e) for e in ends])
+    return np.where(end, powers(np.where(end, x, inside)),
+                    np.exp(log_form(np.where(end, inside, x))))
+
+
 def _binom_dp(k: Any, n: Any, p: Any) -> Any:
     # d/dp of the binomial cdf at k < n: -p^k (1-p)^(n-k-1) / B(n-k, k+1)
-    return -np.exp(sc.xlogy(k, p) + sc.xlog1py(n - k - 1, -p) - sc.betaln(n - k, k + 1))
+    return -_at_ends(
+        p, (0.0, 1.0),
+        lambda q: sc.xlogy(k, q) + sc.xlog1py(n - k - 1, -q) - sc.betaln(n - k, k + 1),
+        lambda q: power0(q, k) * power0(1 - q, n - k - 1) * np.exp(-sc.betaln(n - k, k + 1)))
 
 
 def _signed(f: Callable[..., Any], sign: float) -> Callable[..., Any]:
@@ -426,18 +575,38 @@ def _geom_logpmf(k: Any, p: Any) -> Any:
     return sc.xlog1py(k - 1, -p) + np.log(p)
 
 
+def _geom_sf(k: Any, p: Any) -> Any:
+    # (1 - p)**k, by its log inside (0, 1); at p = 1 as a power, whose derivative there
+    # (k (1 - p)**(k - 1): -1 at k = 1) the log form turns into 0 * inf
+    one = np.equal(p, 1)
+    inner = np.exp(k * np.log1p(-np.where(one, 0.5, p)))
+    return np.where(one, power0(1 - np.where(one, p, 1.0), k), inner)
+
+
 def _geom_cdf(k: Any, p: Any) -> Any:
-    return -np.expm1(np.log1p(-p) * k)
+    one = np.equal(p, 1)
+    inner = -np.expm1(np.log1p(-np.where(one, 0.5, p)) * k)
+    return np.where(one, 1 - power0(1 - np.where(one, p, 1.0), k), inner)
 
 
 def _nbinom_logpmf(k: Any, n: Any, p: Any) -> Any:
-    coeff = sc.gammaln(n + k) - sc.gammaln(k + 1) - sc.gammaln(n)
+    # log C(n + k - 1, k), exactly 0 at k = 0: there gammaln(n) - gammaln(n) has second
+    # derivative trigamma(n) - trigamma(n), 1e16 - 1e16 at n = 1e-8, which reverse mode
+    # summed with the pmf's other terms in between (and so lost them)
+    coeff = np.where(np.equal(k, 0), 0.0, sc.gammaln(n + k) - sc.gammaln(k + 1) - sc.gammaln(n))
     return coeff + n * np.log(p) + sc.xlog1py(k, -p)
+
+
+def _nbinom_edge_pmf(k: Any, n: Any, p: Any) -> Any:
+    coeff = sc.gammaln(n + k) - sc.gammaln(k + 1) - sc.gammaln(n)
+    return np.exp(coeff) * p ** n * power0(1 - p, k)
 
 
 def _nbinom_dp(k: Any, n: Any, p: Any) -> Any:
     # d/dp of the cdf I_p(n, k + 1): p^(n-1) (1-p)^k / B(n, k+1)
-    return np.exp(sc.xlogy(n - 1, p) + sc.xlog1py(k, -p) - sc.betaln(n, k + 1))
+    return _at_ends(
+        p, (1.0,), lambda q: sc.xlogy(n - 1, q) + sc.xlog1py(k, -q) - sc.betaln(n, k + 1),
+        lambda q: power0(q, n - 1) * power0(1 - q, k) * np.exp(-sc.betaln(n, k + 1)))
 
 
 def _nbinom_logcdf(k: Any, n: Any, p: Any) -> Any:
@@ -465,24 +634,31 @@ _nbinom["logcdf"] = _value_primitive(
 
 _poisson = _discrete_prims(
     "poisson", lambda k, mu: sc.pdtr(k, mu), lambda k, mu: sc.pdtrc(k, mu),
-    {1: lambda k, mu: -np.exp(_pois_logpmf(k, mu))}, ("mu",))
+    {1: lambda k, mu: -_at_ends(mu, (0.0,), lambda m: _pois_logpmf(k, m),
+                                lambda m: power0(m, k) * np.exp(-m - sc.gammaln(k + 1)),
+                                inside=1.0)}, ("mu",))
 _binom = _discrete_prims(
     "binom", lambda k, n, p: type(st.binom)._cdf(st.binom, k, n, p),  # SciPy's own value
     lambda k, n, p: type(st.binom)._sf(st.binom, k, n, p), {2: _binom_dp}, ("n", "p"))
 
 DISCRETE = {d.name: d for d in (
     _Discrete("poisson", lambda mu: np.inf, lambda mu: np.greater_equal(mu, 0),
-              _pois_logpmf, _poisson, shape_names=("mu",)),
+              _pois_logpmf, _poisson, shape_names=("mu",),
+              at_edge=lambda mu: np.equal(mu, 0),
+              edge_pmf=lambda k, mu: power0(mu, k) * np.exp(-mu - sc.gammaln(k + 1))),
     _Discrete("binom", lambda n, p: n,
               lambda n, p: np.logical_and(
                   np.logical_and(np.greater_equal(n, 0), np.equal(np.floor(n), n)),
                   np.logical_and(np.greater_equal(p, 0), np.less_equal(p, 1))),
-              _binom_logpmf, _binom, counts=(0,), shape_names=("n", "p")),
+              _binom_logpmf, _binom, counts=(0,), shape_names=("n", "p"),
+              at_edge=lambda n, p: np.logical_or(np.equal(p, 0), np.equal(p, 1)),
+              edge_pmf=_binom_edge_pmf),
     _Discrete("geom", lambda p: np.inf,
               lambda p: np.logical_and(np.less_equal(p, 1), np.greater(p, 0)), _geom_logpmf,
               {"cdf": _geom_cdf, "logcdf": lambda k, p: np.log(_geom_cdf(k, p)),
-               "sf": lambda k, p: np.exp(k * np.log1p(-p)),
-               "logsf": lambda k, p: k * np.log1p(-p)}, shape_names=("p",), lower=1.0),
+               "sf": _geom_sf, "logsf": lambda k, p: k * np.log1p(-p)},
+              shape_names=("p",), lower=1.0, at_edge=lambda p: np.equal(p, 1),
+              edge_pmf=lambda k, p: power0(1 - p, k - 1) * p),
     # SciPy's bernoulli is binom with n = 1: on its support {0, 1} the cdf below 1 is 1 - p
     _Discrete("bernoulli", lambda p: 1.0,
               lambda p: np.logical_and(np.greater_equal(p, 0), np.less_equal(p, 1)),
@@ -490,11 +666,14 @@ DISCRETE = {d.name: d for d in (
               {"cdf": lambda k, p: 1.0 - p + 0.0 * k,
                "logcdf": lambda k, p: np.log(1.0 - p + 0.0 * k),
                "sf": lambda k, p: p + 0.0 * k, "logsf": lambda k, p: np.log(p + 0.0 * k)},
-              shape_names=("p",)),
+              shape_names=("p",),
+              at_edge=lambda p: np.logical_or(np.equal(p, 0), np.equal(p, 1)),
+              edge_pmf=lambda k, p: _binom_edge_pmf(k, 1.0, p)),
     _Discrete("nbinom", lambda n, p: np.inf,
               lambda n, p: np.logical_and(np.greater(n, 0), np.logical_and(
                   np.greater(p, 0), np.less_equal(p, 1))),
-              _nbinom_logpmf, _nbinom, shape_names=("n", "p")),
+              _nbinom_logpmf, _nbinom, shape_names=("n", "p"),
+              at_edge=lambda n, p: np.equal(p, 1), edge_pmf=_nbinom_edge_pmf),
 )}
 
 
@@ -514,17 +693,41 @@ def _discrete(d: _Discrete, method: str, k: Any, shapes: tuple[Any, ...], loc: A
     # masked-out entries: a safe parameter (inside every supported one's domain: 0.5)
     ss = tuple(np.where(good, s, 1.0 if i in d.counts else 0.5) for i, s in enumerate(shapes))
     lo = d.lower
+
+    def safe(ok: Any) -> tuple[Any, ...]:
+        # where the point is outside the support the formula is evaluated at the lower
+        # end, with a continuous parameter of 0.5: an edge one (p = 1) gives log(0) there,
+        # whose 0 * inf would reach the derivative through np.where
+        if np.all(concrete(ok)):  # (for the whole batch)
+            return ss
+        return tuple(v if i in d.counts else np.where(ok, v, 0.5) for i, v in enumerate(ss))
+
     if method in ("pmf", "logpmf"):
         ok = np.logical_and(np.logical_and(np.greater_equal(k, lo), np.less_equal(k, upper)),
                             np.equal(np.floor(k), k))
         ok = np.logical_and(ok, good)
         ks = np.where(ok, k, lo)
-        core = d.logpmf(ks, *ss)
-        out = np.where(ok, core if method == "logpmf" else np.exp(core),
-                       -np.inf if method == "logpmf" else 0.0)
+        ss = safe(ok)
+        # (a decision for the whole batch, on the plain values)
+        near = (method == "pmf" and d.at_edge is not None
+                and np.any(d.at_edge(*(concrete(v) for v in ss))))
+        if near:
+            edge = np.logical_and(d.at_edge(*ss), ok)
+            # the double where: each branch sees only the parameters it is taken at
+            off = tuple(v if i in d.counts else np.where(edge, 0.5, v)
+                        for i, v in enumerate(ss))
+            on = tuple(v if i in d.counts else np.where(edge, v, 0.5)
+                       for i, v in enumerate(ss))
+            core = np.where(edge, d.edge_pmf(ks, *on), np.exp(d.logpmf(ks, *off)))
+            out = np.where(ok, core, 0.0)
+        else:
+            core = d.logpmf(ks, *ss)
+            out = np.where(ok, core if method == "logpmf" else np.exp(core),
+                           -np.inf if method == "logpmf" else 0.0)
     else:
         ok = np.logical_and(np.logical_and(np.greater_equal(k, lo), np.less(k, upper)), good)
         ks = np.where(ok, np.floor(k), lo)
+        ss = safe(ok)
         core = d.cdf[method](ks, *ss)
         if method in ("cdf", "logcdf"):
             edge = np.greater_equal(k, upper)
@@ -624,9 +827,9 @@ def mvn_pdf(x: Any, mean: Any = None, cov: Any = 1, allow_singular: bool = False
     return np.exp(mvn_logpdf(x, mean, cov, allow_singular))
 
 
-def dirichlet_logpdf(x: Any, alpha: Any) -> Any:
-    """scipy.stats.dirichlet.logpdf: quantiles along x's first axis (K or K - 1 of them,
-    the last then 1 - their sum), SciPy's checks (ValueError) on the plain values."""
+def _dirichlet_points(x: Any, alpha: Any) -> tuple[Any, Any]:
+    """SciPy's checks (ValueError) on the plain values; the quantiles with the K-th added
+    where x holds K - 1 of them, and log B(alpha)."""
     on_plain_values(lambda a_, x_: _mv._dirichlet_check_input(
         _mv._dirichlet_check_parameters(a_), x_) is None, (alpha, x),
         name="scipy.stats.dirichlet's checks")
@@ -634,14 +837,33 @@ def dirichlet_logpdf(x: Any, alpha: Any) -> Any:
         x = astype(x, np.float64)
     if shape_of(x)[0] != shape_of(alpha)[0]:
         x = np.concatenate([x, (1 - np.sum(x, axis=0))[None]], axis=0)
-    lnB = np.sum(sc.gammaln(alpha)) - sc.gammaln(np.sum(alpha))
-    out = -lnB + np.sum(np.transpose(sc.xlogy(alpha - 1, np.transpose(x))), axis=0)
-    return np.squeeze(out)
+    return x, np.sum(sc.gammaln(alpha)) - sc.gammaln(np.sum(alpha))
+
+
+def _dirichlet_log(x: Any, alpha: Any, lnB: Any) -> Any:
+    return -lnB + np.sum(np.transpose(sc.xlogy(alpha - 1, np.transpose(x))), axis=0)
+
+
+def dirichlet_logpdf(x: Any, alpha: Any) -> Any:
+    """scipy.stats.dirichlet.logpdf: quantiles along x's first axis (K or K - 1 of them,
+    the last then 1 - their sum), SciPy's checks (ValueError) on the plain values."""
+    x, lnB = _dirichlet_points(x, alpha)
+    return np.squeeze(_dirichlet_log(x, alpha, lnB))
 
 
 def dirichlet_pdf(x: Any, alpha: Any) -> Any:
-    """scipy.stats.dirichlet.pdf: the exponential of its logpdf."""
-    return np.exp(dirichlet_logpdf(x, alpha))
+    """scipy.stats.dirichlet.pdf: the exponential of its logpdf; at a point on the
+    simplex's boundary (a quantile 0) the product of powers, whose derivative there is
+    right (exp of the log's -inf gives 0 * inf)."""
+    x, lnB = _dirichlet_points(x, alpha)
+    edge = np.any(np.equal(x, 0), axis=0)
+    if not np.any(concrete(edge)):  # (for the whole batch)
+        return np.squeeze(np.exp(_dirichlet_log(x, alpha, lnB)))
+    k = shape_of(x)[0]
+    inner = np.exp(_dirichlet_log(np.where(edge, 1.0 / k, x), alpha, lnB))
+    xe = np.where(edge, x, 1.0 / k)  # each branch at its own points (the double where)
+    powers = np.prod(np.transpose(np.transpose(xe) ** (alpha - 1)), axis=0)
+    return np.squeeze(np.where(edge, powers * np.exp(-lnB), inner))
 
 
 for _name in CONTINUOUS:

@@ -89,7 +89,14 @@ elementwise(
 
 
 def _gammainc_dx(ans: Any, a: Any, x: Any) -> Any:
-    return np.exp(-x + (a - 1) * np.log(x) - sc.gammaln(a))
+    # x**(a-1) e**-x / gamma(a): by its log inside (where the power alone may overflow),
+    # as the power itself at x = 0, where the log form's own derivative is 0 * inf
+    # (the second derivative of gammainc(2, x) at 0 is 1); each branch at a safe x
+    zero = np.equal(x, 0)
+    xs = np.where(zero, 1.0, x)
+    x0 = np.where(zero, x, 1.0)
+    inner = np.exp(-xs + sc.xlogy(a - 1, xs) - sc.gammaln(a))
+    return np.where(zero, power0(x0, a - 1) * np.exp(-x0 - sc.gammaln(a)), inner)
 
 
 elementwise(sc.gammainc, _not_in("scipy.special.gammainc w.r.t. a"), _gammainc_dx,
@@ -100,7 +107,9 @@ elementwise(sc.gammaincc, _not_in("scipy.special.gammaincc w.r.t. a"),
 
 # ------------------------------------------------------------------ logistic, logs
 elementwise(sc.expit, lambda ans, x: ans * (1 - ans), saves="ans")
-elementwise(sc.logit, lambda ans, x: _div(1.0, x * (1 - x)), saves="x")
+# 1/x + 1/(1 - x) rather than 1/(x (1 - x)): reverse mode of the product's rule met
+# -inf * x + inf * (1 - x) (nan) where the second derivative overflows (x = 1e-300)
+elementwise(sc.logit, lambda ans, x: _div(1.0, x) + _div(1.0, 1 - x), saves="x")
 elementwise(sc.log_expit, lambda ans, x: sc.expit(-x), saves="x")
 elementwise(sc.xlogy, lambda ans, x, y: np.log(y), lambda ans, x, y: _xdivy(x, y),
             saves=("y", "x y"))
@@ -124,7 +133,18 @@ elementwise(
 elementwise(sc.i0, lambda ans, x: sc.i1(x), saves="x")
 elementwise(sc.i0e, lambda ans, x: sc.i1e(x) - np.sign(x) * ans, saves="ans x")
 elementwise(sc.i1, lambda ans, x: 0.5 * (sc.i0(x) + sc.iv(2, x)), saves="x")
-elementwise(sc.i1e, lambda ans, x: 0.5 * (sc.i0e(x) + sc.ive(2, x)) - np.sign(x) * ans,
+def _i1e_d(ans: Any, x: Any) -> Any:
+    # 0.5 (i0e + ive(2, x)) near 0; beyond |x| = 1 by the recurrence I2 = I0 - 2 I1 / x,
+    # SciPy's ive(2, x) being nan from x = 1e20 on
+    big = np.greater(np.abs(x), 1.0)
+    xs = np.where(big, 0.5, x)
+    xb = np.where(big, x, 2.0)
+    near = 0.5 * (sc.i0e(xs) + sc.ive(2, xs))
+    far = sc.i0e(xb) - sc.i1e(xb) / xb
+    return np.where(big, far, near) - np.sign(x) * ans
+
+
+elementwise(sc.i1e, _i1e_d,
             saves="ans x")
 elementwise(sc.iv, _not_in("scipy.special.iv w.r.t. the order"),
             lambda ans, v, x: 0.5 * (sc.iv(v - 1, x) + sc.iv(v + 1, x)), saves=("", "v x"))
@@ -249,20 +269,75 @@ def multi_output(ufunc: Any, *per_output: Sequence[Callable[..., Any]],
 
 
 # ------------------------------------------------------------------ more gamma and beta
-elementwise(sc.rgamma, lambda ans, x: -ans * sc.digamma(x), saves="ans x")
+def _rgamma_d(ans: Any, x: Any) -> Any:
+    # -psi(x) / gamma(x), which is 0 * inf at the zeros 0, -1, -2, ... of 1/gamma. For
+    # x < 1/2 the reflection 1/gamma(x) = sin(pi x) gamma(1 - x) / pi is smooth, and its
+    # derivative cos(pi x) gamma(1 - x) - sin(pi x) gamma(1 - x) psi(1 - x) / pi is
+    # (-1)**n n! at -n; sindg/cosdg of 180 x are exact at the integers. Below -170
+    # gamma(1 - x) overflows: the digamma form is kept there, and for complex x (whose
+    # zeros are the same real points, reached only along the real axis).
+    if is_complex(x):
+        return -ans * sc.digamma(x)
+    ref = np.logical_and(np.less(x, 0.5), np.greater(x, -170.0))  # also near 0 from above
+    xr = np.where(ref, x, -0.5)
+    g = sc.gamma(1 - xr)
+    reflected = sc.cosdg(180.0 * xr) * g - sc.sindg(180.0 * xr) * g * sc.digamma(1 - xr) / np.pi
+    xd = np.where(ref, 1.0, x)
+    return np.where(ref, reflected, -np.where(ref, 1.0, ans) * sc.digamma(xd))
+
+
+elementwise(sc.rgamma, _rgamma_d, saves="ans x")
 nondiff_ufunc(sc.gammasgn)  # piecewise constant (+-1)
 nondiff_ufunc(sc.round)  # piecewise constant
-elementwise(
-    sc.poch,
-    lambda ans, z, m: ans * (sc.digamma(z + m) - sc.digamma(z)),
-    lambda ans, z, m: ans * sc.digamma(z + m),
-    saves="ans z m",
-)
+def _pole(x: Any) -> Any:
+    """Where x is 0, -1, -2, ...: a pole of gamma, a zero of 1/gamma."""
+    return np.logical_and(np.less_equal(x, 0), np.equal(np.floor(x), x))
+
+
+def _poch_dz(ans: Any, z: Any, m: Any) -> Any:
+    # poch = gamma(z + m) rgamma(z): at a zero of rgamma(z) with gamma(z + m) finite
+    # (poch(z, 2) = z (z + 1) at z = 0, -1) the derivative is gamma(z + m) rgamma'(z),
+    # where ans (psi(z + m) - psi(z)) is 0 * inf; each branch at safe arguments
+    # (the same form near them too, z < 1/2: psi(z)'s pole spoils the second derivative
+    # at z = 1e-300)
+    use = np.logical_and(np.logical_and(np.less(z, 0.5), ~_pole(z + m)),
+                         np.less(z + m, 170.0))
+    zs, ms = np.where(use, z, 0.25), np.where(use, m, 1.0)
+    g = sc.gamma(zs + ms)
+    at = g * (sc.digamma(zs + ms) * sc.rgamma(zs) + _rgamma_d(sc.rgamma(zs), zs))
+    zo = np.where(use, 0.5, z)
+    return np.where(use, at, ans * (sc.digamma(zo + m) - sc.digamma(zo)))
+
+
+def _binom_d(wrt_n: bool) -> Callable[..., Any]:
+    # binom = gamma(n + 1) rgamma(n - k + 1) / gamma(k + 1): where n - k + 1 is a zero
+    # of rgamma and gamma(n + 1) finite (binom(n, 2) at n = 0, 1), the derivative is
+    # +-gamma(n + 1) rgamma'(n - k + 1) / gamma(k + 1), where the psi form is 0 * inf
+    def d(ans: Any, n: Any, k: Any) -> Any:
+        use = np.logical_and(np.logical_and(np.less(n - k + 1, 0.5), ~_pole(n + 1)),
+                             np.logical_and(np.less(n, 169.0), ~_pole(k + 1)))
+        ns, ks = np.where(use, n, 0.5), np.where(use, k, 0.0)
+        a = ns - ks + 1
+        g, ra, rk = sc.gamma(ns + 1), sc.rgamma(a), sc.rgamma(ks + 1)
+        da = _rgamma_d(ra, a)
+        if wrt_n:
+            at = g * (sc.digamma(ns + 1) * ra + da) * rk
+        else:
+            at = g * (ra * _rgamma_d(rk, ks + 1) - da * rk)
+        no, ko = np.where(use, 0.5, n), np.where(use, 0.0, k)
+        if wrt_n:
+            other = ans * (sc.digamma(no + 1) - sc.digamma(no - ko + 1))
+        else:
+            other = ans * (sc.digamma(no - ko + 1) - sc.digamma(ko + 1))
+        return np.where(use, at, other)
+
+    return d
+
+
+elementwise(sc.poch, _poch_dz, lambda ans, z, m: ans * sc.digamma(z + m), saves="ans z m")
 elementwise(
     sc.binom,  # gamma(n+1) / (gamma(k+1) gamma(n-k+1)), SciPy's continuous extension
-    lambda ans, n, k: ans * (sc.digamma(n + 1) - sc.digamma(n - k + 1)),
-    lambda ans, n, k: ans * (sc.digamma(n - k + 1) - sc.digamma(k + 1)),
-    saves="ans n k",
+    _binom_d(True), _binom_d(False), saves="ans n k",
 )
 
 
@@ -277,6 +352,24 @@ elementwise(sc.gammainccinv, _not_in("scipy.special.gammainccinv w.r.t. a"),
             lambda ans, a, y: -_gammainc_inv_dy(ans, a, y), saves=("", "ans a"))
 
 
+def power0(x: Any, e: Any) -> Any:
+    """x**e for the powers of densities at the ends of their supports, with x**0 the
+    constant 1 (as x**0 is for every x): NumPy's power rule at an array exponent of 0
+    evaluates e * x**(e - 1) at x = 0 in the branch it does not take, whose own
+    derivative (reverse over reverse) is then 0 * inf."""
+    zero = np.equal(e, 0)
+    return np.where(zero, 1.0, x ** np.where(zero, 1.0, e))
+
+
+def _beta_density(a: Any, b: Any, x: Any) -> Any:
+    """x**(a-1) (1-x)**(b-1) / B(a, b): by its log inside (0, 1), by the powers at the
+    ends, where the log form's derivative is 0 * inf (each branch at a safe x)."""
+    end = np.logical_or(np.equal(x, 0), np.equal(x, 1))
+    xe = np.where(end, x, 0.5)
+    at_end = power0(xe, a - 1) * power0(1 - xe, b - 1) * np.exp(-sc.betaln(a, b))
+    return np.where(end, at_end, np.exp(_log_beta_density(a, b, np.where(end, 0.5, x))))
+
+
 def _log_beta_density(a: Any, b: Any, x: Any) -> Any:
     # log(x**(a-1) (1-x)**(b-1) / B(a, b)), with 0 * log 0 = 0 at the ends
     return sc.xlogy(a - 1, x) + sc.xlog1py(b - 1, -x) - sc.betaln(a, b)
@@ -284,10 +377,10 @@ def _log_beta_density(a: Any, b: Any, x: Any) -> Any:
 
 elementwise(sc.betainc, _not_in("scipy.special.betainc w.r.t. a"),
             _not_in("scipy.special.betainc w.r.t. b"),
-            lambda ans, a, b, x: np.exp(_log_beta_density(a, b, x)), saves=("", "", "a b x"))
+            lambda ans, a, b, x: _beta_density(a, b, x), saves=("", "", "a b x"))
 elementwise(sc.betaincc, _not_in("scipy.special.betaincc w.r.t. a"),
             _not_in("scipy.special.betaincc w.r.t. b"),
-            lambda ans, a, b, x: -np.exp(_log_beta_density(a, b, x)), saves=("", "", "a b x"))
+            lambda ans, a, b, x: -_beta_density(a, b, x), saves=("", "", "a b x"))
 elementwise(sc.betaincinv, _not_in("scipy.special.betaincinv w.r.t. a"),
             _not_in("scipy.special.betaincinv w.r.t. b"),
             lambda ans, a, b, y: np.exp(-_log_beta_density(a, b, ans)),
@@ -303,9 +396,13 @@ elementwise(sc.expi, lambda ans, x: np.exp(x) / x, saves="x")
 
 
 def _expn_dx(ans: Any, n: Any, x: Any) -> Any:
-    # E_n' = -E_{n-1}; E_0(x) = e^-x / x has no lower neighbour in SciPy (E_-1 is nan)
-    lower = -sc.expn(_below(n), x)
-    return np.where(np.greater(n, 0), lower, -np.exp(-x) * (x + 1) / (x * x))
+    # E_n' = -E_{n-1}; E_0(x) = e^-x / x has no lower neighbour in SciPy (E_-1 is nan);
+    # each branch at safe arguments (the other's inf or nan reached the second
+    # derivative in reverse mode through the where: expn(2, x) at x = 1e-300)
+    pos = np.greater(n, 0)
+    lower = -sc.expn(np.where(pos, _below(n), 1), np.where(pos, x, 1.0))
+    x0 = np.where(pos, 1.0, x)
+    return np.where(pos, lower, -np.exp(-x0) * (x0 + 1) / (x0 * x0))
 
 
 elementwise(sc.expn, _not_in("scipy.special.expn w.r.t. n"), _expn_dx, saves=("", "n x"))
@@ -314,7 +411,7 @@ elementwise(sc.exprel, lambda ans, x: _exprel_d(x), saves="x")
 # ------------------------------------------------------------------ elementary functions
 elementwise(sc.cbrt, lambda ans, x: _div(1.0, 3.0 * ans * ans), saves="ans")
 elementwise(sc.exp2, lambda ans, x: ans * np.log(2.0), saves="ans")
-elementwise(sc.expm1, lambda ans, x: ans + 1.0, saves="ans")
+elementwise(sc.expm1, lambda ans, x: np.exp(x), saves="x")  # not ans + 1 (see np.expm1)
 elementwise(sc.log1p, lambda ans, x: _div(1.0, 1.0 + x), saves="x")
 elementwise(sc.cosm1, lambda ans, x: -np.sin(x), saves="x")
 elementwise(sc.sindg, lambda ans, x: _DEG * sc.cosdg(x), saves="x")
@@ -412,10 +509,18 @@ def _ellipe_dm(m: Any) -> Any:
 
 elementwise(sc.ellipk, lambda ans, m: _ellipk_dm(m), saves="m")
 elementwise(sc.ellipe, lambda ans, m: _ellipe_dm(m), saves="m")
-elementwise(sc.ellipkm1,  # K(1 - p), with 1 - p rounded only where K' is smooth in it
-            lambda ans, p: -_near_0(1 - p, lambda u: np.pi / 8 * sc.hyp2f1(1.5, 1.5, 2.0, u),
-                                    lambda u: (sc.ellipe(u) - (1 - u) * sc.ellipk(u))
-                                    / (2 * u * (1 - u))), saves="p")
+def _ellipkm1_dp(p: Any) -> Any:
+    # -K'(1 - p), in p itself: (E(1 - p) - p K(1 - p)) / (2 (1 - p) p), whose K(1 - p) is
+    # ellipkm1(p) (accurate at p = 1e-300, where 1 - p rounds to 1 and ellipk(1) = inf);
+    # K' by its series where m = 1 - p is near 0
+    near = np.less(np.abs(1 - p), 0.5)
+    ps = np.where(near, 0.25, p)  # each branch sees a safe p
+    closed = (sc.ellipe(1 - ps) - ps * sc.ellipkm1(ps)) / (2 * (1 - ps) * ps)
+    series = np.pi / 8 * sc.hyp2f1(1.5, 1.5, 2.0, np.where(near, 1 - p, 0.0))
+    return -np.where(near, series, closed)
+
+
+elementwise(sc.ellipkm1, lambda ans, p: _ellipkm1_dp(p), saves="p")
 
 
 def _delta(phi: Any, m: Any) -> Any:
@@ -454,9 +559,11 @@ multi_output(  # sn, cn, dn, and the amplitude ph, in u
 
 # ------------------------------------------------------------------ more Bessel functions
 elementwise(sc.k0, lambda ans, x: -sc.k1(x), saves="x")
-elementwise(sc.k1, lambda ans, x: -0.5 * (sc.k0(x) + sc.kv(2, x)), saves="x")
+# -K0 - K1 / x, the same as -(K0 + K2) / 2 by K2 = K0 + 2 K1 / x, without kv(2, x)
+# (SciPy's kve(2, x) is nan from x = 1e20 on)
+elementwise(sc.k1, lambda ans, x: -sc.k0(x) - ans / x, saves="ans x")
 elementwise(sc.k0e, lambda ans, x: ans - sc.k1e(x), saves="ans x")
-elementwise(sc.k1e, lambda ans, x: ans - 0.5 * (sc.k0e(x) + sc.kve(2, x)), saves="ans x")
+elementwise(sc.k1e, lambda ans, x: ans - sc.k0e(x) - ans / x, saves="ans x")
 elementwise(sc.kv, _not_in("scipy.special.kv w.r.t. the order"),
             lambda ans, v, x: -0.5 * (sc.kv(v - 1, x) + sc.kv(v + 1, x)), saves=("", "v x"))
 elementwise(sc.kve, _not_in("scipy.special.kve w.r.t. the order"),  # kv(v, z) e^z
@@ -480,12 +587,22 @@ def _struve_term(v: Any, x: Any) -> Any:
     return np.power(0.5 * x, v) * sc.rgamma(v + 1.5) / (2 * _SQRT_PI)
 
 
+def _struve_d(f: Any, sign: float) -> Callable[..., Any]:
+    # (H_{v-1} -+ H_{v+1}) / 2 + the term; at v = 0 its own form 2/pi -+ H_1, whose
+    # derivatives at x = 0 are right (H_{-1}'s rule meets H_{-2}'s x**-1 singularity there)
+    def d(ans: Any, v: Any, x: Any) -> Any:
+        zero = np.equal(v, 0)
+        vs = np.where(zero, 1.0, v)
+        general = 0.5 * (f(vs - 1, x) - sign * f(vs + 1, x)) + _struve_term(vs, x)
+        return np.where(zero, 2 / np.pi - sign * f(1.0, x), general)
+
+    return d
+
+
 elementwise(sc.struve, _not_in("scipy.special.struve w.r.t. the order"),
-            lambda ans, v, x: (0.5 * (sc.struve(v - 1, x) - sc.struve(v + 1, x))
-                               + _struve_term(v, x)), saves=("", "v x"))
+            _struve_d(sc.struve, 1.0), saves=("", "v x"))
 elementwise(sc.modstruve, _not_in("scipy.special.modstruve w.r.t. the order"),
-            lambda ans, v, x: (0.5 * (sc.modstruve(v - 1, x) + sc.modstruve(v + 1, x))
-                               + _struve_term(v, x)), saves=("", "v x"))
+            _struve_d(sc.modstruve, -1.0), saves=("", "v x"))
 # Kelvin functions: ber + i bei = J0(x e^(3 pi i/4)), ker + i kei = K0(x e^(pi i/4)), both
 # solving w'' = i w - w'/x, which gives the derivatives of berp, beip, kerp, keip
 elementwise(sc.ber, lambda ans, x: sc.berp(x), saves="x")
@@ -594,9 +711,26 @@ elementwise(sc.pdtri, _not_in("scipy.special.pdtri w.r.t. k"),  # inverse of pdt
             lambda ans, k, y: -1 / _poisson_dm(k, ans), saves=("", "ans k"))
 
 
+def t_log_norm(df: Any) -> Any:
+    """log(gamma((df + 1)/2) / (gamma(df/2) sqrt(df pi))), Student t's log normaliser.
+
+    Above df = 1e3 the difference of two gammaln loses digits (at df = 1e12, the 4th):
+    there its asymptotic series -log(2 pi)/2 - 1/(4 df) + 1/(24 df**3), whose next term
+    is below 1e-16. df = inf gives -log(2 pi)/2, the normal's."""
+    big = np.greater(df, 1e3)
+    d = np.where(big, 1.0, df)
+    near = sc.gammaln(0.5 * (d + 1)) - sc.gammaln(0.5 * d) - 0.5 * np.log(d * np.pi)
+    D = np.where(big, df, 1e3)
+    far = -0.5 * np.log(2 * np.pi) - 0.25 / D + 1.0 / (24.0 * D * D * D)
+    return np.where(big, far, near)
+
+
 def _t_density(df: Any, t: Any) -> Any:
-    return np.exp(sc.gammaln(0.5 * (df + 1)) - sc.gammaln(0.5 * df)
-                  - 0.5 * (df + 1) * np.log1p(t * t / df)) / np.sqrt(df * np.pi)
+    # df = inf is the normal density (stdtr is ndtr there; the formula gives inf - inf)
+    inf = np.isinf(df)
+    d = np.where(inf, 1.0, df)
+    student = np.exp(t_log_norm(d) - 0.5 * (d + 1) * np.log1p(t * t / d))
+    return np.where(inf, np.exp(-0.5 * t * t) / _SQRT_2PI, student)
 
 
 elementwise(sc.stdtr, _not_in("scipy.special.stdtr w.r.t. df"),
@@ -608,13 +742,13 @@ elementwise(sc.stdtrit, _not_in("scipy.special.stdtrit w.r.t. df"),
 def _bdtr_dp(k: Any, n: Any, p: Any) -> Any:
     # bdtr(k, n, p) = betainc(n - k, k + 1, 1 - p), k and n floored
     k, n = np.floor(k), np.floor(n)
-    return -np.exp(_log_beta_density(n - k, k + 1, 1 - p))
+    return -_beta_density(n - k, k + 1, 1 - p)
 
 
 def _nbdtr_dp(k: Any, n: Any, p: Any) -> Any:
     # nbdtr(k, n, p) = betainc(n, k + 1, p), k and n floored
     k, n = np.floor(k), np.floor(n)
-    return np.exp(_log_beta_density(n, k + 1, p))
+    return _beta_density(n, k + 1, p)
 
 
 for _f, _dp in ((sc.bdtr, _bdtr_dp), (sc.nbdtr, _nbdtr_dp)):

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.special as sc
 
 import dualrev as dr
 from tests.helpers import check_all, fwd_rev_agree
@@ -313,3 +314,25 @@ def test_tenth_derivative_matches_closed_form(name, transform):
     f, closed, x = _HIGH_ORDER[name]
     got = _nested(f, 10, transform)(x)
     np.testing.assert_allclose(got, closed(10, x), rtol=1e-10)
+
+
+def test_expm1_derivative_where_expm1_is_near_minus_one():
+    # d/dx expm1(x) = exp(x); as ans + 1 it kept no digit below x = -36 (4e-18 at -40
+    # came out 0, and geom.cdf's derivative at p = 1 - 1e-8 was 11% off)
+    for f in (np.expm1, sc.expm1):
+        for x in (-40.0, -100.0, -1.0, 1e-3):
+            assert dr.grad(f)(x) == pytest.approx(np.exp(x), rel=1e-14)
+            assert dr.jvp(f, (x,), (1.0,))[1] == pytest.approx(np.exp(x), rel=1e-14)
+            assert dr.hessian(f)(x) == pytest.approx(np.exp(x), rel=1e-14)
+
+
+def test_power_with_an_array_exponent_of_zero_at_zero_second_derivative():
+    # sum(x**y) with y = [0, 1, 2] at x = 0: Hessian diag(0, 0, 2); reverse over reverse
+    # gave nan in the first column (0 * 0**-1 in the branch the rule's where does not take)
+    y = np.array([0.0, 1.0, 2.0])
+    f = lambda x: np.sum(x ** y)  # noqa: E731
+    want = np.diag([0.0, 0.0, 2.0])
+    for h in (dr.hessian(f), dr.jacrev(dr.jacrev(f)), dr.jacfwd(dr.jacrev(f))):
+        np.testing.assert_array_equal(h(np.zeros(3)), want)
+    x = np.array([0.5, 1.5, 2.0])
+    np.testing.assert_allclose(dr.jacrev(dr.jacrev(f))(x), np.diag([0.0, 0.0, 2.0]))

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.special as sc
 import scipy.stats as st
 
 import dualrev as dr
@@ -412,3 +413,165 @@ def test_plain_calls_reach_scipy_unchanged():
     assert st.multivariate_normal(np.zeros(2)).logpdf(np.ones(2)) == pytest.approx(
         -1 - np.log(2 * np.pi))
     np.testing.assert_allclose(st.norm.cdf(st.norm.ppf([0.1, 0.5])), [0.1, 0.5], rtol=1e-14)
+
+
+# ---------------------------------------------------------------------------- domain edges
+# (issue 21; the generated cases are in test_domain_edges.py)
+def _both(f, x):
+    """(forward, reverse) derivative of the scalar f at the scalar x."""
+    return dr.jvp(f, (x,), (1.0,))[1], dr.grad(f)(x)
+
+
+DISCRETE_EDGES = [  # (f of the parameter, at, closed-form one-sided derivative)
+    (lambda p: st.binom.pmf(1, 5, p), 0.0, 5.0),  # 5 p (1 - p)**4 (exactly 5)
+    (lambda p: st.binom.pmf(0, 5, p), 0.0, -5.0),
+    (lambda p: st.binom.pmf(4, 5, p), 1.0, -5.0),  # 5 p**4 (1 - p)
+    (lambda p: st.binom.pmf(5, 5, p), 1.0, 5.0),
+    (lambda p: st.binom.pmf(2, 5, p), 0.0, 0.0),
+    (lambda p: st.binom.logpmf(0, 5, p), 0.0, -5.0),
+    (lambda mu: st.poisson.pmf(0, mu), 0.0, -1.0),  # e**-mu
+    (lambda mu: st.poisson.pmf(1, mu), 0.0, 1.0),  # mu e**-mu
+    (lambda mu: st.poisson.pmf(2, mu), 0.0, 0.0),
+    (lambda mu: st.poisson.logpmf(0, mu), 0.0, -1.0),
+    (lambda p: st.geom.pmf(1, p), 1.0, 1.0),  # p
+    (lambda p: st.geom.pmf(2, p), 1.0, -1.0),  # (1 - p) p
+    (lambda p: st.geom.cdf(1, p), 1.0, 1.0),  # 1 - (1 - p)**k
+    (lambda p: st.geom.sf(1, p), 1.0, -1.0),
+    (lambda p: st.geom.cdf(3, p), 1.0, 0.0),
+    (lambda p: st.bernoulli.pmf(1, p), 0.0, 1.0),
+    (lambda p: st.bernoulli.pmf(0, p), 1.0, -1.0),
+    (lambda p: st.bernoulli.pmf(1, p), 1.0, 1.0),
+    (lambda p: st.nbinom.pmf(0, 3, p), 1.0, 3.0),  # p**3
+    (lambda p: st.nbinom.pmf(1, 3, p), 1.0, -3.0),  # 3 p**3 (1 - p)
+    (lambda p: st.nbinom.pmf(2, 3, p), 1.0, 0.0),
+]
+
+
+@pytest.mark.parametrize("case", range(len(DISCRETE_EDGES)))
+def test_discrete_derivatives_at_the_parameters_edges(case):
+    # the pmf was exp(logpmf), whose derivative at p = 0 is 0 * inf (nan)
+    f, at, want = DISCRETE_EDGES[case]
+    for got in _both(f, at):
+        assert got == pytest.approx(want, rel=1e-14, abs=1e-14)
+    if case == 0:  # the issue's example, to the last bit
+        assert _both(f, at) == (5.0, 5.0)
+
+
+def test_discrete_pmf_outside_the_support_at_an_edge_parameter():
+    # k outside the support with p = 1: the formula was evaluated there at p = 1 (log 0)
+    k = np.array([0.0, 1.0, 2.0])
+    g = dr.grad(lambda p: np.sum(st.bernoulli.pmf(k, p)))(1.0)
+    assert g == 0.0  # -1 + 1 + 0
+    assert dr.grad(lambda p: st.binom.pmf(7, 5, p))(1.0) == 0.0
+
+
+def test_student_t_with_infinite_df_is_the_normal():
+    x = np.array([-2.0, 0.3, 1.5])
+    for method in ("pdf", "logpdf", "cdf", "logcdf", "sf", "logsf"):
+        t = getattr(st.t, method)
+        n = getattr(st.norm, method)
+        got = dr.jvp(lambda x, t=t: t(x, np.inf, loc=0.2, scale=1.3), (x,), (np.ones(3),))[1]
+        want = dr.jvp(lambda x, n=n: n(x, loc=0.2, scale=1.3), (x,), (np.ones(3),))[1]
+        np.testing.assert_allclose(got, want, rtol=1e-13, err_msg=method)
+    q = np.array([0.1, 0.5, 0.8])
+    np.testing.assert_allclose(
+        dr.jacrev(lambda q: st.t.ppf(q, np.inf))(q).diagonal(),
+        dr.jacrev(lambda q: st.norm.ppf(q))(q).diagonal(), rtol=1e-13)
+    # df = 1e12: the density to SciPy's accuracy (two gammaln of 5e11 lost 4 digits)
+    np.testing.assert_allclose(primal(lambda x: st.t.pdf(x, 1e12), x), st.t.pdf(x, 1e12),
+                               rtol=1e-13)
+
+
+CONTINUOUS_EDGES = [  # (f of the point, at, closed-form one-sided derivative)
+    (lambda x: st.beta.pdf(x, 2.0, 3.0), 0.0, 12.0),  # 12 x (1 - x)**2
+    (lambda x: st.beta.pdf(x, 3.0, 2.0), 1.0, -12.0),
+    (lambda x: st.gamma.pdf(x, 2.0), 0.0, 1.0),  # x e**-x
+    (lambda x: st.gamma.pdf(x, 1.0), 0.0, -1.0),
+    (lambda x: st.chi2.pdf(x, 4.0), 0.0, 0.25),  # x e**(-x/2) / 4
+    (lambda x: st.weibull_min.pdf(x, 2.0), 0.0, 2.0),  # 2 x e**(-x**2)
+    (lambda x: st.weibull_max.pdf(x, 2.0), 0.0, -2.0),
+    (lambda x: st.rayleigh.pdf(x), 0.0, 1.0),  # x e**(-x**2/2); was open: 0
+    (lambda x: st.uniform.cdf(x, loc=1.0, scale=2.0), 1.0, 0.5),  # was 0 at the ends
+    (lambda x: st.uniform.cdf(x, loc=1.0, scale=2.0), 3.0, 0.5),
+    (lambda x: st.uniform.sf(x, loc=1.0, scale=2.0), 1.0, -0.5),
+    (lambda x: st.pareto.cdf(x, 2.5), 1.0, 2.5),
+    (lambda x: st.beta.cdf(x, 1.0, 3.0), 0.0, 3.0),
+    (lambda x: st.expon.cdf(x), 0.0, 1.0),
+    (lambda x: st.expon.logsf(x), 0.0, -1.0),
+    (lambda x: st.gamma.cdf(x, 0.5), 0.0, np.inf),  # the density is infinite there
+    (lambda q: st.uniform.ppf(q, loc=1.0, scale=2.0), 0.0, 2.0),  # was 0 at q = 0, 1
+    (lambda q: st.uniform.isf(q, loc=1.0, scale=2.0), 1.0, -2.0),
+    (lambda q: st.expon.ppf(q, scale=2.0), 0.0, 2.0),
+    (lambda q: st.pareto.ppf(q, 2.5), 0.0, 0.4),
+    (lambda q: st.rayleigh.ppf(q), 0.0, np.inf),
+    (lambda x: st.gumbel_r.pdf(x), -1000.0, 0.0),  # far tails: was 0 * inf
+    (lambda x: st.gumbel_r.cdf(x), -1000.0, 0.0),
+    (lambda x: st.gumbel_l.sf(x), 1000.0, 0.0),
+    (lambda x: st.weibull_max.cdf(x, 1000.0), -40.0, 0.0),
+]
+
+
+@pytest.mark.parametrize("case", range(len(CONTINUOUS_EDGES)))
+def test_continuous_one_sided_derivatives_at_the_support_ends(case):
+    f, at, want = CONTINUOUS_EDGES[case]
+    for got in _both(f, at):
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-300)
+
+
+def test_generic_log_with_an_overflowing_median():
+    # pareto's median 2**(1/b) overflows at b = 1e-8: the branch not taken was evaluated
+    # there, and reverse mode got nan; weibull_min's underflows to 0 at c = 1e-8.
+    # Closed forms: d/db log(3**-b) = -log 3; d/dc log(1 - exp(-2**c)) at c -> 0 is
+    # e**-(2**c) 2**c log 2 / (1 - e**-(2**c)) (SciPy's values differ in the 5th digit)
+    u = 2.0 ** 1e-8
+    for f, at, want in ((lambda b: st.pareto.logsf(3.0, b), 1e-8, -np.log(3.0)),
+                        (lambda c: st.weibull_min.logcdf(2.0, c), 1e-8,
+                         np.exp(-u) * u * np.log(2.0) / -np.expm1(-u))):
+        for got in _both(f, at):
+            assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_quantile_with_an_extreme_shape_has_no_nan_in_reverse():
+    # invgamma's median at a = 1e-8 is inf: the masked branches were evaluated there
+    f = lambda s: st.invgamma.ppf(1e-12, 1e-8, scale=s)  # noqa: E731
+    fwd, rev = _both(f, 1.7)
+    assert fwd == pytest.approx(rev) and fwd == pytest.approx(f(1.7) / 1.7, rel=1e-12)
+
+
+def test_dirichlet_pdf_on_the_simplex_boundary():
+    # C x0**(a0-1) x1**(a1-1) x2**(a2-1) with x0 = 0 and a0 = 2: d/dx0 = C x2**2 (was
+    # exp(logpdf): 0 * inf, nan in both modes); a point inside alongside keeps its value
+    a = np.array([2.0, 1.0, 3.0])
+    c = np.exp(sc.gammaln(a.sum()) - sc.gammaln(a).sum())
+    x = np.array([[0.0, 0.2], [0.4, 0.3], [0.6, 0.5]])
+    want = np.array([[c * 0.6 ** 2, c * 0.5 ** 2], [0.0, 0.0], [0.0, c * 2 * 0.2 * 0.5]])
+    np.testing.assert_allclose(dr.grad(lambda x: np.sum(st.dirichlet.pdf(x, a)))(x), want,
+                               rtol=1e-13)
+    jf = dr.jacfwd(lambda x: st.dirichlet.pdf(x, a))(x)
+    np.testing.assert_allclose(np.stack([jf[0, :, 0], jf[1, :, 1]], axis=1), want, rtol=1e-13)
+    np.testing.assert_allclose(primal(lambda x: st.dirichlet.pdf(x, a), x),
+                               st.dirichlet.pdf(x, a), rtol=1e-13)
+    # in alpha: the density is 0 for every a0 > 1 at x0 = 0
+    assert np.all(dr.grad(lambda a: st.dirichlet.pdf(x[:, 0], a))(a) == 0.0)
+
+
+@pytest.mark.parametrize("f, at, want", [
+    (lambda p: st.binom.cdf(1, 6, p), 0.0, -30.0),  # (1-p)**6 + 6p(1-p)**5
+    (lambda p: st.binom.sf(1, 6, p), 0.0, 30.0),
+    (lambda mu: st.poisson.cdf(1, mu), 0.0, -1.0),  # (1 + mu) e**-mu
+    (lambda p: st.nbinom.cdf(1, 2.5, p), 1.0, -8.75),  # p**2.5 (1 + 2.5 (1 - p))
+    (lambda p: st.geom.cdf(2, p), 1 - 1e-8, -2.0),  # 1 - (1 - p)**2
+    (lambda n: st.nbinom.pmf(0, n, 0.4), 1e-8, 0.4 ** 1e-8 * np.log(0.4) ** 2),
+])
+def test_discrete_second_derivatives_at_the_edges(f, at, want):
+    # the cdf's partial was exp(log pmf): its derivative at p = 0 is 0 * inf; nbinom's
+    # log coefficient at k = 0 summed 1e16 - 1e16 with the pmf's terms in reverse mode
+    assert dr.hessian(f)(at) == pytest.approx(want, rel=1e-7)
+    assert dr.grad(dr.grad(f))(at) == pytest.approx(want, rel=1e-7)
+
+
+def test_geom_cdf_derivative_next_to_p_1():
+    # 2 (1 - p) at p = 1 - 1e-8: expm1's derivative as ans + 1 was 11% off
+    p = 1 - 1e-8
+    for got in _both(lambda p: st.geom.cdf(2, p), p):
+        assert got == pytest.approx(2 * (1 - p), rel=1e-12)

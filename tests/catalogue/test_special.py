@@ -1,6 +1,8 @@
 """scipy.special ufuncs: values equal SciPy's, derivatives against finite differences to
 second order, forward against reverse."""
 
+import math
+
 import numpy as np
 import pytest
 import scipy.special as sc
@@ -204,3 +206,122 @@ def test_polynomial_derivatives_at_the_interval_ends():
         du = np.diag(dr.jacrev(lambda x, n=n: sc.eval_chebyu(n, x))(x))
         np.testing.assert_allclose(du, [(-1) ** (n + 1) * n * (n + 1) * (n + 2) / 3,
                                         n * (n + 1) * (n + 2) / 3])
+
+
+# ------------------------------------------------------------------ domain edges (issue 21)
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7])
+def test_rgamma_derivatives_at_its_zeros(n):
+    # 1/gamma(-n + e) = (-1)**n n! e (1 - psi(n + 1) e + ...): the first derivative at
+    # -n is (-1)**n n!, the second 2 (-1)**(n + 1) n! psi(n + 1) (was nan: 0 * psi's pole)
+    x = -float(n)
+    first = (-1) ** n * math.factorial(n)
+    second = 2 * (-1) ** (n + 1) * math.factorial(n) * sc.psi(n + 1)
+    assert dr.grad(sc.rgamma)(x) == pytest.approx(first, rel=1e-13)
+    assert dr.jvp(sc.rgamma, (x,), (1.0,))[1] == pytest.approx(first, rel=1e-13)
+    assert dr.hessian(sc.rgamma)(x) == pytest.approx(second, rel=1e-12)
+    assert dr.grad(dr.grad(sc.rgamma))(x) == pytest.approx(second, rel=1e-12)
+    # and next to the zero, the same function as elsewhere (finite differences)
+    for y in (x - 0.3, x + 0.3):
+        h = 1e-6
+        fd = (sc.rgamma(y + h) - sc.rgamma(y - h)) / (2 * h)
+        assert dr.grad(sc.rgamma)(y) == pytest.approx(fd, rel=1e-8)
+
+
+@pytest.mark.parametrize("f", [lambda x: sc.gammainc(1.0, x), lambda x: -sc.gammaincc(1.0, x),
+                               lambda x: sc.chdtr(2.0, 2 * x), lambda x: sc.gdtr(1.0, 1.0, x),
+                               lambda m: -sc.pdtr(0, m)])
+def test_incomplete_gamma_one_sided_derivative_at_0(f):
+    # each is 1 - e**-x near 0 (or its negative): derivative 1 at 0, where the rule's
+    # (a - 1) log(x) was 0 * -inf (nan)
+    assert dr.grad(f)(0.0) == pytest.approx(1.0, rel=1e-14)
+    assert dr.jvp(f, (0.0,), (1.0,))[1] == pytest.approx(1.0, rel=1e-14)
+
+
+def test_ellipkm1_derivative_next_to_its_pole():
+    # d/dp K(1 - p) ~ -1/(2p) as p -> 0: at p = 1e-300, 1 - p rounds to 1 (ellipk(1) = inf)
+    for p in (1e-300, 1e-20, 1e-5):
+        want = -(sc.ellipe(1 - p) - p * sc.ellipkm1(p)) / (2 * (1 - p) * p)
+        assert dr.grad(sc.ellipkm1)(p) == pytest.approx(want, rel=1e-12)
+    h = 1e-9  # the second derivative is 1/(2 p**2): a step of 1e-7 is off in the 5th digit
+    fd = (sc.ellipkm1(1e-5 + h) - sc.ellipkm1(1e-5 - h)) / (2 * h)
+    assert dr.grad(sc.ellipkm1)(1e-5) == pytest.approx(fd, rel=1e-6)
+
+
+def test_student_t_at_infinite_and_huge_df_is_the_normal():
+    # stdtr(inf, t) is ndtr(t): its derivative the normal density (was inf - inf: nan);
+    # at df = 1e12 two gammaln of 5e11 lost four digits of the density
+    t = np.array([0.0, 0.7, -3.0])
+    pdf = np.exp(-t * t / 2) / np.sqrt(2 * np.pi)
+    for df, rtol in ((np.inf, 1e-14), (1e12, 1e-10)):  # t**4 / (4 df) from the normal
+        got = dr.jvp(lambda t, df=df: sc.stdtr(df, t), (t,), (np.ones(3),))[1]
+        np.testing.assert_allclose(got, pdf, rtol=rtol)
+    np.testing.assert_allclose(dr.grad(lambda p: sc.stdtrit(np.inf, p))(0.3),
+                               1 / (np.exp(-sc.ndtri(0.3) ** 2 / 2) / np.sqrt(2 * np.pi)),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("f, at, want", [
+    (lambda x: sc.gammainc(2.0, x), 0.0, 1.0),  # x e**-x: its derivative at 0 is 1
+    (lambda m: -sc.pdtr(1, m), 0.0, 1.0),  # pdtr(1, m) = (1 + m) e**-m
+    (lambda x: sc.betainc(2.0, 2.0, x), 0.0, 6.0),  # 6 x (1 - x)
+    (lambda x: sc.betainc(2.0, 2.0, x), 1.0, -6.0),
+    (lambda x: sc.betainc(1.0, 2.0, x), 1.0, -2.0),  # 2 (1 - x)
+    (lambda p: sc.bdtr(4, 5, p), 0.0, 0.0),  # -5 p**4
+])
+def test_second_derivatives_of_incomplete_functions_at_the_ends(f, at, want):
+    # the density as exp(log density) had the derivative exp(..) * (a - 1) / x = 0 * inf
+    assert dr.hessian(f)(at) == pytest.approx(want, rel=1e-12, abs=1e-14)
+    assert dr.grad(dr.grad(f))(at) == pytest.approx(want, rel=1e-12, abs=1e-14)
+
+
+def test_logit_second_derivative_overflows_alike_in_both_modes():
+    # -(1 - 2x) / (x (1 - x))**2 at x = 1e-300 is -inf; reverse over reverse gave nan
+    assert dr.grad(dr.grad(sc.logit))(1e-300) == -np.inf
+    assert dr.hessian(sc.logit)(1e-300) == -np.inf
+    assert dr.grad(dr.grad(sc.logit))(0.25) == pytest.approx(-0.5 / (0.25 * 0.75) ** 2)
+
+
+def test_rgamma_second_derivative_just_above_zero():
+    # -psi(x)/gamma(x) differentiated at x = 1e-300 was -inf (gamma's pole times psi's)
+    assert dr.grad(dr.grad(sc.rgamma))(1e-300) == pytest.approx(-2 * sc.psi(1), rel=1e-12)
+
+
+@pytest.mark.parametrize("f, at, d1, d2", [
+    # poch(z, 2) = z (z + 1); binom(n, 2) = n (n - 1) / 2: polynomials through the
+    # zeros of 1/gamma, where ans (psi - psi) was 0 * inf (nan)
+    (lambda z: sc.poch(z, 2.0), 0.0, 1.0, 2.0),
+    (lambda z: sc.poch(z, 2.0), -1.0, -1.0, 2.0),
+    (lambda z: sc.poch(z, 2.0), 1e-300, 1.0, 2.0),
+    (lambda n: sc.binom(n, 2.0), 0.0, -0.5, 1.0),
+    (lambda n: sc.binom(n, 2.0), 1.0, 0.5, 1.0),
+    # H0' = 2/pi - H1, L0' = 2/pi + L1: at 0 the second derivative is 0 (was nan)
+    (lambda x: sc.struve(0.0, x), 0.0, 2 / np.pi, 0.0),
+    (lambda x: sc.modstruve(0.0, x), 0.0, 2 / np.pi, 0.0),
+])
+def test_derivatives_through_zeros_of_reciprocal_gamma(f, at, d1, d2):
+    for g in (dr.grad(f)(at), dr.jvp(f, (at,), (1.0,))[1]):
+        assert g == pytest.approx(d1, rel=1e-12, abs=1e-15)
+    for g in (dr.hessian(f)(at), dr.grad(dr.grad(f))(at)):
+        assert g == pytest.approx(d2, rel=1e-10, abs=1e-12)
+
+
+def test_bessel_derivatives_at_huge_arguments():
+    # SciPy's ive(2, x) and kve(2, x) are nan from x = 1e20 on: the rules of i1e, k1e, k1
+    # use the recurrences with I0/K0 and I1/K1 instead
+    for x in (1e20, 1e300):
+        assert np.isfinite(dr.grad(sc.i1e)(x)) and np.isfinite(dr.grad(sc.k1e)(x))
+        assert dr.grad(sc.k1e)(x) == pytest.approx(sc.k1e(x) - sc.k0e(x) - sc.k1e(x) / x,
+                                                   rel=1e-12)
+    for x in (0.3, 5.0):  # and the same numbers as before where both exist
+        h = 1e-6
+        for f in (sc.i1e, sc.k1e, sc.k1):
+            fd = (f(x + h) - f(x - h)) / (2 * h)
+            assert dr.grad(f)(x) == pytest.approx(fd, rel=1e-7)
+
+
+def test_expn_second_derivative_near_zero():
+    # expn(2, x)'' = expn(0, x) = e**-x / x: 1e300 at x = 1e-300; reverse mode met the
+    # order-0 branch's inf (and expn(-1, x)'s nan) through the where
+    x = 1e-300
+    assert dr.grad(dr.grad(lambda x: sc.expn(2, x)))(x) == pytest.approx(1e300, rel=1e-12)
+    assert dr.hessian(lambda x: sc.expn(2, x))(x) == pytest.approx(1e300, rel=1e-12)
