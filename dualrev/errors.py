@@ -282,7 +282,25 @@ class NonFiniteDerivativeWarning(UserWarning):
     non-finite, the user's line that called it and the rewrite. It is a warning, not an
     error, because an infinite derivative can be the right answer (``sqrt`` at 0 from the
     right) and optimizers handle it; ``warnings.simplefilter("error",
-    dr.NonFiniteDerivativeWarning)`` makes it one.
+    dr.NonFiniteDerivativeWarning)`` makes it one. Its attributes ``prim``, ``where``
+    (the user's ``file:line``), ``cause`` (``"zero"``: 0 * inf from a zero factor,
+    ``"overflow"``, ``"singular"``) and ``mode`` say the same for programs.
+
+    Example:
+        >>> import warnings
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> f = lambda x: np.sum(np.tril(np.sqrt((x[:, None] - x[None, :]) ** 2), -1))
+        >>> print(dr.grad(f)(np.array([1.0, 2.0, 3.0])))  # the masked diagonal: no nan
+        [-2.  0.  2.]
+        >>> with warnings.catch_warnings(record=True) as seen:
+        ...     warnings.simplefilter("always")
+        ...     g = dr.grad(lambda x: np.sum(np.sqrt(x) * np.sqrt(x)))(np.array([0.0, 1.0]))
+        >>> print(g)
+        [nan  1.]
+        >>> w = [s.message for s in seen if s.category is dr.NonFiniteDerivativeWarning][0]
+        >>> print(w.prim, w.cause)
+        sqrt zero
     """
 
     def __init__(self, what: str, prim: str | None, where: str | None, cause: str | None,
