@@ -314,9 +314,10 @@ class NonFiniteDerivativeWarning(UserWarning):
         guard = (f"np.where(m, {prim or 'f'}(np.where(m, x, safe_x)), 0.0), the "
                  "\"double where\"")
         if cause == "overflow":
-            advice = (f"The value of {prim} is itself inf or nan there (an overflow, or a "
-                      "nan input): compute it in a stable form (np.logaddexp, scipy.special"
-                      ".log1p/expm1/logsumexp/xlogy) or clip its input.")
+            advice = (f"The value of {prim} is itself inf or nan there (an overflow, a nan "
+                      "input or an argument outside its domain): compute it in a stable form "
+                      "(np.logaddexp, scipy.special.log1p/expm1/logsumexp/xlogy) or keep its "
+                      "input inside the domain.")
         elif cause == "zero":
             advice = (f"A zero {'cotangent' if mode == 'reverse' else 'tangent'} met an "
                       f"infinite partial derivative of {prim} (0 * inf = nan) and no "
