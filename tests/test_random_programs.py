@@ -102,7 +102,8 @@ STEPS = [
     # linalg on well-conditioned inputs
     ("inv", lambda v: np.linalg.inv(3.0 * I4 + 0.1 * np.outer(v, v)) @ v),
     ("det", lambda v: v * np.linalg.det(2.0 * I4 + 0.1 * np.outer(v, C[0]))),
-    ("eigvalsh", lambda v: np.linalg.eigvalsh(np.diag([1.0, 2.5, 4.0, 5.5]) + 0.1 * np.outer(v, v))),
+    ("eigvalsh", lambda v: np.linalg.eigvalsh(np.diag([1.0, 2.5, 4.0, 5.5])
+                                              + 0.1 * np.outer(v, v))),
     ("svdvals", lambda v: np.linalg.svd(np.diag([4.0, 3.0, 2.0, 1.0]) + 0.1 * np.outer(v, C[1]),
                                         compute_uv=False)),
     ("cholesky", lambda v: np.linalg.cholesky(3.0 * I4 + 0.2 * np.outer(v, v)) @ v),
