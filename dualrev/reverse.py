@@ -576,7 +576,7 @@ class CarefulTape(Tape):
             args: list[Any] = [None] * len(primals)
             reached = False
             for argpos, pid, _, _ in parents:
-                if r[pid] is not None and prim.jvps is not None and prim.jvps[argpos] is not None:
+                if r[pid] is not None and (prim.jvps is None or prim.jvps[argpos] is not None):
                     args[argpos] = np.where(r[pid], np.nan, 0.0)
                     reached = True
             if not reached:

@@ -158,3 +158,22 @@ def test_finite_results_pay_no_replay():
     with pytest.warns(NFW):
         dr.grad(f)(np.array([0.0, 4.0]))
     assert len(calls) == 3  # the first run and one careful replay
+
+
+def test_forward_reach_passes_through_joint_rules():
+    # found by tests/test_random_programs.py: concatenate (a joint JVP rule, no
+    # per-argument rules) stopped the forward reach, so jacfwd lost its strong zeros
+    pw = lambda v: np.sqrt((v[:, None] - v[None, :]) ** 2)  # noqa: E731
+    p = lambda v: np.sum(np.tril(pw(np.stack([v, v ** 2]).T.sum(axis=1)), -1), axis=0)  # noqa: E731
+    x = -np.ones(4)
+    with pytest.warns(NFW):
+        jf = dr.jacfwd(p)(x)
+    with pytest.warns(NFW):
+        jr = dr.jacrev(p)(x)
+    np.testing.assert_array_equal(jf, jr)
+    # all four values tie: out[j] = sum_{i>j} |y_i - y_j| has no derivative in y_i for
+    # i >= j (j < 3), does not depend on y_i for i < j, and out[3] = 0
+    want = np.triu(np.ones((4, 4), bool))
+    want[3] = False
+    np.testing.assert_array_equal(np.isnan(jf), want)
+    np.testing.assert_array_equal(jf[~want], 0.0)

@@ -32,6 +32,10 @@ MASK = np.array([True, False, True, True])
 I4 = np.eye(4)
 
 
+def _tt(a, b):
+    return np.outer(np.tanh(a), np.tanh(b))
+
+
 def _pairwise(v):
     return np.sqrt((v[:, None] - v[None, :]) ** 2)
 
@@ -99,17 +103,17 @@ STEPS = [
     ("einsum", lambda v: np.einsum("i,ij->j", v, C)),
     ("kron", lambda v: np.kron(v[:2], v[2:])),
     ("tensordot", lambda v: np.tensordot(np.outer(v, v), C, axes=([1], [0])) @ np.ones(4) / 4),
-    # linalg on well-conditioned inputs
-    ("inv", lambda v: np.linalg.inv(3.0 * I4 + 0.1 * np.outer(v, v)) @ v),
-    ("det", lambda v: v * np.linalg.det(2.0 * I4 + 0.1 * np.outer(v, C[0]))),
-    ("eigvalsh", lambda v: np.linalg.eigvalsh(np.diag([1.0, 2.5, 4.0, 5.5])
-                                              + 0.1 * np.outer(v, v))),
-    ("svdvals", lambda v: np.linalg.svd(np.diag([4.0, 3.0, 2.0, 1.0]) + 0.1 * np.outer(v, C[1]),
+    # linalg on well-conditioned inputs: the matrices are built from tanh(v), so their
+    # condition stays bounded whatever the scale earlier steps gave v
+    ("inv", lambda v: np.linalg.inv(3.0 * I4 + 0.1 * _tt(v, v)) @ v),
+    ("det", lambda v: v * np.linalg.det(2.0 * I4 + 0.1 * _tt(v, C[0]))),
+    ("eigvalsh", lambda v: np.linalg.eigvalsh(np.diag([1.0, 2.5, 4.0, 5.5]) + 0.1 * _tt(v, v))),
+    ("svdvals", lambda v: np.linalg.svd(np.diag([4.0, 3.0, 2.0, 1.0]) + 0.1 * _tt(v, C[1]),
                                         compute_uv=False)),
-    ("cholesky", lambda v: np.linalg.cholesky(3.0 * I4 + 0.2 * np.outer(v, v)) @ v),
-    ("qr_diag", lambda v: np.diag(np.linalg.qr(2.0 * I4 + 0.1 * np.outer(v, C[2]))[1])),
-    ("slogdet", lambda v: v * np.linalg.slogdet(2.0 * I4 + 0.1 * np.outer(C[3], v))[1]),
-    ("expm", lambda v: sla.expm(0.1 * np.outer(v, C[0])) @ v),
+    ("cholesky", lambda v: np.linalg.cholesky(3.0 * I4 + 0.2 * _tt(v, v)) @ v),
+    ("qr_diag", lambda v: np.diag(np.linalg.qr(2.0 * I4 + 0.1 * _tt(v, C[2]))[1])),
+    ("slogdet", lambda v: v * np.linalg.slogdet(2.0 * I4 + 0.1 * _tt(C[3], v))[1]),
+    ("expm", lambda v: sla.expm(0.1 * _tt(v, C[0])) @ v),
 ]
 
 
