@@ -533,14 +533,17 @@ class CarefulTape(Tape):
         return f"{hit[0]}:{hit[1]}" + (f": `{text}`" if text else "")
 
     # -- reach: which elements some selection cuts off -----------------------------
-    def reach_back(self, seeds: dict[int, Any]) -> list[Any]:
-        """Per entry, a mask of where its cotangent can be nonzero at all: probes (nan
-        where the seed is nonzero, 0 elsewhere) pulled back, an elementwise partial
-        counted as nonzero (a zero partial is a numeric zero, not a selection), every
-        other rule run on the probe: only a selection (``np.where``, indexing,
-        ``tril``) turns nan into an exact 0."""
+    def reach_back(self, seeds: dict[int, Any]) -> tuple[list[Any], dict[Any, Any]]:
+        """Where cotangents can be nonzero at all: probes (nan where the seed is nonzero,
+        0 elsewhere) pulled back, an elementwise partial counted as nonzero (a zero
+        partial is a numeric zero, not a selection), every other rule run on the probe:
+        only a selection (``np.where``, indexing, ``tril``) turns nan into an exact 0.
+        Returns a mask per entry and one per edge ``(entry, argument position)``: a
+        contribution is cut where its own edge does not reach, even where the receiving
+        entry is reached by another edge."""
         nodes = self.nodes
         r: list[Any] = [None] * len(nodes)
+        edges: dict[Any, Any] = {}
         for i, g in seeds.items():
             r[i] = _probe(g, shape_of(nodes[i][3]))
         for i in range(len(nodes) - 1, -1, -1):
@@ -558,14 +561,17 @@ class CarefulTape(Tape):
                     p = _probe(c, shape)
                 except Exception:  # noqa: BLE001  (a rule that cannot take the probe)
                     p = np.full(shape, np.nan)
+                edges[i, argpos] = np.isnan(p)
                 r[pid] = p if r[pid] is None else r[pid] + p
-        return r
+        return r, edges
 
-    def reach_forward(self, seeds: dict[int, Any]) -> list[Any]:
-        """Per entry, a mask of where its tangent can be nonzero at all
-        (``reach_back`` forward, from the seeds' nonzero elements)."""
+    def reach_forward(self, seeds: dict[int, Any]) -> tuple[list[Any], dict[Any, Any]]:
+        """Where tangents can be nonzero at all (``reach_back`` forward, from the seeds'
+        nonzero elements): a mask per entry and per edge ``(entry, argument position)``
+        (of the entry's shape)."""
         nodes = self.nodes
         r: list[Any] = [None] * len(nodes)
+        edges: dict[Any, Any] = {}
         for i, t in seeds.items():
             r[i] = _probe(t, shape_of(nodes[i][3]))
         for i, (prim, primals, params, ans, parents) in enumerate(nodes):
@@ -573,33 +579,32 @@ class CarefulTape(Tape):
                 if r[i] is not None:
                     r[i] = np.isnan(r[i])
                 continue
-            args: list[Any] = [None] * len(primals)
-            reached = False
-            for argpos, pid, _, _ in parents:
-                if r[pid] is not None and (prim.jvps is None or prim.jvps[argpos] is not None):
-                    args[argpos] = np.where(r[pid], np.nan, 0.0)
-                    reached = True
-            if not reached:
-                continue
             shape = shape_of(ans)
-            try:
-                if prim.partials is not None:
-                    t = None
-                    for a in args:
-                        if a is not None:
-                            t = a if t is None else t + a
-                    t = t + np.zeros(shape)
-                else:
-                    t = tangent_out(prim, args, ans, list(primals), params)
-                m = None if t is None else np.isnan(_probe(t, shape))
-            except Exception:  # noqa: BLE001
-                m = np.ones(shape, bool)
+            m = None
+            for argpos, pid, _, _ in parents:
+                if r[pid] is None or (prim.jvps is not None and prim.jvps[argpos] is None):
+                    continue
+                a = np.where(r[pid], np.nan, 0.0)
+                try:
+                    if prim.partials is not None:
+                        t = a + np.zeros(shape)
+                    else:
+                        args: list[Any] = [None] * len(primals)
+                        args[argpos] = a
+                        t = tangent_out(prim, args, ans, list(primals), params)
+                    e = None if t is None else np.isnan(_probe(t, shape))
+                except Exception:  # noqa: BLE001
+                    e = np.ones(shape, bool)
+                if e is None:
+                    continue
+                edges[i, argpos] = e
+                m = e if m is None else m | e
             r[i] = m
-        return r
+        return r, edges
 
     # -- the careful passes --------------------------------------------------------
     def backward(self, seeds: dict[int, Any], keep: bool = False) -> list[Any]:
-        reach = self.reach_back(seeds)
+        reach, edges = self.reach_back(seeds)
         nodes = self.nodes
         n = len(nodes)
         cts: list[Any] = [None] * n
@@ -623,38 +628,47 @@ class CarefulTape(Tape):
             finite = all_finite(g)
             for argpos, pid, shape, kind in parents:
                 c = pull(prim, argpos, g, ans, primals, params, shape, kind, False)
+                e = edges.get((i, argpos))
+                if e is not None and not _everywhere(e):
+                    c = np.where(e, c, 0.0)  # strong zeros of this edge
                 if finite and source[pid] is None and not all_finite(c):
                     source[pid] = (prim.name, i, _cause(prim, ans, g, c))
                 cts[pid] = c if cts[pid] is None else cts[pid] + c
         return cts
 
     def push(self, tangents: dict[int, Any]) -> list[Any]:
-        reach = self.reach_forward(tangents)
+        reach, edges = self.reach_forward(tangents)
         ts: list[Any] = [None] * len(self.nodes)
         for i, t in tangents.items():
             ts[i] = t
         for i, (prim, primals, params, ans, parents) in enumerate(self.nodes):
             if prim is None:
                 continue
-            args: list[Any] = [None] * len(primals)
-            reached = False
             finite = True
+            t = None
+            zero = False
             for argpos, pid, _, _ in parents:
-                if ts[pid] is not None:
-                    args[argpos] = ts[pid]
-                    reached = True
-                    finite = finite and all_finite(ts[pid])
-            if not reached:
-                continue
-            if prim.body is not None:
-                raise ReplayError(prim.name)
-            t = tangent_out(prim, args, ans, list(primals), params)
-            m = reach[i]
-            if t is not None and m is not None and not _everywhere(m):
-                t = np.where(m, t, 0.0)  # strong zeros
-            if (self.culprit is None and finite and t is not None
-                    and not all_finite(t)):
-                zero = any(_cause(prim, ans, a, t) == "zero" for a in args if a is not None)
+                a = ts[pid]
+                if a is None:
+                    continue
+                if prim.body is not None:
+                    raise ReplayError(prim.name)
+                finite = finite and all_finite(a)
+                args: list[Any] = [None] * len(primals)
+                args[argpos] = a
+                # one argument at a time, so that each edge's strong zeros apply to its
+                # own contribution
+                c = tangent_out(prim, args, ans, list(primals), params)
+                if c is None:
+                    continue
+                e = edges.get((i, argpos))
+                if e is None:
+                    continue
+                if not _everywhere(e):
+                    c = np.where(e, c, 0.0)
+                zero = zero or (not all_finite(c) and _cause(prim, ans, a, c) == "zero")
+                t = c if t is None else t + c
+            if self.culprit is None and finite and t is not None and not all_finite(t):
                 self.culprit = (prim.name, i, "zero" if zero else _cause(prim, ans, None, t))
             ts[i] = t
         return ts

@@ -177,3 +177,21 @@ def test_forward_reach_passes_through_joint_rules():
     want[3] = False
     np.testing.assert_array_equal(np.isnan(jf), want)
     np.testing.assert_array_equal(jf[~want], 0.0)
+
+
+def test_an_edge_that_does_not_reach_is_cut_even_where_another_does():
+    # found by the random programs: in jacrev(grad(f)) the row for x0 sent a zero
+    # cotangent into d|x|^1.5/dx at x1 = 0 (whose own derivative is inf); the receiving
+    # |x| was reached by another edge, so only a per-edge cut keeps H[0, 1] = 0
+    f = lambda v: np.sum(np.sin(np.cumsum(np.abs(v) ** 1.5)))  # noqa: E731
+    x = np.array([1.0, 0.0])
+    with pytest.warns(NFW):
+        h1 = dr.hessian(f)(x)
+    with pytest.warns(NFW):
+        h2 = dr.jacrev(dr.grad(f))(x)
+    np.testing.assert_array_equal(h1, h2)
+    assert h1[0, 1] == 0.0 and h1[1, 0] == 0.0 and np.isnan(h1[1, 1])
+    # d2f/dx0^2 against second differences (f is smooth in x0 near 1)
+    g = lambda t: f(np.array([t, 0.0]))  # noqa: E731
+    h = 1e-4
+    assert h1[0, 0] == pytest.approx((g(1 + h) - 2 * g(1) + g(1 - h)) / h**2, rel=1e-5)
