@@ -470,9 +470,14 @@ def _plain_value(v: Any) -> Any:
 
 def all_finite(v: Any) -> bool:
     """Whether the plain value under ``v`` (any tracing levels) is finite everywhere."""
-    v = _plain_value(v)
-    if type(v) in FLOAT64_SCALARS:
+    while isinstance(v, Tracer):
+        v = v.primal
+    tv = type(v)
+    if tv in FLOAT64_SCALARS:
         return v - v == 0.0  # False for inf and nan, without a call
+    if tv is ndarray:
+        # (a sum or a dot would be cheaper, but warns on inf - inf and on overflow)
+        return bool(np.isfinite(v).all()) if v.dtype.kind in "fc" else True
     try:
         return bool(np.all(np.isfinite(v)))
     except TypeError:  # not numeric (a stand-in, an object array): nothing to say
