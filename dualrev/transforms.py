@@ -994,7 +994,11 @@ def _careful_reverse(run: Callable[[_Recording], Any], old: Any, f: Callable[...
     if not same:
         _warn_nonfinite(what, None, "reverse")
         return old
-    new = run(rec)
+    try:
+        new = run(rec)
+    except Exception:  # noqa: BLE001  (a rule that cannot take the strong zeros)
+        _warn_nonfinite(what, None, "reverse")
+        return old
     if not _finite(new):
         _warn_nonfinite(what, rec.tape, "reverse")
     return new
@@ -1024,10 +1028,13 @@ def _careful_forward(seed: Callable[[Any, list[int]], dict[int, Any]],
             ts = rec.tape.push(seed(btrace, rec.in_index)) if same else None
         except Exception:  # noqa: BLE001  (ReplayError: a custom_vjp; or f differs)
             ts = None
-        if ts is None:
+        try:
+            new = None if ts is None else build(rec, ts, btrace)
+        except Exception:  # noqa: BLE001
+            new = None
+        if new is None:
             _warn_nonfinite(what, None, "forward")
             return old
-        new = build(rec, ts, btrace)
     finally:
         if btrace is not None:
             btrace.finish()

@@ -195,3 +195,25 @@ def test_an_edge_that_does_not_reach_is_cut_even_where_another_does():
     g = lambda t: f(np.array([t, 0.0]))  # noqa: E731
     h = 1e-4
     assert h1[0, 0] == pytest.approx((g(1 + h) - 2 * g(1) + g(1 - h)) / h**2, rel=1e-5)
+
+
+def test_an_opaque_rule_behind_a_mask_warns_where_forward_mode_selects():
+    # A custom_vjp's backward rule is opaque: run on the reach probe, its 0 * inf at the
+    # masked element looks like a dependence, so reverse mode keeps the nan (conservative:
+    # never a strong zero it cannot prove) and says so, naming the custom rule; forward
+    # mode (through the body) selects the branch. Pinned as the known gap it is.
+    @dr.custom_vjp
+    def root(x):
+        return np.sqrt(x)
+
+    root.defvjp(lambda x: (np.sqrt(x), x), lambda x, g: (g * 0.5 / np.sqrt(x),))
+    f = lambda x: np.sum(np.where(x > 0, root(np.abs(x)), 0.0))  # noqa: E731
+    x = np.array([0.0, 1.0])
+    with pytest.warns(NFW, match=r"custom_vjp\(root\)"):
+        g = dr.grad(f)(x)
+    np.testing.assert_array_equal(g, [np.nan, 0.5])
+    np.testing.assert_array_equal(silent(dr.jacfwd(f), x), [0.0, 0.5])
+    # the double where the warning advises makes both modes agree, silently
+    safe = lambda x: np.sum(np.where(x > 0, root(np.where(x > 0, x, 1.0)), 0.0))  # noqa: E731
+    np.testing.assert_array_equal(silent(dr.grad(safe), x), [0.0, 0.5])
+    np.testing.assert_array_equal(silent(dr.jacfwd(safe), x), [0.0, 0.5])
