@@ -506,7 +506,7 @@ class CarefulTape(Tape):
     dualrev, NumPy and SciPy), and its ``backward`` and ``push`` apply strong zeros and
     note where a derivative first became non-finite (``culprit``)."""
 
-    __slots__ = ("lines", "culprit")
+    __slots__ = ("lines", "culprit", "mode")
 
     def __init__(self, level: int, what: str = "a reverse-mode transform",
                  keep_all: bool = True) -> None:
@@ -515,6 +515,7 @@ class CarefulTape(Tape):
         #: (primitive name, entry, cause: see _cause) where a derivative first became
         #: non-finite from finite ones, or None
         self.culprit: tuple[str, int, str] | None = None
+        self.mode = "reverse"  # of the last careful pass: "reverse" or "forward"
 
     def finish(self) -> None:
         self.__class__ = FinishedCarefulTape
@@ -609,6 +610,7 @@ class CarefulTape(Tape):
 
     # -- the careful passes --------------------------------------------------------
     def backward(self, seeds: dict[int, Any], keep: bool = False) -> list[Any]:
+        self.mode = "reverse"
         reach, edges = self.reach_back(seeds)
         nodes = self.nodes
         n = len(nodes)
@@ -642,6 +644,7 @@ class CarefulTape(Tape):
         return cts
 
     def push(self, tangents: dict[int, Any]) -> list[Any]:
+        self.mode = "forward"
         reach, edges = self.reach_forward(tangents)
         ts: list[Any] = [None] * len(self.nodes)
         for i, t in tangents.items():

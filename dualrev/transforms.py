@@ -882,15 +882,20 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     fwd = jacfwd(f, argnums, has_aux, holomorphic)
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        res, values = once(args, kwargs, False)
-        if values is not None and not _finite(res[0] if has_aux else res):
+        res, values, _ = once(args, kwargs, False)
+        jac = res[0] if has_aux else res
+        if values is not None and not _finite(jac):
             try:
-                res2, values2 = once(args, kwargs, True)
+                res2, values2, tape = once(args, kwargs, True)
+                ok = (values2 is not None and _same_values(values, values2)
+                      and _agrees_where_finite(jac, res2[0] if has_aux else res2))
             except Exception:  # noqa: BLE001  (the careful replay is only a second look)
-                values2 = None
-            if values2 is None or not _same_values(values, values2):
+                ok = False
+            if not ok:
                 _warn_nonfinite("jacobian", None, "reverse")
                 return res
+            if not _finite(res2[0] if has_aux else res2):
+                _warn_nonfinite("jacobian", tape, "reverse")
             return res2
         return res
 
@@ -907,9 +912,7 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
         if (holomorphic or not complex_out) and (n_out <= n_in or
                                                  (complex_in and not holomorphic)):
             res = _jacrev_from(rec, single, holomorphic)
-            if careful and not _finite(res):
-                _warn_nonfinite("jacobian", rec.tape, "reverse")
-            return ((res, rec.aux) if has_aux else res), rec.values
+            return ((res, rec.aux) if has_aux else res), rec.values, rec.tape
         _check_fwd_inputs(rec.leaves, holomorphic)
         btrace = BatchTrace(new_level(), n_in, "jacobian")
         try:
@@ -918,15 +921,13 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
         except ReplayError:  # a custom_vjp: forward mode runs through its body
             del rec
             if careful:
-                return None, None
-            return fwd(*args, **kwargs), None  # jacfwd makes its own checks
+                return None, None, None
+            return fwd(*args, **kwargs), None, None  # jacfwd makes its own checks
         finally:
             btrace.finish()
         touts = [_unbatch(t, btrace) for t in _pushed_outputs(rec, ts)]
         res = _forward_jacobian(touts, rec.out_def, rec.leaves, rec.defs, single)
-        if careful and not _finite(res):
-            _warn_nonfinite("jacobian", rec.tape, "forward")
-        return ((res, rec.aux) if has_aux else res), rec.values
+        return ((res, rec.aux) if has_aux else res), rec.values, rec.tape
 
     @functools.wraps(f)
     def jac(*args: Any, **kwargs: Any) -> Any:
@@ -964,6 +965,23 @@ def _same_values(a: list[Any], b: list[Any]) -> bool:
         return False
 
 
+def _agrees_where_finite(old: Any, new: Any) -> bool:
+    """Whether the careful result ``new`` equals ``old`` wherever ``old`` was finite:
+    strong zeros only replace elements no seed reaches (0 or nan before), so anything
+    else is a bug of the replay, and the first result then stands."""
+    a, b = tree_flatten(old)[0], tree_flatten(new)[0]
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        x, y = np.asarray(_plain(x)), np.asarray(_plain(y))
+        if x.shape != y.shape:
+            return False
+        keep = np.isfinite(x)
+        if not np.allclose(y[keep], x[keep], rtol=1e-9, atol=1e-300):
+            return False
+    return True
+
+
 def _warn_nonfinite(what: str, tape: Any, mode: str) -> None:
     """Warn that ``what``'s result holds nan/inf, naming the operation that made it and
     the user's line when the careful ``tape`` found them."""
@@ -972,7 +990,7 @@ def _warn_nonfinite(what: str, tape: Any, mode: str) -> None:
         warnings.warn(NonFiniteDerivativeWarning(what, None, None, None, mode), stacklevel=4)
         return
     name, entry, zero = culprit
-    w = NonFiniteDerivativeWarning(what, name, tape.where(entry), zero, mode)
+    w = NonFiniteDerivativeWarning(what, name, tape.where(entry), zero, tape.mode)
     hit = tape.lines.get(entry)
     if hit is None:
         warnings.warn(w, stacklevel=4)
@@ -996,7 +1014,10 @@ def _careful_reverse(run: Callable[[_Recording], Any], old: Any, f: Callable[...
         return old
     try:
         new = run(rec)
+        ok = _agrees_where_finite(old, new)
     except Exception:  # noqa: BLE001  (a rule that cannot take the strong zeros)
+        ok = False
+    if not ok:
         _warn_nonfinite(what, None, "reverse")
         return old
     if not _finite(new):
@@ -1030,6 +1051,8 @@ def _careful_forward(seed: Callable[[Any, list[int]], dict[int, Any]],
             ts = None
         try:
             new = None if ts is None else build(rec, ts, btrace)
+            if new is not None and not _agrees_where_finite(old, new):
+                new = None
         except Exception:  # noqa: BLE001
             new = None
         if new is None:
