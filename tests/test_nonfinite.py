@@ -217,3 +217,17 @@ def test_an_opaque_rule_behind_a_mask_warns_where_forward_mode_selects():
     safe = lambda x: np.sum(np.where(x > 0, root(np.where(x > 0, x, 1.0)), 0.0))  # noqa: E731
     np.testing.assert_array_equal(silent(dr.grad(safe), x), [0.0, 0.5])
     np.testing.assert_array_equal(silent(dr.jacfwd(safe), x), [0.0, 0.5])
+
+
+def test_an_inner_transforms_nan_is_reported_by_both_levels():
+    # the inner gradient of sqrt at 0 is inf (its value, seen by the outer transform as a
+    # traced value's primal), the outer derivative of it is not finite either
+    inner = dr.grad(lambda x: np.sum(np.sqrt(x)))
+    x = np.array([0.0, 4.0])
+    for outer in (dr.jacfwd(inner), dr.jacrev(inner), dr.hessian(lambda x: np.sum(np.sqrt(x)))):
+        with pytest.warns(NFW) as rec:
+            h = outer(x)
+        assert {r.message.prim for r in rec if r.category is NFW} <= {"sqrt", "divide",
+                                                                       "multiply", "power"}
+        assert np.isfinite(h[1, 1]) and h[1, 1] == pytest.approx(-0.25 * 4.0 ** -1.5)
+        assert h[0, 1] == 0.0 and h[1, 0] == 0.0 and not np.isfinite(h[0, 0])
