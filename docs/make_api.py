@@ -77,7 +77,8 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Traced values", [(dualrev, n) for n in ("Traced", "Dual", "Tape")]),
     ("Errors", [(dualrev, n) for n in (
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
-        "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError")]),
+        "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
+        "NonFiniteDerivativeWarning")]),
 ]
 
 

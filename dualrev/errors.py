@@ -288,3 +288,67 @@ class NotSavedError(RuntimeError):
             "drop saves= to keep everything); see dualrev.Primitive."
         )
         super().__init__(msg)
+
+
+class NonFiniteDerivativeWarning(UserWarning):
+    """A derivative came out nan or inf although dualrev looked again.
+
+    The transforms check each result once for non-finite values; only then do they run
+    ``f`` again on a tape that notes each operation's source line and play it back with
+    *strong zeros*: a (co)tangent element that no selection lets through (``np.where``,
+    ``tril``/``triu``, indexing, a mask) is exactly zero, so ``0 * inf`` there gives 0 in
+    both modes. What is still non-finite after that is a derivative that does not exist
+    or overflows (``sqrt``, ``abs``, ``norm`` at 0, ``0 * inf`` from a zero factor, an
+    overflowing ``exp``), and this warning names the operation where it first became
+    non-finite, the user's line that called it and the rewrite. It is a warning, not an
+    error, because an infinite derivative can be the right answer (``sqrt`` at 0 from the
+    right) and optimizers handle it; ``warnings.simplefilter("error",
+    dr.NonFiniteDerivativeWarning)`` makes it one. Its attributes ``prim``, ``where``
+    (the user's ``file:line``), ``cause`` (``"zero"``: 0 * inf from a zero factor,
+    ``"overflow"``, ``"singular"``) and ``mode`` say the same for programs.
+
+    Example:
+        >>> import warnings
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> f = lambda x: np.sum(np.tril(np.sqrt((x[:, None] - x[None, :]) ** 2), -1))
+        >>> print(dr.grad(f)(np.array([1.0, 2.0, 3.0])))  # the masked diagonal: no nan
+        [-2.  0.  2.]
+        >>> with warnings.catch_warnings(record=True) as seen:
+        ...     warnings.simplefilter("always")
+        ...     g = dr.grad(lambda x: np.sum(np.sqrt(x) * np.sqrt(x)))(np.array([0.0, 1.0]))
+        >>> print(g)
+        [nan  1.]
+        >>> w = [s.message for s in seen if s.category is dr.NonFiniteDerivativeWarning][0]
+        >>> print(w.prim, w.cause)
+        sqrt zero
+    """
+
+    def __init__(self, what: str, prim: str | None, where: str | None, cause: str | None,
+                 mode: str) -> None:
+        if prim is None:
+            at = ("dualrev could not locate the operation (the function gave other values "
+                  "when run again, or a custom_vjp function sits in a forward pass)")
+        else:
+            at = f"it first became non-finite in the {mode} rule of {prim}"
+            at += f", called at {where}" if where else ""
+        guard = (f"np.where(m, {prim or 'f'}(np.where(m, x, safe_x)), 0.0), the "
+                 "\"double where\"")
+        if cause == "overflow":
+            advice = (f"The value of {prim} is itself inf or nan there (an overflow, a nan "
+                      "input or an argument outside its domain): compute it in a stable form "
+                      "(np.logaddexp, scipy.special.log1p/expm1/logsumexp/xlogy) or keep its "
+                      "input inside the domain.")
+        elif cause == "zero":
+            advice = (f"A zero {'cotangent' if mode == 'reverse' else 'tangent'} met an "
+                      f"infinite partial derivative of {prim} (0 * inf = nan) and no "
+                      "selection masks it (the zero comes from a factor), so the derivative "
+                      "is not determined there. If that branch is meant to be unused, "
+                      f"select it away before the singular call too: {guard}.")
+        else:
+            advice = (f"The derivative of {prim or 'an operation'} does not exist there "
+                      "(sqrt, log, abs, norm or a power at 0, arcsin at 1, ...): move the "
+                      f"point off the singularity, or guard the input: {guard}.")
+        super().__init__(f"dualrev.{what}: the derivative contains nan or inf; {at}. {advice}")
+        self.what, self.prim, self.where, self.cause, self.mode = (
+            what, prim, where, cause, mode)

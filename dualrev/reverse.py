@@ -7,6 +7,7 @@ the backward pass is one loop over it in reverse: no recursion, whatever the dep
 
 from __future__ import annotations
 
+import linecache
 import sys
 from sys import getrefcount
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from . import config, cotangent
-from .batching import Batched, scale
+from .batching import Batched, scale, without_derivatives
+from .diagnose import user_frame
 from .errors import EscapedTracerError, NoDerivativeRule
 from .forward import tangent_out
 from .primitive import (
@@ -447,3 +449,270 @@ def linear_transpose(linear: Any, x: Any, ct: Any) -> Any:
     if type(out) is Traced and out._trace is tape:
         g = tape.backward({out._index: ct})[entry]
     return np.zeros(shape_of(x), dt) if g is None else g
+
+
+# ------------------------------------------------------------------ careful replays
+# A transform whose result holds nan or inf records f again on a CarefulTape and plays
+# it back with strong zeros (see docs/design.md, "Non-finite derivatives"); nothing here
+# runs on the normal path.
+
+def _plain_value(v: Any) -> Any:
+    """The plain NumPy value under every level of tracing (batches keep their axes)."""
+    while isinstance(v, Tracer):
+        v = v.primal
+    return v
+
+
+def all_finite(v: Any) -> bool:
+    """Whether the plain value under ``v`` (any tracing levels) is finite everywhere."""
+    while isinstance(v, Tracer):
+        v = v.primal
+    tv = type(v)
+    if tv in FLOAT64_SCALARS:
+        return v - v == 0.0  # False for inf and nan, without a call
+    if tv is ndarray:
+        # (a sum or a dot would be cheaper, but warns on inf - inf and on overflow)
+        return bool(np.isfinite(v).all()) if v.dtype.kind in "fc" else True
+    try:
+        return bool(np.all(np.isfinite(v)))
+    except TypeError:  # not numeric (a stand-in, an object array): nothing to say
+        return True
+
+
+def _probe(c: Any, shape: tuple[int, ...]) -> Any:
+    """A reach probe from a rule's result ``c`` on probes: nan where ``c`` is not exactly
+    zero (nan and inf included), 0 where it is, in ``shape`` (an elementwise primitive's
+    broadcast summed away). Derivative levels are dropped and batch levels kept, so a
+    batch of (co)tangents (jacfwd, jacrev, vmap) has its own reach per element."""
+    c = without_derivatives(c)
+    m = c != 0
+    if shape_of(m) != shape:
+        m = unbroadcast(np.where(m, 1.0, 0.0), shape) != 0
+    return np.where(m, np.nan, 0.0)
+
+
+def _everywhere(m: Any) -> bool:
+    return bool(np.all(_plain_value(m)))
+
+
+class CarefulTape(Tape):
+    """A tape for the careful replay of a transform whose result was not finite: it
+    keeps every value and each operation's source line (the innermost frame outside
+    dualrev, NumPy and SciPy), and its ``backward`` and ``push`` apply strong zeros and
+    note where a derivative first became non-finite (``culprit``)."""
+
+    __slots__ = ("lines", "culprit", "mode")
+
+    def __init__(self, level: int, what: str = "a reverse-mode transform",
+                 keep_all: bool = True) -> None:
+        super().__init__(level, what, True)
+        self.lines: dict[int, tuple[str, int]] = {}
+        #: (primitive name, entry, cause: see _cause) where a derivative first became
+        #: non-finite from finite ones, or None
+        self.culprit: tuple[str, int, str] | None = None
+        self.mode = "reverse"  # of the last careful pass: "reverse" or "forward"
+
+    def finish(self) -> None:
+        self.__class__ = FinishedCarefulTape
+        self.copies = {}
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        n = len(self.nodes)
+        out = Tape.process(self, prim, args, params)
+        if len(self.nodes) > n:
+            frame = user_frame()
+            if frame is not None:
+                self.lines[n] = (frame.f_code.co_filename, frame.f_lineno)
+        return out
+
+    def where(self, entry: int) -> str | None:
+        """The user's line that recorded ``entry``, as ``file:line: `source```."""
+        hit = self.lines.get(entry)
+        if hit is None:
+            return None
+        text = linecache.getline(hit[0], hit[1]).strip()
+        return f"{hit[0]}:{hit[1]}" + (f": `{text}`" if text else "")
+
+    # -- reach: which elements some selection cuts off -----------------------------
+    def reach_back(self, seeds: dict[int, Any]) -> tuple[list[Any], dict[Any, Any]]:
+        """Where cotangents can be nonzero at all: probes (nan where the seed is nonzero,
+        0 elsewhere) pulled back, an elementwise partial counted as nonzero (a zero
+        partial is a numeric zero, not a selection), every other rule run on the probe:
+        only a selection (``np.where``, indexing, ``tril``) turns nan into an exact 0.
+        Returns a mask per entry and one per edge ``(entry, argument position)``: a
+        contribution is cut where its own edge does not reach, even where the receiving
+        entry is reached by another edge."""
+        nodes = self.nodes
+        r: list[Any] = [None] * len(nodes)
+        edges: dict[Any, Any] = {}
+        for i, g in seeds.items():
+            r[i] = _probe(g, shape_of(nodes[i][3]))
+        for i in range(len(nodes) - 1, -1, -1):
+            probe = r[i]
+            if probe is None:
+                continue
+            r[i] = np.isnan(probe)
+            prim, primals, params, ans, parents = nodes[i]
+            if prim is None:
+                continue
+            for argpos, pid, shape, _ in parents:
+                try:
+                    c = probe if prim.partials is not None else prim.vjps[argpos](
+                        probe, ans, *primals, **params)
+                    p = _probe(c, shape)
+                except Exception:  # noqa: BLE001  (a rule that cannot take the probe)
+                    p = np.full(shape, np.nan)
+                edges[i, argpos] = np.isnan(p)
+                r[pid] = p if r[pid] is None else r[pid] + p
+        return r, edges
+
+    def reach_forward(self, seeds: dict[int, Any]) -> tuple[list[Any], dict[Any, Any]]:
+        """Where tangents can be nonzero at all (``reach_back`` forward, from the seeds'
+        nonzero elements): a mask per entry and per edge ``(entry, argument position)``
+        (of the entry's shape)."""
+        nodes = self.nodes
+        r: list[Any] = [None] * len(nodes)
+        edges: dict[Any, Any] = {}
+        for i, t in seeds.items():
+            r[i] = _probe(t, shape_of(nodes[i][3]))
+        for i, (prim, primals, params, ans, parents) in enumerate(nodes):
+            if prim is None:
+                if r[i] is not None:
+                    r[i] = np.isnan(r[i])
+                continue
+            shape = shape_of(ans)
+            m = None
+            for argpos, pid, _, _ in parents:
+                if r[pid] is None or (prim.jvps is not None and prim.jvps[argpos] is None):
+                    continue
+                a = np.where(r[pid], np.nan, 0.0)
+                try:
+                    if prim.partials is not None:
+                        t = a + np.zeros(shape)
+                    else:
+                        args: list[Any] = [None] * len(primals)
+                        args[argpos] = a
+                        t = tangent_out(prim, args, ans, list(primals), params)
+                    e = None if t is None else np.isnan(_probe(t, shape))
+                except Exception:  # noqa: BLE001
+                    e = np.ones(shape, bool)
+                if e is None:
+                    continue
+                edges[i, argpos] = e
+                m = e if m is None else m | e
+            r[i] = m
+        return r, edges
+
+    # -- the careful passes --------------------------------------------------------
+    def backward(self, seeds: dict[int, Any], keep: bool = False) -> list[Any]:
+        self.mode = "reverse"
+        reach, edges = self.reach_back(seeds)
+        nodes = self.nodes
+        n = len(nodes)
+        cts: list[Any] = [None] * n
+        source: list[Any] = [None] * n  # where a non-finite cotangent came from
+        for i, g in seeds.items():
+            cts[i] = g
+        for i in range(n - 1, -1, -1):
+            g = cts[i]
+            if g is None:
+                continue
+            m = reach[i]
+            if m is None:
+                m = np.zeros(shape_of(nodes[i][3]), bool)
+            if not _everywhere(m):
+                g = cts[i] = np.where(m, g, 0.0)  # strong zeros
+            if self.culprit is None and source[i] is not None and not all_finite(g):
+                self.culprit = source[i]
+            prim, primals, params, ans, parents = nodes[i]
+            if prim is None:
+                continue
+            finite = all_finite(g)
+            for argpos, pid, shape, kind in parents:
+                c = pull(prim, argpos, g, ans, primals, params, shape, kind, False)
+                e = edges.get((i, argpos))
+                if e is not None and not _everywhere(e):
+                    c = np.where(e, c, 0.0)  # strong zeros of this edge
+                if finite and source[pid] is None and not all_finite(c):
+                    source[pid] = (prim.name, i, _cause(prim, ans, g, c))
+                cts[pid] = c if cts[pid] is None else cts[pid] + c
+        return cts
+
+    def push(self, tangents: dict[int, Any]) -> list[Any]:
+        self.mode = "forward"
+        reach, edges = self.reach_forward(tangents)
+        ts: list[Any] = [None] * len(self.nodes)
+        for i, t in tangents.items():
+            ts[i] = t
+        for i, (prim, primals, params, ans, parents) in enumerate(self.nodes):
+            if prim is None:
+                continue
+            finite = True
+            t = None
+            zero = False
+            if prim.custom is not None:
+                # a custom_vjp: its transposed bwd takes every argument's tangent in one
+                # pass (opaque to the edges' strong zeros, like its reverse rule)
+                args = [None] * len(primals)
+                for argpos, pid, _, _ in parents:
+                    args[argpos] = ts[pid]
+                if any(a is not None for a in args):
+                    finite = all(a is None or all_finite(a) for a in args)
+                    t = tangent_out(prim, args, ans, list(primals), params)
+                    if self.culprit is None and finite and not all_finite(t):
+                        self.culprit = (prim.name, i, _cause(prim, ans, None, t))
+                    ts[i] = t
+                continue
+            for argpos, pid, _, _ in parents:
+                a = ts[pid]
+                if a is None:
+                    continue
+                finite = finite and all_finite(a)
+                args: list[Any] = [None] * len(primals)
+                args[argpos] = a
+                # one argument at a time, so that each edge's strong zeros apply to its
+                # own contribution
+                c = tangent_out(prim, args, ans, list(primals), params)
+                if c is None:
+                    continue
+                e = edges.get((i, argpos))
+                if e is None:
+                    continue
+                if not _everywhere(e):
+                    c = np.where(e, c, 0.0)
+                zero = zero or (not all_finite(c) and _cause(prim, ans, a, c) == "zero")
+                t = c if t is None else t + c
+            if self.culprit is None and finite and t is not None and not all_finite(t):
+                self.culprit = (prim.name, i, "zero" if zero else _cause(prim, ans, None, t))
+            ts[i] = t
+        return ts
+
+
+def _cause(prim: Primitive, ans: Any, g: Any, c: Any) -> str:
+    """Why an operation's derivative ``c`` (from the finite (co)tangent ``g``) is not
+    finite: ``"overflow"`` (its value is not finite either), ``"zero"`` (an elementwise
+    rule's non-finite element where ``g`` is exactly 0: 0 * inf) or ``"singular"``."""
+    if not all_finite(ans):
+        return "overflow"
+    if g is None or not prim.elementwise:
+        return "singular"
+    gv = np.asarray(_plain_value(g))
+    bad = ~np.isfinite(np.asarray(_plain_value(c)))
+    try:
+        shape = np.broadcast_shapes(gv.shape, bad.shape)
+        hit = np.any(np.broadcast_to(gv == 0, shape) & np.broadcast_to(bad, shape))
+    except ValueError:
+        hit = np.any(gv == 0)
+    return "zero" if hit else "singular"
+
+
+class FinishedCarefulTape(CarefulTape):
+    """A careful tape whose transform has stopped recording."""
+
+    __slots__ = ()
+
+    def input(self, value: Any) -> Traced:
+        raise EscapedTracerError(self.what, "a new input")
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        raise EscapedTracerError(self.what, prim.name)

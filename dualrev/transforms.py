@@ -13,6 +13,7 @@ import functools
 import gc
 import math
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,10 +21,15 @@ import numpy as np
 
 from . import config
 from .batching import Batched, BatchTrace, FinishedBatchTrace
-from .errors import DualrevError, EscapedTracerError, TracerConversionError
+from .errors import (
+    DualrevError,
+    EscapedTracerError,
+    NonFiniteDerivativeWarning,
+    TracerConversionError,
+)
 from .forward import Dual, FinishedForwardTrace, ForwardTrace
 from .primitive import FLOAT64_SCALARS, Tracer, concrete, dtype_of, shape_of, unwrap_derivatives
-from .reverse import FinishedTape, Tape, Traced
+from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
 from .tracer import new_level
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
 
@@ -405,6 +411,10 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
     out, trace = _forward(f, primals, nums, leaves, defs, t_leaves, "jvp")
     out, aux = _split_aux(out, has_aux)
     p, t, od = _unpack_forward(out, trace, "jvp")
+    if not _finite(t):
+        t = _careful_forward(lambda tape, ins: {j: x for j, x in zip(ins, t_leaves, strict=True)},
+                             lambda rec, ts, _: _pushed_outputs(rec, ts), t, f, primals, nums,
+                             has_aux, "jvp", p)
     res = (tree_unflatten(od, p), tree_unflatten(od, _distinct([_result(v) for v in t])))
     return res + (aux,) if has_aux else res
 
@@ -476,9 +486,17 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
         finally:
             btrace.finish()
         out, aux = _split_aux(out, has_aux)
-        _, touts, od = _unpack_forward(out, trace, "jacfwd")
+        p, touts, od = _unpack_forward(out, trace, "jacfwd")
         res = _forward_jacobian([_unbatch(t, btrace) for t in touts], od, leaves, defs,
                                 single)
+        if not _finite(res):
+            res = _careful_forward(
+                lambda bt, ins: {j: Batched(e, bt) for j, e in
+                                 zip(ins, _basis(leaves), strict=True)},
+                lambda rec, ts, bt: _forward_jacobian(
+                    [_unbatch(t, bt) for t in _pushed_outputs(rec, ts)], rec.out_def,
+                    rec.leaves, rec.defs, single),
+                res, fk, args, nums, has_aux, "jacfwd", p, batch=n)
         return (res, aux) if has_aux else res
 
     return jac
@@ -524,9 +542,10 @@ class _Recording:
     they follow each other, since a nested pause costs a lock each way."""
 
     def __init__(self, f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
-                 has_aux: bool, what: str, keep_all: bool = False) -> None:
+                 has_aux: bool, what: str, keep_all: bool = False,
+                 careful: bool = False) -> None:
         leaves, defs = _split_inputs(args, nums)
-        tape = Tape(new_level(), what, keep_all)
+        tape = CarefulTape(new_level(), what) if careful else Tape(new_level(), what, keep_all)
         inputs = [tape.input(x) for x in leaves]
         # the inputs' entries, read now: f may write into its inputs, rebinding them
         in_index = [t._index for t in inputs]
@@ -627,6 +646,9 @@ def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, has_aux: bool,
         with _gc_paused:  # once, around the recording and the backward pass
             rec = _Recording(fk, args, nums, has_aux, what)
             grads = _scalar_gradient(rec, holomorphic)
+            if not _finite(grads):
+                grads = _careful_reverse(lambda r: _scalar_gradient(r, holomorphic), grads,
+                                         fk, args, nums, has_aux, what, rec.values)
         res = (rec.values[0], _group([_result(g) for g in grads], rec.defs, single))
         return (res, rec.aux) if has_aux else res
 
@@ -737,6 +759,9 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
         cts = [_check_tangent(o, c) for o, c in zip(rec.outs, cts, strict=True)]
         with _gc_paused:
             grads = rec.pull(cts, keep=True)
+            if not _finite(grads):
+                grads = _careful_reverse(lambda r: r.pull(cts, keep=True), grads, f, primals,
+                                         nums, has_aux, "vjp", rec.values)
         return _group([_result(g) for g in grads], rec.defs, False)
 
     return (out, pullback, rec.aux) if has_aux else (out, pullback)
@@ -815,6 +840,9 @@ def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
         with _gc_paused:
             rec = _Recording(fk, args, nums, has_aux, "jacrev")
             res = _jacrev_from(rec, single, holomorphic)
+            if not _finite(res):
+                res = _careful_reverse(lambda r: _jacrev_from(r, single, holomorphic), res,
+                                       fk, args, nums, has_aux, "jacrev", rec.values)
         return (res, rec.aux) if has_aux else res
 
     return jac
@@ -853,11 +881,29 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     """
 
     def run(*args: Any, **kwargs: Any) -> Any:
+        res, values, _ = once(args, kwargs, False)
+        jac = res[0] if has_aux else res
+        if values is not None and not _finite(jac):
+            try:
+                res2, values2, tape = once(args, kwargs, True)
+                ok = (values2 is not None and _same_values(values, values2)
+                      and _agrees_where_finite(jac, res2[0] if has_aux else res2))
+            except Exception:  # noqa: BLE001  (the careful replay is only a second look)
+                ok = False
+            if not ok:
+                _warn_nonfinite("jacobian", None, "reverse")
+                return res
+            if not _finite(res2[0] if has_aux else res2):
+                _warn_nonfinite("jacobian", tape, "reverse")
+            return res2
+        return res
+
+    def once(args: Sequence[Any], kwargs: dict[str, Any], careful: bool) -> Any:
         # f runs once, on a tape that keeps everything: then either the basis cotangents
         # are pulled back, or the basis tangents are pushed forward along the same tape
         fk = functools.partial(f, **kwargs) if kwargs else f
         nums, single = _argnums(argnums, len(args))
-        rec = _Recording(fk, args, nums, has_aux, "jacobian", keep_all=True)
+        rec = _Recording(fk, args, nums, has_aux, "jacobian", keep_all=True, careful=careful)
         n_in = sum(math.prod(shape_of(x)) for x in rec.leaves)
         n_out = sum(math.prod(shape_of(o)) for o in rec.outs)
         complex_out = any(_dtype_of(o).kind == "c" for o in rec.outs)
@@ -865,7 +911,7 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
         if (holomorphic or not complex_out) and (n_out <= n_in or
                                                  (complex_in and not holomorphic)):
             res = _jacrev_from(rec, single, holomorphic)
-            return (res, rec.aux) if has_aux else res
+            return ((res, rec.aux) if has_aux else res), rec.values, rec.tape
         _check_fwd_inputs(rec.leaves, holomorphic)
         btrace = BatchTrace(new_level(), n_in, "jacobian")
         try:
@@ -873,12 +919,9 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
                                 zip(rec.in_index, _basis(rec.leaves), strict=True)})
         finally:
             btrace.finish()
-        touts = []
-        for o in rec.outs:
-            t = ts[o._index] if type(o) is Traced and o._trace is rec.tape else None
-            touts.append(_unbatch(_zeros(shape_of(o), o) if t is None else t, btrace))
+        touts = [_unbatch(t, btrace) for t in _pushed_outputs(rec, ts)]
         res = _forward_jacobian(touts, rec.out_def, rec.leaves, rec.defs, single)
-        return (res, rec.aux) if has_aux else res
+        return ((res, rec.aux) if has_aux else res), rec.values, rec.tape
 
     @functools.wraps(f)
     def jac(*args: Any, **kwargs: Any) -> Any:
@@ -886,6 +929,135 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
             return run(*args, **kwargs)
 
     return jac
+
+
+# ------------------------------------------------------------------ non-finite results
+def _finite(tree: Any) -> bool:
+    """Whether every leaf of a transform's result is finite: the one check the normal
+    path pays (one pass over the result, none per operation)."""
+    if type(tree) is list and len(tree) == 1:
+        return all_finite(tree[0])
+    return all(all_finite(v) for v in tree_flatten(tree)[0])
+
+
+def _plain(v: Any) -> Any:
+    while isinstance(v, Tracer):
+        v = v.primal
+    return v
+
+
+def _same_values(a: list[Any], b: list[Any]) -> bool:
+    """Whether two runs of ``f`` gave the same outputs, bit for bit (nan included): a
+    careful replay of a function that draws random numbers must not pass off another
+    sample's derivative as this one's."""
+    if len(a) != len(b):
+        return False
+    try:
+        return all(np.array_equal(np.asarray(_plain(x)), np.asarray(_plain(y)), equal_nan=True)
+                   for x, y in zip(a, b, strict=True))
+    except TypeError:
+        return False
+
+
+def _agrees_where_finite(old: Any, new: Any) -> bool:
+    """Whether the careful result ``new`` equals ``old`` wherever ``old`` was finite:
+    strong zeros only replace elements no seed reaches (0 or nan before), so anything
+    else is a bug of the replay, and the first result then stands."""
+    a, b = tree_flatten(old)[0], tree_flatten(new)[0]
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        x, y = np.asarray(_plain(x)), np.asarray(_plain(y))
+        if x.shape != y.shape:
+            return False
+        keep = np.isfinite(x)
+        if not np.allclose(y[keep], x[keep], rtol=1e-9, atol=1e-300):
+            return False
+    return True
+
+
+def _warn_nonfinite(what: str, tape: Any, mode: str) -> None:
+    """Warn that ``what``'s result holds nan/inf, naming the operation that made it and
+    the user's line when the careful ``tape`` found them."""
+    culprit = getattr(tape, "culprit", None)
+    if culprit is None:
+        warnings.warn(NonFiniteDerivativeWarning(what, None, None, None, mode), stacklevel=4)
+        return
+    name, entry, zero = culprit
+    w = NonFiniteDerivativeWarning(what, name, tape.where(entry), zero, tape.mode)
+    hit = tape.lines.get(entry)
+    if hit is None:
+        warnings.warn(w, stacklevel=4)
+    else:  # reported at the user's line that called the primitive
+        warnings.warn_explicit(w, NonFiniteDerivativeWarning, hit[0], hit[1])
+
+
+def _careful_reverse(run: Callable[[_Recording], Any], old: Any, f: Callable[..., Any],
+                     args: Sequence[Any], nums: tuple[int, ...], has_aux: bool, what: str,
+                     values: list[Any]) -> Any:
+    """A reverse-mode result ``old`` held nan/inf: record ``f`` again on a careful tape,
+    run the same backward pass (``run``) with strong zeros, and warn if it is still not
+    finite. The old result stands when the replay differs (``f`` is not deterministic)."""
+    try:
+        rec = _Recording(f, args, nums, has_aux, what, careful=True)
+        same = _same_values(values, rec.values)
+    except Exception:  # noqa: BLE001  (the careful replay is only a second look)
+        same = False
+    if not same:
+        _warn_nonfinite(what, None, "reverse")
+        return old
+    try:
+        new = run(rec)
+        ok = _agrees_where_finite(old, new)
+    except Exception:  # noqa: BLE001  (a rule that cannot take the strong zeros)
+        ok = False
+    if not ok:
+        _warn_nonfinite(what, None, "reverse")
+        return old
+    if not _finite(new):
+        _warn_nonfinite(what, rec.tape, "reverse")
+    return new
+
+
+def _pushed_outputs(rec: _Recording, ts: list[Any]) -> list[Any]:
+    """The outputs' tangents after ``Tape.push`` (zeros for an output no tangent reached)."""
+    out = []
+    for o in rec.outs:
+        t = ts[o._index] if type(o) is Traced and o._trace is rec.tape else None
+        out.append(_zeros(shape_of(o), o) if t is None else t)
+    return out
+
+
+def _careful_forward(seed: Callable[[Any, list[int]], dict[int, Any]],
+                     build: Callable[[_Recording, list[Any], Any], Any], old: Any,
+                     f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
+                     has_aux: bool, what: str, values: list[Any], batch: int = 0) -> Any:
+    """A forward-mode result ``old`` held nan/inf: record ``f`` on a careful tape and
+    push the same tangents (``seed``, given a batch trace when ``batch``) along it with
+    strong zeros; ``build`` makes the result from the pushed tangents."""
+    btrace = BatchTrace(new_level(), batch, what) if batch else None
+    try:
+        try:
+            rec = _Recording(f, args, nums, has_aux, what, careful=True)
+            same = _same_values(values, rec.values)
+            ts = rec.tape.push(seed(btrace, rec.in_index)) if same else None
+        except Exception:  # noqa: BLE001  (f differs the second time, or raises)
+            ts = None
+        try:
+            new = None if ts is None else build(rec, ts, btrace)
+            if new is not None and not _agrees_where_finite(old, new):
+                new = None
+        except Exception:  # noqa: BLE001
+            new = None
+        if new is None:
+            _warn_nonfinite(what, None, "forward")
+            return old
+    finally:
+        if btrace is not None:
+            btrace.finish()
+    if not _finite(new):
+        _warn_nonfinite(what, rec.tape, "forward")
+    return new
 
 
 # ------------------------------------------------------------------ second order

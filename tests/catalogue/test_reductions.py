@@ -389,11 +389,19 @@ def test_var_std_of_one_element_per_group_is_constant(name, shape, axis):
     J = dr.jacobian(lambda x: f(x, axis=axis))(x)
     np.testing.assert_array_equal(J, np.zeros(np.shape(f(x, axis=axis)) + shape))
     assert np.all(np.isfinite(dr.jacfwd(lambda x: f(x, axis=axis))(x)))
-    # ddof=1 leaves nothing to divide by: nan-valued, with a nan derivative, as NumPy's
-    # value is nan (JAX gives 0 for var and nan for std here)
+    # ddof=1 leaves nothing to divide by: nan-valued, with a nan derivative in the group's
+    # own element, as NumPy's value is nan (JAX gives 0 for var and nan for std here),
+    # and exactly 0 in the other groups' elements, which it does not depend on (strong
+    # zeros: forward and reverse agree); with a NonFiniteDerivativeWarning
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        assert np.all(np.isnan(dr.jacfwd(lambda x: f(x, axis=axis, ddof=1))(x)))
+        with pytest.warns(dr.NonFiniteDerivativeWarning):
+            jf = dr.jacfwd(lambda x: f(x, axis=axis, ddof=1))(x)
+        with pytest.warns(dr.NonFiniteDerivativeWarning):
+            jr = dr.jacrev(lambda x: f(x, axis=axis, ddof=1))(x)
+    np.testing.assert_array_equal(jf, jr)
+    own = np.reshape(np.eye(x.size, dtype=bool), np.shape(jf))
+    assert np.all(np.isnan(jf[own])) and np.all(jf[~own] == 0.0)
 
 
 def test_nanmean_keeps_float32():
