@@ -405,7 +405,20 @@ class custom_jvp:
              box: _Box) -> Any:
         def tangent_out(t: Any) -> Any:
             full = [t if j == i else _zeros_like(x) for j, x in enumerate(primals)]
-            return self._tangent_out(primals, full, ans, static, box)
+            out = self._tangent_out(primals, full, ans, static, box)
+            # A rule that is not linear in t (an affine one: a constant or the primal
+            # added to the tangent) has a transpose at 0 that forward mode would not
+            # agree with: the recorded value at t = 0 shows it, at no extra run.
+            value = out
+            while isinstance(value, Tracer):  # outer levels' values (a batch: all of it)
+                value = value.primal
+            if np.any(np.abs(value) > 0):
+                raise CustomRuleError(
+                    f"dualrev: the jvp rule of {self.prim.name} must be linear in the "
+                    f"tangents (reverse mode transposes it), but with a zero tangent for "
+                    f"argument {static.leaf_arg[i]} it returned a nonzero output tangent: "
+                    "return only the tangent (no constant, no primal value added to it)")
+            return out
 
         # The rule is linear in t: its reverse-mode derivative at t = 0 is the transpose.
         return linear_transpose(tangent_out, primals[i], g)

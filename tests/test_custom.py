@@ -339,6 +339,26 @@ def test_a_malformed_jvp_rule_is_refused(out_shape, tangent, match):
             run()
 
 
+@pytest.mark.parametrize("rule", [
+    lambda x, t: 2.0 * t + 1.0,         # a constant added to the tangent
+    lambda x, t: 2.0 * t + 2.0 * x,     # the primal's value added (mixing up the pair)
+])
+def test_an_affine_jvp_rule_is_refused_in_reverse_mode(rule):
+    # red-team probe: reverse mode transposes the rule at t = 0, which drops the
+    # constant, so grad gave 2 where jvp (the rule as written) gave 3: now refused
+    @dr.custom_jvp
+    def f(x):
+        return 2.0 * x
+
+    f.defjvp(lambda p, t: (f(p[0]), rule(p[0], t[0])))
+    x = np.array([0.3, -0.7, 1.1])
+    for run in (lambda: dr.grad(lambda x: np.sum(f(x)))(x), lambda: dr.jacrev(f)(x),
+                lambda: dr.hessian(lambda x: np.sum(f(x) ** 2))(x)):
+        with pytest.raises(dr.CustomRuleError, match=r"must be linear in the tangents.*"
+                                                      r"argument 0.*nonzero output tangent"):
+            run()
+
+
 def test_a_jvp_rule_must_return_a_pair():
     @dr.custom_jvp
     def f(x):
