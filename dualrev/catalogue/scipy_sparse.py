@@ -32,7 +32,7 @@ from ..primitive import (
     refuse_operand,
     shape_of,
 )
-from ..tracer import defer_matmul_to
+from ..tracer import _conversion, defer_matmul_to
 from .scipy_functions import ORIGINALS, dispatch
 
 
@@ -273,19 +273,33 @@ class TracedSparse:
         return np.reshape(matmul(scatter, self.data), (m, n))
 
     def todense(self, order: Any = None, out: Any = None) -> Any:
-        """The dense array (an ndarray, also for an spmatrix, where SciPy gives
-        np.matrix)."""
+        """The dense array, for a sparse array; refused for an spmatrix, where SciPy gives
+        an np.matrix (whose ``*`` is a matrix product: an ndarray in its place would
+        silently compute something else)."""
+        if self.is_matrix:
+            raise self._np_matrix("todense()", ".toarray()")
         return self.toarray(order, out)
 
+    def _np_matrix(self, call: str, rewrite: str) -> NoDerivativeRule:
+        return NoDerivativeRule(
+            f"scipy.sparse (traced entries).{call}", f"SciPy returns a numpy.matrix here "
+            "for an spmatrix (csr_matrix, diags, ...), whose * is a matrix product and "
+            "whose results stay 2-D; a traced value cannot be one, and an ndarray in its "
+            f"place would give other numbers. Write {rewrite} (an ndarray), or use a "
+            "sparse array (csr_array, diags_array), for which SciPy returns ndarrays too.")
+
     def sum(self, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
-        """The sum of the entries (``axis=None``), or of each row/column (a 1-D array;
-        SciPy's spmatrix gives a 2-D np.matrix there), in ``dtype`` if given."""
+        """The sum of the entries (``axis=None``), or of each row/column (a 1-D array,
+        for a sparse array; refused for an spmatrix, where SciPy gives a 2-D np.matrix),
+        in ``dtype`` if given."""
         if out is not None:
             raise NoDerivativeRule("scipy.sparse (traced entries).sum",
                                    "out= is not supported: use the returned array.")
         data = self.data if dtype is None else self.data.astype(dtype)
         if axis is None:
             return np.sum(data)
+        if self.is_matrix:
+            raise self._np_matrix(f"sum(axis={axis})", f".toarray().sum(axis={axis})")
         axis = int(axis) % 2
         ones = np.ones(self.shape[axis])
         summed = self._like(data)
@@ -385,6 +399,15 @@ class TracedSparse:
         data = self.data ** n
         return self._like(data if dtype is None else data.astype(dtype))
 
+    def __pow__(self, n: Any) -> TracedSparse:
+        if self.is_matrix:  # SciPy: the matrix power of an spmatrix
+            raise NoDerivativeRule(
+                "scipy.sparse (traced entries) ** n", "For an spmatrix ** is the matrix "
+                "power, which is not supported with traced entries: write "
+                "np.linalg.matrix_power(S.toarray(), n), or S.power(n) for the entries' "
+                "power.")
+        return self.power(n)  # a sparse array: the entries' power, as SciPy
+
     def conj(self, copy: bool = True) -> TracedSparse:
         """The complex conjugate of the entries."""
         return self._like(np.conj(self.data))
@@ -416,6 +439,12 @@ class TracedSparse:
     def trace(self, offset: int = 0) -> Any:
         """The sum of the ``offset`` diagonal."""
         return np.sum(self.diagonal(offset))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        # NumPy (and scipy.sparse functions that read their operands through it: kron,
+        # hstack, bmat) would make a 0-d object array of this and fail far away
+        raise _conversion("np.asarray (of a sparse matrix with traced entries: "
+                          ".toarray() gives the dense traced array)", "array")
 
     def __getitem__(self, idx: Any) -> Any:
         raise NoDerivativeRule("scipy.sparse (traced entries)[...]", "Indexing a sparse "

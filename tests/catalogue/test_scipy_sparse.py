@@ -129,6 +129,40 @@ def test_star_and_multiply_have_scipys_meaning_for_each_kind(fmt):
     assert (1.7 * L).nnz == L.nnz  # the plain call is SciPy's own
 
 
+def test_np_matrix_results_of_an_spmatrix_with_traced_entries_are_refused():
+    # red-team probe: (a * M).sum(axis=1) gave a 1-D array where SciPy gives a (5, 1)
+    # np.matrix, so `... * x` silently summed an elementwise product (0.735) where
+    # SciPy's matrix product gives 3.798; todense() likewise
+    M = sps.csr_matrix(DENSE)
+    x, a = rng.standard_normal(5), 1.3
+    for f in (lambda a: (a * M).sum(axis=1), lambda a: (a * M).sum(axis=0),
+              lambda a: np.sum(a * M, axis=0), lambda a: (a * M).todense()):
+        with pytest.raises(NoDerivativeRule, match=r"numpy\.matrix.*toarray\(\)"):
+            dr.grad(lambda a, f=f: np.sum(f(a) * x[:, None]))(a)
+    with pytest.raises(NoDerivativeRule, match=r"matrix power.*matrix_power"):
+        dr.grad(lambda a: np.sum((a * M) ** 2))(a)
+    # the rewrites, and a sparse array (SciPy gives ndarrays), keep working
+    L = sps.csr_array(DENSE)
+    _both_modes(lambda a: (a * M).toarray().sum(axis=1) * x, a,
+                lambda a: (a * DENSE).sum(axis=1) * x)
+    _both_modes(lambda a: (a * L).sum(axis=1) * x + (a * L).todense()[:, 0], a,
+                lambda a: (a * DENSE).sum(axis=1) * x + (a * DENSE)[:, 0])
+    # a sparse array's ** is the entries' power, as SciPy's
+    np.testing.assert_allclose(_dense((1.3 * L) ** 3), (1.3 * DENSE) ** 3)
+    _both_modes(lambda a: (a * L) ** 3, a, lambda a: (a * DENSE) ** 3)
+
+
+@pytest.mark.parametrize("build", [lambda S: sps.kron(S, sps.eye(2)),
+                                   lambda S: sps.hstack([S, S]),
+                                   lambda S: np.kron(S, np.eye(2))])
+def test_sparse_functions_of_traced_entries_are_refused_by_name(build):
+    # red-team probe: sps.kron(a * L, I) crashed in SciPy ("does not support dtype
+    # object"): it read the traced matrix as a 0-d object array
+    L = sps.csr_array(DENSE)
+    with pytest.raises(dr.TracerConversionError, match=r"toarray\(\)"):
+        dr.grad(lambda a: np.sum(build(a * L) @ np.ones(8)))(1.0)
+
+
 def test_sparse_matrices_with_traced_entries_compose():
     L = sps.csr_array(DENSE)
     M = sps.csr_matrix(DENSE)
