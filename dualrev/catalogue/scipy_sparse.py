@@ -210,12 +210,15 @@ class TracedSparse:
 
     It supports ``@`` and ``dot`` with dense operands (either side), ``*`` (a matrix
     product for an spmatrix, elementwise for an sparray, as SciPy), ``multiply``,
-    division by a scalar, ``-x``, ``+``/``-`` with dense or sparse operands (a dense
-    ndarray), ``.T``/``transpose()``, ``power``, ``conj``, ``copy``, ``astype``, the
-    format conversions (``tocsr()``..., itself: it has no storage format),
-    ``toarray()``/``todense()`` (an ndarray), ``sum()``, ``diagonal()``, ``trace()``,
-    ``shape``, ``ndim`` and ``nnz``; each is differentiable in the entries and in the
-    dense operand. Indexing and other SciPy methods raise ``NoDerivativeRule``.
+    division by a scalar, ``-x``, ``+``/``-`` with sparse operands (sparse, on the union
+    of the patterns) or dense ones (an ndarray), ``.T``/``transpose()``, ``power``,
+    ``**`` (a sparse array's), ``conj``, ``copy``, ``astype``, the format conversions
+    (``tocsr()``..., itself: it has no storage format), ``toarray()``, ``todense()``,
+    ``sum()``, ``diagonal()``, ``trace()``, ``shape``, ``ndim`` and ``nnz``; each is
+    differentiable in the entries and in the dense operand. Where SciPy returns a
+    numpy.matrix for an spmatrix (``todense()``, ``sum(axis=...)``, ``+`` a dense operand)
+    or its ``**`` is the matrix power, and for indexing and other SciPy methods,
+    ``NoDerivativeRule`` is raised, naming the rewrite.
 
     Attributes:
         data: the traced entries, one per stored position (canonical: no duplicates).
@@ -370,26 +373,60 @@ class TracedSparse:
     def __neg__(self) -> TracedSparse:
         return self._like(-self.data)
 
-    def _dense_with(self, other: Any) -> Any:
-        if isinstance(other, (TracedSparse, _spbase)):
-            return other.toarray()
+    def _dense_with(self, other: Any, matrix: bool) -> Any:
         other = as_array(other)
         if ndim_of(other) == 0:
             raise NotImplementedError("adding a nonzero scalar to a sparse array is not "
                                       "supported")
+        if matrix:
+            raise self._np_matrix("+/- a dense operand", "S.toarray() + u")
         return other
 
+    def _plus(self, other: Any, sign: float, left: bool) -> Any:
+        """``self + sign * other``, or ``other + sign * self`` when ``other`` is the left
+        operand (``left``; SciPy's result takes its kind): sparse with sparse is sparse,
+        on the union of the patterns (a traced diffusivity times a Laplacian plus the
+        identity stays an operator whose ``*`` is SciPy's); sparse with dense is dense
+        (an ndarray for a sparse array; SciPy's np.matrix for an spmatrix is refused)."""
+        if isinstance(other, (TracedSparse, _spbase)):
+            if tuple(other.shape) != self.shape:
+                raise ValueError(f"inconsistent shapes {self.shape} and {other.shape}")
+            if isinstance(other, TracedSparse):
+                o_row, o_col, o_data = other.row, other.col, other.data
+                o_matrix = other.is_matrix
+            else:
+                coo = sps.coo_array(other)
+                coo.sum_duplicates()
+                o_row, o_col, o_data = coo.coords[0], coo.coords[1], coo.data
+                o_matrix = isinstance(other, sps.spmatrix)
+            n = self.shape[1]
+            k1, k2 = self.row * n + self.col, o_row * n + o_col
+            keys = np.unique(np.concatenate([k1, k2]))
+
+            def onto(k: np.ndarray) -> Any:  # each stored entry to its union position
+                return sps.csr_array((np.ones(k.size), (np.searchsorted(keys, k),
+                                                        np.arange(k.size))),
+                                     shape=(keys.size, k.size))
+
+            s_self, s_other = (sign, 1.0) if left else (1.0, sign)
+            data = s_self * matmul(onto(k1), self.data) + s_other * matmul(onto(k2), o_data)
+            return TracedSparse(data, keys // n, keys % n, self.shape,
+                                o_matrix if left else self.is_matrix)
+        dense = self._dense_with(other, self.is_matrix)
+        return dense + sign * self.toarray() if left else self.toarray() + sign * dense
+
     def __add__(self, other: Any) -> Any:
-        return self.toarray() + self._dense_with(other)
+        return self._plus(other, 1.0, False)
 
     def __radd__(self, other: Any) -> Any:
-        return self._dense_with(other) + self.toarray()
+        return self._plus(other, 1.0, True)
 
     def __sub__(self, other: Any) -> Any:
-        return self.toarray() - self._dense_with(other)
+        return self._plus(-other if isinstance(other, TracedSparse) else other * -1.0,
+                          1.0, False)
 
     def __rsub__(self, other: Any) -> Any:
-        return self._dense_with(other) - self.toarray()
+        return self._plus(other, -1.0, True)
 
     def power(self, n: Any, dtype: Any = None) -> TracedSparse:
         """The entries to the power ``n`` (a plain scalar), as SciPy's ``power``."""
@@ -516,6 +553,13 @@ def _sparse_add(matrix: Any, other: Any) -> Any:
     if ndim_of(other) == 0:
         raise NotImplementedError("adding a nonzero scalar to a sparse array is not "
                                   "supported")
+    if isinstance(matrix, sps.spmatrix):  # SciPy: a numpy.matrix, whose * is a product
+        raise NoDerivativeRule(
+            "scipy.sparse (spmatrix +/- traced dense)", "SciPy returns a numpy.matrix "
+            "here, whose * is a matrix product and whose results stay 2-D; a traced value "
+            "cannot be one, and an ndarray in its place would give other numbers. Write "
+            "L.toarray() + u (an ndarray), or use a sparse array (csr_array, diags_array), "
+            "for which SciPy returns an ndarray too.")
     return matrix.toarray() + other
 
 

@@ -124,8 +124,17 @@ def test_star_and_multiply_have_scipys_meaning_for_each_kind(fmt):
     _both_modes(lambda a: L / a, a, lambda a: DENSE / a)
     _both_modes(lambda a: (a * L) @ u, a, lambda a: a * DENSE @ u)
     _both_modes(lambda a: w @ (a * L), a, lambda a: w @ (a * DENSE))
-    _both_modes(lambda u: L + u, u, lambda u: DENSE + u)
-    _both_modes(lambda u: u - L, u, lambda u: u - DENSE)
+    if matrix:  # SciPy gives a numpy.matrix, whose * is a product: refused by name
+        for f in (lambda u: L + u, lambda u: u - L, lambda u: (u[0] * L) + DENSE):
+            with pytest.raises(NoDerivativeRule, match=r"numpy\.matrix.*toarray\(\)"):
+                dr.jacrev(f)(u)
+    else:
+        _both_modes(lambda u: L + u, u, lambda u: DENSE + u)
+        _both_modes(lambda u: u - L, u, lambda u: u - DENSE)
+        _both_modes(lambda a: (a * L) - DENSE, a, lambda a: a * DENSE - DENSE)
+    # sparse plus sparse stays sparse (so an spmatrix's * stays SciPy's product)
+    _both_modes(lambda a: (a * L + L) @ u, a, lambda a: (a * DENSE + DENSE) @ u)
+    _both_modes(lambda a: (L - a * L) @ u, a, lambda a: (DENSE - a * DENSE) @ u)
     assert (1.7 * L).nnz == L.nnz  # the plain call is SciPy's own
 
 
@@ -150,6 +159,30 @@ def test_np_matrix_results_of_an_spmatrix_with_traced_entries_are_refused():
     # a sparse array's ** is the entries' power, as SciPy's
     np.testing.assert_allclose(_dense((1.3 * L) ** 3), (1.3 * DENSE) ** 3)
     _both_modes(lambda a: (a * L) ** 3, a, lambda a: (a * DENSE) ** 3)
+
+
+@pytest.mark.parametrize("kind", ["diags", "diags_array"])
+def test_a_scaled_laplacian_plus_the_identity_keeps_scipys_star(kind):
+    # red-team probe: (k * lap + sps.eye(n)) * u with a dia_matrix lap gave a dense
+    # ndarray, so * was elementwise: 3.225 where SciPy's product gives 2.297
+    n = 5
+    lap = getattr(sps, kind)([-np.ones(n - 1), 2.0 * np.ones(n), -np.ones(n - 1)],
+                             offsets=[-1, 0, 1])
+    eye = sps.eye(n) if kind == "diags" else sps.eye_array(n)
+    u = np.linspace(0.0, 1.0, n) ** 2
+    lapd = lap.toarray()
+    for f, dense in [
+            (lambda k: ((k * lap + eye) * u) ** 2,
+             lambda k: ((k * lapd + np.eye(n)) @ u if kind == "diags"
+                        else (k * lapd + np.eye(n)) * u) ** 2),
+            (lambda k: (eye - k * lap - k ** 2 * lap.T) @ u,
+             lambda k: (np.eye(n) - k * lapd - k ** 2 * lapd.T) @ u)]:
+        np.testing.assert_allclose(_dense(f(0.3)), dense(0.3), rtol=1e-14)
+        for jac in (dr.jacfwd, dr.jacrev):
+            np.testing.assert_allclose(jac(lambda k, f=f: _dense(f(k)))(0.3),
+                                       dr.jacfwd(dense)(0.3), rtol=1e-12, atol=1e-14)
+    S = dr.jacfwd(lambda k: (k * lap + eye).tocsc().toarray())(0.3)
+    np.testing.assert_allclose(S, lapd)  # a sparse result: tocsc() is there
 
 
 @pytest.mark.parametrize("build", [lambda S: sps.kron(S, sps.eye(2)),
