@@ -28,6 +28,7 @@ from ..primitive import (
     Tracer,
     as_array,
     bind,
+    dtype_of,
     ndim_of,
     refuse_operand,
     shape_of,
@@ -249,6 +250,21 @@ class TracedSparse:
     @property
     def nnz(self) -> int:
         return int(self.row.size)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(dtype_of(self.data))
+
+    def __bool__(self) -> bool:
+        # SciPy's rule: only a 1x1 matrix has a truth value (an object's default, always
+        # True, would silently pick a branch SciPy refuses)
+        if self.shape != (1, 1):
+            raise ValueError("The truth value of an array with more than one element is "
+                             "ambiguous. Use a.any() or a.all().")
+        return bool(self.nnz) and bool(self.data[0] != 0)
+
+    def __abs__(self) -> TracedSparse:
+        return self._like(abs(self.data))
 
     @property
     def T(self) -> TracedSparse:
@@ -505,6 +521,28 @@ class TracedSparse:
 
 
 defer_matmul_to(TracedSparse)
+
+
+def _is_sparse_too(original: Any, spmatrix_only: bool) -> Any:
+    """``scipy.sparse.issparse`` / ``isspmatrix`` that also answer True for a matrix with
+    traced entries (of the matching kind), so that code branching on them takes the
+    sparse branch SciPy's matrix would (the dense one reads it as an array)."""
+    def check(x: Any) -> bool:
+        if isinstance(x, TracedSparse):
+            return x.is_matrix or not spmatrix_only
+        return bool(original(x))
+
+    check.__name__ = check.__qualname__ = original.__name__
+    check.__doc__ = original.__doc__
+    check.__wrapped__ = original  # type: ignore[attr-defined]
+    return check
+
+
+for _name, _only in (("issparse", False), ("isspmatrix", True)):
+    _orig = ORIGINALS.get(getattr(sps, _name), getattr(sps, _name))
+    _checker = _is_sparse_too(_orig, _only)
+    ORIGINALS[_checker] = _orig
+    setattr(sps, _name, _checker)
 
 
 def _with_traced_entries(matrix: Any, scale: Any) -> TracedSparse:

@@ -185,6 +185,26 @@ def test_a_scaled_laplacian_plus_the_identity_keeps_scipys_star(kind):
     np.testing.assert_allclose(S, lapd)  # a sparse result: tocsc() is there
 
 
+def test_a_matrix_with_traced_entries_answers_like_scipys():
+    # red-team probes: sps.issparse(a * L) was False (code branching on it took the dense
+    # branch), bool() was always True (SciPy refuses), abs() and .dtype were missing
+    L = sps.csr_array(DENSE)
+    M = sps.csr_matrix(DENSE)
+    seen = []
+
+    def f(a):
+        S = a * L
+        seen.append((sps.issparse(S), sps.isspmatrix(S), sps.isspmatrix(a * M), S.dtype))
+        with pytest.raises(ValueError, match="truth value"):
+            bool(S)
+        return abs(S) @ np.ones(4)
+
+    _both_modes(f, np.float64(-1.3), lambda a: np.abs(a * DENSE) @ np.ones(4))
+    # the plain run (SciPy's own answers) and the traced runs (jacfwd, jacrev) agree
+    assert len(seen) >= 3 and set(seen) == {(True, False, True, np.dtype(np.float64))}
+    assert sps.issparse(L) and not sps.issparse(DENSE) and not sps.isspmatrix(L)
+
+
 @pytest.mark.parametrize("build", [lambda S: sps.kron(S, sps.eye(2)),
                                    lambda S: sps.hstack([S, S]),
                                    lambda S: np.kron(S, np.eye(2))])
