@@ -184,7 +184,7 @@ def spsolve(A: Any, b: Any, permc_spec: Any = None, use_umfpack: bool = True) ->
     """scipy.sparse.linalg.spsolve(A, b) with a constant sparse ``A`` and a traced dense
     ``b`` (1-D, or 2-D: one solution per column). ``use_umfpack`` is SciPy's choice of
     solver (dualrev uses SuperLU), which changes no value beyond rounding."""
-    if isinstance(A, Tracer) or not sps.issparse(A):
+    if isinstance(A, (Tracer, TracedSparse)) or not sps.issparse(A):
         raise NoDerivativeRule("scipy.sparse.linalg.spsolve", "Only a constant sparse "
                                "matrix A is supported (its entries are not differentiated; "
                                "for a dense traced A use numpy.linalg.solve).")

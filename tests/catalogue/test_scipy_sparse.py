@@ -203,6 +203,10 @@ def test_a_matrix_with_traced_entries_answers_like_scipys():
     # the plain run (SciPy's own answers) and the traced runs (jacfwd, jacrev) agree
     assert len(seen) >= 3 and set(seen) == {(True, False, True, np.dtype(np.float64))}
     assert sps.issparse(L) and not sps.issparse(DENSE) and not sps.isspmatrix(L)
+    # spsolve's own check must not take it for a constant matrix now that issparse is True
+    A = sps.csc_array(np.eye(4) * 3.0)
+    with pytest.raises(NoDerivativeRule, match="Only a constant sparse matrix A"):
+        dr.grad(lambda a: np.sum(spla.spsolve(a * A + A, a * np.ones(4))))(1.3)
 
 
 @pytest.mark.parametrize("build", [lambda S: sps.kron(S, sps.eye(2)),
