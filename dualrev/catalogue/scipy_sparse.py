@@ -539,10 +539,9 @@ def _is_sparse_too(original: Any, spmatrix_only: bool) -> Any:
 
 
 for _name, _only in (("issparse", False), ("isspmatrix", True)):
-    _orig = ORIGINALS.get(getattr(sps, _name), getattr(sps, _name))
-    _checker = _is_sparse_too(_orig, _only)
-    ORIGINALS[_checker] = _orig
-    setattr(sps, _name, _checker)
+    # (not a dispatcher: no entry in ORIGINALS, whose entries route traced arguments)
+    _orig = getattr(getattr(sps, _name), "__wrapped__", getattr(sps, _name))
+    setattr(sps, _name, _is_sparse_too(_orig, _only))
 
 
 def _with_traced_entries(matrix: Any, scale: Any) -> TracedSparse:
