@@ -87,6 +87,16 @@ class Batched(TracedBase):
     def __bool__(self) -> bool:
         raise BatchedValueError("`if`/`while`/bool() on a batched value")
 
+    # An index made of a batch is a per-element choice, not a lost derivative: the
+    # conversion error's advice (keep the value traced) would mislead under vmap.
+    # (float() keeps the conversion error, which names math.* calls and their rewrite.)
+    def __index__(self) -> int:
+        raise BatchedValueError("a batched value used as an index or a slice bound "
+                                "(x[i:], range(i), np.roll(x, i))")
+
+    def __int__(self) -> int:
+        raise BatchedValueError("int() of a batched value")
+
     def __repr__(self) -> str:
         return f"Batched({self.primal!r})"
 

@@ -12,8 +12,10 @@ vector, unpacked with differentiable slices (the machinery stays single-output).
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -403,7 +405,20 @@ class custom_jvp:
              box: _Box) -> Any:
         def tangent_out(t: Any) -> Any:
             full = [t if j == i else _zeros_like(x) for j, x in enumerate(primals)]
-            return self._tangent_out(primals, full, ans, static, box)
+            out = self._tangent_out(primals, full, ans, static, box)
+            # A rule that is not linear in t (an affine one: a constant or the primal
+            # added to the tangent) has a transpose at 0 that forward mode would not
+            # agree with: the recorded value at t = 0 shows it, at no extra run.
+            value = out
+            while isinstance(value, Tracer):  # outer levels' values (a batch: all of it)
+                value = value.primal
+            if np.any(np.abs(value) > 0):
+                raise CustomRuleError(
+                    f"dualrev: the jvp rule of {self.prim.name} must be linear in the "
+                    f"tangents (reverse mode transposes it), but with a zero tangent for "
+                    f"argument {static.leaf_arg[i]} it returned a nonzero output tangent: "
+                    "return only the tangent (no constant, no primal value added to it)")
+            return out
 
         # The rule is linear in t: its reverse-mode derivative at t = 0 is the transpose.
         return linear_transpose(tangent_out, primals[i], g)
@@ -446,11 +461,11 @@ class custom_vjp:
     argument (``None`` for a zero one, and for a static argument), each of its argument's
     shape, real for a real argument; anything else raises ``CustomRuleError`` naming the
     argument. ``bwd`` runs once per backward pass. Plain arrays among the residuals are
-    copied onto the tape (as the tape copies plain arguments), so rewriting them after the
-    call does not change the derivative. ``fwd`` should get the output by calling the
-    decorated function: under an outer transform (grad of grad) it is then recorded by
-    that transform instead of meeting traced values in opaque code; ``bwd`` written in
-    NumPy calls is differentiable in turn.
+    copied onto the tape (as the tape copies plain arguments), and other objects among
+    them deep-copied, so rewriting them after the call does not change the derivative.
+    ``fwd`` should get the output by calling the decorated function: under an outer
+    transform (grad of grad) it is then recorded by that transform instead of meeting
+    traced values in opaque code; ``bwd`` written in NumPy calls is differentiable in turn.
 
     Forward mode (``jvp``, ``jacfwd``, ``jacobian``, ``hessian``) uses the rules too: the
     JVP is the transpose of ``bwd``, which is linear in ``g``, obtained by recording
@@ -586,6 +601,12 @@ class custom_vjp:
                     and not any(v is p and p is not a for p, a in zip(primals, args, strict=True))):
                 leaves[k] = tape.keep_copy(v)
                 copied = True
+            elif not isinstance(v, _ATOMIC_RESIDUALS):
+                # an object that is not a pytree (a class holding arrays): its arrays may
+                # be rewritten after the call as well, so it is deep-copied (an object
+                # that cannot be copied, a compiled factorization, is kept as it is)
+                leaves[k] = _snapshot(v)
+                copied = True
         if copied:
             res = tree_unflatten(td, leaves)
         return ans, {**params, "residuals": _Residuals(res)}
@@ -685,6 +706,21 @@ class custom_vjp:
         if not seeds:
             return None
         return tape.backward(seeds)[entry]
+
+
+# residual leaves that are never rewritten in place (or are the tape's own values)
+_ATOMIC_RESIDUALS = (np.ndarray, np.generic, Tracer, int, float, complex, str, bytes, bool,
+                     type(None), type, types.FunctionType, types.BuiltinFunctionType,
+                     types.MethodType, functools.partial)
+
+
+def _snapshot(v: Any) -> Any:
+    """A deep copy of an opaque residual, so that a backward pass reads the values it
+    held at the call; the object itself where it cannot be copied."""
+    try:
+        return copy.deepcopy(v)
+    except Exception:  # noqa: BLE001  (any failure to copy: keep the object itself)
+        return v
 
 
 def _describe_structure(x: Any) -> str:

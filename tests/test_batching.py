@@ -529,3 +529,25 @@ def _vjp(g, ans, x):
     return ndim_of(x) + np.ndim(ans)
 '''
     assert batch_axis_mentions(fine) == []
+
+
+def _write_from(x):
+    y = x * 1.0
+    y[np.argmax(x):] = 0.0
+    return y
+
+
+@pytest.mark.parametrize("f", [lambda x: np.sum(x[np.argmax(x):]), _write_from,
+                               lambda x: np.roll(x, np.argmax(x)),
+                               lambda x: np.sum(x[:int(np.argmax(x))])],
+                         ids=["slice-read", "slice-write", "roll", "int"])
+def test_a_batched_slice_bound_is_named_as_such(f):
+    # red-team probe: a per-example slice bound under vmap reported a conversion that
+    # "would drop a derivative" (there is none), with advice about math.* and float()
+    X = np.random.default_rng(21).standard_normal((3, 5))
+    [f(x.copy()) for x in X]  # plain NumPy runs each
+    with pytest.raises(BatchedValueError, match=r"dualrev\.vmap: (a batched value used as "
+                                                 r"an index or a slice bound|int\(\) of a "
+                                                 r"batched value)"):
+        dr.vmap(f)(X)
+

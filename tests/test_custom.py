@@ -200,6 +200,61 @@ def test_a_residual_the_caller_holds_outside_the_arguments_is_copied_too():
     np.testing.assert_array_equal(dr.grad(loss)(np.ones(2)), [2.0, 3.0])
 
 
+class _Holder:
+    """A residual that is not a pytree: a plain class holding the array."""
+
+    def __init__(self, w):
+        self.w = w
+
+
+@dr.custom_vjp
+def scale_held(x, w):
+    return x * w
+
+
+scale_held.defvjp(lambda x, w: (scale_held(x, w), _Holder(w)),
+                  lambda res, g: (g * res.w, None))
+
+
+@pytest.mark.parametrize("transform", ["grad", "jacrev", "vjp"])
+def test_an_array_inside_an_object_residual_is_snapshotted(transform):
+    # red-team probe: a residual object (not a pytree) kept the caller's array by
+    # reference, so rewriting it after the call gave grad 7 instead of 2
+    x = np.array([0.3, -0.7, 1.1])
+    w = np.full(3, 2.0)
+
+    def loss(x):
+        y = scale_held(x, w)
+        w[:] = 7.0
+        return np.sum(y)
+
+    if transform == "vjp":
+        _, pull = dr.vjp(lambda x: scale_held(x, w), x)
+        w[:] = 9.0
+        got = pull(np.ones(3))[0]
+    else:
+        got = getattr(dr, transform)(loss)(x)
+    np.testing.assert_array_equal(got, np.full(3, 2.0))
+    w[:] = 2.0
+    np.testing.assert_array_equal(dr.jacfwd(loss)(x), np.full(3, 2.0))  # forward agrees
+
+
+def test_a_residual_object_that_cannot_be_copied_is_kept():
+    class Opaque:
+        def __init__(self, w):
+            self.w = w
+
+        def __deepcopy__(self, memo):
+            raise TypeError("not copyable")
+
+    @dr.custom_vjp
+    def f(x):
+        return 3.0 * x
+
+    f.defvjp(lambda x: (f(x), Opaque(3.0)), lambda res, g: (res.w * g,))
+    np.testing.assert_array_equal(dr.grad(lambda x: np.sum(f(x)))(np.ones(2)), [3.0, 3.0])
+
+
 def test_an_unchanged_residual_array_shares_one_copy():
     # the tape's copy-sharing: the same unchanged weight at every step is copied once
 
@@ -281,6 +336,26 @@ def test_a_malformed_jvp_rule_is_refused(out_shape, tangent, match):
                 lambda: dr.grad(lambda x: np.sum(f(x)))(x),
                 lambda: dr.vmap(lambda x: dr.jvp(f, (x,), (x,))[1])(np.ones((2, 3)))):
         with pytest.raises(dr.CustomRuleError, match=match):
+            run()
+
+
+@pytest.mark.parametrize("rule", [
+    lambda x, t: 2.0 * t + 1.0,         # a constant added to the tangent
+    lambda x, t: 2.0 * t + 2.0 * x,     # the primal's value added (mixing up the pair)
+])
+def test_an_affine_jvp_rule_is_refused_in_reverse_mode(rule):
+    # red-team probe: reverse mode transposes the rule at t = 0, which drops the
+    # constant, so grad gave 2 where jvp (the rule as written) gave 3: now refused
+    @dr.custom_jvp
+    def f(x):
+        return 2.0 * x
+
+    f.defjvp(lambda p, t: (f(p[0]), rule(p[0], t[0])))
+    x = np.array([0.3, -0.7, 1.1])
+    for run in (lambda: dr.grad(lambda x: np.sum(f(x)))(x), lambda: dr.jacrev(f)(x),
+                lambda: dr.hessian(lambda x: np.sum(f(x) ** 2))(x)):
+        with pytest.raises(dr.CustomRuleError, match=r"must be linear in the tangents.*"
+                                                      r"argument 0.*nonzero output tangent"):
             run()
 
 

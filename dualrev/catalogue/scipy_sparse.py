@@ -28,11 +28,12 @@ from ..primitive import (
     Tracer,
     as_array,
     bind,
+    dtype_of,
     ndim_of,
     refuse_operand,
     shape_of,
 )
-from ..tracer import defer_matmul_to
+from ..tracer import _conversion, defer_matmul_to
 from .scipy_functions import ORIGINALS, dispatch
 
 
@@ -183,7 +184,7 @@ def spsolve(A: Any, b: Any, permc_spec: Any = None, use_umfpack: bool = True) ->
     """scipy.sparse.linalg.spsolve(A, b) with a constant sparse ``A`` and a traced dense
     ``b`` (1-D, or 2-D: one solution per column). ``use_umfpack`` is SciPy's choice of
     solver (dualrev uses SuperLU), which changes no value beyond rounding."""
-    if isinstance(A, Tracer) or not sps.issparse(A):
+    if isinstance(A, (Tracer, TracedSparse)) or not sps.issparse(A):
         raise NoDerivativeRule("scipy.sparse.linalg.spsolve", "Only a constant sparse "
                                "matrix A is supported (its entries are not differentiated; "
                                "for a dense traced A use numpy.linalg.solve).")
@@ -210,12 +211,15 @@ class TracedSparse:
 
     It supports ``@`` and ``dot`` with dense operands (either side), ``*`` (a matrix
     product for an spmatrix, elementwise for an sparray, as SciPy), ``multiply``,
-    division by a scalar, ``-x``, ``+``/``-`` with dense or sparse operands (a dense
-    ndarray), ``.T``/``transpose()``, ``power``, ``conj``, ``copy``, ``astype``, the
-    format conversions (``tocsr()``..., itself: it has no storage format),
-    ``toarray()``/``todense()`` (an ndarray), ``sum()``, ``diagonal()``, ``trace()``,
-    ``shape``, ``ndim`` and ``nnz``; each is differentiable in the entries and in the
-    dense operand. Indexing and other SciPy methods raise ``NoDerivativeRule``.
+    division by a scalar, ``-x``, ``+``/``-`` with sparse operands (sparse, on the union
+    of the patterns) or dense ones (an ndarray), ``.T``/``transpose()``, ``power``,
+    ``**`` (a sparse array's), ``conj``, ``copy``, ``astype``, the format conversions
+    (``tocsr()``..., itself: it has no storage format), ``toarray()``, ``todense()``,
+    ``sum()``, ``diagonal()``, ``trace()``, ``shape``, ``ndim`` and ``nnz``; each is
+    differentiable in the entries and in the dense operand. Where SciPy returns a
+    numpy.matrix for an spmatrix (``todense()``, ``sum(axis=...)``, ``+`` a dense operand)
+    or its ``**`` is the matrix power, and for indexing and other SciPy methods,
+    ``NoDerivativeRule`` is raised, naming the rewrite.
 
     Attributes:
         data: the traced entries, one per stored position (canonical: no duplicates).
@@ -248,6 +252,21 @@ class TracedSparse:
         return int(self.row.size)
 
     @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(dtype_of(self.data))
+
+    def __bool__(self) -> bool:
+        # SciPy's rule: only a 1x1 matrix has a truth value (an object's default, always
+        # True, would silently pick a branch SciPy refuses)
+        if self.shape != (1, 1):
+            raise ValueError("The truth value of an array with more than one element is "
+                             "ambiguous. Use a.any() or a.all().")
+        return bool(self.nnz) and bool(self.data[0] != 0)
+
+    def __abs__(self) -> TracedSparse:
+        return self._like(abs(self.data))
+
+    @property
     def T(self) -> TracedSparse:
         return self.transpose()
 
@@ -273,19 +292,33 @@ class TracedSparse:
         return np.reshape(matmul(scatter, self.data), (m, n))
 
     def todense(self, order: Any = None, out: Any = None) -> Any:
-        """The dense array (an ndarray, also for an spmatrix, where SciPy gives
-        np.matrix)."""
+        """The dense array, for a sparse array; refused for an spmatrix, where SciPy gives
+        an np.matrix (whose ``*`` is a matrix product: an ndarray in its place would
+        silently compute something else)."""
+        if self.is_matrix:
+            raise self._np_matrix("todense()", ".toarray()")
         return self.toarray(order, out)
 
+    def _np_matrix(self, call: str, rewrite: str) -> NoDerivativeRule:
+        return NoDerivativeRule(
+            f"scipy.sparse (traced entries).{call}", f"SciPy returns a numpy.matrix here "
+            "for an spmatrix (csr_matrix, diags, ...), whose * is a matrix product and "
+            "whose results stay 2-D; a traced value cannot be one, and an ndarray in its "
+            f"place would give other numbers. Write {rewrite} (an ndarray), or use a "
+            "sparse array (csr_array, diags_array), for which SciPy returns ndarrays too.")
+
     def sum(self, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
-        """The sum of the entries (``axis=None``), or of each row/column (a 1-D array;
-        SciPy's spmatrix gives a 2-D np.matrix there), in ``dtype`` if given."""
+        """The sum of the entries (``axis=None``), or of each row/column (a 1-D array,
+        for a sparse array; refused for an spmatrix, where SciPy gives a 2-D np.matrix),
+        in ``dtype`` if given."""
         if out is not None:
             raise NoDerivativeRule("scipy.sparse (traced entries).sum",
                                    "out= is not supported: use the returned array.")
         data = self.data if dtype is None else self.data.astype(dtype)
         if axis is None:
             return np.sum(data)
+        if self.is_matrix:
+            raise self._np_matrix(f"sum(axis={axis})", f".toarray().sum(axis={axis})")
         axis = int(axis) % 2
         ones = np.ones(self.shape[axis])
         summed = self._like(data)
@@ -356,26 +389,60 @@ class TracedSparse:
     def __neg__(self) -> TracedSparse:
         return self._like(-self.data)
 
-    def _dense_with(self, other: Any) -> Any:
-        if isinstance(other, (TracedSparse, _spbase)):
-            return other.toarray()
+    def _dense_with(self, other: Any, matrix: bool) -> Any:
         other = as_array(other)
         if ndim_of(other) == 0:
             raise NotImplementedError("adding a nonzero scalar to a sparse array is not "
                                       "supported")
+        if matrix:
+            raise self._np_matrix("+/- a dense operand", "S.toarray() + u")
         return other
 
+    def _plus(self, other: Any, sign: float, left: bool) -> Any:
+        """``self + sign * other``, or ``other + sign * self`` when ``other`` is the left
+        operand (``left``; SciPy's result takes its kind): sparse with sparse is sparse,
+        on the union of the patterns (a traced diffusivity times a Laplacian plus the
+        identity stays an operator whose ``*`` is SciPy's); sparse with dense is dense
+        (an ndarray for a sparse array; SciPy's np.matrix for an spmatrix is refused)."""
+        if isinstance(other, (TracedSparse, _spbase)):
+            if tuple(other.shape) != self.shape:
+                raise ValueError(f"inconsistent shapes {self.shape} and {other.shape}")
+            if isinstance(other, TracedSparse):
+                o_row, o_col, o_data = other.row, other.col, other.data
+                o_matrix = other.is_matrix
+            else:
+                coo = sps.coo_array(other)
+                coo.sum_duplicates()
+                o_row, o_col, o_data = coo.coords[0], coo.coords[1], coo.data
+                o_matrix = isinstance(other, sps.spmatrix)
+            n = self.shape[1]
+            k1, k2 = self.row * n + self.col, o_row * n + o_col
+            keys = np.unique(np.concatenate([k1, k2]))
+
+            def onto(k: np.ndarray) -> Any:  # each stored entry to its union position
+                return sps.csr_array((np.ones(k.size), (np.searchsorted(keys, k),
+                                                        np.arange(k.size))),
+                                     shape=(keys.size, k.size))
+
+            s_self, s_other = (sign, 1.0) if left else (1.0, sign)
+            data = s_self * matmul(onto(k1), self.data) + s_other * matmul(onto(k2), o_data)
+            return TracedSparse(data, keys // n, keys % n, self.shape,
+                                o_matrix if left else self.is_matrix)
+        dense = self._dense_with(other, self.is_matrix)
+        return dense + sign * self.toarray() if left else self.toarray() + sign * dense
+
     def __add__(self, other: Any) -> Any:
-        return self.toarray() + self._dense_with(other)
+        return self._plus(other, 1.0, False)
 
     def __radd__(self, other: Any) -> Any:
-        return self._dense_with(other) + self.toarray()
+        return self._plus(other, 1.0, True)
 
     def __sub__(self, other: Any) -> Any:
-        return self.toarray() - self._dense_with(other)
+        return self._plus(-other if isinstance(other, TracedSparse) else other * -1.0,
+                          1.0, False)
 
     def __rsub__(self, other: Any) -> Any:
-        return self._dense_with(other) - self.toarray()
+        return self._plus(other, -1.0, True)
 
     def power(self, n: Any, dtype: Any = None) -> TracedSparse:
         """The entries to the power ``n`` (a plain scalar), as SciPy's ``power``."""
@@ -384,6 +451,15 @@ class TracedSparse:
                                    "Only a plain scalar exponent is supported.")
         data = self.data ** n
         return self._like(data if dtype is None else data.astype(dtype))
+
+    def __pow__(self, n: Any) -> TracedSparse:
+        if self.is_matrix:  # SciPy: the matrix power of an spmatrix
+            raise NoDerivativeRule(
+                "scipy.sparse (traced entries) ** n", "For an spmatrix ** is the matrix "
+                "power, which is not supported with traced entries: write "
+                "np.linalg.matrix_power(S.toarray(), n), or S.power(n) for the entries' "
+                "power.")
+        return self.power(n)  # a sparse array: the entries' power, as SciPy
 
     def conj(self, copy: bool = True) -> TracedSparse:
         """The complex conjugate of the entries."""
@@ -417,6 +493,12 @@ class TracedSparse:
         """The sum of the ``offset`` diagonal."""
         return np.sum(self.diagonal(offset))
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        # NumPy (and scipy.sparse functions that read their operands through it: kron,
+        # hstack, bmat) would make a 0-d object array of this and fail far away
+        raise _conversion("np.asarray (of a sparse matrix with traced entries: "
+                          ".toarray() gives the dense traced array)", "array")
+
     def __getitem__(self, idx: Any) -> Any:
         raise NoDerivativeRule("scipy.sparse (traced entries)[...]", "Indexing a sparse "
                                "matrix with traced entries is not supported: index "
@@ -439,6 +521,27 @@ class TracedSparse:
 
 
 defer_matmul_to(TracedSparse)
+
+
+def _is_sparse_too(original: Any, spmatrix_only: bool) -> Any:
+    """``scipy.sparse.issparse`` / ``isspmatrix`` that also answer True for a matrix with
+    traced entries (of the matching kind), so that code branching on them takes the
+    sparse branch SciPy's matrix would (the dense one reads it as an array)."""
+    def check(x: Any) -> bool:
+        if isinstance(x, TracedSparse):
+            return x.is_matrix or not spmatrix_only
+        return bool(original(x))
+
+    check.__name__ = check.__qualname__ = original.__name__
+    check.__doc__ = original.__doc__
+    check.__wrapped__ = original  # type: ignore[attr-defined]
+    return check
+
+
+for _name, _only in (("issparse", False), ("isspmatrix", True)):
+    # (not a dispatcher: no entry in ORIGINALS, whose entries route traced arguments)
+    _orig = getattr(getattr(sps, _name), "__wrapped__", getattr(sps, _name))
+    setattr(sps, _name, _is_sparse_too(_orig, _only))
 
 
 def _with_traced_entries(matrix: Any, scale: Any) -> TracedSparse:
@@ -487,6 +590,13 @@ def _sparse_add(matrix: Any, other: Any) -> Any:
     if ndim_of(other) == 0:
         raise NotImplementedError("adding a nonzero scalar to a sparse array is not "
                                   "supported")
+    if isinstance(matrix, sps.spmatrix):  # SciPy: a numpy.matrix, whose * is a product
+        raise NoDerivativeRule(
+            "scipy.sparse (spmatrix +/- traced dense)", "SciPy returns a numpy.matrix "
+            "here, whose * is a matrix product and whose results stay 2-D; a traced value "
+            "cannot be one, and an ndarray in its place would give other numbers. Write "
+            "L.toarray() + u (an ndarray), or use a sparse array (csr_array, diags_array), "
+            "for which SciPy returns an ndarray too.")
     return matrix.toarray() + other
 
 

@@ -124,9 +124,100 @@ def test_star_and_multiply_have_scipys_meaning_for_each_kind(fmt):
     _both_modes(lambda a: L / a, a, lambda a: DENSE / a)
     _both_modes(lambda a: (a * L) @ u, a, lambda a: a * DENSE @ u)
     _both_modes(lambda a: w @ (a * L), a, lambda a: w @ (a * DENSE))
-    _both_modes(lambda u: L + u, u, lambda u: DENSE + u)
-    _both_modes(lambda u: u - L, u, lambda u: u - DENSE)
+    if matrix:  # SciPy gives a numpy.matrix, whose * is a product: refused by name
+        for f in (lambda u: L + u, lambda u: u - L, lambda u: (u[0] * L) + DENSE):
+            with pytest.raises(NoDerivativeRule, match=r"numpy\.matrix.*toarray\(\)"):
+                dr.jacrev(f)(u)
+    else:
+        _both_modes(lambda u: L + u, u, lambda u: DENSE + u)
+        _both_modes(lambda u: u - L, u, lambda u: u - DENSE)
+        _both_modes(lambda a: (a * L) - DENSE, a, lambda a: a * DENSE - DENSE)
+    # sparse plus sparse stays sparse (so an spmatrix's * stays SciPy's product)
+    _both_modes(lambda a: (a * L + L) @ u, a, lambda a: (a * DENSE + DENSE) @ u)
+    _both_modes(lambda a: (L - a * L) @ u, a, lambda a: (DENSE - a * DENSE) @ u)
     assert (1.7 * L).nnz == L.nnz  # the plain call is SciPy's own
+
+
+def test_np_matrix_results_of_an_spmatrix_with_traced_entries_are_refused():
+    # red-team probe: (a * M).sum(axis=1) gave a 1-D array where SciPy gives a (5, 1)
+    # np.matrix, so `... * x` silently summed an elementwise product (0.735) where
+    # SciPy's matrix product gives 3.798; todense() likewise
+    M = sps.csr_matrix(DENSE)
+    x, a = rng.standard_normal(5), 1.3
+    for f in (lambda a: (a * M).sum(axis=1), lambda a: (a * M).sum(axis=0),
+              lambda a: np.sum(a * M, axis=0), lambda a: (a * M).todense()):
+        with pytest.raises(NoDerivativeRule, match=r"numpy\.matrix.*toarray\(\)"):
+            dr.grad(lambda a, f=f: np.sum(f(a) * x[:, None]))(a)
+    with pytest.raises(NoDerivativeRule, match=r"matrix power.*matrix_power"):
+        dr.grad(lambda a: np.sum((a * M) ** 2))(a)
+    # the rewrites, and a sparse array (SciPy gives ndarrays), keep working
+    L = sps.csr_array(DENSE)
+    _both_modes(lambda a: (a * M).toarray().sum(axis=1) * x, a,
+                lambda a: (a * DENSE).sum(axis=1) * x)
+    _both_modes(lambda a: (a * L).sum(axis=1) * x + (a * L).todense()[:, 0], a,
+                lambda a: (a * DENSE).sum(axis=1) * x + (a * DENSE)[:, 0])
+    # a sparse array's ** is the entries' power, as SciPy's
+    np.testing.assert_allclose(_dense((1.3 * L) ** 3), (1.3 * DENSE) ** 3)
+    _both_modes(lambda a: (a * L) ** 3, a, lambda a: (a * DENSE) ** 3)
+
+
+@pytest.mark.parametrize("kind", ["diags", "diags_array"])
+def test_a_scaled_laplacian_plus_the_identity_keeps_scipys_star(kind):
+    # red-team probe: (k * lap + sps.eye(n)) * u with a dia_matrix lap gave a dense
+    # ndarray, so * was elementwise: 3.225 where SciPy's product gives 2.297
+    n = 5
+    lap = getattr(sps, kind)([-np.ones(n - 1), 2.0 * np.ones(n), -np.ones(n - 1)],
+                             offsets=[-1, 0, 1])
+    eye = sps.eye(n) if kind == "diags" else sps.eye_array(n)
+    u = np.linspace(0.0, 1.0, n) ** 2
+    lapd = lap.toarray()
+    for f, dense in [
+            (lambda k: ((k * lap + eye) * u) ** 2,
+             lambda k: ((k * lapd + np.eye(n)) @ u if kind == "diags"
+                        else (k * lapd + np.eye(n)) * u) ** 2),
+            (lambda k: (eye - k * lap - k ** 2 * lap.T) @ u,
+             lambda k: (np.eye(n) - k * lapd - k ** 2 * lapd.T) @ u)]:
+        np.testing.assert_allclose(_dense(f(0.3)), dense(0.3), rtol=1e-14)
+        for jac in (dr.jacfwd, dr.jacrev):
+            np.testing.assert_allclose(jac(lambda k, f=f: _dense(f(k)))(0.3),
+                                       dr.jacfwd(dense)(0.3), rtol=1e-12, atol=1e-14)
+    S = dr.jacfwd(lambda k: (k * lap + eye).tocsc().toarray())(0.3)
+    np.testing.assert_allclose(S, lapd)  # a sparse result: tocsc() is there
+
+
+def test_a_matrix_with_traced_entries_answers_like_scipys():
+    # red-team probes: sps.issparse(a * L) was False (code branching on it took the dense
+    # branch), bool() was always True (SciPy refuses), abs() and .dtype were missing
+    L = sps.csr_array(DENSE)
+    M = sps.csr_matrix(DENSE)
+    seen = []
+
+    def f(a):
+        S = a * L
+        seen.append((sps.issparse(S), sps.isspmatrix(S), sps.isspmatrix(a * M), S.dtype))
+        with pytest.raises(ValueError, match="truth value"):
+            bool(S)
+        return abs(S) @ np.ones(4)
+
+    _both_modes(f, np.float64(-1.3), lambda a: np.abs(a * DENSE) @ np.ones(4))
+    # the plain run (SciPy's own answers) and the traced runs (jacfwd, jacrev) agree
+    assert len(seen) >= 3 and set(seen) == {(True, False, True, np.dtype(np.float64))}
+    assert sps.issparse(L) and not sps.issparse(DENSE) and not sps.isspmatrix(L)
+    # spsolve's own check must not take it for a constant matrix now that issparse is True
+    A = sps.csc_array(np.eye(4) * 3.0)
+    with pytest.raises(NoDerivativeRule, match="Only a constant sparse matrix A"):
+        dr.grad(lambda a: np.sum(spla.spsolve(a * A + A, a * np.ones(4))))(1.3)
+
+
+@pytest.mark.parametrize("build", [lambda S: sps.kron(S, sps.eye(2)),
+                                   lambda S: sps.hstack([S, S]),
+                                   lambda S: np.kron(S, np.eye(2))])
+def test_sparse_functions_of_traced_entries_are_refused_by_name(build):
+    # red-team probe: sps.kron(a * L, I) crashed in SciPy ("does not support dtype
+    # object"): it read the traced matrix as a 0-d object array
+    L = sps.csr_array(DENSE)
+    with pytest.raises(dr.TracerConversionError, match=r"toarray\(\)"):
+        dr.grad(lambda a: np.sum(build(a * L) @ np.ones(8)))(1.0)
 
 
 def test_sparse_matrices_with_traced_entries_compose():
