@@ -16,6 +16,7 @@ from ..batching import on_plain_values
 from ..errors import DualrevError, InPlaceError
 from ..inplace import clone
 from ..primitive import (
+    FUNCTION_HANDLERS,
     Primitive,
     Tracer,
     as_array,
@@ -422,7 +423,9 @@ def _trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any =
 def _diag(v: Any, k: int = 0) -> Any:
     s = shape_of(v)
     if len(s) == 2:
-        return _diagonal(v, k)
+        # NumPy's np.diag of a matrix is its read-only diagonal view: through the
+        # registered np.diagonal handler, so a write into it is refused as NumPy's is
+        return FUNCTION_HANDLERS[np.diagonal](v, k)
     if len(s) != 1:
         raise ValueError("Input must be 1- or 2-d.")
     n = s[0] + abs(k)
