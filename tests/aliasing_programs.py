@@ -205,6 +205,7 @@ VIEWS = [
        lambda s, d: len(s) == 3 and s[2] % 2 == 0 and 0 not in s, refusals=(InPlaceError,)),
     # np.asarray / np.array convert: refused by design (docs/design.md, "Conversion
     # errors name the user's construct")
+    Op("alias", "view", lambda P, i, j, p: P[i]),  # t = x: another name, the same object
     Op("asarray", "view", lambda P, i, j, p: np.asarray(P[i]),
        refusals=(TracerConversionError,)),
 ]
@@ -229,10 +230,24 @@ COPIES = [
        refusals=(TracerConversionError,)),
     Op("getitem_fancy2", "copy",
        lambda P, i, j, p: P[i][..., fancy_key(np.shape(P[i])[-1:], p)], _nonempty),
+    # one element / a full reduction: a NumPy scalar (immutable), a 0-d value traced
+    Op("getitem_scalar", "copy",
+       lambda P, i, j, p: P[i][tuple(p % n for n in np.shape(P[i]))], _nonempty),
+    Op("sum_all", "math", lambda P, i, j, p: np.sum(P[i]) * 0.5),
+    Op("zeros_like0d", "copy",
+       lambda P, i, j, p: np.zeros_like(P[i], shape=()) + 0.0 if p % 2 else
+       _zeros0(P[i])),
     Op("getitem_fancy", "copy", lambda P, i, j, p: P[i][fancy_key(np.shape(P[i]), p)],
        _nonempty),
     Op("getitem_mask", "copy", lambda P, i, j, p: P[i][mask_of(np.shape(P[i]), p)], _nonempty),
 ]
+
+
+def _zeros0(x: Any) -> Any:
+    """A 0-d array (mutable, unlike a scalar) holding the first element of ``x``."""
+    a = np.zeros_like(x, shape=())
+    a[...] = x[(0,) * np.ndim(x)] if np.size(x) else 0.0
+    return a
 
 
 def _cplx(P: list[Any], i: int, j: int, p: int) -> Any:
@@ -291,17 +306,26 @@ def _aug_basic(P: list[Any], i: int, j: int, p: int) -> None:
 
 
 def _aug_whole(P: list[Any], i: int, j: int, p: int) -> None:
-    x = P[i]
-    v = value_for(P, j, np.shape(x), not np.iscomplexobj(x))
+    """``x op= v`` on the pool's slot, as Python runs it (``P[i] = P[i].__iop__(v)``): an
+    array is written in place, a NumPy scalar (immutable) is replaced in that slot only."""
+    v = value_for(P, j, np.shape(P[i]), not np.iscomplexobj(P[i]))
     op = p % 4
     if op == 0:
-        x += v
+        P[i] += v
     elif op == 1:
-        x *= v
+        P[i] *= v
     elif op == 2:
-        x -= v
+        P[i] -= v
     else:
-        x /= 2.0 + v * v
+        P[i] /= 2.0 + v * v
+
+
+def _aug_keep(P: list[Any], i: int, j: int, p: int) -> Any:
+    """``t = x; x op= v``, the old name kept (``history.append(loss); loss += reg``):
+    ``t`` sees the write if ``x`` is an array, not if it is a NumPy scalar."""
+    t = P[i]
+    _aug_whole(P, i, j, p)
+    return t
 
 
 def _aug_fancy(P: list[Any], i: int, j: int, p: int) -> None:
@@ -414,6 +438,7 @@ WRITES = [
        refusals=(InPlaceError, BatchedValueError)),
     Op("aug_basic", "write", _w(_aug_basic), _nonempty, refusals=(InPlaceError,)),
     Op("aug_whole", "write", _w(_aug_whole), refusals=(InPlaceError,)),
+    Op("aug_keep", "write", _aug_keep, refusals=(InPlaceError,)),
     Op("aug_fancy", "write", _w(_aug_fancy), _nonempty, refusals=(InPlaceError,)),
     Op("fill", "write", _w(_fill), refusals=(InPlaceError,)),
     Op("ufunc_out", "write", _w(_ufunc_out), refusals=(InPlaceError,)),
@@ -452,7 +477,7 @@ def is_stale(x: Any) -> bool:
 def resolve(steps: list[tuple[int, int, int, int]], s: int, pool: list[Any]) -> Any:
     """The op and operands step ``s`` runs on ``pool`` (None if no op applies)."""
     k, i, j, p = steps[s]
-    i %= len(pool)
+    i = len(pool) - 1 - i % len(pool)  # counted from the newest entry: chains are common
     j %= len(pool)
     x = pool[i]
     shape, dtype = tuple(np.shape(x)), np.result_type(x)

@@ -86,10 +86,16 @@ def fail_unless_known(rec: Record, problem: str, numpy_rec: Record | None = None
 
 
 # ------------------------------------------------------------------ strategies
+# Ops drawn more often: the ones that make aliases (another name, a basic view, a
+# scalar) and the writes through them, so that write-then-read-through-another-name
+# patterns are frequent in 7-step programs.
+WEIGHTS = {"alias": 4, "getitem_basic": 4, "getitem_scalar": 3, "sum_all": 2,
+           "aug_whole": 3, "aug_keep": 4, "set_basic": 3, "aug_basic": 3}
+DRAWN = [k for k, op in enumerate(OPS) for _ in range(WEIGHTS.get(op.name, 1))]
 steps_st = st.lists(
-    st.tuples(st.integers(0, len(OPS) - 1), st.integers(0, 7), st.integers(0, 7),
+    st.tuples(st.sampled_from(DRAWN), st.integers(0, 7), st.integers(0, 7),
               st.integers(0, 10_000)),
-    min_size=1, max_size=7)
+    min_size=1, max_size=8)
 seeds = st.integers(0, 2**31 - 1)
 
 
@@ -319,3 +325,84 @@ def test_diag_of_a_matrix_is_a_read_only_view():
         return np.sum(M * M)
     v = np.array([1.0, 2.0, 3.0])
     np.testing.assert_allclose(dr.grad(g)(v), [2.0, 4.0, 12.0])
+
+
+def test_augmented_assignment_on_a_scalar_leaves_other_names_alone():
+    """np.sum(x), x[0] and arithmetic on 0-d values are NumPy scalars, which are
+    immutable: ``loss += reg`` binds ``loss`` to a new value and a name kept before (a
+    history list) keeps the old one. The traced 0-d value was mutated in place, so the
+    history changed: value 8 and grad [3, 5] where NumPy gives 5 and [2, 4] (found by
+    the generator: getitem_scalar / sum_all, then aug_keep)."""
+    def f(x):
+        loss = np.sum(x ** 2)
+        history = [loss]
+        loss += np.sum(x)
+        return history[0] + 0.0 * loss
+
+    def g(x):
+        s = x[0]
+        t = s
+        s *= 3.0
+        return t + 10.0 * s
+
+    x = np.array([1.0, 2.0])
+    for fn, value, grad in ((f, 5.0, [2.0, 4.0]), (g, 31.0, [31.0, 0.0])):
+        assert fn(x.copy()) == value
+        v, gr = dr.value_and_grad(fn)(x)
+        assert v == value
+        np.testing.assert_allclose(gr, grad)
+        np.testing.assert_allclose(dr.jacfwd(fn)(x), grad)
+    np.testing.assert_allclose(dr.vmap(g)(np.ones((3, 2))), [31.0] * 3)
+    # s += v with a vector v makes s a vector, as NumPy's scalar does
+    def h(x):
+        s = x[0]
+        s += x
+        return s
+    np.testing.assert_allclose(dr.jacrev(h)(x), [[2.0, 0.0], [1.0, 1.0]])
+
+
+def test_zero_d_arrays_stay_mutable_and_scalars_refuse_writes():
+    """A 0-d *array* (np.zeros_like of a 0-d value, a view s[...] of one) is written in
+    place and its aliases see it, as in NumPy; a write into a scalar (s[...] = v,
+    s.fill, out=s) raises, as NumPy does (TypeError there), instead of writing."""
+    def f(x):
+        a = np.zeros_like(x[0])
+        b = a
+        a += x[1]
+        return b * x[0]
+
+    x = np.array([1.0, 2.0])
+    assert f(x.copy()) == 2.0
+    np.testing.assert_allclose(dr.grad(f)(x), [2.0, 1.0])
+
+    def view_of_scalar(x):
+        s = x[0]
+        v = s[...]   # a new 0-d array in NumPy: writing it leaves s alone
+        v[...] = 7.0
+        return s + v
+
+    assert view_of_scalar(x.copy()) == 8.0
+    np.testing.assert_allclose(dr.grad(view_of_scalar)(x), [1.0, 0.0])
+
+    def w_set(x):
+        s = x[0]
+        s[...] = 1.0
+        return s
+
+    def w_out(x):
+        s = x[0]
+        np.negative(s, out=s)
+        return s
+
+    def w_fill(x):
+        s = x[0]
+        s.fill(1.0)  # NumPy's scalar ignores it: refused rather than done
+        return s
+
+    for w in (w_set, w_out):
+        with pytest.raises(TypeError):
+            w(x.copy())
+    assert w_fill(x.copy()) == 1.0
+    for w in (w_set, w_out, w_fill):
+        with pytest.raises(dr.errors.InPlaceError, match="scalar"):
+            dr.grad(w)(x)
