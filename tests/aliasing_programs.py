@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import pickle
 import random
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,13 +86,16 @@ def fits(value_shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
         return False
 
 
-def value_for(pool: list[Any], j: int, target: tuple[int, ...], real: bool) -> Any:
+def value_for(pool: list[Any], j: int, target: tuple[int, ...], real: bool,
+              keep_complex: bool = False) -> Any:
     """A right-hand side for a write of ``target``'s shape from entry ``j``: the entry
-    itself where it broadcasts, else its mean (a traced scalar in the traced run)."""
+    itself where it broadcasts, else its mean (a traced scalar in the traced run). Into
+    a real array its real part, unless ``keep_complex`` (NumPy then warns and drops the
+    imaginary part)."""
     v = pool[j]
     if not fits(np.shape(v), target):
         v = np.mean(v) * 0.5 + 0.25
-    if real and np.iscomplexobj(v):
+    if real and np.iscomplexobj(v) and not keep_complex:
         v = np.real(v)
     return v
 
@@ -225,6 +229,7 @@ COPIES = [
     # a traced value exists only while its transform runs: pickling it is refused
     Op("pickle", "copy", lambda P, i, j, p: pickle.loads(pickle.dumps(P[i])),
        refusals=(TracerConversionError,)),
+    Op("astype_f32", "copy", lambda P, i, j, p: P[i].astype(np.float32)),
     Op("astype_complex", "copy", lambda P, i, j, p: P[i].astype(np.complex128)),
     Op("ascontiguousarray", "view", lambda P, i, j, p: np.ascontiguousarray(P[i]),
        refusals=(TracerConversionError,)),
@@ -272,7 +277,8 @@ def _w(f: Callable[[list[Any], int, int, int], None]) -> Callable[..., Any]:
 def _set_basic(P: list[Any], i: int, j: int, p: int) -> None:
     x = P[i]
     key = basic_key(np.shape(x), p)
-    x[key] = value_for(P, j, target_shape(np.shape(x), key), not np.iscomplexobj(x))
+    x[key] = value_for(P, j, target_shape(np.shape(x), key), not np.iscomplexobj(x),
+                       keep_complex=p % 3 == 0)
 
 
 def _set_fancy(P: list[Any], i: int, j: int, p: int) -> None:
@@ -498,6 +504,16 @@ def interpret(steps: list[tuple[int, int, int, int]], inputs: list[Any],
     so a write into an input is a write into the caller's array, as in NumPy."""
     pool = list(inputs)
     rec = Record()
+    with warnings.catch_warnings():
+        # complex written into a real array: NumPy and dualrev both warn
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        _run(steps, pool, rec, skip, traced)
+    rec.stale = [is_stale(x) for x in pool]
+    return pool, rec
+
+
+def _run(steps: list[tuple[int, int, int, int]], pool: list[Any], rec: Record,
+         skip: frozenset[int] | set[int], traced: bool) -> None:
     for s in range(len(steps)):
         if s in skip:
             rec.ops.append("skipped")
@@ -530,8 +546,6 @@ def interpret(steps: list[tuple[int, int, int, int]], inputs: list[Any],
         if out is not None:
             rec.returned_self[s] = out is pool[i]
             pool.append(out)
-    rec.stale = [is_stale(x) for x in pool]
-    return pool, rec
 
 
 def scalar_of(pool: list[Any], stale: list[bool]) -> Any:

@@ -124,6 +124,9 @@ def traced_run(steps: list, transform: str, inputs: list[np.ndarray]) -> tuple[R
         out, _ = dr.vjp(f, *inputs)
     elif transform == "jvp":
         out, _ = dr.jvp(f, tuple(inputs), tuple(np.ones_like(x) for x in inputs))
+    elif transform == "jvp of vjp":  # nested: the pool holds forward-over-reverse values
+        out, _ = dr.jvp(lambda *xs: dr.vjp(f, *xs)[0], tuple(inputs),
+                        tuple(np.ones_like(x) for x in inputs))
     else:
         raise ValueError(transform)
     return box["rec"], box["same"], [np.asarray(o) for o in out]
@@ -131,6 +134,11 @@ def traced_run(steps: list, transform: str, inputs: list[np.ndarray]) -> tuple[R
 
 def identity(pool: list) -> list[tuple[int, int]]:
     return [(a, b) for a in range(len(pool)) for b in range(a) if pool[a] is pool[b]]
+
+
+def tol(e) -> float:
+    """Values agree to rounding: float32 results may be rounded at other points."""
+    return 1e-12 if np.result_type(e) in (np.float64, np.complex128) else 2e-6
 
 
 def compare_with_numpy(steps: list, transform: str, seed: int) -> None:
@@ -176,7 +184,8 @@ def compare(steps: list, transform: str, seed: int) -> None:
     expect = vector_of(plain_pool, rec.stale)
     count("arrays compared", len(expect))
     if len(expect) != len(out) or not all(
-            np.shape(e) == np.shape(o) and np.allclose(e, o, rtol=1e-12, atol=1e-12)
+            np.shape(e) == np.shape(o) and np.result_type(e) == np.result_type(o)
+            and np.allclose(e, o, rtol=tol(e), atol=tol(e))
             for e, o in zip(expect, out, strict=True)):
         if aliasing_known:
             raise Known("a copy aliased (flatten / x.conj() identity)")
@@ -195,6 +204,12 @@ def test_programs_match_numpy_reverse(steps, seed):
 @given(steps_st, seeds)
 def test_programs_match_numpy_forward(steps, seed):
     compare_with_numpy(steps, "jvp", seed)
+
+
+@settings(max_examples=60)
+@given(steps_st, seeds)
+def test_programs_match_numpy_nested(steps, seed):
+    compare_with_numpy(steps, "jvp of vjp", seed)
 
 
 # ------------------------------------------------------------------ derivatives
@@ -241,11 +256,18 @@ def check_derivatives(steps: list, seed: int, nested: bool) -> None:
     count("derivative programs")
     scale = 1.0 + np.max(np.abs(g))
     err = str(rec.ops)
-    fd = fd_grad(plain_scalar, z)
-    if not np.allclose(g, fd, rtol=1e-5, atol=1e-5 * scale):
-        fail_unless_known(rec, f"grad differs from finite differences:\n{g}\n{fd}")
+    # a float32 array in the program: rounding at 1e-7 (no finite differences there)
+    low = any(np.result_type(x) in (np.float32, np.complex64)
+              for x in run_flat(steps, z, skip)[0])
+    r = 1e-4 if low else 1.0
+    if low:
+        count("float32 programs (no finite differences)")
+    else:
+        fd = fd_grad(plain_scalar, z)
+        if not np.allclose(g, fd, rtol=1e-5, atol=1e-5 * scale):
+            fail_unless_known(rec, f"grad differs from finite differences:\n{g}\n{fd}")
     jf = dr.jacfwd(scalar)(z)
-    np.testing.assert_allclose(jf, g, rtol=1e-10, atol=1e-10 * scale, err_msg=err)
+    np.testing.assert_allclose(jf, g, rtol=1e-10 + r, atol=(1e-10 + r) * scale, err_msg=err)
 
     # <u, J v>: jvp against vjp on every live array
     rng = np.random.default_rng(seed + 1)
@@ -255,7 +277,8 @@ def check_derivatives(steps: list, seed: int, nested: bool) -> None:
     _, pull = dr.vjp(vector, z)
     (ju,) = pull(u)
     lhs = sum(np.sum(a * b) for a, b in zip(u, jv, strict=True))
-    np.testing.assert_allclose(lhs, np.dot(ju, v), rtol=1e-9, atol=1e-9 * scale, err_msg=err)
+    np.testing.assert_allclose(lhs, np.dot(ju, v), rtol=1e-9 + r, atol=(1e-9 + r) * scale,
+                               err_msg=err)
     count("derivative checks", 4)
 
     # vmap: a batch of 3 against a loop of plain runs
@@ -274,7 +297,7 @@ def check_derivatives(steps: list, seed: int, nested: bool) -> None:
     for n in range(3):
         expect = vector(Z[n].copy(), set(vrec.refused), vrec.stale)
         ok = len(expect) == len(batched) and all(
-            np.allclose(b[n], e, rtol=1e-12, atol=1e-12)
+            np.allclose(b[n], e, rtol=tol(e), atol=tol(e))
             for e, b in zip(expect, batched, strict=True))
         if not ok:
             fail_unless_known(vrec, f"vmap differs from a loop at {n}:\n{batched}\n{expect}")
@@ -283,8 +306,9 @@ def check_derivatives(steps: list, seed: int, nested: bool) -> None:
     if nested:  # forward over reverse against reverse over reverse
         h1 = dr.hessian(scalar)(z)
         h2 = dr.jacrev(dr.grad(scalar))(z)
-        np.testing.assert_allclose(h1, h2, rtol=1e-8, atol=1e-8 * scale, err_msg=err)
-        np.testing.assert_allclose(h1, h1.T, rtol=1e-8, atol=1e-8 * scale, err_msg=err)
+        np.testing.assert_allclose(h1, h2, rtol=1e-8 + r, atol=(1e-8 + r) * scale, err_msg=err)
+        np.testing.assert_allclose(h1, h1.T, rtol=1e-8 + r, atol=(1e-8 + r) * scale,
+                                   err_msg=err)
         count("derivative checks", 2)
 
 
