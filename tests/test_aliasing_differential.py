@@ -430,3 +430,34 @@ def test_zero_d_arrays_stay_mutable_and_scalars_refuse_writes():
     for w in (w_set, w_out, w_fill):
         with pytest.raises(dr.errors.InPlaceError, match="scalar"):
             dr.grad(w)(x)
+
+
+def test_sliding_window_view():
+    """np.lib.stride_tricks.sliding_window_view had no rule (NoDerivativeRule); it is
+    NumPy's read-only view, so writes into it raise as NumPy's do."""
+    from numpy.lib.stride_tricks import sliding_window_view as windows
+
+    x = np.arange(12.0).reshape(3, 4) / 7
+    f = lambda x: np.sum(np.sin(windows(x, 2, axis=-1)) * np.arange(2))
+    np.testing.assert_allclose(dr.grad(f)(x), dr.jacfwd(f)(x), rtol=1e-12)
+    eps = 1e-6
+    fd = np.array([(f(x + eps * e.reshape(3, 4)) - f(x - eps * e.reshape(3, 4))) / (2 * eps)
+                   for e in np.eye(12)]).reshape(3, 4)
+    np.testing.assert_allclose(dr.grad(f)(x), fd, rtol=1e-7, atol=1e-9)
+    g = lambda x: windows(x, (2, 2))
+    np.testing.assert_allclose(dr.jacfwd(g)(x), dr.jacrev(g)(x))
+    v = np.arange(8.0).reshape(2, 4)
+    np.testing.assert_array_equal(dr.vmap(lambda r: windows(r, 3))(v),
+                                  [windows(r, 3) for r in v])
+
+    def write(x):
+        w = windows(x, 2)
+        w[0] = 1.0
+        return np.sum(w)
+
+    with pytest.raises(ValueError, match="read-only"):
+        write(np.ones(4))
+    with pytest.raises(dr.errors.InPlaceError, match="sliding_window_view"):
+        dr.grad(write)(np.ones(4))
+    with pytest.raises(dr.errors.InPlaceError, match="writeable"):
+        dr.grad(lambda x: np.sum(windows(x, 2, writeable=True)))(np.ones(4))

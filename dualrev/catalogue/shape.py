@@ -14,7 +14,7 @@ import numpy as np
 
 from ..batching import on_plain_values
 from ..errors import DualrevError, InPlaceError
-from ..inplace import clone
+from ..inplace import clone, note_view
 from ..primitive import (
     FUNCTION_HANDLERS,
     Primitive,
@@ -431,6 +431,25 @@ def _diag(v: Any, k: int = 0) -> Any:
     n = s[0] + abs(k)
     rows = np.arange(s[0]) + max(0, -k)
     return bind(scatter_p, (v,), {"idx": (rows, rows + k), "nb": 0, "shape": (n, n)})
+
+
+@register_function(np.lib.stride_tricks.sliding_window_view)
+def _sliding_window_view(x: Any, window_shape: Any, axis: Any = None, *, subok: bool = False,
+                         writeable: bool = False) -> Any:
+    if writeable:
+        raise InPlaceError(
+            "np.lib.stride_tricks.sliding_window_view(..., writeable=True) (windows that "
+            "overlap in memory)", rewrite="take the windows read-only and build the "
+            "written array from them with np.stack or dualrev.at")
+    shape = shape_of(x)
+    pos = np.lib.stride_tricks.sliding_window_view(
+        np.arange(int(np.prod(shape))).reshape(shape), window_shape, axis)
+    out = getitem(_reshape(x, (-1,)), (np.ascontiguousarray(pos),))
+    # NumPy's windows are a read-only view: writes into them are refused, and a write
+    # into x makes them stale (dualrev/inplace.py)
+    if isinstance(x, Tracer):
+        note_view(x, out, "sliding_window_view")
+    return out
 
 
 def _tri_mask(shape: tuple[int, ...], k: int, upper: bool) -> np.ndarray:
