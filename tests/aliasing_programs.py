@@ -29,6 +29,7 @@ from dualrev.errors import (
     TracerConversionError,
 )
 from dualrev.inplace import Stale
+from dualrev.primitive import Tracer
 
 
 # ------------------------------------------------------------------ index menus
@@ -500,8 +501,10 @@ def interpret(steps: list[tuple[int, int, int, int]], inputs: list[Any],
               traced: bool = False) -> tuple[list[Any], Record]:
     """Run the program on ``inputs`` (plain or traced arrays), skipping the steps in
     ``skip`` (those the traced run refused). The pool starts as the inputs themselves,
-    so a write into an input is a write into the caller's array, as in NumPy."""
-    pool = list(inputs)
+    so a write into an input is a write into the caller's array, as in NumPy. A plain
+    constant array (no derivative) joins them: traced values written into it must be
+    refused (PlainBufferError / InPlaceError), plain ones written."""
+    pool = list(inputs) + [np.linspace(-1.0, 1.0, 6).reshape(2, 3)]
     rec = Record()
     with warnings.catch_warnings():
         # complex written into a real array: NumPy and dualrev both warn
@@ -529,13 +532,22 @@ def _run(steps: list[tuple[int, int, int, int]], pool: list[Any], rec: Record,
         op, i, j, p = r
         stale_operand = traced and (is_stale(pool[i]) or is_stale(pool[j]))
         try:
-            out = op.run(pool, i, j, p)
+            try:
+                out = op.run(pool, i, j, p)
+            except ValueError as e:
+                # NumPy re-raises a failed store into a plain array as a bare ValueError;
+                # the transforms raise its cause, dualrev's error, instead
+                if isinstance(e.__cause__, DualrevError):
+                    raise e.__cause__ from None
+                raise
         except DualrevError as e:
             rec.ops[-1] = "skipped"
 
             rec.refused[s] = type(e).__name__
             ok = isinstance(e, op.refusals) or (
-                stale_operand and isinstance(e, StaleViewError))
+                stale_operand and isinstance(e, StaleViewError)) or (
+                op.kind == "write" and not isinstance(pool[i], Tracer)
+                and isinstance(e, (TracerConversionError, InPlaceError)))
             if not ok:
                 rec.bad_refusals[s] = f"{op.name}: {type(e).__name__}: {e}"
             continue
