@@ -277,6 +277,9 @@ def _w(f: Callable[[list[Any], int, int, int], None]) -> Callable[..., Any]:
 def _set_basic(P: list[Any], i: int, j: int, p: int) -> None:
     x = P[i]
     key = basic_key(np.shape(x), p)
+    if p % 7 == 1:  # the entry as it is: NumPy raises where it does not broadcast
+        x[key] = np.real(P[j]) if np.iscomplexobj(P[j]) and not np.iscomplexobj(x) else P[j]
+        return
     x[key] = value_for(P, j, target_shape(np.shape(x), key), not np.iscomplexobj(x),
                        keep_complex=p % 3 == 0)
 
@@ -315,6 +318,8 @@ def _aug_whole(P: list[Any], i: int, j: int, p: int) -> None:
     """``x op= v`` on the pool's slot, as Python runs it (``P[i] = P[i].__iop__(v)``): an
     array is written in place, a NumPy scalar (immutable) is replaced in that slot only."""
     v = value_for(P, j, np.shape(P[i]), not np.iscomplexobj(P[i]))
+    if p % 7 == 1:  # the entry as it is: NumPy raises where it does not broadcast
+        v = np.real(P[j]) if np.iscomplexobj(P[j]) and not np.iscomplexobj(P[i]) else P[j]
     op = p % 4
     if op == 0:
         P[i] += v
