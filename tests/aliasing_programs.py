@@ -93,7 +93,9 @@ def value_for(pool: list[Any], j: int, target: tuple[int, ...], real: bool,
     a real array its real part, unless ``keep_complex`` (NumPy then warns and drops the
     imaginary part)."""
     v = pool[j]
-    if not fits(np.shape(v), target):
+    if np.size(v) == 0:  # its mean would be NaN
+        v = 0.25
+    elif not fits(np.shape(v), target):
         v = np.mean(v) * 0.5 + 0.25
     if real and np.iscomplexobj(v) and not keep_complex:
         v = np.real(v)
@@ -346,7 +348,7 @@ def _aug_fancy(P: list[Any], i: int, j: int, p: int) -> None:
 
 
 def _fill(P: list[Any], i: int, j: int, p: int) -> None:
-    v = np.mean(P[j])
+    v = np.mean(P[j]) if np.size(P[j]) else 0.5
     P[i].fill(np.real(v) if not np.iscomplexobj(P[i]) else v)
 
 

@@ -185,7 +185,7 @@ def compare(steps: list, transform: str, seed: int) -> None:
     count("arrays compared", len(expect))
     if len(expect) != len(out) or not all(
             np.shape(e) == np.shape(o) and np.result_type(e) == np.result_type(o)
-            and np.allclose(e, o, rtol=tol(e), atol=tol(e))
+            and np.allclose(e, o, rtol=tol(e), atol=tol(e), equal_nan=True)
             for e, o in zip(expect, out, strict=True)):
         if aliasing_known:
             raise Known("a copy aliased (flatten / x.conj() identity)")
