@@ -409,6 +409,17 @@ def test_zero_d_arrays_stay_mutable_and_scalars_refuse_writes():
     assert f(x.copy()) == 2.0
     np.testing.assert_allclose(dr.grad(f)(x), [2.0, 1.0])
 
+    def copy_of_scalar(x):
+        c = np.copy(x[1])  # a 0-d array, not a scalar: its view sees the write
+        r = np.reshape(c, (1,))
+        c += x[0]
+        return r
+
+    np.testing.assert_allclose(copy_of_scalar(x.copy()), [3.0])
+    for transform in (dr.jacrev, dr.jacfwd):  # was [2.0] silently: the old value
+        with pytest.raises(dr.errors.StaleViewError):
+            transform(copy_of_scalar)(x)
+
     def view_of_scalar(x):
         s = x[0]
         v = s[...]   # a new 0-d array in NumPy: writing it leaves s alone

@@ -470,7 +470,12 @@ def _tril(m: Any, k: int = 0) -> Any:
 
 @register_function(np.copy)
 def _copy(a: Any, order: str = "K", subok: bool = False) -> Any:
-    return clone(a) if isinstance(a, Tracer) else np.copy(a)  # another object: see inplace
+    if not isinstance(a, Tracer):
+        return np.copy(a)
+    c = clone(a)  # another object: see inplace
+    if not shape_of(a):
+        c._array0d = True  # np.copy of a scalar is a 0-d array, which writes change
+    return c
 
 
 @register_function(np.cross)
