@@ -34,7 +34,16 @@ from .catalogue.indexing import (
 from .catalogue.shape import _ravel, _reshape
 from .errors import BatchedValueError, InPlaceError, NoDerivativeRule
 from .forward import Dual
-from .inplace import Stale, describe, key_text, note_view, poison_views, rebind
+from .inplace import (
+    Stale,
+    describe,
+    is_scalar_like,
+    key_text,
+    note_view,
+    poison_views,
+    rebind,
+    refuse_scalar_write,
+)
 from .primitive import FUNCTION_HANDLERS, METHODS, Tracer, bind, dtype_of, shape_of, strip
 
 # as in reverse.py: from 3.14 a reference count may not count the interpreter's stack
@@ -215,6 +224,7 @@ def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
 # ------------------------------------------------------------------ the entry points
 def setitem(x: Any, key: Any, value: Any) -> None:
     """``x[key] = value`` on a traced ``x``."""
+    refuse_scalar_write(x, "x[...] = v")
     tup = stack_index_lists(key if isinstance(key, tuple) else (key,))
     if any(isinstance(k, Tracer) for k in tup):
         key = batched_index(tup)
@@ -327,6 +337,13 @@ def inplace_op(x: Any, op: str, new: Any) -> Any:
     """``x op= y`` given ``new = x op y``: ``x`` rebound to ``new`` in its own dtype and
     shape, refused where NumPy refuses (a result NumPy cannot cast back, or of another
     shape)."""
+    if op in _INPLACE:
+        if is_scalar_like(x):
+            # NumPy's scalars are immutable: s += v is s = s + v (a new object, of the
+            # result's shape and dtype); another name bound to s keeps the old value
+            return new
+    else:
+        refuse_scalar_write(x, f"numpy.{op}(..., out=x)")
     name = _INPLACE[op].__name__ if op in _INPLACE else op
     xs, ns = shape_of(x), shape_of(new)
     xd, nd = dtype_of(x), dtype_of(new)
@@ -366,6 +383,7 @@ def ufunc_at(ufunc: Any, inputs: Any) -> None:
     if method is None or len(inputs) != 3 or not isinstance(x, Tracer):
         raise InPlaceError(f"numpy.{ufunc.__name__}.at"
                            + ("" if isinstance(x, Tracer) else " into a plain NumPy array"))
+    refuse_scalar_write(x, f"numpy.{ufunc.__name__}.at(x, ...)")
     assign(x, inplace_cast(getattr(at(x)[inputs[1]], method)(inputs[2]), x),
            f"numpy.{ufunc.__name__}.at(x, ...)")
 
@@ -378,6 +396,7 @@ def inplace_cast(new: Any, x: Any) -> Any:
 
 def fill(x: Any, value: Any) -> None:
     """``x.fill(value)``: every element of ``x`` set to the scalar ``value``."""
+    refuse_scalar_write(x, "x.fill(v)")
     if shape_of(value) != ():
         raise ValueError("fill: the value must be a scalar")
     assign(x, functional_set(x, (Ellipsis,), value), "x.fill(...)")

@@ -235,7 +235,8 @@ def explain(kind: str) -> Explanation | str | None:
             msg = _match(site, node, kind)
             if msg is not None:
                 out = Explanation(f"dualrev: {msg} (on {site.where()})")
-                out.store = isinstance(node, (ast.Assign, ast.AugAssign))
+                out.store = isinstance(node, (ast.Assign, ast.AugAssign)) or (
+                    _fills_plain(site, node))
                 return out
         text = linecache.getline(site.file, site.line, frame.f_globals).strip()
         if text:
@@ -249,6 +250,13 @@ def explain(kind: str) -> Explanation | str | None:
     except Exception:  # noqa: BLE001 - a diagnosis must never hide the error it explains
         return None
     return None
+
+
+def _fills_plain(site: _Site, node: ast.AST) -> bool:
+    """Whether ``node`` is ``buf.fill(v)`` on a plain NumPy array."""
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "fill" and len(node.args) == 1
+            and _plain_array(site.lookup(node.func.value)))
 
 
 def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
@@ -284,6 +292,13 @@ def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
     func = node.func
     fn = site.lookup(func)
     args = ", ".join(site.seg(a) for a in node.args)
+    if kind != "array" and _fills_plain(site, node):
+        buf = site.seg(func.value)  # type: ignore[attr-defined]
+        return (f"`{site.seg(node)}` fills the plain NumPy array `{buf}` with a traced "
+                "value, which it stores as a number only (the derivative would be lost). "
+                f"Make the buffer traced: `{buf} = np.full_like(x, {args})` (or "
+                f"`np.zeros_like(x)` and then `{buf}.fill({args})`, recorded) with x a "
+                "traced value, such as the argument being differentiated")
     if kind in ("float", "int", "complex", "index"):
         mod = getattr(fn, "__module__", None) if fn is not _UNKNOWN else None
         owner = (site.lookup(func.value) if isinstance(func, ast.Attribute) else _UNKNOWN)

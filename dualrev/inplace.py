@@ -55,6 +55,13 @@ def note_view(base: Any, view: Any, key: Any) -> None:
     basic index (a tuple) for ``base[key]``, else the operation's name (a str)."""
     if view is base or not isinstance(view, Tracer):
         return
+    if not isinstance(key, str) and is_scalar_like(base):
+        # NumPy's s[...] / s[None] of a scalar is a new array: a write into it does not
+        # reach the (immutable) scalar. (Views by name stay linked: their writes are
+        # refused, as NumPy refuses those into np.broadcast_to of a scalar.)
+        if not shape_of(view):
+            view._array0d = True
+        return
     old = getattr(view, "_base", None)
     if old is not None and old[0] is base:
         # a view function built from another (matrix_transpose from swapaxes): one
@@ -71,6 +78,36 @@ def note_view(base: Any, view: Any, key: Any) -> None:
     n = len(views)
     if n >= 64 and not n & (n - 1):  # drop the dead ones now and then (amortised)
         views[:] = [r for r in views if r() is not None]
+
+
+def is_scalar_like(x: Any) -> bool:
+    """Whether the traced ``x`` stands for a NumPy scalar, which is immutable: it is 0-d
+    and neither a view nor a 0-d array (``np.zeros_like`` of a 0-d value, ``np.copy``).
+    NumPy gives scalars for integer indexing to one element, full reductions and
+    arithmetic on 0-d values, so ``s += v`` there binds the name ``s`` to a new value and
+    every other name keeps the old one, and ``s[...] = v`` raises."""
+    if shape_of(x):
+        return False
+    try:
+        x._base  # noqa: B018 -- a view of an array: its writes reach the array
+        return False
+    except AttributeError:
+        pass
+    try:
+        return not x._array0d
+    except AttributeError:
+        return True
+
+
+def refuse_scalar_write(x: Any, write: str) -> None:
+    """Raise where ``write`` (``x[...] = v``, ``x.fill(v)``, ``out=x``) would write into
+    a traced NumPy scalar, which NumPy refuses (a scalar has no memory to write)."""
+    if is_scalar_like(x):
+        raise InPlaceError(
+            f"{write} into a 0-d value that NumPy gives as a scalar (an element x[i, j], a "
+            "full reduction, arithmetic on 0-d values), which NumPy cannot write into",
+            rewrite="bind the name to the new value (s = v, s = s + v), or make a 0-d "
+            "array first (a = np.zeros_like(s); a[...] = s)")
 
 
 def is_scalar_index(key: tuple[Any, ...], ndim: int) -> bool:
@@ -311,9 +348,10 @@ def constant_like(a: Any, make: Any, own: np.ndarray) -> Any:
         value = rebatch(make(lead + own.shape, own.dtype), a)
     else:
         value = make(own.shape, own.dtype)
-    if a._bdepth:
-        return value
-    return constant(value, a)
+    out = value if a._bdepth else constant(value, a)
+    if not own.shape and isinstance(out, Tracer):
+        out._array0d = True  # np.zeros_like of a 0-d value is a 0-d array, not a scalar
+    return out
 
 
 def clone(x: Any) -> Any:
@@ -323,7 +361,7 @@ def clone(x: Any) -> Any:
     c.primal = x.primal
     c._trace = x._trace
     c._level = x._level
-    for name in ("tangent", "_index"):
+    for name in ("tangent", "_index", "_array0d"):
         try:
             setattr(c, name, getattr(x, name))
         except AttributeError:

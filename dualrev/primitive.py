@@ -47,9 +47,10 @@ class Tracer:
     # into one of another type (a buffer made at an outer level written with a value of
     # an inner transform; dualrev/inplace.py): ``tangent`` is a Dual's, ``_index`` a
     # Traced's; ``_base``/``_views`` link a view (basic indexing, reshape, ...) and its
-    # base, left unset (no cost) on every other value.
+    # base, left unset (no cost) on every other value; ``_array0d`` marks a 0-d value
+    # that stands for a 0-d array rather than a NumPy scalar (see inplace.is_scalar_like).
     __slots__ = ("primal", "_trace", "_level", "tangent", "_index", "_base", "_views",
-                 "__weakref__")
+                 "_array0d", "__weakref__")
     _bdepth = 0
 
 

@@ -167,6 +167,21 @@ def test_write_into_numpy_buffer_names_the_buffer(transform):
     assert "`out[0:2] = x[1:]` writes a traced value" in _message(transform, slice_store, x)
 
 
+def test_fill_of_a_numpy_buffer_names_the_buffer():
+    """buf.fill(t) of a plain array gave the generic float() message (found by the
+    aliasing generator, tests/test_aliasing_differential.py)."""
+    def f(x):
+        buf = np.empty(3)
+        buf.fill(np.mean(x))
+        return np.sum(buf)
+
+    with pytest.raises(dr.PlainBufferError) as info:
+        dr.grad(f)(x3)
+    msg = str(info.value)
+    assert "`buf.fill(np.mean(x))` fills the plain NumPy array `buf`" in msg
+    assert "`buf = np.full_like(x, np.mean(x))`" in msg
+
+
 def test_percent_formatting_names_f_strings():
     def f(x):
         label = "%.3f" % x[0]  # noqa: UP031 - the construct under test

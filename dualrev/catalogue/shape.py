@@ -14,8 +14,9 @@ import numpy as np
 
 from ..batching import on_plain_values
 from ..errors import DualrevError, InPlaceError
-from ..inplace import clone
+from ..inplace import clone, note_view
 from ..primitive import (
+    FUNCTION_HANDLERS,
     Primitive,
     Tracer,
     as_array,
@@ -422,12 +423,33 @@ def _trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any =
 def _diag(v: Any, k: int = 0) -> Any:
     s = shape_of(v)
     if len(s) == 2:
-        return _diagonal(v, k)
+        # NumPy's np.diag of a matrix is its read-only diagonal view: through the
+        # registered np.diagonal handler, so a write into it is refused as NumPy's is
+        return FUNCTION_HANDLERS[np.diagonal](v, k)
     if len(s) != 1:
         raise ValueError("Input must be 1- or 2-d.")
     n = s[0] + abs(k)
     rows = np.arange(s[0]) + max(0, -k)
     return bind(scatter_p, (v,), {"idx": (rows, rows + k), "nb": 0, "shape": (n, n)})
+
+
+@register_function(np.lib.stride_tricks.sliding_window_view)
+def _sliding_window_view(x: Any, window_shape: Any, axis: Any = None, *, subok: bool = False,
+                         writeable: bool = False) -> Any:
+    if writeable:
+        raise InPlaceError(
+            "np.lib.stride_tricks.sliding_window_view(..., writeable=True) (windows that "
+            "overlap in memory)", rewrite="take the windows read-only and build the "
+            "written array from them with np.stack or dualrev.at")
+    shape = shape_of(x)
+    pos = np.lib.stride_tricks.sliding_window_view(
+        np.arange(int(np.prod(shape))).reshape(shape), window_shape, axis)
+    out = getitem(_reshape(x, (-1,)), (np.ascontiguousarray(pos),))
+    # NumPy's windows are a read-only view: writes into them are refused, and a write
+    # into x makes them stale (dualrev/inplace.py)
+    if isinstance(x, Tracer):
+        note_view(x, out, "sliding_window_view")
+    return out
 
 
 def _tri_mask(shape: tuple[int, ...], k: int, upper: bool) -> np.ndarray:
@@ -448,7 +470,12 @@ def _tril(m: Any, k: int = 0) -> Any:
 
 @register_function(np.copy)
 def _copy(a: Any, order: str = "K", subok: bool = False) -> Any:
-    return clone(a) if isinstance(a, Tracer) else np.copy(a)  # another object: see inplace
+    if not isinstance(a, Tracer):
+        return np.copy(a)
+    c = clone(a)  # another object: see inplace
+    if not shape_of(a):
+        c._array0d = True  # np.copy of a scalar is a 0-d array, which writes change
+    return c
 
 
 @register_function(np.cross)

@@ -596,6 +596,13 @@ SHAPE_FUNCS: list[tuple[str, Any, dict[str, tuple[Any, ...]], list[dict[str, Any
 if hasattr(np, "unstack"):  # NumPy >= 2.1
     SHAPE_FUNCS.append(("np.unstack", np.unstack, {"mat": (M,), "stacked": (A((2, 3, 2)),)},
                         [{}, {"axis": 1}, {"axis": -1}]))
+SHAPE_FUNCS.append(("np.lib.stride_tricks.sliding_window_view",
+                    np.lib.stride_tricks.sliding_window_view,
+                    {"vec": (A((5,)), 3), "mat": (M, (2, 2))},
+                    [{}]))
+SHAPE_FUNCS.append(("np.lib.stride_tricks.sliding_window_view",
+                    np.lib.stride_tricks.sliding_window_view, {"mat": (M, 2)},
+                    [{"axis": 1}, {"axis": -2}]))
 for nm, f, shapes, kws in SHAPE_FUNCS:
     if f is _row_stack and not hasattr(np, "row_stack"):
         continue  # removed in NumPy 2.5
@@ -605,6 +612,8 @@ variants("np.full_like", np.full_like, {"mat": (M, 2.5)}, [{}, {"dtype": np.floa
 add("np.full_like", np.full_like, (M, 2.5), {"shape": (3,)}, shape="mat", kind="value")
 for nm, f in (("np.zeros_like", np.zeros_like), ("np.ones_like", np.ones_like)):
     variants(nm, f, {"mat": (M,)}, [{}, {"dtype": np.float32}, {"shape": (3,)}], kind="value")
+add("np.lib.stride_tricks.sliding_window_view", np.lib.stride_tricks.sliding_window_view,
+    (A((5,)), 3), {"writeable": True}, shape="vec", kind="raises", raises=InPlaceError)
 add("np.empty_like", np.empty_like, (M,), shape="mat", kind="value",
     fn=lambda a: np.empty_like(a).shape, label="shape of result")
 for _kw in ({"dtype": np.float32}, {"shape": (3,)}):  # (uninitialised: compare shapes)
