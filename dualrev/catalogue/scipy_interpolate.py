@@ -680,7 +680,7 @@ class TracedGridInterpolant:
         self.method = method
         self.bounds_error = helper.bounds_error
         self.fill_value = helper.fill_value
-        self._bases = {method: _GridBases(helper._grid, method)}
+        self._bases = {method: _GridBases(_grid_of(helper), method)}
 
     @property
     def grid(self) -> tuple[np.ndarray, ...]:
@@ -688,9 +688,9 @@ class TracedGridInterpolant:
 
     def __call__(self, xi: Any, method: str | None = None, *, nu: Any = None) -> Any:
         method = self.method if method is None else method
-        _check_grid_method(method, self._helper._grid)
+        _check_grid_method(method, _grid_of(self._helper))
         if method not in self._bases:
-            self._bases[method] = _GridBases(self._helper._grid, method)
+            self._bases[method] = _GridBases(_grid_of(self._helper), method)
         return _grid_evaluate("scipy.interpolate.RegularGridInterpolator", self._helper,
                               self._bases[method], self.values, xi, self.bounds_error,
                               self.fill_value, nu)
@@ -743,17 +743,30 @@ def regular_grid_interpolator(points: Any, values: Any, method: str = "linear",
     return TracedGridInterpolant(helper, values, method)
 
 
+def _grid_of(rgi: Any) -> tuple[np.ndarray, ...]:
+    """A RegularGridInterpolator's grid as NumPy arrays: SciPy >= 1.16 keeps it in
+    ``_grid`` (``grid`` is then a property), SciPy 1.15 in ``grid`` itself."""
+    grid = rgi.__dict__.get("_grid")
+    return tuple(grid if grid is not None else rgi.grid)
+
+
+def _values_of(rgi: Any) -> Any:
+    """Its data values (``_values`` from SciPy 1.16, ``values`` before)."""
+    values = rgi.__dict__.get("_values")
+    return values if values is not None else rgi.values
+
+
 def rgi_call(self: Any, xi: Any, method: str | None = None, *, nu: Any = None) -> Any:
     """RegularGridInterpolator.__call__ at traced points (plain values)."""
     method = self.method if method is None else method
-    _check_grid_method(method, self._grid)
+    _check_grid_method(method, _grid_of(self))
     bases = self.__dict__.get("_dualrev_bases")
     if bases is None:
         bases = self.__dict__["_dualrev_bases"] = {}
     if method not in bases:
-        bases[method] = _GridBases(self._grid, method)
+        bases[method] = _GridBases(_grid_of(self), method)
     return _grid_evaluate("scipy.interpolate.RegularGridInterpolator.__call__", self,
-                          bases[method], self._values, xi, self.bounds_error,
+                          bases[method], _values_of(self), xi, self.bounds_error,
                           self.fill_value, nu)
 
 
