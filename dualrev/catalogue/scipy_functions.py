@@ -170,7 +170,20 @@ def softplus(x: Any, **kwargs: Any) -> Any:
 dispatch(sc, "logsumexp", logsumexp)
 dispatch(sc, "softmax", softmax)
 dispatch(sc, "log_softmax", log_softmax)
-dispatch(sc, "polygamma", polygamma_p)
+def polygamma(n: Any, x: Any) -> Any:
+    """scipy.special.polygamma of traced values: real x only, as SciPy's (its zeta is
+    real-only); the rules of psi/gamma/loggamma reach complex points through polygamma_p
+    itself."""
+    if is_complex(x):
+        raise NoDerivativeRule(
+            "scipy.special.polygamma of a complex argument",
+            "SciPy's polygamma is defined for real arguments only (it raises TypeError "
+            "on plain complex values); psi, gamma and loggamma of complex arguments have "
+            "their derivatives.")
+    return polygamma_p(n, x)
+
+
+dispatch(sc, "polygamma", polygamma)
 if hasattr(sc, "softplus"):
     dispatch(sc, "softplus", softplus)
 
