@@ -331,11 +331,42 @@ pad_p.defvjp(_pad_vjp, saves="x.shape")
 pad_p.defbatch(lambda args, batched, widths: bind(pad_p, args, {"widths": ((0, 0),) + widths}))
 
 
+#: modes whose padding copies elements of the array (no arithmetic): a gather each
+_COPYING_PAD_MODES = ("edge", "wrap", "reflect", "symmetric")
+
+
+def _pad_by_copies(array: Any, pad_width: Any, mode: str, kwargs: dict[str, Any]) -> Any:
+    """np.pad for the modes that copy elements: NumPy pads axis by axis, each line the
+    same way, so padding ``arange(n)`` gives the source index of every output position
+    along that axis; the traced array is gathered with it (derivatives: those of
+    indexing)."""
+    if kwargs.get("reflect_type", "even") != "even":
+        raise DualrevError(f"dualrev: np.pad(mode={mode!r}, reflect_type='odd') has no "
+                           "derivative rule yet (it extrapolates 2 * edge - x); "
+                           "reflect_type='even' (the default) is supported on traced values")
+    # NumPy's own checks of pad_width and the keywords, on a stand-in of the same shape
+    np.pad(np.zeros(shape_of(array)), pad_width, mode=mode, **kwargs)
+    nd = ndim_of(array)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.intp), (nd, 2))
+    out = array
+    for axis, n in enumerate(shape_of(array)):
+        if not widths[axis].any():
+            continue
+        index = np.pad(np.arange(n), tuple(int(w) for w in widths[axis]), mode=mode, **kwargs)
+        out = getitem(out, (slice(None),) * axis + (index,))
+    if out is array and isinstance(array, Tracer):  # no padding: still a new array
+        out = clone(array)
+    return out
+
+
 @register_function(np.pad)
 def _pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> Any:
+    if mode in _COPYING_PAD_MODES:
+        return _pad_by_copies(array, pad_width, mode, kwargs)
     if mode != "constant":
         raise DualrevError(f"dualrev: np.pad(mode={mode!r}) has no derivative rule yet; "
-                           "only mode='constant' is supported on traced values")
+                           "mode='constant' and the modes that copy elements "
+                           f"({', '.join(_COPYING_PAD_MODES)}) are supported on traced values")
     cval = kwargs.pop("constant_values", 0)
     if kwargs:  # NumPy's own check: these belong to other modes
         raise ValueError(f"unsupported keyword arguments for mode 'constant': {set(kwargs)}")

@@ -62,6 +62,12 @@ CASES = {
     "pad": (lambda x: np.pad(x, ((1, 2), (0, 3))), M),
     "pad_int": (lambda x: np.pad(x, 2), V),
     "pad_constant": (lambda x: np.pad(x, 1, constant_values=5.0), V),
+    # the modes that copy elements (refused before; pinned refusals of the conformance
+    # harness): widths beyond the axis length repeat NumPy's iterated padding
+    "pad_edge": (lambda x: np.pad(x, ((1, 2), (0, 3)), mode="edge"), M),
+    "pad_wrap_wide": (lambda x: np.pad(x, (2, 9), mode="wrap"), V),
+    "pad_reflect_wide": (lambda x: np.pad(x, ((3, 4), (5, 1)), mode="reflect"), M),
+    "pad_symmetric": (lambda x: np.pad(x, (1, 2), mode="symmetric", reflect_type="even"), A),
     "diag_2d": (np.diag, M),
     "diag_2d_k": (lambda x: np.diag(x, 1), M),
     "diag_1d": (np.diag, V),
@@ -98,6 +104,17 @@ def test_traced_pad_constant_is_refused_not_dropped():
 
     with pytest.raises(dr.DualrevError, match="constant_values"):
         dr.grad(lambda c: np.sum(np.pad(np.ones(2) * c, 1, constant_values=c)))(0.0)
+
+
+def test_pad_odd_reflection_is_refused_and_other_modes_too():
+    import dualrev as dr
+
+    with pytest.raises(dr.DualrevError, match="reflect_type='odd'"):
+        dr.grad(lambda x: np.sum(np.pad(x, 2, mode="reflect", reflect_type="odd")))(V)
+    with pytest.raises(dr.DualrevError, match="mode='mean'"):
+        dr.grad(lambda x: np.sum(np.pad(x, 2, mode="mean")))(V)
+    with pytest.raises(ValueError, match="can't extend empty axis"):  # NumPy's own error
+        dr.grad(lambda x: np.sum(np.pad(x, 1, mode="wrap")))(np.zeros(0))
 
 
 @pytest.mark.parametrize("args", [(V[:3], V[2:]), (np.stack([V[:3], V[1:4]]), V[2:])])
