@@ -566,10 +566,25 @@ qr_p.defbatch(stacked_rule(qr_p))
 @register_function(np.linalg.qr)
 def _qr(a: Any, mode: str = "reduced") -> Any:
     m, n = shape_of(a)[-2:]
-    if mode != "reduced" or m < n:
-        raise NoDerivativeRule("numpy.linalg.qr", "Only mode='reduced' with at least as many "
-                               "rows as columns can be differentiated.")
-    q, r = _packing(((m, n), (n, n))).unpack(bind(qr_p, (a,), {"m": m, "n": n}))
+    if mode not in ("reduced", "complete", "r"):  # NumPy's own error for unknown modes
+        if mode != "raw":
+            np.linalg.qr(np.zeros(shape_of(a)), mode=mode)
+        raise NoDerivativeRule("numpy.linalg.qr", "mode='raw' (Householder reflectors) "
+                               "cannot be differentiated; use mode='reduced'.")
+    if mode == "complete" and m > n:
+        raise NoDerivativeRule("numpy.linalg.qr", "mode='complete' of a matrix with more rows "
+                               "than columns cannot be differentiated: the extra columns of Q "
+                               "are not unique; use mode='reduced'.")
+    if m >= n:
+        q, r = _packing(((m, n), (n, n))).unpack(bind(qr_p, (a,), {"m": m, "n": n}))
+    else:
+        # wide: the Householder steps of the first m columns give Q (the square QR of
+        # that block, R's left part), and R's right part is Q^H times the other columns
+        q, r_left = _packing(((m, m), (m, m))).unpack(
+            bind(qr_p, (a[..., :m],), {"m": m, "n": m}))
+        r = np.concatenate([r_left, _H(q) @ a[..., m:]], axis=-1)
+    if mode == "r":
+        return r
     return _result_type("QRResult", ("Q", "R"))(q, r)
 
 

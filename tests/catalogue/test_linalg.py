@@ -47,6 +47,11 @@ CASES = {
     "svd_square_full": (lambda a: np.linalg.svd(a).S, (A,)),
     "qr": (lambda a: np.linalg.qr(a), (TALL,)),
     "qr_square": (lambda a: np.linalg.qr(a).R, (A,)),
+    # refused until the conformance harness pinned it: wide QR (square QR of the first
+    # columns, then Q^H times the rest), mode='r', and mode='complete' where it is unique
+    "qr_wide": (lambda a: tuple(np.linalg.qr(a)), (WIDE,)),
+    "qr_r": (lambda a: np.linalg.qr(a, mode="r"), (TALL,)),
+    "qr_complete_square": (lambda a: tuple(np.linalg.qr(a, mode="complete")), (A,)),
     "pinv": (np.linalg.pinv, (TALL,)),
     "lstsq": (lambda a, b: np.linalg.lstsq(a, b)[0], (TALL, rng.standard_normal(5))),
     "lstsq_residuals": (lambda a, b: np.linalg.lstsq(a, b)[1], (TALL, rng.standard_normal(5))),
@@ -105,8 +110,10 @@ def test_hessian_through_decompositions():
 def test_unsupported_forms_raise_clearly():
     with pytest.raises(dr.NoDerivativeRule, match="full_matrices=False"):
         dr.grad(lambda a: np.sum(np.linalg.svd(a)[0]))(TALL)
-    with pytest.raises(dr.NoDerivativeRule, match="reduced"):
-        dr.grad(lambda a: np.sum(np.linalg.qr(a)[0]))(WIDE)
+    with pytest.raises(dr.NoDerivativeRule, match="not unique"):
+        dr.grad(lambda a: np.sum(np.linalg.qr(a, mode="complete")[0]))(TALL)
+    with pytest.raises(dr.NoDerivativeRule, match="raw"):
+        dr.grad(lambda a: np.sum(np.linalg.qr(a, mode="raw")[0]))(TALL)
 
 
 # ------------------------------------------------------------------ solve: broadcasting
@@ -256,6 +263,7 @@ COMPLEX_CASES = {
     "svd_values": (lambda a: np.linalg.svd(a, compute_uv=False), (CSTACK,)),
     "qr": (np.linalg.qr, (CTALL,)),
     "qr_square": (np.linalg.qr, (CA,)),
+    "qr_wide": (np.linalg.qr, (CWIDE,)),
     "pinv_tall": (np.linalg.pinv, (CTALL,)),
     "pinv_wide": (np.linalg.pinv, (CWIDE,)),
     "norm_2": (lambda a: np.linalg.norm(a, 2), (CA,)),
