@@ -507,14 +507,27 @@ singular_values_p.defvjp(_singular_values_vjp, saves="a")
 singular_values_p.defbatch(stacked_rule(singular_values_p))
 
 
+def _hermitian_svd(a: Any, compute_uv: bool) -> Any:
+    """svd(hermitian=True) as NumPy computes it, from eigh (the lower triangle): the
+    singular values are |w| in decreasing order, U the eigenvectors in that order and
+    V^H = (U sign(w))^H; the derivatives are eigh's (|w| has a kink where w = 0)."""
+    if not compute_uv:
+        return np.sort(np.abs(np.linalg.eigvalsh(a)), axis=-1)[..., ::-1]
+    w, v = np.linalg.eigh(a)
+    order = np.argsort(np.abs(concrete(w)), axis=-1)[..., ::-1]
+    sgn = np.take_along_axis(np.sign(concrete(w)), order, axis=-1)
+    s = np.take_along_axis(np.abs(w), order, axis=-1)
+    u = np.take_along_axis(v, order[..., None, :], axis=-1)
+    vh = np.conjugate(np.swapaxes(u * sgn[..., None, :], -1, -2))
+    return _result_type("SVDResult", ("U", "S", "Vh"))(u, s, vh)
+
+
 @register_function(np.linalg.svd)
 def _svd(a: Any, full_matrices: bool = True, compute_uv: bool = True,
          hermitian: bool = False) -> Any:
     m, n = shape_of(a)[-2:]
     if hermitian:
-        raise NoDerivativeRule("numpy.linalg.svd", "hermitian=True is not supported (NumPy "
-                               "then computes an eigendecomposition, with other signs and "
-                               "phases); call it with hermitian=False.")
+        return _hermitian_svd(a, compute_uv)
     if not compute_uv:
         return bind(singular_values_p, (a,), {})
     if full_matrices and m != n:
