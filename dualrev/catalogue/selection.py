@@ -247,23 +247,26 @@ def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
         # NumPy floors to the integers: a piecewise constant, so a plain result
         return on_plain_values(np.linspace, (start, stop, num, endpoint, retstep, dtype, axis),
                                name="numpy.linspace")
-    if axis != 0 or ndim_of(start) or ndim_of(stop):
-        raise DualrevError("dualrev: np.linspace on traced values supports scalar endpoints "
-                           "and axis=0")
     if dtype is not None:
-        out = _linspace(start, stop, num, endpoint, retstep)
+        out = _linspace(start, stop, num, endpoint, retstep, axis=axis)
         return (astype(out[0], dtype), out[1]) if retstep else astype(out, dtype)
     # NumPy's result dtype (float32 endpoints give float32); computed in float64, cast last
     dt = np.result_type(stand_in(start), stand_in(stop), float(num))
+    # array endpoints: the samples run along a new leading axis (moved to axis= last)
+    nd = len(np.broadcast_shapes(shape_of(start), shape_of(stop)))
+    axis = normalize_axis(axis, nd + 1)[0]
     div = (num - 1) if endpoint else num
     t = np.arange(num) / div if div > 0 else np.zeros(num)
+    t = np.reshape(t, (num,) + (1,) * nd)
     step = (stop - start) / div if div > 0 else np.nan * (stop - start)
     out = start + t * (stop - start)
     if endpoint and num > 1:
-        out = np.concatenate([getitem(out, (slice(0, -1),)), np.reshape(stop + 0.0 * start,
-                                                                        (1,))])
+        last = np.expand_dims(stop + 0.0 * start, 0)
+        out = np.concatenate([getitem(out, (slice(0, -1),)), last])
     if dtype_of(out) != dt:
         out = astype(out, dt)
+    if axis:
+        out = np.moveaxis(out, 0, axis)
     return (out, step) if retstep else out
 
 

@@ -46,6 +46,11 @@ CASES = {
     "meshgrid_ij": (lambda a, b: np.meshgrid(a, b, indexing="ij")[1], (x[:3], x[:4])),
     "linspace": (lambda a, b: np.linspace(a, b, 5), (0.3, 2.0)),
     "linspace_open": (lambda a, b: np.linspace(a, b, 4, endpoint=False), (0.3, 2.0)),
+    # array endpoints and axis= (refused until the conformance harness pinned it)
+    "linspace_arrays_axis": (lambda a, b: np.linspace(a, b, 4, axis=1), (x[:3], x[3:6])),
+    "linspace_broadcast_last": (lambda a, b: np.linspace(a, b, 3, endpoint=False, axis=-1),
+                                (x[:3], np.reshape(x[3:5], (2, 1)))),
+    "linspace_retstep": (lambda a, b: np.linspace(a, b, 5, retstep=True), (x[:2], 1.5)),
     "cumsum_axis": (lambda m: np.cumsum(m, axis=1), (M,)),
 }
 
