@@ -8,6 +8,8 @@ operation's axes past the batch axis.
 
 from __future__ import annotations
 
+import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -487,18 +489,37 @@ def _cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1,
            axis: Any = None) -> Any:
     if axis is not None:
         axisa = axisb = axisc = axis
+    # NumPy's own checks and warnings (2-vectors are deprecated since NumPy 2.0), on
+    # stand-ins, re-issued at the caller's line
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.cross(np.zeros(shape_of(a)), np.zeros(shape_of(b)), axisa, axisb, axisc)
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=_caller_stacklevel())
     a = _moveaxis(a, axisa, -1)
     b = _moveaxis(b, axisb, -1)
-    if shape_of(a)[-1] != 3 or shape_of(b)[-1] != 3:
-        raise DualrevError("dualrev: np.cross on traced values supports 3-vectors")
+    na, nb = shape_of(a)[-1], shape_of(b)[-1]
 
-    def comp(v: Any, i: int) -> Any:
-        return getitem(v, (Ellipsis, i))
+    def comp(v: Any, i: int, n: int) -> Any:
+        # a 2-vector's third component is 0, as in NumPy
+        return getitem(v, (Ellipsis, i)) if i < n else 0.0
 
-    parts = [comp(a, 1) * comp(b, 2) - comp(a, 2) * comp(b, 1),
-             comp(a, 2) * comp(b, 0) - comp(a, 0) * comp(b, 2),
-             comp(a, 0) * comp(b, 1) - comp(a, 1) * comp(b, 0)]
-    return _moveaxis(_stack(parts, axis=-1), -1, axisc)
+    z = comp(a, 0, na) * comp(b, 1, nb) - comp(a, 1, na) * comp(b, 0, nb)
+    if na == nb == 2:  # NumPy returns the z component alone
+        return z
+    parts = [comp(a, 1, na) * comp(b, 2, nb) - comp(a, 2, na) * comp(b, 1, nb),
+             comp(a, 2, na) * comp(b, 0, nb) - comp(a, 0, na) * comp(b, 2, nb), z]
+    parts = np.broadcast_arrays(*parts)
+    return _moveaxis(_stack(list(parts), axis=-1), -1, axisc)
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` naming the first frame outside dualrev, for a warning issued by
+    the function calling this one."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("dualrev"):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 # ------------------------------------------------------------------ append, rot90, rollaxis,

@@ -117,6 +117,30 @@ def test_pad_odd_reflection_is_refused_and_other_modes_too():
         dr.grad(lambda x: np.sum(np.pad(x, 1, mode="wrap")))(np.zeros(0))
 
 
+def test_cross_of_2_vectors_like_numpy():
+    # refused until the conformance harness pinned it: NumPy (deprecated since 2.0, with a
+    # DeprecationWarning at the caller's line) gives the z component of two 2-vectors, and
+    # treats a 2-vector's z as 0 against a 3-vector
+    import warnings
+
+    import dualrev as dr
+
+    for a, b in ((V[:2], V[2:4]), (np.reshape(V[:4], (2, 2)), V[3:5]), (V[:2], V[2:5])):
+        with warnings.catch_warnings(record=True) as plain:
+            warnings.simplefilter("always")
+            want = np.cross(a, b)
+        with warnings.catch_warnings(record=True) as traced:
+            warnings.simplefilter("always")
+            got = dr.jvp(np.cross, (a, b), (np.zeros_like(a), np.zeros_like(b)))[0]
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+        assert [(w.category, str(w.message)) for w in traced] == [
+            (w.category, str(w.message)) for w in plain]
+        assert all(w.filename == __file__ for w in traced)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            check_all(np.cross, (a, b), order=2)
+
+
 @pytest.mark.parametrize("args", [(V[:3], V[2:]), (np.stack([V[:3], V[1:4]]), V[2:])])
 def test_cross(args):
     out, _ = __import__("dualrev").jvp(np.cross, args, tuple(np.zeros_like(a) for a in args))
