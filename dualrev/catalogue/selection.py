@@ -94,11 +94,32 @@ def _piecewise(x: Any, condlist: Any, funclist: Any, *args: Any, **kw: Any) -> A
     return out
 
 
+def _interp_periodic(x: Any, xp: Any, fp: Any, period: Any) -> Any:
+    """np.interp(period=) as NumPy defines it: x and xp taken modulo |period|, xp sorted,
+    one point wrapped around at each end, then the plain interpolation (left/right are
+    ignored, as in NumPy)."""
+    if np.any(without_derivatives(as_array(period)) == 0):
+        raise ValueError("period must be a non-zero value")
+    period = np.abs(period)
+    xp, fp = as_array(xp), as_array(fp)
+    if ndim_of(xp) != 1 or ndim_of(fp) != 1:
+        raise ValueError("Data points must be 1-D sequences")
+    if shape_of(xp)[0] != shape_of(fp)[0]:
+        raise ValueError("fp and xp are not of the same length")
+    x, xp = np.mod(x, period), np.mod(xp, period)
+    order = np.argsort(without_derivatives(xp))
+    xp, fp = getitem(xp, (order,)), getitem(fp, (order,))
+    xp = np.concatenate([getitem(xp, (slice(-1, None),)) - period, xp,
+                         getitem(xp, (slice(0, 1),)) + period])
+    fp = np.concatenate([getitem(fp, (slice(-1, None),)), fp, getitem(fp, (slice(0, 1),))])
+    return _interp(x, xp, fp)
+
+
 @register_function(np.interp)
 def _interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
             period: Any = None) -> Any:
     if period is not None:
-        raise DualrevError("dualrev: np.interp(period=...) is not supported on traced values")
+        return _interp_periodic(x, xp, fp, period)
     # the interval of each point, from the plain values (per element under vmap)
     xp_plain = without_derivatives(as_array(xp))
     if not isinstance(xp_plain, Tracer):
