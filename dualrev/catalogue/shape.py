@@ -51,14 +51,19 @@ reshape_p.defbatch(lambda args, batched, shape: bind(
 @register_function(np.reshape)
 def _reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None,
              copy: Any = None) -> Any:
-    if order != "C":
-        raise DualrevError("dualrev: only order='C' reshapes are supported on traced values")
+    if order not in ("C", "F"):
+        raise DualrevError(f"dualrev: reshape/ravel(order={order!r}) depends on the memory "
+                           "layout, which a traced value does not have; pass order='C' or "
+                           "order='F'")
     if shape is None:
         shape = newshape
     xs = shape_of(a)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
     if -1 in shape:
         shape = np.empty(xs, dtype=np.bool_).reshape(shape).shape
+    if order == "F":
+        # reading and writing in Fortran order is the C-order reshape of the reversed axes
+        return _transpose(_reshape(_transpose(a), shape[::-1]))
     if shape == xs:
         return a
     return bind(reshape_p, (a,), {"shape": shape})

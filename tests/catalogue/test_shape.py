@@ -62,6 +62,9 @@ CASES = {
     "pad": (lambda x: np.pad(x, ((1, 2), (0, 3))), M),
     "pad_int": (lambda x: np.pad(x, 2), V),
     "pad_constant": (lambda x: np.pad(x, 1, constant_values=5.0), V),
+    # order='F' (refused until the conformance harness pinned it)
+    "reshape_F": (lambda x: np.reshape(x, (4, -1), order="F"), A),
+    "ravel_F": (lambda x: np.ravel(x, order="F") * x.flatten(order="F"), M),
     # the modes that copy elements (refused before; pinned refusals of the conformance
     # harness): widths beyond the axis length repeat NumPy's iterated padding
     "pad_edge": (lambda x: np.pad(x, ((1, 2), (0, 3)), mode="edge"), M),
@@ -104,6 +107,14 @@ def test_traced_pad_constant_is_refused_not_dropped():
 
     with pytest.raises(dr.DualrevError, match="constant_values"):
         dr.grad(lambda c: np.sum(np.pad(np.ones(2) * c, 1, constant_values=c)))(0.0)
+
+
+def test_reshape_layout_orders_are_refused():
+    # 'A' and 'K' depend on the memory layout, which a traced value does not have
+    import dualrev as dr
+
+    with pytest.raises(dr.DualrevError, match="order='A'"):
+        dr.grad(lambda x: np.sum(np.ravel(x, order="A")))(M)
 
 
 def test_pad_odd_reflection_is_refused_and_other_modes_too():
