@@ -156,3 +156,44 @@ def test_only_cross_product_cases_are_dropped():
     """Where the table was written, every hand-written case runs (a spec mistake shows)."""
     wrong = [c.id for c in DROPPED if not c.optional]
     assert not wrong, f"NumPy/SciPy reject these cases: {wrong}"
+
+
+def test_a_refusal_passes_only_as_pinned(monkeypatch):
+    """The rules of judge_refusal: pinned class and fragment pass; another class, another
+    message (where the table was recorded) or an unpinned refusal fail, naming the record
+    command; elsewhere an unpinned refusal is an xfail and only the class is checked."""
+    from dualrev.errors import InPlaceError, NoDerivativeRule
+
+    from . import test_conformance as tc
+    from .record import fragment
+
+    err = NoDerivativeRule("numpy.foo", "Its bar= is not supported.")
+    pin = ("NoDerivativeRule", fragment(str(err)), "a triage class")
+    monkeypatch.setitem(tc.EXPECTED_REFUSALS, "jvp::np.foo-float64-mat", pin)
+    monkeypatch.setattr(tc, "REFUSALS_STRICT", True)
+    tc.judge_refusal("jvp::np.foo-float64-mat", err)
+    fails = pytest.fail.Exception
+    with pytest.raises(fails, match="raises InPlaceError"):
+        tc.judge_refusal("jvp::np.foo-float64-mat", InPlaceError("np.foo(out=)"))
+    with pytest.raises(fails, match="the message is now"):
+        tc.judge_refusal("jvp::np.foo-float64-mat", NoDerivativeRule("numpy.baz"))
+    with pytest.raises(fails, match="record --run"):
+        tc.judge_refusal("vmap::np.foo-float64-mat", err)
+    monkeypatch.setattr(tc, "REFUSALS_STRICT", False)
+    tc.judge_refusal("jvp::np.foo-float64-mat", NoDerivativeRule("numpy.foo", "Other words."))
+    with pytest.raises(pytest.xfail.Exception, match="not pinned under this NumPy/SciPy"):
+        tc.judge_refusal("vmap::np.foo-float64-mat", err)
+    # a fragment stops before what names a place (an address, a file, a line)
+    assert fragment("dualrev: x at <function f at 0x7f00> in  a.py line 3") == "dualrev: x"
+    assert fragment("dualrev: y in a.py, line 3") == "dualrev: y in"
+
+
+def test_no_structural_mode_is_generated():
+    """Derivative modes only for cases with a floating output, vmap only for cases with a
+    differentiable argument: nothing is skipped at run time."""
+    for case in CASES:
+        modes = set(modes_of(case))
+        if not case.has_floating_output or case.kind != "diff":
+            assert not modes & {"jvp", "vjp", "fwdrev", "second"}, case.id
+        if not case.templates():
+            assert "vmap" not in modes, case.id
