@@ -209,13 +209,13 @@ def write_failures(rows: list[dict]) -> None:
     print(f"{len(rows):5d}  failures in total")
 
 
-def write_jax_outcomes(rows: list[dict]) -> None:
-    try:
-        import jax
-    except ImportError:
-        print("JAX is not installed: jax_outcomes.py left as it is (install jax==0.10.2 and "
-              "re-record to regenerate it)")
+def write_jax_outcomes(rows: list[dict], compared: bool) -> None:
+    if not compared:
+        print("no comparison with JAX in this recording (is JAX installed?): jax_outcomes.py "
+              "left as it is (pip install jax==0.10.2 and re-record to regenerate it)")
         return
+    import jax
+
     by_outcome: dict[str, list[str]] = defaultdict(list)
     for r in rows:
         by_outcome[r["jax_outcome"]].append(r["key"])
@@ -245,9 +245,11 @@ def main(paths: list[str]) -> None:
     from .specs import CASES
 
     modes_by_case = {c.id.replace(" ", "_"): set(modes_of(c)) for c in CASES}
+    compared = any("jax_run" in r for r in rows)
+    rows = [r for r in rows if "jax_run" not in r]
     write_failures([r for r in rows if "refusal" not in r and "jax_outcome" not in r])
     write_refusals([r for r in rows if "refusal" in r], modes_by_case)
-    write_jax_outcomes([r for r in rows if "jax_outcome" in r])
+    write_jax_outcomes([r for r in rows if "jax_outcome" in r], compared)
 
 
 def run() -> None:

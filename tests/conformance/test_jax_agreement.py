@@ -153,6 +153,8 @@ def test_jax_is_installed_for_the_jax_tests():
     """The JAX comparisons need JAX (``nox -s jax`` installs it): without it, selecting
     them (-m jax) fails here instead of collecting nothing silently."""
     assert jax is not None, "JAX is not installed: pip install jax==0.10.2 (nox -s jax)"
+    if RECORD:  # tells record.py that this recording compared with JAX
+        write_record({"key": "jax::", "jax_run": jax.__version__})
 
 
 def test_jax_outcomes_name_existing_cases():
