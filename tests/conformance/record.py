@@ -1,6 +1,7 @@
 """Regenerate known_failures.py and expected_refusals.py from a recording run.
 
     python -m tests.conformance.record --run      # both steps below, in one command
+    python -m tests.conformance.record --run --no-jax   # without the JAX comparison
 
     DUALREV_CONFORMANCE_RECORD=/tmp/rec.jsonl python -m pytest tests/conformance -m "jax or not jax"
     python -m tests.conformance.record /tmp/rec.jsonl [more.jsonl ...]
@@ -252,15 +253,15 @@ def main(paths: list[str]) -> None:
     write_jax_outcomes([r for r in rows if "jax_outcome" in r], compared)
 
 
-def run() -> None:
-    """Run the harness in recording mode (the JAX agreement too where JAX is installed)
-    and regenerate both tables from it."""
+def run(jax: bool = True) -> None:
+    """Run the harness in recording mode (the JAX agreement too where JAX is installed,
+    unless ``jax`` is false: then jax_outcomes.py is kept) and regenerate the tables."""
     fd, path = tempfile.mkstemp(suffix=".jsonl", prefix="conformance-record-")
     os.close(fd)
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, DUALREV_CONFORMANCE_RECORD=path)
     cmd = [sys.executable, "-m", "pytest", "tests/conformance", "-q", "-p", "no:cacheprovider",
-           "-m", "jax or not jax", "-o", "addopts="]
+           "-m", "jax or not jax" if jax else "not jax", "-o", "addopts="]
     print("recording:", " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=root, env=env, check=False)
     main([path])
@@ -268,7 +269,8 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--run"]:
-        run()
+    if sys.argv[1:2] == ["--run"]:
+        # --no-jax: the default harness only (minutes, not a quarter of an hour)
+        run(jax="--no-jax" not in sys.argv[2:])
     else:
         main(sys.argv[1:] or ["/tmp/conformance-record.jsonl"])
