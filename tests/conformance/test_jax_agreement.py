@@ -37,6 +37,7 @@ OUTCOMES = {
     "jax lacks the variant": "JAX raises on this keyword, shape or dtype",
     "jax output structure": "JAX returns another number of outputs",
     "jax value convention": "JAX's value differs from NumPy's (another convention)",
+    "empty value": "the function's value has no elements: nothing to compare",
     "value not finite": "the function's value is nan or inf: no derivative to compare",
     "jax nan, dualrev finite": "JAX's derivative is nan where dualrev's is finite and "
                                "matches finite differences",
@@ -224,6 +225,8 @@ def _compare(case) -> tuple[str, str]:
         cts = pb(tuple(us))
     except DualrevError as e:
         return f"dualrev refuses: {type(e).__name__}", str(e)
+    if all(np.size(p.plain[i]) == 0 for i in p.diff):
+        return "empty value", ""
     finite = [np.isfinite(p.plain[i]) for i in p.diff]
     if not any(np.any(f) for f in finite):
         return "value not finite", ""
