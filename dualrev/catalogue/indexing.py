@@ -361,9 +361,18 @@ METHODS["getitem"] = getitem
 
 @register_function(np.take)
 def _take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise") -> Any:
-    if out is not None or mode != "raise":
-        raise DualrevError("dualrev: np.take supports neither out= nor mode= on traced values")
+    if out is not None:
+        raise DualrevError("dualrev: np.take does not support out= on traced values (it "
+                           "writes into a plain buffer); use its result")
     indices = indices if isinstance(indices, Tracer) else np.asarray(indices)
+    n = int(np.prod(shape_of(a))) if axis is None else shape_of(a)[int(axis) % ndim_of(a)]
+    if mode != "raise":
+        if mode not in ("wrap", "clip") or n == 0:  # NumPy's own error
+            np.take(np.zeros(shape_of(a)), np.zeros(shape_of(indices), dtype=np.intp),
+                    axis=axis, mode=mode)
+        # the same gather at the indices NumPy reads: wrapped modulo n, or clipped to
+        # [0, n - 1] (negative ones too)
+        indices = np.mod(indices, n) if mode == "wrap" else np.clip(indices, 0, n - 1)
     if axis is None:
         return getitem(np.ravel(a), indices)
     axis = int(axis) % ndim_of(a)

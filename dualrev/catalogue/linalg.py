@@ -507,14 +507,27 @@ singular_values_p.defvjp(_singular_values_vjp, saves="a")
 singular_values_p.defbatch(stacked_rule(singular_values_p))
 
 
+def _hermitian_svd(a: Any, compute_uv: bool) -> Any:
+    """svd(hermitian=True) as NumPy computes it, from eigh (the lower triangle): the
+    singular values are |w| in decreasing order, U the eigenvectors in that order and
+    V^H = (U sign(w))^H; the derivatives are eigh's (|w| has a kink where w = 0)."""
+    if not compute_uv:
+        return np.sort(np.abs(np.linalg.eigvalsh(a)), axis=-1)[..., ::-1]
+    w, v = np.linalg.eigh(a)
+    order = np.argsort(np.abs(concrete(w)), axis=-1)[..., ::-1]
+    sgn = np.take_along_axis(np.sign(concrete(w)), order, axis=-1)
+    s = np.take_along_axis(np.abs(w), order, axis=-1)
+    u = np.take_along_axis(v, order[..., None, :], axis=-1)
+    vh = np.conjugate(np.swapaxes(u * sgn[..., None, :], -1, -2))
+    return _result_type("SVDResult", ("U", "S", "Vh"))(u, s, vh)
+
+
 @register_function(np.linalg.svd)
 def _svd(a: Any, full_matrices: bool = True, compute_uv: bool = True,
          hermitian: bool = False) -> Any:
     m, n = shape_of(a)[-2:]
     if hermitian:
-        raise NoDerivativeRule("numpy.linalg.svd", "hermitian=True is not supported (NumPy "
-                               "then computes an eigendecomposition, with other signs and "
-                               "phases); call it with hermitian=False.")
+        return _hermitian_svd(a, compute_uv)
     if not compute_uv:
         return bind(singular_values_p, (a,), {})
     if full_matrices and m != n:
@@ -566,10 +579,25 @@ qr_p.defbatch(stacked_rule(qr_p))
 @register_function(np.linalg.qr)
 def _qr(a: Any, mode: str = "reduced") -> Any:
     m, n = shape_of(a)[-2:]
-    if mode != "reduced" or m < n:
-        raise NoDerivativeRule("numpy.linalg.qr", "Only mode='reduced' with at least as many "
-                               "rows as columns can be differentiated.")
-    q, r = _packing(((m, n), (n, n))).unpack(bind(qr_p, (a,), {"m": m, "n": n}))
+    if mode not in ("reduced", "complete", "r"):  # NumPy's own error for unknown modes
+        if mode != "raw":
+            np.linalg.qr(np.zeros(shape_of(a)), mode=mode)
+        raise NoDerivativeRule("numpy.linalg.qr", "mode='raw' (Householder reflectors) "
+                               "cannot be differentiated; use mode='reduced'.")
+    if mode == "complete" and m > n:
+        raise NoDerivativeRule("numpy.linalg.qr", "mode='complete' of a matrix with more rows "
+                               "than columns cannot be differentiated: the extra columns of Q "
+                               "are not unique; use mode='reduced'.")
+    if m >= n:
+        q, r = _packing(((m, n), (n, n))).unpack(bind(qr_p, (a,), {"m": m, "n": n}))
+    else:
+        # wide: the Householder steps of the first m columns give Q (the square QR of
+        # that block, R's left part), and R's right part is Q^H times the other columns
+        q, r_left = _packing(((m, m), (m, m))).unpack(
+            bind(qr_p, (a[..., :m],), {"m": m, "n": m}))
+        r = np.concatenate([r_left, _H(q) @ a[..., m:]], axis=-1)
+    if mode == "r":
+        return r
     return _result_type("QRResult", ("Q", "R"))(q, r)
 
 

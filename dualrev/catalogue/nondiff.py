@@ -133,8 +133,10 @@ def _copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) -
 
 for _f in (np.linalg.matrix_rank, np.nanargmax, np.nanargmin):
     register_function(_f, _on_plain_values(_f))  # integer results
-register_function(np.common_type, _on_plain_values(np.common_type))
+# a query about types: in _META before its handler is made (the handler reads _META
+# once), so that under vmap it answers once for the batch instead of per element
 _META.add(np.common_type)
+register_function(np.common_type, _on_plain_values(np.common_type))
 del _f
 
 

@@ -127,13 +127,16 @@ def abs2(x: Any) -> Any:
 def _var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
          keepdims: bool = False, *, where: Any = True, mean: Any = None,
          correction: Any = None) -> Any:
-    _reject("var", out, where)
+    _reject("var", out)
     if correction is not None:
         if ddof != 0:
             raise ValueError("ddof and correction can't be provided simultaneously.")
         ddof = correction
     xs = shape_of(a)
     axes = normalize_axis(axis, len(xs))
+    mask = _mask(where, a)
+    if mask is not None:
+        return _masked_var(a, mask, axes, dtype, ddof, keepdims, mean)
     count = math.prod(xs[i] for i in axes)
     if ddof >= count:
         warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
@@ -151,6 +154,33 @@ def _var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: flo
     else:
         sq = centred * centred
     return _sum(sq, axes, dtype, keepdims=keepdims) / max(count - ddof, 0)
+
+
+def _masked_var(a: Any, mask: Any, axes: tuple[int, ...], dtype: Any, ddof: float,
+                keepdims: bool, mean: Any) -> Any:
+    """np.var(a, where=mask): NumPy's definition, the mean and the sum of squares over the
+    selected elements, divided by max(count - ddof, 0) per group."""
+    count = np.sum(mask, axis=axes, keepdims=True)
+    batched = isinstance(count, Tracer)  # a mask per element under vmap
+    if not batched and np.any(ddof >= count):
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=3)
+    if mean is None:
+        # groups of one selected element: var is identically 0 there (see _var)
+        single = np.broadcast_to(count == 1, shape_of(mask)) & mask
+        if batched or np.any(single):
+            a = np.where(single, without_derivatives(a), a)
+        mean = _mean(a, axes, dtype, keepdims=True, where=mask)
+    centred = a - mean
+    if is_complex(centred):
+        re, im = np.real(centred), np.imag(centred)
+        sq = re * re + im * im
+    else:
+        sq = centred * centred
+    total = _sum(sq, axes, dtype, keepdims=keepdims, where=mask)
+    # NumPy divides in the sum's precision (float32 stays float32)
+    divisor = np.maximum(count - ddof, 0)
+    divisor = divisor if keepdims else np.squeeze(divisor, axis=axes)
+    return total / astype(divisor, np.finfo(dtype_of(total)).dtype)
 
 
 @register_function(np.std)
@@ -245,10 +275,29 @@ amax_p = _extremum("max", _amax_impl)
 amin_p = _extremum("min", _amin_impl)
 
 
+def _extremum_with(handler: Any, name: str, a: Any, axis: Any, keepdims: bool, initial: Any,
+                   where: Any) -> Any:
+    """np.max/np.min with initial= and where=: NumPy's value is the extremum of initial
+    and the selected elements, i.e. maximum(max(where(mask, a, initial)), initial); its
+    derivative is that of np.where and np.maximum (ties: np.maximum's rule)."""
+    if initial is None:  # NumPy's own error: where= needs an identity
+        getattr(np, name)(np.zeros(1), where=np.array([True]))
+    mask = _mask(where, a)
+    pick = np.maximum if name == "max" else np.minimum
+    axes = normalize_axis(axis, ndim_of(a), scalar_axis=True)
+    if any(shape_of(a)[i] == 0 for i in axes):  # nothing to select: initial everywhere
+        shape = np.sum(np.zeros(shape_of(a)), axis=axes, keepdims=keepdims).shape
+        return astype(np.zeros(shape, dtype_of(a)) + initial, dtype_of(a))
+    x = a if mask is None else np.where(mask, a, initial)
+    return astype(pick(handler(x, axis, keepdims=keepdims), initial), dtype_of(a))
+
+
 def _extremum_handler(prim: Primitive, name: str) -> Any:
     def handler(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,
                 initial: Any = None, where: Any = True) -> Any:
-        _reject(name, out, where, initial)
+        _reject(name, out)
+        if initial is not None or where is not True:
+            return _extremum_with(handler, name, a, axis, keepdims, initial, where)
         axis = normalize_axis(axis, ndim_of(a), scalar_axis=True)
         if not axis:  # nothing reduced: NumPy returns a copy, another object
             return clone(a) if isinstance(a, Tracer) else a

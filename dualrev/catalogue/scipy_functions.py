@@ -191,7 +191,20 @@ def softplus(x: Any, **kwargs: Any) -> Any:
 dispatch(sc, "logsumexp", logsumexp)
 dispatch(sc, "softmax", softmax)
 dispatch(sc, "log_softmax", log_softmax)
-dispatch(sc, "polygamma", polygamma_p)
+def polygamma(n: Any, x: Any) -> Any:
+    """scipy.special.polygamma of traced values: real x only, as SciPy's (its zeta is
+    real-only); the rules of psi/gamma/loggamma reach complex points through polygamma_p
+    itself."""
+    if is_complex(x):
+        raise NoDerivativeRule(
+            "scipy.special.polygamma of a complex argument",
+            "SciPy's polygamma is defined for real arguments only (it raises TypeError "
+            "on plain complex values); psi, gamma and loggamma of complex arguments have "
+            "their derivatives.")
+    return polygamma_p(n, x)
+
+
+dispatch(sc, "polygamma", polygamma)
 if hasattr(sc, "softplus"):
     dispatch(sc, "softplus", softplus)
 
@@ -370,14 +383,16 @@ expm_p.defbatch(stacked_rule(expm_p))
 
 def _sqrtm_impl(a: Any) -> Any:
     x = sla.sqrtm(a)
-    if np.iscomplexobj(x):
-        raise NoDerivativeRule("scipy.linalg.sqrtm", "Its result is complex here; only "
-                               "matrices with a real square root are supported.")
+    if np.iscomplexobj(x) and not np.iscomplexobj(a):
+        raise NoDerivativeRule("scipy.linalg.sqrtm", "Its result is complex here; only real "
+                               "matrices with a real square root (and complex matrices) are "
+                               "supported.")
     return x
 
 
 def _sqrtm_jvp(g: Any, ans: Any, a: Any) -> Any:
-    # X = sqrtm(A): X dX + dX X = dA, a Sylvester equation, solved as the linear system
+    # X = sqrtm(A): X dX + dX X = dA (complex A too: sqrtm is holomorphic where the
+    # principal root is defined), a Sylvester equation, solved as the linear system
     # (X kron I + I kron X^T) vec(dX) = vec(dA) (row-major vec) so that it stays
     # differentiable in X for higher derivatives.
     n = shape_of(a)[-1]

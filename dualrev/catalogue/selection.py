@@ -94,11 +94,32 @@ def _piecewise(x: Any, condlist: Any, funclist: Any, *args: Any, **kw: Any) -> A
     return out
 
 
+def _interp_periodic(x: Any, xp: Any, fp: Any, period: Any) -> Any:
+    """np.interp(period=) as NumPy defines it: x and xp taken modulo |period|, xp sorted,
+    one point wrapped around at each end, then the plain interpolation (left/right are
+    ignored, as in NumPy)."""
+    if np.any(without_derivatives(as_array(period)) == 0):
+        raise ValueError("period must be a non-zero value")
+    period = np.abs(period)
+    xp, fp = as_array(xp), as_array(fp)
+    if ndim_of(xp) != 1 or ndim_of(fp) != 1:
+        raise ValueError("Data points must be 1-D sequences")
+    if shape_of(xp)[0] != shape_of(fp)[0]:
+        raise ValueError("fp and xp are not of the same length")
+    x, xp = np.mod(x, period), np.mod(xp, period)
+    order = np.argsort(without_derivatives(xp))
+    xp, fp = getitem(xp, (order,)), getitem(fp, (order,))
+    xp = np.concatenate([getitem(xp, (slice(-1, None),)) - period, xp,
+                         getitem(xp, (slice(0, 1),)) + period])
+    fp = np.concatenate([getitem(fp, (slice(-1, None),)), fp, getitem(fp, (slice(0, 1),))])
+    return _interp(x, xp, fp)
+
+
 @register_function(np.interp)
 def _interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
             period: Any = None) -> Any:
     if period is not None:
-        raise DualrevError("dualrev: np.interp(period=...) is not supported on traced values")
+        return _interp_periodic(x, xp, fp, period)
     # the interval of each point, from the plain values (per element under vmap)
     xp_plain = without_derivatives(as_array(xp))
     if not isinstance(xp_plain, Tracer):
@@ -247,23 +268,26 @@ def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
         # NumPy floors to the integers: a piecewise constant, so a plain result
         return on_plain_values(np.linspace, (start, stop, num, endpoint, retstep, dtype, axis),
                                name="numpy.linspace")
-    if axis != 0 or ndim_of(start) or ndim_of(stop):
-        raise DualrevError("dualrev: np.linspace on traced values supports scalar endpoints "
-                           "and axis=0")
     if dtype is not None:
-        out = _linspace(start, stop, num, endpoint, retstep)
+        out = _linspace(start, stop, num, endpoint, retstep, axis=axis)
         return (astype(out[0], dtype), out[1]) if retstep else astype(out, dtype)
     # NumPy's result dtype (float32 endpoints give float32); computed in float64, cast last
     dt = np.result_type(stand_in(start), stand_in(stop), float(num))
+    # array endpoints: the samples run along a new leading axis (moved to axis= last)
+    nd = len(np.broadcast_shapes(shape_of(start), shape_of(stop)))
+    axis = normalize_axis(axis, nd + 1)[0]
     div = (num - 1) if endpoint else num
     t = np.arange(num) / div if div > 0 else np.zeros(num)
+    t = np.reshape(t, (num,) + (1,) * nd)
     step = (stop - start) / div if div > 0 else np.nan * (stop - start)
     out = start + t * (stop - start)
     if endpoint and num > 1:
-        out = np.concatenate([getitem(out, (slice(0, -1),)), np.reshape(stop + 0.0 * start,
-                                                                        (1,))])
+        last = np.expand_dims(stop + 0.0 * start, 0)
+        out = np.concatenate([getitem(out, (slice(0, -1),)), last])
     if dtype_of(out) != dt:
         out = astype(out, dt)
+    if axis:
+        out = np.moveaxis(out, 0, axis)
     return (out, step) if retstep else out
 
 

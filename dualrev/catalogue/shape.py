@@ -8,6 +8,8 @@ operation's axes past the batch axis.
 
 from __future__ import annotations
 
+import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -50,14 +52,19 @@ reshape_p.defbatch(lambda args, batched, shape: bind(
 @register_function(np.reshape)
 def _reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None,
              copy: Any = None) -> Any:
-    if order != "C":
-        raise DualrevError("dualrev: only order='C' reshapes are supported on traced values")
+    if order not in ("C", "F"):
+        raise DualrevError(f"dualrev: reshape/ravel(order={order!r}) depends on the memory "
+                           "layout, which a traced value does not have; pass order='C' or "
+                           "order='F'")
     if shape is None:
         shape = newshape
     xs = shape_of(a)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
     if -1 in shape:
         shape = np.empty(xs, dtype=np.bool_).reshape(shape).shape
+    if order == "F":
+        # reading and writing in Fortran order is the C-order reshape of the reversed axes
+        return _transpose(_reshape(_transpose(a), shape[::-1]))
     if shape == xs:
         return a
     return bind(reshape_p, (a,), {"shape": shape})
@@ -332,11 +339,42 @@ pad_p.defvjp(_pad_vjp, saves="x.shape")
 pad_p.defbatch(lambda args, batched, widths: bind(pad_p, args, {"widths": ((0, 0),) + widths}))
 
 
+#: modes whose padding copies elements of the array (no arithmetic): a gather each
+_COPYING_PAD_MODES = ("edge", "wrap", "reflect", "symmetric")
+
+
+def _pad_by_copies(array: Any, pad_width: Any, mode: str, kwargs: dict[str, Any]) -> Any:
+    """np.pad for the modes that copy elements: NumPy pads axis by axis, each line the
+    same way, so padding ``arange(n)`` gives the source index of every output position
+    along that axis; the traced array is gathered with it (derivatives: those of
+    indexing)."""
+    if kwargs.get("reflect_type", "even") != "even":
+        raise DualrevError(f"dualrev: np.pad(mode={mode!r}, reflect_type='odd') has no "
+                           "derivative rule yet (it extrapolates 2 * edge - x); "
+                           "reflect_type='even' (the default) is supported on traced values")
+    # NumPy's own checks of pad_width and the keywords, on a stand-in of the same shape
+    np.pad(np.zeros(shape_of(array)), pad_width, mode=mode, **kwargs)
+    nd = ndim_of(array)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.intp), (nd, 2))
+    out = array
+    for axis, n in enumerate(shape_of(array)):
+        if not widths[axis].any():
+            continue
+        index = np.pad(np.arange(n), tuple(int(w) for w in widths[axis]), mode=mode, **kwargs)
+        out = getitem(out, (slice(None),) * axis + (index,))
+    if out is array and isinstance(array, Tracer):  # no padding: still a new array
+        out = clone(array)
+    return out
+
+
 @register_function(np.pad)
 def _pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> Any:
+    if mode in _COPYING_PAD_MODES:
+        return _pad_by_copies(array, pad_width, mode, kwargs)
     if mode != "constant":
         raise DualrevError(f"dualrev: np.pad(mode={mode!r}) has no derivative rule yet; "
-                           "only mode='constant' is supported on traced values")
+                           "mode='constant' and the modes that copy elements "
+                           f"({', '.join(_COPYING_PAD_MODES)}) are supported on traced values")
     cval = kwargs.pop("constant_values", 0)
     if kwargs:  # NumPy's own check: these belong to other modes
         raise ValueError(f"unsupported keyword arguments for mode 'constant': {set(kwargs)}")
@@ -483,18 +521,37 @@ def _cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1,
            axis: Any = None) -> Any:
     if axis is not None:
         axisa = axisb = axisc = axis
+    # NumPy's own checks and warnings (2-vectors are deprecated since NumPy 2.0), on
+    # stand-ins, re-issued at the caller's line
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.cross(np.zeros(shape_of(a)), np.zeros(shape_of(b)), axisa, axisb, axisc)
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=_caller_stacklevel())
     a = _moveaxis(a, axisa, -1)
     b = _moveaxis(b, axisb, -1)
-    if shape_of(a)[-1] != 3 or shape_of(b)[-1] != 3:
-        raise DualrevError("dualrev: np.cross on traced values supports 3-vectors")
+    na, nb = shape_of(a)[-1], shape_of(b)[-1]
 
-    def comp(v: Any, i: int) -> Any:
-        return getitem(v, (Ellipsis, i))
+    def comp(v: Any, i: int, n: int) -> Any:
+        # a 2-vector's third component is 0, as in NumPy
+        return getitem(v, (Ellipsis, i)) if i < n else 0.0
 
-    parts = [comp(a, 1) * comp(b, 2) - comp(a, 2) * comp(b, 1),
-             comp(a, 2) * comp(b, 0) - comp(a, 0) * comp(b, 2),
-             comp(a, 0) * comp(b, 1) - comp(a, 1) * comp(b, 0)]
-    return _moveaxis(_stack(parts, axis=-1), -1, axisc)
+    z = comp(a, 0, na) * comp(b, 1, nb) - comp(a, 1, na) * comp(b, 0, nb)
+    if na == nb == 2:  # NumPy returns the z component alone
+        return z
+    parts = [comp(a, 1, na) * comp(b, 2, nb) - comp(a, 2, na) * comp(b, 1, nb),
+             comp(a, 2, na) * comp(b, 0, nb) - comp(a, 0, na) * comp(b, 2, nb), z]
+    parts = np.broadcast_arrays(*parts)
+    return _moveaxis(_stack(list(parts), axis=-1), -1, axisc)
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` naming the first frame outside dualrev, for a warning issued by
+    the function calling this one."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("dualrev"):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 # ------------------------------------------------------------------ append, rot90, rollaxis,

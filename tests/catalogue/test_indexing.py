@@ -31,6 +31,10 @@ CASES = {
     "take": (lambda x: np.take(x, [5, 0, 0]), V),
     "take_axis": (lambda x: np.take(x, [3, 1], axis=1), A),
     "take_method": (lambda x: x.take([1, 2, 1], axis=2), A),
+    # mode= (refused before; pinned refusals of the conformance harness): the indices
+    # NumPy reads, wrapped or clipped (negative ones clipped to 0, not counted from the end)
+    "take_wrap": (lambda x: np.take(x, [-8, 0, 13, 2], mode="wrap"), V),
+    "take_clip_axis": (lambda x: np.take(x, [[7, -1], [1, 3]], axis=1, mode="clip"), A),
     "chained": (lambda x: x[1:][::-1][[0, 0, 2]], V),
 }
 
@@ -80,3 +84,21 @@ def test_indexing_with_empty_results(name):
     # A batched gather/scatter flattened with reshape(batch + (-1,)), ambiguous when the
     # batch (a jacrev of an empty output) has no elements.
     check_empty(*EMPTY[name])
+
+
+def test_take_modes_keep_numpy_errors():
+    with pytest.raises(ValueError, match="clipmode"):
+        dr.grad(lambda x: np.sum(np.take(x, [1], mode="foo")))(V)
+    with pytest.raises(IndexError, match="empty"):
+        dr.grad(lambda x: np.sum(np.take(x, [1], mode="wrap")))(np.zeros(0))
+    with pytest.raises(dr.DualrevError, match="out="):
+        dr.grad(lambda x: np.sum(np.take(x, [1], out=np.zeros(1))))(V)
+
+
+def test_take_mode_under_vmap_with_per_example_indices():
+    xs = rng.standard_normal((3, 4))
+    idx = np.array([[7, -1], [2, 4], [0, 9]])
+    for mode in ("wrap", "clip"):
+        got = dr.vmap(lambda v, i, mode=mode: np.take(v, i, mode=mode))(xs, idx)
+        want = np.stack([np.take(v, i, mode=mode) for v, i in zip(xs, idx, strict=True)])
+        np.testing.assert_array_equal(got, want)

@@ -378,3 +378,18 @@ def test_a_rule_that_delegates_names_the_function_the_user_called():
     message = str(info.value)
     assert "outer: dualrev's rule for it converts a traced argument" in message
     assert "lu_factor" not in message
+
+
+def test_sqrtm_of_a_complex_matrix():
+    # refused until the conformance harness pinned it: the Sylvester equation
+    # X dX + dX X = dA holds for complex A (sqrtm is holomorphic there); a general
+    # (non-normal) complex matrix, values equal to SciPy's
+    crng = np.random.default_rng(21)
+    a = np.eye(3) * 2.0 + 0.4 * (crng.standard_normal((3, 3)) + 1j * crng.standard_normal((3, 3)))
+    got = dr.jvp(sla.sqrtm, (a,), (np.zeros_like(a),))[0]
+    np.testing.assert_allclose(got, ORIGINALS[sla.sqrtm](a), rtol=1e-13)
+    check_grads(sla.sqrtm, (a,), order=2)
+    # a real matrix whose principal root is complex is still refused (real input,
+    # complex result)
+    with pytest.raises(dr.NoDerivativeRule, match="complex here"):
+        dr.jvp(sla.sqrtm, (-np.eye(2),), (np.eye(2),))

@@ -46,6 +46,15 @@ CASES = {
     "meshgrid_ij": (lambda a, b: np.meshgrid(a, b, indexing="ij")[1], (x[:3], x[:4])),
     "linspace": (lambda a, b: np.linspace(a, b, 5), (0.3, 2.0)),
     "linspace_open": (lambda a, b: np.linspace(a, b, 4, endpoint=False), (0.3, 2.0)),
+    # array endpoints and axis= (refused until the conformance harness pinned it)
+    "linspace_arrays_axis": (lambda a, b: np.linspace(a, b, 4, axis=1), (x[:3], x[3:6])),
+    "linspace_broadcast_last": (lambda a, b: np.linspace(a, b, 3, endpoint=False, axis=-1),
+                                (x[:3], np.reshape(x[3:5], (2, 1)))),
+    # period= (refused until the conformance harness pinned it): NumPy's wrap-around
+    "interp_period": (lambda a, b, c: np.interp(a, b, c, period=-3.0),
+                      (np.array([0.4, 2.2, -1.1, 4.0]), np.array([0.1, 2.5, 1.3, 0.7]),
+                       np.array([0.3, -1.2, 2.0, 0.8]))),
+    "linspace_retstep": (lambda a, b: np.linspace(a, b, 5, retstep=True), (x[:2], 1.5)),
     "cumsum_axis": (lambda m: np.cumsum(m, axis=1), (M,)),
 }
 

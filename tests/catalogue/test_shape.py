@@ -62,6 +62,15 @@ CASES = {
     "pad": (lambda x: np.pad(x, ((1, 2), (0, 3))), M),
     "pad_int": (lambda x: np.pad(x, 2), V),
     "pad_constant": (lambda x: np.pad(x, 1, constant_values=5.0), V),
+    # order='F' (refused until the conformance harness pinned it)
+    "reshape_F": (lambda x: np.reshape(x, (4, -1), order="F"), A),
+    "ravel_F": (lambda x: np.ravel(x, order="F") * x.flatten(order="F"), M),
+    # the modes that copy elements (refused before; pinned refusals of the conformance
+    # harness): widths beyond the axis length repeat NumPy's iterated padding
+    "pad_edge": (lambda x: np.pad(x, ((1, 2), (0, 3)), mode="edge"), M),
+    "pad_wrap_wide": (lambda x: np.pad(x, (2, 9), mode="wrap"), V),
+    "pad_reflect_wide": (lambda x: np.pad(x, ((3, 4), (5, 1)), mode="reflect"), M),
+    "pad_symmetric": (lambda x: np.pad(x, (1, 2), mode="symmetric", reflect_type="even"), A),
     "diag_2d": (np.diag, M),
     "diag_2d_k": (lambda x: np.diag(x, 1), M),
     "diag_1d": (np.diag, V),
@@ -98,6 +107,49 @@ def test_traced_pad_constant_is_refused_not_dropped():
 
     with pytest.raises(dr.DualrevError, match="constant_values"):
         dr.grad(lambda c: np.sum(np.pad(np.ones(2) * c, 1, constant_values=c)))(0.0)
+
+
+def test_reshape_layout_orders_are_refused():
+    # 'A' and 'K' depend on the memory layout, which a traced value does not have
+    import dualrev as dr
+
+    with pytest.raises(dr.DualrevError, match="order='A'"):
+        dr.grad(lambda x: np.sum(np.ravel(x, order="A")))(M)
+
+
+def test_pad_odd_reflection_is_refused_and_other_modes_too():
+    import dualrev as dr
+
+    with pytest.raises(dr.DualrevError, match="reflect_type='odd'"):
+        dr.grad(lambda x: np.sum(np.pad(x, 2, mode="reflect", reflect_type="odd")))(V)
+    with pytest.raises(dr.DualrevError, match="mode='mean'"):
+        dr.grad(lambda x: np.sum(np.pad(x, 2, mode="mean")))(V)
+    with pytest.raises(ValueError, match="can't extend empty axis"):  # NumPy's own error
+        dr.grad(lambda x: np.sum(np.pad(x, 1, mode="wrap")))(np.zeros(0))
+
+
+def test_cross_of_2_vectors_like_numpy():
+    # refused until the conformance harness pinned it: NumPy (deprecated since 2.0, with a
+    # DeprecationWarning at the caller's line) gives the z component of two 2-vectors, and
+    # treats a 2-vector's z as 0 against a 3-vector
+    import warnings
+
+    import dualrev as dr
+
+    for a, b in ((V[:2], V[2:4]), (np.reshape(V[:4], (2, 2)), V[3:5]), (V[:2], V[2:5])):
+        with warnings.catch_warnings(record=True) as plain:
+            warnings.simplefilter("always")
+            want = np.cross(a, b)
+        with warnings.catch_warnings(record=True) as traced:
+            warnings.simplefilter("always")
+            got = dr.jvp(np.cross, (a, b), (np.zeros_like(a), np.zeros_like(b)))[0]
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+        assert [(w.category, str(w.message)) for w in traced] == [
+            (w.category, str(w.message)) for w in plain]
+        assert all(w.filename == __file__ for w in traced)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            check_all(np.cross, (a, b), order=2)
 
 
 @pytest.mark.parametrize("args", [(V[:3], V[2:]), (np.stack([V[:3], V[1:4]]), V[2:])])

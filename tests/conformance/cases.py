@@ -203,15 +203,25 @@ class Case:
 
     def applies(self) -> bool:
         """Whether the plain NumPy/SciPy call accepts this case (NumPy versions differ in
-        the keywords they accept)."""
+        the keywords they accept). Also notes whether the call has a floating output
+        (``has_floating_output``), which decides the modes that apply."""
         args, kwargs = self.instantiate()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.fn(*args, **kwargs)
+                out = self.fn(*args, **kwargs)
         except Exception:
             return False
+        self._floating = any(is_floating(o) for o in flat(out))
         return True
+
+    @property
+    def has_floating_output(self) -> bool:
+        """Whether the plain call returns a floating output, i.e. something to
+        differentiate (the derivative modes apply only then)."""
+        if not hasattr(self, "_floating"):
+            self.applies()
+        return getattr(self, "_floating", False)
 
     def seed(self) -> int:
         return zlib.crc32(self.id.encode())
@@ -256,6 +266,24 @@ class Case:
             return _walk((self.args, self.kwargs), lambda t: next(vals))
 
         return leaves, rebuild
+
+
+def flat(o: Any) -> list[Any]:
+    """The leaves of a (nested) tuple/list output."""
+    if isinstance(o, (tuple, list)):
+        return [v for item in o for v in flat(item)]
+    return [o]
+
+
+def is_numeric(o: Any) -> bool:
+    """A number or an array of numbers (not a bool, a dtype, a string...)."""
+    return isinstance(o, (np.ndarray, np.generic, float, int, complex)) and not isinstance(
+        o, bool)
+
+
+def is_floating(o: Any) -> bool:
+    """A real or complex floating number or array: an output with a derivative."""
+    return is_numeric(o) and np.result_type(o).kind in "fc"
 
 
 def _flatten_like(tmpl: Any, val: Any, out: list[Any]) -> None:

@@ -17,34 +17,25 @@ import dualrev as dr
 from dualrev.errors import DualrevError
 from dualrev.primitive import strip
 
-from .cases import A, Case
+from .cases import A, Case, flat, is_floating, is_numeric
+
+_numeric, _floating = is_numeric, is_floating
 
 
 def modes_of(case: Case) -> tuple[str, ...]:
-    """The checks that apply to a case."""
+    """The checks that apply to a case. Only these are generated: a derivative mode needs
+    a floating output, vmap a differentiable argument to batch (nothing is skipped at
+    run time)."""
     if case.kind == "raises":
         return ("raises",)
+    batch = ("vmap",) if case.templates() and case.dtype != "float32" else ()
     if case.kind == "value":
-        return ("value", "vmap") if case.dtype != "float32" else ("value",)
+        return ("value",) + batch
+    if not case.has_floating_output:
+        return ("value",) + batch
     if case.dtype == "float32":
         return ("value", "jvp", "vjp")
-    return ("value", "jvp", "vjp", "fwdrev") + (("second",) if case.second else ()) + ("vmap",)
-
-
-def flat(o: Any) -> list[Any]:
-    """The leaves of a (nested) tuple/list output."""
-    if isinstance(o, (tuple, list)):
-        return [v for item in o for v in flat(item)]
-    return [o]
-
-
-def _numeric(o: Any) -> bool:
-    return isinstance(o, (np.ndarray, np.generic, float, int, complex)) and not isinstance(
-        o, bool)
-
-
-def _floating(o: Any) -> bool:
-    return _numeric(o) and np.result_type(o).kind in "fc"
+    return ("value", "jvp", "vjp", "fwdrev") + (("second",) if case.second else ()) + batch
 
 
 class Prepared:
@@ -79,12 +70,23 @@ class Prepared:
         return out
 
 
+class Refusal(Exception):  # noqa: N818  (not an error of the check: an outcome)
+    """dualrev refused a case with a ``DualrevError`` where the check allows a refusal.
+    test_conformance compares it with the pinned outcome (expected_refusals.py): a
+    refusal passes only where it is pinned, with the same error class and message."""
+
+    def __init__(self, error: DualrevError) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+
+
 def refusing(fn: Callable[[], Any]) -> Any:
-    """Run ``fn``; a DualrevError is a clear refusal, which the harness accepts (skip)."""
+    """Run ``fn``; a DualrevError is a clear refusal, reported as ``Refusal`` (which
+    test_conformance checks against the pinned outcomes, never a skip)."""
     try:
         return fn()
     except DualrevError as e:
-        pytest.skip(f"dualrev refuses: {type(e).__name__}: {str(e)[:160]}")
+        raise Refusal(e) from e
 
 
 def _scale(*xs: Any) -> float:
@@ -193,8 +195,7 @@ def check_jvp(case: Case) -> None:
     """JVP along a random direction against finite differences (float32: against the
     float64 run, and the tangent keeps float32)."""
     p = Prepared(case)
-    if not p.diff:
-        pytest.skip("no floating output")
+    assert p.diff, "a derivative mode generated for a case without a floating output"
     vs = p.random_like(p.leaves)
     out, ts = _jvp(p, vs)
     if case.dtype == "float32":
@@ -229,8 +230,7 @@ def check_vjp(case: Case) -> None:
     """<u, J v> computed by the VJP equals the JVP's, with the Re(ct * t) pairing;
     cotangents have their primal's shape and dtype."""
     p = Prepared(case)
-    if not p.diff:
-        pytest.skip("no floating output")
+    assert p.diff, "a derivative mode generated for a case without a floating output"
     vs = p.random_like(p.leaves)
     out, ts = _jvp(p, vs)
     us = p.random_like(out)
@@ -256,22 +256,21 @@ def check_fwdrev(case: Case) -> None:
     """jacfwd == jacrev == jacobian for real outputs; for complex outputs jacrev refuses
     clearly and jacfwd agrees with the JVP along real directions."""
     p = Prepared(case)
-    if not p.diff:
-        pytest.skip("no floating output")
+    assert p.diff, "a derivative mode generated for a case without a floating output"
     nums = tuple(range(len(p.leaves)))
     complex_out = any(np.iscomplexobj(p.plain[i]) for i in p.diff)
     complex_in = any(np.iscomplexobj(x) for x in p.leaves)
     if complex_out:
         with pytest.raises(DualrevError):
             dr.jacrev(p.g, nums)(*p.leaves)
-        jf = refusing(lambda: dr.jacfwd(p.g, nums)(*p.leaves))
+        jf = _jacfwd_columns(p, nums)
         if _all_empty(p.leaves):
             return  # an empty direction: the JVP may be 0/0 (see check_jvp)
         vs = [np.real(v) for v in p.random_like(p.leaves)]
         _, ts = _jvp(p, vs)
-        for o, (t, row) in enumerate(zip(ts, jf, strict=True)):
-            got = sum(np.tensordot(J, v, axes=np.ndim(v)) for J, v in
-                      zip(row, vs, strict=True))
+        for o, t in enumerate(ts):
+            got = sum(np.tensordot(jf[k][o], v, axes=np.ndim(v)) for k, v in
+                      zip(nums, vs, strict=True))
             assert_close(got, t, 1e-9, f"jacfwd(output {o}) . v vs jvp")
         return
     jr = refusing(lambda: dr.jacrev(p.g, nums)(*p.leaves))
@@ -290,11 +289,29 @@ def check_fwdrev(case: Case) -> None:
             assert_close(jac[o][k], jr[o][k], 1e-9, f"jacobian vs jacrev [out {o}, arg {k}]")
 
 
+def _jacfwd_columns(p: Prepared, nums: tuple[int, ...]) -> dict[int, list[Any]]:
+    """jacfwd of ``p.g`` w.r.t. each leaf, ``{leaf: [d output_o / d leaf]}``: real leaves
+    by plain jacfwd, complex ones with ``holomorphic=True`` (whose basis tangents are
+    the real axis, so ``J . v == jvp(v)`` for real ``v`` holomorphic or not). Plain
+    jacfwd of a complex leaf must refuse, as JAX's does."""
+    cplx = tuple(k for k in nums if np.iscomplexobj(p.leaves[k]))
+    real = tuple(k for k in nums if k not in cplx)
+    if cplx:
+        with pytest.raises(DualrevError, match="needs real inputs"):
+            dr.jacfwd(p.g, cplx)(*p.leaves)
+    cols: dict[int, list[Any]] = {}
+    for group, holo in ((real, False), (cplx, True)):
+        if group:
+            jf = refusing(lambda g=group, h=holo: dr.jacfwd(p.g, g, holomorphic=h)(*p.leaves))
+            for i, k in enumerate(group):
+                cols[k] = [row[i] for row in jf]
+    return cols
+
+
 def check_second(case: Case) -> None:
     """Forward over reverse: the JVP of x -> vjp(f, x)(u) against its finite differences."""
     p = Prepared(case)
-    if not p.diff:
-        pytest.skip("no floating output")
+    assert p.diff, "a derivative mode generated for a case without a floating output"
     out = p.g(*p.leaves)
     us = p.random_like(out)
     vs = p.random_like(p.leaves)
@@ -353,8 +370,7 @@ def check_vmap(case: Case) -> None:
     arguments unbatched, in_axes=None) equals a loop of single calls stacked: the value,
     a JVP (one tangent for the batch) and a VJP (one cotangent per element)."""
     p = Prepared(case)
-    if not p.leaves:
-        pytest.skip("no differentiable argument to batch")
+    assert p.leaves, "vmap generated for a case without a differentiable argument"
     draws = [p.leaves] + [case.split(*case.instantiate(draw=k))[0]
                           for k in range(1, VMAP_BATCH)]
     batch = [np.stack(xs) for xs in zip(*draws, strict=True)]

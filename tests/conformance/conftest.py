@@ -1,11 +1,16 @@
 """Recording mode: DUALREV_CONFORMANCE_RECORD=path runs the harness without its xfail
-marks and writes every failing case (one JSON object per line) to ``path``; see
-record.py."""
+marks and its pinned refusals, and writes every failing case and every refusal (one JSON
+object per line) to ``path``; ``python -m tests.conformance.record`` turns that into
+known_failures.py and expected_refusals.py (``--run`` does both steps)."""
 
 import json
 import os
+from typing import Any
 
 RECORD = os.environ.get("DUALREV_CONFORMANCE_RECORD")
+
+#: the one command that re-records both tables (the failure messages quote it)
+RECORD_COMMAND = "python -m tests.conformance.record --run"
 
 
 def pytest_runtest_logreport(report):
@@ -18,17 +23,27 @@ def pytest_runtest_logreport(report):
     key = report.nodeid.split(test, 1)[1][:-1]
     crash = getattr(report.longrepr, "reprcrash", None)
     msg = crash.message if crash is not None else str(report.longrepr)[-300:]
+    write_record({"key": key, "message": msg})
+
+
+def write_record(row: dict[str, Any]) -> None:
+    """Append one outcome to the recording file."""
     with open(RECORD, "a") as fh:
-        fh.write(json.dumps({"key": key, "message": msg}) + "\n")
+        fh.write(json.dumps(row) + "\n")
 
 
-def strict_here() -> bool:
-    """Whether this NumPy/SciPy is the one known_failures.py was recorded with (only
-    there a known failure that passes is an error)."""
+def versions() -> dict[str, str]:
+    """The installed NumPy/SciPy minor versions, as the tables record them."""
     import numpy as np
     import scipy
 
-    from .known_failures import RECORDED_WITH
+    return {m.__name__: ".".join(m.__version__.split(".")[:2]) for m in (np, scipy)}
 
-    now = {m.__name__: ".".join(m.__version__.split(".")[:2]) for m in (np, scipy)}
-    return now == RECORDED_WITH
+
+def strict_here(recorded: dict[str, str] | None = None) -> bool:
+    """Whether this NumPy/SciPy is the one a table was recorded with (known_failures.py
+    by default): only there a known failure that passes, or a pinned refusal that passes
+    or says something else, is an error."""
+    if recorded is None:
+        from .known_failures import RECORDED_WITH as recorded
+    return versions() == recorded

@@ -12,6 +12,8 @@ from dualrev.primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS
 
 from .checks import VMAP_BATCH, modes_of
 from .coverage import main as coverage_main
+from .expected_refusals import EXPECTED_REFUSALS
+from .jax_outcomes import JAX_OUTCOMES
 from .known_failures import KNOWN_FAILURES
 from .specs import CASES
 
@@ -52,6 +54,14 @@ def main() -> None:
         ents = sorted(names[cls])
         shown = ", ".join(ents[:6]) + (", ..." if len(ents) > 6 else "")
         print(f"  {n:5d}  {cls}  [{len(ents)} entries: {shown}]")
+    pinned = Counter(f"{v[0]}: {v[2]}" for v in EXPECTED_REFUSALS.values())
+    print(f"pinned refusals    : {len(EXPECTED_REFUSALS)} of {len(checks)} checks "
+          f"({len(checks) - len(EXPECTED_REFUSALS) - len(KNOWN_FAILURES)} pass)")
+    for cls, n in pinned.most_common():
+        print(f"  {n:5d}  {cls}")
+    print(f"JAX outcomes       : {len(JAX_OUTCOMES)} comparisons pinned as not agreeing")
+    for cls, n in Counter(JAX_OUTCOMES.values()).most_common():
+        print(f"  {n:5d}  {cls}")
 
 
 if __name__ == "__main__":

@@ -10,32 +10,79 @@ import pytest
 from dualrev.catalogue.scipy_functions import ORIGINALS
 from dualrev.primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS
 
-from .checks import CHECKS, modes_of
-from .conftest import RECORD, strict_here
+from .checks import CHECKS, Refusal, modes_of
+from .conftest import RECORD, RECORD_COMMAND, strict_here, write_record
+from .expected_refusals import EXPECTED_REFUSALS
+from .expected_refusals import RECORDED_WITH as REFUSALS_RECORDED_WITH
 from .known_failures import KNOWN_FAILURES
 from .specs import CASES, DROPPED, KEYWORD_EXEMPT, SCIPY_NAMES
 
 STRICT = strict_here()
+#: refusals are pinned with their message only where the table was recorded; elsewhere
+#: (the CI matrix's oldest/newest NumPy/SciPy) with their error class alone, and a pinned
+#: refusal may pass there
+REFUSALS_STRICT = strict_here(REFUSALS_RECORDED_WITH)
+
+
+def key_of(mode: str, case) -> str:
+    """The test id and table key of a check: ``mode::case id``."""
+    return f"{mode}::{case.id}".replace(" ", "_")
 
 
 def _params() -> list:
     out = []
     for case in CASES:
         for mode in modes_of(case):
-            key = f"{mode}::{case.id}".replace(" ", "_")
+            key = key_of(mode, case)
             marks = []
             if key in KNOWN_FAILURES and not RECORD:
                 marks.append(pytest.mark.xfail(strict=STRICT, reason=KNOWN_FAILURES[key]))
-            out.append(pytest.param(mode, case, id=key, marks=marks))
+            out.append(pytest.param(mode, case, key, id=key, marks=marks))
     return out
 
 
 PARAMS = _params()
 
 
-@pytest.mark.parametrize(("mode", "case"), PARAMS)
-def test_conformance(mode, case):
-    CHECKS[mode](case)
+def judge_refusal(key: str, error: Exception) -> None:
+    """A refusal passes only where it is pinned: same error class (everywhere) and, where
+    the table was recorded, a message containing the pinned fragment."""
+    cls, msg = type(error).__name__, " ".join(str(error).split())
+    pinned = EXPECTED_REFUSALS.get(key)
+    how = (f"If the refusal is right (dualrev cannot do this construct, and says so), "
+           f"re-record the pinned outcomes with `{RECORD_COMMAND}` and review the diff of "
+           "tests/conformance/expected_refusals.py; if it is a gap (a missing batching "
+           "rule, a rule that is not itself differentiable...), fix it.")
+    if pinned is None:
+        if not REFUSALS_STRICT:
+            pytest.xfail(f"refusal not pinned under this NumPy/SciPy (the table was recorded "
+                         f"with {REFUSALS_RECORDED_WITH}): {cls}: {msg[:200]}")
+        pytest.fail(f"{key}: dualrev refuses, and this refusal is not pinned in "
+                    f"expected_refusals.py: {cls}: {msg[:300]}\n{how}", pytrace=False)
+    want_cls, fragment, _defect = pinned
+    if cls != want_cls:
+        pytest.fail(f"{key}: pinned as a {want_cls} refusal, but dualrev raises {cls}: "
+                    f"{msg[:300]}\n{how}", pytrace=False)
+    if REFUSALS_STRICT and fragment not in msg:
+        pytest.fail(f"{key}: pinned as a {want_cls} refusal saying {fragment!r}, but the "
+                    f"message is now: {msg[:300]}\n{how}", pytrace=False)
+
+
+@pytest.mark.parametrize(("mode", "case", "key"), PARAMS)
+def test_conformance(mode, case, key):
+    try:
+        CHECKS[mode](case)
+    except Refusal as r:
+        if RECORD:
+            write_record({"key": key, "refusal": type(r.error).__name__,
+                          "message": str(r.error)})
+            return
+        judge_refusal(key, r.error)
+        return
+    if key in EXPECTED_REFUSALS and REFUSALS_STRICT and not RECORD:
+        pytest.fail(f"{key} passes now, but expected_refusals.py pins it as a refusal "
+                    f"({EXPECTED_REFUSALS[key][0]}). Good news: re-record the pinned outcomes "
+                    f"with `{RECORD_COMMAND}` (it deletes the line).", pytrace=False)
 
 
 def _name(entry) -> str:
@@ -64,6 +111,19 @@ def test_known_failures_name_existing_cases():
     ids = {p.id for p in PARAMS} | {f"jax::{c.id}".replace(" ", "_") for c in CASES}
     stale = sorted(set(KNOWN_FAILURES) - ids)
     assert not stale, f"known_failures.py names cases that do not exist: {stale[:10]}"
+
+
+def test_expected_refusals_name_existing_checks():
+    """A pinned refusal of a check that is no longer generated is stale (a case this
+    NumPy/SciPy rejects, and so drops, is not)."""
+    ids = {p.id for p in PARAMS} | {f"jax::{c.id}".replace(" ", "_") for c in CASES}
+    dropped = {c.id.replace(" ", "_") for c in DROPPED}
+    if not REFUSALS_STRICT:  # elsewhere a case may have other outputs, so other modes
+        ids = {k for k in EXPECTED_REFUSALS if k.split("::", 1)[1] in
+               {c.id.replace(" ", "_") for c in CASES}}
+    stale = sorted(k for k in set(EXPECTED_REFUSALS) - ids if k.split("::", 1)[1] not in dropped)
+    assert not stale, (f"expected_refusals.py pins checks that do not exist: {stale[:10]}; "
+                       f"re-record with `{RECORD_COMMAND}`")
 
 
 def _keywords(entry) -> set[str]:
@@ -99,3 +159,44 @@ def test_only_cross_product_cases_are_dropped():
     """Where the table was written, every hand-written case runs (a spec mistake shows)."""
     wrong = [c.id for c in DROPPED if not c.optional]
     assert not wrong, f"NumPy/SciPy reject these cases: {wrong}"
+
+
+def test_a_refusal_passes_only_as_pinned(monkeypatch):
+    """The rules of judge_refusal: pinned class and fragment pass; another class, another
+    message (where the table was recorded) or an unpinned refusal fail, naming the record
+    command; elsewhere an unpinned refusal is an xfail and only the class is checked."""
+    from dualrev.errors import InPlaceError, NoDerivativeRule
+
+    from . import test_conformance as tc
+    from .record import fragment
+
+    err = NoDerivativeRule("numpy.foo", "Its bar= is not supported.")
+    pin = ("NoDerivativeRule", fragment(str(err)), "a triage class")
+    monkeypatch.setitem(tc.EXPECTED_REFUSALS, "jvp::np.foo-float64-mat", pin)
+    monkeypatch.setattr(tc, "REFUSALS_STRICT", True)
+    tc.judge_refusal("jvp::np.foo-float64-mat", err)
+    fails = pytest.fail.Exception
+    with pytest.raises(fails, match="raises InPlaceError"):
+        tc.judge_refusal("jvp::np.foo-float64-mat", InPlaceError("np.foo(out=)"))
+    with pytest.raises(fails, match="the message is now"):
+        tc.judge_refusal("jvp::np.foo-float64-mat", NoDerivativeRule("numpy.baz"))
+    with pytest.raises(fails, match="record --run"):
+        tc.judge_refusal("vmap::np.foo-float64-mat", err)
+    monkeypatch.setattr(tc, "REFUSALS_STRICT", False)
+    tc.judge_refusal("jvp::np.foo-float64-mat", NoDerivativeRule("numpy.foo", "Other words."))
+    with pytest.raises(pytest.xfail.Exception, match="not pinned under this NumPy/SciPy"):
+        tc.judge_refusal("vmap::np.foo-float64-mat", err)
+    # a fragment stops before what names a place (an address, a file, a line)
+    assert fragment("dualrev: x at <function f at 0x7f00> in  a.py line 3") == "dualrev: x"
+    assert fragment("dualrev: y in a.py, line 3") == "dualrev: y in"
+
+
+def test_no_structural_mode_is_generated():
+    """Derivative modes only for cases with a floating output, vmap only for cases with a
+    differentiable argument: nothing is skipped at run time."""
+    for case in CASES:
+        modes = set(modes_of(case))
+        if not case.has_floating_output or case.kind != "diff":
+            assert not modes & {"jvp", "vjp", "fwdrev", "second"}, case.id
+        if not case.templates():
+            assert "vmap" not in modes, case.id
