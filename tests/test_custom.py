@@ -355,7 +355,7 @@ def test_an_affine_jvp_rule_is_refused_in_reverse_mode(rule):
     for run in (lambda: dr.grad(lambda x: np.sum(f(x)))(x), lambda: dr.jacrev(f)(x),
                 lambda: dr.hessian(lambda x: np.sum(f(x) ** 2))(x)):
         with pytest.raises(dr.CustomRuleError, match=r"must be linear in the tangents.*"
-                                                      r"argument 0.*nonzero output tangent"):
+                                                      r"argument 0 is not a linear function"):
             run()
 
 
@@ -526,8 +526,8 @@ def test_forward_mode_refuses_a_backward_rule_that_is_not_linear():
         return x
 
     f.defvjp(lambda x: (f(x), None), lambda res, g: (g + 1.0,))
-    with pytest.raises(dr.CustomRuleError, match=r"linear in the cotangent g, but "
-                                                 r"bwd\(res, 0\) gave a nonzero"):
+    with pytest.raises(dr.CustomRuleError, match=r"linear in the cotangent g, but it is not "
+                                                 r"\(its value at a probe cotangent differs"):
         dr.jvp(f, (1.0,), (1.0,))
 
     @dr.custom_vjp
