@@ -66,11 +66,16 @@ def _probe_point(shape: tuple[int, ...], dt: Any) -> np.ndarray:
     return u
 
 
+_PLAIN = (np.ndarray, np.float64, np.complex128)
+
+
 def _odd(a: Any, b: Any) -> bool:
     """Whether ``b``, a rule's value at -u, is minus ``a``, its value at u: exact for
     linear NumPy code (rounding is symmetric); a constant, the primal, ``abs``, a square
     or a ReLU of the (co)tangent breaks it. Plain or batched values (batch axes first);
     under a derivative level nothing is said."""
+    if type(a) in _PLAIN and type(b) in _PLAIN and not (a + b).any():
+        return True  # the usual case, exactly odd (no conversion, two operations)
     a, b = _batch_first(a), _batch_first(b)
     if a is None or b is None:
         return True
