@@ -620,8 +620,9 @@ class custom_vjp:
     JVP is the transpose of ``bwd``, which is linear in ``g``, obtained by recording
     ``bwd`` on a tape and playing it back from the tangents, so ``fun``'s body need not be
     differentiable. ``bwd`` must then be NumPy code linear in ``g`` (a backward rule that
-    clips or rescales ``g`` nonlinearly has no forward-mode meaning: one giving a nonzero
-    cotangent for ``g = 0`` is refused).
+    clips or rescales ``g`` nonlinearly, like the example below, has no forward-mode
+    meaning: forward mode refuses it with ``CustomRuleError``, judged on ``bwd`` at a
+    probe cotangent and its negative; reverse mode uses it as written).
 
     Arguments that are not arrays or numbers (strings, callables, Python bools) are static;
     ``nondiff_argnums`` names more. An argument may be a pytree of arrays; its cotangent
@@ -664,6 +665,9 @@ class custom_vjp:
         >>> clip_gradient.defvjp(fwd, bwd)
         >>> print(dr.grad(lambda x: np.sum(3.0 * clip_gradient(x)))(np.array([1.0, 2.0])))
         [1. 1.]
+        >>> dr.jvp(clip_gradient, (1.0,), (1.0,))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        dualrev.errors.CustomRuleError: dualrev: forward mode of ... is not (...
     """
 
     def __init__(self, fun: Callable[..., Any],
