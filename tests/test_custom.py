@@ -1123,6 +1123,7 @@ def _linear_bwds():
         "in place": lambda res, g: (_scaled_in_place(g, res),),
         "float32": lambda res, g: (g.astype(np.float32) * np.float32(3.0),),
         "huge residual": lambda res, g: (g * 1e250 * res,),
+        "cancelling": lambda res, g: ((g * 1e8 - g * (1e8 - 1.0)) * res,),
     }
 
 
