@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .batching import Batched, without_derivatives
 from .errors import CustomRuleError, DualrevError, TracerConversionError
 from .forward import tangent_out
 from .primitive import Primitive, Tracer, bind, dtype_of, is_complex, shape_of
@@ -39,6 +40,132 @@ def _zeros_like(x: Any) -> Any:
 # Python bool flag) is static, passed to the function and rules as it is.
 _ARRAYLIKE = (np.ndarray, np.generic, float, int, complex)
 
+
+# Mixed magnitudes and signs: a rule that clips, thresholds or squares its (co)tangent
+# departs from its own linearisation at some element of this probe.
+_PROBE = np.array([1e4, -1e-3, 7.0, -0.3, 300.0, -3e-2, 1.7, -20.0])
+
+
+_PROBES: dict[tuple[tuple[int, ...], str], np.ndarray] = {}
+
+
+def _probe_point(shape: tuple[int, ...], dt: Any) -> np.ndarray:
+    """The nonzero point a linear rule is recorded at (its derivative there is the rule
+    itself), in ``shape`` and dtype ``dt``: read-only, one per shape and kind."""
+    key = (shape, np.dtype(dt).kind)
+    u = _PROBES.get(key)
+    if u is None:
+        n = int(np.prod(shape, dtype=np.int64))
+        u = _PROBE[np.arange(n) % _PROBE.size]
+        if key[1] == "c":
+            u = u * (1.0 + 0.5j) if n < 2 else u + 1j * np.roll(u, 1)
+        u = u.reshape(shape)
+        u.flags.writeable = False
+        if len(_PROBES) < 256:
+            _PROBES[key] = u
+    return u
+
+
+_PLAIN = (np.ndarray, np.float64, np.complex128)
+
+
+def _odd(a: Any, b: Any) -> bool:
+    """Whether ``b``, a rule's value at -u, is minus ``a``, its value at u: exact for
+    linear NumPy code (rounding is symmetric); a constant, the primal, ``abs``, a square
+    or a ReLU of the (co)tangent breaks it. Plain or batched values (batch axes first);
+    under a derivative level nothing is said."""
+    if type(a) in _PLAIN and type(b) in _PLAIN and not (a + b).any():
+        return True  # the usual case, exactly odd (no conversion, two operations)
+    a, b = _batch_first(a), _batch_first(b)
+    if a is None or b is None:
+        return True
+    if a.shape != b.shape:  # one batched, the other not: the plain one broadcasts
+        try:
+            a, b = np.broadcast_arrays(a, b)
+        except ValueError:
+            return True
+    s = a + b
+    return not bool(np.any(np.abs(s) > 1e-12 * (np.abs(a) + np.abs(b)) + 1e-300))
+
+
+def _batch_first(v: Any) -> np.ndarray | None:
+    """The plain values of ``v``, batch axes first, or None under a derivative level."""
+    v = without_derivatives(v)
+    while isinstance(v, Tracer):
+        if not v._bdepth:
+            return None
+        v = v.primal
+    return np.asarray(v)
+
+
+def _plain_abs_sum(v: Any) -> float:
+    while isinstance(v, Tracer):
+        v = v.primal
+    return float(np.sum(np.abs(v)))
+
+
+def _plain_abs_max(v: Any) -> float:
+    while isinstance(v, Tracer):
+        v = v.primal
+    return float(np.max(np.abs(v), initial=0.0))
+
+
+def _fast_pairing(w: Any, c: Any) -> tuple[Any, float] | None:
+    """``Re sum(w * c)`` per batch element and a bound on its terms, on plain arrays, for
+    a plain ``c`` and a ``w`` plain or batched once (jvp, jacfwd, jacrev): None otherwise
+    (the general path handles every level)."""
+    if isinstance(c, Tracer):
+        return None
+    c = np.asarray(c)
+    if isinstance(w, Tracer):
+        if type(w) is not Batched or isinstance(w.primal, Tracer):
+            return None
+        wv = np.asarray(w.primal)
+        if wv.ndim != c.ndim + 1:
+            return None
+        wv = wv.reshape(wv.shape[0], -1)
+    else:
+        wv = np.asarray(w)
+        if wv.shape != c.shape:
+            return None
+        wv = wv.reshape(1, -1)
+    cv = c.reshape(-1)
+    return np.real(wv @ cv), float(np.abs(wv).max(initial=0.0) * np.abs(cv).sum())
+
+
+def _euler_holds(pairs: Sequence[tuple[Any, Any]], back: Any, u: Any) -> bool:
+    """Whether a rule ``L`` recorded at the probe ``u`` is linear as far as one identity
+    can tell: ``sum <w_k, L_k(u)> == <J^T w, u>`` (real part of the bilinear pairing, the
+    tape's convention), where ``J`` is the recorded derivative at ``u``, ``w`` the seeds
+    of the pass and ``back = J^T w``. A linear map is its own derivative, so the two agree
+    to rounding; a clipped, squared, thresholded or shifted (co)tangent breaks it. Only
+    batch levels are kept (one check per batch element); a non-finite value decides
+    nothing. Positively homogeneous maps (``abs``, a ReLU of the tangent) pass it."""
+    # rounding bounds the disagreement of a linear rule: single precision anywhere in the
+    # rule's values (g.astype(np.float32)) loosens the tolerance to its own
+    tol = 1e-6
+    for _, c in pairs:
+        if np.dtype(dtype_of(c)).itemsize < (16 if is_complex(c) else 8):
+            tol = 1e-3
+    fast = [_fast_pairing(w, c) for w, c in pairs]
+    fast.append(_fast_pairing(back, u))
+    if all(f is not None for f in fast):
+        lhs = sum(f[0] for f in fast[:-1])  # type: ignore[index]
+        d = lhs - fast[-1][0]  # type: ignore[index]
+        scale = sum(f[1] for f in fast)  # type: ignore[index]
+        return not bool(np.any(np.abs(d) > tol * scale + 1e-300))
+    lhs: Any = 0.0
+    scale = 0.0
+    for w, c in pairs:
+        w, c = without_derivatives(w), without_derivatives(c)
+        lhs = lhs + np.real(np.sum(w * c))
+        scale += _plain_abs_max(w) * _plain_abs_sum(c)
+    b = without_derivatives(back)
+    d = lhs - np.real(np.sum(b * u))
+    scale += _plain_abs_max(b) * float(np.sum(np.abs(u)))
+    while isinstance(d, Tracer):
+        d = d.primal
+    return not bool(np.any(np.abs(d) > tol * scale + 1e-300))
 
 def _is_dynamic(a: Any) -> bool:
     return isinstance(a, Tracer) or (isinstance(a, _ARRAYLIKE) and type(a) is not bool)
@@ -403,25 +530,47 @@ class custom_jvp:
 
     def _vjp(self, i: int, g: Any, ans: Any, *primals: Any, static: _Static,
              box: _Box) -> Any:
-        def tangent_out(t: Any) -> Any:
-            full = [t if j == i else _zeros_like(x) for j, x in enumerate(primals)]
+        # The rule is linear in t, so its reverse-mode derivative anywhere is its
+        # transpose: recorded at a nonzero probe u rather than at 0, the value recorded
+        # there and one untaped run at -u show a rule that is not linear, which reverse
+        # mode would otherwise silently replace by its linearisation.
+        x = primals[i]
+        dt = np.result_type(dtype_of(x), np.float64) if is_complex(x) else np.float64
+        u = _probe_point(shape_of(x), dt)
+        tape = Tape(new_level(), f"the jvp rule of {self.prim.name}, transposed for reverse mode")
+        t = tape.input(u)
+        entry = t._index  # read now: the rule may write into t, rebinding it
+        try:
+            full = [t if j == i else _zeros_like(p) for j, p in enumerate(primals)]
             out = self._tangent_out(primals, full, ans, static, box)
-            # A rule that is not linear in t (an affine one: a constant or the primal
-            # added to the tangent) has a transpose at 0 that forward mode would not
-            # agree with: the recorded value at t = 0 shows it, at no extra run.
-            value = out
-            while isinstance(value, Tracer):  # outer levels' values (a batch: all of it)
+        finally:
+            tape.finish()
+        traced = type(out) is Traced and out._trace is tape
+        back = tape.backward({out._index: g})[entry] if traced else None
+        if back is None:
+            back = np.zeros(shape_of(x), dt)
+        value = out.primal if traced else out
+        if not traced:
+            while isinstance(value, Tracer):
                 value = value.primal
-            if np.any(np.abs(value) > 0):
-                raise CustomRuleError(
-                    f"dualrev: the jvp rule of {self.prim.name} must be linear in the "
-                    f"tangents (reverse mode transposes it), but with a zero tangent for "
-                    f"argument {static.leaf_arg[i]} it returned a nonzero output tangent: "
-                    "return only the tangent (no constant, no primal value added to it)")
-            return out
-
-        # The rule is linear in t: its reverse-mode derivative at t = 0 is the transpose.
-        return linear_transpose(tangent_out, primals[i], g)
+        if not traced:  # a constant: linear only if zero
+            nonlinear = bool(np.any(np.abs(value) > 0))
+        elif not _euler_holds([(g, value)], back, u):
+            nonlinear = True
+        else:
+            # a second, untaped run at -u: a rule homogeneous but not linear (np.abs(t),
+            # a ReLU of t) passes the identity at u, but is not odd
+            full = [-u if j == i else _zeros_like(p) for j, p in enumerate(primals)]
+            mirror = self._tangent_out(primals, full, ans, static, box)
+            nonlinear = not _odd(value, mirror)
+        if nonlinear:
+            raise CustomRuleError(
+                f"dualrev: the jvp rule of {self.prim.name} must be linear in the "
+                f"tangents (reverse mode transposes it), but its output tangent for "
+                f"argument {static.leaf_arg[i]} is not a linear function of that tangent "
+                "(a constant or the primal added to it, or the tangent clipped, squared, "
+                "thresholded, or its sign taken): return a linear map of the tangents")
+        return back
 
 
 # ------------------------------------------------------------------ custom_vjp
@@ -471,8 +620,9 @@ class custom_vjp:
     JVP is the transpose of ``bwd``, which is linear in ``g``, obtained by recording
     ``bwd`` on a tape and playing it back from the tangents, so ``fun``'s body need not be
     differentiable. ``bwd`` must then be NumPy code linear in ``g`` (a backward rule that
-    clips or rescales ``g`` nonlinearly has no forward-mode meaning: one giving a nonzero
-    cotangent for ``g = 0`` is refused).
+    clips or rescales ``g`` nonlinearly, like the example below, has no forward-mode
+    meaning: forward mode refuses it with ``CustomRuleError``, judged on ``bwd`` at a
+    probe cotangent and its negative; reverse mode uses it as written).
 
     Arguments that are not arrays or numbers (strings, callables, Python bools) are static;
     ``nondiff_argnums`` names more. An argument may be a pytree of arrays; its cotangent
@@ -515,6 +665,9 @@ class custom_vjp:
         >>> clip_gradient.defvjp(fwd, bwd)
         >>> print(dr.grad(lambda x: np.sum(3.0 * clip_gradient(x)))(np.array([1.0, 2.0])))
         [1. 1.]
+        >>> dr.jvp(clip_gradient, (1.0,), (1.0,))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        dualrev.errors.CustomRuleError: dualrev: forward mode of ... is not (...
     """
 
     def __init__(self, fun: Callable[..., Any],
@@ -672,11 +825,14 @@ class custom_vjp:
     def _jvp(self, tangents: list[Any], ans: Any, *primals: Any, static: _Static,
              box: _Box, residuals: _Residuals) -> Any:
         """The transpose of ``g -> bwd(residuals, g)`` applied to the tangents: ``bwd`` is
-        recorded once on a zero cotangent and played back from the tangents."""
+        recorded once, at a nonzero probe cotangent (a linear map is its own derivative
+        there), and played back from the tangents; the value recorded at the probe shows a
+        ``bwd`` that is not linear, which forward mode cannot transpose."""
         name = self.prim.name
         dt = np.result_type(dtype_of(ans), np.float64) if is_complex(ans) else np.float64
         tape = Tape(new_level(), f"the backward rule of {name}, transposed for forward mode")
-        g = tape.input(np.zeros(shape_of(ans), dt))
+        u = _probe_point(shape_of(ans), dt)
+        g = tape.input(u)
         entry = g._index  # read now: bwd may write into g, rebinding it
         try:
             cts = self._cotangents(residuals.value, g, ans, primals, static, box)
@@ -690,22 +846,42 @@ class custom_vjp:
         finally:
             tape.finish()
         seeds: dict[int, Any] = {}
+        pairs: list[tuple[Any, Any]] = []
         for k, (ct, t) in enumerate(zip(cts, tangents, strict=True)):
             if ct is None:
                 continue
             traced = type(ct) is Traced and ct._trace is tape
             value = ct.primal if traced else ct
-            if not isinstance(value, Tracer) and np.any(np.abs(value) > 0):
-                raise CustomRuleError(
-                    f"dualrev: forward mode of {name} transposes its bwd rule, which must "
-                    f"be linear in the cotangent g, but bwd(res, 0) gave a nonzero "
-                    f"cotangent for argument {static.leaf_arg[k]}: write bwd as a linear map of "
-                    "g, or give the function a custom_jvp for forward mode")
-            if traced and t is not None:
+            if not traced:
+                while isinstance(value, Tracer):
+                    value = value.primal
+                if np.any(np.abs(value) > 0):
+                    raise self._nonlinear(f"bwd gave a cotangent for argument "
+                                          f"{static.leaf_arg[k]} that does not depend on g")
+            elif t is not None:
                 seeds[ct._index] = t if ct._index not in seeds else seeds[ct._index] + t
+                pairs.append((t, value))
         if not seeds:
             return None
-        return tape.backward(seeds)[entry]
+        out = tape.backward(seeds)[entry]
+        if _euler_holds(pairs, out, u):
+            # a second, untaped run at -u: a bwd homogeneous but not linear in g
+            # (np.abs(g), a ReLU of g) passes the identity at u, but is not odd
+            mirror = self._cotangents(residuals.value, -u, ans, primals, static, box)
+            if all(_odd(c.primal if type(c) is Traced and c._trace is tape else c, m)
+                   for c, m in zip(cts, mirror, strict=True)
+                   if c is not None and m is not None):
+                return out
+        raise self._nonlinear("its value at a probe cotangent differs from its "
+                              "derivative there applied to the probe")
+
+    def _nonlinear(self, why: str) -> CustomRuleError:
+        return CustomRuleError(
+            f"dualrev: forward mode of {self.prim.name} transposes its bwd rule, which must be "
+            f"linear in the cotangent g, but it is not ({why}: a constant added, or g "
+            "clipped, squared or thresholded). Reverse mode (grad, vjp, jacrev) uses bwd as "
+            "written; for forward mode (jvp, jacfwd, hessian) give the function a custom_jvp "
+            "instead, or write bwd as a linear map of g")
 
 
 # residual leaves that are never rewritten in place (or are the tape's own values)

@@ -336,3 +336,29 @@ def test_power_with_an_array_exponent_of_zero_at_zero_second_derivative():
         np.testing.assert_array_equal(h(np.zeros(3)), want)
     x = np.array([0.5, 1.5, 2.0])
     np.testing.assert_allclose(dr.jacrev(dr.jacrev(f))(x), np.diag([0.0, 0.0, 2.0]))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("op", ["id", "exp", "log", "inv", "x/x", "complex"])
+def test_nan_to_num_replaced_elements_have_zero_derivative_in_every_mode(op):
+    # a replaced element (nan, +-inf) is a constant: 0 in forward mode, and reverse
+    # mode must agree (not 0 * inf = nan from the rule upstream of nan_to_num)
+    fn = {"id": lambda x: x, "exp": np.exp, "log": np.log, "inv": lambda x: 1.0 / x,
+          "x/x": lambda x: x / x, "complex": lambda x: np.exp(1j * x) / x}[op]
+    x = np.array([1.0, np.nan, np.inf, -np.inf, 0.0, -2.0, 800.0])
+    w = np.linspace(0.5, 1.5, x.size)
+    kw = {"nan": 0.5, "posinf": 3.0, "neginf": -3.0}
+    terms = lambda x: w * np.abs(np.nan_to_num(fn(x), **kw)) ** 2
+    f = lambda x: np.sum(terms(x))
+    g_rev, g_fwd = dr.grad(f)(x), dr.jacfwd(f)(x)
+    np.testing.assert_allclose(g_rev, g_fwd, rtol=1e-12, atol=0)
+    replaced = ~np.isfinite(fn(x))
+    assert np.all(g_rev[replaced] == 0.0) and np.all(np.isfinite(g_rev))
+    # central differences of each element's own term where nothing is replaced
+    ok = ~replaced & np.isfinite(x) & (x != 0) & (np.abs(x) < 100)
+    xs = np.where(ok, x, 1.0)
+    fd = (terms(xs * (1 + 1e-7)) - terms(xs * (1 - 1e-7))) / (2e-7 * xs)
+    np.testing.assert_allclose(g_rev[ok], fd[ok], rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dr.vmap(dr.grad(f))(np.stack([x, x]))[1], g_rev, rtol=1e-14)
+    np.testing.assert_allclose(dr.hessian(f)(x), dr.jacfwd(dr.jacfwd(f))(x), rtol=1e-9)
+    assert np.all(np.isfinite(dr.hessian(f)(x)))
