@@ -35,7 +35,7 @@ from .batching import batch_by_loop, without_derivatives
 from .catalogue.scipy_functions import ORIGINALS, dispatch
 from .errors import BatchedValueError, DualrevError, NoDerivativeRule
 from .primitive import Primitive, Tracer, bind, concrete, shape_of, strip
-from .transforms import jvp, vjp, vmap
+from .transforms import jacfwd, jvp, vjp, vmap
 from .tree import tree_flatten, tree_map, tree_unflatten
 
 __all__ = ["dblquad", "odeint", "quad", "quad_vec", "solve_ivp"]
@@ -109,13 +109,11 @@ def _derived(options: dict[str, Any], tile: int = 0) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ solve_ivp
-def _solve_impl(y0: Any, t0: Any, t_eval: Any, *leaves: Any, rhs: Callable[..., Any],
-                method: Any, options: dict[str, Any], vectorized: bool, t_bound: Any,
-                holder: list[Any] | None) -> np.ndarray:
-    t_eval = np.asarray(t_eval, float)
-    t0 = float(t0)
-    end = float(t_eval[-1]) if t_bound is None else t_bound
-
+def _plain_solve(y0: Any, t0: float, end: float, t_eval: Any, leaves: tuple[Any, ...],
+                 rhs: Callable[..., Any], method: Any, options: dict[str, Any],
+                 vectorized: bool, dense: bool = False) -> Any:
+    """SciPy's solve of ``rhs(t, y, *leaves)`` on plain values (the user's ``jac`` given
+    its arguments as ``fun`` is); raises if it fails."""
     def f(t: float, y: np.ndarray) -> Any:
         out = rhs(t, y, *leaves)
         if isinstance(out, Tracer):
@@ -126,10 +124,23 @@ def _solve_impl(y0: Any, t0: Any, t_eval: Any, *leaves: Any, rhs: Callable[..., 
     if callable(jac):  # the user's jac(t, y, *args), given its arguments as fun is
         options = {**options, "jac": lambda t, y: jac(t, y, *leaves)}
     r = _scipy_solve_ivp(f, (t0, end), np.asarray(y0), method=method, t_eval=t_eval,
-                         vectorized=vectorized, **options)
-    if r.success and end == t0 and np.all(t_eval == t0):  # SciPy returns no values then
+                         vectorized=vectorized, dense_output=dense, **options)
+    if not r.success:
+        raise DualrevError(f"dualrev: scipy.integrate.solve_ivp failed while computing a "
+                           f"derivative ({r.message}); its derivative is undefined there")
+    return r
+
+
+def _solve_impl(y0: Any, t0: Any, t_eval: Any, *leaves: Any, rhs: Callable[..., Any],
+                method: Any, options: dict[str, Any], vectorized: bool, t_bound: Any,
+                holder: list[Any] | None) -> np.ndarray:
+    t_eval = np.asarray(t_eval, float)
+    t0 = float(t0)
+    end = float(t_eval[-1]) if t_bound is None else t_bound
+    r = _plain_solve(y0, t0, end, t_eval, leaves, rhs, method, options, vectorized)
+    if end == t0 and np.all(t_eval == t0):  # SciPy returns no values then
         r.y = np.repeat(np.asarray(y0)[:, None], t_eval.shape[0], axis=1)
-    if not r.success or r.y.shape[1] != t_eval.shape[0]:
+    if r.y.shape[1] != t_eval.shape[0]:
         raise DualrevError(f"dualrev: scipy.integrate.solve_ivp failed while computing a "
                            f"derivative ({r.message}); its derivative is undefined there")
     if holder is not None:
@@ -171,59 +182,162 @@ def _solve_jvp(tangents: list[Any], ans: Any, y0: Any, t0: Any, t_eval: Any, *le
     out = z[n:]
     if dte is not None:  # moving an output time moves its value by f(t_k, y_k) dt_k
         m = shape_of(t_eval)[0]
+        if ans is None:  # the solution from the same solve (differentiable with it)
+            ans = z[:n]
         fs = np.stack([rhs(t_eval[k], ans[:, k], *leaves) for k in range(m)], axis=1)
         out = out + fs * dte
     return out
 
 
-def _segment(s: Any, t_from: Any, t_to: Any, leaves: tuple[Any, ...], rhs_adj: Any,
-             method: Any, options: dict[str, Any]) -> Any:
-    return bind(solve_p, (s, t_from, np.reshape(t_to, (1,)), *leaves),
-                dict(rhs=rhs_adj, method=method, options=options, vectorized=False,
-                     t_bound=None, holder=None))[:, 0]
+_IMPLICIT = ("Radau", "BDF", "LSODA")
 
 
-def _apart(s: Any, t: Any) -> bool:
-    """Whether the segment from ``s`` to ``t`` must be integrated: it has a length, or an
-    end is traced (its derivatives do not vanish with the length)."""
-    return isinstance(s, Tracer) or isinstance(t, Tracer) or bool(
-        np.any(concrete(s) != concrete(t)))
+def _implicit(method: Any) -> bool:
+    """Whether SciPy's ``method`` takes a Jacobian (``jac``)."""
+    if isinstance(method, str):
+        return method in _IMPLICIT
+    return isinstance(method, type) and issubclass(
+        method, (si.Radau, si.BDF, si.LSODA))
 
 
-def _adjoint(g: Any, ans: Any, y0: Any, t0: Any, t_eval: Any, leaves: tuple[Any, ...],
-             rhs: Callable[..., Any], method: Any, options: dict[str, Any]) -> list[Any]:
-    """The cotangents of y0, t0 and the traced leaves: the adjoint integrated backwards
-    from the last output time to t0, the output cotangents added at their times, y
-    integrated backwards with it from the forward solution at each output time."""
-    n = shape_of(y0)[0]
-    m = shape_of(t_eval)[0]
-    sizes = [int(np.prod(shape_of(v))) for v in leaves]
+def _adjoint_impl(g: Any, y0: Any, t0: Any, t_eval: Any, *leaves: Any,
+                  rhs: Callable[..., Any], method: Any, options: dict[str, Any],
+                  vectorized: bool, t_bound: Any) -> np.ndarray:
+    """The cotangents ``[y0 (n), t0 (1), leaves (flat)]`` of ``sum(g * y(t_eval))``: the
+    adjoint ``a' = -J_y^T a``, ``p' = -J_p^T a`` integrated backwards segment by segment
+    between the output times (each output's cotangent added to ``a`` at its time), with
+    ``y(t)`` read from the dense output of one forward solve: the forward trajectory is
+    stable where the backward one is not (a stiff or decaying system)."""
+    g = np.asarray(g, float)
+    y0 = np.asarray(y0, float)
+    t_eval = np.asarray(t_eval, float)
+    t0 = float(t0)
+    n, m = y0.shape[0], t_eval.shape[0]
+    leaves = tuple(np.asarray(v, float) for v in leaves)
+    shapes = [v.shape for v in leaves]
+    sizes = [v.size for v in leaves]
+    psize = sum(sizes)
+    far = t_eval[np.argmax(np.abs(t_eval - t0))]
+    if far != t0:
+        r = _plain_solve(y0, t0, far, None, leaves, rhs, method, options, vectorized,
+                         dense=True)
+        traj = r.sol
+    else:
+        traj = None
 
-    def rhs_adj(t: Any, s: Any, *ls: Any) -> Any:
-        y, a = s[:n], s[n:2 * n]
-        f, pull = vjp(lambda y_, *l_: rhs(t, y_, *l_), y, *ls)
-        cts = pull(a)
-        return np.concatenate([f, -cts[0], *[-np.reshape(c, (-1,)) for c in cts[1:]]])
+    def unflat(q: np.ndarray) -> list[np.ndarray]:
+        out, start = [], 0
+        for shape, size in zip(shapes, sizes, strict=True):
+            out.append(np.reshape(q[start:start + size], shape))
+            start += size
+        return out
 
-    opts = _derived(options)
-    a = g[:, m - 1]
-    pb = np.zeros(sum(sizes))
+    def fun(t: float, s: np.ndarray) -> np.ndarray:
+        y = traj(t)
+        _, pull = vjp(lambda y_, *l_: rhs(t, y_, *l_), y, *leaves)
+        cts = pull(s[:n])
+        return -np.concatenate([np.reshape(np.asarray(c, float), (-1,)) for c in cts])
+
+    def jac(t: float, s: np.ndarray) -> np.ndarray:
+        y = traj(t)
+        flat = np.concatenate([y, *[np.reshape(v, (-1,)) for v in leaves]])
+        j = np.asarray(jacfwd(lambda q: rhs(t, q[:n], *unflat(q[n:])))(flat), float)
+        out = np.zeros((n + psize, n + psize))
+        out[:, :n] = -j.T  # d(-J^T a)/da; the parameter cotangents are quadratures
+        return out
+
+    opts = {k: v for k, v in _derived(options).items() if k != "first_step"}
+    if _implicit(method):
+        opts["jac"] = jac
+
+    def back(s: np.ndarray, t_from: float, t_to: float) -> np.ndarray:
+        r = _scipy_solve_ivp(fun, (t_from, t_to), s, method=method, **opts)
+        if not r.success:
+            raise DualrevError(f"dualrev: scipy.integrate.solve_ivp failed while "
+                               f"integrating the adjoint for a reverse-mode derivative "
+                               f"({r.message}); its derivative is undefined there")
+        return r.y[:, -1]
+
+    s = np.concatenate([g[:, m - 1], np.zeros(psize)])
     for k in range(m - 1, 0, -1):
-        if _apart(t_eval[k], t_eval[k - 1]):
-            s = _segment(np.concatenate([ans[:, k], a, pb]), t_eval[k], t_eval[k - 1],
-                         leaves, rhs_adj, method, opts)
-            a, pb = s[n:2 * n], s[2 * n:]
-        a = a + g[:, k - 1]
-    if _apart(t_eval[0], t0):
-        s = _segment(np.concatenate([ans[:, 0], a, pb]), t_eval[0], t0, leaves, rhs_adj,
-                     method, opts)
-        a, pb = s[n:2 * n], s[2 * n:]
-    out = [a, -np.sum(a * rhs(t0, y0, *leaves))]
-    start = 0
-    for v, size in zip(leaves, sizes, strict=True):
-        out.append(np.reshape(pb[start:start + size], shape_of(v)))
+        if t_eval[k] != t_eval[k - 1]:
+            s = back(s, t_eval[k], t_eval[k - 1])
+        s[:n] += g[:, k - 1]
+    if t_eval[0] != t0:
+        s = back(s, t_eval[0], t0)
+    a = s[:n]
+    dt0 = -np.sum(a * np.asarray(rhs(t0, y0, *leaves), float))
+    return np.concatenate([a, [dt0], s[n:]])
+
+
+adjoint_p = Primitive("scipy.integrate.solve_ivp (adjoint)", _adjoint_impl)
+
+
+def _as_cotangents(v: Any, y0: Any, leaves: tuple[Any, ...]) -> list[Any]:
+    """The flat ``[y0, t0, leaves]`` vector of ``adjoint_p`` split into one value per
+    input, each of its input's shape."""
+    n = shape_of(y0)[0]
+    out = [v[:n], v[n]]
+    start = n + 1
+    for leaf in leaves:
+        shape = shape_of(leaf)
+        size = int(np.prod(shape))
+        out.append(np.reshape(v[start:start + size], shape))
         start += size
     return out
+
+
+def _second_order(g: Any, dirs: list[Any], y0: Any, t0: Any, t_eval: Any,
+                  leaves: tuple[Any, ...], params: dict[str, Any]) -> list[Any]:
+    """The gradient in ``(y0, t0, t_eval, *leaves)`` of ``sum(g * V)``, ``V`` the
+    solution's derivative along ``dirs`` (the variational equations, one solve of
+    ``[y, dy]``): the derivative of the adjoint's cotangents along ``dirs``, each a
+    differentiable reverse-mode solve (so it nests)."""
+    solve = dict(params, holder=None)
+
+    def inner(y0_: Any, t0_: Any, te_: Any, *ls: Any) -> Any:
+        v = _solve_jvp(list(dirs), None, y0_, t0_, te_, *ls, **solve)
+        return np.sum(g * v)
+
+    return list(vjp(inner, y0, t0, t_eval, *leaves)[1](1.0))
+
+
+def _adjoint_jvp(tangents: list[Any], ans: Any, g: Any, y0: Any, t0: Any, t_eval: Any,
+                 *leaves: Any, **params: Any) -> Any:
+    """d(J^T g) = J^T dg + (dJ)^T g, the second term the gradient of ``g . J dθ``
+    (a Hessian is symmetric)."""
+    dg, *dtheta = tangents
+    out: Any = np.zeros(shape_of(ans))
+    if dg is not None:
+        out = out + bind(adjoint_p, (dg, y0, t0, t_eval, *leaves), params)
+    if any(d is not None for d in dtheta):
+        grads = _second_order(g, dtheta, y0, t0, t_eval, leaves, params)
+        del grads[2]  # adjoint_p gives no t_eval cotangent (solve_p's rule has its own)
+        out = out + np.concatenate([np.reshape(c, (-1,)) for c in grads])
+    return out
+
+
+_last_adj: list[Any] = [None, None, None]  # (w, ans, cotangents): one solve for all inputs
+
+
+def _adjoint_vjp(i: int, w: Any, ans: Any, g: Any, y0: Any, t0: Any, t_eval: Any,
+                 *leaves: Any, **params: Any) -> Any:
+    """The cotangent ``w`` of ``J^T g``: ``J w`` for ``g`` (a forward solve), the gradient
+    of ``g . J w`` for the inputs."""
+    parts = _as_cotangents(w, y0, leaves)
+    dirs = [parts[0], parts[1], None, *parts[2:]]
+    if i == 0:
+        return _solve_jvp(dirs, None, y0, t0, t_eval, *leaves, **dict(params, holder=None))
+    if _last_adj[0] is not w or _last_adj[1] is not ans:
+        _last_adj[:] = [w, ans, _second_order(g, dirs, y0, t0, t_eval, leaves, params)]
+    return _last_adj[2][i - 1]
+
+
+adjoint_p.defjvp_joint(_adjoint_jvp)
+adjoint_p.defvjp_indexed(_adjoint_vjp)
+adjoint_p.defbatch(lambda args, batched, **params: batch_by_loop(
+    adjoint_p, list(args), batched, params, next(
+        shape_of(a)[0] for a, b in zip(args, batched, strict=True) if b)))
 
 
 _last: list[Any] = [None, None, None]  # (g, ans, cotangents): one adjoint for all inputs
@@ -238,7 +352,10 @@ def _solve_vjp(i: int, g: Any, ans: Any, y0: Any, t0: Any, t_eval: Any, *leaves:
         return np.sum(g * fs, axis=0)
     # The tape asks once per traced input with the same g: solve the adjoint once.
     if _last[0] is not g or _last[1] is not ans:
-        _last[:] = [g, ans, _adjoint(g, ans, y0, t0, t_eval, leaves, rhs, method, options)]
+        v = bind(adjoint_p, (g, y0, t0, t_eval, *leaves),
+                 dict(rhs=rhs, method=method, options=options, vectorized=vectorized,
+                      t_bound=t_bound))
+        _last[:] = [g, ans, _as_cotangents(v, y0, leaves)]
     cts = _last[2]
     return cts[i] if i < 2 else cts[i - 1]
 
