@@ -46,6 +46,9 @@ _scipy_odeint = ORIGINALS.get(si.odeint, si.odeint)
 _scipy_dblquad = ORIGINALS.get(si.dblquad, si.dblquad)
 _scipy_quad_vec = ORIGINALS.get(si.quad_vec, si.quad_vec)
 
+_SOLVE_IVP = "scipy.integrate.solve_ivp"
+_ODEINT = "scipy.integrate.odeint"
+
 # Options that describe the user's system only; the derived systems (variational,
 # adjoint, batched) let SciPy estimate their Jacobians instead.
 _SYSTEM_ONLY = ("jac", "jac_sparsity", "lband", "uband")
@@ -111,13 +114,14 @@ def _derived(options: dict[str, Any], tile: int = 0) -> dict[str, Any]:
 # ------------------------------------------------------------------ solve_ivp
 def _plain_solve(y0: Any, t0: float, end: float, t_eval: Any, leaves: tuple[Any, ...],
                  rhs: Callable[..., Any], method: Any, options: dict[str, Any],
-                 vectorized: bool, dense: bool = False) -> Any:
+                 vectorized: bool, dense: bool = False, name: str = _SOLVE_IVP) -> Any:
     """SciPy's solve of ``rhs(t, y, *leaves)`` on plain values (the user's ``jac`` given
-    its arguments as ``fun`` is); raises if it fails."""
+    its arguments as ``fun`` is); raises if it fails, naming the user's function
+    (``name``: solve_ivp, or odeint whose derivatives are solve_ivp solves)."""
     def f(t: float, y: np.ndarray) -> Any:
         out = rhs(t, y, *leaves)
         if isinstance(out, Tracer):
-            raise _closure_error("scipy.integrate.solve_ivp", "fun")
+            raise _closure_error(name, "func" if name == _ODEINT else "fun")
         return out
 
     jac = options.get("jac")
@@ -126,23 +130,24 @@ def _plain_solve(y0: Any, t0: float, end: float, t_eval: Any, leaves: tuple[Any,
     r = _scipy_solve_ivp(f, (t0, end), np.asarray(y0), method=method, t_eval=t_eval,
                          vectorized=vectorized, dense_output=dense, **options)
     if not r.success:
-        raise DualrevError(f"dualrev: scipy.integrate.solve_ivp failed while computing a "
-                           f"derivative ({r.message}); its derivative is undefined there")
+        raise DualrevError(f"dualrev: {name} failed while computing a derivative "
+                           f"({r.message}); its derivative is undefined there")
     return r
 
 
 def _solve_impl(y0: Any, t0: Any, t_eval: Any, *leaves: Any, rhs: Callable[..., Any],
                 method: Any, options: dict[str, Any], vectorized: bool, t_bound: Any,
-                holder: list[Any] | None) -> np.ndarray:
+                holder: list[Any] | None, name: str = _SOLVE_IVP) -> np.ndarray:
     t_eval = np.asarray(t_eval, float)
     t0 = float(t0)
     end = float(t_eval[-1]) if t_bound is None else t_bound
-    r = _plain_solve(y0, t0, end, t_eval, leaves, rhs, method, options, vectorized)
+    r = _plain_solve(y0, t0, end, t_eval, leaves, rhs, method, options, vectorized,
+                     name=name)
     if end == t0 and np.all(t_eval == t0):  # SciPy returns no values then
         r.y = np.repeat(np.asarray(y0)[:, None], t_eval.shape[0], axis=1)
     if r.y.shape[1] != t_eval.shape[0]:
-        raise DualrevError(f"dualrev: scipy.integrate.solve_ivp failed while computing a "
-                           f"derivative ({r.message}); its derivative is undefined there")
+        raise DualrevError(f"dualrev: {name} failed while computing a derivative "
+                           f"({r.message}); its derivative is undefined there")
     if holder is not None:
         holder.append(r)
     return r.y
@@ -153,7 +158,7 @@ solve_p = Primitive("scipy.integrate.solve_ivp", _solve_impl)
 
 def _solve_jvp(tangents: list[Any], ans: Any, y0: Any, t0: Any, t_eval: Any, *leaves: Any,
                rhs: Callable[..., Any], method: Any, options: dict[str, Any],
-               vectorized: bool, t_bound: Any, holder: Any) -> Any:
+               vectorized: bool, t_bound: Any, holder: Any, name: str = _SOLVE_IVP) -> Any:
     """The variational equations, integrated as one more solve (so they nest)."""
     dy0, dt0, dte, *dls = tangents
     n = shape_of(y0)[0]
@@ -178,7 +183,7 @@ def _solve_jvp(tangents: list[Any], ans: Any, y0: Any, t0: Any, t_eval: Any, *le
     z0 = np.concatenate([y0, dy0])
     z = bind(solve_p, (z0, t0, t_eval, *leaves, *[dls[i] for i in which]),
              dict(rhs=rhs_aug, method=method, options=_derived(options), vectorized=False,
-                  t_bound=t_bound, holder=None))
+                  t_bound=t_bound, holder=None, name=name))
     out = z[n:]
     if dte is not None:  # moving an output time moves its value by f(t_k, y_k) dt_k
         m = shape_of(t_eval)[0]
@@ -202,7 +207,7 @@ def _implicit(method: Any) -> bool:
 
 def _adjoint_impl(g: Any, y0: Any, t0: Any, t_eval: Any, *leaves: Any,
                   rhs: Callable[..., Any], method: Any, options: dict[str, Any],
-                  vectorized: bool, t_bound: Any) -> np.ndarray:
+                  vectorized: bool, t_bound: Any, name: str = _SOLVE_IVP) -> np.ndarray:
     """The cotangents ``[y0 (n), t0 (1), leaves (flat)]`` of ``sum(g * y(t_eval))``: the
     adjoint ``a' = -J_y^T a``, ``p' = -J_p^T a`` integrated backwards segment by segment
     between the output times (each output's cotangent added to ``a`` at its time), with
@@ -220,7 +225,7 @@ def _adjoint_impl(g: Any, y0: Any, t0: Any, t_eval: Any, *leaves: Any,
     far = t_eval[np.argmax(np.abs(t_eval - t0))]
     if far != t0:
         r = _plain_solve(y0, t0, far, None, leaves, rhs, method, options, vectorized,
-                         dense=True)
+                         dense=True, name=name)
         traj = r.sol
     else:
         traj = None
@@ -253,7 +258,7 @@ def _adjoint_impl(g: Any, y0: Any, t0: Any, t_eval: Any, *leaves: Any,
     def back(s: np.ndarray, t_from: float, t_to: float) -> np.ndarray:
         r = _scipy_solve_ivp(fun, (t_from, t_to), s, method=method, **opts)
         if not r.success:
-            raise DualrevError(f"dualrev: scipy.integrate.solve_ivp failed while "
+            raise DualrevError(f"dualrev: {name} failed while "
                                f"integrating the adjoint for a reverse-mode derivative "
                                f"({r.message}); its derivative is undefined there")
         return r.y[:, -1]
@@ -345,7 +350,7 @@ _last: list[Any] = [None, None, None]  # (g, ans, cotangents): one adjoint for a
 
 def _solve_vjp(i: int, g: Any, ans: Any, y0: Any, t0: Any, t_eval: Any, *leaves: Any,
                rhs: Callable[..., Any], method: Any, options: dict[str, Any],
-               vectorized: bool, t_bound: Any, holder: Any) -> Any:
+               vectorized: bool, t_bound: Any, holder: Any, name: str = _SOLVE_IVP) -> Any:
     if i == 2:  # the output times: each value moves by f(t_k, y_k) dt_k
         m = shape_of(t_eval)[0]
         fs = np.stack([rhs(t_eval[k], ans[:, k], *leaves) for k in range(m)], axis=1)
@@ -354,7 +359,7 @@ def _solve_vjp(i: int, g: Any, ans: Any, y0: Any, t0: Any, t_eval: Any, *leaves:
     if _last[0] is not g or _last[1] is not ans:
         v = bind(adjoint_p, (g, y0, t0, t_eval, *leaves),
                  dict(rhs=rhs, method=method, options=options, vectorized=vectorized,
-                      t_bound=t_bound))
+                      t_bound=t_bound, name=name))
         _last[:] = [g, ans, _as_cotangents(v, y0, leaves)]
     cts = _last[2]
     return cts[i] if i < 2 else cts[i - 1]
@@ -487,6 +492,12 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
     except BatchedValueError:
         t1_plain = None
     if t_eval is None:
+        if t1_plain is None:  # a batch of end times: each member its own output times
+            raise DualrevError(
+                "dualrev: scipy.integrate.solve_ivp under vmap over t_span's end needs "
+                "t_eval=: without it SciPy chooses different output times (a different "
+                "number of them) for each member of the batch; pass the times you need, "
+                "e.g. t_eval=np.reshape(t1, (1,)) for the value at the end")
         try:
             plain = _scipy_solve_ivp(fun, (strip(t0), t1_plain), strip(y0), method=method,
                                      vectorized=vectorized,
@@ -506,6 +517,16 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
         te = t_eval if isinstance(t_eval, Tracer) else np.asarray(t_eval, float)
         if len(shape_of(te)) != 1 or shape_of(te)[0] == 0:
             raise ValueError("`t_eval` must be 1-dimensional and non-empty.")
+        if t1_plain is None:  # a batch of end times: SciPy's check, member by member
+            ends, starts = np.asarray(concrete(t1), float), np.asarray(concrete(t0), float)
+            times = np.asarray(concrete(te), float)  # the batch axes first, then (m,)
+            lo, hi = np.minimum(starts, ends), np.maximum(starts, ends)
+            try:
+                outside = np.any(times.min(-1) < lo) or np.any(times.max(-1) > hi)
+            except ValueError:  # batches of different transforms: SciPy's solve checks
+                outside = False
+            if outside:
+                raise ValueError("Values in `t_eval` are not within `t_span`.")
     options = dict(options)
     if callable(options.get("jac")) and args is not None:
         options["jac"] = _with_leaves(options["jac"], leaves, tdef, pos)
@@ -720,7 +741,7 @@ def _as_solve(params: dict[str, Any]) -> dict[str, Any]:
     """solve_p's parameters for odeint_p's derivative rules: the derived systems are
     solve_ivp(method='LSODA') solves at odeint's tolerances."""
     return dict(rhs=params["rhs"], method="LSODA", options=params["options"],
-                vectorized=False, t_bound=None, holder=None)
+                vectorized=False, t_bound=None, holder=None, name=_ODEINT)
 
 
 odeint_p = Primitive("scipy.integrate.odeint", _odeint_impl)
@@ -887,9 +908,8 @@ def dblquad(func: Callable[..., Any], a: Any, b: Any, gfun: Any, hfun: Any, args
                                   epsrel=epsrel)
         except DualrevError:
             x = a if np.isfinite(a) else b if np.isfinite(b) else 0.0
+            _check_limits(gfun, hfun, x)
             lo = gfun(x) if callable(gfun) else gfun
-            if _has_tracer(lo) or _has_tracer(hfun(x) if callable(hfun) else hfun):
-                raise _closure_error("scipy.integrate.dblquad", "gfun/hfun") from None
             if _has_tracer(func(lo if np.isfinite(lo) else 0.0, x, *args)):
                 raise _closure_error("scipy.integrate.dblquad", "func") from None
             raise
@@ -905,7 +925,28 @@ def dblquad(func: Callable[..., Any], a: Any, b: Any, gfun: Any, hfun: Any, args
     try:
         return quad(inner, a, b, args=(*lims, *args), epsabs=epsabs, epsrel=epsrel)
     except _ClosureError:
+        try:
+            x = float(strip(a)) if np.isfinite(strip(a)) else float(strip(b))
+        except BatchedValueError:
+            x = 0.0
+        _check_limits(gfun, hfun, x if np.isfinite(x) else 0.0)
         raise _closure_error("scipy.integrate.dblquad", "func") from None
+
+
+def _check_limits(gfun: Any, hfun: Any, x: float) -> None:
+    """Raise naming a callable inner limit that closes over a traced value: SciPy calls
+    ``gfun(x)``/``hfun(x)`` with ``x`` alone, so no ``args=`` can carry that value."""
+    for what, lim in (("gfun", gfun), ("hfun", hfun)):
+        if callable(lim) and _has_tracer(lim(x)):
+            raise _ClosureError(
+                f"dualrev: scipy.integrate.dblquad: the inner limit `{what}` returned a "
+                f"traced value for a plain x: it uses a value being differentiated that is "
+                f"not its argument (a closure), and SciPy calls `{what}(x)` with x alone, "
+                f"so nothing can carry that value into its loop. Pass the value as a "
+                f"constant limit (dblquad(func, a, b, lo, hi) with lo/hi traced numbers), "
+                f"or substitute y = g(x) + (h(x) - g(x)) u and integrate over u from 0 to "
+                f"1, the value passed through args= (the integrand multiplied by "
+                f"h(x) - g(x)).")
 
 
 # ------------------------------------------------------------------ quad_vec

@@ -23,6 +23,7 @@ import scipy.special as sc
 
 from ..batching import batch_traces, on_plain_values, rebatch, stacked_rule, without_derivatives
 from ..custom import transpose_jvp
+from ..diagnose import user_frame
 from ..errors import NoDerivativeRule
 from ..primitive import (
     METHODS,
@@ -67,10 +68,13 @@ def dispatch(owner: Any, name: str, handler: Callable[..., Any],
 
 
 def scipy_caller() -> str | None:
-    """The SciPy function (undispatched) on the call stack, for error messages."""
+    """The SciPy function (undispatched) on the call stack between the conversion and
+    the user's innermost frame, for error messages. One further out (the user's callback
+    called by a SciPy solver that dualrev runs) is not the one converting."""
     codes = {getattr(f, "__code__", None): f for f in ORIGINALS.values()}
+    user = user_frame()
     frame = sys._getframe(1)
-    while frame is not None:
+    while frame is not None and frame is not user:
         f = codes.get(frame.f_code)
         if f is not None:
             return f"{f.__module__}.{f.__qualname__}"
