@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import scipy.integrate as si
+import scipy.linalg as sl
 from scipy.integrate._ivp.ivp import OdeResult
 
 from .batching import batch_by_loop, without_derivatives
@@ -156,6 +157,26 @@ def _solve_impl(y0: Any, t0: Any, t_eval: Any, *leaves: Any, rhs: Callable[..., 
 solve_p = Primitive("scipy.integrate.solve_ivp", _solve_impl)
 
 
+def _variational_options(options: dict[str, Any], method: Any, rhs: Callable[..., Any],
+                         n: int, nleaves: int) -> dict[str, Any]:
+    """The options of the variational system ``[y, dy]``: the user's, and for an
+    implicit method the Jacobian ``diag(J_y, J_y)`` (the simultaneous-corrector
+    approximation CVODES makes: the term ``d(J_y dy)/dy`` is left out of the Newton
+    matrix only, not of the system), so SciPy does not estimate it column by column."""
+    out = _derived(options)
+    if not _implicit(method):
+        return out
+
+    def jac(t: float, z: np.ndarray, *ps: Any) -> np.ndarray:
+        j = np.asarray(jacfwd(lambda y: rhs(t, y, *ps[:nleaves]))(z[:n]), float)
+        blocks = np.zeros((2 * n, 2 * n))
+        blocks[:n, :n] = blocks[n:, n:] = j
+        return blocks
+
+    out["jac"] = jac
+    return out
+
+
 def _solve_jvp(tangents: list[Any], ans: Any, y0: Any, t0: Any, t_eval: Any, *leaves: Any,
                rhs: Callable[..., Any], method: Any, options: dict[str, Any],
                vectorized: bool, t_bound: Any, holder: Any, name: str = _SOLVE_IVP) -> Any:
@@ -182,7 +203,8 @@ def _solve_jvp(tangents: list[Any], ans: Any, y0: Any, t0: Any, t_eval: Any, *le
 
     z0 = np.concatenate([y0, dy0])
     z = bind(solve_p, (z0, t0, t_eval, *leaves, *[dls[i] for i in which]),
-             dict(rhs=rhs_aug, method=method, options=_derived(options), vectorized=False,
+             dict(rhs=rhs_aug, method=method, options=_variational_options(
+                 options, method, rhs, n, len(leaves)), vectorized=False,
                   t_bound=t_bound, holder=None, name=name))
     out = z[n:]
     if dte is not None:  # moving an output time moves its value by f(t_k, y_k) dt_k
@@ -387,8 +409,17 @@ def _solve_batch(args: list[Any], batched: tuple[bool, ...], **params: Any) -> A
                                                      if b])
         return np.reshape(out, (size * n,))
 
-    new = {**params, "rhs": rhs_b, "vectorized": False,
-           "options": _derived(params["options"], tile=size)}
+    options = _derived(params["options"], tile=size)
+    jac = params["options"].get("jac")
+    if callable(jac):  # each member's Jacobian, on the diagonal
+        def jac_b(t: float, z: np.ndarray, *ls: Any) -> np.ndarray:
+            zs = np.reshape(z, (size, n))
+            return sl.block_diag(*[np.asarray(jac(t, zs[m], *[v[m] if b else v for v, b in
+                                                              zip(ls, bl, strict=True)]))
+                                   for m in range(size)])
+
+        options["jac"] = jac_b
+    new = {**params, "rhs": rhs_b, "vectorized": False, "options": options}
     out = bind(solve_p, (np.reshape(y0s, (size * n,)), t0, t_eval, *leaves), new)
     return np.reshape(out, (size, n, shape_of(out)[-1]))
 

@@ -445,8 +445,14 @@ def test_dblquad_closure_is_refused():
     msg = r"dblquad: `{}` returned a traced value.*pass it through args="
     with pytest.raises(dr.DualrevError, match=msg.format("func")):
         dr.grad(lambda c: si.dblquad(lambda y, x: c * x, 0.0, 1.0, 0.0, 1.0)[0])(1.0)
-    with pytest.raises(dr.DualrevError, match=msg.format("gfun/hfun")):
+    limit = r"inner limit `{}` returned a traced value.*substitute y = g\(x\)"
+    with pytest.raises(dr.DualrevError, match=limit.format("hfun")):
         dr.grad(lambda c: si.dblquad(lambda y, x: x, 0.0, 1.0, 0.0, lambda x: c * x)[0])(1.0)
+    # with args traced too, the limit is named, not func (issue 21)
+    for transform in (dr.grad, dr.jacfwd):
+        with pytest.raises(dr.DualrevError, match=limit.format("gfun")):
+            transform(lambda c: si.dblquad(lambda y, x, k: x * k, 0.0, 1.0, lambda x: c * x,
+                                           1.0, args=(c,))[0])(0.5)
     with pytest.raises(dr.DualrevError, match=msg.format("func")):
         dr.grad(lambda c: si.dblquad(lambda y, x, k: c * k, 0.0, 1.0, 0.0, 1.0,
                                      args=(c,))[0])(1.0)
