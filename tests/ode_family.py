@@ -201,6 +201,22 @@ def error(prob: Problem, method: str, rtol: float, mode: str) -> float:
     return float(np.max(np.abs(jac - ref)) / np.max(np.abs(ref)))
 
 
+# The default test run's cases: every problem, every method (explicit ones on the
+# non-stiff problems), every tolerance, with the expensive combinations (RK23 at tight
+# tolerances, Radau at 1e-10 on stiff problems: 10-50 s each here) left to --full.
+DEFAULT = (("cubic c=0", "RK23", 1e-6), ("cubic c=0", "BDF", 1e-10),
+           ("cubic c=1", "DOP853", 1e-10), ("cubic c=1", "odeint", 1e-6),
+           ("cubic c=100", "RK45", 1e-8), ("cubic c=100", "LSODA", 1e-10),
+           ("cubic c=1000", "BDF", 1e-6), ("cubic c=1000", "odeint", 1e-10),
+           ("cubic c=10000", "Radau", 1e-6), ("cubic c=10000", "LSODA", 1e-8),
+           ("van der Pol mu=1", "Radau", 1e-8), ("van der Pol mu=100", "DOP853", 1e-8),
+           ("van der Pol mu=100", "BDF", 1e-8), ("van der Pol mu=1000", "LSODA", 1e-6),
+           ("van der Pol mu=1000", "odeint", 1e-8), ("robertson", "BDF", 1e-6),
+           ("robertson", "LSODA", 1e-8), ("linear spread 1..1e4", "Radau", 1e-6),
+           ("linear spread 1..1e4", "odeint", 1e-10))
+BY_NAME = {prob.name: prob for prob in FAMILY}
+
+
 def cases(full: bool) -> list[tuple[Problem, str, float]]:
     """Every (problem, method, rtol) the methods can run in reasonable time (explicit
     methods skip the stiff problems); without ``full`` a covering subset: every problem
