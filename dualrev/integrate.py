@@ -6,10 +6,12 @@ the initial state, the time span, the output times and the traced leaves of ``ar
 
 * ``solve_ivp`` is one primitive whose forward rule integrates the variational equations
   (the state and its tangent together, ``d(dy)/dt = J_y f dy + J_p f dp``) and whose
-  reverse rule integrates the adjoint ``a' = -J_y^T a`` backwards, with ``y`` re-integrated
-  alongside it and reset to the forward solution at every output time. Both rules are
-  themselves calls of the same primitive on a larger system, so derivatives nest (Hessians,
-  ``jacfwd`` of ``jacfwd``), each to the integration tolerance.
+  reverse rule integrates the adjoint ``a' = -J_y^T a`` backwards (``adjoint_p``), ``y``
+  read from the dense output of a forward solve (stable for stiff systems, where
+  integrating ``y`` backwards is not). The forward rule is a call of the same primitive on
+  a larger system, and ``adjoint_p``'s own rules are second-order adjoints, so
+  derivatives nest (Hessians, ``jacfwd`` of ``jacfwd``), each to the integration
+  tolerance.
 * ``quad`` is one primitive: Leibniz's rule for the limits, and the quad of the
   integrand's JVP for the parameters (a quad per parameter element in reverse mode).
 
@@ -459,17 +461,19 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
 
     SciPy integrates (with the caller's ``method``, ``rtol``, ``atol``, ...); the result's
     ``y`` is traced. Forward mode integrates the variational equations alongside the
-    state, reverse mode the adjoint backwards (``y`` re-integrated with it from the
-    forward solution at each output time), so derivatives are exact up to the
-    integration tolerance. Without ``t_eval`` the output times SciPy chose are constants
-    except the last, ``t_span[1]`` (found by one plain solve first); with ``t_eval`` the
-    outputs are at those times, which may be traced, and ``t_span[1]`` has no effect on
-    them (derivative zero). Values to differentiate must reach ``fun`` through
-    ``args``: a ``fun`` that closes over one raises ``DualrevError``. With traced inputs
-    ``dense_output`` and ``events`` raise ``NoDerivativeRule``; the derived systems drop
-    ``jac``/``jac_sparsity`` (SciPy estimates their Jacobians) and use the smallest entry
-    of an array ``atol``. Under ``vmap`` a batch of ``y0`` or ``args`` is one solve of
-    all the states; ``t_eval`` is then required.
+    state, reverse mode the adjoint backwards (with the user's method, ``y`` read from a
+    forward solve's dense output at a hundredth of the tolerances), so derivatives are
+    exact up to the integration tolerance, stiff systems included. Without ``t_eval``
+    the output times SciPy chose are constants except the last, ``t_span[1]`` (found by
+    one plain solve first); with ``t_eval`` the outputs are at those times, which may be
+    traced, and ``t_span[1]`` has no effect on them (derivative zero). Values to
+    differentiate must reach ``fun`` through ``args``: a ``fun`` that closes over one
+    raises ``DualrevError``. With traced inputs ``dense_output`` and ``events`` raise
+    ``NoDerivativeRule``; the derived systems drop ``jac``/``jac_sparsity`` (implicit
+    methods get exact Jacobians from dualrev instead) and use the smallest entry of an
+    array ``atol``. Under ``vmap`` a batch of ``y0`` or ``args`` is one solve of all the
+    states, a batch of times (``t_span`` or ``t_eval``) one solve per member; ``t_eval``
+    is then required.
 
     Args:
         fun: the right-hand side ``fun(t, y, *args)``, NumPy code.
