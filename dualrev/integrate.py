@@ -269,8 +269,13 @@ def _adjoint_impl(g: Any, y0: Any, t0: Any, t_eval: Any, *leaves: Any,
     psize = sum(sizes)
     far = t_eval[np.argmax(np.abs(t_eval - t0))]
     if far != t0:
-        r = _plain_solve(y0, t0, far, None, leaves, rhs, method,
-                         _tighter(options, _TRAJECTORY), vectorized, dense=True, name=name)
+        try:
+            r = _plain_solve(y0, t0, far, None, leaves, rhs, method,
+                             _tighter(options, _TRAJECTORY), vectorized, dense=True,
+                             name=name)
+        except DualrevError:  # too tight for the method: the user's own tolerances
+            r = _plain_solve(y0, t0, far, None, leaves, rhs, method, options, vectorized,
+                             dense=True, name=name)
         traj = r.sol
     else:
         traj = None
@@ -296,13 +301,15 @@ def _adjoint_impl(g: Any, y0: Any, t0: Any, t_eval: Any, *leaves: Any,
         out[:, :n] = -j.T  # d(-J^T a)/da; the parameter cotangents are quadratures
         return out
 
-    opts = {k: v for k, v in _tighter(_derived(options), _ADJOINT).items()
-            if k != "first_step"}
+    loose = {k: v for k, v in _derived(options).items() if k != "first_step"}
     if _implicit(method):
-        opts["jac"] = jac
+        loose["jac"] = jac
+    tight = _tighter(loose, _ADJOINT)
 
     def back(s: np.ndarray, t_from: float, t_to: float) -> np.ndarray:
-        r = _scipy_solve_ivp(fun, (t_from, t_to), s, method=method, **opts)
+        r = _scipy_solve_ivp(fun, (t_from, t_to), s, method=method, **tight)
+        if not r.success:  # too tight for the method: the user's own tolerances
+            r = _scipy_solve_ivp(fun, (t_from, t_to), s, method=method, **loose)
         if not r.success:
             raise DualrevError(f"dualrev: {name} failed while "
                                f"integrating the adjoint for a reverse-mode derivative "
