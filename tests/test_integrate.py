@@ -630,5 +630,5 @@ def test_odeint_errors_name_odeint():
     assert di._as_solve(params)["name"] == "scipy.integrate.odeint"
     blowup = lambda t, y: y ** 2  # y(t) = 1 / (1 - t): no solution up to t = 2
     with pytest.raises(dr.DualrevError, match=r"^dualrev: scipy.integrate.odeint failed"):
-        di._plain_solve(np.ones(1), 0.0, 2.0, None, (), blowup, "LSODA", {}, False,
+        di._plain_solve(np.ones(1), 0.0, 2.0, None, (), blowup, "RK45", {}, False,
                         name=di._ODEINT)
