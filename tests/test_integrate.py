@@ -8,6 +8,7 @@ import scipy.integrate as si
 import dualrev as dr
 import dualrev.integrate as di
 from dualrev.catalogue.scipy_functions import ORIGINALS
+from tests import ode_family as fam
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 T = np.linspace(0.0, 3.0, 7)
@@ -445,8 +446,14 @@ def test_dblquad_closure_is_refused():
     msg = r"dblquad: `{}` returned a traced value.*pass it through args="
     with pytest.raises(dr.DualrevError, match=msg.format("func")):
         dr.grad(lambda c: si.dblquad(lambda y, x: c * x, 0.0, 1.0, 0.0, 1.0)[0])(1.0)
-    with pytest.raises(dr.DualrevError, match=msg.format("gfun/hfun")):
+    limit = r"inner limit `{}` returned a traced value.*substitute y = g\(x\)"
+    with pytest.raises(dr.DualrevError, match=limit.format("hfun")):
         dr.grad(lambda c: si.dblquad(lambda y, x: x, 0.0, 1.0, 0.0, lambda x: c * x)[0])(1.0)
+    # with args traced too, the limit is named, not func (issue 21)
+    for transform in (dr.grad, dr.jacfwd):
+        with pytest.raises(dr.DualrevError, match=limit.format("gfun")):
+            transform(lambda c: si.dblquad(lambda y, x, k: x * k, 0.0, 1.0, lambda x: c * x,
+                                           1.0, args=(c,))[0])(0.5)
     with pytest.raises(dr.DualrevError, match=msg.format("func")):
         dr.grad(lambda c: si.dblquad(lambda y, x, k: c * k, 0.0, 1.0, 0.0, 1.0,
                                      args=(c,))[0])(1.0)
@@ -500,3 +507,128 @@ def test_quad_vec_refusals():
     with pytest.raises(dr.NoDerivativeRule, match="full_output=True"):
         dr.grad(lambda c: si.quad_vec(lambda x, c: c * x, 0.0, 1.0, args=(c,),
                                       full_output=True)[0])(1.0)
+
+
+# ------------------------------------------------------------------ stiffness x tolerance
+# Issue 21, generator 4: forward and reverse mode of every solve_ivp method and odeint on
+# problems from non-stiff to very stiff, at the user's tolerance, against a reference
+# that uses nothing of dualrev (tests/ode_family.py; `python -m tests.ode_family --full`
+# prints the whole table).
+# Error / rtol of the Jacobian: in the full table at most 9 for reverse mode; forward mode
+# (SciPy's error control of the variational system) reaches 21 with LSODA at c = 1e4
+# (in the default cases) and 93 with LSODA on van der Pol mu=1000 at rtol 1e-10 (not).
+ERR_PER_RTOL = 25
+
+
+@pytest.mark.parametrize("name,method,rtol", fam.DEFAULT,
+                         ids=[f"{n}-{m}-{r:.0e}" for n, m, r in fam.DEFAULT])
+def test_derivatives_across_stiffness_and_tolerance(name, method, rtol):
+    prob = fam.BY_NAME[name]
+    for mode in ("fwd", "rev"):
+        err = fam.error(prob, method, rtol, mode)
+        assert err <= ERR_PER_RTOL * rtol, (mode, err)
+
+
+def test_default_cases_cover_every_method_problem_and_tolerance():
+    assert {m for _, m, _ in fam.DEFAULT} == set(fam.METHODS)
+    assert {n for n, _, _ in fam.DEFAULT} == set(fam.BY_NAME)
+    assert {r for _, _, r in fam.DEFAULT} == set(fam.RTOLS)
+    full = fam.cases(full=True)
+    assert all((fam.BY_NAME[n], m, r) in full for n, m, r in fam.DEFAULT)
+
+
+def stiff_rhs(t, y, b, c):
+    return np.stack([-2 * y[0] + b * y[1], 2 * y[0] - b * y[1] - c * y[1] ** 3])
+
+
+@pytest.mark.parametrize("c", [100.0, 1000.0])
+def test_stiff_reverse_mode_has_the_sign_and_digits_of_forward_mode(c):
+    """Issue 21: reverse mode (Radau, rtol 1e-10) gave -1.93e-5 for +6.71e-5 at c = 1000
+    (the adjoint re-integrated y backwards, unstable for a decaying system), and was off
+    in the 7th digit at c = 100."""
+    def y1(b):
+        return si.solve_ivp(stiff_rhs, (0.0, 1.0), [1.0, 1.0], method="Radau", t_eval=[1.0],
+                            args=(b, c), rtol=1e-10, atol=1e-12).y[1, -1]
+
+    ref = fam.reference(fam.BY_NAME[f"cubic c={c:g}"])[1, 2]  # d y1(1) / d b
+    rev = dr.grad(y1)(3.0)
+    close(rev, ref, rtol=1e-8, atol=0)
+    close(rev, dr.jacfwd(y1)(3.0), rtol=1e-8, atol=0)
+    if c == 1000.0:
+        assert 6.70e-5 < ref < 6.72e-5
+
+
+def test_stiff_jacobian_in_y0_args_t0_and_t_eval_both_modes():
+    """Every input of a stiff solve at several output times: jacrev == jacfwd, and both
+    against central differences of the plain solve."""
+    def traj(q):  # q = (y0, b, t0, t_eval)
+        return si.solve_ivp(stiff_rhs, (q[3], 2.0), q[:2], method="LSODA", t_eval=q[4:],
+                            args=(q[2], 1000.0), rtol=1e-10, atol=1e-13).y.ravel()
+
+    q = np.array([1.0, 1.0, 3.0, 0.0, 0.3, 0.6, 1.0])
+    fwd, rev = dr.jacfwd(traj)(q), dr.jacrev(traj)(q)
+    close(rev, fwd, rtol=1e-7, atol=1e-9)
+    close(rev, central(traj, q, 1e-5), rtol=1e-5, atol=1e-7)
+
+
+def test_stiff_hessian_against_differences_of_the_gradient():
+    """Forward over reverse (the adjoint's own derivative, a second-order adjoint) and
+    reverse over reverse on a stiff system, against central differences of the
+    gradient."""
+    def y1(q):
+        return si.solve_ivp(stiff_rhs, (0.0, 1.0), q[:2], method="LSODA", t_eval=[1.0],
+                            args=(q[2], 100.0), rtol=1e-9, atol=1e-12).y[1, -1]
+
+    q = np.array([1.0, 1.0, 3.0])
+    fd = central(dr.grad(y1), q, 1e-4)
+    close(dr.hessian(y1)(q), fd, rtol=1e-5, atol=1e-7)
+    close(dr.jacrev(dr.jacrev(y1))(q), fd, rtol=1e-5, atol=1e-7)
+
+
+def test_vmap_over_the_end_time():
+    """Issue 21: vmap over t_span's end crashed in float(None). With t_eval it is one
+    solve per member (t_eval at the traced end moves with it); without t_eval the
+    documented refusal; t_eval beyond a member's end is SciPy's ValueError."""
+    ends = np.array([1.0, 2.0])
+    at_end = lambda t1: si.solve_ivp(decay, (0.0, t1), [1.0], args=(1.0,),
+                                     t_eval=np.reshape(t1, (1,)), **TOL).y[0, -1]
+    close(dr.vmap(at_end)(ends), np.exp(-ends))
+    close(dr.vmap(dr.grad(at_end))(ends), -np.exp(-ends))
+    fixed = lambda t1: si.solve_ivp(decay, (0.0, t1), [1.0], args=(1.0,), t_eval=[0.5],
+                                    **TOL).y[0, -1]
+    close(dr.vmap(fixed)(ends), np.exp(-0.5) * np.ones(2))
+    with pytest.raises(dr.DualrevError, match="vmap over t_span's end needs t_eval="):
+        dr.vmap(lambda t1: si.solve_ivp(decay, (0.0, t1), [1.0], args=(1.0,)).y[0, -1])(ends)
+    with pytest.raises(ValueError, match="not within `t_span`"):
+        dr.vmap(lambda t1: si.solve_ivp(decay, (0.0, t1), [1.0], args=(1.0,),
+                                        t_eval=[1.5]).y[0, -1])(ends)
+
+
+def array_rhs(t, y, k):
+    return np.array([-k * y[0], k * y[0]])
+
+
+@pytest.mark.parametrize("transform", [dr.grad, dr.jacfwd])
+def test_np_array_in_a_right_hand_side_is_named_not_the_import_order(transform):
+    """Issue 21: the conversion inside the user's right-hand side (called by the SciPy
+    solver dualrev runs) blamed the import order of solve_ivp."""
+    f = lambda k: si.solve_ivp(array_rhs, (0.0, 1.0), [1.0, 0.0], args=(k,),
+                               t_eval=[1.0]).y[0, -1]
+    g = lambda k: si.odeint(array_rhs, [1.0, 0.0], [0.0, 1.0], args=(k,), tfirst=True)[-1, 0]
+    for fn in (f, g):
+        with pytest.raises(dr.DualrevError) as info:
+            transform(fn)(0.5)
+        msg = str(info.value)
+        assert "np.array([-k * y[0], k * y[0]])" in msg and "np.stack" in msg
+        assert "import" not in msg
+
+
+def test_odeint_errors_name_odeint():
+    """Issue 21: the failures of odeint's derivative systems (solve_ivp solves) said
+    solve_ivp; they name odeint, and its derivative rules pass that name on."""
+    params = dict(rhs=None, options={}, primal={}, holder=None)
+    assert di._as_solve(params)["name"] == "scipy.integrate.odeint"
+    blowup = lambda t, y: y ** 2  # y(t) = 1 / (1 - t): no solution up to t = 2
+    with pytest.raises(dr.DualrevError, match=r"^dualrev: scipy.integrate.odeint failed"):
+        di._plain_solve(np.ones(1), 0.0, 2.0, None, (), blowup, "RK45", {}, False,
+                        name=di._ODEINT)
