@@ -524,6 +524,9 @@ class TracedBase(Tracer):
     def tobytes(self, *a: Any, **k: Any) -> Any:
         raise _conversion("x.tobytes()", "tobytes")
 
+    def tostring(self, *a: Any, **k: Any) -> Any:  # (NumPy < 2.3's name for tobytes)
+        raise _conversion("x.tostring()", "tostring")
+
     def tofile(self, *a: Any, **k: Any) -> Any:
         raise _conversion("x.tofile()", "tofile")
 

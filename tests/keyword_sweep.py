@@ -27,6 +27,8 @@ NO_EFFECT = {
     ("numpy.broadcast_to", "subok"): "traced values are no ndarray subclass",
     ("numpy.copy", "order"): "memory layout only",
     ("numpy.copy", "subok"): "traced values are no ndarray subclass",
+    ("numpy.lib.stride_tricks.sliding_window_view", "subok"): "traced values are no ndarray "
+    "subclass",
     ("numpy.copyto", "dst"): "always refused (InPlaceError)",
     ("numpy.copyto", "src"): "always refused (InPlaceError)",
     ("numpy.copyto", "casting"): "always refused (InPlaceError)",

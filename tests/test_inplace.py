@@ -504,10 +504,12 @@ def test_einsum_views_as_numpy():
     np.testing.assert_allclose(dr.grad(summed)(A), [[1, 1, 1], [2, 1, 2], [2, 2, 2]])
 
 
-@pytest.mark.parametrize("make", [lambda A: np.split(A, 3), np.flip, lambda A: np.unstack(A),
+@pytest.mark.parametrize("make", [lambda A: np.split(A, 3), np.flip,
+                                  lambda A: getattr(np, "unstack", tuple)(A),
                                   np.matrix_transpose, lambda A: np.array_split(A, 2, axis=1),
                                   lambda A: np.rot90(A)])
 def test_write_after_view_functions(make):
+    # (np.unstack is NumPy >= 2.1; before, iterating over the rows makes the same views)
     A = np.arange(9.0).reshape(3, 3) / 7
 
     def unused(a):
@@ -796,8 +798,11 @@ def test_views_of_the_whole_array_follow_writes():
 def test_every_ndarray_attribute_answers():
     from dualrev.tracer import TracedBase
 
+    # (NumPy 2.0's class still lists methods it removed, itemset and tostring, whose
+    # lookup on an array raises AttributeError: those need no answer)
+    plain = np.zeros((1, 1))
     missing = [n for n in dir(np.ndarray) if not n.startswith("__")
-               and not hasattr(TracedBase, n)]
+               and hasattr(plain, n) and not hasattr(TracedBase, n)]
     assert missing == []
     x = np.array([0.3, 0.9, 0.1, 0.5])
     seen = {}

@@ -1478,6 +1478,12 @@ for nm, entry, args, fn in (
         ("sparse.sub", _SPB.__sub__, (A((3,)),), lambda u: SP_CSC - u),
         ("sparse.rsub", _SPB.__rsub__, (A((3,)),), lambda u: u - SP_CSC)):
     add(nm, entry, args, fn=fn, shape="mat")
+# which classes define their own multiply differs between SciPy versions (the compressed
+# formats' on 1.15): each one patched gets its case
+for _owner in (sps._compressed._cs_matrix,):
+    if "multiply" in _owner.__dict__:
+        add("sparse.cs_multiply", _owner.multiply, (A((3,)),),
+            fn=lambda u: _dense(SP_CSC.multiply(u)), shape="mat")
 # (SciPy's own answers NotImplemented, so plain u / A is a TypeError: called directly)
 add("sparse.rtruediv", _SPB.__rtruediv__, (A((3,)),),
     fn=lambda u: _SPB.__rtruediv__(SP_CSC, u), shape="mat", kind="raises",
