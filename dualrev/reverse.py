@@ -706,13 +706,8 @@ def _cause(prim: Primitive, ans: Any, g: Any, c: Any) -> str:
     return "zero" if hit else "singular"
 
 
-class FinishedCarefulTape(CarefulTape):
-    """A careful tape whose transform has stopped recording."""
+class FinishedCarefulTape(FinishedTape, CarefulTape):
+    """A careful tape whose transform has stopped recording (FinishedTape's refusals,
+    CarefulTape's backward and forward passes)."""
 
     __slots__ = ()
-
-    def input(self, value: Any) -> Traced:
-        raise EscapedTracerError(self.what, "a new input")
-
-    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
-        raise EscapedTracerError(self.what, prim.name)
