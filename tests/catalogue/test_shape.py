@@ -1,6 +1,7 @@
 """Shape functions: each JVP/VJP against finite differences and forward against reverse."""
 
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -139,7 +140,12 @@ def test_cross_of_2_vectors_like_numpy():
     for a, b in ((V[:2], V[2:4]), (np.reshape(V[:4], (2, 2)), V[3:5]), (V[:2], V[2:5])):
         with warnings.catch_warnings(record=True) as plain:
             warnings.simplefilter("always")
-            want = np.cross(a, b)
+            try:
+                want = np.cross(a, b)
+            except ValueError as e:  # NumPy >= 2.5 removed 2-vectors: refused the same way
+                with pytest.raises(ValueError, match=re.escape(str(e))):
+                    dr.jvp(np.cross, (a, b), (np.zeros_like(a), np.zeros_like(b)))
+                continue
         with warnings.catch_warnings(record=True) as traced:
             warnings.simplefilter("always")
             got = dr.jvp(np.cross, (a, b), (np.zeros_like(a), np.zeros_like(b)))[0]

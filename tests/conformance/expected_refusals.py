@@ -171,6 +171,6 @@ EXPECTED_REFUSALS: dict[str, tuple[str, str, str]] = {
     "vmap::np.cov[aweights=<array>]-complex128-mat": ("DualrevError", "dualrev: np.cov with complex aweights is not supported (weights are real in cov's definition); pass",
         "by design: cov's weights are real (complex ones refused)"),
     # ---- DualrevError: vmap: solve_ivp's output times differ per element (needs t_eval=) (1)
-    "vmap::integrate.solve_ivp[t_span,t_eval]-float64-vec": ("DualrevError", "dualrev: scipy.integrate.solve_ivp under vmap needs t_eval=: SciPy chooses different output times fo",
+    "vmap::integrate.solve_ivp[t_span,t_eval]-float64-vec": ("DualrevError", "dualrev: scipy.integrate.solve_ivp under vmap over t_span's end needs t_eval=: without it SciPy choo",
         "vmap: solve_ivp's output times differ per element (needs t_eval=)"),
 }

@@ -109,7 +109,7 @@ GAP_MODES = {"vmap": "vmap only: a missing or refusing batching rule",
 KNOWN_REASONS = [
     ("whose result's size depends on the values",
      "inherent: under vmap, a result whose size depends on the values (JAX refuses too)"),
-    ("under vmap needs t_eval",
+    ("needs t_eval=",
      "vmap: solve_ivp's output times differ per element (needs t_eval=)"),
     ("are not unique", "inherent: the derivative does not exist (a non-unique factor)"),
     ("copy=False", "inherent: an in-place write into a traced argument"),
