@@ -437,9 +437,10 @@ JAX_OUTCOMES: dict[str, str] = {
     "jax::sp.spence-float64-empty": "empty value",
     "jax::sp.xlog1py-float64-empty": "empty value",
     "jax::sp.xlogy-float64-empty": "empty value",
-    # ---- jax nan, dualrev finite (9)
+    # ---- jax nan, dualrev finite (10)
     "jax::np.amax[axis=0,initial=0.1]-float64-empty": "jax nan, dualrev finite",
     "jax::np.amin[axis=0,initial=0.1]-float64-empty": "jax nan, dualrev finite",
+    "jax::np.linalg.norm-float64-empty": "jax nan, dualrev finite",
     "jax::np.max[axis=0,initial=0.1]-float64-empty": "jax nan, dualrev finite",
     "jax::np.min[axis=0,initial=0.1]-float64-empty": "jax nan, dualrev finite",
     "jax::np.nanstd[axis=0,keepdims]-float64-nan": "jax nan, dualrev finite",
