@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import config
+from . import config, namespace
 from .batching import Batched, BatchTrace, FinishedBatchTrace
 from .errors import (
     DualrevError,
@@ -58,9 +58,11 @@ class _GcPaused:
                 if saved[0]:  # a threshold of 0 already disables collection
                     gc.set_threshold(_GC_PAUSED, *saved[1:])
             _gc_depth += 1
+        namespace.installed.__enter__()
 
     def __exit__(self, *exc: Any) -> None:
         global _gc_depth
+        namespace.installed.__exit__(*exc)
         with _gc_lock:
             _gc_depth -= 1
             if _gc_depth == 0 and gc.get_threshold()[0] == _GC_PAUSED:

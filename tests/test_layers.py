@@ -20,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "dualrev"
 # Bottom to top; a module may import from its own layer or below. A name ending in ".*"
 # stands for the package and every module under it. Listed modules may be absent.
 LAYERS: list[set[str]] = [
-    {"dualrev.errors", "dualrev.tree", "dualrev.config", "dualrev.diagnose"},
+    {"dualrev.errors", "dualrev.tree", "dualrev.config", "dualrev.diagnose",
+     "dualrev.namespace"},
     {"dualrev.primitive"},
     {"dualrev.tracer", "dualrev.cotangent"},
     {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom",
