@@ -1,0 +1,271 @@
+"""scipy.ndimage's filters on traced values: SciPy's own values, the transpose identity
+<A u, v> = <u, A^T v> of every boundary mode, origin and kernel parity (input, weights
+and cval together), derivatives against finite differences and forward against reverse,
+nesting, vmap, dtypes, refusals, and a deblurring fit with SciPy's optimiser."""
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import scipy.optimize as so
+
+import dualrev as dr
+from dualrev.catalogue.scipy_functions import ORIGINALS
+from dualrev.catalogue.scipy_ndimage import gaussian_kernel1d
+from dualrev.errors import InPlaceError, NoDerivativeRule
+
+from ..helpers import check_all, fwd_rev_agree
+
+rng = np.random.default_rng(2212)
+X = rng.standard_normal((5, 6))
+MODES = ["reflect", "grid-mirror", "mirror", "nearest", "wrap", "grid-wrap", "constant",
+         "grid-constant"]
+SCIPY = {f.__name__: f for f in ORIGINALS.values()
+         if str(getattr(f, "__module__", "")).startswith("scipy.ndimage")}
+
+
+def _value(f, *args):
+    """The primal a forward pass computes (every argument traced)."""
+    value, _ = dr.jvp(f, args, tuple(np.zeros_like(np.asarray(a, float)) for a in args))
+    return value
+
+
+def _transpose_identity(f, args, seed):
+    """<J t, g> from a forward pass equals <t, J^T g> from a backward pass, for random
+    tangents of every argument at once."""
+    r = np.random.default_rng(seed)
+    tangents = tuple(r.standard_normal(np.shape(a)) for a in args)
+    out, jt = dr.jvp(f, args, tangents)
+    g = r.standard_normal(np.shape(out))
+    _, pullback = dr.vjp(f, *args)
+    cts = pullback(g)
+    lhs = np.sum(g * jt)
+    rhs = sum(np.sum(c * t) for c, t in zip(cts, tangents, strict=True))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_correlate1d_every_mode_origin_and_parity(mode):
+    for k in (1, 2, 3, 4, 7, 12):  # kernels longer than the 5-sample axis too
+        w = rng.standard_normal(k)
+        for origin in range(-(k // 2), (k - 1) // 2 + 1):
+            for name in ("correlate1d", "convolve1d"):
+                def f(x, w, c, name=name, origin=origin):
+                    return getattr(ndi, name)(x, w, axis=0, mode=mode, cval=c, origin=origin)
+                want = SCIPY[name](X, w, axis=0, mode=mode, cval=0.3, origin=origin)
+                np.testing.assert_allclose(_value(f, X, w, 0.3), want, rtol=1e-13, atol=1e-14)
+                _transpose_identity(f, (X, w, 0.3), k * 10 + origin)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_correlate_nd_every_mode_origin_and_parity(mode):
+    for shape, origins in (((3, 2), [(0, 0), (-1, -1), (1, 0)]), ((2, 5), [(0, 2), (-1, -2)]),
+                           ((1, 4), [(0, 1)])):
+        w = rng.standard_normal(shape)
+        for origin in origins:
+            for name in ("correlate", "convolve"):
+                def f(x, w, c, name=name, origin=origin):
+                    return getattr(ndi, name)(x, w, mode=mode, cval=c, origin=origin)
+                want = SCIPY[name](X, w, mode=mode, cval=-0.4, origin=origin)
+                np.testing.assert_allclose(_value(f, X, w, -0.4), want, rtol=1e-13,
+                                           atol=1e-14)
+                _transpose_identity(f, (X, w, -0.4), sum(origin) + 7)
+
+
+def test_correlate_axes_in_any_order_and_3d():
+    x = rng.standard_normal((3, 4, 5))
+    w = rng.standard_normal((3, 2))
+    for axes in ((0, 2), (2, 0), (-1, 1)):
+        f = lambda x, w, axes=axes: ndi.correlate(x, w, mode="wrap", axes=axes)  # noqa: E731
+        np.testing.assert_allclose(_value(f, x, w), SCIPY["correlate"](x, w, mode="wrap",
+                                                                        axes=axes), rtol=1e-13)
+        _transpose_identity(f, (x, w), 3)
+    check_all(lambda x, w: ndi.convolve(x, w, mode="mirror", axes=(2, 0)), (x, w), order=2)
+
+
+def test_derivatives_against_finite_differences_and_modes_agree():
+    w = rng.standard_normal((2, 3))
+    check_all(lambda x, w, c: ndi.correlate(x, w, mode="constant", cval=c, origin=(0, -1)),
+              (X, w, 0.5), order=2)
+    check_all(lambda x, w: ndi.convolve1d(x, w[0], axis=1, mode="reflect"), (X, w), order=2)
+    # a bilinear map: the Hessian of a least-squares loss in the weights is 2 A^T A
+    y = rng.standard_normal(X.shape)
+    loss = lambda w: np.sum((ndi.correlate(X, w, mode="nearest") - y) ** 2)  # noqa: E731
+    cols = np.stack([SCIPY["correlate"](X, e.reshape(2, 3), mode="nearest").ravel()
+                     for e in np.eye(6)], axis=1)
+    np.testing.assert_allclose(dr.hessian(loss)(w).reshape(6, 6), 2 * cols.T @ cols,
+                               rtol=1e-11)
+
+
+@pytest.mark.parametrize("order", [0, 1, 2, 3])
+def test_gaussian_filters_match_scipy_and_differentiate(order):
+    for mode in ("reflect", "constant", "wrap"):
+        for kw in ({}, {"truncate": 2.0}, {"radius": 2}):
+            f = lambda x, mode=mode, kw=kw: ndi.gaussian_filter(  # noqa: E731
+                x, (1.2, 0.7), order=order, mode=mode, cval=0.2, **kw)
+            want = SCIPY["gaussian_filter"](X, (1.2, 0.7), order=order, mode=mode, cval=0.2,
+                                            **kw)
+            np.testing.assert_allclose(_value(f, X), want, rtol=1e-12, atol=1e-14)
+            fwd_rev_agree(f, (X,))
+    # sigma: the kernel is differentiable in it (radius held), in both modes, nested
+    g = lambda s: ndi.gaussian_filter1d(X, s, axis=1, order=order, mode="mirror")  # noqa: E731
+    check_all(g, (1.3,), order=2)
+    s = 1.3
+    fd = (SCIPY["gaussian_filter1d"](X, s + 1e-6, axis=1, order=order, mode="mirror", radius=5)
+          - SCIPY["gaussian_filter1d"](X, s - 1e-6, axis=1, order=order, mode="mirror",
+                                       radius=5)) / 2e-6
+    np.testing.assert_allclose(dr.jacfwd(g)(s), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_gaussian_filter_per_axis_axes_and_zero_sigma():
+    x = rng.standard_normal((4, 3, 5))
+    cases = [
+        dict(sigma=(1.0, 0.0, 2.0), order=(1, 0, 2), mode=("reflect", "wrap", "nearest")),
+        dict(sigma=0.8, axes=(0, 2), order=(0, 1), radius=(1, 3)),
+        dict(sigma=1.1, axes=(-1,), mode="grid-constant", cval=-1.0),
+    ]
+    for kw in cases:
+        f = lambda x, kw=kw: ndi.gaussian_filter(x, **kw)  # noqa: E731
+        np.testing.assert_allclose(_value(f, x), SCIPY["gaussian_filter"](x, **kw),
+                                   rtol=1e-12, atol=1e-14)
+        _transpose_identity(f, (x,), 5)
+
+
+def test_gaussian_kernel_is_scipys():
+    from scipy.ndimage._filters import _gaussian_kernel1d
+    for order in range(5):
+        np.testing.assert_allclose(gaussian_kernel1d(1.7, order, 6),
+                                   _gaussian_kernel1d(1.7, order, 6), rtol=1e-12, atol=1e-16)
+
+
+def test_uniform_sobel_prewitt_laplace_values_and_derivatives():
+    x = rng.standard_normal((6, 5))
+    calls = {
+        "uniform_filter1d": [dict(size=4, axis=0, origin=-2), dict(size=3, mode="constant",
+                                                                   cval=1.5, origin=1)],
+        "uniform_filter": [dict(size=(3, 2), mode="wrap", origin=(0, -1)),
+                           dict(size=4, axes=(1,), mode=("mirror",))],
+        "sobel": [dict(axis=0), dict(axis=-1, mode=("constant", "nearest"), cval=2.0)],
+        "prewitt": [dict(axis=1, mode="grid-wrap")],
+        "laplace": [dict(), dict(mode="constant", cval=0.5, axes=(0,))],
+        "gaussian_laplace": [dict(sigma=1.1), dict(sigma=(0.9, 1.4), mode="mirror",
+                                                   truncate=3.0, axes=(1, 0))],
+        "gaussian_gradient_magnitude": [dict(sigma=1.0, mode="nearest", radius=2)],
+    }
+    for name, kws in calls.items():
+        for kw in kws:
+            f = lambda x, name=name, kw=kw: getattr(ndi, name)(x, **kw)  # noqa: E731
+            np.testing.assert_allclose(_value(f, x), SCIPY[name](x, **kw), rtol=1e-11,
+                                       atol=1e-13, err_msg=f"{name} {kw}")
+            check_all(f, (x,), order=1)
+
+
+def test_generic_callbacks():
+    x = rng.standard_normal((4, 5))
+
+    def d2(x, axis, output, mode, cval, scale=1.0):
+        return scale * ndi.correlate1d(x, [1.0, -2.0, 1.0], axis, output, mode, cval)
+
+    f = lambda x: ndi.generic_laplace(x, d2, extra_keywords={"scale": 2.0})  # noqa: E731
+    np.testing.assert_allclose(_value(f, x), 2 * SCIPY["laplace"](x), rtol=1e-13)
+    g = lambda x: ndi.generic_gradient_magnitude(x, ndi.sobel, mode="wrap")  # noqa: E731
+    np.testing.assert_allclose(_value(g, x), SCIPY["generic_gradient_magnitude"](
+        x, SCIPY["sobel"], mode="wrap"), rtol=1e-13)
+    check_all(g, (x,), order=1)
+
+    def writes(x, axis, output, mode, cval):
+        output[...] = x  # SciPy's in-place style: the result is not returned
+    with pytest.raises(InPlaceError, match="(?i)return the filtered array"):
+        dr.grad(lambda x: np.sum(ndi.generic_laplace(x, writes)))(x)
+
+
+def test_vmap_batches_input_weights_and_cval():
+    xs = rng.standard_normal((3, 5, 6))
+    ws = rng.standard_normal((3, 4))
+    cs = rng.standard_normal(3)
+    f = lambda x, w, c: ndi.correlate1d(x, w, axis=1, mode="constant", cval=c)  # noqa: E731
+    loop = np.stack([SCIPY["correlate1d"](xs[i], ws[i], axis=1, mode="constant", cval=cs[i])
+                     for i in range(3)])
+    np.testing.assert_allclose(dr.vmap(f)(xs, ws, cs), loop, rtol=1e-13)
+    np.testing.assert_allclose(dr.vmap(f, in_axes=(0, None, 0))(xs, ws[0], cs),
+                               np.stack([SCIPY["correlate1d"](xs[i], ws[0], axis=1,
+                                                              mode="constant", cval=cs[i])
+                                         for i in range(3)]), rtol=1e-13)
+    g = lambda x: ndi.gaussian_filter(x, 1.0, mode="mirror")  # noqa: E731
+    np.testing.assert_allclose(dr.vmap(g)(xs), np.stack([SCIPY["gaussian_filter"](
+        x, 1.0, mode="mirror") for x in xs]), rtol=1e-13)
+    # Jacobians are batched passes: jacfwd/jacrev of a 2-d filter equal the filter matrix
+    J = np.stack([SCIPY["gaussian_filter"](e.reshape(5, 6), 1.0, mode="mirror").ravel()
+                  for e in np.eye(30)], axis=1).reshape(5, 6, 5, 6)
+    np.testing.assert_allclose(dr.jacrev(g)(xs[0]), J, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dr.jacfwd(g)(xs[0]), J, rtol=1e-12, atol=1e-15)
+
+
+def test_dtypes_complex_and_output():
+    x32 = X.astype(np.float32)
+    f = lambda x: ndi.gaussian_filter(x, 1.0)  # noqa: E731
+    v = _value(f, x32)
+    assert v.dtype == np.float32
+    np.testing.assert_allclose(v, SCIPY["gaussian_filter"](x32, 1.0), rtol=1e-6)
+    assert dr.grad(lambda x: np.sum(f(x)))(x32).dtype == np.float32
+    h = lambda x: ndi.uniform_filter(x, 3, output=np.float32)  # noqa: E731
+    assert _value(h, X).dtype == np.float32
+    # complex input (real weights): holomorphic, so forward and reverse agree
+    z = X + 1j * rng.standard_normal(X.shape)
+    wz = np.array([0.5, 1.0 + 0.5j, -0.3j])
+    c = lambda z: ndi.correlate1d(z, wz, mode="wrap")  # noqa: E731
+    np.testing.assert_allclose(_value(c, z), SCIPY["correlate1d"](z, wz, mode="wrap"),
+                               rtol=1e-13)
+    jf = dr.jacfwd(c, holomorphic=True)(z)
+    e = np.zeros(z.shape, complex)
+    e[2, 3] = 1.0
+    np.testing.assert_allclose(jf[..., 2, 3], SCIPY["correlate1d"](e, wz, mode="wrap"),
+                               rtol=1e-13, atol=1e-15)
+    # complex weights are conjugated by correlate (SciPy's, like np.correlate): the
+    # derivative in their real and imaginary parts against finite differences
+    re = lambda a, b: np.real(ndi.correlate1d(z, a + 1j * b, mode="reflect"))  # noqa: E731
+    check_all(re, (wz.real.copy(), wz.imag.copy()), order=1)
+
+
+def test_refusals():
+    with pytest.raises(InPlaceError, match=r"scipy.ndimage.gaussian_filter\(..., output=array"):
+        dr.grad(lambda x: np.sum(ndi.gaussian_filter(x, 1.0, output=np.empty((5, 6)))))(X)
+    ints = np.arange(12).reshape(3, 4)
+    with pytest.raises(NoDerivativeRule, match="integer input"):
+        dr.grad(lambda w: np.sum(ndi.correlate1d(ints, w)))(np.ones(3))
+    # with a floating output dtype it is SciPy's value, differentiable in the weights
+    f = lambda w: ndi.correlate1d(ints, w, output=np.float64)  # noqa: E731
+    w = np.array([0.2, 1.0, -0.5])
+    np.testing.assert_allclose(_value(f, w), SCIPY["correlate1d"](ints, w, output=np.float64))
+    with pytest.raises(RuntimeError, match="boundary mode"):
+        dr.grad(lambda x: np.sum(ndi.uniform_filter(x, 3, mode="bogus")))(X)
+    with pytest.raises(ValueError, match="Invalid origin"):
+        dr.grad(lambda x: np.sum(ndi.correlate1d(x, [1.0, 2.0], origin=1)))(X)
+
+
+def test_deblurring_with_scipy_minimize():
+    """A user's inverse problem as written: recover an image from its blur by minimising
+    a Tikhonov-regularised loss with dualrev's exact gradients."""
+    r = np.random.default_rng(5)
+    truth = ndi.gaussian_filter(r.standard_normal((12, 12)), 1.0)
+    observed = ndi.gaussian_filter(truth, 1.5, mode="nearest")
+
+    def loss(u_flat):
+        u = u_flat.reshape(12, 12)
+        resid = ndi.gaussian_filter(u, 1.5, mode="nearest") - observed
+        return np.sum(resid ** 2) + 1e-2 * np.sum(ndi.laplace(u) ** 2)
+
+    res = so.minimize(dr.value_and_grad(loss), np.zeros(144), jac=True, method="L-BFGS-B",
+                      options={"maxiter": 2000, "gtol": 1e-11, "ftol": 1e-15})
+    # the minimiser solves the normal equations (A^T A + 0.01 L^T L) u = A^T observed,
+    # with A and L the filters' matrices built column by column from SciPy's values
+    eye = np.eye(144)
+    A = np.stack([SCIPY["gaussian_filter"](e.reshape(12, 12), 1.5, mode="nearest").ravel()
+                  for e in eye], axis=1)
+    L = np.stack([SCIPY["laplace"](e.reshape(12, 12)).ravel() for e in eye], axis=1)
+    exact = np.linalg.solve(A.T @ A + 1e-2 * L.T @ L, A.T @ observed.ravel())
+    np.testing.assert_allclose(res.x, exact, atol=1e-5 * np.abs(exact).max())
+    # and the gradient itself against finite differences along a random direction
+    u0 = r.standard_normal(144)
+    step = r.standard_normal(144)
+    fd = (loss(u0 + 1e-6 * step) - loss(u0 - 1e-6 * step)) / 2e-6
+    np.testing.assert_allclose(np.dot(dr.grad(loss)(u0), step), fd, rtol=1e-6)
