@@ -18,6 +18,7 @@ cotangent, written with differentiable NumPy so that it nests.
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -251,33 +252,40 @@ def _origin_ok(origin: int, k: int) -> None:
 
 
 def _input(x: Any, output: Any, name: str) -> tuple[Any, Any]:
-    """The input as the filters take it and the dtype of the result SciPy gives."""
-    if isinstance(output, np.ndarray) or isinstance(output, Tracer):
+    """The input as the filters take it, and ``output`` as ``_finish`` reads it (None or
+    a dtype given as a type, a dtype or a string)."""
+    if isinstance(output, _Output):
+        output = output.dtype
+    if isinstance(output, (np.ndarray, Tracer)):
         raise InPlaceError(
             f"scipy.ndimage.{name}(..., output=array)",
             f"take the result instead: out = scipy.ndimage.{name}(...) (or pass "
             "output=<dtype> for its dtype)")
-    if isinstance(output, _Output):
-        output = output.dtype
     if not isinstance(x, Tracer):
         x = np.asarray(x)
-    dt = dtype_of(x)
-    want = None if output is None else np.dtype(output)
-    if dt.kind in "biu":
-        if want is None or want.kind not in "fc":
+    if dtype_of(x).kind in "biu":
+        if output is None or np.dtype(output).kind not in "fc":
             raise NoDerivativeRule(
                 f"scipy.ndimage.{name} of an integer input with traced weights",
                 "SciPy's result then has the input's integer dtype, which carries no "
                 "derivative: pass input.astype(float), or output=np.float64.")
-        x = np.asarray(x, np.float64)
-        dt = np.dtype(np.float64)
-    return x, (dt if want is None else want)
+        x = np.asarray(x, np.float64)  # SciPy computes in float64 and casts to output
+    return x, output
 
 
-def _finish(out: Any, dt: Any) -> Any:
-    if dtype_of(out).kind == "c" and dt.kind != "c":
-        raise RuntimeError("output must have complex dtype")
-    return out if dtype_of(out) == dt else out.astype(dt)
+def _finish(out: Any, output: Any) -> Any:
+    """The result in the dtype SciPy's ``_get_output`` gives: the input's (the filter's
+    own result) or ``output``'s, promoted to complex with SciPy's warning where the
+    result is complex and ``output`` a real type (a real dtype string: its error)."""
+    if output is None:
+        return out
+    want = np.dtype(output)
+    if dtype_of(out).kind == "c" and want.kind != "c":
+        if isinstance(output, str):
+            raise RuntimeError("output must have complex dtype")
+        warnings.warn("promoting specified output dtype to complex", stacklevel=3)
+        want = np.promote_types(want, np.complex64)
+    return out if dtype_of(out) == want else out.astype(want)
 
 
 def _correlate(x: Any, w: Any, axes: tuple[int, ...], mode: str, cval: Any,
@@ -503,10 +511,11 @@ def generic_laplace(input: Any, derivative2: Callable[..., Any], output: Any = N
     """scipy.ndimage.generic_laplace: the sum over ``axes`` of
     ``derivative2(input, axis, output, mode, cval, *extra_arguments, **extra_keywords)``,
     which must return its result (dualrev passes the output dtype as ``output``)."""
-    x, dt = _input(input, output, "generic_laplace")
+    x, output = _input(input, output, "generic_laplace")
+    dt = dtype_of(x) if output is None else np.dtype(output)
     ax = _axes(axes, ndim_of(x))
     if not ax:
-        return _finish(x, dt)
+        return _finish(x, output)
     modes = _seq(mode, len(ax))
     kw = extra_keywords or {}
     out = None
@@ -515,7 +524,7 @@ def generic_laplace(input: Any, derivative2: Callable[..., Any], output: Any = N
                                             *extra_arguments, **kw),
                                 "generic_laplace")
         out = term if out is None else out + term
-    return _finish(out, dt)
+    return _finish(out, output)
 
 
 def generic_gradient_magnitude(input: Any, derivative: Callable[..., Any],
@@ -525,10 +534,11 @@ def generic_gradient_magnitude(input: Any, derivative: Callable[..., Any],
     """scipy.ndimage.generic_gradient_magnitude: sqrt of the sum over ``axes`` of the
     squared ``derivative(input, axis, output, mode, cval, ...)``, which must return its
     result. Its derivative is infinite where the magnitude is 0 (as sqrt's)."""
-    x, dt = _input(input, output, "generic_gradient_magnitude")
+    x, output = _input(input, output, "generic_gradient_magnitude")
+    dt = dtype_of(x) if output is None else np.dtype(output)
     ax = _axes(axes, ndim_of(x))
     if not ax:
-        return _finish(x, dt)
+        return _finish(x, output)
     modes = _seq(mode, len(ax))
     kw = extra_keywords or {}
     total = None
@@ -537,7 +547,7 @@ def generic_gradient_magnitude(input: Any, derivative: Callable[..., Any],
                                         cval, *extra_arguments, **kw),
                              "generic_gradient_magnitude")
         total = d * d if total is None else total + d * d
-    return _finish(np.sqrt(total), dt)
+    return _finish(np.sqrt(total), output)
 
 
 def laplace(input: Any, output: Any = None, mode: Any = "reflect", cval: Any = 0.0, *,

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.integrate as sintegrate
 import scipy.interpolate as si
 import scipy.linalg as sla
+import scipy.ndimage as ndi
 import scipy.optimize as so
 import scipy.sparse as sps
 import scipy.sparse.linalg as spla
@@ -1552,6 +1553,81 @@ for nm, solver in (("so.brentq", so.brentq), ("so.brenth", so.brenth),
         kind="raises", raises=NoDerivativeRule)
 
 
+# ====================================================================== scipy.ndimage
+# linear filters: input, weights, sigma and cval traced; every boundary mode
+IMG = A((4, 5))
+for _m in ("reflect", "constant", "nearest", "mirror", "wrap", "grid-mirror",
+           "grid-constant", "grid-wrap"):
+    add("ndi.correlate1d", ndi.correlate1d, (IMG, A((3,))),
+        {"axis": 0, "mode": _m, "cval": A(())}, shape="mat")
+add("ndi.correlate1d", ndi.correlate1d, (IMG, A((4,))), {"origin": -2, "output": np.float64},
+    shape="mat", dtypes=ALL)
+add("ndi.convolve1d", ndi.convolve1d, (IMG, A((2,))),
+    {"axis": -1, "mode": "wrap", "cval": 0.5, "origin": 0, "output": None}, shape="mat",
+    dtypes=ALL)
+add("ndi.convolve1d", ndi.convolve1d, (IMG, A((3,))), {"mode": "constant", "cval": A(())},
+    shape="mat")
+add("ndi.correlate", ndi.correlate, (IMG, A((2, 3))),
+    {"mode": "mirror", "origin": (0, 1), "cval": 0.0, "output": np.float64}, shape="mat",
+    dtypes=ALL)
+add("ndi.correlate", ndi.correlate, (A((3, 4, 2)), A((2, 2))),
+    {"axes": (2, 0), "mode": "constant", "cval": A(())}, shape="3d")
+add("ndi.convolve", ndi.convolve, (IMG, A((3, 2))),
+    {"mode": "nearest", "origin": (-1, 0), "cval": 0.0, "output": np.float64}, shape="mat",
+    dtypes=ALL)
+add("ndi.convolve", ndi.convolve, (A((3, 4, 2)), A((3,))),
+    {"axes": (1,), "mode": "grid-constant", "cval": A(())}, shape="3d")
+add("ndi.gaussian_filter1d", ndi.gaussian_filter1d, (IMG, 1.1),
+    {"axis": 0, "order": 1, "mode": "reflect", "cval": 0.0, "truncate": 3.0,
+     "output": np.float64}, shape="mat", dtypes=REAL)
+add("ndi.gaussian_filter1d", ndi.gaussian_filter1d, (IMG, A((), "pos")),
+    {"order": 2, "radius": 2, "mode": "constant", "cval": A(())}, shape="mat", label="sigma")
+add("ndi.gaussian_filter", ndi.gaussian_filter, (IMG, 1.2),
+    {"order": (0, 1), "mode": ("wrap", "nearest"), "cval": 0.0, "truncate": 2.5,
+     "output": np.float64}, shape="mat", dtypes=ALL)
+add("ndi.gaussian_filter", ndi.gaussian_filter, (A((3, 4, 2)), A((2,), "pos")),
+    {"radius": (1, 2), "axes": (2, 0), "mode": "constant", "cval": A(())}, shape="3d",
+    label="sigma")
+add("ndi.uniform_filter1d", ndi.uniform_filter1d, (IMG, 3),
+    {"axis": 0, "mode": "constant", "cval": A(()), "origin": -1, "output": np.float64},
+    shape="mat", dtypes=ALL)
+add("ndi.uniform_filter", ndi.uniform_filter, (IMG,),
+    {"size": (2, 3), "origin": (0, 1), "mode": "mirror", "cval": 0.0, "axes": (0, 1),
+     "output": np.float64}, shape="mat", dtypes=ALL)
+for _nm in ("sobel", "prewitt"):
+    add(f"ndi.{_nm}", getattr(ndi, _nm), (IMG,),
+        {"axis": 0, "mode": "reflect", "cval": 0.0, "output": np.float64}, shape="mat",
+        dtypes=ALL)
+    add(f"ndi.{_nm}", getattr(ndi, _nm), (IMG,), {"mode": ("constant", "wrap"), "cval": A(())},
+        shape="mat")
+add("ndi.laplace", ndi.laplace, (IMG,),
+    {"mode": "nearest", "cval": 0.0, "axes": (0, 1), "output": np.float64}, shape="mat",
+    dtypes=ALL)
+add("ndi.gaussian_laplace", ndi.gaussian_laplace, (IMG, A((), "pos")),
+    {"mode": "mirror", "cval": 0.0, "axes": None, "output": np.float64, "radius": 2},
+    shape="mat", label="sigma")
+add("ndi.gaussian_laplace", ndi.gaussian_laplace, (IMG, (0.8, 1.3)),
+    {"mode": "constant", "cval": A(()), "truncate": 3.0}, shape="mat", dtypes=ALL)
+add("ndi.gaussian_gradient_magnitude", ndi.gaussian_gradient_magnitude, (IMG, 1.0),
+    {"mode": "reflect", "cval": 0.0, "axes": (1, 0), "output": np.float64}, shape="mat",
+    dtypes=REAL)
+add("ndi.gaussian_gradient_magnitude", ndi.gaussian_gradient_magnitude, (IMG, A((), "pos")),
+    {"radius": 2}, shape="mat", label="sigma")
+
+
+def _ndi_d2(x, axis, output, mode, cval, a, s=1.0):
+    """A second-difference callback in SciPy's style (writes and returns its output)."""
+    return ndi.correlate1d(x, [s, -a, s], axis, output, mode, cval)
+
+
+add("ndi.generic_laplace", ndi.generic_laplace, (IMG, _ndi_d2),
+    {"mode": "wrap", "cval": 0.0, "extra_arguments": (2.0,), "extra_keywords": {"s": 1.0},
+     "axes": (0, 1), "output": np.float64}, shape="mat", dtypes=ALL)
+add("ndi.generic_gradient_magnitude", ndi.generic_gradient_magnitude, (IMG, ndi.sobel),
+    {"mode": "nearest", "cval": 0.0, "extra_arguments": (), "extra_keywords": None,
+     "axes": None, "output": np.float64}, shape="mat", dtypes=REAL)
+
+
 #: which registry key each dispatcher of dualrev.catalogue.scipy_functions stands for
 SCIPY_NAMES: dict[Any, str] = {
     sp.logsumexp: "sp.logsumexp", sp.softmax: "sp.softmax", sp.log_softmax: "sp.log_softmax",
@@ -1580,6 +1656,11 @@ SCIPY_NAMES: dict[Any, str] = {
     so.ridder: "so.ridder", so.bisect: "so.bisect", sps.diags: "sparse.diags",
     sps.diags_array: "sparse.diags_array", sps.spdiags: "sparse.spdiags",
     spla.factorized: "spla.factorized",
+    **{getattr(ndi, _n): f"ndi.{_n}" for _n in (
+        "correlate1d", "convolve1d", "correlate", "convolve", "gaussian_filter1d",
+        "gaussian_filter", "uniform_filter1d", "uniform_filter", "sobel", "prewitt",
+        "laplace", "gaussian_laplace", "gaussian_gradient_magnitude", "generic_laplace",
+        "generic_gradient_magnitude")},
 }
 
 #: keywords of a handler's signature that no case exercises, with the reason
