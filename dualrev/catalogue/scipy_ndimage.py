@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sps
+import scipy.special as sc
 
-from ..batching import batch_by_loop, batch_size, shift_axes
+from ..batching import batch_by_loop, batch_size, is_batched, shift_axes, without_derivatives
 from ..errors import BatchedValueError, InPlaceError, NoDerivativeRule
 from ..primitive import Primitive, Tracer, bind, concrete, dtype_of, ndim_of, shape_of
 from .indexing import getitem
@@ -610,4 +611,501 @@ for _name, _handler in (
         ("gaussian_gradient_magnitude", gaussian_gradient_magnitude),
         ("generic_laplace", generic_laplace),
         ("generic_gradient_magnitude", generic_gradient_magnitude)):
+    dispatch(ndi, _name, _handler)
+
+
+# ====================================================================== interpolation
+# map_coordinates and the transforms built on it (shift, zoom, affine_transform, rotate):
+# the B-spline coefficients come from SciPy's own prefilter (``spline_filter1d_p``, linear,
+# its adjoint the transpose of SciPy's filter matrix); the interpolation itself is SciPy's
+# C loop written in NumPy (the same coordinate folding per mode, the same start index and
+# spline weights, the same border mapping of the indices), so that it is differentiable in
+# the coefficients (a gather: its adjoint scatters with the spline weights) and in the
+# coordinates (the weights are polynomials in the fractional coordinate; the fold of a
+# coordinate by the boundary mode has slope +1 or -1).
+_SPLINE_FILTER1D = ndi.spline_filter1d
+_MODE_CODE = {"nearest": "nearest", "wrap": "wrap", "reflect": "reflect",
+              "grid-mirror": "reflect", "mirror": "mirror", "constant": "constant",
+              "grid-wrap": "grid-wrap", "grid-constant": "grid-constant"}
+
+
+def _filter_matrix(n: int, order: int, mode: str) -> np.ndarray:
+    """SciPy's spline prefilter along a line of ``n`` samples as a matrix (its columns
+    are the filtered unit vectors), cached: its transpose is the adjoint."""
+    key = (n, order, mode)
+    got = _FILTER_MATRICES.get(key)
+    if got is None:
+        got = _SPLINE_FILTER1D(np.eye(n), order, axis=0, output=np.float64, mode=mode)
+        if len(_FILTER_MATRICES) > 64:
+            _FILTER_MATRICES.clear()
+        _FILTER_MATRICES[key] = got
+    return got
+
+
+_FILTER_MATRICES: dict[tuple[int, int, str], np.ndarray] = {}
+
+
+def _spline_filter1d_impl(x: Any, order: int, axis: int, mode: str) -> Any:
+    return _SPLINE_FILTER1D(x, order, axis=axis, output=np.float64, mode=mode)
+
+
+def _spline_filter1d_t_impl(g: Any, order: int, axis: int, mode: str) -> Any:
+    g = np.asarray(g)
+    m = _filter_matrix(g.shape[axis], order, mode)
+    return np.moveaxis(np.tensordot(m.T, np.moveaxis(g, axis, 0), axes=1), 0, axis)
+
+
+spline_filter1d_p = Primitive("ndimage_spline_filter1d", _spline_filter1d_impl)
+spline_filter1d_t_p = Primitive("ndimage_spline_filter1d_transpose", _spline_filter1d_t_impl)
+spline_filter1d_p.defjvp(lambda t, ans, x, **p: bind(spline_filter1d_p, (t,), p))
+spline_filter1d_p.defvjp(lambda g, ans, x, **p: bind(spline_filter1d_t_p, (g,), p), saves="")
+spline_filter1d_t_p.defjvp(lambda t, ans, g, **p: bind(spline_filter1d_t_p, (t,), p))
+spline_filter1d_t_p.defvjp(lambda u, ans, g, **p: bind(spline_filter1d_p, (u,), p), saves="")
+for _p in (spline_filter1d_p, spline_filter1d_t_p):
+    _p.defbatch(lambda args, batched, _p=_p, **params: bind(
+        _p, args, dict(params, axis=params["axis"] + 1)))
+
+
+def spline_filter1d(input: Any, order: int = 3, axis: int = -1, output: Any = np.float64,
+                    mode: str = "mirror") -> Any:
+    """scipy.ndimage.spline_filter1d: B-spline coefficients along ``axis`` (linear in
+    ``input``; SciPy's filter, its adjoint the transpose of SciPy's filter matrix)."""
+    if order < 0 or order > 5:
+        raise RuntimeError("spline order not supported")
+    x, output = _input(input, output, "spline_filter1d")
+    _check_mode(mode)
+    if order in (0, 1):
+        out = x * 1.0
+    else:
+        ax = _axes(axis, ndim_of(x))[0]
+        out = bind(spline_filter1d_p, (x,), {"order": int(order), "axis": ax, "mode": mode})
+    return _finish(out, output)
+
+
+def spline_filter(input: Any, order: int = 3, output: Any = np.float64,
+                  mode: str = "mirror") -> Any:
+    """scipy.ndimage.spline_filter: spline_filter1d along every axis."""
+    if order < 2 or order > 5:
+        raise RuntimeError("spline order not supported")
+    x, output = _input(input, output, "spline_filter")
+    for a in range(ndim_of(x)):
+        x = spline_filter1d(x, order, a, np.float64 if dtype_of(x).kind != "c" else None,
+                            mode)
+    return _finish(x, output)
+
+
+def _trunc(v: np.ndarray) -> np.ndarray:
+    return np.trunc(v)
+
+
+def _fold(c: np.ndarray, n: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """SciPy's map_coordinate (ni_interpolation.c), vectorised: a coordinate outside
+    [0, n - 1] mapped back by the boundary mode, and the slope of that map (+1, -1, or 0
+    where it is constant); -1 with slope 0 for 'constant' (the cval)."""
+    c = np.asarray(c, dtype=np.float64)
+    out = c.copy()
+    slope = np.ones_like(c)
+    lo, hi = c < 0, c > n - 1
+    if n <= 1 and mode in ("mirror", "reflect", "wrap", "grid-wrap"):
+        out[lo | hi] = 0.0
+        slope[lo | hi] = 0.0
+        return out, slope
+    v = c[lo]
+    if mode == "mirror":
+        sz2 = 2 * n - 2
+        v = sz2 * _trunc(-v / sz2) + v
+        up = v <= 1 - n
+        out[lo] = np.where(up, v + sz2, -v)
+        slope[lo] = np.where(up, 1.0, -1.0)
+    elif mode == "reflect":
+        sz2 = 2 * n
+        v = np.where(v < -sz2, sz2 * _trunc(-v / sz2) + v, v)
+        up = v < -n
+        out[lo] = np.where(up, v + sz2, np.where(v > -1e-15, 1e-15, -v) - 1)
+        slope[lo] = np.where(up, 1.0, -1.0)
+    elif mode == "wrap":
+        sz = n - 1
+        out[lo] = v + sz * (_trunc(-v / sz) + 1)
+    elif mode == "grid-wrap":
+        out[lo] = v + n * (_trunc((-1 - v) / n) + 1)
+    elif mode == "nearest":
+        out[lo], slope[lo] = 0.0, 0.0
+    else:  # constant
+        out[lo], slope[lo] = -1.0, 0.0
+    v = c[hi]
+    if mode == "mirror":
+        sz2 = 2 * n - 2
+        v = v - sz2 * _trunc(v / sz2)
+        down = v >= n
+        out[hi] = np.where(down, sz2 - v, v)
+        slope[hi] = np.where(down, -1.0, 1.0)
+    elif mode == "reflect":
+        sz2 = 2 * n
+        v = v - sz2 * _trunc(v / sz2)
+        down = v >= n
+        out[hi] = np.where(down, sz2 - v - 1, v)
+        slope[hi] = np.where(down, -1.0, 1.0)
+    elif mode == "wrap":
+        sz = n - 1
+        out[hi] = v - sz * _trunc(v / sz)
+    elif mode == "grid-wrap":
+        out[hi] = v - n * _trunc(v / n)
+    elif mode == "nearest":
+        out[hi], slope[hi] = n - 1.0, 0.0
+    else:
+        out[hi], slope[hi] = -1.0, 0.0
+    return out, slope
+
+
+def _spline_weights(x: Any, order: int) -> list[Any]:
+    """SciPy's B-spline interpolation weights of the delta ``x`` to the middle knot
+    (ni_splines.c), as differentiable NumPy: the last weight is 1 minus the others."""
+    y, z = x, 1.0 - x
+    w: list[Any] = [None] * (order + 1)
+    if order == 1:
+        w[0] = 1.0 - x
+    elif order == 2:
+        w[1] = 0.75 - x * x
+        y = 0.5 - x
+        w[0] = 0.5 * y * y
+    elif order == 3:
+        w[1] = (y * y * (y - 2.0) * 3.0 + 4.0) / 6.0
+        w[2] = (z * z * (z - 2.0) * 3.0 + 4.0) / 6.0
+        w[0] = z * z * z / 6.0
+    elif order == 4:
+        t = x * x
+        w[2] = t * (t * 0.25 - 0.625) + 115.0 / 192.0
+        y = 1.0 + x
+        w[1] = y * (y * (y * (5.0 - y) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0
+        w[3] = z * (z * (z * (5.0 - z) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0
+        y = 0.5 - x
+        t = y * y
+        w[0] = t * t / 24.0
+    elif order == 5:
+        t = y * y
+        w[2] = t * (t * (0.25 - y / 12.0) - 0.5) + 0.55
+        t = z * z
+        w[3] = t * (t * (0.25 - z / 12.0) - 0.5) + 0.55
+        y = y + 1.0
+        w[1] = y * (y * (y * (y * (y / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425
+        z = z + 1.0
+        w[4] = z * (z * (z * (z * (z / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425
+        y = 1.0 - x
+        t = y * y
+        w[0] = y * t * t / 120.0
+    last = 1.0
+    for i in range(order):
+        last = last - w[i]
+    w[order] = last
+    return w
+
+
+def _axis_plan(c: np.ndarray, n: int, order: int, mode: str, npad: int) -> dict[str, Any]:
+    """Per output point, along one axis (plain values): the folded coordinate and its
+    slope, whether the point is inside (else cval), and the order + 1 indices read
+    (-1: the cval, for 'grid-constant')."""
+    cc = np.asarray(c, dtype=np.float64) + npad
+    mode = _MODE_CODE[mode]
+    if mode in ("grid-constant", "nearest"):
+        slope = np.ones_like(cc)
+        inside = np.ones(cc.shape, bool)
+    else:
+        cc, slope = _fold(cc, n, mode)
+        inside = cc > -1.0
+    knot = np.floor(cc) if order & 1 else np.floor(cc + 0.5)
+    start = knot.astype(np.intp) - order // 2
+    idx = start[..., None] + np.arange(order + 1)
+    if mode == "grid-constant":
+        idx = np.where((idx < 0) | (idx >= n), -1, idx)
+    else:
+        spline_mode = "mirror" if mode in ("constant", "wrap") else mode
+        edge = (idx < 0) | (idx >= n)
+        if edge.any():
+            folded, _ = _fold(idx[edge].astype(np.float64), n, spline_mode)
+            idx[edge] = folded.astype(np.intp)
+    idx = np.where(inside[..., None], idx, 0)
+    return {"cc": cc, "slope": slope, "knot": knot, "inside": inside, "idx": idx}
+
+
+def _interpolate(coef: Any, coords: Any, order: int, mode: str, cval: Any,
+                 npad: int) -> Any:
+    """SciPy's NI_GeometricTransform at the points ``coords`` (shape (ndim,) + out) of
+    the spline coefficients ``coef``, in differentiable NumPy."""
+    dims = shape_of(coef)
+    nd = len(dims)
+    cvals = np.asarray(concrete(coords), dtype=np.float64)
+    out_shape = shape_of(coords)[1:]
+    plans = [_axis_plan(cvals[d], dims[d], order, mode, npad) for d in range(nd)]
+    inside = np.logical_and.reduce([p["inside"] for p in plans])
+    weights = []
+    for d, p in enumerate(plans):
+        if order == 0:
+            weights.append(None)
+            continue
+        cd = getitem(coords, d)
+        # the delta to the middle knot, moving with the coordinate at its fold's slope
+        delta = p["slope"] * cd + (p["cc"] - p["knot"] - p["slope"] * cvals[d])
+        weights.append(_spline_weights(delta, order))
+    flat = np.reshape(coef, (-1,))
+    strides = np.cumprod((1,) + tuple(dims[::-1]))[:-1][::-1]
+    total: Any = None
+    for combo in np.ndindex(*(order + 1,) * nd):
+        index = np.zeros(out_shape, np.intp)
+        is_cval = np.zeros(out_shape, bool)
+        for d, l in enumerate(combo):
+            i = plans[d]["idx"][..., l]
+            is_cval |= i < 0
+            index = index + np.maximum(i, 0) * int(strides[d])
+        term = getitem(flat, index)
+        if is_cval.any():
+            term = np.where(is_cval, cval, term)
+        for d, l in enumerate(combo):
+            if weights[d] is not None:
+                term = term * weights[d][l]
+        total = term if total is None else total + term
+    if not inside.all():
+        total = np.where(inside, total, cval)
+    return total
+
+
+def _coefficients(x: Any, order: int, mode: str, cval: Any, prefilter: bool) -> tuple[Any, int]:
+    """SciPy's spline coefficients for interpolation and the padding they carry (12 on
+    each side for 'nearest' and 'grid-constant', whose prefilter works on a padded copy)."""
+    if not (prefilter and order > 1):
+        return x, 0
+    npad = 0
+    if mode in ("nearest", "grid-constant"):
+        npad = 12
+        if mode == "nearest":
+            x = np.pad(x, npad, mode="edge")
+        else:
+            ring = 1.0 - np.pad(np.ones(shape_of(x)), npad)
+            x = np.pad(x, npad) + (ring * cval if not _is_zero(cval) else 0.0)
+    complex_x = dtype_of(x).kind == "c"
+    for a in range(ndim_of(x)):
+        x = bind(spline_filter1d_p, (x,), {"order": order, "axis": a, "mode": mode})
+    if not complex_x and dtype_of(x) != np.float64:
+        x = x.astype(np.float64)
+    return x, npad
+
+
+def _is_zero(v: Any) -> bool:
+    return not isinstance(v, Tracer) and np.all(np.asarray(v) == 0)
+
+
+def _check_interp(order: Any, mode: Any) -> None:
+    if order < 0 or order > 5:
+        raise RuntimeError("spline order not supported")
+    _check_mode(mode)
+
+
+def _no_batched_points(coords: Any, name: str) -> None:
+    if is_batched(coords):
+        raise BatchedValueError(
+            f"scipy.ndimage.{name} with coordinates (or a transform) that differ across a "
+            "vmap batch: the spline's indices are computed per point from the plain "
+            "coordinates; loop over the batch, or batch the input only")
+
+
+def _transform(x: Any, coords: Any, output: Any, order: int, mode: str, cval: Any,
+               prefilter: bool, name: str) -> Any:
+    _check_interp(order, mode)
+    x, output = _input(x, output, name)
+    if ndim_of(x) < 1 or len(shape_of(coords)) < 2:
+        raise RuntimeError("input and output rank must be > 0")
+    _no_batched_points(coords, name)
+    coef, npad = _coefficients(x, int(order), mode, cval, prefilter)
+    out = _interpolate(coef, coords, int(order), mode, cval, npad)
+    want = dtype_of(x)
+    if dtype_of(out) != want and want.kind not in "biu":
+        out = out.astype(want)
+    return _finish(out, output)
+
+
+def map_coordinates(input: Any, coordinates: Any, output: Any = None, order: int = 3,
+                    mode: str = "constant", cval: Any = 0.0, prefilter: bool = True) -> Any:
+    """scipy.ndimage.map_coordinates: differentiable in ``input`` and ``cval`` (linear)
+    and in ``coordinates`` (the B-spline's derivative for order >= 1; zero almost
+    everywhere for order 0, and where a coordinate is clamped or outside a 'constant'
+    image)."""
+    if not isinstance(coordinates, Tracer):
+        coordinates = np.asarray(coordinates)
+    if dtype_of(coordinates).kind == "c":
+        raise TypeError("Complex type not supported")
+    nd_in = ndim_of(input) if isinstance(input, Tracer) else np.ndim(input)
+    if shape_of(coordinates)[0] != nd_in:
+        raise RuntimeError("invalid shape for coordinate array")
+    return _transform(input, coordinates, output, order, mode, cval, prefilter,
+                      "map_coordinates")
+
+
+def _grid(shape: tuple[int, ...]) -> np.ndarray:
+    return np.indices(shape, dtype=np.float64)
+
+
+def _float_seq(value: Any, n: int) -> list[Any]:
+    return [v if isinstance(v, Tracer) else float(v) for v in _seq(value, n)]
+
+
+def shift(input: Any, shift: Any, output: Any = None, order: int = 3,
+          mode: str = "constant", cval: Any = 0.0, prefilter: bool = True) -> Any:
+    """scipy.ndimage.shift: differentiable in ``input``, ``cval`` and ``shift`` (the
+    spline's derivative, order >= 1)."""
+    _check_interp(order, mode)
+    x, _ = _input(input, None if output is None else output, "shift")
+    nd = ndim_of(x)
+    if nd < 1:
+        raise RuntimeError("input and output rank must be > 0")
+    grid = _grid(shape_of(x))
+    coords = np.stack([grid[d] + (-s) for d, s in enumerate(_float_seq(shift, nd))])
+    return _transform(x, coords, output, order, mode, cval, prefilter, "shift")
+
+
+def zoom(input: Any, zoom: Any, output: Any = None, order: int = 3, mode: str = "constant",
+         cval: Any = 0.0, prefilter: bool = True, *, grid_mode: bool = False) -> Any:
+    """scipy.ndimage.zoom: differentiable in ``input`` and ``cval``. The zoom factors set
+    the output's shape, and the sampling positions follow from the shapes alone, so the
+    output does not vary with them: their derivative is zero."""
+    _check_interp(order, mode)
+    x, _ = _input(input, output, "zoom")
+    nd = ndim_of(x)
+    if nd < 1:
+        raise RuntimeError("input and output rank must be > 0")
+    zooms = [float(np.asarray(concrete(z))) for z in _seq(zoom, nd)]
+    shape = shape_of(x)
+    out_shape = tuple(int(round(n * z)) for n, z in zip(shape, zooms, strict=True))
+    if all(z == 1 for z in zooms) and prefilter:
+        return _finish(x * 1.0, output)
+    if grid_mode and mode in ("constant", "wrap"):
+        suggest = "grid-constant" if mode == "constant" else "grid-wrap"
+        warnings.warn(f"It is recommended to use mode = {suggest} instead of {mode} when "
+                      "grid_mode is True.", stacklevel=3)
+    div = np.array(out_shape) - (0 if grid_mode else 1)
+    num = np.array(shape) - (0 if grid_mode else 1)
+    factor = np.divide(num, div, out=np.ones(nd), where=div != 0)
+    grid = _grid(out_shape)
+    if grid_mode:
+        coords = np.stack([(grid[d] + 0.5) * factor[d] - 0.5 for d in range(nd)])
+    else:
+        coords = np.stack([grid[d] * factor[d] for d in range(nd)])
+    return _transform(x, coords, output, order, mode, cval, prefilter, "zoom")
+
+
+def _affine_coords(matrix: Any, offset: Any, nd: int, out_shape: tuple[int, ...]) -> Any:
+    """The input coordinates of every output point: offset + matrix @ index (a 1-d
+    matrix: SciPy's zoom_shift, (index + offset / m) * m)."""
+    grid = _grid(out_shape)
+    if ndim_of(matrix) == 1:
+        off = _seq(offset, nd)
+        return np.stack([(grid[d] + off[d] / getitem(matrix, d)) * getitem(matrix, d)
+                         for d in range(nd)])
+    rows = []
+    off = _seq(offset, nd)
+    for d in range(nd):
+        acc = off[d] + 0.0 * grid[0]
+        for col in range(len(out_shape)):
+            acc = acc + grid[col] * getitem(matrix, (d, col))
+        rows.append(acc)
+    return np.stack(rows)
+
+
+def affine_transform(input: Any, matrix: Any, offset: Any = 0.0, output_shape: Any = None,
+                     output: Any = None, order: int = 3, mode: str = "constant",
+                     cval: Any = 0.0, prefilter: bool = True) -> Any:
+    """scipy.ndimage.affine_transform: differentiable in ``input``, ``cval``, ``matrix``
+    and ``offset`` (the spline's derivative, order >= 1)."""
+    _check_interp(order, mode)
+    x, _ = _input(input, output, "affine_transform")
+    nd = ndim_of(x)
+    if output_shape is None:
+        output_shape = shape_of(x)
+    out_shape = tuple(int(n) for n in output_shape)
+    if nd < 1 or len(out_shape) < 1:
+        raise RuntimeError("input and output rank must be > 0")
+    m = matrix if isinstance(matrix, Tracer) else np.asarray(matrix, dtype=np.float64)
+    mshape = shape_of(m)
+    if len(mshape) not in (1, 2) or mshape[0] < 1:
+        raise RuntimeError("no proper affine matrix provided")
+    if len(mshape) == 2 and mshape[1] == nd + 1 and mshape[0] in (nd, nd + 1):
+        if mshape[0] == nd + 1:
+            bottom = np.asarray(concrete(m))[nd]
+            expected = [0] * nd + [1]
+            if not np.all(bottom == expected):
+                raise ValueError(f"Expected homogeneous transformation matrix with shape "
+                                 f"{mshape} for image shape {shape_of(x)}, but bottom row "
+                                 f"was not equal to {expected}")
+        offset = getitem(m, (slice(0, nd), nd))
+        offset = [getitem(offset, d) for d in range(nd)]
+        m = getitem(m, (slice(0, nd), slice(0, nd)))
+        mshape = (nd, nd)
+    if mshape[0] != nd:
+        raise RuntimeError("affine matrix has wrong number of rows")
+    if len(mshape) == 2 and mshape[1] != len(out_shape):
+        raise RuntimeError("affine matrix has wrong number of columns")
+    if len(mshape) == 1 and len(out_shape) != nd:
+        raise RuntimeError("input and output rank must be equal for a 1-d matrix")
+    coords = _affine_coords(m, offset, nd, out_shape)
+    return _transform(x, coords, output, order, mode, cval, prefilter, "affine_transform")
+
+
+def _degrees(angle: Any, fn: Any, exact: Any) -> Any:
+    """cos/sin of ``angle`` degrees with SciPy's exact cosdg/sindg values (0 at right
+    angles) and NumPy's derivative."""
+    if not isinstance(angle, Tracer):
+        return exact(angle)
+    smooth = fn(np.deg2rad(angle))
+    return smooth + (exact(np.asarray(concrete(angle))) - without_derivatives(smooth))
+
+
+def rotate(input: Any, angle: Any, axes: Any = (1, 0), reshape: bool = True,
+           output: Any = None, order: int = 3, mode: str = "constant", cval: Any = 0.0,
+           prefilter: bool = True) -> Any:
+    """scipy.ndimage.rotate: differentiable in ``input``, ``cval`` and ``angle`` (the
+    spline's derivative, order >= 1; with ``reshape`` the output's shape is set by the
+    angle's value)."""
+    x, _ = _input(input, output, "rotate")
+    nd = ndim_of(x)
+    if nd < 2:
+        raise ValueError("input array should be at least 2D")
+    axes = list(axes)
+    if len(axes) != 2:
+        raise ValueError("axes should contain exactly two values")
+    if not all(float(a).is_integer() for a in axes):
+        raise ValueError("axes should contain only integer values")
+    axes = [int(a) + nd if a < 0 else int(a) for a in axes]
+    if min(axes) < 0 or max(axes) >= nd:
+        raise ValueError("invalid rotation plane specified")
+    axes.sort()
+    c = _degrees(angle, np.cos, sc.cosdg)
+    s = _degrees(angle, np.sin, sc.sindg)
+    rot = np.stack([np.stack([c, s]), np.stack([-s, c])])
+    rot_plain = np.asarray(concrete(rot), dtype=np.float64)
+    shape = np.asarray(shape_of(x))
+    in_plane = shape[axes]
+    if reshape:
+        iy, ix = in_plane
+        bounds = rot_plain @ [[0, 0, iy, iy], [0, ix, 0, ix]]
+        out_plane = (np.ptp(bounds, axis=1) + 0.5).astype(int)
+    else:
+        out_plane = shape[axes]
+    out_center = rot @ ((out_plane - 1) / 2)
+    offset = (in_plane - 1) / 2 - out_center
+    out_plane = tuple(int(n) for n in out_plane)
+    if nd == 2:
+        return affine_transform(x, rot, offset, out_plane, output, order, mode, cval,
+                                prefilter)
+    # SciPy rotates every plane parallel to ``axes`` on its own
+    moved = np.moveaxis(x, axes, (nd - 2, nd - 1))
+    lead = shape_of(moved)[:-2]
+    flat = np.reshape(moved, (-1,) + shape_of(moved)[-2:])
+    planes = [affine_transform(getitem(flat, i), rot, offset, out_plane, output, order, mode,
+                               cval, prefilter) for i in range(shape_of(flat)[0])]
+    out = np.reshape(np.stack(planes), lead + out_plane)
+    return np.moveaxis(out, (nd - 2, nd - 1), axes)
+
+
+for _name, _handler in (("map_coordinates", map_coordinates), ("spline_filter", spline_filter),
+                        ("spline_filter1d", spline_filter1d), ("shift", shift),
+                        ("zoom", zoom), ("affine_transform", affine_transform),
+                        ("rotate", rotate)):
     dispatch(ndi, _name, _handler)

@@ -269,3 +269,140 @@ def test_deblurring_with_scipy_minimize():
     step = r.standard_normal(144)
     fd = (loss(u0 + 1e-6 * step) - loss(u0 - 1e-6 * step)) / 2e-6
     np.testing.assert_allclose(np.dot(dr.grad(loss)(u0), step), fd, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ interpolation
+PTS = rng.uniform(-3.0, 9.0, (2, 30))
+PTS[:, :6] = [[0.0, 4.0, 2.0, -1.0, 5.0, 2.5], [0.0, 5.0, 3.5, 6.0, -0.5, 1.0]]  # knots, edges
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_map_coordinates_every_order_and_prefilter(mode):
+    for order in range(6):
+        for prefilter in (True, False):
+            kw = dict(order=order, mode=mode, prefilter=prefilter)
+            f = lambda x, c, cv, kw=kw: ndi.map_coordinates(x, c, cval=cv, **kw)  # noqa: E731
+            np.testing.assert_allclose(_value(f, X, PTS, 0.3),
+                                       SCIPY["map_coordinates"](X, PTS, cval=0.3, **kw),
+                                       rtol=1e-12, atol=1e-13)
+            _transpose_identity(f, (X, PTS, 0.3), order)
+            # linear in the input: the tangent is SciPy's map of the tangent (cval 0)
+            t = rng.standard_normal(X.shape)
+            _, jt = dr.jvp(lambda x, f=f: f(x, PTS, 0.3), (X,), (t,))
+            np.testing.assert_allclose(jt, SCIPY["map_coordinates"](t, PTS, cval=0.0, **kw),
+                                       rtol=1e-11, atol=1e-12)
+            if order == 0:
+                continue
+            # in the coordinates: SciPy's values differenced (points off the knots)
+            pts = PTS[:, 6:]
+            J = dr.jacfwd(lambda c, f=f: f(X, c, 0.3))(pts)
+            for d in range(2):
+                e = np.zeros_like(pts)
+                e[d] = 1e-6
+                fd = (SCIPY["map_coordinates"](X, pts + e, cval=0.3, **kw)
+                      - SCIPY["map_coordinates"](X, pts - e, cval=0.3, **kw)) / 2e-6
+                np.testing.assert_allclose(np.diagonal(J[:, d, :]), fd, rtol=1e-5, atol=1e-6)
+
+
+def test_map_coordinates_nested_vmap_and_refusals():
+    pts = PTS[:, 6:12]
+    f = lambda c: np.sum(ndi.map_coordinates(X, c, order=3, mode="mirror") ** 2)  # noqa: E731
+    check_all(f, (pts,), order=2)
+    H = dr.hessian(f)(pts)
+    assert H.shape == (2, 6, 2, 6)
+    # a batch of images at the same points
+    xs = rng.standard_normal((3, 5, 6))
+    g = lambda x: ndi.map_coordinates(x, pts, order=2, mode="wrap")  # noqa: E731
+    np.testing.assert_allclose(dr.vmap(g)(xs), np.stack([SCIPY["map_coordinates"](
+        x, pts, order=2, mode="wrap") for x in xs]), rtol=1e-12)
+    with pytest.raises(dr.errors.BatchedValueError, match="map_coordinates"):
+        dr.vmap(lambda c: ndi.map_coordinates(X, c))(np.stack([pts, pts]))
+    with pytest.raises(RuntimeError, match="spline order"):
+        dr.grad(lambda c: np.sum(ndi.map_coordinates(X, c, order=6)))(pts)
+
+
+def test_spline_filters_and_their_adjoint():
+    for mode in ("mirror", "reflect", "wrap", "grid-wrap", "nearest", "constant"):
+        for order in (2, 3, 5):
+            f = lambda x, order=order, mode=mode: ndi.spline_filter(x, order, mode=mode)  # noqa: E731
+            np.testing.assert_allclose(_value(f, X), SCIPY["spline_filter"](X, order,
+                                                                            mode=mode),
+                                       rtol=1e-12, atol=1e-13)
+            _transpose_identity(f, (X,), order)
+    h = lambda x: ndi.spline_filter1d(x, 4, axis=0, output=np.float32)  # noqa: E731
+    v = _value(h, X)
+    assert v.dtype == np.float32
+    np.testing.assert_allclose(v, SCIPY["spline_filter1d"](X, 4, axis=0, output=np.float32),
+                               rtol=1e-6)
+
+
+def _transform_calls(kw):
+    """(dualrev call, its arguments, SciPy's value) for shift, zoom, affine_transform
+    (2-d and 1-d matrix) and rotate."""
+    M = np.array([[0.9, 0.2], [-0.15, 1.1]])
+    off = np.array([0.3, -0.4])
+    return [
+        (lambda x, s: ndi.shift(x, s, **kw), (X, np.array([0.3, -1.7])),
+         lambda: SCIPY["shift"](X, [0.3, -1.7], **kw)),
+        (lambda x: ndi.zoom(x, (1.5, 0.7), **kw), (X,),
+         lambda: SCIPY["zoom"](X, (1.5, 0.7), **kw)),
+        (lambda x, m, o: ndi.affine_transform(x, m, o, output_shape=(4, 7), **kw),
+         (X, M, off), lambda: SCIPY["affine_transform"](X, M, off, output_shape=(4, 7),
+                                                        **kw)),
+        (lambda x, m: ndi.affine_transform(x, m, 0.5, **kw), (X, np.array([0.8, 1.2])),
+         lambda: SCIPY["affine_transform"](X, [0.8, 1.2], 0.5, **kw)),
+        (lambda x, a: ndi.rotate(x, a, **kw), (X, 30.0),
+         lambda: SCIPY["rotate"](X, 30.0, **kw)),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["reflect", "mirror", "nearest", "grid-wrap", "constant",
+                                  "grid-constant"])
+def test_shift_zoom_affine_rotate(mode):
+    M = np.array([[0.9, 0.2], [-0.15, 1.1]])
+    off = np.array([0.3, -0.4])
+    for order in (0, 1, 3, 5):
+        calls = _transform_calls(dict(order=order, mode=mode, cval=0.3))
+        for f, args, ref in calls:
+            np.testing.assert_allclose(_value(f, *args), ref(), rtol=1e-11, atol=1e-12)
+            _transpose_identity(f, args, order)
+    # the transform's parameters against finite differences of SciPy's own values
+    kw = dict(order=3, mode=mode)
+    fd_cases = [
+        (lambda s: ndi.shift(X, s, **kw), lambda s: SCIPY["shift"](X, s, **kw),
+         np.array([0.3, -1.7])),
+        (lambda a: ndi.rotate(X, a, reshape=False, **kw),
+         lambda a: SCIPY["rotate"](X, a, reshape=False, **kw), 33.0),
+        (lambda m: ndi.affine_transform(X, m, off, **kw),
+         lambda m: SCIPY["affine_transform"](X, m, off, **kw), M),
+    ]
+    r = np.random.default_rng(3)
+    for f, ref, p in fd_cases:
+        step = r.standard_normal(np.shape(p))
+        _, jt = dr.jvp(f, (p,), (step,))
+        up, mid, down = ref(p + 1e-6 * step), ref(p), ref(p - 1e-6 * step)
+        # 'constant' jumps to cval at the image's edge: compare where SciPy is smooth
+        smooth = np.isclose(up - mid, mid - down, rtol=1e-3, atol=1e-9)
+        assert smooth.mean() > 0.9
+        np.testing.assert_allclose(jt[smooth], ((up - down) / 2e-6)[smooth], rtol=1e-5,
+                                   atol=1e-6)
+        fwd_rev_agree(f, (p,))
+
+
+def test_rotate_3d_planes_and_registration():
+    x3 = rng.standard_normal((3, 4, 5))
+    f = lambda x, a: ndi.rotate(x, a, axes=(0, 2), order=1)  # noqa: E731
+    np.testing.assert_allclose(_value(f, x3, 20.0), SCIPY["rotate"](x3, 20.0, axes=(0, 2),
+                                                                    order=1), rtol=1e-12)
+    _transpose_identity(f, (x3, 20.0), 1)
+    # image registration as users write it: recover a shift with SciPy's optimiser
+    yy, xx = np.mgrid[0:16, 0:16]
+    img = np.exp(-((yy - 7.0) ** 2 + (xx - 8.0) ** 2) / 8.0)
+    target = SCIPY["shift"](img, [1.3, -0.6], order=3, mode="nearest")
+
+    def loss(s):
+        return np.sum((ndi.shift(img, s, order=3, mode="nearest") - target) ** 2)
+
+    res = so.minimize(dr.value_and_grad(loss), np.zeros(2), jac=True, method="BFGS",
+                      options={"gtol": 1e-10})
+    np.testing.assert_allclose(res.x, [1.3, -0.6], atol=1e-6)
