@@ -1109,3 +1109,169 @@ for _name, _handler in (("map_coordinates", map_coordinates), ("spline_filter", 
                         ("zoom", zoom), ("affine_transform", affine_transform),
                         ("rotate", rotate)):
     dispatch(ndi, _name, _handler)
+
+
+# ====================================================================== rank filters
+# minimum/maximum/median/percentile/rank filters select one element of each window: the
+# windows are gathered from the input extended by its boundary mode (a gather: the
+# derivative flows to the selected element), then reduced with NumPy's max/min (ties share
+# the derivative evenly, as np.max's rule) or sorted and indexed at the rank.
+def _window_shape(x: Any, size: Any, footprint: Any, axes: Any,
+                  name: str) -> tuple[tuple[int, ...], np.ndarray, tuple[int, ...]]:
+    ax = _axes(axes, ndim_of(x))
+    if footprint is None:
+        if size is None:
+            raise RuntimeError("no footprint or filter size provided")
+        sizes = tuple(int(s) for s in _seq(size, len(ax)))
+        mask = np.ones(sizes, bool)
+    else:
+        mask = np.asarray(concrete(footprint), dtype=bool)
+        if mask.ndim != len(ax):
+            raise RuntimeError(f"footprint.ndim ({mask.ndim}) must match len(axes) "
+                               f"({len(ax)})")
+        if not mask.any():
+            raise ValueError("All-zero footprint is not supported.")
+    return ax, mask, mask.shape
+
+
+def _windows(x: Any, cval: Any, mask: np.ndarray, ax: tuple[int, ...], mode: str,
+             origins: tuple[int, ...]) -> Any:
+    """The footprint's elements of every window, stacked on a new leading axis."""
+    _check_mode(mode)
+    wshape = mask.shape
+    for k, o in zip(wshape, origins, strict=True):
+        if o < -(k // 2) or o > (k - 1) // 2:
+            raise ValueError("invalid origin")
+    # SciPy's rank filters centre the window as its correlations do
+    ext = _extend(x, cval, wshape, ax, mode, origins)
+    n = shape_of(x)
+    picks = []
+    for j in zip(*np.nonzero(mask), strict=True):
+        key = [slice(None)] * len(n)
+        for i, a in enumerate(ax):
+            key[a] = slice(int(j[i]), int(j[i]) + n[a])
+        picks.append(getitem(ext, tuple(key)))
+    return np.stack(picks)
+
+
+def _rank_filter(input: Any, rank: Any, size: Any, footprint: Any, output: Any, mode: Any,
+                 cval: Any, origin: Any, axes: Any, name: str) -> Any:
+    x, output = _input(input, output, name)
+    if dtype_of(x).kind == "c":
+        raise TypeError("Complex type not supported")
+    ax, mask, wshape = _window_shape(x, size, footprint, axes, name)
+    given = [int(o) for o in _seq(origin, len(ax))]
+    # the windows' axes pair with ``axes`` as given (SciPy's footprint expansion sorts)
+    order = sorted(range(len(ax)), key=lambda i: ax[i])
+    if footprint is not None:
+        # SciPy expands the footprint with the filtered axes in increasing order
+        ax_sorted = tuple(sorted(ax))
+        origins = tuple(given[ax.index(a)] for a in ax_sorted)
+    else:
+        ax_sorted = tuple(ax[i] for i in order)
+        mask = np.transpose(mask, order)
+        origins = tuple(given[i] for i in order)
+    if not isinstance(mode, str):
+        modes = _seq(mode, len(ax))
+        if len(set(modes)) > 1:
+            raise NoDerivativeRule(f"scipy.ndimage.{name} with a different mode per axis",
+                                   "Pass one mode for all axes.")
+        mode = modes[0]
+    stack = _windows(x, cval, mask, ax_sorted, mode, origins)
+    count = stack.shape[0] if not isinstance(stack, Tracer) else shape_of(stack)[0]
+    if rank == "min":
+        out = np.min(stack, axis=0)
+    elif rank == "max":
+        out = np.max(stack, axis=0)
+    else:
+        r = int(rank)
+        if r < 0:
+            r += count
+        if r < 0 or r >= count:
+            raise RuntimeError("rank not within filter footprint size")
+        if r == 0:
+            out = np.min(stack, axis=0)
+        elif r == count - 1:
+            out = np.max(stack, axis=0)
+        else:
+            out = getitem(np.sort(stack, axis=0), r)
+    return _finish(out, output)
+
+
+def minimum_filter(input: Any, size: Any = None, footprint: Any = None, output: Any = None,
+                   mode: Any = "reflect", cval: Any = 0.0, origin: Any = 0, *,
+                   axes: Any = None) -> Any:
+    """scipy.ndimage.minimum_filter: the derivative flows to each window's minimum (ties
+    share it evenly, as np.min's rule)."""
+    return _rank_filter(input, "min", size, footprint, output, mode, cval, origin, axes,
+                        "minimum_filter")
+
+
+def maximum_filter(input: Any, size: Any = None, footprint: Any = None, output: Any = None,
+                   mode: Any = "reflect", cval: Any = 0.0, origin: Any = 0, *,
+                   axes: Any = None) -> Any:
+    """scipy.ndimage.maximum_filter: the derivative flows to each window's maximum (ties
+    share it evenly, as np.max's rule)."""
+    return _rank_filter(input, "max", size, footprint, output, mode, cval, origin, axes,
+                        "maximum_filter")
+
+
+def rank_filter(input: Any, rank: int, size: Any = None, footprint: Any = None,
+                output: Any = None, mode: Any = "reflect", cval: Any = 0.0, origin: Any = 0,
+                *, axes: Any = None) -> Any:
+    """scipy.ndimage.rank_filter: the derivative flows to the element of that rank."""
+    return _rank_filter(input, rank, size, footprint, output, mode, cval, origin, axes,
+                        "rank_filter")
+
+
+def median_filter(input: Any, size: Any = None, footprint: Any = None, output: Any = None,
+                  mode: Any = "reflect", cval: Any = 0.0, origin: Any = 0, *,
+                  axes: Any = None) -> Any:
+    """scipy.ndimage.median_filter: SciPy's median is the element of rank size // 2 (the
+    upper one of an even window); the derivative flows to it."""
+    x = input if isinstance(input, Tracer) else np.asarray(input)
+    _, mask, _ = _window_shape(x, size, footprint, axes, "median_filter")
+    return _rank_filter(input, int(mask.sum()) // 2, size, footprint, output, mode, cval,
+                        origin, axes, "median_filter")
+
+
+def percentile_filter(input: Any, percentile: Any, size: Any = None, footprint: Any = None,
+                      output: Any = None, mode: Any = "reflect", cval: Any = 0.0,
+                      origin: Any = 0, *, axes: Any = None) -> Any:
+    """scipy.ndimage.percentile_filter: the element of rank int(n * percentile / 100)."""
+    x = input if isinstance(input, Tracer) else np.asarray(input)
+    _, mask, _ = _window_shape(x, size, footprint, axes, "percentile_filter")
+    p = float(np.asarray(concrete(percentile)))
+    if p < 0.0:
+        p += 100.0
+    if p < 0 or p > 100:
+        raise RuntimeError("invalid percentile")
+    n = int(mask.sum())
+    r = n - 1 if p == 100.0 else int(float(n) * p / 100.0)
+    return _rank_filter(input, r, size, footprint, output, mode, cval, origin, axes,
+                        "percentile_filter")
+
+
+def _filter1d(kind: str) -> Callable[..., Any]:
+    def handler(input: Any, size: int, axis: int = -1, output: Any = None,
+                mode: str = "reflect", cval: Any = 0.0, origin: int = 0) -> Any:
+        if size < 1:
+            raise RuntimeError("incorrect filter size")
+        x = input if isinstance(input, Tracer) else np.asarray(input)
+        return _rank_filter(x, kind, size, None, output, mode, cval, origin,
+                            _axes(axis, ndim_of(x)), f"{kind}imum_filter1d")
+    handler.__name__ = f"{kind}imum_filter1d"
+    handler.__doc__ = (f"scipy.ndimage.{kind}imum_filter1d: the derivative flows to each "
+                       f"window's {kind}imum (ties share it evenly).")
+    return handler
+
+
+minimum_filter1d = _filter1d("min")
+maximum_filter1d = _filter1d("max")
+
+for _name, _handler in (("minimum_filter", minimum_filter), ("maximum_filter", maximum_filter),
+                        ("rank_filter", rank_filter), ("median_filter", median_filter),
+                        ("percentile_filter", percentile_filter),
+                        ("minimum_filter1d", minimum_filter1d),
+                        ("maximum_filter1d", maximum_filter1d)):
+    dispatch(ndi, _name, _handler)

@@ -406,3 +406,44 @@ def test_rotate_3d_planes_and_registration():
     res = so.minimize(dr.value_and_grad(loss), np.zeros(2), jac=True, method="BFGS",
                       options={"gtol": 1e-10})
     np.testing.assert_allclose(res.x, [1.3, -0.6], atol=1e-6)
+
+
+# ------------------------------------------------------------------ rank filters
+FP = np.array([[1, 0, 1], [0, 1, 1]], bool)
+RANK_CASES = [
+    ("minimum_filter", dict(size=3)), ("maximum_filter", dict(size=(2, 3), origin=(-1, 1))),
+    ("median_filter", dict(size=4)), ("median_filter", dict(footprint=FP, origin=(0, -1))),
+    ("percentile_filter", dict(percentile=30, size=(3, 2))),
+    ("percentile_filter", dict(percentile=-20, footprint=FP)),
+    ("rank_filter", dict(rank=-2, size=3)), ("maximum_filter", dict(size=3, axes=(1,))),
+    ("minimum_filter", dict(footprint=FP.T, axes=(1, 0))),
+    ("maximum_filter", dict(size=(2, 3), axes=(1, 0), origin=(0, -1))),
+    ("minimum_filter1d", dict(size=4, axis=0, origin=-1)), ("maximum_filter1d", dict(size=2)),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rank_filters_select_scipys_element(mode):
+    for name, kw in RANK_CASES:
+        f = lambda x, c, name=name, kw=kw: getattr(ndi, name)(  # noqa: E731
+            x, mode=mode, cval=c, **kw)
+        np.testing.assert_array_equal(_value(f, X, 0.4), SCIPY[name](X, mode=mode, cval=0.4,
+                                                                    **kw))
+        _transpose_identity(f, (X, 0.4), 1)
+        # the derivative is that of the selected element: finite differences of SciPy's
+        # values (X's entries are distinct, so the selection is stable under the step)
+        check_all(f, (X, 0.4), order=1)
+
+
+def test_rank_filter_ties_share_the_derivative():
+    # every window of a constant signal ties: np.max's rule splits each window's
+    # derivative evenly over its (extended) entries, so each sample gets 1 in total
+    g = dr.grad(lambda x: np.sum(ndi.maximum_filter1d(x, 3, mode="nearest")))(np.ones(4))
+    np.testing.assert_allclose(g, np.ones(4))
+    g = dr.grad(lambda x: np.sum(ndi.minimum_filter(x, 2, mode="constant", cval=5.0)))(
+        np.array([[1.0, 1.0], [1.0, 1.0]]))
+    # windows of size 2 reach back one sample: x[0, 0] is alone in its own window (1),
+    # ties with one other in two windows (1/2 each) and with all four in the last (1/4)
+    np.testing.assert_allclose(g, [[2.25, 0.75], [0.75, 0.25]])
+    with pytest.raises(RuntimeError, match="rank not within"):
+        dr.grad(lambda x: np.sum(ndi.rank_filter(x, 9, size=3)))(X)
