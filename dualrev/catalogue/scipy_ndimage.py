@@ -27,7 +27,14 @@ import scipy.ndimage as ndi
 import scipy.sparse as sps
 import scipy.special as sc
 
-from ..batching import batch_by_loop, batch_size, is_batched, shift_axes, without_derivatives
+from ..batching import (
+    batch_by_loop,
+    batch_size,
+    batch_traces,
+    rebatch,
+    shift_axes,
+    without_derivatives,
+)
 from ..errors import BatchedValueError, InPlaceError, NoDerivativeRule
 from ..primitive import Primitive, Tracer, bind, concrete, dtype_of, ndim_of, shape_of
 from .indexing import getitem
@@ -830,12 +837,18 @@ def _axis_plan(c: np.ndarray, n: int, order: int, mode: str, npad: int) -> dict[
 def _interpolate(coef: Any, coords: Any, order: int, mode: str, cval: Any,
                  npad: int) -> Any:
     """SciPy's NI_GeometricTransform at the points ``coords`` (shape (ndim,) + out) of
-    the spline coefficients ``coef``, in differentiable NumPy."""
+    the spline coefficients ``coef``, in differentiable NumPy. Under ``vmap`` the plain
+    quantities (indices, folds) are computed for the whole batch of coordinates at once
+    and batched like them; the gather is a ``take_along_axis``, which lines them up."""
     dims = shape_of(coef)
     nd = len(dims)
-    cvals = np.asarray(concrete(coords), dtype=np.float64)
-    out_shape = shape_of(coords)[1:]
+    k = len(batch_traces(coords))
+    cvals = np.moveaxis(np.asarray(concrete(coords), dtype=np.float64), k, 0)
     plans = [_axis_plan(cvals[d], dims[d], order, mode, npad) for d in range(nd)]
+
+    def batched(v: np.ndarray) -> Any:
+        return rebatch(v, coords) if k else v
+
     inside = np.logical_and.reduce([p["inside"] for p in plans])
     weights = []
     for d, p in enumerate(plans):
@@ -844,10 +857,12 @@ def _interpolate(coef: Any, coords: Any, order: int, mode: str, cval: Any,
             continue
         cd = getitem(coords, d)
         # the delta to the middle knot, moving with the coordinate at its fold's slope
-        delta = p["slope"] * cd + (p["cc"] - p["knot"] - p["slope"] * cvals[d])
+        delta = (batched(p["slope"]) * cd
+                 + batched(p["cc"] - p["knot"] - p["slope"] * cvals[d]))
         weights.append(_spline_weights(delta, order))
     flat = np.reshape(coef, (-1,))
     strides = np.cumprod((1,) + tuple(dims[::-1]))[:-1][::-1]
+    out_shape = cvals.shape[1:]
     total: Any = None
     for combo in np.ndindex(*(order + 1,) * nd):
         index = np.zeros(out_shape, np.intp)
@@ -856,15 +871,19 @@ def _interpolate(coef: Any, coords: Any, order: int, mode: str, cval: Any,
             i = plans[d]["idx"][..., l]
             is_cval |= i < 0
             index = index + np.maximum(i, 0) * int(strides[d])
-        term = getitem(flat, index)
+        if k:
+            term = np.reshape(np.take_along_axis(flat, batched(np.reshape(
+                index, index.shape[:k] + (-1,))), axis=0), shape_of(coords)[1:])
+        else:
+            term = getitem(flat, index)
         if is_cval.any():
-            term = np.where(is_cval, cval, term)
+            term = np.where(batched(is_cval), cval, term)
         for d, l in enumerate(combo):
             if weights[d] is not None:
                 term = term * weights[d][l]
         total = term if total is None else total + term
     if not inside.all():
-        total = np.where(inside, total, cval)
+        total = np.where(batched(inside), total, cval)
     return total
 
 
@@ -899,21 +918,12 @@ def _check_interp(order: Any, mode: Any) -> None:
     _check_mode(mode)
 
 
-def _no_batched_points(coords: Any, name: str) -> None:
-    if is_batched(coords):
-        raise BatchedValueError(
-            f"scipy.ndimage.{name} with coordinates (or a transform) that differ across a "
-            "vmap batch: the spline's indices are computed per point from the plain "
-            "coordinates; loop over the batch, or batch the input only")
-
-
 def _transform(x: Any, coords: Any, output: Any, order: int, mode: str, cval: Any,
                prefilter: bool, name: str) -> Any:
     _check_interp(order, mode)
     x, output = _input(x, output, name)
     if ndim_of(x) < 1 or len(shape_of(coords)) < 2:
         raise RuntimeError("input and output rank must be > 0")
-    _no_batched_points(coords, name)
     coef, npad = _coefficients(x, int(order), mode, cval, prefilter)
     out = _interpolate(coef, coords, int(order), mode, cval, npad)
     want = dtype_of(x)

@@ -315,8 +315,19 @@ def test_map_coordinates_nested_vmap_and_refusals():
     g = lambda x: ndi.map_coordinates(x, pts, order=2, mode="wrap")  # noqa: E731
     np.testing.assert_allclose(dr.vmap(g)(xs), np.stack([SCIPY["map_coordinates"](
         x, pts, order=2, mode="wrap") for x in xs]), rtol=1e-12)
-    with pytest.raises(dr.errors.BatchedValueError, match="map_coordinates"):
-        dr.vmap(lambda c: ndi.map_coordinates(X, c))(np.stack([pts, pts]))
+    # a batch of points (and of points and images together): the spline's indices are
+    # computed for the whole batch and lined up with it
+    cs = np.stack([pts, pts[::-1] * 0.9, pts + 0.3])
+    for mode in ("mirror", "grid-constant", "constant"):
+        h = lambda x, c, mode=mode: ndi.map_coordinates(x, c, order=3, mode=mode)  # noqa: E731
+        np.testing.assert_allclose(dr.vmap(h, in_axes=(None, 0))(X, cs), np.stack(
+            [SCIPY["map_coordinates"](X, c, order=3, mode=mode) for c in cs]), rtol=1e-12)
+        loop = [SCIPY["map_coordinates"](x, c, order=3, mode=mode)
+                for x, c in zip(xs, cs, strict=True)]
+        np.testing.assert_allclose(dr.vmap(h)(xs, cs), np.stack(loop), rtol=1e-12)
+        J = dr.jacrev(lambda c, h=h: h(X, c))(pts)
+        np.testing.assert_allclose(J, dr.jacfwd(lambda c, h=h: h(X, c))(pts), rtol=1e-12,
+                                   atol=1e-14)
     with pytest.raises(RuntimeError, match="spline order"):
         dr.grad(lambda c: np.sum(ndi.map_coordinates(X, c, order=6)))(pts)
 
