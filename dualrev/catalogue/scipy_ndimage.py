@@ -1038,7 +1038,7 @@ def affine_transform(input: Any, matrix: Any, offset: Any = 0.0, output_shape: A
         raise RuntimeError("no proper affine matrix provided")
     if len(mshape) == 2 and mshape[1] == nd + 1 and mshape[0] in (nd, nd + 1):
         if mshape[0] == nd + 1:
-            bottom = np.asarray(concrete(m))[nd]
+            bottom = np.asarray(concrete(m))[..., nd, :]  # every batch element's
             expected = [0] * nd + [1]
             if not np.all(bottom == expected):
                 raise ValueError(f"Expected homogeneous transformation matrix with shape "
@@ -1064,7 +1064,9 @@ def _degrees(angle: Any, fn: Any, exact: Any) -> Any:
     if not isinstance(angle, Tracer):
         return exact(angle)
     smooth = fn(np.deg2rad(angle))
-    return smooth + (exact(np.asarray(concrete(angle))) - without_derivatives(smooth))
+    # SciPy's exact value (per batch element under vmap), NumPy's derivative
+    return smooth + (rebatch(exact(np.asarray(concrete(angle))), angle)
+                     - without_derivatives(smooth))
 
 
 def rotate(input: Any, angle: Any, axes: Any = (1, 0), reshape: bool = True,
@@ -1089,17 +1091,24 @@ def rotate(input: Any, angle: Any, axes: Any = (1, 0), reshape: bool = True,
     c = _degrees(angle, np.cos, sc.cosdg)
     s = _degrees(angle, np.sin, sc.sindg)
     rot = np.stack([np.stack([c, s]), np.stack([-s, c])])
-    rot_plain = np.asarray(concrete(rot), dtype=np.float64)
     shape = np.asarray(shape_of(x))
     in_plane = shape[axes]
     if reshape:
         iy, ix = in_plane
-        bounds = rot_plain @ [[0, 0, iy, iy], [0, ix, 0, ix]]
-        out_plane = (np.ptp(bounds, axis=1) + 0.5).astype(int)
+        # per batch element under vmap: the output's shape must agree across the batch
+        rot_plain = np.reshape(np.asarray(concrete(rot), dtype=np.float64), (-1, 2, 2))
+        bounds = rot_plain @ np.array([[0, 0, iy, iy], [0, ix, 0, ix]])
+        planes = {tuple((np.ptp(b, axis=1) + 0.5).astype(int)) for b in bounds}
+        if len(planes) > 1:
+            raise BatchedValueError(
+                "scipy.ndimage.rotate(reshape=True) under vmap with angles whose rotated "
+                "images have different shapes (pass reshape=False)")
+        out_plane = np.array(planes.pop())
     else:
         out_plane = shape[axes]
-    out_center = rot @ ((out_plane - 1) / 2)
-    offset = (in_plane - 1) / 2 - out_center
+    half = (out_plane - 1) / 2
+    out_center = [c * half[0] + s * half[1], c * half[1] - s * half[0]]
+    offset = [(in_plane[i] - 1) / 2 - out_center[i] for i in range(2)]
     out_plane = tuple(int(n) for n in out_plane)
     if nd == 2:
         return affine_transform(x, rot, offset, out_plane, output, order, mode, cval,
@@ -1169,26 +1178,25 @@ def _rank_filter(input: Any, rank: Any, size: Any, footprint: Any, output: Any, 
     x, output = _input(input, output, name)
     if dtype_of(x).kind == "c":
         raise TypeError("Complex type not supported")
-    ax, mask, wshape = _window_shape(x, size, footprint, axes, name)
+    ax, mask, _ = _window_shape(x, size, footprint, axes, name)
     given = [int(o) for o in _seq(origin, len(ax))]
-    # the windows' axes pair with ``axes`` as given (SciPy's footprint expansion sorts)
-    order = sorted(range(len(ax)), key=lambda i: ax[i])
-    if footprint is not None:
-        # SciPy expands the footprint with the filtered axes in increasing order
-        ax_sorted = tuple(sorted(ax))
-        origins = tuple(given[ax.index(a)] for a in ax_sorted)
-    else:
-        ax_sorted = tuple(ax[i] for i in order)
-        mask = np.transpose(mask, order)
-        origins = tuple(given[i] for i in order)
-    if not isinstance(mode, str):
+    if rank in ("min", "max") and mask.all():
+        # SciPy's separable path: one 1-d filter per axis, sizes, origins and modes
+        # paired with ``axes`` as given
         modes = _seq(mode, len(ax))
-        if len(set(modes)) > 1:
-            raise NoDerivativeRule(f"scipy.ndimage.{name} with a different mode per axis",
-                                   "Pass one mode for all axes.")
-        mode = modes[0]
+        for a, k, o, m in zip(ax, mask.shape, given, modes, strict=True):
+            if k > 1:
+                stack = _windows(x, cval, np.ones((k,), bool), (a,), m, (o,))
+                x = np.min(stack, axis=0) if rank == "min" else np.max(stack, axis=0)
+        return _finish(x, output)
+    # otherwise SciPy pairs the footprint's axes with the filtered axes in increasing
+    # order, and the origins with them in the order given
+    ax_sorted = tuple(sorted(ax))
+    origins = tuple(given[ax.index(a)] for a in ax_sorted)
+    if not isinstance(mode, str):
+        raise RuntimeError("A sequence of modes is not supported")
     stack = _windows(x, cval, mask, ax_sorted, mode, origins)
-    count = stack.shape[0] if not isinstance(stack, Tracer) else shape_of(stack)[0]
+    count = int(mask.sum())
     if rank == "min":
         out = np.min(stack, axis=0)
     elif rank == "max":

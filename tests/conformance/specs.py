@@ -1628,6 +1628,63 @@ add("ndi.generic_gradient_magnitude", ndi.generic_gradient_magnitude, (IMG, ndi.
      "axes": None, "output": np.float64}, shape="mat", dtypes=REAL)
 
 
+# interpolation: input, coordinates / shift / matrix / offset / angle and cval traced
+PTS2 = A((2, 6), "pos")  # inside the 4 x 5 image, off the knots
+for _m, _o, _pre in (("constant", 3, True), ("nearest", 2, True), ("mirror", 5, False),
+                     ("grid-constant", 1, True), ("wrap", 4, True), ("grid-wrap", 0, True),
+                     ("reflect", 3, False), ("grid-mirror", 2, True)):
+    # order 0 rounds the coordinates: they are constants there (zero derivative)
+    add("ndi.map_coordinates", ndi.map_coordinates, (IMG, PTS2 if _o else F((2, 6), "pos")),
+        {"order": _o, "mode": _m, "cval": A(()), "prefilter": _pre, "output": np.float64},
+        shape="mat", dtypes=ALL if _m == "constant" else (F64,))
+add("ndi.spline_filter", ndi.spline_filter, (IMG,), {"order": 3, "mode": "mirror",
+                                                     "output": np.float64},
+    shape="mat", dtypes=ALL)
+add("ndi.spline_filter1d", ndi.spline_filter1d, (IMG,),
+    {"order": 5, "axis": 0, "mode": "grid-wrap", "output": np.float64}, shape="mat",
+    dtypes=ALL)
+add("ndi.shift", ndi.shift, (IMG, A((2,), "unit", real=True)),
+    {"order": 3, "mode": "nearest", "cval": 0.0, "prefilter": True, "output": np.float64},
+    shape="mat", dtypes=ALL)
+add("ndi.zoom", ndi.zoom, (IMG, (1.5, 0.8)),
+    {"order": 2, "mode": "grid-constant", "cval": A(()), "prefilter": True,
+     "grid_mode": True, "output": np.float64}, shape="mat")
+# (SciPy's complex path drops grid_mode: a complex case without it)
+add("ndi.zoom", ndi.zoom, (IMG, 1.3), {"mode": "mirror"}, shape="mat", dtypes=ALL)
+add("ndi.affine_transform", ndi.affine_transform,
+    (IMG, A((2, 2), "general", real=True), A((2,), "unit", real=True)),
+    {"output_shape": (3, 4), "order": 1, "mode": "mirror", "cval": 0.0, "prefilter": False,
+     "output": np.float64}, shape="mat", dtypes=ALL)
+add("ndi.affine_transform", ndi.affine_transform, (IMG, A((2,), "pos", real=True)),
+    {"offset": 0.25, "order": 3, "mode": "reflect"}, shape="mat", label="diagonal")
+add("ndi.rotate", ndi.rotate, (IMG, A((), "pos", real=True)),
+    {"axes": (0, 1), "reshape": False, "order": 3, "mode": "nearest", "cval": 0.0,
+     "prefilter": True, "output": np.float64}, shape="mat", dtypes=ALL)
+# rank filters: the derivative of the selected element (distinct samples: no ties)
+DIMG = A((4, 5), "distinct")
+_FP = np.array([[1, 0, 1], [0, 1, 1]], bool)
+for _nm, _kw in (("minimum_filter", {"size": 3, "mode": "reflect", "cval": 0.0, "origin": 0,
+                                     "axes": None}),
+                 ("minimum_filter", {"footprint": _FP.T, "axes": (1, 0), "output": np.float64}),
+                 ("maximum_filter", {"size": (2, 3), "axes": (1, 0), "mode": ("wrap", "mirror"),
+                                     "origin": (0, 1)}),
+                 ("maximum_filter", {"footprint": _FP, "mode": "constant", "cval": A(()),
+                                     "origin": (0, -1), "output": np.float64}),
+                 ("median_filter", {"size": (3, 2), "mode": "nearest", "axes": (1, 0),
+                                    "cval": 0.0, "origin": 0, "footprint": None,
+                                    "output": np.float64}),
+                 ("rank_filter", {"size": 3, "mode": "wrap", "cval": 0.0, "origin": 0,
+                                  "footprint": None, "axes": None, "output": np.float64})):
+    args = (DIMG, 1) if _nm == "rank_filter" else (DIMG,)
+    add(f"ndi.{_nm}", getattr(ndi, _nm), args, _kw, shape="mat")
+add("ndi.percentile_filter", ndi.percentile_filter, (DIMG, 70),
+    {"size": 3, "footprint": None, "mode": "mirror", "cval": 0.0, "origin": 0, "axes": None,
+     "output": np.float64}, shape="mat")
+for _nm in ("minimum_filter1d", "maximum_filter1d"):
+    add(f"ndi.{_nm}", getattr(ndi, _nm), (DIMG, 3),
+        {"axis": 0, "mode": "grid-constant", "cval": A(()), "origin": -1,
+         "output": np.float64}, shape="mat")
+
 #: which registry key each dispatcher of dualrev.catalogue.scipy_functions stands for
 SCIPY_NAMES: dict[Any, str] = {
     sp.logsumexp: "sp.logsumexp", sp.softmax: "sp.softmax", sp.log_softmax: "sp.log_softmax",
@@ -1660,7 +1717,10 @@ SCIPY_NAMES: dict[Any, str] = {
         "correlate1d", "convolve1d", "correlate", "convolve", "gaussian_filter1d",
         "gaussian_filter", "uniform_filter1d", "uniform_filter", "sobel", "prewitt",
         "laplace", "gaussian_laplace", "gaussian_gradient_magnitude", "generic_laplace",
-        "generic_gradient_magnitude")},
+        "generic_gradient_magnitude", "map_coordinates", "spline_filter", "spline_filter1d",
+        "shift", "zoom", "affine_transform", "rotate", "minimum_filter", "maximum_filter",
+        "median_filter", "rank_filter", "percentile_filter", "minimum_filter1d",
+        "maximum_filter1d")},
 }
 
 #: keywords of a handler's signature that no case exercises, with the reason
