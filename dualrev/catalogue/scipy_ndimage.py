@@ -351,9 +351,11 @@ def _nd(input: Any, weights: Any, output: Any, mode: Any, cval: Any, origin: Any
     if ndim_of(w) != len(ax):
         raise RuntimeError(f"weights.ndim ({ndim_of(w)}) must match len(axes) ({len(ax)})")
     # SciPy pairs the weights' axes with the filtered axes in increasing order, and the
-    # origins with them in the order given
+    # origins with them in the order given (unless every axis is filtered: then the
+    # origins too follow the input's axes)
     given = [int(o) for o in _seq(origin, len(ax))]
-    origins = [given[ax.index(a)] for a in sorted(ax)]
+    origins = (given if len(ax) == ndim_of(x) else
+               [given[ax.index(a)] for a in sorted(ax)])
     ax = tuple(sorted(ax))
     if convolution:
         w = _flip(w)
@@ -1190,9 +1192,11 @@ def _rank_filter(input: Any, rank: Any, size: Any, footprint: Any, output: Any, 
                 x = np.min(stack, axis=0) if rank == "min" else np.max(stack, axis=0)
         return _finish(x, output)
     # otherwise SciPy pairs the footprint's axes with the filtered axes in increasing
-    # order, and the origins with them in the order given
+    # order, and the origins with them in the order given (unless every axis is
+    # filtered: then the origins too follow the input's axes)
     ax_sorted = tuple(sorted(ax))
-    origins = tuple(given[ax.index(a)] for a in ax_sorted)
+    origins = (tuple(given) if len(ax) == ndim_of(x) else
+               tuple(given[ax.index(a)] for a in ax_sorted))
     if not isinstance(mode, str):
         raise RuntimeError("A sequence of modes is not supported")
     stack = _windows(x, cval, mask, ax_sorted, mode, origins)
