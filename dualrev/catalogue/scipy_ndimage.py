@@ -274,7 +274,8 @@ def _input(x: Any, output: Any, name: str) -> tuple[Any, Any]:
     if dtype_of(x).kind in "biu":
         if output is None or np.dtype(output).kind not in "fc":
             raise NoDerivativeRule(
-                f"scipy.ndimage.{name} of an integer input with traced weights",
+                f"scipy.ndimage.{name} of an integer input with traced arguments (weights, "
+                "sigma, coordinates, cval...)",
                 "SciPy's result then has the input's integer dtype, which carries no "
                 "derivative: pass input.astype(float), or output=np.float64.")
         x = np.asarray(x, np.float64)  # SciPy computes in float64 and casts to output
