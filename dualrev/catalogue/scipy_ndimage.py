@@ -62,7 +62,7 @@ def _index_map(n: int, left: int, right: int, mode: str) -> np.ndarray:
     """For each position of the extended line (``left`` before, ``right`` after ``n``
     samples), the sample it reads; -1 where it reads ``cval``."""
     pad = _PAD_MODE[mode]
-    if pad is None:
+    if pad is None or n == 0:  # (an empty line has no outputs: nothing is read)
         i = np.arange(-left, n + right)
         return np.where((i >= 0) & (i < n), i, -1)
     return np.pad(np.arange(n), (left, right), mode=pad)
@@ -134,6 +134,11 @@ def _extend(x: Any, cval: Any, shape: tuple[int, ...], axes: tuple[int, ...], mo
     it (differentiable in ``x`` and ``cval``)."""
     for i, a in enumerate(axes):
         left, right = _pads(shape[i], origins[i])
+        if shape_of(x)[a] == 0:  # no outputs along an empty axis: any values will do
+            wider = list(shape_of(x))
+            wider[a] = left + right
+            x = np.zeros(tuple(wider), dtype_of(x))
+            continue
         idx = _index_map(shape_of(x)[a], left, right, mode)
         x = np.take(x, np.maximum(idx, 0), axis=a)
         if (idx < 0).any():

@@ -571,3 +571,15 @@ def test_generated_rank_filters_match_scipy(case):
         want = SCIPY[name](x, cval=0.05, **kw)
     np.testing.assert_array_equal(_value(f, x, 0.05), want)
     _transpose_identity(f, (x, 0.05), seed)
+
+
+def test_empty_inputs():
+    x = np.zeros((0, 4))
+    w = np.array([1.0, -2.0, 0.5])
+    for f in (lambda x, w: ndi.correlate1d(x, w, axis=0, mode="mirror"),
+              lambda x, w: ndi.convolve1d(x, w, axis=1),
+              lambda x, w: ndi.gaussian_filter(x, 1.0) + 0 * w[0],
+              lambda x, w: ndi.maximum_filter(x, 3) + 0 * w[0]):
+        for jac in (dr.jacrev, dr.jacfwd):
+            assert jac(f)(x, w).shape == (0, 4, 0, 4)
+            assert jac(f, 1)(x, w).shape == (0, 4, 3)
