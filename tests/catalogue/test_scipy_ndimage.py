@@ -239,6 +239,14 @@ def test_refusals():
     f = lambda w: ndi.correlate1d(ints, w, output=np.float64)  # noqa: E731
     w = np.array([0.2, 1.0, -0.5])
     np.testing.assert_allclose(_value(f, w), SCIPY["correlate1d"](ints, w, output=np.float64))
+    # SciPy's multi-pass filters refuse a real output dtype for complex input
+    z = X + 1j * X
+    for call in (lambda z: ndi.gaussian_filter(z, 1.0, output=np.float64),
+                 lambda z: ndi.sobel(z, output=np.float64)):
+        with pytest.raises(RuntimeError, match="complex dtype"):
+            SCIPY["gaussian_filter"](z, 1.0, output=np.float64)
+        with pytest.raises(RuntimeError, match="complex dtype"):
+            dr.jvp(call, (z,), (z,))
     with pytest.raises(RuntimeError, match="boundary mode"):
         dr.grad(lambda x: np.sum(ndi.uniform_filter(x, 3, mode="bogus")))(X)
     with pytest.raises(ValueError, match="Invalid origin"):
