@@ -290,6 +290,36 @@ def bench_optimize() -> None:
     report("5. BFGS rosen n=100 (ratio to hand-written rosen_der)", base, entries)
 
 
+def bench_ndimage() -> None:
+    import scipy.ndimage as ndi
+
+    from dualrev.catalogue.scipy_functions import ORIGINALS
+
+    rng = np.random.default_rng(3)
+    img = rng.standard_normal((256, 256))
+    observed = ndi.gaussian_filter(img, 2.0)
+    original = ORIGINALS[ndi.gaussian_filter]
+    small = rng.standard_normal((8, 8))
+    # an untraced call pays the dispatcher's check for traced arguments, nothing else
+    report("7a. scipy.ndimage.gaussian_filter 8x8, plain call (ratio to SciPy's own)",
+           lambda: original(small, 1.0), {"through dualrev's dispatcher":
+                                          lambda: ndi.gaussian_filter(small, 1.0)})
+
+    def deblur(u: Any) -> Any:
+        return np.sum((ndi.gaussian_filter(u, 2.0) - observed) ** 2)
+
+    report("7b. grad of a deblurring loss, gaussian_filter 256x256", lambda: deblur(img),
+           {"dualrev grad": lambda: dr.grad(deblur)(img)})
+    grid = np.indices((64, 64), dtype=float) + 0.3 * rng.standard_normal((2, 64, 64))
+    tex = rng.standard_normal((64, 64))
+
+    def warp(c: Any) -> Any:
+        return np.sum(ndi.map_coordinates(tex, c, order=3, mode="mirror") ** 2)
+
+    report("7c. grad of a warp loss in the coordinates, map_coordinates order 3 64x64",
+           lambda: warp(grid), {"dualrev grad": lambda: dr.grad(warp)(grid)})
+
+
 def bench_memory() -> None:
     n = 10**6
     x = np.random.default_rng(0).uniform(-1, 1, n)
@@ -354,7 +384,8 @@ def main() -> None:
     QUICK = args.quick
     print(machine())
     benches = {"1": bench_rosen_grad, "2": bench_scalar_loop, "3": bench_jacobian,
-               "4": bench_hessian, "5": bench_optimize, "6": bench_memory}
+               "4": bench_hessian, "5": bench_optimize, "6": bench_memory,
+               "7": bench_ndimage}
     chosen = args.only.split(",") if args.only else list(benches)
     for k in chosen:
         benches[k]()

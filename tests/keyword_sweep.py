@@ -68,6 +68,8 @@ FORWARDS = {
                               "refuses each",
     "numpy.fix": "passed on to NumPy (zero derivative), whose deprecation warning reaches the "
                  "caller",
+    **{f"scipy.ndimage.{f}": "passed on to gaussian_filter (truncate=, radius=), as SciPy "
+       "does" for f in ("gaussian_laplace", "gaussian_gradient_magnitude")},
     **{f"scipy.interpolate.{c}": "with traced data every argument is refused "
        "(NoDerivativeRule: not linear in the data)"
        for c in ("PchipInterpolator", "Akima1DInterpolator")},

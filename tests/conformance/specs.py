@@ -17,6 +17,7 @@ import numpy as np
 import scipy.integrate as sintegrate
 import scipy.interpolate as si
 import scipy.linalg as sla
+import scipy.ndimage as ndi
 import scipy.optimize as so
 import scipy.sparse as sps
 import scipy.sparse.linalg as spla
@@ -1552,6 +1553,144 @@ for nm, solver in (("so.brentq", so.brentq), ("so.brenth", so.brenth),
         kind="raises", raises=NoDerivativeRule)
 
 
+# ====================================================================== scipy.ndimage
+# linear filters: input, weights, sigma and cval traced; every boundary mode
+IMG = A((4, 5))
+for _m in ("reflect", "constant", "nearest", "mirror", "wrap", "grid-mirror",
+           "grid-constant", "grid-wrap"):
+    add("ndi.correlate1d", ndi.correlate1d, (IMG, A((3,))),
+        {"axis": 0, "mode": _m, "cval": A(())}, shape="mat")
+add("ndi.correlate1d", ndi.correlate1d, (IMG, A((4,))), {"origin": -2, "output": np.float64},
+    shape="mat", dtypes=ALL)
+add("ndi.convolve1d", ndi.convolve1d, (IMG, A((2,))),
+    {"axis": -1, "mode": "wrap", "cval": 0.5, "origin": 0, "output": None}, shape="mat",
+    dtypes=ALL)
+add("ndi.convolve1d", ndi.convolve1d, (IMG, A((3,))), {"mode": "constant", "cval": A(())},
+    shape="mat")
+add("ndi.correlate", ndi.correlate, (IMG, A((2, 3))),
+    {"mode": "mirror", "origin": (0, 1), "cval": 0.0, "output": np.float64}, shape="mat",
+    dtypes=ALL)
+add("ndi.correlate", ndi.correlate, (A((3, 4, 2)), A((2, 2))),
+    {"axes": (2, 0), "mode": "constant", "cval": A(())}, shape="3d")
+add("ndi.convolve", ndi.convolve, (IMG, A((3, 2))),
+    {"mode": "nearest", "origin": (-1, 0), "cval": 0.0, "output": np.float64}, shape="mat",
+    dtypes=ALL)
+add("ndi.convolve", ndi.convolve, (A((3, 4, 2)), A((3,))),
+    {"axes": (1,), "mode": "grid-constant", "cval": A(())}, shape="3d")
+add("ndi.gaussian_filter1d", ndi.gaussian_filter1d, (IMG, 1.1),
+    {"axis": 0, "order": 1, "mode": "reflect", "cval": 0.0, "truncate": 3.0,
+     "output": np.float64}, shape="mat", dtypes=REAL)
+add("ndi.gaussian_filter1d", ndi.gaussian_filter1d, (IMG, A((), "pos")),
+    {"order": 2, "radius": 2, "mode": "constant", "cval": A(())}, shape="mat", label="sigma")
+add("ndi.gaussian_filter", ndi.gaussian_filter, (IMG, 1.2),
+    {"order": (0, 1), "mode": ("wrap", "nearest"), "cval": 0.0, "truncate": 2.5,
+     "output": np.float64}, shape="mat", dtypes=REAL)
+# (a real output dtype is an error for complex input in SciPy's multi-pass filters)
+add("ndi.gaussian_filter", ndi.gaussian_filter, (IMG, 0.9), {"mode": "mirror"}, shape="mat",
+    dtypes=ALL)
+add("ndi.gaussian_filter", ndi.gaussian_filter, (A((3, 4, 2)), A((2,), "pos")),
+    {"radius": (1, 2), "axes": (2, 0), "mode": "constant", "cval": A(())}, shape="3d",
+    label="sigma")
+add("ndi.uniform_filter1d", ndi.uniform_filter1d, (IMG, 3),
+    {"axis": 0, "mode": "constant", "cval": A(()), "origin": -1, "output": np.float64},
+    shape="mat", dtypes=ALL)
+add("ndi.uniform_filter", ndi.uniform_filter, (IMG,),
+    {"size": (2, 3), "origin": (0, 1), "mode": "mirror", "cval": 0.0, "axes": (0, 1),
+     "output": np.float64}, shape="mat", dtypes=ALL)
+for _nm in ("sobel", "prewitt"):
+    add(f"ndi.{_nm}", getattr(ndi, _nm), (IMG,),
+        {"axis": 0, "mode": "reflect", "cval": 0.0, "output": np.float64}, shape="mat",
+        dtypes=REAL)
+    add(f"ndi.{_nm}", getattr(ndi, _nm), (IMG,), {"mode": ("constant", "wrap"), "cval": A(())},
+        shape="mat", dtypes=ALL)
+add("ndi.laplace", ndi.laplace, (IMG,),
+    {"mode": "nearest", "cval": 0.0, "axes": (0, 1), "output": np.float64}, shape="mat",
+    dtypes=REAL)
+add("ndi.laplace", ndi.laplace, (IMG,), {"mode": "wrap"}, shape="mat", dtypes=ALL)
+add("ndi.gaussian_laplace", ndi.gaussian_laplace, (IMG, A((), "pos")),
+    {"mode": "mirror", "cval": 0.0, "axes": None, "output": np.float64, "radius": 2},
+    shape="mat", label="sigma")
+add("ndi.gaussian_laplace", ndi.gaussian_laplace, (IMG, (0.8, 1.3)),
+    {"mode": "constant", "cval": A(()), "truncate": 3.0}, shape="mat", dtypes=ALL)
+add("ndi.gaussian_gradient_magnitude", ndi.gaussian_gradient_magnitude, (IMG, 1.0),
+    {"mode": "reflect", "cval": 0.0, "axes": (1, 0), "output": np.float64}, shape="mat",
+    dtypes=REAL)
+add("ndi.gaussian_gradient_magnitude", ndi.gaussian_gradient_magnitude, (IMG, A((), "pos")),
+    {"radius": 2}, shape="mat", label="sigma")
+
+
+def _ndi_d2(x, axis, output, mode, cval, a, s=1.0):
+    """A second-difference callback in SciPy's style (writes and returns its output)."""
+    return ndi.correlate1d(x, [s, -a, s], axis, output, mode, cval)
+
+
+add("ndi.generic_laplace", ndi.generic_laplace, (IMG, _ndi_d2),
+    {"mode": "wrap", "cval": 0.0, "extra_arguments": (2.0,), "extra_keywords": {"s": 1.0},
+     "axes": (0, 1), "output": np.float64}, shape="mat", dtypes=REAL)
+add("ndi.generic_laplace", ndi.generic_laplace, (IMG, _ndi_d2), {"extra_arguments": (2.0,)},
+    shape="mat", dtypes=ALL)
+add("ndi.generic_gradient_magnitude", ndi.generic_gradient_magnitude, (IMG, ndi.sobel),
+    {"mode": "nearest", "cval": 0.0, "extra_arguments": (), "extra_keywords": None,
+     "axes": None, "output": np.float64}, shape="mat", dtypes=REAL)
+
+
+# interpolation: input, coordinates / shift / matrix / offset / angle and cval traced
+PTS2 = A((2, 6), "pos", real=True)  # inside the 4 x 5 image, off the knots
+for _m, _o, _pre in (("constant", 3, True), ("nearest", 2, True), ("mirror", 5, False),
+                     ("grid-constant", 1, True), ("wrap", 4, True), ("grid-wrap", 0, True),
+                     ("reflect", 3, False), ("grid-mirror", 2, True)):
+    # order 0 rounds the coordinates: they are constants there (zero derivative)
+    add("ndi.map_coordinates", ndi.map_coordinates, (IMG, PTS2 if _o else F((2, 6), "pos")),
+        {"order": _o, "mode": _m, "cval": A(()), "prefilter": _pre, "output": np.float64},
+        shape="mat", dtypes=ALL if _m == "constant" else (F64,))
+add("ndi.spline_filter", ndi.spline_filter, (IMG,), {"order": 3, "mode": "mirror",
+                                                     "output": np.float64},
+    shape="mat", dtypes=ALL)
+add("ndi.spline_filter1d", ndi.spline_filter1d, (IMG,),
+    {"order": 5, "axis": 0, "mode": "grid-wrap", "output": np.float64}, shape="mat",
+    dtypes=ALL)
+add("ndi.shift", ndi.shift, (IMG, A((2,), "unit", real=True)),
+    {"order": 3, "mode": "nearest", "cval": 0.0, "prefilter": True, "output": np.float64},
+    shape="mat", dtypes=ALL)
+add("ndi.zoom", ndi.zoom, (IMG, (1.5, 0.8)),
+    {"order": 2, "mode": "grid-constant", "cval": A(()), "prefilter": True,
+     "grid_mode": True, "output": np.float64}, shape="mat")
+# (SciPy's complex path drops grid_mode: a complex case without it)
+add("ndi.zoom", ndi.zoom, (IMG, 1.3), {"mode": "mirror"}, shape="mat", dtypes=ALL)
+add("ndi.affine_transform", ndi.affine_transform,
+    (IMG, A((2, 2), "general", real=True), A((2,), "unit", real=True)),
+    {"output_shape": (3, 4), "order": 1, "mode": "mirror", "cval": 0.0, "prefilter": False,
+     "output": np.float64}, shape="mat", dtypes=ALL)
+add("ndi.affine_transform", ndi.affine_transform, (IMG, A((2,), "pos", real=True)),
+    {"offset": 0.25, "order": 3, "mode": "reflect"}, shape="mat", label="diagonal")
+add("ndi.rotate", ndi.rotate, (IMG, A((), "pos", real=True)),
+    {"axes": (0, 1), "reshape": False, "order": 3, "mode": "nearest", "cval": 0.0,
+     "prefilter": True, "output": np.float64}, shape="mat", dtypes=ALL)
+# rank filters: the derivative of the selected element (distinct samples: no ties)
+DIMG = A((4, 5), "distinct")
+_FP = np.array([[1, 0, 1], [0, 1, 1]], bool)
+for _nm, _kw in (("minimum_filter", {"size": 3, "mode": "reflect", "cval": 0.0, "origin": 0,
+                                     "axes": None}),
+                 ("minimum_filter", {"footprint": _FP.T, "axes": (1, 0), "output": np.float64}),
+                 ("maximum_filter", {"size": (2, 3), "axes": (1, 0), "mode": ("wrap", "mirror"),
+                                     "origin": (0, 1)}),
+                 ("maximum_filter", {"footprint": _FP, "mode": "constant", "cval": A(()),
+                                     "origin": (0, -1), "output": np.float64}),
+                 ("median_filter", {"size": (3, 2), "mode": "nearest", "axes": (1, 0),
+                                    "cval": 0.0, "origin": 0, "footprint": None,
+                                    "output": np.float64}),
+                 ("rank_filter", {"size": 3, "mode": "wrap", "cval": 0.0, "origin": 0,
+                                  "footprint": None, "axes": None, "output": np.float64})):
+    args = (DIMG, 1) if _nm == "rank_filter" else (DIMG,)
+    add(f"ndi.{_nm}", getattr(ndi, _nm), args, _kw, shape="mat")
+add("ndi.percentile_filter", ndi.percentile_filter, (DIMG, 70),
+    {"size": 3, "footprint": None, "mode": "mirror", "cval": 0.0, "origin": 0, "axes": None,
+     "output": np.float64}, shape="mat")
+for _nm in ("minimum_filter1d", "maximum_filter1d"):
+    add(f"ndi.{_nm}", getattr(ndi, _nm), (DIMG, 3),
+        {"axis": 0, "mode": "grid-constant", "cval": A(()), "origin": -1,
+         "output": np.float64}, shape="mat")
+
 #: which registry key each dispatcher of dualrev.catalogue.scipy_functions stands for
 SCIPY_NAMES: dict[Any, str] = {
     sp.logsumexp: "sp.logsumexp", sp.softmax: "sp.softmax", sp.log_softmax: "sp.log_softmax",
@@ -1580,6 +1719,14 @@ SCIPY_NAMES: dict[Any, str] = {
     so.ridder: "so.ridder", so.bisect: "so.bisect", sps.diags: "sparse.diags",
     sps.diags_array: "sparse.diags_array", sps.spdiags: "sparse.spdiags",
     spla.factorized: "spla.factorized",
+    **{getattr(ndi, _n): f"ndi.{_n}" for _n in (
+        "correlate1d", "convolve1d", "correlate", "convolve", "gaussian_filter1d",
+        "gaussian_filter", "uniform_filter1d", "uniform_filter", "sobel", "prewitt",
+        "laplace", "gaussian_laplace", "gaussian_gradient_magnitude", "generic_laplace",
+        "generic_gradient_magnitude", "map_coordinates", "spline_filter", "spline_filter1d",
+        "shift", "zoom", "affine_transform", "rotate", "minimum_filter", "maximum_filter",
+        "median_filter", "rank_filter", "percentile_filter", "minimum_filter1d",
+        "maximum_filter1d")},
 }
 
 #: keywords of a handler's signature that no case exercises, with the reason
