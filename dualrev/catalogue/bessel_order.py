@@ -1,0 +1,466 @@
+"""Derivatives of Bessel functions in their order, and of ``hyp0f1`` in b, on plain values.
+
+The numerical core of the order derivatives that special.py registers: for real v and
+x > 0 it returns the n-th derivative in v (n = 0, 1, 2; n = 0 is the function itself, which
+the tests compare with SciPy's to check the method) of J_v, Y_v, I_v e^-x and K_v e^x.
+
+Methods (DLMF §10.9, §10.32, §10.8/10.25):
+
+* J_v, I_v: the power series in (x/2)^2, differentiated term by term in v (each term's
+  v-derivative is the term times ln(x/2) - psi(v+k+1), its second derivative the term
+  times (ln(x/2) - psi)^2 - psi'), and Schläfli's integrals (DLMF 10.9.6, 10.32.4: a
+  finite integral over [0, pi] and a sin(v pi)-weighted one over [0, inf)) differentiated
+  under the integral sign. Both are computed for every point and the one with the smaller
+  cancellation (sum of |terms| / |sum|, an estimate of the relative rounding error) wins:
+  the series where x^2/4 is small against v + 1, the integral in the oscillatory region.
+* Y_v: Schläfli's integral (DLMF 10.9.7) alone; in the region where Y_v is large its
+  infinite part is a positive integrand, so there is no cancellation anywhere but near
+  zeros of the result.
+* K_v: K_v(x) = int_0^inf e^(-x cosh t) cosh(v t) dt (DLMF 10.32.9): the n-th
+  derivative has the positive integrand t^n cosh or sinh(v t) e^(-x cosh t).
+* Negative orders by the reflections DLMF 10.4.7-8 and 10.27.2-3 (K_-v = K_v).
+
+The infinite integrals are Laplace-type (a concave exponent): each is integrated by
+composite Gauss-Legendre over the interval where its exponent is within 50 of its maximum
+(found by bisection), shifted by that maximum so that huge and tiny values keep their
+relative precision; the finite ones by composite Gauss-Legendre with panels short enough
+for the oscillation (x + |v|). Everything is vectorised over the points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.special as sc
+
+from ..errors import NoDerivativeRule
+
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(20)
+_DROP = 50.0  # the integrands are cut where their exponent is this far below its maximum
+_INF_PANELS = 12
+_SERIES_X_MAX = 250.0  # beyond this the series needs too many terms and is not tried
+
+
+def _sincos_pi(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # sin(pi mu), cos(pi mu), exactly 0 and +-1 at integers (np.sin(np.pi * n) is not 0,
+    # and multiplies Y_n, huge at small x, in the reflection formulas)
+    n = np.round(mu)
+    f = mu - n
+    sign = np.where(np.equal(np.mod(n, 2), 0), 1.0, -1.0)
+    return sign * np.sin(np.pi * f), sign * np.cos(np.pi * f)
+
+
+def _trig_pi_derivative(s: np.ndarray, c: np.ndarray, j: int, sine: bool) -> np.ndarray:
+    # the j-th derivative in mu of sin(pi mu) (sine) or cos(pi mu)
+    seq = (s, c, -s, -c) if sine else (c, -s, -c, s)
+    return math.pi ** j * seq[j % 4]
+
+
+def _panels(a: np.ndarray, b: np.ndarray, panels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Composite Gauss-Legendre nodes and weights on [a, b] per point: shape (m, nodes)."""
+    frac = np.linspace(0.0, 1.0, panels + 1)
+    edges = a[:, None] + (b - a)[:, None] * frac
+    half = 0.5 * np.diff(edges, axis=1)
+    mid = edges[:, :-1] + half
+    t = mid[:, :, None] + half[:, :, None] * _NODES
+    w = half[:, :, None] * _WEIGHTS
+    m = a.shape[0]
+    return t.reshape(m, -1), w.reshape(m, -1)
+
+
+def _laplace(phi: Callable[[np.ndarray], np.ndarray], tstar: np.ndarray, x: np.ndarray,
+             powers: tuple[int, ...], sign: float = 1.0,
+             ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """int_0^inf (sign t)^k e^phi(t) dt for each k in powers, phi concave with its maximum
+    at tstar >= 0 (per point). Returns the shift phi(tstar) and, per k, the integral and
+    the integral of its absolute value, both times e^-shift."""
+    top = phi(tstar)
+    # upper end: phi drops by _DROP within asinh(100/x + 10) of the maximum for every
+    # exponent used here (x cosh, x sinh, plus or minus a linear term); bisection tightens
+    hi = tstar + np.arcsinh(100.0 / x + 10.0)
+    lo = tstar.copy()
+    for _ in range(45):
+        mid = 0.5 * (lo + hi)
+        above = phi(mid) > top - _DROP
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    upper = hi
+    # lower end: 0 unless phi(0) is already far below the maximum
+    lo = np.zeros_like(tstar)
+    hi = tstar.copy()
+    far = phi(lo) < top - _DROP
+    for _ in range(45):
+        mid = 0.5 * (lo + hi)
+        below = phi(mid) < top - _DROP
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    lower = np.where(far, lo, 0.0)
+    t, w = _panels(lower, upper, _INF_PANELS)
+    with np.errstate(over="ignore", under="ignore"):
+        base = w * np.exp(phi(t) - top[:, None])
+    vals, absv = [], []
+    for k in powers:
+        term = base * (sign * t) ** k if k else base
+        vals.append(term.sum(axis=1))
+        absv.append(np.abs(term).sum(axis=1))
+    return top, vals, absv
+
+
+def _finite(x: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # nodes and weights on [0, pi], panels short enough for frequencies up to x + mu
+    omega = float(np.max(x + mu)) if x.size else 0.0
+    panels = int(math.ceil(omega * math.pi / 14.0)) + 2
+    m = x.shape[0]
+    return _panels(np.zeros(m), np.full(m, math.pi), panels)
+
+
+def _cos_shift(arg: np.ndarray, n: int) -> np.ndarray:
+    # cos(arg + n pi/2), exactly (np.cos(pi/2) is 6e-17, not 0: at v = 0 the derivative
+    # of I_v is -K_0(x), which that rounding would swamp)
+    return (np.cos, lambda a: -np.sin(a), lambda a: -np.cos(a), np.sin)[n % 4](arg)
+
+
+def _sin_shift(arg: np.ndarray, n: int) -> np.ndarray:
+    # sin(arg + n pi/2), exactly
+    return (np.sin, np.cos, lambda a: -np.sin(a), lambda a: -np.cos(a))[n % 4](arg)
+
+
+def _leibniz(n: int, f: Callable[[int], np.ndarray], g: Callable[[int], np.ndarray]) -> np.ndarray:
+    # the n-th derivative of a product from the factors' derivatives
+    return sum(math.comb(n, k) * f(n - k) * g(k) for k in range(n + 1))
+
+
+# ------------------------------------------------------------------ the series (J, I)
+def _series(kind: str, mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
+            ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """J_mu (kind "j") or I_mu e^-x (kind "i") and their mu-derivatives by the power
+    series: per order, the value and the sum of the terms' absolute values (inf where the
+    series was not tried or did not converge)."""
+    m = x.shape[0]
+    tried = x <= _SERIES_X_MAX
+    xs = np.where(tried, x, 1.0)
+    terms = int(min(max(40.0, 1.3 * float(np.max(xs, initial=1.0)) + 40.0), 420.0))
+    k = np.arange(terms, dtype=float)
+    a = mu[:, None] + k + 1.0
+    lx = np.log(0.5 * xs)[:, None]
+    logt = (2 * k + mu[:, None]) * lx - sc.gammaln(k + 1) - sc.gammaln(a)
+    if kind == "i":
+        logt = logt - xs[:, None]
+    shift = np.max(logt, axis=1)
+    t = np.exp(logt - shift[:, None])
+    if kind == "j":
+        t = t * np.where(np.equal(np.mod(k, 2), 0), 1.0, -1.0)
+    dl = lx - sc.digamma(a)
+    weights = {0: None, 1: dl, 2: None}
+    if 2 in orders:
+        weights[2] = dl * dl - sc.polygamma(1, a)
+    vals, absv = [], []
+    scale = np.exp(shift)
+    for n in orders:
+        term = t if n == 0 else t * weights[n]
+        s = term.sum(axis=1)
+        total = np.abs(term).sum(axis=1)
+        tail = np.abs(term[:, -3:]).sum(axis=1)
+        ok = tried & (tail <= 1e-18 * total)
+        vals.append(s * scale)
+        absv.append(np.where(ok, total * scale, np.inf))
+    del m
+    return vals, absv
+
+
+# ------------------------------------------------------------------ Schläfli's integrals
+def _j_integral(mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
+                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    # J_mu(x) = (1/pi) int_0^pi cos(mu th - x sin th) dth
+    #           - (sin(mu pi)/pi) int_0^inf e^(-x sinh t - mu t) dt
+    th, w = _finite(x, mu)
+    arg = mu[:, None] * th - x[:, None] * np.sin(th)
+    s, c = _sincos_pi(mu)
+    top, g, gabs = _laplace(lambda t: -x[:, None] * np.sinh(t) - mu[:, None] * t
+                            if t.ndim == 2 else -x * np.sinh(t) - mu * t,
+                            np.zeros_like(x), x, tuple(range(max(orders) + 1)), sign=-1.0)
+    e = np.exp(top)
+    vals, absv = [], []
+    for n in orders:
+        fin = w * th ** n * _cos_shift(arg, n)
+        inf = _leibniz(n, lambda j: _trig_pi_derivative(s, c, j, True), lambda j: g[j] * e)
+        inf_abs = sum(math.comb(n, j) * np.abs(_trig_pi_derivative(s, c, n - j, True))
+                      * gabs[j] * e for j in range(n + 1))
+        vals.append((fin.sum(axis=1) - inf) / math.pi)
+        absv.append((np.abs(fin).sum(axis=1) + inf_abs) / math.pi)
+    return vals, absv
+
+
+def _y_integral(mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
+                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    # Y_mu(x) = (1/pi) int_0^pi sin(x sin th - mu th) dth
+    #           - (1/pi) int_0^inf (e^(mu t) + e^(-mu t) cos(mu pi)) e^(-x sinh t) dt
+    th, w = _finite(x, mu)
+    arg = x[:, None] * np.sin(th) - mu[:, None] * th
+    s, c = _sincos_pi(mu)
+    ks = tuple(range(max(orders) + 1))
+
+    def phi_a(t: np.ndarray) -> np.ndarray:
+        if t.ndim == 2:
+            return mu[:, None] * t - x[:, None] * np.sinh(t)
+        return mu * t - x * np.sinh(t)
+
+    def phi_b(t: np.ndarray) -> np.ndarray:
+        if t.ndim == 2:
+            return -mu[:, None] * t - x[:, None] * np.sinh(t)
+        return -mu * t - x * np.sinh(t)
+
+    ta = np.arccosh(np.maximum(mu / x, 1.0))
+    top_a, ga, ga_abs = _laplace(phi_a, ta, x, ks)
+    top_b, gb, gb_abs = _laplace(phi_b, np.zeros_like(x), x, ks, sign=-1.0)
+    with np.errstate(over="ignore"):
+        ea, eb = np.exp(top_a), np.exp(top_b)
+    vals, absv = [], []
+    for n in orders:
+        fin = w * (-th) ** n * _sin_shift(arg, n)
+        inf = ga[n] * ea + _leibniz(n, lambda j: _trig_pi_derivative(s, c, j, False),
+                                    lambda j: gb[j] * eb)
+        inf_abs = ga_abs[n] * ea + sum(
+            math.comb(n, j) * np.abs(_trig_pi_derivative(s, c, n - j, False)) * gb_abs[j] * eb
+            for j in range(n + 1))
+        vals.append((fin.sum(axis=1) - inf) / math.pi)
+        absv.append((np.abs(fin).sum(axis=1) + inf_abs) / math.pi)
+    return vals, absv
+
+
+def _i_integral(mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
+                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    # I_mu(x) e^-x = (1/pi) int_0^pi e^(x (cos th - 1)) cos(mu th) dth
+    #                - (sin(mu pi)/pi) int_0^inf e^(-x (cosh t + 1) - mu t) dt
+    th, w = _finite(x, mu)
+    env = np.exp(-2.0 * x[:, None] * np.sin(0.5 * th) ** 2)
+    s, c = _sincos_pi(mu)
+
+    def phi(t: np.ndarray) -> np.ndarray:
+        if t.ndim == 2:
+            return -x[:, None] * (np.cosh(t) + 1.0) - mu[:, None] * t
+        return -x * (np.cosh(t) + 1.0) - mu * t
+
+    top, g, gabs = _laplace(phi, np.zeros_like(x), x, tuple(range(max(orders) + 1)),
+                            sign=-1.0)
+    e = np.exp(top)
+    vals, absv = [], []
+    for n in orders:
+        fin = w * env * th ** n * _cos_shift(mu[:, None] * th, n)
+        inf = _leibniz(n, lambda j: _trig_pi_derivative(s, c, j, True), lambda j: g[j] * e)
+        inf_abs = sum(math.comb(n, j) * np.abs(_trig_pi_derivative(s, c, n - j, True))
+                      * gabs[j] * e for j in range(n + 1))
+        vals.append((fin.sum(axis=1) - inf) / math.pi)
+        absv.append((np.abs(fin).sum(axis=1) + inf_abs) / math.pi)
+    return vals, absv
+
+
+def _k_integral(mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...]) -> list[np.ndarray]:
+    # K_mu(x) e^x = int_0^inf cosh(mu t) e^(-x (cosh t - 1)) dt, mu >= 0; the n-th
+    # derivative has t^n and cosh (n even) or sinh (n odd): two positive Laplace integrals
+    ks = tuple(range(max(orders) + 1))
+
+    def phi(sgn: float) -> Callable[[np.ndarray], np.ndarray]:
+        def f(t: np.ndarray) -> np.ndarray:
+            if t.ndim == 2:
+                return sgn * mu[:, None] * t - 2.0 * x[:, None] * np.sinh(0.5 * t) ** 2
+            return sgn * mu * t - 2.0 * x * np.sinh(0.5 * t) ** 2
+        return f
+
+    top_p, gp, _ = _laplace(phi(1.0), np.arcsinh(mu / x), x, ks)
+    top_m, gm, _ = _laplace(phi(-1.0), np.zeros_like(x), x, ks)
+    out = []
+    with np.errstate(over="ignore"):
+        for n in orders:
+            sgn = 1.0 if n % 2 == 0 else -1.0
+            # e^top_m <= 1 <= e^top_p: factor out e^top_p (the larger) before adding
+            rel = gm[n] * np.exp(top_m - top_p)
+            out.append(0.5 * np.exp(top_p) * (gp[n] + sgn * rel))
+    return out
+
+
+# ------------------------------------------------------------------ per function, mu >= 0
+def _best(a: tuple[list[np.ndarray], list[np.ndarray]],
+          b: tuple[list[np.ndarray], list[np.ndarray]]) -> list[np.ndarray]:
+    # per order and point, the result with the smaller sum of |terms| (rounding error)
+    return [np.where(ab <= bb, av, bv) for av, ab, bv, bb in zip(a[0], a[1], b[0], b[1])]
+
+
+def _nonneg(kind: str, mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
+            ) -> list[np.ndarray]:
+    if kind == "j":
+        return _best(_series("j", mu, x, orders), _j_integral(mu, x, orders))
+    if kind == "i":
+        return _best(_series("i", mu, x, orders), _i_integral(mu, x, orders))
+    if kind == "y":
+        return _y_integral(mu, x, orders)[0]
+    return _k_integral(mu, x, orders)
+
+
+def _reflected(kind: str, mu: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
+    """The n-th derivative in v of the function at v = -mu (mu > 0), by DLMF 10.4.7-8
+    (J, Y) and 10.27.2 (I, scaled by e^-x: K's term by e^-2x)."""
+    orders = tuple(range(n + 1))
+    s, c = _sincos_pi(mu)
+    sign = (-1.0) ** n  # d/dv = -d/dmu
+
+    def trig(sine: bool) -> Callable[[int], np.ndarray]:
+        return lambda j: _trig_pi_derivative(s, c, j, sine)
+
+    if kind == "k":
+        return sign * _k_integral(mu, x, (n,))[0]
+    if kind == "i":
+        ii = _nonneg("i", mu, x, orders)
+        kk = _k_integral(mu, x, orders)
+        e2 = np.exp(-2.0 * x)
+        d = ii[n] + (2 / math.pi) * _leibniz(n, trig(True), lambda j: kk[j] * e2)
+        return sign * d
+    jj = _nonneg("j", mu, x, orders)
+    yy = _nonneg("y", mu, x, orders)
+    if kind == "j":  # J_-mu = cos(mu pi) J_mu - sin(mu pi) Y_mu
+        d = _leibniz(n, trig(False), lambda j: jj[j]) - _leibniz(n, trig(True), lambda j: yy[j])
+    else:  # Y_-mu = sin(mu pi) J_mu + cos(mu pi) Y_mu
+        d = _leibniz(n, trig(True), lambda j: jj[j]) + _leibniz(n, trig(False), lambda j: yy[j])
+    return sign * d
+
+
+def order_derivative(kind: str, n: int, v: Any, x: Any, name: str) -> np.ndarray:
+    """The n-th derivative (n = 1, 2) in the order v of J_v(x) (kind "j"), Y_v ("y"),
+    I_v(x) e^-x ("i") or K_v(x) e^x ("k"), elementwise on plain real arrays, x >= 0.
+
+    At x = 0 only J_v and I_v with v > 0 have one (it is 0); elsewhere there, at x < 0
+    (where the functions are complex for non-integer orders) and for complex x the
+    ``name`` of the user's function is refused by name."""
+    v_arr, x_arr = np.broadcast_arrays(np.asarray(v), np.asarray(x))
+    if np.iscomplexobj(v_arr) or np.iscomplexobj(x_arr):
+        raise NoDerivativeRule(
+            f"{name} w.r.t. the order at a complex argument",
+            "Its derivative in the order is implemented for real orders and x > 0.")
+    dtype = np.result_type(v_arr.dtype, x_arr.dtype, np.float32)
+    vf = v_arr.astype(float).ravel()
+    xf = x_arr.astype(float).ravel()
+    if np.any(xf < 0):
+        raise NoDerivativeRule(
+            f"{name} w.r.t. the order at x < 0",
+            "There the function is complex for non-integer orders, so it has no real "
+            "derivative in the order; it is implemented for x > 0.")
+    zero = np.equal(xf, 0)
+    if np.any(zero & ~((kind in "ji") & (vf > 0))):
+        raise NoDerivativeRule(
+            f"{name} w.r.t. the order at x = 0",
+            "There the function is infinite or discontinuous in the order (only J_v and "
+            "I_v with v > 0 have a derivative at x = 0: zero).")
+    out = np.zeros_like(xf)
+    good = np.isfinite(vf) & np.isfinite(xf) & ~zero
+    out[~np.isfinite(vf) | ~np.isfinite(xf)] = np.nan
+    pos = good & (vf >= 0)
+    neg = good & (vf < 0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        if np.any(pos):
+            out[pos] = _nonneg(kind, vf[pos], xf[pos], (n,))[0]
+        if np.any(neg):
+            out[neg] = _reflected(kind, -vf[neg], xf[neg], n)
+    return out.reshape(v_arr.shape).astype(dtype, copy=False)
+
+
+def order_values(kind: str, v: Any, x: Any) -> np.ndarray:
+    """The function itself by the same method (n = 0), x > 0: for the tests, which check
+    the method against SciPy's values."""
+    vf, xf = (a.astype(float).ravel() for a in np.broadcast_arrays(np.asarray(v), np.asarray(x)))
+    out = np.empty_like(xf)
+    pos = vf >= 0
+    if np.any(pos):
+        out[pos] = _nonneg(kind, vf[pos], xf[pos], (0,))[0]
+    if np.any(~pos):
+        out[~pos] = _reflected(kind, -vf[~pos], xf[~pos], 0)
+    return out.reshape(np.broadcast(np.asarray(v), np.asarray(x)).shape)
+
+
+# ------------------------------------------------------------------ hyp0f1 in b
+def hyp0f1_b_derivative(n: int, b: Any, z: Any) -> np.ndarray:
+    """The n-th derivative (n = 1, 2) in b of 0F1(; b; z), elementwise on plain real arrays.
+
+    The series sum_k z^k / (k! (b)_k), differentiated term by term (the k-th term's
+    b-derivative is the term times -sum_{j<k} 1/(b+j)), where it converges without much
+    cancellation; otherwise the Bessel form Gamma(b) |z|^((1-b)/2) I_{b-1}(2 sqrt z)
+    (z > 0) or J_{b-1}(2 sqrt(-z)) (z < 0) with the order derivatives above."""
+    b_arr, z_arr = np.broadcast_arrays(np.asarray(b), np.asarray(z))
+    if np.iscomplexobj(b_arr) or np.iscomplexobj(z_arr):
+        raise NoDerivativeRule(
+            "scipy.special.hyp0f1 w.r.t. b at a complex argument",
+            "Its derivative in b is implemented for real b and z.")
+    dtype = np.result_type(b_arr.dtype, z_arr.dtype, np.float32)
+    bf = b_arr.astype(float).ravel()
+    zf = z_arr.astype(float).ravel()
+    if np.any((bf <= 0) & np.equal(bf, np.round(bf))):
+        raise NoDerivativeRule(
+            "scipy.special.hyp0f1 w.r.t. b at b = 0, -1, -2, ...",
+            "There 0F1(; b; z) has a pole in b.")
+    out = np.full_like(zf, np.nan)
+    good = np.isfinite(bf) & np.isfinite(zf)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        if np.any(good):
+            bg, zg = bf[good], zf[good]
+            val, cond = _hyp0f1_series(n, bg, zg)
+            bessel = (cond > 1e3) & ~np.equal(zg, 0)
+            if np.any(bessel):
+                other, other_cond = _hyp0f1_bessel(n, bg[bessel], zg[bessel])
+                val[bessel] = np.where(other_cond < cond[bessel], other, val[bessel])
+            out[good] = val
+    return out.reshape(b_arr.shape).astype(dtype, copy=False)
+
+
+def _hyp0f1_series(n: int, b: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # the derivative by the series and its condition (sum |terms| / |sum|; inf where the
+    # terms had not died out)
+    terms = int(min(max(30.0, 3.0 * math.sqrt(float(np.max(np.abs(z), initial=0.0))) + 40.0),
+                    600.0))
+    t = np.ones_like(z)
+    h = np.zeros_like(z)
+    h2 = np.zeros_like(z)
+    total = np.zeros_like(z)
+    absolute = np.zeros_like(z)
+    last = np.zeros_like(z)
+    for k in range(1, terms):
+        step = 1.0 / (b + (k - 1))
+        t = t * z * step / k
+        h = h + step
+        h2 = h2 + step * step
+        term = -t * h if n == 1 else t * (h * h + h2)
+        total = total + term
+        absolute = absolute + np.abs(term)
+        last = np.abs(term)
+    converged = last <= 1e-18 * absolute
+    cond = np.where(converged, absolute / np.abs(total), np.inf)
+    cond = np.where(np.equal(z, 0), 1.0, cond)
+    return total, cond
+
+
+def _hyp0f1_bessel(n: int, b: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # F(b) = P(b) B_{b-1}(2w), w = sqrt|z|, P = Gamma(b) w^(1-b): P' = P (psi(b) - ln w),
+    # P'' = P ((psi(b) - ln w)^2 + psi'(b)); B = I e^(2w) (z > 0) or J (z < 0)
+    w = np.sqrt(np.abs(z))
+    pos = z > 0
+    lw = np.log(w)
+    p = sc.gamma(b) * np.exp((1.0 - b) * lw + np.where(pos, 2.0 * w, 0.0))
+    dl = sc.digamma(b) - lw
+    pd = (p, p * dl, p * (dl * dl + sc.polygamma(1, b)))
+    bd = []
+    for j in range(n + 1):
+        d = np.empty_like(z)
+        for kind, sel in (("i", pos), ("j", ~pos)):
+            if np.any(sel):
+                if j == 0:
+                    vv, xx = b[sel] - 1.0, 2.0 * w[sel]
+                    d[sel] = sc.ive(vv, xx) if kind == "i" else sc.jv(vv, xx)
+                else:
+                    d[sel] = order_derivative(kind, j, b[sel] - 1.0, 2.0 * w[sel],
+                                              "scipy.special.hyp0f1 w.r.t. b")
+        bd.append(d)
+    total = _leibniz(n, lambda j: pd[j], lambda j: bd[j])
+    # its condition: the cancellation between the Leibniz terms
+    absolute = sum(math.comb(n, j) * np.abs(pd[n - j] * bd[j]) for j in range(n + 1))
+    return total, absolute / np.abs(total)
