@@ -109,10 +109,18 @@ def _laplace(phi: Callable[[np.ndarray], np.ndarray], tstar: np.ndarray, x: np.n
     return top, vals, absv
 
 
+def _sizes(x: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Per point, a power of two that sets the panels on [0, pi] (short enough for the
+    frequencies up to x + mu) and the series' terms. Points are computed in groups of
+    equal size, so that a point's result does not depend on the others in its array
+    (vmap gives what a loop gives)."""
+    need = np.ceil((x + mu) * math.pi / 14.0) + 2.0
+    return 2.0 ** np.ceil(np.log2(np.maximum(need, 4.0)))
+
+
 def _finite(x: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # nodes and weights on [0, pi], panels short enough for frequencies up to x + mu
-    omega = float(np.max(x + mu)) if x.size else 0.0
-    panels = int(math.ceil(omega * math.pi / 14.0)) + 2
+    # nodes and weights on [0, pi]: the group's panel count (see _sizes)
+    panels = int(np.max(_sizes(x, mu), initial=4.0))
     m = x.shape[0]
     return _panels(np.zeros(m), np.full(m, math.pi), panels)
 
@@ -142,7 +150,10 @@ def _series(kind: str, mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
     m = x.shape[0]
     tried = x <= _SERIES_X_MAX
     xs = np.where(tried, x, 1.0)
-    terms = int(min(max(40.0, 1.3 * float(np.max(xs, initial=1.0)) + 40.0), 420.0))
+    # enough terms for the largest x of the group (x <= 14 (size - 2) / pi - mu)
+    xmax = float(np.max(np.minimum(_sizes(x, mu) * 14.0 / math.pi, _SERIES_X_MAX),
+                        initial=1.0))
+    terms = int(min(1.3 * xmax + 40.0, 420.0))
     k = np.arange(terms, dtype=float)
     a = mu[:, None] + k + 1.0
     lx = np.log(0.5 * xs)[:, None]
@@ -286,7 +297,8 @@ def _k_integral(mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...]) -> list[
 def _best(a: tuple[list[np.ndarray], list[np.ndarray]],
           b: tuple[list[np.ndarray], list[np.ndarray]]) -> list[np.ndarray]:
     # per order and point, the result with the smaller sum of |terms| (rounding error)
-    return [np.where(ab <= bb, av, bv) for av, ab, bv, bb in zip(a[0], a[1], b[0], b[1])]
+    return [np.where(ab <= bb, av, bv)
+            for av, ab, bv, bb in zip(a[0], a[1], b[0], b[1], strict=True)]
 
 
 def _nonneg(kind: str, mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
@@ -329,11 +341,11 @@ def _reflected(kind: str, mu: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
 
 def order_derivative(kind: str, n: int, v: Any, x: Any, name: str) -> np.ndarray:
     """The n-th derivative (n = 1, 2) in the order v of J_v(x) (kind "j"), Y_v ("y"),
-    I_v(x) e^-x ("i") or K_v(x) e^x ("k"), elementwise on plain real arrays, x >= 0.
+    I_v(x) e^-x ("i") or K_v(x) e^x ("k"), elementwise on plain real arrays.
 
-    At x = 0 only J_v and I_v with v > 0 have one (it is 0); elsewhere there, at x < 0
-    (where the functions are complex for non-integer orders) and for complex x the
-    ``name`` of the user's function is refused by name."""
+    For x > 0. At x = 0 only J_v and I_v with v > 0 have one (it is 0); elsewhere there
+    and at x < 0 the result is nan (no derivative exists); complex arguments are refused
+    by the ``name`` of the user's function."""
     v_arr, x_arr = np.broadcast_arrays(np.asarray(v), np.asarray(x))
     if np.iscomplexobj(v_arr) or np.iscomplexobj(x_arr):
         raise NoDerivativeRule(
@@ -342,28 +354,33 @@ def order_derivative(kind: str, n: int, v: Any, x: Any, name: str) -> np.ndarray
     dtype = np.result_type(v_arr.dtype, x_arr.dtype, np.float32)
     vf = v_arr.astype(float).ravel()
     xf = x_arr.astype(float).ravel()
-    if np.any(xf < 0):
-        raise NoDerivativeRule(
-            f"{name} w.r.t. the order at x < 0",
-            "There the function is complex for non-integer orders, so it has no real "
-            "derivative in the order; it is implemented for x > 0.")
+    # no derivative in the order (nan, as SciPy's own value is nan or inf there, and the
+    # transforms warn of it): x < 0, where the function is complex for non-integer orders
+    # (so not a real function of v even at the integers), and x = 0 but for J_v and I_v
+    # with v > 0, which vanish there for every order near v
     zero = np.equal(xf, 0)
-    if np.any(zero & ~((kind in "ji") & (vf > 0))):
-        raise NoDerivativeRule(
-            f"{name} w.r.t. the order at x = 0",
-            "There the function is infinite or discontinuous in the order (only J_v and "
-            "I_v with v > 0 have a derivative at x = 0: zero).")
-    out = np.zeros_like(xf)
-    good = np.isfinite(vf) & np.isfinite(xf) & ~zero
-    out[~np.isfinite(vf) | ~np.isfinite(xf)] = np.nan
+    flat = zero & (kind in "ji") & (vf > 0)
+    # x = +inf: every one of them tends to 0 with all its order derivatives (I scaled)
+    flat = flat | (np.isposinf(xf) & np.isfinite(vf))
+    out = np.where(flat, 0.0, np.nan)
+    good = np.isfinite(vf) & np.isfinite(xf) & (xf > 0)
     pos = good & (vf >= 0)
     neg = good & (vf < 0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
-        if np.any(pos):
-            out[pos] = _nonneg(kind, vf[pos], xf[pos], (n,))[0]
-        if np.any(neg):
-            out[neg] = _reflected(kind, -vf[neg], xf[neg], n)
+        _grouped(out, pos, neg, vf, xf, kind, n)
     return out.reshape(v_arr.shape).astype(dtype, copy=False)
+
+
+def _grouped(out: np.ndarray, pos: np.ndarray, neg: np.ndarray, vf: np.ndarray,
+             xf: np.ndarray, kind: str, n: int) -> None:
+    # fills out[pos] (v >= 0) and out[neg] (by reflection), group by group (see _sizes)
+    size = _sizes(np.where(pos | neg, xf, 0.0), np.where(pos | neg, np.abs(vf), 0.0))
+    for s in np.unique(size[pos | neg]):
+        p, q = pos & (size == s), neg & (size == s)
+        if np.any(p):
+            out[p] = _nonneg(kind, vf[p], xf[p], (n,))[0]
+        if np.any(q):
+            out[q] = _reflected(kind, -vf[q], xf[q], n)
 
 
 def order_values(kind: str, v: Any, x: Any) -> np.ndarray:
@@ -371,11 +388,7 @@ def order_values(kind: str, v: Any, x: Any) -> np.ndarray:
     the method against SciPy's values."""
     vf, xf = (a.astype(float).ravel() for a in np.broadcast_arrays(np.asarray(v), np.asarray(x)))
     out = np.empty_like(xf)
-    pos = vf >= 0
-    if np.any(pos):
-        out[pos] = _nonneg(kind, vf[pos], xf[pos], (0,))[0]
-    if np.any(~pos):
-        out[~pos] = _reflected(kind, -vf[~pos], xf[~pos], 0)
+    _grouped(out, vf >= 0, vf < 0, vf, xf, kind, 0)
     return out.reshape(np.broadcast(np.asarray(v), np.asarray(x)).shape)
 
 
@@ -395,16 +408,17 @@ def hyp0f1_b_derivative(n: int, b: Any, z: Any) -> np.ndarray:
     dtype = np.result_type(b_arr.dtype, z_arr.dtype, np.float32)
     bf = b_arr.astype(float).ravel()
     zf = z_arr.astype(float).ravel()
-    if np.any((bf <= 0) & np.equal(bf, np.round(bf))):
-        raise NoDerivativeRule(
-            "scipy.special.hyp0f1 w.r.t. b at b = 0, -1, -2, ...",
-            "There 0F1(; b; z) has a pole in b.")
     out = np.full_like(zf, np.nan)
-    good = np.isfinite(bf) & np.isfinite(zf)
+    # b = 0, -1, -2, ...: poles of 0F1 in b (SciPy's value is nan): no derivative, nan
+    good = np.isfinite(bf) & np.isfinite(zf) & ~((bf <= 0) & np.equal(bf, np.round(bf)))
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         if np.any(good):
             bg, zg = bf[good], zf[good]
-            val, cond = _hyp0f1_series(n, bg, zg)
+            val, cond = np.empty_like(zg), np.empty_like(zg)
+            size = 2.0 ** np.ceil(np.log2(np.maximum(np.sqrt(np.abs(zg)), 1.0)))
+            for s in np.unique(size):
+                sel = size == s
+                val[sel], cond[sel] = _hyp0f1_series(n, bg[sel], zg[sel], float(s))
             bessel = (cond > 1e3) & ~np.equal(zg, 0)
             if np.any(bessel):
                 other, other_cond = _hyp0f1_bessel(n, bg[bessel], zg[bessel])
@@ -413,11 +427,11 @@ def hyp0f1_b_derivative(n: int, b: Any, z: Any) -> np.ndarray:
     return out.reshape(b_arr.shape).astype(dtype, copy=False)
 
 
-def _hyp0f1_series(n: int, b: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _hyp0f1_series(n: int, b: np.ndarray, z: np.ndarray, root: float,
+                   ) -> tuple[np.ndarray, np.ndarray]:
     # the derivative by the series and its condition (sum |terms| / |sum|; inf where the
-    # terms had not died out)
-    terms = int(min(max(30.0, 3.0 * math.sqrt(float(np.max(np.abs(z), initial=0.0))) + 40.0),
-                    600.0))
+    # terms had not died out); root: a bound on sqrt|z| for the group, which sets the terms
+    terms = int(min(3.0 * root + 40.0, 600.0))
     t = np.ones_like(z)
     h = np.zeros_like(z)
     h2 = np.zeros_like(z)

@@ -53,7 +53,8 @@ def _integer_order(name: str, what: str = "the order") -> Any:
     """The partial of an integer order (kn, yn, expn): SciPy truncates a non-integer one."""
     return _not_in_detail(
         f"scipy.special.{name} w.r.t. {what}",
-        f"{'The order' if what == 'the order' else what} is an integer: SciPy truncates a non-integer one (with a "
+        f"{'The order' if what == 'the order' else what} is an integer: SciPy truncates "
+        "a non-integer one (with a "
         "warning), so the function is a step function of it, with no derivative that "
         "means anything. Differentiate the real-order function instead"
         + (" (kv, yv)." if name != "expn" else

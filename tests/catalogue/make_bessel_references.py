@@ -31,7 +31,7 @@ def points(name: str, rng: np.random.Generator) -> list[tuple[float, float]]:
                 pts.append((b, z))
         bs = rng.uniform(-5.0, 30.0, 100)
         zs = rng.choice([-1.0, 1.0], 100) * 10 ** rng.uniform(-3.0, 3.0, 100)
-        return pts + [(float(b), float(z)) for b, z in zip(bs, zs)
+        return pts + [(float(b), float(z)) for b, z in zip(bs, zs, strict=True)
                       if abs(b - round(b)) > 1e-3 or b > 0]
     for v in (0.0, 0.5, 1.0, 2.0, 5.0, 20.0, 50.0, -0.5, -1.0, -2.0, -7.3, -30.2):
         for x in (1e-3, 0.1, 1.0, 7.5, 30.0, 100.0):
@@ -41,7 +41,7 @@ def points(name: str, rng: np.random.Generator) -> list[tuple[float, float]]:
             pts.append((v, r * v))
     vs = rng.uniform(-50.0, 50.0, 130)
     xs = 10 ** rng.uniform(-3.0, 2.0, 130)
-    return pts + [(float(v), float(x)) for v, x in zip(vs, xs)]
+    return pts + [(float(v), float(x)) for v, x in zip(vs, xs, strict=True)]
 
 
 def main() -> None:
@@ -55,7 +55,7 @@ def main() -> None:
                 with mpmath.workdps(dps):
                     both.append([f(v, x), mpmath.diff(lambda s, x=x, f=f: f(s, x), v, 1),
                                  mpmath.diff(lambda s, x=x, f=f: f(s, x), v, 2)])
-            if any(abs(a - b) > 1e-25 * abs(b) for a, b in zip(*both)):
+            if any(abs(a - b) > 1e-25 * abs(b) for a, b in zip(*both, strict=True)):
                 dropped += 1
                 continue
             vals = [float(mpmath.re(q)) for q in both[1]]
