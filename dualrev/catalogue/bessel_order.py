@@ -41,6 +41,9 @@ from ..errors import NoDerivativeRule
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(20)
 _DROP = 50.0  # the integrands are cut where their exponent is this far below its maximum
 _INF_PANELS = 12
+# the ends of the infinite integrals need not be tight, only safe (see _laplace): Newton
+# steps from outside, which converge quadratically near the end
+_NEWTON = 12
 _SERIES_X_MAX = 250.0  # beyond this the series needs too many terms and is not tried
 
 
@@ -71,33 +74,29 @@ def _panels(a: np.ndarray, b: np.ndarray, panels: int) -> tuple[np.ndarray, np.n
     return t.reshape(m, -1), w.reshape(m, -1)
 
 
-def _laplace(phi: Callable[[np.ndarray], np.ndarray], tstar: np.ndarray, x: np.ndarray,
-             powers: tuple[int, ...], sign: float = 1.0,
+def _laplace(phi: Callable[[np.ndarray], np.ndarray], dphi: Callable[[np.ndarray], np.ndarray],
+             tstar: np.ndarray, x: np.ndarray, powers: tuple[int, ...], sign: float = 1.0,
              ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """int_0^inf (sign t)^k e^phi(t) dt for each k in powers, phi concave with its maximum
-    at tstar >= 0 (per point). Returns the shift phi(tstar) and, per k, the integral and
-    the integral of its absolute value, both times e^-shift."""
+    at tstar >= 0 (per point; dphi its derivative, on the points' 1-d arrays). Returns the
+    shift phi(tstar) and, per k, the integral and the integral of its absolute value, both
+    times e^-shift."""
     top = phi(tstar)
-    # upper end: phi drops by _DROP within asinh(100/x + 10) of the maximum for every
-    # exponent used here (x cosh, x sinh, plus or minus a linear term); bisection tightens
-    hi = tstar + np.arcsinh(100.0 / x + 10.0)
-    lo = tstar.copy()
-    for _ in range(45):
-        mid = 0.5 * (lo + hi)
-        above = phi(mid) > top - _DROP
-        lo = np.where(above, mid, lo)
-        hi = np.where(above, hi, mid)
-    upper = hi
-    # lower end: 0 unless phi(0) is already far below the maximum
-    lo = np.zeros_like(tstar)
-    hi = tstar.copy()
-    far = phi(lo) < top - _DROP
-    for _ in range(45):
-        mid = 0.5 * (lo + hi)
-        below = phi(mid) < top - _DROP
-        lo = np.where(below, mid, lo)
-        hi = np.where(below, hi, mid)
-    lower = np.where(far, lo, 0.0)
+    target = top - _DROP
+    # the ends, where phi = target: Newton's method on the concave phi from outside the
+    # root never crosses it (the tangent lies above phi), so every iterate is a safe end
+    # and the iterations only tighten it. Upper: phi drops by _DROP within
+    # asinh(100/x + 10) of its maximum for every exponent used here (x cosh, x sinh, plus
+    # or minus a linear term)
+    upper = tstar + np.arcsinh(100.0 / x + 10.0)
+    lower = np.zeros_like(tstar)
+    far = phi(lower) < target  # else the lower end is 0
+    with np.errstate(all="ignore"):
+        for _ in range(_NEWTON):
+            step = (phi(upper) - target) / dphi(upper)
+            upper = np.where(np.isfinite(step) & (step > 0), upper - step, upper)
+            step = (phi(lower) - target) / dphi(lower)
+            lower = np.where(far & np.isfinite(step) & (step < 0), lower - step, lower)
     t, w = _panels(lower, upper, _INF_PANELS)
     with np.errstate(over="ignore", under="ignore"):
         base = w * np.exp(phi(t) - top[:, None])
@@ -192,6 +191,7 @@ def _j_integral(mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
     s, c = _sincos_pi(mu)
     top, g, gabs = _laplace(lambda t: -x[:, None] * np.sinh(t) - mu[:, None] * t
                             if t.ndim == 2 else -x * np.sinh(t) - mu * t,
+                            lambda t: -x * np.cosh(t) - mu,
                             np.zeros_like(x), x, tuple(range(max(orders) + 1)), sign=-1.0)
     e = np.exp(top)
     vals, absv = [], []
@@ -225,8 +225,9 @@ def _y_integral(mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
         return -mu * t - x * np.sinh(t)
 
     ta = np.arccosh(np.maximum(mu / x, 1.0))
-    top_a, ga, ga_abs = _laplace(phi_a, ta, x, ks)
-    top_b, gb, gb_abs = _laplace(phi_b, np.zeros_like(x), x, ks, sign=-1.0)
+    top_a, ga, ga_abs = _laplace(phi_a, lambda t: mu - x * np.cosh(t), ta, x, ks)
+    top_b, gb, gb_abs = _laplace(phi_b, lambda t: -mu - x * np.cosh(t), np.zeros_like(x),
+                                 x, ks, sign=-1.0)
     with np.errstate(over="ignore"):
         ea, eb = np.exp(top_a), np.exp(top_b)
     vals, absv = [], []
@@ -255,7 +256,8 @@ def _i_integral(mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
             return -x[:, None] * (np.cosh(t) + 1.0) - mu[:, None] * t
         return -x * (np.cosh(t) + 1.0) - mu * t
 
-    top, g, gabs = _laplace(phi, np.zeros_like(x), x, tuple(range(max(orders) + 1)),
+    top, g, gabs = _laplace(phi, lambda t: -x * np.sinh(t) - mu, np.zeros_like(x), x,
+                            tuple(range(max(orders) + 1)),
                             sign=-1.0)
     e = np.exp(top)
     vals, absv = [], []
@@ -281,8 +283,9 @@ def _k_integral(mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...]) -> list[
             return sgn * mu * t - 2.0 * x * np.sinh(0.5 * t) ** 2
         return f
 
-    top_p, gp, _ = _laplace(phi(1.0), np.arcsinh(mu / x), x, ks)
-    top_m, gm, _ = _laplace(phi(-1.0), np.zeros_like(x), x, ks)
+    top_p, gp, _ = _laplace(phi(1.0), lambda t: mu - x * np.sinh(t), np.arcsinh(mu / x), x, ks)
+    top_m, gm, _ = _laplace(phi(-1.0), lambda t: -mu - x * np.sinh(t), np.zeros_like(x), x,
+                            ks)
     out = []
     with np.errstate(over="ignore"):
         for n in orders:
@@ -301,12 +304,26 @@ def _best(a: tuple[list[np.ndarray], list[np.ndarray]],
             for av, ab, bv, bb in zip(a[0], a[1], b[0], b[1], strict=True)]
 
 
+def _series_or_integral(kind: str, mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
+                        ) -> list[np.ndarray]:
+    # the series, and the integral only where the series cancels by more than 50 (an
+    # error above ~1e-14: the integral may do better), the better of the two there
+    vals, absv = _series(kind, mu, x, orders)
+    need = np.zeros(x.shape, dtype=bool)
+    for val, total in zip(vals, absv, strict=True):
+        need |= ~(total <= 50.0 * np.abs(val))
+    if np.any(need):
+        integral = (_j_integral if kind == "j" else _i_integral)(mu[need], x[need], orders)
+        sub = ([val[need] for val in vals], [total[need] for total in absv])
+        for val, best in zip(vals, _best(sub, integral), strict=True):
+            val[need] = best
+    return vals
+
+
 def _nonneg(kind: str, mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
             ) -> list[np.ndarray]:
-    if kind == "j":
-        return _best(_series("j", mu, x, orders), _j_integral(mu, x, orders))
-    if kind == "i":
-        return _best(_series("i", mu, x, orders), _i_integral(mu, x, orders))
+    if kind in "ji":
+        return _series_or_integral(kind, mu, x, orders)
     if kind == "y":
         return _y_integral(mu, x, orders)[0]
     return _k_integral(mu, x, orders)
