@@ -44,7 +44,7 @@ _INF_PANELS = 12
 # the ends of the infinite integrals need not be tight, only safe (see _laplace): Newton
 # steps from outside, which converge quadratically near the end
 _NEWTON = 12
-_SERIES_X_MAX = 250.0  # beyond this the series needs too many terms and is not tried
+_SERIES_X_MAX = 1000.0  # beyond this the series needs too many terms and is not tried
 
 
 def _sincos_pi(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,21 +144,27 @@ def _leibniz(n: int, f: Callable[[int], np.ndarray], g: Callable[[int], np.ndarr
 def _series(kind: str, mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
             ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """J_mu (kind "j") or I_mu e^-x (kind "i") and their mu-derivatives by the power
-    series: per order, the value and the sum of the terms' absolute values (inf where the
-    series was not tried or did not converge)."""
-    m = x.shape[0]
-    tried = x <= _SERIES_X_MAX
+    series: per order, the value and the sum of the terms' absolute values, each weighted
+    by its rounding (inf where the series was not tried or did not converge)."""
+    # J's series cancels like e^(x^2 / (2 (mu + 1))): hopeless well above the order,
+    # where the integral does not cancel
+    tried = (x <= _SERIES_X_MAX) & ((kind == "i") | (x <= mu + 30.0))
     xs = np.where(tried, x, 1.0)
     # enough terms for the largest x of the group (x <= 14 (size - 2) / pi - mu)
     xmax = float(np.max(np.minimum(_sizes(x, mu) * 14.0 / math.pi, _SERIES_X_MAX),
                         initial=1.0))
-    terms = int(min(1.3 * xmax + 40.0, 420.0))
+    terms = int(min(1.3 * xmax + 40.0, 1340.0))
     k = np.arange(terms, dtype=float)
     a = mu[:, None] + k + 1.0
     lx = np.log(0.5 * xs)[:, None]
-    logt = (2 * k + mu[:, None]) * lx - sc.gammaln(k + 1) - sc.gammaln(a)
+    power, g1, g2 = (2 * k + mu[:, None]) * lx, sc.gammaln(k + 1), sc.gammaln(a)
+    logt = power - g1 - g2
+    # the absolute rounding of logt, in units of eps: exp turns it into the term's
+    # relative error (at large x the parts are 1e3 and cancel to a small logt)
+    logerr = 1.0 + np.abs(power) + g1 + np.abs(g2)
     if kind == "i":
         logt = logt - xs[:, None]
+        logerr = logerr + xs[:, None]
     shift = np.max(logt, axis=1)
     t = np.exp(logt - shift[:, None])
     if kind == "j":
@@ -172,12 +178,13 @@ def _series(kind: str, mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
     for n in orders:
         term = t if n == 0 else t * weights[n]
         s = term.sum(axis=1)
-        total = np.abs(term).sum(axis=1)
+        # each term's rounding (see logerr): an error estimate the choice of method and
+        # the refusal can trust
+        total = (np.abs(term) * logerr).sum(axis=1)
         tail = np.abs(term[:, -3:]).sum(axis=1)
         ok = tried & (tail <= 1e-18 * total)
         vals.append(s * scale)
         absv.append(np.where(ok, total * scale, np.inf))
-    del m
     return vals, absv
 
 
@@ -297,63 +304,92 @@ def _k_integral(mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...]) -> list[
 
 
 # ------------------------------------------------------------------ per function, mu >= 0
-def _best(a: tuple[list[np.ndarray], list[np.ndarray]],
-          b: tuple[list[np.ndarray], list[np.ndarray]]) -> list[np.ndarray]:
+Pair = tuple[list[np.ndarray], list[np.ndarray]]  # per order 0, 1, 2: values, sums of |terms|
+_ORDERS = (0, 1, 2)
+_EPS = np.finfo(float).eps
+# a result is refused where its rounding error, estimated as eps times the sum of the
+# absolute values of what was added, exceeds this fraction of the largest of the
+# function and its first two order derivatives at the point (the scale: near a zero of
+# one of them the others are not small)
+_TRUST = 1e-9
+
+
+def _best(a: Pair, b: Pair) -> Pair:
     # per order and point, the result with the smaller sum of |terms| (rounding error)
-    return [np.where(ab <= bb, av, bv)
-            for av, ab, bv, bb in zip(a[0], a[1], b[0], b[1], strict=True)]
+    pick = [ab <= bb for ab, bb in zip(a[1], b[1], strict=True)]
+    return ([np.where(p, av, bv) for p, av, bv in zip(pick, a[0], b[0], strict=True)],
+            [np.where(p, ab, bb) for p, ab, bb in zip(pick, a[1], b[1], strict=True)])
 
 
-def _series_or_integral(kind: str, mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
-                        ) -> list[np.ndarray]:
+def _series_or_integral(kind: str, mu: np.ndarray, x: np.ndarray) -> Pair:
     # the series, and the integral only where the series cancels by more than 50 (an
     # error above ~1e-14: the integral may do better), the better of the two there
-    vals, absv = _series(kind, mu, x, orders)
+    vals, absv = _series(kind, mu, x, _ORDERS)
     need = np.zeros(x.shape, dtype=bool)
     for val, total in zip(vals, absv, strict=True):
         need |= ~(total <= 50.0 * np.abs(val))
     if np.any(need):
-        integral = (_j_integral if kind == "j" else _i_integral)(mu[need], x[need], orders)
+        integral = (_j_integral if kind == "j" else _i_integral)(mu[need], x[need], _ORDERS)
         sub = ([val[need] for val in vals], [total[need] for total in absv])
-        for val, best in zip(vals, _best(sub, integral), strict=True):
-            val[need] = best
-    return vals
+        best = _best(sub, integral)
+        for val, total, bv, bt in zip(vals, absv, best[0], best[1], strict=True):
+            val[need] = bv
+            total[need] = bt
+    return vals, absv
 
 
-def _nonneg(kind: str, mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
-            ) -> list[np.ndarray]:
+def _nonneg(kind: str, mu: np.ndarray, x: np.ndarray) -> Pair:
     if kind in "ji":
-        return _series_or_integral(kind, mu, x, orders)
+        return _series_or_integral(kind, mu, x)
     if kind == "y":
-        return _y_integral(mu, x, orders)[0]
-    return _k_integral(mu, x, orders)
+        return _y_integral(mu, x, _ORDERS)
+    vals = _k_integral(mu, x, _ORDERS)  # positive integrands: no cancellation
+    return vals, [np.abs(v) for v in vals]
 
 
-def _reflected(kind: str, mu: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
-    """The n-th derivative in v of the function at v = -mu (mu > 0), by DLMF 10.4.7-8
+def _combine(n: int, trig: Callable[[int], np.ndarray], comp: Pair) -> Pair:
+    # the n-th derivative of trig(mu) * comp(mu), with its sum of |terms|
+    val = _leibniz(n, trig, lambda j: comp[0][j])
+    total = sum(math.comb(n, j) * np.abs(trig(n - j)) * comp[1][j] for j in range(n + 1))
+    return [val], [total]
+
+
+def _reflected(kind: str, mu: np.ndarray, x: np.ndarray) -> Pair:
+    """The derivatives in v of the function at v = -mu (mu > 0), by DLMF 10.4.7-8
     (J, Y) and 10.27.2 (I, scaled by e^-x: K's term by e^-2x)."""
-    orders = tuple(range(n + 1))
     s, c = _sincos_pi(mu)
-    sign = (-1.0) ** n  # d/dv = -d/dmu
 
     def trig(sine: bool) -> Callable[[int], np.ndarray]:
         return lambda j: _trig_pi_derivative(s, c, j, sine)
 
-    if kind == "k":
-        return sign * _k_integral(mu, x, (n,))[0]
+    def flipped(vals: list[np.ndarray], absv: list[np.ndarray]) -> Pair:
+        # d/dv = -d/dmu
+        return ([(-1.0) ** n * v for n, v in enumerate(vals)], absv)
+
+    if kind == "k":  # K_-mu = K_mu
+        return flipped(*_nonneg("k", mu, x))
+    vals, absv = [], []
     if kind == "i":
-        ii = _nonneg("i", mu, x, orders)
-        kk = _k_integral(mu, x, orders)
+        ii = _nonneg("i", mu, x)
         e2 = np.exp(-2.0 * x)
-        d = ii[n] + (2 / math.pi) * _leibniz(n, trig(True), lambda j: kk[j] * e2)
-        return sign * d
-    jj = _nonneg("j", mu, x, orders)
-    yy = _nonneg("y", mu, x, orders)
-    if kind == "j":  # J_-mu = cos(mu pi) J_mu - sin(mu pi) Y_mu
-        d = _leibniz(n, trig(False), lambda j: jj[j]) - _leibniz(n, trig(True), lambda j: yy[j])
-    else:  # Y_-mu = sin(mu pi) J_mu + cos(mu pi) Y_mu
-        d = _leibniz(n, trig(True), lambda j: jj[j]) + _leibniz(n, trig(False), lambda j: yy[j])
-    return sign * d
+        kk = _nonneg("k", mu, x)
+        kk = ([k * e2 for k in kk[0]], [k * e2 for k in kk[1]])
+        for n in _ORDERS:
+            v, a = _combine(n, trig(True), kk)
+            vals.append(ii[0][n] + (2 / math.pi) * v[0])
+            absv.append(ii[1][n] + (2 / math.pi) * a[0])
+        return flipped(vals, absv)
+    jj = _nonneg("j", mu, x)
+    yy = _nonneg("y", mu, x)
+    for n in _ORDERS:
+        if kind == "j":  # J_-mu = cos(mu pi) J_mu - sin(mu pi) Y_mu
+            a, b = _combine(n, trig(False), jj), _combine(n, trig(True), yy)
+            vals.append(a[0][0] - b[0][0])
+        else:  # Y_-mu = sin(mu pi) J_mu + cos(mu pi) Y_mu
+            a, b = _combine(n, trig(True), jj), _combine(n, trig(False), yy)
+            vals.append(a[0][0] + b[0][0])
+        absv.append(a[1][0] + b[1][0])
+    return flipped(vals, absv)
 
 
 def order_derivative(kind: str, n: int, v: Any, x: Any, name: str) -> np.ndarray:
@@ -361,8 +397,10 @@ def order_derivative(kind: str, n: int, v: Any, x: Any, name: str) -> np.ndarray
     I_v(x) e^-x ("i") or K_v(x) e^x ("k"), elementwise on plain real arrays.
 
     For x > 0. At x = 0 only J_v and I_v with v > 0 have one (it is 0); elsewhere there
-    and at x < 0 the result is nan (no derivative exists); complex arguments are refused
-    by the ``name`` of the user's function."""
+    and at x < 0 the result is nan (no derivative exists). Complex arguments, and points
+    where the methods lose more than 9 digits (J_v and I_v for orders far beyond 50 with
+    x a little below the order: the transition region, where both the series and the
+    integrals cancel), are refused by the ``name`` of the user's function."""
     v_arr, x_arr = np.broadcast_arrays(np.asarray(v), np.asarray(x))
     if np.iscomplexobj(v_arr) or np.iscomplexobj(x_arr):
         raise NoDerivativeRule(
@@ -381,32 +419,47 @@ def order_derivative(kind: str, n: int, v: Any, x: Any, name: str) -> np.ndarray
     flat = flat | (np.isposinf(xf) & np.isfinite(vf))
     out = np.where(flat, 0.0, np.nan)
     good = np.isfinite(vf) & np.isfinite(xf) & (xf > 0)
-    pos = good & (vf >= 0)
-    neg = good & (vf < 0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
-        _grouped(out, pos, neg, vf, xf, kind, n)
+        vals, absv = _grouped(good, vf, xf, kind)
+        scale = np.maximum(np.maximum(np.abs(vals[0]), np.abs(vals[1])), np.abs(vals[2]))
+        lost = good & (_EPS * absv[n] > _TRUST * scale) & np.isfinite(scale)
+    if np.any(lost):
+        i = int(np.flatnonzero(lost)[0])
+        raise NoDerivativeRule(
+            f"{name} w.r.t. the order at v = {float(vf[i])!r}, x = {float(xf[i])!r}",
+            "There the series and the integrals dualrev uses lose more than 9 digits to "
+            "cancellation (a large order with x in the transition region a little below "
+            "it, where the function is tiny); the derivative is accurate for |v| <= 50 and "
+            "every x > 0.")
+    out[good] = vals[n][good]
     return out.reshape(v_arr.shape).astype(dtype, copy=False)
 
 
-def _grouped(out: np.ndarray, pos: np.ndarray, neg: np.ndarray, vf: np.ndarray,
-             xf: np.ndarray, kind: str, n: int) -> None:
-    # fills out[pos] (v >= 0) and out[neg] (by reflection), group by group (see _sizes)
-    size = _sizes(np.where(pos | neg, xf, 0.0), np.where(pos | neg, np.abs(vf), 0.0))
-    for s in np.unique(size[pos | neg]):
-        p, q = pos & (size == s), neg & (size == s)
-        if np.any(p):
-            out[p] = _nonneg(kind, vf[p], xf[p], (n,))[0]
-        if np.any(q):
-            out[q] = _reflected(kind, -vf[q], xf[q], n)
+def _grouped(good: np.ndarray, vf: np.ndarray, xf: np.ndarray, kind: str) -> Pair:
+    # the values and sums of |terms| of orders 0, 1, 2 at the good points (v >= 0
+    # directly, v < 0 by reflection), group by group (see _sizes)
+    vals = [np.full_like(xf, np.nan) for _ in _ORDERS]
+    absv = [np.full_like(xf, np.nan) for _ in _ORDERS]
+    size = _sizes(np.where(good, xf, 0.0), np.where(good, np.abs(vf), 0.0))
+    for s in np.unique(size[good]):
+        for sel, reflect in ((good & (size == s) & (vf >= 0), False),
+                             (good & (size == s) & (vf < 0), True)):
+            if np.any(sel):
+                got = (_reflected(kind, -vf[sel], xf[sel]) if reflect
+                       else _nonneg(kind, vf[sel], xf[sel]))
+                for n in _ORDERS:
+                    vals[n][sel] = got[0][n]
+                    absv[n][sel] = got[1][n]
+    return vals, absv
 
 
 def order_values(kind: str, v: Any, x: Any) -> np.ndarray:
     """The function itself by the same method (n = 0), x > 0: for the tests, which check
     the method against SciPy's values."""
     vf, xf = (a.astype(float).ravel() for a in np.broadcast_arrays(np.asarray(v), np.asarray(x)))
-    out = np.empty_like(xf)
-    _grouped(out, vf >= 0, vf < 0, vf, xf, kind, 0)
-    return out.reshape(np.broadcast(np.asarray(v), np.asarray(x)).shape)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        vals, _ = _grouped(np.ones(xf.shape, dtype=bool), vf, xf, kind)
+    return vals[0].reshape(np.broadcast(np.asarray(v), np.asarray(x)).shape)
 
 
 # ------------------------------------------------------------------ hyp0f1 in b
