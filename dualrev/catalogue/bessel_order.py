@@ -44,6 +44,7 @@ _INF_PANELS = 12
 # the ends of the infinite integrals need not be tight, only safe (see _laplace): Newton
 # steps from outside, which converge quadratically near the end
 _NEWTON = 12
+_MILLER_STEPS = 8000.0
 _SERIES_X_MAX = 1000.0  # beyond this the series needs too many terms and is not tried
 
 
@@ -142,10 +143,11 @@ def _leibniz(n: int, f: Callable[[int], np.ndarray], g: Callable[[int], np.ndarr
 
 # ------------------------------------------------------------------ the series (J, I)
 def _series(kind: str, mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
-            ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+            scaled: bool = False) -> Any:
     """J_mu (kind "j") or I_mu e^-x (kind "i") and their mu-derivatives by the power
     series: per order, the value and the sum of the terms' absolute values, each weighted
-    by its rounding (inf where the series was not tried or did not converge)."""
+    by its rounding (inf where the series was not tried or did not converge). With
+    ``scaled``: the values divided by e^shift, and the shift."""
     # J's series cancels like e^(x^2 / (2 (mu + 1))): hopeless well above the order,
     # where the integral does not cancel
     tried = (x <= _SERIES_X_MAX) & ((kind == "i") | (x <= mu + 30.0))
@@ -174,6 +176,8 @@ def _series(kind: str, mu: np.ndarray, x: np.ndarray, orders: tuple[int, ...],
     if 2 in orders:
         weights[2] = dl * dl - sc.polygamma(1, a)
     vals, absv = [], []
+    if scaled:
+        return [(t if n == 0 else t * weights[n]).sum(axis=1) for n in orders], shift
     scale = np.exp(shift)
     for n in orders:
         term = t if n == 0 else t * weights[n]
@@ -338,8 +342,57 @@ def _series_or_integral(kind: str, mu: np.ndarray, x: np.ndarray) -> Pair:
     return vals, absv
 
 
+def _j_recurrence(mu: np.ndarray, x: np.ndarray) -> Pair:
+    """J_mu and its first two mu-derivatives for x below mu, by Miller's method: the
+    series at an order mu + N high enough for it not to cancel (x^2 / (2 (mu + N)) <= 7,
+    so by less than e^7), then down by the three-term recurrence J_{v-1} = (2v/x) J_v -
+    J_{v+1} and its derivatives in v, D_{v-1} = (2/x) J_v + (2v/x) D_v - D_{v+1} and
+    E_{v-1} = (4/x) D_v + (2v/x) E_v - E_{v+1}, rescaled as it grows, and normalised by
+    SciPy's J_mu(x) at the end (its uniform asymptotic expansions are accurate there).
+    Downwards J is the minimal solution's direction: the Y-like part of the start's
+    errors dies out. For the transition region x ~ mu at large mu, where the series and
+    the integrals both cancel."""
+    steps = int(np.max(np.ceil(np.maximum(x * x / 14.0 - mu, 0.0)), initial=0.0)) + 2
+    top = mu + steps
+    # the series at the two start orders, each divided by its own scale e^shift; the
+    # upper one is brought to the lower one's scale (their ratio is about x / (2 top))
+    hi_s, hi_shift = _series("j", top + 1.0, x, _ORDERS, scaled=True)
+    lo, lo_shift = _series("j", top, x, _ORDERS, scaled=True)
+    ratio = np.exp(hi_shift - lo_shift)
+    hi = [h * ratio for h in hi_s]
+    for k in range(steps):
+        v = top - k
+        j0, j1, j2 = lo
+        nxt = [(2 * v / x) * j0 - hi[0],
+               (2 / x) * j0 + (2 * v / x) * j1 - hi[1],
+               (4 / x) * j1 + (2 * v / x) * j2 - hi[2]]
+        size = np.maximum(np.abs(nxt[0]), 1.0)
+        hi, lo = [h / size for h in lo], [n / size for n in nxt]
+    norm = sc.jv(mu, x) / lo[0]
+    vals = [v * norm for v in lo]
+    vals[0] = sc.jv(mu, x)
+    # the start's cancellation (< e^7), a rounding per step, SciPy's J: relative
+    return vals, [np.abs(v) * (1200.0 + steps) for v in vals]
+
+
 def _nonneg(kind: str, mu: np.ndarray, x: np.ndarray) -> Pair:
-    if kind in "ji":
+    if kind == "j":
+        vals, absv = _series_or_integral(kind, mu, x)
+        scale = np.maximum(np.maximum(np.abs(vals[0]), np.abs(vals[1])), np.abs(vals[2]))
+        worst = np.max(np.stack(absv), axis=0)
+        # (the recurrence's steps grow like x^2 / 14: beyond _MILLER_STEPS, about
+        # |v| = 330, a point stays with its estimate, and is refused if that is too big)
+        weak = (~(_EPS * worst <= 1e-3 * _TRUST * scale) & (x < mu)
+                & (x * x / 14.0 - mu <= _MILLER_STEPS))
+        if np.any(weak):
+            rec = _j_recurrence(mu[weak], x[weak])
+            sub = ([v[weak] for v in vals], [a[weak] for a in absv])
+            best = _best(sub, rec)
+            for val, total, bv, bt in zip(vals, absv, best[0], best[1], strict=True):
+                val[weak] = bv
+                total[weak] = bt
+        return vals, absv
+    if kind == "i":
         return _series_or_integral(kind, mu, x)
     if kind == "y":
         return _y_integral(mu, x, _ORDERS)
@@ -398,9 +451,10 @@ def order_derivative(kind: str, n: int, v: Any, x: Any, name: str) -> np.ndarray
 
     For x > 0. At x = 0 only J_v and I_v with v > 0 have one (it is 0); elsewhere there
     and at x < 0 the result is nan (no derivative exists). Complex arguments, and points
-    where the methods lose more than 9 digits (J_v and I_v for orders far beyond 50 with
-    x a little below the order: the transition region, where both the series and the
-    integrals cancel), are refused by the ``name`` of the user's function."""
+    where the methods lose more than 9 digits (J_v for orders beyond about 300 with x a
+    little below the order: the transition region, where the series and the integrals
+    cancel and Miller's recurrence would take too many steps), are refused by the
+    ``name`` of the user's function."""
     v_arr, x_arr = np.broadcast_arrays(np.asarray(v), np.asarray(x))
     if np.iscomplexobj(v_arr) or np.iscomplexobj(x_arr):
         raise NoDerivativeRule(
@@ -429,8 +483,8 @@ def order_derivative(kind: str, n: int, v: Any, x: Any, name: str) -> np.ndarray
             f"{name} w.r.t. the order at v = {float(vf[i])!r}, x = {float(xf[i])!r}",
             "There the series and the integrals dualrev uses lose more than 9 digits to "
             "cancellation (a large order with x in the transition region a little below "
-            "it, where the function is tiny); the derivative is accurate for |v| <= 50 and "
-            "every x > 0.")
+            "it, where the function is tiny); the derivative is implemented accurately for "
+            "|v| <= 300 and every x > 0.")
     out[good] = vals[n][good]
     return out.reshape(v_arr.shape).astype(dtype, copy=False)
 

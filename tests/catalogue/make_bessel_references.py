@@ -7,8 +7,8 @@ hyp0f1) at 50 and at 90 digits; a point is kept only where the two agree to 1e-2
 (``python tests/catalogue/make_bessel_references.py``) and commit the table.
 
 The points cover the hard regions on purpose: small x (series), large x (oscillation),
-v close to x (the transition), integer and negative orders, plus random points; every
-generator is seeded."""
+v close to x (the transition, also at orders up to 300), integer and negative orders,
+plus random points; every generator is seeded."""
 
 from __future__ import annotations
 
@@ -41,7 +41,11 @@ def points(name: str, rng: np.random.Generator) -> list[tuple[float, float]]:
             pts.append((v, r * v))
     vs = rng.uniform(-50.0, 50.0, 130)
     xs = 10 ** rng.uniform(-3.0, 2.0, 130)
-    return pts + [(float(v), float(x)) for v, x in zip(vs, xs, strict=True)]
+    pts += [(float(v), float(x)) for v, x in zip(vs, xs, strict=True)]
+    # large orders, x in the transition region below them (J: Miller's recurrence)
+    vs = rng.uniform(50.0, 300.0, 16) * rng.choice([-1.0, 1.0], 16)
+    rs = rng.uniform(0.2, 1.1, 16)
+    return pts + [(float(v), float(abs(v) * r)) for v, r in zip(vs, rs, strict=True)]
 
 
 def main() -> None:

@@ -188,6 +188,24 @@ def test_refusals_name_the_function() -> None:
             dr.grad(lambda n, f=f: f(n, 1.5))(2.0)
 
 
+def test_vmap_of_hessian_equals_the_loop() -> None:
+    p = np.array([[1.5, 2.0], [-0.7, 3.0], [20.3, 15.0], [-3.5, 0.4]])
+    for f in (sc.jv, sc.yv, sc.iv, sc.kv):
+        def g(q, f=f):
+            return f(q[0], q[1])
+        batched = dr.vmap(dr.hessian(g))(p)
+        loop = np.stack([dr.hessian(g)(q) for q in p])
+        np.testing.assert_allclose(batched, loop, rtol=1e-13, atol=1e-300)
+
+
+def test_points_the_method_cannot_resolve_are_refused_by_name() -> None:
+    # a large order with x in the transition region below it, beyond Miller's reach:
+    # the error estimate exceeds 1e-9 of the scale, so no number is given
+    with pytest.raises(dr.NoDerivativeRule, match=r"jv w\.r\.t\. the order at v = 1000\.0, "
+                       r"x = 700\.0.*lose more than 9 digits"):
+        dr.grad(lambda v: sc.jv(v, 700.0))(1000.0)
+
+
 def test_second_order_in_order_of_a_model_objective() -> None:
     # the use that motivates it: fitting an order, here the Hessian of a least-squares
     # misfit in (v, scale) by forward-over-reverse against central differences
