@@ -45,6 +45,7 @@ _INF_PANELS = 12
 # steps from outside, which converge quadratically near the end
 _NEWTON = 12
 _MILLER_STEPS = 8000.0
+_X_MAX = 2e4  # J, Y, I: the [0, pi] quadrature's nodes grow like x + |v|
 _SERIES_X_MAX = 1000.0  # beyond this the series needs too many terms and is not tried
 
 
@@ -473,6 +474,13 @@ def order_derivative(kind: str, n: int, v: Any, x: Any, name: str) -> np.ndarray
     flat = flat | (np.isposinf(xf) & np.isfinite(vf))
     out = np.where(flat, 0.0, np.nan)
     good = np.isfinite(vf) & np.isfinite(xf) & (xf > 0)
+    if kind != "k" and np.any(good & (xf + np.abs(vf) > _X_MAX)):
+        i = int(np.flatnonzero(good & (xf + np.abs(vf) > _X_MAX))[0])
+        raise NoDerivativeRule(
+            f"{name} w.r.t. the order at v = {float(vf[i])!r}, x = {float(xf[i])!r}",
+            f"It is implemented for x + |v| <= {_X_MAX:g}: beyond, the quadrature over "
+            "[0, pi] would need too many nodes (asymptotic expansions in x are not "
+            "implemented).")
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         vals, absv = _grouped(good, vf, xf, kind)
         scale = np.maximum(np.maximum(np.abs(vals[0]), np.abs(vals[1])), np.abs(vals[2]))
@@ -496,10 +504,13 @@ def _grouped(good: np.ndarray, vf: np.ndarray, xf: np.ndarray, kind: str) -> Pai
     absv = [np.full_like(xf, np.nan) for _ in _ORDERS]
     size = _sizes(np.where(good, xf, 0.0), np.where(good, np.abs(vf), 0.0))
     for s in np.unique(size[good]):
-        for sel, reflect in ((good & (size == s) & (vf >= 0), False),
-                             (good & (size == s) & (vf < 0), True)):
-            if np.any(sel):
-                got = (_reflected(kind, -vf[sel], xf[sel]) if reflect
+        # at most about 2e6 quadrature nodes at once (memory), whatever the array
+        chunk = max(1, int(2e6 // (s * _NODES.size)))
+        for negative in (False, True):
+            idx = np.flatnonzero(good & (size == s) & ((vf < 0) == negative))
+            for part in range(0, idx.size, chunk):
+                sel = idx[part:part + chunk]
+                got = (_reflected(kind, -vf[sel], xf[sel]) if negative
                        else _nonneg(kind, vf[sel], xf[sel]))
                 for n in _ORDERS:
                     vals[n][sel] = got[0][n]

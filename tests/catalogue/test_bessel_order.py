@@ -204,6 +204,13 @@ def test_points_the_method_cannot_resolve_are_refused_by_name() -> None:
     with pytest.raises(dr.NoDerivativeRule, match=r"jv w\.r\.t\. the order at v = 1000\.0, "
                        r"x = 700\.0.*lose more than 9 digits"):
         dr.grad(lambda v: sc.jv(v, 700.0))(1000.0)
+    # x beyond the quadrature's range (J, Y, I); K has no such limit
+    with pytest.raises(dr.NoDerivativeRule, match=r"yv w\.r\.t\. the order .*x \+ \|v\| <= "
+                       "20000"):
+        dr.grad(lambda v: sc.yv(v, 1e6))(3.5)
+    k = dr.grad(lambda v: sc.kve(v, 1e6))(3.5)
+    # K_v(x) e^x ~ sqrt(pi / 2x) (1 + (4 v^2 - 1) / 8x + ...): d/dv ~ sqrt(pi / 2x) v / x
+    np.testing.assert_allclose(k, np.sqrt(np.pi / 2e6) * 3.5 / 1e6, rtol=1e-5)
 
 
 def test_second_order_in_order_of_a_model_objective() -> None:
