@@ -10,21 +10,30 @@ Methods (DLMF §10.9, §10.32, §10.8/10.25):
   v-derivative is the term times ln(x/2) - psi(v+k+1), its second derivative the term
   times (ln(x/2) - psi)^2 - psi'), and Schläfli's integrals (DLMF 10.9.6, 10.32.4: a
   finite integral over [0, pi] and a sin(v pi)-weighted one over [0, inf)) differentiated
-  under the integral sign. Both are computed for every point and the one with the smaller
-  cancellation (sum of |terms| / |sum|, an estimate of the relative rounding error) wins:
-  the series where x^2/4 is small against v + 1, the integral in the oscillatory region.
+  under the integral sign. The series first; where it cancels, the integral too, and
+  the one with the smaller error estimate wins: the series where x^2/4 is small against
+  v + 1, the integral in the oscillatory region.
 * Y_v: Schläfli's integral (DLMF 10.9.7) alone; in the region where Y_v is large its
   infinite part is a positive integrand, so there is no cancellation anywhere but near
   zeros of the result.
 * K_v: K_v(x) = int_0^inf e^(-x cosh t) cosh(v t) dt (DLMF 10.32.9): the n-th
   derivative has the positive integrand t^n cosh or sinh(v t) e^(-x cosh t).
+* J_v at large orders with x a little below v (the transition region, where the series
+  and the integrals both cancel): Miller's backward recurrence in the order for J and its
+  two v-derivatives, normalised by SciPy's J_v(x).
 * Negative orders by the reflections DLMF 10.4.7-8 and 10.27.2-3 (K_-v = K_v).
+
+Every point carries an error estimate (eps times the sum of the absolute values added);
+the best method per point is kept, and a point still above 1e-9 of its scale is refused
+by name rather than given as a wrong number.
 
 The infinite integrals are Laplace-type (a concave exponent): each is integrated by
 composite Gauss-Legendre over the interval where its exponent is within 50 of its maximum
-(found by bisection), shifted by that maximum so that huge and tiny values keep their
+(its ends found by Newton steps), shifted by that maximum so that huge and tiny values keep their
 relative precision; the finite ones by composite Gauss-Legendre with panels short enough
-for the oscillation (x + |v|). Everything is vectorised over the points.
+for the oscillation (x + |v|; J, Y, I refuse x + |v| > 2e4). Everything is vectorised
+over the points, in groups of equal quadrature size, so that a point's result does not
+depend on the array it is in.
 """
 
 from __future__ import annotations
