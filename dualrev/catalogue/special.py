@@ -23,6 +23,7 @@ import scipy.special as sc
 
 from ..errors import NoDerivativeRule
 from ..primitive import Primitive, Tracer, is_complex, register_function, register_ufunc
+from .bessel_order import hyp0f1_b_derivative, order_derivative
 from .elementwise import _div, _power_dx, _power_dy, elementwise, nondiff_ufunc
 
 _SQRT_PI = np.sqrt(np.pi)
@@ -37,6 +38,28 @@ def _not_in(what: str) -> Any:
         raise NoDerivativeRule(what, "Only its other argument can be differentiated.")
 
     return partial
+
+
+def _not_in_detail(what: str, detail: str) -> Any:
+    """As ``_not_in``, with its own explanation and way out."""
+
+    def partial(ans: Any, *args: Any) -> Any:
+        raise NoDerivativeRule(what, detail)
+
+    return partial
+
+
+def _integer_order(name: str, what: str = "the order") -> Any:
+    """The partial of an integer order (kn, yn, expn): SciPy truncates a non-integer one."""
+    return _not_in_detail(
+        f"scipy.special.{name} w.r.t. {what}",
+        f"{'The order' if what == 'the order' else what} is an integer: SciPy truncates "
+        "a non-integer one (with a "
+        "warning), so the function is a step function of it, with no derivative that "
+        "means anything. Differentiate the real-order function instead"
+        + (" (kv, yv)." if name != "expn" else
+           ": the generalised E_p(x) is the integral of exp(-x t) / t**p over t from 1 to "
+           "inf (scipy.integrate.quad)."))
 
 
 def _xdivy(x: Any, y: Any) -> Any:
@@ -172,19 +195,70 @@ def _i1e_d(ans: Any, x: Any) -> Any:
 
 elementwise(sc.i1e, _i1e_d,
             saves="ans x")
-elementwise(sc.iv, _not_in("scipy.special.iv w.r.t. the order"),
-            lambda ans, v, x: 0.5 * (sc.iv(v - 1, x) + sc.iv(v + 1, x)), saves=("", "v x"))
-elementwise(sc.ive, _not_in("scipy.special.ive w.r.t. the order"),
+
+# ------------------------------------------------------------------ orders of Bessel functions
+def _third_order(name: str) -> Any:
+    return _not_in(f"the third derivative of scipy.special.{name} w.r.t. the order")
+
+
+def _order_derivatives(name: str, kind: str, scale: Callable[[Any], Any] | None,
+                       along_x: Callable[..., Any]) -> Callable[..., Any]:
+    """The partial in v of scipy.special.``name``: two primitives, its first and second
+    derivatives in v (bessel_order.py computes them on plain values; ``scale`` takes the
+    method's scaled result to ``name``'s: e^x for iv, e^-x for kv), each with its
+    derivative in x from ``along_x(D, v, x)``, the x-recurrence of ``name`` with D
+    standing for the function (the recurrences hold for every real order, so they hold
+    for its v-derivatives too). A third derivative in v is refused by name."""
+
+    def impl(n: int) -> Callable[..., Any]:
+        def f(v: Any, x: Any) -> Any:
+            d = order_derivative(kind, n, v, x, f"scipy.special.{name}")
+            return d if scale is None else d * scale(np.asarray(x, dtype=d.dtype))
+        f.__name__ = f"{name}_dv{n}"
+        return f
+
+    second: Primitive = elementwise(
+        impl(2), _third_order(name), lambda ans, v, x: along_x(second, v, x),
+        name=f"{name}_order_derivative2", saves=("", "v x"))
+    first: Primitive = elementwise(
+        impl(1), lambda ans, v, x: second(v, x), lambda ans, v, x: along_x(first, v, x),
+        name=f"{name}_order_derivative", saves=("v x", "v x"))
+    return lambda ans, v, x: first(v, x)
+
+
+def _j_x(d: Any, v: Any, x: Any) -> Any:  # J' = (J_{v-1} - J_{v+1}) / 2, and Y's
+    return 0.5 * (d(v - 1, x) - d(v + 1, x))
+
+
+def _i_x(d: Any, v: Any, x: Any) -> Any:  # I' = (I_{v-1} + I_{v+1}) / 2
+    return 0.5 * (d(v - 1, x) + d(v + 1, x))
+
+
+def _k_x(d: Any, v: Any, x: Any) -> Any:  # K' = -(K_{v-1} + K_{v+1}) / 2
+    return -0.5 * (d(v - 1, x) + d(v + 1, x))
+
+
+def _ive_x(d: Any, v: Any, x: Any) -> Any:  # (I e^-|x|)' = the same - sign(x) I e^-|x|
+    return _i_x(d, v, x) - np.sign(x) * d(v, x)
+
+
+def _kve_x(d: Any, v: Any, x: Any) -> Any:  # (K e^x)' = the same + K e^x
+    return _k_x(d, v, x) + d(v, x)
+
+
+elementwise(sc.iv, _order_derivatives("iv", "i", np.exp, _i_x),
+            lambda ans, v, x: 0.5 * (sc.iv(v - 1, x) + sc.iv(v + 1, x)), saves=("v x", "v x"))
+elementwise(sc.ive, _order_derivatives("ive", "i", None, _ive_x),
             lambda ans, v, x: 0.5 * (sc.ive(v - 1, x) + sc.ive(v + 1, x)) - np.sign(x) * ans,
-            saves=("", "ans v x"))
+            saves=("v x", "ans v x"))
 elementwise(sc.j0, lambda ans, x: -sc.j1(x), saves="x")
 elementwise(sc.j1, lambda ans, x: 0.5 * (sc.j0(x) - sc.jv(2, x)), saves="x")
-elementwise(sc.jv, _not_in("scipy.special.jv w.r.t. the order"),
-            lambda ans, v, x: 0.5 * (sc.jv(v - 1, x) - sc.jv(v + 1, x)), saves=("", "v x"))
+elementwise(sc.jv, _order_derivatives("jv", "j", None, _j_x),
+            lambda ans, v, x: 0.5 * (sc.jv(v - 1, x) - sc.jv(v + 1, x)), saves=("v x", "v x"))
 elementwise(sc.y0, lambda ans, x: -sc.y1(x), saves="x")
 elementwise(sc.y1, lambda ans, x: 0.5 * (sc.y0(x) - sc.yv(2, x)), saves="x")
-elementwise(sc.yv, _not_in("scipy.special.yv w.r.t. the order"),
-            lambda ans, v, x: 0.5 * (sc.yv(v - 1, x) - sc.yv(v + 1, x)), saves=("", "v x"))
+elementwise(sc.yv, _order_derivatives("yv", "y", None, _j_x),
+            lambda ans, v, x: 0.5 * (sc.yv(v - 1, x) - sc.yv(v + 1, x)), saves=("v x", "v x"))
 
 
 @register_function(np.i0)
@@ -431,7 +505,7 @@ def _expn_dx(ans: Any, n: Any, x: Any) -> Any:
     return np.where(pos, lower, -np.exp(-x0) * (x0 + 1) / (x0 * x0))
 
 
-elementwise(sc.expn, _not_in("scipy.special.expn w.r.t. n"), _expn_dx, saves=("", "n x"))
+elementwise(sc.expn, _integer_order("expn", "n"), _expn_dx, saves=("", "n x"))
 elementwise(sc.exprel, lambda ans, x: _exprel_d(x), saves="x")
 
 # ------------------------------------------------------------------ elementary functions
@@ -590,22 +664,24 @@ elementwise(sc.k0, lambda ans, x: -sc.k1(x), saves="x")
 elementwise(sc.k1, lambda ans, x: -sc.k0(x) - ans / x, saves="ans x")
 elementwise(sc.k0e, lambda ans, x: ans - sc.k1e(x), saves="ans x")
 elementwise(sc.k1e, lambda ans, x: ans - sc.k0e(x) - ans / x, saves="ans x")
-elementwise(sc.kv, _not_in("scipy.special.kv w.r.t. the order"),
-            lambda ans, v, x: -0.5 * (sc.kv(v - 1, x) + sc.kv(v + 1, x)), saves=("", "v x"))
-elementwise(sc.kve, _not_in("scipy.special.kve w.r.t. the order"),  # kv(v, z) e^z
+elementwise(sc.kv, _order_derivatives("kv", "k", lambda x: np.exp(-x), _k_x),
+            lambda ans, v, x: -0.5 * (sc.kv(v - 1, x) + sc.kv(v + 1, x)), saves=("v x", "v x"))
+elementwise(sc.kve, _order_derivatives("kve", "k", None, _kve_x),  # kv(v, z) e^z
             lambda ans, v, x: ans - 0.5 * (sc.kve(v - 1, x) + sc.kve(v + 1, x)),
-            saves=("", "ans v x"))
-elementwise(sc.kn, _not_in("scipy.special.kn w.r.t. the order"),
+            saves=("v x", "ans v x"))
+
+
+elementwise(sc.kn, _integer_order("kn"),
             lambda ans, n, x: -0.5 * (sc.kn(n - 1, x) + sc.kn(n + 1, x)), saves=("", "n x"))
-elementwise(sc.yn, _not_in("scipy.special.yn w.r.t. the order"),
+elementwise(sc.yn, _integer_order("yn"),
             lambda ans, n, x: 0.5 * (sc.yn(n - 1, x) - sc.yn(n + 1, x)), saves=("", "n x"))
 # jve and yve scale by exp(-|Im z|): for real arguments they are jv and yv
-elementwise(sc.jve, _not_in("scipy.special.jve w.r.t. the order"),
+elementwise(sc.jve, _order_derivatives("jve", "j", None, _j_x),
             _real_only("jve", lambda ans, v, x: 0.5 * (sc.jve(v - 1, x) - sc.jve(v + 1, x))),
-            saves=("", "v x"))
-elementwise(sc.yve, _not_in("scipy.special.yve w.r.t. the order"),
+            saves=("v x", "v x"))
+elementwise(sc.yve, _order_derivatives("yve", "y", None, _j_x),
             _real_only("yve", lambda ans, v, x: 0.5 * (sc.yve(v - 1, x) - sc.yve(v + 1, x))),
-            saves=("", "v x"))
+            saves=("v x", "v x"))
 
 
 def _struve_term(v: Any, x: Any) -> Any:
@@ -672,8 +748,21 @@ multi_output(
 )
 
 # ------------------------------------------------------------------ hypergeometric, Wright
-elementwise(sc.hyp0f1, _not_in("scipy.special.hyp0f1 w.r.t. b"),
-            lambda ans, b, z: sc.hyp0f1(b + 1, z) / b, saves=("", "b z"))
+# in b: bessel_order.py's series / Bessel forms, as two primitives (first and second
+# derivatives in b), each differentiated in z by d/dz 0F1(; b; z) = 0F1(; b+1; z) / b
+# differentiated in b
+_hyp0f1_db2: Primitive = elementwise(
+    lambda b, z: hyp0f1_b_derivative(2, b, z), _not_in("the third derivative of "
+                                                       "scipy.special.hyp0f1 w.r.t. b"),
+    lambda ans, b, z: (_hyp0f1_db2(b + 1, z) - 2 * _hyp0f1_db1(b + 1, z) / b
+                       + 2 * sc.hyp0f1(b + 1, z) / (b * b)) / b,
+    name="hyp0f1_b_derivative2", saves=("", "b z"))
+_hyp0f1_db1: Primitive = elementwise(
+    lambda b, z: hyp0f1_b_derivative(1, b, z), lambda ans, b, z: _hyp0f1_db2(b, z),
+    lambda ans, b, z: (_hyp0f1_db1(b + 1, z) - sc.hyp0f1(b + 1, z) / b) / b,
+    name="hyp0f1_b_derivative", saves=("b z", "b z"))
+elementwise(sc.hyp0f1, lambda ans, b, z: _hyp0f1_db1(b, z),
+            lambda ans, b, z: sc.hyp0f1(b + 1, z) / b, saves=("b z", "b z"))
 elementwise(sc.hyp1f1, _not_in("scipy.special.hyp1f1 w.r.t. a"),
             _not_in("scipy.special.hyp1f1 w.r.t. b"),
             lambda ans, a, b, z: a / b * sc.hyp1f1(a + 1, b + 1, z), saves=("", "", "a b z"))

@@ -668,6 +668,21 @@ SPECIAL = [
     Special("k0", sc.k0, (0.0, 1e-300, 1.0), lo=0.0),
     Special("y0", sc.y0, (0.0, 1e-300, 1.0), lo=0.0),
     Special("kv(0.5, x)", lambda x: sc.kv(0.5, x), (0.0, 1.0, 700.0), lo=0.0),
+    # in the order: v = 0 (closed forms, DLMF 10.15.3, 10.38.4), integers, the reflection
+    # to negative orders, large orders (tiny J, I; huge Y, K), x = 0 and x large
+    Special("jv(v, 1) in v", lambda v: sc.jv(v, 1.0), (0.0, 1.0, -1.0, -2.5, 0.5, 50.0),
+            exact={0.0: np.pi / 2 * sc.y0(1.0)}),
+    Special("yv(v, 1) in v", lambda v: sc.yv(v, 1.0), (0.0, 1.0, -1.0, -2.5, 50.0),
+            exact={0.0: -np.pi / 2 * sc.j0(1.0)}),
+    Special("iv(v, 1) in v", lambda v: sc.iv(v, 1.0), (0.0, 2.0, -2.0, -2.5, 50.0),
+            exact={0.0: -sc.k0(1.0)}),
+    Special("kv(v, 1) in v", lambda v: sc.kv(v, 1.0), (0.0, 1.0, -1.0, 50.0),
+            exact={0.0: 0.0}),
+    Special("kve(v, 700) in v", lambda v: sc.kve(v, 700.0), (0.0, 3.5, -3.5)),
+    Special("ive(v, 700) in v", lambda v: sc.ive(v, 700.0), (0.0, 3.5, -3.5)),
+    Special("jv(v, 0) in v", lambda v: sc.jv(v, 0.0), (1.0, 2.5), exact={1.0: 0.0, 2.5: 0.0}),
+    Special("hyp0f1(b, 1) in b", lambda b: sc.hyp0f1(b, 1.0), (1.0, 0.5, -0.5, -1.5, 30.0)),
+    Special("hyp0f1(b, -300) in b", lambda b: sc.hyp0f1(b, -300.0), (1.0, 2.5, 25.0)),
     # incomplete gamma and beta functions at the ends of x
     *(Special(f"gammainc({a}, x)", _partial(sc.gammainc, a),
               (0.0, 1e-300, 1.0, 1e3), lo=0.0, exact={0.0: {1.0: 1.0, 2.0: 0.0}.get(a, np.nan)})

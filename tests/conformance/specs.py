@@ -192,11 +192,15 @@ for table, kind in ((BINARY, "diff"), (BINARY_NONDIFF, "value")):
             add(_uname(u), u, (A(sa, da), A(sb, db)), shape=sh, kind=kind,
                 dtypes=dts if sh == "same" else ((F64, C128) if sh == "bcast1" and cplx
                                                  else (F64,)))
-# Bessel functions of a constant order: the order's derivative is not defined by dualrev
+# Bessel functions of a constant order, and of a traced one (x > 0: the derivative in the
+# order is defined for real orders, negative ones by reflection)
 for u, dom in ((sp.iv, "pos"), (sp.ive, "pos"), (sp.jv, "pos"), (sp.yv, "pos")):
     for sh, shape in (("mat", (2, 3)), ("0d", ())):
         add(_uname(u), u, (1.5, A(shape, dom)), shape=sh, dtypes=REAL if sh == "mat" else (F64,))
     add(_uname(u), u, (A((3,), "pos"), A((3,), dom)), label="order traced", shape="vec")
+for u in (sp.iv, sp.ive, sp.jv, sp.yv, sp.kv, sp.kve, sp.jve, sp.yve):
+    add(_uname(u), u, (A((3,), "nonint"), A((3,), "pos")), label="negative order traced",
+        shape="vec")
 # scipy.special functions with arguments dualrev does not differentiate (orders, degrees,
 # shape parameters): those are constants (F, Ints) in the diff cases, and a traced one
 # must be refused
@@ -206,8 +210,13 @@ for u in (sp.kv, sp.kve, sp.jve, sp.yve, sp.struve, sp.modstruve):
         add(_uname(u), u, (1.5, A(shape, "pos")), shape=sh,
             dtypes=(ALL if u in CPLX_ORDER else REAL) if sh == "mat" else (F64,))
     add(_uname(u), u, (F((3,), "pos"), A((3,), "pos")), shape="vec", label="v=<array>")
-    add(_uname(u), u, (A((3,), "pos"), A((3,), "pos")), label="order traced", shape="vec",
-        kind="raises", raises=NoDerivativeRule)
+    if u in (sp.struve, sp.modstruve):
+        add(_uname(u), u, (A((3,), "pos"), A((3,), "pos")), label="order traced", shape="vec",
+            kind="raises", raises=NoDerivativeRule)
+    else:
+        add(_uname(u), u, (A((3,), "pos"), A((3,), "pos")), label="order traced", shape="vec")
+add("sp.kv", sp.kv, (A((3,), "pos", real=True), A((3,), "pos")), label="order traced",
+    shape="vec", dtypes=(C128,), kind="raises", raises=NoDerivativeRule)  # complex x
 add("sp.jve", sp.jve, (1.5, A((2, 3), "pos")), shape="mat", dtypes=(C128,),
     kind="raises", raises=NoDerivativeRule)  # the exp(-|Im z|) scaling is not analytic
 for u in (sp.kn, sp.yn, sp.expn):
@@ -239,8 +248,11 @@ for u, consts, dom in ((sp.hyp0f1, (1.5,), "real"), (sp.hyp1f1, (0.7, 1.5), "rea
     cplx = u in (sp.hyp0f1, sp.hyp1f1, sp.hyp2f1)
     add(_uname(u), u, (*consts, A((2, 3), dom)), shape="mat", dtypes=ALL if cplx else REAL)
     add(_uname(u), u, (*consts, A((), dom)), shape="0d")
-    add(_uname(u), u, (*(A((3,), "pos") for _ in consts), A((3,), dom)), label="traced",
-        shape="vec", kind="raises", raises=NoDerivativeRule)
+    if u is sp.hyp0f1:  # differentiable in b (bessel_order.py)
+        add(_uname(u), u, (A((3,), "pos"), A((3,), dom)), label="traced", shape="vec")
+    else:
+        add(_uname(u), u, (*(A((3,), "pos") for _ in consts), A((3,), dom)), label="traced",
+            shape="vec", kind="raises", raises=NoDerivativeRule)
 # distribution functions: counts (Ints) and degrees of freedom (F) constant, a traced one
 # refused; the continuous variables (A) differentiated
 K, PV = Ints((2, 3), 0, 4), F((2, 3), "pos")
