@@ -1,0 +1,528 @@
+"""scipy.linalg solvers of structured and matrix equations: solve_banded, solveh_banded,
+solve_sylvester, solve_continuous_lyapunov, solve_discrete_lyapunov, solve_continuous_are,
+solve_discrete_are, expm_frechet (routed by ``dispatch``, see scipy_functions.py).
+
+Each solution is differentiated implicitly: its tangent solves the same kind of equation
+with the same coefficients, and its cotangent the transposed one (JAX's convention for
+complex values: plain transposes, the conjugations coming only from the ``^H`` the
+equation itself contains). The rules call the primitives they belong to, so derivatives
+of any order follow.
+
+Banded systems stay banded in both directions: a tangent ``dab`` acts on the solution
+through a band matrix-vector product, the transposed solve is a banded solve of the
+transposed band (``(u, l)``), and the cotangent of ``ab`` is the dense cotangent
+``-lam x^T`` read only on the band, in ``ab``'s own layout: every step costs
+O(n * bandwidth), as the solve does.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+
+from ..errors import NoDerivativeRule
+from ..primitive import (
+    Primitive,
+    as_array,
+    bind,
+    concrete,
+    is_complex,
+    ndim_of,
+    shape_of,
+    unbroadcast,
+)
+from ..custom import transpose_jvp
+from ..reverse import linear_transpose
+from .contraction import matrix_transpose as _T
+from .scipy_functions import ORIGINALS, _check_finite, dispatch, expm_p
+
+
+def _original(name: str) -> Callable[..., Any]:
+    f = getattr(sla, name)
+    return ORIGINALS.get(f, f)
+
+
+_SOLVE_BANDED = _original("solve_banded")
+_SOLVEH_BANDED = _original("solveh_banded")
+_SYLVESTER = _original("solve_sylvester")
+_DLYAP = _original("solve_discrete_lyapunov")
+_CARE = _original("solve_continuous_are")
+_DARE = _original("solve_discrete_are")
+
+
+def _H(x: Any) -> Any:
+    """The conjugate transpose (the transpose of a real matrix)."""
+    return np.conjugate(_T(x)) if is_complex(x) else _T(x)
+
+
+def _conj(x: Any) -> Any:
+    return np.conjugate(x) if is_complex(x) else x
+
+
+# ------------------------------------------------------------------ banded storage
+# ab[k, j] holds the dense A[j + k - u, j] (SciPy's layout: ab[u + i - j, j] == a[i, j]);
+# entries whose row falls outside the matrix are never read by LAPACK, so they get no
+# tangent's effect and a zero cotangent.
+
+@functools.lru_cache(maxsize=64)
+def _band_rows(l: int, u: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per stored entry ab[k, j]: its row index k, its dense row i = j + k - u (clipped
+    into range) and whether that row exists."""
+    k = np.arange(l + u + 1)[:, None]
+    i = np.arange(n)[None, :] + k - u
+    valid = (i >= 0) & (i < n)
+    return np.broadcast_to(k, valid.shape), np.clip(i, 0, n - 1), valid
+
+
+@functools.lru_cache(maxsize=64)
+def _band_cols(l: int, u: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the product A x: per (k, i), the column c = i - k + u of the stored entry of
+    row i in band row k (clipped), and whether it exists."""
+    k = np.arange(l + u + 1)[:, None]
+    c = np.arange(n)[None, :] - k + u
+    valid = (c >= 0) & (c < n)
+    return np.broadcast_to(k, valid.shape), np.clip(c, 0, n - 1), valid
+
+
+def _mask(valid: np.ndarray, x: Any, matrix: bool) -> Any:
+    return np.where(valid[..., None] if matrix else valid, x, 0)
+
+
+def _band_matvec(ab: Any, x: Any, l: int, u: int) -> Any:
+    """A @ x for the band matrix stored in ab, x a vector or an (n, m) matrix."""
+    n = shape_of(ab)[-1]
+    matrix = ndim_of(x) == 2
+    prod = ab[:, :, None] * x[None] if matrix else ab * x
+    k, c, valid = _band_cols(l, u, n)
+    return np.sum(_mask(valid, prod[k, c], matrix), axis=0)
+
+
+def _band_outer(lam: Any, x: Any, l: int, u: int) -> Any:
+    """lam @ x.T read on the band, in band storage: entry (k, j) is sum_m lam[i, m] x[j, m]
+    with i = j + k - u (zero off the matrix)."""
+    n = shape_of(x)[0]
+    matrix = ndim_of(x) == 2
+    _, i, valid = _band_rows(l, u, n)
+    prod = lam[i] * x[None]
+    if matrix:
+        prod = np.sum(prod, axis=-1)
+    return np.where(valid, prod, 0)
+
+
+@functools.lru_cache(maxsize=64)
+def _band_transpose_index(l: int, u: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # A^T has l and u swapped: abT[l + i - j, j] = A[j, i] = ab[u + j - i, i], i.e.
+    # abT[k, j] = ab[l + u - k, j + k - l]
+    k = np.arange(l + u + 1)[:, None]
+    c = np.arange(n)[None, :] + k - l
+    valid = (c >= 0) & (c < n)
+    return np.broadcast_to(l + u - k, valid.shape), np.clip(c, 0, n - 1), valid
+
+
+def _band_transpose(ab: Any, l: int, u: int) -> Any:
+    """The band storage of A^T (lower and upper bandwidths swapped)."""
+    r, c, valid = _band_transpose_index(l, u, shape_of(ab)[-1])
+    return np.where(valid, ab[r, c], 0)
+
+
+# ------------------------------------------------------------------ solve_banded
+def _banded_impl(ab: Any, b: Any, l: int, u: int) -> Any:
+    return _SOLVE_BANDED((l, u), ab, b)
+
+
+def _banded(ab: Any, b: Any, l: int, u: int) -> Any:
+    return bind(solve_banded_p, (ab, b), {"l": l, "u": u})
+
+
+def _banded_adjoint(g: Any, ab: Any, l: int, u: int) -> Any:
+    return _banded(_band_transpose(ab, l, u), g, u, l)
+
+
+solve_banded_p = Primitive("scipy.linalg.solve_banded", _banded_impl)
+solve_banded_p.defjvp(
+    lambda g, ans, ab, b, l, u: -_banded(ab, _band_matvec(g, ans, l, u), l, u),
+    lambda g, ans, ab, b, l, u: _banded(ab, g, l, u))
+solve_banded_p.defvjp(
+    lambda g, ans, ab, b, l, u: -_band_outer(_banded_adjoint(g, ab, l, u), ans, l, u),
+    lambda g, ans, ab, b, l, u: _banded_adjoint(g, ab, l, u),
+    saves=("ans ab", "ab"))
+
+
+def _banded_args(name: str, ab: Any, b: Any, check_finite: bool) -> tuple[Any, Any]:
+    ab, b = as_array(ab), as_array(b)
+    if ndim_of(ab) != 2 or ndim_of(b) not in (1, 2):
+        raise NoDerivativeRule(
+            f"scipy.linalg.{name} of a stack of systems (ab of shape {shape_of(ab)}, b of "
+            f"shape {shape_of(b)})",
+            "Differentiated for one banded matrix ab (2-D) and b of shape (n,) or (n, k); "
+            "map over a stack with dualrev.vmap or a loop.")
+    _check_finite(check_finite, ab, b)
+    return ab, b
+
+
+def solve_banded(l_and_u: Any, ab: Any, b: Any, overwrite_ab: bool = False,
+                 overwrite_b: bool = False, check_finite: bool = True) -> Any:
+    """scipy.linalg.solve_banded of traced values: differentiable in ``ab`` (its
+    cotangent in band storage, zero on the entries LAPACK does not read) and ``b``.
+    ``overwrite_*`` only permit SciPy to reuse a buffer: no value changes."""
+    l, u = (operator.index(v) for v in l_and_u)
+    ab, b = _banded_args("solve_banded", ab, b, check_finite)
+    return _banded(ab, b, l, u)
+
+
+# ------------------------------------------------------------------ solveh_banded
+@functools.lru_cache(maxsize=64)
+def _hermitian_band_index(w: int, n: int, lower: bool) -> tuple[np.ndarray, ...]:
+    """How the general band storage (l = u = w) of a Hermitian band matrix reads its
+    solveh_banded storage: source row and column, conjugated or not, the diagonal (only
+    its real part is read by LAPACK), and whether the entry exists."""
+    k = np.arange(2 * w + 1)[:, None]
+    j = np.arange(n)[None, :]
+    i = j + k - w  # dense row of general entry (k, j)
+    mirrored = k > w if not lower else k < w  # the triangle solveh_banded does not store
+    if lower:
+        row = np.where(mirrored, w - k, k - w)
+    else:
+        row = np.where(mirrored, 2 * w - k, k)
+    col = np.where(mirrored, i, j)
+    valid = (i >= 0) & (i < n)
+    shape = valid.shape
+    return (np.broadcast_to(row, shape), np.clip(col, 0, n - 1),
+            np.broadcast_to(mirrored, shape), np.broadcast_to(k == w, shape), valid)
+
+
+def _hermitian_to_general(ab: Any, lower: bool) -> Any:
+    """The general band storage (l = u = w) of the Hermitian matrix solveh_banded reads
+    from ab: the stored triangle, its conjugate mirrored, the diagonal's real part."""
+    w = shape_of(ab)[0] - 1
+    row, col, mirrored, diagonal, valid = _hermitian_band_index(w, shape_of(ab)[-1], lower)
+    vals = ab[row, col]
+    if is_complex(ab):
+        vals = np.where(mirrored, np.conjugate(vals), vals)
+        vals = np.where(diagonal, np.real(vals), vals)
+    return np.where(valid, vals, 0)
+
+
+def _solveh_impl(ab: Any, b: Any, lower: bool) -> Any:
+    return _SOLVEH_BANDED(ab, b, lower=lower)
+
+
+def _solveh(ab: Any, b: Any, lower: bool) -> Any:
+    return bind(solveh_banded_p, (ab, b), {"lower": lower})
+
+
+def _solveh_jvp_ab(g: Any, ans: Any, ab: Any, b: Any, lower: bool) -> Any:
+    w = shape_of(ab)[0] - 1
+    return -_solveh(ab, _band_matvec(_hermitian_to_general(g, lower), ans, w, w), lower)
+
+
+def _solveh_adjoint(g: Any, ab: Any, lower: bool) -> Any:
+    # A^T = conj(A) for a Hermitian A, stored as conj(ab)
+    return _solveh(_conj(ab), g, lower)
+
+
+def _solveh_vjp_ab(g: Any, ans: Any, ab: Any, b: Any, lower: bool) -> Any:
+    w = shape_of(ab)[0] - 1
+    dense_band = -_band_outer(_solveh_adjoint(g, ab, lower), ans, w, w)
+    # ab -> general band is linear (real-linear for complex ab: the mirror conjugates):
+    # its transpose maps the band cotangent back onto the stored triangle
+    return linear_transpose(lambda t: _hermitian_to_general(t, lower), ab, dense_band)
+
+
+solveh_banded_p = Primitive("scipy.linalg.solveh_banded", _solveh_impl)
+solveh_banded_p.defjvp(_solveh_jvp_ab, lambda g, ans, ab, b, lower: _solveh(ab, g, lower))
+solveh_banded_p.defvjp(_solveh_vjp_ab,
+                       lambda g, ans, ab, b, lower: _solveh_adjoint(g, ab, lower),
+                       saves=("ans ab", "ab"))
+
+
+def solveh_banded(ab: Any, b: Any, overwrite_ab: bool = False, overwrite_b: bool = False,
+                  lower: bool = False, check_finite: bool = True) -> Any:
+    """scipy.linalg.solveh_banded of traced values: differentiable in ``ab`` (the stored
+    triangle only, the diagonal's imaginary part unread as by LAPACK) and ``b``."""
+    ab, b = _banded_args("solveh_banded", ab, b, check_finite)
+    return _solveh(ab, b, bool(lower))
+
+
+# ------------------------------------------------------------------ stacks of matrices
+def _stacked(f: Callable[..., Any], *mats: Any) -> Any:
+    """A 2-D SciPy function over the broadcast leading axes of its matrix arguments (not
+    every supported SciPy batches them)."""
+    mats = tuple(np.asarray(m) for m in mats)
+    batch = np.broadcast_shapes(*(m.shape[:-2] for m in mats))
+    if not batch:
+        return f(*mats)
+    flat = [np.broadcast_to(m, batch + m.shape[-2:]).reshape((-1,) + m.shape[-2:])
+            for m in mats]
+    out = np.stack([f(*ms) for ms in zip(*flat, strict=True)])
+    return out.reshape(batch + out.shape[1:])
+
+
+def _stack_batch_rule(prim: Primitive) -> Callable[..., Any]:
+    """The batching rule of a primitive of matrices that broadcasts leading stack axes:
+    each batched operand's batch axis goes in front of the broadcast stack axes."""
+
+    def rule(args: list[Any], batched: tuple[bool, ...], **params: Any) -> Any:
+        ranks = [ndim_of(a) - int(bt) - 2 for a, bt in zip(args, batched, strict=True)]
+        r = max(ranks)
+        out = []
+        for a, bt, rank in zip(args, batched, ranks, strict=True):
+            if bt:
+                s = shape_of(a)
+                a = np.reshape(a, s[:1] + (1,) * (r - rank) + s[1:])
+            out.append(a)
+        return bind(prim, out, params)
+
+    return rule
+
+
+def _square(name: str, **mats: Any) -> None:
+    for arg, m in mats.items():
+        s = shape_of(m)
+        if len(s) < 2 or s[-1] != s[-2]:
+            raise ValueError(f"{name}: {arg} must be a square matrix (or a stack of them), "
+                             f"not of shape {s}")
+
+
+# ------------------------------------------------------------------ solve_sylvester
+def _sylvester(a: Any, b: Any, q: Any) -> Any:
+    return bind(sylvester_p, (a, b, q), {})
+
+
+def _sylvester_adjoint(g: Any, a: Any, b: Any) -> Any:
+    # the transpose of Y -> A Y + Y B is L -> A^T L + L B^T
+    return _sylvester(_T(a), _T(b), g)
+
+
+sylvester_p = Primitive("scipy.linalg.solve_sylvester",
+                        lambda a, b, q: _stacked(_SYLVESTER, a, b, q))
+# A X + X B = Q  =>  A dX + dX B = dQ - dA X - X dB
+sylvester_p.defjvp(lambda g, ans, a, b, q: _sylvester(a, b, -(g @ ans)),
+                   lambda g, ans, a, b, q: _sylvester(a, b, -(ans @ g)),
+                   lambda g, ans, a, b, q: _sylvester(a, b, g))
+sylvester_p.defvjp(
+    lambda g, ans, a, b, q: unbroadcast(-(_sylvester_adjoint(g, a, b) @ _T(ans)), shape_of(a)),
+    lambda g, ans, a, b, q: unbroadcast(-(_T(ans) @ _sylvester_adjoint(g, a, b)), shape_of(b)),
+    lambda g, ans, a, b, q: unbroadcast(_sylvester_adjoint(g, a, b), shape_of(q)),
+    saves=("ans a b", "ans a b", "a b q.shape"))
+sylvester_p.defbatch(_stack_batch_rule(sylvester_p))
+
+
+def solve_sylvester(a: Any, b: Any, q: Any) -> Any:
+    """scipy.linalg.solve_sylvester (A X + X B = Q) of traced values, differentiable in
+    all three (the derivative solves another Sylvester equation)."""
+    a, b, q = as_array(a), as_array(b), as_array(q)
+    _square("scipy.linalg.solve_sylvester", a=a, b=b)
+    return _sylvester(a, b, q)
+
+
+def solve_continuous_lyapunov(a: Any, q: Any) -> Any:
+    """scipy.linalg.solve_continuous_lyapunov (A X + X A^H = Q) of traced values: the
+    Sylvester equation with B = A^H, differentiated as such."""
+    a, q = as_array(a), as_array(q)
+    _square("scipy.linalg.solve_continuous_lyapunov", a=a)
+    return _sylvester(a, _H(a), q)
+
+
+# ------------------------------------------------------------------ discrete Lyapunov
+_DLYAP_METHODS = (None, "direct", "bilinear")
+
+
+def _dlyap(a: Any, q: Any, method: Any) -> Any:
+    return bind(dlyap_p, (a, q), {"method": method})
+
+
+def _dlyap_adjoint(g: Any, a: Any, method: Any) -> Any:
+    # the transpose of Y -> Y - A Y A^H is L -> L - A^T L conj(A); its solution is the
+    # conjugate of the discrete Lyapunov solution for A^H and conj(g)
+    return _conj(_dlyap(_H(a), _conj(g), method))
+
+
+def _dlyap_vjp_a(g: Any, ans: Any, a: Any, q: Any, method: Any) -> Any:
+    lam = _dlyap_adjoint(g, a, method)
+    # dX carries dA X A^H + A X dA^H: the second is conjugate-linear in dA
+    out = lam @ _conj(a) @ _T(ans) + _conj(_T(lam) @ a @ ans)
+    return unbroadcast(out, shape_of(a))
+
+
+dlyap_p = Primitive("scipy.linalg.solve_discrete_lyapunov",
+                    lambda a, q, method: _stacked(
+                        lambda a_, q_: _DLYAP(a_, q_, method=method), a, q))
+# X = A X A^H + Q  =>  dX = A dX A^H + (dA X A^H + A X dA^H + dQ)
+dlyap_p.defjvp(
+    lambda g, ans, a, q, method: _dlyap(a, g @ ans @ _H(a) + a @ ans @ _H(g), method),
+    lambda g, ans, a, q, method: _dlyap(a, g, method))
+dlyap_p.defvjp(_dlyap_vjp_a,
+               lambda g, ans, a, q, method: unbroadcast(_dlyap_adjoint(g, a, method),
+                                                        shape_of(q)),
+               saves=("ans a", "a q.shape"))
+dlyap_p.defbatch(_stack_batch_rule(dlyap_p))
+
+
+def solve_discrete_lyapunov(a: Any, q: Any, method: Any = None) -> Any:
+    """scipy.linalg.solve_discrete_lyapunov (A X A^H - X + Q = 0) of traced values,
+    differentiable in both; ``method`` is SciPy's, used for the derivatives' equations
+    too."""
+    if method not in _DLYAP_METHODS:
+        raise ValueError(f"Unknown solver {method}: method must be None, 'direct' or "
+                         "'bilinear'")
+    a, q = as_array(a), as_array(q)
+    _square("scipy.linalg.solve_discrete_lyapunov", a=a, q=q)
+    return _dlyap(a, q, method)
+
+
+# ------------------------------------------------------------------ algebraic Riccati
+def _riccati_gain(b: Any, r: Any) -> Any:
+    """G = B R^-1 B^T."""
+    return b @ np.linalg.solve(r, _T(b))
+
+
+def _care_solve(rhs: Any, ans: Any, a: Any, b: Any, r: Any) -> Any:
+    # A^T X + X A - X G X + Q = 0: dX solves (A^T - X G) dX + dX (A - G X) = -rhs, rhs
+    # the equation's derivative at fixed X
+    gain = _riccati_gain(b, r)
+    return _sylvester(_T(a) - ans @ gain, a - gain @ ans, -rhs)
+
+
+def _care_jvp_b(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
+    rinv_bt = np.linalg.solve(r, _T(b))
+    dgain = g @ rinv_bt + _T(rinv_bt) @ _T(g)
+    return _care_solve(-(ans @ dgain @ ans), ans, a, b, r)
+
+
+def _care_jvp_r(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
+    rinv_bt = np.linalg.solve(r, _T(b))
+    dgain = -(_T(np.linalg.solve(_T(r), _T(b))) @ g @ rinv_bt)
+    return _care_solve(-(ans @ dgain @ ans), ans, a, b, r)
+
+
+care_p = transpose_jvp(
+    Primitive("scipy.linalg.solve_continuous_are",
+              lambda a, b, q, r, balanced: _CARE(a, b, q, r, balanced=balanced))
+    .defjvp(lambda g, ans, a, b, q, r, balanced: _care_solve(_T(g) @ ans + ans @ g, ans, a,
+                                                             b, r),
+            _care_jvp_b,
+            lambda g, ans, a, b, q, r, balanced: _care_solve(g, ans, a, b, r),
+            _care_jvp_r))
+
+
+def _dare_solve(rhs: Any, ans: Any, a: Any, b: Any, r: Any) -> Any:
+    # X = A^T X A - A^T X B M^-1 B^T X A + Q, M = R + B^T X B. With K = M^-1 B^T X A and
+    # Acl = A - B K the equation is X = min_K (Acl^T X Acl + K^T R K) + Q at the optimal K
+    # (R, X symmetric), so K's own derivative drops out: dX = Acl^T dX Acl + rhs with
+    # rhs = dA^T X Acl + Acl^T X dA - K^T dB^T X Acl - Acl^T X dB K + K^T dR K + dQ.
+    _, acl = _dare_gain(ans, a, b, r)
+    return _dlyap(_T(acl), rhs, None)
+
+
+def _dare_gain(ans: Any, a: Any, b: Any, r: Any) -> tuple[Any, Any]:
+    k = np.linalg.solve(r + _T(b) @ ans @ b, _T(b) @ ans @ a)
+    return k, a - b @ k
+
+
+def _dare_jvp_a(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
+    _, acl = _dare_gain(ans, a, b, r)
+    t = _T(g) @ ans @ acl
+    return _dare_solve(t + _T(t), ans, a, b, r)
+
+
+def _dare_jvp_b(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
+    k, acl = _dare_gain(ans, a, b, r)
+    t = -(_T(k) @ _T(g) @ ans @ acl)
+    return _dare_solve(t + _T(t), ans, a, b, r)
+
+
+def _dare_jvp_r(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
+    k, _ = _dare_gain(ans, a, b, r)
+    return _dare_solve(_T(k) @ g @ k, ans, a, b, r)
+
+
+dare_p = transpose_jvp(
+    Primitive("scipy.linalg.solve_discrete_are",
+              lambda a, b, q, r, balanced: _DARE(a, b, q, r, balanced=balanced))
+    .defjvp(_dare_jvp_a, _dare_jvp_b,
+            lambda g, ans, a, b, q, r, balanced: _dare_solve(g, ans, a, b, r),
+            _dare_jvp_r))
+
+
+def _riccati_args(name: str, a: Any, b: Any, q: Any, r: Any, e: Any,
+                  s: Any) -> tuple[Any, Any, Any, Any]:
+    a, b, q, r = (as_array(v) for v in (a, b, q, r))
+    if e is not None or s is not None:
+        raise NoDerivativeRule(
+            f"scipy.linalg.{name} with e= or s= (the generalised equation)",
+            "Only the standard equation (e=None, s=None) is differentiated.")
+    if any(is_complex(v) for v in (a, b, q, r)):
+        raise NoDerivativeRule(f"scipy.linalg.{name} of complex matrices",
+                               "Only real matrices are differentiated.")
+    if any(ndim_of(v) != 2 for v in (a, b, q, r)):
+        raise NoDerivativeRule(f"scipy.linalg.{name} of a stack of matrices",
+                               "Differentiated for 2-D a, b, q, r; map over a stack with "
+                               "dualrev.vmap or a loop.")
+    for arg, m in (("q", q), ("r", r)):
+        v = concrete(m)
+        if not np.allclose(v, _T(v), rtol=1e-10, atol=1e-12 * max(1.0, np.max(np.abs(v)))):
+            raise NoDerivativeRule(
+                f"scipy.linalg.{name} with a non-symmetric {arg}",
+                f"The derivative assumes a symmetric {arg}, as the equation's theory does; "
+                f"pass (m + m.T) / 2.")
+    return a, b, q, r
+
+
+def solve_continuous_are(a: Any, b: Any, q: Any, r: Any, e: Any = None, s: Any = None,
+                         balanced: bool = True) -> Any:
+    """scipy.linalg.solve_continuous_are of real traced matrices (e = s = None),
+    differentiable in a, b, q and r by implicit differentiation: the derivative solves a
+    Sylvester equation with the closed-loop matrix."""
+    a, b, q, r = _riccati_args("solve_continuous_are", a, b, q, r, e, s)
+    return bind(care_p, (a, b, q, r), {"balanced": bool(balanced)})
+
+
+def solve_discrete_are(a: Any, b: Any, q: Any, r: Any, e: Any = None, s: Any = None,
+                       balanced: bool = True) -> Any:
+    """scipy.linalg.solve_discrete_are of real traced matrices (e = s = None),
+    differentiable in a, b, q and r by implicit differentiation: the derivative solves a
+    discrete Lyapunov equation with the closed-loop matrix."""
+    a, b, q, r = _riccati_args("solve_discrete_are", a, b, q, r, e, s)
+    return bind(dare_p, (a, b, q, r), {"balanced": bool(balanced)})
+
+
+# ------------------------------------------------------------------ expm_frechet
+def expm_frechet(A: Any, E: Any, method: Any = None, compute_expm: bool = True,
+                 check_finite: bool = True) -> Any:
+    """scipy.linalg.expm_frechet of traced values: the Frechet derivative L(A, E) of expm
+    at A in direction E is the upper-right block of expm([[A, E], [0, A]]) (SciPy's
+    'blockEnlarge'), computed through dualrev's expm so that it is differentiable in A and
+    E to any order. ``method`` changes only rounding."""
+    if method not in (None, "SPS", "blockEnlarge"):
+        raise ValueError(f"Unknown implementation {method}")
+    A, E = as_array(A), as_array(E)
+    _check_finite(check_finite, A, E)
+    _square("scipy.linalg.expm_frechet", A=A, E=E)
+    if shape_of(A) != shape_of(E):
+        raise ValueError(f"expected A and E to be the same shape, not {shape_of(A)} and "
+                         f"{shape_of(E)}")
+    n = shape_of(A)[-1]
+    dtype = np.result_type(np.asarray(concrete(A)).dtype, np.asarray(concrete(E)).dtype,
+                           np.float64)
+    zero = np.zeros(shape_of(A), dtype)
+    big = np.concatenate([np.concatenate([A, E], axis=-1),
+                          np.concatenate([zero, A], axis=-1)], axis=-2)
+    m = bind(expm_p, (big,), {})
+    frechet = m[..., :n, n:]
+    return (m[..., :n, :n], frechet) if compute_expm else frechet
+
+
+dispatch(sla, "solve_banded", solve_banded)
+dispatch(sla, "solveh_banded", solveh_banded)
+dispatch(sla, "solve_sylvester", solve_sylvester)
+dispatch(sla, "solve_continuous_lyapunov", solve_continuous_lyapunov)
+dispatch(sla, "solve_discrete_lyapunov", solve_discrete_lyapunov)
+dispatch(sla, "solve_continuous_are", solve_continuous_are)
+dispatch(sla, "solve_discrete_are", solve_discrete_are)
+dispatch(sla, "expm_frechet", expm_frechet)
