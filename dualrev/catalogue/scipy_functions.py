@@ -382,12 +382,11 @@ expm_p.defbatch(stacked_rule(expm_p))
 
 
 def _sqrtm_impl(a: Any) -> Any:
-    x = sla.sqrtm(a)
-    if np.iscomplexobj(x) and not np.iscomplexobj(a):
-        raise NoDerivativeRule("scipy.linalg.sqrtm", "Its result is complex here; only real "
-                               "matrices with a real square root (and complex matrices) are "
-                               "supported.")
-    return x
+    # A real matrix with negative eigenvalues has a complex root: a real-to-complex
+    # function like np.fft.fft of a real array, differentiated by the same Sylvester
+    # equation (real perturbations keep a simple negative eigenvalue on the negative axis,
+    # where SciPy's root is i sqrt(|lambda|) throughout).
+    return sla.sqrtm(a)
 
 
 def _sqrtm_jvp(g: Any, ans: Any, a: Any) -> Any:
@@ -413,11 +412,17 @@ dispatch(sla, "lu_factor", lu_factor)
 dispatch(sla, "lu_solve", lu_solve)
 dispatch(sla, "expm", lambda A: bind(expm_p, (A,), {}))
 def sqrtm(A: Any, disp: Any = True, blocksize: Any = None) -> Any:
-    # blocksize= is unused by SciPy's algorithm too
-    if disp is False:
-        raise NoDerivativeRule("scipy.linalg.sqrtm", "Its deprecated disp=False (which "
-                               "returns an error estimate too) is not supported.")
-    return bind(sqrtm_p, (A,), {})
+    """scipy.linalg.sqrtm of traced values (real matrices with negative eigenvalues give
+    complex roots, as in SciPy); ``disp=False`` also returns SciPy's error estimate
+    ||X X - A||_F^2 / ||A||_F, differentiated too. ``blocksize`` is unused by SciPy's
+    algorithm as well."""
+    x = bind(sqrtm_p, (A,), {})
+    if disp is not False:
+        return x
+    r = x @ x - A
+    # |r|^2 summed rather than norm(r)**2: the same value, and smooth where r = 0
+    return x, np.sum(np.real(r * np.conjugate(r)), axis=(-2, -1)) / np.linalg.norm(
+        A, "fro", axis=(-2, -1))
 
 
 dispatch(sla, "sqrtm", sqrtm)
