@@ -189,11 +189,13 @@ def test_banded_under_vmap_matches_a_loop():
 
 def test_banded_keywords():
     ab = _band(1, 1)
-    # overwrite_* permit SciPy to reuse a buffer: no value (or derivative) changes
+    # overwrite_* permit SciPy to reuse a buffer: no value (or derivative) changes (fresh
+    # copies, since SciPy does overwrite the plain ones finite differences pass)
     for kw in ({"overwrite_ab": True}, {"overwrite_b": True}, {"check_finite": False}):
-        check_all(lambda ab, b: sla.solve_banded((1, 1), ab, b, **kw), (ab, B_VEC), order=1)
-        check_all(lambda ab, b: sla.solveh_banded(ab[1:], b, lower=True, **kw), (ab, B_VEC),
-                  order=1)
+        check_all(lambda ab, b: sla.solve_banded((1, 1), ab * 1.0, b * 1.0, **kw),
+                  (ab, B_VEC), order=1)
+        check_all(lambda ab, b: sla.solveh_banded(ab[1:] * 1.0, b * 1.0, lower=True, **kw),
+                  (ab, B_VEC), order=1)
     bad = ab.copy()
     bad[1, 0] = np.nan
     with pytest.raises(ValueError, match="infs or NaNs"):
