@@ -27,6 +27,6 @@ install_view_handlers()
 
 __all__ = [
     "complex", "contraction", "elementwise", "fft", "indexing", "linalg", "nondiff",
-    "reductions", "scipy_functions", "scipy_interpolate", "scipy_linalg", "scipy_optimize_functions",
-    "scipy_sparse", "scipy_stats", "selection", "shape", "special",
+    "reductions", "scipy_functions", "scipy_interpolate", "scipy_linalg",
+    "scipy_optimize_functions", "scipy_sparse", "scipy_stats", "selection", "shape", "special",
 ]

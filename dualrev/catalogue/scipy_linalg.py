@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
+from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
 from ..primitive import (
     Primitive,
@@ -36,7 +37,6 @@ from ..primitive import (
     shape_of,
     unbroadcast,
 )
-from ..custom import transpose_jvp
 from ..reverse import linear_transpose
 from .contraction import matrix_transpose as _T
 from .scipy_functions import ORIGINALS, _check_finite, dispatch, expm_p

@@ -176,15 +176,15 @@ def test_banded_under_vmap_matches_a_loop():
     def f(ab, b):
         return sla.solve_banded((1, 2), ab, b)
 
-    np.testing.assert_allclose(dr.vmap(f)(abs_, bs), [f(a, b) for a, b in zip(abs_, bs)],
-                               rtol=1e-13)
+    np.testing.assert_allclose(dr.vmap(f)(abs_, bs),
+                               [f(a, b) for a, b in zip(abs_, bs, strict=True)], rtol=1e-13)
     jac = dr.vmap(dr.jacrev(f))(abs_, bs)
-    np.testing.assert_allclose(jac, [dr.jacfwd(f)(a, b) for a, b in zip(abs_, bs)],
+    np.testing.assert_allclose(jac, [dr.jacfwd(f)(a, b) for a, b in zip(abs_, bs, strict=True)],
                                rtol=1e-11, atol=1e-14)
     hb = np.stack([_hband(1, True, seed=s) for s in range(3)])
     np.testing.assert_allclose(
         dr.vmap(lambda ab, b: sla.solveh_banded(ab, b, lower=True))(hb, bs),
-        [sla.solveh_banded(a, b, lower=True) for a, b in zip(hb, bs)], rtol=1e-13)
+        [sla.solveh_banded(a, b, lower=True) for a, b in zip(hb, bs, strict=True)], rtol=1e-13)
 
 
 def test_banded_keywords():
@@ -192,9 +192,10 @@ def test_banded_keywords():
     # overwrite_* permit SciPy to reuse a buffer: no value (or derivative) changes (fresh
     # copies, since SciPy does overwrite the plain ones finite differences pass)
     for kw in ({"overwrite_ab": True}, {"overwrite_b": True}, {"check_finite": False}):
-        check_all(lambda ab, b: sla.solve_banded((1, 1), ab * 1.0, b * 1.0, **kw),
+        check_all(lambda ab, b, kw=kw: sla.solve_banded((1, 1), ab * 1.0, b * 1.0, **kw),
                   (ab, B_VEC), order=1)
-        check_all(lambda ab, b: sla.solveh_banded(ab[1:] * 1.0, b * 1.0, lower=True, **kw),
+        check_all(lambda ab, b, kw=kw: sla.solveh_banded(ab[1:] * 1.0, b * 1.0, lower=True,
+                                                         **kw),
                   (ab, B_VEC), order=1)
     bad = ab.copy()
     bad[1, 0] = np.nan
@@ -236,7 +237,8 @@ def test_solve_sylvester_stacks_and_vmap():
     jac = dr.vmap(dr.jacrev(lambda q, a: sla.solve_sylvester(a, SB, q)), in_axes=(None, 0))(
         SQ, a3)
     np.testing.assert_allclose(
-        jac, [dr.jacfwd(lambda q: sla.solve_sylvester(a, SB, q))(SQ) for a in a3], rtol=1e-12)
+        jac, [dr.jacfwd(lambda q, a=a: sla.solve_sylvester(a, SB, q))(SQ) for a in a3],
+        rtol=1e-12)
 
 
 def test_solve_continuous_lyapunov():
