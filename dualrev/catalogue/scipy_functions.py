@@ -399,7 +399,13 @@ def _sqrtm_jvp(g: Any, ans: Any, a: Any) -> Any:
     k = np.kron(ans, eye) + np.kron(eye, _T(ans))
     gs = shape_of(g)
     flat = np.reshape(g, gs[:-2] + (n * n, 1))
-    return np.reshape(np.linalg.solve(k, flat), gs)
+    try:
+        return np.reshape(np.linalg.solve(k, flat), gs)
+    except np.linalg.LinAlgError:
+        raise NoDerivativeRule(
+            "scipy.linalg.sqrtm at a singular matrix (two eigenvalues of its root sum to 0)",
+            "The square root has no derivative there, as sqrt has none at 0; SciPy's value "
+            "exists (with its LinAlgWarning), its derivative does not.") from None
 
 
 sqrtm_p = transpose_jvp(Primitive("scipy.linalg.sqrtm", _sqrtm_impl).defjvp(_sqrtm_jvp))

@@ -315,9 +315,10 @@ def test_riccati_refusals():
         dr.grad(lambda q: np.sum(sla.solve_discrete_are(RA, RB, q, RR)))(RQ + np.triu(RQ))
     with pytest.raises(dr.NoDerivativeRule, match="complex"):
         dr.grad(lambda a: np.abs(np.sum(sla.solve_continuous_are(a, RB, RQ, RR))))(RA + 0j)
-    np.testing.assert_allclose(
-        dr.vmap(lambda q: sla.solve_discrete_are(RA, RB, q, RR))(np.stack([RQ, 2 * RQ])),
-        [sla.solve_discrete_are(RA, RB, q, RR) for q in (RQ, 2 * RQ)], rtol=1e-12)
+    for solve in (sla.solve_continuous_are, sla.solve_discrete_are):
+        np.testing.assert_allclose(
+            dr.vmap(lambda q, solve=solve: solve(RA, RB, q, RR))(np.stack([RQ, 2 * RQ])),
+            [solve(RA, RB, q, RR) for q in (RQ, 2 * RQ)], rtol=1e-12)
 
 
 # ------------------------------------------------------------------ expm_frechet
@@ -389,3 +390,13 @@ def test_sqrtm_stacks_vmap_and_keywords():
         # the estimate is identically ~0 (X X = A): its derivative is rounding only
         assert np.max(np.abs(dr.grad(lambda a: sla.sqrtm(a, disp=False)[1])(SPD))) < 1e-12
         check_all(lambda a: sla.sqrtm(a, disp=True, blocksize=2), (SPD,), order=1)
+
+
+def test_sqrtm_at_a_singular_matrix_refuses_the_derivative_by_name():
+    # SciPy's value exists there; its derivative does not (X dX + dX X = dA is singular)
+    for f in (lambda a: dr.jvp(sla.sqrtm, (a,), (np.eye(2),)),
+              lambda a: dr.grad(lambda a: np.sum(sla.sqrtm(a)))(a)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", sla.LinAlgWarning)
+            with pytest.raises(dr.NoDerivativeRule, match="singular matrix"):
+                f(np.diag([1.0, 0.0]))
