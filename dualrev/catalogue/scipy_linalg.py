@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
+from ..batching import batch_by_loop, batch_size
 from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
 from ..primitive import (
@@ -143,6 +144,23 @@ def _banded_adjoint(g: Any, ab: Any, l: int, u: int) -> Any:
     return _banded(_band_transpose(ab, l, u), g, u, l)
 
 
+def _banded_batch_rule(prim: Primitive) -> Callable[..., Any]:
+    """Batching of a banded solve: a batch of right-hand sides alone (jacfwd/jacrev's
+    basis, vmap over b) becomes more columns of one solve; a batch of band matrices is
+    solved one by one."""
+
+    def rule(args: list[Any], batched: tuple[bool, ...], **params: Any) -> Any:
+        ab, b = args
+        if batched[0]:
+            return batch_by_loop(prim, args, batched, params, batch_size(args, batched))
+        s = shape_of(b)  # (batch, n) or (batch, n, k)
+        cols = np.reshape(np.moveaxis(b, 0, -1), (s[1], -1))
+        x = bind(prim, (ab, cols), params)
+        return np.moveaxis(np.reshape(x, s[1:] + s[:1]), -1, 0)
+
+    return rule
+
+
 solve_banded_p = Primitive("scipy.linalg.solve_banded", _banded_impl)
 solve_banded_p.defjvp(
     lambda g, ans, ab, b, l, u: -_banded(ab, _band_matvec(g, ans, l, u), l, u),
@@ -151,6 +169,7 @@ solve_banded_p.defvjp(
     lambda g, ans, ab, b, l, u: -_band_outer(_banded_adjoint(g, ab, l, u), ans, l, u),
     lambda g, ans, ab, b, l, u: _banded_adjoint(g, ab, l, u),
     saves=("ans ab", "ab"))
+solve_banded_p.defbatch(_banded_batch_rule(solve_banded_p))
 
 
 def _banded_args(name: str, ab: Any, b: Any, check_finite: bool) -> tuple[Any, Any]:
@@ -239,6 +258,7 @@ solveh_banded_p.defjvp(_solveh_jvp_ab, lambda g, ans, ab, b, lower: _solveh(ab, 
 solveh_banded_p.defvjp(_solveh_vjp_ab,
                        lambda g, ans, ab, b, lower: _solveh_adjoint(g, ab, lower),
                        saves=("ans ab", "ab"))
+solveh_banded_p.defbatch(_banded_batch_rule(solveh_banded_p))
 
 
 def solveh_banded(ab: Any, b: Any, overwrite_ab: bool = False, overwrite_b: bool = False,

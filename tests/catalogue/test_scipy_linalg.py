@@ -187,6 +187,17 @@ def test_banded_under_vmap_matches_a_loop():
         [sla.solveh_banded(a, b, lower=True) for a, b in zip(hb, bs, strict=True)], rtol=1e-13)
 
 
+@pytest.mark.parametrize("b", [rng.standard_normal((3, N)), rng.standard_normal((3, N, 2))],
+                         ids=["vec", "mat"])
+def test_banded_batch_of_right_hand_sides_is_one_solve(b):
+    # the batching rule folds a batch of b into columns (jacfwd/jacrev bases take it too)
+    ab, hb = _band(2, 1), _hband(1, False)
+    for f in (lambda b: sla.solve_banded((2, 1), ab, b), lambda b: sla.solveh_banded(hb, b)):
+        np.testing.assert_allclose(dr.vmap(f)(b), [f(v) for v in b], rtol=1e-13)
+        np.testing.assert_allclose(dr.vmap(dr.jacrev(f))(b), [dr.jacfwd(f)(v) for v in b],
+                                   rtol=1e-12, atol=1e-15)
+
+
 def test_banded_keywords():
     ab = _band(1, 1)
     # overwrite_* permit SciPy to reuse a buffer: no value (or derivative) changes (fresh
