@@ -1,6 +1,7 @@
 """SciPy functions that are not ufuncs: scipy.special.logsumexp, softmax, log_softmax,
 polygamma, softplus; scipy.linalg.solve_triangular, cho_factor, cho_solve, lu_factor,
-lu_solve, expm, sqrtm (scipy.stats: see scipy_stats.py, which uses ``dispatch`` too).
+lu_solve, expm (scipy.stats: see scipy_stats.py, scipy.linalg's sqrtm and matrix-equation
+solvers: scipy_linalg.py, which use ``dispatch`` too).
 
 SciPy converts the arguments of these with ``np.asarray``, which NumPy's override
 protocols cannot intercept. So at import dualrev replaces each of them in its SciPy
@@ -381,54 +382,9 @@ expm_p.defvjp(lambda g, ans, a: _block_expm_jvp(g, None, _T(a)), saves="a")
 expm_p.defbatch(stacked_rule(expm_p))
 
 
-def _sqrtm_impl(a: Any) -> Any:
-    # A real matrix with negative eigenvalues has a complex root: a real-to-complex
-    # function like np.fft.fft of a real array, differentiated by the same Sylvester
-    # equation (real perturbations keep a simple negative eigenvalue on the negative axis,
-    # where SciPy's root is i sqrt(|lambda|) throughout).
-    return sla.sqrtm(a)
-
-
-def _sqrtm_jvp(g: Any, ans: Any, a: Any) -> Any:
-    # X = sqrtm(A): X dX + dX X = dA (complex A too: sqrtm is holomorphic where the
-    # principal root is defined), a Sylvester equation, solved as the linear system
-    # (X kron I + I kron X^T) vec(dX) = vec(dA) (row-major vec) so that it stays
-    # differentiable in X for higher derivatives.
-    n = shape_of(a)[-1]
-    eye = np.eye(n)
-    k = np.kron(ans, eye) + np.kron(eye, _T(ans))
-    gs = shape_of(g)
-    flat = np.reshape(g, gs[:-2] + (n * n, 1))
-    try:
-        return np.reshape(np.linalg.solve(k, flat), gs)
-    except np.linalg.LinAlgError:
-        raise NoDerivativeRule(
-            "scipy.linalg.sqrtm at a singular matrix (two eigenvalues of its root sum to 0)",
-            "The square root has no derivative there, as sqrt has none at 0; SciPy's value "
-            "exists (with its LinAlgWarning), its derivative does not.") from None
-
-
-sqrtm_p = transpose_jvp(Primitive("scipy.linalg.sqrtm", _sqrtm_impl).defjvp(_sqrtm_jvp))
-
-
 dispatch(sla, "solve_triangular", solve_triangular)
 dispatch(sla, "cho_factor", cho_factor)
 dispatch(sla, "cho_solve", cho_solve)
 dispatch(sla, "lu_factor", lu_factor)
 dispatch(sla, "lu_solve", lu_solve)
 dispatch(sla, "expm", lambda A: bind(expm_p, (A,), {}))
-def sqrtm(A: Any, disp: Any = True, blocksize: Any = None) -> Any:
-    """scipy.linalg.sqrtm of traced values (real matrices with negative eigenvalues give
-    complex roots, as in SciPy); ``disp=False`` also returns SciPy's error estimate
-    ||X X - A||_F^2 / ||A||_F, differentiated too. ``blocksize`` is unused by SciPy's
-    algorithm as well."""
-    x = bind(sqrtm_p, (A,), {})
-    if disp is not False:
-        return x
-    r = x @ x - A
-    # |r|^2 summed rather than norm(r)**2: the same value, and smooth where r = 0
-    return x, np.sum(np.real(r * np.conjugate(r)), axis=(-2, -1)) / np.linalg.norm(
-        A, "fro", axis=(-2, -1))
-
-
-dispatch(sla, "sqrtm", sqrtm)

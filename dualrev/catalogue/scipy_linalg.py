@@ -1,6 +1,7 @@
 """scipy.linalg solvers of structured and matrix equations: solve_banded, solveh_banded,
 solve_sylvester, solve_continuous_lyapunov, solve_discrete_lyapunov, solve_continuous_are,
-solve_discrete_are, expm_frechet (routed by ``dispatch``, see scipy_functions.py).
+solve_discrete_are, expm_frechet, and sqrtm (whose derivative solves a Sylvester
+equation); routed by ``dispatch``, see scipy_functions.py.
 
 Each solution is differentiated implicitly: its tangent solves the same kind of equation
 with the same coefficients, and its cotangent the transposed one (JAX's convention for
@@ -349,6 +350,56 @@ def solve_continuous_lyapunov(a: Any, q: Any) -> Any:
     return _sylvester(a, _H(a), q)
 
 
+# ------------------------------------------------------------------ sqrtm
+_SQRTM = _original("sqrtm")
+
+
+def _sqrtm_impl(a: Any) -> Any:
+    # A real matrix with negative eigenvalues has a complex root: a real-to-complex
+    # function like np.fft.fft of a real array, differentiated by the same Sylvester
+    # equation (real perturbations keep a simple negative eigenvalue on the negative axis,
+    # where SciPy's root is i sqrt(|lambda|) throughout).
+    return _stacked(_SQRTM, a)
+
+
+def _sqrtm_jvp(g: Any, ans: Any, a: Any) -> Any:
+    # X = sqrtm(A): X dX + dX X = dA, a Sylvester equation (holomorphic, so complex A
+    # too), solved in O(n^3) by the Sylvester primitive, whose rules nest
+    x = np.asarray(concrete(ans))
+    if x.size:
+        mu = np.linalg.eigvals(x)
+        sums = np.abs(mu[..., :, None] + mu[..., None, :])
+        tiny = x.shape[-1] * np.finfo(float).eps * np.max(np.abs(mu))
+        if np.min(sums) <= tiny:
+            raise NoDerivativeRule(
+                "scipy.linalg.sqrtm at a singular matrix (two eigenvalues of its root sum "
+                "to 0)",
+                "The square root has no derivative there, as sqrt has none at 0; SciPy's "
+                "value exists (with its LinAlgWarning), its derivative does not.")
+    return _sylvester(ans, ans, g)
+
+
+sqrtm_p = transpose_jvp(Primitive("scipy.linalg.sqrtm", _sqrtm_impl).defjvp(_sqrtm_jvp))
+sqrtm_p.defbatch(_stack_batch_rule(sqrtm_p))
+
+
+def sqrtm(A: Any, disp: Any = True, blocksize: Any = None) -> Any:
+    """scipy.linalg.sqrtm of traced values, stacked too (real matrices with negative
+    eigenvalues give complex roots, as in SciPy); ``disp=False`` also returns SciPy's
+    error estimate ||X X - A||_F^2 / ||A||_F, differentiated too. ``blocksize`` is unused
+    by SciPy's algorithm as well."""
+    A = as_array(A)
+    if ndim_of(A) < 2:
+        raise np.linalg.LinAlgError("The input array must be at least two-dimensional")
+    x = bind(sqrtm_p, (A,), {})
+    if disp is not False:
+        return x
+    r = x @ x - A
+    # |r|^2 summed rather than norm(r)**2: the same value, and smooth where r = 0
+    return x, np.sum(np.real(r * np.conjugate(r)), axis=(-2, -1)) / np.linalg.norm(
+        A, "fro", axis=(-2, -1))
+
+
 # ------------------------------------------------------------------ discrete Lyapunov
 _DLYAP_METHODS = (None, "direct", "bilinear")
 
@@ -546,3 +597,4 @@ dispatch(sla, "solve_discrete_lyapunov", solve_discrete_lyapunov)
 dispatch(sla, "solve_continuous_are", solve_continuous_are)
 dispatch(sla, "solve_discrete_are", solve_discrete_are)
 dispatch(sla, "expm_frechet", expm_frechet)
+dispatch(sla, "sqrtm", sqrtm)
