@@ -448,34 +448,38 @@ def solve_discrete_lyapunov(a: Any, q: Any, method: Any = None) -> Any:
 
 
 # ------------------------------------------------------------------ algebraic Riccati
+# Both equations have Hermitian q, r and solution X; the conjugate transposes make the
+# rules real-linear (not holomorphic) in complex a and b, which transpose_jvp's recorded
+# transposition handles like any other conjugation.
+
 def _riccati_gain(b: Any, r: Any) -> Any:
-    """G = B R^-1 B^T."""
-    return b @ np.linalg.solve(r, _T(b))
+    """G = B R^-1 B^H."""
+    return b @ np.linalg.solve(r, _H(b))
 
 
 def _care_solve(rhs: Any, ans: Any, a: Any, b: Any, r: Any) -> Any:
-    # A^T X + X A - X G X + Q = 0: dX solves (A^T - X G) dX + dX (A - G X) = -rhs, rhs
+    # A^H X + X A - X G X + Q = 0: dX solves (A^H - X G) dX + dX (A - G X) = -rhs, rhs
     # the equation's derivative at fixed X
     gain = _riccati_gain(b, r)
-    return _sylvester(_T(a) - ans @ gain, a - gain @ ans, -rhs)
+    return _sylvester(_H(a) - ans @ gain, a - gain @ ans, -rhs)
 
 
 def _care_jvp_b(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
-    rinv_bt = np.linalg.solve(r, _T(b))
-    dgain = g @ rinv_bt + _T(rinv_bt) @ _T(g)
+    rinv_bh = np.linalg.solve(r, _H(b))
+    dgain = g @ rinv_bh + _H(rinv_bh) @ _H(g)
     return _care_solve(-(ans @ dgain @ ans), ans, a, b, r)
 
 
 def _care_jvp_r(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
-    rinv_bt = np.linalg.solve(r, _T(b))
-    dgain = -(_T(np.linalg.solve(_T(r), _T(b))) @ g @ rinv_bt)
+    rinv_bh = np.linalg.solve(r, _H(b))
+    dgain = -(_H(rinv_bh) @ g @ rinv_bh)
     return _care_solve(-(ans @ dgain @ ans), ans, a, b, r)
 
 
 care_p = transpose_jvp(
     Primitive("scipy.linalg.solve_continuous_are",
               lambda a, b, q, r, balanced: _CARE(a, b, q, r, balanced=balanced))
-    .defjvp(lambda g, ans, a, b, q, r, balanced: _care_solve(_T(g) @ ans + ans @ g, ans, a,
+    .defjvp(lambda g, ans, a, b, q, r, balanced: _care_solve(_H(g) @ ans + ans @ g, ans, a,
                                                              b, r),
             _care_jvp_b,
             lambda g, ans, a, b, q, r, balanced: _care_solve(g, ans, a, b, r),
@@ -483,34 +487,34 @@ care_p = transpose_jvp(
 
 
 def _dare_solve(rhs: Any, ans: Any, a: Any, b: Any, r: Any) -> Any:
-    # X = A^T X A - A^T X B M^-1 B^T X A + Q, M = R + B^T X B. With K = M^-1 B^T X A and
-    # Acl = A - B K the equation is X = min_K (Acl^T X Acl + K^T R K) + Q at the optimal K
-    # (R, X symmetric), so K's own derivative drops out: dX = Acl^T dX Acl + rhs with
-    # rhs = dA^T X Acl + Acl^T X dA - K^T dB^T X Acl - Acl^T X dB K + K^T dR K + dQ.
+    # X = A^H X A - A^H X B M^-1 B^H X A + Q, M = R + B^H X B. With K = M^-1 B^H X A and
+    # Acl = A - B K the equation is X = min_K (Acl^H X Acl + K^H R K) + Q at the optimal K
+    # (R, X Hermitian), so K's own derivative drops out: dX = Acl^H dX Acl + rhs with
+    # rhs = dA^H X Acl + Acl^H X dA - K^H dB^H X Acl - Acl^H X dB K + K^H dR K + dQ.
     _, acl = _dare_gain(ans, a, b, r)
-    return _dlyap(_T(acl), rhs, None)
+    return _dlyap(_H(acl), rhs, None)
 
 
 def _dare_gain(ans: Any, a: Any, b: Any, r: Any) -> tuple[Any, Any]:
-    k = np.linalg.solve(r + _T(b) @ ans @ b, _T(b) @ ans @ a)
+    k = np.linalg.solve(r + _H(b) @ ans @ b, _H(b) @ ans @ a)
     return k, a - b @ k
 
 
 def _dare_jvp_a(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
     _, acl = _dare_gain(ans, a, b, r)
-    t = _T(g) @ ans @ acl
-    return _dare_solve(t + _T(t), ans, a, b, r)
+    t = _H(g) @ ans @ acl
+    return _dare_solve(t + _H(t), ans, a, b, r)
 
 
 def _dare_jvp_b(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
     k, acl = _dare_gain(ans, a, b, r)
-    t = -(_T(k) @ _T(g) @ ans @ acl)
-    return _dare_solve(t + _T(t), ans, a, b, r)
+    t = -(_H(k) @ _H(g) @ ans @ acl)
+    return _dare_solve(t + _H(t), ans, a, b, r)
 
 
 def _dare_jvp_r(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
     k, _ = _dare_gain(ans, a, b, r)
-    return _dare_solve(_T(k) @ g @ k, ans, a, b, r)
+    return _dare_solve(_H(k) @ g @ k, ans, a, b, r)
 
 
 dare_p = transpose_jvp(
@@ -528,26 +532,24 @@ def _riccati_args(name: str, a: Any, b: Any, q: Any, r: Any, e: Any,
         raise NoDerivativeRule(
             f"scipy.linalg.{name} with e= or s= (the generalised equation)",
             "Only the standard equation (e=None, s=None) is differentiated.")
-    if any(is_complex(v) for v in (a, b, q, r)):
-        raise NoDerivativeRule(f"scipy.linalg.{name} of complex matrices",
-                               "Only real matrices are differentiated.")
     if any(ndim_of(v) != 2 for v in (a, b, q, r)):
         raise NoDerivativeRule(f"scipy.linalg.{name} of a stack of matrices",
                                "Differentiated for 2-D a, b, q, r; map over a stack with "
                                "dualrev.vmap or a loop.")
     for arg, m in (("q", q), ("r", r)):
-        v = concrete(m)
-        if not np.allclose(v, _T(v), rtol=1e-10, atol=1e-12 * max(1.0, np.max(np.abs(v)))):
+        v = np.asarray(concrete(m))
+        vh = np.conj(np.swapaxes(v, -1, -2))
+        if not np.allclose(v, vh, rtol=1e-10, atol=1e-12 * max(1.0, np.max(np.abs(v)))):
             raise NoDerivativeRule(
-                f"scipy.linalg.{name} with a non-symmetric {arg}",
-                f"The derivative assumes a symmetric {arg}, as the equation's theory does; "
-                f"pass (m + m.T) / 2.")
+                f"scipy.linalg.{name} with a non-symmetric (non-Hermitian) {arg}",
+                f"The derivative assumes a symmetric (Hermitian) {arg}, as the equation's "
+                f"theory does; pass (m + m.conj().T) / 2.")
     return a, b, q, r
 
 
 def solve_continuous_are(a: Any, b: Any, q: Any, r: Any, e: Any = None, s: Any = None,
                          balanced: bool = True) -> Any:
-    """scipy.linalg.solve_continuous_are of real traced matrices (e = s = None),
+    """scipy.linalg.solve_continuous_are of traced matrices (e = s = None),
     differentiable in a, b, q and r by implicit differentiation: the derivative solves a
     Sylvester equation with the closed-loop matrix."""
     a, b, q, r = _riccati_args("solve_continuous_are", a, b, q, r, e, s)
@@ -556,7 +558,7 @@ def solve_continuous_are(a: Any, b: Any, q: Any, r: Any, e: Any = None, s: Any =
 
 def solve_discrete_are(a: Any, b: Any, q: Any, r: Any, e: Any = None, s: Any = None,
                        balanced: bool = True) -> Any:
-    """scipy.linalg.solve_discrete_are of real traced matrices (e = s = None),
+    """scipy.linalg.solve_discrete_are of traced matrices (e = s = None),
     differentiable in a, b, q and r by implicit differentiation: the derivative solves a
     discrete Lyapunov equation with the closed-loop matrix."""
     a, b, q, r = _riccati_args("solve_discrete_are", a, b, q, r, e, s)

@@ -1084,10 +1084,11 @@ for kw in ({}, {"method": "direct"}, {"method": "bilinear"}):
 for nm, solver in (("sla.solve_continuous_are", sla.solve_continuous_are),
                    ("sla.solve_discrete_are", sla.solve_discrete_are)):
     for kw in ({}, {"balanced": False}):
-        # q and r symmetric positive definite, as the equations need
+        # q and r Hermitian positive definite, as the equations need
         add(nm, solver, (A((3, 3), "general"), A((3, 2)), A((3, 3)), A((2, 2))), kw,
             shape="mat", fn=lambda a, b, q, r, solver=solver, **k: solver(
-                a, b, q @ q.T + np.eye(3), r @ r.T + np.eye(2), **k))
+                a, b, q @ np.conj(q.T) + np.eye(3), r @ np.conj(r.T) + np.eye(2), **k),
+            dtypes=(F64, C128) if not kw else (F64,))
 for kw in ({}, {"method": "SPS"}, {"method": "blockEnlarge"}, {"compute_expm": False},
            {"check_finite": False}):
     add("sla.expm_frechet", sla.expm_frechet, (A((3, 3)), A((3, 3))), kw, shape="mat",
