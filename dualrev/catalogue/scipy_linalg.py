@@ -449,120 +449,145 @@ def solve_discrete_lyapunov(a: Any, q: Any, method: Any = None) -> Any:
 
 # ------------------------------------------------------------------ algebraic Riccati
 # Both equations have Hermitian q, r and solution X; the conjugate transposes make the
-# rules real-linear (not holomorphic) in complex a and b, which transpose_jvp's recorded
-# transposition handles like any other conjugation.
+# rules real-linear (not holomorphic) in complex arguments, which transpose_jvp's recorded
+# transposition handles like any other conjugation. The generalised equations (e, s)
+# are the same with E = I and S = 0 left out: the primitive always takes all six
+# arguments, and passes SciPy None for those the user did not give.
 
-def _riccati_gain(b: Any, r: Any) -> Any:
-    """G = B R^-1 B^H."""
-    return b @ np.linalg.solve(r, _H(b))
-
-
-def _care_solve(rhs: Any, ans: Any, a: Any, b: Any, r: Any) -> Any:
-    # A^H X + X A - X G X + Q = 0: dX solves (A^H - X G) dX + dX (A - G X) = -rhs, rhs
-    # the equation's derivative at fixed X
-    gain = _riccati_gain(b, r)
-    return _sylvester(_H(a) - ans @ gain, a - gain @ ans, -rhs)
+def _right_einv(x: Any, e: Any) -> Any:
+    """x E^-1."""
+    return _H(np.linalg.solve(_H(e), _H(x)))
 
 
-def _care_jvp_b(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
-    rinv_bh = np.linalg.solve(r, _H(b))
-    dgain = g @ rinv_bh + _H(rinv_bh) @ _H(g)
-    return _care_solve(-(ans @ dgain @ ans), ans, a, b, r)
+def _both_sides(rhs: Any, e: Any) -> Any:
+    """E^-H rhs E^-1."""
+    return _right_einv(np.linalg.solve(_H(e), rhs), e)
 
 
-def _care_jvp_r(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
-    rinv_bh = np.linalg.solve(r, _H(b))
-    dgain = -(_H(rinv_bh) @ g @ rinv_bh)
-    return _care_solve(-(ans @ dgain @ ans), ans, a, b, r)
-
-
-care_p = transpose_jvp(
-    Primitive("scipy.linalg.solve_continuous_are",
-              lambda a, b, q, r, balanced: _CARE(a, b, q, r, balanced=balanced))
-    .defjvp(lambda g, ans, a, b, q, r, balanced: _care_solve(_H(g) @ ans + ans @ g, ans, a,
-                                                             b, r),
-            _care_jvp_b,
-            lambda g, ans, a, b, q, r, balanced: _care_solve(g, ans, a, b, r),
-            _care_jvp_r))
-
-
-def _dare_solve(rhs: Any, ans: Any, a: Any, b: Any, r: Any) -> Any:
-    # X = A^H X A - A^H X B M^-1 B^H X A + Q, M = R + B^H X B. With K = M^-1 B^H X A and
-    # Acl = A - B K the equation is X = min_K (Acl^H X Acl + K^H R K) + Q at the optimal K
-    # (R, X Hermitian), so K's own derivative drops out: dX = Acl^H dX Acl + rhs with
-    # rhs = dA^H X Acl + Acl^H X dA - K^H dB^H X Acl - Acl^H X dB K + K^H dR K + dQ.
-    _, acl = _dare_gain(ans, a, b, r)
-    return _dlyap(_H(acl), rhs, None)
-
-
-def _dare_gain(ans: Any, a: Any, b: Any, r: Any) -> tuple[Any, Any]:
-    k = np.linalg.solve(r + _H(b) @ ans @ b, _H(b) @ ans @ a)
+def _care_gain(ans: Any, a: Any, b: Any, r: Any, e: Any, s: Any) -> tuple[Any, Any]:
+    """K = R^-1 (B^H X E + S^H) and M = A - B K."""
+    k = np.linalg.solve(r, _H(b) @ ans @ e + _H(s))
     return k, a - b @ k
 
 
-def _dare_jvp_a(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
-    _, acl = _dare_gain(ans, a, b, r)
-    t = _H(g) @ ans @ acl
-    return _dare_solve(t + _H(t), ans, a, b, r)
+def _care_solve(rhs: Any, ans: Any, a: Any, b: Any, r: Any, e: Any, s: Any) -> Any:
+    # A^H X E + E^H X A - (E^H X B + S) R^-1 (B^H X E + S^H) + Q = 0: dX solves
+    # M^H dX E + E^H dX M = -rhs (rhs the equation's derivative at fixed X), i.e. the
+    # Sylvester equation N^H dX + dX N = -E^-H rhs E^-1 with N = M E^-1
+    _, m = _care_gain(ans, a, b, r, e, s)
+    n = _right_einv(m, e)
+    return _sylvester(_H(n), n, -_both_sides(rhs, e))
 
 
-def _dare_jvp_b(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
-    k, acl = _dare_gain(ans, a, b, r)
-    t = -(_H(k) @ _H(g) @ ans @ acl)
-    return _dare_solve(t + _H(t), ans, a, b, r)
+def _hermitian_part(t: Any) -> Any:
+    return t + _H(t)
 
 
-def _dare_jvp_r(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, balanced: bool) -> Any:
-    k, _ = _dare_gain(ans, a, b, r)
-    return _dare_solve(_H(k) @ g @ k, ans, a, b, r)
+def _care_jvp(which: str) -> Callable[..., Any]:
+    def rule(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, e: Any, s: Any,
+             **params: Any) -> Any:
+        k, m = _care_gain(ans, a, b, r, e, s)
+        if which == "a":
+            rhs = _hermitian_part(_H(g) @ ans @ e)
+        elif which == "b":
+            rhs = _hermitian_part(-(_H(e) @ ans @ g @ k))
+        elif which == "q":
+            rhs = g
+        elif which == "r":
+            rhs = _H(k) @ g @ k
+        elif which == "e":
+            rhs = _hermitian_part(_H(g) @ ans @ m)
+        else:
+            rhs = _hermitian_part(-(g @ k))
+        return _care_solve(rhs, ans, a, b, r, e, s)
+
+    return rule
 
 
-dare_p = transpose_jvp(
-    Primitive("scipy.linalg.solve_discrete_are",
-              lambda a, b, q, r, balanced: _DARE(a, b, q, r, balanced=balanced))
-    .defjvp(_dare_jvp_a, _dare_jvp_b,
-            lambda g, ans, a, b, q, r, balanced: _dare_solve(g, ans, a, b, r),
-            _dare_jvp_r))
+def _dare_gain(ans: Any, a: Any, b: Any, r: Any, s: Any) -> tuple[Any, Any]:
+    """K = (R + B^H X B)^-1 (B^H X A + S^H) and Acl = A - B K."""
+    k = np.linalg.solve(r + _H(b) @ ans @ b, _H(b) @ ans @ a + _H(s))
+    return k, a - b @ k
 
 
-def _riccati_args(name: str, a: Any, b: Any, q: Any, r: Any, e: Any,
-                  s: Any) -> tuple[Any, Any, Any, Any]:
+def _dare_jvp(which: str) -> Callable[..., Any]:
+    # A^H X A - E^H X E - (A^H X B + S) (R + B^H X B)^-1 (B^H X A + S^H) + Q = 0 is
+    # min_K [Acl^H X Acl + K^H R K - K^H S^H - S K] - E^H X E + Q at the optimal K (R, X
+    # Hermitian), so K's own derivative drops out: Acl^H dX Acl - E^H dX E + rhs = 0,
+    # i.e. dX = N^H dX N + E^-H rhs E^-1 with N = Acl E^-1, a discrete Lyapunov equation
+    def rule(g: Any, ans: Any, a: Any, b: Any, q: Any, r: Any, e: Any, s: Any,
+             **params: Any) -> Any:
+        k, acl = _dare_gain(ans, a, b, r, s)
+        if which == "a":
+            rhs = _hermitian_part(_H(g) @ ans @ acl)
+        elif which == "b":
+            rhs = _hermitian_part(-(_H(k) @ _H(g) @ ans @ acl))
+        elif which == "q":
+            rhs = g
+        elif which == "r":
+            rhs = _H(k) @ g @ k
+        elif which == "e":
+            rhs = _hermitian_part(-(_H(g) @ ans @ e))
+        else:
+            rhs = _hermitian_part(-(g @ k))
+        n = _right_einv(acl, e)
+        return _dlyap(_H(n), _both_sides(rhs, e), None)
+
+    return rule
+
+
+def _riccati_impl(solver: Callable[..., Any]) -> Callable[..., Any]:
+    def impl(a: Any, b: Any, q: Any, r: Any, e: Any, s: Any, balanced: bool, has_e: bool,
+             has_s: bool) -> Any:
+        return solver(a, b, q, r, e=e if has_e else None, s=s if has_s else None,
+                      balanced=balanced)
+
+    return impl
+
+
+care_p = transpose_jvp(Primitive("scipy.linalg.solve_continuous_are", _riccati_impl(_CARE))
+                       .defjvp(*(_care_jvp(w) for w in "abqres")))
+dare_p = transpose_jvp(Primitive("scipy.linalg.solve_discrete_are", _riccati_impl(_DARE))
+                       .defjvp(*(_dare_jvp(w) for w in "abqres")))
+
+
+def _riccati(prim: Primitive, name: str, a: Any, b: Any, q: Any, r: Any, e: Any, s: Any,
+             balanced: bool) -> Any:
     a, b, q, r = (as_array(v) for v in (a, b, q, r))
-    if e is not None or s is not None:
-        raise NoDerivativeRule(
-            f"scipy.linalg.{name} with e= or s= (the generalised equation)",
-            "Only the standard equation (e=None, s=None) is differentiated.")
-    if any(ndim_of(v) != 2 for v in (a, b, q, r)):
+    has_e, has_s = e is not None, s is not None
+    n, m = shape_of(b)[-2:] if ndim_of(b) == 2 else (shape_of(a)[-1], 0)
+    e = as_array(e) if has_e else np.eye(n)
+    s = as_array(s) if has_s else np.zeros((n, m))
+    if any(ndim_of(v) != 2 for v in (a, b, q, r, e, s)):
         raise NoDerivativeRule(f"scipy.linalg.{name} of a stack of matrices",
-                               "Differentiated for 2-D a, b, q, r; map over a stack with "
+                               "Differentiated for 2-D matrices; map over a stack with "
                                "dualrev.vmap or a loop.")
-    for arg, m in (("q", q), ("r", r)):
-        v = np.asarray(concrete(m))
+    for arg, v in (("q", q), ("r", r)):
+        v = np.asarray(concrete(v))
         vh = np.conj(np.swapaxes(v, -1, -2))
         if not np.allclose(v, vh, rtol=1e-10, atol=1e-12 * max(1.0, np.max(np.abs(v)))):
             raise NoDerivativeRule(
                 f"scipy.linalg.{name} with a non-symmetric (non-Hermitian) {arg}",
                 f"The derivative assumes a symmetric (Hermitian) {arg}, as the equation's "
                 f"theory does; pass (m + m.conj().T) / 2.")
-    return a, b, q, r
+    return bind(prim, (a, b, q, r, e, s), {"balanced": bool(balanced), "has_e": has_e,
+                                           "has_s": has_s})
 
 
 def solve_continuous_are(a: Any, b: Any, q: Any, r: Any, e: Any = None, s: Any = None,
                          balanced: bool = True) -> Any:
-    """scipy.linalg.solve_continuous_are of traced matrices (e = s = None),
-    differentiable in a, b, q and r by implicit differentiation: the derivative solves a
-    Sylvester equation with the closed-loop matrix."""
-    a, b, q, r = _riccati_args("solve_continuous_are", a, b, q, r, e, s)
-    return bind(care_p, (a, b, q, r), {"balanced": bool(balanced)})
+    """scipy.linalg.solve_continuous_are of traced matrices, the generalised equation
+    (``e``, ``s``) too, differentiable in every argument by implicit differentiation:
+    the derivative solves a Sylvester equation with the closed-loop matrix."""
+    return _riccati(care_p, "solve_continuous_are", a, b, q, r, e, s, balanced)
 
 
 def solve_discrete_are(a: Any, b: Any, q: Any, r: Any, e: Any = None, s: Any = None,
                        balanced: bool = True) -> Any:
-    """scipy.linalg.solve_discrete_are of traced matrices (e = s = None),
-    differentiable in a, b, q and r by implicit differentiation: the derivative solves a
-    discrete Lyapunov equation with the closed-loop matrix."""
-    a, b, q, r = _riccati_args("solve_discrete_are", a, b, q, r, e, s)
-    return bind(dare_p, (a, b, q, r), {"balanced": bool(balanced)})
+    """scipy.linalg.solve_discrete_are of traced matrices, the generalised equation
+    (``e``, ``s``) too, differentiable in every argument by implicit differentiation:
+    the derivative solves a discrete Lyapunov equation with the closed-loop matrix."""
+    return _riccati(dare_p, "solve_discrete_are", a, b, q, r, e, s, balanced)
 
 
 # ------------------------------------------------------------------ expm_frechet

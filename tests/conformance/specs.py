@@ -1089,6 +1089,12 @@ for nm, solver in (("sla.solve_continuous_are", sla.solve_continuous_are),
             shape="mat", fn=lambda a, b, q, r, solver=solver, **k: solver(
                 a, b, q @ np.conj(q.T) + np.eye(3), r @ np.conj(r.T) + np.eye(2), **k),
             dtypes=(F64, C128) if not kw else (F64,))
+    # the generalised equation: e invertible, s small
+    add(nm, solver, (A((3, 3), "general"), A((3, 2)), A((3, 3)), A((2, 2))),
+        {"e": A((3, 3), "spd"), "s": A((3, 2), "unit")}, shape="mat",
+        fn=lambda a, b, q, r, solver=solver, e=None, s=None, **k: solver(
+            a, b, q @ np.conj(q.T) + np.eye(3), r @ np.conj(r.T) + np.eye(2), e=e,
+            s=0.2 * s, **k))
 for kw in ({}, {"method": "SPS"}, {"method": "blockEnlarge"}, {"compute_expm": False},
            {"check_finite": False}):
     add("sla.expm_frechet", sla.expm_frechet, (A((3, 3)), A((3, 3))), kw, shape="mat",
@@ -1657,8 +1663,6 @@ KEYWORD_EXEMPT: dict[str, str] = {
     "exact": "array_split's keyword of NumPy >= 2.3 (not in every supported NumPy)",
     "disp": "sqrtm's deprecated keyword; disp=False's error estimate is rounding noise, "
             "which finite differences cannot check (tests/catalogue/test_scipy_linalg.py)",
-    "e": "the generalised Riccati equations: refused (tests/catalogue/test_scipy_linalg.py)",
-    "s": "the generalised Riccati equations: refused (tests/catalogue/test_scipy_linalg.py)",
     "check_finite": "input validation only; traced values are checked by the value check",
     "x": "np.where's x and y are positional-only in NumPy (covered positionally)",
     "y": "np.where's x and y are positional-only in NumPy (covered positionally)",
