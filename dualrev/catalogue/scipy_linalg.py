@@ -320,8 +320,19 @@ def _sylvester_adjoint(g: Any, a: Any, b: Any) -> Any:
     return _sylvester(_T(a), _T(b), g)
 
 
-sylvester_p = Primitive("scipy.linalg.solve_sylvester",
-                        lambda a, b, q: _stacked(_SYLVESTER, a, b, q))
+def _sylvester_impl(a: Any, b: Any, q: Any) -> Any:
+    # SciPy (1.17) takes the real Schur form of a real a or b even when another argument
+    # is complex, and its complex trsyl then reads the quasi-triangular blocks as
+    # triangular: with a real matrix that has complex eigenvalues the solution is wrong
+    # (residuals of 1e-2). The rules meet such mixes all the time (a real matrix, a
+    # complex right-hand side), so every argument is made complex together.
+    if any(np.iscomplexobj(v) for v in (a, b, q)):
+        dtype = np.result_type(a, b, q)
+        a, b, q = (np.asarray(v, dtype) for v in (a, b, q))
+    return _stacked(_SYLVESTER, a, b, q)
+
+
+sylvester_p = Primitive("scipy.linalg.solve_sylvester", _sylvester_impl)
 # A X + X B = Q  =>  A dX + dX B = dQ - dA X - X dB
 sylvester_p.defjvp(lambda g, ans, a, b, q: _sylvester(a, b, -(g @ ans)),
                    lambda g, ans, a, b, q: _sylvester(a, b, -(ans @ g)),

@@ -242,6 +242,38 @@ def test_solve_sylvester():
     np.testing.assert_allclose(t, -SQ / 9, rtol=1e-12)
 
 
+def test_solve_sylvester_mixing_real_and_complex_solves_the_equation():
+    # SciPy's own call is wrong here (a real b with complex eigenvalues beside a complex
+    # a or q: its real Schur form goes to the complex trsyl); the traced call casts
+    # everything to complex first, so it solves the equation, and its derivatives are
+    # those of the true solution
+    c = np.random.default_rng(7)
+    a = c.standard_normal((2, 2)) * 0.3 + 2 * np.eye(2) + 0.3j * c.standard_normal((2, 2))
+    b = c.standard_normal((3, 3)) * 0.3 + 2 * np.eye(3)
+    q = c.standard_normal((2, 3)) + 1j * c.standard_normal((2, 3))
+    assert np.iscomplex(np.linalg.eigvals(b)).any()
+    x, _ = dr.jvp(sla.solve_sylvester, (a, b, q), (a, b, q))
+    np.testing.assert_allclose(a @ x + x @ b, q, atol=1e-13)
+    plain = ORIGINALS[sla.solve_sylvester]
+    assert np.abs(a @ plain(a, b, q) + plain(a, b, q) @ b - q).max() > 1e-3  # SciPy's bug
+
+    def right(a, b, q):  # the all-complex SciPy call, which is correct
+        return plain(a, b + 0j, q + 0j)
+
+    for real_q in (False, True):
+        args = (a, b, np.real(q) if real_q else q)
+        h, d = 1e-6, [c.standard_normal(np.shape(v)) for v in args]
+        fd = (right(*(v + h * t for v, t in zip(args, d, strict=True)))
+              - right(*(v - h * t for v, t in zip(args, d, strict=True)))) / (2 * h)
+        np.testing.assert_allclose(dr.jvp(sla.solve_sylvester, args, tuple(d))[1], fd,
+                                   rtol=1e-6, atol=1e-8)
+        u = c.standard_normal(fd.shape) + 1j * c.standard_normal(fd.shape)
+        _, pull = dr.vjp(sla.solve_sylvester, *args)
+        cts = pull(u)
+        assert sum(np.real(np.sum(ct * t)) for ct, t in zip(cts, d, strict=True)) == \
+            pytest.approx(np.real(np.sum(u * fd)), rel=1e-6)
+
+
 def test_solve_sylvester_stacks_and_vmap():
     a3 = SA + 0.1 * rng.standard_normal((2, 3, 3))
     want = np.stack([sla.solve_sylvester(a, SB, SQ) for a in a3])
@@ -467,3 +499,52 @@ def test_sqrtm_at_a_singular_matrix_refuses_the_derivative_by_name():
             warnings.simplefilter("ignore", sla.LinAlgWarning)
             with pytest.raises(dr.NoDerivativeRule, match="singular matrix"):
                 f(np.diag([1.0, 0.0]))
+
+
+# ------------------------------------------------------------------ a seeded sweep
+def _sweep_programs(seed=2026):
+    """Random sizes, bandwidths, right-hand-side shapes and dtypes for every entry, from
+    one seeded generator (SciPy itself fails at n = 1 with a complex band and a real b,
+    and solveh_banded at n = 1 with a band: n starts at 2)."""
+    c = np.random.default_rng(seed)
+    progs = []
+    for _ in range(24):
+        l, u, n = int(c.integers(0, 3)), int(c.integers(0, 3)), int(c.integers(2, 7))
+        cplx, mat = bool(c.integers(2)), bool(c.integers(2))
+        ab = c.standard_normal((l + u + 1, n)) * 0.3 + (0.3j * c.standard_normal(
+            (l + u + 1, n)) if cplx else 0)
+        ab[u] += 3
+        b = c.standard_normal((n, 2) if mat else n)
+        progs.append((f"banded({l},{u}) n={n}", lambda ab, b, l=l, u=u: sla.solve_banded(
+            (l, u), ab, b), (ab, b)))
+        lower = bool(c.integers(2))
+        hb = (c.standard_normal((l + 1, n)) + (1j * c.standard_normal((l + 1, n)) if cplx
+                                                else 0)) * 0.3
+        hb[0 if lower else l] += 3
+        progs.append((f"solveh(w={l},lower={lower}) n={n}", lambda ab, b, lower=lower:
+                      sla.solveh_banded(ab, b, lower=lower), (hb, b)))
+    for _ in range(8):
+        m, n = int(c.integers(1, 4)), int(c.integers(1, 4))
+        cplx = bool(c.integers(2))
+
+        def mat(*shape, c=c, cplx=cplx):
+            return c.standard_normal(shape) + (1j * c.standard_normal(shape) if cplx else 0)
+
+        a, b = 0.3 * mat(m, m) + 2 * np.eye(m), 0.3 * mat(n, n) + 2 * np.eye(n)
+        progs += [(f"sylvester {m}x{n}", sla.solve_sylvester, (a, b, mat(m, n))),
+                  (f"continuous_lyapunov {m}", sla.solve_continuous_lyapunov, (a, mat(m, m))),
+                  (f"discrete_lyapunov {m}", sla.solve_discrete_lyapunov, (0.2 * a, mat(m, m))),
+                  (f"expm_frechet {m}", lambda a, e: sla.expm_frechet(a, e)[1],
+                   (0.3 * a, mat(m, m))),
+                  (f"sqrtm {m}", sla.sqrtm, (a @ np.conj(a.T) + np.eye(m),))]
+    return progs
+
+
+def test_a_seeded_sweep_of_sizes_bandwidths_and_dtypes():
+    progs = _sweep_programs()
+    assert len(progs) == 88
+    for name, f, args in progs:
+        try:
+            check_grads(f, args, order=1, rtol=1e-5, atol=1e-7)
+        except AssertionError as e:
+            raise AssertionError(f"{name}: {e}") from None
