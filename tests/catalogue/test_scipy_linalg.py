@@ -309,6 +309,22 @@ def test_solve_discrete_lyapunov(method):
     check_grads(f, (0.3 * CA, QS + 0.2j), order=2)
 
 
+def test_lyapunov_scalar_closed_forms():
+    # 2 a x = q: dx/da = -q / (2 a^2); x = a^2 x + q: dx/da = 2 a q / (1 - a^2)^2
+    def cont(a):
+        return sla.solve_continuous_lyapunov(a * np.eye(1), 3.0 * np.eye(1))[0, 0]
+
+    def disc(a):
+        return sla.solve_discrete_lyapunov(a * np.eye(1), 3.0 * np.eye(1))[0, 0]
+
+    assert dr.grad(cont)(1.5) == pytest.approx(-3.0 / (2 * 1.5**2), rel=1e-12)
+    assert dr.grad(disc)(0.5) == pytest.approx(2 * 0.5 * 3.0 / 0.75**2, rel=1e-12)
+    # second derivatives: q / a^3 and d/da [2 a q (1 - a^2)^-2]
+    assert dr.hessian(cont)(1.5) == pytest.approx(3.0 / 1.5**3, rel=1e-10)
+    assert dr.hessian(disc)(0.5) == pytest.approx(
+        6.0 / 0.75**2 + 2 * 0.5 * 3.0 * 2 * 2 * 0.5 / 0.75**3, rel=1e-10)
+
+
 def test_lyapunov_vmap_and_refusals():
     a3 = 0.3 * SA + 0.05 * rng.standard_normal((2, 3, 3))
     for f in (sla.solve_continuous_lyapunov, sla.solve_discrete_lyapunov):
