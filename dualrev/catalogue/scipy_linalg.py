@@ -71,6 +71,14 @@ def _conj(x: Any) -> Any:
 # entries whose row falls outside the matrix are never read by LAPACK, so they get no
 # tangent's effect and a zero cotangent.
 
+def _frozen(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Index arrays shared through a cache, made read-only (threads share them)."""
+    out = tuple(np.array(a) for a in arrays)
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
 @functools.lru_cache(maxsize=64)
 def _band_rows(l: int, u: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per stored entry ab[k, j]: its row index k, its dense row i = j + k - u (clipped
@@ -78,7 +86,7 @@ def _band_rows(l: int, u: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     k = np.arange(l + u + 1)[:, None]
     i = np.arange(n)[None, :] + k - u
     valid = (i >= 0) & (i < n)
-    return np.broadcast_to(k, valid.shape), np.clip(i, 0, n - 1), valid
+    return _frozen(np.broadcast_to(k, valid.shape), np.clip(i, 0, n - 1), valid)
 
 
 @functools.lru_cache(maxsize=64)
@@ -88,7 +96,7 @@ def _band_cols(l: int, u: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     k = np.arange(l + u + 1)[:, None]
     c = np.arange(n)[None, :] - k + u
     valid = (c >= 0) & (c < n)
-    return np.broadcast_to(k, valid.shape), np.clip(c, 0, n - 1), valid
+    return _frozen(np.broadcast_to(k, valid.shape), np.clip(c, 0, n - 1), valid)
 
 
 def _mask(valid: np.ndarray, x: Any, matrix: bool) -> Any:
@@ -123,7 +131,7 @@ def _band_transpose_index(l: int, u: int, n: int) -> tuple[np.ndarray, np.ndarra
     k = np.arange(l + u + 1)[:, None]
     c = np.arange(n)[None, :] + k - l
     valid = (c >= 0) & (c < n)
-    return np.broadcast_to(l + u - k, valid.shape), np.clip(c, 0, n - 1), valid
+    return _frozen(np.broadcast_to(l + u - k, valid.shape), np.clip(c, 0, n - 1), valid)
 
 
 def _band_transpose(ab: Any, l: int, u: int) -> Any:
@@ -212,8 +220,8 @@ def _hermitian_band_index(w: int, n: int, lower: bool) -> tuple[np.ndarray, ...]
     col = np.where(mirrored, i, j)
     valid = (i >= 0) & (i < n)
     shape = valid.shape
-    return (np.broadcast_to(row, shape), np.clip(col, 0, n - 1),
-            np.broadcast_to(mirrored, shape), np.broadcast_to(k == w, shape), valid)
+    return _frozen(np.broadcast_to(row, shape), np.clip(col, 0, n - 1),
+                   np.broadcast_to(mirrored, shape), np.broadcast_to(k == w, shape), valid)
 
 
 def _hermitian_to_general(ab: Any, lower: bool) -> Any:
