@@ -13,6 +13,7 @@ from . import (
     reductions,
     scipy_functions,
     scipy_interpolate,
+    scipy_linalg,
     scipy_ndimage,
     scipy_optimize_functions,
     scipy_sparse,
@@ -27,6 +28,6 @@ install_view_handlers()
 
 __all__ = [
     "complex", "contraction", "elementwise", "fft", "indexing", "linalg", "nondiff",
-    "reductions", "scipy_functions", "scipy_interpolate", "scipy_ndimage",
+    "reductions", "scipy_functions", "scipy_interpolate", "scipy_linalg", "scipy_ndimage",
     "scipy_optimize_functions", "scipy_sparse", "scipy_stats", "selection", "shape", "special",
 ]

@@ -1,6 +1,7 @@
 """SciPy functions that are not ufuncs: scipy.special.logsumexp, softmax, log_softmax,
 polygamma, softplus; scipy.linalg.solve_triangular, cho_factor, cho_solve, lu_factor,
-lu_solve, expm, sqrtm (scipy.stats: see scipy_stats.py, which uses ``dispatch`` too).
+lu_solve, expm (scipy.stats: see scipy_stats.py, scipy.linalg's sqrtm and matrix-equation
+solvers: scipy_linalg.py, which use ``dispatch`` too).
 
 SciPy converts the arguments of these with ``np.asarray``, which NumPy's override
 protocols cannot intercept. So at import dualrev replaces each of them in its SciPy
@@ -381,43 +382,9 @@ expm_p.defvjp(lambda g, ans, a: _block_expm_jvp(g, None, _T(a)), saves="a")
 expm_p.defbatch(stacked_rule(expm_p))
 
 
-def _sqrtm_impl(a: Any) -> Any:
-    x = sla.sqrtm(a)
-    if np.iscomplexobj(x) and not np.iscomplexobj(a):
-        raise NoDerivativeRule("scipy.linalg.sqrtm", "Its result is complex here; only real "
-                               "matrices with a real square root (and complex matrices) are "
-                               "supported.")
-    return x
-
-
-def _sqrtm_jvp(g: Any, ans: Any, a: Any) -> Any:
-    # X = sqrtm(A): X dX + dX X = dA (complex A too: sqrtm is holomorphic where the
-    # principal root is defined), a Sylvester equation, solved as the linear system
-    # (X kron I + I kron X^T) vec(dX) = vec(dA) (row-major vec) so that it stays
-    # differentiable in X for higher derivatives.
-    n = shape_of(a)[-1]
-    eye = np.eye(n)
-    k = np.kron(ans, eye) + np.kron(eye, _T(ans))
-    gs = shape_of(g)
-    flat = np.reshape(g, gs[:-2] + (n * n, 1))
-    return np.reshape(np.linalg.solve(k, flat), gs)
-
-
-sqrtm_p = transpose_jvp(Primitive("scipy.linalg.sqrtm", _sqrtm_impl).defjvp(_sqrtm_jvp))
-
-
 dispatch(sla, "solve_triangular", solve_triangular)
 dispatch(sla, "cho_factor", cho_factor)
 dispatch(sla, "cho_solve", cho_solve)
 dispatch(sla, "lu_factor", lu_factor)
 dispatch(sla, "lu_solve", lu_solve)
 dispatch(sla, "expm", lambda A: bind(expm_p, (A,), {}))
-def sqrtm(A: Any, disp: Any = True, blocksize: Any = None) -> Any:
-    # blocksize= is unused by SciPy's algorithm too
-    if disp is False:
-        raise NoDerivativeRule("scipy.linalg.sqrtm", "Its deprecated disp=False (which "
-                               "returns an error estimate too) is not supported.")
-    return bind(sqrtm_p, (A,), {})
-
-
-dispatch(sla, "sqrtm", sqrtm)

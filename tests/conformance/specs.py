@@ -1052,6 +1052,66 @@ add("sla.expm", sla.expm, (A((3, 3)),), shape="mat", dtypes=ALL)
 add("sla.expm", sla.expm, (A((2, 3, 3)),), shape="stacked")
 add("sla.expm", sla.expm, (A((1, 1)),), shape="1x1")
 add("sla.sqrtm", sla.sqrtm, (A((3, 3), "sqrtm"),), shape="mat", dtypes=ALL)
+add("sla.sqrtm", sla.sqrtm, (A((2, 3, 3), "sqrtm"),), shape="stacked")
+# eigenvalues in [-1.5, -1]: SciPy's root is complex (a real-to-complex function)
+add("sla.sqrtm", sla.sqrtm, (A((3, 3), "sqrtm"),), shape="mat", label="negative",
+    fn=lambda a, **k: sla.sqrtm(a - 2.5 * np.eye(3), **k))
+add("sla.sqrtm", sla.sqrtm, (A((3, 3), "sqrtm"),), {"blocksize": 2}, shape="mat",
+    fn=lambda a, **k: sla.sqrtm(a, **k) if k.get("blocksize") is None else _quiet(
+        sla.sqrtm, a, **k))
+
+
+def _quiet(f, *args, **kw):
+    """SciPy >= 1.17 deprecates some keywords it still honours."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return f(*args, **kw)
+
+
+# banded systems: a diagonally dominant band (entries below 0.8, 3 added to the stored
+# diagonal)
+_DIAG3 = np.array([[0.0], [3.0], [0.0]])
+for sh, sb in {"vec": (4,), "mat": (4, 2)}.items():
+    for kw in ({}, {"check_finite": False}):
+        add("sla.solve_banded", sla.solve_banded, ((1, 1), A((3, 4), "unit"), A(sb)), kw, shape=sh,
+            fn=lambda lu, ab, b, **k: sla.solve_banded(lu, ab + _DIAG3, b, **k),
+            dtypes=ALL if sh == "vec" and not kw else (F64,))
+    add("sla.solve_banded", sla.solve_banded, ((2, 0), A((3, 4), "unit"), A(sb)), shape=sh,
+        fn=lambda lu, ab, b, **k: sla.solve_banded(lu, ab + _DIAG3[::-1], b, **k))
+    for kw in ({}, {"lower": True}, {"check_finite": False}):
+        add("sla.solveh_banded", sla.solveh_banded, (A((2, 4), "unit"), A(sb)), kw, shape=sh,
+            fn=lambda ab, b, **k: sla.solveh_banded(
+                ab + (_DIAG3[1:] if k.get("lower") else _DIAG3[:2]), b, **k),
+            dtypes=ALL if sh == "vec" and "check_finite" not in kw else (F64,))
+add("sla.solve_sylvester", sla.solve_sylvester,
+    (A((3, 3), "general"), A((2, 2), "general"), A((3, 2))), shape="mat", dtypes=ALL)
+add("sla.solve_sylvester", sla.solve_sylvester,
+    (A((2, 3, 3), "general"), A((2, 2), "general"), A((3, 2))), shape="stacked")
+add("sla.solve_continuous_lyapunov", sla.solve_continuous_lyapunov,
+    (A((3, 3), "general"), A((3, 3))), shape="mat", dtypes=ALL)
+for kw in ({}, {"method": "direct"}, {"method": "bilinear"}):
+    add("sla.solve_discrete_lyapunov", sla.solve_discrete_lyapunov,
+        (A((3, 3), "general"), A((3, 3))), kw, shape="mat",
+        fn=lambda a, q, **k: sla.solve_discrete_lyapunov(0.3 * a, q, **k),
+        dtypes=ALL if not kw else (F64,))
+for nm, solver in (("sla.solve_continuous_are", sla.solve_continuous_are),
+                   ("sla.solve_discrete_are", sla.solve_discrete_are)):
+    for kw in ({}, {"balanced": False}):
+        # q and r Hermitian positive definite, as the equations need
+        add(nm, solver, (A((3, 3), "general"), A((3, 2)), A((3, 3)), A((2, 2))), kw,
+            shape="mat", fn=lambda a, b, q, r, solver=solver, **k: solver(
+                a, b, q @ np.conj(q.T) + np.eye(3), r @ np.conj(r.T) + np.eye(2), **k),
+            dtypes=(F64, C128) if not kw else (F64,))
+    # the generalised equation: e invertible, s small
+    add(nm, solver, (A((3, 3), "general"), A((3, 2)), A((3, 3)), A((2, 2))),
+        {"e": A((3, 3), "spd"), "s": A((3, 2), "unit")}, shape="mat",
+        fn=lambda a, b, q, r, solver=solver, e=None, s=None, **k: solver(
+            a, b, q @ np.conj(q.T) + np.eye(3), r @ np.conj(r.T) + np.eye(2), e=e,
+            s=0.2 * s, **k))
+for kw in ({}, {"method": "SPS"}, {"method": "blockEnlarge"}, {"compute_expm": False},
+           {"check_finite": False}):
+    add("sla.expm_frechet", sla.expm_frechet, (A((3, 3)), A((3, 3))), kw, shape="mat",
+        dtypes=ALL if not kw else (F64,))
 
 # ====================================================================== scipy.stats
 # Each distribution: the point's domain, its shape parameters' domains, and whether its
@@ -1713,6 +1773,12 @@ SCIPY_NAMES: dict[Any, str] = {
     sla.solve_triangular: "sla.solve_triangular", sla.cho_factor: "sla.cho_factor",
     sla.cho_solve: "sla.cho_solve", sla.lu_factor: "sla.lu_factor",
     sla.lu_solve: "sla.lu_solve", sla.expm: "sla.expm", sla.sqrtm: "sla.sqrtm",
+    sla.solve_banded: "sla.solve_banded", sla.solveh_banded: "sla.solveh_banded",
+    sla.solve_sylvester: "sla.solve_sylvester",
+    sla.solve_continuous_lyapunov: "sla.solve_continuous_lyapunov",
+    sla.solve_discrete_lyapunov: "sla.solve_discrete_lyapunov",
+    sla.solve_continuous_are: "sla.solve_continuous_are",
+    sla.solve_discrete_are: "sla.solve_discrete_are", sla.expm_frechet: "sla.expm_frechet",
     **{getattr(getattr(st, d), m): f"st.{d}.{m}" for d, m in STATS_RULES},
     so.rosen: "so.rosen", so.rosen_der: "so.rosen_der", so.rosen_hess: "so.rosen_hess",
     so.rosen_hess_prod: "so.rosen_hess_prod",
@@ -1748,11 +1814,14 @@ KEYWORD_EXEMPT: dict[str, str] = {
     "casting": "only the default casting applies to traced values",
     "overwrite_a": "a performance hint; traced arrays are never overwritten",
     "overwrite_b": "a performance hint; traced arrays are never overwritten",
+    "overwrite_ab": "a performance hint; traced arrays are never overwritten (plain ones are: "
+                    "the harness reuses its samples; tests/catalogue/test_scipy_linalg.py)",
     "device": "NumPy's array-API device keyword: only 'cpu' exists",
     "order": "memory layout only (covered for reshape/ravel/copy)",
     "newshape": "deprecated alias of shape=",
     "exact": "array_split's keyword of NumPy >= 2.3 (not in every supported NumPy)",
-    "disp": "sqrtm's deprecated keyword",
+    "disp": "sqrtm's deprecated keyword; disp=False's error estimate is rounding noise, "
+            "which finite differences cannot check (tests/catalogue/test_scipy_linalg.py)",
     "check_finite": "input validation only; traced values are checked by the value check",
     "x": "np.where's x and y are positional-only in NumPy (covered positionally)",
     "y": "np.where's x and y are positional-only in NumPy (covered positionally)",
