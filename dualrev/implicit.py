@@ -1,0 +1,785 @@
+"""The solutions of scipy.optimize's solvers, differentiated by the implicit function
+theorem.
+
+A solver returns ``x*`` with ``F(x*, theta) = 0`` for an optimality condition ``F``:
+``grad_x f`` for ``minimize`` (components at an active bound held there), the user's
+function for ``root``/``fsolve`` and the scalar root finders, ``J^T r`` (the gradient of
+the least-squares cost, with its robust loss) for ``least_squares`` and ``curve_fit``,
+``g(x) - x`` for ``fixed_point``. SciPy solves on plain values; the solution is the
+output of one primitive (``implicit_p``) whose rules are
+
+    forward:  dx = -(dF/dx)^-1 (dF/dtheta dtheta)
+    reverse:  dtheta = -(dF/dtheta)^T (dF/dx)^-T dx_bar
+
+written with dualrev's own transforms (``jacfwd`` of ``F`` in ``x``, ``jvp``/``vjp`` of
+``F`` in ``theta``) and ``np.linalg.solve`` at the traced solution, so that an enclosing
+transform differentiates the rules themselves (Hessians of bilevel objectives) and every
+tangent or cotangent column of a ``jacfwd``/``jacrev`` is one right-hand side of one
+solve. Under ``vmap`` the solver runs once per batch element.
+
+The parameters ``theta`` are the traced values the solver's function reaches: the traced
+leaves of ``args=`` (and of ``kwargs=``, ``xdata``, ``ydata``, ``sigma``) and the traced
+values its closure holds (``closure.lift``). Before differentiating, the rules check that
+the solver converged (SciPy's own flag, and a Newton step from the returned point small
+against the point: ``SolverNotConvergedError``) and that ``dF/dx`` is well conditioned
+(``SingularSolutionError``).
+
+The front ends here are installed on scipy.optimize (``minimize``, ``root``, ``fsolve``,
+``least_squares``, ``curve_fit``, ``root_scalar``, ``newton``, ``brentq``, ``brenth``,
+``ridder``, ``bisect``, ``toms748``, ``fixed_point``); with no traced value anywhere they
+call SciPy's own function unchanged. dualrev.optimize's drop-in versions use the same
+front ends with themselves as the plain solver.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sl
+import scipy.optimize as so
+
+from .batching import without_derivatives
+from .catalogue.scipy_functions import ORIGINALS, dispatch
+from .closure import lift
+from .errors import NoDerivativeRule, SingularSolutionError, SolverNotConvergedError
+from .primitive import Primitive, Tracer, bind, concrete, shape_of, strip
+from .transforms import grad, jacfwd, jvp, vjp
+from .tree import ravel_pytree, tree_flatten, tree_unflatten
+
+__all__ = ["NEWTON_STEP_ATOL", "NEWTON_STEP_RTOL", "CONDITION_MAX", "BOUND_TOL",
+           "implicit_p"]
+
+#: the solution is differentiated only where one Newton step from it, (dF/dx)^-1 F,
+#: is at most NEWTON_STEP_RTOL * |x*| + NEWTON_STEP_ATOL (max norms): the derivative is
+#: exact at the true solution, and its error grows with the distance to it
+NEWTON_STEP_RTOL = 1e-4
+NEWTON_STEP_ATOL = 1e-8
+#: dF/dx with a larger condition number (2-norm) is treated as singular
+CONDITION_MAX = 1e12
+#: a component of minimize's or curve_fit's x within BOUND_TOL * max(1, |bound|) of a
+#: finite bound is held at it (least_squares reports its own active_mask)
+BOUND_TOL = 1e-8
+
+
+def _has_tracer(tree: Any) -> bool:
+    return any(isinstance(v, Tracer) for v in tree_flatten(tree)[0])
+
+
+def _plain_values(tree: Any) -> Any:
+    leaves, tdef = tree_flatten(tree)
+    return tree_unflatten(tdef, [strip(v) if isinstance(v, Tracer) else v for v in leaves])
+
+
+# ------------------------------------------------------------------ the primitive
+def _impl(p: Any, x0: Any, *, solve: Callable[..., Any], residual: Callable[..., Any],
+          n: int, name: str, holder: list[Any], lb: Any, ub: Any) -> np.ndarray:
+    x, ok, message, info, active = solve(p, x0)
+    holder.append((ok, message, info))
+    x = np.ravel(np.asarray(x, dtype=float))
+    if x.size != n:
+        raise ValueError(f"{name}: the solution has {x.size} elements where x0 has {n}")
+    act = np.zeros(n) if active is None else np.ravel(np.asarray(active, dtype=float))
+    return np.concatenate([x, [1.0 if ok else 0.0], act])
+
+
+implicit_p = Primitive("scipy.optimize (implicit solution)", _impl)
+
+
+def _condition(residual: Callable[..., Any], x: Any, q: Any, act: Any, lb: Any,
+               ub: Any) -> Callable[[Any, Any], Any]:
+    """``F(x, q)`` with the components at an active bound replaced by ``x - bound``
+    (so that they stay there: the reduced system)."""
+    if lb is None or not np.any(concrete(act) != 0):
+        return residual
+    active = act != 0
+    bound = np.where(act < 0, np.where(np.isfinite(lb), lb, 0.0),
+                     np.where(np.isfinite(ub), ub, 0.0))
+
+    def F(y: Any, r: Any) -> Any:
+        return np.where(active, y - bound, residual(y, r))
+
+    return F
+
+
+def _check(name: str, holder: list[Any], ok: Any, A: Any, Fx: Any, x: Any) -> None:
+    """Refuse a solution that did not converge or is not isolated (see the module)."""
+    if not np.all(np.asarray(concrete(ok)) == 1.0):
+        why = next((m for o, m, _ in holder if not o), "the solver reported failure")
+        raise SolverNotConvergedError(name, f"SciPy reports that it did not converge "
+                                      f"({why})")
+    Ap = np.asarray(concrete(A), dtype=float)
+    n = Ap.shape[-1]
+    if n == 0:
+        return
+    if not np.all(np.isfinite(Ap)):
+        raise SingularSolutionError(name, np.inf)
+    cond = np.max(np.linalg.cond(Ap))
+    if not np.isfinite(cond) or cond > CONDITION_MAX:
+        raise SingularSolutionError(name, float(cond))
+    Fp = np.asarray(concrete(Fx), dtype=float)
+    xp = np.asarray(concrete(x), dtype=float)
+    step = np.linalg.solve(Ap, Fp[..., None])[..., 0]
+    size = np.max(np.abs(step), axis=-1)
+    scale = NEWTON_STEP_RTOL * np.max(np.abs(xp), axis=-1) + NEWTON_STEP_ATOL
+    if not np.all(size <= scale):
+        k = int(np.argmax(size - scale)) if np.ndim(size) else 0
+        raise SolverNotConvergedError(
+            name, f"the optimality condition F(x*) = 0 does not hold at the returned "
+            f"point: one Newton step from it has length {float(np.ravel(size)[k]):.3g} "
+            f"(max norm), more than {NEWTON_STEP_RTOL:g} |x*| + {NEWTON_STEP_ATOL:g} = "
+            f"{float(np.ravel(scale)[k]):.3g}")
+
+
+def _parts(ans: Any, n: int) -> tuple[Any, Any, Any]:
+    return ans[:n], ans[n], without_derivatives(ans[n + 1:])
+
+
+def _jacobian_x(F: Callable[..., Any], x: Any, p: Any) -> Any:
+    return jacfwd(lambda y: F(y, p))(x)
+
+
+def _jvp_rule(tangents: list[Any], ans: Any, p: Any, x0: Any, *, solve: Any,
+              residual: Callable[..., Any], n: int, name: str, holder: list[Any], lb: Any,
+              ub: Any) -> Any:
+    dp = tangents[0]
+    if dp is None:
+        return np.zeros(2 * n + 1)
+    x, ok, act = _parts(ans, n)
+    F = _condition(residual, x, p, act, lb, ub)
+    A = _jacobian_x(F, x, p)
+    Fx, b = jvp(lambda q: F(x, q), (p,), (dp,))
+    _check(name, holder, ok, A, Fx, x)
+    dx = -np.linalg.solve(A, b)
+    return np.concatenate([dx, np.zeros(n + 1)])
+
+
+def _vjp_rule(i: int, g: Any, ans: Any, p: Any, x0: Any, *, solve: Any,
+              residual: Callable[..., Any], n: int, name: str, holder: list[Any], lb: Any,
+              ub: Any) -> Any:
+    if i == 1:
+        return np.zeros(shape_of(x0))
+    x, ok, act = _parts(ans, n)
+    F = _condition(residual, x, p, act, lb, ub)
+    A = _jacobian_x(F, x, p)
+    Fx, pull = vjp(lambda q: F(x, q), p)
+    _check(name, holder, ok, A, Fx, x)
+    u = np.linalg.solve(np.transpose(A), g[:n])
+    return -pull(u)[0]
+
+
+implicit_p.defjvp_joint(_jvp_rule)
+implicit_p.defvjp_indexed(_vjp_rule)
+
+
+def solution(name: str, traced: list[Any], residual: Callable[..., Any],
+             plain_solve: Callable[..., Any], x0: Any, lb: Any = None,
+             ub: Any = None) -> tuple[Any, list[Any]]:
+    """The solution of ``residual(x, ts) = 0`` found by ``plain_solve``, differentiable
+    in the traced values ``traced``.
+
+    Args:
+        name: the solver as the user called it, for errors.
+        traced: the values the solution depends on (traced leaves).
+        residual: ``residual(x, ts)``, ``x`` flat, ``ts`` a list like ``traced``: the
+            optimality condition as a flat vector of ``x``'s size, in NumPy.
+        plain_solve: ``plain_solve(ts, x0) -> (x, ok, message, info, active)`` on plain
+            values: the flat solution, whether the solver converged, its message, its
+            result object(s), and per component -1/1 at an active lower/upper bound, 0
+            free (or None).
+        x0: the flat starting point (its derivatives are dropped).
+        lb: the lower bounds (flat, plain) when ``active`` may be nonzero.
+        ub: the upper bounds likewise.
+    Returns:
+        ``(x, infos)``: the flat traced solution and the ``info`` of each plain solve
+        (one per batch element under ``vmap``).
+    """
+    for v in traced:
+        if np.iscomplexobj(concrete(v)):
+            raise NoDerivativeRule(f"{name} (a complex parameter)", "Implicit "
+                                   "differentiation of solvers is real: pass the real and "
+                                   "imaginary parts as two real parameters.")
+    p, unravel = ravel_pytree(list(traced))
+    x0 = without_derivatives(x0)
+    n = int(np.prod(shape_of(x0)))
+    holder: list[Any] = []
+    z = bind(implicit_p, (p, x0), dict(
+        solve=lambda pp, xx: plain_solve(unravel(pp), xx),
+        residual=lambda x, q: np.reshape(residual(x, unravel(q)), (n,)),
+        n=n, name=name, holder=holder, lb=lb, ub=ub))
+    return z[:n], [info for _, _, info in holder]
+
+
+# ------------------------------------------------------------------ the callbacks
+class _Callback:
+    """A user's ``fun(x, *args, **kwargs)`` with the traced values it reaches (traced
+    leaves of ``args``/``kwargs``, traced values in its closure) made explicit."""
+
+    def __init__(self, fun: Callable[..., Any], args: Any = (), kwargs: Any = None) -> None:
+        self.g, cparams = lift(fun)
+        self.ncl = len(cparams)
+        leaves, self.tdef = tree_flatten((tuple(args), dict(kwargs or {})))
+        self.leaves = leaves
+        self.pos = [i for i, v in enumerate(leaves) if isinstance(v, Tracer)]
+        self.traced = [leaves[i] for i in self.pos] + list(cparams)
+
+    def bound(self, ts: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict]:
+        """``(f, args, kwargs)`` with ``f(x, *args, **kwargs)`` the user's function at the
+        traced values ``ts`` (plain or traced)."""
+        full = list(self.leaves)
+        k = len(self.pos)
+        for i, v in zip(self.pos, ts[:k], strict=True):
+            full[i] = v
+        args, kwargs = tree_unflatten(self.tdef, full)
+        closed = tuple(ts[k:])
+        g = self.g
+        f = (lambda *a, **kw: g(*a, *closed, **kw)) if closed else g
+        return f, args, kwargs
+
+    def __call__(self, ts: list[Any], *x: Any) -> Any:
+        f, args, kwargs = self.bound(ts)
+        return f(*x, *args, **kwargs)
+
+
+def _plain_callable(c: Any) -> Any:
+    """A user's helper callable (jac, hess, callback) with any traced value in its
+    closure replaced by its plain value, for the plain solve."""
+    if not callable(c):
+        return c
+    g, params = lift(c)
+    if not params:
+        return c
+    plain = tuple(strip(v) for v in params)
+    return lambda *a, **k: g(*a, *plain, **k)
+
+
+def _flat(x: Any) -> np.ndarray:
+    if isinstance(x, np.ndarray) or np.isscalar(x):
+        return np.ravel(np.asarray(x, dtype=float))
+    return np.asarray(ravel_pytree(x)[0], dtype=float)
+
+
+def _bounds_arrays(bounds: Any, n: int, name: str, pairs: bool) -> tuple[Any, Any]:
+    """(lb, ub) as flat float arrays of ``n`` elements, or (None, None) for no finite
+    bound; ``pairs``: minimize's sequence of (min, max), else least_squares's (lb, ub)."""
+    if bounds is None:
+        return None, None
+    if _has_tracer(bounds):
+        raise NoDerivativeRule(f"{name}(bounds=traced)", "The bounds are constants of "
+                               "the implicit derivative: pass plain bounds.")
+    if isinstance(bounds, so.Bounds):
+        lb, ub = bounds.lb, bounds.ub
+    elif pairs:
+        lb = [-np.inf if b[0] is None else b[0] for b in bounds]
+        ub = [np.inf if b[1] is None else b[1] for b in bounds]
+    else:
+        lb, ub = bounds
+    lb = np.array(np.broadcast_to(np.asarray(lb, dtype=float), (n,)))
+    ub = np.array(np.broadcast_to(np.asarray(ub, dtype=float), (n,)))
+    if not (np.any(np.isfinite(lb)) or np.any(np.isfinite(ub))):
+        return None, None
+    return lb, ub
+
+
+def _active(x: np.ndarray, lb: Any, ub: Any) -> Any:
+    if lb is None:
+        return None
+    at_lb = np.isfinite(lb) & (x <= lb + BOUND_TOL * np.maximum(1.0, np.abs(lb)))
+    at_ub = np.isfinite(ub) & (x >= ub - BOUND_TOL * np.maximum(1.0, np.abs(ub)))
+    return np.where(at_lb, -1.0, np.where(at_ub, 1.0, 0.0))
+
+
+def _merged(infos: list[Any], result: Any) -> Any:
+    """Under vmap: each plain solve's scalar fields as one array over the batch."""
+    if len(infos) <= 1 or not isinstance(result, dict):
+        return result
+    for key in list(result.keys()):
+        values = [i.get(key) if isinstance(i, dict) else getattr(i, key, None)
+                  for i in infos]
+        if all(isinstance(v, (bool, np.bool_, int, float, np.number)) for v in values):
+            result[key] = np.array(values)
+        elif all(isinstance(v, str) for v in values):
+            result[key] = values
+    return result
+
+
+def _copy_result(res: Any) -> Any:
+    out = type(res)() if isinstance(res, dict) else res
+    if isinstance(res, dict):
+        out.update(res)
+    return out
+
+
+# ------------------------------------------------------------------ minimize
+def _objective(cb: _Callback, jac: Any, unravel: Callable[[Any], Any]) -> Callable[..., Any]:
+    def f(x: Any, ts: list[Any]) -> Any:
+        out = cb(ts, unravel(x))
+        return out[0] if jac is True else out
+
+    return f
+
+
+def minimize(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
+             args: Any = (), method: Any = None, jac: Any = None, hess: Any = None,
+             hessp: Any = None, bounds: Any = None, constraints: Any = (),
+             tol: Any = None, callback: Any = None, options: Any = None,
+             unravel: Callable[[Any], Any] | None = None,
+             name: str = "scipy.optimize.minimize") -> Any:
+    """``solver``'s ``minimize`` with its solution differentiable in the traced values
+    ``fun`` reaches; None when there are none (the caller solves as usual)."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    cb = _Callback(fun, args)
+    if not cb.traced and not _has_tracer(x0):
+        return None
+    if constraints is not None and not (isinstance(constraints, (list, tuple))
+                                        and len(constraints) == 0):
+        raise NoDerivativeRule(f"{name}(constraints=...)", "Its solution is "
+                               "differentiated by the implicit function theorem on the "
+                               "gradient (bounds held at active components), which general "
+                               "constraints would turn into the KKT system of the solution "
+                               "and its multipliers; dualrev does not build that. Write "
+                               "equality constraints by eliminating variables or bounds "
+                               "by bounds=, or solve on dualrev.stop_gradient values.")
+    x0p = _plain_values(x0)
+    flat0 = _flat(x0p)
+    if unravel is None:
+        shape = np.shape(x0p)
+        unravel = lambda v: np.reshape(v, shape)  # noqa: E731
+    lb, ub = _bounds_arrays(bounds, flat0.size, name, pairs=True)
+    objective = _objective(cb, jac, unravel)
+
+    def residual(x: Any, ts: list[Any]) -> Any:
+        return grad(lambda y: objective(y, ts))(x)
+
+    holder: list[Any] = []
+
+    def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
+        f, a, _ = cb.bound(ts)
+        res = solver(f, unravel(xs), args=a, method=method, jac=_plain_callable(jac),
+                     hess=_plain_callable(hess), hessp=_plain_callable(hessp),
+                     bounds=bounds, constraints=constraints, tol=tol,
+                     callback=_plain_callable(callback), options=options)
+        holder.append(res)
+        xf = _flat(res.x)
+        message = str(res.get("message", ""))
+        # "precision loss": the line search could not decrease f further, typically a
+        # gtol below what rounding allows; the Newton-step test decides then
+        ok = bool(res.success) or "precision loss" in message
+        return xf, ok, message, res, _active(xf, lb, ub)
+
+    x, infos = solution(name, cb.traced, residual, plain_solve, flat0, lb, ub)
+    res = _merged(infos, _copy_result(infos[0]))
+    res.x = unravel(x)
+    value = cb(cb.traced, res.x)
+    res.fun = value[0] if jac is True else value
+    return res
+
+
+# ------------------------------------------------------------------ root, fsolve
+def _flat_out(out: Any) -> Any:
+    leaves, _ = tree_flatten(out)
+    if len(leaves) == 1:
+        return np.ravel(leaves[0])
+    return np.concatenate([np.ravel(v) for v in leaves])
+
+
+def root(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any, args: Any = (),
+         method: Any = "hybr", jac: Any = None, unravel: Callable[[Any], Any] | None = None,
+         name: str = "scipy.optimize.root", **kw: Any) -> Any:
+    """``solver``'s ``root``, its solution differentiable; None when nothing is traced."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    cb = _Callback(fun, args)
+    if not cb.traced and not _has_tracer(x0):
+        return None
+    x0p = _plain_values(x0)
+    flat0 = _flat(x0p)
+    if unravel is None:
+        shape = np.shape(x0p)
+        unravel = lambda v: np.reshape(v, shape)  # noqa: E731
+
+    def residual(x: Any, ts: list[Any]) -> Any:
+        out = cb(ts, unravel(x))
+        return _flat_out(out[0] if jac is True else out)
+
+    def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
+        f, a, _ = cb.bound(ts)
+        res = solver(f, unravel(xs), args=a, method=method, jac=_plain_callable(jac),
+                     **{k: _plain_callable(v) for k, v in kw.items()})
+        return _flat(res.x), bool(res.success), str(res.get("message", "")), res, None
+
+    x, infos = solution(name, cb.traced, residual, plain_solve, flat0)
+    res = _merged(infos, _copy_result(infos[0]))
+    res.x = unravel(x)
+    return res
+
+
+def fsolve(solver: Callable[..., Any], func: Callable[..., Any], x0: Any, args: Any = (),
+           fprime: Any = None, full_output: bool = False,
+           name: str = "scipy.optimize.fsolve", **kw: Any) -> Any:
+    """``solver``'s ``fsolve``, its solution differentiable; None when nothing is traced."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    cb = _Callback(func, args)
+    if not cb.traced and not _has_tracer(x0):
+        return None
+    flat0 = _flat(_plain_values(x0))
+
+    def residual(x: Any, ts: list[Any]) -> Any:
+        return np.ravel(cb(ts, x))
+
+    def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
+        f, a, _ = cb.bound(ts)
+        x, info, ier, mesg = solver(f, xs, args=a, fprime=_plain_callable(fprime),
+                                    full_output=True, **kw)
+        return x, ier == 1, str(mesg), (info, ier, mesg), None
+
+    x, infos = solution(name, cb.traced, residual, plain_solve, flat0)
+    if full_output:
+        info, ier, mesg = infos[0]
+        return x, info, ier, mesg
+    return x
+
+
+def fixed_point(solver: Callable[..., Any], func: Callable[..., Any], x0: Any,
+                args: Any = (), name: str = "scipy.optimize.fixed_point",
+                **kw: Any) -> Any:
+    """``solver``'s ``fixed_point`` (x = func(x, *args)), differentiable; None when
+    nothing is traced. SciPy raises when it does not converge."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    cb = _Callback(func, args)
+    if not cb.traced and not _has_tracer(x0):
+        return None
+    x0p = np.asarray(_plain_values(x0), dtype=float)
+    shape = x0p.shape
+
+    def residual(x: Any, ts: list[Any]) -> Any:
+        y = np.reshape(x, shape)
+        return np.ravel(cb(ts, y) - y)
+
+    def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
+        f, a, _ = cb.bound(ts)
+        x = solver(f, np.reshape(xs, shape), args=a, **kw)
+        return x, True, "", None, None
+
+    x, _ = solution(name, cb.traced, residual, plain_solve, x0p.ravel())
+    return np.reshape(x, shape) if shape else x[0]
+
+
+# ------------------------------------------------------------------ least squares
+def _rho(loss: Any, name: str) -> Callable[[Any], Any]:
+    """SciPy's robust loss rho(z) of z = (r / f_scale)^2."""
+    if callable(loss):
+        return lambda z: loss(z)[0]
+    rules = {"linear": lambda z: z,
+             "soft_l1": lambda z: 2.0 * (np.sqrt(1.0 + z) - 1.0),
+             "huber": lambda z: np.where(z <= 1.0, z, 2.0 * np.sqrt(np.maximum(z, 1.0))
+                                         - 1.0),
+             "cauchy": lambda z: np.log1p(z),
+             "arctan": lambda z: np.arctan(z)}
+    if loss not in rules:
+        raise ValueError(f"{name}: loss={loss!r} is not one of SciPy's losses")
+    return rules[loss]
+
+
+def least_squares(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
+                  args: Any = (), kwargs: Any = None,
+                  unravel: Callable[[Any], Any] | None = None,
+                  name: str = "scipy.optimize.least_squares", **kw: Any) -> Any:
+    """``solver``'s ``least_squares``, its solution differentiable (the stationarity of
+    the cost, ``J^T rho'(r) r = 0``, not Gauss-Newton); None when nothing is traced."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    cb = _Callback(fun, args, kwargs)
+    if not cb.traced and not _has_tracer(x0):
+        return None
+    for key in ("f_scale", "loss"):
+        if _has_tracer(kw.get(key)):
+            raise NoDerivativeRule(f"{name}({key}=traced)", f"{key} is a constant of the "
+                                   "implicit derivative: pass a plain value.")
+    x0p = _plain_values(x0)
+    flat0 = _flat(x0p)
+    if unravel is None:
+        shape = np.shape(x0p)
+        unravel = lambda v: np.reshape(v, shape)  # noqa: E731
+    rho = _rho(kw.get("loss", "linear"), name)
+    c2 = float(kw.get("f_scale", 1.0)) ** 2
+    bounds = kw.get("bounds", (-np.inf, np.inf))
+    lb, ub = _bounds_arrays(bounds, flat0.size, name, pairs=False)
+
+    def cost(x: Any, ts: list[Any]) -> Any:
+        r = _flat_out(cb(ts, unravel(x)))
+        return 0.5 * c2 * np.sum(rho(r * r / c2))
+
+    def residual(x: Any, ts: list[Any]) -> Any:
+        return grad(lambda y: cost(y, ts))(x)
+
+    def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
+        f, a, k = cb.bound(ts)
+        opts = {key: _plain_callable(v) for key, v in kw.items()}
+        res = solver(f, unravel(xs), args=a, kwargs=k, **opts)
+        active = None if lb is None else np.asarray(res.active_mask, dtype=float)
+        return _flat(res.x), bool(res.success), str(res.message), res, active
+
+    x, infos = solution(name, cb.traced, residual, plain_solve, flat0, lb, ub)
+    res = _merged(infos, _copy_result(infos[0]))
+    res.x = unravel(x)
+    r = _flat_out(cb(cb.traced, res.x))
+    res.fun = r
+    res.cost = 0.5 * c2 * np.sum(rho(r * r / c2))
+    return res
+
+
+def _n_params(f: Callable[..., Any], name: str) -> int:
+    # SciPy's rule: the parameters are f's positional arguments after the first
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name}: unable to determine number of fit parameters") from e
+    params = [p for p in sig.parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(params) < 2:
+        raise ValueError(f"{name}: unable to determine number of fit parameters")
+    return len(params) - 1
+
+
+def curve_fit(solver: Callable[..., Any], f: Callable[..., Any], xdata: Any, ydata: Any,
+              p0: Any = None, sigma: Any = None, absolute_sigma: bool = False,
+              check_finite: Any = None, bounds: Any = (-np.inf, np.inf), method: Any = None,
+              jac: Any = None, *, full_output: bool = False, nan_policy: Any = None,
+              name: str = "scipy.optimize.curve_fit", **kwargs: Any) -> Any:
+    """``solver``'s ``curve_fit``: ``popt`` and ``pcov`` differentiable in ``xdata``,
+    ``ydata``, ``sigma`` and what ``f`` closes over; None when nothing is traced."""
+    data = (xdata, ydata, sigma)
+    lifted, cparams = lift(f)
+    if not cparams and not _has_tracer(data) and not _has_tracer(p0):
+        return None
+    if nan_policy not in (None, "raise"):
+        raise NoDerivativeRule(f"{name}(nan_policy={nan_policy!r})", "With traced data "
+                               "the points to omit would be chosen on plain values; drop "
+                               "the NaN points from xdata and ydata first.")
+    leaves, tdef = tree_flatten(data)
+    pos = [i for i, v in enumerate(leaves) if isinstance(v, Tracer)]
+    traced = [leaves[i] for i in pos] + list(cparams)
+    k = len(pos)
+    n = _n_params(f, name) if p0 is None else int(np.size(_plain_values(p0)))
+    p0p = np.ones(n) if p0 is None else np.ravel(np.asarray(_plain_values(p0), dtype=float))
+
+    def at(ts: list[Any]) -> tuple[Callable[..., Any], Any, Any, Any]:
+        full = list(leaves)
+        for i, v in zip(pos, ts[:k], strict=True):
+            full[i] = v
+        xd, yd, sg = tree_unflatten(tdef, full)
+        closed = tuple(ts[k:])
+        model = (lambda x, *p: lifted(x, *p, *closed)) if closed else lifted
+        return model, xd, yd, sg
+
+    def weighted(p: Any, ts: list[Any]) -> Any:
+        model, xd, yd, sg = at(ts)
+        r = np.ravel(model(xd, *[p[j] for j in range(n)])) - np.ravel(yd)
+        if sg is None:
+            return r
+        if len(shape_of(sg)) == 2:
+            L = np.linalg.cholesky(sg)
+            return sl.solve_triangular(L, r, lower=True)
+        return r / np.ravel(sg)
+
+    def residual(p: Any, ts: list[Any]) -> Any:
+        return grad(lambda q: 0.5 * np.sum(weighted(q, ts) ** 2))(p)
+
+    lb, ub = _bounds_arrays(bounds, n, name, pairs=False)
+
+    def plain_solve(ts: list[Any], ps: Any) -> tuple[Any, ...]:
+        model, xd, yd, sg = at(ts)
+        out = solver(lambda x, *p: model(x, *p), xd, yd, p0=ps, sigma=sg,
+                     absolute_sigma=absolute_sigma, check_finite=check_finite,
+                     bounds=bounds, method=method, jac=_plain_callable(jac),
+                     full_output=True, nan_policy=nan_policy,
+                     **{key: _plain_callable(v) for key, v in kwargs.items()})
+        popt, _, info, mesg, ier = out
+        ok = ier in (1, 2, 3, 4)
+        return popt, ok, str(mesg), out, _active(np.asarray(popt, dtype=float), lb, ub)
+
+    popt, infos = solution(name, traced, residual, plain_solve, p0p, lb, ub)
+    pcov = _pcov(name, lambda q: weighted(q, traced), popt, n, absolute_sigma)
+    if full_output:
+        _, _, info, mesg, ier = infos[0]
+        return popt, pcov, info, mesg, ier
+    return popt, pcov
+
+
+def _pcov(name: str, weighted: Callable[[Any], Any], popt: Any, n: int,
+          absolute_sigma: bool) -> Any:
+    """SciPy's covariance of the parameters at the traced ``popt``: ``(J^T J)^-1`` of the
+    weighted residuals' Jacobian, times the residual variance unless ``absolute_sigma``
+    (inf where there are no more data than parameters, as SciPy gives it)."""
+    J = jacfwd(weighted)(popt)
+    Jp = np.asarray(concrete(J), dtype=float)
+    s = np.linalg.svd(Jp, compute_uv=False)
+    smax = np.max(s, axis=-1, keepdims=True) if s.size else s
+    if s.size and np.any(s <= np.finfo(float).eps * max(Jp.shape[-2:]) * smax):
+        raise SingularSolutionError(f"{name} (pcov)", np.inf)
+    pcov = np.linalg.inv(np.transpose(J) @ J)
+    if absolute_sigma:
+        return pcov
+    m = shape_of(J)[0]
+    if m > n:
+        r = weighted(popt)
+        return pcov * (np.sum(r * r) / (m - n))
+    return np.full((n, n), np.inf)
+
+
+# ------------------------------------------------------------------ scalar roots
+def _scalar_root(name: str, cb: _Callback, x0: float,
+                 plain_solve: Callable[..., Any]) -> tuple[Any, list[Any]]:
+    def residual(x: Any, ts: list[Any]) -> Any:
+        return np.reshape(cb(ts, x[0]), (1,))
+
+    x, infos = solution(name, cb.traced, residual,
+                        lambda ts, xs: plain_solve(ts, float(xs[0])), np.array([x0]))
+    return x[0], infos
+
+
+def bracketing(method: str, solver: Callable[..., Any]) -> Callable[..., Any]:
+    """scipy.optimize.<method> (brentq, brenth, ridder, bisect, toms748) with its root
+    differentiable in what ``f`` reaches: dx = -f_theta dtheta / f_x."""
+    where = f"scipy.optimize.{method}"
+
+    def handler(f: Callable[..., Any], a: Any, b: Any, args: Any = (), *rest: Any,
+                full_output: bool = False, **kw: Any) -> Any:
+        if not isinstance(args, tuple):
+            args = (args,)
+        cb = _Callback(f, args)
+        if not cb.traced:
+            if _has_tracer((a, b)):
+                a, b = strip(a), strip(b)  # the root does not depend on the bracket
+            else:
+                return solver(_checked(f, where), a, b, args, *rest,
+                              full_output=full_output, **kw)
+        if _has_tracer((a, b)):
+            a, b = strip(a), strip(b)
+
+        def plain_solve(ts: list[Any], _x0: float) -> tuple[Any, ...]:
+            g, a_, _ = cb.bound(ts)
+            x, r = solver(g, a, b, a_, *rest, full_output=True, **kw)
+            return np.array([x]), bool(r.converged), str(r.flag), r, None
+
+        x, infos = _scalar_root(where, cb, 0.5 * (float(a) + float(b)), plain_solve)
+        if full_output:
+            r = _merged(infos, infos[0])
+            return x, r
+        return x
+
+    return handler
+
+
+def _checked(f: Callable[..., Any], where: str) -> Callable[..., Any]:
+    """``f`` for SciPy's C solvers, which would turn a traced value into SystemError."""
+    def checked(x: Any, *args: Any) -> Any:
+        value = f(x, *args)
+        if isinstance(value, Tracer):
+            raise NoDerivativeRule(where, "Its function returned a traced value that "
+                                   "dualrev did not find among its arguments or closure "
+                                   "(a global, or an attribute of an object): pass it "
+                                   "through args=(...) so that the root is differentiated.")
+        return value
+
+    return checked
+
+
+def newton(solver: Callable[..., Any], func: Callable[..., Any], x0: Any,
+           fprime: Any = None, args: Any = (), *rest: Any, full_output: bool = False,
+           name: str = "scipy.optimize.newton", **kw: Any) -> Any:
+    """``solver``'s ``newton`` (scalar or elementwise on an array ``x0``), its root
+    differentiable; None when nothing is traced."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    cb = _Callback(func, args)
+    if not cb.traced and not _has_tracer(x0):
+        return None
+    x0p = np.asarray(_plain_values(x0), dtype=float)
+    shape = x0p.shape
+
+    def residual(x: Any, ts: list[Any]) -> Any:
+        return np.ravel(cb(ts, np.reshape(x, shape) if shape else x[0]))
+
+    def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
+        f, a, _ = cb.bound(ts)
+        out = solver(f, np.reshape(xs, shape) if shape else float(xs[0]),
+                     _plain_callable(fprime), a, *[_plain_callable(v) for v in rest],
+                     full_output=True, **{k: _plain_callable(v) for k, v in kw.items()})
+        if shape:
+            x, converged, _ = out
+            return x, bool(np.all(converged)), "not every element converged", out, None
+        x, r = out
+        return np.array([x]), bool(r.converged), str(r.flag), out, None
+
+    x, infos = solution(name, cb.traced, residual, plain_solve, x0p.ravel())
+    x = np.reshape(x, shape) if shape else x[0]
+    if full_output:
+        out = infos[0]
+        return (x, *out[1:])
+    return x
+
+
+def root_scalar(solver: Callable[..., Any], f: Callable[..., Any], args: Any = (),
+                name: str = "scipy.optimize.root_scalar", **kw: Any) -> Any:
+    """``solver``'s ``root_scalar``, ``.root`` differentiable; None when nothing is
+    traced."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    cb = _Callback(f, args)
+    plain_kw = {k: _plain_values(v) for k, v in kw.items()}
+    if not cb.traced and not _has_tracer(kw):
+        return None
+    if kw.get("fprime") is True or kw.get("fprime2") is True:
+        value = lambda ts, x: cb(ts, x)[0]  # noqa: E731
+    else:
+        value = cb
+    start = plain_kw.get("x0")
+    if start is None:
+        bracket = plain_kw.get("bracket")
+        start = 0.5 * (float(bracket[0]) + float(bracket[1])) if bracket is not None else 0.0
+
+    def plain_solve(ts: list[Any], _x0: float) -> tuple[Any, ...]:
+        g, a, _ = cb.bound(ts)
+        opts = {k: _plain_callable(v) for k, v in plain_kw.items()}
+        r = solver(g, args=a, **opts)
+        return np.array([r.root]), bool(r.converged), str(r.flag), r, None
+
+    def residual(x: Any, ts: list[Any]) -> Any:
+        return np.reshape(value(ts, x[0]), (1,))
+
+    x, infos = solution(name, cb.traced, residual, plain_solve, np.array([float(start)]))
+    r = _merged(infos, infos[0])
+    r.root = x[0]
+    return r
+
+
+# ------------------------------------------------------------------ SciPy's names
+def _install() -> None:
+    def front(impl: Callable[..., Any], original: Callable[..., Any]) -> Callable[..., Any]:
+        def handler(*args: Any, **kwargs: Any) -> Any:
+            out = impl(original, *args, **kwargs)
+            return original(*args, **kwargs) if out is None else out
+
+        return handler
+
+    for nm, impl in (("minimize", minimize), ("root", root), ("fsolve", fsolve),
+                     ("least_squares", least_squares), ("curve_fit", curve_fit),
+                     ("fixed_point", fixed_point), ("newton", newton),
+                     ("root_scalar", root_scalar)):
+        original = getattr(so, nm)
+        original = ORIGINALS.get(original, original)
+        dispatch(so, nm, front(impl, original), always=True)
+    for nm in ("brentq", "brenth", "ridder", "bisect", "toms748"):
+        original = getattr(so, nm)
+        original = ORIGINALS.get(original, original)
+        dispatch(so, nm, bracketing(nm, original), always=True)
+
+
+_install()
