@@ -34,6 +34,7 @@ front ends with themselves as the plain solver.
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +42,7 @@ import numpy as np
 import scipy.linalg as sl
 import scipy.optimize as so
 
-from .batching import without_derivatives
+from .batching import stand_in, without_derivatives
 from .catalogue.scipy_functions import ORIGINALS, dispatch
 from .closure import lift
 from .errors import NoDerivativeRule, SingularSolutionError, SolverNotConvergedError
@@ -64,13 +65,45 @@ CONDITION_MAX = 1e12
 BOUND_TOL = 1e-8
 
 
+# Set while a front end runs its plain solve: the solver it calls (SciPy's, or
+# dualrev.optimize's, which calls a front end itself) sees the user's function bound to
+# plain values, but lift() would still find the traced originals that the bound function
+# reaches (the lifted function closes over them), so front ends called from inside a plain
+# solve solve plainly. Per thread, so that solves in other threads are not affected.
+_LOCAL = threading.local()
+
+
+def _plainly(solver: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``solver(*args, **kwargs)`` with the front ends off in this thread."""
+    before = getattr(_LOCAL, "plain", False)
+    _LOCAL.plain = True
+    try:
+        return solver(*args, **kwargs)
+    finally:
+        _LOCAL.plain = before
+
+
+def _off() -> bool:
+    return getattr(_LOCAL, "plain", False)
+
+
 def _has_tracer(tree: Any) -> bool:
     return any(isinstance(v, Tracer) for v in tree_flatten(tree)[0])
 
 
-def _plain_values(tree: Any) -> Any:
+def plain_values(tree: Any) -> Any:
+    """``tree`` with each traced leaf replaced by a plain stand-in (its plain value, or
+    zeros of one element's shape under ``vmap``): for its structure and shapes."""
     leaves, tdef = tree_flatten(tree)
-    return tree_unflatten(tdef, [strip(v) if isinstance(v, Tracer) else v for v in leaves])
+    return tree_unflatten(tdef, [stand_in(v) if isinstance(v, Tracer) else v for v in leaves])
+
+
+def _start(x0: Any) -> Any:
+    """A starting point as one flat float vector, without derivatives (the solution does
+    not depend on it) but batched under ``vmap``."""
+    parts = [np.ravel(without_derivatives(v)) if isinstance(v, Tracer)
+             else np.ravel(np.asarray(v, dtype=float)) for v in tree_flatten(x0)[0]]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 # ------------------------------------------------------------------ the primitive
@@ -329,6 +362,8 @@ def minimize(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
              name: str = "scipy.optimize.minimize") -> Any:
     """``solver``'s ``minimize`` with its solution differentiable in the traced values
     ``fun`` reaches; None when there are none (the caller solves as usual)."""
+    if _off():
+        return None
     if not isinstance(args, tuple):
         args = (args,)
     cb = _Callback(fun, args)
@@ -343,10 +378,9 @@ def minimize(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
                                "and its multipliers; dualrev does not build that. Write "
                                "equality constraints by eliminating variables or bounds "
                                "by bounds=, or solve on dualrev.stop_gradient values.")
-    x0p = _plain_values(x0)
-    flat0 = _flat(x0p)
+    flat0 = _start(x0)
     if unravel is None:
-        shape = np.shape(x0p)
+        shape = np.shape(plain_values(x0))
         unravel = lambda v: np.reshape(v, shape)  # noqa: E731
     lb, ub = _bounds_arrays(bounds, flat0.size, name, pairs=True)
     objective = _objective(cb, jac, unravel)
@@ -358,7 +392,7 @@ def minimize(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
 
     def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
         f, a, _ = cb.bound(ts)
-        res = solver(f, unravel(xs), args=a, method=method, jac=_plain_callable(jac),
+        res = _plainly(solver, f, unravel(xs), args=a, method=method, jac=_plain_callable(jac),
                      hess=_plain_callable(hess), hessp=_plain_callable(hessp),
                      bounds=bounds, constraints=constraints, tol=tol,
                      callback=_plain_callable(callback), options=options)
@@ -390,15 +424,16 @@ def root(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any, args: Any
          method: Any = "hybr", jac: Any = None, unravel: Callable[[Any], Any] | None = None,
          name: str = "scipy.optimize.root", **kw: Any) -> Any:
     """``solver``'s ``root``, its solution differentiable; None when nothing is traced."""
+    if _off():
+        return None
     if not isinstance(args, tuple):
         args = (args,)
     cb = _Callback(fun, args)
     if not cb.traced and not _has_tracer(x0):
         return None
-    x0p = _plain_values(x0)
-    flat0 = _flat(x0p)
+    flat0 = _start(x0)
     if unravel is None:
-        shape = np.shape(x0p)
+        shape = np.shape(plain_values(x0))
         unravel = lambda v: np.reshape(v, shape)  # noqa: E731
 
     def residual(x: Any, ts: list[Any]) -> Any:
@@ -407,7 +442,7 @@ def root(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any, args: Any
 
     def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
         f, a, _ = cb.bound(ts)
-        res = solver(f, unravel(xs), args=a, method=method, jac=_plain_callable(jac),
+        res = _plainly(solver, f, unravel(xs), args=a, method=method, jac=_plain_callable(jac),
                      **{k: _plain_callable(v) for k, v in kw.items()})
         return _flat(res.x), bool(res.success), str(res.get("message", "")), res, None
 
@@ -421,19 +456,21 @@ def fsolve(solver: Callable[..., Any], func: Callable[..., Any], x0: Any, args: 
            fprime: Any = None, full_output: bool = False,
            name: str = "scipy.optimize.fsolve", **kw: Any) -> Any:
     """``solver``'s ``fsolve``, its solution differentiable; None when nothing is traced."""
+    if _off():
+        return None
     if not isinstance(args, tuple):
         args = (args,)
     cb = _Callback(func, args)
     if not cb.traced and not _has_tracer(x0):
         return None
-    flat0 = _flat(_plain_values(x0))
+    flat0 = _start(x0)
 
     def residual(x: Any, ts: list[Any]) -> Any:
         return np.ravel(cb(ts, x))
 
     def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
         f, a, _ = cb.bound(ts)
-        x, info, ier, mesg = solver(f, xs, args=a, fprime=_plain_callable(fprime),
+        x, info, ier, mesg = _plainly(solver, f, xs, args=a, fprime=_plain_callable(fprime),
                                     full_output=True, **kw)
         return x, ier == 1, str(mesg), (info, ier, mesg), None
 
@@ -449,13 +486,15 @@ def fixed_point(solver: Callable[..., Any], func: Callable[..., Any], x0: Any,
                 **kw: Any) -> Any:
     """``solver``'s ``fixed_point`` (x = func(x, *args)), differentiable; None when
     nothing is traced. SciPy raises when it does not converge."""
+    if _off():
+        return None
     if not isinstance(args, tuple):
         args = (args,)
     cb = _Callback(func, args)
     if not cb.traced and not _has_tracer(x0):
         return None
-    x0p = np.asarray(_plain_values(x0), dtype=float)
-    shape = x0p.shape
+    flat0 = _start(x0)
+    shape = np.shape(plain_values(x0))
 
     def residual(x: Any, ts: list[Any]) -> Any:
         y = np.reshape(x, shape)
@@ -463,10 +502,10 @@ def fixed_point(solver: Callable[..., Any], func: Callable[..., Any], x0: Any,
 
     def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
         f, a, _ = cb.bound(ts)
-        x = solver(f, np.reshape(xs, shape), args=a, **kw)
+        x = _plainly(solver, f, np.reshape(xs, shape), args=a, **kw)
         return x, True, "", None, None
 
-    x, _ = solution(name, cb.traced, residual, plain_solve, x0p.ravel())
+    x, _ = solution(name, cb.traced, residual, plain_solve, flat0)
     return np.reshape(x, shape) if shape else x[0]
 
 
@@ -492,6 +531,8 @@ def least_squares(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
                   name: str = "scipy.optimize.least_squares", **kw: Any) -> Any:
     """``solver``'s ``least_squares``, its solution differentiable (the stationarity of
     the cost, ``J^T rho'(r) r = 0``, not Gauss-Newton); None when nothing is traced."""
+    if _off():
+        return None
     if not isinstance(args, tuple):
         args = (args,)
     cb = _Callback(fun, args, kwargs)
@@ -501,10 +542,9 @@ def least_squares(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
         if _has_tracer(kw.get(key)):
             raise NoDerivativeRule(f"{name}({key}=traced)", f"{key} is a constant of the "
                                    "implicit derivative: pass a plain value.")
-    x0p = _plain_values(x0)
-    flat0 = _flat(x0p)
+    flat0 = _start(x0)
     if unravel is None:
-        shape = np.shape(x0p)
+        shape = np.shape(plain_values(x0))
         unravel = lambda v: np.reshape(v, shape)  # noqa: E731
     rho = _rho(kw.get("loss", "linear"), name)
     c2 = float(kw.get("f_scale", 1.0)) ** 2
@@ -521,7 +561,7 @@ def least_squares(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
     def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
         f, a, k = cb.bound(ts)
         opts = {key: _plain_callable(v) for key, v in kw.items()}
-        res = solver(f, unravel(xs), args=a, kwargs=k, **opts)
+        res = _plainly(solver, f, unravel(xs), args=a, kwargs=k, **opts)
         active = None if lb is None else np.asarray(res.active_mask, dtype=float)
         return _flat(res.x), bool(res.success), str(res.message), res, active
 
@@ -554,6 +594,8 @@ def curve_fit(solver: Callable[..., Any], f: Callable[..., Any], xdata: Any, yda
               name: str = "scipy.optimize.curve_fit", **kwargs: Any) -> Any:
     """``solver``'s ``curve_fit``: ``popt`` and ``pcov`` differentiable in ``xdata``,
     ``ydata``, ``sigma`` and what ``f`` closes over; None when nothing is traced."""
+    if _off():
+        return None
     data = (xdata, ydata, sigma)
     lifted, cparams = lift(f)
     if not cparams and not _has_tracer(data) and not _has_tracer(p0):
@@ -566,8 +608,8 @@ def curve_fit(solver: Callable[..., Any], f: Callable[..., Any], xdata: Any, yda
     pos = [i for i, v in enumerate(leaves) if isinstance(v, Tracer)]
     traced = [leaves[i] for i in pos] + list(cparams)
     k = len(pos)
-    n = _n_params(f, name) if p0 is None else int(np.size(_plain_values(p0)))
-    p0p = np.ones(n) if p0 is None else np.ravel(np.asarray(_plain_values(p0), dtype=float))
+    n = _n_params(f, name) if p0 is None else int(np.size(plain_values(p0)))
+    p0p = np.ones(n) if p0 is None else _start(p0)
 
     def at(ts: list[Any]) -> tuple[Callable[..., Any], Any, Any, Any]:
         full = list(leaves)
@@ -595,7 +637,7 @@ def curve_fit(solver: Callable[..., Any], f: Callable[..., Any], xdata: Any, yda
 
     def plain_solve(ts: list[Any], ps: Any) -> tuple[Any, ...]:
         model, xd, yd, sg = at(ts)
-        out = solver(lambda x, *p: model(x, *p), xd, yd, p0=ps, sigma=sg,
+        out = _plainly(solver, lambda x, *p: model(x, *p), xd, yd, p0=ps, sigma=sg,
                      absolute_sigma=absolute_sigma, check_finite=check_finite,
                      bounds=bounds, method=method, jac=_plain_callable(jac),
                      full_output=True, nan_policy=nan_policy,
@@ -653,6 +695,9 @@ def bracketing(method: str, solver: Callable[..., Any]) -> Callable[..., Any]:
                 full_output: bool = False, **kw: Any) -> Any:
         if not isinstance(args, tuple):
             args = (args,)
+        if _off():
+            return solver(_checked(f, where), a, b, args, *rest, full_output=full_output,
+                          **kw)
         cb = _Callback(f, args)
         if not cb.traced:
             if _has_tracer((a, b)):
@@ -665,7 +710,7 @@ def bracketing(method: str, solver: Callable[..., Any]) -> Callable[..., Any]:
 
         def plain_solve(ts: list[Any], _x0: float) -> tuple[Any, ...]:
             g, a_, _ = cb.bound(ts)
-            x, r = solver(g, a, b, a_, *rest, full_output=True, **kw)
+            x, r = _plainly(solver, g, a, b, a_, *rest, full_output=True, **kw)
             return np.array([x]), bool(r.converged), str(r.flag), r, None
 
         x, infos = _scalar_root(where, cb, 0.5 * (float(a) + float(b)), plain_solve)
@@ -696,20 +741,22 @@ def newton(solver: Callable[..., Any], func: Callable[..., Any], x0: Any,
            name: str = "scipy.optimize.newton", **kw: Any) -> Any:
     """``solver``'s ``newton`` (scalar or elementwise on an array ``x0``), its root
     differentiable; None when nothing is traced."""
+    if _off():
+        return None
     if not isinstance(args, tuple):
         args = (args,)
     cb = _Callback(func, args)
     if not cb.traced and not _has_tracer(x0):
         return None
-    x0p = np.asarray(_plain_values(x0), dtype=float)
-    shape = x0p.shape
+    flat0 = _start(x0)
+    shape = np.shape(plain_values(x0))
 
     def residual(x: Any, ts: list[Any]) -> Any:
         return np.ravel(cb(ts, np.reshape(x, shape) if shape else x[0]))
 
     def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
         f, a, _ = cb.bound(ts)
-        out = solver(f, np.reshape(xs, shape) if shape else float(xs[0]),
+        out = _plainly(solver, f, np.reshape(xs, shape) if shape else float(xs[0]),
                      _plain_callable(fprime), a, *[_plain_callable(v) for v in rest],
                      full_output=True, **{k: _plain_callable(v) for k, v in kw.items()})
         if shape:
@@ -718,7 +765,7 @@ def newton(solver: Callable[..., Any], func: Callable[..., Any], x0: Any,
         x, r = out
         return np.array([x]), bool(r.converged), str(r.flag), out, None
 
-    x, infos = solution(name, cb.traced, residual, plain_solve, x0p.ravel())
+    x, infos = solution(name, cb.traced, residual, plain_solve, flat0)
     x = np.reshape(x, shape) if shape else x[0]
     if full_output:
         out = infos[0]
@@ -730,10 +777,12 @@ def root_scalar(solver: Callable[..., Any], f: Callable[..., Any], args: Any = (
                 name: str = "scipy.optimize.root_scalar", **kw: Any) -> Any:
     """``solver``'s ``root_scalar``, ``.root`` differentiable; None when nothing is
     traced."""
+    if _off():
+        return None
     if not isinstance(args, tuple):
         args = (args,)
     cb = _Callback(f, args)
-    plain_kw = {k: _plain_values(v) for k, v in kw.items()}
+    plain_kw = {k: plain_values(v) for k, v in kw.items()}
     if not cb.traced and not _has_tracer(kw):
         return None
     if kw.get("fprime") is True or kw.get("fprime2") is True:
@@ -748,7 +797,7 @@ def root_scalar(solver: Callable[..., Any], f: Callable[..., Any], args: Any = (
     def plain_solve(ts: list[Any], _x0: float) -> tuple[Any, ...]:
         g, a, _ = cb.bound(ts)
         opts = {k: _plain_callable(v) for k, v in plain_kw.items()}
-        r = solver(g, args=a, **opts)
+        r = _plainly(solver, g, args=a, **opts)
         return np.array([r.root]), bool(r.converged), str(r.flag), r, None
 
     def residual(x: Any, ts: list[Any]) -> Any:

@@ -21,6 +21,7 @@ import scipy.optimize as so
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
+from . import implicit
 from .errors import NoDerivativeRule
 from .primitive import Tracer
 from .sparse import SparseJacobian
@@ -43,13 +44,11 @@ def _plain(value: Any, where: str) -> Any:
     leaves, _ = tree_flatten(value)
     if any(isinstance(v, Tracer) for v in leaves):
         raise NoDerivativeRule(
-            f"dualrev.optimize.{where}", "The function's value is traced: it closes over "
-            "(or its args hold) a value an enclosing transform differentiates, and the "
-            "solution's derivative with respect to it is not computed by running SciPy's "
-            "iterations. Solve with plain values (dualrev.stop_gradient) and give the "
-            "solution its derivative by the implicit function theorem (at a root of "
-            "F(x, theta): dx = -(dF/dx)^-1 (dF/dtheta) dtheta; at a minimum, F = grad f) "
-            "with @dualrev.custom_jvp (docs/extending.md).")
+            f"dualrev.optimize.{where}", "The function's value is traced, but dualrev "
+            "found no traced value among its args or in its closure (it reads one from a "
+            "global or an object's attribute), so the solution cannot be differentiated "
+            "by the implicit function theorem: pass the value through args=(...) or a "
+            "closure (lambda x: f(x, theta)), or solve on dualrev.stop_gradient values.")
     return value
 
 
@@ -277,7 +276,12 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         >>> print(np.round(res.x["w"], 6), np.round(res.x["b"], 6))
         [1. 1.] [0.]
     """
-    flat0, unravel = _ravel_x0(x0)
+    flat0, unravel = _ravel_x0(implicit.plain_values(x0))
+    solved = implicit.minimize(minimize, fun, x0, args, method, jac, hess, hessp, bounds,
+                               constraints, tol, callback, options, unravel=unravel,
+                               name="dualrev.optimize.minimize")
+    if solved is not None:
+        return solved
     custom = callable(method)
     # a callable method is SciPy's custom minimizer: it is given jac, hess and hessp as
     # SciPy would give them, so it gets every derivative dualrev can supply
@@ -383,8 +387,13 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
         >>> np.allclose(res.x, 1.0), res.sparse_jacobian.n_colours
         (True, 2)
     """
+    flat0, unravel = _ravel_x0(implicit.plain_values(x0))
+    solved = implicit.least_squares(least_squares, fun, x0, args, kwargs, unravel=unravel,
+                                    name="dualrev.optimize.least_squares", jac=jac,
+                                    jac_sparsity=jac_sparsity, sparsity=sparsity, **kw)
+    if solved is not None:
+        return solved
     kwargs = kwargs or {}
-    flat0, unravel = _ravel_x0(x0)
     # a pytree or n-d output is flattened, as root does: the sum of squares is the same
     res_flat = lambda x: _flat_vector(fun(unravel(x), *args, **kwargs))
     sparse = None
@@ -440,7 +449,11 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
         >>> print(res.success, np.round(res.x, 6))
         True [1.414214 1.414214]
     """
-    flat0, unravel = _ravel_x0(x0)
+    flat0, unravel = _ravel_x0(implicit.plain_values(x0))
+    solved = implicit.root(root, fun, x0, args, method, jac, unravel=unravel,
+                           name="dualrev.optimize.root", **kw)
+    if solved is not None:
+        return solved
     n = flat0.size
     meth = method.lower() if isinstance(method, str) else method
     uses_jac = meth in ("hybr", "lm")
@@ -549,6 +562,12 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
         >>> print(np.round(popt, 2), pcov.shape)
         [2.  0.7] (2, 2)
     """
+    solved = implicit.curve_fit(curve_fit, f, xdata, ydata, p0, sigma, absolute_sigma,
+                                check_finite, bounds, method, jac, full_output=full_output,
+                                nan_policy=nan_policy, name="dualrev.optimize.curve_fit",
+                                **kwargs)
+    if solved is not None:
+        return solved
     if jac is None:
         refused = [k for k in (*_CURVE_FIT_FD_KWARGS, "col_deriv") if k in kwargs]
         if refused:
@@ -620,6 +639,12 @@ def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         >>> print(np.round(x, 6), ier, info["njev"] > 0)
         [1.414214 1.414214] 1 True
     """
+    solved = implicit.fsolve(fsolve, func, x0, args, fprime, full_output,
+                             name="dualrev.optimize.fsolve", col_deriv=col_deriv, xtol=xtol,
+                             maxfev=maxfev, band=band, epsfcn=epsfcn, factor=factor,
+                             diag=diag)
+    if solved is not None:
+        return solved
     if fprime is None:
         if epsfcn is not None:
             raise ValueError("fsolve: epsfcn= is refused: it sets SciPy's finite-difference "
@@ -742,6 +767,12 @@ def root_scalar(f: Callable[..., Any], args: tuple[Any, ...] = (), method: str |
         >>> print(sol.method, sol.converged, round(sol.root, 6))
         newton True 0.739085
     """
+    solved = implicit.root_scalar(root_scalar, f, args, name="dualrev.optimize.root_scalar",
+                                  method=method, bracket=bracket, fprime=fprime,
+                                  fprime2=fprime2, x0=x0, x1=x1, xtol=xtol, rtol=rtol,
+                                  maxiter=maxiter, options=options)
+    if solved is not None:
+        return solved
     if method is None:
         if bracket is not None:
             method = "brentq"
