@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -822,10 +823,49 @@ def root_scalar(solver: Callable[..., Any], f: Callable[..., Any], args: Any = (
 
 
 # ------------------------------------------------------------------ SciPy's names
+def _by_name(original: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
+    """The arguments of a call of ``original`` by their names in its signature (so that
+    positional arguments reach the front end's keyword of the same name)."""
+    sig = inspect.signature(original)
+    var_kw = [q.name for q in sig.parameters.values() if q.kind is q.VAR_KEYWORD]
+
+    def named(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        arguments = dict(sig.bind(*args, **kwargs).arguments)
+        for name in var_kw:
+            arguments.update(arguments.pop(name, {}))
+        return arguments
+
+    return named
+
+
+def _reaches_tracer(v: Any, depth: int = 0) -> bool:
+    """Whether a solver's argument is or holds a traced value (in containers, or in the
+    closure of a function): the dispatchers' test before anything else, so that plain
+    calls pay a few hundred nanoseconds."""
+    if isinstance(v, Tracer):
+        return True
+    if depth > 8:
+        return True  # deeply nested: let the front end's full search decide
+    if type(v) in (tuple, list):
+        return any(_reaches_tracer(u, depth + 1) for u in v)
+    if type(v) is dict:
+        return any(_reaches_tracer(u, depth + 1) for u in v.values())
+    if isinstance(v, types.FunctionType):
+        return v.__closure__ is not None and bool(lift(v)[1])
+    if isinstance(v, (np.ndarray, float, int, str, type(None))):
+        return False
+    return True  # another object: the full search (tree_flatten, lift)
+
+
 def _install() -> None:
     def front(impl: Callable[..., Any], original: Callable[..., Any]) -> Callable[..., Any]:
+        named = _by_name(original)
+
         def handler(*args: Any, **kwargs: Any) -> Any:
-            out = impl(original, *args, **kwargs)
+            if _off() or not (any(_reaches_tracer(v) for v in args)
+                              or any(_reaches_tracer(v) for v in kwargs.values())):
+                return original(*args, **kwargs)
+            out = impl(original, **named(*args, **kwargs))
             return original(*args, **kwargs) if out is None else out
 
         return handler
@@ -840,7 +880,21 @@ def _install() -> None:
     for nm in ("brentq", "brenth", "ridder", "bisect", "toms748"):
         original = getattr(so, nm)
         original = ORIGINALS.get(original, original)
-        dispatch(so, nm, bracketing(nm, original), always=True)
+        dispatch(so, nm, _named_front(bracketing(nm, original), original), always=True)
+
+
+def _named_front(handler: Callable[..., Any], original: Callable[..., Any]) -> Callable[..., Any]:
+    named = _by_name(original)
+    where = f"scipy.optimize.{original.__name__}"
+
+    def front(f: Any, *args: Any, **kwargs: Any) -> Any:
+        if _off() or not (_reaches_tracer(f) or any(_reaches_tracer(v) for v in args)
+                          or any(_reaches_tracer(v) for v in kwargs.values())):
+            # SciPy's C code would turn a traced value it meets into SystemError
+            return original(_checked(f, where), *args, **kwargs)
+        return handler(**named(f, *args, **kwargs))
+
+    return front
 
 
 _install()
