@@ -261,7 +261,19 @@ class SolverNotConvergedError(DualrevError):
     condition F(x*, theta) = 0 does not hold closely enough at the point it returned
     (the Newton step from there is not small). The derivative of a point that is not the
     solution is not the solution's derivative; tighten the solver's tolerance or allow it
-    more iterations, or start it closer to the solution."""
+    more iterations, or start it closer to the solution.
+
+    Example:
+        >>> import numpy as np
+        >>> import scipy.optimize as so
+        >>> import dualrev as dr
+        >>> f = lambda t: so.minimize(lambda x: np.sum((x - t) ** 4), np.zeros(2),
+        ...                           options={"maxiter": 1}).x
+        >>> dr.jacfwd(f)(2.0)
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.SolverNotConvergedError: dualrev: scipy.optimize.minimize: the ...
+    """
 
     def __init__(self, solver: str, why: str) -> None:
         super().__init__(
@@ -278,7 +290,18 @@ class SingularSolutionError(DualrevError):
     theorem) but the Jacobian of its optimality condition with respect to the unknowns
     (the Hessian, for a minimum) is singular or ill-conditioned there: the solution is
     not isolated (a flat valley of minima, a double root), and its derivative with
-    respect to the parameters does not exist or is not determined."""
+    respect to the parameters does not exist or is not determined.
+
+    Example:
+        >>> import numpy as np
+        >>> import scipy.optimize as so
+        >>> import dualrev as dr
+        >>> f = lambda t: so.minimize(lambda x: (x[0] + x[1] - t) ** 2, np.zeros(2)).x
+        >>> dr.jacrev(f)(2.0)
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.SingularSolutionError: dualrev: scipy.optimize.minimize: the ...
+    """
 
     def __init__(self, solver: str, cond: float) -> None:
         super().__init__(

@@ -6,7 +6,9 @@ gradients, Hessians (or Hessian-vector products), constraint Jacobians and Hessi
 Arguments and results follow SciPy (results are SciPy's own objects); for ``minimize``,
 ``least_squares`` and ``root``, ``x0`` may be a pytree (dict/list/tuple of arrays) and
 ``res.x`` comes back in the same structure. Whatever derivative the caller supplies
-(``jac=``, ``hess=``, ``hessp=``, ``fprime=``) is used as given.
+(``jac=``, ``hess=``, ``hessp=``, ``fprime=``) is used as given. Their solutions are
+differentiable in the traced values the function reaches (``args``, its closure), by
+the implicit function theorem (dualrev/implicit.py), as are scipy.optimize's own.
 """
 
 from __future__ import annotations
@@ -237,8 +239,9 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         fun: the objective ``fun(x, *args)``, returning a real scalar, written in NumPy.
         x0: the starting point: an array, a list/tuple of numbers (one vector, as SciPy
             reads it), or a pytree (dict/list/tuple of arrays), which ``fun`` then receives.
-        args: extra positional arguments of ``fun`` (and of ``jac``, ``hess``, ``hessp``),
-            not differentiated.
+        args: extra positional arguments of ``fun`` (and of ``jac``, ``hess``, ``hessp``);
+            the solution is differentiable in their traced leaves and in the traced values
+            ``fun`` closes over (docs/users.md, "Implicit differentiation").
         method: SciPy's method name; None: SciPy's default (``bfgs``, ``l-bfgs-b`` with
             bounds, ``slsqp`` with constraints); or a custom minimizer, called as SciPy
             calls it, ``method(fun, x0, args=, jac=, hess=, hessp=, bounds=,
@@ -367,8 +370,9 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
             (``n`` the number of elements of ``x0``), or ``"auto"``: compute the Jacobian
             sparse (it is not passed on to SciPy).
         sparsity: the same as ``jac_sparsity`` (used when ``jac_sparsity`` is None).
-        args: extra positional arguments of ``fun`` (and ``jac``), not differentiated.
-        kwargs: extra keyword arguments of ``fun`` (and ``jac``), not differentiated.
+        args: extra positional arguments of ``fun`` (and ``jac``); the solution is
+            differentiable in their traced leaves (and in what ``fun`` closes over).
+        kwargs: extra keyword arguments of ``fun`` (and ``jac``), likewise.
         **kw: the other arguments of ``scipy.optimize.least_squares`` (``method``,
             ``bounds``, ``loss``, ``xtol``, ...), passed on unchanged.
     Returns:
@@ -429,7 +433,8 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
             (it may be a pytree).
         x0: the starting point: an array, a list/tuple of numbers, or a pytree (which
             ``fun`` then receives).
-        args: extra positional arguments of ``fun`` (and ``jac``), not differentiated.
+        args: extra positional arguments of ``fun`` (and ``jac``); the solution is
+            differentiable in their traced leaves (and in what ``fun`` closes over).
         method: SciPy's method name (default ``"hybr"``).
         jac: None (exact for ``hybr`` and ``lm``, by dualrev); a callable
             ``jac(x, *args)`` of the pytree ``x``; or ``True``: ``fun`` returns
@@ -536,7 +541,9 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
     Args:
         f: the model ``f(xdata, *params)``, written in NumPy, returning an array of
             ``ydata``'s size; the parameters are scalars.
-        xdata: the independent variable, passed to ``f`` as is (not differentiated).
+        xdata: the independent variable, passed to ``f`` as is. ``popt`` and ``pcov`` are
+            differentiable in traced ``xdata``, ``ydata``, ``sigma`` and in what ``f``
+            closes over (docs/users.md, "Implicit differentiation").
         ydata: the data, as in SciPy.
         p0: the initial parameters, as in SciPy (None: ones, their number read from
             ``f``'s signature).
@@ -617,7 +624,8 @@ def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     Args:
         func: ``func(x, *args)`` of a 1-D array ``x``, returning an array of ``x``'s size.
         x0: the starting point (flattened).
-        args: extra positional arguments of ``func`` (and ``fprime``), not differentiated.
+        args: extra positional arguments of ``func`` (and ``fprime``); the solution is
+            differentiable in their traced leaves (and in what ``func`` closes over).
         fprime: None (exact, by dualrev) or a callable ``fprime(x, *args)``, used as given.
         full_output: as in SciPy: also return ``infodict``, ``ier`` and ``mesg``.
         col_deriv: as in SciPy: ``fprime`` returns the derivatives down the columns.
@@ -745,7 +753,8 @@ def root_scalar(f: Callable[..., Any], args: tuple[Any, ...] = (), method: str |
 
     Args:
         f: the function ``f(x, *args)`` of a scalar, returning a scalar.
-        args: extra positional arguments of ``f``, not differentiated.
+        args: extra positional arguments of ``f``; the root is differentiable in their
+            traced leaves (and in what ``f`` closes over).
         method: SciPy's method name, or None (see above).
         bracket: as in SciPy, for the bracketing methods.
         fprime: None (exact where the method uses it), a callable, or True (``f``

@@ -190,6 +190,36 @@ def test_scalar_root_sqrt(solve):
                                rtol=1e-8)
 
 
+@pytest.mark.parametrize("name", ["brentq", "brenth", "ridder", "bisect", "toms748"])
+def test_bracketing_solvers_plain_traced_and_hidden(name):
+    solver = getattr(so, name)
+    # plain calls are SciPy's (the root of x^2 - 2 in [0, 2]), full_output included
+    np.testing.assert_allclose(solver(lambda x: x ** 2 - 2.0, 0.0, 2.0), np.sqrt(2.0),
+                               rtol=1e-10)
+    root, info = solver(lambda x, s: x ** 2 - s, 0.0, 2.0, args=(2.0,), full_output=True)
+    assert info.converged and np.isclose(root, np.sqrt(2.0))
+    # traced: the root's derivative; with full_output the RootResults are SciPy's
+    r, info = solver(lambda x: x ** 2 - 2.0, 0.0, 2.0, full_output=True)
+    d = dr.grad(lambda a: solver(lambda x: x ** 2 - a, 0.0, 3.0, full_output=True)[0])(2.0)
+    np.testing.assert_allclose(d, 0.5 / np.sqrt(2.0), rtol=1e-9)
+    # the bracket carries no derivative (the root does not depend on it)
+    np.testing.assert_allclose(dr.grad(lambda a: solver(lambda x: x ** 2 - 2.0, 0.0 * a, 3.0)
+                                       + a)(2.0), 1.0)
+
+    # a traced value read from an object's attribute is not found: a named refusal, where
+    # SciPy's C code raised SystemError
+    class Holder:
+        pass
+
+    def hidden(a):
+        h = Holder()
+        h.a = a
+        return solver(lambda x: x ** 2 - h.a, 0.0, 3.0)
+
+    with pytest.raises(dr.NoDerivativeRule, match=rf"scipy\.optimize\.{name}.*args="):
+        dr.grad(hidden)(2.0)
+
+
 def test_root_systems_and_full_output():
     A = np.array([[2.0, 0.3], [0.1, 1.5]])
     F = lambda x, b: A @ x + 0.1 * x ** 3 - b
