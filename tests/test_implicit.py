@@ -355,3 +355,32 @@ def test_plain_calls_are_scipys():
     assert so.minimize.__wrapped__ is not so.minimize  # the dispatcher wraps SciPy's
     np.testing.assert_array_equal(
         res.x, so.minimize.__wrapped__(lambda x: np.sum((x - 1.0) ** 2), np.zeros(2)).x)
+
+
+def test_starting_point_carries_no_derivative():
+    # a warm start from a traced value: the solution does not depend on it
+    f = lambda x0: so.minimize(lambda x: np.sum((x - 1.0) ** 2), x0).x
+    np.testing.assert_allclose(both_modes(f, np.array([0.2, -0.4])), 0.0, atol=1e-12)
+    np.testing.assert_allclose(dr.vmap(f)(np.zeros((2, 2))), np.ones((2, 2)), atol=1e-6)
+
+
+def test_front_ends_are_off_only_in_the_solving_thread():
+    # inside a plain solve (this thread's front ends off), a traced solve in another
+    # thread is still differentiated
+    import threading
+
+    out = {}
+
+    def other():
+        out["d"] = dr.grad(lambda t: so.brentq(lambda x: x * x - t, 0.0, 3.0))(2.0)
+
+    def callback(*_):
+        if "d" not in out:
+            th = threading.Thread(target=other)
+            th.start()
+            th.join()
+
+    d = dr.grad(lambda t: so.minimize(lambda x: (x[0] - t) ** 2, np.zeros(1),
+                                      callback=callback).x[0])(3.0)
+    np.testing.assert_allclose(d, 1.0, rtol=1e-6)
+    np.testing.assert_allclose(out["d"], 0.5 / np.sqrt(2.0), rtol=1e-9)
