@@ -221,7 +221,7 @@ implicit_p.defvjp_indexed(_vjp_rule)
 
 def solution(name: str, traced: list[Any], residual: Callable[..., Any],
              plain_solve: Callable[..., Any], x0: Any, lb: Any = None,
-             ub: Any = None) -> tuple[Any, list[Any]]:
+             ub: Any = None, n: int | None = None) -> tuple[Any, list[Any]]:
     """The solution of ``residual(x, ts) = 0`` found by ``plain_solve``, differentiable
     in the traced values ``traced``.
 
@@ -234,9 +234,11 @@ def solution(name: str, traced: list[Any], residual: Callable[..., Any],
             values: the flat solution, whether the solver converged, its message, its
             result object(s), and per component -1/1 at an active lower/upper bound, 0
             free (or None).
-        x0: the flat starting point (its derivatives are dropped).
+        x0: the flat starting point (its derivatives are dropped; under vmap each
+            element's own), or what the solver starts from (a bracket) with ``n`` given.
         lb: the lower bounds (flat, plain) when ``active`` may be nonzero.
         ub: the upper bounds likewise.
+        n: the number of unknowns, where it is not ``x0``'s size.
     Returns:
         ``(x, infos)``: the flat traced solution and the ``info`` of each plain solve
         (one per batch element under ``vmap``).
@@ -248,7 +250,8 @@ def solution(name: str, traced: list[Any], residual: Callable[..., Any],
                                    "imaginary parts as two real parameters.")
     p, unravel = ravel_pytree(list(traced))
     x0 = without_derivatives(x0)
-    n = int(np.prod(shape_of(x0)))
+    if n is None:
+        n = int(np.prod(shape_of(x0)))
     holder: list[Any] = []
     z = bind(implicit_p, (p, x0), dict(
         solve=lambda pp, xx: plain_solve(unravel(pp), xx),
@@ -583,6 +586,15 @@ def least_squares(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
     return res
 
 
+def _array_like(v: Any) -> Any:
+    """A list or tuple of data as the float array SciPy's curve_fit makes of it."""
+    if type(v) not in (list, tuple):
+        return v
+    if not _has_tracer(v):
+        return np.asarray(v, dtype=float)
+    return np.stack([u if isinstance(u, Tracer) else np.asarray(u, dtype=float) for u in v])
+
+
 def _n_params(f: Callable[..., Any], name: str) -> int:
     # SciPy's rule: the parameters are f's positional arguments after the first
     try:
@@ -624,7 +636,7 @@ def curve_fit(solver: Callable[..., Any], f: Callable[..., Any], xdata: Any, yda
         full = list(leaves)
         for i, v in zip(pos, ts[:k], strict=True):
             full[i] = v
-        xd, yd, sg = tree_unflatten(tdef, full)
+        xd, yd, sg = (_array_like(v) for v in tree_unflatten(tdef, full))
         closed = tuple(ts[k:])
         model = (lambda x, *p: lifted(x, *p, *closed)) if closed else lifted
         return model, xd, yd, sg
@@ -689,13 +701,14 @@ def _pcov(name: str, weighted: Callable[[Any], Any], popt: Any, n: int,
 
 
 # ------------------------------------------------------------------ scalar roots
-def _scalar_root(name: str, cb: _Callback, x0: float,
+def _scalar_root(name: str, cb: _Callback, start: Any,
                  plain_solve: Callable[..., Any]) -> tuple[Any, list[Any]]:
+    """A scalar root; ``start`` the flat vector the solver starts from (a bracket, x0),
+    batched under vmap, handed to ``plain_solve(ts, start)`` as plain floats."""
     def residual(x: Any, ts: list[Any]) -> Any:
         return np.reshape(cb(ts, x[0]), (1,))
 
-    x, infos = solution(name, cb.traced, residual,
-                        lambda ts, xs: plain_solve(ts, float(xs[0])), np.array([x0]))
+    x, infos = solution(name, cb.traced, residual, plain_solve, start, n=1)
     return x[0], infos
 
 
@@ -712,21 +725,19 @@ def bracketing(method: str, solver: Callable[..., Any]) -> Callable[..., Any]:
             return solver(_checked(f, where), a, b, args, *rest, full_output=full_output,
                           **kw)
         cb = _Callback(f, args)
-        if not cb.traced:
-            if _has_tracer((a, b)):
-                a, b = strip(a), strip(b)  # the root does not depend on the bracket
-            else:
-                return solver(_checked(f, where), a, b, args, *rest,
-                              full_output=full_output, **kw)
-        if _has_tracer((a, b)):
-            a, b = strip(a), strip(b)
+        if not cb.traced and not _has_tracer((a, b)):
+            return solver(_checked(f, where), a, b, args, *rest, full_output=full_output,
+                          **kw)
+        # (a traced bracket alone: the root does not depend on it, but under vmap each
+        # element has its own; its derivatives are dropped)
 
-        def plain_solve(ts: list[Any], _x0: float) -> tuple[Any, ...]:
+        def plain_solve(ts: list[Any], ab: Any) -> tuple[Any, ...]:
             g, a_, _ = cb.bound(ts)
-            x, r = _plainly(solver, g, a, b, a_, *rest, full_output=True, **kw)
+            x, r = _plainly(solver, g, float(ab[0]), float(ab[1]), a_, *rest,
+                            full_output=True, **kw)
             return np.array([x]), bool(r.converged), str(r.flag), r, None
 
-        x, infos = _scalar_root(where, cb, 0.5 * (float(a) + float(b)), plain_solve)
+        x, infos = _scalar_root(where, cb, _start((a, b)), plain_solve)
         if full_output:
             r = _merged(infos, infos[0])
             return x, r
@@ -795,28 +806,31 @@ def root_scalar(solver: Callable[..., Any], f: Callable[..., Any], args: Any = (
     if not isinstance(args, tuple):
         args = (args,)
     cb = _Callback(f, args)
-    plain_kw = {k: plain_values(v) for k, v in kw.items()}
     if not cb.traced and not _has_tracer(kw):
         return None
     if kw.get("fprime") is True or kw.get("fprime2") is True:
         value = lambda ts, x: cb(ts, x)[0]  # noqa: E731
     else:
         value = cb
-    start = plain_kw.get("x0")
-    if start is None:
-        bracket = plain_kw.get("bracket")
-        start = 0.5 * (float(bracket[0]) + float(bracket[1])) if bracket is not None else 0.0
+    # where the solver starts (x0, x1, the bracket): per element under vmap, no derivative
+    where = [k for k in ("x0", "x1") if kw.get(k) is not None]
+    bracket = kw.get("bracket")
+    starts = [kw[k] for k in where] + ([] if bracket is None else [bracket[0], bracket[1]])
+    opts = {k: _plain_callable(v) for k, v in kw.items() if k not in ("x0", "x1", "bracket")}
 
-    def plain_solve(ts: list[Any], _x0: float) -> tuple[Any, ...]:
+    def plain_solve(ts: list[Any], st: Any) -> tuple[Any, ...]:
         g, a, _ = cb.bound(ts)
-        opts = {k: _plain_callable(v) for k, v in plain_kw.items()}
-        r = _plainly(solver, g, args=a, **opts)
+        more = {k: float(st[i]) for i, k in enumerate(where)}
+        if bracket is not None:
+            more["bracket"] = (float(st[len(where)]), float(st[len(where) + 1]))
+        r = _plainly(solver, g, args=a, **opts, **more)
         return np.array([r.root]), bool(r.converged), str(r.flag), r, None
 
     def residual(x: Any, ts: list[Any]) -> Any:
         return np.reshape(value(ts, x[0]), (1,))
 
-    x, infos = solution(name, cb.traced, residual, plain_solve, np.array([float(start)]))
+    x, infos = solution(name, cb.traced, residual, plain_solve,
+                        _start(tuple(starts)) if starts else np.zeros(0), n=1)
     r = _merged(infos, infos[0])
     r.root = x[0]
     return r

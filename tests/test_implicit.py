@@ -384,3 +384,27 @@ def test_front_ends_are_off_only_in_the_solving_thread():
                                       callback=callback).x[0])(3.0)
     np.testing.assert_allclose(d, 1.0, rtol=1e-6)
     np.testing.assert_allclose(out["d"], 0.5 / np.sqrt(2.0), rtol=1e-9)
+
+
+def test_vmap_of_brackets_and_starts_is_per_element():
+    # each element its own bracket / starting point (the roots of x^2 = t in [lo, lo + 3])
+    los = np.array([0.0, -3.0])
+    ts = np.array([2.0, 2.0])
+    f = lambda lo, t: so.brentq(lambda x: x * x - t, lo, lo + 3.0)
+    np.testing.assert_allclose(dr.vmap(f)(los, ts), [np.sqrt(2.0), -np.sqrt(2.0)])
+    np.testing.assert_allclose(dr.vmap(dr.grad(f, argnums=1))(los, ts),
+                               [0.5 / np.sqrt(2.0), -0.5 / np.sqrt(2.0)])
+    g = lambda x0, t: so.root_scalar(lambda x: x * x - t, x0=x0, method="newton").root
+    np.testing.assert_allclose(dr.vmap(g)(np.array([1.0, -1.0]), ts),
+                               [np.sqrt(2.0), -np.sqrt(2.0)])
+    h = lambda lo, t: so.root_scalar(lambda x: x * x - t, bracket=(lo, lo + 3.0)).root
+    np.testing.assert_allclose(dr.vmap(dr.grad(h, argnums=1))(los, ts),
+                               [0.5 / np.sqrt(2.0), -0.5 / np.sqrt(2.0)])
+
+
+def test_curve_fit_list_data():
+    # lists, as SciPy takes them: made arrays (with traced entries stacked)
+    xs, ys = list(X), list(Y)
+    popt = lambda y0: so.curve_fit(line, xs, [y0] + ys[1:])[0]
+    np.testing.assert_allclose(both_modes(popt, Y[0]), np.linalg.pinv(DESIGN)[:, 0],
+                               atol=1e-12)
