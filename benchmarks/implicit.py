@@ -10,24 +10,26 @@ curve_fit's parameters to each of m data points, ``dualrev.jacobian`` through th
 ordinary call (one fit, one Hessian, one solve), against central differences of refits
 (2 m fits). Best of ``--repeat`` runs of many calls, BLAS pinned to one thread.
 
-Measured 2026-12-06 (python 3.11.7, numpy 2.4.6, scipy 1.17.1, 2 shared cores, noisy:
-repeated runs moved minimize's ratio between 0.9 and 1.1):
+Measured 2026-12-06 (python 3.11.7, numpy 2.4.6, scipy 1.17.1, 2 cores shared with six
+other sessions: times moved by 2-3x between runs, ratios by 0.9-1.2 for minimize):
 
 | call | through dualrev's dispatcher | SciPy's own | ratio |
 |---|---|---|---|
-| minimize (BFGS, n=2), plain | 622.0 us | 627.6 us | 0.99 |
-| brentq, plain | 24.7 us | 11.9 us | 2.07 |
+| minimize (BFGS, n=2), plain | 916.9 us | 944.9 us | 0.97 |
+| brentq, plain | 33.9 us | 15.1 us | 2.25 |
 
 | d popt / d y (3 x 40) | seconds | in fits |
 |---|---|---|
-| one curve_fit | 1.49e-04 | 1 |
-| dualrev.jacobian through curve_fit | 3.34e-03 | 22.4 |
-| central differences of refits | 2.44e-02 | 163.3 |
+| one curve_fit | 1.46e-04 | 1 |
+| dualrev.jacobian through curve_fit | 4.83e-03 | 33.0 |
+| central differences of refits | 4.12e-02 | 281.5 |
 
-brentq pays about 12 us per call: the scan (binding SciPy's signature is skipped for
-plain calls) and a Python check of each of its ~10 function values, which the C solver
-needs (it would turn a traced value it meets into SystemError); the catalogue's
-dispatcher before this one paid the same check.
+Alternating the two brentq calls in one process (best of 7 x 3000 calls, four rounds)
+gave 36.5-44.1 us against 28.5-33.7 us: about 8 us per plain call, in three Python call
+layers (SciPy's dispatcher wrapper, the front end, the argument scan) at a moment the
+machine ran SciPy's own brentq 2-3x slower than when quiet. No per-evaluation check is
+left on the plain path: a traced value SciPy's C code meets (SystemError) is diagnosed
+after the failure.
 """
 
 from __future__ import annotations

@@ -46,7 +46,12 @@ import scipy.optimize as so
 from .batching import stand_in, without_derivatives
 from .catalogue.scipy_functions import ORIGINALS, dispatch
 from .closure import lift
-from .errors import NoDerivativeRule, SingularSolutionError, SolverNotConvergedError
+from .errors import (
+    DualrevError,
+    NoDerivativeRule,
+    SingularSolutionError,
+    SolverNotConvergedError,
+)
 from .primitive import Primitive, Tracer, bind, concrete, shape_of, strip
 from .transforms import grad, jacfwd, jvp, vjp
 from .tree import ravel_pytree, tree_flatten, tree_unflatten
@@ -904,8 +909,21 @@ def _named_front(handler: Callable[..., Any], original: Callable[..., Any]) -> C
     def front(f: Any, *args: Any, **kwargs: Any) -> Any:
         if _off() or not (_reaches_tracer(f) or any(_reaches_tracer(v) for v in args)
                           or any(_reaches_tracer(v) for v in kwargs.values())):
-            # SciPy's C code would turn a traced value it meets into SystemError
-            return original(_checked(f, where), *args, **kwargs)
+            try:
+                return original(f, *args, **kwargs)
+            except (SystemError, DualrevError) as e:
+                # SciPy's C code turns a traced value it meets (read from a global or an
+                # object, where dualrev did not look) into SystemError: say so, by name
+                call = named(f, *args, **kwargs)
+                extra = call.get("args", ())
+                extra = extra if isinstance(extra, tuple) else (extra,)
+                try:
+                    value = f(call["a"], *extra)
+                except Exception:  # noqa: BLE001 - SciPy's own error stands
+                    raise e from None
+                if isinstance(value, Tracer):
+                    _checked(f, where)(call["a"], *extra)
+                raise
         return handler(**named(f, *args, **kwargs))
 
     return front
