@@ -33,6 +33,7 @@ front ends with themselves as the plain solver.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import threading
 import types
@@ -344,25 +345,29 @@ def _active(x: np.ndarray, lb: Any, ub: Any) -> Any:
     return np.where(at_lb, -1.0, np.where(at_ub, 1.0, 0.0))
 
 
+def _fields(obj: Any) -> dict[str, Any]:
+    return obj if isinstance(obj, dict) else vars(obj)
+
+
 def _merged(infos: list[Any], result: Any) -> Any:
-    """Under vmap: each plain solve's scalar fields as one array over the batch."""
-    if len(infos) <= 1 or not isinstance(result, dict):
+    """A copy of ``result`` (an OptimizeResult or RootResults); under vmap, with each
+    plain solve's scalar fields as one array (strings: a list) over the batch."""
+    result = _copy_result(result)
+    if len(infos) <= 1:
         return result
-    for key in list(result.keys()):
-        values = [i.get(key) if isinstance(i, dict) else getattr(i, key, None)
-                  for i in infos]
+    fields = _fields(result)
+    for key in list(fields):
+        values = [_fields(i).get(key) for i in infos]
         if all(isinstance(v, (bool, np.bool_, int, float, np.number)) for v in values):
-            result[key] = np.array(values)
+            fields[key] = np.array(values)
         elif all(isinstance(v, str) for v in values):
-            result[key] = values
+            fields[key] = values
     return result
 
 
 def _copy_result(res: Any) -> Any:
-    out = type(res)() if isinstance(res, dict) else res
-    if isinstance(res, dict):
-        out.update(res)
-    return out
+    # (copy.copy: RootResults, an OptimizeResult since SciPy 1.11, needs __init__ args)
+    return copy.copy(res)
 
 
 # ------------------------------------------------------------------ minimize
@@ -422,7 +427,7 @@ def minimize(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
                 _active(xf, lb, ub))
 
     x, infos = solution(name, cb.traced, residual, plain_solve, flat0, lb, ub)
-    res = _merged(infos, _copy_result(infos[0]))
+    res = _merged(infos, infos[0])
     res.x = unravel(x)
     value = cb(cb.traced, res.x)
     res.fun = value[0] if jac is True else value
@@ -464,7 +469,7 @@ def root(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any, args: Any
         return _flat(res.x), bool(res.success), str(res.get("message", "")), res, None
 
     x, infos = solution(name, cb.traced, residual, plain_solve, flat0)
-    res = _merged(infos, _copy_result(infos[0]))
+    res = _merged(infos, infos[0])
     res.x = unravel(x)
     return res
 
@@ -583,7 +588,7 @@ def least_squares(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
         return _flat(res.x), bool(res.success), str(res.message), res, active
 
     x, infos = solution(name, cb.traced, residual, plain_solve, flat0, lb, ub)
-    res = _merged(infos, _copy_result(infos[0]))
+    res = _merged(infos, infos[0])
     res.x = unravel(x)
     r = _flat_out(cb(cb.traced, res.x))
     res.fun = r
@@ -871,7 +876,7 @@ def _reaches_tracer(v: Any, depth: int = 0) -> bool:
         return any(_reaches_tracer(u, depth + 1) for u in v.values())
     if isinstance(v, types.FunctionType):
         return v.__closure__ is not None and bool(lift(v)[1])
-    if isinstance(v, (np.ndarray, float, int, str, type(None))):
+    if isinstance(v, (np.ndarray, np.generic, float, int, str, type(None))):
         return False
     return True  # another object: the full search (tree_flatten, lift)
 

@@ -408,3 +408,15 @@ def test_curve_fit_list_data():
     popt = lambda y0: so.curve_fit(line, xs, [y0] + ys[1:])[0]
     np.testing.assert_allclose(both_modes(popt, Y[0]), np.linalg.pinv(DESIGN)[:, 0],
                                atol=1e-12)
+
+
+def test_root_results_under_vmap():
+    seen = []
+
+    def f(t):
+        r = so.root_scalar(lambda x: x * x - t, bracket=(0.0, 3.0))
+        seen.append(r)
+        return r.root
+
+    np.testing.assert_allclose(dr.vmap(f)(np.array([1.0, 4.0])), [1.0, 2.0])
+    assert seen[0].converged.tolist() == [True, True] and np.shape(seen[0].iterations) == (2,)
