@@ -24,12 +24,11 @@ other sessions: times moved by 2-3x between runs, ratios by 0.9-1.2 for minimize
 | dualrev.jacobian through curve_fit | 4.83e-03 | 33.0 |
 | central differences of refits | 4.12e-02 | 281.5 |
 
-Alternating the two brentq calls in one process (best of 7 x 3000 calls, four rounds)
-gave 36.5-44.1 us against 28.5-33.7 us: about 8 us per plain call, in three Python call
-layers (SciPy's dispatcher wrapper, the front end, the argument scan) at a moment the
-machine ran SciPy's own brentq 2-3x slower than when quiet. No per-evaluation check is
-left on the plain path: a traced value SciPy's C code meets (SystemError) is diagnosed
-after the failure.
+brentq pays a Python check of each of its ~10 function values besides the argument scan:
+SciPy's C root finders turn a traced value they meet (one read from a global or an object,
+where dualrev does not look) into SystemError, or leave the error pending so that the next
+Python operation fails with an unrelated TypeError; the catalogue's dispatcher before this
+one paid the same check.
 """
 
 from __future__ import annotations

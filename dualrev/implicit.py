@@ -48,7 +48,6 @@ from .batching import stand_in, without_derivatives
 from .catalogue.scipy_functions import ORIGINALS, dispatch
 from .closure import lift
 from .errors import (
-    DualrevError,
     NoDerivativeRule,
     SingularSolutionError,
     SolverNotConvergedError,
@@ -379,6 +378,97 @@ def _objective(cb: _Callback, jac: Any, unravel: Callable[[Any], Any]) -> Callab
     return f
 
 
+class _Equalities:
+    """``minimize``'s constraints as one vector ``c(x, ts) = 0`` of equality constraints
+    (dicts of type 'eq', NonlinearConstraint and LinearConstraint with ``lb == ub``), the
+    traced values their functions reach appended to the objective's; inequalities are
+    refused by name (``refusal``, raised only where a derivative is needed)."""
+
+    def __init__(self, constraints: Any, unravel: Callable[[Any], Any], name: str) -> None:
+        if constraints is None:
+            constraints = []
+        elif isinstance(constraints, (dict, so.NonlinearConstraint, so.LinearConstraint)):
+            constraints = [constraints]
+        self.parts: list[tuple[str, Any, Any]] = []  # (kind, callback or matrix, target)
+        self.given = list(constraints)
+        self.refusal: NoDerivativeRule | None = None
+        self.traced: list[Any] = []
+        self.unravel = unravel
+        for con in constraints:
+            if isinstance(con, dict):
+                if str(con.get("type", "")).lower() != "eq":
+                    self._refuse(name)
+                args = con.get("args", ())
+                c = _Callback(con["fun"], args if isinstance(args, tuple) else (args,))
+                self.parts.append(("fun", c, 0.0))
+            elif isinstance(con, (so.NonlinearConstraint, so.LinearConstraint)):
+                lb, ub = con.lb, con.ub
+                if _has_tracer((lb, ub)) or not np.all(np.asarray(lb) == np.asarray(ub)):
+                    self._refuse(name)
+                if isinstance(con, so.LinearConstraint):
+                    if _has_tracer(con.A):
+                        self.refusal = NoDerivativeRule(
+                            f"{name}(LinearConstraint(traced A))", "Pass a plain matrix.")
+                    A = con.A.toarray() if hasattr(con.A, "toarray") else np.asarray(con.A)
+                    self.parts.append(("matrix", np.atleast_2d(A), np.asarray(lb, float)))
+                else:
+                    self.parts.append(("fun", _Callback(con.fun), np.asarray(lb, float)))
+            else:
+                self.refusal = NoDerivativeRule(
+                    f"{name}(constraints={type(con).__name__})", "Give constraints as "
+                    "dicts, NonlinearConstraint or LinearConstraint.")
+                self.parts.append(("matrix", np.zeros((0, 0)), np.zeros(0)))
+        self.counts = [len(c.traced) if kind == "fun" else 0 for kind, c, _ in self.parts]
+        for (_kind, c, _), k in zip(self.parts, self.counts, strict=True):
+            if k:
+                self.traced.extend(c.traced)
+
+    def _refuse(self, name: str) -> None:
+        self.refusal = NoDerivativeRule(f"{name}(constraints=inequalities)", "Its solution is "
+                               "differentiated by the implicit function theorem on the KKT "
+                               "conditions of equality constraints (multipliers by least "
+                               "squares at the solution); inequality constraints, whose "
+                               "active set would have to be decided from the solver's "
+                               "tolerances, are not. Write an inequality that is active at "
+                               "the solution as an equality, one on a single variable as "
+                               "bounds=, or solve on dualrev.stop_gradient values.")
+
+    def plain(self, ts: list[Any]) -> list[Any]:
+        """The constraints as given, their functions bound to the plain values ``ts``
+        (for SciPy's solve)."""
+        out, i, j = [], 0, 0
+        for con in self.given:
+            kind, c, _ = self.parts[j]
+            k = self.counts[j]
+            j += 1
+            if kind == "matrix" or not k:
+                out.append(con)
+            elif isinstance(con, dict):
+                f, a, _ = c.bound(list(ts[i:i + k]))
+                out.append({**con, "fun": f, "args": a,
+                            **({"jac": _plain_callable(con["jac"])} if "jac" in con else {})})
+            else:
+                f, _, _ = c.bound(list(ts[i:i + k]))
+                new = copy.copy(con)
+                new.fun, new.jac = f, _plain_callable(con.jac)
+                new.hess = _plain_callable(con.hess)
+                out.append(new)
+            i += k
+        return out
+
+    def __call__(self, x: Any, ts: list[Any]) -> Any:
+        """The constraint values at the flat ``x`` (``ts``: the constraints' traced
+        values, in order)."""
+        out, i = [], 0
+        for (kind, c, target), k in zip(self.parts, self.counts, strict=True):
+            if kind == "matrix":
+                out.append(np.ravel(c @ x - target))
+            else:
+                out.append(np.ravel(c(list(ts[i:i + k]), self.unravel(x))) - target)
+            i += k
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+
 def minimize(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
              args: Any = (), method: Any = None, jac: Any = None, hess: Any = None,
              hessp: Any = None, bounds: Any = None, constraints: Any = (),
@@ -386,49 +476,70 @@ def minimize(solver: Callable[..., Any], fun: Callable[..., Any], x0: Any,
              unravel: Callable[[Any], Any] | None = None,
              name: str = "scipy.optimize.minimize") -> Any:
     """``solver``'s ``minimize`` with its solution differentiable in the traced values
-    ``fun`` reaches; None when there are none (the caller solves as usual)."""
+    ``fun`` (and the constraints' functions) reach; None when there are none (the caller
+    solves as usual)."""
     if _off():
         return None
     if not isinstance(args, tuple):
         args = (args,)
     cb = _Callback(fun, args)
-    if not cb.traced and not _has_tracer(x0):
-        return None
-    if constraints is not None and not (isinstance(constraints, (list, tuple))
-                                        and len(constraints) == 0):
-        raise NoDerivativeRule(f"{name}(constraints=...)", "Its solution is "
-                               "differentiated by the implicit function theorem on the "
-                               "gradient (bounds held at active components), which general "
-                               "constraints would turn into the KKT system of the solution "
-                               "and its multipliers; dualrev does not build that. Write "
-                               "equality constraints by eliminating variables or bounds "
-                               "by bounds=, or solve on dualrev.stop_gradient values.")
-    flat0 = _start(x0)
     if unravel is None:
         shape = np.shape(plain_values(x0))
         unravel = lambda v: np.reshape(v, shape)  # noqa: E731
-    lb, ub = _bounds_arrays(bounds, flat0.size, name, pairs=True)
+    has_constraints = not (isinstance(constraints, (list, tuple)) and len(constraints) == 0)
+    if not cb.traced and not _has_tracer(x0) and not (
+            has_constraints and _reaches_tracer(constraints)):
+        return None
+    eqs = _Equalities(constraints if has_constraints else None, unravel, name)
+    if not cb.traced and not eqs.traced and not _has_tracer(x0):
+        return None
+    if eqs.refusal is not None:
+        raise eqs.refusal
+    flat0 = _start(x0)
+    n = int(np.prod(shape_of(flat0)))
+    lb, ub = _bounds_arrays(bounds, n, name, pairs=True)
     objective = _objective(cb, jac, unravel)
+    k = len(cb.traced)
+    m = 0
+    if eqs.parts:  # the number of multipliers, from the constraints at a plain point
+        m = int(np.size(eqs(np.asarray(concrete(flat0), dtype=float).reshape(-1)[:n],
+                            [stand_in(t) for t in eqs.traced])))
+    if m and lb is not None:  # the multipliers are never held
+        lb = np.concatenate([lb, np.full(m, -np.inf)])
+        ub = np.concatenate([ub, np.full(m, np.inf)])
 
-    def residual(x: Any, ts: list[Any]) -> Any:
-        return grad(lambda y: objective(y, ts))(x)
+    def residual(z: Any, ts: list[Any]) -> Any:
+        if not m:
+            return grad(lambda y: objective(y, ts))(z)
+        x, lam = z[:n], z[n:]
+        # the KKT conditions: grad f + J_c^T lam = 0, c = 0
+        lagrangian = lambda y: objective(y, ts[:k]) + np.sum(lam * eqs(y, ts[k:]))  # noqa: E731
+        return np.concatenate([grad(lagrangian)(x), eqs(x, ts[k:])])
 
-    holder: list[Any] = []
-
-    def plain_solve(ts: list[Any], xs: Any) -> tuple[Any, ...]:
-        f, a, _ = cb.bound(ts)
-        res = _plainly(solver, f, unravel(xs), args=a, method=method, jac=_plain_callable(jac),
-                     hess=_plain_callable(hess), hessp=_plain_callable(hessp),
-                     bounds=bounds, constraints=constraints, tol=tol,
-                     callback=_plain_callable(callback), options=options)
-        holder.append(res)
+    def plain_solve(ts: list[Any], zs: Any) -> tuple[Any, ...]:
+        f, a, _ = cb.bound(ts[:k])
+        res = _plainly(solver, f, unravel(zs[:n]), args=a, method=method,
+                       jac=_plain_callable(jac), hess=_plain_callable(hess),
+                       hessp=_plain_callable(hessp), bounds=bounds,
+                       constraints=eqs.plain(ts[k:]) if has_constraints else constraints,
+                       tol=tol, callback=_plain_callable(callback), options=options)
         xf = _flat(res.x)
-        return (xf, bool(res.success), str(res.get("message", "")), res,
-                _active(xf, lb, ub))
+        active = _active(xf, lb[:n] if lb is not None else None,
+                         ub[:n] if ub is not None else None)
+        if m:  # the multipliers, by least squares on the free components
+            g = np.asarray(grad(lambda y: objective(y, ts[:k]))(xf), dtype=float)
+            J = np.asarray(jacfwd(lambda y: eqs(y, ts[k:]))(xf), dtype=float).reshape(m, n)
+            free = np.ones(n, bool) if active is None else active == 0
+            lam = np.linalg.lstsq(J[:, free].T, -g[free], rcond=None)[0]
+            xf = np.concatenate([xf, lam])
+            if active is not None:
+                active = np.concatenate([active, np.zeros(m)])
+        return xf, bool(res.success), str(res.get("message", "")), res, active
 
-    x, infos = solution(name, cb.traced, residual, plain_solve, flat0, lb, ub)
+    z0 = flat0 if not m else np.concatenate([flat0, np.zeros(m)])
+    z, infos = solution(name, [*cb.traced, *eqs.traced], residual, plain_solve, z0, lb, ub)
     res = _merged(infos, infos[0])
-    res.x = unravel(x)
+    res.x = unravel(z[:n])
     value = cb(cb.traced, res.x)
     res.fun = value[0] if jac is True else value
     return res
@@ -914,21 +1025,10 @@ def _named_front(handler: Callable[..., Any], original: Callable[..., Any]) -> C
     def front(f: Any, *args: Any, **kwargs: Any) -> Any:
         if _off() or not (_reaches_tracer(f) or any(_reaches_tracer(v) for v in args)
                           or any(_reaches_tracer(v) for v in kwargs.values())):
-            try:
-                return original(f, *args, **kwargs)
-            except (SystemError, DualrevError) as e:
-                # SciPy's C code turns a traced value it meets (read from a global or an
-                # object, where dualrev did not look) into SystemError: say so, by name
-                call = named(f, *args, **kwargs)
-                extra = call.get("args", ())
-                extra = extra if isinstance(extra, tuple) else (extra,)
-                try:
-                    value = f(call["a"], *extra)
-                except Exception:  # noqa: BLE001 - SciPy's own error stands
-                    raise e from None
-                if isinstance(value, Tracer):
-                    _checked(f, where)(call["a"], *extra)
-                raise
+            # SciPy's C code turns a traced value it meets (read from a global or an
+            # object, where dualrev does not look) into SystemError, or leaves its error
+            # pending for the next Python operation: each value is checked before
+            return original(_checked(f, where), *args, **kwargs)
         return handler(**named(f, *args, **kwargs))
 
     return front

@@ -129,11 +129,56 @@ def f_all(f, thetas):
     return np.stack([f(t) for t in thetas])
 
 
-def test_constraints_are_refused_by_name():
-    with pytest.raises(dr.NoDerivativeRule, match=r"minimize\(constraints=...\).*KKT"):
+@pytest.mark.filterwarnings("ignore:delta_grad == 0.0")  # SciPy's, on a linear constraint
+@pytest.mark.parametrize("method", ["SLSQP", "trust-constr"])
+def test_equality_constraints_kkt(method):
+    # min |x - a|^2 on the unit circle: x* = a / |a|, dx*/da = (I - x* x*^T) / |a|
+    circle = [{"type": "eq", "fun": lambda x: x @ x - 1.0},
+              so.NonlinearConstraint(lambda x: x @ x, 1.0, 1.0)][method == "trust-constr"]
+    opts = {"ftol": 1e-14} if method == "SLSQP" else {"gtol": 1e-12, "xtol": 1e-14}
+    sol = lambda a: so.minimize(lambda x: np.sum((x - a) ** 2), np.array([1.0, 0.0]),
+                                method=method, constraints=circle, options=opts).x
+    a = np.array([0.6, 1.7])
+    p = a / np.linalg.norm(a)
+    np.testing.assert_allclose(sol(a), p, atol=1e-7)
+    np.testing.assert_allclose(both_modes(sol, a),
+                               (np.eye(2) - np.outer(p, p)) / np.linalg.norm(a), atol=1e-7)
+    # a linear equality whose right-hand side is traced (through the closure of a dict)
+    lin = lambda t: so.minimize(lambda x: x @ Q @ x, np.zeros(3), method=method,
+                                constraints={"type": "eq", "fun": lambda x: np.sum(x) - t},
+                                options=opts).x
+    w = np.linalg.solve(Q, np.ones(3))
+    np.testing.assert_allclose(dr.jacfwd(lin)(2.0), w / w.sum(), atol=1e-7)
+    np.testing.assert_allclose(dr.grad(lambda t: lin(t)[0])(2.0), w[0] / w.sum(), atol=1e-7)
+
+
+def test_equality_constrained_bilevel_hessian():
+    # second derivatives through the KKT system: the projection onto the unit circle has
+    # the closed form a / |a|, differentiated directly
+    g = lambda x, a: np.sin(x[0]) * a[1] + x[1] ** 2
+
+    def outer(a):
+        x = so.minimize(lambda x: np.sum((x - a) ** 2), np.array([1.0, 0.0]), method="SLSQP",
+                        constraints={"type": "eq", "fun": lambda x: x @ x - 1.0},
+                        options={"ftol": 1e-15, "maxiter": 500}).x
+        return g(x, a)
+
+    a = np.array([0.6, 1.7])
+    H = dr.hessian(outer)(a)
+    np.testing.assert_allclose(H, dr.jacrev(dr.jacrev(outer))(a), atol=1e-10)
+    np.testing.assert_allclose(H, dr.hessian(lambda a: g(a / np.linalg.norm(a), a))(a),
+                               atol=1e-7)
+
+
+def test_inequality_constraints_are_refused_by_name():
+    with pytest.raises(dr.NoDerivativeRule, match=r"inequalities.*KKT"):
         dr.grad(lambda t: so.minimize(lambda x: np.sum((x - t) ** 2), np.zeros(2),
-                                      constraints={"type": "eq",
+                                      constraints={"type": "ineq",
                                                    "fun": lambda x: x[0] - x[1]}).x[0])(1.0)
+    with pytest.raises(dr.NoDerivativeRule, match=r"inequalities"):
+        dr.grad(lambda t: so.minimize(lambda x: np.sum((x - t) ** 2), np.zeros(2),
+                                      constraints=so.LinearConstraint([[1.0, 1.0]], 0.0,
+                                                                      1.0)).x[0])(1.0)
 
 
 # ------------------------------------------------------------------ refusals

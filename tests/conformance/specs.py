@@ -1579,8 +1579,12 @@ add("so.minimize", so.minimize, (A((3,)),), {"method": "L-BFGS-B",
                                              "options": {"gtol": 1e-13, "ftol": 1e-15}},
     fn=lambda t, **k: so.minimize(lambda x: _quartic(x, 3 * t), _X3, **k).x, shape="vec",
     tol=1e-5, batch_tol=1e-8, second=False)  # L-BFGS-B re-solves too loosely for 2nd FD
+add("so.minimize", so.minimize, (A((3,)),), {"method": "SLSQP", "constraints": [
+    {"type": "eq", "fun": lambda x: np.sum(x) - 1.0}], "options": {"ftol": 1e-15}},
+    fn=lambda t, **k: so.minimize(lambda x: _quartic(x, t), _X3, **k).x, shape="vec",
+    label="KKT", tol=1e-5, batch_tol=1e-8, second=False)  # SLSQP: too loose for 2nd FD
 add("so.minimize", so.minimize, (A((3,)),), {"constraints": [
-    {"type": "eq", "fun": lambda x: np.sum(x) - 1.0}]},
+    {"type": "ineq", "fun": lambda x: np.sum(x) - 1.0}]},
     fn=lambda t, **k: so.minimize(lambda x: _quartic(x, t), _X3, **k).x, shape="vec",
     kind="raises", raises=NoDerivativeRule)
 add("so.root", so.root, (A((2,), "pos"),), {"method": "hybr", "tol": 1e-14,
