@@ -11,18 +11,19 @@ ordinary call (one fit, one Hessian, one solve), against central differences of 
 (2 m fits). Best of ``--repeat`` runs of many calls, BLAS pinned to one thread.
 
 Measured 2026-12-06 (python 3.11.7, numpy 2.4.6, scipy 1.17.1, 2 cores shared with six
-other sessions: times moved by 2-3x between runs, ratios by 0.9-1.2 for minimize):
+other sessions: absolute times moved by 2-3x between runs, minimize's ratio between 0.8
+and 1.2, i.e. within the noise; this run was a quiet one):
 
 | call | through dualrev's dispatcher | SciPy's own | ratio |
 |---|---|---|---|
-| minimize (BFGS, n=2), plain | 916.9 us | 944.9 us | 0.97 |
-| brentq, plain | 33.9 us | 15.1 us | 2.25 |
+| minimize (BFGS, n=2), plain | 321.6 us | 410.8 us | 0.78 |
+| brentq, plain | 14.7 us | 10.0 us | 1.47 |
 
 | d popt / d y (3 x 40) | seconds | in fits |
 |---|---|---|
-| one curve_fit | 1.46e-04 | 1 |
-| dualrev.jacobian through curve_fit | 4.83e-03 | 33.0 |
-| central differences of refits | 4.12e-02 | 281.5 |
+| one curve_fit | 1.48e-04 | 1 |
+| dualrev.jacobian through curve_fit | 1.83e-03 | 12.3 |
+| central differences of refits | 1.50e-02 | 101.3 |
 
 brentq pays a Python check of each of its ~10 function values besides the argument scan:
 SciPy's C root finders turn a traced value they meet (one read from a global or an object,

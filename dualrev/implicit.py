@@ -2,7 +2,8 @@
 theorem.
 
 A solver returns ``x*`` with ``F(x*, theta) = 0`` for an optimality condition ``F``:
-``grad_x f`` for ``minimize`` (components at an active bound held there), the user's
+``grad_x f`` for ``minimize`` (components at an active bound held there; with equality
+constraints the KKT conditions in ``x`` and the multipliers), the user's
 function for ``root``/``fsolve`` and the scalar root finders, ``J^T r`` (the gradient of
 the least-squares cost, with its robust loss) for ``least_squares`` and ``curve_fit``,
 ``g(x) - x`` for ``fixed_point``. SciPy solves on plain values; the solution is the
