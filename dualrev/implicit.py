@@ -150,7 +150,15 @@ def _condition(residual: Callable[..., Any], x: Any, q: Any, act: Any, lb: Any,
     return F
 
 
-def _check(name: str, holder: list[Any], ok: Any, A: Any, Fx: Any, x: Any) -> None:
+_BOUNDS_HINT = (" With bounds, a component that ends near a bound but not on it (farther "
+                "than BOUND_TOL relative: trust-constr's interior point stays off by its "
+                "barrier tolerance) counts as free and its gradient is not zero: tighten "
+                "options={'barrier_tol': ...} or use a method that puts it on the bound "
+                "(L-BFGS-B, TNC, SLSQP).")
+
+
+def _check(name: str, holder: list[Any], ok: Any, A: Any, Fx: Any, x: Any,
+           bounded: bool = False) -> None:
     """Refuse a solution that did not converge or is not isolated (see the module)."""
     failed = not np.all(np.asarray(concrete(ok)) == 1.0)
     Ap = np.asarray(concrete(A), dtype=float)
@@ -181,7 +189,7 @@ def _check(name: str, holder: list[Any], ok: Any, A: Any, Fx: Any, x: Any) -> No
             name, f"the optimality condition F(x*) = 0 does not hold at the returned "
             f"point: one Newton step from it has length {float(np.ravel(size)[k]):.3g} "
             f"(max norm), more than {NEWTON_STEP_RTOL:g} |x*| + {NEWTON_STEP_ATOL:g} = "
-            f"{float(np.ravel(scale)[k]):.3g}")
+            f"{float(np.ravel(scale)[k]):.3g}" + (_BOUNDS_HINT if bounded else ""))
 
 
 def _parts(ans: Any, n: int) -> tuple[Any, Any, Any]:
@@ -202,7 +210,7 @@ def _jvp_rule(tangents: list[Any], ans: Any, p: Any, x0: Any, *, solve: Any,
     F = _condition(residual, x, p, act, lb, ub)
     A = _jacobian_x(F, x, p)
     Fx, b = jvp(lambda q: F(x, q), (p,), (dp,))
-    _check(name, holder, ok, A, Fx, x)
+    _check(name, holder, ok, A, Fx, x, lb is not None)
     dx = -np.linalg.solve(A, b)
     return np.concatenate([dx, np.zeros(n + 1)])
 
@@ -216,7 +224,7 @@ def _vjp_rule(i: int, g: Any, ans: Any, p: Any, x0: Any, *, solve: Any,
     F = _condition(residual, x, p, act, lb, ub)
     A = _jacobian_x(F, x, p)
     Fx, pull = vjp(lambda q: F(x, q), p)
-    _check(name, holder, ok, A, Fx, x)
+    _check(name, holder, ok, A, Fx, x, lb is not None)
     u = np.linalg.solve(np.transpose(A), g[:n])
     return -pull(u)[0]
 

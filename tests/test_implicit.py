@@ -465,3 +465,18 @@ def test_root_results_under_vmap():
 
     np.testing.assert_allclose(dr.vmap(f)(np.array([1.0, 4.0])), [1.0, 2.0])
     assert seen[0].converged.tolist() == [True, True] and np.shape(seen[0].iterations) == (2,)
+
+
+@pytest.mark.filterwarnings("ignore:delta_grad == 0.0")
+def test_interior_point_off_the_bound_is_refused_with_the_reason():
+    # trust-constr's default barrier tolerance leaves x 2e-5 inside the active bound: that
+    # component is free for dualrev, its gradient is not zero, and the Newton step says so
+    sol = lambda th: so.minimize(lambda x: np.sum((x - th) ** 2), np.full(2, 0.5),
+                                 method="trust-constr", bounds=[(0, 1), (0, 1)]).x
+    with pytest.raises(dr.SolverNotConvergedError, match="barrier_tol"):
+        dr.jacfwd(sol)(np.array([1.7, 0.3]))
+    tight = lambda th: so.minimize(lambda x: np.sum((x - th) ** 2), np.full(2, 0.5),
+                                   method="trust-constr", bounds=[(0, 1), (0, 1)],
+                                   options={"gtol": 1e-12, "xtol": 1e-14}).x
+    np.testing.assert_allclose(both_modes(tight, np.array([1.7, 0.3])), np.diag([0.0, 1.0]),
+                               atol=1e-6)
