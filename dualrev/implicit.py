@@ -27,7 +27,8 @@ against the point: ``SolverNotConvergedError``) and that ``dF/dx`` is well condi
 
 The front ends here are installed on scipy.optimize (``minimize``, ``root``, ``fsolve``,
 ``least_squares``, ``curve_fit``, ``root_scalar``, ``newton``, ``brentq``, ``brenth``,
-``ridder``, ``bisect``, ``toms748``, ``fixed_point``); with no traced value anywhere they
+``ridder``, ``bisect``, ``toms748``, ``fixed_point``, ``minimize_scalar``); with no
+traced value anywhere they
 call SciPy's own function unchanged. dualrev.optimize's drop-in versions use the same
 front ends with themselves as the plain solver.
 """
@@ -966,6 +967,43 @@ def root_scalar(solver: Callable[..., Any], f: Callable[..., Any], args: Any = (
     return r
 
 
+def minimize_scalar(solver: Callable[..., Any], fun: Callable[..., Any], bracket: Any = None,
+                    bounds: Any = None, args: Any = (), method: Any = None, tol: Any = None,
+                    options: Any = None,
+                    name: str = "scipy.optimize.minimize_scalar") -> Any:
+    """``solver``'s ``minimize_scalar``, ``.x`` (and ``.fun``) differentiable: the
+    stationarity ``f'(x) = 0``, or the bound held where the solution is on one; None when
+    nothing is traced."""
+    if _off():
+        return None
+    if not isinstance(args, tuple):
+        args = (args,)
+    cb = _Callback(fun, args)
+    if not cb.traced and not _has_tracer((bracket, bounds)):
+        return None
+    lb, ub = (None, None) if bounds is None else _bounds_arrays(
+        ([bounds[0]], [bounds[1]]), 1, name, pairs=False)
+    br = [] if bracket is None else list(bracket)  # per element under vmap
+
+    def plain_solve(ts: list[Any], st: Any) -> tuple[Any, ...]:
+        f, a, _ = cb.bound(ts)
+        res = _plainly(solver, f, bracket=None if bracket is None else tuple(
+            float(v) for v in st), bounds=bounds, args=a, method=method, tol=tol,
+            options=options)
+        x = np.array([float(res.x)])
+        return x, bool(res.success), str(res.get("message", "")), res, _active(x, lb, ub)
+
+    def residual(x: Any, ts: list[Any]) -> Any:
+        return np.reshape(grad(lambda y: cb(ts, y))(x[0]), (1,))
+
+    x, infos = solution(name, cb.traced, residual, plain_solve,
+                        _start(tuple(br)) if br else np.zeros(0), lb, ub, n=1)
+    res = _merged(infos, infos[0])
+    res.x = x[0]
+    res.fun = cb(cb.traced, res.x)
+    return res
+
+
 # ------------------------------------------------------------------ SciPy's names
 def _by_name(original: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
     """The arguments of a call of ``original`` by their names in its signature (so that
@@ -1017,7 +1055,7 @@ def _install() -> None:
     for nm, impl in (("minimize", minimize), ("root", root), ("fsolve", fsolve),
                      ("least_squares", least_squares), ("curve_fit", curve_fit),
                      ("fixed_point", fixed_point), ("newton", newton),
-                     ("root_scalar", root_scalar)):
+                     ("root_scalar", root_scalar), ("minimize_scalar", minimize_scalar)):
         original = getattr(so, nm)
         original = ORIGINALS.get(original, original)
         dispatch(so, nm, front(impl, original), always=True)

@@ -679,7 +679,8 @@ def minimize_scalar(fun: Callable[..., Any], bracket: Any = None, bounds: Any = 
                     options: dict[str, Any] | None = None) -> so.OptimizeResult:
     """``scipy.optimize.minimize_scalar``, unchanged: its methods (``brent``,
     ``bounded``, ``golden``) use no derivatives, so there is nothing to supply. It is here
-    so that ``dualrev.optimize`` covers scipy.optimize's solvers with one import.
+    so that ``dualrev.optimize`` covers scipy.optimize's solvers with one import; its
+    solution is differentiable in the traced values ``fun`` reaches, as SciPy's is.
 
     Args:
         fun: the objective ``fun(x, *args)`` of a scalar ``x``.
@@ -698,6 +699,10 @@ def minimize_scalar(fun: Callable[..., Any], bracket: Any = None, bounds: Any = 
         >>> print(res.success, round(res.x, 6))
         True 2.0
     """
+    solved = implicit.minimize_scalar(minimize_scalar, fun, bracket, bounds, args, method,
+                                      tol, options, name="dualrev.optimize.minimize_scalar")
+    if solved is not None:
+        return solved
     return so.minimize_scalar(fun, bracket=bracket, bounds=bounds, args=args, method=method,
                               tol=tol, options=options)
 

@@ -77,7 +77,7 @@ FORWARDS = {
        "nan_policy=) are read by dualrev.implicit's rules or refused there"
        for f in ("minimize", "root", "fsolve", "least_squares", "curve_fit", "fixed_point",
                  "newton", "root_scalar", "brentq", "brenth", "ridder", "bisect",
-                 "toms748")},
+                 "toms748", "minimize_scalar")},
     "scipy.integrate.solve_ivp": "SciPy's solver options (rtol=, atol=, first_step=, "
                                  "max_step=, jac=, ...): passed on to SciPy for the "
                                  "solution and for the derived systems (jac= for the "

@@ -480,3 +480,24 @@ def test_interior_point_off_the_bound_is_refused_with_the_reason():
                                    options={"gtol": 1e-12, "xtol": 1e-14}).x
     np.testing.assert_allclose(both_modes(tight, np.array([1.7, 0.3])), np.diag([0.0, 1.0]),
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [{"method": "brent", "tol": 1e-12},
+                                {"method": "golden", "tol": 1e-12},
+                                {"method": "bounded", "bounds": (0.0, 5.0),
+                                 "options": {"xatol": 1e-12}}], ids=["brent", "golden",
+                                                                     "bounded"])
+def test_minimize_scalar(kw):
+    # argmin (x - t)^2 + x^4 / 4: x + x^3 / 2... stationarity 2 (x - t) + x^3 = 0, so
+    # dx/dt = 2 / (2 + 3 x^2); res.fun's derivative is df/dt = -2 (x - t)
+    res_of = lambda t: so.minimize_scalar(lambda x: (x - t) ** 2 + 0.25 * x ** 4, **kw)
+    x = res_of(1.3).x
+    np.testing.assert_allclose(dr.grad(lambda t: res_of(t).x)(1.3), 2 / (2 + 3 * x ** 2),
+                               rtol=1e-6)
+    np.testing.assert_allclose(dr.jacfwd(lambda t: res_of(t).x)(1.3), 2 / (2 + 3 * x ** 2),
+                               rtol=1e-6)
+    np.testing.assert_allclose(dr.grad(lambda t: res_of(t).fun)(1.3), -2 * (x - 1.3),
+                               rtol=1e-6)
+    np.testing.assert_allclose(
+        dr.grad(lambda t: dro.minimize_scalar(lambda x: (x - t) ** 2 + 0.25 * x ** 4,
+                                              **kw).x)(1.3), 2 / (2 + 3 * x ** 2), rtol=1e-6)

@@ -1649,6 +1649,13 @@ for kw in ({"method": "brentq", "bracket": (0.0, 3.0), "xtol": 1e-14, "rtol": 1e
     add("so.root_scalar", so.root_scalar, (A((), "pos"),), kw,
         fn=lambda t, **k: so.root_scalar(lambda x, s: x ** 3 - s - 1.0, args=(t,), **k).root,
         label="args", shape="0d", tol=1e-5, batch_tol=1e-8)
+for kw in ({"method": "brent", "bracket": (0.0, 1.0), "tol": 1e-12},
+           {"method": "bounded", "bounds": (0.0, 5.0), "options": {"xatol": 1e-12}},
+           {"method": "golden", "tol": 1e-12}):
+    add("so.minimize_scalar", so.minimize_scalar, (A((), "pos"),), kw,
+        fn=lambda t, **k: so.minimize_scalar(lambda x, s: (x - s) ** 2 + 0.3 * x ** 4,
+                                             args=(t,), **k).x,
+        label="args", shape="0d", tol=1e-5, batch_tol=1e-8)
 for nm, solver in (("so.brentq", so.brentq), ("so.brenth", so.brenth),
                    ("so.ridder", so.ridder), ("so.bisect", so.bisect),
                    ("so.toms748", so.toms748)):
@@ -1692,7 +1699,8 @@ SCIPY_NAMES: dict[Any, str] = {
     so.minimize: "so.minimize", so.root: "so.root", so.fsolve: "so.fsolve",
     so.least_squares: "so.least_squares", so.curve_fit: "so.curve_fit",
     so.fixed_point: "so.fixed_point", so.newton: "so.newton",
-    so.root_scalar: "so.root_scalar", sps.diags: "sparse.diags",
+    so.root_scalar: "so.root_scalar", so.minimize_scalar: "so.minimize_scalar",
+    sps.diags: "sparse.diags",
     sps.diags_array: "sparse.diags_array", sps.spdiags: "sparse.spdiags",
     spla.factorized: "spla.factorized",
 }
