@@ -501,3 +501,23 @@ def test_minimize_scalar(kw):
     np.testing.assert_allclose(
         dr.grad(lambda t: dro.minimize_scalar(lambda x: (x - t) ** 2 + 0.25 * x ** 4,
                                               **kw).x)(1.3), 2 / (2 + 3 * x ** 2), rtol=1e-6)
+
+
+def test_solvers_chained_and_nested():
+    # y*(t) = sqrt(t) by brentq, then z*(y) = argmin (z - y)^2 + z^4 / 4:
+    # dz/dt = 2 / (2 + 3 z^2) * 1 / (2 sqrt(t)); also with brentq inside the objective
+    def chained(t):
+        y = so.brentq(lambda x: x * x - t, 0.0, 3.0, xtol=1e-14)
+        return so.minimize(lambda z: (z[0] - y) ** 2 + 0.25 * z[0] ** 4, np.zeros(1),
+                           options={"gtol": 1e-12}).x[0]
+
+    def nested(t):
+        inner = lambda z: so.brentq(lambda x: x * x - t + 0 * z, 0.0, 3.0, xtol=1e-14)
+        return so.minimize(lambda z: (z[0] - inner(z[0])) ** 2 + 0.25 * z[0] ** 4,
+                           np.zeros(1), options={"gtol": 1e-12}).x[0]
+
+    z = chained(2.0)
+    want = 2 / (2 + 3 * z ** 2) * 0.5 / np.sqrt(2.0)
+    for f in (chained, nested):
+        np.testing.assert_allclose(dr.grad(f)(2.0), want, rtol=1e-8)
+        np.testing.assert_allclose(dr.jacfwd(f)(2.0), want, rtol=1e-8)
