@@ -78,7 +78,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Errors", [(dualrev, n) for n in (
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
-        "NonFiniteDerivativeWarning")]),
+        "SolverNotConvergedError", "SingularSolutionError", "NonFiniteDerivativeWarning")]),
 ]
 
 

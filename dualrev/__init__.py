@@ -16,6 +16,7 @@ from typing import Any
 
 from . import (
     catalogue,  # noqa: F401  (registers the primitive catalogue)
+    implicit,  # noqa: F401  (installs scipy.optimize's solvers, differentiated implicitly)
     integrate,  # noqa: F401  (installs scipy.integrate.solve_ivp and quad)
 )
 from .at import at
@@ -29,6 +30,8 @@ from .errors import (
     NoDerivativeRule,
     NonFiniteDerivativeWarning,
     PlainBufferError,
+    SingularSolutionError,
+    SolverNotConvergedError,
     StaleViewError,
     TracerConversionError,
 )
@@ -101,6 +104,8 @@ __all__ = [
     "NonFiniteDerivativeWarning",
     "InPlaceError",
     "PlainBufferError",
+    "SingularSolutionError",
+    "SolverNotConvergedError",
     "StaleViewError",
     "NoDerivativeRule",
     "Primitive",

@@ -255,6 +255,65 @@ class BatchedValueError(DualrevError):
         super().__init__(msg)
 
 
+class SolverNotConvergedError(DualrevError):
+    """A SciPy solver's solution was to be differentiated (by the implicit function
+    theorem) but the solver did not converge: it reported failure, or the optimality
+    condition F(x*, theta) = 0 does not hold closely enough at the point it returned
+    (the Newton step from there is not small). The derivative of a point that is not the
+    solution is not the solution's derivative; tighten the solver's tolerance or allow it
+    more iterations, or start it closer to the solution.
+
+    Example:
+        >>> import numpy as np
+        >>> import scipy.optimize as so
+        >>> import dualrev as dr
+        >>> f = lambda t: so.minimize(lambda x: np.sum((x - t) ** 4), np.zeros(2),
+        ...                           options={"maxiter": 1}).x
+        >>> dr.jacfwd(f)(2.0)
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.SolverNotConvergedError: dualrev: scipy.optimize.minimize: the ...
+    """
+
+    def __init__(self, solver: str, why: str) -> None:
+        super().__init__(
+            f"dualrev: {solver}: the solution is differentiated by the implicit function "
+            f"theorem, which needs a converged solution, and this one is not: {why}. "
+            "Tighten the solver's tolerance (tol=, gtol=, xtol=, ftol=) or raise its "
+            "iteration limit (maxiter=, max_nfev=), or start it closer to the solution; "
+            "to use the unconverged point as a constant, call the solver on "
+            "dualrev.stop_gradient values.")
+
+
+class SingularSolutionError(DualrevError):
+    """A SciPy solver's solution was to be differentiated (by the implicit function
+    theorem) but the Jacobian of its optimality condition with respect to the unknowns
+    (the Hessian, for a minimum) is singular or ill-conditioned there: the solution is
+    not isolated (a flat valley of minima, a double root), and its derivative with
+    respect to the parameters does not exist or is not determined.
+
+    Example:
+        >>> import numpy as np
+        >>> import scipy.optimize as so
+        >>> import dualrev as dr
+        >>> f = lambda t: so.minimize(lambda x: (x[0] + x[1] - t) ** 2, np.zeros(2)).x
+        >>> dr.jacrev(f)(2.0)
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.SingularSolutionError: dualrev: scipy.optimize.minimize: the ...
+    """
+
+    def __init__(self, solver: str, cond: float) -> None:
+        super().__init__(
+            f"dualrev: {solver}: the solution is differentiated by the implicit function "
+            f"theorem, dx*/dtheta = -(dF/dx)^-1 dF/dtheta, but dF/dx (the Hessian, for a "
+            f"minimum) is singular or ill-conditioned at the solution (condition number "
+            f"{cond:.3g}): the solution is not an isolated one (a valley of equal minima, "
+            "a double root, parameters the data do not determine), so its derivative is "
+            "not defined. Fix the redundant parameters (or add a regulariser) so that the "
+            "solution is unique.")
+
+
 class CustomRuleError(DualrevError):
     """A ``custom_jvp`` or ``custom_vjp`` rule returned something that does not fit the
     function it describes (a cotangent or tangent of the wrong shape, count, structure or

@@ -6,7 +6,9 @@ gradients, Hessians (or Hessian-vector products), constraint Jacobians and Hessi
 Arguments and results follow SciPy (results are SciPy's own objects); for ``minimize``,
 ``least_squares`` and ``root``, ``x0`` may be a pytree (dict/list/tuple of arrays) and
 ``res.x`` comes back in the same structure. Whatever derivative the caller supplies
-(``jac=``, ``hess=``, ``hessp=``, ``fprime=``) is used as given.
+(``jac=``, ``hess=``, ``hessp=``, ``fprime=``) is used as given. Their solutions are
+differentiable in the traced values the function reaches (``args``, its closure), by
+the implicit function theorem (dualrev/implicit.py), as are scipy.optimize's own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import scipy.optimize as so
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
+from . import implicit
 from .errors import NoDerivativeRule
 from .primitive import Tracer
 from .sparse import SparseJacobian
@@ -43,13 +46,11 @@ def _plain(value: Any, where: str) -> Any:
     leaves, _ = tree_flatten(value)
     if any(isinstance(v, Tracer) for v in leaves):
         raise NoDerivativeRule(
-            f"dualrev.optimize.{where}", "The function's value is traced: it closes over "
-            "(or its args hold) a value an enclosing transform differentiates, and the "
-            "solution's derivative with respect to it is not computed by running SciPy's "
-            "iterations. Solve with plain values (dualrev.stop_gradient) and give the "
-            "solution its derivative by the implicit function theorem (at a root of "
-            "F(x, theta): dx = -(dF/dx)^-1 (dF/dtheta) dtheta; at a minimum, F = grad f) "
-            "with @dualrev.custom_jvp (docs/extending.md).")
+            f"dualrev.optimize.{where}", "The function's value is traced, but dualrev "
+            "found no traced value among its args or in its closure (it reads one from a "
+            "global or an object's attribute), so the solution cannot be differentiated "
+            "by the implicit function theorem: pass the value through args=(...) or a "
+            "closure (lambda x: f(x, theta)), or solve on dualrev.stop_gradient values.")
     return value
 
 
@@ -238,8 +239,9 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         fun: the objective ``fun(x, *args)``, returning a real scalar, written in NumPy.
         x0: the starting point: an array, a list/tuple of numbers (one vector, as SciPy
             reads it), or a pytree (dict/list/tuple of arrays), which ``fun`` then receives.
-        args: extra positional arguments of ``fun`` (and of ``jac``, ``hess``, ``hessp``),
-            not differentiated.
+        args: extra positional arguments of ``fun`` (and of ``jac``, ``hess``, ``hessp``);
+            the solution is differentiable in their traced leaves and in the traced values
+            ``fun`` closes over (docs/users.md, "Implicit differentiation").
         method: SciPy's method name; None: SciPy's default (``bfgs``, ``l-bfgs-b`` with
             bounds, ``slsqp`` with constraints); or a custom minimizer, called as SciPy
             calls it, ``method(fun, x0, args=, jac=, hess=, hessp=, bounds=,
@@ -277,7 +279,12 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         >>> print(np.round(res.x["w"], 6), np.round(res.x["b"], 6))
         [1. 1.] [0.]
     """
-    flat0, unravel = _ravel_x0(x0)
+    flat0, unravel = _ravel_x0(implicit.plain_values(x0))
+    solved = implicit.minimize(minimize, fun, x0, args, method, jac, hess, hessp, bounds,
+                               constraints, tol, callback, options, unravel=unravel,
+                               name="dualrev.optimize.minimize")
+    if solved is not None:
+        return solved
     custom = callable(method)
     # a callable method is SciPy's custom minimizer: it is given jac, hess and hessp as
     # SciPy would give them, so it gets every derivative dualrev can supply
@@ -363,8 +370,9 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
             (``n`` the number of elements of ``x0``), or ``"auto"``: compute the Jacobian
             sparse (it is not passed on to SciPy).
         sparsity: the same as ``jac_sparsity`` (used when ``jac_sparsity`` is None).
-        args: extra positional arguments of ``fun`` (and ``jac``), not differentiated.
-        kwargs: extra keyword arguments of ``fun`` (and ``jac``), not differentiated.
+        args: extra positional arguments of ``fun`` (and ``jac``); the solution is
+            differentiable in their traced leaves (and in what ``fun`` closes over).
+        kwargs: extra keyword arguments of ``fun`` (and ``jac``), likewise.
         **kw: the other arguments of ``scipy.optimize.least_squares`` (``method``,
             ``bounds``, ``loss``, ``xtol``, ...), passed on unchanged.
     Returns:
@@ -383,8 +391,13 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
         >>> np.allclose(res.x, 1.0), res.sparse_jacobian.n_colours
         (True, 2)
     """
+    flat0, unravel = _ravel_x0(implicit.plain_values(x0))
+    solved = implicit.least_squares(least_squares, fun, x0, args, kwargs, unravel=unravel,
+                                    name="dualrev.optimize.least_squares", jac=jac,
+                                    jac_sparsity=jac_sparsity, sparsity=sparsity, **kw)
+    if solved is not None:
+        return solved
     kwargs = kwargs or {}
-    flat0, unravel = _ravel_x0(x0)
     # a pytree or n-d output is flattened, as root does: the sum of squares is the same
     res_flat = lambda x: _flat_vector(fun(unravel(x), *args, **kwargs))
     sparse = None
@@ -420,7 +433,8 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
             (it may be a pytree).
         x0: the starting point: an array, a list/tuple of numbers, or a pytree (which
             ``fun`` then receives).
-        args: extra positional arguments of ``fun`` (and ``jac``), not differentiated.
+        args: extra positional arguments of ``fun`` (and ``jac``); the solution is
+            differentiable in their traced leaves (and in what ``fun`` closes over).
         method: SciPy's method name (default ``"hybr"``).
         jac: None (exact for ``hybr`` and ``lm``, by dualrev); a callable
             ``jac(x, *args)`` of the pytree ``x``; or ``True``: ``fun`` returns
@@ -440,7 +454,11 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
         >>> print(res.success, np.round(res.x, 6))
         True [1.414214 1.414214]
     """
-    flat0, unravel = _ravel_x0(x0)
+    flat0, unravel = _ravel_x0(implicit.plain_values(x0))
+    solved = implicit.root(root, fun, x0, args, method, jac, unravel=unravel,
+                           name="dualrev.optimize.root", **kw)
+    if solved is not None:
+        return solved
     n = flat0.size
     meth = method.lower() if isinstance(method, str) else method
     uses_jac = meth in ("hybr", "lm")
@@ -523,7 +541,9 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
     Args:
         f: the model ``f(xdata, *params)``, written in NumPy, returning an array of
             ``ydata``'s size; the parameters are scalars.
-        xdata: the independent variable, passed to ``f`` as is (not differentiated).
+        xdata: the independent variable, passed to ``f`` as is. ``popt`` and ``pcov`` are
+            differentiable in traced ``xdata``, ``ydata``, ``sigma`` and in what ``f``
+            closes over (docs/users.md, "Implicit differentiation").
         ydata: the data, as in SciPy.
         p0: the initial parameters, as in SciPy (None: ones, their number read from
             ``f``'s signature).
@@ -549,6 +569,12 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
         >>> print(np.round(popt, 2), pcov.shape)
         [2.  0.7] (2, 2)
     """
+    solved = implicit.curve_fit(curve_fit, f, xdata, ydata, p0, sigma, absolute_sigma,
+                                check_finite, bounds, method, jac, full_output=full_output,
+                                nan_policy=nan_policy, name="dualrev.optimize.curve_fit",
+                                **kwargs)
+    if solved is not None:
+        return solved
     if jac is None:
         refused = [k for k in (*_CURVE_FIT_FD_KWARGS, "col_deriv") if k in kwargs]
         if refused:
@@ -598,7 +624,8 @@ def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     Args:
         func: ``func(x, *args)`` of a 1-D array ``x``, returning an array of ``x``'s size.
         x0: the starting point (flattened).
-        args: extra positional arguments of ``func`` (and ``fprime``), not differentiated.
+        args: extra positional arguments of ``func`` (and ``fprime``); the solution is
+            differentiable in their traced leaves (and in what ``func`` closes over).
         fprime: None (exact, by dualrev) or a callable ``fprime(x, *args)``, used as given.
         full_output: as in SciPy: also return ``infodict``, ``ier`` and ``mesg``.
         col_deriv: as in SciPy: ``fprime`` returns the derivatives down the columns.
@@ -620,6 +647,12 @@ def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         >>> print(np.round(x, 6), ier, info["njev"] > 0)
         [1.414214 1.414214] 1 True
     """
+    solved = implicit.fsolve(fsolve, func, x0, args, fprime, full_output,
+                             name="dualrev.optimize.fsolve", col_deriv=col_deriv, xtol=xtol,
+                             maxfev=maxfev, band=band, epsfcn=epsfcn, factor=factor,
+                             diag=diag)
+    if solved is not None:
+        return solved
     if fprime is None:
         if epsfcn is not None:
             raise ValueError("fsolve: epsfcn= is refused: it sets SciPy's finite-difference "
@@ -646,7 +679,8 @@ def minimize_scalar(fun: Callable[..., Any], bracket: Any = None, bounds: Any = 
                     options: dict[str, Any] | None = None) -> so.OptimizeResult:
     """``scipy.optimize.minimize_scalar``, unchanged: its methods (``brent``,
     ``bounded``, ``golden``) use no derivatives, so there is nothing to supply. It is here
-    so that ``dualrev.optimize`` covers scipy.optimize's solvers with one import.
+    so that ``dualrev.optimize`` covers scipy.optimize's solvers with one import; its
+    solution is differentiable in the traced values ``fun`` reaches, as SciPy's is.
 
     Args:
         fun: the objective ``fun(x, *args)`` of a scalar ``x``.
@@ -665,6 +699,10 @@ def minimize_scalar(fun: Callable[..., Any], bracket: Any = None, bounds: Any = 
         >>> print(res.success, round(res.x, 6))
         True 2.0
     """
+    solved = implicit.minimize_scalar(minimize_scalar, fun, bracket, bounds, args, method,
+                                      tol, options, name="dualrev.optimize.minimize_scalar")
+    if solved is not None:
+        return solved
     return so.minimize_scalar(fun, bracket=bracket, bounds=bounds, args=args, method=method,
                               tol=tol, options=options)
 
@@ -720,7 +758,8 @@ def root_scalar(f: Callable[..., Any], args: tuple[Any, ...] = (), method: str |
 
     Args:
         f: the function ``f(x, *args)`` of a scalar, returning a scalar.
-        args: extra positional arguments of ``f``, not differentiated.
+        args: extra positional arguments of ``f``; the root is differentiable in their
+            traced leaves (and in what ``f`` closes over).
         method: SciPy's method name, or None (see above).
         bracket: as in SciPy, for the bracketing methods.
         fprime: None (exact where the method uses it), a callable, or True (``f``
@@ -742,6 +781,12 @@ def root_scalar(f: Callable[..., Any], args: tuple[Any, ...] = (), method: str |
         >>> print(sol.method, sol.converged, round(sol.root, 6))
         newton True 0.739085
     """
+    solved = implicit.root_scalar(root_scalar, f, args, name="dualrev.optimize.root_scalar",
+                                  method=method, bracket=bracket, fprime=fprime,
+                                  fprime2=fprime2, x0=x0, x1=x1, xtol=xtol, rtol=rtol,
+                                  maxiter=maxiter, options=options)
+    if solved is not None:
+        return solved
     if method is None:
         if bracket is not None:
             method = "brentq"

@@ -75,6 +75,13 @@ FORWARDS = {
     **{f"scipy.interpolate.{c}": "with traced data every argument is refused "
        "(NoDerivativeRule: not linear in the data)"
        for c in ("PchipInterpolator", "Akima1DInterpolator")},
+    **{f"scipy.optimize.{f}": "SciPy's own signature (the dispatcher wraps the original): "
+       "every keyword reaches SciPy's solver for the plain solve, and those that define the "
+       "solution (bounds=, constraints=, loss=, f_scale=, sigma=, absolute_sigma=, "
+       "nan_policy=) are read by dualrev.implicit's rules or refused there"
+       for f in ("minimize", "root", "fsolve", "least_squares", "curve_fit", "fixed_point",
+                 "newton", "root_scalar", "brentq", "brenth", "ridder", "bisect",
+                 "toms748", "minimize_scalar")},
     "scipy.integrate.solve_ivp": "SciPy's solver options (rtol=, atol=, first_step=, "
                                  "max_step=, jac=, ...): passed on to SciPy for the "
                                  "solution and for the derived systems (jac= for the "

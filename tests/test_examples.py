@@ -35,6 +35,9 @@ def test_example_runs(path, capsys, monkeypatch):
         assert "[0.   0.25 0.  ]" in out
     if path.stem == "rk4_trajectory":
         assert float(out.split("finite differences: ")[-1].split()[0]) < 1e-6
+    if path.stem == "fit_sensitivity":  # d popt / d y_i and d stderr / d y_i vs refits
+        diffs = [float(v) for v in re.findall(r"vs refitting: ([0-9.e+-]+)", out)]
+        assert len(diffs) == 2 and max(diffs) < 1e-6, out
     if path.stem == "two_layer_net":
         diff = float(out.splitlines()[0].split(":")[1])
         assert diff < 1e-6

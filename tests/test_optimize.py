@@ -729,24 +729,23 @@ def test_the_callers_hessian_of_a_2d_x_is_read_as_the_flat_matrix(method):
         dr.optimize.minimize(f, np.zeros((3, 2)), method=method, hess=lambda x: np.eye(2))
 
 
-@pytest.mark.parametrize("solve,at_8", [
-    (lambda a: dr.optimize.minimize(lambda x: np.sum((x - a) ** 2), np.zeros(2)).x, 16.0),
+@pytest.mark.parametrize("solve,at_8,slope", [
+    (lambda a: dr.optimize.minimize(lambda x: np.sum((x - a) ** 2), np.zeros(2)).x, 16.0, 2.0),
     (lambda a: dr.optimize.minimize(lambda x: np.sum((x - a) ** 2), np.zeros(2),
-                                    method="nelder-mead").x, 16.0),
-    (lambda a: dr.optimize.least_squares(lambda x: x - a, np.zeros(2)).x, 16.0),
-    (lambda a: dr.optimize.root(lambda x: x ** 3 - a, np.ones(2)).x, 4.0),
-    (lambda a: dr.optimize.fsolve(lambda x: x ** 3 - a, np.ones(2)), 4.0),
-    (lambda a: dr.optimize.root_scalar(lambda x: x ** 3 - a, x0=1.0).root, 2.0),
+                                    method="nelder-mead").x, 16.0, 2.0),
+    (lambda a: dr.optimize.least_squares(lambda x: x - a, np.zeros(2)).x, 16.0, 2.0),
+    (lambda a: dr.optimize.root(lambda x: x ** 3 - a, np.ones(2)).x, 4.0, 2 / 12),
+    (lambda a: dr.optimize.fsolve(lambda x: x ** 3 - a, np.ones(2)), 4.0, 2 / 12),
+    (lambda a: dr.optimize.root_scalar(lambda x: x ** 3 - a, x0=1.0).root, 2.0, 1 / 12),
     (lambda a: dr.optimize.root_scalar(lambda x: x ** 3 - a, x0=1.0,
                                        fprime=lambda x: 3 * x ** 2, method="newton").root,
-     2.0)],
+     2.0, 1 / 12)],
     ids=["minimize", "nelder-mead", "least_squares", "root", "fsolve", "root_scalar",
          "root_scalar-fprime"])
-def test_differentiating_through_a_solver_is_refused_by_name(solve, at_8):
-    # the objective closes over a traced value: SciPy's float() of it failed with the
-    # generic conversion message; now the solver is named, with the rewrite
-    with pytest.raises(dr.NoDerivativeRule, match=r"dualrev\.optimize\.\w+.*implicit "
-                       r"function theorem"):
-        dr.grad(lambda a: np.sum(solve(a)))(2.0)
+def test_dualrev_optimize_solutions_are_differentiated_implicitly(solve, at_8, slope):
+    # the objective closes over a traced value: the solution (x = a, or x = cbrt(a)) is
+    # differentiated by the implicit function theorem, in both modes
+    np.testing.assert_allclose(dr.grad(lambda a: np.sum(solve(a)))(8.0), slope, rtol=1e-6)
+    np.testing.assert_allclose(dr.jacfwd(lambda a: np.sum(solve(a)))(8.0), slope, rtol=1e-6)
     # plain calls still solve (the closed forms at a = 8: x = a, or x = cbrt(8) = 2)
     np.testing.assert_allclose(np.sum(solve(8.0)), at_8, rtol=1e-4)

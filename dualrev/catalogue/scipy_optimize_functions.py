@@ -14,9 +14,9 @@ import numpy as np
 import scipy.optimize as so
 
 from ..errors import NoDerivativeRule
-from ..primitive import Tracer, as_array, dtype_of, ndim_of
+from ..primitive import as_array, dtype_of, ndim_of
 from .elementwise import astype
-from .scipy_functions import ORIGINALS, dispatch
+from .scipy_functions import dispatch
 
 
 def _floating(x: Any) -> Any:
@@ -78,44 +78,3 @@ dispatch(so, "rosen", rosen)
 dispatch(so, "rosen_der", rosen_der)
 dispatch(so, "rosen_hess", rosen_hess)
 dispatch(so, "rosen_hess_prod", rosen_hess_prod)
-
-
-# ------------------------------------------------------------------ bracketing solvers
-def _bracketing(name: str) -> Any:
-    """scipy.optimize.<name> (brentq, brenth, ridder, bisect), which runs in C: a traced
-    function value there raised SystemError (the C code converts it with float() and
-    misses the error). A traced value (a closure over one, or in ``args``) is refused by
-    name; plain calls are SciPy's, through one check per function value."""
-    where = f"scipy.optimize.{name}"
-    why = ("Its root depends on a traced value (the function closes over one, or args "
-           "holds one), and SciPy's solver runs in C, which dualrev cannot differentiate "
-           "through. Find the root from plain values (dualrev.stop_gradient) and give it "
-           "its derivative by the implicit function theorem, dx = -(df/dtheta) dtheta / "
-           "(df/dx), with @dualrev.custom_jvp (docs/extending.md).")
-
-    def handler(f: Any, a: Any, b: Any, args: tuple[Any, ...] = (), xtol: float = 2e-12,
-                rtol: float = 4 * np.finfo(float).eps, maxiter: int = 100,
-                full_output: bool = False, disp: bool = True) -> Any:
-        if _traced_value(a) or _traced_value(b):
-            raise NoDerivativeRule(where, "The bracket [a, b] must be plain values (the "
-                                   "root does not depend on it).")
-        original = ORIGINALS[getattr(so, name)]
-
-        def checked(x: Any, *args: Any) -> Any:
-            value = f(x, *args)
-            if _traced_value(value):
-                raise NoDerivativeRule(where, why)
-            return value
-
-        return original(checked, a, b, args=args, xtol=xtol, rtol=rtol, maxiter=maxiter,
-                        full_output=full_output, disp=disp)
-
-    return handler
-
-
-def _traced_value(v: Any) -> bool:
-    return isinstance(v, Tracer)
-
-
-for _name in ("brentq", "brenth", "ridder", "bisect"):
-    dispatch(so, _name, _bracketing(_name), always=True)

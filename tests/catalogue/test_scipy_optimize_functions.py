@@ -2,11 +2,9 @@
 derivatives: grad(rosen) == rosen_der, hessian(rosen) == rosen_hess, and so on."""
 
 import numpy as np
-import pytest
 import scipy.optimize as so
 
 import dualrev as dr
-from dualrev.errors import NoDerivativeRule
 
 rng = np.random.default_rng(1404)
 X = rng.uniform(-1.5, 1.5, 6)
@@ -37,20 +35,3 @@ def test_rank_two_and_vmap():
     np.testing.assert_allclose(dr.vmap(so.rosen_hess)(Xs.T), np.stack(
         [so.rosen_hess(x) for x in Xs.T]))
     assert so.rosen(np.arange(4)) == so.rosen(np.arange(4.0))  # plain: SciPy's own
-
-
-@pytest.mark.parametrize("name", ["brentq", "brenth", "ridder", "bisect"])
-def test_bracketing_solvers_refuse_a_traced_function_by_name(name):
-    solver = getattr(so, name)
-    # plain calls are SciPy's (the root of x^2 - 2 in [0, 2]), full_output included
-    np.testing.assert_allclose(solver(lambda x: x ** 2 - 2.0, 0.0, 2.0), np.sqrt(2.0),
-                               rtol=1e-10)
-    root, info = solver(lambda x, s: x ** 2 - s, 0.0, 2.0, args=(2.0,), full_output=True)
-    assert info.converged and np.isclose(root, np.sqrt(2.0))
-    # a traced parameter: the C solver raised SystemError; now a named refusal
-    with pytest.raises(NoDerivativeRule, match=rf"scipy\.optimize\.{name}.*implicit"):
-        dr.grad(lambda a: solver(lambda x: x ** 2 - a, 0.0, 3.0))(2.0)
-    with pytest.raises(NoDerivativeRule, match=rf"scipy\.optimize\.{name}.*implicit"):
-        dr.grad(lambda a: solver(lambda x, s: x ** 2 - s, 0.0, 3.0, args=(a,)))(2.0)
-    with pytest.raises(NoDerivativeRule, match="bracket"):
-        dr.grad(lambda a: solver(lambda x: x ** 2 - 2.0, 0.0 * a, 3.0))(2.0)

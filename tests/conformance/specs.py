@@ -1613,16 +1613,134 @@ add("si.interpn", si.interpn, (A((6, 8)),), {"method": "splinef2d"},
     fn=lambda v, **k: si.interpn(_RG, v, _RG_XI, **k), shape="mat", kind="raises",
     raises=NoDerivativeRule)
 
-# bracketing root finders (C): a traced function value is refused by name
+# solvers: the solution differentiated by the implicit function theorem (dualrev.implicit),
+# solved tightly so that the finite differences of re-solving are accurate
+def _quartic(x, t):
+    return 0.5 * np.sum((x - t) ** 2) + 0.25 * np.sum(x ** 4) + 0.1 * x[0] * x[-1]
+
+
+def _quartic_grad(x, t):
+    g = (x - t) + x ** 3
+    return g + 0.1 * np.concatenate([x[-1:], np.zeros(x.size - 2), x[:1]])
+
+
+def _quartic_hess(x, t):
+    H = np.eye(x.size) + np.diag(3 * x ** 2)
+    H[0, -1] += 0.1
+    H[-1, 0] += 0.1
+    return H
+
+
+_X3 = np.zeros(3)
+add("so.minimize", so.minimize, (A((3,)),), {"method": "BFGS", "tol": 1e-13},
+    fn=lambda t, **k: so.minimize(lambda x: _quartic(x, t), _X3, **k).x, shape="vec",
+    tol=1e-5, batch_tol=1e-8)
+add("so.minimize", so.minimize, (A((3,)),), {"method": "trust-exact", "jac": _quartic_grad,
+                                             "hess": _quartic_hess,
+                                             "options": {"gtol": 1e-12}},
+    fn=lambda t, **k: so.minimize(_quartic, _X3, args=(t,), **k).x, shape="vec",
+    label="args", tol=1e-5, batch_tol=1e-8)
+add("so.minimize", so.minimize, (A((3,)),), {"method": "trust-ncg",
+                                             "hessp": lambda x, p, t: _quartic_hess(x, t) @ p,
+                                             "jac": _quartic_grad,
+                                             "callback": lambda *a: None,
+                                             "options": {"gtol": 1e-12}},
+    fn=lambda t, **k: so.minimize(_quartic, _X3, args=(t,), **k).fun, shape="vec",
+    label="fun", tol=1e-5, batch_tol=1e-8)
+add("so.minimize", so.minimize, (A((3,)),), {"method": "L-BFGS-B",
+                                             "bounds": [(-0.1, 0.1), (None, None), (0, 5)],
+                                             "options": {"gtol": 1e-13, "ftol": 1e-15}},
+    fn=lambda t, **k: so.minimize(lambda x: _quartic(x, 3 * t), _X3, **k).x, shape="vec",
+    tol=1e-5, batch_tol=1e-8, second=False)  # L-BFGS-B re-solves too loosely for 2nd FD
+add("so.minimize", so.minimize, (A((3,)),), {"method": "SLSQP", "constraints": [
+    {"type": "eq", "fun": lambda x: np.sum(x) - 1.0}], "options": {"ftol": 1e-15}},
+    fn=lambda t, **k: so.minimize(lambda x: _quartic(x, t), _X3, **k).x, shape="vec",
+    label="KKT", tol=1e-5, batch_tol=1e-8, second=False)  # SLSQP: too loose for 2nd FD
+add("so.minimize", so.minimize, (A((3,)),), {"constraints": [
+    {"type": "ineq", "fun": lambda x: np.sum(x) - 1.0}]},
+    fn=lambda t, **k: so.minimize(lambda x: _quartic(x, t), _X3, **k).x, shape="vec",
+    kind="raises", raises=NoDerivativeRule)
+add("so.root", so.root, (A((2,), "pos"),), {"method": "hybr", "tol": 1e-14,
+                                           "jac": lambda x, t: np.diag(3 * x ** 2),
+                                           "options": {"xtol": 1e-14},
+                                           "callback": None},
+    fn=lambda t, **k: so.root(lambda x, s: x ** 3 - s - 1.0, np.ones(2), args=(t,), **k).x,
+    label="args", shape="vec", tol=1e-5, batch_tol=1e-8)
+add("so.fsolve", so.fsolve, (A((2,), "pos"),),
+    {"xtol": 1e-14, "fprime": lambda x, t: np.diag(3 * x ** 2), "col_deriv": False,
+     "maxfev": 0, "band": None, "epsfcn": None, "factor": 100, "diag": None,
+     "full_output": False},
+    fn=lambda t, **k: so.fsolve(lambda x, s: x ** 3 - s - 1.0, np.ones(2), args=(t,), **k),
+    label="args", shape="vec", tol=1e-5, batch_tol=1e-8)
+_LSQ_A = np.array([[1.0, 0.5], [0.2, 1.0], [1.0, -1.0], [0.3, 0.1]])
+for kw in ({"method": "trf", "ftol": 1e-15, "xtol": 1e-15, "gtol": 1e-15, "loss": "soft_l1",
+            "f_scale": 0.7, "x_scale": 1.0, "max_nfev": 1000, "verbose": 0,
+            "tr_solver": "exact", "tr_options": {}, "diff_step": None,
+            "jac_sparsity": None, "callback": None, "workers": None},
+           {"method": "lm", "ftol": 1e-15, "xtol": 1e-15, "gtol": 1e-15, "jac": "3-point"},
+           {"method": "dogbox", "bounds": ([0.0, -np.inf], [0.3, np.inf]), "ftol": 1e-15,
+            "xtol": 1e-15, "gtol": 1e-15}):
+    add("so.least_squares", so.least_squares, (A((4,)),), kw,
+        fn=lambda y, **k: so.least_squares(
+            lambda x, s: _LSQ_A @ (x + 0.1 * x ** 3) - s, np.zeros(2), args=(y,),
+            kwargs={}, **k).x, label="args,kwargs", shape="vec", tol=1e-5, batch_tol=1e-8)
+_CF_X = np.linspace(0.0, 2.0, 6)
+for kw in ({"p0": [1.0, 0.5], "method": "lm", "absolute_sigma": False,
+            "check_finite": True, "full_output": False, "nan_policy": None,
+            "xtol": 1e-15, "ftol": 1e-15},
+           {"p0": [1.0, 0.5], "method": "trf", "bounds": ([0.0, 0.0], [10.0, 10.0]),
+            "absolute_sigma": True, "jac": "3-point", "xtol": 1e-15, "ftol": 1e-15,
+            "gtol": 1e-15}):
+    add("so.curve_fit", so.curve_fit, (A((6,), "pos"),), kw,
+        fn=lambda y, **k: so.curve_fit(lambda x, a, b: a * np.exp(-b * x), _CF_X, 2.0 * np.exp(
+            -0.7 * _CF_X) + 0.1 * y, **k)[0], label="ydata", shape="vec", tol=1e-5,
+        batch_tol=1e-8)
+    add("so.curve_fit", so.curve_fit, (A((6,), "pos"),), kw,
+        fn=lambda s, **k: so.curve_fit(lambda x, a, b: a * np.exp(-b * x), _CF_X,
+                                       2.0 * np.exp(-0.7 * _CF_X) + 0.05 * np.cos(7 * _CF_X),
+                                       sigma=s, **k)[1], label="sigma,pcov", shape="vec",
+        tol=1e-5, batch_tol=1e-8)
+add("so.fixed_point", so.fixed_point, (A((2,), "pos"),), {"xtol": 1e-14, "maxiter": 500,
+                                                         "method": "del2"},
+    fn=lambda t, **k: so.fixed_point(lambda x, s: np.sqrt(s + x), np.ones(2), args=(t,), **k),
+    label="args", shape="vec", tol=1e-5, batch_tol=1e-8)
+add("so.newton", so.newton, (A((), "pos"),), {"tol": 1e-14, "maxiter": 50, "rtol": 0.0,
+                                             "fprime": lambda x, s: 3 * x ** 2,
+                                             "fprime2": lambda x, s: 6 * x, "x1": None,
+                                             "full_output": False, "disp": True},
+    fn=lambda t, **k: so.newton(lambda x, s: x ** 3 - s - 1.0, 1.0, args=(t,), **k),
+    label="args", shape="0d", tol=1e-5, batch_tol=1e-8)
+add("so.newton", so.newton, (A((3,), "pos"),), {"tol": 1e-14},
+    fn=lambda t, **k: so.newton(lambda x: x ** 3 - t - 1.0, np.ones(3), **k),
+    shape="vec", tol=1e-5, batch_tol=1e-8)
+for kw in ({"method": "brentq", "bracket": (0.0, 3.0), "xtol": 1e-14, "rtol": 1e-15,
+            "maxiter": 100, "options": {}},
+           {"method": "newton", "x0": 1.0, "fprime": lambda x, s: 3 * x ** 2},
+           {"method": "halley", "x0": 1.0, "fprime": lambda x, s: 3 * x ** 2,
+            "fprime2": lambda x, s: 6 * x},
+           {"method": "secant", "x0": 1.0, "x1": 1.5, "xtol": 1e-14}):
+    add("so.root_scalar", so.root_scalar, (A((), "pos"),), kw,
+        fn=lambda t, **k: so.root_scalar(lambda x, s: x ** 3 - s - 1.0, args=(t,), **k).root,
+        label="args", shape="0d", tol=1e-5, batch_tol=1e-8)
+for kw in ({"method": "brent", "bracket": (0.0, 1.0), "tol": 1e-12},
+           {"method": "bounded", "bounds": (0.0, 5.0), "options": {"xatol": 1e-12}},
+           {"method": "golden", "tol": 1e-12}):
+    add("so.minimize_scalar", so.minimize_scalar, (A((), "pos"),), kw,
+        fn=lambda t, **k: so.minimize_scalar(lambda x, s: (x - s) ** 2 + 0.3 * x ** 4,
+                                             args=(t,), **k).x,
+        label="args", shape="0d", tol=1e-5, batch_tol=1e-8)
 for nm, solver in (("so.brentq", so.brentq), ("so.brenth", so.brenth),
-                   ("so.ridder", so.ridder), ("so.bisect", so.bisect)):
-    add(nm, solver, (A((), "pos"),), {"xtol": 1e-12, "rtol": 1e-14, "maxiter": 50,
-                                      "full_output": True},
+                   ("so.ridder", so.ridder), ("so.bisect", so.bisect),
+                   ("so.toms748", so.toms748)):
+    kw = {"xtol": 1e-14, "rtol": 1e-15, "maxiter": 200, "full_output": True}
+    if nm == "so.toms748":
+        kw["k"] = 2
+    add(nm, solver, (A((), "pos"),), kw,
         fn=lambda a, solver=solver, **k: solver(lambda x: x * x - a, 0.0, 3.0, **k)[0],
-        shape="0d", kind="raises", raises=NoDerivativeRule)
-    add(nm, solver, (A((), "pos"),), fn=lambda a, solver=solver: solver(
-        lambda x, s: x * x - s, 0.0, 3.0, args=(a,)), label="args", shape="0d",
-        kind="raises", raises=NoDerivativeRule)
+        shape="0d", tol=1e-5, batch_tol=1e-8)
+    add(nm, solver, (A((), "pos"),), {"xtol": 1e-14}, fn=lambda a, solver=solver, **k: solver(
+        lambda x, s: x * x - s, 0.0, 3.0, args=(a,), **k), label="args", shape="0d",
+        tol=1e-5, batch_tol=1e-8)
 
 
 # ====================================================================== scipy.ndimage
@@ -1794,7 +1912,12 @@ SCIPY_NAMES: dict[Any, str] = {
     _BSNEW: "si.BSpline", _CHNEW: "si.CubicHermiteSpline",
     _RGNEW: "si.RegularGridInterpolator", _RGCALL: "si.RegularGridInterpolator.__call__",
     si.interpn: "si.interpn", so.brentq: "so.brentq", so.brenth: "so.brenth",
-    so.ridder: "so.ridder", so.bisect: "so.bisect", sps.diags: "sparse.diags",
+    so.ridder: "so.ridder", so.bisect: "so.bisect", so.toms748: "so.toms748",
+    so.minimize: "so.minimize", so.root: "so.root", so.fsolve: "so.fsolve",
+    so.least_squares: "so.least_squares", so.curve_fit: "so.curve_fit",
+    so.fixed_point: "so.fixed_point", so.newton: "so.newton",
+    so.root_scalar: "so.root_scalar", so.minimize_scalar: "so.minimize_scalar",
+    sps.diags: "sparse.diags",
     sps.diags_array: "sparse.diags_array", sps.spdiags: "sparse.spdiags",
     spla.factorized: "spla.factorized",
     **{getattr(ndi, _n): f"ndi.{_n}" for _n in (
