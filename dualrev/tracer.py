@@ -148,8 +148,29 @@ class TracedBase(Tracer):
     def __float__(self) -> float:
         raise _conversion("float()", "float")
 
+    # int(), math.floor/ceil/trunc and round() are piecewise constant: their derivative
+    # is zero almost everywhere (JAX gives 0 for floor), so the plain result carries it
+    # exactly. float() and .item() stay refused: a float would stand for the value
+    # itself and silently drop its derivative. (Batched values refuse in strip.)
     def __int__(self) -> int:
-        raise _conversion("int()", "int")
+        return int(strip(self))
+
+    def __floor__(self) -> int:
+        return math.floor(strip(self))
+
+    def __ceil__(self) -> int:
+        return math.ceil(strip(self))
+
+    def __trunc__(self) -> int:
+        return math.trunc(strip(self))
+
+    def __round__(self, ndigits: int | None = None) -> Any:
+        v = strip(self)
+        if np.ndim(v) != 0:
+            raise TypeError(f"round() of a traced array of shape {np.shape(v)}: like an "
+                            "ndarray, it has no __round__; use np.round(x)")
+        v = np.asarray(v)[()]  # a NumPy scalar, whose round() NumPy defines
+        return round(v) if ndigits is None else round(v, ndigits)
 
     def __complex__(self) -> complex:
         raise _conversion("complex()", "complex")
