@@ -35,6 +35,9 @@ _asfortranarray = np.asfortranarray
 _asarray_chkfinite = np.asarray_chkfinite
 _ndarray = np.ndarray
 _F64 = np.dtype(np.float64)
+# NumPy's copy= also takes its enum (array-api-compat passes it)
+_COPY_MODES = {np._CopyMode.ALWAYS: True, np._CopyMode.IF_NEEDED: None,
+               np._CopyMode.NEVER: False}
 
 
 def _traced_in(obj: Any) -> bool:
@@ -77,6 +80,7 @@ def _assemble(obj: Any, dtype: np.dtype) -> Any:
 def _build(obj: Any, dtype: Any, copy: Any, order: Any, ndmin: int, what: str) -> Any:
     """The traced array NumPy's ``np.array(obj, dtype, copy=copy, order=order,
     ndmin=ndmin)`` stands for, with NumPy's shape, dtype, aliasing and errors."""
+    copy = _COPY_MODES.get(copy, copy) if isinstance(copy, np._CopyMode) else copy
     if isinstance(obj, Tracer):
         # (validates dtype and order as NumPy does; a traced value has no layout)
         want = _array(np.zeros((0,), dtype_of(obj)), dtype=dtype, order=order).dtype
