@@ -13,11 +13,13 @@ cast, a reshape), so every transform differentiates it. See docs/design.md (2026
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy
 import scipy.special as sc
 
 from ..errors import DualrevError, TracerConversionError
@@ -38,6 +40,23 @@ _F64 = np.dtype(np.float64)
 # NumPy's copy= also takes its enum (array-api-compat passes it)
 _COPY_MODES = {np._CopyMode.ALWAYS: True, np._CopyMode.IF_NEEDED: None,
                np._CopyMode.NEVER: False}
+
+
+# SciPy's own code keeps NumPy's names: a SciPy function without a dispatcher that
+# converts its arguments with np.asarray may go on to an optimiser whose result is
+# plain (scipy.stats.boxcox's lambda found by brent: a silently wrong derivative), so
+# from SciPy's frames a traced value still meets the conversion error that names the
+# function. Only checked once a traced value is present.
+_SCIPY_DIRS = (os.path.dirname(os.path.abspath(scipy.__file__)) + os.sep,)
+_getframe = sys._getframe
+
+
+def _from_scipy() -> bool:
+    """Whether the wrapper calling this was called by SciPy's code."""
+    try:
+        return _getframe(2).f_code.co_filename.startswith(_SCIPY_DIRS)
+    except ValueError:  # (no such frame)
+        return False
 
 
 def _traced_in(obj: Any) -> bool:
@@ -123,7 +142,7 @@ def array(object: Any, dtype: Any = None, *, copy: Any = True, order: Any = "K",
     """``np.array`` while a transform runs: NumPy's own unless ``object`` is, or holds in
     its lists, a traced value; then the traced array (a copy unless ``copy`` allows
     otherwise)."""
-    if type(object) is _ndarray or not _traced_in(object):
+    if type(object) is _ndarray or not _traced_in(object) or _from_scipy():
         if like is None:
             return _array(object, dtype, copy=copy, order=order, subok=subok, ndmin=ndmin)
         return _array(object, dtype, copy=copy, order=order, subok=subok, ndmin=ndmin,
@@ -148,7 +167,7 @@ def _as(what: str, orig: Callable[..., Any], ndmin: int = 0,
     if has_order:
         def wrapper(a: Any, dtype: Any = None, order: Any = None, *, device: Any = None,
                     copy: Any = None, like: Any = None) -> Any:
-            if type(a) is _ndarray or not _traced_in(a):
+            if type(a) is _ndarray or not _traced_in(a) or _from_scipy():
                 kw: dict[str, Any] = {} if like is None else {"like": like}
                 if device is not None:
                     kw["device"] = device
@@ -167,7 +186,7 @@ def _as(what: str, orig: Callable[..., Any], ndmin: int = 0,
             return _build(a, dtype, copy, "K" if order is None else order, ndmin, what)
     else:
         def wrapper(a: Any, dtype: Any = None, *, like: Any = None) -> Any:  # type: ignore[misc]
-            if type(a) is _ndarray or not _traced_in(a):
+            if type(a) is _ndarray or not _traced_in(a) or _from_scipy():
                 return orig(a, dtype) if like is None else orig(a, dtype, like=like)
             return _build(a, dtype, None, "K", ndmin, what)
 
@@ -203,7 +222,7 @@ def _chkfinite(a: Any, dtype: Any = None, order: Any = None) -> Any:
 def asarray_chkfinite(a: Any, dtype: Any = None, order: Any = None) -> Any:
     """``np.asarray_chkfinite`` while a transform runs: NumPy's own unless a traced value
     is given; then the traced array, its values (every element of a batch) checked."""
-    if type(a) is _ndarray or not _traced_in(a):
+    if type(a) is _ndarray or not _traced_in(a) or _from_scipy():
         return _asarray_chkfinite(a, dtype, order)
     return _chkfinite(a, dtype, order)
 
@@ -356,12 +375,14 @@ def _math_wrapper(name: str, impl: Any) -> Callable[..., Any]:
                     break
             else:
                 return orig(*args)
+            if _from_scipy():
+                return orig(*args)
             xs = _math_args(name, args)
             _check_domain(orig, xs)
             return impl(*xs)
     else:
         def wrapper(x: Any, /) -> Any:  # type: ignore[misc]
-            if not isinstance(x, Tracer):
+            if not isinstance(x, Tracer) or _from_scipy():
                 return orig(x)
             xs = _math_args(name, (x,))
             _check_domain(orig, xs)
@@ -378,7 +399,7 @@ def _math_test(name: str) -> Callable[..., Any]:
     orig = getattr(math, name)
 
     def wrapper(x: Any, /) -> bool:
-        if not isinstance(x, Tracer):
+        if not isinstance(x, Tracer) or _from_scipy():
             return orig(x)
         _math_args(name, (x,))
         return bool(getattr(np, name)(x))  # a plain bool; under vmap bool() refuses
