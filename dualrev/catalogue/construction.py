@@ -410,9 +410,13 @@ def _math_test(name: str) -> Callable[..., Any]:
     return wrapper
 
 
+#: the math module's replacements, by name
+MATH_WRAPPERS: dict[str, Callable[..., Any]] = {}
 for _name, _impl in _MATH.items():
     if hasattr(math, _name):  # (exp2 and cbrt are Python 3.11's)
-        replace_while_tracing(math, _name, _math_wrapper(_name, _impl))
+        MATH_WRAPPERS[_name] = _math_wrapper(_name, _impl)
 for _name in _MATH_TESTS:
-    replace_while_tracing(math, _name, _math_test(_name))
+    MATH_WRAPPERS[_name] = _math_test(_name)
+for _name, _wrapper in MATH_WRAPPERS.items():
+    replace_while_tracing(math, _name, _wrapper)
 del _name, _impl, _wrapper, _fn

@@ -41,10 +41,10 @@ from ..transforms import (
     _basis,
     _check_output,
     _check_tangent,
-    _tracing,
     _rebuild_args,
     _split_aux,
     _split_inputs,
+    _tracing,
     _unbatch,
 )
 from ..tree import LEAF, TreeDef, tree_flatten

@@ -224,7 +224,7 @@ def test_least_squares_residual_vector_with_exact_jacobian():
     y = 2.0 * np.exp(-1.3 * t) + 0.01 * np.random.default_rng(3).standard_normal(6)
 
     def residuals(p):
-        return np.array([p[0] * math.exp(-p[1] * ti) - yi for ti, yi in zip(t, y)])
+        return np.array([p[0] * math.exp(-p[1] * ti) - yi for ti, yi in zip(t, y, strict=True)])
 
     p = np.array([1.5, 1.0])
     J = dr.jacobian(residuals)(p)
