@@ -241,6 +241,32 @@ for _name, _wrapper in (("array", array), ("asarray", asarray), ("asanyarray", a
     replace_while_tracing(np, _name, _wrapper)
 
 
+# ------------------------------------------------------------------ reductions of lists
+def _of_list(orig: Any) -> Callable[..., Any]:
+    """``np.mean([a, b])`` (sum, std, ...) while a transform runs: a list or tuple holding
+    traced values is made the traced array np.array gives, so that NumPy's dispatch sees
+    it (a list has no ``__array_function__``: NumPy would convert its items in C)."""
+
+    def wrapper(a: Any, *args: Any, **kwargs: Any) -> Any:
+        t = type(a)
+        if (t is list or t is tuple) and _traced_in(a) and not _from_scipy():
+            a = _build(a, None, None, "K", 0, f"np.{orig.__name__}")
+        return orig(a, *args, **kwargs)
+
+    wrapper.__name__ = wrapper.__qualname__ = orig.__name__
+    wrapper.__doc__ = orig.__doc__
+    wrapper.__module__ = __name__
+    wrapper.__wrapped__ = orig  # type: ignore[attr-defined]
+    return wrapper
+
+
+REDUCTIONS = ("sum", "prod", "mean", "std", "var", "max", "min", "amax", "amin",
+              "average", "median", "cumsum", "cumprod", "ptp", "nansum", "nanmean")
+for _name in REDUCTIONS:
+    if hasattr(np, _name):
+        replace_while_tracing(np, _name, _of_list(getattr(np, _name)))
+
+
 # ------------------------------------------------------------------ like= constructors
 def _plain_like(orig: Any) -> Callable[..., Any]:
     """``np.zeros(n, like=x)`` (ones, empty, full, arange, eye, identity) with a traced
