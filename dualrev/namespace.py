@@ -24,6 +24,9 @@ from typing import Any
 # (module, name) -> wrapper; the original is read when the wrapper is installed.
 _REPLACEMENTS: dict[tuple[ModuleType, str], Callable[..., Any]] = {}
 _saved: dict[tuple[ModuleType, str], Any] = {}
+# wrapper -> the original it stood for when last installed (kept after restoring: NumPy's
+# like= dispatch looks the public name up when it runs, and hands the wrapper over)
+_originals_of: dict[Any, Any] = {}
 _lock = threading.Lock()
 _depth = 0
 
@@ -44,6 +47,16 @@ def original(module: ModuleType, name: str) -> Any:
     return _saved[key] if key in _saved else getattr(module, name)
 
 
+def original_of(func: Any) -> Any:
+    """The original that ``func`` stood for if it is an installed wrapper, else None.
+    (NumPy's ``like=`` protocol passes the public name, the wrapper while a transform
+    runs, to ``__array_function__``, whose handlers are registered for the original.)"""
+    try:
+        return _originals_of.get(func)
+    except TypeError:  # (an unhashable object)
+        return None
+
+
 class _Installed:
     """Context entered by every transform: installs the registered wrappers on the way in
     from depth 0 and restores the originals on the way out to depth 0. A name someone else
@@ -56,7 +69,8 @@ class _Installed:
         with _lock:
             if _depth == 0:
                 for (module, name), wrapper in _REPLACEMENTS.items():
-                    _saved[(module, name)] = getattr(module, name)
+                    _saved[(module, name)] = orig = getattr(module, name)
+                    _originals_of[wrapper] = orig
                     setattr(module, name, wrapper)
             _depth += 1
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import config
+from . import config, namespace
 from .diagnose import explain
 from .errors import InPlaceError, NoDerivativeRule, PlainBufferError, TracerConversionError
 from .primitive import (
@@ -135,7 +135,10 @@ class TracedBase(Tracer):
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         handler = FUNCTION_HANDLERS.get(func)
         if handler is None:
-            raise no_rule(func)
+            # a name replaced while a transform runs, which like= dispatch hands over
+            handler = FUNCTION_HANDLERS.get(namespace.original_of(func))
+            if handler is None:
+                raise no_rule(func)
         return handler(*args, **kwargs)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:

@@ -138,26 +138,42 @@ def _device(device: Any) -> None:
 
 # ------------------------------------------------------------------ the constructors
 def array(object: Any, dtype: Any = None, *, copy: Any = True, order: Any = "K",  # noqa: A002
-          subok: bool = False, ndmin: int = 0, like: Any = None) -> Any:
+          subok: bool = False, ndmin: int = 0, like: Any = None, **kwargs: Any) -> Any:
     """``np.array`` while a transform runs: NumPy's own unless ``object`` is, or holds in
     its lists, a traced value; then the traced array (a copy unless ``copy`` allows
-    otherwise)."""
+    otherwise). Keywords of newer NumPy versions (``**kwargs``) pass through to NumPy's
+    own; with traced values they are refused by name."""
     if type(object) is _ndarray or not _traced_in(object) or _from_scipy():
-        if like is None:
-            return _array(object, dtype, copy=copy, order=order, subok=subok, ndmin=ndmin)
+        if like is not None:
+            kwargs["like"] = like
         return _array(object, dtype, copy=copy, order=order, subok=subok, ndmin=ndmin,
-                      like=like)
+                      **kwargs)
+    _no_other_keywords("np.array", kwargs)
     if like is not None and isinstance(like, Tracer):
         return _like_array(object, dtype, copy=copy, order=order, subok=subok, ndmin=ndmin)
     return _build(object, dtype, copy, order, int(ndmin), "np.array")
 
 
 def _like_array(object: Any, dtype: Any = None, *, copy: Any = True,  # noqa: A002
-                order: Any = "K", subok: bool = False, ndmin: int = 0) -> Any:
+                order: Any = "K", subok: bool = False, ndmin: int = 0,
+                **kwargs: Any) -> Any:
     """``np.array(..., like=x)`` with a traced ``x`` (NEP 35 hands it to x's type)."""
     if not _traced_in(object):
-        return _array(object, dtype, copy=copy, order=order, subok=subok, ndmin=ndmin)
+        return _array(object, dtype, copy=copy, order=order, subok=subok, ndmin=ndmin,
+                      **kwargs)
+    _no_other_keywords("np.array", kwargs)
     return _build(object, dtype, copy, order, int(ndmin), "np.array")
+
+
+def _no_other_keywords(what: str, kwargs: dict[str, Any]) -> None:
+    """Refuse keywords the traced path does not implement (a newer NumPy's, such as
+    np.array's ndmax=), unless they are at their no-op default."""
+    used = sorted(k for k, v in kwargs.items() if v is not None and not (
+        k == "ndmax" and v == 0))
+    if used:
+        raise DualrevError(f"dualrev: {what} of traced values does not support the "
+                           f"keyword(s) {used}; leave them out (np.stack / np.reshape "
+                           "build the same array)")
 
 
 def _as(what: str, orig: Callable[..., Any], ndmin: int = 0,
@@ -166,14 +182,16 @@ def _as(what: str, orig: Callable[..., Any], ndmin: int = 0,
 
     if has_order:
         def wrapper(a: Any, dtype: Any = None, order: Any = None, *, device: Any = None,
-                    copy: Any = None, like: Any = None) -> Any:
+                    copy: Any = None, like: Any = None, **kw: Any) -> Any:
             if type(a) is _ndarray or not _traced_in(a) or _from_scipy():
-                kw: dict[str, Any] = {} if like is None else {"like": like}
+                if like is not None:
+                    kw["like"] = like
                 if device is not None:
                     kw["device"] = device
                 if copy is not None:
                     kw["copy"] = copy
                 return orig(a, dtype, order, **kw)
+            _no_other_keywords(what, kw)
             _device(device)
             return _build(a, dtype, copy, "K" if order is None else order, ndmin, what)
 
@@ -232,7 +250,6 @@ FUNCTION_HANDLERS[_asarray] = _like_asarray
 FUNCTION_HANDLERS[_asanyarray] = _like_asanyarray
 FUNCTION_HANDLERS[_ascontiguousarray] = _like_ascontiguousarray
 FUNCTION_HANDLERS[_asfortranarray] = _like_asfortranarray
-FUNCTION_HANDLERS[_asarray_chkfinite] = _chkfinite  # np.asarray_chkfinite(t) dispatches
 
 for _name, _wrapper in (("array", array), ("asarray", asarray), ("asanyarray", asanyarray),
                         ("ascontiguousarray", ascontiguousarray),
@@ -283,7 +300,6 @@ def _plain_like(orig: Any) -> Callable[..., Any]:
                     f"numbers, or use np.{orig.__name__}_like / np.stack for traced values)")
         return orig(*args, **kwargs)
 
-    handler.__name__ = handler.__qualname__ = f"{orig.__name__}_like_handler"
     return handler
 
 
