@@ -14,6 +14,8 @@ import dualrev as dr
 from dualrev.errors import BatchedValueError, DualrevError, TracerConversionError
 from tests.helpers import check_all, check_like_numpy
 
+# NumPy's own functions, bound before any transform runs
+NUMPY_ARRAY, NUMPY_ASARRAY = np.array, np.asarray
 rng = np.random.default_rng(22)
 X = rng.uniform(0.3, 1.2, 3)
 
@@ -177,6 +179,26 @@ def test_matrix_directive_refused_by_name():
         assert isinstance(m, np.matrix)
         return np.sum(x)
     dr.grad(f)(X)
+
+
+def test_like_with_numpys_own_function_bound_before():
+    """NumPy's like= dispatch looks the public name up when it runs, and hands the
+    wrapper installed then to __array_function__ (which failed: no rule for the wrapper)."""
+    g = dr.grad(lambda x: np.sum(NUMPY_ARRAY([x[0], 2.0], like=x) * x[:2]))(X)
+    np.testing.assert_allclose(g, [2 * X[0], 2.0, 0.0])
+    g = dr.grad(lambda x: np.sum(NUMPY_ASARRAY(x, like=x) ** 2))(X)
+    np.testing.assert_allclose(g, 2 * X)
+
+
+@pytest.mark.skipif("ndmax" not in (np.array.__doc__ or ""), reason="NumPy < 2.4")
+def test_a_newer_numpys_keyword_passes_through_or_is_refused_by_name():
+    def f(x):
+        assert np.array([[1.0, 2.0]], ndmax=1, dtype=object).shape == (1,)
+        return np.sum(np.array([x[0], x[1]], ndmax=0))
+
+    np.testing.assert_allclose(dr.grad(f)(X), [1.0, 1.0, 0.0])
+    with pytest.raises(DualrevError, match="ndmax"):
+        dr.grad(lambda x: np.sum(np.array([x[0], x[1]], ndmax=1)))(X)
 
 
 def test_like_constructors_refuse_traced_arguments():
