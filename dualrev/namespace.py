@@ -117,7 +117,7 @@ class _Installed:
         with _lock:
             _depth -= 1
             if _depth == 0:
-                for (d, wrappers, names, get, wvals), saved in zip(
+                for (d, wrappers, _names, get, wvals), saved in zip(
                         _plan, _saved_by_module, strict=True):
                     if get(d) == wvals:  # (functions compare by identity)
                         d.update(saved)
