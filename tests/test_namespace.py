@@ -215,6 +215,20 @@ def test_r_matrix_builder_reads_the_callers_names():
         dr.grad(f)(X)
 
 
+def test_methods_of_traced_values_while_names_are_replaced():
+    """x.sum(), x.mean() & co. looked their handlers up as FUNCTION_HANDLERS[np.sum] when
+    they ran, which is the wrapper while a transform runs (KeyError): they use the
+    functions NumPy had at import."""
+    def f(x):
+        return (x.sum() + x.mean() + x.max() + x.min() + x.std() + x.var() + x.prod()
+                + x.cumsum()[-1] + x.cumprod()[-1])
+
+    x = np.array([0.3, 1.1, 0.7])
+    g = dr.grad(f)(x)
+    np.testing.assert_allclose(g, so.approx_fprime(x, f, 1e-7), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dr.jacfwd(f)(x), g, rtol=1e-12)
+
+
 # ------------------------------------------------------------------ who sees the wrappers
 SCIPY_FUNCTIONS = {
     # boxcox finds its lambda by an optimiser on the data: with the wrappers visible to

@@ -137,20 +137,20 @@ def _device(device: Any) -> None:
 
 
 # ------------------------------------------------------------------ the constructors
-def array(object: Any, dtype: Any = None, *, copy: Any = True, order: Any = "K",  # noqa: A002
-          subok: bool = False, ndmin: int = 0, like: Any = None, **kwargs: Any) -> Any:
+def array(object: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A002
     """``np.array`` while a transform runs: NumPy's own unless ``object`` is, or holds in
     its lists, a traced value; then the traced array (a copy unless ``copy`` allows
-    otherwise). Keywords of newer NumPy versions (``**kwargs``) pass through to NumPy's
-    own; with traced values they are refused by name."""
+    otherwise). (The arguments are passed on as given, so that the untraced call costs
+    one more Python call and a type check: docs/performance.md.)"""
     if type(object) is _ndarray or not _traced_in(object) or _from_scipy():
-        if like is not None:
-            kwargs["like"] = like
-        return _array(object, dtype, copy=copy, order=order, subok=subok, ndmin=ndmin,
-                      **kwargs)
+        return _array(object, *args, **kwargs)
+    return _traced_array(object, *args, **kwargs)
+
+
+def _traced_array(object: Any, dtype: Any = None, *, copy: Any = True,  # noqa: A002
+                  order: Any = "K", subok: bool = False, ndmin: int = 0, like: Any = None,
+                  **kwargs: Any) -> Any:
     _no_other_keywords("np.array", kwargs)
-    if like is not None and isinstance(like, Tracer):
-        return _like_array(object, dtype, copy=copy, order=order, subok=subok, ndmin=ndmin)
     return _build(object, dtype, copy, order, int(ndmin), "np.array")
 
 
@@ -180,17 +180,14 @@ def _as(what: str, orig: Callable[..., Any], ndmin: int = 0,
         has_order: bool = True) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """The wrapper of ``np.asarray``-like ``orig`` and its ``like=`` handler."""
 
+    def wrapper(a: Any, *args: Any, **kwargs: Any) -> Any:
+        if type(a) is _ndarray or not _traced_in(a) or _from_scipy():
+            return orig(a, *args, **kwargs)
+        return traced(a, *args, **kwargs)
+
     if has_order:
-        def wrapper(a: Any, dtype: Any = None, order: Any = None, *, device: Any = None,
-                    copy: Any = None, like: Any = None, **kw: Any) -> Any:
-            if type(a) is _ndarray or not _traced_in(a) or _from_scipy():
-                if like is not None:
-                    kw["like"] = like
-                if device is not None:
-                    kw["device"] = device
-                if copy is not None:
-                    kw["copy"] = copy
-                return orig(a, dtype, order, **kw)
+        def traced(a: Any, dtype: Any = None, order: Any = None, *, device: Any = None,
+                   copy: Any = None, like: Any = None, **kw: Any) -> Any:
             _no_other_keywords(what, kw)
             _device(device)
             return _build(a, dtype, copy, "K" if order is None else order, ndmin, what)
@@ -203,9 +200,7 @@ def _as(what: str, orig: Callable[..., Any], ndmin: int = 0,
             _device(device)
             return _build(a, dtype, copy, "K" if order is None else order, ndmin, what)
     else:
-        def wrapper(a: Any, dtype: Any = None, *, like: Any = None) -> Any:  # type: ignore[misc]
-            if type(a) is _ndarray or not _traced_in(a) or _from_scipy():
-                return orig(a, dtype) if like is None else orig(a, dtype, like=like)
+        def traced(a: Any, dtype: Any = None, *, like: Any = None) -> Any:  # type: ignore[misc]
             return _build(a, dtype, None, "K", ndmin, what)
 
         def like_handler(a: Any, dtype: Any = None) -> Any:  # type: ignore[misc]
