@@ -104,6 +104,8 @@ def _build(obj: Any, dtype: Any, copy: Any, order: Any, ndmin: int, what: str) -
         # (validates dtype and order as NumPy does; a traced value has no layout)
         want = _array(np.zeros((0,), dtype_of(obj)), dtype=dtype, order=order).dtype
         out = obj if dtype_of(obj) == want else METHODS["astype"](obj, want)
+        if out is obj and copy is None and _relaid(obj, order):
+            copy = True  # NumPy copies into the asked-for layout
         if out is obj and copy is False and ndmin <= len(shape_of(obj)):
             return obj
         if out is not obj and copy is False:
@@ -129,6 +131,27 @@ def _build(obj: Any, dtype: Any, copy: Any, order: Any, ndmin: int, what: str) -
     if ndmin > nd:
         out = np.reshape(out, (1,) * (ndmin - nd) + tuple(shape_of(out)))
     return out
+
+
+def _relaid(x: Any, order: Any) -> bool:
+    """Whether NumPy would copy ``x`` to give it ``order`` ("C" or "F"): a traced value
+    has no memory of its own, but its plain value (NumPy's result for the same
+    operations) has the layout NumPy's array would have. A batch is left as it is."""
+    if order not in ("C", "F") or isinstance(x, Tracer) and _batched(x):
+        return False
+    v = concrete(x)
+    flags = getattr(v, "flags", None)
+    if flags is None:  # a scalar
+        return False
+    return not (flags.c_contiguous if order == "C" else flags.f_contiguous)
+
+
+def _batched(x: Any) -> bool:
+    while isinstance(x, Tracer):
+        if x._bdepth:
+            return True
+        x = x.primal
+    return False
 
 
 def _device(device: Any) -> None:
@@ -176,8 +199,8 @@ def _no_other_keywords(what: str, kwargs: dict[str, Any]) -> None:
                            "build the same array)")
 
 
-def _as(what: str, orig: Callable[..., Any], ndmin: int = 0,
-        has_order: bool = True) -> tuple[Callable[..., Any], Callable[..., Any]]:
+def _as(what: str, orig: Callable[..., Any], ndmin: int = 0, has_order: bool = True,
+        layout: str = "K") -> tuple[Callable[..., Any], Callable[..., Any]]:
     """The wrapper of ``np.asarray``-like ``orig`` and its ``like=`` handler."""
 
     def wrapper(a: Any, *args: Any, **kwargs: Any) -> Any:
@@ -201,12 +224,12 @@ def _as(what: str, orig: Callable[..., Any], ndmin: int = 0,
             return _build(a, dtype, copy, "K" if order is None else order, ndmin, what)
     else:
         def traced(a: Any, dtype: Any = None, *, like: Any = None) -> Any:  # type: ignore[misc]
-            return _build(a, dtype, None, "K", ndmin, what)
+            return _build(a, dtype, None, layout, ndmin, what)
 
         def like_handler(a: Any, dtype: Any = None) -> Any:  # type: ignore[misc]
             if not _traced_in(a):
                 return orig(a, dtype)
-            return _build(a, dtype, None, "K", ndmin, what)
+            return _build(a, dtype, None, layout, ndmin, what)
 
     wrapper.__name__ = wrapper.__qualname__ = orig.__name__
     wrapper.__doc__ = (f"``{what}`` while a transform runs: NumPy's own unless a traced "
@@ -220,9 +243,9 @@ asarray, _like_asarray = _as("np.asarray", _asarray)
 asanyarray, _like_asanyarray = _as("np.asanyarray", _asanyarray)
 # (a 0-d input becomes 1-d, as NumPy's: "return an array (ndim >= 1)")
 ascontiguousarray, _like_ascontiguousarray = _as("np.ascontiguousarray", _ascontiguousarray,
-                                                 ndmin=1, has_order=False)
+                                                 ndmin=1, has_order=False, layout="C")
 asfortranarray, _like_asfortranarray = _as("np.asfortranarray", _asfortranarray, ndmin=1,
-                                           has_order=False)
+                                           has_order=False, layout="F")
 
 
 def _chkfinite(a: Any, dtype: Any = None, order: Any = None) -> Any:
