@@ -33,7 +33,7 @@ _depth = 0
 # The registry grouped by module, rebuilt when it changes: installing and restoring are
 # a few C-level dict operations per module (every transform call pays them: one
 # setattr per name cost three times as much, docs/performance.md).
-_plan: list[tuple[dict[str, Any], dict[str, Any], tuple[str, ...], Any, tuple[Any, ...]]] = []
+_plan: list[list[Any]] = []
 _plan_size = -1
 # per module of the plan, the originals saved by the current installation
 _saved_by_module: list[dict[str, Any]] = []
@@ -62,7 +62,8 @@ def _make_plan() -> None:
     by_module: dict[ModuleType, dict[str, Any]] = {}
     for (module, name), wrapper in _REPLACEMENTS.items():
         by_module.setdefault(module, {})[name] = wrapper
-    _plan = [(vars(m), ws, tuple(ws), _getter(tuple(ws)), tuple(ws.values()))
+    # [module dict, wrappers, names, getter, wrapper values, last originals, as a dict]
+    _plan = [[vars(m), ws, tuple(ws), _getter(tuple(ws)), tuple(ws.values()), None, None]
              for m, ws in by_module.items()]
     _plan_size = len(_REPLACEMENTS)
 
@@ -75,7 +76,7 @@ def original(module: ModuleType, name: str) -> Any:
         return _saved[key]
     if _depth and key in _REPLACEMENTS:
         d = vars(module)
-        for (md, _, _, _, _), saved in zip(_plan, _saved_by_module, strict=False):
+        for (md, *_), saved in zip(_plan, _saved_by_module, strict=False):
             if md is d and name in saved:
                 return saved[name]
     return getattr(module, name)
@@ -105,10 +106,14 @@ class _Installed:
                 if _plan_size != len(_REPLACEMENTS):
                     _make_plan()
                 _saved_by_module.clear()
-                for d, wrappers, names, get, wvals in _plan:
+                for entry in _plan:
+                    d, wrappers, names, get, wvals = entry[:5]
                     saved = get(d)
-                    _saved_by_module.append(dict(zip(names, saved, strict=True)))
-                    _originals_of.update(zip(wvals, saved, strict=True))
+                    if saved != entry[5]:  # (the same originals as last time: reused)
+                        entry[5] = saved
+                        entry[6] = dict(zip(names, saved, strict=True))
+                        _originals_of.update(zip(wvals, saved, strict=True))
+                    _saved_by_module.append(entry[6])
                     d.update(wrappers)
             _depth += 1
 
@@ -117,7 +122,7 @@ class _Installed:
         with _lock:
             _depth -= 1
             if _depth == 0:
-                for (d, wrappers, _names, get, wvals), saved in zip(
+                for (d, wrappers, _names, get, wvals, *_), saved in zip(
                         _plan, _saved_by_module, strict=True):
                     if get(d) == wvals:  # (functions compare by identity)
                         d.update(saved)

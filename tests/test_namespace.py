@@ -114,6 +114,29 @@ def test_transforms_inside_scipy_callbacks_install_and_restore_many_times():
     assert_originals()
 
 
+def test_names_rebound_by_someone_else_are_theirs():
+    """A name rebound between transforms is the original the next one saves and restores;
+    one rebound while a transform runs is left as it was set."""
+    mine = lambda a, *args, **kw: ORIGINALS[(np, "asarray")](a, *args, **kw)  # noqa: E731
+    other = lambda x: 0.0  # noqa: E731
+    np.asarray = mine
+    try:
+        dr.grad(lambda x: np.sum(np.asarray(x)))(X)  # installs the wrapper over `mine`
+        assert np.asarray is mine and namespace.original(np, "asarray") is mine
+
+        def f(x):
+            math.exp = other  # rebound while the transform runs
+            return np.sum(x)
+
+        dr.grad(f)(X)
+        assert math.exp is other
+    finally:
+        np.asarray = ORIGINALS[(np, "asarray")]
+        math.exp = ORIGINALS[(math, "exp")]
+    dr.grad(lambda x: np.sum(np.asarray(x)) + math.exp(x[0]))(X)
+    assert_originals()
+
+
 def test_a_thread_without_a_transform_gets_numpys_results():
     """Thread B calls the wrappers (installed by thread A's transform) with plain values
     and gets NumPy's results, aliasing included."""
