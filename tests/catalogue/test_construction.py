@@ -168,6 +168,7 @@ def test_asarray_chkfinite_checks_the_values():
         dr.vmap(lambda x: np.asarray_chkfinite(np.log(x)))(np.array([1.0, -1.0]))
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # (np.matrix's own)
 def test_matrix_directive_refused_by_name():
     with pytest.raises(DualrevError, match="np.matrix"):
         dr.grad(lambda x: np.sum(np.r_["r", x, x]))(X)
