@@ -52,6 +52,8 @@ CONSTRUCTS = {
     "like_arange": lambda x: np.arange(3, like=x) * x,
     "like_eye": lambda x: np.eye(3, like=x) @ x,
     "array_sum_of_list": lambda x: np.sum(np.array([x[0] * x[1], x[2]])),
+    "mean_of_list": lambda x: np.mean([x[0], x[1] * x[2]]),
+    "std_of_tuple_axis": lambda x: np.std((x, x ** 2), axis=0),
 }
 
 
@@ -63,7 +65,8 @@ def test_construct_values_and_derivatives(name):
 
 
 @pytest.mark.parametrize("name", ["list_of_scalars", "nested", "r_mixed", "c_",
-                                  "asarray_list", "list_of_arrays"])
+                                  "asarray_list", "list_of_arrays", "copy_of_array",
+                                  "mean_of_list", "std_of_tuple_axis"])
 def test_construct_under_vmap(name):
     f = CONSTRUCTS[name]
     xs = rng.uniform(0.3, 1.2, (4, 3))
