@@ -345,6 +345,62 @@ def bench_memory() -> None:
         print(f"  {lib:28s} {p:8.1f} arrays")
 
 
+def bench_namespace() -> None:
+    """The NumPy/math names replaced while a transform runs (dualrev/namespace.py): what
+    untraced calls pay outside a transform (nothing: the names are NumPy's own) and
+    inside one (the wrapper's check), what a transform call pays to install and restore
+    them, and traced np.array of scalars against np.stack. Each ratio here is paired with
+    the row's first line (not with a NumPy f(x))."""
+    import math
+
+    from dualrev import namespace
+    from dualrev.catalogue import construction as wrappers
+
+    a = np.arange(3.0)
+    assert np.array is namespace.original(np, "array") and not namespace.active()
+    untraced = {
+        "np.array([1.0, 2.0])": (lambda: np.array([1.0, 2.0]),
+                                 lambda: wrappers.array([1.0, 2.0])),
+        "np.asarray(a)": (lambda: np.asarray(a), lambda: wrappers.asarray(a)),
+        "math.exp(1.0)": (lambda: math.exp(1.0),
+                          lambda: wrappers.MATH_WRAPPERS["exp"](1.0)),
+        "np.sum(a)": (lambda: np.sum(a), lambda: namespace._REPLACEMENTS[(np, "sum")](a)),
+    }
+    for name, (plain, wrapped) in untraced.items():
+        # no transform runs: np.array is NumPy's own (the base line); while one runs it is
+        # the wrapper, called directly here (the same call, without the transform's cost)
+        report(f"7. untraced {name} (base: no transform running, NumPy's own)", plain,
+               {"while a transform runs (the wrapper)": wrapped})
+
+    saved = dict(namespace._REPLACEMENTS)
+
+    def without(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            namespace._REPLACEMENTS.clear()
+            namespace._plan_size = -1
+            try:
+                return fn()
+            finally:
+                namespace._REPLACEMENTS.update(saved)
+                namespace._plan_size = -1
+        return run
+
+    x10 = np.random.default_rng(0).uniform(-1, 1, 10)
+    x = np.random.default_rng(0).uniform(-1, 1, 1000)
+    for what, fn in ((f"grad rosen n=10 ({len(saved)} names installed and restored)",
+                      lambda: dr.grad(rosen)(x10)),
+                     ("grad scalar loop n=1000", lambda: dr.grad(rosen_loop)(x))):
+        report(f"7. {what} (base: no names registered)", without(fn),
+               {"dualrev grad, names replaced": fn})
+
+    for n in (3, 100):
+        x = np.random.default_rng(0).uniform(-1, 1, n)
+        fa = lambda x: np.sum(np.array([x[i] for i in range(len(x))]) ** 2)  # noqa: E731
+        fs = lambda x: np.sum(np.stack([x[i] for i in range(len(x))]) ** 2)  # noqa: E731
+        report(f"7. grad of sum(np.array([x[0], ..., x[{n - 1}]]) ** 2) (base: np.stack)",
+               lambda: dr.grad(fs)(x), {"dualrev grad, np.array": lambda: dr.grad(fa)(x)})
+
+
 def machine() -> str:
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
@@ -385,7 +441,7 @@ def main() -> None:
     print(machine())
     benches = {"1": bench_rosen_grad, "2": bench_scalar_loop, "3": bench_jacobian,
                "4": bench_hessian, "5": bench_optimize, "6": bench_memory,
-               "7": bench_ndimage}
+               "7": bench_ndimage, "8": bench_namespace}
     chosen = args.only.split(",") if args.only else list(benches)
     for k in chosen:
         benches[k]()

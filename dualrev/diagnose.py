@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from . import namespace
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # frames in these trees are library code, not the line the user wrote
 _LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
@@ -243,13 +245,27 @@ def explain(kind: str) -> Explanation | str | None:
             text = text if len(text) <= 100 else text[:97] + "..."
             return (f"dualrev: a call on {site.where()}, `{text}`, converts a traced value "
                     f"to a plain {'NumPy array' if kind == 'array' else 'number'} (the "
-                    "usual causes: a math.* function, for which np.* is the rewrite; "
-                    "float(x); a method of a plain array called with a traced argument, "
-                    "a.dot(x) for a @ x; np.array([...]) of traced values, for np.stack; "
-                    "writing a traced value into a NumPy array)")
+                    "usual causes: float(x); a method of a plain array called with a "
+                    "traced argument, a.dot(x) for a @ x; a name bound before the transform "
+                    "started, such as `from numpy import array` or `from math import exp`, "
+                    "for which np.array(...) / math.exp(...) is the rewrite; writing a "
+                    "traced value into a NumPy array)")
     except Exception:  # noqa: BLE001 - a diagnosis must never hide the error it explains
         return None
     return None
+
+
+def _bound_before(module: Any, name: str, fn: Any) -> str:
+    """Where ``fn`` is ``module.name``'s original while dualrev's replacement is installed
+    (a name bound before the transform started: ``from numpy import array``), the words
+    for it; else ""."""
+    if fn is _UNKNOWN or not namespace.active():
+        return ""
+    orig = namespace.original(module, name)
+    if fn is not orig or getattr(module, name, None) is orig:
+        return ""
+    return (f"before the transform started (`from {module.__name__} import {name}` or an "
+            "alias)")
 
 
 def _fills_plain(site: _Site, node: ast.AST) -> bool:
@@ -275,7 +291,8 @@ def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
         return None
     if isinstance(node, ast.Subscript):
         obj = site.lookup(node.value)
-        if obj is getattr(np, "r_", None) or obj is getattr(np, "c_", None):
+        if not namespace.active() and (obj is getattr(np, "r_", None)
+                                       or obj is getattr(np, "c_", None)):
             parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
             inner = ", ".join(site.seg(p) for p in parts)
             fn = "np.concatenate" if obj is np.r_ else "np.column_stack"
@@ -305,6 +322,15 @@ def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
         if owner is math or owner is cmath or mod in ("math", "cmath"):
             name = getattr(fn, "__name__", getattr(func, "attr", "?"))
             npname = _MATH_TO_NUMPY.get(name, name)
+            early = _bound_before(math, name, fn)
+            if early:
+                return (f"`{site.seg(node)}` calls math.{name} itself: `{site.seg(func)}` "
+                        f"was bound {early}, and dualrev replaces math.{name} (to take "
+                        "traced values) only while a transform runs, so this call computes "
+                        "with plain floats, dropping the derivative. Write "
+                        f"`math.{name}({args})` (looked up when it runs) or "
+                        f"`{npname if npname.startswith('scipy') else 'np.' + npname}"
+                        f"({args})`")
             if "." not in npname and not hasattr(np, npname):
                 return (f"`{site.seg(node)}`: the math module computes with plain floats, "
                         "dropping the derivative; use the NumPy (or scipy.special) "
@@ -343,7 +369,15 @@ def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
                    "their arguments to plain arrays (the derivative would be lost), only "
                    "operators and NumPy functions reach traced values")
             return msg + (f". Write `{rewrite}`" if rewrite else "")
-    if any(fn is getattr(np, b, None) for b in _ARRAY_BUILDERS):
+    early_name = next((b for b in _ARRAY_BUILDERS if _bound_before(np, b, fn)), None)
+    if early_name is not None:
+        return (f"`{site.seg(node)}` calls NumPy's own np.{early_name}: "
+                f"`{site.seg(func)}` was bound {_bound_before(np, early_name, fn)}, and "
+                f"dualrev replaces np.{early_name} (to take traced values) only while a "
+                "transform runs, so this call converts traced values to a plain array "
+                f"(the derivative would be lost). Write `np.{early_name}({args})`, looked "
+                "up when it runs")
+    if not namespace.active() and any(fn is getattr(np, b, None) for b in _ARRAY_BUILDERS):
         first = node.args[0] if node.args else None
         name = site.seg(func)
         if isinstance(first, (ast.List, ast.Tuple)):

@@ -16,6 +16,7 @@ original's result from them (see docs/design.md, 2026-12-06).
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable
 from types import ModuleType
@@ -24,8 +25,18 @@ from typing import Any
 # (module, name) -> wrapper; the original is read when the wrapper is installed.
 _REPLACEMENTS: dict[tuple[ModuleType, str], Callable[..., Any]] = {}
 _saved: dict[tuple[ModuleType, str], Any] = {}
+# wrapper -> the original it stood for when last installed (kept after restoring: NumPy's
+# like= dispatch looks the public name up when it runs, and hands the wrapper over)
+_originals_of: dict[Any, Any] = {}
 _lock = threading.Lock()
 _depth = 0
+# The registry grouped by module, rebuilt when it changes: installing and restoring are
+# a few C-level dict operations per module (every transform call pays them: one
+# setattr per name cost three times as much, docs/performance.md).
+_plan: list[list[Any]] = []
+_plan_size = -1
+# per module of the plan, the originals saved by the current installation
+_saved_by_module: list[dict[str, Any]] = []
 
 
 def replace_while_tracing(module: ModuleType, name: str, wrapper: Callable[..., Any]) -> None:
@@ -34,14 +45,51 @@ def replace_while_tracing(module: ModuleType, name: str, wrapper: Callable[..., 
     ``wrapper`` must give the original's result whenever no argument is traced. It is
     installed from the next time no transform is running (never in the middle of one).
     """
+    global _plan_size
     _REPLACEMENTS[(module, name)] = wrapper
+    _plan_size = -1
+
+
+def _getter(names: tuple[str, ...]) -> Any:
+    if len(names) == 1:
+        only = names[0]
+        return lambda d: (d[only],)
+    return operator.itemgetter(*names)
+
+
+def _make_plan() -> None:
+    global _plan, _plan_size
+    by_module: dict[ModuleType, dict[str, Any]] = {}
+    for (module, name), wrapper in _REPLACEMENTS.items():
+        by_module.setdefault(module, {})[name] = wrapper
+    # [module dict, wrappers, names, getter, wrapper values, last originals, as a dict]
+    _plan = [[vars(m), ws, tuple(ws), _getter(tuple(ws)), tuple(ws.values()), None, None]
+             for m, ws in by_module.items()]
+    _plan_size = len(_REPLACEMENTS)
 
 
 def original(module: ModuleType, name: str) -> Any:
     """``module.name`` as it was before dualrev replaced it (the name itself when it is
     not replaced now)."""
     key = (module, name)
-    return _saved[key] if key in _saved else getattr(module, name)
+    if key in _saved:
+        return _saved[key]
+    if _depth and key in _REPLACEMENTS:
+        d = vars(module)
+        for (md, *_), saved in zip(_plan, _saved_by_module, strict=False):
+            if md is d and name in saved:
+                return saved[name]
+    return getattr(module, name)
+
+
+def original_of(func: Any) -> Any:
+    """The original that ``func`` stood for if it is an installed wrapper, else None.
+    (NumPy's ``like=`` protocol passes the public name, the wrapper while a transform
+    runs, to ``__array_function__``, whose handlers are registered for the original.)"""
+    try:
+        return _originals_of.get(func)
+    except TypeError:  # (an unhashable object)
+        return None
 
 
 class _Installed:
@@ -55,9 +103,18 @@ class _Installed:
         global _depth
         with _lock:
             if _depth == 0:
-                for (module, name), wrapper in _REPLACEMENTS.items():
-                    _saved[(module, name)] = getattr(module, name)
-                    setattr(module, name, wrapper)
+                if _plan_size != len(_REPLACEMENTS):
+                    _make_plan()
+                _saved_by_module.clear()
+                for entry in _plan:
+                    d, wrappers, names, get, wvals = entry[:5]
+                    saved = get(d)
+                    if saved != entry[5]:  # (the same originals as last time: reused)
+                        entry[5] = saved
+                        entry[6] = dict(zip(names, saved, strict=True))
+                        _originals_of.update(zip(wvals, saved, strict=True))
+                    _saved_by_module.append(entry[6])
+                    d.update(wrappers)
             _depth += 1
 
     def __exit__(self, *exc: Any) -> None:
@@ -65,11 +122,15 @@ class _Installed:
         with _lock:
             _depth -= 1
             if _depth == 0:
-                for key, orig in _saved.items():
-                    module, name = key
-                    if getattr(module, name, None) is _REPLACEMENTS.get(key):
-                        setattr(module, name, orig)
-                _saved.clear()
+                for (d, wrappers, _names, get, wvals, *_), saved in zip(
+                        _plan, _saved_by_module, strict=True):
+                    if get(d) == wvals:  # (functions compare by identity)
+                        d.update(saved)
+                    else:  # someone rebound a name meanwhile: theirs stays
+                        for name, orig in saved.items():
+                            if d.get(name) is wrappers[name]:
+                                d[name] = orig
+                _saved_by_module.clear()
 
 
 installed = _Installed()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import types
 from typing import Any
 
 import numpy as np
 
-from . import config
+from . import config, namespace
 from .diagnose import explain
 from .errors import InPlaceError, NoDerivativeRule, PlainBufferError, TracerConversionError
 from .primitive import (
@@ -32,6 +33,11 @@ from .primitive import (
 )
 
 _levels = itertools.count(1)
+
+# NumPy's functions as they are at import: the handlers are registered for these, and
+# some of NumPy's names are replaced while a transform runs (dualrev/namespace.py), so the
+# methods below must not look them up in NumPy's namespace when they run.
+_np = types.SimpleNamespace(**{k: v for k, v in vars(np).items() if not k.startswith("__")})
 
 
 # The primitives behind the arithmetic operators, looked up once (operators are the
@@ -135,7 +141,10 @@ class TracedBase(Tracer):
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         handler = FUNCTION_HANDLERS.get(func)
         if handler is None:
-            raise no_rule(func)
+            # a name replaced while a transform runs, which like= dispatch hands over
+            handler = FUNCTION_HANDLERS.get(namespace.original_of(func))
+            if handler is None:
+                raise no_rule(func)
         return handler(*args, **kwargs)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -148,8 +157,29 @@ class TracedBase(Tracer):
     def __float__(self) -> float:
         raise _conversion("float()", "float")
 
+    # int(), math.floor/ceil/trunc and round() are piecewise constant: their derivative
+    # is zero almost everywhere (JAX gives 0 for floor), so the plain result carries it
+    # exactly. float() and .item() stay refused: a float would stand for the value
+    # itself and silently drop its derivative. (Batched values refuse in strip.)
     def __int__(self) -> int:
-        raise _conversion("int()", "int")
+        return int(strip(self))
+
+    def __floor__(self) -> int:
+        return math.floor(strip(self))
+
+    def __ceil__(self) -> int:
+        return math.ceil(strip(self))
+
+    def __trunc__(self) -> int:
+        return math.trunc(strip(self))
+
+    def __round__(self, ndigits: int | None = None) -> Any:
+        v = strip(self)
+        if np.ndim(v) != 0:
+            raise TypeError(f"round() of a traced array of shape {np.shape(v)}: like an "
+                            "ndarray, it has no __round__; use np.round(x)")
+        v = np.asarray(v)[()]  # a NumPy scalar, whose round() NumPy defines
+        return round(v) if ndigits is None else round(v, ndigits)
 
     def __complex__(self) -> complex:
         raise _conversion("complex()", "complex")
@@ -216,7 +246,7 @@ class TracedBase(Tracer):
         return METHODS["inplace_op"](self, "^", self ^ o)
 
     def round(self, decimals: int = 0) -> Any:
-        return FUNCTION_HANDLERS[np.round](self, decimals)  # piecewise constant
+        return FUNCTION_HANDLERS[_np.round](self, decimals)  # piecewise constant
 
     # ------------------------------------------------------------ attributes
     @property
@@ -237,11 +267,11 @@ class TracedBase(Tracer):
 
     @property
     def T(self) -> Any:
-        return FUNCTION_HANDLERS[np.transpose](self)
+        return FUNCTION_HANDLERS[_np.transpose](self)
 
     @property
     def mT(self) -> Any:
-        return FUNCTION_HANDLERS[np.swapaxes](self, -1, -2)
+        return FUNCTION_HANDLERS[_np.swapaxes](self, -1, -2)
 
     def __len__(self) -> int:
         s = shape_of(self)
@@ -398,89 +428,89 @@ class TracedBase(Tracer):
     # Each forwards to the NumPy function's handler, so a method and the function
     # always meet the same rule.
     def sum(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.sum](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.sum](self, *a, **k)
 
     def mean(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.mean](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.mean](self, *a, **k)
 
     def prod(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.prod](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.prod](self, *a, **k)
 
     def max(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.max](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.max](self, *a, **k)
 
     def min(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.min](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.min](self, *a, **k)
 
     def var(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.var](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.var](self, *a, **k)
 
     def std(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.std](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.std](self, *a, **k)
 
     def cumsum(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.cumsum](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.cumsum](self, *a, **k)
 
     def cumprod(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.cumprod](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.cumprod](self, *a, **k)
 
     def reshape(self, *shape: Any, order: str = "C") -> Any:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return FUNCTION_HANDLERS[np.reshape](self, shape, order=order)
+        return FUNCTION_HANDLERS[_np.reshape](self, shape, order=order)
 
     def ravel(self, order: str = "C") -> Any:
-        return FUNCTION_HANDLERS[np.ravel](self, order=order)
+        return FUNCTION_HANDLERS[_np.ravel](self, order=order)
 
     def flatten(self, order: str = "C") -> Any:
         # a copy, unlike ravel: not recorded as a view, and never the object itself
-        ravel = FUNCTION_HANDLERS[np.ravel]
+        ravel = FUNCTION_HANDLERS[_np.ravel]
         out = getattr(ravel, "__wrapped__", ravel)(self, order=order)
         return METHODS["clone"](out) if out is self else out
 
     def transpose(self, *axes: Any) -> Any:
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
             axes = axes[0]
-        return FUNCTION_HANDLERS[np.transpose](self, axes or None)
+        return FUNCTION_HANDLERS[_np.transpose](self, axes or None)
 
     def swapaxes(self, a1: int, a2: int) -> Any:
-        return FUNCTION_HANDLERS[np.swapaxes](self, a1, a2)
+        return FUNCTION_HANDLERS[_np.swapaxes](self, a1, a2)
 
     def squeeze(self, axis: Any = None) -> Any:
-        return FUNCTION_HANDLERS[np.squeeze](self, axis)
+        return FUNCTION_HANDLERS[_np.squeeze](self, axis)
 
     def dot(self, other: Any) -> Any:
-        return FUNCTION_HANDLERS[np.dot](self, other)
+        return FUNCTION_HANDLERS[_np.dot](self, other)
 
     def clip(self, a_min: Any = None, a_max: Any = None) -> Any:
-        return FUNCTION_HANDLERS[np.clip](self, a_min, a_max)
+        return FUNCTION_HANDLERS[_np.clip](self, a_min, a_max)
 
     def take(self, indices: Any, axis: Any = None) -> Any:
-        return FUNCTION_HANDLERS[np.take](self, indices, axis)
+        return FUNCTION_HANDLERS[_np.take](self, indices, axis)
 
     def repeat(self, repeats: Any, axis: Any = None) -> Any:
-        return FUNCTION_HANDLERS[np.repeat](self, repeats, axis)
+        return FUNCTION_HANDLERS[_np.repeat](self, repeats, axis)
 
     def trace(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.trace](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.trace](self, *a, **k)
 
     def diagonal(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.diagonal](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.diagonal](self, *a, **k)
 
     def copy(self, order: str = "C") -> Any:
         return METHODS["clone"](self)  # another object: a write into one is not the other's
 
     def argpartition(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.argpartition](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.argpartition](self, *a, **k)
 
     def searchsorted(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.searchsorted](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.searchsorted](self, *a, **k)
 
     def compress(self, condition: Any, axis: Any = None) -> Any:
-        return FUNCTION_HANDLERS[np.compress](condition, self, axis)
+        return FUNCTION_HANDLERS[_np.compress](condition, self, axis)
 
     def choose(self, choices: Any, mode: str = "raise") -> Any:
-        return FUNCTION_HANDLERS[np.choose](self, choices, mode=mode)
+        return FUNCTION_HANDLERS[_np.choose](self, choices, mode=mode)
 
     @property
     def itemsize(self) -> int:
@@ -602,26 +632,26 @@ class TracedBase(Tracer):
 
     @property
     def real(self) -> Any:
-        return FUNCTION_HANDLERS[np.real](self)
+        return FUNCTION_HANDLERS[_np.real](self)
 
     @property
     def imag(self) -> Any:
-        return FUNCTION_HANDLERS[np.imag](self)
+        return FUNCTION_HANDLERS[_np.imag](self)
 
     def all(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.all](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.all](self, *a, **k)
 
     def any(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.any](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.any](self, *a, **k)
 
     def argmax(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.argmax](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.argmax](self, *a, **k)
 
     def argmin(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.argmin](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.argmin](self, *a, **k)
 
     def argsort(self, *a: Any, **k: Any) -> Any:
-        return FUNCTION_HANDLERS[np.argsort](self, *a, **k)
+        return FUNCTION_HANDLERS[_np.argsort](self, *a, **k)
 
     def nonzero(self) -> Any:
-        return FUNCTION_HANDLERS[np.nonzero](self)
+        return FUNCTION_HANDLERS[_np.nonzero](self)

@@ -34,8 +34,10 @@ from .tracer import new_level
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
 
 
-class _GcPaused:
-    """Pause Python's cyclic garbage collector while a tape is recorded or played back.
+class _Tracing:
+    """Entered around every transform's run of the user's function (and a pullback's
+    backward pass): installs the NumPy/math names replaced while a transform runs
+    (dualrev/namespace.py), and pauses Python's cyclic garbage collector.
 
     A tape allocates many small containers that all stay alive until the backward pass;
     the collector would scan them again and again (a long scalar loop ran 3x slower).
@@ -75,7 +77,7 @@ _gc_lock = threading.Lock()
 _gc_depth = 0
 _gc_saved: tuple[int, ...] = ()
 _GC_PAUSED = 1 << 30  # collections practically never start; a value nobody else sets
-_gc_paused = _GcPaused()
+_tracing = _Tracing()
 _FINISHED = (FinishedTape, FinishedForwardTrace, FinishedBatchTrace)
 
 
@@ -316,7 +318,7 @@ def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
     """Run ``f`` with the differentiated leaves carrying ``tangents``."""
     trace = ForwardTrace(new_level(), what)
     duals = [Dual(x, t, trace) for x, t in zip(leaves, tangents, strict=True)]
-    with _gc_paused:
+    with _tracing:
         try:
             return f(*_rebuild_args(args, nums, defs, duals)), trace
         except ValueError as e:
@@ -540,7 +542,7 @@ def _forward_jacobian(touts: list[Any], od: TreeDef, leaves: list[Any], defs: li
 # ------------------------------------------------------------------ reverse mode
 class _Recording:
     """``f`` evaluated on a tape: its outputs and the tape entries of its inputs. Run it
-    and its ``pull`` with the collector paused (``_gc_paused``): once around both where
+    and its ``pull`` with the collector paused (``_tracing``): once around both where
     they follow each other, since a nested pause costs a lock each way."""
 
     def __init__(self, f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
@@ -645,7 +647,7 @@ def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, has_aux: bool,
     def vg(*args: Any, **kwargs: Any) -> Any:
         fk = functools.partial(f, **kwargs) if kwargs else f
         nums, single = _argnums(argnums, len(args))
-        with _gc_paused:  # once, around the recording and the backward pass
+        with _tracing:  # once, around the recording and the backward pass
             rec = _Recording(fk, args, nums, has_aux, what)
             grads = _scalar_gradient(rec, holomorphic)
             if not _finite(grads):
@@ -749,7 +751,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     # The pullback runs later: it must read the inputs as they were, not as the caller
     # may have rewritten them in place meanwhile.
     primals = tree_map(lambda v: v.copy() if isinstance(v, np.ndarray) else v, primals)
-    with _gc_paused:
+    with _tracing:
         rec = _Recording(f, primals, nums, has_aux, "vjp")
     out = tree_unflatten(rec.out_def, rec.values)
 
@@ -759,7 +761,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
             raise DualrevError(f"dualrev.vjp: the cotangent's structure {cdef} does not match "
                                f"the output's {rec.out_def}")
         cts = [_check_tangent(o, c) for o, c in zip(rec.outs, cts, strict=True)]
-        with _gc_paused:
+        with _tracing:
             grads = rec.pull(cts, keep=True)
             if not _finite(grads):
                 grads = _careful_reverse(lambda r: r.pull(cts, keep=True), grads, f, primals,
@@ -839,7 +841,7 @@ def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     def jac(*args: Any, **kwargs: Any) -> Any:
         fk = functools.partial(f, **kwargs) if kwargs else f
         nums, single = _argnums(argnums, len(args))
-        with _gc_paused:
+        with _tracing:
             rec = _Recording(fk, args, nums, has_aux, "jacrev")
             res = _jacrev_from(rec, single, holomorphic)
             if not _finite(res):
@@ -927,7 +929,7 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
 
     @functools.wraps(f)
     def jac(*args: Any, **kwargs: Any) -> Any:
-        with _gc_paused:
+        with _tracing:
             return run(*args, **kwargs)
 
     return jac
@@ -1299,7 +1301,7 @@ def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
         new = [x if ax is None else Batched(x, trace)
                for x, ax in zip(moved, axes, strict=True)]
         new_args, new_kwargs = tree_unflatten(tdef, new)
-        with _gc_paused:
+        with _tracing:
             try:
                 out = f(*new_args, **new_kwargs)
             except ValueError as e:

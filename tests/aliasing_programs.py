@@ -209,11 +209,11 @@ VIEWS = [
     Op("atleast_1d", "view", lambda P, i, j, p: np.atleast_1d(P[i]), refusals=(InPlaceError,)),
     Op("dsplit", "view", lambda P, i, j, p: _piece(np.dsplit(P[i], 2), p),
        lambda s, d: len(s) == 3 and s[2] % 2 == 0 and 0 not in s, refusals=(InPlaceError,)),
-    # np.asarray / np.array convert: refused by design (docs/design.md, "Conversion
-    # errors name the user's construct")
     Op("alias", "view", lambda P, i, j, p: P[i]),  # t = x: another name, the same object
-    Op("asarray", "view", lambda P, i, j, p: np.asarray(P[i]),
-       refusals=(TracerConversionError,)),
+    # np.asarray & co. of traced values (replaced while a transform runs: docs/design.md)
+    Op("asarray", "view", lambda P, i, j, p: np.asarray(P[i])),
+    Op("asarray_F", "view", lambda P, i, j, p: np.asarray(P[i], order="F")),
+    Op("asfortranarray", "view", lambda P, i, j, p: np.asfortranarray(P[i])),
 ]
 
 COPIES = [
@@ -226,15 +226,14 @@ COPIES = [
     Op("np.conj", "copy", lambda P, i, j, p: np.conj(P[i])),
     Op("copy.copy", "copy", lambda P, i, j, p: copy.copy(P[i])),
     Op("copy.deepcopy", "copy", lambda P, i, j, p: copy.deepcopy(P[i])),
-    Op("np.array", "copy", lambda P, i, j, p: np.array(P[i]),
-       refusals=(TracerConversionError,)),
+    Op("np.array", "copy", lambda P, i, j, p: np.array(P[i])),
+    Op("np.array_list", "copy", lambda P, i, j, p: np.array([P[i], P[i]])),
     # a traced value exists only while its transform runs: pickling it is refused
     Op("pickle", "copy", lambda P, i, j, p: pickle.loads(pickle.dumps(P[i])),
        refusals=(TracerConversionError,)),
     Op("astype_f32", "copy", lambda P, i, j, p: P[i].astype(np.float32)),
     Op("astype_complex", "copy", lambda P, i, j, p: P[i].astype(np.complex128)),
-    Op("ascontiguousarray", "view", lambda P, i, j, p: np.ascontiguousarray(P[i]),
-       refusals=(TracerConversionError,)),
+    Op("ascontiguousarray", "view", lambda P, i, j, p: np.ascontiguousarray(P[i])),
     Op("getitem_fancy2", "copy",
        lambda P, i, j, p: P[i][..., fancy_key(np.shape(P[i])[-1:], p)], _nonempty),
     # one element / a full reduction: a NumPy scalar (immutable), a 0-d value traced

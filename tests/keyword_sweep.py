@@ -23,6 +23,9 @@ from dualrev.primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS, Primitive, qual
 
 # (function, keyword) accepted and unread on purpose: it changes no value.
 NO_EFFECT = {
+    **{(f"numpy.{n}", "like"): "NEP 35 takes like= off before dispatching to the traced "
+       "value's type (the handler is reached only through it)"
+       for n in ("asarray", "asanyarray", "ascontiguousarray", "asfortranarray")},
     ("numpy.broadcast_arrays", "subok"): "traced values are no ndarray subclass",
     ("numpy.broadcast_to", "subok"): "traced values are no ndarray subclass",
     ("numpy.copy", "order"): "memory layout only",
@@ -59,6 +62,10 @@ NO_EFFECT = {
 PENDING: set[tuple[str, str]] = set()  # none left
 # Handlers taking **kwargs, and what they do with them.
 FORWARDS = {
+    "numpy.array": "a newer NumPy's keywords (ndmax=) passed on with plain values, refused by "
+                   "name with traced ones (catalogue/construction.py)",
+    **{f"numpy.{n}": "passed on to NumPy: like= of a traced value builds constants"
+       for n in ("zeros", "ones", "empty", "full", "arange", "eye", "identity")},
     "numpy.pad": "constant_values= read; the other modes' keywords refused as NumPy does",
     "numpy.piecewise": "passed on to the user's functions, as NumPy does",
     "numpy.apply_along_axis": "passed on to func1d, as NumPy does",

@@ -74,6 +74,8 @@ def _positions(shape: tuple[int, ...], idx: tuple[Any, ...]) -> np.ndarray:
 
 def _gather_impl(x: Any, idx: tuple[Any, ...], nb: int) -> Any:
     if nb == 0:
+        if type(x) is float:  # grad's seed, pulled back through a write into a 0-d copy
+            return np.float64(x)[idx]
         return x[idx]
     if is_basic(idx):
         return x[(slice(None),) * nb + idx]

@@ -41,10 +41,10 @@ from ..transforms import (
     _basis,
     _check_output,
     _check_tangent,
-    _gc_paused,
     _rebuild_args,
     _split_aux,
     _split_inputs,
+    _tracing,
     _unbatch,
 )
 from ..tree import LEAF, TreeDef, tree_flatten
@@ -236,7 +236,7 @@ def _record(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
     inputs = [tape.input(x) for x in leaves]
     in_index = [t._index for t in inputs]  # before f, which may write into its inputs
     tape.stop = _getframe() if _getframe is not None else None
-    with _gc_paused:
+    with _tracing:
         try:
             out = f(*_rebuild_args(args, nums, defs, inputs), **kwargs)
         finally:
@@ -1069,7 +1069,7 @@ def _derivatives(rec: _Recording, mode: str, seed: Any) -> _Derivatives:
             i = o._index
             seeds[i] = cts[k] if i not in seeds else seeds[i] + cts[k]
         try:
-            with _gc_paused:
+            with _tracing:
                 per_entry, per_edge = _reverse_pass(tape, seeds)
             fix = _batch_fixer(btrace, "reverse", rec)
             per_entry = [None if v is None else fix(v) for v in per_entry]
@@ -1112,7 +1112,7 @@ def _derivatives(rec: _Recording, mode: str, seed: Any) -> _Derivatives:
     else:
         btrace = None
     try:
-        with _gc_paused:
+        with _tracing:
             per_entry, per_edge = _forward_pass(
                 tape, {j: t for j, t in zip(rec.in_index, flat, strict=True)})
         fix = _batch_fixer(btrace, "forward", rec)

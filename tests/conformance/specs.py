@@ -705,6 +705,44 @@ add("np.linspace", np.linspace, (A(()), A(())), {"num": 3, "dtype": np.float32},
     tol=1e-3)  # finite differences of a float32 result
 add("np.linspace", np.linspace, (A(()), A(())), {"num": 0}, shape="empty")
 
+# ====================================================================== construction
+# np.array & co. of traced values: the like= handlers (NEP 35 hands the call to the
+# traced value's type), and the names replaced while a transform runs (looked up when
+# the case runs), tests/catalogue/test_construction.py for the rest
+
+
+def _like(f: Any) -> Callable[..., Any]:
+    return lambda a, **k: f(a, like=np.asarray(a), **k)
+
+
+def _listed(f: Any) -> Callable[..., Any]:
+    return lambda a, b, **k: getattr(np, f.__name__)([[a[0], b], [b, a[1]]], **k)
+
+
+for _nm, _f in (("np.array", np.array), ("np.asarray", np.asarray),
+                ("np.asanyarray", np.asanyarray)):
+    variants(_nm, _f, {"mat": (M,), "0d": (A(()),)},
+             [{}, {"dtype": np.complex128}, {"copy": True}], fn=_like(_f), dtypes=REAL)
+    add(_nm, _f, (V, A(())), shape="vec", fn=_listed(_f), label="nested list")
+add("np.array", np.array, (M,), {"ndmin": 3}, shape="mat", fn=_like(np.array))
+add("np.array", np.array, (V, A(())), {"dtype": np.complex128}, shape="vec",
+    fn=_listed(np.array), label="nested list")
+for _nm, _f in (("np.ascontiguousarray", np.ascontiguousarray),
+                ("np.asfortranarray", np.asfortranarray)):
+    variants(_nm, _f, {"mat": (M,), "0d": (A(()),)}, [{}, {"dtype": np.complex128}],
+             fn=_like(_f), dtypes=REAL)
+    add(_nm, _f, (V, A(())), shape="vec", fn=_listed(_f), label="nested list")
+# constants like a traced value: NumPy's plain result
+for _nm, _f, _args in (("np.zeros", np.zeros, (3,)), ("np.ones", np.ones, ((2, 2),)),
+                       ("np.full", np.full, (3, 2.5)), ("np.arange", np.arange, (4,)),
+                       ("np.eye", np.eye, (3,)), ("np.identity", np.identity, (2,))):
+    add(_nm, _f, (M,), shape="mat", kind="value", label="like",
+        fn=lambda a, _f=_f, _args=_args: _f(*_args, like=a) + 0 * np.sum(a))
+add("np.empty", np.empty, (M,), shape="mat", kind="value", label="like, shape of result",
+    fn=lambda a: np.empty((2, 3), like=a).shape)
+add("np.full", np.full, (M,), shape="mat", kind="raises", raises=DualrevError,
+    label="traced fill_value", fn=lambda a: np.full(3, a[0, 0], like=a))
+
 # ====================================================================== elementwise funcs
 variants("np.where", np.where, {"mat": (MASK, M, A((2, 3))), "bcast1": (MASK, A((1, 3)), 0.5),
                                 "0d": (True, A(()), A(()))}, dtypes=ALL)
