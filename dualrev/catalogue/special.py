@@ -24,6 +24,7 @@ import scipy.special as sc
 from ..errors import NoDerivativeRule
 from ..primitive import Primitive, Tracer, is_complex, register_function, register_ufunc
 from .elementwise import _div, _power_dx, _power_dy, elementwise, nondiff_ufunc
+from .incomplete import betainc_da_p, betainc_db_p, betainc_dshapes, gammainc_da_p
 
 _SQRT_PI = np.sqrt(np.pi)
 _SQRT_2PI = np.sqrt(2 * np.pi)
@@ -125,10 +126,11 @@ def _gammainc_dx(ans: Any, a: Any, x: Any) -> Any:
     return np.where(zero, power0(x0, a - 1) * np.exp(-x0 - sc.gammaln(a)), inner)
 
 
-elementwise(sc.gammainc, _not_in("scipy.special.gammainc w.r.t. a"), _gammainc_dx,
-            saves=("", "a x"))
-elementwise(sc.gammaincc, _not_in("scipy.special.gammaincc w.r.t. a"),
-            lambda ans, a, x: -_gammainc_dx(ans, a, x), saves=("", "ans a x"))
+# in a: incomplete.py (the series and continued fraction differentiated term by term)
+elementwise(sc.gammainc, lambda ans, a, x: gammainc_da_p(a, x), _gammainc_dx,
+            saves="a x")
+elementwise(sc.gammaincc, lambda ans, a, x: -gammainc_da_p(a, x),
+            lambda ans, a, x: -_gammainc_dx(ans, a, x), saves="a x")
 
 
 # ------------------------------------------------------------------ logistic, logs
@@ -372,10 +374,26 @@ def _gammainc_inv_dy(ans: Any, a: Any, y: Any) -> Any:
     return np.exp(ans - sc.xlogy(a - 1, ans) + sc.gammaln(a))
 
 
-elementwise(sc.gammaincinv, _not_in("scipy.special.gammaincinv w.r.t. a"), _gammainc_inv_dy,
-            saves=("", "ans a"))
-elementwise(sc.gammainccinv, _not_in("scipy.special.gammainccinv w.r.t. a"),
-            lambda ans, a, y: -_gammainc_inv_dy(ans, a, y), saves=("", "ans a"))
+def _inverse_d(ans: Any, d_shape: Callable[[Any], Any], d_x: Callable[[Any], Any],
+               ends: tuple[float, float]) -> Any:
+    """The derivative of an inverse x(s) of F(s, x) = y in the shape s, -dF/ds / dF/dx
+    at x = ans (the implicit function theorem; the same for the complement 1 - F). At
+    the ends of the support, where y is 0 or 1 for every s, it is 0: there both
+    derivatives of F vanish or the density is infinite."""
+    end = np.logical_or(np.equal(ans, ends[0]), np.equal(ans, ends[1]))
+    xs = np.where(end, 0.5, ans)  # each branch at a safe point
+    return np.where(end, 0.0, -d_shape(xs) / d_x(xs))
+
+
+def _gammaincinv_da(ans: Any, a: Any, y: Any) -> Any:
+    # P(a, x) = y or Q(a, x) = y: dx/da = -P_a / P_x either way
+    return _inverse_d(ans, lambda x: gammainc_da_p(a, x),
+                      lambda x: _gammainc_dx(None, a, x), (0.0, np.inf))
+
+
+elementwise(sc.gammaincinv, _gammaincinv_da, _gammainc_inv_dy, saves=("ans a", "ans a"))
+elementwise(sc.gammainccinv, _gammaincinv_da,
+            lambda ans, a, y: -_gammainc_inv_dy(ans, a, y), saves=("ans a", "ans a"))
 
 
 def power0(x: Any, e: Any) -> Any:
@@ -401,20 +419,29 @@ def _log_beta_density(a: Any, b: Any, x: Any) -> Any:
     return sc.xlogy(a - 1, x) + sc.xlog1py(b - 1, -x) - sc.betaln(a, b)
 
 
-elementwise(sc.betainc, _not_in("scipy.special.betainc w.r.t. a"),
-            _not_in("scipy.special.betainc w.r.t. b"),
-            lambda ans, a, b, x: _beta_density(a, b, x), saves=("", "", "a b x"))
-elementwise(sc.betaincc, _not_in("scipy.special.betaincc w.r.t. a"),
-            _not_in("scipy.special.betaincc w.r.t. b"),
-            lambda ans, a, b, x: -_beta_density(a, b, x), saves=("", "", "a b x"))
-elementwise(sc.betaincinv, _not_in("scipy.special.betaincinv w.r.t. a"),
-            _not_in("scipy.special.betaincinv w.r.t. b"),
-            lambda ans, a, b, y: np.exp(-_log_beta_density(a, b, ans)),
-            saves=("", "", "ans a b"))
-elementwise(sc.betainccinv, _not_in("scipy.special.betainccinv w.r.t. a"),
-            _not_in("scipy.special.betainccinv w.r.t. b"),
-            lambda ans, a, b, y: -np.exp(-_log_beta_density(a, b, ans)),
-            saves=("", "", "ans a b"))
+# in a and b: incomplete.py (the continued fraction differentiated term by term)
+elementwise(sc.betainc, lambda ans, a, b, x: betainc_da_p(a, b, x),
+            lambda ans, a, b, x: betainc_db_p(a, b, x),
+            lambda ans, a, b, x: _beta_density(a, b, x), saves="a b x")
+elementwise(sc.betaincc, lambda ans, a, b, x: -betainc_da_p(a, b, x),
+            lambda ans, a, b, x: -betainc_db_p(a, b, x),
+            lambda ans, a, b, x: -_beta_density(a, b, x), saves="a b x")
+
+
+def _betaincinv_d(shape: Callable[..., Any]) -> Callable[..., Any]:
+    # I_x(a, b) = y or 1 - I_x(a, b) = y: dx/da = -I_a / I_x either way (and in b)
+    def d(ans: Any, a: Any, b: Any, y: Any) -> Any:
+        return _inverse_d(ans, lambda x: shape(a, b, x),
+                          lambda x: np.exp(_log_beta_density(a, b, x)), (0.0, 1.0))
+
+    return d
+
+
+for _f, _sign in ((sc.betaincinv, 1.0), (sc.betainccinv, -1.0)):
+    elementwise(_f, _betaincinv_d(betainc_da_p), _betaincinv_d(betainc_db_p),
+                (lambda sg: lambda ans, a, b, y: sg * np.exp(-_log_beta_density(a, b, ans)))(
+                    _sign), saves="ans a b")
+del _f, _sign
 
 # ------------------------------------------------------------------ exponential integrals
 elementwise(sc.exp1, lambda ans, x: -np.exp(-x) / x, saves="x")
@@ -700,12 +727,19 @@ def _chi2_density(v: Any, x: Any) -> Any:
     return 0.5 * _gammainc_dx(None, 0.5 * v, 0.5 * x)
 
 
-elementwise(sc.chdtr, _not_in("scipy.special.chdtr w.r.t. v"),
-            lambda ans, v, x: _chi2_density(v, x), saves=("", "v x"))
-elementwise(sc.chdtrc, _not_in("scipy.special.chdtrc w.r.t. v"),
-            lambda ans, v, x: -_chi2_density(v, x), saves=("", "v x"))
-elementwise(sc.chdtri, _not_in("scipy.special.chdtri w.r.t. v"),  # inverse of chdtrc
-            lambda ans, v, p: -1 / _chi2_density(v, ans), saves=("", "ans v"))
+def _chi2_dv(v: Any, x: Any) -> Any:
+    # chdtr(v, x) = gammainc(v/2, x/2)
+    return 0.5 * gammainc_da_p(0.5 * v, 0.5 * x)
+
+
+elementwise(sc.chdtr, lambda ans, v, x: _chi2_dv(v, x),
+            lambda ans, v, x: _chi2_density(v, x), saves="v x")
+elementwise(sc.chdtrc, lambda ans, v, x: -_chi2_dv(v, x),
+            lambda ans, v, x: -_chi2_density(v, x), saves="v x")
+elementwise(sc.chdtri,  # inverse of chdtrc: dx/dv = -(-chi2_dv) / (-density)
+            lambda ans, v, p: _inverse_d(ans, lambda x: _chi2_dv(v, x),
+                                         lambda x: _chi2_density(v, x), (0.0, np.inf)),
+            lambda ans, v, p: -1 / _chi2_density(v, ans), saves="ans v")
 
 
 def _gdtr_dx(a: Any, b: Any, x: Any) -> Any:
@@ -714,14 +748,16 @@ def _gdtr_dx(a: Any, b: Any, x: Any) -> Any:
 
 
 elementwise(sc.gdtr, lambda ans, a, b, x: x / a * _gdtr_dx(a, b, x),
-            _not_in("scipy.special.gdtr w.r.t. b"), lambda ans, a, b, x: _gdtr_dx(a, b, x),
-            saves=("a b x", "", "a b x"))
+            lambda ans, a, b, x: gammainc_da_p(b, a * x),
+            lambda ans, a, b, x: _gdtr_dx(a, b, x), saves="a b x")
 elementwise(sc.gdtrc, lambda ans, a, b, x: -x / a * _gdtr_dx(a, b, x),
-            _not_in("scipy.special.gdtrc w.r.t. b"), lambda ans, a, b, x: -_gdtr_dx(a, b, x),
-            saves=("a b x", "", "a b x"))
+            lambda ans, a, b, x: -gammainc_da_p(b, a * x),
+            lambda ans, a, b, x: -_gdtr_dx(a, b, x), saves="a b x")
 elementwise(sc.gdtrix,  # gdtr(a, b, ans) = p: ans scales as 1/a
-            lambda ans, a, b, p: -ans / a, _not_in("scipy.special.gdtrix w.r.t. b"),
-            lambda ans, a, b, p: 1 / _gdtr_dx(a, b, ans), saves=("ans a", "", "ans a b"))
+            lambda ans, a, b, p: -ans / a,
+            lambda ans, a, b, p: _inverse_d(ans, lambda x: gammainc_da_p(b, a * x),
+                                            lambda x: _gdtr_dx(a, b, x), (0.0, np.inf)),
+            lambda ans, a, b, p: 1 / _gdtr_dx(a, b, ans), saves=("ans a", "ans a b", "ans a b"))
 
 
 def _poisson_dm(k: Any, m: Any) -> Any:
@@ -759,10 +795,26 @@ def _t_density(df: Any, t: Any) -> Any:
     return np.where(inf, np.exp(-0.5 * t * t) / _SQRT_2PI, student)
 
 
-elementwise(sc.stdtr, _not_in("scipy.special.stdtr w.r.t. df"),
-            lambda ans, df, t: _t_density(df, t), saves=("", "df t"))
-elementwise(sc.stdtrit, _not_in("scipy.special.stdtrit w.r.t. df"),
-            lambda ans, df, p: 1 / _t_density(df, ans), saves=("", "ans df"))
+def stdtr_ddf(df: Any, t: Any) -> Any:
+    """d/ddf of Student's t cdf stdtr(df, t) = I_w(df/2, 1/2)/2 for t < 0 (1 - that for
+    t > 0), w = df/(df + t**2): -sign(t) I_a/4 - t f(t)/(2 df), f the density (the
+    second term is I_x dw/ddf). I_a from w, or from 1 - w = t**2/(df + t**2) where w
+    is near 1. 0 at df = inf (the normal distribution) and at t = 0 (always 1/2)."""
+    inf = np.isinf(df)
+    d = np.where(inf, 1.0, df)
+    t2 = t * t
+    s = d + t2
+    da, _ = betainc_dshapes(0.5 * d, 0.5, d / s, t2 / s)
+    out = -0.25 * np.sign(t) * da - 0.5 * t * _t_density(d, t) / d
+    return np.where(inf, 0.0, out)
+
+
+elementwise(sc.stdtr, lambda ans, df, t: stdtr_ddf(df, t),
+            lambda ans, df, t: _t_density(df, t), saves="df t")
+elementwise(sc.stdtrit,  # stdtr(df, ans) = p; the support has no finite end
+            lambda ans, df, p: _inverse_d(ans, lambda t: stdtr_ddf(df, t),
+                                          lambda t: _t_density(df, t), (np.inf, -np.inf)),
+            lambda ans, df, p: 1 / _t_density(df, ans), saves="ans df")
 
 
 def _bdtr_dp(k: Any, n: Any, p: Any) -> Any:
@@ -798,15 +850,32 @@ def _fdtr_dx(dfn: Any, dfd: Any, x: Any) -> Any:
     return np.exp(_log_beta_density(0.5 * dfn, 0.5 * dfd, w)) * dfn * dfd / (s * s)
 
 
-elementwise(sc.fdtr, _not_in("scipy.special.fdtr w.r.t. dfn"),
-            _not_in("scipy.special.fdtr w.r.t. dfd"),
-            lambda ans, dfn, dfd, x: _fdtr_dx(dfn, dfd, x), saves=("", "", "dfn dfd x"))
-elementwise(sc.fdtrc, _not_in("scipy.special.fdtrc w.r.t. dfn"),
-            _not_in("scipy.special.fdtrc w.r.t. dfd"),
-            lambda ans, dfn, dfd, x: -_fdtr_dx(dfn, dfd, x), saves=("", "", "dfn dfd x"))
-elementwise(sc.fdtri, _not_in("scipy.special.fdtri w.r.t. dfn"),
-            _not_in("scipy.special.fdtri w.r.t. dfd"),
-            lambda ans, dfn, dfd, p: 1 / _fdtr_dx(dfn, dfd, ans), saves=("", "", "ans dfn dfd"))
+def _fdtr_ddf(dfn: Any, dfd: Any, x: Any) -> tuple[Any, Any]:
+    # fdtr = I_w(dfn/2, dfd/2), w = dfn x / s, 1 - w = dfd / s, s = dfd + dfn x: the
+    # shapes' derivatives halved, plus I_x dw/ddfn = fdtr_dx x / dfn (and -x / dfd);
+    # 0 at x = 0 and inf, where fdtr is 0 or 1 for every dfn, dfd
+    end = np.logical_or(np.equal(x, 0), np.isinf(x))
+    xs = np.where(end, 1.0, x)
+    s = dfd + dfn * xs
+    da, db = betainc_dshapes(0.5 * dfn, 0.5 * dfd, dfn * xs / s, dfd / s)
+    dx = _fdtr_dx(dfn, dfd, xs) * xs
+    return (np.where(end, 0.0, 0.5 * da + dx / dfn), np.where(end, 0.0, 0.5 * db - dx / dfd))
+
+
+def _fdtri_d(i: int) -> Callable[..., Any]:
+    return lambda ans, dfn, dfd, p: _inverse_d(
+        ans, lambda x: _fdtr_ddf(dfn, dfd, x)[i], lambda x: _fdtr_dx(dfn, dfd, x),
+        (0.0, np.inf))
+
+
+elementwise(sc.fdtr, lambda ans, dfn, dfd, x: _fdtr_ddf(dfn, dfd, x)[0],
+            lambda ans, dfn, dfd, x: _fdtr_ddf(dfn, dfd, x)[1],
+            lambda ans, dfn, dfd, x: _fdtr_dx(dfn, dfd, x), saves="dfn dfd x")
+elementwise(sc.fdtrc, lambda ans, dfn, dfd, x: -_fdtr_ddf(dfn, dfd, x)[0],
+            lambda ans, dfn, dfd, x: -_fdtr_ddf(dfn, dfd, x)[1],
+            lambda ans, dfn, dfd, x: -_fdtr_dx(dfn, dfd, x), saves="dfn dfd x")
+elementwise(sc.fdtri, _fdtri_d(0), _fdtri_d(1),
+            lambda ans, dfn, dfd, p: 1 / _fdtr_dx(dfn, dfd, ans), saves="ans dfn dfd")
 # the normal distribution's mean and standard deviation: x = mn + std ndtri(p)
 elementwise(
     sc.nrdtrimn,  # (p, std, x) -> mn = x - std ndtri(p)
@@ -951,8 +1020,10 @@ elementwise(  # (1 - x**2) P' = (v + 1) x P_v^m - (v - m + 1) P_{v+1}^m
 )
 elementwise(  # gdtr depends on a x only: a = gdtrix(1, b, p) / x
     sc.gdtria, lambda ans, p, b, x: 1 / (x * _gammainc_dx(None, b, ans * x)),
-    _not_in("scipy.special.gdtria w.r.t. b"), lambda ans, p, b, x: -ans / x,
-    saves=("ans b x", "", "ans x"),
+    lambda ans, p, b, x: _inverse_d(ans, lambda a: gammainc_da_p(b, a * x),
+                                    lambda a: x * _gammainc_dx(None, b, a * x), (0.0, np.inf)),
+    lambda ans, p, b, x: -ans / x,
+    saves=("ans b x", "ans b x", "ans x"),
 )
 
 
