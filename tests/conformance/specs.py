@@ -215,22 +215,24 @@ for u in (sp.kn, sp.yn, sp.expn):
     add(_uname(u), u, (Ints((2, 3), 0, 4), A((2, 3), "pos")), shape="mat")
     add(_uname(u), u, (A((3,), "pos"), A((3,), "pos")), label="order traced", shape="vec",
         kind="raises", raises=NoDerivativeRule)
-# (gammainc and gammaincc too: with a traced a their derivative checks would all refuse)
+# the incomplete gamma and beta functions and their inverses: also in the shape
+# parameters (issue 22), first and second derivatives
 for u, dom in ((sp.gammainc, "pos"), (sp.gammaincc, "pos"), (sp.gammaincinv, "prob"),
                (sp.gammainccinv, "prob")):
     add(_uname(u), u, (F((2, 3), "pos"), A((2, 3), dom)), shape="mat", dtypes=REAL)
     add(_uname(u), u, (1.5, A((), dom)), shape="0d")
-    add(_uname(u), u, (A((3,), "pos"), A((3,), dom)), label="a traced", shape="vec",
-        kind="raises", raises=NoDerivativeRule)
+    add(_uname(u), u, (A((3,), "pos"), A((3,), dom)), label="a traced", shape="vec")
+    add(_uname(u), u, (A((3,), "gt1"), 2.5 if dom == "pos" else 0.35),
+        label="a traced only", shape="vec")
 for u in (sp.betainc, sp.betaincc, sp.betaincinv, sp.betainccinv):
     add(_uname(u), u, (F((2, 3), "pos"), F((2, 3), "pos"), A((2, 3), "prob")), shape="mat",
         dtypes=REAL)
     add(_uname(u), u, (2.5, 0.7, A((), "prob")), shape="0d")
     add(_uname(u), u, (F((3,), "pos"), F((1,), "pos"), A((3,), "prob")), shape="bcast1")
-    add(_uname(u), u, (A((3,), "pos"), 0.7, A((3,), "prob")), label="a traced", shape="vec",
-        kind="raises", raises=NoDerivativeRule)
-    add(_uname(u), u, (0.7, A((3,), "pos"), A((3,), "prob")), label="b traced", shape="vec",
-        kind="raises", raises=NoDerivativeRule)
+    add(_uname(u), u, (A((3,), "pos"), 0.7, A((3,), "prob")), label="a traced", shape="vec")
+    add(_uname(u), u, (0.7, A((3,), "pos"), A((3,), "prob")), label="b traced", shape="vec")
+    add(_uname(u), u, (A((3,), "gt1"), A((3,), "gt1"), 0.35), label="a b traced",
+        shape="vec")
 for u, consts, dom in ((sp.hyp0f1, (1.5,), "real"), (sp.hyp1f1, (0.7, 1.5), "real"),
                        (sp.hyp2f1, (0.5, 0.7, 1.5), "unit"), (sp.hyperu, (0.7, 1.5), "pos"),
                        (sp.wright_bessel, (0.5, 1.2), "pos"),
@@ -271,10 +273,16 @@ DIST: list[tuple[Any, tuple[Any, ...], tuple[Any, ...]]] = [
     (sp.fdtri, (F((2, 3), "gt1"), F((2, 3), "gt1"), A((2, 3), "prob")),
      (A((3,), "gt1"), 2.5, A((3,), "prob"))),
 ]
+# (their continuous shape parameters differentiable since issue 22; counts refused)
+SHAPE_DIFF = (sp.chdtr, sp.chdtrc, sp.chdtri, sp.gdtr, sp.gdtrc, sp.gdtrix, sp.stdtr,
+              sp.stdtrit, sp.fdtr, sp.fdtrc, sp.fdtri)
 for u, args, traced in DIST:
     add(_uname(u), u, args, shape="mat", dtypes=REAL)
-    add(_uname(u), u, traced, label="parameter traced", shape="vec", kind="raises",
-        raises=NoDerivativeRule)
+    if u in SHAPE_DIFF:
+        add(_uname(u), u, traced, label="parameter traced", shape="vec")
+    else:
+        add(_uname(u), u, traced, label="parameter traced", shape="vec", kind="raises",
+            raises=NoDerivativeRule)
 add("sp.nrdtrimn", sp.nrdtrimn, (A((2, 3), "prob"), A((2, 3), "pos"), A((2, 3))),
     shape="same", dtypes=REAL)
 add("sp.nrdtrimn", sp.nrdtrimn, (A((), "prob"), A((3,), "pos"), A((2, 1))), shape="bcast1")
@@ -322,7 +330,7 @@ add("sp.lpmv", sp.lpmv, (1, A((3,), "pos"), A((3,), "unit")), label="v traced",
 add("sp.gdtria", sp.gdtria, (A((2, 3), "prob"), F((2, 3), "pos"), A((2, 3), "pos")),
     shape="same", dtypes=REAL)
 add("sp.gdtria", sp.gdtria, (A((3,), "prob"), A((3,), "pos"), A((3,), "pos")),
-    label="b traced", shape="vec", kind="raises", raises=NoDerivativeRule)
+    label="b traced", shape="vec")
 for u in (sp.pbdv, sp.pbvv, sp.pbwa):
     add(_uname(u), u, (F((2, 3), "unit"), A((2, 3))), shape="mat", dtypes=REAL)
     add(_uname(u), u, (0.5, A(())), shape="0d")
