@@ -43,6 +43,7 @@ _TINY = 1e-300  # Lentz's guard against a zero denominator
 _MAX_TERMS = 20000  # a, b up to ~1e6 near the mean need ~ 8 sqrt(a) terms
 _BIG = 15.0  # from here Stirling's series (7 terms) is exact to rounding
 _LOG_2PI = np.log(2 * np.pi)
+_NAN = complex(np.nan, np.nan)  # nan in the complex step's part too (its second derivative)
 #: B_2k / (2k (2k - 1)): Stirling's series of lgamma(a) - ((a - 1/2) log a - a + log(2 pi)/2)
 _STIRLING = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156)
 
@@ -188,14 +189,20 @@ def _stirlerr(z: _J) -> _J:
 
 
 # ------------------------------------------------------------------ the loops
-def _converged(new: _J, old: _J) -> bool:
+def _settled(new: _J, old: _J) -> Any:
+    """Per element: no component changed by more than 2 ulp over the last steps, or by
+    more than 1e-18 of the element's scale (a component that is 0 in exact arithmetic
+    jitters at that level: the derivative of a terminating fraction)."""
+    scale = np.abs(new.v.real) + np.abs(np.real(new.d))
+    floors = {np.real: 1e-18 * scale,
+              np.imag: 1e-18 * (_H * scale + np.abs(new.v.imag) + np.abs(np.imag(new.d)))}
+    ok = np.ones(np.shape(new.v), dtype=bool)
     for part in ("v", "d"):
         a, b = getattr(new, part), getattr(old, part)
-        for comp in (np.real, np.imag):
+        for comp, floor in floors.items():
             x, y = comp(a), comp(b)
-            if not np.all(np.abs(x - y) <= _EPS * np.abs(x)):
-                return False
-    return True
+            ok &= np.abs(x - y) <= np.maximum(_EPS * np.abs(x), floor)
+    return ok
 
 
 def _guard(z: _J) -> _J:
@@ -207,26 +214,32 @@ def _guard(z: _J) -> _J:
 
 def _iterate(state: tuple[Any, ...], step: Callable[[int, Any], Any],
              result: Callable[[Any], _J], what: str) -> tuple[_J, Any]:
-    """Runs ``step`` until ``result`` stops changing in every component; returns it and
-    the mask of elements that did not converge (nan)."""
+    """Runs ``step`` until ``result`` stops changing in every component of every
+    element; each element's result is kept from the step where it settled (steps past
+    that can drift: a fraction's later denominators may come near 0). Returns it and
+    the mask of elements that did not settle (their derivative is nan), or None."""
     prev = result(state)
+    done = np.zeros(np.shape(prev.v), dtype=bool)
+    shape = np.shape(prev.v)
+    out = _J(np.array(prev.v, dtype=complex),
+             np.array(np.broadcast_to(prev.d, shape), dtype=complex))
     for n in range(1, _MAX_TERMS + 1):
         state = step(n, state)
         if n % 4 == 0:
             cur = result(state)
-            if _converged(cur, prev):
-                return cur, None
+            new = _settled(cur, prev) & ~done
+            out.v[new] = cur.v[new]
+            out.d[new] = np.broadcast_to(cur.d, shape)[new]
+            done |= new
+            if np.all(done):
+                return out, None
             prev = cur
-    cur = result(state)
-    bad = np.zeros(np.shape(cur.v), dtype=bool)
-    for part in ("v", "d"):
-        a, b = getattr(cur, part), getattr(prev, part)
-        bad |= ~(np.abs(a - b) <= 1e-10 * np.abs(a))
-    if np.any(bad):
-        warnings.warn(f"dualrev: the {what} did not converge in {_MAX_TERMS} terms at some "
-                      "points (shape parameters beyond ~1e6 near the mean); their "
-                      "derivative is nan there.", RuntimeWarning, stacklevel=4)
-    return cur, bad
+    bad = ~done
+    out.v[bad], out.d[bad] = _NAN, _NAN
+    warnings.warn(f"dualrev: the {what} did not converge in {_MAX_TERMS} terms at some "
+                  "points (shape parameters beyond ~1e6 near the mean); their derivative "
+                  "is nan there.", RuntimeWarning, stacklevel=4)
+    return out, bad
 
 
 # ------------------------------------------------------------------ incomplete gamma
@@ -290,7 +303,7 @@ def _gamma_fraction(a: _J, x: Any) -> tuple[_J, Any]:
 def _gammainc_da_c(a: Any, x: Any) -> Any:
     """dP/da (complex: its imaginary part is h d2P/da2 where Im a = h)."""
     a, x = np.broadcast_arrays(np.asarray(a, dtype=complex), np.asarray(x, dtype=float))
-    out = np.full(a.shape, np.nan, dtype=complex)
+    out = np.full(a.shape, _NAN, dtype=complex)
     ar = a.real
     ok = (ar >= 0) & (x > 0) & np.isfinite(ar) & np.isfinite(x)
     out[(ar >= 0) & ((x == 0) | (x == np.inf))] = 0.0
@@ -308,7 +321,7 @@ def _gammainc_da_c(a: Any, x: Any) -> Any:
         # where the prefactor underflows the derivative is 0 (the terms are finite)
         d = np.where(pre.v == 0, 0.0, d)
         if bad is not None:
-            d = np.where(bad, np.nan, d)
+            d = np.where(bad, _NAN, d)
         out[sel] = d
     return out
 
@@ -343,8 +356,11 @@ def _beta_prefactor(p: _J, q: _J, z: Any, lz: Any, ly: Any) -> _J:
     neither = ~both & ~one
     out = _J(np.zeros_like(p.v), np.zeros_like(p.v))
     if np.any(neither):
+        # 1/(p B(p, q)) = q Gamma(p + q) / (Gamma(p + 1) Gamma(q + 1)): also at q = 0
+        # (a shape 0, SciPy's limit I = 1 or 0), where its derivative in q is finite
         ps, qs = _jfill(neither, p, 1.0), _jfill(neither, q, 1.0)
-        out = _jwhere(neither, _jexp(ps * lz + qs * ly - _jbetaln(ps, qs)) / ps, out)
+        lg = ps * lz + qs * ly + _jgammaln(ps + qs) - _jgammaln(ps + 1.0) - _jgammaln(qs + 1.0)
+        out = _jwhere(neither, qs * _jexp(lg), out)
     if np.any(one):
         # log B(p, q) = lgamma(small) + lgamma(large) - lgamma(small + large)
         pq = pr >= qr
@@ -396,11 +412,11 @@ def _betainc_d_c(a: Any, b: Any, x: Any, sa: float, sb: float) -> Any:
     """The derivative of I_x(a, b) along (sa, sb) in (a, b); complex as above."""
     a, b, x = np.broadcast_arrays(np.asarray(a, dtype=complex), np.asarray(b, dtype=complex),
                                   np.asarray(x, dtype=float))
-    out = np.full(a.shape, np.nan, dtype=complex)
+    out = np.full(a.shape, _NAN, dtype=complex)
     ar, br = a.real, b.real
-    ok = ((ar > 0) & (br > 0) & np.isfinite(ar) & np.isfinite(br)
+    ok = ((ar >= 0) & (br >= 0) & (ar + br > 0) & np.isfinite(ar) & np.isfinite(br)
           & (x > 0) & (x < 1))
-    out[(ar > 0) & (br > 0) & ((x == 0) | (x == 1))] = 0.0
+    out[(ar >= 0) & (br >= 0) & (ar + br > 0) & ((x == 0) | (x == 1))] = 0.0
     if np.any(ok):
         aa, bb, xx = a[ok], b[ok], x[ok]
         # the fraction converges fast below the mean (a + 1) / (a + b + 2); above it
@@ -413,10 +429,12 @@ def _betainc_d_c(a: Any, b: Any, x: Any, sa: float, sb: float) -> Any:
         lx, l1x = np.log(xx), np.log1p(-xx)
         pre = _beta_prefactor(p, q, z, np.where(swap, l1x, lx), np.where(swap, lx, l1x))
         f, bad = _beta_fraction(p, q, z)
-        d = np.where(pre.v == 0, 0.0, (pre * f).d)
+        # where the prefactor underflows the derivative is 0 (the fraction is finite);
+        # a prefactor of exactly 0 at a shape 0 has a derivative
+        d = np.where((pre.v == 0) & (pre.d == 0), 0.0, (pre * f).d)
         d = np.where(swap, -d, d)
         if bad is not None:
-            d = np.where(bad, np.nan, d)
+            d = np.where(bad, _NAN, d)
         out[ok] = d
     return out
 
