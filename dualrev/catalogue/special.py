@@ -22,7 +22,15 @@ import numpy as np
 import scipy.special as sc
 
 from ..errors import NoDerivativeRule
-from ..primitive import Primitive, Tracer, is_complex, register_function, register_ufunc
+from ..batching import without_derivatives
+from ..primitive import (
+    Primitive,
+    Tracer,
+    concrete,
+    is_complex,
+    register_function,
+    register_ufunc,
+)
 from .elementwise import _div, _power_dx, _power_dy, elementwise, nondiff_ufunc
 from .incomplete import betainc_da_p, betainc_db_p, betainc_dshapes, gammainc_da_p
 
@@ -375,25 +383,45 @@ def _gammainc_inv_dy(ans: Any, a: Any, y: Any) -> Any:
 
 
 def _inverse_d(ans: Any, d_shape: Callable[[Any], Any], d_x: Callable[[Any], Any],
-               ends: tuple[float, float]) -> Any:
+               ends: tuple[float, float], check: Callable[[Any], Any] | None = None,
+               y: Any = None) -> Any:
     """The derivative of an inverse x(s) of F(s, x) = y in the shape s, -dF/ds / dF/dx
     at x = ans (the implicit function theorem; the same for the complement 1 - F). At
     the ends of the support, where y is 0 or 1 for every s, it is 0: there both
-    derivatives of F vanish or the density is infinite."""
+    derivatives of F vanish or the density is infinite.
+
+    ``check(x)``, F on plain values, guards the theorem's premise: where SciPy's
+    inverse does not solve F(s, x) = y (to 1e-6 of the smaller tail; stdtrit at df =
+    1e-8, whose true quantile overflows, returns -6.7e149 with stdtr 0.4999982 there)
+    the derivative is nan, not the slope at a wrong point."""
     end = np.logical_or(np.equal(ans, ends[0]), np.equal(ans, ends[1]))
     xs = np.where(end, 0.5, ans)  # each branch at a safe point
-    return np.where(end, 0.0, -d_shape(xs) / d_x(xs))
+    out = np.where(end, 0.0, -d_shape(xs) / d_x(xs))
+    if check is not None:
+        xp, yp = without_derivatives(ans), without_derivatives(y)
+        with np.errstate(all="ignore"):
+            off = np.abs(check(xp) - yp) > 1e-6 * np.minimum(yp, 1 - yp) + 1e-13
+        off = np.logical_and(off, ~without_derivatives(end))
+        if np.any(concrete(off)):  # (for the whole batch: otherwise nothing to mask)
+            out = np.where(off, np.nan * out, out)  # (nan in its own derivatives too)
+    return out
 
 
-def _gammaincinv_da(ans: Any, a: Any, y: Any) -> Any:
+def _gammaincinv_da(f: Any) -> Callable[..., Any]:
     # P(a, x) = y or Q(a, x) = y: dx/da = -P_a / P_x either way
-    return _inverse_d(ans, lambda x: gammainc_da_p(a, x),
-                      lambda x: _gammainc_dx(None, a, x), (0.0, np.inf))
+    def d(ans: Any, a: Any, y: Any) -> Any:
+        ap = without_derivatives(a)
+        return _inverse_d(ans, lambda x: gammainc_da_p(a, x),
+                          lambda x: _gammainc_dx(None, a, x), (0.0, np.inf),
+                          lambda x: f(ap, x), y)
+
+    return d
 
 
-elementwise(sc.gammaincinv, _gammaincinv_da, _gammainc_inv_dy, saves=("ans a", "ans a"))
-elementwise(sc.gammainccinv, _gammaincinv_da,
-            lambda ans, a, y: -_gammainc_inv_dy(ans, a, y), saves=("ans a", "ans a"))
+elementwise(sc.gammaincinv, _gammaincinv_da(sc.gammainc), _gammainc_inv_dy,
+            saves=("ans a y", "ans a"))
+elementwise(sc.gammainccinv, _gammaincinv_da(sc.gammaincc),
+            lambda ans, a, y: -_gammainc_inv_dy(ans, a, y), saves=("ans a y", "ans a"))
 
 
 def power0(x: Any, e: Any) -> Any:
@@ -428,20 +456,22 @@ elementwise(sc.betaincc, lambda ans, a, b, x: -betainc_da_p(a, b, x),
             lambda ans, a, b, x: -_beta_density(a, b, x), saves="a b x")
 
 
-def _betaincinv_d(shape: Callable[..., Any]) -> Callable[..., Any]:
+def _betaincinv_d(shape: Callable[..., Any], f: Any) -> Callable[..., Any]:
     # I_x(a, b) = y or 1 - I_x(a, b) = y: dx/da = -I_a / I_x either way (and in b)
     def d(ans: Any, a: Any, b: Any, y: Any) -> Any:
+        ap, bp = without_derivatives(a), without_derivatives(b)
         return _inverse_d(ans, lambda x: shape(a, b, x),
-                          lambda x: np.exp(_log_beta_density(a, b, x)), (0.0, 1.0))
+                          lambda x: np.exp(_log_beta_density(a, b, x)), (0.0, 1.0),
+                          lambda x: f(ap, bp, x), y)
 
     return d
 
 
-for _f, _sign in ((sc.betaincinv, 1.0), (sc.betainccinv, -1.0)):
-    elementwise(_f, _betaincinv_d(betainc_da_p), _betaincinv_d(betainc_db_p),
+for _f, _sign, _fwd in ((sc.betaincinv, 1.0, sc.betainc), (sc.betainccinv, -1.0, sc.betaincc)):
+    elementwise(_f, _betaincinv_d(betainc_da_p, _fwd), _betaincinv_d(betainc_db_p, _fwd),
                 (lambda sg: lambda ans, a, b, y: sg * np.exp(-_log_beta_density(a, b, ans)))(
-                    _sign), saves="ans a b")
-del _f, _sign
+                    _sign), saves=("ans a b y", "ans a b y", "ans a b"))
+del _f, _sign, _fwd
 
 # ------------------------------------------------------------------ exponential integrals
 elementwise(sc.exp1, lambda ans, x: -np.exp(-x) / x, saves="x")
@@ -738,8 +768,9 @@ elementwise(sc.chdtrc, lambda ans, v, x: -_chi2_dv(v, x),
             lambda ans, v, x: -_chi2_density(v, x), saves="v x")
 elementwise(sc.chdtri,  # inverse of chdtrc: dx/dv = -(-chi2_dv) / (-density)
             lambda ans, v, p: _inverse_d(ans, lambda x: _chi2_dv(v, x),
-                                         lambda x: _chi2_density(v, x), (0.0, np.inf)),
-            lambda ans, v, p: -1 / _chi2_density(v, ans), saves="ans v")
+                                         lambda x: _chi2_density(v, x), (0.0, np.inf),
+                                         lambda x: sc.chdtrc(without_derivatives(v), x), p),
+            lambda ans, v, p: -1 / _chi2_density(v, ans), saves=("ans v p", "ans v"))
 
 
 def _gdtr_dx(a: Any, b: Any, x: Any) -> Any:
@@ -755,9 +786,11 @@ elementwise(sc.gdtrc, lambda ans, a, b, x: -x / a * _gdtr_dx(a, b, x),
             lambda ans, a, b, x: -_gdtr_dx(a, b, x), saves="a b x")
 elementwise(sc.gdtrix,  # gdtr(a, b, ans) = p: ans scales as 1/a
             lambda ans, a, b, p: -ans / a,
-            lambda ans, a, b, p: _inverse_d(ans, lambda x: gammainc_da_p(b, a * x),
-                                            lambda x: _gdtr_dx(a, b, x), (0.0, np.inf)),
-            lambda ans, a, b, p: 1 / _gdtr_dx(a, b, ans), saves=("ans a", "ans a b", "ans a b"))
+            lambda ans, a, b, p: _inverse_d(
+                ans, lambda x: gammainc_da_p(b, a * x), lambda x: _gdtr_dx(a, b, x),
+                (0.0, np.inf), lambda x: sc.gdtr(without_derivatives(a), without_derivatives(b), x), p),
+            lambda ans, a, b, p: 1 / _gdtr_dx(a, b, ans),
+            saves=("ans a", "ans a b p", "ans a b"))
 
 
 def _poisson_dm(k: Any, m: Any) -> Any:
@@ -799,22 +832,24 @@ def stdtr_ddf(df: Any, t: Any) -> Any:
     """d/ddf of Student's t cdf stdtr(df, t) = I_w(df/2, 1/2)/2 for t < 0 (1 - that for
     t > 0), w = df/(df + t**2): -sign(t) I_a/4 - t f(t)/(2 df), f the density (the
     second term is I_x dw/ddf). I_a from w, or from 1 - w = t**2/(df + t**2) where w
-    is near 1. 0 at df = inf (the normal distribution) and at t = 0 (always 1/2)."""
+    is near 1. 0 at t = 0 (always 1/2); nan at df = inf (no neighbouring df)."""
     inf = np.isinf(df)
     d = np.where(inf, 1.0, df)
     t2 = t * t
     s = d + t2
     da, _ = betainc_dshapes(0.5 * d, 0.5, d / s, t2 / s)
     out = -0.25 * np.sign(t) * da - 0.5 * t * _t_density(d, t) / d
-    return np.where(inf, 0.0, out)
+    # at df = inf no difference in df exists (the limit of the slope is 0): nan
+    return np.where(inf, np.nan * df, out)  # (nan in its own derivatives too)
 
 
 elementwise(sc.stdtr, lambda ans, df, t: stdtr_ddf(df, t),
             lambda ans, df, t: _t_density(df, t), saves="df t")
 elementwise(sc.stdtrit,  # stdtr(df, ans) = p; the support has no finite end
             lambda ans, df, p: _inverse_d(ans, lambda t: stdtr_ddf(df, t),
-                                          lambda t: _t_density(df, t), (np.inf, -np.inf)),
-            lambda ans, df, p: 1 / _t_density(df, ans), saves="ans df")
+                                          lambda t: _t_density(df, t), (np.inf, -np.inf),
+                                          lambda t: sc.stdtr(without_derivatives(df), t), p),
+            lambda ans, df, p: 1 / _t_density(df, ans), saves=("ans df p", "ans df"))
 
 
 def _bdtr_dp(k: Any, n: Any, p: Any) -> Any:
@@ -865,7 +900,7 @@ def _fdtr_ddf(dfn: Any, dfd: Any, x: Any) -> tuple[Any, Any]:
 def _fdtri_d(i: int) -> Callable[..., Any]:
     return lambda ans, dfn, dfd, p: _inverse_d(
         ans, lambda x: _fdtr_ddf(dfn, dfd, x)[i], lambda x: _fdtr_dx(dfn, dfd, x),
-        (0.0, np.inf))
+        (0.0, np.inf), lambda x: sc.fdtr(without_derivatives(dfn), without_derivatives(dfd), x), p)
 
 
 elementwise(sc.fdtr, lambda ans, dfn, dfd, x: _fdtr_ddf(dfn, dfd, x)[0],
@@ -875,7 +910,8 @@ elementwise(sc.fdtrc, lambda ans, dfn, dfd, x: -_fdtr_ddf(dfn, dfd, x)[0],
             lambda ans, dfn, dfd, x: -_fdtr_ddf(dfn, dfd, x)[1],
             lambda ans, dfn, dfd, x: -_fdtr_dx(dfn, dfd, x), saves="dfn dfd x")
 elementwise(sc.fdtri, _fdtri_d(0), _fdtri_d(1),
-            lambda ans, dfn, dfd, p: 1 / _fdtr_dx(dfn, dfd, ans), saves="ans dfn dfd")
+            lambda ans, dfn, dfd, p: 1 / _fdtr_dx(dfn, dfd, ans),
+            saves=("ans dfn dfd p", "ans dfn dfd p", "ans dfn dfd"))
 # the normal distribution's mean and standard deviation: x = mn + std ndtri(p)
 elementwise(
     sc.nrdtrimn,  # (p, std, x) -> mn = x - std ndtri(p)
@@ -1020,10 +1056,11 @@ elementwise(  # (1 - x**2) P' = (v + 1) x P_v^m - (v - m + 1) P_{v+1}^m
 )
 elementwise(  # gdtr depends on a x only: a = gdtrix(1, b, p) / x
     sc.gdtria, lambda ans, p, b, x: 1 / (x * _gammainc_dx(None, b, ans * x)),
-    lambda ans, p, b, x: _inverse_d(ans, lambda a: gammainc_da_p(b, a * x),
-                                    lambda a: x * _gammainc_dx(None, b, a * x), (0.0, np.inf)),
+    lambda ans, p, b, x: _inverse_d(
+        ans, lambda a: gammainc_da_p(b, a * x), lambda a: x * _gammainc_dx(None, b, a * x),
+        (0.0, np.inf), lambda a: sc.gdtr(a, without_derivatives(b), without_derivatives(x)), p),
     lambda ans, p, b, x: -ans / x,
-    saves=("ans b x", "ans b x", "ans x"),
+    saves=("ans b x", "ans p b x", "ans x"),
 )
 
 
