@@ -42,8 +42,8 @@ from ..errors import NoDerivativeRule, TracerConversionError
 from ..primitive import Tracer, concrete, dtype_of, ndim_of, shape_of
 from .contraction import matrix_transpose as _T
 from .elementwise import astype, elementwise
-from .scipy_functions import _traced, dispatch
 from .incomplete import betainc_da_p, betainc_db_p, gammainc_da_p
+from .scipy_functions import _traced, dispatch
 from .special import power0, stdtr_ddf, t_log_norm
 
 _LOG_2PI = np.log(2 * np.pi)
@@ -344,8 +344,8 @@ def _shape_cdfs(dist: str, logpdf: Callable[..., Any], cdf: Callable[..., Any],
     (incomplete.py)."""
     def prim(method: str, impl: Callable[..., Any], sign: float) -> Any:
         partials = {0: _dz(logpdf, sign, edge_pdf, ends)}
-        for i, d in enumerate(dshape, start=1):
-            partials[i] = (lambda d: lambda ans, z, *s: sign * d(z, *s))(d)
+        for i, dfn in enumerate(dshape, start=1):
+            partials[i] = (lambda fn: lambda ans, z, *s: sign * fn(z, *s))(dfn)
         return _value_primitive(dist, method, impl, partials, ("x", *params))
 
     return {"cdf": prim("cdf", cdf, 1.0), "sf": prim("sf", sf, -1.0),

@@ -1,10 +1,12 @@
 """scipy.special ufuncs (they reach dualrev through ``__array_ufunc__`` like NumPy's).
 
 Each entry gives the partial derivative of each argument. Orders of Bessel functions
-and of polygamma_p, degrees of orthogonal polynomials, and the shape parameters of the
-incomplete gamma and beta functions (and of the hypergeometric and Wright functions),
-are arguments dualrev does not differentiate: a traced value there raises rather than
-silently getting a zero derivative.
+and of polygamma_p, degrees of orthogonal polynomials, the parameters of the
+hypergeometric and Wright functions and the counts of the discrete distributions are
+arguments dualrev does not differentiate: a traced value there raises rather than
+silently getting a zero derivative. The shape parameters of the incomplete gamma and
+beta functions are differentiated by incomplete.py (first and second derivatives), and
+through them those of chdtr, gdtr, stdtr, fdtr and the inverses.
 
 Partials are written with scipy.special and NumPy calls on the (possibly traced)
 arguments, so that nested derivatives follow from the same rules. Multi-output ufuncs
@@ -21,8 +23,8 @@ from typing import Any
 import numpy as np
 import scipy.special as sc
 
-from ..errors import NoDerivativeRule
 from ..batching import without_derivatives
+from ..errors import NoDerivativeRule
 from ..primitive import (
     Primitive,
     Tracer,
@@ -751,8 +753,9 @@ elementwise(sc.log_wright_bessel, _not_in("scipy.special.log_wright_bessel w.r.t
 
 # ------------------------------------------------------------------ distribution functions
 # (in the continuous variable, and in the probability for the inverses: 1 / the density at
-# the result; counts and degrees of freedom are not differentiated. SciPy floors the counts
-# of the discrete distributions, and so do the densities here.)
+# the result; in the continuous shapes through incomplete.py; counts are not
+# differentiated. SciPy floors the counts of the discrete distributions, and so do the
+# densities here.)
 def _chi2_density(v: Any, x: Any) -> Any:
     return 0.5 * _gammainc_dx(None, 0.5 * v, 0.5 * x)
 
@@ -788,7 +791,8 @@ elementwise(sc.gdtrix,  # gdtr(a, b, ans) = p: ans scales as 1/a
             lambda ans, a, b, p: -ans / a,
             lambda ans, a, b, p: _inverse_d(
                 ans, lambda x: gammainc_da_p(b, a * x), lambda x: _gdtr_dx(a, b, x),
-                (0.0, np.inf), lambda x: sc.gdtr(without_derivatives(a), without_derivatives(b), x), p),
+                (0.0, np.inf),
+                lambda x: sc.gdtr(without_derivatives(a), without_derivatives(b), x), p),
             lambda ans, a, b, p: 1 / _gdtr_dx(a, b, ans),
             saves=("ans a", "ans a b p", "ans a b"))
 

@@ -505,7 +505,7 @@ def run_continuous(tally: Tally, second: bool = True) -> None:
                     back = getattr(dist, "cdf" if method == "ppf" else "sf")(z, *shapes)
                     lo_, hi_ = CONTINUOUS[name].support
                     # (beyond z's own rounding, pdf |z| eps: pareto's z = 1 + 1e-15)
-                    slack = 4e-16 * np.abs(z) * getattr(dist, "pdf")(z, *shapes)
+                    slack = 4e-16 * np.abs(z) * dist.pdf(z, *shapes)
                     off = (np.isfinite(z) & (z != lo_) & (z != hi_)
                            & (np.abs(back - q) > 1e-6 * np.minimum(q, 1 - q) + 1e-13
                               + np.nan_to_num(slack)))

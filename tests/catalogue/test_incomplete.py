@@ -78,7 +78,7 @@ def test_betainc_in_a_and_b_against_mpmath():
         assert np.max(np.abs(f(a, b, x) - want) / (np.abs(want) + scale)) < 1e-9
     # through the transforms: the Hessian in (a, b) at a few points
     for i in range(0, len(a), 23):
-        H = dr.hessian(lambda s: sc.betainc(s[0], s[1], x[i]))(np.array([a[i], b[i]]))
+        H = dr.hessian(lambda s, i=i: sc.betainc(s[0], s[1], x[i]))(np.array([a[i], b[i]]))
         want = np.array([[daa[i], dab[i]], [dab[i], dbb[i]]])
         np.testing.assert_allclose(H, want, rtol=1e-9, atol=1e-9 * scale[i])
 
@@ -164,7 +164,7 @@ def test_mixed_shape_and_point_derivatives():
                     (lambda s: sc.betaincinv(s[0], 1.5, s[1]), np.array([2.5, 0.3])),
                     (lambda s: sc.gammaincinv(s[0], s[1]), np.array([2.5, 0.3]))):
         H = dr.hessian(f)(args)
-        fdH = np.array([fd(lambda t, i=i: dr.grad(f)(args + t * np.eye(2)[i]), 0.0)
+        fdH = np.array([fd(lambda t, i=i, f=f, args=args: dr.grad(f)(args + t * np.eye(2)[i]), 0.0)
                         for i in range(2)])
         np.testing.assert_allclose(H, fdH, rtol=1e-6)
         np.testing.assert_allclose(H, H.T, rtol=1e-12)
@@ -227,7 +227,7 @@ def test_gamma_survival_model_fitted_with_exact_gradients():
 
     th0 = np.array([0.0, 0.0])
     g = dr.grad(nll)(th0)
-    np.testing.assert_allclose(g, [fd(lambda u: nll(th0 + u * np.eye(2)[i]), 0.0)
+    np.testing.assert_allclose(g, [fd(lambda u, i=i: nll(th0 + u * np.eye(2)[i]), 0.0)
                                    for i in range(2)], rtol=1e-7)
     res = so.minimize(nll, th0, jac=dr.grad(nll), method="BFGS", options={"gtol": 1e-8})
     assert res.success and np.max(np.abs(dr.grad(nll)(res.x))) < 1e-8
