@@ -839,10 +839,20 @@ def stdtr_ddf(df: Any, t: Any) -> Any:
     is near 1. 0 at t = 0 (always 1/2); nan at df = inf (no neighbouring df)."""
     inf = np.isinf(df)
     d = np.where(inf, 1.0, df)
-    t2 = t * t
+    zero = np.equal(t, 0)
+    ts = np.where(zero, 1.0, t)  # (the density of I_v's shape derivative is inf at v = 0)
+    t2 = ts * ts
     s = d + t2
     da, _ = betainc_dshapes(0.5 * d, 0.5, d / s, t2 / s)
-    out = -0.25 * np.sign(t) * da - 0.5 * t * _t_density(d, t) / d
+    out = -0.25 * np.sign(ts) * da - 0.5 * ts * _t_density(d, ts) / d
+    # at t = 0 (SciPy's generic logsf evaluates its branch not taken at the median 0):
+    # the linear term of both, I_v(1/2, a) ~ 2 sqrt(v) / B(1/2, a) giving
+    # -sign(t) I_a / 4 ~ -t (psi(a) - psi(a + 1/2)) / (2 sqrt(df) B(1/2, a)), a = df/2,
+    # so that derivatives in t through 0 are right and those in df are 0
+    a = 0.5 * d
+    slope = (-0.5 * (sc.digamma(a) - sc.digamma(a + 0.5)) * np.exp(-sc.betaln(0.5, a))
+             / np.sqrt(d) - 0.5 * np.exp(t_log_norm(d)) / d)
+    out = np.where(zero, t * slope, out)
     # at df = inf no difference in df exists (the limit of the slope is 0): nan
     return np.where(inf, np.nan * df, out)  # (nan in its own derivatives too)
 

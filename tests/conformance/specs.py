@@ -1050,14 +1050,15 @@ add("sla.sqrtm", sla.sqrtm, (A((3, 3), "sqrtm"),), shape="mat", dtypes=ALL)
 
 # ====================================================================== scipy.stats
 # Each distribution: the point's domain, its shape parameters' domains, and whether its
-# cdf/sf refuse those shapes' derivatives (incomplete gamma/beta in the shape parameter).
+# cdf/sf refuse those shapes' derivatives (none since issue 22: the incomplete gamma and
+# beta functions are differentiable in their shapes).
 # The keyword case puts x in gt1 and loc in prob, so that z = (x - loc) / scale stays
 # positive and away from laplace's kink.
 STATS_CONT = {
     "norm": ("real", (), False), "expon": ("pos", (), False),
-    "gamma": ("pos", (("a", "gt1"),), True),
-    "beta": ("prob", (("a", "gt1"), ("b", "gt1")), True),
-    "t": ("real", (("df", "gt1"),), True), "chi2": ("pos", (("df", "gt1"),), True),
+    "gamma": ("pos", (("a", "gt1"),), False),
+    "beta": ("prob", (("a", "gt1"), ("b", "gt1")), False),
+    "t": ("real", (("df", "gt1"),), False), "chi2": ("pos", (("df", "gt1"),), False),
     "lognorm": ("pos", (("s", "pos"),), False), "laplace": ("real", (), False),
     "cauchy": ("real", (), False),
     "weibull_min": ("pos", (("c", "gt1"),), False),
@@ -1065,7 +1066,7 @@ STATS_CONT = {
     "logistic": ("real", (), False), "uniform": ("prob", (), False),
     "gumbel_r": ("real", (), False), "gumbel_l": ("real", (), False),
     "pareto": ("gt1", (("b", "gt1"),), False), "halfnorm": ("pos", (), False),
-    "invgamma": ("pos", (("a", "gt1"),), True), "rayleigh": ("pos", (), False),
+    "invgamma": ("pos", (("a", "gt1"),), False), "rayleigh": ("pos", (), False),
 }
 # The keyword cases' point domain and loc/scale, keeping z inside the support: z in
 # (0.11, 0.71) for the unit-interval supports, z > 1.76 for pareto, z < 0 for weibull_max
@@ -1137,8 +1138,6 @@ for dname, (params, names, (lo, hi)) in STATS_DISC.items():
     for m in ("pmf", "logpmf", "cdf", "logcdf", "sf", "logsf"):
         f, nm = getattr(dist, m), f"st.{dname}.{m}"
         ps = params
-        if dname == "nbinom" and m not in ("pmf", "logpmf"):  # n refused in the cdf
-            ps = (2.5, *params[1:])
         top = 1 if dname == "bernoulli" and m == "logsf" else hi  # sf(1) = 0
         add(nm, f, (Ints((3,), lo, top), *ps), shape="vec")
         add(nm, f, (Ints((), lo, top), *ps), shape="0d")
@@ -1153,9 +1152,9 @@ for dname, (params, names, (lo, hi)) in STATS_DISC.items():
 for m in ("logpmf", "cdf"):
     add(f"st.binom.{m}", getattr(st.binom, m), (Ints((3,), 0, 5), A((), "gt1"), 0.3),
         shape="vec", label="n traced", kind="raises", raises=NoDerivativeRule)
-for m in ("cdf", "logcdf", "sf", "logsf"):
+for m in ("cdf", "logcdf", "sf", "logsf"):  # n of a real > 0 (an incomplete beta's shape)
     add(f"st.nbinom.{m}", getattr(st.nbinom, m), (Ints((3,), 0, 5), A((), "gt1"), 0.3),
-        shape="vec", label="n traced", kind="raises", raises=NoDerivativeRule)
+        shape="vec", label="n traced")
 
 for m in ("logpdf", "pdf"):
     MVN = getattr(st.multivariate_normal, m)
