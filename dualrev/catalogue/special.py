@@ -926,6 +926,60 @@ elementwise(sc.fdtrc, lambda ans, dfn, dfd, x: -_fdtr_ddf(dfn, dfd, x)[0],
 elementwise(sc.fdtri, _fdtri_d(0), _fdtri_d(1),
             lambda ans, dfn, dfd, p: 1 / _fdtr_dx(dfn, dfd, ans),
             saves=("ans dfn dfd p", "ans dfn dfd p", "ans dfn dfd"))
+# The solvers for a shape parameter: s with F(s, ...) = p, by the implicit function
+# theorem (ds = (dp - F_other d other) / F_s), the premise checked as for the inverses
+_NO_END = (np.nan, np.nan)  # (no value of the shape is a support's end)
+
+
+def _solver(F: Callable[..., Any], F_s: Callable[..., Any], *F_others: Any,
+            s_at: int, p_at: int) -> list[Callable[..., Any]]:
+    """The partials of a shape solver ``sc.X(*args) -> s``: in p, 1 / F_s; in each other
+    argument, -F_other / F_s. ``F(*cdf_args)``, ``F_s`` and ``F_others`` take F's
+    arguments with s in position ``s_at``; the solver's own arguments are F's with s
+    removed and p put at ``p_at``."""
+    def cdf_args(args: tuple[Any, ...], s: Any) -> list[Any]:
+        rest = [v for i, v in enumerate(args) if i != p_at]
+        return [*rest[:s_at], s, *rest[s_at:]]
+
+    def partial(i: int) -> Callable[..., Any]:
+        def d(ans: Any, *args: Any) -> Any:
+            plain = [without_derivatives(v) for v in args]
+            check = lambda s: F(*cdf_args(tuple(plain), s))  # noqa: E731
+            if i == p_at:
+                num: Callable[[Any], Any] = lambda s: -np.ones_like(s)  # noqa: E731
+            else:
+                j = i if i < p_at else i - 1  # its index among F's other arguments
+                num = lambda s: F_others[j](*cdf_args(args, s))  # noqa: E731
+            return _inverse_d(ans, num, lambda s: F_s(*cdf_args(args, s)), _NO_END,
+                              check, args[p_at])
+
+        return d
+
+    return [partial(i) for i in range(len(F_others) + 1)]
+
+
+def _beta_ds(which: int) -> Callable[..., Any]:
+    return lambda a, b, x: (betainc_da_p, betainc_db_p)[which](a, b, x)
+
+
+for _f, _F, _Fs, _others, _sat, _pat in (
+        # chdtr(v, x) = p for v
+        (sc.chdtriv, sc.chdtr, _chi2_dv, (_chi2_density,), 0, 0),
+        # gdtr(a, b, x) = p for b
+        (sc.gdtrib, sc.gdtr, lambda a, b, x: gammainc_da_p(b, a * x),
+         (lambda a, b, x: x / a * _gdtr_dx(a, b, x), _gdtr_dx), 1, 1),
+        # stdtr(df, t) = p for df
+        (sc.stdtridf, sc.stdtr, stdtr_ddf, (_t_density,), 0, 0),
+        # fdtr(dfn, dfd, x) = p for dfd
+        (sc.fdtridfd, sc.fdtr, lambda n, d, x: _fdtr_ddf(n, d, x)[1],
+         (lambda n, d, x: _fdtr_ddf(n, d, x)[0], _fdtr_dx), 1, 1),
+        # betainc(a, b, x) = p for a, for b
+        (sc.btdtria, sc.betainc, _beta_ds(0), (_beta_ds(1), _beta_density), 0, 0),
+        (sc.btdtrib, sc.betainc, _beta_ds(1), (_beta_ds(0), _beta_density), 1, 1)):
+    elementwise(_f, *_solver(_F, _Fs, *_others, s_at=_sat, p_at=_pat))
+del _f, _F, _Fs, _others, _sat, _pat
+
+
 # the normal distribution's mean and standard deviation: x = mn + std ndtri(p)
 elementwise(
     sc.nrdtrimn,  # (p, std, x) -> mn = x - std ndtri(p)

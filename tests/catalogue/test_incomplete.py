@@ -148,6 +148,39 @@ def test_functions_built_on_them_in_their_shapes(name):
     np.testing.assert_allclose(dr.jacrev(dr.jacfwd(f))(v), h, rtol=1e-12)
 
 
+SOLVERS = {  # (solver of one argument, point): s with F(s, ...) = p
+    "chdtriv p": (lambda p: sc.chdtriv(p, 2.5), 0.4),
+    "chdtriv x": (lambda x: sc.chdtriv(0.4, x), 2.5),
+    "gdtrib a": (lambda a: sc.gdtrib(a, 0.4, 2.5), 1.2),
+    "gdtrib x": (lambda x: sc.gdtrib(1.2, 0.4, x), 2.5),
+    "stdtridf p": (lambda p: sc.stdtridf(p, 1.5), 0.85),
+    "stdtridf t": (lambda t: sc.stdtridf(0.85, t), 1.5),
+    "fdtridfd dfn": (lambda n: sc.fdtridfd(n, 0.4, 1.3), 2.5),
+    "fdtridfd x": (lambda x: sc.fdtridfd(2.5, 0.4, x), 1.3),
+    "btdtria b": (lambda b: sc.btdtria(0.4, b, 0.3), 2.0),
+    "btdtrib p": (lambda p: sc.btdtrib(2.0, p, 0.3), 0.4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_shape_solvers(name):
+    f, v = SOLVERS[name]
+    g = dr.grad(f)(v)
+    np.testing.assert_allclose(g, fd(f, v), rtol=1e-7)
+    assert dr.jvp(f, (v,), (1.0,))[1] == pytest.approx(g, rel=1e-14)
+    np.testing.assert_allclose(dr.hessian(f)(v), fd(dr.grad(f), v), rtol=1e-6)
+
+
+def test_a_solver_result_that_solves_nothing_has_a_nan_derivative():
+    # fdtr(2.9, inf, 0.5) = 0.33 < p: no dfd solves it, SciPy returns 1e100
+    assert sc.fdtridfd(2.9, 0.72, 0.5) == 1e100
+    with pytest.warns(dr.NonFiniteDerivativeWarning):
+        g = dr.grad(lambda n: sc.fdtridfd(n, 0.72, 0.5))(2.9)
+    assert np.isnan(g)
+    with pytest.warns(dr.NonFiniteDerivativeWarning):  # nan in the second derivative too
+        assert np.isnan(dr.hessian(lambda n: sc.fdtridfd(n, 0.72, 0.5))(2.9))
+
+
 def test_gamma_logsf_in_a_against_mpmath():
     # d/da log Q(a, x) = -P_a / Q, Q by SciPy (accurate), P_a from the table
     a, x, d1, _ = np.array(TABLE["gammainc"]).T

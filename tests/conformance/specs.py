@@ -283,6 +283,17 @@ for u, args, traced in DIST:
     else:
         add(_uname(u), u, traced, label="parameter traced", shape="vec", kind="raises",
             raises=NoDerivativeRule)
+# the solvers for a shape parameter (issue 22), by the implicit function theorem; p
+# where SciPy's solution exists (fdtridfd clamps to 1e100 past fdtr(dfn, inf, x))
+for u, args, lab in ((sp.chdtriv, (A((3,), "prob"), A((3,), "pos")), None),
+                     (sp.gdtrib, (A((3,), "pos"), A((3,), "prob"), A((3,), "pos")), None),
+                     (sp.stdtridf, (A((3,), "tail"), 2.5), "p traced"),
+                     (sp.stdtridf, (0.75, A((3,), "gt1")), "t traced"),
+                     (sp.fdtridfd, (A((3,), "gt1"), 0.3, A((3,), "gt1")), "dfn x traced"),
+                     (sp.fdtridfd, (2.5, A((3,), "prob"), 4.0), "p traced"),
+                     (sp.btdtria, (A((3,), "prob"), A((3,), "gt1"), A((3,), "prob")), None),
+                     (sp.btdtrib, (A((3,), "gt1"), A((3,), "prob"), A((3,), "prob")), None)):
+    add(_uname(u), u, args, shape="vec", label=lab)
 add("sp.nrdtrimn", sp.nrdtrimn, (A((2, 3), "prob"), A((2, 3), "pos"), A((2, 3))),
     shape="same", dtypes=REAL)
 add("sp.nrdtrimn", sp.nrdtrimn, (A((), "prob"), A((3,), "pos"), A((2, 1))), shape="bcast1")
