@@ -976,8 +976,10 @@ for _f, _F, _Fs, _others, _sat, _pat in (
         # betainc(a, b, x) = p for a, for b
         (sc.btdtria, sc.betainc, _beta_ds(0), (_beta_ds(1), _beta_density), 0, 0),
         (sc.btdtrib, sc.betainc, _beta_ds(1), (_beta_ds(0), _beta_density), 1, 1)):
-    elementwise(_f, *_solver(_F, _Fs, *_others, s_at=_sat, p_at=_pat))
-del _f, _F, _Fs, _others, _sat, _pat
+    _prim = elementwise(_f, *_solver(_F, _Fs, *_others, s_at=_sat, p_at=_pat))
+    # (the partials take *args: each reads the value and every argument)
+    _prim.saves = ((frozenset(range(-1, len(_others) + 1)), frozenset()),) * (len(_others) + 1)
+del _f, _F, _Fs, _others, _sat, _pat, _prim
 
 
 # the normal distribution's mean and standard deviation: x = mn + std ndtri(p)
