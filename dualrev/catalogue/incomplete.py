@@ -494,10 +494,15 @@ gammainc_daa_p = elementwise(
     lambda ans, a, x: _gamma_density(a, x) * ((_xlog(x) - sc.digamma(a)) ** 2
                                              - sc.polygamma(1, a)),
     name="gammainc_daa", saves=("", "a x"))
+def _gamma_density_da(a: Any, x: Any) -> Any:
+    # d/da of the density, density (log x - psi(a)), with 0 log 0 = 0 at x = 0 (a > 1)
+    dens = _gamma_density(a, x)
+    return sc.xlogy(dens, x) - dens * sc.digamma(a)
+
+
 gammainc_da_p = elementwise(
     gammainc_da, lambda ans, a, x: gammainc_daa_p(a, x),
-    lambda ans, a, x: _gamma_density(a, x) * (_xlog(x) - sc.digamma(a)),
-    name="gammainc_da", saves="a x")
+    lambda ans, a, x: _gamma_density_da(a, x), name="gammainc_da", saves="a x")
 
 
 def _beta_log_density(a: Any, b: Any, x: Any) -> Any:
@@ -532,16 +537,26 @@ betainc_dbb_p = elementwise(
     lambda ans, a, b, x: _beta_dens(a, b, x) * (
         _lb(a, b, x) ** 2 - sc.polygamma(1, b) + sc.polygamma(1, a + b)),
     name="betainc_dbb", saves=("", "", "a b x"))
+def _beta_density_da(a: Any, b: Any, x: Any) -> Any:
+    # d/da of the density, with 0 log 0 = 0 where it vanishes at x = 0
+    dens = _beta_dens(a, b, x)
+    return sc.xlogy(dens, x) + dens * (sc.digamma(a + b) - sc.digamma(a))
+
+
+def _beta_density_db(a: Any, b: Any, x: Any) -> Any:
+    # d/db of the density, with 0 log 0 = 0 where it vanishes at x = 1
+    dens = _beta_dens(a, b, x)
+    return sc.xlog1py(dens, -x) + dens * (sc.digamma(a + b) - sc.digamma(b))
+
+
 betainc_da_p = elementwise(
     betainc_da, lambda ans, a, b, x: betainc_daa_p(a, b, x),
     lambda ans, a, b, x: betainc_dab_p(a, b, x),
-    lambda ans, a, b, x: _beta_dens(a, b, x) * _la(a, b, x),
-    name="betainc_da", saves="a b x")
+    lambda ans, a, b, x: _beta_density_da(a, b, x), name="betainc_da", saves="a b x")
 betainc_db_p = elementwise(
     betainc_db, lambda ans, a, b, x: betainc_dab_p(a, b, x),
     lambda ans, a, b, x: betainc_dbb_p(a, b, x),
-    lambda ans, a, b, x: _beta_dens(a, b, x) * _lb(a, b, x),
-    name="betainc_db", saves="a b x")
+    lambda ans, a, b, x: _beta_density_db(a, b, x), name="betainc_db", saves="a b x")
 
 
 def betainc_dshapes(a: Any, b: Any, x: Any, y: Any) -> tuple[Any, Any]:

@@ -233,6 +233,12 @@ def test_edges():
                                    rel=1e-6, abs=1e-12)
         assert gb == pytest.approx((sc.betainc(a, b + h, 0.3) - sc.betainc(a, b, 0.3)) / h,
                                    rel=1e-6, abs=1e-12)
+    # Hessians in (shape, x) at x = 0 and 1, where the density and its shape derivative
+    # vanish (0 log 0 = 0, not 0 * -inf)
+    for f, at in ((lambda s: sc.gammainc(s[0], s[1]), [2.5, 0.0]),
+                  (lambda s: sc.betainc(s[0], 2.0, s[1]), [2.5, 0.0]),
+                  (lambda s: sc.betainc(2.0, s[0], s[1]), [2.5, 1.0])):
+        np.testing.assert_array_equal(dr.hessian(f)(np.array(at)), np.zeros((2, 2)))
     # the inverses at y = 0 and 1: the support's ends for every shape
     assert dr.grad(lambda a: sc.gammaincinv(a, 0.0))(2.0) == 0.0
     assert dr.grad(lambda a: sc.betaincinv(a, 2.0, 1.0))(2.0) == 0.0
