@@ -142,7 +142,11 @@ def main() -> None:
     table = {"gammainc": gamma_rows(), "betainc": beta_rows(), "gammaincinv": gam,
              "betaincinv": bet, "stdtr": t_rows()}
     OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(table, indent=0) + "\n")
+    # one row a line
+    body = ",\n".join(
+        f"{json.dumps(k)}: [\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]"
+        for k, rows in table.items())
+    OUT.write_text("{\n" + body + "\n}\n")
     print({k: len(v) for k, v in table.items()})
 
 
