@@ -17,11 +17,11 @@ The rules follow SciPy's generic methods: the standardised point ``z = (x - loc)
 scale``, SciPy's parameter checks (nan for invalid parameters), its support (logpdf
 -inf outside, cdf 0 or 1), and the distribution's formula written with differentiable
 NumPy / scipy.special calls, so higher derivatives come from nesting. Where SciPy's
-cdf/sf is a special function dualrev has no rule for (incomplete beta, Student t,
-chi-squared, binomial and Poisson sums), a primitive here runs SciPy's own value and
-gives the derivative in the point (the density) and in the continuous parameters; the
-derivative of an incomplete gamma/beta function in its shape parameters is refused, and
-so is that of its inverse (the quantiles of gamma, beta, t, chi2, invgamma).
+cdf/sf is an incomplete gamma or beta function (gamma, beta, t, chi2, invgamma,
+nbinom, binomial and Poisson sums), a primitive here runs SciPy's own value and gives
+the derivative in the point (the density) and in the continuous parameters, the shape
+parameters included (incomplete.py); the quantiles reach the inverse functions'
+entries in special.py, whose shape derivatives follow by the implicit function theorem.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ from ..errors import NoDerivativeRule, TracerConversionError
 from ..primitive import Tracer, concrete, dtype_of, ndim_of, shape_of
 from .contraction import matrix_transpose as _T
 from .elementwise import astype, elementwise
+from .incomplete import betainc_da_p, betainc_db_p, gammainc_da_p
 from .scipy_functions import _traced, dispatch
-from .special import power0, t_log_norm
+from .special import power0, stdtr_ddf, t_log_norm
 
 _LOG_2PI = np.log(2 * np.pi)
 _LOG_PI = np.log(np.pi)
@@ -73,14 +74,7 @@ def _refused(name: str, why: str) -> Callable[..., Any]:
     return partial
 
 
-_SHAPE_WHY = ("Its derivative in a shape parameter needs the derivative of an incomplete "
-              "gamma/beta function (or Student t / chi-squared distribution function) in "
-              "its shape parameter, which dualrev does not have; the point, loc and scale "
-              "can be differentiated.")
-_QUANTILE_WHY = ("Its derivative in a shape parameter needs the derivative of an inverse "
-                 "incomplete gamma/beta function (or Student t quantile) in its shape "
-                 "parameter, which dualrev does not have; q, loc and scale can be "
-                 "differentiated.")
+_SHAPE_WHY = "dualrev has no derivative rule for this parameter."
 _COUNT_WHY = ("It is a discrete (integer) argument: only the continuous parameters can be "
               "differentiated.")
 
@@ -125,8 +119,6 @@ class _Continuous:
     # the (f, other) terms of the generic logcdf/logsf by method, where they are not
     # (cdf, sf) and (sf, cdf): primitives that refuse a shape's derivative by that name
     logs: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] | None = None
-    # shapes whose quantile derivative is refused (an inverse incomplete gamma/beta)
-    quantile_refuses: tuple[str, ...] = ()
     # formulas whose far tails overflow inside the support (exp(-z) of gumbel, z**c of
     # weibull), where the density underflows and the derivative would be 0 * inf
     overflowing_tails: bool = False
@@ -344,13 +336,17 @@ def _dz(logpdf: Callable[..., Any], sign: float = 1.0, edge_pdf: Any = None,
 
 def _shape_cdfs(dist: str, logpdf: Callable[..., Any], cdf: Callable[..., Any],
                 sf: Callable[..., Any], params: tuple[str, ...], edge_pdf: Any = None,
-                ends: tuple[float, ...] = ()) -> dict[str, Any]:
-    """cdf/sf as primitives of SciPy's value, with the point's partial (the density);
-    each refuses the shape parameters' by its own name (also in the terms of logcdf and logsf,
-    named by those methods)."""
+                ends: tuple[float, ...] = (),
+                dshape: tuple[Callable[..., Any], ...] = ()) -> dict[str, Any]:
+    """cdf/sf as primitives of SciPy's value, with the point's partial (the density) and
+    the shape parameters' (``dshape[i](z, *shapes)``: the cdf's; the sf's is its
+    negative) — the incomplete gamma and beta functions' derivatives in their shapes
+    (incomplete.py)."""
     def prim(method: str, impl: Callable[..., Any], sign: float) -> Any:
-        return _value_primitive(dist, method, impl, {0: _dz(logpdf, sign, edge_pdf, ends)},
-                                ("x", *params))
+        partials = {0: _dz(logpdf, sign, edge_pdf, ends)}
+        for i, dfn in enumerate(dshape, start=1):
+            partials[i] = (lambda fn: lambda ans, z, *s: sign * fn(z, *s))(dfn)
+        return _value_primitive(dist, method, impl, partials, ("x", *params))
 
     return {"cdf": prim("cdf", cdf, 1.0), "sf": prim("sf", sf, -1.0),
             # the two terms of SciPy's generic logcdf and logsf, named by that method
@@ -375,14 +371,20 @@ def _weibull_edge_pdf(z: Any, c: Any) -> Any:
 
 
 _gamma = _shape_cdfs("gamma", _gamma_logpdf, lambda z, a: sc.gammainc(a, z),
-                     lambda z, a: sc.gammaincc(a, z), ("a",), _gamma_edge_pdf, (0.0,))
+                     lambda z, a: sc.gammaincc(a, z), ("a",), _gamma_edge_pdf, (0.0,),
+                     dshape=(lambda z, a: gammainc_da_p(a, z),))
 _beta = _shape_cdfs("beta", _beta_logpdf, lambda z, a, b: sc.betainc(a, b, z),
                     lambda z, a, b: sc.betaincc(a, b, z), ("a", "b"), _beta_edge_pdf,
-                    (0.0, 1.0))
+                    (0.0, 1.0), dshape=(lambda z, a, b: betainc_da_p(a, b, z),
+                                        lambda z, a, b: betainc_db_p(a, b, z)))
+# the sf is stdtr(df, -z): its derivative in df is stdtr_ddf(df, -z), not the cdf's
+# negative (which it equals: stdtr_ddf is odd in t)
 _t = _shape_cdfs("t", _t_logpdf, lambda z, df: sc.stdtr(df, z),
-                 lambda z, df: sc.stdtr(df, -z), ("df",))
+                 lambda z, df: sc.stdtr(df, -z), ("df",),
+                 dshape=(lambda z, df: stdtr_ddf(df, z),))
 _chi2 = _shape_cdfs("chi2", _chi2_logpdf, lambda z, df: sc.chdtr(df, z),
-                    lambda z, df: sc.chdtrc(df, z), ("df",), _chi2_edge_pdf, (0.0,))
+                    lambda z, df: sc.chdtrc(df, z), ("df",), _chi2_edge_pdf, (0.0,),
+                    dshape=(lambda z, df: 0.5 * gammainc_da_p(0.5 * df, 0.5 * z),))
 
 def _weibull_logpdf(z: Any, c: Any) -> Any:
     return np.log(c) + sc.xlogy(c - 1, z) - z ** c
@@ -411,7 +413,8 @@ def _cauchy_ppf(q: Any) -> Any:
 
 
 _invgamma = _shape_cdfs("invgamma", _invgamma_logpdf, lambda z, a: sc.gammaincc(a, 1.0 / z),
-                        lambda z, a: sc.gammainc(a, 1.0 / z), ("a",))
+                        lambda z, a: sc.gammainc(a, 1.0 / z), ("a",),
+                        dshape=(lambda z, a: -gammainc_da_p(a, 1.0 / z),))
 
 CONTINUOUS = {d.name: d for d in (
     _Continuous("norm", (-np.inf, np.inf), 0.0, _norm_logpdf, sc.ndtr,
@@ -422,18 +425,18 @@ CONTINUOUS = {d.name: d for d in (
                 ppf=lambda q: -np.log1p(-q), isf=lambda q: -np.log(q)),
     _Continuous("gamma", (0.0, np.inf), 1.0, _gamma_logpdf, _gamma["cdf"], _gamma["sf"],
                 logs=_gamma["logs"], ppf=lambda q, a: sc.gammaincinv(a, q),
-                isf=lambda q, a: sc.gammainccinv(a, q), quantile_refuses=("a",),
+                isf=lambda q, a: sc.gammainccinv(a, q),
                 edge_pdf=_gamma_edge_pdf),
     _Continuous("beta", (0.0, 1.0), 0.5, _beta_logpdf, _beta["cdf"], _beta["sf"],
                 logs=_beta["logs"], ppf=lambda q, a, b: sc.betaincinv(a, b, q),
-                isf=lambda q, a, b: sc.betainccinv(a, b, q), quantile_refuses=("a", "b"),
+                isf=lambda q, a, b: sc.betainccinv(a, b, q),
                 edge_pdf=_beta_edge_pdf),
     _Continuous("t", (-np.inf, np.inf), 0.0, _t_logpdf, _t["cdf"], _t["sf"],
                 logs=_t["logs"], ppf=lambda q, df: sc.stdtrit(df, q),
-                isf=lambda q, df: -sc.stdtrit(df, q), quantile_refuses=("df",)),
+                isf=lambda q, df: -sc.stdtrit(df, q)),
     _Continuous("chi2", (0.0, np.inf), 1.0, _chi2_logpdf, _chi2["cdf"], _chi2["sf"],
                 logs=_chi2["logs"], ppf=lambda q, df: 2 * sc.gammaincinv(df / 2, q),
-                isf=lambda q, df: sc.chdtri(df, q), quantile_refuses=("df",),
+                isf=lambda q, df: sc.chdtri(df, q),
                 edge_pdf=_chi2_edge_pdf),
     _Continuous("lognorm", (0.0, np.inf), 1.0, _lognorm_logpdf,
                 lambda z, s: sc.ndtr(np.log(z) / s), lambda z, s: sc.ndtr(-np.log(z) / s),
@@ -483,7 +486,7 @@ CONTINUOUS = {d.name: d for d in (
     _Continuous("invgamma", (0.0, np.inf), 1.0, _invgamma_logpdf, _invgamma["cdf"],
                 _invgamma["sf"], logs=_invgamma["logs"], open_density=True,
                 ppf=lambda q, a: 1.0 / sc.gammainccinv(a, q),
-                isf=lambda q, a: 1.0 / sc.gammaincinv(a, q), quantile_refuses=("a",)),
+                isf=lambda q, a: 1.0 / sc.gammaincinv(a, q)),
     _Continuous("rayleigh", (0.0, np.inf), 1.0, lambda z: np.log(z) - 0.5 * z * z,
                 lambda z: -np.expm1(-0.5 * z * z), lambda z: np.exp(-0.5 * z * z),
                 logsf=lambda z: -0.5 * z * z,
@@ -617,19 +620,22 @@ def _nbinom_logcdf(k: Any, n: Any, p: Any) -> Any:
     return np.reshape(out, k.shape)
 
 
-_NBINOM_WHY = ("Its derivative in n needs the derivative of the incomplete beta function "
-               "in its shape parameter, which dualrev does not have; p can be "
-               "differentiated (and n in pmf and logpmf).")
+def _nbinom_dn(k: Any, n: Any, p: Any) -> Any:
+    # d/dn of the cdf I_p(n, k + 1) (k floored by the caller)
+    return betainc_da_p(n, k + 1, p)
+
+
 _nbinom = _discrete_prims(
     "nbinom", lambda k, n, p: type(st.nbinom)._cdf(st.nbinom, k, n, p),  # SciPy's own value
-    lambda k, n, p: type(st.nbinom)._sf(st.nbinom, k, n, p), {2: _nbinom_dp}, ("n", "p"),
-    counts=("k",), shape_why=_NBINOM_WHY)
+    lambda k, n, p: type(st.nbinom)._sf(st.nbinom, k, n, p), {1: _nbinom_dn, 2: _nbinom_dp},
+    ("n", "p"), counts=("k",))
 # SciPy's own logcdf (log1p(-betainc(k + 1, n, 1 - p)) where the cdf is above 1/2): its
-# partial in p is the cdf's over the cdf, exp(logcdf)
+# partials are the cdf's over the cdf, exp(logcdf)
 _nbinom["logcdf"] = _value_primitive(
     "nbinom", "logcdf", lambda k, n, p: _nbinom_logcdf(k, n, p),
-    {2: lambda ans, k, n, p: _nbinom_dp(k, n, p) / np.exp(ans)}, ("k", "n", "p"),
-    counts=("k",), reads_ans=True, shape_why=_NBINOM_WHY)
+    {1: lambda ans, k, n, p: _nbinom_dn(k, n, p) / np.exp(ans),
+     2: lambda ans, k, n, p: _nbinom_dp(k, n, p) / np.exp(ans)}, ("k", "n", "p"),
+    counts=("k",), reads_ans=True)
 
 
 _poisson = _discrete_prims(
@@ -760,13 +766,9 @@ def _continuous_rule(name: str, method: str) -> Callable[..., Any]:
 def _quantile_rule(name: str, method: str) -> Callable[..., Any]:
     d = CONTINUOUS[name]
     dist = getattr(st, name)
-    names = tuple(n.strip() for n in (dist.shapes or "").split(",") if n.strip())
 
     def rule(q: Any, *args: Any, **kwds: Any) -> Any:
         shapes, loc, scale = dist._parse_args(*args, **kwds)  # SciPy's parser (see above)
-        for n, v in zip(names, shapes, strict=True):
-            if n in d.quantile_refuses and _carries_derivative(v):
-                raise NoDerivativeRule(f"scipy.stats.{name}.{method} w.r.t. {n}", _QUANTILE_WHY)
         return _quantile(d, method, q, shapes, loc, scale)
 
     rule.__name__ = f"{name}.{method}"

@@ -1,10 +1,12 @@
 """scipy.special ufuncs (they reach dualrev through ``__array_ufunc__`` like NumPy's).
 
 Each entry gives the partial derivative of each argument. Orders of Bessel functions
-and of polygamma_p, degrees of orthogonal polynomials, and the shape parameters of the
-incomplete gamma and beta functions (and of the hypergeometric and Wright functions),
-are arguments dualrev does not differentiate: a traced value there raises rather than
-silently getting a zero derivative.
+and of polygamma_p, degrees of orthogonal polynomials, the parameters of the
+hypergeometric and Wright functions and the counts of the discrete distributions are
+arguments dualrev does not differentiate: a traced value there raises rather than
+silently getting a zero derivative. The shape parameters of the incomplete gamma and
+beta functions are differentiated by incomplete.py (first and second derivatives), and
+through them those of chdtr, gdtr, stdtr, fdtr and the inverses.
 
 Partials are written with scipy.special and NumPy calls on the (possibly traced)
 arguments, so that nested derivatives follow from the same rules. Multi-output ufuncs
@@ -21,10 +23,19 @@ from typing import Any
 import numpy as np
 import scipy.special as sc
 
+from ..batching import without_derivatives
 from ..errors import NoDerivativeRule
-from ..primitive import Primitive, Tracer, is_complex, register_function, register_ufunc
+from ..primitive import (
+    Primitive,
+    Tracer,
+    concrete,
+    is_complex,
+    register_function,
+    register_ufunc,
+)
 from .bessel_order import hyp0f1_b_derivative, order_derivative
 from .elementwise import _div, _power_dx, _power_dy, elementwise, nondiff_ufunc
+from .incomplete import betainc_da_p, betainc_db_p, betainc_dshapes, gammainc_da_p
 
 _SQRT_PI = np.sqrt(np.pi)
 _SQRT_2PI = np.sqrt(2 * np.pi)
@@ -148,10 +159,11 @@ def _gammainc_dx(ans: Any, a: Any, x: Any) -> Any:
     return np.where(zero, power0(x0, a - 1) * np.exp(-x0 - sc.gammaln(a)), inner)
 
 
-elementwise(sc.gammainc, _not_in("scipy.special.gammainc w.r.t. a"), _gammainc_dx,
-            saves=("", "a x"))
-elementwise(sc.gammaincc, _not_in("scipy.special.gammaincc w.r.t. a"),
-            lambda ans, a, x: -_gammainc_dx(ans, a, x), saves=("", "ans a x"))
+# in a: incomplete.py (the series and continued fraction differentiated term by term)
+elementwise(sc.gammainc, lambda ans, a, x: gammainc_da_p(a, x), _gammainc_dx,
+            saves="a x")
+elementwise(sc.gammaincc, lambda ans, a, x: -gammainc_da_p(a, x),
+            lambda ans, a, x: -_gammainc_dx(ans, a, x), saves="a x")
 
 
 # ------------------------------------------------------------------ logistic, logs
@@ -446,10 +458,46 @@ def _gammainc_inv_dy(ans: Any, a: Any, y: Any) -> Any:
     return np.exp(ans - sc.xlogy(a - 1, ans) + sc.gammaln(a))
 
 
-elementwise(sc.gammaincinv, _not_in("scipy.special.gammaincinv w.r.t. a"), _gammainc_inv_dy,
-            saves=("", "ans a"))
-elementwise(sc.gammainccinv, _not_in("scipy.special.gammainccinv w.r.t. a"),
-            lambda ans, a, y: -_gammainc_inv_dy(ans, a, y), saves=("", "ans a"))
+def _inverse_d(ans: Any, d_shape: Callable[[Any], Any], d_x: Callable[[Any], Any],
+               ends: tuple[float, float], check: Callable[[Any], Any] | None = None,
+               y: Any = None) -> Any:
+    """The derivative of an inverse x(s) of F(s, x) = y in the shape s, -dF/ds / dF/dx
+    at x = ans (the implicit function theorem; the same for the complement 1 - F). At
+    the ends of the support, where y is 0 or 1 for every s, it is 0: there both
+    derivatives of F vanish or the density is infinite.
+
+    ``check(x)``, F on plain values, guards the theorem's premise: where SciPy's
+    inverse does not solve F(s, x) = y (to 1e-6 of the smaller tail; stdtrit at df =
+    1e-8, whose true quantile overflows, returns -6.7e149 with stdtr 0.4999982 there)
+    the derivative is nan, not the slope at a wrong point."""
+    end = np.logical_or(np.equal(ans, ends[0]), np.equal(ans, ends[1]))
+    xs = np.where(end, 0.5, ans)  # each branch at a safe point
+    out = np.where(end, 0.0, -d_shape(xs) / d_x(xs))
+    if check is not None:
+        xp, yp = without_derivatives(ans), without_derivatives(y)
+        with np.errstate(all="ignore"):
+            off = np.abs(check(xp) - yp) > 1e-6 * np.minimum(yp, 1 - yp) + 1e-13
+        off = np.logical_and(off, ~without_derivatives(end))
+        if np.any(concrete(off)):  # (for the whole batch: otherwise nothing to mask)
+            out = np.where(off, np.nan * out, out)  # (nan in its own derivatives too)
+    return out
+
+
+def _gammaincinv_da(f: Any) -> Callable[..., Any]:
+    # P(a, x) = y or Q(a, x) = y: dx/da = -P_a / P_x either way
+    def d(ans: Any, a: Any, y: Any) -> Any:
+        ap = without_derivatives(a)
+        return _inverse_d(ans, lambda x: gammainc_da_p(a, x),
+                          lambda x: _gammainc_dx(None, a, x), (0.0, np.inf),
+                          lambda x: f(ap, x), y)
+
+    return d
+
+
+elementwise(sc.gammaincinv, _gammaincinv_da(sc.gammainc), _gammainc_inv_dy,
+            saves=("ans a y", "ans a"))
+elementwise(sc.gammainccinv, _gammaincinv_da(sc.gammaincc),
+            lambda ans, a, y: -_gammainc_inv_dy(ans, a, y), saves=("ans a y", "ans a"))
 
 
 def power0(x: Any, e: Any) -> Any:
@@ -475,20 +523,31 @@ def _log_beta_density(a: Any, b: Any, x: Any) -> Any:
     return sc.xlogy(a - 1, x) + sc.xlog1py(b - 1, -x) - sc.betaln(a, b)
 
 
-elementwise(sc.betainc, _not_in("scipy.special.betainc w.r.t. a"),
-            _not_in("scipy.special.betainc w.r.t. b"),
-            lambda ans, a, b, x: _beta_density(a, b, x), saves=("", "", "a b x"))
-elementwise(sc.betaincc, _not_in("scipy.special.betaincc w.r.t. a"),
-            _not_in("scipy.special.betaincc w.r.t. b"),
-            lambda ans, a, b, x: -_beta_density(a, b, x), saves=("", "", "a b x"))
-elementwise(sc.betaincinv, _not_in("scipy.special.betaincinv w.r.t. a"),
-            _not_in("scipy.special.betaincinv w.r.t. b"),
-            lambda ans, a, b, y: np.exp(-_log_beta_density(a, b, ans)),
-            saves=("", "", "ans a b"))
-elementwise(sc.betainccinv, _not_in("scipy.special.betainccinv w.r.t. a"),
-            _not_in("scipy.special.betainccinv w.r.t. b"),
-            lambda ans, a, b, y: -np.exp(-_log_beta_density(a, b, ans)),
-            saves=("", "", "ans a b"))
+# in a and b: incomplete.py (the continued fraction differentiated term by term)
+elementwise(sc.betainc, lambda ans, a, b, x: betainc_da_p(a, b, x),
+            lambda ans, a, b, x: betainc_db_p(a, b, x),
+            lambda ans, a, b, x: _beta_density(a, b, x), saves="a b x")
+elementwise(sc.betaincc, lambda ans, a, b, x: -betainc_da_p(a, b, x),
+            lambda ans, a, b, x: -betainc_db_p(a, b, x),
+            lambda ans, a, b, x: -_beta_density(a, b, x), saves="a b x")
+
+
+def _betaincinv_d(shape: Callable[..., Any], f: Any) -> Callable[..., Any]:
+    # I_x(a, b) = y or 1 - I_x(a, b) = y: dx/da = -I_a / I_x either way (and in b)
+    def d(ans: Any, a: Any, b: Any, y: Any) -> Any:
+        ap, bp = without_derivatives(a), without_derivatives(b)
+        return _inverse_d(ans, lambda x: shape(a, b, x),
+                          lambda x: np.exp(_log_beta_density(a, b, x)), (0.0, 1.0),
+                          lambda x: f(ap, bp, x), y)
+
+    return d
+
+
+for _f, _sign, _fwd in ((sc.betaincinv, 1.0, sc.betainc), (sc.betainccinv, -1.0, sc.betaincc)):
+    elementwise(_f, _betaincinv_d(betainc_da_p, _fwd), _betaincinv_d(betainc_db_p, _fwd),
+                (lambda sg: lambda ans, a, b, y: sg * np.exp(-_log_beta_density(a, b, ans)))(
+                    _sign), saves=("ans a b y", "ans a b y", "ans a b"))
+del _f, _sign, _fwd
 
 # ------------------------------------------------------------------ exponential integrals
 elementwise(sc.exp1, lambda ans, x: -np.exp(-x) / x, saves="x")
@@ -783,18 +842,27 @@ elementwise(sc.log_wright_bessel, _not_in("scipy.special.log_wright_bessel w.r.t
 
 # ------------------------------------------------------------------ distribution functions
 # (in the continuous variable, and in the probability for the inverses: 1 / the density at
-# the result; counts and degrees of freedom are not differentiated. SciPy floors the counts
-# of the discrete distributions, and so do the densities here.)
+# the result; in the continuous shapes through incomplete.py; counts are not
+# differentiated. SciPy floors the counts of the discrete distributions, and so do the
+# densities here.)
 def _chi2_density(v: Any, x: Any) -> Any:
     return 0.5 * _gammainc_dx(None, 0.5 * v, 0.5 * x)
 
 
-elementwise(sc.chdtr, _not_in("scipy.special.chdtr w.r.t. v"),
-            lambda ans, v, x: _chi2_density(v, x), saves=("", "v x"))
-elementwise(sc.chdtrc, _not_in("scipy.special.chdtrc w.r.t. v"),
-            lambda ans, v, x: -_chi2_density(v, x), saves=("", "v x"))
-elementwise(sc.chdtri, _not_in("scipy.special.chdtri w.r.t. v"),  # inverse of chdtrc
-            lambda ans, v, p: -1 / _chi2_density(v, ans), saves=("", "ans v"))
+def _chi2_dv(v: Any, x: Any) -> Any:
+    # chdtr(v, x) = gammainc(v/2, x/2)
+    return 0.5 * gammainc_da_p(0.5 * v, 0.5 * x)
+
+
+elementwise(sc.chdtr, lambda ans, v, x: _chi2_dv(v, x),
+            lambda ans, v, x: _chi2_density(v, x), saves="v x")
+elementwise(sc.chdtrc, lambda ans, v, x: -_chi2_dv(v, x),
+            lambda ans, v, x: -_chi2_density(v, x), saves="v x")
+elementwise(sc.chdtri,  # inverse of chdtrc: dx/dv = -(-chi2_dv) / (-density)
+            lambda ans, v, p: _inverse_d(ans, lambda x: _chi2_dv(v, x),
+                                         lambda x: _chi2_density(v, x), (0.0, np.inf),
+                                         lambda x: sc.chdtrc(without_derivatives(v), x), p),
+            lambda ans, v, p: -1 / _chi2_density(v, ans), saves=("ans v p", "ans v"))
 
 
 def _gdtr_dx(a: Any, b: Any, x: Any) -> Any:
@@ -803,14 +871,19 @@ def _gdtr_dx(a: Any, b: Any, x: Any) -> Any:
 
 
 elementwise(sc.gdtr, lambda ans, a, b, x: x / a * _gdtr_dx(a, b, x),
-            _not_in("scipy.special.gdtr w.r.t. b"), lambda ans, a, b, x: _gdtr_dx(a, b, x),
-            saves=("a b x", "", "a b x"))
+            lambda ans, a, b, x: gammainc_da_p(b, a * x),
+            lambda ans, a, b, x: _gdtr_dx(a, b, x), saves="a b x")
 elementwise(sc.gdtrc, lambda ans, a, b, x: -x / a * _gdtr_dx(a, b, x),
-            _not_in("scipy.special.gdtrc w.r.t. b"), lambda ans, a, b, x: -_gdtr_dx(a, b, x),
-            saves=("a b x", "", "a b x"))
+            lambda ans, a, b, x: -gammainc_da_p(b, a * x),
+            lambda ans, a, b, x: -_gdtr_dx(a, b, x), saves="a b x")
 elementwise(sc.gdtrix,  # gdtr(a, b, ans) = p: ans scales as 1/a
-            lambda ans, a, b, p: -ans / a, _not_in("scipy.special.gdtrix w.r.t. b"),
-            lambda ans, a, b, p: 1 / _gdtr_dx(a, b, ans), saves=("ans a", "", "ans a b"))
+            lambda ans, a, b, p: -ans / a,
+            lambda ans, a, b, p: _inverse_d(
+                ans, lambda x: gammainc_da_p(b, a * x), lambda x: _gdtr_dx(a, b, x),
+                (0.0, np.inf),
+                lambda x: sc.gdtr(without_derivatives(a), without_derivatives(b), x), p),
+            lambda ans, a, b, p: 1 / _gdtr_dx(a, b, ans),
+            saves=("ans a", "ans a b p", "ans a b"))
 
 
 def _poisson_dm(k: Any, m: Any) -> Any:
@@ -848,10 +921,38 @@ def _t_density(df: Any, t: Any) -> Any:
     return np.where(inf, np.exp(-0.5 * t * t) / _SQRT_2PI, student)
 
 
-elementwise(sc.stdtr, _not_in("scipy.special.stdtr w.r.t. df"),
-            lambda ans, df, t: _t_density(df, t), saves=("", "df t"))
-elementwise(sc.stdtrit, _not_in("scipy.special.stdtrit w.r.t. df"),
-            lambda ans, df, p: 1 / _t_density(df, ans), saves=("", "ans df"))
+def stdtr_ddf(df: Any, t: Any) -> Any:
+    """d/ddf of Student's t cdf stdtr(df, t) = I_w(df/2, 1/2)/2 for t < 0 (1 - that for
+    t > 0), w = df/(df + t**2): -sign(t) I_a/4 - t f(t)/(2 df), f the density (the
+    second term is I_x dw/ddf). I_a from w, or from 1 - w = t**2/(df + t**2) where w
+    is near 1. 0 at t = 0 (always 1/2); nan at df = inf (no neighbouring df)."""
+    inf = np.isinf(df)
+    d = np.where(inf, 1.0, df)
+    zero = np.equal(t, 0)
+    ts = np.where(zero, 1.0, t)  # (the density of I_v's shape derivative is inf at v = 0)
+    t2 = ts * ts
+    s = d + t2
+    da, _ = betainc_dshapes(0.5 * d, 0.5, d / s, t2 / s)
+    out = -0.25 * np.sign(ts) * da - 0.5 * ts * _t_density(d, ts) / d
+    # at t = 0 (SciPy's generic logsf evaluates its branch not taken at the median 0):
+    # the linear term of both, I_v(1/2, a) ~ 2 sqrt(v) / B(1/2, a) giving
+    # -sign(t) I_a / 4 ~ -t (psi(a) - psi(a + 1/2)) / (2 sqrt(df) B(1/2, a)), a = df/2,
+    # so that derivatives in t through 0 are right and those in df are 0
+    a = 0.5 * d
+    slope = (-0.5 * (sc.digamma(a) - sc.digamma(a + 0.5)) * np.exp(-sc.betaln(0.5, a))
+             / np.sqrt(d) - 0.5 * np.exp(t_log_norm(d)) / d)
+    out = np.where(zero, t * slope, out)
+    # at df = inf no difference in df exists (the limit of the slope is 0): nan
+    return np.where(inf, np.nan * df, out)  # (nan in its own derivatives too)
+
+
+elementwise(sc.stdtr, lambda ans, df, t: stdtr_ddf(df, t),
+            lambda ans, df, t: _t_density(df, t), saves="df t")
+elementwise(sc.stdtrit,  # stdtr(df, ans) = p; the support has no finite end
+            lambda ans, df, p: _inverse_d(ans, lambda t: stdtr_ddf(df, t),
+                                          lambda t: _t_density(df, t), (np.inf, -np.inf),
+                                          lambda t: sc.stdtr(without_derivatives(df), t), p),
+            lambda ans, df, p: 1 / _t_density(df, ans), saves=("ans df p", "ans df"))
 
 
 def _bdtr_dp(k: Any, n: Any, p: Any) -> Any:
@@ -887,15 +988,89 @@ def _fdtr_dx(dfn: Any, dfd: Any, x: Any) -> Any:
     return np.exp(_log_beta_density(0.5 * dfn, 0.5 * dfd, w)) * dfn * dfd / (s * s)
 
 
-elementwise(sc.fdtr, _not_in("scipy.special.fdtr w.r.t. dfn"),
-            _not_in("scipy.special.fdtr w.r.t. dfd"),
-            lambda ans, dfn, dfd, x: _fdtr_dx(dfn, dfd, x), saves=("", "", "dfn dfd x"))
-elementwise(sc.fdtrc, _not_in("scipy.special.fdtrc w.r.t. dfn"),
-            _not_in("scipy.special.fdtrc w.r.t. dfd"),
-            lambda ans, dfn, dfd, x: -_fdtr_dx(dfn, dfd, x), saves=("", "", "dfn dfd x"))
-elementwise(sc.fdtri, _not_in("scipy.special.fdtri w.r.t. dfn"),
-            _not_in("scipy.special.fdtri w.r.t. dfd"),
-            lambda ans, dfn, dfd, p: 1 / _fdtr_dx(dfn, dfd, ans), saves=("", "", "ans dfn dfd"))
+def _fdtr_ddf(dfn: Any, dfd: Any, x: Any) -> tuple[Any, Any]:
+    # fdtr = I_w(dfn/2, dfd/2), w = dfn x / s, 1 - w = dfd / s, s = dfd + dfn x: the
+    # shapes' derivatives halved, plus I_x dw/ddfn = fdtr_dx x / dfn (and -x / dfd);
+    # 0 at x = 0 and inf, where fdtr is 0 or 1 for every dfn, dfd
+    end = np.logical_or(np.equal(x, 0), np.isinf(x))
+    xs = np.where(end, 1.0, x)
+    s = dfd + dfn * xs
+    da, db = betainc_dshapes(0.5 * dfn, 0.5 * dfd, dfn * xs / s, dfd / s)
+    dx = _fdtr_dx(dfn, dfd, xs) * xs
+    return (np.where(end, 0.0, 0.5 * da + dx / dfn), np.where(end, 0.0, 0.5 * db - dx / dfd))
+
+
+def _fdtri_d(i: int) -> Callable[..., Any]:
+    return lambda ans, dfn, dfd, p: _inverse_d(
+        ans, lambda x: _fdtr_ddf(dfn, dfd, x)[i], lambda x: _fdtr_dx(dfn, dfd, x),
+        (0.0, np.inf), lambda x: sc.fdtr(without_derivatives(dfn), without_derivatives(dfd), x), p)
+
+
+elementwise(sc.fdtr, lambda ans, dfn, dfd, x: _fdtr_ddf(dfn, dfd, x)[0],
+            lambda ans, dfn, dfd, x: _fdtr_ddf(dfn, dfd, x)[1],
+            lambda ans, dfn, dfd, x: _fdtr_dx(dfn, dfd, x), saves="dfn dfd x")
+elementwise(sc.fdtrc, lambda ans, dfn, dfd, x: -_fdtr_ddf(dfn, dfd, x)[0],
+            lambda ans, dfn, dfd, x: -_fdtr_ddf(dfn, dfd, x)[1],
+            lambda ans, dfn, dfd, x: -_fdtr_dx(dfn, dfd, x), saves="dfn dfd x")
+elementwise(sc.fdtri, _fdtri_d(0), _fdtri_d(1),
+            lambda ans, dfn, dfd, p: 1 / _fdtr_dx(dfn, dfd, ans),
+            saves=("ans dfn dfd p", "ans dfn dfd p", "ans dfn dfd"))
+# The solvers for a shape parameter: s with F(s, ...) = p, by the implicit function
+# theorem (ds = (dp - F_other d other) / F_s), the premise checked as for the inverses
+_NO_END = (np.nan, np.nan)  # (no value of the shape is a support's end)
+
+
+def _solver(F: Callable[..., Any], F_s: Callable[..., Any], *F_others: Any,
+            s_at: int, p_at: int) -> list[Callable[..., Any]]:
+    """The partials of a shape solver ``sc.X(*args) -> s``: in p, 1 / F_s; in each other
+    argument, -F_other / F_s. ``F(*cdf_args)``, ``F_s`` and ``F_others`` take F's
+    arguments with s in position ``s_at``; the solver's own arguments are F's with s
+    removed and p put at ``p_at``."""
+    def cdf_args(args: tuple[Any, ...], s: Any) -> list[Any]:
+        rest = [v for i, v in enumerate(args) if i != p_at]
+        return [*rest[:s_at], s, *rest[s_at:]]
+
+    def partial(i: int) -> Callable[..., Any]:
+        def d(ans: Any, *args: Any) -> Any:
+            plain = [without_derivatives(v) for v in args]
+            check = lambda s: F(*cdf_args(tuple(plain), s))  # noqa: E731
+            if i == p_at:
+                num: Callable[[Any], Any] = lambda s: -np.ones_like(s)  # noqa: E731
+            else:
+                j = i if i < p_at else i - 1  # its index among F's other arguments
+                num = lambda s: F_others[j](*cdf_args(args, s))  # noqa: E731
+            return _inverse_d(ans, num, lambda s: F_s(*cdf_args(args, s)), _NO_END,
+                              check, args[p_at])
+
+        return d
+
+    return [partial(i) for i in range(len(F_others) + 1)]
+
+
+def _beta_ds(which: int) -> Callable[..., Any]:
+    return lambda a, b, x: (betainc_da_p, betainc_db_p)[which](a, b, x)
+
+
+for _f, _F, _Fs, _others, _sat, _pat in (
+        # chdtr(v, x) = p for v
+        (sc.chdtriv, sc.chdtr, _chi2_dv, (_chi2_density,), 0, 0),
+        # gdtr(a, b, x) = p for b
+        (sc.gdtrib, sc.gdtr, lambda a, b, x: gammainc_da_p(b, a * x),
+         (lambda a, b, x: x / a * _gdtr_dx(a, b, x), _gdtr_dx), 1, 1),
+        # stdtr(df, t) = p for df
+        (sc.stdtridf, sc.stdtr, stdtr_ddf, (_t_density,), 0, 0),
+        # fdtr(dfn, dfd, x) = p for dfd
+        (sc.fdtridfd, sc.fdtr, lambda n, d, x: _fdtr_ddf(n, d, x)[1],
+         (lambda n, d, x: _fdtr_ddf(n, d, x)[0], _fdtr_dx), 1, 1),
+        # betainc(a, b, x) = p for a, for b
+        (sc.btdtria, sc.betainc, _beta_ds(0), (_beta_ds(1), _beta_density), 0, 0),
+        (sc.btdtrib, sc.betainc, _beta_ds(1), (_beta_ds(0), _beta_density), 1, 1)):
+    _prim = elementwise(_f, *_solver(_F, _Fs, *_others, s_at=_sat, p_at=_pat))
+    # (the partials take *args: each reads the value and every argument)
+    _prim.saves = ((frozenset(range(-1, len(_others) + 1)), frozenset()),) * (len(_others) + 1)
+del _f, _F, _Fs, _others, _sat, _pat, _prim
+
+
 # the normal distribution's mean and standard deviation: x = mn + std ndtri(p)
 elementwise(
     sc.nrdtrimn,  # (p, std, x) -> mn = x - std ndtri(p)
@@ -1040,8 +1215,11 @@ elementwise(  # (1 - x**2) P' = (v + 1) x P_v^m - (v - m + 1) P_{v+1}^m
 )
 elementwise(  # gdtr depends on a x only: a = gdtrix(1, b, p) / x
     sc.gdtria, lambda ans, p, b, x: 1 / (x * _gammainc_dx(None, b, ans * x)),
-    _not_in("scipy.special.gdtria w.r.t. b"), lambda ans, p, b, x: -ans / x,
-    saves=("ans b x", "", "ans x"),
+    lambda ans, p, b, x: _inverse_d(
+        ans, lambda a: gammainc_da_p(b, a * x), lambda a: x * _gammainc_dx(None, b, a * x),
+        (0.0, np.inf), lambda a: sc.gdtr(a, without_derivatives(b), without_derivatives(x)), p),
+    lambda ans, p, b, x: -ans / x,
+    saves=("ans b x", "ans p b x", "ans x"),
 )
 
 

@@ -67,7 +67,7 @@ def test_xlogy_at_zero_has_the_nondiff_ufunc_in_y():
     assert dr.grad(lambda x: sc.xlogy(x, 2.0))(0.0) == np.log(2.0)
 
 
-@pytest.mark.parametrize("f", [lambda v: sc.modstruve(v, 1.3), lambda a: sc.gammainc(a, 1.3),
+@pytest.mark.parametrize("f", [lambda v: sc.modstruve(v, 1.3), lambda a: sc.hyp1f1(a, 1.0, 1.3),
                                lambda n: sc.polygamma(n, 1.3) * 1.0])
 def test_orders_and_shape_parameters_are_not_differentiated_silently(f):
     with pytest.raises(dr.NoDerivativeRule, match="w.r.t."):
@@ -153,7 +153,7 @@ def test_multi_output_ufuncs_are_one_primitive_per_output():
 
 
 @pytest.mark.parametrize("f", [
-    lambda a: sc.betainc(a, 1.5, 0.3), lambda b: sc.betaincinv(2.0, b, 0.3),
+    lambda n: sc.nbdtr(2, n, 0.3), lambda b: sc.hyp2f1(2.0, b, 1.5, 0.3),
     lambda n: sc.eval_legendre(n, 0.3), lambda v: sc.struve(v, 1.3),
     lambda k: sc.pdtr(k, 1.3), lambda a: sc.hyp1f1(a, 1.5, 0.3),
     lambda m: sc.ellipj(0.5, m)[0],

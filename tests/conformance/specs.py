@@ -225,22 +225,24 @@ for u in (sp.kn, sp.yn, sp.expn):
     add(_uname(u), u, (Ints((2, 3), 0, 4), A((2, 3), "pos")), shape="mat")
     add(_uname(u), u, (A((3,), "pos"), A((3,), "pos")), label="order traced", shape="vec",
         kind="raises", raises=NoDerivativeRule)
-# (gammainc and gammaincc too: with a traced a their derivative checks would all refuse)
+# the incomplete gamma and beta functions and their inverses: also in the shape
+# parameters (issue 22), first and second derivatives
 for u, dom in ((sp.gammainc, "pos"), (sp.gammaincc, "pos"), (sp.gammaincinv, "prob"),
                (sp.gammainccinv, "prob")):
     add(_uname(u), u, (F((2, 3), "pos"), A((2, 3), dom)), shape="mat", dtypes=REAL)
     add(_uname(u), u, (1.5, A((), dom)), shape="0d")
-    add(_uname(u), u, (A((3,), "pos"), A((3,), dom)), label="a traced", shape="vec",
-        kind="raises", raises=NoDerivativeRule)
+    add(_uname(u), u, (A((3,), "pos"), A((3,), dom)), label="a traced", shape="vec")
+    add(_uname(u), u, (A((3,), "gt1"), 2.5 if dom == "pos" else 0.35),
+        label="a traced only", shape="vec")
 for u in (sp.betainc, sp.betaincc, sp.betaincinv, sp.betainccinv):
     add(_uname(u), u, (F((2, 3), "pos"), F((2, 3), "pos"), A((2, 3), "prob")), shape="mat",
         dtypes=REAL)
     add(_uname(u), u, (2.5, 0.7, A((), "prob")), shape="0d")
     add(_uname(u), u, (F((3,), "pos"), F((1,), "pos"), A((3,), "prob")), shape="bcast1")
-    add(_uname(u), u, (A((3,), "pos"), 0.7, A((3,), "prob")), label="a traced", shape="vec",
-        kind="raises", raises=NoDerivativeRule)
-    add(_uname(u), u, (0.7, A((3,), "pos"), A((3,), "prob")), label="b traced", shape="vec",
-        kind="raises", raises=NoDerivativeRule)
+    add(_uname(u), u, (A((3,), "pos"), 0.7, A((3,), "prob")), label="a traced", shape="vec")
+    add(_uname(u), u, (0.7, A((3,), "pos"), A((3,), "prob")), label="b traced", shape="vec")
+    add(_uname(u), u, (A((3,), "gt1"), A((3,), "gt1"), 0.35), label="a b traced",
+        shape="vec")
 for u, consts, dom in ((sp.hyp0f1, (1.5,), "real"), (sp.hyp1f1, (0.7, 1.5), "real"),
                        (sp.hyp2f1, (0.5, 0.7, 1.5), "unit"), (sp.hyperu, (0.7, 1.5), "pos"),
                        (sp.wright_bessel, (0.5, 1.2), "pos"),
@@ -284,10 +286,27 @@ DIST: list[tuple[Any, tuple[Any, ...], tuple[Any, ...]]] = [
     (sp.fdtri, (F((2, 3), "gt1"), F((2, 3), "gt1"), A((2, 3), "prob")),
      (A((3,), "gt1"), 2.5, A((3,), "prob"))),
 ]
+# (their continuous shape parameters differentiable since issue 22; counts refused)
+SHAPE_DIFF = (sp.chdtr, sp.chdtrc, sp.chdtri, sp.gdtr, sp.gdtrc, sp.gdtrix, sp.stdtr,
+              sp.stdtrit, sp.fdtr, sp.fdtrc, sp.fdtri)
 for u, args, traced in DIST:
     add(_uname(u), u, args, shape="mat", dtypes=REAL)
-    add(_uname(u), u, traced, label="parameter traced", shape="vec", kind="raises",
-        raises=NoDerivativeRule)
+    if u in SHAPE_DIFF:
+        add(_uname(u), u, traced, label="parameter traced", shape="vec")
+    else:
+        add(_uname(u), u, traced, label="parameter traced", shape="vec", kind="raises",
+            raises=NoDerivativeRule)
+# the solvers for a shape parameter (issue 22), by the implicit function theorem; p
+# where SciPy's solution exists (fdtridfd clamps to 1e100 past fdtr(dfn, inf, x))
+for u, args, lab in ((sp.chdtriv, (A((3,), "prob"), A((3,), "pos")), None),
+                     (sp.gdtrib, (A((3,), "pos"), A((3,), "prob"), A((3,), "pos")), None),
+                     (sp.stdtridf, (A((3,), "tail"), 2.5), "p traced"),
+                     (sp.stdtridf, (0.75, A((3,), "gt1")), "t traced"),
+                     (sp.fdtridfd, (A((3,), "gt1"), 0.3, A((3,), "gt1")), "dfn x traced"),
+                     (sp.fdtridfd, (2.5, A((3,), "prob"), 4.0), "p traced"),
+                     (sp.btdtria, (A((3,), "prob"), A((3,), "gt1"), A((3,), "prob")), None),
+                     (sp.btdtrib, (A((3,), "gt1"), A((3,), "prob"), A((3,), "prob")), None)):
+    add(_uname(u), u, args, shape="vec", label=lab)
 add("sp.nrdtrimn", sp.nrdtrimn, (A((2, 3), "prob"), A((2, 3), "pos"), A((2, 3))),
     shape="same", dtypes=REAL)
 add("sp.nrdtrimn", sp.nrdtrimn, (A((), "prob"), A((3,), "pos"), A((2, 1))), shape="bcast1")
@@ -335,7 +354,7 @@ add("sp.lpmv", sp.lpmv, (1, A((3,), "pos"), A((3,), "unit")), label="v traced",
 add("sp.gdtria", sp.gdtria, (A((2, 3), "prob"), F((2, 3), "pos"), A((2, 3), "pos")),
     shape="same", dtypes=REAL)
 add("sp.gdtria", sp.gdtria, (A((3,), "prob"), A((3,), "pos"), A((3,), "pos")),
-    label="b traced", shape="vec", kind="raises", raises=NoDerivativeRule)
+    label="b traced", shape="vec")
 for u in (sp.pbdv, sp.pbvv, sp.pbwa):
     add(_uname(u), u, (F((2, 3), "unit"), A((2, 3))), shape="mat", dtypes=REAL)
     add(_uname(u), u, (0.5, A(())), shape="0d")
@@ -1153,14 +1172,15 @@ for kw in ({}, {"method": "SPS"}, {"method": "blockEnlarge"}, {"compute_expm": F
 
 # ====================================================================== scipy.stats
 # Each distribution: the point's domain, its shape parameters' domains, and whether its
-# cdf/sf refuse those shapes' derivatives (incomplete gamma/beta in the shape parameter).
+# cdf/sf refuse those shapes' derivatives (none since issue 22: the incomplete gamma and
+# beta functions are differentiable in their shapes).
 # The keyword case puts x in gt1 and loc in prob, so that z = (x - loc) / scale stays
 # positive and away from laplace's kink.
 STATS_CONT = {
     "norm": ("real", (), False), "expon": ("pos", (), False),
-    "gamma": ("pos", (("a", "gt1"),), True),
-    "beta": ("prob", (("a", "gt1"), ("b", "gt1")), True),
-    "t": ("real", (("df", "gt1"),), True), "chi2": ("pos", (("df", "gt1"),), True),
+    "gamma": ("pos", (("a", "gt1"),), False),
+    "beta": ("prob", (("a", "gt1"), ("b", "gt1")), False),
+    "t": ("real", (("df", "gt1"),), False), "chi2": ("pos", (("df", "gt1"),), False),
     "lognorm": ("pos", (("s", "pos"),), False), "laplace": ("real", (), False),
     "cauchy": ("real", (), False),
     "weibull_min": ("pos", (("c", "gt1"),), False),
@@ -1168,7 +1188,7 @@ STATS_CONT = {
     "logistic": ("real", (), False), "uniform": ("prob", (), False),
     "gumbel_r": ("real", (), False), "gumbel_l": ("real", (), False),
     "pareto": ("gt1", (("b", "gt1"),), False), "halfnorm": ("pos", (), False),
-    "invgamma": ("pos", (("a", "gt1"),), True), "rayleigh": ("pos", (), False),
+    "invgamma": ("pos", (("a", "gt1"),), False), "rayleigh": ("pos", (), False),
 }
 # The keyword cases' point domain and loc/scale, keeping z inside the support: z in
 # (0.11, 0.71) for the unit-interval supports, z > 1.76 for pareto, z < 0 for weibull_max
@@ -1240,8 +1260,6 @@ for dname, (params, names, (lo, hi)) in STATS_DISC.items():
     for m in ("pmf", "logpmf", "cdf", "logcdf", "sf", "logsf"):
         f, nm = getattr(dist, m), f"st.{dname}.{m}"
         ps = params
-        if dname == "nbinom" and m not in ("pmf", "logpmf"):  # n refused in the cdf
-            ps = (2.5, *params[1:])
         top = 1 if dname == "bernoulli" and m == "logsf" else hi  # sf(1) = 0
         add(nm, f, (Ints((3,), lo, top), *ps), shape="vec")
         add(nm, f, (Ints((), lo, top), *ps), shape="0d")
@@ -1256,9 +1274,9 @@ for dname, (params, names, (lo, hi)) in STATS_DISC.items():
 for m in ("logpmf", "cdf"):
     add(f"st.binom.{m}", getattr(st.binom, m), (Ints((3,), 0, 5), A((), "gt1"), 0.3),
         shape="vec", label="n traced", kind="raises", raises=NoDerivativeRule)
-for m in ("cdf", "logcdf", "sf", "logsf"):
+for m in ("cdf", "logcdf", "sf", "logsf"):  # n of a real > 0 (an incomplete beta's shape)
     add(f"st.nbinom.{m}", getattr(st.nbinom, m), (Ints((3,), 0, 5), A((), "gt1"), 0.3),
-        shape="vec", label="n traced", kind="raises", raises=NoDerivativeRule)
+        shape="vec", label="n traced")
 
 for m in ("logpdf", "pdf"):
     MVN = getattr(st.multivariate_normal, m)
