@@ -255,6 +255,14 @@ class BatchedValueError(DualrevError):
         super().__init__(msg)
 
 
+class ClosureError(DualrevError):
+    """A callback handed to a SciPy routine (an integrand, a right-hand side, an event, an
+    objective) uses a value being differentiated that dualrev cannot pass to it as an
+    argument: a global, or a place ``dualrev.closure.lift`` does not reach. The message
+    names the callback and the rewrite (take the value as a parameter, pass it through
+    ``args=``)."""
+
+
 class CustomRuleError(DualrevError):
     """A ``custom_jvp`` or ``custom_vjp`` rule returned something that does not fit the
     function it describes (a cotangent or tangent of the wrong shape, count, structure or

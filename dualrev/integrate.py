@@ -36,7 +36,9 @@ from scipy.integrate._ivp.ivp import OdeResult
 
 from .batching import batch_by_loop, without_derivatives
 from .catalogue.scipy_functions import ORIGINALS, dispatch
-from .errors import BatchedValueError, DualrevError, NoDerivativeRule
+from .closure import closure_error as _closure_error
+from .closure import lift
+from .errors import BatchedValueError, ClosureError, DualrevError, NoDerivativeRule
 from .primitive import Primitive, Tracer, bind, concrete, shape_of, strip
 from .transforms import jacfwd, jvp, vjp, vmap
 from .tree import tree_flatten, tree_map, tree_unflatten
@@ -57,16 +59,38 @@ _ODEINT = "scipy.integrate.odeint"
 _SYSTEM_ONLY = ("jac", "jac_sparsity", "lband", "uband")
 
 
-class _ClosureError(DualrevError):
-    """A callback closed over a traced value (so a caller can name itself instead)."""
+_ClosureError = ClosureError
 
 
-def _closure_error(where: str, what: str) -> DualrevError:
-    return _ClosureError(
-        f"dualrev: {where}: `{what}` returned a traced value for plain inputs: it uses a "
-        f"value being differentiated that is not one of its arguments (a closure), which "
-        f"SciPy's integrator cannot carry: pass it through args=(...) instead, and take "
-        f"it as an extra parameter of `{what}`.")
+def _lift_all(callbacks: list[Any], args: tuple[Any, ...]) -> tuple[list[Any], tuple[Any, ...]]:
+    """The callbacks (each called ``cb(*head, *args)`` by SciPy) with the traced values
+    they close over appended to ``args``: each returned callback takes
+    ``(*head, *args, *extras)`` and passes on its own extras only. Non-callables (None,
+    numbers) are passed through; nothing changes when no callback closes over a traced
+    value."""
+    lifted = [lift(c) if callable(c) else (c, ()) for c in callbacks]
+    extras = tuple(p for _, ps in lifted for p in ps)
+    if not extras:
+        return callbacks, args
+    total, start, out = len(extras), 0, []
+    for c, (g, ps) in zip(callbacks, lifted, strict=True):
+        out.append(_select(g, total, start, start + len(ps)) if callable(c) else c)
+        start += len(ps)
+    return out, (*args, *extras)
+
+
+def _select(g: Callable[..., Any], total: int, lo: int, hi: int) -> Callable[..., Any]:
+    """``g`` called with the last ``total`` positional arguments replaced by the slice
+    ``lo:hi`` of them (its own extras)."""
+    def call(*a: Any, **kw: Any) -> Any:
+        cut = len(a) - total
+        return g(*a[:cut], *a[cut + lo:cut + hi], **kw)
+
+    for attr in ("terminal", "direction"):  # solve_ivp's event attributes
+        if hasattr(g, attr) or hasattr(getattr(g, "fun", None), attr):
+            setattr(call, attr, getattr(g, attr, None) if hasattr(g, attr)
+                    else getattr(g.fun, attr))
+    return call
 
 
 def _has_tracer(tree: Any) -> bool:
@@ -515,6 +539,15 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
             raise TypeError("Supplied 'args' cannot be unpacked. Please supply `args` as a "
                             "tuple (e.g. `args=(None,)`)") from e
     call_args = () if args is None else args
+    listed = events is not None and not callable(events)
+    evs = [] if events is None else list(events) if listed else [events]
+    (fun, jac, *evs), lifted_args = _lift_all([fun, options.get("jac"), *evs], call_args)
+    if lifted_args is not call_args:  # closures over traced values: now in args
+        args = call_args = lifted_args
+        if "jac" in options:
+            options["jac"] = jac
+        if events is not None:
+            events = evs if listed else evs[0]
     if not _has_tracer((t_span, y0, t_eval, call_args)):
         try:
             return _scipy_solve_ivp(fun, t_span, y0, method=method, t_eval=t_eval,
@@ -729,6 +762,7 @@ def quad(func: Callable[..., Any], a: Any, b: Any, args: Any = (), full_output: 
     """
     if not isinstance(args, tuple):
         args = (args,)
+    (func,), args = _lift_all([func], args)
     options = dict(full_output=full_output, epsabs=epsabs, epsrel=epsrel, limit=limit,
                    points=points, weight=weight, wvar=wvar, wopts=wopts, maxp1=maxp1,
                    limlst=limlst, complex_func=complex_func)
@@ -880,6 +914,7 @@ def odeint(func: Callable[..., Any], y0: Any, t: Any, args: Any = (), Dfun: Any 
     """
     if not isinstance(args, tuple):
         args = (args,)
+    (func, Dfun), args = _lift_all([func, Dfun], args)
     kw = dict(col_deriv=col_deriv, ml=ml, mu=mu, rtol=rtol, atol=atol, tcrit=tcrit,
               h0=h0, hmax=hmax, hmin=hmin, ixpr=ixpr, mxstep=mxstep, mxhnil=mxhnil,
               mxordn=mxordn, mxords=mxords, printmessg=printmessg)
@@ -966,7 +1001,11 @@ def dblquad(func: Callable[..., Any], a: Any, b: Any, gfun: Any, hfun: Any, args
     """
     if not isinstance(args, tuple):
         args = (args,)
-    if not _has_tracer((a, b, gfun, hfun, args)):
+    (func,), args = _lift_all([func], args)
+    # SciPy calls gfun(x)/hfun(x) with x alone; their traced free values travel as
+    # arguments of the outer integrand below.
+    (gfun, hfun), lim_extras = _lift_all([gfun, hfun], ())
+    if not _has_tracer((a, b, gfun, hfun, args, lim_extras)):
         try:
             return _scipy_dblquad(func, a, b, gfun, hfun, args=args, epsabs=epsabs,
                                   epsrel=epsrel)
@@ -980,37 +1019,44 @@ def dblquad(func: Callable[..., Any], a: Any, b: Any, gfun: Any, hfun: Any, args
     # Constant inner limits travel as arguments of the outer integrand (they may be
     # traced); callable ones are evaluated at x there.
     lims = tuple(0.0 if callable(v) else v for v in (gfun, hfun))
+    n_lim = len(lim_extras)
 
     def inner(x: Any, lo: Any, hi: Any, *rest: Any) -> Any:
-        lo = gfun(x) if callable(gfun) else lo
-        hi = hfun(x) if callable(hfun) else hi
+        le, rest = rest[:n_lim], rest[n_lim:]
+        lo = gfun(x, *le) if callable(gfun) else lo
+        hi = hfun(x, *le) if callable(hfun) else hi
         return quad(func, lo, hi, args=(x, *rest), epsabs=epsabs, epsrel=epsrel)[0]
 
     try:
-        return quad(inner, a, b, args=(*lims, *args), epsabs=epsabs, epsrel=epsrel)
+        return quad(inner, a, b, args=(*lims, *lim_extras, *args), epsabs=epsabs,
+                    epsrel=epsrel)
     except _ClosureError:
         try:
             x = float(strip(a)) if np.isfinite(strip(a)) else float(strip(b))
+            plain = tuple(strip(v) for v in lim_extras)
         except BatchedValueError:
-            x = 0.0
-        _check_limits(gfun, hfun, x if np.isfinite(x) else 0.0)
+            x, plain = 0.0, None
+        if plain is not None:
+            _check_limits(gfun, hfun, x if np.isfinite(x) else 0.0, plain)
         raise _closure_error("scipy.integrate.dblquad", "func") from None
 
 
-def _check_limits(gfun: Any, hfun: Any, x: float) -> None:
-    """Raise naming a callable inner limit that closes over a traced value: SciPy calls
-    ``gfun(x)``/``hfun(x)`` with ``x`` alone, so no ``args=`` can carry that value."""
+def _check_limits(gfun: Any, hfun: Any, x: float, extras: tuple[Any, ...] = ()) -> None:
+    """Raise naming a callable inner limit that still returns a traced value for a plain
+    ``x`` (after the conversion of its closure, ``extras`` its converted values as plain
+    numbers): SciPy calls ``gfun(x)``/``hfun(x)`` with ``x`` alone."""
     for what, lim in (("gfun", gfun), ("hfun", hfun)):
-        if callable(lim) and _has_tracer(lim(x)):
+        if callable(lim) and _has_tracer(lim(x, *extras)):
             raise _ClosureError(
                 f"dualrev: scipy.integrate.dblquad: the inner limit `{what}` returned a "
-                f"traced value for a plain x: it uses a value being differentiated that is "
-                f"not its argument (a closure), and SciPy calls `{what}(x)` with x alone, "
-                f"so nothing can carry that value into its loop. Pass the value as a "
-                f"constant limit (dblquad(func, a, b, lo, hi) with lo/hi traced numbers), "
-                f"or substitute y = g(x) + (h(x) - g(x)) u and integrate over u from 0 to "
-                f"1, the value passed through args= (the integrand multiplied by "
-                f"h(x) - g(x)).")
+                f"traced value for a plain x: it uses a value being differentiated that "
+                f"dualrev could not pass to it (closures, defaults, partials and bound "
+                f"methods are converted; a global, a class attribute or a C-level "
+                f"callable are not), and SciPy calls `{what}(x)` with x alone. Pass the "
+                f"value as a constant limit (dblquad(func, a, b, lo, hi) with lo/hi traced "
+                f"numbers), close over it in a local variable, or substitute "
+                f"y = g(x) + (h(x) - g(x)) u and integrate over u from 0 to 1, the value "
+                f"passed through args= (the integrand multiplied by h(x) - g(x)).")
 
 
 # ------------------------------------------------------------------ quad_vec
@@ -1123,6 +1169,7 @@ def quad_vec(f: Callable[..., Any], a: Any, b: Any, epsabs: float = 1e-200,
     """
     if not isinstance(args, tuple):
         args = (args,)
+    (f,), args = _lift_all([f], args)
     options = dict(epsabs=epsabs, epsrel=epsrel, norm=norm, cache_size=cache_size,
                    limit=limit, workers=workers, points=points, quadrature=quadrature)
     if not _has_tracer((a, b, args, points)):
