@@ -1,9 +1,13 @@
 """Differentiable scipy.integrate.solve_ivp and quad (dualrev/integrate.py), against
 closed forms and central differences."""
 
+import functools
+
 import numpy as np
 import pytest
 import scipy.integrate as si
+import scipy.linalg
+import scipy.special
 
 import dualrev as dr
 import dualrev.integrate as di
@@ -216,22 +220,43 @@ def test_vmap_needs_t_eval():
 
 
 # ------------------------------------------------------------------ refusals, plain calls
-def test_closure_over_a_traced_value_is_refused():
-    def via_scipy(k):  # no traced argument: SciPy's own solve meets it
-        return si.solve_ivp(lambda t, y: -k * y, (0.0, 1.0), [1.0]).y[0, -1]
+def rate_class(k):
+    """A class holding ``k`` as a class attribute: a place closure conversion does not
+    reach (a callback reading ``Rate.rate`` gets the traced value from the class)."""
+    class Rate:
+        rate = k
 
-    def with_traced_y0(y0, k):
-        return si.solve_ivp(lambda t, y: -k * y, (0.0, 1.0), y0, t_eval=[1.0]).y[0, -1]
+    return Rate
+
+
+def rate_rhs(klass):
+    """``y -> -klass.rate * y`` (any further arguments ignored), closing over the class
+    only."""
+    return lambda y, *rest: -klass.rate * y
+
+
+def test_closure_the_walk_cannot_reach_is_refused():
+    """A value reaching the callback through a class attribute is not converted: the
+    plain solve's check names the callback and the args= rewrite."""
+    def via_class(k):
+        class Rate:
+            rate = k
+
+        return si.solve_ivp(lambda t, y: -Rate.rate * y, (0.0, 1.0), [1.0]).y[0, -1]
 
     msg = r"solve_ivp: `fun` returned a traced value.*pass it through args=\(\.\.\.\)"
-    for call in (lambda: dr.grad(via_scipy)(0.5), lambda: dr.jacfwd(via_scipy)(0.5),
-                 lambda: dr.grad(with_traced_y0, argnums=(0, 1))(np.ones(1), 0.5)):
+    for transform in (dr.grad, dr.jacfwd):
         with pytest.raises(dr.DualrevError, match=msg):
-            call()
+            transform(via_class)(0.5)
+
+    def quad_class(k):
+        class Rate:
+            rate = k
+
+        return si.quad(lambda x: Rate.rate * x, 0.0, 1.0)[0]
+
     with pytest.raises(dr.DualrevError, match=r"quad: `func` returned a traced value"):
-        dr.grad(lambda k: si.quad(lambda x: k * x, 0.0, 1.0)[0])(1.0)
-    with pytest.raises(dr.DualrevError, match=r"quad: `func` returned a traced value"):
-        dr.grad(lambda b, k: si.quad(lambda x: k * x, 0.0, b)[0], argnums=(0, 1))(1.0, 1.0)
+        dr.grad(quad_class)(1.0)
 
 
 def test_dense_output_and_events_are_refused():
@@ -393,10 +418,10 @@ def test_odeint_tfirst_dfun_full_output_and_vmap():
 
 def test_odeint_refusals():
     msg = r"odeint: `func` returned a traced value.*pass it through args=\(\.\.\.\)"
+    with pytest.raises(dr.DualrevError, match=msg):  # a class attribute is not converted
+        dr.grad(lambda k: si.odeint(rate_rhs(rate_class(k)), [1.0], [0.0, 1.0])[-1, 0])(0.5)
     with pytest.raises(dr.DualrevError, match=msg):
-        dr.grad(lambda k: si.odeint(lambda y, t: -k * y, [1.0], [0.0, 1.0])[-1, 0])(0.5)
-    with pytest.raises(dr.DualrevError, match=msg):
-        dr.grad(lambda y0, k: si.odeint(lambda y, t: -k * y, y0, [0.0, 1.0])[-1, 0],
+        dr.grad(lambda y0, k: si.odeint(rate_rhs(rate_class(k)), y0, [0.0, 1.0])[-1, 0],
                 argnums=(0, 1))(np.ones(1), 0.5)
     with pytest.raises(dr.NoDerivativeRule, match="traced tolerances"):
         dr.grad(lambda r: si.odeint(decay_yt, [1.0], [0.0, 1.0], args=(0.5,), rtol=r)[-1, 0])(
@@ -442,21 +467,17 @@ def test_dblquad_hessian_traced_inner_limits_and_primal():
     close(dr.jacrev(f)(V_DBL), central(f, V_DBL), rtol=1e-7)
 
 
-def test_dblquad_closure_is_refused():
-    msg = r"dblquad: `{}` returned a traced value.*pass it through args="
-    with pytest.raises(dr.DualrevError, match=msg.format("func")):
-        dr.grad(lambda c: si.dblquad(lambda y, x: c * x, 0.0, 1.0, 0.0, 1.0)[0])(1.0)
-    limit = r"inner limit `{}` returned a traced value.*substitute y = g\(x\)"
-    with pytest.raises(dr.DualrevError, match=limit.format("hfun")):
-        dr.grad(lambda c: si.dblquad(lambda y, x: x, 0.0, 1.0, 0.0, lambda x: c * x)[0])(1.0)
-    # with args traced too, the limit is named, not func (issue 21)
+def test_dblquad_limit_the_walk_cannot_reach_is_refused():
+    def f(c):
+        class Lim:
+            top = c
+
+        return si.dblquad(lambda y, x: x, 0.0, 1.0, 0.0, lambda x: Lim.top * x)[0]
+
+    limit = r"inner limit `hfun` returned a traced value.*substitute y = g\(x\)"
     for transform in (dr.grad, dr.jacfwd):
-        with pytest.raises(dr.DualrevError, match=limit.format("gfun")):
-            transform(lambda c: si.dblquad(lambda y, x, k: x * k, 0.0, 1.0, lambda x: c * x,
-                                           1.0, args=(c,))[0])(0.5)
-    with pytest.raises(dr.DualrevError, match=msg.format("func")):
-        dr.grad(lambda c: si.dblquad(lambda y, x, k: c * k, 0.0, 1.0, 0.0, 1.0,
-                                     args=(c,))[0])(1.0)
+        with pytest.raises(dr.DualrevError, match=limit):
+            transform(f)(1.0)
 
 
 # ------------------------------------------------------------------ quad_vec
@@ -503,7 +524,7 @@ def test_quad_vec_hessian_primal_shapes_and_infinite_limits():
 
 def test_quad_vec_refusals():
     with pytest.raises(dr.DualrevError, match=r"quad_vec: `f` returned a traced value"):
-        dr.grad(lambda c: si.quad_vec(lambda x: c * x, 0.0, 1.0)[0])(1.0)
+        dr.grad(lambda c: si.quad_vec(rate_rhs(rate_class(c)), 0.0, 1.0)[0])(1.0)
     with pytest.raises(dr.NoDerivativeRule, match="full_output=True"):
         dr.grad(lambda c: si.quad_vec(lambda x, c: c * x, 0.0, 1.0, args=(c,),
                                       full_output=True)[0])(1.0)
@@ -632,3 +653,198 @@ def test_odeint_errors_name_odeint():
     with pytest.raises(dr.DualrevError, match=r"^dualrev: scipy.integrate.odeint failed"):
         di._plain_solve(np.ones(1), 0.0, 2.0, None, (), blowup, "RK45", {}, False,
                         name=di._ODEINT)
+
+
+# ------------------------------------------------------------------ closures (issue 22)
+# Callbacks that close over the values being differentiated, as users write them:
+# dualrev.closure.lift passes those values to SciPy's routine through args=.
+def gauss_closed(a):  # ∫_0^1 exp(-a x²) dx
+    return np.sqrt(np.pi) / (2 * np.sqrt(a)) * scipy.special.erf(np.sqrt(a))
+
+
+def gauss_quad(a):
+    return si.quad(lambda x: np.exp(-a * x ** 2), 0.0, 1.0, epsabs=1e-13, epsrel=1e-13)[0]
+
+
+def test_quad_closure_every_mode_against_the_closed_form():
+    a = 1.3
+    d1 = (np.exp(-a) - gauss_closed(a)) / (2 * a)  # by parts: -∫ x² exp(-a x²)
+    close(gauss_quad(a), gauss_closed(a), rtol=1e-12)
+    for transform in (dr.grad, dr.jacfwd, dr.jacrev, dr.jacobian):
+        close(transform(gauss_quad)(a), d1, rtol=1e-10)
+    close(dr.jvp(gauss_quad, (a,), (2.0,))[1], 2 * d1, rtol=1e-10)
+    close(dr.hessian(gauss_quad)(a), dr.hessian(gauss_closed)(a), rtol=1e-9)
+    close(dr.grad(dr.grad(gauss_quad))(a), dr.hessian(gauss_closed)(a), rtol=1e-9)
+    aa = np.array([0.5, 1.3, 2.0])
+    close(dr.vmap(gauss_quad)(aa), gauss_closed(aa), rtol=1e-12)
+    close(dr.vmap(dr.grad(gauss_quad))(aa), dr.vmap(dr.grad(gauss_closed))(aa), rtol=1e-10)
+
+
+class Integrand:
+    def __init__(self, a):
+        self.a = a
+
+    def __call__(self, x):
+        return np.exp(-self.a * x ** 2)
+
+    def f(self, x):
+        return np.exp(-self.a * x ** 2)
+
+
+def gauss_kernel(x, a):
+    return np.exp(-a * x ** 2)
+
+
+SPELLINGS = {
+    "partial": lambda a: functools.partial(gauss_kernel, a=a),
+    "bound method": lambda a: Integrand(a).f,
+    "callable object": lambda a: Integrand(a),
+    "default argument": lambda a: (lambda x, a=a: np.exp(-a * x ** 2)),
+    "nested helper": lambda a: (lambda h: (lambda x: h(x)))(lambda x: np.exp(-a * x ** 2)),
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(SPELLINGS))
+def test_quad_closure_spellings(spelling):
+    make = SPELLINGS[spelling]
+    f = lambda a: si.quad(make(a), 0.0, 1.0, epsabs=1e-13, epsrel=1e-13)[0]
+    a = 0.9
+    want = dr.grad(gauss_closed)(a)
+    close(dr.grad(f)(a), want, rtol=1e-10)
+    close(dr.jacfwd(f)(a), want, rtol=1e-10)
+
+
+def test_quad_closure_over_an_array_with_args_and_a_traced_limit():
+    def f(v):
+        p = v[:2]
+        return si.quad(lambda x, c: c * np.exp(-p[0] * x) + p[1] * x ** 2, 0.0, v[2],
+                       args=(v[3],), epsabs=1e-13, epsrel=1e-13)[0]
+
+    v = np.array([0.7, 1.2, 1.4, 2.0])
+    want = central(f, v)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(f)(v), want, rtol=1e-7)
+    close(dr.hessian(f)(v), central(dr.grad(f), v), rtol=1e-6, atol=1e-7)
+
+
+def test_nested_quads_closing_over_the_outer_variable():
+    def f(v):  # ∫_0^b ∫_0^x exp(-a y) dy dx, the inner integrand closing over a and x
+        a, b = v[0], v[1]
+        inner = lambda x: si.quad(lambda y: np.exp(-a * y), 0.0, x, epsabs=1e-13,
+                                  epsrel=1e-13)[0]
+        return si.quad(inner, 0.0, b, epsabs=1e-12, epsrel=1e-12)[0]
+
+    closed = lambda v: v[1] / v[0] - (1 - np.exp(-v[0] * v[1])) / v[0] ** 2
+    v = np.array([0.8, 1.5])
+    close(f(v), closed(v), rtol=1e-10)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(f)(v), dr.grad(closed)(v), rtol=1e-8)
+
+
+def test_solve_ivp_closure_every_mode_against_the_closed_form():
+    def end(k):  # y' = -k y, y(0) = 1: y(2) = exp(-2 k)
+        return si.solve_ivp(lambda t, y: -k * y, (0.0, 2.0), [1.0], t_eval=[2.0],
+                            **TOL).y[0, -1]
+
+    k = 0.6
+    for transform in (dr.grad, dr.jacfwd, dr.jacrev):
+        close(transform(end)(k), -2 * np.exp(-2 * k), rtol=1e-7)
+    close(dr.jvp(end, (k,), (1.0,))[1], -2 * np.exp(-2 * k), rtol=1e-7)
+    close(dr.hessian(end)(k), 4 * np.exp(-2 * k), rtol=1e-6)
+    ks = np.array([0.3, 0.6, 0.9])
+    close(dr.vmap(end)(ks), np.exp(-2 * ks), rtol=1e-8)
+    close(dr.vmap(dr.grad(end))(ks), -2 * np.exp(-2 * ks), rtol=1e-7)
+
+    def without_t_eval(k):  # SciPy's steps, then the end: no t_eval, closure only
+        return si.solve_ivp(lambda t, y: -k * y, (0.0, 2.0), [1.0], **TOL).y[0, -1]
+
+    close(dr.grad(without_t_eval)(k), -2 * np.exp(-2 * k), rtol=1e-7)
+
+
+def rotation_generator(theta):
+    return np.stack([np.stack([-theta[0], theta[1]]), np.stack([-theta[1], -theta[0]])])
+
+
+@pytest.mark.parametrize("method", ["RK45", "Radau"])
+def test_solve_ivp_linear_system_closing_over_a_matrix_against_expm(method):
+    y0 = np.array([1.0, 0.5])
+
+    def end(theta):
+        A = rotation_generator(theta)
+        jac = (lambda t, y: A) if method == "Radau" else None
+        opts = dict(jac=jac) if jac is not None else {}
+        return si.solve_ivp(lambda t, y: A @ y, (0.0, 1.5), y0, method=method,
+                            t_eval=[1.5], **opts, **TOL).y[:, -1]
+
+    expm_end = lambda th: scipy.linalg.expm(1.5 * rotation_generator(th)) @ y0
+    theta = np.array([0.3, 1.1])
+    close(end(theta), expm_end(theta), rtol=1e-7)
+    want = central(expm_end, theta)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(end)(theta), want, rtol=1e-6, atol=1e-8)
+
+
+def test_solve_ivp_closure_together_with_args():
+    def end(v):  # y' = -k y + c: y(T) = c/k + (y0 - c/k) exp(-k T)
+        k = v[0]
+        return si.solve_ivp(lambda t, y, c: -k * y + c, (0.0, 1.0), [2.0], args=(v[1],),
+                            t_eval=[1.0], **TOL).y[0, -1]
+
+    closed = lambda v: v[1] / v[0] + (2.0 - v[1] / v[0]) * np.exp(-v[0])
+    v = np.array([0.8, 0.3])
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(end)(v), dr.grad(closed)(v), rtol=1e-7)
+
+
+def test_odeint_closure():
+    def end(k):
+        return si.odeint(lambda y, t: -k * y, [1.0], [0.0, 2.0], rtol=1e-11,
+                         atol=1e-12)[-1, 0]
+
+    k = 0.6
+    for transform in (dr.grad, dr.jacfwd, dr.jacrev):
+        close(transform(end)(k), -2 * np.exp(-2 * k), rtol=1e-6)
+    close(dr.hessian(end)(k), 4 * np.exp(-2 * k), rtol=1e-5)
+    ks = np.array([0.3, 0.9])
+    close(dr.vmap(end)(ks), np.exp(-2 * ks), rtol=1e-8)
+
+
+def test_dblquad_integrand_and_limits_closing_over_a_traced_value():
+    def body(c):  # ∫_0^1 ∫_0^x exp(-c y) dy dx = 1/c - (1 - exp(-c)) / c²
+        return si.dblquad(lambda y, x: np.exp(-c * y), 0.0, 1.0, 0.0, lambda x: x,
+                          epsabs=1e-13, epsrel=1e-13)[0]
+
+    def upper(c):  # ∫_0^1 ∫_0^{c x} exp(-y) dy dx = 1 - (1 - exp(-c)) / c (Leibniz in c)
+        return si.dblquad(lambda y, x: np.exp(-y), 0.0, 1.0, 0.0, lambda x: c * x,
+                          epsabs=1e-13, epsrel=1e-13)[0]
+
+    def lower(c):  # ∫_0^1 ∫_{-c x}^0 exp(y) dy dx: the same value
+        return si.dblquad(lambda y, x: np.exp(y), 0.0, 1.0, lambda x: -c * x, 0.0,
+                          epsabs=1e-13, epsrel=1e-13)[0]
+
+    body_closed = lambda c: 1 / c - (1 - np.exp(-c)) / c ** 2
+    limit_closed = lambda c: 1 - (1 - np.exp(-c)) / c
+    c = 0.7
+    for f, closed in ((body, body_closed), (upper, limit_closed), (lower, limit_closed)):
+        close(f(c), closed(c), rtol=1e-11)
+        for transform in (dr.grad, dr.jacfwd, dr.jacrev):
+            close(transform(f)(c), dr.grad(closed)(c), rtol=1e-9)
+        close(dr.hessian(f)(c), dr.hessian(closed)(c), rtol=1e-7)
+    cs = np.array([0.4, 1.1])
+    close(dr.vmap(upper)(cs), limit_closed(cs), rtol=1e-11)
+    close(dr.vmap(dr.grad(upper))(cs), dr.vmap(dr.grad(limit_closed))(cs), rtol=1e-9)
+
+
+def test_quad_vec_closure():
+    def f(a):  # ∫_0^1 (exp(-a x), a x²) dx = ((1 - exp(-a)) / a, a / 3)
+        return si.quad_vec(lambda x: np.stack([np.exp(-a * x), a * x ** 2]), 0.0, 1.0,
+                           epsrel=1e-12)[0]
+
+    closed = lambda a: np.stack([(1 - np.exp(-a)) / a, a / 3])
+    a = 0.9
+    close(f(a), closed(a), rtol=1e-11)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(f)(a), dr.jacfwd(closed)(a), rtol=1e-9)
+    close(dr.jacfwd(dr.jacrev(f))(a), dr.jacfwd(dr.jacfwd(closed))(a), rtol=1e-7)
+    aa = np.array([0.5, 1.5])
+    close(dr.vmap(f)(aa), dr.vmap(closed)(aa), rtol=1e-11)
