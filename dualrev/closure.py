@@ -33,7 +33,7 @@ from . import namespace
 from .errors import ClosureError
 from .primitive import Tracer
 
-__all__ = ["Lifted", "closure_error", "lift"]
+__all__ = ["Lifted", "closure_error", "lift", "lift_all"]
 
 # How far the walk goes: nesting levels below the callable, and objects visited in all.
 # A callback's parameters sit one to four levels down (a cell holding a list of arrays,
@@ -398,3 +398,56 @@ def lift(fun: Callable[..., Any]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     if not walk.params:
         return fun, ()
     return Lifted(fun, plan, len(walk.params)), tuple(walk.params)
+
+
+def lift_all(callbacks: list[Any], args: tuple[Any, ...]) -> tuple[list[Any], tuple[Any, ...]]:
+    """Several callbacks of one SciPy call, each called ``cb(*head, *args)`` by SciPy
+    (``fun``, ``jac``, ``events``; ``fun``, ``jac``, ``hess``), lifted together: the traced
+    values they close over are appended to ``args`` (each callback's own, in order), and
+    each returned callback takes ``(*head, *args, *extras)`` and passes ``fun`` its own
+    extras only. Non-callables (None, numbers, strings) pass through; when no callback
+    closes over a traced value the inputs are returned as they are (while no transform
+    runs, at once).
+
+    Args:
+        callbacks: the callables (or None/values) that SciPy calls with ``args``.
+        args: the ``args=`` tuple of the call.
+    Returns:
+        ``(callbacks, args)`` to hand to SciPy instead. A callback's ``terminal`` and
+        ``direction`` attributes (solve_ivp's events) are kept.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> from dualrev.closure import lift_all
+        >>> def f(k):
+        ...     (rhs, jac), args = lift_all([lambda t, y, c: -k * y + c, None], (1.0,))
+        ...     assert jac is None and len(args) == 2
+        ...     return rhs(0.0, 2.0, *args)
+        >>> print(dr.grad(f)(3.0))
+        -2.0
+    """
+    if not namespace.active():
+        return callbacks, args
+    lifted = [lift(c) if callable(c) else (c, ()) for c in callbacks]
+    extras = tuple(p for _, ps in lifted for p in ps)
+    if not extras:
+        return callbacks, args
+    total, start, out = len(extras), 0, []
+    for c, (g, ps) in zip(callbacks, lifted, strict=True):
+        out.append(_select(c, g, total, start, start + len(ps)) if callable(c) else c)
+        start += len(ps)
+    return out, (*args, *extras)
+
+
+def _select(original: Any, g: Callable[..., Any], total: int, lo: int,
+            hi: int) -> Callable[..., Any]:
+    """``g`` called with the last ``total`` positional arguments replaced by the slice
+    ``lo:hi`` of them (its own extras), with the original's event attributes."""
+    def call(*a: Any, **kw: Any) -> Any:
+        cut = len(a) - total
+        return g(*a[:cut], *a[cut + lo:cut + hi], **kw)
+
+    for attr in ("terminal", "direction"):
+        if hasattr(original, attr):
+            setattr(call, attr, getattr(original, attr))
+    return call

@@ -2,7 +2,8 @@
 and ``quad_vec``.
 
 SciPy's integrators do the integration; dualrev differentiates the result with respect to
-the initial state, the time span, the output times and the traced leaves of ``args``.
+the initial state, the time span, the output times and the traced leaves of ``args``, and
+the traced values the callbacks close over (made arguments by ``dualrev.closure.lift``).
 
 * ``solve_ivp`` is one primitive whose forward rule integrates the variational equations
   (the state and its tangent together, ``d(dy)/dt = J_y f dy + J_p f dp``) and whose
@@ -11,7 +12,8 @@ the initial state, the time span, the output times and the traced leaves of ``ar
   integrating ``y`` backwards is not). The forward rule is a call of the same primitive on
   a larger system, and ``adjoint_p``'s own rules are second-order adjoints, so
   derivatives nest (Hessians, ``jacfwd`` of ``jacfwd``), each to the integration
-  tolerance.
+  tolerance. Event times are ``event_p``: SciPy's solve with the events, differentiated
+  by the implicit function theorem on ``event(t*, y(t*; θ), θ) = 0``.
 * ``quad`` is one primitive: Leibniz's rule for the limits, and the quad of the
   integrand's JVP for the parameters (a quad per parameter element in reverse mode).
 
@@ -37,7 +39,7 @@ from scipy.integrate._ivp.ivp import OdeResult
 from .batching import batch_by_loop, without_derivatives
 from .catalogue.scipy_functions import ORIGINALS, dispatch
 from .closure import closure_error as _closure_error
-from .closure import lift
+from .closure import lift_all
 from .errors import BatchedValueError, ClosureError, DualrevError, NoDerivativeRule
 from .primitive import Primitive, Tracer, bind, concrete, shape_of, strip
 from .transforms import jacfwd, jvp, vjp, vmap
@@ -60,37 +62,6 @@ _SYSTEM_ONLY = ("jac", "jac_sparsity", "lband", "uband")
 
 
 _ClosureError = ClosureError
-
-
-def _lift_all(callbacks: list[Any], args: tuple[Any, ...]) -> tuple[list[Any], tuple[Any, ...]]:
-    """The callbacks (each called ``cb(*head, *args)`` by SciPy) with the traced values
-    they close over appended to ``args``: each returned callback takes
-    ``(*head, *args, *extras)`` and passes on its own extras only. Non-callables (None,
-    numbers) are passed through; nothing changes when no callback closes over a traced
-    value."""
-    lifted = [lift(c) if callable(c) else (c, ()) for c in callbacks]
-    extras = tuple(p for _, ps in lifted for p in ps)
-    if not extras:
-        return callbacks, args
-    total, start, out = len(extras), 0, []
-    for c, (g, ps) in zip(callbacks, lifted, strict=True):
-        out.append(_select(g, total, start, start + len(ps)) if callable(c) else c)
-        start += len(ps)
-    return out, (*args, *extras)
-
-
-def _select(g: Callable[..., Any], total: int, lo: int, hi: int) -> Callable[..., Any]:
-    """``g`` called with the last ``total`` positional arguments replaced by the slice
-    ``lo:hi`` of them (its own extras)."""
-    def call(*a: Any, **kw: Any) -> Any:
-        cut = len(a) - total
-        return g(*a[:cut], *a[cut + lo:cut + hi], **kw)
-
-    for attr in ("terminal", "direction"):  # solve_ivp's event attributes
-        if hasattr(g, attr) or hasattr(getattr(g, "fun", None), attr):
-            setattr(call, attr, getattr(g, attr, None) if hasattr(g, attr)
-                    else getattr(g.fun, attr))
-    return call
 
 
 def _has_tracer(tree: Any) -> bool:
@@ -141,10 +112,12 @@ def _derived(options: dict[str, Any], tile: int = 0) -> dict[str, Any]:
 # ------------------------------------------------------------------ solve_ivp
 def _plain_solve(y0: Any, t0: float, end: float, t_eval: Any, leaves: tuple[Any, ...],
                  rhs: Callable[..., Any], method: Any, options: dict[str, Any],
-                 vectorized: bool, dense: bool = False, name: str = _SOLVE_IVP) -> Any:
-    """SciPy's solve of ``rhs(t, y, *leaves)`` on plain values (the user's ``jac`` given
-    its arguments as ``fun`` is); raises if it fails, naming the user's function
-    (``name``: solve_ivp, or odeint whose derivatives are solve_ivp solves)."""
+                 vectorized: bool, dense: bool = False, name: str = _SOLVE_IVP,
+                 events: Any = None) -> Any:
+    """SciPy's solve of ``rhs(t, y, *leaves)`` on plain values (the user's ``jac`` and
+    ``events`` given their arguments as ``fun`` is); raises if it fails, naming the
+    user's function (``name``: solve_ivp, or odeint whose derivatives are solve_ivp
+    solves)."""
     def f(t: float, y: np.ndarray) -> Any:
         out = rhs(t, y, *leaves)
         if isinstance(out, Tracer):
@@ -154,8 +127,11 @@ def _plain_solve(y0: Any, t0: float, end: float, t_eval: Any, leaves: tuple[Any,
     jac = options.get("jac")
     if callable(jac):  # the user's jac(t, y, *args), given its arguments as fun is
         options = {**options, "jac": lambda t, y: jac(t, y, *leaves)}
+    if events is not None:
+        events = [_bound_event(e, leaves) for e in events]
     r = _scipy_solve_ivp(f, (t0, end), np.asarray(y0), method=method, t_eval=t_eval,
-                         vectorized=vectorized, dense_output=dense, **options)
+                         vectorized=vectorized, dense_output=dense, events=events,
+                         **options)
     if not r.success:
         raise DualrevError(f"dualrev: {name} failed while computing a derivative "
                            f"({r.message}); its derivative is undefined there")
@@ -484,6 +460,168 @@ solve_p.defvjp_indexed(_solve_vjp)
 solve_p.defbatch(_solve_batch)
 
 
+# ------------------------------------------------------------------ events
+def _with_attributes(new: Callable[..., Any], old: Any) -> Callable[..., Any]:
+    """``new`` with SciPy's event attributes (``terminal``, ``direction``) of ``old``."""
+    for attr in ("terminal", "direction"):
+        if hasattr(old, attr):
+            setattr(new, attr, getattr(old, attr))
+    return new
+
+
+def _bound_event(event: Callable[..., Any], leaves: tuple[Any, ...]) -> Callable[..., Any]:
+    """``event(t, y, *leaves)`` as SciPy's ``event(t, y)`` on plain values."""
+    def e(t: float, y: np.ndarray) -> Any:
+        out = event(t, y, *leaves)
+        if isinstance(out, Tracer):
+            raise _closure_error(_SOLVE_IVP, "events")
+        return out
+
+    return _with_attributes(e, event)
+
+
+def _event_impl(y0: Any, t0: Any, *leaves: Any, rhs: Callable[..., Any],
+                events: tuple[Any, ...], which: tuple[int, int], t_end: float, method: Any,
+                options: dict[str, Any], vectorized: bool) -> np.ndarray:
+    """The time of occurrence ``which[1]`` of event ``which[0]``: SciPy's solve with all
+    the events (a terminal one ends it), on plain values."""
+    j, k = which
+    r = _plain_solve(y0, float(t0), t_end, None, leaves, rhs, method, options, vectorized,
+                     events=events)
+    if len(r.t_events[j]) <= k:
+        raise DualrevError(
+            f"dualrev: scipy.integrate.solve_ivp: event {j} no longer occurs {k + 1} "
+            f"time(s) at the point a derivative needs (it appears or vanishes there): its "
+            f"time has no derivative")
+    return np.asarray(r.t_events[j][k], float)
+
+
+event_p = Primitive("scipy.integrate.solve_ivp (event time)", _event_impl)
+
+
+def _event_residual(params: dict[str, Any]) -> Callable[..., Any]:
+    """``G(t, y0, t0, *leaves) = event(t, y(t), *leaves)``, ``y(t)`` a differentiable solve
+    from ``t0``: the event time ``t*`` is the root of ``G(., y0, t0, *leaves)``."""
+    event = params["events"][params["which"][0]]
+    solve = dict(rhs=params["rhs"], method=params["method"], options=params["options"],
+                 vectorized=params["vectorized"], t_bound=None, holder=None)
+
+    def G(t: Any, y0: Any, t0: Any, *leaves: Any) -> Any:
+        y = bind(solve_p, (y0, t0, np.reshape(t, (1,)), *leaves), solve)[:, 0]
+        return np.reshape(event(t, y, *leaves), ())
+
+    return G
+
+
+def _event_slope(G: Callable[..., Any], ans: Any, args: tuple[Any, ...]) -> Any:
+    """``dG/dt`` at the event (``∂event/∂t + ∇_y event . f``), refused where it is 0."""
+    slope = jvp(lambda t: G(t, *args), (ans,), (np.ones(()),))[1]
+    if np.any(np.asarray(concrete(slope)) == 0):
+        raise DualrevError(
+            "dualrev: scipy.integrate.solve_ivp: the event function touches zero without "
+            "crossing it (its derivative along the solution is 0 at the event): the event "
+            "time has no derivative there")
+    return slope
+
+
+def _event_jvp(tangents: list[Any], ans: Any, *args: Any, **params: Any) -> Any:
+    """The implicit function theorem on ``G(t*, θ) = 0``: ``dt* = -G_θ dθ / G_t``, both
+    terms differentiable (so it nests)."""
+    G = _event_residual(params)
+    which = [i for i, d in enumerate(tangents) if d is not None]
+
+    def along(*sub: Any) -> Any:
+        full = list(args)
+        for i, v in zip(which, sub, strict=True):
+            full[i] = v
+        return G(ans, *full)
+
+    num = jvp(along, tuple(args[i] for i in which), tuple(tangents[i] for i in which))[1]
+    return -num / _event_slope(G, ans, args)
+
+
+_last_event: list[Any] = [None, None, None]  # (g, ans, cotangents): one pass for all inputs
+
+
+def _event_vjp(i: int, g: Any, ans: Any, *args: Any, **params: Any) -> Any:
+    if _last_event[0] is not g or _last_event[1] is not ans:
+        G = _event_residual(params)
+        cts = vjp(lambda *a: G(ans, *a), *args)[1](np.ones(()))
+        scale = -g / _event_slope(G, ans, args)
+        _last_event[:] = [g, ans, [scale * c for c in cts]]
+    return _last_event[2][i]
+
+
+event_p.defjvp_joint(_event_jvp)
+event_p.defvjp_indexed(_event_vjp)
+
+
+def _solve_events(fun: Callable[..., Any], t0: Any, t1: Any, y0: Any, t_eval: Any,
+                  events: Any, args: Any, leaves: list[Any], tdef: Any, pos: list[int],
+                  rhs: Callable[..., Any], method: Any, options: dict[str, Any],
+                  vectorized: bool) -> Any:
+    """solve_ivp with events on traced inputs: SciPy's solve with the events, then each
+    event time as ``event_p`` (the implicit function theorem), ``y_events`` the solution
+    at those traced times, and after a terminal event the solution up to its time."""
+    user_events = [events] if callable(events) else list(events)
+    try:
+        t0p, t1p, y0p = float(strip(t0)), float(strip(t1)), strip(y0)
+        tep = None if t_eval is None else np.asarray(strip(t_eval), float)
+        plain_args = None if args is None else tree_map(strip, args)
+    except BatchedValueError:
+        raise DualrevError(
+            "dualrev: scipy.integrate.solve_ivp(events=...) under vmap: each member of "
+            "the batch has its own events (their number may differ); call it in a Python "
+            "loop over the batch") from None
+    plain = _scipy_solve_ivp(fun, (t0p, t1p), y0p, method=method, t_eval=tep,
+                             events=events, vectorized=vectorized, args=plain_args,
+                             **options)
+    if not plain.success:
+        raise DualrevError(f"dualrev: scipy.integrate.solve_ivp failed ({plain.message}); "
+                           f"no derivative of a failed solve")
+    if callable(options.get("jac")) and args is not None:
+        options = {**options, "jac": _with_leaves(options["jac"], leaves, tdef, pos)}
+    evs = tuple(_with_attributes(_with_leaves(e, leaves, tdef, pos), e)
+                for e in user_events)
+    traced = [leaves[i] for i in pos]
+    base = dict(rhs=rhs, method=method, options=options, vectorized=vectorized)
+    n = shape_of(y0)[0]
+    t_events, y_events = [], []
+    for j, times in enumerate(plain.t_events):
+        ts = [bind(event_p, (y0, t0, *traced),
+                   dict(base, events=evs, which=(j, k), t_end=t1p))
+              for k in range(len(times))]
+        if not ts:
+            t_events.append(np.zeros(0))
+            y_events.append(np.zeros((0, n)))
+            continue
+        t_events.append(np.stack(ts))
+        ys = bind(solve_p, (y0, t0, t_events[-1], *traced),
+                  dict(base, t_bound=None, holder=None))
+        y_events.append(np.transpose(ys))
+    res = OdeResult(dict(plain))
+    res.t_events, res.y_events = t_events, y_events
+    m = len(plain.t)
+    if plain.status == 1:  # a terminal event ended the solve: at its (traced) time
+        sign = 1.0 if t1p >= t0p else -1.0  # the stopping event: the last terminal one
+        j = max((j for j, ts in enumerate(plain.t_events)
+                 if len(ts) and getattr(user_events[j], "terminal", False)),
+                key=lambda j: sign * plain.t_events[j][-1])
+        end = t_events[j][-1]
+        te = (np.concatenate([plain.t[:-1], np.reshape(end, (1,))]) if t_eval is None
+              else t_eval[:m] if isinstance(t_eval, Tracer) else np.asarray(t_eval)[:m])
+    else:
+        te = (np.concatenate([plain.t[:-1], np.reshape(t1, (1,))])
+              if t_eval is None and isinstance(t1, Tracer) else
+              plain.t if t_eval is None else t_eval)
+    if m == 0:
+        res.y = np.zeros((n, 0))
+        return res
+    res.y = bind(solve_p, (y0, t0, te, *traced), dict(base, t_bound=None, holder=None))
+    res.t = te
+    return res
+
+
 def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45",
               t_eval: Any = None, dense_output: bool = False, events: Any = None,
               vectorized: bool = False, args: Any = None, **options: Any) -> Any:
@@ -498,9 +636,13 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
     the output times SciPy chose are constants except the last, ``t_span[1]`` (found by
     one plain solve first); with ``t_eval`` the outputs are at those times, which may be
     traced, and ``t_span[1]`` has no effect on them (derivative zero). Values to
-    differentiate must reach ``fun`` through ``args``: a ``fun`` that closes over one
-    raises ``DualrevError``. With traced inputs ``dense_output`` and ``events`` raise
-    ``NoDerivativeRule``; the derived systems drop ``jac``/``jac_sparsity`` (implicit
+    differentiate reach ``fun``, ``jac`` and ``events`` through ``args`` or as closures
+    (``dualrev.closure.lift`` passes them on as arguments). Event times are
+    differentiated by the implicit function theorem on ``event(t*, y(t*)) = 0``
+    (``t_events``, ``y_events``, and after a terminal event ``t[-1]``/``y[:, -1]`` are
+    traced); an event touching zero without crossing, and events under ``vmap``, raise
+    ``DualrevError``. With traced inputs ``dense_output`` raises ``NoDerivativeRule``;
+    the derived systems drop ``jac``/``jac_sparsity`` (implicit
     methods get exact Jacobians from dualrev instead) and use the smallest entry of an
     array ``atol``. Under ``vmap`` a batch of ``y0`` or ``args`` is one solve of all the
     states, a batch of times (``t_span`` or ``t_eval``) one solve per member; ``t_eval``
@@ -513,7 +655,8 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
         method: SciPy's method name or ``OdeSolver`` class.
         t_eval: the output times (within ``t_span``), or None for SciPy's steps.
         dense_output: SciPy's; refused with traced inputs.
-        events: SciPy's; refused with traced inputs.
+        events: SciPy's event functions ``event(t, y, *args)`` (with ``terminal`` and
+            ``direction``); their times are differentiated.
         vectorized: SciPy's (used for the user's own system only).
         args: extra arguments of ``fun``; their array leaves may be traced.
         **options: SciPy's (``rtol``, ``atol``, ``max_step``, ``first_step``, ...).
@@ -541,7 +684,7 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
     call_args = () if args is None else args
     listed = events is not None and not callable(events)
     evs = [] if events is None else list(events) if listed else [events]
-    (fun, jac, *evs), lifted_args = _lift_all([fun, options.get("jac"), *evs], call_args)
+    (fun, jac, *evs), lifted_args = lift_all([fun, options.get("jac"), *evs], call_args)
     if lifted_args is not call_args:  # closures over traced values: now in args
         args = call_args = lifted_args
         if "jac" in options:
@@ -562,11 +705,6 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
         raise NoDerivativeRule(
             "scipy.integrate.solve_ivp(dense_output=True)",
             "Its interpolant is not differentiated: pass t_eval= with the times you need.")
-    if events is not None:
-        raise NoDerivativeRule(
-            "scipy.integrate.solve_ivp(events=...)",
-            "Event times are not differentiated: locate the event with a plain solve "
-            "(on dualrev.strip'ed values) and pass t_span/t_eval ending there.")
     t0, t1 = t_span[0], t_span[1]
     if isinstance(y0, (list, tuple)):
         y0 = np.stack([np.reshape(v, ()) for v in y0]) if _has_tracer(y0) else np.asarray(y0)
@@ -584,6 +722,11 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
     def rhs(t: Any, y: Any, *ls: Any) -> Any:
         return _vector(g(t, y, *ls), y)
 
+    if events is not None:
+        if t_eval is not None and not isinstance(t_eval, Tracer):
+            t_eval = np.asarray(t_eval, float)
+        return _solve_events(fun, t0, t1, y0, t_eval, events, args, leaves, tdef, pos, rhs,
+                             method, dict(options), vectorized)
     try:
         t1_plain = float(strip(t1))
     except BatchedValueError:
@@ -728,10 +871,10 @@ def quad(func: Callable[..., Any], a: Any, b: Any, args: Any = (), full_output: 
     latter integrated by quad with the same options (forward mode: one quad per tangent
     direction; reverse: one per element of each traced argument). An infinite limit
     contributes no derivative (a convergent integrand vanishes there). Values to
-    differentiate must reach ``func`` through ``args``: a ``func`` that closes over one
-    raises ``DualrevError``. With traced inputs ``full_output`` and ``complex_func`` raise
-    ``NoDerivativeRule``, and so do traced limits with ``weight`` (the weights depend on
-    them) and a traced ``wvar``; ``points`` and the other options are passed to SciPy.
+    differentiate reach ``func`` through ``args`` or as closures. With traced inputs
+    ``full_output`` and ``complex_func`` raise ``NoDerivativeRule``, and so do traced
+    limits with ``weight`` (the weights depend on them) and a traced ``wvar``;
+    ``points`` and the other options are passed to SciPy.
 
     Args:
         func: the integrand ``func(x, *args)``, NumPy code returning a scalar.
@@ -762,7 +905,7 @@ def quad(func: Callable[..., Any], a: Any, b: Any, args: Any = (), full_output: 
     """
     if not isinstance(args, tuple):
         args = (args,)
-    (func,), args = _lift_all([func], args)
+    (func,), args = lift_all([func], args)
     options = dict(full_output=full_output, epsabs=epsabs, epsrel=epsrel, limit=limit,
                    points=points, weight=weight, wvar=wvar, wopts=wopts, maxp1=maxp1,
                    limlst=limlst, complex_func=complex_func)
@@ -871,8 +1014,8 @@ def odeint(func: Callable[..., Any], y0: Any, t: Any, args: Any = (), Dfun: Any 
     ``y[0] = y0``; moving a later ``t[k]`` moves ``y[k]`` by ``f(y[k], t[k]) dt[k]``.
     ``Dfun``/``col_deriv``/``ml``/``mu`` (the user's Jacobian), ``tcrit``, ``h0``,
     ``hmin``, ``mxstep``, ``mxhnil``, ``mxordn``, ``mxords``, ``ixpr`` and ``printmessg``
-    serve SciPy's solve only. Values to differentiate must reach ``func`` through
-    ``args``: a ``func`` that closes over one raises ``DualrevError``. Under ``vmap``
+    serve SciPy's solve only. Values to differentiate reach ``func`` (and ``Dfun``)
+    through ``args`` or as closures. Under ``vmap``
     each member of the batch is its own SciPy solve.
 
     Args:
@@ -914,7 +1057,7 @@ def odeint(func: Callable[..., Any], y0: Any, t: Any, args: Any = (), Dfun: Any 
     """
     if not isinstance(args, tuple):
         args = (args,)
-    (func, Dfun), args = _lift_all([func, Dfun], args)
+    (func, Dfun), args = lift_all([func, Dfun], args)
     kw = dict(col_deriv=col_deriv, ml=ml, mu=mu, rtol=rtol, atol=atol, tcrit=tcrit,
               h0=h0, hmax=hmax, hmin=hmin, ixpr=ixpr, mxstep=mxstep, mxhnil=mxhnil,
               mxordn=mxordn, mxords=mxords, printmessg=printmessg)
@@ -975,9 +1118,9 @@ def dblquad(func: Callable[..., Any], a: Any, b: Any, gfun: Any, hfun: Any, args
     ``y``, both dualrev's differentiable quad at ``epsabs``/``epsrel`` (SciPy's dblquad
     is the same nesting of quads), so Leibniz's rule applies at both levels: a callable
     inner limit ``gfun(x)`` moves with ``x``, a constant one may be traced itself. An
-    infinite limit contributes no derivative. Values to differentiate must reach
-    ``func`` through ``args``: a ``func`` (or a callable ``gfun``/``hfun``) that closes
-    over one raises ``DualrevError``.
+    infinite limit contributes no derivative. Values to differentiate reach ``func``
+    through ``args`` or as closures, and a callable ``gfun``/``hfun`` as closures (SciPy
+    calls them with ``x`` alone).
 
     Args:
         func: the integrand ``func(y, x, *args)``, NumPy code returning a scalar.
@@ -1001,10 +1144,10 @@ def dblquad(func: Callable[..., Any], a: Any, b: Any, gfun: Any, hfun: Any, args
     """
     if not isinstance(args, tuple):
         args = (args,)
-    (func,), args = _lift_all([func], args)
+    (func,), args = lift_all([func], args)
     # SciPy calls gfun(x)/hfun(x) with x alone; their traced free values travel as
     # arguments of the outer integrand below.
-    (gfun, hfun), lim_extras = _lift_all([gfun, hfun], ())
+    (gfun, hfun), lim_extras = lift_all([gfun, hfun], ())
     if not _has_tracer((a, b, gfun, hfun, args, lim_extras)):
         try:
             return _scipy_dblquad(func, a, b, gfun, hfun, args=args, epsabs=epsabs,
@@ -1136,8 +1279,8 @@ def quad_vec(f: Callable[..., Any], a: Any, b: Any, epsabs: float = 1e-200,
     Leibniz's rule elementwise: ``d/db = f(b)``, ``d/da = -f(a)`` (an infinite limit
     contributes nothing), ``d/dp = ∫ ∂f/∂p``, integrated by quad_vec with the same options:
     forward mode one quad_vec of the integrand's JVP, reverse mode one of its VJP per
-    traced argument (an integrand of that argument's shape). Values to differentiate must
-    reach ``f`` through ``args``: an ``f`` that closes over one raises ``DualrevError``.
+    traced argument (an integrand of that argument's shape). Values to differentiate
+    reach ``f`` through ``args`` or as closures.
     With traced inputs ``full_output`` raises ``NoDerivativeRule``; an integer
     ``workers > 1`` pickles the integrand, which dualrev's derived integrands are not
     (pass a map-like callable such as ``ThreadPoolExecutor().map`` instead).
@@ -1169,7 +1312,7 @@ def quad_vec(f: Callable[..., Any], a: Any, b: Any, epsabs: float = 1e-200,
     """
     if not isinstance(args, tuple):
         args = (args,)
-    (f,), args = _lift_all([f], args)
+    (f,), args = lift_all([f], args)
     options = dict(epsabs=epsabs, epsrel=epsrel, norm=norm, cache_size=cache_size,
                    limit=limit, workers=workers, points=points, quadrature=quadrature)
     if not _has_tracer((a, b, args, points)):

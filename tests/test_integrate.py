@@ -259,14 +259,11 @@ def test_closure_the_walk_cannot_reach_is_refused():
         dr.grad(quad_class)(1.0)
 
 
-def test_dense_output_and_events_are_refused():
+def test_dense_output_is_refused():
     y0 = np.ones(1)
     with pytest.raises(dr.NoDerivativeRule, match="pass t_eval= with the times you need"):
         dr.grad(lambda y0: si.solve_ivp(lambda t, y: -y, (0.0, 1.0), y0,
                                         dense_output=True).y[0, -1])(y0)
-    with pytest.raises(dr.NoDerivativeRule, match="Event times are not differentiated"):
-        dr.grad(lambda y0: si.solve_ivp(lambda t, y: -y, (0.0, 1.0), y0,
-                                        events=lambda t, y: y[0] - 0.5).y[0, -1])(y0)
 
 
 def test_plain_calls_are_scipys():
@@ -848,3 +845,101 @@ def test_quad_vec_closure():
     close(dr.jacfwd(dr.jacrev(f))(a), dr.jacfwd(dr.jacfwd(closed))(a), rtol=1e-7)
     aa = np.array([0.5, 1.5])
     close(dr.vmap(f)(aa), dr.vmap(closed)(aa), rtol=1e-11)
+
+
+# ------------------------------------------------------------------ events (issue 22)
+def threshold_solve(v, **kw):
+    """y' = -k y, y(0) = y0, stopped when y reaches c (a closure over k and c)."""
+    y0, k, c = v[0], v[1], v[2]
+
+    def hit(t, y):
+        return y[0] - c
+
+    hit.terminal = True
+    return si.solve_ivp(lambda t, y: -k * y, (0.0, 10.0), np.reshape(y0, (1,)), events=hit,
+                        **TOL, **kw)
+
+
+def threshold_time(v):  # t* = log(y0 / c) / k
+    return np.log(v[0] / v[2]) / v[1]
+
+
+V_EVENT = np.array([1.5, 0.7, 0.3])
+
+
+def test_terminal_event_time_closing_over_a_threshold_every_mode():
+    t_star = lambda v: threshold_solve(v).t_events[0][0]
+    close(t_star(V_EVENT), threshold_time(V_EVENT), rtol=1e-9)
+    want = dr.grad(threshold_time)(V_EVENT)
+    for transform in (dr.grad, dr.jacfwd, dr.jacrev):
+        close(transform(t_star)(V_EVENT), want, rtol=1e-7)
+    close(dr.jvp(t_star, (V_EVENT,), (np.array([0.1, -0.2, 0.3]),))[1],
+          want @ np.array([0.1, -0.2, 0.3]), rtol=1e-7)
+    in_kc = lambda kc: t_star(np.concatenate([V_EVENT[:1], kc]))
+    closed_kc = lambda kc: threshold_time(np.concatenate([V_EVENT[:1], kc]))
+    close(dr.hessian(in_kc)(V_EVENT[1:]), dr.hessian(closed_kc)(V_EVENT[1:]), rtol=1e-6)
+
+
+def test_terminal_event_ends_the_solution_at_its_traced_time():
+    def end(v):  # the last output is at t*: time t*, state c
+        r = threshold_solve(v)
+        return np.stack([r.t[-1], r.y[0, -1], r.y_events[0][0, 0]])
+
+    closed = lambda v: np.stack([threshold_time(v), v[2], v[2]])
+    close(end(V_EVENT), closed(V_EVENT), rtol=1e-8)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(end)(V_EVENT), dr.jacfwd(closed)(V_EVENT), rtol=1e-7, atol=1e-8)
+
+    def outputs(v):  # with t_eval: the outputs before the event only, as SciPy's
+        return threshold_solve(v, t_eval=np.linspace(0.0, 4.0, 9)).y[0]
+
+    plain = ORIGINALS[si.solve_ivp](lambda t, y: -0.7 * y, (0.0, 10.0), [1.5],
+                                    t_eval=np.linspace(0.0, 4.0, 9),
+                                    events=_terminal_probe,
+                                    **TOL)
+    assert outputs(V_EVENT).shape == plain.y[0].shape == (5,)  # t* = 2.30: 0, 0.5, ..., 2
+    ts = np.linspace(0.0, 2.0, 5)
+    close(dr.jacfwd(outputs)(V_EVENT),
+          np.stack([np.exp(-0.7 * ts), -ts * 1.5 * np.exp(-0.7 * ts), 0 * ts], axis=1),
+          rtol=1e-7, atol=1e-9)
+    close(dr.jacrev(outputs)(V_EVENT), dr.jacfwd(outputs)(V_EVENT), rtol=1e-7, atol=1e-9)
+
+
+def _terminal_probe(t, y):
+    return y[0] - 0.3
+
+
+_terminal_probe.terminal = True
+
+
+def test_repeated_directional_events_of_an_oscillator():
+    """x'' = -w² x, x(0) = 1: x = cos(w t) falls through c at t_k = (acos(c) + 2πk) / w
+    (twice before t = 7), with velocity -w sqrt(1 - c²) there; a closure over w and c,
+    direction -1."""
+    def events(v):
+        w, c = v[0], v[1]
+
+        def cross(t, y):
+            return y[0] - c
+
+        cross.direction = -1
+        r = si.solve_ivp(lambda t, y: np.stack([y[1], -w ** 2 * y[0]]), (0.0, 7.0),
+                         [1.0, 0.0], events=[cross], rtol=1e-9, atol=1e-11)
+        return np.concatenate([r.t_events[0], r.y_events[0][:, 1]])
+
+    def closed(v):
+        w, c = v[0], v[1]
+        ts = (np.arccos(c) + 2 * np.pi * np.arange(2)) / w
+        return np.concatenate([ts, -w * np.sqrt(1 - c ** 2) * np.ones(2)])
+
+    v = np.array([1.3, 0.4])
+    close(events(v), closed(v), rtol=1e-7)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(events)(v), dr.jacfwd(closed)(v), rtol=1e-5, atol=1e-7)
+
+
+def test_events_under_vmap_are_refused_and_plain_events_are_scipys():
+    t_star = lambda c: threshold_solve(np.stack([1.5, 0.7, c])).t_events[0][0]
+    with pytest.raises(dr.DualrevError, match=r"events=\.\.\.\) under vmap.*Python loop"):
+        dr.vmap(t_star)(np.array([0.3, 0.4]))
+    close(t_star(0.3), threshold_time(np.array([1.5, 0.7, 0.3])), rtol=1e-9)

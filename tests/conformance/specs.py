@@ -1203,9 +1203,33 @@ add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos")), shape=
         lambda t, y: -0.5 * y, (0.0, t1), y0, **_TIGHT).y[:, -1], batch_tol=1e-8)
 add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
     {"dense_output": True}, shape="vec", fn=_ivp, kind="raises", raises=NoDerivativeRule)
+
+
+def _line(t: Any, y: Any, k: Any, w: Any) -> Any:
+    """A line through the origin, which the rotating state crosses every half turn."""
+    return y[0] + 0.1 * k * y[1]
+
+
+_line.terminal = True
+
+
+def _ivp_event(y0: Any, k: Any, w: Any, **kw: Any) -> Any:
+    """The first crossing's time and state (a terminal event): with the event given in
+    ``kw`` (taking args=) or, without it, a closure over ``k`` (issue 22)."""
+    if "events" not in kw:
+        def closure(t: Any, y: Any, *args: Any) -> Any:  # SciPy passes args= to events
+            return y[0] + 0.1 * k * y[1]
+
+        closure.terminal = True
+        kw["events"] = closure
+    r = sintegrate.solve_ivp(_rotating_decay, (0.0, 12.0), y0, args=(k, w), **_TIGHT, **kw)
+    return np.concatenate([r.t_events[0], r.y_events[0][0], r.y[:, -1]])
+
+
 add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
-    {"events": lambda t, y, k, w: y[0]}, shape="vec", fn=_ivp, kind="raises",
-    raises=NoDerivativeRule)
+    {"events": _line}, shape="vec", fn=_ivp_event)
+add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
+    shape="vec", fn=_ivp_event, label="events closing over k")
 add("integrate.quad", sintegrate.quad, (A((), "pos"), A((), "unit"), A((), "gt1")), shape="0d",
     label="a,b,args", fn=lambda a, b, c: sintegrate.quad(
         lambda t, c: np.exp(-c * t) * np.sin(t), a, b, args=(c,))[0])
