@@ -185,6 +185,15 @@ def _solve_jvp(tangents: list[Any], ans: Any, y0: Any, t0: Any, t_eval: Any, *le
     """The variational equations, integrated as one more solve (so they nest)."""
     dy0, dt0, dte, *dls = tangents
     n = shape_of(y0)[0]
+    if dy0 is None and dt0 is None and all(d is None for d in dls):
+        # only output times move: no variational part, f(t_k, y_k) dt_k alone
+        m = shape_of(t_eval)[0]
+        if ans is None:
+            ans = bind(solve_p, (y0, t0, t_eval, *leaves),
+                       dict(rhs=rhs, method=method, options=options, vectorized=vectorized,
+                            t_bound=t_bound, holder=None, name=name))
+        fs = np.stack([rhs(t_eval[k], ans[:, k], *leaves) for k in range(m)], axis=1)
+        return fs * dte
     dy0 = np.zeros(n) if dy0 is None else dy0
     if dt0 is not None:  # moving the start moves the trajectory by -f(t0, y0) dt0
         dy0 = dy0 - rhs(t0, y0, *leaves) * dt0
@@ -600,7 +609,10 @@ def _solve_events(fun: Callable[..., Any], t0: Any, t1: Any, y0: Any, t_eval: An
                   dict(base, t_bound=None, holder=None))
         y_events.append(np.transpose(ys))
     res = OdeResult(dict(plain))
-    res.t_events, res.y_events = t_events, y_events
+    # SciPy's own values, the derivatives of the traced ones: a solve ending at an event
+    # time takes other steps than SciPy's, which steps past it and interpolates
+    res.t_events = [_as_value(t, p) for t, p in zip(t_events, plain.t_events, strict=True)]
+    res.y_events = [_as_value(y, p) for y, p in zip(y_events, plain.y_events, strict=True)]
     m = len(plain.t)
     if plain.status == 1:  # a terminal event ended the solve: at its (traced) time
         sign = 1.0 if t1p >= t0p else -1.0  # the stopping event: the last terminal one
@@ -617,9 +629,18 @@ def _solve_events(fun: Callable[..., Any], t0: Any, t1: Any, y0: Any, t_eval: An
     if m == 0:
         res.y = np.zeros((n, 0))
         return res
-    res.y = bind(solve_p, (y0, t0, te, *traced), dict(base, t_bound=None, holder=None))
-    res.t = te
+    y = bind(solve_p, (y0, t0, te, *traced), dict(base, t_bound=None, holder=None))
+    res.y = _as_value(y, plain.y)
+    res.t = _as_value(te, plain.t) if isinstance(te, Tracer) else plain.t
     return res
+
+
+def _as_value(traced: Any, value: np.ndarray) -> Any:
+    """``value`` carrying ``traced``'s derivatives (``traced`` equals it up to the
+    integration tolerance)."""
+    if not isinstance(traced, Tracer):
+        return value
+    return value + (traced - without_derivatives(traced))
 
 
 def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45",

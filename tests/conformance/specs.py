@@ -1205,31 +1205,35 @@ add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
     {"dense_output": True}, shape="vec", fn=_ivp, kind="raises", raises=NoDerivativeRule)
 
 
-def _line(t: Any, y: Any, k: Any, w: Any) -> Any:
-    """A line through the origin, which the rotating state crosses every half turn."""
-    return y[0] + 0.1 * k * y[1]
+def _clock(t: Any, y: Any, k: Any, w: Any) -> Any:
+    """Crosses zero once near t = 0.5 (|0.1 k y[0]| < 0.25): cheap to locate, and its time
+    depends on the state and on k."""
+    return t - 0.5 - 0.1 * k * y[0]
 
 
-_line.terminal = True
+_clock.terminal = True
 
 
 def _ivp_event(y0: Any, k: Any, w: Any, **kw: Any) -> Any:
-    """The first crossing's time and state (a terminal event): with the event given in
-    ``kw`` (taking args=) or, without it, a closure over ``k`` (issue 22)."""
+    """The event's time and state and the state at the end (a terminal event): with the
+    event given in ``kw`` (taking args=) or, without it, a closure over ``k`` (issue 22)."""
     if "events" not in kw:
         def closure(t: Any, y: Any, *args: Any) -> Any:  # SciPy passes args= to events
-            return y[0] + 0.1 * k * y[1]
+            return t - 0.5 - 0.1 * k * y[0]
 
         closure.terminal = True
         kw["events"] = closure
-    r = sintegrate.solve_ivp(_rotating_decay, (0.0, 12.0), y0, args=(k, w), **_TIGHT, **kw)
+    r = sintegrate.solve_ivp(_rotating_decay, (0.0, 1.0), y0, args=(k, w), **_TIGHT, **kw)
     return np.concatenate([r.t_events[0], r.y_events[0][0], r.y[:, -1]])
 
 
 add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
-    {"events": _line}, shape="vec", fn=_ivp_event)
+    {"events": _clock}, shape="vec", fn=_ivp_event)
 add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
-    shape="vec", fn=_ivp_event, label="events closing over k")
+    shape="vec", fn=_ivp_event, label="events closing over k", second=False)
+add("integrate.quad", sintegrate.quad, (A((), "pos"), A((), "gt1")), shape="0d",
+    label="b,closure", fn=lambda b, c: sintegrate.quad(
+        lambda t: np.exp(-c * t) * np.sin(t), 0.0, b)[0])
 add("integrate.quad", sintegrate.quad, (A((), "pos"), A((), "unit"), A((), "gt1")), shape="0d",
     label="a,b,args", fn=lambda a, b, c: sintegrate.quad(
         lambda t, c: np.exp(-c * t) * np.sin(t), a, b, args=(c,))[0])
