@@ -22,6 +22,7 @@ from .at import at
 from .batching import without_derivatives
 from .custom import custom_jvp, custom_vjp
 from .errors import (
+    ClosureError,
     CustomRuleError,
     DualrevError,
     EscapedTracerError,
@@ -95,6 +96,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Dual",
+    "ClosureError",
     "CustomRuleError",
     "DualrevError",
     "EscapedTracerError",
