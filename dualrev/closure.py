@@ -61,8 +61,9 @@ def closure_error(where: str, what: str) -> ClosureError:
         f"dualrev: {where}: `{what}` returned a traced value for plain inputs: it uses a "
         f"value being differentiated that dualrev could not pass to it as an argument "
         f"(closures, default arguments, functools.partial, bound methods and callable "
-        f"objects are converted; a global, a class attribute, a C-level callable or an "
-        f"object nested more than {MAX_DEPTH} levels deep are not), so SciPy's routine "
+        f"objects are converted; a global, a class attribute, a C-level callable, an "
+        f"object nested more than {MAX_DEPTH} levels deep or past the first "
+        f"{MAX_NODES:,} objects are not), so SciPy's routine "
         f"cannot carry it: pass it through args=(...) instead, and take it as an extra "
         f"parameter of `{what}`.")
 
@@ -124,13 +125,13 @@ class _Walk:
                 self.index[key] = len(self.params)
                 self.params.append(obj)
             return _param(self.index[key])
+        self.budget -= 1  # atoms count too: a long list of numbers is a long walk
         t = type(obj)
         if t in _ATOMS or t is Lifted or (t is np.ndarray and obj.dtype != object) \
                 or isinstance(obj, np.generic):
             return None
         if depth > MAX_DEPTH or self.budget <= 0:
             return None
-        self.budget -= 1
         key = id(obj)
         seen = self.state.get(key)
         if seen is _BUSY:
@@ -214,6 +215,8 @@ class _Walk:
         return build
 
     def _sequence(self, seq: Any, t: type, depth: int) -> Any:
+        if len(seq) > self.budget:  # past the bound: left to the routine's check
+            return None
         items = list(seq)
         plans = [self.visit(v, depth) for v in items]
         if all(p is None for p in plans):
@@ -234,6 +237,8 @@ class _Walk:
         return lambda ps, memo: t._make(_build(plans, items, ps, memo))
 
     def _dict(self, d: dict[Any, Any], depth: int) -> Any:
+        if len(d) > self.budget:
+            return None
         items = list(d.items())
         plans = [self.visit(v, depth) for _, v in items]
         if all(p is None for p in plans):
@@ -253,6 +258,8 @@ class _Walk:
         return build
 
     def _object_array(self, arr: np.ndarray, depth: int) -> Any:
+        if arr.size > self.budget:
+            return None
         items = list(arr.flat)
         plans = [self.visit(v, depth) for v in items]
         if all(p is None for p in plans):

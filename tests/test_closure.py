@@ -250,3 +250,33 @@ def test_one_lifted_callable_called_from_two_threads_with_different_values():
         return g(2.0, *params)
 
     assert dr.grad(f)(1.0) == 2.0
+
+
+def test_the_walk_is_bounded_and_what_it_misses_is_not_converted():
+    """Past MAX_NODES objects (or MAX_DEPTH levels) the walk stops; the value found
+    nowhere is not a parameter, so the routine's dynamic check names the callback."""
+    from dualrev import closure
+
+    def far(t):
+        data = [0.0] * closure.MAX_NODES + [t]
+        g, params = lift(lambda x: data[-1] * x)
+        return len(params)
+
+    def deep(t):
+        box = t
+        for _ in range(closure.MAX_DEPTH + 2):
+            box = [box]
+        g, params = lift(lambda x: x)  # noqa: F841 - the lambda closes over nothing
+        h, hp = lift(lambda x: box)
+        return len(hp)
+
+    seen = []
+    dr.grad(lambda t: seen.append((far(t), deep(t))) or t)(1.0)
+    assert seen == [(0, 0)]
+
+    def near(t):
+        data = [0.0] * 100 + [t]
+        return len(lift(lambda x: data[-1] * x)[1])
+
+    dr.grad(lambda t: seen.append(near(t)) or t)(1.0)
+    assert seen[-1] == 1

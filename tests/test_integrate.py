@@ -805,6 +805,13 @@ def test_odeint_closure():
     ks = np.array([0.3, 0.9])
     close(dr.vmap(end)(ks), np.exp(-2 * ks), rtol=1e-8)
 
+    def with_dfun(k):  # the Jacobian closing over k too (SciPy's solve uses it)
+        return si.odeint(lambda y, t: -k * y, [1.0], [0.0, 2.0], rtol=1e-11, atol=1e-12,
+                         Dfun=lambda y, t: -k * np.ones((1, 1)))[-1, 0]
+
+    for transform in (dr.grad, dr.jacfwd):
+        close(transform(with_dfun)(k), -2 * np.exp(-2 * k), rtol=1e-6)
+
 
 def test_dblquad_integrand_and_limits_closing_over_a_traced_value():
     def body(c):  # ∫_0^1 ∫_0^x exp(-c y) dy dx = 1/c - (1 - exp(-c)) / c²
