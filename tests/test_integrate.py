@@ -950,3 +950,22 @@ def test_events_under_vmap_are_refused_and_plain_events_are_scipys():
     with pytest.raises(dr.DualrevError, match=r"events=\.\.\.\) under vmap.*Python loop"):
         dr.vmap(t_star)(np.array([0.3, 0.4]))
     close(t_star(0.3), threshold_time(np.array([1.5, 0.7, 0.3])), rtol=1e-9)
+
+
+def test_closures_over_values_of_two_transforms_and_jacobians_of_vmap():
+    """An integrand closing over an outer transform's value and an inner one's; jacrev of
+    a vmap whose members close over both a batched and an outer value."""
+    def F(s, t):  # ∫_0^1 exp(-s t x) dx = (1 - exp(-s t)) / (s t)
+        return si.quad(lambda x: np.exp(-s * t * x), 0.0, 1.0, epsabs=1e-13,
+                       epsrel=1e-13)[0]
+
+    closed = lambda s, t: (1 - np.exp(-s * t)) / (s * t)
+    mixed = lambda f: dr.grad(lambda s: dr.grad(lambda t: f(s, t))(1.3))(0.7)
+    close(mixed(F), mixed(closed), rtol=1e-10)
+    G = lambda s, t: si.solve_ivp(lambda tt, y: -s * t * y, (0.0, 1.0), [1.0], t_eval=[1.0],
+                                  **TOL).y[0, -1]
+    close(mixed(G), mixed(lambda s, t: np.exp(-s * t)), rtol=1e-7)
+    v = np.array([1.3, 0.5, 0.7])
+    batched = lambda f: (lambda v: dr.vmap(lambda s: f(s, v[0]))(v[1:]))
+    close(dr.jacrev(batched(F))(v), dr.jacfwd(batched(closed))(v), rtol=1e-10)
+    close(dr.jacfwd(batched(F))(v), dr.jacfwd(batched(closed))(v), rtol=1e-10)
