@@ -189,7 +189,7 @@ class _Walk:
             cell_plans.append(self.visit(contents, depth))
         dp = None if fn.__defaults__ is None else self.visit(fn.__defaults__, depth)
         kp = None if fn.__kwdefaults__ is None else self.visit(fn.__kwdefaults__, depth)
-        if dp is None and kp is None and all(p is None for p in cell_plans):
+        if dp is None and kp is None and cell_plans.count(None) == len(cell_plans):
             return None
         key = id(fn)
 
@@ -219,7 +219,7 @@ class _Walk:
             return None
         items = list(seq)
         plans = [self.visit(v, depth) for v in items]
-        if all(p is None for p in plans):
+        if plans.count(None) == len(plans):
             return None
         key = id(seq)
         if t is list:
@@ -241,7 +241,7 @@ class _Walk:
             return None
         items = list(d.items())
         plans = [self.visit(v, depth) for _, v in items]
-        if all(p is None for p in plans):
+        if plans.count(None) == len(plans):
             return None
         key = id(d)
 
@@ -262,7 +262,7 @@ class _Walk:
             return None
         items = list(arr.flat)
         plans = [self.visit(v, depth) for v in items]
-        if all(p is None for p in plans):
+        if plans.count(None) == len(plans):
             return None
 
         def build(ps: tuple[Any, ...], memo: dict[int, Any]) -> Any:
@@ -293,7 +293,9 @@ class _Walk:
         attrs: list[tuple[str, bool, Any]] = []  # (name, in __dict__, value)
         d = getattr(obj, "__dict__", None)
         if isinstance(d, dict):
-            attrs.extend((k, True, v) for k, v in list(d.items()) if isinstance(k, str))
+            for k, v in list(d.items()):
+                if isinstance(k, str):
+                    attrs.append((k, True, v))
         for klass in type(obj).__mro__:
             slots = klass.__dict__.get("__slots__", ())
             for name in (slots,) if isinstance(slots, str) else slots:
@@ -305,8 +307,11 @@ class _Walk:
                     continue
         if not attrs:
             return None
-        plans = [(name, in_dict, self.visit(v, depth)) for name, in_dict, v in attrs]
-        plans = [(name, in_dict, p) for name, in_dict, p in plans if p is not None]
+        plans = []
+        for name, in_dict, v in attrs:
+            p = self.visit(v, depth)
+            if p is not None:
+                plans.append((name, in_dict, p))
         if not plans:
             return None
         key = id(obj)
@@ -353,15 +358,19 @@ class Lifted:
     def bind(self, params: tuple[Any, ...]) -> Callable[..., Any]:
         """The callback with ``params`` in place of the traced values it closed over."""
         last = self._last
-        if last is not None and all(a is b for a, b in zip(last[0], params, strict=True)):
-            return last[1]
+        if last is not None:  # a plain loop: a generator costs more than the comparison
+            for a, b in zip(last[0], params, strict=True):
+                if a is not b:
+                    break
+            else:
+                return last[1]
         built = self._plan(params, {})
         self._last = (params, built)  # one assignment: a racing thread rebuilds at worst
         return built
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        n = self.nparams
-        return self.bind(args[len(args) - n:])(*args[:len(args) - n], **kwargs)
+        cut = len(args) - self.nparams
+        return self.bind(args[cut:])(*args[:cut], **kwargs)
 
     def __repr__(self) -> str:
         return f"<lifted {self.fun!r} (+{self.nparams} traced parameters)>"
@@ -436,7 +445,9 @@ def lift_all(callbacks: list[Any], args: tuple[Any, ...]) -> tuple[list[Any], tu
     if not namespace.active():
         return callbacks, args
     lifted = [lift(c) if callable(c) else (c, ()) for c in callbacks]
-    extras = tuple(p for _, ps in lifted for p in ps)
+    extras: tuple[Any, ...] = ()
+    for _, ps in lifted:
+        extras += ps
     if not extras:
         return callbacks, args
     total, start, out = len(extras), 0, []
