@@ -384,9 +384,10 @@ def lift(fun: Callable[..., Any]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
 
     The walk follows closure cells, default arguments (``__defaults__`` and
     ``__kwdefaults__``), ``functools.partial`` (function, arguments and keywords), bound
-    methods (the function and the object, its ``__dict__`` and slots), callable objects'
-    attributes, lists, tuples, namedtuples, dicts and object arrays, and the functions
-    found there, to ``MAX_DEPTH`` levels; ``fun`` and everything it holds are left as
+    methods (the function and the object, its ``__dict__`` and slots), callable objects
+    (their attributes, and the closure of their class's ``__call__``), lists, tuples,
+    namedtuples, dicts and object arrays, and the functions found there, to
+    ``MAX_DEPTH`` levels; ``fun`` and everything it holds are left as
     they are (``g`` rebuilds copies). While no transform runs it returns at once.
 
     Args:
@@ -409,8 +410,14 @@ def lift(fun: Callable[..., Any]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     """
     if not namespace.active():  # no transform runs: no live traced value exists
         return fun, ()
+    target = fun
+    if not isinstance(fun, (types.FunctionType, types.MethodType, functools.partial, Lifted)):
+        call = next((k.__dict__["__call__"] for k in type(fun).__mro__
+                     if "__call__" in k.__dict__), None)
+        if isinstance(call, types.FunctionType):  # a callable object: its bound __call__,
+            target = types.MethodType(call, fun)   # whose function may close over values
     walk = _Walk()
-    plan = walk.visit(fun, 0)
+    plan = walk.visit(target, 0)
     if not walk.params:
         return fun, ()
     return Lifted(fun, plan, len(walk.params)), tuple(walk.params)

@@ -97,6 +97,17 @@ def _nested_helper(t):
 CASES["nested helper"] = (_nested_helper, lambda t, x: -2.0 * x * np.exp(-t * x))
 
 
+def _local_class(t):
+    class Local:  # defined where t lives: its __call__ closes over t
+        def __call__(self, x):
+            return np.sin(t * x)
+
+    return Local()
+
+
+CASES["class-level __call__ closure"] = (_local_class, lambda t, x: x * np.cos(t * x))
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_lift_reaches_each_place_a_value_is_kept(name):
     make, derivative = CASES[name]
