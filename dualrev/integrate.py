@@ -1,5 +1,5 @@
-"""scipy.integrate with exact derivatives: ``solve_ivp``, ``odeint``, ``quad``, ``dblquad``
-and ``quad_vec``.
+"""scipy.integrate with exact derivatives: ``solve_ivp``, ``odeint``, ``quad``, ``dblquad``,
+``tplquad`` and ``quad_vec``.
 
 SciPy's integrators do the integration; dualrev differentiates the result with respect to
 the initial state, the time span, the output times and the traced leaves of ``args``, and
@@ -19,7 +19,8 @@ the traced values the callbacks close over (made arguments by ``dualrev.closure.
 
 * ``odeint`` is one primitive whose value is SciPy's odeint and whose rules are
   ``solve_ivp``'s, the derived systems integrated by ``solve_ivp(method='LSODA')``.
-* ``dblquad`` is an outer ``quad`` of inner ``quad``s; ``quad_vec`` one primitive with
+* ``dblquad`` is an outer ``quad`` of inner ``quad``s, ``tplquad`` an outer ``quad`` of
+  ``dblquad``s (the inner integrand a closure over ``x``); ``quad_vec`` one primitive with
   Leibniz's rule elementwise (the parameters' VJP a ``quad_vec`` of the integrand's VJP).
 
 All are installed at ``import dualrev`` as ``scipy.integrate.<name>``, so SciPy's
@@ -45,13 +46,14 @@ from .primitive import Primitive, Tracer, bind, concrete, shape_of, strip
 from .transforms import jacfwd, jvp, vjp, vmap
 from .tree import tree_flatten, tree_map, tree_unflatten
 
-__all__ = ["dblquad", "odeint", "quad", "quad_vec", "solve_ivp"]
+__all__ = ["dblquad", "odeint", "quad", "quad_vec", "solve_ivp", "tplquad"]
 
 _scipy_solve_ivp = ORIGINALS.get(si.solve_ivp, si.solve_ivp)
 _scipy_quad = ORIGINALS.get(si.quad, si.quad)
 _scipy_odeint = ORIGINALS.get(si.odeint, si.odeint)
 _scipy_dblquad = ORIGINALS.get(si.dblquad, si.dblquad)
 _scipy_quad_vec = ORIGINALS.get(si.quad_vec, si.quad_vec)
+_scipy_tplquad = ORIGINALS.get(si.tplquad, si.tplquad)
 
 _SOLVE_IVP = "scipy.integrate.solve_ivp"
 _ODEINT = "scipy.integrate.odeint"
@@ -1223,6 +1225,70 @@ def _check_limits(gfun: Any, hfun: Any, x: float, extras: tuple[Any, ...] = ()) 
                 f"passed through args= (the integrand multiplied by h(x) - g(x)).")
 
 
+# ------------------------------------------------------------------ tplquad
+def tplquad(func: Callable[..., Any], a: Any, b: Any, gfun: Any, hfun: Any, qfun: Any,
+            rfun: Any, args: Any = (), epsabs: float = 1.49e-8,
+            epsrel: float = 1.49e-8) -> Any:
+    """scipy.integrate.tplquad, differentiable with respect to the limits and the arrays
+    in ``args`` (SciPy's signature), the callables closing over traced values or not.
+
+    With traced inputs it is an outer ``quad`` over ``x`` of a ``dblquad`` over ``y`` and
+    ``z`` (SciPy's tplquad is the same nesting of quads), so Leibniz's rule applies at
+    every level: the limits ``gfun(x)``, ``hfun(x)``, ``qfun(x, y)``, ``rfun(x, y)``
+    move with the outer variables, and constant limits may be traced themselves.
+
+    Args:
+        func: the integrand ``func(z, y, x, *args)``, NumPy code returning a scalar.
+        a: the lower limit of ``x``.
+        b: the upper limit of ``x``.
+        gfun: the lower limit of ``y``: a number or a function of ``x``.
+        hfun: the upper limit of ``y``: a number or a function of ``x``.
+        qfun: the lower limit of ``z``: a number or a function of ``(x, y)``.
+        rfun: the upper limit of ``z``: a number or a function of ``(x, y)``.
+        args: extra arguments of ``func``; their array leaves may be traced.
+        epsabs: absolute error tolerance of each quad.
+        epsrel: relative error tolerance of each quad.
+    Returns:
+        ``(value, abserr)``, ``value`` traced; ``abserr`` is the outer quad's estimate
+        (it carries no derivative).
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> from scipy.integrate import tplquad
+        >>> cube = lambda s: tplquad(lambda z, y, x: 1.0, 0.0, s, 0.0, s, 0.0, s)[0]
+        >>> print(round(dr.grad(cube)(2.0), 8))   # d/ds s^3
+        12.0
+    """
+    if not isinstance(args, tuple):
+        args = (args,)
+    (func,), args = lift_all([func], args)
+    # SciPy calls the limits with the outer variables alone: their traced free values
+    # travel as arguments of the outer integrand.
+    lims, lim_extras = lift_all([gfun, hfun, qfun, rfun], ())
+    gfun, hfun, qfun, rfun = lims
+    if not _has_tracer((a, b, gfun, hfun, qfun, rfun, args, lim_extras)):
+        return _scipy_tplquad(func, a, b, gfun, hfun, qfun, rfun, args=args,
+                              epsabs=epsabs, epsrel=epsrel)
+    consts = tuple(0.0 if callable(v) else v for v in lims)
+    n_lim = len(lim_extras)
+
+    def inner(x: Any, g0: Any, h0: Any, q0: Any, r0: Any, *rest: Any) -> Any:
+        le, rest = rest[:n_lim], rest[n_lim:]
+        lo = gfun(x, *le) if callable(gfun) else g0
+        hi = hfun(x, *le) if callable(hfun) else h0
+        q = (lambda y: qfun(x, y, *le)) if callable(qfun) else q0
+        r = (lambda y: rfun(x, y, *le)) if callable(rfun) else r0
+        # a closure over x: dblquad passes x on as an argument (closure conversion)
+        return dblquad(lambda z, y, *fa: func(z, y, x, *fa), lo, hi, q, r, args=rest,
+                       epsabs=epsabs, epsrel=epsrel)[0]
+
+    try:
+        return quad(inner, a, b, args=(*consts, *lim_extras, *args), epsabs=epsabs,
+                    epsrel=epsrel)
+    except _ClosureError:
+        raise _closure_error("scipy.integrate.tplquad", "func") from None
+
+
 # ------------------------------------------------------------------ quad_vec
 def _array_of(out: Any) -> Any:
     """An integrand's value as an array (SciPy accepts lists of numbers)."""
@@ -1376,3 +1442,4 @@ dispatch(si, "quad", quad, always=True)
 dispatch(si, "odeint", odeint, always=True)
 dispatch(si, "dblquad", dblquad, always=True)
 dispatch(si, "quad_vec", quad_vec, always=True)
+dispatch(si, "tplquad", tplquad, always=True)

@@ -969,3 +969,42 @@ def test_closures_over_values_of_two_transforms_and_jacobians_of_vmap():
     batched = lambda f: (lambda v: dr.vmap(lambda s: f(s, v[0]))(v[1:]))
     close(dr.jacrev(batched(F))(v), dr.jacfwd(batched(closed))(v), rtol=1e-10)
     close(dr.jacfwd(batched(F))(v), dr.jacfwd(batched(closed))(v), rtol=1e-10)
+
+
+# ------------------------------------------------------------------ tplquad
+def test_tplquad_simplex_with_closure_limits_every_mode():
+    """∫_0^c ∫_0^{c-x} ∫_0^{c-x-y} w dz dy dx = w c³/6: limits closing over c, the
+    integrand over w (Leibniz at three levels)."""
+    def vol(v):
+        c, w = v[0], v[1]
+        return si.tplquad(lambda z, y, x: w, 0.0, c, 0.0, lambda x: c - x, 0.0,
+                          lambda x, y: c - x - y, epsabs=1e-12, epsrel=1e-12)[0]
+
+    closed = lambda v: v[1] * v[0] ** 3 / 6
+    v = np.array([1.3, 0.8])
+    close(vol(v), closed(v), rtol=1e-12)
+    for transform in (dr.grad, dr.jacfwd, dr.jacrev):
+        close(transform(vol)(v), dr.grad(closed)(v), rtol=1e-10)
+    def in_c(c):  # d²/dc² c³/6 = c (the full hessian, w traced too, takes 27 s)
+        return si.tplquad(lambda z, y, x: 1.0, 0.0, c, 0.0, lambda x: c - x, 0.0,
+                          lambda x, y: c - x - y)[0]
+
+    close(dr.grad(dr.grad(in_c))(1.3), 1.3, rtol=1e-8)
+    cs = np.array([0.5, 1.3])
+    close(dr.vmap(in_c)(cs), cs ** 3 / 6, rtol=1e-12)
+
+
+def test_tplquad_args_traced_constant_limits_and_plain_calls():
+    def f(v):  # ∫∫∫ exp(-a (x + y + z)) over [0, b]³ = ((1 - exp(-a b)) / a)³
+        return si.tplquad(lambda z, y, x, a: np.exp(-a * (x + y + z)), 0.0, v[1], 0.0, v[1],
+                          0.0, v[1], args=(v[0],), epsabs=1e-12, epsrel=1e-12)[0]
+
+    closed = lambda v: ((1 - np.exp(-v[0] * v[1])) / v[0]) ** 3
+    v = np.array([0.7, 1.2])
+    close(f(v), closed(v), rtol=1e-11)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(f)(v), dr.grad(closed)(v), rtol=1e-9)
+    plain = si.tplquad(lambda z, y, x: x * y * z, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0)
+    assert plain == ORIGINALS[si.tplquad](lambda z, y, x: x * y * z, 0.0, 1.0, 0.0, 1.0,
+                                          0.0, 1.0)
+    assert si.tplquad is not ORIGINALS[si.tplquad]

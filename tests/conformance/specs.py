@@ -1299,6 +1299,15 @@ add("integrate.dblquad", sintegrate.dblquad, (A((), "pos"), A((), "pos")),
     fn=lambda g, h, **kw: sintegrate.dblquad(lambda y, x: np.cos(x * y), 0.0, 1.0, g,
                                              g + h, **kw)[0])
 
+add("integrate.tplquad", sintegrate.tplquad, (A((), "pos"),),
+    {"epsabs": 1e-9, "epsrel": 1e-9}, shape="0d", label="b,args", second=False,
+    fn=lambda b, **kw: sintegrate.tplquad(lambda z, y, x, c: np.exp(-c * x) * (1 + y * z),
+                                          0.0, b, 0.0, 1.0, 0.0, 1.0, args=(0.7,), **kw)[0])
+add("integrate.tplquad", sintegrate.tplquad, (A((), "pos"),), shape="0d", second=False,
+    label="gfun,hfun,qfun,rfun closing over c", fn=lambda c: sintegrate.tplquad(
+        lambda z, y, x: x + y * z, 0.0, 1.0, 0.0, lambda x: c * x, 0.0,
+        lambda x, y: c + x * y)[0])
+
 
 def _qv(x: Any, c: Any) -> Any:
     return np.stack([np.exp(-c * x), np.sin(c * x) * x])
@@ -1586,7 +1595,7 @@ SCIPY_NAMES: dict[Any, str] = {
     sp.polygamma: "sp.polygamma", sp.softplus: "sp.softplus",
     sintegrate.solve_ivp: "integrate.solve_ivp", sintegrate.quad: "integrate.quad",
     sintegrate.odeint: "integrate.odeint", sintegrate.dblquad: "integrate.dblquad",
-    sintegrate.quad_vec: "integrate.quad_vec",
+    sintegrate.quad_vec: "integrate.quad_vec", sintegrate.tplquad: "integrate.tplquad",
     sla.solve_triangular: "sla.solve_triangular", sla.cho_factor: "sla.cho_factor",
     sla.cho_solve: "sla.cho_solve", sla.lu_factor: "sla.lu_factor",
     sla.lu_solve: "sla.lu_solve", sla.expm: "sla.expm", sla.sqrtm: "sla.sqrtm",
