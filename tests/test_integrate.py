@@ -1008,3 +1008,27 @@ def test_tplquad_args_traced_constant_limits_and_plain_calls():
     assert plain == ORIGINALS[si.tplquad](lambda z, y, x: x * y * z, 0.0, 1.0, 0.0, 1.0,
                                           0.0, 1.0)
     assert si.tplquad is not ORIGINALS[si.tplquad]
+
+
+def test_closures_in_two_threads():
+    """Each thread's closure is its own (lift copies, never mutates): concurrent grads of
+    the same integrand code with different closed-over values."""
+    import threading
+
+    results, errors = {}, []
+
+    def work(a):
+        try:
+            for _ in range(3):
+                results[a] = dr.grad(gauss_quad)(a)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(a,)) for a in (0.5, 1.0, 2.0)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    for a, v in results.items():
+        close(v, (np.exp(-a) - gauss_closed(a)) / (2 * a), rtol=1e-10)
