@@ -1227,8 +1227,10 @@ def _ivp_event(y0: Any, k: Any, w: Any, **kw: Any) -> Any:
     return np.concatenate([r.t_events[0], r.y_events[0][0], r.y[:, -1]])
 
 
+# second derivatives of event times: tests/test_integrate.py (Hessian against the closed
+# form); here they would cost 13 s of the harness
 add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
-    {"events": _clock}, shape="vec", fn=_ivp_event)
+    {"events": _clock}, shape="vec", fn=_ivp_event, second=False)
 add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
     shape="vec", fn=_ivp_event, label="events closing over k", second=False)
 add("integrate.quad", sintegrate.quad, (A((), "pos"), A((), "gt1")), shape="0d",
