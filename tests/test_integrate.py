@@ -1032,3 +1032,22 @@ def test_closures_in_two_threads():
     assert not errors
     for a, v in results.items():
         close(v, (np.exp(-a) - gauss_closed(a)) / (2 * a), rtol=1e-10)
+
+
+def test_terminal_event_backward_in_time():
+    """y' = -k y from t = 0 backwards, y(0) = 1, reaches c > 1 at t* = -log(c) / k."""
+    def out(v):
+        k, c = v[0], v[1]
+
+        def reach(t, y):
+            return y[0] - c
+
+        reach.terminal = True
+        r = si.solve_ivp(lambda t, y: -k * y, (0.0, -10.0), [1.0], events=reach, **TOL)
+        return np.stack([r.t_events[0][0], r.t[-1], r.y[0, -1]])
+
+    closed = lambda v: np.stack([-np.log(v[1]) / v[0], -np.log(v[1]) / v[0], v[1]])
+    v = np.array([0.7, 3.0])
+    close(out(v), closed(v), rtol=1e-9)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(out)(v), dr.jacfwd(closed)(v), rtol=1e-7, atol=1e-9)
