@@ -1,5 +1,5 @@
 """scipy.integrate with exact derivatives: ``solve_ivp``, ``odeint``, ``quad``, ``dblquad``,
-``tplquad`` and ``quad_vec``.
+``tplquad``, ``nquad`` and ``quad_vec``.
 
 SciPy's integrators do the integration; dualrev differentiates the result with respect to
 the initial state, the time span, the output times and the traced leaves of ``args``, and
@@ -20,7 +20,8 @@ the traced values the callbacks close over (made arguments by ``dualrev.closure.
 * ``odeint`` is one primitive whose value is SciPy's odeint and whose rules are
   ``solve_ivp``'s, the derived systems integrated by ``solve_ivp(method='LSODA')``.
 * ``dblquad`` is an outer ``quad`` of inner ``quad``s, ``tplquad`` an outer ``quad`` of
-  ``dblquad``s (the inner integrand a closure over ``x``); ``quad_vec`` one primitive with
+  ``dblquad``s (the inner integrand a closure over ``x``), ``nquad`` nested ``quad``s the
+  same way; ``quad_vec`` one primitive with
   Leibniz's rule elementwise (the parameters' VJP a ``quad_vec`` of the integrand's VJP).
 
 All are installed at ``import dualrev`` as ``scipy.integrate.<name>``, so SciPy's
@@ -46,7 +47,7 @@ from .primitive import Primitive, Tracer, bind, concrete, shape_of, strip
 from .transforms import jacfwd, jvp, vjp, vmap
 from .tree import tree_flatten, tree_map, tree_unflatten
 
-__all__ = ["dblquad", "odeint", "quad", "quad_vec", "solve_ivp", "tplquad"]
+__all__ = ["dblquad", "nquad", "odeint", "quad", "quad_vec", "solve_ivp", "tplquad"]
 
 _scipy_solve_ivp = ORIGINALS.get(si.solve_ivp, si.solve_ivp)
 _scipy_quad = ORIGINALS.get(si.quad, si.quad)
@@ -54,6 +55,7 @@ _scipy_odeint = ORIGINALS.get(si.odeint, si.odeint)
 _scipy_dblquad = ORIGINALS.get(si.dblquad, si.dblquad)
 _scipy_quad_vec = ORIGINALS.get(si.quad_vec, si.quad_vec)
 _scipy_tplquad = ORIGINALS.get(si.tplquad, si.tplquad)
+_scipy_nquad = ORIGINALS.get(si.nquad, si.nquad)
 
 _SOLVE_IVP = "scipy.integrate.solve_ivp"
 _ODEINT = "scipy.integrate.odeint"
@@ -1289,6 +1291,71 @@ def tplquad(func: Callable[..., Any], a: Any, b: Any, gfun: Any, hfun: Any, qfun
         raise _closure_error("scipy.integrate.tplquad", "func") from None
 
 
+# ------------------------------------------------------------------ nquad
+def nquad(func: Callable[..., Any], ranges: Any, args: Any = None, opts: Any = None,
+          full_output: bool = False) -> Any:
+    """scipy.integrate.nquad, differentiable with respect to the limits and the arrays in
+    ``args`` (SciPy's signature), the integrand, ranges and options closing over traced
+    values or not.
+
+    With traced inputs it is nested ``quad``s, ``x0`` innermost (as SciPy's), each
+    level's integrand a closure over the outer variables, so Leibniz's rule applies at
+    every level: a callable range ``ranges[i](x_{i+1}, ..., x_{n-1}, *args)`` moves with
+    the outer variables. With traced inputs ``full_output`` raises ``NoDerivativeRule``.
+
+    Args:
+        func: the integrand ``func(x0, ..., x_{n-1}, *args)``, NumPy code returning a
+            scalar.
+        ranges: per variable, ``(lo, hi)`` or a function of the outer variables and
+            ``args`` returning it.
+        args: extra arguments of ``func`` (and of callable ranges and options); their
+            array leaves may be traced.
+        opts: ``quad``'s options per level: a dict, a function of the outer variables
+            returning one, or a list of either (one per variable).
+        full_output: SciPy's; refused with traced inputs.
+    Returns:
+        ``(value, abserr)``, ``value`` traced; ``abserr`` is the outermost quad's
+        estimate (it carries no derivative).
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> from scipy.integrate import nquad
+        >>> tri = lambda c: nquad(lambda x, y: 1.0, [lambda y: (0.0, c * y), (0.0, 1.0)])[0]
+        >>> print(round(dr.grad(tri)(2.0), 8))   # d/dc c / 2
+        0.5
+    """
+    args = () if args is None else tuple(args) if isinstance(args, (list, tuple)) else (args,)
+    ranges = list(ranges)
+    n = len(ranges)
+    if opts is None or isinstance(opts, dict) or callable(opts):
+        opts = [opts] * n
+    opts = [{} if o is None else o for o in opts]  # SciPy's default, per level
+    (func, *cbs), args = lift_all([func, *ranges, *opts], args)
+    ranges, opts = cbs[:n], cbs[n:]
+    if not _has_tracer((ranges, opts, args)):
+        return _scipy_nquad(func, ranges, args=args, opts=opts, full_output=full_output)
+    if full_output:
+        raise NoDerivativeRule("scipy.integrate.nquad(full_output=True)", "Call it with "
+                               "full_output=False for the value; the diagnostics come from "
+                               "a call on dualrev.strip'ed values.")
+
+    def level(k: int, outer: tuple[Any, ...]) -> Any:
+        """∫ over x_k of the levels inside it, the outer variables ``outer`` fixed."""
+        rng = ranges[k](*outer, *args) if callable(ranges[k]) else ranges[k]
+        opt = opts[k](*outer, *args) if callable(opts[k]) else opts[k]
+        if k == 0:
+            integrand = lambda x: func(x, *outer, *args)  # noqa: E731
+        else:
+            integrand = lambda x: level(k - 1, (x, *outer))[0]  # noqa: E731
+        # the integrand closes over the outer variables: quad makes them arguments
+        return quad(integrand, rng[0], rng[1], **opt)
+
+    try:
+        return level(n - 1, ())
+    except _ClosureError:
+        raise _closure_error("scipy.integrate.nquad", "func") from None
+
+
 # ------------------------------------------------------------------ quad_vec
 def _array_of(out: Any) -> Any:
     """An integrand's value as an array (SciPy accepts lists of numbers)."""
@@ -1443,3 +1510,4 @@ dispatch(si, "odeint", odeint, always=True)
 dispatch(si, "dblquad", dblquad, always=True)
 dispatch(si, "quad_vec", quad_vec, always=True)
 dispatch(si, "tplquad", tplquad, always=True)
+dispatch(si, "nquad", nquad, always=True)

@@ -1051,3 +1051,40 @@ def test_terminal_event_backward_in_time():
     close(out(v), closed(v), rtol=1e-9)
     for transform in (dr.jacfwd, dr.jacrev):
         close(transform(out)(v), dr.jacfwd(closed)(v), rtol=1e-7, atol=1e-9)
+
+
+# ------------------------------------------------------------------ nquad
+def test_nquad_closures_args_options_every_mode():
+    def box(v):  # ∫∫∫ exp(-a (x + y + z)) over [0, b]³ = ((1 - exp(-a b)) / a)³
+        return si.nquad(lambda x, y, z, a: np.exp(-a * (x + y + z)), [(0.0, v[1])] * 3,
+                        args=(v[0],), opts={"epsabs": 1e-12, "epsrel": 1e-12})[0]
+
+    closed = lambda v: ((1 - np.exp(-v[0] * v[1])) / v[0]) ** 3
+    v = np.array([0.7, 1.2])
+    close(box(v), closed(v), rtol=1e-11)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(box)(v), dr.grad(closed)(v), rtol=1e-9)
+
+    def wedge(v):  # a callable range (x up to y) and an integrand closing over v
+        return si.nquad(lambda x, y: np.sin(v[0] * x * y), [lambda y: (0.0, y), (0.0, v[1])],
+                        opts=[{"epsabs": 1e-12, "epsrel": 1e-12}] * 2)[0]
+
+    want = central(wedge, v)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(wedge)(v), want, rtol=1e-7)
+
+    def tri(c):  # ∫_0^1 ∫_0^{c y} dx dy = c / 2, c only in a range's closure
+        return si.nquad(lambda x, y: x + y, [lambda y: (0.0, c * y), (0.0, 1.0)])[0]
+
+    tri_closed = lambda c: c ** 2 / 6 + c / 3
+    close(dr.grad(tri)(2.0), dr.grad(tri_closed)(2.0), rtol=1e-10)
+    close(dr.grad(dr.grad(tri))(2.0), 1 / 3, rtol=1e-8)
+    cs = np.array([1.0, 2.0])
+    close(dr.vmap(tri)(cs), tri_closed(cs), rtol=1e-12)
+
+
+def test_nquad_plain_calls_and_refusal():
+    plain = si.nquad(lambda x, y: x * y, [(0.0, 1.0), (0.0, 2.0)])
+    assert plain == ORIGINALS[si.nquad](lambda x, y: x * y, [(0.0, 1.0), (0.0, 2.0)])
+    with pytest.raises(dr.NoDerivativeRule, match=r"nquad\(full_output=True\)"):
+        dr.grad(lambda c: si.nquad(lambda x: c * x, [(0.0, 1.0)], full_output=True)[0])(1.0)

@@ -1309,6 +1309,13 @@ add("integrate.tplquad", sintegrate.tplquad, (A((), "pos"),), shape="0d", second
     label="gfun,hfun,qfun,rfun closing over c", fn=lambda c: sintegrate.tplquad(
         lambda z, y, x: x + y * z, 0.0, 1.0, 0.0, lambda x: c * x, 0.0,
         lambda x, y: c + x * y)[0])
+add("integrate.nquad", sintegrate.nquad, (A((), "pos"), A((), "pos")), shape="0d",
+    label="ranges,args,opts", fn=lambda b, c: sintegrate.nquad(
+        lambda x, y, c: np.exp(-c * x * y), [lambda y, c: (0.0, b * y), (0.0, 1.0)],
+        args=(c,), opts={"epsabs": 1e-11, "epsrel": 1e-11})[0])
+add("integrate.nquad", sintegrate.nquad, (A((), "pos"),), {"full_output": True}, shape="0d",
+    fn=lambda c, **kw: sintegrate.nquad(lambda x: c * x, [(0.0, 1.0)], **kw)[0],
+    kind="raises", raises=NoDerivativeRule)
 
 
 def _qv(x: Any, c: Any) -> Any:
@@ -1598,6 +1605,7 @@ SCIPY_NAMES: dict[Any, str] = {
     sintegrate.solve_ivp: "integrate.solve_ivp", sintegrate.quad: "integrate.quad",
     sintegrate.odeint: "integrate.odeint", sintegrate.dblquad: "integrate.dblquad",
     sintegrate.quad_vec: "integrate.quad_vec", sintegrate.tplquad: "integrate.tplquad",
+    sintegrate.nquad: "integrate.nquad",
     sla.solve_triangular: "sla.solve_triangular", sla.cho_factor: "sla.cho_factor",
     sla.cho_solve: "sla.cho_solve", sla.lu_factor: "sla.lu_factor",
     sla.lu_solve: "sla.lu_solve", sla.expm: "sla.expm", sla.sqrtm: "sla.sqrtm",
