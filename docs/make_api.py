@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dualrev  # noqa: E402
+import dualrev.closure  # noqa: E402
 import dualrev.integrate  # noqa: E402
 import dualrev.optimize  # noqa: E402
 import dualrev.sparse  # noqa: E402
@@ -68,6 +69,8 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Drawing", [(dualrev, "graph")]),
     ("ODEs and integrals (dualrev.integrate)", [(dualrev.integrate, n)
                                                for n in dualrev.integrate.__all__]),
+    ("SciPy callbacks (dualrev.closure)", [(dualrev.closure, n) for n in (
+        "lift", "lift_all")]),
     ("Optimisation (dualrev.optimize)", [(dualrev.optimize, n)
                                          for n in dualrev.optimize.__all__]),
     ("Sparse Jacobians (dualrev.sparse)", [(dualrev.sparse, n) for n in (
@@ -78,7 +81,8 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Errors", [(dualrev, n) for n in (
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
-        "SolverNotConvergedError", "SingularSolutionError", "NonFiniteDerivativeWarning")]),
+        "SolverNotConvergedError", "SingularSolutionError", "ClosureError",
+        "NonFiniteDerivativeWarning")]),
 ]
 
 

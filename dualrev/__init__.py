@@ -23,6 +23,7 @@ from .at import at
 from .batching import without_derivatives
 from .custom import custom_jvp, custom_vjp
 from .errors import (
+    ClosureError,
     CustomRuleError,
     DualrevError,
     EscapedTracerError,
@@ -98,6 +99,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Dual",
+    "ClosureError",
     "CustomRuleError",
     "DualrevError",
     "EscapedTracerError",

@@ -11,10 +11,10 @@ class DualrevError(TypeError):
     """Base class of dualrev's errors (a ``TypeError``, as NumPy raises for bad types).
 
     Every refusal of dualrev is one: ``NoDerivativeRule``, ``TracerConversionError``,
-    ``InPlaceError``, ``EscapedTracerError``, ``BatchedValueError``, and the transforms' own
-    checks of their arguments (a non-scalar output for ``grad``, tangents of the wrong
-    shape, a wrong ``in_axes``), each saying what to do instead. ``except DualrevError``
-    catches them all.
+    ``InPlaceError``, ``EscapedTracerError``, ``BatchedValueError``, ``ClosureError``, and
+    the transforms' own checks of their arguments (a non-scalar output for ``grad``,
+    tangents of the wrong shape, a wrong ``in_axes``), each saying what to do instead.
+    ``except DualrevError`` catches them all.
 
     Example:
         >>> import numpy as np
@@ -312,6 +312,28 @@ class SingularSolutionError(DualrevError):
             "a double root, parameters the data do not determine), so its derivative is "
             "not defined. Fix the redundant parameters (or add a regulariser) so that the "
             "solution is unique.")
+
+
+class ClosureError(DualrevError):
+    """A callback handed to a SciPy routine (an integrand, a right-hand side, an event, an
+    objective) uses a value being differentiated that dualrev cannot pass to it as an
+    argument: a global, or a place ``dualrev.closure.lift`` does not reach. The message
+    names the callback and the rewrite (take the value as a parameter, pass it through
+    ``args=``).
+
+    Example:
+        >>> import dualrev as dr
+        >>> from scipy.integrate import quad
+        >>> K = 1.0
+        >>> def area(k):
+        ...     global K
+        ...     K = k
+        ...     return quad(lambda x: K * x, 0.0, 1.0)[0]
+        >>> dr.grad(area)(2.0)
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.ClosureError: dualrev: the callback `area.<locals>.<lambda>` reads ...
+    """
 
 
 class CustomRuleError(DualrevError):

@@ -1,8 +1,9 @@
-"""scipy.integrate with exact derivatives: ``solve_ivp``, ``odeint``, ``quad``, ``dblquad``
-and ``quad_vec``.
+"""scipy.integrate with exact derivatives: ``solve_ivp``, ``odeint``, ``quad``, ``dblquad``,
+``tplquad``, ``nquad`` and ``quad_vec``.
 
 SciPy's integrators do the integration; dualrev differentiates the result with respect to
-the initial state, the time span, the output times and the traced leaves of ``args``.
+the initial state, the time span, the output times and the traced leaves of ``args``, and
+the traced values the callbacks close over (made arguments by ``dualrev.closure.lift``).
 
 * ``solve_ivp`` is one primitive whose forward rule integrates the variational equations
   (the state and its tangent together, ``d(dy)/dt = J_y f dy + J_p f dp``) and whose
@@ -11,13 +12,16 @@ the initial state, the time span, the output times and the traced leaves of ``ar
   integrating ``y`` backwards is not). The forward rule is a call of the same primitive on
   a larger system, and ``adjoint_p``'s own rules are second-order adjoints, so
   derivatives nest (Hessians, ``jacfwd`` of ``jacfwd``), each to the integration
-  tolerance.
+  tolerance. Event times are ``event_p``: SciPy's solve with the events, differentiated
+  by the implicit function theorem on ``event(t*, y(t*; θ), θ) = 0``.
 * ``quad`` is one primitive: Leibniz's rule for the limits, and the quad of the
   integrand's JVP for the parameters (a quad per parameter element in reverse mode).
 
 * ``odeint`` is one primitive whose value is SciPy's odeint and whose rules are
   ``solve_ivp``'s, the derived systems integrated by ``solve_ivp(method='LSODA')``.
-* ``dblquad`` is an outer ``quad`` of inner ``quad``s; ``quad_vec`` one primitive with
+* ``dblquad`` is an outer ``quad`` of inner ``quad``s, ``tplquad`` an outer ``quad`` of
+  ``dblquad``s (the inner integrand a closure over ``x``), ``nquad`` nested ``quad``s the
+  same way; ``quad_vec`` one primitive with
   Leibniz's rule elementwise (the parameters' VJP a ``quad_vec`` of the integrand's VJP).
 
 All are installed at ``import dualrev`` as ``scipy.integrate.<name>``, so SciPy's
@@ -36,18 +40,22 @@ from scipy.integrate._ivp.ivp import OdeResult
 
 from .batching import batch_by_loop, without_derivatives
 from .catalogue.scipy_functions import ORIGINALS, dispatch
-from .errors import BatchedValueError, DualrevError, NoDerivativeRule
+from .closure import closure_error as _closure_error
+from .closure import lift_all
+from .errors import BatchedValueError, ClosureError, DualrevError, NoDerivativeRule
 from .primitive import Primitive, Tracer, bind, concrete, shape_of, strip
 from .transforms import jacfwd, jvp, vjp, vmap
 from .tree import tree_flatten, tree_map, tree_unflatten
 
-__all__ = ["dblquad", "odeint", "quad", "quad_vec", "solve_ivp"]
+__all__ = ["dblquad", "nquad", "odeint", "quad", "quad_vec", "solve_ivp", "tplquad"]
 
 _scipy_solve_ivp = ORIGINALS.get(si.solve_ivp, si.solve_ivp)
 _scipy_quad = ORIGINALS.get(si.quad, si.quad)
 _scipy_odeint = ORIGINALS.get(si.odeint, si.odeint)
 _scipy_dblquad = ORIGINALS.get(si.dblquad, si.dblquad)
 _scipy_quad_vec = ORIGINALS.get(si.quad_vec, si.quad_vec)
+_scipy_tplquad = ORIGINALS.get(si.tplquad, si.tplquad)
+_scipy_nquad = ORIGINALS.get(si.nquad, si.nquad)
 
 _SOLVE_IVP = "scipy.integrate.solve_ivp"
 _ODEINT = "scipy.integrate.odeint"
@@ -57,16 +65,7 @@ _ODEINT = "scipy.integrate.odeint"
 _SYSTEM_ONLY = ("jac", "jac_sparsity", "lband", "uband")
 
 
-class _ClosureError(DualrevError):
-    """A callback closed over a traced value (so a caller can name itself instead)."""
-
-
-def _closure_error(where: str, what: str) -> DualrevError:
-    return _ClosureError(
-        f"dualrev: {where}: `{what}` returned a traced value for plain inputs: it uses a "
-        f"value being differentiated that is not one of its arguments (a closure), which "
-        f"SciPy's integrator cannot carry: pass it through args=(...) instead, and take "
-        f"it as an extra parameter of `{what}`.")
+_ClosureError = ClosureError
 
 
 def _has_tracer(tree: Any) -> bool:
@@ -117,10 +116,12 @@ def _derived(options: dict[str, Any], tile: int = 0) -> dict[str, Any]:
 # ------------------------------------------------------------------ solve_ivp
 def _plain_solve(y0: Any, t0: float, end: float, t_eval: Any, leaves: tuple[Any, ...],
                  rhs: Callable[..., Any], method: Any, options: dict[str, Any],
-                 vectorized: bool, dense: bool = False, name: str = _SOLVE_IVP) -> Any:
-    """SciPy's solve of ``rhs(t, y, *leaves)`` on plain values (the user's ``jac`` given
-    its arguments as ``fun`` is); raises if it fails, naming the user's function
-    (``name``: solve_ivp, or odeint whose derivatives are solve_ivp solves)."""
+                 vectorized: bool, dense: bool = False, name: str = _SOLVE_IVP,
+                 events: Any = None) -> Any:
+    """SciPy's solve of ``rhs(t, y, *leaves)`` on plain values (the user's ``jac`` and
+    ``events`` given their arguments as ``fun`` is); raises if it fails, naming the
+    user's function (``name``: solve_ivp, or odeint whose derivatives are solve_ivp
+    solves)."""
     def f(t: float, y: np.ndarray) -> Any:
         out = rhs(t, y, *leaves)
         if isinstance(out, Tracer):
@@ -130,8 +131,11 @@ def _plain_solve(y0: Any, t0: float, end: float, t_eval: Any, leaves: tuple[Any,
     jac = options.get("jac")
     if callable(jac):  # the user's jac(t, y, *args), given its arguments as fun is
         options = {**options, "jac": lambda t, y: jac(t, y, *leaves)}
+    if events is not None:
+        events = [_bound_event(e, leaves) for e in events]
     r = _scipy_solve_ivp(f, (t0, end), np.asarray(y0), method=method, t_eval=t_eval,
-                         vectorized=vectorized, dense_output=dense, **options)
+                         vectorized=vectorized, dense_output=dense, events=events,
+                         **options)
     if not r.success:
         raise DualrevError(f"dualrev: {name} failed while computing a derivative "
                            f"({r.message}); its derivative is undefined there")
@@ -185,6 +189,15 @@ def _solve_jvp(tangents: list[Any], ans: Any, y0: Any, t0: Any, t_eval: Any, *le
     """The variational equations, integrated as one more solve (so they nest)."""
     dy0, dt0, dte, *dls = tangents
     n = shape_of(y0)[0]
+    if dy0 is None and dt0 is None and all(d is None for d in dls):
+        # only output times move: no variational part, f(t_k, y_k) dt_k alone
+        m = shape_of(t_eval)[0]
+        if ans is None:
+            ans = bind(solve_p, (y0, t0, t_eval, *leaves),
+                       dict(rhs=rhs, method=method, options=options, vectorized=vectorized,
+                            t_bound=t_bound, holder=None, name=name))
+        fs = np.stack([rhs(t_eval[k], ans[:, k], *leaves) for k in range(m)], axis=1)
+        return fs * dte
     dy0 = np.zeros(n) if dy0 is None else dy0
     if dt0 is not None:  # moving the start moves the trajectory by -f(t0, y0) dt0
         dy0 = dy0 - rhs(t0, y0, *leaves) * dt0
@@ -460,6 +473,180 @@ solve_p.defvjp_indexed(_solve_vjp)
 solve_p.defbatch(_solve_batch)
 
 
+# ------------------------------------------------------------------ events
+def _with_attributes(new: Callable[..., Any], old: Any) -> Callable[..., Any]:
+    """``new`` with SciPy's event attributes (``terminal``, ``direction``) of ``old``."""
+    for attr in ("terminal", "direction"):
+        if hasattr(old, attr):
+            setattr(new, attr, getattr(old, attr))
+    return new
+
+
+def _bound_event(event: Callable[..., Any], leaves: tuple[Any, ...]) -> Callable[..., Any]:
+    """``event(t, y, *leaves)`` as SciPy's ``event(t, y)`` on plain values."""
+    def e(t: float, y: np.ndarray) -> Any:
+        out = event(t, y, *leaves)
+        if isinstance(out, Tracer):
+            raise _closure_error(_SOLVE_IVP, "events")
+        return out
+
+    return _with_attributes(e, event)
+
+
+def _event_impl(y0: Any, t0: Any, *leaves: Any, rhs: Callable[..., Any],
+                events: tuple[Any, ...], which: tuple[int, int], t_end: float, method: Any,
+                options: dict[str, Any], vectorized: bool) -> np.ndarray:
+    """The time of occurrence ``which[1]`` of event ``which[0]``: SciPy's solve with all
+    the events (a terminal one ends it), on plain values."""
+    j, k = which
+    r = _plain_solve(y0, float(t0), t_end, None, leaves, rhs, method, options, vectorized,
+                     events=events)
+    if len(r.t_events[j]) <= k:
+        raise DualrevError(
+            f"dualrev: scipy.integrate.solve_ivp: event {j} no longer occurs {k + 1} "
+            f"time(s) at the point a derivative needs (it appears or vanishes there): its "
+            f"time has no derivative")
+    return np.asarray(r.t_events[j][k], float)
+
+
+event_p = Primitive("scipy.integrate.solve_ivp (event time)", _event_impl)
+
+
+def _event_residual(params: dict[str, Any]) -> Callable[..., Any]:
+    """``G(t, y0, t0, *leaves) = event(t, y(t), *leaves)``, ``y(t)`` a differentiable solve
+    from ``t0``: the event time ``t*`` is the root of ``G(., y0, t0, *leaves)``."""
+    event = params["events"][params["which"][0]]
+    solve = dict(rhs=params["rhs"], method=params["method"], options=params["options"],
+                 vectorized=params["vectorized"], t_bound=None, holder=None)
+
+    def G(t: Any, y0: Any, t0: Any, *leaves: Any) -> Any:
+        y = bind(solve_p, (y0, t0, np.reshape(t, (1,)), *leaves), solve)[:, 0]
+        return np.reshape(event(t, y, *leaves), ())
+
+    return G
+
+
+def _event_slope(G: Callable[..., Any], ans: Any, args: tuple[Any, ...]) -> Any:
+    """``dG/dt`` at the event (``∂event/∂t + ∇_y event . f``), refused where it is 0."""
+    slope = jvp(lambda t: G(t, *args), (ans,), (np.ones(()),))[1]
+    if np.any(np.asarray(concrete(slope)) == 0):
+        raise DualrevError(
+            "dualrev: scipy.integrate.solve_ivp: the event function touches zero without "
+            "crossing it (its derivative along the solution is 0 at the event): the event "
+            "time has no derivative there")
+    return slope
+
+
+def _event_jvp(tangents: list[Any], ans: Any, *args: Any, **params: Any) -> Any:
+    """The implicit function theorem on ``G(t*, θ) = 0``: ``dt* = -G_θ dθ / G_t``, both
+    terms differentiable (so it nests)."""
+    G = _event_residual(params)
+    which = [i for i, d in enumerate(tangents) if d is not None]
+
+    def along(*sub: Any) -> Any:
+        full = list(args)
+        for i, v in zip(which, sub, strict=True):
+            full[i] = v
+        return G(ans, *full)
+
+    num = jvp(along, tuple(args[i] for i in which), tuple(tangents[i] for i in which))[1]
+    return -num / _event_slope(G, ans, args)
+
+
+_last_event: list[Any] = [None, None, None]  # (g, ans, cotangents): one pass for all inputs
+
+
+def _event_vjp(i: int, g: Any, ans: Any, *args: Any, **params: Any) -> Any:
+    if _last_event[0] is not g or _last_event[1] is not ans:
+        G = _event_residual(params)
+        cts = vjp(lambda *a: G(ans, *a), *args)[1](np.ones(()))
+        scale = -g / _event_slope(G, ans, args)
+        _last_event[:] = [g, ans, [scale * c for c in cts]]
+    return _last_event[2][i]
+
+
+event_p.defjvp_joint(_event_jvp)
+event_p.defvjp_indexed(_event_vjp)
+
+
+def _solve_events(fun: Callable[..., Any], t0: Any, t1: Any, y0: Any, t_eval: Any,
+                  events: Any, args: Any, leaves: list[Any], tdef: Any, pos: list[int],
+                  rhs: Callable[..., Any], method: Any, options: dict[str, Any],
+                  vectorized: bool) -> Any:
+    """solve_ivp with events on traced inputs: SciPy's solve with the events, then each
+    event time as ``event_p`` (the implicit function theorem), ``y_events`` the solution
+    at those traced times, and after a terminal event the solution up to its time."""
+    user_events = [events] if callable(events) else list(events)
+    try:
+        t0p, t1p, y0p = float(strip(t0)), float(strip(t1)), strip(y0)
+        tep = None if t_eval is None else np.asarray(strip(t_eval), float)
+        plain_args = None if args is None else tree_map(strip, args)
+    except BatchedValueError:
+        raise DualrevError(
+            "dualrev: scipy.integrate.solve_ivp(events=...) under vmap: each member of "
+            "the batch has its own events (their number may differ); call it in a Python "
+            "loop over the batch") from None
+    plain = _scipy_solve_ivp(fun, (t0p, t1p), y0p, method=method, t_eval=tep,
+                             events=events, vectorized=vectorized, args=plain_args,
+                             **options)
+    if not plain.success:
+        raise DualrevError(f"dualrev: scipy.integrate.solve_ivp failed ({plain.message}); "
+                           f"no derivative of a failed solve")
+    if callable(options.get("jac")) and args is not None:
+        options = {**options, "jac": _with_leaves(options["jac"], leaves, tdef, pos)}
+    evs = tuple(_with_attributes(_with_leaves(e, leaves, tdef, pos), e)
+                for e in user_events)
+    traced = [leaves[i] for i in pos]
+    base = dict(rhs=rhs, method=method, options=options, vectorized=vectorized)
+    n = shape_of(y0)[0]
+    t_events, y_events = [], []
+    for j, times in enumerate(plain.t_events):
+        ts = [bind(event_p, (y0, t0, *traced),
+                   dict(base, events=evs, which=(j, k), t_end=t1p))
+              for k in range(len(times))]
+        if not ts:
+            t_events.append(np.zeros(0))
+            y_events.append(np.zeros((0, n)))
+            continue
+        t_events.append(np.stack(ts))
+        ys = bind(solve_p, (y0, t0, t_events[-1], *traced),
+                  dict(base, t_bound=None, holder=None))
+        y_events.append(np.transpose(ys))
+    res = OdeResult(dict(plain))
+    # SciPy's own values, the derivatives of the traced ones: a solve ending at an event
+    # time takes other steps than SciPy's, which steps past it and interpolates
+    res.t_events = [_as_value(t, p) for t, p in zip(t_events, plain.t_events, strict=True)]
+    res.y_events = [_as_value(y, p) for y, p in zip(y_events, plain.y_events, strict=True)]
+    m = len(plain.t)
+    if plain.status == 1:  # a terminal event ended the solve: at its (traced) time
+        sign = 1.0 if t1p >= t0p else -1.0  # the stopping event: the last terminal one
+        j = max((j for j, ts in enumerate(plain.t_events)
+                 if len(ts) and getattr(user_events[j], "terminal", False)),
+                key=lambda j: sign * plain.t_events[j][-1])
+        end = t_events[j][-1]
+        te = (np.concatenate([plain.t[:-1], np.reshape(end, (1,))]) if t_eval is None
+              else t_eval[:m] if isinstance(t_eval, Tracer) else np.asarray(t_eval)[:m])
+    else:
+        te = (np.concatenate([plain.t[:-1], np.reshape(t1, (1,))])
+              if t_eval is None and isinstance(t1, Tracer) else
+              plain.t if t_eval is None else t_eval)
+    if m == 0:
+        res.y = np.zeros((n, 0))
+        return res
+    y = bind(solve_p, (y0, t0, te, *traced), dict(base, t_bound=None, holder=None))
+    res.y = _as_value(y, plain.y)
+    res.t = _as_value(te, plain.t) if isinstance(te, Tracer) else plain.t
+    return res
+
+
+def _as_value(traced: Any, value: np.ndarray) -> Any:
+    """``value`` carrying ``traced``'s derivatives (``traced`` equals it up to the
+    integration tolerance)."""
+    if not isinstance(traced, Tracer):
+        return value
+    return value + (traced - without_derivatives(traced))
+
+
 def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45",
               t_eval: Any = None, dense_output: bool = False, events: Any = None,
               vectorized: bool = False, args: Any = None, **options: Any) -> Any:
@@ -474,9 +661,13 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
     the output times SciPy chose are constants except the last, ``t_span[1]`` (found by
     one plain solve first); with ``t_eval`` the outputs are at those times, which may be
     traced, and ``t_span[1]`` has no effect on them (derivative zero). Values to
-    differentiate must reach ``fun`` through ``args``: a ``fun`` that closes over one
-    raises ``DualrevError``. With traced inputs ``dense_output`` and ``events`` raise
-    ``NoDerivativeRule``; the derived systems drop ``jac``/``jac_sparsity`` (implicit
+    differentiate reach ``fun``, ``jac`` and ``events`` through ``args`` or as closures
+    (``dualrev.closure.lift`` passes them on as arguments). Event times are
+    differentiated by the implicit function theorem on ``event(t*, y(t*)) = 0``
+    (``t_events``, ``y_events``, and after a terminal event ``t[-1]``/``y[:, -1]`` are
+    traced); an event touching zero without crossing, and events under ``vmap``, raise
+    ``DualrevError``. With traced inputs ``dense_output`` raises ``NoDerivativeRule``;
+    the derived systems drop ``jac``/``jac_sparsity`` (implicit
     methods get exact Jacobians from dualrev instead) and use the smallest entry of an
     array ``atol``. Under ``vmap`` a batch of ``y0`` or ``args`` is one solve of all the
     states, a batch of times (``t_span`` or ``t_eval``) one solve per member; ``t_eval``
@@ -489,7 +680,8 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
         method: SciPy's method name or ``OdeSolver`` class.
         t_eval: the output times (within ``t_span``), or None for SciPy's steps.
         dense_output: SciPy's; refused with traced inputs.
-        events: SciPy's; refused with traced inputs.
+        events: SciPy's event functions ``event(t, y, *args)`` (with ``terminal`` and
+            ``direction``); their times are differentiated.
         vectorized: SciPy's (used for the user's own system only).
         args: extra arguments of ``fun``; their array leaves may be traced.
         **options: SciPy's (``rtol``, ``atol``, ``max_step``, ``first_step``, ...).
@@ -515,6 +707,15 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
             raise TypeError("Supplied 'args' cannot be unpacked. Please supply `args` as a "
                             "tuple (e.g. `args=(None,)`)") from e
     call_args = () if args is None else args
+    listed = events is not None and not callable(events)
+    evs = [] if events is None else list(events) if listed else [events]
+    (fun, jac, *evs), lifted_args = lift_all([fun, options.get("jac"), *evs], call_args)
+    if lifted_args is not call_args:  # closures over traced values: now in args
+        args = call_args = lifted_args
+        if "jac" in options:
+            options["jac"] = jac
+        if events is not None:
+            events = evs if listed else evs[0]
     if not _has_tracer((t_span, y0, t_eval, call_args)):
         try:
             return _scipy_solve_ivp(fun, t_span, y0, method=method, t_eval=t_eval,
@@ -529,11 +730,6 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
         raise NoDerivativeRule(
             "scipy.integrate.solve_ivp(dense_output=True)",
             "Its interpolant is not differentiated: pass t_eval= with the times you need.")
-    if events is not None:
-        raise NoDerivativeRule(
-            "scipy.integrate.solve_ivp(events=...)",
-            "Event times are not differentiated: locate the event with a plain solve "
-            "(on dualrev.strip'ed values) and pass t_span/t_eval ending there.")
     t0, t1 = t_span[0], t_span[1]
     if isinstance(y0, (list, tuple)):
         y0 = np.stack([np.reshape(v, ()) for v in y0]) if _has_tracer(y0) else np.asarray(y0)
@@ -551,6 +747,11 @@ def solve_ivp(fun: Callable[..., Any], t_span: Any, y0: Any, method: Any = "RK45
     def rhs(t: Any, y: Any, *ls: Any) -> Any:
         return _vector(g(t, y, *ls), y)
 
+    if events is not None:
+        if t_eval is not None and not isinstance(t_eval, Tracer):
+            t_eval = np.asarray(t_eval, float)
+        return _solve_events(fun, t0, t1, y0, t_eval, events, args, leaves, tdef, pos, rhs,
+                             method, dict(options), vectorized)
     try:
         t1_plain = float(strip(t1))
     except BatchedValueError:
@@ -695,10 +896,10 @@ def quad(func: Callable[..., Any], a: Any, b: Any, args: Any = (), full_output: 
     latter integrated by quad with the same options (forward mode: one quad per tangent
     direction; reverse: one per element of each traced argument). An infinite limit
     contributes no derivative (a convergent integrand vanishes there). Values to
-    differentiate must reach ``func`` through ``args``: a ``func`` that closes over one
-    raises ``DualrevError``. With traced inputs ``full_output`` and ``complex_func`` raise
-    ``NoDerivativeRule``, and so do traced limits with ``weight`` (the weights depend on
-    them) and a traced ``wvar``; ``points`` and the other options are passed to SciPy.
+    differentiate reach ``func`` through ``args`` or as closures. With traced inputs
+    ``full_output`` and ``complex_func`` raise ``NoDerivativeRule``, and so do traced
+    limits with ``weight`` (the weights depend on them) and a traced ``wvar``;
+    ``points`` and the other options are passed to SciPy.
 
     Args:
         func: the integrand ``func(x, *args)``, NumPy code returning a scalar.
@@ -729,6 +930,7 @@ def quad(func: Callable[..., Any], a: Any, b: Any, args: Any = (), full_output: 
     """
     if not isinstance(args, tuple):
         args = (args,)
+    (func,), args = lift_all([func], args)
     options = dict(full_output=full_output, epsabs=epsabs, epsrel=epsrel, limit=limit,
                    points=points, weight=weight, wvar=wvar, wopts=wopts, maxp1=maxp1,
                    limlst=limlst, complex_func=complex_func)
@@ -837,8 +1039,8 @@ def odeint(func: Callable[..., Any], y0: Any, t: Any, args: Any = (), Dfun: Any 
     ``y[0] = y0``; moving a later ``t[k]`` moves ``y[k]`` by ``f(y[k], t[k]) dt[k]``.
     ``Dfun``/``col_deriv``/``ml``/``mu`` (the user's Jacobian), ``tcrit``, ``h0``,
     ``hmin``, ``mxstep``, ``mxhnil``, ``mxordn``, ``mxords``, ``ixpr`` and ``printmessg``
-    serve SciPy's solve only. Values to differentiate must reach ``func`` through
-    ``args``: a ``func`` that closes over one raises ``DualrevError``. Under ``vmap``
+    serve SciPy's solve only. Values to differentiate reach ``func`` (and ``Dfun``)
+    through ``args`` or as closures. Under ``vmap``
     each member of the batch is its own SciPy solve.
 
     Args:
@@ -880,6 +1082,7 @@ def odeint(func: Callable[..., Any], y0: Any, t: Any, args: Any = (), Dfun: Any 
     """
     if not isinstance(args, tuple):
         args = (args,)
+    (func, Dfun), args = lift_all([func, Dfun], args)
     kw = dict(col_deriv=col_deriv, ml=ml, mu=mu, rtol=rtol, atol=atol, tcrit=tcrit,
               h0=h0, hmax=hmax, hmin=hmin, ixpr=ixpr, mxstep=mxstep, mxhnil=mxhnil,
               mxordn=mxordn, mxords=mxords, printmessg=printmessg)
@@ -940,9 +1143,9 @@ def dblquad(func: Callable[..., Any], a: Any, b: Any, gfun: Any, hfun: Any, args
     ``y``, both dualrev's differentiable quad at ``epsabs``/``epsrel`` (SciPy's dblquad
     is the same nesting of quads), so Leibniz's rule applies at both levels: a callable
     inner limit ``gfun(x)`` moves with ``x``, a constant one may be traced itself. An
-    infinite limit contributes no derivative. Values to differentiate must reach
-    ``func`` through ``args``: a ``func`` (or a callable ``gfun``/``hfun``) that closes
-    over one raises ``DualrevError``.
+    infinite limit contributes no derivative. Values to differentiate reach ``func``
+    through ``args`` or as closures, and a callable ``gfun``/``hfun`` as closures (SciPy
+    calls them with ``x`` alone).
 
     Args:
         func: the integrand ``func(y, x, *args)``, NumPy code returning a scalar.
@@ -966,7 +1169,11 @@ def dblquad(func: Callable[..., Any], a: Any, b: Any, gfun: Any, hfun: Any, args
     """
     if not isinstance(args, tuple):
         args = (args,)
-    if not _has_tracer((a, b, gfun, hfun, args)):
+    (func,), args = lift_all([func], args)
+    # SciPy calls gfun(x)/hfun(x) with x alone; their traced free values travel as
+    # arguments of the outer integrand below.
+    (gfun, hfun), lim_extras = lift_all([gfun, hfun], ())
+    if not _has_tracer((a, b, gfun, hfun, args, lim_extras)):
         try:
             return _scipy_dblquad(func, a, b, gfun, hfun, args=args, epsabs=epsabs,
                                   epsrel=epsrel)
@@ -980,37 +1187,173 @@ def dblquad(func: Callable[..., Any], a: Any, b: Any, gfun: Any, hfun: Any, args
     # Constant inner limits travel as arguments of the outer integrand (they may be
     # traced); callable ones are evaluated at x there.
     lims = tuple(0.0 if callable(v) else v for v in (gfun, hfun))
+    n_lim = len(lim_extras)
 
     def inner(x: Any, lo: Any, hi: Any, *rest: Any) -> Any:
-        lo = gfun(x) if callable(gfun) else lo
-        hi = hfun(x) if callable(hfun) else hi
+        le, rest = rest[:n_lim], rest[n_lim:]
+        lo = gfun(x, *le) if callable(gfun) else lo
+        hi = hfun(x, *le) if callable(hfun) else hi
         return quad(func, lo, hi, args=(x, *rest), epsabs=epsabs, epsrel=epsrel)[0]
 
     try:
-        return quad(inner, a, b, args=(*lims, *args), epsabs=epsabs, epsrel=epsrel)
+        return quad(inner, a, b, args=(*lims, *lim_extras, *args), epsabs=epsabs,
+                    epsrel=epsrel)
     except _ClosureError:
         try:
             x = float(strip(a)) if np.isfinite(strip(a)) else float(strip(b))
+            plain = tuple(strip(v) for v in lim_extras)
         except BatchedValueError:
-            x = 0.0
-        _check_limits(gfun, hfun, x if np.isfinite(x) else 0.0)
+            x, plain = 0.0, None
+        if plain is not None:
+            _check_limits(gfun, hfun, x if np.isfinite(x) else 0.0, plain)
         raise _closure_error("scipy.integrate.dblquad", "func") from None
 
 
-def _check_limits(gfun: Any, hfun: Any, x: float) -> None:
-    """Raise naming a callable inner limit that closes over a traced value: SciPy calls
-    ``gfun(x)``/``hfun(x)`` with ``x`` alone, so no ``args=`` can carry that value."""
+def _check_limits(gfun: Any, hfun: Any, x: float, extras: tuple[Any, ...] = ()) -> None:
+    """Raise naming a callable inner limit that still returns a traced value for a plain
+    ``x`` (after the conversion of its closure, ``extras`` its converted values as plain
+    numbers): SciPy calls ``gfun(x)``/``hfun(x)`` with ``x`` alone."""
     for what, lim in (("gfun", gfun), ("hfun", hfun)):
-        if callable(lim) and _has_tracer(lim(x)):
+        if callable(lim) and _has_tracer(lim(x, *extras)):
             raise _ClosureError(
                 f"dualrev: scipy.integrate.dblquad: the inner limit `{what}` returned a "
-                f"traced value for a plain x: it uses a value being differentiated that is "
-                f"not its argument (a closure), and SciPy calls `{what}(x)` with x alone, "
-                f"so nothing can carry that value into its loop. Pass the value as a "
-                f"constant limit (dblquad(func, a, b, lo, hi) with lo/hi traced numbers), "
-                f"or substitute y = g(x) + (h(x) - g(x)) u and integrate over u from 0 to "
-                f"1, the value passed through args= (the integrand multiplied by "
-                f"h(x) - g(x)).")
+                f"traced value for a plain x: it uses a value being differentiated that "
+                f"dualrev could not pass to it (closures, defaults, partials and bound "
+                f"methods are converted; a global, a class attribute or a C-level "
+                f"callable are not), and SciPy calls `{what}(x)` with x alone. Pass the "
+                f"value as a constant limit (dblquad(func, a, b, lo, hi) with lo/hi traced "
+                f"numbers), close over it in a local variable, or substitute "
+                f"y = g(x) + (h(x) - g(x)) u and integrate over u from 0 to 1, the value "
+                f"passed through args= (the integrand multiplied by h(x) - g(x)).")
+
+
+# ------------------------------------------------------------------ tplquad
+def tplquad(func: Callable[..., Any], a: Any, b: Any, gfun: Any, hfun: Any, qfun: Any,
+            rfun: Any, args: Any = (), epsabs: float = 1.49e-8,
+            epsrel: float = 1.49e-8) -> Any:
+    """scipy.integrate.tplquad, differentiable with respect to the limits and the arrays
+    in ``args`` (SciPy's signature), the callables closing over traced values or not.
+
+    With traced inputs it is an outer ``quad`` over ``x`` of a ``dblquad`` over ``y`` and
+    ``z`` (SciPy's tplquad is the same nesting of quads), so Leibniz's rule applies at
+    every level: the limits ``gfun(x)``, ``hfun(x)``, ``qfun(x, y)``, ``rfun(x, y)``
+    move with the outer variables, and constant limits may be traced themselves.
+
+    Args:
+        func: the integrand ``func(z, y, x, *args)``, NumPy code returning a scalar.
+        a: the lower limit of ``x``.
+        b: the upper limit of ``x``.
+        gfun: the lower limit of ``y``: a number or a function of ``x``.
+        hfun: the upper limit of ``y``: a number or a function of ``x``.
+        qfun: the lower limit of ``z``: a number or a function of ``(x, y)``.
+        rfun: the upper limit of ``z``: a number or a function of ``(x, y)``.
+        args: extra arguments of ``func``; their array leaves may be traced.
+        epsabs: absolute error tolerance of each quad.
+        epsrel: relative error tolerance of each quad.
+    Returns:
+        ``(value, abserr)``, ``value`` traced; ``abserr`` is the outer quad's estimate
+        (it carries no derivative).
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> from scipy.integrate import tplquad
+        >>> cube = lambda s: tplquad(lambda z, y, x: 1.0, 0.0, s, 0.0, s, 0.0, s)[0]
+        >>> print(round(dr.grad(cube)(2.0), 8))   # d/ds s^3
+        12.0
+    """
+    if not isinstance(args, tuple):
+        args = (args,)
+    (func,), args = lift_all([func], args)
+    # SciPy calls the limits with the outer variables alone: their traced free values
+    # travel as arguments of the outer integrand.
+    lims, lim_extras = lift_all([gfun, hfun, qfun, rfun], ())
+    gfun, hfun, qfun, rfun = lims
+    if not _has_tracer((a, b, gfun, hfun, qfun, rfun, args, lim_extras)):
+        return _scipy_tplquad(func, a, b, gfun, hfun, qfun, rfun, args=args,
+                              epsabs=epsabs, epsrel=epsrel)
+    consts = tuple(0.0 if callable(v) else v for v in lims)
+    n_lim = len(lim_extras)
+
+    def inner(x: Any, g0: Any, h0: Any, q0: Any, r0: Any, *rest: Any) -> Any:
+        le, rest = rest[:n_lim], rest[n_lim:]
+        lo = gfun(x, *le) if callable(gfun) else g0
+        hi = hfun(x, *le) if callable(hfun) else h0
+        q = (lambda y: qfun(x, y, *le)) if callable(qfun) else q0
+        r = (lambda y: rfun(x, y, *le)) if callable(rfun) else r0
+        # a closure over x: dblquad passes x on as an argument (closure conversion)
+        return dblquad(lambda z, y, *fa: func(z, y, x, *fa), lo, hi, q, r, args=rest,
+                       epsabs=epsabs, epsrel=epsrel)[0]
+
+    try:
+        return quad(inner, a, b, args=(*consts, *lim_extras, *args), epsabs=epsabs,
+                    epsrel=epsrel)
+    except _ClosureError:
+        raise _closure_error("scipy.integrate.tplquad", "func") from None
+
+
+# ------------------------------------------------------------------ nquad
+def nquad(func: Callable[..., Any], ranges: Any, args: Any = None, opts: Any = None,
+          full_output: bool = False) -> Any:
+    """scipy.integrate.nquad, differentiable with respect to the limits and the arrays in
+    ``args`` (SciPy's signature), the integrand, ranges and options closing over traced
+    values or not.
+
+    With traced inputs it is nested ``quad``s, ``x0`` innermost (as SciPy's), each
+    level's integrand a closure over the outer variables, so Leibniz's rule applies at
+    every level: a callable range ``ranges[i](x_{i+1}, ..., x_{n-1}, *args)`` moves with
+    the outer variables. With traced inputs ``full_output`` raises ``NoDerivativeRule``.
+
+    Args:
+        func: the integrand ``func(x0, ..., x_{n-1}, *args)``, NumPy code returning a
+            scalar.
+        ranges: per variable, ``(lo, hi)`` or a function of the outer variables and
+            ``args`` returning it.
+        args: extra arguments of ``func`` (and of callable ranges and options); their
+            array leaves may be traced.
+        opts: ``quad``'s options per level: a dict, a function of the outer variables
+            returning one, or a list of either (one per variable).
+        full_output: SciPy's; refused with traced inputs.
+    Returns:
+        ``(value, abserr)``, ``value`` traced; ``abserr`` is the outermost quad's
+        estimate (it carries no derivative).
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> from scipy.integrate import nquad
+        >>> tri = lambda c: nquad(lambda x, y: 1.0, [lambda y: (0.0, c * y), (0.0, 1.0)])[0]
+        >>> print(round(dr.grad(tri)(2.0), 8))   # d/dc c / 2
+        0.5
+    """
+    args = () if args is None else tuple(args) if isinstance(args, (list, tuple)) else (args,)
+    ranges = list(ranges)
+    n = len(ranges)
+    if opts is None or isinstance(opts, dict) or callable(opts):
+        opts = [opts] * n
+    opts = [{} if o is None else o for o in opts]  # SciPy's default, per level
+    (func, *cbs), args = lift_all([func, *ranges, *opts], args)
+    ranges, opts = cbs[:n], cbs[n:]
+    if not _has_tracer((ranges, opts, args)):
+        return _scipy_nquad(func, ranges, args=args, opts=opts, full_output=full_output)
+    if full_output:
+        raise NoDerivativeRule("scipy.integrate.nquad(full_output=True)", "Call it with "
+                               "full_output=False for the value; the diagnostics come from "
+                               "a call on dualrev.strip'ed values.")
+
+    def level(k: int, outer: tuple[Any, ...]) -> Any:
+        """∫ over x_k of the levels inside it, the outer variables ``outer`` fixed."""
+        rng = ranges[k](*outer, *args) if callable(ranges[k]) else ranges[k]
+        opt = opts[k](*outer, *args) if callable(opts[k]) else opts[k]
+        if k == 0:
+            integrand = lambda x: func(x, *outer, *args)  # noqa: E731
+        else:
+            integrand = lambda x: level(k - 1, (x, *outer))[0]  # noqa: E731
+        # the integrand closes over the outer variables: quad makes them arguments
+        return quad(integrand, rng[0], rng[1], **opt)
+
+    try:
+        return level(n - 1, ())
+    except _ClosureError:
+        raise _closure_error("scipy.integrate.nquad", "func") from None
 
 
 # ------------------------------------------------------------------ quad_vec
@@ -1090,8 +1433,8 @@ def quad_vec(f: Callable[..., Any], a: Any, b: Any, epsabs: float = 1e-200,
     Leibniz's rule elementwise: ``d/db = f(b)``, ``d/da = -f(a)`` (an infinite limit
     contributes nothing), ``d/dp = ∫ ∂f/∂p``, integrated by quad_vec with the same options:
     forward mode one quad_vec of the integrand's JVP, reverse mode one of its VJP per
-    traced argument (an integrand of that argument's shape). Values to differentiate must
-    reach ``f`` through ``args``: an ``f`` that closes over one raises ``DualrevError``.
+    traced argument (an integrand of that argument's shape). Values to differentiate
+    reach ``f`` through ``args`` or as closures.
     With traced inputs ``full_output`` raises ``NoDerivativeRule``; an integer
     ``workers > 1`` pickles the integrand, which dualrev's derived integrands are not
     (pass a map-like callable such as ``ThreadPoolExecutor().map`` instead).
@@ -1123,6 +1466,7 @@ def quad_vec(f: Callable[..., Any], a: Any, b: Any, epsabs: float = 1e-200,
     """
     if not isinstance(args, tuple):
         args = (args,)
+    (f,), args = lift_all([f], args)
     options = dict(epsabs=epsabs, epsrel=epsrel, norm=norm, cache_size=cache_size,
                    limit=limit, workers=workers, points=points, quadrature=quadrature)
     if not _has_tracer((a, b, args, points)):
@@ -1165,3 +1509,5 @@ dispatch(si, "quad", quad, always=True)
 dispatch(si, "odeint", odeint, always=True)
 dispatch(si, "dblquad", dblquad, always=True)
 dispatch(si, "quad_vec", quad_vec, always=True)
+dispatch(si, "tplquad", tplquad, always=True)
+dispatch(si, "nquad", nquad, always=True)

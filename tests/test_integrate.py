@@ -1,9 +1,13 @@
 """Differentiable scipy.integrate.solve_ivp and quad (dualrev/integrate.py), against
 closed forms and central differences."""
 
+import functools
+
 import numpy as np
 import pytest
 import scipy.integrate as si
+import scipy.linalg
+import scipy.special
 
 import dualrev as dr
 import dualrev.integrate as di
@@ -216,32 +220,50 @@ def test_vmap_needs_t_eval():
 
 
 # ------------------------------------------------------------------ refusals, plain calls
-def test_closure_over_a_traced_value_is_refused():
-    def via_scipy(k):  # no traced argument: SciPy's own solve meets it
-        return si.solve_ivp(lambda t, y: -k * y, (0.0, 1.0), [1.0]).y[0, -1]
+def rate_class(k):
+    """A class holding ``k`` as a class attribute: a place closure conversion does not
+    reach (a callback reading ``Rate.rate`` gets the traced value from the class)."""
+    class Rate:
+        rate = k
 
-    def with_traced_y0(y0, k):
-        return si.solve_ivp(lambda t, y: -k * y, (0.0, 1.0), y0, t_eval=[1.0]).y[0, -1]
+    return Rate
+
+
+def rate_rhs(klass):
+    """``y -> -klass.rate * y`` (any further arguments ignored), closing over the class
+    only."""
+    return lambda y, *rest: -klass.rate * y
+
+
+def test_closure_the_walk_cannot_reach_is_refused():
+    """A value reaching the callback through a class attribute is not converted: the
+    plain solve's check names the callback and the args= rewrite."""
+    def via_class(k):
+        class Rate:
+            rate = k
+
+        return si.solve_ivp(lambda t, y: -Rate.rate * y, (0.0, 1.0), [1.0]).y[0, -1]
 
     msg = r"solve_ivp: `fun` returned a traced value.*pass it through args=\(\.\.\.\)"
-    for call in (lambda: dr.grad(via_scipy)(0.5), lambda: dr.jacfwd(via_scipy)(0.5),
-                 lambda: dr.grad(with_traced_y0, argnums=(0, 1))(np.ones(1), 0.5)):
+    for transform in (dr.grad, dr.jacfwd):
         with pytest.raises(dr.DualrevError, match=msg):
-            call()
+            transform(via_class)(0.5)
+
+    def quad_class(k):
+        class Rate:
+            rate = k
+
+        return si.quad(lambda x: Rate.rate * x, 0.0, 1.0)[0]
+
     with pytest.raises(dr.DualrevError, match=r"quad: `func` returned a traced value"):
-        dr.grad(lambda k: si.quad(lambda x: k * x, 0.0, 1.0)[0])(1.0)
-    with pytest.raises(dr.DualrevError, match=r"quad: `func` returned a traced value"):
-        dr.grad(lambda b, k: si.quad(lambda x: k * x, 0.0, b)[0], argnums=(0, 1))(1.0, 1.0)
+        dr.grad(quad_class)(1.0)
 
 
-def test_dense_output_and_events_are_refused():
+def test_dense_output_is_refused():
     y0 = np.ones(1)
     with pytest.raises(dr.NoDerivativeRule, match="pass t_eval= with the times you need"):
         dr.grad(lambda y0: si.solve_ivp(lambda t, y: -y, (0.0, 1.0), y0,
                                         dense_output=True).y[0, -1])(y0)
-    with pytest.raises(dr.NoDerivativeRule, match="Event times are not differentiated"):
-        dr.grad(lambda y0: si.solve_ivp(lambda t, y: -y, (0.0, 1.0), y0,
-                                        events=lambda t, y: y[0] - 0.5).y[0, -1])(y0)
 
 
 def test_plain_calls_are_scipys():
@@ -393,10 +415,10 @@ def test_odeint_tfirst_dfun_full_output_and_vmap():
 
 def test_odeint_refusals():
     msg = r"odeint: `func` returned a traced value.*pass it through args=\(\.\.\.\)"
+    with pytest.raises(dr.DualrevError, match=msg):  # a class attribute is not converted
+        dr.grad(lambda k: si.odeint(rate_rhs(rate_class(k)), [1.0], [0.0, 1.0])[-1, 0])(0.5)
     with pytest.raises(dr.DualrevError, match=msg):
-        dr.grad(lambda k: si.odeint(lambda y, t: -k * y, [1.0], [0.0, 1.0])[-1, 0])(0.5)
-    with pytest.raises(dr.DualrevError, match=msg):
-        dr.grad(lambda y0, k: si.odeint(lambda y, t: -k * y, y0, [0.0, 1.0])[-1, 0],
+        dr.grad(lambda y0, k: si.odeint(rate_rhs(rate_class(k)), y0, [0.0, 1.0])[-1, 0],
                 argnums=(0, 1))(np.ones(1), 0.5)
     with pytest.raises(dr.NoDerivativeRule, match="traced tolerances"):
         dr.grad(lambda r: si.odeint(decay_yt, [1.0], [0.0, 1.0], args=(0.5,), rtol=r)[-1, 0])(
@@ -442,21 +464,17 @@ def test_dblquad_hessian_traced_inner_limits_and_primal():
     close(dr.jacrev(f)(V_DBL), central(f, V_DBL), rtol=1e-7)
 
 
-def test_dblquad_closure_is_refused():
-    msg = r"dblquad: `{}` returned a traced value.*pass it through args="
-    with pytest.raises(dr.DualrevError, match=msg.format("func")):
-        dr.grad(lambda c: si.dblquad(lambda y, x: c * x, 0.0, 1.0, 0.0, 1.0)[0])(1.0)
-    limit = r"inner limit `{}` returned a traced value.*substitute y = g\(x\)"
-    with pytest.raises(dr.DualrevError, match=limit.format("hfun")):
-        dr.grad(lambda c: si.dblquad(lambda y, x: x, 0.0, 1.0, 0.0, lambda x: c * x)[0])(1.0)
-    # with args traced too, the limit is named, not func (issue 21)
+def test_dblquad_limit_the_walk_cannot_reach_is_refused():
+    def f(c):
+        class Lim:
+            top = c
+
+        return si.dblquad(lambda y, x: x, 0.0, 1.0, 0.0, lambda x: Lim.top * x)[0]
+
+    limit = r"inner limit `hfun` returned a traced value.*substitute y = g\(x\)"
     for transform in (dr.grad, dr.jacfwd):
-        with pytest.raises(dr.DualrevError, match=limit.format("gfun")):
-            transform(lambda c: si.dblquad(lambda y, x, k: x * k, 0.0, 1.0, lambda x: c * x,
-                                           1.0, args=(c,))[0])(0.5)
-    with pytest.raises(dr.DualrevError, match=msg.format("func")):
-        dr.grad(lambda c: si.dblquad(lambda y, x, k: c * k, 0.0, 1.0, 0.0, 1.0,
-                                     args=(c,))[0])(1.0)
+        with pytest.raises(dr.DualrevError, match=limit):
+            transform(f)(1.0)
 
 
 # ------------------------------------------------------------------ quad_vec
@@ -503,7 +521,7 @@ def test_quad_vec_hessian_primal_shapes_and_infinite_limits():
 
 def test_quad_vec_refusals():
     with pytest.raises(dr.DualrevError, match=r"quad_vec: `f` returned a traced value"):
-        dr.grad(lambda c: si.quad_vec(lambda x: c * x, 0.0, 1.0)[0])(1.0)
+        dr.grad(lambda c: si.quad_vec(rate_rhs(rate_class(c)), 0.0, 1.0)[0])(1.0)
     with pytest.raises(dr.NoDerivativeRule, match="full_output=True"):
         dr.grad(lambda c: si.quad_vec(lambda x, c: c * x, 0.0, 1.0, args=(c,),
                                       full_output=True)[0])(1.0)
@@ -630,3 +648,441 @@ def test_odeint_errors_name_odeint():
     with pytest.raises(dr.DualrevError, match=r"^dualrev: scipy.integrate.odeint failed"):
         di._plain_solve(np.ones(1), 0.0, 2.0, None, (), blowup, "RK45", {}, False,
                         name=di._ODEINT)
+
+
+# ------------------------------------------------------------------ closures (issue 22)
+# Callbacks that close over the values being differentiated, as users write them:
+# dualrev.closure.lift passes those values to SciPy's routine through args=.
+def gauss_closed(a):  # ∫_0^1 exp(-a x²) dx
+    return np.sqrt(np.pi) / (2 * np.sqrt(a)) * scipy.special.erf(np.sqrt(a))
+
+
+def gauss_quad(a):
+    return si.quad(lambda x: np.exp(-a * x ** 2), 0.0, 1.0, epsabs=1e-13, epsrel=1e-13)[0]
+
+
+def test_quad_closure_every_mode_against_the_closed_form():
+    a = 1.3
+    d1 = (np.exp(-a) - gauss_closed(a)) / (2 * a)  # by parts: -∫ x² exp(-a x²)
+    close(gauss_quad(a), gauss_closed(a), rtol=1e-12)
+    for transform in (dr.grad, dr.jacfwd, dr.jacrev, dr.jacobian):
+        close(transform(gauss_quad)(a), d1, rtol=1e-10)
+    close(dr.jvp(gauss_quad, (a,), (2.0,))[1], 2 * d1, rtol=1e-10)
+    close(dr.hessian(gauss_quad)(a), dr.hessian(gauss_closed)(a), rtol=1e-9)
+    close(dr.grad(dr.grad(gauss_quad))(a), dr.hessian(gauss_closed)(a), rtol=1e-9)
+    aa = np.array([0.5, 1.3, 2.0])
+    close(dr.vmap(gauss_quad)(aa), gauss_closed(aa), rtol=1e-12)
+    close(dr.vmap(dr.grad(gauss_quad))(aa), dr.vmap(dr.grad(gauss_closed))(aa), rtol=1e-10)
+
+
+class Integrand:
+    def __init__(self, a):
+        self.a = a
+
+    def __call__(self, x):
+        return np.exp(-self.a * x ** 2)
+
+    def f(self, x):
+        return np.exp(-self.a * x ** 2)
+
+
+def gauss_kernel(x, a):
+    return np.exp(-a * x ** 2)
+
+
+SPELLINGS = {
+    "partial": lambda a: functools.partial(gauss_kernel, a=a),
+    "bound method": lambda a: Integrand(a).f,
+    "callable object": lambda a: Integrand(a),
+    "default argument": lambda a: (lambda x, a=a: np.exp(-a * x ** 2)),
+    "nested helper": lambda a: (lambda h: (lambda x: h(x)))(lambda x: np.exp(-a * x ** 2)),
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(SPELLINGS))
+def test_quad_closure_spellings(spelling):
+    make = SPELLINGS[spelling]
+    f = lambda a: si.quad(make(a), 0.0, 1.0, epsabs=1e-13, epsrel=1e-13)[0]
+    a = 0.9
+    want = dr.grad(gauss_closed)(a)
+    close(dr.grad(f)(a), want, rtol=1e-10)
+    close(dr.jacfwd(f)(a), want, rtol=1e-10)
+
+
+def test_quad_closure_over_an_array_with_args_and_a_traced_limit():
+    def f(v):
+        p = v[:2]
+        return si.quad(lambda x, c: c * np.exp(-p[0] * x) + p[1] * x ** 2, 0.0, v[2],
+                       args=(v[3],), epsabs=1e-13, epsrel=1e-13)[0]
+
+    v = np.array([0.7, 1.2, 1.4, 2.0])
+    want = central(f, v)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(f)(v), want, rtol=1e-7)
+    close(dr.hessian(f)(v), central(dr.grad(f), v), rtol=1e-6, atol=1e-7)
+
+
+def test_nested_quads_closing_over_the_outer_variable():
+    def f(v):  # ∫_0^b ∫_0^x exp(-a y) dy dx, the inner integrand closing over a and x
+        a, b = v[0], v[1]
+        inner = lambda x: si.quad(lambda y: np.exp(-a * y), 0.0, x, epsabs=1e-13,
+                                  epsrel=1e-13)[0]
+        return si.quad(inner, 0.0, b, epsabs=1e-12, epsrel=1e-12)[0]
+
+    closed = lambda v: v[1] / v[0] - (1 - np.exp(-v[0] * v[1])) / v[0] ** 2
+    v = np.array([0.8, 1.5])
+    close(f(v), closed(v), rtol=1e-10)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(f)(v), dr.grad(closed)(v), rtol=1e-8)
+
+
+def test_solve_ivp_closure_every_mode_against_the_closed_form():
+    def end(k):  # y' = -k y, y(0) = 1: y(2) = exp(-2 k)
+        return si.solve_ivp(lambda t, y: -k * y, (0.0, 2.0), [1.0], t_eval=[2.0],
+                            **TOL).y[0, -1]
+
+    k = 0.6
+    for transform in (dr.grad, dr.jacfwd, dr.jacrev):
+        close(transform(end)(k), -2 * np.exp(-2 * k), rtol=1e-7)
+    close(dr.jvp(end, (k,), (1.0,))[1], -2 * np.exp(-2 * k), rtol=1e-7)
+    close(dr.hessian(end)(k), 4 * np.exp(-2 * k), rtol=1e-6)
+    ks = np.array([0.3, 0.6, 0.9])
+    close(dr.vmap(end)(ks), np.exp(-2 * ks), rtol=1e-8)
+    close(dr.vmap(dr.grad(end))(ks), -2 * np.exp(-2 * ks), rtol=1e-7)
+
+    def without_t_eval(k):  # SciPy's steps, then the end: no t_eval, closure only
+        return si.solve_ivp(lambda t, y: -k * y, (0.0, 2.0), [1.0], **TOL).y[0, -1]
+
+    close(dr.grad(without_t_eval)(k), -2 * np.exp(-2 * k), rtol=1e-7)
+
+
+def rotation_generator(theta):
+    return np.stack([np.stack([-theta[0], theta[1]]), np.stack([-theta[1], -theta[0]])])
+
+
+@pytest.mark.parametrize("method", ["RK45", "Radau"])
+def test_solve_ivp_linear_system_closing_over_a_matrix_against_expm(method):
+    y0 = np.array([1.0, 0.5])
+
+    def end(theta):
+        A = rotation_generator(theta)
+        jac = (lambda t, y: A) if method == "Radau" else None
+        opts = dict(jac=jac) if jac is not None else {}
+        return si.solve_ivp(lambda t, y: A @ y, (0.0, 1.5), y0, method=method,
+                            t_eval=[1.5], **opts, **TOL).y[:, -1]
+
+    expm_end = lambda th: scipy.linalg.expm(1.5 * rotation_generator(th)) @ y0
+    theta = np.array([0.3, 1.1])
+    close(end(theta), expm_end(theta), rtol=1e-7)
+    want = central(expm_end, theta)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(end)(theta), want, rtol=1e-6, atol=1e-8)
+
+
+def test_solve_ivp_closure_together_with_args():
+    def end(v):  # y' = -k y + c: y(T) = c/k + (y0 - c/k) exp(-k T)
+        k = v[0]
+        return si.solve_ivp(lambda t, y, c: -k * y + c, (0.0, 1.0), [2.0], args=(v[1],),
+                            t_eval=[1.0], **TOL).y[0, -1]
+
+    closed = lambda v: v[1] / v[0] + (2.0 - v[1] / v[0]) * np.exp(-v[0])
+    v = np.array([0.8, 0.3])
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(end)(v), dr.grad(closed)(v), rtol=1e-7)
+
+
+def test_odeint_closure():
+    def end(k):
+        return si.odeint(lambda y, t: -k * y, [1.0], [0.0, 2.0], rtol=1e-11,
+                         atol=1e-12)[-1, 0]
+
+    k = 0.6
+    for transform in (dr.grad, dr.jacfwd, dr.jacrev):
+        close(transform(end)(k), -2 * np.exp(-2 * k), rtol=1e-6)
+    close(dr.hessian(end)(k), 4 * np.exp(-2 * k), rtol=1e-5)
+    ks = np.array([0.3, 0.9])
+    close(dr.vmap(end)(ks), np.exp(-2 * ks), rtol=1e-8)
+
+    def with_dfun(k):  # the Jacobian closing over k too (SciPy's solve uses it)
+        return si.odeint(lambda y, t: -k * y, [1.0], [0.0, 2.0], rtol=1e-11, atol=1e-12,
+                         Dfun=lambda y, t: -k * np.ones((1, 1)))[-1, 0]
+
+    for transform in (dr.grad, dr.jacfwd):
+        close(transform(with_dfun)(k), -2 * np.exp(-2 * k), rtol=1e-6)
+
+
+def test_dblquad_integrand_and_limits_closing_over_a_traced_value():
+    def body(c):  # ∫_0^1 ∫_0^x exp(-c y) dy dx = 1/c - (1 - exp(-c)) / c²
+        return si.dblquad(lambda y, x: np.exp(-c * y), 0.0, 1.0, 0.0, lambda x: x,
+                          epsabs=1e-13, epsrel=1e-13)[0]
+
+    def upper(c):  # ∫_0^1 ∫_0^{c x} exp(-y) dy dx = 1 - (1 - exp(-c)) / c (Leibniz in c)
+        return si.dblquad(lambda y, x: np.exp(-y), 0.0, 1.0, 0.0, lambda x: c * x,
+                          epsabs=1e-13, epsrel=1e-13)[0]
+
+    def lower(c):  # ∫_0^1 ∫_{-c x}^0 exp(y) dy dx: the same value
+        return si.dblquad(lambda y, x: np.exp(y), 0.0, 1.0, lambda x: -c * x, 0.0,
+                          epsabs=1e-13, epsrel=1e-13)[0]
+
+    body_closed = lambda c: 1 / c - (1 - np.exp(-c)) / c ** 2
+    limit_closed = lambda c: 1 - (1 - np.exp(-c)) / c
+    c = 0.7
+    for f, closed in ((body, body_closed), (upper, limit_closed), (lower, limit_closed)):
+        close(f(c), closed(c), rtol=1e-11)
+        for transform in (dr.grad, dr.jacfwd, dr.jacrev):
+            close(transform(f)(c), dr.grad(closed)(c), rtol=1e-9)
+        close(dr.hessian(f)(c), dr.hessian(closed)(c), rtol=1e-7)
+    cs = np.array([0.4, 1.1])
+    close(dr.vmap(upper)(cs), limit_closed(cs), rtol=1e-11)
+    close(dr.vmap(dr.grad(upper))(cs), dr.vmap(dr.grad(limit_closed))(cs), rtol=1e-9)
+
+
+def test_quad_vec_closure():
+    def f(a):  # ∫_0^1 (exp(-a x), a x²) dx = ((1 - exp(-a)) / a, a / 3)
+        return si.quad_vec(lambda x: np.stack([np.exp(-a * x), a * x ** 2]), 0.0, 1.0,
+                           epsrel=1e-12)[0]
+
+    closed = lambda a: np.stack([(1 - np.exp(-a)) / a, a / 3])
+    a = 0.9
+    close(f(a), closed(a), rtol=1e-11)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(f)(a), dr.jacfwd(closed)(a), rtol=1e-9)
+    close(dr.jacfwd(dr.jacrev(f))(a), dr.jacfwd(dr.jacfwd(closed))(a), rtol=1e-7)
+    aa = np.array([0.5, 1.5])
+    close(dr.vmap(f)(aa), dr.vmap(closed)(aa), rtol=1e-11)
+
+
+# ------------------------------------------------------------------ events (issue 22)
+def threshold_solve(v, **kw):
+    """y' = -k y, y(0) = y0, stopped when y reaches c (a closure over k and c)."""
+    y0, k, c = v[0], v[1], v[2]
+
+    def hit(t, y):
+        return y[0] - c
+
+    hit.terminal = True
+    return si.solve_ivp(lambda t, y: -k * y, (0.0, 10.0), np.reshape(y0, (1,)), events=hit,
+                        **TOL, **kw)
+
+
+def threshold_time(v):  # t* = log(y0 / c) / k
+    return np.log(v[0] / v[2]) / v[1]
+
+
+V_EVENT = np.array([1.5, 0.7, 0.3])
+
+
+def test_terminal_event_time_closing_over_a_threshold_every_mode():
+    t_star = lambda v: threshold_solve(v).t_events[0][0]
+    close(t_star(V_EVENT), threshold_time(V_EVENT), rtol=1e-9)
+    want = dr.grad(threshold_time)(V_EVENT)
+    for transform in (dr.grad, dr.jacfwd, dr.jacrev):
+        close(transform(t_star)(V_EVENT), want, rtol=1e-7)
+    close(dr.jvp(t_star, (V_EVENT,), (np.array([0.1, -0.2, 0.3]),))[1],
+          want @ np.array([0.1, -0.2, 0.3]), rtol=1e-7)
+    in_kc = lambda kc: t_star(np.concatenate([V_EVENT[:1], kc]))
+    closed_kc = lambda kc: threshold_time(np.concatenate([V_EVENT[:1], kc]))
+    close(dr.hessian(in_kc)(V_EVENT[1:]), dr.hessian(closed_kc)(V_EVENT[1:]), rtol=1e-6)
+
+
+def test_terminal_event_ends_the_solution_at_its_traced_time():
+    def end(v):  # the last output is at t*: time t*, state c
+        r = threshold_solve(v)
+        return np.stack([r.t[-1], r.y[0, -1], r.y_events[0][0, 0]])
+
+    closed = lambda v: np.stack([threshold_time(v), v[2], v[2]])
+    close(end(V_EVENT), closed(V_EVENT), rtol=1e-8)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(end)(V_EVENT), dr.jacfwd(closed)(V_EVENT), rtol=1e-7, atol=1e-8)
+
+    def outputs(v):  # with t_eval: the outputs before the event only, as SciPy's
+        return threshold_solve(v, t_eval=np.linspace(0.0, 4.0, 9)).y[0]
+
+    plain = ORIGINALS[si.solve_ivp](lambda t, y: -0.7 * y, (0.0, 10.0), [1.5],
+                                    t_eval=np.linspace(0.0, 4.0, 9),
+                                    events=_terminal_probe,
+                                    **TOL)
+    assert outputs(V_EVENT).shape == plain.y[0].shape == (5,)  # t* = 2.30: 0, 0.5, ..., 2
+    ts = np.linspace(0.0, 2.0, 5)
+    close(dr.jacfwd(outputs)(V_EVENT),
+          np.stack([np.exp(-0.7 * ts), -ts * 1.5 * np.exp(-0.7 * ts), 0 * ts], axis=1),
+          rtol=1e-7, atol=1e-9)
+    close(dr.jacrev(outputs)(V_EVENT), dr.jacfwd(outputs)(V_EVENT), rtol=1e-7, atol=1e-9)
+
+
+def _terminal_probe(t, y):
+    return y[0] - 0.3
+
+
+_terminal_probe.terminal = True
+
+
+def test_repeated_directional_events_of_an_oscillator():
+    """x'' = -w² x, x(0) = 1: x = cos(w t) falls through c at t_k = (acos(c) + 2πk) / w
+    (twice before t = 7), with velocity -w sqrt(1 - c²) there; a closure over w and c,
+    direction -1."""
+    def events(v):
+        w, c = v[0], v[1]
+
+        def cross(t, y):
+            return y[0] - c
+
+        cross.direction = -1
+        r = si.solve_ivp(lambda t, y: np.stack([y[1], -w ** 2 * y[0]]), (0.0, 7.0),
+                         [1.0, 0.0], events=[cross], rtol=1e-9, atol=1e-11)
+        return np.concatenate([r.t_events[0], r.y_events[0][:, 1]])
+
+    def closed(v):
+        w, c = v[0], v[1]
+        ts = (np.arccos(c) + 2 * np.pi * np.arange(2)) / w
+        return np.concatenate([ts, -w * np.sqrt(1 - c ** 2) * np.ones(2)])
+
+    v = np.array([1.3, 0.4])
+    close(events(v), closed(v), rtol=1e-7)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(events)(v), dr.jacfwd(closed)(v), rtol=1e-5, atol=1e-7)
+
+
+def test_events_under_vmap_are_refused_and_plain_events_are_scipys():
+    t_star = lambda c: threshold_solve(np.stack([1.5, 0.7, c])).t_events[0][0]
+    with pytest.raises(dr.DualrevError, match=r"events=\.\.\.\) under vmap.*Python loop"):
+        dr.vmap(t_star)(np.array([0.3, 0.4]))
+    close(t_star(0.3), threshold_time(np.array([1.5, 0.7, 0.3])), rtol=1e-9)
+
+
+def test_closures_over_values_of_two_transforms_and_jacobians_of_vmap():
+    """An integrand closing over an outer transform's value and an inner one's; jacrev of
+    a vmap whose members close over both a batched and an outer value."""
+    def F(s, t):  # ∫_0^1 exp(-s t x) dx = (1 - exp(-s t)) / (s t)
+        return si.quad(lambda x: np.exp(-s * t * x), 0.0, 1.0, epsabs=1e-13,
+                       epsrel=1e-13)[0]
+
+    closed = lambda s, t: (1 - np.exp(-s * t)) / (s * t)
+    mixed = lambda f: dr.grad(lambda s: dr.grad(lambda t: f(s, t))(1.3))(0.7)
+    close(mixed(F), mixed(closed), rtol=1e-10)
+    G = lambda s, t: si.solve_ivp(lambda tt, y: -s * t * y, (0.0, 1.0), [1.0], t_eval=[1.0],
+                                  **TOL).y[0, -1]
+    close(mixed(G), mixed(lambda s, t: np.exp(-s * t)), rtol=1e-7)
+    v = np.array([1.3, 0.5, 0.7])
+    batched = lambda f: (lambda v: dr.vmap(lambda s: f(s, v[0]))(v[1:]))
+    close(dr.jacrev(batched(F))(v), dr.jacfwd(batched(closed))(v), rtol=1e-10)
+    close(dr.jacfwd(batched(F))(v), dr.jacfwd(batched(closed))(v), rtol=1e-10)
+
+
+# ------------------------------------------------------------------ tplquad
+def test_tplquad_simplex_with_closure_limits_every_mode():
+    """∫_0^c ∫_0^{c-x} ∫_0^{c-x-y} w dz dy dx = w c³/6: limits closing over c, the
+    integrand over w (Leibniz at three levels)."""
+    def vol(v):
+        c, w = v[0], v[1]
+        return si.tplquad(lambda z, y, x: w, 0.0, c, 0.0, lambda x: c - x, 0.0,
+                          lambda x, y: c - x - y, epsabs=1e-12, epsrel=1e-12)[0]
+
+    closed = lambda v: v[1] * v[0] ** 3 / 6
+    v = np.array([1.3, 0.8])
+    close(vol(v), closed(v), rtol=1e-12)
+    for transform in (dr.grad, dr.jacfwd, dr.jacrev):
+        close(transform(vol)(v), dr.grad(closed)(v), rtol=1e-10)
+    def in_c(c):  # d²/dc² c³/6 = c (the full hessian, w traced too, takes 27 s)
+        return si.tplquad(lambda z, y, x: 1.0, 0.0, c, 0.0, lambda x: c - x, 0.0,
+                          lambda x, y: c - x - y)[0]
+
+    close(dr.grad(dr.grad(in_c))(1.3), 1.3, rtol=1e-8)
+    cs = np.array([0.5, 1.3])
+    close(dr.vmap(in_c)(cs), cs ** 3 / 6, rtol=1e-12)
+
+
+def test_tplquad_args_traced_constant_limits_and_plain_calls():
+    def f(v):  # ∫∫∫ exp(-a (x + y + z)) over [0, b]³ = ((1 - exp(-a b)) / a)³
+        return si.tplquad(lambda z, y, x, a: np.exp(-a * (x + y + z)), 0.0, v[1], 0.0, v[1],
+                          0.0, v[1], args=(v[0],), epsabs=1e-12, epsrel=1e-12)[0]
+
+    closed = lambda v: ((1 - np.exp(-v[0] * v[1])) / v[0]) ** 3
+    v = np.array([0.7, 1.2])
+    close(f(v), closed(v), rtol=1e-11)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(f)(v), dr.grad(closed)(v), rtol=1e-9)
+    plain = si.tplquad(lambda z, y, x: x * y * z, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0)
+    assert plain == ORIGINALS[si.tplquad](lambda z, y, x: x * y * z, 0.0, 1.0, 0.0, 1.0,
+                                          0.0, 1.0)
+    assert si.tplquad is not ORIGINALS[si.tplquad]
+
+
+def test_closures_in_two_threads():
+    """Each thread's closure is its own (lift copies, never mutates): concurrent grads of
+    the same integrand code with different closed-over values."""
+    import threading
+
+    results, errors = {}, []
+
+    def work(a):
+        try:
+            for _ in range(3):
+                results[a] = dr.grad(gauss_quad)(a)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(a,)) for a in (0.5, 1.0, 2.0)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    for a, v in results.items():
+        close(v, (np.exp(-a) - gauss_closed(a)) / (2 * a), rtol=1e-10)
+
+
+def test_terminal_event_backward_in_time():
+    """y' = -k y from t = 0 backwards, y(0) = 1, reaches c > 1 at t* = -log(c) / k."""
+    def out(v):
+        k, c = v[0], v[1]
+
+        def reach(t, y):
+            return y[0] - c
+
+        reach.terminal = True
+        r = si.solve_ivp(lambda t, y: -k * y, (0.0, -10.0), [1.0], events=reach, **TOL)
+        return np.stack([r.t_events[0][0], r.t[-1], r.y[0, -1]])
+
+    closed = lambda v: np.stack([-np.log(v[1]) / v[0], -np.log(v[1]) / v[0], v[1]])
+    v = np.array([0.7, 3.0])
+    close(out(v), closed(v), rtol=1e-9)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(out)(v), dr.jacfwd(closed)(v), rtol=1e-7, atol=1e-9)
+
+
+# ------------------------------------------------------------------ nquad
+def test_nquad_closures_args_options_every_mode():
+    def box(v):  # ∫∫∫ exp(-a (x + y + z)) over [0, b]³ = ((1 - exp(-a b)) / a)³
+        return si.nquad(lambda x, y, z, a: np.exp(-a * (x + y + z)), [(0.0, v[1])] * 3,
+                        args=(v[0],), opts={"epsabs": 1e-12, "epsrel": 1e-12})[0]
+
+    closed = lambda v: ((1 - np.exp(-v[0] * v[1])) / v[0]) ** 3
+    v = np.array([0.7, 1.2])
+    close(box(v), closed(v), rtol=1e-11)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(box)(v), dr.grad(closed)(v), rtol=1e-9)
+
+    def wedge(v):  # a callable range (x up to y) and an integrand closing over v
+        return si.nquad(lambda x, y: np.sin(v[0] * x * y), [lambda y: (0.0, y), (0.0, v[1])],
+                        opts=[{"epsabs": 1e-12, "epsrel": 1e-12}] * 2)[0]
+
+    want = central(wedge, v)
+    for transform in (dr.jacfwd, dr.jacrev):
+        close(transform(wedge)(v), want, rtol=1e-7)
+
+    def tri(c):  # ∫_0^1 ∫_0^{c y} dx dy = c / 2, c only in a range's closure
+        return si.nquad(lambda x, y: x + y, [lambda y: (0.0, c * y), (0.0, 1.0)])[0]
+
+    tri_closed = lambda c: c ** 2 / 6 + c / 3
+    close(dr.grad(tri)(2.0), dr.grad(tri_closed)(2.0), rtol=1e-10)
+    close(dr.grad(dr.grad(tri))(2.0), 1 / 3, rtol=1e-8)
+    cs = np.array([1.0, 2.0])
+    close(dr.vmap(tri)(cs), tri_closed(cs), rtol=1e-12)
+
+
+def test_nquad_plain_calls_and_refusal():
+    plain = si.nquad(lambda x, y: x * y, [(0.0, 1.0), (0.0, 2.0)])
+    assert plain == ORIGINALS[si.nquad](lambda x, y: x * y, [(0.0, 1.0), (0.0, 2.0)])
+    with pytest.raises(dr.NoDerivativeRule, match=r"nquad\(full_output=True\)"):
+        dr.grad(lambda c: si.nquad(lambda x: c * x, [(0.0, 1.0)], full_output=True)[0])(1.0)

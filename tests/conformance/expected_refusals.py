@@ -124,4 +124,9 @@ EXPECTED_REFUSALS: dict[str, tuple[str, str, str]] = {
     # ---- DualrevError: vmap: solve_ivp's output times differ per element (needs t_eval=) (1)
     "vmap::integrate.solve_ivp[t_span,t_eval]-float64-vec": ("DualrevError", "dualrev: scipy.integrate.solve_ivp under vmap over t_span's end needs t_eval=: without it SciPy choo",
         "vmap: solve_ivp's output times differ per element (needs t_eval=)"),
+    # ---- DualrevError: vmap: solve_ivp's events differ per element (a Python loop) (2)
+    "vmap::integrate.solve_ivp[events=_clock]-float64-vec": ("DualrevError", "dualrev: scipy.integrate.solve_ivp(events=...) under vmap: each member of the batch has its own",
+        "vmap: solve_ivp's events differ per element (a Python loop)"),
+    "vmap::integrate.solve_ivp[events_closing_over_k]-float64-vec": ("DualrevError", "dualrev: scipy.integrate.solve_ivp(events=...) under vmap: each member of the batch has its own",
+        "vmap: solve_ivp's events differ per element (a Python loop)"),
 }

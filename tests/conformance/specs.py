@@ -1332,9 +1332,39 @@ add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos")), shape=
         lambda t, y: -0.5 * y, (0.0, t1), y0, **_TIGHT).y[:, -1], batch_tol=1e-8)
 add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
     {"dense_output": True}, shape="vec", fn=_ivp, kind="raises", raises=NoDerivativeRule)
+
+
+def _clock(t: Any, y: Any, k: Any, w: Any) -> Any:
+    """Crosses zero once near t = 0.5 (|0.1 k y[0]| < 0.25): cheap to locate, and its time
+    depends on the state and on k."""
+    return t - 0.5 - 0.1 * k * y[0]
+
+
+_clock.terminal = True
+
+
+def _ivp_event(y0: Any, k: Any, w: Any, **kw: Any) -> Any:
+    """The event's time and state and the state at the end (a terminal event): with the
+    event given in ``kw`` (taking args=) or, without it, a closure over ``k`` (issue 22)."""
+    if "events" not in kw:
+        def closure(t: Any, y: Any, *args: Any) -> Any:  # SciPy passes args= to events
+            return t - 0.5 - 0.1 * k * y[0]
+
+        closure.terminal = True
+        kw["events"] = closure
+    r = sintegrate.solve_ivp(_rotating_decay, (0.0, 1.0), y0, args=(k, w), **_TIGHT, **kw)
+    return np.concatenate([r.t_events[0], r.y_events[0][0], r.y[:, -1]])
+
+
+# second derivatives of event times: tests/test_integrate.py (Hessian against the closed
+# form); here they would cost 13 s of the harness
 add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
-    {"events": lambda t, y, k, w: y[0]}, shape="vec", fn=_ivp, kind="raises",
-    raises=NoDerivativeRule)
+    {"events": _clock}, shape="vec", fn=_ivp_event, second=False)
+add("integrate.solve_ivp", sintegrate.solve_ivp, (A((2,)), A((), "pos"), A(())),
+    shape="vec", fn=_ivp_event, label="events closing over k", second=False)
+add("integrate.quad", sintegrate.quad, (A((), "pos"), A((), "gt1")), shape="0d",
+    label="b,closure", fn=lambda b, c: sintegrate.quad(
+        lambda t: np.exp(-c * t) * np.sin(t), 0.0, b)[0])
 add("integrate.quad", sintegrate.quad, (A((), "pos"), A((), "unit"), A((), "gt1")), shape="0d",
     label="a,b,args", fn=lambda a, b, c: sintegrate.quad(
         lambda t, c: np.exp(-c * t) * np.sin(t), a, b, args=(c,))[0])
@@ -1399,6 +1429,22 @@ add("integrate.dblquad", sintegrate.dblquad, (A((), "pos"), A((), "pos")),
     {"epsabs": 1e-12, "epsrel": 1e-12}, shape="0d", label="traced gfun,hfun",
     fn=lambda g, h, **kw: sintegrate.dblquad(lambda y, x: np.cos(x * y), 0.0, 1.0, g,
                                              g + h, **kw)[0])
+
+add("integrate.tplquad", sintegrate.tplquad, (A((), "pos"),),
+    {"epsabs": 1e-9, "epsrel": 1e-9}, shape="0d", label="b,args", second=False,
+    fn=lambda b, **kw: sintegrate.tplquad(lambda z, y, x, c: np.exp(-c * x) * (1 + y * z),
+                                          0.0, b, 0.0, 1.0, 0.0, 1.0, args=(0.7,), **kw)[0])
+add("integrate.tplquad", sintegrate.tplquad, (A((), "pos"),), shape="0d", second=False,
+    label="gfun,hfun,qfun,rfun closing over c", fn=lambda c: sintegrate.tplquad(
+        lambda z, y, x: x + y * z, 0.0, 1.0, 0.0, lambda x: c * x, 0.0,
+        lambda x, y: c + x * y)[0])
+add("integrate.nquad", sintegrate.nquad, (A((), "pos"), A((), "pos")), shape="0d",
+    label="ranges,args,opts", fn=lambda b, c: sintegrate.nquad(
+        lambda x, y, c: np.exp(-c * x * y), [lambda y, c: (0.0, b * y), (0.0, 1.0)],
+        args=(c,), opts={"epsabs": 1e-11, "epsrel": 1e-11})[0])
+add("integrate.nquad", sintegrate.nquad, (A((), "pos"),), {"full_output": True}, shape="0d",
+    fn=lambda c, **kw: sintegrate.nquad(lambda x: c * x, [(0.0, 1.0)], **kw)[0],
+    kind="raises", raises=NoDerivativeRule)
 
 
 def _qv(x: Any, c: Any) -> Any:
@@ -1943,7 +1989,8 @@ SCIPY_NAMES: dict[Any, str] = {
     sp.polygamma: "sp.polygamma", sp.softplus: "sp.softplus",
     sintegrate.solve_ivp: "integrate.solve_ivp", sintegrate.quad: "integrate.quad",
     sintegrate.odeint: "integrate.odeint", sintegrate.dblquad: "integrate.dblquad",
-    sintegrate.quad_vec: "integrate.quad_vec",
+    sintegrate.quad_vec: "integrate.quad_vec", sintegrate.tplquad: "integrate.tplquad",
+    sintegrate.nquad: "integrate.nquad",
     sla.solve_triangular: "sla.solve_triangular", sla.cho_factor: "sla.cho_factor",
     sla.cho_solve: "sla.cho_solve", sla.lu_factor: "sla.lu_factor",
     sla.lu_solve: "sla.lu_solve", sla.expm: "sla.expm", sla.sqrtm: "sla.sqrtm",
