@@ -251,15 +251,25 @@ def test_bracketing_solvers_plain_traced_and_hidden(name):
     np.testing.assert_allclose(dr.grad(lambda a: solver(lambda x: x ** 2 - 2.0, 0.0 * a, 3.0)
                                        + a)(2.0), 1.0)
 
-    # a traced value read from an object's attribute is not found: a named refusal, where
-    # SciPy's C code raised SystemError
+    # a traced value held by an object in the closure is found (dualrev.closure.lift)
     class Holder:
         pass
 
-    def hidden(a):
+    def held(a):
         h = Holder()
         h.a = a
         return solver(lambda x: x ** 2 - h.a, 0.0, 3.0)
+
+    np.testing.assert_allclose(dr.grad(held)(2.0), 0.5 / np.sqrt(2.0), rtol=1e-9)
+
+    # one read from a class attribute is not (lift copies instances, not classes): a named
+    # refusal, where SciPy's C code raised SystemError
+    def hidden(a):
+        Holder.a = a
+        try:
+            return solver(lambda x: x ** 2 - Holder.a, 0.0, 3.0)
+        finally:
+            del Holder.a
 
     with pytest.raises(dr.NoDerivativeRule, match=rf"scipy\.optimize\.{name}.*args="):
         dr.grad(hidden)(2.0)
