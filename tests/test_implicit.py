@@ -531,3 +531,35 @@ def test_solvers_chained_and_nested():
     for f in (chained, nested):
         np.testing.assert_allclose(dr.grad(f)(2.0), want, rtol=1e-8)
         np.testing.assert_allclose(dr.jacfwd(f)(2.0), want, rtol=1e-8)
+
+
+def test_equality_constrained_tangent_against_the_kkt_system_solved_by_newton():
+    # min 1/2|x - t|^2 + 1/4 sum x^4 + x0 x2 / 10 subject to sum(x) = 1: SLSQP's point is
+    # good to ~1e-8, so the reference is the KKT system solved to rounding by Newton's
+    # method (differences of SLSQP re-solves are good to ~1e-5 only)
+    def f(x, t):
+        return 0.5 * np.sum((x - t) ** 2) + 0.25 * np.sum(x ** 4) + 0.1 * x[0] * x[2]
+
+    def kkt(t):
+        x, lam = np.full(3, 1 / 3), 0.0
+        for _ in range(50):
+            g = x - t + x ** 3 + 0.1 * np.array([x[2], 0.0, x[0]]) + lam
+            H = np.eye(3) + np.diag(3 * x ** 2)
+            H[0, 2] = H[2, 0] = 0.1
+            K = np.block([[H, np.ones((3, 1))], [np.ones((1, 3)), np.zeros((1, 1))]])
+            d = np.linalg.solve(K, -np.append(g, x.sum() - 1.0))
+            x, lam = x + d[:3], lam + d[3]
+        return x
+
+    def solved(t):
+        return so.minimize(f, np.zeros(3), args=(t,), method="SLSQP", options={"ftol": 1e-15},
+                           constraints=[{"type": "eq", "fun": lambda x: np.sum(x) - 1.0}]).x
+
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        t, v = rng.normal(size=3), rng.normal(size=3)
+        _, tangent = dr.jvp(solved, (t,), (v,))
+        h = 1e-6
+        want = (kkt(t + h * v) - kkt(t - h * v)) / (2 * h)
+        np.testing.assert_allclose(tangent, want, atol=1e-8)
+        np.testing.assert_allclose(dr.jacrev(solved)(t) @ v, want, atol=1e-8)

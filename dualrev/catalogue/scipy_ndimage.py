@@ -100,22 +100,22 @@ def _correlate_impl(x: Any, w: Any, cval: Any, axes: tuple[int, ...], mode: str,
     return _scipy_correlate(x, w, cval, axes, mode, origins)
 
 
-def _correlate_t_impl(g: Any, w: Any, axes: tuple[int, ...], mode: str,
+def _correlate_t_impl(y: Any, w: Any, axes: tuple[int, ...], mode: str,
                       origins: tuple[int, ...]) -> Any:
-    """The adjoint of ``x -> correlate(x, w, 0)``: the full convolution of ``g`` with
+    """The adjoint of ``x -> correlate(x, w, 0)``: the full convolution of ``y`` with
     ``w`` over the extended lines, each extended position folded back onto the sample
     it was read from (dropped where it read the constant)."""
-    g = np.asarray(g)
+    y = np.asarray(y)
     w = np.asarray(w)
     # zero-pad by k - 1 on each side, then a correlation with the flipped kernel that
-    # starts at the first sample: position m of the result is sum_j w[j] g[m - j]
-    gz = np.pad(g, [(w.shape[axes.index(a)] - 1,) * 2 if a in axes else (0, 0)
-                    for a in range(g.ndim)])
+    # starts at the first sample: position m of the result is sum_j w[j] y[m - j]
+    gz = np.pad(y, [(w.shape[axes.index(a)] - 1,) * 2 if a in axes else (0, 0)
+                    for a in range(y.ndim)])
     flipped = w[(slice(None, None, -1),) * w.ndim]
     starts = tuple(-(k // 2) for k in w.shape)
     full = _scipy_correlate(gz, flipped, 0.0, axes, "constant", starts)
     for i, a in enumerate(axes):
-        k, n = w.shape[i], g.shape[a]
+        k, n = w.shape[i], y.shape[a]
         left, right = _pads(k, origins[i])
         idx = _index_map(n, left, right, mode)
         keep = idx >= 0
