@@ -460,7 +460,7 @@ def _gammainc_inv_dy(ans: Any, a: Any, y: Any) -> Any:
 
 def _inverse_d(ans: Any, d_shape: Callable[[Any], Any], d_x: Callable[[Any], Any],
                ends: tuple[float, float], check: Callable[[Any], Any] | None = None,
-               y: Any = None) -> Any:
+               y: Any = None, log_d_x: Callable[[Any], Any] | None = None) -> Any:
     """The derivative of an inverse x(s) of F(s, x) = y in the shape s, -dF/ds / dF/dx
     at x = ans (the implicit function theorem; the same for the complement 1 - F). At
     the ends of the support, where y is 0 or 1 for every s, it is 0: there both
@@ -472,11 +472,25 @@ def _inverse_d(ans: Any, d_shape: Callable[[Any], Any], d_x: Callable[[Any], Any
     the derivative is nan, not the slope at a wrong point."""
     end = np.logical_or(np.equal(ans, ends[0]), np.equal(ans, ends[1]))
     xs = np.where(end, 0.5, ans)  # each branch at a safe point
-    out = np.where(end, 0.0, -d_shape(xs) / d_x(xs))
+    ds, dx = d_shape(xs), d_x(xs)
+    out = np.where(end, 0.0, -ds / dx)
+    if log_d_x is not None:
+        # far in a tail the density underflows to 0 while the ratio is finite (t at
+        # q = 1e-300: x = -1.6e86, the derivative 9e87): the ratio from the logarithms,
+        # ``log_d_x`` being log(dF/dx)
+        under = np.logical_and(np.equal(dx, 0.0), ~end)
+        if np.any(concrete(without_derivatives(under))):
+            ds1 = np.where(under, ds, 1.0)
+            lx = np.where(under, log_d_x(xs), 0.0)
+            far = -np.sign(ds1) * np.exp(np.log(np.abs(ds1)) - lx)
+            out = np.where(under, far, out)
     if check is not None:
         xp, yp = without_derivatives(ans), without_derivatives(y)
         with np.errstate(all="ignore"):
-            off = np.abs(check(xp) - yp) > 1e-6 * np.minimum(yp, 1 - yp) + 1e-13
+            # (beyond the rounding of x itself, |x| eps times the density: x next to 1)
+            slack = 4e-16 * np.abs(xp) * np.abs(without_derivatives(dx))
+            off = (np.abs(check(xp) - yp)
+                   > 1e-6 * np.minimum(yp, 1 - yp) + np.nan_to_num(slack) + 1e-305)
         off = np.logical_and(off, ~without_derivatives(end))
         if np.any(concrete(off)):  # (for the whole batch: otherwise nothing to mask)
             out = np.where(off, np.nan * out, out)  # (nan in its own derivatives too)
@@ -524,12 +538,20 @@ def _log_beta_density(a: Any, b: Any, x: Any) -> Any:
 
 
 # in a and b: incomplete.py (the continued fraction differentiated term by term)
-elementwise(sc.betainc, lambda ans, a, b, x: betainc_da_p(a, b, x),
-            lambda ans, a, b, x: betainc_db_p(a, b, x),
-            lambda ans, a, b, x: _beta_density(a, b, x), saves="a b x")
-elementwise(sc.betaincc, lambda ans, a, b, x: -betainc_da_p(a, b, x),
-            lambda ans, a, b, x: -betainc_db_p(a, b, x),
-            lambda ans, a, b, x: -_beta_density(a, b, x), saves="a b x")
+def _nan_where_value_is(ans: Any, d: Any) -> Any:
+    # a shape 0 is SciPy's limit from 1.16 on and nan before: no derivative beside a nan
+    return np.where(np.isnan(ans), np.nan * d, d)
+
+
+elementwise(sc.betainc, lambda ans, a, b, x: _nan_where_value_is(ans, betainc_da_p(a, b, x)),
+            lambda ans, a, b, x: _nan_where_value_is(ans, betainc_db_p(a, b, x)),
+            lambda ans, a, b, x: _beta_density(a, b, x),
+            saves=("ans a b x", "ans a b x", "a b x"))
+elementwise(sc.betaincc,
+            lambda ans, a, b, x: _nan_where_value_is(ans, -betainc_da_p(a, b, x)),
+            lambda ans, a, b, x: _nan_where_value_is(ans, -betainc_db_p(a, b, x)),
+            lambda ans, a, b, x: -_beta_density(a, b, x),
+            saves=("ans a b x", "ans a b x", "a b x"))
 
 
 def _betaincinv_d(shape: Callable[..., Any], f: Any) -> Callable[..., Any]:
@@ -921,6 +943,12 @@ def _t_density(df: Any, t: Any) -> Any:
     return np.where(inf, np.exp(-0.5 * t * t) / _SQRT_2PI, student)
 
 
+def _t_log_density(df: Any, t: Any) -> Any:
+    # (finite df: used only where the density underflows, far in a tail)
+    d = np.where(np.isinf(df), 1.0, df)
+    return t_log_norm(d) - 0.5 * (d + 1) * np.log1p(t * t / d)
+
+
 def stdtr_ddf(df: Any, t: Any) -> Any:
     """d/ddf of Student's t cdf stdtr(df, t) = I_w(df/2, 1/2)/2 for t < 0 (1 - that for
     t > 0), w = df/(df + t**2): -sign(t) I_a/4 - t f(t)/(2 df), f the density (the
@@ -951,7 +979,8 @@ elementwise(sc.stdtr, lambda ans, df, t: stdtr_ddf(df, t),
 elementwise(sc.stdtrit,  # stdtr(df, ans) = p; the support has no finite end
             lambda ans, df, p: _inverse_d(ans, lambda t: stdtr_ddf(df, t),
                                           lambda t: _t_density(df, t), (np.inf, -np.inf),
-                                          lambda t: sc.stdtr(without_derivatives(df), t), p),
+                                          lambda t: sc.stdtr(without_derivatives(df), t), p,
+                                          lambda t: _t_log_density(df, t)),
             lambda ans, df, p: 1 / _t_density(df, ans), saves=("ans df p", "ans df"))
 
 

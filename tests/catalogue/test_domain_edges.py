@@ -507,7 +507,7 @@ def run_continuous(tally: Tally, second: bool = True) -> None:
                     # (beyond z's own rounding, pdf |z| eps: pareto's z = 1 + 1e-15)
                     slack = 4e-16 * np.abs(z) * dist.pdf(z, *shapes)
                     off = (np.isfinite(z) & (z != lo_) & (z != hi_)
-                           & (np.abs(back - q) > 1e-6 * np.minimum(q, 1 - q) + 1e-13
+                           & (np.abs(back - q) > 1e-6 * np.minimum(q, 1 - q) + 1e-305
                               + np.nan_to_num(slack)))
             judge(f"{name}.{method} d/d{argname}", plain, traced, v, dirn, h, tally,
                   inside=inside, describe=describe, convention=conv, exact=exact,

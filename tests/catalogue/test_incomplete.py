@@ -229,6 +229,9 @@ def test_edges():
     h = 1e-8
     for a, b in ((0.0, 2.0), (2.0, 0.0)):
         ga, gb = dr.grad(sc.betainc, argnums=(0, 1))(a, b, 0.3)
+        if np.isnan(sc.betainc(a, b, 0.3)):  # SciPy < 1.16: no limit, no derivative
+            assert np.isnan(ga) and np.isnan(gb)
+            continue
         assert ga == pytest.approx((sc.betainc(a + h, b, 0.3) - sc.betainc(a, b, 0.3)) / h,
                                    rel=1e-6, abs=1e-12)
         assert gb == pytest.approx((sc.betainc(a, b + h, 0.3) - sc.betainc(a, b, 0.3)) / h,
