@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import BatchedValueError, EscapedTracerError
 from .primitive import Primitive, Tracer, bind, dtype_of, shape_of, strip
-from .tracer import TracedBase
+from .tracer import TracedBase, note_running
 
 
 class BatchTrace:
@@ -28,9 +28,11 @@ class BatchTrace:
     nesting level and batch size."""
 
     __slots__ = ("level", "size", "what")
+    finished = False
 
     def __init__(self, level: int, size: int, what: str = "vmap") -> None:
         self.level = level
+        note_running(self)
         self.size = size
         self.what = what  # the transform's name, for the escaped-tracer error
 
@@ -67,6 +69,7 @@ class FinishedBatchTrace(BatchTrace):
     """A batch trace whose transform has returned."""
 
     __slots__ = ()
+    finished = True
 
     def process(self, prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
         raise EscapedTracerError(self.what, prim.name)

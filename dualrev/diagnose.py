@@ -81,6 +81,20 @@ def frame_of(frame: Any, fn: Any) -> bool:
                for n, c in zip(code.co_freevars, cells, strict=False))
 
 
+_LIBRARY_FILES: dict[str, bool] = {}
+
+
+def library_file(filename: str) -> bool:
+    """Whether code from ``filename`` is dualrev's, NumPy's or SciPy's rather than the
+    user's (cached per file: dualrev/buffers.py asks once per constructor call)."""
+    hit = _LIBRARY_FILES.get(filename)
+    if hit is None:
+        hit = _LIBRARY_FILES[filename] = (
+            os.path.abspath(filename).startswith(_library_dirs())
+            or filename.startswith("<frozen"))
+    return hit
+
+
 def _decorated(frame: Any) -> Any:
     """The SciPy function a decorator's wrapper frame runs (a free variable of the
     wrapper that is a SciPy function), or None: its own code names only the wrapper."""

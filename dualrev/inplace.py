@@ -324,6 +324,12 @@ def constant(value: Any, like: Any) -> Any:
         raise EscapedTracerError(trace.what, "an in-place write")
     if isinstance(value, Tracer) and value._level >= like._level:
         return value
+    return constant_on(value, trace)
+
+
+def constant_on(value: Any, trace: Any) -> Any:
+    """The plain (or outer-level traced) ``value`` as a value of the running ``trace``
+    with no derivative at its level (dualrev/buffers.py makes its buffers with it)."""
     if isinstance(trace, Tape):
         trace.nodes.append((None, (), None, value, ()))
         return Traced(value, trace, len(trace.nodes) - 1)

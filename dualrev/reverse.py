@@ -32,7 +32,7 @@ from .primitive import (
     shape_of,
     unbroadcast,
 )
-from .tracer import TracedBase, new_level
+from .tracer import TracedBase, new_level, note_running
 
 ndarray = np.ndarray
 # Reusing temporaries relies on CPython's reference counts counting every holder of an
@@ -78,10 +78,12 @@ class Tape:
     """
 
     __slots__ = ("level", "nodes", "what", "copies", "keep_all")
+    finished = False
 
     def __init__(self, level: int, what: str = "a reverse-mode transform",
                  keep_all: bool = False) -> None:
         self.level = level
+        note_running(self)
         self.nodes: list[tuple[Any, ...]] = []
         self.what = what  # the transform's name, for the escaped-tracer error
         # keep every primal and output, for the JVP rules of a forward replay (push)
@@ -384,6 +386,7 @@ class FinishedTape(Tape):
     """A tape whose transform has stopped recording; its backward pass still runs."""
 
     __slots__ = ()
+    finished = True
 
     def input(self, value: Any) -> Traced:
         raise EscapedTracerError(self.what, "a new input")

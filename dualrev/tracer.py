@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,41 @@ def new_level() -> int:
     """A fresh nesting level, higher than every level handed out before: each transform
     call takes one, so the innermost transform's values are always the highest."""
     return next(_levels)
+
+
+# The traces running in each thread, oldest first (Tape, ForwardTrace and BatchTrace note
+# themselves when made; a finished one is dropped when next seen): the innermost running
+# trace is the one a buffer made by np.zeros in the user's code belongs to
+# (dualrev/buffers.py). Per thread, so that a transform in one thread never hands its
+# trace to code another thread runs.
+_running = threading.local()
+
+
+def note_running(trace: Any) -> None:
+    """Record that ``trace`` (a new Tape, ForwardTrace or BatchTrace) runs in this thread
+    until it is finished."""
+    try:
+        traces = _running.traces
+    except AttributeError:
+        _running.traces = [trace]
+        return
+    while traces and traces[-1].finished:
+        traces.pop()
+    if len(traces) >= 32:  # finished traces under a running one (made but never finished)
+        traces[:] = [t for t in traces if not t.finished]
+    traces.append(trace)
+
+
+def innermost_running() -> Any:
+    """The trace of the innermost transform running in this thread (the highest level
+    not finished), or None."""
+    traces = getattr(_running, "traces", None)
+    while traces:
+        t = traces[-1]
+        if not t.finished:
+            return t
+        traces.pop()
+    return None
 
 _NONE: dict[str, Any] = {}
 _NO_MEMORY = ("a traced value has no {} (its memory is dualrev's: writes into it are "

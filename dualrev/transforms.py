@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import config, namespace
+from .buffers import PlainInput, closed_over_inputs, plain_input
 from .batching import Batched, BatchTrace, FinishedBatchTrace
 from .errors import (
     DualrevError,
@@ -164,7 +165,8 @@ def _split_inputs(args: Sequence[Any], nums: tuple[int, ...]) -> tuple[list[Any]
 
 def _rebuild_args(args: Sequence[Any], nums: tuple[int, ...], defs: list[TreeDef],
                   leaves: list[Any]) -> list[Any]:
-    new = list(args)
+    # the arrays not differentiated: their copies take traced writes (dualrev/buffers.py)
+    new = [plain_input(a) for a in args]
     it = iter(leaves)
     for i, td in zip(nums, defs, strict=True):
         new[i] = next(it) if td is LEAF else tree_unflatten(
@@ -285,8 +287,11 @@ def _zeros(shape: tuple[int, ...], like: Any = None) -> np.ndarray:
 
 def _result(x: Any) -> Any:
     """A plain scalar result as a NumPy float, arrays and tracers as they are."""
-    if isinstance(x, np.ndarray) and x.ndim == 0:
-        return x[()]
+    if isinstance(x, np.ndarray):
+        if x.ndim == 0:
+            return x[()]
+        if type(x) is PlainInput:  # a non-differentiated argument returned as it is
+            return x.view(np.ndarray)
     return x
 
 
@@ -316,7 +321,7 @@ def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
     """Run ``f`` with the differentiated leaves carrying ``tangents``."""
     trace = ForwardTrace(new_level(), what)
     duals = [Dual(x, t, trace) for x, t in zip(leaves, tangents, strict=True)]
-    with _gc_paused:
+    with _gc_paused, closed_over_inputs(f):
         try:
             return f(*_rebuild_args(args, nums, defs, duals)), trace
         except ValueError as e:
@@ -552,7 +557,8 @@ class _Recording:
         # the inputs' entries, read now: f may write into its inputs, rebinding them
         in_index = [t._index for t in inputs]
         try:
-            out = f(*_rebuild_args(args, nums, defs, inputs))
+            with closed_over_inputs(f):
+                out = f(*_rebuild_args(args, nums, defs, inputs))
         except ValueError as e:
             _raise_conversion_cause(e)
             raise
@@ -1296,10 +1302,10 @@ def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
                 "dualrev.vmap: " + ("no argument is mapped; pass axis_size=" if not sizes
                                     else f"the mapped axes have different sizes {sorted(sizes)}"))
         trace = BatchTrace(new_level(), sizes.pop(), "vmap")
-        new = [x if ax is None else Batched(x, trace)
+        new = [plain_input(x) if ax is None else Batched(x, trace)
                for x, ax in zip(moved, axes, strict=True)]
         new_args, new_kwargs = tree_unflatten(tdef, new)
-        with _gc_paused:
+        with _gc_paused, closed_over_inputs(f):
             try:
                 out = f(*new_args, **new_kwargs)
             except ValueError as e:
