@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import BUFFER_ADVICE
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # frames in these trees are library code, not the line the user wrote
 _LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
@@ -281,11 +283,7 @@ def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
                 buf = site.seg(t.value)
                 return (f"`{site.seg(node)}` writes a traced value into the plain NumPy "
                         f"array `{buf}`, which stores numbers only (the derivative would be "
-                        f"lost). Make the buffer traced so that the write is recorded: "
-                        f"`{buf} = np.zeros_like(x)` (or `np.zeros_like(x, shape=(n, ...))`, "
-                        "np.empty_like, np.full_like) with x a traced value, such as the "
-                        "argument being differentiated; or collect the values in a list "
-                        "and `np.stack` them")
+                        f"lost). " + BUFFER_ADVICE.replace("out =", f"{buf} ="))
         return None
     if isinstance(node, ast.Subscript):
         obj = site.lookup(node.value)
@@ -310,9 +308,8 @@ def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
         buf = site.seg(func.value)  # type: ignore[attr-defined]
         return (f"`{site.seg(node)}` fills the plain NumPy array `{buf}` with a traced "
                 "value, which it stores as a number only (the derivative would be lost). "
-                f"Make the buffer traced: `{buf} = np.full_like(x, {args})` (or "
-                f"`np.zeros_like(x)` and then `{buf}.fill({args})`, recorded) with x a "
-                "traced value, such as the argument being differentiated")
+                + BUFFER_ADVICE.replace("out =", f"{buf} =")
+                + f" (`{buf}.fill({args})` into such a buffer is recorded)")
     if kind in ("float", "int", "complex", "index"):
         mod = getattr(fn, "__module__", None) if fn is not _UNKNOWN else None
         owner = (site.lookup(func.value) if isinstance(func, ast.Attribute) else _UNKNOWN)

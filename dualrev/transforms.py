@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from . import config, namespace
-from .buffers import PlainInput, closed_over_inputs, plain_input
 from .batching import Batched, BatchTrace, FinishedBatchTrace
+from .buffers import PlainInput, closed_over_inputs, plain_input
 from .errors import (
     DualrevError,
     EscapedTracerError,
