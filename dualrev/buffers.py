@@ -24,6 +24,7 @@ See docs/design.md (2026-12-06, "Plain buffers").
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ import numpy as np
 from . import namespace
 from .diagnose import library_file
 from .inplace import constant_on
-from .primitive import Tracer, dtype_of
+from .primitive import Tracer, dtype_of, plain_operand
 from .tracer import innermost_running
 
 _ndarray = np.ndarray
@@ -53,9 +54,38 @@ _FULL_LIKE = np.full_like
 _COPY = np.copy
 
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_TRANSFORMS = os.path.join(_HERE, "transforms.py")
+# custom.py runs a custom_jvp/custom_vjp body as a primitive, on plain values
+_STOPS = (os.path.join(_HERE, "custom.py"),)
+_USER, _TRANSFORM, _PASS, _STOP = 0, 1, 2, 3
+_kinds: dict[str, int] = {}
+
+
+def _kind(filename: str) -> int:
+    hit = _kinds.get(filename)
+    if hit is None:
+        path = os.path.abspath(filename)
+        if not library_file(filename):
+            hit = _USER
+        elif path == _TRANSFORMS:
+            hit = _TRANSFORM
+        elif path.startswith(_HERE + os.sep) and path not in _STOPS:
+            hit = _PASS
+        else:
+            hit = _STOP
+        _kinds[filename] = hit
+    return hit
+
+
 def _trace_for_caller(depth: int) -> Any:
     """The innermost trace running in this thread if the frame ``depth`` levels above
-    the caller is the user's code, else None."""
+    the caller is the user's code run by a transform, else None. Run by a transform:
+    going up the stack, dualrev/transforms.py (calling the transformed function) comes
+    before any NumPy or SciPy frame; dualrev's own frames between are passed (its SciPy
+    wrappers call the user's callbacks under jvp/vjp). Code that SciPy calls back on
+    plain values (an ODE right-hand side in the primal solve), a custom_jvp body run as
+    a primitive and library code keep NumPy's arrays."""
     trace = innermost_running()
     if trace is None:
         return None
@@ -63,7 +93,17 @@ def _trace_for_caller(depth: int) -> Any:
         frame = _getframe(depth + 1)
     except ValueError:  # pragma: no cover - no such frame
         return None
-    return None if library_file(frame.f_code.co_filename) else trace
+    if _kind(frame.f_code.co_filename) != _USER:
+        return None
+    frame = frame.f_back
+    while frame is not None:
+        k = _kind(frame.f_code.co_filename)
+        if k == _TRANSFORM:
+            return trace
+        if k == _STOP:
+            return None
+        frame = frame.f_back
+    return None
 
 
 def as_buffer(out: Any, trace: Any) -> Any:
@@ -212,6 +252,9 @@ class PlainInput(np.ndarray):
 
     def __reduce__(self) -> Any:
         return self.view(_ndarray).__reduce__()
+
+
+plain_operand(PlainInput)
 
 
 def _strip_arg(a: Any) -> Any:
