@@ -27,8 +27,7 @@ import functools
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -293,24 +292,33 @@ def _set(holder: Any, name: Any, value: Any) -> None:
         holder[name] = value
 
 
-@contextmanager
-def closed_over_inputs(f: Any) -> Iterator[None]:
-    """While the transformed function ``f`` runs, the floating-point arrays it reads
-    from its closure or its module's globals (by name, in its own code) are
-    ``PlainInput`` views, so that their ``copy()`` takes traced writes."""
-    while isinstance(f, functools.partial):
+def _viewable(v: Any) -> bool:
+    return type(v) is _ndarray and v.ndim > 0 and v.dtype.kind in "fc"
+
+
+def hold_inputs(f: Any) -> list[Any] | None:
+    """Make the floating-point arrays the transformed function ``f`` reads from its
+    closure or its module's globals (by name, in its own code) ``PlainInput`` views, so
+    that their ``copy()`` takes traced writes; the token for ``release_inputs`` (None
+    when there is nothing to hold, the common case: no lock is taken)."""
+    while type(f) is functools.partial:
         f = f.func
     code = getattr(f, "__code__", None)
     if code is None:
-        yield
-        return
-    places: list[tuple[Any, Any]] = [(c, None) for c in (f.__closure__ or ())]
-    glob = getattr(f, "__globals__", None)
-    if glob is not None:
-        places += [(glob, n) for n in code.co_names if type(glob.get(n)) is _ndarray]
+        return None
+    places: list[tuple[Any, Any]] = []
+    for c in f.__closure__ or ():
+        try:
+            if _viewable(c.cell_contents):
+                places.append((c, None))
+        except ValueError:  # an empty cell (a name assigned later)
+            pass
+    glob = f.__globals__
+    for n in code.co_names:
+        if _viewable(glob.get(n)):
+            places.append((glob, n))
     if not places:
-        yield
-        return
+        return None
     mine = []
     with _held_lock:
         for holder, name in places:
@@ -320,24 +328,25 @@ def closed_over_inputs(f: Any) -> Iterator[None]:
                 entry[4] += 1
                 mine.append(entry)
                 continue
-            try:
-                v = _get(holder, name)
-            except ValueError:  # an empty cell (a name assigned later)
+            v = _get(holder, name)
+            if not _viewable(v):
                 continue
-            view = plain_input(v)
-            if view is v:
-                continue
+            view = v.view(PlainInput)
             _set(holder, name, view)
             entry = _held[key] = [holder, name, v, view, 1]
             mine.append(entry)
-    try:
-        yield
-    finally:
-        with _held_lock:
-            for entry in mine:
-                entry[4] -= 1
-                if entry[4] == 0:
-                    holder, name, v, view = entry[:4]
-                    if _get(holder, name) is view:  # left as it is if f rebound it
-                        _set(holder, name, v)
-                    del _held[(id(holder), name)]
+    return mine
+
+
+def release_inputs(mine: list[Any] | None) -> None:
+    """Put back what ``hold_inputs`` replaced, when no other transform still holds it."""
+    if not mine:
+        return
+    with _held_lock:
+        for entry in mine:
+            entry[4] -= 1
+            if entry[4] == 0:
+                holder, name, v, view = entry[:4]
+                if _get(holder, name) is view:  # left as it is if f rebound it
+                    _set(holder, name, v)
+                del _held[(id(holder), name)]

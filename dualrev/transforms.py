@@ -21,7 +21,7 @@ import numpy as np
 
 from . import config, namespace
 from .batching import Batched, BatchTrace, FinishedBatchTrace
-from .buffers import PlainInput, closed_over_inputs, plain_input
+from .buffers import PlainInput, hold_inputs, plain_input, release_inputs
 from .errors import (
     DualrevError,
     EscapedTracerError,
@@ -321,7 +321,8 @@ def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
     """Run ``f`` with the differentiated leaves carrying ``tangents``."""
     trace = ForwardTrace(new_level(), what)
     duals = [Dual(x, t, trace) for x, t in zip(leaves, tangents, strict=True)]
-    with _gc_paused, closed_over_inputs(f):
+    with _gc_paused:
+        held = hold_inputs(f)
         try:
             return f(*_rebuild_args(args, nums, defs, duals)), trace
         except ValueError as e:
@@ -329,6 +330,7 @@ def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
             raise
         finally:
             trace.finish()
+            release_inputs(held)
 
 
 def _unpack_forward(out: Any, trace: ForwardTrace,
@@ -556,14 +558,15 @@ class _Recording:
         inputs = [tape.input(x) for x in leaves]
         # the inputs' entries, read now: f may write into its inputs, rebinding them
         in_index = [t._index for t in inputs]
+        held = hold_inputs(f)
         try:
-            with closed_over_inputs(f):
-                out = f(*_rebuild_args(args, nums, defs, inputs))
+            out = f(*_rebuild_args(args, nums, defs, inputs))
         except ValueError as e:
             _raise_conversion_cause(e)
             raise
         finally:
             tape.finish()
+            release_inputs(held)
         out, aux = _split_aux(out, has_aux)
         self._set(tape, leaves, defs, in_index, out, aux, what)
 
@@ -1305,7 +1308,8 @@ def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
         new = [plain_input(x) if ax is None else Batched(x, trace)
                for x, ax in zip(moved, axes, strict=True)]
         new_args, new_kwargs = tree_unflatten(tdef, new)
-        with _gc_paused, closed_over_inputs(f):
+        with _gc_paused:
+            held = hold_inputs(f)
             try:
                 out = f(*new_args, **new_kwargs)
             except ValueError as e:
@@ -1313,6 +1317,7 @@ def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
                 raise
             finally:
                 trace.finish()
+                release_inputs(held)
         outs, odef = tree_flatten(out)
         oaxes = _prefix_axes(out_axes, out, "out_axes")
         res = []
