@@ -33,10 +33,12 @@ from typing import Any
 import numpy as np
 
 from . import namespace
-from .diagnose import library_file
+from .diagnose import library_file, line_calls
+from .forward import Dual
 from .inplace import constant_on
-from .primitive import Tracer, dtype_of, plain_operand
-from .tracer import innermost_running
+from .primitive import METHODS, Tracer, dtype_of, plain_operand
+from .reverse import CONSTANT, Traced
+from .tracer import NO_PLAIN_VALUE, innermost_running
 
 _ndarray = np.ndarray
 _getframe = sys._getframe
@@ -77,7 +79,7 @@ def _kind(filename: str) -> int:
     return hit
 
 
-def _trace_for_caller(depth: int) -> Any:
+def _trace_for_caller(depth: int, name: str) -> Any:
     """The innermost trace running in this thread if the frame ``depth`` levels above
     the caller is the user's code run by a transform, else None. Run by a transform:
     going up the stack, dualrev/transforms.py (calling the transformed function) comes
@@ -92,7 +94,7 @@ def _trace_for_caller(depth: int) -> Any:
         frame = _getframe(depth + 1)
     except ValueError:  # pragma: no cover - no such frame
         return None
-    if _kind(frame.f_code.co_filename) != _USER:
+    if _kind(frame.f_code.co_filename) != _USER or not line_calls(frame, name):
         return None
     frame = frame.f_back
     while frame is not None:
@@ -124,7 +126,7 @@ def _maker(orig: Callable[..., Any], name: str, fill_zero: bool = False) -> Call
         out = orig(*args, **kwargs)
         if kwargs.get("like") is not None:
             return out
-        trace = _trace_for_caller(1)
+        trace = _trace_for_caller(1, name)
         if trace is None or type(out) is not _ndarray or out.dtype.kind not in "fc":
             return out
         if fill_zero:  # np.empty: nothing uninitialised enters the recording
@@ -151,7 +153,7 @@ def _full(shape: Any, fill_value: Any, dtype: Any = None, order: str = "C",
     out = _FULL(shape, fill_value, dtype, order, **kwargs)
     if kwargs.get("like") is not None:
         return out
-    return as_buffer(out, _trace_for_caller(1))
+    return as_buffer(out, _trace_for_caller(1, "full"))
 
 
 def _liker(orig: Callable[..., Any], name: str, fill_zero: bool = False) -> Callable:
@@ -162,7 +164,7 @@ def _liker(orig: Callable[..., Any], name: str, fill_zero: bool = False) -> Call
         out = orig(a, *args, **kwargs)
         if isinstance(a, Tracer) or isinstance(out, Tracer):
             return out
-        trace = _trace_for_caller(1)
+        trace = _trace_for_caller(1, name)
         if trace is None or type(out) is not _ndarray or out.dtype.kind not in "fc":
             return out
         if fill_zero:
@@ -186,7 +188,7 @@ def _full_like(a: Any, fill_value: Any, *args: Any, **kwargs: Any) -> Any:
     out = _FULL_LIKE(a, fill_value, *args, **kwargs)
     if isinstance(a, Tracer) or isinstance(out, Tracer):
         return out
-    return as_buffer(out, _trace_for_caller(1))
+    return as_buffer(out, _trace_for_caller(1, "full_like"))
 
 
 _full_like.__doc__ = _FULL_LIKE.__doc__
@@ -205,9 +207,54 @@ for _name, _wrapper in (
     namespace.replace_while_tracing(np, _name, _wrapper)
 
 
+# ------------------------------------------------------------------ plain values
+def _constant_entry(x: Traced) -> bool:
+    """Whether no input of ``x``'s tape reaches its entry: it is computed from the
+    tape's constants alone (a walk up its arguments' entries, only at a conversion)."""
+    nodes = x._trace.nodes
+    stack = [x._index]
+    seen = set()
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        if i >= len(nodes):
+            return False
+        prim, _, params, _, parents = nodes[i]
+        if prim is None:
+            if params is not CONSTANT:  # an input (or an entry already released)
+                return False
+            continue
+        stack.extend(p[1] for p in parents)
+    return True
+
+
+def no_derivative(x: Any) -> Any:
+    """The plain value of the traced ``x`` if it provably carries no derivative at any
+    level, else ``NO_PLAIN_VALUE``: on a tape, no input reaches it; in forward mode its
+    tangent is exactly zero (and plain); a batch is never one plain value."""
+    while isinstance(x, Tracer):
+        t = type(x)
+        if t is Traced:
+            if not _constant_entry(x):
+                return NO_PLAIN_VALUE
+        elif t is Dual:
+            tan = x.tangent
+            if tan is not None and (isinstance(tan, Tracer) or np.any(tan)):
+                return NO_PLAIN_VALUE
+        else:
+            return NO_PLAIN_VALUE
+        x = x.primal
+    return x
+
+
+METHODS["no_derivative"] = no_derivative
+
+
 # ------------------------------------------------------------------ plain inputs
 def _plain(a: Any) -> Any:
-    return a.view(_ndarray) if isinstance(a, PlainInput) else a
+    return a.plain() if isinstance(a, PlainInput) else a
 
 
 class PlainInput(np.ndarray):
@@ -217,11 +264,15 @@ class PlainInput(np.ndarray):
     ``copy()`` and a copying ``astype()`` called from the user's code give a buffer that
     takes traced writes (``u = u0.copy(); u[1:-1] += alpha * ...``)."""
 
-    __slots__ = ()
+    def plain(self) -> np.ndarray:
+        """The caller's array this view stands for (a view of it where this one was
+        derived from another, by reshape or a method)."""
+        orig = self.__dict__.get("orig")
+        return orig if orig is not None else self.view(_ndarray)
 
     def copy(self, order: str = "C") -> Any:  # type: ignore[override]
         """``ndarray.copy``: under a transform, a buffer whose writes are recorded."""
-        return as_buffer(self.view(_ndarray).copy(order), _trace_for_caller(1))
+        return as_buffer(self.view(_ndarray).copy(order), _trace_for_caller(1, "copy"))
 
     def astype(self, dtype: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """``ndarray.astype``: a copy is a buffer as for ``copy()``."""
@@ -229,13 +280,13 @@ class PlainInput(np.ndarray):
         out = base.astype(dtype, *args, **kwargs)
         if out is base or (out.base is not None and np.shares_memory(out, base)):
             return out
-        return as_buffer(out, _trace_for_caller(1))
+        return as_buffer(out, _trace_for_caller(1, "astype"))
 
     def __getitem__(self, key: Any) -> Any:
-        return self.view(_ndarray)[key]
+        return self.plain()[key]
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self.view(_ndarray)[key] = value
+        self.plain()[key] = value
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         inputs = tuple(_plain(a) for a in inputs)
@@ -253,12 +304,12 @@ class PlainInput(np.ndarray):
         return self.view(_ndarray).__reduce__()
 
 
-plain_operand(PlainInput)
+plain_operand(PlainInput, PlainInput.plain)
 
 
 def _strip_arg(a: Any) -> Any:
     if isinstance(a, PlainInput):
-        return a.view(_ndarray)
+        return a.plain()
     if type(a) in (list, tuple) and any(isinstance(b, PlainInput) for b in a):
         return type(a)(_plain(b) for b in a)
     return a
@@ -268,8 +319,14 @@ def plain_input(a: Any) -> Any:
     """A non-differentiated argument as the transformed function receives it: a
     floating-point ndarray with at least one axis as a ``PlainInput`` view."""
     if type(a) is _ndarray and a.ndim and a.dtype.kind in "fc":
-        return a.view(PlainInput)
+        return _view(a)
     return a
+
+
+def _view(a: np.ndarray) -> PlainInput:
+    v = a.view(PlainInput)
+    v.orig = a  # what meets traced values and library code (bind's rare branch)
+    return v
 
 
 # Closure cells and module globals holding plain arrays, replaced by PlainInput views
@@ -331,7 +388,7 @@ def hold_inputs(f: Any) -> list[Any] | None:
             v = _get(holder, name)
             if not _viewable(v):
                 continue
-            view = v.view(PlainInput)
+            view = _view(v)
             _set(holder, name, view)
             entry = _held[key] = [holder, name, v, view, 1]
             mine.append(entry)

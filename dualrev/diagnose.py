@@ -97,6 +97,36 @@ def library_file(filename: str) -> bool:
     return hit
 
 
+_CALLS: dict[tuple[Any, int, str], bool] = {}
+
+
+def line_calls(frame: Any, name: str) -> bool:
+    """Whether the statement ``frame`` is running calls, on its current line, a function
+    or method spelled ``name`` (``np.zeros(...)``, ``zeros(...)``, ``u0.copy()``):
+    a constructor reached from there was called by the user's code itself rather than by
+    a C extension it called (NumPy's random generators call ``np.empty`` from Cython,
+    with no frame of their own). Cached per code object and line; False without source."""
+    key = (frame.f_code, frame.f_lineno, name)
+    hit = _CALLS.get(key)
+    if hit is None:
+        hit = False
+        try:
+            site = _Site(frame)
+            for n in site.nodes():
+                if isinstance(n, ast.Call):
+                    f = n.func
+                    if (isinstance(f, ast.Name) and f.id == name) or (
+                            isinstance(f, ast.Attribute) and f.attr == name):
+                        hit = True
+                        break
+        except Exception:  # noqa: BLE001 - no source, or none that parses: no buffer
+            hit = False
+        if len(_CALLS) > 4096:
+            _CALLS.clear()
+        _CALLS[key] = hit
+    return hit
+
+
 def _decorated(frame: Any) -> Any:
     """The SciPy function a decorator's wrapper frame runs (a free variable of the
     wrapper that is a SciPy function), or None: its own code names only the wrapper."""

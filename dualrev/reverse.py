@@ -372,6 +372,9 @@ def _fit(c: Any, shape: tuple[int, ...], kind: Any) -> Any:
 
 
 _RELEASED = (None, (), None, None, ())
+#: the params slot of a constant's entry (an input's holds None): no derivative enters
+#: there (dualrev/buffers.py proves values computed from constants alone plain by it)
+CONSTANT = "constant"
 
 
 def _same_bits(a: ndarray, c: ndarray) -> bool:

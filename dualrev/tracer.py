@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import threading
 from typing import Any
 
@@ -128,6 +129,19 @@ def _conversion(what: str, kind: str) -> TracerConversionError:
     return TracerConversionError(what, why)
 
 
+#: what METHODS["no_derivative"] answers for a value that may carry a derivative
+NO_PLAIN_VALUE = object()
+
+
+def _plain_value(x: Any, what: str, kind: str) -> Any:
+    """The plain value of ``x`` where it provably carries no derivative, else the
+    conversion error."""
+    v = METHODS["no_derivative"](x)
+    if v is NO_PLAIN_VALUE:
+        raise _conversion(what, kind)
+    return v
+
+
 class TracedBase(Tracer):
     """Behaviour common to ``Dual`` and ``Traced``: an immutable ndarray look-alike."""
 
@@ -174,7 +188,14 @@ class TracedBase(Tracer):
             raise no_rule(func)
         return handler(*args, **kwargs)
 
+    # A value that provably carries no derivative at any level (a buffer made by np.zeros
+    # in the user's code and what is computed from it alone: dualrev/buffers.py) converts
+    # as the plain value it is; the proof is looked for only here, where the conversion
+    # would otherwise raise.
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        v = METHODS["no_derivative"](self)
+        if v is not NO_PLAIN_VALUE:
+            return np.array(v, dtype=dtype, copy=True)
         caller = METHODS["scipy_caller"]()
         if caller is not None:
             raise TracerConversionError(caller)
@@ -182,22 +203,22 @@ class TracedBase(Tracer):
 
     # ------------------------------------------------------------ coercions
     def __float__(self) -> float:
-        raise _conversion("float()", "float")
+        return float(_plain_value(self, "float()", "float"))
 
     def __int__(self) -> int:
-        raise _conversion("int()", "int")
+        return int(_plain_value(self, "int()", "int"))
 
     def __complex__(self) -> complex:
-        raise _conversion("complex()", "complex")
+        return complex(_plain_value(self, "complex()", "complex"))
 
     def __index__(self) -> int:
-        raise _conversion("use as an index (operator.index)", "index")
+        return operator.index(_plain_value(self, "use as an index (operator.index)", "index"))
 
     def item(self, *args: Any) -> Any:
-        raise _conversion(".item()", "item")
+        return np.asarray(_plain_value(self, ".item()", "item")).item(*args)
 
     def tolist(self) -> Any:
-        raise _conversion(".tolist()", "tolist")
+        return np.asarray(_plain_value(self, ".tolist()", "tolist")).tolist()
 
     def __format__(self, spec: str) -> str:
         # Formatting prints the value: a string carries no derivative, so nothing is

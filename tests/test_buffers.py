@@ -420,3 +420,34 @@ def test_ode_right_hand_side_with_a_buffer():
     np.testing.assert_allclose(end(k), np.cos(np.sqrt(k)), rtol=1e-8)
     np.testing.assert_allclose(dr.grad(end)(k), want, rtol=1e-6)
     np.testing.assert_allclose(dr.jacfwd(end)(k), want, rtol=1e-6)
+
+
+def test_a_buffer_without_a_derivative_converts_as_numpy():
+    def f(x):
+        hist = np.zeros(3)
+        hist[1] += 2.0
+        assert int(hist[1]) == 2 and float(np.sum(hist)) == 2.0  # no derivative: plain
+        assert hist.tolist() == [0.0, 2.0, 0.0] and type(np.asarray(hist)) is np.ndarray
+        steps = range(int(hist.max()))  # bookkeeping as in NumPy
+        hist[0] = x[0]
+        with pytest.raises(dr.TracerConversionError):
+            float(hist[2])  # the buffer now carries a derivative: refused as a whole
+        return sum(hist[0] * x[1] for _ in steps)
+
+    for t in (dr.grad, dr.jacfwd, dr.jacrev):
+        np.testing.assert_allclose(t(f)(x4), [2 * x4[1], 2 * x4[0], 0.0, 0.0])
+    np.testing.assert_allclose(dr.hessian(f)(x4)[:2, :2], [[0.0, 2.0], [2.0, 0.0]])
+
+
+def test_constructors_called_from_c_or_by_another_name_stay_numpy():
+    def f(x):
+        # NumPy's Generator calls np.empty from Cython: that array must stay NumPy's
+        noise = np.random.default_rng(0).random(4)
+        make = np.zeros
+        other = make(4)  # not spelled as a constructor call: NumPy's array
+        assert type(noise) is np.ndarray and type(other) is np.ndarray
+        return np.sum(x * noise)
+
+    np.testing.assert_allclose(dr.grad(f)(x4), np.random.default_rng(0).random(4))
+    np.testing.assert_allclose(dr.vmap(dr.grad(f))(np.stack([x4, x4])),
+                               np.stack([np.random.default_rng(0).random(4)] * 2))

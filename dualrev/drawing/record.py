@@ -575,6 +575,8 @@ def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
 def _param_key(params: dict[str, Any]) -> Any:
     """The parameters' names and kinds, not their values: the steps of ``for i in ...:
     total = total + x[i]`` index differently and are still one loop."""
+    if not isinstance(params, dict):  # an input (None) or a constant (reverse.CONSTANT)
+        return params
     return tuple((k, type(v).__name__) for k, v in params.items() if k != "residuals")
 
 
