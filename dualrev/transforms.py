@@ -302,7 +302,12 @@ def _split_aux(out: Any, has_aux: bool) -> tuple[Any, Any]:
         raise DualrevError("dualrev: with has_aux=True the function must return a pair "
                            "(output, auxiliary data)")
     # auxiliary data carries no derivative (under vmap it is still batched)
-    return out[0], tree_map(unwrap_derivatives, out[1])
+    return out[0], tree_map(_aux_leaf, out[1])
+
+
+def _aux_leaf(v: Any) -> Any:
+    v = unwrap_derivatives(v)
+    return v.plain() if type(v) is PlainInput else v
 
 
 # ------------------------------------------------------------------ forward mode

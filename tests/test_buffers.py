@@ -208,7 +208,8 @@ def test_plain_inputs_behave_as_numpy():
     assert all(t is np.ndarray for t in seen["arith"][:2]) and seen["idx"] is np.ndarray
     # returned as it is: the caller gets an ndarray
     out = dr.jacfwd(lambda a, u: (a * u, u), has_aux=True)(2.0, u0)
-    assert type(out[0]) is np.ndarray
+    assert type(out[0]) is np.ndarray and out[1] is u0  # the aux: the caller's array
+    assert type(dr.jacrev(lambda a, u: u)(2.0, u0)) is np.ndarray
 
 
 def test_values_dtypes_and_aliasing_as_numpy():
