@@ -47,6 +47,8 @@ CONSTRUCTORS = {
     "copy_plain": (lambda x: np.copy(x4), x4),
     "zeros_like_traced": (lambda x: np.zeros_like(x), 0.0),
     "ones_like_traced": (lambda x: np.ones_like(x), 1.0),
+    "empty_like_traced": (lambda x: np.empty_like(x), None),
+    "full_like_traced": (lambda x: np.full_like(x, 0.5), 0.5),
 }
 
 
