@@ -454,3 +454,21 @@ def test_constructors_called_from_c_or_by_another_name_stay_numpy():
     np.testing.assert_allclose(dr.grad(f)(x4), np.random.default_rng(0).random(4))
     np.testing.assert_allclose(dr.vmap(dr.grad(f))(np.stack([x4, x4])),
                                np.stack([np.random.default_rng(0).random(4)] * 2))
+
+
+def test_what_stays_plain_is_refused_with_the_rewrite():
+    def arithmetic_copy(alpha, u0):
+        u = u0 + 0.0  # a new plain array: not a buffer dualrev traces
+        u[1:-1] += alpha * u[2:]
+        return np.sum(u)
+
+    with pytest.raises(dr.InPlaceError, match=r"copies \(u0.copy\(\), u0.astype\(float\)\)"):
+        dr.grad(arithmetic_copy)(0.1, U0)
+
+    def bound_before(x):
+        out = numpy_zeros(2)
+        out[0] = x[0]
+        return np.sum(out)
+
+    with pytest.raises(dr.PlainBufferError, match="`from numpy import zeros`"):
+        dr.jacfwd(bound_before)(x4)
