@@ -825,3 +825,24 @@ def test_every_ndarray_attribute_answers():
         dr.grad(lambda x: x.tobytes())(x)
     with pytest.raises(dr.NoDerivativeRule, match="ndarray.setflags"):
         dr.grad(lambda x: x.setflags(write=False))(x)
+
+
+def test_ravel_of_a_strided_vector_is_not_written_through():
+    """NumPy's x[1::2].ravel() is a copy (the memory is not contiguous): a write into it
+    must not reach x. dualrev wrote through it as through a view of the whole array
+    (found by the aliasing generator once buffer ops joined it)."""
+    def f(x):
+        v = x[1::2]
+        r = v.ravel()
+        r[...] = 0.0  # NumPy: writes the copy only; dualrev: refused (a view by name)
+        return x
+
+    with pytest.raises(dr.InPlaceError):
+        dr.jvp(f, (x4.copy(),), (np.ones(4),))
+
+    def g(x):
+        r = x.ravel()  # contiguous: NumPy's view, written through
+        r[0] = 5.0
+        return x
+
+    np.testing.assert_array_equal(dr.jvp(g, (x4.copy(),), (np.ones(4),))[0], g(x4.copy()))
