@@ -56,7 +56,9 @@ _COPY = np.copy
 
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_TRANSFORMS = os.path.join(_HERE, "transforms.py")
+# the modules that call the transformed function (dualrev.graph records it as grad does)
+_TRANSFORMS = (os.path.join(_HERE, "transforms.py"),
+               os.path.join(_HERE, "drawing", "record.py"))
 # custom.py runs a custom_jvp/custom_vjp body as a primitive, on plain values
 _STOPS = (os.path.join(_HERE, "custom.py"),)
 _USER, _TRANSFORM, _PASS, _STOP = 0, 1, 2, 3
@@ -69,7 +71,7 @@ def _kind(filename: str) -> int:
         path = os.path.abspath(filename)
         if not library_file(filename):
             hit = _USER
-        elif path == _TRANSFORMS:
+        elif path in _TRANSFORMS:
             hit = _TRANSFORM
         elif path.startswith(_HERE + os.sep) and path not in _STOPS:
             hit = _PASS

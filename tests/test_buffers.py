@@ -472,3 +472,16 @@ def test_what_stays_plain_is_refused_with_the_rewrite():
 
     with pytest.raises(dr.PlainBufferError, match="`from numpy import zeros`"):
         dr.jacfwd(bound_before)(x4)
+
+
+def test_drawn_functions_take_buffers():
+    def simulate(alpha, u0):
+        u = u0.copy()
+        out = np.zeros(2)
+        for _ in range(3):
+            u[1:-1] += alpha * (u[2:] - 2 * u[1:-1] + u[:-2])
+        out[0] = np.sum(u ** 2)
+        return np.sum(out)
+
+    g = dr.graph(simulate)(0.2, U0)
+    np.testing.assert_allclose(g.inputs[0].grad, dr.grad(simulate)(0.2, U0), rtol=1e-13)
