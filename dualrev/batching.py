@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import BatchedValueError, EscapedTracerError
 from .primitive import Primitive, Tracer, bind, dtype_of, shape_of, strip
-from .tracer import TracedBase, note_running
+from .tracer import TracedBase, note_finished, note_running
 
 
 class BatchTrace:
@@ -39,6 +39,7 @@ class BatchTrace:
     def finish(self) -> None:
         """The mapped function has returned: later uses of its values raise."""
         self.__class__ = FinishedBatchTrace
+        note_finished(self)
 
     def process(self, prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
         level = self.level

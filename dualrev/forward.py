@@ -10,7 +10,7 @@ from . import config
 from .batching import Batched, add, scale
 from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import Primitive, Tracer, as_dtype, bind, dtype_of, shape_of
-from .tracer import TracedBase, note_running
+from .tracer import TracedBase, note_finished, note_running
 
 
 class ForwardTrace:
@@ -33,6 +33,7 @@ class ForwardTrace:
         """The transform's function has returned: later uses of its values raise (see
         ``Tape.finish``)."""
         self.__class__ = FinishedForwardTrace
+        note_finished(self)
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
         level = self.level

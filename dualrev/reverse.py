@@ -32,7 +32,7 @@ from .primitive import (
     shape_of,
     unbroadcast,
 )
-from .tracer import TracedBase, new_level, note_running
+from .tracer import TracedBase, new_level, note_finished, note_running
 
 ndarray = np.ndarray
 # Reusing temporaries relies on CPython's reference counts counting every holder of an
@@ -110,6 +110,7 @@ class Tape:
         is used later (it escaped) raises instead of growing a tape nobody will play back.
         Switching the class costs nothing per operation, unlike a check in ``process``."""
         self.__class__ = FinishedTape
+        note_finished(self)
         self.copies = {}
 
     def input(self, value: Any) -> Traced:
@@ -520,6 +521,7 @@ class CarefulTape(Tape):
 
     def finish(self) -> None:
         self.__class__ = FinishedCarefulTape
+        note_finished(self)
         self.copies = {}
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:

@@ -83,6 +83,21 @@ def note_running(trace: Any) -> None:
     traces.append(trace)
 
 
+def note_finished(trace: Any) -> None:
+    """Forget ``trace`` (its transform has returned), so that the list holds no finished
+    tape's entries alive (a vjp's tape lives as long as its pullback, no longer)."""
+    traces = getattr(_running, "traces", None)
+    if not traces:
+        return
+    if traces[-1] is trace:
+        traces.pop()
+        return
+    for i in range(len(traces) - 2, -1, -1):
+        if traces[i] is trace:
+            del traces[i]
+            return
+
+
 def innermost_running() -> Any:
     """The trace of the innermost transform running in this thread (the highest level
     not finished), or None."""

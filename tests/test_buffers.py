@@ -485,3 +485,13 @@ def test_drawn_functions_take_buffers():
 
     g = dr.graph(simulate)(0.2, U0)
     np.testing.assert_allclose(g.inputs[0].grad, dr.grad(simulate)(0.2, U0), rtol=1e-13)
+
+
+def test_finished_transforms_are_forgotten():
+    from dualrev import tracer
+
+    _, pull = dr.vjp(lambda x: np.sin(x) * 2.0, x4)
+    # the thread's running traces hold no finished tape (a vjp's lives with its pullback)
+    assert getattr(tracer._running, "traces", []) == []
+    assert tracer.innermost_running() is None
+    np.testing.assert_allclose(pull(np.ones(4))[0], 2.0 * np.cos(x4))

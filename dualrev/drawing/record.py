@@ -34,7 +34,7 @@ from ..errors import DualrevError, EscapedTracerError
 from ..forward import ForwardTrace, tangent_out
 from ..primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS, Primitive, Tracer, concrete, shape_of
 from ..reverse import Tape, Traced, pull
-from ..tracer import new_level
+from ..tracer import new_level, note_finished
 from ..transforms import (
     ArgNums,
     _argnums,
@@ -139,6 +139,7 @@ class _DrawTape(Tape):
 
     def finish(self) -> None:
         self.__class__ = _FinishedDrawTape
+        note_finished(self)
         self.copies = {}
         self.stop = None
 
