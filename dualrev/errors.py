@@ -112,13 +112,13 @@ class InPlaceError(DualrevError):
         >>> import numpy as np
         >>> import dualrev as dr
         >>> def f(x):
-        ...     buf = np.zeros(2)
-        ...     np.multiply(x, 2.0, out=buf)
-        ...     return np.sum(buf)
+        ...     v = x.reshape(2, 1)
+        ...     v[0] = 1.0  # through a reshape view
+        ...     return np.sum(x)
         >>> dr.grad(f)(np.ones(2))
         Traceback (most recent call last):
         ...
-        dualrev.errors.InPlaceError: dualrev: numpy.multiply(..., out=...) into a plain ...
+        dualrev.errors.InPlaceError: dualrev: a write into x.reshape(...) (a view of x, ...
     """
 
     def __init__(self, what: str, rewrite: str | None = None) -> None:
