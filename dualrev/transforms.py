@@ -290,8 +290,8 @@ def _result(x: Any) -> Any:
     if isinstance(x, np.ndarray):
         if x.ndim == 0:
             return x[()]
-        if type(x) is PlainInput:  # a non-differentiated argument returned as it is
-            return x.view(np.ndarray)
+        if type(x) is PlainInput:  # a non-differentiated argument returned: the caller's
+            return x.plain()
     return x
 
 

@@ -211,6 +211,8 @@ def test_plain_inputs_behave_as_numpy():
     # returned as it is: the caller gets an ndarray
     out = dr.jacfwd(lambda a, u: (a * u, u), has_aux=True)(2.0, u0)
     assert type(out[0]) is np.ndarray and out[1] is u0  # the aux: the caller's array
+    value, _ = dr.jvp(lambda a: (a, u0), (2.0,), (1.0,))
+    assert value[1] is u0  # as NumPy returns the very array
     assert type(dr.jacrev(lambda a, u: u)(2.0, u0)) is np.ndarray
 
 
