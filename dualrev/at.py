@@ -184,7 +184,10 @@ def _private(x: Any) -> bool:
     return (_ELIDE and config.SHORTCUTS and isinstance(x, Tracer)
             and type(x.primal) is np.ndarray
             and x.primal.base is None and x.primal.flags.writeable
-            and getrefcount(x.primal) <= 2)
+            and getrefcount(x.primal) <= 2
+            # a view's write goes on into its base, which may refuse it (a view by
+            # name): the value must not have been written by then
+            and getattr(x, "_base", None) is None)
 
 
 def _private_tangent(x: Any) -> bool:
@@ -193,7 +196,8 @@ def _private_tangent(x: Any) -> bool:
     return (_ELIDE and config.SHORTCUTS and type(x) is Dual
             and type(x.tangent) is np.ndarray
             and x.tangent.base is None and x.tangent.flags.writeable
-            and getrefcount(x.tangent) <= 2)
+            and getrefcount(x.tangent) <= 2
+            and getattr(x, "_base", None) is None)  # (as _private)
 
 
 def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:

@@ -846,3 +846,19 @@ def test_ravel_of_a_strided_vector_is_not_written_through():
         return x
 
     np.testing.assert_array_equal(dr.jvp(g, (x4.copy(),), (np.ones(4),))[0], g(x4.copy()))
+
+
+def test_a_refused_write_into_a_view_leaves_its_value():
+    """A write into np.diagonal's result (a view by name: refused) changed the value
+    first, through the in-place shortcut for privately held arrays (found by the
+    aliasing generator)."""
+    def f(A):
+        d = np.diagonal(A[1:3, :2])
+        with pytest.raises(dr.InPlaceError):
+            d[0:1] = 5.0
+        return d
+
+    A = np.arange(12.0).reshape(3, 4)
+    value, tangent = dr.jvp(f, (A,), (np.ones((3, 4)),))
+    np.testing.assert_array_equal(value, np.diagonal(A[1:3, :2]))
+    np.testing.assert_array_equal(tangent, [1.0, 1.0])
