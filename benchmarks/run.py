@@ -33,6 +33,7 @@ import scipy.optimize  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import dualrev as dr  # noqa: E402
+from dualrev import namespace  # noqa: E402
 
 try:
     import autograd
@@ -400,6 +401,67 @@ def bench_namespace() -> None:
         report(f"7. grad of sum(np.array([x[0], ..., x[{n - 1}]]) ** 2) (base: np.stack)",
                lambda: dr.grad(fs)(x), {"dualrev grad, np.array": lambda: dr.grad(fa)(x)})
 
+def heat(alpha: Any, u0: Any, steps: int = 200) -> Any:
+    """An explicit heat-equation step written as NumPy users write it: a copy of the
+    initial state updated in place (only alpha is differentiated)."""
+    u = u0.copy()
+    for _ in range(steps):
+        u[1:-1] += alpha * (u[2:] - 2 * u[1:-1] + u[:-2])
+    return np.sum(u ** 2)
+
+
+def bench_buffers() -> None:
+    u0 = np.sin(np.linspace(0.0, np.pi, 100))
+    alpha, h = 0.2, 1e-6
+    entries: dict[str, Any] = {
+        "dualrev grad": lambda: dr.grad(heat)(alpha, u0),
+        "dualrev jvp": lambda: dr.jvp(lambda a: heat(a, u0), (alpha,), (1.0,)),
+        "central differences (2 runs)": lambda: (heat(alpha + h, u0) - heat(alpha - h, u0))
+        / (2 * h),
+    }
+    if torch:
+        ut = torch.from_numpy(u0)
+
+        def torch_grad() -> Any:
+            a = torch.tensor(alpha, dtype=torch.float64, requires_grad=True)
+            u = ut.clone()
+            for _ in range(200):
+                u[1:-1] += a * (u[2:] - 2 * u[1:-1] + u[:-2])
+            return torch.autograd.grad(torch.sum(u ** 2), a)[0]
+
+        entries["torch autograd"] = torch_grad
+    report("7. grad heat equation, u0.copy() written in place (100 cells, 200 steps)",
+           lambda: heat(alpha, u0), entries)
+
+    # What np.zeros costs: outside a transform it is NumPy's own function; inside one it
+    # is dualrev's wrapper (a buffer when the user's code calls it, NumPy's array when a
+    # library does), measured per call as 1000 calls in a function under grad against
+    # the same function calling NumPy's original.
+    original = namespace.original(np, "zeros")
+    assert np.zeros is original  # no transform runs: nothing is replaced
+    x = np.ones(3)
+
+    def calls(make: Any) -> Any:
+        def f(x: Any) -> Any:
+            for _ in range(1000):
+                make(100)
+            return np.sum(x)
+        return f
+
+    def user_calls(x: Any) -> Any:
+        for _ in range(1000):
+            np.zeros(100)  # the user's call: a buffer of the running grad
+        return np.sum(x)
+
+    report("8. np.zeros(100): per call", lambda: original(100),
+           {"np.zeros outside a transform": lambda: np.zeros(100)})
+    one = median_time(lambda: original(100))
+    for label, fn in (("np.zeros in grad (user code: buffer)", dr.grad(user_calls)),
+                      ("NumPy's original in grad", dr.grad(calls(original)))):
+        t = median_time(lambda fn=fn: fn(x)) / 1000
+        ROWS.append(("8. np.zeros(100): per call", label, t, t / one))
+        print(f"  {label:28s} {t:11.3e} s {t / one:8.1f}x")
+
 
 def machine() -> str:
     try:
@@ -441,7 +503,7 @@ def main() -> None:
     print(machine())
     benches = {"1": bench_rosen_grad, "2": bench_scalar_loop, "3": bench_jacobian,
                "4": bench_hessian, "5": bench_optimize, "6": bench_memory,
-               "7": bench_ndimage, "8": bench_namespace}
+               "7": bench_ndimage, "8": bench_namespace, "9": bench_buffers}
     chosen = args.only.split(",") if args.only else list(benches)
     for k in chosen:
         benches[k]()

@@ -32,7 +32,7 @@ from .catalogue.indexing import (
     update_p,
 )
 from .catalogue.shape import _ravel, _reshape
-from .errors import BatchedValueError, InPlaceError, NoDerivativeRule
+from .errors import BUFFER_ADVICE, BatchedValueError, InPlaceError, NoDerivativeRule
 from .forward import Dual
 from .inplace import (
     Stale,
@@ -184,7 +184,10 @@ def _private(x: Any) -> bool:
     return (_ELIDE and config.SHORTCUTS and isinstance(x, Tracer)
             and type(x.primal) is np.ndarray
             and x.primal.base is None and x.primal.flags.writeable
-            and getrefcount(x.primal) <= 2)
+            and getrefcount(x.primal) <= 2
+            # a view's write goes on into its base, which may refuse it (a view by
+            # name): the value must not have been written by then
+            and getattr(x, "_base", None) is None)
 
 
 def _private_tangent(x: Any) -> bool:
@@ -193,7 +196,8 @@ def _private_tangent(x: Any) -> bool:
     return (_ELIDE and config.SHORTCUTS and type(x) is Dual
             and type(x.tangent) is np.ndarray
             and x.tangent.base is None and x.tangent.flags.writeable
-            and getrefcount(x.tangent) <= 2)
+            and getrefcount(x.tangent) <= 2
+            and getattr(x, "_base", None) is None)  # (as _private)
 
 
 def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
@@ -368,9 +372,13 @@ def ufunc_out(ufunc: Any, inputs: Any, kwargs: dict[str, Any]) -> Any:
     where = kwargs.get("where", True)
     if len(outs) != 1 or not isinstance(outs[0], Tracer) or not (
             where is True or where is None):
+        plain = len(outs) == 1 and not isinstance(outs[0], Tracer)
+        # (u[1:-1] += t into a view of a plain array is this call too)
         raise InPlaceError(f"numpy.{ufunc.__name__}(..., out=...)"
-                           + (" into a plain NumPy array" if len(outs) == 1
-                              and not isinstance(outs[0], Tracer) else ""))
+                           + (" into a plain NumPy array" if plain else ""),
+                           rewrite=("write x = x + y instead of the out= argument, or make the "
+                                    "array a buffer dualrev traces. "
+                                    + BUFFER_ADVICE.rstrip(".")) if plain else None)
     kwargs.pop("where", None)
     return inplace_op(outs[0], ufunc.__name__, ufunc(*inputs, **kwargs))
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import BatchedValueError, EscapedTracerError
 from .primitive import Primitive, Tracer, bind, dtype_of, shape_of, strip
-from .tracer import TracedBase
+from .tracer import TracedBase, note_finished, note_running
 
 
 class BatchTrace:
@@ -28,15 +28,18 @@ class BatchTrace:
     nesting level and batch size."""
 
     __slots__ = ("level", "size", "what")
+    finished = False
 
     def __init__(self, level: int, size: int, what: str = "vmap") -> None:
         self.level = level
+        note_running(self)
         self.size = size
         self.what = what  # the transform's name, for the escaped-tracer error
 
     def finish(self) -> None:
         """The mapped function has returned: later uses of its values raise."""
         self.__class__ = FinishedBatchTrace
+        note_finished(self)
 
     def process(self, prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
         level = self.level
@@ -67,6 +70,7 @@ class FinishedBatchTrace(BatchTrace):
     """A batch trace whose transform has returned."""
 
     __slots__ = ()
+    finished = True
 
     def process(self, prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
         raise EscapedTracerError(self.what, prim.name)

@@ -24,7 +24,7 @@ import numpy as np
 from .batching import Batched, without_derivatives
 from .errors import CustomRuleError, DualrevError, TracerConversionError
 from .forward import tangent_out
-from .primitive import Primitive, Tracer, bind, dtype_of, is_complex, shape_of
+from .primitive import Primitive, Tracer, bind, dtype_of, is_complex, plain_view, shape_of
 from .reverse import Tape, Traced, linear_transpose
 from .tracer import new_level
 from .tree import TreeDef, tree_flatten, tree_unflatten
@@ -749,7 +749,9 @@ class custom_vjp:
         copied = False
         for k, v in enumerate(leaves):
             # The traced arguments' values and the output belong to the tape; any other
-            # plain array may be the caller's, rewritten in place before the pass.
+            # plain array may be the caller's, rewritten in place before the pass (a
+            # closed-over array is a PlainInput view of it while a transform runs).
+            v = plain_view(v)
             if (type(v) is np.ndarray and v is not ans
                     and not any(v is p and p is not a for p, a in zip(primals, args, strict=True))):
                 leaves[k] = tape.keep_copy(v)

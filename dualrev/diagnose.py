@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import namespace
+from .errors import BUFFER_ADVICE
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # frames in these trees are library code, not the line the user wrote
@@ -81,6 +82,50 @@ def frame_of(frame: Any, fn: Any) -> bool:
     local = frame.f_locals
     return all(local.get(n, c) is c.cell_contents
                for n, c in zip(code.co_freevars, cells, strict=False))
+
+
+_LIBRARY_FILES: dict[str, bool] = {}
+
+
+def library_file(filename: str) -> bool:
+    """Whether code from ``filename`` is dualrev's, NumPy's or SciPy's rather than the
+    user's (cached per file: dualrev/buffers.py asks once per constructor call)."""
+    hit = _LIBRARY_FILES.get(filename)
+    if hit is None:
+        hit = _LIBRARY_FILES[filename] = (
+            os.path.abspath(filename).startswith(_library_dirs())
+            or filename.startswith("<frozen"))
+    return hit
+
+
+_CALLS: dict[tuple[Any, int, str], bool] = {}
+
+
+def line_calls(frame: Any, name: str) -> bool:
+    """Whether the statement ``frame`` is running calls, on its current line, a function
+    or method spelled ``name`` (``np.zeros(...)``, ``zeros(...)``, ``u0.copy()``):
+    a constructor reached from there was called by the user's code itself rather than by
+    a C extension it called (NumPy's random generators call ``np.empty`` from Cython,
+    with no frame of their own). Cached per code object and line; False without source."""
+    key = (frame.f_code, frame.f_lineno, name)
+    hit = _CALLS.get(key)
+    if hit is None:
+        hit = False
+        try:
+            site = _Site(frame)
+            for n in site.nodes():
+                if isinstance(n, ast.Call):
+                    f = n.func
+                    if (isinstance(f, ast.Name) and f.id == name) or (
+                            isinstance(f, ast.Attribute) and f.attr == name):
+                        hit = True
+                        break
+        except Exception:  # noqa: BLE001 - no source, or none that parses: no buffer
+            hit = False
+        if len(_CALLS) > 4096:
+            _CALLS.clear()
+        _CALLS[key] = hit
+    return hit
 
 
 def _decorated(frame: Any) -> Any:
@@ -283,11 +328,7 @@ def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
                 buf = site.seg(t.value)
                 return (f"`{site.seg(node)}` writes a traced value into the plain NumPy "
                         f"array `{buf}`, which stores numbers only (the derivative would be "
-                        f"lost). Make the buffer traced so that the write is recorded: "
-                        f"`{buf} = np.zeros_like(x)` (or `np.zeros_like(x, shape=(n, ...))`, "
-                        "np.empty_like, np.full_like) with x a traced value, such as the "
-                        "argument being differentiated; or collect the values in a list "
-                        "and `np.stack` them")
+                        f"lost). " + BUFFER_ADVICE.replace("out =", f"{buf} ="))
         return None
     if isinstance(node, ast.Subscript):
         obj = site.lookup(node.value)
@@ -313,9 +354,8 @@ def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
         buf = site.seg(func.value)  # type: ignore[attr-defined]
         return (f"`{site.seg(node)}` fills the plain NumPy array `{buf}` with a traced "
                 "value, which it stores as a number only (the derivative would be lost). "
-                f"Make the buffer traced: `{buf} = np.full_like(x, {args})` (or "
-                f"`np.zeros_like(x)` and then `{buf}.fill({args})`, recorded) with x a "
-                "traced value, such as the argument being differentiated")
+                + BUFFER_ADVICE.replace("out =", f"{buf} =")
+                + f" (`{buf}.fill({args})` into such a buffer is recorded)")
     if kind in ("float", "int", "complex", "index"):
         mod = getattr(fn, "__module__", None) if fn is not _UNKNOWN else None
         owner = (site.lookup(func.value) if isinstance(func, ast.Attribute) else _UNKNOWN)

@@ -112,13 +112,13 @@ class InPlaceError(DualrevError):
         >>> import numpy as np
         >>> import dualrev as dr
         >>> def f(x):
-        ...     buf = np.zeros(2)
-        ...     np.multiply(x, 2.0, out=buf)
-        ...     return np.sum(buf)
+        ...     v = x.reshape(2, 1)
+        ...     v[0] = 1.0  # through a reshape view
+        ...     return np.sum(x)
         >>> dr.grad(f)(np.ones(2))
         Traceback (most recent call last):
         ...
-        dualrev.errors.InPlaceError: dualrev: numpy.multiply(..., out=...) into a plain ...
+        dualrev.errors.InPlaceError: dualrev: a write into x.reshape(...) (a view of x, ...
     """
 
     def __init__(self, what: str, rewrite: str | None = None) -> None:
@@ -164,16 +164,37 @@ class StaleViewError(InPlaceError):
         DualrevError.__init__(self, msg)
 
 
+#: what takes traced writes, and how to make such a buffer (PlainBufferError, diagnose)
+BUFFER_ADVICE = (
+    "While a transform runs, floating-point buffers made in your code by np.zeros, "
+    "np.ones, np.empty, np.full, np.*_like and np.copy, and copies (u0.copy(), "
+    "u0.astype(float)) of the arrays passed to the transform or read by the transformed "
+    "function from its closure or globals, take traced writes; this buffer is not one "
+    "(made before the transform started, through a name bound before it such as `from "
+    "numpy import zeros`, with an integer or boolean dtype, by arithmetic on a plain "
+    "array, or inside a library). Make it in the function: out = np.zeros(n) (or "
+    "np.zeros_like(x), np.full(n, v)); or collect the values in a list and np.stack "
+    "them.")
+
+
 class PlainBufferError(TracerConversionError):
-    """A traced value was written into a plain NumPy array (``out[i] = x``), which can
-    hold plain numbers only. Make the buffer from a traced value (``np.zeros_like(x)``,
-    whose writes are recorded) or collect the values and ``np.stack`` them.
+    """A traced value was written into a plain NumPy array (``out[i] = x``) that dualrev
+    does not trace, which can hold plain numbers only. While a transform runs, the
+    floating-point buffers made in the function by ``np.zeros``, ``np.ones``,
+    ``np.empty``, ``np.full``, the ``np.*_like`` functions and ``np.copy``, and the
+    copies (``u0.copy()``) of the arrays passed to the transform or read from the
+    function's closure or globals, take traced writes; a buffer made before the
+    transform started, by a name bound before it (``from numpy import zeros``), of an
+    integer or boolean dtype, or by a library does not. Make the buffer inside the
+    function (``np.zeros(n)``, ``np.zeros_like(x)``) or collect the values and
+    ``np.stack`` them.
 
     Example:
         >>> import numpy as np
         >>> import dualrev as dr
+        >>> from numpy import zeros  # bound before the transform: NumPy's own
         >>> def f(x):
-        ...     out = np.zeros(2)
+        ...     out = zeros(2)
         ...     out[0] = x[1]
         ...     return np.sum(out)
         >>> dr.grad(f)(np.ones(2))
@@ -181,7 +202,7 @@ class PlainBufferError(TracerConversionError):
         ...
         dualrev.errors.PlainBufferError: dualrev: `out[0] = x[1]` writes a traced value ...
         >>> def g(x):
-        ...     out = np.zeros_like(x)  # a traced buffer: the write is recorded
+        ...     out = np.zeros(2)  # made in the function: the write is recorded
         ...     out[0] = x[1]
         ...     return np.sum(out)
         >>> print(dr.grad(g)(np.ones(2)))
@@ -194,11 +215,7 @@ class PlainBufferError(TracerConversionError):
             return
         msg = (
             f"dualrev: {what} writes a traced value into a plain NumPy array, which can "
-            "only hold plain numbers (the derivative would be lost). Make the buffer "
-            "traced so the write is recorded: out = np.zeros_like(x) (or "
-            "np.zeros_like(x, shape=(n, ...)), np.empty_like, np.full_like) with x a "
-            "traced value, such as the argument being differentiated; or collect the "
-            "values in a list and build the array at the end with np.stack(values)."
+            "only hold plain numbers (the derivative would be lost). " + BUFFER_ADVICE
         )
         DualrevError.__init__(self, msg)
 

@@ -10,7 +10,7 @@ from . import config
 from .batching import Batched, add, scale
 from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import Primitive, Tracer, as_dtype, bind, dtype_of, shape_of
-from .tracer import TracedBase
+from .tracer import TracedBase, note_finished, note_running
 
 
 class ForwardTrace:
@@ -22,15 +22,18 @@ class ForwardTrace:
     """
 
     __slots__ = ("level", "what")
+    finished = False
 
     def __init__(self, level: int, what: str = "a forward-mode transform") -> None:
         self.level = level
+        note_running(self)
         self.what = what  # the transform's name, for the escaped-tracer error
 
     def finish(self) -> None:
         """The transform's function has returned: later uses of its values raise (see
         ``Tape.finish``)."""
         self.__class__ = FinishedForwardTrace
+        note_finished(self)
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
         level = self.level
@@ -119,6 +122,7 @@ class FinishedForwardTrace(ForwardTrace):
     """A forward trace whose transform has returned."""
 
     __slots__ = ()
+    finished = True
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
         raise EscapedTracerError(self.what, prim.name)

@@ -43,7 +43,7 @@ from .primitive import (
     dtype_of,
     shape_of,
 )
-from .reverse import FinishedTape, Tape, Traced
+from .reverse import CONSTANT, FinishedTape, Tape, Traced
 
 _ref = weakref.ref
 _INTS = (int, np.integer)
@@ -137,9 +137,13 @@ def viewing(func: Any, name: str) -> Any:
                 if not same:
                     # NumPy returns a new view object (np.reshape to the same shape, .T
                     # of a vector): a view of the whole array, written through as x[...]
-                    # (np.broadcast_to's is read-only in NumPy: refused, as other views)
+                    # (np.broadcast_to's is read-only in NumPy: refused, as other views;
+                    # so is a ravel/reshape NumPy answers with a copy, of a value whose
+                    # memory is not contiguous: x[::2].ravel() is not written through)
                     out = clone(a)
-                    note_view(a, out, name if name == "broadcast_to" else (Ellipsis,))
+                    refused = name == "broadcast_to" or (
+                        name in _COPY_UNLESS_CONTIGUOUS and not _contiguous(a))
+                    note_view(a, out, name if refused else (Ellipsis,))
             else:
                 note_view(a, out, name)
         return out
@@ -164,6 +168,19 @@ for _name in ("permute_dims", "matrix_transpose", "hsplit", "vsplit", "dsplit", 
               "rot90"):
     if hasattr(np, _name):
         VIEW_FUNCTIONS.setdefault(getattr(np, _name), _name)  # permute_dims is transpose
+
+
+# View functions that give a copy where the array's memory is not contiguous
+_COPY_UNLESS_CONTIGUOUS = {"ravel", "reshape"}
+
+
+def _contiguous(a: Any) -> bool:
+    """Whether the memory under the traced ``a`` is C-contiguous, as NumPy's view
+    functions need to return a view (a plain value of any other kind counts as not)."""
+    p = a.primal
+    while isinstance(p, Tracer):
+        p = p.primal
+    return type(p) is np.ndarray and p.flags.c_contiguous
 
 
 # View functions that NumPy answers with the array itself when there is nothing to do
@@ -324,8 +341,14 @@ def constant(value: Any, like: Any) -> Any:
         raise EscapedTracerError(trace.what, "an in-place write")
     if isinstance(value, Tracer) and value._level >= like._level:
         return value
+    return constant_on(value, trace)
+
+
+def constant_on(value: Any, trace: Any) -> Any:
+    """The plain (or outer-level traced) ``value`` as a value of the running ``trace``
+    with no derivative at its level (dualrev/buffers.py makes its buffers with it)."""
     if isinstance(trace, Tape):
-        trace.nodes.append((None, (), None, value, ()))
+        trace.nodes.append((None, (), CONSTANT, value, ()))
         return Traced(value, trace, len(trace.nodes) - 1)
     if isinstance(trace, ForwardTrace):
         dt = dtype_of(value)

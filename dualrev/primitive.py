@@ -379,9 +379,31 @@ def refuse_operand(cls: type, why: str) -> None:
     _RARE_OPERANDS.add(cls)
 
 
+def plain_operand(cls: type, plain: Callable[[Any], np.ndarray]) -> None:
+    """Let instances of the ndarray subclass ``cls`` meet traced values as the plain
+    ndarrays ``plain`` gives for them (dualrev/buffers.py's PlainInput: the caller's
+    array): the tape copies what its rules read only of plain ndarrays, so a subclass
+    must never reach a trace."""
+    _VIEWED_OPERANDS[cls] = plain
+    _RARE_OPERANDS.add(cls)
+
+
+_VIEWED_OPERANDS: dict[type, Callable[[Any], np.ndarray]] = {}
+
+
+def plain_view(v: Any) -> Any:
+    """``v`` as the plain ndarray it stands for where its type was given to
+    ``plain_operand``, else ``v`` itself."""
+    plain = _VIEWED_OPERANDS.get(type(v))
+    return v if plain is None else plain(v)
+
+
 def _array_argument(a: Any, prim: Primitive) -> Any:
     """A list or tuple argument as an array; a refused type (numpy.matrix: computed on
     its data as an ndarray, ``M * x`` would silently be elementwise) raises."""
+    plain = _VIEWED_OPERANDS.get(type(a))
+    if plain is not None:
+        return plain(a)
     why = REFUSED_OPERANDS.get(type(a))
     if why is not None:
         frame = user_frame()

@@ -32,7 +32,7 @@ from .primitive import (
     shape_of,
     unbroadcast,
 )
-from .tracer import TracedBase, new_level
+from .tracer import TracedBase, new_level, note_finished, note_running
 
 ndarray = np.ndarray
 # Reusing temporaries relies on CPython's reference counts counting every holder of an
@@ -78,10 +78,12 @@ class Tape:
     """
 
     __slots__ = ("level", "nodes", "what", "copies", "keep_all")
+    finished = False
 
     def __init__(self, level: int, what: str = "a reverse-mode transform",
                  keep_all: bool = False) -> None:
         self.level = level
+        note_running(self)
         self.nodes: list[tuple[Any, ...]] = []
         self.what = what  # the transform's name, for the escaped-tracer error
         # keep every primal and output, for the JVP rules of a forward replay (push)
@@ -108,6 +110,7 @@ class Tape:
         is used later (it escaped) raises instead of growing a tape nobody will play back.
         Switching the class costs nothing per operation, unlike a check in ``process``."""
         self.__class__ = FinishedTape
+        note_finished(self)
         self.copies = {}
 
     def input(self, value: Any) -> Traced:
@@ -370,6 +373,9 @@ def _fit(c: Any, shape: tuple[int, ...], kind: Any) -> Any:
 
 
 _RELEASED = (None, (), None, None, ())
+#: the params slot of a constant's entry (an input's holds None): no derivative enters
+#: there (dualrev/buffers.py proves values computed from constants alone plain by it)
+CONSTANT = "constant"
 
 
 def _same_bits(a: ndarray, c: ndarray) -> bool:
@@ -384,6 +390,7 @@ class FinishedTape(Tape):
     """A tape whose transform has stopped recording; its backward pass still runs."""
 
     __slots__ = ()
+    finished = True
 
     def input(self, value: Any) -> Traced:
         raise EscapedTracerError(self.what, "a new input")
@@ -514,6 +521,7 @@ class CarefulTape(Tape):
 
     def finish(self) -> None:
         self.__class__ = FinishedCarefulTape
+        note_finished(self)
         self.copies = {}
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
+import threading
 import types
 from typing import Any
 
@@ -63,6 +65,56 @@ def new_level() -> int:
     call takes one, so the innermost transform's values are always the highest."""
     return next(_levels)
 
+
+# The traces running in each thread, oldest first (Tape, ForwardTrace and BatchTrace note
+# themselves when made; a finished one is dropped when next seen): the innermost running
+# trace is the one a buffer made by np.zeros in the user's code belongs to
+# (dualrev/buffers.py). Per thread, so that a transform in one thread never hands its
+# trace to code another thread runs.
+_running = threading.local()
+
+
+def note_running(trace: Any) -> None:
+    """Record that ``trace`` (a new Tape, ForwardTrace or BatchTrace) runs in this thread
+    until it is finished."""
+    try:
+        traces = _running.traces
+    except AttributeError:
+        _running.traces = [trace]
+        return
+    while traces and traces[-1].finished:
+        traces.pop()
+    if len(traces) >= 32:  # finished traces under a running one (made but never finished)
+        traces[:] = [t for t in traces if not t.finished]
+    traces.append(trace)
+
+
+def note_finished(trace: Any) -> None:
+    """Forget ``trace`` (its transform has returned), so that the list holds no finished
+    tape's entries alive (a vjp's tape lives as long as its pullback, no longer)."""
+    traces = getattr(_running, "traces", None)
+    if not traces:
+        return
+    if traces[-1] is trace:
+        traces.pop()
+        return
+    for i in range(len(traces) - 2, -1, -1):
+        if traces[i] is trace:
+            del traces[i]
+            return
+
+
+def innermost_running() -> Any:
+    """The trace of the innermost transform running in this thread (the highest level
+    not finished), or None."""
+    traces = getattr(_running, "traces", None)
+    while traces:
+        t = traces[-1]
+        if not t.finished:
+            return t
+        traces.pop()
+    return None
+
 _NONE: dict[str, Any] = {}
 _NO_MEMORY = ("a traced value has no {} (its memory is dualrev's: writes into it are "
               "recorded and its views tracked); take dualrev.strip(x) for the plain array")
@@ -96,6 +148,19 @@ def _conversion(what: str, kind: str) -> TracerConversionError:
     if getattr(why, "store", False):
         return PlainBufferError(what, why)
     return TracerConversionError(what, why)
+
+
+#: what METHODS["no_derivative"] answers for a value that may carry a derivative
+NO_PLAIN_VALUE = object()
+
+
+def _plain_value(x: Any, what: str, kind: str) -> Any:
+    """The plain value of ``x`` where it provably carries no derivative, else the
+    conversion error."""
+    v = METHODS["no_derivative"](x)
+    if v is NO_PLAIN_VALUE:
+        raise _conversion(what, kind)
+    return v
 
 
 class TracedBase(Tracer):
@@ -147,7 +212,14 @@ class TracedBase(Tracer):
                 raise no_rule(func)
         return handler(*args, **kwargs)
 
+    # A value that provably carries no derivative at any level (a buffer made by np.zeros
+    # in the user's code and what is computed from it alone: dualrev/buffers.py) converts
+    # as the plain value it is; the proof is looked for only here, where the conversion
+    # would otherwise raise.
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        v = METHODS["no_derivative"](self)
+        if v is not NO_PLAIN_VALUE:
+            return np.array(v, dtype=dtype, copy=True)
         caller = METHODS["scipy_caller"]()
         if caller is not None:
             raise TracerConversionError(caller)
@@ -155,7 +227,7 @@ class TracedBase(Tracer):
 
     # ------------------------------------------------------------ coercions
     def __float__(self) -> float:
-        raise _conversion("float()", "float")
+        return float(_plain_value(self, "float()", "float"))
 
     # int(), math.floor/ceil/trunc and round() are piecewise constant: their derivative
     # is zero almost everywhere (JAX gives 0 for floor), so the plain result carries it
@@ -182,16 +254,16 @@ class TracedBase(Tracer):
         return round(v) if ndigits is None else round(v, ndigits)
 
     def __complex__(self) -> complex:
-        raise _conversion("complex()", "complex")
+        return complex(_plain_value(self, "complex()", "complex"))
 
     def __index__(self) -> int:
-        raise _conversion("use as an index (operator.index)", "index")
+        return operator.index(_plain_value(self, "use as an index (operator.index)", "index"))
 
     def item(self, *args: Any) -> Any:
-        raise _conversion(".item()", "item")
+        return np.asarray(_plain_value(self, ".item()", "item")).item(*args)
 
     def tolist(self) -> Any:
-        raise _conversion(".tolist()", "tolist")
+        return np.asarray(_plain_value(self, ".tolist()", "tolist")).tolist()
 
     def __format__(self, spec: str) -> str:
         # Formatting prints the value: a string carries no derivative, so nothing is

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import config, namespace
 from .batching import Batched, BatchTrace, FinishedBatchTrace
+from .buffers import PlainInput, hold_inputs, plain_input, release_inputs
 from .errors import (
     DualrevError,
     EscapedTracerError,
@@ -166,7 +167,8 @@ def _split_inputs(args: Sequence[Any], nums: tuple[int, ...]) -> tuple[list[Any]
 
 def _rebuild_args(args: Sequence[Any], nums: tuple[int, ...], defs: list[TreeDef],
                   leaves: list[Any]) -> list[Any]:
-    new = list(args)
+    # the arrays not differentiated: their copies take traced writes (dualrev/buffers.py)
+    new = [plain_input(a) for a in args]
     it = iter(leaves)
     for i, td in zip(nums, defs, strict=True):
         new[i] = next(it) if td is LEAF else tree_unflatten(
@@ -287,8 +289,11 @@ def _zeros(shape: tuple[int, ...], like: Any = None) -> np.ndarray:
 
 def _result(x: Any) -> Any:
     """A plain scalar result as a NumPy float, arrays and tracers as they are."""
-    if isinstance(x, np.ndarray) and x.ndim == 0:
-        return x[()]
+    if isinstance(x, np.ndarray):
+        if x.ndim == 0:
+            return x[()]
+        if type(x) is PlainInput:  # a non-differentiated argument returned: the caller's
+            return x.plain()
     return x
 
 
@@ -299,7 +304,12 @@ def _split_aux(out: Any, has_aux: bool) -> tuple[Any, Any]:
         raise DualrevError("dualrev: with has_aux=True the function must return a pair "
                            "(output, auxiliary data)")
     # auxiliary data carries no derivative (under vmap it is still batched)
-    return out[0], tree_map(unwrap_derivatives, out[1])
+    return out[0], tree_map(_aux_leaf, out[1])
+
+
+def _aux_leaf(v: Any) -> Any:
+    v = unwrap_derivatives(v)
+    return v.plain() if type(v) is PlainInput else v
 
 
 # ------------------------------------------------------------------ forward mode
@@ -319,6 +329,7 @@ def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
     trace = ForwardTrace(new_level(), what)
     duals = [Dual(x, t, trace) for x, t in zip(leaves, tangents, strict=True)]
     with _tracing:
+        held = hold_inputs(f)
         try:
             return f(*_rebuild_args(args, nums, defs, duals)), trace
         except ValueError as e:
@@ -326,6 +337,7 @@ def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
             raise
         finally:
             trace.finish()
+            release_inputs(held)
 
 
 def _unpack_forward(out: Any, trace: ForwardTrace,
@@ -553,6 +565,7 @@ class _Recording:
         inputs = [tape.input(x) for x in leaves]
         # the inputs' entries, read now: f may write into its inputs, rebinding them
         in_index = [t._index for t in inputs]
+        held = hold_inputs(f)
         try:
             out = f(*_rebuild_args(args, nums, defs, inputs))
         except ValueError as e:
@@ -560,6 +573,7 @@ class _Recording:
             raise
         finally:
             tape.finish()
+            release_inputs(held)
         out, aux = _split_aux(out, has_aux)
         self._set(tape, leaves, defs, in_index, out, aux, what)
 
@@ -1298,10 +1312,11 @@ def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
                 "dualrev.vmap: " + ("no argument is mapped; pass axis_size=" if not sizes
                                     else f"the mapped axes have different sizes {sorted(sizes)}"))
         trace = BatchTrace(new_level(), sizes.pop(), "vmap")
-        new = [x if ax is None else Batched(x, trace)
+        new = [plain_input(x) if ax is None else Batched(x, trace)
                for x, ax in zip(moved, axes, strict=True)]
         new_args, new_kwargs = tree_unflatten(tdef, new)
         with _tracing:
+            held = hold_inputs(f)
             try:
                 out = f(*new_args, **new_kwargs)
             except ValueError as e:
@@ -1309,6 +1324,7 @@ def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
                 raise
             finally:
                 trace.finish()
+                release_inputs(held)
         outs, odef = tree_flatten(out)
         oaxes = _prefix_axes(out_axes, out, "out_axes")
         res = []

@@ -246,6 +246,13 @@ COPIES = [
     Op("getitem_fancy", "copy", lambda P, i, j, p: P[i][fancy_key(np.shape(P[i]), p)],
        _nonempty),
     Op("getitem_mask", "copy", lambda P, i, j, p: P[i][mask_of(np.shape(P[i]), p)], _nonempty),
+    # buffers made by NumPy's constructors in the user's code: traced constants while a
+    # transform runs (dualrev/buffers.py), so traced writes into them are recorded
+    Op("np.zeros", "copy", lambda P, i, j, p: np.zeros(np.shape(P[i]))),
+    Op("np.full", "copy", lambda P, i, j, p: np.full(np.shape(P[i]), 0.25 * (p % 4))),
+    Op("np.ones_like", "copy", lambda P, i, j, p: np.ones_like(P[-1 - p % 2])),
+    Op("np.zeros_complex", "copy",
+       lambda P, i, j, p: np.zeros(np.shape(P[i]), dtype=np.complex128)),
 ]
 
 

@@ -25,6 +25,7 @@ from dualrev.errors import StaleViewError
 from .aliasing_programs import OPS, Record, interpret, scalar_of, vector_of
 
 COUNTS: dict[str, int] = {}
+BUFFER_OPS = {"np.zeros", "np.full", "np.ones_like", "np.zeros_complex"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -116,6 +117,7 @@ def compare(steps: list, transform: str, seed: int) -> None:
     plain_pool, prec = interpret(steps, [x.copy() for x in inputs], skip=set(rec.refused))
     count("steps", len(steps))
     count("steps refused", len(rec.refused))
+    count("buffers made by np.zeros & co.", sum(op in BUFFER_OPS for op in rec.ops))
     if rec.bad_refusals:
         fail_unless_known(rec, f"refused with an error the op does not declare: "
                                f"{rec.bad_refusals}")

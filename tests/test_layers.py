@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"dualrev.primitive"},
     {"dualrev.tracer", "dualrev.cotangent", "dualrev.closure"},
     {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom",
-     "dualrev.inplace"},
+     "dualrev.inplace", "dualrev.buffers"},
     {"dualrev.catalogue.*"},
     {"dualrev.transforms", "dualrev.at"},
     {"dualrev.optimize", "dualrev.implicit", "dualrev.integrate", "dualrev.sparse",

@@ -34,7 +34,7 @@ from ..errors import DualrevError, EscapedTracerError
 from ..forward import ForwardTrace, tangent_out
 from ..primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS, Primitive, Tracer, concrete, shape_of
 from ..reverse import Tape, Traced, pull
-from ..tracer import new_level
+from ..tracer import new_level, note_finished
 from ..transforms import (
     ArgNums,
     _argnums,
@@ -139,6 +139,7 @@ class _DrawTape(Tape):
 
     def finish(self) -> None:
         self.__class__ = _FinishedDrawTape
+        note_finished(self)
         self.copies = {}
         self.stop = None
 
@@ -575,6 +576,8 @@ def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
 def _param_key(params: dict[str, Any]) -> Any:
     """The parameters' names and kinds, not their values: the steps of ``for i in ...:
     total = total + x[i]`` index differently and are still one loop."""
+    if not isinstance(params, dict):  # an input (None) or a constant (reverse.CONSTANT)
+        return params
     return tuple((k, type(v).__name__) for k, v in params.items() if k != "residuals")
 
 
