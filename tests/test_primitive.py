@@ -212,17 +212,26 @@ def test_primitives_take_python_lists_as_numpy_does(name):
     check_like_numpy(*LIST_ARGS[name])
 
 
+ASARRAY_FAMILY = {f"numpy.{n}" for n in ("asarray", "asanyarray", "ascontiguousarray",
+                                          "asfortranarray")}
+
+
 def test_no_handler_ignores_a_keyword():
     # Every keyword a handler accepts is read, or has no effect on values (a reason in
     # tests/keyword_sweep.py); every **kwargs handler says what it does with them.
-    from tests.keyword_sweep import NO_EFFECT, PENDING, decision, sweep
+    from tests.keyword_sweep import NO_EFFECT, PENDING, _entries, _public_keywords, decision, sweep
 
     rows = sweep()
     assert len(rows) > 50  # the sweep sees the registries
     undecided = [r for r in rows if not decision(r) and r[2] != "lacks (TypeError)"]
     assert not undecided, undecided
     found = {(r[0], r[1]) for r in rows}
-    assert set(NO_EFFECT) <= found, set(NO_EFFECT) - found  # stale reasons
+    # stale reasons (where this NumPy's signature can be read: NumPy 2.0's asarray family
+    # has no introspectable signature, so their like= is not seen there)
+    readable = {name for name, f, _ in _entries()
+                if _public_keywords(f) is not None or name not in ASARRAY_FAMILY}
+    stale = {k for k in set(NO_EFFECT) - found if k[0] in readable}
+    assert not stale, stale
     assert not set(NO_EFFECT) & PENDING
 
 

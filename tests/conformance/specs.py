@@ -1791,7 +1791,10 @@ for kw in ({"method": "trf", "ftol": 1e-15, "xtol": 1e-15, "gtol": 1e-15, "loss"
     add("so.least_squares", so.least_squares, (A((4,)),), kw,
         fn=lambda y, **k: so.least_squares(
             lambda x, s: _LSQ_A @ (x + 0.1 * x ** 3) - s, np.zeros(2), args=(y,),
-            kwargs={}, **k).x, label="args,kwargs", shape="vec", tol=1e-5, batch_tol=1e-8)
+            kwargs={}, **k).x, label="args,kwargs", shape="vec",
+        # (MINPACK's lm with a differenced Jacobian re-solves to ~1e-9 on SciPy 1.15, so
+        # the differences of its solutions are good to ~1e-4 there)
+        tol=1e-4 if kw.get("jac") == "3-point" else 1e-5, batch_tol=1e-8)
 _CF_X = np.linspace(0.0, 2.0, 6)
 for kw in ({"p0": [1.0, 0.5], "method": "lm", "absolute_sigma": False,
             "check_finite": True, "full_output": False, "nan_policy": None,
