@@ -104,9 +104,24 @@ def note_finished(trace: Any) -> None:
             return
 
 
+def transform_entered() -> None:
+    """A transform starts running the user's code in this thread (transforms._Tracing)."""
+    _running.depth = getattr(_running, "depth", 0) + 1
+
+
+def transform_exited() -> None:
+    """A transform has finished in this thread; the last one to finish forgets every
+    trace noted meanwhile (a trace made by hand and never finished owns no buffer)."""
+    depth = _running.depth = _running.depth - 1
+    if depth == 0:
+        _running.traces = []
+
+
 def innermost_running() -> Any:
     """The trace of the innermost transform running in this thread (the highest level
-    not finished), or None."""
+    not finished), or None (also while no transform runs in this thread)."""
+    if not getattr(_running, "depth", 0):
+        return None
     traces = getattr(_running, "traces", None)
     while traces:
         t = traces[-1]

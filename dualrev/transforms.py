@@ -31,7 +31,7 @@ from .errors import (
 from .forward import Dual, FinishedForwardTrace, ForwardTrace
 from .primitive import FLOAT64_SCALARS, Tracer, concrete, dtype_of, shape_of, unwrap_derivatives
 from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
-from .tracer import new_level
+from .tracer import new_level, transform_entered, transform_exited
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
 
 
@@ -62,9 +62,11 @@ class _Tracing:
                     gc.set_threshold(_GC_PAUSED, *saved[1:])
             _gc_depth += 1
         namespace.installed.__enter__()
+        transform_entered()
 
     def __exit__(self, *exc: Any) -> None:
         global _gc_depth
+        transform_exited()
         namespace.installed.__exit__(*exc)
         with _gc_lock:
             _gc_depth -= 1

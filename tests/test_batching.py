@@ -251,7 +251,11 @@ def test_without_derivatives_keeps_the_batch_and_drops_the_tape():
     assert seen == [("Traced", "Batched", "ndarray")]
     # jvp outside, vmap inside: the dual number under the batch is dropped too
     trace = BatchTrace(new_level(), 3)
-    out = dr.jvp(lambda v: without_derivatives(Batched(v, trace)).primal * 1.0, (x,), (x,))
+    try:
+        out = dr.jvp(lambda v: without_derivatives(Batched(v, trace)).primal * 1.0, (x,),
+                     (x,))
+    finally:
+        trace.finish()  # (a trace made by hand is finished by hand, as a transform does)
     close(out[1], np.zeros_like(x))
 
 

@@ -26,6 +26,8 @@ def test_batched_tangent_is_one_pass():
                          [np.sin(2.0), np.cos(2.0)]]).T
     assert type(y.tangent) is Batched and y.tangent.shape == (2,)
     np.testing.assert_allclose(y.tangent.primal, expected)
+    trace.finish()  # (traces made by hand are finished by hand, as a transform does:
+    batch.finish()  # a running one is where a buffer made by np.zeros would belong)
 
 
 def test_traced_value_looks_like_an_ndarray():
