@@ -121,12 +121,12 @@ EXPECTED_REFUSALS: dict[str, tuple[str, str, str]] = {
         "by design: cov's weights are real (complex ones refused)"),
     "vmap::np.cov[aweights=<array>]-complex128-mat": ("DualrevError", "dualrev: np.cov with complex aweights is not supported (weights are real in cov's definition); pass",
         "by design: cov's weights are real (complex ones refused)"),
+    # ---- DualrevError: vmap: solve_ivp's events differ per element (each member has its own event times) (2)
+    "vmap::integrate.solve_ivp[events=_clock]-float64-vec": ("DualrevError", "dualrev: scipy.integrate.solve_ivp(events=...) under vmap: each member of the batch has its own even",
+        "vmap: solve_ivp's events differ per element (each member has its own event times)"),
+    "vmap::integrate.solve_ivp[events_closing_over_k]-float64-vec": ("DualrevError", "dualrev: scipy.integrate.solve_ivp(events=...) under vmap: each member of the batch has its own even",
+        "vmap: solve_ivp's events differ per element (each member has its own event times)"),
     # ---- DualrevError: vmap: solve_ivp's output times differ per element (needs t_eval=) (1)
     "vmap::integrate.solve_ivp[t_span,t_eval]-float64-vec": ("DualrevError", "dualrev: scipy.integrate.solve_ivp under vmap over t_span's end needs t_eval=: without it SciPy choo",
         "vmap: solve_ivp's output times differ per element (needs t_eval=)"),
-    # ---- DualrevError: vmap: solve_ivp's events differ per element (a Python loop) (2)
-    "vmap::integrate.solve_ivp[events=_clock]-float64-vec": ("DualrevError", "dualrev: scipy.integrate.solve_ivp(events=...) under vmap: each member of the batch has its own",
-        "vmap: solve_ivp's events differ per element (a Python loop)"),
-    "vmap::integrate.solve_ivp[events_closing_over_k]-float64-vec": ("DualrevError", "dualrev: scipy.integrate.solve_ivp(events=...) under vmap: each member of the batch has its own",
-        "vmap: solve_ivp's events differ per element (a Python loop)"),
 }

@@ -7,7 +7,7 @@ under RECORDED_WITH only."""
 RECORDED_WITH = {'numpy': '2.4', 'scipy': '1.17', 'jax': '0.10'}
 
 JAX_OUTCOMES: dict[str, str] = {
-    # ---- jax lacks the variant (331)
+    # ---- jax lacks the variant (336)
     "jax::np.amax[axis=-1,keepdims]-float64-0d": "jax lacks the variant",
     "jax::np.amax[axis=0]-float64-0d": "jax lacks the variant",
     "jax::np.amin[axis=-1,keepdims]-float64-0d": "jax lacks the variant",
@@ -272,8 +272,13 @@ JAX_OUTCOMES: dict[str, str] = {
     "jax::np.take[mode=wrap]-float64-vec": "jax lacks the variant",
     "jax::np.var[axis=1,keepdims,mean=<array>]-float64-stacked": "jax lacks the variant",
     "jax::np.var[dtype=float64]-complex128-mat": "jax lacks the variant",
+    "jax::sla.expm_frechet[check_finite=False]-float64-mat": "jax lacks the variant",
+    "jax::sla.solve_sylvester-complex128-mat": "jax lacks the variant",
+    "jax::sla.solve_sylvester-float64-mat": "jax lacks the variant",
+    "jax::sla.solve_sylvester-float64-stacked": "jax lacks the variant",
     "jax::sla.sqrtm-complex128-mat": "jax lacks the variant",
     "jax::sla.sqrtm-float64-mat": "jax lacks the variant",
+    "jax::sla.sqrtm-float64-stacked": "jax lacks the variant",
     "jax::sp.betainc[a_b_traced,0.35]-float64-vec": "jax lacks the variant",
     "jax::sp.betainc[a_traced,0.7]-float64-vec": "jax lacks the variant",
     "jax::sp.betainc[b_traced,0.7]-float64-vec": "jax lacks the variant",

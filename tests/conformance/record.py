@@ -113,7 +113,8 @@ KNOWN_REASONS = [
      "vmap: solve_ivp's output times differ per element (needs t_eval=)"),
     ("are not unique", "inherent: the derivative does not exist (a non-unique factor)"),
     ("copy=False", "inherent: an in-place write into a traced argument"),
-    ("w.r.t. the order", "not implemented: derivative w.r.t. a Bessel function's order"),
+    ("solve_ivp(events=...) under vmap",
+     "vmap: solve_ivp's events differ per element (each member has its own event times)"),
     ("complex aweights", "by design: cov's weights are real (complex ones refused)"),
 ]
 
