@@ -52,7 +52,6 @@ NO_EFFECT = {
     ("scipy.linalg.lu_factor", "overwrite_a"): "permits SciPy to reuse a; no value changes",
     ("scipy.linalg.lu_solve", "overwrite_b"): "permits SciPy to reuse b; no value changes",
     ("scipy.linalg.solve_triangular", "overwrite_b"): "permits SciPy to reuse b; no value changes",
-    ("scipy.linalg.sqrtm", "blocksize"): "unused by SciPy's algorithm too (deprecated)",
     **{(f"scipy.linalg.{f}", k): f"permits SciPy to reuse {k[10:]}; no value changes"
        for f in ("solve_banded", "solveh_banded") for k in ("overwrite_ab", "overwrite_b")},
     ("scipy.sparse.linalg.spsolve", "use_umfpack"): "SciPy's choice of solver (dualrev uses "

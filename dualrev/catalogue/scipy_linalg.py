@@ -19,6 +19,7 @@ O(n * bandwidth), as the solve does.
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -402,11 +403,20 @@ sqrtm_p = transpose_jvp(Primitive("scipy.linalg.sqrtm", _sqrtm_impl).defjvp(_sqr
 sqrtm_p.defbatch(_stack_batch_rule(sqrtm_p))
 
 
-def sqrtm(A: Any, disp: Any = True, blocksize: Any = None) -> Any:
+# SciPy 1.18 removed sqrtm's disp= and blocksize= (deprecated in 1.17)
+_SQRTM_KEYWORDS = "disp" in inspect.signature(sla.sqrtm).parameters
+_UNSET: Any = object()
+
+
+def sqrtm(A: Any, disp: Any = _UNSET, blocksize: Any = _UNSET) -> Any:
     """scipy.linalg.sqrtm of traced values, stacked too (real matrices with negative
     eigenvalues give complex roots, as in SciPy); ``disp=False`` also returns SciPy's
     error estimate ||X X - A||_F^2 / ||A||_F, differentiated too. ``blocksize`` is unused
-    by SciPy's algorithm as well."""
+    by SciPy's algorithm as well. Where SciPy has neither keyword (1.18 on), they are
+    refused as SciPy refuses them."""
+    if not _SQRTM_KEYWORDS and (disp is not _UNSET or blocksize is not _UNSET):
+        raise TypeError("sqrtm() got an unexpected keyword argument "
+                        f"'{'disp' if disp is not _UNSET else 'blocksize'}'")
     A = as_array(A)
     if ndim_of(A) < 2:
         raise np.linalg.LinAlgError("The input array must be at least two-dimensional")
