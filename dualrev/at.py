@@ -234,12 +234,29 @@ def setitem(x: Any, key: Any, value: Any) -> None:
         key = batched_index(tup)
     else:
         key = canonical_index(key)
+    value = _drop_leading_ones(x, tup, key, value)
     base = getattr(value, "_base", None) if isinstance(value, Tracer) else None
     if base is not None and base[0] is x and same_key(base[1], key):
         # x[key] op= v: Python's getitem gave a view, whose in-place operator already
         # wrote through it; this store writes the same values again
         return
     assign(x, functional_set(x, key, value), f"x[{key_text(key)}]")
+
+
+def _drop_leading_ones(x: Any, tup: tuple[Any, ...], key: Any, value: Any) -> Any:
+    """``value`` without the leading axes of length 1 it has beyond the written part of
+    ``x[key]``: NumPy's ``x[key] = v`` drops them (``x[::2] = np.ones((1, 1))``), except
+    under a boolean mask (NumPy raises there, as the functional update does)."""
+    vs = shape_of(value)
+    if not vs or vs[0] != 1 or any(isinstance(k, Tracer) for k in key) or any(
+            np.asarray(k).dtype == bool for k in tup
+            if not isinstance(k, (slice, type(None), type(Ellipsis), int, np.integer))):
+        return value
+    nd = len(np.zeros(shape_of(x), dtype=bool)[key].shape)
+    k = 0
+    while len(vs) - k > nd and vs[k] == 1:
+        k += 1
+    return _reshape_nolink(value, vs[k:]) if k else value
 
 
 def same_key(a: Any, b: Any) -> bool:

@@ -141,6 +141,10 @@ def viewing(func: Any, name: str) -> Any:
                     # so is a ravel/reshape NumPy answers with a copy, of a value whose
                     # memory is not contiguous: x[::2].ravel() is not written through)
                     out = clone(a)
+                    if not shape_of(out) and is_scalar_like(a):
+                        # of a NumPy scalar, np.transpose / np.squeeze / np.reshape(s,
+                        # ()) give another scalar (immutable, as s): no view, no 0-d array
+                        return out
                     refused = name == "broadcast_to" or (
                         name in _COPY_UNLESS_CONTIGUOUS and not _contiguous(a))
                     note_view(a, out, name if refused else (Ellipsis,))

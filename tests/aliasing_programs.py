@@ -250,7 +250,10 @@ COPIES = [
     # transform runs (dualrev/buffers.py), so traced writes into them are recorded
     Op("np.zeros", "copy", lambda P, i, j, p: np.zeros(np.shape(P[i]))),
     Op("np.full", "copy", lambda P, i, j, p: np.full(np.shape(P[i]), 0.25 * (p % 4))),
-    Op("np.ones_like", "copy", lambda P, i, j, p: np.ones_like(P[-1 - p % 2])),
+    # (its operand is the newest entry or the one before, not entry i: a stale view
+    # there refuses the use, as every use of one)
+    Op("np.ones_like", "copy", lambda P, i, j, p: np.ones_like(P[-1 - p % 2]),
+       refusals=(StaleViewError,)),
     Op("np.zeros_complex", "copy",
        lambda P, i, j, p: np.zeros(np.shape(P[i]), dtype=np.complex128)),
 ]

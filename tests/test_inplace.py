@@ -862,3 +862,117 @@ def test_a_refused_write_into_a_view_leaves_its_value():
     value, tangent = dr.jvp(f, (A,), (np.ones((3, 4)),))
     np.testing.assert_array_equal(value, np.diagonal(A[1:3, :2]))
     np.testing.assert_array_equal(tangent, [1.0, 1.0])
+
+
+def test_writes_into_a_diagonal_of_a_basic_view_match_numpy():
+    """The aliasing generator's getitem_basic -> diagonal -> set_basic (minimal form):
+    NumPy's diagonal is read-only, so every write into it (or into a view of it) raises;
+    dualrev refuses it with InPlaceError and the diagonal keeps NumPy's value, in both
+    modes (before 15951f6 the refused write changed it first, through the in-place
+    shortcut for privately held arrays)."""
+    writes = [
+        lambda d: d.__setitem__(slice(0, 1), 5.0),
+        lambda d: d[:1].__setitem__(Ellipsis, 5.0),
+        lambda d: d.__iadd__(1.0),
+        lambda d: np.add(d, 1.0, out=d),
+        lambda d: d.fill(3.0),
+        lambda d: np.copyto(d, 7.0),
+        lambda d: d.__setitem__([0], 5.0),
+    ]
+    A = np.arange(12.0).reshape(3, 4)
+    want = np.diagonal(A[1:3, :2]).copy()
+    for write in writes:
+        with pytest.raises(ValueError, match="read-only"):
+            write(np.diagonal(A.copy()[1:3, :2]))
+
+        def f(A, write=write):
+            d = np.diagonal(A[1:3, :2])
+            with pytest.raises(dr.InPlaceError):
+                write(d)
+            return d * 1.0
+
+        value, tangent = dr.jvp(f, (A,), (np.ones((3, 4)),))
+        np.testing.assert_array_equal(value, want)
+        np.testing.assert_array_equal(tangent, [1.0, 1.0])
+        value, pull = dr.vjp(f, A)
+        np.testing.assert_array_equal(value, want)
+        np.testing.assert_array_equal(pull(np.ones(2))[0],
+                                      np.eye(3, 4, -1) * [[0], [1], [1]])
+
+
+def test_a_written_value_may_have_extra_leading_unit_axes():
+    """NumPy's x[key] = v drops leading axes of length 1 of v beyond the written part
+    (x[::2] = np.ones((1, 1))), under basic and integer-array indices, not under a
+    boolean mask. dualrev raised NumPy's nditer error (found by the aliasing generator)."""
+    def f(x):
+        y = x * 1.0
+        y[::2] = np.ones((1, 1)) * x[1]
+        z = x * 1.0
+        z[[0, 1]] = np.ones((1, 1, 2)) * x[3]
+        return y + z
+
+    x = np.arange(4.0)
+    value, tangent = dr.jvp(f, (x,), (np.ones(4),))
+    np.testing.assert_array_equal(value, f(x))
+    np.testing.assert_array_equal(dr.vjp(f, x)[0], f(x))
+    np.testing.assert_array_equal(tangent, [2.0, 2.0, 2.0, 2.0])
+
+    def g(x):
+        x = x * 1.0
+        x[np.array([True, False, True, False])] = np.ones((1, 2))
+        return x
+
+    with pytest.raises(TypeError):
+        g(x)
+    with pytest.raises((TypeError, ValueError)):
+        dr.jvp(g, (x,), (np.ones(4),))
+
+
+def test_asarray_family_copies_where_numpy_does():
+    """np.asarray of a NumPy scalar is a new 0-d array; np.asarray(x, order="F") of a
+    C array is a copy laid out in F order, which np.asfortranarray then returns as it is
+    and np.ascontiguousarray copies again; a diagonal (a strided view) is copied by
+    both. dualrev answered with the object itself (found by the aliasing generator)."""
+    def f(A):
+        s = A[0, 0]
+        a = np.asarray(s)
+        a[...] = 5.0  # a new 0-d array: s is not changed
+        F = np.asarray(A, order="F")
+        C = np.ascontiguousarray(F)
+        d = np.diagonal(A)
+        same = (a is s, F is A, np.asfortranarray(F) is F, C is F,
+                np.ascontiguousarray(d) is d, np.asarray(d, order="F") is d)
+        return same, s * 1.0, a * 1.0
+
+    A = np.arange(12.0).reshape(3, 4)
+    want = f(A.copy())
+    assert want[0] == (False, False, True, False, False, False)
+    for run in (lambda: dr.jvp(lambda A: f(A)[1:], (A,), (np.ones((3, 4)),))[0],
+                lambda: dr.vjp(lambda A: f(A)[1:], A)[0]):
+        np.testing.assert_array_equal(run(), want[1:])
+    box = {}
+    dr.vjp(lambda A: box.setdefault("same", f(A)[0]) and A * 1.0, A)
+    assert box["same"] == want[0]
+    with pytest.raises(ValueError):
+        np.asarray(A[0, 0], copy=False)
+    with pytest.raises(ValueError):
+        dr.grad(lambda A: np.sum(np.asarray(A[0, 0], copy=False)))(A)
+
+
+def test_view_functions_of_a_scalar_give_a_scalar():
+    """np.transpose / np.squeeze / np.reshape(s, ()) of a NumPy scalar give another
+    scalar, which NumPy cannot write (out= raises TypeError): dualrev made them 0-d
+    arrays and wrote into them (found by the aliasing generator)."""
+    s = np.float64(0.5)
+    for view in (np.transpose, np.squeeze, lambda s: np.reshape(s, ())):
+        assert type(view(s)) is np.float64
+        with pytest.raises(TypeError):
+            np.sin(view(s), out=view(s))
+
+        def f(A, view=view):
+            t = view(A[0, 0])
+            np.sin(t, out=t)
+            return t
+
+        with pytest.raises(dr.InPlaceError):
+            dr.jvp(f, (np.ones((3, 4)),), (np.ones((3, 4)),))

@@ -23,7 +23,7 @@ import scipy
 import scipy.special as sc
 
 from ..errors import DualrevError, TracerConversionError
-from ..inplace import clone
+from ..inplace import clone, is_scalar_like
 from ..namespace import replace_while_tracing
 from ..primitive import FUNCTION_HANDLERS, METHODS, Tracer, concrete, dtype_of, shape_of
 
@@ -104,8 +104,14 @@ def _build(obj: Any, dtype: Any, copy: Any, order: Any, ndmin: int, what: str) -
         # (validates dtype and order as NumPy does; a traced value has no layout)
         want = _array(np.zeros((0,), dtype_of(obj)), dtype=dtype, order=order).dtype
         out = obj if dtype_of(obj) == want else METHODS["astype"](obj, want)
-        if out is obj and copy is None and _relaid(obj, order):
-            copy = True  # NumPy copies into the asked-for layout
+        relaid = out is obj and copy is not False and _relaid(obj, order)
+        if out is obj and copy is None and (relaid or is_scalar_like(obj)):
+            # NumPy copies into the asked-for layout, and makes a new 0-d array of a
+            # scalar (np.asarray(x[0, 0]) is not x[0, 0]: a write into it stays there)
+            copy = True
+        if out is obj and copy is False and is_scalar_like(obj):
+            raise ValueError(f"{what}: unable to avoid a copy while making an array of "
+                             "a scalar (copy=False)")
         if out is obj and copy is False and ndmin <= len(shape_of(obj)):
             return obj
         if out is not obj and copy is False:
@@ -115,6 +121,8 @@ def _build(obj: Any, dtype: Any, copy: Any, order: Any, ndmin: int, what: str) -
             out = clone(obj)
             if not shape_of(obj):
                 out._array0d = True  # a 0-d array, which writes change (np.copy's)
+            if relaid:
+                _relay(out, order)
     else:
         if copy is False:
             raise ValueError(f"{what}: unable to avoid a copy while building an array "
@@ -139,11 +147,29 @@ def _relaid(x: Any, order: Any) -> bool:
     operations) has the layout NumPy's array would have. A batch is left as it is."""
     if order not in ("C", "F") or isinstance(x, Tracer) and _batched(x):
         return False
+    link = getattr(x, "_base", None)
+    if link is not None and link[1] == "diagonal" and shape_of(x)[-1] > 1:
+        # NumPy's diagonal is a strided view of its base (no layout is contiguous along
+        # it); dualrev's value of it is a contiguous copy
+        return True
     v = concrete(x)
     flags = getattr(v, "flags", None)
     if flags is None:  # a scalar
         return False
     return not (flags.c_contiguous if order == "C" else flags.f_contiguous)
+
+
+def _relay(x: Any, order: str) -> None:
+    """Give the copy ``x`` (a clone) a plain value laid out in ``order``, as NumPy's copy
+    is: a later np.ascontiguousarray / np.asfortranarray of it copies where NumPy's
+    does, and only there. (The value of each level is cloned, not changed.)"""
+    p = x.primal
+    if isinstance(p, Tracer):
+        c = clone(p)
+        _relay(c, order)
+        x.primal = c
+    elif type(p) is np.ndarray:
+        x.primal = np.array(p, order=order)
 
 
 def _batched(x: Any) -> bool:
