@@ -396,4 +396,23 @@ def clone(x: Any) -> Any:
     return c
 
 
+def clone_laid_out(x: Any, order: str = "K") -> Any:
+    """``clone``, with a plain value laid out as NumPy's copy in ``order`` is (``x.copy()``
+    is C, ``copy.copy`` keeps the order): a later np.ascontiguousarray of the copy then
+    gives the same object where NumPy's does. The value of each level is copied only
+    where its layout differs (a strided view's)."""
+    c = clone(x)
+    p = c.primal
+    if isinstance(p, Tracer):
+        c.primal = clone_laid_out(p, order)
+    elif type(p) is np.ndarray and p.ndim > 0:
+        flags = p.flags
+        laid = (flags.c_contiguous if order == "C" else flags.f_contiguous if order == "F"
+                else flags.c_contiguous or flags.f_contiguous)
+        if not laid:
+            c.primal = np.array(p, order="K" if order in ("K", "A") else order)
+    return c
+
+
 METHODS["clone"] = clone
+METHODS["clone_laid_out"] = clone_laid_out

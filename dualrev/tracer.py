@@ -585,7 +585,8 @@ class TracedBase(Tracer):
         return FUNCTION_HANDLERS[_np.diagonal](self, *a, **k)
 
     def copy(self, order: str = "C") -> Any:
-        return METHODS["clone"](self)  # another object: a write into one is not the other's
+        # another object: a write into one is not the other's
+        return METHODS["clone_laid_out"](self, order)
 
     def argpartition(self, *a: Any, **k: Any) -> Any:
         return FUNCTION_HANDLERS[_np.argpartition](self, *a, **k)
@@ -688,7 +689,7 @@ class TracedBase(Tracer):
         METHODS["set_flat"](self, value)
 
     def __copy__(self) -> Any:
-        return METHODS["clone"](self)  # copy.copy: a copy, as ndarray.__copy__
+        return METHODS["clone_laid_out"](self, "K")  # copy.copy: as ndarray.__copy__
 
     def __deepcopy__(self, memo: Any) -> Any:
         # The same traced value on the same trace (its primal is never written in place):
