@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"dualrev.errors", "dualrev.tree", "dualrev.config", "dualrev.diagnose",
      "dualrev.namespace"},
     {"dualrev.primitive"},
-    {"dualrev.tracer", "dualrev.cotangent", "dualrev.closure"},
+    {"dualrev.tracer", "dualrev.cotangent", "dualrev.closure", "dualrev.program"},
     {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom",
      "dualrev.inplace", "dualrev.buffers"},
     {"dualrev.catalogue.*"},
