@@ -37,7 +37,7 @@ from .diagnose import library_file, line_calls
 from .forward import Dual
 from .inplace import constant_on
 from .primitive import METHODS, Tracer, dtype_of, plain_operand
-from .reverse import CONSTANT, Traced
+from .reverse import Constant, Traced
 from .tracer import NO_PLAIN_VALUE, innermost_running
 
 _ndarray = np.ndarray
@@ -223,12 +223,12 @@ def _constant_entry(x: Traced) -> bool:
         seen.add(i)
         if i >= len(nodes):
             return False
-        prim, _, params, _, parents = nodes[i]
-        if prim is None:
-            if params is not CONSTANT:  # an input (or an entry already released)
+        entry = nodes[i]
+        if entry.prim is None:
+            if type(entry) is not Constant:  # an input (or an entry already released)
                 return False
             continue
-        stack.extend(p[1] for p in parents)
+        stack.extend(source for _, source, _, _ in entry.edges)
     return True
 
 

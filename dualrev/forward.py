@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from . import config
 from .batching import Batched, add, scale
 from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import Primitive, Tracer, as_dtype, bind, dtype_of, shape_of
@@ -65,8 +64,8 @@ def tangent_out(prim: Primitive, tangents: list[Any], ans: Any, primals: list[An
         rules = prim.jvps
         if rules is None:
             raise NoDerivativeRule(prim.name, "It has no JVP (forward-mode) rule.")
-        fast = config.SHORTCUTS
-        partials = prim.partials if fast else None
+        partials = prim.fast_partials
+        fast = prim.strategy  # (GENERAL, 0, where the shortcuts are off)
         out = None
         for i, t in enumerate(tangents):
             if t is None:

@@ -43,7 +43,7 @@ from .primitive import (
     dtype_of,
     shape_of,
 )
-from .reverse import CONSTANT, FinishedTape, Tape, Traced
+from .reverse import FinishedTape, Tape, Traced
 
 _ref = weakref.ref
 _INTS = (int, np.integer)
@@ -352,8 +352,7 @@ def constant_on(value: Any, trace: Any) -> Any:
     """The plain (or outer-level traced) ``value`` as a value of the running ``trace``
     with no derivative at its level (dualrev/buffers.py makes its buffers with it)."""
     if isinstance(trace, Tape):
-        trace.nodes.append((None, (), CONSTANT, value, ()))
-        return Traced(value, trace, len(trace.nodes) - 1)
+        return trace.constant(value)
     if isinstance(trace, ForwardTrace):
         dt = dtype_of(value)
         return Dual(value, np.zeros(shape_of(value), dt if dt.kind in "fc" else float),

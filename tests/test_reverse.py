@@ -48,7 +48,7 @@ def test_intermediates_freed_during_backward():
     x = tape.input(np.ones(3))
     y = np.sin(x) * 2.0
     tape.backward({y._index: np.ones(3)})
-    assert all(node[0] is None for node in tape.nodes)
+    assert all(node.prim is None for node in tape.nodes)
 
 
 def test_tape_keeps_what_the_rules_declare():
@@ -58,11 +58,14 @@ def test_tape_keeps_what_the_rules_declare():
     x = np.linspace(0.1, 1.0, 5)
     u = tape.input(x) * 2.0  # an intermediate, not an input of the tape
     s, e, t = np.sin(u), np.exp(u), np.sum(u)
-    _, primals, _, ans, _ = tape.nodes[s._index]
+    entry = tape.nodes[s._index]
+    primals, ans = entry.kept, entry.out
     assert primals[0] is u.primal and isinstance(ans, NotSaved)
-    _, primals, _, ans, _ = tape.nodes[e._index]
+    entry = tape.nodes[e._index]
+    primals, ans = entry.kept, entry.out
     assert ans is e.primal and isinstance(primals[0], NotSaved)
-    _, primals, _, ans, _ = tape.nodes[t._index]
+    entry = tape.nodes[t._index]
+    primals, ans = entry.kept, entry.out
     assert isinstance(primals[0], Shaped) and primals[0].shape == (5,)
     assert isinstance(ans, NotSaved)
     total = s + e + t

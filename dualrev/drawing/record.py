@@ -33,7 +33,7 @@ from ..batching import Batched, BatchTrace
 from ..errors import DualrevError, EscapedTracerError
 from ..forward import ForwardTrace, tangent_out
 from ..primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS, Primitive, Tracer, concrete, shape_of
-from ..reverse import Tape, Traced, pull
+from ..reverse import Tape, Traced, Watch, backward_pass, forward_pass
 from ..tracer import new_level, note_finished
 from ..transforms import (
     ArgNums,
@@ -310,56 +310,43 @@ def _entry_of(v: Any, tape: _DrawTape) -> int | None:
 # ------------------------------------------------------------------ derivative passes
 
 
+class _EdgeShares(Watch):
+    """The drawing's derivative passes: the one walker, each edge's contribution kept
+    (``(entry, argument position)``), not only the sums."""
+
+    def __init__(self) -> None:
+        self.shares: dict[tuple[int, int], Any] = {}
+
+    def edge(self, i: int, entry: Any, argpos: int, pid: int, g: Any,
+             shape: tuple[int, ...], kind: Any) -> Any:
+        c = Watch.edge(self, i, entry, argpos, pid, g, shape, kind)
+        self.shares[(i, argpos)] = c
+        return c
+
+    def step(self, i: int, entry: Any, tangents: list[Any]) -> Any:
+        t = Watch.step(self, i, entry, tangents)
+        reached = [p for p, a in enumerate(tangents) if a is not None]
+        if len(reached) == 1:
+            self.shares[(i, reached[0])] = t
+        else:
+            for p in reached:
+                one: list[Any] = [None] * len(tangents)
+                one[p] = tangents[p]
+                self.shares[(i, p)] = Watch.step(self, i, entry, one)
+        return t
+
+
 def _reverse_pass(tape: Tape, seeds: dict[int, Any]) -> tuple[list[Any], dict[Any, Any]]:
     """Each entry's adjoint and each edge's contribution ``(entry, argument position)``."""
-    nodes = tape.nodes
-    cts: list[Any] = [None] * len(nodes)
-    edge: dict[tuple[int, int], Any] = {}
-    for i, g in seeds.items():
-        cts[i] = g
-    fast = config.SHORTCUTS
-    for i in range(len(nodes) - 1, -1, -1):
-        g = cts[i]
-        if g is None:
-            continue
-        prim, primals, params, ans, parents = nodes[i]
-        if prim is None:
-            continue
-        for argpos, pid, shape, kind in parents:
-            c = pull(prim, argpos, g, ans, primals, params, shape, kind, fast)
-            edge[(i, argpos)] = c
-            cts[pid] = c if cts[pid] is None else cts[pid] + c
-    return cts, edge
+    watch = _EdgeShares()
+    return backward_pass(tape.nodes, seeds, True, watch), watch.shares
 
 
 def _forward_pass(tape: Tape, tangents: dict[int, Any]) -> tuple[list[Any], dict[Any, Any]]:
     """Each entry's tangent and each edge's contribution (the tangent the output would
     get from that argument's alone)."""
-    nodes = tape.nodes
-    ts: list[Any] = [None] * len(nodes)
-    edge: dict[tuple[int, int], Any] = {}
-    for i, t in tangents.items():
-        ts[i] = t
-    for i, (prim, primals, params, ans, parents) in enumerate(nodes):
-        if prim is None:
-            continue
-        args: list[Any] = [None] * len(primals)
-        reached = []
-        for argpos, pid, _, _ in parents:
-            if ts[pid] is not None:
-                args[argpos] = ts[pid]
-                reached.append(argpos)
-        if not reached:
-            continue
-        ts[i] = tangent_out(prim, args, ans, list(primals), params)
-        if len(reached) == 1:
-            edge[(i, reached[0])] = ts[i]
-        else:
-            for p in reached:
-                one: list[Any] = [None] * len(primals)
-                one[p] = args[p]
-                edge[(i, p)] = tangent_out(prim, one, ans, list(primals), params)
-    return ts, edge
+    watch = _EdgeShares()
+    return forward_pass(tape.nodes, tangents, watch), watch.shares
 
 
 # ------------------------------------------------------------------ the graph
@@ -531,10 +518,12 @@ def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
     keys: dict[Any, int] = {}
     sig = [0] * hi
     for i in range(lo, hi):
-        prim, primals, params, _, parents = nodes[i]
+        entry = nodes[i]
+        prim, params = entry.prim, entry.params
         # (a constant made inside f, np.zeros_like's traced buffer, has no primitive)
-        k = (prim.name if prim is not None else None, tuple(p[0] for p in parents),
-             _param_key(params) if params is not None else (),
+        k = (prim.name if prim is not None else entry.kind,
+             tuple(argpos for argpos, _, _, _ in entry.edges),
+             _param_key(params) if prim is not None else (),
              rec.contexts.get(i), tuple(p for p, _ in rec.nondiff.get(i, ())))
         sig[i] = keys.setdefault(k, len(keys))
     nxt = [-1] * hi
@@ -576,8 +565,6 @@ def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
 def _param_key(params: dict[str, Any]) -> Any:
     """The parameters' names and kinds, not their values: the steps of ``for i in ...:
     total = total + x[i]`` index differently and are still one loop."""
-    if not isinstance(params, dict):  # an input (None) or a constant (reverse.CONSTANT)
-        return params
     return tuple((k, type(v).__name__) for k, v in params.items() if k != "residuals")
 
 
@@ -587,8 +574,9 @@ def _same_structure(nodes: list[Any], nondiff: dict[int, Any], s: int, k: int, r
     for b in range(1, r):
         for t in range(k):
             i = s + b * k + t
-            pa = [p[1] for p in nodes[i][4]] + [p for _, p in nondiff.get(i, ())]
-            pb = [p[1] for p in nodes[i - k][4]] + [p for _, p in nondiff.get(i - k, ())]
+            pa = [src for _, src, _, _ in nodes[i].edges] + [p for _, p in nondiff.get(i, ())]
+            pb = ([src for _, src, _, _ in nodes[i - k].edges]
+                  + [p for _, p in nondiff.get(i - k, ())])
             for p, q in zip(pa, pb, strict=True):
                 if p - q == k:
                     continue  # shifted by one block
@@ -803,7 +791,7 @@ class Graph:
         used_outside = [False] * n
         for i in range(n):
             gi = group_of[i]
-            for _, pid, _, _ in nodes[i][4]:
+            for _, pid, _, _ in nodes[i].edges:
                 if group_of[pid] is not gi or gi is None:
                     used_outside[pid] = True
             for _, pid in rec.nondiff.get(i, ()):
@@ -852,7 +840,7 @@ class Graph:
                 node.lines += _labelled(f"{self.derivative_name(node)} = ", dl)
 
         def make_value(i: int, kind: str) -> Node:
-            node = Node("", kind, names[i], value=_plain(nodes[i][3]), entry=i,
+            node = Node("", kind, names[i], value=_plain(nodes[i].out), entry=i,
                         output=i in out_entries, context=ctx_label.get(i, ""))
             node.grad, node.tangent = d.node(i)
             value_lines(node)
@@ -861,7 +849,7 @@ class Graph:
 
         def const(i: int, pos: int) -> Node:
             name = rec.consts.get((i, pos))
-            v = nodes[i][1][pos]
+            v = nodes[i].kept[pos]
             key: Any = name if name is not None else (
                 ("array", id(v)) if type(v) is np.ndarray and v.size > 1 else None)
             if key is not None and key in const_nodes:
@@ -898,7 +886,8 @@ class Graph:
                     self._add_group(g, add, make_value, const, arg_edge, value_node, names,
                                     used_outside, out_entries, ctx_label)
                 continue
-            prim, primals, params, ans, parents = nodes[i]
+            entry = nodes[i]
+            prim, primals, params = entry.prim, entry.kept, entry.params
             if prim is None:  # a constant made inside f (np.zeros_like's traced buffer)
                 make_value(i, "const")
                 continue
@@ -909,7 +898,7 @@ class Graph:
             op = add(Node("", "op", sym, entry=i, detail=detail,
                           context=ctx_label.get(i, "")))
             op.lines = [sym] + ([detail] if detail else [])
-            traced = {p[0]: p[1] for p in parents}
+            traced = {argpos: src for argpos, src, _, _ in entry.edges}
             nd = dict(rec.nondiff.get(i, ()))
             for pos in range(len(primals)):
                 if pos in traced:
@@ -941,8 +930,9 @@ class Graph:
         rec = self._rec
         nodes = rec.tape.nodes
         block = range(g.start, g.start + g.block)
-        ops = ["const" if nodes[i][0] is None else
-               "[]" if nodes[i][0].name == "getitem" else _symbol(nodes[i][0]) for i in block]
+        ops = ["const" if nodes[i].prim is None else
+               "[]" if nodes[i].prim.name == "getitem" else _symbol(nodes[i].prim)
+               for i in block]
         node = Node("", "group", g.title, entry=g.start, ops=ops, repeats=g.repeats,
                     context=ctx_label.get(g.start, ""))
         shown = " → ".join(dict.fromkeys(ops)) if g.kind == "call" else " → ".join(ops)
@@ -959,8 +949,8 @@ class Graph:
         shares: dict[Any, list[Any]] = {}
         order: list[Any] = []
         for i in range(g.start, g.stop):
-            prim, primals, params, ans, parents = nodes[i]
-            traced = {p[0]: p[1] for p in parents}
+            primals = nodes[i].kept
+            traced = {argpos: src for argpos, src, _, _ in nodes[i].edges}
             nd = dict(rec.nondiff.get(i, ()))
             for pos in range(len(primals)):
                 if pos in traced and traced[pos] < g.start:
