@@ -134,6 +134,17 @@ _NONE: dict[str, Any] = {}
 _NO_MEMORY = ("a traced value has no {} (its memory is dualrev's: writes into it are "
               "recorded and its views tracked); take dualrev.strip(x) for the plain array")
 _PLAIN = (*PLAIN_SCALARS, np.ndarray)  # operands no trace can own
+# The operands with which an arithmetic operator hands the call to the traced operand's
+# own trace (a shortcut past bind): _PLAIN, or none where the shortcuts are off.
+_DIRECT: set[type] = set()
+
+
+@config.on_shortcuts
+def _choose_direct(on: bool) -> None:
+    _DIRECT.clear()
+    if on:
+        _DIRECT.update(_PLAIN)
+
 
 # Operand types whose own reflected operators handle a traced value (scipy.sparse
 # matrices, registered by the catalogue): ``x @ L`` (and ``x * L``, ``x / L``, ``x + L``,
@@ -375,50 +386,50 @@ class TracedBase(Tracer):
     # with a plain other operand the arithmetic ones hand the call to their own trace
     # directly (the shortcut bind would take anyway, see dualrev.config).
     def __add__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_ADD, (self, o), _NONE)
         if isinstance(o, _DEFER_MATMUL):
             return NotImplemented
         return bind(_ADD, (self, o), _NONE)
 
     def __radd__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_ADD, (o, self), _NONE)
         return bind(_ADD, (o, self), _NONE)
 
     def __sub__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_SUB, (self, o), _NONE)
         if isinstance(o, _DEFER_MATMUL):
             return NotImplemented
         return bind(_SUB, (self, o), _NONE)
 
     def __rsub__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_SUB, (o, self), _NONE)
         return bind(_SUB, (o, self), _NONE)
 
     def __mul__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_MUL, (self, o), _NONE)
         if isinstance(o, _DEFER_MATMUL):
             return NotImplemented
         return bind(_MUL, (self, o), _NONE)
 
     def __rmul__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_MUL, (o, self), _NONE)
         return bind(_MUL, (o, self), _NONE)
 
     def __truediv__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_DIV, (self, o), _NONE)
         if isinstance(o, _DEFER_MATMUL):
             return NotImplemented
         return bind(_DIV, (self, o), _NONE)
 
     def __rtruediv__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_DIV, (o, self), _NONE)
         return bind(_DIV, (o, self), _NONE)
 
@@ -441,12 +452,12 @@ class TracedBase(Tracer):
         return o // self, o % self
 
     def __pow__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_POW, (self, o), _NONE)
         return bind(_POW, (self, o), _NONE)
 
     def __rpow__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_POW, (o, self), _NONE)
         return bind(_POW, (o, self), _NONE)
 
