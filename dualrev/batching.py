@@ -20,7 +20,14 @@ import numpy as np
 
 from .errors import BatchedValueError, EscapedTracerError
 from .primitive import Primitive, Tracer, bind, dtype_of, shape_of, strip
-from .tracer import TracedBase, note_finished, note_running
+from .tracer import (
+    TracedBase,
+    enter_pass,
+    exit_pass,
+    note_finished,
+    note_running,
+    passes_watched,
+)
 
 
 class BatchTrace:
@@ -35,6 +42,8 @@ class BatchTrace:
         note_running(self)
         self.size = size
         self.what = what  # the transform's name, for the escaped-tracer error
+        if passes_watched() and type(self) is BatchTrace:
+            self.__class__ = _AnnouncedBatchTrace
 
     def finish(self) -> None:
         """The mapped function has returned: later uses of its values raise."""
@@ -64,6 +73,19 @@ class BatchTrace:
     def wrap(self, value: Any) -> Batched:
         """``value`` (whole batch, batch axis first) as a batched value of this trace."""
         return Batched(value, self)
+
+
+class _AnnouncedBatchTrace(BatchTrace):
+    """A batch trace made while a drawing records: it announces its pass."""
+
+    __slots__ = ()
+
+    def process(self, prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        enter_pass(self, "batched")
+        try:
+            return BatchTrace.process(self, prim, args, params)
+        finally:
+            exit_pass()
 
 
 class FinishedBatchTrace(BatchTrace):

@@ -9,7 +9,14 @@ import numpy as np
 from .batching import Batched, add, scale
 from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import Primitive, Tracer, as_dtype, bind, dtype_of, shape_of
-from .tracer import TracedBase, note_finished, note_running
+from .tracer import (
+    TracedBase,
+    enter_pass,
+    exit_pass,
+    note_finished,
+    note_running,
+    passes_watched,
+)
 
 
 class ForwardTrace:
@@ -27,6 +34,8 @@ class ForwardTrace:
         self.level = level
         note_running(self)
         self.what = what  # the transform's name, for the escaped-tracer error
+        if passes_watched() and type(self) is ForwardTrace:
+            self.__class__ = _AnnouncedForwardTrace
 
     def finish(self) -> None:
         """The transform's function has returned: later uses of its values raise (see
@@ -50,6 +59,31 @@ class ForwardTrace:
         else:
             ans = bind(prim, primals, params)
             out = tangent_out(prim, tangents, ans, primals, params)
+        return ans if out is None else Dual(ans, out, self)
+
+
+class _AnnouncedForwardTrace(ForwardTrace):
+    """A forward trace made while a drawing records: ``process`` (the same steps as
+    ``ForwardTrace.process``) announces its primal and tangent passes."""
+
+    __slots__ = ()
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        level = self.level
+        primals = [a.primal if type(a) is Dual and a._level == level else a for a in args]
+        tangents = [a.tangent if type(a) is Dual and a._level == level else None
+                    for a in args]
+        enter_pass(self, "primal")
+        try:
+            if prim.custom is not None:
+                ans, out = prim.custom.forward(primals, tangents, params)
+            else:
+                ans = bind(prim, primals, params)
+                exit_pass()
+                enter_pass(self, "tangent")
+                out = tangent_out(prim, tangents, ans, primals, params)
+        finally:
+            exit_pass()
         return ans if out is None else Dual(ans, out, self)
 
 

@@ -43,7 +43,7 @@ from .primitive import (
     dtype_of,
     shape_of,
 )
-from .reverse import FinishedTape, Tape, Traced
+from .reverse import FinishedTape, Tape
 
 _ref = weakref.ref
 _INTS = (int, np.integer)

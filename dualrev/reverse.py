@@ -28,7 +28,6 @@ from .errors import EscapedTracerError, NoDerivativeRule
 from .forward import tangent_out
 from .primitive import (
     FLOAT64_SCALARS,
-    GENERAL,
     PARTIALS,
     PLAIN_SCALARS,
     RULE,
@@ -42,7 +41,15 @@ from .primitive import (
     shape_of,
     unbroadcast,
 )
-from .tracer import TracedBase, new_level, note_finished, note_running
+from .tracer import (
+    TracedBase,
+    enter_pass,
+    exit_pass,
+    new_level,
+    note_finished,
+    note_running,
+    passes_watched,
+)
 
 ndarray = np.ndarray
 # Reusing temporaries relies on CPython's reference counts counting every holder of an
@@ -167,6 +174,8 @@ class Tape:
         self.keep_all = keep_all
         # id -> (caller's array, the tape's copy of it), see keep_copy
         self.copies: dict[int, tuple[ndarray, ndarray]] = {}
+        if passes_watched() and type(self) is Tape:
+            self.__class__ = _AnnouncedTape
 
     def keep_copy(self, a: ndarray) -> ndarray:
         """A private copy of the caller's array ``a``, for a VJP rule to read later: the
@@ -278,6 +287,12 @@ class Tape:
         as it has been processed, so intermediates are freed during the pass, and the tape
         is empty afterwards (entries no cotangent reached are dropped too).
         """
+        if passes_watched():  # a drawing records: it reads the pass (once per pass)
+            enter_pass(self, "backward")
+            try:
+                return backward_pass(self.nodes, seeds, keep)
+            finally:
+                exit_pass()
         return backward_pass(self.nodes, seeds, keep)
 
     def push(self, tangents: dict[int, Any]) -> list[Any]:
@@ -286,6 +301,12 @@ class Tape:
         ``Batched``). Needs a tape that kept everything (``keep_all``); a ``custom_vjp``
         entry is pushed through its transposed backward rule, from the residuals kept
         with it."""
+        if passes_watched():
+            enter_pass(self, "push")
+            try:
+                return forward_pass(self.nodes, tangents)
+            finally:
+                exit_pass()
         return forward_pass(self.nodes, tangents)
 
 
@@ -524,6 +545,20 @@ def _same_bits(a: ndarray, c: ndarray) -> bool:
     return (a.flags.c_contiguous and a.shape == c.shape and a.dtype == c.dtype
             and bool(np.array_equal(a.reshape(-1).view(np.uint64),
                                     c.reshape(-1).view(np.uint64))))
+
+
+class _AnnouncedTape(Tape):
+    """A tape made while a drawing records (see tracer.watch_passes): its recording
+    announces the pass; finished, it is a FinishedTape like any other."""
+
+    __slots__ = ()
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        enter_pass(self, "forward")
+        try:
+            return Tape.process(self, prim, args, params)
+        finally:
+            exit_pass()
 
 
 class FinishedTape(Tape):

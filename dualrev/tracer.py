@@ -104,6 +104,46 @@ def note_finished(trace: Any) -> None:
             return
 
 
+# The passes a drawing reads (dualrev.drawing): while one records in this thread
+# (``watch_passes``), each trace made announces the pass it runs an operation in, as
+# ``(level, transform name, pass)`` on a stack, outermost first; the drawing's recording
+# tape reads it for each operation it records. A trace made while nothing watches
+# announces nothing: it chooses its class when made, so normal runs pay nothing.
+_passes = threading.local()
+
+
+def watch_passes(on: bool) -> None:
+    """A drawing starts (``on``) or stops recording in this thread."""
+    _passes.watched = getattr(_passes, "watched", 0) + (1 if on else -1)
+    if not _passes.watched:
+        _passes.stack = []
+
+
+def passes_watched() -> bool:
+    """Whether a drawing records in this thread (a new trace then announces its
+    passes)."""
+    return getattr(_passes, "watched", 0) > 0
+
+
+def enter_pass(trace: Any, phase: str) -> None:
+    """``trace`` runs its pass ``phase`` ("forward", "backward", "push", "primal",
+    "tangent", "batched") until ``exit_pass``."""
+    try:
+        stack = _passes.stack
+    except AttributeError:
+        stack = _passes.stack = []
+    stack.append((trace.level, trace.what, phase))
+
+
+def exit_pass() -> None:
+    _passes.stack.pop()
+
+
+def current_passes() -> tuple[tuple[int, str, str], ...]:
+    """The announced passes now running, outermost first."""
+    return tuple(getattr(_passes, "stack", ()))
+
+
 def transform_entered() -> None:
     """A transform starts running the user's code in this thread (transforms._Tracing)."""
     _running.depth = getattr(_running, "depth", 0) + 1

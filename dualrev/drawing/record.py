@@ -28,13 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import config
 from ..batching import Batched, BatchTrace
 from ..errors import DualrevError, EscapedTracerError
-from ..forward import ForwardTrace, tangent_out
 from ..primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS, Primitive, Tracer, concrete, shape_of
 from ..reverse import Tape, Traced, Watch, backward_pass, forward_pass
-from ..tracer import new_level, note_finished
+from ..tracer import current_passes, new_level, note_finished, watch_passes
 from ..transforms import (
     ArgNums,
     _argnums,
@@ -62,31 +60,21 @@ MAX_BLOCK = 128
 
 # ------------------------------------------------------------------ recording
 
-# Frames give names and contexts only; an interpreter without sys._getframe (CPython
-# and PyPy have it) draws the same graph with v1, v2, ... names and no contexts.
+# The user's frames give names and calls only (for ``depth=``); an interpreter without
+# sys._getframe (CPython and PyPy have it) draws the same graph with v1, v2, ... names.
 _getframe = getattr(sys, "_getframe", None)
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_USER, _OWN, _TANGENT = "user", "own", "tangent"
-# dualrev's trace methods: a frame running one of them tells which transform, and which
-# of its passes, an operation was recorded from
-_PHASES = {
-    Tape.process.__code__: "forward",
-    Tape.backward.__code__: "backward",
-    Tape.push.__code__: "push",
-    ForwardTrace.process.__code__: "primal",
-    BatchTrace.process.__code__: "batched",
-    tangent_out.__code__: _TANGENT,
-}
-_CODE_KIND: dict[Any, str] = dict(_PHASES)
+_USER_CODE: dict[Any, bool] = {}
 
 
-def _code_kind(code: Any) -> str:
-    kind = _CODE_KIND.get(code)
-    if kind is None:
-        kind = _CODE_KIND[code] = (_OWN if os.path.abspath(code.co_filename)
-                                   .startswith(_PACKAGE_DIR) else _USER)
-    return kind
+def _is_user_code(code: Any) -> bool:
+    """Whether ``code`` is the user's (not dualrev's own)."""
+    user = _USER_CODE.get(code)
+    if user is None:
+        user = _USER_CODE[code] = not os.path.abspath(code.co_filename).startswith(
+            _PACKAGE_DIR)
+    return user
 
 
 class _DrawTape(Tape):
@@ -116,26 +104,15 @@ class _DrawTape(Tape):
                 if name is not None:
                     named = named or {}
                     named[i] = name
-        contexts = []
         frames = []
-        tangent = False
         f = _getframe(2) if _getframe is not None else None
         stop = self.stop
         while f is not None and f is not stop:
-            code = f.f_code
-            kind = _CODE_KIND.get(code) or _code_kind(code)
-            if kind == _USER:
+            if _is_user_code(f.f_code):
                 frames.append(f)
-            elif kind == _TANGENT:
-                tangent = True  # the next forward trace outwards is computing a tangent
-            elif kind != _OWN:
-                trace = f.f_locals.get("self")
-                if trace is not None:
-                    phase = "tangent" if kind == "primal" and tangent else kind
-                    contexts.append((trace.level, trace.what, phase))
-                tangent = False
             f = f.f_back
-        return tuple(reversed(contexts)), tuple(reversed(frames)), named, nondiff
+        # which nested transforms' passes the operation runs in: announced by them
+        return current_passes(), tuple(reversed(frames)), named, nondiff
 
     def finish(self) -> None:
         self.__class__ = _FinishedDrawTape
@@ -238,9 +215,11 @@ def _record(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
     in_index = [t._index for t in inputs]  # before f, which may write into its inputs
     tape.stop = _getframe() if _getframe is not None else None
     with _tracing:
+        watch_passes(True)  # the traces made inside f announce their passes
         try:
             out = f(*_rebuild_args(args, nums, defs, inputs), **kwargs)
         finally:
+            watch_passes(False)
             tape.finish()
     out, aux = _split_aux(out, has_aux)
     outs, out_def = tree_flatten(out)
