@@ -4,16 +4,14 @@ the seeds draw of it — values forward on the nodes, gradients backward along t
 What is drawn comes from the tape (reverse.py) plus what a drawing tape notes per
 recorded operation: which arguments were constants (and which of those are the
 function's own undifferentiated arguments, to name them), which traced arguments carry
-no derivative (an index, a mask), and where the operation was recorded from, read off
-the Python stack: the frames of dualrev's own trace methods (``Tape.process``,
-``Tape.backward``, ``ForwardTrace.process``, ...) tell which nested transform and which
-of its passes an operation belongs to (its *context*: how a Hessian's levels are shown),
-and the user's frames tell which function call it sits in (for ``depth=``). Names of
+no derivative (an index, a mask), which nested transform and which of its passes the
+operation runs in (its *context*: how a Hessian's levels are shown; the traces made
+while a drawing records announce their passes, see ``tracer.watch_passes``), and which
+of the user's function calls it sits in (the user's frames, for ``depth=``). Names of
 intermediates are the local variables of the outermost user frame when it returns.
 
-The derivative pass is this module's own walk over the tape, with ``reverse.pull`` per
-edge (each edge's contribution is kept, not only the sums) or ``forward.tangent_out``
-per edge (forward mode).
+The derivative passes are reverse.py's one walker (``backward_pass``, ``forward_pass``)
+with a watch that keeps each edge's contribution, not only the sums.
 """
 
 from __future__ import annotations
@@ -1192,11 +1190,10 @@ def graph(f: Callable[..., Any], argnums: ArgNums | None = None, has_aux: bool =
 
     **How it works.** The tape is an ordinary dualrev ``Tape`` (reverse.py) that keeps every
     primal; a subclass notes per operation the constants it read, its arguments without a
-    derivative, and the Python stack above it: the frames of dualrev's own trace methods
-    (``Tape.process``, ``Tape.backward``, ``ForwardTrace.process``, ``tangent_out``,
-    ``BatchTrace.process``) give its context, the user's frames its call for ``depth=``. The
-    derivative pass is dualrev.drawing's own walk over the tape with ``reverse.pull`` (or
-    ``forward.tangent_out``) per edge, so that each edge's share is kept, not only the sums;
+    derivative, its context (the nested transforms' passes, which the traces made while a
+    drawing records announce) and the user's frames (its call, for ``depth=``). The
+    derivative pass is dualrev's one walker over the tape (``reverse.backward_pass`` or
+    ``forward_pass``) with a watch that keeps each edge's share, not only the sums;
     the results equal ``dr.grad``'s, ``dr.jvp``'s and ``dr.jacobian``'s (forward mode goes
     through a ``custom_vjp`` function by its transposed backward rule). Measured on a
     shared 2-core machine (2026-12-02): a loop of 3334 steps of
