@@ -5,6 +5,7 @@ import gc
 import weakref
 
 import numpy as np
+import pytest
 
 import dualrev as dr
 from dualrev.primitive import NotSaved, Shaped
@@ -272,15 +273,30 @@ def _f(x):
     return np.sum(np.tanh(x[1:] * x[:-1])) + np.sum(np.exp(-x) * x[0]) + x[2] ** 2
 
 
-def test_the_watches_give_the_plain_passes_numbers():
+_A = np.array([[0.5, -1.0, 0.25, 2.0], [1.5, 0.5, -0.5, 1.0]])
+
+
+def _g(x):  # matrix products, a reduction with axis
+    return np.sum(np.max(np.tanh(_A @ x[:, None] * x), axis=0) ** 2)
+
+
+def _h(x):  # element reads one by one (gather's scatter into the pass's buffer)
+    s = x[0] * x[3]
+    for i in range(1, 4):
+        s = s + np.cos(x[i]) * x[i - 1]
+    return s
+
+
+@pytest.mark.parametrize("f", [_f, _g, _h])
+def test_the_watches_give_the_plain_passes_numbers(f):
     # the drawing's watch (each edge's share) and the careful watches (strong zeros)
-    # against the plain walker, on a finite function: the same cotangents and tangents
+    # against the plain walker, on finite functions: the same cotangents and tangents
     x = np.array([0.3, -0.7, 1.1, 0.4])
 
     def record(cls=Tape):
         tape = cls(new_level(), keep_all=True)
         t = tape.input(x)
-        y = _f(t)
+        y = f(t)
         tape.finish()
         return tape, t._index, y._index
 
@@ -297,6 +313,7 @@ def test_the_watches_give_the_plain_passes_numbers():
     np.testing.assert_allclose(forward_pass(tape.nodes, {i: v}, Watch())[o], push)
     np.testing.assert_allclose(careful.push({ci: v})[co], push, rtol=1e-14)
     np.testing.assert_allclose(push, plain[i] @ v, rtol=1e-13)
+    np.testing.assert_allclose(plain[i], dr.grad(f)(x), rtol=1e-15)
     # jacrev's batched pass through the same walker: the rows are the gradients
     trace = BatchTrace(new_level(), 2)
     tape2, i2, o2 = record()
