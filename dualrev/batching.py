@@ -21,12 +21,12 @@ import numpy as np
 from .errors import BatchedValueError, EscapedTracerError
 from .primitive import Primitive, Tracer, bind, dtype_of, shape_of, strip
 from .tracer import (
+    DRAWING,
     TracedBase,
     enter_pass,
     exit_pass,
     note_finished,
     note_running,
-    passes_watched,
 )
 
 
@@ -42,7 +42,7 @@ class BatchTrace:
         note_running(self)
         self.size = size
         self.what = what  # the transform's name, for the escaped-tracer error
-        if passes_watched() and type(self) is BatchTrace:
+        if DRAWING[0] and type(self) is BatchTrace:
             self.__class__ = _AnnouncedBatchTrace
 
     def finish(self) -> None:

@@ -10,12 +10,12 @@ from .batching import Batched, add, scale
 from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import Primitive, Tracer, as_dtype, bind, dtype_of, shape_of
 from .tracer import (
+    DRAWING,
     TracedBase,
     enter_pass,
     exit_pass,
     note_finished,
     note_running,
-    passes_watched,
 )
 
 
@@ -34,7 +34,7 @@ class ForwardTrace:
         self.level = level
         note_running(self)
         self.what = what  # the transform's name, for the escaped-tracer error
-        if passes_watched() and type(self) is ForwardTrace:
+        if DRAWING[0] and type(self) is ForwardTrace:
             self.__class__ = _AnnouncedForwardTrace
 
     def finish(self) -> None:

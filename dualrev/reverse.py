@@ -41,13 +41,13 @@ from .primitive import (
     unbroadcast,
 )
 from .tracer import (
+    DRAWING,
     TracedBase,
     enter_pass,
     exit_pass,
     new_level,
     note_finished,
     note_running,
-    passes_watched,
 )
 
 ndarray = np.ndarray
@@ -174,7 +174,7 @@ class Tape:
         self.keep_all = keep_all
         # id -> (caller's array, the tape's copy of it), see keep_copy
         self.copies: dict[int, tuple[ndarray, ndarray]] = {}
-        if passes_watched() and type(self) is Tape:
+        if DRAWING[0] and type(self) is Tape:
             self.__class__ = _AnnouncedTape
 
     def keep_copy(self, a: ndarray) -> ndarray:
@@ -313,7 +313,7 @@ class Tape:
         as it has been processed, so intermediates are freed during the pass, and the tape
         is empty afterwards (entries no cotangent reached are dropped too).
         """
-        if passes_watched():  # a drawing records: it reads the pass (once per pass)
+        if DRAWING[0]:  # a drawing records: it reads the pass
             enter_pass(self, "backward")
             try:
                 return backward_pass(self.nodes, seeds, keep)
@@ -327,7 +327,7 @@ class Tape:
         ``Batched``). Needs a tape that kept everything (``keep_all``); a ``custom_vjp``
         entry is pushed through its transposed backward rule, from the residuals kept
         with it."""
-        if passes_watched():
+        if DRAWING[0]:
             enter_pass(self, "push")
             try:
                 return forward_pass(self.nodes, tangents)
@@ -511,8 +511,8 @@ def pull_partials(prim: Primitive, argpos: int, g: Any, ans: Any, primals: Any,
     """PARTIALS: the cotangent times the elementwise partial derivative, summed back to
     the argument's ``shape`` where the primitive broadcast it."""
     d = prim.fast_partials[argpos](ans, *primals)  # type: ignore[index]
-    if (_ELIDE and type(d) is ndarray and getrefcount(d) <= 2 and d.base is None
-            and type(g) is ndarray and d.shape == g.shape and d.dtype == g.dtype
+    if (_ELIDE and type(g) is ndarray and type(d) is ndarray and getrefcount(d) <= 2
+            and d.base is None and d.shape == g.shape and d.dtype == g.dtype
             and d.flags.writeable):
         # d is a temporary nobody else can see (NumPy's own temporary elision test):
         # multiply into it instead of allocating again

@@ -110,19 +110,20 @@ def note_finished(trace: Any) -> None:
 # tape reads it for each operation it records. A trace made while nothing watches
 # announces nothing: it chooses its class when made, so normal runs pay nothing.
 _passes = threading.local()
+#: how many drawings record, in any thread: what a trace made tests (one list read; a
+#: trace of another thread then announces into its own thread's stack, unread)
+DRAWING = [0]
+_drawing_lock = threading.Lock()
 
 
 def watch_passes(on: bool) -> None:
     """A drawing starts (``on``) or stops recording in this thread."""
-    _passes.watched = getattr(_passes, "watched", 0) + (1 if on else -1)
+    step = 1 if on else -1
+    with _drawing_lock:
+        DRAWING[0] += step
+    _passes.watched = getattr(_passes, "watched", 0) + step
     if not _passes.watched:
         _passes.stack = []
-
-
-def passes_watched() -> bool:
-    """Whether a drawing records in this thread (a new trace then announces its
-    passes)."""
-    return getattr(_passes, "watched", 0) > 0
 
 
 def enter_pass(trace: Any, phase: str) -> None:

@@ -702,3 +702,24 @@ def _wrapping_writes(x):
     for i in range(5):
         y[i] = y[i - 1] * x
     return np.sum(y)
+
+
+def test_passes_are_announced_only_while_a_drawing_records():
+    # a trace made outside a drawing is a plain one (nothing per operation); inside,
+    # it announces its passes, and nothing is left announced afterwards
+    from dualrev import tracer
+
+    seen = []
+
+    def h(x):
+        seen.append(type(x._trace).__name__)
+        return np.sin(x) * x
+
+    dr.grad(h)(0.5)
+    gr = dr.graph(dr.grad(h))(0.5)
+    assert seen == ["Tape", "_AnnouncedTape"]
+    assert tracer.DRAWING[0] == 0 and tracer.current_passes() == ()
+    assert gr.contexts == ["grad L1 forward", "grad L1 backward"]
+    with pytest.raises(ZeroDivisionError):
+        dr.graph(lambda x: dr.grad(lambda y: y * (1 // 0))(x))(0.5)
+    assert tracer.DRAWING[0] == 0 and tracer.current_passes() == ()
