@@ -23,11 +23,15 @@ LAYERS: list[set[str]] = [
     {"dualrev.errors", "dualrev.tree", "dualrev.config", "dualrev.diagnose",
      "dualrev.namespace"},
     {"dualrev.primitive"},
-    {"dualrev.tracer", "dualrev.cotangent", "dualrev.closure", "dualrev.program"},
+    # the traced values' face (tracer.py) and what its methods run, below the traces:
+    # views and writes (inplace, at), indexing and casts, batch levels, SciPy dispatchers
+    {"dualrev.tracer", "dualrev.cotangent", "dualrev.closure", "dualrev.program",
+     "dualrev.levels", "dualrev.inplace", "dualrev.indexing", "dualrev.cast", "dualrev.at",
+     "dualrev.scipy_dispatch"},
     {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom",
-     "dualrev.inplace", "dualrev.buffers"},
+     "dualrev.buffers"},
     {"dualrev.catalogue.*"},
-    {"dualrev.transforms", "dualrev.at"},
+    {"dualrev.transforms"},
     {"dualrev.optimize", "dualrev.implicit", "dualrev.integrate", "dualrev.sparse",
      "dualrev.testing.*", "dualrev.graph", "dualrev.drawing.*", "dualrev"},
 ]
