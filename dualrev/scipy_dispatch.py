@@ -5,7 +5,7 @@ traced, and dualrev's rule when one is (catalogue/scipy_functions.py explains wh
 The table of dispatchers (``ORIGINALS``, keyed by the dispatcher, SciPy's function its
 value) lives here, below the traced values, because their conversion error asks it
 which SciPy function converted a traced argument (``scipy_caller``); only ``dispatch``
-writes it.
+and ``note_dispatcher`` write it.
 """
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ def dispatch(owner: Any, name: str, handler: Callable[..., Any],
 
     ORIGINALS[dispatcher] = original
     setattr(owner, name, dispatcher)
+
+
+def note_dispatcher(dispatcher: Callable[..., Any], original: Any) -> None:
+    """Record a dispatcher made elsewhere (a SciPy class's method or constructor that the
+    catalogue replaces itself: scipy_interpolate.py, scipy_sparse.py) with the SciPy
+    function or class it stands for, beside those ``dispatch`` makes: the conversion
+    error (``scipy_caller``) and the listings of routed functions then know it."""
+    ORIGINALS[dispatcher] = original
 
 
 def _public_name(f: Any) -> str:
