@@ -404,7 +404,7 @@ def _fit(c: Any, shape: tuple[int, ...], kind: Any) -> Any:
 
 _RELEASED = (None, (), None, None, ())
 #: the params slot of a constant's entry (an input's holds None): no derivative enters
-#: there (dualrev/buffers.py proves values computed from constants alone plain by it)
+#: there (Tape.reaches_no_input proves values computed from constants alone plain by it)
 CONSTANT = "constant"
 
 
