@@ -326,7 +326,6 @@ class Tape(Trace):
         return True
 
 
-
 def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
          params: dict[str, Any], shape: tuple[int, ...], kind: Any,
          fast: bool = True) -> Any:

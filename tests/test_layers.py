@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import inspect
 import textwrap
 from pathlib import Path
@@ -75,6 +76,11 @@ def module_names() -> dict[str, Path]:
     return out
 
 
+@functools.cache
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
 def _resolve(target: str, modules: dict[str, Path]) -> str:
     """``target`` if it is a module, else the longest module it names a member of."""
     while target not in modules and "." in target:
@@ -98,7 +104,7 @@ def edges() -> list[Edge]:
     out = []
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-        for node, local in _imports(ast.parse(path.read_text(), str(path))):
+        for node, local in _imports(_parsed(path)):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             else:
@@ -272,7 +278,7 @@ def _root(node: ast.AST) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
-def installations_in(source: str, module: str, package: str | None = None,
+def installations_in(source: str | ast.Module, module: str, package: str | None = None,
                      modules: dict[str, Path] | None = None) -> list[Installation]:
     """Every place in ``source`` (the module ``module``) that writes into an object it
     imported from another dualrev module, at import or inside a function."""
@@ -280,7 +286,7 @@ def installations_in(source: str, module: str, package: str | None = None,
     if package is None:
         package = module if modules.get(module, Path()).name == "__init__.py" else (
             module.rsplit(".", 1)[0])
-    tree = ast.parse(source)
+    tree = ast.parse(source) if isinstance(source, str) else source
     names = _imported(tree, module, package, modules)
     found = []
 
@@ -317,7 +323,7 @@ def installations() -> list[Installation]:
     modules = module_names()
     out = []
     for name, path in modules.items():
-        out += installations_in(path.read_text(), name, modules=modules)
+        out += installations_in(_parsed(path), name, modules=modules)
     return out
 
 
