@@ -231,6 +231,14 @@ _MUTATORS = {"update", "setdefault", "append", "extend", "insert", "add", "pop",
              "clear", "remove", "discard", "appendleft", "__setitem__", "__delitem__",
              "__setattr__", "__delattr__"}
 
+# The registration functions through which data goes down (docs/design.md, 2026-12-06):
+# the first argument is a library's own object (a NumPy ufunc or function, a type, a
+# dispatcher), never a string, and for those that replace a library's attribute, the
+# owner is the library's (NumPy's, SciPy's, math's), never one of dualrev's modules.
+REGISTRATIONS_BY_OBJECT = {"register_ufunc", "register_function", "refuse_operand",
+                           "plain_operand", "defer_matmul_to", "note_dispatcher"}
+REGISTRATIONS_BY_OWNER = {"replace_while_tracing", "dispatch"}
+
 # Installations allowed, each (module, owner module, imported name, why); keep it empty.
 KNOWN_INSTALLATIONS: set[tuple[str, str, str]] = set()
 
@@ -315,6 +323,13 @@ def installations_in(source: str | ast.Module, module: str, package: str | None 
                 note(f.value, "{}." + f.attr + "()", node.lineno)
             elif isinstance(f, ast.Name) and f.id in ("setattr", "delattr") and node.args:
                 note(node.args[0], f.id + "({}, ...)", node.lineno)
+            elif isinstance(f, ast.Name) and f.id in REGISTRATIONS_BY_OBJECT and node.args:
+                key = node.args[0]
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    found.append(Installation(module, names.get(f.id, module), f.id,
+                                              node.lineno, f"{f.id}({key.value!r}, ...)"))
+            elif isinstance(f, ast.Name) and f.id in REGISTRATIONS_BY_OWNER and node.args:
+                note(node.args[0], f.id + "({}, ...)", node.lineno)
     return sorted(found, key=lambda i: i.line)
 
 
@@ -346,6 +361,9 @@ register_function(np.put, put)    # the registration API: a call, allowed
 TABLE["own"] = 1                    # the module's own table
 np.foo = 1                          # not dualrev's
 x = METHODS.get("setitem")          # reading
+register_function("setitem", f)     # the registration API keyed by a string
+replace_while_tracing(tracer, "new_level", f)   # replacing a name of dualrev's
+replace_while_tracing(np, "zeros", f)           # of NumPy's: allowed
 """
     found = installations_in(src, "dualrev.at", "dualrev")
     assert [(i.owner, i.how, i.line) for i in found] == [
@@ -356,6 +374,8 @@ x = METHODS.get("setitem")          # reading
         ("dualrev.tracer", "setattr(tracer, ...)", 12),
         ("dualrev.primitive", "FUNCTION_HANDLERS[...] =", 13),
         ("dualrev.primitive", "METHODS[...] =", 14),
+        ("dualrev.primitive", "register_function('setitem', ...)", 19),
+        ("dualrev.tracer", "replace_while_tracing(tracer, ...)", 20),
     ]
 
 
