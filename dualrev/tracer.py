@@ -3,7 +3,11 @@
 the refusals (coercion to float/ndarray, in-place writes) that would lose a derivative.
 
 Every spelling of an operation (``x * y``, ``np.multiply(x, y)``, ``x.sum()``,
-``np.sum(x)``) arrives at the same catalogue entry.
+``np.sum(x)``) arrives at the same catalogue entry: the operators and the methods that
+are NumPy functions through the tables keyed by NumPy's own objects (``UFUNC_HANDLERS``,
+``FUNCTION_HANDLERS``), the traced values' own operations (indexing, writes, casts,
+copies) by name, imported from the modules below the traces that run them (at.py,
+indexing.py, cast.py, inplace.py).
 """
 
 from __future__ import annotations
@@ -18,20 +22,23 @@ from typing import Any
 import numpy as np
 
 from . import config, namespace
+
+# what the methods run (layer 2, below the traces); at.py's functions named as methods
+# are imported as at_<name>, so that a method's body never reads like a call of itself
 from .at import (
     FlatIter,
-    fill,
     inplace_op,
-    partition,
-    put,
-    resize,
     set_flat,
     setitem,
-    sort,
     ufunc_at,
     ufunc_out,
-    view,
 )
+from .at import fill as at_fill
+from .at import partition as at_partition
+from .at import put as at_put
+from .at import resize as at_resize
+from .at import sort as at_sort
+from .at import view as at_view
 from .cast import astype
 from .diagnose import explain
 from .errors import InPlaceError, NoDerivativeRule, PlainBufferError, TracerConversionError
@@ -330,10 +337,10 @@ class TracedBase(Tracer):
         setitem(self, key, value)
 
     def fill(self, value: Any) -> None:
-        fill(self, value)
+        at_fill(self, value)
 
     def sort(self, axis: int = -1, kind: Any = None, order: Any = None) -> None:
-        sort(self, axis, kind, order)
+        at_sort(self, axis, kind, order)
 
     def __iadd__(self, o: Any) -> Any:
         return inplace_op(self, "+", self + o)
@@ -704,17 +711,17 @@ class TracedBase(Tracer):
                       "its writes; keep the plain array's flags outside the transform.")
 
     def view(self, dtype: Any = None, type: Any = None) -> Any:
-        return view(self, dtype, type)
+        return at_view(self, dtype, type)
 
     def put(self, indices: Any, values: Any, mode: str = "raise") -> None:
-        put(self, indices, values, mode)
+        at_put(self, indices, values, mode)
 
     def partition(self, kth: Any, axis: int = -1, kind: str = "introselect",
                   order: Any = None) -> None:
-        partition(self, kth, axis, kind, order)
+        at_partition(self, kth, axis, kind, order)
 
     def resize(self, *new_shape: Any, refcheck: bool = True) -> None:
-        resize(self, *new_shape)
+        at_resize(self, *new_shape)
 
     @property
     def flat(self) -> Any:
