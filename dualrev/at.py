@@ -25,6 +25,7 @@ from .cast import astype
 from .errors import BUFFER_ADVICE, BatchedValueError, InPlaceError, NoDerivativeRule
 from .indexing import (
     _positions,
+    _reshape,
     canonical_index,
     getitem,
     is_basic,
@@ -44,7 +45,7 @@ from .inplace import (
     refuse_scalar_write,
 )
 from .levels import on_plain_values, without_derivatives
-from .primitive import FUNCTION_HANDLERS, Tracer, bind, dtype_of, register_function, shape_of, strip
+from .primitive import Tracer, bind, dtype_of, register_function, shape_of, strip
 
 # as in reverse.py: from 3.14 a reference count may not count the interpreter's stack
 _ELIDE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
@@ -341,13 +342,6 @@ def set_batched(x: Any, key: tuple[Any, ...], v: Any) -> Any:
     hit = np.any(w, axis=1)
     placed = w @ vals
     return _reshape_nolink(np.where(hit, placed, _ravel(x)), xs)
-
-
-def _reshape(a: Any, shape: tuple[int, ...]) -> Any:
-    """``np.reshape`` of a traced value, not recorded as a view: the catalogue's handler
-    (catalogue/shape.py), unwrapped from the view recording inplace.viewing adds."""
-    h = FUNCTION_HANDLERS[np.reshape]
-    return getattr(h, "__wrapped__", h)(a, shape)
 
 
 def _ravel(a: Any) -> Any:
