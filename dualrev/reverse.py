@@ -24,6 +24,7 @@ from .primitive import (
     PLAIN_SCALARS,
     Primitive,
     Shaped,
+    Trace,
     Tracer,
     apply_plain,
     bind,
@@ -41,7 +42,7 @@ ndarray = np.ndarray
 _ELIDE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
 
 
-class Tape:
+class Tape(Trace):
     """One reverse-mode transform call: a level and the list of recorded operations.
 
     Each entry is ``(prim, primals, params, ans, parents)`` where ``parents`` lists
@@ -296,6 +297,34 @@ class Tape:
             ts[i] = tangent_out(prim, args, ans, list(primals), params)
         return ts
 
+    # ---------------------------------------------------------- asked of every Trace
+    def constant(self, value: Any) -> Traced:
+        """``value`` as an entry of this tape no input reaches (``Trace.constant``)."""
+        self.nodes.append((None, (), CONSTANT, value, ()))
+        return Traced(value, self, len(self.nodes) - 1)
+
+    def reaches_no_input(self, index: int) -> bool:
+        """Whether no input of this tape reaches its entry ``index``: the value there is
+        computed from the tape's constants alone (a walk up its arguments' entries, only
+        at a conversion: dualrev/buffers.py)."""
+        nodes = self.nodes
+        stack = [index]
+        seen = set()
+        while stack:
+            i = stack.pop()
+            if i in seen:
+                continue
+            seen.add(i)
+            if i >= len(nodes):
+                return False
+            prim, _, params, _, parents = nodes[i]
+            if prim is None:
+                if params is not CONSTANT:  # an input (or an entry already released)
+                    return False
+                continue
+            stack.extend(p[1] for p in parents)
+        return True
+
 
 def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
          params: dict[str, Any], shape: tuple[int, ...], kind: Any,
@@ -374,7 +403,7 @@ def _fit(c: Any, shape: tuple[int, ...], kind: Any) -> Any:
 
 _RELEASED = (None, (), None, None, ())
 #: the params slot of a constant's entry (an input's holds None): no derivative enters
-#: there (dualrev/buffers.py proves values computed from constants alone plain by it)
+#: there (Tape.reaches_no_input proves values computed from constants alone plain by it)
 CONSTANT = "constant"
 
 
@@ -437,6 +466,10 @@ class Traced(TracedBase):
 
     def __repr__(self) -> str:
         return f"Traced({self.primal!r})"
+
+    def _no_derivative_here(self) -> bool:
+        # on a tape, no input reaches its entry (TracedBase._no_derivative_here)
+        return self._trace.reaches_no_input(self._index)
 
 
 def linear_transpose(linear: Any, x: Any, ct: Any) -> Any:
