@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 
 from . import config
-from .batching import on_plain_values, without_derivatives
-from .catalogue.indexing import (
+from .cast import astype
+from .errors import BUFFER_ADVICE, BatchedValueError, InPlaceError, NoDerivativeRule
+from .indexing import (
     _positions,
+    _reshape,
     canonical_index,
     getitem,
     is_basic,
@@ -31,11 +33,9 @@ from .catalogue.indexing import (
     stack_index_lists,
     update_p,
 )
-from .catalogue.shape import _ravel, _reshape
-from .errors import BUFFER_ADVICE, BatchedValueError, InPlaceError, NoDerivativeRule
-from .forward import Dual
 from .inplace import (
     Stale,
+    clone,
     describe,
     is_scalar_like,
     key_text,
@@ -44,7 +44,8 @@ from .inplace import (
     rebind,
     refuse_scalar_write,
 )
-from .primitive import FUNCTION_HANDLERS, METHODS, Tracer, bind, dtype_of, shape_of, strip
+from .levels import on_plain_values, without_derivatives
+from .primitive import Tracer, bind, dtype_of, register_function, shape_of, strip
 
 # as in reverse.py: from 3.14 a reference count may not count the interpreter's stack
 _ELIDE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
@@ -201,8 +202,8 @@ def _private(x: Any) -> bool:
 def _private_tangent(x: Any) -> bool:
     """Whether the dual number ``x``'s tangent is an array only ``x`` holds (as
     ``_private`` for its value), so that forward mode writes the tangent in place too."""
-    return (_WRITE_INTO[0] and type(x) is Dual
-            and type(x.tangent) is np.ndarray
+    return (_WRITE_INTO[0] and isinstance(x, Tracer)
+            and type(getattr(x, "tangent", None)) is np.ndarray  # a Dual's
             and x.tangent.base is None and x.tangent.flags.writeable
             and getrefcount(x.tangent) <= 2
             and getattr(x, "_base", None) is None)  # (as _private)
@@ -229,7 +230,7 @@ def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
     else:
         out = at(x)[key].set(v)
     if dtype_of(out) != xd:
-        out = METHODS["astype"](out, xd)
+        out = astype(out, xd)
     return out
 
 
@@ -351,6 +352,11 @@ def set_batched(x: Any, key: tuple[Any, ...], v: Any) -> Any:
     return _reshape_nolink(np.where(hit, placed, _ravel(x)), xs)
 
 
+def _ravel(a: Any) -> Any:
+    """``np.ravel`` of a traced value, not recorded as a view."""
+    return _reshape(a, (-1,))
+
+
 def _reshape_nolink(a: Any, shape: tuple[int, ...]) -> Any:
     """``np.reshape`` of an intermediate, not recorded as a view."""
     return _reshape(a, shape) if isinstance(a, Tracer) else np.reshape(a, shape)
@@ -384,7 +390,7 @@ def inplace_op(x: Any, op: str, new: Any) -> Any:
             # NumPy's words (its UFuncTypeError is a TypeError)
             raise TypeError(f"Cannot cast ufunc '{name}' output from {nd!r} to {xd!r} "
                             "with casting rule 'same_kind'")
-        new = METHODS["astype"](new, xd)
+        new = astype(new, xd)
     assign(x, new, f"x {op}=" if op in _INPLACE else f"numpy.{op}(..., out=x)")
     return x
 
@@ -424,7 +430,7 @@ def ufunc_at(ufunc: Any, inputs: Any) -> None:
 def inplace_cast(new: Any, x: Any) -> Any:
     """``new`` in ``x``'s dtype (NumPy writes into ``x`` keep its dtype)."""
     xd = dtype_of(x)
-    return new if dtype_of(new) == xd else METHODS["astype"](new, xd)
+    return new if dtype_of(new) == xd else astype(new, xd)
 
 
 def fill(x: Any, value: Any) -> None:
@@ -516,7 +522,7 @@ class FlatIter:
     def __getitem__(self, k: Any) -> Any:
         out = getitem(_plain_ravel(self.base), k)
         # a copy, as NumPy's flatiter gives: no link back to x
-        return METHODS["clone"](out) if isinstance(out, Tracer) else out
+        return clone(out) if isinstance(out, Tracer) else out
 
     def __setitem__(self, k: Any, v: Any) -> None:
         n = len(self)
@@ -551,18 +557,14 @@ def view(x: Any, dtype: Any = None, type: Any = None) -> Any:
         raise NoDerivativeRule("ndarray.view(dtype)", "Reinterpreting the bytes of a "
                                "traced array as another dtype has no derivative; "
                                "x.astype(dtype) converts the values.")
-    out = METHODS["clone"](x)
+    out = clone(x)
     note_view(x, out, (Ellipsis,))
     return out
 
-
-METHODS.update(setitem=setitem, fill=fill, sort=sort, inplace_op=inplace_op,
-               ufunc_out=ufunc_out, ufunc_at=ufunc_at, partition=partition, put=put,
-               flat=FlatIter, set_flat=set_flat, resize=resize, view=view)
 
 
 def _np_put(a: Any, ind: Any, v: Any, mode: str = "raise") -> None:
     put(a, ind, v, mode)
 
 
-FUNCTION_HANDLERS[np.put] = _np_put
+register_function(np.put, _np_put)

@@ -34,11 +34,9 @@ import numpy as np
 
 from . import namespace
 from .diagnose import library_file, line_calls
-from .forward import Dual
 from .inplace import constant_on
-from .primitive import METHODS, Tracer, dtype_of, plain_operand
-from .reverse import Constant, Traced
-from .tracer import NO_PLAIN_VALUE, innermost_running
+from .primitive import Tracer, dtype_of, plain_operand
+from .tracer import innermost_running
 
 _ndarray = np.ndarray
 _getframe = sys._getframe
@@ -207,51 +205,6 @@ for _name, _wrapper in (
         ("full_like", _full_like),
         ("copy", _liker(_COPY, "copy"))):
     namespace.replace_while_tracing(np, _name, _wrapper)
-
-
-# ------------------------------------------------------------------ plain values
-def _constant_entry(x: Traced) -> bool:
-    """Whether no input of ``x``'s tape reaches its entry: it is computed from the
-    tape's constants alone (a walk up its arguments' entries, only at a conversion)."""
-    nodes = x._trace.nodes
-    stack = [x._index]
-    seen = set()
-    while stack:
-        i = stack.pop()
-        if i in seen:
-            continue
-        seen.add(i)
-        if i >= len(nodes):
-            return False
-        entry = nodes[i]
-        if entry.prim is None:
-            if type(entry) is not Constant:  # an input (or an entry already released)
-                return False
-            continue
-        stack.extend(source for _, source, _, _ in entry.edges)
-    return True
-
-
-def no_derivative(x: Any) -> Any:
-    """The plain value of the traced ``x`` if it provably carries no derivative at any
-    level, else ``NO_PLAIN_VALUE``: on a tape, no input reaches it; in forward mode its
-    tangent is exactly zero (and plain); a batch is never one plain value."""
-    while isinstance(x, Tracer):
-        t = type(x)
-        if t is Traced:
-            if not _constant_entry(x):
-                return NO_PLAIN_VALUE
-        elif t is Dual:
-            tan = x.tangent
-            if tan is not None and (isinstance(tan, Tracer) or np.any(tan)):
-                return NO_PLAIN_VALUE
-        else:
-            return NO_PLAIN_VALUE
-        x = x.primal
-    return x
-
-
-METHODS["no_derivative"] = no_derivative
 
 
 # ------------------------------------------------------------------ plain inputs

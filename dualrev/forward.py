@@ -8,18 +8,11 @@ import numpy as np
 
 from .batching import Batched, add, scale
 from .errors import EscapedTracerError, NoDerivativeRule
-from .primitive import Primitive, Tracer, as_dtype, bind, dtype_of, shape_of
-from .tracer import (
-    DRAWING,
-    TracedBase,
-    enter_pass,
-    exit_pass,
-    note_finished,
-    note_running,
-)
+from .primitive import Primitive, Trace, Tracer, as_dtype, bind, dtype_of, shape_of
+from .tracer import DRAWING, TracedBase, enter_pass, exit_pass, note_finished, note_running
 
 
-class ForwardTrace:
+class ForwardTrace(Trace):
     """One forward-mode transform call: its nesting level.
 
     A fresh trace (and level) per transform call keeps nested derivatives apart
@@ -42,6 +35,12 @@ class ForwardTrace:
         ``Tape.finish``)."""
         self.__class__ = FinishedForwardTrace
         note_finished(self)
+
+    def constant(self, value: Any) -> Dual:
+        """``value`` with a zero tangent (``Trace.constant``)."""
+        dt = dtype_of(value)
+        return Dual(value, np.zeros(shape_of(value), dt if dt.kind in "fc" else float),
+                    self)
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
         level = self.level
@@ -198,3 +197,8 @@ class Dual(TracedBase):
 
     def __repr__(self) -> str:
         return f"Dual(primal={self.primal!r}, tangent={self.tangent!r})"
+
+    def _no_derivative_here(self) -> bool:
+        # an exactly zero (plain) tangent (TracedBase._no_derivative_here)
+        tan = self.tangent
+        return tan is None or (not isinstance(tan, Tracer) and not np.any(tan))

@@ -32,18 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from .batching import Batched, BatchTrace, FinishedBatchTrace, batch_traces, rebatch
 from .errors import EscapedTracerError, InPlaceError, StaleViewError
-from .forward import Dual, FinishedForwardTrace, ForwardTrace
-from .primitive import (
-    FUNCTION_HANDLERS,
-    METHODS,
-    Tracer,
-    concrete,
-    dtype_of,
-    shape_of,
-)
-from .reverse import FinishedTape, Tape
+from .levels import batch_traces, rebatch
+from .primitive import FUNCTION_HANDLERS, Trace, Tracer, concrete, register_function, shape_of
 
 _ref = weakref.ref
 _INTS = (int, np.integer)
@@ -200,7 +191,7 @@ def install_view_handlers() -> None:
     for f, name in VIEW_FUNCTIONS.items():
         h = FUNCTION_HANDLERS.get(f)
         if h is not None and not hasattr(h, "__wrapped__"):
-            FUNCTION_HANDLERS[f] = viewing(h, name)
+            register_function(f, viewing(h, name))
 
 
 class Stale:
@@ -341,26 +332,19 @@ def constant(value: Any, like: Any) -> Any:
     derivative: a constant a write can rebind ``like`` to, and the traced buffer
     ``np.zeros_like`` of a traced value gives."""
     trace = like._trace
-    if isinstance(trace, (FinishedTape, FinishedForwardTrace, FinishedBatchTrace)):
+    if trace.finished:
         raise EscapedTracerError(trace.what, "an in-place write")
     if isinstance(value, Tracer) and value._level >= like._level:
         return value
-    return constant_on(value, trace)
+    return trace.constant(value)
 
 
-def constant_on(value: Any, trace: Any) -> Any:
+def constant_on(value: Any, trace: Trace) -> Any:
     """The plain (or outer-level traced) ``value`` as a value of the running ``trace``
-    with no derivative at its level (dualrev/buffers.py makes its buffers with it)."""
-    if isinstance(trace, Tape):
-        return trace.constant(value)
-    if isinstance(trace, ForwardTrace):
-        dt = dtype_of(value)
-        return Dual(value, np.zeros(shape_of(value), dt if dt.kind in "fc" else float),
-                    trace)
-    if isinstance(trace, BatchTrace):
-        return Batched(np.array(np.broadcast_to(concrete(value) if not isinstance(
-            value, Tracer) else value, (trace.size,) + tuple(shape_of(value)))), trace)
-    raise InPlaceError("a write into a value of an unknown trace")
+    with no derivative at its level (dualrev/buffers.py makes its buffers with it): each
+    trace makes its own (``Tape.constant``, ``ForwardTrace.constant``,
+    ``BatchTrace.constant``)."""
+    return trace.constant(value)
 
 
 def constant_like(a: Any, make: Any, own: np.ndarray) -> Any:
@@ -412,6 +396,3 @@ def clone_laid_out(x: Any, order: str = "K") -> Any:
             c.primal = np.array(p, order="K" if order in ("K", "A") else order)
     return c
 
-
-METHODS["clone"] = clone
-METHODS["clone_laid_out"] = clone_laid_out

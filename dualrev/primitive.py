@@ -32,7 +32,7 @@ import numpy as np
 
 from . import config
 from .diagnose import user_frame
-from .errors import BatchedValueError, DualrevError, NoDerivativeRule, NotSavedError
+from .errors import BatchedValueError, DualrevError, InPlaceError, NoDerivativeRule, NotSavedError
 
 Rule = Callable[..., Any]
 # A ``saves`` declaration: one string for every VJP rule, or one per rule (see Primitive).
@@ -577,9 +577,6 @@ def dtype_of(x: Any) -> np.dtype:
 
 UFUNC_HANDLERS: dict[Any, Callable[..., Any]] = {}
 FUNCTION_HANDLERS: dict[Any, Callable[..., Any]] = {}
-#: what traced values' own methods need beyond NumPy's functions, filled by the
-#: catalogue: "getitem" (x[idx]), "astype" (x.astype), "scipy_caller" (for errors)
-METHODS: dict[str, Callable[..., Any]] = {}
 
 
 def register_ufunc(ufunc: Any, handler: Callable[..., Any]) -> None:
@@ -782,8 +779,37 @@ def as_dtype(c: Any, dt: np.dtype) -> Any:
             return c
         if cd.kind == "c" and dt.kind != "c":
             c = np.real(c)
-        return METHODS["astype"](c, dt)
+        return c.astype(dt)  # the traced value's own method (tracer.py, cast.py)
     v = np.asarray(c)
     if v.dtype.kind == "c" and dt.kind != "c":
         v = v.real
     return v.astype(dt)[()]
+
+
+class Trace:
+    """Base of the interpreters a traced value belongs to (``Tape``, ``ForwardTrace``,
+    ``BatchTrace``): what the machinery below them (``bind``, the write machinery of
+    inplace.py and at.py, the traced values' methods) asks of a value's ``_trace``, so
+    that it reaches each trace's own code through the value instead of through tables
+    the traces' layer fills.
+
+    ``level`` is the nesting level of its transform call, ``what`` the transform's name
+    (for the escaped-tracer error), ``finished`` whether the transform has returned.
+    A batch trace also has ``size`` and ``wrap(value)`` (a whole batch as its value).
+    """
+
+    __slots__ = ()
+    level: int
+    what: str
+    finished = False
+
+    def process(self, prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        """Apply ``prim`` to ``args``, some of which are values of this trace."""
+        raise NotImplementedError(f"{type(self).__name__}.process")
+
+    def constant(self, value: Any) -> Any:
+        """The plain (or outer-level traced) ``value`` as a value of this trace with no
+        derivative at its level: a buffer writes into which are recorded (np.zeros_like
+        of a traced value, a buffer made in the user's code: dualrev/buffers.py), or a
+        plain value a write rebinds a traced object to."""
+        raise InPlaceError("a write into a value of an unknown trace")

@@ -33,6 +33,7 @@ from .primitive import (
     RULE,
     Primitive,
     Shaped,
+    Trace,
     Tracer,
     bind,
     dtype_of,
@@ -132,7 +133,7 @@ _RELEASED = Released(None)
 _new_entry = object.__new__
 
 
-class Tape:
+class Tape(Trace):
     """One reverse-mode transform call: a level and its program, ``nodes``, the list of
     recorded ``Entry`` objects (operations, inputs, constants) in execution order.
 
@@ -204,10 +205,6 @@ class Tape:
         self.nodes.append(Input(value))
         return Traced(value, self, len(self.nodes) - 1)
 
-    def constant(self, value: Any) -> Traced:
-        """``value`` as a traced value of this tape that carries no derivative here."""
-        self.nodes.append(Constant(value))
-        return Traced(value, self, len(self.nodes) - 1)
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
         if prim.vjps is None:
@@ -335,6 +332,33 @@ class Tape:
                 exit_pass()
         return forward_pass(self.nodes, tangents)
 
+    # ---------------------------------------------------------- asked of every Trace
+    def constant(self, value: Any) -> Traced:
+        """``value`` as an entry of this tape no input reaches (``Trace.constant``)."""
+        self.nodes.append(Constant(value))
+        return Traced(value, self, len(self.nodes) - 1)
+
+    def reaches_no_input(self, index: int) -> bool:
+        """Whether no input of this tape reaches its entry ``index``: the value there is
+        computed from the tape's constants alone (a walk up its arguments' entries, only
+        at a conversion: dualrev/buffers.py)."""
+        nodes = self.nodes
+        stack = [index]
+        seen = set()
+        while stack:
+            i = stack.pop()
+            if i in seen:
+                continue
+            seen.add(i)
+            if i >= len(nodes):
+                return False
+            entry = nodes[i]
+            if entry.prim is None:
+                if type(entry) is not Constant:  # an input (or an entry already released)
+                    return False
+                continue
+            stack.extend(source for _, source, _, _ in entry.edges)
+        return True
 
 # ------------------------------------------------------------------ the one walker
 
@@ -455,6 +479,7 @@ def backward_pass(nodes: list[Entry], seeds: dict[int, Any], keep: bool = False,
         # An escaped tracer keeps its tape alive; it must not keep the values too.
         nodes.clear()
     return cts
+
 
 
 def forward_pass(nodes: list[Entry], tangents: dict[int, Any],
@@ -642,6 +667,10 @@ class Traced(TracedBase):
 
     def __repr__(self) -> str:
         return f"Traced({self.primal!r})"
+
+    def _no_derivative_here(self) -> bool:
+        # on a tape, no input reaches its entry (TracedBase._no_derivative_here)
+        return self._trace.reaches_no_input(self._index)
 
 
 def linear_transpose(linear: Any, x: Any, ct: Any) -> Any:

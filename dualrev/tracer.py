@@ -3,7 +3,11 @@
 the refusals (coercion to float/ndarray, in-place writes) that would lose a derivative.
 
 Every spelling of an operation (``x * y``, ``np.multiply(x, y)``, ``x.sum()``,
-``np.sum(x)``) arrives at the same catalogue entry.
+``np.sum(x)``) arrives at the same catalogue entry: the operators and the methods that
+are NumPy functions through the tables keyed by NumPy's own objects (``UFUNC_HANDLERS``,
+``FUNCTION_HANDLERS``), the traced values' own operations (indexing, writes, casts,
+copies) by name, imported from the modules below the traces that run them (at.py,
+indexing.py, cast.py, inplace.py).
 """
 
 from __future__ import annotations
@@ -18,11 +22,30 @@ from typing import Any
 import numpy as np
 
 from . import config, namespace
+
+# what the methods run (layer 2, below the traces); at.py's functions named as methods
+# are imported as at_<name>, so that a method's body never reads like a call of itself
+from .at import (
+    FlatIter,
+    inplace_op,
+    set_flat,
+    setitem,
+    ufunc_at,
+    ufunc_out,
+)
+from .at import fill as at_fill
+from .at import partition as at_partition
+from .at import put as at_put
+from .at import resize as at_resize
+from .at import sort as at_sort
+from .at import view as at_view
+from .cast import astype
 from .diagnose import explain
 from .errors import InPlaceError, NoDerivativeRule, PlainBufferError, TracerConversionError
+from .indexing import getitem
+from .inplace import clone, clone_laid_out
 from .primitive import (
     FUNCTION_HANDLERS,
-    METHODS,
     PLAIN_SCALARS,
     UFUNC_HANDLERS,
     Tracer,
@@ -33,6 +56,7 @@ from .primitive import (
     shape_of,
     strip,
 )
+from .scipy_dispatch import scipy_caller
 
 _levels = itertools.count(1)
 
@@ -217,14 +241,28 @@ def _conversion(what: str, kind: str) -> TracerConversionError:
     return TracerConversionError(what, why)
 
 
-#: what METHODS["no_derivative"] answers for a value that may carry a derivative
+#: what ``no_derivative`` answers for a value that may carry a derivative
 NO_PLAIN_VALUE = object()
+
+
+def no_derivative(x: Any) -> Any:
+    """The plain value of the traced ``x`` if it provably carries no derivative at any
+    level, else ``NO_PLAIN_VALUE``; each level answers for itself
+    (``_no_derivative_here``: on a tape, no input reaches its entry; in forward mode its
+    tangent is exactly zero; a batch is never one plain value). Such values are a buffer
+    made by np.zeros in the user's code and what is computed from it alone
+    (dualrev/buffers.py)."""
+    while isinstance(x, Tracer):
+        if not x._no_derivative_here():
+            return NO_PLAIN_VALUE
+        x = x.primal
+    return x
 
 
 def _plain_value(x: Any, what: str, kind: str) -> Any:
     """The plain value of ``x`` where it provably carries no derivative, else the
     conversion error."""
-    v = METHODS["no_derivative"](x)
+    v = no_derivative(x)
     if v is NO_PLAIN_VALUE:
         raise _conversion(what, kind)
     return v
@@ -237,12 +275,17 @@ class TracedBase(Tracer):
     __array_priority__ = 1000.0
     __hash__ = None  # type: ignore[assignment]  # like ndarray: == is elementwise
 
+    def _no_derivative_here(self) -> bool:
+        """Whether this level provably adds no derivative to the value (see
+        ``no_derivative``); each kind of traced value answers for its own level."""
+        return False
+
     # ------------------------------------------------------------ NumPy protocols
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if kwargs.get("out") is not None:
             if method != "__call__":
                 raise InPlaceError(f"numpy.{ufunc.__name__}.{method}(..., out=...)")
-            return METHODS["ufunc_out"](ufunc, inputs, kwargs)  # out= a traced x: a write
+            return ufunc_out(ufunc, inputs, kwargs)  # out= a traced x: a write
         if method == "__call__":
             handler = UFUNC_HANDLERS.get(ufunc)
             if handler is None and ufunc in _BOOLEAN and all(
@@ -259,7 +302,7 @@ class TracedBase(Tracer):
                 if kwargs:
                     raise no_rule(ufunc, f"Keyword arguments {sorted(kwargs)} are not supported.")
             result = handler(*inputs)
-            return result if dtype is None else METHODS["astype"](result, dtype)
+            return result if dtype is None else astype(result, dtype)
         if method == "reduce" and ufunc in _UFUNC_REDUCE:
             kwargs.setdefault("axis", 0)
             return _UFUNC_REDUCE[ufunc](*inputs, **kwargs)
@@ -267,7 +310,7 @@ class TracedBase(Tracer):
             kwargs.setdefault("axis", 0)
             return _UFUNC_ACCUMULATE[ufunc](*inputs, **kwargs)
         if method == "at":
-            return METHODS["ufunc_at"](ufunc, inputs)
+            return ufunc_at(ufunc, inputs)
         raise no_rule(ufunc, f"The ufunc method .{method} is not supported.")
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
@@ -284,10 +327,10 @@ class TracedBase(Tracer):
     # as the plain value it is; the proof is looked for only here, where the conversion
     # would otherwise raise.
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        v = METHODS["no_derivative"](self)
+        v = no_derivative(self)
         if v is not NO_PLAIN_VALUE:
             return np.array(v, dtype=dtype, copy=True)
-        caller = METHODS["scipy_caller"]()
+        caller = scipy_caller()
         if caller is not None:
             raise TracerConversionError(caller)
         raise _conversion("np.asarray / np.array (the __array__ protocol)", "array")
@@ -343,46 +386,46 @@ class TracedBase(Tracer):
 
     # In-place writes rebind this object to the written value (dualrev/at.py).
     def __setitem__(self, key: Any, value: Any) -> None:
-        METHODS["setitem"](self, key, value)
+        setitem(self, key, value)
 
     def fill(self, value: Any) -> None:
-        METHODS["fill"](self, value)
+        at_fill(self, value)
 
     def sort(self, axis: int = -1, kind: Any = None, order: Any = None) -> None:
-        METHODS["sort"](self, axis, kind, order)
+        at_sort(self, axis, kind, order)
 
     def __iadd__(self, o: Any) -> Any:
-        return METHODS["inplace_op"](self, "+", self + o)
+        return inplace_op(self, "+", self + o)
 
     def __isub__(self, o: Any) -> Any:
-        return METHODS["inplace_op"](self, "-", self - o)
+        return inplace_op(self, "-", self - o)
 
     def __imul__(self, o: Any) -> Any:
-        return METHODS["inplace_op"](self, "*", self * o)
+        return inplace_op(self, "*", self * o)
 
     def __itruediv__(self, o: Any) -> Any:
-        return METHODS["inplace_op"](self, "/", self / o)
+        return inplace_op(self, "/", self / o)
 
     def __ifloordiv__(self, o: Any) -> Any:
-        return METHODS["inplace_op"](self, "//", self // o)
+        return inplace_op(self, "//", self // o)
 
     def __imod__(self, o: Any) -> Any:
-        return METHODS["inplace_op"](self, "%", self % o)
+        return inplace_op(self, "%", self % o)
 
     def __ipow__(self, o: Any) -> Any:
-        return METHODS["inplace_op"](self, "**", self ** o)
+        return inplace_op(self, "**", self ** o)
 
     def __imatmul__(self, o: Any) -> Any:
-        return METHODS["inplace_op"](self, "@", self @ o)
+        return inplace_op(self, "@", self @ o)
 
     def __iand__(self, o: Any) -> Any:
-        return METHODS["inplace_op"](self, "&", self & o)
+        return inplace_op(self, "&", self & o)
 
     def __ior__(self, o: Any) -> Any:
-        return METHODS["inplace_op"](self, "|", self | o)
+        return inplace_op(self, "|", self | o)
 
     def __ixor__(self, o: Any) -> Any:
-        return METHODS["inplace_op"](self, "^", self ^ o)
+        return inplace_op(self, "^", self ^ o)
 
     def round(self, decimals: int = 0) -> Any:
         return FUNCTION_HANDLERS[_np.round](self, decimals)  # piecewise constant
@@ -514,7 +557,7 @@ class TracedBase(Tracer):
         return bind(UFUNC_HANDLERS[np.negative], (self,), _NONE)
 
     def __pos__(self) -> Any:
-        return METHODS["clone"](self)  # a copy, as NumPy's +x: writes into it stay there
+        return clone(self)  # a copy, as NumPy's +x: writes into it stay there
 
     def __abs__(self) -> Any:
         return bind(UFUNC_HANDLERS[np.absolute], (self,), _NONE)
@@ -561,7 +604,7 @@ class TracedBase(Tracer):
         return np.bitwise_xor(o, self)
 
     def __getitem__(self, idx: Any) -> Any:
-        return METHODS["getitem"](self, idx)
+        return getitem(self, idx)
 
     # ------------------------------------------------------------ ndarray methods
     # Each forwards to the NumPy function's handler, so a method and the function
@@ -605,7 +648,7 @@ class TracedBase(Tracer):
         # a copy, unlike ravel: not recorded as a view, and never the object itself
         ravel = FUNCTION_HANDLERS[_np.ravel]
         out = getattr(ravel, "__wrapped__", ravel)(self, order=order)
-        return METHODS["clone"](out) if out is self else out
+        return clone(out) if out is self else out
 
     def transpose(self, *axes: Any) -> Any:
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
@@ -638,7 +681,7 @@ class TracedBase(Tracer):
 
     def copy(self, order: str = "C") -> Any:
         # another object: a write into one is not the other's
-        return METHODS["clone_laid_out"](self, order)
+        return clone_laid_out(self, order)
 
     def argpartition(self, *a: Any, **k: Any) -> Any:
         return FUNCTION_HANDLERS[_np.argpartition](self, *a, **k)
@@ -720,33 +763,33 @@ class TracedBase(Tracer):
                       "its writes; keep the plain array's flags outside the transform.")
 
     def view(self, dtype: Any = None, type: Any = None) -> Any:
-        return METHODS["view"](self, dtype, type)
+        return at_view(self, dtype, type)
 
     def put(self, indices: Any, values: Any, mode: str = "raise") -> None:
-        METHODS["put"](self, indices, values, mode)
+        at_put(self, indices, values, mode)
 
     def partition(self, kth: Any, axis: int = -1, kind: str = "introselect",
                   order: Any = None) -> None:
-        METHODS["partition"](self, kth, axis, kind, order)
+        at_partition(self, kth, axis, kind, order)
 
     def resize(self, *new_shape: Any, refcheck: bool = True) -> None:
-        METHODS["resize"](self, *new_shape)
+        at_resize(self, *new_shape)
 
     @property
     def flat(self) -> Any:
-        return METHODS["flat"](self)
+        return FlatIter(self)
 
     @flat.setter
     def flat(self, value: Any) -> None:
-        METHODS["set_flat"](self, value)
+        set_flat(self, value)
 
     def __copy__(self) -> Any:
-        return METHODS["clone_laid_out"](self, "K")  # copy.copy: as ndarray.__copy__
+        return clone_laid_out(self, "K")  # copy.copy: as ndarray.__copy__
 
     def __deepcopy__(self, memo: Any) -> Any:
         # The same traced value on the same trace (its primal is never written in place):
         # copying the trace itself would cut the derivative.
-        return METHODS["clone"](self)
+        return clone(self)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         raise TracerConversionError(
@@ -758,9 +801,9 @@ class TracedBase(Tracer):
     __reduce__ = __reduce_ex__  # type: ignore[assignment]
 
     def astype(self, dtype: Any, copy: bool = True) -> Any:
-        out = METHODS["astype"](self, dtype)
+        out = astype(self, dtype)
         # copy=False of the same dtype is the array itself in NumPy, writes included
-        return METHODS["clone"](out) if out is self and copy else out
+        return clone(out) if out is self and copy else out
 
     def conj(self) -> Any:
         # ndarray.conj of a real array is the array itself (np.conj copies)

@@ -8,9 +8,13 @@ import pytest
 
 import dualrev as dr
 from dualrev import primitive
-from dualrev.errors import NotSavedError
+from dualrev.batching import BatchTrace
+from dualrev.errors import InPlaceError, NotSavedError
+from dualrev.forward import ForwardTrace
+from dualrev.inplace import constant_on
 from dualrev.primitive import Primitive
 from dualrev.reverse import Tape
+from dualrev.tracer import new_level
 from tests.helpers import check_like_numpy
 
 
@@ -284,3 +288,38 @@ def test_a_numpy_matrix_constant_is_refused_by_name(expr, transform):
     # the same with np.asarray(M) is NumPy's ndarray meaning, with its derivative
     A = np.asarray(M)
     np.testing.assert_allclose(dr.jacfwd(lambda x: A @ x)(np.ones(2)), A)
+
+
+# ------------------------------------------------------------------ Trace
+def test_every_trace_makes_constants_with_no_derivative_at_its_level():
+    tape = Tape(new_level())
+    fwd = ForwardTrace(new_level())
+    batch = BatchTrace(new_level(), 3)
+    try:
+        assert all(isinstance(t, primitive.Trace) for t in (tape, fwd, batch))
+        c = tape.constant(np.ones(2))
+        x = tape.input(np.arange(2.0))
+        assert tape.reaches_no_input(c._index)
+        assert tape.reaches_no_input((np.sin(c) * 2.0)._index)
+        assert not tape.reaches_no_input((c * x)._index)
+        d = fwd.constant(np.array([1, 2]))  # an integer value: a float zero tangent
+        assert d.tangent.dtype == np.float64 and not np.any(d.tangent)
+        b = batch.constant(np.array([1.0, 2.0]))  # the same for every element
+        np.testing.assert_array_equal(b.primal, [[1.0, 2.0]] * 3)
+        assert b.shape == (2,)
+    finally:
+        tape.finish()
+        fwd.finish()
+        batch.finish()
+
+
+def test_a_trace_that_makes_no_constants_refuses_a_write():
+    class Bare(primitive.Trace):
+        __slots__ = ()
+        level = 10**9
+        what = "a bare trace"
+
+    with pytest.raises(InPlaceError, match="unknown trace"):
+        constant_on(np.zeros(2), Bare())
+    with pytest.raises(NotImplementedError):
+        Bare().process(None, (), {})

@@ -22,10 +22,11 @@ import numpy as np
 import scipy
 import scipy.special as sc
 
+from ..cast import astype
 from ..errors import DualrevError, TracerConversionError
 from ..inplace import clone, is_scalar_like
 from ..namespace import replace_while_tracing
-from ..primitive import FUNCTION_HANDLERS, METHODS, Tracer, concrete, dtype_of, shape_of
+from ..primitive import Tracer, concrete, dtype_of, register_function, shape_of
 
 # The originals, captured at import: a wrapper bound by a module imported while a
 # transform runs (``from numpy import asarray``) keeps calling these afterwards.
@@ -90,7 +91,7 @@ def _assemble(obj: Any, dtype: np.dtype) -> Any:
     """The array of ``obj`` (traced values, numbers, arrays, nested lists of them) with
     ``dtype``: traced parts cast, then stacked level by level."""
     if isinstance(obj, Tracer):
-        return obj if dtype_of(obj) == dtype else METHODS["astype"](obj, dtype)
+        return obj if dtype_of(obj) == dtype else astype(obj, dtype)
     if (type(obj) is list or type(obj) is tuple) and _traced_in(obj):
         return np.stack([_assemble(o, dtype) for o in obj])
     return _array(obj, dtype=dtype)
@@ -103,7 +104,7 @@ def _build(obj: Any, dtype: Any, copy: Any, order: Any, ndmin: int, what: str) -
     if isinstance(obj, Tracer):
         # (validates dtype and order as NumPy does; a traced value has no layout)
         want = _array(np.zeros((0,), dtype_of(obj)), dtype=dtype, order=order).dtype
-        out = obj if dtype_of(obj) == want else METHODS["astype"](obj, want)
+        out = obj if dtype_of(obj) == want else astype(obj, want)
         relaid = out is obj and copy is not False and _relaid(obj, order)
         if out is obj and copy is None and (relaid or is_scalar_like(obj)):
             # NumPy copies into the asked-for layout, and makes a new 0-d array of a
@@ -294,11 +295,11 @@ def asarray_chkfinite(a: Any, dtype: Any = None, order: Any = None) -> Any:
     return _chkfinite(a, dtype, order)
 
 
-FUNCTION_HANDLERS[_array] = _like_array
-FUNCTION_HANDLERS[_asarray] = _like_asarray
-FUNCTION_HANDLERS[_asanyarray] = _like_asanyarray
-FUNCTION_HANDLERS[_ascontiguousarray] = _like_ascontiguousarray
-FUNCTION_HANDLERS[_asfortranarray] = _like_asfortranarray
+register_function(_array, _like_array)
+register_function(_asarray, _like_asarray)
+register_function(_asanyarray, _like_asanyarray)
+register_function(_ascontiguousarray, _like_ascontiguousarray)
+register_function(_asfortranarray, _like_asfortranarray)
 
 for _name, _wrapper in (("array", array), ("asarray", asarray), ("asanyarray", asanyarray),
                         ("ascontiguousarray", ascontiguousarray),
@@ -353,7 +354,7 @@ def _plain_like(orig: Any) -> Callable[..., Any]:
 
 
 for _fn in (np.zeros, np.ones, np.empty, np.full, np.arange, np.eye, np.identity):
-    FUNCTION_HANDLERS[_fn] = _plain_like(_fn)
+    register_function(_fn, _plain_like(_fn))
 
 
 # ------------------------------------------------------------------ np.r_, np.c_
@@ -439,7 +440,7 @@ def _math_args(name: str, args: tuple[Any, ...]) -> list[Any]:
                                    "math takes real numbers only (must be real number, "
                                    "not complex); use the NumPy function")
             if dtype_of(a) != _F64:
-                a = METHODS["astype"](a, _F64)
+                a = astype(a, _F64)
         out.append(a)
     return out
 

@@ -15,16 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from ..batching import on_plain_values, rebatch
+from ..batching import on_plain_values
+from ..cast import astype, cast_p  # noqa: F401  (cast_p: re-exported)
 from ..errors import InPlaceError
+from ..inplace import clone
 from ..primitive import (
-    METHODS,
     Primitive,
     Saves,
     bind,
-    concrete,
     dtype_of,
-    is_complex,
     no_rule,
     parse_saves,
     register_function,
@@ -303,30 +302,7 @@ def _clip(a: Any, a_min: Any = None, a_max: Any = None, out: Any = None, **kwarg
 
 
 # ------------------------------------------------------------------ casts
-def _cast_impl(x: Any, dtype: Any) -> Any:
-    return np.asarray(x).astype(dtype)[()]
-
-
-cast_p = Primitive("astype", _cast_impl, elementwise=True)
-cast_p.defjvp(lambda g, ans, x, dtype: astype(g, dtype))
-cast_p.defvjp(lambda g, ans, x, dtype: astype(
-    np.real(g) if dtype_of(x).kind != "c" and is_complex(g) else g,
-    dtype_of(x)), saves="x")
-
-
-def astype(x: Any, dtype: Any) -> Any:
-    """``x.astype(dtype)``: a float cast_p keeps the derivative; an integer or boolean cast_p
-    has zero derivative (it is piecewise constant) and returns a plain array."""
-    dt = np.dtype(dtype)
-    if not np.issubdtype(dt, np.inexact):
-        # under vmap every element at once (a cast maps over the batch axes)
-        return rebatch(np.asarray(concrete(x)).astype(dt), x)
-    if dtype_of(x) == dt:
-        return x
-    return bind(cast_p, (x,), {"dtype": dt})
-
-
-METHODS["astype"] = astype
+# cast_p and astype (x.astype, dtype=) are a traced value's own operations: dualrev/cast.py
 
 
 # ------------------------------------------------------------------ zero derivative
@@ -363,7 +339,7 @@ def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None,
                            "copy=True returns the same values and is differentiable)")
     dtype = np.dtype(dtype_of(x))
     if dtype.kind not in "fc":  # integers and booleans have no nan or inf: a copy
-        return METHODS["clone"](x)
+        return clone(x)
     if dtype.kind == "c":  # NumPy's: the real and imaginary parts separately
         re = _nan_to_num(np.real(x), nan=nan, posinf=posinf, neginf=neginf)
         im = _nan_to_num(np.imag(x), nan=nan, posinf=posinf, neginf=neginf)
@@ -382,4 +358,4 @@ def _np_astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) 
     if device not in (None, "cpu"):
         raise ValueError(f'Device not understood. Only "cpu" is allowed, but received: {device}')
     out = astype(x, dtype)
-    return METHODS["clone"](out) if out is x and copy else out
+    return clone(out) if out is x and copy else out

@@ -53,6 +53,7 @@ from ..primitive import (
     ndim_of,
     shape_of,
 )
+from ..scipy_dispatch import note_dispatcher
 from ..tree import tree_flatten
 from .scipy_functions import ORIGINALS, dispatch
 
@@ -188,7 +189,7 @@ def _patch_call(cls: type, name: str, handler: Callable[..., Any]) -> None:
             raise NoDerivativeRule(name, "Only the evaluation points may be traced.")
         return original(self, x, *args, **kwargs)
 
-    ORIGINALS[__call__] = original
+    note_dispatcher(__call__, original)
     cls.__call__ = __call__  # type: ignore[method-assign]
 
 
@@ -447,7 +448,7 @@ def _patch_new(cls: type, handler: Callable[..., Any]) -> None:
             return handler(*args, **kwargs)
         return object.__new__(klass)
 
-    ORIGINALS[__new__] = cls  # (named by the class, in error messages and listings)
+    note_dispatcher(__new__, cls)  # (named by the class, in error messages and listings)
     cls.__new__ = staticmethod(__new__)  # type: ignore[method-assign,assignment]
 
 

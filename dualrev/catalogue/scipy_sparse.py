@@ -33,6 +33,7 @@ from ..primitive import (
     refuse_operand,
     shape_of,
 )
+from ..scipy_dispatch import note_dispatcher
 from ..tracer import _conversion, defer_matmul_to
 from .scipy_functions import ORIGINALS, dispatch
 
@@ -126,7 +127,7 @@ def _patch(cls: type, name: str, handler: Any) -> None:
     dispatcher.__name__ = dispatcher.__qualname__ = name
     dispatcher.__doc__ = original.__doc__
     dispatcher.__wrapped__ = original  # type: ignore[attr-defined]
-    ORIGINALS[dispatcher] = original
+    note_dispatcher(dispatcher, original)
     setattr(cls, name, dispatcher)
 
 

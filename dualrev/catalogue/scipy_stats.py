@@ -40,10 +40,11 @@ import scipy.stats._multivariate as _mv
 from ..batching import on_plain_values, without_derivatives
 from ..errors import NoDerivativeRule, TracerConversionError
 from ..primitive import Tracer, concrete, dtype_of, ndim_of, shape_of
+from ..scipy_dispatch import _traced
 from .contraction import matrix_transpose as _T
 from .elementwise import astype, elementwise
 from .incomplete import betainc_da_p, betainc_db_p, gammainc_da_p
-from .scipy_functions import _traced, dispatch
+from .scipy_functions import dispatch
 from .special import power0, stdtr_ddf, t_log_norm
 
 _LOG_2PI = np.log(2 * np.pi)

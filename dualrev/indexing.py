@@ -1,0 +1,362 @@
+"""Indexing: ``x[idx]`` (gather_p) and its transpose, the scatter_p-add that builds its
+cotangent, and ``update_p``, the write ``x[idx] = v``. Repeated integer indices
+accumulate, as the chain rule requires.
+
+These are the primitives a traced value's own ``__getitem__`` and its writes run
+(tracer.py, at.py), so they sit in layer 2, below the traces and the catalogue (which
+re-exports them from catalogue/indexing.py, with ``np.take``); see docs/design.md,
+2026-12-06, "The traced values' methods reach their code by imports".
+
+Both primitives take ``nb``, the number of leading axes the index does not touch: that
+is how a batch passes through them (their batching rule adds one).
+
+An index computed from batched values under ``vmap`` (``x[np.argmax(x)]``, the order of
+``np.sort``) differs per batch element, so it cannot be a static parameter: there the
+index is an argument of ``take_along`` (``np.take_along_axis``) and of its transpose
+``put_along`` (a scatter-add along an axis), whose batching rules line the index up with
+the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .errors import BatchedValueError, DualrevError
+from .inplace import is_scalar_index, note_view
+from .levels import materialize, on_plain_values, without_derivatives
+from .primitive import (
+    FUNCTION_HANDLERS,
+    Primitive,
+    Tracer,
+    as_array,
+    bind,
+    dtype_of,
+    ndim_of,
+    shape_of,
+)
+
+_BASIC = (int, np.integer, slice, type(None), type(Ellipsis))
+
+
+def canonical_index(idx: Any) -> tuple[Any, ...]:
+    """``idx`` as a tuple whose array parts are plain integer or boolean ndarrays."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    out = []
+    for i in idx:
+        if isinstance(i, Tracer):
+            raise DualrevError(
+                "dualrev: a traced (differentiable) value was used as an index. Indices "
+                "must be plain integers or boolean masks; a comparison such as x > 0 "
+                "already gives a plain mask."
+            )
+        if isinstance(i, (list, np.ndarray)) or (
+            not isinstance(i, _BASIC) and hasattr(i, "__array__")
+        ):
+            a = np.asarray(i)
+            if a.dtype.kind not in "iub":
+                if a.size == 0:
+                    a = a.astype(np.intp)
+                else:
+                    raise IndexError("arrays used as indices must be of integer or boolean type")
+            i = a
+        out.append(i)
+    return tuple(out)
+
+
+def is_basic(idx: tuple[Any, ...]) -> bool:
+    return all(isinstance(i, _BASIC) for i in idx)
+
+
+def _positions(shape: tuple[int, ...], idx: tuple[Any, ...]) -> np.ndarray:
+    """The flat positions that ``idx`` selects from an array of ``shape``."""
+    return np.arange(int(np.prod(shape)), dtype=np.intp).reshape(shape)[idx]
+
+
+def _gather_impl(x: Any, idx: tuple[Any, ...], nb: int) -> Any:
+    if nb == 0:
+        if type(x) is float:  # grad's seed, pulled back through a write into a 0-d copy
+            return np.float64(x)[idx]
+        return x[idx]
+    if is_basic(idx):
+        return x[(slice(None),) * nb + idx]
+    xs = np.shape(x)
+    pos = _positions(xs[nb:], idx)
+    return np.reshape(x, xs[:nb] + (math.prod(xs[nb:]),))[..., pos]
+
+
+def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...]) -> Any:
+    v = np.asarray(v)
+    batch = v.shape[:nb]
+    # float32/complex64 stay so (as NumPy's own results do); integers become float64
+    dt = v.dtype if v.dtype.kind in "fc" else np.result_type(v, np.float64)
+    z = np.zeros(batch + tuple(shape), dtype=dt)
+    if is_basic(idx):
+        z[(slice(None),) * nb + idx] = v
+        return z
+    pos = _positions(tuple(shape), idx)
+    zf = z.reshape(batch + (math.prod(shape),))  # not -1: the batch may be empty
+    np.add.at(zf, (slice(None),) * nb + (pos,), v)
+    return zf.reshape(z.shape)
+
+
+gather_p = Primitive("getitem", _gather_impl)
+scatter_p = Primitive("scatter_add", _scatter_impl)
+
+gather_p.defjvp(lambda g, ans, x, idx, nb: bind(gather_p, (g,), {"idx": idx, "nb": nb}))
+gather_p.defvjp(lambda g, ans, x, idx, nb: bind(
+    scatter_p, (g,), {"idx": idx, "nb": nb, "shape": shape_of(x)[nb:]}), saves="x.shape")
+scatter_p.defjvp(lambda g, ans, v, idx, nb, shape: bind(
+    scatter_p, (g,), {"idx": idx, "nb": nb, "shape": shape}))
+scatter_p.defvjp(lambda g, ans, v, idx, nb, shape: bind(gather_p, (g,), {"idx": idx, "nb": nb}),
+               saves="")
+gather_p.defbatch(lambda args, batched, idx, nb: bind(gather_p, args, {"idx": idx, "nb": nb + 1}))
+scatter_p.defbatch(lambda args, batched, idx, nb, shape: bind(
+    scatter_p, args, {"idx": idx, "nb": nb + 1, "shape": shape}))
+
+
+_F64 = np.dtype(np.float64)
+
+
+def _gather_vjp_add(acc: Any, g: Any, ans: Any, x: Any, idx: tuple[Any, ...], nb: int) -> Any:
+    # Scatter the cotangent straight into the tape's buffer for x: a loop reading x[i]
+    # element by element then costs one buffer, not one x-sized array per element.
+    # Only plain float64 cotangents take this path (traced, batched, complex: the rule).
+    tg = type(g)
+    if nb or not (tg is float or tg is np.float64 or (tg is np.ndarray and g.dtype == _F64)):
+        return NotImplemented
+    if acc is None:
+        acc = np.zeros(shape_of(x))
+    elif acc.dtype != _F64:
+        return NotImplemented
+    if (len(idx) == 1 and type(idx[0]) is int) or is_basic(idx):
+        acc[idx] += g
+    else:
+        np.add.at(acc, idx, g)
+    return acc
+
+
+gather_p.vjp_add = _gather_vjp_add
+
+
+# ------------------------------------------------------------------ writes
+def _update_impl(v: Any, x: Any, idx: tuple[Any, ...], nb: int, inplace: bool = False,
+                 tangent_inplace: bool = False) -> Any:
+    x = np.asarray(x)
+    dt = np.result_type(x, v)
+    # inplace: the caller proved that nothing else holds x (see at.functional_set)
+    out = x if inplace and dt == x.dtype else x.astype(dt, copy=True)
+    out[(slice(None),) * nb + idx] = v
+    return out
+
+
+# x with v written at idx (a basic index, or one array of distinct flat positions into
+# a vector), as ``x[idx] = v`` leaves x: v has the shape of x[idx]. Its rules read only
+# the index and the cotangent, so the tape keeps nothing per write that is as big as x
+# (a scatter and a select kept a buffer-sized mask per write: memory quadratic in the
+# steps of a loop that fills a buffer row by row).
+update_p = Primitive("set", _update_impl)
+
+
+def _update_jvp(tangents: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
+                nb: int, inplace: bool = False, tangent_inplace: bool = False) -> Any:
+    tv, tx = tangents
+    if tv is None and tx is None:
+        return None
+    if tx is None:
+        tx = np.zeros(shape_of(x), dtype_of(ans) if dtype_of(ans).kind in "fc" else float)
+        tangent_inplace = True
+    # tangent_inplace: the caller proved that nothing else holds x's tangent
+    return bind(update_p, (0.0 if tv is None else tv, tx),
+                {"idx": idx, "nb": nb, "inplace": tangent_inplace})
+
+
+def _update_vjp_v(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int,
+                  inplace: bool = False, tangent_inplace: bool = False) -> Any:
+    # a copy, not a view of g: the x rule may then clear g[idx] in place (vjp_add)
+    return np.copy(bind(gather_p, (g,), {"idx": idx, "nb": nb}))
+
+
+def _update_vjp_x(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int,
+                  inplace: bool = False, tangent_inplace: bool = False) -> Any:
+    return bind(update_p, (0.0, g), {"idx": idx, "nb": nb})
+
+
+def _update_vjp_add(acc: Any, g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
+                    nb: int, inplace: bool = False, tangent_inplace: bool = False,
+                    g_owned: bool = False) -> Any:
+    # x's cotangent is g with g[idx] cleared. Where g is the pass's own buffer (nobody
+    # else holds it) it is cleared in place and handed on: a loop of writes into one
+    # buffer then costs a write's size per step in the backward pass, not the buffer's.
+    if nb or type(g) is not np.ndarray or g.dtype != _F64:
+        return NotImplemented
+    if acc is None:
+        if g_owned and g.flags.writeable:
+            g[idx] = 0.0
+            return g
+        acc = g.copy()
+        acc[idx] = 0.0
+        return acc
+    if acc.dtype != _F64 or acc.shape != g.shape:
+        return NotImplemented
+    keep = acc[idx].copy()
+    acc += g
+    acc[idx] = keep
+    return acc
+
+
+update_p.defjvp_joint(_update_jvp)
+update_p.defvjp(_update_vjp_v, _update_vjp_x, saves="")
+update_p.vjp_add = _update_vjp_add
+update_p.vjp_add_arg = 1
+update_p.vjp_add_owned = True
+
+
+def _update_batch(args: list[Any], batched: tuple[bool, ...], idx: tuple[Any, ...],
+                  nb: int, inplace: bool = False, tangent_inplace: bool = False) -> Any:
+    v, x = args
+    if not batched[1]:  # every element writes into its own copy of x
+        x = materialize([x, v], (False, True))[0]
+        inplace = False
+    # an unbatched v broadcasts against the batch of x[idx] as it stands
+    return bind(update_p, (v, x), {"idx": idx, "nb": nb + 1, "inplace": inplace})
+
+
+update_p.defbatch(_update_batch)
+
+
+# ------------------------------------------------------------------ batched indices
+def along_axis_index(indices: Any, axis: int) -> tuple[Any, ...]:
+    """The fancy index that picks ``indices`` along ``axis`` (take_along_axis's rule)."""
+    indices = np.asarray(indices)
+    nd = indices.ndim
+    idx: list[Any] = []
+    for d in range(nd):
+        if d == axis:
+            idx.append(indices)
+        else:
+            shape = [1] * nd
+            shape[d] = indices.shape[d]
+            idx.append(np.arange(indices.shape[d]).reshape(shape))
+    return tuple(idx)
+
+
+def _take_along_impl(x: Any, idx: Any, axis: int) -> Any:
+    return np.take_along_axis(x, idx, axis)
+
+
+def _put_along_impl(v: Any, idx: Any, axis: int, shape: tuple[int, ...]) -> Any:
+    v = np.asarray(v)
+    dt = v.dtype if v.dtype.kind in "fc" else np.result_type(v, np.float64)
+    z = np.zeros(shape, dtype=dt)
+    np.add.at(z, along_axis_index(idx, axis), v)
+    return z
+
+
+def _along_batch(prim: Primitive) -> Any:
+    def rule(args: list[Any], batched: tuple[bool, ...], axis: int, **params: Any) -> Any:
+        args = materialize(args, batched)
+        if "shape" in params:
+            params["shape"] = shape_of(args[0])[:1] + params["shape"]
+        return bind(prim, args, {"axis": axis + 1, **params})
+    return rule
+
+
+# x of idx's shape but along axis; v of idx's shape (the callers broadcast them so)
+take_along = Primitive("take_along_axis", _take_along_impl)
+put_along = Primitive("put_along_axis_add", _put_along_impl)
+take_along.defjvp(lambda g, ans, x, idx, axis: bind(take_along, (g, idx), {"axis": axis}), None)
+take_along.defvjp(lambda g, ans, x, idx, axis: bind(
+    put_along, (g, idx), {"axis": axis, "shape": shape_of(x)}), None, saves=("x.shape idx", ""))
+put_along.defjvp(lambda g, ans, v, idx, axis, shape: bind(
+    put_along, (g, idx), {"axis": axis, "shape": shape}), None)
+put_along.defvjp(lambda g, ans, v, idx, axis, shape: bind(take_along, (g, idx), {"axis": axis}),
+                 None, saves=("idx", ""))
+take_along.defbatch(_along_batch(take_along))
+put_along.defbatch(_along_batch(put_along))
+
+
+def _batched_parts(idx: tuple[Any, ...]) -> list[int]:
+    """Positions of the index arrays in ``idx`` that are batched (under vmap)."""
+    out = []
+    for k, i in enumerate(idx):
+        if isinstance(i, Tracer) and isinstance(without_derivatives(i), Tracer):
+            if dtype_of(i).kind not in "iu":
+                raise BatchedValueError(
+                    "a batched boolean mask used as an index (the size of x[mask] would "
+                    "differ per element; write np.where(mask, x, 0))"
+                    if dtype_of(i).kind == "b" else "a batched non-integer index")
+            out.append(k)
+    return out
+
+
+def _reshape(x: Any, shape: tuple[int, ...]) -> Any:
+    """``np.reshape`` without recording a view (shape.py's handler, from the registry)."""
+    h = FUNCTION_HANDLERS[np.reshape]
+    return getattr(h, "__wrapped__", h)(x, shape)
+
+
+def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
+    """``x[idx]`` where the index arrays at ``parts`` are batched: the flat positions
+    each element selects (computed per element), gathered from the flattened ``x``."""
+    xs = shape_of(x)
+
+    def positions(*arrays: Any) -> np.ndarray:
+        full = list(idx)
+        for k, a in zip(parts, arrays, strict=True):
+            full[k] = np.asarray(a)
+        return _positions(xs, canonical_index(tuple(full)))
+
+    pos = on_plain_values(positions, [idx[k] for k in parts], name="an index")
+    rs = shape_of(pos)
+    # the internal reshapes are not views of x (only the result may be, below)
+    flat = bind(take_along, (_reshape(x, (math.prod(xs),)),
+                             _reshape(pos, (math.prod(rs),))), {"axis": 0})
+    out = _reshape(flat, rs)
+    if rs and isinstance(x, Tracer) and all(shape_of(idx[k]) == () for k in parts) and all(
+            isinstance(i, _BASIC) for k, i in enumerate(idx) if k not in parts):
+        # an integer per element and a basic rest: NumPy's x[i] is a view of x (a write
+        # into it is a write into x at that element's i)
+        note_view(x, out, idx)
+    return out
+
+
+def stack_index_lists(idx: Any) -> Any:
+    """``idx`` with each list holding a traced value (``[np.argmax(x), 0]`` under
+    ``vmap``) stacked into one array, as NumPy makes an index array of a list."""
+    def one(i: Any) -> Any:
+        if type(i) is list and any(isinstance(e, Tracer) for e in i):
+            return np.stack(i)
+        return i
+    return tuple(one(i) for i in idx) if type(idx) is tuple else one(idx)
+
+
+def getitem(x: Any, idx: Any) -> Any:
+    """``x[idx]`` for a traced ``x``: basic slices, integer arrays, boolean masks.
+    (Handlers also take plain array-likes through it: a list becomes an array.)"""
+    x = as_array(x)
+    if type(idx) is int or type(idx) is slice:
+        key = (idx,)
+        out = bind(gather_p, (x,), {"idx": key, "nb": 0})
+        # A basic index gives a view in NumPy (a scalar, a copy, for an integer into a
+        # vector): record it, for writes through it (dualrev/inplace.py)
+        if type(out) is not float and isinstance(x, Tracer) and (
+                type(idx) is slice or shape_of(out)):
+            note_view(x, out, key)
+        return out
+    if type(idx) is list or (type(idx) is tuple and any(type(i) is list for i in idx)):
+        idx = stack_index_lists(idx)
+    if isinstance(idx, Tracer) or (isinstance(idx, tuple)
+                                   and any(isinstance(i, Tracer) for i in idx)):
+        tup = idx if isinstance(idx, tuple) else (idx,)
+        parts = _batched_parts(tup)
+        if parts:
+            return _gather_batched(x, tup, parts)
+    key = canonical_index(idx)
+    out = bind(gather_p, (x,), {"idx": key, "nb": 0})
+    if isinstance(x, Tracer) and is_basic(key) and not is_scalar_index(key, ndim_of(x)):
+        note_view(x, out, key)
+    return out
