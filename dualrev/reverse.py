@@ -462,14 +462,18 @@ def backward_pass(nodes: list[Entry], seeds: dict[int, Any], keep: bool = False,
                     if c.shape != shape:
                         c = unbroadcast(c, shape)
                 else:
-                    c = _fit(g * d, shape, kind)
+                    c = g * d
+                    if type(c) not in f64 or shape:  # (a float64 of a scalar: as it is)
+                        c = _fit(c, shape, kind)
                 del d
             else:
                 c = prim.vjps[argpos](g, ans, *primals, **params)  # type: ignore[index]
-                if strategy is rule_ and type(c) is arr and c.dtype.char == "d":
+                if strategy is not rule_:
+                    c = _finish(prim, c, shape, kind)
+                elif type(c) is arr and c.dtype.char == "d":
                     if prim.elementwise and c.shape != shape:
                         c = unbroadcast(c, shape)
-                else:
+                elif type(c) not in f64 or shape:  # (a float64 of a scalar: as it is)
                     c = _finish(prim, c, shape, kind)
             if cts[pid] is None:
                 cts[pid] = c
