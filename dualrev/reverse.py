@@ -409,9 +409,7 @@ def backward_pass(nodes: list[Entry], seeds: dict[int, Any], keep: bool = False,
     plain = False
     scatter = None
     tg: Any = None
-    # (locals: read once per edge)
-    real, partials_, rule_, pulls, f64, arr = (cotangent.REAL, PARTIALS, RULE, _PULLS,
-                                               FLOAT64_SCALARS, ndarray)
+    real, partials_, rule_, pulls, f64, arr = _WALKER_CONSTANTS  # (locals: read per edge)
     for i in range(n - 1, -1, -1):
         g = cts[i]
         if g is None:
@@ -559,6 +557,7 @@ def pull_partials(prim: Primitive, argpos: int, g: Any, ans: Any, primals: Any,
 
 
 _PULLS = (pull_general, pull_rule, pull_partials)  # by Primitive.strategy
+_WALKER_CONSTANTS = (cotangent.REAL, PARTIALS, RULE, _PULLS, FLOAT64_SCALARS, ndarray)
 
 
 def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
