@@ -360,6 +360,7 @@ class Tape(Trace):
             stack.extend(source for _, source, _, _ in entry.edges)
         return True
 
+
 # ------------------------------------------------------------------ the one walker
 
 class Watch:
@@ -368,9 +369,6 @@ class Watch:
     culprit) and the drawing (each edge's contribution) subclass it. Under a watch the
     backward pass neither scatters into nor adds in place into a contribution (a watch
     may keep it) and keeps every entry and cotangent."""
-
-    #: the dualrev.drawing pass being recorded, announced to its recording trace
-    phase = "backward"
 
     def enter(self, i: int, entry: Entry, g: Any) -> Any:
         """The cotangent entry ``i`` passes on (``g``: what arrived); inputs too."""
@@ -913,8 +911,6 @@ class _CarefulBack(Watch):
 class _CarefulForward(Watch):
     """The careful forward pass: one argument's tangent at a time, so that each edge's
     strong zeros apply to its own contribution, and the culprit."""
-
-    phase = "push"
 
     def __init__(self, tape: CarefulTape, edges: dict[Any, Any]) -> None:
         self.tape = tape
