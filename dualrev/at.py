@@ -49,6 +49,14 @@ from .primitive import Tracer, bind, dtype_of, register_function, shape_of, stri
 
 # as in reverse.py: from 3.14 a reference count may not count the interpreter's stack
 _ELIDE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
+# whether a write may go into a private value (see _private): where reference counts
+# prove privacy and the shortcuts are on
+_WRITE_INTO = [_ELIDE]
+
+
+@config.on_shortcuts
+def _choose_write_into(on: bool) -> None:
+    _WRITE_INTO[0] = _ELIDE and on
 
 
 class _Update:
@@ -182,7 +190,7 @@ def _private(x: Any) -> bool:
     count: the slot and the call's argument), owning its memory, so that a write may go
     into it: no tape entry, view, copy or caller sees it (a buffer written row by row
     then costs a row per write, not a copy of the buffer)."""
-    return (_ELIDE and config.SHORTCUTS and isinstance(x, Tracer)
+    return (_WRITE_INTO[0] and isinstance(x, Tracer)
             and type(x.primal) is np.ndarray
             and x.primal.base is None and x.primal.flags.writeable
             and getrefcount(x.primal) <= 2
@@ -194,7 +202,7 @@ def _private(x: Any) -> bool:
 def _private_tangent(x: Any) -> bool:
     """Whether the dual number ``x``'s tangent is an array only ``x`` holds (as
     ``_private`` for its value), so that forward mode writes the tangent in place too."""
-    return (_ELIDE and config.SHORTCUTS and isinstance(x, Tracer)
+    return (_WRITE_INTO[0] and isinstance(x, Tracer)
             and type(getattr(x, "tangent", None)) is np.ndarray  # a Dual's
             and x.tangent.base is None and x.tangent.flags.writeable
             and getrefcount(x.tangent) <= 2

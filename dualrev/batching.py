@@ -34,7 +34,7 @@ from .levels import (  # noqa: F401
     without_derivatives,
 )
 from .primitive import Primitive, Trace, Tracer, bind, concrete, shape_of
-from .tracer import TracedBase, note_finished, note_running
+from .tracer import DRAWING, TracedBase, enter_pass, exit_pass, note_finished, note_running
 
 
 class BatchTrace(Trace):
@@ -49,6 +49,8 @@ class BatchTrace(Trace):
         note_running(self)
         self.size = size
         self.what = what  # the transform's name, for the escaped-tracer error
+        if DRAWING[0] and type(self) is BatchTrace:
+            self.__class__ = _AnnouncedBatchTrace
 
     def finish(self) -> None:
         """The mapped function has returned: later uses of its values raise."""
@@ -83,6 +85,19 @@ class BatchTrace(Trace):
         """``value`` the same for every element of the batch (``Trace.constant``)."""
         return Batched(np.array(np.broadcast_to(concrete(value) if not isinstance(
             value, Tracer) else value, (self.size,) + tuple(shape_of(value)))), self)
+
+
+class _AnnouncedBatchTrace(BatchTrace):
+    """A batch trace made while a drawing records: it announces its pass."""
+
+    __slots__ = ()
+
+    def process(self, prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        enter_pass(self, "batched")
+        try:
+            return BatchTrace.process(self, prim, args, params)
+        finally:
+            exit_pass()
 
 
 class FinishedBatchTrace(BatchTrace):

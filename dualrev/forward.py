@@ -6,11 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from . import config
 from .batching import Batched, add, scale
 from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import Primitive, Trace, Tracer, as_dtype, bind, dtype_of, shape_of
-from .tracer import TracedBase, note_finished, note_running
+from .tracer import DRAWING, TracedBase, enter_pass, exit_pass, note_finished, note_running
 
 
 class ForwardTrace(Trace):
@@ -28,6 +27,8 @@ class ForwardTrace(Trace):
         self.level = level
         note_running(self)
         self.what = what  # the transform's name, for the escaped-tracer error
+        if DRAWING[0] and type(self) is ForwardTrace:
+            self.__class__ = _AnnouncedForwardTrace
 
     def finish(self) -> None:
         """The transform's function has returned: later uses of its values raise (see
@@ -60,6 +61,31 @@ class ForwardTrace(Trace):
         return ans if out is None else Dual(ans, out, self)
 
 
+class _AnnouncedForwardTrace(ForwardTrace):
+    """A forward trace made while a drawing records: ``process`` (the same steps as
+    ``ForwardTrace.process``) announces its primal and tangent passes."""
+
+    __slots__ = ()
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        level = self.level
+        primals = [a.primal if type(a) is Dual and a._level == level else a for a in args]
+        tangents = [a.tangent if type(a) is Dual and a._level == level else None
+                    for a in args]
+        enter_pass(self, "primal")
+        try:
+            if prim.custom is not None:
+                ans, out = prim.custom.forward(primals, tangents, params)
+            else:
+                ans = bind(prim, primals, params)
+                exit_pass()
+                enter_pass(self, "tangent")
+                out = tangent_out(prim, tangents, ans, primals, params)
+        finally:
+            exit_pass()
+        return ans if out is None else Dual(ans, out, self)
+
+
 def tangent_out(prim: Primitive, tangents: list[Any], ans: Any, primals: list[Any],
                 params: dict[str, Any]) -> Any:
     """The tangent of one operation's output from its arguments' (None where an argument
@@ -71,8 +97,8 @@ def tangent_out(prim: Primitive, tangents: list[Any], ans: Any, primals: list[An
         rules = prim.jvps
         if rules is None:
             raise NoDerivativeRule(prim.name, "It has no JVP (forward-mode) rule.")
-        fast = config.SHORTCUTS
-        partials = prim.partials if fast else None
+        partials = prim.fast_partials
+        fast = prim.strategy  # (GENERAL, 0, where the shortcuts are off)
         out = None
         for i, t in enumerate(tangents):
             if t is None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,6 +53,10 @@ class Tracer:
     __slots__ = ("primal", "_trace", "_level", "tangent", "_index", "_base", "_views",
                  "_array0d", "__weakref__")
     _bdepth = 0
+
+
+#: pull strategies (``Primitive.strategy``), see reverse.py's walker
+GENERAL, RULE, PARTIALS = 0, 1, 2
 
 
 class Primitive:
@@ -122,9 +127,10 @@ class Primitive:
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
-                 "batch", "scalar_impl", "vjp_add", "vjp_add_arg", "vjp_add_owned",
-                 "saves", "partials",
-                 "_plans")
+                 "batch", "_scalar_impl", "_vjp_add", "vjp_add_arg", "vjp_add_owned",
+                 "saves", "_partials", "_plans",
+                 # chosen by _declare (the shortcuts switch and the declarations above):
+                 "strategy", "scatter", "fast_partials", "fast_scalar", "__weakref__")
 
     # A custom_vjp primitive (custom.py) sets this to its decorator object: the tape
     # runs its ``on_tape`` (fwd: output and residuals), forward mode its ``forward``
@@ -148,8 +154,8 @@ class Primitive:
         self.elementwise = elementwise
         self.nondiff = nondiff
         self.batch: Rule | None = None
-        self.scalar_impl = scalar_impl
-        self.vjp_add: Rule | None = None
+        self._scalar_impl = scalar_impl
+        self._vjp_add: Rule | None = None
         self.vjp_add_arg = 0
         self.vjp_add_owned = False
         # Per VJP rule, the positions (-1: ans) it reads whole and those whose shape
@@ -157,8 +163,66 @@ class Primitive:
         self.saves: tuple[tuple[frozenset[int], frozenset[int]], ...] | None = None
         # For elementwise entries defined by partial derivatives d(ans, *args), the
         # machinery multiplies by them directly (one call fewer per operation).
-        self.partials: tuple[Rule, ...] | None = None
+        self._partials: tuple[Rule, ...] | None = None
         self._plans: dict[Any, tuple[Any, ...]] = {}
+        #: how the backward pass pulls a cotangent through this primitive: GENERAL
+        #: (the VJP rule, then fitted to the argument), RULE (the same, with the
+        #: float64 results' checks inline) or PARTIALS (the cotangent times the partial
+        #: derivative); chosen by ``_declare``, never per call
+        self.strategy = GENERAL
+        #: ``vjp_add``, ``partials`` and ``scalar_impl`` where the shortcuts are on,
+        #: else None: what the hot paths read
+        self.scatter: Rule | None = None
+        self.fast_partials: tuple[Rule, ...] | None = None
+        self.fast_scalar: Callable[..., Any] | None = None
+        self._declare(config.SHORTCUTS)
+        _DECLARED.add(self)
+
+    # The optional speed-ups are declarations: setting one chooses the strategies again.
+    @property
+    def partials(self) -> tuple[Rule, ...] | None:
+        """The partial derivatives ``d(ans, *args)`` of an elementwise primitive whose
+        every VJP rule is ``g * d``, or None; setting them chooses the PARTIALS
+        strategy."""
+        return self._partials
+
+    @partials.setter
+    def partials(self, value: tuple[Rule, ...] | None) -> None:
+        self._partials = value
+        self._declare(config.SHORTCUTS)
+
+    @property
+    def vjp_add(self) -> Rule | None:
+        """``vjp_add(acc, g, ans, *primals, **params)``: the VJP of argument
+        ``vjp_add_arg`` added into a buffer the backward pass owns (see the class
+        docstring), or None."""
+        return self._vjp_add
+
+    @vjp_add.setter
+    def vjp_add(self, value: Rule | None) -> None:
+        self._vjp_add = value
+        self._declare(config.SHORTCUTS)
+
+    @property
+    def scalar_impl(self) -> Callable[..., Any] | None:
+        """The operation on Python/NumPy float scalars, or None."""
+        return self._scalar_impl
+
+    @scalar_impl.setter
+    def scalar_impl(self, value: Callable[..., Any] | None) -> None:
+        self._scalar_impl = value
+        self._declare(config.SHORTCUTS)
+
+    def _declare(self, shortcuts: bool) -> None:
+        """Choose the strategies the hot paths read, from the declarations and the
+        shortcuts switch: run when a speed-up is set and when ``config.set_shortcuts``
+        turns the switch (the plain path everywhere when it is off)."""
+        partials = self._partials if shortcuts else None
+        self.fast_partials = partials
+        self.scatter = self._vjp_add if shortcuts else None
+        self.fast_scalar = self._scalar_impl if shortcuts else None
+        self.strategy = (GENERAL if not shortcuts else PARTIALS if partials is not None
+                         else RULE)
 
     def defjvp(self, *rules: Rule | None) -> Primitive:
         """Set one JVP rule per positional argument."""
@@ -228,6 +292,17 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<dualrev primitive {self.name}>"
+
+
+# Every primitive, so that the shortcuts switch re-declares them all (weakly: a
+# custom_vjp's primitive dies with its function).
+_DECLARED: weakref.WeakSet[Primitive] = weakref.WeakSet()
+
+
+@config.on_shortcuts
+def _redeclare(shortcuts: bool) -> None:
+    for prim in list(_DECLARED):
+        prim._declare(shortcuts)
 
 
 def parse_saves(name: str, saves: Saves, rules: Sequence[Rule | None],
@@ -423,8 +498,8 @@ def as_array(x: Any) -> Any:
 
 def apply_plain(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
     """Run ``prim`` on plain values: its scalar version on floats, else its NumPy one."""
-    scalar = prim.scalar_impl
-    if scalar is not None and config.SHORTCUTS:
+    scalar = prim.fast_scalar
+    if scalar is not None:
         for a in args:
             if type(a) not in PLAIN_SCALARS:
                 break

@@ -1,8 +1,15 @@
-"""Reverse mode: the ``Tape`` that records primitives applied to ``Traced`` values, and
-its backward pass.
+"""Reverse mode: the ``Tape`` that records primitives applied to ``Traced`` values as a
+program of named entries, and the one walker that runs it backward.
 
-The tape is a flat list in execution order, which is already a topological order, so
-the backward pass is one loop over it in reverse: no recursion, whatever the depth.
+A tape's ``nodes`` are ``Entry`` objects in execution order, which is already a
+topological order: an operation (its primitive, the values its rules keep, its static
+parameters, its output and its ``edges``: one per traced argument, ``(argument position,
+source entry, shape, cotangent kind)``), an ``Input`` or a ``Constant``. Every reverse
+pass is ``backward_pass``, one loop over the entries in reverse (no recursion, whatever
+the depth): the gradient, jacrev's batch of cotangents, the careful replays and the
+drawing (the last two through a ``Watch``); every forward pass over a tape is
+``forward_pass``. How an operation's cotangent is pulled is its primitive's
+``strategy``, chosen when the primitive is declared (primitive.py), not per call.
 """
 
 from __future__ import annotations
@@ -14,26 +21,35 @@ from typing import Any
 
 import numpy as np
 
-from . import config, cotangent
+from . import cotangent
 from .batching import Batched, scale, without_derivatives
 from .diagnose import user_frame
 from .errors import EscapedTracerError, NoDerivativeRule
 from .forward import tangent_out
 from .primitive import (
     FLOAT64_SCALARS,
+    PARTIALS,
     PLAIN_SCALARS,
+    RULE,
     Primitive,
     Shaped,
     Trace,
     Tracer,
-    apply_plain,
     bind,
     dtype_of,
     is_complex,
     shape_of,
     unbroadcast,
 )
-from .tracer import TracedBase, new_level, note_finished, note_running
+from .tracer import (
+    DRAWING,
+    TracedBase,
+    enter_pass,
+    exit_pass,
+    new_level,
+    note_finished,
+    note_running,
+)
 
 ndarray = np.ndarray
 # Reusing temporaries relies on CPython's reference counts counting every holder of an
@@ -42,16 +58,84 @@ ndarray = np.ndarray
 _ELIDE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
 
 
-class Tape(Trace):
-    """One reverse-mode transform call: a level and the list of recorded operations.
+#: an edge of an entry: ``(argument position, source entry, the argument's shape, the
+#: kind its cotangent must be: see cotangent.kind)``, one per traced argument whose
+#: derivative is not declared zero; a plain tuple, unpacked by these names
+Edge = tuple[int, int, tuple[int, ...], Any]
 
-    Each entry is ``(prim, primals, params, ans, parents)`` where ``parents`` lists
-    ``(argument position, entry index, argument shape, kind)`` for the traced arguments
-    (kind: what its cotangent must be, see ``cotangent.kind``);
-    inputs are entries with ``prim`` None. Of the primals and ``ans`` the entry keeps
-    what the primitive's ``saves`` declaration names (a ``Shaped`` stand-in where only
-    the shape is read, a ``NotSaved`` one for the rest; see ``Primitive``), or
-    everything when it declares nothing.
+
+class Entry:
+    """One recorded operation of a ``Tape``.
+
+    Attributes:
+        prim: the primitive applied.
+        kept: the positional arguments as the VJP rules will see them: of the primals
+            what the primitive's ``saves`` declaration names (a ``Shaped`` stand-in where
+            only the shape is read, a ``NotSaved`` one for the rest; see ``Primitive``),
+            or all of them when it declares nothing; a private copy of a plain array the
+            caller may rewrite.
+        params: the static keyword parameters.
+        out: the output, or what of it the declaration keeps.
+        edges: one ``Edge`` per traced argument: where its cotangent goes.
+
+    ``Input`` and ``Constant`` entries (``kind`` tells them apart) have no primitive and
+    no edges: a cotangent arriving there is a result, or dropped.
+    """
+
+    __slots__ = ("prim", "kept", "params", "out", "edges")
+    #: "op", "input", "constant", or "released" (dropped by a backward pass)
+    kind = "op"
+
+    def __init__(self, prim: Primitive | None, kept: Any, params: Any, out: Any,
+                 edges: Any) -> None:
+        self.prim = prim
+        self.kept = kept
+        self.params = params
+        self.out = out
+        self.edges = edges
+
+    def __repr__(self) -> str:
+        what = self.prim.name if self.prim is not None else self.kind
+        return f"<tape entry {what} <- {[e[1] for e in self.edges]}>"
+
+
+class Input(Entry):
+    """A traced input of the tape: its value; the gradient arrives here."""
+
+    __slots__ = ()
+    kind = "input"
+
+    def __init__(self, value: Any) -> None:
+        self.prim = None
+        self.kept = ()
+        self.params = None
+        self.out = value
+        self.edges = ()
+
+
+class Constant(Input):
+    """A value of the tape that carries no derivative at its level (a buffer made
+    inside the function, a constant a write rebinds a traced value to): dualrev/buffers.py
+    proves values computed from constants alone plain by it."""
+
+    __slots__ = ()
+    kind = "constant"
+
+
+class Released(Input):
+    """What a backward pass without ``keep`` leaves where it has processed an entry."""
+
+    __slots__ = ()
+    kind = "released"
+
+
+_RELEASED = Released(None)
+_new_entry = object.__new__
+
+
+class Tape(Trace):
+    """One reverse-mode transform call: a level and its program, ``nodes``, the list of
+    recorded ``Entry`` objects (operations, inputs, constants) in execution order.
 
     ``tape.input(value)`` makes a traced input; ``tape.finish()`` stops recording (a value
     used afterwards raises ``EscapedTracerError``); ``tape.backward(seeds)`` pulls
@@ -85,12 +169,14 @@ class Tape(Trace):
                  keep_all: bool = False) -> None:
         self.level = level
         note_running(self)
-        self.nodes: list[tuple[Any, ...]] = []
+        self.nodes: list[Entry] = []
         self.what = what  # the transform's name, for the escaped-tracer error
         # keep every primal and output, for the JVP rules of a forward replay (push)
         self.keep_all = keep_all
         # id -> (caller's array, the tape's copy of it), see keep_copy
         self.copies: dict[int, tuple[ndarray, ndarray]] = {}
+        if DRAWING[0] and type(self) is Tape:
+            self.__class__ = _AnnouncedTape
 
     def keep_copy(self, a: ndarray) -> ndarray:
         """A private copy of the caller's array ``a``, for a VJP rule to read later: the
@@ -116,8 +202,9 @@ class Tape(Trace):
 
     def input(self, value: Any) -> Traced:
         """A new traced input on this tape."""
-        self.nodes.append((None, (), None, value, ()))
+        self.nodes.append(Input(value))
         return Traced(value, self, len(self.nodes) - 1)
+
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
         if prim.vjps is None:
@@ -146,8 +233,22 @@ class Tape(Trace):
             i += 1
         if prim.custom is not None:  # a custom_vjp: fwd gives the output and residuals
             ans, params = prim.custom.on_tape(self, primals, args, params)
-        else:
-            ans = apply_plain(prim, primals, params) if plain else bind(prim, primals, params)
+        elif not plain:
+            ans = bind(prim, primals, params)
+        else:  # apply_plain, inline: this runs once per recorded operation
+            scalar = prim.fast_scalar
+            if scalar is None:
+                ans = prim.impl(*primals, **params)
+            else:
+                for p in primals:
+                    if type(p) not in PLAIN_SCALARS:
+                        ans = prim.impl(*primals, **params)
+                        break
+                else:
+                    try:
+                        ans = scalar(*primals)
+                    except (ArithmeticError, ValueError):  # NumPy's inf/nan (and warning)
+                        ans = prim.impl(*primals, **params)
         if not parents:
             return ans
         # What the entry keeps (inline: this runs once per recorded operation): what the
@@ -175,7 +276,7 @@ class Tape(Trace):
                     # a stand-in: keep those themselves.
                     arg = args[j]
                     if type(p) in PLAIN_SCALARS or (type(arg) is Traced and arg._level == level
-                                                    and nodes[arg._index][0] is None):
+                                                    and nodes[arg._index].prim is None):
                         kept.append(p)
                     else:
                         kept.append(Shaped(p))
@@ -184,8 +285,20 @@ class Tape(Trace):
             k = plan[0]
             kept_ans = (ans if k is True else k if k is not Shaped
                         else ans if type(ans) in PLAIN_SCALARS else Shaped(ans))
-        nodes.append((prim, kept, params, kept_ans, parents))
-        return Traced(ans, self, len(nodes) - 1)
+        # Entry(...) without the __init__ call (a third of its cost on CPython 3.11)
+        entry = _new_entry(Entry)
+        entry.prim = prim
+        entry.kept = kept
+        entry.params = params
+        entry.out = kept_ans
+        entry.edges = parents
+        nodes.append(entry)
+        out = _new_entry(Traced)  # Traced(ans, self, len(nodes) - 1) likewise (its __init__)
+        out.primal = ans
+        out._trace = self
+        out._level = level
+        out._index = len(nodes) - 1
+        return out
 
 
     def backward(self, seeds: dict[int, Any], keep: bool = False) -> list[Any]:
@@ -197,82 +310,13 @@ class Tape(Trace):
         as it has been processed, so intermediates are freed during the pass, and the tape
         is empty afterwards (entries no cotangent reached are dropped too).
         """
-        nodes = self.nodes
-        n = len(nodes)
-        cts: list[Any] = [None] * n
-        # owned[i]: cts[i] is an array this pass allocated, so adding into it in place
-        # cannot change a value anyone else holds.
-        owned = [False] * n
-        for i, g in seeds.items():
-            cotangent.accumulate(cts, owned, i, g)
-        fast = config.SHORTCUTS
-        for i in range(n - 1, -1, -1):
-            g = cts[i]
-            if g is None:
-                continue
-            prim, primals, params, ans, parents = nodes[i]
-            if prim is None:
-                continue  # an input: its cotangent is a result
-            if not keep:
-                nodes[i] = _RELEASED
-            cts[i] = None
-            if fast:
-                scatter = prim.vjp_add
-                # pull's commonest cases, inline: a float64 cotangent, a float64 result,
-                # or jacrev's batch of float64 cotangents
-                tg = type(g)
-                plain = (tg is ndarray and g.dtype.char == "d") or tg in FLOAT64_SCALARS
-                batch = (not plain and tg is Batched and type(g.primal) is ndarray
-                         and g.primal.dtype.char == "d")
-                partials = prim.partials
-            else:
-                scatter = None
-                plain = batch = False
-            for argpos, pid, shape, kind in parents:
-                if scatter is not None and kind is cotangent.REAL and (
-                        cts[pid] is None or owned[pid]) and argpos == prim.vjp_add_arg:
-                    # the cotangent scattered straight into the pass's buffer
-                    acc = (scatter(cts[pid], g, ans, *primals, g_owned=owned[i], **params)
-                           if prim.vjp_add_owned else
-                           scatter(cts[pid], g, ans, *primals, **params))
-                    if acc is not NotImplemented:
-                        cts[pid] = acc
-                        owned[pid] = True
-                        continue
-                if batch and kind is cotangent.REAL:
-                    c = _pull_batch(prim, argpos, g, ans, primals, params, shape)
-                elif not plain or kind is not cotangent.REAL:
-                    c = pull(prim, argpos, g, ans, primals, params, shape, kind, fast)
-                elif partials is not None:
-                    d = partials[argpos](ans, *primals)
-                    if type(d) is ndarray and d.dtype.char == "d":
-                        if (_ELIDE and getrefcount(d) <= 2 and d.base is None
-                                and tg is ndarray and d.shape == g.shape
-                                and d.flags.writeable):
-                            c = np.multiply(d, g, out=d)  # d is a temporary: see pull
-                        else:
-                            c = g * d
-                        if c.shape != shape:
-                            c = unbroadcast(c, shape)
-                    else:
-                        c = _fit(g * d, shape, kind)
-                    del d
-                else:
-                    c = prim.vjps[argpos](g, ans, *primals, **params)  # type: ignore[index]
-                    if type(c) is ndarray and c.dtype.char == "d":
-                        if prim.elementwise and c.shape != shape:
-                            c = unbroadcast(c, shape)
-                    else:
-                        c = _finish(prim, c, shape, kind)
-                if cts[pid] is None:
-                    cts[pid] = c
-                else:
-                    cotangent.accumulate(cts, owned, pid, c)
-        if not keep:
-            # An escaped tracer keeps its tape alive; it must not keep the values too.
-            nodes.clear()
-        return cts
-
+        if DRAWING[0]:  # a drawing records: it reads the pass
+            enter_pass(self, "backward")
+            try:
+                return backward_pass(self.nodes, seeds, keep)
+            finally:
+                exit_pass()
+        return backward_pass(self.nodes, seeds, keep)
 
     def push(self, tangents: dict[int, Any]) -> list[Any]:
         """Forward along the recorded edges: each entry's tangent from its arguments' by
@@ -280,27 +324,18 @@ class Tape(Trace):
         ``Batched``). Needs a tape that kept everything (``keep_all``); a ``custom_vjp``
         entry is pushed through its transposed backward rule, from the residuals kept
         with it."""
-        ts: list[Any] = [None] * len(self.nodes)
-        for i, t in tangents.items():
-            ts[i] = t
-        for i, (prim, primals, params, ans, parents) in enumerate(self.nodes):
-            if prim is None:
-                continue
-            args: list[Any] = [None] * len(primals)
-            reached = False
-            for argpos, pid, _, _ in parents:
-                if ts[pid] is not None:
-                    args[argpos] = ts[pid]
-                    reached = True
-            if not reached:
-                continue
-            ts[i] = tangent_out(prim, args, ans, list(primals), params)
-        return ts
+        if DRAWING[0]:
+            enter_pass(self, "push")
+            try:
+                return forward_pass(self.nodes, tangents)
+            finally:
+                exit_pass()
+        return forward_pass(self.nodes, tangents)
 
     # ---------------------------------------------------------- asked of every Trace
     def constant(self, value: Any) -> Traced:
         """``value`` as an entry of this tape no input reaches (``Trace.constant``)."""
-        self.nodes.append((None, (), CONSTANT, value, ()))
+        self.nodes.append(Constant(value))
         return Traced(value, self, len(self.nodes) - 1)
 
     def reaches_no_input(self, index: int) -> bool:
@@ -317,60 +352,218 @@ class Tape(Trace):
             seen.add(i)
             if i >= len(nodes):
                 return False
-            prim, _, params, _, parents = nodes[i]
-            if prim is None:
-                if params is not CONSTANT:  # an input (or an entry already released)
+            entry = nodes[i]
+            if entry.prim is None:
+                if type(entry) is not Constant:  # an input (or an entry already released)
                     return False
                 continue
-            stack.extend(p[1] for p in parents)
+            stack.extend(source for _, source, _, _ in entry.edges)
         return True
 
 
-def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
-         params: dict[str, Any], shape: tuple[int, ...], kind: Any,
-         fast: bool = True) -> Any:
-    """The cotangent of argument ``argpos`` of one recorded operation, from the output's
-    ``g``: summed back to the argument's ``shape`` where the primitive broadcast it, and
-    of the argument's ``kind`` (see ``cotangent.kind``)."""
-    partials = prim.partials if fast else None
-    if partials is not None:  # elementwise: the cotangent times the partial
-        d = partials[argpos](ans, *primals)
-        if (_ELIDE and type(d) is ndarray and getrefcount(d) <= 2 and d.base is None
-                and type(g) is ndarray and d.shape == g.shape and d.dtype == g.dtype
-                and d.flags.writeable):
-            # d is a temporary nobody else can see (NumPy's own temporary elision test):
-            # multiply into it instead of allocating again
-            c = np.multiply(d, g, out=d)
-        elif type(g) is Batched and not isinstance(d, Tracer):
-            c = scale(g, d)  # a batch of cotangents times a plain partial
+# ------------------------------------------------------------------ the one walker
+
+class Watch:
+    """What a reverse or forward pass that is not the plain one does at each entry, for
+    ``backward_pass`` and ``forward_pass``: the careful replays (strong zeros, the
+    culprit) and the drawing (each edge's contribution) subclass it. Under a watch the
+    backward pass neither scatters into nor adds in place into a contribution (a watch
+    may keep it) and keeps every entry and cotangent."""
+
+    def enter(self, i: int, entry: Entry, g: Any) -> Any:
+        """The cotangent entry ``i`` passes on (``g``: what arrived); inputs too."""
+        return g
+
+    def edge(self, i: int, entry: Entry, argpos: int, pid: int, g: Any,
+             shape: tuple[int, ...], kind: Any) -> Any:
+        """The contribution of entry ``i``'s cotangent ``g`` to its argument ``argpos``
+        (entry ``pid``): by default the primitive's own strategy."""
+        return _PULLS[entry.prim.strategy](entry.prim, argpos, g, entry.out,  # type: ignore[union-attr]
+                                           entry.kept, entry.params, shape, kind)
+
+    def step(self, i: int, entry: Entry, tangents: list[Any]) -> Any:
+        """Forward: entry ``i``'s tangent from its arguments' (None where absent)."""
+        return tangent_out(entry.prim, tangents, entry.out, list(entry.kept),  # type: ignore[arg-type]
+                           entry.params)
+
+
+def backward_pass(nodes: list[Entry], seeds: dict[int, Any], keep: bool = False,
+                  watch: Watch | None = None) -> list[Any]:
+    """The reverse walker: cotangents from ``seeds`` (entry index -> cotangent, a
+    ``Batched`` one for jacrev's batch) pulled back along ``nodes``' edges, each
+    operation by its primitive's strategy (``Primitive.strategy``), or by ``watch``.
+    Returns one accumulated cotangent per entry (None where nothing arrived). Without
+    ``keep`` (and without a watch) each entry is released once processed and the list
+    is emptied at the end (see ``Tape.backward``)."""
+    n = len(nodes)
+    cts: list[Any] = [None] * n
+    # owned[i]: cts[i] is an array this pass allocated, so adding into it in place
+    # cannot change a value anyone else holds.
+    owned = [False] * n
+    for i, g in seeds.items():
+        cotangent.accumulate(cts, owned, i, g)
+    if watch is not None:
+        keep = True
+    plain = False
+    scatter = None
+    tg: Any = None
+    real, partials_, rule_, pulls, f64, arr = _WALKER_CONSTANTS  # (locals: read per edge)
+    for i in range(n - 1, -1, -1):
+        g = cts[i]
+        if g is None:
+            continue
+        entry = nodes[i]
+        prim = entry.prim
+        if watch is None:
+            if prim is None:
+                continue  # an input (its cotangent is a result) or a constant
+            cts[i] = None
+            scatter = prim.scatter
+            # the commonest cotangents, pulled inline: float64 arrays and scalars
+            tg = type(g)
+            plain = (tg is arr and g.dtype.char == "d") or tg in f64
         else:
-            c = g * d
-        del d
-        return _fit(c, shape, kind)
+            g = cts[i] = watch.enter(i, entry, g)
+            if prim is None:
+                continue
+        if not keep:
+            nodes[i] = _RELEASED
+        ans = entry.out
+        primals = entry.kept
+        params = entry.params
+        strategy = prim.strategy
+        for argpos, pid, shape, kind in entry.edges:
+            if scatter is not None and kind is real and (
+                    cts[pid] is None or owned[pid]) and argpos == prim.vjp_add_arg:
+                # the cotangent scattered straight into the pass's buffer
+                acc = (scatter(cts[pid], g, ans, *primals, g_owned=owned[i], **params)
+                       if prim.vjp_add_owned else
+                       scatter(cts[pid], g, ans, *primals, **params))
+                if acc is not NotImplemented:
+                    cts[pid] = acc
+                    owned[pid] = True
+                    continue
+                c = pulls[strategy](prim, argpos, g, ans, primals, params, shape, kind)
+            elif not plain or kind is not real:  # (plain is False under a watch)
+                c = (pulls[strategy](prim, argpos, g, ans, primals, params, shape, kind)
+                     if watch is None else watch.edge(i, entry, argpos, pid, g, shape, kind))
+            elif strategy is partials_:
+                d = prim.fast_partials[argpos](ans, *primals)  # type: ignore[index]
+                if type(d) is arr and d.dtype.char == "d":
+                    if (_ELIDE and getrefcount(d) <= 2 and d.base is None
+                            and tg is arr and d.shape == g.shape and d.flags.writeable):
+                        c = np.multiply(d, g, out=d)  # d is a temporary: see pull_partials
+                    else:
+                        c = g * d
+                    if c.shape != shape:
+                        c = unbroadcast(c, shape)
+                else:
+                    c = g * d
+                    if type(c) not in f64 or shape:  # (a float64 of a scalar: as it is)
+                        c = _fit(c, shape, kind)
+                del d
+            else:
+                c = prim.vjps[argpos](g, ans, *primals, **params)  # type: ignore[index]
+                if strategy is not rule_:
+                    c = _finish(prim, c, shape, kind)
+                elif type(c) is arr and c.dtype.char == "d":
+                    if prim.elementwise and c.shape != shape:
+                        c = unbroadcast(c, shape)
+                elif type(c) not in f64 or shape:  # (a float64 of a scalar: as it is)
+                    c = _finish(prim, c, shape, kind)
+            if cts[pid] is None:
+                cts[pid] = c
+            else:
+                cotangent.accumulate(cts, owned, pid, c)
+    if not keep:
+        # An escaped tracer keeps its tape alive; it must not keep the values too.
+        nodes.clear()
+    return cts
+
+
+
+def forward_pass(nodes: list[Entry], tangents: dict[int, Any],
+                 watch: Watch | None = None) -> list[Any]:
+    """The forward walker: each entry's tangent from its arguments' (``tangents``:
+    entry index -> tangent, a ``Batched`` one for a batch), by the JVP rules
+    (``tangent_out``) or by ``watch.step``; entries no tangent reaches get None."""
+    ts: list[Any] = [None] * len(nodes)
+    for i, t in tangents.items():
+        ts[i] = t
+    for i, entry in enumerate(nodes):
+        if entry.prim is None:
+            continue
+        args: list[Any] = [None] * len(entry.kept)
+        reached = False
+        for argpos, pid, _, _ in entry.edges:
+            t = ts[pid]
+            if t is not None:
+                args[argpos] = t
+                reached = True
+        if not reached:
+            continue
+        ts[i] = (tangent_out(entry.prim, args, entry.out, list(entry.kept), entry.params)
+                 if watch is None else watch.step(i, entry, args))
+    return ts
+
+
+# ------------------------------------------------------------------ pull strategies
+# One per Primitive.strategy; the walker runs the float64 cases of RULE and PARTIALS
+# inline and calls these for everything else (batches, complex, other precisions).
+
+def pull_general(prim: Primitive, argpos: int, g: Any, ans: Any, primals: Any,
+                 params: dict[str, Any], shape: tuple[int, ...], kind: Any) -> Any:
+    """GENERAL: the VJP rule, its result fitted to the argument (``_finish``)."""
     return _finish(prim, prim.vjps[argpos](g, ans, *primals, **params),  # type: ignore[index]
                    shape, kind)
 
 
-def _pull_batch(prim: Primitive, argpos: int, g: Batched, ans: Any, primals: list[Any],
-                params: dict[str, Any], shape: tuple[int, ...]) -> Any:
-    """``pull`` for a batch of float64 cotangents of a real argument (jacrev's pass),
-    with the float64 results' checks inline."""
-    partials = prim.partials
-    if partials is not None:
-        d = partials[argpos](ans, *primals)
-        if isinstance(d, Tracer):
-            return _fit(g * d, shape, cotangent.REAL)
-        c = scale(g, d)
+def pull_rule(prim: Primitive, argpos: int, g: Any, ans: Any, primals: Any,
+              params: dict[str, Any], shape: tuple[int, ...], kind: Any) -> Any:
+    """RULE: the VJP rule; a batch of float64 cotangents of a real argument (jacrev's
+    pass) has the float64 results' checks inline."""
+    c = prim.vjps[argpos](g, ans, *primals, **params)  # type: ignore[index]
+    if (kind is cotangent.REAL and type(c) is Batched and type(raw := c.primal) is ndarray
+            and raw.dtype.char == "d"):
+        if prim.elementwise and raw.shape[1:] != shape:
+            return unbroadcast(c, shape)
+        return c
+    return _finish(prim, c, shape, kind)
+
+
+def pull_partials(prim: Primitive, argpos: int, g: Any, ans: Any, primals: Any,
+                  params: dict[str, Any], shape: tuple[int, ...], kind: Any) -> Any:
+    """PARTIALS: the cotangent times the elementwise partial derivative, summed back to
+    the argument's ``shape`` where the primitive broadcast it."""
+    d = prim.fast_partials[argpos](ans, *primals)  # type: ignore[index]
+    if (_ELIDE and type(g) is ndarray and type(d) is ndarray and getrefcount(d) <= 2
+            and d.base is None and d.shape == g.shape and d.dtype == g.dtype
+            and d.flags.writeable):
+        # d is a temporary nobody else can see (NumPy's own temporary elision test):
+        # multiply into it instead of allocating again
+        c = np.multiply(d, g, out=d)
+    elif type(g) is Batched and not isinstance(d, Tracer):
+        c = scale(g, d)  # a batch of cotangents times a plain partial
         raw = c.primal
+        if kind is cotangent.REAL and type(raw) is ndarray and raw.dtype.char == "d":
+            del d
+            return unbroadcast(c, shape) if raw.shape[1:] != shape else c
     else:
-        c = prim.vjps[argpos](g, ans, *primals, **params)  # type: ignore[index]
-        if type(c) is not Batched or type(raw := c.primal) is not ndarray:
-            return _finish(prim, c, shape, cotangent.REAL)
-    if raw.dtype.kind == "c":  # a complex partial of a real argument
-        return _finish(prim, c, shape, cotangent.REAL)
-    if prim.elementwise and raw.shape[1:] != shape:
-        return unbroadcast(c, shape)
-    return c
+        c = g * d
+    del d
+    return _fit(c, shape, kind)
+
+
+_PULLS = (pull_general, pull_rule, pull_partials)  # by Primitive.strategy
+_WALKER_CONSTANTS = (cotangent.REAL, PARTIALS, RULE, _PULLS, FLOAT64_SCALARS, ndarray)
+
+
+def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
+         params: dict[str, Any], shape: tuple[int, ...], kind: Any) -> Any:
+    """The cotangent of argument ``argpos`` of one recorded operation, from the output's
+    ``g``, by the primitive's strategy: summed back to the argument's ``shape`` where the
+    primitive broadcast it, and of the argument's ``kind`` (see ``cotangent.kind``)."""
+    return _PULLS[prim.strategy](prim, argpos, g, ans, primals, params, shape, kind)
 
 
 def _finish(prim: Primitive, c: Any, shape: tuple[int, ...], kind: Any) -> Any:
@@ -401,11 +594,6 @@ def _fit(c: Any, shape: tuple[int, ...], kind: Any) -> Any:
     return cotangent.project(c, kind)
 
 
-_RELEASED = (None, (), None, None, ())
-#: the params slot of a constant's entry (an input's holds None): no derivative enters
-#: there (Tape.reaches_no_input proves values computed from constants alone plain by it)
-CONSTANT = "constant"
-
 
 def _same_bits(a: ndarray, c: ndarray) -> bool:
     """Whether the C-contiguous ``a`` still holds exactly the bits of its copy ``c`` (nan
@@ -413,6 +601,20 @@ def _same_bits(a: ndarray, c: ndarray) -> bool:
     return (a.flags.c_contiguous and a.shape == c.shape and a.dtype == c.dtype
             and bool(np.array_equal(a.reshape(-1).view(np.uint64),
                                     c.reshape(-1).view(np.uint64))))
+
+
+class _AnnouncedTape(Tape):
+    """A tape made while a drawing records (see tracer.watch_passes): its recording
+    announces the pass; finished, it is a FinishedTape like any other."""
+
+    __slots__ = ()
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        enter_pass(self, "forward")
+        try:
+            return Tape.process(self, prim, args, params)
+        finally:
+            exit_pass()
 
 
 class FinishedTape(Tape):
@@ -584,149 +786,172 @@ class CarefulTape(Tape):
         contribution is cut where its own edge does not reach, even where the receiving
         entry is reached by another edge."""
         nodes = self.nodes
-        r: list[Any] = [None] * len(nodes)
-        edges: dict[Any, Any] = {}
-        for i, g in seeds.items():
-            r[i] = _probe(g, shape_of(nodes[i][3]))
-        for i in range(len(nodes) - 1, -1, -1):
-            probe = r[i]
-            if probe is None:
-                continue
-            r[i] = np.isnan(probe)
-            prim, primals, params, ans, parents = nodes[i]
-            if prim is None:
-                continue
-            for argpos, pid, shape, _ in parents:
-                try:
-                    c = probe if prim.partials is not None else prim.vjps[argpos](
-                        probe, ans, *primals, **params)
-                    p = _probe(c, shape)
-                except Exception:  # noqa: BLE001  (a rule that cannot take the probe)
-                    p = np.full(shape, np.nan)
-                edges[i, argpos] = np.isnan(p)
-                r[pid] = p if r[pid] is None else r[pid] + p
-        return r, edges
+        watch = _ReachBack(len(nodes))
+        backward_pass(nodes, {i: _probe(g, shape_of(nodes[i].out)) for i, g in seeds.items()},
+                      watch=watch)
+        return watch.masks, watch.edges
 
     def reach_forward(self, seeds: dict[int, Any]) -> tuple[list[Any], dict[Any, Any]]:
         """Where tangents can be nonzero at all (``reach_back`` forward, from the seeds'
         nonzero elements): a mask per entry and per edge ``(entry, argument position)``
         (of the entry's shape)."""
         nodes = self.nodes
-        r: list[Any] = [None] * len(nodes)
-        edges: dict[Any, Any] = {}
-        for i, t in seeds.items():
-            r[i] = _probe(t, shape_of(nodes[i][3]))
-        for i, (prim, primals, params, ans, parents) in enumerate(nodes):
-            if prim is None:
-                if r[i] is not None:
-                    r[i] = np.isnan(r[i])
-                continue
-            shape = shape_of(ans)
-            m = None
-            for argpos, pid, _, _ in parents:
-                if r[pid] is None or (prim.jvps is not None and prim.jvps[argpos] is None):
-                    continue
-                a = np.where(r[pid], np.nan, 0.0)
-                try:
-                    if prim.partials is not None:
-                        t = a + np.zeros(shape)
-                    else:
-                        args: list[Any] = [None] * len(primals)
-                        args[argpos] = a
-                        t = tangent_out(prim, args, ans, list(primals), params)
-                    e = None if t is None else np.isnan(_probe(t, shape))
-                except Exception:  # noqa: BLE001
-                    e = np.ones(shape, bool)
-                if e is None:
-                    continue
-                edges[i, argpos] = e
-                m = e if m is None else m | e
-            r[i] = m
-        return r, edges
+        watch = _ReachForward()
+        masks = forward_pass(nodes, {i: np.isnan(_probe(t, shape_of(nodes[i].out)))
+                                     for i, t in seeds.items()}, watch)
+        return masks, watch.edges
 
     # -- the careful passes --------------------------------------------------------
     def backward(self, seeds: dict[int, Any], keep: bool = False) -> list[Any]:
         self.mode = "reverse"
         reach, edges = self.reach_back(seeds)
-        nodes = self.nodes
-        n = len(nodes)
-        cts: list[Any] = [None] * n
-        source: list[Any] = [None] * n  # where a non-finite cotangent came from
-        for i, g in seeds.items():
-            cts[i] = g
-        for i in range(n - 1, -1, -1):
-            g = cts[i]
-            if g is None:
-                continue
-            m = reach[i]
-            if m is None:
-                m = np.zeros(shape_of(nodes[i][3]), bool)
-            if not _everywhere(m):
-                g = cts[i] = np.where(m, g, 0.0)  # strong zeros
-            if self.culprit is None and source[i] is not None and not all_finite(g):
-                self.culprit = source[i]
-            prim, primals, params, ans, parents = nodes[i]
-            if prim is None:
-                continue
-            finite = all_finite(g)
-            for argpos, pid, shape, kind in parents:
-                c = pull(prim, argpos, g, ans, primals, params, shape, kind, False)
-                e = edges.get((i, argpos))
-                if e is not None and not _everywhere(e):
-                    c = np.where(e, c, 0.0)  # strong zeros of this edge
-                if finite and source[pid] is None and not all_finite(c):
-                    source[pid] = (prim.name, i, _cause(prim, ans, g, c))
-                cts[pid] = c if cts[pid] is None else cts[pid] + c
-        return cts
+        return backward_pass(self.nodes, seeds, True, _CarefulBack(self, reach, edges))
 
     def push(self, tangents: dict[int, Any]) -> list[Any]:
         self.mode = "forward"
         reach, edges = self.reach_forward(tangents)
-        ts: list[Any] = [None] * len(self.nodes)
-        for i, t in tangents.items():
-            ts[i] = t
-        for i, (prim, primals, params, ans, parents) in enumerate(self.nodes):
-            if prim is None:
+        return forward_pass(self.nodes, tangents, _CarefulForward(self, edges))
+
+
+class _ReachBack(Watch):
+    """reach_back's probes: an elementwise partial passes the probe as it is, every
+    other rule runs on it; each entry's and each edge's reach recorded."""
+
+    def __init__(self, n: int) -> None:
+        self.masks: list[Any] = [None] * n
+        self.edges: dict[Any, Any] = {}
+
+    def enter(self, i: int, entry: Entry, g: Any) -> Any:
+        self.masks[i] = np.isnan(g)
+        return g
+
+    def edge(self, i: int, entry: Entry, argpos: int, pid: int, g: Any,
+             shape: tuple[int, ...], kind: Any) -> Any:
+        prim = entry.prim
+        try:
+            c = g if prim.partials is not None else prim.vjps[argpos](  # type: ignore[union-attr,index]
+                g, entry.out, *entry.kept, **entry.params)
+            p = _probe(c, shape)
+        except Exception:  # noqa: BLE001  (a rule that cannot take the probe)
+            p = np.full(shape, np.nan)
+        self.edges[i, argpos] = np.isnan(p)
+        return p
+
+
+class _ReachForward(Watch):
+    """reach_forward's probes, per edge (tangents are masks here)."""
+
+    def __init__(self) -> None:
+        self.edges: dict[Any, Any] = {}
+
+    def step(self, i: int, entry: Entry, tangents: list[Any]) -> Any:
+        prim = entry.prim
+        ans, primals = entry.out, entry.kept
+        shape = shape_of(ans)
+        m = None
+        for argpos, _, _, _ in entry.edges:
+            r = tangents[argpos]
+            if r is None or (prim.jvps is not None and prim.jvps[argpos] is None):  # type: ignore[union-attr]
                 continue
-            finite = True
-            t = None
-            zero = False
-            if prim.custom is not None:
-                # a custom_vjp: its transposed bwd takes every argument's tangent in one
-                # pass (opaque to the edges' strong zeros, like its reverse rule)
-                args = [None] * len(primals)
-                for argpos, pid, _, _ in parents:
-                    args[argpos] = ts[pid]
-                if any(a is not None for a in args):
-                    finite = all(a is None or all_finite(a) for a in args)
-                    t = tangent_out(prim, args, ans, list(primals), params)
-                    if self.culprit is None and finite and not all_finite(t):
-                        self.culprit = (prim.name, i, _cause(prim, ans, None, t))
-                    ts[i] = t
+            a = np.where(r, np.nan, 0.0)
+            try:
+                if prim.partials is not None:  # type: ignore[union-attr]
+                    t = a + np.zeros(shape)
+                else:
+                    args: list[Any] = [None] * len(primals)
+                    args[argpos] = a
+                    t = tangent_out(prim, args, ans, list(primals), entry.params)  # type: ignore[arg-type]
+                e = None if t is None else np.isnan(_probe(t, shape))
+            except Exception:  # noqa: BLE001
+                e = np.ones(shape, bool)
+            if e is None:
                 continue
-            for argpos, pid, _, _ in parents:
-                a = ts[pid]
-                if a is None:
-                    continue
-                finite = finite and all_finite(a)
-                args: list[Any] = [None] * len(primals)
-                args[argpos] = a
-                # one argument at a time, so that each edge's strong zeros apply to its
-                # own contribution
-                c = tangent_out(prim, args, ans, list(primals), params)
-                if c is None:
-                    continue
-                e = edges.get((i, argpos))
-                if e is None:
-                    continue
-                if not _everywhere(e):
-                    c = np.where(e, c, 0.0)
-                zero = zero or (not all_finite(c) and _cause(prim, ans, a, c) == "zero")
-                t = c if t is None else t + c
-            if self.culprit is None and finite and t is not None and not all_finite(t):
-                self.culprit = (prim.name, i, "zero" if zero else _cause(prim, ans, None, t))
-            ts[i] = t
-        return ts
+            self.edges[i, argpos] = e
+            m = e if m is None else m | e
+        return m
+
+
+class _CarefulBack(Watch):
+    """The careful backward pass: the general rules, strong zeros where an entry or an
+    edge is not reached, and the culprit (where a cotangent first became non-finite
+    from finite ones)."""
+
+    def __init__(self, tape: CarefulTape, reach: list[Any], edges: dict[Any, Any]) -> None:
+        self.tape = tape
+        self.reach = reach
+        self.edges = edges
+        self.source: list[Any] = [None] * len(reach)  # where a non-finite one came from
+        self.finite = True
+
+    def enter(self, i: int, entry: Entry, g: Any) -> Any:
+        m = self.reach[i]
+        if m is None:
+            m = np.zeros(shape_of(entry.out), bool)
+        if not _everywhere(m):
+            g = np.where(m, g, 0.0)  # strong zeros
+        tape = self.tape
+        if tape.culprit is None and self.source[i] is not None and not all_finite(g):
+            tape.culprit = self.source[i]
+        self.finite = all_finite(g)
+        return g
+
+    def edge(self, i: int, entry: Entry, argpos: int, pid: int, g: Any,
+             shape: tuple[int, ...], kind: Any) -> Any:
+        prim = entry.prim
+        c = pull_general(prim, argpos, g, entry.out, entry.kept, entry.params,  # type: ignore[arg-type]
+                         shape, kind)
+        e = self.edges.get((i, argpos))
+        if e is not None and not _everywhere(e):
+            c = np.where(e, c, 0.0)  # strong zeros of this edge
+        if self.finite and self.source[pid] is None and not all_finite(c):
+            self.source[pid] = (prim.name, i, _cause(prim, entry.out, g, c))  # type: ignore[union-attr]
+        return c
+
+
+class _CarefulForward(Watch):
+    """The careful forward pass: one argument's tangent at a time, so that each edge's
+    strong zeros apply to its own contribution, and the culprit."""
+
+    def __init__(self, tape: CarefulTape, edges: dict[Any, Any]) -> None:
+        self.tape = tape
+        self.edges = edges
+
+    def step(self, i: int, entry: Entry, tangents: list[Any]) -> Any:
+        prim = entry.prim
+        ans, primals, params = entry.out, list(entry.kept), entry.params
+        tape = self.tape
+        if prim.custom is not None:  # type: ignore[union-attr]
+            # a custom_vjp: its transposed bwd takes every argument's tangent in one
+            # pass (opaque to the edges' strong zeros, like its reverse rule)
+            finite = all(a is None or all_finite(a) for a in tangents)
+            t = tangent_out(prim, tangents, ans, primals, params)  # type: ignore[arg-type]
+            if tape.culprit is None and finite and not all_finite(t):
+                tape.culprit = (prim.name, i, _cause(prim, ans, None, t))  # type: ignore[union-attr,arg-type]
+            return t
+        finite = True
+        t = None
+        zero = False
+        for argpos, _, _, _ in entry.edges:
+            a = tangents[argpos]
+            if a is None:
+                continue
+            finite = finite and all_finite(a)
+            args: list[Any] = [None] * len(primals)
+            args[argpos] = a
+            c = tangent_out(prim, args, ans, primals, params)  # type: ignore[arg-type]
+            if c is None:
+                continue
+            e = self.edges.get((i, argpos))
+            if e is None:
+                continue
+            if not _everywhere(e):
+                c = np.where(e, c, 0.0)
+            zero = zero or (not all_finite(c) and _cause(prim, ans, a, c) == "zero")  # type: ignore[arg-type]
+            t = c if t is None else t + c
+        if tape.culprit is None and finite and t is not None and not all_finite(t):
+            tape.culprit = (prim.name, i,  # type: ignore[union-attr]
+                            "zero" if zero else _cause(prim, ans, None, t))  # type: ignore[arg-type]
+        return t
 
 
 def _cause(prim: Primitive, ans: Any, g: Any, c: Any) -> str:

@@ -128,6 +128,47 @@ def note_finished(trace: Any) -> None:
             return
 
 
+# The passes a drawing reads (dualrev.drawing): while one records in this thread
+# (``watch_passes``), each trace made announces the pass it runs an operation in, as
+# ``(level, transform name, pass)`` on a stack, outermost first; the drawing's recording
+# tape reads it for each operation it records. A trace made while nothing watches
+# announces nothing: it chooses its class when made, so normal runs pay nothing.
+_passes = threading.local()
+#: how many drawings record, in any thread: what a trace made tests (one list read; a
+#: trace of another thread then announces into its own thread's stack, unread)
+DRAWING = [0]
+_drawing_lock = threading.Lock()
+
+
+def watch_passes(on: bool) -> None:
+    """A drawing starts (``on``) or stops recording in this thread."""
+    step = 1 if on else -1
+    with _drawing_lock:
+        DRAWING[0] += step
+    _passes.watched = getattr(_passes, "watched", 0) + step
+    if not _passes.watched:
+        _passes.stack = []
+
+
+def enter_pass(trace: Any, phase: str) -> None:
+    """``trace`` runs its pass ``phase`` ("forward", "backward", "push", "primal",
+    "tangent", "batched") until ``exit_pass``."""
+    try:
+        stack = _passes.stack
+    except AttributeError:
+        stack = _passes.stack = []
+    stack.append((trace.level, trace.what, phase))
+
+
+def exit_pass() -> None:
+    _passes.stack.pop()
+
+
+def current_passes() -> tuple[tuple[int, str, str], ...]:
+    """The announced passes now running, outermost first."""
+    return tuple(getattr(_passes, "stack", ()))
+
+
 def transform_entered() -> None:
     """A transform starts running the user's code in this thread (transforms._Tracing)."""
     _running.depth = getattr(_running, "depth", 0) + 1
@@ -158,6 +199,17 @@ _NONE: dict[str, Any] = {}
 _NO_MEMORY = ("a traced value has no {} (its memory is dualrev's: writes into it are "
               "recorded and its views tracked); take dualrev.strip(x) for the plain array")
 _PLAIN = (*PLAIN_SCALARS, np.ndarray)  # operands no trace can own
+# The operands with which an arithmetic operator hands the call to the traced operand's
+# own trace (a shortcut past bind): _PLAIN, or none where the shortcuts are off.
+_DIRECT: set[type] = set()
+
+
+@config.on_shortcuts
+def _choose_direct(on: bool) -> None:
+    _DIRECT.clear()
+    if on:
+        _DIRECT.update(_PLAIN)
+
 
 # Operand types whose own reflected operators handle a traced value (scipy.sparse
 # matrices, registered by the catalogue): ``x @ L`` (and ``x * L``, ``x / L``, ``x + L``,
@@ -418,50 +470,50 @@ class TracedBase(Tracer):
     # with a plain other operand the arithmetic ones hand the call to their own trace
     # directly (the shortcut bind would take anyway, see dualrev.config).
     def __add__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_ADD, (self, o), _NONE)
         if isinstance(o, _DEFER_MATMUL):
             return NotImplemented
         return bind(_ADD, (self, o), _NONE)
 
     def __radd__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_ADD, (o, self), _NONE)
         return bind(_ADD, (o, self), _NONE)
 
     def __sub__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_SUB, (self, o), _NONE)
         if isinstance(o, _DEFER_MATMUL):
             return NotImplemented
         return bind(_SUB, (self, o), _NONE)
 
     def __rsub__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_SUB, (o, self), _NONE)
         return bind(_SUB, (o, self), _NONE)
 
     def __mul__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_MUL, (self, o), _NONE)
         if isinstance(o, _DEFER_MATMUL):
             return NotImplemented
         return bind(_MUL, (self, o), _NONE)
 
     def __rmul__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_MUL, (o, self), _NONE)
         return bind(_MUL, (o, self), _NONE)
 
     def __truediv__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_DIV, (self, o), _NONE)
         if isinstance(o, _DEFER_MATMUL):
             return NotImplemented
         return bind(_DIV, (self, o), _NONE)
 
     def __rtruediv__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_DIV, (o, self), _NONE)
         return bind(_DIV, (o, self), _NONE)
 
@@ -484,12 +536,12 @@ class TracedBase(Tracer):
         return o // self, o % self
 
     def __pow__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_POW, (self, o), _NONE)
         return bind(_POW, (self, o), _NONE)
 
     def __rpow__(self, o: Any) -> Any:
-        if type(o) in _PLAIN and config.SHORTCUTS:  # only this value traced: its trace
+        if type(o) in _DIRECT:  # only this value traced: its trace
             return self._trace.process(_POW, (o, self), _NONE)
         return bind(_POW, (o, self), _NONE)
 

@@ -237,10 +237,18 @@ def _cached_identity(n: int, dtype: np.dtype) -> np.ndarray:
     return e
 
 
+_CACHED_EYE = [2048]  # the largest cached basis; none where the shortcuts are off
+
+
+@config.on_shortcuts
+def _choose_identity(on: bool) -> None:
+    _CACHED_EYE[0] = 2048 if on else -1
+
+
 def _identity(n: int, dtype: np.dtype = _F64) -> np.ndarray:
     """The basis pushed through a vectorised Jacobian pass; small ones are cached
     (read-only), saving a fresh n-by-n allocation per call."""
-    if n <= 2048 and config.SHORTCUTS:
+    if n <= _CACHED_EYE[0]:
         return _cached_identity(n, dtype)
     return np.eye(n, dtype=dtype)
 

@@ -34,3 +34,49 @@ def test_shortcuts_off_skips_the_scalar_implementation():
         assert type(apply_plain(add, (1.0, 2.0), {})) is float  # the Python scalar path
     with config.shortcuts(False):
         assert type(apply_plain(add, (1.0, 2.0), {})) is np.float64  # NumPy's own
+
+
+def test_the_switch_is_read_where_choices_are_made_not_per_call():
+    # config.SHORTCUTS is read by a primitive's declarations only; every other shortcut
+    # is a chooser registered with config.on_shortcuts
+    import ast
+    from pathlib import Path
+
+    package = Path(dr.__file__).resolve().parent
+    readers = set()
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "config.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if isinstance(fn, ast.FunctionDef):
+                for n in ast.walk(fn):
+                    if isinstance(n, ast.Attribute) and n.attr == "SHORTCUTS":
+                        readers.add(f"{path.relative_to(package)}:{fn.name}")
+    assert readers <= {"primitive.py:__init__", "primitive.py:partials",
+                       "primitive.py:vjp_add", "primitive.py:scalar_impl"}, readers
+
+
+def test_the_modules_choices_follow_the_switch():
+    import importlib
+
+    from dualrev import tracer, transforms
+    from dualrev.catalogue import contraction
+
+    at = importlib.import_module("dualrev.at")  # (dualrev.at is also a function's name)
+
+    def choices():
+        return (frozenset(tracer._DIRECT), at._WRITE_INTO[0], contraction._FOLD[0],
+                transforms._CACHED_EYE[0])
+
+    with config.shortcuts(True):
+        on = choices()
+        assert on[0] and on[2] and on[3] == 2048
+        with config.shortcuts(False):
+            assert choices() == (frozenset(), False, False, -1)
+            # and the derivatives stay the same (the plain paths)
+            x = np.array([0.3, -0.2, 0.9])
+            off = dr.jacrev(lambda v: np.tanh(np.arange(6.0).reshape(2, 3) @ v) * 2.0)(x)
+        assert choices() == on
+        fast = dr.jacrev(lambda v: np.tanh(np.arange(6.0).reshape(2, 3) @ v) * 2.0)(x)
+    np.testing.assert_allclose(fast, off, rtol=1e-14)

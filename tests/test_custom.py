@@ -268,11 +268,11 @@ def test_an_unchanged_residual_array_shares_one_copy():
     x = tape.input(np.ones(4))
     for _ in range(3):
         x = scale(x, w)
-    kept = [node[2]["residuals"].value[0] for node in tape.nodes[1:]]
+    kept = [node.params["residuals"].value[0] for node in tape.nodes[1:]]
     assert all(k is kept[0] for k in kept) and kept[0] is not w
     w[0] = 5.0  # changed: the next use gets a fresh copy
     scale(x, w)
-    newer = tape.nodes[-1][2]["residuals"].value[0]
+    newer = tape.nodes[-1].params["residuals"].value[0]
     assert newer is not kept[0] and newer[0] == 5.0 and kept[0][0] == 0.0
     tape.finish()
 

@@ -598,8 +598,9 @@ def test_the_tutorials_figures_are_fresh():
     assert not stale, f"stale figures {stale}: run python docs/figures/make_figures.py"
     assert make["main"](["--check"]) == 0   # the script's own check agrees
     tutorial = (ROOT / "docs" / "tutorial.md").read_text()
+    design = (ROOT / "docs" / "design.md").read_text()  # (the program's picture)
     for name in fresh:
-        assert f"figures/{name}" in tutorial, name
+        assert f"figures/{name}" in (design if name in make["TEXT_FIGURES"] else tutorial), name
 
 
 def _renderer():
@@ -701,3 +702,24 @@ def _wrapping_writes(x):
     for i in range(5):
         y[i] = y[i - 1] * x
     return np.sum(y)
+
+
+def test_passes_are_announced_only_while_a_drawing_records():
+    # a trace made outside a drawing is a plain one (nothing per operation); inside,
+    # it announces its passes, and nothing is left announced afterwards
+    from dualrev import tracer
+
+    seen = []
+
+    def h(x):
+        seen.append(type(x._trace).__name__)
+        return np.sin(x) * x
+
+    dr.grad(h)(0.5)
+    gr = dr.graph(dr.grad(h))(0.5)
+    assert seen == ["Tape", "_AnnouncedTape"]
+    assert tracer.DRAWING[0] == 0 and tracer.current_passes() == ()
+    assert gr.contexts == ["grad L1 forward", "grad L1 backward"]
+    with pytest.raises(ZeroDivisionError):
+        dr.graph(lambda x: dr.grad(lambda y: y * (1 // 0))(x))(0.5)
+    assert tracer.DRAWING[0] == 0 and tracer.current_passes() == ()

@@ -653,8 +653,8 @@ def test_buffer_writes_keep_only_what_they_write():
         u0 = tape.input(np.linspace(0.0, 1.0, nx))
         history_loop(nt, nx)(u0)
         tape.finish()
-        sizes = [sum(p.nbytes for p in (*node[1], node[3]) if type(p) is np.ndarray)
-                 for node in tape.nodes if node[0] is not None]
+        sizes = [sum(p.nbytes for p in (*node.kept, node.out) if type(p) is np.ndarray)
+                 for node in tape.nodes if node.prim is not None]
         big = [s for s in sizes if s >= (nt + 1) * nx * 8 / 4]
         return sum(sizes), len(big)
 

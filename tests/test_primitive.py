@@ -92,7 +92,8 @@ def test_no_declaration_keeps_everything():
     x = tape.input(np.ones(3))
     y = np.array([2.0, -3.0, 0.5])
     out = times(x, y)
-    _, primals, _, ans, _ = tape.nodes[out._index]
+    entry = tape.nodes[out._index]
+    primals, ans = entry.kept, entry.out
     np.testing.assert_array_equal(primals[1], y)
     assert ans is out.primal
     np.testing.assert_array_equal(tape.backward({out._index: np.ones(3)})[0], y)

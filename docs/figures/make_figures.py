@@ -86,10 +86,87 @@ FIGURES: dict[str, tuple[Callable[[], dr.drawing.Graph], str]] = {
 }
 
 
+def tiny(x, y):
+    return np.sin(x) * y + x
+
+
+def program_svg() -> str:
+    """docs/design.md's picture of a tape as a program: the entries ``tiny`` records
+    (their kind, primitive, what they keep) and their edges (argument position), with
+    the directions of the two walkers. Read off a real recording, so it shows what the
+    code does."""
+    from dualrev.primitive import NotSaved, Shaped
+    from dualrev.reverse import Tape
+    from dualrev.tracer import new_level
+
+    tape = Tape(new_level(), "grad")
+    x, y = tape.input(0.5), tape.input(2.0)
+    tiny(x, y)
+    tape.finish()
+    names = {0: "x", 1: "y"}
+
+    def shown(v: object, j: int) -> str:
+        if isinstance(v, NotSaved):
+            return "·"
+        if isinstance(v, Shaped):
+            return "shape"
+        return f"{v:.3g}" if isinstance(v, float) else type(v).__name__
+
+    rows = []
+    for i, entry in enumerate(tape.nodes):
+        if entry.prim is None:
+            rows.append((f"{i}  {entry.kind} {names[i]} = {entry.out:.3g}", ""))
+            continue
+        kept = ", ".join(shown(v, j) for j, v in enumerate(entry.kept))
+        edges = ", ".join(f"({a}, {s})" for a, s, _, _ in entry.edges)
+        rows.append((f"{i}  {entry.prim.name}", f"kept ({kept})  out {shown(entry.out, -1)}"
+                     f"  edges {edges}"))
+    w, h, gap, left = 360, 40, 22, 150
+    height = 50 + len(rows) * (h + gap)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + w + 170}" '
+           f'height="{height}" font-family="monospace" font-size="12">',
+           '<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+           'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>']
+    top = [20 + i * (h + gap) for i in range(len(rows))]
+    for i, (head, body) in enumerate(rows):
+        fill = "#eef4ff" if tape.nodes[i].prim is None else "#fff8e6"
+        out.append(f'<rect x="{left}" y="{top[i]}" width="{w}" height="{h}" rx="5" '
+                   f'fill="{fill}" stroke="#555"/>')
+        out.append(f'<text x="{left + 8}" y="{top[i] + 16}" font-weight="bold">{head}</text>')
+        out.append(f'<text x="{left + 8}" y="{top[i] + 32}">{body}</text>')
+    for i, entry in enumerate(tape.nodes):
+        for a, s, _, _ in entry.edges:
+            y0, y1 = top[s] + h / 2, top[i] + h / 2
+            bend = left - 30 - 22 * (i - s)
+            out.append(f'<path d="M{left},{y0} C{bend},{y0} {bend},{y1} {left},{y1}" '
+                       'fill="none" stroke="#336" marker-end="url(#a)"/>')
+            out.append(f'<text x="{left - 40}" y="{y1 - 6 + 12 * a}" font-size="10" '
+                       f'fill="#336">arg {a}</text>')
+    xr = left + w + 30
+    out.append(f'<path d="M{xr},{top[0]} L{xr},{top[-1] + h}" stroke="#070" '
+               'marker-end="url(#a)"/>')
+    out.append(f'<text x="{xr + 8}" y="{top[0] + 14}" fill="#070">forward_pass</text>')
+    out.append(f'<path d="M{xr + 100},{top[-1] + h} L{xr + 100},{top[0]}" stroke="#a00" '
+               'marker-end="url(#a)"/>')
+    out.append(f'<text x="{xr + 8}" y="{top[-1] + h}" fill="#a00">backward_pass</text>')
+    out.append(f'<text x="10" y="{height - 24}" font-size="11">edges: (argument position, '
+               'source entry); each also holds the shape and cotangent kind.</text>')
+    out.append(f'<text x="10" y="{height - 10}" font-size="11">\u00b7: not kept (the '
+               "primitive's saves= declaration)</text>")
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+# name -> a function giving the SVG text (pictures that are not graphs)
+TEXT_FIGURES: dict[str, Callable[[], str]] = {"tape_program.svg": program_svg}
+
+
 def render_all() -> dict[str, str]:
     """Every figure's SVG text, by file name."""
-    return {name: make().to_svg(direction=direction)
-            for name, (make, direction) in FIGURES.items()}
+    out = {name: make().to_svg(direction=direction)
+           for name, (make, direction) in FIGURES.items()}
+    out.update({name: make() for name, make in TEXT_FIGURES.items()})
+    return out
 
 
 def main(argv: list[str]) -> int:

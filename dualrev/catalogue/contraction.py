@@ -45,11 +45,21 @@ def matrix_transpose(x: Any) -> Any:
 _mT = matrix_transpose
 
 
+# whether batch rules fold matrix products and multiply plain operands past bind (the
+# shortcuts switch)
+_FOLD = [True]
+
+
+@config.on_shortcuts
+def _choose_fold(on: bool) -> None:
+    _FOLD[0] = on
+
+
 def _fold_matmul(a: Any, b: Any) -> Any:
     """``a @ b`` where one side is a single matrix and the other a stack (as a batch
     of tangents or cotangents is): folded into one matrix product, where NumPy would run
     one product (or one matrix-vector product) per stacked matrix."""
-    if isinstance(a, Tracer) or isinstance(b, Tracer) or not config.SHORTCUTS:
+    if isinstance(a, Tracer) or isinstance(b, Tracer) or not _FOLD[0]:
         return bind(matmul_p, (a, b), {})  # traced (nested) operands: folding costs more
     a, b = np.asarray(a), np.asarray(b)  # plain values: ndarray methods, no wrappers
     sa, sb = a.shape, b.shape
@@ -102,7 +112,7 @@ def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
 def _plain_matmul(a: Any, b: Any) -> Any:
     """``a @ b`` of two operands already in a batch rule's layout: NumPy's own product
     for two plain arrays (the shortcut past ``bind``), else the primitive."""
-    if type(a) is np.ndarray and type(b) is np.ndarray and config.SHORTCUTS:
+    if type(a) is np.ndarray and type(b) is np.ndarray and _FOLD[0]:
         return np.matmul(a, b)
     return bind(matmul_p, (a, b), {})
 

@@ -4,16 +4,14 @@ the seeds draw of it — values forward on the nodes, gradients backward along t
 What is drawn comes from the tape (reverse.py) plus what a drawing tape notes per
 recorded operation: which arguments were constants (and which of those are the
 function's own undifferentiated arguments, to name them), which traced arguments carry
-no derivative (an index, a mask), and where the operation was recorded from, read off
-the Python stack: the frames of dualrev's own trace methods (``Tape.process``,
-``Tape.backward``, ``ForwardTrace.process``, ...) tell which nested transform and which
-of its passes an operation belongs to (its *context*: how a Hessian's levels are shown),
-and the user's frames tell which function call it sits in (for ``depth=``). Names of
+no derivative (an index, a mask), which nested transform and which of its passes the
+operation runs in (its *context*: how a Hessian's levels are shown; the traces made
+while a drawing records announce their passes, see ``tracer.watch_passes``), and which
+of the user's function calls it sits in (the user's frames, for ``depth=``). Names of
 intermediates are the local variables of the outermost user frame when it returns.
 
-The derivative pass is this module's own walk over the tape, with ``reverse.pull`` per
-edge (each edge's contribution is kept, not only the sums) or ``forward.tangent_out``
-per edge (forward mode).
+The derivative passes are reverse.py's one walker (``backward_pass``, ``forward_pass``)
+with a watch that keeps each edge's contribution, not only the sums.
 """
 
 from __future__ import annotations
@@ -28,13 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import config
 from ..batching import Batched, BatchTrace
 from ..errors import DualrevError, EscapedTracerError
-from ..forward import ForwardTrace, tangent_out
 from ..primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS, Primitive, Tracer, concrete, shape_of
-from ..reverse import Tape, Traced, pull
-from ..tracer import new_level, note_finished
+from ..reverse import Tape, Traced, Watch, backward_pass, forward_pass
+from ..tracer import current_passes, new_level, note_finished, watch_passes
 from ..transforms import (
     ArgNums,
     _argnums,
@@ -62,31 +58,21 @@ MAX_BLOCK = 128
 
 # ------------------------------------------------------------------ recording
 
-# Frames give names and contexts only; an interpreter without sys._getframe (CPython
-# and PyPy have it) draws the same graph with v1, v2, ... names and no contexts.
+# The user's frames give names and calls only (for ``depth=``); an interpreter without
+# sys._getframe (CPython and PyPy have it) draws the same graph with v1, v2, ... names.
 _getframe = getattr(sys, "_getframe", None)
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_USER, _OWN, _TANGENT = "user", "own", "tangent"
-# dualrev's trace methods: a frame running one of them tells which transform, and which
-# of its passes, an operation was recorded from
-_PHASES = {
-    Tape.process.__code__: "forward",
-    Tape.backward.__code__: "backward",
-    Tape.push.__code__: "push",
-    ForwardTrace.process.__code__: "primal",
-    BatchTrace.process.__code__: "batched",
-    tangent_out.__code__: _TANGENT,
-}
-_CODE_KIND: dict[Any, str] = dict(_PHASES)
+_USER_CODE: dict[Any, bool] = {}
 
 
-def _code_kind(code: Any) -> str:
-    kind = _CODE_KIND.get(code)
-    if kind is None:
-        kind = _CODE_KIND[code] = (_OWN if os.path.abspath(code.co_filename)
-                                   .startswith(_PACKAGE_DIR) else _USER)
-    return kind
+def _is_user_code(code: Any) -> bool:
+    """Whether ``code`` is the user's (not dualrev's own)."""
+    user = _USER_CODE.get(code)
+    if user is None:
+        user = _USER_CODE[code] = not os.path.abspath(code.co_filename).startswith(
+            _PACKAGE_DIR)
+    return user
 
 
 class _DrawTape(Tape):
@@ -116,26 +102,15 @@ class _DrawTape(Tape):
                 if name is not None:
                     named = named or {}
                     named[i] = name
-        contexts = []
         frames = []
-        tangent = False
         f = _getframe(2) if _getframe is not None else None
         stop = self.stop
         while f is not None and f is not stop:
-            code = f.f_code
-            kind = _CODE_KIND.get(code) or _code_kind(code)
-            if kind == _USER:
+            if _is_user_code(f.f_code):
                 frames.append(f)
-            elif kind == _TANGENT:
-                tangent = True  # the next forward trace outwards is computing a tangent
-            elif kind != _OWN:
-                trace = f.f_locals.get("self")
-                if trace is not None:
-                    phase = "tangent" if kind == "primal" and tangent else kind
-                    contexts.append((trace.level, trace.what, phase))
-                tangent = False
             f = f.f_back
-        return tuple(reversed(contexts)), tuple(reversed(frames)), named, nondiff
+        # which nested transforms' passes the operation runs in: announced by them
+        return current_passes(), tuple(reversed(frames)), named, nondiff
 
     def finish(self) -> None:
         self.__class__ = _FinishedDrawTape
@@ -238,9 +213,11 @@ def _record(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
     in_index = [t._index for t in inputs]  # before f, which may write into its inputs
     tape.stop = _getframe() if _getframe is not None else None
     with _tracing:
+        watch_passes(True)  # the traces made inside f announce their passes
         try:
             out = f(*_rebuild_args(args, nums, defs, inputs), **kwargs)
         finally:
+            watch_passes(False)
             tape.finish()
     out, aux = _split_aux(out, has_aux)
     outs, out_def = tree_flatten(out)
@@ -310,56 +287,43 @@ def _entry_of(v: Any, tape: _DrawTape) -> int | None:
 # ------------------------------------------------------------------ derivative passes
 
 
+class _EdgeShares(Watch):
+    """The drawing's derivative passes: the one walker, each edge's contribution kept
+    (``(entry, argument position)``), not only the sums."""
+
+    def __init__(self) -> None:
+        self.shares: dict[tuple[int, int], Any] = {}
+
+    def edge(self, i: int, entry: Any, argpos: int, pid: int, g: Any,
+             shape: tuple[int, ...], kind: Any) -> Any:
+        c = Watch.edge(self, i, entry, argpos, pid, g, shape, kind)
+        self.shares[(i, argpos)] = c
+        return c
+
+    def step(self, i: int, entry: Any, tangents: list[Any]) -> Any:
+        t = Watch.step(self, i, entry, tangents)
+        reached = [p for p, a in enumerate(tangents) if a is not None]
+        if len(reached) == 1:
+            self.shares[(i, reached[0])] = t
+        else:
+            for p in reached:
+                one: list[Any] = [None] * len(tangents)
+                one[p] = tangents[p]
+                self.shares[(i, p)] = Watch.step(self, i, entry, one)
+        return t
+
+
 def _reverse_pass(tape: Tape, seeds: dict[int, Any]) -> tuple[list[Any], dict[Any, Any]]:
     """Each entry's adjoint and each edge's contribution ``(entry, argument position)``."""
-    nodes = tape.nodes
-    cts: list[Any] = [None] * len(nodes)
-    edge: dict[tuple[int, int], Any] = {}
-    for i, g in seeds.items():
-        cts[i] = g
-    fast = config.SHORTCUTS
-    for i in range(len(nodes) - 1, -1, -1):
-        g = cts[i]
-        if g is None:
-            continue
-        prim, primals, params, ans, parents = nodes[i]
-        if prim is None:
-            continue
-        for argpos, pid, shape, kind in parents:
-            c = pull(prim, argpos, g, ans, primals, params, shape, kind, fast)
-            edge[(i, argpos)] = c
-            cts[pid] = c if cts[pid] is None else cts[pid] + c
-    return cts, edge
+    watch = _EdgeShares()
+    return backward_pass(tape.nodes, seeds, True, watch), watch.shares
 
 
 def _forward_pass(tape: Tape, tangents: dict[int, Any]) -> tuple[list[Any], dict[Any, Any]]:
     """Each entry's tangent and each edge's contribution (the tangent the output would
     get from that argument's alone)."""
-    nodes = tape.nodes
-    ts: list[Any] = [None] * len(nodes)
-    edge: dict[tuple[int, int], Any] = {}
-    for i, t in tangents.items():
-        ts[i] = t
-    for i, (prim, primals, params, ans, parents) in enumerate(nodes):
-        if prim is None:
-            continue
-        args: list[Any] = [None] * len(primals)
-        reached = []
-        for argpos, pid, _, _ in parents:
-            if ts[pid] is not None:
-                args[argpos] = ts[pid]
-                reached.append(argpos)
-        if not reached:
-            continue
-        ts[i] = tangent_out(prim, args, ans, list(primals), params)
-        if len(reached) == 1:
-            edge[(i, reached[0])] = ts[i]
-        else:
-            for p in reached:
-                one: list[Any] = [None] * len(primals)
-                one[p] = args[p]
-                edge[(i, p)] = tangent_out(prim, one, ans, list(primals), params)
-    return ts, edge
+    watch = _EdgeShares()
+    return forward_pass(tape.nodes, tangents, watch), watch.shares
 
 
 # ------------------------------------------------------------------ the graph
@@ -531,10 +495,12 @@ def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
     keys: dict[Any, int] = {}
     sig = [0] * hi
     for i in range(lo, hi):
-        prim, primals, params, _, parents = nodes[i]
+        entry = nodes[i]
+        prim, params = entry.prim, entry.params
         # (a constant made inside f, np.zeros_like's traced buffer, has no primitive)
-        k = (prim.name if prim is not None else None, tuple(p[0] for p in parents),
-             _param_key(params) if params is not None else (),
+        k = (prim.name if prim is not None else entry.kind,
+             tuple(argpos for argpos, _, _, _ in entry.edges),
+             _param_key(params) if prim is not None else (),
              rec.contexts.get(i), tuple(p for p, _ in rec.nondiff.get(i, ())))
         sig[i] = keys.setdefault(k, len(keys))
     nxt = [-1] * hi
@@ -576,8 +542,6 @@ def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
 def _param_key(params: dict[str, Any]) -> Any:
     """The parameters' names and kinds, not their values: the steps of ``for i in ...:
     total = total + x[i]`` index differently and are still one loop."""
-    if not isinstance(params, dict):  # an input (None) or a constant (reverse.CONSTANT)
-        return params
     return tuple((k, type(v).__name__) for k, v in params.items() if k != "residuals")
 
 
@@ -587,8 +551,9 @@ def _same_structure(nodes: list[Any], nondiff: dict[int, Any], s: int, k: int, r
     for b in range(1, r):
         for t in range(k):
             i = s + b * k + t
-            pa = [p[1] for p in nodes[i][4]] + [p for _, p in nondiff.get(i, ())]
-            pb = [p[1] for p in nodes[i - k][4]] + [p for _, p in nondiff.get(i - k, ())]
+            pa = [src for _, src, _, _ in nodes[i].edges] + [p for _, p in nondiff.get(i, ())]
+            pb = ([src for _, src, _, _ in nodes[i - k].edges]
+                  + [p for _, p in nondiff.get(i - k, ())])
             for p, q in zip(pa, pb, strict=True):
                 if p - q == k:
                     continue  # shifted by one block
@@ -803,7 +768,7 @@ class Graph:
         used_outside = [False] * n
         for i in range(n):
             gi = group_of[i]
-            for _, pid, _, _ in nodes[i][4]:
+            for _, pid, _, _ in nodes[i].edges:
                 if group_of[pid] is not gi or gi is None:
                     used_outside[pid] = True
             for _, pid in rec.nondiff.get(i, ()):
@@ -852,7 +817,7 @@ class Graph:
                 node.lines += _labelled(f"{self.derivative_name(node)} = ", dl)
 
         def make_value(i: int, kind: str) -> Node:
-            node = Node("", kind, names[i], value=_plain(nodes[i][3]), entry=i,
+            node = Node("", kind, names[i], value=_plain(nodes[i].out), entry=i,
                         output=i in out_entries, context=ctx_label.get(i, ""))
             node.grad, node.tangent = d.node(i)
             value_lines(node)
@@ -861,7 +826,7 @@ class Graph:
 
         def const(i: int, pos: int) -> Node:
             name = rec.consts.get((i, pos))
-            v = nodes[i][1][pos]
+            v = nodes[i].kept[pos]
             key: Any = name if name is not None else (
                 ("array", id(v)) if type(v) is np.ndarray and v.size > 1 else None)
             if key is not None and key in const_nodes:
@@ -898,7 +863,8 @@ class Graph:
                     self._add_group(g, add, make_value, const, arg_edge, value_node, names,
                                     used_outside, out_entries, ctx_label)
                 continue
-            prim, primals, params, ans, parents = nodes[i]
+            entry = nodes[i]
+            prim, primals, params = entry.prim, entry.kept, entry.params
             if prim is None:  # a constant made inside f (np.zeros_like's traced buffer)
                 make_value(i, "const")
                 continue
@@ -909,7 +875,7 @@ class Graph:
             op = add(Node("", "op", sym, entry=i, detail=detail,
                           context=ctx_label.get(i, "")))
             op.lines = [sym] + ([detail] if detail else [])
-            traced = {p[0]: p[1] for p in parents}
+            traced = {argpos: src for argpos, src, _, _ in entry.edges}
             nd = dict(rec.nondiff.get(i, ()))
             for pos in range(len(primals)):
                 if pos in traced:
@@ -941,8 +907,9 @@ class Graph:
         rec = self._rec
         nodes = rec.tape.nodes
         block = range(g.start, g.start + g.block)
-        ops = ["const" if nodes[i][0] is None else
-               "[]" if nodes[i][0].name == "getitem" else _symbol(nodes[i][0]) for i in block]
+        ops = ["const" if nodes[i].prim is None else
+               "[]" if nodes[i].prim.name == "getitem" else _symbol(nodes[i].prim)
+               for i in block]
         node = Node("", "group", g.title, entry=g.start, ops=ops, repeats=g.repeats,
                     context=ctx_label.get(g.start, ""))
         shown = " → ".join(dict.fromkeys(ops)) if g.kind == "call" else " → ".join(ops)
@@ -959,8 +926,8 @@ class Graph:
         shares: dict[Any, list[Any]] = {}
         order: list[Any] = []
         for i in range(g.start, g.stop):
-            prim, primals, params, ans, parents = nodes[i]
-            traced = {p[0]: p[1] for p in parents}
+            primals = nodes[i].kept
+            traced = {argpos: src for argpos, src, _, _ in nodes[i].edges}
             nd = dict(rec.nondiff.get(i, ()))
             for pos in range(len(primals)):
                 if pos in traced and traced[pos] < g.start:
@@ -1223,11 +1190,10 @@ def graph(f: Callable[..., Any], argnums: ArgNums | None = None, has_aux: bool =
 
     **How it works.** The tape is an ordinary dualrev ``Tape`` (reverse.py) that keeps every
     primal; a subclass notes per operation the constants it read, its arguments without a
-    derivative, and the Python stack above it: the frames of dualrev's own trace methods
-    (``Tape.process``, ``Tape.backward``, ``ForwardTrace.process``, ``tangent_out``,
-    ``BatchTrace.process``) give its context, the user's frames its call for ``depth=``. The
-    derivative pass is dualrev.drawing's own walk over the tape with ``reverse.pull`` (or
-    ``forward.tangent_out``) per edge, so that each edge's share is kept, not only the sums;
+    derivative, its context (the nested transforms' passes, which the traces made while a
+    drawing records announce) and the user's frames (its call, for ``depth=``). The
+    derivative pass is dualrev's one walker over the tape (``reverse.backward_pass`` or
+    ``forward_pass``) with a watch that keeps each edge's share, not only the sums;
     the results equal ``dr.grad``'s, ``dr.jvp``'s and ``dr.jacobian``'s (forward mode goes
     through a ``custom_vjp`` function by its transposed backward rule). Measured on a
     shared 2-core machine (2026-12-02): a loop of 3334 steps of
