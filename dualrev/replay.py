@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from .diagnose import library_file
 from .errors import ReplayError, ReplayWarning
 from .primitive import Tracer
 from .program import GuardFailed, Program
-from .staging import Staged, StagingTrace
+from .staging import Staged, StagingTrace, same_bits
 from .tracer import new_level
 from .tree import LEAF, TreeDef, tree_flatten, tree_unflatten
 
@@ -114,7 +115,7 @@ class _Variant:
             if g.get(name, _MISSING) is not obj:
                 return f"the global {name!r} was rebound"
         for a, c in self.watched:
-            if not _same_bits(a, c):
+            if not same_bits(a, c):
                 return (f"an array of shape {a.shape} the function read was changed in "
                         "place")
         return None
@@ -123,54 +124,67 @@ class _Variant:
 _MISSING = object()
 
 
-def _same_bits(a: ndarray, c: ndarray) -> bool:
-    """Whether ``a`` holds exactly the bits of its copy ``c`` (nan and -0.0 included)."""
-    if a.shape != c.shape or a.dtype != c.dtype:
-        return False
-    if a.nbytes <= 4096 or not a.flags.c_contiguous or a.dtype.hasobject:
-        return a.tobytes() == c.tobytes()
-    return bool(np.array_equal(a.reshape(-1).view(np.uint8), c.reshape(-1).view(np.uint8)))
-
-
-def _functions(fn: Any) -> list[types.FunctionType]:
-    """``fn`` and the functions it wraps (``__wrapped__``, functools.partial's ``func``),
-    the user's function under a transform included."""
-    out: list[types.FunctionType] = []
-    seen: set[int] = set()
-    f = fn
-    for _ in range(16):
-        if f is None or id(f) in seen:
-            break
-        seen.add(id(f))
+def _unwrap(f: Any) -> Any:
+    """The Python function under a bound method or functools.partial, else ``f``."""
+    for _ in range(8):
         if isinstance(f, functools.partial):
             f = f.func
-            continue
-        if isinstance(f, types.MethodType):
+        elif isinstance(f, types.MethodType):
             f = f.__func__
-            continue
-        if isinstance(f, types.FunctionType):
-            out.append(f)
-        f = getattr(f, "__wrapped__", None)
-    return out
+        else:
+            break
+    return f
 
 
-def _state_of(fn: Any) -> tuple[list[tuple[Any, Any]], list[tuple[dict, str, Any]]]:
-    """The closure cells of ``fn`` and of the functions it wraps, each with the object
-    it holds, and the globals their code names, each with its object: what a replay
-    checks has not been rebound."""
+def _state_of(fn: Any, limit: int = 32) -> tuple[list[tuple[Any, Any]],
+                                                list[tuple[dict, str, Any]], list[ndarray]]:
+    """The closure cells, each with the object it holds, and the globals named by the
+    code, each with its object, of the user's functions a call of ``fn`` reaches by
+    name: ``fn``, the functions it wraps (``__wrapped__``: the user's function under a
+    transform), and the Python functions those hold in their cells or name as globals,
+    transitively (at most ``limit`` functions; dualrev's, NumPy's and SciPy's own are
+    followed but not checked). What a replay checks has not been rebound; the plain
+    arrays among those objects are returned too, to check their bits (an element read
+    as a number, ``w[0]``, never meets an operation as the array)."""
     cells: list[tuple[Any, Any]] = []
     globals_: list[tuple[dict, str, Any]] = []
-    for f in _functions(fn):
+    arrays: list[ndarray] = []
+    seen: set[int] = set()
+    queue = [fn]
+    while queue and len(seen) < limit:
+        f = _unwrap(queue.pop(0))
+        if f is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        wrapped = getattr(f, "__wrapped__", None)
+        if wrapped is not None:
+            queue.append(wrapped)
+        if not isinstance(f, types.FunctionType):
+            continue
+        user = not library_file(f.__code__.co_filename)
         for c in f.__closure__ or ():
             try:
-                cells.append((c, c.cell_contents))
+                obj = c.cell_contents
             except ValueError:
                 continue
+            if user:
+                cells.append((c, obj))
+                if type(obj) is ndarray:
+                    arrays.append(obj)
+            if callable(obj) and not isinstance(obj, type):
+                queue.append(obj)
+        if not user:
+            continue
         g = f.__globals__
         for name in _global_names(f.__code__):
-            if name in g:
-                globals_.append((g, name, g[name]))
-    return cells, globals_
+            obj = g.get(name, _MISSING)
+            if obj is not _MISSING:
+                globals_.append((g, name, obj))
+                if type(obj) is ndarray:
+                    arrays.append(obj)
+                if isinstance(obj, (types.FunctionType, functools.partial)):
+                    queue.append(obj)
+    return cells, globals_, arrays
 
 
 def _global_names(code: types.CodeType) -> set[str]:
@@ -376,7 +390,8 @@ class Replayed:
             for i in dyn:
                 staged[i] = trace.input(leaves[i])
             a2, k2 = self._rebuild(args, kwargs, staged, treedef)
-            cells, globals_ = _state_of(self.fn)
+            cells, globals_, arrays = _state_of(self.fn)
+            snaps = [(a, a.copy(order="K")) for a in arrays]  # as the call reads them
             rng = _rng_state()
             try:
                 with warnings.catch_warnings(record=True) as caught:
@@ -403,8 +418,11 @@ class Replayed:
             program, values, copy_out = self._finish(trace, out)
             program.meta["signature"] = key
             program.meta["function"] = getattr(self.fn, "__qualname__", repr(self.fn))
-            variant = _Variant(program, type(self).compile(program),
-                               trace.watched_constants(), cells, globals_, copy_out)
+            watched = trace.watched_constants()
+            ids = {id(a) for a, _ in watched}
+            watched += [(a, s) for a, s in snaps if id(a) not in ids]
+            variant = _Variant(program, type(self).compile(program), watched, cells,
+                               globals_, copy_out)
             self.stats.records += 1
             variants = self._cache.setdefault(key, [])
             variants.insert(0, variant)
@@ -423,8 +441,9 @@ class Replayed:
         self.stats._note(self.stats.dynamic_reasons,
                          f"recording failed: {type(e).__name__}: {e}")
         if not isinstance(e, ReplayError):
-            warnings.warn(f"dualrev.replay: recording {getattr(self.fn, '__name__', 'the function')} "
-                          f"failed ({type(e).__name__}: {str(e)[:200]}) where the call "
+            name = getattr(self.fn, "__name__", "the function")
+            why = f"{type(e).__name__}: {str(e)[:200]}"
+            warnings.warn(f"dualrev.replay: recording {name} failed ({why}) where the call "
                           "itself does not; it runs without replay for this signature",
                           ReplayWarning, stacklevel=4)
         return result

@@ -397,3 +397,54 @@ def test_a_recording_that_fails_where_the_call_does_not_falls_back(monkeypatch):
     assert r.stats.dynamic == 2 and r.stats.records == 0
     with pytest.raises(dr.DualrevError, match="scalar output"):  # the user's own error
         dr.replay(dr.grad(lambda x: x * 2))(vec(3))
+
+
+PARAMS = np.array([2.0, 0.5])
+
+
+def _helper(x):
+    return PARAMS[0] * np.sum(np.sin(x)) + GLOBAL_SCALE
+
+
+def _calls_helper(x):
+    return _helper(x) * np.sum(x ** 2)
+
+
+def test_elements_read_from_captured_arrays_and_helpers_globals():
+    global GLOBAL_SCALE
+    g = dr.grad(_calls_helper)
+    r = dr.replay(g)
+    x = vec(3)
+    try:
+        assert_same(r(x), g(x))
+        PARAMS[0] = 3.0  # read as a number (PARAMS[0]), never an operand: still seen
+        assert_same(r(x), g(x))
+        GLOBAL_SCALE = 7.0  # a global of a helper the function calls
+        assert_same(r(x), g(x))
+        assert_same(r(x), g(x))
+    finally:
+        PARAMS[0] = 2.0
+        GLOBAL_SCALE = 2.0
+    assert r.stats.records == 3 and r.stats.replays == 1, r.stats
+
+
+def test_a_work_buffer_written_during_the_call_is_never_replayed_stale():
+    buf = np.zeros(3)
+
+    def f(x):
+        buf[:] = [1.0, 2.0, 3.0]
+        y = np.sum(x * buf)
+        buf[0] = 10.0  # the program must keep what the first product read
+        return y + np.sum(x * buf)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    for x in (vec(3), vec(3, 1), vec(3, 2)):
+        assert_same(r(x), g(x))
+    assert r.stats.replays == 0 and len(r.stats.stale) == 2
+
+
+def test_temporaries_are_not_watched():
+    r = dr.replay(dr.hessian(rosen))
+    r(vec())
+    (variant,) = [v for vs in r._cache.values() for v in vs]
+    assert variant.watched == []  # nothing the user holds: the stale check is free
