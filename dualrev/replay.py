@@ -248,7 +248,8 @@ class Replayed:
 
     def __init__(self, fn: Callable[..., Any], max_variants: int = 8,
                  static_argnums: Sequence[int] | int = (), max_records: int = 16,
-                 allow_random: bool = False, check_stale: bool = True) -> None:
+                 allow_random: bool = False, check_stale: bool = True,
+                 quiet: bool = False) -> None:
         if max_variants < 1:
             raise ValueError("dualrev.replay: max_variants must be at least 1")
         self.fn = fn
@@ -258,6 +259,7 @@ class Replayed:
         self.max_records = max_records
         self.allow_random = allow_random
         self.check_stale = check_stale
+        self.quiet = quiet  # no ReplayWarning for re-recording (dualrev.optimize's use)
         self.stats = ReplayStats()
         self._cache: OrderedDict[Any, list[_Variant]] = OrderedDict()
         self._records: dict[Any, int] = {}  # recordings per signature
@@ -376,11 +378,13 @@ class Replayed:
             n = self._records.get(key, 0)
             if n >= self.max_records:
                 self._dynamic.add(key)
-                warnings.warn(
-                    f"dualrev.replay: {getattr(self.fn, '__name__', 'the function')} was "
-                    f"recorded {n} times for one signature (its guards keep failing or "
-                    "what it reads keeps changing: see .stats); it now runs without "
-                    "replay for that signature", ReplayWarning, stacklevel=3)
+                if not self.quiet:
+                    name = getattr(self.fn, "__name__", "the function")
+                    warnings.warn(
+                        f"dualrev.replay: {name} was recorded {n} times for one signature "
+                        "(its guards keep failing or what it reads keeps changing: see "
+                        ".stats); it now runs without replay for that signature",
+                        ReplayWarning, stacklevel=3)
                 self.stats._note(self.stats.dynamic_reasons, "re-recorded too often")
                 self.stats.dynamic += 1
                 return self.fn(*args, **kwargs)
@@ -440,7 +444,7 @@ class Replayed:
         self.stats.dynamic += 1
         self.stats._note(self.stats.dynamic_reasons,
                          f"recording failed: {type(e).__name__}: {e}")
-        if not isinstance(e, ReplayError):
+        if not isinstance(e, ReplayError) and not self.quiet:
             name = getattr(self.fn, "__name__", "the function")
             why = f"{type(e).__name__}: {str(e)[:200]}"
             warnings.warn(f"dualrev.replay: recording {name} failed ({why}) where the call "
