@@ -273,14 +273,16 @@ class Replayed:
         if key is None:  # a traced argument: inside another transform
             return self.fn(*args, **kwargs)
         variants = self._cache.get(key)
-        if variants is not None:
+        tried = None
+        if variants:
+            tried = variants[0]
             out = self._try(key, variants, [leaves[i] for i in dyn])
             if out is not _MISSING:
                 return out
         if key in self._dynamic:
             self.stats.dynamic += 1
             return self.fn(*args, **kwargs)
-        return self._record(key, args, kwargs, leaves, dyn, treedef)
+        return self._record(key, args, kwargs, leaves, dyn, treedef, tried)
 
     def _try(self, key: Any, variants: list[_Variant], inputs: list[Any]) -> Any:
         """The result of the first recorded variant whose guards hold, or _MISSING."""
@@ -368,10 +370,11 @@ class Replayed:
 
     # ------------------------------------------------------------------ record
     def _record(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                leaves: list[Any], dyn: Sequence[int], treedef: TreeDef | None) -> Any:
+                leaves: list[Any], dyn: Sequence[int], treedef: TreeDef | None,
+                tried: _Variant | None = None) -> Any:
         with self._lock:
             variants = self._cache.get(key)
-            if variants:  # another thread recorded it meanwhile
+            if variants and variants[0] is not tried:  # another thread recorded meanwhile
                 out = self._try(key, variants, [leaves[i] for i in dyn])
                 if out is not _MISSING:
                     return out
@@ -598,9 +601,9 @@ def replay(fn: Callable[..., Any] | None = None, *, max_variants: int = 8,
         >>> print(g(np.array([1.0, 2.0])), g(np.array([3.0, 4.0])))
         [2. 4.] [6. 8.]
         >>> print(g(np.array([-1.0, 0.0])))   # the branch flips: recorded anew
-        [0.54030231 1.        ]
-        >>> print(g.stats.records, g.stats.replays, len(g.stats.guard_failures))
-        2 1 1
+        [0.540302 1.      ]
+        >>> print(g.stats.records, g.stats.replays, g.stats.guard_failures[0].kind)
+        2 1 truth
     """
     if fn is None:
         return functools.partial(replay, max_variants=max_variants,
