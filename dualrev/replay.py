@@ -304,7 +304,7 @@ class Replayed:
                     if v in variants:
                         variants.remove(v)
                         variants.insert(0, v)
-            return self._outputs(v, outs)
+            return self._outputs(v, outs, inputs)
         return _MISSING
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -347,16 +347,21 @@ class Replayed:
                 parts.append((t, _static_key(v)))
         return tuple(parts), leaves, dyn, treedef
 
-    def _outputs(self, v: _Variant, outs: list[Any]) -> Any:
+    def _outputs(self, v: _Variant, outs: list[Any], inputs: list[Any]) -> Any:
         prog = v.program
         res = []
-        for o, t, cp in zip(outs, prog.out_types, v.copy_out, strict=True):
+        # (outputs past the result: the written arguments, see _writeback)
+        for o, t, cp in zip(outs, prog.out_types, v.copy_out, strict=False):
             to = type(o)
             if to is not t:
                 o = _as_type(o, t)
             elif cp and to is ndarray:
                 o = o.copy()
             res.append(o)
+        wb = prog.meta.get("writeback")
+        if wb:  # the call wrote into arrays it was given: so does the replay
+            for k, j in wb:
+                np.copyto(inputs[k], outs[j], casting="unsafe")
         if prog.out_def is LEAF:
             return res[0]
         return tree_unflatten(prog.out_def, res)
@@ -396,6 +401,7 @@ class Replayed:
             staged = list(leaves)
             for i in dyn:
                 staged[i] = trace.input(leaves[i])
+            inputs = [staged[i] for i in dyn]
             a2, k2 = self._rebuild(args, kwargs, staged, treedef)
             cells, globals_, arrays = _state_of(self.fn)
             snaps = [(a, a.copy(order="K")) for a in arrays]  # as the call reads them
@@ -422,7 +428,12 @@ class Replayed:
                     "it was recorded: a replay repeats the recorded draws. "
                     "Pass the draws as arguments, or allow_random=True to silence this",
                     ReplayWarning, stacklevel=3)
-            program, values, copy_out = self._finish(trace, out)
+            try:
+                program, values, copy_out = self._finish(trace, out)
+                program.meta["writeback"] = self._writeback(trace, program, inputs, dyn,
+                                                            leaves)
+            except ReplayError as e:
+                return self._fallback(key, args, kwargs, e)
             program.meta["signature"] = key
             program.meta["function"] = getattr(self.fn, "__qualname__", repr(self.fn))
             watched = trace.watched_constants()
@@ -454,6 +465,29 @@ class Replayed:
                           "itself does not; it runs without replay for this signature",
                           ReplayWarning, stacklevel=4)
         return result
+
+    def _writeback(self, trace: StagingTrace, program: Program, inputs: list[Any],
+                   dyn: Sequence[int], leaves: list[Any]) -> list[tuple[int, int]]:
+        """The arrays given to the call that it wrote into (a staged input rebound by an
+        in-place write: a non-differentiated argument, which the dynamic call writes
+        through to the caller's array): each written value becomes an extra output of
+        the program, copied into the caller's array now and after each replay, as
+        ``(input position, output position)`` pairs."""
+        pairs = []
+        for k, (st, i) in enumerate(zip(inputs, dyn, strict=True)):
+            if type(st) is Staged and st._trace is trace and st._index == trace.inputs[k]:
+                continue  # not written
+            if type(leaves[i]) is not ndarray:
+                continue  # a number: immutable, its name was rebound
+            if type(st) is not Staged or st._trace is not trace:
+                raise ReplayError("the function wrote a traced value into an array "
+                                  "argument that is not differentiated",
+                                  "write into a copy (y = y.copy())")
+            pairs.append((k, len(program.outputs)))
+            program.outputs += (st._index,)
+        for k, _ in pairs:  # (only once none is refused)
+            np.copyto(leaves[dyn[k]], inputs[k].primal, casting="unsafe")
+        return pairs
 
     def _rebuild(self, args: tuple[Any, ...], kwargs: dict[str, Any], staged: list[Any],
                  treedef: TreeDef | None) -> tuple[list[Any], dict[str, Any]]:

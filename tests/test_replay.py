@@ -527,3 +527,28 @@ def test_side_effects_happen_only_while_recording(capsys):
     for x in (vec(2), vec(2, 1), vec(2, 2)):
         r(x)
     assert capsys.readouterr().out == "traced\n"
+
+
+def test_writes_into_arguments_reach_the_callers_arrays():
+    def f(x, y, s):
+        y[0] = 5.0  # a non-differentiated argument: NumPy writes the caller's array
+        t = s
+        s += 1.0  # a 0-d array argument: t sees the write
+        return np.sum(x * y) * t
+
+    def traced_write(x, y):
+        y[0] = x[0]  # a traced value into a plain argument: refused, as without replay
+        return np.sum(x * y)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    for k in range(3):
+        x = vec(2, k)
+        y1, y2 = np.array([1.0, 2.0]) * k, np.array([1.0, 2.0]) * k
+        s1, s2 = np.array(1.0 + k), np.array(1.0 + k)
+        assert_same(r(x, y1, s1), g(x, y2, s2))
+        assert y1.tobytes() == y2.tobytes() and s1.tobytes() == s2.tobytes()
+    assert r.stats.records == 1 and r.stats.replays == 2
+    with pytest.raises(dr.DualrevError) as dynamic:
+        dr.grad(traced_write)(vec(2), np.ones(2))
+    with pytest.raises(type(dynamic.value)):
+        dr.replay(dr.grad(traced_write))(vec(2), np.ones(2))
