@@ -355,7 +355,9 @@ class Replayed:
             to = type(o)
             if to is not t:
                 o = _as_type(o, t)
-            elif cp and to is ndarray:
+            elif to is ndarray and (cp or o.base is not None or not o.flags.writeable):
+                # an input, a constant, a slot returned twice, or a view (of a constant,
+                # perhaps): the caller may write into what it gets
                 o = o.copy()
             res.append(o)
         wb = prog.meta.get("writeback")

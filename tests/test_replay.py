@@ -611,3 +611,4 @@ def test_random_programs_with_flipping_branches_replay_as_the_dynamic_grad():
             REPLAY_RUNS["flips"] += len(r.stats.guard_failures)
     run()
     assert REPLAY_RUNS["replays"] > 0 and REPLAY_RUNS["flips"] > 0, REPLAY_RUNS
+
