@@ -104,6 +104,11 @@ def test_jacobians_and_hessians():
     for t in (dr.jacfwd, dr.jacrev, dr.jacobian, dr.hessian):
         fn = t(f) if t is not dr.hessian else t(f_elem)
         check(fn, (vec(),), (vec(4, 1),), (vec(4, 2),))
+    # more outputs than inputs: jacobian pushes tangents along its tape (Tape.push)
+    wide = dr.jacobian(lambda x: np.concatenate([np.sin(x), x ** 2 * x[0]]))
+    check(wide, (vec(3),), (vec(3, 1),), (vec(3, 2),))
+    # integer and boolean arrays are differentiated as float64, as without replay
+    check(dr.grad(lambda x: np.sum(x ** 2.5)), (np.array([1, 2]),), (np.array([3, 4]),))
 
 
 def test_hvp_and_jvp_closures_and_vjp():
