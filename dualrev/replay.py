@@ -269,7 +269,7 @@ class Replayed:
 
     # ------------------------------------------------------------------ call
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key, leaves, dyn, treedef = self._signature(args, kwargs)
+        key, leaves, dyn, tree = self._signature(args, kwargs)
         if key is None:  # a traced argument: inside another transform
             return self.fn(*args, **kwargs)
         variants = self._cache.get(key)
@@ -282,7 +282,7 @@ class Replayed:
         if key in self._dynamic:
             self.stats.dynamic += 1
             return self.fn(*args, **kwargs)
-        return self._record(key, args, kwargs, leaves, dyn, treedef, tried)
+        return self._record(key, args, kwargs, leaves, dyn, tree, tried)
 
     def _try(self, key: Any, variants: list[_Variant], inputs: list[Any]) -> Any:
         """The result of the first recorded variant whose guards hold, or _MISSING."""
@@ -308,8 +308,9 @@ class Replayed:
         return _MISSING
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """(key, leaves, positions of the staged leaves, treedef); key None when an
-        argument is traced by an enclosing transform."""
+        """(key, leaves, positions of the staged leaves, the pytree the leaves come from
+        (None: the positional arguments are the leaves)); key None when an argument is
+        traced by an enclosing transform."""
         static = self.static_argnums
         if static:
             n = len(args)
@@ -320,32 +321,17 @@ class Replayed:
             stat = ()
             tree = (args, kwargs) if kwargs else args
         if not kwargs and not static and all(type(a) is ndarray for a in args):
-            leaves = list(args)
-            treedef = None
-            parts: list[Any] = [len(args)]
+            fast: list[Any] = [len(args)]
             for a in args:
-                parts.append(a.shape)
-                parts.append(a.dtype)
-            return tuple(parts), leaves, range(len(leaves)), treedef
-        leaves, treedef = tree_flatten(tree)
-        parts = [treedef, stat]
-        dyn = []
-        for i, v in enumerate(leaves):
-            t = type(v)
-            if t is ndarray:
-                parts.append((t, v.shape, v.dtype))
-                dyn.append(i)
-            elif t is float or isinstance(v, _DYNAMIC_SCALARS):
-                parts.append(t)
-                dyn.append(i)
-            elif isinstance(v, Tracer):
-                return None, leaves, dyn, treedef
-            elif isinstance(v, ndarray):
-                raise ReplayError(f"an argument is a {type(v).__name__} (an ndarray "
-                                  "subclass)", "pass np.asarray(x)")
-            else:
-                parts.append((t, _static_key(v)))
-        return tuple(parts), leaves, dyn, treedef
+                fast.append(a.shape)
+                fast.append(a.dtype)
+            return tuple(fast), list(args), range(len(args)), None
+        leaves: list[Any] = []
+        parts = [stat]
+        dyn: list[int] = []
+        if not _walk(tree, leaves, parts, dyn):
+            return None, leaves, dyn, None  # a traced argument
+        return tuple(parts), leaves, dyn, tree
 
     def _outputs(self, v: _Variant, outs: list[Any], inputs: list[Any]) -> Any:
         prog = v.program
@@ -377,7 +363,7 @@ class Replayed:
 
     # ------------------------------------------------------------------ record
     def _record(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                leaves: list[Any], dyn: Sequence[int], treedef: TreeDef | None,
+                leaves: list[Any], dyn: Sequence[int], tree: Any,
                 tried: _Variant | None = None) -> Any:
         with self._lock:
             variants = self._cache.get(key)
@@ -404,6 +390,7 @@ class Replayed:
             for i in dyn:
                 staged[i] = trace.input(leaves[i])
             inputs = [staged[i] for i in dyn]
+            treedef = None if tree is None else tree_flatten(tree)[1]
             a2, k2 = self._rebuild(args, kwargs, staged, treedef)
             cells, globals_, arrays = _state_of(self.fn)
             snaps = [(a, a.copy(order="K")) for a in arrays]  # as the call reads them
@@ -570,6 +557,58 @@ def _reissue(caught: list[Any]) -> None:
 
 def _same_rng(a: ndarray, b: ndarray) -> bool:
     return a.tobytes() == b.tobytes()
+
+
+def _walk(x: Any, leaves: list[Any], parts: list[Any], dyn: list[int]) -> bool:
+    """Append the leaves of the pytree ``x`` (in ``tree_flatten``'s order) to ``leaves``,
+    its signature to ``parts`` (structure; an array's shape and dtype; a float's type;
+    a static leaf's value or identity) and the positions of the staged leaves to
+    ``dyn``; False at a traced leaf. Cheaper than ``tree_flatten`` and a ``TreeDef``'s
+    hash, which a replay would otherwise pay at every call."""
+    t = type(x)
+    if t is ndarray:
+        dyn.append(len(leaves))
+        leaves.append(x)
+        parts.append(ndarray)
+        parts.append(x.shape)
+        parts.append(x.dtype)
+        return True
+    if t is float:
+        dyn.append(len(leaves))
+        leaves.append(x)
+        parts.append(float)
+        return True
+    if t is tuple or t is list or (isinstance(x, tuple) and hasattr(x, "_fields")):
+        parts.append(t)
+        parts.append(len(x))
+        return all(_walk(v, leaves, parts, dyn) for v in x)
+    if t is dict:
+        keys = sorted(x)
+        parts.append(dict)
+        parts.append(tuple(keys))
+        return all(_walk(x[k], leaves, parts, dyn) for k in keys)
+    if x is None:
+        parts.append(None)
+        return True
+    if isinstance(x, Tracer):
+        return False
+    if isinstance(x, _DYNAMIC_SCALARS):
+        dyn.append(len(leaves))
+        leaves.append(x)
+        parts.append(t)
+        return True
+    if isinstance(x, ndarray):
+        raise ReplayError(f"an argument is a {t.__name__} (an ndarray subclass)",
+                          "pass np.asarray(x)")
+    if isinstance(x, (tuple, list, dict)):  # subclasses tree_flatten reads as containers
+        parts.append(t)
+        leaves_, treedef = tree_flatten(x)
+        parts.append(treedef)
+        return all(_walk(v, leaves, parts, dyn) for v in leaves_)
+    leaves.append(x)
+    parts.append(t)
+    parts.append(_static_key(x))
+    return True
 
 
 def _static_key(v: Any) -> Any:
