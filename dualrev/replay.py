@@ -264,6 +264,7 @@ class Replayed:
         self._cache: OrderedDict[Any, list[_Variant]] = OrderedDict()
         self._records: dict[Any, int] = {}  # recordings per signature
         self._dynamic: set[Any] = set()  # signatures given up on
+        self._thrashing = False  # new signatures run dynamically (see _check_thrash)
         self._lock = threading.RLock()
         functools.update_wrapper(self, fn)
 
@@ -279,7 +280,7 @@ class Replayed:
             out = self._try(key, variants, [leaves[i] for i in dyn])
             if out is not _MISSING:
                 return out
-        if key in self._dynamic:
+        if key in self._dynamic or (self._thrashing and variants is None):
             self.stats.dynamic += 1
             return self.fn(*args, **kwargs)
         return self._record(key, args, kwargs, leaves, dyn, tree, tried)
@@ -431,11 +432,31 @@ class Replayed:
             variant = _Variant(program, type(self).compile(program), watched, cells,
                                globals_, copy_out)
             self.stats.records += 1
+            self._check_thrash()
             variants = self._cache.setdefault(key, [])
             variants.insert(0, variant)
             self._cache.move_to_end(key)
             self._evict()
             return values
+
+    def _check_thrash(self) -> None:
+        """Recording at nearly every call (a static argument that changes at each call,
+        a new lambda each time, or guards that keep failing across signatures) costs
+        more than running dynamically: past ``2 * max_records`` recordings with fewer
+        replays than recordings, new signatures run dynamically (with one warning)."""
+        s = self.stats
+        if self._thrashing or s.records <= 2 * self.max_records or s.replays >= s.records:
+            return
+        self._thrashing = True
+        self.stats._note(self.stats.dynamic_reasons, "recording at nearly every call")
+        if not self.quiet:
+            name = getattr(self.fn, "__name__", "the function")
+            warnings.warn(
+                f"dualrev.replay: {name} records at nearly every call ({s.records} "
+                f"recordings, {s.replays} replays: a static argument that changes at each "
+                "call, such as a new lambda, or values that keep failing its guards); "
+                "calls with new signatures now run without replay", ReplayWarning,
+                stacklevel=4)
 
     def _fallback(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                   e: Exception) -> Any:
@@ -541,6 +562,7 @@ class Replayed:
             self._cache.clear()
             self._records.clear()
             self._dynamic.clear()
+            self._thrashing = False
 
     @property
     def programs(self) -> list[Program]:
@@ -611,13 +633,30 @@ def _walk(x: Any, leaves: list[Any], parts: list[Any], dyn: list[int]) -> bool:
     return True
 
 
+class _Ident:
+    """An unhashable static argument in a signature, by identity; the key holds it, so
+    its id cannot be reused by another object while the recording is cached."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Ident and other.obj is self.obj
+
+
 def _static_key(v: Any) -> Any:
-    """A static leaf's part of the signature: its value where it is hashable (ints,
-    strings, None, tuples of them), else its identity (callables, objects)."""
+    """A static leaf's part of the signature: itself where it is hashable (ints,
+    strings, None, tuples of them by value; functions and most objects by identity),
+    else its identity (the key keeps a reference either way)."""
     try:
         hash(v)
     except TypeError:
-        return ("id", id(v))
+        return _Ident(v)
     return v
 
 

@@ -617,3 +617,22 @@ def test_random_programs_with_flipping_branches_replay_as_the_dynamic_grad():
     run()
     assert REPLAY_RUNS["replays"] > 0 and REPLAY_RUNS["flips"] > 0, REPLAY_RUNS
 
+
+
+def test_static_callables_by_identity_and_thrashing():
+    def f(x, h):
+        return np.sum(h(x))
+    g = dr.grad(f)
+    r = dr.replay(g, max_records=2)
+    square = lambda t: t ** 2  # noqa: E731
+    assert_same(r(vec(3), square), g(vec(3), square))
+    assert_same(r(vec(3, 1), square), g(vec(3, 1), square))
+    assert r.stats.records == 1 and r.stats.replays == 1
+    # a new lambda per call: a new signature each time (never another's program, even
+    # where CPython reuses a freed lambda's id), then dynamic calls after a warning
+    with pytest.warns(dr.ReplayWarning, match="nearly every call"):
+        for k in range(8):
+            h = lambda t, k=k: t ** (k + 2)  # noqa: E731
+            assert_same(r(vec(3), h), g(vec(3), h))
+    assert r.stats.dynamic > 0
+    assert_same(r(vec(3, 2), square), g(vec(3, 2), square))  # still replayed
