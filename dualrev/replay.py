@@ -406,11 +406,12 @@ class Replayed:
                 return self._fallback(key, args, kwargs, e)
             trace.finish()
             _reissue(caught)
-            if caught:
-                # a warning is a side effect of values (a non-finite derivative, a
-                # division by zero): a replay would not give it, so nothing is kept
+            lost = [w for w in caught if not _reproduced(w)]
+            if lost:
+                # a warning of the Python code (a non-finite derivative, the user's own):
+                # a replay would not give it, so nothing is kept
                 self.stats._note(self.stats.dynamic_reasons,
-                                 f"warned while recording: {caught[0].category.__name__}")
+                                 f"warned while recording: {lost[0].category.__name__}")
                 return self._finish(trace, out)[1]
             if not self.allow_random and not _same_rng(rng, _rng_state()):
                 warnings.warn(
@@ -568,6 +569,13 @@ class Replayed:
     def programs(self) -> list[Program]:
         """The recorded programs, most recently used signature last."""
         return [v.program for vs in self._cache.values() for v in vs]
+
+
+def _reproduced(w: Any) -> bool:
+    """Whether a replay gives the warning ``w`` again: NumPy's floating-point warnings
+    (a RuntimeWarning raised in an operation: division by zero, overflow) come from the
+    operations the program runs, and come again."""
+    return issubclass(w.category, RuntimeWarning) and library_file(w.filename)
 
 
 def _reissue(caught: list[Any]) -> None:

@@ -32,6 +32,7 @@ from .forward import Dual, FinishedForwardTrace, ForwardTrace
 from .primitive import (
     FLOAT64_SCALARS,
     Tracer,
+    concrete,
     dtype_of,
     peek,
     shape_of,
@@ -968,9 +969,7 @@ def _finite(tree: Any) -> bool:
 
 
 def _plain(v: Any) -> Any:
-    while isinstance(v, Tracer):
-        v = v.primal
-    return v
+    return concrete(v)  # (a dr.replay recording relies on the value: an "equal" guard)
 
 
 def _same_values(a: list[Any], b: list[Any]) -> bool:

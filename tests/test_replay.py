@@ -636,3 +636,17 @@ def test_static_callables_by_identity_and_thrashing():
             assert_same(r(vec(3), h), g(vec(3), h))
     assert r.stats.dynamic > 0
     assert_same(r(vec(3, 2), square), g(vec(3, 2), square))  # still replayed
+
+
+def test_the_careful_path_replays_with_its_decisions_guarded():
+    # a masked singular branch: the plain pass gives nan, the careful pass (strong zeros)
+    # a finite gradient without a warning, so that recording is kept and replayed
+    f = dr.grad(lambda x: np.sum(np.tril(np.sqrt((x[:, None] - x[None, :]) ** 2), -1)))
+    r = dr.replay(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dr.NonFiniteDerivativeWarning)
+        for x in (np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0, 2.0]),
+                  np.array([0.5, 0.25, 4.0]), np.array([1.0, 2.0, 3.0])):
+            assert_same(r(x), f(x))
+    assert r.stats.records >= 1 and r.stats.replays >= 1, r.stats
+    assert not r.stats.dynamic_reasons
