@@ -326,6 +326,8 @@ class Replayed:
             for a in args:
                 fast.append(a.shape)
                 fast.append(a.dtype)
+                fl = a.flags
+                fast.append(fl.c_contiguous or (fl.f_contiguous and "F"))
             return tuple(fast), list(args), range(len(args)), None
         leaves: list[Any] = []
         parts = [stat]
@@ -602,6 +604,10 @@ def _walk(x: Any, leaves: list[Any], parts: list[Any], dyn: list[int]) -> bool:
         parts.append(ndarray)
         parts.append(x.shape)
         parts.append(x.dtype)
+        # the layout: whether a view function gives a view or a copy (NumPy's aliasing,
+        # which in-place writes follow) depends on it
+        fl = x.flags
+        parts.append(fl.c_contiguous or (fl.f_contiguous and "F"))
         return True
     if t is float:
         dyn.append(len(leaves))
