@@ -207,8 +207,12 @@ class StagingTrace:
 
 # With CPython, an array referred to only by the recording (its const_ids and snapshots
 # entries, the loop's variable and getrefcount's argument) is private to it; other
-# interpreters watch every array.
-_PRIVATE_REFS = 4 if sys.implementation.name == "cpython" else 0
+# interpreters watch every array. (A base shared by two private views counts as held
+# elsewhere: watched, which costs a comparison and is never wrong.)
+# From 3.14 the interpreter may not count the references on its own stack, so a count
+# could no longer prove an array private (as for reverse.py's elided temporaries).
+_PRIVATE_REFS = (4 if sys.implementation.name == "cpython" and sys.version_info < (3, 14)
+                 else 0)
 
 
 def _unwritable(a: ndarray) -> bool:

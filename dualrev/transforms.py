@@ -198,6 +198,10 @@ def _distinct(values: list[Any]) -> list[Any]:
             if id(v) in seen or not v.flags.writeable:
                 v = v.copy()
             seen.add(id(v))
+        elif type(v) is Staged and type(v.primal) is np.ndarray and (
+                id(v) in seen or not v.primal.flags.writeable):
+            v = v.copy()  # (a dr.replay recording: the copy is an operation of its own)
+            seen.add(id(v))
         out.append(v)
     return out
 
