@@ -733,3 +733,14 @@ def test_a_sample_of_the_conformance_cases_replays(shortcuts):
                 assert r.stats.replays >= 1 and not r.stats.dynamic, (cid, r.stats)
                 n += 1
     assert n > 50
+
+
+def test_nested_replays():
+    inner = dr.replay(dr.grad(lambda x: np.sum(np.sin(x) ** 2)))
+    plain_inner = dr.grad(lambda x: np.sum(np.sin(x) ** 2))
+    outer = dr.replay(lambda x: inner(x) * 2 + x)
+    for s in range(3):
+        x = vec(3, s)
+        assert_same(outer(x), plain_inner(x) * 2 + x)
+    assert outer.stats.records == 1 and outer.stats.replays == 2
+    assert inner.stats.records == 0  # it ran inside the outer recording, dynamically
