@@ -107,9 +107,12 @@ class StagingTrace:
         s = self.n
         self.n += 1
         if isinstance(value, ndarray):
-            snap = np.array(value, copy=True, order="K", subok=False)
-            self.consts[s] = snap
-            self.snapshots.append((value, snap))
+            if type(value) is ndarray and _read_only_memory(value):
+                self.consts[s] = value  # nobody can write it (the cached identity)
+            else:
+                snap = copy_laid_out(value)
+                self.consts[s] = snap
+                self.snapshots.append((value, snap))
         else:
             self.consts[s] = value
         self.const_ids[id(value)] = (value, s)
@@ -237,6 +240,35 @@ class StagingTrace:
 # could no longer prove an array private (as for reverse.py's elided temporaries).
 _PRIVATE_REFS = (4 if sys.implementation.name == "cpython" and sys.version_info < (3, 14)
                  else 0)
+
+
+def _read_only_memory(a: ndarray) -> bool:
+    """Whether the memory under ``a`` is owned by a read-only array (writes through no
+    view of it are possible)."""
+    while isinstance(a.base, ndarray):
+        a = a.base
+    return a.base is None and not a.flags.writeable
+
+
+def copy_laid_out(a: ndarray) -> ndarray:
+    """A copy of ``a`` with its memory layout (C or Fortran order, or the same strides
+    for a strided view): operations on it round as they did on ``a`` (BLAS and SciPy
+    take other paths for other layouts)."""
+    if a.flags.c_contiguous or a.flags.f_contiguous or not a.size:
+        return np.array(a, copy=True, order="K", subok=False)
+    lo = hi = 0
+    for n, st in zip(a.shape, a.strides, strict=True):
+        if st < 0:
+            lo += (n - 1) * st
+        else:
+            hi += (n - 1) * st
+    extent = hi - lo + a.itemsize
+    if extent > 16 * a.nbytes:  # a sparse view of a large array: compact instead
+        return np.array(a, copy=True, order="K", subok=False)
+    buf = np.empty(extent, np.uint8)
+    out = np.ndarray(a.shape, a.dtype, buffer=buf, offset=-lo, strides=a.strides)
+    out[...] = a
+    return out
 
 
 def _unwritable(a: ndarray) -> bool:
