@@ -37,6 +37,10 @@ ndarray = np.ndarray
 _DYNAMIC_SCALARS = (float, complex, np.floating, np.complexfloating)
 
 
+#: what a recorded call may return besides staged values (others run dynamically)
+_OUTPUT_TYPES = (ndarray, np.generic, int, float, complex, bool, str, bytes)
+
+
 def _compile_default(program: Program) -> Callable[[Sequence[Any]], list[Any]]:
     """The default runner of a recorded program: the reference interpreter."""
     return program.run
@@ -571,6 +575,11 @@ class Replayed:
             elif isinstance(o, Tracer):
                 raise ReplayError("the function returned a traced value of another "
                                   "transform", "return plain results")
+            elif not isinstance(o, _OUTPUT_TYPES):
+                # a pullback, a closure, an object: it may hold the recording's values
+                # (a vjp's tape), which a replay could not give it afresh
+                raise ReplayError(f"the function returned a {type(o).__name__}",
+                                  "return arrays and numbers")
             else:
                 s = trace.const(o)
                 p = o

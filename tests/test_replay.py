@@ -818,3 +818,17 @@ def test_random_programs_under_the_vector_transforms(shortcuts):
 
     with dr.config.shortcuts(shortcuts):
         run()
+
+
+def test_a_returned_pullback_runs_dynamically():
+    def f(x):
+        return dr.vjp(lambda z: np.sin(z) * z, x)  # (value, pullback)
+    r = dr.replay(f)
+    for s in range(2):
+        x = vec(3, s)
+        y, pull = r(x)
+        y2, pull2 = f(x)
+        assert_same(y, y2)
+        assert_same(pull(np.ones(3)), pull2(np.ones(3)))
+    assert r.stats.records == 0 and r.stats.dynamic == 2
+    assert "returned a function" in r.stats.dynamic_reasons[0]
