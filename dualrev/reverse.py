@@ -36,11 +36,13 @@ from .primitive import (
     Trace,
     Tracer,
     bind,
+    concrete,
     dtype_of,
     is_complex,
     shape_of,
     unbroadcast,
 )
+from .staging import Staged
 from .tracer import (
     DRAWING,
     TracedBase,
@@ -224,6 +226,8 @@ class Tape(Trace):
                         parents.append((i, a._index, (), True))
                     elif tp is ndarray and p.dtype.char == "d":
                         parents.append((i, a._index, p.shape, True))
+                    elif tp is Staged and _float64(p.primal):  # (under dr.replay)
+                        parents.append((i, a._index, shape_of(p), True))
                     else:
                         parents.append((i, a._index, shape_of(p), cotangent.kind(p)))
                 a = p
@@ -452,7 +456,7 @@ def backward_pass(nodes: list[Entry], seeds: dict[int, Any], keep: bool = False,
                 if type(d) is arr and d.dtype.char == "d":
                     if (_ELIDE and getrefcount(d) <= 2 and d.base is None
                             and tg is arr and d.shape == g.shape and d.flags.writeable):
-                        c = np.multiply(d, g, out=d)  # d is a temporary: see pull_partials
+                        c = np.multiply(g, d, out=d)  # d is a temporary: see pull_partials
                     else:
                         c = g * d
                     if c.shape != shape:
@@ -540,8 +544,10 @@ def pull_partials(prim: Primitive, argpos: int, g: Any, ans: Any, primals: Any,
             and d.base is None and d.shape == g.shape and d.dtype == g.dtype
             and d.flags.writeable):
         # d is a temporary nobody else can see (NumPy's own temporary elision test):
-        # multiply into it instead of allocating again
-        c = np.multiply(d, g, out=d)
+        # multiply into it instead of allocating again; g * d in the order of the
+        # general branch (a complex product with FMA is not commutative to the bit, and
+        # a dr.replay recording takes the general branch)
+        c = np.multiply(g, d, out=d)
     elif type(g) is Batched and not isinstance(d, Tracer):
         c = scale(g, d)  # a batch of cotangents times a plain partial
         raw = c.primal
@@ -589,9 +595,16 @@ def _fit(c: Any, shape: tuple[int, ...], kind: Any) -> Any:
         if shape == ():
             return c if kind is True else cotangent.project(c, kind)
         c = unbroadcast(c, shape)
+    elif tc is Staged and kind is True and _float64(c.primal):  # (under dr.replay)
+        return c if shape_of(c) == shape else unbroadcast(c, shape)
     elif shape_of(c) != shape:
         c = unbroadcast(c, shape)
     return cotangent.project(c, kind)
+
+
+def _float64(p: Any) -> bool:
+    """Whether the plain ``p`` is a float64 scalar or array (a real cotangent kind)."""
+    return type(p) in FLOAT64_SCALARS or (type(p) is ndarray and p.dtype.char == "d")
 
 
 
@@ -699,15 +712,17 @@ def linear_transpose(linear: Any, x: Any, ct: Any) -> Any:
 # runs on the normal path.
 
 def _plain_value(v: Any) -> Any:
-    """The plain NumPy value under every level of tracing (batches keep their axes)."""
-    while isinstance(v, Tracer):
-        v = v.primal
-    return v
+    """The plain NumPy value under every level of tracing (batches keep their axes; a
+    dr.replay recording relies on it: an "equal" guard)."""
+    return concrete(v)
 
 
 def all_finite(v: Any) -> bool:
-    """Whether the plain value under ``v`` (any tracing levels) is finite everywhere."""
+    """Whether the plain value under ``v`` (any tracing levels) is finite everywhere (a
+    staged value records the answer as a guard of its dualrev.replay recording)."""
     while isinstance(v, Tracer):
+        if v._staged:
+            return v.freeze_finite()  # type: ignore[attr-defined]
         v = v.primal
     tv = type(v)
     if tv in FLOAT64_SCALARS:

@@ -253,6 +253,8 @@ def no_derivative(x: Any) -> Any:
     made by np.zeros in the user's code and what is computed from it alone
     (dualrev/buffers.py)."""
     while isinstance(x, Tracer):
+        if x._staged:  # a replay's recorded value: it converts, recording a guard
+            return x
         if not x._no_derivative_here():
             return NO_PLAIN_VALUE
         x = x.primal

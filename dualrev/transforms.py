@@ -29,8 +29,17 @@ from .errors import (
     TracerConversionError,
 )
 from .forward import Dual, FinishedForwardTrace, ForwardTrace
-from .primitive import FLOAT64_SCALARS, Tracer, concrete, dtype_of, shape_of, unwrap_derivatives
+from .primitive import (
+    FLOAT64_SCALARS,
+    Tracer,
+    concrete,
+    dtype_of,
+    peek,
+    shape_of,
+    unwrap_derivatives,
+)
 from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
+from .staging import Staged
 from .tracer import new_level, transform_entered, transform_exited
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
 
@@ -189,6 +198,10 @@ def _distinct(values: list[Any]) -> list[Any]:
             if id(v) in seen or not v.flags.writeable:
                 v = v.copy()
             seen.add(id(v))
+        elif type(v) is Staged and type(v.primal) is np.ndarray and (
+                id(v) in seen or not v.primal.flags.writeable):
+            v = v.copy()  # (a dr.replay recording: the copy is an operation of its own)
+            seen.add(id(v))
         out.append(v)
     return out
 
@@ -221,7 +234,7 @@ def _check_output(o: Any, what: str, trace: Any) -> None:
             f"dualrev: {what} needs a function returning numbers or arrays (or pytrees of "
             f"them: tuples, lists, dicts), but it returned a {type(o).__name__}: {o!r:.80}")
     if type(o) is not np.ndarray:
-        _refuse_subclass(concrete(o), f"an output of the function given to {what}")
+        _refuse_subclass(peek(o), f"an output of the function given to {what}")
     if _dtype_of(o).kind not in "fc":
         raise DualrevError(
             f"dualrev: {what} needs floating-point outputs, but the function returned a "
@@ -298,12 +311,15 @@ def _zeros(shape: tuple[int, ...], like: Any = None) -> np.ndarray:
 
 
 def _result(x: Any) -> Any:
-    """A plain scalar result as a NumPy float, arrays and tracers as they are."""
+    """A plain scalar result as a NumPy float, arrays and tracers as they are (a value of
+    a dr.replay recording as the plain value it stands for: its 0-d array indexed)."""
     if isinstance(x, np.ndarray):
         if x.ndim == 0:
             return x[()]
         if type(x) is PlainInput:  # a non-differentiated argument returned: the caller's
             return x.plain()
+    elif type(x) is Staged and type(x.primal) is np.ndarray and not x.primal.ndim:
+        return x[()]
     return x
 
 
@@ -969,9 +985,7 @@ def _finite(tree: Any) -> bool:
 
 
 def _plain(v: Any) -> Any:
-    while isinstance(v, Tracer):
-        v = v.primal
-    return v
+    return concrete(v)  # (a dr.replay recording relies on the value: an "equal" guard)
 
 
 def _same_values(a: list[Any], b: list[Any]) -> bool:
@@ -1138,6 +1152,7 @@ def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
         [ 6. 12.]
     """
 
+    @functools.wraps(f)  # (__wrapped__: dualrev.replay checks f's closure and globals)
     def h(*args_and_v: Any, **kwargs: Any) -> Any:
         *args, v = args_and_v
         nums, single = _argnums(argnums, len(args))

@@ -44,9 +44,9 @@ LAYERS: list[set[str]] = [
      "dualrev.levels", "dualrev.inplace", "dualrev.indexing", "dualrev.cast", "dualrev.at",
      "dualrev.scipy_dispatch"},
     {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom",
-     "dualrev.buffers"},
+     "dualrev.buffers", "dualrev.staging"},
     {"dualrev.catalogue.*"},
-    {"dualrev.transforms"},
+    {"dualrev.transforms", "dualrev.replay"},
     {"dualrev.optimize", "dualrev.implicit", "dualrev.integrate", "dualrev.sparse",
      "dualrev.testing.*", "dualrev.graph", "dualrev.drawing.*", "dualrev"},
 ]
