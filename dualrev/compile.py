@@ -46,7 +46,30 @@ from . import config
 from .primitive import PLAIN_SCALARS, Primitive, apply_plain
 from .program import Guard, GuardFailed, Op, Program, _all_finite, same_value
 
-__all__ = ["FOLD_MAX_BYTES", "MATH_FUNCTIONS", "Runner", "compile_program"]
+__all__ = ["FOLD_MAX_BYTES", "MATH_FUNCTIONS", "Runner", "compile_program", "register_inline"]
+
+#: the form of a primitive's line: ``form(out, args, params, seen, name)`` returns source
+#: statements assigning ``out`` (or None: call the implementation). ``args`` are the
+#: arguments' source, ``seen`` their ``_Seen`` (type, shape, dtype), ``name(obj)`` a
+#: namespace name holding ``obj``.
+InlineForm = Callable[[str, list[str], dict[str, Any], list[Any], Callable[[Any], str]],
+                      str | None]
+_INLINE: dict[Primitive, InlineForm] = {}
+
+
+def register_inline(prim: Primitive, form: InlineForm) -> None:
+    """Let compiled programs run ``prim`` as the source ``form`` gives (for example
+    ``x[idx]`` for getitem), which must compute exactly what ``prim.impl`` computes on
+    arguments of the types seen. Called by the catalogue where the primitive is declared.
+
+    Example:
+        >>> from dualrev.compile import register_inline
+        >>> from dualrev.primitive import Primitive
+        >>> twice = Primitive("twice", lambda x: x + x)
+        >>> register_inline(twice, lambda out, args, params, seen, name:
+        ...                 f"{out} = {args[0]} + {args[0]}")
+    """
+    _INLINE[prim] = form
 
 #: folded constants larger than this are computed on every run instead (memory held per
 #: cached program against time saved)
@@ -281,7 +304,8 @@ class _Emitter:
     def __init__(self) -> None:
         self.namespace: dict[str, Any] = {
             "GuardFailed": GuardFailed, "same_value": same_value, "all_finite": _all_finite,
-            "math": math, "float64": np.float64, "bool_": np.bool_, "shape": np.shape}
+            "math": math, "float64": np.float64, "bool_": np.bool_, "shape": np.shape,
+            "add_reduce": np.add.reduce, "zeros": np.zeros}
         self.by_id: dict[int, str] = {}
         self.lines: list[str] = []
 
@@ -311,6 +335,8 @@ class _Emitter:
             return repr(value)
         if t in (int, bool, type(None)) or (t is str and value.isidentifier()):
             return repr(value)
+        if t is tuple and len(value) < 8 and all(type(x) is int for x in value):
+            return repr(value)  # a shape: the tuple is a constant of the code object
         return self.name(value, hint)
 
 
@@ -480,6 +506,13 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
         impl = _impl_name(em, op)
         params = "".join(f", {k}={em.literal(p, f'{op.prim.name}_{k}')}"
                          for k, p in op.params.items())
+        inline = _INLINE.get(op.prim) if form == "call" and shortcuts else None
+        if inline is not None:
+            src = inline(names[out], [use(a) for a in args], op.params, [seen[a] for a in args],
+                         lambda obj: em.literal(obj, op.prim.name))
+            if src is not None:
+                lines.extend(src.split("\n"))
+                form = "inline"
         if form == "call":
             argsrc = [use(a) for a in args]
             extra = ""
@@ -492,7 +525,7 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
             lines.append(f"{names[out]} = {impl}({', '.join(argsrc)}{params}{extra})")
             if _fresh(op.prim, op.params) and seen[out].type is np.ndarray:
                 owned.add(out)
-        else:
+        elif form != "inline":
             held_args = [use(a, True) for a in args]
             fallback = f"{impl}({', '.join(held_args)}{params})"
             lines.append(_scalar_line(form, detail, names[out], held_args, fallback, em))
@@ -623,6 +656,9 @@ def _guard_line(em: _Emitter, guard: Guard, src: str, held: str | None, seen: _S
         test = src
     elif kind == "finite" and held == "float":
         test = f"math.isfinite({src}) is not {bool(exp)}"
+    elif kind == "finite" and exp is True and seen.type is np.ndarray and seen.dtype.kind == "f":
+        # a finite sum proves every element finite; an overflowing one asks element-wise
+        test = f"not (math.isfinite(add_reduce({src}, None)) or all_finite({src}))"
     elif kind == "equal" and held == "float" and type(exp) in _FLOATS and exp == exp \
             and exp != 0:
         test = f"{src} != {em.literal(float(exp), 'e')}"
