@@ -33,6 +33,7 @@ dtype of every value, and compiles from what it saw. On that knowledge the compi
 
 from __future__ import annotations
 
+import functools
 import keyword
 import math
 import operator
@@ -509,7 +510,7 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
         inline = _INLINE.get(op.prim) if form == "call" and shortcuts else None
         if inline is not None:
             src = inline(names[out], [use(a) for a in args], op.params, [seen[a] for a in args],
-                         lambda obj: em.literal(obj, op.prim.name))
+                         functools.partial(em.literal, hint=op.prim.name))
             if src is not None:
                 lines.extend(src.split("\n"))
                 form = "inline"
