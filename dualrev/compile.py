@@ -387,7 +387,7 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
                 continue
         if pure:
             try:
-                key = (id(op.prim), args, _param_key(op.params))
+                key = (id(op.prim), args, _param_key(op.params) if op.params else ())
                 hash(key)
             except TypeError:
                 key = None
