@@ -109,19 +109,20 @@ scatter_p = Primitive("scatter_add", _scatter_impl)
 # Replayed programs (dualrev/compile.py) index inline and scatter without the impl's frame
 def _gather_source(out: str, args: list[str], params: dict[str, Any], seen: list[Any],
                    name: Any) -> str | None:
-    if params["nb"] or seen[0].type is float:
+    nb, idx = params["nb"], params["idx"]
+    if seen[0].type is float or (nb and not is_basic(idx)):
         return None
-    return f"{out} = {args[0]}[{name(params['idx'])}]"
+    return f"{out} = {args[0]}[{name((slice(None),) * nb + idx)}]"
 
 
 def _scatter_source(out: str, args: list[str], params: dict[str, Any], seen: list[Any],
                     name: Any) -> str | None:
-    idx = params["idx"]
-    if params["nb"] or seen[0].type is not np.ndarray or seen[0].dtype.kind not in "fc" \
-            or not is_basic(idx):
+    nb, idx = params["nb"], params["idx"]
+    if seen[0].type is not np.ndarray or seen[0].dtype.kind not in "fc" or not is_basic(idx):
         return None
-    return (f"{out} = zeros({name(tuple(params['shape']))}, {name(seen[0].dtype)}); "
-            f"{out}[{name(idx)}] = {args[0]}")
+    shape = seen[0].shape[:nb] + tuple(params["shape"])
+    return (f"{out} = zeros({name(shape)}, {name(seen[0].dtype)}); "
+            f"{out}[{name((slice(None),) * nb + idx)}] = {args[0]}")
 
 
 register_inline(gather_p, _gather_source)
