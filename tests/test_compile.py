@@ -415,3 +415,71 @@ def test_random_programs_with_math(case):
             for a, b in zip(got, want, strict=True):
                 assert type(a) is type(b)
                 np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-300, equal_nan=True)
+
+
+# ---------------------------------------------------------------------------- real recordings
+def _rosen(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def _loop(y):
+    for _ in range(20):
+        y = np.sin(y) * 1.0001 + 0.001
+    return y
+
+
+_A = np.random.default_rng(3).standard_normal((4, 4))
+_X = np.random.default_rng(4).standard_normal((6, 3))
+
+
+def _mlp(w):
+    W1 = np.reshape(w[:6], (3, 2))
+    r = np.tanh(_X @ W1) @ w[6:] - 1.0
+    return np.mean(r * r)
+
+
+def _branchy(x):
+    s = np.sum(x)
+    return np.sum(np.exp(x)) if s > 0 else np.sum(x ** 3)
+
+
+RECORDED = {
+    "grad rosen": (lambda: dualrev.grad(_rosen), lambda r: r.uniform(-1, 1, 6)),
+    "value_and_grad rosen": (lambda: dualrev.value_and_grad(_rosen), lambda r: r.uniform(-1, 1, 5)),
+    "grad scalar loop": (lambda: dualrev.grad(_loop), lambda r: float(r.uniform(-1, 1))),
+    "hessian mlp": (lambda: dualrev.hessian(_mlp), lambda r: r.standard_normal(8)),
+    "jacobian tanh": (lambda: dualrev.jacobian(lambda x: np.tanh(_A @ x)),
+                      lambda r: r.standard_normal(4)),
+    "jacfwd tanh": (lambda: dualrev.jacfwd(lambda x: np.tanh(_A @ x)),
+                    lambda r: r.standard_normal(4)),
+    "vmap grad": (lambda: dualrev.vmap(dualrev.grad(lambda x: np.sum(np.sin(x) * x))),
+                  lambda r: r.standard_normal((3, 4))),
+    "grad branchy": (lambda: dualrev.grad(_branchy), lambda r: r.standard_normal(5)),
+}
+
+
+@pytest.mark.parametrize("name", list(RECORDED))
+def test_recorded_programs(name):
+    """Programs dr.replay records from real transforms: compiled == Program.run bit for
+    bit (NumPy's functions everywhere), and the replay == the dynamic transform."""
+    make, draw = RECORDED[name]
+    rng = np.random.default_rng(11)
+    replayed = dualrev.replay(make())
+    for _ in range(4):
+        x = draw(rng)
+        got = replayed(x)
+        want = make()(x)
+        for a, b in zip(np.atleast_1d(got) if not isinstance(got, tuple) else got,
+                        np.atleast_1d(want) if not isinstance(want, tuple) else want,
+                        strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    assert replayed.stats.replays >= 1
+    saved = dict(comp.MATH_FUNCTIONS)
+    comp.MATH_FUNCTIONS.clear()
+    try:
+        for program in replayed.programs:
+            runner = compile_program(program)
+            for _ in range(3):
+                _agree(program, runner, [draw(rng)])
+    finally:
+        comp.MATH_FUNCTIONS.update(saved)
