@@ -588,9 +588,10 @@ def _form(op: Op, args: tuple[int, ...], out: int, seen: list[_Seen], shortcuts:
     plain = all(t in PLAIN_SCALARS for t in types)
     scalar = prim.scalar_impl
     if scalar is not None and plain:
-        # apply_plain's scalar path, decided here: the same operator on the same numbers
-        # (its result a float where the dynamic path's is a float or a NumPy float)
-        if seen[out].type in _FLOATS:
+        # apply_plain's scalar path, decided here: the same operator on the same numbers,
+        # of the same types unless an argument is a float standing for a NumPy float
+        # (then the dynamic path's result is a NumPy float: converted where it leaves)
+        if any(a in held for a in args):
             held[out] = "float"
         if scalar in _BINARY_OPS and len(args) == 2:
             sym = _BINARY_OPS[scalar]

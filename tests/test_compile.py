@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dualrev  # noqa: F401  (fills the catalogue)
@@ -112,6 +112,11 @@ def test_math_falls_back_to_numpy_where_python_raises():
     with np.errstate(invalid="ignore"):
         assert np.isnan(rp.run([-4.0])[0])
         _agree(pw, rp, [-4.0])
+        # compiled from a call that fell back (a NumPy float), then a Python float again:
+        # the type follows the values, as in the interpreter
+        rn = compile_program(pw, [-4.0])
+        _agree(pw, rn, [4.0])
+        assert type(rn.run([4.0])[0]) is float
 
 
 @pytest.mark.parametrize("ufunc", sorted(comp.MATH_FUNCTIONS, key=lambda f: f.__name__),
@@ -384,6 +389,7 @@ def _check_random(program, leaves, others):
         _agree(program, r, leaves)
 
 
+@settings(max_examples=150)
 @given(programs())
 def test_random_programs_bit_for_bit(case):
     program, leaves, others = case
@@ -396,6 +402,7 @@ def test_random_programs_bit_for_bit(case):
         comp.MATH_FUNCTIONS.update(saved)
 
 
+@settings(max_examples=150)
 @given(programs())
 def test_random_programs_with_math(case):
     program, leaves, others = case
