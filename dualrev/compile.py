@@ -58,7 +58,12 @@ InlineForm = Callable[[str, list[str], dict[str, Any], list[Any], Callable[[Any]
 _INLINE: dict[Primitive, InlineForm] = {}
 
 
-def register_inline(prim: Primitive, form: InlineForm) -> None:
+_FRESH: set[Primitive] = set()
+_ACCUMULATE: dict[Primitive, InlineForm] = {}
+
+
+def register_inline(prim: Primitive, form: InlineForm | None, *, fresh: bool = False,
+                    accumulate: InlineForm | None = None) -> None:
     """Let compiled programs run ``prim`` as the source ``form`` gives (for example
     ``x[idx]`` for getitem), which must compute exactly what ``prim.impl`` computes on
     arguments of the types seen. Called by the catalogue where the primitive is declared.
@@ -70,7 +75,12 @@ def register_inline(prim: Primitive, form: InlineForm) -> None:
         >>> register_inline(twice, lambda out, args, params, seen, name:
         ...                 f"{out} = {args[0]} + {args[0]}")
     """
-    _INLINE[prim] = form
+    if form is not None:
+        _INLINE[prim] = form
+    if fresh:
+        _FRESH.add(prim)
+    if accumulate is not None:
+        _ACCUMULATE[prim] = accumulate
 
 #: folded constants larger than this are computed on every run instead (memory held per
 #: cached program against time saved)
@@ -235,7 +245,7 @@ def _observe(program: Program, leaves: Sequence[Any]) -> tuple[list[Any], dict[s
 def _fresh(prim: Primitive, params: dict[str, Any]) -> bool:
     """Whether the primitive's result is a new array that shares memory with nothing
     (a ufunc without ``out=``); any other result may be a view of an argument."""
-    return isinstance(prim.impl, np.ufunc) and "out" not in params
+    return (isinstance(prim.impl, np.ufunc) or prim in _FRESH) and "out" not in params
 
 
 def _mutates(params: dict[str, Any]) -> bool:
@@ -347,7 +357,8 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
     steps: list[tuple[Any, ...]] = info["steps"]
     out_numbers: list[int] = info["outputs"]
     n = len(seen)
-    counts = {"folded": 0, "dead": 0, "repeated": 0, "reused": 0, "scalar": 0, "lines": 0}
+    counts = {"folded": 0, "dead": 0, "repeated": 0, "reused": 0, "accumulated": 0,
+              "scalar": 0, "lines": 0}
 
     # which values may share memory, which are ever written in place, which are outputs
     groups = _Groups(n)
@@ -428,6 +439,10 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
             del live[i + 1:]
             break
 
+    # add(a, scatter(v)) where both die there: a[idx] += v
+    if config.SHORTCUTS and _ACCUMULATE:
+        live = _fuse_accumulations(live, seen, groups, mutated, outgroups, outputs, counts)
+
     # values an "equal" guard reads exactly, and everything they come from
     exact: set[int] = set()
     for step in live:
@@ -453,7 +468,7 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
     end = len(live)
     last: dict[int, int] = {}
     for i, step in enumerate(live):
-        if step[0] == "op":
+        if step[0] in ("op", "acc"):
             for a in step[2]:
                 last[a] = i
         elif step[0] == "guard":
@@ -502,6 +517,19 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
             _, guard, a = step
             lines.append(_guard_line(em, guard, use(a, True), held.get(a), seen[a]))
             continue
+        if kind == "acc":  # a[idx] += v, then the result is a's buffer
+            _, op, args, out, sop = step
+            a, vargs = args[0], args[1:]
+            lines.extend(_ACCUMULATE[sop.prim](
+                names[a], [use(x) for x in vargs], sop.params, [seen[x] for x in vargs],
+                functools.partial(em.literal, hint=sop.prim.name)).split("\n"))
+            lines.append(f"{names[out]} = {names[a]}")
+            owned.add(out)
+            dead = sorted({x for x in args if last.get(x) == i and seen[x].type is np.ndarray
+                           and x not in const and names[x].startswith("v")})
+            if dead:
+                lines.append(f"del {', '.join(names[x] for x in dead)}")
+            continue
         _, op, args, out = step
         form, detail = forms[out]
         impl = _impl_name(em, op)
@@ -544,6 +572,73 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
     exec(compile(source, "<dualrev replay>", "exec"), namespace)  # noqa: S102
     fn = namespace["replayed"]
     return fn, source, counts
+
+
+def _fuse_accumulations(live: list[tuple[Any, ...]], seen: list[_Seen], groups: _Groups,
+                        mutated: set[int], outgroups: set[int], outputs: list[int],
+                        counts: dict[str, int]) -> list[tuple[Any, ...]]:
+    """``c = add(a, b)`` with ``b = scatter(v)`` (a primitive with an ``accumulate``
+    form) used nowhere else, and ``a`` a fresh temporary of ``c``'s shape and dtype that
+    dies there with everything sharing its memory: one ``("acc", add, (a, *v), c, scatter)``
+    step at the add's place, the scatter dropped. ``a`` then differs from ``a + b`` only
+    where ``a`` holds -0.0 outside the written region (``-0.0 + 0.0`` is +0.0): the
+    dynamic backward pass accumulates this way too (``vjp_add``)."""
+    producer: dict[int, tuple[int, Any]] = {}
+    uses: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for i, step in enumerate(live):
+        if step[0] == "op":
+            producer[step[3]] = (i, step[1])
+            for a in step[2]:
+                uses[a] = uses.get(a, 0) + 1
+                last[a] = i
+        elif step[0] == "guard":
+            uses[step[2]] = uses.get(step[2], 0) + 1
+            last[step[2]] = i
+    for o in outputs:
+        uses[o] = uses.get(o, 0) + 1
+        last[o] = len(live)
+    group_last: dict[int, int] = {}
+    for vnum, i in last.items():
+        r = groups.find(vnum)
+        group_last[r] = max(group_last.get(r, -1), i)
+    fused: dict[int, tuple[Any, ...]] = {}
+    dropped: set[int] = set()
+    for i, step in enumerate(live):
+        if step[0] != "op" or step[1].prim.impl is not np.add or step[1].params \
+                or len(step[2]) != 2:
+            continue
+        _, op, (x, y), out = step
+        want = seen[out]
+        if want.type is not np.ndarray or want.dtype.kind != "f":
+            continue
+        for a, b in ((x, y), (y, x)):
+            pb, pa = producer.get(b), producer.get(a)
+            if pb is None or pa is None or a == b or pb[0] in dropped:
+                continue
+            j, sop = pb
+            form = _ACCUMULATE.get(sop.prim)
+            sa = seen[a]
+            if form is None or uses.get(b) != 1 or not _fresh(pa[1].prim, pa[1].params) \
+                    or sa.type is not np.ndarray or not sa.owner or not sa.writeable \
+                    or sa.shape != want.shape or sa.dtype != want.dtype \
+                    or seen[b].shape != want.shape or seen[b].dtype != want.dtype:
+                continue
+            vargs = live[j][2]
+            r = groups.find(a)
+            if r in outgroups or r in mutated or group_last.get(r, -1) > i \
+                    or any(groups.find(v) in (r,) or groups.find(v) in mutated for v in vargs):
+                continue
+            if form("t", [f"v{k}" for k in range(len(vargs))], sop.params,
+                    [seen[v] for v in vargs], repr) is None:
+                continue
+            fused[i] = ("acc", op, (a, *vargs), out, sop)
+            dropped.add(j)
+            counts["accumulated"] = counts.get("accumulated", 0) + 1
+            break
+    if not fused:
+        return live
+    return [fused.get(i, step) for i, step in enumerate(live) if i not in dropped]
 
 
 def _impl_name(em: _Emitter, op: Op) -> str:

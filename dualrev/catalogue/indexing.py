@@ -125,8 +125,19 @@ def _scatter_source(out: str, args: list[str], params: dict[str, Any], seen: lis
             f"{out}[{name((slice(None),) * nb + idx)}] = {args[0]}")
 
 
+def _scatter_into(target: str, args: list[str], params: dict[str, Any], seen: list[Any],
+                  name: Any) -> str | None:
+    # add(a, scatter(v)) as a[idx] += v: the backward pass's own accumulation (vjp_add)
+    nb, idx = params["nb"], params["idx"]
+    s = seen[0]
+    if not is_basic(idx) or not (s.type in (float, np.float64) or (
+            s.type is np.ndarray and s.dtype.kind == "f")):
+        return None
+    return f"{target}[{name((slice(None),) * nb + idx)}] += {args[0]}"
+
+
 register_inline(gather_p, _gather_source)
-register_inline(scatter_p, _scatter_source)
+register_inline(scatter_p, _scatter_source, fresh=True, accumulate=_scatter_into)
 
 gather_p.defjvp(lambda g, ans, x, idx, nb: bind(gather_p, (g,), {"idx": idx, "nb": nb}))
 gather_p.defvjp(lambda g, ans, x, idx, nb: bind(
