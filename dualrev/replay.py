@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from .compile import compile_program
+from .diagnose import library_file
 from .errors import ReplayError, ReplayWarning
 from .primitive import Tracer
 from .program import GuardFailed, Program
-from .staging import Staged, StagingTrace
+from .staging import Staged, StagingTrace, same_bits
 from .tracer import new_level
 from .tree import LEAF, TreeDef, tree_flatten, tree_unflatten
 
@@ -116,7 +117,7 @@ class _Variant:
             if g.get(name, _MISSING) is not obj:
                 return f"the global {name!r} was rebound"
         for a, c in self.watched:
-            if not _same_bits(a, c):
+            if not same_bits(a, c):
                 return (f"an array of shape {a.shape} the function read was changed in "
                         "place")
         return None
@@ -125,54 +126,67 @@ class _Variant:
 _MISSING = object()
 
 
-def _same_bits(a: ndarray, c: ndarray) -> bool:
-    """Whether ``a`` holds exactly the bits of its copy ``c`` (nan and -0.0 included)."""
-    if a.shape != c.shape or a.dtype != c.dtype:
-        return False
-    if a.nbytes <= 4096 or not a.flags.c_contiguous or a.dtype.hasobject:
-        return a.tobytes() == c.tobytes()
-    return bool(np.array_equal(a.reshape(-1).view(np.uint8), c.reshape(-1).view(np.uint8)))
-
-
-def _functions(fn: Any) -> list[types.FunctionType]:
-    """``fn`` and the functions it wraps (``__wrapped__``, functools.partial's ``func``),
-    the user's function under a transform included."""
-    out: list[types.FunctionType] = []
-    seen: set[int] = set()
-    f = fn
-    for _ in range(16):
-        if f is None or id(f) in seen:
-            break
-        seen.add(id(f))
+def _unwrap(f: Any) -> Any:
+    """The Python function under a bound method or functools.partial, else ``f``."""
+    for _ in range(8):
         if isinstance(f, functools.partial):
             f = f.func
-            continue
-        if isinstance(f, types.MethodType):
+        elif isinstance(f, types.MethodType):
             f = f.__func__
-            continue
-        if isinstance(f, types.FunctionType):
-            out.append(f)
-        f = getattr(f, "__wrapped__", None)
-    return out
+        else:
+            break
+    return f
 
 
-def _state_of(fn: Any) -> tuple[list[tuple[Any, Any]], list[tuple[dict, str, Any]]]:
-    """The closure cells of ``fn`` and of the functions it wraps, each with the object
-    it holds, and the globals their code names, each with its object: what a replay
-    checks has not been rebound."""
+def _state_of(fn: Any, limit: int = 32) -> tuple[list[tuple[Any, Any]],
+                                                list[tuple[dict, str, Any]], list[ndarray]]:
+    """The closure cells, each with the object it holds, and the globals named by the
+    code, each with its object, of the user's functions a call of ``fn`` reaches by
+    name: ``fn``, the functions it wraps (``__wrapped__``: the user's function under a
+    transform), and the Python functions those hold in their cells or name as globals,
+    transitively (at most ``limit`` functions; dualrev's, NumPy's and SciPy's own are
+    followed but not checked). What a replay checks has not been rebound; the plain
+    arrays among those objects are returned too, to check their bits (an element read
+    as a number, ``w[0]``, never meets an operation as the array)."""
     cells: list[tuple[Any, Any]] = []
     globals_: list[tuple[dict, str, Any]] = []
-    for f in _functions(fn):
+    arrays: list[ndarray] = []
+    seen: set[int] = set()
+    queue = [fn]
+    while queue and len(seen) < limit:
+        f = _unwrap(queue.pop(0))
+        if f is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        wrapped = getattr(f, "__wrapped__", None)
+        if wrapped is not None:
+            queue.append(wrapped)
+        if not isinstance(f, types.FunctionType):
+            continue
+        user = not library_file(f.__code__.co_filename)
         for c in f.__closure__ or ():
             try:
-                cells.append((c, c.cell_contents))
+                obj = c.cell_contents
             except ValueError:
                 continue
+            if user:
+                cells.append((c, obj))
+                if type(obj) is ndarray:
+                    arrays.append(obj)
+            if callable(obj) and not isinstance(obj, type):
+                queue.append(obj)
+        if not user:
+            continue
         g = f.__globals__
         for name in _global_names(f.__code__):
-            if name in g:
-                globals_.append((g, name, g[name]))
-    return cells, globals_
+            obj = g.get(name, _MISSING)
+            if obj is not _MISSING:
+                globals_.append((g, name, obj))
+                if type(obj) is ndarray:
+                    arrays.append(obj)
+                if isinstance(obj, (types.FunctionType, functools.partial)):
+                    queue.append(obj)
+    return cells, globals_, arrays
 
 
 def _global_names(code: types.CodeType) -> set[str]:
@@ -236,7 +250,8 @@ class Replayed:
 
     def __init__(self, fn: Callable[..., Any], max_variants: int = 8,
                  static_argnums: Sequence[int] | int = (), max_records: int = 16,
-                 allow_random: bool = False, check_stale: bool = True) -> None:
+                 allow_random: bool = False, check_stale: bool = True,
+                 quiet: bool = False) -> None:
         if max_variants < 1:
             raise ValueError("dualrev.replay: max_variants must be at least 1")
         self.fn = fn
@@ -246,6 +261,7 @@ class Replayed:
         self.max_records = max_records
         self.allow_random = allow_random
         self.check_stale = check_stale
+        self.quiet = quiet  # no ReplayWarning for re-recording (dualrev.optimize's use)
         self.stats = ReplayStats()
         self._cache: OrderedDict[Any, list[_Variant]] = OrderedDict()
         self._records: dict[Any, int] = {}  # recordings per signature
@@ -259,14 +275,16 @@ class Replayed:
         if key is None:  # a traced argument: inside another transform
             return self.fn(*args, **kwargs)
         variants = self._cache.get(key)
-        if variants is not None:
+        tried = None
+        if variants:
+            tried = variants[0]
             out = self._try(key, variants, [leaves[i] for i in dyn])
             if out is not _MISSING:
                 return out
         if key in self._dynamic:
             self.stats.dynamic += 1
             return self.fn(*args, **kwargs)
-        return self._record(key, args, kwargs, leaves, dyn, treedef)
+        return self._record(key, args, kwargs, leaves, dyn, treedef, tried)
 
     def _try(self, key: Any, variants: list[_Variant], inputs: list[Any]) -> Any:
         """The result of the first recorded variant whose guards hold, or _MISSING."""
@@ -288,7 +306,7 @@ class Replayed:
                     if v in variants:
                         variants.remove(v)
                         variants.insert(0, v)
-            return self._outputs(v, outs)
+            return self._outputs(v, outs, inputs)
         return _MISSING
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -331,16 +349,21 @@ class Replayed:
                 parts.append((t, _static_key(v)))
         return tuple(parts), leaves, dyn, treedef
 
-    def _outputs(self, v: _Variant, outs: list[Any]) -> Any:
+    def _outputs(self, v: _Variant, outs: list[Any], inputs: list[Any]) -> Any:
         prog = v.program
         res = []
-        for o, t, cp in zip(outs, prog.out_types, v.copy_out, strict=True):
+        # (outputs past the result: the written arguments, see _writeback)
+        for o, t, cp in zip(outs, prog.out_types, v.copy_out, strict=False):
             to = type(o)
             if to is not t:
                 o = _as_type(o, t)
             elif cp and to is ndarray:
                 o = o.copy()
             res.append(o)
+        wb = prog.meta.get("writeback")
+        if wb:  # the call wrote into arrays it was given: so does the replay
+            for k, j in wb:
+                np.copyto(inputs[k], outs[j], casting="unsafe")
         if prog.out_def is LEAF:
             return res[0]
         return tree_unflatten(prog.out_def, res)
@@ -354,21 +377,24 @@ class Replayed:
 
     # ------------------------------------------------------------------ record
     def _record(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                leaves: list[Any], dyn: Sequence[int], treedef: TreeDef | None) -> Any:
+                leaves: list[Any], dyn: Sequence[int], treedef: TreeDef | None,
+                tried: _Variant | None = None) -> Any:
         with self._lock:
             variants = self._cache.get(key)
-            if variants:  # another thread recorded it meanwhile
+            if variants and variants[0] is not tried:  # another thread recorded meanwhile
                 out = self._try(key, variants, [leaves[i] for i in dyn])
                 if out is not _MISSING:
                     return out
             n = self._records.get(key, 0)
             if n >= self.max_records:
                 self._dynamic.add(key)
-                warnings.warn(
-                    f"dualrev.replay: {getattr(self.fn, '__name__', 'the function')} was "
-                    f"recorded {n} times for one signature (its guards keep failing or "
-                    "what it reads keeps changing: see .stats); it now runs without "
-                    "replay for that signature", ReplayWarning, stacklevel=3)
+                if not self.quiet:
+                    name = getattr(self.fn, "__name__", "the function")
+                    warnings.warn(
+                        f"dualrev.replay: {name} was recorded {n} times for one signature "
+                        "(its guards keep failing or what it reads keeps changing: see "
+                        ".stats); it now runs without replay for that signature",
+                        ReplayWarning, stacklevel=3)
                 self.stats._note(self.stats.dynamic_reasons, "re-recorded too often")
                 self.stats.dynamic += 1
                 return self.fn(*args, **kwargs)
@@ -377,8 +403,10 @@ class Replayed:
             staged = list(leaves)
             for i in dyn:
                 staged[i] = trace.input(leaves[i])
+            inputs = [staged[i] for i in dyn]
             a2, k2 = self._rebuild(args, kwargs, staged, treedef)
-            cells, globals_ = _state_of(self.fn)
+            cells, globals_, arrays = _state_of(self.fn)
+            snaps = [(a, a.copy(order="K")) for a in arrays]  # as the call reads them
             rng = _rng_state()
             try:
                 with warnings.catch_warnings(record=True) as caught:
@@ -402,11 +430,19 @@ class Replayed:
                     "it was recorded: a replay repeats the recorded draws. "
                     "Pass the draws as arguments, or allow_random=True to silence this",
                     ReplayWarning, stacklevel=3)
-            program, values, copy_out = self._finish(trace, out)
+            try:
+                program, values, copy_out = self._finish(trace, out)
+                program.meta["writeback"] = self._writeback(trace, program, inputs, dyn,
+                                                            leaves)
+            except ReplayError as e:
+                return self._fallback(key, args, kwargs, e)
             program.meta["signature"] = key
             program.meta["function"] = getattr(self.fn, "__qualname__", repr(self.fn))
-            variant = _Variant(program, type(self).compile(program),
-                               trace.watched_constants(), cells, globals_, copy_out)
+            watched = trace.watched_constants()
+            ids = {id(a) for a, _ in watched}
+            watched += [(a, s) for a, s in snaps if id(a) not in ids]
+            variant = _Variant(program, type(self).compile(program), watched, cells,
+                               globals_, copy_out)
             self.stats.records += 1
             variants = self._cache.setdefault(key, [])
             variants.insert(0, variant)
@@ -424,12 +460,36 @@ class Replayed:
         self.stats.dynamic += 1
         self.stats._note(self.stats.dynamic_reasons,
                          f"recording failed: {type(e).__name__}: {e}")
-        if not isinstance(e, ReplayError):
-            warnings.warn(f"dualrev.replay: recording {getattr(self.fn, '__name__', 'the function')} "
-                          f"failed ({type(e).__name__}: {str(e)[:200]}) where the call "
+        if not isinstance(e, ReplayError) and not self.quiet:
+            name = getattr(self.fn, "__name__", "the function")
+            why = f"{type(e).__name__}: {str(e)[:200]}"
+            warnings.warn(f"dualrev.replay: recording {name} failed ({why}) where the call "
                           "itself does not; it runs without replay for this signature",
                           ReplayWarning, stacklevel=4)
         return result
+
+    def _writeback(self, trace: StagingTrace, program: Program, inputs: list[Any],
+                   dyn: Sequence[int], leaves: list[Any]) -> list[tuple[int, int]]:
+        """The arrays given to the call that it wrote into (a staged input rebound by an
+        in-place write: a non-differentiated argument, which the dynamic call writes
+        through to the caller's array): each written value becomes an extra output of
+        the program, copied into the caller's array now and after each replay, as
+        ``(input position, output position)`` pairs."""
+        pairs = []
+        for k, (st, i) in enumerate(zip(inputs, dyn, strict=True)):
+            if type(st) is Staged and st._trace is trace and st._index == trace.inputs[k]:
+                continue  # not written
+            if type(leaves[i]) is not ndarray:
+                continue  # a number: immutable, its name was rebound
+            if type(st) is not Staged or st._trace is not trace:
+                raise ReplayError("the function wrote a traced value into an array "
+                                  "argument that is not differentiated",
+                                  "write into a copy (y = y.copy())")
+            pairs.append((k, len(program.outputs)))
+            program.outputs += (st._index,)
+        for k, _ in pairs:  # (only once none is refused)
+            np.copyto(leaves[dyn[k]], inputs[k].primal, casting="unsafe")
+        return pairs
 
     def _rebuild(self, args: tuple[Any, ...], kwargs: dict[str, Any], staged: list[Any],
                  treedef: TreeDef | None) -> tuple[list[Any], dict[str, Any]]:
@@ -577,9 +637,9 @@ def replay(fn: Callable[..., Any] | None = None, *, max_variants: int = 8,
         >>> print(g(np.array([1.0, 2.0])), g(np.array([3.0, 4.0])))
         [2. 4.] [6. 8.]
         >>> print(g(np.array([-1.0, 0.0])))   # the branch flips: recorded anew
-        [0.54030231 1.        ]
-        >>> print(g.stats.records, g.stats.replays, len(g.stats.guard_failures))
-        2 1 1
+        [0.540302 1.      ]
+        >>> print(g.stats.records, g.stats.replays, g.stats.guard_failures[0].kind)
+        2 1 truth
     """
     if fn is None:
         return functools.partial(replay, max_variants=max_variants,

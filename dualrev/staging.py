@@ -54,7 +54,7 @@ class StagingTrace:
         level: its nesting level, older than every level the wrapped transform takes.
     """
 
-    __slots__ = ("level", "steps", "consts", "const_ids", "n", "inputs")
+    __slots__ = ("level", "steps", "consts", "const_ids", "n", "inputs", "snapshots")
 
     def __init__(self, level: int) -> None:
         self.level = level
@@ -62,6 +62,8 @@ class StagingTrace:
         self.consts: dict[int, Any] = {}
         # id(constant) -> (constant, slot): one slot per object met (kept alive here)
         self.const_ids: dict[int, tuple[Any, int]] = {}
+        # (the caller's array, the copy the program holds) for each array constant
+        self.snapshots: list[tuple[ndarray, ndarray]] = []
         self.n = 0
         self.inputs: list[int] = []
 
@@ -71,16 +73,31 @@ class StagingTrace:
         s = self.n
         self.n += 1
         self.inputs.append(s)
-        return Staged(value, self, s)
+        x = Staged(value, self, s)
+        if type(value) is ndarray and not value.ndim:
+            x._array0d = True  # a 0-d array argument, which writes change (not a scalar)
+        return x
 
     def const(self, value: Any) -> int:
-        """The slot of a plain value met as an operand (one slot per object)."""
+        """The slot of a plain value met as an operand. An array is kept as a copy of
+        what it held when met (the caller may write into it later, during the call or
+        between calls: the replay's stale check compares the caller's array with it);
+        one slot per object while its bits are unchanged."""
         hit = self.const_ids.get(id(value))
         if hit is not None and hit[0] is value:
-            return hit[1]
+            if not isinstance(value, ndarray):
+                return hit[1]
+            snap = self.consts[hit[1]]
+            if same_bits(value, snap):
+                return hit[1]
         s = self.n
         self.n += 1
-        self.consts[s] = value
+        if isinstance(value, ndarray):
+            snap = np.array(value, copy=True, order="K", subok=False)
+            self.consts[s] = snap
+            self.snapshots.append((value, snap))
+        else:
+            self.consts[s] = value
         self.const_ids[id(value)] = (value, s)
         return s
 
@@ -104,7 +121,8 @@ class StagingTrace:
                 self._foreign(prim, a)
             vals.append(a)
             hit = const_ids.get(id(a))
-            slots.append(hit[1] if hit is not None and hit[0] is a else self.const(a))
+            slots.append(hit[1] if hit is not None and hit[0] is a and type(a) is not ndarray
+                         else self.const(a))
         if params:
             params = self._plain_params(params)
         ans = apply_plain(prim, vals, params)
@@ -177,27 +195,47 @@ class StagingTrace:
         return Program(self.n, self.inputs, self.consts, self.steps, outputs, out_def,
                        out_types)
 
-    def watched_constants(self) -> list[tuple[Any, Any]]:
-        """(array, copy of its bits) for each plain, writeable array met as a constant that
-        someone besides this recording may hold and write in place before a replay: a
-        constant only the recording holds (a temporary of a rule, NumPy's own result) is
-        not watched (CPython's reference count tells; elsewhere every array is)."""
-        out = []
-        for s, c in self.consts.items():
-            if type(c) is not ndarray and not isinstance(c, ndarray):
-                continue
-            if not c.flags.writeable and c.base is None:
-                continue  # read-only and owning its memory: nobody writes it
-            if _PRIVATE_REFS and c.base is None and sys.getrefcount(c) <= _PRIVATE_REFS:
-                continue
-            out.append((c, c.copy(order="K")))
-            del s
-        return out
+    def watched_constants(self) -> list[tuple[ndarray, ndarray]]:
+        """(the caller's array, the copy the program holds) for each writeable array met
+        as a constant that someone besides this recording may hold, and so write in
+        place before a replay: an array only the recording still refers to (a temporary
+        of a rule, a result NumPy made) is not watched (CPython's reference count tells;
+        elsewhere every array is). Its copy holds its bits as first met; a replay finding
+        other bits there records anew."""
+        return [(orig, snap) for orig, snap in self.snapshots if not _unwritable(orig)]
 
 
-# With CPython, an array referred to only by the recording's two dicts (and the call's
-# own reference) is private to it; other interpreters watch every array.
+# With CPython, an array referred to only by the recording (its const_ids and snapshots
+# entries, the loop's variable and getrefcount's argument) is private to it; other
+# interpreters watch every array.
 _PRIVATE_REFS = 4 if sys.implementation.name == "cpython" else 0
+
+
+def _unwritable(a: ndarray) -> bool:
+    """Whether nobody but the recording can write into ``a``'s memory: the array that
+    owns it is read-only, or it and every view on the way to it are referred to only by
+    the recording (a view's base by the view)."""
+    refs = _PRIVATE_REFS + 1  # (this function's argument)
+    private = bool(_PRIVATE_REFS)
+    while True:
+        if private and sys.getrefcount(a) > refs:
+            private = False
+        if a.base is None:
+            return private or not a.flags.writeable
+        if not isinstance(a.base, ndarray):
+            return False  # memory of another object (bytes, a buffer): assume shared
+        a = a.base
+        refs = 3  # the view's .base, this loop's variable, getrefcount's argument
+
+
+def same_bits(a: ndarray, c: ndarray) -> bool:
+    """Whether ``a`` holds exactly the bits of its copy ``c`` (nan and -0.0 included)."""
+    if a.shape != c.shape or a.dtype != c.dtype:
+        return False
+    if a.nbytes <= 4096 or not a.flags.c_contiguous or a.dtype.hasobject:
+        return a.tobytes() == c.tobytes()
+    return bool(np.array_equal(a.reshape(-1).view(np.uint8), c.reshape(-1).view(np.uint8)))
+
 
 #: primitives whose result's shape depends on their arguments' values (a mask, a count)
 VALUE_SHAPED: set[str] = {"nonzero", "unique", "argwhere", "flatnonzero", "extract",

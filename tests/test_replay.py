@@ -14,8 +14,9 @@ from dualrev.program import Program
 rng = np.random.default_rng(20261206)
 
 
-def assert_same(got, want, exact=True):
-    """Same pytree, same leaf types, same shapes and dtypes, same bits (or allclose)."""
+def assert_same(got, want, exact=True, zero_sign=True):
+    """Same pytree, same leaf types, same shapes and dtypes, same bits (or allclose;
+    without ``zero_sign``, 0.0 and -0.0 count as equal)."""
     gl, gd = dr.tree_flatten(got)
     wl, wd = dr.tree_flatten(want)
     assert gd == wd, (gd, wd)
@@ -25,7 +26,8 @@ def assert_same(got, want, exact=True):
         assert np.result_type(g) == np.result_type(w)
         if exact:
             np.testing.assert_array_equal(g, w)
-            assert np.asarray(g).tobytes() == np.asarray(w).tobytes()
+            if zero_sign:
+                assert np.asarray(g).tobytes() == np.asarray(w).tobytes()
         else:
             np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
 
@@ -397,3 +399,215 @@ def test_a_recording_that_fails_where_the_call_does_not_falls_back(monkeypatch):
     assert r.stats.dynamic == 2 and r.stats.records == 0
     with pytest.raises(dr.DualrevError, match="scalar output"):  # the user's own error
         dr.replay(dr.grad(lambda x: x * 2))(vec(3))
+
+
+PARAMS = np.array([2.0, 0.5])
+
+
+def _helper(x):
+    return PARAMS[0] * np.sum(np.sin(x)) + GLOBAL_SCALE
+
+
+def _calls_helper(x):
+    return _helper(x) * np.sum(x ** 2)
+
+
+def test_elements_read_from_captured_arrays_and_helpers_globals():
+    global GLOBAL_SCALE
+    g = dr.grad(_calls_helper)
+    r = dr.replay(g)
+    x = vec(3)
+    try:
+        assert_same(r(x), g(x))
+        PARAMS[0] = 3.0  # read as a number (PARAMS[0]), never an operand: still seen
+        assert_same(r(x), g(x))
+        GLOBAL_SCALE = 7.0  # a global of a helper the function calls
+        assert_same(r(x), g(x))
+        assert_same(r(x), g(x))
+    finally:
+        PARAMS[0] = 2.0
+        GLOBAL_SCALE = 2.0
+    assert r.stats.records == 3 and r.stats.replays == 1, r.stats
+
+
+def test_a_work_buffer_written_during_the_call_is_never_replayed_stale():
+    buf = np.zeros(3)
+
+    def f(x):
+        buf[:] = [1.0, 2.0, 3.0]
+        y = np.sum(x * buf)
+        buf[0] = 10.0  # the program must keep what the first product read
+        return y + np.sum(x * buf)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    for x in (vec(3), vec(3, 1), vec(3, 2)):
+        assert_same(r(x), g(x))
+    assert r.stats.replays == 0 and len(r.stats.stale) == 2
+
+
+def test_temporaries_are_not_watched():
+    r = dr.replay(dr.hessian(rosen))
+    r(vec())
+    (variant,) = [v for vs in r._cache.values() for v in vs]
+    assert variant.watched == []  # nothing the user holds: the stale check is free
+
+
+# ------------------------------------------------------------------ the catalogue
+_A = np.random.default_rng(7).normal(size=(3, 3))
+
+
+def _ode(p):
+    from scipy.integrate import solve_ivp
+    s = solve_ivp(lambda t, y: -p[0] * y + p[1], (0, 1), np.array([1.0, 2.0]), rtol=1e-8)
+    return np.sum(s.y[:, -1])
+
+
+def _implicit(p):
+    res = dr.optimize.minimize(lambda x: np.sum((x - p) ** 2 * (1 + x ** 2)), np.zeros(3))
+    return np.sum(res.x ** 2)
+
+
+# (name, transformed function, whether a replay with new values needs no new recording)
+CATALOGUE_CASES = [
+    ("special", dr.grad(lambda x: np.sum(__import__("scipy.special").special.gammaln(
+        x ** 2 + 1) * __import__("scipy.special").special.erf(x))), True),
+    ("eigh", dr.grad(lambda x: np.sum(np.linalg.eigh(np.outer(x, x) + np.diag(x))[0] ** 2)),
+     True),
+    ("svd", dr.jacobian(lambda x: np.linalg.svd(_A * x)[1]), True),
+    ("det_inv", dr.grad(lambda x: np.linalg.det(_A + np.diag(x))
+                        + np.sum(np.linalg.inv(_A + np.diag(x)))), True),  # a truth guard
+    ("fft", dr.grad(lambda x: np.sum(np.abs(np.fft.fft(x)) ** 2)), True),
+    ("np_array", dr.grad(lambda x: np.sum(np.array([x[0] * x[1], x[2], 3.0]) ** 2)), True),
+    ("math", dr.grad(lambda x: __import__("math").exp(x[0]) * __import__("math").sin(x[1])),
+     True),
+    ("at", dr.grad(lambda x: np.sum(dr.at(x)[1].set(x[0] ** 2) * x)), True),
+    ("stop_gradient", dr.grad(lambda x: np.sum(x * dr.stop_gradient(x ** 2))), True),
+    ("vmap_jacfwd", lambda x: dr.vmap(dr.jacfwd(lambda y: np.sin(y) * y[0]))(
+        np.stack([x, 2 * x])), True),
+    ("complex", lambda x: dr.grad(lambda z: np.abs(np.sum(z ** 2)) ** 2)(x * (1 + 2j)), True),
+    ("float32", lambda x: dr.grad(lambda y: np.sum(np.sin(y) ** 2))(x.astype(np.float32)),
+     True),
+    # these convert values (a solver, a Python loop over a batch): equal-guarded, so a
+    # new value records again, and the answers are still the dynamic ones
+    ("solve_ivp", lambda x: dr.grad(_ode)(x[:2]), False),
+    ("implicit", dr.grad(_implicit), False),
+    ("vmap_loop", lambda x: dr.vmap(lambda y: np.sum(
+        np.linalg.slogdet(np.outer(y, y) + np.eye(3))[1]))(np.stack([x, x + 1])), False),
+]
+
+
+@pytest.mark.parametrize("name,fn,replays", CATALOGUE_CASES,
+                         ids=[c[0] for c in CATALOGUE_CASES])
+def test_catalogue_families_replay_as_the_dynamic_transform(name, fn, replays):
+    xs = [np.random.default_rng(s).uniform(0.2, 1.2, 3) for s in range(3)]
+    r = dr.replay(fn)
+    for x in xs:
+        assert_same(r(x), fn(x))
+    assert r.stats.dynamic == 0
+    if replays:
+        assert r.stats.records == 1 and r.stats.replays == 2, r.stats
+    else:
+        assert r.stats.records == 3, r.stats
+
+
+def test_a_math_domain_error_on_a_replay_is_raised():
+    import math
+    g = dr.grad(lambda x: math.log(x) * x)
+    r = dr.replay(g)
+    assert_same(r(2.0), g(2.0))
+    with pytest.raises(ValueError, match="math domain error"):
+        r(-1.0)
+    assert_same(r(3.0), g(3.0))
+    assert r.stats.records == 1 and r.stats.replays == 1
+
+
+def test_side_effects_happen_only_while_recording(capsys):
+    def f(x):
+        print("traced")
+        return np.sum(x ** 2)
+    r = dr.replay(dr.grad(f))
+    for x in (vec(2), vec(2, 1), vec(2, 2)):
+        r(x)
+    assert capsys.readouterr().out == "traced\n"
+
+
+def test_writes_into_arguments_reach_the_callers_arrays():
+    def f(x, y, s):
+        y[0] = 5.0  # a non-differentiated argument: NumPy writes the caller's array
+        t = s
+        s += 1.0  # a 0-d array argument: t sees the write
+        return np.sum(x * y) * t
+
+    def traced_write(x, y):
+        y[0] = x[0]  # a traced value into a plain argument: refused, as without replay
+        return np.sum(x * y)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    for k in range(3):
+        x = vec(2, k)
+        y1, y2 = np.array([1.0, 2.0]) * k, np.array([1.0, 2.0]) * k
+        s1, s2 = np.array(1.0 + k), np.array(1.0 + k)
+        assert_same(r(x, y1, s1), g(x, y2, s2))
+        assert y1.tobytes() == y2.tobytes() and s1.tobytes() == s2.tobytes()
+    assert r.stats.records == 1 and r.stats.replays == 2
+    with pytest.raises(dr.DualrevError) as dynamic:
+        dr.grad(traced_write)(vec(2), np.ones(2))
+    with pytest.raises(type(dynamic.value)):
+        dr.replay(dr.grad(traced_write))(vec(2), np.ones(2))
+
+
+# ------------------------------------------------------------------ random programs
+def _branching(indices, flips):
+    """A random program of tests/test_random_programs.py's steps whose every
+    ``flips[k]``-th step is taken only when a value-dependent test holds: the branch
+    taken changes from one point to the next."""
+    from tests.test_random_programs import STEPS
+    chosen = [STEPS[i][1] for i in indices]
+
+    def program(v):
+        for k, step in enumerate(chosen):
+            if k in flips and np.sum(v) > 0:  # a branch on values
+                v = np.sin(v) + step(v)
+            else:
+                v = step(v)
+        return np.sum(v * v)
+    return program
+
+
+REPLAY_RUNS = {"programs": 0, "records": 0, "replays": 0, "flips": 0}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.filterwarnings("ignore::dualrev.NonFiniteDerivativeWarning")
+def test_random_programs_with_flipping_branches_replay_as_the_dynamic_grad():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tests.test_random_programs import STEPS, edgy_points
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(st.integers(0, len(STEPS) - 1), min_size=1, max_size=4),
+           st.sets(st.integers(0, 3), max_size=2),
+           st.lists(edgy_points, min_size=3, max_size=3))
+    def run(indices, flips, xs):
+        program = _branching(indices, flips)
+        for tr in (dr.grad, dr.value_and_grad):
+            fn = tr(program)
+            r = dr.replay(fn)
+            for x in [*xs, xs[0], -xs[0]]:
+                try:
+                    want = fn(x)
+                except dr.DualrevError as e:  # a refusal: replay refuses the same way
+                    with pytest.raises(type(e)):
+                        r(x)
+                    continue
+                # the sign of a zero may differ: the dynamic call's shortcut (a
+                # cotangent scattered into the pass's zero buffer, 0 + -0 = 0) and its
+                # plain path, which the recording takes, already differ there
+                assert_same(r(x), want, zero_sign=False)
+            REPLAY_RUNS["programs"] += 1
+            REPLAY_RUNS["records"] += r.stats.records
+            REPLAY_RUNS["replays"] += r.stats.replays
+            REPLAY_RUNS["flips"] += len(r.stats.guard_failures)
+    run()
+    assert REPLAY_RUNS["replays"] > 0 and REPLAY_RUNS["flips"] > 0, REPLAY_RUNS
