@@ -162,8 +162,15 @@ def compile_program(program: Program, example: Sequence[Any] | None = None) -> R
         >>> runner = compile_program(p)
         >>> print(runner.run([np.array([0.0, 1.0])]))
         [array([0.        , 1.68294197])]
-        >>> print(runner.source.splitlines()[-2].strip())
-        v3 = multiply(v2, 2.0)
+        >>> print(runner.source)   # multiply writes into v2, dying there
+        def replayed(leaves):
+            v0, = leaves
+            v2 = sin(v0)
+            del v0
+            v3 = multiply(v2, 2.0, out=v2)
+            del v2
+            return [v3]
+        <BLANKLINE>
     """
     runner = Runner(program)
     if example is not None:

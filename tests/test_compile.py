@@ -2,6 +2,7 @@
 the same outputs (types and bits; within one ulp where a ``math`` function stands in for
 NumPy's), the same guard failing, on programs built by hand and on random ones."""
 
+import doctest
 import math
 import warnings
 
@@ -537,3 +538,7 @@ def test_recorded_programs(name):
                 _agree(program, runner, [draw(rng)])
     finally:
         comp.MATH_FUNCTIONS.update(saved)
+
+
+def test_docstring_examples():
+    assert doctest.testmod(comp).failed == 0
