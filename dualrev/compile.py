@@ -47,7 +47,8 @@ from . import config
 from .primitive import PLAIN_SCALARS, Primitive, apply_plain
 from .program import Guard, GuardFailed, Op, Program, _all_finite, same_value
 
-__all__ = ["FOLD_MAX_BYTES", "MATH_FUNCTIONS", "Runner", "compile_program", "register_inline"]
+__all__ = ["COMPILE_MAX_STEPS", "FOLD_MAX_BYTES", "MATH_FUNCTIONS", "Runner", "compile_program",
+           "register_inline"]
 
 #: the form of a primitive's line: ``form(out, args, params, seen, name)`` returns source
 #: statements assigning ``out`` (or None: call the implementation). ``args`` are the
@@ -85,6 +86,10 @@ def register_inline(prim: Primitive, form: InlineForm | None, *, fresh: bool = F
 #: folded constants larger than this are computed on every run instead (memory held per
 #: cached program against time saved)
 FOLD_MAX_BYTES = 1 << 20
+#: programs with more steps than this keep the reference interpreter: compiling costs
+#: about 50-80 us a step (a 6000-step program: 0.3-0.5 s), the interpreter about 1 us a
+#: step more per call than the compiled function
+COMPILE_MAX_STEPS = 20_000
 
 #: ufuncs run on Python floats by a ``math`` function: correctly rounded ones (exact)...
 _EXACT_MATH: dict[Any, str] = {np.sqrt: "sqrt", np.fabs: "fabs"}
@@ -116,7 +121,10 @@ class Runner:
         run: ``run(leaves) -> list`` of output leaves; raises ``GuardFailed``.
         source: the generated Python source (None before the first call).
         counts: what the optimisations did (``folded``, ``dead``, ``repeated``,
-            ``reused``, ``scalar`` operations; ``lines``).
+            ``reused``, ``accumulated``, ``scalar`` operations; ``lines``), or
+            ``interpreted`` (the step count) where the program is run by
+            ``Program.run`` instead: more than ``COMPILE_MAX_STEPS`` steps, or Python's
+            compiler gave up.
     """
 
     __slots__ = ("program", "run", "source", "counts")
@@ -131,8 +139,19 @@ class Runner:
         return self.run(leaves)
 
     def _first_run(self, leaves: Sequence[Any]) -> list[Any]:
+        if len(self.program.steps) > COMPILE_MAX_STEPS:
+            self.counts = {"interpreted": len(self.program.steps)}
+            self.run = self.program.run
+            return self.run(leaves)
         outputs, seen = _observe(self.program, leaves)
-        fn, self.source, self.counts = _generate(self.program, seen)
+        try:
+            fn, self.source, self.counts = _generate(self.program, seen)
+        except (RecursionError, MemoryError, SyntaxError) as e:
+            # Python's compiler gave up (a limit of this interpreter): the reference
+            # interpreter runs the program, as correct and slower
+            self.counts = {"interpreted": len(self.program.steps), "why": repr(e)[:200]}
+            self.run = self.program.run
+            return outputs
         self.run = fn
         return outputs
 

@@ -542,3 +542,11 @@ def test_recorded_programs(name):
 
 def test_docstring_examples():
     assert doctest.testmod(comp).failed == 0
+
+
+def test_long_programs_keep_the_interpreter(monkeypatch):
+    p = Program(3, [0], {1: 2.0}, [Op(U[np.multiply], (0, 1), {}, 2)], [2])
+    monkeypatch.setattr(comp, "COMPILE_MAX_STEPS", 0)
+    r = compile_program(p, [3.0])
+    assert r.source is None and r.counts == {"interpreted": 1}
+    _agree(p, r, [4.0])
