@@ -274,6 +274,11 @@ def _fresh(prim: Primitive, params: dict[str, Any]) -> bool:
     return (isinstance(prim.impl, np.ufunc) or prim in _FRESH) and "out" not in params
 
 
+def _scalar_type(t: type) -> bool:
+    """Whether values of type ``t`` are immutable scalars (sharing no memory)."""
+    return t in (float, int, bool, complex, str, type(None)) or issubclass(t, np.generic)
+
+
 def _mutates(params: dict[str, Any]) -> bool:
     """Whether an operation may write into its arguments (``inplace=True`` writes)."""
     for k, val in params.items():
@@ -392,8 +397,8 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
         if step[0] == "op":
             _, op, args, out = step
             if not _fresh(op.prim, op.params):
-                for a in args:
-                    if seen[a].type is np.ndarray:
+                for a in args:  # arrays, and containers that may hold arrays
+                    if not _scalar_type(seen[a].type):
                         groups.union(a, out)
     mutated = set()
     for step in steps:

@@ -18,8 +18,9 @@ from dualrev.catalogue.indexing import gather_p, scatter_p, update_p
 from dualrev.catalogue.reductions import sum_p
 from dualrev.catalogue.shape import reshape_p
 from dualrev.compile import compile_program
-from dualrev.primitive import UFUNC_HANDLERS, apply_plain
+from dualrev.primitive import UFUNC_HANDLERS, Primitive, apply_plain
 from dualrev.program import Guard, GuardFailed, Op, Program, same_value
+from dualrev.staging import item_p
 
 U = {f: UFUNC_HANDLERS[f] for f in (
     np.sin, np.cos, np.exp, np.log, np.sqrt, np.tanh, np.negative, np.square, np.fabs,
@@ -550,3 +551,16 @@ def test_long_programs_keep_the_interpreter(monkeypatch):
     r = compile_program(p, [3.0])
     assert r.source is None and r.counts == {"interpreted": 1}
     _agree(p, r, [4.0])
+
+
+def test_arrays_taken_out_of_tuples_share_memory():
+    # T = (x, 1.0) made by an opaque primitive, y = T[0] is x itself: x's buffer is not
+    # written while y is read later
+    pair = Primitive("pair", lambda x: (x, 1.0))
+    steps = [Op(U[np.sin], (0,), {}, 1), Op(pair, (1,), {}, 2),
+             Op(item_p, (2,), {"i": 0}, 3), Op(U[np.exp], (1,), {}, 4),
+             Op(U[np.add], (3, 4), {}, 5)]
+    p = Program(6, [0], {}, steps, [5])
+    r = compile_program(p, [np.array([0.1, 0.2])])
+    assert "out=v1" not in r.source
+    _agree(p, r, [np.array([0.3, -0.2])])
