@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from . import config
-from .primitive import PLAIN_SCALARS, Primitive, apply_plain
+from .primitive import PLAIN_CALLS, PLAIN_SCALARS, Primitive, apply_plain
 from .program import Guard, GuardFailed, Op, Program, _all_finite, same_value
 
 __all__ = ["COMPILE_MAX_STEPS", "FOLD_MAX_BYTES", "MATH_FUNCTIONS", "Runner", "compile_program",
@@ -407,6 +407,7 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
     outgroups = {groups.find(o) for o in out_numbers}
 
     # constant folding and repeated operations, in one forward pass
+    opaque = set(PLAIN_CALLS.values())
     const: dict[int, Any] = dict(info["consts"])
     canon = list(range(n))
     table: dict[Any, int] = {}
@@ -418,8 +419,11 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
             continue
         _, op, args, out = step
         args = tuple(canon[a] for a in args)
-        pure = not _mutates(op.params) and groups.find(out) not in mutated and not any(
-            groups.find(a) in mutated for a in args)
+        # a plain function called on recorded values (call_plain) may draw random numbers
+        # or read state: run it as often as recorded
+        pure = op.prim not in opaque and not _mutates(op.params) \
+            and groups.find(out) not in mutated and not any(
+                groups.find(a) in mutated for a in args)
         if pure and all(a in const for a in args) and groups.find(out) not in outgroups:
             ok, value = _fold(op.prim, [const[a] for a in args], op.params)
             if ok and type(value) is seen[out].type and (

@@ -18,7 +18,7 @@ from dualrev.catalogue.indexing import gather_p, scatter_p, update_p
 from dualrev.catalogue.reductions import sum_p
 from dualrev.catalogue.shape import reshape_p
 from dualrev.compile import compile_program
-from dualrev.primitive import UFUNC_HANDLERS, Primitive, apply_plain
+from dualrev.primitive import PLAIN_CALLS, UFUNC_HANDLERS, Primitive, apply_plain
 from dualrev.program import Guard, GuardFailed, Op, Program, same_value
 from dualrev.staging import item_p
 
@@ -564,3 +564,22 @@ def test_arrays_taken_out_of_tuples_share_memory():
     r = compile_program(p, [np.array([0.1, 0.2])])
     assert "out=v1" not in r.source
     _agree(p, r, [np.array([0.3, -0.2])])
+
+
+def test_plain_calls_run_as_often_as_recorded():
+    # a plain function on recorded values (call_plain) may read state: never merged
+    calls = []
+
+    def probe(x):
+        calls.append(1)
+        return x * 2.0
+
+    prim = PLAIN_CALLS[probe] = Primitive("plain:probe", probe, nondiff=True)
+    try:
+        p = Program(3, [0], {}, [Op(prim, (0,), {}, 1), Op(prim, (0,), {}, 2)], [1, 2])
+        r = compile_program(p, [np.array([1.0])])
+        del calls[:]
+        r.run([np.array([2.0])])
+        assert len(calls) == 2 and r.counts["repeated"] == 0
+    finally:
+        del PLAIN_CALLS[probe]
