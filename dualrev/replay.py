@@ -88,10 +88,21 @@ class ReplayStats:
                 f"dynamic={self.dynamic}, evictions={self.evictions})")
 
 
+def _views_of(o: ndarray, held: frozenset[int], inputs: list[Any]) -> bool:
+    """Whether the view ``o`` looks into a constant of the program (``held``: their ids)
+    or an input array."""
+    b = o.base
+    while isinstance(b, ndarray):
+        if id(b) in held or any(b is x for x in inputs):
+            return True
+        b = b.base
+    return False
+
+
 class _Variant:
     """One recorded program of a signature, with what its recording read."""
 
-    __slots__ = ("program", "run", "watched", "cells", "globals_", "copy_out")
+    __slots__ = ("program", "run", "watched", "cells", "globals_", "copy_out", "held")
 
     def __init__(self, program: Program, run: Callable[[Sequence[Any]], list[Any]],
                  watched: list[tuple[ndarray, ndarray]],
@@ -103,6 +114,9 @@ class _Variant:
         self.cells = cells
         self.globals_ = globals_
         self.copy_out = copy_out
+        #: the ids of the program's constant arrays (a result viewing one is copied)
+        self.held = frozenset(id(c) for c in program.consts.values()
+                              if isinstance(c, ndarray))
 
     def stale(self) -> str | None:
         """Why the recording no longer stands for the function, or None."""
@@ -266,12 +280,14 @@ class Replayed:
         self._cache: OrderedDict[Any, list[_Variant]] = OrderedDict()
         self._records: dict[Any, int] = {}  # recordings per signature
         self._dynamic: set[Any] = set()  # signatures given up on
+        self._thrashing = False  # new signatures run dynamically (see _check_thrash)
+        self._since = (0, 0)  # (records, replays) at the last clear()
         self._lock = threading.RLock()
         functools.update_wrapper(self, fn)
 
     # ------------------------------------------------------------------ call
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key, leaves, dyn, treedef = self._signature(args, kwargs)
+        key, leaves, dyn, tree = self._signature(args, kwargs)
         if key is None:  # a traced argument: inside another transform
             return self.fn(*args, **kwargs)
         variants = self._cache.get(key)
@@ -281,10 +297,10 @@ class Replayed:
             out = self._try(key, variants, [leaves[i] for i in dyn])
             if out is not _MISSING:
                 return out
-        if key in self._dynamic:
+        if key in self._dynamic or (self._thrashing and variants is None):
             self.stats.dynamic += 1
             return self.fn(*args, **kwargs)
-        return self._record(key, args, kwargs, leaves, dyn, treedef, tried)
+        return self._record(key, args, kwargs, leaves, dyn, tree, tried)
 
     def _try(self, key: Any, variants: list[_Variant], inputs: list[Any]) -> Any:
         """The result of the first recorded variant whose guards hold, or _MISSING."""
@@ -310,8 +326,9 @@ class Replayed:
         return _MISSING
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """(key, leaves, positions of the staged leaves, treedef); key None when an
-        argument is traced by an enclosing transform."""
+        """(key, leaves, positions of the staged leaves, the pytree the leaves come from
+        (None: the positional arguments are the leaves)); key None when an argument is
+        traced by an enclosing transform."""
         static = self.static_argnums
         if static:
             n = len(args)
@@ -322,32 +339,19 @@ class Replayed:
             stat = ()
             tree = (args, kwargs) if kwargs else args
         if not kwargs and not static and all(type(a) is ndarray for a in args):
-            leaves = list(args)
-            treedef = None
-            parts: list[Any] = [len(args)]
+            fast: list[Any] = [len(args)]
             for a in args:
-                parts.append(a.shape)
-                parts.append(a.dtype)
-            return tuple(parts), leaves, range(len(leaves)), treedef
-        leaves, treedef = tree_flatten(tree)
-        parts = [treedef, stat]
-        dyn = []
-        for i, v in enumerate(leaves):
-            t = type(v)
-            if t is ndarray:
-                parts.append((t, v.shape, v.dtype))
-                dyn.append(i)
-            elif t is float or isinstance(v, _DYNAMIC_SCALARS):
-                parts.append(t)
-                dyn.append(i)
-            elif isinstance(v, Tracer):
-                return None, leaves, dyn, treedef
-            elif isinstance(v, ndarray):
-                raise ReplayError(f"an argument is a {type(v).__name__} (an ndarray "
-                                  "subclass)", "pass np.asarray(x)")
-            else:
-                parts.append((t, _static_key(v)))
-        return tuple(parts), leaves, dyn, treedef
+                fast.append(a.shape)
+                fast.append(a.dtype)
+                fl = a.flags
+                fast.append(fl.c_contiguous or (fl.f_contiguous and "F"))
+            return tuple(fast), list(args), range(len(args)), None
+        leaves: list[Any] = []
+        parts = [stat]
+        dyn: list[int] = []
+        if not _walk(tree, leaves, parts, dyn):
+            return None, leaves, dyn, None  # a traced argument
+        return tuple(parts), leaves, dyn, tree
 
     def _outputs(self, v: _Variant, outs: list[Any], inputs: list[Any]) -> Any:
         prog = v.program
@@ -357,8 +361,13 @@ class Replayed:
             to = type(o)
             if to is not t:
                 o = _as_type(o, t)
-            elif cp and to is ndarray:
-                o = o.copy()
+            elif to is ndarray and (cp or (o.base is not None and _views_of(o, v.held,
+                                                                          inputs))):
+                # an input, a constant, a slot returned twice, or a view of an input or a
+                # constant: the caller may write into what it gets (other results are
+                # the run's own arrays, returned as the dynamic call returns them, in
+                # their layout, which later BLAS calls' rounding depends on)
+                o = o.copy(order="K")
             res.append(o)
         wb = prog.meta.get("writeback")
         if wb:  # the call wrote into arrays it was given: so does the replay
@@ -377,7 +386,7 @@ class Replayed:
 
     # ------------------------------------------------------------------ record
     def _record(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                leaves: list[Any], dyn: Sequence[int], treedef: TreeDef | None,
+                leaves: list[Any], dyn: Sequence[int], tree: Any,
                 tried: _Variant | None = None) -> Any:
         with self._lock:
             variants = self._cache.get(key)
@@ -404,25 +413,28 @@ class Replayed:
             for i in dyn:
                 staged[i] = trace.input(leaves[i])
             inputs = [staged[i] for i in dyn]
+            treedef = None if tree is None else tree_flatten(tree)[1]
             a2, k2 = self._rebuild(args, kwargs, staged, treedef)
             cells, globals_, arrays = _state_of(self.fn)
             snaps = [(a, a.copy(order="K")) for a in arrays]  # as the call reads them
             rng = _rng_state()
+            failure: Exception | None = None
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     out = self.fn(*a2, **k2)
             except Exception as e:  # noqa: BLE001 - the dynamic call decides
-                trace.finish()
-                _reissue(caught)
-                return self._fallback(key, args, kwargs, e)
+                failure = e
             trace.finish()
             _reissue(caught)
-            if caught:
-                # a warning is a side effect of values (a non-finite derivative, a
-                # division by zero): a replay would not give it, so nothing is kept
+            if failure is not None:  # (outside the except block: the user's own error
+                return self._fallback(key, args, kwargs, failure)  # is not chained)
+            lost = [w for w in caught if not _reproduced(w)]
+            if lost:
+                # a warning of the Python code (a non-finite derivative, the user's own):
+                # a replay would not give it, so nothing is kept
                 self.stats._note(self.stats.dynamic_reasons,
-                                 f"warned while recording: {caught[0].category.__name__}")
+                                 f"warned while recording: {lost[0].category.__name__}")
                 return self._finish(trace, out)[1]
             if not self.allow_random and not _same_rng(rng, _rng_state()):
                 warnings.warn(
@@ -435,7 +447,9 @@ class Replayed:
                 program.meta["writeback"] = self._writeback(trace, program, inputs, dyn,
                                                             leaves)
             except ReplayError as e:
-                return self._fallback(key, args, kwargs, e)
+                failure = e
+            if failure is not None:
+                return self._fallback(key, args, kwargs, failure)
             program.meta["signature"] = key
             program.meta["function"] = getattr(self.fn, "__qualname__", repr(self.fn))
             watched = trace.watched_constants()
@@ -444,11 +458,32 @@ class Replayed:
             variant = _Variant(program, type(self).compile(program), watched, cells,
                                globals_, copy_out)
             self.stats.records += 1
+            self._check_thrash()
             variants = self._cache.setdefault(key, [])
             variants.insert(0, variant)
             self._cache.move_to_end(key)
             self._evict()
             return values
+
+    def _check_thrash(self) -> None:
+        """Recording at nearly every call (a static argument that changes at each call,
+        a new lambda each time, or guards that keep failing across signatures) costs
+        more than running dynamically: past ``2 * max_records`` recordings with fewer
+        replays than recordings, new signatures run dynamically (with one warning)."""
+        s = self.stats
+        records, replays = s.records - self._since[0], s.replays - self._since[1]
+        if self._thrashing or records <= 2 * self.max_records or replays >= records:
+            return
+        self._thrashing = True
+        self.stats._note(self.stats.dynamic_reasons, "recording at nearly every call")
+        if not self.quiet:
+            name = getattr(self.fn, "__name__", "the function")
+            warnings.warn(
+                f"dualrev.replay: {name} records at nearly every call ({records} "
+                f"recordings, {replays} replays: a static argument that changes at each "
+                "call, such as a new lambda, or values that keep failing its guards); "
+                "calls with new signatures now run without replay", ReplayWarning,
+                stacklevel=4)
 
     def _fallback(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                   e: Exception) -> Any:
@@ -533,7 +568,7 @@ class Replayed:
             seen.add(s)
             slots.append(s)
             types_.append(type(p))
-            values.append(p.copy() if copy_out[-1] and type(p) is ndarray else p)
+            values.append(p.copy(order="K") if copy_out[-1] and type(p) is ndarray else p)
         program = trace.program(slots, out_def, types_)
         return program, (values[0] if out_def is LEAF else
                          tree_unflatten(out_def, values)), tuple(copy_out)
@@ -554,11 +589,20 @@ class Replayed:
             self._cache.clear()
             self._records.clear()
             self._dynamic.clear()
+            self._thrashing = False
+            self._since = (self.stats.records, self.stats.replays)
 
     @property
     def programs(self) -> list[Program]:
         """The recorded programs, most recently used signature last."""
         return [v.program for vs in self._cache.values() for v in vs]
+
+
+def _reproduced(w: Any) -> bool:
+    """Whether a replay gives the warning ``w`` again: NumPy's floating-point warnings
+    (a RuntimeWarning raised in an operation: division by zero, overflow) come from the
+    operations the program runs, and come again."""
+    return issubclass(w.category, RuntimeWarning) and library_file(w.filename)
 
 
 def _reissue(caught: list[Any]) -> None:
@@ -572,13 +616,86 @@ def _same_rng(a: ndarray, b: ndarray) -> bool:
     return a.tobytes() == b.tobytes()
 
 
+def _walk(x: Any, leaves: list[Any], parts: list[Any], dyn: list[int]) -> bool:
+    """Append the leaves of the pytree ``x`` (in ``tree_flatten``'s order) to ``leaves``,
+    its signature to ``parts`` (structure; an array's shape and dtype; a float's type;
+    a static leaf's value or identity) and the positions of the staged leaves to
+    ``dyn``; False at a traced leaf. Cheaper than ``tree_flatten`` and a ``TreeDef``'s
+    hash, which a replay would otherwise pay at every call."""
+    t = type(x)
+    if t is ndarray:
+        dyn.append(len(leaves))
+        leaves.append(x)
+        parts.append(ndarray)
+        parts.append(x.shape)
+        parts.append(x.dtype)
+        # the layout: whether a view function gives a view or a copy (NumPy's aliasing,
+        # which in-place writes follow) depends on it
+        fl = x.flags
+        parts.append(fl.c_contiguous or (fl.f_contiguous and "F"))
+        return True
+    if t is float:
+        dyn.append(len(leaves))
+        leaves.append(x)
+        parts.append(float)
+        return True
+    if t is tuple or t is list or (isinstance(x, tuple) and hasattr(x, "_fields")):
+        parts.append(t)
+        parts.append(len(x))
+        return all(_walk(v, leaves, parts, dyn) for v in x)
+    if t is dict:
+        keys = sorted(x)
+        parts.append(dict)
+        parts.append(tuple(keys))
+        return all(_walk(x[k], leaves, parts, dyn) for k in keys)
+    if x is None:
+        parts.append(None)
+        return True
+    if isinstance(x, Tracer):
+        return False
+    if isinstance(x, _DYNAMIC_SCALARS):
+        dyn.append(len(leaves))
+        leaves.append(x)
+        parts.append(t)
+        return True
+    if isinstance(x, ndarray):
+        raise ReplayError(f"an argument is a {t.__name__} (an ndarray subclass)",
+                          "pass np.asarray(x)")
+    if isinstance(x, (tuple, list, dict)):  # subclasses tree_flatten reads as containers
+        parts.append(t)
+        leaves_, treedef = tree_flatten(x)
+        parts.append(treedef)
+        return all(_walk(v, leaves, parts, dyn) for v in leaves_)
+    leaves.append(x)
+    parts.append(t)
+    parts.append(_static_key(x))
+    return True
+
+
+class _Ident:
+    """An unhashable static argument in a signature, by identity; the key holds it, so
+    its id cannot be reused by another object while the recording is cached."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Ident and other.obj is self.obj
+
+
 def _static_key(v: Any) -> Any:
-    """A static leaf's part of the signature: its value where it is hashable (ints,
-    strings, None, tuples of them), else its identity (callables, objects)."""
+    """A static leaf's part of the signature: itself where it is hashable (ints,
+    strings, None, tuples of them by value; functions and most objects by identity),
+    else its identity (the key keeps a reference either way)."""
     try:
         hash(v)
     except TypeError:
-        return ("id", id(v))
+        return _Ident(v)
     return v
 
 
