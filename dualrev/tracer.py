@@ -790,8 +790,9 @@ class TracedBase(Tracer):
 
     def __deepcopy__(self, memo: Any) -> Any:
         # The same traced value on the same trace (its primal is never written in place):
-        # copying the trace itself would cut the derivative.
-        return clone(self)
+        # copying the trace itself would cut the derivative. Laid out as
+        # ndarray.__deepcopy__ lays its copy out (order "K").
+        return clone_laid_out(self, "K")
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         raise TracerConversionError(

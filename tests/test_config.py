@@ -37,8 +37,9 @@ def test_shortcuts_off_skips_the_scalar_implementation():
 
 
 def test_the_switch_is_read_where_choices_are_made_not_per_call():
-    # config.SHORTCUTS is read by a primitive's declarations only; every other shortcut
-    # is a chooser registered with config.on_shortcuts
+    # config.SHORTCUTS is read by a primitive's declarations, and by dualrev.compile when
+    # it generates a program's source (once per program, like a declaration); every
+    # other shortcut is a chooser registered with config.on_shortcuts
     import ast
     from pathlib import Path
 
@@ -54,7 +55,8 @@ def test_the_switch_is_read_where_choices_are_made_not_per_call():
                     if isinstance(n, ast.Attribute) and n.attr == "SHORTCUTS":
                         readers.add(f"{path.relative_to(package)}:{fn.name}")
     assert readers <= {"primitive.py:__init__", "primitive.py:partials",
-                       "primitive.py:vjp_add", "primitive.py:scalar_impl"}, readers
+                       "primitive.py:vjp_add", "primitive.py:scalar_impl",
+                       "compile.py:_generate"}, readers
 
 
 def test_the_modules_choices_follow_the_switch():
