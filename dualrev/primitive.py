@@ -108,6 +108,13 @@ class Primitive:
         nondiff: the derivative is zero everywhere; traced arguments are stripped and the
             result is plain.
         scalar_impl: an optional fast path on Python/NumPy float scalars.
+        key: the primitive's portable identity, under which a saved program
+            (``dualrev.save_program``) names it and ``dualrev.load_program`` finds it
+            again: a string unique in the process (``"mypkg.times"``); the process that
+            loads must have declared it (imported the module). dualrev's own primitives
+            take their name as key unless they give one; a primitive created without a
+            key after dualrev's import (a user's, a ``custom_jvp``'s) has none and a
+            program using it cannot be saved (``ProgramNotPortable``).
     Example:
         >>> import numpy as np
         >>> import dualrev as dr
@@ -124,7 +131,7 @@ class Primitive:
     __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
                  "batch", "scalar_impl", "vjp_add", "vjp_add_arg", "vjp_add_owned",
                  "saves", "partials",
-                 "_plans")
+                 "_plans", "key")
 
     # A custom_vjp primitive (custom.py) sets this to its decorator object: the tape
     # runs its ``on_tape`` (fwd: output and residuals), forward mode its ``forward``
@@ -139,8 +146,12 @@ class Primitive:
         elementwise: bool = False,
         nondiff: bool = False,
         scalar_impl: Callable[..., Any] | None = None,
+        key: str | None = None,
     ) -> None:
         self.name = name
+        self.key: str | None = None
+        if key is not None or _DECLARING:
+            declare_key(self, name if key is None else key)
         self.impl = impl
         self.jvps: Sequence[Rule | None] | None = None
         self.vjps: Sequence[Rule | None] | None = None
@@ -228,6 +239,39 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<dualrev primitive {self.name}>"
+
+
+#: every primitive with a portable identity, by its key (filled as primitives are declared)
+PRIMITIVES: dict[str, Primitive] = {}
+# True while dualrev declares its own primitives (until dualrev/__init__.py has imported
+# its modules): then a primitive without key= takes its name as key, and two primitives
+# with one key are an error to resolve at the declaration (key=).
+_DECLARING = True
+
+
+def declare_key(prim: Primitive, key: str) -> None:
+    """Give ``prim`` the portable identity ``key`` (see ``Primitive``'s ``key``).
+
+    While dualrev declares its catalogue a key taken twice raises ValueError; later a
+    second declaration (a user's module run again) takes the key over, and the earlier
+    primitive loses it."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"a primitive's key must be a non-empty string, got {key!r}")
+    old = PRIMITIVES.get(key)
+    if old is not None and old is not prim:
+        if _DECLARING:
+            raise ValueError(f"primitives {old.name!r} and {prim.name!r} both declare the "
+                             f"key {key!r}: give one of them another key= at its declaration")
+        old.key = None
+    PRIMITIVES[key] = prim
+    prim.key = key
+
+
+def catalogue_declared() -> None:
+    """End dualrev's own declarations (dualrev/__init__.py calls it once its modules are
+    imported): from now on only a primitive given ``key=`` has a portable identity."""
+    global _DECLARING
+    _DECLARING = False
 
 
 def parse_saves(name: str, saves: Saves, rules: Sequence[Rule | None],

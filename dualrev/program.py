@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ProgramCallError
 from .primitive import Primitive, apply_plain
-from .tree import LEAF, TreeDef
+from .tree import LEAF, TreeDef, tree_flatten, tree_unflatten
 
 
 class Op:
@@ -184,8 +185,155 @@ class Program:
                 raise GuardFailed(step)
         return [v[o] for o in self.outputs]
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the program on a call's arguments, as the recorded function was called:
+        the arguments must have the recorded signature (``meta["signature"]``: pytree
+        structure, each array's shape and dtype, the static arguments' values), and the
+        result has the recorded structure and types. A failing guard raises
+        ``ProgramCallError`` (a program has nothing to record again from; a replayed
+        function records such calls itself)."""
+        sig = CallSignature.of(self)
+        if sig is None:
+            raise ProgramCallError(
+                "dualrev: this program has no recorded call signature (it was built by "
+                "hand); run it on its input leaves with program.run(leaves)")
+        try:
+            outs = self.run(sig.inputs(args, kwargs))
+        except GuardFailed as e:
+            g = e.guard
+            where = f" (recorded at {g.where})" if g.where else ""
+            raise ProgramCallError(
+                f"dualrev: these arguments fail the program's {g!r}{where}: the recorded "
+                "function took another branch or read another value for them, and a "
+                "program cannot record again. Call dr.replay(f) on the function for such "
+                "arguments (or record and save a program for them)") from None
+        if self.out_types:
+            outs = [o if type(o) is t else _as_type(o, t)
+                    for o, t in zip(outs, self.out_types, strict=True)]
+        return outs[0] if self.out_def is LEAF else tree_unflatten(self.out_def, outs)
+
     def __repr__(self) -> str:
         lines = [f"program({', '.join(f'v{i}' for i in self.inputs)}):"]
         lines += [f"  {s!r}" for s in self.steps]
         lines.append(f"  return {', '.join(f'v{o}' for o in self.outputs)}")
         return "\n".join(lines)
+
+
+def _as_type(o: Any, t: type) -> Any:
+    """An output as the type the recorded call returned."""
+    if t is float or t is complex or t is int or t is bool:
+        return t(o)
+    if t is np.ndarray:
+        return np.asarray(o)
+    if isinstance(t, type) and issubclass(t, np.generic):
+        return t(np.asarray(o)[()])
+    return o
+
+
+#: the scalar types a replay takes as inputs (their values change between calls)
+DYNAMIC_SCALARS = (float, complex, np.floating, np.complexfloating)
+
+
+class CallSignature:
+    """What a program was recorded for, read from ``dualrev.replay``'s signature key:
+    the positional arguments taken as static (``static_argnums``) with their values, the
+    pytree structure of the others (``(args, kwargs)`` where there are keyword arguments
+    or static ones, else ``args``), and per leaf either ``("input", type, shape, dtype)``
+    (an array, or a scalar input: shape and dtype None) or ``("static", type, value)``.
+
+    Args:
+        static: ``(position, value)`` of each static positional argument.
+        tree: the structure of the other arguments.
+        leaves: one entry per leaf of ``tree``, as above.
+    """
+
+    __slots__ = ("static", "tree", "leaves")
+
+    def __init__(self, static: Sequence[tuple[int, Any]], tree: TreeDef,
+                 leaves: Sequence[tuple[Any, ...]]) -> None:
+        self.static = tuple(static)
+        self.tree = tree
+        self.leaves = tuple(leaves)
+
+    @classmethod
+    def of(cls, program: Program) -> CallSignature | None:
+        """The program's signature: ``meta["call"]`` (a loaded program's), else read
+        from ``meta["signature"]`` (a replay's key); None without one."""
+        sig = program.meta.get("call")
+        if isinstance(sig, CallSignature):
+            return sig
+        key = program.meta.get("signature")
+        return None if key is None else cls.from_key(key)
+
+    @classmethod
+    def from_key(cls, key: Any) -> CallSignature:
+        """Read a ``dualrev.replay`` signature key: ``(n, shape, dtype, ...)`` for n
+        positional arrays, else ``(treedef, static, *one part per leaf)``."""
+        if not isinstance(key, tuple) or not key:
+            raise ValueError(f"not a replay signature: {key!r}")
+        if type(key[0]) is int:
+            n = key[0]
+            return cls((), TreeDef("tuple", None, (LEAF,) * n),
+                       [("input", np.ndarray, key[1 + 2 * i], key[2 + 2 * i])
+                        for i in range(n)])
+        tree, static = key[0], key[1]
+        leaves: list[tuple[Any, ...]] = []
+        for part in key[2:]:
+            if isinstance(part, type):
+                leaves.append(("input", part, None, None))
+            elif part[0] is np.ndarray and len(part) == 3:
+                leaves.append(("input", np.ndarray, part[1], part[2]))
+            else:
+                leaves.append(("static", part[0], part[1]))
+        return cls(static, tree, leaves)
+
+    def inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        """The program's input leaves from a call's arguments; ``ProgramCallError``
+        where they do not have this signature."""
+        n = len(args)
+        skip = set()
+        for pos, value in self.static:
+            if pos >= n:
+                raise ProgramCallError(f"dualrev: the program was recorded with a static "
+                                       f"argument at position {pos}; got {n} arguments")
+            if not _same_static(args[pos], value):
+                raise ProgramCallError(
+                    f"dualrev: static argument {pos} is {args[pos]!r}; the program was "
+                    f"recorded for {value!r}")
+            skip.add(pos)
+        if skip:
+            tree: Any = (tuple(a for i, a in enumerate(args) if i not in skip), kwargs)
+        else:
+            tree = (args, kwargs) if kwargs else args
+        leaves, td = tree_flatten(tree)
+        if td != self.tree:
+            raise ProgramCallError(f"dualrev: the arguments have the structure {td}; the "
+                                   f"program was recorded for {self.tree}")
+        out = []
+        for k, (v, spec) in enumerate(zip(leaves, self.leaves, strict=True)):
+            if spec[0] == "static":
+                if not _same_static(v, spec[2]):
+                    raise ProgramCallError(f"dualrev: argument leaf {k} is {v!r}; the "
+                                           f"program was recorded for {spec[2]!r}")
+                continue
+            _, t, shape, dtype = spec
+            if type(v) is not t:
+                raise ProgramCallError(f"dualrev: argument leaf {k} is a "
+                                       f"{type(v).__name__}; the program was recorded for "
+                                       f"a {t.__name__}")
+            if shape is not None and (v.shape != tuple(shape) or v.dtype != dtype):
+                raise ProgramCallError(
+                    f"dualrev: argument leaf {k} has shape {v.shape} and dtype {v.dtype}; "
+                    f"the program was recorded for shape {tuple(shape)} and dtype {dtype}")
+            out.append(v)
+        return out
+
+
+def _same_static(a: Any, b: Any) -> bool:
+    """Whether a static argument is the recorded one (same type, equal value)."""
+    if isinstance(b, tuple) and len(b) == 2 and b[0] == "id":  # kept by identity
+        return id(a) == b[1]
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):
+        return False
