@@ -34,6 +34,8 @@ from .errors import (
     ProgramCallError,
     ProgramFormatError,
     ProgramNotPortable,
+    ReplayError,
+    ReplayWarning,
     SingularSolutionError,
     SolverNotConvergedError,
     StaleViewError,
@@ -42,6 +44,7 @@ from .errors import (
 from .forward import Dual
 from .primitive import Primitive, catalogue_declared, register_function, register_ufunc, strip
 from .program_io import load_program, save_program
+from .replay import replay
 from .reverse import Tape, Traced
 from .transforms import (
     grad,
@@ -117,6 +120,8 @@ __all__ = [
     "ProgramCallError",
     "ProgramFormatError",
     "ProgramNotPortable",
+    "ReplayError",
+    "ReplayWarning",
     "SingularSolutionError",
     "SolverNotConvergedError",
     "StaleViewError",
@@ -140,6 +145,7 @@ __all__ = [
     "ravel_pytree",
     "register_function",
     "register_ufunc",
+    "replay",
     "save_program",
     "stop_gradient",
     "strip",
