@@ -257,8 +257,8 @@ def declare_key(prim: Primitive, key: str) -> None:
     """Give ``prim`` the portable identity ``key`` (see ``Primitive``'s ``key``).
 
     While dualrev declares its catalogue a key taken twice raises ValueError; later a
-    second declaration (a user's module run again) takes the key over, and the earlier
-    primitive loses it."""
+    second declaration (a user's module run again) takes the key over: the earlier
+    primitive is no longer found by it, and a program using it cannot be saved."""
     if not isinstance(key, str) or not key:
         raise ValueError(f"a primitive's key must be a non-empty string, got {key!r}")
     old = PRIMITIVES.get(key)
@@ -266,7 +266,6 @@ def declare_key(prim: Primitive, key: str) -> None:
         if _DECLARING:
             raise ValueError(f"primitives {old.name!r} and {prim.name!r} both declare the "
                              f"key {key!r}: give one of them another key= at its declaration")
-        old.key = None
     PRIMITIVES[key] = prim
     prim.key = key
 
@@ -568,8 +567,59 @@ def call_plain(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         if "<" in qual or getattr(func, "__closure__", None):  # a lambda, a closure
             return func(*[strip(a) for a in args], **{k: strip(v) for k, v in kwargs.items()})
         mod = getattr(func, "__module__", None) or "numpy"
-        prim = PLAIN_CALLS[func] = Primitive(f"plain:{mod}.{qual}", func, nondiff=True)
+        name = f"plain:{mod}.{qual}"
+        # keyed by its name, so that a saved program finds it again (primitive_for_key)
+        prim = PLAIN_CALLS[func] = Primitive(name, func, nondiff=True, key=name)
     return bind(prim, args, {k: strip(v) for k, v in kwargs.items()})
+
+
+def primitive_for_key(key: str) -> Primitive | None:
+    """The primitive with the portable key ``key``, or None: a declared one
+    (``PRIMITIVES``), or a ``call_plain`` primitive (``plain:numpy.argsort``) this
+    process has not made yet, made here for a function ``named_function`` allows."""
+    prim = PRIMITIVES.get(key)
+    if prim is not None or not key.startswith("plain:"):
+        return prim
+    func = named_function(key[len("plain:"):])
+    if func is None:
+        return None
+    prim = PLAIN_CALLS.get(func)
+    if prim is None:
+        prim = PLAIN_CALLS[func] = Primitive(key, func, nondiff=True, key=key)
+    return prim
+
+
+def function_name(func: Any) -> str | None:
+    """``module.qualname`` of a function a saved program may name (see
+    ``named_function``), else None."""
+    qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    if not isinstance(qual, str):
+        return None
+    path = f"{getattr(func, '__module__', None) or 'numpy'}.{qual}"
+    return path if named_function(path) is func else None
+
+
+def named_function(path: str) -> Any | None:
+    """The function ``module.qualname`` names, if a saved program may call it: a ufunc
+    or a function dualrev routes (``FUNCTION_HANDLERS``) of NumPy or SciPy, or a
+    module-level function of dualrev's catalogue; found in the modules already imported
+    (nothing is imported), else None. A file can name nothing else."""
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        mod = ".".join(parts[:cut])
+        obj: Any = sys.modules.get(mod)
+        if obj is None:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+        top = mod.split(".")[0]
+        if top in ("numpy", "scipy"):
+            ok = isinstance(obj, np.ufunc) or (callable(obj) and obj in FUNCTION_HANDLERS)
+        else:
+            ok = (mod.startswith("dualrev.catalogue.") and len(parts) == cut + 1
+                  and inspect.isfunction(obj) and obj.__module__ == mod)
+        return obj if ok else None
+    return None
 
 
 def dtype_of(x: Any) -> np.dtype:

@@ -29,7 +29,7 @@ from typing import IO, Any
 import numpy as np
 
 from .errors import ProgramFormatError, ProgramNotPortable
-from .primitive import PRIMITIVES, Primitive
+from .primitive import PRIMITIVES, Primitive, function_name, named_function, primitive_for_key
 from .program import GUARD_KINDS, CallSignature, Guard, Op, Program
 from .tree import LEAF, TreeDef
 
@@ -93,9 +93,13 @@ class _Writer:
             hit = self._ids.get(id(v))
             if hit is None or hit[0] is not v:
                 name = f"a{len(self.arrays)}"
-                self.arrays[name] = v
-                hit = self._ids[id(v)] = (v, name)
-            return {"$": "array", "v": hit[1]}
+                self.arrays[name], layout = _compact(v)
+                hit = self._ids[id(v)] = (v, {"$": "array", "v": name, **layout})
+            return hit[1]
+        if callable(v):
+            fname = function_name(v)
+            if fname is not None:
+                return {"$": "function", "v": fname}
         kind = f"{t.__module__}.{t.__qualname__}"
         raise ProgramNotPortable(
             f"{where()} is a {kind} ({_short(v)}), which a saved program cannot describe "
@@ -121,6 +125,54 @@ class _Writer:
                     "children": kids}
         raise ProgramNotPortable(f"{where()} has a pytree node of kind {td.kind!r}",
                                  "Return tuples, lists, dicts or namedtuples")
+
+
+def _compact(a: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """The array to store for ``a`` and how to lay it out again as ``a`` is (``_laid``):
+    a broadcast axis (stride 0) stored once, reversed axes and the order of the axes in
+    memory (a transpose, Fortran order) kept, read-only kept. NumPy's results can depend
+    on the layout (a sum's rounding follows its memory order), and a loaded program must
+    compute what the recorded one does, bit for bit."""
+    layout: dict[str, Any] = {}
+    if not a.flags.writeable:
+        layout["readonly"] = True
+    if a.ndim == 0 or a.size <= 1 or a.flags.c_contiguous:
+        return a, layout
+    c = a
+    bcast = [i for i, (st, n) in enumerate(zip(a.strides, a.shape, strict=True))
+             if st == 0 and n > 1]
+    if bcast:
+        c = c[tuple(slice(0, 1) if i in bcast else slice(None) for i in range(a.ndim))]
+        layout["broadcast"] = list(a.shape)
+    flip = [i for i, (st, n) in enumerate(zip(c.strides, c.shape, strict=True))
+            if st < 0 and n > 1]
+    if flip:
+        c = np.flip(c, axis=tuple(flip))
+        layout["flip"] = flip
+    perm = sorted(range(c.ndim), key=lambda i: (-abs(c.strides[i]) if c.shape[i] > 1 else 0, i))
+    if perm != list(range(c.ndim)) and not c.flags.c_contiguous:
+        c = c.transpose(perm)
+        layout["perm"] = perm
+    return np.ascontiguousarray(c), layout
+
+
+def _laid(stored: np.ndarray, d: dict[str, Any]) -> np.ndarray:
+    """The array ``_compact`` stored, laid out as it was."""
+    a = stored
+    perm = d.get("perm")
+    if perm is not None:
+        if sorted(perm) != list(range(a.ndim)):
+            raise ValueError(f"perm {perm} for {a.ndim} axes")
+        a = a.transpose(np.argsort(perm))
+    flip = d.get("flip")
+    if flip is not None:
+        a = np.flip(a, axis=tuple(int(i) for i in flip))
+    shape = d.get("broadcast")
+    if shape is not None:
+        a = np.broadcast_to(a, tuple(int(n) for n in shape))
+    elif d.get("readonly"):
+        a.flags.writeable = False
+    return a
 
 
 def _short(v: Any) -> str:
@@ -302,6 +354,7 @@ class _Reader:
         self.path = path
         self.arrays = arrays
         self._loaded: dict[str, np.ndarray] = {}
+        self._laid: dict[str, np.ndarray] = {}
 
     def fail(self, what: str) -> ProgramFormatError:
         return ProgramFormatError(self.path, what)
@@ -344,7 +397,16 @@ class _Reader:
                     raise self.fail(f"a {dt} scalar has {len(raw)} bytes")
                 return np.frombuffer(raw, dtype=dt)[0]
             if tag == "array":
-                return self.array(v)
+                if set(d) - {"$", "v", "perm", "flip", "broadcast", "readonly"}:
+                    raise ValueError(f"unknown layout {sorted(set(d) - {'$', 'v'})}")
+                return self.laid_array(v, d)
+            if tag == "function":
+                func = named_function(self._text(v))
+                if func is None:
+                    raise self.fail(f"the function {_short(v)} is none a saved program "
+                                    "may call (NumPy's and SciPy's functions that dualrev "
+                                    "routes, dualrev's catalogue's)")
+                return func
         except (TypeError, ValueError) as e:
             raise self.fail(f"a {tag} value is malformed: {_short(d)} ({e})") from None
         raise self.fail(f"unknown value type {tag!r}")
@@ -381,12 +443,19 @@ class _Reader:
                 return t
         raise self.fail(f"unknown type {name!r}")
 
+    def laid_array(self, name: Any, d: dict[str, Any]) -> np.ndarray:
+        key = json.dumps(d, sort_keys=True)
+        a = self._laid.get(key)
+        if a is None:
+            a = self._laid[key] = _laid(self.array(name), d)
+        return a
+
     def array(self, name: Any) -> np.ndarray:
         name = self._text(name)
         a = self._loaded.get(name)
         if a is not None:
             return a
-        if name == DESCRIPTION or name not in self.arrays.files:
+        if name == DESCRIPTION or name not in self.arrays:
             raise self.fail(f"the array {name!r} it refers to is not in the file")
         try:
             a = self.arrays[name]
@@ -488,7 +557,7 @@ def program_from_description(desc: Any, arrays: Any, path: str = "<description>"
             raise r.fail(f"step {k} is written as {_short(st)}")
         if st[0] == "op":
             _, key, args, params, out = st
-            prim = PRIMITIVES.get(key) if type(key) is str else None
+            prim = primitive_for_key(key) if type(key) is str else None
             if prim is None:
                 raise r.fail(
                     f"step {k} names the primitive {_short(key)}, which this process does "
