@@ -67,6 +67,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Pytrees", [(dualrev, n) for n in (
         "tree_flatten", "tree_unflatten", "tree_map", "ravel_pytree")]),
     ("Drawing", [(dualrev, "graph")]),
+    ("Saving recorded programs", [(dualrev, n) for n in ("save_program", "load_program")]),
     ("ODEs and integrals (dualrev.integrate)", [(dualrev.integrate, n)
                                                for n in dualrev.integrate.__all__]),
     ("SciPy callbacks (dualrev.closure)", [(dualrev.closure, n) for n in (
@@ -82,7 +83,8 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
         "SolverNotConvergedError", "SingularSolutionError", "ClosureError",
-        "NonFiniteDerivativeWarning")]),
+        "NonFiniteDerivativeWarning",
+        "ProgramNotPortable", "ProgramFormatError", "ProgramCallError")]),
 ]
 
 

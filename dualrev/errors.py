@@ -402,7 +402,16 @@ class ProgramFormatError(DualrevError):
     """``dualrev.load_program`` refused a file: not a saved dualrev program, a format
     version this dualrev does not read, a primitive key this process does not know (its
     module not imported, or a newer dualrev's), a malformed entry, or an array that
-    would need pickle to load. Nothing of the file runs before it is validated."""
+    would need pickle to load. Nothing of the file runs before it is validated.
+
+    Example:
+        >>> import io
+        >>> import dualrev as dr
+        >>> dr.load_program(io.BytesIO(b"not a program"))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.ProgramFormatError: dualrev.load_program: ...: not a NumPy .npz file ...
+    """
 
     def __init__(self, path: str, what: str) -> None:
         super().__init__(f"dualrev.load_program: {path}: {what}")
@@ -413,7 +422,21 @@ class ProgramCallError(DualrevError):
     structure, shape, dtype or static argument), or a value met one of its guards with
     another outcome (another branch of an ``if``). A loaded program has no function to
     record again from: call ``dr.replay`` on the function for such inputs (or record
-    and save a program for them)."""
+    and save a program for them).
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> f = dr.replay(dr.grad(lambda x: np.sum(x ** 3)))
+        >>> _ = f(np.ones(3))
+        >>> program = f.programs[0]
+        >>> print(program(np.array([1.0, 2.0, 3.0])))
+        [ 3. 12. 27.]
+        >>> program(np.ones(4))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.ProgramCallError: dualrev: argument leaf 0 has shape (4,) ...
+    """
 
 
 class NotSavedError(RuntimeError):

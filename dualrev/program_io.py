@@ -326,10 +326,12 @@ def save_program(program: Program, file: str | os.PathLike[str] | IO[bytes]) -> 
     Example:
         >>> import numpy as np
         >>> import dualrev as dr
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "grad_f.npz")
         >>> f = dr.replay(dr.grad(lambda x: np.sum(np.sin(x) ** 2)))
         >>> g = f(np.array([0.5, 1.0]))
-        >>> dr.save_program(f.programs[0], "grad_f.npz")
-        >>> h = dr.load_program("grad_f.npz")
+        >>> dr.save_program(f.programs[0], path)
+        >>> h = dr.load_program(path)
         >>> print(h(np.array([0.5, 1.0])) - g)
         [0. 0.]
     """
@@ -679,10 +681,13 @@ def load_program(file: str | os.PathLike[str] | IO[bytes]) -> Program:
     Example:
         >>> import numpy as np
         >>> import dualrev as dr
+        >>> import io
         >>> f = dr.replay(dr.jacobian(lambda x: np.tanh(x[:2] * x[1:])))
         >>> J = f(np.array([0.5, 1.0, 2.0]))
-        >>> dr.save_program(f.programs[0], "jac.npz")
-        >>> jac = dr.load_program("jac.npz")
+        >>> saved = io.BytesIO()     # (or a path: "jac.npz")
+        >>> dr.save_program(f.programs[0], saved)
+        >>> _ = saved.seek(0)
+        >>> jac = dr.load_program(saved)
         >>> x = np.array([0.1, 0.2, 0.3])
         >>> bool(np.array_equal(jac(x), dr.jacobian(lambda x: np.tanh(x[:2] * x[1:]))(x)))
         True

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import DualrevError, ProgramCallError
 from ..primitive import apply_plain
 from ..program import CallSignature, Op, Program
-from ..tree import LEAF, TreeDef
+from ..tree import TreeDef
 from . import values as vals
 from .record import Edge, Graph, Node, _index_text, _labelled, _params_text, _symbol
 
@@ -152,7 +152,7 @@ def _input_names(prog: Program) -> list[str]:
 
 
 def _output_names(td: TreeDef, n: int) -> list[str]:
-    if td is LEAF or n == 1:
+    if n == 1:
         return ["out"]
     return [f"out[{k}]" for k in range(n)]
 
