@@ -13,7 +13,6 @@ records again. See docs/replay.md.
 from __future__ import annotations
 
 import functools
-import random as _pyrandom
 import threading
 import types
 import warnings
@@ -23,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from .diagnose import library_file
 from .errors import ReplayError, ReplayWarning
 from .primitive import Tracer
 from .program import GuardFailed, Program
-from .staging import Staged, StagingTrace
+from .staging import Staged, StagingTrace, same_bits
 from .tracer import new_level
 from .tree import LEAF, TreeDef, tree_flatten, tree_unflatten
 
@@ -115,7 +115,7 @@ class _Variant:
             if g.get(name, _MISSING) is not obj:
                 return f"the global {name!r} was rebound"
         for a, c in self.watched:
-            if not _same_bits(a, c):
+            if not same_bits(a, c):
                 return (f"an array of shape {a.shape} the function read was changed in "
                         "place")
         return None
@@ -124,53 +124,67 @@ class _Variant:
 _MISSING = object()
 
 
-def _same_bits(a: ndarray, c: ndarray) -> bool:
-    if a.shape != c.shape or a.dtype != c.dtype:
-        return False
-    if a.flags.c_contiguous:
-        return a.data == c.data  # memoryview comparison: bytes, no copy
-    return bool(np.array_equal(a, c, equal_nan=True)) and a.tobytes() == c.tobytes()
-
-
-def _functions(fn: Any) -> list[types.FunctionType]:
-    """``fn`` and the functions it wraps (``__wrapped__``, functools.partial's ``func``),
-    the user's function under a transform included."""
-    out: list[types.FunctionType] = []
-    seen: set[int] = set()
-    f = fn
-    for _ in range(16):
-        if f is None or id(f) in seen:
-            break
-        seen.add(id(f))
+def _unwrap(f: Any) -> Any:
+    """The Python function under a bound method or functools.partial, else ``f``."""
+    for _ in range(8):
         if isinstance(f, functools.partial):
             f = f.func
-            continue
-        if isinstance(f, types.MethodType):
+        elif isinstance(f, types.MethodType):
             f = f.__func__
-            continue
-        if isinstance(f, types.FunctionType):
-            out.append(f)
-        f = getattr(f, "__wrapped__", None)
-    return out
+        else:
+            break
+    return f
 
 
-def _state_of(fn: Any) -> tuple[list[tuple[Any, Any]], list[tuple[dict, str, Any]]]:
-    """The closure cells of ``fn`` and of the functions it wraps, each with the object
-    it holds, and the globals their code names, each with its object: what a replay
-    checks has not been rebound."""
+def _state_of(fn: Any, limit: int = 32) -> tuple[list[tuple[Any, Any]],
+                                                list[tuple[dict, str, Any]], list[ndarray]]:
+    """The closure cells, each with the object it holds, and the globals named by the
+    code, each with its object, of the user's functions a call of ``fn`` reaches by
+    name: ``fn``, the functions it wraps (``__wrapped__``: the user's function under a
+    transform), and the Python functions those hold in their cells or name as globals,
+    transitively (at most ``limit`` functions; dualrev's, NumPy's and SciPy's own are
+    followed but not checked). What a replay checks has not been rebound; the plain
+    arrays among those objects are returned too, to check their bits (an element read
+    as a number, ``w[0]``, never meets an operation as the array)."""
     cells: list[tuple[Any, Any]] = []
     globals_: list[tuple[dict, str, Any]] = []
-    for f in _functions(fn):
+    arrays: list[ndarray] = []
+    seen: set[int] = set()
+    queue = [fn]
+    while queue and len(seen) < limit:
+        f = _unwrap(queue.pop(0))
+        if f is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        wrapped = getattr(f, "__wrapped__", None)
+        if wrapped is not None:
+            queue.append(wrapped)
+        if not isinstance(f, types.FunctionType):
+            continue
+        user = not library_file(f.__code__.co_filename)
         for c in f.__closure__ or ():
             try:
-                cells.append((c, c.cell_contents))
+                obj = c.cell_contents
             except ValueError:
                 continue
+            if user:
+                cells.append((c, obj))
+                if type(obj) is ndarray:
+                    arrays.append(obj)
+            if callable(obj) and not isinstance(obj, type):
+                queue.append(obj)
+        if not user:
+            continue
         g = f.__globals__
         for name in _global_names(f.__code__):
-            if name in g:
-                globals_.append((g, name, g[name]))
-    return cells, globals_
+            obj = g.get(name, _MISSING)
+            if obj is not _MISSING:
+                globals_.append((g, name, obj))
+                if type(obj) is ndarray:
+                    arrays.append(obj)
+                if isinstance(obj, (types.FunctionType, functools.partial)):
+                    queue.append(obj)
+    return cells, globals_, arrays
 
 
 def _global_names(code: types.CodeType) -> set[str]:
@@ -181,10 +195,42 @@ def _global_names(code: types.CodeType) -> set[str]:
     return names
 
 
+def _legacy_state_view() -> ndarray | None:
+    """A view of the memory of NumPy's legacy global generator's Mersenne Twister state
+    (624 key words and the position), through the bit generator's ctypes interface, or
+    None where that interface is missing (then ``get_state`` is read instead)."""
+    try:
+        import ctypes
+
+        bg = np.random.mtrand._rand._bit_generator
+        addr = bg.ctypes.state_address
+        if not isinstance(addr, int) or not addr:
+            return None
+        view = np.ctypeslib.as_array((ctypes.c_uint32 * 625).from_address(addr))
+        probe = np.random.get_state(legacy=False)["state"]
+        if not (np.array_equal(view[:624], probe["key"]) and int(view[624]) == probe["pos"]):
+            return None  # not the layout we expect: read get_state instead
+        _LEGACY_OWNER.append(bg)  # the view's memory is the generator's: keep it alive
+        return view
+    except Exception:  # noqa: BLE001 - any failure: the slower, public way
+        return None
+
+
+_LEGACY: list[Any] = []
+_LEGACY_OWNER: list[Any] = []
+
+
 def _rng_state() -> Any:
-    """The state of NumPy's legacy global generator and Python's ``random``, to tell a
-    recording that drew random numbers from them."""
-    return np.random.get_state(legacy=False)["state"]["key"].copy(), _pyrandom.getstate()
+    """The state of NumPy's legacy global generator (``np.random.rand`` & co.), to tell a
+    recording that drew from it: a copy of its state words (2.5 kB, about a microsecond)
+    where its memory can be viewed, else ``np.random.get_state`` (about 60 us)."""
+    if not _LEGACY:
+        _LEGACY.append(_legacy_state_view())
+    view = _LEGACY[0]
+    if view is not None:
+        return view.copy()
+    st = np.random.get_state(legacy=False)["state"]
+    return np.append(st["key"], np.uint32(st["pos"]))
 
 
 class Replayed:
@@ -226,30 +272,36 @@ class Replayed:
             return self.fn(*args, **kwargs)
         variants = self._cache.get(key)
         if variants is not None:
-            inputs = [leaves[i] for i in dyn]
-            for v in variants:
-                if self.check_stale:
-                    why = v.stale()
-                    if why is not None:
-                        self._drop(key, v, why)
-                        continue
-                try:
-                    outs = v.run(inputs)
-                except GuardFailed as e:
-                    g = e.guard
-                    self.stats._note(self.stats.guard_failures, GuardFailure(g.kind, g.where))
-                    continue
-                self.stats.replays += 1
-                if v is not variants[0]:
-                    with self._lock:
-                        if v in variants:
-                            variants.remove(v)
-                            variants.insert(0, v)
-                return self._outputs(v, outs)
+            out = self._try(key, variants, [leaves[i] for i in dyn])
+            if out is not _MISSING:
+                return out
         if key in self._dynamic:
             self.stats.dynamic += 1
             return self.fn(*args, **kwargs)
         return self._record(key, args, kwargs, leaves, dyn, treedef)
+
+    def _try(self, key: Any, variants: list[_Variant], inputs: list[Any]) -> Any:
+        """The result of the first recorded variant whose guards hold, or _MISSING."""
+        for v in list(variants):
+            if self.check_stale:
+                why = v.stale()
+                if why is not None:
+                    self._drop(key, v, why)
+                    continue
+            try:
+                outs = v.run(inputs)
+            except GuardFailed as e:
+                g = e.guard
+                self.stats._note(self.stats.guard_failures, GuardFailure(g.kind, g.where))
+                continue
+            self.stats.replays += 1
+            if v is not variants[0]:
+                with self._lock:
+                    if v in variants:
+                        variants.remove(v)
+                        variants.insert(0, v)
+            return self._outputs(v, outs)
+        return _MISSING
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """(key, leaves, positions of the staged leaves, treedef); key None when an
@@ -316,6 +368,11 @@ class Replayed:
     def _record(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                 leaves: list[Any], dyn: Sequence[int], treedef: TreeDef | None) -> Any:
         with self._lock:
+            variants = self._cache.get(key)
+            if variants:  # another thread recorded it meanwhile
+                out = self._try(key, variants, [leaves[i] for i in dyn])
+                if out is not _MISSING:
+                    return out
             n = self._records.get(key, 0)
             if n >= self.max_records:
                 self._dynamic.add(key)
@@ -333,29 +390,63 @@ class Replayed:
             for i in dyn:
                 staged[i] = trace.input(leaves[i])
             a2, k2 = self._rebuild(args, kwargs, staged, treedef)
-            cells, globals_ = _state_of(self.fn)
+            cells, globals_, arrays = _state_of(self.fn)
+            snaps = [(a, a.copy(order="K")) for a in arrays]  # as the call reads them
             rng = _rng_state()
             try:
-                out = self.fn(*a2, **k2)
-            finally:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    out = self.fn(*a2, **k2)
+            except Exception as e:  # noqa: BLE001 - the dynamic call decides
                 trace.finish()
+                _reissue(caught)
+                return self._fallback(key, args, kwargs, e)
+            trace.finish()
+            _reissue(caught)
+            if caught:
+                # a warning is a side effect of values (a non-finite derivative, a
+                # division by zero): a replay would not give it, so nothing is kept
+                self.stats._note(self.stats.dynamic_reasons,
+                                 f"warned while recording: {caught[0].category.__name__}")
+                return self._finish(trace, out)[1]
             if not self.allow_random and not _same_rng(rng, _rng_state()):
                 warnings.warn(
-                    "dualrev.replay: the function drew random numbers while it was "
-                    "recorded (np.random or random): a replay repeats the recorded draws. "
+                    "dualrev.replay: the function drew random numbers from np.random while "
+                    "it was recorded: a replay repeats the recorded draws. "
                     "Pass the draws as arguments, or allow_random=True to silence this",
                     ReplayWarning, stacklevel=3)
             program, values, copy_out = self._finish(trace, out)
             program.meta["signature"] = key
             program.meta["function"] = getattr(self.fn, "__qualname__", repr(self.fn))
-            variant = _Variant(program, type(self).compile(program),
-                               trace.watched_constants(), cells, globals_, copy_out)
+            watched = trace.watched_constants()
+            ids = {id(a) for a, _ in watched}
+            watched += [(a, s) for a, s in snaps if id(a) not in ids]
+            variant = _Variant(program, type(self).compile(program), watched, cells,
+                               globals_, copy_out)
             self.stats.records += 1
             variants = self._cache.setdefault(key, [])
             variants.insert(0, variant)
             self._cache.move_to_end(key)
             self._evict()
             return values
+
+    def _fallback(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                  e: Exception) -> Any:
+        """The recording raised ``e``: the dynamic call decides. If it raises too, that
+        is the user's error; if it does not, the recording cannot stand for it (the
+        signature then runs dynamically, the reason in ``stats.dynamic_reasons``)."""
+        result = self.fn(*args, **kwargs)  # raises the user's own error
+        self._dynamic.add(key)
+        self.stats.dynamic += 1
+        self.stats._note(self.stats.dynamic_reasons,
+                         f"recording failed: {type(e).__name__}: {e}")
+        if not isinstance(e, ReplayError):
+            name = getattr(self.fn, "__name__", "the function")
+            why = f"{type(e).__name__}: {str(e)[:200]}"
+            warnings.warn(f"dualrev.replay: recording {name} failed ({why}) where the call "
+                          "itself does not; it runs without replay for this signature",
+                          ReplayWarning, stacklevel=4)
+        return result
 
     def _rebuild(self, args: tuple[Any, ...], kwargs: dict[str, Any], staged: list[Any],
                  treedef: TreeDef | None) -> tuple[list[Any], dict[str, Any]]:
@@ -427,8 +518,15 @@ class Replayed:
         return [v.program for vs in self._cache.values() for v in vs]
 
 
-def _same_rng(a: Any, b: Any) -> bool:
-    return bool(np.array_equal(a[0], b[0])) and a[1] == b[1]
+def _reissue(caught: list[Any]) -> None:
+    """Give the warnings a recording caught to the user's filters, as the call gave them."""
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno,
+                               source=w.source)
+
+
+def _same_rng(a: ndarray, b: ndarray) -> bool:
+    return a.tobytes() == b.tobytes()
 
 
 def _static_key(v: Any) -> Any:
@@ -481,7 +579,7 @@ def replay(fn: Callable[..., Any] | None = None, *, max_variants: int = 8,
         max_records: after this many recordings of one signature, calls of it run
             dynamically (with a ``ReplayWarning``).
         allow_random: do not warn when the recorded call drew random numbers from
-            ``np.random``'s global generator or ``random``.
+            ``np.random``'s global generator (``np.random.rand``, ``np.random.normal``).
         check_stale: check before each replay that captured arrays, closure cells and
             globals are unchanged (on by default).
     Returns:

@@ -32,6 +32,7 @@ from .primitive import (
     shape_of,
     unbroadcast,
 )
+from .staging import Staged
 from .tracer import TracedBase, new_level, note_finished, note_running
 
 ndarray = np.ndarray
@@ -136,6 +137,8 @@ class Tape:
                         parents.append((i, a._index, (), True))
                     elif tp is ndarray and p.dtype.char == "d":
                         parents.append((i, a._index, p.shape, True))
+                    elif tp is Staged and _float64(p.primal):  # (under dr.replay)
+                        parents.append((i, a._index, shape_of(p), True))
                     else:
                         parents.append((i, a._index, shape_of(p), cotangent.kind(p)))
                 a = p
@@ -367,9 +370,16 @@ def _fit(c: Any, shape: tuple[int, ...], kind: Any) -> Any:
         if shape == ():
             return c if kind is True else cotangent.project(c, kind)
         c = unbroadcast(c, shape)
+    elif tc is Staged and kind is True and _float64(c.primal):  # (under dr.replay)
+        return c if shape_of(c) == shape else unbroadcast(c, shape)
     elif shape_of(c) != shape:
         c = unbroadcast(c, shape)
     return cotangent.project(c, kind)
+
+
+def _float64(p: Any) -> bool:
+    """Whether the plain ``p`` is a float64 scalar or array (a real cotangent kind)."""
+    return type(p) in FLOAT64_SCALARS or (type(p) is ndarray and p.dtype.char == "d")
 
 
 _RELEASED = (None, (), None, None, ())

@@ -1137,6 +1137,7 @@ def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
         [ 6. 12.]
     """
 
+    @functools.wraps(f)  # (__wrapped__: dualrev.replay checks f's closure and globals)
     def h(*args_and_v: Any, **kwargs: Any) -> Any:
         *args, v = args_and_v
         nums, single = _argnums(argnums, len(args))

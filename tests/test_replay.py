@@ -2,6 +2,8 @@
 same transform called directly on the same inputs (bit for bit unless a test says
 otherwise), and the stats say whether it was recorded or replayed."""
 
+import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -122,3 +124,327 @@ def test_vmap_and_vmap_of_grad():
 def test_nested_transforms():
     check(dr.grad(dr.grad(lambda x: np.sin(x) * x ** 3)), (0.3,), (1.7,))
     check(dr.jacfwd(dr.grad(rosen)), (vec(),), (vec(4, 1),))
+
+
+# ------------------------------------------------------------------ control flow
+def branchy(x):
+    if x.sum() > 0:
+        return np.sum(x ** 2)
+    return np.sum(np.sin(x))
+
+
+def test_branch_flip_records_again_and_matches():
+    g = dr.grad(branchy)
+    r = dr.replay(g)
+    x = vec(4, 1)
+    x = np.abs(x)
+    for arg in (x, x * 2, -x, x, -2 * x):
+        assert_same(r(arg), g(arg))
+    s = r.stats
+    assert s.records == 2 and s.replays == 3, s
+    assert s.guard_failures and s.guard_failures[0].kind == "truth"
+    assert "x.sum() > 0" in s.guard_failures[0].where
+
+
+def test_where_mask_replays_without_guard():
+    f = dr.grad(lambda x: np.sum(np.where(x > 0, x ** 2, np.sin(x))))
+    r = check(f, (vec(6, 1),), (vec(6, 2),), (-vec(6, 1),))
+    assert all(g.kind == "finite" for p in r.programs for g in p.guards)
+
+
+def test_while_loop_on_values():
+    def f(x):
+        y = x
+        n = 0
+        while np.sum(y ** 2) > 1.0:
+            y = y * 0.5
+            n += 1
+        return np.sum(np.sin(y)) * (n + 1)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    a = np.array([3.0, 1.0])
+    for arg in (a, a * 1.01, a * 10, a * 1.02, a * 10.1):
+        assert_same(r(arg), g(arg))
+    assert r.stats.records == 2 and r.stats.replays == 3
+
+
+def test_masks_and_indices_computed_from_values_are_guarded():
+    for f in (lambda x: np.sum(x[x > 0] ** 2), lambda x: x[np.argmax(x)] ** 2,
+              lambda x: np.sum(np.sort(x) * np.arange(4.0))):
+        g = dr.grad(f)
+        r = dr.replay(g)
+        a = np.array([1.0, -2.0, 3.0, 0.5])
+        for arg in (a, a * 2, -a, a[::-1].copy(), a):
+            assert_same(r(arg), g(arg))
+
+
+# ------------------------------------------------------------------ state
+def test_inplace_writes_and_buffers():
+    def f(x):
+        y = np.zeros(3)
+        y[0] = x[0] ** 2
+        y[1:] = np.sin(x[1:])
+        z = x * 1.0
+        z[1] += 3 * x[0]
+        z *= 2
+        return np.sum(y * z)
+    check(dr.grad(f), (vec(3),), (vec(3, 1),), (vec(3, 2),))
+    check(dr.jacobian(lambda x: (lambda y: y)(np.cumsum(x))), (vec(3),), (vec(3, 1),))
+
+
+def test_captured_array_changed_in_place_records_again():
+    w = np.array([1.0, 2.0, 3.0])
+    g = dr.grad(lambda x: np.sum(w * x ** 2))
+    r = dr.replay(g)
+    x = vec(3)
+    assert_same(r(x), g(x))
+    assert_same(r(x), g(x))
+    w[1] = -5.0  # the user's array, written in place between calls
+    assert_same(r(x), g(x))
+    assert r.stats.records == 2 and r.stats.replays == 1
+    assert "changed in place" in r.stats.stale[0]
+
+
+def test_closure_cell_rebound_records_again():
+    scale = 2.0
+
+    def f(x):
+        return scale * np.sum(x ** 3)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    x = vec(3)
+    assert_same(r(x), g(x))
+    scale = 3.0  # noqa: F841  (read by f through its cell)
+    assert_same(r(x), g(x))
+    assert r.stats.records == 2 and "closure" in r.stats.stale[0]
+
+
+GLOBAL_SCALE = 2.0
+
+
+def _uses_global(x):
+    return GLOBAL_SCALE * np.sum(np.exp(x))
+
+
+def test_global_rebound_records_again():
+    global GLOBAL_SCALE
+    g = dr.grad(_uses_global)
+    r = dr.replay(g)
+    x = vec(3)
+    try:
+        assert_same(r(x), g(x))
+        GLOBAL_SCALE = 5.0
+        assert_same(r(x), g(x))
+        assert r.stats.records == 2 and "GLOBAL_SCALE" in r.stats.stale[0]
+    finally:
+        GLOBAL_SCALE = 2.0
+
+
+def test_random_draw_while_recording_warns():
+    g = dr.grad(lambda x: np.sum(x * np.random.rand(3)))
+    with pytest.warns(dr.ReplayWarning, match="random"):
+        dr.replay(g)(vec(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dr.replay(g, allow_random=True)(vec(3))
+        dr.replay(dr.grad(f_elem))(vec(3))  # no draw: no warning
+
+
+# ------------------------------------------------------------------ the cache
+def test_signatures_and_static_arguments():
+    def f(x, n, mode="sin"):
+        y = x
+        for _ in range(n):
+            y = np.sin(y) if mode == "sin" else np.cos(y)
+        return np.sum(y)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    calls = [(vec(3), 2), (vec(3, 1), 2), (vec(3), 3), (vec(4), 2), (vec(3, 2), 3)]
+    for args in calls:
+        assert_same(r(*args), g(*args))
+    assert r.stats.records == 3 and r.stats.replays == 2
+    assert_same(r(vec(3), 2, mode="cos"), g(vec(3), 2, mode="cos"))
+    assert r.stats.records == 4
+    # float32 is another signature; a float and a 0-d array are too
+    for a in (vec(3).astype(np.float32), 0.5, np.float64(0.5), np.array(0.5)):
+        assert_same(r(a, 1), g(a, 1))
+    assert r.stats.records == 8
+
+    def h(x, table):
+        return np.sum(x * table[0])
+    gh = dr.grad(h)
+    rh = dr.replay(gh, static_argnums=1)
+    assert_same(rh(vec(2), (2.0, 3.0)), gh(vec(2), (2.0, 3.0)))
+    assert_same(rh(vec(2), (4.0, 3.0)), gh(vec(2), (4.0, 3.0)))
+    assert rh.stats.records == 2
+
+
+def test_max_variants_evicts_least_recently_used():
+    g = dr.grad(lambda x: np.sum(x ** 3))
+    r = dr.replay(g, max_variants=2)
+    for n in (2, 3, 4, 2):
+        assert_same(r(vec(n)), g(vec(n)))
+    assert r.stats.records == 4 and r.stats.evictions == 2
+    assert len(r.programs) == 2
+    assert_same(r(vec(4)), g(vec(4)))
+    assert r.stats.replays == 1
+
+
+def test_too_many_recordings_run_dynamically_with_a_warning():
+    f = dr.grad(lambda x: np.sum(x[np.argmax(x)] * x))
+    r = dr.replay(f, max_records=3)
+    with pytest.warns(dr.ReplayWarning, match="recorded 3 times"):
+        for k in range(5):
+            a = np.zeros(4)
+            a[k % 4] = 1.0
+            assert_same(r(a), f(a))
+    # the fourth runs dynamically; the fifth (as the first) replays a kept variant
+    assert r.stats.records == 3 and r.stats.dynamic == 1 and r.stats.replays == 1
+
+
+def test_inside_another_transform_runs_dynamically():
+    r = dr.replay(dr.grad(lambda x: np.sum(np.sin(x) * x)))
+    outer = dr.jacfwd(r)
+    want = dr.jacfwd(dr.grad(lambda x: np.sum(np.sin(x) * x)))(vec(3))
+    assert_same(outer(vec(3)), want)
+    assert r.stats.records == 0
+
+
+def test_threads_get_the_dynamic_answers():
+    g = dr.grad(rosen)
+    r = dr.replay(g)
+    xs = [vec(6, s) for s in range(8)]
+    want = [g(x) for x in xs]
+    got = [None] * len(xs)
+
+    def work(i):
+        for _ in range(5):
+            got[i] = r(xs[i])
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for a, b in zip(got, want, strict=True):
+        assert_same(a, b)
+    assert r.stats.records == 1
+
+
+# ------------------------------------------------------------------ machinery
+def test_custom_vjp_and_custom_jvp():
+    @dr.custom_vjp
+    def softplus(x):
+        return np.log1p(np.exp(x))
+
+    def fwd(x):
+        return softplus(x), x
+
+    def bwd(x, g):
+        return (g / (1 + np.exp(-x)),)
+    softplus.defvjp(fwd, bwd)
+
+    @dr.custom_jvp
+    def cube(x):
+        return x ** 3
+
+    @cube.defjvp
+    def cube_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return x ** 3, 3 * x ** 2 * t
+    f = lambda x: np.sum(softplus(x) * cube(x))  # noqa: E731
+    check(dr.grad(f), (vec(3),), (vec(3, 1),))
+    check(dr.jacfwd(lambda x: softplus(x) * cube(x)), (vec(3),), (vec(3, 1),))
+
+
+def test_scipy_quad_with_a_closure():
+    from scipy import integrate
+
+    def f(a):
+        return integrate.quad(lambda t: np.sin(a * t) * t, 0.0, 1.0)[0]
+    g = dr.grad(f)
+    r = dr.replay(g)
+    for a in (0.5, 0.7, 0.5):
+        assert_same(r(a), g(a), exact=False)
+        assert r(a) == g(a)
+
+
+def test_nonfinite_result_takes_the_careful_path():
+    f = dr.grad(lambda x: np.sum(np.sqrt(x) * np.sqrt(x)))
+    r = dr.replay(f)
+    assert_same(r(np.array([1.0, 4.0])), f(np.array([1.0, 4.0])))
+    for _ in range(2):  # the finite guard fails; the careful recording warns every time
+        with pytest.warns(dr.NonFiniteDerivativeWarning):
+            got = r(np.array([0.0, 4.0]))
+        with pytest.warns(dr.NonFiniteDerivativeWarning):
+            assert_same(got, f(np.array([0.0, 4.0])))
+    assert r.stats.guard_failures[0].kind == "finite"
+    assert r.stats.records == 1 and "warned while recording" in r.stats.dynamic_reasons[0]
+    assert_same(r(np.array([2.0, 4.0])), f(np.array([2.0, 4.0])))
+    assert r.stats.replays == 1
+
+
+def test_a_recording_that_fails_where_the_call_does_not_falls_back(monkeypatch):
+    from dualrev import staging
+    g = dr.grad(f_elem)
+
+    def broken(self, prim, args, params):
+        raise RuntimeError("a staging bug")
+    monkeypatch.setattr(staging.StagingTrace, "process", broken)
+    r = dr.replay(g)
+    with pytest.warns(dr.ReplayWarning, match="a staging bug"):
+        assert_same(r(vec(3)), g(vec(3)))
+    assert_same(r(vec(3, 1)), g(vec(3, 1)))
+    assert r.stats.dynamic == 2 and r.stats.records == 0
+    with pytest.raises(dr.DualrevError, match="scalar output"):  # the user's own error
+        dr.replay(dr.grad(lambda x: x * 2))(vec(3))
+
+
+PARAMS = np.array([2.0, 0.5])
+
+
+def _helper(x):
+    return PARAMS[0] * np.sum(np.sin(x)) + GLOBAL_SCALE
+
+
+def _calls_helper(x):
+    return _helper(x) * np.sum(x ** 2)
+
+
+def test_elements_read_from_captured_arrays_and_helpers_globals():
+    global GLOBAL_SCALE
+    g = dr.grad(_calls_helper)
+    r = dr.replay(g)
+    x = vec(3)
+    try:
+        assert_same(r(x), g(x))
+        PARAMS[0] = 3.0  # read as a number (PARAMS[0]), never an operand: still seen
+        assert_same(r(x), g(x))
+        GLOBAL_SCALE = 7.0  # a global of a helper the function calls
+        assert_same(r(x), g(x))
+        assert_same(r(x), g(x))
+    finally:
+        PARAMS[0] = 2.0
+        GLOBAL_SCALE = 2.0
+    assert r.stats.records == 3 and r.stats.replays == 1, r.stats
+
+
+def test_a_work_buffer_written_during_the_call_is_never_replayed_stale():
+    buf = np.zeros(3)
+
+    def f(x):
+        buf[:] = [1.0, 2.0, 3.0]
+        y = np.sum(x * buf)
+        buf[0] = 10.0  # the program must keep what the first product read
+        return y + np.sum(x * buf)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    for x in (vec(3), vec(3, 1), vec(3, 2)):
+        assert_same(r(x), g(x))
+    assert r.stats.replays == 0 and len(r.stats.stale) == 2
+
+
+def test_temporaries_are_not_watched():
+    r = dr.replay(dr.hessian(rosen))
+    r(vec())
+    (variant,) = [v for vs in r._cache.values() for v in vs]
+    assert variant.watched == []  # nothing the user holds: the stale check is free
