@@ -553,3 +553,26 @@ def test_program_from_description_without_a_file() -> None:
     back = program_from_description(json.loads(text), arrays)
     assert back.run([3.0]) == [6.0]
     assert back.meta["saved_by"]["numpy"] == np.__version__
+
+
+def test_a_loaded_program_compiles_to_what_the_recorded_one_does() -> None:
+    # dualrev.compile (the compile part of the redesign) where it is merged
+    compile_mod = pytest.importorskip("dualrev.compile")
+    rng = np.random.default_rng(5)
+    for _, transform, sample in CASES:
+        fn = dr.replay(transform)
+        fn(sample(rng))
+        (prog,) = fn.programs
+        back = loads_program(dumps_program(prog))
+        x = [sample(rng)]
+        outcomes = []
+        for p in (prog, back):
+            try:
+                outcomes.append(compile_mod.compile_program(p).run(x))
+            except GuardFailed as e:
+                outcomes.append(repr(e.guard))
+        if isinstance(outcomes[0], str):
+            assert outcomes[1] == outcomes[0]
+            continue
+        for a, b in zip(*outcomes, strict=True):
+            assert same_value(a, b)
