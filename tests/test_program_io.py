@@ -16,11 +16,13 @@ import textwrap
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
 import scipy.special as sc
+from hypothesis import given
+from hypothesis import strategies as st
 
 import dualrev as dr
 from dualrev import primitive
@@ -576,3 +578,46 @@ def test_a_loaded_program_compiles_to_what_the_recorded_one_does() -> None:
             continue
         for a, b in zip(*outcomes, strict=True):
             assert same_value(a, b)
+
+
+_leaf_values = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
+                | st.complex_numbers(allow_nan=True) | st.text(max_size=5)
+                | st.builds(slice, st.none() | st.integers(-3, 3), st.none() | st.integers(),
+                            st.none() | st.integers(1, 3))
+                | st.just(Ellipsis)
+                | st.sampled_from([np.float64(-0.0), np.int8(-3), np.complex128(1j),
+                                   np.dtype("<u2"), np.float32, int]))
+_values = st.recursive(_leaf_values, lambda inner: (
+    st.lists(inner, max_size=3) | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(st.text(max_size=3) | st.integers(), inner, max_size=3)), max_leaves=8)
+
+
+@given(_values)
+def test_generated_params_round_trip(value: Any) -> None:
+    ident = _identity_prim()
+    prog = Program(2, [0], {}, [Op(ident, (0,), {"p": value}, 1), Guard(0, "equal", 1.0)],
+                   [1])
+    back = loads_program(dumps_program(prog))
+    assert _same(back.steps[0].params["p"], value)
+
+
+class Pair(NamedTuple):
+    value: Any
+    slope: Any
+
+
+def test_namedtuple_outputs_come_back_as_their_class() -> None:
+    f = dr.replay(dr.value_and_grad(lambda x: np.sum(x ** 2)))
+    f(np.ones(2))
+    prog = f.programs[0]
+    prog.out_def = TreeDef("namedtuple", Pair, prog.out_def.children)
+    back = loads_program(dumps_program(prog))
+    out = back(np.array([1.0, 2.0]))
+    assert type(out) is Pair and out.value == 5.0
+    np.testing.assert_array_equal(out.slope, [2.0, 4.0])
+    # where the class cannot be found (nothing is imported to look): a stand-in
+    desc, arrays = program_description(prog)
+    desc["out_def"]["namedtuple"][0] = "no_such_module"
+    out = program_from_description(json.loads(json.dumps(desc)), arrays)(np.ones(2))
+    assert type(out).__name__ == "Pair" and out._fields == ("value", "slope")
+    assert type(out) is not Pair
