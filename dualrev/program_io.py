@@ -1,6 +1,6 @@
 """Saving a recorded program to a file and loading it back, without pickle.
 
-A saved program is one ``.npz`` file (NumPy's zip of ``.npy`` arrays): the entry
+A saved program is one compressed ``.npz`` file (NumPy's zip of ``.npy`` arrays): the entry
 ``program.json`` holds the description as UTF-8 JSON bytes, the entries ``a0``, ``a1``, ...
 the arrays it refers to (constants, array parameters, guards' recorded values). The
 description names each primitive by its portable key (``Primitive.key``, declared with
@@ -306,7 +306,7 @@ def _signature(w: _Writer, sig: CallSignature) -> dict[str, Any]:
 def save_program(program: Program, file: str | os.PathLike[str] | IO[bytes]) -> None:
     """Save a recorded program to a file, portably and without pickle.
 
-    The file is one ``.npz`` (NumPy's zip of arrays; the path is used as given): a JSON
+    The file is one compressed ``.npz`` (NumPy's zip of arrays; the path is used as given): a JSON
     description (format version, the dualrev, NumPy and Python versions that wrote it,
     slots, steps, guards, inputs, outputs, the output's structure and types, the call
     signature it was recorded for) and the arrays it refers to. Each primitive is named
@@ -341,9 +341,9 @@ def save_program(program: Program, file: str | os.PathLike[str] | IO[bytes]) -> 
     entries.update(arrays)
     if isinstance(file, (str, os.PathLike)):
         with open(file, "wb") as fh:  # (np.savez would add .npz to a path without it)
-            np.savez(fh, **entries)
+            np.savez_compressed(fh, **entries)
     else:
-        np.savez(file, **entries)
+        np.savez_compressed(file, **entries)
 
 
 # ------------------------------------------------------------------------- reading
