@@ -592,10 +592,13 @@ def primitive_for_key(key: str) -> Primitive | None:
 def function_name(func: Any) -> str | None:
     """``module.qualname`` of a function a saved program may name (see
     ``named_function``), else None."""
-    qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    if not isinstance(qual, str):
-        return None
-    path = f"{getattr(func, '__module__', None) or 'numpy'}.{qual}"
+    if isinstance(func, np.ufunc):  # (SciPy's ufuncs say their module is numpy)
+        path = qualified_name(func).removesuffix(" (ufunc)")
+    else:
+        qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+        if not isinstance(qual, str):
+            return None
+        path = f"{getattr(func, '__module__', None) or 'numpy'}.{qual}"
     return path if named_function(path) is func else None
 
 

@@ -153,7 +153,7 @@ PARAMS: dict[str, Any] = {
     "arr_t": np.arange(24.0).reshape(2, 3, 4).transpose(2, 0, 1),
     "arr_rev": np.arange(5.0)[::-1], "arr_bcast": np.broadcast_to(np.arange(3.0), (4, 3)),
     "arr_ro": np.arange(3.0), "arr_str": np.array(["a", "bc"]),
-    "fn": np.quantile, "ufunc": np.add,
+    "fn": np.quantile, "ufunc": np.add, "scipy_ufunc": sc.erf,
 }
 PARAMS["arr_ro"].flags.writeable = False
 

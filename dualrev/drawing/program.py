@@ -98,8 +98,14 @@ class ProgramGraph(Graph):
                 sym = _symbol(prim)
                 if prim.name == "getitem" and "idx" in step.params:
                     sym = f"[{_index_text(step.params['idx'])}]"
-                arg_values = [value_of(a) for a in step.args] if have else list(step.args)
-                detail = _params_text(prim, step.params, arg_values if have else ())
+                arg_values = [value_of(a) for a in step.args] if have else []
+                params = step.params
+                where = ""
+                if "idx" in params and prim.name != "getitem":  # scatter_add, set
+                    where = f"at [{_index_text(params['idx'])}]"
+                    params = {k: v for k, v in params.items() if k != "idx"}
+                detail = ", ".join(t for t in (where, _params_text(prim, params, arg_values))
+                                   if t)
                 op = add(Node("", "op", sym, entry=k, detail=detail))
                 op.lines = [sym] + ([detail] if detail else [])
                 for pos, a in enumerate(step.args):
