@@ -7,7 +7,8 @@ description names each primitive by its portable key (``Primitive.key``, declare
 the primitive: dualrev's own are keyed by their names), and every parameter, constant
 and guard value by its type: None, bool, int, float (nan and infinities included), complex,
 str, tuple, list, dict, slice, Ellipsis, NumPy dtypes and scalar types, NumPy scalars
-(their exact bytes) and arrays (by reference to an entry). Nothing else is written: a
+(their exact bytes), arrays (by reference to an entry), SciPy sparse matrices in CSR, CSC
+or COO format (by their arrays) and NumPy's and SciPy's routed functions (by name). Nothing else is written: a
 function or an object would need pickle, which runs code when it is read, so saving a
 program holding one raises ``ProgramNotPortable``. Loading reads the arrays with
 ``allow_pickle=False`` and validates the format version, every key and every entry
@@ -27,6 +28,7 @@ from importlib import metadata
 from typing import IO, Any
 
 import numpy as np
+import scipy.sparse as sparse
 
 from .errors import ProgramFormatError, ProgramNotPortable
 from .primitive import PRIMITIVES, Primitive, function_name, named_function, primitive_for_key
@@ -43,6 +45,9 @@ DESCRIPTION = "program.json"
 _PY_TYPES: dict[str, type] = {"float": float, "int": int, "complex": complex, "bool": bool,
                               "str": str}
 _PY_NAMES = {t: n for n, t in _PY_TYPES.items()}
+#: the arrays a SciPy sparse matrix (or array) of each saved format is made of
+_SPARSE_PARTS = {"csr": ("data", "indices", "indptr"), "csc": ("data", "indices", "indptr"),
+                 "coo": ("data", "row", "col")}
 
 
 def _dualrev_version() -> str:
@@ -96,6 +101,12 @@ class _Writer:
                 self.arrays[name], layout = _compact(v)
                 hit = self._ids[id(v)] = (v, {"$": "array", "v": name, **layout})
             return hit[1]
+        if sparse.issparse(v) and v.format in _SPARSE_PARTS and v.ndim == 2:
+            # a SciPy sparse matrix or array by its own arrays, in their order
+            return {"$": "sparse", "format": v.format, "array": isinstance(v, sparse.sparray),
+                    "shape": list(v.shape),
+                    "v": [self.value(getattr(v, part), where)
+                          for part in _SPARSE_PARTS[v.format]]}
         if callable(v):
             fname = function_name(v)
             if fname is not None:
@@ -402,6 +413,8 @@ class _Reader:
                 if set(d) - {"$", "v", "perm", "flip", "broadcast", "readonly"}:
                     raise ValueError(f"unknown layout {sorted(set(d) - {'$', 'v'})}")
                 return self.laid_array(v, d)
+            if tag == "sparse":
+                return self.sparse(d)
             if tag == "function":
                 func = named_function(self._text(v))
                 if func is None:
@@ -409,6 +422,8 @@ class _Reader:
                                     "may call (NumPy's and SciPy's functions that dualrev "
                                     "routes, dualrev's catalogue's)")
                 return func
+        except ProgramFormatError:
+            raise
         except (TypeError, ValueError) as e:
             raise self.fail(f"a {tag} value is malformed: {_short(d)} ({e})") from None
         raise self.fail(f"unknown value type {tag!r}")
@@ -444,6 +459,20 @@ class _Reader:
             if isinstance(t, type) and issubclass(t, np.generic):
                 return t
         raise self.fail(f"unknown type {name!r}")
+
+    def sparse(self, d: dict[str, Any]) -> Any:
+        fmt = d.get("format")
+        if fmt not in _SPARSE_PARTS or type(d.get("array")) is not bool:
+            raise ValueError(f"format {fmt!r}")
+        shape = tuple(_int(self, n, "a sparse matrix's shape") for n in self._list(d["shape"]))
+        v = d.get("v")
+        parts = [self.value(u) for u in self._list(v)]
+        if len(parts) != 3 or len(shape) != 2 or not all(
+                type(a) is np.ndarray and a.ndim == 1 for a in parts):
+            raise ValueError(f"parts {_short(v)}")
+        cls = getattr(sparse, f"{fmt}_{'array' if d['array'] else 'matrix'}")
+        data, a, b = parts
+        return cls((data, (a, b)) if fmt == "coo" else (data, a, b), shape=shape)
 
     def laid_array(self, name: Any, d: dict[str, Any]) -> np.ndarray:
         key = json.dumps(d, sort_keys=True)
@@ -490,6 +519,8 @@ class _Reader:
                 cls = _namedtuple(self._text(module), self._text(qualname),
                                   [self._text(f) for f in self._list(fields)])
                 return TreeDef("namedtuple", cls, kids)
+        except ProgramFormatError:
+            raise
         except (KeyError, TypeError, ValueError) as e:
             raise self.fail(f"a pytree structure is malformed: {_short(d)} ({e})") from None
         raise self.fail(f"unknown pytree node {_short(d)}")

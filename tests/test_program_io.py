@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+import scipy.sparse as sparse
 import scipy.special as sc
 from hypothesis import given
 from hypothesis import strategies as st
@@ -67,6 +68,9 @@ def _same(a: Any, b: Any) -> bool:
         return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, slice):
         return _same((a.start, a.stop, a.step), (b.start, b.stop, b.step))
+    if sparse.issparse(a):
+        parts = ("data", "row", "col") if a.format == "coo" else ("data", "indices", "indptr")
+        return a.shape == b.shape and all(_same(getattr(a, p), getattr(b, p)) for p in parts)
     if isinstance(a, np.ndarray):
         return (same_value(a, b) and (a.strides == b.strides or a.size <= 1)
                 and a.flags.writeable == b.flags.writeable)
@@ -154,6 +158,10 @@ PARAMS: dict[str, Any] = {
     "arr_rev": np.arange(5.0)[::-1], "arr_bcast": np.broadcast_to(np.arange(3.0), (4, 3)),
     "arr_ro": np.arange(3.0), "arr_str": np.array(["a", "bc"]),
     "fn": np.quantile, "ufunc": np.add, "scipy_ufunc": sc.erf,
+    "csr": sparse.csr_matrix(np.array([[0.0, 1.5], [2.0, 0.0]])),
+    "csc_array": sparse.csc_array(np.array([[0.0, 1.5], [2.0, 3.0]])),
+    "coo": sparse.coo_array((np.array([1.0, 2.0]), (np.array([0, 2]), np.array([1, 1]))),
+                            shape=(3, 2)),
 }
 PARAMS["arr_ro"].flags.writeable = False
 
@@ -621,3 +629,23 @@ def test_namedtuple_outputs_come_back_as_their_class() -> None:
     out = program_from_description(json.loads(json.dumps(desc)), arrays)(np.ones(2))
     assert type(out).__name__ == "Pair" and out._fields == ("value", "slope")
     assert type(out) is not Pair
+
+
+def test_a_sparse_matrix_constant_is_saved_by_its_arrays() -> None:
+    rng = np.random.default_rng(3)
+    a = sparse.random(6, 4, density=0.5, format="csr", random_state=rng)
+
+    def f(x: Any) -> Any:
+        return np.sum(np.sin(a @ x) ** 2)
+
+    g = dr.replay(dr.grad(f))
+    g(rng.standard_normal(4))
+    prog = g.programs[0]
+    assert any("sparse" in op.prim.name for op in prog.ops)
+    back = loads_program(dumps_program(prog))
+    x = rng.standard_normal(4)
+    assert same_value(back(x), prog(x))
+    np.testing.assert_allclose(back(x), dr.grad(f)(x), rtol=1e-13)
+    with pytest.raises(dr.ProgramNotPortable, match="scipy.sparse._lil"):
+        dumps_program(Program(2, [0], {}, [Op(_identity_prim(), (0,),
+                                              {"m": sparse.lil_matrix((2, 2))}, 1)], [1]))
