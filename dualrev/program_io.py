@@ -8,11 +8,11 @@ the primitive: dualrev's own are keyed by their names), and every parameter, con
 and guard value by its type: None, bool, int, float (nan and infinities included), complex,
 str, tuple, list, dict, slice, Ellipsis, NumPy dtypes and scalar types, NumPy scalars
 (their exact bytes), arrays (by reference to an entry), SciPy sparse matrices in CSR, CSC
-or COO format (by their arrays) and NumPy's and SciPy's routed functions (by name). Nothing else is written: a
-function or an object would need pickle, which runs code when it is read, so saving a
-program holding one raises ``ProgramNotPortable``. Loading reads the arrays with
-``allow_pickle=False`` and validates the format version, every key and every entry
-before it builds the ``Program``.
+or COO format (by their arrays) and NumPy's and SciPy's routed functions (by name).
+Nothing else is written: a function or an object would need pickle, which runs code when
+it is read, so saving a program holding one raises ``ProgramNotPortable``. Loading reads
+the arrays with ``allow_pickle=False`` and validates the format version, every key and
+every entry before it builds the ``Program``.
 """
 
 from __future__ import annotations
