@@ -649,3 +649,26 @@ def test_a_sparse_matrix_constant_is_saved_by_its_arrays() -> None:
     with pytest.raises(dr.ProgramNotPortable, match="scipy.sparse._lil"):
         dumps_program(Program(2, [0], {}, [Op(_identity_prim(), (0,),
                                               {"m": sparse.lil_matrix((2, 2))}, 1)], [1]))
+
+
+def test_jvp_and_hvp_closures_round_trip() -> None:
+    rng = np.random.default_rng(11)
+    v = rng.standard_normal(4)
+
+    def jvp_fn(x: Any) -> Any:
+        return dr.jvp(_vector, (x,), (v,))
+
+    g = dr.replay(jvp_fn)
+    g(rng.uniform(0.2, 1.0, 4))
+    back = loads_program(dumps_program(g.programs[0]))
+    x = rng.uniform(0.2, 1.0, 4)
+    got, want = back(x), jvp_fn(x)
+    assert type(got) is type(want) and len(got) == len(want) == 2
+    for a, b in zip(got, want, strict=True):
+        assert type(a) is type(b)
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+    h = dr.replay(dr.hvp(_vector))  # two arguments: the point and the vector
+    h(x, v)
+    back = loads_program(dumps_program(h.programs[0]))
+    v2 = rng.standard_normal(4)
+    np.testing.assert_allclose(back(x, v2), dr.hvp(_vector)(x, v2), rtol=1e-13)
