@@ -245,38 +245,6 @@ class Primitive:
         return f"<dualrev primitive {self.name}>"
 
 
-#: every primitive with a portable identity, by its key (filled as primitives are declared)
-PRIMITIVES: dict[str, Primitive] = {}
-# True while dualrev declares its own primitives (until dualrev/__init__.py has imported
-# its modules): then a primitive without key= takes its name as key, and two primitives
-# with one key are an error to resolve at the declaration (key=).
-_DECLARING = True
-
-
-def declare_key(prim: Primitive, key: str) -> None:
-    """Give ``prim`` the portable identity ``key`` (see ``Primitive``'s ``key``).
-
-    While dualrev declares its catalogue a key taken twice raises ValueError; later a
-    second declaration (a user's module run again) takes the key over: the earlier
-    primitive is no longer found by it, and a program using it cannot be saved."""
-    if not isinstance(key, str) or not key:
-        raise ValueError(f"a primitive's key must be a non-empty string, got {key!r}")
-    old = PRIMITIVES.get(key)
-    if old is not None and old is not prim:
-        if _DECLARING:
-            raise ValueError(f"primitives {old.name!r} and {prim.name!r} both declare the "
-                             f"key {key!r}: give one of them another key= at its declaration")
-    PRIMITIVES[key] = prim
-    prim.key = key
-
-
-def catalogue_declared() -> None:
-    """End dualrev's own declarations (dualrev/__init__.py calls it once its modules are
-    imported): from now on only a primitive given ``key=`` has a portable identity."""
-    global _DECLARING
-    _DECLARING = False
-
-
 def parse_saves(name: str, saves: Saves, rules: Sequence[Rule | None],
                 skip: int = 1) -> tuple[tuple[frozenset[int], frozenset[int]], ...]:
     """A ``saves`` declaration (see ``Primitive``) as, per rule, the positions it reads
@@ -325,6 +293,38 @@ def _argument_names(name: str, rule: Rule, skip: int, n: int) -> dict[str, int]:
     names = {arg: k - 1 for k, arg in enumerate(positional)}
     names["ans"] = -1
     return names
+
+
+#: every primitive with a portable identity, by its key (filled as primitives are declared)
+PRIMITIVES: dict[str, Primitive] = {}
+# True while dualrev declares its own primitives (until dualrev/__init__.py has imported
+# its modules): then a primitive without key= takes its name as key, and two primitives
+# with one key are an error to resolve at the declaration (key=).
+_DECLARING = True
+
+
+def declare_key(prim: Primitive, key: str) -> None:
+    """Give ``prim`` the portable identity ``key`` (see ``Primitive``'s ``key``).
+
+    While dualrev declares its catalogue a key taken twice raises ValueError; later a
+    second declaration (a user's module run again) takes the key over: the earlier
+    primitive is no longer found by it, and a program using it cannot be saved."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"a primitive's key must be a non-empty string, got {key!r}")
+    old = PRIMITIVES.get(key)
+    if old is not None and old is not prim:
+        if _DECLARING:
+            raise ValueError(f"primitives {old.name!r} and {prim.name!r} both declare the "
+                             f"key {key!r}: give one of them another key= at its declaration")
+    PRIMITIVES[key] = prim
+    prim.key = key
+
+
+def catalogue_declared() -> None:
+    """End dualrev's own declarations (dualrev/__init__.py calls it once its modules are
+    imported): from now on only a primitive given ``key=`` has a portable identity."""
+    global _DECLARING
+    _DECLARING = False
 
 
 class NotSaved:
