@@ -116,3 +116,18 @@ def test_a_hand_built_program_and_refusals() -> None:
         program_graph(f)  # type: ignore[arg-type]
     # a function is still recorded first
     assert callable(dr.graph(f)) and not isinstance(dr.graph(f), Graph)
+
+
+def test_the_command_line_draws_a_saved_program(program: Program, tmp_path: Any,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from dualrev.drawing.cli import main
+
+    saved = tmp_path / "grad_f.npz"
+    dr.save_program(program, saved)
+    out = tmp_path / "g.txt"
+    assert main([str(saved), "--args", "[0.3, 0.7, 1.1]", "-o", str(out), "--print"]) == 0
+    text = out.read_text()
+    assert text.startswith("program of f — values mode") and "guard bool(v7) is True" in text
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert main([str(saved), "--args", "[1.0, 2.0]", "-o", str(out)]) == 1  # a wrong shape
+    assert "shape" in capsys.readouterr().err

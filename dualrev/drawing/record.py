@@ -1240,7 +1240,8 @@ def graph(f: Callable[..., Any], argnums: ArgNums | None = None, has_aux: bool =
     or ``dr.load_program``) returns its graph directly, a ``ProgramGraph``
     (``dualrev.drawing.program_graph``): its inputs, constants, operations with their
     values and its guards (``kind == "guard"``), in ``"values"`` mode;
-    ``dr.graph(program, *args)`` runs it on ``args`` to show the values.
+    ``dr.graph(program, *args)`` runs it on ``args`` to show the values;
+    ``python -m dualrev.graph saved.npz`` draws a saved one.
 
     **Command line.** ``python -m dualrev.graph module:function --args 2 1 -o e.svg``
     (or ``path/to/file.py:function``); ``--args`` are Python literals (lists become float
