@@ -546,10 +546,12 @@ def _int(r: _Reader, v: Any, what: str, n_slots: int | None = None) -> int:
     return v
 
 
-def program_from_description(desc: Any, arrays: Any, path: str = "<description>") -> Program:
+def program_from_description(desc: Any, arrays: Any, path: str = "<description>",
+                             any_version: bool = False) -> Program:
     """The ``Program`` a description (``program_description``'s, as read back from JSON)
-    and its arrays (a mapping from entry name, with a ``files`` list) describe, every
-    entry validated. Raises ``ProgramFormatError``."""
+    and its arrays (a mapping from entry name) describe, every entry validated (the
+    dualrev version that wrote it too, unless ``any_version``). Raises
+    ``ProgramFormatError``."""
     r = _Reader(path, arrays)
     if type(desc) is not dict or desc.get("format") != FORMAT:
         raise r.fail("not a saved dualrev program (its description names no "
@@ -560,6 +562,12 @@ def program_from_description(desc: Any, arrays: Any, path: str = "<description>"
         raise r.fail(f"format version {_short(version)}; this dualrev reads version "
                      f"{FORMAT_VERSION}" + (" (the file was written by a newer dualrev: "
                                             "upgrade dualrev to load it)" if newer else ""))
+    written_by = desc.get("dualrev")
+    if not any_version and written_by != _dualrev_version():
+        raise r.fail(f"saved by dualrev {_short(written_by)}; this is dualrev "
+                     f"{_dualrev_version()}. A primitive's parameters may mean something "
+                     "else in another version: record the program again, or load it with "
+                     "any_version=True to run it as this version reads it")
     n = _int(r, desc.get("n_slots"), "n_slots")
     # every slot is an input's, a constant's or a step's: a larger count is no program's
     # (and is not allocated)
@@ -687,7 +695,8 @@ def _read_signature(r: _Reader, d: Any, n_inputs: int) -> CallSignature:
     return CallSignature(static, tree, leaves)
 
 
-def load_program(file: str | os.PathLike[str] | IO[bytes]) -> Program:
+def load_program(file: str | os.PathLike[str] | IO[bytes], *,
+                 any_version: bool = False) -> Program:
     """Load a program saved by ``save_program``, without pickle.
 
     The file is read with ``numpy.load(..., allow_pickle=False)``; the description's
@@ -703,12 +712,16 @@ def load_program(file: str | os.PathLike[str] | IO[bytes]) -> Program:
 
     Args:
         file: a path, or a binary file object open for reading.
+        any_version: load a file another dualrev version saved (refused by default: a
+            primitive's parameters may mean something else there; the format version is
+            checked in any case).
     Returns:
         The ``Program``; ``meta["saved_by"]`` holds the versions of dualrev, NumPy and
         Python that saved it.
     Raises:
-        ProgramFormatError: not a saved program, another format version, an unknown
-            primitive key, a malformed entry, or an array that needs pickle.
+        ProgramFormatError: not a saved program, another format version, another
+            dualrev version (without ``any_version``), an unknown primitive key, a
+            malformed entry, or an array that needs pickle.
     Example:
         >>> import numpy as np
         >>> import dualrev as dr
@@ -746,7 +759,7 @@ def load_program(file: str | os.PathLike[str] | IO[bytes]) -> Program:
                               parse_constant=_no_constant)
         except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
             raise ProgramFormatError(path, f"its description is not valid JSON ({e})") from None
-        return program_from_description(desc, npz, path)
+        return program_from_description(desc, npz, path, any_version)
 
 
 def _no_constant(name: str) -> Any:
@@ -760,6 +773,6 @@ def dumps_program(program: Program) -> bytes:
     return buf.getvalue()
 
 
-def loads_program(data: bytes) -> Program:
+def loads_program(data: bytes, *, any_version: bool = False) -> Program:
     """``load_program`` from bytes (an ``.npz`` file's contents)."""
-    return load_program(io.BytesIO(data))
+    return load_program(io.BytesIO(data), any_version=any_version)

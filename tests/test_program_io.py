@@ -317,6 +317,7 @@ def test_the_untampered_file_loads() -> None:
     (lambda d, a: d.update(version=FORMAT_VERSION + 1), "written by a newer dualrev"),
     (lambda d, a: d.update(version="1"), "format version '1'"),
     (lambda d, a: d.update(format="other"), "not a saved dualrev program"),
+    (lambda d, a: d.update(dualrev="0.0.1"), "saved by dualrev '0.0.1'.*any_version=True"),
     (lambda d, a: d["steps"][0].__setitem__(1, "no.such.primitive"),
      "names the primitive 'no.such.primitive'"),
     (lambda d, a: d["steps"][0].__setitem__(1, "plain:os.system"),
@@ -341,6 +342,15 @@ def test_tampered_descriptions_are_refused(edit: Any, message: str) -> None:
     edit(desc, arrays)
     with pytest.raises(dr.ProgramFormatError, match=message):
         loads_program(_write(desc, arrays))
+
+
+def test_another_dualrev_version_loads_when_asked() -> None:
+    desc, arrays = _saved()
+    desc["dualrev"] = "0.0.1"
+    prog = loads_program(_write(desc, arrays), any_version=True)
+    assert prog.meta["saved_by"]["dualrev"] == "0.0.1"
+    x = np.array([0.4, 0.5, 0.6])
+    np.testing.assert_allclose(prog(x), np.cos(x) * [1.0, 2.0, 3.0], rtol=1e-15)
 
 
 def test_a_pickled_object_array_is_refused_unread() -> None:
