@@ -66,8 +66,9 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "register_ufunc", "Primitive")]),
     ("Pytrees", [(dualrev, n) for n in (
         "tree_flatten", "tree_unflatten", "tree_map", "ravel_pytree")]),
-    ("Drawing", [(dualrev, "graph")]),
+    ("Record and replay", [(dualrev, "replay")]),
     ("Saving recorded programs", [(dualrev, n) for n in ("save_program", "load_program")]),
+    ("Drawing", [(dualrev, "graph")]),
     ("ODEs and integrals (dualrev.integrate)", [(dualrev.integrate, n)
                                                for n in dualrev.integrate.__all__]),
     ("SciPy callbacks (dualrev.closure)", [(dualrev.closure, n) for n in (
@@ -83,7 +84,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
         "SolverNotConvergedError", "SingularSolutionError", "ClosureError",
-        "NonFiniteDerivativeWarning",
+        "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning",
         "ProgramNotPortable", "ProgramFormatError", "ProgramCallError")]),
 ]
 

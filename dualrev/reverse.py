@@ -251,7 +251,7 @@ class Tape:
                         if (_ELIDE and getrefcount(d) <= 2 and d.base is None
                                 and tg is ndarray and d.shape == g.shape
                                 and d.flags.writeable):
-                            c = np.multiply(d, g, out=d)  # d is a temporary: see pull
+                            c = np.multiply(g, d, out=d)  # d is a temporary: see pull
                         else:
                             c = g * d
                         if c.shape != shape:
@@ -313,8 +313,10 @@ def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
                 and type(g) is ndarray and d.shape == g.shape and d.dtype == g.dtype
                 and d.flags.writeable):
             # d is a temporary nobody else can see (NumPy's own temporary elision test):
-            # multiply into it instead of allocating again
-            c = np.multiply(d, g, out=d)
+            # multiply into it instead of allocating again; g * d in the order of the
+            # general branch below (a complex product with FMA is not commutative to
+            # the bit, and a dr.replay recording takes the general branch)
+            c = np.multiply(g, d, out=d)
         elif type(g) is Batched and not isinstance(d, Tracer):
             c = scale(g, d)  # a batch of cotangents times a plain partial
         else:

@@ -448,3 +448,82 @@ def test_temporaries_are_not_watched():
     r(vec())
     (variant,) = [v for vs in r._cache.values() for v in vs]
     assert variant.watched == []  # nothing the user holds: the stale check is free
+
+
+# ------------------------------------------------------------------ the catalogue
+_A = np.random.default_rng(7).normal(size=(3, 3))
+
+
+def _ode(p):
+    from scipy.integrate import solve_ivp
+    s = solve_ivp(lambda t, y: -p[0] * y + p[1], (0, 1), np.array([1.0, 2.0]), rtol=1e-8)
+    return np.sum(s.y[:, -1])
+
+
+def _implicit(p):
+    res = dr.optimize.minimize(lambda x: np.sum((x - p) ** 2 * (1 + x ** 2)), np.zeros(3))
+    return np.sum(res.x ** 2)
+
+
+# (name, transformed function, whether a replay with new values needs no new recording)
+CATALOGUE_CASES = [
+    ("special", dr.grad(lambda x: np.sum(__import__("scipy.special").special.gammaln(
+        x ** 2 + 1) * __import__("scipy.special").special.erf(x))), True),
+    ("eigh", dr.grad(lambda x: np.sum(np.linalg.eigh(np.outer(x, x) + np.diag(x))[0] ** 2)),
+     True),
+    ("svd", dr.jacobian(lambda x: np.linalg.svd(_A * x)[1]), True),
+    ("det_inv", dr.grad(lambda x: np.linalg.det(_A + np.diag(x))
+                        + np.sum(np.linalg.inv(_A + np.diag(x)))), True),  # a truth guard
+    ("fft", dr.grad(lambda x: np.sum(np.abs(np.fft.fft(x)) ** 2)), True),
+    ("np_array", dr.grad(lambda x: np.sum(np.array([x[0] * x[1], x[2], 3.0]) ** 2)), True),
+    ("math", dr.grad(lambda x: __import__("math").exp(x[0]) * __import__("math").sin(x[1])),
+     True),
+    ("at", dr.grad(lambda x: np.sum(dr.at(x)[1].set(x[0] ** 2) * x)), True),
+    ("stop_gradient", dr.grad(lambda x: np.sum(x * dr.stop_gradient(x ** 2))), True),
+    ("vmap_jacfwd", lambda x: dr.vmap(dr.jacfwd(lambda y: np.sin(y) * y[0]))(
+        np.stack([x, 2 * x])), True),
+    ("complex", lambda x: dr.grad(lambda z: np.abs(np.sum(z ** 2)) ** 2)(x * (1 + 2j)), True),
+    ("float32", lambda x: dr.grad(lambda y: np.sum(np.sin(y) ** 2))(x.astype(np.float32)),
+     True),
+    # these convert values (a solver, a Python loop over a batch): equal-guarded, so a
+    # new value records again, and the answers are still the dynamic ones
+    ("solve_ivp", lambda x: dr.grad(_ode)(x[:2]), False),
+    ("implicit", dr.grad(_implicit), False),
+    ("vmap_loop", lambda x: dr.vmap(lambda y: np.sum(
+        np.linalg.slogdet(np.outer(y, y) + np.eye(3))[1]))(np.stack([x, x + 1])), False),
+]
+
+
+@pytest.mark.parametrize("name,fn,replays", CATALOGUE_CASES,
+                         ids=[c[0] for c in CATALOGUE_CASES])
+def test_catalogue_families_replay_as_the_dynamic_transform(name, fn, replays):
+    xs = [np.random.default_rng(s).uniform(0.2, 1.2, 3) for s in range(3)]
+    r = dr.replay(fn)
+    for x in xs:
+        assert_same(r(x), fn(x))
+    assert r.stats.dynamic == 0
+    if replays:
+        assert r.stats.records == 1 and r.stats.replays == 2, r.stats
+    else:
+        assert r.stats.records == 3, r.stats
+
+
+def test_a_math_domain_error_on_a_replay_is_raised():
+    import math
+    g = dr.grad(lambda x: math.log(x) * x)
+    r = dr.replay(g)
+    assert_same(r(2.0), g(2.0))
+    with pytest.raises(ValueError, match="math domain error"):
+        r(-1.0)
+    assert_same(r(3.0), g(3.0))
+    assert r.stats.records == 1 and r.stats.replays == 1
+
+
+def test_side_effects_happen_only_while_recording(capsys):
+    def f(x):
+        print("traced")
+        return np.sum(x ** 2)
+    r = dr.replay(dr.grad(f))
+    for x in (vec(2), vec(2, 1), vec(2, 2)):
+        r(x)
+    assert capsys.readouterr().out == "traced\n"
