@@ -210,6 +210,14 @@ class Program:
         if self.out_types:
             outs = [o if type(o) is t else _as_type(o, t)
                     for o, t in zip(outs, self.out_types, strict=True)]
+        # an output that is a constant, an input or another output is a copy: the caller
+        # may write into what it gets, and the program's constants must stay as recorded
+        seen: set[int] = set()
+        for k, s in enumerate(self.outputs):
+            if type(outs[k]) is np.ndarray and (s in seen or s in self.consts
+                                                or s in self.inputs):
+                outs[k] = outs[k].copy()
+            seen.add(s)
         return outs[0] if self.out_def is LEAF else tree_unflatten(self.out_def, outs)
 
     def __repr__(self) -> str:

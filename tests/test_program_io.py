@@ -687,3 +687,22 @@ def test_jvp_and_hvp_closures_round_trip() -> None:
     back = loads_program(dumps_program(h.programs[0]))
     v2 = rng.standard_normal(4)
     np.testing.assert_allclose(back(x, v2), dr.hvp(_vector)(x, v2), rtol=1e-13)
+
+
+def test_writing_into_an_output_leaves_the_program_as_recorded() -> None:
+    # grad of a linear function: the gradient is a constant of the program
+    w = np.array([1.0, 2.0, 3.0])
+    g = dr.replay(dr.grad(lambda x: np.sum(w * x)))
+    g(np.ones(3))
+    back = loads_program(dumps_program(g.programs[0]))
+    assert back.outputs[0] in back.consts
+    out = back(np.zeros(3))
+    out += 100.0
+    np.testing.assert_array_equal(back(np.zeros(3)), w)
+    # an input returned as it is, and one value returned twice
+    ident = Program(1, [0], {}, [], [0, 0], TreeDef("tuple", None, (LEAF, LEAF)),
+                    [np.ndarray, np.ndarray])
+    ident.meta["signature"] = (1, (2,), np.dtype(float))
+    x = np.zeros(2)
+    a, b = ident(x)
+    assert a is not x and b is not x and a is not b
