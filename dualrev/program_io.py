@@ -116,8 +116,10 @@ class _Writer:
             f"{where()} is a {kind} ({_short(v)}), which a saved program cannot describe "
             "without pickle",
             "Only None, bool, int, float, complex, str, tuple, list, dict, slice, "
-            "Ellipsis, NumPy dtypes, scalars and arrays are saved; keep functions and "
-            "objects out of the recorded computation (pass their results as arrays)")
+            "Ellipsis, NumPy dtypes, scalars and arrays, CSR/CSC/COO sparse matrices and "
+            "NumPy's and SciPy's routed functions are saved (docs/replay.md); keep other "
+            "functions and objects out of the recorded computation (pass their results "
+            "as arrays)")
 
     def tree(self, td: TreeDef, where: Callable[[], str]) -> Any:
         if td.kind == "leaf":
