@@ -264,12 +264,13 @@ class Replayed:
         self._cache: OrderedDict[Any, list[_Variant]] = OrderedDict()
         self._records: dict[Any, int] = {}  # recordings per signature
         self._dynamic: set[Any] = set()  # signatures given up on
+        self._thrashing = False  # new signatures run dynamically (see _check_thrash)
         self._lock = threading.RLock()
         functools.update_wrapper(self, fn)
 
     # ------------------------------------------------------------------ call
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key, leaves, dyn, treedef = self._signature(args, kwargs)
+        key, leaves, dyn, tree = self._signature(args, kwargs)
         if key is None:  # a traced argument: inside another transform
             return self.fn(*args, **kwargs)
         variants = self._cache.get(key)
@@ -279,10 +280,10 @@ class Replayed:
             out = self._try(key, variants, [leaves[i] for i in dyn])
             if out is not _MISSING:
                 return out
-        if key in self._dynamic:
+        if key in self._dynamic or (self._thrashing and variants is None):
             self.stats.dynamic += 1
             return self.fn(*args, **kwargs)
-        return self._record(key, args, kwargs, leaves, dyn, treedef, tried)
+        return self._record(key, args, kwargs, leaves, dyn, tree, tried)
 
     def _try(self, key: Any, variants: list[_Variant], inputs: list[Any]) -> Any:
         """The result of the first recorded variant whose guards hold, or _MISSING."""
@@ -304,12 +305,13 @@ class Replayed:
                     if v in variants:
                         variants.remove(v)
                         variants.insert(0, v)
-            return self._outputs(v, outs)
+            return self._outputs(v, outs, inputs)
         return _MISSING
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """(key, leaves, positions of the staged leaves, treedef); key None when an
-        argument is traced by an enclosing transform."""
+        """(key, leaves, positions of the staged leaves, the pytree the leaves come from
+        (None: the positional arguments are the leaves)); key None when an argument is
+        traced by an enclosing transform."""
         static = self.static_argnums
         if static:
             n = len(args)
@@ -320,43 +322,35 @@ class Replayed:
             stat = ()
             tree = (args, kwargs) if kwargs else args
         if not kwargs and not static and all(type(a) is ndarray for a in args):
-            leaves = list(args)
-            treedef = None
-            parts: list[Any] = [len(args)]
+            fast: list[Any] = [len(args)]
             for a in args:
-                parts.append(a.shape)
-                parts.append(a.dtype)
-            return tuple(parts), leaves, range(len(leaves)), treedef
-        leaves, treedef = tree_flatten(tree)
-        parts = [treedef, stat]
-        dyn = []
-        for i, v in enumerate(leaves):
-            t = type(v)
-            if t is ndarray:
-                parts.append((t, v.shape, v.dtype))
-                dyn.append(i)
-            elif t is float or isinstance(v, _DYNAMIC_SCALARS):
-                parts.append(t)
-                dyn.append(i)
-            elif isinstance(v, Tracer):
-                return None, leaves, dyn, treedef
-            elif isinstance(v, ndarray):
-                raise ReplayError(f"an argument is a {type(v).__name__} (an ndarray "
-                                  "subclass)", "pass np.asarray(x)")
-            else:
-                parts.append((t, _static_key(v)))
-        return tuple(parts), leaves, dyn, treedef
+                fast.append(a.shape)
+                fast.append(a.dtype)
+            return tuple(fast), list(args), range(len(args)), None
+        leaves: list[Any] = []
+        parts = [stat]
+        dyn: list[int] = []
+        if not _walk(tree, leaves, parts, dyn):
+            return None, leaves, dyn, None  # a traced argument
+        return tuple(parts), leaves, dyn, tree
 
-    def _outputs(self, v: _Variant, outs: list[Any]) -> Any:
+    def _outputs(self, v: _Variant, outs: list[Any], inputs: list[Any]) -> Any:
         prog = v.program
         res = []
-        for o, t, cp in zip(outs, prog.out_types, v.copy_out, strict=True):
+        # (outputs past the result: the written arguments, see _writeback)
+        for o, t, cp in zip(outs, prog.out_types, v.copy_out, strict=False):
             to = type(o)
             if to is not t:
                 o = _as_type(o, t)
-            elif cp and to is ndarray:
+            elif to is ndarray and (cp or o.base is not None or not o.flags.writeable):
+                # an input, a constant, a slot returned twice, or a view (of a constant,
+                # perhaps): the caller may write into what it gets
                 o = o.copy()
             res.append(o)
+        wb = prog.meta.get("writeback")
+        if wb:  # the call wrote into arrays it was given: so does the replay
+            for k, j in wb:
+                np.copyto(inputs[k], outs[j], casting="unsafe")
         if prog.out_def is LEAF:
             return res[0]
         return tree_unflatten(prog.out_def, res)
@@ -370,7 +364,7 @@ class Replayed:
 
     # ------------------------------------------------------------------ record
     def _record(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                leaves: list[Any], dyn: Sequence[int], treedef: TreeDef | None,
+                leaves: list[Any], dyn: Sequence[int], tree: Any,
                 tried: _Variant | None = None) -> Any:
         with self._lock:
             variants = self._cache.get(key)
@@ -396,6 +390,8 @@ class Replayed:
             staged = list(leaves)
             for i in dyn:
                 staged[i] = trace.input(leaves[i])
+            inputs = [staged[i] for i in dyn]
+            treedef = None if tree is None else tree_flatten(tree)[1]
             a2, k2 = self._rebuild(args, kwargs, staged, treedef)
             cells, globals_, arrays = _state_of(self.fn)
             snaps = [(a, a.copy(order="K")) for a in arrays]  # as the call reads them
@@ -422,7 +418,12 @@ class Replayed:
                     "it was recorded: a replay repeats the recorded draws. "
                     "Pass the draws as arguments, or allow_random=True to silence this",
                     ReplayWarning, stacklevel=3)
-            program, values, copy_out = self._finish(trace, out)
+            try:
+                program, values, copy_out = self._finish(trace, out)
+                program.meta["writeback"] = self._writeback(trace, program, inputs, dyn,
+                                                            leaves)
+            except ReplayError as e:
+                return self._fallback(key, args, kwargs, e)
             program.meta["signature"] = key
             program.meta["function"] = getattr(self.fn, "__qualname__", repr(self.fn))
             watched = trace.watched_constants()
@@ -431,11 +432,31 @@ class Replayed:
             variant = _Variant(program, type(self).compile(program), watched, cells,
                                globals_, copy_out)
             self.stats.records += 1
+            self._check_thrash()
             variants = self._cache.setdefault(key, [])
             variants.insert(0, variant)
             self._cache.move_to_end(key)
             self._evict()
             return values
+
+    def _check_thrash(self) -> None:
+        """Recording at nearly every call (a static argument that changes at each call,
+        a new lambda each time, or guards that keep failing across signatures) costs
+        more than running dynamically: past ``2 * max_records`` recordings with fewer
+        replays than recordings, new signatures run dynamically (with one warning)."""
+        s = self.stats
+        if self._thrashing or s.records <= 2 * self.max_records or s.replays >= s.records:
+            return
+        self._thrashing = True
+        self.stats._note(self.stats.dynamic_reasons, "recording at nearly every call")
+        if not self.quiet:
+            name = getattr(self.fn, "__name__", "the function")
+            warnings.warn(
+                f"dualrev.replay: {name} records at nearly every call ({s.records} "
+                f"recordings, {s.replays} replays: a static argument that changes at each "
+                "call, such as a new lambda, or values that keep failing its guards); "
+                "calls with new signatures now run without replay", ReplayWarning,
+                stacklevel=4)
 
     def _fallback(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                   e: Exception) -> Any:
@@ -454,6 +475,29 @@ class Replayed:
                           "itself does not; it runs without replay for this signature",
                           ReplayWarning, stacklevel=4)
         return result
+
+    def _writeback(self, trace: StagingTrace, program: Program, inputs: list[Any],
+                   dyn: Sequence[int], leaves: list[Any]) -> list[tuple[int, int]]:
+        """The arrays given to the call that it wrote into (a staged input rebound by an
+        in-place write: a non-differentiated argument, which the dynamic call writes
+        through to the caller's array): each written value becomes an extra output of
+        the program, copied into the caller's array now and after each replay, as
+        ``(input position, output position)`` pairs."""
+        pairs = []
+        for k, (st, i) in enumerate(zip(inputs, dyn, strict=True)):
+            if type(st) is Staged and st._trace is trace and st._index == trace.inputs[k]:
+                continue  # not written
+            if type(leaves[i]) is not ndarray:
+                continue  # a number: immutable, its name was rebound
+            if type(st) is not Staged or st._trace is not trace:
+                raise ReplayError("the function wrote a traced value into an array "
+                                  "argument that is not differentiated",
+                                  "write into a copy (y = y.copy())")
+            pairs.append((k, len(program.outputs)))
+            program.outputs += (st._index,)
+        for k, _ in pairs:  # (only once none is refused)
+            np.copyto(leaves[dyn[k]], inputs[k].primal, casting="unsafe")
+        return pairs
 
     def _rebuild(self, args: tuple[Any, ...], kwargs: dict[str, Any], staged: list[Any],
                  treedef: TreeDef | None) -> tuple[list[Any], dict[str, Any]]:
@@ -518,6 +562,7 @@ class Replayed:
             self._cache.clear()
             self._records.clear()
             self._dynamic.clear()
+            self._thrashing = False
 
     @property
     def programs(self) -> list[Program]:
@@ -536,13 +581,82 @@ def _same_rng(a: ndarray, b: ndarray) -> bool:
     return a.tobytes() == b.tobytes()
 
 
+def _walk(x: Any, leaves: list[Any], parts: list[Any], dyn: list[int]) -> bool:
+    """Append the leaves of the pytree ``x`` (in ``tree_flatten``'s order) to ``leaves``,
+    its signature to ``parts`` (structure; an array's shape and dtype; a float's type;
+    a static leaf's value or identity) and the positions of the staged leaves to
+    ``dyn``; False at a traced leaf. Cheaper than ``tree_flatten`` and a ``TreeDef``'s
+    hash, which a replay would otherwise pay at every call."""
+    t = type(x)
+    if t is ndarray:
+        dyn.append(len(leaves))
+        leaves.append(x)
+        parts.append(ndarray)
+        parts.append(x.shape)
+        parts.append(x.dtype)
+        return True
+    if t is float:
+        dyn.append(len(leaves))
+        leaves.append(x)
+        parts.append(float)
+        return True
+    if t is tuple or t is list or (isinstance(x, tuple) and hasattr(x, "_fields")):
+        parts.append(t)
+        parts.append(len(x))
+        return all(_walk(v, leaves, parts, dyn) for v in x)
+    if t is dict:
+        keys = sorted(x)
+        parts.append(dict)
+        parts.append(tuple(keys))
+        return all(_walk(x[k], leaves, parts, dyn) for k in keys)
+    if x is None:
+        parts.append(None)
+        return True
+    if isinstance(x, Tracer):
+        return False
+    if isinstance(x, _DYNAMIC_SCALARS):
+        dyn.append(len(leaves))
+        leaves.append(x)
+        parts.append(t)
+        return True
+    if isinstance(x, ndarray):
+        raise ReplayError(f"an argument is a {t.__name__} (an ndarray subclass)",
+                          "pass np.asarray(x)")
+    if isinstance(x, (tuple, list, dict)):  # subclasses tree_flatten reads as containers
+        parts.append(t)
+        leaves_, treedef = tree_flatten(x)
+        parts.append(treedef)
+        return all(_walk(v, leaves, parts, dyn) for v in leaves_)
+    leaves.append(x)
+    parts.append(t)
+    parts.append(_static_key(x))
+    return True
+
+
+class _Ident:
+    """An unhashable static argument in a signature, by identity; the key holds it, so
+    its id cannot be reused by another object while the recording is cached."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Ident and other.obj is self.obj
+
+
 def _static_key(v: Any) -> Any:
-    """A static leaf's part of the signature: its value where it is hashable (ints,
-    strings, None, tuples of them), else its identity (callables, objects)."""
+    """A static leaf's part of the signature: itself where it is hashable (ints,
+    strings, None, tuples of them by value; functions and most objects by identity),
+    else its identity (the key keeps a reference either way)."""
     try:
         hash(v)
     except TypeError:
-        return ("id", id(v))
+        return _Ident(v)
     return v
 
 

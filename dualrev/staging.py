@@ -73,7 +73,10 @@ class StagingTrace:
         s = self.n
         self.n += 1
         self.inputs.append(s)
-        return Staged(value, self, s)
+        x = Staged(value, self, s)
+        if type(value) is ndarray and not value.ndim:
+            x._array0d = True  # a 0-d array argument, which writes change (not a scalar)
+        return x
 
     def const(self, value: Any) -> int:
         """The slot of a plain value met as an operand. An array is kept as a copy of
