@@ -197,8 +197,9 @@ class Program:
             raise ProgramCallError(
                 "dualrev: this program has no recorded call signature (it was built by "
                 "hand); run it on its input leaves with program.run(leaves)")
+        leaves = sig.inputs(args, kwargs)
         try:
-            outs = self.run(sig.inputs(args, kwargs))
+            outs = self.run(leaves)
         except GuardFailed as e:
             g = e.guard
             where = f" (recorded at {g.where})" if g.where else ""
@@ -207,13 +208,18 @@ class Program:
                 "function took another branch or read another value for them, and a "
                 "program cannot record again. Call dr.replay(f) on the function for such "
                 "arguments (or record and save a program for them)") from None
+        # outputs past the result's leaves are arguments the call wrote into (replay's
+        # meta["writeback"]: (input, output) positions): so does this call
+        for k, j in self.meta.get("writeback", ()):
+            np.copyto(leaves[k], outs[j], casting="unsafe")
+        outs = outs[:self.out_def.num_leaves]
         if self.out_types:
             outs = [o if type(o) is t else _as_type(o, t)
                     for o, t in zip(outs, self.out_types, strict=True)]
         # an output that is a constant, an input or another output is a copy: the caller
         # may write into what it gets, and the program's constants must stay as recorded
         seen: set[int] = set()
-        for k, s in enumerate(self.outputs):
+        for k, s in enumerate(self.outputs[:len(outs)]):
             if type(outs[k]) is np.ndarray and (s in seen or s in self.consts
                                                 or s in self.inputs):
                 outs[k] = outs[k].copy()
@@ -243,11 +249,13 @@ DYNAMIC_SCALARS = (float, complex, np.floating, np.complexfloating)
 
 
 class CallSignature:
-    """What a program was recorded for, read from ``dualrev.replay``'s signature key:
-    the positional arguments taken as static (``static_argnums``) with their values, the
-    pytree structure of the others (``(args, kwargs)`` where there are keyword arguments
-    or static ones, else ``args``), and per leaf either ``("input", type, shape, dtype)``
-    (an array, or a scalar input: shape and dtype None) or ``("static", type, value)``.
+    """What a program was recorded for: the positional arguments taken as static
+    (``static_argnums``) with their values, the pytree structure of the others
+    (``(args, kwargs)`` where there are keyword arguments or static ones, else
+    ``args``), and per leaf either ``("input", type, shape, dtype)`` (an array; a float
+    or complex scalar input has shape and dtype None) or ``("static", type, value)``. A
+    replay sets it at recording (``meta["call"]``, ``from_call``); a loaded program has
+    it from its file.
 
     Args:
         static: ``(position, value)`` of each static positional argument.
@@ -265,35 +273,37 @@ class CallSignature:
 
     @classmethod
     def of(cls, program: Program) -> CallSignature | None:
-        """The program's signature: ``meta["call"]`` (a loaded program's), else read
-        from ``meta["signature"]`` (a replay's key); None without one."""
+        """The program's signature (``meta["call"]``), or None: a program built by hand,
+        or one whose inputs do not match it."""
         sig = program.meta.get("call")
-        if isinstance(sig, CallSignature):
-            return sig
-        key = program.meta.get("signature")
-        return None if key is None else cls.from_key(key)
+        if not isinstance(sig, CallSignature):
+            return None
+        if sum(1 for s in sig.leaves if s[0] == "input") != len(program.inputs):
+            return None
+        return sig
 
     @classmethod
-    def from_key(cls, key: Any) -> CallSignature:
-        """Read a ``dualrev.replay`` signature key: ``(n, shape, dtype, ...)`` for n
-        positional arrays, else ``(treedef, static, *one part per leaf)``."""
-        if not isinstance(key, tuple) or not key:
-            raise ValueError(f"not a replay signature: {key!r}")
-        if type(key[0]) is int:
-            n = key[0]
-            return cls((), TreeDef("tuple", None, (LEAF,) * n),
-                       [("input", np.ndarray, key[1 + 2 * i], key[2 + 2 * i])
-                        for i in range(n)])
-        tree, static = key[0], key[1]
-        leaves: list[tuple[Any, ...]] = []
-        for part in key[2:]:
-            if isinstance(part, type):
-                leaves.append(("input", part, None, None))
-            elif part[0] is np.ndarray and len(part) == 3:
-                leaves.append(("input", np.ndarray, part[1], part[2]))
+    def from_call(cls, args: tuple[Any, ...], kwargs: dict[str, Any],
+                  static_argnums: Sequence[int] = ()) -> CallSignature:
+        """The signature of a call as ``dualrev.replay`` keys it: arrays and float or
+        complex scalars (Python's and NumPy's) are inputs, other leaves static."""
+        n = len(args)
+        static = sorted({i % n for i in static_argnums if -n <= i < n})
+        if static:
+            tree: Any = (tuple(a for i, a in enumerate(args) if i not in static), kwargs)
+        else:
+            tree = (args, kwargs) if kwargs else args
+        leaves, td = tree_flatten(tree)
+        specs: list[tuple[Any, ...]] = []
+        for v in leaves:
+            t = type(v)
+            if t is np.ndarray:
+                specs.append(("input", t, v.shape, v.dtype))
+            elif t is float or isinstance(v, DYNAMIC_SCALARS):
+                specs.append(("input", t, None, None))
             else:
-                leaves.append(("static", part[0], part[1]))
-        return cls(static, tree, leaves)
+                specs.append(("static", t, v))
+        return cls([(i, args[i]) for i in static], td, specs)
 
     def inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
         """The program's input leaves from a call's arguments; ``ProgramCallError``
@@ -338,9 +348,10 @@ class CallSignature:
 
 
 def _same_static(a: Any, b: Any) -> bool:
-    """Whether a static argument is the recorded one (same type, equal value)."""
-    if isinstance(b, tuple) and len(b) == 2 and b[0] == "id":  # kept by identity
-        return id(a) == b[1]
+    """Whether a static argument is the recorded one (the same object, or the same type
+    and an equal value)."""
+    if a is b:
+        return True
     try:
         return type(a) is type(b) and bool(a == b)
     except (TypeError, ValueError):

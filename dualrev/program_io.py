@@ -22,6 +22,7 @@ import io
 import json
 import os
 import platform
+import struct
 import sys
 from collections.abc import Callable
 from importlib import metadata
@@ -73,9 +74,9 @@ class _Writer:
         if v is None or t is bool or t is str or t is int:
             return v
         if t is float:
-            return {"$": "float", "v": repr(v)}
+            return {"$": "float", "v": _float_text(v)}
         if t is complex:
-            return {"$": "complex", "v": [repr(v.real), repr(v.imag)]}
+            return {"$": "complex", "v": [_float_text(v.real), _float_text(v.imag)]}
         if t is tuple or t is list:
             return {"$": t.__name__, "v": [self.value(u, where) for u in v]}
         if t is dict:
@@ -186,6 +187,21 @@ def _laid(stored: np.ndarray, d: dict[str, Any]) -> np.ndarray:
     elif d.get("readonly"):
         a.flags.writeable = False
     return a
+
+
+def _float_text(x: float) -> str:
+    """``repr`` (exact for every float but nan), or a nan's bits (its sign and payload),
+    ``nan:fff8000000000000``."""
+    if x != x:
+        return "nan:" + struct.pack(">d", x).hex()
+    return repr(x)
+
+
+def _float_of(text: str) -> float:
+    if text.startswith("nan:"):
+        (x,) = struct.unpack(">d", bytes.fromhex(text[4:]))
+        return float(x)
+    return float(text)
 
 
 def _short(v: Any) -> str:
@@ -384,9 +400,9 @@ class _Reader:
         v = d.get("v")
         try:
             if tag == "float":
-                return float(self._text(v))
+                return _float_of(self._text(v))
             if tag == "complex":
-                return complex(float(self._text(v[0])), float(self._text(v[1])))
+                return complex(_float_of(self._text(v[0])), _float_of(self._text(v[1])))
             if tag == "tuple" or tag == "list":
                 items = [self.value(u) for u in self._list(v)]
                 return tuple(items) if tag == "tuple" else items
@@ -638,18 +654,25 @@ def program_from_description(desc: Any, arrays: Any, path: str = "<description>"
         if not defined[s]:
             raise r.fail(f"output slot {s} is never written")
     out_def = r.tree(desc.get("out_def"))
-    if out_def.num_leaves != len(outputs):
+    # (outputs past the structure's leaves: arguments written into, meta["writeback"])
+    if out_def.num_leaves > len(outputs):
         raise r.fail(f"the output structure has {out_def.num_leaves} leaves for "
                      f"{len(outputs)} outputs")
     out_types = [r.value(t) for t in _entries(r, desc.get("out_types"), "out_types")]
-    if out_types and (len(out_types) != len(outputs) or not all(
+    if out_types and (len(out_types) != out_def.num_leaves or not all(
             isinstance(t, type) for t in out_types)):
-        raise r.fail("out_types must be one type per output")
+        raise r.fail("out_types must be one type per leaf of the output")
     program = Program(n, inputs, consts, steps, outputs, out_def, out_types)
     meta = desc.get("meta", {})
     if type(meta) is not dict:
         raise r.fail(f"meta is {_short(meta)}")
     program.meta.update({k: r.value(v) for k, v in meta.items()})
+    wb = program.meta.get("writeback", [])
+    if type(wb) is not list or not all(
+            type(p) is tuple and len(p) == 2 and all(type(i) is int for i in p)
+            and 0 <= p[0] < len(inputs) and out_def.num_leaves <= p[1] < len(outputs)
+            for p in wb):
+        raise r.fail(f"meta['writeback'] is {_short(wb)}")
     if desc.get("signature") is not None:
         program.meta["call"] = _read_signature(r, desc["signature"], len(inputs))
     program.meta["saved_by"] = {k: desc.get(k) for k in ("dualrev", "numpy", "python")}

@@ -131,3 +131,14 @@ def test_the_command_line_draws_a_saved_program(program: Program, tmp_path: Any,
     assert f"wrote {out}" in capsys.readouterr().out
     assert main([str(saved), "--args", "[1.0, 2.0]", "-o", str(out)]) == 1  # a wrong shape
     assert "shape" in capsys.readouterr().err
+
+
+def test_an_argument_written_into_is_drawn_as_such() -> None:
+    def h(x: Any, buf: Any) -> Any:
+        buf *= 2.0
+        return np.sum(np.sin(x) * buf)
+
+    g = dr.replay(dr.grad(h))
+    g(np.ones(3), np.ones(3))
+    drawn = dr.graph(g.programs[0])
+    assert [n.name for n in drawn.outputs] == ["out", "x1 (written)"]

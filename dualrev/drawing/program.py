@@ -66,11 +66,15 @@ class ProgramGraph(Graph):
             self.nodes.append(node)
             return node
 
-        out_names = _output_names(prog.out_def, len(prog.outputs))
+        in_names = _input_names(prog)
+        n_out = prog.out_def.num_leaves if prog.out_types else len(prog.outputs)
+        out_names = _output_names(prog.out_def, n_out)
+        # outputs past the result: arguments the call wrote into (replay's writeback)
+        for k, _ in prog.meta.get("writeback", ()):
+            out_names.append(f"{in_names[k]} (written)")
         out_slot_names: dict[int, str] = {}
         for s, name in zip(prog.outputs, out_names, strict=True):
             out_slot_names.setdefault(s, name)
-        in_names = _input_names(prog)
         node_of: dict[int, Node] = {}
         for s, name, spec in zip(prog.inputs, in_names, _input_specs(prog), strict=True):
             node = add(Node("", "input", name, value=value_of(s), entry=s,
