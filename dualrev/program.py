@@ -187,9 +187,10 @@ class Program:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the program on a call's arguments, as the recorded function was called:
-        the arguments must have the recorded signature (``meta["signature"]``: pytree
+        the arguments must have the recorded signature (``meta["call"]``: pytree
         structure, each array's shape and dtype, the static arguments' values), and the
-        result has the recorded structure and types. A failing guard raises
+        result has the recorded structure and types (an argument the call wrote into is
+        written). A failing guard raises
         ``ProgramCallError`` (a program has nothing to record again from; a replayed
         function records such calls itself)."""
         sig = CallSignature.of(self)
