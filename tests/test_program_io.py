@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from dualrev.program_io import (
     program_from_description,
 )
 from dualrev.tree import LEAF, TreeDef
+from tests.test_random_programs import STEPS, build
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -727,3 +729,51 @@ def test_arguments_written_into_are_written_by_a_loaded_program() -> None:
     got = prog(x, b2)
     np.testing.assert_array_equal(b2, b1)  # both doubled
     np.testing.assert_allclose(got, want, rtol=1e-15)
+
+
+_BRANCH_COUNTS = {"programs": 0, "calls": 0, "guard_failures": 0}
+
+
+def _branching_program(steps: Any) -> Any:
+    def f(v: Any) -> Any:
+        w = steps(v)
+        if np.sum(w) > 0:  # a value-dependent branch: a guard in the recording
+            return np.sum(w * w)
+        return np.sum(np.sin(w))
+    return f
+
+
+@given(st.lists(st.integers(0, 10 ** 6), min_size=1, max_size=4),
+       st.lists(st.lists(st.floats(-1.5, 1.5), min_size=4, max_size=4), min_size=3,
+                max_size=3))
+def test_generated_programs_round_trip_with_their_guards(picks: list[int],
+                                                         points: list[list[float]]) -> None:
+    # tests/test_random_programs.py's steps, with a branch on the values: the loaded
+    # program computes the recorded one's bits, or fails the same guard
+    f = _branching_program(build([p % len(STEPS) for p in picks]))
+    x0, *others = (np.array(p) for p in points)
+    for transform in (dr.grad(f), dr.jacobian(dr.grad(f))):
+        g = dr.replay(transform)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                g(x0)
+            except dr.DualrevError:
+                continue
+            if not g.programs:
+                continue
+            prog = g.programs[0]
+            back = loads_program(dumps_program(prog))
+            _BRANCH_COUNTS["programs"] += 1
+            for y in others:
+                _BRANCH_COUNTS["calls"] += 1
+                try:
+                    want = prog.run([y])
+                except GuardFailed as e:
+                    _BRANCH_COUNTS["guard_failures"] += 1
+                    with pytest.raises(dr.ProgramCallError, match=re.escape(repr(e.guard))):
+                        back(y)
+                    continue
+                got = back.run([y])
+                assert all(same_value(a, b) for a, b in zip(want, got, strict=True))
+                np.testing.assert_array_equal(back(y), want[0])
