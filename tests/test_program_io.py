@@ -535,15 +535,18 @@ def test_recorded_programs_run_alike_in_a_fresh_process(tmp_path: Path) -> None:
         assert got[str(k)][0] == "ndarray"
 
 
+_SWEEP_COUNTS: dict[str, int] = {}
+
+
 def test_conformance_recordings_round_trip_bit_for_bit() -> None:
-    # One in 10 of the harness's float64 cases (about 350), grad of the sum of their real
+    # One in 20 of the harness's float64 cases (about 180), grad of the sum of their real
     # outputs recorded by dr.replay: every program saves, or is refused by name; a
     # loaded one computes the recorded one's bits.
     from tests.conformance.checks import Prepared
     from tests.conformance.specs import CASES as SPECS
 
     counts = {"same": 0, "refused": 0, "unrecorded": 0}
-    for case in [c for c in SPECS if c.kind == "diff" and c.dtype == "float64"][::10]:
+    for case in [c for c in SPECS if c.kind == "diff" and c.dtype == "float64"][::20]:
         p = Prepared(case)
         if not p.diff or not p.leaves:
             continue
@@ -573,7 +576,8 @@ def test_conformance_recordings_round_trip_bit_for_bit() -> None:
             for a, b in zip(prog.run(leaves), back.run(leaves), strict=True):
                 assert same_value(a, b), case.id
         counts["same"] += 1
-    assert counts["same"] > 250 and counts["refused"] < 50, counts
+    _SWEEP_COUNTS.update(counts)
+    assert counts["same"] > 150 and counts["refused"] < 25, counts
 
 
 def test_program_from_description_without_a_file() -> None:
