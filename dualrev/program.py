@@ -217,13 +217,15 @@ class Program:
         if self.out_types:
             outs = [o if type(o) is t else _as_type(o, t)
                     for o, t in zip(outs, self.out_types, strict=True)]
-        # an output that is a constant, an input or another output is a copy: the caller
-        # may write into what it gets, and the program's constants must stay as recorded
+        # an output that is a constant, an input, another output or a view (of a
+        # constant, perhaps) is a copy: the caller may write into what it gets, and the
+        # program's constants must stay as recorded
         seen: set[int] = set()
         for k, s in enumerate(self.outputs[:len(outs)]):
-            if type(outs[k]) is np.ndarray and (s in seen or s in self.consts
-                                                or s in self.inputs):
-                outs[k] = outs[k].copy()
+            o = outs[k]
+            if type(o) is np.ndarray and (s in seen or s in self.consts or s in self.inputs
+                                          or o.base is not None or not o.flags.writeable):
+                outs[k] = o.copy()
             seen.add(s)
         return outs[0] if self.out_def is LEAF else tree_unflatten(self.out_def, outs)
 

@@ -708,6 +708,13 @@ def test_writing_into_an_output_leaves_the_program_as_recorded() -> None:
     out = back(np.zeros(3))
     out += 100.0
     np.testing.assert_array_equal(back(np.zeros(3)), w)
+    # a view of a constant
+    getitem = PRIMITIVES["getitem"]
+    view = Program(3, [0], {1: np.arange(4.0)},
+                   [Op(getitem, (1,), {"idx": (slice(1, None),), "nb": 0}, 2)], [2])
+    view.meta["call"] = CallSignature.from_call((1.0,), {})
+    view(1.0)[:] = -1.0
+    np.testing.assert_array_equal(view(1.0), [1.0, 2.0, 3.0])
     # an input returned as it is, and one value returned twice
     ident = Program(1, [0], {}, [], [0, 0], TreeDef("tuple", None, (LEAF, LEAF)),
                     [np.ndarray, np.ndarray])
