@@ -326,6 +326,8 @@ class Replayed:
             for a in args:
                 fast.append(a.shape)
                 fast.append(a.dtype)
+                fl = a.flags
+                fast.append(fl.c_contiguous or (fl.f_contiguous and "F"))
             return tuple(fast), list(args), range(len(args)), None
         leaves: list[Any] = []
         parts = [stat]
@@ -406,11 +408,12 @@ class Replayed:
                 return self._fallback(key, args, kwargs, e)
             trace.finish()
             _reissue(caught)
-            if caught:
-                # a warning is a side effect of values (a non-finite derivative, a
-                # division by zero): a replay would not give it, so nothing is kept
+            lost = [w for w in caught if not _reproduced(w)]
+            if lost:
+                # a warning of the Python code (a non-finite derivative, the user's own):
+                # a replay would not give it, so nothing is kept
                 self.stats._note(self.stats.dynamic_reasons,
-                                 f"warned while recording: {caught[0].category.__name__}")
+                                 f"warned while recording: {lost[0].category.__name__}")
                 return self._finish(trace, out)[1]
             if not self.allow_random and not _same_rng(rng, _rng_state()):
                 warnings.warn(
@@ -572,6 +575,13 @@ class Replayed:
         return [v.program for vs in self._cache.values() for v in vs]
 
 
+def _reproduced(w: Any) -> bool:
+    """Whether a replay gives the warning ``w`` again: NumPy's floating-point warnings
+    (a RuntimeWarning raised in an operation: division by zero, overflow) come from the
+    operations the program runs, and come again."""
+    return issubclass(w.category, RuntimeWarning) and library_file(w.filename)
+
+
 def _reissue(caught: list[Any]) -> None:
     """Give the warnings a recording caught to the user's filters, as the call gave them."""
     for w in caught:
@@ -596,6 +606,10 @@ def _walk(x: Any, leaves: list[Any], parts: list[Any], dyn: list[int]) -> bool:
         parts.append(ndarray)
         parts.append(x.shape)
         parts.append(x.dtype)
+        # the layout: whether a view function gives a view or a copy (NumPy's aliasing,
+        # which in-place writes follow) depends on it
+        fl = x.flags
+        parts.append(fl.c_contiguous or (fl.f_contiguous and "F"))
         return True
     if t is float:
         dyn.append(len(leaves))

@@ -27,6 +27,7 @@ from .primitive import (
     Tracer,
     apply_plain,
     bind,
+    concrete,
     dtype_of,
     is_complex,
     shape_of,
@@ -476,10 +477,9 @@ def linear_transpose(linear: Any, x: Any, ct: Any) -> Any:
 # runs on the normal path.
 
 def _plain_value(v: Any) -> Any:
-    """The plain NumPy value under every level of tracing (batches keep their axes)."""
-    while isinstance(v, Tracer):
-        v = v.primal
-    return v
+    """The plain NumPy value under every level of tracing (batches keep their axes; a
+    dr.replay recording relies on it: an "equal" guard)."""
+    return concrete(v)
 
 
 def all_finite(v: Any) -> bool:

@@ -393,8 +393,9 @@ class FinishedStagingTrace(StagingTrace):
     __slots__ = ()
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        what = "an in-place write" if prim is None else prim.name
         raise ReplayError(f"a value staged by a finished dr.replay recording was used by "
-                          f"{prim.name} (it escaped the recorded call)",
+                          f"{what} (it escaped the recorded call)",
                           "do not keep values across calls of a replayed function")
 
     def guard(self, x: Staged, kind: str, expected: Any) -> None:

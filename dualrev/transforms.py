@@ -32,12 +32,14 @@ from .forward import Dual, FinishedForwardTrace, ForwardTrace
 from .primitive import (
     FLOAT64_SCALARS,
     Tracer,
+    concrete,
     dtype_of,
     peek,
     shape_of,
     unwrap_derivatives,
 )
 from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
+from .staging import Staged
 from .tracer import new_level, transform_entered, transform_exited
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
 
@@ -297,12 +299,15 @@ def _zeros(shape: tuple[int, ...], like: Any = None) -> np.ndarray:
 
 
 def _result(x: Any) -> Any:
-    """A plain scalar result as a NumPy float, arrays and tracers as they are."""
+    """A plain scalar result as a NumPy float, arrays and tracers as they are (a value of
+    a dr.replay recording as the plain value it stands for: its 0-d array indexed)."""
     if isinstance(x, np.ndarray):
         if x.ndim == 0:
             return x[()]
         if type(x) is PlainInput:  # a non-differentiated argument returned: the caller's
             return x.plain()
+    elif type(x) is Staged and type(x.primal) is np.ndarray and not x.primal.ndim:
+        return x[()]
     return x
 
 
@@ -968,9 +973,7 @@ def _finite(tree: Any) -> bool:
 
 
 def _plain(v: Any) -> Any:
-    while isinstance(v, Tracer):
-        v = v.primal
-    return v
+    return concrete(v)  # (a dr.replay recording relies on the value: an "equal" guard)
 
 
 def _same_values(a: list[Any], b: list[Any]) -> bool:

@@ -636,3 +636,45 @@ def test_static_callables_by_identity_and_thrashing():
             assert_same(r(vec(3), h), g(vec(3), h))
     assert r.stats.dynamic > 0
     assert_same(r(vec(3, 2), square), g(vec(3, 2), square))  # still replayed
+
+
+def test_the_careful_path_replays_with_its_decisions_guarded():
+    # a masked singular branch: the plain pass gives nan, the careful pass (strong zeros)
+    # a finite gradient without a warning, so that recording is kept and replayed
+    f = dr.grad(lambda x: np.sum(np.tril(np.sqrt((x[:, None] - x[None, :]) ** 2), -1)))
+    r = dr.replay(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dr.NonFiniteDerivativeWarning)
+        for x in (np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0, 2.0]),
+                  np.array([0.5, 0.25, 4.0]), np.array([1.0, 2.0, 3.0])):
+            assert_same(r(x), f(x))
+    assert r.stats.records >= 1 and r.stats.replays >= 1, r.stats
+    assert not r.stats.dynamic_reasons
+
+
+def test_the_layout_of_an_argument_is_part_of_the_signature():
+    def f(x, y):
+        return np.sum(x * y.ravel())  # a view of a contiguous y, a copy of a strided one
+    g = dr.grad(f)
+    r = dr.replay(g)
+    base = np.arange(8.0)
+    for y in (base[::2], base[:4].copy(), base[1::2], base[4:].copy()):
+        assert_same(r(vec(4), y), g(vec(4), y))
+    assert r.stats.records == 2 and r.stats.replays == 2
+
+
+def test_writes_through_views_of_plain_arguments():
+    def f(x, y):
+        v = y.ravel()  # a view of a contiguous y: the write reaches the caller's array;
+        v[0] = 10.0  # a copy of a strided one, which a staged y refuses (as dualrev
+        return np.sum(x * y)  # refuses it for traced values): that call runs dynamically
+    g = dr.grad(f)
+    r = dr.replay(g)
+    y1, y2 = np.arange(4.0), np.arange(4.0)
+    assert_same(r(vec(4), y1), g(vec(4), y2))
+    assert y1.tobytes() == y2.tobytes() and y1[0] == 10.0
+    y1, y2 = np.arange(8.0)[::2], np.arange(8.0)[::2]
+    with pytest.warns(dr.ReplayWarning, match="recording f failed"):
+        assert_same(r(vec(4), y1), g(vec(4), y2))
+    assert y1.tobytes() == y2.tobytes()
+    assert r.stats.dynamic == 1 and r.stats.records == 1
