@@ -255,8 +255,10 @@ class CallSignature:
     """What a program was recorded for: the positional arguments taken as static
     (``static_argnums``) with their values, the pytree structure of the others
     (``(args, kwargs)`` where there are keyword arguments or static ones, else
-    ``args``), and per leaf either ``("input", type, shape, dtype)`` (an array; a float
-    or complex scalar input has shape and dtype None) or ``("static", type, value)``. A
+    ``args``), and per leaf either ``("input", type, shape, dtype, layout)`` (an array,
+    its layout ``"C"``, ``"F"`` or ``"strided"``: whether NumPy's view functions give
+    views or copies follows it; a float or complex scalar input has shape, dtype and
+    layout None) or ``("static", type, value)``. A
     replay sets it at recording (``meta["call"]``, ``from_call``); a loaded program has
     it from its file.
 
@@ -301,9 +303,9 @@ class CallSignature:
         for v in leaves:
             t = type(v)
             if t is np.ndarray:
-                specs.append(("input", t, v.shape, v.dtype))
+                specs.append(("input", t, v.shape, v.dtype, layout_of(v)))
             elif t is float or isinstance(v, DYNAMIC_SCALARS):
-                specs.append(("input", t, None, None))
+                specs.append(("input", t, None, None, None))
             else:
                 specs.append(("static", t, v))
         return cls([(i, args[i]) for i in static], td, specs)
@@ -337,7 +339,7 @@ class CallSignature:
                     raise ProgramCallError(f"dualrev: argument leaf {k} is {v!r}; the "
                                            f"program was recorded for {spec[2]!r}")
                 continue
-            _, t, shape, dtype = spec
+            _, t, shape, dtype, layout = spec
             if type(v) is not t:
                 raise ProgramCallError(f"dualrev: argument leaf {k} is a "
                                        f"{type(v).__name__}; the program was recorded for "
@@ -346,8 +348,21 @@ class CallSignature:
                 raise ProgramCallError(
                     f"dualrev: argument leaf {k} has shape {v.shape} and dtype {v.dtype}; "
                     f"the program was recorded for shape {tuple(shape)} and dtype {dtype}")
+            if layout is not None and layout_of(v) != layout:
+                hint = "; pass np.ascontiguousarray(x)" if layout == "C" else ""
+                raise ProgramCallError(
+                    f"dualrev: argument leaf {k} is laid out {layout_of(v)}; the program "
+                    f"was recorded for a {layout} array (whether NumPy's view functions "
+                    f"give views or copies follows the layout){hint}")
             out.append(v)
         return out
+
+
+def layout_of(a: np.ndarray) -> str:
+    """An array's layout as a signature tells it: ``"C"`` (C-contiguous), ``"F"``
+    (Fortran-contiguous only) or ``"strided"``."""
+    fl = a.flags
+    return "C" if fl.c_contiguous else "F" if fl.f_contiguous else "strided"
 
 
 def _same_static(a: Any, b: Any) -> bool:

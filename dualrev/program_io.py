@@ -312,11 +312,12 @@ def _signature(w: _Writer, sig: CallSignature) -> dict[str, Any]:
     leaves = []
     for k, spec in enumerate(sig.leaves):
         if spec[0] == "input":
-            _, t, shape, dtype = spec
+            _, t, shape, dtype, layout = spec
             leaves.append({"input": w.value(t, where(f"argument leaf {k}")),
                            "shape": None if shape is None else list(shape),
                            "dtype": None if dtype is None else
-                           _dtype_text(np.dtype(dtype), where(f"argument leaf {k}"))})
+                           _dtype_text(np.dtype(dtype), where(f"argument leaf {k}")),
+                           "layout": layout})
         else:
             _, t, value = spec
             if isinstance(value, tuple) and len(value) == 2 and value[0] == "id":
@@ -705,7 +706,11 @@ def _read_signature(r: _Reader, d: Any, n_inputs: int) -> CallSignature:
                     type(shape) is list and all(type(x) is int for x in shape))):
                 raise r.fail(f"an input leaf is written as {_short(spec)}")
             dtype = None if spec.get("dtype") is None else r.dtype(spec["dtype"])
-            leaves.append(("input", t, None if shape is None else tuple(shape), dtype))
+            layout = spec.get("layout")
+            if layout not in (None, "C", "F", "strided") or (layout is None) != (shape is None):
+                raise r.fail(f"an input leaf's layout is {_short(layout)}")
+            leaves.append(("input", t, None if shape is None else tuple(shape), dtype,
+                           layout))
         elif "static" in spec:
             v = r.value(spec["static"])
             leaves.append(("static", type(v), v))

@@ -409,6 +409,9 @@ def test_calling_a_program_checks_its_signature() -> None:
         prog({"w": np.ones((3, 3)), "x": np.ones(3)}, 2, scale=0.7)
     with pytest.raises(dr.ProgramCallError, match="dtype"):
         prog({"w": np.ones((2, 3), np.float32), "x": np.ones(3)}, 2, scale=0.7)
+    with pytest.raises(dr.ProgramCallError, match="laid out F; the program was recorded "
+                       "for a C array.*np.ascontiguousarray"):
+        prog({"w": np.asfortranarray(p2["w"]), "x": p2["x"]}, 2, scale=0.7)
     with pytest.raises(dr.ProgramCallError, match="structure"):
         prog(p2, 2)
     with pytest.raises(dr.ProgramCallError, match="a int; the program was recorded for "

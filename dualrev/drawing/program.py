@@ -147,7 +147,7 @@ def _input_specs(prog: Program) -> list[str]:
         for spec in sig.leaves:
             if spec[0] != "input":
                 continue
-            _, t, shape, dtype = spec
+            _, t, shape, dtype, _ = spec
             if shape is not None:
                 specs.append(f"{vals.dtype_name(np.dtype(dtype))}[{','.join(map(str, shape))}]")
             else:
