@@ -188,11 +188,10 @@ class Program:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the program on a call's arguments, as the recorded function was called:
         the arguments must have the recorded signature (``meta["call"]``: pytree
-        structure, each array's shape and dtype, the static arguments' values), and the
-        result has the recorded structure and types (an argument the call wrote into is
-        written). A failing guard raises
-        ``ProgramCallError`` (a program has nothing to record again from; a replayed
-        function records such calls itself)."""
+        structure, each array's shape, dtype and layout, the static arguments' values),
+        and the result has the recorded structure and types (an argument the call wrote
+        into is written). A failing guard raises ``ProgramCallError`` (a program has
+        nothing to record again from; a replayed function records such calls itself)."""
         sig = CallSignature.of(self)
         if sig is None:
             raise ProgramCallError(
@@ -258,9 +257,8 @@ class CallSignature:
     ``args``), and per leaf either ``("input", type, shape, dtype, layout)`` (an array,
     its layout ``"C"``, ``"F"`` or ``"strided"``: whether NumPy's view functions give
     views or copies follows it; a float or complex scalar input has shape, dtype and
-    layout None) or ``("static", type, value)``. A
-    replay sets it at recording (``meta["call"]``, ``from_call``); a loaded program has
-    it from its file.
+    layout None) or ``("static", type, value)``. A replay sets it at recording
+    (``meta["call"]``, ``from_call``); a loaded program has it from its file.
 
     Args:
         static: ``(position, value)`` of each static positional argument.
