@@ -265,6 +265,7 @@ class Replayed:
         self._records: dict[Any, int] = {}  # recordings per signature
         self._dynamic: set[Any] = set()  # signatures given up on
         self._thrashing = False  # new signatures run dynamically (see _check_thrash)
+        self._since = (0, 0)  # (records, replays) at the last clear()
         self._lock = threading.RLock()
         functools.update_wrapper(self, fn)
 
@@ -450,15 +451,16 @@ class Replayed:
         more than running dynamically: past ``2 * max_records`` recordings with fewer
         replays than recordings, new signatures run dynamically (with one warning)."""
         s = self.stats
-        if self._thrashing or s.records <= 2 * self.max_records or s.replays >= s.records:
+        records, replays = s.records - self._since[0], s.replays - self._since[1]
+        if self._thrashing or records <= 2 * self.max_records or replays >= records:
             return
         self._thrashing = True
         self.stats._note(self.stats.dynamic_reasons, "recording at nearly every call")
         if not self.quiet:
             name = getattr(self.fn, "__name__", "the function")
             warnings.warn(
-                f"dualrev.replay: {name} records at nearly every call ({s.records} "
-                f"recordings, {s.replays} replays: a static argument that changes at each "
+                f"dualrev.replay: {name} records at nearly every call ({records} "
+                f"recordings, {replays} replays: a static argument that changes at each "
                 "call, such as a new lambda, or values that keep failing its guards); "
                 "calls with new signatures now run without replay", ReplayWarning,
                 stacklevel=4)
@@ -568,6 +570,7 @@ class Replayed:
             self._records.clear()
             self._dynamic.clear()
             self._thrashing = False
+            self._since = (self.stats.records, self.stats.replays)
 
     @property
     def programs(self) -> list[Program]:

@@ -678,3 +678,52 @@ def test_writes_through_views_of_plain_arguments():
         assert_same(r(vec(4), y1), g(vec(4), y2))
     assert y1.tobytes() == y2.tobytes()
     assert r.stats.dynamic == 1 and r.stats.records == 1
+
+
+# ------------------------------------------------------------------ conformance sample
+def _conformance_sample(step):
+    from tests.conformance.checks import Prepared
+    from tests.conformance.specs import CASES
+    for case in CASES[::step]:
+        try:
+            p = Prepared(case)
+        except Exception:  # noqa: BLE001 - a case that cannot be instantiated here
+            continue
+        if p.diff and not any(np.iscomplexobj(p.plain[i]) for i in p.diff):
+            yield case.id, p
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("shortcuts", [False, True])
+def test_a_sample_of_the_conformance_cases_replays(shortcuts):
+    """jacrev and jacfwd of every 60th conformance case, replayed at its point, at a
+    perturbed point and at its point again: equal to the dynamic call bit for bit on the
+    plain path (shortcuts off), and to a few ulps with dualrev's shortcuts, which compute
+    some products in another order than the plain path a recording follows."""
+    n = 0
+    with dr.config.shortcuts(shortcuts):
+        for cid, p in _conformance_sample(60):
+            nums = tuple(range(len(p.leaves)))
+            moved = [np.asarray(x) * (1 + 1e-3) if np.asarray(x).dtype.kind == "f" else x
+                     for x in p.leaves]
+            for tr in (dr.jacrev, dr.jacfwd):
+                fn = tr(p.g, nums)
+                try:
+                    fn(*p.leaves)
+                except dr.DualrevError:
+                    continue
+                r = dr.replay(fn)
+                for leaves in (p.leaves, moved, p.leaves):
+                    got, want = r(*leaves), fn(*leaves)
+                    if shortcuts:
+                        gl, wl = dr.tree_flatten(got)[0], dr.tree_flatten(want)[0]
+                        assert dr.tree_flatten(got)[1] == dr.tree_flatten(want)[1], cid
+                        for a, b in zip(gl, wl, strict=True):
+                            assert type(a) is type(b), cid
+                            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14,
+                                                       err_msg=cid)
+                    else:
+                        assert_same(got, want, zero_sign=False)
+                assert r.stats.replays >= 1 and not r.stats.dynamic, (cid, r.stats)
+                n += 1
+    assert n > 50
