@@ -7,6 +7,7 @@ the other mode (VJP against JVP, jacrev against jacfwd), or NumPy's own value.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -24,18 +25,19 @@ _numeric, _floating = is_numeric, is_floating
 
 def modes_of(case: Case) -> tuple[str, ...]:
     """The checks that apply to a case. Only these are generated: a derivative mode needs
-    a floating output, vmap a differentiable argument to batch (nothing is skipped at
-    run time)."""
+    a floating output, vmap a differentiable argument to batch, replay a floating output
+    and a differentiable argument (nothing is skipped at run time)."""
     if case.kind == "raises":
         return ("raises",)
     batch = ("vmap",) if case.templates() and case.dtype != "float32" else ()
-    if case.kind == "value":
-        return ("value",) + batch
-    if not case.has_floating_output:
-        return ("value",) + batch
+    replay = ("replay",) if case.templates() and case.has_floating_output and hasattr(
+        dr, "replay") else ()  # TODO(conform): drop the hasattr once replay is merged
+    if case.kind == "value" or not case.has_floating_output:
+        return ("value",) + batch + replay
     if case.dtype == "float32":
-        return ("value", "jvp", "vjp")
-    return ("value", "jvp", "vjp", "fwdrev") + (("second",) if case.second else ()) + batch
+        return ("value", "jvp", "vjp") + replay
+    return ("value", "jvp", "vjp", "fwdrev") + (("second",) if case.second else ()) + batch \
+        + replay
 
 
 class Prepared:
@@ -413,5 +415,125 @@ def check_vmap(case: Case) -> None:
                        f"vmap(vjp) cotangent {k}")
 
 
+
+
+# ---------------------------------------------------------------------- replay
+class ReplayOutcome(Exception):  # noqa: N818  (an outcome to pin, not an error)
+    """The replayed transform agreed with the dynamic one at both points, but the second
+    call did not replay the recording: it recorded again (a guard failed) or ran the
+    transform dynamically. test_conformance passes it only where
+    ``expected_refusals.REPLAY_OUTCOMES`` pins the same outcome."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+#: what the replay checks did, for the report (``pytest -s`` prints it)
+REPLAY_COUNTS: dict[str, int] = {}
+
+
+def _count(what: str) -> None:
+    REPLAY_COUNTS[what] = REPLAY_COUNTS.get(what, 0) + 1
+
+
+def _stats(fn: Any) -> dict[str, int]:
+    s = fn.stats
+    items = s.items() if isinstance(s, dict) else vars(s).items()
+    return {k: v for k, v in items if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def _replay_transforms(p: Prepared) -> list[tuple[str, Callable[..., Any]]]:
+    """The transforms replayed for a case: a reverse one and a forward one, batched
+    where the output allows (jacrev pulls back the basis cotangents in one batched pass,
+    jacfwd pushes the basis tangents in one). Complex outputs, which jacrev refuses,
+    replay a VJP closure (a fixed complex cotangent); complex inputs, which plain jacfwd
+    refuses, a JVP closure (a fixed complex direction)."""
+    nums = tuple(range(len(p.leaves)))
+    outs = [p.plain[i] for i in p.diff]
+    if any(np.iscomplexobj(o) for o in outs):
+        us = tuple(p.random_like(outs))
+        rev: tuple[str, Callable[..., Any]] = (
+            "vjp", lambda *lv: tuple(dr.vjp(p.g, *lv)[1](us)))
+    else:
+        rev = ("jacrev", dr.jacrev(p.g, nums))
+    if any(np.iscomplexobj(x) for x in p.leaves):
+        vs = p.random_like(p.leaves)
+        fwd: tuple[str, Callable[..., Any]] = (
+            "jvp", lambda *lv: tuple(dr.jvp(p.g, lv, vs)[1]))
+    else:
+        fwd = ("jacfwd", dr.jacfwd(p.g, nums))
+    return [rev, fwd]
+
+
+def _called(fn: Callable[..., Any], leaves: list[Any]) -> tuple[Any, Any, list[str]]:
+    """(result, the DualrevError raised or None, the warnings' categories) of a call."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            res, err = fn(*leaves), None
+        except DualrevError as e:
+            res, err = None, e
+    return res, err, sorted({w.category.__name__ for w in caught})
+
+
+def _same_tree(got: Any, want: Any, tol: float, what: str) -> bool:
+    """``got`` equals ``want`` leaf by leaf (dtype, shape, allclose ``tol``); returns
+    whether bit for bit."""
+    gl, wl = dr.tree_flatten(got)[0], dr.tree_flatten(want)[0]
+    assert len(gl) == len(wl), f"{what}: {len(gl)} leaves, dynamic {len(wl)}"
+    exact = True
+    for k, (a, b) in enumerate(zip(gl, wl, strict=True)):
+        assert np.result_type(a) == np.result_type(b), \
+            f"{what} leaf {k}: dtype {np.result_type(a)}, dynamic {np.result_type(b)}"
+        assert_close(a, b, tol, f"{what} leaf {k}")
+        exact = exact and np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    return exact
+
+
+def check_replay(case: Case) -> None:
+    """``dr.replay`` of a reverse and a forward transform of the case: the first call (at
+    the case's point) records and equals the dynamic transform there; the second, at
+    another sample of the same shapes and domain, equals the dynamic transform at that
+    point (allclose 1e-12, float32 2e-6; bit-identical results are counted) and replays
+    the recording (or records again / runs dynamically, a pinned ``ReplayOutcome``). A
+    refusal of the dynamic transform must be the replay's too; warnings (a non-finite
+    derivative) must be the same."""
+    p = Prepared(case)
+    second = case.split(*case.instantiate(draw=1))[0]
+    tol = 2e-6 if case.dtype == "float32" else 1e-12
+    outcomes = []
+    for name, transform in _replay_transforms(p):
+        replayed = dr.replay(transform)
+        for call, leaves in enumerate((p.leaves, second)):
+            what = f"replay({name}) call {call}"
+            want, want_err, want_warn = _called(transform, leaves)
+            before = _stats(replayed)
+            got, got_err, got_warn = _called(replayed, leaves)
+            if want_err is not None or got_err is not None:
+                assert type(got_err) is type(want_err), \
+                    f"{what}: replay raises {got_err!r}, dynamic {want_err!r}"
+                raise Refusal(want_err)
+            assert got_warn == want_warn, f"{what}: replay warns {got_warn}, dynamic {want_warn}"
+            exact = _same_tree(got, want, tol, what)
+            _count("bit-identical" if exact else "within tolerance")
+            after = _stats(replayed)
+            delta = {k: after[k] - before.get(k, 0) for k in after}
+            if call == 0:
+                assert delta.get("records") == 1, f"{what}: the first call did not record: " \
+                                                  f"stats {after}"
+            elif delta.get("replays") == 1 and not delta.get("records"):
+                _count(f"replayed {name}")
+            elif delta.get("records") == 1:
+                outcomes.append(f"{name} re-records")
+            else:
+                outcomes.append(f"{name} runs dynamically {sorted(delta.items())}")
+    for o in outcomes:
+        _count(o)
+    if outcomes:
+        raise ReplayOutcome("; ".join(outcomes))
+
+
 CHECKS = {"value": check_value, "jvp": check_jvp, "vjp": check_vjp, "fwdrev": check_fwdrev,
-          "second": check_second, "raises": check_raises, "vmap": check_vmap}
+          "second": check_second, "raises": check_raises, "vmap": check_vmap,
+          "replay": check_replay}

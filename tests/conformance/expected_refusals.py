@@ -130,3 +130,8 @@ EXPECTED_REFUSALS: dict[str, tuple[str, str, str]] = {
     "vmap::integrate.solve_ivp[t_span,t_eval]-float64-vec": ("DualrevError", "dualrev: scipy.integrate.solve_ivp under vmap over t_span's end needs t_eval=: without it SciPy choo",
         "vmap: solve_ivp's output times differ per element (needs t_eval=)"),
 }
+
+#: replay checks that agree with the dynamic transform but do not replay at the
+#: second point: "replay::case id" -> (the outcome, its triage class)
+REPLAY_OUTCOMES: dict[str, tuple[str, str]] = {
+}

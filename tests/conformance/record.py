@@ -100,7 +100,8 @@ def fragment(msg: str) -> str:
 
 
 #: modes whose refusal alone (the other modes of the case pass) points at a gap
-GAP_MODES = {"vmap": "vmap only: a missing or refusing batching rule",
+GAP_MODES = {"replay": "replay only: the dynamic transforms pass, dr.replay refuses",
+             "vmap": "vmap only: a missing or refusing batching rule",
              "second": "second order only: a derivative rule that is not itself differentiable",
              "fwdrev": "jacfwd/jacrev only"}
 
@@ -143,7 +144,16 @@ def _header(what: str) -> list[str]:
     return ["# ruff: noqa: E501  (generated: one line per case, the message kept whole)", what]
 
 
-def write_refusals(rows: list[dict], modes_by_case: dict[str, set[str]]) -> None:
+def replay_class(outcome: str) -> str:
+    """The triage class of a replay outcome (a replay check that agreed with the dynamic
+    transform without replaying at its second point)."""
+    if "re-records" in outcome:
+        return "re-records: a guard fails at another sample (the recording depends on values)"
+    return "runs dynamically: dr.replay falls back to the dynamic transform"
+
+
+def write_refusals(rows: list[dict], modes_by_case: dict[str, set[str]],
+                   replay_rows: list[dict] = ()) -> None:
     refused: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         mode, cid = r["key"].split("::", 1)
@@ -174,11 +184,25 @@ def write_refusals(rows: list[dict], modes_by_case: dict[str, set[str]]) -> None
             out.append(f"    {json.dumps(key)}: ({json.dumps(name)}, {json.dumps(frag)},")
             out.append(f"        {json.dumps(defect)}),")
     out.append("}")
+    by_outcome: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for r in replay_rows:
+        by_outcome[replay_class(r["replay_outcome"])].append((r["key"], r["replay_outcome"]))
+    out += ["", "#: replay checks that agree with the dynamic transform but do not replay at the",
+            "#: second point: \"replay::case id\" -> (the outcome, its triage class)",
+            "REPLAY_OUTCOMES: dict[str, tuple[str, str]] = {"]
+    for cls in sorted(by_outcome, key=lambda c: (-len(by_outcome[c]), c)):
+        out.append(f"    # ---- {cls} ({len(by_outcome[cls])})")
+        for key, outcome in sorted(by_outcome[cls]):
+            out.append(f"    {json.dumps(key)}: ({json.dumps(outcome)},")
+            out.append(f"        {json.dumps(cls)}),")
+    out.append("}")
     Path(__file__).with_name("expected_refusals.py").write_text("\n".join(out) + "\n")
     print("refusals, by error class | triage class:")
     for cls in sorted(by_class, key=lambda c: (-len(by_class[c]), c)):
         print(f"{len(by_class[cls]):5d}  {cls}")
     print(f"{len(rows):5d}  refusals in total")
+    for cls in sorted(by_outcome, key=lambda c: (-len(by_outcome[c]), c)):
+        print(f"{len(by_outcome[cls]):5d}  replay: {cls}")
 
 
 def write_failures(rows: list[dict]) -> None:
@@ -249,8 +273,10 @@ def main(paths: list[str]) -> None:
     modes_by_case = {c.id.replace(" ", "_"): set(modes_of(c)) for c in CASES}
     compared = any("jax_run" in r for r in rows)
     rows = [r for r in rows if "jax_run" not in r]
-    write_failures([r for r in rows if "refusal" not in r and "jax_outcome" not in r])
-    write_refusals([r for r in rows if "refusal" in r], modes_by_case)
+    write_failures([r for r in rows if "refusal" not in r and "jax_outcome" not in r
+                    and "replay_outcome" not in r])
+    write_refusals([r for r in rows if "refusal" in r], modes_by_case,
+                   [r for r in rows if "replay_outcome" in r])
     write_jax_outcomes([r for r in rows if "jax_outcome" in r], compared)
 
 
