@@ -31,6 +31,8 @@ from .errors import (
     NoDerivativeRule,
     NonFiniteDerivativeWarning,
     PlainBufferError,
+    ReplayError,
+    ReplayWarning,
     SingularSolutionError,
     SolverNotConvergedError,
     StaleViewError,
@@ -38,6 +40,7 @@ from .errors import (
 )
 from .forward import Dual
 from .primitive import Primitive, register_function, register_ufunc, strip
+from .replay import replay
 from .reverse import Tape, Traced
 from .transforms import (
     grad,
@@ -106,6 +109,8 @@ __all__ = [
     "NonFiniteDerivativeWarning",
     "InPlaceError",
     "PlainBufferError",
+    "ReplayError",
+    "ReplayWarning",
     "SingularSolutionError",
     "SolverNotConvergedError",
     "StaleViewError",
@@ -128,6 +133,7 @@ __all__ = [
     "ravel_pytree",
     "register_function",
     "register_ufunc",
+    "replay",
     "stop_gradient",
     "strip",
     "tree_flatten",

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BatchedValueError, EscapedTracerError
-from .primitive import Primitive, Tracer, bind, dtype_of, shape_of, strip
+from .primitive import Primitive, Tracer, bind, call_plain, dtype_of, shape_of, strip
 from .tracer import TracedBase, note_finished, note_running
 
 
@@ -279,9 +279,9 @@ def without_derivatives(x: Any) -> Any:
     """``x`` with every differentiating level (Dual, Traced) dropped and its batch levels
     kept: its plain value, or under ``vmap`` the batch of plain values (``strip`` refuses
     those). For values that steer a computation without carrying a derivative."""
-    while isinstance(x, Tracer) and not x._bdepth:
+    while isinstance(x, Tracer) and not x._bdepth and not x._staged:
         x = x.primal
-    if not isinstance(x, Tracer):
+    if not isinstance(x, Tracer) or x._staged:
         return x
     inner = without_derivatives(x.primal)
     return x if inner is x.primal else Batched(inner, x._trace)
@@ -331,7 +331,7 @@ def on_plain_values(func: Any, args: Sequence[Any], kwargs: dict[str, Any] | Non
     kwargs = kwargs or {}
     args = [without_derivatives(a) for a in args]
     kwargs = {k: without_derivatives(v) for k, v in kwargs.items()}
-    if not any(isinstance(a, Tracer) for a in list(args) + list(kwargs.values())):
-        return func(*args, **kwargs)
+    if not any(is_batched(a) for a in list(args) + list(kwargs.values())):
+        return call_plain(func, args, kwargs)  # (a replay's staged values: recorded)
     return map_plain(lambda *a, **k: on_plain_values(func, a, k, name), args, kwargs,
                      name or getattr(func, "__name__", "a function"))

@@ -237,6 +237,8 @@ def no_derivative(x: Any) -> Any:
     level, else ``NO_PLAIN_VALUE``: on a tape, no input reaches it; in forward mode its
     tangent is exactly zero (and plain); a batch is never one plain value."""
     while isinstance(x, Tracer):
+        if x._staged:  # a replay's recorded value: it converts, recording a guard
+            return x
         t = type(x)
         if t is Traced:
             if not _constant_entry(x):

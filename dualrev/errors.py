@@ -450,3 +450,26 @@ class NonFiniteDerivativeWarning(UserWarning):
         super().__init__(f"dualrev.{what}: the derivative contains nan or inf; {at}. {advice}")
         self.what, self.prim, self.where, self.cause, self.mode = (
             what, prim, where, cause, mode)
+
+
+class ReplayError(DualrevError):
+    """``dualrev.replay`` met something it cannot record soundly (a traced value of an
+    outer transform, nested replays, a value that escaped a recorded call).
+
+    The message names the construct and the rewrite. Inside another transform
+    (``dr.grad(dr.replay(g))``) a replayed function runs dynamically instead: that is
+    no error.
+    """
+
+    def __init__(self, what: str, rewrite: str = "") -> None:
+        super().__init__(f"dualrev.replay: {what}" + (f"; {rewrite}" if rewrite else ""))
+
+
+class ReplayWarning(UserWarning):
+    """A replayed function records again and again (its guards keep failing, or what it
+    reads keeps changing), or its recording froze a random draw.
+
+    After ``max_records`` recordings of one signature the function runs dynamically for
+    that signature (correct, without replay's speed); ``replay_fn.stats`` says which
+    guard failed where.
+    """

@@ -52,6 +52,10 @@ class Tracer:
     __slots__ = ("primal", "_trace", "_level", "tangent", "_index", "_base", "_views",
                  "_array0d", "__weakref__")
     _bdepth = 0
+    # A value of a dualrev.replay recording (dualrev/staging.py's Staged): a value level,
+    # not a derivative level. The loops that drop derivative levels stop at it, and
+    # strip/concrete reaching it record a guard (``freeze``).
+    _staged = False
 
 
 class Primitive:
@@ -461,6 +465,8 @@ def strip(x: Any) -> Any:
     while isinstance(x, Tracer):
         if x._bdepth:
             raise BatchedValueError()
+        if x._staged:
+            return x.freeze()  # type: ignore[attr-defined]
         x = x.primal
     return x
 
@@ -470,6 +476,17 @@ def concrete(x: Any) -> Any:
     for a decision a rule may take for a whole batch, such as which of two exact forms
     to use."""
     while isinstance(x, Tracer):
+        if x._staged:
+            return x.freeze()  # type: ignore[attr-defined]
+        x = x.primal
+    return x
+
+
+def peek(x: Any) -> Any:
+    """The plain value under every level, a staged one included *without* recording a
+    guard: only for its type, shape or dtype, which a ``dualrev.replay`` recording fixes
+    anyway (never for its values: use ``strip`` or ``concrete``)."""
+    while isinstance(x, Tracer):
         x = x.primal
     return x
 
@@ -477,9 +494,38 @@ def concrete(x: Any) -> Any:
 def unwrap_derivatives(x: Any) -> Any:
     """``x`` without its differentiating levels (Dual, Traced), down to a plain value or
     a batched one."""
-    while isinstance(x, Tracer) and not x._bdepth:
+    while isinstance(x, Tracer) and not x._bdepth and not x._staged:
         x = x.primal
     return x
+
+
+#: the primitives standing for plain functions called on a replay recording's staged
+#: values (``call_plain``), by the function; their names are "plain:module.qualname"
+PLAIN_CALLS: dict[Any, Primitive] = {}
+
+
+def call_plain(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """``func(*args, **kwargs)``, a function without derivative (argsort, a shape
+    query), on values with no derivative or batch level left. A ``dualrev.replay``
+    recording's staged values among the positional arguments make it a recorded
+    operation, run again on a replay's values, when ``func`` can be named (a module's
+    function or a ufunc); a closure's arguments are frozen instead (an "equal" guard)."""
+    for a in args:
+        if isinstance(a, Tracer):
+            break
+    else:
+        for v in kwargs.values():
+            if isinstance(v, Tracer):
+                return func(*args, **{k: strip(v) for k, v in kwargs.items()})
+        return func(*args, **kwargs)
+    prim = PLAIN_CALLS.get(func)
+    if prim is None:
+        qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", "")
+        if "<" in qual or getattr(func, "__closure__", None):  # a lambda, a closure
+            return func(*[strip(a) for a in args], **{k: strip(v) for k, v in kwargs.items()})
+        mod = getattr(func, "__module__", None) or "numpy"
+        prim = PLAIN_CALLS[func] = Primitive(f"plain:{mod}.{qual}", func, nondiff=True)
+    return bind(prim, args, {k: strip(v) for k, v in kwargs.items()})
 
 
 def dtype_of(x: Any) -> np.dtype:

@@ -471,8 +471,11 @@ def _plain_value(v: Any) -> Any:
 
 
 def all_finite(v: Any) -> bool:
-    """Whether the plain value under ``v`` (any tracing levels) is finite everywhere."""
+    """Whether the plain value under ``v`` (any tracing levels) is finite everywhere (a
+    staged value records the answer as a guard of its dualrev.replay recording)."""
     while isinstance(v, Tracer):
+        if v._staged:
+            return v.freeze_finite()  # type: ignore[attr-defined]
         v = v.primal
     tv = type(v)
     if tv in FLOAT64_SCALARS:

@@ -29,7 +29,14 @@ from .errors import (
     TracerConversionError,
 )
 from .forward import Dual, FinishedForwardTrace, ForwardTrace
-from .primitive import FLOAT64_SCALARS, Tracer, concrete, dtype_of, shape_of, unwrap_derivatives
+from .primitive import (
+    FLOAT64_SCALARS,
+    Tracer,
+    dtype_of,
+    peek,
+    shape_of,
+    unwrap_derivatives,
+)
 from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
 from .tracer import new_level, transform_entered, transform_exited
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
@@ -221,7 +228,7 @@ def _check_output(o: Any, what: str, trace: Any) -> None:
             f"dualrev: {what} needs a function returning numbers or arrays (or pytrees of "
             f"them: tuples, lists, dicts), but it returned a {type(o).__name__}: {o!r:.80}")
     if type(o) is not np.ndarray:
-        _refuse_subclass(concrete(o), f"an output of the function given to {what}")
+        _refuse_subclass(peek(o), f"an output of the function given to {what}")
     if _dtype_of(o).kind not in "fc":
         raise DualrevError(
             f"dualrev: {what} needs floating-point outputs, but the function returned a "

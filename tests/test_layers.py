@@ -25,9 +25,9 @@ LAYERS: list[set[str]] = [
     {"dualrev.primitive"},
     {"dualrev.tracer", "dualrev.cotangent", "dualrev.closure", "dualrev.program"},
     {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom",
-     "dualrev.inplace", "dualrev.buffers"},
+     "dualrev.inplace", "dualrev.buffers", "dualrev.staging"},
     {"dualrev.catalogue.*"},
-    {"dualrev.transforms", "dualrev.at"},
+    {"dualrev.transforms", "dualrev.at", "dualrev.replay"},
     {"dualrev.optimize", "dualrev.implicit", "dualrev.integrate", "dualrev.sparse",
      "dualrev.testing.*", "dualrev.graph", "dualrev.drawing.*", "dualrev"},
 ]

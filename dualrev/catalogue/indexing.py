@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..batching import materialize, on_plain_values, without_derivatives
+from ..batching import is_batched, materialize, on_plain_values
 from ..errors import BatchedValueError, DualrevError
 from ..inplace import is_scalar_index, note_view
 from ..primitive import (
@@ -43,6 +43,8 @@ def canonical_index(idx: Any) -> tuple[Any, ...]:
         idx = (idx,)
     out = []
     for i in idx:
+        if isinstance(i, Tracer) and i._staged:
+            i = i.freeze()  # a dualrev.replay recording's index: guarded, baked in
         if isinstance(i, Tracer):
             raise DualrevError(
                 "dualrev: a traced (differentiable) value was used as an index. Indices "
@@ -279,7 +281,7 @@ def _batched_parts(idx: tuple[Any, ...]) -> list[int]:
     """Positions of the index arrays in ``idx`` that are batched (under vmap)."""
     out = []
     for k, i in enumerate(idx):
-        if isinstance(i, Tracer) and isinstance(without_derivatives(i), Tracer):
+        if isinstance(i, Tracer) and is_batched(i):
             if dtype_of(i).kind not in "iu":
                 raise BatchedValueError(
                     "a batched boolean mask used as an index (the size of x[mask] would "

@@ -10,10 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from ..batching import map_plain
-from ..errors import BatchedValueError, InPlaceError
+from ..batching import is_batched, map_plain
+from ..errors import InPlaceError
 from ..inplace import constant_like
-from ..primitive import Tracer, dtype_of, register_function, shape_of, strip
+from ..primitive import (
+    Tracer,
+    call_plain,
+    dtype_of,
+    register_function,
+    shape_of,
+    unwrap_derivatives,
+)
 from .elementwise import astype
 
 # these read only the shape and dtype: a batched value stands in by one element's
@@ -33,12 +40,12 @@ def _on_plain_values(func: Any) -> Any:
         if meta:
             return func(*[_stand_in(a) for a in args],
                         **{k: _stand_in(v) for k, v in kwargs.items()})
-        try:
-            plain = [strip(a) for a in args]
-            plain_kw = {k: strip(v) for k, v in kwargs.items()}
-        except BatchedValueError:  # under vmap: one call per batch element
+        plain = [unwrap_derivatives(a) for a in args]
+        plain_kw = {k: unwrap_derivatives(v) for k, v in kwargs.items()}
+        if any(is_batched(a) for a in plain) or any(is_batched(v) for v in plain_kw.values()):
             return map_plain(handler, args, kwargs, f"numpy.{func.__name__}")
-        return func(*plain, **plain_kw)
+        # (a dualrev.replay recording's values: a recorded operation)
+        return call_plain(func, plain, plain_kw)
     handler.__name__ = func.__name__
     return handler
 

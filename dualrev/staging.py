@@ -1,0 +1,327 @@
+"""The staging trace: the outermost trace of a ``dualrev.replay`` recording.
+
+``dualrev.replay`` takes a fresh level *before* the transform it wraps does, and hands
+the call's array leaves in as ``Staged`` values of that level. Every primitive the
+transform then runs on them -- the user's forward pass under the tape, the backward
+pass's rules, jacfwd's and jacrev's batched passes, ``Tape.push`` -- binds down to this
+trace last (its level is the oldest), which computes the plain result and appends an
+``Op`` to the program being recorded. What comes out is a straight-line ``Program`` of
+primitives on plain values (dualrev/program.py) that a later call with new values of the
+same signature runs without the user's Python.
+
+``Staged`` is a *value* level, not a derivative level: the loops that drop derivative
+levels (``unwrap_derivatives``, ``without_derivatives``) stop at it, so a comparison or
+another ``nondiff`` primitive of a staged value is a recorded operation returning a staged
+boolean (``np.where(x > 0, a, b)`` replays with new values). Every place a staged value
+becomes a Python or plain value (``bool``, ``float``, ``int``, ``.item()``, ``np.asarray``,
+``strip``/``concrete``, a staged value inside an operation's parameters) records a
+``Guard`` with the outcome, which a replay checks.
+"""
+
+from __future__ import annotations
+
+import linecache
+import operator
+import sys
+from typing import Any
+
+import numpy as np
+
+from .diagnose import user_frame
+from .errors import ReplayError
+from .primitive import Primitive, Tracer, apply_plain
+from .program import Guard, Op, Program
+from .tracer import TracedBase
+
+ndarray = np.ndarray
+_SCALARS = (float, int, bool, complex, np.generic)
+_IMMUTABLE = (float, int, bool, complex, str, bytes, type(None), np.generic, np.dtype)
+
+
+def _item(t: Any, i: int) -> Any:
+    return t[i]
+
+
+#: one element of an operation's tuple result (np.nonzero, divmod...): an operation of its own
+item_p = Primitive("staged_item", _item, nondiff=True)
+
+
+class StagingTrace:
+    """The trace recording one ``Program``: every primitive reaching it is run on the
+    plain values and appended as an ``Op``.
+
+    Args:
+        level: its nesting level, older than every level the wrapped transform takes.
+    """
+
+    __slots__ = ("level", "steps", "consts", "const_ids", "n", "inputs", "watched",
+                 "finished", "random_draws")
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+        self.steps: list[Op | Guard] = []
+        self.consts: dict[int, Any] = {}
+        # id(constant) -> (constant, slot): one slot per object met (kept alive here)
+        self.const_ids: dict[int, tuple[Any, int]] = {}
+        self.n = 0
+        self.inputs: list[int] = []
+        # the plain arrays met as constants: (array, a copy of its bits) for the stale
+        # check before each replay (see watched_constants)
+        self.watched: list[Any] = []
+        self.finished = False
+        self.random_draws = 0
+
+    # -------------------------------------------------------------------- slots
+    def input(self, value: Any) -> Staged:
+        """A staged input leaf."""
+        s = self.n
+        self.n += 1
+        self.inputs.append(s)
+        return Staged(value, self, s)
+
+    def const(self, value: Any) -> int:
+        """The slot of a plain value met as an operand (one slot per object)."""
+        hit = self.const_ids.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        s = self.n
+        self.n += 1
+        self.consts[s] = value
+        self.const_ids[id(value)] = (value, s)
+        return s
+
+    def slot_of(self, x: Any) -> int:
+        if type(x) is Staged:
+            if x._trace is not self:
+                raise ReplayError("a value staged by another dr.replay recording met this "
+                                  "one (nested dr.replay calls)",
+                                  "call the inner replayed function outside the outer one")
+            return x._index
+        return self.const(x)
+
+    # -------------------------------------------------------------------- ops
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        if self.finished:
+            raise ReplayError(f"a value staged by a finished dr.replay recording was used "
+                              f"by {prim.name} (it escaped the recorded call)",
+                              "do not keep values across calls of a replayed function")
+        vals = []
+        slots = []
+        for a in args:
+            if type(a) is Staged:
+                if a._trace is not self:
+                    self.slot_of(a)  # raises
+                vals.append(a.primal)
+                slots.append(a._index)
+            else:
+                if isinstance(a, Tracer):
+                    raise ReplayError(f"{prim.name} met a traced value of a transform "
+                                      "that started before this dr.replay recording",
+                                      "apply dr.replay to the outermost transform")
+                vals.append(a)
+                slots.append(self.const(a))
+        if params:
+            params = self._plain_params(params)
+        ans = apply_plain(prim, vals, params)
+        return self._result(prim, tuple(slots), params, ans, vals)
+
+    def _result(self, prim: Primitive, slots: tuple[int, ...], params: dict[str, Any],
+                ans: Any, vals: list[Any]) -> Any:
+        out = self.n
+        self.n += 1
+        self.steps.append(Op(prim, slots, params, out))
+        t = type(ans)
+        if t is ndarray or t in _SCALARS or isinstance(ans, _SCALARS):
+            if t is ndarray and _shape_may_vary(prim, vals, slots, self):
+                self.steps.append(Guard(out, "shape", ans.shape, _where()))
+            return Staged(ans, self, out)
+        if t is tuple or t is list:
+            items = []
+            for i, v in enumerate(ans):
+                items.append(self._result(item_p, (out,), {"i": i}, v, [ans]))
+            return t(items)
+        # anything else (None, a dtype, an object): kept as it is, its value guarded
+        self.steps.append(Guard(out, "equal", ans, _where()))
+        return ans
+
+    def _plain_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The parameters with any staged value in them replaced by its plain value, an
+        "equal" guard recorded for it (the value is then baked into the operation)."""
+        new = None
+        for k, v in params.items():
+            if _holds_staged(v):
+                if new is None:
+                    new = dict(params)
+                new[k] = _freeze_all(v)
+        return params if new is None else new
+
+    def guard(self, x: Staged, kind: str, expected: Any) -> None:
+        """Record that the recording relied on ``x``'s value (see ``Guard``)."""
+        self.steps.append(Guard(x._index, kind, expected, _where()))
+
+    def finish(self) -> None:
+        self.finished = True
+
+    def program(self, outputs: list[int], out_def: Any, out_types: list[type]) -> Program:
+        """The recorded ``Program``."""
+        return Program(self.n, self.inputs, self.consts, self.steps, outputs, out_def,
+                       out_types)
+
+    def watched_constants(self) -> list[tuple[Any, Any]]:
+        """(array, copy of its bits) for each plain, writeable array met as a constant that
+        someone besides this recording may hold and write in place before a replay: a
+        constant only the recording holds (a temporary of a rule, NumPy's own result) is
+        not watched (CPython's reference count tells; elsewhere every array is)."""
+        out = []
+        for s, c in self.consts.items():
+            if type(c) is not ndarray and not isinstance(c, ndarray):
+                continue
+            if not c.flags.writeable and c.base is None:
+                continue  # read-only and owning its memory: nobody writes it
+            if _PRIVATE_REFS and c.base is None and sys.getrefcount(c) <= _PRIVATE_REFS:
+                continue
+            out.append((c, c.copy(order="K")))
+            del s
+        return out
+
+
+# With CPython, an array referred to only by the recording's two dicts (and the call's
+# own reference) is private to it; other interpreters watch every array.
+_PRIVATE_REFS = 4 if sys.implementation.name == "cpython" else 0
+
+#: primitives whose result's shape depends on their arguments' values (a mask, a count)
+VALUE_SHAPED: set[str] = {"nonzero", "unique", "argwhere", "flatnonzero", "extract",
+                          "compress", "trim_zeros", "unique_values", "unique_counts",
+                          "unique_inverse", "unique_all"}
+
+
+def _shape_may_vary(prim: Primitive, vals: list[Any], slots: tuple[int, ...],
+                    trace: StagingTrace) -> bool:
+    """Whether the output's shape may depend on values: a known value-shaped primitive,
+    or a non-elementwise one reading a staged boolean or integer array (a mask, indices,
+    repeats)."""
+    if prim.elementwise:
+        return False
+    if prim.name in VALUE_SHAPED:
+        return True
+    consts = trace.consts
+    for v, s in zip(vals, slots, strict=True):
+        if s not in consts and type(v) is ndarray and v.dtype.kind in "biu":
+            return True
+    return False
+
+
+def _holds_staged(v: Any) -> bool:
+    if type(v) is Staged:
+        return True
+    if type(v) in (tuple, list):
+        return any(_holds_staged(u) for u in v)
+    if type(v) is dict:
+        return any(_holds_staged(u) for u in v.values())
+    if type(v) is slice:
+        return _holds_staged(v.start) or _holds_staged(v.stop) or _holds_staged(v.step)
+    return False
+
+
+def _freeze_all(v: Any) -> Any:
+    if type(v) is Staged:
+        return v.freeze()
+    if type(v) in (tuple, list):
+        return type(v)(_freeze_all(u) for u in v)
+    if type(v) is dict:
+        return {k: _freeze_all(u) for k, u in v.items()}
+    if type(v) is slice:
+        return slice(_freeze_all(v.start), _freeze_all(v.stop), _freeze_all(v.step))
+    return v
+
+
+def _where() -> str | None:
+    """The user's line that took a decision on a staged value, as ``file:line: `code```."""
+    frame = user_frame()
+    if frame is None:
+        return None
+    name, line = frame.f_code.co_filename, frame.f_lineno
+    text = linecache.getline(name, line).strip()
+    return f"{name}:{line}" + (f": `{text}`" if text else "")
+
+
+class Staged(TracedBase):
+    """A value of a ``dualrev.replay`` recording: ``primal`` is its plain value, ``_index``
+    its slot in the program. Operations on it are recorded; conversions to Python or plain
+    values record a guard. Users meet one only as a non-differentiated argument of a
+    replayed transform, where it behaves as the array it holds."""
+
+    __slots__ = ()
+    _staged = True
+
+    def __init__(self, primal: Any, trace: StagingTrace, index: int) -> None:
+        self.primal = primal
+        self._trace = trace
+        self._level = trace.level
+        self._index = index
+
+    def __repr__(self) -> str:
+        return f"Staged({self.primal!r})"
+
+    def freeze(self) -> Any:
+        """The plain value, the recording now relying on it exactly ("equal" guard)."""
+        p = self.primal
+        self._trace.guard(self, "equal", p.copy() if type(p) is ndarray else p)
+        return p
+
+    def freeze_finite(self) -> bool:
+        """Whether every element is finite, the recording relying on it ("finite")."""
+        p = self.primal
+        try:
+            ok = bool(np.all(np.isfinite(p)))
+        except TypeError:
+            return True
+        self._trace.guard(self, "finite", ok)
+        return ok
+
+    # --------------------------------------------------------- conversions: guards
+    def __bool__(self) -> bool:
+        b = bool(self.primal)
+        self._trace.guard(self, "truth", b)
+        return b
+
+    def __float__(self) -> float:
+        return float(self.freeze())
+
+    def __int__(self) -> int:
+        return int(self.freeze())
+
+    def __index__(self) -> int:
+        return operator.index(self.freeze())
+
+    def __complex__(self) -> complex:
+        return complex(self.freeze())
+
+    def __floor__(self) -> int:
+        return int(np.floor(self.freeze()))
+
+    def __ceil__(self) -> int:
+        return int(np.ceil(self.freeze()))
+
+    def __trunc__(self) -> int:
+        return int(np.trunc(self.freeze()))
+
+    def __round__(self, ndigits: int | None = None) -> Any:
+        v = np.asarray(self.freeze())[()]
+        return round(v) if ndigits is None else round(v, ndigits)
+
+    def item(self, *args: Any) -> Any:
+        return np.asarray(self.freeze()).item(*args)
+
+    def tolist(self) -> Any:
+        return np.asarray(self.freeze()).tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> ndarray:
+        return np.array(self.freeze(), dtype=dtype, copy=True)
+
+    def tobytes(self, *a: Any, **k: Any) -> Any:
+        return np.asarray(self.freeze()).tobytes(*a, **k)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.primal, spec)  # printing: happens only while recording
+
