@@ -63,6 +63,7 @@ HELPERS = [
 ]
 
 _MARK = re.compile(r"⟦(\d+): (.*?)⟧")
+_VALUE = re.compile(r"⟨(\d+): (.*?)⟩")
 _MAX = re.compile(r"⟪(\d+): (.*?) ,, (.*?)⟫")
 
 
@@ -104,16 +105,26 @@ class Generated:
 def _render(text: str, instrumented: bool) -> str:
     if instrumented:
         text = _MARK.sub(lambda m: f"_b({m.group(1)}, {m.group(2)})", text)
+        text = _VALUE.sub(lambda m: f"_v({m.group(1)}, {m.group(2)})", text)
         return _MAX.sub(lambda m: f"_max({m.group(1)}, {m.group(2)}, {m.group(3)})", text)
     text = _MARK.sub(lambda m: m.group(2), text)
+    text = _VALUE.sub(lambda m: m.group(2), text)
     return _MAX.sub(lambda m: f"max({m.group(2)}, {m.group(3)})", text)
 
 
-def build(steps: list[tuple[int, int]], n: int, allow_branches: bool = True) -> Generated:
+KINDS = ["unary", "binary", "scalar", "reduce", "slice", "copy_write", "buffer_loop",
+         "where", "if", "while", "for", "max_abs", "helper", "mask_write", "int_index"]
+
+
+def build(steps: list[tuple[int, int]], n: int, allow_branches: bool = True,
+          exclude: frozenset[str] = frozenset()) -> Generated:
     """The program of ``steps`` on an input vector of size ``n`` (``allow_branches=False``:
-    no value-dependent Python control flow, for vmap)."""
+    no value-dependent Python control flow, for vmap; ``exclude``: statement kinds drawn
+    as the next kind instead)."""
     g = Generated(n=n)
     for t, (kind, p) in enumerate(steps):
+        while KINDS[kind % len(KINDS)] in exclude:
+            kind += 1
         _statement(g, kind, p, t, allow_branches)
     return g
 
@@ -127,17 +138,15 @@ def _statement(g: Generated, kind: int, p: int, t: int, allow_branches: bool) ->
     V, S, n = g.vectors, g.scalars, g.n
     a, b = r.choice(V), r.choice(V)
     c = round(r.uniform(-0.5, 0.5), 2)
-    kinds = ["unary", "binary", "scalar", "reduce", "slice", "copy_write", "buffer_loop",
-             "where", "if", "while", "for", "max_abs", "helper"]
-    name = kinds[kind % len(kinds)]
-    if name in ("if", "while", "max_abs") and not allow_branches:
+    name = KINDS[kind % len(KINDS)]
+    if name in ("if", "while", "max_abs", "mask_write", "int_index") and not allow_branches:
         name = "where"
     if name == "helper" and not allow_branches and p % len(HELPERS) == 2:
         p += 1
     if name in ("scalar", "max_abs") and not S:
         name = "reduce"
     g.constructs.append(name)
-    out = _fresh(g, "s" if name in ("reduce", "max_abs") else "v")
+    out = _fresh(g, "s" if name in ("reduce", "max_abs", "int_index") else "v")
     body = g.body
     if name == "unary":
         body.append(f"{out} = " + r.choice(UNARY).format(a=a))
@@ -161,8 +170,14 @@ def _statement(g: Generated, kind: int, p: int, t: int, allow_branches: bool) ->
             f"{out}[1:-1] += 0.5 * ({b}[2:] - 2.0 * {b}[1:-1] + {b}[:-2])",
             f"{out}[::2] *= 0.5",
             f"{out}[0] = np.sum({b}) * 0.2",
-            f"{out}[-1] -= {b}[0] * {b}[1]",
-            f"{out}[{out} > 0] *= 0.5"]))
+            f"{out}[-1] -= {b}[0] * {b}[1]"]))
+    elif name == "mask_write":  # a mask from values: which elements are written
+        k = _branch(g)
+        body.append(f"{out} = {a}.copy()")
+        body.append(f"{out}[⟨{k}: {out} > {c}⟩] *= 0.5")
+    elif name == "int_index":  # an index computed from values: the result's shape
+        k = _branch(g)
+        body.append(f"{out} = np.sum({a}[:int(⟨{k}: np.sum({b} * {b}) * 0.5⟩) % {n} + 1]) * 0.5")
     elif name == "buffer_loop":
         body.append(f"{out} = np.zeros({n})")
         body.append(f"for i in range({n}):")
@@ -231,20 +246,26 @@ def compile_program(source: str, extra: dict[str, Any] | None = None) -> Callabl
     return namespace["f"]
 
 
-def path_of(g: Generated, output: str, x: np.ndarray) -> tuple[tuple[int, bool], ...]:
+def path_of(g: Generated, output: str, x: np.ndarray) -> tuple[tuple[int, Any], ...]:
     """The decisions a call of ``g`` on the plain array ``x`` takes, in order."""
-    log: list[tuple[int, bool]] = []
+    log: list[tuple[int, Any]] = []
 
     def b(k: int, cond: Any) -> bool:
         v = bool(cond)
         log.append((k, v))
         return v
 
+    def read(k: int, value: Any) -> Any:
+        # a value that decides a mask or an index: the recording holds it exactly
+        a = np.asarray(value)
+        log.append((k, (a.dtype.str, a.shape, a.tobytes())))
+        return value
+
     def max_(k: int, first: Any, second: Any) -> Any:
         # builtins.max(a, b) keeps a unless b > a
         return second if b(k, second > first) else first
 
-    f = compile_program(g.source(output, instrumented=True), {"_b": b, "_max": max_})
+    f = compile_program(g.source(output, instrumented=True), {"_b": b, "_v": read, "_max": max_})
     f(np.array(x, dtype=float))
     return tuple(log)
 

@@ -36,12 +36,11 @@ import dualrev as dr
 from dualrev.errors import DualrevError
 
 from .aliasing_programs import interpret, scalar_of
-from .replay_programs import build, compile_program, input_sequence, path_of
-
-# TODO(conform): removed once the replay branch is merged (the final state has no skips)
-pytestmark = pytest.mark.skipif(not hasattr(dr, "replay"), reason="dr.replay not merged yet")
+from .replay_programs import KINDS, build, compile_program, input_sequence, path_of
 
 COUNTS: dict[str, int] = {}
+#: set to a list to collect the calls whose replay is not bit-identical (debugging)
+NOT_EXACT: list[Any] | None = None
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,6 +66,10 @@ TRANSFORMS: dict[str, tuple[Callable[[Callable[..., Any]], Callable[..., Any]], 
     "jacobian": (lambda f: dr.jacobian(f), "vector", False),
     "jacfwd": (lambda f: dr.jacfwd(f), "vector", False),
     "hessian": (lambda f: dr.hessian(f), "scalar", False),
+    "value_and_grad": (lambda f: dr.value_and_grad(f), "scalar", False),
+    # a closure around a transform: H v along a fixed direction
+    "hvp": (lambda f: lambda x: dr.hvp(f)(x, np.linspace(-1.0, 1.0, x.shape[-1])),
+            "scalar", False),
     "vmap_grad": (lambda f: dr.vmap(dr.grad(f)), "scalar", True),
 }
 
@@ -83,20 +86,42 @@ def outcome(fn: Callable[..., Any], x: np.ndarray) -> tuple[Any, Any, list[str]]
 
 
 def assert_same(got: Any, want: Any, what: str) -> bool:
-    """``got`` equals ``want`` (1e-12 relative); returns whether bit for bit."""
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.shape == want.shape and got.dtype == want.dtype, \
-        f"{what}: {got.dtype}{got.shape}, dynamic {want.dtype}{want.shape}"
-    scale = max(1.0, float(np.max(np.abs(want), initial=0.0, where=np.isfinite(want))))
-    assert np.allclose(got, want, rtol=1e-12, atol=1e-12 * scale, equal_nan=True), \
-        f"{what}: replayed {got.ravel()[:6]}, dynamic {want.ravel()[:6]}"
-    return got.tobytes() == want.tobytes()
+    """``got`` equals ``want`` leaf by leaf: structure, type, dtype, shape, values (1e-12
+    relative); returns whether bit for bit."""
+    gl, gdef = dr.tree_flatten(got)
+    wl, wdef = dr.tree_flatten(want)
+    assert gdef == wdef, f"{what}: structure {gdef}, dynamic {wdef}"
+    exact = True
+    for a, b in zip(gl, wl, strict=True):
+        assert type(a) is type(b), f"{what}: {type(a).__name__}, dynamic {type(b).__name__}"
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape and a.dtype == b.dtype, \
+            f"{what}: {a.dtype}{a.shape}, dynamic {b.dtype}{b.shape}"
+        scale = max(1.0, float(np.max(np.abs(b), initial=0.0, where=np.isfinite(b))))
+        assert np.allclose(a, b, rtol=1e-12, atol=1e-12 * scale, equal_nan=True), \
+            f"{what}: replayed {a.ravel()[:6]}, dynamic {b.ravel()[:6]}"
+        exact = exact and a.tobytes() == b.tobytes()
+    return exact
+
+
+#: statement kinds the generator leaves out while a replay bug they hit is open (each
+#: has its reproducer below, xfail-strict, naming the part that fixes it)
+KNOWN_BROKEN: dict[str, frozenset[str]] = {
+    "all": frozenset({"mask_write"}),  # test_store_through_a_mask_of_values_replays
+    # test_own_writes_into_a_buffer_are_not_stale
+    "hvp": frozenset({"buffer_loop"}), "jacfwd": frozenset({"buffer_loop"}),
+}
+#: aliasing ops whose replay records anew on every call (an ``equal`` guard on the
+#: value): their programs are compared by value only (test_layout_copies_replay)
+REGUARDED_OPS = frozenset({"asarray_F", "asfortranarray", "ascontiguousarray", "x.imag",
+                           "np.imag"})
 
 
 def check_program(steps: list[tuple[int, int]], n: int, seed: int, transform: str,
                   allow_branches: bool = True) -> None:
     make, output, batched = TRANSFORMS[transform]
-    g = build(steps, n, allow_branches=allow_branches)
+    exclude = KNOWN_BROKEN["all"] | KNOWN_BROKEN.get(transform, frozenset())
+    g = build(steps, n, allow_branches=allow_branches, exclude=exclude)
     source = g.source(output)
     f = compile_program(source)
     dynamic = make(f)
@@ -120,6 +145,10 @@ def check_program(steps: list[tuple[int, int]], n: int, seed: int, transform: st
             return
         if assert_same(got, want, what):
             count("bit-identical")
+        else:
+            count(f"within 1e-12, not bit-identical: {transform}")
+            if NOT_EXACT is not None:
+                NOT_EXACT.append((source, x, got, want))
         records = stat(replayed, "records") - before[0]
         replays = stat(replayed, "replays") - before[1]
         if path in seen:
@@ -133,19 +162,20 @@ def check_program(steps: list[tuple[int, int]], n: int, seed: int, transform: st
         seen.add(path)
 
 
-steps_st = st.lists(st.tuples(st.integers(0, 12), st.integers(0, 10_000)),
+steps_st = st.lists(st.tuples(st.integers(0, len(KINDS) - 1), st.integers(0, 10_000)),
                     min_size=2, max_size=9)
 seeds = st.integers(0, 2**31 - 1)
 
 
-@pytest.mark.parametrize("transform", ["grad", "jacobian", "jacfwd", "hessian"])
-@settings(max_examples=30)
+@pytest.mark.parametrize("transform", ["grad", "jacobian", "jacfwd", "hessian",
+                                       "value_and_grad", "hvp"])
+@settings(max_examples=40)
 @given(steps=steps_st, n=st.integers(3, 5), seed=seeds)
 def test_replay_agrees_on_generated_programs(transform, steps, n, seed):
     check_program(steps, n, seed, transform)
 
 
-@settings(max_examples=20)
+@settings(max_examples=30)
 @given(steps=steps_st, n=st.integers(3, 5), seed=seeds, branches=st.booleans())
 def test_replay_agrees_under_vmap(steps, n, seed, branches):
     """vmap(grad): branch-free programs agree; a value-dependent branch is refused by
@@ -153,7 +183,7 @@ def test_replay_agrees_under_vmap(steps, n, seed, branches):
     check_program(steps, n, seed, "vmap_grad", allow_branches=branches)
 
 
-@settings(max_examples=20)
+@settings(max_examples=30)
 @given(steps=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 7), st.integers(0, 7),
                                 st.integers(0, 10_000)), min_size=1, max_size=6),
        seed=seeds)
@@ -163,10 +193,13 @@ def test_replay_agrees_on_aliasing_programs(steps, seed):
     second and third input of the same shapes (no value-dependent control flow there:
     one recording, then replays). Programs whose traced run refuses a step are left to
     test_aliasing_differential."""
+    ops: set[str] = set()
+
     def f(a, b):
         pool, rec = interpret(steps, [a, b], traced=True)
         if rec.refused or rec.raised:
             raise _Refused
+        ops.update(o for o in rec.ops if o)
         return scalar_of(pool, rec.stale)
 
     rng = np.random.default_rng(seed)
@@ -180,10 +213,11 @@ def test_replay_agrees_on_aliasing_programs(steps, seed):
             count("aliasing programs refused")
             return
         got = replayed(a.copy(), b.copy())
-        for k, (u, w) in enumerate(zip(got, want, strict=True)):
-            if assert_same(u, w, f"aliasing program {steps}, call {call}, grad {k}"):
-                count("aliasing bit-identical")
-        assert stat(replayed, "records") == 1, replayed.stats
+        if assert_same(got, want, f"aliasing program {steps}, call {call}"):
+            count("aliasing bit-identical")
+        if ops & REGUARDED_OPS:
+            continue
+        assert stat(replayed, "records") == 1, (replayed.stats, replayed.stats.guard_failures)
         assert stat(replayed, "replays") == call, replayed.stats
     count("aliasing programs")
 
@@ -237,3 +271,88 @@ def test_rebound_global_is_followed():
     f.__globals__["SCALE"] = 0.5
     np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
     np.testing.assert_array_equal(replayed(x), 0.5 * np.exp(x))
+
+
+def test_scalar_loop_on_python_floats_flips_and_replays():
+    """The issue's scalar loop, on Python floats, with an ``if`` whose outcome flips with
+    the input's sign: one recording per sign, replays after that, results equal."""
+    def f(y):
+        for _ in range(50):
+            y = np.sin(y) * 1.0001 + 0.001
+        if y > 0:
+            return y * y
+        return -y
+
+    replayed = dr.replay(dr.value_and_grad(f))
+    for call, y0 in enumerate([0.5, -0.5, 0.7, -0.2, 0.1]):
+        assert assert_same(replayed(y0), dr.value_and_grad(f)(y0), f"call {call}")
+        assert stat(replayed, "records") == min(call + 1, 2), replayed.stats
+        assert stat(replayed, "replays") == max(call - 1, 0), replayed.stats
+
+
+# ------------------------------------------------------------------ findings (reproducers)
+@pytest.mark.xfail(strict=True, raises=DualrevError,
+                   reason="replay (staging): a staged boolean mask in a store u[mask] = v "
+                          "with an array v is taken for a vmap-batched mask "
+                          "(at.set_batched raises BatchedValueError); found by the "
+                          "generator's mask_write statement")
+def test_store_through_a_mask_of_values_replays():
+    def f(x):
+        u = x.copy()
+        u[u > 0] = x[:2]
+        return np.sum(u * x)
+
+    x = np.array([0.3, -0.2, 0.5])
+    replayed = dr.replay(dr.grad(f))
+    np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
+    y = np.array([-0.3, 0.2, 0.5])
+    np.testing.assert_array_equal(replayed(y), dr.grad(f)(y))
+
+
+@pytest.mark.xfail(strict=True,
+                   reason="replay (stale check): an array the recorded program itself "
+                          "writes into (a buffer filled under hvp) is watched as a "
+                          "captured constant, found 'changed in place' after a replay and "
+                          "recorded anew every other call (results stay right); found by "
+                          "the generator's buffer_loop statement under hvp")
+def test_own_writes_into_a_buffer_are_not_stale():
+    f = compile_program(
+        "def f(x):\n"
+        "    v1 = 1.0 / (1.0 + x * x)\n"
+        "    v2 = np.zeros(3)\n"
+        "    for i in range(3):\n"
+        "        v2[i] = v1[i] * np.cos(v1[(i + 1) % 3]) + 0.1 * i\n"
+        "    return np.sum(np.sin(v2) * v2)\n")
+
+    def h(x):
+        return dr.hvp(f)(x, np.ones(3))
+
+    replayed = dr.replay(h)
+    for x in ([0.1, 0.2, 0.3], [0.3, 0.2, 0.1], [0.5, 0.7, 0.1]):
+        x = np.array(x)
+        np.testing.assert_array_equal(replayed(x), h(x))
+    assert replayed.stats.stale == [], replayed.stats.stale
+    assert (replayed.stats.records, replayed.stats.replays) == (1, 2), replayed.stats
+
+
+@pytest.mark.xfail(strict=True,
+                   reason="replay (staging): x.imag of a real array, np.ascontiguousarray, "
+                          "np.asfortranarray and np.asarray(order='F') of a traced value are "
+                          "recorded as conversions with an equal guard, so every new input "
+                          "records anew and the function never replays (results stay "
+                          "right); found by the aliasing programs")
+@pytest.mark.parametrize("fn", [
+    lambda x: np.sum(np.ascontiguousarray(x[::2]) ** 2),
+    lambda x: np.sum(np.ascontiguousarray(x) ** 2),
+    lambda x: np.sum(np.asfortranarray(x[:, ::2]) ** 2),
+    lambda x: np.sum(np.asarray(x[::2], order="F") ** 2),
+    lambda x: np.sum(x.imag) + np.sum(x ** 2),
+], ids=["ascontiguousarray-view", "ascontiguousarray", "asfortranarray", "asarray-F", "imag"])
+def test_layout_copies_replay(fn):
+    rng = np.random.default_rng(7)
+    replayed = dr.replay(dr.grad(fn))
+    for _ in range(3):
+        x = rng.standard_normal((4, 4))
+        np.testing.assert_array_equal(replayed(x), dr.grad(fn)(x))
+    assert (replayed.stats.records, replayed.stats.replays) == (1, 2), \
+        (replayed.stats, replayed.stats.guard_failures)

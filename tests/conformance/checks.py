@@ -30,8 +30,7 @@ def modes_of(case: Case) -> tuple[str, ...]:
     if case.kind == "raises":
         return ("raises",)
     batch = ("vmap",) if case.templates() and case.dtype != "float32" else ()
-    replay = ("replay",) if case.templates() and case.has_floating_output and hasattr(
-        dr, "replay") else ()  # TODO(conform): drop the hasattr once replay is merged
+    replay = ("replay",) if case.templates() and case.has_floating_output else ()
     if case.kind == "value" or not case.has_floating_output:
         return ("value",) + batch + replay
     if case.dtype == "float32":
