@@ -66,6 +66,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "register_ufunc", "Primitive")]),
     ("Pytrees", [(dualrev, n) for n in (
         "tree_flatten", "tree_unflatten", "tree_map", "ravel_pytree")]),
+    ("Record and replay", [(dualrev, "replay")]),
     ("Drawing", [(dualrev, "graph")]),
     ("ODEs and integrals (dualrev.integrate)", [(dualrev.integrate, n)
                                                for n in dualrev.integrate.__all__]),
@@ -82,7 +83,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
         "SolverNotConvergedError", "SingularSolutionError", "ClosureError",
-        "NonFiniteDerivativeWarning")]),
+        "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning")]),
 ]
 
 

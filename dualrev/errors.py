@@ -459,6 +459,20 @@ class ReplayError(DualrevError):
     The message names the construct and the rewrite. Inside another transform
     (``dr.grad(dr.replay(g))``) a replayed function runs dynamically instead: that is
     no error.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> kept = []
+        >>> def f(x, y):
+        ...     kept.append(y)          # a staged value kept beyond its call
+        ...     return np.sum(x * y)
+        >>> g = dr.replay(dr.grad(f))
+        >>> _ = g(np.ones(2), np.ones(2))
+        >>> np.sin(kept[0])
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.ReplayError: dualrev.replay: a value staged by a finished ...
     """
 
     def __init__(self, what: str, rewrite: str = "") -> None:
@@ -472,4 +486,15 @@ class ReplayWarning(UserWarning):
     After ``max_records`` recordings of one signature the function runs dynamically for
     that signature (correct, without replay's speed); ``replay_fn.stats`` says which
     guard failed where.
+
+    Example:
+        >>> import warnings
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> g = dr.replay(dr.grad(lambda x: np.sum(x * np.random.rand(2))))
+        >>> with warnings.catch_warnings(record=True) as seen:
+        ...     warnings.simplefilter("always")
+        ...     _ = g(np.ones(2))
+        >>> print(seen[0].category.__name__)
+        ReplayWarning
     """

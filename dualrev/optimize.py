@@ -26,6 +26,7 @@ from scipy.sparse.linalg import LinearOperator
 from . import implicit
 from .errors import NoDerivativeRule
 from .primitive import Tracer
+from .replay import Replayed
 from .sparse import SparseJacobian
 from .transforms import hessian, hvp, jacobian, jvp, value_and_grad
 from .tree import ravel_pytree, tree_flatten
@@ -125,17 +126,26 @@ def _constraint_hess(flat_fun: Callable[[np.ndarray], Any]) -> Callable[..., Lin
     return hess
 
 
-def _objective_hessp(f_flat: Callable[..., Any], n: int) -> Callable[..., np.ndarray]:
+def _replayed(fn: Callable[..., Any], use: bool) -> Callable[..., Any]:
+    """``fn`` (a transformed function) recorded once and replayed for one solver run
+    (``replay=True``, the default: the objective and the arguments are fixed for the
+    run), or ``fn`` itself. Re-recordings are not warned about (the caller did not ask
+    for replay); ``res.replay_stats`` reports them."""
+    return Replayed(fn, max_variants=8, max_records=16, quiet=True) if use else fn
+
+
+def _objective_hessp(f_flat: Callable[..., Any], n: int,
+                     replay: bool = False) -> Callable[..., np.ndarray]:
     """``hessp(x, p, *args)`` for SciPy: a forward-over-reverse HVP; up to
     ``DENSE_CONSTRAINT_HESSIAN_MAX`` variables the Hessian at x is formed once, in one
     vectorised pass, and reused for the further products SciPy's inner CG asks at the
     same x (one slot: the last x and args)."""
-    hv = hvp(f_flat)
+    hv = _replayed(hvp(f_flat), replay)
     if n > DENSE_CONSTRAINT_HESSIAN_MAX:
         # SciPy may probe with integer vectors (LinearOperator dtype detection)
         return lambda x, p, *a: np.asarray(hv(x, *a, np.asarray(p, dtype=float)),
                                            dtype=float)
-    H = hessian(f_flat)
+    H = _replayed(hessian(f_flat), replay)
     last: list[Any] = [None, None, None]  # x, args, Hessian
 
     def hessp(x: np.ndarray, p: np.ndarray, *a: Any) -> np.ndarray:
@@ -219,7 +229,8 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
              method: str | None = None, jac: Any = None, hess: Any = None,
              hessp: Any = None, bounds: Any = None,
              constraints: Any = (), tol: float | None = None, callback: Any = None,
-             options: dict[str, Any] | None = None) -> so.OptimizeResult:
+             options: dict[str, Any] | None = None, *,
+             replay: bool = True) -> so.OptimizeResult:
     """``scipy.optimize.minimize`` with the exact gradient (value and gradient from one
     reverse pass, ``jac=True``), the exact Hessian or Hessian-vector product for methods
     that use one, and exact constraint Jacobians. Same signature and result.
@@ -262,10 +273,16 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         tol: as in SciPy.
         callback: as in SciPy (it receives the flat vector).
         options: as in SciPy.
+        replay: record the exact value-and-gradient (and Hessian or Hessian-vector
+            product) functions once and replay them for the run's later calls
+            (``dualrev.replay``: same results, without re-running ``fun``'s Python each
+            time; a branch on values records again). ``False`` runs ``fun`` under the
+            transforms at every call. See docs/replay.md for what a recording freezes.
     Returns:
         SciPy's ``OptimizeResult``, with ``res.x`` in the structure of ``x0`` (an ndarray
         of ``x0``'s shape for an array) and the gradient ``res.jac`` (``res.grad`` for
-        ``trust-constr``) likewise.
+        ``trust-constr``) likewise; with ``replay``, ``res.replay_stats`` (the
+        ``ReplayStats`` of the value-and-gradient function) where dualrev supplied it.
     Example:
         >>> import numpy as np
         >>> from dualrev import optimize
@@ -292,8 +309,9 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     f_flat = lambda x, *a: fun(unravel(x), *a)
     kw: dict[str, Any] = {}
     objective: Callable[..., Any]
+    vg: Any = None
     if jac is None and meth not in _NO_GRADIENT_METHODS:
-        vg = value_and_grad(f_flat)
+        vg = _replayed(value_and_grad(f_flat), replay)
 
         def objective(x: np.ndarray, *a: Any) -> tuple[float, np.ndarray]:
             v, g = vg(x, *a)
@@ -325,9 +343,9 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         # with jac=True fun returns (value, gradient): the Hessian is the value's
         f_value = (lambda x, *a: f_flat(x, *a)[0]) if jac is True else f_flat
         if meth in _HESSP_METHODS or custom:
-            kw["hessp"] = _objective_hessp(f_value, flat0.size)
+            kw["hessp"] = _objective_hessp(f_value, flat0.size, replay)
         if meth in _HESS_METHODS or custom:
-            H = hessian(f_value)
+            H = _replayed(hessian(f_value), replay)
             kw["hess"] = lambda x, *a: np.asarray(H(x, *a), dtype=float).reshape(
                 flat0.size, flat0.size)
     if isinstance(constraints, (dict, so.NonlinearConstraint, so.LinearConstraint)):
@@ -345,12 +363,15 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     key = "grad" if meth == "trust-constr" else "jac"
     if isinstance(res.get(key), np.ndarray) and res[key].shape == flat0.shape:
         res[key] = unravel(np.asarray(res[key], dtype=float))
+    if isinstance(vg, Replayed):
+        res.replay_stats = vg.stats
     return res
 
 
 def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
                   jac_sparsity: Any = None, sparsity: Any = None, args: tuple[Any, ...] = (),
-                  kwargs: dict[str, Any] | None = None, **kw: Any) -> so.OptimizeResult:
+                  kwargs: dict[str, Any] | None = None, replay: bool = True,
+                  **kw: Any) -> so.OptimizeResult:
     """``scipy.optimize.least_squares`` with the exact Jacobian of the residuals.
 
     With ``jac_sparsity`` (the structural nonzeros, as for SciPy) or ``sparsity="auto"``
@@ -373,6 +394,9 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
         args: extra positional arguments of ``fun`` (and ``jac``); the solution is
             differentiable in their traced leaves (and in what ``fun`` closes over).
         kwargs: extra keyword arguments of ``fun`` (and ``jac``), likewise.
+        replay: record the exact dense Jacobian function once and replay it for the
+            run's later calls (``dualrev.replay``; see ``minimize``); ``False`` runs
+            ``fun`` under the transform at every call.
         **kw: the other arguments of ``scipy.optimize.least_squares`` (``method``,
             ``bounds``, ``loss``, ``xtol``, ...), passed on unchanged.
     Returns:
@@ -407,7 +431,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
             sparse = SparseJacobian(res_flat, pattern)
             jac = lambda x: sparse(x)  # noqa: E731
         else:
-            J = jacobian(res_flat)
+            J = _replayed(jacobian(res_flat), replay)
             jac = lambda x: np.atleast_2d(np.asarray(J(x), dtype=float))  # noqa: E731
     elif callable(jac):
         user_jac = jac

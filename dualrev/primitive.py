@@ -528,6 +528,26 @@ def call_plain(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     return bind(prim, args, {k: strip(v) for k, v in kwargs.items()})
 
 
+def decide(func: Any, *xs: Any, **params: Any) -> bool:
+    """``bool(func(*plain values of xs, **params))``: a decision a rule takes on the plain
+    values under every level (a whole batch at once, as ``concrete`` gives them). Under a
+    ``dualrev.replay`` recording the decision is a recorded operation whose outcome is a
+    "truth" guard, instead of the values being frozen: ``func`` must be a module-level
+    function (``call_plain`` names it)."""
+    plain = []
+    staged = False
+    for x in xs:
+        while isinstance(x, Tracer):
+            if x._staged:
+                staged = True
+                break
+            x = x.primal
+        plain.append(x)
+    if staged:
+        return bool(call_plain(func, plain, params))
+    return bool(func(*plain, **params))
+
+
 def dtype_of(x: Any) -> np.dtype:
     """The dtype of an array, scalar or traced value (batched ones too)."""
     t = type(x)

@@ -13,7 +13,6 @@ records again. See docs/replay.md.
 from __future__ import annotations
 
 import functools
-import random as _pyrandom
 import threading
 import types
 import warnings
@@ -23,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from .diagnose import library_file
 from .errors import ReplayError, ReplayWarning
 from .primitive import Tracer
 from .program import GuardFailed, Program
-from .staging import Staged, StagingTrace
+from .staging import Staged, StagingTrace, same_bits
 from .tracer import new_level
 from .tree import LEAF, TreeDef, tree_flatten, tree_unflatten
 
@@ -115,7 +115,7 @@ class _Variant:
             if g.get(name, _MISSING) is not obj:
                 return f"the global {name!r} was rebound"
         for a, c in self.watched:
-            if not _same_bits(a, c):
+            if not same_bits(a, c):
                 return (f"an array of shape {a.shape} the function read was changed in "
                         "place")
         return None
@@ -124,53 +124,67 @@ class _Variant:
 _MISSING = object()
 
 
-def _same_bits(a: ndarray, c: ndarray) -> bool:
-    if a.shape != c.shape or a.dtype != c.dtype:
-        return False
-    if a.flags.c_contiguous:
-        return a.data == c.data  # memoryview comparison: bytes, no copy
-    return bool(np.array_equal(a, c, equal_nan=True)) and a.tobytes() == c.tobytes()
-
-
-def _functions(fn: Any) -> list[types.FunctionType]:
-    """``fn`` and the functions it wraps (``__wrapped__``, functools.partial's ``func``),
-    the user's function under a transform included."""
-    out: list[types.FunctionType] = []
-    seen: set[int] = set()
-    f = fn
-    for _ in range(16):
-        if f is None or id(f) in seen:
-            break
-        seen.add(id(f))
+def _unwrap(f: Any) -> Any:
+    """The Python function under a bound method or functools.partial, else ``f``."""
+    for _ in range(8):
         if isinstance(f, functools.partial):
             f = f.func
-            continue
-        if isinstance(f, types.MethodType):
+        elif isinstance(f, types.MethodType):
             f = f.__func__
-            continue
-        if isinstance(f, types.FunctionType):
-            out.append(f)
-        f = getattr(f, "__wrapped__", None)
-    return out
+        else:
+            break
+    return f
 
 
-def _state_of(fn: Any) -> tuple[list[tuple[Any, Any]], list[tuple[dict, str, Any]]]:
-    """The closure cells of ``fn`` and of the functions it wraps, each with the object
-    it holds, and the globals their code names, each with its object: what a replay
-    checks has not been rebound."""
+def _state_of(fn: Any, limit: int = 32) -> tuple[list[tuple[Any, Any]],
+                                                list[tuple[dict, str, Any]], list[ndarray]]:
+    """The closure cells, each with the object it holds, and the globals named by the
+    code, each with its object, of the user's functions a call of ``fn`` reaches by
+    name: ``fn``, the functions it wraps (``__wrapped__``: the user's function under a
+    transform), and the Python functions those hold in their cells or name as globals,
+    transitively (at most ``limit`` functions; dualrev's, NumPy's and SciPy's own are
+    followed but not checked). What a replay checks has not been rebound; the plain
+    arrays among those objects are returned too, to check their bits (an element read
+    as a number, ``w[0]``, never meets an operation as the array)."""
     cells: list[tuple[Any, Any]] = []
     globals_: list[tuple[dict, str, Any]] = []
-    for f in _functions(fn):
+    arrays: list[ndarray] = []
+    seen: set[int] = set()
+    queue = [fn]
+    while queue and len(seen) < limit:
+        f = _unwrap(queue.pop(0))
+        if f is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        wrapped = getattr(f, "__wrapped__", None)
+        if wrapped is not None:
+            queue.append(wrapped)
+        if not isinstance(f, types.FunctionType):
+            continue
+        user = not library_file(f.__code__.co_filename)
         for c in f.__closure__ or ():
             try:
-                cells.append((c, c.cell_contents))
+                obj = c.cell_contents
             except ValueError:
                 continue
+            if user:
+                cells.append((c, obj))
+                if type(obj) is ndarray:
+                    arrays.append(obj)
+            if callable(obj) and not isinstance(obj, type):
+                queue.append(obj)
+        if not user:
+            continue
         g = f.__globals__
         for name in _global_names(f.__code__):
-            if name in g:
-                globals_.append((g, name, g[name]))
-    return cells, globals_
+            obj = g.get(name, _MISSING)
+            if obj is not _MISSING:
+                globals_.append((g, name, obj))
+                if type(obj) is ndarray:
+                    arrays.append(obj)
+                if isinstance(obj, (types.FunctionType, functools.partial)):
+                    queue.append(obj)
+    return cells, globals_, arrays
 
 
 def _global_names(code: types.CodeType) -> set[str]:
@@ -181,10 +195,42 @@ def _global_names(code: types.CodeType) -> set[str]:
     return names
 
 
+def _legacy_state_view() -> ndarray | None:
+    """A view of the memory of NumPy's legacy global generator's Mersenne Twister state
+    (624 key words and the position), through the bit generator's ctypes interface, or
+    None where that interface is missing (then ``get_state`` is read instead)."""
+    try:
+        import ctypes
+
+        bg = np.random.mtrand._rand._bit_generator
+        addr = bg.ctypes.state_address
+        if not isinstance(addr, int) or not addr:
+            return None
+        view = np.ctypeslib.as_array((ctypes.c_uint32 * 625).from_address(addr))
+        probe = np.random.get_state(legacy=False)["state"]
+        if not (np.array_equal(view[:624], probe["key"]) and int(view[624]) == probe["pos"]):
+            return None  # not the layout we expect: read get_state instead
+        _LEGACY_OWNER.append(bg)  # the view's memory is the generator's: keep it alive
+        return view
+    except Exception:  # noqa: BLE001 - any failure: the slower, public way
+        return None
+
+
+_LEGACY: list[Any] = []
+_LEGACY_OWNER: list[Any] = []
+
+
 def _rng_state() -> Any:
-    """The state of NumPy's legacy global generator and Python's ``random``, to tell a
-    recording that drew random numbers from them."""
-    return np.random.get_state(legacy=False)["state"]["key"].copy(), _pyrandom.getstate()
+    """The state of NumPy's legacy global generator (``np.random.rand`` & co.), to tell a
+    recording that drew from it: a copy of its state words (2.5 kB, about a microsecond)
+    where its memory can be viewed, else ``np.random.get_state`` (about 60 us)."""
+    if not _LEGACY:
+        _LEGACY.append(_legacy_state_view())
+    view = _LEGACY[0]
+    if view is not None:
+        return view.copy()
+    st = np.random.get_state(legacy=False)["state"]
+    return np.append(st["key"], np.uint32(st["pos"]))
 
 
 class Replayed:
@@ -202,7 +248,8 @@ class Replayed:
 
     def __init__(self, fn: Callable[..., Any], max_variants: int = 8,
                  static_argnums: Sequence[int] | int = (), max_records: int = 16,
-                 allow_random: bool = False, check_stale: bool = True) -> None:
+                 allow_random: bool = False, check_stale: bool = True,
+                 quiet: bool = False) -> None:
         if max_variants < 1:
             raise ValueError("dualrev.replay: max_variants must be at least 1")
         self.fn = fn
@@ -212,48 +259,59 @@ class Replayed:
         self.max_records = max_records
         self.allow_random = allow_random
         self.check_stale = check_stale
+        self.quiet = quiet  # no ReplayWarning for re-recording (dualrev.optimize's use)
         self.stats = ReplayStats()
         self._cache: OrderedDict[Any, list[_Variant]] = OrderedDict()
         self._records: dict[Any, int] = {}  # recordings per signature
         self._dynamic: set[Any] = set()  # signatures given up on
+        self._thrashing = False  # new signatures run dynamically (see _check_thrash)
         self._lock = threading.RLock()
         functools.update_wrapper(self, fn)
 
     # ------------------------------------------------------------------ call
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key, leaves, dyn, treedef = self._signature(args, kwargs)
+        key, leaves, dyn, tree = self._signature(args, kwargs)
         if key is None:  # a traced argument: inside another transform
             return self.fn(*args, **kwargs)
         variants = self._cache.get(key)
-        if variants is not None:
-            inputs = [leaves[i] for i in dyn]
-            for v in variants:
-                if self.check_stale:
-                    why = v.stale()
-                    if why is not None:
-                        self._drop(key, v, why)
-                        continue
-                try:
-                    outs = v.run(inputs)
-                except GuardFailed as e:
-                    g = e.guard
-                    self.stats._note(self.stats.guard_failures, GuardFailure(g.kind, g.where))
-                    continue
-                self.stats.replays += 1
-                if v is not variants[0]:
-                    with self._lock:
-                        if v in variants:
-                            variants.remove(v)
-                            variants.insert(0, v)
-                return self._outputs(v, outs)
-        if key in self._dynamic:
+        tried = None
+        if variants:
+            tried = variants[0]
+            out = self._try(key, variants, [leaves[i] for i in dyn])
+            if out is not _MISSING:
+                return out
+        if key in self._dynamic or (self._thrashing and variants is None):
             self.stats.dynamic += 1
             return self.fn(*args, **kwargs)
-        return self._record(key, args, kwargs, leaves, dyn, treedef)
+        return self._record(key, args, kwargs, leaves, dyn, tree, tried)
+
+    def _try(self, key: Any, variants: list[_Variant], inputs: list[Any]) -> Any:
+        """The result of the first recorded variant whose guards hold, or _MISSING."""
+        for v in list(variants):
+            if self.check_stale:
+                why = v.stale()
+                if why is not None:
+                    self._drop(key, v, why)
+                    continue
+            try:
+                outs = v.run(inputs)
+            except GuardFailed as e:
+                g = e.guard
+                self.stats._note(self.stats.guard_failures, GuardFailure(g.kind, g.where))
+                continue
+            self.stats.replays += 1
+            if v is not variants[0]:
+                with self._lock:
+                    if v in variants:
+                        variants.remove(v)
+                        variants.insert(0, v)
+            return self._outputs(v, outs, inputs)
+        return _MISSING
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """(key, leaves, positions of the staged leaves, treedef); key None when an
-        argument is traced by an enclosing transform."""
+        """(key, leaves, positions of the staged leaves, the pytree the leaves come from
+        (None: the positional arguments are the leaves)); key None when an argument is
+        traced by an enclosing transform."""
         static = self.static_argnums
         if static:
             n = len(args)
@@ -264,43 +322,37 @@ class Replayed:
             stat = ()
             tree = (args, kwargs) if kwargs else args
         if not kwargs and not static and all(type(a) is ndarray for a in args):
-            leaves = list(args)
-            treedef = None
-            parts: list[Any] = [len(args)]
+            fast: list[Any] = [len(args)]
             for a in args:
-                parts.append(a.shape)
-                parts.append(a.dtype)
-            return tuple(parts), leaves, range(len(leaves)), treedef
-        leaves, treedef = tree_flatten(tree)
-        parts = [treedef, stat]
-        dyn = []
-        for i, v in enumerate(leaves):
-            t = type(v)
-            if t is ndarray:
-                parts.append((t, v.shape, v.dtype))
-                dyn.append(i)
-            elif t is float or isinstance(v, _DYNAMIC_SCALARS):
-                parts.append(t)
-                dyn.append(i)
-            elif isinstance(v, Tracer):
-                return None, leaves, dyn, treedef
-            elif isinstance(v, ndarray):
-                raise ReplayError(f"an argument is a {type(v).__name__} (an ndarray "
-                                  "subclass)", "pass np.asarray(x)")
-            else:
-                parts.append((t, _static_key(v)))
-        return tuple(parts), leaves, dyn, treedef
+                fast.append(a.shape)
+                fast.append(a.dtype)
+                fl = a.flags
+                fast.append(fl.c_contiguous or (fl.f_contiguous and "F"))
+            return tuple(fast), list(args), range(len(args)), None
+        leaves: list[Any] = []
+        parts = [stat]
+        dyn: list[int] = []
+        if not _walk(tree, leaves, parts, dyn):
+            return None, leaves, dyn, None  # a traced argument
+        return tuple(parts), leaves, dyn, tree
 
-    def _outputs(self, v: _Variant, outs: list[Any]) -> Any:
+    def _outputs(self, v: _Variant, outs: list[Any], inputs: list[Any]) -> Any:
         prog = v.program
         res = []
-        for o, t, cp in zip(outs, prog.out_types, v.copy_out, strict=True):
+        # (outputs past the result: the written arguments, see _writeback)
+        for o, t, cp in zip(outs, prog.out_types, v.copy_out, strict=False):
             to = type(o)
             if to is not t:
                 o = _as_type(o, t)
-            elif cp and to is ndarray:
+            elif to is ndarray and (cp or o.base is not None or not o.flags.writeable):
+                # an input, a constant, a slot returned twice, or a view (of a constant,
+                # perhaps): the caller may write into what it gets
                 o = o.copy()
             res.append(o)
+        wb = prog.meta.get("writeback")
+        if wb:  # the call wrote into arrays it was given: so does the replay
+            for k, j in wb:
+                np.copyto(inputs[k], outs[j], casting="unsafe")
         if prog.out_def is LEAF:
             return res[0]
         return tree_unflatten(prog.out_def, res)
@@ -314,16 +366,24 @@ class Replayed:
 
     # ------------------------------------------------------------------ record
     def _record(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                leaves: list[Any], dyn: Sequence[int], treedef: TreeDef | None) -> Any:
+                leaves: list[Any], dyn: Sequence[int], tree: Any,
+                tried: _Variant | None = None) -> Any:
         with self._lock:
+            variants = self._cache.get(key)
+            if variants and variants[0] is not tried:  # another thread recorded meanwhile
+                out = self._try(key, variants, [leaves[i] for i in dyn])
+                if out is not _MISSING:
+                    return out
             n = self._records.get(key, 0)
             if n >= self.max_records:
                 self._dynamic.add(key)
-                warnings.warn(
-                    f"dualrev.replay: {getattr(self.fn, '__name__', 'the function')} was "
-                    f"recorded {n} times for one signature (its guards keep failing or "
-                    "what it reads keeps changing: see .stats); it now runs without "
-                    "replay for that signature", ReplayWarning, stacklevel=3)
+                if not self.quiet:
+                    name = getattr(self.fn, "__name__", "the function")
+                    warnings.warn(
+                        f"dualrev.replay: {name} was recorded {n} times for one signature "
+                        "(its guards keep failing or what it reads keeps changing: see "
+                        ".stats); it now runs without replay for that signature",
+                        ReplayWarning, stacklevel=3)
                 self.stats._note(self.stats.dynamic_reasons, "re-recorded too often")
                 self.stats.dynamic += 1
                 return self.fn(*args, **kwargs)
@@ -332,30 +392,115 @@ class Replayed:
             staged = list(leaves)
             for i in dyn:
                 staged[i] = trace.input(leaves[i])
+            inputs = [staged[i] for i in dyn]
+            treedef = None if tree is None else tree_flatten(tree)[1]
             a2, k2 = self._rebuild(args, kwargs, staged, treedef)
-            cells, globals_ = _state_of(self.fn)
+            cells, globals_, arrays = _state_of(self.fn)
+            snaps = [(a, a.copy(order="K")) for a in arrays]  # as the call reads them
             rng = _rng_state()
             try:
-                out = self.fn(*a2, **k2)
-            finally:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    out = self.fn(*a2, **k2)
+            except Exception as e:  # noqa: BLE001 - the dynamic call decides
                 trace.finish()
+                _reissue(caught)
+                return self._fallback(key, args, kwargs, e)
+            trace.finish()
+            _reissue(caught)
+            lost = [w for w in caught if not _reproduced(w)]
+            if lost:
+                # a warning of the Python code (a non-finite derivative, the user's own):
+                # a replay would not give it, so nothing is kept
+                self.stats._note(self.stats.dynamic_reasons,
+                                 f"warned while recording: {lost[0].category.__name__}")
+                return self._finish(trace, out)[1]
             if not self.allow_random and not _same_rng(rng, _rng_state()):
                 warnings.warn(
-                    "dualrev.replay: the function drew random numbers while it was "
-                    "recorded (np.random or random): a replay repeats the recorded draws. "
+                    "dualrev.replay: the function drew random numbers from np.random while "
+                    "it was recorded: a replay repeats the recorded draws. "
                     "Pass the draws as arguments, or allow_random=True to silence this",
                     ReplayWarning, stacklevel=3)
-            program, values, copy_out = self._finish(trace, out)
+            try:
+                program, values, copy_out = self._finish(trace, out)
+                program.meta["writeback"] = self._writeback(trace, program, inputs, dyn,
+                                                            leaves)
+            except ReplayError as e:
+                return self._fallback(key, args, kwargs, e)
             program.meta["signature"] = key
             program.meta["function"] = getattr(self.fn, "__qualname__", repr(self.fn))
-            variant = _Variant(program, type(self).compile(program),
-                               trace.watched_constants(), cells, globals_, copy_out)
+            watched = trace.watched_constants()
+            ids = {id(a) for a, _ in watched}
+            watched += [(a, s) for a, s in snaps if id(a) not in ids]
+            variant = _Variant(program, type(self).compile(program), watched, cells,
+                               globals_, copy_out)
             self.stats.records += 1
+            self._check_thrash()
             variants = self._cache.setdefault(key, [])
             variants.insert(0, variant)
             self._cache.move_to_end(key)
             self._evict()
             return values
+
+    def _check_thrash(self) -> None:
+        """Recording at nearly every call (a static argument that changes at each call,
+        a new lambda each time, or guards that keep failing across signatures) costs
+        more than running dynamically: past ``2 * max_records`` recordings with fewer
+        replays than recordings, new signatures run dynamically (with one warning)."""
+        s = self.stats
+        if self._thrashing or s.records <= 2 * self.max_records or s.replays >= s.records:
+            return
+        self._thrashing = True
+        self.stats._note(self.stats.dynamic_reasons, "recording at nearly every call")
+        if not self.quiet:
+            name = getattr(self.fn, "__name__", "the function")
+            warnings.warn(
+                f"dualrev.replay: {name} records at nearly every call ({s.records} "
+                f"recordings, {s.replays} replays: a static argument that changes at each "
+                "call, such as a new lambda, or values that keep failing its guards); "
+                "calls with new signatures now run without replay", ReplayWarning,
+                stacklevel=4)
+
+    def _fallback(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                  e: Exception) -> Any:
+        """The recording raised ``e``: the dynamic call decides. If it raises too, that
+        is the user's error; if it does not, the recording cannot stand for it (the
+        signature then runs dynamically, the reason in ``stats.dynamic_reasons``)."""
+        result = self.fn(*args, **kwargs)  # raises the user's own error
+        self._dynamic.add(key)
+        self.stats.dynamic += 1
+        self.stats._note(self.stats.dynamic_reasons,
+                         f"recording failed: {type(e).__name__}: {e}")
+        if not isinstance(e, ReplayError) and not self.quiet:
+            name = getattr(self.fn, "__name__", "the function")
+            why = f"{type(e).__name__}: {str(e)[:200]}"
+            warnings.warn(f"dualrev.replay: recording {name} failed ({why}) where the call "
+                          "itself does not; it runs without replay for this signature",
+                          ReplayWarning, stacklevel=4)
+        return result
+
+    def _writeback(self, trace: StagingTrace, program: Program, inputs: list[Any],
+                   dyn: Sequence[int], leaves: list[Any]) -> list[tuple[int, int]]:
+        """The arrays given to the call that it wrote into (a staged input rebound by an
+        in-place write: a non-differentiated argument, which the dynamic call writes
+        through to the caller's array): each written value becomes an extra output of
+        the program, copied into the caller's array now and after each replay, as
+        ``(input position, output position)`` pairs."""
+        pairs = []
+        for k, (st, i) in enumerate(zip(inputs, dyn, strict=True)):
+            if type(st) is Staged and st._trace is trace and st._index == trace.inputs[k]:
+                continue  # not written
+            if type(leaves[i]) is not ndarray:
+                continue  # a number: immutable, its name was rebound
+            if type(st) is not Staged or st._trace is not trace:
+                raise ReplayError("the function wrote a traced value into an array "
+                                  "argument that is not differentiated",
+                                  "write into a copy (y = y.copy())")
+            pairs.append((k, len(program.outputs)))
+            program.outputs += (st._index,)
+        for k, _ in pairs:  # (only once none is refused)
+            np.copyto(leaves[dyn[k]], inputs[k].primal, casting="unsafe")
+        return pairs
 
     def _rebuild(self, args: tuple[Any, ...], kwargs: dict[str, Any], staged: list[Any],
                  treedef: TreeDef | None) -> tuple[list[Any], dict[str, Any]]:
@@ -420,6 +565,7 @@ class Replayed:
             self._cache.clear()
             self._records.clear()
             self._dynamic.clear()
+            self._thrashing = False
 
     @property
     def programs(self) -> list[Program]:
@@ -427,17 +573,104 @@ class Replayed:
         return [v.program for vs in self._cache.values() for v in vs]
 
 
-def _same_rng(a: Any, b: Any) -> bool:
-    return bool(np.array_equal(a[0], b[0])) and a[1] == b[1]
+def _reproduced(w: Any) -> bool:
+    """Whether a replay gives the warning ``w`` again: NumPy's floating-point warnings
+    (a RuntimeWarning raised in an operation: division by zero, overflow) come from the
+    operations the program runs, and come again."""
+    return issubclass(w.category, RuntimeWarning) and library_file(w.filename)
+
+
+def _reissue(caught: list[Any]) -> None:
+    """Give the warnings a recording caught to the user's filters, as the call gave them."""
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno,
+                               source=w.source)
+
+
+def _same_rng(a: ndarray, b: ndarray) -> bool:
+    return a.tobytes() == b.tobytes()
+
+
+def _walk(x: Any, leaves: list[Any], parts: list[Any], dyn: list[int]) -> bool:
+    """Append the leaves of the pytree ``x`` (in ``tree_flatten``'s order) to ``leaves``,
+    its signature to ``parts`` (structure; an array's shape and dtype; a float's type;
+    a static leaf's value or identity) and the positions of the staged leaves to
+    ``dyn``; False at a traced leaf. Cheaper than ``tree_flatten`` and a ``TreeDef``'s
+    hash, which a replay would otherwise pay at every call."""
+    t = type(x)
+    if t is ndarray:
+        dyn.append(len(leaves))
+        leaves.append(x)
+        parts.append(ndarray)
+        parts.append(x.shape)
+        parts.append(x.dtype)
+        # the layout: whether a view function gives a view or a copy (NumPy's aliasing,
+        # which in-place writes follow) depends on it
+        fl = x.flags
+        parts.append(fl.c_contiguous or (fl.f_contiguous and "F"))
+        return True
+    if t is float:
+        dyn.append(len(leaves))
+        leaves.append(x)
+        parts.append(float)
+        return True
+    if t is tuple or t is list or (isinstance(x, tuple) and hasattr(x, "_fields")):
+        parts.append(t)
+        parts.append(len(x))
+        return all(_walk(v, leaves, parts, dyn) for v in x)
+    if t is dict:
+        keys = sorted(x)
+        parts.append(dict)
+        parts.append(tuple(keys))
+        return all(_walk(x[k], leaves, parts, dyn) for k in keys)
+    if x is None:
+        parts.append(None)
+        return True
+    if isinstance(x, Tracer):
+        return False
+    if isinstance(x, _DYNAMIC_SCALARS):
+        dyn.append(len(leaves))
+        leaves.append(x)
+        parts.append(t)
+        return True
+    if isinstance(x, ndarray):
+        raise ReplayError(f"an argument is a {t.__name__} (an ndarray subclass)",
+                          "pass np.asarray(x)")
+    if isinstance(x, (tuple, list, dict)):  # subclasses tree_flatten reads as containers
+        parts.append(t)
+        leaves_, treedef = tree_flatten(x)
+        parts.append(treedef)
+        return all(_walk(v, leaves, parts, dyn) for v in leaves_)
+    leaves.append(x)
+    parts.append(t)
+    parts.append(_static_key(x))
+    return True
+
+
+class _Ident:
+    """An unhashable static argument in a signature, by identity; the key holds it, so
+    its id cannot be reused by another object while the recording is cached."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Ident and other.obj is self.obj
 
 
 def _static_key(v: Any) -> Any:
-    """A static leaf's part of the signature: its value where it is hashable (ints,
-    strings, None, tuples of them), else its identity (callables, objects)."""
+    """A static leaf's part of the signature: itself where it is hashable (ints,
+    strings, None, tuples of them by value; functions and most objects by identity),
+    else its identity (the key keeps a reference either way)."""
     try:
         hash(v)
     except TypeError:
-        return ("id", id(v))
+        return _Ident(v)
     return v
 
 
@@ -481,7 +714,7 @@ def replay(fn: Callable[..., Any] | None = None, *, max_variants: int = 8,
         max_records: after this many recordings of one signature, calls of it run
             dynamically (with a ``ReplayWarning``).
         allow_random: do not warn when the recorded call drew random numbers from
-            ``np.random``'s global generator or ``random``.
+            ``np.random``'s global generator (``np.random.rand``, ``np.random.normal``).
         check_stale: check before each replay that captured arrays, closure cells and
             globals are unchanged (on by default).
     Returns:
@@ -496,9 +729,9 @@ def replay(fn: Callable[..., Any] | None = None, *, max_variants: int = 8,
         >>> print(g(np.array([1.0, 2.0])), g(np.array([3.0, 4.0])))
         [2. 4.] [6. 8.]
         >>> print(g(np.array([-1.0, 0.0])))   # the branch flips: recorded anew
-        [0.54030231 1.        ]
-        >>> print(g.stats.records, g.stats.replays, len(g.stats.guard_failures))
-        2 1 1
+        [0.540302 1.      ]
+        >>> print(g.stats.records, g.stats.replays, g.stats.guard_failures[0].kind)
+        2 1 truth
     """
     if fn is None:
         return functools.partial(replay, max_variants=max_variants,

@@ -27,11 +27,13 @@ from .primitive import (
     Tracer,
     apply_plain,
     bind,
+    concrete,
     dtype_of,
     is_complex,
     shape_of,
     unbroadcast,
 )
+from .staging import Staged
 from .tracer import TracedBase, new_level, note_finished, note_running
 
 ndarray = np.ndarray
@@ -136,6 +138,8 @@ class Tape:
                         parents.append((i, a._index, (), True))
                     elif tp is ndarray and p.dtype.char == "d":
                         parents.append((i, a._index, p.shape, True))
+                    elif tp is Staged and _float64(p.primal):  # (under dr.replay)
+                        parents.append((i, a._index, shape_of(p), True))
                     else:
                         parents.append((i, a._index, shape_of(p), cotangent.kind(p)))
                 a = p
@@ -248,7 +252,7 @@ class Tape:
                         if (_ELIDE and getrefcount(d) <= 2 and d.base is None
                                 and tg is ndarray and d.shape == g.shape
                                 and d.flags.writeable):
-                            c = np.multiply(d, g, out=d)  # d is a temporary: see pull
+                            c = np.multiply(g, d, out=d)  # d is a temporary: see pull
                         else:
                             c = g * d
                         if c.shape != shape:
@@ -310,8 +314,10 @@ def pull(prim: Primitive, argpos: int, g: Any, ans: Any, primals: list[Any],
                 and type(g) is ndarray and d.shape == g.shape and d.dtype == g.dtype
                 and d.flags.writeable):
             # d is a temporary nobody else can see (NumPy's own temporary elision test):
-            # multiply into it instead of allocating again
-            c = np.multiply(d, g, out=d)
+            # multiply into it instead of allocating again; g * d in the order of the
+            # general branch below (a complex product with FMA is not commutative to
+            # the bit, and a dr.replay recording takes the general branch)
+            c = np.multiply(g, d, out=d)
         elif type(g) is Batched and not isinstance(d, Tracer):
             c = scale(g, d)  # a batch of cotangents times a plain partial
         else:
@@ -367,9 +373,16 @@ def _fit(c: Any, shape: tuple[int, ...], kind: Any) -> Any:
         if shape == ():
             return c if kind is True else cotangent.project(c, kind)
         c = unbroadcast(c, shape)
+    elif tc is Staged and kind is True and _float64(c.primal):  # (under dr.replay)
+        return c if shape_of(c) == shape else unbroadcast(c, shape)
     elif shape_of(c) != shape:
         c = unbroadcast(c, shape)
     return cotangent.project(c, kind)
+
+
+def _float64(p: Any) -> bool:
+    """Whether the plain ``p`` is a float64 scalar or array (a real cotangent kind)."""
+    return type(p) in FLOAT64_SCALARS or (type(p) is ndarray and p.dtype.char == "d")
 
 
 _RELEASED = (None, (), None, None, ())
@@ -464,10 +477,9 @@ def linear_transpose(linear: Any, x: Any, ct: Any) -> Any:
 # runs on the normal path.
 
 def _plain_value(v: Any) -> Any:
-    """The plain NumPy value under every level of tracing (batches keep their axes)."""
-    while isinstance(v, Tracer):
-        v = v.primal
-    return v
+    """The plain NumPy value under every level of tracing (batches keep their axes; a
+    dr.replay recording relies on it: an "equal" guard)."""
+    return concrete(v)
 
 
 def all_finite(v: Any) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .diagnose import user_frame
+from .diagnose import library_file
 from .errors import ReplayError
 from .primitive import Primitive, Tracer, apply_plain
 from .program import Guard, Op, Program
@@ -54,8 +54,7 @@ class StagingTrace:
         level: its nesting level, older than every level the wrapped transform takes.
     """
 
-    __slots__ = ("level", "steps", "consts", "const_ids", "n", "inputs", "watched",
-                 "finished", "random_draws")
+    __slots__ = ("level", "steps", "consts", "const_ids", "n", "inputs", "snapshots")
 
     def __init__(self, level: int) -> None:
         self.level = level
@@ -63,13 +62,10 @@ class StagingTrace:
         self.consts: dict[int, Any] = {}
         # id(constant) -> (constant, slot): one slot per object met (kept alive here)
         self.const_ids: dict[int, tuple[Any, int]] = {}
+        # (the caller's array, the copy the program holds) for each array constant
+        self.snapshots: list[tuple[ndarray, ndarray]] = []
         self.n = 0
         self.inputs: list[int] = []
-        # the plain arrays met as constants: (array, a copy of its bits) for the stale
-        # check before each replay (see watched_constants)
-        self.watched: list[Any] = []
-        self.finished = False
-        self.random_draws = 0
 
     # -------------------------------------------------------------------- slots
     def input(self, value: Any) -> Staged:
@@ -77,70 +73,100 @@ class StagingTrace:
         s = self.n
         self.n += 1
         self.inputs.append(s)
-        return Staged(value, self, s)
+        x = Staged(value, self, s)
+        if type(value) is ndarray and not value.ndim:
+            x._array0d = True  # a 0-d array argument, which writes change (not a scalar)
+        return x
 
     def const(self, value: Any) -> int:
-        """The slot of a plain value met as an operand (one slot per object)."""
+        """The slot of a plain value met as an operand. An array is kept as a copy of
+        what it held when met (the caller may write into it later, during the call or
+        between calls: the replay's stale check compares the caller's array with it);
+        one slot per object while its bits are unchanged."""
         hit = self.const_ids.get(id(value))
         if hit is not None and hit[0] is value:
-            return hit[1]
+            if not isinstance(value, ndarray):
+                return hit[1]
+            snap = self.consts[hit[1]]
+            if same_bits(value, snap):
+                return hit[1]
         s = self.n
         self.n += 1
-        self.consts[s] = value
+        if isinstance(value, ndarray):
+            snap = np.array(value, copy=True, order="K", subok=False)
+            self.consts[s] = snap
+            self.snapshots.append((value, snap))
+        else:
+            self.consts[s] = value
         self.const_ids[id(value)] = (value, s)
         return s
 
     def slot_of(self, x: Any) -> int:
-        if type(x) is Staged:
-            if x._trace is not self:
-                raise ReplayError("a value staged by another dr.replay recording met this "
-                                  "one (nested dr.replay calls)",
-                                  "call the inner replayed function outside the outer one")
+        """The slot of an output: a staged value's own, or a constant's."""
+        if type(x) is Staged and x._trace is self:
             return x._index
         return self.const(x)
 
     # -------------------------------------------------------------------- ops
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
-        if self.finished:
-            raise ReplayError(f"a value staged by a finished dr.replay recording was used "
-                              f"by {prim.name} (it escaped the recorded call)",
-                              "do not keep values across calls of a replayed function")
         vals = []
         slots = []
+        const_ids = self.const_ids
         for a in args:
-            if type(a) is Staged:
-                if a._trace is not self:
-                    self.slot_of(a)  # raises
+            if type(a) is Staged and a._trace is self:
                 vals.append(a.primal)
                 slots.append(a._index)
-            else:
-                if isinstance(a, Tracer):
-                    raise ReplayError(f"{prim.name} met a traced value of a transform "
-                                      "that started before this dr.replay recording",
-                                      "apply dr.replay to the outermost transform")
-                vals.append(a)
-                slots.append(self.const(a))
+                continue
+            if isinstance(a, Tracer):
+                self._foreign(prim, a)
+            vals.append(a)
+            hit = const_ids.get(id(a))
+            slots.append(hit[1] if hit is not None and hit[0] is a and type(a) is not ndarray
+                         else self.const(a))
         if params:
             params = self._plain_params(params)
         ans = apply_plain(prim, vals, params)
-        return self._result(prim, tuple(slots), params, ans, vals)
-
-    def _result(self, prim: Primitive, slots: tuple[int, ...], params: dict[str, Any],
-                ans: Any, vals: list[Any]) -> Any:
         out = self.n
-        self.n += 1
-        self.steps.append(Op(prim, slots, params, out))
+        self.n = out + 1
+        self.steps.append(Op(prim, tuple(slots), params, out))
         t = type(ans)
-        if t is ndarray or t in _SCALARS or isinstance(ans, _SCALARS):
-            if t is ndarray and _shape_may_vary(prim, vals, slots, self):
+        if t is float or t is np.float64:
+            return Staged(ans, self, out)
+        if t is ndarray:
+            if not prim.elementwise and _shape_may_vary(prim, vals, slots, self):
                 self.steps.append(Guard(out, "shape", ans.shape, _where()))
             return Staged(ans, self, out)
-        if t is tuple or t is list:
+        return self._other(out, ans)
+
+    def _foreign(self, prim: Primitive, a: Any) -> None:
+        """Raise for a traced operand that is not this recording's value."""
+        if type(a) is Staged:
+            raise ReplayError("a value staged by another dr.replay recording met this "
+                              "one (nested dr.replay calls)",
+                              "call the inner replayed function outside the outer one")
+        raise ReplayError(f"{prim.name} met a traced value of a transform that started "
+                          "before this dr.replay recording",
+                          "apply dr.replay to the outermost transform")
+
+    def _other(self, out: int, ans: Any) -> Any:
+        """An operation's result that is not a float or an array: a scalar is staged, a
+        tuple's elements are operations of their own, anything else (None, a dtype)
+        kept as it is, its value guarded."""
+        if isinstance(ans, _SCALARS):
+            return Staged(ans, self, out)
+        if type(ans) is tuple or type(ans) is list:
             items = []
             for i, v in enumerate(ans):
-                items.append(self._result(item_p, (out,), {"i": i}, v, [ans]))
-            return t(items)
-        # anything else (None, a dtype, an object): kept as it is, its value guarded
+                s = self.n
+                self.n = s + 1
+                self.steps.append(Op(item_p, (out,), {"i": i}, s))
+                if type(v) is ndarray or isinstance(v, _SCALARS):
+                    if type(v) is ndarray:
+                        self.steps.append(Guard(s, "shape", v.shape, _where()))
+                    items.append(Staged(v, self, s))
+                else:
+                    items.append(self._other(s, v))
+            return type(ans)(items)
         self.steps.append(Guard(out, "equal", ans, _where()))
         return ans
 
@@ -149,7 +175,8 @@ class StagingTrace:
         "equal" guard recorded for it (the value is then baked into the operation)."""
         new = None
         for k, v in params.items():
-            if _holds_staged(v):
+            t = type(v)
+            if t is Staged or (t in _CONTAINERS and _holds_staged(v)):
                 if new is None:
                     new = dict(params)
                 new[k] = _freeze_all(v)
@@ -160,34 +187,55 @@ class StagingTrace:
         self.steps.append(Guard(x._index, kind, expected, _where()))
 
     def finish(self) -> None:
-        self.finished = True
+        """The recorded call has returned: a staged value used later raises."""
+        self.__class__ = FinishedStagingTrace
 
     def program(self, outputs: list[int], out_def: Any, out_types: list[type]) -> Program:
         """The recorded ``Program``."""
         return Program(self.n, self.inputs, self.consts, self.steps, outputs, out_def,
                        out_types)
 
-    def watched_constants(self) -> list[tuple[Any, Any]]:
-        """(array, copy of its bits) for each plain, writeable array met as a constant that
-        someone besides this recording may hold and write in place before a replay: a
-        constant only the recording holds (a temporary of a rule, NumPy's own result) is
-        not watched (CPython's reference count tells; elsewhere every array is)."""
-        out = []
-        for s, c in self.consts.items():
-            if type(c) is not ndarray and not isinstance(c, ndarray):
-                continue
-            if not c.flags.writeable and c.base is None:
-                continue  # read-only and owning its memory: nobody writes it
-            if _PRIVATE_REFS and c.base is None and sys.getrefcount(c) <= _PRIVATE_REFS:
-                continue
-            out.append((c, c.copy(order="K")))
-            del s
-        return out
+    def watched_constants(self) -> list[tuple[ndarray, ndarray]]:
+        """(the caller's array, the copy the program holds) for each writeable array met
+        as a constant that someone besides this recording may hold, and so write in
+        place before a replay: an array only the recording still refers to (a temporary
+        of a rule, a result NumPy made) is not watched (CPython's reference count tells;
+        elsewhere every array is). Its copy holds its bits as first met; a replay finding
+        other bits there records anew."""
+        return [(orig, snap) for orig, snap in self.snapshots if not _unwritable(orig)]
 
 
-# With CPython, an array referred to only by the recording's two dicts (and the call's
-# own reference) is private to it; other interpreters watch every array.
+# With CPython, an array referred to only by the recording (its const_ids and snapshots
+# entries, the loop's variable and getrefcount's argument) is private to it; other
+# interpreters watch every array.
 _PRIVATE_REFS = 4 if sys.implementation.name == "cpython" else 0
+
+
+def _unwritable(a: ndarray) -> bool:
+    """Whether nobody but the recording can write into ``a``'s memory: the array that
+    owns it is read-only, or it and every view on the way to it are referred to only by
+    the recording (a view's base by the view)."""
+    refs = _PRIVATE_REFS + 1  # (this function's argument)
+    private = bool(_PRIVATE_REFS)
+    while True:
+        if private and sys.getrefcount(a) > refs:
+            private = False
+        if a.base is None:
+            return private or not a.flags.writeable
+        if not isinstance(a.base, ndarray):
+            return False  # memory of another object (bytes, a buffer): assume shared
+        a = a.base
+        refs = 3  # the view's .base, this loop's variable, getrefcount's argument
+
+
+def same_bits(a: ndarray, c: ndarray) -> bool:
+    """Whether ``a`` holds exactly the bits of its copy ``c`` (nan and -0.0 included)."""
+    if a.shape != c.shape or a.dtype != c.dtype:
+        return False
+    if a.nbytes <= 4096 or not a.flags.c_contiguous or a.dtype.hasobject:
+        return a.tobytes() == c.tobytes()
+    return bool(np.array_equal(a.reshape(-1).view(np.uint8), c.reshape(-1).view(np.uint8)))
+
 
 #: primitives whose result's shape depends on their arguments' values (a mask, a count)
 VALUE_SHAPED: set[str] = {"nonzero", "unique", "argwhere", "flatnonzero", "extract",
@@ -211,14 +259,22 @@ def _shape_may_vary(prim: Primitive, vals: list[Any], slots: tuple[int, ...],
     return False
 
 
+_CONTAINERS = (tuple, list, dict, slice)
+
+
 def _holds_staged(v: Any) -> bool:
-    if type(v) is Staged:
+    t = type(v)
+    if t is Staged:
         return True
-    if type(v) in (tuple, list):
-        return any(_holds_staged(u) for u in v)
-    if type(v) is dict:
+    if t is tuple or t is list:
+        for u in v:
+            tu = type(u)
+            if tu is Staged or (tu in _CONTAINERS and _holds_staged(u)):
+                return True
+        return False
+    if t is dict:
         return any(_holds_staged(u) for u in v.values())
-    if type(v) is slice:
+    if t is slice:
         return _holds_staged(v.start) or _holds_staged(v.stop) or _holds_staged(v.step)
     return False
 
@@ -236,13 +292,17 @@ def _freeze_all(v: Any) -> Any:
 
 
 def _where() -> str | None:
-    """The user's line that took a decision on a staged value, as ``file:line: `code```."""
-    frame = user_frame()
-    if frame is None:
-        return None
-    name, line = frame.f_code.co_filename, frame.f_lineno
-    text = linecache.getline(name, line).strip()
-    return f"{name}:{line}" + (f": `{text}`" if text else "")
+    """The user's line that took a decision on a staged value, as ``file:line: `code```
+    (the innermost frame outside dualrev, NumPy and SciPy; each file judged once)."""
+    frame = sys._getframe(2) if hasattr(sys, "_getframe") else None
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not library_file(name):
+            line = frame.f_lineno
+            text = linecache.getline(name, line).strip()
+            return f"{name}:{line}" + (f": `{text}`" if text else "")
+        frame = frame.f_back
+    return None
 
 
 class Staged(TracedBase):
@@ -325,3 +385,19 @@ class Staged(TracedBase):
     def __format__(self, spec: str) -> str:
         return format(self.primal, spec)  # printing: happens only while recording
 
+
+
+class FinishedStagingTrace(StagingTrace):
+    """A staging trace whose recorded call has returned."""
+
+    __slots__ = ()
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        raise ReplayError(f"a value staged by a finished dr.replay recording was used by "
+                          f"{prim.name} (it escaped the recorded call)",
+                          "do not keep values across calls of a replayed function")
+
+    def guard(self, x: Staged, kind: str, expected: Any) -> None:
+        raise ReplayError("a value staged by a finished dr.replay recording was converted "
+                          "to a plain value (it escaped the recorded call)",
+                          "do not keep values across calls of a replayed function")

@@ -40,12 +40,54 @@ def test_minimize_every_gradient_method_converges(method, atol):
 
 def test_gradient_methods_save_evaluations():
     f = Counted(rosen)
-    res = dr.optimize.minimize(f, X0, method="BFGS")
+    res = dr.optimize.minimize(f, X0, method="BFGS", replay=False)
     g = Counted(rosen)
     ref = so.minimize(g, X0, method="BFGS")  # finite-difference gradient
     assert res.success and ref.success
     assert f.calls == res.nfev  # value and gradient come from one evaluation
     assert g.calls > 5 * f.calls
+    # replayed (the default): f's Python runs once, to record; the same run otherwise
+    h = Counted(rosen)
+    rep = dr.optimize.minimize(h, X0, method="BFGS")
+    assert h.calls == rep.replay_stats.records == 1
+    assert rep.replay_stats.replays == rep.nfev - 1
+    assert rep.nit == res.nit and rep.x.tobytes() == res.x.tobytes()
+
+
+def _branchy_loss(p, data):
+    # a value-dependent branch (a Huber loss written with if) and a dict argument
+    r = p["w"] * data - 1.0
+    total = 0.0
+    for k in range(r.shape[0]):
+        total = total + (r[k] ** 2 if abs(r[k]) < 0.5 else abs(r[k]) - 0.25)
+    return total + np.sum(p["b"] ** 2)
+
+
+@pytest.mark.parametrize("method", ["BFGS", "L-BFGS-B", "Newton-CG", "trust-exact",
+                                    "trust-krylov", "CG", "SLSQP"])
+def test_replay_gives_the_dynamic_run(method):
+    """minimize with replay (the default) and without: the same iterates, bit for bit."""
+    cases = [(rosen, X0, ()), (_branchy_loss, {"w": np.full(3, 0.2), "b": np.ones(2)},
+                               (np.array([1.0, 2.0, 4.0]),))]
+    for fun, x0, args in cases:
+        a = dr.optimize.minimize(fun, x0, args=args, method=method)
+        b = dr.optimize.minimize(fun, x0, args=args, method=method, replay=False)
+        assert a.nfev == b.nfev and a.nit == b.nit and a.success == b.success
+        for u, v in zip(dr.tree_flatten(a.x)[0], dr.tree_flatten(b.x)[0], strict=True):
+            assert u.tobytes() == v.tobytes()
+        assert a.fun == b.fun
+        assert a.replay_stats.records >= 1 and a.replay_stats.replays >= 1
+        assert not hasattr(b, "replay_stats")
+
+
+def test_least_squares_replay_gives_the_dynamic_run():
+    t = np.linspace(0, 1, 20)
+    y = 2.0 * np.exp(-1.5 * t) + 0.01 * np.sin(40 * t)
+    fun = lambda p: p[0] * np.exp(-p[1] * t) - y  # noqa: E731
+    a = dr.optimize.least_squares(fun, np.array([1.0, 1.0]))
+    b = dr.optimize.least_squares(fun, np.array([1.0, 1.0]), replay=False)
+    assert a.nfev == b.nfev and a.x.tobytes() == b.x.tobytes()
+    assert a.jac.tobytes() == b.jac.tobytes()
 
 
 def test_hessian_methods_get_exact_second_derivatives():

@@ -2,6 +2,8 @@
 same transform called directly on the same inputs (bit for bit unless a test says
 otherwise), and the stats say whether it was recorded or replayed."""
 
+import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -12,8 +14,9 @@ from dualrev.program import Program
 rng = np.random.default_rng(20261206)
 
 
-def assert_same(got, want, exact=True):
-    """Same pytree, same leaf types, same shapes and dtypes, same bits (or allclose)."""
+def assert_same(got, want, exact=True, zero_sign=True):
+    """Same pytree, same leaf types, same shapes and dtypes, same bits (or allclose;
+    without ``zero_sign``, 0.0 and -0.0 count as equal)."""
     gl, gd = dr.tree_flatten(got)
     wl, wd = dr.tree_flatten(want)
     assert gd == wd, (gd, wd)
@@ -23,7 +26,8 @@ def assert_same(got, want, exact=True):
         assert np.result_type(g) == np.result_type(w)
         if exact:
             np.testing.assert_array_equal(g, w)
-            assert np.asarray(g).tobytes() == np.asarray(w).tobytes()
+            if zero_sign:
+                assert np.asarray(g).tobytes() == np.asarray(w).tobytes()
         else:
             np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
 
@@ -100,6 +104,11 @@ def test_jacobians_and_hessians():
     for t in (dr.jacfwd, dr.jacrev, dr.jacobian, dr.hessian):
         fn = t(f) if t is not dr.hessian else t(f_elem)
         check(fn, (vec(),), (vec(4, 1),), (vec(4, 2),))
+    # more outputs than inputs: jacobian pushes tangents along its tape (Tape.push)
+    wide = dr.jacobian(lambda x: np.concatenate([np.sin(x), x ** 2 * x[0]]))
+    check(wide, (vec(3),), (vec(3, 1),), (vec(3, 2),))
+    # integer and boolean arrays are differentiated as float64, as without replay
+    check(dr.grad(lambda x: np.sum(x ** 2.5)), (np.array([1, 2]),), (np.array([3, 4]),))
 
 
 def test_hvp_and_jvp_closures_and_vjp():
@@ -122,3 +131,550 @@ def test_vmap_and_vmap_of_grad():
 def test_nested_transforms():
     check(dr.grad(dr.grad(lambda x: np.sin(x) * x ** 3)), (0.3,), (1.7,))
     check(dr.jacfwd(dr.grad(rosen)), (vec(),), (vec(4, 1),))
+
+
+# ------------------------------------------------------------------ control flow
+def branchy(x):
+    if x.sum() > 0:
+        return np.sum(x ** 2)
+    return np.sum(np.sin(x))
+
+
+def test_branch_flip_records_again_and_matches():
+    g = dr.grad(branchy)
+    r = dr.replay(g)
+    x = vec(4, 1)
+    x = np.abs(x)
+    for arg in (x, x * 2, -x, x, -2 * x):
+        assert_same(r(arg), g(arg))
+    s = r.stats
+    assert s.records == 2 and s.replays == 3, s
+    assert s.guard_failures and s.guard_failures[0].kind == "truth"
+    assert "x.sum() > 0" in s.guard_failures[0].where
+
+
+def test_where_mask_replays_without_guard():
+    f = dr.grad(lambda x: np.sum(np.where(x > 0, x ** 2, np.sin(x))))
+    r = check(f, (vec(6, 1),), (vec(6, 2),), (-vec(6, 1),))
+    assert all(g.kind == "finite" for p in r.programs for g in p.guards)
+
+
+def test_while_loop_on_values():
+    def f(x):
+        y = x
+        n = 0
+        while np.sum(y ** 2) > 1.0:
+            y = y * 0.5
+            n += 1
+        return np.sum(np.sin(y)) * (n + 1)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    a = np.array([3.0, 1.0])
+    for arg in (a, a * 1.01, a * 10, a * 1.02, a * 10.1):
+        assert_same(r(arg), g(arg))
+    assert r.stats.records == 2 and r.stats.replays == 3
+
+
+def test_masks_and_indices_computed_from_values_are_guarded():
+    for f in (lambda x: np.sum(x[x > 0] ** 2), lambda x: x[np.argmax(x)] ** 2,
+              lambda x: np.sum(np.sort(x) * np.arange(4.0))):
+        g = dr.grad(f)
+        r = dr.replay(g)
+        a = np.array([1.0, -2.0, 3.0, 0.5])
+        for arg in (a, a * 2, -a, a[::-1].copy(), a):
+            assert_same(r(arg), g(arg))
+
+
+# ------------------------------------------------------------------ state
+def test_inplace_writes_and_buffers():
+    def f(x):
+        y = np.zeros(3)
+        y[0] = x[0] ** 2
+        y[1:] = np.sin(x[1:])
+        z = x * 1.0
+        z[1] += 3 * x[0]
+        z *= 2
+        return np.sum(y * z)
+    check(dr.grad(f), (vec(3),), (vec(3, 1),), (vec(3, 2),))
+    check(dr.jacobian(lambda x: (lambda y: y)(np.cumsum(x))), (vec(3),), (vec(3, 1),))
+
+
+def test_captured_array_changed_in_place_records_again():
+    w = np.array([1.0, 2.0, 3.0])
+    g = dr.grad(lambda x: np.sum(w * x ** 2))
+    r = dr.replay(g)
+    x = vec(3)
+    assert_same(r(x), g(x))
+    assert_same(r(x), g(x))
+    w[1] = -5.0  # the user's array, written in place between calls
+    assert_same(r(x), g(x))
+    assert r.stats.records == 2 and r.stats.replays == 1
+    assert "changed in place" in r.stats.stale[0]
+
+
+def test_closure_cell_rebound_records_again():
+    scale = 2.0
+
+    def f(x):
+        return scale * np.sum(x ** 3)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    x = vec(3)
+    assert_same(r(x), g(x))
+    scale = 3.0  # noqa: F841  (read by f through its cell)
+    assert_same(r(x), g(x))
+    assert r.stats.records == 2 and "closure" in r.stats.stale[0]
+
+
+GLOBAL_SCALE = 2.0
+
+
+def _uses_global(x):
+    return GLOBAL_SCALE * np.sum(np.exp(x))
+
+
+def test_global_rebound_records_again():
+    global GLOBAL_SCALE
+    g = dr.grad(_uses_global)
+    r = dr.replay(g)
+    x = vec(3)
+    try:
+        assert_same(r(x), g(x))
+        GLOBAL_SCALE = 5.0
+        assert_same(r(x), g(x))
+        assert r.stats.records == 2 and "GLOBAL_SCALE" in r.stats.stale[0]
+    finally:
+        GLOBAL_SCALE = 2.0
+
+
+def test_random_draw_while_recording_warns():
+    g = dr.grad(lambda x: np.sum(x * np.random.rand(3)))
+    with pytest.warns(dr.ReplayWarning, match="random"):
+        dr.replay(g)(vec(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dr.replay(g, allow_random=True)(vec(3))
+        dr.replay(dr.grad(f_elem))(vec(3))  # no draw: no warning
+
+
+# ------------------------------------------------------------------ the cache
+def test_signatures_and_static_arguments():
+    def f(x, n, mode="sin"):
+        y = x
+        for _ in range(n):
+            y = np.sin(y) if mode == "sin" else np.cos(y)
+        return np.sum(y)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    calls = [(vec(3), 2), (vec(3, 1), 2), (vec(3), 3), (vec(4), 2), (vec(3, 2), 3)]
+    for args in calls:
+        assert_same(r(*args), g(*args))
+    assert r.stats.records == 3 and r.stats.replays == 2
+    assert_same(r(vec(3), 2, mode="cos"), g(vec(3), 2, mode="cos"))
+    assert r.stats.records == 4
+    # float32 is another signature; a float and a 0-d array are too
+    for a in (vec(3).astype(np.float32), 0.5, np.float64(0.5), np.array(0.5)):
+        assert_same(r(a, 1), g(a, 1))
+    assert r.stats.records == 8
+
+    def h(x, table):
+        return np.sum(x * table[0])
+    gh = dr.grad(h)
+    rh = dr.replay(gh, static_argnums=1)
+    assert_same(rh(vec(2), (2.0, 3.0)), gh(vec(2), (2.0, 3.0)))
+    assert_same(rh(vec(2), (4.0, 3.0)), gh(vec(2), (4.0, 3.0)))
+    assert rh.stats.records == 2
+
+
+def test_max_variants_evicts_least_recently_used():
+    g = dr.grad(lambda x: np.sum(x ** 3))
+    r = dr.replay(g, max_variants=2)
+    for n in (2, 3, 4, 2):
+        assert_same(r(vec(n)), g(vec(n)))
+    assert r.stats.records == 4 and r.stats.evictions == 2
+    assert len(r.programs) == 2
+    assert_same(r(vec(4)), g(vec(4)))
+    assert r.stats.replays == 1
+
+
+def test_too_many_recordings_run_dynamically_with_a_warning():
+    f = dr.grad(lambda x: np.sum(x[np.argmax(x)] * x))
+    r = dr.replay(f, max_records=3)
+    with pytest.warns(dr.ReplayWarning, match="recorded 3 times"):
+        for k in range(5):
+            a = np.zeros(4)
+            a[k % 4] = 1.0
+            assert_same(r(a), f(a))
+    # the fourth runs dynamically; the fifth (as the first) replays a kept variant
+    assert r.stats.records == 3 and r.stats.dynamic == 1 and r.stats.replays == 1
+
+
+def test_inside_another_transform_runs_dynamically():
+    r = dr.replay(dr.grad(lambda x: np.sum(np.sin(x) * x)))
+    outer = dr.jacfwd(r)
+    want = dr.jacfwd(dr.grad(lambda x: np.sum(np.sin(x) * x)))(vec(3))
+    assert_same(outer(vec(3)), want)
+    assert r.stats.records == 0
+
+
+def test_threads_get_the_dynamic_answers():
+    g = dr.grad(rosen)
+    r = dr.replay(g)
+    xs = [vec(6, s) for s in range(8)]
+    want = [g(x) for x in xs]
+    got = [None] * len(xs)
+
+    def work(i):
+        for _ in range(5):
+            got[i] = r(xs[i])
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for a, b in zip(got, want, strict=True):
+        assert_same(a, b)
+    assert r.stats.records == 1
+
+
+# ------------------------------------------------------------------ machinery
+def test_custom_vjp_and_custom_jvp():
+    @dr.custom_vjp
+    def softplus(x):
+        return np.log1p(np.exp(x))
+
+    def fwd(x):
+        return softplus(x), x
+
+    def bwd(x, g):
+        return (g / (1 + np.exp(-x)),)
+    softplus.defvjp(fwd, bwd)
+
+    @dr.custom_jvp
+    def cube(x):
+        return x ** 3
+
+    @cube.defjvp
+    def cube_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return x ** 3, 3 * x ** 2 * t
+    f = lambda x: np.sum(softplus(x) * cube(x))  # noqa: E731
+    check(dr.grad(f), (vec(3),), (vec(3, 1),))
+    check(dr.jacfwd(lambda x: softplus(x) * cube(x)), (vec(3),), (vec(3, 1),))
+
+
+def test_scipy_quad_with_a_closure():
+    from scipy import integrate
+
+    def f(a):
+        return integrate.quad(lambda t: np.sin(a * t) * t, 0.0, 1.0)[0]
+    g = dr.grad(f)
+    r = dr.replay(g)
+    for a in (0.5, 0.7, 0.5):
+        assert_same(r(a), g(a), exact=False)
+        assert r(a) == g(a)
+
+
+def test_nonfinite_result_takes_the_careful_path():
+    f = dr.grad(lambda x: np.sum(np.sqrt(x) * np.sqrt(x)))
+    r = dr.replay(f)
+    assert_same(r(np.array([1.0, 4.0])), f(np.array([1.0, 4.0])))
+    for _ in range(2):  # the finite guard fails; the careful recording warns every time
+        with pytest.warns(dr.NonFiniteDerivativeWarning):
+            got = r(np.array([0.0, 4.0]))
+        with pytest.warns(dr.NonFiniteDerivativeWarning):
+            assert_same(got, f(np.array([0.0, 4.0])))
+    assert r.stats.guard_failures[0].kind == "finite"
+    assert r.stats.records == 1 and "warned while recording" in r.stats.dynamic_reasons[0]
+    assert_same(r(np.array([2.0, 4.0])), f(np.array([2.0, 4.0])))
+    assert r.stats.replays == 1
+
+
+def test_a_recording_that_fails_where_the_call_does_not_falls_back(monkeypatch):
+    from dualrev import staging
+    g = dr.grad(f_elem)
+
+    def broken(self, prim, args, params):
+        raise RuntimeError("a staging bug")
+    monkeypatch.setattr(staging.StagingTrace, "process", broken)
+    r = dr.replay(g)
+    with pytest.warns(dr.ReplayWarning, match="a staging bug"):
+        assert_same(r(vec(3)), g(vec(3)))
+    assert_same(r(vec(3, 1)), g(vec(3, 1)))
+    assert r.stats.dynamic == 2 and r.stats.records == 0
+    with pytest.raises(dr.DualrevError, match="scalar output"):  # the user's own error
+        dr.replay(dr.grad(lambda x: x * 2))(vec(3))
+
+
+PARAMS = np.array([2.0, 0.5])
+
+
+def _helper(x):
+    return PARAMS[0] * np.sum(np.sin(x)) + GLOBAL_SCALE
+
+
+def _calls_helper(x):
+    return _helper(x) * np.sum(x ** 2)
+
+
+def test_elements_read_from_captured_arrays_and_helpers_globals():
+    global GLOBAL_SCALE
+    g = dr.grad(_calls_helper)
+    r = dr.replay(g)
+    x = vec(3)
+    try:
+        assert_same(r(x), g(x))
+        PARAMS[0] = 3.0  # read as a number (PARAMS[0]), never an operand: still seen
+        assert_same(r(x), g(x))
+        GLOBAL_SCALE = 7.0  # a global of a helper the function calls
+        assert_same(r(x), g(x))
+        assert_same(r(x), g(x))
+    finally:
+        PARAMS[0] = 2.0
+        GLOBAL_SCALE = 2.0
+    assert r.stats.records == 3 and r.stats.replays == 1, r.stats
+
+
+def test_a_work_buffer_written_during_the_call_is_never_replayed_stale():
+    buf = np.zeros(3)
+
+    def f(x):
+        buf[:] = [1.0, 2.0, 3.0]
+        y = np.sum(x * buf)
+        buf[0] = 10.0  # the program must keep what the first product read
+        return y + np.sum(x * buf)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    for x in (vec(3), vec(3, 1), vec(3, 2)):
+        assert_same(r(x), g(x))
+    assert r.stats.replays == 0 and len(r.stats.stale) == 2
+
+
+def test_temporaries_are_not_watched():
+    r = dr.replay(dr.hessian(rosen))
+    r(vec())
+    (variant,) = [v for vs in r._cache.values() for v in vs]
+    assert variant.watched == []  # nothing the user holds: the stale check is free
+
+
+# ------------------------------------------------------------------ the catalogue
+_A = np.random.default_rng(7).normal(size=(3, 3))
+
+
+def _ode(p):
+    from scipy.integrate import solve_ivp
+    s = solve_ivp(lambda t, y: -p[0] * y + p[1], (0, 1), np.array([1.0, 2.0]), rtol=1e-8)
+    return np.sum(s.y[:, -1])
+
+
+def _implicit(p):
+    res = dr.optimize.minimize(lambda x: np.sum((x - p) ** 2 * (1 + x ** 2)), np.zeros(3))
+    return np.sum(res.x ** 2)
+
+
+# (name, transformed function, whether a replay with new values needs no new recording)
+CATALOGUE_CASES = [
+    ("special", dr.grad(lambda x: np.sum(__import__("scipy.special").special.gammaln(
+        x ** 2 + 1) * __import__("scipy.special").special.erf(x))), True),
+    ("eigh", dr.grad(lambda x: np.sum(np.linalg.eigh(np.outer(x, x) + np.diag(x))[0] ** 2)),
+     True),
+    ("svd", dr.jacobian(lambda x: np.linalg.svd(_A * x)[1]), True),
+    ("det_inv", dr.grad(lambda x: np.linalg.det(_A + np.diag(x))
+                        + np.sum(np.linalg.inv(_A + np.diag(x)))), True),  # a truth guard
+    ("fft", dr.grad(lambda x: np.sum(np.abs(np.fft.fft(x)) ** 2)), True),
+    ("np_array", dr.grad(lambda x: np.sum(np.array([x[0] * x[1], x[2], 3.0]) ** 2)), True),
+    ("math", dr.grad(lambda x: __import__("math").exp(x[0]) * __import__("math").sin(x[1])),
+     True),
+    ("at", dr.grad(lambda x: np.sum(dr.at(x)[1].set(x[0] ** 2) * x)), True),
+    ("stop_gradient", dr.grad(lambda x: np.sum(x * dr.stop_gradient(x ** 2))), True),
+    ("vmap_jacfwd", lambda x: dr.vmap(dr.jacfwd(lambda y: np.sin(y) * y[0]))(
+        np.stack([x, 2 * x])), True),
+    ("complex", lambda x: dr.grad(lambda z: np.abs(np.sum(z ** 2)) ** 2)(x * (1 + 2j)), True),
+    ("float32", lambda x: dr.grad(lambda y: np.sum(np.sin(y) ** 2))(x.astype(np.float32)),
+     True),
+    # these convert values (a solver, a Python loop over a batch): equal-guarded, so a
+    # new value records again, and the answers are still the dynamic ones
+    ("solve_ivp", lambda x: dr.grad(_ode)(x[:2]), False),
+    ("implicit", dr.grad(_implicit), False),
+    ("vmap_loop", lambda x: dr.vmap(lambda y: np.sum(
+        np.linalg.slogdet(np.outer(y, y) + np.eye(3))[1]))(np.stack([x, x + 1])), False),
+]
+
+
+@pytest.mark.parametrize("name,fn,replays", CATALOGUE_CASES,
+                         ids=[c[0] for c in CATALOGUE_CASES])
+def test_catalogue_families_replay_as_the_dynamic_transform(name, fn, replays):
+    xs = [np.random.default_rng(s).uniform(0.2, 1.2, 3) for s in range(3)]
+    r = dr.replay(fn)
+    for x in xs:
+        assert_same(r(x), fn(x))
+    assert r.stats.dynamic == 0
+    if replays:
+        assert r.stats.records == 1 and r.stats.replays == 2, r.stats
+    else:
+        assert r.stats.records == 3, r.stats
+
+
+def test_a_math_domain_error_on_a_replay_is_raised():
+    import math
+    g = dr.grad(lambda x: math.log(x) * x)
+    r = dr.replay(g)
+    assert_same(r(2.0), g(2.0))
+    with pytest.raises(ValueError, match="math domain error"):
+        r(-1.0)
+    assert_same(r(3.0), g(3.0))
+    assert r.stats.records == 1 and r.stats.replays == 1
+
+
+def test_side_effects_happen_only_while_recording(capsys):
+    def f(x):
+        print("traced")
+        return np.sum(x ** 2)
+    r = dr.replay(dr.grad(f))
+    for x in (vec(2), vec(2, 1), vec(2, 2)):
+        r(x)
+    assert capsys.readouterr().out == "traced\n"
+
+
+def test_writes_into_arguments_reach_the_callers_arrays():
+    def f(x, y, s):
+        y[0] = 5.0  # a non-differentiated argument: NumPy writes the caller's array
+        t = s
+        s += 1.0  # a 0-d array argument: t sees the write
+        return np.sum(x * y) * t
+
+    def traced_write(x, y):
+        y[0] = x[0]  # a traced value into a plain argument: refused, as without replay
+        return np.sum(x * y)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    for k in range(3):
+        x = vec(2, k)
+        y1, y2 = np.array([1.0, 2.0]) * k, np.array([1.0, 2.0]) * k
+        s1, s2 = np.array(1.0 + k), np.array(1.0 + k)
+        assert_same(r(x, y1, s1), g(x, y2, s2))
+        assert y1.tobytes() == y2.tobytes() and s1.tobytes() == s2.tobytes()
+    assert r.stats.records == 1 and r.stats.replays == 2
+    with pytest.raises(dr.DualrevError) as dynamic:
+        dr.grad(traced_write)(vec(2), np.ones(2))
+    with pytest.raises(type(dynamic.value)):
+        dr.replay(dr.grad(traced_write))(vec(2), np.ones(2))
+
+
+# ------------------------------------------------------------------ random programs
+def _branching(indices, flips):
+    """A random program of tests/test_random_programs.py's steps whose every
+    ``flips[k]``-th step is taken only when a value-dependent test holds: the branch
+    taken changes from one point to the next."""
+    from tests.test_random_programs import STEPS
+    chosen = [STEPS[i][1] for i in indices]
+
+    def program(v):
+        for k, step in enumerate(chosen):
+            if k in flips and np.sum(v) > 0:  # a branch on values
+                v = np.sin(v) + step(v)
+            else:
+                v = step(v)
+        return np.sum(v * v)
+    return program
+
+
+REPLAY_RUNS = {"programs": 0, "records": 0, "replays": 0, "flips": 0}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.filterwarnings("ignore::dualrev.NonFiniteDerivativeWarning")
+def test_random_programs_with_flipping_branches_replay_as_the_dynamic_grad():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tests.test_random_programs import STEPS, edgy_points
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(st.integers(0, len(STEPS) - 1), min_size=1, max_size=4),
+           st.sets(st.integers(0, 3), max_size=2),
+           st.lists(edgy_points, min_size=3, max_size=3))
+    def run(indices, flips, xs):
+        program = _branching(indices, flips)
+        for tr in (dr.grad, dr.value_and_grad):
+            fn = tr(program)
+            r = dr.replay(fn)
+            for x in [*xs, xs[0], -xs[0]]:
+                try:
+                    want = fn(x)
+                except dr.DualrevError as e:  # a refusal: replay refuses the same way
+                    with pytest.raises(type(e)):
+                        r(x)
+                    continue
+                # the sign of a zero may differ: the dynamic call's shortcut (a
+                # cotangent scattered into the pass's zero buffer, 0 + -0 = 0) and its
+                # plain path, which the recording takes, already differ there
+                assert_same(r(x), want, zero_sign=False)
+            REPLAY_RUNS["programs"] += 1
+            REPLAY_RUNS["records"] += r.stats.records
+            REPLAY_RUNS["replays"] += r.stats.replays
+            REPLAY_RUNS["flips"] += len(r.stats.guard_failures)
+    run()
+    assert REPLAY_RUNS["replays"] > 0 and REPLAY_RUNS["flips"] > 0, REPLAY_RUNS
+
+
+
+def test_static_callables_by_identity_and_thrashing():
+    def f(x, h):
+        return np.sum(h(x))
+    g = dr.grad(f)
+    r = dr.replay(g, max_records=2)
+    square = lambda t: t ** 2  # noqa: E731
+    assert_same(r(vec(3), square), g(vec(3), square))
+    assert_same(r(vec(3, 1), square), g(vec(3, 1), square))
+    assert r.stats.records == 1 and r.stats.replays == 1
+    # a new lambda per call: a new signature each time (never another's program, even
+    # where CPython reuses a freed lambda's id), then dynamic calls after a warning
+    with pytest.warns(dr.ReplayWarning, match="nearly every call"):
+        for k in range(8):
+            h = lambda t, k=k: t ** (k + 2)  # noqa: E731
+            assert_same(r(vec(3), h), g(vec(3), h))
+    assert r.stats.dynamic > 0
+    assert_same(r(vec(3, 2), square), g(vec(3, 2), square))  # still replayed
+
+
+def test_the_careful_path_replays_with_its_decisions_guarded():
+    # a masked singular branch: the plain pass gives nan, the careful pass (strong zeros)
+    # a finite gradient without a warning, so that recording is kept and replayed
+    f = dr.grad(lambda x: np.sum(np.tril(np.sqrt((x[:, None] - x[None, :]) ** 2), -1)))
+    r = dr.replay(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dr.NonFiniteDerivativeWarning)
+        for x in (np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0, 2.0]),
+                  np.array([0.5, 0.25, 4.0]), np.array([1.0, 2.0, 3.0])):
+            assert_same(r(x), f(x))
+    assert r.stats.records >= 1 and r.stats.replays >= 1, r.stats
+    assert not r.stats.dynamic_reasons
+
+
+def test_the_layout_of_an_argument_is_part_of_the_signature():
+    def f(x, y):
+        return np.sum(x * y.ravel())  # a view of a contiguous y, a copy of a strided one
+    g = dr.grad(f)
+    r = dr.replay(g)
+    base = np.arange(8.0)
+    for y in (base[::2], base[:4].copy(), base[1::2], base[4:].copy()):
+        assert_same(r(vec(4), y), g(vec(4), y))
+    assert r.stats.records == 2 and r.stats.replays == 2
+
+
+def test_writes_through_views_of_plain_arguments():
+    def f(x, y):
+        v = y.ravel()  # a view of a contiguous y: the write reaches the caller's array;
+        v[0] = 10.0  # a copy of a strided one, which a staged y refuses (as dualrev
+        return np.sum(x * y)  # refuses it for traced values): that call runs dynamically
+    g = dr.grad(f)
+    r = dr.replay(g)
+    y1, y2 = np.arange(4.0), np.arange(4.0)
+    assert_same(r(vec(4), y1), g(vec(4), y2))
+    assert y1.tobytes() == y2.tobytes() and y1[0] == 10.0
+    y1, y2 = np.arange(8.0)[::2], np.arange(8.0)[::2]
+    with pytest.warns(dr.ReplayWarning, match="recording f failed"):
+        assert_same(r(vec(4), y1), g(vec(4), y2))
+    assert y1.tobytes() == y2.tobytes()
+    assert r.stats.dynamic == 1 and r.stats.records == 1

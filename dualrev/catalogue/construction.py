@@ -25,7 +25,15 @@ import scipy.special as sc
 from ..errors import DualrevError, TracerConversionError
 from ..inplace import clone, is_scalar_like
 from ..namespace import replace_while_tracing
-from ..primitive import FUNCTION_HANDLERS, METHODS, Tracer, concrete, dtype_of, shape_of
+from ..primitive import (
+    FUNCTION_HANDLERS,
+    METHODS,
+    Tracer,
+    concrete,
+    decide,
+    dtype_of,
+    shape_of,
+)
 
 # The originals, captured at import: a wrapper bound by a module imported while a
 # transform runs (``from numpy import asarray``) keeps calling these afterwards.
@@ -37,6 +45,7 @@ _asfortranarray = np.asfortranarray
 _asarray_chkfinite = np.asarray_chkfinite
 _ndarray = np.ndarray
 _F64 = np.dtype(np.float64)
+_MATH_OWN = {k: v for k, v in vars(math).items() if callable(v)}  # math's own functions
 # NumPy's copy= also takes its enum (array-api-compat passes it)
 _COPY_MODES = {np._CopyMode.ALWAYS: True, np._CopyMode.IF_NEEDED: None,
                np._CopyMode.NEVER: False}
@@ -446,9 +455,25 @@ def _math_args(name: str, args: tuple[Any, ...]) -> list[Any]:
 
 def _check_domain(orig: Any, args: list[Any]) -> None:
     """Run the math function on the values (every element of a batch), so that its
-    ValueError ("math domain error") and OverflowError are raised as math raises them."""
-    plain = [np.asarray(concrete(a), dtype=float) if isinstance(a, Tracer) else a
-             for a in args]
+    ValueError ("math domain error") and OverflowError are raised as math raises them
+    (under dualrev.replay a recorded decision: a replay outside the domain records
+    again, and that raises)."""
+    if any(isinstance(a, Tracer) for a in args) and decide(
+            _in_domain, *args, name=orig.__name__):
+        return
+    _raise_out_of_domain(orig, [concrete(a) for a in args])
+
+
+def _in_domain(*args: Any, name: str) -> bool:
+    try:
+        _raise_out_of_domain(_MATH_OWN[name], list(args))
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+def _raise_out_of_domain(orig: Any, args: list[Any]) -> None:
+    plain = [np.asarray(a, dtype=float) for a in args]
     if all(np.ndim(p) == 0 for p in plain):
         orig(*(float(p) if isinstance(p, np.ndarray) else p for p in plain))
         return

@@ -43,6 +43,7 @@ from ..primitive import (
     Primitive,
     bind,
     concrete,
+    decide,
     dtype_of,
     is_complex,
     ndim_of,
@@ -225,7 +226,12 @@ _DET_COND_LIMIT = 1e6  # det(A) A^-1 then keeps about 10 correct digits
 
 
 def _det_well_conditioned(a: Any) -> bool:
-    v = np.asarray(concrete(a))  # a whole batch at once: both forms are exact
+    # a whole batch at once: both forms are exact (a replay guards the decision)
+    return decide(_det_condition_ok, a)
+
+
+def _det_condition_ok(v: Any) -> bool:
+    v = np.asarray(v)
     if v.size == 0 or not np.all(np.isfinite(v)):
         return True  # nothing to guard (an empty stack; nan in, nan out)
     s = np.linalg.svd(v, compute_uv=False)
