@@ -12,6 +12,8 @@ Each time is the median of repeated calls in this process, after a warm-up call.
 from __future__ import annotations
 
 import argparse
+import inspect
+import math
 import os
 import platform
 import statistics
@@ -132,7 +134,9 @@ def bench_rosen_grad() -> None:
     for n in (10, 10**4, 10**6):
         x = np.random.default_rng(0).uniform(-1, 1, n)
         base = lambda: rosen(x)
-        entries: dict[str, Any] = {"dualrev grad": lambda: dr.grad(rosen)(x)}
+        rg = dr.replay(dr.grad(rosen))
+        entries: dict[str, Any] = {"dualrev grad": lambda: dr.grad(rosen)(x),
+                                   "dualrev replay(grad)": lambda: rg(x)}
         if autograd:
             g = autograd.grad(lambda x: rosen(x, anp))
             entries["autograd grad"] = lambda: g(x)
@@ -154,7 +158,9 @@ def bench_scalar_loop() -> None:
         x = np.random.default_rng(0).uniform(-1, 1, n)
         xl = [float(v) for v in x]
         base = lambda: rosen_loop(xl)
-        entries: dict[str, Any] = {"dualrev grad": lambda: dr.grad(rosen_loop)(x)}
+        rg = dr.replay(dr.grad(rosen_loop))
+        entries: dict[str, Any] = {"dualrev grad": lambda: dr.grad(rosen_loop)(x),
+                                   "dualrev replay(grad)": lambda: rg(x)}
         if autograd:
             g = autograd.grad(rosen_loop)
             entries["autograd grad"] = lambda: g(x)
@@ -176,10 +182,14 @@ def bench_jacobian() -> None:
         x = rng.standard_normal(n)
         f = lambda x: np.tanh(A @ x)
         base = lambda: f(x)
+        rf, rr, rj = dr.replay(dr.jacfwd(f)), dr.replay(dr.jacrev(f)), dr.replay(dr.jacobian(f))
         entries: dict[str, Any] = {
             "dualrev jacfwd": lambda: dr.jacfwd(f)(x),
             "dualrev jacrev": lambda: dr.jacrev(f)(x),
             "dualrev jacobian": lambda: dr.jacobian(f)(x),
+            "dualrev replay(jacfwd)": lambda: rf(x),
+            "dualrev replay(jacrev)": lambda: rr(x),
+            "dualrev replay(jacobian)": lambda: rj(x),
         }
         if autograd:
             ja = autograd.jacobian(lambda x: anp.tanh(anp.dot(A, x)))
@@ -224,7 +234,9 @@ def bench_hessian() -> None:
     for n in (20, 100):
         loss, w, X, y = mlp_problem(n)
         base = lambda: loss(w)
-        entries: dict[str, Any] = {"dualrev hessian": lambda: dr.hessian(loss)(w)}
+        rh = dr.replay(dr.hessian(loss))
+        entries: dict[str, Any] = {"dualrev hessian": lambda: dr.hessian(loss)(w),
+                                   "dualrev replay(hessian)": lambda: rh(w)}
         if autograd:
             ha = autograd.hessian(lambda w: loss(w, xp=anp))
             entries["autograd hessian"] = lambda: ha(w)
@@ -244,7 +256,8 @@ def bench_hessian() -> None:
     x = np.random.default_rng(3).uniform(-1, 1, n)
     v = np.random.default_rng(4).standard_normal(n)
     base = lambda: rosen(x)
-    entries = {"dualrev hvp": lambda: dr.hvp(rosen)(x, v)}
+    rv = dr.replay(dr.hvp(rosen))
+    entries = {"dualrev hvp": lambda: dr.hvp(rosen)(x, v), "dualrev replay(hvp)": lambda: rv(x, v)}
     if autograd:
         ha = autograd.hessian_vector_product(lambda x: rosen(x, anp))
         entries["autograd hvp"] = lambda: ha(x, v)
@@ -271,7 +284,18 @@ def bench_optimize() -> None:
 
     hand = lambda x: (scipy.optimize.rosen(x), scipy.optimize.rosen_der(x))
     base = lambda: run(hand)
-    entries: dict[str, Any] = {"dualrev value_and_grad": lambda: run(dr.value_and_grad(rosen))}
+    entries: dict[str, Any] = {
+        "dualrev value_and_grad": lambda: run(dr.value_and_grad(rosen)),
+        # a fresh replay per minimisation: its recording and compilation are counted
+        "dualrev replay(value_and_grad)": lambda: run(dr.replay(dr.value_and_grad(rosen))),
+    }
+    if "replay" in inspect.signature(dr.optimize.minimize).parameters:
+        entries["dualrev.optimize.minimize (replay)"] = lambda: dr.optimize.minimize(
+            rosen, x0, replay=True, **opts)
+        entries["dualrev.optimize.minimize (replay=False)"] = lambda: dr.optimize.minimize(
+            rosen, x0, replay=False, **opts)
+    else:
+        entries["dualrev.optimize.minimize"] = lambda: dr.optimize.minimize(rosen, x0, **opts)
     if autograd:
         vg = autograd.value_and_grad(lambda x: rosen(x, anp))
         entries["autograd value_and_grad"] = lambda: run(vg)
@@ -287,7 +311,10 @@ def bench_optimize() -> None:
             return float(v), g.numpy()
         entries["torch.func grad_and_value"] = lambda: run(tvg)
     res = run(dr.value_and_grad(rosen))
-    print(f"\n  (BFGS: {res.nit} iterations, {res.nfev} evaluations, f = {res.fun:.2e})")
+    hand_res = run(hand)
+    rep = run(dr.replay(dr.value_and_grad(rosen)))
+    print(f"\n  (BFGS: {res.nit} iterations, {res.nfev} evaluations, f = {res.fun:.2e}; "
+          f"rosen_der: {hand_res.nit} iterations; replay: {rep.nit} iterations)")
     report("5. BFGS rosen n=100 (ratio to hand-written rosen_der)", base, entries)
 
 
@@ -463,6 +490,64 @@ def bench_buffers() -> None:
         print(f"  {label:28s} {t:11.3e} s {t / one:8.1f}x")
 
 
+def sin_loop(y: Any, xp: Any = np, steps: int = 1000) -> Any:
+    """The issue's scalar loop: ``y = sin(y) * 1.0001 + 0.001``, ``steps`` times."""
+    for _ in range(steps):
+        y = xp.sin(y) * 1.0001 + 0.001
+    return y
+
+
+def bench_replay_loop() -> None:
+    """Replayed grad of a scalar loop against the same loop on Python floats (math.sin)."""
+    y0 = 0.3
+    base = lambda: sin_loop(y0, math)
+    rg = dr.replay(dr.grad(sin_loop))
+    entries: dict[str, Any] = {"dualrev grad": lambda: dr.grad(sin_loop)(y0),
+                               "dualrev replay(grad)": lambda: rg(y0)}
+    if autograd:
+        ga = autograd.grad(lambda y: sin_loop(y, anp))
+        entries["autograd grad"] = lambda: ga(y0)
+    if jax:
+        def jloop(y: Any) -> Any:
+            return jax.lax.fori_loop(0, 1000, lambda i, y: jnp.sin(y) * 1.0001 + 0.001, y)
+        gj = jax.jit(jax.grad(jloop))
+        entries["jax grad (jit, fori_loop)"] = lambda: gj(y0).block_until_ready()
+    if torch:
+        gt = tf.grad(lambda y: sin_loop(y, torch))
+        yt = torch.tensor(y0, dtype=torch.float64)
+        entries["torch.func grad"] = lambda: gt(yt)
+    report("10. grad of y = sin(y) * 1.0001 + 0.001, 1000 steps (ratio to the loop on "
+           "Python floats)", base, entries)
+
+
+def bench_recording() -> None:
+    """What a replay's first calls cost against one dynamic call of the transform: the
+    recording (first call) and the compilation (second call, which also runs)."""
+    x10 = np.random.default_rng(0).uniform(-1, 1, 10)
+    loss, w, _, _ = mlp_problem(20)
+    cases = {"grad rosen n=10": (lambda: dr.grad(rosen), (x10,)),
+             "grad scalar loop 1000 steps": (lambda: dr.grad(sin_loop), (0.3,)),
+             "hessian MLP n=20": (lambda: dr.hessian(loss), (w,))}
+    reps = 3 if QUICK else 7
+    for name, (make, args) in cases.items():
+        dyn = median_time(lambda make=make, args=args: make()(*args), budget=0.2)
+        rec, first = [], []
+        for _ in range(reps):
+            r = dr.replay(make())
+            t0 = time.perf_counter()
+            r(*args)
+            t1 = time.perf_counter()
+            r(*args)
+            t2 = time.perf_counter()
+            rec.append(t1 - t0)
+            first.append(t2 - t1)
+        for label, ts in (("recording (first call)", rec),
+                          ("compiling + running (second call)", first)):
+            t = statistics.median(ts)
+            ROWS.append((f"11. {name} (ratio to one dynamic call)", label, t, t / dyn))
+            print(f"  11. {name:28s} {label:34s} {t:11.3e} s {t / dyn:8.1f}x")
+
+
 def machine() -> str:
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
@@ -503,7 +588,8 @@ def main() -> None:
     print(machine())
     benches = {"1": bench_rosen_grad, "2": bench_scalar_loop, "3": bench_jacobian,
                "4": bench_hessian, "5": bench_optimize, "6": bench_memory,
-               "7": bench_ndimage, "8": bench_namespace, "9": bench_buffers}
+               "7": bench_ndimage, "8": bench_namespace, "9": bench_buffers,
+               "10": bench_replay_loop, "11": bench_recording}
     chosen = args.only.split(",") if args.only else list(benches)
     for k in chosen:
         benches[k]()

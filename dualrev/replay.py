@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .compile import compile_program
 from .diagnose import library_file
 from .errors import ReplayError, ReplayWarning
 from .primitive import Tracer
@@ -38,8 +39,9 @@ _DYNAMIC_SCALARS = (float, complex, np.floating, np.complexfloating)
 
 
 def _compile_default(program: Program) -> Callable[[Sequence[Any]], list[Any]]:
-    """The default runner of a recorded program: the reference interpreter."""
-    return program.run
+    """The default runner of a recorded program: compiled to Python source
+    (dualrev/compile.py) at its first replay, for the signature it was recorded for."""
+    return compile_program(program)
 
 
 class GuardFailure:
@@ -239,8 +241,8 @@ class Replayed:
     Attributes:
         stats: a ``ReplayStats``.
         compile: turns a recorded ``Program`` into the function that runs it on a list
-            of input leaves (``Program.run`` by default); replace it to run compiled
-            code instead.
+            of input leaves (a ``dualrev.compile.Runner`` by default; ``Program.run``
+            to run the reference interpreter instead).
     """
 
     compile: Callable[[Program], Callable[[Sequence[Any]], list[Any]]] = staticmethod(

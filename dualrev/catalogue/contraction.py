@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import config
+from ..compile import register_inline
 from ..errors import InPlaceError
 from ..inplace import note_view
 from ..primitive import (
@@ -140,6 +141,8 @@ def _matmul_batch(args: list[Any], batched: tuple[bool, ...]) -> Any:
 
 
 matmul_p = Primitive("matmul", _matmul_impl)
+register_inline(matmul_p, lambda out, args, params, seen, name: (
+    f"{out} = {name(np.matmul)}({args[0]}, {args[1]})" if not params else None))
 matmul_p.defjvp(lambda g, ans, a, b: bind(matmul_p, (g, b), {}),
                 lambda g, ans, a, b: bind(matmul_p, (a, g), {}))
 matmul_p.defvjp(_matmul_vjp_a, _matmul_vjp_b, saves=("a.shape b", "a b.shape"))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..batching import on_plain_values, rebatch
+from ..compile import register_inline
 from ..errors import InPlaceError
 from ..primitive import (
     METHODS,
@@ -169,6 +170,8 @@ fmod_p = elementwise(
 power_p = elementwise(np.power, _power_dx, _power_dy, scalar_impl=_scalar_power, saves="x y")
 # ndarray ** y takes NumPy's fast paths (x**2 is a square_p, not a pow: 2.4x faster)
 power_p.impl = lambda x, y: x**y if type(x) is np.ndarray else np.power(x, y)
+register_inline(power_p, lambda out, args, params, seen, name: (
+    f"{out} = {args[0]} ** {args[1]}" if seen[0].type is np.ndarray and not params else None))
 float_power_p = elementwise(np.float_power, _power_dx, _power_dy, saves="x y")
 square_p = elementwise(np.square, lambda ans, x: 2.0 * x, saves="x")
 reciprocal_p = elementwise(np.reciprocal, lambda ans, x: -ans * ans, saves="ans")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..batching import is_batched, materialize, on_plain_values
+from ..compile import register_inline
 from ..errors import BatchedValueError, DualrevError
 from ..inplace import is_scalar_index, note_view
 from ..primitive import (
@@ -103,6 +104,40 @@ def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...])
 
 gather_p = Primitive("getitem", _gather_impl)
 scatter_p = Primitive("scatter_add", _scatter_impl)
+
+
+# Replayed programs (dualrev/compile.py) index inline and scatter without the impl's frame
+def _gather_source(out: str, args: list[str], params: dict[str, Any], seen: list[Any],
+                   name: Any) -> str | None:
+    nb, idx = params["nb"], params["idx"]
+    if seen[0].type is float or (nb and not is_basic(idx)):
+        return None
+    return f"{out} = {args[0]}[{name((slice(None),) * nb + idx)}]"
+
+
+def _scatter_source(out: str, args: list[str], params: dict[str, Any], seen: list[Any],
+                    name: Any) -> str | None:
+    nb, idx = params["nb"], params["idx"]
+    if seen[0].type is not np.ndarray or seen[0].dtype.kind not in "fc" or not is_basic(idx):
+        return None
+    shape = seen[0].shape[:nb] + tuple(params["shape"])
+    return (f"{out} = zeros({name(shape)}, {name(seen[0].dtype)}); "
+            f"{out}[{name((slice(None),) * nb + idx)}] = {args[0]}")
+
+
+def _scatter_into(target: str, args: list[str], params: dict[str, Any], seen: list[Any],
+                  name: Any) -> str | None:
+    # add(a, scatter(v)) as a[idx] += v: the backward pass's own accumulation (vjp_add)
+    nb, idx = params["nb"], params["idx"]
+    s = seen[0]
+    if not is_basic(idx) or not (s.type in (float, np.float64) or (
+            s.type is np.ndarray and s.dtype.kind == "f")):
+        return None
+    return f"{target}[{name((slice(None),) * nb + idx)}] += {args[0]}"
+
+
+register_inline(gather_p, _gather_source)
+register_inline(scatter_p, _scatter_source, fresh=True, accumulate=_scatter_into)
 
 gather_p.defjvp(lambda g, ans, x, idx, nb: bind(gather_p, (g,), {"idx": idx, "nb": nb}))
 gather_p.defvjp(lambda g, ans, x, idx, nb: bind(

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..batching import is_batched, leading_axis_rule, stand_in, without_derivatives
+from ..compile import register_inline
 from ..errors import DualrevError, InPlaceError
 from ..inplace import clone
 from ..primitive import (
@@ -62,6 +63,9 @@ def _sum_impl(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
 
 
 sum_p = Primitive("sum", _sum_impl)
+register_inline(sum_p, lambda out, args, params, seen, name: (
+    f"{out} = add_reduce({args[0]}, axis={name(params['axis'])}, "
+    f"keepdims={name(params['keepdims'])})" if seen[0].type is np.ndarray else None))
 sum_p.defjvp(lambda g, ans, x, axis, keepdims: _reduced(g, axis, keepdims))
 sum_p.defvjp(lambda g, ans, x, axis, keepdims: _spread(g, x, axis, keepdims), saves="x.shape")
 sum_p.defbatch(leading_axis_rule(sum_p, "axis"))

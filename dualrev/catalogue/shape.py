@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..batching import on_plain_values
+from ..compile import register_inline
 from ..errors import DualrevError, InPlaceError
 from ..inplace import clone, note_view
 from ..primitive import (
@@ -42,6 +43,10 @@ def _reshape_impl(x: Any, shape: tuple[int, ...]) -> Any:
 
 
 reshape_p = Primitive("reshape", _reshape_impl)
+# replayed programs (dualrev/compile.py) call the method np.reshape calls for an ndarray
+register_inline(reshape_p, lambda out, args, params, seen, name: (
+    f"{out} = {args[0]}.reshape({name(params['shape'])})" if seen[0].type is np.ndarray
+    else None))
 reshape_p.defjvp(lambda g, ans, x, shape: bind(reshape_p, (g,), {"shape": shape}))
 reshape_p.defvjp(lambda g, ans, x, shape: bind(reshape_p, (g,), {"shape": shape_of(x)}),
                  saves="x.shape")
@@ -125,6 +130,9 @@ def _transpose_impl(x: Any, axes: tuple[int, ...]) -> Any:
 
 
 transpose_p = Primitive("transpose", _transpose_impl)
+register_inline(transpose_p, lambda out, args, params, seen, name: (
+    f"{out} = {args[0]}.transpose({name(params['axes'])})" if seen[0].type is np.ndarray
+    else None))
 transpose_p.defjvp(lambda g, ans, x, axes: bind(transpose_p, (g,), {"axes": axes}))
 transpose_p.defvjp(lambda g, ans, x, axes: bind(
     transpose_p, (g,), {"axes": tuple(int(a) for a in np.argsort(axes))}), saves="")
