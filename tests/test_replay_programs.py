@@ -35,7 +35,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dualrev as dr
-from dualrev.errors import DualrevError, NonFiniteDerivativeWarning
+from dualrev.errors import DualrevError, NonFiniteDerivativeWarning, ReplayWarning
+from dualrev.replay import Replayed
 
 from .aliasing_programs import interpret, scalar_of
 from .replay_programs import KINDS, build, compile_program, input_sequence, path_of
@@ -113,8 +114,6 @@ def assert_same(got: Any, want: Any, what: str) -> bool:
 #: has its reproducer below, xfail-strict, naming the part that fixes it)
 KNOWN_BROKEN: dict[str, frozenset[str]] = {
     "all": frozenset({"mask_write"}),  # test_store_through_a_mask_of_values_replays
-    # test_own_writes_into_a_buffer_are_not_stale
-    "hvp": frozenset({"buffer_loop"}), "jacfwd": frozenset({"buffer_loop"}),
 }
 #: aliasing ops whose replay records anew on every call (an ``equal`` guard on the
 #: value): their programs are compared by value only (test_layout_copies_replay)
@@ -148,7 +147,17 @@ def check_program(steps: list[tuple[int, int]], n: int, seed: int, transform: st
         if want_err is not None:
             count(f"refused alike: {want_err.__name__}")
             return
-        if assert_same(got, want, what):
+        try:
+            exact = assert_same(got, want, what)
+        except AssertionError:
+            if not reference_agrees(make, f, xs):
+                raise
+            # the reference interpreter replays right: the compiled runner is wrong
+            # (test_compiled_replay_stays_right_after_its_first_run); noted, never hidden
+            COMPILED_ONLY.append(f"{what}\n(replayed by the compiled runner)")
+            count("compiled runner wrong, reference right")
+            return
+        if exact:
             count("bit-identical")
         else:
             count(f"within 1e-12, not bit-identical: {transform}")
@@ -167,17 +176,51 @@ def check_program(steps: list[tuple[int, int]], n: int, seed: int, transform: st
         seen.add(path)
 
 
+#: programs whose compiled replay differs while the reference interpreter's agrees
+COMPILED_ONLY: list[str] = []
+
+
+def reference_agrees(make: Callable[..., Any], f: Callable[..., Any],
+                     xs: list[np.ndarray]) -> bool:
+    """Whether the same calls, replayed by the reference interpreter (``Program.run``)
+    instead of the compiled runner, equal the dynamic transform."""
+    saved = Replayed.compile
+    Replayed.compile = staticmethod(lambda program: program.run)
+    try:
+        replayed = dr.replay(make(f))
+        for x in xs:
+            got, want = outcome(replayed, x)[0], outcome(make(f), x)[0]
+            assert_same(got, want, "reference interpreter")
+    except AssertionError:
+        return False
+    finally:
+        Replayed.compile = saved
+    return True
+
+
 steps_st = st.lists(st.tuples(st.integers(0, len(KINDS) - 1), st.integers(0, 10_000)),
                     min_size=2, max_size=9)
 seeds = st.integers(0, 2**31 - 1)
 
 
-@pytest.mark.parametrize("transform", ["grad", "jacobian", "jacfwd", "hessian",
-                                       "value_and_grad", "hvp"])
 @settings(max_examples=40)
 @given(steps=steps_st, n=st.integers(3, 5), seed=seeds)
-def test_replay_agrees_on_generated_programs(transform, steps, n, seed):
+def _generated(transform, steps, n, seed):
     check_program(steps, n, seed, transform)
+
+
+@pytest.mark.parametrize("transform", ["grad", "jacobian", "jacfwd", "hessian",
+                                       "value_and_grad", "hvp"])
+def test_replay_agrees_on_generated_programs(transform):
+    """Every generated program's every call; a program that only the compiled runner
+    gets wrong (the reference interpreter right: compile's open bug, its reproducer
+    below) turns the test into an xfail naming it, after all the others are checked."""
+    COMPILED_ONLY.clear()
+    _generated(transform)
+    if COMPILED_ONLY:
+        pytest.xfail(f"compile: {len(COMPILED_ONLY)} generated program(s) replayed wrong by "
+                     f"the compiled runner, right by Program.run (see test_compiled_replay_"
+                     f"stays_right_after_its_first_run); first:\n{COMPILED_ONLY[0]}")
 
 
 @settings(max_examples=30)
@@ -296,30 +339,29 @@ def test_scalar_loop_on_python_floats_flips_and_replays():
 
 
 # ------------------------------------------------------------------ findings (reproducers)
-@pytest.mark.xfail(strict=True, raises=DualrevError,
+@pytest.mark.xfail(strict=True,
                    reason="replay (staging): a staged boolean mask in a store u[mask] = v "
                           "with an array v is taken for a vmap-batched mask "
-                          "(at.set_batched raises BatchedValueError); found by the "
-                          "generator's mask_write statement")
+                          "(at.set_batched raises BatchedValueError while recording), so "
+                          "the call falls back to the dynamic transform (ReplayWarning) "
+                          "and never replays; found by the generator's mask_write statement")
 def test_store_through_a_mask_of_values_replays():
     def f(x):
         u = x.copy()
         u[u > 0] = x[:2]
         return np.sum(u * x)
 
-    x = np.array([0.3, -0.2, 0.5])
     replayed = dr.replay(dr.grad(f))
-    np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
-    y = np.array([-0.3, 0.2, 0.5])
-    np.testing.assert_array_equal(replayed(y), dr.grad(f)(y))
+    for x in ([0.3, -0.2, 0.5], [-0.3, 0.2, 0.5], [0.3, -0.2, 0.6]):
+        x = np.array(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ReplayWarning)
+            np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
+    # recorded (the mask as a value, or guarded) and replayed at least once, never dynamic
+    assert replayed.stats.dynamic == 0 and replayed.stats.replays >= 1, \
+        (replayed.stats, replayed.stats.dynamic_reasons)
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="replay (stale check): an array the recorded program itself "
-                          "writes into (a buffer filled under hvp) is watched as a "
-                          "captured constant, found 'changed in place' after a replay and "
-                          "recorded anew every other call (results stay right); found by "
-                          "the generator's buffer_loop statement under hvp")
 def test_own_writes_into_a_buffer_are_not_stale():
     f = compile_program(
         "def f(x):\n"
@@ -363,12 +405,13 @@ def test_layout_copies_replay(fn):
         (replayed.stats, replayed.stats.guard_failures)
 
 
-@pytest.mark.xfail(strict=True, raises=DualrevError,
+@pytest.mark.xfail(strict=True,
                    reason="replay (staging): np.remainder / np.fmod (and scipy.special's "
                           "inverse distribution functions chdtriv, gdtrib, btdtria, ...) "
                           "raise InPlaceError ('a write into a value of an unknown trace') "
-                          "while recording, where the dynamic grad works; found by the "
-                          "conformance harness's replay mode (known_failures.py)")
+                          "while recording, where the dynamic grad works: the call falls "
+                          "back to the dynamic transform (ReplayWarning) and never "
+                          "replays; found by the conformance harness's replay mode")
 @pytest.mark.parametrize("fn", [np.remainder, np.fmod], ids=["remainder", "fmod"])
 def test_remainder_replays(fn):
     def f(x):
@@ -377,14 +420,13 @@ def test_remainder_replays(fn):
     replayed = dr.replay(dr.grad(f))
     for x in ([0.3, 1.2, -0.8], [0.5, 1.6, -0.1]):
         x = np.array(x)
-        np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ReplayWarning)
+            np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
+    assert (replayed.stats.records, replayed.stats.replays) == (1, 1), \
+        (replayed.stats, replayed.stats.dynamic_reasons)
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="replay: a replayed non-finite derivative comes without the "
-                          "NonFiniteDerivativeWarning the dynamic transform gives (the "
-                          "recording warns, the replays do not); found by the conformance "
-                          "harness's replay mode (np.var/np.std ddof=1 of a 0-d array)")
 def test_a_replayed_nan_derivative_warns():
     def f(x):
         return np.var(x, ddof=1)  # one element, ddof=1: nan, and a nan derivative
@@ -400,18 +442,19 @@ def test_a_replayed_nan_derivative_warns():
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="replay (staging): a rule or dispatcher that reads its input as "
-                          "a plain value (det, slogdet, pinv, lstsq, logsumexp, "
-                          "log_softmax, cov, solve_triangular, the scipy.stats pdfs...) "
-                          "puts an equal guard on the whole input, so every new input "
-                          "records anew and the function never replays (results stay "
-                          "right); found by the conformance harness's replay mode "
-                          "(REPLAY_OUTCOMES, 629 checks)")
+_PLAIN_READS = pytest.mark.xfail(
+    strict=True,
+    reason="replay (staging): a rule or dispatcher that reads its input as a plain value "
+           "(slogdet, pinv, lstsq, logsumexp, log_softmax, cov, solve_triangular, the "
+           "scipy.stats pdfs...) puts an equal guard on the whole input, so every new "
+           "input records anew and the function never replays (results stay right); "
+           "found by the conformance harness's replay mode (REPLAY_OUTCOMES)")
+
+
 @pytest.mark.parametrize("fn", [
     np.linalg.det,
-    lambda a: scipy.special.logsumexp(a),
-    lambda a: np.sum(scipy.stats.norm.pdf(a)),
+    pytest.param(lambda a: scipy.special.logsumexp(a), marks=_PLAIN_READS),
+    pytest.param(lambda a: np.sum(scipy.stats.norm.pdf(a)), marks=_PLAIN_READS),
 ], ids=["det", "logsumexp", "norm.pdf"])
 def test_rules_reading_plain_values_replay(fn):
     rng = np.random.default_rng(3)
@@ -423,14 +466,6 @@ def test_rules_reading_plain_values_replay(fn):
         (replayed.stats, replayed.stats.guard_failures)
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="replay (stale check): the cotangent buffer of a VJP closure "
-                          "(a complex cotangent broadcast to the input) is watched as a "
-                          "captured array, then written by the backward pass, so the next "
-                          "call finds it 'changed in place' and records anew (results "
-                          "stay right); found by the conformance harness's replay mode "
-                          "(REPLAY_OUTCOMES, 548 checks: complex vjp/jvp closures, "
-                          "jacfwd)")
 def test_a_vjp_closure_replays():
     u = np.complex128(1.0 + 2.0j)
 
@@ -445,3 +480,23 @@ def test_a_vjp_closure_replays():
         np.testing.assert_array_equal(got[0], want[0])
     assert replayed.stats.stale == [], replayed.stats.stale
     assert (replayed.stats.records, replayed.stats.replays) == (1, 2), replayed.stats
+
+
+@pytest.mark.xfail(strict=True,
+                   reason="compile: the compiled runner gives a wrong gradient from its "
+                          "second run on (the recording and the first replay are right, the "
+                          "reference interpreter Program.run is right every time): a "
+                          "repeated np.abs whose first result is dead, slices of the "
+                          "second; found by the generator (hessian of a generated program)")
+def test_compiled_replay_stays_right_after_its_first_run():
+    def f(x):
+        v2 = np.abs(x)  # noqa: F841  (dead, as users leave it: part of the trigger)
+        v3 = np.abs(x)
+        s4 = np.sum(v3[1:] * v3[:-1])
+        return np.sum(np.sin(v3) * v3) + 0.1 * s4
+
+    x = np.array([0.12573022, -0.13210486, 0.64042265])
+    replayed = dr.replay(dr.grad(f))
+    want = dr.grad(f)(x)
+    for call in range(4):
+        np.testing.assert_allclose(replayed(x), want, rtol=1e-12, err_msg=f"call {call}")
