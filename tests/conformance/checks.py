@@ -440,7 +440,11 @@ def _count(what: str) -> None:
 def _stats(fn: Any) -> dict[str, int]:
     """The counters of a replayed function's ``stats`` (records, replays, dynamic...)."""
     s = fn.stats
-    return {k: getattr(s, k) for k in ("records", "replays", "dynamic", "evictions")}
+    out = {k: getattr(s, k) for k in ("records", "replays", "dynamic", "evictions")}
+    # a call whose recording warned is answered by that recording run, kept nowhere: it
+    # counts in no counter, only in dynamic_reasons
+    out["dynamic_reasons"] = len(s.dynamic_reasons)
+    return out
 
 
 def _why(replayed: Any) -> str:
@@ -539,7 +543,8 @@ def check_replay(case: Case) -> None:
             _count("bit-identical" if exact else f"within tolerance: {case.name}")
             after = _stats(replayed)
             delta = {k: after[k] - before.get(k, 0) for k in after}
-            if delta.get("dynamic") == 1 and not delta.get("records"):
+            if (delta.get("dynamic") == 1 or delta.get("dynamic_reasons")) \
+                    and not delta.get("records"):
                 # an honest fallback (the recording failed, or records too often): the
                 # dynamic transform answered, with a ReplayWarning
                 why = replayed.stats.dynamic_reasons[-1] if replayed.stats.dynamic_reasons \

@@ -162,6 +162,9 @@ def replay_class(outcome: str) -> str:
                 "SciPy reads the value as a plain number)")
     if "re-records" in outcome:
         return "re-records: a guard fails at another sample (the recording depends on values)"
+    if "warned while recording" in outcome:
+        return ("runs dynamically: the recording warned (a non-finite derivative, a NumPy "
+                "deprecation) and is not kept")
     if "recording failed" in outcome:
         return ("runs dynamically: the recording fails where the dynamic transform works "
                 "(dr.replay falls back, with a ReplayWarning)")
