@@ -287,6 +287,8 @@ def test_captured_array_changed_in_place_is_followed():
     w[1] = -4.0
     np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
     np.testing.assert_array_equal(replayed(x), w * np.cos(x))
+    assert (replayed.stats.records, replayed.stats.replays) == (2, 1), replayed.stats
+    assert "changed in place" in replayed.stats.stale[-1], replayed.stats.stale
 
 
 def test_rebound_closure_cell_is_followed():
@@ -309,6 +311,8 @@ def test_rebound_closure_cell_is_followed():
     rebind(-1.0)
     np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
     np.testing.assert_array_equal(replayed(x), -3.0 * x ** 2)
+    assert (replayed.stats.records, replayed.stats.replays) == (2, 1), replayed.stats
+    assert "closure" in replayed.stats.stale[-1], replayed.stats.stale
 
 
 def test_rebound_global_is_followed():
@@ -319,6 +323,8 @@ def test_rebound_global_is_followed():
     f.__globals__["SCALE"] = 0.5
     np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
     np.testing.assert_array_equal(replayed(x), 0.5 * np.exp(x))
+    assert (replayed.stats.records, replayed.stats.replays) == (2, 1), replayed.stats
+    assert "SCALE" in replayed.stats.stale[-1], replayed.stats.stale
 
 
 def test_scalar_loop_on_python_floats_flips_and_replays():

@@ -234,3 +234,18 @@ def test_no_structural_mode_is_generated():
             assert not modes & {"jvp", "vjp", "fwdrev", "second"}, case.id
         if not case.templates():
             assert "vmap" not in modes, case.id
+
+
+def test_record_only_keeps_the_other_modes_pins():
+    """``record --run --only MODE`` re-records one mode: every other mode's pins come
+    back as recording rows with their class, fragment and triage class unchanged."""
+    from .record import kept_rows
+
+    rows = kept_rows("replay")
+    assert not any(r["key"].startswith("replay::") for r in rows)
+    kept = {r["key"]: (r["refusal"], r["message"], r["defect"]) for r in rows
+            if "refusal" in r}
+    assert kept == {k: v for k, v in EXPECTED_REFUSALS.items() if not k.startswith("replay::")}
+    rows = kept_rows("value")
+    assert {r["key"]: r["replay_outcome"] for r in rows if "replay_outcome" in r} == \
+        {k: o for k, (o, _) in REPLAY_OUTCOMES.items()}
