@@ -203,7 +203,7 @@ steps_st = st.lists(st.tuples(st.integers(0, len(KINDS) - 1), st.integers(0, 10_
 seeds = st.integers(0, 2**31 - 1)
 
 
-@settings(max_examples=40)
+@settings(max_examples=120)
 @given(steps=steps_st, n=st.integers(3, 5), seed=seeds)
 def _generated(transform, steps, n, seed):
     check_program(steps, n, seed, transform)
@@ -223,7 +223,7 @@ def test_replay_agrees_on_generated_programs(transform):
                      f"stays_right_after_its_first_run); first:\n{COMPILED_ONLY[0]}")
 
 
-@settings(max_examples=30)
+@settings(max_examples=80)
 @given(steps=steps_st, n=st.integers(3, 5), seed=seeds, branches=st.booleans())
 def test_replay_agrees_under_vmap(steps, n, seed, branches):
     """vmap(grad): branch-free programs agree; a value-dependent branch is refused by
@@ -231,7 +231,7 @@ def test_replay_agrees_under_vmap(steps, n, seed, branches):
     check_program(steps, n, seed, "vmap_grad", allow_branches=branches)
 
 
-@settings(max_examples=30)
+@settings(max_examples=80)
 @given(steps=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 7), st.integers(0, 7),
                                 st.integers(0, 10_000)), min_size=1, max_size=6),
        seed=seeds)
