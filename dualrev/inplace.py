@@ -44,6 +44,7 @@ from .primitive import (
     shape_of,
 )
 from .reverse import CONSTANT, FinishedTape, Tape, Traced
+from .staging import FinishedStagingTrace, Staged, StagingTrace
 
 _ref = weakref.ref
 _INTS = (int, np.integer)
@@ -343,6 +344,8 @@ def constant(value: Any, like: Any) -> Any:
     trace = like._trace
     if isinstance(trace, (FinishedTape, FinishedForwardTrace, FinishedBatchTrace)):
         raise EscapedTracerError(trace.what, "an in-place write")
+    if type(trace) is FinishedStagingTrace:
+        trace.process(None, (), {})  # (raises: the value escaped its recorded call)
     if isinstance(value, Tracer) and value._level >= like._level:
         return value
     return constant_on(value, trace)
@@ -361,6 +364,9 @@ def constant_on(value: Any, trace: Any) -> Any:
     if isinstance(trace, BatchTrace):
         return Batched(np.array(np.broadcast_to(concrete(value) if not isinstance(
             value, Tracer) else value, (trace.size,) + tuple(shape_of(value)))), trace)
+    if type(trace) is StagingTrace:  # a dr.replay recording: a constant of the program
+        slot = trace.const(value)
+        return Staged(trace.consts[slot], trace, slot)
     raise InPlaceError("a write into a value of an unknown trace")
 
 

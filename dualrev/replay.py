@@ -88,10 +88,21 @@ class ReplayStats:
                 f"dynamic={self.dynamic}, evictions={self.evictions})")
 
 
+def _views_of(o: ndarray, held: frozenset[int], inputs: list[Any]) -> bool:
+    """Whether the view ``o`` looks into a constant of the program (``held``: their ids)
+    or an input array."""
+    b = o.base
+    while isinstance(b, ndarray):
+        if id(b) in held or any(b is x for x in inputs):
+            return True
+        b = b.base
+    return False
+
+
 class _Variant:
     """One recorded program of a signature, with what its recording read."""
 
-    __slots__ = ("program", "run", "watched", "cells", "globals_", "copy_out")
+    __slots__ = ("program", "run", "watched", "cells", "globals_", "copy_out", "held")
 
     def __init__(self, program: Program, run: Callable[[Sequence[Any]], list[Any]],
                  watched: list[tuple[ndarray, ndarray]],
@@ -103,6 +114,9 @@ class _Variant:
         self.cells = cells
         self.globals_ = globals_
         self.copy_out = copy_out
+        #: the ids of the program's constant arrays (a result viewing one is copied)
+        self.held = frozenset(id(c) for c in program.consts.values()
+                              if isinstance(c, ndarray))
 
     def stale(self) -> str | None:
         """Why the recording no longer stands for the function, or None."""
@@ -267,6 +281,7 @@ class Replayed:
         self._records: dict[Any, int] = {}  # recordings per signature
         self._dynamic: set[Any] = set()  # signatures given up on
         self._thrashing = False  # new signatures run dynamically (see _check_thrash)
+        self._since = (0, 0)  # (records, replays) at the last clear()
         self._lock = threading.RLock()
         functools.update_wrapper(self, fn)
 
@@ -346,10 +361,13 @@ class Replayed:
             to = type(o)
             if to is not t:
                 o = _as_type(o, t)
-            elif to is ndarray and (cp or o.base is not None or not o.flags.writeable):
-                # an input, a constant, a slot returned twice, or a view (of a constant,
-                # perhaps): the caller may write into what it gets
-                o = o.copy()
+            elif to is ndarray and (cp or (o.base is not None and _views_of(o, v.held,
+                                                                          inputs))):
+                # an input, a constant, a slot returned twice, or a view of an input or a
+                # constant: the caller may write into what it gets (other results are
+                # the run's own arrays, returned as the dynamic call returns them, in
+                # their layout, which later BLAS calls' rounding depends on)
+                o = o.copy(order="K")
             res.append(o)
         wb = prog.meta.get("writeback")
         if wb:  # the call wrote into arrays it was given: so does the replay
@@ -400,16 +418,17 @@ class Replayed:
             cells, globals_, arrays = _state_of(self.fn)
             snaps = [(a, a.copy(order="K")) for a in arrays]  # as the call reads them
             rng = _rng_state()
+            failure: Exception | None = None
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     out = self.fn(*a2, **k2)
             except Exception as e:  # noqa: BLE001 - the dynamic call decides
-                trace.finish()
-                _reissue(caught)
-                return self._fallback(key, args, kwargs, e)
+                failure = e
             trace.finish()
             _reissue(caught)
+            if failure is not None:  # (outside the except block: the user's own error
+                return self._fallback(key, args, kwargs, failure)  # is not chained)
             lost = [w for w in caught if not _reproduced(w)]
             if lost:
                 # a warning of the Python code (a non-finite derivative, the user's own):
@@ -428,7 +447,9 @@ class Replayed:
                 program.meta["writeback"] = self._writeback(trace, program, inputs, dyn,
                                                             leaves)
             except ReplayError as e:
-                return self._fallback(key, args, kwargs, e)
+                failure = e
+            if failure is not None:
+                return self._fallback(key, args, kwargs, failure)
             program.meta["signature"] = key
             program.meta["function"] = getattr(self.fn, "__qualname__", repr(self.fn))
             watched = trace.watched_constants()
@@ -450,15 +471,16 @@ class Replayed:
         more than running dynamically: past ``2 * max_records`` recordings with fewer
         replays than recordings, new signatures run dynamically (with one warning)."""
         s = self.stats
-        if self._thrashing or s.records <= 2 * self.max_records or s.replays >= s.records:
+        records, replays = s.records - self._since[0], s.replays - self._since[1]
+        if self._thrashing or records <= 2 * self.max_records or replays >= records:
             return
         self._thrashing = True
         self.stats._note(self.stats.dynamic_reasons, "recording at nearly every call")
         if not self.quiet:
             name = getattr(self.fn, "__name__", "the function")
             warnings.warn(
-                f"dualrev.replay: {name} records at nearly every call ({s.records} "
-                f"recordings, {s.replays} replays: a static argument that changes at each "
+                f"dualrev.replay: {name} records at nearly every call ({records} "
+                f"recordings, {replays} replays: a static argument that changes at each "
                 "call, such as a new lambda, or values that keep failing its guards); "
                 "calls with new signatures now run without replay", ReplayWarning,
                 stacklevel=4)
@@ -546,7 +568,7 @@ class Replayed:
             seen.add(s)
             slots.append(s)
             types_.append(type(p))
-            values.append(p.copy() if copy_out[-1] and type(p) is ndarray else p)
+            values.append(p.copy(order="K") if copy_out[-1] and type(p) is ndarray else p)
         program = trace.program(slots, out_def, types_)
         return program, (values[0] if out_def is LEAF else
                          tree_unflatten(out_def, values)), tuple(copy_out)
@@ -568,6 +590,7 @@ class Replayed:
             self._records.clear()
             self._dynamic.clear()
             self._thrashing = False
+            self._since = (self.stats.records, self.stats.replays)
 
     @property
     def programs(self) -> list[Program]:

@@ -207,8 +207,12 @@ class StagingTrace:
 
 # With CPython, an array referred to only by the recording (its const_ids and snapshots
 # entries, the loop's variable and getrefcount's argument) is private to it; other
-# interpreters watch every array.
-_PRIVATE_REFS = 4 if sys.implementation.name == "cpython" else 0
+# interpreters watch every array. (A base shared by two private views counts as held
+# elsewhere: watched, which costs a comparison and is never wrong.)
+# From 3.14 the interpreter may not count the references on its own stack, so a count
+# could no longer prove an array private (as for reverse.py's elided temporaries).
+_PRIVATE_REFS = (4 if sys.implementation.name == "cpython" and sys.version_info < (3, 14)
+                 else 0)
 
 
 def _unwritable(a: ndarray) -> bool:
@@ -393,8 +397,9 @@ class FinishedStagingTrace(StagingTrace):
     __slots__ = ()
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        what = "an in-place write" if prim is None else prim.name
         raise ReplayError(f"a value staged by a finished dr.replay recording was used by "
-                          f"{prim.name} (it escaped the recorded call)",
+                          f"{what} (it escaped the recorded call)",
                           "do not keep values across calls of a replayed function")
 
     def guard(self, x: Staged, kind: str, expected: Any) -> None:

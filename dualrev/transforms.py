@@ -39,6 +39,7 @@ from .primitive import (
     unwrap_derivatives,
 )
 from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
+from .staging import Staged
 from .tracer import new_level, transform_entered, transform_exited
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
 
@@ -197,6 +198,10 @@ def _distinct(values: list[Any]) -> list[Any]:
             if id(v) in seen or not v.flags.writeable:
                 v = v.copy()
             seen.add(id(v))
+        elif type(v) is Staged and type(v.primal) is np.ndarray and (
+                id(v) in seen or not v.primal.flags.writeable):
+            v = v.copy()  # (a dr.replay recording: the copy is an operation of its own)
+            seen.add(id(v))
         out.append(v)
     return out
 
@@ -298,12 +303,15 @@ def _zeros(shape: tuple[int, ...], like: Any = None) -> np.ndarray:
 
 
 def _result(x: Any) -> Any:
-    """A plain scalar result as a NumPy float, arrays and tracers as they are."""
+    """A plain scalar result as a NumPy float, arrays and tracers as they are (a value of
+    a dr.replay recording as the plain value it stands for: its 0-d array indexed)."""
     if isinstance(x, np.ndarray):
         if x.ndim == 0:
             return x[()]
         if type(x) is PlainInput:  # a non-differentiated argument returned: the caller's
             return x.plain()
+    elif type(x) is Staged and type(x.primal) is np.ndarray and not x.primal.ndim:
+        return x[()]
     return x
 
 
