@@ -580,8 +580,8 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
         if form == "call":
             argsrc = [use(a) for a in args]
             extra = ""
-            if _fresh(op.prim, op.params) and not op.params and seen[out].type is np.ndarray \
-                    and seen[out].shape:
+            if shortcuts and _fresh(op.prim, op.params) and not op.params \
+                    and seen[out].type is np.ndarray and seen[out].shape:
                 target = _reusable(args, i, out, seen, owned, groups, group_last, outgroups)
                 if target is not None:  # (dead after this line: no union needed)
                     extra = f", out={names[target]}"

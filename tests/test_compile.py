@@ -29,6 +29,14 @@ U = {f: UFUNC_HANDLERS[f] for f in (
     np.log2, np.arcsinh)}
 
 
+@pytest.fixture(autouse=True)
+def _shortcuts_on():
+    # the listings these tests read are the shortcut forms (scalar lines, out=, inline
+    # forms); the agreement tests take the switch as a parameter
+    with config.shortcuts(True):
+        yield
+
+
 def _same(a, b):
     assert type(a) is type(b), (type(a), type(b))
     assert same_value(a, b) or (isinstance(a, np.ndarray) and a.dtype == object
@@ -438,15 +446,17 @@ def _check_random(program, leaves, others):
         _agree(program, r, leaves)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["shortcuts", "no-shortcuts"])
 @settings(max_examples=150)
-@given(programs())
-def test_random_programs_bit_for_bit(case):
+@given(case=programs())
+def test_random_programs_bit_for_bit(fast, case):
     program, leaves, others = case
     # with NumPy's functions everywhere (no math stand-ins) every bit agrees
     saved = dict(comp.MATH_FUNCTIONS)
     comp.MATH_FUNCTIONS.clear()
     try:
-        _check_random(program, leaves, others)
+        with config.shortcuts(fast):
+            _check_random(program, leaves, others)
     finally:
         comp.MATH_FUNCTIONS.update(saved)
 
@@ -514,10 +524,16 @@ RECORDED = {
 }
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["shortcuts", "no-shortcuts"])
 @pytest.mark.parametrize("name", list(RECORDED))
-def test_recorded_programs(name):
+def test_recorded_programs(name, fast, _shortcuts_on):
     """Programs dr.replay records from real transforms: compiled == Program.run bit for
     bit (NumPy's functions everywhere), and the replay == the dynamic transform."""
+    with config.shortcuts(fast):
+        _check_recorded(name)
+
+
+def _check_recorded(name):
     make, draw = RECORDED[name]
     rng = np.random.default_rng(11)
     replayed = dualrev.replay(make())
