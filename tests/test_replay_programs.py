@@ -411,13 +411,6 @@ def test_layout_copies_replay(fn):
         (replayed.stats, replayed.stats.guard_failures)
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="replay (staging): np.remainder / np.fmod (and scipy.special's "
-                          "inverse distribution functions chdtriv, gdtrib, btdtria, ...) "
-                          "raise InPlaceError ('a write into a value of an unknown trace') "
-                          "while recording, where the dynamic grad works: the call falls "
-                          "back to the dynamic transform (ReplayWarning) and never "
-                          "replays; found by the conformance harness's replay mode")
 @pytest.mark.parametrize("fn", [np.remainder, np.fmod], ids=["remainder", "fmod"])
 def test_remainder_replays(fn):
     def f(x):
