@@ -14,8 +14,10 @@ signs and scales alternate. For every call:
 - a refusal of the dynamic transform is the replay's refusal too (same class), and so is
   a warning about a non-finite derivative;
 - ``stats`` shows a recording exactly on the calls whose *path* (the outcomes of every
-  ``if``/``while``/``max`` decision, from an instrumented plain run) was not seen before,
-  and a replay on every other call.
+  ``if``/``while``/``max`` decision, and the values that decide a mask or an index, from
+  an instrumented plain run) was not seen before, and a replay on every other call; as
+  many guard failures as variants tried first (most recently used first), and the
+  evictions of the least recently used variant beyond ``max_variants``.
 
 Then what a recording freezes: a captured array changed in place, a closure cell rebound
 and a global rebound between calls; the replay must follow the new value.
@@ -122,16 +124,17 @@ REGUARDED_OPS = frozenset({"asarray_F", "asfortranarray", "ascontiguousarray", "
 
 
 def check_program(steps: list[tuple[int, int]], n: int, seed: int, transform: str,
-                  allow_branches: bool = True) -> None:
+                  allow_branches: bool = True, max_variants: int = 8) -> None:
     make, output, batched = TRANSFORMS[transform]
     exclude = KNOWN_BROKEN["all"] | KNOWN_BROKEN.get(transform, frozenset())
     g = build(steps, n, allow_branches=allow_branches, exclude=exclude)
     source = g.source(output)
     f = compile_program(source)
     dynamic = make(f)
-    replayed = dr.replay(make(f))
+    replayed = dr.replay(make(f), max_variants=max_variants)
     xs = input_sequence(seed, n, batch=3 if batched else None)
-    seen: set[Any] = set()
+    seen: list[Any] = []  # the paths recorded, most recently used first (the variants)
+    evicted = 0
     count(f"programs {transform}")
     for c in g.constructs:
         count(f"construct {c}")
@@ -139,7 +142,8 @@ def check_program(steps: list[tuple[int, int]], n: int, seed: int, transform: st
         what = f"{transform}, call {call}\n{source}"
         path = () if batched else path_of(g, output, x)
         want, want_err, want_warn = outcome(dynamic, x)
-        before = (stat(replayed, "records"), stat(replayed, "replays"))
+        before = (stat(replayed, "records"), stat(replayed, "replays"),
+                  len(replayed.stats.guard_failures))
         got, got_err, got_warn = outcome(replayed, x)
         assert got_err is want_err, f"{what}: replay raises {got_err}, dynamic {want_err}"
         assert got_warn == want_warn, f"{what}: replay warns {got_warn}, dynamic {want_warn}"
@@ -165,15 +169,27 @@ def check_program(steps: list[tuple[int, int]], n: int, seed: int, transform: st
                 NOT_EXACT.append((source, x, got, want))
         records = stat(replayed, "records") - before[0]
         replays = stat(replayed, "replays") - before[1]
+        failed = len(replayed.stats.guard_failures) - before[2]
+        # the variants are tried most recently used first: every one before the path's
+        # own (all of them, for a new path) fails a guard
+        tried = seen.index(path) if path in seen else len(seen)
+        assert failed == tried, f"{what}: {failed} guard failures, expected {tried} " \
+                                f"(variants {len(seen)}); {replayed.stats.guard_failures}"
         if path in seen:
             assert (records, replays) == (0, 1), \
                 f"{what}: path seen before, expected a replay; stats {replayed.stats}"
             count("replays")
+            seen.remove(path)
         else:
             assert (records, replays) == (1, 0), \
                 f"{what}: new path {path}, expected a recording; stats {replayed.stats}"
             count("records" if call == 0 else "re-records (a guard flipped)")
-        seen.add(path)
+        seen.insert(0, path)
+        if len(seen) > max_variants:  # the least recently used variant is dropped
+            seen.pop()
+            evicted += 1
+            count("evictions")
+        assert stat(replayed, "evictions") == evicted, replayed.stats
 
 
 #: programs whose compiled replay differs while the reference interpreter's agrees
@@ -221,6 +237,14 @@ def test_replay_agrees_on_generated_programs(transform):
         pytest.xfail(f"compile: {len(COMPILED_ONLY)} generated program(s) replayed wrong by "
                      f"the compiled runner, right by Program.run (see test_compiled_replay_"
                      f"stays_right_after_its_first_run); first:\n{COMPILED_ONLY[0]}")
+
+
+@settings(max_examples=60)
+@given(steps=steps_st, n=st.integers(3, 5), seed=seeds)
+def test_replay_agrees_with_two_variants_kept(steps, n, seed):
+    """grad replayed with ``max_variants=2``: paths flipping among three or more evict the
+    least recently used variant, which records again when its path comes back."""
+    check_program(steps, n, seed, "grad", max_variants=2)
 
 
 @settings(max_examples=80)
