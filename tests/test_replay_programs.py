@@ -523,3 +523,23 @@ def test_compiled_replay_stays_right_after_its_first_run():
     want = dr.grad(f)(x)
     for call in range(4):
         np.testing.assert_allclose(replayed(x), want, rtol=1e-12, err_msg=f"call {call}")
+
+
+def test_documented_limit_a_number_in_a_mutable_container():
+    """docs/replay.md: a Python number read from a container that is changed there is not
+    detected (the container is the same object); ``clear()`` is the documented remedy.
+    Pinned so that the documentation stays true: if replay learns to detect it, this
+    fails and the limit leaves docs/replay.md."""
+    cfg = {"scale": 1.0}
+
+    def f(x):
+        return cfg["scale"] * np.sum(x * x)
+
+    replayed = dr.replay(dr.grad(f))
+    x = np.array([0.5, -1.0])
+    np.testing.assert_array_equal(replayed(x), 2.0 * x)
+    cfg["scale"] = 3.0
+    np.testing.assert_array_equal(replayed(x), 2.0 * x)  # frozen, as documented
+    replayed.clear()
+    np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
+    np.testing.assert_array_equal(replayed(x), 6.0 * x)
