@@ -506,11 +506,12 @@ def test_a_vjp_closure_replays():
 
 
 @pytest.mark.xfail(strict=True,
-                   reason="compile: the compiled runner gives a wrong gradient from its "
-                          "second run on (the recording and the first replay are right, the "
-                          "reference interpreter Program.run is right every time): a "
-                          "repeated np.abs whose first result is dead, slices of the "
-                          "second; found by the generator (hessian of a generated program)")
+                   reason="compile: out= reuse writes into a dying temporary whose "
+                          "basic-slice views are still live: the listing has v3 = v1[1:], "
+                          "v4 = v1[:-1], then cos(v1, out=v1), then c2 * v4 and c2 * v3 "
+                          "read the cosines (the recording and the first, interpreted, "
+                          "replay are right; every compiled run after is wrong); found by "
+                          "the generator (hessian of a generated program)")
 def test_compiled_replay_stays_right_after_its_first_run():
     def f(x):
         v2 = np.abs(x)  # noqa: F841  (dead, as users leave it: part of the trigger)
