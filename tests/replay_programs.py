@@ -7,8 +7,8 @@ the constructs of numerical code: elementwise arithmetic and functions, reductio
 indexing and slicing, in-place writes into copies (``u = v.copy(); u[1:-1] += ...``) and
 into buffers filled in a loop (``out = np.zeros(n); out[i] = ...``), ``np.where`` masks,
 ``if`` on values, ``while`` loops whose trip count depends on values, ``for`` loops over
-ranges, the builtins ``max`` and ``abs``, and calls to small helper functions (some with
-their own ``if``).
+ranges, the builtins ``max`` and ``abs``, calls to small helper functions (some with
+their own ``if``), and slices of a temporary read after its last use.
 
 Each program is rendered twice from the same statements: ``plain`` (what the user
 writes, which the transforms run) and ``instrumented``, where every decision the Python
@@ -113,7 +113,8 @@ def _render(text: str, instrumented: bool) -> str:
 
 
 KINDS = ["unary", "binary", "scalar", "reduce", "slice", "copy_write", "buffer_loop",
-         "where", "if", "while", "for", "max_abs", "helper", "mask_write", "int_index"]
+         "where", "if", "while", "for", "max_abs", "helper", "mask_write", "int_index",
+         "views"]
 
 
 def build(steps: list[tuple[int, int]], n: int, allow_branches: bool = True,
@@ -171,6 +172,13 @@ def _statement(g: Generated, kind: int, p: int, t: int, allow_branches: bool) ->
             f"{out}[::2] *= 0.5",
             f"{out}[0] = np.sum({b}) * 0.2",
             f"{out}[-1] -= {b}[0] * {b}[1]"]))
+    elif name == "views":  # a repeated temporary, slices of it read after its last use
+        body.append(f"u{t} = np.abs({a})")
+        body.append(f"t{t} = np.abs({a})")
+        body.append(f"{out} = " + r.choice([
+            f"np.sin(t{t}) * t{t} + 0.1 * np.sum(t{t}[1:] * t{t}[:-1])",
+            f"np.concatenate([np.cos(t{t})[:1], np.cos(t{t})[1:] * t{t}[1:]])",
+            f"np.roll(np.sin(t{t}) * 2.0, 1) + np.sum(t{t}[1:] * u{t}[:-1])"]))
     elif name == "mask_write":  # a mask from values: which elements are written
         k = _branch(g)
         body.append(f"{out} = {a}.copy()")
