@@ -46,7 +46,8 @@ def _compile_default(program: Program) -> Callable[[Sequence[Any]], list[Any]]:
 
 class GuardFailure:
     """A replay whose guard did not hold: the guard's ``kind`` and the user's line
-    (``where``) that took the decision when the program was recorded."""
+    (``where``) that took the decision when the program was recorded; kind ``"error"``
+    for an operation that raised on the new values (``where``: the error)."""
 
     __slots__ = ("kind", "where")
 
@@ -316,12 +317,23 @@ class Replayed:
                 g = e.guard
                 self.stats._note(self.stats.guard_failures, GuardFailure(g.kind, g.where))
                 continue
+            except Exception as e:  # noqa: BLE001
+                # an operation failed on these values (a singular matrix): the Python the
+                # recording left out may handle it (try/except), so the call records
+                # anew, and raises only if the dynamic call does
+                self.stats._note(self.stats.guard_failures,
+                                 GuardFailure("error", f"{type(e).__name__}: {e}"))
+                continue
             self.stats.replays += 1
             if v is not variants[0]:
                 with self._lock:
                     if v in variants:
                         variants.remove(v)
                         variants.insert(0, v)
+            try:
+                self._cache.move_to_end(key)  # (least recently used evicted first)
+            except KeyError:
+                pass  # evicted meanwhile by another thread
             return self._outputs(v, outs, inputs)
         return _MISSING
 

@@ -46,6 +46,20 @@ def _item(t: Any, i: int) -> Any:
 item_p = Primitive("staged_item", _item, nondiff=True)
 
 
+def _raises(*args: Any, prim: Primitive, params: dict[str, Any]) -> bool:
+    try:
+        apply_plain(prim, args, params)
+    except Exception:  # noqa: BLE001 - any error: the recording's Python saw one
+        return True
+    return False
+
+
+#: whether an operation raises on its arguments: an operation that raised while a call
+#: was recorded (the Python around it may have caught the error and gone another way)
+#: is recorded as this, with a truth guard
+raises_p = Primitive("staged_raises", _raises, nondiff=True)
+
+
 class StagingTrace:
     """The trace recording one ``Program``: every primitive reaching it is run on the
     plain values and appended as an ``Op``.
@@ -125,7 +139,17 @@ class StagingTrace:
                          else self.const(a))
         if params:
             params = self._plain_params(params)
-        ans = apply_plain(prim, vals, params)
+        try:
+            ans = apply_plain(prim, vals, params)
+        except Exception:
+            # the error is the recording's outcome too: a replay must raise it again,
+            # or record anew where the Python caught it and took another way
+            out = self.n
+            self.n = out + 1
+            self.steps.append(Op(raises_p, tuple(slots), {"prim": prim, "params": params},
+                                 out))
+            self.steps.append(Guard(out, "truth", True, _where()))
+            raise
         out = self.n
         self.n = out + 1
         self.steps.append(Op(prim, tuple(slots), params, out))

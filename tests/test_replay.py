@@ -744,3 +744,19 @@ def test_nested_replays():
         assert_same(outer(x), plain_inner(x) * 2 + x)
     assert outer.stats.records == 1 and outer.stats.replays == 2
     assert inner.stats.records == 0  # it ran inside the outer recording, dynamically
+
+
+def test_an_operation_failing_on_new_values_runs_the_python_again():
+    def f(x):
+        a = np.outer(x, x) + np.diag(x)
+        try:  # the recording takes one branch of a try; a replay must not skip the other
+            c = np.linalg.cholesky(a)
+            return np.sum(np.diag(c))
+        except np.linalg.LinAlgError:
+            return np.sum(x ** 2)
+    g = dr.grad(f)
+    r = dr.replay(g)
+    good, bad = np.array([1.0, 2.0, 3.0]), np.array([1.0, -2.0, 3.0])
+    for x in (good, good * 1.1, bad, good):
+        assert_same(r(x), g(x))
+    assert r.stats.guard_failures[0].kind == "error", r.stats.guard_failures
