@@ -440,12 +440,19 @@ def _generate(program: Program, info: dict[str, Any]) -> tuple[Callable[..., lis
             if key is not None:
                 prev = table.get(key)
                 if prev is not None:
+                    # one object from now on: what may share the duplicate's memory (its
+                    # views) may share the original's
                     canon[out] = prev
+                    groups.union(prev, out)
                     counts["repeated"] += 1
                     continue
                 table[key] = out
         kept.append(("op", op, args, out))
     outputs = [canon[o] for o in out_numbers]
+    # the groups merged: which are written in place, which reach an output, anew
+    mutated = {groups.find(a) for step in steps
+               if step[0] == "op" and _mutates(step[1].params) for a in step[2]}
+    outgroups = {groups.find(o) for o in out_numbers}
 
     # guards on constants are decided now; dead operations dropped
     needed = set(outputs)

@@ -255,6 +255,22 @@ def test_no_write_into_memory_a_view_still_reads():
         _agree(p, r, [x * k])
 
 
+def test_merged_operations_share_their_views():
+    # b repeats a (merged into it); u is a view of b, so of a: multiply must not write
+    # into a, which dies there, while u is read later (found by conform's generated
+    # programs: a Hessian of |x| twice)
+    x = np.array([0.5, -1.0, 2.0])
+    tail = {"idx": (slice(1, None),), "nb": 0}
+    steps = [Op(U[np.absolute], (0,), {}, 1), Op(U[np.absolute], (0,), {}, 2),
+             Op(gather_p, (2,), tail, 3), Op(U[np.multiply], (1, 4), {}, 5),
+             Op(gather_p, (5,), tail, 6), Op(U[np.add], (3, 6), {}, 7)]
+    p = Program(8, [0], {4: 3.0}, steps, [7])
+    r = compile_program(p, [x])
+    assert r.counts["repeated"] == 1 and "out=v1" not in r.source
+    _agree(p, r, [x])
+    _agree(p, r, [-x])
+
+
 def test_no_write_into_inputs_or_constants():
     c = np.array([1.0, 2.0])
     p = Program(4, [0], {1: c}, [Op(U[np.add], (0, 1), {}, 2), Op(U[np.sin], (0,), {}, 3)],
@@ -391,9 +407,15 @@ def programs(draw):
     pool = list(range(len(vals)))
     for _ in range(draw(st.integers(1, 12))):
         choice = draw(st.sampled_from(["unary", "binary", "binary", "view", "sum", "guard",
-                                       "equal", "scatter"]))
+                                       "equal", "scatter", "repeat"]))
         slot = len(vals)
-        if choice == "unary":
+        if choice == "repeat":  # an operation done again (merged by the compiler)
+            ops = [op for op in steps if type(op) is Op and op.out in pool]
+            if not ops:
+                continue
+            op = draw(st.sampled_from(ops))
+            pool.append(add(Op(op.prim, op.args, op.params, slot)))
+        elif choice == "unary":
             pool.append(add(Op(U[draw(st.sampled_from(_UNARY))],
                                (draw(st.sampled_from(pool)),), {}, slot)))
         elif choice == "binary":
