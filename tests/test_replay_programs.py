@@ -153,14 +153,12 @@ def check_program(steps: list[tuple[int, int]], n: int, seed: int, transform: st
             return
         try:
             exact = assert_same(got, want, what)
-        except AssertionError:
-            if not reference_agrees(make, f, xs):
-                raise
-            # the reference interpreter replays right: the compiled runner is wrong
-            # (test_compiled_replay_stays_right_after_its_first_run); noted, never hidden
-            COMPILED_ONLY.append(f"{what}\n(replayed by the compiled runner)")
-            count("compiled runner wrong, reference right")
-            return
+        except AssertionError as e:
+            if reference_agrees(make, f, xs):  # tell the two runners' bugs apart
+                raise AssertionError(f"{e}\nThe reference interpreter (Program.run) "
+                                     "agrees with the dynamic transform: the compiled "
+                                     "runner (dualrev/compile.py) is wrong.") from None
+            raise
         if exact:
             count("bit-identical")
         else:
@@ -190,10 +188,6 @@ def check_program(steps: list[tuple[int, int]], n: int, seed: int, transform: st
             evicted += 1
             count("evictions")
         assert stat(replayed, "evictions") == evicted, replayed.stats
-
-
-#: programs whose compiled replay differs while the reference interpreter's agrees
-COMPILED_ONLY: list[str] = []
 
 
 def reference_agrees(make: Callable[..., Any], f: Callable[..., Any],
@@ -228,15 +222,10 @@ def _generated(transform, steps, n, seed):
 @pytest.mark.parametrize("transform", ["grad", "jacobian", "jacfwd", "hessian",
                                        "value_and_grad", "hvp"])
 def test_replay_agrees_on_generated_programs(transform):
-    """Every generated program's every call; a program that only the compiled runner
-    gets wrong (the reference interpreter right: compile's open bug, its reproducer
-    below) turns the test into an xfail naming it, after all the others are checked."""
-    COMPILED_ONLY.clear()
+    """Every generated program's every call, under each transform (a mismatch says
+    whether the reference interpreter agrees, i.e. whether the compiled runner is the
+    one at fault)."""
     _generated(transform)
-    if COMPILED_ONLY:
-        pytest.xfail(f"compile: {len(COMPILED_ONLY)} generated program(s) replayed wrong by "
-                     f"the compiled runner, right by Program.run (see test_compiled_replay_"
-                     f"stays_right_after_its_first_run); first:\n{COMPILED_ONLY[0]}")
 
 
 @settings(max_examples=60)
@@ -505,14 +494,10 @@ def test_a_vjp_closure_replays():
     assert (replayed.stats.records, replayed.stats.replays) == (1, 2), replayed.stats
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="compile: out= reuse writes into a dying temporary whose "
-                          "basic-slice views are still live: the listing has v3 = v1[1:], "
-                          "v4 = v1[:-1], then cos(v1, out=v1), then c2 * v4 and c2 * v3 "
-                          "read the cosines (the recording and the first, interpreted, "
-                          "replay are right; every compiled run after is wrong); found by "
-                          "the generator (hessian of a generated program)")
 def test_compiled_replay_stays_right_after_its_first_run():
+    """Found by the generator (a hessian): the compiled runner wrote cos(v1) into v1 with
+    out= while slices of v1 (a repeated np.abs, merged) were still to be read; fixed in
+    compile (a merged operation joins the original's memory group)."""
     def f(x):
         v2 = np.abs(x)  # noqa: F841  (dead, as users leave it: part of the trigger)
         v3 = np.abs(x)
