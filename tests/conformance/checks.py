@@ -484,6 +484,24 @@ def _replay_transform(p: Prepared) -> tuple[str, Callable[..., Any]]:
     return rev
 
 
+def _replay_vmap(p: Prepared) -> tuple[str, Callable[..., Any], tuple[Any, Any]]:
+    """The vmap check's batched call (a batch of three draws of the differentiable leaves,
+    the rest unbatched) for replay, with its two points: draws 0-2 and draws 3-5."""
+    case = p.case
+
+    def batch(draws: range) -> tuple[Any, Any]:
+        leaves = [case.split(*case.instantiate(draw=k))[0] if k else p.leaves for k in draws]
+        return p.rebuild(*[np.stack(xs) for xs in zip(*leaves, strict=True)])
+
+    def fn(args: Any, kwargs: Any) -> tuple[Any, ...]:
+        return tuple(flat(case.fn(*args, **kwargs)))
+
+    oaxes = tuple(0 if _batched_output(o) else None for o in p.plain)
+    in_axes = (_in_axes(case.args), _in_axes(case.kwargs))
+    return ("vmap", dr.vmap(fn, in_axes=in_axes, out_axes=oaxes),
+            (batch(range(VMAP_BATCH)), batch(range(VMAP_BATCH, 2 * VMAP_BATCH))))
+
+
 def _called(fn: Callable[..., Any], leaves: list[Any]) -> tuple[Any, Any, list[str]]:
     """(result, the DualrevError raised or None, the warnings' categories) of a call."""
     with warnings.catch_warnings(record=True) as caught:
@@ -508,6 +526,9 @@ def _same_tree(got: Any, want: Any, tol: float, what: str) -> bool:
     assert len(gl) == len(wl), f"{what}: {len(gl)} leaves, dynamic {len(wl)}"
     exact = True
     for k, (a, b) in enumerate(zip(gl, wl, strict=True)):
+        if not _numeric(b) and not isinstance(b, (bool, np.bool_)):
+            assert a == b, f"{what} leaf {k}: {a!r}, dynamic {b!r}"  # a dtype, a string
+            continue
         assert np.result_type(a) == np.result_type(b), \
             f"{what} leaf {k}: dtype {np.result_type(a)}, dynamic {np.result_type(b)}"
         assert_close(a, b, tol, f"{what} leaf {k}")
@@ -516,7 +537,8 @@ def _same_tree(got: Any, want: Any, tol: float, what: str) -> bool:
 
 
 def check_replay(case: Case) -> None:
-    """``dr.replay`` of a reverse or a forward transform of the case: the first call (at
+    """``dr.replay`` of a reverse or a forward transform of the case (and of the vmap
+    check's batched call, where the case has one): the first call (at
     the case's point) records and equals the dynamic transform there; the second, at
     another sample of the same shapes and domain, equals the dynamic transform at that
     point (allclose 1e-12, float32 2e-6; bit-identical results are counted) and replays
@@ -527,9 +549,13 @@ def check_replay(case: Case) -> None:
     second = case.split(*case.instantiate(draw=1))[0]
     tol = 2e-6 if case.dtype == "float32" else 1e-12
     outcomes = []
-    for name, transform in (_replay_transform(p),):
+    name, transform = _replay_transform(p)
+    runs = [(name, transform, (p.leaves, second))]
+    if "vmap" in modes_of(case):
+        runs.append(_replay_vmap(p))
+    for name, transform, points in runs:
         replayed = dr.replay(transform)
-        for call, leaves in enumerate((p.leaves, second)):
+        for call, leaves in enumerate(points):
             what = f"replay({name}) call {call}"
             want, want_err, want_warn = _called(transform, leaves)
             before = _stats(replayed)
