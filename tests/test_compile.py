@@ -15,6 +15,7 @@ import dualrev  # noqa: F401  (fills the catalogue)
 from dualrev import compile as comp
 from dualrev import config
 from dualrev.catalogue.indexing import gather_p, scatter_p, update_p
+from dualrev.catalogue.linalg import inv_p
 from dualrev.catalogue.reductions import sum_p
 from dualrev.catalogue.shape import reshape_p
 from dualrev.compile import compile_program
@@ -621,3 +622,15 @@ def test_plain_calls_run_as_often_as_recorded():
         assert len(calls) == 2 and r.counts["repeated"] == 0
     finally:
         del PLAIN_CALLS[probe]
+
+
+def test_an_operation_that_raises_raises_as_interpreted():
+    # a singular matrix: inv raises LinAlgError before the guard after it, in both
+    steps = [Op(inv_p, (0,), {}, 1), Op(sum_p, (1,), {"axis": None, "keepdims": False}, 2),
+             Op(U[np.greater], (2, 3), {}, 4), Guard(4, "truth", True)]
+    p = Program(5, [0], {3: -1e300}, steps, [1])
+    r = compile_program(p, [np.eye(2)])
+    _agree(p, r, [2 * np.eye(2)])
+    for runner in (p.run, r.run):
+        with pytest.raises(np.linalg.LinAlgError):
+            runner([np.ones((2, 2))])
