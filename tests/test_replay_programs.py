@@ -566,3 +566,50 @@ def test_float_parameters_passed_as_arguments_replay(fn, extra):
             np.testing.assert_array_equal(replayed(x, *extra), dr.grad(fn)(x, *extra))
     assert (replayed.stats.records, replayed.stats.replays) == (1, 1), \
         (replayed.stats, replayed.stats.dynamic_reasons)
+
+
+def test_arrays_reached_through_objects_changed_in_place_are_followed():
+    """An array operand reached through an attribute, a list or a view of another array,
+    changed in place between calls: the watched copy differs, the call records anew."""
+    class Model:
+        pass
+
+    m = Model()
+    m.w = np.array([[1.0, 2.0], [3.0, 4.0]])
+    params = [np.array([1.0, 2.0])]
+    base = np.arange(4.0)
+    view = base[::2]
+    fns = [lambda x: np.sum(np.tanh(m.w @ x)), lambda x: np.sum(params[0] * x ** 2),
+           lambda x: np.sum(view * x)]
+    changes = [lambda: m.w.__setitem__((0, 0), 5.0), lambda: params[0].__imul__(3.0),
+               lambda: base.__setitem__(2, 100.0)]
+    x = np.array([0.1, -0.2])
+    for fn, change in zip(fns, changes, strict=True):
+        replayed = dr.replay(dr.grad(fn))
+        replayed(x)
+        change()
+        np.testing.assert_array_equal(replayed(x), dr.grad(fn)(x))
+        assert replayed.stats.records == 2 and len(replayed.stats.stale) == 1, replayed.stats
+
+
+def test_documented_limit_an_attribute_rebound():
+    """docs/replay.md: an object read from an attribute (or a container) and rebound
+    there is not detected -- ``model.w = model.w - lr * g`` in a training loop replays the
+    old weights; ``clear()`` (or passing the weights as arguments) is the remedy. Pinned so
+    the documentation stays true."""
+    class Model:
+        pass
+
+    m = Model()
+    m.w = np.array([1.0, 2.0])
+
+    def f(x):
+        return np.sum(m.w * x ** 2)
+
+    replayed = dr.replay(dr.grad(f))
+    x = np.array([0.5, -1.0])
+    old = replayed(x)
+    m.w = m.w - 0.5
+    np.testing.assert_array_equal(replayed(x), old)  # frozen, as documented
+    replayed.clear()
+    np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
