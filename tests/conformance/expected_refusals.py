@@ -182,7 +182,7 @@ EXPECTED_REFUSALS: dict[str, tuple[str, str, str]] = {
 #: replay checks that agree with the dynamic transform but do not replay at the
 #: second point: "replay::case id" -> (the outcome, its triage class)
 REPLAY_OUTCOMES: dict[str, tuple[str, str]] = {
-    # ---- re-records: an equal guard fails at another sample (a rule, NumPy or SciPy reads the value as a plain number) (689)
+    # ---- re-records: an equal guard fails at another sample (a rule, NumPy or SciPy reads the value as a plain number) (690)
     "replay::integrate.dblquad[a,b,args,func,gfun,hfun]-float64-0d": ("jacfwd re-records: equal guard in specs.py",
         "re-records: an equal guard fails at another sample (a rule, NumPy or SciPy reads the value as a plain number)"),
     "replay::integrate.quad[a,b,args]-float64-0d": ("jacfwd re-records: equal guard in specs.py",
@@ -672,6 +672,8 @@ REPLAY_OUTCOMES: dict[str, tuple[str, str]] = {
     "replay::sla.solve_discrete_are-float64-mat": ("jacfwd re-records: equal guard in specs.py; vmap re-records: equal guard in specs.py",
         "re-records: an equal guard fails at another sample (a rule, NumPy or SciPy reads the value as a plain number)"),
     "replay::sla.solve_discrete_are[balanced=False]-float64-mat": ("jacrev re-records: equal guard in specs.py; vmap re-records: equal guard in specs.py",
+        "re-records: an equal guard fails at another sample (a rule, NumPy or SciPy reads the value as a plain number)"),
+    "replay::sla.solve_discrete_are[e=<array>,s=<array>]-float64-mat": ("jacrev re-records: equal guard in specs.py; vmap re-records: equal guard in specs.py",
         "re-records: an equal guard fails at another sample (a rule, NumPy or SciPy reads the value as a plain number)"),
     "replay::sla.solve_triangular-complex128-vec": ("vjp re-records: equal guard in checks.py; vmap re-records: equal guard in checks.py",
         "re-records: an equal guard fails at another sample (a rule, NumPy or SciPy reads the value as a plain number)"),

@@ -43,7 +43,7 @@ def classify(mode: str, name: str, label: str, dtype: str, shape: str, msg: str)
             return "replay: refuses or fails where the dynamic transform works"
         if "replay warns" in msg:
             return "replay: a warning of the dynamic transform missing (non-finite derivative)"
-        return "replay: differs from the dynamic transform"
+        return "replay: a WRONG value, silently (differs from the dynamic transform)"
     if shape == "list":
         return "python-list arguments"
     if name == "np.linalg.det" and shape == "singular" and dtype == "float64":
