@@ -67,6 +67,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Pytrees", [(dualrev, n) for n in (
         "tree_flatten", "tree_unflatten", "tree_map", "ravel_pytree")]),
     ("Record and replay", [(dualrev, "replay")]),
+    ("Saving recorded programs", [(dualrev, n) for n in ("save_program", "load_program")]),
     ("Drawing", [(dualrev, "graph")]),
     ("ODEs and integrals (dualrev.integrate)", [(dualrev.integrate, n)
                                                for n in dualrev.integrate.__all__]),
@@ -83,7 +84,8 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
         "SolverNotConvergedError", "SingularSolutionError", "ClosureError",
-        "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning")]),
+        "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning",
+        "ProgramNotPortable", "ProgramFormatError", "ProgramCallError")]),
 ]
 
 

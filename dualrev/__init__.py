@@ -31,6 +31,9 @@ from .errors import (
     NoDerivativeRule,
     NonFiniteDerivativeWarning,
     PlainBufferError,
+    ProgramCallError,
+    ProgramFormatError,
+    ProgramNotPortable,
     ReplayError,
     ReplayWarning,
     SingularSolutionError,
@@ -39,7 +42,8 @@ from .errors import (
     TracerConversionError,
 )
 from .forward import Dual
-from .primitive import Primitive, register_function, register_ufunc, strip
+from .primitive import Primitive, catalogue_declared, register_function, register_ufunc, strip
+from .program_io import load_program, save_program
 from .replay import replay
 from .reverse import Tape, Traced
 from .transforms import (
@@ -55,6 +59,10 @@ from .transforms import (
     vmap,
 )
 from .tree import ravel_pytree, tree_flatten, tree_map, tree_unflatten
+
+# dualrev's own primitives are declared (each keyed by its name, for saved programs):
+# a primitive created from now on has a portable key only if given one (key=)
+catalogue_declared()
 
 
 def __getattr__(name: str) -> Any:
@@ -109,6 +117,9 @@ __all__ = [
     "NonFiniteDerivativeWarning",
     "InPlaceError",
     "PlainBufferError",
+    "ProgramCallError",
+    "ProgramFormatError",
+    "ProgramNotPortable",
     "ReplayError",
     "ReplayWarning",
     "SingularSolutionError",
@@ -130,10 +141,12 @@ __all__ = [
     "jacobian",
     "jacrev",
     "jvp",
+    "load_program",
     "ravel_pytree",
     "register_function",
     "register_ufunc",
     "replay",
+    "save_program",
     "stop_gradient",
     "strip",
     "tree_flatten",

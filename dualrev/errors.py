@@ -374,6 +374,71 @@ class CustomRuleError(DualrevError):
     """
 
 
+class ProgramNotPortable(DualrevError):
+    """A recorded program cannot be saved portably (``dualrev.save_program``): one of its
+    operations is a primitive without a portable identity (a ``custom_jvp`` or
+    ``custom_vjp`` of a user function, a ``Primitive`` created without ``key=``), or a
+    parameter, constant or guard holds a value the format cannot describe without pickle
+    (a function, an object). The message names the operation, where it sits in the
+    program, and the way out.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> from dualrev.program import Op, Program
+        >>> scale = dr.Primitive("scale", lambda x, by: x * by(2.0))   # (no key=)
+        >>> prog = Program(2, [0], {}, [Op(scale, (0,), {"by": abs}, 1)], [1])
+        >>> dr.save_program(prog, "scaled.npz")
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.ProgramNotPortable: dualrev.save_program: step 0 (scale) ...
+    """
+
+    def __init__(self, what: str, rewrite: str) -> None:
+        super().__init__(f"dualrev.save_program: {what}. {rewrite}")
+
+
+class ProgramFormatError(DualrevError):
+    """``dualrev.load_program`` refused a file: not a saved dualrev program, a format
+    version this dualrev does not read, a primitive key this process does not know (its
+    module not imported, or a newer dualrev's), a malformed entry, or an array that
+    would need pickle to load. Nothing of the file runs before it is validated.
+
+    Example:
+        >>> import io
+        >>> import dualrev as dr
+        >>> dr.load_program(io.BytesIO(b"not a program"))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.ProgramFormatError: dualrev.load_program: ...: not a NumPy .npz file ...
+    """
+
+    def __init__(self, path: str, what: str) -> None:
+        super().__init__(f"dualrev.load_program: {path}: {what}")
+
+
+class ProgramCallError(DualrevError):
+    """A program was called with arguments it was not recorded for (another pytree
+    structure, shape, dtype or static argument), or a value met one of its guards with
+    another outcome (another branch of an ``if``). A loaded program has no function to
+    record again from: call ``dr.replay`` on the function for such inputs (or record
+    and save a program for them).
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> f = dr.replay(dr.grad(lambda x: np.sum(x ** 3)))
+        >>> _ = f(np.ones(3))
+        >>> program = f.programs[0]
+        >>> print(program(np.array([1.0, 2.0, 3.0])))
+        [ 3. 12. 27.]
+        >>> program(np.ones(4))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.ProgramCallError: dualrev: argument leaf 0 has shape (4,) ...
+    """
+
+
 class NotSavedError(RuntimeError):
     """A VJP rule used a value its primitive's ``saves`` declaration does not keep on the
     tape. This is a bug in the primitive (its declaration), not in the user's code, so it

@@ -117,6 +117,13 @@ class Primitive:
         nondiff: the derivative is zero everywhere; traced arguments are stripped and the
             result is plain.
         scalar_impl: an optional fast path on Python/NumPy float scalars.
+        key: the primitive's portable identity, under which a saved program
+            (``dualrev.save_program``) names it and ``dualrev.load_program`` finds it
+            again: a string unique in the process (``"mypkg.times"``); the process that
+            loads must have declared it (imported the module). dualrev's own primitives
+            take their name as key unless they give one; a primitive created without a
+            key after dualrev's import (a user's, a ``custom_jvp``'s) has none and a
+            program using it cannot be saved (``ProgramNotPortable``).
     Example:
         >>> import numpy as np
         >>> import dualrev as dr
@@ -134,7 +141,7 @@ class Primitive:
                  "batch", "_scalar_impl", "_vjp_add", "vjp_add_arg", "vjp_add_owned",
                  "saves", "_partials", "_plans",
                  # chosen by _declare (the shortcuts switch and the declarations above):
-                 "strategy", "scatter", "fast_partials", "fast_scalar", "__weakref__")
+                 "strategy", "scatter", "fast_partials", "fast_scalar", "key", "__weakref__")
 
     # A custom_vjp primitive (custom.py) sets this to its decorator object: the tape
     # runs its ``on_tape`` (fwd: output and residuals), forward mode its ``forward``
@@ -149,8 +156,12 @@ class Primitive:
         elementwise: bool = False,
         nondiff: bool = False,
         scalar_impl: Callable[..., Any] | None = None,
+        key: str | None = None,
     ) -> None:
         self.name = name
+        self.key: str | None = None
+        if key is not None or _DECLARING:
+            declare_key(self, name if key is None else key)
         self.impl = impl
         self.jvps: Sequence[Rule | None] | None = None
         self.vjps: Sequence[Rule | None] | None = None
@@ -357,6 +368,38 @@ def _argument_names(name: str, rule: Rule, skip: int, n: int) -> dict[str, int]:
     names = {arg: k - 1 for k, arg in enumerate(positional)}
     names["ans"] = -1
     return names
+
+
+#: every primitive with a portable identity, by its key (filled as primitives are declared)
+PRIMITIVES: dict[str, Primitive] = {}
+# True while dualrev declares its own primitives (until dualrev/__init__.py has imported
+# its modules): then a primitive without key= takes its name as key, and two primitives
+# with one key are an error to resolve at the declaration (key=).
+_DECLARING = True
+
+
+def declare_key(prim: Primitive, key: str) -> None:
+    """Give ``prim`` the portable identity ``key`` (see ``Primitive``'s ``key``).
+
+    While dualrev declares its catalogue a key taken twice raises ValueError; later a
+    second declaration (a user's module run again) takes the key over: the earlier
+    primitive is no longer found by it, and a program using it cannot be saved."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"a primitive's key must be a non-empty string, got {key!r}")
+    old = PRIMITIVES.get(key)
+    if old is not None and old is not prim:
+        if _DECLARING:
+            raise ValueError(f"primitives {old.name!r} and {prim.name!r} both declare the "
+                             f"key {key!r}: give one of them another key= at its declaration")
+    PRIMITIVES[key] = prim
+    prim.key = key
+
+
+def catalogue_declared() -> None:
+    """End dualrev's own declarations (dualrev/__init__.py calls it once its modules are
+    imported): from now on only a primitive given ``key=`` has a portable identity."""
+    global _DECLARING
+    _DECLARING = False
 
 
 class NotSaved:
@@ -599,8 +642,62 @@ def call_plain(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         if "<" in qual or getattr(func, "__closure__", None):  # a lambda, a closure
             return func(*[strip(a) for a in args], **{k: strip(v) for k, v in kwargs.items()})
         mod = getattr(func, "__module__", None) or "numpy"
-        prim = PLAIN_CALLS[func] = Primitive(f"plain:{mod}.{qual}", func, nondiff=True)
+        name = f"plain:{mod}.{qual}"
+        # keyed by its name, so that a saved program finds it again (primitive_for_key)
+        prim = PLAIN_CALLS[func] = Primitive(name, func, nondiff=True, key=name)
     return bind(prim, args, {k: strip(v) for k, v in kwargs.items()})
+
+
+def primitive_for_key(key: str) -> Primitive | None:
+    """The primitive with the portable key ``key``, or None: a declared one
+    (``PRIMITIVES``), or a ``call_plain`` primitive (``plain:numpy.argsort``) this
+    process has not made yet, made here for a function ``named_function`` allows."""
+    prim = PRIMITIVES.get(key)
+    if prim is not None or not key.startswith("plain:"):
+        return prim
+    func = named_function(key[len("plain:"):])
+    if func is None:
+        return None
+    prim = PLAIN_CALLS.get(func)
+    if prim is None:
+        prim = PLAIN_CALLS[func] = Primitive(key, func, nondiff=True, key=key)
+    return prim
+
+
+def function_name(func: Any) -> str | None:
+    """``module.qualname`` of a function a saved program may name (see
+    ``named_function``), else None."""
+    if isinstance(func, np.ufunc):  # (SciPy's ufuncs say their module is numpy)
+        path = qualified_name(func).removesuffix(" (ufunc)")
+    else:
+        qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+        if not isinstance(qual, str):
+            return None
+        path = f"{getattr(func, '__module__', None) or 'numpy'}.{qual}"
+    return path if named_function(path) is func else None
+
+
+def named_function(path: str) -> Any | None:
+    """The function ``module.qualname`` names, if a saved program may call it: a ufunc
+    or a function dualrev routes (``FUNCTION_HANDLERS``) of NumPy or SciPy, or a
+    module-level function of dualrev's catalogue; found in the modules already imported
+    (nothing is imported), else None. A file can name nothing else."""
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        mod = ".".join(parts[:cut])
+        obj: Any = sys.modules.get(mod)
+        if obj is None:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+        top = mod.split(".")[0]
+        if top in ("numpy", "scipy"):
+            ok = isinstance(obj, np.ufunc) or (callable(obj) and obj in FUNCTION_HANDLERS)
+        else:
+            ok = (mod.startswith("dualrev.catalogue.") and len(parts) == cut + 1
+                  and inspect.isfunction(obj) and obj.__module__ == mod)
+        return obj if ok else None
+    return None
 
 
 def decide(func: Any, *xs: Any, **params: Any) -> bool:

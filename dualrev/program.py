@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ProgramCallError
 from .primitive import Primitive, apply_plain
-from .tree import LEAF, TreeDef
+from .tree import LEAF, TreeDef, tree_flatten, tree_unflatten
 
 
 class Op:
@@ -184,8 +185,190 @@ class Program:
                 raise GuardFailed(step)
         return [v[o] for o in self.outputs]
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the program on a call's arguments, as the recorded function was called:
+        the arguments must have the recorded signature (``meta["call"]``: pytree
+        structure, each array's shape, dtype and layout, the static arguments' values),
+        and the result has the recorded structure and types (an argument the call wrote
+        into is written). A failing guard raises ``ProgramCallError`` (a program has
+        nothing to record again from; a replayed function records such calls itself)."""
+        sig = CallSignature.of(self)
+        if sig is None:
+            raise ProgramCallError(
+                "dualrev: this program has no recorded call signature (it was built by "
+                "hand); run it on its input leaves with program.run(leaves)")
+        leaves = sig.inputs(args, kwargs)
+        try:
+            outs = self.run(leaves)
+        except GuardFailed as e:
+            g = e.guard
+            where = f" (recorded at {g.where})" if g.where else ""
+            raise ProgramCallError(
+                f"dualrev: these arguments fail the program's {g!r}{where}: the recorded "
+                "function took another branch or read another value for them, and a "
+                "program cannot record again. Call dr.replay(f) on the function for such "
+                "arguments (or record and save a program for them)") from None
+        # outputs past the result's leaves are arguments the call wrote into (replay's
+        # meta["writeback"]: (input, output) positions): so does this call
+        for k, j in self.meta.get("writeback", ()):
+            np.copyto(leaves[k], outs[j], casting="unsafe")
+        outs = outs[:self.out_def.num_leaves]
+        if self.out_types:
+            outs = [o if type(o) is t else _as_type(o, t)
+                    for o, t in zip(outs, self.out_types, strict=True)]
+        # an output that is a constant, an input, another output or a view (of a
+        # constant, perhaps) is a copy: the caller may write into what it gets, and the
+        # program's constants must stay as recorded
+        seen: set[int] = set()
+        for k, s in enumerate(self.outputs[:len(outs)]):
+            o = outs[k]
+            if type(o) is np.ndarray and (s in seen or s in self.consts or s in self.inputs
+                                          or o.base is not None or not o.flags.writeable):
+                outs[k] = o.copy()
+            seen.add(s)
+        return outs[0] if self.out_def is LEAF else tree_unflatten(self.out_def, outs)
+
     def __repr__(self) -> str:
         lines = [f"program({', '.join(f'v{i}' for i in self.inputs)}):"]
         lines += [f"  {s!r}" for s in self.steps]
         lines.append(f"  return {', '.join(f'v{o}' for o in self.outputs)}")
         return "\n".join(lines)
+
+
+def _as_type(o: Any, t: type) -> Any:
+    """An output as the type the recorded call returned."""
+    if t is float or t is complex or t is int or t is bool:
+        return t(o)
+    if t is np.ndarray:
+        return np.asarray(o)
+    if isinstance(t, type) and issubclass(t, np.generic):
+        return t(np.asarray(o)[()])
+    return o
+
+
+#: the scalar types a replay takes as inputs (their values change between calls)
+DYNAMIC_SCALARS = (float, complex, np.floating, np.complexfloating)
+
+
+class CallSignature:
+    """What a program was recorded for: the positional arguments taken as static
+    (``static_argnums``) with their values, the pytree structure of the others
+    (``(args, kwargs)`` where there are keyword arguments or static ones, else
+    ``args``), and per leaf either ``("input", type, shape, dtype, layout)`` (an array,
+    its layout ``"C"``, ``"F"`` or ``"strided"``: whether NumPy's view functions give
+    views or copies follows it; a float or complex scalar input has shape, dtype and
+    layout None) or ``("static", type, value)``. A replay sets it at recording
+    (``meta["call"]``, ``from_call``); a loaded program has it from its file.
+
+    Args:
+        static: ``(position, value)`` of each static positional argument.
+        tree: the structure of the other arguments.
+        leaves: one entry per leaf of ``tree``, as above.
+    """
+
+    __slots__ = ("static", "tree", "leaves")
+
+    def __init__(self, static: Sequence[tuple[int, Any]], tree: TreeDef,
+                 leaves: Sequence[tuple[Any, ...]]) -> None:
+        self.static = tuple(static)
+        self.tree = tree
+        self.leaves = tuple(leaves)
+
+    @classmethod
+    def of(cls, program: Program) -> CallSignature | None:
+        """The program's signature (``meta["call"]``), or None: a program built by hand,
+        or one whose inputs do not match it."""
+        sig = program.meta.get("call")
+        if not isinstance(sig, CallSignature):
+            return None
+        if sum(1 for s in sig.leaves if s[0] == "input") != len(program.inputs):
+            return None
+        return sig
+
+    @classmethod
+    def from_call(cls, args: tuple[Any, ...], kwargs: dict[str, Any],
+                  static_argnums: Sequence[int] = ()) -> CallSignature:
+        """The signature of a call as ``dualrev.replay`` keys it: arrays and float or
+        complex scalars (Python's and NumPy's) are inputs, other leaves static."""
+        n = len(args)
+        static = sorted({i % n for i in static_argnums if -n <= i < n})
+        if static:
+            tree: Any = (tuple(a for i, a in enumerate(args) if i not in static), kwargs)
+        else:
+            tree = (args, kwargs) if kwargs else args
+        leaves, td = tree_flatten(tree)
+        specs: list[tuple[Any, ...]] = []
+        for v in leaves:
+            t = type(v)
+            if t is np.ndarray:
+                specs.append(("input", t, v.shape, v.dtype, layout_of(v)))
+            elif t is float or isinstance(v, DYNAMIC_SCALARS):
+                specs.append(("input", t, None, None, None))
+            else:
+                specs.append(("static", t, v))
+        return cls([(i, args[i]) for i in static], td, specs)
+
+    def inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        """The program's input leaves from a call's arguments; ``ProgramCallError``
+        where they do not have this signature."""
+        n = len(args)
+        skip = set()
+        for pos, value in self.static:
+            if pos >= n:
+                raise ProgramCallError(f"dualrev: the program was recorded with a static "
+                                       f"argument at position {pos}; got {n} arguments")
+            if not _same_static(args[pos], value):
+                raise ProgramCallError(
+                    f"dualrev: static argument {pos} is {args[pos]!r}; the program was "
+                    f"recorded for {value!r}")
+            skip.add(pos)
+        if skip:
+            tree: Any = (tuple(a for i, a in enumerate(args) if i not in skip), kwargs)
+        else:
+            tree = (args, kwargs) if kwargs else args
+        leaves, td = tree_flatten(tree)
+        if td != self.tree:
+            raise ProgramCallError(f"dualrev: the arguments have the structure {td}; the "
+                                   f"program was recorded for {self.tree}")
+        out = []
+        for k, (v, spec) in enumerate(zip(leaves, self.leaves, strict=True)):
+            if spec[0] == "static":
+                if not _same_static(v, spec[2]):
+                    raise ProgramCallError(f"dualrev: argument leaf {k} is {v!r}; the "
+                                           f"program was recorded for {spec[2]!r}")
+                continue
+            _, t, shape, dtype, layout = spec
+            if type(v) is not t:
+                raise ProgramCallError(f"dualrev: argument leaf {k} is a "
+                                       f"{type(v).__name__}; the program was recorded for "
+                                       f"a {t.__name__}")
+            if shape is not None and (v.shape != tuple(shape) or v.dtype != dtype):
+                raise ProgramCallError(
+                    f"dualrev: argument leaf {k} has shape {v.shape} and dtype {v.dtype}; "
+                    f"the program was recorded for shape {tuple(shape)} and dtype {dtype}")
+            if layout is not None and layout_of(v) != layout:
+                hint = "; pass np.ascontiguousarray(x)" if layout == "C" else ""
+                raise ProgramCallError(
+                    f"dualrev: argument leaf {k} is laid out {layout_of(v)}; the program "
+                    f"was recorded for a {layout} array (whether NumPy's view functions "
+                    f"give views or copies follows the layout){hint}")
+            out.append(v)
+        return out
+
+
+def layout_of(a: np.ndarray) -> str:
+    """An array's layout as a signature tells it: ``"C"`` (C-contiguous), ``"F"``
+    (Fortran-contiguous only) or ``"strided"``."""
+    fl = a.flags
+    return "C" if fl.c_contiguous else "F" if fl.f_contiguous else "strided"
+
+
+def _same_static(a: Any, b: Any) -> bool:
+    """Whether a static argument is the recorded one (the same object, or the same type
+    and an equal value)."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):
+        return False

@@ -26,7 +26,7 @@ from .compile import compile_program
 from .diagnose import library_file
 from .errors import ReplayError, ReplayWarning
 from .primitive import Tracer
-from .program import GuardFailed, Program
+from .program import CallSignature, GuardFailed, Program
 from .staging import Staged, StagingTrace, same_bits
 from .tracer import new_level
 from .tree import LEAF, TreeDef, tree_flatten, tree_unflatten
@@ -468,6 +468,8 @@ class Replayed:
                 return self._fallback(key, args, kwargs, failure)
             program.meta["signature"] = key
             program.meta["function"] = getattr(self.fn, "__qualname__", repr(self.fn))
+            # (structured, for calling the program by itself and saving it)
+            program.meta["call"] = CallSignature.from_call(args, kwargs, self.static_argnums)
             watched = trace.watched_constants()
             ids = {id(a) for a, _ in watched}
             watched += [(a, s) for a, s in snaps if id(a) not in ids]

@@ -42,7 +42,7 @@ LAYERS: list[set[str]] = [
     # views and writes (inplace, at), indexing and casts, batch levels, SciPy dispatchers
     {"dualrev.tracer", "dualrev.cotangent", "dualrev.closure", "dualrev.program",
      "dualrev.levels", "dualrev.inplace", "dualrev.indexing", "dualrev.cast", "dualrev.at",
-     "dualrev.scipy_dispatch", "dualrev.compile"},
+     "dualrev.scipy_dispatch", "dualrev.compile", "dualrev.program_io"},
     {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom",
      "dualrev.buffers", "dualrev.staging"},
     {"dualrev.catalogue.*"},

@@ -27,6 +27,7 @@ from ..primitive import (
     dtype_of,
     no_rule,
     parse_saves,
+    qualified_name,
     register_function,
     register_ufunc,
     strip,
@@ -44,6 +45,7 @@ def _scale_by(d: Callable[..., Any]) -> Callable[..., Any]:
 def elementwise(
     func: Any, *partials: Callable[..., Any] | None, name: str | None = None,
     scalar_impl: Callable[..., Any] | None = None, saves: Saves | None = None,
+    key: str | None = None,
 ) -> Primitive:
     """A catalogue entry from a ufunc and the partial derivative of each argument.
 
@@ -51,8 +53,10 @@ def elementwise(
     ``scalar_impl`` is an exact Python-scalar version (an operator) for speed.
     ``saves`` declares what each partial reads, named as in the partial's own
     parameters (see ``Primitive``; without it the tape keeps everything).
+    ``key``: the portable key, where the name (or the ufunc's qualified name) is taken.
     """
-    prim = Primitive(name or func.__name__, func, elementwise=True, scalar_impl=scalar_impl)
+    prim = Primitive(name or func.__name__, func, elementwise=True, scalar_impl=scalar_impl,
+                     key=key or (None if name else _ufunc_key(func)))
     rules = tuple(None if d is None else _scale_by(d) for d in partials)
     prim.defjvp(*rules)
     prim.defvjp(*rules)
@@ -70,7 +74,8 @@ def linear(func: Any, *rules: Callable[..., Any],
            saves: Saves | None = None) -> Primitive:
     """A catalogue entry for an elementwise function linear in each argument: the same
     rule serves as JVP and VJP (``saves`` as for ``Primitive.defvjp``)."""
-    prim = Primitive(func.__name__, func, elementwise=True, scalar_impl=scalar_impl)
+    prim = Primitive(func.__name__, func, elementwise=True, scalar_impl=scalar_impl,
+                     key=_ufunc_key(func))
     prim.defjvp(*rules)
     prim.defvjp(*rules, saves=saves)
     register_ufunc(func, prim)
@@ -80,9 +85,18 @@ def linear(func: Any, *rules: Callable[..., Any],
 def nondiff_ufunc(func: Any) -> Primitive:
     """A catalogue entry whose derivative is zero wherever it exists (floor, sign,
     comparisons): it runs on the plain values and returns a plain result."""
-    prim = Primitive(func.__name__, func, nondiff=True, elementwise=True)
+    prim = Primitive(func.__name__, func, nondiff=True, elementwise=True,
+                     key=_ufunc_key(func))
     register_ufunc(func, prim)
     return prim
+
+
+def _ufunc_key(func: Any) -> str | None:
+    """The portable key of the entry for ``func``: None (its name) for NumPy's ufuncs,
+    the qualified name for others (``scipy.special.cbrt`` beside ``np.cbrt``)."""
+    if isinstance(func, np.ufunc) and getattr(np, func.__name__, None) is not func:
+        return qualified_name(func).removesuffix(" (ufunc)")
+    return None
 
 
 def _div(a: Any, b: Any) -> Any:

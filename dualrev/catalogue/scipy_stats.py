@@ -83,14 +83,16 @@ _COUNT_WHY = ("It is a discrete (integer) argument: only the continuous paramete
 def _value_primitive(dist: str, method: str, impl: Callable[..., Any],
                      partials: dict[int, Callable[..., Any]], params: tuple[str, ...],
                      counts: tuple[str, ...] = ("k", "n"), reads_ans: bool = False,
-                     shape_why: str = _SHAPE_WHY) -> Any:
+                     shape_why: str = _SHAPE_WHY, term: str = "") -> Any:
     """An elementwise primitive computing SciPy's own value ``impl`` with the partials
     given by argument position; any other argument's partial is refused by name (as a
-    count for the parameters in ``counts``, else as a shape parameter)."""
+    count for the parameters in ``counts``, else as a shape parameter). ``term`` tells
+    apart the primitives of one method's several terms in their keys."""
     full = [partials.get(i) or _refused(f"scipy.stats.{dist}.{method} w.r.t. {p}",
                                         _COUNT_WHY if p in counts else shape_why)
             for i, p in enumerate(params)]
-    prim = elementwise(impl, *full, name=f"scipy.stats.{dist}.{method}")
+    prim = elementwise(impl, *full, name=f"scipy.stats.{dist}.{method}",
+                       key=f"scipy.stats.{dist}.{method}({term})" if term else None)
     # The partials take the arguments as *v, so they cannot be named in saves=: each
     # given partial reads every argument (and the value with reads_ans), a refused one
     # nothing.
@@ -343,16 +345,16 @@ def _shape_cdfs(dist: str, logpdf: Callable[..., Any], cdf: Callable[..., Any],
     the shape parameters' (``dshape[i](z, *shapes)``: the cdf's; the sf's is its
     negative) — the incomplete gamma and beta functions' derivatives in their shapes
     (incomplete.py)."""
-    def prim(method: str, impl: Callable[..., Any], sign: float) -> Any:
+    def prim(method: str, impl: Callable[..., Any], sign: float, term: str = "") -> Any:
         partials = {0: _dz(logpdf, sign, edge_pdf, ends)}
         for i, dfn in enumerate(dshape, start=1):
             partials[i] = (lambda fn: lambda ans, z, *s: sign * fn(z, *s))(dfn)
-        return _value_primitive(dist, method, impl, partials, ("x", *params))
+        return _value_primitive(dist, method, impl, partials, ("x", *params), term=term)
 
     return {"cdf": prim("cdf", cdf, 1.0), "sf": prim("sf", sf, -1.0),
             # the two terms of SciPy's generic logcdf and logsf, named by that method
-            "logs": {"logcdf": (prim("logcdf", cdf, 1.0), prim("logcdf", sf, -1.0)),
-                     "logsf": (prim("logsf", sf, -1.0), prim("logsf", cdf, 1.0))}}
+            "logs": {"logcdf": (prim("logcdf", cdf, 1.0, "cdf"), prim("logcdf", sf, -1.0, "sf")),
+                     "logsf": (prim("logsf", sf, -1.0, "sf"), prim("logsf", cdf, 1.0, "cdf"))}}
 
 
 def _gamma_edge_pdf(z: Any, a: Any) -> Any:
@@ -565,11 +567,12 @@ def _discrete_prims(dist: str, cdf: Callable[..., Any], sf: Callable[..., Any],
                     partials: dict[int, Callable[..., Any]], params: tuple[str, ...],
                     counts: tuple[str, ...] = ("k", "n"), shape_why: str = _SHAPE_WHY) -> Any:
     out = {}
-    for method, impl, sign in (("cdf", cdf, 1.0), ("logcdf", cdf, 1.0), ("sf", sf, -1.0),
-                               ("logsf", sf, -1.0)):
+    # (the log methods' primitives compute the cdf or sf, whose log is taken outside)
+    for method, impl, sign, term in (("cdf", cdf, 1.0, ""), ("logcdf", cdf, 1.0, "cdf"),
+                                     ("sf", sf, -1.0, ""), ("logsf", sf, -1.0, "sf")):
         ps = {i: _signed(f, sign) for i, f in partials.items()}
         prim = _value_primitive(dist, method, impl, ps, ("k", *params), counts,
-                                shape_why=shape_why)
+                                shape_why=shape_why, term=term)
         out[method] = prim if not method.startswith("log") else (
             lambda p: lambda *v: np.log(p(*v)))(prim)
     return out

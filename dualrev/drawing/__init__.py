@@ -9,8 +9,24 @@ itself as SVG (a pure-Python layered layout), Graphviz DOT or text.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+from ..program import Program
+from . import record as _record
 from .cli import main
 from .layout import Layout, layered_layout, overlaps
-from .record import Edge, Graph, Node, graph
+from .program import ProgramGraph, program_graph
+from .record import Edge, Graph, Node
 
-__all__ = ["Edge", "Graph", "Layout", "Node", "graph", "layered_layout", "main", "overlaps"]
+
+@functools.wraps(_record.graph)
+def graph(f: Any, *args: Any, **kwargs: Any) -> Any:
+    # a recorded Program is drawn as it is (program.py); a function is recorded first
+    if isinstance(f, Program):
+        return program_graph(f, *args, **kwargs)
+    return _record.graph(f, *args, **kwargs)
+
+
+__all__ = ["Edge", "Graph", "Layout", "Node", "ProgramGraph", "graph", "layered_layout",
+           "main", "overlaps", "program_graph"]

@@ -2,7 +2,9 @@
 
 The target is ``module:function`` (imported as Python imports it, the current directory
 first) or ``path/to/file.py:function``; ``--args`` are Python literals (``2``, ``-3.5``,
-``"[1, 2, 3]"``), lists becoming float arrays.
+``"[1, 2, 3]"``), lists becoming float arrays. A target ending in ``.npz`` is a program
+saved by ``dualrev.save_program``, drawn as it is (``--args``, optional, run it to show
+the values).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DualrevError
+from ..program_io import load_program
+from .program import program_graph
 from .record import DIRECTIONS, ENGINES, MODES, graph
 
 
@@ -63,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m dualrev.graph",
         description="Draw the computational graph of a function, values forward and "
                     "gradients backward, as SVG (no Graphviz needed), DOT or text.")
-    parser.add_argument("target", help="module:function or path/to/file.py:function")
+    parser.add_argument("target", help="module:function or path/to/file.py:function, or "
+                        "a saved program (.npz, dualrev.save_program)")
     parser.add_argument("--args", nargs="*", default=[], metavar="VALUE",
                         help="positional arguments, as Python literals: 2 -3.5 '[1, 2]'")
     parser.add_argument("-o", "--output", help="file to write: .svg (default "
@@ -82,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--print", action="store_true", dest="show",
                         help="also print the graph as text")
     ns = parser.parse_args(argv)
+    if ns.target.endswith(".npz"):
+        return _draw_saved(ns)
     try:
         f = _load(ns.target)
         args = [_literal(a) for a in ns.args]
@@ -95,6 +102,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = ns.output or f"{getattr(f, '__name__', 'graph')}.svg"
         g.save(path, engine=ns.engine, direction=ns.direction)
     except DualrevError as e:
+        print(f"python -m dualrev.graph: {e}", file=sys.stderr)
+        return 1
+    if ns.show:
+        print(g)
+    print(f"wrote {path}")
+    return 0
+
+
+def _draw_saved(ns: argparse.Namespace) -> int:
+    """Draw a program saved by ``dualrev.save_program``; ``--args`` run it for values."""
+    try:
+        program = load_program(ns.target)
+        g = program_graph(program, *[_literal(a) for a in ns.args])
+        path = ns.output or os.path.splitext(os.path.basename(ns.target))[0] + ".svg"
+        g.save(path, engine=ns.engine, direction=ns.direction)
+    except (DualrevError, ValueError) as e:
         print(f"python -m dualrev.graph: {e}", file=sys.stderr)
         return 1
     if ns.show:

@@ -1202,6 +1202,13 @@ def graph(f: Callable[..., Any], argnums: ArgNums | None = None, has_aux: bool =
     out and write in 1.4 s. 10^4 operations with no repeated block: 0.7 s to record and
     build, 1.4 s for the SVG.
 
+    **A recorded program.** ``dr.graph(program)`` (a ``Program`` of ``dr.replay(f).programs``
+    or ``dr.load_program``) returns its graph directly, a ``ProgramGraph``
+    (``dualrev.drawing.program_graph``): its inputs, constants, operations with their
+    values and its guards (``kind == "guard"``), in ``"values"`` mode;
+    ``dr.graph(program, *args)`` runs it on ``args`` to show the values;
+    ``python -m dualrev.graph saved.npz`` draws a saved one.
+
     **Command line.** ``python -m dualrev.graph module:function --args 2 1 -o e.svg``
     (or ``path/to/file.py:function``); ``--args`` are Python literals (lists become float
     arrays); ``--argnums``, ``--mode``, ``--expand``, ``--depth``, ``--engine``,

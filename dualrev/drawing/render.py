@@ -29,7 +29,7 @@ LABEL_FONT = 11.0
 LABEL_CHAR_W = 6.63
 CAPTION_H = 26.0
 _FILL = {"input": "#dbeafe", "const": "#f1f5f9", "value": "#ffffff", "op": "#fef3c7",
-         "group": "#ede9fe"}
+         "group": "#ede9fe", "guard": "#fee2e2"}
 _OUTPUT_FILL = "#dcfce7"
 _STROKE = "#334155"
 _GRAD = "#b91c1c"  # what the backward pass carries
@@ -264,7 +264,7 @@ def dot(graph: Any, direction: str = "LR") -> str:
     by_context: dict[str, list[str]] = {}
     for node in graph.nodes:
         fill = _OUTPUT_FILL if node.output else _FILL[node.kind]
-        shape = {"op": "ellipse", "group": "box3d"}.get(node.kind, "box")
+        shape = {"op": "ellipse", "group": "box3d", "guard": "octagon"}.get(node.kind, "box")
         label = "\\l".join(_dot_str(s)[1:-1] for s in (node.lines or [node.name]))
         label = label + ("\\l" if node.kind not in ("op",) else "")
         attrs = [f'label="{label}"', f"shape={shape}", f'fillcolor="{fill}"']
@@ -340,7 +340,8 @@ def text(graph: Any) -> str:
              + f", {len(graph.outputs)} output(s)")
     rows = []
     for node in graph.nodes:
-        if node.kind in ("op", "group") or (node.kind == "const" and not node.output):
+        if node.kind in ("op", "group", "guard") or (node.kind == "const"
+                                                     and not node.output):
             continue
         expr = expression(graph, node, by_id, into)
         left = f"{node.name} = {expr} → " if expr else f"{node.name} = "
@@ -367,6 +368,8 @@ def text(graph: Any) -> str:
     body = [f"  {a.ljust(width)}   {b}".rstrip() for a, b in rows]
     groups = [n for n in graph.nodes if n.kind == "group"]
     notes = [f"  {n.name}: {n.detail}" for n in groups]
+    notes += [f"  {n.name}" + (f"  ({n.detail})" if n.detail else "")
+              for n in graph.nodes if n.kind == "guard"]
     if graph.contexts:
         notes.append("  contexts: " + "; ".join(graph.contexts))
     return "\n".join([head, *body, *notes])

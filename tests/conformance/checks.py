@@ -7,6 +7,8 @@ the other mode (VJP against JVP, jacrev against jacfwd), or NumPy's own value.
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
-from dualrev.errors import DualrevError
+from dualrev.errors import DualrevError, ReplayWarning
 from dualrev.primitive import strip
 
 from .cases import A, Case, flat, is_floating, is_numeric
@@ -24,18 +26,18 @@ _numeric, _floating = is_numeric, is_floating
 
 def modes_of(case: Case) -> tuple[str, ...]:
     """The checks that apply to a case. Only these are generated: a derivative mode needs
-    a floating output, vmap a differentiable argument to batch (nothing is skipped at
-    run time)."""
+    a floating output, vmap a differentiable argument to batch, replay a floating output
+    and a differentiable argument (nothing is skipped at run time)."""
     if case.kind == "raises":
         return ("raises",)
     batch = ("vmap",) if case.templates() and case.dtype != "float32" else ()
-    if case.kind == "value":
-        return ("value",) + batch
-    if not case.has_floating_output:
-        return ("value",) + batch
+    replay = ("replay",) if case.templates() and case.has_floating_output else ()
+    if case.kind == "value" or not case.has_floating_output:
+        return ("value",) + batch + replay
     if case.dtype == "float32":
-        return ("value", "jvp", "vjp")
-    return ("value", "jvp", "vjp", "fwdrev") + (("second",) if case.second else ()) + batch
+        return ("value", "jvp", "vjp") + replay
+    return ("value", "jvp", "vjp", "fwdrev") + (("second",) if case.second else ()) + batch \
+        + replay
 
 
 class Prepared:
@@ -413,5 +415,186 @@ def check_vmap(case: Case) -> None:
                        f"vmap(vjp) cotangent {k}")
 
 
+
+
+# ---------------------------------------------------------------------- replay
+class ReplayOutcome(Exception):  # noqa: N818  (an outcome to pin, not an error)
+    """The replayed transform agreed with the dynamic one at both points, but the second
+    call did not replay the recording: it recorded again (a guard failed) or ran the
+    transform dynamically. test_conformance passes it only where
+    ``expected_refusals.REPLAY_OUTCOMES`` pins the same outcome."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+#: what the replay checks did, for the report (``pytest -s`` prints it)
+REPLAY_COUNTS: dict[str, int] = {}
+
+
+def _count(what: str) -> None:
+    REPLAY_COUNTS[what] = REPLAY_COUNTS.get(what, 0) + 1
+
+
+def _stats(fn: Any) -> dict[str, int]:
+    """The counters of a replayed function's ``stats`` (records, replays, dynamic...)."""
+    s = fn.stats
+    out = {k: getattr(s, k) for k in ("records", "replays", "dynamic", "evictions")}
+    # a call whose recording warned is answered by that recording run, kept nowhere: it
+    # counts in no counter, only in dynamic_reasons
+    out["dynamic_reasons"] = len(s.dynamic_reasons)
+    return out
+
+
+def _why(replayed: Any) -> str:
+    """Why the last call recorded again: the stale reason or the failed guard's kind and
+    the function that took the decision (without line numbers, which move)."""
+    s = replayed.stats
+    if s.stale:
+        return str(s.stale[-1])
+    if s.guard_failures:
+        g = s.guard_failures[-1]
+        m = re.match(r"(.*?):\d+", str(g.where))
+        where = re.split(r"[/\\]", m.group(1))[-1] if m else "?"
+        return f"{g.kind} guard in {where}"
+    return "?"
+
+
+def _replay_transform(p: Prepared) -> tuple[str, Callable[..., Any]]:
+    """The transform replayed for a case: reverse or forward, by the parity of the
+    case's seed (so each entry's several cases cover both, at the cost of one), batched
+    where the output allows (jacrev pulls back the basis cotangents in one batched pass,
+    jacfwd pushes the basis tangents in one). Complex outputs, which jacrev refuses,
+    replay a VJP closure (a fixed complex cotangent); complex inputs, which plain jacfwd
+    refuses, a JVP closure (a fixed complex direction)."""
+    nums = tuple(range(len(p.leaves)))
+    outs = [p.plain[i] for i in p.diff]
+    if p.case.seed() % 2:
+        if any(np.iscomplexobj(x) for x in p.leaves):
+            vs = p.random_like(p.leaves)
+            return "jvp", lambda *lv: tuple(dr.jvp(p.g, lv, vs)[1])
+        return "jacfwd", dr.jacfwd(p.g, nums)
+    if any(np.iscomplexobj(o) for o in outs):
+        us = tuple(p.random_like(outs))
+        rev: tuple[str, Callable[..., Any]] = (
+            "vjp", lambda *lv: tuple(dr.vjp(p.g, *lv)[1](us)))
+    else:
+        rev = ("jacrev", dr.jacrev(p.g, nums))
+    return rev
+
+
+def _replay_vmap(p: Prepared) -> tuple[str, Callable[..., Any], tuple[Any, Any]]:
+    """The vmap check's batched call (a batch of three draws of the differentiable leaves,
+    the rest unbatched) for replay, with its two points: draws 0, 1, 2 and the same draws
+    in another order, 1, 2, 0 (other values at each batch position; draws the vmap check
+    has already shown to be well posed, where a fresh draw may not be: a Riccati
+    equation without a stabilising solution)."""
+    case = p.case
+
+    def batch(draws: tuple[int, ...]) -> tuple[Any, Any]:
+        leaves = [case.split(*case.instantiate(draw=k))[0] if k else p.leaves for k in draws]
+        return p.rebuild(*[np.stack(xs) for xs in zip(*leaves, strict=True)])
+
+    def fn(args: Any, kwargs: Any) -> tuple[Any, ...]:
+        return tuple(flat(case.fn(*args, **kwargs)))
+
+    oaxes = tuple(0 if _batched_output(o) else None for o in p.plain)
+    in_axes = (_in_axes(case.args), _in_axes(case.kwargs))
+    return ("vmap", dr.vmap(fn, in_axes=in_axes, out_axes=oaxes),
+            (batch((0, 1, 2)), batch((1, 2, 0))))
+
+
+def _called(fn: Callable[..., Any], leaves: list[Any]) -> tuple[Any, Any, list[str]]:
+    """(result, the DualrevError raised or None, the warnings' categories) of a call."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            res, err = fn(*leaves), None
+        except DualrevError as e:
+            res, err = None, e
+    # dualrev's own warnings (a non-finite derivative...): NumPy's and SciPy's, raised by
+    # the user's Python (a DeprecationWarning of np.cross), are side effects a replay
+    # does not repeat (docs/replay.md)
+    # (a ReplayWarning, replay's report of a fallback, is read from its stats instead)
+    return res, err, sorted({w.category.__name__ for w in caught
+                             if w.category.__module__.startswith("dualrev")
+                             and w.category is not ReplayWarning})
+
+
+def _same_tree(got: Any, want: Any, tol: float, what: str) -> bool:
+    """``got`` equals ``want`` leaf by leaf (dtype, shape, allclose ``tol``); returns
+    whether bit for bit."""
+    gl, wl = dr.tree_flatten(got)[0], dr.tree_flatten(want)[0]
+    assert len(gl) == len(wl), f"{what}: {len(gl)} leaves, dynamic {len(wl)}"
+    exact = True
+    for k, (a, b) in enumerate(zip(gl, wl, strict=True)):
+        if not _numeric(b) and not isinstance(b, (bool, np.bool_)):
+            assert a == b, f"{what} leaf {k}: {a!r}, dynamic {b!r}"  # a dtype, a string
+            continue
+        assert np.result_type(a) == np.result_type(b), \
+            f"{what} leaf {k}: dtype {np.result_type(a)}, dynamic {np.result_type(b)}"
+        assert_close(a, b, tol, f"{what} leaf {k}")
+        exact = exact and np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    return exact
+
+
+def check_replay(case: Case) -> None:
+    """``dr.replay`` of a reverse or a forward transform of the case (and of the vmap
+    check's batched call, where the case has one): the first call (at
+    the case's point) records and equals the dynamic transform there; the second, at
+    another sample of the same shapes and domain, equals the dynamic transform at that
+    point (allclose 1e-12, float32 2e-6; bit-identical results are counted) and replays
+    the recording (or records again / runs dynamically, a pinned ``ReplayOutcome``). A
+    refusal of the dynamic transform must be the replay's too; warnings (a non-finite
+    derivative) must be the same."""
+    p = Prepared(case)
+    second = case.split(*case.instantiate(draw=1))[0]
+    tol = 2e-6 if case.dtype == "float32" else 1e-12
+    outcomes = []
+    name, transform = _replay_transform(p)
+    runs = [(name, transform, (p.leaves, second))]
+    if "vmap" in modes_of(case):
+        runs.append(_replay_vmap(p))
+    for name, transform, points in runs:
+        replayed = dr.replay(transform)
+        for call, leaves in enumerate(points):
+            what = f"replay({name}) call {call}"
+            want, want_err, want_warn = _called(transform, leaves)
+            before = _stats(replayed)
+            got, got_err, got_warn = _called(replayed, leaves)
+            if want_err is not None or got_err is not None:
+                assert type(got_err) is type(want_err), \
+                    f"{what}: replay raises {got_err!r}, dynamic {want_err!r}"
+                raise Refusal(want_err)
+            assert got_warn == want_warn, f"{what}: replay warns {got_warn}, dynamic {want_warn}"
+            exact = _same_tree(got, want, tol, what)
+            _count("bit-identical" if exact else f"within tolerance: {case.name}")
+            after = _stats(replayed)
+            delta = {k: after[k] - before.get(k, 0) for k in after}
+            if (delta.get("dynamic") == 1 or delta.get("dynamic_reasons")) \
+                    and not delta.get("records"):
+                # an honest fallback (the recording failed, or records too often): the
+                # dynamic transform answered, with a ReplayWarning
+                why = replayed.stats.dynamic_reasons[-1] if replayed.stats.dynamic_reasons \
+                    else "?"
+                why = ": ".join(part.strip() for part in why.split(":", 2)[:2])
+                outcomes.append(f"{name} runs dynamically ({why})")
+            elif call == 0:
+                assert delta.get("records") == 1, f"{what}: the first call did not record: " \
+                                                  f"stats {after}"
+            elif delta.get("replays") == 1 and not delta.get("records"):
+                _count(f"replayed {name}")
+            elif delta.get("records") == 1:
+                outcomes.append(f"{name} re-records: {_why(replayed)}")
+            else:
+                outcomes.append(f"{name} runs dynamically {sorted(delta.items())}")
+    for o in outcomes:
+        _count(re.sub(r"shape \(.*?\) ", "", o))
+    if outcomes:
+        raise ReplayOutcome("; ".join(dict.fromkeys(outcomes)))
+
+
 CHECKS = {"value": check_value, "jvp": check_jvp, "vjp": check_vjp, "fwdrev": check_fwdrev,
-          "second": check_second, "raises": check_raises, "vmap": check_vmap}
+          "second": check_second, "raises": check_raises, "vmap": check_vmap,
+          "replay": check_replay}

@@ -47,3 +47,11 @@ def strict_here(recorded: dict[str, str] | None = None) -> bool:
     if recorded is None:
         from .known_failures import RECORDED_WITH as recorded
     return versions() == recorded
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The replay checks' counts (bit-identical results, replays, re-recordings)."""
+    from .checks import REPLAY_COUNTS
+
+    if REPLAY_COUNTS:
+        terminalreporter.write_line(f"replay checks: {dict(sorted(REPLAY_COUNTS.items()))}")

@@ -2,6 +2,7 @@
 
     python -m tests.conformance.record --run      # both steps below, in one command
     python -m tests.conformance.record --run --no-jax   # without the JAX comparison
+    python -m tests.conformance.record --run --only replay   # one mode, the other pins kept
 
     DUALREV_CONFORMANCE_RECORD=/tmp/rec.jsonl python -m pytest tests/conformance -m "jax or not jax"
     python -m tests.conformance.record /tmp/rec.jsonl [more.jsonl ...]
@@ -37,6 +38,12 @@ KEYWORDS = {
 
 
 def classify(mode: str, name: str, label: str, dtype: str, shape: str, msg: str) -> str:
+    if mode == "replay":
+        if "replay raises" in msg:
+            return "replay: refuses or fails where the dynamic transform works"
+        if "replay warns" in msg:
+            return "replay: a warning of the dynamic transform missing (non-finite derivative)"
+        return "replay: a WRONG value, silently (differs from the dynamic transform)"
     if shape == "list":
         return "python-list arguments"
     if name == "np.linalg.det" and shape == "singular" and dtype == "float64":
@@ -100,7 +107,8 @@ def fragment(msg: str) -> str:
 
 
 #: modes whose refusal alone (the other modes of the case pass) points at a gap
-GAP_MODES = {"vmap": "vmap only: a missing or refusing batching rule",
+GAP_MODES = {"replay": "replay only: the dynamic transforms pass, dr.replay refuses",
+             "vmap": "vmap only: a missing or refusing batching rule",
              "second": "second order only: a derivative rule that is not itself differentiable",
              "fwdrev": "jacfwd/jacrev only"}
 
@@ -143,7 +151,28 @@ def _header(what: str) -> list[str]:
     return ["# ruff: noqa: E501  (generated: one line per case, the message kept whole)", what]
 
 
-def write_refusals(rows: list[dict], modes_by_case: dict[str, set[str]]) -> None:
+def replay_class(outcome: str) -> str:
+    """The triage class of a replay outcome (a replay check that agreed with the dynamic
+    transform without replaying at its second point)."""
+    if "changed in place" in outcome:
+        return ("re-records: stale, an array the recording met changed in place (a buffer "
+                "the transform itself writes, not the user's: a replay defect)")
+    if "equal guard" in outcome:
+        return ("re-records: an equal guard fails at another sample (a rule, NumPy or "
+                "SciPy reads the value as a plain number)")
+    if "re-records" in outcome:
+        return "re-records: a guard fails at another sample (the recording depends on values)"
+    if "warned while recording" in outcome:
+        return ("runs dynamically: the recording warned (a non-finite derivative, a NumPy "
+                "deprecation) and is not kept")
+    if "recording failed" in outcome:
+        return ("runs dynamically: the recording fails where the dynamic transform works "
+                "(dr.replay falls back, with a ReplayWarning)")
+    return "runs dynamically: dr.replay falls back to the dynamic transform"
+
+
+def write_refusals(rows: list[dict], modes_by_case: dict[str, set[str]],
+                   replay_rows: list[dict] = ()) -> None:
     refused: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         mode, cid = r["key"].split("::", 1)
@@ -151,8 +180,8 @@ def write_refusals(rows: list[dict], modes_by_case: dict[str, set[str]]) -> None
     by_class: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     for r in rows:
         mode, cid = r["key"].split("::", 1)
-        defect = refusal_class(mode, r["refusal"], r["message"], refused[cid],
-                               modes_by_case.get(cid, {mode}))
+        defect = r.get("defect") or refusal_class(mode, r["refusal"], r["message"],
+                                                  refused[cid], modes_by_case.get(cid, {mode}))
         by_class[f"{r['refusal']} | {defect}"].append((r["key"], r["refusal"],
                                                        fragment(r["message"])))
     out = _header('"""Refusals the harness pins: "mode::case id" -> (the DualrevError '
@@ -174,18 +203,32 @@ def write_refusals(rows: list[dict], modes_by_case: dict[str, set[str]]) -> None
             out.append(f"    {json.dumps(key)}: ({json.dumps(name)}, {json.dumps(frag)},")
             out.append(f"        {json.dumps(defect)}),")
     out.append("}")
+    by_outcome: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for r in replay_rows:
+        by_outcome[replay_class(r["replay_outcome"])].append((r["key"], r["replay_outcome"]))
+    out += ["", "#: replay checks that agree with the dynamic transform but do not replay at the",
+            "#: second point: \"replay::case id\" -> (the outcome, its triage class)",
+            "REPLAY_OUTCOMES: dict[str, tuple[str, str]] = {"]
+    for cls in sorted(by_outcome, key=lambda c: (-len(by_outcome[c]), c)):
+        out.append(f"    # ---- {cls} ({len(by_outcome[cls])})")
+        for key, outcome in sorted(by_outcome[cls]):
+            out.append(f"    {json.dumps(key)}: ({json.dumps(outcome)},")
+            out.append(f"        {json.dumps(cls)}),")
+    out.append("}")
     Path(__file__).with_name("expected_refusals.py").write_text("\n".join(out) + "\n")
     print("refusals, by error class | triage class:")
     for cls in sorted(by_class, key=lambda c: (-len(by_class[c]), c)):
         print(f"{len(by_class[cls]):5d}  {cls}")
     print(f"{len(rows):5d}  refusals in total")
+    for cls in sorted(by_outcome, key=lambda c: (-len(by_outcome[c]), c)):
+        print(f"{len(by_outcome[cls]):5d}  replay: {cls}")
 
 
 def write_failures(rows: list[dict]) -> None:
     by_class: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for r in rows:
         mode, name, label, dtype, shape = split_id(r["key"])
-        cls = classify(mode, name, label, dtype, shape, r["message"])
+        cls = r.get("defect") or classify(mode, name, label, dtype, shape, r["message"])
         short = re.sub(r"\s+", " ", r["message"]).strip()[:90]
         by_class[cls].append((r["key"], short))
     out = _header('"""Cases the harness fails on today: "mode::case id" -> defect class and the')
@@ -240,38 +283,66 @@ def write_jax_outcomes(rows: list[dict], compared: bool) -> None:
         print(f"{len(by_outcome[outcome]):5d}  {outcome}")
 
 
-def main(paths: list[str]) -> None:
+def kept_rows(only: str) -> list[dict]:
+    """The pinned outcomes of every mode but ``only``, as recording rows (``--only``
+    re-records one mode and keeps the rest of the tables as they are)."""
+    from .expected_refusals import EXPECTED_REFUSALS, REPLAY_OUTCOMES
+    from .known_failures import KNOWN_FAILURES
+
+    def other(key: str) -> bool:
+        return key.split("::", 1)[0] != only
+
+    rows = [{"key": k, "refusal": cls, "message": frag, "defect": defect}
+            for k, (cls, frag, defect) in EXPECTED_REFUSALS.items() if other(k)]
+    rows += [{"key": k, "replay_outcome": o} for k, (o, _) in REPLAY_OUTCOMES.items()
+             if other(k)]
+    rows += [{"key": k, "message": v.split(" | ", 1)[-1], "defect": v.split(" | ", 1)[0]}
+             for k, v in KNOWN_FAILURES.items() if other(k)]
+    return rows
+
+
+def main(paths: list[str], only: str | None = None) -> None:
     rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()
             if line]
+    if only:
+        rows = [r for r in rows if r["key"].split("::", 1)[0] == only] + kept_rows(only)
     from .checks import modes_of
     from .specs import CASES
 
     modes_by_case = {c.id.replace(" ", "_"): set(modes_of(c)) for c in CASES}
     compared = any("jax_run" in r for r in rows)
     rows = [r for r in rows if "jax_run" not in r]
-    write_failures([r for r in rows if "refusal" not in r and "jax_outcome" not in r])
-    write_refusals([r for r in rows if "refusal" in r], modes_by_case)
+    write_failures([r for r in rows if "refusal" not in r and "jax_outcome" not in r
+                    and "replay_outcome" not in r])
+    write_refusals([r for r in rows if "refusal" in r], modes_by_case,
+                   [r for r in rows if "replay_outcome" in r])
     write_jax_outcomes([r for r in rows if "jax_outcome" in r], compared)
 
 
-def run(jax: bool = True) -> None:
+def run(jax: bool = True, only: str | None = None) -> None:
     """Run the harness in recording mode (the JAX agreement too where JAX is installed,
-    unless ``jax`` is false: then jax_outcomes.py is kept) and regenerate the tables."""
+    unless ``jax`` is false: then jax_outcomes.py is kept) and regenerate the tables;
+    ``only``: run that mode's checks alone and keep the other modes' pins."""
     fd, path = tempfile.mkstemp(suffix=".jsonl", prefix="conformance-record-")
     os.close(fd)
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, DUALREV_CONFORMANCE_RECORD=path)
     cmd = [sys.executable, "-m", "pytest", "tests/conformance", "-q", "-p", "no:cacheprovider",
-           "-m", "jax or not jax" if jax else "not jax", "-o", "addopts="]
+           "-m", "jax or not jax" if jax and not only else "not jax", "-o", "addopts="]
+    if only:
+        cmd += ["-k", f"{only}::"]
     print("recording:", " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=root, env=env, check=False)
-    main([path])
+    main([path], only)
     os.unlink(path)
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--run"]:
-        # --no-jax: the default harness only (minutes, not a quarter of an hour)
-        run(jax="--no-jax" not in sys.argv[2:])
+        # --no-jax: the default harness only (minutes, not a quarter of an hour);
+        # --only MODE: that mode's checks alone (e.g. --only replay), the other pins kept
+        rest = sys.argv[2:]
+        only = rest[rest.index("--only") + 1] if "--only" in rest else None
+        run(jax="--no-jax" not in rest, only=only)
     else:
         main(sys.argv[1:] or ["/tmp/conformance-record.jsonl"])

@@ -10,9 +10,9 @@ import pytest
 from dualrev.catalogue.scipy_functions import ORIGINALS
 from dualrev.primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS
 
-from .checks import CHECKS, Refusal, modes_of
+from .checks import CHECKS, Refusal, ReplayOutcome, modes_of
 from .conftest import RECORD, RECORD_COMMAND, strict_here, write_record
-from .expected_refusals import EXPECTED_REFUSALS
+from .expected_refusals import EXPECTED_REFUSALS, REPLAY_OUTCOMES
 from .expected_refusals import RECORDED_WITH as REFUSALS_RECORDED_WITH
 from .known_failures import KNOWN_FAILURES
 from .specs import CASES, DROPPED, KEYWORD_EXEMPT, SCIPY_NAMES
@@ -68,10 +68,30 @@ def judge_refusal(key: str, error: Exception) -> None:
                     f"message is now: {msg[:300]}\n{how}", pytrace=False)
 
 
+def judge_replay_outcome(key: str, outcome: str) -> None:
+    """A replay check that agreed with the dynamic transform but did not replay at its
+    second point (it recorded again, or ran dynamically) passes only where
+    ``REPLAY_OUTCOMES`` pins that outcome (under the recorded NumPy/SciPy)."""
+    pinned = REPLAY_OUTCOMES.get(key)
+    if pinned is None or pinned[0] != outcome:
+        if not REFUSALS_STRICT:
+            pytest.xfail(f"replay outcome not pinned under this NumPy/SciPy: {outcome}")
+        pytest.fail(f"{key}: the replay agrees but {outcome}, and expected_refusals.py pins "
+                    f"{pinned[0] if pinned else 'a replay'}. If that is right (a guard that "
+                    f"must fail for another sample, a documented fallback), re-record with "
+                    f"`{RECORD_COMMAND}`; if not, it is a replay bug.", pytrace=False)
+
+
 @pytest.mark.parametrize(("mode", "case", "key"), PARAMS)
 def test_conformance(mode, case, key):
     try:
         CHECKS[mode](case)
+    except ReplayOutcome as o:
+        if RECORD:
+            write_record({"key": key, "replay_outcome": o.outcome})
+            return
+        judge_replay_outcome(key, o.outcome)
+        return
     except Refusal as r:
         if RECORD:
             write_record({"key": key, "refusal": type(r.error).__name__,
@@ -79,6 +99,10 @@ def test_conformance(mode, case, key):
             return
         judge_refusal(key, r.error)
         return
+    if key in REPLAY_OUTCOMES and REFUSALS_STRICT and not RECORD:
+        pytest.fail(f"{key} replays now, but expected_refusals.py pins its outcome as "
+                    f"{REPLAY_OUTCOMES[key][0]!r}. Re-record with `{RECORD_COMMAND}`.",
+                    pytrace=False)
     if key in EXPECTED_REFUSALS and REFUSALS_STRICT and not RECORD:
         pytest.fail(f"{key} passes now, but expected_refusals.py pins it as a refusal "
                     f"({EXPECTED_REFUSALS[key][0]}). Good news: re-record the pinned outcomes "
@@ -128,9 +152,10 @@ def test_expected_refusals_name_existing_checks():
     ids = {p.id for p in PARAMS} | {f"jax::{c.id}".replace(" ", "_") for c in CASES}
     dropped = {c.id.replace(" ", "_") for c in DROPPED}
     if not REFUSALS_STRICT:  # elsewhere a case may have other outputs, so other modes
-        ids = {k for k in EXPECTED_REFUSALS if k.split("::", 1)[1] in
+        ids = {k for k in {*EXPECTED_REFUSALS, *REPLAY_OUTCOMES} if k.split("::", 1)[1] in
                {c.id.replace(" ", "_") for c in CASES}}
-    stale = sorted(k for k in set(EXPECTED_REFUSALS) - ids if k.split("::", 1)[1] not in dropped)
+    pinned = set(EXPECTED_REFUSALS) | set(REPLAY_OUTCOMES)
+    stale = sorted(k for k in pinned - ids if k.split("::", 1)[1] not in dropped)
     assert not stale, (f"expected_refusals.py pins checks that do not exist: {stale[:10]}; "
                        f"re-record with `{RECORD_COMMAND}`")
 
@@ -209,3 +234,18 @@ def test_no_structural_mode_is_generated():
             assert not modes & {"jvp", "vjp", "fwdrev", "second"}, case.id
         if not case.templates():
             assert "vmap" not in modes, case.id
+
+
+def test_record_only_keeps_the_other_modes_pins():
+    """``record --run --only MODE`` re-records one mode: every other mode's pins come
+    back as recording rows with their class, fragment and triage class unchanged."""
+    from .record import kept_rows
+
+    rows = kept_rows("replay")
+    assert not any(r["key"].startswith("replay::") for r in rows)
+    kept = {r["key"]: (r["refusal"], r["message"], r["defect"]) for r in rows
+            if "refusal" in r}
+    assert kept == {k: v for k, v in EXPECTED_REFUSALS.items() if not k.startswith("replay::")}
+    rows = kept_rows("value")
+    assert {r["key"]: r["replay_outcome"] for r in rows if "replay_outcome" in r} == \
+        {k: o for k, (o, _) in REPLAY_OUTCOMES.items()}
