@@ -10,8 +10,22 @@ ROOT = Path(__file__).parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
+@pytest.fixture
+def registries_restored():
+    """The docs register primitives of their own (extending.md replaces scipy.special's
+    erf): the registries are put back afterwards, so that later tests see dualrev's."""
+    from dualrev import primitive
+
+    tables = [primitive.UFUNC_HANDLERS, primitive.FUNCTION_HANDLERS, primitive.PRIMITIVES]
+    saved = [dict(t) for t in tables]
+    yield
+    for t, s in zip(tables, saved, strict=True):
+        t.clear()
+        t.update(s)
+
+
 @pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
-def test_doc_code_blocks_run(path):
+def test_doc_code_blocks_run(path, registries_restored):
     text = path.read_text()
     namespace: dict = {}
     for m in re.finditer(r"```python\n(.*?)```", text, flags=re.S):
