@@ -116,7 +116,7 @@ def assert_same(got: Any, want: Any, what: str) -> bool:
 #: statement kinds the generator leaves out while a replay bug they hit is open (each
 #: has its reproducer below, xfail-strict, naming the part that fixes it)
 KNOWN_BROKEN: dict[str, frozenset[str]] = {
-    "all": frozenset({"mask_write"}),  # test_store_through_a_mask_of_values_replays
+    "all": frozenset(),
 }
 #: aliasing ops whose replay records anew on every call (an ``equal`` guard on the
 #: value): their programs are compared by value only (test_layout_copies_replay)
@@ -359,12 +359,6 @@ def test_scalar_loop_on_python_floats_flips_and_replays():
 
 
 # ------------------------------------------------------------------ findings (reproducers)
-@pytest.mark.xfail(strict=True,
-                   reason="replay (staging): a staged boolean mask in a store u[mask] = v "
-                          "with an array v is taken for a vmap-batched mask "
-                          "(at.set_batched raises BatchedValueError while recording), so "
-                          "the call falls back to the dynamic transform (ReplayWarning) "
-                          "and never replays; found by the generator's mask_write statement")
 def test_store_through_a_mask_of_values_replays():
     def f(x):
         u = x.copy()
@@ -615,19 +609,74 @@ def test_documented_limit_an_attribute_rebound():
     np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="replay (staging): WRONG DERIVATIVE, silently, on the recording "
-                          "call itself: np.piecewise with its condition list passed as an "
-                          "argument (a staged boolean array) applies the first function "
-                          "everywhere (grad gives cos(x) where the dynamic grad gives "
-                          "-sin(x)); found by the harness's replay of the vmap call "
-                          "(known_failures.py: np.piecewise)")
 def test_piecewise_with_a_mask_argument_replays_right():
+    """Was a silently wrong derivative: the piecewise dispatcher iterated a staged
+    condition array as a list of conditions (its first element, True, applied sin
+    everywhere). Checked against the closed form, not only against the dynamic grad."""
     def f(x, m):
         return np.sum(np.piecewise(x, m, [np.sin, np.cos]))
 
     x = np.array([0.3, -0.5, 0.8, 1.1])
     m = np.array([True, False, True, False])
     replayed = dr.replay(dr.grad(f))
-    np.testing.assert_array_equal(replayed(x, m), dr.grad(f)(x, m))
-    np.testing.assert_array_equal(replayed(x, ~m), dr.grad(f)(x, ~m))
+    for mask in (m, ~m, m):
+        want = np.where(mask, np.cos(x), -np.sin(x))
+        np.testing.assert_allclose(dr.grad(f)(x, mask), want, rtol=1e-15)
+        np.testing.assert_array_equal(replayed(x, mask), dr.grad(f)(x, mask))
+
+
+def _masked_place(x, m):
+    u = x.copy()
+    u[m] = x[m] ** 2  # a store of as many values as the mask selects
+    return np.sum(u * x)
+
+
+def _masked_fill(x, m):
+    u = x.copy()
+    u[m] = 0.5
+    return np.sum(u * x)
+
+
+_X1 = np.array([0.3, -0.5, 0.8, 1.1])
+_M1 = np.array([True, False, True, False])
+_X2 = np.arange(1.0, 7.0).reshape(2, 3) / 7
+_M2 = np.array([[True, False, True], [False, False, True]])
+
+#: functions taking a mask (or indices) as an argument, which a replay stages: each
+#: must treat the staged array as the plain one the dynamic transform sees
+_MASK_ARGUMENT_FNS = {
+    "piecewise-1d": (lambda x, m: np.sum(np.piecewise(x, m, [np.sin, np.cos])), _X1, _M1),
+    "piecewise-one-fn": (lambda x, m: np.sum(np.piecewise(x, m, [np.sin])), _X1, _M1),
+    "piecewise-2d": (lambda x, m: np.sum(np.piecewise(x, m, [np.sin, np.cos])), _X2, _M2),
+    "piecewise-list": (lambda x, m: np.sum(np.piecewise(x, [m, ~m], [np.sin, np.cos])),
+                       _X1, _M1),
+    "piecewise-stacked": (lambda x, m: np.sum(np.piecewise(x, np.stack([m, ~m]),
+                                                           [np.sin, np.cos])), _X1, _M1),
+    "select": (lambda x, m: np.sum(np.select([m, ~m], [np.sin(x), x ** 2])), _X1, _M1),
+    "select-stacked": (lambda x, m: np.sum(np.select(m[None], [np.sin(x)], 2.0)), _X1, _M1),
+    "where": (lambda x, m: np.sum(np.where(m, np.sin(x), x ** 2)), _X1, _M1),
+    "where-indices": (lambda x, m: np.sum(x[np.where(m)] ** 2), _X1, _M1),
+    "choose": (lambda x, m: np.sum(np.choose(m.astype(int), [np.sin(x), x ** 2])), _X1, _M1),
+    "compress": (lambda x, m: np.sum(np.compress(m, x) ** 2), _X1, _M1),
+    "extract": (lambda x, m: np.sum(np.extract(m, x) ** 2), _X1, _M1),
+    "mask-index": (lambda x, m: np.sum(x[m] ** 3), _X2, _M2),
+    "int-index": (lambda x, m: np.sum(x[m.astype(int)] ** 3), _X1, _M1),
+    "store-values": (_masked_place, _X1, _M1),
+    "store-values-2d": (_masked_place, _X2, _M2),
+    "store-scalar": (_masked_fill, _X2, _M2),
+    "sum-where": (lambda x, m: np.sum(x ** 2, where=m), _X1, _M1),
+    "times-mask": (lambda x, m: np.sum(np.sin(x) * m), _X1, _M1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MASK_ARGUMENT_FNS))
+def test_functions_of_a_mask_argument_replay_right(name):
+    """A staged mask argument under replay gives the dynamic grad bit for bit, on the
+    recording call and on replays with the mask flipped, and never runs dynamically."""
+    fn, x, m = _MASK_ARGUMENT_FNS[name]
+    replayed = dr.replay(dr.grad(fn))
+    for mask in (m, ~m, m, ~m):
+        np.testing.assert_array_equal(replayed(x, mask), dr.grad(fn)(x, mask),
+                                      err_msg=name)
+    assert replayed.stats.dynamic == 0, replayed.stats.dynamic_reasons
+    assert replayed.stats.replays >= 2, replayed.stats

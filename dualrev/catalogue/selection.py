@@ -76,7 +76,11 @@ def _select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
 @register_function(np.piecewise)
 def _piecewise(x: Any, condlist: Any, funclist: Any, *args: Any, **kw: Any) -> Any:
     xs = shape_of(x)
-    if isinstance(condlist, np.ndarray) and condlist.dtype == bool and condlist.shape == xs:
+    # a traced condition array (a replay's staged mask, a traced argument) is classified
+    # by its shape and dtype exactly as a plain one: iterated, its rows would be taken
+    # for conditions of their own (the first applied everywhere)
+    if (isinstance(condlist, (np.ndarray, Tracer)) and dtype_of(condlist).kind == "b"
+            and shape_of(condlist) == xs):
         condlist = [condlist]
     conds = [np.broadcast_to(np.asarray(strip(c), dtype=bool), xs) for c in condlist]
     if len(funclist) == len(conds) + 1:  # the last function covers "otherwise"
