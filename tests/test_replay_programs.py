@@ -526,17 +526,6 @@ def test_documented_limit_a_number_in_a_mutable_container():
     np.testing.assert_array_equal(replayed(x), 6.0 * x)
 
 
-_FLOAT_ARGUMENTS = pytest.mark.xfail(
-    strict=True,
-    reason="replay: a Python float argument is always staged as an input, so a function "
-           "that needs it as a plain parameter fails to record and the signature runs "
-           "dynamically for good (np.percentile/np.quantile's q: DualrevError; "
-           "CubicSpline's bc_type values: RecursionError while recording; lstsq's rcond: "
-           "NoDerivativeRule; cond's p=inf: UFuncTypeError); a static retry (the float "
-           "equal-guarded) would replay; found by the harness's replay of the vmap call, "
-           "whose keyword values are arguments")
-
-
 def _percentile_loss(x, q):
     return np.sum(np.percentile(x, q) * x)
 
@@ -547,19 +536,34 @@ def _spline_loss(y, a, b):
         np.array([0.3, 0.7])))
 
 
-@_FLOAT_ARGUMENTS
-@pytest.mark.parametrize(("fn", "extra"), [(_percentile_loss, (30.0,)),
-                                           (_spline_loss, (0.5, -1.0))],
-                         ids=["percentile-q", "CubicSpline-bc_type"])
-def test_float_parameters_passed_as_arguments_replay(fn, extra):
+_A3 = np.array([[2.0, 0.3, 0.1], [0.2, 1.5, 0.4], [0.1, 0.0, 1.0]])
+
+
+@pytest.mark.parametrize(("fn", "x0", "extra", "other"), [
+    (_percentile_loss, None, (30.0,), (55.0,)),
+    # (the same data twice: the spline's constructor validates y on its plain values,
+    # an equal guard on y, which records every new y anew)
+    (_spline_loss, np.array([0.1, 0.5, 0.9, 1.3]), (0.5, -1.0), (0.25, -1.0)),
+    (lambda a, p: np.linalg.cond(a, p), _A3, (np.inf,), (1.0,)),
+    (lambda a, r: np.sum(np.linalg.lstsq(a, np.ones(3), rcond=r)[0]), _A3, (1e-10,),
+     (1e-12,)),
+    (lambda a, o: np.linalg.norm(a, o), _A3, (np.inf,), (1.0,)),
+], ids=["percentile-q", "CubicSpline-bc_type", "cond-p", "lstsq-rcond", "norm-ord"])
+def test_float_parameters_passed_as_arguments_replay(fn, x0, extra, other):
+    """A Python float argument that the code needs as a plain parameter is frozen (an
+    equal guard on its input): the function records and replays, another value of the
+    float records anew and replays too. (Was: the recording failed and the signature ran
+    dynamically for good; a RecursionError for the spline.)"""
     replayed = dr.replay(dr.grad(fn))
-    for x in ([0.1, 0.5, 0.9, 1.3], [0.2, 0.4, 1.1, 1.5]):
-        x = np.array(x)
+    xs = [x0, x0] if x0 is not None else [np.array([0.1, 0.5, 0.9, 1.3]),
+                                          np.array([0.2, 0.4, 1.1, 1.5])]
+    for x, e in zip(xs + xs, (extra, extra, other, other), strict=True):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ReplayWarning)
-            np.testing.assert_array_equal(replayed(x, *extra), dr.grad(fn)(x, *extra))
-    assert (replayed.stats.records, replayed.stats.replays) == (1, 1), \
+            warnings.simplefilter("error", ReplayWarning)
+            np.testing.assert_array_equal(replayed(x, *e), dr.grad(fn)(x, *e))
+    assert (replayed.stats.records, replayed.stats.replays) == (2, 2), \
         (replayed.stats, replayed.stats.dynamic_reasons)
+    assert replayed.stats.dynamic == 0, replayed.stats.dynamic_reasons
 
 
 def test_arrays_reached_through_objects_changed_in_place_are_followed():

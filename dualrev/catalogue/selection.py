@@ -329,6 +329,10 @@ def _quantile(func: Any, plain: Any, a: Any, q: Any, axis: Any, out: Any, method
     if weights is not None:
         raise no_rule(func, "Its weights= (method='inverted_cdf' only) is not supported on "
                             "traced values.")
+    if isinstance(q, Tracer) and q._staged:
+        # a dualrev.replay recording's q (a float argument): the positions read follow
+        # from it, so the recording relies on its value (an "equal" guard)
+        q = strip(q)
     if isinstance(q, Tracer):
         raise DualrevError(f"dualrev: numpy.{name} has no derivative with respect to q: pass "
                            "q as a plain number or array")
