@@ -119,9 +119,9 @@ KNOWN_BROKEN: dict[str, frozenset[str]] = {
     "all": frozenset(),
 }
 #: aliasing ops whose replay records anew on every call (an ``equal`` guard on the
-#: value): their programs are compared by value only (test_layout_copies_replay)
-REGUARDED_OPS = frozenset({"asarray_F", "asfortranarray", "ascontiguousarray", "x.imag",
-                           "np.imag"})
+#: value): their programs are compared by value only (none left: the layout copies and
+#: the imaginary part of a real array record no guard, test_layout_copies_replay)
+REGUARDED_OPS: frozenset[str] = frozenset()
 
 
 def check_program(steps: list[tuple[int, int]], n: int, seed: int, transform: str,
@@ -396,12 +396,6 @@ def test_own_writes_into_a_buffer_are_not_stale():
     assert (replayed.stats.records, replayed.stats.replays) == (1, 2), replayed.stats
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="replay (staging): x.imag of a real array, np.ascontiguousarray, "
-                          "np.asfortranarray and np.asarray(order='F') of a traced value are "
-                          "recorded as conversions with an equal guard, so every new input "
-                          "records anew and the function never replays (results stay "
-                          "right); found by the aliasing programs")
 @pytest.mark.parametrize("fn", [
     lambda x: np.sum(np.ascontiguousarray(x[::2]) ** 2),
     lambda x: np.sum(np.ascontiguousarray(x) ** 2),
