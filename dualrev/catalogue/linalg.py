@@ -41,7 +41,9 @@ from ..custom import transpose_jvp
 from ..errors import BatchedValueError, InPlaceError, NoDerivativeRule
 from ..primitive import (
     Primitive,
+    Tracer,
     bind,
+    call_plain,
     concrete,
     decide,
     dtype_of,
@@ -286,10 +288,21 @@ logdet_p.defvjp(lambda g, ans, a: _as_scale(g) * _T(np.linalg.inv(a)), saves="a"
 logdet_p.defbatch(stacked_rule(logdet_p))
 
 
+def _slogdet_sign(a: np.ndarray) -> Any:
+    """NumPy's sign of the determinant (plain values)."""
+    return np.linalg.slogdet(a)[0]
+
+
 @register_function(np.linalg.slogdet)
 def _slogdet(a: Any) -> Any:
-    sign, logabsdet = np.linalg.slogdet(concrete(a))  # every batch element at once
-    sign = rebatch(sign, a)
+    av = without_derivatives(a)
+    if isinstance(av, Tracer) and not is_batched(av):
+        # a dualrev.replay recording's staged value: the sign is a recorded operation
+        # (a replay computes its own; no guard on the values)
+        sign = call_plain(_slogdet_sign, [av], {})
+    else:
+        sign, logabsdet = np.linalg.slogdet(concrete(a))  # every batch element at once
+        sign = rebatch(sign, a)
     result = _result_type("SlogdetResult", ("sign", "logabsdet"))
     ld = bind(logdet_p, (a,), {})
     if not is_complex(a):
