@@ -446,9 +446,10 @@ def test_a_replayed_nan_derivative_warns():
 _PLAIN_READS = pytest.mark.xfail(
     strict=True,
     reason="replay (staging): a rule or dispatcher that reads its input as a plain value "
-           "(pinv, lstsq, cov, solve_triangular, other scipy.stats methods...; logsumexp, "
-           "log_softmax, slogdet and norm.pdf fixed) puts an equal guard on the whole input, so every new "
-           "input records anew and the function never replays (results stay right); "
+           "(lstsq, solve_triangular, other scipy.stats methods...; logsumexp, "
+           "log_softmax, slogdet, pinv, cov and norm.pdf fixed) puts an equal guard on the "
+           "whole input, so every new input records anew and the function never replays "
+           "(results stay right); "
            "found by the conformance harness's replay mode (REPLAY_OUTCOMES)")
 
 
@@ -458,8 +459,10 @@ _PLAIN_READS = pytest.mark.xfail(
     lambda a: np.sum(scipy.stats.norm.pdf(a)),
     lambda a: np.linalg.slogdet(a)[1] + np.linalg.slogdet(a)[0],
     lambda a: np.sum(scipy.special.log_softmax(a, axis=0) ** 2),
-    pytest.param(lambda a: np.sum(np.linalg.pinv(a)), marks=_PLAIN_READS),
-], ids=["det", "logsumexp", "norm.pdf", "slogdet", "log_softmax", "pinv"])
+    lambda a: np.sum(np.linalg.pinv(a)),
+    lambda a: np.sum(np.cov(a)),
+    pytest.param(lambda a: np.sum(np.linalg.lstsq(a, np.ones(3))[0]), marks=_PLAIN_READS),
+], ids=["det", "logsumexp", "norm.pdf", "slogdet", "log_softmax", "pinv", "cov", "lstsq"])
 def test_rules_reading_plain_values_replay(fn):
     rng = np.random.default_rng(3)
     replayed = dr.replay(dr.grad(fn))
@@ -468,6 +471,24 @@ def test_rules_reading_plain_values_replay(fn):
         np.testing.assert_array_equal(replayed(a), dr.grad(fn)(a))
     assert (replayed.stats.records, replayed.stats.replays) == (1, 2), \
         (replayed.stats, replayed.stats.guard_failures)
+
+
+def test_pinv_replays_its_cutoff_decision():
+    """pinv's choice of derivative (only negligible singular values cut, or a truncated
+    SVD) is a recorded decision: a matrix on the other side records anew, one on the
+    side of the first replays (no equal guard on the values), each equal to the dynamic
+    grad."""
+    def f(a):
+        return np.sum(np.linalg.pinv(a, rcond=1e-2) ** 2)
+
+    full = np.array([[2.0, 0.3], [0.1, 1.0]])
+    cut = np.array([[1.0, 0.0], [0.0, 1e-3]])  # 1e-3 < 1e-2 * 1: cut, not negligible
+    replayed = dr.replay(dr.grad(f))
+    for a in (full, full * 1.5, cut, full * 0.7):
+        np.testing.assert_array_equal(replayed(a), dr.grad(f)(a))
+    assert (replayed.stats.records, replayed.stats.replays) == (2, 2), \
+        (replayed.stats, replayed.stats.guard_failures)
+    assert {g.kind for g in replayed.stats.guard_failures} == {"truth"}
 
 
 def test_a_vjp_closure_replays():
