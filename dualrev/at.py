@@ -310,6 +310,18 @@ def set_batched(x: Any, key: tuple[Any, ...], v: Any) -> Any:
         ms = shape_of(m)
         rest = xs[len(ms):]
         vs = shape_of(v)
+        one_row = len(key) == 1 and dtype_of(m).kind == "b" and xs[:len(ms)] == ms
+        if one_row:
+            try:
+                one_row = np.broadcast_shapes(vs, (1,) + rest) == (1,) + rest
+            except ValueError:
+                one_row = False
+        if not one_row and not any(without_derivatives(key[k])._bdepth for k in parts):
+            # a dualrev.replay recording's staged mask, not a batch: the store selects
+            # as many rows as the mask holds, which the recording then relies on (its
+            # value frozen, an "equal" guard: another mask records anew)
+            return functional_set(x, canonical_index(tuple(
+                strip(k) if isinstance(k, Tracer) else k for k in key)), v)
         if not (len(key) == 1 and dtype_of(m).kind == "b" and xs[:len(ms)] == ms):
             raise BatchedValueError(
                 "a store x[..., mask, ...] = v with a batched boolean mask among other "

@@ -285,6 +285,8 @@ class Replayed:
         self._cache: OrderedDict[Any, list[_Variant]] = OrderedDict()
         self._records: dict[Any, int] = {}  # recordings per signature
         self._dynamic: set[Any] = set()  # signatures given up on
+        # signatures recorded with their scalar arguments frozen (see _record)
+        self._frozen: set[Any] = set()
         self._thrashing = False  # new signatures run dynamically (see _check_thrash)
         self._since = (0, 0)  # (records, replays) at the last clear()
         self._lock = threading.RLock()
@@ -404,6 +406,12 @@ class Replayed:
     def _record(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                 leaves: list[Any], dyn: Sequence[int], tree: Any,
                 tried: _Variant | None = None) -> Any:
+        """Record a call (and return its result): its array and scalar leaves staged.
+        Where that recording fails and the signature has scalar arguments, once more
+        with those frozen: each handed to ``fn`` as the plain number it is, an "equal"
+        guard on its input slot (code that needs a plain parameter -- percentile's q, a
+        tolerance, a norm's order -- then records; another value records anew). The
+        signature keeps recording so after that."""
         with self._lock:
             variants = self._cache.get(key)
             if variants and variants[0] is not tried:  # another thread recorded meanwhile
@@ -426,8 +434,13 @@ class Replayed:
             self._records[key] = n + 1
             trace = StagingTrace(new_level())
             staged = list(leaves)
+            frozen = key in self._frozen
             for i in dyn:
-                staged[i] = trace.input(leaves[i])
+                x = trace.input(leaves[i])
+                if frozen and type(leaves[i]) is not ndarray:
+                    trace.guard(x, "equal", leaves[i])
+                else:
+                    staged[i] = x
             inputs = [staged[i] for i in dyn]
             treedef = None if tree is None else tree_flatten(tree)[1]
             a2, k2 = self._rebuild(args, kwargs, staged, treedef)
@@ -442,6 +455,11 @@ class Replayed:
             except Exception as e:  # noqa: BLE001 - the dynamic call decides
                 failure = e
             trace.finish()
+            if (failure is not None and not frozen and not isinstance(failure, ReplayError)
+                    and any(type(leaves[i]) is not ndarray for i in dyn)):
+                self._frozen.add(key)
+                self._records[key] = n  # (this attempt recorded nothing)
+                return self._record(key, args, kwargs, leaves, dyn, tree, tried)
             _reissue(caught)
             if failure is not None:  # (outside the except block: the user's own error
                 return self._fallback(key, args, kwargs, failure)  # is not chained)
@@ -612,6 +630,7 @@ class Replayed:
             self._cache.clear()
             self._records.clear()
             self._dynamic.clear()
+            self._frozen.clear()
             self._thrashing = False
             self._since = (self.stats.records, self.stats.replays)
 

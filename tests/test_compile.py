@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import dualrev  # noqa: F401  (fills the catalogue)
@@ -479,6 +479,16 @@ def test_random_programs_bit_for_bit(fast, case):
     comp.MATH_FUNCTIONS.clear()
     try:
         with config.shortcuts(fast):
+            # the generator computed its values (and so its equal guards) with the
+            # shortcuts on: a Python-float operation rounds through math there and through
+            # NumPy without them, so an equal guard may not hold for the recording's own
+            # leaves under the other setting -- not a program the recording would make
+            try:
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    program.run(leaves)
+            except GuardFailed:
+                assume(False)
             _check_random(program, leaves, others)
     finally:
         comp.MATH_FUNCTIONS.update(saved)

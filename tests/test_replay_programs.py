@@ -116,12 +116,12 @@ def assert_same(got: Any, want: Any, what: str) -> bool:
 #: statement kinds the generator leaves out while a replay bug they hit is open (each
 #: has its reproducer below, xfail-strict, naming the part that fixes it)
 KNOWN_BROKEN: dict[str, frozenset[str]] = {
-    "all": frozenset({"mask_write"}),  # test_store_through_a_mask_of_values_replays
+    "all": frozenset(),
 }
 #: aliasing ops whose replay records anew on every call (an ``equal`` guard on the
-#: value): their programs are compared by value only (test_layout_copies_replay)
-REGUARDED_OPS = frozenset({"asarray_F", "asfortranarray", "ascontiguousarray", "x.imag",
-                           "np.imag"})
+#: value): their programs are compared by value only (none left: the layout copies and
+#: the imaginary part of a real array record no guard, test_layout_copies_replay)
+REGUARDED_OPS: frozenset[str] = frozenset()
 
 
 def check_program(steps: list[tuple[int, int]], n: int, seed: int, transform: str,
@@ -359,12 +359,6 @@ def test_scalar_loop_on_python_floats_flips_and_replays():
 
 
 # ------------------------------------------------------------------ findings (reproducers)
-@pytest.mark.xfail(strict=True,
-                   reason="replay (staging): a staged boolean mask in a store u[mask] = v "
-                          "with an array v is taken for a vmap-batched mask "
-                          "(at.set_batched raises BatchedValueError while recording), so "
-                          "the call falls back to the dynamic transform (ReplayWarning) "
-                          "and never replays; found by the generator's mask_write statement")
 def test_store_through_a_mask_of_values_replays():
     def f(x):
         u = x.copy()
@@ -402,12 +396,6 @@ def test_own_writes_into_a_buffer_are_not_stale():
     assert (replayed.stats.records, replayed.stats.replays) == (1, 2), replayed.stats
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="replay (staging): x.imag of a real array, np.ascontiguousarray, "
-                          "np.asfortranarray and np.asarray(order='F') of a traced value are "
-                          "recorded as conversions with an equal guard, so every new input "
-                          "records anew and the function never replays (results stay "
-                          "right); found by the aliasing programs")
 @pytest.mark.parametrize("fn", [
     lambda x: np.sum(np.ascontiguousarray(x[::2]) ** 2),
     lambda x: np.sum(np.ascontiguousarray(x) ** 2),
@@ -458,17 +446,23 @@ def test_a_replayed_nan_derivative_warns():
 _PLAIN_READS = pytest.mark.xfail(
     strict=True,
     reason="replay (staging): a rule or dispatcher that reads its input as a plain value "
-           "(slogdet, pinv, lstsq, logsumexp, log_softmax, cov, solve_triangular, the "
-           "scipy.stats pdfs...) puts an equal guard on the whole input, so every new "
-           "input records anew and the function never replays (results stay right); "
+           "(lstsq, solve_triangular, other scipy.stats methods...; logsumexp, "
+           "log_softmax, slogdet, pinv, cov and norm.pdf fixed) puts an equal guard on the "
+           "whole input, so every new input records anew and the function never replays "
+           "(results stay right); "
            "found by the conformance harness's replay mode (REPLAY_OUTCOMES)")
 
 
 @pytest.mark.parametrize("fn", [
     np.linalg.det,
-    pytest.param(lambda a: scipy.special.logsumexp(a), marks=_PLAIN_READS),
-    pytest.param(lambda a: np.sum(scipy.stats.norm.pdf(a)), marks=_PLAIN_READS),
-], ids=["det", "logsumexp", "norm.pdf"])
+    lambda a: scipy.special.logsumexp(a),
+    lambda a: np.sum(scipy.stats.norm.pdf(a)),
+    lambda a: np.linalg.slogdet(a)[1] + np.linalg.slogdet(a)[0],
+    lambda a: np.sum(scipy.special.log_softmax(a, axis=0) ** 2),
+    lambda a: np.sum(np.linalg.pinv(a)),
+    lambda a: np.sum(np.cov(a)),
+    pytest.param(lambda a: np.sum(np.linalg.lstsq(a, np.ones(3))[0]), marks=_PLAIN_READS),
+], ids=["det", "logsumexp", "norm.pdf", "slogdet", "log_softmax", "pinv", "cov", "lstsq"])
 def test_rules_reading_plain_values_replay(fn):
     rng = np.random.default_rng(3)
     replayed = dr.replay(dr.grad(fn))
@@ -477,6 +471,24 @@ def test_rules_reading_plain_values_replay(fn):
         np.testing.assert_array_equal(replayed(a), dr.grad(fn)(a))
     assert (replayed.stats.records, replayed.stats.replays) == (1, 2), \
         (replayed.stats, replayed.stats.guard_failures)
+
+
+def test_pinv_replays_its_cutoff_decision():
+    """pinv's choice of derivative (only negligible singular values cut, or a truncated
+    SVD) is a recorded decision: a matrix on the other side records anew, one on the
+    side of the first replays (no equal guard on the values), each equal to the dynamic
+    grad."""
+    def f(a):
+        return np.sum(np.linalg.pinv(a, rcond=1e-2) ** 2)
+
+    full = np.array([[2.0, 0.3], [0.1, 1.0]])
+    cut = np.array([[1.0, 0.0], [0.0, 1e-3]])  # 1e-3 < 1e-2 * 1: cut, not negligible
+    replayed = dr.replay(dr.grad(f))
+    for a in (full, full * 1.5, cut, full * 0.7):
+        np.testing.assert_array_equal(replayed(a), dr.grad(f)(a))
+    assert (replayed.stats.records, replayed.stats.replays) == (2, 2), \
+        (replayed.stats, replayed.stats.guard_failures)
+    assert {g.kind for g in replayed.stats.guard_failures} == {"truth"}
 
 
 def test_a_vjp_closure_replays():
@@ -532,17 +544,6 @@ def test_documented_limit_a_number_in_a_mutable_container():
     np.testing.assert_array_equal(replayed(x), 6.0 * x)
 
 
-_FLOAT_ARGUMENTS = pytest.mark.xfail(
-    strict=True,
-    reason="replay: a Python float argument is always staged as an input, so a function "
-           "that needs it as a plain parameter fails to record and the signature runs "
-           "dynamically for good (np.percentile/np.quantile's q: DualrevError; "
-           "CubicSpline's bc_type values: RecursionError while recording; lstsq's rcond: "
-           "NoDerivativeRule; cond's p=inf: UFuncTypeError); a static retry (the float "
-           "equal-guarded) would replay; found by the harness's replay of the vmap call, "
-           "whose keyword values are arguments")
-
-
 def _percentile_loss(x, q):
     return np.sum(np.percentile(x, q) * x)
 
@@ -553,19 +554,34 @@ def _spline_loss(y, a, b):
         np.array([0.3, 0.7])))
 
 
-@_FLOAT_ARGUMENTS
-@pytest.mark.parametrize(("fn", "extra"), [(_percentile_loss, (30.0,)),
-                                           (_spline_loss, (0.5, -1.0))],
-                         ids=["percentile-q", "CubicSpline-bc_type"])
-def test_float_parameters_passed_as_arguments_replay(fn, extra):
+_A3 = np.array([[2.0, 0.3, 0.1], [0.2, 1.5, 0.4], [0.1, 0.0, 1.0]])
+
+
+@pytest.mark.parametrize(("fn", "x0", "extra", "other"), [
+    (_percentile_loss, None, (30.0,), (55.0,)),
+    # (the same data twice: the spline's constructor validates y on its plain values,
+    # an equal guard on y, which records every new y anew)
+    (_spline_loss, np.array([0.1, 0.5, 0.9, 1.3]), (0.5, -1.0), (0.25, -1.0)),
+    (lambda a, p: np.linalg.cond(a, p), _A3, (np.inf,), (1.0,)),
+    (lambda a, r: np.sum(np.linalg.lstsq(a, np.ones(3), rcond=r)[0]), _A3, (1e-10,),
+     (1e-12,)),
+    (lambda a, o: np.linalg.norm(a, o), _A3, (np.inf,), (1.0,)),
+], ids=["percentile-q", "CubicSpline-bc_type", "cond-p", "lstsq-rcond", "norm-ord"])
+def test_float_parameters_passed_as_arguments_replay(fn, x0, extra, other):
+    """A Python float argument that the code needs as a plain parameter is frozen (an
+    equal guard on its input): the function records and replays, another value of the
+    float records anew and replays too. (Was: the recording failed and the signature ran
+    dynamically for good; a RecursionError for the spline.)"""
     replayed = dr.replay(dr.grad(fn))
-    for x in ([0.1, 0.5, 0.9, 1.3], [0.2, 0.4, 1.1, 1.5]):
-        x = np.array(x)
+    xs = [x0, x0] if x0 is not None else [np.array([0.1, 0.5, 0.9, 1.3]),
+                                          np.array([0.2, 0.4, 1.1, 1.5])]
+    for x, e in zip(xs + xs, (extra, extra, other, other), strict=True):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ReplayWarning)
-            np.testing.assert_array_equal(replayed(x, *extra), dr.grad(fn)(x, *extra))
-    assert (replayed.stats.records, replayed.stats.replays) == (1, 1), \
+            warnings.simplefilter("error", ReplayWarning)
+            np.testing.assert_array_equal(replayed(x, *e), dr.grad(fn)(x, *e))
+    assert (replayed.stats.records, replayed.stats.replays) == (2, 2), \
         (replayed.stats, replayed.stats.dynamic_reasons)
+    assert replayed.stats.dynamic == 0, replayed.stats.dynamic_reasons
 
 
 def test_arrays_reached_through_objects_changed_in_place_are_followed():
@@ -615,19 +631,74 @@ def test_documented_limit_an_attribute_rebound():
     np.testing.assert_array_equal(replayed(x), dr.grad(f)(x))
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="replay (staging): WRONG DERIVATIVE, silently, on the recording "
-                          "call itself: np.piecewise with its condition list passed as an "
-                          "argument (a staged boolean array) applies the first function "
-                          "everywhere (grad gives cos(x) where the dynamic grad gives "
-                          "-sin(x)); found by the harness's replay of the vmap call "
-                          "(known_failures.py: np.piecewise)")
 def test_piecewise_with_a_mask_argument_replays_right():
+    """Was a silently wrong derivative: the piecewise dispatcher iterated a staged
+    condition array as a list of conditions (its first element, True, applied sin
+    everywhere). Checked against the closed form, not only against the dynamic grad."""
     def f(x, m):
         return np.sum(np.piecewise(x, m, [np.sin, np.cos]))
 
     x = np.array([0.3, -0.5, 0.8, 1.1])
     m = np.array([True, False, True, False])
     replayed = dr.replay(dr.grad(f))
-    np.testing.assert_array_equal(replayed(x, m), dr.grad(f)(x, m))
-    np.testing.assert_array_equal(replayed(x, ~m), dr.grad(f)(x, ~m))
+    for mask in (m, ~m, m):
+        want = np.where(mask, np.cos(x), -np.sin(x))
+        np.testing.assert_allclose(dr.grad(f)(x, mask), want, rtol=1e-15)
+        np.testing.assert_array_equal(replayed(x, mask), dr.grad(f)(x, mask))
+
+
+def _masked_place(x, m):
+    u = x.copy()
+    u[m] = x[m] ** 2  # a store of as many values as the mask selects
+    return np.sum(u * x)
+
+
+def _masked_fill(x, m):
+    u = x.copy()
+    u[m] = 0.5
+    return np.sum(u * x)
+
+
+_X1 = np.array([0.3, -0.5, 0.8, 1.1])
+_M1 = np.array([True, False, True, False])
+_X2 = np.arange(1.0, 7.0).reshape(2, 3) / 7
+_M2 = np.array([[True, False, True], [False, False, True]])
+
+#: functions taking a mask (or indices) as an argument, which a replay stages: each
+#: must treat the staged array as the plain one the dynamic transform sees
+_MASK_ARGUMENT_FNS = {
+    "piecewise-1d": (lambda x, m: np.sum(np.piecewise(x, m, [np.sin, np.cos])), _X1, _M1),
+    "piecewise-one-fn": (lambda x, m: np.sum(np.piecewise(x, m, [np.sin])), _X1, _M1),
+    "piecewise-2d": (lambda x, m: np.sum(np.piecewise(x, m, [np.sin, np.cos])), _X2, _M2),
+    "piecewise-list": (lambda x, m: np.sum(np.piecewise(x, [m, ~m], [np.sin, np.cos])),
+                       _X1, _M1),
+    "piecewise-stacked": (lambda x, m: np.sum(np.piecewise(x, np.stack([m, ~m]),
+                                                           [np.sin, np.cos])), _X1, _M1),
+    "select": (lambda x, m: np.sum(np.select([m, ~m], [np.sin(x), x ** 2])), _X1, _M1),
+    "select-stacked": (lambda x, m: np.sum(np.select(m[None], [np.sin(x)], 2.0)), _X1, _M1),
+    "where": (lambda x, m: np.sum(np.where(m, np.sin(x), x ** 2)), _X1, _M1),
+    "where-indices": (lambda x, m: np.sum(x[np.where(m)] ** 2), _X1, _M1),
+    "choose": (lambda x, m: np.sum(np.choose(m.astype(int), [np.sin(x), x ** 2])), _X1, _M1),
+    "compress": (lambda x, m: np.sum(np.compress(m, x) ** 2), _X1, _M1),
+    "extract": (lambda x, m: np.sum(np.extract(m, x) ** 2), _X1, _M1),
+    "mask-index": (lambda x, m: np.sum(x[m] ** 3), _X2, _M2),
+    "int-index": (lambda x, m: np.sum(x[m.astype(int)] ** 3), _X1, _M1),
+    "store-values": (_masked_place, _X1, _M1),
+    "store-values-2d": (_masked_place, _X2, _M2),
+    "store-scalar": (_masked_fill, _X2, _M2),
+    "sum-where": (lambda x, m: np.sum(x ** 2, where=m), _X1, _M1),
+    "times-mask": (lambda x, m: np.sum(np.sin(x) * m), _X1, _M1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MASK_ARGUMENT_FNS))
+def test_functions_of_a_mask_argument_replay_right(name):
+    """A staged mask argument under replay gives the dynamic grad bit for bit, on the
+    recording call and on replays with the mask flipped, and never runs dynamically."""
+    fn, x, m = _MASK_ARGUMENT_FNS[name]
+    replayed = dr.replay(dr.grad(fn))
+    for mask in (m, ~m, m, ~m):
+        np.testing.assert_array_equal(replayed(x, mask), dr.grad(fn)(x, mask),
+                                      err_msg=name)
+    assert replayed.stats.dynamic == 0, replayed.stats.dynamic_reasons
+    assert replayed.stats.replays >= 2, replayed.stats

@@ -15,8 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from ..batching import rebatch, stacked_rule, stand_in
-from ..primitive import Primitive, bind, concrete, is_complex, register_function, register_ufunc
+from ..batching import is_batched, rebatch, stacked_rule, stand_in
+from ..primitive import (
+    Primitive,
+    bind,
+    concrete,
+    is_complex,
+    peek,
+    register_function,
+    register_ufunc,
+)
 from .elementwise import absolute_p
 
 
@@ -53,7 +61,9 @@ def _real(val: Any) -> Any:
 def _imag(val: Any) -> Any:
     if is_complex(val):
         return bind(imag_p, (val,), {})
-    return np.imag(stand_in(val))  # zeros in NumPy's dtype: no derivative
+    # zeros in NumPy's dtype and type, no derivative; read from the value without a
+    # dualrev.replay guard (the zeros do not depend on its values)
+    return np.imag(stand_in(val) if is_batched(val) else peek(val))
 
 
 def _angle_impl(z: Any) -> Any:

@@ -26,7 +26,15 @@ from ..cast import astype
 from ..errors import DualrevError, TracerConversionError
 from ..inplace import clone, is_scalar_like
 from ..namespace import replace_while_tracing
-from ..primitive import Tracer, concrete, decide, dtype_of, register_function, shape_of
+from ..primitive import (
+    Tracer,
+    concrete,
+    decide,
+    dtype_of,
+    peek,
+    register_function,
+    shape_of,
+)
 
 # The originals, captured at import: a wrapper bound by a module imported while a
 # transform runs (``from numpy import asarray``) keeps calling these afterwards.
@@ -159,7 +167,9 @@ def _relaid(x: Any, order: Any) -> bool:
         # overlapping windows (more elements than their base has) are a strided view in
         # NumPy; dualrev's value of them is a contiguous copy
         return True
-    v = concrete(x)
+    # (the layout, not the values: a dualrev.replay recording relies on no value here,
+    # and the copy it records runs again on a replay's values)
+    v = peek(x)
     flags = getattr(v, "flags", None)
     if flags is None:  # a scalar
         return False

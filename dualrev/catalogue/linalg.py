@@ -41,7 +41,9 @@ from ..custom import transpose_jvp
 from ..errors import BatchedValueError, InPlaceError, NoDerivativeRule
 from ..primitive import (
     Primitive,
+    Tracer,
     bind,
+    call_plain,
     concrete,
     decide,
     dtype_of,
@@ -286,10 +288,21 @@ logdet_p.defvjp(lambda g, ans, a: _as_scale(g) * _T(np.linalg.inv(a)), saves="a"
 logdet_p.defbatch(stacked_rule(logdet_p))
 
 
+def _slogdet_sign(a: np.ndarray) -> Any:
+    """NumPy's sign of the determinant (plain values)."""
+    return np.linalg.slogdet(a)[0]
+
+
 @register_function(np.linalg.slogdet)
 def _slogdet(a: Any) -> Any:
-    sign, logabsdet = np.linalg.slogdet(concrete(a))  # every batch element at once
-    sign = rebatch(sign, a)
+    av = without_derivatives(a)
+    if isinstance(av, Tracer) and not is_batched(av):
+        # a dualrev.replay recording's staged value: the sign is a recorded operation
+        # (a replay computes its own; no guard on the values)
+        sign = call_plain(_slogdet_sign, [av], {})
+    else:
+        sign, logabsdet = np.linalg.slogdet(concrete(a))  # every batch element at once
+        sign = rebatch(sign, a)
     result = _result_type("SlogdetResult", ("sign", "logabsdet"))
     ld = bind(logdet_p, (a,), {})
     if not is_complex(a):
@@ -630,6 +643,23 @@ pinv_p.defbatch(stacked_rule(pinv_p))
 _NOT_GIVEN = object()
 
 
+def _cutoff(a0: np.ndarray, rcond: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Which singular values of the plain ``a0`` pinv's cutoff drops, and which of them
+    are negligible (at rounding level)."""
+    s = np.linalg.svd(a0, compute_uv=False)
+    smax = np.max(s, axis=-1, keepdims=True)
+    m, n = a0.shape[-2:]
+    return (s <= np.asarray(rcond)[..., None] * smax,
+            s <= max(m, n) * np.finfo(s.dtype).eps * smax)
+
+
+def _cuts_only_negligible(a0: np.ndarray, rcond: Any, hermitian: bool) -> bool:
+    """Whether pinv's cutoff drops only negligible singular values of the plain ``a0``
+    (every batch element at once): its derivative is then Golub-Pereyra's."""
+    cut, negligible = _cutoff(_sym_lower(a0) if hermitian else a0, rcond)
+    return not np.any(cut & ~negligible)
+
+
 @register_function(np.linalg.pinv)
 def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, *,
           rtol: Any = _NOT_GIVEN) -> Any:
@@ -645,16 +675,14 @@ def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, *,
         raise ValueError("`rtol` and `rcond` can't be both set.")
     # which singular values the cutoff drops: for every batch element at once (under vmap
     # one decision for the batch, both forms below being exact where they apply)
+    rcond = np.asarray(rcond).tolist()  # hashable, for the primitive's parameters
+    # (a recorded decision under dualrev.replay: a truth guard, not the values)
+    if decide(_cuts_only_negligible, a, rcond=rcond, hermitian=bool(hermitian)):
+        return bind(pinv_p, (a,), {"rcond": rcond, "hermitian": bool(hermitian)})
     a0 = concrete(a)
     if hermitian:
         a0 = _sym_lower(a0)
-    s = np.linalg.svd(a0, compute_uv=False)
-    smax = np.max(s, axis=-1, keepdims=True)
-    cut = s <= np.asarray(rcond)[..., None] * smax
-    negligible = s <= max(m, n) * np.finfo(s.dtype).eps * smax
-    rcond = np.asarray(rcond).tolist()  # hashable, for the primitive's parameters
-    if not np.any(cut & ~negligible):
-        return bind(pinv_p, (a,), {"rcond": rcond, "hermitian": bool(hermitian)})
+    cut = _cutoff(a0, rcond)[0]
     # The cutoff drops singular values that are not negligible: the result is the
     # pseudo-inverse of a truncated SVD, whose derivative involves the singular vectors
     # (Golub-Pereyra's holds only where the dropped ones are zero). Differentiate

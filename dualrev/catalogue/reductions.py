@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..batching import is_batched, leading_axis_rule, stand_in, without_derivatives
+from ..batching import is_batched, leading_axis_rule, without_derivatives
 from ..compile import register_inline
 from ..errors import DualrevError, InPlaceError
 from ..inplace import clone
@@ -442,7 +442,9 @@ def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: A
     if ndim_of(m) > 2 or (y is not None and ndim_of(y) > 2):
         raise ValueError("m or y has more than 2 dimensions")
     if dtype is None:
-        dtype = np.result_type(*[stand_in(v) for v in (m, y) if v is not None], np.float64)
+        # (dtypes only: float64 is among them, so a weak Python scalar changes nothing;
+        # no dualrev.replay guard on the values)
+        dtype = np.result_type(*[dtype_of(v) for v in (m, y) if v is not None], np.float64)
     x = astype(np.atleast_2d(m), dtype)
     if not rowvar and ndim_of(m) != 1:
         x = np.transpose(x)

@@ -26,8 +26,10 @@ from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
 from ..primitive import (
     Primitive,
+    Tracer,
     as_array,
     bind,
+    call_plain,
     concrete,
     is_complex,
     ndim_of,
@@ -99,13 +101,22 @@ def _scipy_sign(a: Any, b: Any, **kwargs: Any) -> Any:
 def _max_with_empty(x: Any, axis: Any) -> Any:
     """``np.max(x, axis, keepdims=True, initial=-inf)`` of plain values: under vmap on the
     whole batch at once (np.max takes no initial= of a traced value)."""
-    v = concrete(x)
     k = len(batch_traces(x))
+    if not k and isinstance(x, Tracer):
+        # a dualrev.replay recording's staged value: the shift is a recorded operation
+        # on it (no guard: any shift is exact, and a replay computes its own)
+        return call_plain(_shift_max, [x], {"axis": axis})
+    v = concrete(x)
     if k:
         nd = np.ndim(v) - k
         axes = range(nd) if axis is None else np.atleast_1d(axis)
         axis = tuple(int(a) % nd + k for a in axes)
     return rebatch(np.max(v, axis=axis, keepdims=True, initial=-np.inf), x)
+
+
+def _shift_max(x: np.ndarray, axis: Any) -> np.ndarray:
+    """The max over ``axis`` kept as a length-1 axis, -inf where empty (plain values)."""
+    return np.max(x, axis=axis, keepdims=True, initial=-np.inf)
 
 
 def softmax(x: Any, axis: Any = None) -> Any:

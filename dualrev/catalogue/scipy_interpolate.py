@@ -52,6 +52,8 @@ from ..primitive import (
     is_complex,
     ndim_of,
     shape_of,
+    strip,
+    unwrap_derivatives,
 )
 from ..scipy_dispatch import note_dispatcher
 from ..tree import tree_flatten
@@ -427,6 +429,28 @@ def _homogeneous_ends(bc: Any, ncols: int) -> tuple[Any, bool]:
     return (end(bc[0]), end(bc[1])), nonzero
 
 
+def _plain_ends(bc: Any) -> Any:
+    """bc_type with its given derivative values as plain numbers: a value carrying a
+    derivative is refused; a ``dualrev.replay`` recording's staged one (a float argument)
+    is frozen, an "equal" guard (SciPy builds the spline from plain numbers; left traced,
+    the constructor's own validation would dispatch back here without end)."""
+    if bc is None or isinstance(bc, str) or not _traced(bc):
+        return bc
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, Tracer):
+            if unwrap_derivatives(v) is not v:
+                raise NoDerivativeRule("scipy.interpolate (bc_type)", "Traced boundary "
+                                       "values in bc_type are not supported (pass plain "
+                                       "values).")
+            return strip(v)
+        if type(v) is tuple or type(v) is list:
+            return type(v)(plain(u) for u in v)
+        return v
+
+    return plain(bc)
+
+
 def _periodic(bc: Any) -> bool:
     return bc == "periodic"
 
@@ -457,6 +481,7 @@ def cubic_spline(x: Any, y: Any, axis: int = 0, bc_type: Any = "not-a-knot",
     """CubicSpline(x, y) with traced y: linear in y, every bc_type (given derivative
     values are an affine part) and extrapolate."""
     name = "scipy.interpolate.CubicSpline"
+    bc_type = _plain_ends(bc_type)
     _refuse_abscissae(name, x)
     ax = _axis(axis, y)
     _validate(lambda v: si.CubicSpline(x, v, axis=axis, bc_type=bc_type,
@@ -494,6 +519,7 @@ def make_interp_spline(x: Any, y: Any, k: int = 3, t: Any = None, bc_type: Any =
                        axis: int = 0, check_finite: bool = True) -> TracedDataInterpolant:
     """make_interp_spline(x, y) with traced y: linear in y (a BSpline of unit data)."""
     name = "scipy.interpolate.make_interp_spline"
+    bc_type = _plain_ends(bc_type)
     _refuse_abscissae(name, x, t)
     original = ORIGINALS[si.make_interp_spline]
     ax = _axis(axis, y)

@@ -39,7 +39,7 @@ import scipy.stats._multivariate as _mv
 
 from ..batching import on_plain_values, without_derivatives
 from ..errors import NoDerivativeRule, TracerConversionError
-from ..primitive import Tracer, concrete, dtype_of, ndim_of, shape_of
+from ..primitive import Tracer, concrete, decide, dtype_of, ndim_of, shape_of
 from ..scipy_dispatch import _traced
 from .contraction import matrix_transpose as _T
 from .elementwise import astype, elementwise
@@ -139,6 +139,11 @@ class _Continuous:
         return out
 
 
+def _off_the_ends(z: Any, a: Any, b: Any) -> bool:
+    """Whether no point of ``z`` (plain values) is at an end ``a`` or ``b``."""
+    return not np.any((z == a) | (z == b))
+
+
 def _continuous(d: _Continuous, method: str, x: Any, shapes: tuple[Any, ...], loc: Any,
                 scale: Any) -> Any:
     # scipy.stats computes in at least float64 (a float32 point gives a float64 result)
@@ -163,8 +168,8 @@ def _continuous(d: _Continuous, method: str, x: Any, shapes: tuple[Any, ...], lo
         if method == "pdf":
             # (a decision for the whole batch, on the plain values: no point at an end,
             # one formula)
-            zc = concrete(zz)
-            if d.edge_pdf is None or not np.any((zc == a) | (zc == b)):
+            # (a recorded decision under dualrev.replay: a truth guard, not the values)
+            if d.edge_pdf is None or decide(_off_the_ends, zz, a, b):
                 return np.exp(d.logpdf(zz, *sh))
             end = np.logical_or(np.equal(zz, a), np.equal(zz, b))
             ze = np.where(end, zz, d.inside)  # each branch sees only its own points

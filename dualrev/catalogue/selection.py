@@ -76,7 +76,11 @@ def _select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
 @register_function(np.piecewise)
 def _piecewise(x: Any, condlist: Any, funclist: Any, *args: Any, **kw: Any) -> Any:
     xs = shape_of(x)
-    if isinstance(condlist, np.ndarray) and condlist.dtype == bool and condlist.shape == xs:
+    # a traced condition array (a replay's staged mask, a traced argument) is classified
+    # by its shape and dtype exactly as a plain one: iterated, its rows would be taken
+    # for conditions of their own (the first applied everywhere)
+    if (isinstance(condlist, (np.ndarray, Tracer)) and dtype_of(condlist).kind == "b"
+            and shape_of(condlist) == xs):
         condlist = [condlist]
     conds = [np.broadcast_to(np.asarray(strip(c), dtype=bool), xs) for c in condlist]
     if len(funclist) == len(conds) + 1:  # the last function covers "otherwise"
@@ -325,6 +329,10 @@ def _quantile(func: Any, plain: Any, a: Any, q: Any, axis: Any, out: Any, method
     if weights is not None:
         raise no_rule(func, "Its weights= (method='inverted_cdf' only) is not supported on "
                             "traced values.")
+    if isinstance(q, Tracer) and q._staged:
+        # a dualrev.replay recording's q (a float argument): the positions read follow
+        # from it, so the recording relies on its value (an "equal" guard)
+        q = strip(q)
     if isinstance(q, Tracer):
         raise DualrevError(f"dualrev: numpy.{name} has no derivative with respect to q: pass "
                            "q as a plain number or array")

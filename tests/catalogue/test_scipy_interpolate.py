@@ -295,3 +295,36 @@ def test_regular_grid_interpolator_options_and_refusals():
     np.testing.assert_allclose(tangent, [1.0, 1.0])  # the weights sum to one
     # plain calls stay SciPy's own
     assert type(si.RegularGridInterpolator(_GRID, V)) is si.RegularGridInterpolator
+
+
+# ---- boundary values given in bc_type
+_T = np.linspace(0.0, 1.0, 5)
+_AT = np.array([0.15, 0.45, 0.9])
+
+
+def _spline(y, a, b):
+    return np.sum(si.CubicSpline(_T, y, bc_type=((1, a), (2, b)))(_AT) ** 2)
+
+
+def _fd(f, y, *extra, h=1e-6):
+    return np.array([(f(y + h * e, *extra) - f(y - h * e, *extra)) / (2 * h)
+                     for e in np.eye(y.size)])
+
+
+def test_cubic_spline_with_given_end_derivatives_differentiates_its_data():
+    y = np.array([0.3, -0.1, 0.8, 0.5, 1.2])
+    for a, b in ((0.5, -1.0), (0.0, 2.0)):
+        g = dr.grad(_spline)(y, a, b)
+        np.testing.assert_allclose(g, _fd(_spline, y, a, b), rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(dr.jacrev(_spline)(y, a, b), g, rtol=1e-13)
+
+
+def test_a_traced_end_derivative_is_refused_not_recursed():
+    """Was a RecursionError: SciPy's own validation of the traced bc_type dispatched
+    back to the traced constructor without end."""
+    y = np.array([0.3, -0.1, 0.8, 0.5, 1.2])
+    with pytest.raises(NoDerivativeRule, match="bc_type"):
+        dr.grad(_spline, argnums=1)(y, 0.5, -1.0)
+    with pytest.raises(NoDerivativeRule, match="bc_type"):
+        dr.grad(lambda a: si.make_interp_spline(
+            _T, np.sin(_T), bc_type=([(1, a)], [(1, 0.0)]))(0.3))(0.5)

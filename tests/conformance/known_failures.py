@@ -10,9 +10,4 @@ fails, and its line is to be deleted here."""
 RECORDED_WITH = {'numpy': '2.4', 'scipy': '1.17'}
 
 KNOWN_FAILURES: dict[str, str] = {
-    # ---- replay: a WRONG value, silently (differs from the dynamic transform) (2)
-    "replay::np.piecewise[extra_args]-float64-vec":
-        "replay: a WRONG value, silently (differs from the dynamic transform) | AssertionError: replay(vmap) call 0 leaf 0: max abs error 3.07 (tol 1e-12 x scale 1.85) go",
-    "replay::np.piecewise[funclist=[sin,cos]]-float64-vec":
-        "replay: a WRONG value, silently (differs from the dynamic transform) | AssertionError: replay(vmap) call 0 leaf 0: max abs error 1.4 (tol 1e-12 x scale 1) got [ ",
 }
