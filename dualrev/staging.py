@@ -244,7 +244,10 @@ class StagingTrace(Trace):
 # elsewhere: watched, which costs a comparison and is never wrong.)
 # From 3.14 the interpreter may not count the references on its own stack, so a count
 # could no longer prove an array private (as for reverse.py's elided temporaries).
-_PRIVATE_REFS = (4 if sys.implementation.name == "cpython" and sys.version_info < (3, 14)
+# Up to 3.10 a Python-to-Python call keeps the caller's stack reference to an argument
+# beside the callee's own (3.11 moves it into the new frame): one more there.
+_PRIVATE_REFS = ((5 if sys.version_info < (3, 11) else 4)
+                 if sys.implementation.name == "cpython" and sys.version_info < (3, 14)
                  else 0)
 
 

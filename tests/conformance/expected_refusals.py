@@ -182,7 +182,7 @@ EXPECTED_REFUSALS: dict[str, tuple[str, str, str]] = {
 #: replay checks that agree with the dynamic transform but do not replay at the
 #: second point: "replay::case id" -> (the outcome, its triage class)
 REPLAY_OUTCOMES: dict[str, tuple[str, str]] = {
-    # ---- re-records: an equal guard fails at another sample (a rule, NumPy or SciPy reads the value as a plain number) (690)
+    # ---- re-records: an equal guard fails at another sample (a rule, NumPy or SciPy reads the value as a plain number) (524)
     "replay::integrate.dblquad[a,b,args,func,gfun,hfun]-float64-0d": ("jacfwd re-records: equal guard in specs.py",
         "re-records: an equal guard fails at another sample (a rule, NumPy or SciPy reads the value as a plain number)"),
     "replay::integrate.quad[a,b,args]-float64-0d": ("jacfwd re-records: equal guard in specs.py",
@@ -1231,7 +1231,6 @@ REPLAY_OUTCOMES: dict[str, tuple[str, str]] = {
         "re-records: an equal guard fails at another sample (a rule, NumPy or SciPy reads the value as a plain number)"),
     "replay::st.t.sf[frozen,loc=<array>,scale=<array>]-float64-vec": ("jacfwd re-records: equal guard in specs.py",
         "re-records: an equal guard fails at another sample (a rule, NumPy or SciPy reads the value as a plain number)"),
-    # ---- runs dynamically: the recording fails where the dynamic transform works (dr.replay falls back, with a ReplayWarning) (135)
     # ---- runs dynamically: the recording warned (a non-finite derivative, a NumPy deprecation) and is not kept (15)
     "replay::ndi.affine_transform[output_shape=(3,_4),order=1,mode=mirror,cval=0.0,prefilter=False,output=float64]-complex128-mat": ("jvp runs dynamically (warned while recording: UserWarning); vmap runs dynamically (warned while recording: UserWarning)",
         "runs dynamically: the recording warned (a non-finite derivative, a NumPy deprecation) and is not kept"),
