@@ -26,6 +26,7 @@ from .errors import BUFFER_ADVICE, BatchedValueError, InPlaceError, NoDerivative
 from .indexing import (
     _positions,
     _reshape,
+    batched_positions,
     canonical_index,
     getitem,
     is_basic,
@@ -340,13 +341,7 @@ def set_batched(x: Any, key: tuple[Any, ...], v: Any) -> Any:
         return np.where(_reshape_nolink(m, ms + (1,) * len(rest)), row, x)
     size = int(np.prod(xs))
 
-    def positions(*arrays: Any) -> np.ndarray:
-        full = list(key)
-        for k, a in zip(parts, arrays, strict=True):
-            full[k] = np.asarray(a)
-        return _positions(xs, canonical_index(tuple(full)))
-
-    pos = on_plain_values(positions, [key[k] for k in parts], name="an index")
+    pos = batched_positions(xs, key, parts)
     n = int(np.prod(shape_of(pos)))
     vals = _reshape_nolink(np.broadcast_to(v, shape_of(pos)), (n,))
 

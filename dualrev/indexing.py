@@ -335,10 +335,9 @@ def _reshape(x: Any, shape: tuple[int, ...]) -> Any:
     return getattr(h, "__wrapped__", h)(x, shape)
 
 
-def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
-    """``x[idx]`` where the index arrays at ``parts`` are batched: the flat positions
-    each element selects (computed per element), gathered from the flattened ``x``."""
-    xs = shape_of(x)
+def batched_positions(xs: tuple[int, ...], idx: tuple[Any, ...], parts: list[int]) -> Any:
+    """The flat positions in an array of shape ``xs`` that ``idx`` selects, whose index
+    arrays at ``parts`` are batched: computed per element, batched like them."""
 
     def positions(*arrays: Any) -> np.ndarray:
         full = list(idx)
@@ -346,7 +345,14 @@ def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
             full[k] = np.asarray(a)
         return _positions(xs, canonical_index(tuple(full)))
 
-    pos = on_plain_values(positions, [idx[k] for k in parts], name="an index")
+    return on_plain_values(positions, [idx[k] for k in parts], name="an index")
+
+
+def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
+    """``x[idx]`` where the index arrays at ``parts`` are batched: the flat positions
+    each element selects (computed per element), gathered from the flattened ``x``."""
+    xs = shape_of(x)
+    pos = batched_positions(xs, idx, parts)
     rs = shape_of(pos)
     # the internal reshapes are not views of x (only the result may be, below)
     flat = bind(take_along, (_reshape(x, (math.prod(xs),)),

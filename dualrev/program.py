@@ -170,6 +170,11 @@ class Program:
     def run(self, leaves: Sequence[Any]) -> list[Any]:
         """Run the program on the input leaves (the reference interpreter); returns the
         output leaves. Raises ``GuardFailed`` at the first guard that does not hold."""
+        v = self.run_slots(leaves)
+        return [v[o] for o in self.outputs]
+
+    def run_slots(self, leaves: Sequence[Any]) -> list[Any]:
+        """``run``, returning every slot's value (the drawing shows them)."""
         if len(leaves) != len(self.inputs):
             raise ValueError(f"the program takes {len(self.inputs)} input leaves, "
                              f"got {len(leaves)}")
@@ -183,7 +188,7 @@ class Program:
                 v[step.out] = apply_plain(step.prim, [v[a] for a in step.args], step.params)
             elif not step.holds(v[step.slot]):
                 raise GuardFailed(step)
-        return [v[o] for o in self.outputs]
+        return v
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the program on a call's arguments, as the recorded function was called:

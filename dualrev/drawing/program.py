@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DualrevError, ProgramCallError
-from ..primitive import apply_plain
-from ..program import CallSignature, Op, Program
+from ..program import CallSignature, GuardFailed, Op, Program
 from ..tree import TreeDef
 from . import values as vals
 from .record import Edge, Graph, Node, _index_text, _labelled, _params_text, _symbol
@@ -232,15 +231,8 @@ def program_graph(program: Program, *args: Any, **kwargs: Any) -> ProgramGraph:
 
 def _run_keeping(program: Program, leaves: list[Any]) -> list[Any]:
     """Every slot's value after running the program on ``leaves``."""
-    v: list[Any] = [None] * program.n_slots
-    for s, c in program.consts.items():
-        v[s] = c
-    for s, x in zip(program.inputs, leaves, strict=True):
-        v[s] = x
-    for step in program.steps:
-        if type(step) is Op:
-            v[step.out] = apply_plain(step.prim, [v[a] for a in step.args], step.params)
-        elif not step.holds(v[step.slot]):
-            raise ProgramCallError(f"dualrev.graph: these arguments fail the program's "
-                                   f"{step!r}")
-    return v
+    try:
+        return program.run_slots(leaves)
+    except GuardFailed as e:
+        raise ProgramCallError(f"dualrev.graph: these arguments fail the program's "
+                               f"{e.guard!r}") from None
