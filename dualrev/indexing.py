@@ -280,8 +280,15 @@ def along_axis_index(indices: Any, axis: int) -> tuple[Any, ...]:
     return tuple(idx)
 
 
-def _take_along_impl(x: Any, idx: Any, axis: int) -> Any:
-    return np.take_along_axis(x, idx, axis)
+def _take_along_impl(x: Any, idx: Any, axis: int, nb: int = 0) -> Any:
+    if nb == 0:
+        return np.take_along_axis(x, idx, axis)
+    # an index shared by the nb leading (batch) axes of x: gathered as gather_p gathers a
+    # plain index under a batch, so that the result has the layout that NumPy's
+    # x[..., positions] gives there (a staged index must replay a plain one's layout)
+    xs = np.shape(x)
+    pos = _positions(xs[nb:], along_axis_index(idx, axis - nb))
+    return np.reshape(x, xs[:nb] + (math.prod(xs[nb:]),))[..., pos]
 
 
 def _put_along_impl(v: Any, idx: Any, axis: int, shape: tuple[int, ...]) -> Any:
@@ -294,7 +301,18 @@ def _put_along_impl(v: Any, idx: Any, axis: int, shape: tuple[int, ...]) -> Any:
 
 def _along_batch(prim: Primitive) -> Any:
     def rule(args: list[Any], batched: tuple[bool, ...], axis: int, **params: Any) -> Any:
+        nb = params.pop("nb", 0)
+        if prim is take_along and not batched[1]:
+            # the index is the same for every batch element: it stays unbatched (nb),
+            # and the gather takes the layout gather_p gives a plain index there
+            return bind(prim, args, {"axis": axis + 1, "nb": nb + 1})
         args = materialize(args, batched)
+        if nb:  # the index now differs per element: spread it over the older batch axes
+            x, idx = args
+            ishape = shape_of(idx)
+            idx = np.broadcast_to(np.reshape(idx, ishape[:1] + (1,) * nb + ishape[1:]),
+                                  shape_of(x)[:1 + nb] + ishape[1:])
+            args = [x, idx]
         if "shape" in params:
             params["shape"] = shape_of(args[0])[:1] + params["shape"]
         return bind(prim, args, {"axis": axis + 1, **params})
@@ -304,9 +322,19 @@ def _along_batch(prim: Primitive) -> Any:
 # x of idx's shape but along axis; v of idx's shape (the callers broadcast them so)
 take_along = Primitive("take_along_axis", _take_along_impl)
 put_along = Primitive("put_along_axis_add", _put_along_impl)
-take_along.defjvp(lambda g, ans, x, idx, axis: bind(take_along, (g, idx), {"axis": axis}), None)
-take_along.defvjp(lambda g, ans, x, idx, axis: bind(
-    put_along, (g, idx), {"axis": axis, "shape": shape_of(x)}), None, saves=("x.shape idx", ""))
+def _take_along_params(axis: int, nb: int) -> dict[str, Any]:
+    return {"axis": axis, "nb": nb} if nb else {"axis": axis}
+
+
+def _take_along_vjp(g: Any, ans: Any, x: Any, idx: Any, axis: int, nb: int = 0) -> Any:
+    if nb:  # put_along takes the index of g's shape
+        idx = np.broadcast_to(idx, shape_of(g))
+    return bind(put_along, (g, idx), {"axis": axis, "shape": shape_of(x)})
+
+
+take_along.defjvp(lambda g, ans, x, idx, axis, nb=0: bind(
+    take_along, (g, idx), _take_along_params(axis, nb)), None)
+take_along.defvjp(_take_along_vjp, None, saves=("x.shape idx", ""))
 put_along.defjvp(lambda g, ans, v, idx, axis, shape: bind(
     put_along, (g, idx), {"axis": axis, "shape": shape}), None)
 put_along.defvjp(lambda g, ans, v, idx, axis, shape: bind(take_along, (g, idx), {"axis": axis}),

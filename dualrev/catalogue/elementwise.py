@@ -113,16 +113,26 @@ def _tie_split(ans: Any, x: Any, y: Any) -> Any:
     return np.where(np.equal(x, y), 0.5, np.equal(ans, x))
 
 
+def _pow(x: Any, y: Any) -> Any:
+    """``x**y`` as power_p computes it (its impl below): through ``ndarray.__pow__`` for
+    an array, whose fast paths give np.sqrt for ``y == 0.5``, np.reciprocal for -1 and
+    np.square for 2. A rule runs this on plain values in a dynamic call and on staged ones
+    in a recording, whose power_p replays ``x**y``: with np.power here the two differed in
+    the last bit where np.power is not those functions (NumPy 2.0: np.power(x, 0.5) is
+    not np.sqrt(x) for every x)."""
+    return x**y if type(x) is np.ndarray else np.power(x, y)
+
+
 def _power_dx(ans: Any, x: Any, y: Any) -> Any:
     # y * x**(y-1), with the derivative of x**0 (a constant) exactly zero, also at x = 0.
     if type(y) in (int, float):  # the common constant exponent: no masking needed
         if y == 2:
             return 2.0 * x
-        return np.zeros_like(x) if y == 0 else y * np.power(x, y - 1)
+        return np.zeros_like(x) if y == 0 else y * _pow(x, y - 1)
     # the branch not taken sees x = 1 where y = 0: at x = 0 its 0 * 0**-1 (nan) would
     # reach the second derivative in reverse mode through the where's zero cotangent
     zero = np.equal(y, 0)
-    return np.where(zero, 0.0, y * np.power(np.where(zero, 1.0, x), y - 1))
+    return np.where(zero, 0.0, y * _pow(np.where(zero, 1.0, x), y - 1))
 
 
 def _scalar_power(x: Any, y: Any) -> Any:
@@ -136,7 +146,7 @@ def _power_dy(ans: Any, x: Any, y: Any) -> Any:
     # log_p(x) * x**y; at x = 0 the output is 0 for y > 0, so the derivative is 0 there.
     # (x**y is recomputed rather than read from ans, so the tape need not keep ans.)
     safe_x = np.where(np.equal(x, 0), 1.0, x)
-    return np.where(np.equal(x, 0), 0.0, np.power(x, y) * np.log(safe_x))
+    return np.where(np.equal(x, 0), 0.0, _pow(x, y) * np.log(safe_x))
 
 
 def _sinc_d(ans: Any, x: Any) -> Any:
@@ -182,7 +192,7 @@ fmod_p = elementwise(
 )
 power_p = elementwise(np.power, _power_dx, _power_dy, scalar_impl=_scalar_power, saves="x y")
 # ndarray ** y takes NumPy's fast paths (x**2 is a square_p, not a pow: 2.4x faster)
-power_p.impl = lambda x, y: x**y if type(x) is np.ndarray else np.power(x, y)
+power_p.impl = _pow
 register_inline(power_p, lambda out, args, params, seen, name: (
     f"{out} = {args[0]} ** {args[1]}" if seen[0].type is np.ndarray and not params else None))
 float_power_p = elementwise(np.float_power, _power_dx, _power_dy, saves="x y")

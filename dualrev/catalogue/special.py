@@ -34,7 +34,7 @@ from ..primitive import (
     register_ufunc,
 )
 from .bessel_order import hyp0f1_b_derivative, order_derivative
-from .elementwise import _div, _power_dx, _power_dy, elementwise, nondiff_ufunc
+from .elementwise import _div, _pow, _power_dx, _power_dy, elementwise, nondiff_ufunc
 from .incomplete import betainc_da_p, betainc_db_p, betainc_dshapes, gammainc_da_p
 
 _SQRT_PI = np.sqrt(np.pi)
@@ -604,13 +604,13 @@ elementwise(sc.radian, lambda ans, d, m, s: _DEG, lambda ans, d, m, s: _DEG / 60
 elementwise(sc.powm1, _power_dx, _power_dy, saves="x y")  # x**y - 1: the same partials
 elementwise(
     sc.boxcox,  # log(x) exprel(lmbda log(x))
-    lambda ans, x, lm: np.power(x, lm - 1),
+    lambda ans, x, lm: _pow(x, lm - 1),
     lambda ans, x, lm: np.log(x) ** 2 * _exprel_d(lm * np.log(x)),
     saves="x lm",
 )
 elementwise(
     sc.boxcox1p,
-    lambda ans, x, lm: np.power(1 + x, lm - 1),
+    lambda ans, x, lm: _pow(1 + x, lm - 1),
     lambda ans, x, lm: np.log1p(x) ** 2 * _exprel_d(lm * np.log1p(x)),
     saves="x lm",
 )
@@ -1312,7 +1312,7 @@ elementwise(sc.eval_sh_jacobi, _not_in("scipy.special.eval_sh_jacobi w.r.t. the 
 
 def _tukey_quantile_d(f: Any, lm: Any) -> Any:
     # dQ/dF of the Tukey-lambda quantile Q(F) = (F**lm - (1-F)**lm) / lm
-    return np.power(f, lm - 1) + np.power(1 - f, lm - 1)
+    return _pow(f, lm - 1) + _pow(1 - f, lm - 1)
 
 
 def _tukey_quantile_dlm(f: Any, lm: Any) -> Any:
