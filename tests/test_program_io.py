@@ -593,8 +593,7 @@ def test_program_from_description_without_a_file() -> None:
 
 
 def test_a_loaded_program_compiles_to_what_the_recorded_one_does() -> None:
-    # dualrev.compile (the compile part of the redesign) where it is merged
-    compile_mod = pytest.importorskip("dualrev.compile")
+    from dualrev import compile as compile_mod
     rng = np.random.default_rng(5)
     for _, transform, sample in CASES:
         fn = dr.replay(transform)
