@@ -28,6 +28,7 @@ from .compile import register_inline
 from .errors import BatchedValueError, DualrevError
 from .inplace import is_scalar_index, note_view
 from .levels import is_batched, materialize, on_plain_values
+from .pattern_rules import by_positions, scattered
 from .primitive import (
     FUNCTION_HANDLERS,
     Primitive,
@@ -430,3 +431,15 @@ def getitem(x: Any, idx: Any) -> Any:
     if isinstance(x, Tracer) and is_basic(key) and not is_scalar_index(key, ndim_of(x)):
         note_view(x, out, key)
     return out
+
+
+# Dependency patterns (structural sparsity detection, dualrev/pattern_rules.py): a gather
+# and a write copy elements, which the primitives themselves applied to positions say;
+# a scatter-add sums every value sent to one element.
+gather_p.defpattern(by_positions(gather_p, data=(0,)))
+take_along.defpattern(by_positions(take_along, data=(0,)))
+update_p.defpattern(by_positions(update_p, data=(0, 1)))
+scatter_p.defpattern(scattered(lambda out_shape, v, idx, nb, shape: _gather_impl(
+    np.arange(math.prod(out_shape), dtype=np.int64).reshape(out_shape), idx, nb)))
+put_along.defpattern(scattered(lambda out_shape, v, idx, axis, shape: np.take_along_axis(
+    np.arange(math.prod(out_shape), dtype=np.int64).reshape(out_shape), idx, axis)))

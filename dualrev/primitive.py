@@ -53,8 +53,9 @@ class Tracer:
     __slots__ = ("primal", "_trace", "_level", "tangent", "_index", "_base", "_views",
                  "_array0d", "__weakref__")
     _bdepth = 0
-    # A value of a dualrev.replay recording (dualrev/staging.py's Staged): a value level,
-    # not a derivative level. The loops that drop derivative levels stop at it, and
+    # A value of a dualrev.replay recording (dualrev/staging.py's Staged) or of a
+    # sparsity detection (dualrev/sparsity.py's Pattern): a value level, not a
+    # derivative level. The loops that drop derivative levels stop at it, and
     # strip/concrete reaching it record a guard (``freeze``).
     _staged = False
 
@@ -139,7 +140,7 @@ class Primitive:
 
     __slots__ = ("name", "impl", "jvps", "vjps", "jvp_joint", "elementwise", "nondiff",
                  "batch", "_scalar_impl", "_vjp_add", "vjp_add_arg", "vjp_add_owned",
-                 "saves", "_partials", "_plans",
+                 "saves", "_partials", "_plans", "pattern",
                  # chosen by _declare (the shortcuts switch and the declarations above):
                  "strategy", "scatter", "fast_partials", "fast_scalar", "key", "__weakref__")
 
@@ -180,6 +181,9 @@ class Primitive:
         # machinery multiplies by them directly (one call fewer per operation).
         self._partials: tuple[Rule, ...] | None = None
         self._plans: dict[Any, tuple[Any, ...]] = {}
+        #: the dependency-pattern rule (``defpattern``), or None: elementwise entries
+        #: then pair elements after broadcasting, others fall back to dense
+        self.pattern: Rule | None = None
         #: how the backward pass pulls a cotangent through this primitive: GENERAL
         #: (the VJP rule, then fitted to the argument), RULE (the same, with the
         #: float64 results' checks inline) or PARTIALS (the cotangent times the partial
@@ -250,6 +254,19 @@ class Primitive:
         Without a rule, elementwise primitives align the batch axis themselves and others
         are mapped by a Python loop over the batch (correct, slow)."""
         self.batch = rule
+        return self
+
+    def defpattern(self, rule: Rule) -> Primitive:
+        """Set the dependency-pattern rule ``rule(deps, ans, *primals, **params)`` that
+        structural sparsity detection (dualrev/sparsity.py) runs: ``deps[i]`` is argument
+        ``i``'s pattern, a boolean ``scipy.sparse.csr_matrix`` with one row per element
+        (C order) and one column per input element, or None for an argument that is a
+        constant; the result is the output's pattern (one row per element of ``ans``), or
+        None where it depends on no input. The family helpers are in
+        dualrev/pattern_rules.py. Without a rule, an elementwise primitive pairs the
+        elements after broadcasting and any other one makes each output element depend
+        on every input element its arguments depend on (dense), with a note."""
+        self.pattern = rule
         return self
 
     def defjvp_joint(self, rule: Rule) -> Primitive:

@@ -1,9 +1,13 @@
-"""Sparse Jacobians by column colouring.
+"""Sparse Jacobians and Hessians: structural sparsity detection, colouring, compressed
+evaluation.
 
+``jacobian_sparsity``/``hessian_sparsity`` find which entries can be non-zero for every
+input, in one run of the function on ``Pattern`` values (dualrev/sparsity.py).
 Columns of a Jacobian that share no nonzero row can be probed together: push one tangent
 per *colour* (the sum of the basis vectors of the columns with that colour) and each
 entry of the compressed product belongs to exactly one column. A banded Jacobian with
-10^4 columns needs only a handful of colours, whatever its size.
+10^4 columns needs only a handful of colours, whatever its size. ``jacobian`` and
+``hessian`` return ``scipy.sparse`` matrices computed that way.
 """
 
 from __future__ import annotations
@@ -14,7 +18,216 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .transforms import _as_input, jvp_batched
+from .transforms import Dependencies, _as_input, dependencies, grad, jvp_batched
+
+#: the sparse formats ``jacobian`` and ``hessian`` return
+FORMATS = ("csr", "csc", "coo")
+
+
+class Sparsity:
+    """A detected sparsity pattern: ``pattern``, a boolean ``scipy.sparse.csr_matrix``
+    (rows: the output's elements, columns: the input's, both flattened in C order);
+    ``notes``, what it relies on (decisions taken on values at the given point,
+    primitives without a pattern rule, each with the user's line); ``structural``, True
+    when it holds for every input (no decision on values was taken).
+
+    Args:
+        found: what ``dualrev.transforms.dependencies`` found.
+    """
+
+    __slots__ = ("pattern", "notes", "structural", "out_shape", "in_shape")
+
+    def __init__(self, found: Dependencies) -> None:
+        self.pattern: sp.csr_matrix = found.pattern
+        self.notes: list[str] = found.notes
+        self.structural: bool = found.structural
+        self.out_shape = tuple(found.out_shapes[0]) if len(found.out_shapes) == 1 else None
+        self.in_shape = tuple(found.in_shapes[0]) if len(found.in_shapes) == 1 else None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The pattern's (rows, columns)."""
+        return self.pattern.shape
+
+    @property
+    def nnz(self) -> int:
+        """The number of entries that may be non-zero."""
+        return int(self.pattern.nnz)
+
+    def __repr__(self) -> str:
+        m, n = self.shape
+        how = "structural" if self.structural else "taken at the given point"
+        return (f"Sparsity({m}x{n}, {self.nnz} entries, {how}"
+                + (f", {len(self.notes)} notes" if self.notes else "") + ")")
+
+
+def jacobian_sparsity(f: Callable[..., Any], *args: Any, argnums: int = 0) -> Sparsity:
+    """The structural sparsity pattern of ``f``'s Jacobian in argument ``argnums``:
+    which entries may be non-zero for every input, found in one run of ``f`` on values
+    that carry, for each element, the input elements it depends on.
+
+    Control flow on values (``if x[0] > 0``) and indices computed from values are taken
+    at ``args``; ``.structural`` is then False and ``.notes`` name the lines. A primitive
+    that states no pattern makes its output depend on all of its inputs' inputs (a note
+    says which).
+
+    Args:
+        f: the function; its output may be any array (its elements are the rows).
+        *args: the arguments to run ``f`` at.
+        argnums: the argument whose elements are the columns.
+    Returns:
+        A ``Sparsity``; ``.pattern`` has shape ``(f(*args).size, args[argnums].size)``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> s = dr.sparse.jacobian_sparsity(lambda x: x[1:] * x[:-1], np.ones(4))
+        >>> print(s.pattern.toarray().astype(int))
+        [[1 1 0 0]
+         [0 1 1 0]
+         [0 0 1 1]]
+    """
+    return Sparsity(dependencies(f, args, argnums))
+
+
+def hessian_sparsity(f: Callable[..., Any], *args: Any, argnums: int = 0) -> Sparsity:
+    """The structural sparsity pattern of scalar ``f``'s Hessian in argument
+    ``argnums``: the Jacobian pattern of its gradient (reverse mode run on pattern
+    values: ``jacobian_sparsity(grad(f))``), symmetric.
+
+    Args:
+        f: a scalar-valued function.
+        *args: the arguments to run it at.
+        argnums: the argument whose elements are the rows and columns.
+    Returns:
+        A ``Sparsity`` of shape ``(n, n)``, ``n = args[argnums].size``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> f = lambda x: np.sum(x[1:] * x[:-1]) + np.sum(x ** 3)
+        >>> print(dr.sparse.hessian_sparsity(f, np.ones(4)).pattern.toarray().astype(int))
+        [[1 1 0 0]
+         [1 1 1 0]
+         [0 1 1 1]
+         [0 0 1 1]]
+    """
+    found = dependencies(grad(f, argnums), args, argnums)
+    found.pattern = sp.csr_matrix(found.pattern + found.pattern.T, dtype=bool)
+    return Sparsity(found)
+
+
+def _as_pattern(sparsity: Any) -> sp.csr_matrix:
+    if isinstance(sparsity, Sparsity):
+        return sparsity.pattern
+    return sp.csr_matrix(sparsity, dtype=bool)
+
+
+def _formatted(M: sp.csr_matrix, format: str) -> Any:
+    return M if format == "csr" else M.asformat(format)
+
+
+def jacobian(f: Callable[..., Any], argnums: int = 0, *, sparsity: Any = None,
+             format: str = "csr") -> Callable[..., Any]:
+    """``f``'s Jacobian in argument ``argnums`` as a ``scipy.sparse`` matrix of shape
+    ``(f(*args).size, args[argnums].size)`` (both flattened in C order; for vectors,
+    the shape ``dualrev.jacobian`` gives), computed by pushing one tangent per colour of
+    a column colouring of its sparsity pattern through one vectorised forward pass.
+
+    The pattern (``jacobian_sparsity`` at the first call unless given) and its colouring
+    are computed once and reused by later calls.
+
+    Args:
+        f: the function of a real array argument, returning a real array.
+        argnums: the argument to differentiate (an int).
+        sparsity: the pattern: None (detected structurally at the first call), a
+            ``Sparsity``, or an (m, n) array or sparse matrix of the entries that may be
+            non-zero.
+        format: ``"csr"``, ``"csc"`` or ``"coo"``.
+    Returns:
+        A function with ``f``'s signature returning the sparse Jacobian.
+    Raises:
+        ValueError: an unknown ``format``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> J = dr.sparse.jacobian(lambda x: x[1:] * x[:-1])
+        >>> print(J(np.arange(1.0, 5.0)).toarray())
+        [[2. 1. 0. 0.]
+         [0. 3. 2. 0.]
+         [0. 0. 4. 3.]]
+    """
+    if format not in FORMATS:
+        raise ValueError(f"dualrev.sparse.jacobian: format must be one of {FORMATS}, "
+                         f"got {format!r}")
+    state: dict[str, Any] = {}
+
+    def jac(*args: Any) -> Any:
+        x = args[argnums]
+        if "J" not in state:
+            pattern = (jacobian_sparsity(f, *args, argnums=argnums) if sparsity is None
+                       else sparsity)
+            state["J"] = SparseJacobian(None, _as_pattern(pattern))
+
+        def g(v: Any) -> Any:
+            new = list(args)
+            new[argnums] = v
+            return f(*new)
+
+        J = state["J"]
+        J.f = g
+        return _formatted(J(x), format)
+
+    return jac
+
+
+def hessian(f: Callable[..., Any], argnums: int = 0, *, sparsity: Any = None,
+            format: str = "csr") -> Callable[..., Any]:
+    """Scalar ``f``'s Hessian in argument ``argnums`` as a ``scipy.sparse`` matrix of
+    shape ``(n, n)``, ``n = args[argnums].size``: Hessian-vector products
+    (forward-over-reverse) with one vector per colour of a colouring of its sparsity
+    pattern, in one vectorised pass.
+
+    Args:
+        f: a scalar-valued function of a real array argument.
+        argnums: the argument to differentiate (an int).
+        sparsity: the pattern: None (``hessian_sparsity`` at the first call), a
+            ``Sparsity``, or an (n, n) array or sparse matrix.
+        format: ``"csr"``, ``"csc"`` or ``"coo"``.
+    Returns:
+        A function with ``f``'s signature returning the sparse Hessian.
+    Raises:
+        ValueError: an unknown ``format``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> f = lambda x: np.sum(x[1:] * x[:-1]) + np.sum(x ** 3)
+        >>> print(dr.sparse.hessian(f)(np.ones(3)).toarray())
+        [[6. 1. 0.]
+         [1. 6. 1.]
+         [0. 1. 6.]]
+    """
+    if format not in FORMATS:
+        raise ValueError(f"dualrev.sparse.hessian: format must be one of {FORMATS}, "
+                         f"got {format!r}")
+    state: dict[str, Any] = {}
+    g = grad(f, argnums)
+
+    def hess(*args: Any) -> Any:
+        x = args[argnums]
+        if "J" not in state:
+            pattern = (hessian_sparsity(f, *args, argnums=argnums) if sparsity is None
+                       else sparsity)
+            state["J"] = SparseJacobian(None, _as_pattern(pattern))
+
+        def gx(v: Any) -> Any:
+            new = list(args)
+            new[argnums] = v
+            return g(*new)
+
+        J = state["J"]
+        J.f = gx
+        return _formatted(J(x), format)
+
+    return hess
 
 
 def detect_sparsity(f: Callable[..., Any], x: Any, *, block: int | None = None,
@@ -159,7 +372,7 @@ def _smallest_last(n: int, indptr: list[int], indices: list[int]) -> list[int]:
 class SparseJacobian:
     """``J(x)`` as a ``scipy.sparse.csr_matrix``, computed with one vectorised forward
     pass of ``n_colours`` tangents. ``pattern`` is an (m, n) array or sparse matrix of the
-    structural nonzeros, or "auto" to detect it at the first call.
+    structural nonzeros, or "auto" to detect it (structurally) at the first call.
 
     ``J(x, *args)`` differentiates ``f(x, *args)`` in ``x``; the colouring
     (``colour_columns``) is computed at the first call and reused. ``J.colours``,
@@ -170,7 +383,8 @@ class SparseJacobian:
         f: the function ``f(x, *args)``, of one array ``x``, returning an array.
         pattern: the structural nonzeros, an (m, n) array or sparse matrix (``m`` output
             elements, ``n`` elements of ``x``), or ``"auto"`` (``detect_sparsity`` at the
-            first call). Another string raises ``ValueError``.
+            first call, structurally: ``jacobian_sparsity``). Another string raises
+            ``ValueError``.
     Example:
         >>> import numpy as np
         >>> from dualrev.optimize import SparseJacobian
@@ -198,7 +412,7 @@ class SparseJacobian:
 
     def _prepare(self, x: np.ndarray) -> None:
         if self.pattern is None:
-            self.pattern = detect_sparsity(self.f, x)
+            self.pattern = jacobian_sparsity(self.f, x).pattern
         self.colours = colour_columns(self.pattern)
         coo = self.pattern.tocoo()
         self._rows, self._cols = coo.row, coo.col

@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
-from . import config, namespace
+from . import config, namespace, pattern_rules
 from .batching import Batched, BatchTrace, FinishedBatchTrace
 from .buffers import PlainInput, hold_inputs, plain_input, release_inputs
 from .errors import (
@@ -39,6 +40,7 @@ from .primitive import (
     unwrap_derivatives,
 )
 from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
+from .sparsity import Pattern, SparsityTrace
 from .staging import Staged
 from .tracer import new_level, transform_entered, transform_exited
 from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
@@ -1187,6 +1189,82 @@ def jvp_batched(f: Callable[..., Any], x: Any, tangents: Any) -> tuple[Any, Any]
     if od.kind != "leaf":
         raise DualrevError("dualrev.jvp_batched: f must return a single array")
     return p[0], _unbatch(t[0], btrace)
+
+
+class Dependencies:
+    """What ``dependencies`` found: ``pattern``, a boolean ``scipy.sparse.csr_matrix``
+    with one row per output element and one column per input element (each output leaf
+    and each differentiated input leaf flattened in C order, leaves one after another);
+    ``value``, the output at the given point; ``out_shapes`` and ``in_shapes``, the
+    leaves' shapes; ``notes``, what the pattern relies on (decisions taken on values at
+    the given point, primitives without a pattern rule), one line each with the user's
+    line; ``structural`` is True when no decision on values was taken."""
+
+    __slots__ = ("pattern", "value", "out_shapes", "in_shapes", "notes", "out_tree",
+                 "in_defs")
+
+    def __init__(self, pattern: Any, value: Any, out_shapes: list[tuple[int, ...]],
+                 in_shapes: list[tuple[int, ...]], notes: list[str], out_tree: TreeDef,
+                 in_defs: list[TreeDef]) -> None:
+        self.pattern = pattern
+        self.value = value
+        self.out_shapes = out_shapes
+        self.in_shapes = in_shapes
+        self.notes = notes
+        self.out_tree = out_tree
+        self.in_defs = in_defs
+
+    @property
+    def structural(self) -> bool:
+        """Whether the pattern holds for every input (no decision taken on values)."""
+        return not any(n.startswith(("a value", "a branch")) for n in self.notes)
+
+
+def dependencies(f: Callable[..., Any], args: Sequence[Any],
+                 argnums: ArgNums = 0) -> Dependencies:
+    """Structural sparsity detection: run ``f(*args)`` once with the differentiated
+    arguments as ``Pattern`` values (dualrev/sparsity.py) and read which input elements
+    each output element depends on. Transforms run inside ``f`` nest above the
+    detection (the pattern of ``grad(f)`` is the Hessian's)."""
+    nums, _ = _argnums(argnums, len(args))
+    leaves, defs = _split_inputs(args, nums)
+    shapes = [shape_of(x) for x in leaves]
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+    trace = SparsityTrace(new_level(), int(sum(sizes)))
+    offset = 0
+    inputs = []
+    for x, size in zip(leaves, sizes, strict=True):
+        inputs.append(trace.input(x, offset))
+        offset += size
+    with _tracing:
+        held = hold_inputs(f)
+        try:
+            out = f(*_rebuild_args(args, nums, defs, inputs))
+        except ValueError as e:
+            _raise_conversion_cause(e)
+            raise
+        finally:
+            trace.finish()
+            release_inputs(held)
+    outs, od = tree_flatten(out)
+    blocks = []
+    values = []
+    out_shapes = []
+    for o in outs:
+        if type(o) is Pattern and o._trace is trace:
+            blocks.append(o.tangent)
+            values.append(o.primal)
+        else:
+            if isinstance(o, Tracer):
+                raise EscapedTracerError("a sparsity detection", "its output")
+            v = np.asarray(o)
+            blocks.append(pattern_rules.empty(v.size, trace.n))
+            values.append(o)
+        out_shapes.append(shape_of(values[-1]))
+    pattern = (sp.vstack(blocks, format="csr") if len(blocks) != 1 else blocks[0]
+               ) if blocks else pattern_rules.empty(0, trace.n)
+    return Dependencies(sp.csr_matrix(pattern, dtype=bool), tree_unflatten(od, values),
+                        out_shapes, shapes, list(trace.notes), od, defs)
 
 
 # ------------------------------------------------------------------ batching

@@ -42,9 +42,10 @@ LAYERS: list[set[str]] = [
     # views and writes (inplace, at), indexing and casts, batch levels, SciPy dispatchers
     {"dualrev.tracer", "dualrev.cotangent", "dualrev.closure", "dualrev.program",
      "dualrev.levels", "dualrev.inplace", "dualrev.indexing", "dualrev.cast", "dualrev.at",
+     "dualrev.pattern_rules",
      "dualrev.scipy_dispatch", "dualrev.compile", "dualrev.program_io"},
     {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom",
-     "dualrev.buffers", "dualrev.staging"},
+     "dualrev.buffers", "dualrev.staging", "dualrev.sparsity"},
     {"dualrev.catalogue.*"},
     {"dualrev.transforms", "dualrev.replay"},
     {"dualrev.optimize", "dualrev.implicit", "dualrev.integrate", "dualrev.sparse",

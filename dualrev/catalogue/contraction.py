@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import config
+from .. import config, pattern_rules
 from ..compile import register_inline
 from ..errors import InPlaceError
 from ..inplace import note_view
@@ -157,6 +157,7 @@ matmul_p.defjvp(lambda g, ans, a, b: bind(matmul_p, (g, b), {}),
                 lambda g, ans, a, b: bind(matmul_p, (a, g), {}))
 matmul_p.defvjp(_matmul_vjp_a, _matmul_vjp_b, saves=("a.shape b", "a b.shape"))
 matmul_p.defbatch(_matmul_batch)
+matmul_p.defpattern(pattern_rules.matmul)
 
 
 def _matmul(a: Any, b: Any, out: Any = None, **kwargs: Any) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import pattern_rules
 from ..batching import is_batched, leading_axis_rule, without_derivatives
 from ..compile import register_inline
 from ..errors import DualrevError, InPlaceError
@@ -638,3 +639,11 @@ def _nanstd(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: 
     # finite differences see it, instead of sqrt'(0) * 0 = nan
     zero = without_derivatives(var) == 0
     return np.where(zero, 0.0, np.sqrt(np.where(zero, 1.0, var)))
+
+# Dependency patterns (structural sparsity detection): a reduction's output element
+# depends on every element it reduces; a cumulative one's on its whole line (a superset
+# of its prefix, kept simple).
+for _p in (sum_p, prod_p):
+    _p.defpattern(pattern_rules.reduction())
+for _p in (cumsum_p, cumprod_p):
+    _p.defpattern(pattern_rules.whole_axis())

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import pattern_rules
 from ..batching import on_plain_values
 from ..compile import register_inline
 from ..errors import DualrevError, InPlaceError
@@ -797,3 +798,9 @@ def _apply_over_axes(func: Any, a: Any, axes: Any) -> Any:
                 raise ValueError("function is not returning an array of the correct shape")
         a = res
     return a
+
+# Dependency patterns (structural sparsity detection): each moves elements, which the
+# primitive applied to positions says.
+for _p in (reshape_p, transpose_p, broadcast_p, concatenate_p):
+    _p.defpattern(pattern_rules.by_positions(_p))
+pad_p.defpattern(pattern_rules.by_positions(pad_p, data=(0,)))

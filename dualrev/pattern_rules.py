@@ -1,0 +1,303 @@
+"""Dependency patterns: which input elements each element of a value depends on, and
+the rules by which each family of primitives maps its arguments' patterns to its
+output's (structural sparsity detection, dualrev/sparsity.py).
+
+A pattern is a boolean ``scipy.sparse.csr_matrix`` with one row per element of the
+value (C order) and one column per element of the detection's input: row ``i`` holds
+the inputs element ``i`` may depend on, for *every* input, not only at the point
+where the function runs. Rules therefore never read an argument's values that depend
+on the input (a value that is zero here may be non-zero elsewhere); they may read
+constants' values (a constant matrix's zeros are zeros everywhere).
+
+A rule is ``rule(deps, ans, *primals, **params)`` (``Primitive.defpattern``):
+``deps[i]`` is argument ``i``'s pattern, or None where the argument is a constant
+(a pattern with no entries is a value computed from the input through operations
+without derivative: its zeros are not structural). It returns the output's pattern or
+None. The families below state their pattern once:
+
+- ``elementwise``: element ``i`` of the output depends on element ``i`` of each
+  argument after broadcasting (the default for elementwise primitives);
+- ``by_positions(prim)``: data movement (reshape, transpose, indexing, concatenate,
+  pad, ...): the primitive itself applied to arrays of positions says where each
+  output element comes from;
+- ``reduction()``: an output element depends on every element it reduces;
+- ``whole_axis()``: each output element depends on every element of its line along
+  an axis (sort, cumulative sums, FFT along an axis);
+- ``dense``: every output element depends on every input element the arguments
+  depend on, the fallback for a primitive without a rule (correct, but dense).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import DualrevError
+from .primitive import normalize_axis, shape_of
+
+Deps = sp.csr_matrix
+
+#: the most entries a dense block (``dense``) may have: a bigger one raises
+#: ``DenseBlockError`` instead of exhausting memory
+DENSE_LIMIT = 50_000_000
+
+
+class DenseBlockError(DualrevError):
+    """A primitive without a pattern rule met values too big for its dense fallback."""
+
+    def __init__(self, m: int, k: int) -> None:
+        super().__init__(f"dualrev: sparsity detection: an operation without a pattern rule "
+                         f"would make {m} outputs each depend on {k} inputs (a dense block "
+                         f"of {m * k} entries); give its primitive a rule "
+                         "(Primitive.defpattern) or pass the pattern yourself")
+PatternRule = Callable[..., "Deps | None"]
+
+
+def size_of(x: Any) -> int:
+    """The number of elements of the (plain) value ``x``."""
+    return int(np.prod(shape_of(x), dtype=np.int64))
+
+
+def empty(size: int, n: int) -> Deps:
+    """The pattern of ``size`` elements that depend on none of ``n`` inputs."""
+    return sp.csr_matrix((size, n), dtype=bool)
+
+
+def identity(n: int) -> Deps:
+    """The pattern of the ``n`` inputs themselves."""
+    return sp.identity(n, dtype=bool, format="csr")
+
+
+def union(a: Deps | None, b: Deps | None) -> Deps | None:
+    """Element by element, the inputs either pattern holds (same number of rows)."""
+    if a is None or not a.nnz:
+        return b if b is not None else a
+    if b is None or not b.nnz:
+        return a
+    return (a + b).tocsr()
+
+
+def columns(deps: Sequence[Deps | None]) -> int:
+    """The number of inputs of the patterns in ``deps`` (at least one is not None)."""
+    for d in deps:
+        if d is not None:
+            return d.shape[1]
+    raise ValueError("no argument has a pattern")
+
+
+def rows(d: Deps, index: np.ndarray) -> Deps:
+    """The pattern whose row ``k`` is row ``index[k]`` of ``d``; a negative index gives
+    an empty row (an element that depends on no input)."""
+    index = np.asarray(index, dtype=np.int64).ravel()
+    if index.size == d.shape[0] and (index.size == 0 or (
+            index[0] == 0 and np.array_equal(index, np.arange(index.size)))):
+        return d
+    missing = index < 0
+    if missing.any():
+        # row 0 of the stacked matrix is empty: the missing elements read it
+        d = sp.vstack([empty(1, d.shape[1]), d], format="csr")
+        index = index + 1
+        index[missing] = 0
+    return d[index]
+
+
+def broadcast(d: Deps, shape: tuple[int, ...], to: tuple[int, ...]) -> Deps:
+    """The pattern of a value of ``shape`` broadcast to the shape ``to``."""
+    if tuple(shape) == tuple(to):
+        return d
+    size = int(np.prod(shape, dtype=np.int64))
+    pos = np.broadcast_to(np.arange(size, dtype=np.int64).reshape(shape), to)
+    return rows(d, pos)
+
+
+def linear(L: sp.spmatrix, d: Deps) -> Deps:
+    """The pattern of ``L @ v`` for a value ``v`` of pattern ``d`` and a boolean
+    (structural) matrix ``L``: element ``i`` depends on what the elements ``j`` with
+    ``L[i, j]`` depend on."""
+    return sp.csr_matrix(L.astype(bool) @ d, dtype=bool)
+
+
+def elementwise(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+                **params: Any) -> Deps | None:
+    """Elementwise primitives: output element ``i`` depends on element ``i`` of each
+    argument after broadcasting."""
+    to = shape_of(ans)
+    out = None
+    for d, x in zip(deps, primals, strict=False):
+        if d is None or not d.nnz:
+            continue
+        out = union(out, broadcast(d, shape_of(x), to))
+    return out
+
+
+def dense(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+          **params: Any) -> Deps | None:
+    """Every output element depends on every input some argument depends on: the
+    fallback for a primitive that states no pattern (never too sparse; dense)."""
+    support = None
+    for d in deps:
+        if d is not None and d.nnz:
+            s = np.asarray(d.sum(axis=0)).ravel() > 0
+            support = s if support is None else support | s
+    if support is None:
+        return None
+    cols = np.flatnonzero(support)
+    m = size_of(ans)
+    if m * cols.size > DENSE_LIMIT:
+        raise DenseBlockError(m, cols.size)
+    n = support.size
+    indptr = np.arange(m + 1, dtype=np.int64) * cols.size
+    indices = np.tile(cols, m)
+    return sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(m, n))
+
+
+def by_positions(prim: Any, data: Sequence[int] | None = None) -> PatternRule:
+    """The rule of a data-movement primitive ``prim`` (each output element a copy of one
+    argument element, or a fill value): ``prim``'s implementation applied to arrays of
+    positions (1 + the element's index among all data arguments' elements, 0 for a
+    constant's) gives, for each output element, the one it copies. ``data`` are the
+    positions of the arguments that carry data (default: all); the others (indices,
+    masks) are passed as they are. A fill value (``np.pad``'s zeros) reads position 0,
+    no dependency."""
+
+    def rule(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+             **params: Any) -> Deps | None:
+        which = range(len(primals)) if data is None else data
+        args = list(primals)
+        blocks = []
+        offset = 1
+        for i in which:
+            if i >= len(primals):
+                continue
+            d = deps[i]
+            shape = shape_of(primals[i])
+            if d is None or not d.nnz:
+                args[i] = np.zeros(shape, dtype=np.int64)
+                continue
+            size = d.shape[0]
+            args[i] = np.arange(offset, offset + size, dtype=np.int64).reshape(shape)
+            blocks.append(d)
+            offset += size
+        if not blocks:
+            return None
+        pos = np.asarray(prim.impl(*args, **params))
+        stacked = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+        return rows(stacked, pos.astype(np.int64).ravel() - 1)
+
+    rule.__name__ = f"by_positions({prim.name})"
+    return rule
+
+
+def scattered(targets: Callable[..., np.ndarray], arg: int = 0) -> PatternRule:
+    """The rule of a scatter-add of argument ``arg`` (the values): ``targets(out_shape,
+    *primals, **params)`` gives, for each value element, the flat index of the output
+    element it is added to (the matching gather applied to the output's positions);
+    an output element depends on every value element sent to it."""
+
+    def rule(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+             **params: Any) -> Deps | None:
+        d = deps[arg]
+        if d is None or not d.nnz:
+            return None
+        tgt = np.asarray(targets(shape_of(ans), *primals, **params), dtype=np.int64)
+        d = broadcast(d, shape_of(primals[arg]), tgt.shape)
+        L = sp.csr_matrix((np.ones(tgt.size, dtype=bool), (tgt.ravel(), np.arange(tgt.size))),
+                          shape=(size_of(ans), tgt.size))
+        return linear(L, d)
+
+    rule.__name__ = "scattered"
+    return rule
+
+
+def _groups(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """For each element of a value of ``shape`` (C order), the index of its group when
+    the ``axes`` are reduced, and the number of groups."""
+    kept = tuple(1 if a in axes else s for a, s in enumerate(shape))
+    n_groups = int(np.prod(kept, dtype=np.int64))
+    ids = np.broadcast_to(np.arange(n_groups, dtype=np.int64).reshape(kept), shape)
+    return ids.ravel(), n_groups
+
+
+def _group_matrix(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[sp.csr_matrix,
+                                                                          np.ndarray]:
+    ids, n_groups = _groups(shape, axes)
+    size = ids.size
+    L = sp.csr_matrix((np.ones(size, dtype=bool), (ids, np.arange(size))),
+                      shape=(n_groups, size))
+    return L, ids
+
+
+def reduction(axis: str = "axis", arg: int = 0) -> PatternRule:
+    """The rule of a reduction of argument ``arg`` over the axes in parameter ``axis``
+    (None: all; ``keepdims`` changes only the shape): an output element depends on
+    every element it reduces."""
+
+    def rule(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+             **params: Any) -> Deps | None:
+        d = deps[arg]
+        if d is None or not d.nnz:
+            return None
+        shape = shape_of(primals[arg])
+        axes = normalize_axis(params.get(axis), len(shape))
+        L, _ = _group_matrix(shape, axes)
+        out = linear(L, d)
+        if out.shape[0] != size_of(ans):  # a reduction whose output is broadcast back
+            out = rows(out, np.zeros(size_of(ans), dtype=np.int64))
+        return out
+
+    rule.__name__ = f"reduction({axis!r})"
+    return rule
+
+
+def whole_axis(axis: str = "axis", arg: int = 0) -> PatternRule:
+    """The rule of an operation along the axes in parameter ``axis`` (None: the whole
+    flattened value) that keeps the argument's shape (sort, cumsum, an FFT along an
+    axis): each output element depends on every element of its line."""
+
+    def rule(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+             **params: Any) -> Deps | None:
+        d = deps[arg]
+        if d is None or not d.nnz:
+            return None
+        shape = shape_of(primals[arg])
+        axes = normalize_axis(params.get(axis), len(shape))
+        L, ids = _group_matrix(shape, axes)
+        out = rows(linear(L, d), ids)
+        if out.shape[0] != size_of(ans):
+            return dense(deps, ans, *primals, **params)
+        return out
+
+    rule.__name__ = f"whole_axis({axis!r})"
+    return rule
+
+
+def _may_be_nonzero(x: Any, d: Deps | None) -> sp.csr_matrix:
+    """The entries of the 2-D ``x`` that may be non-zero for some input: a constant's
+    non-zeros, every entry of a value computed from the input."""
+    if d is None:
+        return sp.csr_matrix(np.asarray(x) != 0)
+    return sp.csr_matrix(np.ones(shape_of(x), dtype=bool))
+
+
+def matmul(deps: Sequence[Deps | None], ans: Any, a: Any, b: Any) -> Deps | None:
+    """``a @ b``: ``out[i, j]`` depends on ``a[i, k]`` where ``b[k, j]`` may be non-zero
+    and on ``b[k, j]`` where ``a[i, k]`` may be; a constant operand's zeros are
+    structural. Stacks of matrices (more than two axes) fall back to ``dense``."""
+    da, db = deps
+    sa, sb = shape_of(a), shape_of(b)
+    if len(sa) > 2 or len(sb) > 2:
+        return dense(deps, ans, a, b)
+    a2 = np.reshape(a, (1,) + sa) if len(sa) == 1 else a
+    b2 = np.reshape(b, sb + (1,)) if len(sb) == 1 else b
+    m, p = shape_of(a2)[0], shape_of(b2)[1]
+    out = None
+    if da is not None and da.nnz:
+        L = sp.kron(sp.identity(m, dtype=bool, format="csr"), _may_be_nonzero(b2, db).T)
+        out = union(out, linear(L, da))
+    if db is not None and db.nnz:
+        L = sp.kron(_may_be_nonzero(a2, da), sp.identity(p, dtype=bool, format="csr"))
+        out = union(out, linear(L, db))
+    return out
