@@ -1263,3 +1263,8 @@ REPLAY_OUTCOMES: dict[str, tuple[str, str]] = {
     "replay::np.var[ddof=1]-float64-0d": ("jacrev runs dynamically (warned while recording: NonFiniteDerivativeWarning)",
         "runs dynamically: the recording warned (a non-finite derivative, a NumPy deprecation) and is not kept"),
 }
+
+#: sparsity checks whose pattern holds but is not exact: "sparsity::case id" ->
+#: (the outcome, its triage class)
+SPARSITY_OUTCOMES: dict[str, tuple[str, str]] = {
+}

@@ -10,9 +10,9 @@ import pytest
 from dualrev.catalogue.scipy_functions import ORIGINALS
 from dualrev.primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS
 
-from .checks import CHECKS, Refusal, ReplayOutcome, modes_of
+from .checks import CHECKS, Refusal, ReplayOutcome, SparsityOutcome, modes_of
 from .conftest import RECORD, RECORD_COMMAND, strict_here, write_record
-from .expected_refusals import EXPECTED_REFUSALS, REPLAY_OUTCOMES
+from .expected_refusals import EXPECTED_REFUSALS, REPLAY_OUTCOMES, SPARSITY_OUTCOMES
 from .expected_refusals import RECORDED_WITH as REFUSALS_RECORDED_WITH
 from .known_failures import KNOWN_FAILURES
 from .specs import CASES, DROPPED, KEYWORD_EXEMPT, SCIPY_NAMES
@@ -82,10 +82,30 @@ def judge_replay_outcome(key: str, outcome: str) -> None:
                     f"`{RECORD_COMMAND}`; if not, it is a replay bug.", pytrace=False)
 
 
+def judge_sparsity_outcome(key: str, outcome: str) -> None:
+    """A sparsity check whose pattern holds but is not exact (a superset, a dense
+    fallback, taken at the point) passes only where ``SPARSITY_OUTCOMES`` pins that
+    outcome (under the recorded NumPy/SciPy): a rule added or changed shows up."""
+    pinned = SPARSITY_OUTCOMES.get(key)
+    if pinned is None or pinned[0] != outcome:
+        if not REFUSALS_STRICT:
+            pytest.xfail(f"sparsity outcome not pinned under this NumPy/SciPy: {outcome}")
+        pytest.fail(f"{key}: the pattern holds but: {outcome}; expected_refusals.py pins "
+                    f"{pinned[0] if pinned else 'an exact, structural pattern'}. If the new "
+                    f"outcome is right (a rule added or changed), re-record with "
+                    f"`{RECORD_COMMAND} --only sparsity`.", pytrace=False)
+
+
 @pytest.mark.parametrize(("mode", "case", "key"), PARAMS)
 def test_conformance(mode, case, key):
     try:
         CHECKS[mode](case)
+    except SparsityOutcome as o:
+        if RECORD:
+            write_record({"key": key, "sparsity_outcome": o.outcome})
+            return
+        judge_sparsity_outcome(key, o.outcome)
+        return
     except ReplayOutcome as o:
         if RECORD:
             write_record({"key": key, "replay_outcome": o.outcome})
@@ -103,6 +123,10 @@ def test_conformance(mode, case, key):
         pytest.fail(f"{key} replays now, but expected_refusals.py pins its outcome as "
                     f"{REPLAY_OUTCOMES[key][0]!r}. Re-record with `{RECORD_COMMAND}`.",
                     pytrace=False)
+    if key in SPARSITY_OUTCOMES and REFUSALS_STRICT and not RECORD:
+        pytest.fail(f"{key}: the pattern is exact and structural now, but expected_refusals.py "
+                    f"pins {SPARSITY_OUTCOMES[key][0]!r}. Good news: re-record with "
+                    f"`{RECORD_COMMAND} --only sparsity`.", pytrace=False)
     if key in EXPECTED_REFUSALS and REFUSALS_STRICT and not RECORD:
         pytest.fail(f"{key} passes now, but expected_refusals.py pins it as a refusal "
                     f"({EXPECTED_REFUSALS[key][0]}). Good news: re-record the pinned outcomes "
