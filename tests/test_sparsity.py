@@ -122,3 +122,25 @@ def test_a_banded_pattern_of_1e5_unknowns():
     x = np.linspace(0.0, 1.0, 10**5)
     found = dependencies(laplacian_like, (x,))
     assert found.pattern.nnz == 3 * (10**5 - 2)
+
+
+def test_an_order_found_from_the_values_is_noted():
+    # np.sort gathers by the order it found at the given point: the pattern (that
+    # permutation) holds only where the order is the same, and says so; it used to be
+    # marked structural, and missed entries at another point
+    x = np.array([0.3, -1.2, 2.0, 0.7])
+    found = dependencies(np.sort, (x,))
+    assert not found.structural
+    assert any("decided the computation" in n for n in found.notes)
+    np.testing.assert_array_equal(found.pattern.toarray(), dr.jacobian(np.sort)(x) != 0)
+
+
+def test_a_float_buffer_written_into_stays_structural():
+    # the zeros buffer is a constant, not an index computed from the input: no note
+    def f(x):
+        out = np.zeros(len(x))
+        out[1:] = x[:-1] * 2.0
+        return out
+
+    found = dependencies(f, (np.arange(1.0, 5.0),))
+    assert found.structural and found.notes == []

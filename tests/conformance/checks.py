@@ -676,11 +676,10 @@ def _missed(pattern: np.ndarray, nz: np.ndarray, what: str, where: str) -> None:
     a rule: it fails, and is pinned nowhere."""
     miss = nz & ~pattern
     if miss.any():
-        r, c = np.nonzero(miss)
         raise AssertionError(
             f"sparsity MISS: the {what} pattern lacks {miss.sum()} entries that are "
             f"non-zero in the dense {what} {where}, e.g. (row, column) "
-            f"{list(zip(r.tolist(), c.tolist()))[:6]} (pattern shape {pattern.shape})")
+            f"{np.argwhere(miss)[:6].tolist()} (pattern shape {pattern.shape})")
 
 
 def _fallbacks(notes: list[str]) -> list[str]:

@@ -10,4 +10,377 @@ fails, and its line is to be deleted here."""
 RECORDED_WITH = {'numpy': '2.4', 'scipy': '1.17'}
 
 KNOWN_FAILURES: dict[str, str] = {
+    # ---- sparsity: size-0 input (dr.sparse.jacobian/hessian fail) (186)
+    "sparsity::np.absolute-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.add-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.amax[axis=0,initial=0.1]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.amin[axis=0,initial=0.1]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.arccos-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.arccosh-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.arcsin-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.arcsinh-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.arctan-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.arctan2-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.arctanh-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.cbrt-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.conjugate-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.cos-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.cosh-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.cumprod-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.cumprod[axis=0]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.cumprod[axis=1]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.cumsum-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.cumsum[axis=0]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.cumsum[axis=1]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.deg2rad-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.degrees-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.divide-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.exp-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.exp2-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.expm1-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.fabs-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.float_power-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.fmax-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.fmin-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.fmod-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.hypot-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.cholesky-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.cholesky[upper]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.det-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.eig-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.eigh-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.eigh[UPLO=U]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.eigvals-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.eigvalsh-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.eigvalsh[UPLO=U]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.inv-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.norm-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.slogdet-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.linalg.solve-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.log-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.log10-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.log1p-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.log2-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.logaddexp-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.logaddexp2-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.max[axis=0,initial=0.1]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.maximum-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.mean-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.mean[axis=(0,_1)]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.mean[axis=-1,keepdims]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.mean[axis=0]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.mean[axis=1]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.mean[keepdims]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.min[axis=0,initial=0.1]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.minimum-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.multiply-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.negative-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.positive-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.power-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.prod-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.prod[axis=(0,_1)]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.prod[axis=-1,keepdims]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.prod[axis=0]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.prod[axis=1]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.prod[axis=1]-float64-empty-axis":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.prod[initial=1.5]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.prod[keepdims]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.rad2deg-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.radians-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.reciprocal-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.remainder-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.reshape[(3,0),order=F]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.reshape[(3,0)]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sin-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sinh-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sort-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sort[axis=0]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sort[axis=None]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sort[kind=stable]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sort[stable]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sqrt-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.square-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.subtract-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sum-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sum[axis=(0,_1)]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sum[axis=-1,keepdims]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sum[axis=0]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sum[axis=1]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sum[initial=1.5]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.sum[keepdims]-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.tan-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::np.tanh-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.airy-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.bei-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.beip-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.ber-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.berp-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.beta-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.betaln-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.binom-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.boxcox-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.boxcox1p-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.cbrt-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.cosdg-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.cosm1-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.cotdg-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.dawsn-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.ellipe-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.ellipeinc-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.ellipk-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.ellipkinc-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.ellipkm1-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.entr-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.erf-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.erfc-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.erfcinv-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.erfcx-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.erfi-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.erfinv-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.exp1-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.exp2-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.expi-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.expit-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.expm1-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.exprel-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.fresnel-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.gamma-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.gammaln-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.huber-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.i0-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.i0e-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.i1-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.i1e-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.inv_boxcox-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.inv_boxcox1p-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.it2i0k0-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.it2j0y0-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.it2struve0-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.itairy-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.iti0k0-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.itj0y0-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.itmodstruve0-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.itstruve0-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.j0-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.j1-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.k0-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.k0e-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.k1-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.k1e-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.kei-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.keip-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.ker-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.kerp-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.kl_div-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.log1p-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.log_expit-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.log_ndtr-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.loggamma-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.logit-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.ndtr-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.ndtri-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.ndtri_exp-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.owens_t-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.poch-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.powm1-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.pseudo_huber-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.psi-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.rel_entr-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.rgamma-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.shichi-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.sici-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.sindg-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.spence-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.tandg-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.wrightomega-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.xlog1py-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.xlogy-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.y0-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
+    "sparsity::sp.y1-float64-empty":
+        "sparsity: size-0 input (dr.sparse.jacobian/hessian fail) | ValueError: zero-size array to reduction operation maximum which has no identity",
 }

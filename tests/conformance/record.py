@@ -272,15 +272,25 @@ def write_refusals(rows: list[dict], modes_by_case: dict[str, set[str]],
         print(f"{len(by_sparsity[cls]):5d}  sparsity: {cls}")
 
 
-def write_failures(rows: list[dict]) -> None:
-    by_class: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    misses = []
+def pinnable(rows: list[dict]) -> tuple[list[tuple[dict, str]], list[dict]]:
+    """The failures that may be pinned as known failures, each with its defect class,
+    and the sparsity MISSES, which never are (a pattern that lacks a non-zero is the
+    worst bug of a rule: its check keeps failing until the rule is fixed)."""
+    kept, misses = [], []
     for r in rows:
         mode, name, label, dtype, shape = split_id(r["key"])
         cls = r.get("defect") or classify(mode, name, label, dtype, shape, r["message"])
         if cls == MISS:
             misses.append(r)
-            continue
+        else:
+            kept.append((r, cls))
+    return kept, misses
+
+
+def write_failures(rows: list[dict]) -> None:
+    by_class: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    kept, misses = pinnable(rows)
+    for r, cls in kept:
         short = re.sub(r"\s+", " ", r["message"]).strip()[:90]
         by_class[cls].append((r["key"], short))
     out = _header('"""Cases the harness fails on today: "mode::case id" -> defect class and the')

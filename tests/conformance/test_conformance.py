@@ -273,3 +273,56 @@ def test_record_only_keeps_the_other_modes_pins():
     rows = kept_rows("value")
     assert {r["key"]: r["replay_outcome"] for r in rows if "replay_outcome" in r} == \
         {k: o for k, (o, _) in REPLAY_OUTCOMES.items()}
+    assert {r["key"]: r["sparsity_outcome"] for r in rows if "sparsity_outcome" in r} == \
+        {k: o for k, (o, _) in SPARSITY_OUTCOMES.items()}
+    assert not any(r["key"].startswith("sparsity::") for r in kept_rows("sparsity"))
+
+
+def test_a_sparsity_outcome_passes_only_as_pinned(monkeypatch):
+    """The rules of judge_sparsity_outcome: the pinned outcome passes; another outcome,
+    or one where nothing is pinned (an exact pattern expected), fails naming the record
+    command; elsewhere an unpinned outcome is an xfail."""
+    from . import test_conformance as tc
+
+    key = "sparsity::np.foo-float64-mat"
+    monkeypatch.setitem(tc.SPARSITY_OUTCOMES, key, ("jacobian superset", "a triage class"))
+    monkeypatch.setattr(tc, "REFUSALS_STRICT", True)
+    tc.judge_sparsity_outcome(key, "jacobian superset")
+    fails = pytest.fail.Exception
+    with pytest.raises(fails, match="--only sparsity"):
+        tc.judge_sparsity_outcome(key, "jacobian taken at the point")
+    with pytest.raises(fails, match="an exact, structural pattern"):
+        tc.judge_sparsity_outcome("sparsity::np.bar-float64-mat", "jacobian superset")
+    monkeypatch.setattr(tc, "REFUSALS_STRICT", False)
+    with pytest.raises(pytest.xfail.Exception, match="not pinned under this NumPy/SciPy"):
+        tc.judge_sparsity_outcome("sparsity::np.bar-float64-mat", "jacobian superset")
+
+
+def test_a_sparsity_miss_fails_and_is_never_pinned(monkeypatch):
+    """A detection that drops an entry of the dense Jacobian's non-zeros fails the check
+    with a MISS, and the recorder keeps it out of known_failures.py."""
+    from . import checks
+    from .record import MISS, pinnable, sparsity_class
+
+    real = checks.dependencies
+
+    def dropping(f, args, argnums=0):
+        found = real(f, args, argnums)
+        P = found.pattern.tolil()
+        P[0, P.rows[0][-1]] = False
+        found.pattern = P.tocsr()
+        return found
+
+    case = next(c for c in CASES if c.id == "np.sin-float64-vec")
+    checks.check_sparsity(case)  # exact and structural: passes without an outcome
+    monkeypatch.setattr(checks, "dependencies", dropping)
+    with pytest.raises(AssertionError, match="sparsity MISS") as e:
+        checks.check_sparsity(case)
+    row = {"key": key_of("sparsity", case), "message": f"AssertionError: {e.value}"}
+    other = {"key": key_of("sparsity", case), "message": "ValueError: something else"}
+    kept, misses = pinnable([row, other])
+    assert misses == [row] and [r for r, _ in kept] == [other]
+    assert not any(v.startswith(MISS) for v in KNOWN_FAILURES.values())
+    assert sparsity_class("jacobian superset; hessian: no pattern rule for inv").startswith(
+        "jacobian: superset")
+    assert sparsity_class("hessian: no pattern rule for inv").startswith("hessian: dense")
