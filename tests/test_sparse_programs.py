@@ -66,9 +66,12 @@ def _statements(rng: np.random.Generator, n: int) -> list[tuple[str, bool, Calla
     perm = rng.permutation(n)
     idx = rng.integers(0, n, n)  # with repeats: a gather copies, a scatter-add sums
     mask = rng.random(n) < 0.5
-    A = np.where(rng.random((n, n)) < 0.25, rng.standard_normal((n, n)), 0.0)
+    # a non-zero diagonal: no row of zeros, whose product (tanh(0) = 0, a constant
+    # zero) would void the exactness of a later product with it
+    A = np.where(rng.random((n, n)) < 0.25, rng.standard_normal((n, n)), 0.0) \
+        + np.diag(rng.uniform(0.5, 1.5, n))
     W = np.where(rng.random((n // r, n // r)) < 0.5, rng.standard_normal((n // r, n // r)),
-                 0.0)
+                 0.0) + np.diag(rng.uniform(0.5, 1.5, n // r))
 
     def buffer_shift(a: Any, b: Any) -> Any:
         out = np.zeros(n)
