@@ -28,7 +28,7 @@ from .compile import register_inline
 from .errors import BatchedValueError, DualrevError
 from .inplace import is_scalar_index, note_view
 from .levels import is_batched, materialize, on_plain_values
-from .pattern_rules import by_positions, scattered
+from .pattern_rules import along_axis, by_positions, scattered
 from .primitive import (
     FUNCTION_HANDLERS,
     Primitive,
@@ -109,6 +109,13 @@ def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...])
 
 gather_p = Primitive("getitem", _gather_impl)
 scatter_p = Primitive("scatter_add", _scatter_impl)
+# Dependency patterns (structural sparsity detection, dualrev/pattern_rules.py): a gather
+# copies elements, which the primitive itself applied to positions says (its index is a
+# parameter: a plain one, or one a detection read at the given point, with a note); a
+# scatter-add sums every value sent to one element.
+gather_p.defpattern(by_positions(gather_p, data=(0,)))
+scatter_p.defpattern(scattered(lambda out_shape, v, idx, nb, shape: _gather_impl(
+    np.arange(math.prod(out_shape), dtype=np.int64).reshape(out_shape), idx, nb)))
 
 # Replayed programs (dualrev/compile.py) index inline and scatter without the impl's frame
 def _gather_source(out: str, args: list[str], params: dict[str, Any], seen: list[Any],
@@ -196,6 +203,7 @@ def _update_impl(v: Any, x: Any, idx: tuple[Any, ...], nb: int, inplace: bool = 
 # (a scatter and a select kept a buffer-sized mask per write: memory quadratic in the
 # steps of a loop that fills a buffer row by row).
 update_p = Primitive("set", _update_impl)
+update_p.defpattern(by_positions(update_p, data=(0, 1)))  # copies v's elements into x's
 
 
 def _update_jvp(tangents: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
@@ -323,6 +331,13 @@ def _along_batch(prim: Primitive) -> Any:
 # x of idx's shape but along axis; v of idx's shape (the callers broadcast them so)
 take_along = Primitive("take_along_axis", _take_along_impl)
 put_along = Primitive("put_along_axis_add", _put_along_impl)
+# Their patterns: with a constant index, the gather's copies and the scatter's sums; with
+# an index computed from the input (np.sort's order), which another input may change,
+# each output element depends on the whole line along the axis (along_axis)
+take_along.defpattern(along_axis(by_positions(take_along, data=(0,))))
+put_along.defpattern(along_axis(scattered(
+    lambda out_shape, v, idx, axis, shape: np.take_along_axis(
+        np.arange(math.prod(out_shape), dtype=np.int64).reshape(out_shape), idx, axis))))
 def _take_along_params(axis: int, nb: int) -> dict[str, Any]:
     return {"axis": axis, "nb": nb} if nb else {"axis": axis}
 
@@ -432,14 +447,3 @@ def getitem(x: Any, idx: Any) -> Any:
         note_view(x, out, key)
     return out
 
-
-# Dependency patterns (structural sparsity detection, dualrev/pattern_rules.py): a gather
-# and a write copy elements, which the primitives themselves applied to positions say;
-# a scatter-add sums every value sent to one element.
-gather_p.defpattern(by_positions(gather_p, data=(0,)))
-take_along.defpattern(by_positions(take_along, data=(0,)))
-update_p.defpattern(by_positions(update_p, data=(0, 1)))
-scatter_p.defpattern(scattered(lambda out_shape, v, idx, nb, shape: _gather_impl(
-    np.arange(math.prod(out_shape), dtype=np.int64).reshape(out_shape), idx, nb)))
-put_along.defpattern(scattered(lambda out_shape, v, idx, axis, shape: np.take_along_axis(
-    np.arange(math.prod(out_shape), dtype=np.int64).reshape(out_shape), idx, axis)))

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import pattern_rules
 from ..batching import on_plain_values
 from ..cast import astype, cast_p  # noqa: F401  (cast_p: re-exported)
 from ..compile import register_inline
@@ -276,6 +277,9 @@ where_p.defjvp(
     lambda g, ans, c, x, y: np.where(c, 0.0, g),
 )
 where_p.defvjp(*where_p.jvps, saves="c")
+# its pattern: a constant condition picks each element's branch; one computed from the
+# input may pick either for another input, so then both (pattern_rules.select)
+where_p.defpattern(pattern_rules.select)
 
 
 def _clip_impl(x: Any, lo: Any, hi: Any) -> Any:
