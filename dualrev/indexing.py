@@ -410,6 +410,34 @@ def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
     return out
 
 
+def _dependent_parts(idx: tuple[Any, ...]) -> list[int]:
+    """Positions of the integer index arrays in ``idx`` computed from the input of a
+    structural sparsity detection (their values may differ for another input)."""
+    return [k for k, i in enumerate(idx) if isinstance(i, Tracer)
+            and hasattr(type(i), "index_like") and dtype_of(i).kind in "iu"]
+
+
+def _gather_dependent(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
+    """``x[idx]`` in a structural sparsity detection, where the integer index arrays at
+    ``parts`` were computed from the input (``x[np.argmax(x)]``, ``np.take(x, order)``):
+    for another input they may select any element, so instead of reading them as
+    constants (a pattern that would hold at this point only), the flat positions they
+    select at this point are gathered by ``take_along`` with a dependent index, whose
+    pattern makes each selected element depend on all of ``x``."""
+    xs = shape_of(x)
+    full = list(idx)
+    for k in parts:
+        full[k] = np.asarray(idx[k].primal)
+    pos = _positions(xs, canonical_index(tuple(full)))
+    flat = bind(take_along, (_reshape(x, (math.prod(xs),)),
+                             idx[parts[0]].index_like(pos.ravel())), {"axis": 0})
+    out = _reshape(flat, pos.shape)
+    if pos.shape and isinstance(x, Tracer) and all(shape_of(idx[k]) == () for k in parts) and all(
+            isinstance(i, _BASIC) for k, i in enumerate(idx) if k not in parts):
+        note_view(x, out, idx)  # as NumPy's x[i] with an integer i: a view of x
+    return out
+
+
 def stack_index_lists(idx: Any) -> Any:
     """``idx`` with each list holding a traced value (``[np.argmax(x), 0]`` under
     ``vmap``) stacked into one array, as NumPy makes an index array of a list."""
@@ -441,6 +469,9 @@ def getitem(x: Any, idx: Any) -> Any:
         parts = _batched_parts(tup)
         if parts:
             return _gather_batched(x, tup, parts)
+        parts = _dependent_parts(tup)
+        if parts:
+            return _gather_dependent(x, tup, parts)
     key = canonical_index(idx)
     out = bind(gather_p, (x,), {"idx": key, "nb": 0})
     if isinstance(x, Tracer) and is_basic(key) and not is_scalar_index(key, ndim_of(x)):

@@ -198,6 +198,14 @@ class Pattern(TracedBase):
                              "decides the same")
         return self.primal
 
+    def index_like(self, value: np.ndarray) -> Pattern:
+        """``value``, plain positions computed from this index's value, as a value of the
+        detection computed from the input (no dependency; not a constant): the indexing
+        machinery gathers with it so that the pattern holds for every index
+        (dualrev/indexing.py, ``_gather_dependent``)."""
+        return Pattern(value, pattern_rules.empty(int(np.size(value)), self._trace.n),
+                       self._trace)
+
     def freeze_finite(self) -> bool:
         p = self.primal
         try:
