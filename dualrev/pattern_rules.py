@@ -427,3 +427,26 @@ def select(deps: Sequence[Deps | None], ans: Any, cond: Any, *branches: Any,
         b = broadcast(d, shape_of(v), to)
         out = union(out, rows(b, np.where(here, every, -1)))
     return out
+
+
+def product(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+            **params: Any) -> Deps | None:
+    """An elementwise product: as ``elementwise``, except where a constant factor is
+    exactly zero (``t * (stop - start)`` with ``t[0] = 0``, a 0/1 mask): there the
+    product is zero for every input, and so is its derivative."""
+    to = shape_of(ans)
+    zero = None
+    for d, x in zip(deps, primals, strict=False):
+        if d is None:
+            z = np.asarray(x) == 0
+            zero = z if zero is None else zero | z
+    if zero is None or not zero.any():
+        return elementwise(deps, ans, *primals, **params)
+    keep = np.broadcast_to(zero, to).ravel()
+    index = np.where(keep, -1, np.arange(keep.size, dtype=np.int64))
+    out = None
+    for d, x in zip(deps, primals, strict=False):
+        if d is None or not d.nnz:
+            continue
+        out = union(out, rows(broadcast(d, shape_of(x), to), index))
+    return out

@@ -315,6 +315,20 @@ def test_piecewise_interp_and_value_masks_cover_every_point():
         check(f, (5,), exact=False)
 
 
+def test_a_product_with_a_constant_zero_factor_is_structurally_zero():
+    # linspace's first sample is start + 0 * (stop - start): it depends on start only
+    # (linspace reads its endpoints' dtype from a value, which the detection notes)
+    line = lambda x: np.linspace(x[0], x[1], 5)  # noqa: E731
+    P = check(line, (2,), exact=False)
+    np.testing.assert_array_equal(P, _jacobian_nonzeros(line, _points((2,), 0)))
+    assert P[0].tolist() == [True, False] and P[-1].tolist() == [False, True]
+    mask = np.array([0.0, 1.0, -2.0, 0.0])
+    check(lambda x: x * mask + (mask * x[::-1]) ** 2 + 0.0 * x, (4,), exact=True)
+    check(lambda x: np.outer(x[:2], np.array([0.0, 3.0])).ravel(), (4,), exact=True)
+    # a traced factor's zeros are not structural (x[0] * x[1] at x = 0)
+    assert dependencies(lambda x: x[:-1] * x[1:], (np.zeros(3),)).pattern.nnz == 4
+
+
 # ------------------------------------------------------------------ casts and complex parts
 def test_casts_and_complex_parts_are_exact():
     def z(x):

@@ -174,6 +174,8 @@ multiply_p = elementwise(
     np.multiply, lambda ans, x, y: y, lambda ans, x, y: x, scalar_impl=operator.mul,
     saves=("y", "x"),
 )
+# its pattern (structural sparsity detection): a constant factor's zeros are structural
+multiply_p.defpattern(pattern_rules.product)
 # d(x/y)/dy as -ans/y, not -x/y**2: nested derivatives then divide by y once per level
 # instead of squaring the denominator at every level (y**(2**n) under- or overflows by
 # the 10th derivative of 1/x).
