@@ -414,7 +414,7 @@ def _dependent_parts(idx: tuple[Any, ...]) -> list[int]:
     """Positions of the integer index arrays in ``idx`` computed from the input of a
     structural sparsity detection (their values may differ for another input)."""
     return [k for k, i in enumerate(idx) if isinstance(i, Tracer)
-            and hasattr(type(i), "index_like") and dtype_of(i).kind in "iu"]
+            and hasattr(type(i), "derived") and dtype_of(i).kind in "iu"]
 
 
 def _gather_dependent(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
@@ -430,7 +430,7 @@ def _gather_dependent(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
         full[k] = np.asarray(idx[k].primal)
     pos = _positions(xs, canonical_index(tuple(full)))
     flat = bind(take_along, (_reshape(x, (math.prod(xs),)),
-                             idx[parts[0]].index_like(pos.ravel())), {"axis": 0})
+                             idx[parts[0]].derived(pos.ravel())), {"axis": 0})
     out = _reshape(flat, pos.shape)
     if pos.shape and isinstance(x, Tracer) and all(shape_of(idx[k]) == () for k in parts) and all(
             isinstance(i, _BASIC) for k, i in enumerate(idx) if k not in parts):

@@ -220,6 +220,22 @@ def test_a_gather_at_an_index_computed_from_the_input_depends_on_the_whole_array
     assert P.all() and not (_jacobian_nonzeros(g, rows) & ~P).any()
 
 
+@pytest.mark.parametrize("fn", [np.sort, lambda r: r[np.argmax(r)] * 1.0, np.median,
+                                lambda r: np.take(r, np.argsort(r)[::2]), np.cumsum, np.max])
+def test_value_dependent_selections_under_vmap_inside_a_detection(fn):
+    # the batched index (one order per row) is computed per element by a closure on
+    # plain values: it must stay a value of the detection, row by row
+    f = lambda x: np.ravel(dr.vmap(fn)(x.reshape(3, 4)))  # noqa: E731
+    pts = _orders((12,), seed=4)
+    found = dependencies(f, (pts[0],))
+    P = found.pattern.toarray()
+    assert found.notes == []
+    assert not (_jacobian_nonzeros(f, pts) & ~P).any()
+    rows = np.repeat(np.eye(3, dtype=bool), 4, axis=1)  # row r of the output: input row r
+    per = P.shape[0] // 3
+    assert not (P & ~np.repeat(rows, per, axis=0)).any()
+
+
 def test_the_hessian_of_a_sorted_sum_is_covered():
     w = np.array([1.0, -2.0, 3.0, 0.5])
     f = lambda x: np.sum(w * np.sort(x) ** 3)  # noqa: E731
