@@ -20,9 +20,16 @@ None. The families below state their pattern once:
 - ``by_positions(prim)``: data movement (reshape, transpose, indexing, concatenate,
   pad, ...): the primitive itself applied to arrays of positions says where each
   output element comes from;
-- ``reduction()``: an output element depends on every element it reduces;
+- ``reduction()``: an output element depends on every element it reduces (sum, prod,
+  max, min: which element is the extremum depends on the values);
 - ``whole_axis()``: each output element depends on every element of its line along
-  an axis (sort, cumulative sums, FFT along an axis);
+  an axis (an FFT along an axis);
+- ``prefix()``: element ``k`` of a line depends on elements ``0..k`` (cumsum, cumprod);
+- ``along_axis(exact)``: a gather or scatter along an axis, exact with a constant index
+  and on whole lines with one computed from the input (np.sort's order, which another
+  input changes);
+- ``select``: ``np.where``, exact with a constant condition, both branches otherwise;
+  ``product``: elementwise, a constant factor's zeros structural;
 - ``dense``: every output element depends on every input element the arguments
   depend on, the fallback for a primitive without a rule (correct, but dense).
 """

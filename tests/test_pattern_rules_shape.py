@@ -248,6 +248,45 @@ def test_the_hessian_of_a_sorted_sum_is_covered():
     np.testing.assert_array_equal(P, np.ones((4, 4), dtype=bool))  # put_along's lines
 
 
+# ------------------------------------------------------------------ Hessians (rules nested)
+MOVES = {
+    "reshape-transpose": lambda x: np.transpose(x.reshape(2, 3)).ravel(),
+    "pad-concatenate": lambda x: np.concatenate([np.pad(x[:3], 1), x[::-2]]),
+    "gather-write": lambda x: dr.at(x)[np.array([1, 4])].set(x[np.array([0, 0])] * 2.0),
+    "where-const": lambda x: np.where(np.arange(6) % 2 == 0, x, x[::-1]),
+    "take-along-const": lambda x: np.take_along_axis(x, np.array([5, 0, 0, 3]), 0),
+    "broadcast-sum": lambda x: np.sum(np.broadcast_to(x[:3], (2, 3)) * x[3:], axis=1),
+}
+SELECTIONS = {
+    "cumsum": lambda x: np.cumsum(x.reshape(2, 3), axis=1).ravel(),
+    "cumprod": lambda x: np.cumprod(x),
+    "prod": lambda x: np.prod(x.reshape(3, 2), axis=1),
+    "max": lambda x: np.max(x.reshape(2, 3), axis=1),
+    "sort": lambda x: np.sort(x.reshape(2, 3), axis=1).ravel(),
+    "argmax-gather": lambda x: x.reshape(2, 3)[np.argmax(x[:2])],
+    "median": lambda x: np.atleast_1d(np.median(x.reshape(3, 2), axis=0)),
+    "where-value": lambda x: np.where(x > 0, x, x[::-1] ** 2),
+    "clip": lambda x: np.clip(x, -0.5, 0.7),
+    "complex": lambda x: np.angle(x[:3] + 1j * x[3:]) + np.real((x[:3] + 1j * x[3:]) ** 2),
+    "astype": lambda x: x.astype(np.float32).astype(np.float64) * x[::-1],
+}
+
+
+@pytest.mark.parametrize("name", sorted(MOVES) + sorted(SELECTIONS))
+def test_hessian_patterns_through_each_rule_and_its_transpose(name):
+    g = MOVES.get(name) or SELECTIONS[name]
+    w = np.linspace(1.0, 2.0, np.size(g(np.ones(6))))
+    f = lambda x: np.sum(w * g(x) ** 3)  # noqa: E731
+    pts = _orders((6,), seed=9) + _points((6,), 9)
+    P = dependencies(dr.grad(f), (pts[0],)).pattern.toarray()
+    H = np.zeros((6, 6), dtype=bool)
+    for x in pts:
+        H |= np.asarray(dr.hessian(f)(x)) != 0
+    assert not (H & ~P).any(), f"misses {(H & ~P).sum()} Hessian entries"
+    if name in MOVES:
+        np.testing.assert_array_equal(P, H)
+
+
 # ------------------------------------------------------------------ reductions
 AXES = [None, 0, 1, (0, 2), -1]
 
