@@ -397,15 +397,16 @@ def prefix(axis: str = "axis", arg: int = 0) -> PatternRule:
         coo = d.tocoo()
         g, k, c = line_of[coo.row], step_of[coo.row], coo.col.astype(np.int64)
         # the first step at which each input enters each line: every later step holds it
-        key = g * n + c
-        order = np.lexsort((k, key))
-        key = key[order]
-        first = order[np.concatenate(([True], key[1:] != key[:-1]))]
-        g, k, c = g[first], k[first], c[first]
+        # (one sort of (line, input, step) codes: n_lines * n * m <= size * n fits int64)
+        code = np.sort((g * n + c) * m + k)
+        key = code // m
+        code = code[np.concatenate(([True], key[1:] != key[:-1]))]
+        key, k = np.divmod(code, m)
+        g, c = np.divmod(key, n)
         counts = m - k
         total = int(counts.sum())
         _check_entries(total, size, "a cumulative operation")
-        which = np.repeat(np.arange(first.size, dtype=np.int64), counts)
+        which = np.repeat(np.arange(code.size, dtype=np.int64), counts)
         steps = k[which] + (np.arange(total, dtype=np.int64)
                             - np.repeat(np.cumsum(counts) - counts, counts))
         out = sp.csr_matrix((np.ones(total, dtype=bool), (pos[g[which], steps], c[which])),
