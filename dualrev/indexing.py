@@ -417,6 +417,19 @@ def _dependent_parts(idx: tuple[Any, ...]) -> list[int]:
             and hasattr(type(i), "derived") and dtype_of(i).kind in "iu"]
 
 
+def dependent_index(idx: Any) -> tuple[Any, Any]:
+    """``(source, plain)``: the first integer index array of ``idx`` computed from the
+    input of a structural sparsity detection (None if there is none) and ``idx`` with
+    every such part replaced by its value at the given point (not read as a decision:
+    the callers make the result depend on every position instead)."""
+    tup = stack_index_lists(idx if isinstance(idx, tuple) else (idx,))
+    parts = _dependent_parts(tup)
+    if not parts:
+        return None, idx
+    plain = tuple(np.asarray(i.primal) if k in parts else i for k, i in enumerate(tup))
+    return tup[parts[0]], plain
+
+
 def _gather_dependent(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
     """``x[idx]`` in a structural sparsity detection, where the integer index arrays at
     ``parts`` were computed from the input (``x[np.argmax(x)]``, ``np.take(x, order)``):

@@ -236,6 +236,42 @@ def test_value_dependent_selections_under_vmap_inside_a_detection(fn):
     assert not (P & ~np.repeat(rows, per, axis=0)).any()
 
 
+WRITES = {
+    "at-add": lambda x: dr.at(np.zeros(5))[np.argsort(x)].add(x ** 2),
+    "at-set": lambda x: dr.at(x * 1.0)[np.argsort(x)[:2]].set(x[3:] ** 2),
+    "at-set-scalar": lambda x: dr.at(x ** 2)[np.argmax(x)].set(x[0]),
+    "at-get": lambda x: dr.at(x)[np.argsort(x)[1:3]].get() * 1.0,
+    "setitem": lambda x: _written(x, np.argsort(x)[::2], x[:3] * 2.0),
+    "setitem-augmented": lambda x: _written(x, np.argmin(x), None),
+}
+
+
+def _written(x, index, v):
+    y = x * 1.0
+    if v is None:
+        y[index] += x[1]
+    else:
+        y[index] = v
+    return y
+
+
+@pytest.mark.parametrize("name", sorted(WRITES))
+def test_writes_at_positions_computed_from_the_input_cover_every_input(name):
+    f = WRITES[name]
+    pts = _orders((5,), seed=12)
+    found = dependencies(f, (pts[0],))
+    np.testing.assert_array_equal(found.value, f(pts[0]))  # the values at the point
+    assert found.notes == []
+    P = found.pattern.toarray()
+    J = _jacobian_nonzeros(f, pts)
+    assert not (J & ~P).any(), f"misses {(J & ~P).sum()} entries"
+
+
+def test_a_product_update_at_positions_from_the_input_is_noted():
+    found = dependencies(lambda x: dr.at(x)[np.argmax(x)].multiply(2.0), (np.arange(4.0),))
+    assert found.notes and "decided" in found.notes[0]
+
+
 def test_the_hessian_of_a_sorted_sum_is_covered():
     w = np.array([1.0, -2.0, 3.0, 0.5])
     f = lambda x: np.sum(w * np.sort(x) ** 3)  # noqa: E731
