@@ -10,6 +10,8 @@ import time
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dualrev as dr
 from dualrev import pattern_rules
@@ -493,3 +495,97 @@ def test_every_primitive_of_these_modules_states_its_pattern():
             "astype", "set"} <= seen
     from dualrev.catalogue.elementwise import clip_p, where_p
     assert where_p.pattern is pattern_rules.select and clip_p.elementwise
+
+
+# ------------------------------------------------------------------ generated programs
+def _program(seed, steps):
+    """A random chain of exact-pattern operations (moves, gathers, reductions, prefixes,
+    constant selections and masks), each drawn for the shape it meets: every partial
+    derivative stays positive at positive points, so no entry cancels and the pattern
+    must equal the Jacobian's non-zeros exactly. A constant zero inside a traced array
+    (np.pad's fill, a 0 of a mask) is not structural for a later product (the pattern
+    tracks elements' dependencies, not their values): after one, products are replaced by
+    sums. Returns (input shape, function, names)."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(s) for s in rng.integers(1, 5, rng.integers(1, 4)))
+    ops, names = [], []
+    y = np.ones(shape)
+    zeros = False
+    for step in steps:
+        nd, sh = y.ndim, y.shape
+        ax = int(rng.integers(0, nd))
+        kind = step % 16
+        if zeros and kind in (9, 15):
+            kind = 8 if kind == 9 else 7
+        if kind == 0:
+            new = tuple(rng.permutation(list(sh)))
+            op = lambda v, new=new: np.reshape(v, new)  # noqa: E731
+        elif kind == 1:
+            perm = tuple(int(p) for p in rng.permutation(nd))
+            op = lambda v, perm=perm: np.transpose(v, perm)  # noqa: E731
+        elif kind == 2:
+            start, stepw = int(rng.integers(0, sh[ax])), int(rng.choice([1, 2, -1]))
+            sl = (slice(None),) * ax + (slice(start, None, stepw) if stepw > 0 else
+                                        slice(start, None, -1),)
+            op = lambda v, sl=sl: v[sl]  # noqa: E731
+        elif kind == 3:
+            op = lambda v, ax=ax: np.flip(v, ax) + 0.5 * v  # noqa: E731
+        elif kind == 4:
+            op = lambda v, ax=ax: np.concatenate([v, np.roll(v, 1, ax)], axis=ax)  # noqa: E731
+        elif kind == 5:
+            widths = [(int(rng.integers(0, 2)), int(rng.integers(0, 2))) for _ in range(nd)]
+            mode = str(rng.choice(["constant", "edge", "wrap"]))
+            zeros = zeros or mode == "constant"
+            op = lambda v, w=widths, m=mode: np.pad(v, w, mode=m)  # noqa: E731
+        elif kind == 6:
+            idx = rng.integers(0, sh[ax], int(rng.integers(1, 5)))
+            op = lambda v, i=idx, ax=ax: np.take(v, i, axis=ax)  # noqa: E731
+        elif kind == 7:
+            op = lambda v, ax=ax: np.sum(v, axis=ax, keepdims=v.ndim == 1)  # noqa: E731
+        elif kind == 8:
+            op = lambda v, ax=ax: np.cumsum(v, axis=ax)  # noqa: E731
+        elif kind == 9:
+            op = lambda v, ax=ax: np.cumprod(v, axis=ax)  # noqa: E731
+        elif kind == 10:
+            mask = rng.random(sh) < 0.5
+            op = lambda v, m=mask: np.where(m, v, np.flip(v) ** 2)  # noqa: E731
+        elif kind == 11:
+            mask = rng.integers(0, 2, sh[ax:]) * 2.0
+            zeros = True
+            op = lambda v, m=mask: v * m  # noqa: E731
+        elif kind == 12:
+            op = lambda v: np.broadcast_to(v, (2,) + v.shape) * np.array(  # noqa: E731
+                [1.0, 2.0]).reshape((2,) + (1,) * v.ndim)
+        elif kind == 13:
+            idx = rng.integers(0, sh[ax], sh)
+            op = lambda v, i=idx, ax=ax: np.take_along_axis(v, i, ax)  # noqa: E731
+        elif kind == 14:
+            mask = rng.random(sh) < 0.6
+            op = lambda v, m=mask: v[m] if m.any() else v  # noqa: E731
+        else:
+            op = lambda v: v ** 2 + np.prod(v, axis=-1, keepdims=True)  # noqa: E731
+        y = op(y)
+        if y.size == 0 or y.size > 80:
+            break
+        ops.append(op)
+        names.append(getattr(op, "__name__", "op") + str(kind))
+
+    def f(x):
+        for op in ops:
+            x = op(x)
+        return np.ravel(x)
+
+    return shape, f, names
+
+
+@settings(max_examples=150)
+@given(st.integers(0, 2**31 - 1), st.lists(st.integers(0, 15), min_size=1, max_size=6))
+def test_generated_chains_of_exact_rules_are_exact(seed, steps):
+    shape, f, _ = _program(seed, steps)
+    rng = np.random.default_rng(seed)
+    pts = [rng.uniform(0.5, 1.5, shape) for _ in range(2)]
+    found = dependencies(f, (pts[0],))
+    P = found.pattern.toarray()
+    J = _jacobian_nonzeros(f, pts)
+    np.testing.assert_array_equal(P, J)
+    assert found.notes == []
