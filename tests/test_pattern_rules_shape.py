@@ -589,3 +589,57 @@ def test_generated_chains_of_exact_rules_are_exact(seed, steps):
     J = _jacobian_nonzeros(f, pts)
     np.testing.assert_array_equal(P, J)
     assert found.notes == []
+
+
+def _selections(seed, steps):
+    """A random chain mixing exact operations with selections that depend on the values
+    (sort, partition, max, argmax/argsort gathers and writes, value masks, clip, median):
+    their patterns must hold at every input, not only where the detection ran."""
+    rng = np.random.default_rng(seed)
+    shape, exact, _ = _program(seed, [int(s) for s in rng.integers(0, 16, 2)])
+    ops = []
+    y = exact(np.ones(shape))
+    for step in steps:
+        n = y.size
+        kind = step % 9
+        if kind == 0:
+            op = lambda v: np.sort(v)  # noqa: E731
+        elif kind == 1:
+            k = int(rng.integers(0, n))
+            op = lambda v, k=k: np.partition(v, k)  # noqa: E731
+        elif kind == 2 and n > 1:
+            op = lambda v: np.concatenate([np.max(v, keepdims=True), v[1:]])  # noqa: E731
+        elif kind == 3:
+            op = lambda v: v * v[np.argmax(v)]  # noqa: E731
+        elif kind == 4:
+            op = lambda v: np.take(v, np.argsort(v)[::-1]) + v  # noqa: E731
+        elif kind == 5:
+            op = lambda v: np.where(v > np.median(v), v, v[::-1] ** 2)  # noqa: E731
+        elif kind == 6:
+            op = lambda v: np.clip(v, np.min(v) + 0.1, 1.2) * v[::-1]  # noqa: E731
+        elif kind == 7:
+            op = lambda v: dr.at(v)[np.argsort(v)[:1]].add(v[::-1][:1] ** 2)  # noqa: E731
+        else:
+            op = lambda v: np.cumsum(np.sort(v))  # noqa: E731
+        y = op(y)
+        ops.append(op)
+
+    def f(x):
+        v = exact(x)
+        for op in ops:
+            v = op(v)
+        return v
+
+    return shape, f
+
+
+@settings(max_examples=60)
+@given(st.integers(0, 2**31 - 1), st.lists(st.integers(0, 8), min_size=1, max_size=4))
+def test_generated_selections_cover_the_jacobian_at_every_input(seed, steps):
+    shape, f = _selections(seed, steps)
+    pts = _orders(shape, seed % 1000, k=5)
+    found = dependencies(f, (pts[0],))
+    P = found.pattern.toarray()
+    J = _jacobian_nonzeros(f, pts)
+    assert not (J & ~P).any(), f"misses {(J & ~P).sum()} entries"
+    assert found.notes == []
