@@ -93,10 +93,10 @@ def test_broadcast_to_is_exact(shape, to):
 @pytest.mark.parametrize("axis", [0, 1, -1])
 def test_concatenate_and_stack_are_exact(axis):
     def f(x):
-        parts = [x, np.zeros_like(x), x[::-1] ** 2]
-        return np.concatenate(parts, axis=axis) + np.stack(parts, axis=axis).sum(axis=axis
-                                                                                  ).repeat(3, axis)
-    # (the sum mixes three parts: still exact, every entry is structural)
+        parts = [x, np.zeros_like(x), x[::-1] ** 2]  # a constant part: no dependency
+        stacked = np.stack(parts, axis=axis).sum(axis=axis)
+        return np.concatenate(parts, axis=axis) + stacked.repeat(3, axis)
+
     check(f, (3, 4), exact=True)
 
 
@@ -335,11 +335,6 @@ AXES = [None, 0, 1, (0, 2), -1]
                                 np.linalg.norm])
 def test_smooth_reductions_are_exact(fn, axis, keepdims):
     shape = (2, 3, 4)
-    if fn is np.average:
-        check(lambda x: np.asarray(fn(x, axis=axis, keepdims=keepdims)), shape, exact=True)
-        return
-    if fn is np.linalg.norm and (axis is None or isinstance(axis, tuple)):
-        pytest.skip("a matrix norm (contraction family)")
     check(lambda x: np.asarray(fn(x, axis=axis, keepdims=keepdims)), shape, exact=True)
 
 
