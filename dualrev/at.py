@@ -245,14 +245,14 @@ def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
             "Casting complex values to real discards the imaginary part"), stacklevel=4)
         v = np.real(v)
     shape = shape_of(x)
-    if any(isinstance(k, Tracer) for k in key) and all(
-            not isinstance(k, Tracer) or hasattr(type(k), "derived") for k in key
-    ) and dependent_index(key)[0] is not None:
-        # positions computed from the input of a sparsity detection (not a batch): the
-        # functional update writes them sparsely and widens the pattern (_Update.set)
-        out = at(x)[key].set(v)
-    elif any(isinstance(k, Tracer) for k in key):
-        out = set_batched(x, key, v)
+    if any(isinstance(k, Tracer) for k in key):
+        if all(not isinstance(k, Tracer) or hasattr(type(k), "derived") for k in key) and (
+                dependent_index(key)[0] is not None):
+            # positions computed from the input of a sparsity detection (not a batch):
+            # the functional update writes them sparsely and widens the pattern
+            out = at(x)[key].set(v)
+        else:
+            out = set_batched(x, key, v)
     elif is_basic(key):
         target = np.zeros(shape, dtype=bool)[key].shape
         if shape_of(v) != target:

@@ -422,6 +422,9 @@ def dependent_index(idx: Any) -> tuple[Any, Any]:
     input of a structural sparsity detection (None if there is none) and ``idx`` with
     every such part replaced by its value at the given point (not read as a decision:
     the callers make the result depend on every position instead)."""
+    if not isinstance(idx, (Tracer, list, tuple)) or (
+            type(idx) is tuple and not any(isinstance(i, (Tracer, list)) for i in idx)):
+        return None, idx  # (the common case, first: no traced part)
     tup = stack_index_lists(idx if isinstance(idx, tuple) else (idx,))
     parts = _dependent_parts(tup)
     if not parts:
