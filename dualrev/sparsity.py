@@ -118,15 +118,6 @@ class SparsityTrace(Trace):
     def _rule(self, prim: Primitive, deps: list[Deps | None], ans: Any,
               primals: list[Any], params: dict[str, Any]) -> Deps | None:
         rule = prim.pattern
-        if rule is not None and any(d is not None and not d.nnz
-                                    and np.result_type(p).kind in "biu"
-                                    for d, p in zip(deps, primals, strict=True)):
-            # an index or mask computed from the input (the order np.sort found, an
-            # argmax): a rule reads it, so the pattern is the one at the given point
-            # (elementwise rules read no values; a float buffer the code writes into is
-            # a constant)
-            self.note("a value computed from the input decided the computation (an index, "
-                      "a mask, a branch): the pattern holds where it decides the same")
         if rule is None:
             if prim.elementwise and prim.custom is None:
                 rule = pattern_rules.elementwise

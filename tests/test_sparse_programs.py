@@ -123,15 +123,12 @@ def _statements(rng: np.random.Generator, n: int) -> list[tuple[str, bool, Calla
         (f"a.reshape({r}, -1) @ W (block)", True, lambda a, b: (a.reshape(r, -1) @ W).ravel()
          + b),
         ("einsum('ij,j->i', A, a)", True, lambda a, b: np.einsum("ij,j->i", A, a) * c1),
-        # cumsum's rule (whole_axis) states the whole line, a superset of the triangle
-        ("np.cumsum(a) * c1", False, lambda a, b: np.cumsum(a) * c1),
+        ("np.cumsum(a) * c1", True, lambda a, b: np.cumsum(a) * c1),
         ("buffer: out[1:] = a[:-1] * c1; out[:1] = b[:1]", True, buffer_shift),
         ("copy: u = a.copy(); u[1:-1] += c1 * b[2:] + c2 * b[:-2]", True, copy_stencil),
         (f"out[:] = a; out[{k}:] = b[{k}:] * c1", True, overwrite),
         ("dr.at(zeros)[idx].add(a * c1) + b", True, scatter_add),
-        # where's rule (elementwise) takes the union of both branches, a constant mask
-        # or not: a superset
-        ("np.where(mask, a, b * c1) (constant mask)", False,
+        ("np.where(mask, a, b * c1) (constant mask)", True,
          lambda a, b: np.where(mask, a, b * c1)),
         ("np.where(a > b, a * c1, b) (mask from values)", False,
          lambda a, b: np.where(a > b, a * c1, b)),

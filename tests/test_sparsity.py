@@ -124,15 +124,15 @@ def test_a_banded_pattern_of_1e5_unknowns():
     assert found.pattern.nnz == 3 * (10**5 - 2)
 
 
-def test_an_order_found_from_the_values_is_noted():
-    # np.sort gathers by the order it found at the given point: the pattern (that
-    # permutation) holds only where the order is the same, and says so; it used to be
-    # marked structural, and missed entries at another point
+def test_an_order_found_from_the_values_holds_at_another_order():
+    # np.sort gathers by the order it found at the given point; its pattern must hold
+    # where the order differs (it was the permutation at the point, marked structural:
+    # 145 misses in the conformance harness's sparsity mode)
     x = np.array([0.3, -1.2, 2.0, 0.7])
     found = dependencies(np.sort, (x,))
-    assert not found.structural
-    assert any("decided the computation" in n for n in found.notes)
-    np.testing.assert_array_equal(found.pattern.toarray(), dr.jacobian(np.sort)(x) != 0)
+    for y in (x[::-1].copy(), np.array([2.0, 0.7, -1.2, 0.3]), -x):
+        nz = np.asarray(dr.jacobian(np.sort)(y)) != 0
+        assert not (nz & ~found.pattern.toarray()).any()
 
 
 def test_a_float_buffer_written_into_stays_structural():
