@@ -12,11 +12,13 @@ Two generators:
   along an axis broadcast back, products by a constant sparse matrix (``@`` and
   ``np.einsum``), cumulative sums, writes into buffers and copies (``out[1:] = ...``,
   ``u[1:-1] += ...``, ``dr.at(out)[idx].add(v)``), ``np.where`` with a constant mask or
-  a mask computed from the values, ``np.maximum``. Each statement says whether its
+  a mask computed from the values, ``np.maximum``, and orders and positions found from
+  the values (``np.sort``, ``np.partition``, a gather at ``np.argmax``), which differ
+  at the three points. Each statement says whether its
   pattern is exact at generic points: a mask computed from the values and
-  ``np.maximum`` select one argument per element, so the union their pattern states is
-  a superset there; everything else composes exactly (random coefficients: no
-  cancellation).
+  ``np.maximum`` select one argument per element, and an order found from the values
+  selects one element per line, so the union their pattern states is a superset there;
+  everything else composes exactly (random coefficients: no cancellation).
 - banded, block-diagonal, arrow and random-pattern functions (hypothesis), whose
   Jacobian pattern is known in closed form and must come out exactly.
 """
@@ -133,6 +135,11 @@ def _statements(rng: np.random.Generator, n: int) -> list[tuple[str, bool, Calla
         ("np.where(a > b, a * c1, b) (mask from values)", False,
          lambda a, b: np.where(a > b, a * c1, b)),
         ("np.maximum(a, b * c1)", False, lambda a, b: np.maximum(a, b * c1)),
+        # an order or a position found from the values: the three points have other
+        # orders, which the pattern must cover (it once was the permutation at the point)
+        ("np.sort(a) * b", False, lambda a, b: np.sort(a) * b),
+        ("a * b[np.argmax(a)]", False, lambda a, b: a * b[np.argmax(a)]),
+        (f"np.partition(a, {k}) + c1 * b", False, lambda a, b: np.partition(a, k) + c1 * b),
     ]
 
 
