@@ -644,8 +644,8 @@ def _blocks(jac: Any, outs: list[Any], leaves: list[Any]) -> np.ndarray:
 def _dense_jacobian(p: Prepared, leaves: list[Any]) -> np.ndarray:
     """The dense Jacobian of the case's floating outputs in its leaves, as one matrix.
     Real: ``dr.jacobian``. Complex inputs or outputs: ``jacfwd`` along each leaf's real
-    axis and, for complex leaves, its imaginary axis, stacked side by side (an entry of
-    the pattern must be set where either is non-zero)."""
+    axis and, for complex leaves, its imaginary axis, added in magnitude (an entry of the
+    pattern must be set where either is non-zero)."""
     nums = tuple(range(len(leaves)))
     outs = list(p.g(*leaves))
     if not any(np.iscomplexobj(v) for v in [*leaves, *outs]):
@@ -662,13 +662,23 @@ def _dense_jacobian(p: Prepared, leaves: list[Any]) -> np.ndarray:
 
         zeros = [np.zeros(np.shape(x)) for x in leaves]
         parts.append(_blocks(dr.jacfwd(along, nums)(*zeros), outs, leaves))
-    return parts[0] if len(parts) == 1 else (parts[0] != 0) | (parts[1] != 0)
+    return parts[0] if len(parts) == 1 else np.abs(parts[0]) + np.abs(parts[1])
+
+
+#: an entry of a dense derivative at most this fraction of its largest is rounding: a
+#: rule's formula that mixes entries (QR's, LU's) leaves 1e-17 where the derivative is
+#: structurally zero
+ROUNDING = 1e-13
 
 
 def _nonzero(J: np.ndarray) -> np.ndarray:
-    """The entries of a dense derivative that are not zero (nan counts: it is not a
-    structural zero either)."""
-    return np.asarray(J != 0)
+    """The entries of a dense derivative that are not zero, rounding aside (``ROUNDING``
+    relative to its largest finite entry; nan and inf count: they are not structural
+    zeros either)."""
+    a = np.abs(np.asarray(J))
+    finite = a[np.isfinite(a)]
+    scale = float(finite.max()) if finite.size else 0.0
+    return ~(a <= ROUNDING * scale)
 
 
 def _missed(pattern: np.ndarray, nz: np.ndarray, what: str, where: str) -> None:
