@@ -176,9 +176,9 @@ def test_expected_refusals_name_existing_checks():
     ids = {p.id for p in PARAMS} | {f"jax::{c.id}".replace(" ", "_") for c in CASES}
     dropped = {c.id.replace(" ", "_") for c in DROPPED}
     if not REFUSALS_STRICT:  # elsewhere a case may have other outputs, so other modes
-        ids = {k for k in {*EXPECTED_REFUSALS, *REPLAY_OUTCOMES} if k.split("::", 1)[1] in
-               {c.id.replace(" ", "_") for c in CASES}}
-    pinned = set(EXPECTED_REFUSALS) | set(REPLAY_OUTCOMES)
+        ids = {k for k in {*EXPECTED_REFUSALS, *REPLAY_OUTCOMES, *SPARSITY_OUTCOMES}
+               if k.split("::", 1)[1] in {c.id.replace(" ", "_") for c in CASES}}
+    pinned = set(EXPECTED_REFUSALS) | set(REPLAY_OUTCOMES) | set(SPARSITY_OUTCOMES)
     stale = sorted(k for k in pinned - ids if k.split("::", 1)[1] not in dropped)
     assert not stale, (f"expected_refusals.py pins checks that do not exist: {stale[:10]}; "
                        f"re-record with `{RECORD_COMMAND}`")
