@@ -27,6 +27,7 @@ import scipy.ndimage as ndi
 import scipy.sparse as sps
 import scipy.special as sc
 
+from .. import pattern_rules
 from ..batching import (
     batch_by_loop,
     batch_size,
@@ -224,6 +225,84 @@ def _correlate_t_batch(args: list[Any], batched: tuple[bool, ...], **params: Any
 
 correlate_p.defbatch(_correlate_batch)
 correlate_t_p.defbatch(_correlate_t_batch)
+
+
+# ------------------------------------------------------------------ dependency patterns
+def _taps(shape: tuple[int, ...], wshape: tuple[int, ...], axes: tuple[int, ...], mode: str,
+          origins: tuple[int, ...]) -> Any:
+    """For each tap ``j`` of the kernel (C order), the flat index of the sample each
+    output element reads through it (-1 where it reads ``cval``): the filter's stencil
+    with its boundary folds, as ``(flat tap index, sources)`` pairs."""
+    nd = len(shape)
+    strides = np.cumprod((1,) + tuple(shape[::-1]))[:-1][::-1]
+    maps = [_index_map(shape[a], *_pads(wshape[i], origins[i]), mode)
+            for i, a in enumerate(axes)]
+    for t, j in enumerate(np.ndindex(*wshape)):
+        flat = np.zeros(shape, dtype=np.int64)
+        outside = np.zeros(shape, dtype=bool)
+        for a in range(nd):
+            view = [1] * nd
+            view[a] = shape[a]
+            if a in axes:
+                i = axes.index(a)
+                src = maps[i][np.arange(shape[a]) + j[i]]
+                outside |= (src < 0).reshape(view)
+                flat = flat + (np.maximum(src, 0) * strides[a]).reshape(view)
+            else:
+                flat = flat + (np.arange(shape[a]) * strides[a]).reshape(view)
+        yield t, np.where(outside, -1, flat).ravel()
+
+
+def _stencil(deps: Any, x: Any, w: Any, cval: Any, shape: tuple[int, ...],
+             transpose: bool, **params: Any) -> Any:
+    """The pattern of a correlation (``transpose``: its adjoint) of ``x`` with the kernel
+    ``w``: the stencil's reads through the taps where ``w`` may be non-zero (a constant
+    kernel's zeros are structural), the weights where the sample read may be non-zero,
+    ``cval`` where a tap reads outside."""
+    dx, dw, dc = deps
+    wshape = shape_of(w)
+    wnz = pattern_rules.may_be_nonzero(w, dw).ravel()
+    xnz = pattern_rules.may_be_nonzero(x, dx).ravel()
+    cnz = dc is not None or (cval is not None and bool(np.any(np.asarray(cval) != 0)))
+    N = int(np.prod(shape, dtype=np.int64))
+    rows_x, cols_x, rows_w, cols_w = [], [], [], []
+    reads_cval = np.zeros(N, dtype=bool)
+    for t, src in _taps(shape, wshape, **params):
+        inside = src >= 0
+        o = np.flatnonzero(inside)
+        if wnz[t]:
+            rows_x.append(o)
+            cols_x.append(src[inside])
+            reads_cval |= ~inside
+        if dw is not None and dw.nnz:
+            if transpose:  # out[p] = sum over taps of w[t] y[o] where tap t reads p from o
+                live = xnz[o]
+                rows_w.append(src[inside][live])
+            else:
+                live = np.where(inside, xnz[np.maximum(src, 0)], cnz)
+                rows_w.append(np.flatnonzero(live))
+            cols_w.append(np.full(rows_w[-1].size, t, dtype=np.int64))
+    out = None
+    if dx is not None and dx.nnz and rows_x:
+        r, c = np.concatenate(rows_x), np.concatenate(cols_x)
+        if transpose:
+            r, c = c, r
+        L = sps.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(N, N))
+        out = pattern_rules.linear(L, dx)
+    if rows_w:
+        r, c = np.concatenate(rows_w), np.concatenate(cols_w)
+        L = sps.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(N, wnz.size))
+        out = pattern_rules.union(out, pattern_rules.linear(L, dw))
+    if dc is not None and dc.nnz and reads_cval.any():
+        out = pattern_rules.union(out, pattern_rules.rows(
+            dc, np.where(reads_cval, 0, -1)))
+    return out
+
+
+correlate_p.defpattern(lambda deps, ans, x, w, cval, **p: _stencil(
+    deps, x, w, cval, shape_of(ans), False, **p))
+correlate_t_p.defpattern(lambda deps, ans, y, w, **p: _stencil(
+    (deps[0], deps[1], None), y, w, None, shape_of(ans), True, **p))
 
 
 # ------------------------------------------------------------------ argument handling
@@ -690,6 +769,8 @@ spline_filter1d_t_p.defvjp(lambda u, ans, g, **p: bind(spline_filter1d_p, (u,), 
 for _p in (spline_filter1d_p, spline_filter1d_t_p):
     _p.defbatch(lambda args, batched, _p=_p, **params: bind(
         _p, args, dict(params, axis=params["axis"] + 1)))
+    # the B-spline prefilter is recursive (IIR): each coefficient depends on its line
+    _p.defpattern(pattern_rules.along("axis"))
 
 
 def spline_filter1d(input: Any, order: int = 3, axis: int = -1, output: Any = np.float64,
