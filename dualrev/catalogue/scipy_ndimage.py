@@ -262,40 +262,45 @@ def _stencil(deps: Any, x: Any, w: Any, cval: Any, shape: tuple[int, ...],
     dx, dw, dc = deps
     wshape = shape_of(w)
     wnz = pattern_rules.may_be_nonzero(w, dw).ravel()
-    xnz = pattern_rules.may_be_nonzero(x, dx).ravel()
-    cnz = dc is not None or (cval is not None and bool(np.any(np.asarray(cval) != 0)))
+    weights_traced = dw is not None and bool(dw.nnz)
     N = int(np.prod(shape, dtype=np.int64))
-    rows_x, cols_x, rows_w, cols_w = [], [], [], []
-    reads_cval = np.zeros(N, dtype=bool)
+    taps, sources = [], []
     for t, src in _taps(shape, wshape, **params):
-        inside = src >= 0
-        o = np.flatnonzero(inside)
-        if wnz[t]:
-            rows_x.append(o)
-            cols_x.append(src[inside])
-            reads_cval |= ~inside
-        if dw is not None and dw.nnz:
-            if transpose:  # out[p] = sum over taps of w[t] y[o] where tap t reads p from o
-                live = xnz[o]
-                rows_w.append(src[inside][live])
-            else:
-                live = np.where(inside, xnz[np.maximum(src, 0)], cnz)
-                rows_w.append(np.flatnonzero(live))
-            cols_w.append(np.full(rows_w[-1].size, t, dtype=np.int64))
+        if wnz[t] or weights_traced:
+            taps.append(t)
+            sources.append(src)
+    if not taps:
+        return None
+    table = np.stack(sources, axis=1)  # (N, taps): the sample each tap reads, -1: cval
+    inside = table >= 0
+    live_taps = wnz[taps]
     out = None
-    if dx is not None and dx.nnz and rows_x:
-        r, c = np.concatenate(rows_x), np.concatenate(cols_x)
-        if transpose:
-            r, c = c, r
-        L = sps.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(N, N))
-        out = pattern_rules.linear(L, dx)
-    if rows_w:
-        r, c = np.concatenate(rows_w), np.concatenate(cols_w)
+    if dx is not None and dx.nnz:
+        # one row per output, its reads in order (a row may read a sample twice at a
+        # reflecting boundary: duplicates only add)
+        valid = inside & live_taps
+        indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int64)
+        L = sps.csr_matrix((np.ones(int(indptr[-1]), dtype=bool), table[valid], indptr),
+                           shape=(N, N))
+        out = pattern_rules.linear(L.T.tocsr() if transpose else L, dx)
+    if weights_traced:
+        xnz = pattern_rules.may_be_nonzero(x, dx).ravel()
+        cnz = dc is not None or (cval is not None and bool(np.any(np.asarray(cval) != 0)))
+        tap_of = np.broadcast_to(np.asarray(taps, dtype=np.int64), table.shape)
+        if transpose:  # out[p] = sum over taps t of w[t] y[o], tap t reading p from o
+            live = inside & xnz[:, None]
+            r, c = table[live], tap_of[live]
+        else:
+            live = np.where(inside, xnz[np.maximum(table, 0)], cnz)
+            r, c = np.nonzero(live)
+            c = tap_of[r, c]
         L = sps.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(N, wnz.size))
         out = pattern_rules.union(out, pattern_rules.linear(L, dw))
-    if dc is not None and dc.nnz and reads_cval.any():
-        out = pattern_rules.union(out, pattern_rules.rows(
-            dc, np.where(reads_cval, 0, -1)))
+    if dc is not None and dc.nnz:
+        reads_cval = (~inside & live_taps).any(axis=1)
+        if reads_cval.any():
+            out = pattern_rules.union(out, pattern_rules.rows(
+                dc, np.where(reads_cval, 0, -1)))
     return out
 
 
