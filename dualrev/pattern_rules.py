@@ -555,22 +555,85 @@ def core_map(core_in: int, core_pattern: Callable[..., sp.csr_matrix],
 
 
 def inverse_structure(A: sp.spmatrix) -> sp.csr_matrix:
-    """A superset of the non-zeros of ``A^-1`` for every matrix with the non-zero
-    structure of the square ``A``: ``x = A^-1 b`` makes ``x[j]`` depend on ``b[i]`` only
-    where column ``j`` and row ``i`` lie in one connected component of ``A``'s bipartite
-    row-column graph (A permuted to block-diagonal form is inverted block by block).
-    Within a component the inverse is dense in general (a tridiagonal matrix's inverse
-    is dense)."""
+    """The non-zeros of ``A^-1`` for a generic matrix with the non-zero structure of the
+    square ``A`` (so ``x = A^-1 b`` makes ``x[j]`` depend on ``b[i]`` where entry
+    ``(j, i)`` is set). With a zero-free diagonal after matching rows to columns,
+    ``A^-1[j, i]`` is non-zero exactly where the directed graph of ``A`` has a path from
+    ``j``'s row to ``i`` (Gilbert 1994): computed on the strongly connected components,
+    whose members share their reach (a triangular matrix's inverse is triangular, an
+    irreducible one's dense: a tridiagonal matrix's inverse is dense). A structurally
+    singular ``A`` gets the coarser bipartite components (a superset)."""
     A = sp.csr_matrix(A, dtype=bool)
     A.eliminate_zeros()
+    n = A.shape[0]
+    match = csgraph.maximum_bipartite_matching(A, perm_type="column")
+    if n == 0 or (match < 0).any():
+        return _component_inverse(A)
+    B = A[:, match].tocsr()  # B[i, i] = A[i, match[i]] is non-zero
+    c, label = csgraph.connected_components(B, directed=True, connection="strong")
+    r, k = B.nonzero()
+    cross = label[r] != label[k]
+    C = sp.csr_matrix((np.ones(int(cross.sum()), dtype=bool), (label[r][cross],
+                                                                label[k][cross])),
+                      shape=(c, c))
+    C.sum_duplicates()
+    order = np.argsort(label, kind="stable")
+    size = np.bincount(label, minlength=c)
+    first = np.cumsum(size) - size
+    if not C.nnz:  # block diagonal: each component reaches itself alone
+        cols_of_comp = order
+        offset = first
+    else:
+        reach = _reach(C, size)
+        parts = [np.concatenate([order[first[t]:first[t] + size[t]] for t in r])
+                 for r in reach]
+        offset = np.concatenate([[0], np.cumsum([p_.size for p_ in parts])[:-1]])
+        cols_of_comp = np.concatenate(parts)
+        size = np.array([p_.size for p_ in parts], dtype=np.int64)
+    per = size[label]
+    _guard(int(per.sum()), 1)
+    indptr = np.concatenate([[0], np.cumsum(per)]).astype(np.int64)
+    indices = cols_of_comp[np.repeat(offset[label] - indptr[:-1], per)
+                           + np.arange(int(indptr[-1]))]
+    Binv = sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n, n))
+    # A = B P with P moving column k to match[k]: A^-1 = P^T B^-1, row match[k] = row k
+    return Binv[np.argsort(match)]
+
+
+def _reach(C: sp.csr_matrix, size: np.ndarray) -> list[np.ndarray]:
+    """For each node of the DAG ``C`` (components of ``size`` members), the nodes it
+    reaches, itself included: successors first (Kahn's order on the reversed DAG)."""
+    c = C.shape[0]
+    preds = C.T.tocsr()
+    left = np.diff(C.indptr)
+    ready = list(np.flatnonzero(left == 0))
+    reach: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * c
+    total = 0
+    while ready:
+        s_ = ready.pop()
+        succ = C.indices[C.indptr[s_]:C.indptr[s_ + 1]]
+        own = np.array([s_], dtype=np.int64)
+        reach[s_] = np.unique(np.concatenate([own] + [reach[t] for t in succ])) if succ.size \
+            else own
+        total += int(size[reach[s_]].sum()) * int(size[s_])
+        _guard(total, 1)
+        for p_ in preds.indices[preds.indptr[s_]:preds.indptr[s_ + 1]]:
+            left[p_] -= 1
+            if left[p_] == 0:
+                ready.append(p_)
+    return reach
+
+
+def _component_inverse(A: sp.csr_matrix) -> sp.csr_matrix:
+    """A superset of ``A^-1``'s structure: column ``j`` and row ``i`` pair where they lie
+    in one connected component of ``A``'s bipartite row-column graph (``A`` permuted to
+    block-diagonal form is inverted block by block)."""
     n = A.shape[0]
     graph = sp.bmat([[None, A], [A.T, None]], format="csr")
     _, label = csgraph.connected_components(graph, directed=False)
     row_c, col_c = label[:n], label[n:]
-    # column j (a solution index) pairs with every row i (a right-hand side index) of its
-    # component: group both by component
     order_r = np.argsort(row_c, kind="stable")
-    counts = np.bincount(row_c, minlength=label.max() + 1)
+    counts = np.bincount(row_c, minlength=label.max() + 1 if label.size else 1)
     starts = np.cumsum(counts) - counts
     per = counts[col_c]
     _guard(int(per.sum()), 1)
