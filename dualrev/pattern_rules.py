@@ -306,8 +306,9 @@ def matmul(deps: Sequence[Deps | None], ans: Any, a: Any, b: Any) -> Deps | None
 
 # ====================================================================== contractions,
 # linear algebra, FFT, structured operators (the "mathrules" families)
-def _guard(m: int, k: int) -> None:
-    """Refuse a block of ``m`` rows of ``k`` entries each past ``DENSE_LIMIT``."""
+def guard(m: int, k: int) -> None:
+    """Refuse (``DenseBlockError``) a pattern of ``m`` rows of ``k`` entries each past
+    ``DENSE_LIMIT``, before building it."""
     if m * k > DENSE_LIMIT:
         raise DenseBlockError(m, k)
 
@@ -328,6 +329,7 @@ def _join(labels: str, coords: np.ndarray, other: str, ocoords: np.ndarray,
     shared = [c for c in labels if c in other]
     extra = [k for k, c in enumerate(other) if c not in labels]
     if not shared:
+        guard(coords.shape[0], ocoords.shape[0])
         left = np.repeat(coords, ocoords.shape[0], axis=0)
         right = np.tile(ocoords[:, extra], (coords.shape[0], 1))
         return labels + "".join(other[k] for k in extra), np.hstack([left, right])
@@ -339,7 +341,7 @@ def _join(labels: str, coords: np.ndarray, other: str, ocoords: np.ndarray,
     lo = np.searchsorted(okey, key, "left")
     counts = np.searchsorted(okey, key, "right") - lo
     total = int(counts.sum())
-    _guard(total, 1)
+    guard(total, 1)
     starts = np.cumsum(counts) - counts
     picks = order[np.arange(total) - np.repeat(starts, counts) + np.repeat(lo, counts)]
     left = np.repeat(coords, counts, axis=0)
@@ -473,7 +475,7 @@ def along(axis: str = "axes", arg: int = 0) -> PatternRule:
         L, _ = _group_matrix(shape, axes)
         ids, _ = _groups(out_shape, axes)
         per_line = int(np.prod([shape[a] for a in axes], dtype=np.int64))
-        _guard(ids.size, per_line)
+        guard(ids.size, per_line)
         return rows(linear(L, d), ids)
 
     rule.__name__ = f"along({axis!r})"
@@ -522,7 +524,7 @@ def stacked(core: int | Sequence[int], mask: Callable[..., np.ndarray | None] | 
             return None
         m = size_of(ans)
         per = m // max(n_stack, 1)
-        _guard(m, out.nnz // max(n_stack, 1))
+        guard(m, out.nnz // max(n_stack, 1))
         return rows(out, np.repeat(np.arange(n_stack, dtype=np.int64), per))
 
     rule.__name__ = "stacked"
@@ -591,7 +593,7 @@ def inverse_structure(A: sp.spmatrix) -> sp.csr_matrix:
         cols_of_comp = np.concatenate(parts)
         size = np.array([p_.size for p_ in parts], dtype=np.int64)
     per = size[label]
-    _guard(int(per.sum()), 1)
+    guard(int(per.sum()), 1)
     indptr = np.concatenate([[0], np.cumsum(per)]).astype(np.int64)
     indices = cols_of_comp[np.repeat(offset[label] - indptr[:-1], per)
                            + np.arange(int(indptr[-1]))]
@@ -616,7 +618,7 @@ def _reach(C: sp.csr_matrix, size: np.ndarray) -> list[np.ndarray]:
         reach[s_] = np.unique(np.concatenate([own] + [reach[t] for t in succ])) if succ.size \
             else own
         total += int(size[reach[s_]].sum()) * int(size[s_])
-        _guard(total, 1)
+        guard(total, 1)
         for p_ in preds.indices[preds.indptr[s_]:preds.indptr[s_ + 1]]:
             left[p_] -= 1
             if left[p_] == 0:
@@ -636,7 +638,7 @@ def _component_inverse(A: sp.csr_matrix) -> sp.csr_matrix:
     counts = np.bincount(row_c, minlength=label.max() + 1 if label.size else 1)
     starts = np.cumsum(counts) - counts
     per = counts[col_c]
-    _guard(int(per.sum()), 1)
+    guard(int(per.sum()), 1)
     indptr = np.concatenate([[0], np.cumsum(per)]).astype(np.int64)
     indices = order_r[np.repeat(starts[col_c], per)
                       + np.arange(int(per.sum())) - np.repeat(indptr[:-1], per)]
@@ -671,7 +673,7 @@ def solve(deps_a: Deps | None, a_support: Deps | None, deps_b: Deps | None, b: A
     if a_support is not None and a_support.nnz:
         col_nz = (np.ones(k, dtype=bool) if deps_b is not None else
                   np.asarray(b).reshape(n, k).any(axis=0))
-        _guard(m, a_support.nnz)
+        guard(m, a_support.nnz)
         rows_ = np.flatnonzero(np.tile(col_nz, n))
         idx = np.full(m, -1, dtype=np.int64)
         idx[rows_] = 0

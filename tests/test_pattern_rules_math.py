@@ -7,7 +7,6 @@ modules and fails on one that states no pattern."""
 
 from __future__ import annotations
 
-import string
 import time
 from collections.abc import Callable
 from typing import Any
@@ -205,7 +204,8 @@ CASES: list[tuple[str, Callable[..., Any], np.ndarray, bool]] = [
     ("laplace", lambda x: ndi.laplace(x.reshape(5, 6)).ravel(), RNG.standard_normal(30), True),
     ("gaussian_filter", lambda x: ndi.gaussian_filter(x.reshape(5, 6), 1.0, truncate=1.5).ravel(),
      RNG.standard_normal(30), True),
-    ("uniform_filter axes", lambda x: ndi.uniform_filter(x.reshape(3, 4, 5), 3, axes=(0, 2)).ravel(),
+    ("uniform_filter axes", lambda x: ndi.uniform_filter(x.reshape(3, 4, 5), 3,
+                                                         axes=(0, 2)).ravel(),
      RNG.standard_normal(60), True),
     ("sobel", lambda x: ndi.sobel(x.reshape(5, 6), axis=0).ravel(), RNG.standard_normal(30), True),
     ("spline_filter", lambda x: ndi.spline_filter(x.reshape(5, 6)).ravel(),
@@ -226,6 +226,7 @@ CASES: list[tuple[str, Callable[..., Any], np.ndarray, bool]] = [
     ("sparse L@u", lambda x: _L @ x, RNG.standard_normal(8), True),
     ("sparse L@U", lambda x: (_L @ x.reshape(8, 2)).ravel(), RNG.standard_normal(16), True),
     ("sparse u@L", lambda x: x @ _L, RNG.standard_normal(8), True),
+    ("sparse U@L", lambda x: (x.reshape(2, 8) @ _L).ravel(), RNG.standard_normal(16), True),
     ("sparse rect coo", lambda x: _R @ x, RNG.standard_normal(8), True),
     ("sparse csr_array", lambda x: sps.csr_array(_R) @ np.sin(x), RNG.standard_normal(8), True),
     ("spsolve blocks", lambda x: spla.spsolve(_SP_BLOCKS, x), RNG.standard_normal(8), True),
@@ -400,9 +401,17 @@ def test_constant_operators_at_scale() -> None:
 
 
 def test_a_dense_block_too_big_is_refused() -> None:
+    # an FFT of 10^4 points, and the inverse of a tridiagonal operator at 10^5 unknowns,
+    # are truly dense (10^8 and 10^10 entries): refused before anything is built
     n = 10_000
     with pytest.raises(pattern_rules.DenseBlockError):
         dependencies(lambda u: np.abs(np.fft.fft(u)), (np.ones(n),))
+    n = 100_000
+    T = sps.diags([1.0, 4.0, 1.0], [-1, 0, 1], shape=(n, n), format="csc")
+    t = time.perf_counter()
+    with pytest.raises(pattern_rules.DenseBlockError):
+        dependencies(lambda u: spla.spsolve(T, u), (np.ones(n),))
+    assert time.perf_counter() - t < 5.0
 
 
 MODULES = (contraction, linalg, scipy_linalg, scipy_functions, fft, special, incomplete,

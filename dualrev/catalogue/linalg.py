@@ -364,6 +364,7 @@ def _cholesky_structure(n: int) -> sps.csr_matrix:
     is computed from ``a[p, q]``, ``p >= q``, with ``p, q`` in ``{0..j} + {i}``, but for
     ``a[i, i]`` where ``i > j`` (the
     recurrence ``L[i, j] = (a[i, j] - sum_k<j L[i, k] L[j, k]) / L[j, j]``)."""
+    pattern_rules.guard(n * n, n * n // 24 + 1)  # about n^4 / 24 entries
     rows, cols = [], []
     for i in range(n):
         for j in range(i + 1):
@@ -652,6 +653,7 @@ def _qr_structure(m: int, n: int) -> sps.csr_matrix:
     (``Q`` m x n, then ``R`` n x n) depends on: Householder (as Gram-Schmidt) makes
     ``Q[:, j]`` from the columns ``0..j``, and ``R[i, j] = Q[:, i]^H a[:, j]`` (``i <= j``;
     below the diagonal R is zero) from the columns ``0..i`` and ``j``."""
+    pattern_rules.guard(m * n + n * n, m * n // 2 + 1)
     col = np.arange(m * n, dtype=np.int64) % n
     rows, cols = [], []
     for j in range(n):

@@ -233,6 +233,7 @@ def _solve_tri_pattern(deps: Any, ans: Any, a: Any, b: Any, trans: str, lower: b
         out = pattern_rules.columns_apply(S, db, shape_of(b))
     if da is not None and da.nnz:
         # row i of x reads op(T)[p, q] for p up to i (from i, upper), q on p's side
+        pattern_rules.guard(n, n * n // 3 + 1)
         p, q = np.nonzero(tri)
         if unit_diagonal:
             p, q = p[p != q], q[p != q]
