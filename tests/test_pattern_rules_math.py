@@ -155,7 +155,16 @@ CASES: list[tuple[str, Callable[..., Any], np.ndarray, bool]] = [
      RNG.standard_normal(5), True),
     ("solve stack", lambda x: np.linalg.solve(x[:8].reshape(2, 2, 2) + 3 * np.eye(2),
                                               x[8:].reshape(2, 2)).ravel(),
-     RNG.standard_normal(12), False),
+     RNG.standard_normal(12), True),
+    ("solve stack, columns", lambda x: np.linalg.solve(x[:8].reshape(2, 2, 2) + 3 * np.eye(2),
+                                                       x[8:].reshape(2, 2, 3)).ravel(),
+     RNG.standard_normal(20), True),
+    ("solve const stack, broadcast b", lambda x: np.linalg.solve(
+        np.stack([_BLOCKS, np.tril(_BLOCKS) + 2 * np.eye(6)]), x.reshape(6, 2)).ravel(),
+     RNG.standard_normal(12), True),
+    ("solve const stack, one vector", lambda x: np.linalg.solve(
+        np.stack([_BLOCKS, np.tril(_BLOCKS) + 2 * np.eye(6)]), x).ravel(),
+     RNG.standard_normal(6), True),
     # ---------------------------------------------------------------- scipy.linalg
     ("expm stack", lambda x: sla.expm(x.reshape(2, 2, 2)).ravel(), RNG.standard_normal(8), True),
     ("sqrtm", lambda x: np.real(sla.sqrtm(x.reshape(3, 3) + 5 * np.eye(3))).ravel(),
@@ -256,7 +265,7 @@ _HBAND_L = np.array([[4.0, 4, 4, 4, 4, 4], [1, 1, 0, 1, 1, 0]])
 _SPARSE_IMAGE = _sparse_const((4, 5), 0.3)
 _L = sps.diags([1.0, -2.0, 1.0], [-1, 0, 1], shape=(8, 8), format="csr")
 _L.data[3] = 0.0  # a stored zero is no dependency
-_R = sps.random(5, 8, density=0.3, random_state=1, format="coo")
+_R = sps.coo_matrix(_sparse_const((5, 8), 0.3))
 _SP_BLOCKS = sps.block_diag([sps.diags([1.0, 4.0, 1.0], [-1, 0, 1], shape=(3, 3)),
                              sps.diags([1.0, 4.0, 1.0], [-1, 0, 1], shape=(5, 5))], format="csc")
 _T7 = np.linspace(0.0, 1.0, 7)

@@ -208,16 +208,36 @@ solve_p.defbatch(_solve_batch)
 
 
 def _solve_pattern(deps: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
-    """One system: a constant ``a``'s structural inverse maps ``b``'s columns one by one
-    (dense within a connected component); a traced ``a`` reaches every entry. Stacks
-    of systems: each solution depends on its stack's whole ``a`` and ``b``."""
+    """``a``'s stacked systems solved for ``b``: a constant ``a``'s structural inverse
+    (pattern_rules.inverse_structure) maps each column of ``b`` on its own; a traced
+    ``a`` makes each solution depend on its whole system (and on its whole column of
+    ``b``), never on another stack's or another column's."""
     da, db = deps
     if ndim_of(a) == 2 and ndim_of(b) <= 2 and shape_of(ans) == shape_of(b):
         S = None
         if da is None:
             S = pattern_rules.inverse_structure(sps.csr_matrix(np.asarray(a) != 0))
         return pattern_rules.solve(da, pattern_rules.support(da), db, b, shape_of(ans), S)
-    return pattern_rules.stacked((2, 1 if vector else 2))(deps, ans, a, b, vector=vector)
+    core_b = 1 if vector else 2
+    out = None
+    if da is not None and da.nnz:
+        out = pattern_rules.stacked((2, core_b))((da, None), ans, a, b, vector=vector)
+    if db is not None and db.nnz:
+        full = shape_of(ans)
+        stack = full[:len(full) - core_b]
+        n = shape_of(a)[-1]
+        k = 1 if vector else full[-1]
+        n_stack = int(np.prod(stack, dtype=np.int64))
+        if da is None:
+            mats = np.broadcast_to(np.asarray(a) != 0, stack + (n, n)).reshape(-1, n, n)
+            blocks = [pattern_rules.inverse_structure(sps.csr_matrix(m)) for m in mats]
+        else:
+            blocks = [sps.csr_matrix(np.ones((n, n), dtype=bool))] * n_stack
+        eye = sps.identity(k, dtype=bool, format="csr")
+        L = sps.block_diag([sps.kron(S, eye) for S in blocks], format="csr", dtype=bool)
+        out = pattern_rules.union(out, pattern_rules.linear(
+            L, pattern_rules.broadcast(db, shape_of(b), full)))
+    return out
 
 
 solve_p.defpattern(_solve_pattern)
