@@ -291,6 +291,14 @@ def test_ndimage_stencils_are_exact_in_every_mode(mode: str) -> None:
     _check(lambda x: ndi.correlate1d(x, w1, mode=mode, origin=1), rng.standard_normal(7), True)
     _check(lambda x: ndi.convolve(x[1:].reshape(4, 5), LAP, mode=mode, cval=x[0]).ravel(),
            rng.standard_normal(21), True)
+    # a central difference at a mirroring boundary reads x[1] twice, with -1 and +1: no
+    # dependency (and none in the dense Jacobian: the sum is exactly zero)
+    _check(lambda x: ndi.correlate1d(x, [-1.0, 0.0, 1.0], mode=mode), rng.standard_normal(7),
+           True)
+    _check(lambda x: ndi.sobel(x.reshape(5, 6), axis=1, mode=mode).ravel(),
+           rng.standard_normal(30), True)
+    _check(lambda x: bind(scipy_ndimage.correlate_t_p, (x, np.array([-1.0, 0.0, 1.0])), {
+        "axes": (0,), "mode": mode, "origins": (0,)}), rng.standard_normal(6), True)
     image = _sparse_const((6,), 0.6)
     _check(lambda x: ndi.correlate1d(image, x, mode=mode, cval=0.0), rng.standard_normal(3), True)
     _check(lambda x: ndi.correlate1d(x[:6], x[6:], mode=mode, cval=1.0),

@@ -253,6 +253,46 @@ def _taps(shape: tuple[int, ...], wshape: tuple[int, ...], axes: tuple[int, ...]
         yield t, np.where(outside, -1, flat).ravel()
 
 
+def _cancelled_dropped(valid: np.ndarray, table: np.ndarray, weights: np.ndarray,
+                       shape: tuple[int, ...], wshape: tuple[int, ...],
+                       axes: tuple[int, ...], mode: str,
+                       origins: tuple[int, ...]) -> np.ndarray:
+    """``valid`` without the pairs of taps of a constant kernel that read one sample with
+    opposite weights (a central difference at a mirroring boundary reads ``x[1]`` twice,
+    ``-w`` and ``+w``): their sum is exactly zero in floating point too, for every
+    input. Only boundary rows can read a sample twice; three taps or more on one sample
+    are kept (their rounded sum may differ from zero)."""
+    if _PAD_MODE[mode] is None:
+        return valid  # outside reads cval: no sample is read twice
+    edge = np.zeros(shape, dtype=bool)
+    for i, a in enumerate(axes):
+        left, right = _pads(wshape[i], origins[i])
+        o = np.arange(shape[a])
+        view = [1] * len(shape)
+        view[a] = shape[a]
+        edge |= ((o < left) | (o > shape[a] - 1 - right)).reshape(view)
+    rows_ = np.flatnonzero(edge.ravel())
+    if not rows_.size or table.shape[1] < 2:
+        return valid
+    src = np.where(valid[rows_], table[rows_], -1 - np.arange(table.shape[1]))  # unique
+    order = np.argsort(src, axis=1, kind="stable")
+    s_ = np.take_along_axis(src, order, axis=1)
+    w_ = np.broadcast_to(weights, src.shape)
+    w_ = np.take_along_axis(w_, order, axis=1)
+    same = s_[:, 1:] == s_[:, :-1]
+    pad = np.zeros((same.shape[0], 1), dtype=bool)
+    before = np.hstack([pad, same[:, :-1]])
+    after = np.hstack([same[:, 1:], pad])
+    pair = same & ~before & ~after & (w_[:, 1:] + w_[:, :-1] == 0)
+    r, k = np.nonzero(pair)
+    if not r.size:
+        return valid
+    valid = valid.copy()
+    valid[rows_[r], order[r, k]] = False
+    valid[rows_[r], order[r, k + 1]] = False
+    return valid
+
+
 def _stencil(deps: Any, x: Any, w: Any, cval: Any, shape: tuple[int, ...],
              transpose: bool, **params: Any) -> Any:
     """The pattern of a correlation (``transpose``: its adjoint) of ``x`` with the kernel
@@ -279,6 +319,9 @@ def _stencil(deps: Any, x: Any, w: Any, cval: Any, shape: tuple[int, ...],
         # one row per output, its reads in order (a row may read a sample twice at a
         # reflecting boundary: duplicates only add)
         valid = inside & live_taps
+        if dw is None:
+            valid = _cancelled_dropped(valid, table, np.asarray(w).ravel()[taps], shape,
+                                       wshape, **params)
         indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int64)
         L = sps.csr_matrix((np.ones(int(indptr[-1]), dtype=bool), table[valid], indptr),
                            shape=(N, N))
