@@ -450,6 +450,14 @@ def matmul_stacks(deps: Sequence[Deps | None], ans: Any, a: Any, b: Any) -> Deps
     ``matmul``, stacks of them (their stack axes broadcast) as the einsum they are."""
     sa, sb = shape_of(a), shape_of(b)
     if len(sa) <= 2 and len(sb) <= 2:
+        da, db = deps
+        # (the Kronecker form builds its blocks whole: refuse a truly dense one first)
+        rows_a = int(np.prod(sa[:-1], dtype=np.int64))
+        cols_b = sb[-1] if len(sb) == 2 else 1
+        if da is not None and da.nnz:
+            guard(rows_a, int(np.count_nonzero(may_be_nonzero(b, db))))
+        if db is not None and db.nnz:
+            guard(int(np.count_nonzero(may_be_nonzero(a, da))), cols_b)
         return matmul(deps, ans, a, b)
     stack = "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
     r = max(len(sa), len(sb)) - 2

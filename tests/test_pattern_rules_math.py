@@ -351,6 +351,41 @@ def test_einsum_generated_subscripts() -> None:
     assert checked >= 50
 
 
+def test_matmul_generated_shapes() -> None:
+    # vectors, matrices and stacks with broadcast stack axes, each operand traced or a
+    # constant with zeros: exact when one operand is traced
+    rng = np.random.default_rng(11)
+    for case in range(40):
+        n, k, m = (int(v) for v in rng.integers(1, 4, 3))
+        stack = tuple(int(v) for v in rng.integers(1, 3, int(rng.integers(0, 3))))
+
+        def shape(core: tuple[int, ...], stack: tuple[int, ...] = stack) -> tuple[int, ...]:
+            if len(core) == 1 or not stack or rng.uniform() < 0.3:
+                return core
+            own = stack[int(rng.integers(0, len(stack) + 1)):]
+            return tuple(1 if rng.uniform() < 0.3 else s for s in own) + core
+
+        sa = shape((k,) if rng.uniform() < 0.25 else (n, k))
+        sb = shape((k,) if rng.uniform() < 0.25 else (k, m))
+        traced = [bool(rng.uniform() < 0.6), False]
+        traced[1] = not traced[0] or bool(rng.uniform() < 0.4)
+        consts = [_zeros_here_and_there(rng, s) for s in (sa, sb)]
+        sizes = [int(np.prod(s)) for s in (sa, sb)]
+
+        def f(x: Any, sa: Any = sa, sb: Any = sb, traced: Any = traced, consts: Any = consts,
+              sizes: Any = sizes) -> Any:
+            a = x[:sizes[0]].reshape(sa) if traced[0] else consts[0]
+            b = x[sizes[0] * traced[0]:][:sizes[1]].reshape(sb) if traced[1] else consts[1]
+            return np.ravel(a @ b)
+
+        n_in = sizes[0] * traced[0] + sizes[1] * traced[1]
+        _check(f, rng.standard_normal(n_in), exact=sum(traced) == 1, seed=case)
+
+
+def _zeros_here_and_there(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return np.where(rng.uniform(size=shape) < 0.5, rng.standard_normal(shape), 0.0)
+
+
 def test_inverse_structure_equals_the_inverses_nonzeros() -> None:
     # generated square structures (reducible ones, triangular ones, permuted diagonals):
     # the structural inverse holds the inverse's non-zeros, and equals them (generic
@@ -418,11 +453,15 @@ def test_constant_operators_at_scale() -> None:
 
 
 def test_a_dense_block_too_big_is_refused() -> None:
-    # an FFT of 10^4 points, and the inverse of a tridiagonal operator at 10^5 unknowns,
-    # are truly dense (10^8 and 10^10 entries): refused before anything is built
+    # an FFT of 10^4 points, a (100 x 10^4) @ (10^4 x 100) product, and the inverse
+    # of a tridiagonal operator at 10^5 unknowns are truly dense (10^8, 10^8 and 10^10
+    # entries): refused before anything is built
     n = 10_000
     with pytest.raises(pattern_rules.DenseBlockError):
         dependencies(lambda u: np.abs(np.fft.fft(u)), (np.ones(n),))
+    W = np.ones((n, 100))
+    with pytest.raises(pattern_rules.DenseBlockError):
+        dependencies(lambda u: u.reshape(100, n) @ W, (np.ones(100 * n),))
     n = 100_000
     T = sps.diags([1.0, 4.0, 1.0], [-1, 0, 1], shape=(n, n), format="csc")
     t = time.perf_counter()
