@@ -321,6 +321,43 @@ def _random_einsum(rng: np.random.Generator) -> tuple[str, list[Any], list[bool]
     return ",".join(terms) + "->" + out, shapes, traced
 
 
+COMPLEX_CASES: list[tuple[str, Callable[..., Any], int]] = [
+    ("matmul", lambda z: (A45 + 1j * A45[::-1]) @ z, 5),
+    ("einsum", lambda z: np.einsum("ij,jk->ik", A45 * 1j, z.reshape(5, 2)).ravel(), 10),
+    ("fft along axis 1", lambda z: np.fft.ifft(z.reshape(2, 3), axis=1).ravel(), 6),
+    ("solve const", lambda z: np.linalg.solve(_BLOCKS + 1j * np.eye(6), z), 6),
+    ("inv stack", lambda z: np.linalg.inv(z.reshape(2, 2, 2) + 3 * np.eye(2)).ravel(), 8),
+    ("cholesky", lambda z: np.linalg.cholesky(z.reshape(2, 2) @ np.conj(z.reshape(2, 2).T)
+                                              + 3 * np.eye(2)).ravel(), 4),
+    ("sparse L@z", lambda z: _L @ z, 8),
+    ("correlate", lambda z: ndi.correlate1d(z, [1.0, 0.0, -2.0j], mode="mirror"), 6),
+]
+
+
+@pytest.mark.parametrize("name, f, n", COMPLEX_CASES, ids=[c[0] for c in COMPLEX_CASES])
+def test_complex_values(name: str, f: Callable[..., Any], n: int) -> None:
+    # one pattern entry per complex element: it must hold every derivative of the output's
+    # real and imaginary parts in the input's real and imaginary parts
+    rng = np.random.default_rng(n)
+    z = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    P = dependencies(f, (z,)).pattern.toarray()
+
+    def realified(v: Any) -> Any:
+        out = f(v[:n] + 1j * v[n:])
+        return np.concatenate([np.real(out), np.imag(out)])
+
+    D = None
+    for _ in range(2):
+        v = np.concatenate([z.real, z.imag]) + rng.uniform(-0.2, 0.2, 2 * n)
+        J = np.abs(np.asarray(dr.jacobian(realified)(v)))
+        m = J.shape[0] // 2
+        J = J[:m, :n] + J[:m, n:] + J[m:, :n] + J[m:, n:]
+        nz = J > 1e-10 * max(1.0, float(J.max()))
+        D = nz if D is None else D | nz
+    assert not (D & ~P).any()
+    np.testing.assert_array_equal(P, D)
+
+
 def test_einsum_generated_subscripts() -> None:
     rng = np.random.default_rng(24)
     checked = 0
