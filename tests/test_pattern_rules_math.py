@@ -153,6 +153,12 @@ CASES: list[tuple[str, Callable[..., Any], np.ndarray, bool]] = [
      RNG.standard_normal(36), True),
     ("solve const triangular", lambda x: np.linalg.solve(np.tril(A55) + 4 * np.eye(5), x),
      RNG.standard_normal(5), True),
+    ("solve, a stack of vectors", lambda x: bind(linalg.solve_p, (
+        np.tril(_BLOCKS) + 2 * np.eye(6), x.reshape(2, 6)), {"vector": True}).ravel(),
+     RNG.standard_normal(12), True),
+    ("solve under vmap", lambda x: dr.vmap(lambda r: np.linalg.solve(np.tril(_BLOCKS)
+                                                                     + 2 * np.eye(6), r))(
+        x.reshape(2, 6)).ravel(), RNG.standard_normal(12), True),
     ("solve stack", lambda x: np.linalg.solve(x[:8].reshape(2, 2, 2) + 3 * np.eye(2),
                                               x[8:].reshape(2, 2)).ravel(),
      RNG.standard_normal(12), True),

@@ -213,7 +213,7 @@ def _solve_pattern(deps: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
     ``a`` makes each solution depend on its whole system (and on its whole column of
     ``b``), never on another stack's or another column's."""
     da, db = deps
-    if ndim_of(a) == 2 and ndim_of(b) <= 2 and shape_of(ans) == shape_of(b):
+    if ndim_of(a) == 2 and ndim_of(b) == (1 if vector else 2):  # one system
         S = None
         if da is None:
             S = pattern_rules.inverse_structure(sps.csr_matrix(np.asarray(a) != 0))
