@@ -364,6 +364,38 @@ def test_complex_values(name: str, f: Callable[..., Any], n: int) -> None:
     np.testing.assert_array_equal(P, D)
 
 
+NESTED: list[tuple[str, Callable[..., Any], int]] = [
+    ("vmap matmul", lambda x: dr.vmap(lambda r: A45 @ r)(x.reshape(2, 5)).ravel(), 10),
+    ("vmap einsum", lambda x: dr.vmap(lambda r: np.einsum("ij,j->i", A45, r))(
+        x.reshape(2, 5)).ravel(), 10),
+    ("vmap L@u", lambda x: dr.vmap(lambda r: _L @ r)(x.reshape(2, 8)).ravel(), 16),
+    ("vmap spsolve", lambda x: dr.vmap(lambda r: spla.spsolve(_SP_BLOCKS, r))(
+        x.reshape(2, 8)).ravel(), 16),
+    ("vmap correlate", lambda x: dr.vmap(lambda r: ndi.correlate1d(r, [1.0, -1.0]))(
+        x.reshape(2, 6)).ravel(), 12),
+    ("vmap fft", lambda x: dr.vmap(lambda r: np.abs(np.fft.fft(r)))(x.reshape(2, 6)).ravel(),
+     12),
+    ("vmap cholesky", lambda x: dr.vmap(np.linalg.cholesky)(
+        np.stack([SPD, 2 * SPD]) + 0.01 * x.reshape(2, 4, 4)).ravel(), 32),
+    ("vmap solve_banded", lambda x: dr.vmap(lambda r: sla.solve_banded((1, 1), _BAND, r))(
+        x.reshape(2, 6)).ravel(), 12),
+    ("jacfwd of L@u^3", lambda x: dr.jacfwd(lambda u: _L @ (u ** 3))(x).ravel(), 8),
+    ("jacrev of A@sin", lambda x: dr.jacrev(lambda u: A45 @ np.sin(u))(x).ravel(), 5),
+    ("jacfwd of laplace", lambda x: dr.jacfwd(lambda u: ndi.laplace(u ** 2))(x).ravel(), 6),
+    ("jacrev of solve_triangular", lambda x: dr.jacrev(lambda u: sla.solve_triangular(
+        np.tril(A55) + 4 * np.eye(5), u ** 2, lower=True))(x).ravel(), 5),
+    ("jacfwd of qr", lambda x: dr.jacfwd(lambda u: np.linalg.qr(u.reshape(3, 2))[1])(
+        x).ravel(), 6),
+]
+
+
+@pytest.mark.parametrize("name, f, n", NESTED, ids=[c[0] for c in NESTED])
+def test_transforms_inside_the_detection(name: str, f: Callable[..., Any], n: int) -> None:
+    # batching rules and derivative rules bind these primitives on pattern values, with
+    # batched shapes (a stack of right-hand sides) and tangents: never too sparse
+    _check(f, np.random.default_rng(n).standard_normal(n), exact=False)
+
+
 def test_einsum_generated_subscripts() -> None:
     rng = np.random.default_rng(24)
     checked = 0
