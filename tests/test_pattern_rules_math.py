@@ -396,6 +396,24 @@ def test_transforms_inside_the_detection(name: str, f: Callable[..., Any], n: in
     _check(f, np.random.default_rng(n).standard_normal(n), exact=False)
 
 
+def test_lu_factor_pattern_holds_for_every_pivot_order() -> None:
+    # partial pivoting picks rows by value: the pattern found at one matrix holds the
+    # Jacobian's non-zeros at matrices that pivot differently (and is not dense: the
+    # factors' entries read only leading columns)
+    rng = np.random.default_rng(3)
+    n = 4
+    f = lambda x: sla.lu_factor(x.reshape(n, n))[0].ravel()  # noqa: E731
+    P = dependencies(f, (rng.standard_normal(n * n),)).pattern.toarray()
+    orders = set()
+    for _ in range(12):
+        a = rng.standard_normal((n, n))
+        orders.add(tuple(sla.lu_factor(a)[1]))
+        J = np.abs(np.asarray(dr.jacobian(f)(a.ravel()))) > 1e-12
+        assert not (J & ~P).any()
+    assert len(orders) > 3
+    assert P.sum() == 120  # of 256
+
+
 def test_einsum_generated_subscripts() -> None:
     rng = np.random.default_rng(24)
     checked = 0
