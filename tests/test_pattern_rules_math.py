@@ -594,3 +594,16 @@ def test_every_primitive_of_these_modules_states_a_pattern() -> None:
             "ndimage_correlate", "ndimage_correlate_transpose",
             "scipy.sparse (matrix @ dense)", "scipy.sparse.linalg.spsolve",
             "scipy.linalg.solve_banded", "scipy.interpolate (evaluation)"} <= named
+
+
+def test_einsum_keys_past_int64() -> None:
+    # labels whose sizes multiply past int64 (no array that big exists, but stacks of
+    # size-1 axes get there in the keys): the join compares rows, not flat indices
+    big = {"a": 10**7, "b": 10**7, "c": 10**7, "d": 10}
+    left = np.array([[1, 2, 3], [4, 5, 6]])
+    right = np.array([[1, 2, 9], [4, 5, 8], [4, 5, 7], [0, 0, 1]])
+    labels, rows = pattern_rules._join("abc", left, "abd", right, big)
+    assert labels == "abcd"
+    assert sorted(map(tuple, rows.tolist())) == [(1, 2, 3, 9), (4, 5, 6, 7), (4, 5, 6, 8)]
+    kept, proj = pattern_rules._project(labels, rows, "ab", big)
+    assert kept == "ab" and sorted(map(tuple, proj.tolist())) == [(1, 2), (4, 5)]
