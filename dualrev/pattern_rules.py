@@ -305,7 +305,7 @@ def matmul(deps: Sequence[Deps | None], ans: Any, a: Any, b: Any) -> Deps | None
 
 
 # ====================================================================== contractions,
-# linear algebra, FFT, structured operators (the "mathrules" families)
+# linear algebra, FFT and the structured operators of SciPy
 def guard(m: int, k: int) -> None:
     """Refuse (``DenseBlockError``) a pattern of ``m`` rows of ``k`` entries each past
     ``DENSE_LIMIT``, before building it."""
