@@ -267,6 +267,53 @@ def _distance1(n: int, indptr: list[int], indices: list[int], order: str,
     return best
 
 
+def _grid_lengths(rows: np.ndarray, cols: np.ndarray) -> list[int]:
+    """The row lengths of a grid a stencil pattern may live on: its entries' distinct
+    offsets ``|j - i|`` above 1, where there are few (a 2-D stencil on an N-wide grid
+    has N among them); none where there are many."""
+    offsets = np.unique(np.abs(cols - rows))
+    offsets = offsets[offsets > 1]
+    return offsets.tolist() if offsets.size <= 16 else []
+
+
+def _cyclic(P: sp.csr_matrix, ks: Any, valid: Any) -> np.ndarray | None:
+    """A colouring of the form ``(j mod N + s * (j // N)) mod k`` (``j mod k``, or a
+    lattice colouring of a 2-D grid N wide, such as ``(x + 2y) mod 5`` for the 5-point
+    stencil), for the least ``k`` in ``ks`` that ``valid(rows, cols, colours, k)``
+    accepts, or None. Each candidate is first tried on a principal window of rows and
+    columns (a failure there is one everywhere, for the distance-2 and the star
+    conditions alike), then on the whole pattern."""
+    m, n = P.shape
+    j = np.arange(n, dtype=np.int64)
+    rows, cols = _entries(P)
+    mid = m // 2
+    # a stencil's offsets show in any rows away from the boundary: read the middle ones
+    sample = slice(P.indptr[max(mid - 512, 0)], P.indptr[min(mid + 512, m)])
+    grids = _grid_lengths(rows[sample], cols[sample])
+    width = 4 * max(grids, default=max(ks, default=1)) + 64
+    lo, hi = max(mid - width // 2, 0), min(mid + width // 2, min(m, n))
+    if m == n:
+        window, jw = P[lo:hi, lo:hi], j[lo:hi]
+    else:
+        window, jw = P[lo:hi], j
+    wrows, wcols = _entries(window)
+    for k in ks:
+        # (N, step) = (n, 1): plain j mod k
+        for N, step in [(n, 1)] + [(N, step) for N in grids for step in range(k)]:
+            if not valid(wrows, wcols, (jw % N + step * (jw // N)) % k, k):
+                continue
+            colours = (j % N + step * (j // N)) % k
+            if valid(rows, cols, colours, k):
+                # numbered 0 .. k-1 with none unused (a narrow grid may leave some out)
+                return np.unique(colours, return_inverse=True)[1].astype(np.int64)
+    return None
+
+
+def _valid_columns(rows: np.ndarray, cols: np.ndarray, colours: np.ndarray,
+                   k: int) -> bool:
+    return _distinct_in_rows(rows, colours[cols], k)
+
+
 def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
     """A colour per column such that no two columns of one colour share a nonzero row
     (a distance-2 colouring of the bipartite row/column graph: a colouring of the
@@ -307,10 +354,9 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     bound = max(int(np.diff(P.indptr).max(initial=1)), 1)
     if order == "best":
-        # columns taken cyclically: optimal where valid, as on banded patterns
-        cyclic = np.arange(n, dtype=np.int64) % bound
-        rows, cols = _entries(P)
-        if _distinct_in_rows(rows, cyclic[cols], bound):
+        # columns taken cyclically: optimal where valid (banded patterns, 2-D stencils)
+        cyclic = _cyclic(P, [bound], _valid_columns)
+        if cyclic is not None:
             return cyclic
     indptr, indices = _column_graph(P)
     return np.asarray(_distance1(n, indptr, indices, order, bound), dtype=np.int64)
@@ -488,20 +534,18 @@ def colour_symmetric(pattern: Any, order: str = "best") -> np.ndarray:
                           dtype=np.int64)
     # a lower bound: 1 without edges, 2 with one, 3 with a path on four vertices
     bound = 1 if not indices_a.size else 3 if _has_path4(indptr_a, indices_a) else 2
-    rows, cols = _entries(_csr(P + P.T, "colour_symmetric"))
+    S = _csr(P + P.T, "colour_symmetric")
     widest = int(np.diff(indptr_a).max()) + 1
     large = indices_a.size > BEST_LIMIT
     best = None
-    for k in range(bound, min(widest, bound + 8) + 1):
-        # vertices taken cyclically: a band of half-width w takes 2w + 1 colours so
-        cyclic = np.arange(n, dtype=np.int64) % k
-        if _is_star(rows, cols, cyclic, k):
-            if k == bound or large:
-                # optimal (tridiagonal patterns); or on a large graph, where greedy
-                # orders find no fewer on bands, at seconds' cost
-                return cyclic
-            best = cyclic.tolist()
-            break
+    # vertices taken cyclically: a band of half-width w takes 2w + 1 colours so
+    cyclic = _cyclic(S, range(bound, min(widest, bound + 16) + 1), _is_star)
+    if cyclic is not None:
+        if cyclic.max(initial=0) + 1 == bound or large:
+            # optimal (tridiagonal patterns); or on a large graph, where greedy orders
+            # find no fewer on bands and stencils, at seconds' cost
+            return cyclic
+        best = cyclic.tolist()
     indptr, indices = indptr_a.tolist(), indices_a.tolist()
     tries = ("smallest_last",) + (() if large else _BEST_STAR)
     for other in tries:
