@@ -325,11 +325,14 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
     ``"smallest_last"`` (Matula and Beck), ``"largest_first"`` (by degree),
     ``"natural"`` (column order), ``"incidence_degree"`` (Coleman and Moré),
     ``"dsatur"`` (Brélaz: the most distinctly coloured neighbours next). ``"best"``
-    (default) runs smallest-last, stops if it reaches the lower bound (banded and block
-    patterns do), and otherwise also tries DSATUR, largest-first and incidence-degree
-    and improves the fewest with iterated greedy passes (Culberson), which never add a
-    colour. On the random, banded, block and arrow patterns of tests/test_colouring.py
-    it needs no more colours than the best of networkx's ``greedy_color`` strategies
+    (default) first tries lattice colourings with as many colours as the lower bound
+    (``j mod k``, and ``(x + s*y) mod k`` for a 2-D grid whose width is one of the
+    pattern's offsets): optimal where valid, as on banded patterns and 5-point
+    stencils, and found in vectorised passes. Otherwise it runs smallest-last, then
+    (on column graphs of at most ``BEST_LIMIT`` entries) DSATUR, keeps the fewer, and
+    improves it with iterated greedy passes (Culberson), which never add a colour. On
+    the random, banded, block, arrow and stencil patterns of tests/test_colouring.py it
+    needs no more colours than the best of networkx's ``greedy_color`` strategies
     (docs/sparse.md, "Colouring").
 
     Args:
@@ -496,14 +499,18 @@ def colour_symmetric(pattern: Any, order: str = "best") -> np.ndarray:
     every path on four vertices uses at least three colours (so for each nonzero
     ``H[i, j]``, colour j is unique among row i's entries or colour i among row j's);
     the colours are ``0 .. k-1`` with none unused. The pattern is read as
-    ``pattern | pattern.T`` (the diagonal does not matter). A tridiagonal pattern
-    (Rosenbrock's Hessian) takes 3 colours at every n, a diagonal one 1, an arrow (a
-    diagonal and a full last row and column) 2, an arrow with a tridiagonal band 4.
-    Star colourings need fewer colours than distance-2 colourings (an arrow needs n of
-    those). ``order`` is the order vertices are coloured in (``"dsatur"``: the order
-    DSATUR colours the graph in); ``"best"`` (default) tries smallest-last,
-    DSATUR, largest-first, incidence-degree and natural and keeps the fewest (stopping
-    at 3 colours, which any path of four vertices needs).
+    ``pattern | pattern.T`` (the diagonal does not matter). ``"best"`` gets: a
+    tridiagonal pattern (Rosenbrock's Hessian) 3 colours at every n, a diagonal one 1,
+    an arrow (a diagonal and a full last row and column) 2, an arrow around a
+    tridiagonal band 4, a band of half-width w 2w + 1, the 5-point stencil 5, the
+    13-point one (the Hessian of a sum of squares of 5-point residuals) 13; a
+    distance-2 colouring would need n for an arrow. ``order`` is the order vertices are
+    coloured in greedily (``"dsatur"``: the order DSATUR colours the graph in).
+    ``"best"`` (default) first tries lattice colourings (as ``colour_columns``) from the
+    lower bound up (1 without edges, 2, or 3 with a path on four vertices), keeps one at
+    the bound, and on graphs of more than ``BEST_LIMIT`` adjacency entries keeps any;
+    otherwise it also runs the greedy colouring in smallest-last order and, on graphs
+    up to ``BEST_LIMIT``, in the other orders, and keeps the fewest colours.
 
     Args:
         pattern: the (n, n) nonzero pattern, a dense array or a ``scipy.sparse`` matrix.

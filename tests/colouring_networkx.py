@@ -9,6 +9,7 @@ random pattern).
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -61,8 +62,9 @@ def stencil(N: int) -> sp.csr_matrix:
     return sp.csr_matrix(sp.kron(T, eye) + sp.kron(eye, T), dtype=bool)
 
 
+@functools.cache
 def cases() -> dict[str, sp.csr_matrix]:
-    """The patterns of the recorded table, by name."""
+    """The patterns of the recorded table, by name (built once; do not modify them)."""
     out = {f"random-2000x2000x5-seed{s}": random_pattern(2000, 2000, 5, s)
            for s in range(4)}
     out.update({f"random-300x300x4-seed{s}": random_pattern(300, 300, 4, s)

@@ -232,14 +232,14 @@ def test_networkx_live_comparison():
     deterministic = [s for s in STRATEGIES
                      if s not in ("random_sequential", "independent_set",
                                   "saturation_largest_first")]
-    for name in ("random-300x300x4-seed0", "banded-2000-w3", "stencil-33"):
+    for name in ("random-300x300x4-seed0", "random-400x250x3-seed7", "stencil-33"):
         P = cases()[name]
         counts = networkx_counts(P, deterministic)
         for s in deterministic:  # the recorded table is what networkx computes
             assert counts[s] == table[name]["counts"][s], (name, s)
         assert _k(colour_columns(P)) <= min(counts.values())
     for seed in (21, 22):  # patterns outside the table
-        P = random_pattern(250, 200, 4, seed)
+        P = random_pattern(150, 120, 4, seed)
         counts = networkx_counts(P, [s for s in STRATEGIES if s != "independent_set"])
         assert _k(colour_columns(P)) <= min(counts.values()), counts
 
@@ -287,14 +287,31 @@ def test_sparse_reexports_the_colourings():
         assert getattr(dualrev.sparse, name) is getattr(colouring, name)
 
 
-def test_stencil_patterns():
-    # the 5-point Laplacian: 5 colours for the Jacobian (the lower bound), on grids where
-    # the cyclic colouring fails (N = 40) and where it works (N = 33)
+def test_stencil_and_band_patterns():
+    # the 5-point Laplacian: 5 colours for the Jacobian (the lower bound) and 5 for the
+    # Hessian's star colouring, on grids where j mod 5 fails (N = 40) and works (N = 33)
     for N in (40, 33):
         P = stencil(N)
         c = colour_columns(P)
         assert _distance2(P, c) and _k(c) == 5
         c = colour_symmetric(P)
         rows, cols = colouring._entries(colouring._csr(P, "t"))
-        assert colouring._is_star(rows, cols, c, _k(c))
-        assert _k(c) <= 6
+        assert colouring._is_star(rows, cols, c, _k(c)) and _k(c) == 5
+        # greedy alone needs more here
+        assert _k(colour_symmetric(P, "smallest_last")) == 7
+    # 13 points (the Hessian of a sum of squares of 5-point residuals): 13 (greedy 16-17)
+    P = stencil(40).astype(float)
+    P = sp.csr_matrix(P @ P, dtype=bool)
+    c = colour_symmetric(P)
+    rows, cols = colouring._entries(colouring._csr(P, "t"))
+    assert colouring._is_star(rows, cols, c, _k(c)) and _k(c) == 13
+    assert _k(colour_columns(P)) == 13
+    # bands of half-width w: 2w + 1; an arrow around a pentadiagonal band: 6
+    for w in (2, 3):
+        assert _k(colour_symmetric(banded(300, w))) == 2 * w + 1
+    assert _k(colour_symmetric(arrow(300, 2))) == 6
+    # at 10^5 (above BEST_LIMIT: the lattice colouring kept without greedy runs)
+    P = banded(100_000, 2)
+    c = colour_symmetric(P)
+    rows, cols = colouring._entries(P)
+    assert _k(c) == 5 and colouring._is_star(rows, cols, c, 5)
