@@ -45,18 +45,21 @@ _RECOLOUR_PASSES = 8
 
 
 def _csr(pattern: Any, what: str) -> sp.csr_matrix:
-    """The pattern as a canonical boolean CSR matrix (sorted, no duplicates, no explicit
-    zeros)."""
+    """The pattern as a canonical boolean CSR matrix (sorted, no duplicates). A sparse
+    matrix's stored entries all count, explicit zeros too (as SciPy reads
+    ``jac_sparsity``): a value that is zero at one point may not be at another. A dense
+    array's non-zeros count."""
     if sp.issparse(pattern):
-        P = sp.csr_matrix(pattern)
-    else:
-        a = np.asarray(pattern)
-        if a.ndim != 2:
-            raise ValueError(f"{what}: the pattern must be 2-D, got shape {a.shape}")
-        P = sp.csr_matrix(a)
-    P = sp.csr_matrix(P, dtype=bool, copy=True)
-    P.sum_duplicates()
-    P.eliminate_zeros()
+        Q = sp.csr_matrix(pattern)
+        P = sp.csr_matrix((np.ones(Q.nnz, dtype=bool), Q.indices.copy(), Q.indptr.copy()),
+                          shape=Q.shape)
+        P.sum_duplicates()
+        P.sort_indices()
+        return P
+    a = np.asarray(pattern)
+    if a.ndim != 2:
+        raise ValueError(f"{what}: the pattern must be 2-D, got shape {a.shape}")
+    P = sp.csr_matrix(a != 0)
     P.sort_indices()
     return P
 
@@ -336,8 +339,8 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
     (docs/sparse.md, "Colouring").
 
     Args:
-        pattern: the (m, n) nonzero pattern, a dense array or a ``scipy.sparse`` matrix
-            (its stored entries that are non-zero).
+        pattern: the (m, n) pattern: a dense array (its non-zeros) or a
+            ``scipy.sparse`` matrix (its stored entries, explicit zeros included).
         order: one of ``ORDERS``.
     Returns:
         An int64 array of shape ``(n,)``: each column's colour, from 0.
@@ -374,7 +377,8 @@ def colour_rows(pattern: Any, order: str = "best") -> np.ndarray:
     with none unused; ``order`` as in ``colour_columns``.
 
     Args:
-        pattern: the (m, n) nonzero pattern, a dense array or a ``scipy.sparse`` matrix.
+        pattern: the (m, n) pattern: a dense array (its non-zeros) or a
+            ``scipy.sparse`` matrix (its stored entries, explicit zeros included).
         order: one of ``ORDERS``.
     Returns:
         An int64 array of shape ``(m,)``: each row's colour, from 0.
@@ -513,7 +517,8 @@ def colour_symmetric(pattern: Any, order: str = "best") -> np.ndarray:
     up to ``BEST_LIMIT``, in the other orders, and keeps the fewest colours.
 
     Args:
-        pattern: the (n, n) nonzero pattern, a dense array or a ``scipy.sparse`` matrix.
+        pattern: the (n, n) pattern: a dense array (its non-zeros) or a
+            ``scipy.sparse`` matrix (its stored entries, explicit zeros included).
         order: one of ``ORDERS``.
     Returns:
         An int64 array of shape ``(n,)``: each vertex's (row's and column's) colour.

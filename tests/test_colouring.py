@@ -281,6 +281,25 @@ def test_a_colouring_that_does_not_fit_the_pattern_is_refused():
         recover_symmetric(P, c, H @ np.eye(3)[c]).toarray(), H)
 
 
+def test_a_sparse_patterns_stored_zeros_are_entries():
+    # a Jacobian evaluated at one point, given as the pattern: its entry that is zero
+    # there is still structural (SciPy reads jac_sparsity so too); dropping it would
+    # colour columns 0 and 2 alike and return a wrong J elsewhere
+    J0 = sp.csr_matrix((np.array([1.0, 0.0, 2.0]), (np.array([0, 0, 1]),
+                                                    np.array([0, 2, 1]))), shape=(2, 3))
+    assert J0.nnz == 3
+    assert _k(colour_rows(J0)) == 1  # the rows share no column
+    c = colour_columns(J0)
+    assert _k(c) == 2
+    assert c[0] != c[2]
+    J = np.array([[1.0, 0.0, 5.0], [0.0, 2.0, 0.0]])
+    got = recover_columns(J0, c, J @ np.eye(_k(c))[c])
+    np.testing.assert_array_equal(got.toarray(), J)
+    assert got.nnz == 3
+    # a dense pattern's zeros are not entries
+    assert _k(colour_columns(J0.toarray())) == 1
+
+
 def test_sparse_reexports_the_colourings():
     for name in ("ORDERS", "colour_columns", "colour_rows", "colour_symmetric",
                  "recover_columns", "recover_rows", "recover_symmetric"):
