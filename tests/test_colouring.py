@@ -124,6 +124,45 @@ def test_star_colourings_are_star_and_recover_the_hessian(n, density, seed):
         np.testing.assert_array_equal(got.toarray(), H)  # direct: no arithmetic
 
 
+@st.composite
+def structured(draw):
+    """Banded, block, arrow and stencil patterns (where the lattice colourings of
+    "best" apply), some with a few random entries added or rows and columns permuted."""
+    kind = draw(st.sampled_from(["banded", "block", "arrow", "stencil"]))
+    if kind == "banded":
+        P = banded(draw(st.integers(1, 40)), draw(st.integers(0, 4)))
+    elif kind == "block":
+        P = block(draw(st.integers(1, 40)), draw(st.integers(1, 6)))
+    elif kind == "arrow":
+        P = arrow(draw(st.integers(2, 30)), draw(st.integers(0, 2)))
+    else:
+        P = stencil(draw(st.integers(2, 7)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    A = P.toarray()
+    n = A.shape[0]
+    for _ in range(draw(st.integers(0, 3))):
+        A[rng.integers(n), rng.integers(n)] = True
+    if draw(st.booleans()):
+        A = A[rng.permutation(n)][:, rng.permutation(n)]
+    return A
+
+
+@given(A=structured())
+def test_best_colourings_of_structured_patterns_are_valid(A):
+    c = colour_columns(A)
+    assert _contiguous(c) and _distance2(A, c)
+    assert _k(c) >= A.sum(axis=1).max(initial=1)
+    r = colour_rows(A)
+    assert _contiguous(r) and _distance2(A.T, r)
+    s = colour_symmetric(A)
+    assert _contiguous(s) and _is_star(A, s)
+    rng = np.random.default_rng(0)
+    H = np.where(A | A.T, rng.normal(size=A.shape), 0.0)
+    H = H + H.T
+    got = recover_symmetric(A, s, H @ np.eye(_k(s))[s])
+    np.testing.assert_array_equal(got.toarray(), H)
+
+
 def test_star_colouring_is_checked_against_paths_the_greedy_could_miss():
     # the validity check colour_symmetric's "best" runs on cyclic candidates agrees
     # with the brute force on every colouring of small graphs
