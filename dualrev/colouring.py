@@ -762,5 +762,6 @@ def recover_symmetric(pattern: Any, colours: Any, compressed: Any) -> sp.csr_mat
         raise ValueError("recover_symmetric: the colours are not a star colouring of the "
                          "pattern (an entry is read nowhere); colour it with "
                          "colour_symmetric(pattern)")
-    data = np.where(direct, B[rows, cj], B[cols, ci])
+    width = B.shape[1]
+    data = np.ravel(B)[np.where(direct, rows * width + cj, cols * width + ci)]
     return sp.csr_matrix((data, P.indices, P.indptr), shape=(n, n))
