@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ORDERS", "colour_columns", "colour_rows", "colour_symmetric",
+from .errors import DualrevError
+
+__all__ = ["ORDERS", "GraphTooLargeError", "colour_columns", "colour_rows", "colour_symmetric",
            "recover_columns", "recover_rows", "recover_symmetric"]
 
 #: the vertex orders the colourings take; ``"best"`` tries several (see colour_columns)
@@ -45,6 +47,39 @@ BEST_LIMIT = 200_000
 HUB_DEGREE = 32
 # Culberson's iterated greedy passes "best" runs on a distance-2 colouring at most
 _RECOLOUR_PASSES = 8
+
+
+#: the most entries a column (or row) intersection graph may have (int64 indices: 400 MB)
+GRAPH_LIMIT = 50_000_000
+
+
+class GraphTooLargeError(DualrevError):
+    """A distance-2 colouring whose intersection graph would be too large to build: a
+    row with most of the columns makes them all conflict (as many colours, that is
+    passes, as its entries). Colour the other way, or split the dense row off.
+
+    Example:
+        >>> import scipy.sparse as sp
+        >>> from dualrev.sparse import colour_columns
+        >>> P = sp.lil_matrix((20000, 20000))
+        >>> P.setdiag(1)
+        >>> P[0, ::2] = 1  # a row with half the columns
+        >>> colour_columns(P)
+        Traceback (most recent call last):
+        ...
+        dualrev.colouring.GraphTooLargeError: dualrev: colour_columns: the column ...
+    """
+
+    def __init__(self, what: str, entries: int, line: int, count: int, total: int,
+                 side: str, other: str) -> None:
+        super().__init__(
+            f"dualrev: {what}: the {side} intersection graph would have about {entries} "
+            "entries "
+            f"(above GRAPH_LIMIT = {GRAPH_LIMIT}): {other} {line} of the pattern has "
+            f"{count} of the {total} {side}s, which all need different colours (at "
+            f"least {count} passes); colour the other way "
+            f"({'colour_rows' if side == 'column' else 'colour_columns'}), or split the "
+            f"dense {other} off")
 
 
 def _csr(pattern: Any, what: str) -> sp.csr_matrix:
@@ -349,6 +384,9 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
         An int64 array of shape ``(n,)``: each column's colour, from 0.
     Raises:
         ValueError: an unknown ``order``, or a pattern that is not 2-D.
+        GraphTooLargeError: the column intersection graph would have more than
+            ``GRAPH_LIMIT`` entries (rows with most of the columns), where no lattice
+            colouring is found.
     Example:
         >>> import numpy as np
         >>> from dualrev.sparse import colour_columns
@@ -367,8 +405,20 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
         cyclic = _cyclic(P, [bound], _valid_columns)
         if cyclic is not None:
             return cyclic
+    return _colour_distance2(P, order, bound, "colour_columns", "column", "row")
+
+
+def _colour_distance2(P: sp.csr_matrix, order: str, bound: int, what: str, side: str,
+                      other: str) -> np.ndarray:
+    counts = np.diff(P.indptr)
+    entries = int((counts.astype(np.int64) ** 2).sum())  # the graph's size, at most
+    if entries > GRAPH_LIMIT:
+        line = int(counts.argmax())
+        raise GraphTooLargeError(what, entries, line, int(counts[line]), P.shape[1], side,
+                                 other)
     indptr, indices = _column_graph(P)
-    return np.asarray(_distance1(n, indptr, indices, order, bound), dtype=np.int64)
+    return np.asarray(_distance1(P.shape[1], indptr, indices, order, bound),
+                      dtype=np.int64)
 
 
 def colour_rows(pattern: Any, order: str = "best") -> np.ndarray:
@@ -387,6 +437,8 @@ def colour_rows(pattern: Any, order: str = "best") -> np.ndarray:
         An int64 array of shape ``(m,)``: each row's colour, from 0.
     Raises:
         ValueError: an unknown ``order``, or a pattern that is not 2-D.
+        GraphTooLargeError: the row intersection graph would have more than
+            ``GRAPH_LIMIT`` entries (columns with most of the rows).
     Example:
         >>> import numpy as np
         >>> from dualrev.sparse import colour_rows
@@ -395,7 +447,16 @@ def colour_rows(pattern: Any, order: str = "best") -> np.ndarray:
         (np.int64(4), np.int64(2))
     """
     _check_order(order, "colour_rows")
-    return colour_columns(_csr(pattern, "colour_rows").T.tocsr(), order)
+    P = _csr(pattern, "colour_rows").T.tocsr()
+    m, n = P.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    bound = max(int(np.diff(P.indptr).max(initial=1)), 1)
+    if order == "best":
+        cyclic = _cyclic(P, [bound], _valid_columns)
+        if cyclic is not None:
+            return cyclic
+    return _colour_distance2(P, order, bound, "colour_rows", "row", "column")
 
 
 # ---------------------------------------------------------------------------------------

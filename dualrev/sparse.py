@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 # the colourings live in colouring.py; these names are dualrev.sparse's too
 from .colouring import ORDERS as ORDERS
+from .colouring import GraphTooLargeError as GraphTooLargeError
 from .colouring import colour_columns as colour_columns
 from .colouring import colour_rows as colour_rows
 from .colouring import colour_symmetric as colour_symmetric

@@ -15,9 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dualrev.sparse
-from dualrev import colouring
+from dualrev import DualrevError, colouring
 from dualrev.colouring import (
     ORDERS,
+    GraphTooLargeError,
     colour_columns,
     colour_rows,
     colour_symmetric,
@@ -354,9 +355,26 @@ def test_a_sparse_patterns_stored_zeros_are_entries():
     assert _k(colour_columns(J0.toarray())) == 1
 
 
+def test_a_graph_too_large_to_build_is_refused_with_the_way_out():
+    # a tridiagonal pattern and a row with half the columns at random: 10^8 graph entries
+    n = 20_000
+    P = banded(n, 1).tolil()
+    P[7, np.random.default_rng(0).choice(n, n // 2, replace=False)] = True
+    P = sp.csr_matrix(P)
+    with pytest.raises(GraphTooLargeError, match=r"row 7 of the pattern has 10\d\d\d of "
+                       r"the 20000 columns.*colour_rows"):
+        colour_columns(P)
+    c = colour_rows(P)  # reverse mode: the dense row its own colour, the band's 3
+    assert _k(c) == 4 and _distance2(P.T, c)
+    with pytest.raises(GraphTooLargeError, match="column 7 of the pattern.*colour_columns"):
+        colour_rows(P.T)
+    assert issubclass(GraphTooLargeError, DualrevError)
+
+
 def test_sparse_reexports_the_colourings():
-    for name in ("ORDERS", "colour_columns", "colour_rows", "colour_symmetric",
-                 "recover_columns", "recover_rows", "recover_symmetric"):
+    for name in ("ORDERS", "GraphTooLargeError", "colour_columns", "colour_rows",
+                 "colour_symmetric", "recover_columns", "recover_rows",
+                 "recover_symmetric"):
         assert getattr(dualrev.sparse, name) is getattr(colouring, name)
 
 
