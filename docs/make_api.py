@@ -76,7 +76,8 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Optimisation (dualrev.optimize)", [(dualrev.optimize, n)
                                          for n in dualrev.optimize.__all__]),
     ("Sparse Jacobians (dualrev.sparse)", [(dualrev.sparse, n) for n in (
-        "detect_sparsity", "colour_columns")]),
+        "detect_sparsity", "colour_columns", "colour_rows", "colour_symmetric",
+        "recover_columns", "recover_rows", "recover_symmetric", "GraphTooLargeError")]),
     ("Testing (dualrev.testing)", [(dualrev.testing, n) for n in (
         "check_grads", "numerical_jvp")]),
     ("Traced values", [(dualrev, n) for n in ("Traced", "Dual", "Tape")]),

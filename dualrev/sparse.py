@@ -18,6 +18,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+# the colourings live in colouring.py; these names are dualrev.sparse's too
+from .colouring import ORDERS as ORDERS
+from .colouring import GraphTooLargeError as GraphTooLargeError
+from .colouring import colour_columns as colour_columns
+from .colouring import colour_rows as colour_rows
+from .colouring import colour_symmetric as colour_symmetric
+from .colouring import recover_columns as recover_columns
+from .colouring import recover_rows as recover_rows
+from .colouring import recover_symmetric as recover_symmetric
 from .transforms import Dependencies, _as_input, dependencies, grad, jvp_batched
 
 #: the sparse formats ``jacobian`` and ``hessian`` return
@@ -279,94 +288,6 @@ def detect_sparsity(f: Callable[..., Any], x: Any, *, block: int | None = None,
     r = np.concatenate(rows) if rows else np.zeros(0, int)
     c = np.concatenate(cols) if cols else np.zeros(0, int)
     return sp.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(m, n))
-
-
-#: the vertex orderings colour_columns takes
-ORDERS = ("smallest_last", "largest_first", "natural")
-
-
-def colour_columns(pattern: Any, order: str = "smallest_last") -> np.ndarray:
-    """A colour per column such that no two columns of one colour share a nonzero row:
-    a greedy colouring of the column intersection graph in the given vertex ``order``.
-    The number of colours is ``colours.max() + 1``.
-
-    Columns of one colour can be probed by one tangent (the sum of their basis vectors):
-    each entry of the compressed product belongs to exactly one of them. The ordering
-    decides how many colours greedy needs: ``"smallest_last"`` (Matula and Beck: the
-    vertex of least remaining degree removed first, coloured last) is the default, as
-    the sparse-derivative literature recommends (Gebremedhin, Manne and Pothen, SIAM
-    Review 2005); ``"largest_first"`` orders by degree; ``"natural"`` takes the columns
-    in turn. All three need 3 colours on a tridiagonal pattern.
-
-    Args:
-        pattern: the (m, n) nonzero pattern, a dense array or a ``scipy.sparse`` matrix.
-        order: one of ``ORDERS``.
-    Returns:
-        An int64 array of shape ``(n,)``: the colour of each column, from 0.
-    Raises:
-        ValueError: an unknown ``order``.
-    Example:
-        >>> import numpy as np
-        >>> from dualrev.sparse import colour_columns
-        >>> c = colour_columns(np.eye(5) + np.eye(5, k=1) + np.eye(5, k=-1))
-        >>> int(c.max()) + 1
-        3
-    """
-    if order not in ORDERS:
-        raise ValueError(f"colour_columns: order must be one of {ORDERS}, got {order!r}")
-    P = sp.csc_matrix(pattern, dtype=bool)
-    n = P.shape[1]
-    conflict = (P.T @ P).tocsr()  # columns sharing at least one row (and each itself)
-    conflict.setdiag(False)
-    conflict.eliminate_zeros()
-    indptr = conflict.indptr.tolist()
-    indices = conflict.indices.tolist()
-    if order == "natural":
-        seq: Any = range(n)
-    elif order == "largest_first":
-        seq = np.argsort(-np.diff(conflict.indptr), kind="stable").tolist()
-    else:
-        seq = _smallest_last(n, indptr, indices)
-    colours = [-1] * n
-    mark = [-1] * (n + 1)  # mark[c] == v: colour c is taken by a neighbour of v
-    for v in seq:
-        for u in indices[indptr[v]:indptr[v + 1]]:
-            c = colours[u]
-            if c >= 0:
-                mark[c] = v
-        c = 0
-        while mark[c] == v:
-            c += 1
-        colours[v] = c
-    return np.asarray(colours, dtype=np.int64)
-
-
-def _smallest_last(n: int, indptr: list[int], indices: list[int]) -> list[int]:
-    """Matula and Beck's smallest-last ordering: repeatedly remove a vertex of least
-    degree in what remains; colour in the reverse order of removal. Linear time with
-    buckets of vertices by their remaining degree."""
-    deg = [indptr[v + 1] - indptr[v] for v in range(n)]
-    buckets: list[set[int]] = [set() for _ in range(max(deg, default=0) + 1)]
-    for v, d in enumerate(deg):
-        buckets[d].add(v)
-    removed = bytearray(n)
-    order = []
-    d = 0
-    for _ in range(n):
-        d = max(d - 1, 0)  # one removal lowers the least degree by at most one
-        while not buckets[d]:
-            d += 1
-        v = buckets[d].pop()
-        removed[v] = 1
-        order.append(v)
-        for u in indices[indptr[v]:indptr[v + 1]]:
-            if not removed[u]:
-                du = deg[u]
-                buckets[du].discard(u)
-                deg[u] = du - 1
-                buckets[du - 1].add(u)
-    order.reverse()
-    return order
 
 
 class SparseJacobian:
