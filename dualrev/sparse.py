@@ -884,7 +884,7 @@ def colour_rows(pattern: Any, order: str = "smallest_last") -> np.ndarray:
         >>> import numpy as np
         >>> from dualrev.sparse import colour_rows
         >>> print(colour_rows(np.array([[1, 1, 1], [1, 0, 0], [0, 1, 0]])))
-        [0 1 2]
+        [0 1 1]
     """
     return colour_columns(sp.csr_matrix(pattern, dtype=bool).T, order)
 

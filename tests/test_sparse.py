@@ -80,3 +80,213 @@ def test_sparse_jacobian_with_the_default_colouring_equals_the_dense_one():
     dense[np.arange(40), np.arange(40) % 30] += 0.2 * x[np.arange(40) % 30]
     np.testing.assert_allclose(J(x).toarray(), dense, rtol=1e-12, atol=1e-14)
     assert J.n_colours < 30
+
+
+# ---------------------------------------------------------------- dr.sparse.jacobian / hessian
+# Generated NumPy programs with banded, block-diagonal, arrow and random sparsity: the
+# sparse Jacobian (every mode, every format) equals dr.jacobian's, the sparse Hessian
+# dr.hessian's, and the colourings need what the pattern's structure allows.
+import warnings  # noqa: E402
+
+import dualrev as dr  # noqa: E402
+from dualrev.errors import (  # noqa: E402
+    DualrevError,
+    NonFiniteDerivativeWarning,
+    NonStructuralSparsityWarning,
+    SparsityError,
+)
+from dualrev.sparse import FORMATS, MODES, SparseJacobianFunction  # noqa: E402
+
+
+def _shift(v, k):
+    """``v`` moved by ``k`` places (zeros enter): element i reads v[i - k]."""
+    if k == 0:
+        return v
+    if abs(k) >= v.size:
+        return np.zeros(v.size) * v  # (keeps the value's dependence: none)
+    z = np.zeros(abs(k))
+    return np.concatenate([z, v[:-k]]) if k > 0 else np.concatenate([v[-k:], z])
+
+
+def banded_program(n, w, seed):
+    """Row i depends on x[i-w .. i+w] (a full band): a stencil of shifted products."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=w + 1), rng.normal(size=w + 1)
+
+    def f(x):
+        y = a[0] * np.sin(x) + b[0] * x ** 3
+        for k in range(1, w + 1):
+            y = y + a[k] * _shift(x, k) * x + b[k] * np.tanh(_shift(x, -k))
+        return y
+
+    return f
+
+
+def block_program(nb, bs, seed):
+    """``nb`` diagonal blocks of size ``bs`` (a reshape, a constant matrix per block
+    row, elementwise terms); the input is 2-d, flattened in C order."""
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(bs, bs))
+
+    def f(X):
+        return (np.tanh(X) @ W + X ** 2 * np.cos(X)).reshape(-1)
+
+    return f, (nb, bs)
+
+
+def arrow_program(n, kind, seed):
+    """A diagonal plus one dense row (``kind == "row"``: a global reduction appended to
+    the outputs) or one dense column (``"column"``: every output coupled to x[0])."""
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=n)
+
+    def f(x):
+        y = c * np.sin(x) + x ** 2
+        if kind == "row":
+            return np.concatenate([y, np.sum(np.exp(x) * c)[None]])
+        return y + c * x[0] ** 2
+
+    return f
+
+
+def random_program(m, n, per_row, seed):
+    """A random sparse constant times nonlinear terms, plus a gather of random indices."""
+    rng = np.random.default_rng(seed)
+    A = _random_pattern(m, n, min(per_row, n), seed).toarray() * rng.normal(size=(m, n))
+    idx = rng.integers(0, n, size=m)
+
+    def f(x):
+        return A @ np.exp(0.3 * x) + np.sin(x[idx]) * x[idx]
+
+    return f
+
+
+def _check_jacobian(f, x, *, rtol=1e-12):
+    dense = np.asarray(dr.jacobian(f)(x)).reshape(-1, x.size)
+    pattern = dr.sparse.jacobian_sparsity(f, x).pattern.toarray()
+    assert not (dense != 0)[~pattern].any(), "the pattern misses a non-zero"
+    scale = max(np.abs(dense).max(), 1.0)
+    for mode in ("forward", "reverse"):
+        for fmt in FORMATS:
+            J = dr.sparse.jacobian(f, mode=mode, format=fmt)(x)
+            assert J.format == fmt and J.shape == dense.shape and J.dtype == dense.dtype
+            np.testing.assert_allclose(J.toarray(), dense, rtol=rtol, atol=rtol * scale)
+    return dense
+
+
+@given(n=st.integers(1, 25), w=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_banded_jacobians_equal_the_dense_ones(n, w, seed):
+    f = banded_program(n, w, seed)
+    x = np.random.default_rng(seed).normal(size=n)
+    _check_jacobian(f, x)
+    J = dr.sparse.jacobian(f)
+    J(x)
+    assert J.n_colours <= 2 * w + 1
+    if n >= 2 * w + 1:  # a full band: one row holds 2w+1 columns, the lower bound
+        assert J.n_colours == 2 * w + 1
+
+
+@given(nb=st.integers(1, 6), bs=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_block_diagonal_jacobians_equal_the_dense_ones(nb, bs, seed):
+    f, shape = block_program(nb, bs, seed)
+    X = np.random.default_rng(seed).normal(size=shape)
+    _check_jacobian(f, X)
+    for mode in ("forward", "reverse"):
+        J = dr.sparse.jacobian(f, mode=mode)
+        J(X)
+        assert J.n_colours == bs  # blocks share no row and no column
+
+
+@given(n=st.integers(2, 25), kind=st.sampled_from(["row", "column"]),
+       seed=st.integers(0, 2**16))
+def test_arrow_jacobians_equal_the_dense_ones_and_auto_takes_the_cheap_side(n, kind, seed):
+    f = arrow_program(n, kind, seed)
+    x = np.random.default_rng(seed).normal(size=n)
+    _check_jacobian(f, x)
+    J = dr.sparse.jacobian(f)
+    J(x)
+    # a dense row costs forward mode n colours, a dense column costs reverse mode n
+    if n > 2:  # (two colours either way at n = 2: a tie goes forward)
+        assert J.mode == ("reverse" if kind == "row" else "forward")
+    assert J.n_colours == 2
+
+
+@given(m=st.integers(1, 20), n=st.integers(1, 20), per_row=st.integers(1, 4),
+       seed=st.integers(0, 2**16))
+def test_random_pattern_jacobians_equal_the_dense_ones(m, n, per_row, seed):
+    f = random_program(m, n, per_row, seed)
+    x = np.random.default_rng(seed + 1).normal(size=n)
+    _check_jacobian(f, x)
+    J = dr.sparse.jacobian(f)
+    J(x)
+    fwd, rev = colour_columns(J.sparsity.pattern), colour_columns(J.sparsity.pattern.T)
+    assert J.n_colours == min(fwd.max() + 1, rev.max() + 1)
+
+
+def _hessian_programs(n, seed):
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=n)
+    W = rng.normal(size=(2, 2))
+    A = _random_pattern(n, n, min(2, n), seed).toarray() * rng.normal(size=(n, n))
+    yield "banded", (lambda x: np.sum(c[1:] * x[1:] * x[:-1] ** 2) + np.sum(np.cos(x))
+                     + np.sum(x[2:] * x[:-2]))
+    yield "arrow", lambda x: x[0] * np.sum(np.sin(x[1:]) * c[1:]) + np.sum(x ** 3)
+    yield "random", lambda x: np.sum(np.tanh(A @ x)) + np.sum(x ** 4)
+    if n % 2 == 0:
+        yield "block", lambda x: np.sum(np.tanh(x.reshape(-1, 2) @ W) ** 2)
+
+
+@given(n=st.integers(1, 16), seed=st.integers(0, 2**16))
+def test_sparse_hessians_equal_the_dense_ones(n, seed):
+    x = np.random.default_rng(seed).normal(size=n)
+    for name, f in _hessian_programs(n, seed):
+        dense = dr.hessian(f)(x)
+        for fmt in FORMATS:
+            H = dr.sparse.hessian(f, format=fmt)
+            got = H(x)
+            assert got.format == fmt and got.shape == (n, n)
+            np.testing.assert_allclose(got.toarray(), dense, rtol=1e-12,
+                                       atol=1e-12 * max(np.abs(dense).max(), 1.0),
+                                       err_msg=name)
+        if name == "block":
+            assert H.n_colours <= 2
+
+
+def rosenbrock(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+@pytest.mark.parametrize("n", [10, 1000, 100_000])
+def test_rosenbrock_needs_three_hessian_vector_products_at_any_size(n):
+    x = np.random.default_rng(n).normal(size=n)
+    H = dr.sparse.hessian(rosenbrock)
+    got = H(x)
+    assert H.n_colours == 3 and H.passes == 1
+    # the chained Rosenbrock Hessian in closed form (tridiagonal)
+    d = np.zeros(n)
+    d[:-1] += 1200 * x[:-1] ** 2 - 400 * x[1:] + 2
+    d[1:] += 200
+    off = -400 * x[:-1]
+    expected = sp.diags([off, d, off], [-1, 0, 1], format="csr")
+    assert abs(got - expected).max() <= 1e-12 * abs(expected).max()
+    if n <= 1000:
+        np.testing.assert_allclose(got.toarray(), dr.hessian(rosenbrock)(x), rtol=1e-12)
+
+
+def test_n_d_inputs_and_outputs_are_flattened_in_c_order():
+    def f(X):
+        return np.sin(X.T) * X[0][:, None]  # (3, 2) out of (2, 3)
+
+    X = np.random.default_rng(0).normal(size=(2, 3))
+    dense = np.asarray(dr.jacobian(f)(X))  # (3, 2, 2, 3)
+    for mode in ("forward", "reverse"):
+        J = dr.sparse.jacobian(f, mode=mode)(X)
+        assert J.shape == (6, 6)
+        np.testing.assert_allclose(J.toarray(), dense.reshape(6, 6), rtol=1e-13)
+    # a scalar output is one row; a scalar input one column
+    g = dr.sparse.jacobian(lambda x: np.sum(x ** 2))(np.arange(3.0))
+    np.testing.assert_allclose(g.toarray(), [[0.0, 2.0, 4.0]])
+    h = dr.sparse.jacobian(lambda t: np.array([1.0, 2.0]) * t ** 2)(3.0)
+    np.testing.assert_allclose(h.toarray(), [[6.0], [12.0]])
+    H = dr.sparse.hessian(lambda X: np.sum(X ** 3))(np.ones((2, 2)))
+    np.testing.assert_allclose(H.toarray(), 6 * np.eye(4))
