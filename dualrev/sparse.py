@@ -236,12 +236,14 @@ class _Prepared:
         self.out_shape, self.out_kind, self.redetect = out_shape, out_kind, redetect
 
 
-def _seeds(colours: np.ndarray, n: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+def _seeds(colours: np.ndarray, n: int, shape: tuple[int, ...], dtype: Any,
+           empty: bool) -> np.ndarray:
     """One seed per colour, the sum of the basis vectors of its elements: shape
-    ``(colours,) + shape``."""
-    c = int(colours.max()) + 1 if colours.size else 0
+    ``(colours,) + shape``; none for an ``empty`` pattern (nothing to probe)."""
+    c = int(colours.max()) + 1 if colours.size and not empty else 0
     S = np.zeros((c, n), dtype=dtype)
-    S[colours, np.arange(n)] = 1
+    if c:
+        S[colours, np.arange(n)] = 1
     return S.reshape((c,) + tuple(shape))
 
 
@@ -298,8 +300,7 @@ class _SparseDerivative:
     @property
     def n_colours(self) -> int:
         """The number of seeds one evaluation pushes (0 before the first preparation)."""
-        c = self.colours
-        return int(c.max()) + 1 if c is not None and c.size else 0
+        return 0 if self._last is None else int(self._last.seeds.shape[0])
 
     def prepare(self, *args: Any, **kwargs: Any) -> Any:
         """Detect (or validate) the pattern and colour it for these arguments, without
@@ -475,10 +476,10 @@ class SparseJacobianFunction(_SparseDerivative):
             rows = colour_rows(P, self.order)
         if mode == "forward":
             colours = cols
-            seeds = _seeds(colours, n, np.shape(x), _basis_dtype(x))
+            seeds = _seeds(colours, n, np.shape(x), _basis_dtype(x), not P.nnz)
         else:
             colours = rows
-            seeds = _seeds(colours, P.shape[0], out_shape, np.float64)
+            seeds = _seeds(colours, P.shape[0], out_shape, np.float64, not P.nnz)
         return _Prepared(sparsity, mode, colours, seeds, tuple(out_shape), kind, redetect)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -564,7 +565,7 @@ class SparseHessianFunction(_SparseDerivative):
                                                        self._given.structural)
             redetect = False
         colours = colour_symmetric(sparsity.pattern, self.order)
-        seeds = _seeds(colours, n, np.shape(x), _basis_dtype(x))
+        seeds = _seeds(colours, n, np.shape(x), _basis_dtype(x), not sparsity.pattern.nnz)
         return _Prepared(sparsity, self.mode, colours, seeds, np.shape(x), "f", redetect)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
