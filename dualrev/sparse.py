@@ -58,6 +58,14 @@ class Sparsity:
 
     Args:
         found: what ``dualrev.transforms.dependencies`` found.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> s = dr.sparse.jacobian_sparsity(lambda x: x[1:] - x[:-1], np.ones(3))
+        >>> s
+        Sparsity(2x3, 4 entries, structural)
+        >>> s.shape, s.nnz, s.structural
+        ((2, 3), 4, True)
     """
 
     __slots__ = ("pattern", "notes", "structural", "out_shape", "in_shape", "out_kind")
@@ -398,6 +406,14 @@ class SparseJacobianFunction(_SparseDerivative):
     point (``sparsity.structural`` False) is detected again at every call, after a
     ``NonStructuralSparsityWarning`` at the first.
 
+    Args:
+        f: the function; see ``dualrev.sparse.jacobian``.
+        argnums: the argument to differentiate (one int).
+        sparsity: None (detect), a ``Sparsity``, or an array / sparse matrix.
+        format: ``"csr"``, ``"csc"`` or ``"coo"``.
+        mode: ``"auto"``, ``"forward"`` or ``"reverse"``.
+        order: the vertex ordering of the colouring.
+        has_aux: ``f`` returns ``(output, aux)``.
     Attributes:
         sparsity: the latest preparation's ``Sparsity`` (None before the first).
         colours: its colour per column (forward) or per row (reverse), int64.
@@ -405,6 +421,15 @@ class SparseJacobianFunction(_SparseDerivative):
         mode: the direction of the latest preparation, ``"forward"`` or ``"reverse"``
             (the requested mode before the first).
         passes: the batched evaluation passes made so far.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> f = lambda x: np.concatenate([np.sin(x), np.sum(x ** 2)[None]])
+        >>> J = dr.sparse.jacobian(f).prepare(np.zeros(50))  # detect and colour only
+        >>> J.mode, J.n_colours, J.passes  # a dense last row: reverse needs 2 colours
+        ('reverse', 2, 0)
+        >>> J(np.zeros(50)).shape, J.passes
+        ((51, 50), 1)
     """
 
     _what = "sparse.jacobian"
@@ -532,9 +557,25 @@ class SparseHessianFunction(_SparseDerivative):
     tangent per colour) and recovers every entry directly. Keys, reuse and the
     re-detection of patterns taken at a point are as ``SparseJacobianFunction``'s.
 
+    Args:
+        f: a real scalar-valued function; see ``dualrev.sparse.hessian``.
+        argnums: the argument to differentiate (one int).
+        sparsity: None (detect), a ``Sparsity``, or an (n, n) array / sparse matrix.
+        format: ``"csr"``, ``"csc"`` or ``"coo"``.
+        order: the vertex ordering of the colouring.
     Attributes:
         sparsity, colours, n_colours, passes: as ``SparseJacobianFunction``'s.
         mode: always ``"forward-over-reverse"``.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> H = dr.sparse.hessian(lambda x: np.sum(x[1:] * x[:-1] ** 2))
+        >>> print(H(np.array([1.0, 2.0, 3.0])).toarray())
+        [[4. 2. 0.]
+         [2. 6. 4.]
+         [0. 4. 0.]]
+        >>> H.n_colours, H.passes
+        (3, 1)
     """
 
     _what = "sparse.hessian"
@@ -881,6 +922,12 @@ def colour_rows(pattern: Any, order: str = "smallest_last") -> np.ndarray:
     """A colour per row such that no two rows of one colour share a nonzero column (the
     column colouring of the transpose): one cotangent per colour probes them all.
 
+    Args:
+        pattern: the (m, n) pattern, a dense array or a ``scipy.sparse`` matrix.
+        order: one of ``ORDERS``.
+    Returns:
+        An int64 array of shape ``(m,)``: the colour of each row, from 0.
+
     Example:
         >>> import numpy as np
         >>> from dualrev.sparse import colour_rows
@@ -893,6 +940,12 @@ def colour_rows(pattern: Any, order: str = "smallest_last") -> np.ndarray:
 def colour_symmetric(pattern: Any, order: str = "smallest_last") -> np.ndarray:
     """A colour per column of a symmetric pattern from which ``recover_symmetric`` finds
     every entry of ``H`` from ``H @ S`` (one Hessian-vector product per colour).
+
+    Args:
+        pattern: the symmetric (n, n) pattern.
+        order: one of ``ORDERS``.
+    Returns:
+        An int64 array of shape ``(n,)``: the colour of each column, from 0.
 
     Example:
         >>> import numpy as np
@@ -907,6 +960,13 @@ def colour_symmetric(pattern: Any, order: str = "smallest_last") -> np.ndarray:
 def recover_columns(pattern: Any, colours: np.ndarray, B: np.ndarray) -> sp.csr_matrix:
     """``J`` on ``pattern`` from ``B = J @ S`` (m x colours), ``S`` the column seeds of a
     column colouring ``colours``: entry ``(i, j)`` is ``B[i, colours[j]]``.
+
+    Args:
+        pattern: the (m, n) pattern.
+        colours: the column colouring, shape ``(n,)``.
+        B: the compressed Jacobian, shape ``(m, colours)``.
+    Returns:
+        A ``scipy.sparse.csr_matrix`` with the pattern's entries.
 
     Example:
         >>> import numpy as np
@@ -924,6 +984,13 @@ def recover_rows(pattern: Any, colours: np.ndarray, C: np.ndarray) -> sp.csr_mat
     """``J`` on ``pattern`` from ``C = W.T @ J`` (colours x n), ``W`` the row seeds of a
     row colouring ``colours``: entry ``(i, j)`` is ``C[colours[i], j]``.
 
+    Args:
+        pattern: the (m, n) pattern.
+        colours: the row colouring, shape ``(m,)``.
+        C: the compressed Jacobian, shape ``(colours, n)``.
+    Returns:
+        A ``scipy.sparse.csr_matrix`` with the pattern's entries.
+
     Example:
         >>> import numpy as np
         >>> from dualrev.sparse import recover_rows
@@ -939,6 +1006,13 @@ def recover_rows(pattern: Any, colours: np.ndarray, C: np.ndarray) -> sp.csr_mat
 def recover_symmetric(pattern: Any, colours: np.ndarray, B: np.ndarray) -> sp.csr_matrix:
     """``H`` on a symmetric ``pattern`` from ``B = H @ S`` (n x colours), ``colours`` from
     ``colour_symmetric``.
+
+    Args:
+        pattern: the symmetric (n, n) pattern.
+        colours: from ``colour_symmetric``, shape ``(n,)``.
+        B: the compressed Hessian, shape ``(n, colours)``.
+    Returns:
+        A ``scipy.sparse.csr_matrix`` with the pattern's entries.
 
     Example:
         >>> import numpy as np
