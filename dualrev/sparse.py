@@ -230,11 +230,54 @@ def _user_pattern(sparsity: Any, shape: tuple[int, int], what: str,
     return P
 
 
+class _Gather:
+    """A recovery (``recover_columns``/``rows``/``symmetric``) as a gather: which element
+    of the pass's output (``(colours, size)``, C order) each stored entry of the result
+    reads, in the result's format. Found once, by recovering from values that code
+    their own positions, and checked against a recovery from random values; a recovery
+    that is not a gather (one that solves for entries) is called at every evaluation."""
+
+    __slots__ = ("recover", "pattern", "colours", "arrange", "format", "shape", "take",
+                 "parts")
+
+    def __init__(self, recover: Callable[..., Any], pattern: sp.csr_matrix,
+                 colours: np.ndarray, c: int, size: int,
+                 arrange: Callable[[np.ndarray], np.ndarray], format: str) -> None:
+        self.recover, self.pattern, self.colours = recover, pattern, colours
+        self.arrange, self.format, self.shape = arrange, format, pattern.shape
+        code = np.arange(1, c * size + 1, dtype=np.float64).reshape(c, size)
+        R = sp.csr_matrix(recover(pattern, colours, arrange(code))).asformat(format)
+        take = np.rint(R.data).astype(np.int64) - 1
+        parts = ((R.row, R.col) if format == "coo" else (R.indices, R.indptr))
+        probe = np.random.default_rng(0).uniform(1.0, 2.0, (c, size))
+        again = sp.csr_matrix(recover(pattern, colours, arrange(probe))).asformat(format)
+        same = (R.nnz == again.nnz and np.array_equal(R.data, take + 1.0)
+                and all(np.array_equal(a, b) for a, b in zip(
+                    parts, (again.row, again.col) if format == "coo"
+                    else (again.indices, again.indptr), strict=True))
+                and np.array_equal(again.data, probe.ravel()[take]))
+        self.take = take if same else None
+        self.parts = parts
+
+    def __call__(self, out: np.ndarray) -> Any:
+        """The result from the pass's output ``out``, shape ``(colours, size)``."""
+        if self.take is None:
+            return sp.csr_matrix(self.recover(self.pattern, self.colours,
+                                              self.arrange(out))).asformat(self.format)
+        values = np.ravel(out)[self.take]
+        a, b = (p.copy() for p in self.parts)  # results must not share their structure
+        if self.format == "coo":
+            return sp.coo_matrix((values, (a, b)), shape=self.shape)
+        cls = sp.csr_matrix if self.format == "csr" else sp.csc_matrix
+        return cls((values, a, b), shape=self.shape)
+
+
 class _Prepared:
-    """One preparation: the pattern, its colouring and the seeds, for one input key."""
+    """One preparation: the pattern, its colouring, the seeds and the recovery, for one
+    input key."""
 
     __slots__ = ("sparsity", "pattern", "mode", "colours", "seeds", "out_shape",
-                 "out_kind", "redetect")
+                 "out_kind", "redetect", "gather")
 
     def __init__(self, sparsity: Sparsity, mode: str, colours: np.ndarray,
                  seeds: np.ndarray, out_shape: tuple[int, ...], out_kind: str,
@@ -242,6 +285,7 @@ class _Prepared:
         self.sparsity, self.pattern = sparsity, sparsity.pattern
         self.mode, self.colours, self.seeds = mode, colours, seeds
         self.out_shape, self.out_kind, self.redetect = out_shape, out_kind, redetect
+        self.gather: _Gather | None = None
 
 
 def _seeds(colours: np.ndarray, n: int, shape: tuple[int, ...], dtype: Any,
@@ -491,21 +535,32 @@ class SparseJacobianFunction(_SparseDerivative):
         if mode != "reverse":
             cols = colour_columns(P, self.order)
         if mode == "auto" and kind != "c":
-            rows = colour_rows(P, self.order)
             nc = int(cols.max()) + 1 if cols.size else 0
-            nr = int(rows.max()) + 1 if rows.size else 0
+            # a column's non-zeros need as many row colours: below that, rows cannot win
+            if nc > (int(np.diff(P.tocsc().indptr).max()) if P.nnz else 0):
+                rows = colour_rows(P, self.order)
+                nr = int(rows.max()) + 1 if rows.size else 0
+            else:
+                nr = nc
             mode = "reverse" if nr < nc else "forward"
         elif mode == "auto":
             mode = "forward"
         elif mode == "reverse":
             rows = colour_rows(P, self.order)
+        m = P.shape[0]
         if mode == "forward":
             colours = cols
             seeds = _seeds(colours, n, np.shape(x), _basis_dtype(x), not P.nnz)
+            gather = _Gather(recover_columns, P, colours, seeds.shape[0], m,
+                             np.transpose, self.format)
         else:
             colours = rows
-            seeds = _seeds(colours, P.shape[0], out_shape, np.float64, not P.nnz)
-        return _Prepared(sparsity, mode, colours, seeds, tuple(out_shape), kind, redetect)
+            seeds = _seeds(colours, m, out_shape, np.float64, not P.nnz)
+            gather = _Gather(recover_rows, P, colours, seeds.shape[0], n, _same,
+                             self.format)
+        st = _Prepared(sparsity, mode, colours, seeds, tuple(out_shape), kind, redetect)
+        st.gather = gather
+        return st
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         st, x = self._state(args, kwargs)
@@ -523,10 +578,10 @@ class SparseJacobianFunction(_SparseDerivative):
             _, T = _jvp_batched(g, x, st.seeds, self._what)
             B = np.reshape(np.asarray(T), (c, -1))
             _check_rows(B.shape[1], m, self._what)
-            J = recover_columns(P, st.colours, B.T)
+            J = st.gather(B)
         else:
             _, C = _vjp_batched(g, x, st.seeds, self._what)
-            J = recover_rows(P, st.colours, np.reshape(np.asarray(C), (c, n)))
+            J = st.gather(np.reshape(np.asarray(C), (c, n)))
         self.passes += c > 0
         J = self._formatted(J)
         return (J, box[0]) if self.has_aux else J
@@ -536,6 +591,10 @@ def _replace(args: tuple[Any, ...], i: int, v: Any) -> list[Any]:
     new = list(args)
     new[i] = v
     return new
+
+
+def _same(a: np.ndarray) -> np.ndarray:
+    return a
 
 
 def _check_rows(got: int, m: int, what: str) -> None:
@@ -607,7 +666,10 @@ class SparseHessianFunction(_SparseDerivative):
             redetect = False
         colours = colour_symmetric(sparsity.pattern, self.order)
         seeds = _seeds(colours, n, np.shape(x), _basis_dtype(x), not sparsity.pattern.nnz)
-        return _Prepared(sparsity, self.mode, colours, seeds, np.shape(x), "f", redetect)
+        st = _Prepared(sparsity, self.mode, colours, seeds, np.shape(x), "f", redetect)
+        st.gather = _Gather(recover_symmetric, sparsity.pattern, colours, seeds.shape[0], n,
+                            np.transpose, self.format)
+        return st
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         st, x = self._state(args, kwargs)
@@ -622,9 +684,9 @@ class SparseHessianFunction(_SparseDerivative):
             gradient(*args, **kwargs)  # f is checked (a real scalar) as when c > 0
             return self._formatted(sp.csr_matrix((n, n), dtype=_basis_dtype(x)))
         _, T = _jvp_batched(g, x, st.seeds, self._what)
-        H = recover_symmetric(st.pattern, st.colours, np.reshape(np.asarray(T), (c, n)).T)
+        H = st.gather(np.reshape(np.asarray(T), (c, n)))
         self.passes += 1
-        return self._formatted(H)
+        return H
 
 
 def jacobian(f: Callable[..., Any], argnums: int = 0, *, sparsity: Any = None,
