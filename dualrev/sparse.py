@@ -21,6 +21,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+# the colourings live in colouring.py; these names are dualrev.sparse's too
+from .colouring import ORDERS as ORDERS
+from .colouring import colour_columns as colour_columns
+from .colouring import colour_rows as colour_rows
+from .colouring import colour_symmetric as colour_symmetric
+from .colouring import recover_columns as recover_columns
+from .colouring import recover_rows as recover_rows
+from .colouring import recover_symmetric as recover_symmetric
 from .errors import NonStructuralSparsityWarning, SparsityError
 from .primitive import Tracer, concrete
 from .transforms import (
@@ -479,7 +487,7 @@ class SparseJacobianFunction(_SparseDerivative):
     _what = "sparse.jacobian"
 
     def __init__(self, f: Callable[..., Any], argnums: int = 0, *, sparsity: Any = None,
-                 format: str = "csr", mode: str = "auto", order: str = "smallest_last",
+                 format: str = "csr", mode: str = "auto", order: str = "best",
                  has_aux: bool = False) -> None:
         if mode not in MODES:
             raise SparsityError(f"dualrev.sparse.jacobian: mode must be one of {MODES}, "
@@ -551,15 +559,15 @@ class SparseJacobianFunction(_SparseDerivative):
         if mode == "forward":
             colours = cols
             seeds = _seeds(colours, n, np.shape(x), _basis_dtype(x), not P.nnz)
-            gather = _Gather(recover_columns, P, colours, seeds.shape[0], m,
-                             np.transpose, self.format)
         else:
             colours = rows
             seeds = _seeds(colours, m, out_shape, np.float64, not P.nnz)
-            gather = _Gather(recover_rows, P, colours, seeds.shape[0], n, _same,
-                             self.format)
         st = _Prepared(sparsity, mode, colours, seeds, tuple(out_shape), kind, redetect)
-        st.gather = gather
+        if seeds.shape[0]:  # (an empty pattern needs no pass and no recovery)
+            st.gather = (_Gather(recover_columns, P, colours, seeds.shape[0], m,
+                                 np.transpose, self.format) if mode == "forward" else
+                         _Gather(recover_rows, P, colours, seeds.shape[0], n, _same,
+                                 self.format))
         return st
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -578,10 +586,10 @@ class SparseJacobianFunction(_SparseDerivative):
             _, T = _jvp_batched(g, x, st.seeds, self._what)
             B = np.reshape(np.asarray(T), (c, -1))
             _check_rows(B.shape[1], m, self._what)
-            J = st.gather(B)
+            J = st.gather(B)  # type: ignore[misc]
         else:
             _, C = _vjp_batched(g, x, st.seeds, self._what)
-            J = st.gather(np.reshape(np.asarray(C), (c, n)))
+            J = st.gather(np.reshape(np.asarray(C), (c, n)))  # type: ignore[misc]
         self.passes += c > 0
         J = self._formatted(J)
         return (J, box[0]) if self.has_aux else J
@@ -641,7 +649,7 @@ class SparseHessianFunction(_SparseDerivative):
     mode = "forward-over-reverse"
 
     def __init__(self, f: Callable[..., Any], argnums: int = 0, *, sparsity: Any = None,
-                 format: str = "csr", order: str = "smallest_last") -> None:
+                 format: str = "csr", order: str = "best") -> None:
         super().__init__(f, argnums, sparsity, format, order, False)
 
     def _detect(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Sparsity:
@@ -667,8 +675,9 @@ class SparseHessianFunction(_SparseDerivative):
         colours = colour_symmetric(sparsity.pattern, self.order)
         seeds = _seeds(colours, n, np.shape(x), _basis_dtype(x), not sparsity.pattern.nnz)
         st = _Prepared(sparsity, self.mode, colours, seeds, np.shape(x), "f", redetect)
-        st.gather = _Gather(recover_symmetric, sparsity.pattern, colours, seeds.shape[0], n,
-                            np.transpose, self.format)
+        if seeds.shape[0]:
+            st.gather = _Gather(recover_symmetric, sparsity.pattern, colours,
+                                seeds.shape[0], n, np.transpose, self.format)
         return st
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -684,13 +693,13 @@ class SparseHessianFunction(_SparseDerivative):
             gradient(*args, **kwargs)  # f is checked (a real scalar) as when c > 0
             return self._formatted(sp.csr_matrix((n, n), dtype=_basis_dtype(x)))
         _, T = _jvp_batched(g, x, st.seeds, self._what)
-        H = st.gather(np.reshape(np.asarray(T), (c, n)))
+        H = st.gather(np.reshape(np.asarray(T), (c, n)))  # type: ignore[misc]
         self.passes += 1
         return H
 
 
 def jacobian(f: Callable[..., Any], argnums: int = 0, *, sparsity: Any = None,
-             format: str = "csr", mode: str = "auto", order: str = "smallest_last",
+             format: str = "csr", mode: str = "auto", order: str = "best",
              has_aux: bool = False) -> SparseJacobianFunction:
     """``f``'s Jacobian in argument ``argnums`` as a ``scipy.sparse`` matrix, computed
     from its structural sparsity pattern and a colouring in one batched pass.
@@ -738,7 +747,7 @@ def jacobian(f: Callable[..., Any], argnums: int = 0, *, sparsity: Any = None,
 
 
 def hessian(f: Callable[..., Any], argnums: int = 0, *, sparsity: Any = None,
-            format: str = "csr", order: str = "smallest_last") -> SparseHessianFunction:
+            format: str = "csr", order: str = "best") -> SparseHessianFunction:
     """Scalar ``f``'s Hessian in argument ``argnums`` as a ``scipy.sparse`` matrix of
     shape ``(n, n)``, ``n = args[argnums].size``: one batched pass of Hessian-vector
     products (forward over reverse), one per colour of a symmetric (star) colouring of its
@@ -824,94 +833,6 @@ def detect_sparsity(f: Callable[..., Any], x: Any, *, block: int | None = None,
     return sp.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(m, n))
 
 
-#: the vertex orderings colour_columns takes
-ORDERS = ("smallest_last", "largest_first", "natural")
-
-
-def colour_columns(pattern: Any, order: str = "smallest_last") -> np.ndarray:
-    """A colour per column such that no two columns of one colour share a nonzero row:
-    a greedy colouring of the column intersection graph in the given vertex ``order``.
-    The number of colours is ``colours.max() + 1``.
-
-    Columns of one colour can be probed by one tangent (the sum of their basis vectors):
-    each entry of the compressed product belongs to exactly one of them. The ordering
-    decides how many colours greedy needs: ``"smallest_last"`` (Matula and Beck: the
-    vertex of least remaining degree removed first, coloured last) is the default, as
-    the sparse-derivative literature recommends (Gebremedhin, Manne and Pothen, SIAM
-    Review 2005); ``"largest_first"`` orders by degree; ``"natural"`` takes the columns
-    in turn. All three need 3 colours on a tridiagonal pattern.
-
-    Args:
-        pattern: the (m, n) nonzero pattern, a dense array or a ``scipy.sparse`` matrix.
-        order: one of ``ORDERS``.
-    Returns:
-        An int64 array of shape ``(n,)``: the colour of each column, from 0.
-    Raises:
-        ValueError: an unknown ``order``.
-    Example:
-        >>> import numpy as np
-        >>> from dualrev.sparse import colour_columns
-        >>> c = colour_columns(np.eye(5) + np.eye(5, k=1) + np.eye(5, k=-1))
-        >>> int(c.max()) + 1
-        3
-    """
-    if order not in ORDERS:
-        raise ValueError(f"colour_columns: order must be one of {ORDERS}, got {order!r}")
-    P = sp.csc_matrix(pattern, dtype=bool)
-    n = P.shape[1]
-    conflict = (P.T @ P).tocsr()  # columns sharing at least one row (and each itself)
-    conflict.setdiag(False)
-    conflict.eliminate_zeros()
-    indptr = conflict.indptr.tolist()
-    indices = conflict.indices.tolist()
-    if order == "natural":
-        seq: Any = range(n)
-    elif order == "largest_first":
-        seq = np.argsort(-np.diff(conflict.indptr), kind="stable").tolist()
-    else:
-        seq = _smallest_last(n, indptr, indices)
-    colours = [-1] * n
-    mark = [-1] * (n + 1)  # mark[c] == v: colour c is taken by a neighbour of v
-    for v in seq:
-        for u in indices[indptr[v]:indptr[v + 1]]:
-            c = colours[u]
-            if c >= 0:
-                mark[c] = v
-        c = 0
-        while mark[c] == v:
-            c += 1
-        colours[v] = c
-    return np.asarray(colours, dtype=np.int64)
-
-
-def _smallest_last(n: int, indptr: list[int], indices: list[int]) -> list[int]:
-    """Matula and Beck's smallest-last ordering: repeatedly remove a vertex of least
-    degree in what remains; colour in the reverse order of removal. Linear time with
-    buckets of vertices by their remaining degree."""
-    deg = [indptr[v + 1] - indptr[v] for v in range(n)]
-    buckets: list[set[int]] = [set() for _ in range(max(deg, default=0) + 1)]
-    for v, d in enumerate(deg):
-        buckets[d].add(v)
-    removed = bytearray(n)
-    order = []
-    d = 0
-    for _ in range(n):
-        d = max(d - 1, 0)  # one removal lowers the least degree by at most one
-        while not buckets[d]:
-            d += 1
-        v = buckets[d].pop()
-        removed[v] = 1
-        order.append(v)
-        for u in indices[indptr[v]:indptr[v + 1]]:
-            if not removed[u]:
-                du = deg[u]
-                buckets[du].discard(u)
-                deg[u] = du - 1
-                buckets[du - 1].add(u)
-    order.reverse()
-    return order
-
-
 class SparseJacobian:
     """``J(x)`` as a ``scipy.sparse.csr_matrix``, computed with one vectorised forward
     pass of ``n_colours`` tangents. ``pattern`` is an (m, n) array or sparse matrix of the
@@ -974,114 +895,3 @@ class SparseJacobian:
         compressed = np.reshape(np.asarray(t), (self.n_colours, -1))  # (colours, m)
         values = compressed[self.colours[self._cols], self._rows]
         return sp.csr_matrix((values, (self._rows, self._cols)), shape=self.pattern.shape)
-
-
-# ---------------------------------------------------------------- until dualrev/colouring.py
-# Row, symmetric and recovery functions under the names dualrev/colouring.py will give
-# them; the symmetric colouring here is the distance-2 column colouring, valid for
-# direct recovery (a star colouring needs fewer colours on some patterns).
-def colour_rows(pattern: Any, order: str = "smallest_last") -> np.ndarray:
-    """A colour per row such that no two rows of one colour share a nonzero column (the
-    column colouring of the transpose): one cotangent per colour probes them all.
-
-    Args:
-        pattern: the (m, n) pattern, a dense array or a ``scipy.sparse`` matrix.
-        order: one of ``ORDERS``.
-    Returns:
-        An int64 array of shape ``(m,)``: the colour of each row, from 0.
-
-    Example:
-        >>> import numpy as np
-        >>> from dualrev.sparse import colour_rows
-        >>> print(colour_rows(np.array([[1, 1, 1], [1, 0, 0], [0, 1, 0]])))
-        [0 1 1]
-    """
-    return colour_columns(sp.csr_matrix(pattern, dtype=bool).T, order)
-
-
-def colour_symmetric(pattern: Any, order: str = "smallest_last") -> np.ndarray:
-    """A colour per column of a symmetric pattern from which ``recover_symmetric`` finds
-    every entry of ``H`` from ``H @ S`` (one Hessian-vector product per colour).
-
-    Args:
-        pattern: the symmetric (n, n) pattern.
-        order: one of ``ORDERS``.
-    Returns:
-        An int64 array of shape ``(n,)``: the colour of each column, from 0.
-
-    Example:
-        >>> import numpy as np
-        >>> from dualrev.sparse import colour_symmetric
-        >>> P = np.eye(6) + np.eye(6, k=1) + np.eye(6, k=-1)
-        >>> int(colour_symmetric(P).max()) + 1
-        3
-    """
-    return colour_columns(pattern, order)
-
-
-def recover_columns(pattern: Any, colours: np.ndarray, B: np.ndarray) -> sp.csr_matrix:
-    """``J`` on ``pattern`` from ``B = J @ S`` (m x colours), ``S`` the column seeds of a
-    column colouring ``colours``: entry ``(i, j)`` is ``B[i, colours[j]]``.
-
-    Args:
-        pattern: the (m, n) pattern.
-        colours: the column colouring, shape ``(n,)``.
-        B: the compressed Jacobian, shape ``(m, colours)``.
-    Returns:
-        A ``scipy.sparse.csr_matrix`` with the pattern's entries.
-
-    Example:
-        >>> import numpy as np
-        >>> from dualrev.sparse import recover_columns
-        >>> print(recover_columns(np.eye(2), np.array([0, 0]), np.array([[2.0], [3.0]])).toarray())
-        [[2. 0.]
-         [0. 3.]]
-    """
-    P = sp.coo_matrix(pattern, dtype=bool)
-    values = np.asarray(B)[P.row, np.asarray(colours)[P.col]]
-    return sp.csr_matrix((values, (P.row, P.col)), shape=P.shape)
-
-
-def recover_rows(pattern: Any, colours: np.ndarray, C: np.ndarray) -> sp.csr_matrix:
-    """``J`` on ``pattern`` from ``C = W.T @ J`` (colours x n), ``W`` the row seeds of a
-    row colouring ``colours``: entry ``(i, j)`` is ``C[colours[i], j]``.
-
-    Args:
-        pattern: the (m, n) pattern.
-        colours: the row colouring, shape ``(m,)``.
-        C: the compressed Jacobian, shape ``(colours, n)``.
-    Returns:
-        A ``scipy.sparse.csr_matrix`` with the pattern's entries.
-
-    Example:
-        >>> import numpy as np
-        >>> from dualrev.sparse import recover_rows
-        >>> print(recover_rows(np.eye(2), np.array([0, 0]), np.array([[2.0, 3.0]])).toarray())
-        [[2. 0.]
-         [0. 3.]]
-    """
-    P = sp.coo_matrix(pattern, dtype=bool)
-    values = np.asarray(C)[np.asarray(colours)[P.row], P.col]
-    return sp.csr_matrix((values, (P.row, P.col)), shape=P.shape)
-
-
-def recover_symmetric(pattern: Any, colours: np.ndarray, B: np.ndarray) -> sp.csr_matrix:
-    """``H`` on a symmetric ``pattern`` from ``B = H @ S`` (n x colours), ``colours`` from
-    ``colour_symmetric``.
-
-    Args:
-        pattern: the symmetric (n, n) pattern.
-        colours: from ``colour_symmetric``, shape ``(n,)``.
-        B: the compressed Hessian, shape ``(n, colours)``.
-    Returns:
-        A ``scipy.sparse.csr_matrix`` with the pattern's entries.
-
-    Example:
-        >>> import numpy as np
-        >>> from dualrev.sparse import recover_symmetric
-        >>> H = recover_symmetric(np.eye(2), np.array([0, 0]), np.array([[2.0], [3.0]]))
-        >>> print(H.toarray())
-        [[2. 0.]
-         [0. 3.]]
-    """
-    return recover_columns(pattern, colours, B)

@@ -64,7 +64,7 @@ def test_smallest_last_needs_fewer_colours_on_random_patterns():
 
 def test_unknown_order_refused():
     with pytest.raises(ValueError, match="order must be one of"):
-        colour_columns(np.eye(3), "dsatur")
+        colour_columns(np.eye(3), "random")
 
 
 def test_sparse_jacobian_with_the_default_colouring_equals_the_dense_one():
