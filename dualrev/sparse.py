@@ -166,6 +166,9 @@ def hessian_sparsity(f: Callable[..., Any], *args: Any, argnums: int = 0) -> Spa
     return Sparsity(found)
 
 
+#: preparations kept per function object (the most recently used ones)
+CACHE_SIZE = 8
+
 #: the directions ``jacobian`` takes: one batched JVP pass of column colours, one batched
 #: VJP pass of row colours, or whichever needs fewer colours (ties go forward)
 MODES = ("auto", "forward", "reverse")
@@ -278,6 +281,12 @@ class _Gather:
             return sp.coo_matrix((values, (a, b)), shape=self.shape)
         cls = sp.csr_matrix if self.format == "csr" else sp.csc_matrix
         return cls((values, a, b), shape=self.shape)
+
+
+def _same_pattern(found: Sparsity, st: _Prepared) -> bool:
+    P = st.pattern
+    return (found.shape == P.shape and found.nnz == P.nnz
+            and not (found.pattern != P).nnz)
 
 
 class _Prepared:
@@ -394,17 +403,33 @@ class _SparseDerivative:
     def _state(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[_Prepared, Any]:
         x = self._check_args(args, kwargs)
         key = _point_key(args, kwargs, self.argnums, self._given is not None)
-        st = self._cache.get(key)
-        if st is None:
-            st = self._prepare(args, kwargs, x, warn=True)
-            self._cache[key] = st
-        elif st.redetect:  # a pattern taken at a point: the branch here may differ
-            found = self._detect(args, kwargs)
-            if found.shape != st.pattern.shape or (found.pattern != st.pattern).nnz:
-                st = self._prepare(args, kwargs, x, warn=False, found=found)
-                self._cache[key] = st
+        st = self._cache.pop(key, None)
+        if st is None or st.redetect:  # (a pattern taken at a point: the branch may differ)
+            found = None if self._given is not None else self._detect(args, kwargs)
+            if st is None or found is None or not _same_pattern(found, st):
+                st = (self._shared(found, x) if found is not None else None) or \
+                    self._prepare(args, kwargs, x, warn=st is None, found=found)
+        self._cache[key] = st  # the most recent last; the oldest goes beyond CACHE_SIZE
+        while len(self._cache) > CACHE_SIZE:
+            del self._cache[next(iter(self._cache))]
         self._last = st
         return st, x
+
+    def _shared(self, found: Sparsity, x: Any) -> _Prepared | None:
+        """A preparation for ``found`` that shares the colouring of a kept one with the
+        same pattern (another key: other constants that give the same pattern), or None."""
+        for st in reversed(self._cache.values()):
+            forward = st.mode != "reverse"  # (reverse seeds: the output's shape, float64)
+            if (_same_pattern(found, st) and st.out_shape == (found.out_shape or st.out_shape)
+                    and (not forward or (st.seeds.dtype == _basis_dtype(x)
+                                         and st.seeds.shape[1:] == np.shape(x)))):
+                if found.structural != st.sparsity.structural:
+                    continue  # (the warning and re-detection follow the notes)
+                new = _Prepared(found, st.mode, st.colours, st.seeds, st.out_shape,
+                                st.out_kind, st.redetect)
+                new.gather = st.gather
+                return new
+        return None
 
     def _with(self, args: tuple[Any, ...], kwargs: dict[str, Any],
               box: list[Any] | None = None) -> Callable[[Any], Any]:

@@ -490,3 +490,27 @@ def test_the_function_object_reads_like_f():
     assert J.__name__ == "residuals" and J.__doc__ == "Docs of residuals."
     J(np.ones(2))
     assert "n_colours=1" in repr(J) and "mode='forward'" in repr(J)
+
+
+def test_new_constants_with_the_same_pattern_reuse_the_colouring_and_the_cache_is_bounded():
+    # f(x, t) in a time loop: each t is a new key (its value could shape the pattern), so
+    # the pattern is detected again, but the colouring of an equal pattern is shared
+    def f(x, t):
+        return np.sin(t * x[1:]) * x[:-1]
+
+    x = np.linspace(0.1, 1.0, 30)
+    for mode in ("forward", "reverse"):
+        J = dr.sparse.jacobian(f, mode=mode)
+        J(x, 0.0 + 1.0)
+        colours = J.colours
+        for k in range(20):
+            t = 1.0 + 0.1 * k
+            np.testing.assert_allclose(J(x, t).toarray(), dr.jacobian(f)(x, t), rtol=1e-13)
+            assert J.colours is colours
+        assert len(J._cache) == dr.sparse.CACHE_SIZE and J.passes == 21
+    # another pattern for another constant: coloured afresh
+    J = dr.sparse.jacobian(lambda x, k: x[k:] * 2.0)
+    J(x, 1)
+    first = J.colours
+    np.testing.assert_allclose(J(x, 3).toarray(), dr.jacobian(lambda x: x[3:] * 2.0)(x))
+    assert J.colours is not first and J.sparsity.shape == (27, 30)
