@@ -666,8 +666,8 @@ class SparseHessianFunction(_SparseDerivative):
         [[4. 2. 0.]
          [2. 6. 4.]
          [0. 4. 0.]]
-        >>> H.n_colours, H.passes
-        (3, 1)
+        >>> H.n_colours, H.passes  # a star colouring: the middle column, then the ends
+        (2, 1)
     """
 
     _what = "sparse.hessian"
@@ -801,8 +801,8 @@ def hessian(f: Callable[..., Any], argnums: int = 0, *, sparsity: Any = None,
         [[6. 1. 0.]
          [1. 6. 1.]
          [0. 1. 6.]]
-        >>> H.n_colours
-        3
+        >>> H.n_colours  # a star colouring: the middle column, then the ends
+        2
     """
     return SparseHessianFunction(f, argnums, sparsity=sparsity, format=format, order=order)
 
