@@ -234,8 +234,12 @@ def _user_pattern(sparsity: Any, shape: tuple[int, int], what: str,
             f"function's {'Hessian' if symmetric else 'Jacobian'} here has shape {shape} "
             "(output elements x input elements, both flattened in C order). Pass a pattern "
             "of that shape, or sparsity=None to detect it.")
-    P = sp.csr_matrix(P, dtype=bool)
-    P.eliminate_zeros()
+    if sp.issparse(P):  # its stored entries, explicit zeros too (as SciPy's jac_sparsity)
+        Q = sp.csr_matrix(P)
+        Q.sum_duplicates()
+        P = sp.csr_matrix((np.ones(Q.nnz, dtype=bool), Q.indices, Q.indptr), shape=Q.shape)
+    else:
+        P = sp.csr_matrix(np.asarray(P) != 0)
     if symmetric:  # a Hessian is symmetric: a one-sided pattern would miss entries
         P = sp.csr_matrix(P + P.T, dtype=bool)
     return P
