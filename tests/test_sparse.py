@@ -477,3 +477,22 @@ def test_a_given_sparse_pattern_counts_its_stored_entries_explicit_zeros_too():
                                dr.jacobian(f)(x))
     # a dense array's zeros are not entries
     assert dr.sparse.jacobian(f, sparsity=np.eye(2)).prepare(x).sparsity.nnz == 2
+
+
+@pytest.mark.parametrize("order", ["natural", "smallest_last", "dsatur"])
+def test_the_order_reaches_the_colouring(order):
+    f = random_program(30, 25, 3, seed=11)
+    x = np.random.default_rng(11).normal(size=25)
+    for mode in ("forward", "reverse"):
+        J = dr.sparse.jacobian(f, mode=mode, order=order)
+        np.testing.assert_allclose(J(x).toarray(), dr.jacobian(f)(x), rtol=1e-12)
+        P = J.sparsity.pattern
+        expected = colour_columns(P if mode == "forward" else P.T, order)
+        np.testing.assert_array_equal(J.colours, expected)
+    g = _hessian_programs(12, seed=4)
+    for name, h in g:
+        H = dr.sparse.hessian(h, order=order)
+        np.testing.assert_allclose(H(x[:12]).toarray(), dr.hessian(h)(x[:12]), rtol=1e-12,
+                                   atol=1e-12, err_msg=name)
+        np.testing.assert_array_equal(
+            H.colours, dr.sparse.colour_symmetric(H.sparsity.pattern, order))
