@@ -40,6 +40,9 @@ _BEST_STAR = ("natural", "largest_first", "incidence_degree", "dsatur")
 #: entries (DSATUR takes about 1.6 s on 4·10^5 of them on the shared 2-core machine); on
 #: larger ones a valid cyclic star colouring is kept without trying greedy ones
 BEST_LIMIT = 200_000
+#: a vertex of more neighbours than this and ten times the median is a hub, which
+#: colour_symmetric's "best" gives a colour of its own
+HUB_DEGREE = 32
 # Culberson's iterated greedy passes "best" runs on a distance-2 colouring at most
 _RECOLOUR_PASSES = 8
 
@@ -510,11 +513,14 @@ def colour_symmetric(pattern: Any, order: str = "best") -> np.ndarray:
     13-point one (the Hessian of a sum of squares of 5-point residuals) 13; a
     distance-2 colouring would need n for an arrow. ``order`` is the order vertices are
     coloured in greedily (``"dsatur"``: the order DSATUR colours the graph in).
-    ``"best"`` (default) first tries lattice colourings (as ``colour_columns``) from the
-    lower bound up (1 without edges, 2, or 3 with a path on four vertices), keeps one at
-    the bound, and on graphs of more than ``BEST_LIMIT`` adjacency entries keeps any;
-    otherwise it also runs the greedy colouring in smallest-last order and, on graphs
-    up to ``BEST_LIMIT``, in the other orders, and keeps the fewest colours.
+    ``"best"`` (default) gives each *hub* (a vertex of more than ``HUB_DEGREE``
+    neighbours and ten times the median, as a global parameter makes) a colour of its
+    own and colours the rest without them (a colour used once lies on no two-coloured
+    path); it tries lattice colourings (as ``colour_columns``) from the lower bound up (1
+    without edges, 2, or 3 with a path on four vertices), keeps one at the bound, and
+    on graphs of more than ``BEST_LIMIT`` adjacency entries keeps the first found;
+    otherwise it also runs the greedy colouring in smallest-last order and, on graphs up
+    to ``BEST_LIMIT``, in the other orders, and keeps the fewest colours.
 
     Args:
         pattern: the (n, n) pattern: a dense array (its non-zeros) or a
@@ -547,9 +553,24 @@ def colour_symmetric(pattern: Any, order: str = "best") -> np.ndarray:
     # a lower bound: 1 without edges, 2 with one, 3 with a path on four vertices
     bound = 1 if not indices_a.size else 3 if _has_path4(indptr_a, indices_a) else 2
     S = _csr(P + P.T, "colour_symmetric")
-    widest = int(np.diff(indptr_a).max()) + 1
+    deg = np.diff(indptr_a)
+    widest = int(deg.max()) + 1
     large = indices_a.size > BEST_LIMIT
     best = None
+    hubs = deg > max(HUB_DEGREE, 10 * int(np.median(deg)))
+    if hubs.any() and not hubs.all():
+        # vertices adjacent to (nearly) all others, as a global parameter makes: each
+        # its own colour, the rest coloured without them. A colour used once lies on no
+        # two-coloured path, so paths through a hub need nothing more: an arrow takes
+        # 2 colours, an arrow around a band the band's and 1
+        rest = np.flatnonzero(~hubs)
+        inner = colour_symmetric(S[rest][:, rest], "best")
+        split = np.empty(n, dtype=np.int64)
+        split[rest] = inner
+        split[hubs] = inner.max(initial=-1) + 1 + np.arange(int(hubs.sum()))
+        if large:
+            return split
+        best = split.tolist()
     # vertices taken cyclically: a band of half-width w takes 2w + 1 colours so
     cyclic = _cyclic(S, range(bound, min(widest, bound + 16) + 1), _is_star)
     if cyclic is not None:
@@ -557,15 +578,16 @@ def colour_symmetric(pattern: Any, order: str = "best") -> np.ndarray:
             # optimal (tridiagonal patterns); or on a large graph, where greedy orders
             # find no fewer on bands and stencils, at seconds' cost
             return cyclic
-        best = cyclic.tolist()
+        if best is None or cyclic.max() < max(best):
+            best = cyclic.tolist()
     indptr, indices = indptr_a.tolist(), indices_a.tolist()
     tries = ("smallest_last",) + (() if large else _BEST_STAR)
     for other in tries:
+        if best is not None and max(best) + 1 <= bound:
+            break
         c = _star(n, indptr, indices, _order(other, n, indptr, indices))
         if best is None or max(c) < max(best):
             best = c
-        if max(best) + 1 <= bound:
-            break
     return np.asarray(best, dtype=np.int64)
 
 

@@ -238,6 +238,20 @@ def test_counts_on_block_and_arrow_patterns():
     rows, cols = colouring._entries(colouring._csr(arrow(300, 1), "t"))
     assert colouring._is_star(rows, cols, c, 4)
     assert _is_star(arrow(11, 1), colour_symmetric(arrow(11, 1)))
+    # at 10^5 and with several hubs (global parameters): each hub its own colour
+    for w, k in ((0, 2), (1, 4)):
+        A = arrow(100_000, w)
+        c = colour_symmetric(A)
+        rows, cols = colouring._entries(A)
+        assert _k(c) == k and colouring._is_star(rows, cols, c, k)
+    A = arrow(600, 1).tolil()
+    A[:3, :] = True
+    A[:, :3] = True
+    A = sp.csr_matrix(A)
+    c = colour_symmetric(A)
+    rows, cols = colouring._entries(A)
+    # 4 hubs (the arrow's and 3 more), the band's 3
+    assert _k(c) == 7 and colouring._is_star(rows, cols, c, 7)
     # a diagonal: 1; no entries at all: 1 colour per column (nothing to share)
     assert _k(colour_symmetric(sp.eye(50))) == 1
     assert _k(colour_columns(np.zeros((3, 4), bool))) == 1
