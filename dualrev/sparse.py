@@ -204,6 +204,7 @@ def _point_key(args: tuple[Any, ...], kwargs: dict[str, Any], argnums: int,
                fixed: bool) -> Any:
     """The key a preparation is kept under: the differentiated argument's shape and
     dtype, and (unless the pattern was given) the other arguments' fingerprints."""
+    argnums %= len(args)  # (a negative argnums counts from the end)
     x = args[argnums]
     key: tuple[Any, ...] = (np.shape(x), np.result_type(x).str)
     if not fixed:

@@ -367,9 +367,13 @@ def test_has_aux_and_keywords():
         dr.sparse.jacobian(lambda x: x, has_aux=True)(x)
     H = dr.sparse.hessian(lambda x, *, p: np.sum(x ** 3) * p)
     np.testing.assert_allclose(H(x, p=2.0).toarray(), np.diag(12.0 * x))
-    # argnums picks another argument
-    Jy = dr.sparse.jacobian(lambda a, y: a * np.sin(y), argnums=1)(2.0, x)
-    np.testing.assert_allclose(Jy.toarray(), np.diag(2.0 * np.cos(x)))
+    # argnums picks another argument (negative: from the end, as in dr.jacobian)
+    for i in (1, -1):
+        Jy = dr.sparse.jacobian(lambda a, y: a * np.sin(y), argnums=i)
+        np.testing.assert_allclose(Jy(2.0, x).toarray(), np.diag(2.0 * np.cos(x)))
+        np.testing.assert_allclose(Jy(3.0, x + 1).toarray(), np.diag(3.0 * np.cos(x + 1)))
+        Jy(3.0, x + 2)
+        assert len(Jy._cache) == 2  # a new a is a new key; a new y is not
 
 
 def test_refusals_name_the_rewrite():
