@@ -209,8 +209,8 @@ def _point_key(args: tuple[Any, ...], kwargs: dict[str, Any], argnums: int,
     key: tuple[Any, ...] = (np.shape(x), np.result_type(x).str)
     if not fixed:
         others = [a for i, a in enumerate(args) if i != argnums]
-        leaves = tree_flatten((others, sorted(kwargs.items())))[0]
-        key += tuple(_fingerprint(v) for v in leaves)
+        leaves, structure = tree_flatten((others, sorted(kwargs.items())))
+        key += (structure, *(_fingerprint(v) for v in leaves))
     return key
 
 
