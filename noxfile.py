@@ -4,7 +4,8 @@
   resolves for it (what a user installing dualrev gets).
 - ``oldest``: the floors of pyproject.toml (numpy 2.0.0, scipy 1.15.0) on Python 3.10.
 - ``newest``: numpy 2.5.x and scipy 1.18.x (no wheels for Python < 3.12) on 3.13.
-- ``jax``: the tests marked ``jax`` (dualrev against JAX in x64), with JAX installed.
+- ``jax``: the tests marked ``jax`` (dualrev against JAX in x64), with JAX installed, and
+  those marked ``peers`` (the live comparison of colourings with networkx).
 - ``noshortcuts``: the suite with every hot-path shortcut off (``DUALREV_SHORTCUTS=0``,
   see dualrev/config.py), so that the plain path is tested on its own.
 - ``lint``: ``ruff check``.
@@ -24,6 +25,7 @@ OLDEST = {"python": "3.10", "numpy": "2.0.0", "scipy": "1.15.0"}
 NEWEST = {"python": "3.13", "numpy": "2.5.*", "scipy": "1.18.*"}
 JAX = {"python": "3.11", "jax": "0.10.2"}  # as in the development environment
 RUFF = "0.17.6"
+NETWORKX = "3.6.1"  # the live colouring comparison (tests marked peers)
 
 # pyenv's interpreters are not on PATH unless pyenv selects them: put each one's bin
 # folder there, so that nox finds python3.10 ... python3.13 by name.
@@ -78,9 +80,10 @@ def noshortcuts(session: nox.Session) -> None:
 @nox.session(python=JAX["python"])
 def jax(session: nox.Session) -> None:
     """The tests that compare dualrev with JAX (64-bit floats, CPU)."""
-    session.install("-e", ".[test]", f"jax=={JAX['jax']}", f"jaxlib=={JAX['jax']}")
+    session.install("-e", ".[test]", f"jax=={JAX['jax']}", f"jaxlib=={JAX['jax']}",
+                    f"networkx=={NETWORKX}")
     session.env.update({"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"})
-    _pytest(session, "-m", "jax")
+    _pytest(session, "-m", "jax or peers")
 
 
 @nox.session

@@ -15,12 +15,15 @@ table), re-exported here.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse as sps
 import scipy.special as sc
 
+from .. import pattern_rules
 from ..batching import batch_traces, on_plain_values, rebatch, stacked_rule, without_derivatives
 from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
@@ -210,6 +213,46 @@ solve_triangular_p = transpose_jvp(
     .defjvp(_solve_tri_jvp_a, _solve_tri_jvp_b))
 
 
+def _solve_tri_pattern(deps: Any, ans: Any, a: Any, b: Any, trans: str, lower: bool,
+                       unit_diagonal: bool) -> Any:
+    """x = op(T)^-1 b for the triangle T of ``a`` that SciPy reads: with a lower op(T),
+    ``x[i]`` depends on ``b[:i + 1]`` and on op(T)'s rows ``0..i`` (the reverse for an
+    upper one); a constant ``a`` narrows ``b``'s part to its structural inverse."""
+    da, db = deps
+    n = shape_of(a)[-1]
+    low = lower if trans == "N" else not lower
+    tri = np.tril(np.ones((n, n), dtype=bool)) if low else np.triu(np.ones((n, n), dtype=bool))
+    out = None
+    if db is not None and db.nnz:
+        S = sps.csr_matrix(tri)
+        if da is None:
+            t = (np.tril if lower else np.triu)(np.asarray(a) != 0)
+            if unit_diagonal:
+                t = t | np.eye(n, dtype=bool)
+            S = pattern_rules.inverse_structure(sps.csr_matrix(t.T if trans != "N" else t))
+            S = S.multiply(sps.csr_matrix(tri)).tocsr()
+        out = pattern_rules.columns_apply(S, db, shape_of(b))
+    if da is not None and da.nnz:
+        # row i of x reads op(T)[p, q] for p up to i (from i, upper), q on p's side
+        pattern_rules.guard(n, n * n // 3 + 1)
+        p, q = np.nonzero(tri)
+        if unit_diagonal:
+            p, q = p[p != q], q[p != q]
+        flat = q * n + p if trans != "N" else p * n + q  # op(T)[p, q] is a[q, p] transposed
+        i = np.arange(n)
+        reads = (p[None, :] <= i[:, None]) if low else (p[None, :] >= i[:, None])
+        r, c = np.nonzero(reads)
+        L = sps.csr_matrix((np.ones(r.size, dtype=bool), (r, flat[c])), shape=(n, n * n))
+        per_row = pattern_rules.linear(L, da)
+        k = pattern_rules.size_of(ans) // max(n, 1)
+        out = pattern_rules.union(out, pattern_rules.rows(
+            per_row, np.repeat(np.arange(n, dtype=np.int64), k)))
+    return out
+
+
+solve_triangular_p.defpattern(_solve_tri_pattern)
+
+
 def solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False,
                      unit_diagonal: bool = False, overwrite_b: bool = False,
                      check_finite: bool = True) -> Any:
@@ -278,6 +321,41 @@ def _lu_jvp(g: Any, ans: Any, a: Any) -> Any:
 lu_p = transpose_jvp(Primitive("scipy.linalg.lu_factor", _lu_impl).defjvp(_lu_jvp))
 
 
+@functools.lru_cache(maxsize=16)
+def _lu_structure(n: int) -> sps.csr_matrix:
+    """Which entries of ``a`` each entry of its packed LU factors (partial pivoting)
+    depends on, for every row order pivoting may choose: ``U[i, j]`` (``i <= j``) reads
+    the columns ``0..i-1`` and ``j``, ``L[i, j]`` (``i > j``) the columns ``0..j``, every
+    row of them (the recurrences ``U[i, j] = M[i, j] - sum_k<i L[i, k] U[k, j]`` and
+    ``L[i, j] = (M[i, j] - sum_k<j L[i, k] U[k, j]) / U[j, j]`` of ``M = P a`` read rows
+    that the pivots, chosen by value, may take from anywhere)."""
+    pattern_rules.guard(n * n, n * n // 2 + 1)
+    col = np.arange(n * n, dtype=np.int64) % n
+    rows, cols = [], []
+    for i in range(n):
+        for j in range(n):
+            reads = np.flatnonzero((col < i) | (col == j)) if i <= j else np.flatnonzero(
+                col <= j)
+            cols.append(reads)
+            rows.append(np.full(reads.size, i * n + j, dtype=np.int64))
+    r, c = (np.concatenate(rows), np.concatenate(cols)) if rows else (np.zeros(0, int),) * 2
+    return sps.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(n * n, n * n))
+
+
+def _lu_pattern(deps: Any, ans: Any, a: Any) -> Any:
+    """The packed factors' column structure, whatever the pivots (a stack, or a
+    non-square matrix: dense per matrix)."""
+    (d,) = deps
+    if d is None or not d.nnz:
+        return None
+    if ndim_of(a) != 2 or shape_of(a)[0] != shape_of(a)[1]:
+        return pattern_rules.stacked(2)(deps, ans, a)
+    return pattern_rules.linear(_lu_structure(shape_of(a)[0]), d)
+
+
+lu_p.defpattern(_lu_pattern)
+
+
 def lu_factor(a: Any, overwrite_a: bool = False, check_finite: bool = True) -> Any:
     _check_finite(check_finite, a)
     piv = on_plain_values(lambda a_: sla.lu_factor(a_)[1], (a,), name="scipy.linalg.lu_factor")
@@ -327,6 +405,7 @@ expm_p.defjvp(_block_expm_jvp)
 # formula at A^T (transposing the JVP instead would recurse through expm forever).
 expm_p.defvjp(lambda g, ans, a: _block_expm_jvp(g, None, _T(a)), saves="a")
 expm_p.defbatch(stacked_rule(expm_p))
+expm_p.defpattern(pattern_rules.stacked(2))  # a power series: dense by nature
 
 
 dispatch(sla, "solve_triangular", solve_triangular)
