@@ -312,15 +312,15 @@ def test_banded(n, offsets, seed):
 
 @given(blocks=st.integers(1, 6), size=st.integers(1, 5), seed=st.integers(0, 2**16))
 def test_block_diagonal(blocks, size, seed):
-    """Each block of ``size`` elements mixed by a dense matrix (the rows of
-    ``X @ W``), nonlinearly."""
+    """Each block of ``size`` elements mixed by its own dense matrix (a stack of
+    matrix-vector products), nonlinearly."""
     rng = np.random.default_rng(seed)
-    W = rng.uniform(0.5, 1.5, (size, size))
+    W = rng.uniform(0.5, 1.5, (blocks, size, size))
     n = blocks * size
 
     def f(x):
         X = np.tanh(x.reshape(blocks, size))
-        return (X @ W).ravel() * np.cos(x)
+        return np.matmul(W, X[:, :, None])[:, :, 0].ravel() * np.cos(x)
 
     expected = np.kron(np.eye(blocks, dtype=bool), np.ones((size, size), dtype=bool))
     _assert_pattern(f, n, expected, seed)
