@@ -749,7 +749,9 @@ def check_sparsity(case: Case) -> None:
     (1e-9) and, for a scalar output, ``dr.sparse.hessian_sparsity`` contains the dense
     ``dr.hessian``'s non-zeros and ``dr.sparse.hessian`` equals it. A pattern that is
     not exact (a superset, a dense fallback, taken at the point) is a pinned
-    ``SparsityOutcome``; complex cases check the pattern alone."""
+    ``SparsityOutcome``. Complex outputs of real inputs compare ``dr.sparse.jacobian``
+    with ``jacfwd``; complex inputs, which ``dr.sparse`` refuses, check the pattern and
+    the refusal."""
     p = Prepared(case)
     nums = tuple(range(len(p.leaves)))
     found = refusing(lambda: dependencies(p.g, p.leaves, nums))
@@ -766,8 +768,20 @@ def check_sparsity(case: Case) -> None:
         nz = nz | nz2
     outcome = [_judge("jacobian", found, nz)]
     outs = [p.plain[i] for i in p.diff]
-    if any(np.iscomplexobj(v) for v in [*p.leaves, *outs]):
-        _scount("complex: pattern only")
+    if any(np.iscomplexobj(x) for x in p.leaves):
+        # dr.sparse differentiates real arguments: a complex one is refused, clearly
+        with pytest.raises(DualrevError, match="real"):
+            _sparse_jacobian(p, found.pattern)
+        _scount("complex input: dr.sparse.jacobian refuses")
+    elif any(np.iscomplexobj(v) for v in outs):
+        # a complex output of real inputs: forward mode, against jacfwd (a real
+        # direction's tangent, the columns of the Jacobian)
+        if pattern.size and pattern.all():
+            _scount("dense pattern: dr.sparse.jacobian not compared")
+        else:
+            raw = _blocks(dr.jacfwd(p.g, nums)(*p.leaves), outs, p.leaves)
+            _check_sparse_jacobian(p, found.pattern, raw)
+            _scount("complex output: dr.sparse.jacobian compared")
     else:
         if pattern.size and pattern.all():
             # every column one colour: the compressed evaluation is the batched jacfwd
@@ -782,22 +796,27 @@ def check_sparsity(case: Case) -> None:
         raise SparsityOutcome("; ".join(outcome))
 
 
+def _sparse_jacobian(p: Prepared, pattern: Any) -> Any:
+    """``dr.sparse.jacobian`` with the given pattern at the case's point: of the case's
+    own function where it has one leaf and one output, else of the function of all
+    leaves flattened into one vector to all outputs flattened and concatenated."""
+    if len(p.leaves) == 1 and len(p.diff) == 1:
+        return dr.sparse.jacobian(lambda x: p.g(x)[0], sparsity=pattern)(p.leaves[0])
+    x, unflat = _flat_leaves(p.leaves)
+
+    def h(v: Any) -> Any:
+        return np.concatenate([np.ravel(o) for o in p.g(*unflat(v))])
+
+    return dr.sparse.jacobian(h, sparsity=pattern)(x)
+
+
 def _check_sparse_jacobian(p: Prepared, pattern: Any, dense: np.ndarray) -> None:
     """``dr.sparse.jacobian`` with the detected pattern (detection is the same
     ``dependencies`` call: not repeated) at the case's point equals the dense Jacobian:
     of the case's own function where it has one leaf and one output, else of the
     function of all leaves flattened into one vector to all outputs flattened and
     concatenated (whose pattern is the same matrix)."""
-    if len(p.leaves) == 1 and len(p.diff) == 1:
-        J = refusing(lambda: dr.sparse.jacobian(lambda x: p.g(x)[0], sparsity=pattern)(
-            p.leaves[0]))
-    else:
-        x, unflat = _flat_leaves(p.leaves)
-
-        def h(v: Any) -> Any:
-            return np.concatenate([np.ravel(o) for o in p.g(*unflat(v))])
-
-        J = refusing(lambda: dr.sparse.jacobian(h, sparsity=pattern)(x))
+    J = refusing(lambda: _sparse_jacobian(p, pattern))
     assert sp.issparse(J), f"dr.sparse.jacobian returned a {type(J).__name__}"
     assert J.shape == dense.shape, f"sparse Jacobian shape {J.shape}, dense {dense.shape}"
     assert_close(J.toarray(), dense, 1e-9, "dr.sparse.jacobian vs dr.jacobian")
