@@ -450,6 +450,22 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     gets the exact ``hess(x, v)``, the Hessian of ``v . c(x)``, as a ``LinearOperator``
     of Hessian-vector products; dicts become ``NonlinearConstraint`` to carry it.
 
+    Sparse Hessians: ``hess="sparse"`` (or a ``hess_sparsity`` pattern) computes the
+    objective's exact Hessian as a ``scipy.sparse.csr_matrix`` once per iterate, by
+    ``dualrev.sparse.hessian`` (one batched pass of Hessian-vector products, one per
+    colour of its pattern: 3 for a chained Rosenbrock at any n); ``newton-cg`` and
+    ``trust-constr`` get the matrix, ``trust-ncg`` and ``trust-krylov`` its products
+    (their ``np.dot`` of a sparse matrix would be wrong). It pays where the inner
+    Krylov solver needs many products per iterate (ill-conditioned Hessians: discretised
+    PDEs); docs/sparse.md has the numbers. ``res.sparse_hessian`` reports the colours and
+    passes. With ``trust-constr``, ``hess="sparse"`` also makes the constraints' exact
+    Jacobians and Hessians sparse (those that give neither); one constraint asks for them
+    with ``jac="sparse"`` / ``hess="sparse"`` (a ``NonlinearConstraint``'s arguments or
+    a dict's keys), and a ``NonlinearConstraint``'s ``finite_diff_jac_sparsity`` is the
+    pattern of its exact sparse Jacobian. ``res.sparse_constraints`` lists the
+    ``SparseDerivative``s used. What cannot be honoured (another method, ``hessp`` too)
+    raises ``SparseOptionError``.
+
     Args:
         fun: the objective ``fun(x, *args)``, returning a real scalar, written in NumPy.
         x0: the starting point: an array, a list/tuple of numbers (one vector, as SciPy
@@ -466,9 +482,10 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
             its result is flattened), ``True`` (``fun`` returns ``(value, gradient)``, the
             gradient in the structure of ``x``, as in SciPy), or a finite-difference scheme
             (``"2-point"``).
-        hess: None (exact where the method uses one), or a callable/strategy, as in SciPy;
-            a callable's array result for a pytree or n-d ``x`` (``x.shape + x.shape``)
-            is read as the (n, n) matrix of the flattened ``x``.
+        hess: None (exact where the method uses one), ``"sparse"`` (exact and sparse,
+            see above), or a callable/strategy, as in SciPy; a callable's array result
+            for a pytree or n-d ``x`` (``x.shape + x.shape``) is read as the (n, n)
+            matrix of the flattened ``x``.
         hessp: None, or a callable ``hessp(x, p, *args)`` of pytrees, as in SciPy.
         bounds: as in SciPy, on the flattened vector.
         constraints: as in SciPy (a dict, a constraint object, or a sequence of them);
@@ -482,11 +499,19 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
             (``dualrev.replay``: same results, without re-running ``fun``'s Python each
             time; a branch on values records again). ``False`` runs ``fun`` under the
             transforms at every call. See docs/replay.md for what a recording freezes.
+            (The sparse Hessian's batched pass is not replayed.)
+        hess_sparsity: the pattern of the sparse Hessian of the flattened ``x``: a
+            ``dualrev.sparse.Sparsity`` or an (n, n) array or sparse matrix of the
+            entries that may be non-zero; None: detected structurally at ``x0``
+            (``dualrev.sparse.hessian_sparsity``). Given alone, it implies
+            ``hess="sparse"``.
     Returns:
         SciPy's ``OptimizeResult``, with ``res.x`` in the structure of ``x0`` (an ndarray
         of ``x0``'s shape for an array) and the gradient ``res.jac`` (``res.grad`` for
         ``trust-constr``) likewise; with ``replay``, ``res.replay_stats`` (the
-        ``ReplayStats`` of the value-and-gradient function) where dualrev supplied it.
+        ``ReplayStats`` of the value-and-gradient function) where dualrev supplied it;
+        ``res.sparse_hessian`` and ``res.sparse_constraints`` where sparse derivatives
+        were used.
     Example:
         >>> import numpy as np
         >>> from dualrev import optimize
@@ -499,6 +524,11 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         ...                         method="newton-cg")
         >>> print(np.round(res.x["w"], 6), np.round(res.x["b"], 6))
         [1. 1.] [0.]
+        >>> chained = lambda x: np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+        >>> res = optimize.minimize(chained, np.full(1000, 0.9), method="newton-cg",
+        ...                         hess="sparse")
+        >>> res.success, res.sparse_hessian.n_colours, res.sparse_hessian.passes == res.nhev
+        (True, 3, True)
     """
     flat0, unravel = _ravel_x0(implicit.plain_values(x0))
     # the plain solve of an implicitly differentiated solution keeps dualrev's keywords
@@ -629,9 +659,16 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     """``scipy.optimize.least_squares`` with the exact Jacobian of the residuals.
 
     With ``jac_sparsity`` (the structural nonzeros, as for SciPy) or ``sparsity="auto"``
-    (detected at a point near ``x0``) the Jacobian is computed sparse by column colouring
-    — one forward pass of a few tangents — and handed to SciPy as a sparse matrix. The
-    ``SparseJacobian`` used is returned as ``res.sparse_jacobian`` (colours, passes).
+    (the structural pattern, ``dualrev.sparse.jacobian_sparsity``, found once at
+    ``x0``) the Jacobian is computed sparse by ``dualrev.sparse.jacobian`` — one batched
+    pass of a few tangents, the colours of the pattern — and handed to SciPy as a
+    ``csr_matrix``: its 'trf' and 'dogbox' methods then solve their subproblems by
+    ``lsmr`` (``x_scale``, ``loss`` and bounds work as with a dense Jacobian). The
+    ``SparseDerivative`` used is returned as ``res.sparse_jacobian`` (``n_colours``,
+    ``passes``, ``detections``). ``method='lm'`` and ``tr_solver='exact'``, which take
+    dense Jacobians only, are refused with the sparsity (``SparseOptionError``), as is
+    a sparsity given with the caller's ``jac``, except ``jac_sparsity`` with a
+    finite-difference ``jac`` ("2-point"), which goes to SciPy's differences as in SciPy.
     Without either, the dense Jacobian comes from ``dualrev.jacobian``.
 
     Args:
@@ -642,9 +679,9 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
         jac: None (exact, by dualrev), a callable ``jac(x, *args, **kwargs)`` of the pytree
             ``x``, or one of SciPy's finite-difference schemes.
         jac_sparsity: the Jacobian's structural nonzeros, an (m, n) array or sparse matrix
-            (``n`` the number of elements of ``x0``), or ``"auto"``: compute the Jacobian
-            sparse (it is not passed on to SciPy).
-        sparsity: the same as ``jac_sparsity`` (used when ``jac_sparsity`` is None).
+            (``n`` the number of elements of ``x0``), a ``dualrev.sparse.Sparsity``, or
+            ``"auto"``: compute the Jacobian sparse (it is not passed on to SciPy).
+        sparsity: the same as ``jac_sparsity`` (give one of them).
         args: extra positional arguments of ``fun`` (and ``jac``); the solution is
             differentiable in their traced leaves (and in what ``fun`` closes over).
         kwargs: extra keyword arguments of ``fun`` (and ``jac``), likewise.
@@ -656,7 +693,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     Returns:
         SciPy's ``OptimizeResult``, with ``res.x`` in the structure of ``x0``, ``res.jac``
         the (m, n) Jacobian at the solution (sparse when computed sparse), and
-        ``res.sparse_jacobian`` where a sparse Jacobian was used.
+        ``res.sparse_jacobian`` (a ``SparseDerivative``) where a sparse Jacobian was
+        used.
     Example:
         >>> import numpy as np
         >>> from dualrev import optimize
@@ -679,11 +717,13 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     # a pytree or n-d output is flattened, as root does: the sum of squares is the same
     res_flat = lambda x: _flat_vector(fun(unravel(x), *args, **kwargs))
     sparse = None
+    pattern = _least_squares_sparsity(jac, jac_sparsity, sparsity, kw)
     if jac is None:
-        pattern = jac_sparsity if jac_sparsity is not None else sparsity
         if pattern is not None:
-            sparse = SparseJacobian(res_flat, pattern)
-            jac = lambda x: sparse(x)  # noqa: E731
+            sparse = SparseDerivative("jacobian", res_flat,
+                                      None if isinstance(pattern, str) else pattern,
+                                      where="least_squares")
+            jac = sparse
         else:
             J = _replayed(jacobian(res_flat), replay)
             jac = lambda x: np.atleast_2d(np.asarray(J(x), dtype=float))  # noqa: E731
@@ -696,6 +736,46 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     if sparse is not None:
         res.sparse_jacobian = sparse
     return res
+
+
+def _least_squares_sparsity(jac: Any, jac_sparsity: Any, sparsity: Any,
+                            kw: dict[str, Any]) -> Any:
+    """The pattern of dualrev's sparse Jacobian for ``least_squares`` (None: dense), after
+    refusing what cannot be honoured; SciPy's own finite differences (``jac`` a string)
+    get ``jac_sparsity`` in ``kw``, as SciPy takes it."""
+    if jac_sparsity is not None and sparsity is not None:
+        raise SparseOptionError(
+            "least_squares", "jac_sparsity= and sparsity= are the same option: pass one")
+    pattern = jac_sparsity if jac_sparsity is not None else sparsity
+    if isinstance(pattern, Sparsity):
+        pattern = pattern.pattern
+    if pattern is None:
+        return None
+    if isinstance(pattern, str) and pattern != "auto":
+        raise SparseOptionError(
+            "least_squares", f"the Jacobian's sparsity must be 'auto', a Sparsity, an "
+            f"array or a sparse matrix, got {pattern!r}")
+    if jac is not None:
+        if isinstance(jac, str) and jac_sparsity is not None and not isinstance(pattern, str):
+            kw["jac_sparsity"] = pattern  # SciPy's grouped finite differences
+            return None
+        raise SparseOptionError(
+            "least_squares", f"{'sparsity' if sparsity is not None else 'jac_sparsity'}= "
+            f"asks for dualrev's exact sparse Jacobian, but jac={jac!r} was given (SciPy "
+            "takes jac_sparsity only for its finite differences, as an array): drop jac= "
+            "to have the exact sparse Jacobian, or drop the sparsity")
+    method = kw.get("method", "trf")
+    if method == "lm":
+        raise SparseOptionError(
+            "least_squares(method='lm')", "MINPACK's 'lm' takes dense Jacobians only, "
+            "so the sparse Jacobian cannot be used: use method='trf' (or 'dogbox'), or "
+            "drop the sparsity for the dense exact Jacobian")
+    if kw.get("tr_solver") == "exact":
+        raise SparseOptionError(
+            "least_squares(tr_solver='exact')", "'exact' factorises a dense Jacobian, "
+            "so the sparse one would be made dense: use tr_solver='lsmr' (the default "
+            "with a sparse Jacobian), or drop the sparsity for the dense exact Jacobian")
+    return pattern
 
 
 def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: str = "hybr",
