@@ -288,3 +288,32 @@ def test_least_squares_sparsity_keywords():
             continue
         with pytest.raises(dr.SparseOptionError, match=match):
             dr.optimize.least_squares(banded_residual, x0, **kw)
+
+
+def test_large_sparse_constraints_get_a_sparse_jacobian_unasked():
+    from dualrev.optimize import AUTO_SPARSE_CONSTRAINT_ENTRIES, _flat_constraint
+
+    def flat(con, n):
+        return _flat_constraint(con, lambda z: z, True, False, np.zeros(n))
+
+    N = 400  # 401 x 801 entries: above the threshold, 0.5% filled
+    assert (N + 1) * (2 * N + 1) >= AUTO_SPARSE_CONSTRAINT_ENTRIES
+    c = lambda z: control(z, N)
+    for con in (so.NonlinearConstraint(c, 0.0, 0.0), {"type": "eq", "fun": c}):
+        (J,) = flat(con, 2 * N + 1)._dualrev_sparse
+        assert J.kind == "jacobian" and J.detections == 1 and J.n_colours == 3
+    small = flat(so.NonlinearConstraint(lambda z: control(z, 20), 0.0, 0.0), 41)
+    assert small._dualrev_sparse == []
+    # large but dense (every constraint reads every variable): stays dense
+    A = np.random.default_rng(3).standard_normal((60, 2000))
+    dense = flat(so.NonlinearConstraint(lambda z: A @ z ** 2, 0.0, 1.0), 2000)
+    assert dense._dualrev_sparse == []
+    # the caller's Jacobian is kept
+    given = flat(so.NonlinearConstraint(c, 0.0, 0.0, jac=dr.jacobian(c)), 2 * N + 1)
+    assert given._dualrev_sparse == []
+    # and the solve with the automatic sparse Jacobian is the dense one's
+    res = dr.optimize.minimize(lambda z: control_cost(z, N), np.zeros(2 * N + 1),
+                               method="trust-constr",
+                               constraints=so.NonlinearConstraint(c, 0.0, 0.0))
+    assert res.success and len(res.sparse_constraints) == 1 and sp.issparse(res.jac[0])
+    assert np.max(np.abs(c(res.x))) < 1e-8
