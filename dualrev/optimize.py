@@ -28,7 +28,7 @@ from . import implicit
 from .errors import DualrevError, NoDerivativeRule, SparseOptionError
 from .primitive import Tracer
 from .replay import Replayed
-from .sparse import SparseJacobian, Sparsity, colour_columns, hessian_sparsity, jacobian_sparsity
+from .sparse import SparseJacobian, Sparsity, hessian_sparsity, jacobian_sparsity
 from .sparse import hessian as sparse_hessian
 from .sparse import jacobian as sparse_jacobian
 from .transforms import hessian, hvp, jacobian, jvp, value_and_grad
@@ -118,8 +118,9 @@ class SparseDerivative:
     products at one iterate cost one pass.
 
     Counters: ``passes`` (batched passes that computed a derivative), ``detections``
-    (pattern detections), ``n_colours`` (tangents per pass), ``pattern`` (the boolean
-    pattern in use) and ``sparsity`` (the detected ``Sparsity``; None when given).
+    (pattern detections), ``n_colours`` (tangents per pass) and ``mode`` (as
+    ``dualrev.sparse`` chose them), ``pattern`` (the boolean pattern in use) and
+    ``sparsity`` (the detected ``Sparsity``; None when given).
 
     Args:
         kind: ``"jacobian"`` or ``"hessian"``.
@@ -160,23 +161,23 @@ class SparseDerivative:
             self.pattern = (pattern.pattern if isinstance(pattern, Sparsity)
                             else sp.csr_matrix(pattern, dtype=bool))
         self._detect_args = detect_args
-        self._fn: Callable[..., Any] | None = None
-        self._colours: int | None = None
+        self._fn: Any = None  # dualrev.sparse's SparseJacobianFunction/SparseHessianFunction
         self._last: tuple[Any, Any, Any] = (None, None, None)  # x, args, matrix
         self.passes = 0
         self.detections = 0
 
     @property
     def n_colours(self) -> int:
-        """Tangents per pass (0 before the first call)."""
-        if self.pattern is None:
-            return 0
-        if self._colours is None:
-            # dualrev.sparse's functions report their own colouring when they keep one
-            found = getattr(self._fn, "n_colours", None)
-            self._colours = int(found) if found is not None else (
-                int(colour_columns(self.pattern).max()) + 1 if self.pattern.nnz else 0)
-        return self._colours
+        """Tangents (or cotangents) per pass: the colours of the pattern in the direction
+        ``dualrev.sparse`` chose (0 before the first call)."""
+        return 0 if self._fn is None else int(self._fn.n_colours)
+
+    @property
+    def mode(self) -> str | None:
+        """``"forward"`` (column colours) or ``"reverse"`` (row colours, a Jacobian with
+        fewer of them); a Hessian's pass is forward-over-reverse. None before the first
+        call."""
+        return None if self._fn is None else self._fn.mode
 
     def _check(self, x: np.ndarray, args: tuple[Any, ...]) -> None:
         assert self.pattern is not None
@@ -209,7 +210,6 @@ class SparseDerivative:
     def _make(self) -> None:
         make = sparse_jacobian if self.kind == "jacobian" else sparse_hessian
         self._fn = make(self.f, sparsity=self.pattern, format="csr")
-        self._colours = None
 
     def __call__(self, x: Any, *args: Any) -> sp.csr_matrix:
         x = np.asarray(x, dtype=float)

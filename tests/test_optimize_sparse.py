@@ -162,7 +162,9 @@ def test_trust_constr_sparse_constraint_jacobian_and_hessian_match_the_dense_one
         np.testing.assert_allclose(res.x, dense.x, atol=1e-6)
     J, H = sparse.sparse_constraints
     assert J.kind == "jacobian" and H.kind == "hessian"
-    assert J.n_colours == 3 and H.n_colours == 1  # the Hessian of v.c is diagonal
+    # rows k and k + 2 share no variable: two row colours (reverse), where the columns
+    # need three (u_k meets x_k and x_k+1); the Hessian of v.c is diagonal
+    assert (J.mode, J.n_colours) == ("reverse", 2) and H.n_colours == 1
     assert J.passes >= 1 and H.passes >= 1
     # the matrices are the dense exact ones (at the solution, with some multipliers)
     v = np.linspace(-1.0, 1.0, N + 1)
@@ -182,7 +184,7 @@ def test_trust_constr_sparse_optimal_control_at_two_thousand_unknowns():
                                    lambda z: control(z, N), 0.0, 0.0))
     assert res.success and np.max(np.abs(control(res.x, N))) < 1e-8
     J, H = res.sparse_constraints
-    assert J.pattern.shape == (N + 1, 2 * N + 1) and J.n_colours == 3
+    assert J.pattern.shape == (N + 1, 2 * N + 1) and J.n_colours == 2
     assert H.n_colours == 1 and res.sparse_hessian.n_colours == 1
     assert sp.issparse(res.jac[0])
 
@@ -301,7 +303,10 @@ def test_large_sparse_constraints_get_a_sparse_jacobian_unasked():
     c = lambda z: control(z, N)
     for con in (so.NonlinearConstraint(c, 0.0, 0.0), {"type": "eq", "fun": c}):
         (J,) = flat(con, 2 * N + 1)._dualrev_sparse
-        assert J.kind == "jacobian" and J.detections == 1 and J.n_colours == 3
+        assert J.kind == "jacobian" and J.detections == 1 and J.passes == 0
+        z = np.linspace(-1.0, 1.0, 2 * N + 1)
+        np.testing.assert_allclose(J(z).toarray(), dr.jacobian(c)(z), rtol=1e-14)
+        assert J.n_colours == 2 and J.detections == 1 and J.passes == 1
     small = flat(so.NonlinearConstraint(lambda z: control(z, 20), 0.0, 0.0), 41)
     assert small._dualrev_sparse == []
     # large but dense (every constraint reads every variable): stays dense
