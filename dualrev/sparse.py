@@ -204,12 +204,13 @@ def _point_key(args: tuple[Any, ...], kwargs: dict[str, Any], argnums: int,
                fixed: bool) -> Any:
     """The key a preparation is kept under: the differentiated argument's shape and
     dtype, and (unless the pattern was given) the other arguments' fingerprints."""
+    argnums %= len(args)  # (a negative argnums counts from the end)
     x = args[argnums]
     key: tuple[Any, ...] = (np.shape(x), np.result_type(x).str)
     if not fixed:
         others = [a for i, a in enumerate(args) if i != argnums]
-        leaves = tree_flatten((others, sorted(kwargs.items())))[0]
-        key += tuple(_fingerprint(v) for v in leaves)
+        leaves, structure = tree_flatten((others, sorted(kwargs.items())))
+        key += (structure, *(_fingerprint(v) for v in leaves))
     return key
 
 
@@ -234,8 +235,12 @@ def _user_pattern(sparsity: Any, shape: tuple[int, int], what: str,
             f"function's {'Hessian' if symmetric else 'Jacobian'} here has shape {shape} "
             "(output elements x input elements, both flattened in C order). Pass a pattern "
             "of that shape, or sparsity=None to detect it.")
-    P = sp.csr_matrix(P, dtype=bool)
-    P.eliminate_zeros()
+    if sp.issparse(P):  # its stored entries, explicit zeros too (as SciPy's jac_sparsity)
+        Q = sp.csr_matrix(P)
+        Q.sum_duplicates()
+        P = sp.csr_matrix((np.ones(Q.nnz, dtype=bool), Q.indices, Q.indptr), shape=Q.shape)
+    else:
+        P = sp.csr_matrix(np.asarray(P) != 0)
     if symmetric:  # a Hessian is symmetric: a one-sided pattern would miss entries
         P = sp.csr_matrix(P + P.T, dtype=bool)
     return P
@@ -253,20 +258,28 @@ class _Gather:
 
     def __init__(self, recover: Callable[..., Any], pattern: sp.csr_matrix,
                  colours: np.ndarray, c: int, size: int,
-                 arrange: Callable[[np.ndarray], np.ndarray], format: str) -> None:
+                 arrange: Callable[[np.ndarray], np.ndarray], format: str,
+                 direct: Callable[[sp.csr_matrix], np.ndarray] | None = None) -> None:
         self.recover, self.pattern, self.colours = recover, pattern, colours
         self.arrange, self.format, self.shape = arrange, format, pattern.shape
         code = np.arange(1, c * size + 1, dtype=np.float64).reshape(c, size)
-        R = sp.csr_matrix(recover(pattern, colours, arrange(code))).asformat(format)
+        R = sp.csr_matrix(recover(pattern, colours, arrange(code)))
+        # direct: the positions a direct recovery reads, in csr order; where they agree
+        # the recovery is that gather and needs no second look
+        known = direct is not None and R.nnz == pattern.nnz and np.array_equal(
+            R.data, direct(R) + 1.0)
+        R = R.asformat(format)
         take = np.rint(R.data).astype(np.int64) - 1
         parts = ((R.row, R.col) if format == "coo" else (R.indices, R.indptr))
-        probe = np.random.default_rng(0).uniform(1.0, 2.0, (c, size))
-        again = sp.csr_matrix(recover(pattern, colours, arrange(probe))).asformat(format)
-        same = (R.nnz == again.nnz and np.array_equal(R.data, take + 1.0)
-                and all(np.array_equal(a, b) for a, b in zip(
-                    parts, (again.row, again.col) if format == "coo"
-                    else (again.indices, again.indptr), strict=True))
-                and np.array_equal(again.data, probe.ravel()[take]))
+        same = known
+        if not known:
+            probe = np.random.default_rng(0).uniform(1.0, 2.0, (c, size))
+            again = sp.csr_matrix(recover(pattern, colours, arrange(probe))).asformat(format)
+            same = (R.nnz == again.nnz and np.array_equal(R.data, take + 1.0)
+                    and all(np.array_equal(a, b) for a, b in zip(
+                        parts, (again.row, again.col) if format == "coo"
+                        else (again.indices, again.indptr), strict=True))
+                    and np.array_equal(again.data, probe.ravel()[take]))
         self.take = take if same else None
         self.parts = parts
 
@@ -589,10 +602,13 @@ class SparseJacobianFunction(_SparseDerivative):
             seeds = _seeds(colours, m, out_shape, np.float64, not P.nnz)
         st = _Prepared(sparsity, mode, colours, seeds, tuple(out_shape), kind, redetect)
         if seeds.shape[0]:  # (an empty pattern needs no pass and no recovery)
-            st.gather = (_Gather(recover_columns, P, colours, seeds.shape[0], m,
-                                 np.transpose, self.format) if mode == "forward" else
-                         _Gather(recover_rows, P, colours, seeds.shape[0], n, _same,
-                                 self.format))
+            c = seeds.shape[0]
+            st.gather = (
+                _Gather(recover_columns, P, colours, c, m, np.transpose, self.format,
+                        lambda R: colours[R.indices] * m + _row_of(R))
+                if mode == "forward" else
+                _Gather(recover_rows, P, colours, c, n, _same, self.format,
+                        lambda R: colours[_row_of(R)] * n + R.indices))
         return st
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -628,6 +644,11 @@ def _replace(args: tuple[Any, ...], i: int, v: Any) -> list[Any]:
 
 def _same(a: np.ndarray) -> np.ndarray:
     return a
+
+
+def _row_of(R: sp.csr_matrix) -> np.ndarray:
+    """The row of each stored entry of ``R``, in its order."""
+    return np.repeat(np.arange(R.shape[0]), np.diff(R.indptr))
 
 
 def _check_rows(got: int, m: int, what: str) -> None:

@@ -1,6 +1,9 @@
-"""Column colourings (dualrev/sparse.py): every ordering gives a valid distance-2
-colouring, and the default smallest-last ordering needs no more colours than the column
-order on the patterns the sparse-derivative literature measures."""
+"""dr.sparse.jacobian / dr.sparse.hessian and SparseJacobian (dualrev/sparse.py) against
+the dense transforms, on generated programs with banded, block-diagonal, arrow and random
+sparsity; the objects' protocol and refusals. The colourings they use are tested in
+tests/test_colouring.py."""
+
+import warnings
 
 import numpy as np
 import pytest
@@ -8,17 +11,14 @@ import scipy.sparse as sp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dualrev.sparse import ORDERS, SparseJacobian, colour_columns
-
-
-def _valid(P, colours) -> bool:
-    """No two columns of one colour share a nonzero row."""
-    P = sp.csr_matrix(P, dtype=bool)
-    for i in range(P.shape[0]):
-        cols = P.indices[P.indptr[i]:P.indptr[i + 1]]
-        if len(set(colours[cols].tolist())) != len(cols):
-            return False
-    return True
+import dualrev as dr
+from dualrev.errors import (
+    DualrevError,
+    NonFiniteDerivativeWarning,
+    NonStructuralSparsityWarning,
+    SparsityError,
+)
+from dualrev.sparse import FORMATS, MODES, SparseJacobian, SparseJacobianFunction, colour_columns
 
 
 def _random_pattern(m, n, per_row, seed):
@@ -26,45 +26,6 @@ def _random_pattern(m, n, per_row, seed):
     rows = np.repeat(np.arange(m), per_row)
     cols = np.concatenate([rng.choice(n, per_row, replace=False) for _ in range(m)])
     return sp.csr_matrix((np.ones(rows.size, bool), (rows, cols)), shape=(m, n))
-
-
-@given(m=st.integers(1, 30), n=st.integers(1, 30), density=st.floats(0.0, 0.6),
-       seed=st.integers(0, 2**16))
-def test_every_order_colours_validly(m, n, density, seed):
-    P = np.random.default_rng(seed).random((m, n)) < density
-    for order in ORDERS:
-        c = colour_columns(P, order)
-        assert c.shape == (n,) and c.dtype == np.int64 and (c >= 0).all()
-        assert _valid(P, c), order
-        # the colours are 0..k-1 with none skipped
-        assert set(c.tolist()) == set(range(int(c.max()) + 1))
-
-
-@pytest.mark.parametrize("order", ORDERS)
-def test_banded_patterns_need_their_bandwidth(order):
-    for w, n in ((1, 1000), (2, 500)):
-        P = sp.diags([np.ones(n - abs(k)) for k in range(-w, w + 1)], list(range(-w, w + 1)),
-                     shape=(n, n), dtype=bool)
-        c = colour_columns(P, order)
-        assert _valid(P, c) and c.max() + 1 == 2 * w + 1  # the lower bound: one row's nnz
-
-
-def test_smallest_last_needs_fewer_colours_on_random_patterns():
-    # 2000 x 2000, five nonzeros per row (the pattern the issue measured): the column
-    # order needs 13 here, smallest-last 11 (networkx's best strategy: 10 on its own draw)
-    P = _random_pattern(2000, 2000, 5, seed=0)
-    natural = colour_columns(P, "natural").max() + 1
-    smallest = colour_columns(P, "smallest_last").max() + 1
-    assert _valid(P, colour_columns(P))
-    assert smallest < natural
-    for seed in range(1, 4):
-        P = _random_pattern(300, 300, 4, seed)
-        assert colour_columns(P).max() <= colour_columns(P, "natural").max()
-
-
-def test_unknown_order_refused():
-    with pytest.raises(ValueError, match="order must be one of"):
-        colour_columns(np.eye(3), "random")
 
 
 def test_sparse_jacobian_with_the_default_colouring_equals_the_dense_one():
@@ -86,16 +47,6 @@ def test_sparse_jacobian_with_the_default_colouring_equals_the_dense_one():
 # Generated NumPy programs with banded, block-diagonal, arrow and random sparsity: the
 # sparse Jacobian (every mode, every format) equals dr.jacobian's, the sparse Hessian
 # dr.hessian's, and the colourings need what the pattern's structure allows.
-import warnings  # noqa: E402
-
-import dualrev as dr  # noqa: E402
-from dualrev.errors import (  # noqa: E402
-    DualrevError,
-    NonFiniteDerivativeWarning,
-    NonStructuralSparsityWarning,
-    SparsityError,
-)
-from dualrev.sparse import FORMATS, MODES, SparseJacobianFunction  # noqa: E402
 
 
 def _shift(v, k):
@@ -250,6 +201,10 @@ def test_sparse_hessians_equal_the_dense_ones(n, seed):
                                        err_msg=name)
         if name == "block":
             assert H.n_colours <= 2
+        elif name == "arrow":  # a star colouring: the hub, then all the rest
+            assert H.n_colours == min(n, 2)
+        elif name == "banded":  # pentadiagonal
+            assert H.n_colours <= 5
 
 
 def rosenbrock(x):
@@ -412,9 +367,13 @@ def test_has_aux_and_keywords():
         dr.sparse.jacobian(lambda x: x, has_aux=True)(x)
     H = dr.sparse.hessian(lambda x, *, p: np.sum(x ** 3) * p)
     np.testing.assert_allclose(H(x, p=2.0).toarray(), np.diag(12.0 * x))
-    # argnums picks another argument
-    Jy = dr.sparse.jacobian(lambda a, y: a * np.sin(y), argnums=1)(2.0, x)
-    np.testing.assert_allclose(Jy.toarray(), np.diag(2.0 * np.cos(x)))
+    # argnums picks another argument (negative: from the end, as in dr.jacobian)
+    for i in (1, -1):
+        Jy = dr.sparse.jacobian(lambda a, y: a * np.sin(y), argnums=i)
+        np.testing.assert_allclose(Jy(2.0, x).toarray(), np.diag(2.0 * np.cos(x)))
+        np.testing.assert_allclose(Jy(3.0, x + 1).toarray(), np.diag(3.0 * np.cos(x + 1)))
+        Jy(3.0, x + 2)
+        assert len(Jy._cache) == 2  # a new a is a new key; a new y is not
 
 
 def test_refusals_name_the_rewrite():
@@ -514,3 +473,34 @@ def test_new_constants_with_the_same_pattern_reuse_the_colouring_and_the_cache_i
     first = J.colours
     np.testing.assert_allclose(J(x, 3).toarray(), dr.jacobian(lambda x: x[3:] * 2.0)(x))
     assert J.colours is not first and J.sparsity.shape == (27, 30)
+
+
+def test_a_given_sparse_pattern_counts_its_stored_entries_explicit_zeros_too():
+    # as SciPy's jac_sparsity (and dualrev.colouring): a stored 0 is an entry that may be
+    # non-zero (a Jacobian's structure kept from a point where an entry was 0)
+    f = lambda x: np.stack([x[0] * x[1], x[1] ** 2])  # noqa: E731
+    at_zero = sp.csr_matrix((np.zeros(3), ([0, 0, 1], [0, 1, 1])), shape=(2, 2))
+    x = np.array([2.0, 3.0])
+    np.testing.assert_allclose(dr.sparse.jacobian(f, sparsity=at_zero)(x).toarray(),
+                               dr.jacobian(f)(x))
+    # a dense array's zeros are not entries
+    assert dr.sparse.jacobian(f, sparsity=np.eye(2)).prepare(x).sparsity.nnz == 2
+
+
+@pytest.mark.parametrize("order", ["natural", "smallest_last", "dsatur"])
+def test_the_order_reaches_the_colouring(order):
+    f = random_program(30, 25, 3, seed=11)
+    x = np.random.default_rng(11).normal(size=25)
+    for mode in ("forward", "reverse"):
+        J = dr.sparse.jacobian(f, mode=mode, order=order)
+        np.testing.assert_allclose(J(x).toarray(), dr.jacobian(f)(x), rtol=1e-12)
+        P = J.sparsity.pattern
+        expected = colour_columns(P if mode == "forward" else P.T, order)
+        np.testing.assert_array_equal(J.colours, expected)
+    g = _hessian_programs(12, seed=4)
+    for name, h in g:
+        H = dr.sparse.hessian(h, order=order)
+        np.testing.assert_allclose(H(x[:12]).toarray(), dr.hessian(h)(x[:12]), rtol=1e-12,
+                                   atol=1e-12, err_msg=name)
+        np.testing.assert_array_equal(
+            H.colours, dr.sparse.colour_symmetric(H.sparsity.pattern, order))
