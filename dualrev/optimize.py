@@ -34,8 +34,8 @@ from .sparse import jacobian as sparse_jacobian
 from .transforms import hessian, hvp, jacobian, jvp, value_and_grad
 from .tree import ravel_pytree, tree_flatten
 
-__all__ = ["SparseDerivative", "SparseJacobian", "curve_fit", "fsolve", "least_squares", "minimize",
-           "minimize_scalar", "root", "root_scalar"]
+__all__ = ["SparseDerivative", "SparseJacobian", "curve_fit", "fsolve", "least_squares",
+           "minimize", "minimize_scalar", "root", "root_scalar"]
 
 # Methods that use a Hessian: those that can take a Hessian-vector product get one
 # (cheaper: no n-by-n matrix); the others get the full Hessian.
