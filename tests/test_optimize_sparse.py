@@ -171,8 +171,10 @@ def test_trust_constr_sparse_constraint_jacobian_and_hessian_match_the_dense_one
     everything = dr.optimize.minimize(f, z0, method="trust-constr", hess="sparse",
                                       constraints={"type": "eq", "fun": c})
     for res in (dense, sparse, everything):
-        assert res.success and np.max(np.abs(c(res.x))) < 1e-8
-        np.testing.assert_allclose(res.x, dense.x, atol=1e-6)
+        # SciPy factorises a sparse Jacobian otherwise (augmented system, not QR), yet
+        # the iterates agree to rounding here
+        assert res.success and np.max(np.abs(c(res.x))) < 1e-8 and res.nit == dense.nit
+        np.testing.assert_allclose(res.x, dense.x, rtol=0, atol=1e-12)
     J, H = sparse.sparse_constraints
     assert J.kind == "jacobian" and H.kind == "hessian"
     # rows k and k + 2 share no variable: two row colours (reverse), where the columns
