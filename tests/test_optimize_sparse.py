@@ -124,6 +124,18 @@ def test_implicit_derivative_through_a_sparse_hessian_solve():
     np.testing.assert_allclose(solve(a), a, atol=1e-6)
     np.testing.assert_allclose(dr.jacobian(solve)(a), np.eye(3), atol=1e-6)
 
+    # least_squares with the sparse Jacobian: r = 4x + x^3 + (stencil) - a, so
+    # dx*/da = J(x*)^-1, the tridiagonal-plus inverse at the solution
+    def fit(a):
+        return dr.optimize.least_squares(lambda x: banded_residual(x) + 1.0 - a,
+                                         np.zeros(6), sparsity="auto").x
+
+    a = np.linspace(0.2, 1.2, 6)
+    x = fit(a)
+    np.testing.assert_allclose(banded_residual(x) + 1.0, a, atol=1e-8)
+    np.testing.assert_allclose(dr.jacobian(fit)(a),
+                               np.linalg.inv(dr.jacobian(banded_residual)(x)), atol=1e-6)
+
 
 @pytest.mark.parametrize("kw, match", [
     (dict(method="bfgs", hess="sparse"), "uses no Hessian"),
