@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ORDERS", "colour_columns", "colour_rows", "colour_symmetric",
+from .errors import DualrevError
+
+__all__ = ["ORDERS", "GraphTooLargeError", "colour_columns", "colour_rows", "colour_symmetric",
            "recover_columns", "recover_rows", "recover_symmetric"]
 
 #: the vertex orders the colourings take; ``"best"`` tries several (see colour_columns)
@@ -40,11 +42,47 @@ _BEST_STAR = ("natural", "largest_first", "incidence_degree", "dsatur")
 #: entries (DSATUR takes about 1.6 s on 4·10^5 of them on the shared 2-core machine); on
 #: larger ones a valid cyclic star colouring is kept without trying greedy ones
 BEST_LIMIT = 200_000
+#: the most colours the lattice colourings of 3-D grids are tried with (k² candidates
+#: each: 7 colours the 7-point stencil)
+LAYERED = 8
 #: a vertex of more neighbours than this and ten times the median is a hub, which
 #: colour_symmetric's "best" gives a colour of its own
 HUB_DEGREE = 32
 # Culberson's iterated greedy passes "best" runs on a distance-2 colouring at most
 _RECOLOUR_PASSES = 8
+
+
+#: the most entries a column (or row) intersection graph may have (int64 indices: 400 MB)
+GRAPH_LIMIT = 50_000_000
+
+
+class GraphTooLargeError(DualrevError):
+    """A distance-2 colouring whose intersection graph would be too large to build: a
+    row with most of the columns makes them all conflict (as many colours, that is
+    passes, as its entries). Colour the other way, or split the dense row off.
+
+    Example:
+        >>> import scipy.sparse as sp
+        >>> from dualrev.sparse import colour_columns
+        >>> P = sp.lil_matrix((20000, 20000))
+        >>> P.setdiag(1)
+        >>> P[0, ::2] = 1  # a row with half the columns
+        >>> colour_columns(P)
+        Traceback (most recent call last):
+        ...
+        dualrev.colouring.GraphTooLargeError: dualrev: colour_columns: the column ...
+    """
+
+    def __init__(self, what: str, entries: int, line: int, count: int, total: int,
+                 side: str, other: str) -> None:
+        super().__init__(
+            f"dualrev: {what}: the {side} intersection graph would have about {entries} "
+            "entries "
+            f"(above GRAPH_LIMIT = {GRAPH_LIMIT}): {other} {line} of the pattern has "
+            f"{count} of the {total} {side}s, which all need different colours (at "
+            f"least {count} passes); colour the other way "
+            f"({'colour_rows' if side == 'column' else 'colour_columns'}), or split the "
+            f"dense {other} off")
 
 
 def _csr(pattern: Any, what: str) -> sp.csr_matrix:
@@ -282,13 +320,16 @@ def _grid_lengths(rows: np.ndarray, cols: np.ndarray) -> list[int]:
     return offsets.tolist() if offsets.size <= 16 else []
 
 
-def _cyclic(P: sp.csr_matrix, ks: Any, valid: Any) -> np.ndarray | None:
-    """A colouring of the form ``(j mod N + s * (j // N)) mod k`` (``j mod k``, or a
-    lattice colouring of a 2-D grid N wide, such as ``(x + 2y) mod 5`` for the 5-point
-    stencil), for the least ``k`` in ``ks`` that ``valid(rows, cols, colours, k)``
-    accepts, or None. Each candidate is first tried on a principal window of rows and
-    columns (a failure there is one everywhere, for the distance-2 and the star
-    conditions alike), then on the whole pattern."""
+def _cyclic(P: sp.csr_matrix, ks: Any, valid: Any, layered: int = 0
+            ) -> np.ndarray | None:
+    """A lattice colouring for the least ``k`` in ``ks`` that
+    ``valid(rows, cols, colours, k)`` accepts, or None: ``j mod k``; ``(x + s*y) mod k``
+    on a 2-D grid N wide (``x = j mod N``, ``y = j // N``; ``(x + 2y) mod 5`` colours
+    the 5-point stencil), N one of the pattern's offsets; and for ``k <= layered``,
+    ``(x + s*y + t*z) mod k`` on a 3-D grid A wide and B per layer, both offsets
+    (``(x + 2y + 3z) mod 7`` colours the 7-point stencil). Each candidate is first tried
+    on a principal window of rows and columns (a failure there is one everywhere, for
+    the distance-2 and the star conditions alike), then on the whole pattern."""
     m, n = P.shape
     j = np.arange(n, dtype=np.int64)
     rows, cols = _entries(P)
@@ -303,12 +344,25 @@ def _cyclic(P: sp.csr_matrix, ks: Any, valid: Any) -> np.ndarray | None:
     else:
         window, jw = P[lo:hi], j
     wrows, wcols = _entries(window)
+    layers = [(A, B) for A in grids for B in grids if B > A and B % A == 0]
+
+    def forms(k: int) -> Any:
+        yield lambda i: i % k
+        for N in grids:
+            for step in range(k):
+                yield lambda i, N=N, step=step: (i % N + step * (i // N)) % k
+        if k <= layered:
+            for A, B in layers:
+                for s in range(k):
+                    for t in range(k):
+                        yield lambda i, A=A, B=B, s=s, t=t: (
+                            i % A + s * ((i // A) % (B // A)) + t * (i // B)) % k
+
     for k in ks:
-        # (N, step) = (n, 1): plain j mod k
-        for N, step in [(n, 1)] + [(N, step) for N in grids for step in range(k)]:
-            if not valid(wrows, wcols, (jw % N + step * (jw // N)) % k, k):
+        for form in forms(k):
+            if not valid(wrows, wcols, form(jw), k):
                 continue
-            colours = (j % N + step * (j // N)) % k
+            colours = form(j)
             if valid(rows, cols, colours, k):
                 # numbered 0 .. k-1 with none unused (a narrow grid may leave some out)
                 return np.unique(colours, return_inverse=True)[1].astype(np.int64)
@@ -332,9 +386,10 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
     ``"natural"`` (column order), ``"incidence_degree"`` (Coleman and Moré),
     ``"dsatur"`` (Brélaz: the most distinctly coloured neighbours next). ``"best"``
     (default) first tries lattice colourings with as many colours as the lower bound
-    (``j mod k``, and ``(x + s*y) mod k`` for a 2-D grid whose width is one of the
-    pattern's offsets): optimal where valid, as on banded patterns and 5-point
-    stencils, and found in vectorised passes. Otherwise it runs smallest-last, then
+    (``j mod k``; ``(x + s*y) mod k`` for a 2-D grid whose width is one of the
+    pattern's offsets; ``(x + s*y + t*z) mod k`` for a 3-D one, up to ``LAYERED``
+    colours): optimal where valid, as on banded patterns and 5- and 7-point stencils,
+    and found in vectorised passes. Otherwise it runs smallest-last, then
     (on column graphs of at most ``BEST_LIMIT`` entries) DSATUR, keeps the fewer, and
     improves it with iterated greedy passes (Culberson), which never add a colour. On
     the random, banded, block, arrow and stencil patterns of tests/test_colouring.py it
@@ -349,6 +404,9 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
         An int64 array of shape ``(n,)``: each column's colour, from 0.
     Raises:
         ValueError: an unknown ``order``, or a pattern that is not 2-D.
+        GraphTooLargeError: the column intersection graph would have more than
+            ``GRAPH_LIMIT`` entries (rows with most of the columns), where no lattice
+            colouring is found.
     Example:
         >>> import numpy as np
         >>> from dualrev.sparse import colour_columns
@@ -364,11 +422,23 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
     bound = max(int(np.diff(P.indptr).max(initial=1)), 1)
     if order == "best":
         # columns taken cyclically: optimal where valid (banded patterns, 2-D stencils)
-        cyclic = _cyclic(P, [bound], _valid_columns)
+        cyclic = _cyclic(P, [bound], _valid_columns, layered=LAYERED)
         if cyclic is not None:
             return cyclic
+    return _colour_distance2(P, order, bound, "colour_columns", "column", "row")
+
+
+def _colour_distance2(P: sp.csr_matrix, order: str, bound: int, what: str, side: str,
+                      other: str) -> np.ndarray:
+    counts = np.diff(P.indptr)
+    entries = int((counts.astype(np.int64) ** 2).sum())  # the graph's size, at most
+    if entries > GRAPH_LIMIT:
+        line = int(counts.argmax())
+        raise GraphTooLargeError(what, entries, line, int(counts[line]), P.shape[1], side,
+                                 other)
     indptr, indices = _column_graph(P)
-    return np.asarray(_distance1(n, indptr, indices, order, bound), dtype=np.int64)
+    return np.asarray(_distance1(P.shape[1], indptr, indices, order, bound),
+                      dtype=np.int64)
 
 
 def colour_rows(pattern: Any, order: str = "best") -> np.ndarray:
@@ -387,6 +457,8 @@ def colour_rows(pattern: Any, order: str = "best") -> np.ndarray:
         An int64 array of shape ``(m,)``: each row's colour, from 0.
     Raises:
         ValueError: an unknown ``order``, or a pattern that is not 2-D.
+        GraphTooLargeError: the row intersection graph would have more than
+            ``GRAPH_LIMIT`` entries (columns with most of the rows).
     Example:
         >>> import numpy as np
         >>> from dualrev.sparse import colour_rows
@@ -395,7 +467,16 @@ def colour_rows(pattern: Any, order: str = "best") -> np.ndarray:
         (np.int64(4), np.int64(2))
     """
     _check_order(order, "colour_rows")
-    return colour_columns(_csr(pattern, "colour_rows").T.tocsr(), order)
+    P = _csr(pattern, "colour_rows").T.tocsr()
+    m, n = P.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    bound = max(int(np.diff(P.indptr).max(initial=1)), 1)
+    if order == "best":
+        cyclic = _cyclic(P, [bound], _valid_columns, layered=LAYERED)
+        if cyclic is not None:
+            return cyclic
+    return _colour_distance2(P, order, bound, "colour_rows", "row", "column")
 
 
 # ---------------------------------------------------------------------------------------
@@ -510,7 +591,8 @@ def colour_symmetric(pattern: Any, order: str = "best") -> np.ndarray:
     tridiagonal pattern (Rosenbrock's Hessian) 3 colours at every n, a diagonal one 1,
     an arrow (a diagonal and a full last row and column) 2, an arrow around a
     tridiagonal band 4, a band of half-width w 2w + 1, the 5-point stencil 5, the
-    13-point one (the Hessian of a sum of squares of 5-point residuals) 13; a
+    13-point one (the Hessian of a sum of squares of 5-point residuals) 13, the 3-D
+    7-point stencil 7; a
     distance-2 colouring would need n for an arrow. ``order`` is the order vertices are
     coloured in greedily (``"dsatur"``: the order DSATUR colours the graph in).
     ``"best"`` (default) gives each *hub* (a vertex of more than ``HUB_DEGREE``
@@ -572,7 +654,8 @@ def colour_symmetric(pattern: Any, order: str = "best") -> np.ndarray:
             return split
         best = split.tolist()
     # vertices taken cyclically: a band of half-width w takes 2w + 1 colours so
-    cyclic = _cyclic(S, range(bound, min(widest, bound + 16) + 1), _is_star)
+    cyclic = _cyclic(S, range(bound, min(widest, bound + 16) + 1), _is_star,
+                     layered=LAYERED)
     if cyclic is not None:
         if cyclic.max(initial=0) + 1 == bound or large:
             # optimal (tridiagonal patterns); or on a large graph, where greedy orders

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 # the colourings live in colouring.py; these names are dualrev.sparse's too
 from .colouring import ORDERS as ORDERS
+from .colouring import GraphTooLargeError as GraphTooLargeError
 from .colouring import colour_columns as colour_columns
 from .colouring import colour_rows as colour_rows
 from .colouring import colour_symmetric as colour_symmetric
@@ -46,7 +47,8 @@ from .transforms import (
 from .tree import tree_flatten
 
 __all__ = [
-    "FORMATS", "MODES", "ORDERS", "NonStructuralSparsityWarning", "SparseHessianFunction",
+    "FORMATS", "MODES", "ORDERS", "GraphTooLargeError", "NonStructuralSparsityWarning",
+    "SparseHessianFunction",
     "SparseJacobian", "SparseJacobianFunction", "Sparsity", "SparsityError",
     "colour_columns", "colour_rows", "colour_symmetric", "detect_sparsity", "hessian",
     "hessian_sparsity", "jacobian", "jacobian_sparsity", "recover_columns", "recover_rows",
@@ -573,25 +575,19 @@ class SparseJacobianFunction(_SparseDerivative):
             redetect = False
         P = sparsity.pattern
         mode = self.requested_mode
+        cols = rows = None
         if kind == "c" and mode == "reverse":
             raise SparsityError(
                 "dualrev.sparse.jacobian: mode='reverse' needs a real-valued output (reverse "
                 "mode pairs cotangents as Re(ct * t), which sees only the real part); use "
                 "mode='forward' (or 'auto') for a complex output")
-        if mode != "reverse":
-            cols = colour_columns(P, self.order)
         if mode == "auto" and kind != "c":
-            nc = int(cols.max()) + 1 if cols.size else 0
-            # a column's non-zeros need as many row colours: below that, rows cannot win
-            if nc > (int(np.diff(P.tocsc().indptr).max()) if P.nnz else 0):
-                rows = colour_rows(P, self.order)
-                nr = int(rows.max()) + 1 if rows.size else 0
-            else:
-                nr = nc
-            mode = "reverse" if nr < nc else "forward"
+            mode, cols, rows = self._cheaper(P)
         elif mode == "auto":
             mode = "forward"
-        elif mode == "reverse":
+        if mode == "forward" and cols is None:
+            cols = colour_columns(P, self.order)
+        elif mode == "reverse" and rows is None:
             rows = colour_rows(P, self.order)
         m = P.shape[0]
         if mode == "forward":
@@ -610,6 +606,25 @@ class SparseJacobianFunction(_SparseDerivative):
                 _Gather(recover_rows, P, colours, c, n, _same, self.format,
                         lambda R: colours[_row_of(R)] * n + R.indices))
         return st
+
+    def _cheaper(self, P: sp.csr_matrix) -> tuple[str, Any, Any]:
+        """``mode="auto"``: the direction with fewer colours (ties forward), and its
+        colouring. Rows are coloured only when the columns need more colours than the
+        rows' lower bound (a column's entry count); a direction whose intersection graph
+        is too large to build (a dense row or column) leaves the other."""
+        try:
+            cols = colour_columns(P, self.order)
+        except GraphTooLargeError:
+            return "reverse", None, colour_rows(P, self.order)
+        nc = int(cols.max()) + 1 if cols.size else 0
+        if nc <= (int(np.diff(P.tocsc().indptr).max()) if P.nnz else 0):
+            return "forward", cols, None
+        try:
+            rows = colour_rows(P, self.order)
+        except GraphTooLargeError:
+            return "forward", cols, None
+        nr = int(rows.max()) + 1 if rows.size else 0
+        return ("reverse", None, rows) if nr < nc else ("forward", cols, None)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         st, x = self._state(args, kwargs)

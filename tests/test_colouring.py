@@ -15,9 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dualrev.sparse
-from dualrev import colouring
+from dualrev import DualrevError, colouring
 from dualrev.colouring import (
     ORDERS,
+    GraphTooLargeError,
     colour_columns,
     colour_rows,
     colour_symmetric,
@@ -35,6 +36,7 @@ from tests.colouring_networkx import (
     networkx_counts,
     random_pattern,
     stencil,
+    stencil3,
 )
 
 
@@ -128,7 +130,7 @@ def test_star_colourings_are_star_and_recover_the_hessian(n, density, seed):
 def structured(draw):
     """Banded, block, arrow and stencil patterns (where the lattice colourings of
     "best" apply), some with a few random entries added or rows and columns permuted."""
-    kind = draw(st.sampled_from(["banded", "block", "arrow", "stencil"]))
+    kind = draw(st.sampled_from(["banded", "block", "arrow", "stencil", "stencil3"]))
     if kind == "banded":
         n = draw(st.integers(1, 40))
         P = banded(n, draw(st.integers(0, min(4, n - 1))))
@@ -136,8 +138,10 @@ def structured(draw):
         P = block(draw(st.integers(1, 40)), draw(st.integers(1, 6)))
     elif kind == "arrow":
         P = arrow(draw(st.integers(2, 30)), draw(st.integers(0, 2)))
-    else:
+    elif kind == "stencil":
         P = stencil(draw(st.integers(2, 7)))
+    else:
+        P = stencil3(draw(st.integers(2, 3)))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     A = P.toarray()
     n = A.shape[0]
@@ -354,9 +358,26 @@ def test_a_sparse_patterns_stored_zeros_are_entries():
     assert _k(colour_columns(J0.toarray())) == 1
 
 
+def test_a_graph_too_large_to_build_is_refused_with_the_way_out():
+    # a tridiagonal pattern and a row with half the columns at random: 10^8 graph entries
+    n = 20_000
+    P = banded(n, 1).tolil()
+    P[7, np.random.default_rng(0).choice(n, n // 2, replace=False)] = True
+    P = sp.csr_matrix(P)
+    with pytest.raises(GraphTooLargeError, match=r"row 7 of the pattern has 10\d\d\d of "
+                       r"the 20000 columns.*colour_rows"):
+        colour_columns(P)
+    c = colour_rows(P)  # reverse mode: the dense row its own colour, the band's 3
+    assert _k(c) == 4 and _distance2(P.T, c)
+    with pytest.raises(GraphTooLargeError, match="column 7 of the pattern.*colour_columns"):
+        colour_rows(P.T)
+    assert issubclass(GraphTooLargeError, DualrevError)
+
+
 def test_sparse_reexports_the_colourings():
-    for name in ("ORDERS", "colour_columns", "colour_rows", "colour_symmetric",
-                 "recover_columns", "recover_rows", "recover_symmetric"):
+    for name in ("ORDERS", "GraphTooLargeError", "colour_columns", "colour_rows",
+                 "colour_symmetric", "recover_columns", "recover_rows",
+                 "recover_symmetric"):
         assert getattr(dualrev.sparse, name) is getattr(colouring, name)
 
 
@@ -379,6 +400,14 @@ def test_stencil_and_band_patterns():
     rows, cols = colouring._entries(colouring._csr(P, "t"))
     assert colouring._is_star(rows, cols, c, _k(c)) and _k(c) == 13
     assert _k(colour_columns(P)) == 13
+    # the 7-point stencil on a 3-D grid: 7, (x + s*y + t*z) mod 7 (greedy orders: 11-12)
+    P = stencil3(12)
+    c = colour_columns(P)
+    assert _distance2(P, c) and _k(c) == 7 == _k(colour_rows(P))
+    assert _k(colour_columns(P, "smallest_last")) > 7
+    c = colour_symmetric(P)
+    rows, cols = colouring._entries(colouring._csr(P, "t"))
+    assert colouring._is_star(rows, cols, c, _k(c)) and _k(c) == 7
     # bands of half-width w: 2w + 1; an arrow around a pentadiagonal band: 6
     for w in (2, 3):
         assert _k(colour_symmetric(banded(300, w))) == 2 * w + 1

@@ -504,3 +504,20 @@ def test_the_order_reaches_the_colouring(order):
                                    atol=1e-12, err_msg=name)
         np.testing.assert_array_equal(
             H.colours, dr.sparse.colour_symmetric(H.sparsity.pattern, order))
+
+
+def test_auto_takes_the_other_direction_where_one_graph_is_too_large():
+    # a row with half of the columns makes them all conflict: the column intersection
+    # graph (10^8 entries) is not built (GraphTooLargeError); auto colours the rows
+    n = 20_000
+    f = lambda x: np.concatenate([np.sin(x), np.sum(x[::2] ** 2)[None]])  # noqa: E731
+    x = np.random.default_rng(0).normal(size=n)
+    J = dr.sparse.jacobian(f)
+    got = J(x)
+    assert J.mode == "reverse" and J.n_colours == 2
+    np.testing.assert_allclose(got.diagonal(), np.cos(x), rtol=1e-14)
+    expected = np.zeros(n)
+    expected[::2] = 2 * x[::2]
+    np.testing.assert_allclose(got.getrow(n).toarray().ravel(), expected, rtol=1e-14)
+    with pytest.raises(dr.sparse.GraphTooLargeError, match="colour_rows"):
+        dr.sparse.jacobian(f, mode="forward")(x)
