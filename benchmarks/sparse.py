@@ -174,7 +174,8 @@ def paired(base: Callable[[], Any], fn: Callable[[], Any]) -> tuple[float, float
     fn()
     base()
     per_fn, per_base = max(once(fn), 1e-7), max(once(base), 1e-7)
-    k_fn, k_base = max(1, int(0.05 / per_fn)), max(1, int(0.05 / per_base))
+    block = 0.005 if MODE == "smoke" else 0.05
+    k_fn, k_base = max(1, int(block / per_fn)), max(1, int(block / per_base))
     times, ratios = [], []
     for _ in range(REPEATS[MODE]):
         tb = sum(once(base) for _ in range(k_base)) / k_base
