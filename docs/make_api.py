@@ -75,8 +75,9 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "lift", "lift_all")]),
     ("Optimisation (dualrev.optimize)", [(dualrev.optimize, n)
                                          for n in dualrev.optimize.__all__]),
-    ("Sparse Jacobians (dualrev.sparse)", [(dualrev.sparse, n) for n in (
-        "detect_sparsity", "colour_columns")]),
+    ("Sparse Jacobians and Hessians (dualrev.sparse)", [
+        (dualrev.sparse, n) for n in dualrev.sparse.__all__
+        if n not in ("FORMATS", "MODES", "ORDERS")]),
     ("Testing (dualrev.testing)", [(dualrev.testing, n) for n in (
         "check_grads", "numerical_jvp")]),
     ("Traced values", [(dualrev, n) for n in ("Traced", "Dual", "Tape")]),

@@ -563,3 +563,62 @@ class ReplayWarning(UserWarning):
         >>> print(seen[0].category.__name__)
         ReplayWarning
     """
+
+
+class SparsityError(DualrevError, ValueError):
+    """``dualrev.sparse.jacobian``/``hessian`` were given something they cannot use: a
+    pattern whose shape does not match the function's, an unknown ``format``/``mode``/
+    ``order``, a tuple ``argnums``, a pytree or complex argument, or traced arguments
+    (a ``scipy.sparse`` result cannot carry derivatives). Also a ``ValueError``, as
+    SciPy raises for bad argument values. The message names the rewrite.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> dr.sparse.jacobian(np.sin, sparsity=np.eye(3))(np.ones(4))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.SparsityError: dualrev.sparse.jacobian: the sparsity pattern ...
+    """
+
+
+class NonStructuralSparsityWarning(UserWarning):
+    """A detected sparsity pattern holds only at the given point: ``f`` took a decision
+    on a traced value (``if x[0] > 0``, ``np.argmax(x)`` used as an index), so another
+    input may take another branch with other non-zeros.
+
+    ``dualrev.sparse.jacobian``/``hessian`` warn once, when they prepare, naming the
+    lines (``notes``), and then detect the pattern again at every call (one cheap pass,
+    recolouring only when the pattern changed), so each result is right at its own
+    point. Pass ``sparsity=`` (a pattern that covers every input you use) to skip the
+    detection; ``warnings.simplefilter("ignore", NonStructuralSparsityWarning)`` to
+    silence it.
+
+    Example:
+        >>> import warnings
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> f = lambda x: x * 2.0 if x[0] > 0 else x[::-1] * 3.0
+        >>> with warnings.catch_warnings(record=True) as seen:
+        ...     warnings.simplefilter("always")
+        ...     J = dr.sparse.jacobian(f)
+        ...     print(J(np.array([1.0, 2.0])).toarray())
+        [[2. 0.]
+         [0. 2.]]
+        >>> print(seen[0].category.__name__)
+        NonStructuralSparsityWarning
+        >>> print(J(np.array([-1.0, 2.0])).toarray())  # detected again: the other branch
+        [[0. 3.]
+         [3. 0.]]
+    """
+
+    def __init__(self, what: str, notes: list[str]) -> None:
+        listed = "; ".join(notes[:5]) + (f"; and {len(notes) - 5} more" if len(notes) > 5
+                                         else "")
+        super().__init__(
+            f"dualrev.{what}: the sparsity pattern holds only at the given point ({listed}). "
+            "It is detected again at every call (a pattern pass per call; the colouring is "
+            "reused while the pattern stays the same). Pass sparsity= with a pattern that "
+            "covers every input you use to skip that, or rewrite the decision with "
+            "np.where so that the pattern is structural.")
+        self.what, self.notes = what, list(notes)

@@ -1175,20 +1175,95 @@ def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
 
 def jvp_batched(f: Callable[..., Any], x: Any, tangents: Any) -> tuple[Any, Any]:
     """``(f(x), T)`` where ``T[b] = J(x) @ tangents[b]``: a batch of JVPs in one forward
-    pass (``tangents`` has shape ``(B,) + x.shape``)."""
+    pass (``tangents`` has shape ``(B,) + x.shape``). A result holding nan/inf is looked
+    at again as ``jacfwd``'s is (strong zeros), and a ``NonFiniteDerivativeWarning`` says
+    where it stays.
+
+    Example:
+        >>> import numpy as np
+        >>> from dualrev.transforms import jvp_batched
+        >>> y, T = jvp_batched(lambda x: x ** 2, np.array([1.0, 3.0]), np.eye(2))
+        >>> print(T)
+        [[2. 0.]
+         [0. 6.]]
+    """
+    return _jvp_batched(f, x, tangents, "jvp_batched")
+
+
+def _jvp_batched(f: Callable[..., Any], x: Any, tangents: Any, what: str) -> tuple[Any, Any]:
     x = _as_input(x)
     if shape_of(tangents)[1:] != shape_of(x):
-        raise DualrevError("dualrev.jvp_batched: tangents must have shape (B,) + x.shape")
-    btrace = BatchTrace(new_level(), shape_of(tangents)[0], "jvp_batched")
+        raise DualrevError(f"dualrev.{what}: tangents must have shape (B,) + x.shape")
+    batch = shape_of(tangents)[0]
+    btrace = BatchTrace(new_level(), batch, what)
     try:
-        out, trace = _forward(f, (x,), (0,), [x], [LEAF], [Batched(tangents, btrace)],
-                              "jvp_batched")
+        out, trace = _forward(f, (x,), (0,), [x], [LEAF], [Batched(tangents, btrace)], what)
     finally:
         btrace.finish()
-    p, t, od = _unpack_forward(out, trace, "jvp_batched")
+    p, t, od = _unpack_forward(out, trace, what)
     if od.kind != "leaf":
-        raise DualrevError("dualrev.jvp_batched: f must return a single array")
-    return p[0], _unbatch(t[0], btrace)
+        raise DualrevError(f"dualrev.{what}: f must return a single array, got {od}")
+    res = _unbatch(t[0], btrace)
+    if not _finite(res):
+        res = _careful_forward(
+            lambda bt, ins: {ins[0]: Batched(tangents, bt)},
+            lambda rec, ts, bt: _unbatch(_pushed_outputs(rec, ts)[0], bt),
+            res, f, (x,), (0,), False, what, p, batch=batch)
+    return p[0], res
+
+
+def vjp_batched(f: Callable[..., Any], x: Any, cotangents: Any) -> tuple[Any, Any]:
+    """``(f(x), C)`` where ``C[b] = cotangents[b] @ J(x)``: a batch of VJPs, ``f``
+    recorded once and its tape played back once with a batch of cotangents (as
+    ``jacrev`` does with the basis). ``cotangents`` has shape ``(B,) + f(x).shape`` and
+    is cast to the output's precision; ``C`` has shape ``(B,) + x.shape``. ``f`` must
+    return one real array. A result holding nan/inf is looked at again as ``jacrev``'s is.
+
+    Example:
+        >>> import numpy as np
+        >>> from dualrev.transforms import vjp_batched
+        >>> y, C = vjp_batched(lambda x: x[1:] * x[:-1], np.array([1.0, 2.0, 3.0]),
+        ...                    np.array([[1.0, 0.0], [0.0, 1.0]]))
+        >>> print(C)
+        [[2. 1. 0.]
+         [0. 3. 2.]]
+    """
+    return _vjp_batched(f, x, cotangents, "vjp_batched")
+
+
+def _vjp_batched(f: Callable[..., Any], x: Any, cotangents: Any,
+                 what: str) -> tuple[Any, Any]:
+    x = _as_input(x)
+    with _tracing:
+        rec = _Recording(f, (x,), (0,), False, what)
+        if rec.out_def.kind != "leaf":
+            raise DualrevError(f"dualrev.{what}: f must return a single array, got "
+                               f"{rec.out_def}")
+        o = rec.outs[0]
+        if _dtype_of(o).kind == "c":
+            raise DualrevError(
+                f"dualrev.{what}: reverse mode needs a real-valued output (it pairs "
+                "cotangents as Re(ct * t), which sees only the real part); use forward "
+                "mode for a complex output")
+        if shape_of(cotangents)[1:] != shape_of(o):
+            raise DualrevError(f"dualrev.{what}: cotangents must have shape (B,) + "
+                               f"f(x).shape = (B,) + {shape_of(o)}, got "
+                               f"{shape_of(cotangents)}")
+        cts = np.asarray(cotangents, dtype=_basis_dtype(o))
+        batch = cts.shape[0]
+
+        def run(r: _Recording) -> Any:
+            btrace = BatchTrace(new_level(), batch, what)
+            try:
+                g = r.pull([Batched(cts, btrace)], keep=False)[0]
+            finally:
+                btrace.finish()
+            return _unbatch(g, btrace)
+
+        res = run(rec)
+        if not _finite(res):
+            res = _careful_reverse(run, res, f, (x,), (0,), False, what, rec.values)
+    return rec.values[0], res
 
 
 class Dependencies:

@@ -573,3 +573,38 @@ def test_jacobian_forward_through_custom_vjp_uses_its_rules():
     x = np.array([0.2])
     J = dr.jacobian(lambda x: np.concatenate([f(x), x, x]))(x)
     np.testing.assert_allclose(J, [[np.cos(0.2)], [1.0], [1.0]], rtol=1e-12)
+
+
+def test_batched_jvps_and_vjps_equal_the_jacobian_products():
+    # jvp_batched / vjp_batched: one pass for a batch of (co)tangents, the rows of
+    # T @ J.T and C @ J, on an n-d input and output
+    from dualrev.transforms import jvp_batched, vjp_batched
+
+    rng = np.random.default_rng(7)
+    A = rng.normal(size=(6, 6))
+
+    def f(X):
+        return np.tanh(X @ A[:3, :3]).T * X[0][:, None]  # (3, 2) out of (2, 3)
+
+    X = rng.normal(size=(2, 3))
+    J = np.asarray(dr.jacobian(f)(X)).reshape(6, 6)
+    T = rng.normal(size=(4, 2, 3))
+    y, JT = jvp_batched(f, X, T)
+    np.testing.assert_allclose(y, f(X))
+    np.testing.assert_allclose(JT.reshape(4, 6), T.reshape(4, 6) @ J.T, rtol=1e-12)
+    C = rng.normal(size=(5, 3, 2))
+    y, CJ = vjp_batched(f, X, C)
+    np.testing.assert_allclose(y, f(X))
+    assert CJ.shape == (5, 2, 3)
+    np.testing.assert_allclose(CJ.reshape(5, 6), C.reshape(5, 6) @ J, rtol=1e-12)
+    # float32 keeps its precision; an output that does not depend on x gives zeros
+    y32, C32 = vjp_batched(lambda x: x * 2, np.ones(3, np.float32), np.eye(3))
+    assert C32.dtype == np.float32
+    np.testing.assert_array_equal(vjp_batched(lambda x: np.ones(2), np.ones(3),
+                                              np.ones((4, 2)))[1], np.zeros((4, 3)))
+    with pytest.raises(dr.DualrevError, match=r"cotangents must have shape \(B,\)"):
+        vjp_batched(f, X, np.ones((2, 6)))
+    with pytest.raises(dr.DualrevError, match="real-valued output"):
+        vjp_batched(lambda x: x * 1j, np.ones(2), np.ones((1, 2)))
+    with pytest.raises(dr.DualrevError, match="single array"):
+        vjp_batched(lambda x: (x, x), np.ones(2), np.ones((1, 2)))
