@@ -45,18 +45,21 @@ _RECOLOUR_PASSES = 8
 
 
 def _csr(pattern: Any, what: str) -> sp.csr_matrix:
-    """The pattern as a canonical boolean CSR matrix (sorted, no duplicates, no explicit
-    zeros)."""
+    """The pattern as a canonical boolean CSR matrix (sorted, no duplicates). A sparse
+    matrix's stored entries all count, explicit zeros too (as SciPy reads
+    ``jac_sparsity``): a value that is zero at one point may not be at another. A dense
+    array's non-zeros count."""
     if sp.issparse(pattern):
-        P = sp.csr_matrix(pattern)
-    else:
-        a = np.asarray(pattern)
-        if a.ndim != 2:
-            raise ValueError(f"{what}: the pattern must be 2-D, got shape {a.shape}")
-        P = sp.csr_matrix(a)
-    P = sp.csr_matrix(P, dtype=bool, copy=True)
-    P.sum_duplicates()
-    P.eliminate_zeros()
+        Q = sp.csr_matrix(pattern)
+        P = sp.csr_matrix((np.ones(Q.nnz, dtype=bool), Q.indices.copy(), Q.indptr.copy()),
+                          shape=Q.shape)
+        P.sum_duplicates()
+        P.sort_indices()
+        return P
+    a = np.asarray(pattern)
+    if a.ndim != 2:
+        raise ValueError(f"{what}: the pattern must be 2-D, got shape {a.shape}")
+    P = sp.csr_matrix(a != 0)
     P.sort_indices()
     return P
 
@@ -267,6 +270,53 @@ def _distance1(n: int, indptr: list[int], indices: list[int], order: str,
     return best
 
 
+def _grid_lengths(rows: np.ndarray, cols: np.ndarray) -> list[int]:
+    """The row lengths of a grid a stencil pattern may live on: its entries' distinct
+    offsets ``|j - i|`` above 1, where there are few (a 2-D stencil on an N-wide grid
+    has N among them); none where there are many."""
+    offsets = np.unique(np.abs(cols - rows))
+    offsets = offsets[offsets > 1]
+    return offsets.tolist() if offsets.size <= 16 else []
+
+
+def _cyclic(P: sp.csr_matrix, ks: Any, valid: Any) -> np.ndarray | None:
+    """A colouring of the form ``(j mod N + s * (j // N)) mod k`` (``j mod k``, or a
+    lattice colouring of a 2-D grid N wide, such as ``(x + 2y) mod 5`` for the 5-point
+    stencil), for the least ``k`` in ``ks`` that ``valid(rows, cols, colours, k)``
+    accepts, or None. Each candidate is first tried on a principal window of rows and
+    columns (a failure there is one everywhere, for the distance-2 and the star
+    conditions alike), then on the whole pattern."""
+    m, n = P.shape
+    j = np.arange(n, dtype=np.int64)
+    rows, cols = _entries(P)
+    mid = m // 2
+    # a stencil's offsets show in any rows away from the boundary: read the middle ones
+    sample = slice(P.indptr[max(mid - 512, 0)], P.indptr[min(mid + 512, m)])
+    grids = _grid_lengths(rows[sample], cols[sample])
+    width = 4 * max(grids, default=max(ks, default=1)) + 64
+    lo, hi = max(mid - width // 2, 0), min(mid + width // 2, min(m, n))
+    if m == n:
+        window, jw = P[lo:hi, lo:hi], j[lo:hi]
+    else:
+        window, jw = P[lo:hi], j
+    wrows, wcols = _entries(window)
+    for k in ks:
+        # (N, step) = (n, 1): plain j mod k
+        for N, step in [(n, 1)] + [(N, step) for N in grids for step in range(k)]:
+            if not valid(wrows, wcols, (jw % N + step * (jw // N)) % k, k):
+                continue
+            colours = (j % N + step * (j // N)) % k
+            if valid(rows, cols, colours, k):
+                # numbered 0 .. k-1 with none unused (a narrow grid may leave some out)
+                return np.unique(colours, return_inverse=True)[1].astype(np.int64)
+    return None
+
+
+def _valid_columns(rows: np.ndarray, cols: np.ndarray, colours: np.ndarray,
+                   k: int) -> bool:
+    return _distinct_in_rows(rows, colours[cols], k)
+
+
 def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
     """A colour per column such that no two columns of one colour share a nonzero row
     (a distance-2 colouring of the bipartite row/column graph: a colouring of the
@@ -278,16 +328,19 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
     ``"smallest_last"`` (Matula and Beck), ``"largest_first"`` (by degree),
     ``"natural"`` (column order), ``"incidence_degree"`` (Coleman and Moré),
     ``"dsatur"`` (Brélaz: the most distinctly coloured neighbours next). ``"best"``
-    (default) runs smallest-last, stops if it reaches the lower bound (banded and block
-    patterns do), and otherwise also tries DSATUR, largest-first and incidence-degree
-    and improves the fewest with iterated greedy passes (Culberson), which never add a
-    colour. On the random, banded, block and arrow patterns of tests/test_colouring.py
-    it needs no more colours than the best of networkx's ``greedy_color`` strategies
+    (default) first tries lattice colourings with as many colours as the lower bound
+    (``j mod k``, and ``(x + s*y) mod k`` for a 2-D grid whose width is one of the
+    pattern's offsets): optimal where valid, as on banded patterns and 5-point
+    stencils, and found in vectorised passes. Otherwise it runs smallest-last, then
+    (on column graphs of at most ``BEST_LIMIT`` entries) DSATUR, keeps the fewer, and
+    improves it with iterated greedy passes (Culberson), which never add a colour. On
+    the random, banded, block, arrow and stencil patterns of tests/test_colouring.py it
+    needs no more colours than the best of networkx's ``greedy_color`` strategies
     (docs/sparse.md, "Colouring").
 
     Args:
-        pattern: the (m, n) nonzero pattern, a dense array or a ``scipy.sparse`` matrix
-            (its stored entries that are non-zero).
+        pattern: the (m, n) pattern: a dense array (its non-zeros) or a
+            ``scipy.sparse`` matrix (its stored entries, explicit zeros included).
         order: one of ``ORDERS``.
     Returns:
         An int64 array of shape ``(n,)``: each column's colour, from 0.
@@ -307,10 +360,9 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     bound = max(int(np.diff(P.indptr).max(initial=1)), 1)
     if order == "best":
-        # columns taken cyclically: optimal where valid, as on banded patterns
-        cyclic = np.arange(n, dtype=np.int64) % bound
-        rows, cols = _entries(P)
-        if _distinct_in_rows(rows, cyclic[cols], bound):
+        # columns taken cyclically: optimal where valid (banded patterns, 2-D stencils)
+        cyclic = _cyclic(P, [bound], _valid_columns)
+        if cyclic is not None:
             return cyclic
     indptr, indices = _column_graph(P)
     return np.asarray(_distance1(n, indptr, indices, order, bound), dtype=np.int64)
@@ -325,7 +377,8 @@ def colour_rows(pattern: Any, order: str = "best") -> np.ndarray:
     with none unused; ``order`` as in ``colour_columns``.
 
     Args:
-        pattern: the (m, n) nonzero pattern, a dense array or a ``scipy.sparse`` matrix.
+        pattern: the (m, n) pattern: a dense array (its non-zeros) or a
+            ``scipy.sparse`` matrix (its stored entries, explicit zeros included).
         order: one of ``ORDERS``.
     Returns:
         An int64 array of shape ``(m,)``: each row's colour, from 0.
@@ -450,17 +503,22 @@ def colour_symmetric(pattern: Any, order: str = "best") -> np.ndarray:
     every path on four vertices uses at least three colours (so for each nonzero
     ``H[i, j]``, colour j is unique among row i's entries or colour i among row j's);
     the colours are ``0 .. k-1`` with none unused. The pattern is read as
-    ``pattern | pattern.T`` (the diagonal does not matter). A tridiagonal pattern
-    (Rosenbrock's Hessian) takes 3 colours at every n, a diagonal one 1, an arrow (a
-    diagonal and a full last row and column) 2, an arrow with a tridiagonal band 4.
-    Star colourings need fewer colours than distance-2 colourings (an arrow needs n of
-    those). ``order`` is the order vertices are coloured in (``"dsatur"``: the order
-    DSATUR colours the graph in); ``"best"`` (default) tries smallest-last,
-    DSATUR, largest-first, incidence-degree and natural and keeps the fewest (stopping
-    at 3 colours, which any path of four vertices needs).
+    ``pattern | pattern.T`` (the diagonal does not matter). ``"best"`` gets: a
+    tridiagonal pattern (Rosenbrock's Hessian) 3 colours at every n, a diagonal one 1,
+    an arrow (a diagonal and a full last row and column) 2, an arrow around a
+    tridiagonal band 4, a band of half-width w 2w + 1, the 5-point stencil 5, the
+    13-point one (the Hessian of a sum of squares of 5-point residuals) 13; a
+    distance-2 colouring would need n for an arrow. ``order`` is the order vertices are
+    coloured in greedily (``"dsatur"``: the order DSATUR colours the graph in).
+    ``"best"`` (default) first tries lattice colourings (as ``colour_columns``) from the
+    lower bound up (1 without edges, 2, or 3 with a path on four vertices), keeps one at
+    the bound, and on graphs of more than ``BEST_LIMIT`` adjacency entries keeps any;
+    otherwise it also runs the greedy colouring in smallest-last order and, on graphs
+    up to ``BEST_LIMIT``, in the other orders, and keeps the fewest colours.
 
     Args:
-        pattern: the (n, n) nonzero pattern, a dense array or a ``scipy.sparse`` matrix.
+        pattern: the (n, n) pattern: a dense array (its non-zeros) or a
+            ``scipy.sparse`` matrix (its stored entries, explicit zeros included).
         order: one of ``ORDERS``.
     Returns:
         An int64 array of shape ``(n,)``: each vertex's (row's and column's) colour.
@@ -488,20 +546,18 @@ def colour_symmetric(pattern: Any, order: str = "best") -> np.ndarray:
                           dtype=np.int64)
     # a lower bound: 1 without edges, 2 with one, 3 with a path on four vertices
     bound = 1 if not indices_a.size else 3 if _has_path4(indptr_a, indices_a) else 2
-    rows, cols = _entries(_csr(P + P.T, "colour_symmetric"))
+    S = _csr(P + P.T, "colour_symmetric")
     widest = int(np.diff(indptr_a).max()) + 1
     large = indices_a.size > BEST_LIMIT
     best = None
-    for k in range(bound, min(widest, bound + 8) + 1):
-        # vertices taken cyclically: a band of half-width w takes 2w + 1 colours so
-        cyclic = np.arange(n, dtype=np.int64) % k
-        if _is_star(rows, cols, cyclic, k):
-            if k == bound or large:
-                # optimal (tridiagonal patterns); or on a large graph, where greedy
-                # orders find no fewer on bands, at seconds' cost
-                return cyclic
-            best = cyclic.tolist()
-            break
+    # vertices taken cyclically: a band of half-width w takes 2w + 1 colours so
+    cyclic = _cyclic(S, range(bound, min(widest, bound + 16) + 1), _is_star)
+    if cyclic is not None:
+        if cyclic.max(initial=0) + 1 == bound or large:
+            # optimal (tridiagonal patterns); or on a large graph, where greedy orders
+            # find no fewer on bands and stencils, at seconds' cost
+            return cyclic
+        best = cyclic.tolist()
     indptr, indices = indptr_a.tolist(), indices_a.tolist()
     tries = ("smallest_last",) + (() if large else _BEST_STAR)
     for other in tries:
