@@ -28,8 +28,10 @@ from .indexing import (
     _reshape,
     batched_positions,
     canonical_index,
+    dependent_index,
     getitem,
     is_basic,
+    put_along,
     scatter_p,
     stack_index_lists,
     update_p,
@@ -61,11 +63,20 @@ def _choose_write_into(on: bool) -> None:
 
 
 class _Update:
-    __slots__ = ("x", "idx")
+    __slots__ = ("x", "idx", "raw", "source")
 
     def __init__(self, x: Any, idx: Any) -> None:
         self.x = x
+        self.raw = idx
+        # under a structural sparsity detection, an integer index computed from the input
+        # (np.argsort(x)) may select other positions for another input: its value here
+        # computes the result, and the updates make every written element depend on all
+        # of v (put_along with a dependent index: dualrev/pattern_rules.along_axis)
+        self.source, idx = dependent_index(idx)
         self.idx = canonical_index(idx)
+
+    def _dependent(self, pos: np.ndarray) -> Any:
+        return self.source.derived(pos)
 
     def _flat(self) -> tuple[np.ndarray, tuple[int, ...]]:
         shape = shape_of(self.x)
@@ -73,18 +84,24 @@ class _Update:
 
     def get(self) -> Any:
         """``x[idx]``."""
-        return getitem(self.x, self.idx)
+        return getitem(self.x, self.idx if self.source is None else self.raw)
 
     def add(self, v: Any) -> Any:
         """``x`` with ``v`` added at ``idx``; repeated indices accumulate."""
         pos, shape = self._flat()
         vals = np.ravel(np.broadcast_to(v, shape_of(_positions(shape, self.idx)))) + 0.0
-        added = bind(scatter_p, (vals,), {"idx": (pos,), "nb": 0, "shape": (int(np.prod(shape)),)})
+        size = int(np.prod(shape))
+        if self.source is not None:
+            added = bind(put_along, (vals, self._dependent(pos)), {"axis": 0, "shape": (size,)})
+        else:
+            added = bind(scatter_p, (vals,), {"idx": (pos,), "nb": 0, "shape": (size,)})
         return self.x + np.reshape(added, shape)
 
     def multiply(self, v: Any) -> Any:
         """``x`` multiplied by ``v`` at ``idx`` (repeats multiply repeatedly)."""
         pos, shape = self._flat()
+        if self.source is not None:
+            self.source.freeze()  # the positions at the given point, noted
         size = int(np.prod(shape))
         vals = np.ravel(np.broadcast_to(v, shape_of(_positions(shape, self.idx)))) + 0.0
         out = np.ravel(self.x)
@@ -100,6 +117,14 @@ class _Update:
         _, first_from_end = np.unique(pos[::-1], return_index=True)
         keep = pos.size - 1 - first_from_end  # the last occurrence of each position
         kept = getitem(vals, (keep,))
+        if self.source is not None:
+            size = int(np.prod(shape))
+            placed = bind(put_along, (kept, self._dependent(pos[keep])),
+                          {"axis": 0, "shape": (size,)})
+            hit = np.zeros(size, dtype=bool)
+            hit[pos] = True
+            out = np.where(self._dependent(hit), placed, _ravel(self.x))
+            return np.reshape(out, shape)
         out = bind(update_p, (kept, _ravel(self.x)), {"idx": (pos[keep],), "nb": 0})
         return np.reshape(out, shape)
 
@@ -221,7 +246,13 @@ def functional_set(x: Any, key: tuple[Any, ...], v: Any) -> Any:
         v = np.real(v)
     shape = shape_of(x)
     if any(isinstance(k, Tracer) for k in key):
-        out = set_batched(x, key, v)
+        if all(not isinstance(k, Tracer) or hasattr(type(k), "derived") for k in key) and (
+                dependent_index(key)[0] is not None):
+            # positions computed from the input of a sparsity detection (not a batch):
+            # the functional update writes them sparsely and widens the pattern
+            out = at(x)[key].set(v)
+        else:
+            out = set_batched(x, key, v)
     elif is_basic(key):
         target = np.zeros(shape, dtype=bool)[key].shape
         if shape_of(v) != target:

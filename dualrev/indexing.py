@@ -28,7 +28,7 @@ from .compile import register_inline
 from .errors import BatchedValueError, DualrevError
 from .inplace import is_scalar_index, note_view
 from .levels import is_batched, materialize, on_plain_values
-from .pattern_rules import by_positions, scattered
+from .pattern_rules import along_axis, by_positions, scattered
 from .primitive import (
     FUNCTION_HANDLERS,
     Primitive,
@@ -109,6 +109,13 @@ def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...])
 
 gather_p = Primitive("getitem", _gather_impl)
 scatter_p = Primitive("scatter_add", _scatter_impl)
+# Dependency patterns (structural sparsity detection, dualrev/pattern_rules.py): a gather
+# copies elements, which the primitive itself applied to positions says (its index is a
+# parameter: a plain one, or one a detection read at the given point, with a note); a
+# scatter-add sums every value sent to one element.
+gather_p.defpattern(by_positions(gather_p, data=(0,)))
+scatter_p.defpattern(scattered(lambda out_shape, v, idx, nb, shape: _gather_impl(
+    np.arange(math.prod(out_shape), dtype=np.int64).reshape(out_shape), idx, nb)))
 
 # Replayed programs (dualrev/compile.py) index inline and scatter without the impl's frame
 def _gather_source(out: str, args: list[str], params: dict[str, Any], seen: list[Any],
@@ -196,6 +203,7 @@ def _update_impl(v: Any, x: Any, idx: tuple[Any, ...], nb: int, inplace: bool = 
 # (a scatter and a select kept a buffer-sized mask per write: memory quadratic in the
 # steps of a loop that fills a buffer row by row).
 update_p = Primitive("set", _update_impl)
+update_p.defpattern(by_positions(update_p, data=(0, 1)))  # copies v's elements into x's
 
 
 def _update_jvp(tangents: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
@@ -323,6 +331,13 @@ def _along_batch(prim: Primitive) -> Any:
 # x of idx's shape but along axis; v of idx's shape (the callers broadcast them so)
 take_along = Primitive("take_along_axis", _take_along_impl)
 put_along = Primitive("put_along_axis_add", _put_along_impl)
+# Their patterns: with a constant index, the gather's copies and the scatter's sums; with
+# an index computed from the input (np.sort's order), which another input may change,
+# each output element depends on the whole line along the axis (along_axis)
+take_along.defpattern(along_axis(by_positions(take_along, data=(0,))))
+put_along.defpattern(along_axis(scattered(
+    lambda out_shape, v, idx, axis, shape: np.take_along_axis(
+        np.arange(math.prod(out_shape), dtype=np.int64).reshape(out_shape), idx, axis))))
 def _take_along_params(axis: int, nb: int) -> dict[str, Any]:
     return {"axis": axis, "nb": nb} if nb else {"axis": axis}
 
@@ -395,6 +410,50 @@ def _gather_batched(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
     return out
 
 
+def _dependent_parts(idx: tuple[Any, ...]) -> list[int]:
+    """Positions of the integer index arrays in ``idx`` computed from the input of a
+    structural sparsity detection (their values may differ for another input)."""
+    return [k for k, i in enumerate(idx) if isinstance(i, Tracer)
+            and hasattr(type(i), "derived") and dtype_of(i).kind in "iu"]
+
+
+def dependent_index(idx: Any) -> tuple[Any, Any]:
+    """``(source, plain)``: the first integer index array of ``idx`` computed from the
+    input of a structural sparsity detection (None if there is none) and ``idx`` with
+    every such part replaced by its value at the given point (not read as a decision:
+    the callers make the result depend on every position instead)."""
+    if not isinstance(idx, (Tracer, list, tuple)) or (
+            type(idx) is tuple and not any(isinstance(i, (Tracer, list)) for i in idx)):
+        return None, idx  # (the common case, first: no traced part)
+    tup = stack_index_lists(idx if isinstance(idx, tuple) else (idx,))
+    parts = _dependent_parts(tup)
+    if not parts:
+        return None, idx
+    plain = tuple(np.asarray(i.primal) if k in parts else i for k, i in enumerate(tup))
+    return tup[parts[0]], plain
+
+
+def _gather_dependent(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
+    """``x[idx]`` in a structural sparsity detection, where the integer index arrays at
+    ``parts`` were computed from the input (``x[np.argmax(x)]``, ``np.take(x, order)``):
+    for another input they may select any element, so instead of reading them as
+    constants (a pattern that would hold at this point only), the flat positions they
+    select at this point are gathered by ``take_along`` with a dependent index, whose
+    pattern makes each selected element depend on all of ``x``."""
+    xs = shape_of(x)
+    full = list(idx)
+    for k in parts:
+        full[k] = np.asarray(idx[k].primal)
+    pos = _positions(xs, canonical_index(tuple(full)))
+    flat = bind(take_along, (_reshape(x, (math.prod(xs),)),
+                             idx[parts[0]].derived(pos.ravel())), {"axis": 0})
+    out = _reshape(flat, pos.shape)
+    if pos.shape and isinstance(x, Tracer) and all(shape_of(idx[k]) == () for k in parts) and all(
+            isinstance(i, _BASIC) for k, i in enumerate(idx) if k not in parts):
+        note_view(x, out, idx)  # as NumPy's x[i] with an integer i: a view of x
+    return out
+
+
 def stack_index_lists(idx: Any) -> Any:
     """``idx`` with each list holding a traced value (``[np.argmax(x), 0]`` under
     ``vmap``) stacked into one array, as NumPy makes an index array of a list."""
@@ -426,20 +485,12 @@ def getitem(x: Any, idx: Any) -> Any:
         parts = _batched_parts(tup)
         if parts:
             return _gather_batched(x, tup, parts)
+        parts = _dependent_parts(tup)
+        if parts:
+            return _gather_dependent(x, tup, parts)
     key = canonical_index(idx)
     out = bind(gather_p, (x,), {"idx": key, "nb": 0})
     if isinstance(x, Tracer) and is_basic(key) and not is_scalar_index(key, ndim_of(x)):
         note_view(x, out, key)
     return out
 
-
-# Dependency patterns (structural sparsity detection, dualrev/pattern_rules.py): a gather
-# and a write copy elements, which the primitives themselves applied to positions say;
-# a scatter-add sums every value sent to one element.
-gather_p.defpattern(by_positions(gather_p, data=(0,)))
-take_along.defpattern(by_positions(take_along, data=(0,)))
-update_p.defpattern(by_positions(update_p, data=(0, 1)))
-scatter_p.defpattern(scattered(lambda out_shape, v, idx, nb, shape: _gather_impl(
-    np.arange(math.prod(out_shape), dtype=np.int64).reshape(out_shape), idx, nb)))
-put_along.defpattern(scattered(lambda out_shape, v, idx, axis, shape: np.take_along_axis(
-    np.arange(math.prod(out_shape), dtype=np.int64).reshape(out_shape), idx, axis)))

@@ -20,9 +20,16 @@ None. The families below state their pattern once:
 - ``by_positions(prim)``: data movement (reshape, transpose, indexing, concatenate,
   pad, ...): the primitive itself applied to arrays of positions says where each
   output element comes from;
-- ``reduction()``: an output element depends on every element it reduces;
+- ``reduction()``: an output element depends on every element it reduces (sum, prod,
+  max, min: which element is the extremum depends on the values);
 - ``whole_axis()``: each output element depends on every element of its line along
-  an axis (sort, cumulative sums, FFT along an axis);
+  an axis (an FFT along an axis);
+- ``prefix()``: element ``k`` of a line depends on elements ``0..k`` (cumsum, cumprod);
+- ``along_axis(exact)``: a gather or scatter along an axis, exact with a constant index
+  and on whole lines with one computed from the input (np.sort's order, which another
+  input changes);
+- ``select``: ``np.where``, exact with a constant condition, both branches otherwise;
+  ``product``: elementwise, a constant factor's zeros structural;
 - ``dense``: every output element depends on every input element the arguments
   depend on, the fallback for a primitive without a rule (correct, but dense).
 """
@@ -46,13 +53,23 @@ DENSE_LIMIT = 50_000_000
 
 
 class DenseBlockError(DualrevError):
-    """A primitive without a pattern rule met values too big for its dense fallback."""
+    """A primitive without a pattern rule met values too big for its dense fallback, or
+    a rule whose pattern is dense by nature (a sort's whole lines, a cumulative sum's
+    prefixes) would hold more than ``DENSE_LIMIT`` entries."""
 
-    def __init__(self, m: int, k: int) -> None:
-        super().__init__(f"dualrev: sparsity detection: an operation without a pattern rule "
-                         f"would make {m} outputs each depend on {k} inputs (a dense block "
-                         f"of {m * k} entries); give its primitive a rule "
-                         "(Primitive.defpattern) or pass the pattern yourself")
+    def __init__(self, m: int, k: int, rule: str | None = None) -> None:
+        if rule is None:
+            super().__init__(
+                f"dualrev: sparsity detection: an operation without a pattern rule "
+                f"would make {m} outputs each depend on {k} inputs (a dense block "
+                f"of {m * k} entries); give its primitive a rule "
+                "(Primitive.defpattern) or pass the pattern yourself")
+        else:
+            super().__init__(
+                f"dualrev: sparsity detection: the pattern of {rule} would hold "
+                f"{m * k} entries ({m} outputs; more than pattern_rules.DENSE_LIMIT = "
+                f"{DENSE_LIMIT}): its outputs depend on whole lines of its input. Apply it "
+                "to smaller blocks, or pass the pattern yourself (sparsity=)")
 PatternRule = Callable[..., "Deps | None"]
 
 
@@ -264,11 +281,9 @@ def whole_axis(axis: str = "axis", arg: int = 0) -> PatternRule:
             return None
         shape = shape_of(primals[arg])
         axes = normalize_axis(params.get(axis), len(shape))
-        L, ids = _group_matrix(shape, axes)
-        out = rows(linear(L, d), ids)
-        if out.shape[0] != size_of(ans):
+        if tuple(shape_of(ans)) != tuple(shape):
             return dense(deps, ans, *primals, **params)
-        return out
+        return lines(d, shape, axes, shape, "an operation along an axis")
 
     rule.__name__ = f"whole_axis({axis!r})"
     return rule
@@ -300,4 +315,146 @@ def matmul(deps: Sequence[Deps | None], ans: Any, a: Any, b: Any) -> Deps | None
     if db is not None and db.nnz:
         L = sp.kron(_may_be_nonzero(a2, da), sp.identity(p, dtype=bool, format="csr"))
         out = union(out, linear(L, db))
+    return out
+
+
+# ------------------------------------------------------------------ lines, prefixes, choices
+def _check_entries(entries: int, m: int, what: str) -> None:
+    """Refuse a pattern of more than ``DENSE_LIMIT`` entries before building it."""
+    if entries > DENSE_LIMIT:
+        raise DenseBlockError(m, max(1, entries // max(m, 1)), what)
+
+
+def lines(d: Deps, shape: tuple[int, ...], axes: tuple[int, ...], to: tuple[int, ...],
+          what: str) -> Deps:
+    """The pattern of a value of shape ``to`` whose each element depends on the whole line
+    (the elements along ``axes``) of a value of ``shape`` and pattern ``d`` at the same
+    coordinates off ``axes``: the other axes of ``to`` equal ``shape``'s or broadcast from
+    1. ``what`` names the operation in the refusal of a pattern too big to build."""
+    L, _ = _group_matrix(shape, axes)
+    per_line = linear(L, d)
+    kept = tuple(1 if a in axes else s for a, s in enumerate(shape))
+    try:
+        ids = np.broadcast_to(np.arange(per_line.shape[0], dtype=np.int64).reshape(kept),
+                              to).ravel()
+    except ValueError:  # shapes that do not line up: every output on every line
+        ids = np.zeros(int(np.prod(to, dtype=np.int64)), dtype=np.int64)
+        per_line = linear(sp.csr_matrix(np.ones((1, per_line.shape[0]), dtype=bool)),
+                          per_line)
+    _check_entries(int(np.diff(per_line.indptr)[ids].sum()), ids.size, what)
+    return rows(per_line, ids)
+
+
+def along_axis(exact: PatternRule, axis: str = "axis", arg: int = 0,
+               index: int = 1) -> PatternRule:
+    """The rule of a gather or scatter along one axis whose argument ``index`` holds the
+    positions (``take_along``, ``put_along``): with a constant index, ``exact``; with an
+    index computed from the input (the order ``np.sort``, ``np.partition`` or
+    ``np.argmax`` found), which may be any order for another input, each output element
+    depends on every element of argument ``arg``'s line along the axis."""
+
+    def rule(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+             **params: Any) -> Deps | None:
+        if index >= len(deps) or deps[index] is None:
+            return exact(deps, ans, *primals, **params)
+        d = deps[arg]
+        if d is None or not d.nnz:
+            return None
+        shape = shape_of(primals[arg])
+        axes = normalize_axis(params.get(axis), len(shape))
+        return lines(d, shape, axes, shape_of(ans), f"an order found from the values "
+                                                     f"({getattr(exact, '__name__', '')})")
+
+    rule.__name__ = f"along_axis({getattr(exact, '__name__', 'rule')})"
+    return rule
+
+
+def prefix(axis: str = "axis", arg: int = 0) -> PatternRule:
+    """The rule of a cumulative operation along the single axis in parameter ``axis``
+    that keeps the argument's shape (cumsum, cumprod): element ``k`` of a line depends on
+    elements ``0..k`` of it, exactly. Built from each input's first appearance on each
+    line, so the work is that of the result's entries."""
+
+    def rule(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+             **params: Any) -> Deps | None:
+        d = deps[arg]
+        if d is None or not d.nnz:
+            return None
+        shape = tuple(shape_of(primals[arg]))
+        axes = normalize_axis(params.get(axis), len(shape))
+        if len(axes) != 1 or tuple(shape_of(ans)) != shape:
+            return whole_axis(axis, arg)(deps, ans, *primals, **params)
+        ax = axes[0]
+        size, n = d.shape
+        m = shape[ax]
+        # pos[g, k]: the flat index of step k of line g
+        pos = np.moveaxis(np.arange(size, dtype=np.int64).reshape(shape), ax, -1).reshape(-1, m)
+        n_lines = pos.shape[0]
+        line_of = np.empty(size, dtype=np.int64)
+        step_of = np.empty(size, dtype=np.int64)
+        line_of[pos.ravel()] = np.repeat(np.arange(n_lines, dtype=np.int64), m)
+        step_of[pos.ravel()] = np.tile(np.arange(m, dtype=np.int64), n_lines)
+        coo = d.tocoo()
+        g, k, c = line_of[coo.row], step_of[coo.row], coo.col.astype(np.int64)
+        # the first step at which each input enters each line: every later step holds it
+        # (one sort of (line, input, step) codes: n_lines * n * m <= size * n fits int64)
+        code = np.sort((g * n + c) * m + k)
+        key = code // m
+        code = code[np.concatenate(([True], key[1:] != key[:-1]))]
+        key, k = np.divmod(code, m)
+        g, c = np.divmod(key, n)
+        counts = m - k
+        total = int(counts.sum())
+        _check_entries(total, size, "a cumulative operation")
+        which = np.repeat(np.arange(code.size, dtype=np.int64), counts)
+        steps = k[which] + (np.arange(total, dtype=np.int64)
+                            - np.repeat(np.cumsum(counts) - counts, counts))
+        out = sp.csr_matrix((np.ones(total, dtype=bool), (pos[g[which], steps], c[which])),
+                            shape=(size, n))
+        out.sum_duplicates()
+        return out
+
+    rule.__name__ = f"prefix({axis!r})"
+    return rule
+
+
+def select(deps: Sequence[Deps | None], ans: Any, cond: Any, *branches: Any,
+           **params: Any) -> Deps | None:
+    """``np.where(cond, x, y)``: with a constant condition, each element depends on the
+    branch it takes; with a condition computed from the input (``x > 0``), which may
+    choose either branch for another input, on both (``elementwise``)."""
+    if deps[0] is not None:
+        return elementwise(deps, ans, cond, *branches, **params)
+    to = shape_of(ans)
+    take = np.broadcast_to(np.asarray(cond, dtype=bool), to).ravel()
+    every = np.arange(take.size, dtype=np.int64)
+    out = None
+    for d, v, here in zip(deps[1:], branches, (take, ~take), strict=False):
+        if d is None or not d.nnz:
+            continue
+        b = broadcast(d, shape_of(v), to)
+        out = union(out, rows(b, np.where(here, every, -1)))
+    return out
+
+
+def product(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+            **params: Any) -> Deps | None:
+    """An elementwise product: as ``elementwise``, except where a constant factor is
+    exactly zero (``t * (stop - start)`` with ``t[0] = 0``, a 0/1 mask): there the
+    product is zero for every input, and so is its derivative."""
+    to = shape_of(ans)
+    zero = None
+    for d, x in zip(deps, primals, strict=False):
+        if d is None:
+            z = np.asarray(x) == 0
+            zero = z if zero is None else zero | z
+    if zero is None or not zero.any():
+        return elementwise(deps, ans, *primals, **params)
+    keep = np.broadcast_to(zero, to).ravel()
+    index = np.where(keep, -1, np.arange(keep.size, dtype=np.int64))
+    out = None
+    for d, x in zip(deps, primals, strict=False):
+        if d is None or not d.nnz:
+            continue
+        out = union(out, rows(broadcast(d, shape_of(x), to), index))
     return out

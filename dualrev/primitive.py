@@ -657,6 +657,14 @@ def call_plain(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     if prim is None:
         qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", "")
         if "<" in qual or getattr(func, "__closure__", None):  # a lambda, a closure
+            source = next((a for a in args if hasattr(type(a), "derived")), None)
+            if source is not None:
+                # a structural sparsity detection's values (dualrev/sparsity.py): the
+                # result is computed from the input, so it stays a value of the detection
+                # (an index it gives may select other elements for another input)
+                out = func(*[a.primal if hasattr(type(a), "derived") else strip(a)
+                             for a in args], **{k: strip(v) for k, v in kwargs.items()})
+                return source.derived(out) if isinstance(out, (np.ndarray, np.generic)) else out
             return func(*[strip(a) for a in args], **{k: strip(v) for k, v in kwargs.items()})
         mod = getattr(func, "__module__", None) or "numpy"
         name = f"plain:{mod}.{qual}"

@@ -198,6 +198,15 @@ class Pattern(TracedBase):
                              "decides the same")
         return self.primal
 
+    def derived(self, value: np.ndarray) -> Pattern:
+        """``value``, a plain array computed from this value (positions it selects, a
+        function's result on it), as a value of the detection computed from the input (no
+        dependency; not a constant, so an index it gives is not read as one): the indexing
+        machinery (dualrev/indexing.py, ``_gather_dependent``) and the plain calls of
+        closures (primitive.py, ``call_plain``) make them."""
+        return Pattern(value, pattern_rules.empty(int(np.size(value)), self._trace.n),
+                       self._trace)
+
     def freeze_finite(self) -> bool:
         p = self.primal
         try:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import pattern_rules
 from ..batching import is_batched, rebatch, stacked_rule, stand_in
 from ..primitive import (
     Primitive,
@@ -37,11 +38,15 @@ def _imag_impl(x: Any) -> Any:
 
 
 real_p = Primitive("real", _real_impl)
+# patterns (structural sparsity detection): real, imag and angle map elements to
+# elements (not ufuncs, so stated)
+real_p.defpattern(pattern_rules.elementwise)
 real_p.defjvp(lambda g, ans, x: np.real(g))
 real_p.defvjp(lambda g, ans, x: g + 0j if is_complex(x) else g, saves="x")
 real_p.defbatch(stacked_rule(real_p))
 
 imag_p = Primitive("imag", _imag_impl)
+imag_p.defpattern(pattern_rules.elementwise)
 imag_p.defjvp(lambda g, ans, x: np.imag(g))
 imag_p.defvjp(lambda g, ans, x: -1j * g, saves="")  # Re((-i g) t) = g Im(t)
 imag_p.defbatch(stacked_rule(imag_p))
@@ -71,6 +76,7 @@ def _angle_impl(z: Any) -> Any:
 
 
 angle_p = Primitive("angle", _angle_impl)
+angle_p.defpattern(pattern_rules.elementwise)
 # angle = atan2(Im z, Re z): d angle = Im(conj(z) dz) / |z|^2 = Re(-i conj(z) dz) / |z|^2
 angle_p.defjvp(lambda g, ans, z: np.imag(np.conjugate(z) * g) / (np.real(z) ** 2
                                                                + np.imag(z) ** 2))

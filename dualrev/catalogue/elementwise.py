@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import pattern_rules
 from ..batching import on_plain_values
 from ..cast import astype, cast_p  # noqa: F401  (cast_p: re-exported)
 from ..compile import register_inline
@@ -173,6 +174,8 @@ multiply_p = elementwise(
     np.multiply, lambda ans, x, y: y, lambda ans, x, y: x, scalar_impl=operator.mul,
     saves=("y", "x"),
 )
+# its pattern (structural sparsity detection): a constant factor's zeros are structural
+multiply_p.defpattern(pattern_rules.product)
 # d(x/y)/dy as -ans/y, not -x/y**2: nested derivatives then divide by y once per level
 # instead of squaring the denominator at every level (y**(2**n) under- or overflows by
 # the 10th derivative of 1/x).
@@ -276,6 +279,9 @@ where_p.defjvp(
     lambda g, ans, c, x, y: np.where(c, 0.0, g),
 )
 where_p.defvjp(*where_p.jvps, saves="c")
+# its pattern: a constant condition picks each element's branch; one computed from the
+# input may pick either for another input, so then both (pattern_rules.select)
+where_p.defpattern(pattern_rules.select)
 
 
 def _clip_impl(x: Any, lo: Any, hi: Any) -> Any:

@@ -64,6 +64,9 @@ def _sum_impl(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
 
 
 sum_p = Primitive("sum", _sum_impl)
+# its pattern (structural sparsity detection): an output element depends on every
+# element it reduces
+sum_p.defpattern(pattern_rules.reduction())
 register_inline(sum_p, lambda out, args, params, seen, name: (
     f"{out} = add_reduce({args[0]}, axis={name(params['axis'])}, "
     f"keepdims={name(params['keepdims'])})" if seen[0].type is np.ndarray else None))
@@ -226,6 +229,7 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
 
 
 prod_p = Primitive("prod", _prod_impl)
+prod_p.defpattern(pattern_rules.reduction())
 prod_p.defjvp(
     lambda g, ans, x, axis, keepdims: _reduced(g * _prod_of_others(x, axis), axis, keepdims))
 prod_p.defvjp(
@@ -273,6 +277,9 @@ def _extremum(name: str, impl: Any) -> Primitive:
         saves="ans x",
     )
     p.defbatch(leading_axis_rule(p, "axis"))
+    # which element is the extremum depends on the values: for every input, an output
+    # element may be any of the elements it reduces
+    p.defpattern(pattern_rules.reduction())
     return p
 
 
@@ -326,6 +333,8 @@ def _rev_cumsum(g: Any, axis: int) -> Any:
 
 
 cumsum_p = Primitive("cumsum", _cumsum_impl)
+# its pattern: element k of a line depends on elements 0..k of it (exact)
+cumsum_p.defpattern(pattern_rules.prefix())
 cumsum_p.defjvp(lambda g, ans, x, axis: bind(cumsum_p, (g,), {"axis": axis}))
 cumsum_p.defvjp(lambda g, ans, x, axis: _rev_cumsum(g, axis), saves="")
 cumsum_p.defbatch(leading_axis_rule(cumsum_p, "axis"))
@@ -359,6 +368,7 @@ def _cumprod_vjp(g: Any, ans: Any, x: Any, axis: int) -> Any:
 
 
 cumprod_p = Primitive("cumprod", _cumprod_impl)
+cumprod_p.defpattern(pattern_rules.prefix())
 cumprod_p.defjvp(_cumprod_jvp)
 cumprod_p.defvjp(_cumprod_vjp, saves="x")
 cumprod_p.defbatch(leading_axis_rule(cumprod_p, "axis"))
@@ -639,11 +649,3 @@ def _nanstd(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: 
     # finite differences see it, instead of sqrt'(0) * 0 = nan
     zero = without_derivatives(var) == 0
     return np.where(zero, 0.0, np.sqrt(np.where(zero, 1.0, var)))
-
-# Dependency patterns (structural sparsity detection): a reduction's output element
-# depends on every element it reduces; a cumulative one's on its whole line (a superset
-# of its prefix, kept simple).
-for _p in (sum_p, prod_p):
-    _p.defpattern(pattern_rules.reduction())
-for _p in (cumsum_p, cumprod_p):
-    _p.defpattern(pattern_rules.whole_axis())

@@ -350,7 +350,15 @@ def _quantile(func: Any, plain: Any, a: Any, q: Any, axis: Any, out: Any, method
     keepdims = False if keepdims is np._NoValue else bool(keepdims)
     kshape = tuple(shape[d] for d in kept)
     x = np.reshape(np.transpose(a, kept + list(axes)), kshape + (n,))
-    s = np.sort(x, axis=-1)  # NaNs last
+    # the k-th smallest of each row is gathered from x where the (stable) order puts it,
+    # NaNs last: a sort's values, without gathering whole sorted rows (a structural
+    # sparsity detection then makes only the quantiles depend on their whole rows, not a
+    # sorted copy: n entries per row, not n squared)
+    order = np.argsort(without_derivatives(x), axis=-1, kind="stable")
+
+    def smallest(k: Any) -> Any:
+        return _take_along_axis(x, np.take_along_axis(order, k, -1), -1)
+
     qshape = np.shape(q)
     real = np.finfo(dtype_of(a)).dtype
     if nan:
@@ -365,12 +373,12 @@ def _quantile(func: Any, plain: Any, a: Any, q: Any, axis: Any, out: Any, method
         lo = np.floor(r).astype(np.intp)
         hi = np.minimum(lo + 1, n - 1)
     g = astype(r - lo, real)
-    below, above = _take_along_axis(s, lo, -1), _take_along_axis(s, hi, -1)
+    below, above = smallest(lo), smallest(hi)
     # NumPy's lerp, with its branch at g >= 0.5, so values agree to the last bit
     diff = above - below
     res = np.where(g >= 0.5, above - diff * (1 - g), below + diff * g)
     if not nan:  # a NaN anywhere in a row makes that row's quantile NaN, as in NumPy
-        top = getitem(s, (Ellipsis, slice(n - 1, n)))
+        top = smallest(np.full(kshape + (1,), n - 1, dtype=np.intp))
         res = np.where(np.isnan(without_derivatives(top)), top, res)
     res = np.reshape(res, kshape + qshape)
     k, nq = len(kshape), len(qshape)

@@ -44,6 +44,9 @@ def _reshape_impl(x: Any, shape: tuple[int, ...]) -> Any:
 
 
 reshape_p = Primitive("reshape", _reshape_impl)
+# its pattern (structural sparsity detection): the elements it moves, which the primitive
+# applied to positions says; so for the other moves below
+reshape_p.defpattern(pattern_rules.by_positions(reshape_p))
 # replayed programs (dualrev/compile.py) call the method np.reshape calls for an ndarray
 register_inline(reshape_p, lambda out, args, params, seen, name: (
     f"{out} = {args[0]}.reshape({name(params['shape'])})" if seen[0].type is np.ndarray
@@ -131,6 +134,7 @@ def _transpose_impl(x: Any, axes: tuple[int, ...]) -> Any:
 
 
 transpose_p = Primitive("transpose", _transpose_impl)
+transpose_p.defpattern(pattern_rules.by_positions(transpose_p))
 register_inline(transpose_p, lambda out, args, params, seen, name: (
     f"{out} = {args[0]}.transpose({name(params['axes'])})" if seen[0].type is np.ndarray
     else None))
@@ -194,6 +198,7 @@ def _broadcast_batch(args: list[Any], batched: tuple[bool, ...],
 
 
 broadcast_p = Primitive("broadcast_to", _broadcast_impl)
+broadcast_p.defpattern(pattern_rules.by_positions(broadcast_p))
 broadcast_p.defjvp(lambda g, ans, x, shape: bind(broadcast_p, (g,), {"shape": shape}))
 broadcast_p.defvjp(lambda g, ans, x, shape: unbroadcast(g, shape_of(x)), saves="x.shape")
 broadcast_p.defbatch(_broadcast_batch)
@@ -238,6 +243,7 @@ def _concat_batch(args: list[Any], batched: tuple[bool, ...], axis: int) -> Any:
 
 
 concatenate_p = Primitive("concatenate", _concat_impl)
+concatenate_p.defpattern(pattern_rules.by_positions(concatenate_p))
 concatenate_p.defjvp_joint(_concat_jvp)
 concatenate_p.defvjp_indexed(_concat_vjp)
 concatenate_p.defbatch(_concat_batch)
@@ -343,6 +349,7 @@ def _pad_vjp(g: Any, ans: Any, x: Any, widths: tuple[tuple[int, int], ...]) -> A
 
 
 pad_p = Primitive("pad", _pad_impl)
+pad_p.defpattern(pattern_rules.by_positions(pad_p, data=(0,)))  # the fill: no dependency
 pad_p.defjvp(lambda g, ans, x, widths: bind(pad_p, (g,), {"widths": widths}))
 pad_p.defvjp(_pad_vjp, saves="x.shape")
 pad_p.defbatch(lambda args, batched, widths: bind(pad_p, args, {"widths": ((0, 0),) + widths}))
@@ -798,9 +805,3 @@ def _apply_over_axes(func: Any, a: Any, axes: Any) -> Any:
                 raise ValueError("function is not returning an array of the correct shape")
         a = res
     return a
-
-# Dependency patterns (structural sparsity detection): each moves elements, which the
-# primitive applied to positions says.
-for _p in (reshape_p, transpose_p, broadcast_p, concatenate_p):
-    _p.defpattern(pattern_rules.by_positions(_p))
-pad_p.defpattern(pattern_rules.by_positions(pad_p, data=(0,)))
