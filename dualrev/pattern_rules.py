@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse import csgraph
 
 from .errors import DualrevError
 from .primitive import normalize_axis, shape_of
@@ -458,3 +459,397 @@ def product(deps: Sequence[Deps | None], ans: Any, *primals: Any,
             continue
         out = union(out, rows(broadcast(d, shape_of(x), to), index))
     return out
+
+
+# ====================================================================== contractions,
+# linear algebra, FFT, structured operators (the "mathrules" families)
+def guard(m: int, k: int) -> None:
+    """Refuse (``DenseBlockError``) a pattern of ``m`` rows of ``k`` entries each past
+    ``DENSE_LIMIT``, before building it."""
+    if m * k > DENSE_LIMIT:
+        raise DenseBlockError(m, k)
+
+
+def may_be_nonzero(x: Any, d: Deps | None) -> np.ndarray:
+    """Where the value ``x`` (of pattern ``d``; None for a constant) may be non-zero for
+    some input, as a boolean array of its shape: a constant's non-zeros (structural), every
+    element of a value computed from the input (its zeros here may not be zeros there)."""
+    if d is None:
+        return np.asarray(x) != 0
+    return np.ones(shape_of(x), dtype=bool)
+
+
+def _join(labels: str, coords: np.ndarray, other: str, ocoords: np.ndarray,
+          sizes: dict[str, int]) -> tuple[str, np.ndarray]:
+    """The natural join of two relations over einsum labels (one row per tuple, one
+    column per label): the rows of both that agree on their shared labels."""
+    shared = [c for c in labels if c in other]
+    extra = [k for k, c in enumerate(other) if c not in labels]
+    if not shared:
+        guard(coords.shape[0], ocoords.shape[0])
+        left = np.repeat(coords, ocoords.shape[0], axis=0)
+        right = np.tile(ocoords[:, extra], (coords.shape[0], 1))
+        return labels + "".join(other[k] for k in extra), np.hstack([left, right])
+    dims = tuple(sizes[c] for c in shared)
+    key = np.ravel_multi_index(tuple(coords[:, labels.index(c)] for c in shared), dims)
+    okey = np.ravel_multi_index(tuple(ocoords[:, other.index(c)] for c in shared), dims)
+    order = np.argsort(okey, kind="stable")
+    okey = okey[order]
+    lo = np.searchsorted(okey, key, "left")
+    counts = np.searchsorted(okey, key, "right") - lo
+    total = int(counts.sum())
+    guard(total, 1)
+    starts = np.cumsum(counts) - counts
+    picks = order[np.arange(total) - np.repeat(starts, counts) + np.repeat(lo, counts)]
+    left = np.repeat(coords, counts, axis=0)
+    right = ocoords[picks][:, extra]
+    return labels + "".join(other[k] for k in extra), np.hstack([left, right])
+
+
+def _project(labels: str, coords: np.ndarray, keep: str,
+             sizes: dict[str, int]) -> tuple[str, np.ndarray]:
+    """The relation restricted to the labels in ``keep``, without repeated rows."""
+    kept = "".join(c for c in labels if c in keep)
+    if kept == labels:
+        return labels, coords
+    if not kept:
+        return "", np.zeros((min(1, coords.shape[0]), 0), dtype=np.int64)
+    dims = tuple(sizes[c] for c in kept)
+    key = np.unique(np.ravel_multi_index(tuple(coords[:, labels.index(c)] for c in kept),
+                                         dims))
+    return kept, np.stack(np.unravel_index(key, dims), axis=1).astype(np.int64)
+
+
+def _term_relation(term: str, x: Any, d: Deps | None,
+                   sizes: dict[str, int]) -> tuple[str, np.ndarray]:
+    """The entries of an einsum operand that may be non-zero, as a relation over its
+    distinct labels (a repeated label keeps its diagonal)."""
+    nz = may_be_nonzero(x, d)
+    if not term:  # a 0-d operand: one tuple (if it may be non-zero)
+        return "", np.zeros((int(bool(nz)), 0), dtype=np.int64)
+    full = tuple(sizes[c] for c in term)
+    if nz.shape != full:  # a size-1 axis broadcast along its label
+        nz = np.broadcast_to(nz, full)
+    idx = np.nonzero(nz)
+    labels = ""
+    cols = []
+    keep = np.ones(idx[0].size, dtype=bool)
+    for k, c in enumerate(term):
+        if c in labels:
+            keep &= idx[k] == cols[labels.index(c)]
+            continue
+        labels += c
+        cols.append(idx[k])
+    return labels, np.stack(cols, axis=1)[keep].astype(np.int64)
+
+
+def _flat_index(term: str, shape: tuple[int, ...], labels: str,
+                coords: np.ndarray) -> np.ndarray:
+    """The flat (C order) index in an operand of ``shape`` with subscripts ``term`` of
+    each tuple of the relation (size-1 axes read index 0)."""
+    flat = np.zeros(coords.shape[0], dtype=np.int64)
+    stride = 1
+    for c, n in zip(term[::-1], shape[::-1], strict=True):
+        if n != 1:
+            flat += coords[:, labels.index(c)] * stride
+        stride *= n
+    return flat
+
+
+def einsum(deps: Sequence[Deps | None], ans: Any, *ops: Any,
+           spec: tuple[tuple[str, ...], str]) -> Deps | None:
+    """An einsum of explicit subscripts ``spec = (terms, out)`` (no ellipsis): an output
+    element depends on an element of a traced operand where some assignment of the summed
+    labels makes the other operands' entries all possibly non-zero (a constant operand's
+    zeros are structural, a traced one's are not). Computed as a sparse join of the other
+    operands' non-zeros, so a constant sparse-in-content matrix costs its non-zeros."""
+    terms, out = spec
+    sizes: dict[str, int] = {}
+    for t, x in zip(terms, ops, strict=True):
+        for c, n in zip(t, shape_of(x), strict=True):
+            if n != 1 or c not in sizes:
+                sizes[c] = n
+    out_shape = tuple(sizes[c] for c in out)
+    m = size_of(ans)
+    result = None
+    for i, (ti, d) in enumerate(zip(terms, deps, strict=True)):
+        if d is None or not d.nnz:
+            continue
+        others = [j for j in range(len(ops)) if j != i]
+        labels, coords = "", np.zeros((1, 0), dtype=np.int64)
+        for n_done, j in enumerate(others):
+            rl, rc = _term_relation(terms[j], ops[j], deps[j], sizes)
+            labels, coords = _join(labels, coords, rl, rc, sizes)
+            need = out + ti + "".join(terms[k] for k in others[n_done + 1:])
+            labels, coords = _project(labels, coords, need, sizes)
+            if not coords.shape[0]:
+                break
+        if not coords.shape[0]:
+            continue  # a constant factor is all zeros: no dependency
+        for c in dict.fromkeys(out + ti):  # labels no other operand constrains: all values
+            if c not in labels:
+                rng = np.arange(sizes[c], dtype=np.int64)[:, None]
+                labels, coords = _join(labels, coords, c, rng, sizes)
+        if out:
+            row = np.ravel_multi_index(tuple(coords[:, labels.index(c)] for c in out),
+                                       out_shape)
+        else:
+            row = np.zeros(coords.shape[0], dtype=np.int64)
+        col = _flat_index(ti, shape_of(ops[i]), labels, coords)
+        L = sp.csr_matrix((np.ones(row.size, dtype=bool), (row, col)),
+                          shape=(m, size_of(ops[i])))
+        result = union(result, linear(L, d))
+    return result
+
+
+def matmul_stacks(deps: Sequence[Deps | None], ans: Any, a: Any, b: Any) -> Deps | None:
+    """``a @ b`` for every operand shape NumPy's matmul takes: matrices and vectors as
+    ``matmul``, stacks of them (their stack axes broadcast) as the einsum they are."""
+    sa, sb = shape_of(a), shape_of(b)
+    if len(sa) <= 2 and len(sb) <= 2:
+        da, db = deps
+        # (the Kronecker form builds its blocks whole: refuse a truly dense one first)
+        rows_a = int(np.prod(sa[:-1], dtype=np.int64))
+        cols_b = sb[-1] if len(sb) == 2 else 1
+        if da is not None and da.nnz:
+            guard(rows_a, int(np.count_nonzero(may_be_nonzero(b, db))))
+        if db is not None and db.nnz:
+            guard(int(np.count_nonzero(may_be_nonzero(a, da))), cols_b)
+        return matmul(deps, ans, a, b)
+    stack = "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    r = max(len(sa), len(sb)) - 2
+    ta = (stack[r - (len(sa) - 2):r] + "ik") if len(sa) > 1 else "k"
+    tb = (stack[r - (len(sb) - 2):r] + "kj") if len(sb) > 1 else "k"
+    out = stack[:r] + ("i" if len(sa) > 1 else "") + ("j" if len(sb) > 1 else "")
+    return einsum(deps, ans, a, b, spec=((ta, tb), out))
+
+
+def along(axis: str = "axes", arg: int = 0) -> PatternRule:
+    """The rule of a transform of argument ``arg`` along the axes in parameter ``axis``
+    (an FFT, a spline prefilter) whose output may differ in length along those axes
+    (rfft, irfft): each output element depends on every element of the input's line (or
+    hyper-plane) through it, the one with the same indices on the other axes."""
+
+    def rule(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+             **params: Any) -> Deps | None:
+        d = deps[arg]
+        if d is None or not d.nnz:
+            return None
+        shape, out_shape = shape_of(primals[arg]), shape_of(ans)
+        axes = normalize_axis(params.get(axis), len(shape))
+        L, _ = _group_matrix(shape, axes)
+        ids, _ = _groups(out_shape, axes)
+        per_line = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+        guard(ids.size, per_line)
+        return rows(linear(L, d), ids)
+
+    rule.__name__ = f"along({axis!r})"
+    return rule
+
+
+def stacked(core: int | Sequence[int], mask: Callable[..., np.ndarray | None] | None = None
+            ) -> PatternRule:
+    """The rule of an operation on stacks of matrices (numpy.linalg's ``...ij``
+    convention: the arguments' leading axes broadcast) whose every output element depends
+    on its stack's whole matrices: inv, det, eig, svd, expm, ... are dense by nature
+    (their every entry varies with every entry of a generic matrix). ``core`` gives each
+    argument's number of trailing core axes (one int: the same for all); the output's
+    core axes are those past the broadcast stack axes. ``mask(i, core_shape, **params)``
+    may give the entries of argument ``i``'s core the operation reads (eigh reads one
+    triangle), or None for all."""
+
+    def rule(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+             **params: Any) -> Deps | None:
+        cores = [core] * len(primals) if isinstance(core, int) else list(core)
+        shapes = [shape_of(x) for x in primals]
+        stack = np.broadcast_shapes(*[s[:len(s) - k] for s, k in zip(shapes, cores,
+                                                                      strict=False)])
+        n_stack = int(np.prod(stack, dtype=np.int64))
+        out = None
+        for i, (d, s) in enumerate(zip(deps, shapes, strict=False)):
+            if d is None or not d.nnz:
+                continue
+            k = cores[i]
+            own = s[:len(s) - k]
+            c_shape = s[len(s) - k:]
+            read = np.arange(int(np.prod(c_shape, dtype=np.int64)), dtype=np.int64)
+            if mask is not None:
+                sel = mask(i, c_shape, **params)
+                if sel is not None:
+                    read = read[np.asarray(sel, dtype=bool).ravel()]
+            c = int(np.prod(c_shape, dtype=np.int64))
+            pos = np.broadcast_to(np.arange(int(np.prod(own, dtype=np.int64)),
+                                            dtype=np.int64).reshape(own), stack).ravel()
+            indices = (pos[:, None] * c + read).ravel()
+            L = sp.csr_matrix((np.ones(indices.size, dtype=bool), indices,
+                               np.arange(n_stack + 1, dtype=np.int64) * read.size),
+                              shape=(n_stack, size_of(primals[i])))
+            out = union(out, linear(L, d))
+        if out is None:
+            return None
+        m = size_of(ans)
+        per = m // max(n_stack, 1)
+        guard(m, out.nnz // max(n_stack, 1))
+        return rows(out, np.repeat(np.arange(n_stack, dtype=np.int64), per))
+
+    rule.__name__ = "stacked"
+    return rule
+
+
+def core_map(core_in: int, core_pattern: Callable[..., sp.csr_matrix],
+             arg: int = 0) -> PatternRule:
+    """The rule of a one-argument operation on stacks of matrices whose output core
+    depends on its input core by a fixed structure: ``core_pattern(core_shape,
+    out_core_size, **params)`` gives the boolean (output core elements x input core
+    elements) matrix (Cholesky's factor is lower triangular, QR's columns depend on the
+    leading columns); the stacks map one to one."""
+
+    def rule(deps: Sequence[Deps | None], ans: Any, *primals: Any,
+             **params: Any) -> Deps | None:
+        d = deps[arg]
+        if d is None or not d.nnz:
+            return None
+        s = shape_of(primals[arg])
+        c_shape = s[len(s) - core_in:]
+        n_stack = int(np.prod(s[:len(s) - core_in], dtype=np.int64))
+        out_core = size_of(ans) // max(n_stack, 1)
+        C = core_pattern(c_shape, out_core, **params)
+        L = sp.kron(sp.identity(n_stack, dtype=bool, format="csr"), C, format="csr")
+        return linear(L, d)
+
+    rule.__name__ = "core_map"
+    return rule
+
+
+def inverse_structure(A: sp.spmatrix) -> sp.csr_matrix:
+    """The non-zeros of ``A^-1`` for a generic matrix with the non-zero structure of the
+    square ``A`` (so ``x = A^-1 b`` makes ``x[j]`` depend on ``b[i]`` where entry
+    ``(j, i)`` is set). With a zero-free diagonal after matching rows to columns,
+    ``A^-1[j, i]`` is non-zero exactly where the directed graph of ``A`` has a path from
+    ``j``'s row to ``i`` (Gilbert 1994): computed on the strongly connected components,
+    whose members share their reach (a triangular matrix's inverse is triangular, an
+    irreducible one's dense: a tridiagonal matrix's inverse is dense). A structurally
+    singular ``A`` gets the coarser bipartite components (a superset)."""
+    A = sp.csr_matrix(A, dtype=bool)
+    A.eliminate_zeros()
+    n = A.shape[0]
+    match = csgraph.maximum_bipartite_matching(A, perm_type="column")
+    if n == 0 or (match < 0).any():
+        return _component_inverse(A)
+    B = A[:, match].tocsr()  # B[i, i] = A[i, match[i]] is non-zero
+    c, label = csgraph.connected_components(B, directed=True, connection="strong")
+    r, k = B.nonzero()
+    cross = label[r] != label[k]
+    C = sp.csr_matrix((np.ones(int(cross.sum()), dtype=bool), (label[r][cross],
+                                                                label[k][cross])),
+                      shape=(c, c))
+    C.sum_duplicates()
+    order = np.argsort(label, kind="stable")
+    size = np.bincount(label, minlength=c)
+    first = np.cumsum(size) - size
+    if not C.nnz:  # block diagonal: each component reaches itself alone
+        cols_of_comp = order
+        offset = first
+    else:
+        reach = _reach(C, size)
+        parts = [np.concatenate([order[first[t]:first[t] + size[t]] for t in r])
+                 for r in reach]
+        offset = np.concatenate([[0], np.cumsum([p_.size for p_ in parts])[:-1]])
+        cols_of_comp = np.concatenate(parts)
+        size = np.array([p_.size for p_ in parts], dtype=np.int64)
+    per = size[label]
+    guard(int(per.sum()), 1)
+    indptr = np.concatenate([[0], np.cumsum(per)]).astype(np.int64)
+    indices = cols_of_comp[np.repeat(offset[label] - indptr[:-1], per)
+                           + np.arange(int(indptr[-1]))]
+    Binv = sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n, n))
+    # A = B P with P moving column k to match[k]: A^-1 = P^T B^-1, row match[k] = row k
+    return Binv[np.argsort(match)]
+
+
+def _reach(C: sp.csr_matrix, size: np.ndarray) -> list[np.ndarray]:
+    """For each node of the DAG ``C`` (components of ``size`` members), the nodes it
+    reaches, itself included: successors first (Kahn's order on the reversed DAG)."""
+    c = C.shape[0]
+    preds = C.T.tocsr()
+    left = np.diff(C.indptr)
+    ready = list(np.flatnonzero(left == 0))
+    reach: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * c
+    total = 0
+    while ready:
+        s_ = ready.pop()
+        succ = C.indices[C.indptr[s_]:C.indptr[s_ + 1]]
+        own = np.array([s_], dtype=np.int64)
+        reach[s_] = np.unique(np.concatenate([own] + [reach[t] for t in succ])) if succ.size \
+            else own
+        total += int(size[reach[s_]].sum()) * int(size[s_])
+        guard(total, 1)
+        for p_ in preds.indices[preds.indptr[s_]:preds.indptr[s_ + 1]]:
+            left[p_] -= 1
+            if left[p_] == 0:
+                ready.append(p_)
+    return reach
+
+
+def _component_inverse(A: sp.csr_matrix) -> sp.csr_matrix:
+    """A superset of ``A^-1``'s structure: column ``j`` and row ``i`` pair where they lie
+    in one connected component of ``A``'s bipartite row-column graph (``A`` permuted to
+    block-diagonal form is inverted block by block)."""
+    n = A.shape[0]
+    graph = sp.bmat([[None, A], [A.T, None]], format="csr")
+    _, label = csgraph.connected_components(graph, directed=False)
+    row_c, col_c = label[:n], label[n:]
+    order_r = np.argsort(row_c, kind="stable")
+    counts = np.bincount(row_c, minlength=label.max() + 1 if label.size else 1)
+    starts = np.cumsum(counts) - counts
+    per = counts[col_c]
+    guard(int(per.sum()), 1)
+    indptr = np.concatenate([[0], np.cumsum(per)]).astype(np.int64)
+    indices = order_r[np.repeat(starts[col_c], per)
+                      + np.arange(int(per.sum())) - np.repeat(indptr[:-1], per)]
+    return sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n, n))
+
+
+def columns_apply(S: sp.spmatrix, d: Deps, shape: tuple[int, ...]) -> Deps:
+    """The pattern of ``S @ v`` for a constant structural matrix ``S`` and a value ``v``
+    of ``shape`` (a vector, or a matrix whose columns ``S`` maps one by one) and
+    pattern ``d``."""
+    if len(shape) == 1:
+        return linear(S, d)
+    k = int(np.prod(shape[1:], dtype=np.int64))
+    return linear(sp.kron(S, sp.identity(k, dtype=bool, format="csr"), format="csr"), d)
+
+
+def solve(deps_a: Deps | None, a_support: Deps | None, deps_b: Deps | None, b: Any,
+          out_shape: tuple[int, ...], S: sp.spmatrix | None) -> Deps | None:
+    """The pattern of ``x = A^-1 b`` for one matrix ``A`` (n x n) and a right-hand side
+    ``b`` (n,) or (n, k): ``S`` is the structural inverse of a constant ``A`` (None when
+    ``A`` is traced: dense); ``a_support`` the pattern (one row) of what a traced ``A``
+    depends on, or None. Columns of ``b`` stay independent; a traced ``A`` reaches the
+    columns of ``b`` that may be non-zero."""
+    n = out_shape[0]
+    m = int(np.prod(out_shape, dtype=np.int64))
+    k = m // max(n, 1)
+    out = None
+    if deps_b is not None and deps_b.nnz:
+        if S is None:
+            S = sp.csr_matrix(np.ones((n, n), dtype=bool))
+        out = columns_apply(S, deps_b, tuple(out_shape))
+    if a_support is not None and a_support.nnz:
+        col_nz = (np.ones(k, dtype=bool) if deps_b is not None else
+                  np.asarray(b).reshape(n, k).any(axis=0))
+        guard(m, a_support.nnz)
+        rows_ = np.flatnonzero(np.tile(col_nz, n))
+        idx = np.full(m, -1, dtype=np.int64)
+        idx[rows_] = 0
+        out = union(out, rows(a_support, idx))
+    return out
+
+
+def support(d: Deps | None) -> Deps | None:
+    """One row: every input some element of a value of pattern ``d`` depends on."""
+    if d is None or not d.nnz:
+        return None
+    cols = np.unique(d.indices)
+    return sp.csr_matrix((np.ones(cols.size, dtype=bool), cols, [0, cols.size]),
+                         shape=(1, d.shape[1]))

@@ -157,7 +157,8 @@ matmul_p.defjvp(lambda g, ans, a, b: bind(matmul_p, (g, b), {}),
                 lambda g, ans, a, b: bind(matmul_p, (a, g), {}))
 matmul_p.defvjp(_matmul_vjp_a, _matmul_vjp_b, saves=("a.shape b", "a b.shape"))
 matmul_p.defbatch(_matmul_batch)
-matmul_p.defpattern(pattern_rules.matmul)
+# a constant operand's zeros are structural; stacks broadcast as the einsum they are
+matmul_p.defpattern(pattern_rules.matmul_stacks)
 
 
 def _matmul(a: Any, b: Any, out: Any = None, **kwargs: Any) -> Any:
@@ -269,6 +270,8 @@ einsum_p.defjvp_joint(
     )
 )
 einsum_p.defvjp_indexed(_einsum_vjp)
+# any subscripts: a sparse join of the other operands' possible non-zeros
+einsum_p.defpattern(pattern_rules.einsum)
 
 
 def _sum_parts(parts: list[Any]) -> Any:

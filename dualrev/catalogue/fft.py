@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import pattern_rules
 from ..batching import leading_axis_rule
 from ..errors import InPlaceError
 from ..primitive import Primitive, bind, is_complex, ndim_of, register_function, shape_of
@@ -33,6 +34,7 @@ fftn_p = Primitive("fftn", _fftn_impl)
 fftn_p.defjvp(_fftn_rule)
 fftn_p.defvjp(_fftn_rule, saves="")
 fftn_p.defbatch(leading_axis_rule(fftn_p, "axes"))
+fftn_p.defpattern(pattern_rules.along("axes"))  # a DFT matrix has no zeros
 
 
 def _rfftn_impl(x: Any, axes: tuple[int, ...], norm: Any) -> Any:
@@ -54,6 +56,7 @@ rfftn_p = Primitive("rfftn", _rfftn_impl)
 rfftn_p.defjvp(lambda g, ans, x, axes, norm: bind(rfftn_p, (g,), {"axes": axes, "norm": norm}))
 rfftn_p.defvjp(_rfftn_vjp, saves="x.shape")
 rfftn_p.defbatch(leading_axis_rule(rfftn_p, "axes"))
+rfftn_p.defpattern(pattern_rules.along("axes"))  # a DFT matrix has no zeros
 
 
 def _irfftn_impl(x: Any, axes: tuple[int, ...], n: int, norm: Any) -> Any:
@@ -83,6 +86,7 @@ irfftn_p = Primitive("irfftn", _irfftn_impl)
 irfftn_p.defjvp(_irfftn_jvp)
 irfftn_p.defvjp(_irfftn_vjp, saves="x.shape")
 irfftn_p.defbatch(leading_axis_rule(irfftn_p, "axes"))
+irfftn_p.defpattern(pattern_rules.along("axes"))  # a DFT matrix has no zeros
 
 
 # ------------------------------------------------------------------ NumPy's spellings

@@ -28,7 +28,9 @@ import functools
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sps
 
+from .. import pattern_rules
 from ..batching import (
     is_batched,
     on_plain_values,
@@ -151,6 +153,8 @@ inv_p = Primitive("inv", _inv_impl)
 inv_p.defjvp(lambda g, ans, a: -(ans @ g @ ans))
 inv_p.defvjp(lambda g, ans, a: -(_T(ans) @ g @ _T(ans)), saves="ans")
 inv_p.defbatch(stacked_rule(inv_p))
+# the inverse of a generic matrix is dense: each entry depends on its whole matrix
+inv_p.defpattern(pattern_rules.stacked(2))
 register_function(np.linalg.inv, lambda a: bind(inv_p, (a,), {}))
 
 
@@ -201,6 +205,42 @@ solve_p = Primitive("solve", _solve_impl)
 solve_p.defjvp(_solve_jvp_a, _solve_jvp_b)
 solve_p.defvjp(_solve_vjp_a, _solve_vjp_b, saves=("ans a", "a b.shape"))
 solve_p.defbatch(_solve_batch)
+
+
+def _solve_pattern(deps: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
+    """``a``'s stacked systems solved for ``b``: a constant ``a``'s structural inverse
+    (pattern_rules.inverse_structure) maps each column of ``b`` on its own; a traced
+    ``a`` makes each solution depend on its whole system (and on its whole column of
+    ``b``), never on another stack's or another column's."""
+    da, db = deps
+    if ndim_of(a) == 2 and ndim_of(b) == (1 if vector else 2):  # one system
+        S = None
+        if da is None:
+            S = pattern_rules.inverse_structure(sps.csr_matrix(np.asarray(a) != 0))
+        return pattern_rules.solve(da, pattern_rules.support(da), db, b, shape_of(ans), S)
+    core_b = 1 if vector else 2
+    out = None
+    if da is not None and da.nnz:
+        out = pattern_rules.stacked((2, core_b))((da, None), ans, a, b, vector=vector)
+    if db is not None and db.nnz:
+        full = shape_of(ans)
+        stack = full[:len(full) - core_b]
+        n = shape_of(a)[-1]
+        k = 1 if vector else full[-1]
+        n_stack = int(np.prod(stack, dtype=np.int64))
+        if da is None:
+            mats = np.broadcast_to(np.asarray(a) != 0, stack + (n, n)).reshape(-1, n, n)
+            blocks = [pattern_rules.inverse_structure(sps.csr_matrix(m)) for m in mats]
+        else:
+            blocks = [sps.csr_matrix(np.ones((n, n), dtype=bool))] * n_stack
+        eye = sps.identity(k, dtype=bool, format="csr")
+        L = sps.block_diag([sps.kron(S, eye) for S in blocks], format="csr", dtype=bool)
+        out = pattern_rules.union(out, pattern_rules.linear(
+            L, pattern_rules.broadcast(db, shape_of(b), full)))
+    return out
+
+
+solve_p.defpattern(_solve_pattern)
 
 
 # NumPy 2 reads b as a stack of vectors only when it is 1-D; NumPy 1 did so whenever
@@ -272,6 +312,7 @@ det_p = Primitive("det", _det_impl)
 det_p.defjvp(_det_jvp)
 det_p.defvjp(_det_vjp, saves="ans a")
 det_p.defbatch(stacked_rule(det_p))
+det_p.defpattern(pattern_rules.stacked(2))  # a polynomial in every entry
 register_function(np.linalg.det, lambda a: bind(det_p, (a,), {}))
 
 
@@ -286,6 +327,7 @@ logdet_p = Primitive("slogdet", _logdet_impl)
 logdet_p.defjvp(lambda g, ans, a: np.trace(np.linalg.solve(a, g), axis1=-2, axis2=-1))
 logdet_p.defvjp(lambda g, ans, a: _as_scale(g) * _T(np.linalg.inv(a)), saves="a")
 logdet_p.defbatch(stacked_rule(logdet_p))
+logdet_p.defpattern(pattern_rules.stacked(2))
 
 
 def _slogdet_sign(a: np.ndarray) -> Any:
@@ -335,6 +377,30 @@ cholesky_p = transpose_jvp(Primitive("cholesky", _cholesky_impl).defjvp(_cholesk
 cholesky_p.defbatch(stacked_rule(cholesky_p))
 
 
+@functools.lru_cache(maxsize=16)
+def _cholesky_structure(n: int) -> sps.csr_matrix:
+    """Which entries of ``a`` (its lower triangle, all cholesky reads) each entry of
+    ``L = cholesky(a)`` depends on: ``L[i, j]`` (``i >= j``; the upper triangle is zero)
+    is computed from ``a[p, q]``, ``p >= q``, with ``p, q`` in ``{0..j} + {i}``, but for
+    ``a[i, i]`` where ``i > j`` (the
+    recurrence ``L[i, j] = (a[i, j] - sum_k<j L[i, k] L[j, k]) / L[j, j]``)."""
+    pattern_rules.guard(n * n, n * n // 24 + 1)  # about n^4 / 24 entries
+    rows, cols = [], []
+    for i in range(n):
+        for j in range(i + 1):
+            idx = np.arange(j + 1) if i == j else np.append(np.arange(j + 1), i)
+            p, q = np.meshgrid(idx, idx, indexing="ij")
+            keep = (p >= q) & ((p != i) | (q != i) | (i == j))  # a[i, i] makes only L[i, i]
+            cols.append((p[keep] * n + q[keep]).astype(np.int64))
+            rows.append(np.full(int(keep.sum()), i * n + j, dtype=np.int64))
+    r, c = (np.concatenate(rows), np.concatenate(cols)) if rows else (np.zeros(0, int),) * 2
+    return sps.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(n * n, n * n))
+
+
+cholesky_p.defpattern(pattern_rules.core_map(
+    2, lambda shape, out_core: _cholesky_structure(shape[-1])))
+
+
 @register_function(np.linalg.cholesky)
 def _cholesky(a: Any, /, *, upper: bool = False) -> Any:
     if upper:  # NumPy then reads the upper triangle: the lower triangle of a^T
@@ -377,6 +443,9 @@ def _eigh_jvp(g: Any, ans: Any, a: Any, n: int, upper: bool) -> Any:
 
 eigh_p = transpose_jvp(Primitive("eigh", _eigh_impl).defjvp(_eigh_jvp))
 eigh_p.defbatch(stacked_rule(eigh_p))
+# eigenpairs depend on every entry of the triangle eigh reads
+eigh_p.defpattern(pattern_rules.stacked(2, lambda i, shape, n, upper: (
+    np.triu if upper else np.tril)(np.ones(shape, dtype=bool))))
 
 
 @register_function(np.linalg.eigh)
@@ -423,6 +492,7 @@ def _eig_jvp(g: Any, ans: Any, a: Any, n: int) -> Any:
 
 eig_p = transpose_jvp(Primitive("eig", _eig_impl).defjvp(_eig_jvp))
 eig_p.defbatch(stacked_rule(eig_p))
+eig_p.defpattern(pattern_rules.stacked(2))  # dense by nature
 
 
 def _square(func: Any, a: Any) -> int:
@@ -499,6 +569,7 @@ def _svd_jvp(g: Any, ans: Any, a: Any, m: int, n: int) -> Any:
 
 svd_p = transpose_jvp(Primitive("svd", _svd_impl).defjvp(_svd_jvp))
 svd_p.defbatch(stacked_rule(svd_p))
+svd_p.defpattern(pattern_rules.stacked(2))  # dense by nature
 
 
 def _singular_values_impl(a: Any) -> Any:
@@ -524,6 +595,7 @@ singular_values_p = Primitive("svd(compute_uv=False)", _singular_values_impl)
 singular_values_p.defjvp(_singular_values_jvp)
 singular_values_p.defvjp(_singular_values_vjp, saves="a")
 singular_values_p.defbatch(stacked_rule(singular_values_p))
+singular_values_p.defpattern(pattern_rules.stacked(2))
 
 
 def _hermitian_svd(a: Any, compute_uv: bool) -> Any:
@@ -595,6 +667,32 @@ qr_p = transpose_jvp(Primitive("qr", _qr_impl).defjvp(_qr_jvp))
 qr_p.defbatch(stacked_rule(qr_p))
 
 
+@functools.lru_cache(maxsize=16)
+def _qr_structure(m: int, n: int) -> sps.csr_matrix:
+    """Which entries of ``a`` (m x n, m >= n) each entry of its packed reduced QR
+    (``Q`` m x n, then ``R`` n x n) depends on: Householder (as Gram-Schmidt) makes
+    ``Q[:, j]`` from the columns ``0..j``, and ``R[i, j] = Q[:, i]^H a[:, j]`` (``i <= j``;
+    below the diagonal R is zero) from the columns ``0..i`` and ``j``."""
+    pattern_rules.guard(m * n + n * n, m * n // 2 + 1)
+    col = np.arange(m * n, dtype=np.int64) % n
+    rows, cols = [], []
+    for j in range(n):
+        reads = np.flatnonzero(col <= j)
+        for r in range(m):
+            rows.append(np.full(reads.size, r * n + j, dtype=np.int64))
+            cols.append(reads)
+        for i in range(j + 1):
+            reads_r = np.flatnonzero((col <= i) | (col == j))
+            rows.append(np.full(reads_r.size, m * n + i * n + j, dtype=np.int64))
+            cols.append(reads_r)
+    r, c = (np.concatenate(rows), np.concatenate(cols)) if rows else (np.zeros(0, int),) * 2
+    return sps.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(m * n + n * n, m * n))
+
+
+qr_p.defpattern(pattern_rules.core_map(
+    2, lambda shape, out_core, m, n: _qr_structure(m, n)))
+
+
 @register_function(np.linalg.qr)
 def _qr(a: Any, mode: str = "reduced") -> Any:
     m, n = shape_of(a)[-2:]
@@ -639,6 +737,7 @@ def _pinv_jvp(g: Any, ans: Any, a: Any, rcond: Any, hermitian: bool) -> Any:
 
 pinv_p = transpose_jvp(Primitive("pinv", _pinv_impl).defjvp(_pinv_jvp))
 pinv_p.defbatch(stacked_rule(pinv_p))
+pinv_p.defpattern(pattern_rules.stacked(2))  # dense by nature
 
 _NOT_GIVEN = object()
 

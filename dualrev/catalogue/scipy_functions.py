@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse as sps
 import scipy.special as sc
 
+from .. import pattern_rules
 from ..batching import batch_traces, on_plain_values, rebatch, stacked_rule, without_derivatives
 from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
@@ -210,6 +212,46 @@ solve_triangular_p = transpose_jvp(
     .defjvp(_solve_tri_jvp_a, _solve_tri_jvp_b))
 
 
+def _solve_tri_pattern(deps: Any, ans: Any, a: Any, b: Any, trans: str, lower: bool,
+                       unit_diagonal: bool) -> Any:
+    """x = op(T)^-1 b for the triangle T of ``a`` that SciPy reads: with a lower op(T),
+    ``x[i]`` depends on ``b[:i + 1]`` and on op(T)'s rows ``0..i`` (the reverse for an
+    upper one); a constant ``a`` narrows ``b``'s part to its structural inverse."""
+    da, db = deps
+    n = shape_of(a)[-1]
+    low = lower if trans == "N" else not lower
+    tri = np.tril(np.ones((n, n), dtype=bool)) if low else np.triu(np.ones((n, n), dtype=bool))
+    out = None
+    if db is not None and db.nnz:
+        S = sps.csr_matrix(tri)
+        if da is None:
+            t = (np.tril if lower else np.triu)(np.asarray(a) != 0)
+            if unit_diagonal:
+                t = t | np.eye(n, dtype=bool)
+            S = pattern_rules.inverse_structure(sps.csr_matrix(t.T if trans != "N" else t))
+            S = S.multiply(sps.csr_matrix(tri)).tocsr()
+        out = pattern_rules.columns_apply(S, db, shape_of(b))
+    if da is not None and da.nnz:
+        # row i of x reads op(T)[p, q] for p up to i (from i, upper), q on p's side
+        pattern_rules.guard(n, n * n // 3 + 1)
+        p, q = np.nonzero(tri)
+        if unit_diagonal:
+            p, q = p[p != q], q[p != q]
+        flat = q * n + p if trans != "N" else p * n + q  # op(T)[p, q] is a[q, p] transposed
+        i = np.arange(n)
+        reads = (p[None, :] <= i[:, None]) if low else (p[None, :] >= i[:, None])
+        r, c = np.nonzero(reads)
+        L = sps.csr_matrix((np.ones(r.size, dtype=bool), (r, flat[c])), shape=(n, n * n))
+        per_row = pattern_rules.linear(L, da)
+        k = pattern_rules.size_of(ans) // max(n, 1)
+        out = pattern_rules.union(out, pattern_rules.rows(
+            per_row, np.repeat(np.arange(n, dtype=np.int64), k)))
+    return out
+
+
+solve_triangular_p.defpattern(_solve_tri_pattern)
+
+
 def solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False,
                      unit_diagonal: bool = False, overwrite_b: bool = False,
                      check_finite: bool = True) -> Any:
@@ -276,6 +318,8 @@ def _lu_jvp(g: Any, ans: Any, a: Any) -> Any:
 
 
 lu_p = transpose_jvp(Primitive("scipy.linalg.lu_factor", _lu_impl).defjvp(_lu_jvp))
+# pivoting chooses rows by value: every entry of the factors may depend on every entry
+lu_p.defpattern(pattern_rules.stacked(2))
 
 
 def lu_factor(a: Any, overwrite_a: bool = False, check_finite: bool = True) -> Any:
@@ -327,6 +371,7 @@ expm_p.defjvp(_block_expm_jvp)
 # formula at A^T (transposing the JVP instead would recurse through expm forever).
 expm_p.defvjp(lambda g, ans, a: _block_expm_jvp(g, None, _T(a)), saves="a")
 expm_p.defbatch(stacked_rule(expm_p))
+expm_p.defpattern(pattern_rules.stacked(2))  # a power series: dense by nature
 
 
 dispatch(sla, "solve_triangular", solve_triangular)

@@ -40,6 +40,7 @@ import numpy as np
 import scipy.interpolate as si
 from scipy.interpolate._polyint import _Interpolator1D
 
+from .. import pattern_rules
 from ..batching import without_derivatives
 from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
@@ -163,6 +164,22 @@ def _eval_batch(args: list[Any], batched: tuple[bool, ...], ev: _Evaluator, nu: 
 spline_eval_p = transpose_jvp(
     Primitive("scipy.interpolate (evaluation)", _eval_impl).defjvp(_eval_jvp))
 spline_eval_p.defbatch(_eval_batch)
+
+
+def _eval_pattern(deps: Any, ans: Any, t: Any, ev: _Evaluator, nu: int) -> Any:
+    """Each value depends on its own point alone (the spline is a constant): the points'
+    axes sit at ``ev.axis`` in the result, the spline's value axes around them."""
+    d = deps[0]
+    if d is None or not d.nnz:
+        return None
+    s = shape_of(t)
+    nd = len(shape_of(ans))
+    pos = np.arange(d.shape[0], dtype=np.int64).reshape(
+        (1,) * ev.axis + tuple(s) + (1,) * (nd - ev.axis - len(s)))
+    return pattern_rules.rows(d, np.broadcast_to(pos, shape_of(ans)))
+
+
+spline_eval_p.defpattern(_eval_pattern)
 
 
 def _evaluate(where: str, obj: Any, call: Callable[..., Any], t: Any, nu: Any,

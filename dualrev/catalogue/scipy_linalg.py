@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse as sps
 
+from .. import pattern_rules
 from ..batching import batch_by_loop, batch_size
 from ..custom import transpose_jvp
 from ..errors import NoDerivativeRule
@@ -182,6 +184,39 @@ solve_banded_p.defvjp(
 solve_banded_p.defbatch(_banded_batch_rule(solve_banded_p))
 
 
+def _band_structure(ab: Any, rows_: Any, cols: Any, valid: Any, n: int) -> sps.csr_matrix:
+    """The structure of the n x n matrix whose entry ``(rows_, cols)`` is stored in ``ab``
+    (where ``valid``): a constant band's zeros are structural."""
+    keep = valid & (np.asarray(ab) != 0)
+    return sps.csr_matrix((np.ones(int(keep.sum()), dtype=bool), (rows_[keep], cols[keep])),
+                          shape=(n, n))
+
+
+def _banded_solve_pattern(structure: Callable[..., sps.csr_matrix]) -> Callable[..., Any]:
+    """A banded solve ``x = A^-1 b``: a constant band through the structural inverse of
+    its matrix (the inverse of a banded matrix is dense in general: dense within each
+    connected block), columns of ``b`` independent; a traced band reaches everything."""
+
+    def rule(deps: Any, ans: Any, ab: Any, b: Any, **params: Any) -> Any:
+        da, db = deps
+        S = None if da is not None else pattern_rules.inverse_structure(
+            structure(ab, **params))
+        return pattern_rules.solve(da, pattern_rules.support(da), db, b, shape_of(ans), S)
+
+    return rule
+
+
+def _general_band(ab: Any, l: int, u: int) -> sps.csr_matrix:
+    # ab[u + i - j, j] = A[i, j]
+    k, n = shape_of(ab)
+    kk, j = np.meshgrid(np.arange(k), np.arange(n), indexing="ij")
+    i = kk - u + j
+    return _band_structure(ab, np.clip(i, 0, n - 1), j, (i >= 0) & (i < n), n)
+
+
+solve_banded_p.defpattern(_banded_solve_pattern(_general_band))
+
+
 def _banded_args(name: str, ab: Any, b: Any, check_finite: bool) -> tuple[Any, Any]:
     ab, b = as_array(ab), as_array(b)
     if ndim_of(ab) != 2 or ndim_of(b) not in (1, 2):
@@ -271,6 +306,19 @@ solveh_banded_p.defvjp(_solveh_vjp_ab,
 solveh_banded_p.defbatch(_banded_batch_rule(solveh_banded_p))
 
 
+def _hermitian_band(ab: Any, lower: bool) -> sps.csr_matrix:
+    # lower: ab[i - j, j] = A[i, j] (i >= j); upper: ab[w + i - j, j] = A[i, j] (i <= j);
+    # the other triangle mirrors it
+    k, n = shape_of(ab)
+    kk, j = np.meshgrid(np.arange(k), np.arange(n), indexing="ij")
+    i = j + kk if lower else kk - (k - 1) + j
+    t = _band_structure(ab, np.clip(i, 0, n - 1), j, (i >= 0) & (i < n), n)
+    return (t + t.T).tocsr()
+
+
+solveh_banded_p.defpattern(_banded_solve_pattern(_hermitian_band))
+
+
 def solveh_banded(ab: Any, b: Any, overwrite_ab: bool = False, overwrite_b: bool = False,
                   lower: bool = False, check_finite: bool = True) -> Any:
     """scipy.linalg.solveh_banded of traced values: differentiable in ``ab`` (the stored
@@ -342,6 +390,8 @@ def _sylvester_impl(a: Any, b: Any, q: Any) -> Any:
 
 
 sylvester_p = Primitive("scipy.linalg.solve_sylvester", _sylvester_impl)
+# the solution of a generic Sylvester equation depends on every entry of a, b and q
+sylvester_p.defpattern(pattern_rules.stacked(2))
 # A X + X B = Q  =>  A dX + dX B = dQ - dA X - X dB
 sylvester_p.defjvp(lambda g, ans, a, b, q: _sylvester(a, b, -(g @ ans)),
                    lambda g, ans, a, b, q: _sylvester(a, b, -(ans @ g)),
@@ -401,6 +451,7 @@ def _sqrtm_jvp(g: Any, ans: Any, a: Any) -> Any:
 
 sqrtm_p = transpose_jvp(Primitive("scipy.linalg.sqrtm", _sqrtm_impl).defjvp(_sqrtm_jvp))
 sqrtm_p.defbatch(_stack_batch_rule(sqrtm_p))
+sqrtm_p.defpattern(pattern_rules.stacked(2))  # dense by nature
 
 
 # SciPy 1.18 removed sqrtm's disp= and blocksize= (deprecated in 1.17)
@@ -462,6 +513,8 @@ dlyap_p.defvjp(_dlyap_vjp_a,
                                                         shape_of(q)),
                saves=("ans a", "a q.shape"))
 dlyap_p.defbatch(_stack_batch_rule(dlyap_p))
+# X = A X A^H + Q: X depends on every entry of a generic A and Q
+dlyap_p.defpattern(pattern_rules.stacked(2))
 
 
 def solve_discrete_lyapunov(a: Any, q: Any, method: Any = None) -> Any:
@@ -578,6 +631,9 @@ care_p = transpose_jvp(Primitive("scipy.linalg.solve_continuous_are", _riccati_i
                        .defjvp(*(_care_jvp(w) for w in "abqres")))
 dare_p = transpose_jvp(Primitive("scipy.linalg.solve_discrete_are", _riccati_impl(_DARE))
                        .defjvp(*(_dare_jvp(w) for w in "abqres")))
+# a Riccati equation's solution depends on every entry of every (2-D) argument
+care_p.defpattern(pattern_rules.dense)
+dare_p.defpattern(pattern_rules.dense)
 
 
 def _riccati(prim: Primitive, name: str, a: Any, b: Any, q: Any, r: Any, e: Any, s: Any,

@@ -27,6 +27,7 @@ import scipy.ndimage as ndi
 import scipy.sparse as sps
 import scipy.special as sc
 
+from .. import pattern_rules
 from ..batching import (
     batch_by_loop,
     batch_size,
@@ -224,6 +225,132 @@ def _correlate_t_batch(args: list[Any], batched: tuple[bool, ...], **params: Any
 
 correlate_p.defbatch(_correlate_batch)
 correlate_t_p.defbatch(_correlate_t_batch)
+
+
+# ------------------------------------------------------------------ dependency patterns
+def _taps(shape: tuple[int, ...], wshape: tuple[int, ...], axes: tuple[int, ...], mode: str,
+          origins: tuple[int, ...]) -> Any:
+    """For each tap ``j`` of the kernel (C order), the flat index of the sample each
+    output element reads through it (-1 where it reads ``cval``): the filter's stencil
+    with its boundary folds, as ``(flat tap index, sources)`` pairs."""
+    nd = len(shape)
+    strides = np.cumprod((1,) + tuple(shape[::-1]))[:-1][::-1]
+    maps = [_index_map(shape[a], *_pads(wshape[i], origins[i]), mode)
+            for i, a in enumerate(axes)]
+    for t, j in enumerate(np.ndindex(*wshape)):
+        flat = np.zeros(shape, dtype=np.int64)
+        outside = np.zeros(shape, dtype=bool)
+        for a in range(nd):
+            view = [1] * nd
+            view[a] = shape[a]
+            if a in axes:
+                i = axes.index(a)
+                src = maps[i][np.arange(shape[a]) + j[i]]
+                outside |= (src < 0).reshape(view)
+                flat = flat + (np.maximum(src, 0) * strides[a]).reshape(view)
+            else:
+                flat = flat + (np.arange(shape[a]) * strides[a]).reshape(view)
+        yield t, np.where(outside, -1, flat).ravel()
+
+
+def _cancelled_dropped(valid: np.ndarray, table: np.ndarray, weights: np.ndarray,
+                       shape: tuple[int, ...], wshape: tuple[int, ...],
+                       axes: tuple[int, ...], mode: str,
+                       origins: tuple[int, ...]) -> np.ndarray:
+    """``valid`` without the pairs of taps of a constant kernel that read one sample with
+    opposite weights (a central difference at a mirroring boundary reads ``x[1]`` twice,
+    ``-w`` and ``+w``): their sum is exactly zero in floating point too, for every
+    input. Only boundary rows can read a sample twice; three taps or more on one sample
+    are kept (their rounded sum may differ from zero)."""
+    if _PAD_MODE[mode] is None:
+        return valid  # outside reads cval: no sample is read twice
+    edge = np.zeros(shape, dtype=bool)
+    for i, a in enumerate(axes):
+        left, right = _pads(wshape[i], origins[i])
+        o = np.arange(shape[a])
+        view = [1] * len(shape)
+        view[a] = shape[a]
+        edge |= ((o < left) | (o > shape[a] - 1 - right)).reshape(view)
+    rows_ = np.flatnonzero(edge.ravel())
+    if not rows_.size or table.shape[1] < 2:
+        return valid
+    src = np.where(valid[rows_], table[rows_], -1 - np.arange(table.shape[1]))  # unique
+    order = np.argsort(src, axis=1, kind="stable")
+    s_ = np.take_along_axis(src, order, axis=1)
+    w_ = np.broadcast_to(weights, src.shape)
+    w_ = np.take_along_axis(w_, order, axis=1)
+    same = s_[:, 1:] == s_[:, :-1]
+    pad = np.zeros((same.shape[0], 1), dtype=bool)
+    before = np.hstack([pad, same[:, :-1]])
+    after = np.hstack([same[:, 1:], pad])
+    pair = same & ~before & ~after & (w_[:, 1:] + w_[:, :-1] == 0)
+    r, k = np.nonzero(pair)
+    if not r.size:
+        return valid
+    valid = valid.copy()
+    valid[rows_[r], order[r, k]] = False
+    valid[rows_[r], order[r, k + 1]] = False
+    return valid
+
+
+def _stencil(deps: Any, x: Any, w: Any, cval: Any, shape: tuple[int, ...],
+             transpose: bool, **params: Any) -> Any:
+    """The pattern of a correlation (``transpose``: its adjoint) of ``x`` with the kernel
+    ``w``: the stencil's reads through the taps where ``w`` may be non-zero (a constant
+    kernel's zeros are structural), the weights where the sample read may be non-zero,
+    ``cval`` where a tap reads outside."""
+    dx, dw, dc = deps
+    wshape = shape_of(w)
+    wnz = pattern_rules.may_be_nonzero(w, dw).ravel()
+    weights_traced = dw is not None and bool(dw.nnz)
+    N = int(np.prod(shape, dtype=np.int64))
+    taps, sources = [], []
+    for t, src in _taps(shape, wshape, **params):
+        if wnz[t] or weights_traced:
+            taps.append(t)
+            sources.append(src)
+    if not taps:
+        return None
+    table = np.stack(sources, axis=1)  # (N, taps): the sample each tap reads, -1: cval
+    inside = table >= 0
+    live_taps = wnz[taps]
+    out = None
+    if dx is not None and dx.nnz:
+        # one row per output, its reads in order (a row may read a sample twice at a
+        # reflecting boundary: duplicates only add)
+        valid = inside & live_taps
+        if dw is None:
+            valid = _cancelled_dropped(valid, table, np.asarray(w).ravel()[taps], shape,
+                                       wshape, **params)
+        indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int64)
+        L = sps.csr_matrix((np.ones(int(indptr[-1]), dtype=bool), table[valid], indptr),
+                           shape=(N, N))
+        out = pattern_rules.linear(L.T.tocsr() if transpose else L, dx)
+    if weights_traced:
+        xnz = pattern_rules.may_be_nonzero(x, dx).ravel()
+        cnz = dc is not None or (cval is not None and bool(np.any(np.asarray(cval) != 0)))
+        tap_of = np.broadcast_to(np.asarray(taps, dtype=np.int64), table.shape)
+        if transpose:  # out[p] = sum over taps t of w[t] y[o], tap t reading p from o
+            live = inside & xnz[:, None]
+            r, c = table[live], tap_of[live]
+        else:
+            live = np.where(inside, xnz[np.maximum(table, 0)], cnz)
+            r, c = np.nonzero(live)
+            c = tap_of[r, c]
+        L = sps.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(N, wnz.size))
+        out = pattern_rules.union(out, pattern_rules.linear(L, dw))
+    if dc is not None and dc.nnz:
+        reads_cval = (~inside & live_taps).any(axis=1)
+        if reads_cval.any():
+            out = pattern_rules.union(out, pattern_rules.rows(
+                dc, np.where(reads_cval, 0, -1)))
+    return out
+
+
+correlate_p.defpattern(lambda deps, ans, x, w, cval, **p: _stencil(
+    deps, x, w, cval, shape_of(ans), False, **p))
+correlate_t_p.defpattern(lambda deps, ans, y, w, **p: _stencil(
+    (deps[0], deps[1], None), y, w, None, shape_of(ans), True, **p))
 
 
 # ------------------------------------------------------------------ argument handling
@@ -690,6 +817,8 @@ spline_filter1d_t_p.defvjp(lambda u, ans, g, **p: bind(spline_filter1d_p, (u,), 
 for _p in (spline_filter1d_p, spline_filter1d_t_p):
     _p.defbatch(lambda args, batched, _p=_p, **params: bind(
         _p, args, dict(params, axis=params["axis"] + 1)))
+    # the B-spline prefilter is recursive (IIR): each coefficient depends on its line
+    _p.defpattern(pattern_rules.along("axis"))
 
 
 def spline_filter1d(input: Any, order: int = 3, axis: int = -1, output: Any = np.float64,

@@ -22,6 +22,7 @@ import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 from scipy.sparse._base import _spbase
 
+from .. import pattern_rules
 from ..errors import NoDerivativeRule
 from ..primitive import (
     Primitive,
@@ -77,6 +78,29 @@ sparse_product_p.defvjp(
     lambda g, ans, u, matrix, transpose: bind(sparse_product_p, (g,), {
         "matrix": matrix, "transpose": not transpose}), saves="")
 sparse_product_p.defbatch(_as_columns_rule(sparse_product_p))
+
+
+def _structure(matrix: Any, transpose: bool) -> sps.csr_matrix:
+    """The non-zero structure of the constant operator (stored zeros dropped: a
+    constant's zeros are zeros for every input), transposed if asked."""
+    m = sps.coo_matrix(matrix)
+    keep = m.data != 0
+    r, c = (m.col, m.row) if transpose else (m.row, m.col)
+    shape = m.shape[::-1] if transpose else m.shape
+    return sps.csr_matrix((np.ones(int(keep.sum()), dtype=bool), (r[keep], c[keep])),
+                          shape=shape)
+
+
+def _product_pattern(deps: Any, ans: Any, u: Any, matrix: Any, transpose: bool) -> Any:
+    """``L @ u`` with a constant sparse ``L``: exactly its structure, column by column of
+    a 2-D ``u`` (what a discretised operator ``sp.diags(...) @ u`` needs)."""
+    (d,) = deps
+    if d is None or not d.nnz:
+        return None
+    return pattern_rules.columns_apply(_structure(matrix, transpose), d, shape_of(u))
+
+
+sparse_product_p.defpattern(_product_pattern)
 
 
 def _check_operands(matrix: Any, u: Any, where: str) -> None:
@@ -179,6 +203,21 @@ spsolve_p.defvjp(
     lambda g, ans, b, matrix, transpose, permc_spec: bind(spsolve_p, (g,), {
         "matrix": matrix, "transpose": not transpose, "permc_spec": permc_spec}), saves="")
 spsolve_p.defbatch(_as_columns_rule(spsolve_p))
+
+
+def _spsolve_pattern(deps: Any, ans: Any, b: Any, matrix: Any, transpose: bool,
+                     permc_spec: Any) -> Any:
+    """``A^-1 b`` with a constant sparse ``A``: the structural inverse (dense within each
+    connected block of A: the inverse of a discretised Laplacian is dense), columns of
+    ``b`` independent."""
+    (d,) = deps
+    if d is None or not d.nnz:
+        return None
+    S = pattern_rules.inverse_structure(_structure(matrix, transpose))
+    return pattern_rules.columns_apply(S, d, shape_of(b))
+
+
+spsolve_p.defpattern(_spsolve_pattern)
 
 
 def spsolve(A: Any, b: Any, permc_spec: Any = None, use_umfpack: bool = True) -> Any:
