@@ -2,9 +2,12 @@
 are tested in tests/test_colouring.py."""
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
+from hypothesis import given
+from hypothesis import strategies as st
 
-from dualrev.sparse import SparseJacobian
+from dualrev.sparse import SparseJacobian, colour_columns
 
 
 def _random_pattern(m, n, per_row, seed):
