@@ -17,13 +17,16 @@ Problems (each written once in plain NumPy):
 - ``rosenbrock``: the chained Rosenbrock objective, its sparse Hessian (tridiagonal).
 
 Columns: ``detect`` is one run of ``dr.sparse.jacobian_sparsity`` (``hessian_sparsity``
-for the Hessian), ``colour`` the colouring of that pattern (both the best of 3 runs),
-``first call`` the whole first call of ``dr.sparse.jacobian(f)(x)`` (detection, colouring
-and one evaluation), ``warm`` a later call (median of repeated calls). Ratios are measured in the same process, in
-alternating blocks (``paired``): against NumPy's f(x) and against a hand-written sparse
-Jacobian built with ``sp.diags`` (the target the issue names). Every sparse result is
-checked against the hand-written one (and the dense transform where it runs) before it
-is timed. BLAS threads are pinned to one before NumPy loads, and recorded.
+for the Hessian), ``colour`` the colouring of that pattern (``colour_columns``;
+``colour_symmetric``, a star colouring, for the Hessian), ``colours`` its colours,
+``prepare`` the whole one-off work of ``dr.sparse.jacobian(f).prepare(x)`` (detection,
+the colourings ``mode="auto"`` compares, the recovery's gather; these three the best of 3
+runs), ``mode`` the direction it chose, ``warm`` a later call (median of repeated
+calls). Ratios are measured in the same process, in alternating blocks (``paired``):
+against NumPy's f(x) and against a hand-written sparse Jacobian built with ``sp.diags``
+(the target the issue names). Every sparse result is checked against the hand-written
+one (and the dense transform where it runs) before it is timed. BLAS threads are pinned
+to one before NumPy loads, and recorded.
 CasADi: the same function written with ``casadi.SX``; ``casadi sparsity`` is
 ``jacobian_sparsity`` of the built expression (building it is ``casadi build``),
 ``casadi J`` a warm call of ``Function([x], [jacobian(f, x)])`` (returning CasADi's own
@@ -54,7 +57,7 @@ import scipy.sparse as sp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import dualrev as dr  # noqa: E402
-from dualrev.sparse import colour_columns, detect_sparsity  # noqa: E402
+from dualrev.sparse import colour_columns, colour_symmetric, detect_sparsity  # noqa: E402
 
 try:
     import casadi as ca
@@ -232,8 +235,9 @@ def jacobian_row(problem: str, n: int, *, dense_max: int, casadi_max: int) -> di
     colours = colour_columns(s.pattern)
     row["colour"] = repeated(lambda: colour_columns(s.pattern))
     row["colours"] = int(colours.max()) + 1
-    J = dr.sparse.jacobian(f)
-    row["first call"] = once(lambda: J(x))
+    row["prepare"] = repeated(lambda: dr.sparse.jacobian(f).prepare(x))
+    J = dr.sparse.jacobian(f).prepare(x)
+    row["mode"], row["seeds"] = J.mode, J.n_colours
     ref = hand(x)
     _same(J(x), ref, f"{problem} n={n}")
     _same(s.pattern, ref != 0, f"{problem} n={n} pattern")  # exact: no zero by chance
@@ -279,11 +283,12 @@ def hessian_row(n: int, *, dense_max: int, casadi_max: int) -> dict[str, Any]:
     assert s.structural, s.notes
     row["detect"] = repeated(lambda: dr.sparse.hessian_sparsity(rosen, x))
     row["nnz"] = s.nnz
-    colours = colour_columns(s.pattern)
-    row["colour"] = repeated(lambda: colour_columns(s.pattern))
+    colours = colour_symmetric(s.pattern)
+    row["colour"] = repeated(lambda: colour_symmetric(s.pattern))
     row["colours"] = int(colours.max()) + 1
-    H = dr.sparse.hessian(rosen)
-    row["first call"] = once(lambda: H(x))
+    row["prepare"] = repeated(lambda: dr.sparse.hessian(rosen).prepare(x))
+    H = dr.sparse.hessian(rosen).prepare(x)
+    row["mode"], row["seeds"] = "star", H.n_colours
     ref = rosen_hess(x)
     _same(H(x), ref, f"rosenbrock n={n}")
     _same(s.pattern, ref != 0, f"rosenbrock n={n} pattern")
@@ -312,11 +317,11 @@ def hessian_row(n: int, *, dense_max: int, casadi_max: int) -> dict[str, Any]:
     return row
 
 
-COLUMNS = ["problem", "n", "nnz", "detect", "colour", "colours", "first call", "f(x)",
+COLUMNS = ["problem", "n", "nnz", "detect", "colour", "colours", "prepare", "mode", "f(x)",
            "warm", "warm / f", "hand", "warm / hand", "dense J",
            "casadi build", "casadi sparsity", "casadi J"]
 
-HEADERS = {"detect": "detect s", "colour": "colour s", "first call": "first call s",
+HEADERS = {"detect": "detect s", "colour": "colour s", "prepare": "prepare s",
            "f(x)": "numpy f(x) s", "warm": "warm J s", "warm / f": "warm / f(x)",
            "hand": "sp.diags J s", "warm / hand": "warm / sp.diags", "dense J": "dense J s",
            "casadi build": "casadi build s",
