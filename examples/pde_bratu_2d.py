@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     n = N * N
     h = 1.0 / (N + 1)
     u0 = np.zeros((N, N))
-    tol = 1e-8 * np.sqrt(n)  # on |residual|_2; its terms are O(1-10) at u0 = 0
+    r0 = float(np.linalg.norm(residual(u0)))
+    tol = 1e-10 * r0  # Newton's stopping test on |residual|_2
     print(f"{args.problem}: {equation} on the unit square, u = 0 on the boundary, "
           f"grid {N} x {N}: n = {n} unknowns")
     ok = True
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{'(a) least_squares (trf/lsmr):':30s}{t_lsq}, {res_a.nfev} residuals, "
               f"{res_a.njev} sparse Jacobians of {jac.n_colours} colours, |residual| = "
               f"{r_lsq:.1e}, max |u_a - u_c| / max |u_c| = {d_a:.1e}")
-        ok &= _check("least_squares", r_lsq, d_a, tol)
+        ok &= _check("least_squares", r_lsq / r0, d_a, 1e-9, 1e-7)
         results.update(lsq=r_lsq, d_a=d_a)
 
     # (b) Newton minimisation of the energy with the sparse exact Hessian
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     t0 = _now()
     options = ({"gtol": 1e-10 * h**2, "xtol": 1e-14, "maxiter": 300}
-               if args.method == "trust-constr" else {"xtol": 1e-10, "maxiter": 100})
+               if args.method == "trust-constr" else {"xtol": 1e-13, "maxiter": 100})
     res_b = dr.optimize.minimize(energy, u0, method=args.method, hess="sparse",
                                  callback=callback, options=options)
     t_min = _since(t0)
@@ -218,8 +219,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{res_b.njev} gradients, {res_b.nhev} sparse Hessians of "
           f"{res_b.sparse_hessian.n_colours} colours, |residual| = {r_min:.1e}, "
           f"max |u_b - u_c| / max |u_c| = {d_b:.1e}")
-    ok &= _check("minimize", r_min, d_b, tol)
-    ok &= _check("Newton", trace_newton[-1], 0.0, tol)
+    # a minimisation resolves the gradient to about sqrt(machine epsilon) of its scale:
+    # its line search compares energies, which differ by |gradient|² near the minimum
+    ok &= _check("minimize", r_min / r0, d_b, 1e-5, 1e-4)
+    ok &= _check("Newton", trace_newton[-1] / r0, 0.0, 1e-9, 0.0)
     results.update(minimize=r_min, d_b=d_b)
     if args.figures:
         figures(Path(args.figures), args.problem, args.method, residual, u_newton, trace_newton,
@@ -229,11 +232,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return results
 
 
-def _check(name: str, r: float, d: float, tol: float) -> bool:
-    """The residual is small and the solution agrees with Newton's."""
-    if not (r < 1e3 * tol and d < 1e-6):
-        print(f"FAILED: {name}: |residual| {r:.1e} (at most {1e3 * tol:.1e}), relative "
-              f"distance to Newton's solution {d:.1e} (at most 1e-6)")
+def _check(name: str, r: float, d: float, r_limit: float, d_limit: float) -> bool:
+    """The residual ``r`` (relative to the initial one) is at most ``r_limit``, and the
+    relative distance ``d`` to Newton's solution at most ``d_limit``."""
+    if not (r <= r_limit and d <= d_limit):
+        print(f"FAILED: {name}: |residual| / |initial residual| = {r:.1e} (at most "
+              f"{r_limit:.0e}), relative distance to Newton's solution {d:.1e} (at most "
+              f"{d_limit:.0e})")
         return False
     return True
 
