@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results.update(lsq=r_lsq, d_a=d_a)
 
     # (b) Newton minimisation of the energy with the sparse exact Hessian
-    trace_min: list[float] = []
+    trace_min: list[float] = [r0]  # the callback adds one after each iteration
 
     def callback(x: np.ndarray, state: Any = None) -> None:
         trace_min.append(float(np.linalg.norm(residual(x.reshape(N, N)))))
