@@ -642,7 +642,7 @@ class SparseHessianFunction(_SparseDerivative):
          [2. 6. 4.]
          [0. 4. 0.]]
         >>> H.n_colours, H.passes
-        (3, 1)
+        (2, 1)
     """
 
     _what = "sparse.hessian"
@@ -777,7 +777,7 @@ def hessian(f: Callable[..., Any], argnums: int = 0, *, sparsity: Any = None,
          [1. 6. 1.]
          [0. 1. 6.]]
         >>> H.n_colours
-        3
+        2
     """
     return SparseHessianFunction(f, argnums, sparsity=sparsity, format=format, order=order)
 
