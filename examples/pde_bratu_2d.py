@@ -272,6 +272,8 @@ def figures(folder: Path, problem: str, method: str, residual: Any, u: np.ndarra
     im = a1.imshow(u, origin="lower", extent=(0, 1, 0, 1), cmap="viridis")
     fig.colorbar(im, ax=a1, shrink=0.85)
     a1.set_title(f"{problem}: u on the {u.shape[0]} x {u.shape[1]} grid")
+    a1.set_xlabel("second coordinate (axis 1)")
+    a1.set_ylabel("first coordinate (axis 0)")
     a2.semilogy(newton_trace, "o-", label="(c) Newton + spsolve")
     if lsq_trace:
         a2.semilogy(lsq_trace, "s-", ms=3, label="(a) least_squares: each residual")
