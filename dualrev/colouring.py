@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ORDERS", "colour_columns", "colour_rows", "colour_symmetric",
+from .errors import DualrevError
+
+__all__ = ["ORDERS", "GraphTooLargeError", "colour_columns", "colour_rows", "colour_symmetric",
            "recover_columns", "recover_rows", "recover_symmetric"]
 
 #: the vertex orders the colourings take; ``"best"`` tries several (see colour_columns)
@@ -40,8 +42,47 @@ _BEST_STAR = ("natural", "largest_first", "incidence_degree", "dsatur")
 #: entries (DSATUR takes about 1.6 s on 4·10^5 of them on the shared 2-core machine); on
 #: larger ones a valid cyclic star colouring is kept without trying greedy ones
 BEST_LIMIT = 200_000
+#: the most colours the lattice colourings of 3-D grids are tried with (k² candidates
+#: each: 7 colours the 7-point stencil)
+LAYERED = 8
+#: a vertex of more neighbours than this and ten times the median is a hub, which
+#: colour_symmetric's "best" gives a colour of its own
+HUB_DEGREE = 32
 # Culberson's iterated greedy passes "best" runs on a distance-2 colouring at most
 _RECOLOUR_PASSES = 8
+
+
+#: the most entries a column (or row) intersection graph may have (int64 indices: 400 MB)
+GRAPH_LIMIT = 50_000_000
+
+
+class GraphTooLargeError(DualrevError):
+    """A distance-2 colouring whose intersection graph would be too large to build: a
+    row with most of the columns makes them all conflict (as many colours, that is
+    passes, as its entries). Colour the other way, or split the dense row off.
+
+    Example:
+        >>> import scipy.sparse as sp
+        >>> from dualrev.sparse import colour_columns
+        >>> P = sp.lil_matrix((20000, 20000))
+        >>> P.setdiag(1)
+        >>> P[0, ::2] = 1  # a row with half the columns
+        >>> colour_columns(P)
+        Traceback (most recent call last):
+        ...
+        dualrev.colouring.GraphTooLargeError: dualrev: colour_columns: the column ...
+    """
+
+    def __init__(self, what: str, entries: int, line: int, count: int, total: int,
+                 side: str, other: str) -> None:
+        super().__init__(
+            f"dualrev: {what}: the {side} intersection graph would have about {entries} "
+            "entries "
+            f"(above GRAPH_LIMIT = {GRAPH_LIMIT}): {other} {line} of the pattern has "
+            f"{count} of the {total} {side}s, which all need different colours (at "
+            f"least {count} passes); colour the other way "
+            f"({'colour_rows' if side == 'column' else 'colour_columns'}), or split the "
+            f"dense {other} off")
 
 
 def _csr(pattern: Any, what: str) -> sp.csr_matrix:
@@ -279,13 +320,16 @@ def _grid_lengths(rows: np.ndarray, cols: np.ndarray) -> list[int]:
     return offsets.tolist() if offsets.size <= 16 else []
 
 
-def _cyclic(P: sp.csr_matrix, ks: Any, valid: Any) -> np.ndarray | None:
-    """A colouring of the form ``(j mod N + s * (j // N)) mod k`` (``j mod k``, or a
-    lattice colouring of a 2-D grid N wide, such as ``(x + 2y) mod 5`` for the 5-point
-    stencil), for the least ``k`` in ``ks`` that ``valid(rows, cols, colours, k)``
-    accepts, or None. Each candidate is first tried on a principal window of rows and
-    columns (a failure there is one everywhere, for the distance-2 and the star
-    conditions alike), then on the whole pattern."""
+def _cyclic(P: sp.csr_matrix, ks: Any, valid: Any, layered: int = 0
+            ) -> np.ndarray | None:
+    """A lattice colouring for the least ``k`` in ``ks`` that
+    ``valid(rows, cols, colours, k)`` accepts, or None: ``j mod k``; ``(x + s*y) mod k``
+    on a 2-D grid N wide (``x = j mod N``, ``y = j // N``; ``(x + 2y) mod 5`` colours
+    the 5-point stencil), N one of the pattern's offsets; and for ``k <= layered``,
+    ``(x + s*y + t*z) mod k`` on a 3-D grid A wide and B per layer, both offsets
+    (``(x + 2y + 3z) mod 7`` colours the 7-point stencil). Each candidate is first tried
+    on a principal window of rows and columns (a failure there is one everywhere, for
+    the distance-2 and the star conditions alike), then on the whole pattern."""
     m, n = P.shape
     j = np.arange(n, dtype=np.int64)
     rows, cols = _entries(P)
@@ -300,12 +344,25 @@ def _cyclic(P: sp.csr_matrix, ks: Any, valid: Any) -> np.ndarray | None:
     else:
         window, jw = P[lo:hi], j
     wrows, wcols = _entries(window)
+    layers = [(A, B) for A in grids for B in grids if B > A and B % A == 0]
+
+    def forms(k: int) -> Any:
+        yield lambda i: i % k
+        for N in grids:
+            for step in range(k):
+                yield lambda i, N=N, step=step: (i % N + step * (i // N)) % k
+        if k <= layered:
+            for A, B in layers:
+                for s in range(k):
+                    for t in range(k):
+                        yield lambda i, A=A, B=B, s=s, t=t: (
+                            i % A + s * ((i // A) % (B // A)) + t * (i // B)) % k
+
     for k in ks:
-        # (N, step) = (n, 1): plain j mod k
-        for N, step in [(n, 1)] + [(N, step) for N in grids for step in range(k)]:
-            if not valid(wrows, wcols, (jw % N + step * (jw // N)) % k, k):
+        for form in forms(k):
+            if not valid(wrows, wcols, form(jw), k):
                 continue
-            colours = (j % N + step * (j // N)) % k
+            colours = form(j)
             if valid(rows, cols, colours, k):
                 # numbered 0 .. k-1 with none unused (a narrow grid may leave some out)
                 return np.unique(colours, return_inverse=True)[1].astype(np.int64)
@@ -329,9 +386,10 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
     ``"natural"`` (column order), ``"incidence_degree"`` (Coleman and Moré),
     ``"dsatur"`` (Brélaz: the most distinctly coloured neighbours next). ``"best"``
     (default) first tries lattice colourings with as many colours as the lower bound
-    (``j mod k``, and ``(x + s*y) mod k`` for a 2-D grid whose width is one of the
-    pattern's offsets): optimal where valid, as on banded patterns and 5-point
-    stencils, and found in vectorised passes. Otherwise it runs smallest-last, then
+    (``j mod k``; ``(x + s*y) mod k`` for a 2-D grid whose width is one of the
+    pattern's offsets; ``(x + s*y + t*z) mod k`` for a 3-D one, up to ``LAYERED``
+    colours): optimal where valid, as on banded patterns and 5- and 7-point stencils,
+    and found in vectorised passes. Otherwise it runs smallest-last, then
     (on column graphs of at most ``BEST_LIMIT`` entries) DSATUR, keeps the fewer, and
     improves it with iterated greedy passes (Culberson), which never add a colour. On
     the random, banded, block, arrow and stencil patterns of tests/test_colouring.py it
@@ -346,6 +404,9 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
         An int64 array of shape ``(n,)``: each column's colour, from 0.
     Raises:
         ValueError: an unknown ``order``, or a pattern that is not 2-D.
+        GraphTooLargeError: the column intersection graph would have more than
+            ``GRAPH_LIMIT`` entries (rows with most of the columns), where no lattice
+            colouring is found.
     Example:
         >>> import numpy as np
         >>> from dualrev.sparse import colour_columns
@@ -361,11 +422,23 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
     bound = max(int(np.diff(P.indptr).max(initial=1)), 1)
     if order == "best":
         # columns taken cyclically: optimal where valid (banded patterns, 2-D stencils)
-        cyclic = _cyclic(P, [bound], _valid_columns)
+        cyclic = _cyclic(P, [bound], _valid_columns, layered=LAYERED)
         if cyclic is not None:
             return cyclic
+    return _colour_distance2(P, order, bound, "colour_columns", "column", "row")
+
+
+def _colour_distance2(P: sp.csr_matrix, order: str, bound: int, what: str, side: str,
+                      other: str) -> np.ndarray:
+    counts = np.diff(P.indptr)
+    entries = int((counts.astype(np.int64) ** 2).sum())  # the graph's size, at most
+    if entries > GRAPH_LIMIT:
+        line = int(counts.argmax())
+        raise GraphTooLargeError(what, entries, line, int(counts[line]), P.shape[1], side,
+                                 other)
     indptr, indices = _column_graph(P)
-    return np.asarray(_distance1(n, indptr, indices, order, bound), dtype=np.int64)
+    return np.asarray(_distance1(P.shape[1], indptr, indices, order, bound),
+                      dtype=np.int64)
 
 
 def colour_rows(pattern: Any, order: str = "best") -> np.ndarray:
@@ -384,6 +457,8 @@ def colour_rows(pattern: Any, order: str = "best") -> np.ndarray:
         An int64 array of shape ``(m,)``: each row's colour, from 0.
     Raises:
         ValueError: an unknown ``order``, or a pattern that is not 2-D.
+        GraphTooLargeError: the row intersection graph would have more than
+            ``GRAPH_LIMIT`` entries (columns with most of the rows).
     Example:
         >>> import numpy as np
         >>> from dualrev.sparse import colour_rows
@@ -392,7 +467,16 @@ def colour_rows(pattern: Any, order: str = "best") -> np.ndarray:
         (np.int64(4), np.int64(2))
     """
     _check_order(order, "colour_rows")
-    return colour_columns(_csr(pattern, "colour_rows").T.tocsr(), order)
+    P = _csr(pattern, "colour_rows").T.tocsr()
+    m, n = P.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    bound = max(int(np.diff(P.indptr).max(initial=1)), 1)
+    if order == "best":
+        cyclic = _cyclic(P, [bound], _valid_columns, layered=LAYERED)
+        if cyclic is not None:
+            return cyclic
+    return _colour_distance2(P, order, bound, "colour_rows", "row", "column")
 
 
 # ---------------------------------------------------------------------------------------
@@ -507,14 +591,18 @@ def colour_symmetric(pattern: Any, order: str = "best") -> np.ndarray:
     tridiagonal pattern (Rosenbrock's Hessian) 3 colours at every n, a diagonal one 1,
     an arrow (a diagonal and a full last row and column) 2, an arrow around a
     tridiagonal band 4, a band of half-width w 2w + 1, the 5-point stencil 5, the
-    13-point one (the Hessian of a sum of squares of 5-point residuals) 13; a
+    13-point one (the Hessian of a sum of squares of 5-point residuals) 13, the 3-D
+    7-point stencil 7; a
     distance-2 colouring would need n for an arrow. ``order`` is the order vertices are
     coloured in greedily (``"dsatur"``: the order DSATUR colours the graph in).
-    ``"best"`` (default) first tries lattice colourings (as ``colour_columns``) from the
-    lower bound up (1 without edges, 2, or 3 with a path on four vertices), keeps one at
-    the bound, and on graphs of more than ``BEST_LIMIT`` adjacency entries keeps any;
-    otherwise it also runs the greedy colouring in smallest-last order and, on graphs
-    up to ``BEST_LIMIT``, in the other orders, and keeps the fewest colours.
+    ``"best"`` (default) gives each *hub* (a vertex of more than ``HUB_DEGREE``
+    neighbours and ten times the median, as a global parameter makes) a colour of its
+    own and colours the rest without them (a colour used once lies on no two-coloured
+    path); it tries lattice colourings (as ``colour_columns``) from the lower bound up (1
+    without edges, 2, or 3 with a path on four vertices), keeps one at the bound, and
+    on graphs of more than ``BEST_LIMIT`` adjacency entries keeps the first found;
+    otherwise it also runs the greedy colouring in smallest-last order and, on graphs up
+    to ``BEST_LIMIT``, in the other orders, and keeps the fewest colours.
 
     Args:
         pattern: the (n, n) pattern: a dense array (its non-zeros) or a
@@ -547,25 +635,42 @@ def colour_symmetric(pattern: Any, order: str = "best") -> np.ndarray:
     # a lower bound: 1 without edges, 2 with one, 3 with a path on four vertices
     bound = 1 if not indices_a.size else 3 if _has_path4(indptr_a, indices_a) else 2
     S = _csr(P + P.T, "colour_symmetric")
-    widest = int(np.diff(indptr_a).max()) + 1
+    deg = np.diff(indptr_a)
+    widest = int(deg.max()) + 1
     large = indices_a.size > BEST_LIMIT
     best = None
+    hubs = deg > max(HUB_DEGREE, 10 * int(np.median(deg)))
+    if hubs.any() and not hubs.all():
+        # vertices adjacent to (nearly) all others, as a global parameter makes: each
+        # its own colour, the rest coloured without them. A colour used once lies on no
+        # two-coloured path, so paths through a hub need nothing more: an arrow takes
+        # 2 colours, an arrow around a band the band's and 1
+        rest = np.flatnonzero(~hubs)
+        inner = colour_symmetric(S[rest][:, rest], "best")
+        split = np.empty(n, dtype=np.int64)
+        split[rest] = inner
+        split[hubs] = inner.max(initial=-1) + 1 + np.arange(int(hubs.sum()))
+        if large:
+            return split
+        best = split.tolist()
     # vertices taken cyclically: a band of half-width w takes 2w + 1 colours so
-    cyclic = _cyclic(S, range(bound, min(widest, bound + 16) + 1), _is_star)
+    cyclic = _cyclic(S, range(bound, min(widest, bound + 16) + 1), _is_star,
+                     layered=LAYERED)
     if cyclic is not None:
         if cyclic.max(initial=0) + 1 == bound or large:
             # optimal (tridiagonal patterns); or on a large graph, where greedy orders
             # find no fewer on bands and stencils, at seconds' cost
             return cyclic
-        best = cyclic.tolist()
+        if best is None or cyclic.max() < max(best):
+            best = cyclic.tolist()
     indptr, indices = indptr_a.tolist(), indices_a.tolist()
     tries = ("smallest_last",) + (() if large else _BEST_STAR)
     for other in tries:
+        if best is not None and max(best) + 1 <= bound:
+            break
         c = _star(n, indptr, indices, _order(other, n, indptr, indices))
         if best is None or max(c) < max(best):
             best = c
-        if max(best) + 1 <= bound:
-            break
     return np.asarray(best, dtype=np.int64)
 
 
@@ -762,5 +867,6 @@ def recover_symmetric(pattern: Any, colours: Any, compressed: Any) -> sp.csr_mat
         raise ValueError("recover_symmetric: the colours are not a star colouring of the "
                          "pattern (an entry is read nowhere); colour it with "
                          "colour_symmetric(pattern)")
-    data = np.where(direct, B[rows, cj], B[cols, ci])
+    width = B.shape[1]
+    data = np.ravel(B)[np.where(direct, rows * width + cj, cols * width + ci)]
     return sp.csr_matrix((data, P.indices, P.indptr), shape=(n, n))

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 # the colourings live in colouring.py; these names are dualrev.sparse's too
 from .colouring import ORDERS as ORDERS
+from .colouring import GraphTooLargeError as GraphTooLargeError
 from .colouring import colour_columns as colour_columns
 from .colouring import colour_rows as colour_rows
 from .colouring import colour_symmetric as colour_symmetric
@@ -46,7 +47,8 @@ from .transforms import (
 from .tree import tree_flatten
 
 __all__ = [
-    "FORMATS", "MODES", "ORDERS", "NonStructuralSparsityWarning", "SparseHessianFunction",
+    "FORMATS", "MODES", "ORDERS", "GraphTooLargeError", "NonStructuralSparsityWarning",
+    "SparseHessianFunction",
     "SparseJacobian", "SparseJacobianFunction", "Sparsity", "SparsityError",
     "colour_columns", "colour_rows", "colour_symmetric", "detect_sparsity", "hessian",
     "hessian_sparsity", "jacobian", "jacobian_sparsity", "recover_columns", "recover_rows",
@@ -166,6 +168,9 @@ def hessian_sparsity(f: Callable[..., Any], *args: Any, argnums: int = 0) -> Spa
     return Sparsity(found)
 
 
+#: preparations kept per function object (the most recently used ones)
+CACHE_SIZE = 8
+
 #: the directions ``jacobian`` takes: one batched JVP pass of column colours, one batched
 #: VJP pass of row colours, or whichever needs fewer colours (ties go forward)
 MODES = ("auto", "forward", "reverse")
@@ -201,12 +206,13 @@ def _point_key(args: tuple[Any, ...], kwargs: dict[str, Any], argnums: int,
                fixed: bool) -> Any:
     """The key a preparation is kept under: the differentiated argument's shape and
     dtype, and (unless the pattern was given) the other arguments' fingerprints."""
+    argnums %= len(args)  # (a negative argnums counts from the end)
     x = args[argnums]
     key: tuple[Any, ...] = (np.shape(x), np.result_type(x).str)
     if not fixed:
         others = [a for i, a in enumerate(args) if i != argnums]
-        leaves = tree_flatten((others, sorted(kwargs.items())))[0]
-        key += tuple(_fingerprint(v) for v in leaves)
+        leaves, structure = tree_flatten((others, sorted(kwargs.items())))
+        key += (structure, *(_fingerprint(v) for v in leaves))
     return key
 
 
@@ -231,8 +237,12 @@ def _user_pattern(sparsity: Any, shape: tuple[int, int], what: str,
             f"function's {'Hessian' if symmetric else 'Jacobian'} here has shape {shape} "
             "(output elements x input elements, both flattened in C order). Pass a pattern "
             "of that shape, or sparsity=None to detect it.")
-    P = sp.csr_matrix(P, dtype=bool)
-    P.eliminate_zeros()
+    if sp.issparse(P):  # its stored entries, explicit zeros too (as SciPy's jac_sparsity)
+        Q = sp.csr_matrix(P)
+        Q.sum_duplicates()
+        P = sp.csr_matrix((np.ones(Q.nnz, dtype=bool), Q.indices, Q.indptr), shape=Q.shape)
+    else:
+        P = sp.csr_matrix(np.asarray(P) != 0)
     if symmetric:  # a Hessian is symmetric: a one-sided pattern would miss entries
         P = sp.csr_matrix(P + P.T, dtype=bool)
     return P
@@ -250,20 +260,28 @@ class _Gather:
 
     def __init__(self, recover: Callable[..., Any], pattern: sp.csr_matrix,
                  colours: np.ndarray, c: int, size: int,
-                 arrange: Callable[[np.ndarray], np.ndarray], format: str) -> None:
+                 arrange: Callable[[np.ndarray], np.ndarray], format: str,
+                 direct: Callable[[sp.csr_matrix], np.ndarray] | None = None) -> None:
         self.recover, self.pattern, self.colours = recover, pattern, colours
         self.arrange, self.format, self.shape = arrange, format, pattern.shape
         code = np.arange(1, c * size + 1, dtype=np.float64).reshape(c, size)
-        R = sp.csr_matrix(recover(pattern, colours, arrange(code))).asformat(format)
+        R = sp.csr_matrix(recover(pattern, colours, arrange(code)))
+        # direct: the positions a direct recovery reads, in csr order; where they agree
+        # the recovery is that gather and needs no second look
+        known = direct is not None and R.nnz == pattern.nnz and np.array_equal(
+            R.data, direct(R) + 1.0)
+        R = R.asformat(format)
         take = np.rint(R.data).astype(np.int64) - 1
         parts = ((R.row, R.col) if format == "coo" else (R.indices, R.indptr))
-        probe = np.random.default_rng(0).uniform(1.0, 2.0, (c, size))
-        again = sp.csr_matrix(recover(pattern, colours, arrange(probe))).asformat(format)
-        same = (R.nnz == again.nnz and np.array_equal(R.data, take + 1.0)
-                and all(np.array_equal(a, b) for a, b in zip(
-                    parts, (again.row, again.col) if format == "coo"
-                    else (again.indices, again.indptr), strict=True))
-                and np.array_equal(again.data, probe.ravel()[take]))
+        same = known
+        if not known:
+            probe = np.random.default_rng(0).uniform(1.0, 2.0, (c, size))
+            again = sp.csr_matrix(recover(pattern, colours, arrange(probe))).asformat(format)
+            same = (R.nnz == again.nnz and np.array_equal(R.data, take + 1.0)
+                    and all(np.array_equal(a, b) for a, b in zip(
+                        parts, (again.row, again.col) if format == "coo"
+                        else (again.indices, again.indptr), strict=True))
+                    and np.array_equal(again.data, probe.ravel()[take]))
         self.take = take if same else None
         self.parts = parts
 
@@ -278,6 +296,12 @@ class _Gather:
             return sp.coo_matrix((values, (a, b)), shape=self.shape)
         cls = sp.csr_matrix if self.format == "csr" else sp.csc_matrix
         return cls((values, a, b), shape=self.shape)
+
+
+def _same_pattern(found: Sparsity, st: _Prepared) -> bool:
+    P = st.pattern
+    return (found.shape == P.shape and found.nnz == P.nnz
+            and not (found.pattern != P).nnz)
 
 
 class _Prepared:
@@ -394,17 +418,33 @@ class _SparseDerivative:
     def _state(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[_Prepared, Any]:
         x = self._check_args(args, kwargs)
         key = _point_key(args, kwargs, self.argnums, self._given is not None)
-        st = self._cache.get(key)
-        if st is None:
-            st = self._prepare(args, kwargs, x, warn=True)
-            self._cache[key] = st
-        elif st.redetect:  # a pattern taken at a point: the branch here may differ
-            found = self._detect(args, kwargs)
-            if found.shape != st.pattern.shape or (found.pattern != st.pattern).nnz:
-                st = self._prepare(args, kwargs, x, warn=False, found=found)
-                self._cache[key] = st
+        st = self._cache.pop(key, None)
+        if st is None or st.redetect:  # (a pattern taken at a point: the branch may differ)
+            found = None if self._given is not None else self._detect(args, kwargs)
+            if st is None or found is None or not _same_pattern(found, st):
+                st = (self._shared(found, x) if found is not None else None) or \
+                    self._prepare(args, kwargs, x, warn=st is None, found=found)
+        self._cache[key] = st  # the most recent last; the oldest goes beyond CACHE_SIZE
+        while len(self._cache) > CACHE_SIZE:
+            del self._cache[next(iter(self._cache))]
         self._last = st
         return st, x
+
+    def _shared(self, found: Sparsity, x: Any) -> _Prepared | None:
+        """A preparation for ``found`` that shares the colouring of a kept one with the
+        same pattern (another key: other constants that give the same pattern), or None."""
+        for st in reversed(self._cache.values()):
+            forward = st.mode != "reverse"  # (reverse seeds: the output's shape, float64)
+            if (_same_pattern(found, st) and st.out_shape == (found.out_shape or st.out_shape)
+                    and (not forward or (st.seeds.dtype == _basis_dtype(x)
+                                         and st.seeds.shape[1:] == np.shape(x)))):
+                if found.structural != st.sparsity.structural:
+                    continue  # (the warning and re-detection follow the notes)
+                new = _Prepared(found, st.mode, st.colours, st.seeds, st.out_shape,
+                                st.out_kind, st.redetect)
+                new.gather = st.gather
+                return new
+        return None
 
     def _with(self, args: tuple[Any, ...], kwargs: dict[str, Any],
               box: list[Any] | None = None) -> Callable[[Any], Any]:
@@ -535,25 +575,19 @@ class SparseJacobianFunction(_SparseDerivative):
             redetect = False
         P = sparsity.pattern
         mode = self.requested_mode
+        cols = rows = None
         if kind == "c" and mode == "reverse":
             raise SparsityError(
                 "dualrev.sparse.jacobian: mode='reverse' needs a real-valued output (reverse "
                 "mode pairs cotangents as Re(ct * t), which sees only the real part); use "
                 "mode='forward' (or 'auto') for a complex output")
-        if mode != "reverse":
-            cols = colour_columns(P, self.order)
         if mode == "auto" and kind != "c":
-            nc = int(cols.max()) + 1 if cols.size else 0
-            # a column's non-zeros need as many row colours: below that, rows cannot win
-            if nc > (int(np.diff(P.tocsc().indptr).max()) if P.nnz else 0):
-                rows = colour_rows(P, self.order)
-                nr = int(rows.max()) + 1 if rows.size else 0
-            else:
-                nr = nc
-            mode = "reverse" if nr < nc else "forward"
+            mode, cols, rows = self._cheaper(P)
         elif mode == "auto":
             mode = "forward"
-        elif mode == "reverse":
+        if mode == "forward" and cols is None:
+            cols = colour_columns(P, self.order)
+        elif mode == "reverse" and rows is None:
             rows = colour_rows(P, self.order)
         m = P.shape[0]
         if mode == "forward":
@@ -564,11 +598,33 @@ class SparseJacobianFunction(_SparseDerivative):
             seeds = _seeds(colours, m, out_shape, np.float64, not P.nnz)
         st = _Prepared(sparsity, mode, colours, seeds, tuple(out_shape), kind, redetect)
         if seeds.shape[0]:  # (an empty pattern needs no pass and no recovery)
-            st.gather = (_Gather(recover_columns, P, colours, seeds.shape[0], m,
-                                 np.transpose, self.format) if mode == "forward" else
-                         _Gather(recover_rows, P, colours, seeds.shape[0], n, _same,
-                                 self.format))
+            c = seeds.shape[0]
+            st.gather = (
+                _Gather(recover_columns, P, colours, c, m, np.transpose, self.format,
+                        lambda R: colours[R.indices] * m + _row_of(R))
+                if mode == "forward" else
+                _Gather(recover_rows, P, colours, c, n, _same, self.format,
+                        lambda R: colours[_row_of(R)] * n + R.indices))
         return st
+
+    def _cheaper(self, P: sp.csr_matrix) -> tuple[str, Any, Any]:
+        """``mode="auto"``: the direction with fewer colours (ties forward), and its
+        colouring. Rows are coloured only when the columns need more colours than the
+        rows' lower bound (a column's entry count); a direction whose intersection graph
+        is too large to build (a dense row or column) leaves the other."""
+        try:
+            cols = colour_columns(P, self.order)
+        except GraphTooLargeError:
+            return "reverse", None, colour_rows(P, self.order)
+        nc = int(cols.max()) + 1 if cols.size else 0
+        if nc <= (int(np.diff(P.tocsc().indptr).max()) if P.nnz else 0):
+            return "forward", cols, None
+        try:
+            rows = colour_rows(P, self.order)
+        except GraphTooLargeError:
+            return "forward", cols, None
+        nr = int(rows.max()) + 1 if rows.size else 0
+        return ("reverse", None, rows) if nr < nc else ("forward", cols, None)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         st, x = self._state(args, kwargs)
@@ -603,6 +659,11 @@ def _replace(args: tuple[Any, ...], i: int, v: Any) -> list[Any]:
 
 def _same(a: np.ndarray) -> np.ndarray:
     return a
+
+
+def _row_of(R: sp.csr_matrix) -> np.ndarray:
+    """The row of each stored entry of ``R``, in its order."""
+    return np.repeat(np.arange(R.shape[0]), np.diff(R.indptr))
 
 
 def _check_rows(got: int, m: int, what: str) -> None:
@@ -641,7 +702,7 @@ class SparseHessianFunction(_SparseDerivative):
         [[4. 2. 0.]
          [2. 6. 4.]
          [0. 4. 0.]]
-        >>> H.n_colours, H.passes
+        >>> H.n_colours, H.passes  # a star colouring: the middle column, then the ends
         (2, 1)
     """
 
@@ -776,7 +837,7 @@ def hessian(f: Callable[..., Any], argnums: int = 0, *, sparsity: Any = None,
         [[6. 1. 0.]
          [1. 6. 1.]
          [0. 1. 6.]]
-        >>> H.n_colours
+        >>> H.n_colours  # a star colouring: the middle column, then the ends
         2
     """
     return SparseHessianFunction(f, argnums, sparsity=sparsity, format=format, order=order)

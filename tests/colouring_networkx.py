@@ -62,6 +62,14 @@ def stencil(N: int) -> sp.csr_matrix:
     return sp.csr_matrix(sp.kron(T, eye) + sp.kron(eye, T), dtype=bool)
 
 
+def stencil3(N: int) -> sp.csr_matrix:
+    """The 7-point Laplacian on an N x N x N grid."""
+    T = banded(N, 1).astype(float)
+    eye = sp.eye(N)
+    return sp.csr_matrix(sp.kron(sp.kron(T, eye), eye) + sp.kron(sp.kron(eye, T), eye)
+                         + sp.kron(sp.kron(eye, eye), T), dtype=bool)
+
+
 @functools.cache
 def cases() -> dict[str, sp.csr_matrix]:
     """The patterns of the recorded table, by name (built once; do not modify them)."""

@@ -15,9 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dualrev.sparse
-from dualrev import colouring
+from dualrev import DualrevError, colouring
 from dualrev.colouring import (
     ORDERS,
+    GraphTooLargeError,
     colour_columns,
     colour_rows,
     colour_symmetric,
@@ -35,6 +36,7 @@ from tests.colouring_networkx import (
     networkx_counts,
     random_pattern,
     stencil,
+    stencil3,
 )
 
 
@@ -124,6 +126,48 @@ def test_star_colourings_are_star_and_recover_the_hessian(n, density, seed):
         np.testing.assert_array_equal(got.toarray(), H)  # direct: no arithmetic
 
 
+@st.composite
+def structured(draw):
+    """Banded, block, arrow and stencil patterns (where the lattice colourings of
+    "best" apply), some with a few random entries added or rows and columns permuted."""
+    kind = draw(st.sampled_from(["banded", "block", "arrow", "stencil", "stencil3"]))
+    if kind == "banded":
+        n = draw(st.integers(1, 40))
+        P = banded(n, draw(st.integers(0, min(4, n - 1))))
+    elif kind == "block":
+        P = block(draw(st.integers(1, 40)), draw(st.integers(1, 6)))
+    elif kind == "arrow":
+        P = arrow(draw(st.integers(2, 30)), draw(st.integers(0, 2)))
+    elif kind == "stencil":
+        P = stencil(draw(st.integers(2, 7)))
+    else:
+        P = stencil3(draw(st.integers(2, 3)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    A = P.toarray()
+    n = A.shape[0]
+    for _ in range(draw(st.integers(0, 3))):
+        A[rng.integers(n), rng.integers(n)] = True
+    if draw(st.booleans()):
+        A = A[rng.permutation(n)][:, rng.permutation(n)]
+    return A
+
+
+@given(A=structured())
+def test_best_colourings_of_structured_patterns_are_valid(A):
+    c = colour_columns(A)
+    assert _contiguous(c) and _distance2(A, c)
+    assert _k(c) >= A.sum(axis=1).max(initial=1)
+    r = colour_rows(A)
+    assert _contiguous(r) and _distance2(A.T, r)
+    s = colour_symmetric(A)
+    assert _contiguous(s) and _is_star(A, s)
+    rng = np.random.default_rng(0)
+    H = np.where(A | A.T, rng.normal(size=A.shape), 0.0)
+    H = H + H.T
+    got = recover_symmetric(A, s, H @ np.eye(_k(s))[s])
+    np.testing.assert_array_equal(got.toarray(), H)
+
+
 def test_star_colouring_is_checked_against_paths_the_greedy_could_miss():
     # the validity check colour_symmetric's "best" runs on cyclic candidates agrees
     # with the brute force on every colouring of small graphs
@@ -198,6 +242,20 @@ def test_counts_on_block_and_arrow_patterns():
     rows, cols = colouring._entries(colouring._csr(arrow(300, 1), "t"))
     assert colouring._is_star(rows, cols, c, 4)
     assert _is_star(arrow(11, 1), colour_symmetric(arrow(11, 1)))
+    # at 10^5 and with several hubs (global parameters): each hub its own colour
+    for w, k in ((0, 2), (1, 4)):
+        A = arrow(100_000, w)
+        c = colour_symmetric(A)
+        rows, cols = colouring._entries(A)
+        assert _k(c) == k and colouring._is_star(rows, cols, c, k)
+    A = arrow(600, 1).tolil()
+    A[:3, :] = True
+    A[:, :3] = True
+    A = sp.csr_matrix(A)
+    c = colour_symmetric(A)
+    rows, cols = colouring._entries(A)
+    # 4 hubs (the arrow's and 3 more), the band's 3
+    assert _k(c) == 7 and colouring._is_star(rows, cols, c, 7)
     # a diagonal: 1; no entries at all: 1 colour per column (nothing to share)
     assert _k(colour_symmetric(sp.eye(50))) == 1
     assert _k(colour_columns(np.zeros((3, 4), bool))) == 1
@@ -300,9 +358,26 @@ def test_a_sparse_patterns_stored_zeros_are_entries():
     assert _k(colour_columns(J0.toarray())) == 1
 
 
+def test_a_graph_too_large_to_build_is_refused_with_the_way_out():
+    # a tridiagonal pattern and a row with half the columns at random: 10^8 graph entries
+    n = 20_000
+    P = banded(n, 1).tolil()
+    P[7, np.random.default_rng(0).choice(n, n // 2, replace=False)] = True
+    P = sp.csr_matrix(P)
+    with pytest.raises(GraphTooLargeError, match=r"row 7 of the pattern has 10\d\d\d of "
+                       r"the 20000 columns.*colour_rows"):
+        colour_columns(P)
+    c = colour_rows(P)  # reverse mode: the dense row its own colour, the band's 3
+    assert _k(c) == 4 and _distance2(P.T, c)
+    with pytest.raises(GraphTooLargeError, match="column 7 of the pattern.*colour_columns"):
+        colour_rows(P.T)
+    assert issubclass(GraphTooLargeError, DualrevError)
+
+
 def test_sparse_reexports_the_colourings():
-    for name in ("ORDERS", "colour_columns", "colour_rows", "colour_symmetric",
-                 "recover_columns", "recover_rows", "recover_symmetric"):
+    for name in ("ORDERS", "GraphTooLargeError", "colour_columns", "colour_rows",
+                 "colour_symmetric", "recover_columns", "recover_rows",
+                 "recover_symmetric"):
         assert getattr(dualrev.sparse, name) is getattr(colouring, name)
 
 
@@ -325,6 +400,14 @@ def test_stencil_and_band_patterns():
     rows, cols = colouring._entries(colouring._csr(P, "t"))
     assert colouring._is_star(rows, cols, c, _k(c)) and _k(c) == 13
     assert _k(colour_columns(P)) == 13
+    # the 7-point stencil on a 3-D grid: 7, (x + s*y + t*z) mod 7 (greedy orders: 11-12)
+    P = stencil3(12)
+    c = colour_columns(P)
+    assert _distance2(P, c) and _k(c) == 7 == _k(colour_rows(P))
+    assert _k(colour_columns(P, "smallest_last")) > 7
+    c = colour_symmetric(P)
+    rows, cols = colouring._entries(colouring._csr(P, "t"))
+    assert colouring._is_star(rows, cols, c, _k(c)) and _k(c) == 7
     # bands of half-width w: 2w + 1; an arrow around a pentadiagonal band: 6
     for w in (2, 3):
         assert _k(colour_symmetric(banded(300, w))) == 2 * w + 1

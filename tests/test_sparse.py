@@ -1,5 +1,9 @@
-"""SparseJacobian (dualrev/sparse.py) against the dense Jacobian. The colourings it uses
-are tested in tests/test_colouring.py."""
+"""dr.sparse.jacobian / dr.sparse.hessian and SparseJacobian (dualrev/sparse.py) against
+the dense transforms, on generated programs with banded, block-diagonal, arrow and random
+sparsity; the objects' protocol and refusals. The colourings they use are tested in
+tests/test_colouring.py."""
+
+import warnings
 
 import numpy as np
 import pytest
@@ -7,7 +11,14 @@ import scipy.sparse as sp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dualrev.sparse import SparseJacobian, colour_columns
+import dualrev as dr
+from dualrev.errors import (
+    DualrevError,
+    NonFiniteDerivativeWarning,
+    NonStructuralSparsityWarning,
+    SparsityError,
+)
+from dualrev.sparse import FORMATS, MODES, SparseJacobian, SparseJacobianFunction, colour_columns
 
 
 def _random_pattern(m, n, per_row, seed):
@@ -36,16 +47,6 @@ def test_sparse_jacobian_with_the_default_colouring_equals_the_dense_one():
 # Generated NumPy programs with banded, block-diagonal, arrow and random sparsity: the
 # sparse Jacobian (every mode, every format) equals dr.jacobian's, the sparse Hessian
 # dr.hessian's, and the colourings need what the pattern's structure allows.
-import warnings  # noqa: E402
-
-import dualrev as dr  # noqa: E402
-from dualrev.errors import (  # noqa: E402
-    DualrevError,
-    NonFiniteDerivativeWarning,
-    NonStructuralSparsityWarning,
-    SparsityError,
-)
-from dualrev.sparse import FORMATS, MODES, SparseJacobianFunction  # noqa: E402
 
 
 def _shift(v, k):
@@ -200,6 +201,10 @@ def test_sparse_hessians_equal_the_dense_ones(n, seed):
                                        err_msg=name)
         if name == "block":
             assert H.n_colours <= 2
+        elif name == "arrow":  # a star colouring: the hub, then all the rest
+            assert H.n_colours == min(n, 2)
+        elif name == "banded":  # pentadiagonal
+            assert H.n_colours <= 5
 
 
 def rosenbrock(x):
@@ -362,9 +367,13 @@ def test_has_aux_and_keywords():
         dr.sparse.jacobian(lambda x: x, has_aux=True)(x)
     H = dr.sparse.hessian(lambda x, *, p: np.sum(x ** 3) * p)
     np.testing.assert_allclose(H(x, p=2.0).toarray(), np.diag(12.0 * x))
-    # argnums picks another argument
-    Jy = dr.sparse.jacobian(lambda a, y: a * np.sin(y), argnums=1)(2.0, x)
-    np.testing.assert_allclose(Jy.toarray(), np.diag(2.0 * np.cos(x)))
+    # argnums picks another argument (negative: from the end, as in dr.jacobian)
+    for i in (1, -1):
+        Jy = dr.sparse.jacobian(lambda a, y: a * np.sin(y), argnums=i)
+        np.testing.assert_allclose(Jy(2.0, x).toarray(), np.diag(2.0 * np.cos(x)))
+        np.testing.assert_allclose(Jy(3.0, x + 1).toarray(), np.diag(3.0 * np.cos(x + 1)))
+        Jy(3.0, x + 2)
+        assert len(Jy._cache) == 2  # a new a is a new key; a new y is not
 
 
 def test_refusals_name_the_rewrite():
@@ -440,3 +449,75 @@ def test_the_function_object_reads_like_f():
     assert J.__name__ == "residuals" and J.__doc__ == "Docs of residuals."
     J(np.ones(2))
     assert "n_colours=1" in repr(J) and "mode='forward'" in repr(J)
+
+
+def test_new_constants_with_the_same_pattern_reuse_the_colouring_and_the_cache_is_bounded():
+    # f(x, t) in a time loop: each t is a new key (its value could shape the pattern), so
+    # the pattern is detected again, but the colouring of an equal pattern is shared
+    def f(x, t):
+        return np.sin(t * x[1:]) * x[:-1]
+
+    x = np.linspace(0.1, 1.0, 30)
+    for mode in ("forward", "reverse"):
+        J = dr.sparse.jacobian(f, mode=mode)
+        J(x, 0.0 + 1.0)
+        colours = J.colours
+        for k in range(20):
+            t = 1.0 + 0.1 * k
+            np.testing.assert_allclose(J(x, t).toarray(), dr.jacobian(f)(x, t), rtol=1e-13)
+            assert J.colours is colours
+        assert len(J._cache) == dr.sparse.CACHE_SIZE and J.passes == 21
+    # another pattern for another constant: coloured afresh
+    J = dr.sparse.jacobian(lambda x, k: x[k:] * 2.0)
+    J(x, 1)
+    first = J.colours
+    np.testing.assert_allclose(J(x, 3).toarray(), dr.jacobian(lambda x: x[3:] * 2.0)(x))
+    assert J.colours is not first and J.sparsity.shape == (27, 30)
+
+
+def test_a_given_sparse_pattern_counts_its_stored_entries_explicit_zeros_too():
+    # as SciPy's jac_sparsity (and dualrev.colouring): a stored 0 is an entry that may be
+    # non-zero (a Jacobian's structure kept from a point where an entry was 0)
+    f = lambda x: np.stack([x[0] * x[1], x[1] ** 2])  # noqa: E731
+    at_zero = sp.csr_matrix((np.zeros(3), ([0, 0, 1], [0, 1, 1])), shape=(2, 2))
+    x = np.array([2.0, 3.0])
+    np.testing.assert_allclose(dr.sparse.jacobian(f, sparsity=at_zero)(x).toarray(),
+                               dr.jacobian(f)(x))
+    # a dense array's zeros are not entries
+    assert dr.sparse.jacobian(f, sparsity=np.eye(2)).prepare(x).sparsity.nnz == 2
+
+
+@pytest.mark.parametrize("order", ["natural", "smallest_last", "dsatur"])
+def test_the_order_reaches_the_colouring(order):
+    f = random_program(30, 25, 3, seed=11)
+    x = np.random.default_rng(11).normal(size=25)
+    for mode in ("forward", "reverse"):
+        J = dr.sparse.jacobian(f, mode=mode, order=order)
+        np.testing.assert_allclose(J(x).toarray(), dr.jacobian(f)(x), rtol=1e-12)
+        P = J.sparsity.pattern
+        expected = colour_columns(P if mode == "forward" else P.T, order)
+        np.testing.assert_array_equal(J.colours, expected)
+    g = _hessian_programs(12, seed=4)
+    for name, h in g:
+        H = dr.sparse.hessian(h, order=order)
+        np.testing.assert_allclose(H(x[:12]).toarray(), dr.hessian(h)(x[:12]), rtol=1e-12,
+                                   atol=1e-12, err_msg=name)
+        np.testing.assert_array_equal(
+            H.colours, dr.sparse.colour_symmetric(H.sparsity.pattern, order))
+
+
+def test_auto_takes_the_other_direction_where_one_graph_is_too_large():
+    # a row with half of the columns makes them all conflict: the column intersection
+    # graph (10^8 entries) is not built (GraphTooLargeError); auto colours the rows
+    n = 20_000
+    f = lambda x: np.concatenate([np.sin(x), np.sum(x[::2] ** 2)[None]])  # noqa: E731
+    x = np.random.default_rng(0).normal(size=n)
+    J = dr.sparse.jacobian(f)
+    got = J(x)
+    assert J.mode == "reverse" and J.n_colours == 2
+    np.testing.assert_allclose(got.diagonal(), np.cos(x), rtol=1e-14)
+    expected = np.zeros(n)
+    expected[::2] = 2 * x[::2]
+    np.testing.assert_allclose(got.getrow(n).toarray().ravel(), expected, rtol=1e-14)
+    with pytest.raises(dr.sparse.GraphTooLargeError, match="colour_rows"):
+        dr.sparse.jacobian(f, mode="forward")(x)
