@@ -25,17 +25,17 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
 from . import implicit
-from .errors import NoDerivativeRule, SparseOptionError
+from .errors import DualrevError, NoDerivativeRule, SparseOptionError
 from .primitive import Tracer
 from .replay import Replayed
-from .sparse import SparseJacobian, Sparsity, colour_columns, hessian_sparsity, jacobian_sparsity
+from .sparse import SparseJacobian, Sparsity, hessian_sparsity, jacobian_sparsity
 from .sparse import hessian as sparse_hessian
 from .sparse import jacobian as sparse_jacobian
 from .transforms import hessian, hvp, jacobian, jvp, value_and_grad
 from .tree import ravel_pytree, tree_flatten
 
-__all__ = ["SparseDerivative", "SparseJacobian", "curve_fit", "fsolve", "least_squares", "minimize",
-           "minimize_scalar", "root", "root_scalar"]
+__all__ = ["SparseDerivative", "SparseJacobian", "curve_fit", "fsolve", "least_squares",
+           "minimize", "minimize_scalar", "root", "root_scalar"]
 
 # Methods that use a Hessian: those that can take a Hessian-vector product get one
 # (cheaper: no n-by-n matrix); the others get the full Hessian.
@@ -118,8 +118,9 @@ class SparseDerivative:
     products at one iterate cost one pass.
 
     Counters: ``passes`` (batched passes that computed a derivative), ``detections``
-    (pattern detections), ``n_colours`` (tangents per pass), ``pattern`` (the boolean
-    pattern in use) and ``sparsity`` (the detected ``Sparsity``; None when given).
+    (pattern detections), ``n_colours`` (tangents per pass) and ``mode`` (as
+    ``dualrev.sparse`` chose them), ``pattern`` (the boolean pattern in use) and
+    ``sparsity`` (the detected ``Sparsity``; None when given).
 
     Args:
         kind: ``"jacobian"`` or ``"hessian"``.
@@ -160,23 +161,23 @@ class SparseDerivative:
             self.pattern = (pattern.pattern if isinstance(pattern, Sparsity)
                             else sp.csr_matrix(pattern, dtype=bool))
         self._detect_args = detect_args
-        self._fn: Callable[..., Any] | None = None
-        self._colours: int | None = None
+        self._fn: Any = None  # dualrev.sparse's SparseJacobianFunction/SparseHessianFunction
         self._last: tuple[Any, Any, Any] = (None, None, None)  # x, args, matrix
         self.passes = 0
         self.detections = 0
 
     @property
     def n_colours(self) -> int:
-        """Tangents per pass (0 before the first call)."""
-        if self.pattern is None:
-            return 0
-        if self._colours is None:
-            # dualrev.sparse's functions report their own colouring when they keep one
-            found = getattr(self._fn, "n_colours", None)
-            self._colours = int(found) if found is not None else (
-                int(colour_columns(self.pattern).max()) + 1 if self.pattern.nnz else 0)
-        return self._colours
+        """Tangents (or cotangents) per pass: the colours of the pattern in the direction
+        ``dualrev.sparse`` chose (0 before the first call)."""
+        return 0 if self._fn is None else int(self._fn.n_colours)
+
+    @property
+    def mode(self) -> str | None:
+        """``"forward"`` (column colours) or ``"reverse"`` (row colours, a Jacobian with
+        fewer of them); a Hessian's pass is forward-over-reverse. None before the first
+        call."""
+        return None if self._fn is None else self._fn.mode
 
     def _check(self, x: np.ndarray, args: tuple[Any, ...]) -> None:
         assert self.pattern is not None
@@ -200,10 +201,15 @@ class SparseDerivative:
         self.sparsity, self.pattern = found, found.pattern
         self._make()
 
+    def _adopt(self, found: Sparsity) -> None:
+        """Start from a pattern detected by the caller (counted as a detection)."""
+        self.sparsity, self.pattern = found, found.pattern
+        self.detections += 1
+        self._make()
+
     def _make(self) -> None:
         make = sparse_jacobian if self.kind == "jacobian" else sparse_hessian
         self._fn = make(self.f, sparsity=self.pattern, format="csr")
-        self._colours = None
 
     def __call__(self, x: Any, *args: Any) -> sp.csr_matrix:
         x = np.asarray(x, dtype=float)
@@ -337,13 +343,47 @@ def _sparse_constraint_hess(flat_fun: Callable[[np.ndarray], Any],
 
 def _sparse_constraint_jac(flat_fun: Callable[[np.ndarray], Any], pattern: Any,
                            used: list[SparseDerivative]) -> Callable[..., sp.csr_matrix]:
-    J = SparseDerivative("jacobian", lambda x: _flat_vector(flat_fun(x)), pattern)
+    J = SparseDerivative("jacobian", lambda x: _flat_vector(flat_fun(x)),
+                         None if isinstance(pattern, Sparsity) else pattern)
+    if isinstance(pattern, Sparsity):
+        J._adopt(pattern)
     used.append(J)
     return J
 
 
+#: trust-constr: a constraint without a Jacobian of its own whose Jacobian has at least
+#: this many entries (m * n) gets it sparse when its structural pattern (detected at
+#: ``x0``) fills at most ``AUTO_SPARSE_DENSITY`` of it. Measured on an optimal-control
+#: chain (docs/performance.md, "Sparse Newton"): the dense Jacobian and SciPy's dense QR
+#: cost 7x at 1001 x 501 and 400x at 4001 x 2001; below this size the dense path, SciPy's
+#: default factorisation, is kept.
+AUTO_SPARSE_CONSTRAINT_ENTRIES = 100_000
+AUTO_SPARSE_DENSITY = 0.1
+
+
+def _auto_constraint_pattern(flat_fun: Callable[[np.ndarray], Any],
+                             x0: np.ndarray | None) -> Sparsity | None:
+    """The structural Jacobian pattern of a large, sparse constraint; None keeps the dense
+    Jacobian (small, dense enough, or a function detection cannot run: the dense path
+    is the one that always worked)."""
+    if x0 is None or x0.size < 2:
+        return None
+    vec = lambda x: _flat_vector(flat_fun(x))
+    m = int(np.size(vec(x0)))
+    if m * x0.size < AUTO_SPARSE_CONSTRAINT_ENTRIES:
+        return None
+    try:
+        found = jacobian_sparsity(vec, x0)
+    except DualrevError:
+        return None
+    if found.nnz > AUTO_SPARSE_DENSITY * m * x0.size:
+        return None
+    return found
+
+
 def _flat_constraint(con: Any, unravel: Callable[[Any], Any],
-                     exact_hess: bool = False, sparse: bool = False) -> Any:
+                     exact_hess: bool = False, sparse: bool = False,
+                     x0: np.ndarray | None = None) -> Any:
     """A constraint on the flat vector, with the exact Jacobian where none was given and,
     with ``exact_hess`` (trust-constr), the exact Hessian of ``v . c(x)`` likewise.
 
@@ -351,8 +391,10 @@ def _flat_constraint(con: Any, unravel: Callable[[Any], Any],
     constraint, or ``sparse`` (the objective's ``hess="sparse"``: the whole problem is
     sparse) for a constraint that gives neither; a ``NonlinearConstraint``'s
     ``finite_diff_jac_sparsity`` (SciPy's pattern for its differences) is the pattern of
-    the exact sparse Jacobian that replaces them. The ``SparseDerivative``s used are
-    listed in the returned constraint's ``_dualrev_sparse``."""
+    the exact sparse Jacobian that replaces them; a large constraint with a sparse
+    structural pattern at ``x0`` gets a sparse Jacobian unasked
+    (``AUTO_SPARSE_CONSTRAINT_ENTRIES``). The ``SparseDerivative``s used are listed in
+    the returned constraint's ``_dualrev_sparse``."""
     if isinstance(con, dict):
         jac_given, hess_given = con.get("jac"), con.get("hess")
     elif isinstance(con, so.NonlinearConstraint):
@@ -374,8 +416,11 @@ def _flat_constraint(con: Any, unravel: Callable[[Any], Any],
         to_object = exact_hess and isinstance(ctype, str) and ctype.lower() in ("eq", "ineq")
         a = tuple(con.get("args", ()))
         fun_a = lambda x: flat_fun(x, *a)
-        if _is_sparse(jac_given) or (sparse and jac_given is None and to_object):
-            J = _sparse_constraint_jac(fun_a, None, used)
+        auto = (_auto_constraint_pattern(fun_a, x0)
+                if to_object and jac_given is None and not sparse else None)
+        if (_is_sparse(jac_given) or (sparse and jac_given is None and to_object)
+                or auto is not None):
+            J = _sparse_constraint_jac(fun_a, auto, used)
             con["jac"] = lambda x, *_: J(x)
         elif jac_given is None:
             con["jac"] = jacobian(flat_fun)
@@ -404,8 +449,11 @@ def _flat_constraint(con: Any, unravel: Callable[[Any], Any],
     flat_fun = lambda x: fun(unravel(x))
     jac = con.jac
     fd_pattern = getattr(con, "finite_diff_jac_sparsity", None)
-    if _is_sparse(jac) or ((isinstance(jac, str) or jac is None)
-                           and exact_hess and (sparse or fd_pattern is not None)):
+    default_jac = isinstance(jac, str) or jac is None
+    if exact_hess and default_jac and not sparse and fd_pattern is None:
+        fd_pattern = _auto_constraint_pattern(flat_fun, x0)
+    if _is_sparse(jac) or (default_jac and exact_hess
+                           and (sparse or fd_pattern is not None)):
         jac = _sparse_constraint_jac(flat_fun, fd_pattern, used)
     elif isinstance(jac, str) or jac is None:  # finite differences by default: replace
         jac = jacobian(flat_fun)
@@ -462,7 +510,11 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     Jacobians and Hessians sparse (those that give neither); one constraint asks for them
     with ``jac="sparse"`` / ``hess="sparse"`` (a ``NonlinearConstraint``'s arguments or
     a dict's keys), and a ``NonlinearConstraint``'s ``finite_diff_jac_sparsity`` is the
-    pattern of its exact sparse Jacobian. ``res.sparse_constraints`` lists the
+    pattern of its exact sparse Jacobian. A constraint that gives no Jacobian gets it
+    sparse unasked when it has at least ``AUTO_SPARSE_CONSTRAINT_ENTRIES`` (10^5)
+    entries of which its structural pattern at ``x0`` fills at most a tenth (the dense
+    Jacobian and SciPy's dense QR cost 400x at 4001 x 2001); give ``jac=`` to keep
+    your own. ``res.sparse_constraints`` lists the
     ``SparseDerivative``s used. What cannot be honoured (another method, ``hessp`` too)
     raises ``SparseOptionError``.
 
@@ -599,7 +651,7 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
                 flat0.size, flat0.size)
     if isinstance(constraints, (dict, so.NonlinearConstraint, so.LinearConstraint)):
         constraints = [constraints]
-    constraints = [_flat_constraint(c, unravel, meth == "trust-constr", sparse_hess)
+    constraints = [_flat_constraint(c, unravel, meth == "trust-constr", sparse_hess, flat0)
                    for c in constraints]
     res = so.minimize(objective, flat0, args=args, method=method, bounds=bounds,
                       constraints=constraints, tol=tol, callback=callback, options=options,

@@ -59,6 +59,19 @@ def test_chained_rosenbrock_ten_thousand_unknowns_three_colours(method):
         assert H.passes <= res.nit + 1
 
 
+def test_trust_constr_bounds_with_a_sparse_hessian():
+    # the interior point amplifies the last-bit differences of the products, so the runs
+    # agree to the tolerance, not to the bit
+    x0 = np.full(30, 0.5)
+    bounds = so.Bounds(-2.0, 0.9)
+    ref = dr.optimize.minimize(chained_rosen, x0, method="trust-constr", bounds=bounds)
+    res = dr.optimize.minimize(chained_rosen, x0, method="trust-constr", bounds=bounds,
+                               hess="sparse")
+    assert res.success and ref.success and abs(res.nit - ref.nit) <= 5
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-4)
+    assert np.all(res.x <= 0.9) and res.sparse_hessian.passes > 0
+
+
 def test_given_pattern_pytrees_and_jac_true():
     n = 50
     x0 = near_one(n, seed=2)
@@ -111,6 +124,18 @@ def test_implicit_derivative_through_a_sparse_hessian_solve():
     np.testing.assert_allclose(solve(a), a, atol=1e-6)
     np.testing.assert_allclose(dr.jacobian(solve)(a), np.eye(3), atol=1e-6)
 
+    # least_squares with the sparse Jacobian: r = 4x + x^3 + (stencil) - a, so
+    # dx*/da = J(x*)^-1, the tridiagonal-plus inverse at the solution
+    def fit(a):
+        return dr.optimize.least_squares(lambda x: banded_residual(x) + 1.0 - a,
+                                         np.zeros(6), sparsity="auto").x
+
+    a = np.linspace(0.2, 1.2, 6)
+    x = fit(a)
+    np.testing.assert_allclose(banded_residual(x) + 1.0, a, atol=1e-8)
+    np.testing.assert_allclose(dr.jacobian(fit)(a),
+                               np.linalg.inv(dr.jacobian(banded_residual)(x)), atol=1e-6)
+
 
 @pytest.mark.parametrize("kw, match", [
     (dict(method="bfgs", hess="sparse"), "uses no Hessian"),
@@ -158,11 +183,15 @@ def test_trust_constr_sparse_constraint_jacobian_and_hessian_match_the_dense_one
     everything = dr.optimize.minimize(f, z0, method="trust-constr", hess="sparse",
                                       constraints={"type": "eq", "fun": c})
     for res in (dense, sparse, everything):
-        assert res.success and np.max(np.abs(c(res.x))) < 1e-8
-        np.testing.assert_allclose(res.x, dense.x, atol=1e-6)
+        # SciPy factorises a sparse Jacobian otherwise (augmented system, not QR), yet
+        # the iterates agree to rounding here
+        assert res.success and np.max(np.abs(c(res.x))) < 1e-8 and res.nit == dense.nit
+        np.testing.assert_allclose(res.x, dense.x, rtol=0, atol=1e-12)
     J, H = sparse.sparse_constraints
     assert J.kind == "jacobian" and H.kind == "hessian"
-    assert J.n_colours == 3 and H.n_colours == 1  # the Hessian of v.c is diagonal
+    # rows k and k + 2 share no variable: two row colours (reverse), where the columns
+    # need three (u_k meets x_k and x_k+1); the Hessian of v.c is diagonal
+    assert (J.mode, J.n_colours) == ("reverse", 2) and H.n_colours == 1
     assert J.passes >= 1 and H.passes >= 1
     # the matrices are the dense exact ones (at the solution, with some multipliers)
     v = np.linspace(-1.0, 1.0, N + 1)
@@ -182,7 +211,7 @@ def test_trust_constr_sparse_optimal_control_at_two_thousand_unknowns():
                                    lambda z: control(z, N), 0.0, 0.0))
     assert res.success and np.max(np.abs(control(res.x, N))) < 1e-8
     J, H = res.sparse_constraints
-    assert J.pattern.shape == (N + 1, 2 * N + 1) and J.n_colours == 3
+    assert J.pattern.shape == (N + 1, 2 * N + 1) and J.n_colours == 2
     assert H.n_colours == 1 and res.sparse_hessian.n_colours == 1
     assert sp.issparse(res.jac[0])
 
@@ -288,3 +317,35 @@ def test_least_squares_sparsity_keywords():
             continue
         with pytest.raises(dr.SparseOptionError, match=match):
             dr.optimize.least_squares(banded_residual, x0, **kw)
+
+
+def test_large_sparse_constraints_get_a_sparse_jacobian_unasked():
+    from dualrev.optimize import AUTO_SPARSE_CONSTRAINT_ENTRIES, _flat_constraint
+
+    def flat(con, n):
+        return _flat_constraint(con, lambda z: z, True, False, np.zeros(n))
+
+    N = 400  # 401 x 801 entries: above the threshold, 0.5% filled
+    assert (N + 1) * (2 * N + 1) >= AUTO_SPARSE_CONSTRAINT_ENTRIES
+    c = lambda z: control(z, N)
+    for con in (so.NonlinearConstraint(c, 0.0, 0.0), {"type": "eq", "fun": c}):
+        (J,) = flat(con, 2 * N + 1)._dualrev_sparse
+        assert J.kind == "jacobian" and J.detections == 1 and J.passes == 0
+        z = np.linspace(-1.0, 1.0, 2 * N + 1)
+        np.testing.assert_allclose(J(z).toarray(), dr.jacobian(c)(z), rtol=1e-14)
+        assert J.n_colours == 2 and J.detections == 1 and J.passes == 1
+    small = flat(so.NonlinearConstraint(lambda z: control(z, 20), 0.0, 0.0), 41)
+    assert small._dualrev_sparse == []
+    # large but dense (every constraint reads every variable): stays dense
+    A = np.random.default_rng(3).standard_normal((60, 2000))
+    dense = flat(so.NonlinearConstraint(lambda z: A @ z ** 2, 0.0, 1.0), 2000)
+    assert dense._dualrev_sparse == []
+    # the caller's Jacobian is kept
+    given = flat(so.NonlinearConstraint(c, 0.0, 0.0, jac=dr.jacobian(c)), 2 * N + 1)
+    assert given._dualrev_sparse == []
+    # and the solve with the automatic sparse Jacobian is the dense one's
+    res = dr.optimize.minimize(lambda z: control_cost(z, N), np.zeros(2 * N + 1),
+                               method="trust-constr",
+                               constraints=so.NonlinearConstraint(c, 0.0, 0.0))
+    assert res.success and len(res.sparse_constraints) == 1 and sp.issparse(res.jac[0])
+    assert np.max(np.abs(c(res.x))) < 1e-8
