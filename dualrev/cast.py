@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .levels import rebatch
+from .levels import rebatch, without_derivatives
 from .primitive import Primitive, bind, concrete, dtype_of, is_complex
 
 
@@ -29,6 +29,11 @@ def astype(x: Any, dtype: Any) -> Any:
     has zero derivative (it is piecewise constant) and returns a plain array."""
     dt = np.dtype(dtype)
     if not np.issubdtype(dt, np.inexact):
+        base = without_derivatives(x)
+        if hasattr(type(base), "derived"):
+            # a structural sparsity detection's value: the integers stay values computed
+            # from the input (an index made of them may select other elements elsewhere)
+            return base.derived(np.asarray(base.primal).astype(dt)[()])
         # under vmap every element at once (a cast maps over the batch axes)
         return rebatch(np.asarray(concrete(x)).astype(dt), x)
     if dtype_of(x) == dt:

@@ -439,14 +439,37 @@ def _gather_dependent(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
     for another input they may select any element, so instead of reading them as
     constants (a pattern that would hold at this point only), the flat positions they
     select at this point are gathered by ``take_along`` with a dependent index, whose
-    pattern makes each selected element depend on all of ``x``."""
+    pattern makes each selected element depend on every element those parts could
+    select: the whole line along the axes they index, where every part of ``idx``
+    indexes one axis (integers, slices, integer arrays: the other parts' coordinates do
+    not depend on the values), else the whole of ``x``."""
     xs = shape_of(x)
     full = list(idx)
     for k in parts:
         full[k] = np.asarray(idx[k].primal)
-    pos = _positions(xs, canonical_index(tuple(full)))
-    flat = bind(take_along, (_reshape(x, (math.prod(xs),)),
-                             idx[parts[0]].derived(pos.ravel())), {"axis": 0})
+    key = canonical_index(tuple(full))
+    pos = _positions(xs, key)
+    source = idx[parts[0]]
+    simple = len(key) <= len(xs) and all(
+        isinstance(i, (int, np.integer, slice)) or (
+            isinstance(i, np.ndarray) and i.dtype.kind in "iu") for i in key)
+    if simple:
+        # x as rows (its other axes) by columns (the axes the dependent parts index): a
+        # constant gather of each selected element's row, then a dependent one of its
+        # column, along which it may be any element
+        axes = list(parts)
+        kept = [a for a in range(len(xs)) if a not in axes]
+        coords = np.unravel_index(pos.ravel(), xs)
+        row = (np.ravel_multi_index([coords[a] for a in kept], [xs[a] for a in kept])
+               if kept else np.zeros(pos.size, dtype=np.intp))
+        col = np.ravel_multi_index([coords[a] for a in axes], [xs[a] for a in axes])
+        table = _reshape(np.transpose(x, kept + axes) if kept else x,
+                         (math.prod(xs[a] for a in kept), math.prod(xs[a] for a in axes)))
+        rows_of = bind(gather_p, (table,), {"idx": (row,), "nb": 0})
+        flat = bind(take_along, (rows_of, source.derived(col[:, None])), {"axis": 1})
+    else:
+        flat = bind(take_along, (_reshape(x, (math.prod(xs),)), source.derived(pos.ravel())),
+                    {"axis": 0})
     out = _reshape(flat, pos.shape)
     if pos.shape and isinstance(x, Tracer) and all(shape_of(idx[k]) == () for k in parts) and all(
             isinstance(i, _BASIC) for k, i in enumerate(idx) if k not in parts):

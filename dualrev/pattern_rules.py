@@ -70,7 +70,10 @@ class DenseBlockError(DualrevError):
                 f"dualrev: sparsity detection: the pattern of {rule} would hold "
                 f"{m * k} entries ({m} outputs; more than pattern_rules.DENSE_LIMIT = "
                 f"{DENSE_LIMIT}): its outputs depend on whole lines of its input. Apply it "
-                "to smaller blocks, or pass the pattern yourself (sparsity=)")
+                "to smaller blocks; where an index computed from the values picks one of a "
+                "few neighbours (u[i + np.sign(v)]), select between them with "
+                "np.where(v > 0, u[2:], u[:-2]) (each element then depends on both); or "
+                "pass the pattern yourself (sparsity=)")
 PatternRule = Callable[..., "Deps | None"]
 
 
@@ -363,8 +366,9 @@ def along_axis(exact: PatternRule, axis: str = "axis", arg: int = 0,
             return None
         shape = shape_of(primals[arg])
         axes = normalize_axis(params.get(axis), len(shape))
-        return lines(d, shape, axes, shape_of(ans), f"an order found from the values "
-                                                     f"({getattr(exact, '__name__', '')})")
+        return lines(d, shape, axes, shape_of(ans),
+                     "a selection at positions computed from the input (np.sort's order, "
+                     "x[np.argmax(x)], u[i + offset])")
 
     rule.__name__ = f"along_axis({getattr(exact, '__name__', 'rule')})"
     return rule

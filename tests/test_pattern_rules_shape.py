@@ -205,7 +205,7 @@ def test_quantiles_cover_every_order(fn):
     assert not (J & ~P).any()
 
 
-def test_a_gather_at_an_index_computed_from_the_input_depends_on_the_whole_array():
+def test_a_gather_at_an_index_computed_from_the_input_depends_on_all_it_may_select():
     pts = _orders((5,), seed=7)
     for f in (lambda x: x[np.argmax(x)] * 1.0, lambda x: np.take(x, np.argsort(x)[:2]),
               lambda x: x[np.argmin(x), None] ** 2):
@@ -214,12 +214,21 @@ def test_a_gather_at_an_index_computed_from_the_input_depends_on_the_whole_array
         assert found.notes == []
         J = _jacobian_nonzeros(f, pts)
         assert J.sum(axis=1).max() > 1 or J.any(axis=0).sum() > 1  # the choice moved
-    # a row chosen by value: each element may come from any row (the flat gather
-    # widens to the whole array, a superset of the column it could come from)
+    # a row chosen by value: each element may come from any row, of its own column
     g = lambda x: x.reshape(3, 2)[np.argmax(x[::2])] * 1.0  # noqa: E731
     rows = _orders((6,), seed=8)
     P = dependencies(g, (rows[0],)).pattern.toarray()
-    assert P.all() and not (_jacobian_nonzeros(g, rows) & ~P).any()
+    np.testing.assert_array_equal(P, [[1, 0, 1, 0, 1, 0], [0, 1, 0, 1, 0, 1]])
+    assert not (_jacobian_nonzeros(g, rows) & ~P).any()
+    # the largest of each column: only that column (the constant part stays exact)
+    h = lambda x: x.reshape(3, 4)[np.argmax(x.reshape(3, 4), axis=0), np.arange(4)] * 1.0  # noqa: E731
+    cols = _orders((12,), seed=9)
+    P = dependencies(h, (cols[0],)).pattern.toarray()
+    np.testing.assert_array_equal(P, np.tile(np.eye(4, dtype=bool), 3))
+    assert not (_jacobian_nonzeros(h, cols) & ~P).any()
+    # a newaxis among the parts: the whole array (a superset)
+    k = lambda x: x.reshape(3, 4)[np.argmax(x[:3]), None] * 1.0  # noqa: E731
+    assert dependencies(k, (cols[0],)).pattern.toarray().all()
 
 
 @pytest.mark.parametrize("fn", [np.sort, lambda r: r[np.argmax(r)] * 1.0, np.median,
@@ -436,6 +445,23 @@ def test_casts_and_complex_parts_are_exact():
 def test_a_whole_line_too_big_to_build_is_refused():
     with pytest.raises(DenseBlockError, match="whole lines"):
         dependencies(np.sort, (np.arange(8000.0),))
+
+
+def test_an_index_made_by_an_integer_cast_of_the_values_covers_every_input():
+    # upwinding by an index: u[i + sign(u)] may be either neighbour (or any element)
+    def f(u):
+        i = np.arange(1, u.size - 1)
+        return u[i + np.sign(u[1:-1]).astype(int)] - u[1:-1]
+
+    pts = _points((8,), 3)
+    found = dependencies(f, (pts[0],))
+    assert found.notes == [] and not (_jacobian_nonzeros(f, pts) & ~found.pattern.toarray()).any()
+    assert found.pattern.toarray().all(axis=1).all()  # any element, for some input
+    # too big to build, the refusal names the rewrite that keeps it banded
+    with pytest.raises(DenseBlockError, match=r"np.where\(v > 0, u\[2:\], u\[:-2\]\)"):
+        dependencies(f, (np.linspace(-1.0, 1.0, 10_000),))
+    g = lambda u: np.where(u[1:-1] > 0, u[2:], u[:-2]) - u[1:-1]  # noqa: E731
+    assert dependencies(g, (np.linspace(-1.0, 1.0, 10_000),)).pattern.nnz == 3 * 9998
 
 
 def test_a_banded_problem_through_these_operations_at_n_1e5_is_fast():
