@@ -466,7 +466,7 @@ def product(deps: Sequence[Deps | None], ans: Any, *primals: Any,
 
 
 # ====================================================================== contractions,
-# linear algebra, FFT, structured operators (the "mathrules" families)
+# linear algebra, FFT and the structured operators of SciPy
 def guard(m: int, k: int) -> None:
     """Refuse (``DenseBlockError``) a pattern of ``m`` rows of ``k`` entries each past
     ``DENSE_LIMIT``, before building it."""
@@ -483,6 +483,19 @@ def may_be_nonzero(x: Any, d: Deps | None) -> np.ndarray:
     return np.ones(shape_of(x), dtype=bool)
 
 
+def _keys(parts: Sequence[np.ndarray], dims: tuple[int, ...]) -> list[np.ndarray]:
+    """One int64 key per row of each of ``parts`` (tuples of coordinates of sizes
+    ``dims``), equal where the rows are: their flat index, or (where that would
+    overflow) their rank among the distinct rows of all parts."""
+    if float(np.prod(np.asarray(dims, dtype=float))) < 2.0 ** 62:
+        return [np.ravel_multi_index(tuple(p.T), dims).astype(np.int64) if p.shape[0]
+                else np.zeros(0, dtype=np.int64) for p in parts]
+    _, inverse = np.unique(np.vstack(parts), axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    cuts = np.cumsum([p.shape[0] for p in parts])[:-1]
+    return np.split(inverse.astype(np.int64), cuts)
+
+
 def _join(labels: str, coords: np.ndarray, other: str, ocoords: np.ndarray,
           sizes: dict[str, int]) -> tuple[str, np.ndarray]:
     """The natural join of two relations over einsum labels (one row per tuple, one
@@ -495,8 +508,8 @@ def _join(labels: str, coords: np.ndarray, other: str, ocoords: np.ndarray,
         right = np.tile(ocoords[:, extra], (coords.shape[0], 1))
         return labels + "".join(other[k] for k in extra), np.hstack([left, right])
     dims = tuple(sizes[c] for c in shared)
-    key = np.ravel_multi_index(tuple(coords[:, labels.index(c)] for c in shared), dims)
-    okey = np.ravel_multi_index(tuple(ocoords[:, other.index(c)] for c in shared), dims)
+    key, okey = _keys([coords[:, [labels.index(c) for c in shared]],
+                       ocoords[:, [other.index(c) for c in shared]]], dims)
     order = np.argsort(okey, kind="stable")
     okey = okey[order]
     lo = np.searchsorted(okey, key, "left")
@@ -518,10 +531,10 @@ def _project(labels: str, coords: np.ndarray, keep: str,
         return labels, coords
     if not kept:
         return "", np.zeros((min(1, coords.shape[0]), 0), dtype=np.int64)
-    dims = tuple(sizes[c] for c in kept)
-    key = np.unique(np.ravel_multi_index(tuple(coords[:, labels.index(c)] for c in kept),
-                                         dims))
-    return kept, np.stack(np.unravel_index(key, dims), axis=1).astype(np.int64)
+    sub = coords[:, [labels.index(c) for c in kept]]
+    (key,) = _keys([sub], tuple(sizes[c] for c in kept))
+    _, first = np.unique(key, return_index=True)
+    return kept, sub[first]
 
 
 def _term_relation(term: str, x: Any, d: Deps | None,

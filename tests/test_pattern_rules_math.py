@@ -396,6 +396,24 @@ def test_transforms_inside_the_detection(name: str, f: Callable[..., Any], n: in
     _check(f, np.random.default_rng(n).standard_normal(n), exact=False)
 
 
+def test_lu_factor_pattern_holds_for_every_pivot_order() -> None:
+    # partial pivoting picks rows by value: the pattern found at one matrix holds the
+    # Jacobian's non-zeros at matrices that pivot differently (and is not dense: the
+    # factors' entries read only leading columns)
+    rng = np.random.default_rng(3)
+    n = 4
+    f = lambda x: sla.lu_factor(x.reshape(n, n))[0].ravel()  # noqa: E731
+    P = dependencies(f, (rng.standard_normal(n * n),)).pattern.toarray()
+    orders = set()
+    for _ in range(12):
+        a = rng.standard_normal((n, n))
+        orders.add(tuple(sla.lu_factor(a)[1]))
+        J = np.abs(np.asarray(dr.jacobian(f)(a.ravel()))) > 1e-12
+        assert not (J & ~P).any()
+    assert len(orders) > 3
+    assert P.sum() == 120  # of 256
+
+
 def test_einsum_generated_subscripts() -> None:
     rng = np.random.default_rng(24)
     checked = 0
@@ -576,3 +594,16 @@ def test_every_primitive_of_these_modules_states_a_pattern() -> None:
             "ndimage_correlate", "ndimage_correlate_transpose",
             "scipy.sparse (matrix @ dense)", "scipy.sparse.linalg.spsolve",
             "scipy.linalg.solve_banded", "scipy.interpolate (evaluation)"} <= named
+
+
+def test_einsum_keys_past_int64() -> None:
+    # labels whose sizes multiply past int64 (no array that big exists, but stacks of
+    # size-1 axes get there in the keys): the join compares rows, not flat indices
+    big = {"a": 10**7, "b": 10**7, "c": 10**7, "d": 10}
+    left = np.array([[1, 2, 3], [4, 5, 6]])
+    right = np.array([[1, 2, 9], [4, 5, 8], [4, 5, 7], [0, 0, 1]])
+    labels, rows = pattern_rules._join("abc", left, "abd", right, big)
+    assert labels == "abcd"
+    assert sorted(map(tuple, rows.tolist())) == [(1, 2, 3, 9), (4, 5, 6, 7), (4, 5, 6, 8)]
+    kept, proj = pattern_rules._project(labels, rows, "ab", big)
+    assert kept == "ab" and sorted(map(tuple, proj.tolist())) == [(1, 2), (4, 5)]

@@ -15,6 +15,7 @@ table), re-exported here.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -318,8 +319,41 @@ def _lu_jvp(g: Any, ans: Any, a: Any) -> Any:
 
 
 lu_p = transpose_jvp(Primitive("scipy.linalg.lu_factor", _lu_impl).defjvp(_lu_jvp))
-# pivoting chooses rows by value: every entry of the factors may depend on every entry
-lu_p.defpattern(pattern_rules.stacked(2))
+
+
+@functools.lru_cache(maxsize=16)
+def _lu_structure(n: int) -> sps.csr_matrix:
+    """Which entries of ``a`` each entry of its packed LU factors (partial pivoting)
+    depends on, for every row order pivoting may choose: ``U[i, j]`` (``i <= j``) reads
+    the columns ``0..i-1`` and ``j``, ``L[i, j]`` (``i > j``) the columns ``0..j``, every
+    row of them (the recurrences ``U[i, j] = M[i, j] - sum_k<i L[i, k] U[k, j]`` and
+    ``L[i, j] = (M[i, j] - sum_k<j L[i, k] U[k, j]) / U[j, j]`` of ``M = P a`` read rows
+    that the pivots, chosen by value, may take from anywhere)."""
+    pattern_rules.guard(n * n, n * n // 2 + 1)
+    col = np.arange(n * n, dtype=np.int64) % n
+    rows, cols = [], []
+    for i in range(n):
+        for j in range(n):
+            reads = np.flatnonzero((col < i) | (col == j)) if i <= j else np.flatnonzero(
+                col <= j)
+            cols.append(reads)
+            rows.append(np.full(reads.size, i * n + j, dtype=np.int64))
+    r, c = (np.concatenate(rows), np.concatenate(cols)) if rows else (np.zeros(0, int),) * 2
+    return sps.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(n * n, n * n))
+
+
+def _lu_pattern(deps: Any, ans: Any, a: Any) -> Any:
+    """The packed factors' column structure, whatever the pivots (a stack, or a
+    non-square matrix: dense per matrix)."""
+    (d,) = deps
+    if d is None or not d.nnz:
+        return None
+    if ndim_of(a) != 2 or shape_of(a)[0] != shape_of(a)[1]:
+        return pattern_rules.stacked(2)(deps, ans, a)
+    return pattern_rules.linear(_lu_structure(shape_of(a)[0]), d)
+
+
+lu_p.defpattern(_lu_pattern)
 
 
 def lu_factor(a: Any, overwrite_a: bool = False, check_finite: bool = True) -> Any:
