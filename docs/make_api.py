@@ -84,7 +84,8 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Errors", [(dualrev, n) for n in (
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
-        "SolverNotConvergedError", "SingularSolutionError", "ClosureError",
+        "SolverNotConvergedError", "SingularSolutionError", "SparseOptionError",
+        "ClosureError",
         "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning",
         "ProgramNotPortable", "ProgramFormatError", "ProgramCallError")]),
 ]

@@ -38,6 +38,7 @@ from .errors import (
     ReplayWarning,
     SingularSolutionError,
     SolverNotConvergedError,
+    SparseOptionError,
     StaleViewError,
     TracerConversionError,
 )
@@ -124,6 +125,7 @@ __all__ = [
     "ReplayWarning",
     "SingularSolutionError",
     "SolverNotConvergedError",
+    "SparseOptionError",
     "StaleViewError",
     "NoDerivativeRule",
     "Primitive",

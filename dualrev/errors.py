@@ -331,6 +331,27 @@ class SingularSolutionError(DualrevError):
             "solution is unique.")
 
 
+class SparseOptionError(DualrevError, ValueError):
+    """A sparse-derivative keyword of ``dualrev.optimize`` (``hess="sparse"``,
+    ``hess_sparsity=``, a constraint's ``jac="sparse"``/``hess="sparse"``,
+    ``least_squares``'s ``sparsity=``/``jac_sparsity=``) that cannot be honoured with the
+    method or the other arguments given: the solver would drop it, densify it or compute
+    a wrong product. Also a ``ValueError``, as SciPy raises for bad options.
+
+    Example:
+        >>> import numpy as np
+        >>> from dualrev import optimize
+        >>> optimize.minimize(lambda x: np.sum(x ** 4), np.ones(3), method="bfgs",
+        ...                   hess="sparse")
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.SparseOptionError: dualrev.optimize.minimize(method='bfgs', ...
+    """
+
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(f"dualrev.optimize.{where}: {why}")
+
+
 class ClosureError(DualrevError):
     """A callback handed to a SciPy routine (an integrand, a right-hand side, an event, an
     objective) uses a value being differentiated that dualrev cannot pass to it as an

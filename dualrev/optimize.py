@@ -14,6 +14,7 @@ the implicit function theorem (dualrev/implicit.py), as are scipy.optimize's own
 from __future__ import annotations
 
 import copy
+import functools
 import numbers
 from collections.abc import Callable
 from typing import Any
@@ -24,15 +25,17 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
 from . import implicit
-from .errors import NoDerivativeRule
+from .errors import DualrevError, NoDerivativeRule, SparseOptionError
 from .primitive import Tracer
 from .replay import Replayed
-from .sparse import SparseJacobian
+from .sparse import SparseJacobian, Sparsity, hessian_sparsity, jacobian_sparsity
+from .sparse import hessian as sparse_hessian
+from .sparse import jacobian as sparse_jacobian
 from .transforms import hessian, hvp, jacobian, jvp, value_and_grad
 from .tree import ravel_pytree, tree_flatten
 
-__all__ = ["SparseJacobian", "curve_fit", "fsolve", "least_squares", "minimize",
-           "minimize_scalar", "root", "root_scalar"]
+__all__ = ["SparseDerivative", "SparseJacobian", "curve_fit", "fsolve", "least_squares",
+           "minimize", "minimize_scalar", "root", "root_scalar"]
 
 # Methods that use a Hessian: those that can take a Hessian-vector product get one
 # (cheaper: no n-by-n matrix); the others get the full Hessian.
@@ -87,6 +90,151 @@ def _flat_vector(out: Any) -> Any:
     if len(leaves) == 1:
         return np.ravel(leaves[0])
     return np.concatenate([np.ravel(v) for v in leaves])
+
+
+def _same_args(old: tuple[Any, ...] | None, new: tuple[Any, ...]) -> bool:
+    if old is None or len(old) != len(new):
+        return False
+    return all(u is w or (isinstance(u, np.ndarray) and isinstance(w, np.ndarray)
+                          and u.shape == w.shape and np.array_equal(u, w))
+               for u, w in zip(old, new, strict=True))
+
+
+class SparseDerivative:
+    """The sparse exact Jacobian or Hessian a ``dualrev.optimize`` solver used
+    (``res.sparse_jacobian`` of ``least_squares``, ``res.sparse_hessian`` of
+    ``minimize``, ``res.sparse_constraints`` of ``trust-constr``): ``D(x, *args)`` is
+    ``dualrev.sparse.jacobian(f)`` or ``dualrev.sparse.hessian(f)`` at ``x`` as a
+    ``scipy.sparse.csr_matrix``, one batched pass of ``n_colours`` tangents, with the
+    pattern found once.
+
+    The pattern is the one given, or the structural one detected at the first point
+    (``dualrev.sparse.jacobian_sparsity``/``hessian_sparsity``). A detected pattern that
+    is not structural (a branch or an index taken on values, ``sparsity.notes``) holds
+    at the point it was found only, so it is detected again at every new point, and the
+    colouring redone when it changed: the derivative is right at every point the solver
+    visits, at the cost of ``detections`` extra passes. A second call at the same point
+    (and equal arguments) returns the matrix computed before, so a solver's repeated
+    products at one iterate cost one pass.
+
+    Counters: ``passes`` (batched passes that computed a derivative), ``detections``
+    (pattern detections), ``n_colours`` (tangents per pass) and ``mode`` (as
+    ``dualrev.sparse`` chose them), ``pattern`` (the boolean pattern in use) and
+    ``sparsity`` (the detected ``Sparsity``; None when given).
+
+    Args:
+        kind: ``"jacobian"`` or ``"hessian"``.
+        f: the function ``f(x, *args)`` of a flat float vector ``x``; a 1-D output for
+            ``"jacobian"``, a scalar for ``"hessian"``.
+        pattern: the entries that may be non-zero: None (detect), a ``Sparsity``, or an
+            array or sparse matrix, of shape ``(m, n)`` / ``(n, n)``.
+        detect_args: maps the call's ``args`` to those detection runs on (a stand-in
+            without zeros for a weight vector whose zeros a contraction would read).
+        where: the solver's name, for errors.
+    Example:
+        >>> import numpy as np
+        >>> from dualrev.optimize import SparseDerivative
+        >>> rosen = lambda x: np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+        >>> H = SparseDerivative("hessian", rosen)
+        >>> print(H(np.ones(4)).toarray())
+        [[ 802. -400.    0.    0.]
+         [-400. 1002. -400.    0.]
+         [   0. -400. 1002. -400.]
+         [   0.    0. -400.  200.]]
+        >>> H.n_colours, H.passes, H.detections
+        (3, 1, 1)
+    """
+
+    def __init__(self, kind: str, f: Callable[..., Any], pattern: Any = None, *,
+                 detect_args: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None,
+                 where: str = "minimize") -> None:
+        if kind not in ("jacobian", "hessian"):
+            raise ValueError(f"SparseDerivative: kind must be 'jacobian' or 'hessian', "
+                             f"got {kind!r}")
+        self.kind = kind
+        self.f = f
+        self.where = where
+        self.sparsity: Sparsity | None = pattern if isinstance(pattern, Sparsity) else None
+        self._given = pattern is not None
+        self.pattern: sp.csr_matrix | None = None
+        if pattern is not None:
+            self.pattern = (pattern.pattern if isinstance(pattern, Sparsity)
+                            else sp.csr_matrix(pattern, dtype=bool))
+        self._detect_args = detect_args
+        self._fn: Any = None  # dualrev.sparse's SparseJacobianFunction/SparseHessianFunction
+        self._last: tuple[Any, Any, Any] = (None, None, None)  # x, args, matrix
+        self.passes = 0
+        self.detections = 0
+
+    @property
+    def n_colours(self) -> int:
+        """Tangents (or cotangents) per pass: the colours of the pattern in the direction
+        ``dualrev.sparse`` chose (0 before the first call)."""
+        return 0 if self._fn is None else int(self._fn.n_colours)
+
+    @property
+    def mode(self) -> str | None:
+        """``"forward"`` (column colours) or ``"reverse"`` (row colours, a Jacobian with
+        fewer of them); a Hessian's pass is forward-over-reverse. None before the first
+        call."""
+        return None if self._fn is None else self._fn.mode
+
+    def _check(self, x: np.ndarray, args: tuple[Any, ...]) -> None:
+        assert self.pattern is not None
+        n = x.size
+        rows = n if self.kind == "hessian" else np.size(self.f(x, *args))
+        if self.pattern.shape != (rows, n):
+            what = "Hessian" if self.kind == "hessian" else "Jacobian"
+            raise SparseOptionError(
+                self.where, f"the {what} pattern given has shape {self.pattern.shape}, "
+                f"but the {n} unknowns and {rows} outputs need ({rows}, {n}); pass the "
+                "pattern of the flattened x (and output), or None to detect it")
+
+    def _detect(self, x: np.ndarray, args: tuple[Any, ...]) -> None:
+        at = self._detect_args(args) if self._detect_args is not None else args
+        find = jacobian_sparsity if self.kind == "jacobian" else hessian_sparsity
+        found = find(self.f, x, *at)
+        self.detections += 1
+        if self.pattern is not None and (found.pattern != self.pattern).nnz == 0:
+            self.sparsity = found
+            return  # the same pattern: keep the colouring
+        self.sparsity, self.pattern = found, found.pattern
+        self._make()
+
+    def _adopt(self, found: Sparsity) -> None:
+        """Start from a pattern detected by the caller (counted as a detection)."""
+        self.sparsity, self.pattern = found, found.pattern
+        self.detections += 1
+        self._make()
+
+    def _make(self) -> None:
+        make = sparse_jacobian if self.kind == "jacobian" else sparse_hessian
+        self._fn = make(self.f, sparsity=self.pattern, format="csr")
+
+    def __call__(self, x: Any, *args: Any) -> sp.csr_matrix:
+        x = np.asarray(x, dtype=float)
+        last_x, last_args, last_m = self._last
+        if last_x is not None and _same_args(last_args, args) and np.array_equal(last_x, x):
+            return last_m
+        if self._fn is None:
+            if self._given:
+                self._check(x, args)
+                self._make()
+            else:
+                self._detect(x, args)
+        elif not self._given and self.sparsity is not None and not self.sparsity.structural:
+            self._detect(x, args)  # the pattern holds at the point it was found only
+        assert self._fn is not None
+        M = sp.csr_matrix(self._fn(x, *args), dtype=float)
+        self.passes += 1
+        self._last = (x.copy(), tuple(np.array(a) if isinstance(a, np.ndarray) else a
+                                      for a in args), M)
+        return M
+
+    def __repr__(self) -> str:
+        shape = "?" if self.pattern is None else "x".join(map(str, self.pattern.shape))
+        return (f"SparseDerivative({self.kind}, {shape}, {self.n_colours} colours, "
+                f"{self.passes} passes, {self.detections} detections)")
 
 
 #: up to this many variables the constraint Hessian is formed once per (x, v), by one
@@ -177,52 +325,156 @@ def _default_bfgs(hess: Any) -> bool:
     return type(hess) is so.BFGS and vars(hess) == vars(so.BFGS())
 
 
+def _is_sparse(value: Any) -> bool:
+    return isinstance(value, str) and value == "sparse"
+
+
+def _sparse_constraint_hess(flat_fun: Callable[[np.ndarray], Any],
+                            used: list[SparseDerivative]) -> Callable[..., sp.csr_matrix]:
+    """``hess(x, v)`` for trust-constr: the Hessian of ``v . c(x)`` as a sparse matrix,
+    from one batched HVP pass per (x, v); its pattern, the union of the constraints'
+    Hessian patterns, is detected with ``v`` all ones (a weight's zeros are not
+    structural: ``v`` changes at every iterate)."""
+    weighted = lambda x, v: np.sum(v * _flat_vector(flat_fun(x)))
+    H = SparseDerivative("hessian", weighted, detect_args=lambda a: (np.ones_like(a[0]),))
+    used.append(H)
+    return lambda x, v: H(x, np.asarray(v, dtype=float))
+
+
+def _sparse_constraint_jac(flat_fun: Callable[[np.ndarray], Any], pattern: Any,
+                           used: list[SparseDerivative]) -> Callable[..., sp.csr_matrix]:
+    J = SparseDerivative("jacobian", lambda x: _flat_vector(flat_fun(x)),
+                         None if isinstance(pattern, Sparsity) else pattern)
+    if isinstance(pattern, Sparsity):
+        J._adopt(pattern)
+    used.append(J)
+    return J
+
+
+#: trust-constr: a constraint without a Jacobian of its own whose Jacobian has at least
+#: this many entries (m * n) gets it sparse when its structural pattern (detected at
+#: ``x0``) fills at most ``AUTO_SPARSE_DENSITY`` of it. Measured on an optimal-control
+#: chain (docs/performance.md, "Sparse Newton"): the dense Jacobian and SciPy's dense QR
+#: cost 7x at 1001 x 501 and 400x at 4001 x 2001; below this size the dense path, SciPy's
+#: default factorisation, is kept.
+AUTO_SPARSE_CONSTRAINT_ENTRIES = 100_000
+AUTO_SPARSE_DENSITY = 0.1
+
+
+def _auto_constraint_pattern(flat_fun: Callable[[np.ndarray], Any],
+                             x0: np.ndarray | None) -> Sparsity | None:
+    """The structural Jacobian pattern of a large, sparse constraint; None keeps the dense
+    Jacobian (small, dense enough, or a function detection cannot run: the dense path
+    is the one that always worked)."""
+    if x0 is None or x0.size < 2:
+        return None
+    vec = lambda x: _flat_vector(flat_fun(x))
+    m = int(np.size(vec(x0)))
+    if m * x0.size < AUTO_SPARSE_CONSTRAINT_ENTRIES:
+        return None
+    try:
+        found = jacobian_sparsity(vec, x0)
+    except DualrevError:
+        return None
+    if found.nnz > AUTO_SPARSE_DENSITY * m * x0.size:
+        return None
+    return found
+
+
 def _flat_constraint(con: Any, unravel: Callable[[Any], Any],
-                     exact_hess: bool = False) -> Any:
+                     exact_hess: bool = False, sparse: bool = False,
+                     x0: np.ndarray | None = None) -> Any:
     """A constraint on the flat vector, with the exact Jacobian where none was given and,
-    with ``exact_hess`` (trust-constr), the exact Hessian of ``v . c(x)`` likewise."""
+    with ``exact_hess`` (trust-constr), the exact Hessian of ``v . c(x)`` likewise.
+
+    Sparse derivatives (trust-constr only): ``jac="sparse"`` / ``hess="sparse"`` on the
+    constraint, or ``sparse`` (the objective's ``hess="sparse"``: the whole problem is
+    sparse) for a constraint that gives neither; a ``NonlinearConstraint``'s
+    ``finite_diff_jac_sparsity`` (SciPy's pattern for its differences) is the pattern of
+    the exact sparse Jacobian that replaces them; a large constraint with a sparse
+    structural pattern at ``x0`` gets a sparse Jacobian unasked
+    (``AUTO_SPARSE_CONSTRAINT_ENTRIES``). The ``SparseDerivative``s used are listed in
+    the returned constraint's ``_dualrev_sparse``."""
+    if isinstance(con, dict):
+        jac_given, hess_given = con.get("jac"), con.get("hess")
+    elif isinstance(con, so.NonlinearConstraint):
+        jac_given, hess_given = con.jac, con.hess
+    else:
+        return con  # LinearConstraint and friends act on the flat vector as given
+    if (_is_sparse(jac_given) or _is_sparse(hess_given)) and not exact_hess:
+        raise SparseOptionError(
+            "minimize", "a constraint's jac='sparse' or hess='sparse' needs "
+            "method='trust-constr' (the only method that takes sparse constraint "
+            "derivatives): use it, or drop 'sparse' for the dense exact ones")
+    used: list[SparseDerivative] = []
     if isinstance(con, dict):
         con = dict(con)
         fun = con["fun"]
         flat_fun = lambda x, *a: fun(unravel(x), *a)
         con["fun"] = flat_fun
-        if con.get("jac") is None:
+        ctype = con.get("type")
+        to_object = exact_hess and isinstance(ctype, str) and ctype.lower() in ("eq", "ineq")
+        a = tuple(con.get("args", ()))
+        fun_a = lambda x: flat_fun(x, *a)
+        auto = (_auto_constraint_pattern(fun_a, x0)
+                if to_object and jac_given is None and not sparse else None)
+        if (_is_sparse(jac_given) or (sparse and jac_given is None and to_object)
+                or auto is not None):
+            J = _sparse_constraint_jac(fun_a, auto, used)
+            con["jac"] = lambda x, *_: J(x)
+        elif jac_given is None:
             con["jac"] = jacobian(flat_fun)
         else:
-            user_jac = con["jac"]
+            user_jac = jac_given
             con["jac"] = lambda x, *a: user_jac(unravel(x), *a)
-        ctype = con.get("type")
-        if exact_hess and isinstance(ctype, str) and ctype.lower() in ("eq", "ineq"):
+        con.pop("hess", None)  # not SciPy's: it goes on the NonlinearConstraint below
+        if to_object:
             # trust-constr turns a dict into a NonlinearConstraint with a BFGS Hessian;
             # doing the conversion here lets it carry the exact one instead
-            a = tuple(con.get("args", ()))
-            c_fun, c_jac = con["fun"], con["jac"]
-            fun_a = lambda x: c_fun(x, *a)
+            c_jac = con["jac"]
             ub = 0.0 if ctype.lower() == "eq" else np.inf
-            return so.NonlinearConstraint(fun_a, 0.0, ub, jac=lambda x: c_jac(x, *a),
-                                          hess=_constraint_hess(fun_a))
+            if _is_sparse(hess_given) or (sparse and hess_given is None):
+                c_hess: Any = _sparse_constraint_hess(fun_a, used)
+            elif hess_given is None:
+                c_hess = _constraint_hess(fun_a)
+            else:
+                user_hess = hess_given
+                c_hess = lambda x, v: _square(user_hess(unravel(x), v), np.size(x))
+            out = so.NonlinearConstraint(fun_a, 0.0, ub, jac=lambda x: c_jac(x, *a),
+                                         hess=c_hess)
+            out._dualrev_sparse = used
+            return out
         return con
-    if isinstance(con, so.NonlinearConstraint):
-        fun = con.fun
-        flat_fun = lambda x: fun(unravel(x))
-        jac = con.jac
-        if isinstance(jac, str) or jac is None:  # finite differences by default: replace
-            jac = jacobian(flat_fun)
-        else:
-            user_jac = jac
-            jac = lambda x: user_jac(unravel(x))
-        hess = con.hess
-        if exact_hess and (hess is None or _default_bfgs(hess)):
-            hess = _constraint_hess(flat_fun)
-        elif callable(hess):
-            user_hess = hess
-            hess = lambda x, v: _square(user_hess(unravel(x), v), np.size(x))
-        # a copy keeps every other attribute (keep_feasible, the finite-difference
-        # options) whatever SciPy version defines them
-        con = copy.copy(con)
-        con.fun, con.jac, con.hess = flat_fun, jac, hess
-        return con
-    return con  # LinearConstraint and friends act on the flat vector as given
+    fun = con.fun
+    flat_fun = lambda x: fun(unravel(x))
+    jac = con.jac
+    fd_pattern = getattr(con, "finite_diff_jac_sparsity", None)
+    default_jac = isinstance(jac, str) or jac is None
+    if exact_hess and default_jac and not sparse and fd_pattern is None:
+        fd_pattern = _auto_constraint_pattern(flat_fun, x0)
+    if _is_sparse(jac) or (default_jac and exact_hess
+                           and (sparse or fd_pattern is not None)):
+        jac = _sparse_constraint_jac(flat_fun, fd_pattern, used)
+    elif isinstance(jac, str) or jac is None:  # finite differences by default: replace
+        jac = jacobian(flat_fun)
+    else:
+        user_jac = jac
+        jac = lambda x: user_jac(unravel(x))
+    hess = con.hess
+    untouched = hess is None or _default_bfgs(hess)
+    if _is_sparse(hess) or (exact_hess and sparse and untouched):
+        hess = _sparse_constraint_hess(flat_fun, used)
+    elif exact_hess and untouched:
+        hess = _constraint_hess(flat_fun)
+    elif callable(hess):
+        user_hess = hess
+        hess = lambda x, v: _square(user_hess(unravel(x), v), np.size(x))
+    # a copy keeps every other attribute (keep_feasible, the finite-difference
+    # options) whatever SciPy version defines them
+    con = copy.copy(con)
+    con.fun, con.jac, con.hess = flat_fun, jac, hess
+    con._dualrev_sparse = used
+    return con
 
 
 def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
@@ -230,7 +482,7 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
              hessp: Any = None, bounds: Any = None,
              constraints: Any = (), tol: float | None = None, callback: Any = None,
              options: dict[str, Any] | None = None, *,
-             replay: bool = True) -> so.OptimizeResult:
+             replay: bool = True, hess_sparsity: Any = None) -> so.OptimizeResult:
     """``scipy.optimize.minimize`` with the exact gradient (value and gradient from one
     reverse pass, ``jac=True``), the exact Hessian or Hessian-vector product for methods
     that use one, and exact constraint Jacobians. Same signature and result.
@@ -245,6 +497,26 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     ``NonlinearConstraint``: the untouched default ``BFGS()`` it stores when given none)
     gets the exact ``hess(x, v)``, the Hessian of ``v . c(x)``, as a ``LinearOperator``
     of Hessian-vector products; dicts become ``NonlinearConstraint`` to carry it.
+
+    Sparse Hessians: ``hess="sparse"`` (or a ``hess_sparsity`` pattern) computes the
+    objective's exact Hessian as a ``scipy.sparse.csr_matrix`` once per iterate, by
+    ``dualrev.sparse.hessian`` (one batched pass of Hessian-vector products, one per
+    colour of its pattern: 3 for a chained Rosenbrock at any n); ``newton-cg`` and
+    ``trust-constr`` get the matrix, ``trust-ncg`` and ``trust-krylov`` its products
+    (their ``np.dot`` of a sparse matrix would be wrong). It pays where the inner
+    Krylov solver needs many products per iterate (ill-conditioned Hessians: discretised
+    PDEs); docs/sparse.md has the numbers. ``res.sparse_hessian`` reports the colours and
+    passes. With ``trust-constr``, ``hess="sparse"`` also makes the constraints' exact
+    Jacobians and Hessians sparse (those that give neither); one constraint asks for them
+    with ``jac="sparse"`` / ``hess="sparse"`` (a ``NonlinearConstraint``'s arguments or
+    a dict's keys), and a ``NonlinearConstraint``'s ``finite_diff_jac_sparsity`` is the
+    pattern of its exact sparse Jacobian. A constraint that gives no Jacobian gets it
+    sparse unasked when it has at least ``AUTO_SPARSE_CONSTRAINT_ENTRIES`` (10^5)
+    entries of which its structural pattern at ``x0`` fills at most a tenth (the dense
+    Jacobian and SciPy's dense QR cost 400x at 4001 x 2001); give ``jac=`` to keep
+    your own. ``res.sparse_constraints`` lists the
+    ``SparseDerivative``s used. What cannot be honoured (another method, ``hessp`` too)
+    raises ``SparseOptionError``.
 
     Args:
         fun: the objective ``fun(x, *args)``, returning a real scalar, written in NumPy.
@@ -262,9 +534,10 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
             its result is flattened), ``True`` (``fun`` returns ``(value, gradient)``, the
             gradient in the structure of ``x``, as in SciPy), or a finite-difference scheme
             (``"2-point"``).
-        hess: None (exact where the method uses one), or a callable/strategy, as in SciPy;
-            a callable's array result for a pytree or n-d ``x`` (``x.shape + x.shape``)
-            is read as the (n, n) matrix of the flattened ``x``.
+        hess: None (exact where the method uses one), ``"sparse"`` (exact and sparse,
+            see above), or a callable/strategy, as in SciPy; a callable's array result
+            for a pytree or n-d ``x`` (``x.shape + x.shape``) is read as the (n, n)
+            matrix of the flattened ``x``.
         hessp: None, or a callable ``hessp(x, p, *args)`` of pytrees, as in SciPy.
         bounds: as in SciPy, on the flattened vector.
         constraints: as in SciPy (a dict, a constraint object, or a sequence of them);
@@ -278,11 +551,19 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
             (``dualrev.replay``: same results, without re-running ``fun``'s Python each
             time; a branch on values records again). ``False`` runs ``fun`` under the
             transforms at every call. See docs/replay.md for what a recording freezes.
+            (The sparse Hessian's batched pass is not replayed.)
+        hess_sparsity: the pattern of the sparse Hessian of the flattened ``x``: a
+            ``dualrev.sparse.Sparsity`` or an (n, n) array or sparse matrix of the
+            entries that may be non-zero; None: detected structurally at ``x0``
+            (``dualrev.sparse.hessian_sparsity``). Given alone, it implies
+            ``hess="sparse"``.
     Returns:
         SciPy's ``OptimizeResult``, with ``res.x`` in the structure of ``x0`` (an ndarray
         of ``x0``'s shape for an array) and the gradient ``res.jac`` (``res.grad`` for
         ``trust-constr``) likewise; with ``replay``, ``res.replay_stats`` (the
-        ``ReplayStats`` of the value-and-gradient function) where dualrev supplied it.
+        ``ReplayStats`` of the value-and-gradient function) where dualrev supplied it;
+        ``res.sparse_hessian`` and ``res.sparse_constraints`` where sparse derivatives
+        were used.
     Example:
         >>> import numpy as np
         >>> from dualrev import optimize
@@ -295,10 +576,17 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         ...                         method="newton-cg")
         >>> print(np.round(res.x["w"], 6), np.round(res.x["b"], 6))
         [1. 1.] [0.]
+        >>> chained = lambda x: np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+        >>> res = optimize.minimize(chained, np.full(1000, 0.9), method="newton-cg",
+        ...                         hess="sparse")
+        >>> res.success, res.sparse_hessian.n_colours, res.sparse_hessian.passes == res.nhev
+        (True, 3, True)
     """
     flat0, unravel = _ravel_x0(implicit.plain_values(x0))
-    solved = implicit.minimize(minimize, fun, x0, args, method, jac, hess, hessp, bounds,
-                               constraints, tol, callback, options, unravel=unravel,
+    # the plain solve of an implicitly differentiated solution keeps dualrev's keywords
+    plain_minimize = functools.partial(minimize, replay=replay, hess_sparsity=hess_sparsity)
+    solved = implicit.minimize(plain_minimize, fun, x0, args, method, jac, hess, hessp,
+                               bounds, constraints, tol, callback, options, unravel=unravel,
                                name="dualrev.optimize.minimize")
     if solved is not None:
         return solved
@@ -306,6 +594,7 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     # a callable method is SciPy's custom minimizer: it is given jac, hess and hessp as
     # SciPy would give them, so it gets every derivative dualrev can supply
     meth = "_custom" if custom else (method or _default_method(bounds, constraints)).lower()
+    sparse_hess = _sparse_hessian_asked(meth, hess, hessp, hess_sparsity)
     f_flat = lambda x, *a: fun(unravel(x), *a)
     kw: dict[str, Any] = {}
     objective: Callable[..., Any]
@@ -331,7 +620,19 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
             kw["jac"] = lambda x, *a: _flat_result(jac(unravel(x), *a), "minimize")
         elif jac is not None:
             kw["jac"] = jac
-    if hess is not None or hessp is not None:
+    sparse_h: SparseDerivative | None = None
+    if sparse_hess:
+        f_value = (lambda x, *a: f_flat(x, *a)[0]) if jac is True else f_flat
+        sparse_h = SparseDerivative("hessian", f_value, hess_sparsity)
+        if meth in ("newton-cg", "trust-constr", "_custom"):
+            # both take a sparse matrix: Newton-CG forms A = hess(x) once per iteration
+            # and calls A.dot in its CG loop; trust-constr wraps it in its operator
+            kw["hess"] = sparse_h
+        if meth != "newton-cg" and meth != "trust-constr":
+            # trust-ncg/trust-krylov would np.dot(hess, p) a sparse matrix (an object
+            # array, wrong): they get products of the matrix formed once per iterate
+            kw["hessp"] = lambda x, p, *a: sparse_h(x, *a) @ np.asarray(p, dtype=float)
+    elif hess is not None or hessp is not None:
         if callable(hess):
             kw["hess"] = lambda x, *a: _square(hess(unravel(x), *a), flat0.size)
         elif hess is not None:
@@ -350,7 +651,7 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
                 flat0.size, flat0.size)
     if isinstance(constraints, (dict, so.NonlinearConstraint, so.LinearConstraint)):
         constraints = [constraints]
-    constraints = [_flat_constraint(c, unravel, meth == "trust-constr")
+    constraints = [_flat_constraint(c, unravel, meth == "trust-constr", sparse_hess, flat0)
                    for c in constraints]
     res = so.minimize(objective, flat0, args=args, method=method, bounds=bounds,
                       constraints=constraints, tol=tol, callback=callback, options=options,
@@ -365,7 +666,42 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         res[key] = unravel(np.asarray(res[key], dtype=float))
     if isinstance(vg, Replayed):
         res.replay_stats = vg.stats
+    if sparse_h is not None:
+        res.sparse_hessian = sparse_h
+    used = [d for c in constraints for d in getattr(c, "_dualrev_sparse", ())]
+    if used:
+        res.sparse_constraints = used
     return res
+
+
+def _sparse_hessian_asked(meth: str, hess: Any, hessp: Any, hess_sparsity: Any) -> bool:
+    """Whether minimize computes the objective's Hessian sparse (``hess="sparse"``, or a
+    ``hess_sparsity`` with no ``hess``); refuses what cannot be honoured."""
+    sparse = isinstance(hess, str) and hess == "sparse"
+    if hess_sparsity is not None and not sparse:
+        if hess is not None:
+            raise SparseOptionError(
+                "minimize", f"hess_sparsity= is the pattern of dualrev's sparse Hessian, "
+                f"but hess={hess!r} was given: drop hess_sparsity=, or pass "
+                "hess='sparse' (or no hess)")
+        sparse = True
+    if not sparse:
+        return False
+    if hessp is not None:
+        raise SparseOptionError(
+            "minimize", "hess='sparse' and hessp= both give the Hessian: drop one")
+    if meth in _HESS_METHODS:
+        raise SparseOptionError(
+            f"minimize(method={meth!r}, hess='sparse')", f"{meth} factorises a dense "
+            "Hessian, so a sparse one would be made dense: drop hess='sparse' (dualrev "
+            "then supplies the dense exact Hessian), or use newton-cg, trust-ncg, "
+            "trust-krylov or trust-constr, which use the sparse matrix's products")
+    if meth not in _HESSP_METHODS and meth != "_custom":
+        raise SparseOptionError(
+            f"minimize(method={meth!r}, hess='sparse')", f"{meth} uses no Hessian, so "
+            "hess='sparse' would be ignored: drop it, or use newton-cg, trust-ncg, "
+            "trust-krylov or trust-constr")
+    return True
 
 
 def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
@@ -375,9 +711,16 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     """``scipy.optimize.least_squares`` with the exact Jacobian of the residuals.
 
     With ``jac_sparsity`` (the structural nonzeros, as for SciPy) or ``sparsity="auto"``
-    (detected at a point near ``x0``) the Jacobian is computed sparse by column colouring
-    — one forward pass of a few tangents — and handed to SciPy as a sparse matrix. The
-    ``SparseJacobian`` used is returned as ``res.sparse_jacobian`` (colours, passes).
+    (the structural pattern, ``dualrev.sparse.jacobian_sparsity``, found once at
+    ``x0``) the Jacobian is computed sparse by ``dualrev.sparse.jacobian`` — one batched
+    pass of a few tangents, the colours of the pattern — and handed to SciPy as a
+    ``csr_matrix``: its 'trf' and 'dogbox' methods then solve their subproblems by
+    ``lsmr`` (``x_scale``, ``loss`` and bounds work as with a dense Jacobian). The
+    ``SparseDerivative`` used is returned as ``res.sparse_jacobian`` (``n_colours``,
+    ``passes``, ``detections``). ``method='lm'`` and ``tr_solver='exact'``, which take
+    dense Jacobians only, are refused with the sparsity (``SparseOptionError``), as is
+    a sparsity given with the caller's ``jac``, except ``jac_sparsity`` with a
+    finite-difference ``jac`` ("2-point"), which goes to SciPy's differences as in SciPy.
     Without either, the dense Jacobian comes from ``dualrev.jacobian``.
 
     Args:
@@ -388,9 +731,9 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
         jac: None (exact, by dualrev), a callable ``jac(x, *args, **kwargs)`` of the pytree
             ``x``, or one of SciPy's finite-difference schemes.
         jac_sparsity: the Jacobian's structural nonzeros, an (m, n) array or sparse matrix
-            (``n`` the number of elements of ``x0``), or ``"auto"``: compute the Jacobian
-            sparse (it is not passed on to SciPy).
-        sparsity: the same as ``jac_sparsity`` (used when ``jac_sparsity`` is None).
+            (``n`` the number of elements of ``x0``), a ``dualrev.sparse.Sparsity``, or
+            ``"auto"``: compute the Jacobian sparse (it is not passed on to SciPy).
+        sparsity: the same as ``jac_sparsity`` (give one of them).
         args: extra positional arguments of ``fun`` (and ``jac``); the solution is
             differentiable in their traced leaves (and in what ``fun`` closes over).
         kwargs: extra keyword arguments of ``fun`` (and ``jac``), likewise.
@@ -402,7 +745,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     Returns:
         SciPy's ``OptimizeResult``, with ``res.x`` in the structure of ``x0``, ``res.jac``
         the (m, n) Jacobian at the solution (sparse when computed sparse), and
-        ``res.sparse_jacobian`` where a sparse Jacobian was used.
+        ``res.sparse_jacobian`` (a ``SparseDerivative``) where a sparse Jacobian was
+        used.
     Example:
         >>> import numpy as np
         >>> from dualrev import optimize
@@ -425,11 +769,13 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     # a pytree or n-d output is flattened, as root does: the sum of squares is the same
     res_flat = lambda x: _flat_vector(fun(unravel(x), *args, **kwargs))
     sparse = None
+    pattern = _least_squares_sparsity(jac, jac_sparsity, sparsity, kw)
     if jac is None:
-        pattern = jac_sparsity if jac_sparsity is not None else sparsity
         if pattern is not None:
-            sparse = SparseJacobian(res_flat, pattern)
-            jac = lambda x: sparse(x)  # noqa: E731
+            sparse = SparseDerivative("jacobian", res_flat,
+                                      None if isinstance(pattern, str) else pattern,
+                                      where="least_squares")
+            jac = sparse
         else:
             J = _replayed(jacobian(res_flat), replay)
             jac = lambda x: np.atleast_2d(np.asarray(J(x), dtype=float))  # noqa: E731
@@ -442,6 +788,46 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     if sparse is not None:
         res.sparse_jacobian = sparse
     return res
+
+
+def _least_squares_sparsity(jac: Any, jac_sparsity: Any, sparsity: Any,
+                            kw: dict[str, Any]) -> Any:
+    """The pattern of dualrev's sparse Jacobian for ``least_squares`` (None: dense), after
+    refusing what cannot be honoured; SciPy's own finite differences (``jac`` a string)
+    get ``jac_sparsity`` in ``kw``, as SciPy takes it."""
+    if jac_sparsity is not None and sparsity is not None:
+        raise SparseOptionError(
+            "least_squares", "jac_sparsity= and sparsity= are the same option: pass one")
+    pattern = jac_sparsity if jac_sparsity is not None else sparsity
+    if isinstance(pattern, Sparsity):
+        pattern = pattern.pattern
+    if pattern is None:
+        return None
+    if isinstance(pattern, str) and pattern != "auto":
+        raise SparseOptionError(
+            "least_squares", f"the Jacobian's sparsity must be 'auto', a Sparsity, an "
+            f"array or a sparse matrix, got {pattern!r}")
+    if jac is not None:
+        if isinstance(jac, str) and jac_sparsity is not None and not isinstance(pattern, str):
+            kw["jac_sparsity"] = pattern  # SciPy's grouped finite differences
+            return None
+        raise SparseOptionError(
+            "least_squares", f"{'sparsity' if sparsity is not None else 'jac_sparsity'}= "
+            f"asks for dualrev's exact sparse Jacobian, but jac={jac!r} was given (SciPy "
+            "takes jac_sparsity only for its finite differences, as an array): drop jac= "
+            "to have the exact sparse Jacobian, or drop the sparsity")
+    method = kw.get("method", "trf")
+    if method == "lm":
+        raise SparseOptionError(
+            "least_squares(method='lm')", "MINPACK's 'lm' takes dense Jacobians only, "
+            "so the sparse Jacobian cannot be used: use method='trf' (or 'dogbox'), or "
+            "drop the sparsity for the dense exact Jacobian")
+    if kw.get("tr_solver") == "exact":
+        raise SparseOptionError(
+            "least_squares(tr_solver='exact')", "'exact' factorises a dense Jacobian, "
+            "so the sparse one would be made dense: use tr_solver='lsmr' (the default "
+            "with a sparse Jacobian), or drop the sparsity for the dense exact Jacobian")
+    return pattern
 
 
 def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: str = "hybr",

@@ -463,7 +463,6 @@ def product(deps: Sequence[Deps | None], ans: Any, *primals: Any,
             continue
         out = union(out, rows(broadcast(d, shape_of(x), to), index))
     return out
-    return out
 
 
 # ====================================================================== contractions,

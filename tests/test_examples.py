@@ -14,7 +14,9 @@ EXAMPLES = sorted(p for p in (Path(__file__).parent.parent / "examples").glob("*
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs(path, capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", [str(path), "20"])
+    # the 2-D PDE example's default is n = 10^5 unknowns: a 20 x 20 grid here
+    argv = ["--n", "400"] if path.stem == "pde_bratu_2d" else ["20"]
+    monkeypatch.setattr(sys, "argv", [str(path), *argv])
     runpy.run_path(str(path), run_name="__main__")
     out = capsys.readouterr().out
     assert out.strip()
@@ -29,6 +31,8 @@ def test_example_runs(path, capsys, monkeypatch):
         for line in out.splitlines():
             ours, fd = (int(v) for v in re.findall(r"(\d+) evaluations", line))
             assert fd > 10 * ours, line
+    if path.stem == "pde_bratu_2d":
+        _check_pde(out)
     if path.stem == "sparse_least_squares":
         assert "3 colours" in out and "converged = True" in out
     if path.stem == "custom_rules":
@@ -58,3 +62,25 @@ def test_example_runs(path, capsys, monkeypatch):
         assert float(out.split("Jacobians agree to ")[1].split()[0]) < 1e-3
         z = out.split("(fitted - true) / se:")[1].split("]")[0].strip(" [")
         assert np.all(np.abs([float(v) for v in z.split()]) < 4)  # the errors cover the truth
+
+
+def _check_pde(out):
+    """The PDE example's three solutions agree and its pattern is the 5-point stencil."""
+    assert "structural = True, the 5-point stencil = True" in out, out
+    assert "the same pattern = True" in out, out
+    dists = [float(v) for v in re.findall(r"/ max \|u_c\| = ([0-9.e+-]+)", out)]
+    assert len(dists) == 2 and dists[0] < 1e-7 and dists[1] < 1e-4, out
+    assert "FAILED" not in out
+
+
+def test_pde_example_reaction_diffusion_and_its_checks(capsys):
+    """The reaction-diffusion problem of the same example, and its check failing where a
+    residual is large or the solutions part."""
+    path = Path(__file__).parent.parent / "examples" / "pde_bratu_2d.py"
+    mod = runpy.run_path(str(path), run_name="pde_example")
+    out = mod["main"](["--n", "400", "--problem", "reaction-diffusion"])
+    _check_pde(capsys.readouterr().out)
+    assert out["n"] == 400 and out["newton"] < 1e-8
+    assert mod["_check"]("x", 1e-10, 1e-8, 1e-9, 1e-7)
+    assert not mod["_check"]("x", 1e-3, 0.0, 1e-9, 1e-7)  # residual too large
+    assert not mod["_check"]("x", 0.0, 1e-3, 1e-9, 1e-7)  # the solutions differ
