@@ -125,3 +125,25 @@ def test_a_banded_pattern_of_1e5_unknowns():
     x = np.linspace(0.0, 1.0, 10**5)
     found = dependencies(laplacian_like, (x,))
     assert found.pattern.nnz == 3 * (10**5 - 2)
+
+
+def test_an_order_found_from_the_values_holds_at_another_order():
+    # np.sort gathers by the order it found at the given point; its pattern must hold
+    # where the order differs (it was the permutation at the point, marked structural:
+    # 145 misses in the conformance harness's sparsity mode)
+    x = np.array([0.3, -1.2, 2.0, 0.7])
+    found = dependencies(np.sort, (x,))
+    for y in (x[::-1].copy(), np.array([2.0, 0.7, -1.2, 0.3]), -x):
+        nz = np.asarray(dr.jacobian(np.sort)(y)) != 0
+        assert not (nz & ~found.pattern.toarray()).any()
+
+
+def test_a_float_buffer_written_into_stays_structural():
+    # the zeros buffer is a constant, not an index computed from the input: no note
+    def f(x):
+        out = np.zeros(len(x))
+        out[1:] = x[:-1] * 2.0
+        return out
+
+    found = dependencies(f, (np.arange(1.0, 5.0),))
+    assert found.structural and found.notes == []

@@ -213,6 +213,7 @@ class Case:
         except Exception:
             return False
         self._floating = any(is_floating(o) for o in flat(out))
+        self._complex = any(is_floating(o) and np.result_type(o).kind == "c" for o in flat(out))
         return True
 
     @property
@@ -222,6 +223,13 @@ class Case:
         if not hasattr(self, "_floating"):
             self.applies()
         return getattr(self, "_floating", False)
+
+    @property
+    def has_complex_output(self) -> bool:
+        """Whether the plain call returns a complex output."""
+        if not hasattr(self, "_floating"):
+            self.applies()
+        return getattr(self, "_complex", False)
 
     def seed(self) -> int:
         return zlib.crc32(self.id.encode())

@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import dualrev as dr
 from dualrev.errors import DualrevError, ReplayWarning
 from dualrev.primitive import strip
+from dualrev.transforms import dependencies
 
 from .cases import A, Case, flat, is_floating, is_numeric
 
@@ -27,7 +29,8 @@ _numeric, _floating = is_numeric, is_floating
 def modes_of(case: Case) -> tuple[str, ...]:
     """The checks that apply to a case. Only these are generated: a derivative mode needs
     a floating output, vmap a differentiable argument to batch, replay a floating output
-    and a differentiable argument (nothing is skipped at run time)."""
+    and a differentiable argument, sparsity a derivative case (float64 or complex128)
+    with a differentiable argument (nothing is skipped at run time)."""
     if case.kind == "raises":
         return ("raises",)
     batch = ("vmap",) if case.templates() and case.dtype != "float32" else ()
@@ -36,8 +39,10 @@ def modes_of(case: Case) -> tuple[str, ...]:
         return ("value",) + batch + replay
     if case.dtype == "float32":
         return ("value", "jvp", "vjp") + replay
+    # the pattern does not depend on the dtype: float32 cases repeat float64's
+    sparsity = ("sparsity",) if case.templates() else ()
     return ("value", "jvp", "vjp", "fwdrev") + (("second",) if case.second else ()) + batch \
-        + replay
+        + replay + sparsity
 
 
 class Prepared:
@@ -598,3 +603,249 @@ def check_replay(case: Case) -> None:
 CHECKS = {"value": check_value, "jvp": check_jvp, "vjp": check_vjp, "fwdrev": check_fwdrev,
           "second": check_second, "raises": check_raises, "vmap": check_vmap,
           "replay": check_replay}
+
+
+# ---------------------------------------------------------------------- sparsity
+class SparsityOutcome(Exception):  # noqa: N818  (an outcome to pin, not an error)
+    """The detected pattern holds (it contains every non-zero of the dense Jacobian at
+    both points) and the sparse results equal the dense ones, but the pattern is not
+    the exact one a rule could state: a superset, a dense block of a primitive without a
+    pattern rule, or a pattern taken at the given point (a decision on values). Passes
+    only where ``expected_refusals.SPARSITY_OUTCOMES`` pins the same outcome, so that a
+    rule added later shows up as a changed outcome."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+#: what the sparsity checks found, for the report (``pytest -s`` prints it)
+SPARSITY_COUNTS: dict[str, int] = {}
+
+#: relative size of the perturbation of the second point where the pattern was taken at
+#: the given point (a sort order, a branch): small enough to keep every decision
+_NEARBY = 1e-6
+
+
+def _scount(what: str) -> None:
+    SPARSITY_COUNTS[what] = SPARSITY_COUNTS.get(what, 0) + 1
+
+
+def _blocks(jac: Any, outs: list[Any], leaves: list[Any]) -> np.ndarray:
+    """The dense Jacobian ``jac[o][k]`` (output ``o`` by leaf ``k``) as one
+    ``(sum of output sizes, sum of leaf sizes)`` matrix, each block flattened in C order
+    (the layout of ``dependencies``' pattern)."""
+    rows = [np.concatenate([np.reshape(np.asarray(jac[o][k]), (np.size(out), np.size(x)))
+                            for k, x in enumerate(leaves)], axis=1)
+            for o, out in enumerate(outs)]
+    return np.concatenate(rows, axis=0)
+
+
+def _dense_jacobian(p: Prepared, leaves: list[Any]) -> np.ndarray:
+    """The dense Jacobian of the case's floating outputs in its leaves, as one matrix.
+    Real: ``dr.jacobian``. Complex inputs or outputs: ``jacfwd`` along each leaf's real
+    axis and, for complex leaves, its imaginary axis, added in magnitude (an entry of the
+    pattern must be set where either is non-zero)."""
+    nums = tuple(range(len(leaves)))
+    outs = list(p.g(*leaves))
+    if not any(np.iscomplexobj(v) for v in [*leaves, *outs]):
+        return _blocks(dr.jacobian(p.g, nums)(*leaves), outs, leaves)
+    parts = []
+    for axis in (1.0, 1j):
+        if axis == 1j and not any(np.iscomplexobj(x) for x in leaves):
+            break
+
+        def along(*ys: Any, axis: complex = axis) -> tuple[Any, ...]:
+            moved = [x + (axis * y if axis == 1.0 or np.iscomplexobj(x) else 0.0 * y)
+                     for x, y in zip(leaves, ys, strict=True)]
+            return p.g(*moved)
+
+        zeros = [np.zeros(np.shape(x)) for x in leaves]
+        parts.append(_blocks(dr.jacfwd(along, nums)(*zeros), outs, leaves))
+    return parts[0] if len(parts) == 1 else np.abs(parts[0]) + np.abs(parts[1])
+
+
+#: an entry of a dense derivative at most this fraction of its largest is rounding: a
+#: rule's formula that mixes entries (QR's, LU's) leaves 1e-17 where the derivative is
+#: structurally zero
+ROUNDING = 1e-13
+
+
+def _nonzero(J: np.ndarray) -> np.ndarray:
+    """The entries of a dense derivative that are not zero, rounding aside (``ROUNDING``
+    relative to its largest finite entry; nan and inf count: they are not structural
+    zeros either)."""
+    a = np.abs(np.asarray(J))
+    finite = a[np.isfinite(a)]
+    scale = float(finite.max()) if finite.size else 0.0
+    return ~(a <= ROUNDING * scale)
+
+
+def _missed(pattern: np.ndarray, nz: np.ndarray, what: str, where: str) -> None:
+    """A MISS (the pattern lacks an entry the dense derivative has) is the worst bug of
+    a rule: it fails, and is pinned nowhere."""
+    miss = nz & ~pattern
+    if miss.any():
+        raise AssertionError(
+            f"sparsity MISS: the {what} pattern lacks {miss.sum()} entries that are "
+            f"non-zero in the dense {what} {where}, e.g. (row, column) "
+            f"{np.argwhere(miss)[:6].tolist()} (pattern shape {pattern.shape})")
+
+
+def _fallbacks(notes: list[str]) -> list[str]:
+    """The primitives that stated no pattern rule (their blocks are dense), by name."""
+    return sorted({n.split(" states no sparsity pattern", 1)[0] for n in notes
+                   if " states no sparsity pattern" in n})
+
+
+def _judge(what: str, found: Any, nz: np.ndarray) -> str:
+    """``what``'s outcome: exact (the pattern is the dense non-zeros at generic points)
+    or superset, and the dense fallbacks and decisions it relied on ('' when exact,
+    structural, without fallback)."""
+    pattern = found.pattern.toarray()
+    exact = np.array_equal(pattern, nz)
+    _scount(f"{what} {'exact' if exact else 'superset'}")
+    parts = [] if exact else [f"{what} superset"]
+    names = _fallbacks(found.notes)
+    if names:
+        _scount(f"{what} dense fallback")
+        parts.append(f"{what}: no pattern rule for {', '.join(names)}")
+    if not found.structural:
+        _scount(f"{what} taken at the point")
+        parts.append(f"{what} taken at the point")
+    return "; ".join(parts)
+
+
+def _second_point(p: Prepared, structural: bool) -> list[Any]:
+    """The second point: another draw of the case's templates (other values in the same
+    domain), or, where the pattern was taken at the given point (a sort order, a branch),
+    the given point moved by a relative ``_NEARBY``, which keeps those decisions."""
+    if structural:
+        return p.case.split(*p.case.instantiate(draw=1))[0]
+    rng = np.random.default_rng(p.case.seed() + 2)
+    return [x * (1 + _NEARBY * rng.uniform(-1, 1, np.shape(x))) for x in p.leaves]
+
+
+def _flat_leaves(leaves: list[Any]) -> tuple[np.ndarray, Callable[[Any], list[Any]]]:
+    """The leaves as one flat vector, and the map back from such a vector (traced or
+    not) to leaves of their shapes."""
+    shapes = [np.shape(x) for x in leaves]
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+
+    def unflat(v: Any) -> list[Any]:
+        out, start = [], 0
+        for s, n in zip(shapes, sizes, strict=True):
+            out.append(np.reshape(v[start:start + n], s))
+            start += n
+        return out
+
+    return np.concatenate([np.ravel(x) for x in leaves]) if leaves else np.zeros(0), unflat
+
+
+def check_sparsity(case: Case) -> None:
+    """The structural pattern (``dualrev.transforms.dependencies``) contains every
+    non-zero of the dense Jacobian at the case's point and at a second point (a miss
+    fails, pinned nowhere); for real cases ``dr.sparse.jacobian`` equals ``dr.jacobian``
+    (1e-9) and, for a scalar output, ``dr.sparse.hessian_sparsity`` contains the dense
+    ``dr.hessian``'s non-zeros and ``dr.sparse.hessian`` equals it. A pattern that is
+    not exact (a superset, a dense fallback, taken at the point) is a pinned
+    ``SparsityOutcome``. Complex outputs of real inputs compare ``dr.sparse.jacobian``
+    with ``jacfwd``; complex inputs, which ``dr.sparse`` refuses, check the pattern and
+    the refusal."""
+    p = Prepared(case)
+    nums = tuple(range(len(p.leaves)))
+    found = refusing(lambda: dependencies(p.g, p.leaves, nums))
+    pattern = found.pattern.toarray()
+    dense = refusing(lambda: _dense_jacobian(p, p.leaves))
+    assert pattern.shape == dense.shape, f"pattern shape {pattern.shape}, dense Jacobian " \
+                                         f"{dense.shape}"
+    nz = _nonzero(dense)
+    _missed(pattern, nz, "jacobian", "at the case's point")
+    if not pattern.all():
+        second = _second_point(p, found.structural)
+        nz2 = _nonzero(refusing(lambda: _dense_jacobian(p, second)))
+        _missed(pattern, nz2, "jacobian", "at a second point")
+        nz = nz | nz2
+    outcome = [_judge("jacobian", found, nz)]
+    outs = [p.plain[i] for i in p.diff]
+    if any(np.iscomplexobj(x) for x in p.leaves):
+        # dr.sparse differentiates real arguments: a complex one is refused, clearly
+        with pytest.raises(DualrevError, match="real"):
+            _sparse_jacobian(p, found.pattern)
+        _scount("complex input: dr.sparse.jacobian refuses")
+    elif any(np.iscomplexobj(v) for v in outs):
+        # a complex output of real inputs: forward mode, against jacfwd (a real
+        # direction's tangent, the columns of the Jacobian)
+        if pattern.size and pattern.all():
+            _scount("dense pattern: dr.sparse.jacobian not compared")
+        else:
+            raw = _blocks(dr.jacfwd(p.g, nums)(*p.leaves), outs, p.leaves)
+            _check_sparse_jacobian(p, found.pattern, raw)
+            _scount("complex output: dr.sparse.jacobian compared")
+    else:
+        if pattern.size and pattern.all():
+            # every column one colour: the compressed evaluation is the batched jacfwd
+            # (or jacrev) the vmap mode checks already
+            _scount("dense pattern: dr.sparse.jacobian not compared")
+        else:
+            _check_sparse_jacobian(p, found.pattern, dense)
+        if case.second and len(outs) == 1 and np.shape(outs[0]) == ():
+            outcome.append(_check_sparse_hessian(p))
+    outcome = [o for o in outcome if o]
+    if outcome:
+        raise SparsityOutcome("; ".join(outcome))
+
+
+def _sparse_jacobian(p: Prepared, pattern: Any) -> Any:
+    """``dr.sparse.jacobian`` with the given pattern at the case's point: of the case's
+    own function where it has one leaf and one output, else of the function of all
+    leaves flattened into one vector to all outputs flattened and concatenated."""
+    if len(p.leaves) == 1 and len(p.diff) == 1:
+        return dr.sparse.jacobian(lambda x: p.g(x)[0], sparsity=pattern)(p.leaves[0])
+    x, unflat = _flat_leaves(p.leaves)
+
+    def h(v: Any) -> Any:
+        return np.concatenate([np.ravel(o) for o in p.g(*unflat(v))])
+
+    return dr.sparse.jacobian(h, sparsity=pattern)(x)
+
+
+def _check_sparse_jacobian(p: Prepared, pattern: Any, dense: np.ndarray) -> None:
+    """``dr.sparse.jacobian`` with the detected pattern (detection is the same
+    ``dependencies`` call: not repeated) at the case's point equals the dense Jacobian:
+    of the case's own function where it has one leaf and one output, else of the
+    function of all leaves flattened into one vector to all outputs flattened and
+    concatenated (whose pattern is the same matrix)."""
+    J = refusing(lambda: _sparse_jacobian(p, pattern))
+    assert sp.issparse(J), f"dr.sparse.jacobian returned a {type(J).__name__}"
+    assert J.shape == dense.shape, f"sparse Jacobian shape {J.shape}, dense {dense.shape}"
+    assert_close(J.toarray(), dense, 1e-9, "dr.sparse.jacobian vs dr.jacobian")
+
+
+def _check_sparse_hessian(p: Prepared) -> str:
+    """A scalar output's Hessian: ``hessian_sparsity`` contains the dense Hessian's
+    non-zeros at the case's point and a second point, ``dr.sparse.hessian`` equals
+    ``dr.hessian`` (1e-9 relative to its scale); returns the Hessian pattern's outcome."""
+    x, unflat = _flat_leaves(p.leaves)
+
+    def f(v: Any) -> Any:
+        return p.g(*unflat(v))[0]
+
+    n = x.size
+    found = refusing(lambda: dr.sparse.hessian_sparsity(f, x))
+    pattern = found.pattern.toarray()
+    dense = np.reshape(np.asarray(refusing(lambda: dr.hessian(f)(x))), (n, n))
+    nz = _nonzero(dense)
+    _missed(pattern, nz, "hessian", "at the case's point")
+    if not pattern.all():
+        second, _ = _flat_leaves(_second_point(p, found.structural))
+        nz2 = _nonzero(np.reshape(np.asarray(refusing(lambda: dr.hessian(f)(second))), (n, n)))
+        _missed(pattern, nz2, "hessian", "at a second point")
+        nz = nz | nz2
+    H = refusing(lambda: dr.sparse.hessian(f)(x))
+    assert sp.issparse(H), f"dr.sparse.hessian returned a {type(H).__name__}"
+    assert_close(H.toarray(), dense, 1e-9, "dr.sparse.hessian vs dr.hessian")
+    return _judge("hessian", found, nz)
+
+
+CHECKS["sparsity"] = check_sparsity

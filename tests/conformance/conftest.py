@@ -50,8 +50,12 @@ def strict_here(recorded: dict[str, str] | None = None) -> bool:
 
 
 def pytest_terminal_summary(terminalreporter):
-    """The replay checks' counts (bit-identical results, replays, re-recordings)."""
-    from .checks import REPLAY_COUNTS
+    """The replay checks' counts (bit-identical results, replays, re-recordings) and the
+    sparsity checks' (exact, superset, dense fallback, taken at the point)."""
+    from .checks import REPLAY_COUNTS, SPARSITY_COUNTS
 
     if REPLAY_COUNTS:
         terminalreporter.write_line(f"replay checks: {dict(sorted(REPLAY_COUNTS.items()))}")
+    if SPARSITY_COUNTS:
+        terminalreporter.write_line(
+            f"sparsity checks: {dict(sorted(SPARSITY_COUNTS.items()))}")

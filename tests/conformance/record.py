@@ -38,6 +38,14 @@ KEYWORDS = {
 
 
 def classify(mode: str, name: str, label: str, dtype: str, shape: str, msg: str) -> str:
+    if mode == "sparsity":
+        if "sparsity MISS" in msg:
+            return MISS
+        if "vs dr.jacobian" in msg or "vs dr.hessian" in msg:
+            return "sparsity: dr.sparse's result differs from the dense transform's"
+        if shape.startswith("empty"):
+            return "sparsity: size-0 input (dr.sparse.jacobian/hessian fail)"
+        return "sparsity: an exception (not a DualrevError) in the detection or dr.sparse"
     if mode == "replay":
         if "replay raises" in msg:
             return "replay: refuses or fails where the dynamic transform works"
@@ -83,6 +91,11 @@ def classify(mode: str, name: str, label: str, dtype: str, shape: str, msg: str)
     return "other: wrong value or derivative"
 
 
+#: the class of a sparsity check whose pattern misses a non-zero of the dense Jacobian:
+#: never pinned (write_failures leaves it out, so the check keeps failing)
+MISS = "sparsity: MISS (the pattern lacks a non-zero: a rule too sparse)"
+
+
 def split_id(key: str) -> tuple[str, str, str, str, str]:
     mode, cid = key.split("::", 1)
     m = re.match(r"^(.*?)(?:\[(.*)\])?-(float64|float32|complex128)(?:-(.*))?$", cid)
@@ -110,7 +123,9 @@ def fragment(msg: str) -> str:
 GAP_MODES = {"replay": "replay only: the dynamic transforms pass, dr.replay refuses",
              "vmap": "vmap only: a missing or refusing batching rule",
              "second": "second order only: a derivative rule that is not itself differentiable",
-             "fwdrev": "jacfwd/jacrev only"}
+             "fwdrev": "jacfwd/jacrev only",
+             "sparsity": "sparsity only: the detection or dr.sparse refuses where the dense "
+                         "transforms work"}
 
 
 #: (fragment of the message, triage class): refusals whose reason is known, first match
@@ -171,8 +186,26 @@ def replay_class(outcome: str) -> str:
     return "runs dynamically: dr.replay falls back to the dynamic transform"
 
 
+def sparsity_class(outcome: str) -> str:
+    """The triage class of a sparsity outcome (a pattern that holds but is not the exact,
+    structural one): its first reason, in the order dense fallback, taken at the point,
+    superset; the Jacobian's before the Hessian's."""
+    for what in ("jacobian", "hessian"):
+        parts = [p for p in outcome.split("; ") if p.startswith(what)]
+        if any("no pattern rule" in p for p in parts):
+            return (f"{what}: dense fallback (a primitive states no pattern rule; its block "
+                    "is dense)")
+        if any("taken at the point" in p for p in parts):
+            return (f"{what}: taken at the point (a decision on values: an index, a branch, "
+                    "a rule's choice)")
+        if any("superset" in p for p in parts):
+            return (f"{what}: superset (a rule coarser than the derivative: entries zero at "
+                    "generic points)")
+    return "other"
+
+
 def write_refusals(rows: list[dict], modes_by_case: dict[str, set[str]],
-                   replay_rows: list[dict] = ()) -> None:
+                   replay_rows: list[dict] = (), sparsity_rows: list[dict] = ()) -> None:
     refused: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         mode, cid = r["key"].split("::", 1)
@@ -215,6 +248,19 @@ def write_refusals(rows: list[dict], modes_by_case: dict[str, set[str]],
             out.append(f"    {json.dumps(key)}: ({json.dumps(outcome)},")
             out.append(f"        {json.dumps(cls)}),")
     out.append("}")
+    by_sparsity: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for r in sparsity_rows:
+        by_sparsity[sparsity_class(r["sparsity_outcome"])].append((r["key"],
+                                                                   r["sparsity_outcome"]))
+    out += ["", "#: sparsity checks whose pattern holds but is not exact: \"sparsity::case id\" ->",
+            "#: (the outcome, its triage class)",
+            "SPARSITY_OUTCOMES: dict[str, tuple[str, str]] = {"]
+    for cls in sorted(by_sparsity, key=lambda c: (-len(by_sparsity[c]), c)):
+        out.append(f"    # ---- {cls} ({len(by_sparsity[cls])})")
+        for key, outcome in sorted(by_sparsity[cls]):
+            out.append(f"    {json.dumps(key)}: ({json.dumps(outcome)},")
+            out.append(f"        {json.dumps(cls)}),")
+    out.append("}")
     Path(__file__).with_name("expected_refusals.py").write_text("\n".join(out) + "\n")
     print("refusals, by error class | triage class:")
     for cls in sorted(by_class, key=lambda c: (-len(by_class[c]), c)):
@@ -222,13 +268,29 @@ def write_refusals(rows: list[dict], modes_by_case: dict[str, set[str]],
     print(f"{len(rows):5d}  refusals in total")
     for cls in sorted(by_outcome, key=lambda c: (-len(by_outcome[c]), c)):
         print(f"{len(by_outcome[cls]):5d}  replay: {cls}")
+    for cls in sorted(by_sparsity, key=lambda c: (-len(by_sparsity[c]), c)):
+        print(f"{len(by_sparsity[cls]):5d}  sparsity: {cls}")
+
+
+def pinnable(rows: list[dict]) -> tuple[list[tuple[dict, str]], list[dict]]:
+    """The failures that may be pinned as known failures, each with its defect class,
+    and the sparsity MISSES, which never are (a pattern that lacks a non-zero is the
+    worst bug of a rule: its check keeps failing until the rule is fixed)."""
+    kept, misses = [], []
+    for r in rows:
+        mode, name, label, dtype, shape = split_id(r["key"])
+        cls = r.get("defect") or classify(mode, name, label, dtype, shape, r["message"])
+        if cls == MISS:
+            misses.append(r)
+        else:
+            kept.append((r, cls))
+    return kept, misses
 
 
 def write_failures(rows: list[dict]) -> None:
     by_class: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for r in rows:
-        mode, name, label, dtype, shape = split_id(r["key"])
-        cls = r.get("defect") or classify(mode, name, label, dtype, shape, r["message"])
+    kept, misses = pinnable(rows)
+    for r, cls in kept:
         short = re.sub(r"\s+", " ", r["message"]).strip()[:90]
         by_class[cls].append((r["key"], short))
     out = _header('"""Cases the harness fails on today: "mode::case id" -> defect class and the')
@@ -251,7 +313,12 @@ def write_failures(rows: list[dict]) -> None:
     print("known failures, by defect class:")
     for cls in sorted(by_class, key=lambda c: -len(by_class[c])):
         print(f"{len(by_class[cls]):5d}  {cls}")
-    print(f"{len(rows):5d}  failures in total")
+    print(f"{len(rows) - len(misses):5d}  failures in total")
+    if misses:
+        print(f"{len(misses)} sparsity MISSES (a pattern lacks a non-zero of the dense "
+              "Jacobian), not pinned: they keep failing until the rule is fixed")
+        for r in misses:
+            print(f"  {r['key']}: {' '.join(r['message'].split())[:300]}")
 
 
 def write_jax_outcomes(rows: list[dict], compared: bool) -> None:
@@ -286,7 +353,7 @@ def write_jax_outcomes(rows: list[dict], compared: bool) -> None:
 def kept_rows(only: str) -> list[dict]:
     """The pinned outcomes of every mode but ``only``, as recording rows (``--only``
     re-records one mode and keeps the rest of the tables as they are)."""
-    from .expected_refusals import EXPECTED_REFUSALS, REPLAY_OUTCOMES
+    from .expected_refusals import EXPECTED_REFUSALS, REPLAY_OUTCOMES, SPARSITY_OUTCOMES
     from .known_failures import KNOWN_FAILURES
 
     def other(key: str) -> bool:
@@ -295,6 +362,8 @@ def kept_rows(only: str) -> list[dict]:
     rows = [{"key": k, "refusal": cls, "message": frag, "defect": defect}
             for k, (cls, frag, defect) in EXPECTED_REFUSALS.items() if other(k)]
     rows += [{"key": k, "replay_outcome": o} for k, (o, _) in REPLAY_OUTCOMES.items()
+             if other(k)]
+    rows += [{"key": k, "sparsity_outcome": o} for k, (o, _) in SPARSITY_OUTCOMES.items()
              if other(k)]
     rows += [{"key": k, "message": v.split(" | ", 1)[-1], "defect": v.split(" | ", 1)[0]}
              for k, v in KNOWN_FAILURES.items() if other(k)]
@@ -313,9 +382,10 @@ def main(paths: list[str], only: str | None = None) -> None:
     compared = any("jax_run" in r for r in rows)
     rows = [r for r in rows if "jax_run" not in r]
     write_failures([r for r in rows if "refusal" not in r and "jax_outcome" not in r
-                    and "replay_outcome" not in r])
+                    and "replay_outcome" not in r and "sparsity_outcome" not in r])
     write_refusals([r for r in rows if "refusal" in r], modes_by_case,
-                   [r for r in rows if "replay_outcome" in r])
+                   [r for r in rows if "replay_outcome" in r],
+                   [r for r in rows if "sparsity_outcome" in r])
     write_jax_outcomes([r for r in rows if "jax_outcome" in r], compared)
 
 

@@ -10,9 +10,9 @@ import pytest
 from dualrev.catalogue.scipy_functions import ORIGINALS
 from dualrev.primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS
 
-from .checks import CHECKS, Refusal, ReplayOutcome, modes_of
+from .checks import CHECKS, Refusal, ReplayOutcome, SparsityOutcome, modes_of
 from .conftest import RECORD, RECORD_COMMAND, strict_here, write_record
-from .expected_refusals import EXPECTED_REFUSALS, REPLAY_OUTCOMES
+from .expected_refusals import EXPECTED_REFUSALS, REPLAY_OUTCOMES, SPARSITY_OUTCOMES
 from .expected_refusals import RECORDED_WITH as REFUSALS_RECORDED_WITH
 from .known_failures import KNOWN_FAILURES
 from .specs import CASES, DROPPED, KEYWORD_EXEMPT, SCIPY_NAMES
@@ -82,10 +82,30 @@ def judge_replay_outcome(key: str, outcome: str) -> None:
                     f"`{RECORD_COMMAND}`; if not, it is a replay bug.", pytrace=False)
 
 
+def judge_sparsity_outcome(key: str, outcome: str) -> None:
+    """A sparsity check whose pattern holds but is not exact (a superset, a dense
+    fallback, taken at the point) passes only where ``SPARSITY_OUTCOMES`` pins that
+    outcome (under the recorded NumPy/SciPy): a rule added or changed shows up."""
+    pinned = SPARSITY_OUTCOMES.get(key)
+    if pinned is None or pinned[0] != outcome:
+        if not REFUSALS_STRICT:
+            pytest.xfail(f"sparsity outcome not pinned under this NumPy/SciPy: {outcome}")
+        pytest.fail(f"{key}: the pattern holds but: {outcome}; expected_refusals.py pins "
+                    f"{pinned[0] if pinned else 'an exact, structural pattern'}. If the new "
+                    f"outcome is right (a rule added or changed), re-record with "
+                    f"`{RECORD_COMMAND} --only sparsity`.", pytrace=False)
+
+
 @pytest.mark.parametrize(("mode", "case", "key"), PARAMS)
 def test_conformance(mode, case, key):
     try:
         CHECKS[mode](case)
+    except SparsityOutcome as o:
+        if RECORD:
+            write_record({"key": key, "sparsity_outcome": o.outcome})
+            return
+        judge_sparsity_outcome(key, o.outcome)
+        return
     except ReplayOutcome as o:
         if RECORD:
             write_record({"key": key, "replay_outcome": o.outcome})
@@ -103,6 +123,10 @@ def test_conformance(mode, case, key):
         pytest.fail(f"{key} replays now, but expected_refusals.py pins its outcome as "
                     f"{REPLAY_OUTCOMES[key][0]!r}. Re-record with `{RECORD_COMMAND}`.",
                     pytrace=False)
+    if key in SPARSITY_OUTCOMES and REFUSALS_STRICT and not RECORD:
+        pytest.fail(f"{key}: the pattern is exact and structural now, but expected_refusals.py "
+                    f"pins {SPARSITY_OUTCOMES[key][0]!r}. Good news: re-record with "
+                    f"`{RECORD_COMMAND} --only sparsity`.", pytrace=False)
     if key in EXPECTED_REFUSALS and REFUSALS_STRICT and not RECORD:
         pytest.fail(f"{key} passes now, but expected_refusals.py pins it as a refusal "
                     f"({EXPECTED_REFUSALS[key][0]}). Good news: re-record the pinned outcomes "
@@ -152,9 +176,9 @@ def test_expected_refusals_name_existing_checks():
     ids = {p.id for p in PARAMS} | {f"jax::{c.id}".replace(" ", "_") for c in CASES}
     dropped = {c.id.replace(" ", "_") for c in DROPPED}
     if not REFUSALS_STRICT:  # elsewhere a case may have other outputs, so other modes
-        ids = {k for k in {*EXPECTED_REFUSALS, *REPLAY_OUTCOMES} if k.split("::", 1)[1] in
-               {c.id.replace(" ", "_") for c in CASES}}
-    pinned = set(EXPECTED_REFUSALS) | set(REPLAY_OUTCOMES)
+        ids = {k for k in {*EXPECTED_REFUSALS, *REPLAY_OUTCOMES, *SPARSITY_OUTCOMES}
+               if k.split("::", 1)[1] in {c.id.replace(" ", "_") for c in CASES}}
+    pinned = set(EXPECTED_REFUSALS) | set(REPLAY_OUTCOMES) | set(SPARSITY_OUTCOMES)
     stale = sorted(k for k in pinned - ids if k.split("::", 1)[1] not in dropped)
     assert not stale, (f"expected_refusals.py pins checks that do not exist: {stale[:10]}; "
                        f"re-record with `{RECORD_COMMAND}`")
@@ -249,3 +273,56 @@ def test_record_only_keeps_the_other_modes_pins():
     rows = kept_rows("value")
     assert {r["key"]: r["replay_outcome"] for r in rows if "replay_outcome" in r} == \
         {k: o for k, (o, _) in REPLAY_OUTCOMES.items()}
+    assert {r["key"]: r["sparsity_outcome"] for r in rows if "sparsity_outcome" in r} == \
+        {k: o for k, (o, _) in SPARSITY_OUTCOMES.items()}
+    assert not any(r["key"].startswith("sparsity::") for r in kept_rows("sparsity"))
+
+
+def test_a_sparsity_outcome_passes_only_as_pinned(monkeypatch):
+    """The rules of judge_sparsity_outcome: the pinned outcome passes; another outcome,
+    or one where nothing is pinned (an exact pattern expected), fails naming the record
+    command; elsewhere an unpinned outcome is an xfail."""
+    from . import test_conformance as tc
+
+    key = "sparsity::np.foo-float64-mat"
+    monkeypatch.setitem(tc.SPARSITY_OUTCOMES, key, ("jacobian superset", "a triage class"))
+    monkeypatch.setattr(tc, "REFUSALS_STRICT", True)
+    tc.judge_sparsity_outcome(key, "jacobian superset")
+    fails = pytest.fail.Exception
+    with pytest.raises(fails, match="--only sparsity"):
+        tc.judge_sparsity_outcome(key, "jacobian taken at the point")
+    with pytest.raises(fails, match="an exact, structural pattern"):
+        tc.judge_sparsity_outcome("sparsity::np.bar-float64-mat", "jacobian superset")
+    monkeypatch.setattr(tc, "REFUSALS_STRICT", False)
+    with pytest.raises(pytest.xfail.Exception, match="not pinned under this NumPy/SciPy"):
+        tc.judge_sparsity_outcome("sparsity::np.bar-float64-mat", "jacobian superset")
+
+
+def test_a_sparsity_miss_fails_and_is_never_pinned(monkeypatch):
+    """A detection that drops an entry of the dense Jacobian's non-zeros fails the check
+    with a MISS, and the recorder keeps it out of known_failures.py."""
+    from . import checks
+    from .record import MISS, pinnable, sparsity_class
+
+    real = checks.dependencies
+
+    def dropping(f, args, argnums=0):
+        found = real(f, args, argnums)
+        P = found.pattern.tolil()
+        P[0, P.rows[0][-1]] = False
+        found.pattern = P.tocsr()
+        return found
+
+    case = next(c for c in CASES if c.id == "np.sin-float64-vec")
+    checks.check_sparsity(case)  # exact and structural: passes without an outcome
+    monkeypatch.setattr(checks, "dependencies", dropping)
+    with pytest.raises(AssertionError, match="sparsity MISS") as e:
+        checks.check_sparsity(case)
+    row = {"key": key_of("sparsity", case), "message": f"AssertionError: {e.value}"}
+    other = {"key": key_of("sparsity", case), "message": "ValueError: something else"}
+    kept, misses = pinnable([row, other])
+    assert misses == [row] and [r for r, _ in kept] == [other]
+    assert not any(v.startswith(MISS) for v in KNOWN_FAILURES.values())
+    assert sparsity_class("jacobian superset; hessian: no pattern rule for inv").startswith(
+        "jacobian: superset")
+    assert sparsity_class("hessian: no pattern rule for inv").startswith("hessian: dense")
