@@ -415,9 +415,14 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
         3
     """
     _check_order(order, "colour_columns")
-    P = _csr(pattern, "colour_columns")
-    m, n = P.shape
-    if n == 0:
+    return _colour_distance2(_csr(pattern, "colour_columns"), order, "colour_columns",
+                             "column", "row")
+
+
+def _colour_distance2(P: sp.csr_matrix, order: str, what: str, side: str,
+                      other: str) -> np.ndarray:
+    """A colour per column of ``P`` such that columns sharing a row differ."""
+    if P.shape[1] == 0:
         return np.zeros(0, dtype=np.int64)
     bound = max(int(np.diff(P.indptr).max(initial=1)), 1)
     if order == "best":
@@ -425,11 +430,6 @@ def colour_columns(pattern: Any, order: str = "best") -> np.ndarray:
         cyclic = _cyclic(P, [bound], _valid_columns, layered=LAYERED)
         if cyclic is not None:
             return cyclic
-    return _colour_distance2(P, order, bound, "colour_columns", "column", "row")
-
-
-def _colour_distance2(P: sp.csr_matrix, order: str, bound: int, what: str, side: str,
-                      other: str) -> np.ndarray:
     counts = np.diff(P.indptr)
     entries = int((counts.astype(np.int64) ** 2).sum())  # the graph's size, at most
     if entries > GRAPH_LIMIT:
@@ -467,16 +467,8 @@ def colour_rows(pattern: Any, order: str = "best") -> np.ndarray:
         (np.int64(4), np.int64(2))
     """
     _check_order(order, "colour_rows")
-    P = _csr(pattern, "colour_rows").T.tocsr()
-    m, n = P.shape
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    bound = max(int(np.diff(P.indptr).max(initial=1)), 1)
-    if order == "best":
-        cyclic = _cyclic(P, [bound], _valid_columns, layered=LAYERED)
-        if cyclic is not None:
-            return cyclic
-    return _colour_distance2(P, order, bound, "colour_rows", "row", "column")
+    return _colour_distance2(_csr(pattern, "colour_rows").T.tocsr(), order, "colour_rows",
+                             "row", "column")
 
 
 # ---------------------------------------------------------------------------------------

@@ -350,6 +350,21 @@ def _raise_conversion_cause(e: ValueError) -> None:
         raise cause.with_traceback(e.__traceback__) from None
 
 
+def _run(f: Callable[..., Any], trace: Any, *args: Any, **kwargs: Any) -> Any:
+    """``f(*args, **kwargs)`` on traced values: a conversion error raised with the cause
+    found on the user's line; the ``trace`` finished and the inputs ``f`` holds released
+    however ``f`` ends."""
+    held = hold_inputs(f)
+    try:
+        return f(*args, **kwargs)
+    except ValueError as e:
+        _raise_conversion_cause(e)
+        raise
+    finally:
+        trace.finish()
+        release_inputs(held)
+
+
 def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
              leaves: list[Any], defs: list[TreeDef], tangents: list[Any],
              what: str) -> tuple[Any, ForwardTrace]:
@@ -357,15 +372,7 @@ def _forward(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
     trace = ForwardTrace(new_level(), what)
     duals = [Dual(x, t, trace) for x, t in zip(leaves, tangents, strict=True)]
     with _tracing:
-        held = hold_inputs(f)
-        try:
-            return f(*_rebuild_args(args, nums, defs, duals)), trace
-        except ValueError as e:
-            _raise_conversion_cause(e)
-            raise
-        finally:
-            trace.finish()
-            release_inputs(held)
+        return _run(f, trace, *_rebuild_args(args, nums, defs, duals)), trace
 
 
 def _unpack_forward(out: Any, trace: ForwardTrace,
@@ -593,15 +600,7 @@ class _Recording:
         inputs = [tape.input(x) for x in leaves]
         # the inputs' entries, read now: f may write into its inputs, rebinding them
         in_index = [t._index for t in inputs]
-        held = hold_inputs(f)
-        try:
-            out = f(*_rebuild_args(args, nums, defs, inputs))
-        except ValueError as e:
-            _raise_conversion_cause(e)
-            raise
-        finally:
-            tape.finish()
-            release_inputs(held)
+        out = _run(f, tape, *_rebuild_args(args, nums, defs, inputs))
         out, aux = _split_aux(out, has_aux)
         self._set(tape, leaves, defs, in_index, out, aux, what)
 
@@ -1312,15 +1311,7 @@ def dependencies(f: Callable[..., Any], args: Sequence[Any],
         inputs.append(trace.input(x, offset))
         offset += size
     with _tracing:
-        held = hold_inputs(f)
-        try:
-            out = f(*_rebuild_args(args, nums, defs, inputs))
-        except ValueError as e:
-            _raise_conversion_cause(e)
-            raise
-        finally:
-            trace.finish()
-            release_inputs(held)
+        out = _run(f, trace, *_rebuild_args(args, nums, defs, inputs))
     outs, od = tree_flatten(out)
     blocks = []
     values = []
@@ -1494,15 +1485,7 @@ def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
                for x, ax in zip(moved, axes, strict=True)]
         new_args, new_kwargs = tree_unflatten(tdef, new)
         with _tracing:
-            held = hold_inputs(f)
-            try:
-                out = f(*new_args, **new_kwargs)
-            except ValueError as e:
-                _raise_conversion_cause(e)
-                raise
-            finally:
-                trace.finish()
-                release_inputs(held)
+            out = _run(f, trace, *new_args, **new_kwargs)
         outs, odef = tree_flatten(out)
         oaxes = _prefix_axes(out_axes, out, "out_axes")
         res = []
