@@ -28,7 +28,7 @@ from .compile import register_inline
 from .errors import BatchedValueError, DualrevError
 from .inplace import is_scalar_index, note_view
 from .levels import is_batched, materialize, on_plain_values
-from .pattern_rules import along_axis, by_positions, scattered
+from .pattern_rules import DENSE_LIMIT, DenseBlockError, along_axis, by_positions, scattered
 from .primitive import (
     FUNCTION_HANDLERS,
     Primitive,
@@ -463,8 +463,14 @@ def _gather_dependent(x: Any, idx: tuple[Any, ...], parts: list[int]) -> Any:
         row = (np.ravel_multi_index([coords[a] for a in kept], [xs[a] for a in kept])
                if kept else np.zeros(pos.size, dtype=np.intp))
         col = np.ravel_multi_index([coords[a] for a in axes], [xs[a] for a in axes])
+        line = math.prod(xs[a] for a in axes)
+        if pos.size * line > DENSE_LIMIT:
+            # refused before the selected rows (pos.size x line values) are built
+            raise DenseBlockError(pos.size, line, "a selection at positions computed from "
+                                  "the input (np.sort's order, x[np.argmax(x)], "
+                                  "u[i + offset])")
         table = _reshape(np.transpose(x, kept + axes) if kept else x,
-                         (math.prod(xs[a] for a in kept), math.prod(xs[a] for a in axes)))
+                         (math.prod(xs[a] for a in kept), line))
         rows_of = bind(gather_p, (table,), {"idx": (row,), "nb": 0})
         flat = bind(take_along, (rows_of, source.derived(col[:, None])), {"axis": 1})
     else:

@@ -462,6 +462,10 @@ def test_an_index_made_by_an_integer_cast_of_the_values_covers_every_input():
         dependencies(f, (np.linspace(-1.0, 1.0, 10_000),))
     g = lambda u: np.where(u[1:-1] > 0, u[2:], u[:-2]) - u[1:-1]  # noqa: E731
     assert dependencies(g, (np.linspace(-1.0, 1.0, 10_000),)).pattern.nnz == 3 * 9998
+    # at 10^5 the selected rows alone would be 10^10 values: refused before they are made
+    # (it once built them, 80 GB, before refusing)
+    with pytest.raises(DenseBlockError, match="would hold 9999800000 entries"):
+        dependencies(f, (np.linspace(-1.0, 1.0, 100_000),))
 
 
 def test_a_banded_problem_through_these_operations_at_n_1e5_is_fast():
