@@ -119,10 +119,12 @@ def jacobian_sparsity(f: Callable[..., Any], *args: Any, argnums: int = 0) -> Sp
     which entries may be non-zero for every input, found in one run of ``f`` on values
     that carry, for each element, the input elements it depends on.
 
-    Control flow on values (``if x[0] > 0``) and indices computed from values are taken
-    at ``args``; ``.structural`` is then False and ``.notes`` name the lines. A primitive
-    that states no pattern makes its output depend on all of its inputs' inputs (a note
-    says which).
+    Control flow on values (``if x[0] > 0``) and boolean masks computed from values are
+    taken at ``args``; ``.structural`` is then False and ``.notes`` name the lines.
+    Integer indices and orders computed from values (``x[np.argmax(x)]``, ``np.sort``)
+    make each selected element depend on everything they may select, so the pattern
+    still holds for every input. A primitive that states no pattern makes its output
+    depend on all of its inputs' inputs (a note says which).
 
     Args:
         f: the function; its output may be any array (its elements are the rows).
