@@ -8,6 +8,10 @@
   those marked ``peers`` (the live comparison of colourings with networkx).
 - ``noshortcuts``: the suite with every hot-path shortcut off (``DUALREV_SHORTCUTS=0``,
   see dualrev/config.py), so that the plain path is tested on its own.
+- ``extras``: the tests marked ``extras`` (Dask and dask.distributed, xarray, the PyTorch
+  and JAX bridges), with those libraries installed at the versions pinned here; every one
+  of them is required there (``DUALREV_REQUIRE_EXTRAS``), so a missing one fails rather
+  than skips. CuPy needs a GPU: its tests skip, saying so, without one.
 - ``lint``: ``ruff check``.
 
 A missing interpreter is skipped, except when CI is set (nox's default): then it fails.
@@ -26,6 +30,10 @@ NEWEST = {"python": "3.13", "numpy": "2.5.*", "scipy": "1.18.*"}
 JAX = {"python": "3.11", "jax": "0.10.2"}  # as in the development environment
 RUFF = "0.17.6"
 NETWORKX = "3.6.1"  # the live colouring comparison (tests marked peers)
+# the optional libraries of the extras session; torch 2.13.0 is the CPU build for Python
+# 3.11 that this machine's pip finds on disk (another version would pull a CUDA build)
+EXTRAS = {"python": "3.11", "dask": "2026.8.0", "distributed": "2026.8.0",
+          "xarray": "2026.9.0", "torch": "2.13.0", "jax": JAX["jax"]}
 
 # pyenv's interpreters are not on PATH unless pyenv selects them: put each one's bin
 # folder there, so that nox finds python3.10 ... python3.13 by name.
@@ -34,7 +42,7 @@ for _v in PYTHONS:
     for _exe in sorted(glob.glob(os.path.join(_PYENV, f"versions/{_v}.*/bin/python{_v}")))[-1:]:
         os.environ["PATH"] = os.path.dirname(_exe) + os.pathsep + os.environ["PATH"]
 
-nox.options.sessions = ["lint", "tests", "oldest", "newest", "noshortcuts", "jax"]
+nox.options.sessions = ["lint", "tests", "oldest", "newest", "noshortcuts", "jax", "extras"]
 nox.options.error_on_missing_interpreters = "CI" in os.environ
 nox.options.download_python = "never"
 
@@ -84,6 +92,17 @@ def jax(session: nox.Session) -> None:
                     f"networkx=={NETWORKX}")
     session.env.update({"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"})
     _pytest(session, "-m", "jax or peers")
+
+
+@nox.session(python=EXTRAS["python"])
+def extras(session: nox.Session) -> None:
+    """The tests that need an optional library (marker extras), with all of them installed."""
+    pins = [f"{name}=={EXTRAS[name]}" for name in ("dask", "distributed", "xarray", "torch")]
+    session.install("-e", ".[test]", *pins, f"jax=={EXTRAS['jax']}",
+                    f"jaxlib=={EXTRAS['jax']}")
+    session.env.update({"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu",
+                        "DUALREV_REQUIRE_EXTRAS": "dask,distributed,xarray,torch,jax"})
+    _pytest(session, "-m", "extras")
 
 
 @nox.session

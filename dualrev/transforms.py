@@ -117,15 +117,38 @@ def _as_input(x: Any) -> Any:
         return x
     if isinstance(x, Tracer) or type(x) is float:
         return x
+    if is_duck_array(x):
+        # a Dask or CuPy array stays what it is (lazy, on its device): its operations
+        # reach the catalogue through NumPy's protocols, and so do the rules' own calls
+        if x.dtype.kind in "biu":
+            return x.astype(np.float64)
+        _check_input_kind(x.dtype)
+        return x
     _refuse_subclass(x, "an input")
     a = np.asarray(x)
     kind = a.dtype.kind
     if kind in "biu":
         a = a.astype(np.float64)
-    elif kind not in "fc":
-        raise DualrevError(f"dualrev: cannot differentiate with respect to an input of dtype "
-                           f"{a.dtype} (expected floats, ints or arrays of them)")
+    else:
+        _check_input_kind(a.dtype)
     return a[()] if a.ndim == 0 else a
+
+
+def _check_input_kind(dtype: np.dtype) -> None:
+    if dtype.kind not in "fc":
+        raise DualrevError(f"dualrev: cannot differentiate with respect to an input of dtype "
+                           f"{dtype} (expected floats, ints or arrays of them)")
+
+
+def is_duck_array(x: Any) -> bool:
+    """Whether ``x`` is another library's array that NumPy's functions dispatch to
+    (NEP 18: Dask, CuPy): it has ``__array_function__`` and ``__array_ufunc__``, a shape and
+    a dtype, and is neither an ndarray nor a traced value. Such an input is differentiated
+    as it is, never converted to NumPy."""
+    t = type(x)
+    return (not issubclass(t, np.ndarray) and not issubclass(t, Tracer)
+            and hasattr(t, "__array_function__") and hasattr(t, "__array_ufunc__")
+            and hasattr(x, "shape") and hasattr(x, "dtype"))
 
 
 def _refuse_subclass(x: Any, what: str) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.extras import need
+
 ROOT = Path(__file__).parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -24,8 +26,18 @@ def registries_restored():
         t.update(s)
 
 
-@pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
+def needs(path: Path) -> list[str]:
+    """The optional libraries a doc's blocks import, from its first line's
+    ``<!-- needs: dask, distributed -->`` (such a doc's test is marked extras)."""
+    m = re.match(r"<!-- needs: ([\w., ]+) -->", path.read_text())
+    return [n.strip() for n in m.group(1).split(",")] if m else []
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=[pytest.mark.extras] if needs(p) else [])
+                                  for p in DOCS], ids=[p.name for p in DOCS])
 def test_doc_code_blocks_run(path, registries_restored):
+    for name in needs(path):
+        need(name)
     text = path.read_text()
     namespace: dict = {}
     for m in re.finditer(r"```python\n(.*?)```", text, flags=re.S):
