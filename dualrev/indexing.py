@@ -34,10 +34,13 @@ from .primitive import (
     Primitive,
     Tracer,
     as_array,
+    asarray_keep,
     bind,
     dtype_of,
+    foreign_array,
     ndim_of,
     shape_of,
+    zeros_as,
 )
 
 _BASIC = (int, np.integer, slice, type(None), type(Ellipsis))
@@ -93,18 +96,39 @@ def _gather_impl(x: Any, idx: tuple[Any, ...], nb: int) -> Any:
 
 
 def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...]) -> Any:
-    v = np.asarray(v)
+    v = asarray_keep(v)
     batch = v.shape[:nb]
     # float32/complex64 stay so (as NumPy's own results do); integers become float64
-    dt = v.dtype if v.dtype.kind in "fc" else np.result_type(v, np.float64)
-    z = np.zeros(batch + tuple(shape), dtype=dt)
+    dt = v.dtype if v.dtype.kind in "fc" else np.result_type(v.dtype, np.float64)
+    z = zeros_as(batch + tuple(shape), dt, v)  # (in v's library: Dask, CuPy)
     if is_basic(idx):
         z[(slice(None),) * nb + idx] = v
         return z
     pos = _positions(tuple(shape), idx)
     zf = z.reshape(batch + (math.prod(shape),))  # not -1: the batch may be empty
+    if type(zf) is not np.ndarray:
+        return _scatter_foreign(zf, pos, nb, v).reshape(z.shape)
     np.add.at(zf, (slice(None),) * nb + (pos,), v)
     return zf.reshape(z.shape)
+
+
+def _scatter_foreign(zf: Any, pos: np.ndarray, nb: int, v: Any) -> Any:
+    """``np.add.at(zf, (..., pos), v)`` for another library's zeros ``zf``: distinct
+    positions are one write (Dask and CuPy take it); repeated ones need the library's
+    ``add.at`` (CuPy has it, Dask has not: that refuses, naming the rewrite)."""
+    where = (slice(None),) * nb + (pos,)
+    if np.unique(pos.ravel()).size == pos.size:
+        zf[where] = np.reshape(v, zf[where].shape)
+        return zf
+    try:
+        np.add.at(zf, where, v)
+    except (TypeError, NotImplementedError) as e:
+        raise DualrevError(
+            f"dualrev: the derivative of indexing a {type(zf).__module__}."
+            f"{type(zf).__name__} at repeated positions needs add.at (a scatter-add), which "
+            "that library does not provide; index with distinct positions (or basic "
+            "slices), or differentiate with respect to a NumPy array") from e
+    return zf
 
 
 gather_p = Primitive("getitem", _gather_impl)
@@ -189,8 +213,9 @@ gather_p.vjp_add = _gather_vjp_add
 # ------------------------------------------------------------------ writes
 def _update_impl(v: Any, x: Any, idx: tuple[Any, ...], nb: int, inplace: bool = False,
                  tangent_inplace: bool = False) -> Any:
-    x = np.asarray(x)
-    dt = np.result_type(x, v)
+    x = asarray_keep(x)
+    dt = (np.result_type(x, v) if type(x) is np.ndarray else  # (Dask, CuPy: by dtypes)
+          np.result_type(x.dtype, v if type(v) in (float, int, complex) else dtype_of(v)))
     # inplace: the caller proved that nothing else holds x (see at.functional_set)
     out = x if inplace and dt == x.dtype else x.astype(dt, copy=True)
     out[(slice(None),) * nb + idx] = v
@@ -212,7 +237,7 @@ def _update_jvp(tangents: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
     if tv is None and tx is None:
         return None
     if tx is None:
-        tx = np.zeros(shape_of(x), dtype_of(ans) if dtype_of(ans).kind in "fc" else float)
+        tx = zeros_as(shape_of(x), dtype_of(ans) if dtype_of(ans).kind in "fc" else float, ans)
         tangent_inplace = True
     # tangent_inplace: the caller proved that nothing else holds x's tangent
     return bind(update_p, (0.0 if tv is None else tv, tx),

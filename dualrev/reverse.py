@@ -730,6 +730,10 @@ def all_finite(v: Any) -> bool:
     if tv is ndarray:
         # (a sum or a dot would be cheaper, but warns on inf - inf and on overflow)
         return bool(np.isfinite(v).all()) if v.dtype.kind in "fc" else True
+    if hasattr(tv, "__dask_graph__"):
+        # a lazy value: bool() would compute the whole graph now; the transforms check
+        # it chunk by chunk when it is computed instead (transforms._checked_when_computed)
+        return True
     try:
         return bool(np.all(np.isfinite(v)))
     except TypeError:  # not numeric (a stand-in, an object array): nothing to say

@@ -35,9 +35,11 @@ from .primitive import (
     Tracer,
     concrete,
     dtype_of,
+    foreign_array,
     peek,
     shape_of,
     unwrap_derivatives,
+    zeros_as,
 )
 from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
 from .sparsity import Pattern, SparsityTrace
@@ -215,7 +217,7 @@ def _rebuild_args(args: Sequence[Any], nums: tuple[int, ...], defs: list[TreeDef
 def _distinct(values: list[Any]) -> list[Any]:
     """Results the caller may write into: an array that is returned twice (``x + y``
     passes one cotangent to both) or is read-only (a slice of the cached identity) is
-    copied."""
+    copied. A lazy (Dask) result is checked for nan/inf when it is computed."""
     seen: set[int] = set()
     out = []
     for v in values:
@@ -227,8 +229,24 @@ def _distinct(values: list[Any]) -> list[Any]:
                 id(v) in seen or not v.primal.flags.writeable):
             v = v.copy()  # (a dr.replay recording: the copy is an operation of its own)
             seen.add(id(v))
+        elif hasattr(type(v), "__dask_graph__") and hasattr(v, "map_blocks"):
+            v = _checked_when_computed(v)
         out.append(v)
     return out
+
+
+def _checked_when_computed(v: Any) -> Any:
+    """A lazy (Dask) derivative that warns, when it is computed, if a chunk holds nan
+    or inf: checking it now would compute the whole graph (the check of eager results,
+    ``_finite``, passes lazy ones)."""
+    return v.map_blocks(_check_chunk, dtype=v.dtype)
+
+
+def _check_chunk(block: Any) -> Any:
+    if not np.all(np.isfinite(block)):
+        warnings.warn(NonFiniteDerivativeWarning("lazy", None, None, None, "lazy"),
+                      stacklevel=2)
+    return block
 
 
 def _group(values: list[Any], defs: list[TreeDef], single: bool) -> Any:
@@ -317,9 +335,15 @@ def _basis(values: list[Any], shapes: list[tuple[int, ...]] | None = None,
     dt = (dts[0] if len(dts) == 1 or len(set(dts)) == 1
           else np.result_type(*dts) if dts else _F64)
     eye = _identity(n, dt)
+    eyes: dict[type, Any] = {}  # another library's value: its basis made in its library
     out, off = [], 0
-    for s, k, want in zip(shapes, sizes, dts, strict=True):
-        e = eye[:, off:off + k] if k != n else eye
+    for v, s, k, want in zip(values, shapes, sizes, dts, strict=True):
+        e = eye
+        if type(v) is not np.ndarray and (p := foreign_array(v)) is not None:
+            e = eyes.get(type(p))
+            if e is None:
+                e = eyes[type(p)] = np.eye(n, dtype=dt, like=p)
+        e = e[:, off:off + k] if k != n else e
         e = e.reshape((n,) + s)
         out.append(e if want == dt else e.astype(want))
         off += k
@@ -332,7 +356,7 @@ def _zeros(shape: tuple[int, ...], like: Any = None) -> np.ndarray:
     if like is None:
         return np.zeros(shape)
     dt = _dtype_of(like)
-    return np.zeros(shape, dtype=dt if dt.kind in "fc" else _F64)
+    return zeros_as(shape, dt if dt.kind in "fc" else _F64, like)
 
 
 def _result(x: Any) -> Any:
@@ -422,8 +446,8 @@ def _unbatch(v: Any, btrace: BatchTrace) -> Any:
 
 
 def _check_tangent(x: Any, t: Any) -> Any:
-    if isinstance(t, Tracer):
-        ts, tk = shape_of(t), dtype_of(t).kind
+    if isinstance(t, Tracer) or foreign_array(t) is not None:  # (or a Dask, CuPy array)
+        ts, tk = tuple(shape_of(t)), dtype_of(t).kind
     else:
         _refuse_subclass(t, "a tangent or cotangent")
         t = np.asarray(t) if not isinstance(t, float) else t
@@ -669,6 +693,10 @@ class _Recording:
 
 def _seed_one(value: Any) -> Any:
     dt = _dtype_of(value)
+    if type(value) is not Traced or type(value.primal) is not np.ndarray:
+        p = foreign_array(value)
+        if p is not None:  # a Dask or CuPy output: the seed in its library (lazy, on its device)
+            return np.ones((), dtype=dt, like=p)  # (p may hold a batch: 0-d, not _like)
     return 1.0 if dt == _F64 else np.ones((), dt)[()]
 
 
