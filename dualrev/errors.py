@@ -6,6 +6,7 @@ unsupported operation with a silently wrong or silently zero derivative.
 
 from __future__ import annotations
 
+from typing import Any
 
 class DualrevError(TypeError):
     """Base class of dualrev's errors (a ``TypeError``, as NumPy raises for bad types).
@@ -270,6 +271,35 @@ class BatchedValueError(DualrevError):
             "the batch in Python."
         )
         super().__init__(msg)
+
+
+class ForeignArrayError(DualrevError):
+    """A value of another array library (a Dask or CuPy array, any NEP 18 array) reached
+    an operation that would copy it to the host (or compute a lazy Dask value) without
+    being asked to: dualrev refuses instead of converting silently. The message names
+    the operation and the rewrite.
+
+    Refused today: SciPy functions whose rule (or SciPy's own code under it) converts
+    its arguments with ``np.asarray`` (``scipy.linalg.expm``, ``solve_triangular``,
+    ``scipy.stats``); index arrays computed from such values (``np.sort``, masks
+    ``x[x > 0]``); writes of such values into a NumPy buffer; a Dask scatter-add at
+    repeated positions. See docs/gpu.md and docs/dask.md.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> from dualrev.errors import ForeignArrayError
+        >>> issubclass(ForeignArrayError, dr.DualrevError)
+        True
+    """
+
+    def __init__(self, value: Any, what: str, rewrite: str) -> None:
+        name = f"{type(value).__module__}.{type(value).__name__}"
+        super().__init__(
+            f"dualrev: {what} would copy a {name} (shape {tuple(value.shape)}) to the host "
+            f"(or compute it, for a lazy Dask array), which dualrev does not do silently. "
+            f"{rewrite}")
+        self.value_type = name
 
 
 class SolverNotConvergedError(DualrevError):

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .compile import register_inline
-from .errors import BatchedValueError, DualrevError
+from .errors import BatchedValueError, DualrevError, ForeignArrayError
 from .inplace import is_scalar_index, note_view
 from .levels import is_batched, materialize, on_plain_values
 from .pattern_rules import DENSE_LIMIT, DenseBlockError, along_axis, by_positions, scattered
@@ -46,6 +46,15 @@ from .primitive import (
 _BASIC = (int, np.integer, slice, type(None), type(Ellipsis))
 
 
+def _refuse_foreign_index(i: Any) -> None:
+    raise ForeignArrayError(
+        i, "an index array made from values of another array library (np.argsort, "
+        "np.sort, np.median, np.percentile, a mask x[x > 0]), which dualrev keeps as a "
+        "plain NumPy array,",
+        "Index with NumPy arrays (positions known in advance), or write a mask as "
+        "np.where(mask, x, 0)")
+
+
 def canonical_index(idx: Any) -> tuple[Any, ...]:
     """``idx`` as a tuple whose array parts are plain integer or boolean ndarrays."""
     if not isinstance(idx, tuple):
@@ -63,6 +72,8 @@ def canonical_index(idx: Any) -> tuple[Any, ...]:
         if isinstance(i, (list, np.ndarray)) or (
             not isinstance(i, _BASIC) and hasattr(i, "__array__")
         ):
+            if type(i) is not np.ndarray and foreign_array(i) is not None:
+                _refuse_foreign_index(i)
             a = np.asarray(i)
             if a.dtype.kind not in "iub":
                 if a.size == 0:
@@ -126,8 +137,8 @@ def _scatter_foreign(zf: Any, pos: np.ndarray, nb: int, v: Any) -> Any:
         raise DualrevError(
             f"dualrev: the derivative of indexing a {type(zf).__module__}."
             f"{type(zf).__name__} at repeated positions needs add.at (a scatter-add), which "
-            "that library does not provide; index with distinct positions (or basic "
-            "slices), or differentiate with respect to a NumPy array") from e
+            "that library does not provide (Dask has none); index with distinct positions "
+            "(or basic slices), or differentiate with respect to a NumPy array") from e
     return zf
 
 
@@ -214,12 +225,21 @@ gather_p.vjp_add = _gather_vjp_add
 def _update_impl(v: Any, x: Any, idx: tuple[Any, ...], nb: int, inplace: bool = False,
                  tangent_inplace: bool = False) -> Any:
     x = asarray_keep(x)
+    if type(x) is np.ndarray and type(v) is not np.ndarray and foreign_array(v) is not None:
+        _refuse_foreign_write(x, v)
     dt = (np.result_type(x, v) if type(x) is np.ndarray else  # (Dask, CuPy: by dtypes)
           np.result_type(x.dtype, v if type(v) in (float, int, complex) else dtype_of(v)))
     # inplace: the caller proved that nothing else holds x (see at.functional_set)
     out = x if inplace and dt == x.dtype else x.astype(dt, copy=True)
     out[(slice(None),) * nb + idx] = v
     return out
+
+
+def _refuse_foreign_write(x: np.ndarray, v: Any) -> None:
+    raise ForeignArrayError(
+        v, f"writing it into a NumPy array of shape {x.shape} (a buffer made with np.zeros)",
+        "Make the buffer in the value's library: np.zeros_like(w) of a differentiated w "
+        "(or of data of that library) gives one whose writes are recorded")
 
 
 # x with v written at idx (a basic index, or one array of distinct flat positions into
@@ -301,7 +321,7 @@ update_p.defbatch(_update_batch)
 # ------------------------------------------------------------------ batched indices
 def along_axis_index(indices: Any, axis: int) -> tuple[Any, ...]:
     """The fancy index that picks ``indices`` along ``axis`` (take_along_axis's rule)."""
-    indices = np.asarray(indices)
+    indices = asarray_keep(indices)  # (computed on a device, CuPy's: kept there)
     nd = indices.ndim
     idx: list[Any] = []
     for d in range(nd):

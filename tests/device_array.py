@@ -78,6 +78,10 @@ class DeviceArray:
 
     # ---------------------------------------------------------------- the protocols
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if method == "at":  # a, indices (host or device), b: in place, as CuPy's ufunc.at
+            a, idx, *b = inputs
+            getattr(ufunc, "at")(a.data, _unwrap_index(idx), *[_unwrap(v) for v in b])
+            return None
         out = kwargs.get("out")
         if out is not None:
             kwargs["out"] = tuple(o.data if type(o) is DeviceArray else _unwrap(o) for o in out)
@@ -206,6 +210,9 @@ class DeviceArray:
 
     def __abs__(self) -> Any:
         return np.absolute(self)
+
+    def __invert__(self) -> Any:
+        return np.invert(self)
 
 
 def _binary(ufunc: np.ufunc, name: str) -> None:

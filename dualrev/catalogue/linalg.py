@@ -44,6 +44,7 @@ from ..errors import BatchedValueError, InPlaceError, NoDerivativeRule
 from ..primitive import (
     Primitive,
     Tracer,
+    asarray_keep,
     bind,
     call_plain,
     concrete,
@@ -273,7 +274,7 @@ def _det_well_conditioned(a: Any) -> bool:
 
 
 def _det_condition_ok(v: Any) -> bool:
-    v = np.asarray(v)
+    v = asarray_keep(v)  # (a CuPy stack stays on its device: one bool comes back)
     if v.size == 0 or not np.all(np.isfinite(v)):
         return True  # nothing to guard (an empty stack; nan in, nan out)
     s = np.linalg.svd(v, compute_uv=False)

@@ -17,6 +17,7 @@ from ..primitive import (
     Tracer,
     call_plain,
     dtype_of,
+    foreign_array,
     register_function,
     shape_of,
     unwrap_derivatives,
@@ -104,10 +105,21 @@ def _like(make: Any) -> Any:
         # one element's shape and dtype, NumPy vetting the keywords (device=)
         own = np.zeros_like(_stand_in(a), dtype=dtype, order=order, subok=subok,
                             shape=shape, **kwargs)
+        p = foreign_array(a)
+        if p is not None:  # zeros in a's library (Dask, CuPy), not on the host
+            return _foreign_like(a, make, own, p)
         if not isinstance(a, Tracer):
             return make(own.shape, own.dtype)
         return constant_like(a, make, own)
     return handler
+
+
+def _foreign_like(a: Any, make: Any, own: np.ndarray, p: Any) -> Any:
+    def made(shape: tuple[int, ...], dtype: Any) -> Any:
+        return make(shape, dtype, like=p)
+    if not isinstance(a, Tracer):
+        return made(own.shape, own.dtype)
+    return constant_like(a, made, own)
 
 
 register_function(np.zeros_like, _like(np.zeros))
