@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+
 class DualrevError(TypeError):
     """Base class of dualrev's errors (a ``TypeError``, as NumPy raises for bad types).
 
@@ -563,12 +564,15 @@ class NonFiniteDerivativeWarning(UserWarning):
             advice = (f"The derivative of {prim or 'an operation'} does not exist there "
                       "(sqrt, log, abs, norm or a power at 0, arcsin at 1, ...): move the "
                       f"point off the singularity, or guard the input: {guard}.")
-        if mode == "lazy":
+        if mode in ("lazy", "foreign"):
             # (a Dask result is checked chunk by chunk when it is computed: looking
-            # earlier would compute the whole graph, and a lazy graph is not replayed)
-            at = ("it was found when the lazy (Dask) result was computed, and dualrev does "
-                  "not replay a lazy computation to locate the operation: differentiate "
-                  "the same function on a NumPy sample of the data (one chunk) to find it")
+            # earlier would compute the whole graph; the careful replay that locates the
+            # operation runs on NumPy arrays only)
+            at = ("it was found when the lazy (Dask) result was computed" if mode == "lazy"
+                  else "the result is another library's array (CuPy, ...)")
+            at += (", and dualrev locates the operation by a careful replay on NumPy "
+                   "arrays only: differentiate the same function on a NumPy sample of the "
+                   "data (one chunk) to find it")
         super().__init__(f"dualrev.{what}: the derivative contains nan or inf; {at}. {advice}")
         self.what, self.prim, self.where, self.cause, self.mode = (
             what, prim, where, cause, mode)

@@ -903,6 +903,16 @@ def asarray_keep(x: Any) -> Any:
     return x if foreign_array(x) is not None else np.asarray(x)
 
 
+def made_as(make: Any, shape: Any, dtype: Any, like: Any) -> Any:
+    """``make(shape, dtype)`` (np.ones, np.eye) in the array library of ``like``'s plain
+    value (``foreign_array``): an ndarray unless that is another library's array. For
+    the constants a rule builds (an identity, a row of ones)."""
+    if type(like) is np.ndarray:
+        return make(shape, dtype=dtype)
+    p = foreign_array(like)
+    return make(shape, dtype=dtype) if p is None else make(shape, dtype=dtype, like=p)
+
+
 def zeros_as(shape: tuple[int, ...], dtype: Any, like: Any) -> Any:
     """``np.zeros(shape, dtype)`` in the array library of ``like``'s plain value: an
     ndarray unless that is another library's array (``foreign_array``), whose chunks (a
@@ -1011,7 +1021,7 @@ def as_dtype(c: Any, dt: np.dtype) -> Any:
         if cd.kind == "c" and dt.kind != "c":
             c = np.real(c)
         return c.astype(dt)  # the traced value's own method (tracer.py, cast.py)
-    v = np.asarray(c)
+    v = asarray_keep(c)
     if v.dtype.kind == "c" and dt.kind != "c":
         v = v.real
     return v.astype(dt)[()]

@@ -33,6 +33,7 @@ from .forward import Dual, FinishedForwardTrace, ForwardTrace
 from .primitive import (
     FLOAT64_SCALARS,
     Tracer,
+    asarray_keep,
     concrete,
     dtype_of,
     foreign_array,
@@ -272,7 +273,7 @@ def _check_output(o: Any, what: str, trace: Any) -> None:
     if isinstance(o, Tracer):
         if o._trace is not trace and type(o._trace) in _FINISHED:
             raise EscapedTracerError(o._trace.what, f"the output of the function given to {what}")
-    elif not isinstance(o, _NUMBERS):
+    elif not isinstance(o, _NUMBERS) and foreign_array(o) is None:
         raise DualrevError(
             f"dualrev: {what} needs a function returning numbers or arrays (or pytrees of "
             f"them: tuples, lists, dicts), but it returned a {type(o).__name__}: {o!r:.80}")
@@ -979,7 +980,9 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     def run(*args: Any, **kwargs: Any) -> Any:
         res, values, _ = once(args, kwargs, False)
         jac = res[0] if has_aux else res
-        if values is not None and not _finite(jac):
+        if values is not None and not _finite(jac) and _foreign_leaf(jac):
+            _warn_nonfinite("jacobian", None, "foreign")
+        elif values is not None and not _finite(jac):
             try:
                 res2, values2, tape = once(args, kwargs, True)
                 ok = (values2 is not None and _same_values(values, values2)
@@ -1047,8 +1050,8 @@ def _same_values(a: list[Any], b: list[Any]) -> bool:
     if len(a) != len(b):
         return False
     try:
-        return all(np.array_equal(np.asarray(_plain(x)), np.asarray(_plain(y)), equal_nan=True)
-                   for x, y in zip(a, b, strict=True))
+        return all(np.array_equal(asarray_keep(_plain(x)), asarray_keep(_plain(y)),
+                                  equal_nan=True) for x, y in zip(a, b, strict=True))
     except TypeError:
         return False
 
@@ -1061,13 +1064,19 @@ def _agrees_where_finite(old: Any, new: Any) -> bool:
     if len(a) != len(b):
         return False
     for x, y in zip(a, b, strict=True):
-        x, y = np.asarray(_plain(x)), np.asarray(_plain(y))
+        x, y = asarray_keep(_plain(x)), asarray_keep(_plain(y))  # (CuPy: on its device)
         if x.shape != y.shape:
             return False
         keep = np.isfinite(x)
         if not np.allclose(y[keep], x[keep], rtol=1e-9, atol=1e-300):
             return False
     return True
+
+
+def _foreign_leaf(tree: Any) -> bool:
+    """Whether a result holds another library's array (CuPy, ...): the careful replay,
+    which builds its masks and probes in NumPy, is not run for it."""
+    return any(foreign_array(v) is not None for v in tree_flatten(tree)[0])
 
 
 def _warn_nonfinite(what: str, tape: Any, mode: str) -> None:
@@ -1092,6 +1101,9 @@ def _careful_reverse(run: Callable[[_Recording], Any], old: Any, f: Callable[...
     """A reverse-mode result ``old`` held nan/inf: record ``f`` again on a careful tape,
     run the same backward pass (``run``) with strong zeros, and warn if it is still not
     finite. The old result stands when the replay differs (``f`` is not deterministic)."""
+    if _foreign_leaf(old):
+        _warn_nonfinite(what, None, "foreign")
+        return old
     try:
         rec = _Recording(f, args, nums, has_aux, what, careful=True)
         same = _same_values(values, rec.values)
@@ -1129,6 +1141,9 @@ def _careful_forward(seed: Callable[[Any, list[int]], dict[int, Any]],
     """A forward-mode result ``old`` held nan/inf: record ``f`` on a careful tape and
     push the same tangents (``seed``, given a batch trace when ``batch``) along it with
     strong zeros; ``build`` makes the result from the pushed tangents."""
+    if _foreign_leaf(old):
+        _warn_nonfinite(what, None, "foreign")
+        return old
     btrace = BatchTrace(new_level(), batch, what) if batch else None
     try:
         try:

@@ -80,7 +80,7 @@ class DeviceArray:
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if method == "at":  # a, indices (host or device), b: in place, as CuPy's ufunc.at
             a, idx, *b = inputs
-            getattr(ufunc, "at")(a.data, _unwrap_index(idx), *[_unwrap(v) for v in b])
+            ufunc.at(a.data, _unwrap_index(idx), *[_unwrap(v) for v in b])
             return None
         out = kwargs.get("out")
         if out is not None:

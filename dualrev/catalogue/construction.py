@@ -26,7 +26,6 @@ from ..cast import astype
 from ..errors import DualrevError, ForeignArrayError, TracerConversionError
 from ..inplace import clone, is_scalar_like
 from ..namespace import replace_while_tracing
-from ..scipy_dispatch import FOREIGN_CALL, foreign_call_name
 from ..primitive import (
     Tracer,
     concrete,
@@ -37,6 +36,7 @@ from ..primitive import (
     register_function,
     shape_of,
 )
+from ..scipy_dispatch import FOREIGN_CALL, foreign_call_name
 
 # The originals, captured at import: a wrapper bound by a module imported while a
 # transform runs (``from numpy import asarray``) keeps calling these afterwards.

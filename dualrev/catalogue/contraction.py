@@ -23,6 +23,7 @@ from ..primitive import (
     bind,
     foreign_array,
     is_complex,
+    made_as,
     ndim_of,
     register_function,
     register_ufunc,
@@ -244,13 +245,13 @@ def _einsum_vjp(i: int, g: Any, ans: Any, *ops: Any, spec: Any) -> Any:
         if c in target:
             # A repeated label (a diagonal): a fresh label tied to it by an identity matrix.
             d = spare.pop()
-            args.append(np.eye(n))
+            args.append(made_as(np.eye, n, float, ops[i]))  # (in the operand's library)
             new_terms.append(c + d)
             target += d
             continue
         if c not in present:
             # A label summed within this operand alone: its cotangent is constant along it.
-            args.append(np.ones(n))
+            args.append(made_as(np.ones, n, float, ops[i]))
             new_terms.append(c)
             present.add(c)
         target += c

@@ -26,6 +26,7 @@ from ..primitive import (
     concrete,
     dtype_of,
     is_complex,
+    made_as,
     ndim_of,
     no_rule,
     normalize_axis,
@@ -220,12 +221,12 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
     if n == 0:  # empty groups: nothing to multiply (and no element to differentiate)
         return np.ones(xs)
     flat = np.reshape(xt, ts[:k] + (n,))
-    ones = np.ones(ts[:k] + (1,))
+    ones = np.ones_like(flat[..., :1])  # (in x's library: a CuPy x's stays on its device)
     left = np.concatenate([ones, np.cumprod(flat[..., :-1], axis=-1)], axis=-1)
     right_rev = np.concatenate([ones, np.cumprod(flat[..., ::-1][..., :-1], axis=-1)], axis=-1)
     others = left * right_rev[..., ::-1]
     back = np.reshape(others, ts)
-    return np.transpose(back, np.argsort(perm))
+    return np.transpose(back, tuple(int(i) for i in np.argsort(perm)))
 
 
 prod_p = Primitive("prod", _prod_impl)
@@ -349,10 +350,10 @@ def _cumprod_partials(x: Any, axis: int) -> Any:
     with the cumulative axis moved last (two trailing axes j, k). Exact with zeros."""
     xl = np.moveaxis(x, axis, -1)
     n = shape_of(xl)[-1]
-    eye = np.eye(n, dtype=bool)
+    eye = made_as(np.eye, n, bool, x)  # (constants in x's library: Dask, CuPy)
     # Row j: x with x_j replaced by 1, so its cumulative product skips x_j.
     rows = np.where(eye, 1.0, np.expand_dims(xl, -2))
-    return np.cumprod(rows, axis=-1) * np.triu(np.ones((n, n)))
+    return np.cumprod(rows, axis=-1) * np.triu(made_as(np.ones, (n, n), float, x))
 
 
 def _cumprod_jvp(g: Any, ans: Any, x: Any, axis: int) -> Any:
