@@ -35,7 +35,7 @@ import numpy as np
 from . import namespace
 from .diagnose import library_file, line_calls
 from .inplace import constant_on
-from .primitive import Tracer, dtype_of, foreign_array, plain_operand
+from .primitive import Tracer, dtype_of, plain_operand
 from .tracer import innermost_running
 
 _ndarray = np.ndarray
@@ -107,18 +107,11 @@ def _trace_for_caller(depth: int, name: str) -> Any:
     return None
 
 
-def _array(out: Any) -> bool:
-    """Whether ``out`` is an ndarray or another library's array (Dask, CuPy: a buffer
-    made in the user's code with ``np.zeros_like(w)`` keeps its library)."""
-    return type(out) is _ndarray or (not isinstance(out, Tracer)
-                                     and foreign_array(out) is not None)
-
-
 def as_buffer(out: Any, trace: Any) -> Any:
     """The plain floating-point array ``out`` as a constant of ``trace`` (a buffer whose
     writes are recorded); anything else (integers, booleans, objects, subclasses)
     unchanged."""
-    if trace is None or not _array(out) or out.dtype.kind not in "fc":
+    if trace is None or type(out) is not _ndarray or out.dtype.kind not in "fc":
         return out
     buf = constant_on(out, trace)
     if not out.shape:
@@ -131,13 +124,13 @@ def _maker(orig: Callable[..., Any], name: str, fill_zero: bool = False) -> Call
 
     def make(*args: Any, **kwargs: Any) -> Any:
         out = orig(*args, **kwargs)
-        if kwargs.get("like") is not None and type(out) is _ndarray:
+        if kwargs.get("like") is not None:
             return out
         trace = _trace_for_caller(1, name)
-        if trace is None or not _array(out) or out.dtype.kind not in "fc":
+        if trace is None or type(out) is not _ndarray or out.dtype.kind not in "fc":
             return out
         if fill_zero:  # np.empty: nothing uninitialised enters the recording
-            out[...] = 0
+            out.fill(0)
         return as_buffer(out, trace)
 
     make.__name__ = name
@@ -172,10 +165,10 @@ def _liker(orig: Callable[..., Any], name: str, fill_zero: bool = False) -> Call
         if isinstance(a, Tracer) or isinstance(out, Tracer):
             return out
         trace = _trace_for_caller(1, name)
-        if trace is None or not _array(out) or out.dtype.kind not in "fc":
+        if trace is None or type(out) is not _ndarray or out.dtype.kind not in "fc":
             return out
         if fill_zero:
-            out[...] = 0
+            out.fill(0)
         return as_buffer(out, trace)
 
     make.__name__ = name

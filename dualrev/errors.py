@@ -568,12 +568,14 @@ class NonFiniteDerivativeWarning(UserWarning):
             # (a Dask result is checked chunk by chunk when it is computed: looking
             # earlier would compute the whole graph; the careful replay that locates the
             # operation runs on NumPy arrays only)
-            at = ("it was found when the lazy (Dask) result was computed" if mode == "lazy"
+            at = ("it was found when a chunk was computed" if mode == "lazy"
                   else "the result is another library's array (CuPy, ...)")
             at += (", and dualrev locates the operation by a careful replay on NumPy "
                    "arrays only: differentiate the same function on a NumPy sample of the "
                    "data (one chunk) to find it")
-        super().__init__(f"dualrev.{what}: the derivative contains nan or inf; {at}. {advice}")
+        head = (f"dualrev.{what}: the derivative" if mode != "lazy" else
+                "dualrev: a derivative computed lazily (a Dask array)")
+        super().__init__(f"{head} contains nan or inf; {at}. {advice}")
         self.what, self.prim, self.where, self.cause, self.mode = (
             what, prim, where, cause, mode)
 

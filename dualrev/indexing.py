@@ -267,7 +267,10 @@ def _update_jvp(tangents: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
 def _update_vjp_v(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int,
                   inplace: bool = False, tangent_inplace: bool = False) -> Any:
     # a copy, not a view of g: the x rule may then clear g[idx] in place (vjp_add)
-    return np.copy(bind(gather_p, (g,), {"idx": idx, "nb": nb}))
+    c = bind(gather_p, (g,), {"idx": idx, "nb": nb})
+    if type(c) is not np.ndarray and not isinstance(c, Tracer) and foreign_array(c) is not None:
+        return c.copy()  # (Dask has no np.copy: it would compute; its method is lazy)
+    return np.copy(c)
 
 
 def _update_vjp_x(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int,

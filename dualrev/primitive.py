@@ -903,20 +903,15 @@ def asarray_keep(x: Any) -> Any:
     return x if foreign_array(x) is not None else np.asarray(x)
 
 
-def made_as(make: Any, shape: Any, dtype: Any, like: Any) -> Any:
-    """``make(shape, dtype)`` (np.ones, np.eye) in the array library of ``like``'s plain
-    value (``foreign_array``): an ndarray unless that is another library's array. For
-    the constants a rule builds (an identity, a row of ones)."""
-    if type(like) is np.ndarray:
-        return make(shape, dtype=dtype)
-    p = foreign_array(like)
-    return make(shape, dtype=dtype) if p is None else make(shape, dtype=dtype, like=p)
-
-
 def zeros_as(shape: tuple[int, ...], dtype: Any, like: Any) -> Any:
     """``np.zeros(shape, dtype)`` in the array library of ``like``'s plain value: an
     ndarray unless that is another library's array (``foreign_array``), whose chunks (a
-    Dask array's) are kept where the shapes agree."""
+    Dask array's) are kept where the shapes agree.
+
+    Made by ``np.zeros_like(p, shape=...)``, which NEP 18 dispatches to the library's own
+    (Dask, CuPy), rather than ``np.zeros(..., like=p)``: while a transform runs,
+    ``np.zeros`` is dualrev's wrapper (namespace.py), which ``like=`` hands to the
+    library by that name, and Dask does not know it (it computes instead)."""
     if type(like) is np.ndarray:
         return np.zeros(shape, dtype)
     p = foreign_array(like)
@@ -924,7 +919,26 @@ def zeros_as(shape: tuple[int, ...], dtype: Any, like: Any) -> Any:
         return np.zeros(shape, dtype)
     if tuple(p.shape) == tuple(shape):
         return np.zeros_like(p, dtype=dtype)
-    return np.zeros(shape, dtype, like=p)
+    return np.zeros_like(p, dtype=dtype, shape=shape)
+
+
+def ones_as(shape: tuple[int, ...], dtype: Any, like: Any) -> Any:
+    """``np.ones(shape, dtype)`` in the array library of ``like``'s plain value (see
+    ``zeros_as``): the constants a rule builds and grad's seed."""
+    p = None if type(like) is np.ndarray else foreign_array(like)
+    if p is None:
+        return np.ones(shape, dtype)
+    return np.ones_like(p, dtype=dtype, shape=shape)
+
+
+def eye_as(n: int, dtype: Any, like: Any) -> Any:
+    """``np.eye(n, dtype=dtype)`` in the array library of ``like``'s plain value (see
+    ``zeros_as``; ``np.diag`` of ones: Dask's ``eye`` takes none of NumPy's ``like=``
+    keywords)."""
+    p = None if type(like) is np.ndarray else foreign_array(like)
+    if p is None:
+        return np.eye(n, dtype=dtype)
+    return np.diag(np.ones_like(p, dtype=dtype, shape=(n,)))
 
 
 def ndim_of(x: Any) -> int:

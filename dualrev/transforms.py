@@ -36,7 +36,9 @@ from .primitive import (
     asarray_keep,
     concrete,
     dtype_of,
+    eye_as,
     foreign_array,
+    ones_as,
     peek,
     shape_of,
     unwrap_derivatives,
@@ -236,6 +238,16 @@ def _distinct(values: list[Any]) -> list[Any]:
     return out
 
 
+def _chunked_like(g: Any, x: Any) -> Any:
+    """A Dask derivative ``g`` of the Dask input ``x`` in ``x``'s chunks (the rules'
+    operations unify chunks with the data's; lazy, no compute); anything else as it is."""
+    chunks = getattr(x, "chunks", None)
+    if (chunks is not None and hasattr(type(g), "__dask_graph__")
+            and getattr(g, "chunks", chunks) != chunks and g.shape == x.shape):
+        return g.rechunk(chunks)
+    return g
+
+
 def _checked_when_computed(v: Any) -> Any:
     """A lazy (Dask) derivative that warns, when it is computed, if a chunk holds nan
     or inf: checking it now would compute the whole graph (the check of eager results,
@@ -245,7 +257,7 @@ def _checked_when_computed(v: Any) -> Any:
 
 def _check_chunk(block: Any) -> Any:
     if not np.all(np.isfinite(block)):
-        warnings.warn(NonFiniteDerivativeWarning("lazy", None, None, None, "lazy"),
+        warnings.warn(NonFiniteDerivativeWarning("grad", None, None, None, "lazy"),
                       stacklevel=2)
     return block
 
@@ -343,7 +355,7 @@ def _basis(values: list[Any], shapes: list[tuple[int, ...]] | None = None,
         if type(v) is not np.ndarray and (p := foreign_array(v)) is not None:
             e = eyes.get(type(p))
             if e is None:
-                e = eyes[type(p)] = np.eye(n, dtype=dt, like=p)
+                e = eyes[type(p)] = eye_as(n, dt, p)
         e = e[:, off:off + k] if k != n else e
         e = e.reshape((n,) + s)
         out.append(e if want == dt else e.astype(want))
@@ -688,7 +700,11 @@ class _Recording:
         grads = []
         for j, x in zip(self.in_index, self.leaves, strict=True):
             g = cts[j] if seeds else None
-            grads.append(_zeros(shape_of(x), x) if g is None else g)
+            if g is None:
+                g = _zeros(shape_of(x), x)
+            elif type(g) is not np.ndarray and type(g) not in FLOAT64_SCALARS:
+                g = _chunked_like(g, x)
+            grads.append(g)
         return grads
 
 
@@ -697,7 +713,7 @@ def _seed_one(value: Any) -> Any:
     if type(value) is not Traced or type(value.primal) is not np.ndarray:
         p = foreign_array(value)
         if p is not None:  # a Dask or CuPy output: the seed in its library (lazy, on its device)
-            return np.ones((), dtype=dt, like=p)  # (p may hold a batch: 0-d, not _like)
+            return ones_as((), dt, p)  # (p may hold a batch: shape (), not p's)
     return 1.0 if dt == _F64 else np.ones((), dt)[()]
 
 
@@ -1233,7 +1249,10 @@ def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
 
         primals = tuple(args[i] for i in nums)
         tangents = (v,) if single else tuple(v)
-        return jvp(g_of, primals, tangents)[1]
+        out = jvp(g_of, primals, tangents)[1]
+        if single and type(out) is not np.ndarray:
+            return _chunked_like(out, primals[0])  # (a Dask input's chunks)
+        return out
 
     return h
 

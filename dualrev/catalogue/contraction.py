@@ -21,10 +21,11 @@ from ..primitive import (
     Primitive,
     Tracer,
     bind,
+    eye_as,
     foreign_array,
     is_complex,
-    made_as,
     ndim_of,
+    ones_as,
     register_function,
     register_ufunc,
     shape_of,
@@ -245,13 +246,13 @@ def _einsum_vjp(i: int, g: Any, ans: Any, *ops: Any, spec: Any) -> Any:
         if c in target:
             # A repeated label (a diagonal): a fresh label tied to it by an identity matrix.
             d = spare.pop()
-            args.append(made_as(np.eye, n, float, ops[i]))  # (in the operand's library)
+            args.append(eye_as(n, float, ops[i]))  # (in the operand's library)
             new_terms.append(c + d)
             target += d
             continue
         if c not in present:
             # A label summed within this operand alone: its cotangent is constant along it.
-            args.append(made_as(np.ones, n, float, ops[i]))
+            args.append(ones_as((n,), float, ops[i]))
             new_terms.append(c)
             present.add(c)
         target += c

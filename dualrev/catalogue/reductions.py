@@ -25,11 +25,12 @@ from ..primitive import (
     bind,
     concrete,
     dtype_of,
+    eye_as,
     is_complex,
-    made_as,
     ndim_of,
     no_rule,
     normalize_axis,
+    ones_as,
     register_function,
     shape_of,
 )
@@ -350,10 +351,10 @@ def _cumprod_partials(x: Any, axis: int) -> Any:
     with the cumulative axis moved last (two trailing axes j, k). Exact with zeros."""
     xl = np.moveaxis(x, axis, -1)
     n = shape_of(xl)[-1]
-    eye = made_as(np.eye, n, bool, x)  # (constants in x's library: Dask, CuPy)
+    eye = eye_as(n, bool, x)  # (constants in x's library: Dask, CuPy)
     # Row j: x with x_j replaced by 1, so its cumulative product skips x_j.
     rows = np.where(eye, 1.0, np.expand_dims(xl, -2))
-    return np.cumprod(rows, axis=-1) * np.triu(made_as(np.ones, (n, n), float, x))
+    return np.cumprod(rows, axis=-1) * np.triu(ones_as((n, n), float, x))
 
 
 def _cumprod_jvp(g: Any, ans: Any, x: Any, axis: int) -> Any:
