@@ -352,7 +352,8 @@ def _basis(values: list[Any], shapes: list[tuple[int, ...]] | None = None,
     out, off = [], 0
     for v, s, k, want in zip(values, shapes, sizes, dts, strict=True):
         e = eye
-        if type(v) is not np.ndarray and (p := foreign_array(v)) is not None:
+        if type(v) is not np.ndarray and not (type(v) is Traced and type(v.primal) is np.ndarray) \
+                and (p := foreign_array(v)) is not None:
             e = eyes.get(type(p))
             if e is None:
                 e = eyes[type(p)] = eye_as(n, dt, p)
@@ -702,7 +703,8 @@ class _Recording:
             g = cts[j] if seeds else None
             if g is None:
                 g = _zeros(shape_of(x), x)
-            elif type(g) is not np.ndarray and type(g) not in FLOAT64_SCALARS:
+            elif type(g) is not np.ndarray and type(g) is not Batched \
+                    and type(g) not in FLOAT64_SCALARS:
                 g = _chunked_like(g, x)
             grads.append(g)
         return grads
@@ -996,9 +998,10 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     def run(*args: Any, **kwargs: Any) -> Any:
         res, values, _ = once(args, kwargs, False)
         jac = res[0] if has_aux else res
-        if values is not None and not _finite(jac) and _foreign_leaf(jac):
-            _warn_nonfinite("jacobian", None, "foreign")
-        elif values is not None and not _finite(jac):
+        if values is not None and not _finite(jac):
+            if _foreign_leaf(jac):  # (no careful replay of another library's arrays)
+                _warn_nonfinite("jacobian", None, "foreign")
+                return res
             try:
                 res2, values2, tape = once(args, kwargs, True)
                 ok = (values2 is not None and _same_values(values, values2)

@@ -65,7 +65,8 @@ def _fold_matmul(a: Any, b: Any) -> Any:
     one product (or one matrix-vector product) per stacked matrix."""
     if isinstance(a, Tracer) or isinstance(b, Tracer) or not _FOLD[0]:
         return bind(matmul_p, (a, b), {})  # traced (nested) operands: folding costs more
-    if foreign_array(a) is not None or foreign_array(b) is not None:
+    if (type(a) is not np.ndarray and foreign_array(a) is not None) or (
+            type(b) is not np.ndarray and foreign_array(b) is not None):
         return np.matmul(a, b)  # another library's array (Dask, CuPy): its own matmul
     a, b = np.asarray(a), np.asarray(b)  # plain values: ndarray methods, no wrappers
     sa, sb = a.shape, b.shape
