@@ -282,9 +282,9 @@ class ForeignArrayError(DualrevError):
 
     Refused today: SciPy functions whose rule (or SciPy's own code under it) converts
     its arguments with ``np.asarray`` (``scipy.linalg.expm``, ``solve_triangular``,
-    ``scipy.stats``); index arrays computed from such values (``np.sort``, masks
-    ``x[x > 0]``); writes of such values into a NumPy buffer; a Dask scatter-add at
-    repeated positions. See docs/gpu.md and docs/dask.md.
+    ``cho_solve``, ``lu_solve``); index arrays computed from such values (``np.sort``,
+    masks ``x[x > 0]``); writes of such values into a NumPy buffer. See docs/gpu.md and
+    docs/dask.md.
 
     Example:
         >>> import numpy as np
@@ -520,7 +520,8 @@ class NonFiniteDerivativeWarning(UserWarning):
     right) and optimizers handle it; ``warnings.simplefilter("error",
     dr.NonFiniteDerivativeWarning)`` makes it one. Its attributes ``prim``, ``where``
     (the user's ``file:line``), ``cause`` (``"zero"``: 0 * inf from a zero factor,
-    ``"overflow"``, ``"singular"``) and ``mode`` say the same for programs.
+    ``"overflow"``, ``"singular"``; ``"lazy"``: found when a Dask result was computed,
+    after the transform returned) and ``mode`` say the same for programs.
 
     Example:
         >>> import warnings
@@ -541,7 +542,11 @@ class NonFiniteDerivativeWarning(UserWarning):
 
     def __init__(self, what: str, prim: str | None, where: str | None, cause: str | None,
                  mode: str) -> None:
-        if prim is None:
+        if cause == "lazy":
+            at = ("it was found when the lazy (Dask) result was computed, after the "
+                  "transform had returned, so dualrev could neither locate the operation nor "
+                  "look again with strong zeros (a masked branch's 0 * inf stays nan)")
+        elif prim is None:
             at = ("dualrev could not locate the operation (the function gave other values "
                   "when run again, or a custom_vjp function sits in a forward pass)")
         else:
@@ -560,22 +565,19 @@ class NonFiniteDerivativeWarning(UserWarning):
                       "selection masks it (the zero comes from a factor), so the derivative "
                       "is not determined there. If that branch is meant to be unused, "
                       f"select it away before the singular call too: {guard}.")
+        elif cause == "lazy":
+            advice = ("Call the transform on a computed slice of the data (NumPy arrays) to "
+                      f"locate it, and guard a branch meant to be unused: {guard}.")
         else:
             advice = (f"The derivative of {prim or 'an operation'} does not exist there "
                       "(sqrt, log, abs, norm or a power at 0, arcsin at 1, ...): move the "
                       f"point off the singularity, or guard the input: {guard}.")
-        if mode in ("lazy", "foreign"):
-            # (a Dask result is checked chunk by chunk when it is computed: looking
-            # earlier would compute the whole graph; the careful replay that locates the
-            # operation runs on NumPy arrays only)
-            at = ("it was found when a chunk was computed" if mode == "lazy"
-                  else "the result is another library's array (CuPy, ...)")
-            at += (", and dualrev locates the operation by a careful replay on NumPy "
-                   "arrays only: differentiate the same function on a NumPy sample of the "
-                   "data (one chunk) to find it")
-        head = (f"dualrev.{what}: the derivative" if mode != "lazy" else
-                "dualrev: a derivative computed lazily (a Dask array)")
-        super().__init__(f"{head} contains nan or inf; {at}. {advice}")
+        if mode == "foreign":
+            # (the careful replay builds its masks and probes in NumPy)
+            at = ("the result is another library's array (CuPy, ...), and dualrev locates "
+                  "the operation by a careful replay on NumPy arrays only: differentiate "
+                  "the same function on a NumPy sample of the data to find it")
+        super().__init__(f"dualrev.{what}: the derivative contains nan or inf; {at}. {advice}")
         self.what, self.prim, self.where, self.cause, self.mode = (
             what, prim, where, cause, mode)
 

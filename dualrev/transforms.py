@@ -44,7 +44,7 @@ from .primitive import (
     unwrap_derivatives,
     zeros_as,
 )
-from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
+from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite, is_lazy
 from .sparsity import Pattern, SparsityTrace
 from .staging import Staged
 from .tracer import new_level, transform_entered, transform_exited
@@ -220,7 +220,7 @@ def _rebuild_args(args: Sequence[Any], nums: tuple[int, ...], defs: list[TreeDef
 def _distinct(values: list[Any]) -> list[Any]:
     """Results the caller may write into: an array that is returned twice (``x + y``
     passes one cotangent to both) or is read-only (a slice of the cached identity) is
-    copied. A lazy (Dask) result is checked for nan/inf when it is computed."""
+    copied."""
     seen: set[int] = set()
     out = []
     for v in values:
@@ -232,8 +232,6 @@ def _distinct(values: list[Any]) -> list[Any]:
                 id(v) in seen or not v.primal.flags.writeable):
             v = v.copy()  # (a dr.replay recording: the copy is an operation of its own)
             seen.add(id(v))
-        elif hasattr(type(v), "__dask_graph__") and hasattr(v, "map_blocks"):
-            v = _checked_when_computed(v)
         out.append(v)
     return out
 
@@ -246,20 +244,6 @@ def _chunked_like(g: Any, x: Any) -> Any:
             and getattr(g, "chunks", chunks) != chunks and g.shape == x.shape):
         return g.rechunk(chunks)
     return g
-
-
-def _checked_when_computed(v: Any) -> Any:
-    """A lazy (Dask) derivative that warns, when it is computed, if a chunk holds nan
-    or inf: checking it now would compute the whole graph (the check of eager results,
-    ``_finite``, passes lazy ones)."""
-    return v.map_blocks(_check_chunk, dtype=v.dtype)
-
-
-def _check_chunk(block: Any) -> Any:
-    if not np.all(np.isfinite(block)):
-        warnings.warn(NonFiniteDerivativeWarning("grad", None, None, None, "lazy"),
-                      stacklevel=2)
-    return block
 
 
 def _group(values: list[Any], defs: list[TreeDef], single: bool) -> Any:
@@ -527,6 +511,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
         t = _careful_forward(lambda tape, ins: {j: x for j, x in zip(ins, t_leaves, strict=True)},
                              lambda rec, ts, _: _pushed_outputs(rec, ts), t, f, primals, nums,
                              has_aux, "jvp", p)
+    t = _checked_when_computed(t, "jvp")
     res = (tree_unflatten(od, p), tree_unflatten(od, _distinct([_result(v) for v in t])))
     return res + (aux,) if has_aux else res
 
@@ -609,6 +594,7 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
                     [_unbatch(t, bt) for t in _pushed_outputs(rec, ts)], rec.out_def,
                     rec.leaves, rec.defs, single),
                 res, fk, args, nums, has_aux, "jacfwd", p, batch=n)
+        res = _checked_when_computed(res, "jacfwd")
         return (res, aux) if has_aux else res
 
     return jac
@@ -764,6 +750,7 @@ def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, has_aux: bool,
             if not _finite(grads):
                 grads = _careful_reverse(lambda r: _scalar_gradient(r, holomorphic), grads,
                                          fk, args, nums, has_aux, what, rec.values)
+            grads = _checked_when_computed(grads, what)
         res = (rec.values[0], _group([_result(g) for g in grads], rec.defs, single))
         return (res, rec.aux) if has_aux else res
 
@@ -877,6 +864,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
             if not _finite(grads):
                 grads = _careful_reverse(lambda r: r.pull(cts, keep=True), grads, f, primals,
                                          nums, has_aux, "vjp", rec.values)
+            grads = _checked_when_computed(grads, "vjp")
         return _group([_result(g) for g in grads], rec.defs, False)
 
     return (out, pullback, rec.aux) if has_aux else (out, pullback)
@@ -958,6 +946,7 @@ def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
             if not _finite(res):
                 res = _careful_reverse(lambda r: _jacrev_from(r, single, holomorphic), res,
                                        fk, args, nums, has_aux, "jacrev", rec.values)
+            res = _checked_when_computed(res, "jacrev")
         return (res, rec.aux) if has_aux else res
 
     return jac
@@ -997,7 +986,8 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
 
     def run(*args: Any, **kwargs: Any) -> Any:
         res, values, _ = once(args, kwargs, False)
-        jac = res[0] if has_aux else res
+        jac = _checked_when_computed(res[0] if has_aux else res, "jacobian")
+        res = (jac, res[1]) if has_aux else jac
         if values is not None and not _finite(jac):
             if _foreign_leaf(jac):  # (no careful replay of another library's arrays)
                 _warn_nonfinite("jacobian", None, "foreign")
@@ -1056,6 +1046,32 @@ def _finite(tree: Any) -> bool:
     if type(tree) is list and len(tree) == 1:
         return all_finite(tree[0])
     return all(all_finite(v) for v in tree_flatten(tree)[0])
+
+
+_EAGER = (np.ndarray, float, np.float64)
+
+
+def _checked_when_computed(tree: Any, what: str) -> Any:
+    """``tree`` with each lazy leaf (a Dask array) checked for nan/inf when it is computed:
+    ``_finite`` cannot look at it without computing the whole graph during the transform
+    call, so each block warns (``NonFiniteDerivativeWarning``, cause ``"lazy"``) as it is
+    made. A tree without lazy leaves comes back as it is (one pass over its leaves)."""
+    if type(tree) is list and all(type(v) in _EAGER for v in tree):
+        return tree  # the common case, without flattening
+    leaves, tdef = tree_flatten(tree)
+    if not any(is_lazy(v) for v in leaves):
+        return tree
+    return tree_unflatten(tdef, [v.map_blocks(_warn_nonfinite_block, what, dtype=v.dtype,
+                                              meta=np.empty((0,) * v.ndim, v.dtype))
+                                 if is_lazy(v) else v for v in leaves])
+
+
+def _warn_nonfinite_block(block: Any, what: str) -> Any:
+    """One computed block of a lazy derivative, warning if it holds nan/inf."""
+    if block.dtype.kind in "fc" and not np.isfinite(block).all():
+        warnings.warn(NonFiniteDerivativeWarning(what, None, None, "lazy", "reverse"),
+                      stacklevel=2)
+    return block
 
 
 def _plain(v: Any) -> Any:
@@ -1296,7 +1312,7 @@ def _jvp_batched(f: Callable[..., Any], x: Any, tangents: Any, what: str) -> tup
             lambda bt, ins: {ins[0]: Batched(tangents, bt)},
             lambda rec, ts, bt: _unbatch(_pushed_outputs(rec, ts)[0], bt),
             res, f, (x,), (0,), False, what, p, batch=batch)
-    return p[0], res
+    return p[0], _checked_when_computed(res, what)
 
 
 def vjp_batched(f: Callable[..., Any], x: Any, cotangents: Any) -> tuple[Any, Any]:
@@ -1350,6 +1366,7 @@ def _vjp_batched(f: Callable[..., Any], x: Any, cotangents: Any,
         res = run(rec)
         if not _finite(res):
             res = _careful_reverse(run, res, f, (x,), (0,), False, what, rec.values)
+        res = _checked_when_computed(res, what)
     return rec.values[0], res
 
 

@@ -160,6 +160,9 @@ class DeviceArray:
     def transpose(self, *axes: Any) -> DeviceArray:
         return DeviceArray(self.data.transpose(*axes))
 
+    def swapaxes(self, a: int, b: int) -> DeviceArray:
+        return DeviceArray(self.data.swapaxes(a, b))
+
     def sum(self, *args: Any, **kwargs: Any) -> Any:
         return np.sum(self, *args, **kwargs)
 
