@@ -85,7 +85,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
         "SolverNotConvergedError", "SingularSolutionError", "SparseOptionError",
-        "ClosureError",
+        "ClosureError", "ForeignArrayError",
         "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning",
         "ProgramNotPortable", "ProgramFormatError", "ProgramCallError")]),
 ]

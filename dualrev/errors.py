@@ -289,9 +289,16 @@ class ForeignArrayError(DualrevError):
     Example:
         >>> import numpy as np
         >>> import dualrev as dr
-        >>> from dualrev.errors import ForeignArrayError
-        >>> issubclass(ForeignArrayError, dr.DualrevError)
-        True
+        >>> class OnDevice(np.lib.mixins.NDArrayOperatorsMixin):  # a NEP 18 array
+        ...     def __init__(self, a): self.a, self.shape, self.dtype = a, a.shape, a.dtype
+        ...     def __array_ufunc__(self, uf, method, *xs, **kw):
+        ...         return OnDevice(uf(*[x.a if isinstance(x, OnDevice) else x for x in xs]))
+        ...     def __array_function__(self, func, types, args, kwargs): return NotImplemented
+        >>> w = OnDevice(np.array([1.0, 2.0]))
+        >>> dr.grad(lambda w: np.sum(w[w > 1.5]))(w)
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.ForeignArrayError: dualrev: an index array made from values ...
     """
 
     def __init__(self, value: Any, what: str, rewrite: str) -> None:

@@ -61,6 +61,9 @@ def canonical_index(idx: Any) -> tuple[Any, ...]:
         idx = (idx,)
     out = []
     for i in idx:
+        if (type(i) is not np.ndarray and not isinstance(i, (Tracer, *_BASIC))
+                and not hasattr(type(i), "__dask_graph__") and foreign_array(i) is not None):
+            _refuse_foreign_index(i)  # (a CuPy index; a Dask one is refused below)
         if isinstance(i, Tracer) and i._staged:
             i = i.freeze()  # a dualrev.replay recording's index: guarded, baked in
         if isinstance(i, Tracer):
@@ -79,8 +82,6 @@ def canonical_index(idx: Any) -> tuple[Any, ...]:
         if isinstance(i, (list, np.ndarray)) or (
             not isinstance(i, _BASIC) and hasattr(i, "__array__")
         ):
-            if type(i) is not np.ndarray and foreign_array(i) is not None:
-                _refuse_foreign_index(i)
             a = np.asarray(i)
             if a.dtype.kind not in "iub":
                 if a.size == 0:
