@@ -252,9 +252,8 @@ def _unwrap_index(i: Any) -> Any:
 
 
 def device(x: Any) -> DeviceArray:
-    """``x`` (an ndarray or number) moved "to the device"."""
-    return DeviceArray(np.array(x, dtype=float) if isinstance(x, numbers.Number) else
-                       np.asarray(x))
+    """``x`` (an ndarray or number, of its own dtype) moved "to the device"."""
+    return DeviceArray(np.array(x))
 
 
 def host(x: Any) -> Any:

@@ -50,6 +50,7 @@ from ..primitive import (
     concrete,
     decide,
     dtype_of,
+    eye_as,
     is_complex,
     ndim_of,
     no_rule,
@@ -75,7 +76,7 @@ def _as_scale(v: Any) -> Any:
 def _diag_embed(v: Any) -> Any:
     """A stack of diagonal matrices with v[..., n] on the diagonal."""
     n = shape_of(v)[-1]
-    return v[..., None] * np.eye(n)
+    return v[..., None] * eye_as(n, float, v)
 
 
 def _H(x: Any) -> Any:
@@ -424,7 +425,7 @@ def _eigh_parts(ans: Any, a: Any) -> tuple[Any, Any]:
 def _eig_gaps(w: Any) -> Any:
     # F[i, j] = 1 / (w_j - w_i) off the diagonal, 0 on it.
     n = shape_of(w)[-1]
-    eye = np.eye(n)
+    eye = eye_as(n, float, w)  # (in w's library: a CuPy w's on its device)
     return 1.0 / (w[..., None, :] - w[..., :, None] + eye) - eye
 
 
@@ -551,7 +552,7 @@ def _svd_jvp(g: Any, ans: Any, a: Any, m: int, n: int) -> Any:
     ds = _real_part(dp_diag, dp)
     s_row = s[..., None, :]
     s_col = s[..., :, None]
-    eye = np.eye(k)
+    eye = eye_as(k, float, s)
     f = 1.0 / ((s_row + s_col) * (s_row - s_col) + eye) - eye  # 1 / (s_j^2 - s_i^2)
     dps = dp * s_row
     sdp = s_col * dp

@@ -220,7 +220,7 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
     ts = shape_of(xt)
     n = math.prod(ts[k:])
     if n == 0:  # empty groups: nothing to multiply (and no element to differentiate)
-        return np.ones(xs)
+        return ones_as(tuple(xs), float, x)
     flat = np.reshape(xt, ts[:k] + (n,))
     ones = np.ones_like(flat[..., :1])  # (in x's library: a CuPy x's stays on its device)
     left = np.concatenate([ones, np.cumprod(flat[..., :-1], axis=-1)], axis=-1)
