@@ -848,7 +848,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     nums = tuple(range(len(primals)))
     # The pullback runs later: it must read the inputs as they were, not as the caller
     # may have rewritten them in place meanwhile.
-    primals = tree_map(lambda v: v.copy() if isinstance(v, np.ndarray) else v, primals)
+    primals = tree_map(_private_copy, primals)
     with _tracing:
         rec = _Recording(f, primals, nums, has_aux, "vjp")
     out = tree_unflatten(rec.out_def, rec.values)
@@ -868,6 +868,15 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
         return _group([_result(g) for g in grads], rec.defs, False)
 
     return (out, pullback, rec.aux) if has_aux else (out, pullback)
+
+
+def _private_copy(v: Any) -> Any:
+    """An array argument of ``vjp`` copied (in its own library: a CuPy array on its
+    device, a Dask array's lazy copy), so that writes into the caller's array after the
+    call do not reach the pullback; anything else as it is."""
+    if isinstance(v, np.ndarray) or (not isinstance(v, Tracer) and foreign_array(v) is not None):
+        return v.copy()
+    return v
 
 
 def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> Any:

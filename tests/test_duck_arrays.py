@@ -172,6 +172,17 @@ def test_jvp_and_vjp(f: Any) -> None:
     both(pulled)
 
 
+def test_vjp_reads_the_primals_as_they_were() -> None:
+    # the pullback runs later: a write into the caller's device array in between must not
+    # reach it (the primal is copied on the device, as a NumPy one is copied on the host)
+    w = device(W)
+    _, pullback = dr.vjp(lambda w: np.sin(w) * w, w)
+    w[0] = 100.0
+    (c,) = pullback(device(np.ones(3)))
+    assert type(c) is DeviceArray
+    np.testing.assert_allclose(host(c), np.cos(W) * W + np.sin(W), rtol=1e-14)
+
+
 def test_vmap_and_per_example_gradients() -> None:
     def loss(w: Any, x: Any, y: Any) -> Any:
         return (np.tanh(x @ w) - y) ** 2 + np.sum(w ** 2)
