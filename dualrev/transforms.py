@@ -448,6 +448,13 @@ def _check_tangent(x: Any, t: Any) -> Any:
         ts, tk = tuple(shape_of(t)), dtype_of(t).kind
     else:
         _refuse_subclass(t, "a tangent or cotangent")
+        if (type(t) is np.ndarray and t.ndim and type(x) is not np.ndarray
+                and (p := foreign_array(x)) is not None and not is_lazy(p)):
+            # (a CuPy primal: its library refuses to mix with a host array; Dask mixes)
+            raise DualrevError(
+                f"dualrev: a NumPy tangent or cotangent of shape {t.shape} was given for a "
+                f"{type(p).__module__}.{type(p).__name__} primal; give it in the primal's "
+                "library (cupy.asarray(t) for CuPy), as the primal's own derivatives are")
         t = np.asarray(t) if not isinstance(t, float) else t
         ts, tk = np.shape(t), np.result_type(t).kind
     if ts != shape_of(x):

@@ -253,6 +253,14 @@ def test_a_branch_on_a_value_reads_one_number() -> None:
     assert "bool()" in SCALAR_READS
 
 
+def test_a_host_tangent_for_a_device_primal_refuses() -> None:
+    with pytest.raises(dr.DualrevError, match="NumPy tangent or cotangent.*DeviceArray"):
+        dr.jvp(lambda w: np.sin(w), (device(W),), (np.ones(3),))
+    _, pullback = dr.vjp(lambda w: np.sin(w), device(W))
+    with pytest.raises(dr.DualrevError, match="NumPy tangent or cotangent"):
+        pullback(np.ones(3))
+
+
 def test_float_of_a_traced_value_refuses_as_for_numpy() -> None:
     with pytest.raises(TracerConversionError):
         dr.grad(lambda w: float(np.sum(w)) * np.sum(w))(device(W))
