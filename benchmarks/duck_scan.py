@@ -5,7 +5,10 @@ the same run on NumPy arrays. Prints how many entries stay on the "device", how 
 refuse clearly (a DualrevError), and where the others first meet the host (a host copy
 or a NumPy constant mixed in), grouped by the line of dualrev that did it.
 
-    python benchmarks/duck_scan.py [--show 15]
+    python benchmarks/duck_scan.py [--show 15] [--dask]
+
+With ``--dask`` the arguments are Dask arrays instead, under a scheduler that raises:
+"computes" counts the cases where a transform computed something while it ran.
 
 A survey, not a test: the pinned checks are tests/test_duck_arrays.py.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import sys
 import traceback
 import warnings
@@ -21,14 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# the checkout's root instead of benchmarks/ (whose sparse.py would shadow the `sparse`
+# package Dask imports)
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import dualrev as dr  # noqa: E402
 from dualrev.errors import DualrevError  # noqa: E402
 from tests.conformance.checks import Prepared  # noqa: E402
 from tests.conformance.specs import CASES  # noqa: E402
 from tests.device_array import HOST_COPIES, DeviceArray, device, host  # noqa: E402
-
 
 _PASSING = ("catalogue/construction.py", "primitive.py")  # wrappers: name their caller
 
@@ -40,6 +45,17 @@ def _site(e: BaseException) -> str:
         if name not in _PASSING or f is frames[0]:
             return f"{name}:{f.lineno} ({f.name})"
     return "(outside dualrev)"
+
+
+class _Computed(RuntimeError):
+    pass
+
+
+def _refuse(*args: object, **kwargs: object) -> None:
+    raise _Computed("computed during the transform")
+
+
+MOVE = {"to": device, "back": host, "type": DeviceArray}
 
 
 def scan_case(case) -> tuple[str, str]:
@@ -57,20 +73,24 @@ def scan_case(case) -> tuple[str, str]:
         except Exception:  # noqa: BLE001  (refused on NumPy too: not this survey's)
             return "skip", ""
         HOST_COPIES.clear()
+        to = MOVE["to"]
         try:
-            dl = [device(x) if isinstance(x, np.ndarray) else x for x in p.leaves]
-            out, t = dr.jvp(p.g, dl, [device(v) for v in vs])
-            _, pb = dr.vjp(p.g, *dl)
-            c = pb(tuple(device(u) for u in us))
+            with MOVE["guard"]():
+                dl = [to(x) if isinstance(x, np.ndarray) else x for x in p.leaves]
+                out, t = dr.jvp(p.g, dl, [to(v) for v in vs])
+                _, pb = dr.vjp(p.g, *dl)
+                c = pb(tuple(to(np.asarray(u)) for u in us))
+        except _Computed as e:
+            return "computes", _site(e)
         except DualrevError as e:
             return "refused", f"{type(e).__name__}: {str(e)[:90]}"
         except Exception as e:  # noqa: BLE001
             return "host", _site(e)
     for got, want in ((t, t0), (c, c0)):
         for g, w in zip(got, want, strict=True):
-            if type(g) is not DeviceArray:
+            if not isinstance(g, MOVE["type"]):
                 return "host", f"a {type(g).__name__} came back"
-            if not np.allclose(host(g), w, rtol=1e-8, atol=1e-10, equal_nan=True):
+            if not np.allclose(MOVE["back"](g), w, rtol=1e-8, atol=1e-10, equal_nan=True):
                 return "WRONG", case.id
     return "ok", ""
 
@@ -78,7 +98,16 @@ def scan_case(case) -> tuple[str, str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--show", type=int, default=15)
+    ap.add_argument("--dask", action="store_true")
     args = ap.parse_args()
+    MOVE["guard"] = contextlib.nullcontext
+    if args.dask:
+        import dask
+        import dask.array as da
+
+        MOVE.update(to=lambda x: da.from_array(np.asarray(x), chunks=2),
+                    back=lambda g: g.compute(scheduler="sync"), type=da.Array,
+                    guard=lambda: dask.config.set(scheduler=_refuse))
     outcomes: collections.Counter[str] = collections.Counter()
     entries: dict[str, set[str]] = collections.defaultdict(set)
     sites: collections.Counter[str] = collections.Counter()
@@ -93,15 +122,15 @@ def main() -> None:
             continue
         outcomes[kind] += 1
         entries[kind].add(case.name)
-        if kind == "host":
-            sites[why] += 1
-            examples.setdefault(why, case.id)
+        if kind in ("host", "computes"):
+            sites[f"{kind}: {why}"] += 1
+            examples.setdefault(f"{kind}: {why}", case.id)
         if kind == "WRONG":
             wrong.append(why)
     print("cases:", dict(outcomes))
     print("entries:", {k: len(v) for k, v in entries.items()})
     print("WRONG (a derivative that differs from NumPy's):", wrong or "none")
-    print("first host contact, by site:")
+    print("first host contact (or compute), by site:")
     for site, n in sites.most_common(args.show):
         print(f"  {n:4d}  {site}  e.g. {examples[site]}")
 
