@@ -428,11 +428,11 @@ class _LoopBody(_Body):
         args_wrt = tuple(j - ns for j in wrt if j >= ns)
         stored: dict[int, list[Any]] = dict(kept)
         acc: list[Any] = [None] * len(args_wrt)
+        every = tuple(range(ns + len(args_wrt)))  # the recorded stretch's inputs
 
         def reverse(lo: int, hi: int, state: list[Any], ct: list[Any]) -> list[Any]:
             """Steps ``lo..hi-1`` recorded from ``state`` (the state at ``lo``) and
             reversed: the cotangent of the state at ``lo`` from that at ``hi``."""
-            wrt_all = (*range(ns), *(ns + j for j in args_wrt))
 
             def run(ls: list[Any]) -> Any:
                 s, r = ls[:ns], list(rest)
@@ -441,7 +441,7 @@ class _LoopBody(_Body):
                 return self._advance(s, r, hi - lo)
 
             tape, index, outs = _record(
-                run, [*state, *(rest[j] for j in args_wrt)], wrt_all,
+                run, [*state, *(rest[j] for j in args_wrt)], every,
                 f"{self.name}, steps {lo}..{hi - 1} run again for the backward pass")
             back = _pull(tape, index, outs, ct)
             for a, c in enumerate(back[ns:]):
