@@ -29,7 +29,7 @@ from .custom import _Box, _pack, _split, _Static, _unpack
 from .errors import CheckpointError
 from .forward import Dual, ForwardTrace
 from .primitive import Primitive, Tracer, bind, dtype_of, shape_of
-from .reverse import Tape, Traced
+from .reverse import CarefulTape, Tape, Traced
 from .tracer import new_level
 from .tree import TreeDef, tree_flatten, tree_unflatten
 
@@ -60,8 +60,8 @@ class _Body:
     def forward(self, leaves: list[Any]) -> tuple[Any, Any]:
         raise NotImplementedError
 
-    def backward(self, leaves: list[Any], kept: Any, g: Any,
-                 wrt: tuple[int, ...]) -> list[Any]:
+    def backward(self, leaves: list[Any], kept: Any, g: Any, wrt: tuple[int, ...],
+                 careful: bool) -> list[Any]:
         raise NotImplementedError
 
     def plain(self, leaves: list[Any]) -> Any:
@@ -84,7 +84,10 @@ class _Handler:
                 "differentiates it, for arguments not traced by it: the function reads a "
                 "traced value that is neither an argument nor in its closure (a global, a "
                 "class attribute). Pass that value as an argument")
-        return ans, {**params, "kept": kept, "wrt": wrt, "state": _Pass()}
+        # the careful replay of a non-finite result (strong zeros, the culprit) records
+        # the re-runs on careful tapes too
+        return ans, {**params, "kept": kept, "wrt": wrt, "state": _Pass(),
+                     "careful": isinstance(tape, CarefulTape)}
 
     def forward(self, primals: list[Any], tangents: list[Any],
                 params: dict[str, Any]) -> tuple[Any, Any]:
@@ -98,9 +101,9 @@ def _impl(*leaves: Any, body: _Body, **params: Any) -> Any:
 
 
 def _vjp(i: int, g: Any, ans: Any, *primals: Any, body: _Body, kept: Any,
-         wrt: tuple[int, ...], state: _Pass) -> Any:
+         wrt: tuple[int, ...], state: _Pass, careful: bool) -> Any:
     if state.g is not g or i in state.served:
-        cts = body.backward(list(primals), kept, g, wrt)
+        cts = body.backward(list(primals), kept, g, wrt, careful)
         state.cts = [None] * len(primals)
         for j, c in zip(wrt, cts, strict=True):
             state.cts[j] = c
@@ -192,10 +195,10 @@ def _zeros(v: Any) -> Any:
 
 
 def _record(fun: Callable[..., Any], leaves: list[Any], wrt: Sequence[int],
-            what: str) -> tuple[Tape, list[int], list[Any]]:
-    """``fun(leaves)`` on a fresh tape, the leaves at ``wrt`` its inputs: the tape, the
-    inputs' entries, and the output's leaves."""
-    tape = Tape(new_level(), what)
+            what: str, careful: bool) -> tuple[Tape, list[int], list[Any]]:
+    """``fun(leaves)`` on a fresh tape (a careful one under a careful pass), the leaves at
+    ``wrt`` its inputs: the tape, the inputs' entries, and the output's leaves."""
+    tape = CarefulTape(new_level(), what) if careful else Tape(new_level(), what)
     ins = list(leaves)
     index = []
     for j in wrt:
@@ -248,11 +251,11 @@ class _FunctionBody(_Body):
     def forward(self, leaves: list[Any]) -> tuple[Any, Any]:
         return self._call([_fresh(v) for v in leaves], self.box), None
 
-    def backward(self, leaves: list[Any], kept: Any, g: Any,
-                 wrt: tuple[int, ...]) -> list[Any]:
+    def backward(self, leaves: list[Any], kept: Any, g: Any, wrt: tuple[int, ...],
+                 careful: bool) -> list[Any]:
         fresh = [_fresh(v) for v in leaves]
         tape, index, outs = _record(lambda ls: self._call(ls, _Box()), fresh, wrt,
-                                    f"{self.name}, run again for the backward pass")
+                                    f"{self.name}, run again for the backward pass", careful)
         return _pull(tape, index, outs, [g])
 
 
@@ -418,8 +421,8 @@ class _LoopBody(_Body):
                 stored[k] = [_fresh(v) for v in state]
         return self._pack(state, self.box), stored
 
-    def backward(self, leaves: list[Any], kept: Any, g: Any,
-                 wrt: tuple[int, ...]) -> list[Any]:
+    def backward(self, leaves: list[Any], kept: Any, g: Any, wrt: tuple[int, ...],
+                 careful: bool) -> list[Any]:
         ns = self.ns
         box = self.box
         ct = tree_flatten(g if box.layout is None else _unpack(g, box.layout))[0]
@@ -442,7 +445,8 @@ class _LoopBody(_Body):
 
             tape, index, outs = _record(
                 run, [*state, *(rest[j] for j in args_wrt)], every,
-                f"{self.name}, steps {lo}..{hi - 1} run again for the backward pass")
+                f"{self.name}, steps {lo}..{hi - 1} run again for the backward pass",
+                careful)
             back = _pull(tape, index, outs, ct)
             for a, c in enumerate(back[ns:]):
                 acc[a] = _add(acc[a], c)

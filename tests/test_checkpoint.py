@@ -423,3 +423,35 @@ def test_memory_grows_like_the_square_root_of_the_steps():
     assert ratios["store_all"] > 7, ratios
     assert ratios["revolve"] < 4 and ratios["segments"] < 4, ratios
     assert peak(200, "revolve") < peak(200, "store_all") / 5
+
+
+def test_strong_zeros_of_the_careful_replay_reach_inside():
+    """A 0 * inf inside the re-run (the untaken branch of np.where at sqrt's 0) is the
+    plain function's strong zero: the careful replay records the re-runs on careful
+    tapes too, so the result is the plain one, finite, with no warning."""
+    import warnings
+
+    h = lambda x: np.where(x > 0, np.sqrt(np.abs(x)), 0.0)  # noqa: E731
+    hc = dr.checkpoint(h)
+    x = np.array([0.0, 1.0, 4.0])
+
+    def step(x, a):
+        return x + a * h(x)
+
+    def loop(a, kw):
+        if kw is None:
+            y = x
+            for _ in range(6):
+                y = step(y, a)
+            return np.sum(y)
+        return np.sum(dr.checkpoint_loop(step, x, 6, a, **kw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dr.NonFiniteDerivativeWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's own, at sqrt'(0)
+        close(dr.grad(lambda x: np.sum(hc(x)))(x), dr.grad(lambda x: np.sum(h(x)))(x))
+        close(dr.jacobian(lambda x: hc(x) * x[0])(x), dr.jacobian(lambda x: h(x) * x[0])(x))
+        want = dr.grad(lambda v: loop(v[0], None) + v[1])(np.array([0.1, 0.0]))
+        assert np.all(np.isfinite(want))
+        for kw in ({"snapshots": 2}, {"schedule": "segments", "segment_length": 4}):
+            close(dr.grad(lambda v, kw=kw: loop(v[0], kw) + v[1])(np.array([0.1, 0.0])),
+                  want)
