@@ -301,10 +301,9 @@ def checkpoint(fun: Callable[..., Any]) -> Callable[..., Any]:
         if kwargs:
             return checkpoint(functools.partial(fun, **kwargs))(*args)
         g, extra = lift(fun)
+        if type(_innermost(tree_flatten((args, extra))[0])) is not Traced:
+            return fun(*args)  # no tape is the innermost trace: nothing to spare
         leaves, static = _split_call(name, (*args, *extra))
-        top = _innermost(leaves)
-        if type(top) is not Traced:  # no tape is the innermost trace: nothing to spare
-            return fun(*args)
         body = _FunctionBody(g, static, name)
         out = bind(checkpoint_p, leaves, {"body": body})
         return out if body.box.layout is None else _unpack(out, body.box.layout)
@@ -569,13 +568,13 @@ def checkpoint_loop(step: Callable[..., Any], x0: Any, n: int, *args: Any,
             f"{[str(dtype_of(v)) if _is_diff(v) else type(v).__name__ for v in sleaves]}. "
             "Cast it (np.asarray(x0, float)); keep integer counters out of the state")
     g, extra = lift(step)
-    leaves, static = _split_call(name, (x0, *args, *extra))
-    top = _innermost(leaves)
+    top = _innermost(tree_flatten((x0, args, extra))[0])
     if type(top) is not Traced or schedule == "store_all" or n == 0:
         x = x0
         for _ in range(n):
             x = step(x, *args)
         return x
+    leaves, static = _split_call(name, (x0, *args, *extra))
     body = _LoopBody(g, static, len(sleaves), sdef, n, schedule, size, name)
     out = bind(checkpoint_p, leaves, {"body": body})
     return out if body.box.layout is None else _unpack(out, body.box.layout)

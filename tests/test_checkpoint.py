@@ -455,3 +455,20 @@ def test_strong_zeros_of_the_careful_replay_reach_inside():
         for kw in ({"snapshots": 2}, {"schedule": "segments", "segment_length": 4}):
             close(dr.grad(lambda v, kw=kw: loop(v[0], kw) + v[1])(np.array([0.1, 0.0])),
                   want)
+
+
+def test_complex_loop_state_follows_the_plain_loop():
+    def step(z, a):
+        return z * np.exp(1j * a * 0.1) + 0.01 * z ** 2
+    z0 = np.array([0.3 + 0.2j, -0.1 + 0.5j])
+
+    def loss(z, a, sched):
+        return np.abs(np.sum(dr.checkpoint_loop(step, z, 40, a, schedule=sched))) ** 2
+    want = dr.grad(loss, argnums=(0, 1))(z0, 0.7, "store_all")
+    for sched in ("revolve", "segments"):
+        close(dr.grad(loss, argnums=(0, 1))(z0, 0.7, sched), want, rtol=1e-13)
+
+
+def test_under_vmap_alone_a_mixed_pytree_just_runs():
+    ck = dr.checkpoint(lambda t: t[0] * t[1])
+    close(dr.vmap(lambda a: ck((a, 3)))(np.arange(3.0)), 3 * np.arange(3.0))
