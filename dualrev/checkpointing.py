@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .closure import lift
-from .custom import _Box, _pack, _split, _Static, _unpack
+from .custom import _Box, _pack, _unpack
 from .errors import CheckpointError
 from .forward import Dual, ForwardTrace
 from .primitive import Primitive, Tracer, bind, dtype_of, shape_of
@@ -160,29 +160,6 @@ def _is_diff(a: Any) -> bool:
     return isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind in "fc"
 
 
-def _split_call(name: str, args: tuple[Any, ...]) -> tuple[list[Any], _Static]:
-    """The call's float leaves (the primitive's arguments) and the rest, kept aside: a
-    pytree argument whose leaves are all float arrays is several leaves; integers, bools
-    and other objects are static (passed as they are, with no derivative)."""
-    statics = frozenset(k for k, a in enumerate(args) if not _dynamic_arg(a))
-    for k in statics:
-        if any(isinstance(v, Tracer) for v in tree_flatten(args[k])[0]):
-            raise CheckpointError(
-                f"dualrev: argument {k} of {name} mixes traced values with values that "
-                "are not float arrays (integers, strings, objects) in one pytree: pass "
-                "the float arrays and the rest as separate arguments")
-    return _split(name, args, statics)
-
-
-def _dynamic_arg(a: Any) -> bool:
-    if _is_diff(a):
-        return True
-    if isinstance(a, (tuple, list, dict)):
-        leaves = tree_flatten(a)[0]
-        return bool(leaves) and all(_is_diff(v) for v in leaves)
-    return False
-
-
 def _fresh(v: Any) -> Any:
     """A plain array handed to the user's function is its own copy: a function that
     writes into its argument must not rewrite a kept value."""
@@ -234,16 +211,17 @@ def _add(a: Any, b: Any) -> Any:
 
 
 class _FunctionBody(_Body):
-    """One call of a checkpointed function: ``fun`` (lifted: closed-over traced values are
-    its trailing arguments) of the call's arguments rebuilt by ``static``."""
+    """One call of a checkpointed function: ``fun`` is the call with every traced value
+    it reaches (in its arguments, however nested, and in its closure) lifted out as its
+    arguments (``closure.lift`` of the call as a partial)."""
 
-    __slots__ = ("fun", "static", "box", "name")
+    __slots__ = ("fun", "box", "name")
 
-    def __init__(self, fun: Callable[..., Any], static: _Static, name: str) -> None:
-        self.fun, self.static, self.box, self.name = fun, static, _Box(), name
+    def __init__(self, fun: Callable[..., Any], name: str) -> None:
+        self.fun, self.box, self.name = fun, _Box(), name
 
     def _call(self, leaves: list[Any], box: _Box) -> Any:
-        return _pack(self.name, self.fun(*self.static.full(leaves)), box)
+        return _pack(self.name, self.fun(*leaves), box)
 
     def plain(self, leaves: list[Any]) -> Any:
         return self._call(leaves, _Box())
@@ -270,12 +248,14 @@ def checkpoint(fun: Callable[..., Any]) -> Callable[..., Any]:
     at the price of a second run of ``fun``. Derivatives are those of ``fun`` itself, at
     every order (the re-run is differentiable in turn).
 
-    Arguments and the output may be pytrees of arrays; integers, bools and other objects
-    are passed through with no derivative. Traced values ``fun`` closes over (an outer
-    function's parameters) get their gradient: they are found as ``dualrev.closure``
-    finds them in SciPy callbacks; a traced value read from a global raises
-    ``ClosureError``. Under forward mode, ``vmap`` and ``dr.replay``'s recording there is
-    no tape to spare, and ``fun`` runs as it is (so does a plain call).
+    Every traced value the call reaches gets its gradient: in the arguments however
+    nested (pytrees, keyword arguments, an object such as a method's ``self`` holding a
+    parameter) and in ``fun``'s closure (an outer function's parameters), found as
+    ``dualrev.closure`` finds them in SciPy callbacks; a traced value read from a global
+    raises ``ClosureError``. The output may be a pytree of float arrays; integers,
+    strings and other objects among the arguments are passed through. Under forward
+    mode, ``vmap`` and ``dr.replay``'s recording there is no tape to spare, and ``fun``
+    runs as it is (so does a plain call).
 
     ``fun`` runs twice per differentiated call: randomness (draw it outside and pass it
     in), counters and other side effects happen twice.
@@ -298,13 +278,13 @@ def checkpoint(fun: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fun)
     def checkpointed(*args: Any, **kwargs: Any) -> Any:
-        if kwargs:
-            return checkpoint(functools.partial(fun, **kwargs))(*args)
-        g, extra = lift(fun)
-        if type(_innermost(tree_flatten((args, extra))[0])) is not Traced:
-            return fun(*args)  # no tape is the innermost trace: nothing to spare
-        leaves, static = _split_call(name, (*args, *extra))
-        body = _FunctionBody(g, static, name)
+        # every traced value the call reaches, in its arguments (pytrees, objects,
+        # keyword arguments) and in fun's closure, becomes an argument of the primitive
+        g, params = lift(functools.partial(fun, *args, **kwargs))
+        if type(_innermost(params)) is not Traced:
+            return fun(*args, **kwargs)  # no tape is the innermost trace: nothing to spare
+        leaves = list(params)
+        body = _FunctionBody(g, name)
         out = bind(checkpoint_p, leaves, {"body": body})
         return out if body.box.layout is None else _unpack(out, body.box.layout)
 
@@ -361,24 +341,27 @@ def _first_sweep(n: int, s: int) -> list[int]:
 SCHEDULES = ("revolve", "segments", "store_all")
 
 
+def _call_step(step: Callable[..., Any], args: tuple[Any, ...], x: Any) -> Any:
+    return step(x, *args)
+
+
 class _LoopBody(_Body):
-    """``n`` runs of ``step`` (lifted) from the state leaves ``leaves[:ns]``, the other
-    leaves its arguments, reversed by ``schedule``."""
+    """``n`` runs of ``step`` from the state leaves ``leaves[:ns]``; ``step(x, *rest)``
+    is the user's step with its arguments, the traced values it reaches (in ``args`` and
+    in its closure) lifted out as ``rest = leaves[ns:]``; reversed by ``schedule``."""
 
-    __slots__ = ("step", "static", "ns", "sdef", "n", "schedule", "size", "box", "name",
-                 "stored")
+    __slots__ = ("step", "ns", "sdef", "n", "schedule", "size", "box", "name", "stored")
 
-    def __init__(self, step: Callable[..., Any], static: _Static, ns: int, sdef: TreeDef,
+    def __init__(self, step: Callable[..., Any], ns: int, sdef: TreeDef,
                  n: int, schedule: str, size: int, name: str) -> None:
-        self.step, self.static, self.ns, self.sdef = step, static, ns, sdef
+        self.step, self.ns, self.sdef = step, ns, sdef
         self.n, self.schedule, self.size = n, schedule, size
         self.box, self.name = _Box(), name
         self.stored = 0  # the most states held at once in the last pass (for tests)
 
     def _run(self, state: list[Any], rest: list[Any]) -> list[Any]:
         """One step: the next state's leaves, checked against the state's structure."""
-        args = self.static.full([*state, *rest])
-        out = self.step(tree_unflatten(self.sdef, list(state)), *args[1:])
+        out = self.step(tree_unflatten(self.sdef, list(state)), *rest)
         leaves, td = tree_flatten(out)
         if td != self.sdef:
             raise CheckpointError(
@@ -528,10 +511,11 @@ def checkpoint_loop(step: Callable[..., Any], x0: Any, n: int, *args: Any,
     - ``"store_all"``: the plain loop on the tape (no checkpointing), for comparison.
 
     ``step(x, *args)`` returns the next state, of ``x0``'s structure and shapes (a pytree
-    of float arrays: carry a running cost or the time in it). ``args`` (pytrees of
-    arrays, or static objects) and the traced values ``step`` closes over get their
-    derivatives, summed over the steps. Where no tape is the innermost trace (forward
-    mode, ``vmap``, a plain call) it is the plain loop. ``step`` runs more than ``n``
+    of float arrays: carry a running cost or the time in it). The traced values in
+    ``args`` (however nested: pytrees, objects) and in ``step``'s closure get their
+    derivatives, summed over the steps; other arguments are passed through. Where no
+    tape is the innermost trace (forward mode, ``vmap``, a plain call) it is the plain
+    loop. ``step`` runs more than ``n``
     times: randomness and side effects in it repeat.
 
     Args:
@@ -567,15 +551,16 @@ def checkpoint_loop(step: Callable[..., Any], x0: Any, n: int, *args: Any,
             f"of them; it is {sdef!r} with leaves of dtypes "
             f"{[str(dtype_of(v)) if _is_diff(v) else type(v).__name__ for v in sleaves]}. "
             "Cast it (np.asarray(x0, float)); keep integer counters out of the state")
-    g, extra = lift(step)
-    top = _innermost(tree_flatten((x0, args, extra))[0])
+    # the traced values step reaches (in args, however nested, and in its closure)
+    g, params = lift(functools.partial(_call_step, step, args))
+    top = _innermost([*sleaves, *params])
     if type(top) is not Traced or schedule == "store_all" or n == 0:
         x = x0
         for _ in range(n):
             x = step(x, *args)
         return x
-    leaves, static = _split_call(name, (x0, *args, *extra))
-    body = _LoopBody(g, static, len(sleaves), sdef, n, schedule, size, name)
+    leaves = [*sleaves, *params]
+    body = _LoopBody(g, len(sleaves), sdef, n, schedule, size, name)
     out = bind(checkpoint_p, leaves, {"body": body})
     return out if body.box.layout is None else _unpack(out, body.box.layout)
 
