@@ -221,7 +221,16 @@ class _FunctionBody(_Body):
         self.fun, self.box, self.name = fun, _Box(), name
 
     def _call(self, leaves: list[Any], box: _Box) -> Any:
-        return _pack(self.name, self.fun(*leaves), box)
+        out = self.fun(*leaves)
+        if not isinstance(out, Tracer) and isinstance(out, (tuple, list, dict)):
+            kinds = [dtype_of(v).kind for v in tree_flatten(out)[0]]
+            if any(k not in "fc" for k in kinds):
+                raise CheckpointError(
+                    f"dualrev: {self.name} returned a pytree with leaves of kinds {kinds}: "
+                    "a checkpointed function's outputs are float or complex arrays (they "
+                    "are packed into one array on the tape); return integer or boolean "
+                    "results from a function that is not checkpointed")
+        return _pack(self.name, out, box)
 
     def plain(self, leaves: list[Any]) -> Any:
         return self._call(leaves, _Box())

@@ -524,3 +524,10 @@ def test_loop_arguments_mixing_traced_values_and_objects():
     close(dr.grad(loss)(0.9, "segments"), want, rtol=1e-13)
     np.testing.assert_allclose(want, (loss(0.9 + 1e-6, "revolve")
                                       - loss(0.9 - 1e-6, "revolve")) / 2e-6, rtol=1e-6)
+
+
+def test_an_integer_leaf_in_a_pytree_output_is_refused_naming_checkpoint():
+    fc = dr.checkpoint(lambda x: (np.sin(x), np.argmax(x)))
+    assert fc(X)[1] == np.argmax(X)  # a plain call runs as it is
+    with pytest.raises(dr.CheckpointError, match="checkpoint.*float or complex"):
+        dr.grad(lambda x: np.sum(fc(x)[0]))(X)
