@@ -7,6 +7,8 @@ from math import comb
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import dualrev as dr
 from dualrev.checkpointing import _first_sweep, _split_point, revolve_advances
@@ -531,3 +533,48 @@ def test_an_integer_leaf_in_a_pytree_output_is_refused_naming_checkpoint():
     assert fc(X)[1] == np.argmax(X)  # a plain call runs as it is
     with pytest.raises(dr.CheckpointError, match="checkpoint.*float or complex"):
         dr.grad(lambda x: np.sum(fc(x)[0]))(X)
+
+
+@given(n=st.integers(1, 60), s=st.integers(1, 8), m=st.integers(1, 70),
+       seed=st.integers(0, 2 ** 32 - 1))
+def test_random_loops_and_schedules(n, s, m, seed):
+    """Random lengths, snapshots and segment lengths on a random scalar-parameter loop:
+    the gradients equal the plain tape's, and step runs the formula's number of times."""
+    rng = np.random.default_rng(seed)
+    x0, a, b = rng.normal(size=3), rng.uniform(0.5, 2.0), rng.normal()
+    calls = [0]
+
+    def step(x, a):
+        calls[0] += 1
+        return x + 0.05 * np.sin(a * x + b) * np.cos(x)
+
+    def loss(v, **kw):
+        return np.sum(dr.checkpoint_loop(step, v[:3], n, v[3], **kw) ** 2)
+    v = np.append(x0, a)
+    want = dr.grad(loss)(v, schedule="store_all")
+    calls[0] = 0
+    close(dr.grad(loss)(v, snapshots=s), want, rtol=1e-13)
+    assert calls[0] == revolve_advances(n, s) + n + 1
+    calls[0] = 0
+    close(dr.grad(loss)(v, schedule="segments", segment_length=m), want, rtol=1e-13)
+    assert calls[0] == 2 * n
+
+
+def test_jacobian_pushes_tangents_through_the_entry():
+    """More outputs than inputs: jacobian pushes its basis tangents along the tape, and
+    the entry's JVP rule runs the body under a forward trace."""
+    f = lambda v: v[0] * np.ones(5) + v[1] * X  # noqa: E731
+    v = np.array([0.4, -0.7])
+    close(dr.jacobian(lambda v: CK(X, f(v)) * v[0])(v),
+          dr.jacobian(lambda v: body(X, f(v)) * v[0])(v))
+
+    def traj(a):
+        return dr.checkpoint_loop(pendulum_rk4, XP, 12, np.stack([a, 0.3 * a])) * a
+
+    def traj_plain(a):
+        x = XP
+        for _ in range(12):
+            x = pendulum_rk4(x, np.stack([a, 0.3 * a]))
+        return x * a
+    close(dr.jacobian(traj)(np.float64(9.0)), dr.jacobian(traj_plain)(np.float64(9.0)))
+    close(dr.jacobian(traj)(np.float64(9.0)), dr.jacfwd(traj_plain)(np.float64(9.0)))
