@@ -163,7 +163,9 @@ def _is_diff(a: Any) -> bool:
 def _fresh(v: Any) -> Any:
     """A plain array handed to the user's function is its own copy: a function that
     writes into its argument must not rewrite a kept value."""
-    return v.copy() if type(v) is np.ndarray else v
+    # np.array: a plain copy, also of a closed-over array's PlainInput view (whose own
+    # copy() is a buffer for traced writes)
+    return np.array(v) if isinstance(v, np.ndarray) else v
 
 
 def _zeros(v: Any) -> Any:

@@ -401,17 +401,21 @@ def test_loop_edge_counts_and_a_step_that_writes_into_its_state():
               dr.grad(lambda th, n=n: python_loop(th, n=n) + np.sum(th))(THETA))
 
     def writes(x, a):
-        x *= 1.0  # in place on a plain state: the kept states must not change
-        return np.sin(a * x) + x
+        x *= 0.5  # in place on a plain state: the kept states must not change
+        return np.sin(a * x) + 2 * x
 
     def ref(a):
-        x = X.copy()
+        x = X
         for _ in range(12):
-            x = np.sin(a * x) + x
+            x = np.sin(a * x / 2) + x
         return np.sum(x)
+    before = X.copy()
     for kw in ({"snapshots": 2}, {"schedule": "segments", "segment_length": 5}):
         close(dr.grad(lambda a, kw=kw: np.sum(dr.checkpoint_loop(writes, X, 12, a, **kw)))(
             0.6), dr.grad(ref)(0.6))
+        close(dr.grad(lambda a, kw=kw: np.sum(dr.checkpoint_loop(
+            writes, X.copy(), 12, a, **kw)))(0.6), dr.grad(ref)(0.6))
+    assert np.array_equal(X, before)  # the caller's array is not written
 
 
 @pytest.mark.parametrize("call,match", [
