@@ -52,8 +52,9 @@ class _Pass:
 class _Body:
     """What one checkpointed call runs: ``forward(leaves)`` the output (packed into one
     array when it is a pytree, its layout in ``box``) with whatever it keeps for the
-    backward pass; ``backward(leaves, kept, g, wrt)`` the cotangents of the leaves at the
-    positions ``wrt``; ``tangent(leaves, tangents)`` the output's tangent."""
+    backward pass; ``backward(leaves, kept, g, wrt, careful)`` the cotangents of the
+    leaves at the positions ``wrt``; ``plain(leaves)`` the output alone (on values of
+    any trace: the JVP rule runs it on forward-mode values)."""
 
     name = "checkpoint"
 
