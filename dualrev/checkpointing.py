@@ -48,6 +48,9 @@ class _Pass:
         self.cts: list[Any] = []
         self.served: set[int] = set()
 
+    def __repr__(self) -> str:
+        return "pass"
+
 
 class _Body:
     """What one checkpointed call runs: ``forward(leaves)`` the output (packed into one
@@ -67,6 +70,9 @@ class _Body:
 
     def plain(self, leaves: list[Any]) -> Any:
         raise NotImplementedError
+
+    def __repr__(self) -> str:  # what a drawing (dr.graph) shows for the entry
+        return self.name
 
 
 class _Handler:
@@ -370,6 +376,10 @@ class _LoopBody(_Body):
         self.n, self.schedule, self.size = n, schedule, size
         self.box, self.name = _Box(), name
         self.stored = 0  # the most states held at once in the last pass (for tests)
+
+    def __repr__(self) -> str:
+        what = "snapshots" if self.schedule == "revolve" else "segment_length"
+        return f"{self.name}, n={self.n}, {self.schedule} {what}={self.size}"
 
     def _run(self, state: list[Any], rest: list[Any]) -> list[Any]:
         """One step: the next state's leaves, checked against the state's structure."""

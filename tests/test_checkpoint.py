@@ -582,3 +582,10 @@ def test_jacobian_pushes_tangents_through_the_entry():
         return x * a
     close(dr.jacobian(traj)(np.float64(9.0)), dr.jacobian(traj_plain)(np.float64(9.0)))
     close(dr.jacobian(traj)(np.float64(9.0)), dr.jacfwd(traj_plain)(np.float64(9.0)))
+
+
+def test_a_drawing_shows_one_entry_and_the_re_run():
+    text = str(dr.graph(ck_loss)(0.7))
+    assert text.count("= checkpoint(") == 2 and "body=checkpoint(body)" in text  # two calls
+    contexts = dr.graph(dr.grad(ck_loss))(0.7).contexts
+    assert any("checkpoint(body), run again for the backward pass" in c for c in contexts)
