@@ -472,7 +472,7 @@ class _LoopBody(_Body):
                 ct = reverse(lo, min(lo + m, n), state, ct)
                 hold(-1)
         else:
-            ct = self._revolve(0, n, self.size, x0, ct, rest, stored, reverse, hold)
+            ct = self._revolve(n, self.size, x0, ct, rest, stored, reverse, hold)
         self.stored = held[1]
         return [*ct, *acc] if len(wrt) == ns + len(args_wrt) else self._select(
             ct, acc, wrt, args_wrt)
@@ -483,27 +483,35 @@ class _LoopBody(_Body):
         by_arg = dict(zip(args_wrt, acc, strict=True))
         return [ct[j] if j < ns else by_arg[j - ns] for j in wrt]
 
-    def _revolve(self, lo: int, hi: int, s: int, state: list[Any], ct: list[Any],
-                 rest: list[Any], stored: dict[int, list[Any]],
-                 reverse: Callable[..., list[Any]], hold: Callable[[int], None]) -> list[Any]:
-        """Reverse steps ``lo..hi-1`` from ``state`` (the state at ``lo``, held) with at
-        most ``s`` states held, this one included: store the state at the split point,
-        reverse the tail with ``s - 1``, then the head with ``s`` (a loop: the head is
-        what remains). The forward pass stored the first sweep's states (``stored``)."""
+    def _revolve(self, n: int, s: int, x0: list[Any], ct: list[Any], rest: list[Any],
+                 stored: dict[int, list[Any]], reverse: Callable[..., list[Any]],
+                 hold: Callable[[int], None]) -> list[Any]:
+        """Reverse steps ``0..n-1`` from ``x0`` holding at most ``s`` states. A range
+        ``[lo, hi)`` whose first state is held, with ``s`` states: store the state at the
+        split point, reverse the tail with ``s - 1``, then the head, what remains, with
+        ``s``. The ranges are a stack of frames ``[lo, hi, s, state]`` rather than
+        recursive calls (its depth is ``s``, beyond Python's recursion limit for a few
+        thousand snapshots). The forward pass stored the first sweep's states."""
+        frames = [[0, n, s, x0]]
         hold(1)
-        while hi - lo > 1:
-            mid = lo + _split_point(hi - lo, s)
-            if mid in stored:
-                later = stored.pop(mid)
-            else:
+        while frames:
+            frame = frames[-1]
+            lo, hi, k, state = frame
+            if hi - lo == 1:
+                ct = reverse(lo, hi, state, ct)
+                frames.pop()
+                hold(-1)
+                continue
+            mid = lo + _split_point(hi - lo, k)
+            later = stored.pop(mid, None)
+            if later is None:
                 later = self._advance([_fresh(v) for v in state], rest, mid - lo)
-            if s > 1:
-                ct = self._revolve(mid, hi, s - 1, later, ct, rest, stored, reverse, hold)
+            frame[1] = mid  # the head, once the tail is reversed
+            if k > 1:
+                frames.append([mid, hi, k - 1, later])
+                hold(1)
             else:  # one state: the last step's state is the running one, not stored
                 ct = reverse(mid, hi, later, ct)
-            hi = mid
-        ct = reverse(lo, hi, state, ct)
-        hold(-1)
         return ct
 
 

@@ -589,3 +589,12 @@ def test_a_drawing_shows_one_entry_and_the_re_run():
     assert text.count("= checkpoint(") == 2 and "body=checkpoint(body)" in text  # two calls
     contexts = dr.graph(dr.grad(ck_loss))(0.7).contexts
     assert any("checkpoint(body), run again for the backward pass" in c for c in contexts)
+
+
+def test_thousands_of_snapshots_need_no_recursion():
+    """The schedule's ranges nest as deep as the snapshots (here about 2000 levels, past
+    Python's recursion limit): a stack of frames, not recursive calls."""
+    step = lambda x, a: x + 0.001 * np.sin(a * x)  # noqa: E731
+    loss = lambda a, **kw: dr.checkpoint_loop(step, 0.5, 3000, a, **kw)  # noqa: E731
+    close(dr.grad(loss)(1.1, snapshots=2000), dr.grad(loss)(1.1, schedule="store_all"),
+          rtol=1e-13)
