@@ -354,6 +354,10 @@ def test_loop_nesting_and_modes():
     g = lambda th: python_loop(th, n=12)  # noqa: E731
     v = np.array([0.3, -1.1])
     close(dr.hessian(f)(THETA), dr.hessian(g)(THETA), rtol=1e-12)
+    close(dr.jacrev(dr.jacrev(f))(THETA), dr.hessian(g)(THETA), rtol=1e-12)  # reverse twice
+    scalar = lambda a, h: h(np.array([a, 0.3]))  # noqa: E731
+    close(dr.grad(dr.grad(lambda a: scalar(a, f)))(9.0),
+          dr.grad(dr.grad(lambda a: scalar(a, g)))(9.0), rtol=1e-12)
     close(dr.hvp(f)(THETA, v), dr.hvp(g)(THETA, v), rtol=1e-12)
     close(dr.jvp(f, (THETA,), (v,)), dr.jvp(g, (THETA,), (v,)))
     traj = lambda th: dr.checkpoint_loop(pendulum_rk4, XP, 12, th)  # noqa: E731
