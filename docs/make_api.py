@@ -64,6 +64,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Values, rules and updates", [(dualrev, n) for n in (
         "stop_gradient", "strip", "at", "custom_jvp", "custom_vjp", "register_function",
         "register_ufunc", "Primitive")]),
+    ("Checkpointing", [(dualrev, n) for n in ("checkpoint", "checkpoint_loop")]),
     ("Pytrees", [(dualrev, n) for n in (
         "tree_flatten", "tree_unflatten", "tree_map", "ravel_pytree")]),
     ("Record and replay", [(dualrev, "replay")]),
@@ -85,7 +86,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
         "SolverNotConvergedError", "SingularSolutionError", "SparseOptionError",
-        "ClosureError",
+        "ClosureError", "CheckpointError",
         "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning",
         "ProgramNotPortable", "ProgramFormatError", "ProgramCallError")]),
 ]

@@ -21,8 +21,10 @@ from . import (
 )
 from .at import at
 from .batching import without_derivatives
+from .checkpointing import checkpoint, checkpoint_loop
 from .custom import custom_jvp, custom_vjp
 from .errors import (
+    CheckpointError,
     ClosureError,
     CustomRuleError,
     DualrevError,
@@ -111,6 +113,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Dual",
+    "CheckpointError",
     "ClosureError",
     "CustomRuleError",
     "DualrevError",
@@ -133,6 +136,8 @@ __all__ = [
     "Traced",
     "TracerConversionError",
     "at",
+    "checkpoint",
+    "checkpoint_loop",
     "custom_jvp",
     "custom_vjp",
     "grad",

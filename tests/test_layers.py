@@ -45,7 +45,7 @@ LAYERS: list[set[str]] = [
      "dualrev.pattern_rules",
      "dualrev.scipy_dispatch", "dualrev.compile", "dualrev.program_io"},
     {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom",
-     "dualrev.buffers", "dualrev.staging", "dualrev.sparsity"},
+     "dualrev.buffers", "dualrev.staging", "dualrev.sparsity", "dualrev.checkpointing"},
     {"dualrev.catalogue.*"},
     {"dualrev.transforms", "dualrev.replay"},
     {"dualrev.optimize", "dualrev.implicit", "dualrev.integrate", "dualrev.sparse",
