@@ -1373,6 +1373,13 @@ def dependencies(f: Callable[..., Any], args: Sequence[Any],
 AxisSpec = Any  # an int, None, or a pytree prefix of them
 
 
+def _same_aux(a: Any, b: Any) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except ValueError:  # (arrays)
+        return False
+
+
 def _prefix_axes(spec: AxisSpec, tree: Any, what: str) -> list[Any]:
     """One axis (int or None) per leaf of ``tree``, from ``spec``: an int or None applies
     to the whole subtree, a container must match the tree's container (a prefix of its
@@ -1385,9 +1392,10 @@ def _prefix_axes(spec: AxisSpec, tree: Any, what: str) -> list[Any]:
             and len(spec) == len(tree)):
         return [a for s, t in zip(spec, tree, strict=True) for a in _prefix_axes(s, t, what)]
     if type(spec) is type(tree) and (node := node_children(tree)) is not None:
-        # a registered node's prefix: the same type holding an axis spec per child
-        kids = node_children(spec)[0]
-        if len(kids) == len(node[0]):
+        # a registered node's prefix: the same type and aux data (as JAX), an axis spec
+        # per child
+        kids, aux = node_children(spec)
+        if len(kids) == len(node[0]) and _same_aux(aux, node[1]):
             return [a for s, t in zip(kids, node[0], strict=True)
                     for a in _prefix_axes(s, t, what)]
     raise DualrevError(
