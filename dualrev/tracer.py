@@ -224,6 +224,21 @@ def defer_matmul_to(*types: type) -> None:
     global _DEFER_MATMUL
     _DEFER_MATMUL = (*_DEFER_MATMUL, *types)
 
+
+# Operand types whose own __array_ufunc__ takes a binary ufunc of a traced value and one
+# of them (xarray's DataArray, registered by the transforms once the user has imported
+# xarray): ``np.multiply(traced, da)`` returns NotImplemented, and NumPy asks the
+# DataArray, which labels the result and calls the ufunc on the traced value inside.
+# Exact types (a set: isinstance against a tuple costs several times more).
+_DEFER_UFUNC: frozenset[type] = frozenset()
+
+
+def defer_ufuncs_to(*types: type) -> None:
+    """Let a binary ufunc of a traced value and an operand of exactly these types go to
+    the operand's ``__array_ufunc__`` (which must accept traced values as NEP 18 arrays)."""
+    global _DEFER_UFUNC
+    _DEFER_UFUNC = _DEFER_UFUNC | frozenset(types)
+
 # ufunc methods other than __call__ that have a meaning we support
 _UFUNC_REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}
 _UFUNC_ACCUMULATE = {np.add: np.cumsum, np.multiply: np.cumprod}
@@ -289,6 +304,9 @@ class TracedBase(Tracer):
                 raise InPlaceError(f"numpy.{ufunc.__name__}.{method}(..., out=...)")
             return ufunc_out(ufunc, inputs, kwargs)  # out= a traced x: a write
         if method == "__call__":
+            if len(inputs) == 2 and type(
+                    inputs[1] if inputs[0] is self else inputs[0]) in _DEFER_UFUNC:
+                return NotImplemented
             handler = UFUNC_HANDLERS.get(ufunc)
             if handler is None and ufunc in _BOOLEAN and all(
                     dtype_of(a) == np.bool_ for a in inputs):

@@ -110,7 +110,10 @@ class _Label:
         return set(self.dims) | set(self.coords.variables)
 
     def wrap(self, block: Any) -> Any:
-        """A block of a plain input leaf: the output's dims, then unnamed ones."""
+        """A block of a plain input leaf: the output's dims, then unnamed ones (a 0-d
+        output's block stays as it is: the gradient, an array as grad gives)."""
+        if not self.dims:
+            return block
         taken = self.names()
         nd = len(_shape(block))
         dims = list(self.dims)
