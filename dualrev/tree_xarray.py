@@ -145,9 +145,19 @@ def _renamed(aux: _Aux, label: _Label | None) -> dict[Hashable, Hashable]:
     own = set(aux.coords.variables) | {d for ds in aux.dims for d in ds}
     rename = {}
     for n in own:
-        if n in taken:
+        if n in taken and n not in _shared_scalars(aux, label):
             rename[n] = _fresh(n, taken | own | set(rename.values()))
     return rename
+
+
+def _shared_scalars(aux: _Aux, label: _Label | None) -> set[Hashable]:
+    """0-d coordinates identical on both sides (a loss keeps its input's scalar
+    coordinates): one label, kept once."""
+    if label is None:
+        return set()
+    mine, theirs = aux.coords.variables, label.coords.variables
+    return {n for n, v in mine.items()
+            if v.ndim == 0 and n in theirs and theirs[n].identical(v)}
 
 
 def _block_coords(xr: Any, aux: _Aux, label: _Label | None,
@@ -156,6 +166,7 @@ def _block_coords(xr: Any, aux: _Aux, label: _Label | None,
         aux.coords.drop_attrs(deep=False)
     if label is None:
         return own.coords
+    own = own.drop_vars(list(_shared_scalars(aux, label)))
     return xr.merge([label.coords, own], combine_attrs="drop").coords
 
 

@@ -1,0 +1,277 @@
+"""xarray's DataArray and Dataset as pytrees through the transforms: the data
+differentiated, dims, coordinates, names and attributes kept; derivatives checked against
+the same computation on NumPy arrays, closed forms and finite differences."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dualrev as dr
+from dualrev.errors import DualrevError, TracerConversionError
+from dualrev.testing import check_grads
+from tests.extras import need
+
+pytestmark = pytest.mark.extras
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def xr():
+    return need("xarray")
+
+
+def _field(xr, seed=0):
+    """A (space, time) field with dimension, non-dimension and scalar coordinates."""
+    rng = np.random.default_rng(seed)
+    return xr.DataArray(
+        rng.normal(size=(3, 4)), dims=("space", "time"), name="temp",
+        coords={"space": [10.0, 20.0, 30.0], "time": np.arange(4),
+                "lat": ("space", [-5.0, 0.0, 5.0]), "run": 7},
+        attrs={"units": "K", "levels": np.arange(2)})
+
+
+def _weights(xr, seed=1):
+    rng = np.random.default_rng(seed)
+    return xr.DataArray(rng.uniform(0.5, 1.5, size=4), dims=("time",),
+                        coords={"time": np.arange(4)})
+
+
+def _same_labels(xr, a, b):
+    """a and b identical except for the data."""
+    xr.testing.assert_identical(a.copy(data=np.zeros(a.shape)), b.copy(data=np.zeros(b.shape)))
+
+
+# ------------------------------------------------------------------ flatten / unflatten
+def test_round_trip_is_identical(xr):
+    da = _field(xr)
+    da.encoding = {"dtype": "float32"}
+    leaves, td = dr.tree_flatten(da)
+    assert len(leaves) == 1 and leaves[0] is da.data and repr(td) == "DataArray(*)"
+    back = dr.tree_unflatten(td, leaves)
+    xr.testing.assert_identical(back, da)
+    assert back.encoding == {"dtype": "float32"}
+    ds = xr.Dataset({"z": da, "a": da.sum("space") * 2, "m": ("time", np.ones(4), {"u": 1})},
+                    attrs={"title": "t"})
+    leaves, td = dr.tree_flatten(ds)
+    np.testing.assert_array_equal(leaves[0], ds["a"].data)  # sorted names, as a dict
+    np.testing.assert_array_equal(leaves[2], ds["z"].data)
+    back = dr.tree_unflatten(td, leaves)
+    xr.testing.assert_identical(back, ds)
+    assert list(back.data_vars) == ["z", "a", "m"]  # the Dataset's own order
+    nested = {"p": da, "q": (ds, 1.0)}
+    leaves, td = dr.tree_flatten(nested)
+    assert td.num_leaves == 5
+    got = dr.tree_unflatten(td, leaves)
+    xr.testing.assert_identical(got["q"][0], ds)
+
+
+def test_structure_is_decided_by_labels(xr):
+    da = _field(xr)
+    td = dr.tree_flatten(da)[1]
+    assert td == dr.tree_flatten(da * 2)[1] and hash(td) == hash(dr.tree_flatten(da * 2)[1])
+    assert td != dr.tree_flatten(da.assign_coords(time=np.arange(4) + 1))[1]
+    assert td != dr.tree_flatten(da.assign_attrs(units="C"))[1]
+    assert td != dr.tree_flatten(da.rename("other"))[1]
+    assert td != dr.tree_flatten(da.T)[1]
+    with pytest.raises(DualrevError, match="under vmap|cannot be rebuilt"):
+        dr.tree_unflatten(td, [np.ones(3)])
+
+
+# ------------------------------------------------------------------ grad of xarray code
+def _loss_xr(xr, w, other):
+    def loss(t):
+        weighted = (t * w).sum("time")                # broadcast by name
+        anom = t - t.mean(dim="space")                # a reduction, broadcast back
+        pos = t.where(t > 0, 0.0)                     # a mask
+        aligned = (t + other) ** 2                    # alignment: the overlap of time
+        return ((weighted ** 2).sum() + (anom ** 3).mean() + pos.sum() * 0.5
+                + aligned.sum() + np.sin(xr.dot(t, w, dim="time")).sum())
+    return loss
+
+
+def _loss_np(w, o):
+    # the same on arrays: t (3, 4), w (4,), o covering time 1..3 only
+    def loss(t):
+        weighted = np.sum(t * w, axis=1)
+        anom = t - np.mean(t, axis=0)
+        pos = np.where(t > 0, t, 0.0)
+        aligned = (t[:, 1:] + o) ** 2
+        return (np.sum(weighted ** 2) + np.mean(anom ** 3) + np.sum(pos) * 0.5
+                + np.sum(aligned) + np.sum(np.sin(t @ w)))
+    return loss
+
+
+def test_grad_of_xarray_code_keeps_the_labels(xr):
+    T, w = _field(xr), _weights(xr)
+    other = xr.DataArray(np.array([0.3, -0.2, 0.1]), dims=("time",), coords={"time": [1, 2, 3]})
+    loss = _loss_xr(xr, w, other)
+    ref = _loss_np(w.data, other.data)
+    v, g = dr.value_and_grad(loss)(T)
+    assert float(v) == pytest.approx(ref(T.data), rel=1e-13)
+    assert isinstance(g, xr.DataArray)
+    _same_labels(xr, g, T)                            # coords, name, attrs
+    np.testing.assert_allclose(g.data, dr.grad(ref)(T.data), rtol=1e-12)
+    g2 = dr.grad(loss)(T)
+    np.testing.assert_array_equal(g2.data, g.data)
+    # forward mode gives the same (jacfwd of a scalar: the gradient, labelled)
+    gf = dr.jacfwd(loss)(T)
+    np.testing.assert_allclose(gf.data, g.data, rtol=1e-12)
+    assert gf.dims == T.dims
+    xr.testing.assert_identical(gf.coords.to_dataset(), T.coords.to_dataset())
+    check_grads(lambda d: loss(xr.DataArray(d, dims=T.dims, coords=T.coords)), (T.data,),
+                order=2)
+
+
+def test_jvp_and_vjp_take_labelled_tangents(xr):
+    T, w = _field(xr), _weights(xr)
+
+    def f(t):
+        return np.exp(t * w).mean("space")
+
+    tan = T.copy(data=np.random.default_rng(3).normal(size=(3, 4)))
+    out, t_out = dr.jvp(f, (T,), (tan,))
+    assert isinstance(t_out, xr.DataArray) and t_out.dims == ("time",)
+    closed = (np.exp(T.data * w.data) * w.data * tan.data).mean(axis=0)
+    np.testing.assert_allclose(t_out.data, closed, rtol=1e-13)
+    out, pull = dr.vjp(f, T)
+    xr.testing.assert_identical(out, f(T))
+    ct = out.copy(data=np.arange(4.0))
+    (g,) = pull(ct)
+    _same_labels(xr, g, T)
+    np.testing.assert_allclose(g.data, np.exp(T.data * w.data) * w.data * np.arange(4.0) / 3,
+                               rtol=1e-13)
+    with pytest.raises(DualrevError, match="structure"):
+        pull(ct.assign_coords(time=ct.time + 1))  # a cotangent with other labels
+
+
+def test_numpy_parameters_with_dataarray_data(xr):
+    # the parameters are arrays, the data labelled: every spelling defers to xarray
+    T, w = _field(xr), _weights(xr)
+    p = np.array([0.5, -1.0, 2.0, 0.25])
+    spellings = [lambda p: ((p * T) ** 2).sum(), lambda p: ((T * p) ** 2).sum(),
+                 lambda p: (np.multiply(p, T) ** 2).sum(), lambda p: ((p + T - w) ** 2).sum()
+                 - (T ** 2).sum() - ((w - T) ** 2).sum() + (((p * T) ** 2).sum()),
+                 lambda p: (np.square(T / (1.0 / p))).sum()]
+    closed = 2 * p * np.sum(T.data ** 2, axis=0)
+    for f in spellings[:3] + spellings[4:]:
+        for tr in (dr.grad, dr.jacfwd, dr.jacrev):
+            g = tr(f)(p)
+            assert type(g) is np.ndarray, (tr, type(g))
+            np.testing.assert_allclose(g, closed, rtol=1e-13)
+    g = dr.grad(spellings[3])(p)
+    ref = dr.grad(lambda p: np.sum((p + T.data - w.data) ** 2) - np.sum((w.data - T.data) ** 2)
+                  + np.sum((p * T.data) ** 2))(p)
+    np.testing.assert_allclose(g, ref, rtol=1e-13)
+
+
+# ------------------------------------------------------------------ Jacobians
+def test_jacobian_dataarray_to_dataarray_is_labelled(xr):
+    T = _field(xr)
+
+    def f(t):  # (space, time) -> (space,)
+        return (np.sin(t) * t.time).sum("time")
+
+    ref = dr.jacobian(lambda a: np.sum(np.sin(a) * np.arange(4), axis=1))(T.data)
+    Js = [jac(f)(T) for jac in (dr.jacfwd, dr.jacrev, dr.jacobian)]
+    for J in Js:
+        # the output's dims, then the input's; a name both use gets _in on the input side
+        assert J.dims == ("space", "space_in", "time")
+        np.testing.assert_allclose(J.data, ref, rtol=1e-14)
+        np.testing.assert_array_equal(J.space, T.space)
+        np.testing.assert_array_equal(J.space_in, T.space)
+        np.testing.assert_array_equal(J.lat_in, T.lat)
+        assert J.lat.dims == ("space",) and J.lat_in.dims == ("space_in",)
+        assert J.name is None and J.attrs == {}
+    xr.testing.assert_identical(Js[0], Js[1])
+    xr.testing.assert_identical(Js[0], Js[2])
+    # a plain output: unnamed leading dims as xarray names them; a plain input likewise
+    Jp = dr.jacrev(lambda t: np.ravel(t.data)[:5])(T)
+    assert Jp.dims == ("dim_0", "space", "time") and Jp.shape == (5, 3, 4)
+    Jq = dr.jacfwd(lambda a: xr.DataArray(a[:3] * 2, dims=("x",), coords={"x": [1, 2, 3]}))(
+        np.ones(6))
+    assert Jq.dims == ("x", "dim_1")
+    np.testing.assert_array_equal(Jq.data, 2 * np.eye(3, 6))
+
+
+def test_dataset_of_parameters_grad_value_and_grad_hessian(xr):
+    rng = np.random.default_rng(5)
+    params = xr.Dataset(
+        {"w": (("feature",), rng.normal(size=3)), "b": ((), 0.3)},
+        coords={"feature": ["a", "b", "c"]}, attrs={"model": "linear"})
+    X = xr.DataArray(rng.normal(size=(6, 3)), dims=("obs", "feature"),
+                     coords={"feature": ["a", "b", "c"]})
+    y = xr.DataArray(rng.normal(size=6), dims=("obs",))
+
+    def loss(p):
+        pred = xr.dot(X, p.w, dim="feature") + p.b
+        return ((pred - y) ** 2).mean() + 0.1 * (p.w ** 4).sum()
+
+    def loss_np(d):
+        r = X.data @ d["w"] + d["b"] - y.data
+        return np.mean(r ** 2) + 0.1 * np.sum(d["w"] ** 4)
+
+    d0 = {"w": params.w.data, "b": params.b.data}
+    v, g = dr.value_and_grad(loss)(params)
+    assert float(v) == pytest.approx(loss_np(d0), rel=1e-13)
+    assert isinstance(g, xr.Dataset) and g.attrs == {"model": "linear"}
+    np.testing.assert_array_equal(g.feature, params.feature)
+    gref = dr.grad(loss_np)(d0)
+    np.testing.assert_allclose(g.w.data, gref["w"], rtol=1e-13)
+    assert float(g.b) == pytest.approx(gref["b"], rel=1e-13)
+    H = dr.hessian(loss)(params)
+    Href = dr.hessian(loss_np)(d0)
+    # a Dataset output: a dict by variable (as for a dict), each a Dataset of blocks
+    assert sorted(H) == ["b", "w"] and isinstance(H["w"], xr.Dataset)
+    assert H["w"].w.dims == ("feature", "feature_in") and H["w"].b.dims == ("feature",)
+    assert H["b"].w.dims == ("feature",) and H["b"].b.dims == ()
+    for i in "wb":
+        for j in "wb":
+            np.testing.assert_allclose(H[i][j].data, Href[i][j], rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(H["w"].feature_in, ["a", "b", "c"])
+    hv = dr.hvp(loss)(params, params.copy(data={"w": np.ones(3), "b": 0.0}))
+    np.testing.assert_allclose(hv.w.data, Href["w"]["w"] @ np.ones(3), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ what refuses, replay
+def test_vmap_over_a_dataarray_refuses_with_the_rewrite(xr):
+    T = _field(xr)
+    with pytest.raises(DualrevError, match="vmap"):
+        dr.vmap(lambda t: t.sum())(T)
+    # the rewrite: map over the data, labels as constants inside
+    per_space = dr.vmap(lambda row: (xr.DataArray(row, dims=("time",)) ** 2).sum().data)(T.data)
+    np.testing.assert_allclose(per_space, (T.data ** 2).sum(axis=1), rtol=1e-14)
+
+
+def test_float_of_a_traced_dataarray_is_refused(xr):
+    with pytest.raises(TracerConversionError):
+        dr.grad(lambda t: float(t.sum()) * 2.0)(_field(xr))
+
+
+def test_replay_keys_recordings_by_labels(xr):
+    T = _field(xr)
+    f = dr.replay(dr.grad(lambda t: (t ** 3).sum()))
+    for k in range(3):
+        g = f(T * (k + 1))
+        np.testing.assert_allclose(g.data, 3 * (T.data * (k + 1)) ** 2, rtol=1e-14)
+        _same_labels(xr, g, T)
+    assert f.stats.records == 1 and f.stats.replays == 2
+    g = f(T.assign_coords(time=np.arange(4) + 10))
+    np.testing.assert_array_equal(g.time, np.arange(4) + 10)
+    assert f.stats.records == 2
+
+
+def test_xarray_imported_after_dualrev():
+    need("xarray")
+    code = ("import numpy as np, dualrev as dr, sys\n"
+            "assert 'xarray' not in sys.modules\n"
+            "dr.grad(lambda x: np.sum(x ** 2))(np.ones(2))\n"
+            "import xarray as xr\n"
+            "da = xr.DataArray(np.arange(3.0), dims=('x',), coords={'x': [1, 2, 3]})\n"
+            "g = dr.grad(lambda d: (d * 2 * d).sum())(da)\n"
+            "assert isinstance(g, xr.DataArray) and list(g.x.values) == [1, 2, 3]\n"
+            "assert list(g.values) == [0.0, 4.0, 8.0]\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(_ROOT))
