@@ -65,7 +65,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "stop_gradient", "strip", "at", "custom_jvp", "custom_vjp", "register_function",
         "register_ufunc", "Primitive")]),
     ("Pytrees", [(dualrev, n) for n in (
-        "tree_flatten", "tree_unflatten", "tree_map", "ravel_pytree")]),
+        "tree_flatten", "tree_unflatten", "tree_map", "ravel_pytree", "register_pytree_node")]),
     ("Record and replay", [(dualrev, "replay")]),
     ("Saving recorded programs", [(dualrev, n) for n in ("save_program", "load_program")]),
     ("Drawing", [(dualrev, "graph")]),

@@ -108,6 +108,8 @@ def register_pytree_node(nodetype: type, flatten: Callable[[Any], tuple[Iterable
         unflatten: ``unflatten(aux, children) -> x``, the inverse; it is also called with
             children of other shapes (a Jacobian's blocks) and of other types (traced
             values inside a transform), so it should store them without checking them.
+    Returns:
+        None; the registration lasts for the process (a type is registered once).
     Raises:
         DualrevError: ``nodetype`` is not a class, is a built-in container (``tuple``,
             ``list``, ``dict``, ``None``), or is registered already.
