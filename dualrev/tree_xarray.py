@@ -36,46 +36,35 @@ def _unnamed(k: int, taken: set[Hashable]) -> str:
 
 
 class _Aux:
-    """Static data of a DataArray or Dataset: compared with ``identical`` (names,
-    values, attributes of the coordinates, and the object's own attributes)."""
+    """Static data of a DataArray or Dataset: a template, the object with each data array
+    replaced by a broadcast zero of its shape (no memory, and the caller's arrays are not
+    kept alive by a structure), compared with ``identical`` (names, coordinates, their
+    values and attributes, the object's attributes)."""
 
-    __slots__ = ("dims", "shapes", "name", "coords", "names", "attrs", "encoding")
+    __slots__ = ("dims", "shapes", "names", "template")
 
     def __init__(self, dims: tuple[tuple[Hashable, ...], ...], shapes: tuple[tuple[int, ...], ...],
-                 name: Any, coords: Any, names: tuple[Hashable, ...],
-                 attrs: tuple[dict[Any, Any], ...], encoding: tuple[dict[Any, Any], ...]) -> None:
-        # one entry of dims/shapes/attrs/encoding per leaf (data variables by sorted name);
-        # coords: a coordinate-only Dataset carrying the object's own attributes
-        self.dims, self.shapes, self.name, self.coords = dims, shapes, name, coords
-        self.names, self.attrs, self.encoding = names, attrs, encoding
+                 names: tuple[Hashable, ...], template: Any) -> None:
+        # one entry of dims/shapes per leaf (a Dataset's variables by sorted name)
+        self.dims, self.shapes, self.names, self.template = dims, shapes, names, template
+
+    @property
+    def coords(self) -> Any:
+        """The coordinates, as a coordinate-only Dataset."""
+        return self.template.coords.to_dataset()
 
     def __eq__(self, other: object) -> bool:
         return (type(other) is _Aux and self.dims == other.dims and self.shapes == other.shapes
-                and _same(self.name, other.name) and self.names == other.names
-                and all(_same_attrs(a, b) for a, b in zip(self.attrs, other.attrs, strict=True))
-                and self.coords.identical(other.coords))
+                and self.names == other.names and type(self.template) is type(other.template)
+                and self.template.identical(other.template))
 
     def __hash__(self) -> int:
-        return hash((self.dims, self.shapes, tuple(self.coords.variables)))
+        return hash((self.dims, self.shapes, tuple(self.template.coords)))
 
 
-def _same(a: Any, b: Any) -> bool:
-    return a is b or bool(a == b)
-
-
-def _same_attrs(a: dict[Any, Any], b: dict[Any, Any]) -> bool:
-    if a.keys() != b.keys():
-        return False
-    for k, v in a.items():
-        w = b[k]
-        if v is w:
-            continue
-        if isinstance(v, np.ndarray) or isinstance(w, np.ndarray):
-            if not np.array_equal(v, w):
-                return False
-        elif not v == w:
-            return False
-    return True
+def _hollow(v: Any) -> Any:
+    """A stand-in of ``v``'s shape and dtype that holds no memory."""
+    return np.broadcast_to(np.zeros((), dtype=getattr(v, "dtype", float)), _shape(v))
 
 
 def _sorted_names(names: Any) -> tuple[Hashable, ...]:
@@ -175,19 +164,15 @@ class _DataArrayRules:
         self.xr = xr
 
     def flatten(self, da: Any) -> tuple[list[Any], _Aux]:
-        coords = da.coords.to_dataset()
-        coords.attrs = dict(da.attrs)
-        return [da.data], _Aux((da.dims,), (da.shape,), da.name, coords, (), (),
-                               (dict(da.encoding),))
+        data = da.data
+        return [data], _Aux((da.dims,), (da.shape,), (), da.copy(deep=False, data=_hollow(data)))
 
     def unflatten(self, aux: _Aux, children: list[Any]) -> Any:
         (data,) = children
         _check_shape(aux, 0, data, "DataArray")
-        out = self.xr.DataArray(data, coords=aux.coords.coords, dims=aux.dims[0],
-                                name=aux.name, attrs=dict(aux.coords.attrs))
-        if aux.encoding[0]:
-            out.encoding = dict(aux.encoding[0])
-        return out
+        # (a shallow copy of the template: coordinates shared, attrs and encoding copied;
+        # four times faster than the constructor, which validates the coordinates again)
+        return aux.template.copy(deep=False, data=data)
 
     def labels(self, aux: _Aux) -> list[_Label]:
         return [_Label(self.xr, aux.dims[0], aux.coords)]
@@ -209,24 +194,20 @@ class _DatasetRules:
     def flatten(self, ds: Any) -> tuple[list[Any], _Aux]:
         names = _sorted_names(ds.data_vars)
         vs = [ds.variables[n] for n in names]
-        coords = ds.coords.to_dataset()
-        coords.attrs = dict(ds.attrs)
-        return [v.data for v in vs], _Aux(
-            tuple(v.dims for v in vs), tuple(v.shape for v in vs), tuple(ds.data_vars), coords,
-            names, tuple(dict(v.attrs) for v in vs), tuple(dict(v.encoding) for v in vs))
+        data = [v.data for v in vs]
+        template = ds.copy(deep=False, data={n: _hollow(d) for n, d in zip(names, data,
+                                                                             strict=True)})
+        return data, _Aux(tuple(v.dims for v in vs), tuple(v.shape for v in vs), names,
+                          template)
 
     def unflatten(self, aux: _Aux, children: list[Any]) -> Any:
-        xr = self.xr
-        at = {n: i for i, n in enumerate(aux.names)}
         for i, c in enumerate(children):
             _check_shape(aux, i, c, f"Dataset's variable {aux.names[i]!r}")
-        data = {n: xr.Variable(aux.dims[at[n]], children[at[n]], attrs=dict(aux.attrs[at[n]]),
-                               encoding=dict(aux.encoding[at[n]]))
-                for n in aux.name}  # in the Dataset's own order
-        return xr.Dataset(data, coords=aux.coords.coords, attrs=dict(aux.coords.attrs))
+        return aux.template.copy(deep=False, data=dict(zip(aux.names, children, strict=True)))
 
     def labels(self, aux: _Aux) -> list[_Label]:
-        return [_Label(self.xr, d, aux.coords) for d in aux.dims]
+        coords = aux.coords
+        return [_Label(self.xr, d, coords) for d in aux.dims]
 
     def block(self, aux: _Aux, blocks: list[Any], label: _Label | None) -> Any:
         xr = self.xr
