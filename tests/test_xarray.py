@@ -197,6 +197,60 @@ def test_jacobian_dataarray_to_dataarray_is_labelled(xr):
     np.testing.assert_array_equal(Jq.data, 2 * np.eye(3, 6))
 
 
+def test_jacobians_across_dataarray_and_dataset_and_the_forward_choice(xr):
+    rng = np.random.default_rng(11)
+    a = xr.DataArray(rng.normal(size=2), dims=("x",), coords={"x": [0.5, 1.5]})
+    grid = np.linspace(0.0, 1.0, 5)
+
+    def spread(v):  # DataArray (x: 2) -> Dataset {"u": (y: 5), "s": ()}: outputs > inputs
+        y = xr.DataArray(grid, dims=("y",), coords={"y": grid})
+        return xr.Dataset({"u": np.tanh(v * y).sum("x"), "s": (v ** 2).sum()})
+
+    def spread_np(v):
+        return {"s": np.sum(v ** 2), "u": np.sum(np.tanh(v[:, None] * grid), axis=0)}
+
+    ref = dr.jacfwd(spread_np)(a.data)
+    for jac in (dr.jacobian, dr.jacfwd, dr.jacrev):   # jacobian: the forward choice here
+        J = jac(spread)(a)
+        assert sorted(J) == ["s", "u"]                # an output Dataset: a dict by variable
+        assert J["u"].dims == ("y", "x") and J["s"].dims == ("x",)
+        np.testing.assert_allclose(J["u"].data, ref["u"], rtol=1e-13)
+        np.testing.assert_allclose(J["s"].data, ref["s"], rtol=1e-13)
+        np.testing.assert_array_equal(J["u"].y, grid)
+        np.testing.assert_array_equal(J["u"].x, a.x)
+    # Dataset -> DataArray, two arguments (argnums a tuple)
+    ds = xr.Dataset({"p": a, "q": ("z", rng.normal(size=3))})
+
+    def mix(d, v):
+        return d.p * d.q.sum() + v
+
+    J = dr.jacrev(mix, argnums=(0, 1))(ds, a)
+    assert isinstance(J, tuple) and isinstance(J[0], xr.Dataset)
+    assert J[0].p.dims == ("x", "x_in") and J[0].q.dims == ("x", "z") and J[1].dims == ("x", "x_in")
+    np.testing.assert_allclose(J[0].p.data, np.eye(2) * ds.q.data.sum(), rtol=1e-14)
+    np.testing.assert_allclose(J[0].q.data, np.outer(a.data, np.ones(3)), rtol=1e-14)
+    np.testing.assert_array_equal(J[1].data, np.eye(2))
+
+
+def test_hessian_of_a_dataarray_and_jacrev_of_a_scalar(xr):
+    T = _field(xr)
+
+    def f(t):
+        return (np.exp(t * 0.3) * t.lat).sum() + (t.sum("time") ** 2).sum()
+
+    def f_np(t):
+        return np.sum(np.exp(t * 0.3) * T.lat.data[:, None]) + np.sum(np.sum(t, axis=1) ** 2)
+
+    H = dr.hessian(f)(T)
+    assert H.dims == ("space", "time", "space_in", "time_in") and H.shape == (3, 4, 3, 4)
+    np.testing.assert_allclose(H.data, dr.hessian(f_np)(T.data), rtol=1e-13)
+    assert int(H.run) == 7 and "run_in" not in H.coords  # one scalar coordinate, kept once
+    Jr = dr.jacrev(f)(T)  # a scalar output: the gradient, labelled, without name or attrs
+    g = dr.grad(f)(T)
+    np.testing.assert_array_equal(Jr.data, g.data)
+    xr.testing.assert_identical(Jr, g.rename(None).drop_attrs())
+
+
 def test_dataset_of_parameters_grad_value_and_grad_hessian(xr):
     rng = np.random.default_rng(5)
     params = xr.Dataset(
