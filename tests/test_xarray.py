@@ -126,6 +126,47 @@ def test_grad_of_xarray_code_keeps_the_labels(xr):
                 order=2)
 
 
+_OPS = {
+    "rolling": lambda t: t.rolling(time=2).mean().sum(),
+    "coarsen": lambda t: (t.coarsen(time=2).mean() ** 2).sum(),
+    "groupby": lambda t: (t.groupby("grp").mean() ** 2).sum(),
+    "cumsum": lambda t: (t.cumsum("time") ** 2).sum(),
+    "diff": lambda t: (t.diff("time") ** 2).sum(),
+    "integrate": lambda t: (t.integrate("time") ** 2).sum(),
+    "std": lambda t: t.std("time").sum(),
+    "max": lambda t: t.max("time").sum(),
+    "shift": lambda t: (t.shift(time=1) ** 2).sum(),
+    "roll": lambda t: (t.roll(time=1) * t).sum(),
+    "concat": lambda t, xr: (xr.concat([t, t * 2], dim="k") ** 3).sum(),
+    "stack": lambda t: (t.stack(z=("space", "time")) ** 2).sum(),
+    "sel": lambda t: (t.isel(time=slice(1, 3)) ** 2).sum() + t.sel(space=20.0).sum(),
+    "fillna": lambda t: t.where(t > 0).fillna(0.0).sum(),
+    "clip": lambda t: (t.clip(-0.5, 0.5) ** 2).sum(),
+    "weighted": lambda t, xr: t.weighted(
+        xr.DataArray([1.0, 2.0, 3.0], dims="space")).mean("space").sum(),
+    "apply_ufunc": lambda t, xr: xr.apply_ufunc(np.sin, t).sum(),
+    "values": lambda t: np.sum(t.values ** 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_OPS))
+def test_xarray_operations_forward_reverse_and_finite_differences(xr, name):
+    rng = np.random.default_rng(sorted(_OPS).index(name))
+    T = xr.DataArray(rng.normal(size=(3, 6)), dims=("space", "time"),
+                     coords={"space": [10.0, 20.0, 30.0], "time": np.arange(6.0),
+                             "grp": ("time", [0, 0, 1, 1, 2, 2])})
+    op = _OPS[name]
+    f = (lambda t: op(t, xr)) if op.__code__.co_argcount == 2 else op
+    g = dr.grad(f)(T)
+    _same_labels(xr, g, T)
+    gf = dr.jacfwd(f)(T)
+    np.testing.assert_allclose(gf.data, g.data, rtol=1e-12, atol=1e-14)
+    d = T.copy(data=rng.normal(size=T.shape))
+    eps = 1e-6
+    fd = (float(f(T + eps * d)) - float(f(T - eps * d))) / (2 * eps)
+    assert float((g * d).sum()) == pytest.approx(fd, rel=1e-6, abs=1e-8)
+
+
 def test_jvp_and_vjp_take_labelled_tangents(xr):
     T, w = _field(xr), _weights(xr)
 
