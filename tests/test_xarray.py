@@ -370,3 +370,14 @@ def test_xarray_imported_after_dualrev():
             "assert isinstance(g, xr.DataArray) and list(g.x.values) == [1, 2, 3]\n"
             "assert list(g.values) == [0.0, 4.0, 8.0]\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(_ROOT))
+
+
+def test_a_dask_backed_dataarray_keeps_a_lazy_gradient(xr):
+    da = need("dask.array")
+    data = np.arange(12.0).reshape(3, 4)
+    T = xr.DataArray(da.from_array(data, chunks=(3, 2)), dims=("s", "t"),
+                     coords={"t": np.arange(4)})
+    g = dr.grad(lambda t: (t ** 2 * t.t).sum())(T)
+    assert isinstance(g.data, da.Array) and g.chunks == ((3,), (2, 2))
+    np.testing.assert_allclose(g.data.compute(), 2 * data * np.arange(4), rtol=1e-14)
+    np.testing.assert_array_equal(g.t, T.t)
