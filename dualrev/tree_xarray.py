@@ -151,8 +151,11 @@ def _shared_scalars(aux: _Aux, label: _Label | None) -> set[Hashable]:
 
 def _block_coords(xr: Any, aux: _Aux, label: _Label | None,
                   rename: dict[Hashable, Hashable]) -> Any:
-    own = aux.coords.drop_attrs(deep=False).rename(rename) if rename else \
-        aux.coords.drop_attrs(deep=False)
+    own = aux.coords.drop_attrs(deep=False)
+    # (a dim without a coordinate is not in the coordinates' Dataset: nothing to rename)
+    rename = {k: v for k, v in rename.items() if k in own.variables or k in own.dims}
+    if rename:
+        own = own.rename(rename)
     if label is None:
         return own.coords
     own = own.drop_vars(list(_shared_scalars(aux, label)))

@@ -236,6 +236,14 @@ def test_jacobian_dataarray_to_dataarray_is_labelled(xr):
         np.ones(6))
     assert Jq.dims == ("x", "dim_1")
     np.testing.assert_array_equal(Jq.data, 2 * np.eye(3, 6))
+    # dims without coordinates (renamed all the same), on both sides
+    bare = xr.DataArray(np.array([0.5, 1.0, 2.0]), dims=("x",))
+    for jac in (dr.jacfwd, dr.jacrev, dr.jacobian):
+        Jb = jac(lambda t: np.sqrt(t) * t.sum())(bare)
+        assert Jb.dims == ("x", "x_in") and not Jb.coords
+        s = bare.data
+        closed = np.diag(0.5 / np.sqrt(s) * s.sum()) + np.sqrt(s)[:, None]
+        np.testing.assert_allclose(Jb.data, closed, rtol=1e-14)
 
 
 def test_jacobians_across_dataarray_and_dataset_and_the_forward_choice(xr):
