@@ -389,3 +389,55 @@ def test_a_dask_backed_dataarray_keeps_a_lazy_gradient(xr):
     assert isinstance(g.data, da.Array) and g.chunks == ((3,), (2, 2))
     np.testing.assert_allclose(g.data.compute(), 2 * data * np.arange(4), rtol=1e-14)
     np.testing.assert_array_equal(g.t, T.t)
+
+
+def _random_dataarray(xr, rng, dims, with_coords):
+    sizes = {"a": 2, "b": 3, "c": 2}
+    shape = tuple(sizes[d] for d in dims)
+    coords = {}
+    for d in dims:
+        if with_coords[d]:
+            coords[d] = np.arange(sizes[d]) * 10 + rng.integers(0, 5)
+    if dims and rng.random() < 0.5:
+        coords["aux_" + dims[0]] = (dims[0], rng.normal(size=sizes[dims[0]]))
+    if rng.random() < 0.5:
+        coords["scal"] = 1.5
+    return xr.DataArray(rng.normal(size=shape), dims=dims, coords=coords)
+
+
+def test_labelled_jacobians_of_random_labellings(xr):
+    # 24 random (input dims, output dims, coordinates) configurations: every Jacobian's
+    # data is the array Jacobian, its dims the output's then the input's (renamed where
+    # they clash), jacfwd, jacrev and jacobian identical
+    rng = np.random.default_rng(2026)
+    all_dims = [(), ("a",), ("b",), ("a", "b"), ("b", "c")]
+    for _ in range(24):
+        din = all_dims[rng.integers(1, len(all_dims))]
+        dout = all_dims[rng.integers(0, len(all_dims))]
+        x = _random_dataarray(xr, rng, din, {d: rng.random() < 0.6 for d in "abc"})
+        tmpl = _random_dataarray(xr, rng, dout, {d: rng.random() < 0.6 for d in "abc"})
+        m = rng.normal(size=(tmpl.size, x.size))
+
+        def f_np(v, m=m, shape=tmpl.shape):
+            return np.reshape(m @ np.tanh(np.ravel(v)), shape)
+
+        def f(t, tmpl=tmpl, f_np=f_np):
+            return tmpl.copy(data=f_np(t.data))
+
+        ref = dr.jacfwd(f_np)(x.data)
+        Js = [jac(f)(x) for jac in (dr.jacfwd, dr.jacrev, dr.jacobian)]
+        for J in Js[1:]:
+            xr.testing.assert_identical(J, Js[0])
+        J = Js[0]
+        if not dout:
+            assert J.dims == din  # a 0-d output: the gradient's dims
+        else:
+            renamed = tuple(d + "_in" if d in dout or d in tmpl.coords else d for d in din)
+            assert J.dims == dout + renamed, (din, dout, J.dims)
+        np.testing.assert_allclose(J.data, ref, rtol=1e-13, atol=1e-15)
+        for d in dout:
+            if d in tmpl.coords:
+                np.testing.assert_array_equal(J[d].values, tmpl[d].values)
+        for d, r in zip(din, J.dims[len(dout):], strict=True):
+            if d in x.coords:
+                np.testing.assert_array_equal(J[r].values, x[d].values)
