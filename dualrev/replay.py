@@ -28,7 +28,7 @@ from .errors import ReplayError, ReplayWarning
 from .primitive import Tracer
 from .program import CallSignature, GuardFailed, Program
 from .staging import Staged, StagingTrace, same_bits
-from .tracer import new_level
+from .tracer import defer_to_xarray, new_level
 from .tree import LEAF, TreeDef, node_children, tree_flatten, tree_unflatten
 
 ndarray = np.ndarray
@@ -449,6 +449,7 @@ class Replayed:
             rng = _rng_state()
             failure: Exception | None = None
             try:
+                defer_to_xarray()
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     out = self.fn(*a2, **k2)

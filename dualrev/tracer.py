@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+import sys
 import threading
 import types
 from typing import Any
@@ -238,6 +239,26 @@ def defer_ufuncs_to(*types: type) -> None:
     the operand's ``__array_ufunc__`` (which must accept traced values as NEP 18 arrays)."""
     global _DEFER_UFUNC
     _DEFER_UFUNC = _DEFER_UFUNC | frozenset(types)
+
+
+_XARRAY_PENDING = True  # until xarray's types are operands traced values defer to
+
+
+def defer_to_xarray() -> None:
+    """Once the user's program has imported xarray (dualrev never imports it), let
+    ``traced * dataarray`` (``+ - * / @``) and ``np.multiply(traced, dataarray)`` go to
+    xarray, which labels the result and calls NumPy on the traced value inside; without
+    this the traced value's operator would run NumPy on the DataArray and trace a
+    DataArray as if it were an array. Called where tracing starts (the transforms' run,
+    a replay's recording): one flag test when done."""
+    global _XARRAY_PENDING
+    if _XARRAY_PENDING and "xarray" in sys.modules:
+        _XARRAY_PENDING = False
+        import xarray as xr
+
+        types = (xr.DataArray, xr.Dataset, xr.Variable)
+        defer_matmul_to(*types)
+        defer_ufuncs_to(*types)
 
 # ufunc methods other than __call__ that have a meaning we support
 _UFUNC_REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}

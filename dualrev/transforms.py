@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import gc
 import math
-import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -44,8 +43,7 @@ from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
 from .sparsity import Pattern, SparsityTrace
 from .staging import Staged
 from .tracer import (
-    defer_matmul_to,
-    defer_ufuncs_to,
+    defer_to_xarray,
     new_level,
     transform_entered,
     transform_exited,
@@ -389,29 +387,11 @@ def _raise_conversion_cause(e: ValueError) -> None:
         raise cause.with_traceback(e.__traceback__) from None
 
 
-_XARRAY_UNDEFERRED = True  # until xarray's types are operands traced values defer to
-
-
-def _defer_to_xarray() -> None:
-    """``traced * dataarray`` (``+ - * / @``) goes to xarray's reflected operator, which
-    labels the result and calls NumPy on the traced value inside; without this the
-    traced value's operator would run NumPy on the DataArray and trace a DataArray as if
-    it were an array. Done once the user's program has imported xarray (dualrev never
-    imports it)."""
-    global _XARRAY_UNDEFERRED
-    _XARRAY_UNDEFERRED = False
-    import xarray as xr
-
-    defer_matmul_to(xr.DataArray, xr.Dataset, xr.Variable)
-    defer_ufuncs_to(xr.DataArray, xr.Dataset, xr.Variable)
-
-
 def _run(f: Callable[..., Any], trace: Any, *args: Any, **kwargs: Any) -> Any:
     """``f(*args, **kwargs)`` on traced values: a conversion error raised with the cause
     found on the user's line; the ``trace`` finished and the inputs ``f`` holds released
     however ``f`` ends."""
-    if _XARRAY_UNDEFERRED and "xarray" in sys.modules:
-        _defer_to_xarray()
+    defer_to_xarray()
     held = hold_inputs(f)
     try:
         return f(*args, **kwargs)

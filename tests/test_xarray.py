@@ -441,3 +441,14 @@ def test_labelled_jacobians_of_random_labellings(xr):
         for d, r in zip(din, J.dims[len(dout):], strict=True):
             if d in x.coords:
                 np.testing.assert_array_equal(J[r].values, x[d].values)
+
+
+def test_replay_of_plain_numpy_code_with_dataarray_constants(xr):
+    # recording without a transform around it: the staged values defer to xarray too
+    w = xr.DataArray(np.array([1.0, 2.0, 3.0]), dims=("x",))
+    f = dr.replay(lambda p: ((p * w) ** 2).sum().data)
+    p = np.array([0.5, -1.0, 2.0])
+    for k in range(3):
+        assert float(f(p * (k + 1))) == pytest.approx(np.sum((p * (k + 1) * w.data) ** 2),
+                                                      rel=1e-14)
+    assert f.stats.records == 1
