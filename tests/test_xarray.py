@@ -452,3 +452,25 @@ def test_replay_of_plain_numpy_code_with_dataarray_constants(xr):
         assert float(f(p * (k + 1))) == pytest.approx(np.sum((p * (k + 1) * w.data) ** 2),
                                                       rel=1e-14)
     assert f.stats.records == 1
+
+
+def test_minimize_over_a_dataset_of_parameters(xr):
+    import dualrev.optimize as dro
+
+    rng = np.random.default_rng(4)
+    feature = ["x", "y", "z"]
+    X = xr.DataArray(rng.normal(size=(20, 3)), dims=("obs", "feature"),
+                     coords={"feature": feature})
+    y = xr.dot(X, xr.DataArray([1.0, -2.0, 0.5], dims="feature", coords={"feature": feature}),
+               dim="feature") + 0.3
+    params = xr.Dataset({"w": ("feature", np.zeros(3)), "b": 0.0}, coords={"feature": feature},
+                        attrs={"model": "linear"})
+
+    def mse(p):
+        return ((xr.dot(X, p.w, dim="feature") + p.b - y) ** 2).mean()
+
+    res = dro.minimize(mse, params, method="BFGS", options={"gtol": 1e-10})
+    assert isinstance(res.x, xr.Dataset) and res.x.attrs == {"model": "linear"}
+    np.testing.assert_allclose(res.x.w.data, [1.0, -2.0, 0.5], atol=1e-7)
+    assert float(res.x.b) == pytest.approx(0.3, abs=1e-7)
+    np.testing.assert_array_equal(res.x.feature, feature)
