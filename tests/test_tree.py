@@ -203,3 +203,21 @@ def test_import_dualrev_does_not_import_xarray():
             "assert 'xarray' not in sys.modules, 'xarray imported'\n"
             "assert 'pandas' not in sys.modules, 'pandas imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(_ROOT))
+
+
+def test_custom_rules_take_a_registered_node():
+    @dr.custom_vjp
+    def f(p):
+        return np.sum(p.x * p.y)
+
+    def f_fwd(p):
+        return f(p), p
+
+    def f_bwd(p, ct):  # a deliberately scaled rule, so that the test sees it is used
+        return (Point(10 * ct * p.y, 10 * ct * p.x, p.unit),)
+
+    f.defvjp(f_fwd, f_bwd)
+    g = dr.grad(f)(Point(_X, _Y, "s"))
+    assert g.unit == "s"
+    np.testing.assert_allclose(g.x, 10 * _Y, rtol=1e-15)
+    np.testing.assert_allclose(g.y, 10 * _X, rtol=1e-15)

@@ -474,3 +474,28 @@ def test_minimize_over_a_dataset_of_parameters(xr):
     np.testing.assert_allclose(res.x.w.data, [1.0, -2.0, 0.5], atol=1e-7)
     assert float(res.x.b) == pytest.approx(0.3, abs=1e-7)
     np.testing.assert_array_equal(res.x.feature, feature)
+
+
+def test_custom_rules_take_dataarrays(xr):
+    T = _field(xr)
+
+    @dr.custom_vjp
+    def f(t):
+        return (t ** 2).sum()
+
+    f.defvjp(lambda t: (f(t), t), lambda t, ct: (20 * t * ct,))  # 10x the true rule
+    g = dr.grad(f)(T)
+    _same_labels(xr, g, T)
+    np.testing.assert_allclose(g.data, 20 * T.data, rtol=1e-15)
+
+    @dr.custom_jvp
+    def h(t):
+        return np.sin(t)
+
+    @h.defjvp
+    def _(primals, tangents):
+        return h(primals[0]), 3 * tangents[0]
+
+    _, tan = dr.jvp(h, (T,), (T * 0 + 1,))
+    np.testing.assert_array_equal(tan.data, np.full((3, 4), 3.0))
+    np.testing.assert_array_equal(dr.grad(lambda t: h(t).sum())(T).data, np.full((3, 4), 3.0))
