@@ -227,7 +227,7 @@ def defer_matmul_to(*types: type) -> None:
 
 
 # Operand types whose own __array_ufunc__ takes a binary ufunc of a traced value and one
-# of them (xarray's DataArray, registered by the transforms once the user has imported
+# of them (xarray's DataArray, registered by defer_to_xarray once the user has imported
 # xarray): ``np.multiply(traced, da)`` returns NotImplemented, and NumPy asks the
 # DataArray, which labels the result and calls the ufunc on the traced value inside.
 # Exact types (a set: isinstance against a tuple costs several times more).

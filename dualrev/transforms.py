@@ -750,7 +750,8 @@ def _scalar_gradient(rec: _Recording, holomorphic: bool) -> list[Any]:
                            "complex function pass holomorphic=True")
     # (a 0-d DataArray is a scalar too: xarray's reductions return one)
     if not wraps_one_array(rec.out_def) or shape_of(rec.outs[0]) != ():
-        got = f"shape {shape_of(rec.outs[0])}" if rec.out_def.kind == "leaf" else rec.out_def
+        got = (f"shape {shape_of(rec.outs[0])}" if wraps_one_array(rec.out_def)
+               else rec.out_def)
         raise DualrevError(
             f"dualrev.grad needs a function with a scalar output, got {got}; use "
             "dualrev.jacrev / dualrev.jacobian for vector outputs, or dualrev.vjp")

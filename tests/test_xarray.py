@@ -349,9 +349,11 @@ def test_vmap_over_a_dataarray_refuses_with_the_rewrite(xr):
     np.testing.assert_allclose(per_space, (T.data ** 2).sum(axis=1), rtol=1e-14)
 
 
-def test_float_of_a_traced_dataarray_is_refused(xr):
+def test_float_of_a_traced_dataarray_and_a_vector_output_are_refused(xr):
     with pytest.raises(TracerConversionError):
         dr.grad(lambda t: float(t.sum()) * 2.0)(_field(xr))
+    with pytest.raises(DualrevError, match=r"scalar output, got shape \(3, 4\)"):
+        dr.grad(lambda t: t * 2)(_field(xr))
 
 
 def test_replay_keys_recordings_by_labels(xr):
