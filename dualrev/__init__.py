@@ -61,7 +61,7 @@ from .transforms import (
     vjp,
     vmap,
 )
-from .tree import ravel_pytree, tree_flatten, tree_map, tree_unflatten
+from .tree import ravel_pytree, register_pytree_node, tree_flatten, tree_map, tree_unflatten
 
 # dualrev's own primitives are declared (each keyed by its name, for saved programs):
 # a primitive created from now on has a portable key only if given one (key=)
@@ -151,6 +151,7 @@ __all__ = [
     "load_program",
     "ravel_pytree",
     "register_function",
+    "register_pytree_node",
     "register_ufunc",
     "replay",
     "save_program",

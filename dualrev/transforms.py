@@ -42,8 +42,22 @@ from .primitive import (
 from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
 from .sparsity import Pattern, SparsityTrace
 from .staging import Staged
-from .tracer import new_level, transform_entered, transform_exited
-from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
+from .tracer import (
+    defer_to_xarray,
+    new_level,
+    transform_entered,
+    transform_exited,
+)
+from .tree import (
+    LEAF,
+    TreeDef,
+    node_children,
+    tree_flatten,
+    tree_map,
+    tree_unflatten,
+    unflatten_jacobian,
+    wraps_one_array,
+)
 
 
 class _Tracing:
@@ -377,6 +391,7 @@ def _run(f: Callable[..., Any], trace: Any, *args: Any, **kwargs: Any) -> Any:
     """``f(*args, **kwargs)`` on traced values: a conversion error raised with the cause
     found on the user's line; the ``trace`` finished and the inputs ``f`` holds released
     however ``f`` ends."""
+    defer_to_xarray()
     held = hold_inputs(f)
     try:
         return f(*args, **kwargs)
@@ -605,8 +620,8 @@ def _forward_jacobian(touts: list[Any], od: TreeDef, leaves: list[Any], defs: li
                                    oshape + xs)
             blocks.append(_result(block))
             off += k
-        per_out.append(_group(blocks, defs, single))
-    return tree_unflatten(od, per_out)
+        per_out.append(_distinct(blocks))
+    return unflatten_jacobian(od, defs, per_out, single)
 
 
 # ------------------------------------------------------------------ reverse mode
@@ -717,7 +732,9 @@ def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, has_aux: bool,
             if not _finite(grads):
                 grads = _careful_reverse(lambda r: _scalar_gradient(r, holomorphic), grads,
                                          fk, args, nums, has_aux, what, rec.values)
-        res = (rec.values[0], _group([_result(g) for g in grads], rec.defs, single))
+        # the value as f returned it (a 0-d DataArray keeps its coordinates)
+        value = rec.values[0] if rec.out_def is LEAF else tree_unflatten(rec.out_def, rec.values)
+        res = (value, _group([_result(g) for g in grads], rec.defs, single))
         return (res, rec.aux) if has_aux else res
 
     return vg
@@ -731,8 +748,10 @@ def _scalar_gradient(rec: _Recording, holomorphic: bool) -> list[Any]:
     if not holomorphic and rec.outs and _dtype_of(rec.outs[0]).kind == "c":
         raise DualrevError("dualrev.grad needs a real-valued output; for a holomorphic "
                            "complex function pass holomorphic=True")
-    if rec.out_def.kind != "leaf" or shape_of(rec.outs[0]) != ():
-        got = f"shape {shape_of(rec.outs[0])}" if rec.out_def.kind == "leaf" else rec.out_def
+    # (a 0-d DataArray is a scalar too: xarray's reductions return one)
+    if not wraps_one_array(rec.out_def) or shape_of(rec.outs[0]) != ():
+        got = (f"shape {shape_of(rec.outs[0])}" if wraps_one_array(rec.out_def)
+               else rec.out_def)
         raise DualrevError(
             f"dualrev.grad needs a function with a scalar output, got {got}; use "
             "dualrev.jacrev / dualrev.jacobian for vector outputs, or dualrev.vjp")
@@ -848,7 +867,8 @@ def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> An
     if len(shapes) == 1 and shapes[0] == ():
         # A scalar output: an unbatched pass (the gradient) is the whole Jacobian.
         grads = rec.pull([_seed_one(rec.outs[0])], keep=False)
-        return tree_unflatten(rec.out_def, [_group([_result(g) for g in grads], rec.defs, single)])
+        return unflatten_jacobian(rec.out_def, rec.defs, [_distinct([_result(g) for g in grads])],
+                                  single)
     m = sum(sizes)
     # all basis cotangents as one batch: the rules see one cotangent each
     btrace = BatchTrace(new_level(), m, "jacrev")
@@ -866,9 +886,9 @@ def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> An
             want = s + shape_of(x)
             blocks.append(_result(part.reshape(want) if type(part) is np.ndarray
                                   else np.reshape(part, want)))
-        per_out.append(_group(blocks, rec.defs, single))
+        per_out.append(_distinct(blocks))
         off += k
-    return tree_unflatten(rec.out_def, per_out)
+    return unflatten_jacobian(rec.out_def, rec.defs, per_out, single)
 
 
 def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
@@ -1360,6 +1380,13 @@ def dependencies(f: Callable[..., Any], args: Sequence[Any],
 AxisSpec = Any  # an int, None, or a pytree prefix of them
 
 
+def _same_aux(a: Any, b: Any) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except ValueError:  # (arrays)
+        return False
+
+
 def _prefix_axes(spec: AxisSpec, tree: Any, what: str) -> list[Any]:
     """One axis (int or None) per leaf of ``tree``, from ``spec``: an int or None applies
     to the whole subtree, a container must match the tree's container (a prefix of its
@@ -1371,6 +1398,13 @@ def _prefix_axes(spec: AxisSpec, tree: Any, what: str) -> list[Any]:
     if (isinstance(spec, (tuple, list)) and isinstance(tree, (tuple, list))
             and len(spec) == len(tree)):
         return [a for s, t in zip(spec, tree, strict=True) for a in _prefix_axes(s, t, what)]
+    if type(spec) is type(tree) and (node := node_children(tree)) is not None:
+        # a registered node's prefix: the same type and aux data (as JAX), an axis spec
+        # per child
+        kids, aux = node_children(spec)
+        if len(kids) == len(node[0]) and _same_aux(aux, node[1]):
+            return [a for s, t in zip(kids, node[0], strict=True)
+                    for a in _prefix_axes(s, t, what)]
     raise DualrevError(
         f"dualrev.vmap: {what}={spec!r} does not match the structure "
         f"{tree_flatten(tree)[1]}: give an int or None for a whole argument, or a "

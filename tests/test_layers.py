@@ -35,8 +35,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "dualrev"
 # Bottom to top; a module may import from its own layer or below. A name ending in ".*"
 # stands for the package and every module under it. Listed modules may be absent.
 LAYERS: list[set[str]] = [
-    {"dualrev.errors", "dualrev.tree", "dualrev.config", "dualrev.diagnose",
-     "dualrev.namespace"},
+    {"dualrev.errors", "dualrev.tree", "dualrev.tree_xarray", "dualrev.config",
+     "dualrev.diagnose", "dualrev.namespace"},
     {"dualrev.primitive"},
     # the traced values' face (tracer.py) and what its methods run, below the traces:
     # views and writes (inplace, at), indexing and casts, batch levels, SciPy dispatchers
