@@ -57,6 +57,13 @@ def canonical_index(idx: Any) -> tuple[Any, ...]:
                 "must be plain integers or boolean masks; a comparison such as x > 0 "
                 "already gives a plain mask."
             )
+        if hasattr(type(i), "__dask_graph__"):
+            raise DualrevError(
+                "dualrev: a Dask array used as an index of a traced value would be computed "
+                "here, in full, while the function is traced. Select with "
+                "np.where(mask, v, 0.0) (a mask), or compute a small index first "
+                "(np.asarray(idx))."
+            )
         if isinstance(i, (list, np.ndarray)) or (
             not isinstance(i, _BASIC) and hasattr(i, "__array__")
         ):
@@ -93,6 +100,8 @@ def _gather_impl(x: Any, idx: tuple[Any, ...], nb: int) -> Any:
 
 
 def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...]) -> Any:
+    if hasattr(type(v), "__array_function__") and not isinstance(v, (np.ndarray, np.generic)):
+        return _scatter_duck(v, idx, nb, shape)
     v = np.asarray(v)
     batch = v.shape[:nb]
     # float32/complex64 stay so (as NumPy's own results do); integers become float64
@@ -105,6 +114,43 @@ def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...])
     zf = z.reshape(batch + (math.prod(shape),))  # not -1: the batch may be empty
     np.add.at(zf, (slice(None),) * nb + (pos,), v)
     return zf.reshape(z.shape)
+
+
+#: the most entries of the selection matrix a scatter of another library's array builds
+DUCK_SCATTER_LIMIT = 10**7
+# NumPy's own, bound at import: while a transform runs np.zeros_like is dualrev's buffer
+# maker (dualrev/buffers.py); np.zeros(like=) would hand that maker to the other
+# library's __array_function__, which does not know it
+_np_zeros_like = np.zeros_like
+
+
+def _scatter_duck(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...]) -> Any:
+    """The scatter of another library's array (a Dask or CuPy cotangent: a gather's VJP)
+    made by that library, so it stays lazy or on its device: a product with the 0/1
+    selection matrix of the positions (np.add.at has no NEP 18 counterpart; for Dask
+    four times quicker to build than a write), or, above ``DUCK_SCATTER_LIMIT`` entries,
+    a write into its own zeros for a basic index."""
+    dt = v.dtype if v.dtype.kind in "fc" else np.dtype(np.float64)
+    v = v.astype(dt) if v.dtype != dt else v
+    batch = tuple(v.shape[:nb])
+    pos = _positions(tuple(shape), idx).ravel()
+    n = math.prod(shape)
+    if pos.size * n <= DUCK_SCATTER_LIMIT:
+        if hasattr(type(v), "__dask_graph__"):
+            sel = np.zeros((pos.size, n), dtype=dt)  # Dask multiplies by a NumPy matrix
+        else:  # on the other library's device
+            sel = _np_zeros_like(v, shape=(pos.size, n))
+        sel[np.arange(pos.size), pos] = 1.0
+        return np.reshape(np.reshape(v, batch + (pos.size,)) @ sel, batch + tuple(shape))
+    if is_basic(idx) and not any(i is None for i in idx):
+        z = _np_zeros_like(v, shape=batch + tuple(shape))
+        z[(slice(None),) * nb + idx] = v
+        return z
+    raise DualrevError(
+        f"dualrev: the derivative of an index into an array of {n} elements would "
+        f"scatter a {type(v).__module__}.{type(v).__name__} cotangent through a "
+        f"{pos.size} x {n} selection matrix (above DUCK_SCATTER_LIMIT): index with a "
+        "slice, or make the indexed value a NumPy array.")
 
 
 gather_p = Primitive("getitem", _gather_impl)

@@ -923,13 +923,17 @@ def normalize_axis(axis: Any, ndim: int, scalar_axis: bool = False) -> tuple[int
 
 
 class Shaped:
-    """What the tape keeps of an array whose VJP needs only its shape and dtype."""
+    """What the tape keeps of an array whose VJP needs only its shape and dtype (and, for
+    a chunked array such as Dask's, its ``chunks``: a cotangent spread back over it is
+    chunked alike, which keeps Dask's scheduler streaming chunk by chunk)."""
 
-    __slots__ = ("shape", "dtype")
+    __slots__ = ("shape", "dtype", "chunks")
 
     def __init__(self, x: Any) -> None:
         self.shape = shape_of(x)
         self.dtype = getattr(x, "dtype", None)
+        self.chunks = (x.chunks if type(x) is not np.ndarray
+                       and hasattr(type(x), "__dask_graph__") else None)
 
     @property
     def ndim(self) -> int:

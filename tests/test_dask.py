@@ -1,0 +1,390 @@
+"""Data on Dask, parameters on NumPy, through every transform: the derivatives equal the
+NumPy-data ones (and finite differences), what comes back is lazy, nothing is computed
+while a transform runs (a counting scheduler says so), value and gradient share one
+``dask.compute``, and the memory of a gradient over lazily generated data is bounded by
+the chunk size. docs/dask.md, "Data on Dask"."""
+
+from __future__ import annotations
+
+import contextlib
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+import scipy.special
+
+import dualrev as dr
+from tests.extras import need
+
+pytestmark = pytest.mark.extras
+
+dask = need("dask")
+da = need("dask.array")
+
+
+# ----------------------------------------------------------------------------- helpers
+class Computes:
+    """Counts the graphs handed to the scheduler (one per ``compute``/``dask.compute``)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def get(self, dsk, keys, **kwargs):
+        self.n += 1
+        return dask.get(dsk, keys, **kwargs)
+
+
+@contextlib.contextmanager
+def counting():
+    c = Computes()
+    with dask.config.set(scheduler=c.get):
+        yield c
+
+
+def _data(n=600, d=4, chunk=150, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    w_true = rng.normal(size=d)
+    y01 = (rng.random(n) < scipy.special.expit(X @ w_true)).astype(float)
+    counts = rng.poisson(np.exp(0.3 * X @ w_true)).astype(float)
+    return X, y01, counts
+
+
+XN, YN, CN = _data()
+X = da.from_array(XN, chunks=(150, 4))
+Y = da.from_array(YN, chunks=150)
+C = da.from_array(CN, chunks=150)
+W = np.array([0.3, -0.2, 0.5, 0.1])
+
+
+def least_squares(w, X, y):
+    return np.sum((X @ w - y) ** 2) / X.shape[0]
+
+
+def logistic(w, X, y):
+    z = X @ w
+    return np.mean(np.logaddexp(0.0, z) - y * z)
+
+
+def poisson(w, X, c):
+    z = X @ w
+    return np.sum(np.exp(z) - c * z)
+
+
+def intercept(w, X, y):
+    # the first parameter is an intercept: indexing the NumPy parameters scatters a
+    # Dask cotangent back (a basic and an advanced index)
+    z = w[0] + X[:, 1:] @ w[1:]
+    return np.mean(np.logaddexp(0.0, z) - y * z) + 0.1 * np.sum(w[[1, 3, 3]] ** 2)
+
+
+def field(w, X, y):
+    # a chunked field: where, einsum, mean along an axis, slices of the data
+    u = np.einsum("ij,j->i", X, w)
+    s = np.where(X[:, 0] > 0, np.tanh(u), u ** 2 / 10)
+    return np.mean(s * y) + np.sum(np.mean(X * w, axis=0) ** 2) + np.sum(X[::7, 2] * u[::7])
+
+
+def logsumexp(w, X, y):
+    return scipy.special.logsumexp(X @ w) + 0.5 * np.linalg.norm(X[:, :2] @ w[:2])
+
+
+LOSSES = {"least_squares": (least_squares, Y), "logistic": (logistic, Y),
+          "poisson": (poisson, C), "intercept": (intercept, Y), "field": (field, Y),
+          "logsumexp": (logsumexp, Y)}
+NUMPY_OF = {id(Y): YN, id(C): CN}
+
+
+def _both(name):
+    f, y = LOSSES[name]
+    return (lambda w: f(w, X, y)), (lambda w: f(w, XN, NUMPY_OF[id(y)]))
+
+
+def _fd_grad(f, w, h=1e-6):
+    return np.array([(f(w + h * e) - f(w - h * e)) / (2 * h) for e in np.eye(w.size)])
+
+
+def _lazy(tree):
+    leaves = dr.tree_flatten(tree)[0] if not isinstance(tree, da.Array) else [tree]
+    return all(isinstance(v, da.Array) for v in leaves)
+
+
+V = np.array([1.0, -0.5, 0.25, 2.0])
+# each transform as (call on the Dask-data loss, call on the NumPy-data loss)
+TRANSFORMS = {
+    "grad": lambda f: dr.grad(f)(W),
+    "value_and_grad": lambda f: dr.value_and_grad(f)(W),
+    "jvp": lambda f: dr.jvp(f, (W,), (V,)),
+    "vjp": lambda f: (lambda out, pb: (out, pb(np.float64(1.5))))(*dr.vjp(f, W)),
+    "hvp": lambda f: dr.hvp(f)(W, V),
+    "jacfwd": lambda f: dr.jacfwd(f)(W),
+    "jacrev": lambda f: dr.jacrev(f)(W),
+    "jacobian": lambda f: dr.jacobian(f)(W),
+    "hessian": lambda f: dr.hessian(f)(W),
+    "jacfwd_of_grad": lambda f: dr.jacfwd(dr.grad(f))(W),
+    "vmap_of_grad": lambda f: dr.vmap(dr.grad(f))(np.stack([W, 0.5 * W, -W])),
+}
+
+
+# ------------------------------------------------------------- every transform, lazily
+@pytest.mark.parametrize("transform", list(TRANSFORMS))
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_transform_over_dask_data_is_lazy_and_equals_numpy(loss, transform):
+    f_dask, f_np = _both(loss)
+    run = TRANSFORMS[transform]
+    with counting() as c:
+        lazy = run(f_dask)
+    assert c.n == 0, f"{transform} computed {c.n} graphs while it ran"
+    assert _lazy(lazy)
+    with counting() as c:
+        got = dask.compute(lazy)[0]
+    assert c.n == 1
+    want = run(f_np)
+    got_leaves, got_def = dr.tree_flatten(got)
+    want_leaves, want_def = dr.tree_flatten(want)
+    assert got_def == want_def
+    for g, w in zip(got_leaves, want_leaves, strict=True):
+        assert np.shape(g) == np.shape(w)
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_numpy_data_gradient_and_hessian_match_finite_differences(loss):
+    # the reference the Dask results are compared with is itself checked
+    _, f_np = _both(loss)
+    np.testing.assert_allclose(dr.grad(f_np)(W), _fd_grad(f_np, W), rtol=1e-6, atol=1e-7)
+    H_fd = np.array([_fd_grad(lambda u, e=e: float(dr.grad(f_np)(u) @ e), W)
+                     for e in np.eye(W.size)])
+    np.testing.assert_allclose(dr.hessian(f_np)(W), H_fd, rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_keeps_the_parameters_shape_and_the_data_chunks_stay():
+    g = dr.grad(lambda w: logistic(w, X, Y))(W)
+    assert g.shape == W.shape and g.dtype == np.float64
+    # a field parameter per row: its gradient is chunked like the data's rows
+    b = np.zeros(XN.shape[0])
+    gb = dr.grad(lambda b: np.sum((X @ W + b - Y) ** 2))(b)
+    # (b is NumPy: the lazy gradient follows the data's chunking of the rows)
+    assert isinstance(gb, da.Array) and gb.chunks == (X.chunks[0],)
+    np.testing.assert_allclose(gb.compute(), 2 * (XN @ W + b - YN), rtol=1e-12)
+
+
+def test_numpy_arrays_closed_over_stay_numpy_inside_dasks_graph():
+    # Dask copies a closed-over ndarray into its graph (from_array) with NumPy's
+    # constructors: that copy was made a traced buffer of the running transform, so the
+    # lazy gradient held a tracer and raised EscapedTracerError when computed
+    w_fixed = np.array([1.0, -2.0, 0.5, 0.25])
+    g = dr.grad(lambda b: np.sum((X @ w_fixed + b) ** 2))(np.zeros(XN.shape[0]))
+    np.testing.assert_allclose(g.compute(), 2 * XN @ w_fixed, rtol=1e-12)
+    g = dr.grad(lambda s: np.sum(X @ (s * w_fixed)))(np.float64(2.0))
+    np.testing.assert_allclose(g.compute(), np.sum(XN @ w_fixed), rtol=1e-12)
+
+
+def test_data_on_dask_in_args_and_has_aux():
+    def f(w, X, y):
+        z = X @ w
+        return np.sum((z - y) ** 2), {"pred": z}
+
+    (v, g), aux = dr.value_and_grad(f, has_aux=True)(W, X, Y)
+    assert _lazy([v, g, aux["pred"]])
+    (vn, gn), auxn = dr.value_and_grad(f, has_aux=True)(W, XN, YN)
+    v, g, pred = dask.compute(v, g, aux["pred"])
+    np.testing.assert_allclose(v, vn, rtol=1e-12)
+    np.testing.assert_allclose(g, gn, rtol=1e-12)
+    np.testing.assert_allclose(pred, auxn["pred"], rtol=1e-12)
+
+
+# ------------------------------------------------------------------ one dask.compute
+def _counting_loader(n_chunks, rows, d, seed):
+    calls = []
+
+    def load(i):
+        calls.append(i)
+        rng = np.random.default_rng([seed, i])
+        return rng.normal(size=(rows, d))
+
+    parts = [da.from_delayed(dask.delayed(load)(i), shape=(rows, d), dtype=float)
+             for i in range(n_chunks)]
+    return da.concatenate(parts, axis=0), calls, load
+
+
+def test_value_and_grad_compute_together_load_each_chunk_once():
+    Xl, calls, load = _counting_loader(6, 100, 3, seed=1)
+    w = np.array([0.5, -1.0, 0.25])
+    loss = lambda w: np.mean(np.logaddexp(0.0, Xl @ w) - 0.5 * (Xl @ w))
+    v, g = dr.value_and_grad(loss)(w)
+    assert calls == []  # nothing loaded by the transform
+    with dask.config.set(scheduler="sync"):
+        v_c, g_c = dask.compute(v, g)
+    assert sorted(calls) == list(range(6))  # each chunk loaded once for both
+    Xn = np.concatenate([load(i) for i in range(6)])
+    vn, gn = dr.value_and_grad(lambda w: np.mean(np.logaddexp(0.0, Xn @ w) - 0.5 * (Xn @ w)))(w)
+    np.testing.assert_allclose(v_c, vn, rtol=1e-12)
+    np.testing.assert_allclose(g_c, gn, rtol=1e-12)
+    # two computes load every chunk twice: what one dask.compute saves
+    calls.clear()
+    with dask.config.set(scheduler="sync"):
+        v.compute()
+        g.compute()
+    assert len(calls) == 12
+
+
+def test_hvp_and_gradient_in_one_compute_load_each_chunk_once():
+    Xl, calls, _ = _counting_loader(4, 50, 3, seed=2)
+    w, v = np.array([0.1, 0.2, -0.3]), np.array([1.0, 0.0, -1.0])
+    loss = lambda w: np.sum(np.log1p(np.exp(Xl @ w)))
+    g = dr.grad(loss)(w)
+    hv = dr.hvp(loss)(w, v)
+    with dask.config.set(scheduler="sync"):
+        dask.compute(g, hv)
+    assert sorted(calls) == list(range(4))
+
+
+def test_scatter_of_a_dask_cotangent_above_the_selection_limit(monkeypatch):
+    import dualrev.indexing
+
+    monkeypatch.setattr(dualrev.indexing, "DUCK_SCATTER_LIMIT", 10)
+    b = np.linspace(0.0, 1.0, XN.shape[0])
+    # a basic index: a write into Dask's own zeros
+    g = dr.grad(lambda b: np.sum(X[1:, 0] * b[1:] ** 2))(b)
+    assert isinstance(g, da.Array)
+    np.testing.assert_allclose(g.compute(), np.r_[0.0, 2 * XN[1:, 0] * b[1:]], rtol=1e-12)
+    # an advanced one: refused, naming the limit
+    with pytest.raises(dr.DualrevError, match="DUCK_SCATTER_LIMIT"):
+        dr.grad(lambda b: np.sum(X[:3, 0] * b[[0, 0, 5]]))(b)
+    monkeypatch.undo()
+    g = dr.grad(lambda b: np.sum(X[:3, 0] * b[[0, 0, 5]]))(b)
+    want = np.zeros_like(b)
+    want[0], want[5] = XN[0, 0] + XN[1, 0], XN[2, 0]
+    np.testing.assert_allclose(g.compute(), want, rtol=1e-12)
+
+
+# ----------------------------------------------------------------- what is refused
+def test_indexing_by_a_dask_mask_is_refused_before_computing():
+    loss = lambda w: np.sum((X @ w)[Y > 0.5])
+    with counting() as c, pytest.raises(dr.DualrevError, match=r"np\.where\(mask, v, 0\.0\)"):
+        dr.grad(loss)(W)
+    assert c.n == 0
+    # the rewrite it names works, lazily, and gives the masked sum's gradient
+    with counting() as c:
+        g = dr.grad(lambda w: np.sum(np.where(Y > 0.5, X @ w, 0.0)))(W)
+    assert c.n == 0
+    np.testing.assert_allclose(g.compute(), XN[YN > 0.5].sum(axis=0), rtol=1e-12)
+
+
+def test_float_of_a_dask_valued_loss_is_refused():
+    with pytest.raises(dr.TracerConversionError, match="float"):
+        dr.grad(lambda w: float(np.sum(X @ w)) * w[0])(W)
+
+
+def test_python_branch_on_a_dask_value_computes_it_once_as_dask_does():
+    # bool() of a Dask array computes it (Dask's own behaviour); a branch on a traced
+    # value does the same, once, and the derivative is that of the branch taken
+    def f(w):
+        s = np.sum(X @ w)
+        return s if s > 0 else -s
+
+    with counting() as c:
+        g = dr.grad(f)(W)
+    assert c.n == 1
+    sign = np.sign(np.sum(XN @ W))
+    np.testing.assert_allclose(g.compute(), sign * XN.sum(axis=0), rtol=1e-12)
+
+
+def test_sort_of_dask_values_computes_with_dasks_warning():
+    # Dask has no sort: NumPy's runs on the computed values, which Dask warns about
+    with pytest.warns(FutureWarning, match="not implemented by Dask"):
+        g = dr.grad(lambda w: np.sum(np.sort(X @ w)[:10]))(W)
+    gn = dr.grad(lambda w: np.sum(np.sort(XN @ w)[:10]))(W)
+    np.testing.assert_allclose(np.asarray(g), gn, rtol=1e-12)
+
+
+def test_nonfinite_lazy_derivative_warns_when_computed():
+    # sqrt at 0: the derivative is infinite. The transform cannot look without computing
+    # everything, so the warning comes when the result is computed, saying so
+    f = lambda w: np.sum(np.sqrt((X[:, 0] * w[0]) ** 2 + w[1] ** 2))
+    w = np.array([0.0, 0.0, 1.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dr.NonFiniteDerivativeWarning)
+        g = dr.grad(f)(w)
+    with pytest.warns(dr.NonFiniteDerivativeWarning, match="computed") as seen:
+        got = g.compute()
+    ours = [w.message for w in seen if w.category is dr.NonFiniteDerivativeWarning]
+    assert ours and all(m.cause == "lazy" for m in ours)
+    with pytest.warns(dr.NonFiniteDerivativeWarning):
+        want = dr.grad(lambda w: np.sum(np.sqrt((XN[:, 0] * w[0]) ** 2 + w[1] ** 2)))(w)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[np.isfinite(want)], want[np.isfinite(want)])
+    # a finite lazy derivative warns nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dr.NonFiniteDerivativeWarning)
+        dr.grad(lambda w: logistic(w, X, Y))(W).compute()
+
+
+# ---------------------------------------------------------------- memory and chunks
+def _generated(rows, chunk, d, seed=7):
+    """``(X, y, block)``: a logistic-regression data set generated per chunk from seeded
+    generators (never whole in memory), and the function making one chunk."""
+
+    def block(i, n):
+        rng = np.random.default_rng([seed, i])
+        X = rng.normal(size=(n, d))
+        y = (rng.random(n) < scipy.special.expit(X @ np.arange(1.0, d + 1) / d)).astype(float)
+        return np.concatenate([X, y[:, None]], axis=1)
+
+    def located(_, block_info=None):
+        info = block_info[None]
+        return block(info["chunk-location"][0], info["chunk-shape"][0])
+
+    Z = da.map_blocks(located, da.empty((rows, d + 1), chunks=(chunk, d + 1)), dtype=float)
+    return Z[:, :d], Z[:, d], block
+
+
+def _logistic_once(X, y):
+    def loss(w):
+        z = X @ w
+        return np.mean(np.logaddexp(0.0, z) - y * z)
+    return loss
+
+
+def _logistic_twice(X, y):
+    # X @ w written twice: two reductions over the data in the backward pass. Before
+    # the reductions' cotangents were chunked like the data, the mean's cotangent was one
+    # whole-size chunk split later and Dask's scheduler held every data chunk between
+    # the two (peak 148 MB, the whole data, at 3e6 rows; now 7 MB)
+    return lambda w: np.mean(np.logaddexp(0.0, X @ w) - y * (X @ w))
+
+
+@pytest.mark.parametrize(("form", "rows"), [(_logistic_once, 3_000_000),
+                                            (_logistic_twice, 1_200_000)])
+def test_gradient_memory_is_bounded_by_the_chunk_not_the_data(form, rows):
+    # up to 3 * 10^6 rows x 5 columns generated per chunk (120 MB of float64, never
+    # whole), chunks of 6 * 10^4 rows (2.4 MB): the peak that tracemalloc traces (NumPy
+    # reports its buffers to it) while value and gradient are computed is a few chunks,
+    # and does not grow with the rows (measured 18-20 MB at 1.5e6, 3e6 and 6e6 rows for
+    # the first form, 6-8.5 MB for the second). The synchronous scheduler runs one task
+    # at a time (a threaded one holds a few chunks per thread). About 3 s each.
+    chunk, d = 60_000, 4
+    Xl, yl, block = _generated(rows, chunk, d)
+    w = np.linspace(-0.5, 0.5, d)
+    v, g = dr.value_and_grad(form(Xl, yl))(w)
+    tracemalloc.start()
+    try:
+        with dask.config.set(scheduler="sync"):
+            v, g = dask.compute(v, g)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    data_bytes, chunk_bytes = rows * (d + 1) * 8, chunk * (d + 1) * 8
+    assert peak < 12 * chunk_bytes, (peak, chunk_bytes)
+    assert peak < data_bytes / 4, (peak, data_bytes)
+    # the closed form mean((expit(z) - y) x), accumulated chunk by chunk in NumPy
+    ref, val = np.zeros(d), 0.0
+    for i in range(rows // chunk):
+        Zi = block(i, chunk)
+        z = Zi[:, :d] @ w
+        ref += Zi[:, :d].T @ (scipy.special.expit(z) - Zi[:, d]) / rows
+        val += np.sum(np.logaddexp(0.0, z) - Zi[:, d] * z) / rows
+    np.testing.assert_allclose(v, val, rtol=1e-10)
+    np.testing.assert_allclose(g, ref, rtol=1e-8, atol=1e-12)
