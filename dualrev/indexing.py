@@ -57,16 +57,16 @@ def canonical_index(idx: Any) -> tuple[Any, ...]:
                 "must be plain integers or boolean masks; a comparison such as x > 0 "
                 "already gives a plain mask."
             )
-        if hasattr(type(i), "__dask_graph__"):
-            raise DualrevError(
-                "dualrev: a Dask array used as an index of a traced value would be computed "
-                "here, in full, while the function is traced. Select with "
-                "np.where(mask, v, 0.0) (a mask), or compute a small index first "
-                "(np.asarray(idx))."
-            )
         if isinstance(i, (list, np.ndarray)) or (
             not isinstance(i, _BASIC) and hasattr(i, "__array__")
         ):
+            if hasattr(type(i), "__dask_graph__"):
+                raise DualrevError(
+                    "dualrev: a Dask array used as an index of a traced value would be "
+                    "computed here, in full, while the function is traced. Select with "
+                    "np.where(mask, v, 0.0) (a mask), or compute a small index first "
+                    "(np.asarray(idx))."
+                )
             a = np.asarray(i)
             if a.dtype.kind not in "iub":
                 if a.size == 0:
