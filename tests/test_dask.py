@@ -181,6 +181,30 @@ def test_numpy_arrays_closed_over_stay_numpy_inside_dasks_graph():
     np.testing.assert_allclose(g.compute(), np.sum(XN @ w_fixed), rtol=1e-12)
 
 
+@pytest.mark.parametrize("transform", [dr.jacfwd, dr.jacobian, dr.jacrev])
+def test_jacobian_of_per_row_residuals_is_lazy(transform):
+    # a Jacobian with a row per data row: forward mode (jacfwd, and jacobian, which
+    # chooses it for more outputs than inputs) keeps the data's chunks of rows
+    r = lambda X, y: (lambda w: np.tanh(X @ w) - y)
+    with counting() as c:
+        J = transform(r(X, Y))(W)
+    assert c.n == 0 and isinstance(J, da.Array)
+    if transform is not dr.jacrev:
+        assert J.chunks[0] == X.chunks[0]
+    want = (1 - np.tanh(XN @ W) ** 2)[:, None] * XN  # closed form
+    np.testing.assert_allclose(J.compute(), want, rtol=1e-12)
+
+
+def test_vmap_over_the_rows_of_dask_data():
+    f = lambda x: np.sum(np.sin(x) * W)
+    with counting() as c:
+        v = dr.vmap(f)(X)
+        G = dr.vmap(dr.grad(f))(X)
+    assert c.n == 0 and isinstance(v, da.Array) and isinstance(G, da.Array)
+    np.testing.assert_allclose(v.compute(), np.sin(XN) @ W, rtol=1e-12)
+    np.testing.assert_allclose(G.compute(), np.cos(XN) * W, rtol=1e-12)
+
+
 def test_data_on_dask_in_args_and_has_aux():
     def f(w, X, y):
         z = X @ w
