@@ -979,6 +979,14 @@ def as_dtype(c: Any, dt: np.dtype) -> Any:
         if cd.kind == "c" and dt.kind != "c":
             c = np.real(c)
         return c.astype(dt)  # the traced value's own method (tracer.py, cast.py)
+    if hasattr(tc, "__array_function__") and not isinstance(c, np.generic):
+        # another library's array (Dask, CuPy): cast by its own methods, staying lazy or
+        # on its device (np.asarray would compute it or copy it to the host)
+        if c.dtype == dt:
+            return c
+        if c.dtype.kind == "c" and dt.kind != "c":
+            c = np.real(c)
+        return c.astype(dt)
     v = np.asarray(c)
     if v.dtype.kind == "c" and dt.kind != "c":
         v = v.real

@@ -254,7 +254,9 @@ def _check_output(o: Any, what: str, trace: Any) -> None:
     if isinstance(o, Tracer):
         if o._trace is not trace and type(o._trace) in _FINISHED:
             raise EscapedTracerError(o._trace.what, f"the output of the function given to {what}")
-    elif not isinstance(o, _NUMBERS):
+    elif not isinstance(o, _NUMBERS) and not is_duck_array(o):
+        # (a Dask or CuPy array that does not depend on the inputs: an inner gradient
+        # whose derivative is zero, hessian of a piecewise-linear loss over Dask data)
         raise DualrevError(
             f"dualrev: {what} needs a function returning numbers or arrays (or pytrees of "
             f"them: tuples, lists, dicts), but it returned a {type(o).__name__}: {o!r:.80}")
@@ -489,7 +491,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
         t = _careful_forward(lambda tape, ins: {j: x for j, x in zip(ins, t_leaves, strict=True)},
                              lambda rec, ts, _: _pushed_outputs(rec, ts), t, f, primals, nums,
                              has_aux, "jvp", p)
-    t = _checked_when_computed(t, "jvp")
+    t = _checked_when_computed(t, "jvp", "forward")
     res = (tree_unflatten(od, p), tree_unflatten(od, _distinct([_result(v) for v in t])))
     return res + (aux,) if has_aux else res
 
@@ -572,7 +574,7 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
                     [_unbatch(t, bt) for t in _pushed_outputs(rec, ts)], rec.out_def,
                     rec.leaves, rec.defs, single),
                 res, fk, args, nums, has_aux, "jacfwd", p, batch=n)
-        res = _checked_when_computed(res, "jacfwd")
+        res = _checked_when_computed(res, "jacfwd", "forward")
         return (res, aux) if has_aux else res
 
     return jac
@@ -1017,7 +1019,7 @@ def _finite(tree: Any) -> bool:
 _EAGER = (np.ndarray, float, np.float64)
 
 
-def _checked_when_computed(tree: Any, what: str) -> Any:
+def _checked_when_computed(tree: Any, what: str, mode: str = "reverse") -> Any:
     """``tree`` with each lazy leaf (a Dask array) checked for nan/inf when it is computed:
     ``_finite`` cannot look at it without computing the whole graph during the transform
     call, so each block warns (``NonFiniteDerivativeWarning``, cause ``"lazy"``) as it is
@@ -1027,15 +1029,15 @@ def _checked_when_computed(tree: Any, what: str) -> Any:
     leaves, tdef = tree_flatten(tree)
     if not any(is_lazy(v) for v in leaves):
         return tree
-    return tree_unflatten(tdef, [v.map_blocks(_warn_nonfinite_block, what, dtype=v.dtype,
+    return tree_unflatten(tdef, [v.map_blocks(_warn_nonfinite_block, what, mode, dtype=v.dtype,
                                               meta=np.empty((0,) * v.ndim, v.dtype))
                                  if is_lazy(v) else v for v in leaves])
 
 
-def _warn_nonfinite_block(block: Any, what: str) -> Any:
+def _warn_nonfinite_block(block: Any, what: str, mode: str) -> Any:
     """One computed block of a lazy derivative, warning if it holds nan/inf."""
     if block.dtype.kind in "fc" and not np.isfinite(block).all():
-        warnings.warn(NonFiniteDerivativeWarning(what, None, None, "lazy", "reverse"),
+        warnings.warn(NonFiniteDerivativeWarning(what, None, None, "lazy", mode),
                       stacklevel=2)
     return block
 
@@ -1263,7 +1265,7 @@ def _jvp_batched(f: Callable[..., Any], x: Any, tangents: Any, what: str) -> tup
             lambda bt, ins: {ins[0]: Batched(tangents, bt)},
             lambda rec, ts, bt: _unbatch(_pushed_outputs(rec, ts)[0], bt),
             res, f, (x,), (0,), False, what, p, batch=batch)
-    return p[0], _checked_when_computed(res, what)
+    return p[0], _checked_when_computed(res, what, "forward")
 
 
 def vjp_batched(f: Callable[..., Any], x: Any, cotangents: Any) -> tuple[Any, Any]:

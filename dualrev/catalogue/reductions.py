@@ -235,7 +235,8 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
     right_rev = np.concatenate([ones, np.cumprod(flat[..., ::-1][..., :-1], axis=-1)], axis=-1)
     others = left * right_rev[..., ::-1]
     back = np.reshape(others, ts)
-    return np.transpose(back, np.argsort(perm))
+    # (a tuple of ints: Dask's transpose tests `if axes`, which an array cannot answer)
+    return np.transpose(back, tuple(int(i) for i in np.argsort(perm)))
 
 
 prod_p = Primitive("prod", _prod_impl)
