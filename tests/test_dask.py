@@ -493,3 +493,25 @@ def test_gradient_memory_is_bounded_by_the_chunk_not_the_data(form, rows):
         val += np.sum(np.logaddexp(0.0, z) - Zi[:, d] * z) / rows
     np.testing.assert_allclose(v, val, rtol=1e-10)
     np.testing.assert_allclose(g, ref, rtol=1e-8, atol=1e-12)
+
+
+def test_complex_data_and_parameters_follow_the_numpy_results():
+    # complex data (and complex parameters: JAX's convention, the conjugate of the
+    # Wirtinger derivative, as with NumPy data)
+    rng = np.random.default_rng(8)
+    Cn = rng.normal(size=(40, 3)) + 1j * rng.normal(size=(40, 3))
+    Cd = da.from_array(Cn, chunks=(10, 3))
+    f = lambda C: (lambda w: np.sum(np.abs(C @ w) ** 2) + np.real(np.sum(np.exp(1j * w) * C[0])))
+    for w, transforms in ((SW, (dr.grad, dr.hessian)),
+                          (np.array([0.3 + 0.1j, -0.2, 0.5j]), (dr.grad, dr.jacrev))):
+        for transform in transforms:
+            with counting() as c:
+                got = transform(f(Cd))(w)
+            assert c.n == 0 and isinstance(got, da.Array)
+            want = transform(f(Cn))(w)
+            got = got.compute()
+            assert got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    # |C w|^2 for real w: the gradient 2 Re(C^H C) w, in closed form
+    np.testing.assert_allclose(dr.grad(lambda w: np.sum(np.abs(Cd @ w) ** 2))(SW).compute(),
+                               2 * np.real(Cn.conj().T @ Cn) @ SW, rtol=1e-10)
