@@ -515,3 +515,19 @@ def test_complex_data_and_parameters_follow_the_numpy_results():
     # |C w|^2 for real w: the gradient 2 Re(C^H C) w, in closed form
     np.testing.assert_allclose(dr.grad(lambda w: np.sum(np.abs(Cd @ w) ** 2))(SW).compute(),
                                2 * np.real(Cn.conj().T @ Cn) @ SW, rtol=1e-10)
+
+
+def test_replay_runs_a_dask_valued_function_dynamically():
+    # dualrev.replay records NumPy programs: a Dask result is refused by the recording,
+    # and the call runs as it is (lazy, the same values), said in its stats
+    r = dr.replay(dr.value_and_grad(lambda w: logistic(w, X, Y)))
+    for w in (W, 2 * W):
+        with counting() as c:
+            v, g = r(w)
+        assert c.n == 0 and isinstance(g, da.Array)
+        vn, gn = dr.value_and_grad(lambda w: logistic(w, XN, YN))(w)
+        v, g = dask.compute(v, g)
+        np.testing.assert_allclose(g, gn, rtol=1e-12)
+        np.testing.assert_allclose(v, vn, rtol=1e-12)
+    assert r.stats.records == 0 and r.stats.dynamic == 2
+    assert "return arrays and numbers" in r.stats.dynamic_reasons[0]
