@@ -39,7 +39,7 @@ from .primitive import (
     shape_of,
     unwrap_derivatives,
 )
-from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
+from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite, is_lazy
 from .sparsity import Pattern, SparsityTrace
 from .staging import Staged
 from .tracer import (
@@ -268,7 +268,9 @@ def _check_output(o: Any, what: str, trace: Any) -> None:
     if isinstance(o, Tracer):
         if o._trace is not trace and type(o._trace) in _FINISHED:
             raise EscapedTracerError(o._trace.what, f"the output of the function given to {what}")
-    elif not isinstance(o, _NUMBERS):
+    elif not isinstance(o, _NUMBERS) and not is_duck_array(o):
+        # (a Dask or CuPy array that does not depend on the inputs: an inner gradient
+        # whose derivative is zero, hessian of a piecewise-linear loss over Dask data)
         raise DualrevError(
             f"dualrev: {what} needs a function returning numbers or arrays (or pytrees of "
             f"them: tuples, lists, dicts), but it returned a {type(o).__name__}: {o!r:.80}")
@@ -504,6 +506,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
         t = _careful_forward(lambda tape, ins: {j: x for j, x in zip(ins, t_leaves, strict=True)},
                              lambda rec, ts, _: _pushed_outputs(rec, ts), t, f, primals, nums,
                              has_aux, "jvp", p)
+    t = _checked_when_computed(t, "jvp", "forward")
     res = (tree_unflatten(od, p), tree_unflatten(od, _distinct([_result(v) for v in t])))
     return res + (aux,) if has_aux else res
 
@@ -586,6 +589,7 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
                     [_unbatch(t, bt) for t in _pushed_outputs(rec, ts)], rec.out_def,
                     rec.leaves, rec.defs, single),
                 res, fk, args, nums, has_aux, "jacfwd", p, batch=n)
+        res = _checked_when_computed(res, "jacfwd", "forward")
         return (res, aux) if has_aux else res
 
     return jac
@@ -732,6 +736,7 @@ def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, has_aux: bool,
             if not _finite(grads):
                 grads = _careful_reverse(lambda r: _scalar_gradient(r, holomorphic), grads,
                                          fk, args, nums, has_aux, what, rec.values)
+            grads = _checked_when_computed(grads, what)
         # the value as f returned it (a 0-d DataArray keeps its coordinates)
         value = rec.values[0] if rec.out_def is LEAF else tree_unflatten(rec.out_def, rec.values)
         res = (value, _group([_result(g) for g in grads], rec.defs, single))
@@ -849,6 +854,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
             if not _finite(grads):
                 grads = _careful_reverse(lambda r: r.pull(cts, keep=True), grads, f, primals,
                                          nums, has_aux, "vjp", rec.values)
+            grads = _checked_when_computed(grads, "vjp")
         return _group([_result(g) for g in grads], rec.defs, False)
 
     return (out, pullback, rec.aux) if has_aux else (out, pullback)
@@ -931,6 +937,7 @@ def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
             if not _finite(res):
                 res = _careful_reverse(lambda r: _jacrev_from(r, single, holomorphic), res,
                                        fk, args, nums, has_aux, "jacrev", rec.values)
+            res = _checked_when_computed(res, "jacrev")
         return (res, rec.aux) if has_aux else res
 
     return jac
@@ -970,7 +977,8 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
 
     def run(*args: Any, **kwargs: Any) -> Any:
         res, values, _ = once(args, kwargs, False)
-        jac = res[0] if has_aux else res
+        jac = _checked_when_computed(res[0] if has_aux else res, "jacobian")
+        res = (jac, res[1]) if has_aux else jac
         if values is not None and not _finite(jac):
             try:
                 res2, values2, tape = once(args, kwargs, True)
@@ -1026,6 +1034,32 @@ def _finite(tree: Any) -> bool:
     if type(tree) is list and len(tree) == 1:
         return all_finite(tree[0])
     return all(all_finite(v) for v in tree_flatten(tree)[0])
+
+
+_EAGER = (np.ndarray, float, np.float64)
+
+
+def _checked_when_computed(tree: Any, what: str, mode: str = "reverse") -> Any:
+    """``tree`` with each lazy leaf (a Dask array) checked for nan/inf when it is computed:
+    ``_finite`` cannot look at it without computing the whole graph during the transform
+    call, so each block warns (``NonFiniteDerivativeWarning``, cause ``"lazy"``) as it is
+    made. A tree without lazy leaves comes back as it is (one pass over its leaves)."""
+    if type(tree) is list and all(type(v) in _EAGER for v in tree):
+        return tree  # the common case, without flattening
+    leaves, tdef = tree_flatten(tree)
+    if not any(is_lazy(v) for v in leaves):
+        return tree
+    return tree_unflatten(tdef, [v.map_blocks(_warn_nonfinite_block, what, mode, dtype=v.dtype,
+                                              meta=np.empty((0,) * v.ndim, v.dtype))
+                                 if is_lazy(v) else v for v in leaves])
+
+
+def _warn_nonfinite_block(block: Any, what: str, mode: str) -> Any:
+    """One computed block of a lazy derivative, warning if it holds nan/inf."""
+    if block.dtype.kind in "fc" and not np.isfinite(block).all():
+        warnings.warn(NonFiniteDerivativeWarning(what, None, None, "lazy", mode),
+                      stacklevel=2)
+    return block
 
 
 def _plain(v: Any) -> Any:
@@ -1251,7 +1285,7 @@ def _jvp_batched(f: Callable[..., Any], x: Any, tangents: Any, what: str) -> tup
             lambda bt, ins: {ins[0]: Batched(tangents, bt)},
             lambda rec, ts, bt: _unbatch(_pushed_outputs(rec, ts)[0], bt),
             res, f, (x,), (0,), False, what, p, batch=batch)
-    return p[0], res
+    return p[0], _checked_when_computed(res, what, "forward")
 
 
 def vjp_batched(f: Callable[..., Any], x: Any, cotangents: Any) -> tuple[Any, Any]:
@@ -1305,6 +1339,7 @@ def _vjp_batched(f: Callable[..., Any], x: Any, cotangents: Any,
         res = run(rec)
         if not _finite(res):
             res = _careful_reverse(run, res, f, (x,), (0,), False, what, rec.values)
+        res = _checked_when_computed(res, what)
     return rec.values[0], res
 
 
