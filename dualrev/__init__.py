@@ -21,6 +21,7 @@ from . import (
 )
 from .at import at
 from .batching import without_derivatives
+from .bridges import to_jax, to_torch
 from .custom import custom_jvp, custom_vjp
 from .errors import (
     ClosureError,
@@ -151,6 +152,8 @@ __all__ = [
     "save_program",
     "stop_gradient",
     "strip",
+    "to_jax",
+    "to_torch",
     "tree_flatten",
     "tree_map",
     "tree_unflatten",
