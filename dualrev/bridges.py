@@ -345,6 +345,8 @@ def _batched(fn: Callable[..., tuple[Any, ...]], ndims: tuple[int, ...],
     vectorised call for the whole batch."""
 
     def call(*arrays: Any) -> tuple[Any, ...]:
+        # (an eager pure_callback may pass JAX arrays)
+        arrays = tuple(np.asarray(a) for a in arrays)
         k = arrays[0].ndim - ndims[0] if arrays else 0
         if k <= 0:
             return tuple(fn(*arrays))
@@ -519,7 +521,7 @@ def _out_structs(jax: Any, f: Any, user: Callable[..., Any], xs: tuple[Any, ...]
         leaves, out_def[0] = tree_flatten(spec)
         return [jax.ShapeDtypeStruct(tuple(s.shape), np.dtype(s.dtype)) for s in leaves]
     key: Any = (treedef, tuple((x.shape, str(x.dtype)) for x in xs),
-                tuple(_const_key(c) for c in consts))
+                tuple(_const_key(c) for c in consts if not isinstance(c, jax.Array)))
     try:
         hash(key)
     except TypeError:

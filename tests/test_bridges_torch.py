@@ -90,7 +90,7 @@ def test_torch_func_transforms_against_dualrev():
     for jac in (torch.func.jacrev, torch.func.jacfwd):
         j0, j1 = jac(m, argnums=(0, 1))(x[:3], y)
         r0, r1 = dr.jacobian(model, argnums=(0, 1))(xn[:3], y.numpy())
-        for a, b in zip(j0 + j1, r0 + r1):
+        for a, b in zip(j0 + j1, r0 + r1, strict=True):
             np.testing.assert_allclose(a.numpy(), b, rtol=1e-12, atol=1e-14)
     out, tangent = torch.func.jvp(g, (x,), (torch.ones(4, dtype=torch.float64),))
     np.testing.assert_allclose(tangent.item(), dr.jvp(scalar, (xn,), (np.ones(4),))[1],
