@@ -440,7 +440,6 @@ def to_jax(f: Callable[..., Any], *, mode: str = "vjp", vmap_method: str = "expa
         consts = [np.asarray(v) if isinstance(v, jax.Array) and i not in where else v
                   for i, v in enumerate(leaves)]
         in_dtypes = [np.dtype(x.dtype) for x in xs]
-        ndims = tuple(x.ndim for x in xs)
         target = np.result_type(*in_dtypes) if in_dtypes else None
 
         def user(*arrays: Any) -> tuple[Any, ...]:
@@ -456,57 +455,75 @@ def to_jax(f: Callable[..., Any], *, mode: str = "vjp", vmap_method: str = "expa
                                shapes_seen, out_def)
         out_dtypes = [np.dtype(s.dtype) for s in structs]
 
-        def cast(outs: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
-            return tuple(np.asarray(o, d) for o, d in zip(outs, out_dtypes, strict=True))
+        def model(*arrays: Any) -> tuple[Any, ...]:
+            return tuple(_as_dtype(o, d) for o, d in zip(user(*arrays), out_dtypes, strict=True))
 
-        def evaluate(*arrays: Any) -> tuple[np.ndarray, ...]:
-            return cast(_batched(user, ndims)(*arrays))
-
-        def callback(fn: Callable[..., Any], shapes: Any, *a: Any) -> Any:
-            return jax.pure_callback(fn, shapes, *a, vmap_method=vmap_method)
-
-        def pull(*a: Any) -> tuple[Any, ...]:
-            n = len(xs)
-            outs, pullback = vjp(user, *a[:n])
-            cts = tuple(np.asarray(c).astype(_dtype(o)) for c, o in zip(a[n:], outs,
-                                                                       strict=True))
-            return tuple(np.asarray(g, x.dtype) for g, x in zip(pullback(cts), a[:n],
-                                                              strict=True))
-
-        def push(*a: Any) -> tuple[Any, ...]:
-            n = len(xs)
-            ts = tuple(t.astype(x.dtype) for x, t in zip(a[:n], a[n:], strict=True))
-            return cast(jvp(user, a[:n], ts)[1])
-
-        in_structs = tuple(jax.ShapeDtypeStruct(x.shape, x.dtype) for x in xs)
-        if mode == "vjp":
-            @jax.custom_vjp
-            def prim(xs_: tuple[Any, ...]) -> tuple[Any, ...]:
-                return tuple(callback(evaluate, structs, *xs_))
-
-            def fwd(xs_: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-                return prim(xs_), xs_
-
-            def bwd(res: tuple[Any, ...], cts: tuple[Any, ...]) -> tuple[tuple[Any, ...]]:
-                fn = _batched(pull, ndims + tuple(s.ndim for s in structs))
-                return (tuple(callback(fn, in_structs, *res, *cts)),)
-
-            prim.defvjp(fwd, bwd)
+        if not xs:
+            outs = tuple(jax.numpy.asarray(o) for o in model())
         else:
-            @jax.custom_jvp
-            def prim(xs_: tuple[Any, ...]) -> tuple[Any, ...]:
-                return tuple(callback(evaluate, structs, *xs_))
-
-            @prim.defjvp
-            def rule(primals: Any, tangents: Any) -> tuple[Any, Any]:
-                (xs_,), (ts,) = primals, tangents
-                fn = _batched(push, ndims + ndims)
-                return prim(xs_), tuple(callback(fn, structs, *xs_, *ts))
-
-        outs = prim(xs) if xs else tuple(jax.numpy.asarray(o) for o in cast(user()))
+            outs = _jax_prim(jax, model, structs, mode, vmap_method)(xs)
         return tree_unflatten(out_def[0], list(outs))
 
     return bridged
+
+
+def _as_dtype(o: Any, d: np.dtype) -> Any:
+    """``o`` in dtype ``d`` (a traced value too: its cast is differentiated)."""
+    if _dtype(o) == d:
+        return o
+    return o.astype(d) if hasattr(o, "astype") else np.asarray(o, d)
+
+
+def _jax_prim(jax: Any, fn: Callable[..., tuple[Any, ...]], structs: list[Any], mode: str,
+              vmap_method: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """``fn`` (NumPy arrays in, a tuple of arrays of ``structs`` out) as a JAX function of
+    a tuple of arrays, by ``pure_callback``, with a ``custom_vjp`` (``mode="vjp"``) or a
+    ``custom_jvp`` (``mode="jvp"``) whose derivative is again such a function: the
+    backward pass (forward rule) is bridged in turn, so reverse over reverse
+    (forward over forward) works too."""
+
+    def callback(xs: tuple[Any, ...]) -> tuple[Any, ...]:
+        ndims = tuple(x.ndim for x in xs)  # per element: under jax.vmap, without the batch
+        return tuple(jax.pure_callback(_batched(fn, ndims), structs, *xs,
+                                       vmap_method=vmap_method))
+
+    if mode == "vjp":
+        prim = jax.custom_vjp(callback)
+
+        def fwd(xs: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+            return prim(xs), xs
+
+        def bwd(xs: tuple[Any, ...], cts: tuple[Any, ...]) -> tuple[tuple[Any, ...]]:
+            n = len(xs)
+            dtypes = [np.dtype(x.dtype) for x in xs]
+
+            def pull(*a: Any) -> tuple[Any, ...]:
+                outs, pullback = vjp(fn, *a[:n])
+                cs = tuple(_as_dtype(c, _dtype(o)) for c, o in zip(a[n:], outs, strict=True))
+                return tuple(_as_dtype(g, d) for g, d in zip(pullback(cs), dtypes,
+                                                             strict=True))
+
+            in_structs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in xs]
+            return (_jax_prim(jax, pull, in_structs, mode, vmap_method)(tuple(xs) + tuple(cts)),)
+
+        prim.defvjp(fwd, bwd)
+        return prim
+
+    prim = jax.custom_jvp(callback)
+
+    def rule(primals: Any, tangents: Any) -> tuple[Any, Any]:
+        (xs,), (ts,) = primals, tangents
+        n = len(xs)
+
+        def push(*a: Any) -> tuple[Any, ...]:
+            t_in = tuple(_as_dtype(t, _dtype(x)) for x, t in zip(a[:n], a[n:], strict=True))
+            return tuple(_as_dtype(t, np.dtype(s.dtype)) for t, s in zip(
+                jvp(fn, a[:n], t_in)[1], structs, strict=True))
+
+        return prim(xs), _jax_prim(jax, push, structs, mode, vmap_method)(tuple(xs) + tuple(ts))
+
+    prim.defjvp(rule)
+    return prim
 
 
 def _out_structs(jax: Any, f: Any, user: Callable[..., Any], xs: tuple[Any, ...],

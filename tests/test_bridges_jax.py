@@ -173,3 +173,24 @@ def test_bad_options_refused():
         dr.to_jax(model, mode="both")
     with pytest.raises(DualrevError, match="vmap_method"):
         dr.to_jax(model, vmap_method="legacy_vectorized")
+
+
+def test_reverse_over_reverse_and_forward_over_forward():
+    """The backward pass (the forward rule) is bridged in turn: jacrev of jacrev and
+    jacfwd of jacfwd give Hessians, equal to jax.numpy's and dualrev's."""
+
+    def f(x):
+        return np.sum(np.sin(x) ** 3) + np.prod(x[:2])
+
+    def f_jax(x):
+        return jnp.sum(jnp.sin(x) ** 3) + jnp.prod(x[:2])
+
+    (x,) = arrays(4, seed=7)
+    expected = jax.hessian(f_jax)(x)
+    np.testing.assert_allclose(dr.hessian(f)(np.asarray(x)), expected, rtol=1e-12)
+    close(jax.jit(jax.jacrev(jax.jacrev(dr.to_jax(f))))(x), expected)
+    close(jax.jacfwd(jax.jacfwd(dr.to_jax(f, mode="jvp")))(x), expected)
+    g = dr.to_jax(lambda v: f(v * v[::-1]))
+    xs = jnp.stack([x, 2 * x])
+    close(jax.vmap(jax.grad(lambda v: jnp.sum(jax.grad(g)(v) ** 2)))(xs),
+          jax.vmap(jax.grad(lambda v: jnp.sum(jax.grad(lambda w: f_jax(w * w[::-1]))(v) ** 2)))(xs))
