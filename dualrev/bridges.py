@@ -199,6 +199,20 @@ def _function(torch: Any) -> type:
                 def fast(*a: Any) -> tuple[Any, ...]:
                     return tuple(pullback(_cotangents(a[n:], dtypes)))
 
+                if not torch.is_grad_enabled():
+                    # A first-order backward (no create_graph: nothing differentiates
+                    # this pass) of plain tensors: the pullback alone, without a second
+                    # Function.apply. torch.func's backward passes run with grad mode
+                    # on, and their wrapped tensors have no storage to convert.
+                    try:
+                        arrays = [_to_numpy(c) for c in cts]
+                    except RuntimeError:
+                        arrays = None
+                    if arrays is not None:
+                        grads = [_to_tensor(torch, g, (x,)) for g, x in zip(
+                            fast(*xs, *arrays), xs, strict=True)]
+                        return (None, *(_conj_back(torch, g, x) for g, x in zip(
+                            grads, xs, strict=True)))
             grads = _apply(torch, pull, tuple(xs) + tuple(cts), fast)
             grads = [_conj_back(torch, g, x) for g, x in zip(grads, xs, strict=True)]
             return (None, *grads)
