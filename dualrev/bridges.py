@@ -450,32 +450,36 @@ def to_jax(f: Callable[..., Any], *, mode: str = "vjp", vmap_method: str = "expa
         leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
         where = [i for i, v in enumerate(leaves) if isinstance(v, jax.Array)
                  and np.dtype(v.dtype).kind in "fc"]
+        # integer and boolean JAX arrays (indices, labels) go through the callback as
+        # operands too, not differentiated: under jax.jit they have no value to close over
+        kwhere = [i for i, v in enumerate(leaves) if isinstance(v, jax.Array)
+                  and i not in where]
         xs = tuple(leaves[i] for i in where)
-        consts = [np.asarray(v) if isinstance(v, jax.Array) and i not in where else v
-                  for i, v in enumerate(leaves)]
+        ks = tuple(leaves[i] for i in kwhere)
+        consts = list(leaves)
         in_dtypes = [np.dtype(x.dtype) for x in xs]
         target = np.result_type(*in_dtypes) if in_dtypes else None
 
         def user(*arrays: Any) -> tuple[Any, ...]:
             vals = list(consts)
-            for i, a in zip(where, arrays, strict=True):
+            for i, a in zip(where + kwhere, arrays, strict=True):
                 vals[i] = a
             a_, kw = jax.tree_util.tree_unflatten(treedef, vals)
             outs, out_def[0] = tree_flatten(f(*a_, **kw))
             return tuple(outs)
 
         out_def: list[Any] = [None]
-        structs = _out_structs(jax, f, user, xs, consts, treedef, out_shape, target,
+        structs = _out_structs(jax, f, user, xs, ks, consts, treedef, out_shape, target,
                                shapes_seen, out_def)
         out_dtypes = [np.dtype(s.dtype) for s in structs]
 
         def model(*arrays: Any) -> tuple[Any, ...]:
             return tuple(_as_dtype(o, d) for o, d in zip(user(*arrays), out_dtypes, strict=True))
 
-        if not xs:
+        if not xs and not ks:
             outs = tuple(jax.numpy.asarray(o) for o in model())
         else:
-            outs = _jax_prim(jax, model, structs, mode, vmap_method)(xs)
+            outs = _jax_prim(jax, model, structs, mode, vmap_method)(xs, ks)
         return tree_unflatten(out_def[0], list(outs))
 
     return bridged
@@ -489,36 +493,46 @@ def _as_dtype(o: Any, d: np.dtype) -> Any:
 
 
 def _jax_prim(jax: Any, fn: Callable[..., tuple[Any, ...]], structs: list[Any], mode: str,
-              vmap_method: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
-    """``fn`` (NumPy arrays in, a tuple of arrays of ``structs`` out) as a JAX function of
-    a tuple of arrays, by ``pure_callback``, with a ``custom_vjp`` (``mode="vjp"``) or a
-    ``custom_jvp`` (``mode="jvp"``) whose derivative is again such a function: the
-    backward pass (forward rule) is bridged in turn, so reverse over reverse
-    (forward over forward) works too."""
+              vmap_method: str) -> Callable[[tuple[Any, ...], tuple[Any, ...]], tuple[Any, ...]]:
+    """``fn(*xs, *ks)`` (NumPy arrays in, a tuple of arrays of ``structs`` out) as a JAX
+    function ``prim(xs, ks)`` of floating arrays ``xs`` (differentiated) and integer
+    arrays ``ks`` (not), by ``pure_callback``, with a ``custom_vjp`` (``mode="vjp"``) or
+    a ``custom_jvp`` (``mode="jvp"``) whose derivative is again such a function: the
+    backward pass (forward rule) is bridged in turn, so reverse over reverse (forward
+    over forward) works too."""
+    jnp = jax.numpy
 
-    def callback(xs: tuple[Any, ...]) -> tuple[Any, ...]:
-        ndims = tuple(x.ndim for x in xs)  # per element: under jax.vmap, without the batch
-        return tuple(jax.pure_callback(_batched(fn, ndims), structs, *xs,
+    def callback(xs: tuple[Any, ...], ks: tuple[Any, ...]) -> tuple[Any, ...]:
+        # (a Python float differentiated by jax.grad arrives as a weakly typed scalar)
+        xs = tuple(jnp.asarray(x) for x in xs)
+        ndims = tuple(x.ndim for x in xs + ks)  # per element: under jax.vmap, no batch
+        return tuple(jax.pure_callback(_batched(fn, ndims), structs, *xs, *ks,
                                        vmap_method=vmap_method))
 
     if mode == "vjp":
         prim = jax.custom_vjp(callback)
 
-        def fwd(xs: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-            return prim(xs), xs
+        def fwd(xs: tuple[Any, ...], ks: tuple[Any, ...]) -> tuple[Any, Any]:
+            return prim(xs, ks), (xs, ks)
 
-        def bwd(xs: tuple[Any, ...], cts: tuple[Any, ...]) -> tuple[tuple[Any, ...]]:
-            n = len(xs)
+        def bwd(res: Any, cts: tuple[Any, ...]) -> tuple[Any, Any]:
+            xs, ks = res
+            xs = tuple(jnp.asarray(x) for x in xs)
+            n, m = len(xs), len(cts)
             dtypes = [np.dtype(x.dtype) for x in xs]
 
             def pull(*a: Any) -> tuple[Any, ...]:
-                outs, pullback = vjp(fn, *a[:n])
-                cs = tuple(_as_dtype(c, _dtype(o)) for c, o in zip(a[n:], outs, strict=True))
+                k = a[n + m:]
+                outs, pullback = vjp(lambda *d: fn(*d, *k), *a[:n])
+                cs = tuple(_as_dtype(c, _dtype(o)) for c, o in zip(a[n:n + m], outs,
+                                                                   strict=True))
                 return tuple(_as_dtype(g, d) for g, d in zip(pullback(cs), dtypes,
                                                              strict=True))
 
             in_structs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in xs]
-            return (_jax_prim(jax, pull, in_structs, mode, vmap_method)(tuple(xs) + tuple(cts)),)
+            grads = _jax_prim(jax, pull, in_structs, mode, vmap_method)(xs + tuple(cts), ks)
+            # integer operands have float0 cotangents: JAX's "no derivative"
+            return (tuple(grads), tuple(np.zeros(np.shape(k), jax.dtypes.float0) for k in ks))
 
         prim.defvjp(fwd, bwd)
         return prim
@@ -526,32 +540,35 @@ def _jax_prim(jax: Any, fn: Callable[..., tuple[Any, ...]], structs: list[Any], 
     prim = jax.custom_jvp(callback)
 
     def rule(primals: Any, tangents: Any) -> tuple[Any, Any]:
-        (xs,), (ts,) = primals, tangents
+        (xs, ks), (ts, _) = primals, tangents
         n = len(xs)
 
         def push(*a: Any) -> tuple[Any, ...]:
-            t_in = tuple(_as_dtype(t, _dtype(x)) for x, t in zip(a[:n], a[n:], strict=True))
+            k = a[2 * n:]
+            t_in = tuple(_as_dtype(t, _dtype(x)) for x, t in zip(a[:n], a[n:2 * n],
+                                                                strict=True))
             return tuple(_as_dtype(t, np.dtype(s.dtype)) for t, s in zip(
-                jvp(fn, a[:n], t_in)[1], structs, strict=True))
+                jvp(lambda *d: fn(*d, *k), a[:n], t_in)[1], structs, strict=True))
 
-        return prim(xs), _jax_prim(jax, push, structs, mode, vmap_method)(tuple(xs) + tuple(ts))
+        t_out = _jax_prim(jax, push, structs, mode, vmap_method)(tuple(xs) + tuple(ts), ks)
+        return prim(xs, ks), t_out
 
     prim.defjvp(rule)
     return prim
 
 
 def _out_structs(jax: Any, f: Any, user: Callable[..., Any], xs: tuple[Any, ...],
-                 consts: list[Any], treedef: Any, out_shape: Any, target: Any,
-                 seen: dict[Any, Any], out_def: list[Any]) -> list[Any]:
+                 ks: tuple[Any, ...], consts: list[Any], treedef: Any, out_shape: Any,
+                 target: Any, seen: dict[Any, Any], out_def: list[Any]) -> list[Any]:
     """The outputs' ``ShapeDtypeStruct`` (and, in ``out_def[0]``, their structure): from
     ``out_shape``, from an earlier call of the same signature, or by calling ``f`` at a
-    generic point."""
+    generic point (integer operands at their values where known, else zeros)."""
     if out_shape is not None:
         spec = out_shape(*(jax.ShapeDtypeStruct(x.shape, x.dtype) for x in xs)) \
             if callable(out_shape) else out_shape
         leaves, out_def[0] = tree_flatten(spec)
         return [jax.ShapeDtypeStruct(tuple(s.shape), np.dtype(s.dtype)) for s in leaves]
-    key: Any = (treedef, tuple((x.shape, str(x.dtype)) for x in xs),
+    key: Any = (treedef, tuple((x.shape, str(x.dtype)) for x in xs + ks),
                 tuple(_const_key(c) for c in consts if not isinstance(c, jax.Array)))
     try:
         hash(key)
@@ -561,14 +578,21 @@ def _out_structs(jax: Any, f: Any, user: Callable[..., Any], xs: tuple[Any, ...]
         structs, out_def[0] = seen[key]
         return structs
     probe = [_probe_point(tuple(x.shape), np.dtype(x.dtype), k) for k, x in enumerate(xs)]
+    for k in ks:
+        try:
+            probe.append(np.asarray(k))
+        except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+            # traced by jax.jit: no value yet
+            probe.append(np.zeros(k.shape, np.dtype(k.dtype)))
     try:
         with np.errstate(all="ignore"):
             outs = user(*probe)
     except Exception as e:
         raise DualrevError(
             f"dualrev.to_jax({_name(f)}): finding the output shapes, the function failed "
-            f"at a generic point (entries in [0.5, 1.5]) with {type(e).__name__}: {e}. "
-            "Pass out_shape= (a pytree of jax.ShapeDtypeStruct)") from e
+            f"at a generic point (entries in [0.5, 1.5], integer arguments 0 under jit) "
+            f"with {type(e).__name__}: {e}. Pass out_shape= (a pytree of "
+            "jax.ShapeDtypeStruct)") from e
     structs = []
     for o in outs:
         d = _dtype(o)

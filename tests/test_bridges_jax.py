@@ -194,3 +194,30 @@ def test_reverse_over_reverse_and_forward_over_forward():
     xs = jnp.stack([x, 2 * x])
     close(jax.vmap(jax.grad(lambda v: jnp.sum(jax.grad(g)(v) ** 2)))(xs),
           jax.vmap(jax.grad(lambda v: jnp.sum(jax.grad(lambda w: f_jax(w * w[::-1]))(v) ** 2)))(xs))
+
+
+def test_integer_arrays_under_jit_and_vmap():
+    """Labels as an integer JAX array: an operand of the callback (traced by jax.jit, mapped
+    by jax.vmap), not differentiated (float0 cotangent)."""
+
+    def nll(w, x, labels):
+        logits = x @ w
+        logp = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+        return -np.mean(logp[np.arange(len(labels)), labels])
+
+    def nll_jax(w, x, labels):
+        logits = x @ w
+        logp = logits - jnp.log(jnp.sum(jnp.exp(logits), axis=1, keepdims=True))
+        return -jnp.mean(logp[jnp.arange(len(labels)), labels])
+
+    rng = np.random.default_rng(8)
+    w, x = arrays((4, 3), (6, 4), seed=9)
+    labels = jnp.asarray(rng.integers(0, 3, 6))
+    g = dr.to_jax(nll)
+    close(jax.jit(jax.grad(g, (0, 1)))(w, x, labels), jax.grad(nll_jax, (0, 1))(w, x, labels))
+    xb, lb = x.reshape(3, 2, 4), labels.reshape(3, 2)  # per-batch gradients
+    close(jax.jit(jax.vmap(jax.grad(g), (None, 0, 0)))(w, xb, lb),
+          jax.vmap(jax.grad(nll_jax), (None, 0, 0))(w, xb, lb))
+    close(jax.jacrev(jax.jacrev(g))(w, x, labels), jax.hessian(nll_jax)(w, x, labels))
+    h = dr.to_jax(nll, mode="jvp")
+    close(jax.jit(jax.jacfwd(h))(w, x, labels), jax.jacfwd(nll_jax)(w, x, labels))
