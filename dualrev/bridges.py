@@ -374,7 +374,13 @@ def _batched(fn: Callable[..., tuple[Any, ...]], ndims: tuple[int, ...],
             else:
                 args.append(np.broadcast_to(a, lead + a.shape[k:]).reshape((size,) + a.shape[k:]))
                 axes.append(0)
-        if size == 0 or all(ax is None for ax in axes):
+        if size == 0:  # an empty batch: the shapes of one element's outputs, no values
+            elem = [a if ax is None else np.ones(a.shape[1:], a.dtype)
+                    for a, ax in zip(args, axes, strict=True)]
+            with np.errstate(all="ignore"):
+                one = tuple(fn(*elem))
+            return tuple(np.empty(lead + np.shape(o), _dtype(o)) for o in one)
+        if all(ax is None for ax in axes):
             one = tuple(fn(*args))
             return tuple(np.broadcast_to(o, lead + np.shape(o)) for o in one)
         outs = vmap(lambda *a: tuple(fn(*a)), in_axes=tuple(axes), axis_size=size)(*args)

@@ -55,3 +55,9 @@ def test_batched_callback_arguments_match_a_loop():
     # nothing batched (every leading axis of size 1): f once, broadcast
     out0, out1 = call(x[None], m[None])
     np.testing.assert_allclose(out0[0], f(x, m)[0], rtol=1e-15)
+
+
+def test_batched_empty_batch_has_the_outputs_shapes():
+    call = _batched(lambda x, m: (m @ x,), (1, 2))
+    (out,) = call(np.zeros((0, 3)), np.ones((1, 2, 3)))
+    assert out.shape == (0, 2)

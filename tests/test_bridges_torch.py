@@ -240,3 +240,32 @@ def test_training_loop_loss_decreases_and_gradients_equal_dualrev():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 10
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precisions_come_back_in_their_dtype(dtype):
+    """bfloat16 has no NumPy dtype: the function sees float32; both come back as given."""
+    dt = getattr(torch, dtype)
+    g = dr.to_torch(lambda x: np.sin(x) * 2.0)
+    x = torch.tensor([0.5, 1.0], dtype=dt, requires_grad=True)
+    y = g(x)
+    y.sum().backward()
+    assert y.dtype == dt and x.grad.dtype == dt
+    np.testing.assert_allclose(x.grad.float().numpy(), 2 * np.cos([0.5, 1.0]), rtol=1e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_tensors_come_back_on_their_device():
+    """The NumPy model runs on the host (a copy each way); outputs and gradients are on
+    the input's device."""
+    g = dr.to_torch(lambda x: np.sum(np.sin(x) ** 2))
+    x = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64, device="cuda", requires_grad=True)
+    y = g(x)
+    assert y.device == x.device
+    y.backward()
+    assert x.grad.device == x.device
+    np.testing.assert_allclose(x.grad.cpu().numpy(), np.sin(2 * np.array([0.5, 1.0, 2.0])),
+                               rtol=1e-13)
+    np.testing.assert_allclose(torch.func.vmap(torch.func.grad(g))(
+        torch.stack([x.detach(), 2 * x.detach()])).cpu().numpy()[1],
+        np.sin(4 * np.array([0.5, 1.0, 2.0])), rtol=1e-13)
