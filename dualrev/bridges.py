@@ -317,7 +317,10 @@ def to_torch(f: Callable[..., Any]) -> Callable[..., Any]:
         outs = _apply(torch, op, tensors)
         return tree_unflatten(op.out_def, list(outs))
 
-    return bridged
+    # torch.compile would trace into the NumPy code (Dynamo traces NumPy calls) and fail
+    # on dualrev's own machinery: the bridge is a graph break, run eagerly
+    disable = getattr(getattr(torch, "compiler", None), "disable", None)
+    return disable(bridged) if disable is not None else bridged
 
 
 def _constant(t: Any, f: Any) -> np.ndarray:

@@ -269,3 +269,16 @@ def test_cuda_tensors_come_back_on_their_device():
     np.testing.assert_allclose(torch.func.vmap(torch.func.grad(g))(
         torch.stack([x.detach(), 2 * x.detach()])).cpu().numpy()[1],
         np.sin(4 * np.array([0.5, 1.0, 2.0])), rtol=1e-13)
+
+
+def test_torch_compile_breaks_the_graph_at_the_bridge():
+    """Dynamo would trace into the NumPy code and fail: the bridge runs eagerly inside a
+    compiled function, with its derivative."""
+    g = dr.to_torch(lambda x: np.sum(np.sin(x) ** 2))
+    x = torch.tensor([0.5, 1.0], dtype=torch.float64, requires_grad=True)
+    h = torch.compile(lambda x: g(x) * torch.cos(x).sum(), backend="eager")
+    y = h(x)
+    y.backward()
+    xn = np.array([0.5, 1.0])
+    expected = np.sin(2 * xn) * np.cos(xn).sum() - np.sum(np.sin(xn) ** 2) * np.sin(xn)
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-13)
