@@ -7,7 +7,9 @@ For ``f(x) = sum(sin(x)**2 * exp(-x))`` at n = 100 and n = 10^5 (float64): dualr
 ``value_and_grad`` and ``vjp`` + pullback called directly; PyTorch: forward and
 ``backward()`` of ``to_torch(f)``; JAX: ``jax.jit(jax.value_and_grad(to_jax(f)))``. The
 rows are timed in turns (each repeat times every row once), the minimum over repeats is
-kept, and the ratio is to ``value_and_grad``. BLAS threads are pinned to one.
+kept, and the ratio is to ``value_and_grad``. A second table times per-example
+``value_and_grad`` over a batch of 256 under ``jax.jit(jax.vmap(...))`` with each
+``vmap_method`` of ``to_jax``. BLAS threads are pinned to one.
 """
 
 from __future__ import annotations
@@ -60,6 +62,26 @@ def rows(n: int) -> dict[str, object]:
     }
 
 
+def vmap_methods(repeat: int) -> dict[str, float]:
+    """Seconds for per-example value_and_grad over 256 examples, per vmap_method."""
+    import jax
+
+    def g(x, y):
+        return np.tanh(np.sin(x) * y[:3]).sum() + np.sum(y ** 2)
+
+    xs = jax.numpy.asarray(np.random.default_rng(1).normal(size=(256, 3)))
+    y = jax.numpy.ones(4)
+    out, ref = {}, None
+    for m in ("expand_dims", "broadcast_all", "sequential"):
+        fn = jax.jit(jax.vmap(jax.value_and_grad(dr.to_jax(g, vmap_method=m)), (0, None)))
+        res = np.asarray(fn(xs, y)[1])
+        ref = res if ref is None else ref
+        assert np.allclose(res, ref, rtol=1e-13)
+        out[m] = min(timeit.repeat(lambda fn=fn: jax.block_until_ready(fn(xs, y)), number=3,
+                                   repeat=repeat)) / 3
+    return out
+
+
 def main(argv: list[str] | None = None) -> list[tuple[int, str, float, float]]:
     p = argparse.ArgumentParser()
     p.add_argument("--repeat", type=int, default=7)
@@ -76,6 +98,8 @@ def main(argv: list[str] | None = None) -> list[tuple[int, str, float, float]]:
         out += [(n, k, t * 1e6, t / base) for k, t in best.items()]
     lines = ["| n | row | microseconds | ratio to value_and_grad |", "|---|---|---|---|"]
     lines += [f"| {n} | {k} | {us:.0f} | {r:.2f} |" for n, k, us, r in out]
+    lines += ["", "| jax.vmap over 256 examples, vmap_method | milliseconds |", "|---|---|"]
+    lines += [f"| {m} | {t * 1e3:.2f} |" for m, t in vmap_methods(args.repeat).items()]
     print("\n".join(lines))
     if args.save:
         with open(args.save, "w") as fh:
