@@ -269,7 +269,8 @@ def to_torch(f: Callable[..., Any]) -> Callable[..., Any]:
     promotion of the floating inputs' dtypes (float32 in, float32 out, whatever
     precision the NumPy code used inside), integer outputs as they are. A CUDA tensor is
     copied to the host and back: the function is NumPy code. Complex tensors follow
-    PyTorch's convention (the gradient of a real loss is the conjugate of JAX's).
+    PyTorch's convention (the gradient of a real loss is the conjugate of JAX's). Under
+    ``torch.compile`` the bridge is a graph break, run eagerly.
 
     Args:
         f: a function of NumPy arrays (and constants) that dualrev can differentiate.
@@ -406,9 +407,11 @@ def to_jax(f: Callable[..., Any], *, mode: str = "vjp", vmap_method: str = "expa
     """``f``, a function of NumPy arrays, as a differentiable function of JAX arrays.
 
     Each call runs ``f`` on the host through ``jax.pure_callback`` (so it works under
-    ``jax.jit``), with the floating-point JAX arrays among the arguments (at any depth of
-    JAX pytrees, keyword arguments too) as NumPy arrays; everything else (NumPy arrays,
-    Python numbers, integer arrays, strings) is passed as it is, not differentiated.
+    ``jax.jit``), with the JAX arrays among the arguments (at any depth of JAX pytrees,
+    keyword arguments too) as NumPy arrays: the floating ones differentiated, integer and
+    boolean ones (labels, indices) not (a ``float0`` cotangent), both traced by ``jit``
+    and mapped by ``vmap``; everything else (NumPy arrays, Python numbers, strings) is
+    passed as it is, a constant.
 
     - ``mode="vjp"`` (the default): a ``jax.custom_vjp``; ``jax.grad``,
       ``value_and_grad``, ``vjp`` and ``jacrev`` get dualrev's ``vjp``, computed by a
