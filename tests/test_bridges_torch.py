@@ -181,6 +181,13 @@ def test_complex_follows_torch_convention():
     dr.to_torch(lambda z: np.exp(z) * z)(w).backward(ct)
     (torch.exp(w2) * w2).backward(ct)
     torch.testing.assert_close(w.grad, w2.grad, rtol=1e-12, atol=1e-12)
+    # non-holomorphic maps, complex to complex and complex to real: gradcheck's complex
+    # mode (Wirtinger), forward mode and double backward
+    for fn in (lambda z: np.exp(z) * np.conj(z), lambda z: np.sum(np.real(z * z))):
+        g = dr.to_torch(fn)
+        assert torch.autograd.gradcheck(g, (w,), check_forward_ad=True,
+                                        check_batched_grad=False)
+        assert torch.autograd.gradgradcheck(g, (w,))
 
 
 def test_outputs_do_not_share_memory_and_no_grad_mode():
