@@ -138,7 +138,8 @@ def _target_dtype(torch: Any, tensors: tuple[Any, ...]) -> Any:
     return target
 
 
-_COMPLEX_OF = {"torch.float32": "complex64", "torch.float64": "complex128"}
+_COMPLEX_OF = {"torch.float16": "complex64", "torch.bfloat16": "complex64",
+               "torch.float32": "complex64", "torch.float64": "complex128"}
 _REAL_OF = {"torch.complex64": "float32", "torch.complex128": "float64"}
 
 
@@ -354,8 +355,8 @@ def _jax() -> Any:
 _VMAP_METHODS = ("expand_dims", "broadcast_all", "sequential")
 
 
-def _batched(fn: Callable[..., tuple[Any, ...]], ndims: tuple[int, ...],
-             out_ndims: tuple[int, ...] | None = None) -> Callable[..., tuple[Any, ...]]:
+def _batched(fn: Callable[..., tuple[Any, ...]],
+             ndims: tuple[int, ...]) -> Callable[..., tuple[Any, ...]]:
     """``fn`` of arrays of ``ndims`` dimensions, accepting arrays with leading batch axes
     (what ``jax.pure_callback`` passes under ``jax.vmap`` with ``vmap_method``
     "expand_dims" or "broadcast_all": every argument gains the same number of leading
@@ -421,6 +422,10 @@ def to_jax(f: Callable[..., Any], *, mode: str = "vjp", vmap_method: str = "expa
     - ``mode="jvp"``: a ``jax.custom_jvp`` whose rule is dualrev's ``jvp`` in a
       callback; ``jax.jvp`` and ``jacfwd`` work, reverse mode is refused by JAX (it
       cannot transpose a callback).
+
+    The backward callback (the forward rule) is itself bridged, so second derivatives
+    work within one direction: ``jax.jacrev(jax.jacrev(f))`` in "vjp" mode,
+    ``jax.jacfwd(jax.jacfwd(f))`` in "jvp" mode.
 
     ``jax.vmap`` passes through ``pure_callback``'s ``vmap_method``: "expand_dims" (the
     default) or "broadcast_all" call ``f`` once for the whole batch, under
