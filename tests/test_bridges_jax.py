@@ -2,6 +2,8 @@
 custom_jvp over pure_callback), checked against jax.grad of the same function written in
 jax.numpy (x64) and against dualrev directly."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from tests.extras import need
 
 pytestmark = pytest.mark.extras
 
+os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the callbacks run on the host anyway
 jax = need("jax")
 jax.config.update("jax_enable_x64", True)
 jnp = jax.numpy
