@@ -158,7 +158,11 @@ def _to_tensor(torch: Any, a: Any, like: tuple[Any, ...]) -> Any:
 
 def _apply(torch: Any, op: _Op, tensors: tuple[Any, ...],
            fast: Callable[..., Any] | None = None) -> tuple[Any, ...]:
-    record = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    # With a fast way to the value (the backward op of a call whose forward recorded),
+    # nothing is recorded now: a derivative of this call, if one is ever asked for (a
+    # double backward), records op.fn then. torch.func's backward passes run with
+    # create_graph, so recording here would run f again for nothing.
+    record = fast is None and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     return _function(torch).apply(_Call(op, record, fast), *tensors)
 
 

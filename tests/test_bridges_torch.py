@@ -57,6 +57,11 @@ def test_backward_equals_torch_autograd_and_runs_f_once():
     loss = torch.sum(a ** 2) + b
     loss.backward()
     assert len(calls) == 1  # the backward replays the tape recorded by the forward
+    calls.clear()
+    gx = torch.func.grad(lambda x, y: torch.sum(g(x, y)[0]))(x.detach(), y.detach())
+    assert len(calls) == 1  # under torch.func too (its backward runs with create_graph)
+    np.testing.assert_allclose(gx.numpy(), np.cos(x.detach().numpy()) * np.exp(
+        y.detach().numpy()[:3]), rtol=1e-13)
     x2, y2 = (t.detach().clone().requires_grad_() for t in (x, y))
     a2, b2 = model_torch(x2, y2)
     (torch.sum(a2 ** 2) + b2).backward()
