@@ -294,3 +294,21 @@ def test_torch_compile_breaks_the_graph_at_the_bridge():
     xn = np.array([0.5, 1.0])
     expected = np.sin(2 * xn) * np.cos(xn).sum() - np.sum(np.sin(xn) ** 2) * np.sin(xn)
     np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-13)
+
+
+def test_scipy_solve_ivp_model():
+    """A SciPy ODE solve (dualrev's solve_ivp: variational equations) as a torch op:
+    finite differences (gradcheck) and torch.func.jacrev against dualrev.jacobian."""
+    import scipy.integrate as si
+
+    def decay(k):
+        sol = si.solve_ivp(lambda t, y: -k[0] * y + k[1] * np.sin(t), (0.0, 2.0),
+                           np.array([1.0]), t_eval=np.linspace(0.5, 2.0, 4), rtol=1e-10,
+                           atol=1e-12)
+        return sol.y[0]
+
+    g = dr.to_torch(decay)
+    k = torch.tensor([0.7, 0.3], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(g, (k,), atol=1e-6, check_batched_grad=False)
+    np.testing.assert_allclose(torch.func.jacrev(g)(k.detach()).numpy(),
+                               dr.jacobian(decay)(k.detach().numpy()), rtol=1e-10)
