@@ -176,6 +176,10 @@ def _function(torch: Any) -> type:
         @staticmethod
         def forward(call: _Call, *xs: Any) -> tuple[Any, ...]:
             arrays = [_to_numpy(x) for x in xs]
+            if not call.record:
+                # a CPU tensor's array shares its memory: a function writing into its
+                # argument must not change the caller's tensor (dualrev's vjp copies too)
+                arrays = [a.copy() for a in arrays]
             if call.record:
                 outs, call.pullback = vjp(call.op.fn, *arrays)
             elif call.fast is not None:
@@ -332,7 +336,7 @@ def to_torch(f: Callable[..., Any]) -> Callable[..., Any]:
 def _constant(t: Any, f: Any) -> np.ndarray:
     """An integer or boolean tensor, passed to ``f`` as a NumPy array (not differentiated)."""
     try:
-        return _to_numpy(t)
+        return _to_numpy(t).copy()
     except RuntimeError as e:  # a torch.func wrapper (vmap's batch) has no storage
         raise DualrevError(
             f"dualrev.to_torch({_name(f)}): an integer tensor of dtype {t.dtype} is mapped or "

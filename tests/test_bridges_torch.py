@@ -312,3 +312,19 @@ def test_scipy_solve_ivp_model():
     assert torch.autograd.gradcheck(g, (k,), atol=1e-6, check_batched_grad=False)
     np.testing.assert_allclose(torch.func.jacrev(g)(k.detach()).numpy(),
                                dr.jacobian(decay)(k.detach().numpy()), rtol=1e-10)
+
+
+def test_a_function_writing_into_its_argument_leaves_the_tensor_alone():
+    def f(x):
+        x *= 2.0  # in place, on the NumPy side
+        return np.sum(x ** 2)
+
+    g = dr.to_torch(f)
+    for grad in (False, True):
+        x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=grad)
+        y = g(x)
+        assert y.item() == pytest.approx(20.0)
+        assert x.detach().numpy().tolist() == [1.0, 2.0]
+        if grad:
+            y.backward()
+            np.testing.assert_allclose(x.grad.numpy(), 8.0 * np.array([1.0, 2.0]), rtol=1e-14)
