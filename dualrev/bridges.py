@@ -372,8 +372,10 @@ def _batched(fn: Callable[..., tuple[Any, ...]],
     vectorised call for the whole batch."""
 
     def call(*arrays: Any) -> tuple[Any, ...]:
-        # (an eager pure_callback may pass JAX arrays)
+        # An eager pure_callback may pass JAX arrays, whose NumPy views are read-only:
+        # the function may write into its arguments, as into any NumPy array it is given
         arrays = tuple(np.asarray(a) for a in arrays)
+        arrays = tuple(a if a.flags.writeable else a.copy() for a in arrays)
         k = arrays[0].ndim - ndims[0] if arrays else 0
         if k <= 0:
             return tuple(fn(*arrays))

@@ -229,3 +229,16 @@ def test_integer_arrays_under_jit_and_vmap():
     close(curvature(g), jax.jit(lambda: curvature(nll_jax))())
     h = dr.to_jax(nll, mode="jvp")
     close(jax.jit(jax.jacfwd(h))(w, x, labels), jax.jit(jax.jacfwd(nll_jax))(w, x, labels))
+
+
+def test_a_function_writing_into_its_argument():
+    def f(x):
+        x *= 2.0  # in place, on the NumPy side
+        return np.sum(x ** 2)
+
+    g = dr.to_jax(f)
+    x = jnp.array([1.0, 2.0])
+    assert float(g(x)) == pytest.approx(20.0)
+    assert float(jax.jit(g)(x)) == pytest.approx(20.0)
+    np.testing.assert_allclose(jax.grad(g)(x), 8.0 * np.array([1.0, 2.0]), rtol=1e-14)
+    assert np.asarray(x).tolist() == [1.0, 2.0]
