@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DualrevError
+from .errors import BatchedValueError, DualrevError
 from .transforms import jvp, vjp, vmap
 from .tree import TreeDef, tree_flatten, tree_unflatten
 
@@ -72,9 +72,29 @@ class _Op:
         key = ("vmap", in_axes, size)
         op = self._derived.get(key)
         if op is None:
-            mapped = vmap(lambda *a: tuple(self.fn(*a)), in_axes=in_axes, axis_size=size)
-            op = self._derived[key] = _Op(mapped)
+            op = self._derived[key] = _Op(_mapped(self.fn, in_axes, size))
         return op
+
+
+def _mapped(fn: Callable[..., tuple[Any, ...]], in_axes: tuple[int | None, ...],
+            size: int) -> Callable[..., tuple[Any, ...]]:
+    """``fn`` mapped over ``size`` elements (the ``in_axes`` of its arguments), outputs
+    batched along axis 0: by ``dualrev.vmap``, one vectorised call; where ``fn`` decides
+    on a value (``if`` on an element's value, a shape from values: ``BatchedValueError``)
+    by one call per element, stacked. Both are differentiable by dualrev."""
+    batched = vmap(lambda *a: tuple(fn(*a)), in_axes=in_axes, axis_size=size)
+
+    def run(*args: Any) -> tuple[Any, ...]:
+        try:
+            return batched(*args)
+        except BatchedValueError:
+            pass
+        per = [tuple(fn(*(a if ax is None else np.moveaxis(a, ax, 0)[i]
+                          for a, ax in zip(args, in_axes, strict=True))))
+               for i in range(size)]
+        return tuple(np.stack(outs) for outs in zip(*per, strict=True))
+
+    return run
 
 
 def _dtype(x: Any) -> np.dtype:
@@ -398,7 +418,7 @@ def _batched(fn: Callable[..., tuple[Any, ...]],
         if all(ax is None for ax in axes):
             one = tuple(fn(*args))
             return tuple(np.broadcast_to(o, lead + np.shape(o)) for o in one)
-        outs = vmap(lambda *a: tuple(fn(*a)), in_axes=tuple(axes), axis_size=size)(*args)
+        outs = _mapped(fn, tuple(axes), size)(*args)
         return tuple(np.reshape(o, lead + np.shape(o)[1:]) for o in outs)
 
     return call

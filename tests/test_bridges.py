@@ -61,3 +61,23 @@ def test_batched_empty_batch_has_the_outputs_shapes():
     call = _batched(lambda x, m: (m @ x,), (1, 2))
     (out,) = call(np.zeros((0, 3)), np.ones((1, 2, 3)))
     assert out.shape == (0, 2)
+
+
+def branchy(x):
+    """A branch on the value: dualrev.vmap refuses it (BatchedValueError)."""
+    if np.sum(x) > 0:
+        return (np.sum(np.sin(x) ** 2),)
+    return (np.sum(x ** 3),)
+
+
+def test_mapped_falls_back_to_a_loop_on_a_value_dependent_branch():
+    from dualrev.bridges import _mapped
+
+    xs = np.random.default_rng(1).normal(size=(3, 6))  # mapped along axis 1
+    (out,) = _mapped(branchy, (1,), 6)(xs)
+    np.testing.assert_allclose(out, [branchy(xs[:, i])[0] for i in range(6)], rtol=1e-15)
+    assert np.sum(xs, axis=0).min() < 0 < np.sum(xs, axis=0).max()  # both branches taken
+    # differentiable by dualrev, as the loop it is
+    g = dr.grad(lambda xs: np.sum(_mapped(branchy, (1,), 6)(xs)[0]))(xs)
+    ref = np.stack([dr.grad(lambda x: branchy(x)[0])(xs[:, i]) for i in range(6)], axis=1)
+    np.testing.assert_allclose(g, ref, rtol=1e-14)

@@ -242,3 +242,17 @@ def test_a_function_writing_into_its_argument():
     assert float(jax.jit(g)(x)) == pytest.approx(20.0)
     np.testing.assert_allclose(jax.grad(g)(x), 8.0 * np.array([1.0, 2.0]), rtol=1e-14)
     assert np.asarray(x).tolist() == [1.0, 2.0]
+
+
+def test_vmap_of_a_value_dependent_branch_loops():
+    def f(x):
+        if np.sum(x) > 0:
+            return np.sum(np.sin(x) ** 2)
+        return np.sum(x ** 3)
+
+    def f_jax(x):
+        return jnp.where(jnp.sum(x) > 0, jnp.sum(jnp.sin(x) ** 2), jnp.sum(x ** 3))
+
+    (xs,) = arrays((6, 3), seed=10)
+    assert (xs.sum(1) > 0).any() and (xs.sum(1) < 0).any()
+    close(jax.jit(jax.vmap(jax.grad(dr.to_jax(f))))(xs), jax.jit(jax.vmap(jax.grad(f_jax)))(xs))

@@ -328,3 +328,24 @@ def test_a_function_writing_into_its_argument_leaves_the_tensor_alone():
         if grad:
             y.backward()
             np.testing.assert_allclose(x.grad.numpy(), 8.0 * np.array([1.0, 2.0]), rtol=1e-14)
+
+
+def test_vmap_of_a_value_dependent_branch_loops():
+    """dualrev.vmap refuses an `if` on a batched value; the bridge's vmap rule then calls
+    f per element (torch.func.vmap needs no rewrite of the model)."""
+
+    def f(x):
+        if np.sum(x) > 0:
+            return np.sum(np.sin(x) ** 2)
+        return np.sum(x ** 3)
+
+    def f_torch(x):
+        return torch.where(x.sum() > 0, torch.sum(torch.sin(x) ** 2), torch.sum(x ** 3))
+
+    xs = torch.tensor(np.random.default_rng(9).normal(size=(6, 3)))
+    assert (xs.sum(1) > 0).any() and (xs.sum(1) < 0).any()
+    g = dr.to_torch(f)
+    torch.testing.assert_close(torch.func.vmap(torch.func.grad(g))(xs),
+                               torch.func.vmap(torch.func.grad(f_torch))(xs))
+    torch.testing.assert_close(torch.func.vmap(g, in_dims=1)(xs.T),
+                               torch.func.vmap(f_torch)(xs))
