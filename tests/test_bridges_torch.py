@@ -349,3 +349,22 @@ def test_vmap_of_a_value_dependent_branch_loops():
                                torch.func.vmap(torch.func.grad(f_torch))(xs))
     torch.testing.assert_close(torch.func.vmap(g, in_dims=1)(xs.T),
                                torch.func.vmap(f_torch)(xs))
+
+
+def test_nested_vmaps_and_vmap_of_mixed_second_derivatives():
+    def f(x, y):
+        return np.sum(np.sin(x) * y ** 2)
+
+    g = dr.to_torch(f)
+    xs = torch.tensor(np.random.default_rng(11).normal(size=(4, 5, 3)))
+    y = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    out = torch.func.vmap(torch.func.vmap(g, (0, None)), (0, None))(xs, y)
+    np.testing.assert_allclose(out.numpy(), np.sum(np.sin(xs.numpy()) * y.numpy() ** 2, -1),
+                               rtol=1e-14)
+    second = torch.func.jacfwd(torch.func.jacrev(g, argnums=(0, 1)), argnums=0)
+    jx, jy = torch.func.vmap(second, (0, None))(xs[0], y)
+    for i in range(5):
+        hx, hy = dr.jacfwd(dr.jacrev(f, argnums=(0, 1)), argnums=0)(xs[0, i].numpy(),
+                                                                    y.numpy())
+        np.testing.assert_allclose(jx[i].numpy(), hx, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(jy[i].numpy(), hy, rtol=1e-13, atol=1e-15)
