@@ -45,7 +45,8 @@ class _Op:
             fn = self.fn
 
             def pull(*a: Any) -> tuple[Any, ...]:
-                outs, pullback = vjp(fn, *a[:n])
+                # a[n:]: the cotangents of the floating outputs only
+                outs, pullback, _ = vjp(_float_part(fn, []), *a[:n], has_aux=True)
                 return tuple(pullback(_cotangents(a[n:], [_dtype(o) for o in outs])))
 
             op = self._derived[("vjp", n)] = _Op(pull)
@@ -61,7 +62,8 @@ class _Op:
                 n = len(a) // 2
                 ts = tuple(t if _dtype(t) == _dtype(x) else t.astype(_dtype(x))
                            for x, t in zip(a[:n], a[n:], strict=True))
-                return tuple(jvp(fn, a[:n], ts)[1])
+                # the tangents of the floating outputs only
+                return tuple(jvp(_float_part(fn, []), a[:n], ts, has_aux=True)[1])
 
             op = self._derived["jvp"] = _Op(push)
         return op
@@ -74,6 +76,26 @@ class _Op:
         if op is None:
             op = self._derived[key] = _Op(_mapped(self.fn, in_axes, size))
         return op
+
+
+def _float_part(fn: Callable[..., tuple[Any, ...]],
+                kinds: list[bool]) -> Callable[..., tuple[tuple[Any, ...], tuple[Any, ...]]]:
+    """``fn`` returning ``(floating outputs, other outputs)``, for a transform with
+    ``has_aux``: integer and boolean outputs (an argmax, a count) have no derivative and
+    are passed through; ``kinds`` is set to which outputs are floating."""
+
+    def split(*a: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        outs = tuple(fn(*a))
+        kinds[:] = [_dtype(o).kind in "fc" for o in outs]
+        return (tuple(o for o, k in zip(outs, kinds, strict=True) if k),
+                tuple(o for o, k in zip(outs, kinds, strict=True) if not k))
+
+    return split
+
+
+def _merge(floats: Any, others: Any, kinds: list[bool]) -> tuple[Any, ...]:
+    f, o = iter(floats), iter(others)
+    return tuple(next(f) if k else next(o) for k in kinds)
 
 
 def _mapped(fn: Callable[..., tuple[Any, ...]], in_axes: tuple[int | None, ...],
@@ -201,12 +223,15 @@ def _function(torch: Any) -> type:
                 # argument must not change the caller's tensor (dualrev's vjp copies too)
                 arrays = [a.copy() for a in arrays]
             if call.record:
-                outs, call.pullback = vjp(call.op.fn, *arrays)
+                kinds: list[bool] = []
+                floats, call.pullback, others = vjp(_float_part(call.op.fn, kinds), *arrays,
+                                                    has_aux=True)
+                outs = _merge(floats, others, kinds)
             elif call.fast is not None:
                 outs = call.fast(*arrays)
             else:
                 outs = call.op.fn(*arrays)
-            call.dtypes = [_dtype(o) for o in outs]
+            call.dtypes = [_dtype(o) for o in outs if _dtype(o).kind in "fc"]
             return tuple(_to_tensor(torch, o, xs) for o in outs)
 
         @staticmethod
@@ -214,11 +239,16 @@ def _function(torch: Any) -> type:
             ctx.call = inputs[0]
             ctx.save_for_backward(*inputs[1:])
             ctx.save_for_forward(*inputs[1:])
+            # integer and boolean outputs have no derivative
+            ctx.kinds = [o.is_floating_point() or o.is_complex() for o in output]
+            ctx.mark_non_differentiable(*(o for o, k in zip(output, ctx.kinds, strict=True)
+                                          if not k))
 
         @staticmethod
         def backward(ctx: Any, *cts: Any) -> tuple[Any, ...]:
             call: _Call = ctx.call
             xs = ctx.saved_tensors
+            cts = tuple(c for c, k in zip(cts, ctx.kinds, strict=True) if k)
             pull = call.op.vjp_op(len(xs))
             fast = None
             if call.pullback is not None:
@@ -252,7 +282,8 @@ def _function(torch: Any) -> type:
             xs = ctx.saved_tensors
             ts = tuple(torch.zeros_like(x) if t is None else t
                        for x, t in zip(xs, ts, strict=True))
-            return _apply(torch, call.op.jvp_op(), tuple(xs) + ts)
+            t_out = _apply(torch, call.op.jvp_op(), tuple(xs) + ts)
+            return _merge(t_out, [None] * len(ctx.kinds), ctx.kinds)
 
         @staticmethod
         def vmap(info: Any, in_dims: tuple[Any, ...], call: _Call,

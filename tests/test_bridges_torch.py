@@ -216,10 +216,6 @@ def test_refusals_name_the_construct():
     h = dr.to_torch(lambda a, b: a + b)
     with pytest.raises(DualrevError, match="different devices"):
         h(torch.ones(2, dtype=torch.float64), torch.ones(2, device="meta"))
-    # dualrev's own refusals pass through: an integer output has no derivative
-    k = dr.to_torch(lambda x: np.floor(x).astype(np.int64))
-    with pytest.raises(DualrevError, match="floating-point outputs"):
-        k(torch.ones(2, dtype=torch.float64, requires_grad=True))
 
 
 def test_training_loop_loss_decreases_and_gradients_equal_dualrev():
@@ -368,3 +364,24 @@ def test_nested_vmaps_and_vmap_of_mixed_second_derivatives():
                                                                     y.numpy())
         np.testing.assert_allclose(jx[i].numpy(), hx, rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(jy[i].numpy(), hy, rtol=1e-13, atol=1e-15)
+
+
+def test_integer_outputs_pass_through_without_derivative():
+    """An argmax beside the differentiable outputs: returned as an integer tensor, marked
+    non-differentiable; the floating outputs' derivatives in every mode."""
+    g = dr.to_torch(lambda x: (np.sum(x ** 2), np.argmax(x), x * 3.0))
+    x = torch.tensor([1.0, 3.0, 2.0], dtype=torch.float64, requires_grad=True)
+    a, i, b = g(x)
+    assert i.dtype == torch.int64 and i.item() == 1 and not i.requires_grad
+    (a + b.sum()).backward()
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, 9.0, 7.0], rtol=1e-15)
+    floats = lambda x: (g(x)[0], g(x)[2])  # noqa: E731
+    assert torch.autograd.gradcheck(floats, (x,), check_forward_ad=True,
+                                    check_batched_grad=False)
+    assert torch.autograd.gradgradcheck(floats, (x,))
+    np.testing.assert_allclose(torch.func.hessian(lambda x: g(x)[0])(x.detach()).numpy(),
+                               2 * np.eye(3), rtol=1e-15)
+    assert torch.func.vmap(lambda x: g(x)[1])(
+        torch.eye(3, dtype=torch.float64)).tolist() == [0, 1, 2]
+    only = dr.to_torch(lambda x: np.floor(x).astype(np.int64))(x)
+    assert only.tolist() == [1, 3, 2] and not only.requires_grad
