@@ -579,6 +579,8 @@ def _jax_prim(jax: Any, fn: Callable[..., tuple[Any, ...]], structs: list[Any], 
     backward pass (forward rule) is bridged in turn, so reverse over reverse (forward
     over forward) works too."""
     jnp = jax.numpy
+    kinds = [np.dtype(s.dtype).kind in "fc" for s in structs]
+    float_structs = [s for s, k in zip(structs, kinds, strict=True) if k]
 
     def callback(xs: tuple[Any, ...], ks: tuple[Any, ...]) -> tuple[Any, ...]:
         # (a Python float differentiated by jax.grad arrives as a weakly typed scalar)
@@ -596,12 +598,15 @@ def _jax_prim(jax: Any, fn: Callable[..., tuple[Any, ...]], structs: list[Any], 
         def bwd(res: Any, cts: tuple[Any, ...]) -> tuple[Any, Any]:
             xs, ks = res
             xs = tuple(jnp.asarray(x) for x in xs)
+            # integer outputs have float0 cotangents: only the floating ones go on
+            cts = tuple(c for c, k in zip(cts, kinds, strict=True) if k)
             n, m = len(xs), len(cts)
             dtypes = [np.dtype(x.dtype) for x in xs]
 
             def pull(*a: Any) -> tuple[Any, ...]:
                 k = a[n + m:]
-                outs, pullback = vjp(lambda *d: fn(*d, *k), *a[:n])
+                outs, pullback, _ = vjp(_float_part(lambda *d: fn(*d, *k), []), *a[:n],
+                                        has_aux=True)
                 cs = tuple(_as_dtype(c, _dtype(o)) for c, o in zip(a[n:n + m], outs,
                                                                    strict=True))
                 return tuple(_as_dtype(g, d) for g, d in zip(pullback(cs), dtypes,
@@ -625,11 +630,16 @@ def _jax_prim(jax: Any, fn: Callable[..., tuple[Any, ...]], structs: list[Any], 
             k = a[2 * n:]
             t_in = tuple(_as_dtype(t, _dtype(x)) for x, t in zip(a[:n], a[n:2 * n],
                                                                 strict=True))
+            t_out = jvp(_float_part(lambda *d: fn(*d, *k), []), a[:n], t_in, has_aux=True)[1]
             return tuple(_as_dtype(t, np.dtype(s.dtype)) for t, s in zip(
-                jvp(lambda *d: fn(*d, *k), a[:n], t_in)[1], structs, strict=True))
+                t_out, float_structs, strict=True))
 
-        t_out = _jax_prim(jax, push, structs, mode, vmap_method)(tuple(xs) + tuple(ts), ks)
-        return prim(xs, ks), t_out
+        t_out = _jax_prim(jax, push, float_structs, mode, vmap_method)(tuple(xs) + tuple(ts),
+                                                                        ks)
+        # integer outputs: JAX's float0 tangents
+        zeros = [np.zeros(s.shape, jax.dtypes.float0) for s, k in zip(structs, kinds,
+                                                                      strict=True) if not k]
+        return prim(xs, ks), _merge(t_out, zeros, kinds)
 
     prim.defjvp(rule)
     return prim

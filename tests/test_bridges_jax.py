@@ -256,3 +256,21 @@ def test_vmap_of_a_value_dependent_branch_loops():
     (xs,) = arrays((6, 3), seed=10)
     assert (xs.sum(1) > 0).any() and (xs.sum(1) < 0).any()
     close(jax.jit(jax.vmap(jax.grad(dr.to_jax(f))))(xs), jax.jit(jax.vmap(jax.grad(f_jax)))(xs))
+
+
+def test_integer_outputs_pass_through_without_derivative():
+    def f(x):
+        return np.sum(x ** 2), np.argmax(x), x * 3.0
+
+    x = jnp.array([1.0, 3.0, 2.0])
+    g = dr.to_jax(f)
+    a, i, b = g(x)
+    assert i.dtype.kind == "i" and int(i) == 1
+    close(jax.jit(jax.grad(lambda x: g(x)[0] + g(x)[2].sum()))(x), 2 * x + 3.0)
+    close(jax.jacrev(jax.jacrev(lambda x: g(x)[0]))(x), 2 * jnp.eye(3))
+    close(jax.vmap(jax.grad(lambda x: g(x)[0]))(jnp.eye(3)), 2 * jnp.eye(3))
+    h = dr.to_jax(f, mode="jvp")
+    out, tangent = jax.jvp(h, (x,), (jnp.ones(3),))
+    assert tangent[1].dtype == jax.dtypes.float0
+    close((tangent[0], tangent[2]), (2 * jnp.sum(x), jnp.full(3, 3.0)))
+    close(jax.jacfwd(jax.jacfwd(lambda x: h(x)[0]))(x), 2 * jnp.eye(3))
