@@ -327,7 +327,8 @@ def to_torch(f: Callable[..., Any]) -> Callable[..., Any]:
     as NumPy integer arrays), Python numbers, arrays, strings. Outputs are tensors on the
     device of the first differentiated tensor; floating outputs come back in PyTorch's
     promotion of the floating inputs' dtypes (float32 in, float32 out, whatever
-    precision the NumPy code used inside), integer outputs as they are. A CUDA tensor is
+    precision the NumPy code used inside), integer and boolean outputs as they are
+    (marked non-differentiable). A CUDA tensor is
     copied to the host and back: the function is NumPy code. Complex tensors follow
     PyTorch's convention (the gradient of a real loss is the conjugate of JAX's). Under
     ``torch.compile`` the bridge is a graph break, run eagerly.
@@ -498,7 +499,8 @@ def to_jax(f: Callable[..., Any], *, mode: str = "vjp", vmap_method: str = "expa
     (a pytree of ``jax.ShapeDtypeStruct``, or a function of the differentiated
     arguments' ``ShapeDtypeStruct`` returning one) where ``f`` cannot run there.
     Floating outputs are returned in JAX's promotion of the floating inputs' dtypes
-    (float32 in, float32 out). Complex numbers follow JAX's convention, as dualrev does.
+    (float32 in, float32 out), integer and boolean outputs as they are (``float0``
+    derivatives). Complex numbers follow JAX's convention, as dualrev does.
 
     Args:
         f: a function of NumPy arrays (and constants) that dualrev can differentiate.
