@@ -70,6 +70,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Record and replay", [(dualrev, "replay")]),
     ("Saving recorded programs", [(dualrev, n) for n in ("save_program", "load_program")]),
     ("Drawing", [(dualrev, "graph")]),
+    ("Bridges to PyTorch and JAX", [(dualrev, n) for n in ("to_torch", "to_jax")]),
     ("ODEs and integrals (dualrev.integrate)", [(dualrev.integrate, n)
                                                for n in dualrev.integrate.__all__]),
     ("SciPy callbacks (dualrev.closure)", [(dualrev.closure, n) for n in (

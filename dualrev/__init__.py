@@ -21,6 +21,7 @@ from . import (
 )
 from .at import at
 from .batching import without_derivatives
+from .bridges import to_jax, to_torch
 from .checkpointing import checkpoint, checkpoint_loop
 from .custom import custom_jvp, custom_vjp
 from .errors import (
@@ -157,6 +158,8 @@ __all__ = [
     "save_program",
     "stop_gradient",
     "strip",
+    "to_jax",
+    "to_torch",
     "tree_flatten",
     "tree_map",
     "tree_unflatten",

@@ -49,7 +49,7 @@ LAYERS: list[set[str]] = [
     {"dualrev.catalogue.*"},
     {"dualrev.transforms", "dualrev.replay"},
     {"dualrev.optimize", "dualrev.implicit", "dualrev.integrate", "dualrev.sparse",
-     "dualrev.colouring",
+     "dualrev.colouring", "dualrev.bridges",
      "dualrev.testing.*", "dualrev.graph", "dualrev.drawing.*", "dualrev"},
 ]
 
