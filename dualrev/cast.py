@@ -10,11 +10,14 @@ from typing import Any
 import numpy as np
 
 from .levels import rebatch, without_derivatives
-from .primitive import Primitive, asarray_keep, bind, concrete, dtype_of, is_complex
+from .primitive import Primitive, bind, concrete, dtype_of, is_complex
 
 
 def _cast_impl(x: Any, dtype: Any) -> Any:
-    return asarray_keep(x).astype(dtype)[()]  # (a Dask or CuPy x stays in its library)
+    if type(x) is not np.ndarray and hasattr(type(x), "__array_function__") and not isinstance(
+            x, np.generic):
+        return x.astype(dtype)  # another library's array (Dask, CuPy) casts itself
+    return np.asarray(x).astype(dtype)[()]
 
 
 cast_p = Primitive("astype", _cast_impl, elementwise=True)

@@ -694,3 +694,20 @@ class NonStructuralSparsityWarning(UserWarning):
             "covers every input you use to skip that, or rewrite the decision with "
             "np.where so that the pattern is structural.")
         self.what, self.notes = what, list(notes)
+
+
+class CheckpointError(DualrevError, ValueError):
+    """``dualrev.checkpoint`` or ``dualrev.checkpoint_loop`` was called with something it
+    cannot serve: an unknown schedule or a keyword of another schedule, a count below 1,
+    a loop state that is not float arrays, a step that changes the state's structure or
+    shapes, or a function reading a traced value that is neither an argument nor in its
+    closure. The message names the function and the rewrite.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> dr.checkpoint_loop(lambda x: 2 * x, np.ones(2), 10, schedule="binomial")
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.CheckpointError: dualrev: checkpoint_loop(<lambda>): unknown schedule ...
+    """
