@@ -461,7 +461,7 @@ def _unbatch(v: Any, btrace: BatchTrace) -> Any:
 
 
 def _check_tangent(x: Any, t: Any) -> Any:
-    if isinstance(t, Tracer) or foreign_array(t) is not None:  # (or a Dask, CuPy array)
+    if isinstance(t, Tracer) or (type(t) is not np.ndarray and foreign_array(t) is not None):
         ts, tk = tuple(shape_of(t)), dtype_of(t).kind
     else:
         _refuse_subclass(t, "a tangent or cotangent")
@@ -902,7 +902,8 @@ def _private_copy(v: Any) -> Any:
     """An array argument of ``vjp`` copied (in its own library: a CuPy array on its
     device, a Dask array's lazy copy), so that writes into the caller's array after the
     call do not reach the pullback; anything else as it is."""
-    if isinstance(v, np.ndarray) or (not isinstance(v, Tracer) and foreign_array(v) is not None):
+    if isinstance(v, np.ndarray) or (not isinstance(v, Tracer) and not isinstance(v, float)
+                                     and foreign_array(v) is not None):
         return v.copy()
     return v
 
