@@ -466,6 +466,7 @@ def _check_tangent(x: Any, t: Any) -> Any:
     else:
         _refuse_subclass(t, "a tangent or cotangent")
         if (type(t) is np.ndarray and t.ndim and type(x) is not np.ndarray
+                and not (type(x) is Traced and type(x.primal) is np.ndarray)
                 and (p := foreign_array(x)) is not None and not is_lazy(p)):
             # (a CuPy primal: its library refuses to mix with a host array; Dask mixes)
             raise DualrevError(
