@@ -232,7 +232,9 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
     if n == 0:  # empty groups: nothing to multiply (and no element to differentiate)
         return ones_as(tuple(xs), float, x)
     flat = np.reshape(xt, ts[:k] + (n,))
-    ones = np.ones_like(flat[..., :1])  # (in x's library: a CuPy x's stays on its device)
+    # (in x's library: a CuPy x's stays on its device; not np.ones_like(flat[..., :1]),
+    # which a replay records as an operation on the traced value, with a value guard)
+    ones = ones_as(ts[:k] + (1,), float, x)
     left = np.concatenate([ones, np.cumprod(flat[..., :-1], axis=-1)], axis=-1)
     right_rev = np.concatenate([ones, np.cumprod(flat[..., ::-1][..., :-1], axis=-1)], axis=-1)
     others = left * right_rev[..., ::-1]

@@ -32,6 +32,7 @@ from ..primitive import (
     shape_of,
     strip,
     unbroadcast,
+    zeros_as,
 )
 from ..tree import tree_flatten
 from .elementwise import astype
@@ -224,7 +225,8 @@ def _concat_impl(*xs: Any, axis: int) -> Any:
 
 
 def _concat_jvp(tangents: Any, ans: Any, *xs: Any, axis: int) -> Any:
-    parts = [t if t is not None else np.zeros(shape_of(x), dtype_of(ans))
+    # a constant piece's zero tangent in the library of the answer (Dask, CuPy)
+    parts = [t if t is not None else zeros_as(shape_of(x), dtype_of(ans), ans)
              for t, x in zip(tangents, xs, strict=True)]
     return bind(concatenate_p, tuple(parts), {"axis": axis})
 
