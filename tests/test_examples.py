@@ -1,4 +1,5 @@
-"""Every example script runs, and prints what its docstring promises."""
+"""Every example script runs, and prints what its docstring promises (those that need an
+optional library run in their own test modules, marked extras: tests/test_examples_dask.py)."""
 
 import re
 import runpy
@@ -8,8 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+
+def _needs_extras(path: Path) -> bool:
+    """An example whose first line is ``# needs: dask, distributed`` imports optional
+    libraries: its own test module (marked extras) runs it."""
+    return path.read_text().startswith("# needs:")
+
+
 EXAMPLES = sorted(p for p in (Path(__file__).parent.parent / "examples").glob("*.py")
-                  if not p.name.startswith("_"))
+                  if not p.name.startswith("_") and not _needs_extras(p))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
