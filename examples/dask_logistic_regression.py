@@ -160,7 +160,7 @@ def main(rows: int = 10**6, chunks: int = 10**5, features: int = 5, workers: int
     from dask.distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         X, y = client.persist(make_data(rows, chunks, features, seed))
         counter = CountingScheduler(client.get)
         ours, hand = dualrev_problem(X, y), handwritten_problem(X, y)
