@@ -31,6 +31,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -165,6 +166,15 @@ def bench_size(client: Any, rows: int, chunks: int, repeats: int,
     return out  # (the persisted chunks are released with the last reference to X, y)
 
 
+def _commit() -> str:
+    """The checkout's commit (the dualrev measured), or '?' outside a git checkout."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=_HERE.parent,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
 def header(client: Any, workers: int, mode: str) -> list[str]:
     import dask
     import distributed
@@ -174,7 +184,7 @@ def header(client: Any, workers: int, mode: str) -> list[str]:
     return [f"Machine: {_cpu()} ({platform.machine()}), {os.cpu_count()} cores (shared); "
             f"Python {platform.python_version()}, numpy {np.__version__}, scipy "
             f"{scipy.__version__}, dask {dask.__version__}, distributed "
-            f"{distributed.__version__}, dualrev {dr.__version__}; LocalCluster "
+            f"{distributed.__version__}, dualrev {dr.__version__} at {_commit()}; LocalCluster "
             f"{workers} worker processes x 1 thread; BLAS threads {BLAS_THREADS} here, "
             f"{'/'.join(map(str, blas))} in the workers; load average {load} at the start; "
             f"mode {mode}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
