@@ -64,11 +64,13 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Values, rules and updates", [(dualrev, n) for n in (
         "stop_gradient", "strip", "at", "custom_jvp", "custom_vjp", "register_function",
         "register_ufunc", "Primitive")]),
+    ("Checkpointing", [(dualrev, n) for n in ("checkpoint", "checkpoint_loop")]),
     ("Pytrees", [(dualrev, n) for n in (
-        "tree_flatten", "tree_unflatten", "tree_map", "ravel_pytree")]),
+        "tree_flatten", "tree_unflatten", "tree_map", "ravel_pytree", "register_pytree_node")]),
     ("Record and replay", [(dualrev, "replay")]),
     ("Saving recorded programs", [(dualrev, n) for n in ("save_program", "load_program")]),
     ("Drawing", [(dualrev, "graph")]),
+    ("Bridges to PyTorch and JAX", [(dualrev, n) for n in ("to_torch", "to_jax")]),
     ("ODEs and integrals (dualrev.integrate)", [(dualrev.integrate, n)
                                                for n in dualrev.integrate.__all__]),
     ("SciPy callbacks (dualrev.closure)", [(dualrev.closure, n) for n in (
@@ -85,7 +87,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
         "SolverNotConvergedError", "SingularSolutionError", "SparseOptionError",
-        "ClosureError",
+        "ClosureError", "CheckpointError",
         "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning",
         "ProgramNotPortable", "ProgramFormatError", "ProgramCallError")]),
 ]

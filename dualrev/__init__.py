@@ -21,8 +21,11 @@ from . import (
 )
 from .at import at
 from .batching import without_derivatives
+from .bridges import to_jax, to_torch
+from .checkpointing import checkpoint, checkpoint_loop
 from .custom import custom_jvp, custom_vjp
 from .errors import (
+    CheckpointError,
     ClosureError,
     CustomRuleError,
     DualrevError,
@@ -59,7 +62,7 @@ from .transforms import (
     vjp,
     vmap,
 )
-from .tree import ravel_pytree, tree_flatten, tree_map, tree_unflatten
+from .tree import ravel_pytree, register_pytree_node, tree_flatten, tree_map, tree_unflatten
 
 # dualrev's own primitives are declared (each keyed by its name, for saved programs):
 # a primitive created from now on has a portable key only if given one (key=)
@@ -111,6 +114,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Dual",
+    "CheckpointError",
     "ClosureError",
     "CustomRuleError",
     "DualrevError",
@@ -133,6 +137,8 @@ __all__ = [
     "Traced",
     "TracerConversionError",
     "at",
+    "checkpoint",
+    "checkpoint_loop",
     "custom_jvp",
     "custom_vjp",
     "grad",
@@ -146,11 +152,14 @@ __all__ = [
     "load_program",
     "ravel_pytree",
     "register_function",
+    "register_pytree_node",
     "register_ufunc",
     "replay",
     "save_program",
     "stop_gradient",
     "strip",
+    "to_jax",
+    "to_torch",
     "tree_flatten",
     "tree_map",
     "tree_unflatten",

@@ -63,12 +63,27 @@ _USER, _TRANSFORM, _PASS, _STOP = 0, 1, 2, 3
 _kinds: dict[str, int] = {}
 
 
+# Array libraries that call NumPy's constructors on the user's arrays inside their own
+# operations (Dask's from_array copies a closed-over ndarray into its graph): their code
+# is library code, which keeps NumPy's arrays, though they live outside NumPy and SciPy
+_ARRAY_LIBRARIES = ("dask", "distributed", "xarray", "cupy", "pandas")
+
+
+def _array_library_file(path: str) -> bool:
+    for name in _ARRAY_LIBRARIES:
+        mod = sys.modules.get(name)
+        f = getattr(mod, "__file__", None)
+        if f and path.startswith(os.path.dirname(os.path.abspath(f)) + os.sep):
+            return True
+    return False
+
+
 def _kind(filename: str) -> int:
     hit = _kinds.get(filename)
     if hit is None:
         path = os.path.abspath(filename)
         if not library_file(filename):
-            hit = _USER
+            hit = _STOP if _array_library_file(path) else _USER
         elif path in _TRANSFORMS:
             hit = _TRANSFORM
         elif path.startswith(_HERE + os.sep) and path not in _STOPS:

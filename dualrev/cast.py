@@ -14,6 +14,9 @@ from .primitive import Primitive, bind, concrete, dtype_of, is_complex
 
 
 def _cast_impl(x: Any, dtype: Any) -> Any:
+    if type(x) is not np.ndarray and hasattr(type(x), "__array_function__") and not isinstance(
+            x, np.generic):
+        return x.astype(dtype)  # another library's array (Dask, CuPy) casts itself
     return np.asarray(x).astype(dtype)[()]
 
 

@@ -27,7 +27,7 @@ from .forward import tangent_out
 from .primitive import Primitive, Tracer, bind, dtype_of, is_complex, plain_view, shape_of
 from .reverse import Tape, Traced, linear_transpose
 from .tracer import new_level
-from .tree import TreeDef, tree_flatten, tree_unflatten
+from .tree import TreeDef, node_children, tree_flatten, tree_unflatten
 
 
 def _zeros_like(x: Any) -> Any:
@@ -217,7 +217,7 @@ def _split(name: str, args: Sequence[Any],
                 leaves.append(a)
                 slots.append((k, None, 1))
                 continue
-            if isinstance(a, (tuple, list, dict)):
+            if isinstance(a, (tuple, list, dict)) or node_children(a) is not None:
                 sub, td = tree_flatten(a)
                 if sub and all(_is_dynamic(v) for v in sub):  # a pytree of arrays
                     leaves.extend(sub)

@@ -489,7 +489,8 @@ class NonFiniteDerivativeWarning(UserWarning):
     right) and optimizers handle it; ``warnings.simplefilter("error",
     dr.NonFiniteDerivativeWarning)`` makes it one. Its attributes ``prim``, ``where``
     (the user's ``file:line``), ``cause`` (``"zero"``: 0 * inf from a zero factor,
-    ``"overflow"``, ``"singular"``) and ``mode`` say the same for programs.
+    ``"overflow"``, ``"singular"``; ``"lazy"``: found when a Dask result was computed,
+    after the transform returned) and ``mode`` say the same for programs.
 
     Example:
         >>> import warnings
@@ -510,7 +511,11 @@ class NonFiniteDerivativeWarning(UserWarning):
 
     def __init__(self, what: str, prim: str | None, where: str | None, cause: str | None,
                  mode: str) -> None:
-        if prim is None:
+        if cause == "lazy":
+            at = ("it was found when the lazy (Dask) result was computed, after the "
+                  "transform had returned, so dualrev could neither locate the operation nor "
+                  "look again with strong zeros (a masked branch's 0 * inf stays nan)")
+        elif prim is None:
             at = ("dualrev could not locate the operation (the function gave other values "
                   "when run again, or a custom_vjp function sits in a forward pass)")
         else:
@@ -529,6 +534,9 @@ class NonFiniteDerivativeWarning(UserWarning):
                       "selection masks it (the zero comes from a factor), so the derivative "
                       "is not determined there. If that branch is meant to be unused, "
                       f"select it away before the singular call too: {guard}.")
+        elif cause == "lazy":
+            advice = ("Call the transform on a computed slice of the data (NumPy arrays) to "
+                      f"locate it, and guard a branch meant to be unused: {guard}.")
         else:
             advice = (f"The derivative of {prim or 'an operation'} does not exist there "
                       "(sqrt, log, abs, norm or a power at 0, arcsin at 1, ...): move the "
@@ -643,3 +651,20 @@ class NonStructuralSparsityWarning(UserWarning):
             "covers every input you use to skip that, or rewrite the decision with "
             "np.where so that the pattern is structural.")
         self.what, self.notes = what, list(notes)
+
+
+class CheckpointError(DualrevError, ValueError):
+    """``dualrev.checkpoint`` or ``dualrev.checkpoint_loop`` was called with something it
+    cannot serve: an unknown schedule or a keyword of another schedule, a count below 1,
+    a loop state that is not float arrays, a step that changes the state's structure or
+    shapes, or a function reading a traced value that is neither an argument nor in its
+    closure. The message names the function and the rewrite.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> dr.checkpoint_loop(lambda x: 2 * x, np.ones(2), 10, schedule="binomial")
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.CheckpointError: dualrev: checkpoint_loop(<lambda>): unknown schedule ...
+    """

@@ -60,6 +60,13 @@ def canonical_index(idx: Any) -> tuple[Any, ...]:
         if isinstance(i, (list, np.ndarray)) or (
             not isinstance(i, _BASIC) and hasattr(i, "__array__")
         ):
+            if hasattr(type(i), "__dask_graph__"):
+                raise DualrevError(
+                    "dualrev: a Dask array used as an index of a traced value would be "
+                    "computed here, in full, while the function is traced. Select with "
+                    "np.where(mask, v, 0.0) (a mask), or compute a small index first "
+                    "(np.asarray(idx))."
+                )
             a = np.asarray(i)
             if a.dtype.kind not in "iub":
                 if a.size == 0:
@@ -81,18 +88,29 @@ def _positions(shape: tuple[int, ...], idx: tuple[Any, ...]) -> np.ndarray:
 
 
 def _gather_impl(x: Any, idx: tuple[Any, ...], nb: int) -> Any:
-    if nb == 0:
-        if type(x) is float:  # grad's seed, pulled back through a write into a 0-d copy
-            return np.float64(x)[idx]
+    tx = type(x)
+    if tx is np.ndarray:
+        if nb == 0:
+            return x[idx]
+    elif tx is float:  # grad's seed, pulled back through a write into a 0-d copy
+        return np.float64(x)[idx]
+    elif nb == 0 and (is_basic(idx) or not hasattr(tx, "__dask_graph__")):
         return x[idx]
     if is_basic(idx):
         return x[(slice(None),) * nb + idx]
     xs = np.shape(x)
     pos = _positions(xs[nb:], idx)
-    return np.reshape(x, xs[:nb] + (math.prod(xs[nb:]),))[..., pos]
+    flat = np.reshape(x, xs[:nb] + (math.prod(xs[nb:]),))
+    if tx is not np.ndarray and hasattr(tx, "__dask_graph__"):
+        # Dask indexes one axis by one flat list of positions ("nd fancy indexing" is not
+        # supported: the VJP of np.diag's scatter gathers (arange, arange))
+        return np.reshape(flat[..., pos.ravel()], xs[:nb] + pos.shape)
+    return flat[..., pos]
 
 
 def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...]) -> Any:
+    if hasattr(type(v), "__array_function__") and not isinstance(v, (np.ndarray, np.generic)):
+        return _scatter_duck(v, idx, nb, shape)
     v = np.asarray(v)
     batch = v.shape[:nb]
     # float32/complex64 stay so (as NumPy's own results do); integers become float64
@@ -105,6 +123,46 @@ def _scatter_impl(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...])
     zf = z.reshape(batch + (math.prod(shape),))  # not -1: the batch may be empty
     np.add.at(zf, (slice(None),) * nb + (pos,), v)
     return zf.reshape(z.shape)
+
+
+# NumPy's own, bound at import: while a transform runs np.zeros_like is dualrev's buffer
+# maker (dualrev/buffers.py); np.zeros(like=) would hand that maker to the other
+# library's __array_function__, which does not know it
+_np_zeros_like = np.zeros_like
+
+
+def _scatter_duck(v: Any, idx: tuple[Any, ...], nb: int, shape: tuple[int, ...]) -> Any:
+    """The scatter of another library's array (a Dask or CuPy cotangent: a gather's VJP)
+    made by that library, so it stays lazy or on its device: a write into its own zeros
+    (np.add.at has no NEP 18 counterpart). An advanced index writes the flat positions
+    once each (Dask writes through one index array), repeated positions summed first.
+    No product with a 0/1 selection matrix: a nan or inf in one element would spread to
+    every other through 0 * nan."""
+    dt = v.dtype if v.dtype.kind in "fc" else np.dtype(np.float64)
+    v = v.astype(dt) if v.dtype != dt else v
+    batch = tuple(v.shape[:nb])
+    lead = (slice(None),) * nb
+    if is_basic(idx) and not any(i is None for i in idx):
+        z = _np_zeros_like(v, shape=batch + tuple(shape))
+        z[lead + idx] = v
+        return z
+    pos = _positions(tuple(shape), idx).ravel()
+    flat = np.reshape(v, batch + (pos.size,))
+    uniq, first, counts = np.unique(pos, return_index=True, return_counts=True)
+    if pos.size and counts.max() > 1:
+        parts = []
+        for u in uniq:
+            ks = np.flatnonzero(pos == u)
+            part = flat[lead + (int(ks[0]),)]
+            for k in ks[1:]:
+                part = part + flat[lead + (int(k),)]
+            parts.append(part)
+        vals = np.stack(parts, axis=-1)
+    else:
+        vals = flat[lead + (first,)]
+    z = _np_zeros_like(v, shape=batch + (math.prod(shape),))
+    z[lead + (uniq,)] = vals
+    return np.reshape(z, batch + tuple(shape))
 
 
 gather_p = Primitive("getitem", _gather_impl)

@@ -28,6 +28,7 @@ from . import implicit
 from .errors import DualrevError, NoDerivativeRule, SparseOptionError
 from .primitive import Tracer
 from .replay import Replayed
+from .reverse import is_lazy
 from .sparse import SparseJacobian, Sparsity, hessian_sparsity, jacobian_sparsity
 from .sparse import hessian as sparse_hessian
 from .sparse import jacobian as sparse_jacobian
@@ -56,6 +57,17 @@ def _plain(value: Any, where: str) -> Any:
             "by the implicit function theorem: pass the value through args=(...) or a "
             "closure (lambda x: f(x, theta)), or solve on dualrev.stop_gradient values.")
     return value
+
+
+def _computed(value: Any, grad: Any) -> tuple[Any, Any]:
+    """A value and its gradient as they are, or, where either is lazy (computed from
+    Dask data), both computed in one ``dask.compute``: their graphs share the data's
+    loading and the forward pass, which two computes would each run again."""
+    if is_lazy(value) or any(is_lazy(v) for v in tree_flatten(grad)[0]):
+        import dask
+
+        return dask.compute(value, grad)
+    return value, grad
 
 
 def _flat_result(value: Any, where: str = "root") -> np.ndarray:
@@ -603,14 +615,14 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         vg = _replayed(value_and_grad(f_flat), replay)
 
         def objective(x: np.ndarray, *a: Any) -> tuple[float, np.ndarray]:
-            v, g = vg(x, *a)
+            v, g = _computed(*vg(x, *a))
             return float(_plain(v, "minimize")), np.asarray(_plain(g, "minimize"), dtype=float)
 
         kw["jac"] = True
     elif jac is True:  # SciPy's convention: fun returns (value, gradient) itself
 
         def objective(x: np.ndarray, *a: Any) -> tuple[float, np.ndarray]:
-            v, g = f_flat(x, *a)
+            v, g = _computed(*f_flat(x, *a))
             return float(_plain(v, "minimize")), _flat_result(g, "minimize")
 
         kw["jac"] = True

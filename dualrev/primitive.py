@@ -922,14 +922,25 @@ def normalize_axis(axis: Any, ndim: int, scalar_axis: bool = False) -> tuple[int
     return tuple(sorted(out))
 
 
-class Shaped:
-    """What the tape keeps of an array whose VJP needs only its shape and dtype."""
+# per type: whether its arrays are Dask's (chunked collections)
+_CHUNKED: dict[type, bool] = {}
 
-    __slots__ = ("shape", "dtype")
+
+class Shaped:
+    """What the tape keeps of an array whose VJP needs only its shape and dtype (and, for
+    a chunked array such as Dask's, its ``chunks``: a cotangent spread back over it is
+    chunked alike, which keeps Dask's scheduler streaming chunk by chunk)."""
+
+    __slots__ = ("shape", "dtype", "chunks")
 
     def __init__(self, x: Any) -> None:
         self.shape = shape_of(x)
         self.dtype = getattr(x, "dtype", None)
+        t = type(x)
+        chunked = False if t is np.ndarray else _CHUNKED.get(t)
+        if chunked is None:  # once per type: a failed hasattr costs 0.6 us per scalar
+            chunked = _CHUNKED[t] = hasattr(t, "__dask_graph__")
+        self.chunks = x.chunks if chunked else None
 
     @property
     def ndim(self) -> int:
@@ -968,6 +979,14 @@ def as_dtype(c: Any, dt: np.dtype) -> Any:
         if cd.kind == "c" and dt.kind != "c":
             c = np.real(c)
         return c.astype(dt)  # the traced value's own method (tracer.py, cast.py)
+    if hasattr(tc, "__array_function__") and not isinstance(c, np.generic):
+        # another library's array (Dask, CuPy): cast by its own methods, staying lazy or
+        # on its device (np.asarray would compute it or copy it to the host)
+        if c.dtype == dt:
+            return c
+        if c.dtype.kind == "c" and dt.kind != "c":
+            c = np.real(c)
+        return c.astype(dt)
     v = np.asarray(c)
     if v.dtype.kind == "c" and dt.kind != "c":
         v = v.real

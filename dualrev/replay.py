@@ -28,8 +28,8 @@ from .errors import ReplayError, ReplayWarning
 from .primitive import Tracer
 from .program import CallSignature, GuardFailed, Program
 from .staging import Staged, StagingTrace, same_bits
-from .tracer import new_level
-from .tree import LEAF, TreeDef, tree_flatten, tree_unflatten
+from .tracer import defer_to_xarray, new_level
+from .tree import LEAF, TreeDef, node_children, tree_flatten, tree_unflatten
 
 ndarray = np.ndarray
 
@@ -449,6 +449,7 @@ class Replayed:
             rng = _rng_state()
             failure: Exception | None = None
             try:
+                defer_to_xarray()
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     out = self.fn(*a2, **k2)
@@ -703,7 +704,9 @@ def _walk(x: Any, leaves: list[Any], parts: list[Any], dyn: list[int]) -> bool:
     if isinstance(x, ndarray):
         raise ReplayError(f"an argument is a {t.__name__} (an ndarray subclass)",
                           "pass np.asarray(x)")
-    if isinstance(x, (tuple, list, dict)):  # subclasses tree_flatten reads as containers
+    if isinstance(x, (tuple, list, dict)) or node_children(x) is not None:
+        # subclasses tree_flatten reads as containers, registered nodes (a DataArray):
+        # their structure (aux data included: dims, coordinates) is part of the signature
         parts.append(t)
         leaves_, treedef = tree_flatten(x)
         parts.append(treedef)

@@ -730,10 +730,18 @@ def all_finite(v: Any) -> bool:
     if tv is ndarray:
         # (a sum or a dot would be cheaper, but warns on inf - inf and on overflow)
         return bool(np.isfinite(v).all()) if v.dtype.kind in "fc" else True
+    if is_lazy(v):
+        return True  # looking would compute the whole graph: checked when computed instead
     try:
         return bool(np.all(np.isfinite(v)))
     except TypeError:  # not numeric (a stand-in, an object array): nothing to say
         return True
+
+
+def is_lazy(v: Any) -> bool:
+    """Whether ``v`` is a lazy collection (a Dask array: Dask's collection protocol),
+    whose values exist only when it is computed."""
+    return hasattr(type(v), "__dask_graph__")
 
 
 def _probe(c: Any, shape: tuple[int, ...]) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+import sys
 import threading
 import types
 from typing import Any
@@ -224,6 +225,41 @@ def defer_matmul_to(*types: type) -> None:
     global _DEFER_MATMUL
     _DEFER_MATMUL = (*_DEFER_MATMUL, *types)
 
+
+# Operand types whose own __array_ufunc__ takes a binary ufunc of a traced value and one
+# of them (xarray's DataArray, registered by defer_to_xarray once the user has imported
+# xarray): ``np.multiply(traced, da)`` returns NotImplemented, and NumPy asks the
+# DataArray, which labels the result and calls the ufunc on the traced value inside.
+# Exact types (a set: isinstance against a tuple costs several times more).
+_DEFER_UFUNC: frozenset[type] = frozenset()
+
+
+def defer_ufuncs_to(*types: type) -> None:
+    """Let a binary ufunc of a traced value and an operand of exactly these types go to
+    the operand's ``__array_ufunc__`` (which must accept traced values as NEP 18 arrays)."""
+    global _DEFER_UFUNC
+    _DEFER_UFUNC = _DEFER_UFUNC | frozenset(types)
+
+
+_XARRAY_PENDING = True  # until xarray's types are operands traced values defer to
+
+
+def defer_to_xarray() -> None:
+    """Once the user's program has imported xarray (dualrev never imports it), let
+    ``traced * dataarray`` (``+ - * / @``) and ``np.multiply(traced, dataarray)`` go to
+    xarray, which labels the result and calls NumPy on the traced value inside; without
+    this the traced value's operator would run NumPy on the DataArray and trace a
+    DataArray as if it were an array. Called where tracing starts (the transforms' run,
+    a replay's recording): one flag test when done."""
+    global _XARRAY_PENDING
+    if _XARRAY_PENDING and "xarray" in sys.modules:
+        _XARRAY_PENDING = False
+        import xarray as xr
+
+        types = (xr.DataArray, xr.Dataset, xr.Variable)
+        defer_matmul_to(*types)
+        defer_ufuncs_to(*types)
+
 # ufunc methods other than __call__ that have a meaning we support
 _UFUNC_REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}
 _UFUNC_ACCUMULATE = {np.add: np.cumsum, np.multiply: np.cumprod}
@@ -289,6 +325,9 @@ class TracedBase(Tracer):
                 raise InPlaceError(f"numpy.{ufunc.__name__}.{method}(..., out=...)")
             return ufunc_out(ufunc, inputs, kwargs)  # out= a traced x: a write
         if method == "__call__":
+            if len(inputs) == 2 and type(
+                    inputs[1] if inputs[0] is self else inputs[0]) in _DEFER_UFUNC:
+                return NotImplemented
             handler = UFUNC_HANDLERS.get(ufunc)
             if handler is None and ufunc in _BOOLEAN and all(
                     dtype_of(a) == np.bool_ for a in inputs):

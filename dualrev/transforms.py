@@ -39,11 +39,25 @@ from .primitive import (
     shape_of,
     unwrap_derivatives,
 )
-from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite
+from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite, is_lazy
 from .sparsity import Pattern, SparsityTrace
 from .staging import Staged
-from .tracer import new_level, transform_entered, transform_exited
-from .tree import LEAF, TreeDef, tree_flatten, tree_map, tree_unflatten
+from .tracer import (
+    defer_to_xarray,
+    new_level,
+    transform_entered,
+    transform_exited,
+)
+from .tree import (
+    LEAF,
+    TreeDef,
+    node_children,
+    tree_flatten,
+    tree_map,
+    tree_unflatten,
+    unflatten_jacobian,
+    wraps_one_array,
+)
 
 
 class _Tracing:
@@ -254,7 +268,9 @@ def _check_output(o: Any, what: str, trace: Any) -> None:
     if isinstance(o, Tracer):
         if o._trace is not trace and type(o._trace) in _FINISHED:
             raise EscapedTracerError(o._trace.what, f"the output of the function given to {what}")
-    elif not isinstance(o, _NUMBERS):
+    elif not isinstance(o, _NUMBERS) and not is_duck_array(o):
+        # (a Dask or CuPy array that does not depend on the inputs: an inner gradient
+        # whose derivative is zero, hessian of a piecewise-linear loss over Dask data)
         raise DualrevError(
             f"dualrev: {what} needs a function returning numbers or arrays (or pytrees of "
             f"them: tuples, lists, dicts), but it returned a {type(o).__name__}: {o!r:.80}")
@@ -377,6 +393,7 @@ def _run(f: Callable[..., Any], trace: Any, *args: Any, **kwargs: Any) -> Any:
     """``f(*args, **kwargs)`` on traced values: a conversion error raised with the cause
     found on the user's line; the ``trace`` finished and the inputs ``f`` holds released
     however ``f`` ends."""
+    defer_to_xarray()
     held = hold_inputs(f)
     try:
         return f(*args, **kwargs)
@@ -489,6 +506,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
         t = _careful_forward(lambda tape, ins: {j: x for j, x in zip(ins, t_leaves, strict=True)},
                              lambda rec, ts, _: _pushed_outputs(rec, ts), t, f, primals, nums,
                              has_aux, "jvp", p)
+    t = _checked_when_computed(t, "jvp", "forward")
     res = (tree_unflatten(od, p), tree_unflatten(od, _distinct([_result(v) for v in t])))
     return res + (aux,) if has_aux else res
 
@@ -571,6 +589,7 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
                     [_unbatch(t, bt) for t in _pushed_outputs(rec, ts)], rec.out_def,
                     rec.leaves, rec.defs, single),
                 res, fk, args, nums, has_aux, "jacfwd", p, batch=n)
+        res = _checked_when_computed(res, "jacfwd", "forward")
         return (res, aux) if has_aux else res
 
     return jac
@@ -605,8 +624,8 @@ def _forward_jacobian(touts: list[Any], od: TreeDef, leaves: list[Any], defs: li
                                    oshape + xs)
             blocks.append(_result(block))
             off += k
-        per_out.append(_group(blocks, defs, single))
-    return tree_unflatten(od, per_out)
+        per_out.append(_distinct(blocks))
+    return unflatten_jacobian(od, defs, per_out, single)
 
 
 # ------------------------------------------------------------------ reverse mode
@@ -717,7 +736,10 @@ def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, has_aux: bool,
             if not _finite(grads):
                 grads = _careful_reverse(lambda r: _scalar_gradient(r, holomorphic), grads,
                                          fk, args, nums, has_aux, what, rec.values)
-        res = (rec.values[0], _group([_result(g) for g in grads], rec.defs, single))
+            grads = _checked_when_computed(grads, what)
+        # the value as f returned it (a 0-d DataArray keeps its coordinates)
+        value = rec.values[0] if rec.out_def is LEAF else tree_unflatten(rec.out_def, rec.values)
+        res = (value, _group([_result(g) for g in grads], rec.defs, single))
         return (res, rec.aux) if has_aux else res
 
     return vg
@@ -731,8 +753,10 @@ def _scalar_gradient(rec: _Recording, holomorphic: bool) -> list[Any]:
     if not holomorphic and rec.outs and _dtype_of(rec.outs[0]).kind == "c":
         raise DualrevError("dualrev.grad needs a real-valued output; for a holomorphic "
                            "complex function pass holomorphic=True")
-    if rec.out_def.kind != "leaf" or shape_of(rec.outs[0]) != ():
-        got = f"shape {shape_of(rec.outs[0])}" if rec.out_def.kind == "leaf" else rec.out_def
+    # (a 0-d DataArray is a scalar too: xarray's reductions return one)
+    if not wraps_one_array(rec.out_def) or shape_of(rec.outs[0]) != ():
+        got = (f"shape {shape_of(rec.outs[0])}" if wraps_one_array(rec.out_def)
+               else rec.out_def)
         raise DualrevError(
             f"dualrev.grad needs a function with a scalar output, got {got}; use "
             "dualrev.jacrev / dualrev.jacobian for vector outputs, or dualrev.vjp")
@@ -830,6 +854,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
             if not _finite(grads):
                 grads = _careful_reverse(lambda r: r.pull(cts, keep=True), grads, f, primals,
                                          nums, has_aux, "vjp", rec.values)
+            grads = _checked_when_computed(grads, "vjp")
         return _group([_result(g) for g in grads], rec.defs, False)
 
     return (out, pullback, rec.aux) if has_aux else (out, pullback)
@@ -848,7 +873,8 @@ def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> An
     if len(shapes) == 1 and shapes[0] == ():
         # A scalar output: an unbatched pass (the gradient) is the whole Jacobian.
         grads = rec.pull([_seed_one(rec.outs[0])], keep=False)
-        return tree_unflatten(rec.out_def, [_group([_result(g) for g in grads], rec.defs, single)])
+        return unflatten_jacobian(rec.out_def, rec.defs, [_distinct([_result(g) for g in grads])],
+                                  single)
     m = sum(sizes)
     # all basis cotangents as one batch: the rules see one cotangent each
     btrace = BatchTrace(new_level(), m, "jacrev")
@@ -866,9 +892,9 @@ def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> An
             want = s + shape_of(x)
             blocks.append(_result(part.reshape(want) if type(part) is np.ndarray
                                   else np.reshape(part, want)))
-        per_out.append(_group(blocks, rec.defs, single))
+        per_out.append(_distinct(blocks))
         off += k
-    return tree_unflatten(rec.out_def, per_out)
+    return unflatten_jacobian(rec.out_def, rec.defs, per_out, single)
 
 
 def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
@@ -911,6 +937,7 @@ def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
             if not _finite(res):
                 res = _careful_reverse(lambda r: _jacrev_from(r, single, holomorphic), res,
                                        fk, args, nums, has_aux, "jacrev", rec.values)
+            res = _checked_when_computed(res, "jacrev")
         return (res, rec.aux) if has_aux else res
 
     return jac
@@ -950,7 +977,8 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
 
     def run(*args: Any, **kwargs: Any) -> Any:
         res, values, _ = once(args, kwargs, False)
-        jac = res[0] if has_aux else res
+        jac = _checked_when_computed(res[0] if has_aux else res, "jacobian")
+        res = (jac, res[1]) if has_aux else jac
         if values is not None and not _finite(jac):
             try:
                 res2, values2, tape = once(args, kwargs, True)
@@ -1006,6 +1034,32 @@ def _finite(tree: Any) -> bool:
     if type(tree) is list and len(tree) == 1:
         return all_finite(tree[0])
     return all(all_finite(v) for v in tree_flatten(tree)[0])
+
+
+_EAGER = (np.ndarray, float, np.float64)
+
+
+def _checked_when_computed(tree: Any, what: str, mode: str = "reverse") -> Any:
+    """``tree`` with each lazy leaf (a Dask array) checked for nan/inf when it is computed:
+    ``_finite`` cannot look at it without computing the whole graph during the transform
+    call, so each block warns (``NonFiniteDerivativeWarning``, cause ``"lazy"``) as it is
+    made. A tree without lazy leaves comes back as it is (one pass over its leaves)."""
+    if type(tree) is list and all(type(v) in _EAGER for v in tree):
+        return tree  # the common case, without flattening
+    leaves, tdef = tree_flatten(tree)
+    if not any(is_lazy(v) for v in leaves):
+        return tree
+    return tree_unflatten(tdef, [v.map_blocks(_warn_nonfinite_block, what, mode, dtype=v.dtype,
+                                              meta=np.empty((0,) * v.ndim, v.dtype))
+                                 if is_lazy(v) else v for v in leaves])
+
+
+def _warn_nonfinite_block(block: Any, what: str, mode: str) -> Any:
+    """One computed block of a lazy derivative, warning if it holds nan/inf."""
+    if block.dtype.kind in "fc" and not np.isfinite(block).all():
+        warnings.warn(NonFiniteDerivativeWarning(what, None, None, "lazy", mode),
+                      stacklevel=2)
+    return block
 
 
 def _plain(v: Any) -> Any:
@@ -1231,7 +1285,7 @@ def _jvp_batched(f: Callable[..., Any], x: Any, tangents: Any, what: str) -> tup
             lambda bt, ins: {ins[0]: Batched(tangents, bt)},
             lambda rec, ts, bt: _unbatch(_pushed_outputs(rec, ts)[0], bt),
             res, f, (x,), (0,), False, what, p, batch=batch)
-    return p[0], res
+    return p[0], _checked_when_computed(res, what, "forward")
 
 
 def vjp_batched(f: Callable[..., Any], x: Any, cotangents: Any) -> tuple[Any, Any]:
@@ -1285,6 +1339,7 @@ def _vjp_batched(f: Callable[..., Any], x: Any, cotangents: Any,
         res = run(rec)
         if not _finite(res):
             res = _careful_reverse(run, res, f, (x,), (0,), False, what, rec.values)
+        res = _checked_when_computed(res, what)
     return rec.values[0], res
 
 
@@ -1360,6 +1415,13 @@ def dependencies(f: Callable[..., Any], args: Sequence[Any],
 AxisSpec = Any  # an int, None, or a pytree prefix of them
 
 
+def _same_aux(a: Any, b: Any) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except ValueError:  # (arrays)
+        return False
+
+
 def _prefix_axes(spec: AxisSpec, tree: Any, what: str) -> list[Any]:
     """One axis (int or None) per leaf of ``tree``, from ``spec``: an int or None applies
     to the whole subtree, a container must match the tree's container (a prefix of its
@@ -1371,6 +1433,13 @@ def _prefix_axes(spec: AxisSpec, tree: Any, what: str) -> list[Any]:
     if (isinstance(spec, (tuple, list)) and isinstance(tree, (tuple, list))
             and len(spec) == len(tree)):
         return [a for s, t in zip(spec, tree, strict=True) for a in _prefix_axes(s, t, what)]
+    if type(spec) is type(tree) and (node := node_children(tree)) is not None:
+        # a registered node's prefix: the same type and aux data (as JAX), an axis spec
+        # per child
+        kids, aux = node_children(spec)
+        if len(kids) == len(node[0]) and _same_aux(aux, node[1]):
+            return [a for s, t in zip(kids, node[0], strict=True)
+                    for a in _prefix_axes(s, t, what)]
     raise DualrevError(
         f"dualrev.vmap: {what}={spec!r} does not match the structure "
         f"{tree_flatten(tree)[1]}: give an int or None for a whole argument, or a "

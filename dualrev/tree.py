@@ -1,9 +1,27 @@
 """Pytrees: nested tuples, lists, dicts (and namedtuples) of arrays, flattened to a list
-of leaves and rebuilt. Transforms accept and return them; ``None`` is an empty subtree."""
+of leaves and rebuilt. Transforms accept and return them; ``None`` is an empty subtree.
+Other types join with ``register_pytree_node``; xarray's DataArray and Dataset are
+registered as soon as the user has imported xarray (tree_xarray.py), never by dualrev."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import numpy as np
+
+from . import tree_xarray
+from .errors import DualrevError
+
+#: ``type -> (flatten, unflatten)`` of the registered node types
+_NODES: dict[type, tuple[Callable[[Any], tuple[Iterable[Any], Any]],
+                         Callable[[Any, list[Any]], Any]]] = {}
+#: node types whose Jacobian blocks are labelled by their own rule (xarray's)
+_LABELLED: dict[type, Any] = {}
+_MODULES = sys.modules
+_XARRAY_PENDING = True  # until xarray's types are registered (once the user imports it)
+_BUILTIN = (tuple, list, dict, type(None))
 
 
 class TreeDef:
@@ -12,6 +30,7 @@ class TreeDef:
     __slots__ = ("kind", "meta", "children")
 
     def __init__(self, kind: str, meta: Any = None, children: tuple[TreeDef, ...] = ()) -> None:
+        # kind "node" (a registered type): meta is (type, aux)
         self.kind = kind
         self.meta = meta
         self.children = children
@@ -23,14 +42,19 @@ class TreeDef:
         return sum(c.num_leaves for c in self.children)
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, TreeDef)
-            and self.kind == other.kind
-            and self.meta == other.meta
-            and self.children == other.children
-        )
+        if not isinstance(other, TreeDef) or self.kind != other.kind:
+            return False
+        if self.kind == "node":
+            (t, aux), (u, bux) = self.meta, other.meta
+            return t is u and _aux_equal(aux, bux) and self.children == other.children
+        return self.meta == other.meta and self.children == other.children
 
     def __hash__(self) -> int:
+        if self.kind == "node":
+            try:
+                return hash((self.kind, self.meta, self.children))
+            except TypeError:  # an unhashable aux: equal ones still hash alike
+                return hash((self.kind, self.meta[0], self.children))
         return hash((self.kind, repr(self.meta), self.children))
 
     def __repr__(self) -> str:
@@ -47,21 +71,96 @@ class TreeDef:
             return "[" + ", ".join(kids) + "]"
         if self.kind == "namedtuple":
             return f"{self.meta.__name__}({', '.join(kids)})"
+        if self.kind == "node":
+            return f"{self.meta[0].__name__}({', '.join(kids)})"
         return "(" + ", ".join(kids) + (",)" if len(kids) == 1 else ")")
+
+
+def _aux_equal(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except ValueError as e:  # (an array's truth value is ambiguous)
+        raise DualrevError(
+            f"dualrev: a registered pytree node's auxiliary data ({type(a).__name__}) "
+            "cannot be compared with ==; return hashable, comparable aux data from its "
+            "flatten function (a tuple of names, shapes, numbers; arrays as tuples)") from e
 
 
 LEAF = TreeDef("leaf")
 
 
+def register_pytree_node(nodetype: type, flatten: Callable[[Any], tuple[Iterable[Any], Any]],
+                         unflatten: Callable[[Any, list[Any]], Any]) -> None:
+    """Make instances of ``nodetype`` pytree containers, as JAX's function of this name.
+
+    Every transform then takes them as arguments and returns them (gradients, tangents,
+    cotangents, Jacobians, ``has_aux`` values, ``vmap``'s ``in_axes`` prefixes), and
+    ``tree_flatten``, ``tree_unflatten``, ``tree_map`` and ``ravel_pytree`` see through
+    them. The children are differentiated, the auxiliary data is static: it is kept as
+    it is, never traced, and it decides whether two structures are the same.
+
+    Args:
+        nodetype: the class (exactly this type; subclasses are not included).
+        flatten: ``flatten(x) -> (children, aux)``: the children (an iterable of pytrees,
+            in a fixed order) and hashable, ``==``-comparable auxiliary data.
+        unflatten: ``unflatten(aux, children) -> x``, the inverse; it is also called with
+            children of other shapes (a Jacobian's blocks) and of other types (traced
+            values inside a transform), so it should store them without checking them.
+    Returns:
+        None; the registration lasts for the process (a type is registered once).
+    Raises:
+        DualrevError: ``nodetype`` is not a class, is a built-in container (``tuple``,
+            ``list``, ``dict``, ``None``), or is registered already.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> class Point:
+        ...     def __init__(self, x, y):
+        ...         self.x, self.y = x, y
+        >>> dr.register_pytree_node(Point, lambda p: ((p.x, p.y), None),
+        ...                         lambda aux, xy: Point(*xy))
+        >>> g = dr.grad(lambda p: p.x ** 2 * p.y)(Point(3.0, 2.0))
+        >>> print(g.x, g.y)
+        12.0 9.0
+    """
+    if not isinstance(nodetype, type):
+        raise DualrevError(f"dualrev.register_pytree_node: the node type must be a class, "
+                           f"got {nodetype!r}")
+    if nodetype in _BUILTIN or nodetype in _NODES:
+        what = "a built-in container" if nodetype in _BUILTIN else "registered already"
+        raise DualrevError(f"dualrev.register_pytree_node: {nodetype.__qualname__} is {what}; "
+                           "register each type once (a subclass of your own for another "
+                           "flattening)")
+    if not callable(flatten) or not callable(unflatten):
+        raise DualrevError("dualrev.register_pytree_node needs two functions, "
+                           "flatten(x) -> (children, aux) and unflatten(aux, children)")
+    _NODES[nodetype] = (flatten, unflatten)
+
+
+def _register_xarray() -> None:
+    """xarray's DataArray and Dataset, once xarray is imported (never by dualrev: the
+    check is whether the user's program has imported it)."""
+    global _XARRAY_PENDING
+    _XARRAY_PENDING = False
+    for t, flatten, unflatten, labelled in tree_xarray.nodes():
+        if t not in _NODES:  # a user's own registration comes first
+            _NODES[t] = (flatten, unflatten)
+            _LABELLED[t] = labelled
+
+
 def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     """Leaves of ``tree`` in a fixed order (dicts by sorted key) and its structure.
 
-    Tuples, lists, dicts and namedtuples are containers, ``None`` is an empty subtree, and
-    everything else (arrays, scalars, traced values) is a leaf. This is the order in which
-    the transforms pair arguments with tangents and outputs with cotangents.
+    Tuples, lists, dicts and namedtuples are containers, ``None`` is an empty subtree,
+    so are the types given to ``register_pytree_node`` and xarray's DataArray and Dataset
+    (see docs/xarray.md), and everything else (arrays, scalars, traced values) is a
+    leaf. This is the order in which the transforms pair arguments with tangents and
+    outputs with cotangents.
 
     Args:
-        tree: a pytree: nested tuples, lists, dicts, namedtuples of leaves.
+        tree: a pytree: nested tuples, lists, dicts, namedtuples, registered nodes of leaves.
     Returns:
         ``(leaves, treedef)``: the list of leaves, depth first (dict entries by sorted
         key), and a ``TreeDef`` describing the structure (printed like the tree with ``*``
@@ -75,23 +174,50 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
         >>> treedef
         {'a': [*], 'b': (*, *), 'c': None}
     """
+    if _XARRAY_PENDING and "xarray" in _MODULES:
+        _register_xarray()
     leaves: list[Any] = []
     return leaves, _flatten(tree, leaves)
 
 
 def _flatten(tree: Any, leaves: list[Any]) -> TreeDef:
+    t = type(tree)
+    if t is np.ndarray:
+        leaves.append(tree)
+        return LEAF
+    if t is tuple or t is list:
+        return TreeDef("tuple" if t is tuple else "list", None,
+                       tuple(_flatten(c, leaves) for c in tree))
+    if t is dict:
+        keys = sorted(tree)
+        return TreeDef("dict", tuple(keys), tuple(_flatten(tree[k], leaves) for k in keys))
+    if tree is None:
+        return TreeDef("none")
+    node = _NODES.get(t)
+    if node is not None:
+        children, aux = node[0](tree)
+        return TreeDef("node", (t, aux), tuple(_flatten(c, leaves) for c in children))
     if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        return TreeDef("namedtuple", type(tree), tuple(_flatten(c, leaves) for c in tree))
+        return TreeDef("namedtuple", t, tuple(_flatten(c, leaves) for c in tree))
     if isinstance(tree, (tuple, list)):
         kind = "tuple" if isinstance(tree, tuple) else "list"
         return TreeDef(kind, None, tuple(_flatten(c, leaves) for c in tree))
     if isinstance(tree, dict):
         keys = sorted(tree)
         return TreeDef("dict", tuple(keys), tuple(_flatten(tree[k], leaves) for k in keys))
-    if tree is None:
-        return TreeDef("none")
     leaves.append(tree)
     return LEAF
+
+
+def node_children(x: Any) -> tuple[list[Any], Any] | None:
+    """``(children, aux)`` of a registered node (one level), None for anything else."""
+    if _XARRAY_PENDING and "xarray" in _MODULES:
+        _register_xarray()
+    node = _NODES.get(type(x))
+    if node is None:
+        return None
+    children, aux = node[0](x)
+    return list(children), aux
 
 
 def tree_unflatten(treedef: TreeDef, leaves: Any) -> Any:
@@ -130,6 +256,87 @@ def _unflatten(td: TreeDef, it: Any) -> Any:
         return children
     if td.kind == "namedtuple":
         return td.meta(*children)
+    if td.kind == "node":
+        return _NODES[td.meta[0]][1](td.meta[1], children)
+    return dict(zip(td.meta, children, strict=True))
+
+
+def wraps_one_array(td: TreeDef) -> bool:
+    """Whether ``td`` is a leaf, or a labelled node around one array (a DataArray): what
+    ``grad`` accepts as a scalar output when the array is 0-d."""
+    return td.kind == "leaf" or (td.kind == "node" and td.meta[0] in _LABELLED
+                                 and len(td.children) == 1 and td.children[0].kind == "leaf")
+
+
+def unflatten_jacobian(out_def: TreeDef, in_defs: list[TreeDef], blocks: list[list[Any]],
+                       single: bool) -> Any:
+    """A Jacobian as a pytree from its blocks: ``blocks[i][j]`` is the block of output
+    leaf ``i`` and input leaf ``j`` (shape ``out_shape + in_shape``), ``in_defs`` the
+    differentiated arguments' structures (one tree, ``single``, else a tuple of them).
+
+    As in JAX, the result has the output's structure with each output leaf replaced by
+    the inputs' structure of blocks. A labelled node (xarray's) is not a container of
+    blocks: its labels go onto the blocks instead. A DataArray block is labelled by both
+    sides' dims and coordinates (an input name the output also uses gets ``_in``); an
+    output DataArray gives way to its blocks, an output Dataset to a dict by variable.
+    """
+    labels = [] if not _LABELLED else _labels(out_def, None, [])
+    per_out = []
+    for i, row in enumerate(blocks):
+        it = iter(row)
+        lab = labels[i] if labels else None
+        trees = [_unflatten_block(td, it, lab) for td in in_defs]
+        per_out.append(trees[0] if single else tuple(trees))
+    return _unflatten_outer(out_def, iter(per_out))
+
+
+def _labels(td: TreeDef, label: Any, out: list[Any]) -> list[Any]:
+    """The label of each leaf of ``td``: that of its nearest labelled node, else None."""
+    if td.kind == "leaf":
+        out.append(label)
+    elif td.kind == "node" and td.meta[0] in _LABELLED:
+        for c, lab in zip(td.children, _LABELLED[td.meta[0]].labels(td.meta[1]), strict=True):
+            _labels(c, lab, out)
+    else:
+        for c in td.children:
+            _labels(c, label, out)
+    return out
+
+
+def _unflatten_block(td: TreeDef, it: Any, label: Any) -> Any:
+    if td.kind == "leaf":
+        block = next(it)
+        return block if label is None else label.wrap(block)
+    if td.kind == "node" and td.meta[0] in _LABELLED and all(
+            c.kind == "leaf" for c in td.children):
+        return _LABELLED[td.meta[0]].block(td.meta[1], [next(it) for _ in td.children],
+                                           label)
+    if td.kind == "none":
+        return None
+    children = [_unflatten_block(c, it, label) for c in td.children]
+    return _rebuild(td, children)
+
+
+def _unflatten_outer(td: TreeDef, it: Any) -> Any:
+    if td.kind == "leaf":
+        return next(it)
+    if td.kind == "none":
+        return None
+    children = [_unflatten_outer(c, it) for c in td.children]
+    if td.kind == "node" and td.meta[0] in _LABELLED:
+        return _LABELLED[td.meta[0]].outer(td.meta[1], children)
+    return _rebuild(td, children)
+
+
+def _rebuild(td: TreeDef, children: list[Any]) -> Any:
+    if td.kind == "tuple":
+        return tuple(children)
+    if td.kind == "list":
+        return children
+    if td.kind == "namedtuple":
+        return td.meta(*children)
+    if td.kind == "node":
+        return _NODES[td.meta[0]][1](td.meta[1], children)
     return dict(zip(td.meta, children, strict=True))
 
 
@@ -180,8 +387,6 @@ def ravel_pytree(tree: Any) -> tuple[Any, Any]:
         [[2. 3.]
          [4. 5.]]
     """
-    import numpy as np
-
     leaves, td = tree_flatten(tree)
     shapes = [np.shape(v) for v in leaves]
     sizes = [int(np.prod(s)) for s in shapes]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import doctest
 import inspect
+import re
 import runpy
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 import dualrev
 import dualrev.optimize
+from tests.extras import need
 
 ROOT = Path(__file__).resolve().parent.parent
 make = runpy.run_path(str(ROOT / "docs" / "make_api.py"))
@@ -66,6 +68,9 @@ def test_example_runs(module, name):
     obj = getattr(module, name)
     _, sections = make["split_sections"](inspect.getdoc(obj) or "")
     text = sections.get("Example", sections.get("Examples", ""))
+    # an example that imports an optional library (the bridges' torch, jax) needs it
+    for lib in sorted(set(re.findall(r"^>>> import .*?\b(torch|jax)\b", text, re.M))):
+        need(lib)
     test = doctest.DocTestParser().get_doctest(text, {"np": np, "dr": dualrev},
                                                make["qualified"](module, name), None, 0)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS

@@ -75,3 +75,20 @@ def test_dask_glm_benchmark_smoke(tmp_path):
     text = out.read_text()
     assert "BLAS threads 1 here, 1 in the workers" in text and "LocalCluster 2 worker" in text
     assert "| value_and_grad | 10000 | 5000 |" in text and "| hvp | 10000 | 5000 |" in text
+
+
+def test_checkpoint_benchmark_smoke(tmp_path):
+    """benchmarks/checkpoint.py --smoke: each schedule's gradient equals the plain tape's,
+    revolve and segments peak below it, and the table is written."""
+    spec = importlib.util.spec_from_file_location("checkpoint_bench",
+                                                  ROOT / "benchmarks" / "checkpoint.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "checkpoint.md"
+    rows = bench.main(["--smoke", "--repeat", "1", "--save", str(out)])
+    assert all(r["diff"] < 1e-13 for r in rows)
+    by = {(r["n"], r["schedule"]): r for r in rows}
+    assert by[100, "revolve"]["peak"] < by[100, "store_all"]["peak"] / 5
+    assert by[100, "segments"]["peak"] < by[100, "store_all"]["peak"] / 3
+    assert by[100, "store_all"]["calls"] == 100 and by[100, "segments"]["calls"] == 200
+    assert "| 100 | revolve |" in out.read_text()

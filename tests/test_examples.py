@@ -1,5 +1,6 @@
 """Every example script runs, and prints what its docstring promises (those that need an
-optional library run in their own test modules, marked extras: tests/test_examples_dask.py)."""
+optional library are marked extras; the Dask example has its own module,
+tests/test_examples_dask.py)."""
 
 import re
 import runpy
@@ -9,19 +10,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.extras import need
 
-def _needs_extras(path: Path) -> bool:
-    """An example whose first line is ``# needs: dask, distributed`` imports optional
-    libraries: its own test module (marked extras) runs it."""
+
+def _own_module(path: Path) -> bool:
+    """An example whose first line is ``# needs: dask, distributed`` needs optional
+    libraries and a size of its own: its own test module (marked extras) runs it
+    (tests/test_examples_dask.py)."""
     return path.read_text().startswith("# needs:")
 
 
 EXAMPLES = sorted(p for p in (Path(__file__).parent.parent / "examples").glob("*.py")
-                  if not p.name.startswith("_") and not _needs_extras(p))
+                  if not p.name.startswith("_") and not _own_module(p))
+#: examples that need an optional library: marked extras, skipped without it
+NEEDS = {"torch_physics_layer": "torch"}
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+@pytest.mark.parametrize("path", [
+    pytest.param(p, marks=pytest.mark.extras) if p.stem in NEEDS else p for p in EXAMPLES],
+    ids=[p.stem for p in EXAMPLES])
 def test_example_runs(path, capsys, monkeypatch):
+    if path.stem in NEEDS:
+        need(NEEDS[path.stem])
     # the 2-D PDE example's default is n = 10^5 unknowns: a 20 x 20 grid here
     argv = ["--n", "400"] if path.stem == "pde_bratu_2d" else ["20"]
     monkeypatch.setattr(sys, "argv", [str(path), *argv])
@@ -50,6 +60,11 @@ def test_example_runs(path, capsys, monkeypatch):
     if path.stem == "fit_sensitivity":  # d popt / d y_i and d stderr / d y_i vs refits
         diffs = [float(v) for v in re.findall(r"vs refitting: ([0-9.e+-]+)", out)]
         assert len(diffs) == 2 and max(diffs) < 1e-6, out
+    if path.stem == "torch_physics_layer":
+        first, last = (float(v) for v in re.findall(r"loss: ([0-9.e+-]+) -> ([0-9.e+-]+)",
+                                                     out)[0])
+        assert last < first / 100, out
+        assert float(out.split("max difference ")[1].split()[0]) < 1e-12, out
     if path.stem == "two_layer_net":
         diff = float(out.splitlines()[0].split(":")[1])
         assert diff < 1e-6

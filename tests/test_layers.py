@@ -35,8 +35,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "dualrev"
 # Bottom to top; a module may import from its own layer or below. A name ending in ".*"
 # stands for the package and every module under it. Listed modules may be absent.
 LAYERS: list[set[str]] = [
-    {"dualrev.errors", "dualrev.tree", "dualrev.config", "dualrev.diagnose",
-     "dualrev.namespace"},
+    {"dualrev.errors", "dualrev.tree", "dualrev.tree_xarray", "dualrev.config",
+     "dualrev.diagnose", "dualrev.namespace"},
     {"dualrev.primitive"},
     # the traced values' face (tracer.py) and what its methods run, below the traces:
     # views and writes (inplace, at), indexing and casts, batch levels, SciPy dispatchers
@@ -45,11 +45,11 @@ LAYERS: list[set[str]] = [
      "dualrev.pattern_rules",
      "dualrev.scipy_dispatch", "dualrev.compile", "dualrev.program_io"},
     {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom",
-     "dualrev.buffers", "dualrev.staging", "dualrev.sparsity"},
+     "dualrev.buffers", "dualrev.staging", "dualrev.sparsity", "dualrev.checkpointing"},
     {"dualrev.catalogue.*"},
     {"dualrev.transforms", "dualrev.replay"},
     {"dualrev.optimize", "dualrev.implicit", "dualrev.integrate", "dualrev.sparse",
-     "dualrev.colouring",
+     "dualrev.colouring", "dualrev.bridges",
      "dualrev.testing.*", "dualrev.graph", "dualrev.drawing.*", "dualrev"},
 ]
 

@@ -791,3 +791,23 @@ def test_dualrev_optimize_solutions_are_differentiated_implicitly(solve, at_8, s
     np.testing.assert_allclose(dr.jacfwd(lambda a: np.sum(solve(a)))(8.0), slope, rtol=1e-6)
     # plain calls still solve (the closed forms at a = 8: x = a, or x = cbrt(8) = 2)
     np.testing.assert_allclose(np.sum(solve(8.0)), at_8, rtol=1e-4)
+
+
+def test_minimize_and_gradients_never_import_dask():
+    # optimize._computed and the reductions' chunked cotangents import Dask only for a
+    # lazy value: without Dask (blocked here) dualrev imports, differentiates, minimizes
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['dask'] = None; sys.modules['dask.array'] = None\n"
+            "import numpy as np, dualrev as dr\n"
+            "from dualrev import optimize\n"
+            "f = lambda x: np.mean((x - 1.0) ** 2) + np.sum(x[1:] ** 2)\n"
+            "g = dr.grad(f)(np.zeros(3))\n"
+            "assert np.allclose(g, [-2 / 3, -2 / 3, -2 / 3]), g\n"
+            "res = optimize.minimize(f, np.zeros(3), method='newton-cg')\n"
+            "assert np.allclose(res.x, [1.0, 0.25, 0.25], atol=1e-6), res.x\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -56,13 +56,21 @@ def _choose_fold(on: bool) -> None:
     _FOLD[0] = on
 
 
+def _own_array(x: Any) -> Any:
+    if hasattr(type(x), "__array_function__") and not isinstance(x, (np.ndarray, np.generic)):
+        return x
+    return np.asarray(x)
+
+
 def _fold_matmul(a: Any, b: Any) -> Any:
     """``a @ b`` where one side is a single matrix and the other a stack (as a batch
     of tangents or cotangents is): folded into one matrix product, where NumPy would run
     one product (or one matrix-vector product) per stacked matrix."""
     if isinstance(a, Tracer) or isinstance(b, Tracer) or not _FOLD[0]:
         return bind(matmul_p, (a, b), {})  # traced (nested) operands: folding costs more
-    a, b = np.asarray(a), np.asarray(b)  # plain values: ndarray methods, no wrappers
+    # plain values: ndarray methods, no wrappers; another library's array (Dask, CuPy)
+    # folds by its own methods, staying lazy or on its device
+    a, b = _own_array(a), _own_array(b)
     sa, sb = a.shape, b.shape
     # (explicit row counts, not -1: a stack may be empty)
     if len(sb) == 2 and len(sa) > 2:

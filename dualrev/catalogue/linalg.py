@@ -40,7 +40,7 @@ from ..batching import (
     without_derivatives,
 )
 from ..custom import transpose_jvp
-from ..errors import BatchedValueError, InPlaceError, NoDerivativeRule
+from ..errors import BatchedValueError, DualrevError, InPlaceError, NoDerivativeRule
 from ..primitive import (
     Primitive,
     Tracer,
@@ -61,8 +61,35 @@ from .contraction import matrix_transpose as _T
 from .reductions import _sum, abs2
 
 
+def _on_dask(*xs: Any) -> bool:
+    return any(type(x) is not np.ndarray and hasattr(type(x), "__dask_graph__") for x in xs)
+
+
+def _dask_solve(a: Any, b: Any) -> Any:
+    """``np.linalg.solve(a, b)`` for a Dask matrix or right-hand side, whose solve takes
+    one matrix and a 1-D or 2-D b: a stack of right-hand sides (a batch from jacfwd,
+    hessian or vmap) becomes the columns of one 2-D b."""
+    if np.ndim(a) != 2:
+        raise DualrevError(
+            "dualrev: np.linalg.solve of a stack of Dask matrices: Dask solves one matrix "
+            "at a time. Compute the matrices first (they are small: A = A.compute()), or "
+            "solve each with its own call.")
+    if np.ndim(b) <= 2:
+        return np.linalg.solve(a, b)
+    n, sb = shape_of(a)[-1], shape_of(b)
+    cols = np.reshape(np.moveaxis(b, -2, 0), (n, -1))
+    x = np.reshape(np.linalg.solve(a, cols), (n,) + sb[:-2] + sb[-1:])
+    return np.moveaxis(x, 0, -2)
+
+
+def _solve_mat(a: Any, b: Any) -> Any:
+    return _dask_solve(a, b) if _on_dask(a, b) else np.linalg.solve(a, b)
+
+
 def _solve_vec(a: Any, v: Any) -> Any:
     # Solve for a stack of vectors v[..., n] (NumPy's solve treats a 2-D b as matrices).
+    if _on_dask(a, v):
+        return _dask_solve(a, v[..., None])[..., 0]
     return np.linalg.solve(a, v[..., None])[..., 0]
 
 
@@ -159,23 +186,23 @@ register_function(np.linalg.inv, lambda a: bind(inv_p, (a,), {}))
 
 
 def _solve_impl(a: Any, b: Any, vector: bool) -> Any:
-    return _solve_vec(a, b) if vector else np.linalg.solve(a, b)
+    return _solve_vec(a, b) if vector else _solve_mat(a, b)
 
 
 def _solve_jvp_a(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
     if vector:
         return -_solve_vec(a, (g @ ans[..., None])[..., 0])
-    return -np.linalg.solve(a, g @ ans)
+    return -_solve_mat(a, g @ ans)
 
 
 def _solve_jvp_b(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:
-    return _solve_vec(a, g) if vector else np.linalg.solve(a, g)
+    return _solve_vec(a, g) if vector else _solve_mat(a, g)
 
 
 def _solve_adjoint(g: Any, a: Any, vector: bool) -> Any:
     # a^-T g at the output's (broadcast) shape: summing it down to b's shape must wait,
     # since a's cotangent pairs it with the solution of each stacked system.
-    return _solve_vec(_T(a), g) if vector else np.linalg.solve(_T(a), g)
+    return _solve_vec(_T(a), g) if vector else _solve_mat(_T(a), g)
 
 
 def _solve_vjp_a(g: Any, ans: Any, a: Any, b: Any, vector: bool) -> Any:

@@ -20,6 +20,7 @@ from ..errors import DualrevError, InPlaceError
 from ..inplace import clone
 from ..primitive import (
     Primitive,
+    Shaped,
     Tracer,
     as_array,
     bind,
@@ -44,6 +45,15 @@ def _spread(g: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     xs = shape_of(x)
     if not keepdims:
         g = np.reshape(g, _kept_shape(xs, axis))
+    chunks = x.chunks if type(x) is Shaped else None
+    if chunks is not None:
+        # x was a Dask array: the cotangent is chunked as x (Dask's own broadcast_to:
+        # NumPy's takes no chunks=), one broadcast per chunk. A whole-size NumPy
+        # broadcast becomes one Dask chunk split later, after which Dask's scheduler
+        # holds every data chunk that a second use of the data reads (measured: all).
+        import dask.array as da
+
+        return da.broadcast_to(g, tuple(xs), chunks=chunks)
     return np.broadcast_to(g, tuple(xs))
 
 
@@ -225,7 +235,8 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
     right_rev = np.concatenate([ones, np.cumprod(flat[..., ::-1][..., :-1], axis=-1)], axis=-1)
     others = left * right_rev[..., ::-1]
     back = np.reshape(others, ts)
-    return np.transpose(back, np.argsort(perm))
+    # (a tuple of ints: Dask's transpose tests `if axes`, which an array cannot answer)
+    return np.transpose(back, tuple(int(i) for i in np.argsort(perm)))
 
 
 prod_p = Primitive("prod", _prod_impl)

@@ -114,7 +114,9 @@ def _max_with_empty(x: Any, axis: Any) -> Any:
         nd = np.ndim(v) - k
         axes = range(nd) if axis is None else np.atleast_1d(axis)
         axis = tuple(int(a) % nd + k for a in axes)
-    return rebatch(np.max(v, axis=axis, keepdims=True, initial=-np.inf), x)
+    if 0 in np.shape(v):  # initial= only where it matters: Dask's max takes none
+        return rebatch(np.max(v, axis=axis, keepdims=True, initial=-np.inf), x)
+    return rebatch(np.max(v, axis=axis, keepdims=True), x)
 
 
 def _shift_max(x: np.ndarray, axis: Any) -> np.ndarray:
