@@ -48,7 +48,9 @@ def test_example_on_two_worker_processes(example, capsys):
     out = example["_cli"](["--rows", "4e4", "--chunks", "2e4"])
     text = capsys.readouterr().out
     assert "checks: same gradients, same Hessian-vector products" in text, text
-    assert "checks: converged, same coefficients, within 5 standard errors" in text, text
+    assert ("checks: converged, same coefficients, one dask.compute per call, within 5 "
+            "standard errors") in text, text
+    assert out["computes_per_value_and_grad"] == out["computes_per_hvp"] == 1
     for name in ("dualrev", "handwritten"):
         res = out[name]["result"]
         assert res.success and res.nit >= 3 and res.nhev >= res.nit
@@ -107,11 +109,10 @@ def test_handwritten_derivatives_match_dualrev_in_memory(example):
 
 
 def test_computes_per_value_and_grad_and_per_hvp(example):
-    """A value-and-gradient, and an HVP, each cost the caller's one computation plus at
-    most the non-finite check's (on main before the dask part of issue 25: one more pass
-    for value_and_grad, two for hvp; that part makes the check wait for the caller's
-    compute, and its own tests pin exactly one). The bound catches a transform that
-    starts converting Dask arrays to NumPy while it runs."""
+    """A value-and-gradient, and an HVP, are each one computation: the caller's (the
+    transform computes nothing while it runs; before issue 25's dask part, its non-finite
+    check computed the result once more: 2 passes for value_and_grad, 3 for hvp). The
+    results are the closed forms."""
     import dask
 
     X, y = example["make_data"](10_000, 2_500, 5, 0)
@@ -120,11 +121,50 @@ def test_computes_per_value_and_grad_and_per_hvp(example):
     w = np.full(5, 0.1)
     with dask.config.set(scheduler=counter):
         value, grad = dask.compute(*vg(w))
-        assert 1 <= counter.count <= 2
+        assert counter.count == 1
         start = counter.count
         (hv,) = dask.compute(hvp(w, w))
-        assert 1 <= counter.count - start <= 3
+        assert counter.count - start == 1
     Xn, yn = dask.compute(X, y, scheduler="sync")
     s = 1.0 / (1.0 + np.exp(-(Xn @ w)))
     assert np.allclose(grad, Xn.T @ (s - yn) / 10_000, rtol=1e-12)
     assert np.allclose(hv, Xn.T @ (s * (1 - s) * (Xn @ w)) / 10_000, rtol=1e-12)
+
+
+def _large_arrays(graph, size: int) -> list:
+    """The NumPy arrays of at least ``size`` elements embedded in a Dask graph's tasks."""
+    found = []
+
+    def walk(o, depth=0):
+        if isinstance(o, np.ndarray):
+            if o.size >= size:
+                found.append(o.shape)
+        elif depth < 8 and isinstance(o, (tuple, list)):
+            for x in o:
+                walk(x, depth + 1)
+        elif depth < 8 and hasattr(o, "args"):  # a Task (and its keyword arguments)
+            for x in (*o.args, *getattr(o, "kwargs", {}).values()):
+                walk(x, depth + 1)
+        elif depth < 8 and hasattr(o, "value"):  # a DataNode
+            walk(o.value, depth + 1)
+
+    for task in dict(graph).values():
+        walk(task)
+    return found
+
+
+@pytest.mark.xfail(strict=True, reason="forward over reverse spreads the mean's cotangent "
+                   "(1/n per row) as one NumPy array of all n rows, embedded in the HVP's "
+                   "graph (76 MiB at 10^7 rows, 763 MiB at 10^8: benchmarks/results/"
+                   "dask-2026-12-06.md); the gradient's graph is chunked")
+def test_hvp_graph_holds_no_array_of_all_rows(example):
+    """Memory bounded by the chunk: neither the gradient's nor the HVP's graph embeds an
+    array as long as the data (the data themselves are generated inside the graph)."""
+    import dask
+
+    rows = 40_000
+    vg, hvp = example["dualrev_problem"](*example["make_data"](rows, 10_000, 5, 0))
+    w = np.full(5, 0.1)
+    graph_of = lambda *xs: dask.base.collections_to_expr(list(xs)).__dask_graph__()  # noqa: E731
+    assert _large_arrays(graph_of(*vg(w)), rows) == []
+    assert _large_arrays(graph_of(hvp(w, w)), rows) == []
