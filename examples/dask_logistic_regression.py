@@ -3,8 +3,10 @@
 Newton-CG twice: with dualrev's exact gradient and Hessian-vector products of the plain
 NumPy loss, and with a hand-written (dask-glm-style) gradient and Hessian-vector product.
 
-    python examples/dask_logistic_regression.py                  # 10^6 rows, seconds
-    python examples/dask_logistic_regression.py --rows 1e8 --chunks 1e6   # 10^8 rows
+    python examples/dask_logistic_regression.py                          # 10^6 rows
+    python examples/dask_logistic_regression.py --rows 1e8 --chunks 1e6  # 10^8 rows
+
+(10^8 rows: 4.8 GB on the workers; about 6 minutes on two cores, each fit 13 passes.)
 
 A ``LocalCluster`` with two worker processes (one thread each) generates the rows on the
 workers (``da.random.default_rng(seed)``, each chunk from its own stream) and keeps them
