@@ -87,7 +87,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
         "SolverNotConvergedError", "SingularSolutionError", "SparseOptionError",
-        "ClosureError", "CheckpointError",
+        "ClosureError", "CheckpointError", "ForeignArrayError",
         "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning",
         "ProgramNotPortable", "ProgramFormatError", "ProgramCallError")]),
 ]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .primitive import PLAIN_SCALARS, as_dtype, dtype_of, is_complex, shape_of
+from .primitive import PLAIN_SCALARS, as_dtype, dtype_of, is_complex, shape_of, zeros_as
 
 ndarray = np.ndarray
 _F64 = np.dtype(np.float64)
@@ -75,7 +75,13 @@ def zeros(shape: tuple[int, ...], like: Any = None) -> ndarray:
     derivative keeps the value's kind and precision)."""
     if like is None:
         return np.zeros(shape)
-    dt = like.dtype if type(like) is ndarray else _F64 if type(like) is float else dtype_of(like)
+    if type(like) is ndarray:
+        dt = like.dtype
+    elif type(like) is float:
+        dt = _F64
+    else:  # (another library's array: zeros in its library, see zeros_as)
+        dt = dtype_of(like)
+        return zeros_as(shape, dt if dt.kind in "fc" else _F64, like)
     return np.zeros(shape, dtype=dt if dt.kind in "fc" else _F64)
 
 

@@ -6,6 +6,8 @@ unsupported operation with a silently wrong or silently zero derivative.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DualrevError(TypeError):
     """Base class of dualrev's errors (a ``TypeError``, as NumPy raises for bad types).
@@ -270,6 +272,42 @@ class BatchedValueError(DualrevError):
             "the batch in Python."
         )
         super().__init__(msg)
+
+
+class ForeignArrayError(DualrevError):
+    """A value of another array library (a Dask or CuPy array, any NEP 18 array) reached
+    an operation that would copy it to the host (or compute a lazy Dask value) without
+    being asked to: dualrev refuses instead of converting silently. The message names
+    the operation and the rewrite.
+
+    Refused today: SciPy functions whose rule (or SciPy's own code under it) converts
+    its arguments with ``np.asarray`` (``scipy.linalg.expm``, ``solve_triangular``,
+    ``cho_solve``, ``lu_solve``); index arrays computed from such values (``np.sort``,
+    masks ``x[x > 0]``); writes of such values into a NumPy buffer. See docs/gpu.md and
+    docs/dask.md.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> class OnDevice(np.lib.mixins.NDArrayOperatorsMixin):  # a NEP 18 array
+        ...     def __init__(self, a): self.a, self.shape, self.dtype = a, a.shape, a.dtype
+        ...     def __array_ufunc__(self, uf, method, *xs, **kw):
+        ...         return OnDevice(uf(*[x.a if isinstance(x, OnDevice) else x for x in xs]))
+        ...     def __array_function__(self, func, types, args, kwargs): return NotImplemented
+        >>> w = OnDevice(np.array([1.0, 2.0]))
+        >>> dr.grad(lambda w: np.sum(w[w > 1.5]))(w)
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.ForeignArrayError: dualrev: an index array made from values ...
+    """
+
+    def __init__(self, value: Any, what: str, rewrite: str) -> None:
+        name = f"{type(value).__module__}.{type(value).__name__}"
+        super().__init__(
+            f"dualrev: {what} would copy a {name} (shape {tuple(value.shape)}) to the host "
+            f"(or compute it, for a lazy Dask array), which dualrev does not do silently. "
+            f"{rewrite}")
+        self.value_type = name
 
 
 class SolverNotConvergedError(DualrevError):
@@ -541,6 +579,11 @@ class NonFiniteDerivativeWarning(UserWarning):
             advice = (f"The derivative of {prim or 'an operation'} does not exist there "
                       "(sqrt, log, abs, norm or a power at 0, arcsin at 1, ...): move the "
                       f"point off the singularity, or guard the input: {guard}.")
+        if mode == "foreign":
+            # (the careful replay builds its masks and probes in NumPy)
+            at = ("the result is another library's array (CuPy, ...), and dualrev locates "
+                  "the operation by a careful replay on NumPy arrays only: differentiate "
+                  "the same function on a NumPy sample of the data to find it")
         super().__init__(f"dualrev.{what}: the derivative contains nan or inf; {at}. {advice}")
         self.what, self.prim, self.where, self.cause, self.mode = (
             what, prim, where, cause, mode)

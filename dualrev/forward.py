@@ -8,7 +8,7 @@ import numpy as np
 
 from .batching import Batched, add, scale
 from .errors import EscapedTracerError, NoDerivativeRule
-from .primitive import Primitive, Trace, Tracer, as_dtype, bind, dtype_of, shape_of
+from .primitive import Primitive, Trace, Tracer, as_dtype, bind, dtype_of, shape_of, zeros_as
 from .tracer import DRAWING, TracedBase, enter_pass, exit_pass, note_finished, note_running
 
 
@@ -39,7 +39,7 @@ class ForwardTrace(Trace):
     def constant(self, value: Any) -> Dual:
         """``value`` with a zero tangent (``Trace.constant``)."""
         dt = dtype_of(value)
-        return Dual(value, np.zeros(shape_of(value), dt if dt.kind in "fc" else float),
+        return Dual(value, zeros_as(shape_of(value), dt if dt.kind in "fc" else float, value),
                     self)
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .compile import register_inline
-from .errors import BatchedValueError, DualrevError
+from .errors import BatchedValueError, DualrevError, ForeignArrayError
 from .inplace import is_scalar_index, note_view
 from .levels import is_batched, materialize, on_plain_values
 from .pattern_rules import DENSE_LIMIT, DenseBlockError, along_axis, by_positions, scattered
@@ -34,13 +34,25 @@ from .primitive import (
     Primitive,
     Tracer,
     as_array,
+    asarray_keep,
     bind,
     dtype_of,
+    foreign_array,
     ndim_of,
     shape_of,
+    zeros_as,
 )
 
 _BASIC = (int, np.integer, slice, type(None), type(Ellipsis))
+
+
+def _refuse_foreign_index(i: Any) -> None:
+    raise ForeignArrayError(
+        i, "an index array made from values of another array library (np.argsort, "
+        "np.sort, np.median, np.percentile, a mask x[x > 0]), which dualrev keeps as a "
+        "plain NumPy array,",
+        "Index with NumPy arrays (positions known in advance), or write a mask as "
+        "np.where(mask, x, 0)")
 
 
 def canonical_index(idx: Any) -> tuple[Any, ...]:
@@ -49,6 +61,9 @@ def canonical_index(idx: Any) -> tuple[Any, ...]:
         idx = (idx,)
     out = []
     for i in idx:
+        if (type(i) is not np.ndarray and not isinstance(i, (Tracer, *_BASIC))
+                and not hasattr(type(i), "__dask_graph__") and foreign_array(i) is not None):
+            _refuse_foreign_index(i)  # (a CuPy index; a Dask one is refused below)
         if isinstance(i, Tracer) and i._staged:
             i = i.freeze()  # a dualrev.replay recording's index: guarded, baked in
         if isinstance(i, Tracer):
@@ -56,6 +71,13 @@ def canonical_index(idx: Any) -> tuple[Any, ...]:
                 "dualrev: a traced (differentiable) value was used as an index. Indices "
                 "must be plain integers or boolean masks; a comparison such as x > 0 "
                 "already gives a plain mask."
+            )
+        if hasattr(type(i), "__dask_graph__"):
+            raise DualrevError(
+                "dualrev: a Dask array used as an index of a traced value would be computed "
+                "here, in full, while the function is traced. Select with "
+                "np.where(mask, v, 0.0) (a mask), or compute a small index first "
+                "(np.asarray(idx))."
             )
         if isinstance(i, (list, np.ndarray)) or (
             not isinstance(i, _BASIC) and hasattr(i, "__array__")
@@ -247,12 +269,22 @@ gather_p.vjp_add = _gather_vjp_add
 # ------------------------------------------------------------------ writes
 def _update_impl(v: Any, x: Any, idx: tuple[Any, ...], nb: int, inplace: bool = False,
                  tangent_inplace: bool = False) -> Any:
-    x = np.asarray(x)
-    dt = np.result_type(x, v)
+    x = asarray_keep(x)
+    if type(x) is np.ndarray and type(v) is not np.ndarray and foreign_array(v) is not None:
+        _refuse_foreign_write(x, v)
+    dt = (np.result_type(x, v) if type(x) is np.ndarray else  # (Dask, CuPy: by dtypes)
+          np.result_type(x.dtype, v if type(v) in (float, int, complex) else dtype_of(v)))
     # inplace: the caller proved that nothing else holds x (see at.functional_set)
     out = x if inplace and dt == x.dtype else x.astype(dt, copy=True)
     out[(slice(None),) * nb + idx] = v
     return out
+
+
+def _refuse_foreign_write(x: np.ndarray, v: Any) -> None:
+    raise ForeignArrayError(
+        v, f"writing it into a NumPy array of shape {x.shape} (a buffer made with np.zeros)",
+        "Make the buffer in the value's library: np.zeros_like(w) of a differentiated w "
+        "(or of data of that library) gives one whose writes are recorded")
 
 
 # x with v written at idx (a basic index, or one array of distinct flat positions into
@@ -270,7 +302,7 @@ def _update_jvp(tangents: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
     if tv is None and tx is None:
         return None
     if tx is None:
-        tx = np.zeros(shape_of(x), dtype_of(ans) if dtype_of(ans).kind in "fc" else float)
+        tx = zeros_as(shape_of(x), dtype_of(ans) if dtype_of(ans).kind in "fc" else float, ans)
         tangent_inplace = True
     # tangent_inplace: the caller proved that nothing else holds x's tangent
     return bind(update_p, (0.0 if tv is None else tv, tx),
@@ -280,7 +312,10 @@ def _update_jvp(tangents: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...],
 def _update_vjp_v(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int,
                   inplace: bool = False, tangent_inplace: bool = False) -> Any:
     # a copy, not a view of g: the x rule may then clear g[idx] in place (vjp_add)
-    return np.copy(bind(gather_p, (g,), {"idx": idx, "nb": nb}))
+    c = bind(gather_p, (g,), {"idx": idx, "nb": nb})
+    if type(c) is not np.ndarray and not isinstance(c, Tracer) and foreign_array(c) is not None:
+        return c.copy()  # (Dask has no np.copy: it would compute; its method is lazy)
+    return np.copy(c)
 
 
 def _update_vjp_x(g: Any, ans: Any, v: Any, x: Any, idx: tuple[Any, ...], nb: int,
@@ -334,7 +369,7 @@ update_p.defbatch(_update_batch)
 # ------------------------------------------------------------------ batched indices
 def along_axis_index(indices: Any, axis: int) -> tuple[Any, ...]:
     """The fancy index that picks ``indices`` along ``axis`` (take_along_axis's rule)."""
-    indices = np.asarray(indices)
+    indices = asarray_keep(indices)  # (computed on a device, CuPy's: kept there)
     nd = indices.ndim
     idx: list[Any] = []
     for d in range(nd):

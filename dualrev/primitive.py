@@ -754,8 +754,13 @@ def dtype_of(x: Any) -> np.dtype:
         x = x.primal
     if type(x) is np.ndarray:
         return x.dtype
-    if type(x) in _SEQUENCES:  # (result_type would read a list as a dtype spec)
+    t = type(x)
+    if t in _SEQUENCES:  # (result_type would read a list as a dtype spec)
         return np.asarray(x).dtype
+    if t not in PLAIN_SCALARS:
+        dt = getattr(x, "dtype", None)  # another library's array (Dask, CuPy): its own
+        if isinstance(dt, np.dtype):
+            return dt
     return np.result_type(x)
 
 
@@ -872,6 +877,68 @@ def shape_of(x: Any) -> tuple[int, ...]:
     if s is None:
         s = np.shape(x)
     return s[drop:] if drop else s
+
+
+def foreign_array(x: Any) -> Any:
+    """The plain value under ``x`` when it is another library's array that NumPy's
+    functions dispatch to (NEP 18: Dask, CuPy), else None. Zeros, ones and bases made for
+    such a value are made in its library (``like=``, ``*_like``), so that derivatives stay
+    where the value is (lazy, on its device) instead of meeting a host ndarray."""
+    while isinstance(x, Tracer):
+        x = x.primal
+    t = type(x)
+    if t is np.ndarray or t in PLAIN_SCALARS or isinstance(x, np.generic):
+        return None
+    if (hasattr(t, "__array_function__") and hasattr(t, "__array_ufunc__")
+            and not issubclass(t, np.ndarray) and hasattr(x, "shape") and hasattr(x, "dtype")):
+        return x
+    return None
+
+
+def asarray_keep(x: Any) -> Any:
+    """``np.asarray(x)`` for an implementation's plain operand, but another library's
+    array (``foreign_array``: Dask, CuPy) as it is: never copied to the host."""
+    if type(x) is np.ndarray:
+        return x
+    return x if foreign_array(x) is not None else np.asarray(x)
+
+
+def zeros_as(shape: tuple[int, ...], dtype: Any, like: Any) -> Any:
+    """``np.zeros(shape, dtype)`` in the array library of ``like``'s plain value: an
+    ndarray unless that is another library's array (``foreign_array``), whose chunks (a
+    Dask array's) are kept where the shapes agree.
+
+    Made by ``np.zeros_like(p, shape=...)``, which NEP 18 dispatches to the library's own
+    (Dask, CuPy), rather than ``np.zeros(..., like=p)``: while a transform runs,
+    ``np.zeros`` is dualrev's wrapper (namespace.py), which ``like=`` hands to the
+    library by that name, and Dask does not know it (it computes instead)."""
+    if type(like) is np.ndarray:
+        return np.zeros(shape, dtype)
+    p = foreign_array(like)
+    if p is None:
+        return np.zeros(shape, dtype)
+    if tuple(p.shape) == tuple(shape):
+        return np.zeros_like(p, dtype=dtype)
+    return np.zeros_like(p, dtype=dtype, shape=shape)
+
+
+def ones_as(shape: tuple[int, ...], dtype: Any, like: Any) -> Any:
+    """``np.ones(shape, dtype)`` in the array library of ``like``'s plain value (see
+    ``zeros_as``): the constants a rule builds and grad's seed."""
+    p = None if type(like) is np.ndarray else foreign_array(like)
+    if p is None:
+        return np.ones(shape, dtype)
+    return np.ones_like(p, dtype=dtype, shape=shape)
+
+
+def eye_as(n: int, dtype: Any, like: Any) -> Any:
+    """``np.eye(n, dtype=dtype)`` in the array library of ``like``'s plain value (see
+    ``zeros_as``; ``np.diag`` of ones: Dask's ``eye`` takes none of NumPy's ``like=``
+    keywords)."""
+    p = None if type(like) is np.ndarray else foreign_array(like)
+    if p is None:
+        return np.eye(n, dtype=dtype)
+    return np.diag(np.ones_like(p, dtype=dtype, shape=(n,)))
 
 
 def ndim_of(x: Any) -> int:

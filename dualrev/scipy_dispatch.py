@@ -14,16 +14,29 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from .diagnose import frame_of, user_callee
-from .primitive import Tracer
+from .primitive import Tracer, foreign_array
 from .tree import tree_flatten
 
 ORIGINALS: dict[Any, Callable[..., Any]] = {}  # dispatcher -> SciPy's function
+
+#: the SciPy function whose rule runs on another library's arrays (Dask, CuPy) while it
+#: runs, else None: NumPy's array constructors replaced while a transform runs refuse to
+#: convert such arrays then (catalogue/construction.py), where a Dask array would be
+#: computed, or a CuPy one copied, silently. Only the dispatchers write it.
+FOREIGN_CALL: list[Any] = [None]
 
 
 def _traced(args: Any, kwargs: Any) -> bool:
     leaves, _ = tree_flatten((list(args), kwargs))
     return any(isinstance(v, Tracer) for v in leaves)
+
+
+def _foreign(args: Any, kwargs: Any) -> bool:
+    leaves, _ = tree_flatten((list(args), kwargs))
+    return any(type(v) is not np.ndarray and foreign_array(v) is not None for v in leaves)
 
 
 def dispatch(owner: Any, name: str, handler: Callable[..., Any],
@@ -37,7 +50,13 @@ def dispatch(owner: Any, name: str, handler: Callable[..., Any],
     @functools.wraps(original)
     def dispatcher(*args: Any, **kwargs: Any) -> Any:
         if always or _traced(args, kwargs):
-            return handler(*args, **kwargs)
+            if not _foreign(args, kwargs):
+                return handler(*args, **kwargs)
+            before, FOREIGN_CALL[0] = FOREIGN_CALL[0], original
+            try:
+                return handler(*args, **kwargs)
+            finally:
+                FOREIGN_CALL[0] = before
         return original(*args, **kwargs)
 
     ORIGINALS[dispatcher] = original
@@ -56,6 +75,13 @@ def _public_name(f: Any) -> str:
     module = str(getattr(f, "__module__", "scipy"))
     public = ".".join(p for p in module.split(".") if not p.startswith("_")) or "scipy"
     return f"{public}.{getattr(f, '__qualname__', getattr(f, '__name__', f))}"
+
+
+def foreign_call_name() -> str | None:
+    """The public name of the SciPy function whose rule runs on another library's arrays
+    (``FOREIGN_CALL``), None when there is none."""
+    f = FOREIGN_CALL[0]
+    return None if f is None else _public_name(f)
 
 
 def scipy_caller() -> str | None:

@@ -376,6 +376,21 @@ class TracedBase(Tracer):
             raise TracerConversionError(caller)
         raise _conversion("np.asarray / np.array (the __array__ protocol)", "array")
 
+    # Dask tokenizes every value it puts into its task graph as a constant: a traced value
+    # there (``buf[i] = w[0]`` with ``buf`` a Dask array, ``da.from_array(w)``) would be
+    # computed later as an opaque object, outside the tape, and the derivative through it
+    # silently lost. Dask's graphs built from traced values go through NumPy's protocols
+    # instead (``X @ w``, ``np.where(m, w, X)``), which never tokenize a traced value.
+    def __dask_tokenize__(self) -> Any:
+        raise TracerConversionError(
+            "Dask's tokenize, putting it into a task graph",
+            "dualrev: a traced value was put into a Dask task graph as a constant (a write "
+            "such as buf[i] = value into a Dask array, or da.from_array / da.asarray of "
+            "it), where Dask would compute it later outside the tape; build the array from "
+            "the differentiated values instead: writes into np.zeros_like(w) of a "
+            "differentiated w, dualrev.at(x)[i].set(v), np.where(mask, value, dask_array) "
+            "or np.concatenate")
+
     # ------------------------------------------------------------ coercions
     def __float__(self) -> float:
         return float(_plain_value(self, "float()", "float"))

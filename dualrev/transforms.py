@@ -33,11 +33,16 @@ from .forward import Dual, FinishedForwardTrace, ForwardTrace
 from .primitive import (
     FLOAT64_SCALARS,
     Tracer,
+    asarray_keep,
     concrete,
     dtype_of,
+    eye_as,
+    foreign_array,
+    ones_as,
     peek,
     shape_of,
     unwrap_derivatives,
+    zeros_as,
 )
 from .reverse import CarefulTape, FinishedTape, Tape, Traced, all_finite, is_lazy
 from .sparsity import Pattern, SparsityTrace
@@ -245,6 +250,16 @@ def _distinct(values: list[Any]) -> list[Any]:
     return out
 
 
+def _chunked_like(g: Any, x: Any) -> Any:
+    """A Dask derivative ``g`` of the Dask input ``x`` in ``x``'s chunks (the rules'
+    operations unify chunks with the data's; lazy, no compute); anything else as it is."""
+    chunks = getattr(x, "chunks", None)
+    if (chunks is not None and hasattr(type(g), "__dask_graph__")
+            and getattr(g, "chunks", chunks) != chunks and g.shape == x.shape):
+        return g.rechunk(chunks)
+    return g
+
+
 def _group(values: list[Any], defs: list[TreeDef], single: bool) -> Any:
     """Per-leaf results back into one pytree per argnum (a tuple unless argnums was an int)."""
     values = _distinct(values)
@@ -333,9 +348,16 @@ def _basis(values: list[Any], shapes: list[tuple[int, ...]] | None = None,
     dt = (dts[0] if len(dts) == 1 or len(set(dts)) == 1
           else np.result_type(*dts) if dts else _F64)
     eye = _identity(n, dt)
+    eyes: dict[type, Any] = {}  # another library's value: its basis made in its library
     out, off = [], 0
-    for s, k, want in zip(shapes, sizes, dts, strict=True):
-        e = eye[:, off:off + k] if k != n else eye
+    for v, s, k, want in zip(values, shapes, sizes, dts, strict=True):
+        e = eye
+        if type(v) is not np.ndarray and not (type(v) is Traced and type(v.primal) is np.ndarray) \
+                and (p := foreign_array(v)) is not None:
+            e = eyes.get(type(p))
+            if e is None:
+                e = eyes[type(p)] = eye_as(n, dt, p)
+        e = e[:, off:off + k] if k != n else e
         e = e.reshape((n,) + s)
         out.append(e if want == dt else e.astype(want))
         off += k
@@ -348,7 +370,7 @@ def _zeros(shape: tuple[int, ...], like: Any = None) -> np.ndarray:
     if like is None:
         return np.zeros(shape)
     dt = _dtype_of(like)
-    return np.zeros(shape, dtype=dt if dt.kind in "fc" else _F64)
+    return zeros_as(shape, dt if dt.kind in "fc" else _F64, like)
 
 
 def _result(x: Any) -> Any:
@@ -439,10 +461,18 @@ def _unbatch(v: Any, btrace: BatchTrace) -> Any:
 
 
 def _check_tangent(x: Any, t: Any) -> Any:
-    if isinstance(t, Tracer):
-        ts, tk = shape_of(t), dtype_of(t).kind
+    if isinstance(t, Tracer) or (type(t) is not np.ndarray and foreign_array(t) is not None):
+        ts, tk = tuple(shape_of(t)), dtype_of(t).kind
     else:
         _refuse_subclass(t, "a tangent or cotangent")
+        if (type(t) is np.ndarray and t.ndim and type(x) is not np.ndarray
+                and not (type(x) is Traced and type(x.primal) is np.ndarray)
+                and (p := foreign_array(x)) is not None and not is_lazy(p)):
+            # (a CuPy primal: its library refuses to mix with a host array; Dask mixes)
+            raise DualrevError(
+                f"dualrev: a NumPy tangent or cotangent of shape {t.shape} was given for a "
+                f"{type(p).__module__}.{type(p).__name__} primal; give it in the primal's "
+                "library (cupy.asarray(t) for CuPy), as the primal's own derivatives are")
         t = np.asarray(t) if not isinstance(t, float) else t
         ts, tk = np.shape(t), np.result_type(t).kind
     if ts != shape_of(x):
@@ -682,12 +712,21 @@ class _Recording:
         grads = []
         for j, x in zip(self.in_index, self.leaves, strict=True):
             g = cts[j] if seeds else None
-            grads.append(_zeros(shape_of(x), x) if g is None else g)
+            if g is None:
+                g = _zeros(shape_of(x), x)
+            elif type(g) is not np.ndarray and type(g) is not Batched \
+                    and type(g) not in FLOAT64_SCALARS:
+                g = _chunked_like(g, x)
+            grads.append(g)
         return grads
 
 
 def _seed_one(value: Any) -> Any:
     dt = _dtype_of(value)
+    if type(value) is not Traced or type(value.primal) is not np.ndarray:
+        p = foreign_array(value)
+        if p is not None:  # a Dask or CuPy output: the seed in its library (lazy, on its device)
+            return ones_as((), dt, p)  # (p may hold a batch: shape (), not p's)
     return 1.0 if dt == _F64 else np.ones((), dt)[()]
 
 
@@ -838,7 +877,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     nums = tuple(range(len(primals)))
     # The pullback runs later: it must read the inputs as they were, not as the caller
     # may have rewritten them in place meanwhile.
-    primals = tree_map(lambda v: v.copy() if isinstance(v, np.ndarray) else v, primals)
+    primals = tree_map(_private_copy, primals)
     with _tracing:
         rec = _Recording(f, primals, nums, has_aux, "vjp")
     out = tree_unflatten(rec.out_def, rec.values)
@@ -858,6 +897,16 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
         return _group([_result(g) for g in grads], rec.defs, False)
 
     return (out, pullback, rec.aux) if has_aux else (out, pullback)
+
+
+def _private_copy(v: Any) -> Any:
+    """An array argument of ``vjp`` copied (in its own library: a CuPy array on its
+    device, a Dask array's lazy copy), so that writes into the caller's array after the
+    call do not reach the pullback; anything else as it is."""
+    if isinstance(v, np.ndarray) or (not isinstance(v, Tracer) and not isinstance(v, float)
+                                     and foreign_array(v) is not None):
+        return v.copy()
+    return v
 
 
 def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> Any:
@@ -980,6 +1029,9 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
         jac = _checked_when_computed(res[0] if has_aux else res, "jacobian")
         res = (jac, res[1]) if has_aux else jac
         if values is not None and not _finite(jac):
+            if _foreign_leaf(jac):  # (no careful replay of another library's arrays)
+                _warn_nonfinite("jacobian", None, "foreign")
+                return res
             try:
                 res2, values2, tape = once(args, kwargs, True)
                 ok = (values2 is not None and _same_values(values, values2)
@@ -1073,8 +1125,8 @@ def _same_values(a: list[Any], b: list[Any]) -> bool:
     if len(a) != len(b):
         return False
     try:
-        return all(np.array_equal(np.asarray(_plain(x)), np.asarray(_plain(y)), equal_nan=True)
-                   for x, y in zip(a, b, strict=True))
+        return all(np.array_equal(asarray_keep(_plain(x)), asarray_keep(_plain(y)),
+                                  equal_nan=True) for x, y in zip(a, b, strict=True))
     except TypeError:
         return False
 
@@ -1087,13 +1139,19 @@ def _agrees_where_finite(old: Any, new: Any) -> bool:
     if len(a) != len(b):
         return False
     for x, y in zip(a, b, strict=True):
-        x, y = np.asarray(_plain(x)), np.asarray(_plain(y))
+        x, y = asarray_keep(_plain(x)), asarray_keep(_plain(y))  # (CuPy: on its device)
         if x.shape != y.shape:
             return False
         keep = np.isfinite(x)
         if not np.allclose(y[keep], x[keep], rtol=1e-9, atol=1e-300):
             return False
     return True
+
+
+def _foreign_leaf(tree: Any) -> bool:
+    """Whether a result holds another library's array (CuPy, ...): the careful replay,
+    which builds its masks and probes in NumPy, is not run for it."""
+    return any(foreign_array(v) is not None for v in tree_flatten(tree)[0])
 
 
 def _warn_nonfinite(what: str, tape: Any, mode: str) -> None:
@@ -1118,6 +1176,9 @@ def _careful_reverse(run: Callable[[_Recording], Any], old: Any, f: Callable[...
     """A reverse-mode result ``old`` held nan/inf: record ``f`` again on a careful tape,
     run the same backward pass (``run``) with strong zeros, and warn if it is still not
     finite. The old result stands when the replay differs (``f`` is not deterministic)."""
+    if _foreign_leaf(old):
+        _warn_nonfinite(what, None, "foreign")
+        return old
     try:
         rec = _Recording(f, args, nums, has_aux, what, careful=True)
         same = _same_values(values, rec.values)
@@ -1155,6 +1216,9 @@ def _careful_forward(seed: Callable[[Any, list[int]], dict[int, Any]],
     """A forward-mode result ``old`` held nan/inf: record ``f`` on a careful tape and
     push the same tangents (``seed``, given a batch trace when ``batch``) along it with
     strong zeros; ``build`` makes the result from the pushed tangents."""
+    if _foreign_leaf(old):
+        _warn_nonfinite(what, None, "foreign")
+        return old
     btrace = BatchTrace(new_level(), batch, what) if batch else None
     try:
         try:
@@ -1244,7 +1308,10 @@ def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
 
         primals = tuple(args[i] for i in nums)
         tangents = (v,) if single else tuple(v)
-        return jvp(g_of, primals, tangents)[1]
+        out = jvp(g_of, primals, tangents)[1]
+        if single and type(out) is not np.ndarray:
+            return _chunked_like(out, primals[0])  # (a Dask input's chunks)
+        return out
 
     return h
 

@@ -31,4 +31,6 @@ def need(name: str) -> ModuleType:
             raise AssertionError(f"{name} is required in this run "
                                  f"(DUALREV_REQUIRE_EXTRAS) but does not import: {e}") from e
         extra = EXTRA_OF.get(name, name.split(".")[0])
-        pytest.skip(f"{name} is not installed (pip install 'dualrev[{extra}]')")
+        # (allow_module_level: need() is called at the top of a test module too)
+        pytest.skip(f"{name} is not installed (pip install 'dualrev[{extra}]')",
+                    allow_module_level=True)

@@ -372,6 +372,37 @@ def test_indexing_by_a_dask_mask_is_refused_before_computing():
     np.testing.assert_allclose(g.compute(), XN[YN > 0.5].sum(axis=0), rtol=1e-12)
 
 
+def _write_into_a_dask_buffer(w):
+    buf = np.zeros_like(X)  # a Dask array: the data's, not the parameters'
+    buf[0, 0] = w[0]
+    return np.sum(buf * X) + np.sum(w ** 2)
+
+
+@pytest.mark.parametrize("f", [
+    _write_into_a_dask_buffer,
+    lambda w: np.sum(da.from_array(w) * XN[0]),
+    lambda w: np.sum(da.asarray(w) * XN[0]),
+    lambda w: np.sum(X.map_blocks(lambda b, c: b * c, w[0])),
+], ids=["setitem", "from_array", "asarray", "map_blocks"])
+def test_a_traced_value_put_into_a_dask_graph_is_refused(f):
+    # Dask would keep it as an opaque constant of its graph: the gradient through it was
+    # silently lost (the write's d/dw0 = X[0, 0] came back as 0, with no error)
+    with pytest.raises(dr.TracerConversionError, match="Dask task graph"):
+        dr.grad(f)(W)
+
+
+def test_writes_into_a_buffer_made_from_the_parameters_keep_their_derivative():
+    def f(w):
+        buf = np.zeros_like(w)  # the rewrite the refusal names
+        buf[0] = w[0] * 2.0
+        return np.sum(buf * (X[:4, 0] + 1.0)) + np.sum(w ** 2)
+
+    g = dr.grad(f)(W)
+    expected = 2.0 * W
+    expected[0] += 2.0 * (XN[0, 0] + 1.0)
+    np.testing.assert_allclose(np.asarray(g), expected, rtol=1e-13)
+
+
 def test_float_of_a_dask_valued_loss_is_refused():
     with pytest.raises(dr.TracerConversionError, match="float"):
         dr.grad(lambda w: float(np.sum(X @ w)) * w[0])(W)

@@ -20,3 +20,12 @@ def test_missing_required_library_fails(monkeypatch):
 def test_present_library_imports(monkeypatch):
     monkeypatch.setenv("DUALREV_REQUIRE_EXTRAS", "numpy")
     assert need("numpy").__name__ == "numpy"
+
+
+def test_missing_library_skips_a_whole_module(monkeypatch):
+    # need() is called at the top of test modules (tests/test_cupy.py): its skip must be
+    # allowed there, or collection errors instead of skipping
+    monkeypatch.delenv("DUALREV_REQUIRE_EXTRAS", raising=False)
+    with pytest.raises(pytest.skip.Exception) as caught:
+        need("nope_lib")
+    assert caught.value.allow_module_level

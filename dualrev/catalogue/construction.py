@@ -23,7 +23,7 @@ import scipy
 import scipy.special as sc
 
 from ..cast import astype
-from ..errors import DualrevError, TracerConversionError
+from ..errors import DualrevError, ForeignArrayError, TracerConversionError
 from ..inplace import clone, is_scalar_like
 from ..namespace import replace_while_tracing
 from ..primitive import (
@@ -31,10 +31,12 @@ from ..primitive import (
     concrete,
     decide,
     dtype_of,
+    foreign_array,
     peek,
     register_function,
     shape_of,
 )
+from ..scipy_dispatch import FOREIGN_CALL, foreign_call_name
 
 # The originals, captured at import: a wrapper bound by a module imported while a
 # transform runs (``from numpy import asarray``) keeps calling these afterwards.
@@ -202,6 +204,20 @@ def _device(device: Any) -> None:
         raise ValueError(f'Device not understood. Only "cpu" is allowed, but received: {device}')
 
 
+def _refuse_foreign(a: Any) -> None:
+    """Inside the rule of a SciPy function called on another library's arrays (Dask,
+    CuPy: scipy_dispatch.FOREIGN_CALL), converting one to NumPy is refused."""
+    p = foreign_array(a)
+    if p is not None:
+        name = foreign_call_name()
+        raise ForeignArrayError(
+            p, f"{name} (dualrev's rule for it, or SciPy's code under it) converting its "
+            "argument with np.asarray",
+            f"Call {name} on NumPy arrays (compute or move the argument first, "
+            "explicitly), or write the computation with NumPy functions, which dispatch "
+            "to the array's library")
+
+
 # ------------------------------------------------------------------ the constructors
 def array(object: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A002
     """``np.array`` while a transform runs: NumPy's own unless ``object`` is, or holds in
@@ -209,6 +225,8 @@ def array(object: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A002
     otherwise). (The arguments are passed on as given, so that the untraced call costs
     one more Python call and a type check: docs/performance.md.)"""
     if type(object) is _ndarray or not _traced_in(object) or _from_scipy():
+        if FOREIGN_CALL[0] is not None and type(object) is not _ndarray:
+            _refuse_foreign(object)
         return _array(object, *args, **kwargs)
     return _traced_array(object, *args, **kwargs)
 
@@ -248,6 +266,8 @@ def _as(what: str, orig: Callable[..., Any], ndmin: int = 0, has_order: bool = T
 
     def wrapper(a: Any, *args: Any, **kwargs: Any) -> Any:
         if type(a) is _ndarray or not _traced_in(a) or _from_scipy():
+            if FOREIGN_CALL[0] is not None and type(a) is not _ndarray:
+                _refuse_foreign(a)
             return orig(a, *args, **kwargs)
         return traced(a, *args, **kwargs)
 
@@ -302,6 +322,8 @@ def asarray_chkfinite(a: Any, dtype: Any = None, order: Any = None) -> Any:
     """``np.asarray_chkfinite`` while a transform runs: NumPy's own unless a traced value
     is given; then the traced array, its values (every element of a batch) checked."""
     if type(a) is _ndarray or not _traced_in(a) or _from_scipy():
+        if FOREIGN_CALL[0] is not None and type(a) is not _ndarray:
+            _refuse_foreign(a)
         return _asarray_chkfinite(a, dtype, order)
     return _chkfinite(a, dtype, order)
 

@@ -21,8 +21,10 @@ from ..primitive import (
     Primitive,
     Tracer,
     bind,
+    eye_as,
     is_complex,
     ndim_of,
+    ones_as,
     register_function,
     register_ufunc,
     shape_of,
@@ -249,13 +251,13 @@ def _einsum_vjp(i: int, g: Any, ans: Any, *ops: Any, spec: Any) -> Any:
         if c in target:
             # A repeated label (a diagonal): a fresh label tied to it by an identity matrix.
             d = spare.pop()
-            args.append(np.eye(n))
+            args.append(eye_as(n, float, ops[i]))  # (in the operand's library)
             new_terms.append(c + d)
             target += d
             continue
         if c not in present:
             # A label summed within this operand alone: its cotangent is constant along it.
-            args.append(np.ones(n))
+            args.append(ones_as((n,), float, ops[i]))
             new_terms.append(c)
             present.add(c)
         target += c

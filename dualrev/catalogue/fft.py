@@ -17,7 +17,15 @@ import numpy as np
 from .. import pattern_rules
 from ..batching import leading_axis_rule
 from ..errors import InPlaceError
-from ..primitive import Primitive, bind, is_complex, ndim_of, register_function, shape_of
+from ..primitive import (
+    Primitive,
+    bind,
+    is_complex,
+    ndim_of,
+    ones_as,
+    register_function,
+    shape_of,
+)
 from .indexing import getitem
 
 
@@ -73,7 +81,7 @@ def _irfftn_vjp(g: Any, ans: Any, x: Any, axes: tuple[int, ...], n: int, norm: A
     m = shape_of(x)[axes[-1]]
     last = axes[-1]
     part = getitem(full, (slice(None),) * last + (slice(0, m),))
-    weights = np.full(m, 2.0)
+    weights = ones_as((m,), float, part) * 2.0  # (in part's library: Dask, CuPy)
     weights[0] = 1.0
     if n % 2 == 0 and m == n // 2 + 1:
         weights[-1] = 1.0

@@ -44,11 +44,13 @@ from ..errors import BatchedValueError, DualrevError, InPlaceError, NoDerivative
 from ..primitive import (
     Primitive,
     Tracer,
+    asarray_keep,
     bind,
     call_plain,
     concrete,
     decide,
     dtype_of,
+    eye_as,
     is_complex,
     ndim_of,
     no_rule,
@@ -101,7 +103,7 @@ def _as_scale(v: Any) -> Any:
 def _diag_embed(v: Any) -> Any:
     """A stack of diagonal matrices with v[..., n] on the diagonal."""
     n = shape_of(v)[-1]
-    return v[..., None] * np.eye(n)
+    return v[..., None] * eye_as(n, float, v)
 
 
 def _H(x: Any) -> Any:
@@ -300,7 +302,7 @@ def _det_well_conditioned(a: Any) -> bool:
 
 
 def _det_condition_ok(v: Any) -> bool:
-    v = np.asarray(v)
+    v = asarray_keep(v)  # (a CuPy stack stays on its device: one bool comes back)
     if v.size == 0 or not np.all(np.isfinite(v)):
         return True  # nothing to guard (an empty stack; nan in, nan out)
     s = np.linalg.svd(v, compute_uv=False)
@@ -450,7 +452,7 @@ def _eigh_parts(ans: Any, a: Any) -> tuple[Any, Any]:
 def _eig_gaps(w: Any) -> Any:
     # F[i, j] = 1 / (w_j - w_i) off the diagonal, 0 on it.
     n = shape_of(w)[-1]
-    eye = np.eye(n)
+    eye = eye_as(n, float, w)  # (in w's library: a CuPy w's on its device)
     return 1.0 / (w[..., None, :] - w[..., :, None] + eye) - eye
 
 
@@ -577,7 +579,7 @@ def _svd_jvp(g: Any, ans: Any, a: Any, m: int, n: int) -> Any:
     ds = _real_part(dp_diag, dp)
     s_row = s[..., None, :]
     s_col = s[..., :, None]
-    eye = np.eye(k)
+    eye = eye_as(k, float, s)
     f = 1.0 / ((s_row + s_col) * (s_row - s_col) + eye) - eye  # 1 / (s_j^2 - s_i^2)
     dps = dp * s_row
     sdp = s_col * dp

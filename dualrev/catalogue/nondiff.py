@@ -17,6 +17,7 @@ from ..primitive import (
     Tracer,
     call_plain,
     dtype_of,
+    foreign_array,
     register_function,
     shape_of,
     unwrap_derivatives,
@@ -98,21 +99,35 @@ register_function(np.fix, _warning_caller(np.fix))
 
 # Constants shaped like a traced value are constants of its trace (batched under vmap):
 # buffers whose in-place writes are recorded (out = np.zeros_like(x); out[i] = ...).
-def _like(make: Any) -> Any:
+def _like(make: Any, make_like: Any) -> Any:
     def handler(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
                 shape: Any = None, **kwargs: Any) -> Any:
         # one element's shape and dtype, NumPy vetting the keywords (device=)
         own = np.zeros_like(_stand_in(a), dtype=dtype, order=order, subok=subok,
                             shape=shape, **kwargs)
+        p = foreign_array(a)
+        if p is not None:  # zeros in a's library (Dask, CuPy), not on the host
+            return _foreign_like(a, make_like, own, p)
         if not isinstance(a, Tracer):
             return make(own.shape, own.dtype)
         return constant_like(a, make, own)
     return handler
 
 
-register_function(np.zeros_like, _like(np.zeros))
-register_function(np.empty_like, _like(np.zeros))  # zeros: nothing uninitialised is read
-register_function(np.ones_like, _like(np.ones))
+def _foreign_like(a: Any, make_like: Any, own: np.ndarray, p: Any) -> Any:
+    # (NumPy's *_like functions dispatch to p's library with shape=; like= would hand
+    # Dask dualrev's np.zeros wrapper, which it does not know)
+    def made(shape: tuple[int, ...], dtype: Any) -> Any:
+        return make_like(p, dtype=dtype, shape=shape)
+    if not isinstance(a, Tracer):
+        return made(own.shape, own.dtype)
+    return constant_like(a, made, own)
+
+
+register_function(np.zeros_like, _like(np.zeros, np.zeros_like))
+# zeros: nothing uninitialised is read
+register_function(np.empty_like, _like(np.zeros, np.zeros_like))
+register_function(np.ones_like, _like(np.ones, np.ones_like))
 
 
 @register_function(np.full_like)

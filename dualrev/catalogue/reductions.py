@@ -26,10 +26,12 @@ from ..primitive import (
     bind,
     concrete,
     dtype_of,
+    eye_as,
     is_complex,
     ndim_of,
     no_rule,
     normalize_axis,
+    ones_as,
     register_function,
     shape_of,
 )
@@ -228,9 +230,9 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
     ts = shape_of(xt)
     n = math.prod(ts[k:])
     if n == 0:  # empty groups: nothing to multiply (and no element to differentiate)
-        return np.ones(xs)
+        return ones_as(tuple(xs), float, x)
     flat = np.reshape(xt, ts[:k] + (n,))
-    ones = np.ones(ts[:k] + (1,))
+    ones = np.ones_like(flat[..., :1])  # (in x's library: a CuPy x's stays on its device)
     left = np.concatenate([ones, np.cumprod(flat[..., :-1], axis=-1)], axis=-1)
     right_rev = np.concatenate([ones, np.cumprod(flat[..., ::-1][..., :-1], axis=-1)], axis=-1)
     others = left * right_rev[..., ::-1]
@@ -360,10 +362,10 @@ def _cumprod_partials(x: Any, axis: int) -> Any:
     with the cumulative axis moved last (two trailing axes j, k). Exact with zeros."""
     xl = np.moveaxis(x, axis, -1)
     n = shape_of(xl)[-1]
-    eye = np.eye(n, dtype=bool)
+    eye = eye_as(n, bool, x)  # (constants in x's library: Dask, CuPy)
     # Row j: x with x_j replaced by 1, so its cumulative product skips x_j.
     rows = np.where(eye, 1.0, np.expand_dims(xl, -2))
-    return np.cumprod(rows, axis=-1) * np.triu(np.ones((n, n)))
+    return np.cumprod(rows, axis=-1) * np.triu(ones_as((n, n), float, x))
 
 
 def _cumprod_jvp(g: Any, ans: Any, x: Any, axis: int) -> Any:

@@ -29,6 +29,7 @@ from ..primitive import (
     Primitive,
     Tracer,
     concrete,
+    foreign_array,
     is_complex,
     register_function,
     register_ufunc,
@@ -121,6 +122,11 @@ def _polygamma_impl(n: Any, x: Any) -> Any:
     if np.iscomplexobj(x):
         # psi's derivative (and gamma's, loggamma's second) at complex points
         return _polygamma_complex(n, x)
+    if foreign_array(x) is not None and np.ndim(n) == 0:
+        # SciPy's polygamma converts x with np.asarray; its formula by ufuncs, which
+        # dispatch to x's library (Dask, CuPy), does not
+        n = int(n)
+        return sc.psi(x) if n == 0 else (-1.0) ** (n + 1) * math.gamma(n + 1) * sc.zeta(n + 1, x)
     return sc.polygamma(n, x)
 
 
