@@ -6,7 +6,7 @@ NumPy loss, and with a hand-written (dask-glm-style) gradient and Hessian-vector
     python examples/dask_logistic_regression.py                          # 10^6 rows
     python examples/dask_logistic_regression.py --rows 1e8 --chunks 1e6  # 10^8 rows
 
-(10^8 rows: 4.8 GB on the workers; about 6 minutes on two cores, each fit 13 passes.)
+(10^8 rows: 4.8 GB on the workers; about 5 minutes on two cores, each fit 13 passes.)
 
 A ``LocalCluster`` with two worker processes (one thread each) generates the rows on the
 workers (``da.random.default_rng(seed)``, each chunk from its own stream) and keeps them
