@@ -1,8 +1,12 @@
 """benchmarks/compare.py reads saved tables and reports median ratios; benchmarks/sparse.py
-runs in its smoke mode."""
+and benchmarks/dask_glm.py (marked extras) run in their smoke modes."""
 
 import importlib.util
 from pathlib import Path
+
+import pytest
+
+from tests.extras import need
 
 ROOT = Path(__file__).parent.parent
 spec = importlib.util.spec_from_file_location("compare", ROOT / "benchmarks" / "compare.py")
@@ -46,6 +50,31 @@ def test_sparse_benchmark_smoke(tmp_path):
     assert all("dense J" in r for r in rows)  # the dense transforms ran and agreed
     text = out.read_text()
     assert "| broyden | 1000 | 2998 |" in text and "old numeric detector" in text
+
+
+@pytest.mark.extras
+def test_dask_glm_benchmark_smoke(tmp_path):
+    """benchmarks/dask_glm.py --smoke on a LocalCluster of two worker processes: dualrev's
+    gradient and HVP equal the hand-written ones (the script raises otherwise), every row
+    is timed and the table written with the library versions and the BLAS setting."""
+    need("dask.array")
+    need("distributed")
+    spec = importlib.util.spec_from_file_location("dask_glm_bench",
+                                                  ROOT / "benchmarks" / "dask_glm.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "dask.md"
+    rows = bench.main(["--smoke", "--save", str(out)])
+    assert [r["workload"] for r in rows] == [
+        "value_and_grad", "hvp", "value_and_grad in memory (NumPy, 1 thread)"]
+    for r in rows:
+        assert r["rows"] == 10**4 and r["dualrev s"] > 0 and r["hand s"] > 0
+        assert r["dualrev rows/s"] == pytest.approx(10**4 / r["dualrev s"])
+        assert r["worker peak MB"] > r["data MB"] > 0.4  # 10^4 x 6 float64
+    assert rows[0]["chunk rows"] == 5000 and rows[0]["computes"] == rows[1]["computes"] == 1
+    text = out.read_text()
+    assert "BLAS threads 1 here, 1 in the workers" in text and "LocalCluster 2 worker" in text
+    assert "| value_and_grad | 10000 | 5000 |" in text and "| hvp | 10000 | 5000 |" in text
 
 
 def test_checkpoint_benchmark_smoke(tmp_path):

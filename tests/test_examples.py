@@ -1,4 +1,6 @@
-"""Every example script runs, and prints what its docstring promises."""
+"""Every example script runs, and prints what its docstring promises (those that need an
+optional library are marked extras; the Dask example has its own module,
+tests/test_examples_dask.py)."""
 
 import re
 import runpy
@@ -10,8 +12,16 @@ import pytest
 
 from tests.extras import need
 
+
+def _own_module(path: Path) -> bool:
+    """An example whose first line is ``# needs: dask, distributed`` needs optional
+    libraries and a size of its own: its own test module (marked extras) runs it
+    (tests/test_examples_dask.py)."""
+    return path.read_text().startswith("# needs:")
+
+
 EXAMPLES = sorted(p for p in (Path(__file__).parent.parent / "examples").glob("*.py")
-                  if not p.name.startswith("_"))
+                  if not p.name.startswith("_") and not _own_module(p))
 #: examples that need an optional library: marked extras, skipped without it
 NEEDS = {"torch_physics_layer": "torch"}
 
