@@ -63,13 +63,23 @@ def test_docstring_has_its_sections(module, name):
         assert sections.get("Returns"), "Returns:"
 
 
-@pytest.mark.parametrize(("module", "name"), NAMES, ids=IDS)
+def _example(module, name):
+    _, sections = make["split_sections"](inspect.getdoc(getattr(module, name)) or "")
+    return sections.get("Example", sections.get("Examples", ""))
+
+
+def _optional_libraries(text):
+    """The optional libraries an example imports (the bridges' torch, jax)."""
+    return sorted(set(re.findall(r"^>>> import .*?\b(torch|jax)\b", text, re.M)))
+
+
+@pytest.mark.parametrize(("module", "name"), [
+    pytest.param(m, n, marks=[pytest.mark.extras] if _optional_libraries(_example(m, n)) else [])
+    for m, n in NAMES], ids=IDS)
 def test_example_runs(module, name):
-    obj = getattr(module, name)
-    _, sections = make["split_sections"](inspect.getdoc(obj) or "")
-    text = sections.get("Example", sections.get("Examples", ""))
-    # an example that imports an optional library (the bridges' torch, jax) needs it
-    for lib in sorted(set(re.findall(r"^>>> import .*?\b(torch|jax)\b", text, re.M))):
+    text = _example(module, name)
+    # an example that imports an optional library needs it (and is marked extras)
+    for lib in _optional_libraries(text):
         need(lib)
     test = doctest.DocTestParser().get_doctest(text, {"np": np, "dr": dualrev},
                                                make["qualified"](module, name), None, 0)
