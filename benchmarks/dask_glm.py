@@ -46,8 +46,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 
-# run as a script, this folder leads sys.path, and benchmarks/sparse.py would shadow the
-# pydata `sparse` package that dask.array imports: the folder goes, the repository comes
+# run as a script, this folder leads sys.path, where a module could shadow a package that
+# dask.array imports (a benchmarks/sparse.py once shadowed pydata `sparse`): the folder
+# goes, and the repository comes, for the example's import
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))

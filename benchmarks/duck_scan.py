@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-# the checkout's root instead of benchmarks/ (whose sparse.py would shadow the `sparse`
-# package Dask imports)
+# the checkout's root instead of benchmarks/ (where a module could shadow a package Dask
+# imports, as a benchmarks/sparse.py once shadowed pydata `sparse`)
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import dualrev as dr  # noqa: E402
