@@ -3,10 +3,10 @@ warm evaluation, against plain NumPy f(x), a hand-written ``scipy.sparse`` Jacob
 dense ``dr.jacobian``/``dr.hessian`` (where they fit), the old numeric detector and
 CasADi (where it installs).
 
-    python benchmarks/sparse_derivatives.py                  # full table, n = 10^3 .. 10^6
-    python benchmarks/sparse_derivatives.py --quick          # n <= 10^5, fewer repeats
-    python benchmarks/sparse_derivatives.py --smoke          # n = 10^3 only, seconds (the test suite)
-    python benchmarks/sparse_derivatives.py --save FILE.md   # also write the tables as markdown
+    python benchmarks/sparse_derivatives.py                # full table, n = 10^3 .. 10^6
+    python benchmarks/sparse_derivatives.py --quick        # n <= 10^5, fewer repeats
+    python benchmarks/sparse_derivatives.py --smoke        # n = 10^3 only (the test suite)
+    python benchmarks/sparse_derivatives.py --save FILE.md # also write the tables as markdown
 
 Problems (each written once in plain NumPy):
 

@@ -1,5 +1,6 @@
-"""benchmarks/compare.py reads saved tables and reports median ratios; benchmarks/sparse_derivatives.py
-and benchmarks/dask_glm.py (marked extras) run in their smoke modes."""
+"""benchmarks/compare.py reads saved tables and reports median ratios;
+benchmarks/sparse_derivatives.py and benchmarks/dask_glm.py (marked extras) run in their
+smoke modes."""
 
 import importlib.util
 from pathlib import Path
@@ -33,8 +34,8 @@ def test_compare_takes_medians_of_the_ratios(tmp_path):
 
 
 def test_sparse_benchmark_smoke(tmp_path):
-    """benchmarks/sparse_derivatives.py --smoke: every sparse Jacobian/Hessian equals the hand-written
-    one and the dense transform (the script raises otherwise); the colours are the
+    """benchmarks/sparse_derivatives.py --smoke: every sparse Jacobian/Hessian equals the
+    hand-written one and the dense transform (the script raises otherwise); the colours are the
     patterns' chromatic numbers or close; the table is written."""
     spec = importlib.util.spec_from_file_location("sparse_bench",
                                                   ROOT / "benchmarks" / "sparse_derivatives.py")
