@@ -53,6 +53,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 import dualrev as dr  # noqa: E402
+from benchmarks.machine import cpu_model  # noqa: E402
 from examples.dask_logistic_regression import (  # noqa: E402
     CountingScheduler,
     dualrev_problem,
@@ -61,17 +62,6 @@ from examples.dask_logistic_regression import (  # noqa: E402
 )
 
 FEATURES = 5
-
-
-def _cpu() -> str:
-    """The processor's model name (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _worker_state() -> dict[str, Any]:
@@ -182,7 +172,7 @@ def header(client: Any, workers: int, mode: str) -> list[str]:
 
     blas = sorted({s["blas"] for s in client.run(_worker_state).values()})
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return [f"Machine: {_cpu()} ({platform.machine()}), {os.cpu_count()} cores (shared); "
+    return [f"Machine: {cpu_model()} ({platform.machine()}), {os.cpu_count()} cores (shared); "
             f"Python {platform.python_version()}, numpy {np.__version__}, scipy "
             f"{scipy.__version__}, dask {dask.__version__}, distributed "
             f"{distributed.__version__}, dualrev {dr.__version__} at {_commit()}; LocalCluster "

@@ -57,6 +57,7 @@ import scipy.sparse as sp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import dualrev as dr  # noqa: E402
+from benchmarks.machine import cpu_model  # noqa: E402
 from dualrev.sparse import colour_columns, colour_symmetric, detect_sparsity  # noqa: E402
 
 try:
@@ -351,20 +352,9 @@ def detection_before_after(sizes: Sequence[int]) -> list[str]:
     return lines
 
 
-def _cpu() -> str:
-    """The processor's model name (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def header() -> list[str]:
     cas = f", casadi {ca.__version__}" if ca is not None else ", casadi absent"
-    return [f"Machine: {_cpu()} ({platform.machine()}), "
+    return [f"Machine: {cpu_model()} ({platform.machine()}), "
             f"{os.cpu_count()} cores; Python {platform.python_version()}, numpy "
             f"{np.__version__}, scipy {scipy.__version__}{cas}; BLAS threads "
             f"{BLAS_THREADS}; mode {MODE}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]

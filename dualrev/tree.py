@@ -249,16 +249,7 @@ def _unflatten(td: TreeDef, it: Any) -> Any:
         return next(it)
     if td.kind == "none":
         return None
-    children = [_unflatten(c, it) for c in td.children]
-    if td.kind == "tuple":
-        return tuple(children)
-    if td.kind == "list":
-        return children
-    if td.kind == "namedtuple":
-        return td.meta(*children)
-    if td.kind == "node":
-        return _NODES[td.meta[0]][1](td.meta[1], children)
-    return dict(zip(td.meta, children, strict=True))
+    return _rebuild(td, [_unflatten(c, it) for c in td.children])
 
 
 def wraps_one_array(td: TreeDef) -> bool:
