@@ -1,4 +1,5 @@
 import os
+import re
 
 from hypothesis import HealthCheck, settings
 
@@ -12,12 +13,15 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 def pytest_ignore_collect(collection_path, config):
-    """A run that deselects the marker extras (the default addopts) does not import the
+    """A run whose marker expression does not select extras (the default addopts, the
+    jax session's "jax or peers") does not import the
     modules marked extras as a whole: their module-level ``need(...)`` would otherwise
     report a skip for every optional library this environment lacks, though none of
     their tests was selected."""
+    expr = config.getoption("markexpr") or ""
+    # (selected: no marker expression, or one naming extras other than as "not extras")
     if (collection_path.suffix == ".py" and collection_path.name.startswith("test_")
-            and "not extras" in (config.getoption("markexpr") or "")):
+            and expr and not re.search(r"(?<!not )\bextras\b", expr)):
         if "\npytestmark = pytest.mark.extras\n" in collection_path.read_text():
             return True
     return None
