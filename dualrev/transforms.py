@@ -1096,8 +1096,8 @@ def _checked_when_computed(tree: Any, what: str, mode: str = "reverse") -> Any:
     ``_finite`` cannot look at it without computing the whole graph during the transform
     call, so each block warns (``NonFiniteDerivativeWarning``, cause ``"lazy"``) as it is
     made. A tree without lazy leaves comes back as it is (one pass over its leaves)."""
-    if type(tree) is list and all(type(v) in _EAGER for v in tree):
-        return tree  # the common case, without flattening
+    if type(tree) in _EAGER or type(tree) is list and all(type(v) in _EAGER for v in tree):
+        return tree  # the common cases, without flattening
     leaves, tdef = tree_flatten(tree)
     if not any(is_lazy(v) for v in leaves):
         return tree

@@ -271,6 +271,8 @@ def unflatten_jacobian(out_def: TreeDef, in_defs: list[TreeDef], blocks: list[li
     sides' dims and coordinates (an input name the output also uses gets ``_in``); an
     output DataArray gives way to its blocks, an output Dataset to a dict by variable.
     """
+    if out_def.kind == "leaf" and all(td.kind == "leaf" for td in in_defs):
+        return blocks[0][0] if single else tuple(blocks[0])  # arrays in and out: no tree
     labels = [] if not _LABELLED else _labels(out_def, None, [])
     per_out = []
     for i, row in enumerate(blocks):
