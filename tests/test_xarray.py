@@ -445,7 +445,20 @@ def test_labelled_jacobians_of_random_labellings(xr):
                 np.testing.assert_array_equal(J[r].values, x[d].values)
 
 
-def test_replay_of_plain_numpy_code_with_dataarray_constants(xr):
+@pytest.fixture
+def xarray_not_yet_deferred_to(xr, monkeypatch):
+    """The traced values' deferral to xarray as before any transform ran in this process
+    (in a full test session an earlier test has switched it on)."""
+    from dualrev import tracer
+
+    labelled = (xr.DataArray, xr.Dataset, xr.Variable)
+    monkeypatch.setattr(tracer, "_XARRAY_PENDING", True)
+    monkeypatch.setattr(tracer, "_DEFER_UFUNC", tracer._DEFER_UFUNC - frozenset(labelled))
+    monkeypatch.setattr(tracer, "_DEFER_MATMUL",
+                        tuple(t for t in tracer._DEFER_MATMUL if t not in labelled))
+
+
+def test_replay_of_plain_numpy_code_with_dataarray_constants(xr, xarray_not_yet_deferred_to):
     # recording without a transform around it: the staged values defer to xarray too
     w = xr.DataArray(np.array([1.0, 2.0, 3.0]), dims=("x",))
     f = dr.replay(lambda p: ((p * w) ** 2).sum().data)
