@@ -313,6 +313,22 @@ def _bound_before(module: Any, name: str, fn: Any) -> str:
             "alias)")
 
 
+def _argument_advice(site: _Site, array: ast.AST) -> str:
+    """Where the written array is an argument of the user's function as it was given
+    (``u0[1:-1] += ...`` on an argument not differentiated), the words for it: NumPy
+    would change the caller's array, and the copy is the rewrite; else ""."""
+    if not isinstance(array, ast.Name):
+        return ""
+    code = site.frame.f_code
+    given = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    if array.id not in given:
+        return ""
+    return (f"`{array.id}` is an argument of {code.co_name}() that is not differentiated, "
+            "and in NumPy this write would change the caller's array: write into a copy, "
+            f"`u = {array.id}.copy()`, and return that; or differentiate `{array.id}` too, "
+            "since differentiated arguments are traced copies that take writes")
+
+
 def _fills_plain(site: _Site, node: ast.AST) -> bool:
     """Whether ``node`` is ``buf.fill(v)`` on a plain NumPy array."""
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
@@ -324,11 +340,15 @@ def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
     if isinstance(node, (ast.Assign, ast.AugAssign)):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         for t in targets:
-            if isinstance(t, ast.Subscript) and _plain_array(site.lookup(t.value)):
-                buf = site.seg(t.value)
+            # (an augmented assignment to a name writes too: NumPy's ``u += t`` is in place)
+            array = (t.value if isinstance(t, ast.Subscript) else
+                     t if isinstance(t, ast.Name) and isinstance(node, ast.AugAssign) else None)
+            if array is not None and _plain_array(site.lookup(array)):
+                buf = site.seg(array)
                 return (f"`{site.seg(node)}` writes a traced value into the plain NumPy "
                         f"array `{buf}`, which stores numbers only (the derivative would be "
-                        f"lost). " + BUFFER_ADVICE.replace("out =", f"{buf} ="))
+                        f"lost). " + (_argument_advice(site, array)
+                                      or BUFFER_ADVICE.replace("out =", f"{buf} =")))
         return None
     if isinstance(node, ast.Subscript):
         obj = site.lookup(node.value)
