@@ -48,3 +48,30 @@ def test_doc_code_blocks_run(path, registries_restored):
         name = f"{path}:{text.count(chr(10), 0, m.start(1)) + 1}"
         linecache.cache[name] = (len(block), None, block.splitlines(True), name)
         exec(compile(block, name, "exec"), namespace)
+
+
+def test_fresh_interpreter_blocks_do_what_the_docs_say():
+    """A ```python fresh block shows what happens in a new interpreter (the import order
+    of `from scipy... import` and `import dualrev`, which the in-process blocks above
+    cannot show: dualrev is imported there). Each runs in one; where a ```text block
+    follows, its first line is the error the run ends with, up to the "...". """
+    import os
+    import subprocess
+    import sys
+
+    found = 0
+    for path in DOCS:
+        text = path.read_text()
+        for m in re.finditer(r"```python fresh\n(.*?)```\n\n(?:```text\n(.*?)\n)?", text,
+                             flags=re.S):
+            found += 1
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            run = subprocess.run([sys.executable, "-c", m.group(1)], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=300, check=False)
+            if m.group(2) is None:
+                assert run.returncode == 0, (path.name, run.stderr)
+                continue
+            expected = m.group(2).split("...")[0].strip()
+            last = run.stderr.strip().splitlines()[-1]
+            assert run.returncode != 0 and last.startswith(expected), (path.name, last)
+    assert found
