@@ -317,7 +317,11 @@ def _argument_advice(site: _Site, array: ast.AST) -> str:
     """Where the written array is an argument of the user's function as it was given
     (``u0[1:-1] += ...`` on an argument not differentiated), the words for it: NumPy
     would change the caller's array, and the copy is the rewrite; else ""."""
-    if not isinstance(array, ast.Name):
+    caller = site.frame.f_back
+    # only for the function the transform called (a helper's argument is its caller's
+    # buffer, which the general advice covers)
+    if not isinstance(array, ast.Name) or caller is None or not os.path.abspath(
+            caller.f_code.co_filename).startswith(_HERE + os.sep):
         return ""
     code = site.frame.f_code
     given = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]

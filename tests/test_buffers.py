@@ -589,3 +589,20 @@ def test_a_write_into_the_argument_itself_says_to_copy_it():
     J = dr.jacobian(step, argnums=(0, 1))(0.1, u0)   # both differentiated: recorded
     np.testing.assert_allclose(J[0], dr.jacobian(_step_into(COPIES["u0.copy()"]))(0.1, u0))
     np.testing.assert_array_equal(u0, U0)
+
+
+def test_a_helpers_argument_gets_the_buffer_advice():
+    """A helper writing into the array its caller gave it: the caller's buffer is what to
+    change (the copy-the-argument advice is for the transformed function's own arguments)."""
+    def update(buf, t):
+        buf[1:] += t
+        return buf
+
+    def f(k, u0):
+        return update(np.array(u0), k)
+
+    with pytest.raises(dr.InPlaceError) as info:
+        dr.grad(lambda k: np.sum(f(k, U0)))(0.1)
+    msg = str(info.value)
+    assert "`buf[1:] += t` writes a traced value into the plain NumPy array `buf`" in msg, msg
+    assert "is an argument of" not in msg and "buf = u0.copy()" in msg, msg
