@@ -174,6 +174,21 @@ def _scipy_function(frame: Any) -> str | None:
     return f"{public}.{qualname}"
 
 
+def _replaced_in_module(public: str, callee: Any) -> bool:
+    """Whether the SciPy function ``callee`` runs (``public``: its public dotted name) is
+    one dualrev replaced in its module by a dispatcher (which wraps it), so that the user
+    reached the original through a name bound before ``import dualrev``."""
+    *parts, name = public.split(".")
+    while parts:
+        f = getattr(sys.modules.get(".".join(parts)), name, None)
+        if f is not None:
+            inner, code = getattr(f, "__wrapped__", None), getattr(f, "__code__", None)
+            return (getattr(inner, "__code__", None) is callee.f_code and code is not None
+                    and os.path.abspath(code.co_filename).startswith(_HERE + os.sep))
+        parts.pop()
+    return False
+
+
 class _Site:
     """The user's statement being run: its frame, file, line and parsed nodes."""
 
@@ -271,6 +286,13 @@ def explain(kind: str) -> Explanation | str | None:
         if scipy_fn is not None:
             text = " ".join(linecache.getline(site.file, site.line, frame.f_globals).split())
             shown = f", `{text if len(text) <= 100 else text[:97] + '...'}`," if text else ""
+            if _replaced_in_module(scipy_fn, callee):
+                return Explanation(
+                    f"dualrev: {scipy_fn}, called on {site.where()}{shown} is SciPy's "
+                    "original, reached without dualrev's dispatcher (was it imported with "
+                    "`from scipy... import` before `import dualrev`? import dualrev first, "
+                    "or call it through its module), and converts a traced value to a "
+                    f"plain {'NumPy array' if kind == 'array' else 'number'}")
             return Explanation(
                 f"dualrev: {scipy_fn}, called on {site.where()}{shown} converts a traced "
                 f"value to a plain {'NumPy array' if kind == 'array' else 'number'}: "
