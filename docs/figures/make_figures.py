@@ -184,12 +184,13 @@ def layer_table() -> list[list[str]]:
 
 
 def _wrap(names: list[str], width: int) -> list[str]:
+    """The names joined by commas into lines of at most ``width`` characters."""
     lines: list[str] = []
     for name in names:
         if lines and len(lines[-1]) + 2 + len(name) <= width:
             lines[-1] += ", " + name
         else:
-            lines.append(name if not lines else name)
+            lines.append(name)
     return [line + ("," if i < len(lines) - 1 else "") for i, line in enumerate(lines)]
 
 
