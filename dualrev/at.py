@@ -22,6 +22,7 @@ import numpy as np
 
 from . import config
 from .cast import astype
+from .diagnose import explain
 from .errors import BUFFER_ADVICE, BatchedValueError, InPlaceError, NoDerivativeRule
 from .indexing import (
     _positions,
@@ -442,7 +443,10 @@ def ufunc_out(ufunc: Any, inputs: Any, kwargs: dict[str, Any]) -> Any:
     if len(outs) != 1 or not isinstance(outs[0], Tracer) or not (
             where is True or where is None):
         plain = len(outs) == 1 and not isinstance(outs[0], Tracer)
-        # (u[1:-1] += t into a view of a plain array is this call too)
+        # u[1:-1] += t into a plain array is this call too: the user's statement, named
+        why = explain("array") if plain else None
+        if why is not None and getattr(why, "store", False):
+            raise InPlaceError("", detail=str(why))
         raise InPlaceError(f"numpy.{ufunc.__name__}(..., out=...)"
                            + (" into a plain NumPy array" if plain else ""),
                            rewrite=("write x = x + y instead of the out= argument, or make the "

@@ -174,6 +174,21 @@ def _scipy_function(frame: Any) -> str | None:
     return f"{public}.{qualname}"
 
 
+def _replaced_in_module(public: str, callee: Any) -> bool:
+    """Whether the SciPy function ``callee`` runs (``public``: its public dotted name) is
+    one dualrev replaced in its module by a dispatcher (which wraps it), so that the user
+    reached the original through a name bound before ``import dualrev``."""
+    *parts, name = public.split(".")
+    while parts:
+        f = getattr(sys.modules.get(".".join(parts)), name, None)
+        if f is not None:
+            inner, code = getattr(f, "__wrapped__", None), getattr(f, "__code__", None)
+            return (getattr(inner, "__code__", None) is callee.f_code and code is not None
+                    and os.path.abspath(code.co_filename).startswith(_HERE + os.sep))
+        parts.pop()
+    return False
+
+
 class _Site:
     """The user's statement being run: its frame, file, line and parsed nodes."""
 
@@ -271,6 +286,13 @@ def explain(kind: str) -> Explanation | str | None:
         if scipy_fn is not None:
             text = " ".join(linecache.getline(site.file, site.line, frame.f_globals).split())
             shown = f", `{text if len(text) <= 100 else text[:97] + '...'}`," if text else ""
+            if _replaced_in_module(scipy_fn, callee):
+                return Explanation(
+                    f"dualrev: {scipy_fn}, called on {site.where()}{shown} is SciPy's "
+                    "original, reached without dualrev's dispatcher (was it imported with "
+                    "`from scipy... import` before `import dualrev`? import dualrev first, "
+                    "or call it through its module), and converts a traced value to a "
+                    f"plain {'NumPy array' if kind == 'array' else 'number'}")
             return Explanation(
                 f"dualrev: {scipy_fn}, called on {site.where()}{shown} converts a traced "
                 f"value to a plain {'NumPy array' if kind == 'array' else 'number'}: "
@@ -313,6 +335,26 @@ def _bound_before(module: Any, name: str, fn: Any) -> str:
             "alias)")
 
 
+def _argument_advice(site: _Site, array: ast.AST) -> str:
+    """Where the written array is an argument of the user's function as it was given
+    (``u0[1:-1] += ...`` on an argument not differentiated), the words for it: NumPy
+    would change the caller's array, and the copy is the rewrite; else ""."""
+    caller = site.frame.f_back
+    # only for the function the transform called (a helper's argument is its caller's
+    # buffer, which the general advice covers)
+    if not isinstance(array, ast.Name) or caller is None or not os.path.abspath(
+            caller.f_code.co_filename).startswith(_HERE + os.sep):
+        return ""
+    code = site.frame.f_code
+    given = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    if array.id not in given:
+        return ""
+    return (f"`{array.id}` is an argument of {code.co_name}() that is not differentiated, "
+            "and in NumPy this write would change the caller's array: write into a copy, "
+            f"`u = {array.id}.copy()`, and return that; or differentiate `{array.id}` too, "
+            "since differentiated arguments are traced copies that take writes")
+
+
 def _fills_plain(site: _Site, node: ast.AST) -> bool:
     """Whether ``node`` is ``buf.fill(v)`` on a plain NumPy array."""
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
@@ -324,11 +366,15 @@ def _match(site: _Site, node: ast.AST, kind: str) -> str | None:
     if isinstance(node, (ast.Assign, ast.AugAssign)):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         for t in targets:
-            if isinstance(t, ast.Subscript) and _plain_array(site.lookup(t.value)):
-                buf = site.seg(t.value)
+            # (an augmented assignment to a name writes too: NumPy's ``u += t`` is in place)
+            array = (t.value if isinstance(t, ast.Subscript) else
+                     t if isinstance(t, ast.Name) and isinstance(node, ast.AugAssign) else None)
+            if array is not None and _plain_array(site.lookup(array)):
+                buf = site.seg(array)
                 return (f"`{site.seg(node)}` writes a traced value into the plain NumPy "
                         f"array `{buf}`, which stores numbers only (the derivative would be "
-                        f"lost). " + BUFFER_ADVICE.replace("out =", f"{buf} ="))
+                        f"lost). " + (_argument_advice(site, array)
+                                      or BUFFER_ADVICE.replace("out =", f"{buf} =")))
         return None
     if isinstance(node, ast.Subscript):
         obj = site.lookup(node.value)

@@ -123,7 +123,11 @@ class InPlaceError(DualrevError):
         dualrev.errors.InPlaceError: dualrev: a write into x.reshape(...) (a view of x, ...
     """
 
-    def __init__(self, what: str, rewrite: str | None = None) -> None:
+    def __init__(self, what: str, rewrite: str | None = None, *,
+                 detail: str | None = None) -> None:
+        if detail is not None:  # the user's statement and array, named (dualrev.diagnose)
+            DualrevError.__init__(self, detail)
+            return
         msg = (
             f"dualrev: {what} would write in place into an array that carries a "
             "derivative, which dualrev cannot record. (It records x[idx] = v, x += y and "
@@ -173,10 +177,11 @@ BUFFER_ADVICE = (
     "u0.astype(float)) of the arrays passed to the transform or read by the transformed "
     "function from its closure or globals, take traced writes; this buffer is not one "
     "(made before the transform started, through a name bound before it such as `from "
-    "numpy import zeros`, with an integer or boolean dtype, by arithmetic on a plain "
-    "array, or inside a library). Make it in the function: out = np.zeros(n) (or "
-    "np.zeros_like(x), np.full(n, v)); or collect the values in a list and np.stack "
-    "them.")
+    "numpy import zeros`, with an integer or boolean dtype, by arithmetic or np.array "
+    "on a plain array (u0 + 0, np.array(u0), np.asarray(u0)), or inside a library). "
+    "Make it in the function: out = np.zeros(n) (or np.zeros_like(x), np.full(n, v)), "
+    "or out = u0.copy() for a copy of an array the function was given; or collect the "
+    "values in a list and np.stack them.")
 
 
 class PlainBufferError(TracerConversionError):

@@ -499,3 +499,110 @@ def test_finished_transforms_are_forgotten():
     assert getattr(tracer._running, "traces", []) == []
     assert tracer.innermost_running() is None
     np.testing.assert_allclose(pull(np.ones(4))[0], 2.0 * np.cos(x4))
+
+
+# ------------------------------------------- one argument differentiated, a copy of another written
+
+def _laplacian(k, u0):
+    return k * (u0[2:] - 2 * u0[1:-1] + u0[:-2])
+
+
+def _step_into(copy):
+    def step(k, u0):
+        u = copy(k, u0)
+        u[1:-1] += _laplacian(k, u0)
+        return u
+    return step
+
+
+#: the spellings of "u is a copy of the argument u0" that take traced writes (docs/users.md,
+#: "Writing into a copy of an argument")
+COPIES = {
+    "u0.copy()": lambda k, u0: u0.copy(),
+    "np.copy(u0)": lambda k, u0: np.copy(u0),
+    "u0.astype(float)": lambda k, u0: u0.astype(float),
+    "np.empty_like(u0); u[:] = u0": lambda k, u0: _filled(np.empty_like(u0), u0),
+    "u0 + 0 * k": lambda k, u0: u0 + 0 * k,
+}
+
+
+def _filled(u, u0):
+    u[:] = u0
+    return u
+
+
+@pytest.mark.parametrize("name", COPIES)
+def test_a_copy_of_an_argument_takes_the_writes_of_another(name):
+    """dr.jacobian(step)(k, u0), k differentiated and u0 not: the derivative is the
+    Laplacian in the interior and 0 at the ends, by every transform (finite differences,
+    forward against reverse), and the caller's u0 is unchanged."""
+    step, u0 = _step_into(COPIES[name]), U0.copy()
+    fd = (step(0.1 + 1e-6, U0.copy()) - step(0.1 - 1e-6, U0.copy())) / 2e-6
+    expected = np.concatenate([[0.0], U0[2:] - 2 * U0[1:-1] + U0[:-2], [0.0]])
+    np.testing.assert_allclose(fd, expected, atol=1e-8)
+    for transform in (dr.jacobian, dr.jacfwd, dr.jacrev):
+        np.testing.assert_allclose(transform(step)(0.1, u0), expected, rtol=1e-14,
+                                   atol=1e-15)
+    np.testing.assert_array_equal(u0, U0)
+    du0 = np.eye(12)  # and in the other argument: I + k * the interior's stencil
+    for i in range(1, 11):
+        du0[i, i - 1:i + 2] += 0.1 * np.array([1.0, -2.0, 1.0])
+    np.testing.assert_allclose(dr.jacobian(step, argnums=1)(0.1, u0), du0, atol=1e-15)
+    functional = dr.jacobian(lambda k, u0: dr.at(u0)[1:-1].add(_laplacian(k, u0)))
+    np.testing.assert_allclose(functional(0.1, u0), expected, rtol=1e-14, atol=1e-15)
+
+
+#: what NumPy makes a new plain array of, or the argument itself: refused, naming the copy
+NOT_COPIES = {
+    "np.array(u0)": lambda k, u0: np.array(u0),
+    "np.asarray(u0)": lambda k, u0: np.asarray(u0),
+    "u0 + 0": lambda k, u0: u0 + 0,
+    "u0[:]": lambda k, u0: u0[:],
+}
+
+
+@pytest.mark.parametrize("name", NOT_COPIES)
+def test_a_plain_copy_is_refused_with_the_rewrite(name):
+    with pytest.raises(dr.InPlaceError) as info:
+        dr.jacobian(_step_into(NOT_COPIES[name]))(0.1, U0.copy())
+    msg = str(info.value)
+    assert "`u[1:-1] += _laplacian(k, u0)` writes a traced value into the plain NumPy " \
+           "array `u`" in msg, msg
+    assert "u = u0.copy() for a copy of an array the function was given" in msg, msg
+    assert "np.array(u0)" in msg and "test_buffers.py" in msg, msg
+
+
+def test_a_write_into_the_argument_itself_says_to_copy_it():
+    """In NumPy the write would change the caller's array: the copy is the rewrite (and a
+    differentiated argument, a traced copy, takes the write)."""
+    def step(k, u0):
+        u0[1:-1] += _laplacian(k, u0)
+        return u0
+
+    u0 = U0.copy()
+    with pytest.raises(dr.InPlaceError) as info:
+        dr.jacobian(step)(0.1, u0)
+    msg = str(info.value)
+    assert "`u0` is an argument of step() that is not differentiated" in msg, msg
+    assert "write into a copy, `u = u0.copy()`" in msg, msg
+    np.testing.assert_array_equal(u0, U0)
+    J = dr.jacobian(step, argnums=(0, 1))(0.1, u0)   # both differentiated: recorded
+    np.testing.assert_allclose(J[0], dr.jacobian(_step_into(COPIES["u0.copy()"]))(0.1, u0))
+    np.testing.assert_array_equal(u0, U0)
+
+
+def test_a_helpers_argument_gets_the_buffer_advice():
+    """A helper writing into the array its caller gave it: the caller's buffer is what to
+    change (the copy-the-argument advice is for the transformed function's own arguments)."""
+    def update(buf, t):
+        buf[1:] += t
+        return buf
+
+    def f(k, u0):
+        return update(np.array(u0), k)
+
+    with pytest.raises(dr.InPlaceError) as info:
+        dr.grad(lambda k: np.sum(f(k, U0)))(0.1)
+    msg = str(info.value)
+    assert "`buf[1:] += t` writes a traced value into the plain NumPy array `buf`" in msg, msg
+    assert "is an argument of" not in msg and "buf = u0.copy()" in msg, msg

@@ -310,3 +310,28 @@ def test_a_scipy_function_behind_a_decorator_is_named_by_itself(transform):
     msg = str(e.value)
     assert "scipy.special.spherical_jn, called on line" in msg
     assert "<locals>" not in msg
+
+
+def test_a_routed_scipy_function_bound_before_import_dualrev_is_named_as_such():
+    """brentq imported with `from scipy.optimize import brentq` before `import dualrev`
+    (here: the original the dispatcher wraps) converts a traced value with float() inside
+    SciPy: the error says the name was bound before dualrev's dispatcher, not that dualrev
+    does not route brentq. (SciPy's C code may then raise its own SystemError, with
+    dualrev's error as its context.)"""
+    import scipy.optimize as so
+
+    from dualrev.scipy_dispatch import ORIGINALS
+
+    original = ORIGINALS[so.brentq]
+    with pytest.raises(Exception) as info:  # noqa: B017 - TracerConversionError or SciPy's
+        dr.grad(lambda a: original(lambda x: x ** 3 - a, 0.0, 3.0))(2.0)
+    chain, e = [], info.value
+    while e is not None:
+        chain.append(str(e))
+        e = e.__cause__ or e.__context__
+    assert any("scipy.optimize.brentq, called on line" in m
+               and "reached without dualrev's dispatcher" in m for m in chain), chain
+    assert not any("does not route" in m for m in chain), chain
+    # through the module, the dispatcher: the implicit function theorem, 1 / (3 x^2)
+    np.testing.assert_allclose(dr.grad(lambda a: so.brentq(lambda x: x ** 3 - a, 0.0, 3.0))(2.0),
+                               1 / (3 * 2.0 ** (2 / 3)), rtol=1e-8)

@@ -7,6 +7,7 @@ where one is installed)."""
 from __future__ import annotations
 
 import os
+import re
 import runpy
 import shutil
 import struct
@@ -597,10 +598,36 @@ def test_the_tutorials_figures_are_fresh():
     stale = [n for n, text in fresh.items() if (FIGURES / n).read_text(encoding="utf-8") != text]
     assert not stale, f"stale figures {stale}: run python docs/figures/make_figures.py"
     assert make["main"](["--check"]) == 0   # the script's own check agrees
-    tutorial = (ROOT / "docs" / "tutorial.md").read_text()
-    design = (ROOT / "docs" / "design.md").read_text()  # (the program's picture)
-    for name in fresh:
-        assert f"figures/{name}" in (design if name in make["TEXT_FIGURES"] else tutorial), name
+    for name in fresh:  # graphs in the tutorial, other generated pictures in design.md
+        doc = make["SHOWN_IN"].get(name, "design.md" if name in make["TEXT_FIGURES"]
+                                   else "tutorial.md")
+        assert f"figures/{name}" in (ROOT / "docs" / doc).read_text(), (name, doc)
+
+
+def test_every_figure_the_docs_show_exists():
+    """Every ``![alt](figures/...)`` in README and docs/*.md names a committed file and has
+    alt text; the pictures of a run (matplotlib PNGs, not redrawn here) exist and are shown
+    where make_figures.py says; and the layer diagram lists every module of LAYERS."""
+    make = runpy.run_path(str(FIGURES / "make_figures.py"))
+    shown = set()
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        prose = re.sub(r"`[^`\n]*`", "", doc.read_text())  # (code spans show the syntax)
+        for alt, target in re.findall(r"!\[([^\]]*)\]\(([^)\s]+)\)", prose):
+            path = (doc.parent / target).resolve()
+            assert path.is_file(), f"{doc.name}: {target} does not exist"
+            assert len(alt.split()) >= 3, f"{doc.name}: {target} needs alt text (what it shows)"
+            shown.add(path.name)
+    for name in make["PNG_FIGURES"]:
+        assert (FIGURES / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert f"figures/{name}" in (ROOT / "docs" / make["SHOWN_IN"][name]).read_text(), name
+    assert set(make["render_all"]()) <= shown
+    from tests.test_layers import LAYERS
+
+    svg = (FIGURES / "layers.svg").read_text()
+    for layer in LAYERS:
+        for module in layer:
+            assert (module.removeprefix("dualrev.") if module != "dualrev"
+                    else "dualrev (__init__)") in svg, module
 
 
 def _renderer():
