@@ -136,10 +136,17 @@ def _compare(analytic: np.ndarray, numeric: np.ndarray, rtol: float, atol: float
     bad = ~(err <= bound)
     if np.any(bad):
         worst = int(np.argmax(np.where(bad, err - bound, -np.inf)))
+        why = ""
+        if not np.isfinite(numeric[worst]):
+            why = ("; the finite difference is not finite: f is not finite within a step of "
+                   "the point (a domain boundary, an overflow); move the point, or give a "
+                   "smaller initial_step= or eps=")
+        elif not np.isfinite(analytic[worst]):
+            why = "; dualrev's derivative is not finite where the finite difference is"
         raise AssertionError(
             f"{what}: derivative mismatch at element {worst} of {analytic.size}: "
-            f"analytic {analytic[worst]!r}, numeric {numeric[worst]!r} "
-            f"(|diff| {err[worst]:.3e} > atol {atol:g} + rtol {rtol:g} * |numeric|)"
+            f"analytic {float(analytic[worst])!r}, numeric {float(numeric[worst])!r} "
+            f"(|diff| {err[worst]:.3e} > atol {atol:g} + rtol {rtol:g} * |numeric|){why}"
         )
 
 
