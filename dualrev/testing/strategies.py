@@ -379,7 +379,7 @@ def pytrees(leaves: st.SearchStrategy[Any] | None = None, *,
         >>> from dualrev.testing import check_grads
         >>> from dualrev.testing.strategies import pytrees
         >>> def energy(tree):
-        ...     return sum(np.sum(np.sin(leaf) ** 2) for leaf in dr.tree_leaves(tree))
+        ...     return sum(np.sum(np.sin(leaf) ** 2) for leaf in dr.tree_flatten(tree)[0])
         >>> @settings(max_examples=5, deadline=None)
         ... @given(pytrees())
         ... def test_energy(tree):
