@@ -32,6 +32,7 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from numpy.typing import DTypeLike
 
 from ..errors import CheckOptionError
 from ..transforms import jacfwd, jacrev, jvp, vjp
@@ -180,7 +181,7 @@ def _elements(dt: np.dtype[Any], min_value: float | None, max_value: float | Non
 
 
 @_refuse_old_spelling("arrays")
-def arrays(dtype: Any = np.float64,
+def arrays(dtype: DTypeLike | st.SearchStrategy[Any] = "float64",
            shape: int | tuple[int, ...] | st.SearchStrategy[tuple[int, ...]] | None = None, *,
            elements: st.SearchStrategy[Any] | None = None,
            fill: st.SearchStrategy[Any] | None = None, unique: bool = False,
@@ -252,7 +253,7 @@ def arrays(dtype: Any = np.float64,
 
 
 @_refuse_old_spelling("same_shape_arrays")
-def same_shape_arrays(n: int, dtype: Any = np.float64,
+def same_shape_arrays(n: int, dtype: DTypeLike | st.SearchStrategy[Any] = "float64",
                       shape: tuple[int, ...] | st.SearchStrategy[tuple[int, ...]] | None = None,
                       *, min_value: float | None = None, max_value: float | None = None,
                       exclude_min: bool = False, exclude_max: bool = False,
@@ -301,7 +302,7 @@ def same_shape_arrays(n: int, dtype: Any = np.float64,
         lambda ds: st.tuples(*[arrays(ds[0], ds[1], **bounds) for _ in range(int(n))]))
 
 
-def domain(interval: str | tuple[float, float], dtype: Any = np.float64,
+def domain(interval: str | tuple[float, float], dtype: DTypeLike = "float64",
            shape: int | tuple[int, ...] | st.SearchStrategy[tuple[int, ...]] | None = None,
            *, margin: float = 0.1) -> st.SearchStrategy[np.ndarray]:
     """Arrays inside a function's domain, at least ``margin`` away from its open ends.
