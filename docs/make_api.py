@@ -38,6 +38,7 @@ import dualrev.integrate  # noqa: E402
 import dualrev.optimize  # noqa: E402
 import dualrev.sparse  # noqa: E402
 import dualrev.testing  # noqa: E402
+import dualrev.testing.strategies  # noqa: E402
 
 API = ROOT / "docs" / "api.md"
 SECTIONS = ("Args", "Returns", "Raises", "Example", "Examples", "Yields", "Attributes")
@@ -81,7 +82,10 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         (dualrev.sparse, n) for n in dualrev.sparse.__all__
         if n not in ("FORMATS", "MODES", "ORDERS")]),
     ("Testing (dualrev.testing)", [(dualrev.testing, n) for n in (
-        "check_grads", "numerical_jvp")]),
+        "check_grads", "numerical_jvp", "CheckOptionError")]),
+    ("Hypothesis strategies (dualrev.testing.strategies)", [
+        (dualrev.testing.strategies, n) for n in dualrev.testing.strategies.__all__
+        if n != "DOMAINS"]),
     ("Traced values", [(dualrev, n) for n in ("Traced", "Dual", "Tape")]),
     ("Errors", [(dualrev, n) for n in (
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",

@@ -716,3 +716,20 @@ class CheckpointError(DualrevError, ValueError):
         ...
         dualrev.errors.CheckpointError: dualrev: checkpoint_loop(<lambda>): unknown schedule ...
     """
+
+
+class CheckOptionError(DualrevError, ValueError):
+    """``dualrev.testing.check_grads`` or one of ``dualrev.testing.strategies`` was called
+    with an option it cannot honour: an unknown mode (``"forward"`` for ``"fwd"``), an
+    order below 1, a non-positive ``eps``, a dtype without derivatives (integers, bool),
+    bounds that do not fit the dtype, or the strategies' old ``(shape, low=, high=)``
+    spelling. The message names the call and the spelling to use instead.
+
+    Example:
+        >>> import numpy as np
+        >>> from dualrev.testing import check_grads
+        >>> check_grads(np.sin, (np.ones(2),), 1, modes=("forward",))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.CheckOptionError: dualrev.testing.check_grads: unknown mode 'forward' ...
+    """

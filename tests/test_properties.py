@@ -25,7 +25,7 @@ shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
 
 
 def arrays_in(lo, hi, shape):
-    return arrays(shape, low=lo, high=hi)
+    return arrays(np.float64, shape, min_value=lo, max_value=hi)
 
 
 @st.composite
@@ -112,14 +112,14 @@ def test_broadcasting_binary_sums_back_to_input_shape(case):
     np.testing.assert_allclose(gx, np.sum(jx, axis=tuple(range(out_nd))), rtol=1e-12, atol=1e-12)
 
 
-@given(same_shape_arrays(2, low=0.2, high=2.0))
+@given(same_shape_arrays(2, np.float64, min_value=0.2, max_value=2.0))
 def test_composite_functions_are_consistent(xy):
     x, y = xy
     f = lambda a, b: np.tanh(a * b) / (1.0 + b**2) + np.sqrt(a) * np.exp(-b)
     assert_derivatives_consistent(f, x, y, finite_differences=False)
 
 
-@given(arrays((3,), low=-1.0, high=1.0))
+@given(arrays(np.float64, (3,), min_value=-1.0, max_value=1.0))
 def test_a_small_model_against_finite_differences(w):
     X = np.array([[1.0, 0.5, -0.3], [0.2, -1.0, 0.7]])
     f = lambda w: np.sum(np.logaddexp(0.0, X @ w) ** 2)
