@@ -235,7 +235,7 @@ def _refuse_input(args: Sequence[Any], nums: tuple[int, ...], what: str, f: Any,
     which containers work and how to register it)."""
     for i in nums:
         ls, td = tree_flatten(args[i])
-        for v, path in zip(ls, leaf_paths(td), strict=True):
+        for v, (path, owner) in zip(ls, leaf_paths(td), strict=True):
             kind = np.asarray(v).dtype.kind if not isinstance(v, Tracer) else "f"
             if kind in "biufc":
                 continue
@@ -245,16 +245,15 @@ def _refuse_input(args: Sequence[Any], nums: tuple[int, ...], what: str, f: Any,
                      + (f", at {name or f'args[{i}]'}{path}" if path else ""))
             head = f"{what}: " if what.startswith("dualrev") else (
                 f"dualrev.{what}: " if what else "dualrev: ")
-            func = ""
-            if kind == "O":
-                raise DualrevError(
-                    f"{head}cannot differentiate {where}{func}: {not_a_container(v)}; or pass "
-                    "it in an argument that argnums leaves out") from None
+            field = path.rpartition(".")[2]
+            if kind == "O" or kind in "SU":
+                raise DualrevError(f"{head}cannot differentiate {where}: " + not_a_container(
+                    v, field, owner, "leave the argument out of argnums")) from None
             raise DualrevError(
-                f"{head}cannot differentiate {where}{func}, of dtype {np.asarray(v).dtype} "
-                "(expected floats, ints or arrays of them); pass it in an argument that "
-                "argnums leaves out, or make it a static (meta) field of a registered "
-                "dataclass") from None
+                f"{head}cannot differentiate {where}, of dtype {np.asarray(v).dtype} "
+                "(expected floats, ints or arrays of them); leave the argument out of "
+                "argnums, or make the value a static field of a registered dataclass "
+                "(dataclasses.field(metadata={'static': True}))") from None
     raise error
 
 
@@ -1570,7 +1569,7 @@ def _refuse_mapped(f: Any, args: Sequence[Any], tdef: TreeDef, leaves: list[Any]
                    k: int) -> NoReturn:
     """Refuse leaf ``k`` of ``(args, kwargs)`` (structure ``tdef``), an object vmap cannot
     map: name the argument, the place in its tree, and how to register its type."""
-    path = leaf_paths(tdef)[k]
+    path = leaf_paths(tdef)[k][0]
     # "[0][i]..." for a positional argument, "[1]['key']..." for a keyword one
     head, _, rest = path[4:].partition("]")
     if path.startswith("[0]"):
@@ -1583,9 +1582,9 @@ def _refuse_mapped(f: Any, args: Sequence[Any], tdef: TreeDef, leaves: list[Any]
         at = f"{head.strip(chr(39))}{rest}"
     raise DualrevError(
         f"dualrev.vmap: cannot map {where} of {_function_name(f)}"
-        + (f", at {at}" if rest else "") + f": {not_a_container(leaves[k])}; or "
-        + ("give it in_axes=None (not mapped)" if path.startswith("[0]") else
-           "pass it positionally with in_axes=None (keyword arguments are mapped)"))
+        + (f", at {at}" if rest else "") + ": " + not_a_container(
+            leaves[k], instead="give it in_axes=None (not mapped)" if path.startswith("[0]")
+            else "pass it positionally with in_axes=None (keyword arguments are mapped)"))
 
 
 def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,

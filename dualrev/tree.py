@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn, TypeVar, overload
 
@@ -624,37 +625,55 @@ def _mismatch(k: int, path: str, want: str, x: Any) -> NoReturn:
                        "tree's structure as a prefix)")
 
 
-def leaf_paths(td: TreeDef) -> list[str]:
+def leaf_paths(td: TreeDef) -> list[tuple[str, type | None]]:
     """Where each leaf of the structure ``td`` sits, as Python would reach it from the
-    root: ``[0]``, ``['w']``, ``.bias`` (a dataclass field or namedtuple field); ``""``
-    for the root itself. For error messages."""
-    out: list[str] = []
-    _paths(td, "", out)
+    root (``[0]``, ``['w']``, ``.bias`` for a dataclass or namedtuple field; ``""`` for
+    the root itself), and the registered dataclass whose field it is (else None). For
+    error messages."""
+    out: list[tuple[str, type | None]] = []
+    _paths(td, "", None, out)
     return out
 
 
-def _paths(td: TreeDef, path: str, out: list[str]) -> None:
+def _paths(td: TreeDef, path: str, owner: type | None,
+           out: list[tuple[str, type | None]]) -> None:
     if td.kind == "leaf":
-        out.append(path)
+        out.append((path, owner))
         return
+    owner = None
     if td.kind == "dict":
         keys = [f"[{k!r}]" for k in td.meta]
     elif td.kind == "namedtuple":
         keys = [f".{n}" for n in td.meta._fields]
     elif td.kind == "node" and td.meta[0] in _FIELDS:
         keys = [f".{n}" for n in _FIELDS[td.meta[0]][0]]
+        owner = td.meta[0]
     else:
         keys = [f"[{i}]" for i in range(len(td.children))]
     for key, c in zip(keys, td.children, strict=True):
-        _paths(c, path + key, out)
+        _paths(c, path + key, owner, out)
 
 
-def not_a_container(x: Any) -> str:
-    """What to say about an object that is neither a container nor a number or array:
-    which containers work and how to make its type one."""
+def not_a_container(x: Any, field: str = "", owner: type | None = None,
+                    instead: str = "") -> str:
+    """Why ``x`` (an input leaf that is neither a number nor an array of numbers) cannot
+    be differentiated, and what to write: register its type (which containers work), or,
+    for a field ``field`` of the registered dataclass ``owner`` that is no parameter
+    (a function, a string, a module), declare it static. ``instead``: the transform's
+    own way around (leave the argument out of argnums, or in_axes=None)."""
     t = type(x)
     if _XARRAY_PENDING and "xarray" in _MODULES:
         _register_xarray()
+    if isinstance(x, (str, bytes)) or callable(x) and not dataclasses.is_dataclass(t) \
+            or isinstance(x, types.ModuleType):
+        what = f"a {t.__qualname__} is not a number or array"
+        if owner is not None:
+            return (f"{what}. If {field} is not a parameter, declare it static in "
+                    f"{owner.__qualname__}: `{field}: ... = dataclasses.field(metadata="
+                    "{'static': True})` (or list it in meta_fields)")
+        return (f"{what}: keep it out of the differentiated values ({instead}), or make it "
+                "a static field of a registered dataclass (dataclasses.field(metadata="
+                "{'static': True}))")
     names = ", ".join(sorted({c.__name__ for c in _NODES}))
     known = ("tuple, list, dict, namedtuple, None"
              + (f" and the registered types ({names})" if names else
@@ -672,12 +691,12 @@ def not_a_container(x: Any) -> str:
                "@dataclasses.dataclass (a field declared with "
                "field(metadata={'static': True}) stays static, not differentiated)")
     else:
-        how = (f"register {t.__qualname__}: dr.register_pytree_node({t.__qualname__}, "
+        how = (f"Register {t.__qualname__}: dr.register_pytree_node({t.__qualname__}, "
                "flatten, unflatten) with flatten(x) -> (children, static_data) and "
                "unflatten(static_data, children) -> x, or @dr.register_pytree_node_class "
                "with tree_flatten/tree_unflatten methods")
     return (f"a {t.__qualname__} is neither a number or array nor a pytree container "
-            f"(containers: {known}). {how}")
+            f"(containers: {known}). {how}" + (f"; or {instead}" if instead else ""))
 
 
 # Leaves that are plain values (anything else with a dtype is a traced value)
