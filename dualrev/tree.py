@@ -227,11 +227,11 @@ def register_dataclass(nodetype: T | None = None, data_fields: Sequence[str] | N
     if not isinstance(nodetype, type):
         raise DualrevError(f"{name}: the node type must be a class, got {nodetype!r}")
     if (data_fields is None) != (meta_fields is None):
-        raise DualrevError(f"{name}({nodetype.__qualname__}): give both data_fields and "
+        raise DualrevError(f"{name}({nodetype.__name__}): give both data_fields and "
                            "meta_fields, or neither (then they are read from the dataclass)")
     if isinstance(drop_fields, str) or isinstance(data_fields, str) or isinstance(
             meta_fields, str):
-        raise DualrevError(f"{name}({nodetype.__qualname__}): data_fields, meta_fields and "
+        raise DualrevError(f"{name}({nodetype.__name__}): data_fields, meta_fields and "
                            "drop_fields are sequences of names, e.g. ['w', 'b'], not a string")
     drop = tuple(drop_fields)
     fields = {f.name: f for f in dataclasses.fields(nodetype)} if dataclasses.is_dataclass(
@@ -239,14 +239,14 @@ def register_dataclass(nodetype: T | None = None, data_fields: Sequence[str] | N
     if data_fields is None or meta_fields is None:
         if fields is None:
             raise DualrevError(
-                f"{name}: {nodetype.__qualname__} is not a dataclass, so its fields cannot be "
+                f"{name}: {nodetype.__name__} is not a dataclass, so its fields cannot be "
                 "read. Write @dr.register_dataclass above @dataclasses.dataclass (decorators "
                 "apply bottom-up), or give data_fields=[...] and meta_fields=[...]")
         chosen = [f for n, f in fields.items() if n not in drop]
         late = [f.name for f in chosen if not f.init]
         if late:
             raise DualrevError(
-                f"{name}({nodetype.__qualname__}): field(s) {', '.join(late)} have init=False: "
+                f"{name}({nodetype.__name__}): field(s) {', '.join(late)} have init=False: "
                 "their values come from __init__/__post_init__, which dualrev does not run "
                 "when it rebuilds an instance (traced values, gradients), so they would keep "
                 "their old values. Make each a @property computed from the other fields, "
@@ -258,7 +258,7 @@ def register_dataclass(nodetype: T | None = None, data_fields: Sequence[str] | N
         named = data + meta + drop
         twice = sorted({n for n in named if named.count(n) > 1})
         if twice:
-            raise DualrevError(f"{name}({nodetype.__qualname__}): field(s) {', '.join(twice)} "
+            raise DualrevError(f"{name}({nodetype.__name__}): field(s) {', '.join(twice)} "
                                "named more than once among data_fields, meta_fields, "
                                "drop_fields")
         if fields is not None:
@@ -266,7 +266,7 @@ def register_dataclass(nodetype: T | None = None, data_fields: Sequence[str] | N
             missing = [n for n, f in fields.items() if f.init and n not in named]
             if unknown or missing:
                 raise DualrevError(
-                    f"{name}({nodetype.__qualname__}): "
+                    f"{name}({nodetype.__name__}): "
                     + (f"not fields of the dataclass: {', '.join(unknown)}; " if unknown else "")
                     + (f"fields not placed: {', '.join(missing)} (add each to data_fields, "
                        "meta_fields or drop_fields)" if missing else "").rstrip("; "))
@@ -666,15 +666,16 @@ def not_a_container(x: Any, field: str = "", owner: type | None = None,
         _register_xarray()
     if isinstance(x, (str, bytes)) or callable(x) and not dataclasses.is_dataclass(t) \
             or isinstance(x, types.ModuleType):
-        what = f"a {t.__qualname__} is not a number or array"
+        what = f"a {t.__name__} is not a number or array"
         if owner is not None:
             return (f"{what}. If {field} is not a parameter, declare it static in "
-                    f"{owner.__qualname__}: `{field}: ... = dataclasses.field(metadata="
+                    f"{owner.__name__}: `{field}: ... = dataclasses.field(metadata="
                     "{'static': True})` (or list it in meta_fields)")
         return (f"{what}: keep it out of the differentiated values ({instead}), or make it "
                 "a static field of a registered dataclass (dataclasses.field(metadata="
                 "{'static': True}))")
-    names = ", ".join(sorted({c.__name__ for c in _NODES}))
+    listed = sorted({c.__name__ for c in _NODES})
+    names = ", ".join(listed[:8] + (["..."] if len(listed) > 8 else []))
     known = ("tuple, list, dict, namedtuple, None"
              + (f" and the registered types ({names})" if names else
                 " and types registered with dualrev")
@@ -682,20 +683,20 @@ def not_a_container(x: Any, field: str = "", owner: type | None = None,
                 "; xarray's DataArray and Dataset once xarray is imported"))
     sub = next((b for b in t.__mro__[1:] if b in _NODES), None)
     if sub is not None:
-        how = (f"{t.__qualname__} is a subclass of the registered {sub.__qualname__}, and "
+        how = (f"{t.__name__} is a subclass of the registered {sub.__name__}, and "
                "a registration covers one type, not its subclasses: register "
-               f"{t.__qualname__} too (dr.register_dataclass({t.__qualname__}) for a "
+               f"{t.__name__} too (dr.register_dataclass({t.__name__}) for a "
                "dataclass)")
     elif dataclasses.is_dataclass(t):
-        how = (f"{t.__qualname__} is a dataclass: write @dr.register_dataclass above its "
+        how = (f"{t.__name__} is a dataclass: write @dr.register_dataclass above its "
                "@dataclasses.dataclass (a field declared with "
                "field(metadata={'static': True}) stays static, not differentiated)")
     else:
-        how = (f"Register {t.__qualname__}: dr.register_pytree_node({t.__qualname__}, "
+        how = (f"Register {t.__name__}: dr.register_pytree_node({t.__name__}, "
                "flatten, unflatten) with flatten(x) -> (children, static_data) and "
                "unflatten(static_data, children) -> x, or @dr.register_pytree_node_class "
                "with tree_flatten/tree_unflatten methods")
-    return (f"a {t.__qualname__} is neither a number or array nor a pytree container "
+    return (f"a {t.__name__} is neither a number or array nor a pytree container "
             f"(containers: {known}). {how}" + (f"; or {instead}" if instead else ""))
 
 
