@@ -678,7 +678,8 @@ def not_a_container(x: Any, field: str = "", owner: type | None = None,
     names = ", ".join(listed[:8] + (["..."] if len(listed) > 8 else []))
     known = ("tuple, list, dict, namedtuple, None"
              + (f" and the registered types ({names})" if names else
-                " and types registered with dualrev")
+                " and types registered with dr.register_dataclass or "
+                "dr.register_pytree_node")
              + ("" if "xarray" in _MODULES or names else
                 "; xarray's DataArray and Dataset once xarray is imported"))
     sub = next((b for b in t.__mro__[1:] if b in _NODES), None)
