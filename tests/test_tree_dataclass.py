@@ -574,3 +574,18 @@ def test_random_nested_trees_flatten_rebuild_and_differentiate():
             assert_tree_close(g, want, rtol=1e-14)
         checked += 1
     assert checked >= 25
+
+
+def test_graph_names_a_dataclass_argument_by_its_fields():
+    # dr.graph zipped the inputs with names read from tuples, lists and dicts only, so any
+    # registered node (a dataclass, a Layer, an xarray DataArray) made it raise ValueError
+    p = _params()
+    g = dr.graph(loss)(p)
+    names = [n.name for n in g.inputs]
+    assert names == ["p.w", "p.b", "p.extra['c']", "p.extra['d']", "p.nt.u", "p.nt.v"]
+    node = g.node("p.b")
+    assert node.value == pytest.approx(p.b)
+    assert node.grad == pytest.approx(dr.grad(loss)(p).b, rel=1e-14)
+    net = [Layer(np.ones((2, 2)), np.zeros(2))]
+    assert [n.name for n in dr.graph(lambda net: np.sum(net[0].W @ net[0].c))(net).inputs] \
+        == ["net[0][0]", "net[0][1]"]
