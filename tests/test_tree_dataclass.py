@@ -312,6 +312,17 @@ def test_value_and_grad_with_aux_jvp_and_vjp():
     assert type(ct) is Params and ct.act == "tanh"
     np.testing.assert_allclose(flat(ct), np.arange(y.size) @ fd_jac(vector_out, p),
                                rtol=1e-7, atol=1e-9)
+    # a tangent or cotangent with another static value is another structure
+    with pytest.raises(DualrevError, match=r"tangents must have the same structure.*"
+                                           r"act='sin'"):
+        dr.jvp(loss, (p,), (_params(act="sin"),))
+    y, pullback = dr.vjp(lambda p: Axes(p.w, p.b, "out"), p)
+    with pytest.raises(DualrevError, match=r"Axes\(w=\*, b=\*, s='zz'\) does not match"):
+        pullback(Axes(np.ones(3), 1.0, "zz"))
+    (ct,) = pullback(Axes(np.ones(3), 2.0, "out"))
+    assert type(ct) is Params and ct.b == pytest.approx(2.0)
+    np.testing.assert_allclose(ct.w, [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(flat(ct)[4:], 0.0)  # extra and nt do not reach the output
 
 
 def test_jacobians_are_nested_as_the_trees_say():
@@ -505,6 +516,10 @@ def test_optimize_minimize_returns_the_users_type():
     res = dro.minimize(objective, x0=_params())
     assert res.success and type(res.x) is Params and res.x.act == "tanh"
     np.testing.assert_allclose(flat(res.x), flat(target), atol=1e-6)
+    ls = dro.least_squares(lambda a: np.concatenate([np.exp(a.w) - [1.0, 2.0], [a.b ** 3 - 8]]),
+                           Axes(np.zeros(2), 1.0, "fit"))
+    assert type(ls.x) is Axes and ls.x.s == "fit"
+    np.testing.assert_allclose(flat(ls.x), [0.0, np.log(2.0), 2.0], atol=1e-8)
 
 
 def test_checkpoint_takes_a_dataclass():
