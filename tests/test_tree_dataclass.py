@@ -604,3 +604,37 @@ def test_graph_names_a_dataclass_argument_by_its_fields():
     net = [Layer(np.ones((2, 2)), np.zeros(2))]
     assert [n.name for n in dr.graph(lambda net: np.sum(net[0].W @ net[0].c))(net).inputs] \
         == ["net[0][0]", "net[0][1]"]
+
+
+@pytest.mark.jax
+def test_jacobians_nest_as_jaxs_do():
+    """The same dataclass registered with JAX: jacrev's nesting (output structure holding
+    the input's), the static field kept, and the numbers, leaf by leaf."""
+    from tests.jaxref import jax_modules
+
+    jax, jnp = jax_modules()
+
+    @dataclass
+    class J:
+        w: object
+        b: object
+        tag: str = field(default="t", metadata={"static": True})
+
+    dr.register_dataclass(J)
+    jax.tree_util.register_dataclass(J)
+
+    def f(xp, p):
+        return J(xp.tanh(p.w) * p.b, {"s": xp.sum(p.w ** 2) * p.b}, "out")
+
+    p = J(np.array([0.2, -0.4, 0.9]), 1.5)
+    ours = dr.jacrev(lambda p: f(np, p))(p)
+    theirs = jax.jacrev(lambda p: f(jnp, p))(J(jnp.asarray(p.w), jnp.asarray(p.b)))
+    lo, to = dr.tree_flatten(ours)
+    lt, tt = jax.tree_util.tree_flatten(theirs)
+    assert repr(to) == "J(w=J(w=*, b=*, tag='t'), b={'s': J(w=*, b=*, tag='t')}, tag='out')"
+    assert len(lo) == len(lt) == 4 and str(tt).count("J[") == 3
+    for a, b in zip(lo, lt, strict=True):
+        np.testing.assert_allclose(a, np.asarray(b), rtol=1e-14)
+    np.testing.assert_allclose(dr.ravel_pytree(dr.grad(lambda p: f(np, p).b["s"])(p))[0],
+                               np.concatenate([np.ravel(v) for v in jax.tree_util.tree_leaves(
+                                   jax.grad(lambda p: f(jnp, p).b["s"])(p))]), rtol=1e-14)
