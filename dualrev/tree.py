@@ -52,7 +52,7 @@ class TreeDef:
             return False
         if self.kind == "node":
             (t, aux), (u, bux) = self.meta, other.meta
-            return t is u and _aux_equal(aux, bux) and self.children == other.children
+            return t is u and _aux_equal(aux, bux, t) and self.children == other.children
         return self.meta == other.meta and self.children == other.children
 
     def __hash__(self) -> int:
@@ -88,12 +88,20 @@ class TreeDef:
         return "(" + ", ".join(kids) + (",)" if len(kids) == 1 else ")")
 
 
-def _aux_equal(a: Any, b: Any) -> bool:
+def _aux_equal(a: Any, b: Any, t: type | None = None) -> bool:
     if a is b:
         return True
     try:
         return bool(a == b)
     except ValueError as e:  # (an array's truth value is ambiguous)
+        names = _FIELDS.get(t) if t is not None else None
+        if names is not None:
+            raise DualrevError(
+                f"dualrev: a static field of {t.__name__} ({', '.join(names[1])}) holds a "
+                "value that cannot be compared with == (an array): static fields decide "
+                "whether two structures are the same, so they must be hashable and "
+                "comparable (numbers, strings, tuples). Make an array a data field, or "
+                "store a tuple") from e
         raise DualrevError(
             f"dualrev: a registered pytree node's auxiliary data ({type(a).__name__}) "
             "cannot be compared with ==; return hashable, comparable aux data from its "
@@ -600,7 +608,7 @@ def _flatten_up_to(td: TreeDef, x: Any, path: str, out: list[Any], k: int) -> No
         if node is None:
             _mismatch(k, path, f"a {t.__name__}", x)
         children, xaux = node
-        if not _aux_equal(aux, xaux) or len(children) != len(td.children):
+        if not _aux_equal(aux, xaux, t) or len(children) != len(td.children):
             raise DualrevError(
                 f"dualrev.tree_map: tree {k + 1} differs from the first at "
                 f"{_where(path)}: a {t.__name__} with static (meta) data {xaux!r} where the "

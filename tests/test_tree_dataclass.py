@@ -210,6 +210,26 @@ def test_register_dataclass_refuses():
         dr.register_pytree_node_class(A)
 
 
+def test_a_static_array_is_named_where_structures_are_compared():
+    @dr.register_dataclass
+    @dataclass
+    class Masked:
+        w: np.ndarray
+        mask: np.ndarray = field(metadata={"static": True})
+
+    a = Masked(np.array([1.0, 2.0]), np.array([True, False]))
+    b = Masked(np.array([3.0, 4.0]), np.array([True, False]))
+    f = lambda m: np.sum(m.w[m.mask] ** 2)
+    np.testing.assert_allclose(dr.grad(f)(a).w, [2.0, 0.0])  # used as it is: fine
+    with pytest.raises(DualrevError, match=r"a static field of Masked \(mask\) holds a "
+                                           r"value that cannot be compared"):
+        dr.tree_map(lambda u, v: u + v, a, b)
+    r = dr.replay(f)
+    assert r(a) == 1.0
+    with pytest.raises(DualrevError, match=r"static field of Masked"):
+        r(b)
+
+
 def test_a_subclass_is_registered_on_its_own():
     @dr.register_dataclass
     @dataclass
