@@ -370,9 +370,10 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     """Leaves of ``tree`` in a fixed order (dicts by sorted key) and its structure.
 
     Tuples, lists, dicts and namedtuples are containers, ``None`` is an empty subtree,
-    so are the types given to ``register_pytree_node`` and xarray's DataArray and Dataset
-    (see docs/xarray.md), and everything else (arrays, scalars, traced values) is a
-    leaf. This is the order in which the transforms pair arguments with tangents and
+    so are the types given to ``register_pytree_node`` (``register_dataclass``,
+    ``register_pytree_node_class``; exactly those types, not their subclasses) and
+    xarray's DataArray and Dataset (see docs/xarray.md), and everything else (arrays,
+    scalars, traced values, unregistered objects) is a leaf. This is the order in which the transforms pair arguments with tangents and
     outputs with cotangents.
 
     Args:
