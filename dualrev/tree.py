@@ -7,6 +7,7 @@ registered as soon as the user has imported xarray (tree_xarray.py), never by du
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import types
 from collections.abc import Callable, Iterable, Sequence
@@ -212,7 +213,8 @@ def register_dataclass(nodetype: T | None = None, data_fields: Sequence[str] | N
         DualrevError: ``nodetype`` is not a dataclass and the field lists are missing
             (a common cause: ``@dr.register_dataclass`` written below ``@dataclass``
             instead of above it), one list is given without the other, a name is not a
-            field or is listed twice, an ``init=False`` field is not placed, or the type
+            field or is listed twice, a field (``init=False`` ones included) is not placed,
+            or the type
             is registered already.
     Example:
         >>> import dataclasses
@@ -271,7 +273,8 @@ def register_dataclass(nodetype: T | None = None, data_fields: Sequence[str] | N
                                "drop_fields")
         if fields is not None:
             unknown = [n for n in named if n not in fields]
-            missing = [n for n, f in fields.items() if f.init and n not in named]
+            # an init=False field too: a rebuilt instance would read the class's default
+            missing = [n for n in fields if n not in named]
             if unknown or missing:
                 raise DualrevError(
                     f"{name}({nodetype.__name__}): "
@@ -373,8 +376,8 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     so are the types given to ``register_pytree_node`` (``register_dataclass``,
     ``register_pytree_node_class``; exactly those types, not their subclasses) and
     xarray's DataArray and Dataset (see docs/xarray.md), and everything else (arrays,
-    scalars, traced values, unregistered objects) is a leaf. This is the order in which the transforms pair arguments with tangents and
-    outputs with cotangents.
+    scalars, traced values, unregistered objects) is a leaf. This is the order in which
+    the transforms pair arguments with tangents and outputs with cotangents.
 
     Args:
         tree: a pytree: nested tuples, lists, dicts, namedtuples, registered nodes of leaves.
@@ -591,8 +594,8 @@ def _flatten_up_to(td: TreeDef, x: Any, path: str, out: list[Any], k: int) -> No
             _mismatch(k, path, "None", x)
         return
     if td.kind in ("tuple", "list"):
-        want = tuple if td.kind == "tuple" else list
-        if type(x) is not want or len(x) != len(td.children):
+        want = tuple if td.kind == "tuple" else list  # (subclasses too, as _flatten reads)
+        if not isinstance(x, want) or hasattr(x, "_fields") or len(x) != len(td.children):
             _mismatch(k, path, f"a {td.kind} of {len(td.children)}", x)
         kids = [(f"{path}[{i}]", c) for i, c in enumerate(x)]
     elif td.kind == "dict":
@@ -663,6 +666,12 @@ def _paths(td: TreeDef, path: str, owner: type | None,
         _paths(c, path + key, owner, out)
 
 
+# leaves that are never parameters (a callable object of the user's may hold some: it is
+# told to register its class instead)
+_NOT_PARAMETERS = (str, bytes, type, types.FunctionType, types.BuiltinFunctionType,
+                   types.MethodType, types.ModuleType, functools.partial, np.ufunc)
+
+
 def not_a_container(x: Any, field: str = "", owner: type | None = None,
                     instead: str = "") -> str:
     """Why ``x`` (an input leaf that is neither a number nor an array of numbers) cannot
@@ -673,8 +682,7 @@ def not_a_container(x: Any, field: str = "", owner: type | None = None,
     t = type(x)
     if _XARRAY_PENDING and "xarray" in _MODULES:
         _register_xarray()
-    if isinstance(x, (str, bytes)) or callable(x) and not dataclasses.is_dataclass(t) \
-            or isinstance(x, types.ModuleType):
+    if isinstance(x, _NOT_PARAMETERS):
         what = f"a {t.__name__} is not a number or array"
         if owner is not None:
             return (f"{what}. If {field} is not a parameter, declare it static in "

@@ -174,6 +174,9 @@ def test_init_false_fields_and_drop_fields():
         cache: list = field(default_factory=list)
         seen: int = field(default=0, init=False)
 
+    with pytest.raises(DualrevError, match="fields not placed: seen"):
+        # (a rebuilt instance would read the class's default 0 where the instance had 7)
+        dr.register_dataclass(Tagged, data_fields=["r"], meta_fields=[], drop_fields=["cache"])
     dr.register_dataclass(Tagged, data_fields=["r"], meta_fields=["seen"],
                           drop_fields=["cache"])
     t = Tagged(2.0, [1, 2])
@@ -258,7 +261,8 @@ class Unregistered:
 
 
 class Opaque:
-    pass
+    def __call__(self, x):  # a callable model object: to be registered, not made static
+        return x
 
 
 def test_an_unregistered_dataclass_is_refused_with_the_rewrite():
