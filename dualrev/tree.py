@@ -214,8 +214,7 @@ def register_dataclass(nodetype: T | None = None, data_fields: Sequence[str] | N
             (a common cause: ``@dr.register_dataclass`` written below ``@dataclass``
             instead of above it), one list is given without the other, a name is not a
             field or is listed twice, a field (``init=False`` ones included) is not placed,
-            or the type
-            is registered already.
+            or the type is registered already.
     Example:
         >>> import dataclasses
         >>> import numpy as np
