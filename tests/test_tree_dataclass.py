@@ -546,9 +546,31 @@ def test_optimize_minimize_returns_the_users_type():
     np.testing.assert_allclose(flat(ls.x), [0.0, np.log(2.0), 2.0], atol=1e-8)
 
 
-def test_checkpoint_takes_a_dataclass():
+def test_checkpoint_and_checkpoint_loop_take_a_dataclass():
     p = _params()
     assert_tree_close(dr.grad(dr.checkpoint(loss))(p), dr.grad(loss)(p), rtol=1e-14)
+
+    def step(s, k):  # a dataclass state carried through the loop
+        u = s.w + 0.1 * np.sin(k * s.w)
+        return Axes(u, s.b + np.sum(u ** 2), s.s)
+
+    def plain(u0, k):
+        s = Axes(u0, 0.0, "state")
+        for _ in range(20):
+            s = step(s, k)
+        return s.b
+
+    u0 = np.array([0.3, 0.7])
+    for schedule in ("revolve", "segments"):
+        ours = dr.grad(lambda u0, k, sc=schedule: dr.checkpoint_loop(
+                           step, Axes(u0, 0.0, "state"), 20, k, schedule=sc).b,
+                       argnums=(0, 1))(u0, 1.3)
+        ref = dr.grad(plain, argnums=(0, 1))(u0, 1.3)
+        np.testing.assert_allclose(ours[0], ref[0], rtol=1e-13)
+        assert ours[1] == pytest.approx(ref[1], rel=1e-13)
+    h = 1e-6
+    assert ref[1] == pytest.approx((plain(u0, 1.3 + h) - plain(u0, 1.3 - h)) / (2 * h),
+                                   rel=1e-6)
 
 
 def test_int_and_none_fields():
@@ -662,3 +684,29 @@ def test_jacobians_nest_as_jaxs_do():
     np.testing.assert_allclose(dr.ravel_pytree(dr.grad(lambda p: f(np, p).b["s"])(p))[0],
                                np.concatenate([np.ravel(v) for v in jax.tree_util.tree_leaves(
                                    jax.grad(lambda p: f(jnp, p).b["s"])(p))]), rtol=1e-14)
+
+
+def test_solve_ivp_with_dataclass_parameters():
+    """The issue's pharmacologist: a two-compartment model's parameters in a dataclass,
+    passed through solve_ivp's args; the gradient against finite differences."""
+    from dualrev.integrate import solve_ivp
+
+    @dr.register_dataclass
+    @dataclass(frozen=True)
+    class PK:
+        ka: float
+        ke: float
+        model: str = field(default="oral", metadata={"static": True})
+
+    def rhs(t, y, p):
+        return np.array([-p.ka * y[0], p.ka * y[0] - p.ke * y[1]])
+
+    def concentration(p):
+        sol = solve_ivp(rhs, (0.0, 2.0), np.array([1.0, 0.0]), args=(p,), rtol=1e-9,
+                        atol=1e-11)
+        return sol.y[1, -1]
+
+    p = PK(1.2, 0.3)
+    g = dr.grad(concentration)(p)
+    assert type(g) is PK and g.model == "oral"
+    np.testing.assert_allclose(flat(g), fd_grad(concentration, p), rtol=1e-5)
