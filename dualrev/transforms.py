@@ -236,7 +236,10 @@ def _refuse_input(args: Sequence[Any], nums: tuple[int, ...], what: str, f: Any,
     for i in nums:
         ls, td = tree_flatten(args[i])
         for v, (path, owner) in zip(ls, leaf_paths(td), strict=True):
-            kind = np.asarray(v).dtype.kind if not isinstance(v, Tracer) else "f"
+            # (a Dask or CuPy leaf's dtype is read, never the array: no compute, no copy)
+            dtype = getattr(v, "dtype", None)
+            dt = dtype if isinstance(dtype, np.dtype) else np.asarray(v).dtype
+            kind = dt.kind
             if kind in "biufc":
                 continue
             name = _argument_name(f, i)
@@ -250,7 +253,7 @@ def _refuse_input(args: Sequence[Any], nums: tuple[int, ...], what: str, f: Any,
                 raise DualrevError(f"{head}cannot differentiate {where}: " + not_a_container(
                     v, field, owner, "leave the argument out of argnums")) from None
             raise DualrevError(
-                f"{head}cannot differentiate {where}, of dtype {np.asarray(v).dtype} "
+                f"{head}cannot differentiate {where}, of dtype {dt} "
                 "(expected floats, ints or arrays of them); leave the argument out of "
                 "argnums, or make the value a static field of a registered dataclass "
                 "(dataclasses.field(metadata={'static': True}))") from None
