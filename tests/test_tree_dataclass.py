@@ -424,6 +424,13 @@ def test_replay_recompiles_when_a_static_field_changes():
     s = _params(seed=4, act="sin")
     assert r(s) == pytest.approx(loss(s), rel=1e-14) and r(s) != pytest.approx(loss(q))
     assert r.stats.records == 2
+    ro = dr.replay(lambda p: Axes(np.sin(p.w) * p.b, {"k": p.nt.v}, "out"))
+    for tree in (p, q):
+        o = ro(tree)
+        assert type(o) is Axes and o.s == "out"
+        np.testing.assert_allclose(o.w, np.sin(tree.w) * tree.b, rtol=1e-15)
+        np.testing.assert_array_equal(o.b["k"], tree.nt.v)
+    assert (ro.stats.records, ro.stats.replays) == (1, 1)
     rg = dr.replay(dr.grad(loss))
     for tree in (p, q, p):
         g = rg(tree)
