@@ -67,7 +67,8 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "register_ufunc", "Primitive")]),
     ("Checkpointing", [(dualrev, n) for n in ("checkpoint", "checkpoint_loop")]),
     ("Pytrees", [(dualrev, n) for n in (
-        "tree_flatten", "tree_unflatten", "tree_map", "ravel_pytree", "register_pytree_node")]),
+        "tree_flatten", "tree_unflatten", "tree_map", "ravel_pytree", "register_pytree_node",
+        "register_dataclass", "register_pytree_node_class")]),
     ("Record and replay", [(dualrev, "replay")]),
     ("Saving recorded programs", [(dualrev, n) for n in ("save_program", "load_program")]),
     ("Drawing", [(dualrev, "graph")]),

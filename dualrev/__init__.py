@@ -63,7 +63,15 @@ from .transforms import (
     vjp,
     vmap,
 )
-from .tree import ravel_pytree, register_pytree_node, tree_flatten, tree_map, tree_unflatten
+from .tree import (
+    ravel_pytree,
+    register_dataclass,
+    register_pytree_node,
+    register_pytree_node_class,
+    tree_flatten,
+    tree_map,
+    tree_unflatten,
+)
 
 # dualrev's own primitives are declared (each keyed by its name, for saved programs):
 # a primitive created from now on has a portable key only if given one (key=)
@@ -153,8 +161,10 @@ __all__ = [
     "jvp",
     "load_program",
     "ravel_pytree",
+    "register_dataclass",
     "register_function",
     "register_pytree_node",
+    "register_pytree_node_class",
     "register_ufunc",
     "replay",
     "save_program",

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import functools
 import gc
+import inspect
 import math
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,7 +57,9 @@ from .tracer import (
 from .tree import (
     LEAF,
     TreeDef,
+    leaf_paths,
     node_children,
+    not_a_container,
     tree_flatten,
     tree_map,
     tree_unflatten,
@@ -204,20 +207,72 @@ def _argnums(argnums: ArgNums, nargs: int) -> tuple[tuple[int, ...], bool]:
     return nums, single
 
 
-def _split_inputs(args: Sequence[Any], nums: tuple[int, ...]) -> tuple[list[Any], list[TreeDef]]:
-    """Flattened leaves (promoted to float) of the differentiated arguments."""
+def _split_inputs(args: Sequence[Any], nums: tuple[int, ...], what: str = "",
+                  f: Any = None) -> tuple[list[Any], list[TreeDef]]:
+    """Flattened leaves (promoted to float) of the differentiated arguments (``what``
+    and ``f``, the transform and the user's function, name them in a refusal)."""
     leaves: list[Any] = []
     defs = []
-    for i in nums:
-        a = args[i]
-        if type(a) is np.ndarray or type(a) is float or isinstance(a, Tracer):
-            leaves.append(_as_input(a))
-            defs.append(LEAF)
-            continue
-        ls, td = tree_flatten(a)
-        leaves.extend(_as_input(v) for v in ls)
-        defs.append(td)
+    try:
+        for i in nums:
+            a = args[i]
+            if type(a) is np.ndarray or type(a) is float or isinstance(a, Tracer):
+                leaves.append(_as_input(a))
+                defs.append(LEAF)
+                continue
+            ls, td = tree_flatten(a)
+            leaves.extend(_as_input(v) for v in ls)
+            defs.append(td)
+    except DualrevError as e:
+        _refuse_input(args, nums, what, f, e)
     return leaves, defs
+
+
+def _refuse_input(args: Sequence[Any], nums: tuple[int, ...], what: str, f: Any,
+                  error: DualrevError) -> NoReturn:
+    """Raise ``error`` again, naming the argument, the place in its tree and the type of
+    the leaf that is neither a number nor an array of numbers (an unregistered class:
+    which containers work and how to register it)."""
+    for i in nums:
+        ls, td = tree_flatten(args[i])
+        for v, (path, owner) in zip(ls, leaf_paths(td), strict=True):
+            # (a Dask or CuPy leaf's dtype is read, never the array: no compute, no copy)
+            dtype = getattr(v, "dtype", None)
+            dt = dtype if isinstance(dtype, np.dtype) else np.asarray(v).dtype
+            kind = dt.kind
+            if kind in "biufc":
+                continue
+            name = _argument_name(f, i)
+            where = (f"argument {i}" + (f" (`{name}`)" if name else "")
+                     + (f" of {_function_name(f)}" if f is not None else "")
+                     + (f", at {name or f'args[{i}]'}{path}" if path else ""))
+            head = f"{what}: " if what.startswith("dualrev") else (
+                f"dualrev.{what}: " if what else "dualrev: ")
+            field = path.rpartition(".")[2]
+            if kind == "O" or kind in "SU":
+                raise DualrevError(f"{head}cannot differentiate {where}: " + not_a_container(
+                    v, field, owner, "leave the argument out of argnums")) from None
+            raise DualrevError(
+                f"{head}cannot differentiate {where}, of dtype {dt} "
+                "(expected floats, ints or arrays of them); leave the argument out of "
+                "argnums, or make the value a static field of a registered dataclass "
+                "(dataclasses.field(metadata={'static': True}))") from None
+    raise error
+
+
+def _function_name(f: Any) -> str:
+    f = getattr(f, "func", f)  # (functools.partial: the keywords given to the transform)
+    return f"`{getattr(f, '__qualname__', None) or type(f).__name__}`"
+
+
+def _argument_name(f: Any, i: int) -> str:
+    """The name of the ``i``-th positional parameter of ``f``, "" when it cannot be read."""
+    try:
+        params = [p for p in inspect.signature(f).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):  # (builtins, some callables)
+        return ""
+    return params[i].name if i < len(params) else ""
 
 
 def _rebuild_args(args: Sequence[Any], nums: tuple[int, ...], defs: list[TreeDef],
@@ -520,7 +575,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
     if len(primals) != len(tangents):
         raise DualrevError("dualrev.jvp: primals and tangents must have the same length")
     nums = tuple(range(len(primals)))
-    leaves, defs = _split_inputs(primals, nums)
+    leaves, defs = _split_inputs(primals, nums, "jvp", f)
     t_leaves, t_def = tree_flatten(tangents)
     p_def = tree_flatten(primals)[1]
     if t_def != p_def:
@@ -596,7 +651,7 @@ def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     def jac(*args: Any, **kwargs: Any) -> Any:
         fk = functools.partial(f, **kwargs) if kwargs else f
         nums, single = _argnums(argnums, len(args))
-        leaves, defs = _split_inputs(args, nums)
+        leaves, defs = _split_inputs(args, nums, "jacfwd", f)
         _check_fwd_inputs(leaves, holomorphic)
         sizes = [math.prod(shape_of(x)) for x in leaves]
         n = sum(sizes)
@@ -667,7 +722,7 @@ class _Recording:
     def __init__(self, f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
                  has_aux: bool, what: str, keep_all: bool = False,
                  careful: bool = False) -> None:
-        leaves, defs = _split_inputs(args, nums)
+        leaves, defs = _split_inputs(args, nums, what, f)
         tape = CarefulTape(new_level(), what) if careful else Tape(new_level(), what, keep_all)
         inputs = [tape.input(x) for x in leaves]
         # the inputs' entries, read now: f may write into its inputs, rebinding them
@@ -1513,6 +1568,28 @@ def _prefix_axes(spec: AxisSpec, tree: Any, what: str) -> list[Any]:
         "container of the same kind and length (dict: the same keys) as the value")
 
 
+def _refuse_mapped(f: Any, args: Sequence[Any], tdef: TreeDef, leaves: list[Any],
+                   k: int) -> NoReturn:
+    """Refuse leaf ``k`` of ``(args, kwargs)`` (structure ``tdef``), an object vmap cannot
+    map: name the argument, the place in its tree, and how to register its type."""
+    path = leaf_paths(tdef)[k][0]
+    # "[0][i]..." for a positional argument, "[1]['key']..." for a keyword one
+    head, _, rest = path[4:].partition("]")
+    if path.startswith("[0]"):
+        i = int(head)
+        name = _argument_name(f, i)
+        where = f"argument {i}" + (f" (`{name}`)" if name else "")
+        at = f"{name or f'args[{i}]'}{rest}"
+    else:
+        where = f"keyword argument {head.strip(chr(39))}"
+        at = f"{head.strip(chr(39))}{rest}"
+    raise DualrevError(
+        f"dualrev.vmap: cannot map {where} of {_function_name(f)}"
+        + (f", at {at}" if rest else "") + ": " + not_a_container(
+            leaves[k], instead="give it in_axes=None (not mapped)" if path.startswith("[0]")
+            else "pass it positionally with in_axes=None (keyword arguments are mapped)"))
+
+
 def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
          axis_size: int | None = None) -> Callable:
     """Map ``f`` over an axis of its arguments, vectorised: ``vmap(f)(xs)[i] ==
@@ -1626,6 +1703,8 @@ def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
                 continue
             if type(x) in (list, tuple) or not hasattr(x, "shape") and not isinstance(x, Tracer):
                 x = np.asarray(x)
+                if x.dtype.kind == "O":
+                    _refuse_mapped(f, args, tdef, leaves, len(moved))
             nd = len(shape_of(x))
             if not -nd <= ax < nd:
                 raise DualrevError(f"dualrev.vmap: in_axes {ax} is out of range for an "

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
+from dualrev.errors import DualrevError
 from dualrev.testing import check_grads
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -221,3 +222,21 @@ def test_custom_rules_take_a_registered_node():
     assert g.unit == "s"
     np.testing.assert_allclose(g.x, 10 * _Y, rtol=1e-15)
     np.testing.assert_allclose(g.y, 10 * _X, rtol=1e-15)
+
+
+def test_tree_map_checks_the_other_trees_structure():
+    # it zipped leaves by position: {'a', 'b'} against {'a', 'c'} paired b with c silently
+    with pytest.raises(DualrevError, match=r"tree 2 differs from the first at the top: "
+                                           r"expected a dict with keys \['a', 'b'\]"):
+        dr.tree_map(lambda x, y: x + y, {"a": 1.0, "b": 2.0}, {"a": 1.0, "c": 2.0})
+    with pytest.raises(DualrevError, match=r"tree 3 differs .* at \[1\]: expected a tuple "
+                                           r"of 2, got list"):
+        dr.tree_map(lambda x, y, z: x, [0.0, (1.0, 2.0)], [0.0, (1.0, 2.0)], [0.0, [1.0, 2.0]])
+    with pytest.raises(DualrevError, match=r"at \['p'\]\[0\]: expected None"):
+        dr.tree_map(lambda x, y: x, {"p": Point(None, 1.0, "m")}, {"p": Point(2.0, 1.0, "m")})
+    with pytest.raises(DualrevError, match=r"a Point with static \(meta\) data 's'"):
+        dr.tree_map(lambda x, y: x, Point(1.0, 1.0, "m"), Point(1.0, 1.0, "s"))
+    # JAX's prefix rule: a leaf of the first tree meets a subtree of the others
+    assert dr.tree_map(lambda x, y: (x, y), [1.0, 2.0], [(3.0, 4.0), {"k": None}]) == \
+        [(1.0, (3.0, 4.0)), (2.0, {"k": None})]
+    assert dr.tree_map(lambda x, y: x * y, {"a": 2.0}, {"a": 3.0}) == {"a": 6.0}

@@ -43,7 +43,7 @@ from ..transforms import (
     _tracing,
     _unbatch,
 )
-from ..tree import LEAF, TreeDef, tree_flatten
+from ..tree import LEAF, TreeDef, leaf_paths, tree_flatten
 from . import render, values
 
 MODES = ("reverse", "forward", "values")
@@ -131,17 +131,9 @@ class _FinishedDrawTape(_DrawTape):
 
 def _leaf_paths(tree: Any, prefix: str) -> list[str]:
     """The name of each leaf of ``tree``, in ``tree_flatten``'s order: ``p['w']``,
-    ``xs[0]``, ``state.h``."""
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        return [n for k, c in zip(tree._fields, tree, strict=True)
-                for n in _leaf_paths(c, f"{prefix}.{k}")]
-    if isinstance(tree, (tuple, list)):
-        return [n for i, c in enumerate(tree) for n in _leaf_paths(c, f"{prefix}[{i}]")]
-    if isinstance(tree, dict):
-        return [n for k in sorted(tree) for n in _leaf_paths(tree[k], f"{prefix}[{k!r}]")]
-    if tree is None:
-        return []
-    return [prefix]
+    ``xs[0]``, ``state.h`` (a namedtuple's or registered dataclass's field), ``layer[1]``
+    (another registered node's child)."""
+    return [prefix + path for path, _ in leaf_paths(tree_flatten(tree)[1])]
 
 
 def _parameter_names(f: Callable[..., Any], nargs: int) -> list[str]:
