@@ -131,7 +131,7 @@ if __name__ == "__main__":
     closed = np.array([np.sum(2 * r * (-t) * p0[1] * e), np.sum(2 * r * e)])
     assert np.allclose(grad_p, closed, rtol=1e-12), (grad_p, closed)
     assert np.allclose(grad_vg, closed, rtol=1e-12) and np.allclose(gr, closed, rtol=1e-12)
-    assert value == value2 == loss(p0, t, y)
+    assert np.isclose(value, loss(p0, t, y), rtol=1e-14) and value == value2
     assert np.allclose(aux["residuals"], r)
     assert np.allclose(J, np.stack([-t * p0[1] * e, e], axis=1))
     assert np.allclose(Hv, H[:, 0]) and H.shape == (2, 2)
