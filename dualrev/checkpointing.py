@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from math import comb, isqrt
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -255,7 +255,11 @@ class _FunctionBody(_Body):
         return _pull(tape, index, outs, [g])
 
 
-def checkpoint(fun: Callable[..., Any]) -> Callable[..., Any]:
+P = ParamSpec("P")  # the checkpointed function is called as fun is
+R = TypeVar("R")  # and returns what fun returns
+
+
+def checkpoint(fun: Callable[P, R]) -> Callable[P, R]:
     """``fun`` with its intermediate values recomputed in the backward pass instead of
     stored (JAX's ``jax.checkpoint``/``remat``, PyTorch's ``torch.utils.checkpoint``).
 

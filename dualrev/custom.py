@@ -17,7 +17,7 @@ import functools
 import inspect
 import types
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -396,7 +396,11 @@ def _unpack(flat: Any, layout: _Layout) -> Any:
     return tree_unflatten(layout.treedef, parts)
 
 
-class custom_jvp:
+P = ParamSpec("P")  # a custom_jvp/custom_vjp function is called as fun is
+R = TypeVar("R")  # and returns what fun returns
+
+
+class custom_jvp(Generic[P, R]):
     """Give ``fun`` a hand-written forward-mode rule, used by every transform.
 
     Decorate ``fun``, then set its rule with ``.defjvp`` (itself usable as a decorator). The
@@ -438,7 +442,7 @@ class custom_jvp:
         0.25
     """
 
-    def __init__(self, fun: Callable[..., Any],
+    def __init__(self, fun: Callable[P, R],
                  nondiff_argnums: Sequence[int] | int = ()) -> None:
         functools.update_wrapper(self, fun)
         self.fun = fun
@@ -455,7 +459,7 @@ class custom_jvp:
         self.prim.defvjp_indexed(self._vjp)
         return rule
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if self.rule is None:
             raise DualrevError(f"dualrev: {self.prim.name} has no rule yet; call .defjvp")
         args = _resolve(self, args, kwargs)
@@ -600,7 +604,7 @@ class _CustomVJPPrimitive(Primitive):
         self.custom = custom
 
 
-class custom_vjp:
+class custom_vjp(Generic[P, R]):
     """Give ``fun`` a hand-written reverse-mode rule: ``fwd`` computes the output and
     residuals, ``bwd`` maps residuals and the output cotangent to one cotangent per
     argument. Both modes use the rules, never ``fun``'s body.
@@ -670,7 +674,7 @@ class custom_vjp:
         dualrev.errors.CustomRuleError: dualrev: forward mode of ... is not (...
     """
 
-    def __init__(self, fun: Callable[..., Any],
+    def __init__(self, fun: Callable[P, R],
                  nondiff_argnums: Sequence[int] | int = ()) -> None:
         functools.update_wrapper(self, fun)
         self.fun = fun
@@ -691,7 +695,7 @@ class custom_vjp:
         self.prim.defvjp_indexed(self._vjp)
         self.prim.defjvp_joint(self._jvp)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if self.bwd is None:
             raise DualrevError(f"dualrev: {self.prim.name} has no rule yet; call .defvjp")
         args = _resolve(self, args, kwargs)

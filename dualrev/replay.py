@@ -18,7 +18,7 @@ import types
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import numpy as np
 
@@ -254,7 +254,11 @@ def _rng_state() -> Any:
     return np.append(st["key"], np.uint32(st["pos"]))
 
 
-class Replayed:
+P = ParamSpec("P")  # a Replayed function is called with fn's arguments
+R = TypeVar("R")  # and returns what fn returns
+
+
+class Replayed(Generic[P, R]):
     """A function recorded once per signature and replayed (see ``replay``).
 
     Attributes:
@@ -267,7 +271,7 @@ class Replayed:
     compile: Callable[[Program], Callable[[Sequence[Any]], list[Any]]] = staticmethod(
         _compile_default)
 
-    def __init__(self, fn: Callable[..., Any], max_variants: int = 8,
+    def __init__(self, fn: Callable[P, R], max_variants: int = 8,
                  static_argnums: Sequence[int] | int = (), max_records: int = 16,
                  allow_random: bool = False, check_stale: bool = True,
                  quiet: bool = False) -> None:
@@ -293,7 +297,7 @@ class Replayed:
         functools.update_wrapper(self, fn)
 
     # ------------------------------------------------------------------ call
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         key, leaves, dyn, tree = self._signature(args, kwargs)
         if key is None:  # a traced argument: inside another transform
             return self.fn(*args, **kwargs)
@@ -757,9 +761,21 @@ def _as_type(o: Any, t: type) -> Any:
     return o
 
 
-def replay(fn: Callable[..., Any] | None = None, *, max_variants: int = 8,
+@overload
+def replay(fn: Callable[P, R], *, max_variants: int = 8,
            static_argnums: Sequence[int] | int = (), max_records: int = 16,
-           allow_random: bool = False, check_stale: bool = True) -> Any:
+           allow_random: bool = False, check_stale: bool = True) -> Replayed[P, R]: ...
+@overload
+def replay(fn: None = None, *, max_variants: int = 8,
+           static_argnums: Sequence[int] | int = (), max_records: int = 16,
+           allow_random: bool = False, check_stale: bool = True
+           ) -> Callable[[Callable[P, R]], Replayed[P, R]]: ...
+
+
+def replay(fn: Callable[P, R] | None = None, *, max_variants: int = 8,
+           static_argnums: Sequence[int] | int = (), max_records: int = 16,
+           allow_random: bool = False, check_stale: bool = True
+           ) -> Replayed[P, R] | Callable[[Callable[P, R]], Replayed[P, R]]:
     """Record ``fn``'s computation once per signature and replay it for later calls.
 
     ``fn`` is usually a transformed function (``dr.grad(f)``, ``dr.value_and_grad``,

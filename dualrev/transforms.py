@@ -16,7 +16,7 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, ParamSpec, TypeVar, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -118,6 +118,15 @@ _FINISHED = (FinishedTape, FinishedForwardTrace, FinishedBatchTrace)
 
 
 ArgNums = int | Sequence[int]
+
+# The static types of the transforms (docs/users.md, "Types, completion and type
+# checkers"): a transformed function keeps f's parameters (P), since it is called with
+# f's arguments; its result is Any where it depends on argnums and the arguments' pytrees
+# (a gradient, a Jacobian), f's own type where dualrev returns f's output (R), and the
+# auxiliary output's type (Aux) with has_aux=True.
+P = ParamSpec("P")
+R = TypeVar("R")
+Aux = TypeVar("Aux")
 
 
 # ------------------------------------------------------------------ argument handling
@@ -540,8 +549,19 @@ def _check_tangent(x: Any, t: Any) -> Any:
     return t
 
 
+@overload
+def jvp(f: Callable[..., R], primals: Sequence[Any], tangents: Sequence[Any],
+        has_aux: Literal[False] = False) -> tuple[R, Any]: ...
+@overload
+def jvp(f: Callable[..., tuple[R, Aux]], primals: Sequence[Any], tangents: Sequence[Any],
+        has_aux: Literal[True]) -> tuple[R, Any, Aux]: ...
+@overload
 def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
-        has_aux: bool = False) -> Any:
+        has_aux: bool = False) -> tuple[Any, ...]: ...
+
+
+def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
+        has_aux: bool = False) -> tuple[Any, ...]:
     """Forward mode: ``(f(*primals), J @ tangents)``, by dual numbers.
 
     One forward pass computes the output and its directional derivative along
@@ -613,8 +633,25 @@ def _check_fwd_inputs(leaves: list[Any], holomorphic: bool) -> None:
                                f"got {_dtype_of(x)}")
 
 
-def jacfwd(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
-           holomorphic: bool = False) -> Callable:
+@overload
+def jacfwd(f: Callable[P, Any], argnums: ArgNums = 0,
+           has_aux: Literal[False] = False, holomorphic: bool = False
+           ) -> Callable[P, Any]: ...
+@overload
+def jacfwd(f: Callable[P, tuple[Any, Aux]], argnums: ArgNums = 0, *,
+           has_aux: Literal[True], holomorphic: bool = False
+           ) -> Callable[P, tuple[Any, Aux]]: ...
+@overload
+def jacfwd(f: Callable[P, tuple[Any, Aux]], argnums: ArgNums,
+           has_aux: Literal[True], holomorphic: bool = False
+           ) -> Callable[P, tuple[Any, Aux]]: ...
+@overload
+def jacfwd(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
+           holomorphic: bool = False) -> Callable[P, Any]: ...
+
+
+def jacfwd(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
+           holomorphic: bool = False) -> Callable[P, Any]:
     """Jacobian by forward mode: all basis tangents pushed through one vectorised pass.
 
     Cheaper than ``jacrev`` when the inputs have fewer elements than the outputs. Inputs
@@ -785,8 +822,25 @@ def _seed_one(value: Any) -> Any:
     return 1.0 if dt == _F64 else np.ones((), dt)[()]
 
 
-def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
-                   holomorphic: bool = False) -> Callable:
+@overload
+def value_and_grad(f: Callable[P, R], argnums: ArgNums = 0,
+                   has_aux: Literal[False] = False, holomorphic: bool = False
+                   ) -> Callable[P, tuple[R, Any]]: ...
+@overload
+def value_and_grad(f: Callable[P, tuple[R, Aux]], argnums: ArgNums = 0, *,
+                   has_aux: Literal[True], holomorphic: bool = False
+                   ) -> Callable[P, tuple[tuple[R, Any], Aux]]: ...
+@overload
+def value_and_grad(f: Callable[P, tuple[R, Aux]], argnums: ArgNums,
+                   has_aux: Literal[True], holomorphic: bool = False
+                   ) -> Callable[P, tuple[tuple[R, Any], Aux]]: ...
+@overload
+def value_and_grad(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
+                   holomorphic: bool = False) -> Callable[P, Any]: ...
+
+
+def value_and_grad(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
+                   holomorphic: bool = False) -> Callable[P, Any]:
     """``(f(*args), gradient)`` by one reverse pass (a tape).
 
     ``f`` must return a real scalar, or with ``holomorphic=True`` a complex scalar of a
@@ -818,7 +872,7 @@ def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = 
 
 
 def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, has_aux: bool,
-                    holomorphic: bool, what: str) -> Callable:
+                    holomorphic: bool, what: str) -> Callable[..., Any]:
 
     @functools.wraps(f)
     def vg(*args: Any, **kwargs: Any) -> Any:
@@ -857,8 +911,25 @@ def _scalar_gradient(rec: _Recording, holomorphic: bool) -> list[Any]:
     return rec.pull([_seed_one(rec.outs[0])], keep=False)
 
 
-def grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
-         holomorphic: bool = False) -> Callable:
+@overload
+def grad(f: Callable[P, Any], argnums: ArgNums = 0,
+         has_aux: Literal[False] = False, holomorphic: bool = False
+         ) -> Callable[P, Any]: ...
+@overload
+def grad(f: Callable[P, tuple[Any, Aux]], argnums: ArgNums = 0, *,
+         has_aux: Literal[True], holomorphic: bool = False
+         ) -> Callable[P, tuple[Any, Aux]]: ...
+@overload
+def grad(f: Callable[P, tuple[Any, Aux]], argnums: ArgNums,
+         has_aux: Literal[True], holomorphic: bool = False
+         ) -> Callable[P, tuple[Any, Aux]]: ...
+@overload
+def grad(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
+         holomorphic: bool = False) -> Callable[P, Any]: ...
+
+
+def grad(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
+         holomorphic: bool = False) -> Callable[P, Any]:
     """Gradient of a scalar function by reverse mode (a tape); see value_and_grad.
 
     One recorded forward pass and one backward pass, whatever the number of inputs.
@@ -901,7 +972,17 @@ def grad(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     return g
 
 
-def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
+@overload
+def vjp(f: Callable[..., R], *primals: Any,
+        has_aux: Literal[False] = False) -> tuple[R, Callable[[Any], tuple[Any, ...]]]: ...
+@overload
+def vjp(f: Callable[..., tuple[R, Aux]], *primals: Any,
+        has_aux: Literal[True]) -> tuple[R, Callable[[Any], tuple[Any, ...]], Aux]: ...
+@overload
+def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[Any, ...]: ...
+
+
+def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
     """Reverse mode: ``(f(*primals), pullback)`` where ``pullback(ct)`` gives the
     cotangents of all ``primals`` (a tuple). The pullback may be called repeatedly.
 
@@ -1001,8 +1082,25 @@ def _jacrev_from(rec: _Recording, single: bool, holomorphic: bool = False) -> An
     return unflatten_jacobian(rec.out_def, rec.defs, per_out, single)
 
 
-def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
-           holomorphic: bool = False) -> Callable:
+@overload
+def jacrev(f: Callable[P, Any], argnums: ArgNums = 0,
+           has_aux: Literal[False] = False, holomorphic: bool = False
+           ) -> Callable[P, Any]: ...
+@overload
+def jacrev(f: Callable[P, tuple[Any, Aux]], argnums: ArgNums = 0, *,
+           has_aux: Literal[True], holomorphic: bool = False
+           ) -> Callable[P, tuple[Any, Aux]]: ...
+@overload
+def jacrev(f: Callable[P, tuple[Any, Aux]], argnums: ArgNums,
+           has_aux: Literal[True], holomorphic: bool = False
+           ) -> Callable[P, tuple[Any, Aux]]: ...
+@overload
+def jacrev(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
+           holomorphic: bool = False) -> Callable[P, Any]: ...
+
+
+def jacrev(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
+           holomorphic: bool = False) -> Callable[P, Any]:
     """Jacobian by reverse mode: all output cotangents pulled back in one vectorised pass.
 
     Cheaper than ``jacfwd`` when the outputs have fewer elements than the inputs. Outputs
@@ -1047,8 +1145,25 @@ def jacrev(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
     return jac
 
 
-def jacobian(f: Callable[..., Any], argnums: ArgNums = 0, has_aux: bool = False,
-             holomorphic: bool = False) -> Callable:
+@overload
+def jacobian(f: Callable[P, Any], argnums: ArgNums = 0,
+             has_aux: Literal[False] = False, holomorphic: bool = False
+             ) -> Callable[P, Any]: ...
+@overload
+def jacobian(f: Callable[P, tuple[Any, Aux]], argnums: ArgNums = 0, *,
+             has_aux: Literal[True], holomorphic: bool = False
+             ) -> Callable[P, tuple[Any, Aux]]: ...
+@overload
+def jacobian(f: Callable[P, tuple[Any, Aux]], argnums: ArgNums,
+             has_aux: Literal[True], holomorphic: bool = False
+             ) -> Callable[P, tuple[Any, Aux]]: ...
+@overload
+def jacobian(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
+             holomorphic: bool = False) -> Callable[P, Any]: ...
+
+
+def jacobian(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
+             holomorphic: bool = False) -> Callable[P, Any]:
     """Jacobian by the cheaper mode: reverse when outputs are no more than inputs
     (counting elements), forward otherwise; always reverse for complex inputs of a
     real-valued function (forward mode needs ``holomorphic=True`` for them).
@@ -1300,7 +1415,8 @@ def _careful_forward(seed: Callable[[Any, list[int]], dict[int, Any]],
 
 
 # ------------------------------------------------------------------ second order
-def hessian(f: Callable[..., Any], argnums: ArgNums = 0, holomorphic: bool = False) -> Callable:
+def hessian(f: Callable[P, Any], argnums: ArgNums = 0,
+            holomorphic: bool = False) -> Callable[P, Any]:
     """Hessian by forward-over-reverse, shape ``in.shape + in.shape`` for a scalar ``f``
     (``out.shape + in.shape + in.shape`` in general); complex inputs need a holomorphic
     ``f`` and ``holomorphic=True``, as in JAX.
@@ -1327,7 +1443,7 @@ def hessian(f: Callable[..., Any], argnums: ArgNums = 0, holomorphic: bool = Fal
                   holomorphic=holomorphic)
 
 
-def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable:
+def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
     """``hvp(f)(*args, v)``: the Hessian of scalar ``f`` times ``v``, by forward-over-reverse,
     without forming the Hessian. ``v`` matches ``args[argnums]`` (a tuple for tuple argnums).
 
@@ -1590,8 +1706,8 @@ def _refuse_mapped(f: Any, args: Sequence[Any], tdef: TreeDef, leaves: list[Any]
             else "pass it positionally with in_axes=None (keyword arguments are mapped)"))
 
 
-def vmap(f: Callable[..., Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
-         axis_size: int | None = None) -> Callable:
+def vmap(f: Callable[P, Any], in_axes: AxisSpec = 0, out_axes: AxisSpec = 0,
+         axis_size: int | None = None) -> Callable[P, Any]:
     """Map ``f`` over an axis of its arguments, vectorised: ``vmap(f)(xs)[i] ==
     f(xs[i])``, computed in one pass in which each primitive's batching rule moves the
     batch axis through (JAX's ``vmap``). ``f`` is ordinary NumPy code, as for every other

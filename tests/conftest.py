@@ -17,11 +17,14 @@ def pytest_ignore_collect(collection_path, config):
     jax session's "jax or peers") does not import the
     modules marked extras as a whole: their module-level ``need(...)`` would otherwise
     report a skip for every optional library this environment lacks, though none of
-    their tests was selected."""
+    their tests was selected. Likewise for the modules marked typing (type checkers)."""
     expr = config.getoption("markexpr") or ""
-    # (selected: no marker expression, or one naming extras other than as "not extras")
-    if (collection_path.suffix == ".py" and collection_path.name.startswith("test_")
-            and expr and not re.search(r"(?<!not )\bextras\b", expr)):
-        if "\npytestmark = pytest.mark.extras\n" in collection_path.read_text():
+    if not (collection_path.suffix == ".py" and collection_path.name.startswith("test_")
+            and expr):
+        return None
+    for marker in ("extras", "typing"):
+        # (selected: no marker expression, or one naming the marker other than as "not ...")
+        if (not re.search(rf"(?<!not )\b{marker}\b", expr)
+                and f"\npytestmark = pytest.mark.{marker}\n" in collection_path.read_text()):
             return True
     return None

@@ -10,7 +10,8 @@ itself as SVG (a pure-Python layered layout), Graphviz DOT or text.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, overload
 
 from ..program import Program
 from . import record as _record
@@ -19,13 +20,26 @@ from .layout import Layout, layered_layout, overlaps
 from .program import ProgramGraph, program_graph
 from .record import Edge, Graph, Node
 
+P = ParamSpec("P")
 
-@functools.wraps(_record.graph)
-def graph(f: Any, *args: Any, **kwargs: Any) -> Any:
-    # a recorded Program is drawn as it is (program.py); a function is recorded first
-    if isinstance(f, Program):
-        return program_graph(f, *args, **kwargs)
-    return _record.graph(f, *args, **kwargs)
+if TYPE_CHECKING:  # the two calls as type checkers see them (functools.wraps hides both)
+
+    @overload
+    def graph(f: Program, *args: Any, **kwargs: Any) -> ProgramGraph: ...
+    @overload
+    def graph(f: Callable[P, Any], argnums: int | Sequence[int] | None = None,
+              has_aux: bool = False, *, mode: str = "reverse", seed: Any = None,
+              expand: bool = False, depth: int | None = None) -> Callable[P, Graph]: ...
+    def graph(f: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+else:
+
+    @functools.wraps(_record.graph)
+    def graph(f: Any, *args: Any, **kwargs: Any) -> Any:
+        # a recorded Program is drawn as it is (program.py); a function is recorded first
+        if isinstance(f, Program):
+            return program_graph(f, *args, **kwargs)
+        return _record.graph(f, *args, **kwargs)
 
 
 __all__ = ["Edge", "Graph", "Layout", "Node", "ProgramGraph", "graph", "layered_layout",

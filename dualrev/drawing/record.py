@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec
 
 import numpy as np
 
@@ -1138,9 +1138,12 @@ def _check_depth(depth: Any) -> int | None:
     return int(depth)
 
 
-def graph(f: Callable[..., Any], argnums: ArgNums | None = None, has_aux: bool = False,
+P = ParamSpec("P")  # graph(f) is called with f's arguments
+
+
+def graph(f: Callable[P, Any], argnums: ArgNums | None = None, has_aux: bool = False,
           *, mode: str = "reverse", seed: Any = None, expand: bool = False,
-          depth: int | None = None) -> Callable[..., Graph]:
+          depth: int | None = None) -> Callable[P, Graph]:
     """Record ``f`` once and return its computational graph: ``dr.graph(f)(*args)``.
 
     ``f`` runs once, on a tape that keeps every value, and the graph is drawn as the seeds
