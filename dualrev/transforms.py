@@ -829,11 +829,11 @@ def value_and_grad(f: Callable[P, R], argnums: ArgNums = 0,
 @overload
 def value_and_grad(f: Callable[P, tuple[R, Aux]], argnums: ArgNums = 0, *,
                    has_aux: Literal[True], holomorphic: bool = False
-                   ) -> Callable[P, tuple[tuple[R, Any], Aux]]: ...
+                   ) -> Callable[P, tuple[tuple[R, Aux], Any]]: ...
 @overload
 def value_and_grad(f: Callable[P, tuple[R, Aux]], argnums: ArgNums,
                    has_aux: Literal[True], holomorphic: bool = False
-                   ) -> Callable[P, tuple[tuple[R, Any], Aux]]: ...
+                   ) -> Callable[P, tuple[tuple[R, Aux], Any]]: ...
 @overload
 def value_and_grad(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
                    holomorphic: bool = False) -> Callable[P, Any]: ...
@@ -857,7 +857,7 @@ def value_and_grad(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = Fa
         A function with ``f``'s signature returning ``(value, gradient)``: the gradient has
         the shape and pytree structure of ``args[argnums]`` for an int ``argnums``, and is a
         tuple of such, one per argument, for a tuple. With ``has_aux=True``:
-        ``((value, gradient), aux)``.
+        ``((value, aux), gradient)``, as JAX's ``value_and_grad``.
     Example:
         >>> import numpy as np
         >>> import dualrev as dr
@@ -887,8 +887,9 @@ def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, has_aux: bool,
             grads = _checked_when_computed(grads, what)
         # the value as f returned it (a 0-d DataArray keeps its coordinates)
         value = rec.values[0] if rec.out_def is LEAF else tree_unflatten(rec.out_def, rec.values)
-        res = (value, _group([_result(g) for g in grads], rec.defs, single))
-        return (res, rec.aux) if has_aux else res
+        grad = _group([_result(g) for g in grads], rec.defs, single)
+        # JAX's convention: ((value, aux), gradient)
+        return ((value, rec.aux), grad) if has_aux else (value, grad)
 
     return vg
 
@@ -965,7 +966,7 @@ def grad(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
     @functools.wraps(f)
     def g(*args: Any, **kwargs: Any) -> Any:
         if has_aux:
-            (_, gr), aux = vg(*args, **kwargs)
+            (_, aux), gr = vg(*args, **kwargs)
             return gr, aux
         return vg(*args, **kwargs)[1]
 

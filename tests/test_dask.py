@@ -281,9 +281,9 @@ def test_data_on_dask_in_args_and_has_aux():
         z = X @ w
         return np.sum((z - y) ** 2), {"pred": z}
 
-    (v, g), aux = dr.value_and_grad(f, has_aux=True)(W, X, Y)
+    (v, aux), g = dr.value_and_grad(f, has_aux=True)(W, X, Y)
     assert _lazy([v, g, aux["pred"]])
-    (vn, gn), auxn = dr.value_and_grad(f, has_aux=True)(W, XN, YN)
+    (vn, auxn), gn = dr.value_and_grad(f, has_aux=True)(W, XN, YN)
     v, g, pred = dask.compute(v, g, aux["pred"])
     np.testing.assert_allclose(v, vn, rtol=1e-12)
     np.testing.assert_allclose(g, gn, rtol=1e-12)

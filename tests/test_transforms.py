@@ -39,7 +39,7 @@ def test_grad_closed_form_and_argnums():
 def test_value_and_grad_and_aux():
     v, g = dr.value_and_grad(f)(x3, W)
     assert v == f(x3, W)
-    (v2, g2), aux = dr.value_and_grad(lambda x: (f(x, W), {"x0": x[0]}), has_aux=True)(x3)
+    (v2, aux), g2 = dr.value_and_grad(lambda x: (f(x, W), {"x0": x[0]}), has_aux=True)(x3)
     assert v2 == v and aux["x0"] == x3[0] and type(aux["x0"]) is not dr.Traced
     np.testing.assert_array_equal(g, g2)
     g3, aux3 = dr.grad(lambda x: (f(x, W), 7), has_aux=True)(x3)
@@ -272,7 +272,7 @@ def test_escaped_tracer_returned_through_aux_object_raises():
         def __init__(self, v):
             self.v = v
 
-    (_, g), box = dr.value_and_grad(lambda x: (x * x, Box(x)), has_aux=True)(3.0)
+    (_, box), g = dr.value_and_grad(lambda x: (x * x, Box(x)), has_aux=True)(3.0)
     assert g == 6.0
     with pytest.raises(dr.EscapedTracerError, match="stop_gradient"):
         box.v * 2.0
@@ -399,7 +399,7 @@ def test_keyword_arguments_pass_through_undifferentiated():
     v, g = dr.value_and_grad(f)(x, scale=2.5)
     assert v == f(x, scale=2.5)
     np.testing.assert_allclose(g, 2.5 * np.cos(x), rtol=1e-15)
-    (v, g), aux = dr.value_and_grad(lambda x, scale: (f(x, scale=scale), scale),
+    (v, aux), g = dr.value_and_grad(lambda x, scale: (f(x, scale=scale), scale),
                                     has_aux=True)(x, scale=2.5)
     assert aux == 2.5
     vec = lambda x, scale: scale * np.sin(x)
@@ -608,3 +608,42 @@ def test_batched_jvps_and_vjps_equal_the_jacobian_products():
         vjp_batched(lambda x: x * 1j, np.ones(2), np.ones((1, 2)))
     with pytest.raises(dr.DualrevError, match="single array"):
         vjp_batched(lambda x: (x, x), np.ones(2), np.ones((1, 2)))
+
+
+@pytest.mark.jax
+def test_has_aux_results_are_nested_as_jaxs():
+    # each transform's has_aux result, structure and values, against JAX's: value_and_grad
+    # once returned ((value, gradient), aux) where JAX returns ((value, aux), gradient)
+    from tests.jaxref import jax_modules
+
+    jax, jnp = jax_modules()
+    x = np.array([0.3, -1.2, 0.8])
+
+    def f(xp, x):
+        y = xp.sin(x) * x
+        return xp.sum(y ** 2), {"y": y}
+
+    def vec(xp, x):
+        return xp.tanh(x) * x[0], x[1] * 2.0
+
+    def same(ours, theirs):
+        a, da = dr.tree_flatten(ours)
+        b, db = jax.tree_util.tree_flatten(theirs)
+        assert len(a) == len(b) and str(da).count("*") == db.num_leaves
+        for u, v in zip(a, b, strict=True):
+            np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-13, atol=1e-15)
+        # the nesting too: the same tuple/dict skeleton with the leaves in the same places
+        assert jax.tree_util.tree_structure(ours) == jax.tree_util.tree_structure(theirs)
+
+    X = jnp.asarray(x)
+    fn, fj = (lambda x: f(np, x)), (lambda x: f(jnp, x))
+    vn, vj = (lambda x: vec(np, x)), (lambda x: vec(jnp, x))
+    same(dr.value_and_grad(fn, has_aux=True)(x), jax.value_and_grad(fj, has_aux=True)(X))
+    same(dr.grad(fn, has_aux=True)(x), jax.grad(fj, has_aux=True)(X))
+    for ours, theirs in [(dr.jacfwd, jax.jacfwd), (dr.jacrev, jax.jacrev)]:
+        same(ours(vn, has_aux=True)(x), theirs(vj, has_aux=True)(X))
+    t = np.array([1.0, 0.5, -2.0])
+    same(dr.jvp(vn, (x,), (t,), has_aux=True), jax.jvp(vj, (X,), (jnp.asarray(t),), has_aux=True))
+    out, pull, aux = dr.vjp(vn, x, has_aux=True)
+    outj, pullj, auxj = jax.vjp(vj, X, has_aux=True)
+    same((out, aux, pull(np.ones(3))), (outj, auxj, pullj(jnp.ones(3))))

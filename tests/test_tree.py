@@ -116,7 +116,7 @@ def test_a_registered_node_through_grad_and_value_and_grad():
     np.testing.assert_allclose(g.x, 2 * _X * np.sin(_Y), rtol=1e-14)
     np.testing.assert_allclose(g.x, gx, rtol=1e-14)
     np.testing.assert_allclose(g.y, gy, rtol=1e-14)
-    (v, g2), aux = dr.value_and_grad(lambda q: (_energy(q), Point(q.x, 1.0)), has_aux=True)(p)
+    (v, aux), g2 = dr.value_and_grad(lambda q: (_energy(q), Point(q.x, 1.0)), has_aux=True)(p)
     assert v == pytest.approx(_energy_flat(_X, _Y), rel=1e-14)
     np.testing.assert_array_equal(g2.y, g.y)
     assert isinstance(aux, Point) and type(aux.x) is np.ndarray  # aux: plain values

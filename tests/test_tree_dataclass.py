@@ -326,7 +326,7 @@ def test_grad_matches_finite_differences_and_forward_mode():
 
 def test_value_and_grad_with_aux_jvp_and_vjp():
     p = _params()
-    (v, g), aux = dr.value_and_grad(lambda p: (loss(p), p.act + "!"), has_aux=True)(p)
+    (v, aux), g = dr.value_and_grad(lambda p: (loss(p), p.act + "!"), has_aux=True)(p)
     assert v == pytest.approx(loss(p), rel=1e-15) and aux == "tanh!"
     t = _params(seed=3)  # a tangent of the same structure (and static data)
     y, dy = dr.jvp(loss, (p,), (t,))

@@ -45,7 +45,7 @@ dr.graph(loss)(p, t)  # type: ignore[call-arg]
 # the results keep their types
 name: str = dr.value_and_grad(loss)(p, t, t)[0]  # type: ignore[assignment]
 note: int = dr.grad(loss_aux, has_aux=True)(p, t)[1]  # type: ignore[assignment]
-value_aux: bytes = dr.value_and_grad(loss_aux, has_aux=True)(p, t)[1]  # type: ignore[assignment]
+value_aux: bytes = dr.value_and_grad(loss_aux, has_aux=True)(p, t)[0][1]  # type: ignore[assignment]
 _ = dr.graph(loss)(p, t, t).nonexistent  # type: ignore[attr-defined]
 result: int = dr.optimize.minimize(loss, p, args=(t, t))  # type: ignore[assignment]
 _ = scipy.optimize.OptimizeResult().x  # (a field of scipy's result: no error)

@@ -59,8 +59,8 @@ assert np.allclose(dr.grad(loss)(p0, t=t, y=y), grad_p)
 # value_and_grad: the value has loss's return type
 value, grad_vg = dr.value_and_grad(loss)(p0, t, y)
 assert_type(value, np.float64)
-# (with has_aux, dualrev returns ((value, gradient), aux); JAX returns ((value, aux), gradient))
-(value2, _), aux = dr.value_and_grad(loss_aux, has_aux=True)(p0, t, y)
+# with has_aux: ((value, aux), gradient), as JAX's value_and_grad
+(value2, aux), _ = dr.value_and_grad(loss_aux, has_aux=True)(p0, t, y)
 assert_type(value2, np.float64)
 assert_type(aux, dict[str, Array])
 gr, aux2 = dr.grad(loss_aux, has_aux=True)(p0, t, y)
