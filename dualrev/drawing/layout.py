@@ -124,6 +124,33 @@ def layered_layout(sizes: Sequence[tuple[float, float]], edges: Sequence[tuple[i
     return Layout(w, h, boxes, paths, layer)
 
 
+def estimate(sizes: Sequence[tuple[float, float]], edges: Sequence[tuple[int, int]],
+             late: Sequence[bool] | None = None) -> tuple[float, float]:
+    """The width and height a left-to-right ``layered_layout`` of the graph is about to
+    take, from its layers alone (O(V + E), no ordering or placement): the columns' widest
+    boxes side by side, and the tallest column's boxes one above the other, with the
+    gaps. A lower bound in both directions (an edge's dummies and the alignment of boxes
+    with their neighbours only add), close enough to compare layouts: the TB estimate is
+    that of the transposed boxes, transposed."""
+    n = len(sizes)
+    late = [False] * n if late is None else list(late)
+    succ: list[list[int]] = [[] for _ in range(n)]
+    pred: list[list[int]] = [[] for _ in range(n)]
+    for u, v in edges:
+        succ[u].append(v)
+        pred[v].append(u)
+    layer = _layers(n, succ, pred, late)
+    nlayers = max(layer) + 1 if layer else 0
+    colw = [0.0] * nlayers
+    colh = [0.0] * nlayers
+    for (w, h), k in zip(sizes, layer, strict=True):
+        colw[k] = max(colw[k], w)
+        colh[k] += h + NODE_GAP
+    width = sum(colw) + LAYER_GAP * max(nlayers - 1, 0) + 2 * MARGIN
+    height = max(colh, default=0.0) - (NODE_GAP if nlayers else 0.0) + 2 * MARGIN
+    return width, height
+
+
 def _layers(n: int, succ: list[list[int]], pred: list[list[int]], late: list[bool]) -> list[int]:
     """Longest-path layering from the sources, then the ``late`` nodes moved right."""
     indeg = [len(p) for p in pred]

@@ -48,7 +48,7 @@ from . import render, values
 
 MODES = ("reverse", "forward", "values")
 ENGINES = ("python", "dot", "auto")
-DIRECTIONS = ("LR", "TB")
+DIRECTIONS = ("auto", "LR", "TB")
 # A run of identical blocks is drawn as one node when it has at least this many blocks
 # and operations; blocks are looked for up to this length.
 _SAME = object()  # Graph.view: keep the grouping by calls as it is
@@ -267,6 +267,9 @@ def _read_notes(tape: _DrawTape, inputs: set[int]) -> tuple[Any, ...]:
         for name, v in top.f_locals.items():
             if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
                 held = [(f"{name}[{j}]", _entry_of(x, tape)) for j, x in enumerate(v[:64])]
+            elif type(v) is dict:  # a dict of parameters rebound by a loop: p['w1']
+                held = [(f"{name}[{k!r}]", _entry_of(x, tape))
+                        for k, x in list(v.items())[:64] if isinstance(k, (str, int))]
             else:
                 held = [(name, _entry_of(v, tape))]
             for local, entry in held:
@@ -345,6 +348,9 @@ class Node:
     (``axis=(0,)``), a group's contents. ``ops`` and ``repeats``: a group's operations
     (one block's, for a run of blocks) and how many blocks. ``lines``: the text drawn in
     its box, the first ``split`` of them its value, the rest its derivative.
+    ``scope``: 0 at the top, else which call of a transform (numbered in order of first
+    use) the node was recorded in: two ``grad`` calls one after the other share the
+    context ``grad L1 forward`` but not the scope (DOT draws a cluster per scope).
     """
 
     id: str
@@ -361,6 +367,7 @@ class Node:
     repeats: int = 1
     lines: list[str] = field(default_factory=list)
     split: int = 0  # lines[:split] show the value, the rest the derivative
+    scope: int = 0  # which transform call its context belongs to (1, 2, ... in order)
 
     def __repr__(self) -> str:
         return f"Node({self.kind} {self.name!r}, value={values.one_line(self.value)})"
@@ -461,19 +468,34 @@ def _params_text(prim: Primitive, params: dict[str, Any], primals: Sequence[Any]
     return ", ".join(out)
 
 
-def _context_label(ctx: tuple[tuple[int, str, str], ...], renumber: dict[int, int]) -> str:
-    """``jacrev L3 backward › jacfwd L2 tangent (batched)``: the nested transforms an
-    operation was recorded under, innermost first, with their levels counted from the
-    graph's own (0); batching passes are folded into a note."""
+def _context_label(ctx: tuple[tuple[int, str, str], ...]) -> str:
+    """``jacrev L2 backward › jacfwd L1 tangent (batched)``: the nested transforms an
+    operation was recorded under, innermost first, each with its nesting depth (``L1``:
+    called by the drawn function itself, ``L2``: by a transform's pass of it); batching
+    passes are folded into a note.
+
+    The depth comes from the passes running together, never from the global trace levels:
+    two ``grad`` calls one after the other are both ``L1`` (siblings), ``grad`` of ``grad``
+    gives ``L1`` and ``L2``. Within one tuple every pass encloses the others, so a pass's
+    depth is one more than the number of distinct non-batched levels older than its own
+    (a batching pass belongs to the transform that made it: ``jacfwd``'s basis)."""
+    own = sorted({level for level, _, phase in ctx if phase != "batched"})
+    depth = {level: k + 1 for k, level in enumerate(own)}
     parts = []
     batched = False
-    for level, what, phase in ctx:
+    for level, what, phase in sorted(ctx, key=lambda c: -c[0]):  # innermost first
         if phase == "batched":
             batched = True
             continue
-        parts.append(f"{what} L{renumber[level]} {phase}")
-    text = " › ".join(parts)
+        parts.append(f"{what} L{depth[level]} {phase}")
+    text = " › ".join(dict.fromkeys(parts))
     return text + (" (batched)" if batched and text else "batched" if batched else "")
+
+
+def _context_scope(ctx: tuple[tuple[int, str, str], ...]) -> tuple[int, ...]:
+    """Which transform calls an operation ran under (their trace levels, each unique to
+    one call): two sibling calls share a label but not a scope (one DOT cluster each)."""
+    return tuple(sorted({level for level, _, phase in ctx if phase != "batched"}))
 
 
 @dataclass
@@ -486,7 +508,19 @@ class _Group:
     repeats: int
 
 
-def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
+def _context_labels(rec: _Recording) -> dict[int, str]:
+    """Each entry's context label (``_context_label``), computed once per distinct tuple."""
+    seen: dict[Any, str] = {}
+    out = {}
+    for i, c in rec.contexts.items():
+        text = seen.get(c)
+        if text is None:
+            text = seen[c] = _context_label(c)
+        out[i] = text
+    return out
+
+
+def _runs(rec: _Recording, lo: int, hi: int, ctx_label: dict[int, str]) -> list[_Group]:
     """Runs of at least MIN_REPEATS identical consecutive blocks (the steps of a loop):
     the same primitives, parameters and argument positions, each block reading the
     previous one's values where the previous read its predecessor's, or the same value
@@ -501,7 +535,7 @@ def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
         k = (prim.name if prim is not None else entry.kind,
              tuple(argpos for argpos, _, _, _ in entry.edges),
              _param_key(params) if prim is not None else (),
-             rec.contexts.get(i), tuple(p for p, _ in rec.nondiff.get(i, ())))
+             ctx_label.get(i), tuple(p for p, _ in rec.nondiff.get(i, ())))
         sig[i] = keys.setdefault(k, len(keys))
     nxt = [-1] * hi
     last: dict[int, int] = {}
@@ -666,17 +700,20 @@ class Graph:
                      self.depth if depth is _SAME else _check_depth(depth))
 
     # ------------------------------------------------------------ output
-    def to_dot(self, direction: str = "LR") -> str:
-        """Graphviz DOT text (no Graphviz needed to write it); ``direction``: ``"LR"``
-        (left to right, as the seeds draw) or ``"TB"`` (top to bottom)."""
+    def to_dot(self, direction: str = "auto") -> str:
+        """Graphviz DOT text (no Graphviz needed to write it); ``direction``: ``"auto"``
+        (``preferred_direction()``), ``"LR"`` (left to right, as the seeds draw) or
+        ``"TB"`` (top to bottom)."""
         return render.dot(self, _check_direction(direction))
 
-    def to_svg(self, engine: str = "python", direction: str = "LR") -> str:
+    def to_svg(self, engine: str = "python", direction: str = "auto") -> str:
         """SVG text. ``engine="python"``: dualrev's own layered layout, deterministic
         and without Graphviz; ``"dot"``: Graphviz's ``dot`` program (an error if it is
         not on PATH); ``"auto"``: ``dot`` when on PATH, else the Python layout.
-        ``direction``: ``"LR"`` (left to right) or ``"TB"`` (top to bottom, narrower
-        for long chains)."""
+        ``direction``: ``"auto"`` (default: ``preferred_direction()``, left to right
+        unless that is wider than a screen and top to bottom is more compact), ``"LR"``
+        (left to right) or ``"TB"`` (top to bottom, narrower for long chains). Text is
+        never shrunk to fit: 12 px in boxes, 11 px on edges."""
         if engine not in ENGINES:
             raise DualrevError(f"dualrev.graph: engine={engine!r}; choose one of {ENGINES}")
         return render.svg(self, engine, _check_direction(direction))
@@ -684,14 +721,22 @@ class Graph:
     def _repr_svg_(self) -> str:
         return self.to_svg()
 
-    def layout(self, direction: str = "LR") -> Any:
+    def preferred_direction(self) -> str:
+        """``"LR"`` or ``"TB"``: the direction ``direction="auto"`` draws in. Left to
+        right while the drawing is at most 1200 px wide (how the seeds draw); otherwise
+        the direction whose drawing has the shorter long side (a long chain of
+        operations is drawn top to bottom), estimated from the layers without laying the
+        graph out twice."""
+        return render.choose_direction(self)
+
+    def layout(self, direction: str = "auto") -> Any:
         """The Python layout's coordinates (``dualrev.drawing.Layout``): a box per node,
         in the order of ``nodes``, then one per edge label, in the order of the labelled
         edges (a label takes room like a box, so that nothing overlaps)."""
         return render.place(self, _check_direction(direction))[0]
 
     def save(self, path: str | os.PathLike[str], engine: str = "python",
-             direction: str = "LR") -> str:
+             direction: str = "auto") -> str:
         """Write the graph to ``path``: ``.svg`` (see ``to_svg`` for ``engine`` and
         ``direction``), ``.dot`` or ``.gv`` (DOT text), ``.txt`` (the text form).
         Returns the path written."""
@@ -743,8 +788,9 @@ class Graph:
         n = len(nodes)
         d = self._derivs
         ninputs = len(rec.in_index)
+        ctx_label = _context_labels(rec)
         # groups: runs of repeated blocks, then calls at ``depth``
-        groups: list[_Group] = [] if self.expand else _runs(rec, ninputs, n)
+        groups: list[_Group] = [] if self.expand else _runs(rec, ninputs, n, ctx_label)
         taken = [False] * n
         for g in groups:
             for i in range(g.start, g.stop):
@@ -796,9 +842,12 @@ class Graph:
             if i not in names:
                 names[i] = unique(f"v{i}")
         self._names = names
-        levels = sorted({lv for ctx in rec.contexts.values() for lv, _, _ in ctx})
-        renumber = {lv: k + 1 for k, lv in enumerate(levels)}
-        ctx_label = {i: _context_label(c, renumber) for i, c in rec.contexts.items()}
+        scopes: dict[tuple[int, ...], int] = {(): 0}
+
+        def scope_of(i: int) -> int:
+            key = _context_scope(rec.contexts.get(i, ()))
+            return scopes.setdefault(key, len(scopes))
+
         value_node: dict[int, Node] = {}
         const_nodes: dict[Any, Node] = {}
         self.nodes, self.edges = [], []
@@ -818,7 +867,8 @@ class Graph:
 
         def make_value(i: int, kind: str) -> Node:
             node = Node("", kind, names[i], value=_plain(nodes[i].out), entry=i,
-                        output=i in out_entries, context=ctx_label.get(i, ""))
+                        output=i in out_entries, context=ctx_label.get(i, ""),
+                        scope=scope_of(i))
             node.grad, node.tangent = d.node(i)
             value_lines(node)
             value_node[i] = add(node)
@@ -873,7 +923,7 @@ class Graph:
             if prim.name == "getitem":
                 sym = f"[{_index_text(params['idx'])}]"
             op = add(Node("", "op", sym, entry=i, detail=detail,
-                          context=ctx_label.get(i, "")))
+                          context=ctx_label.get(i, ""), scope=scope_of(i)))
             op.lines = [sym] + ([detail] if detail else [])
             traced = {argpos: src for argpos, src, _, _ in entry.edges}
             nd = dict(rec.nondiff.get(i, ()))
@@ -910,17 +960,26 @@ class Graph:
         ops = ["const" if nodes[i].prim is None else
                "[]" if nodes[i].prim.name == "getitem" else _symbol(nodes[i].prim)
                for i in block]
+        # a group sits in a transform's pass only when all its operations do; a loop
+        # whose steps call dr.grad says which passes its block runs instead
+        inner = list(dict.fromkeys(ctx_label.get(i, "") for i in range(g.start, g.stop)))
         node = Node("", "group", g.title, entry=g.start, ops=ops, repeats=g.repeats,
-                    context=ctx_label.get(g.start, ""))
+                    context=inner[0] if len(inner) == 1 else "")
         shown = " → ".join(dict.fromkeys(ops)) if g.kind == "call" else " → ".join(ops)
         if len(shown) > 48:
             shown = shown[:45] + "..."
+        passes = [c for c in inner if c] if len(inner) > 1 else []
+        within = "with " + ", ".join(passes) if passes else ""
+        if len(within) > 48:
+            within = within[:45] + "..."
         if g.kind == "repeat":
-            node.detail = f"{g.block} ops per block: {shown}"
-            node.lines = [f"{g.title} blocks of {g.block} ops", shown]
+            node.detail = (f"{g.block} ops per step: {shown}"
+                           + (f"; {within}" if within else "") + "; the last step's values")
+            node.lines = [f"{g.title}: {g.repeats} steps of {g.block} ops", shown,
+                          *([within] if within else []), "values: the last step's"]
         else:
-            node.detail = f"{g.block} ops: {shown}"
-            node.lines = [g.title, f"{g.block} ops: {shown}"]
+            node.detail = f"{g.block} ops: {shown}" + (f"; {within}" if within else "")
+            node.lines = [g.title, f"{g.block} ops: {shown}", *([within] if within else [])]
         add(node)
         # arguments from outside the group, each drawn once, with the summed share
         shares: dict[Any, list[Any]] = {}
@@ -1177,11 +1236,13 @@ def graph(f: Callable[..., Any], argnums: ArgNums | None = None, has_aux: bool =
       ``grad L1 forward``, ``grad L1 backward``, ``jacrev L3 backward › jacfwd L2 tangent
       (batched)``. Each node's ``context`` is one of them; the SVG gives each a border colour
       and a legend, the DOT text a cluster.
-    - ``to_svg(engine="python", direction="LR")``: ``engine="python"`` is dualrev's layered
+    - ``to_svg(engine="python", direction="auto")``: ``engine="python"`` is dualrev's layered
       layout (deterministic: the same bytes on every machine); ``"dot"`` runs Graphviz's
       ``dot`` (an error if it is not on PATH); ``"auto"`` uses ``dot`` when present.
-      ``direction="TB"`` draws top to bottom. ``_repr_svg_`` (Jupyter) is ``to_svg()``.
-    - ``to_dot(direction="LR")``, ``save(path, engine=..., direction=...)`` (``.svg``,
+      ``direction="auto"`` (default) draws left to right while that is at most 1200 px
+      wide, else in the direction with the shorter long side (``preferred_direction()``);
+      ``"LR"`` and ``"TB"`` choose. ``_repr_svg_`` (Jupyter) is ``to_svg()``.
+    - ``to_dot(direction="auto")``, ``save(path, engine=..., direction=...)`` (``.svg``,
       ``.dot``, ``.gv``, ``.txt``), ``str(graph)`` (one line per value: ``c = a + b → 3
       ∂e/∂c = 1``, with a sum of shares where a value is reached along several edges),
       ``layout(direction)`` (the boxes and paths of the Python layout),
