@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..at import same_key
 from ..batching import Batched, BatchTrace
 from ..errors import DualrevError, EscapedTracerError
 from ..primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS, Primitive, Tracer, concrete, shape_of
@@ -351,6 +352,9 @@ class Node:
     ``scope``: 0 at the top, else which call of a transform (numbered in order of first
     use) the node was recorded in: two ``grad`` calls one after the other share the
     context ``grad L1 forward`` but not the scope (DOT draws a cluster per scope).
+    ``written``: an operation as the user writes it, with its arguments' names, where
+    the order of the arguments matters (``c - d``, ``np.arctan2(y, x)``, ``u[1:-1] = v``);
+    ``""`` where the symbol (``name``) says it all.
     """
 
     id: str
@@ -368,6 +372,7 @@ class Node:
     lines: list[str] = field(default_factory=list)
     split: int = 0  # lines[:split] show the value, the rest the derivative
     scope: int = 0  # which transform call its context belongs to (1, 2, ... in order)
+    written: str = ""  # an operation with its arguments' names, as the user writes it
 
     def __repr__(self) -> str:
         return f"Node({self.kind} {self.name!r}, value={values.one_line(self.value)})"
@@ -394,7 +399,18 @@ class Edge:
 _OPERATORS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**",
               "matmul": "@", "floor_divide": "//", "remainder": "%"}
 _UNARY = {"negative": "-", "positive": "+"}
-_HIDDEN_PARAMS = ("residuals", "nb", "static", "box")  # the machinery's own (custom.py)
+_HIDDEN_PARAMS = ("residuals", "nb", "static", "box",  # the machinery's own (custom.py)
+                  "holder", "inplace", "tangent_inplace", "name")
+# binary operations whose arguments may be swapped: drawn as their symbol alone; any
+# other operation of two or more arguments is drawn with its arguments' names in order
+# (``c - d``, ``np.arctan2(y, x)``), so that the picture says which input is which
+_COMMUTATIVE = frozenset(("add", "multiply", "maximum", "minimum", "fmax", "fmin", "hypot",
+                          "logaddexp", "logaddexp2", "equal", "not_equal", "logical_and",
+                          "logical_or", "logical_xor", "bitwise_and", "bitwise_or",
+                          "bitwise_xor"))
+#: the longest operation label drawn (a parameter's text is cut at 24 characters)
+MAX_LABEL = 60
+_ARG_NAME = 16  # an argument's name inside an operation's label
 
 
 @functools.lru_cache(maxsize=1)
@@ -422,12 +438,18 @@ def _display_names() -> dict[Primitive, str]:
     return out
 
 
-def _symbol(prim: Primitive) -> str:
+def _symbol(prim: Primitive, params: dict[str, Any] | None = None) -> str:
+    """How an operation is called on the picture: ``+``, ``np.sin``, or the name of the
+    user's function a primitive stands for (an implicit solution's ``name`` parameter,
+    ``scipy.optimize.brentq``)."""
     s = _OPERATORS.get(prim.name) or _UNARY.get(prim.name)
     if s is not None:
         return s
     if prim.name == "getitem":
         return "[]"
+    given = params.get("name") if params else None
+    if isinstance(given, str) and 0 < len(given) <= 40 and "\n" not in given:
+        return given
     name = _display_names().get(prim)
     if name is None:  # reached through a handler that is no primitive itself (np.sum)
         name = f"np.{prim.name}" if callable(getattr(np, prim.name, None)) else prim.name
@@ -435,6 +457,9 @@ def _symbol(prim: Primitive) -> str:
 
 
 def _index_text(idx: Any) -> str:
+    """An index as Python writes it between brackets: ``1:-1``, ``0``, ``..., None, 2``,
+    ``::2``; an integer array of at most 4 elements as a list (``[3, 4, 5]``), a longer
+    one or a mask by its dtype and shape (``<bool[6]>``)."""
     parts = []
     for k in idx if isinstance(idx, tuple) else (idx,):
         if isinstance(k, slice):
@@ -445,16 +470,58 @@ def _index_text(idx: Any) -> str:
             parts.append("None")
         elif k is Ellipsis:
             parts.append("...")
-        elif isinstance(k, np.ndarray) and k.size > 4:
-            parts.append(f"<{values.shape_name(k)}>")
+        elif isinstance(k, np.ndarray):
+            if k.size > 4 or k.dtype == bool or k.ndim != 1:
+                parts.append(f"<{values.shape_name(k)}>")
+            else:
+                parts.append("[" + ", ".join(str(int(v)) for v in k) + "]")
+        elif isinstance(k, (int, np.integer)):
+            parts.append(str(int(k)))
         else:
-            parts.append(values.one_line(k) if isinstance(k, np.ndarray) else repr(k))
+            parts.append(_short(repr(k), 24))
     return ", ".join(parts)
+
+
+def _short(text: str, n: int) -> str:
+    """``text`` on one line, cut to ``n`` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _simple(v: Any, depth: int = 0) -> bool:
+    """Whether a parameter's value says something to the user as text: numbers, strings,
+    dtypes, short tuples and dicts of them, small numeric arrays. Functions, solver
+    results and the machinery's objects are not shown (their repr is an address or
+    pages of internals)."""
+    if isinstance(v, (bool, int, float, complex, str, np.generic, np.dtype, slice,
+                      type(None), type(Ellipsis))):
+        return True
+    if isinstance(v, (tuple, list)) and depth < 2:
+        return len(v) <= 8 and all(_simple(x, depth + 1) for x in v)
+    if isinstance(v, dict) and depth < 1:
+        return len(v) <= 4 and all(isinstance(k, str) and _simple(x, 1) for k, x in v.items())
+    if isinstance(v, np.ndarray):
+        return v.size <= 8 and v.dtype.kind in "biufc"
+    return False
+
+
+def _function_text(v: Any) -> str | None:
+    """A function parameter by its name where the user gave it one (not a lambda, not
+    a wrapper made inside dualrev)."""
+    name = getattr(v, "__name__", None)
+    qual = getattr(v, "__qualname__", "")
+    module = getattr(v, "__module__", "") or ""
+    if (not isinstance(name, str) or not name.isidentifier() or "<" in qual
+            or module.startswith("dualrev")):
+        return None
+    return name
 
 
 def _params_text(prim: Primitive, params: dict[str, Any], primals: Sequence[Any]) -> str:
     """The static parameters worth showing, ``axis=0``: not the defaults (False, None),
-    not a reduction over every axis, not the machinery's own (residuals)."""
+    not a reduction over every axis, not the machinery's own (residuals, holders), not
+    objects whose text says nothing (``<function ... at 0x...>``); each cut to 24
+    characters."""
     out = []
     for k, v in params.items():
         if k in _HIDDEN_PARAMS or v is None or v is False or (k == "idx"
@@ -463,9 +530,59 @@ def _params_text(prim: Primitive, params: dict[str, Any], primals: Sequence[Any]
         if k == "axis" and primals and isinstance(v, tuple) and v == tuple(
                 range(len(shape_of(primals[0])))):
             continue
-        text = values.one_line(v) if isinstance(v, np.ndarray) else repr(v)
-        out.append(f"{k}={text if len(text) <= 24 else text[:21] + '...'}")
+        if callable(v) and not isinstance(v, (np.ndarray, np.generic, type)):
+            text = _function_text(v)
+            if text is None:
+                continue
+        elif not _simple(v):
+            continue
+        elif k == "idx":
+            text = f"[{_index_text(v)}]"
+        else:
+            text = values.one_line(v) if isinstance(v, np.ndarray) else repr(v)
+        out.append(f"{k}={_short(text, 24)}")
     return ", ".join(out)
+
+
+def _arg_name(node: Node) -> str:
+    """An argument as an operation's label names it: its name, or for an unnamed constant
+    its value (a number) or dtype and shape."""
+    if node.kind == "const" and not node.name.isidentifier() and "[" in node.name:
+        v = node.value
+        if isinstance(v, np.ndarray) and v.size > 1:
+            return values.shape_name(v)
+    return _short(node.name, _ARG_NAME)
+
+
+def _written(prim: Primitive, params: dict[str, Any], sym: str, args: list[str]) -> str:
+    """The operation as the user wrote it, with its arguments' names: ``u[1:-1] = v``
+    (a write: ``set`` reads the value, then the array), ``zeros((6,))[1:-1] += g`` (a
+    scatter-add, a gather's backward pass), ``x[0]``, ``c - d``, ``np.arctan2(y, x)``;
+    ``""`` where the symbol alone says it all (one argument, or a commutative pair)."""
+    name = prim.name
+    if name == "set" and len(args) == 2 and "idx" in params:
+        return f"{args[1]}[{_index_text(params['idx'])}] = {args[0]}"
+    if name == "scatter_add" and len(args) == 1 and "idx" in params:
+        shape = params.get("shape")
+        return f"zeros({shape!r})[{_index_text(params['idx'])}] += {args[0]}"
+    if name == "getitem" and args:
+        return f"{args[0]}{sym}"
+    if len(args) < 2 or name in _COMMUTATIVE:
+        return ""
+    if sym in ("-", "/", "**", "@", "//", "%") and len(args) == 2:
+        return f"{args[0]} {sym} {args[1]}"
+    if len(args) > 3:
+        return ""  # the edges enter in argument order; the names would not fit
+    return f"{sym}({', '.join(args)})"
+
+
+def _op_lines(op: Node, written: str) -> None:
+    """An operation's box: what it computes (written out where the order of its
+    arguments matters), then its parameters, each line at most ``MAX_LABEL`` long."""
+    op.written = _short(written, MAX_LABEL) if written else ""
+    first = op.written or op.name
+    op.lines = [_short(first, MAX_LABEL)] + ([_short(op.detail, MAX_LABEL)] if op.detail
+                                             else [])
 
 
 def _context_label(ctx: tuple[tuple[int, str, str], ...]) -> str:
@@ -597,6 +714,66 @@ def _same_structure(nodes: list[Any], nondiff: dict[int, Any], s: int, k: int, r
                     continue  # the first block's state came from before the run
                 return b
     return r
+
+
+def _next_version(name: str, used: set[str]) -> str:
+    """The name of an array after one more write into it: ``u'``, ``u''``, then ``u'3``,
+    ``u'4``, ... (a loop of writes would pile up primes); ``used`` gains it."""
+    base = name.rstrip("'")
+    if "'" in base and base.rsplit("'", 1)[1].isdigit():
+        base = base.rsplit("'", 1)[0]
+    k = 1
+    while True:
+        cand = base + ("'" * k if k < 3 else f"'{k}")
+        if cand not in used:
+            used.add(cand)
+            return cand
+        k += 1
+
+
+_INPLACE = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**",
+            "floor_divide": "//", "remainder": "%"}
+
+
+def _inplace_writes(rec: _Recording, group_of: list[Any],
+                    out_entries: dict[int, Any]) -> dict[int, tuple[int, int, int, str]]:
+    """The writes ``x[idx] op= y`` (Python runs a read ``x[idx]``, the operation, and a
+    write of the result back at the same basic index): write entry -> ``(read entry,
+    operation entry, position of y in the operation, operator)``, where the read and the
+    operation feed nothing else and are no output, so that the three are drawn as the
+    one operation the user wrote."""
+    nodes = rec.tape.nodes
+    uses = [0] * len(nodes)
+    for i, entry in enumerate(nodes):
+        for _, pid, _, _ in entry.edges:
+            uses[pid] += 1
+        for _, pid in rec.nondiff.get(i, ()):
+            uses[pid] += 1
+    out = {}
+    for i, entry in enumerate(nodes):
+        if entry.prim is None or entry.prim.name != "set" or group_of[i] is not None:
+            continue
+        traced = {argpos: src for argpos, src, _, _ in entry.edges}
+        j = traced.get(0)  # the value written
+        if j is None or uses[j] != 1 or j in out_entries or group_of[j] is not None:
+            continue
+        op = nodes[j]
+        sym = _INPLACE.get(op.prim.name) if op.prim is not None else None
+        vtraced = {argpos: src for argpos, src, _, _ in op.edges}
+        k = vtraced.get(0)  # x[idx] op y: the read is the first operand
+        if sym is None or k is None or uses[k] != 1 or k in out_entries or len(op.kept) != 2:
+            continue
+        read = nodes[k]
+        if (read.prim is None or read.prim.name != "getitem" or group_of[k] is not None
+                or read.params.get("nb") or entry.params.get("nb")):
+            continue
+        rtraced = {argpos: src for argpos, src, _, _ in read.edges}
+        if rtraced.get(0) is None or rtraced.get(0) != traced.get(1):
+            continue  # the read is not of the array written into
+        if not same_key(read.params["idx"], entry.params["idx"]):
+            continue
+        out[i] = (k, j, 1, sym)
+    return out
 
 
 def _calls(rec: _Recording, lo: int, hi: int, depth: int,
@@ -820,6 +997,8 @@ class Graph:
             for _, pid in rec.nondiff.get(i, ()):
                 if group_of[pid] is not gi or gi is None:
                     used_outside[pid] = True
+        fused = {} if self.expand else _inplace_writes(rec, group_of, out_entries)
+        hidden = {e for f in fused.values() for e in f[:2]}
         # names: inputs, outputs, locals, else v<entry>
         names: dict[int, str] = {}
         used: set[str] = set()
@@ -840,7 +1019,12 @@ class Graph:
                 names[i] = unique(rec.names[i])
         for i in range(ninputs, n):
             if i not in names:
-                names[i] = unique(f"v{i}")
+                # a write's result is the array written into, once more: u0 -> u0'
+                e = nodes[i]
+                target = ({p: src for p, src, _, _ in e.edges}.get(1)
+                          if e.prim is not None and e.prim.name == "set" else None)
+                names[i] = (_next_version(names[target], used) if target in names
+                            else unique(f"v{i}"))
         self._names = names
         scopes: dict[tuple[int, ...], int] = {(): 0}
 
@@ -913,27 +1097,39 @@ class Graph:
                     self._add_group(g, add, make_value, const, arg_edge, value_node, names,
                                     used_outside, out_entries, ctx_label)
                 continue
+            if i in hidden:  # drawn inside the in-place write that follows
+                continue
             entry = nodes[i]
             prim, primals, params = entry.prim, entry.kept, entry.params
             if prim is None:  # a constant made inside f (np.zeros_like's traced buffer)
                 make_value(i, "const")
                 continue
-            sym = _symbol(prim)
-            detail = _params_text(prim, params, primals)
+            if i in fused:
+                self._add_inplace(i, fused[i], add, arg_edge, const, make_value, value_node,
+                                  ctx_label.get(i, ""), scope_of(i))
+                continue
+            sym = _symbol(prim, params)
+            detail = _params_text(prim, {k: v for k, v in params.items() if k != "idx"}
+                                  if prim.name in ("set", "scatter_add") else params, primals)
             if prim.name == "getitem":
                 sym = f"[{_index_text(params['idx'])}]"
             op = add(Node("", "op", sym, entry=i, detail=detail,
                           context=ctx_label.get(i, ""), scope=scope_of(i)))
-            op.lines = [sym] + ([detail] if detail else [])
             traced = {argpos: src for argpos, src, _, _ in entry.edges}
             nd = dict(rec.nondiff.get(i, ()))
+            srcs = []
             for pos in range(len(primals)):
                 if pos in traced:
-                    arg_edge(value_node[traced[pos]], op, i, pos)
+                    src = value_node[traced[pos]]
+                    arg_edge(src, op, i, pos)
                 elif pos in nd:
-                    arg_edge(value_node[nd[pos]], op, None, pos, differentiable=False)
+                    src = value_node[nd[pos]]
+                    arg_edge(src, op, None, pos, differentiable=False)
                 else:
-                    arg_edge(const(i, pos), op, None, pos, differentiable=False)
+                    src = const(i, pos)
+                    arg_edge(src, op, None, pos, differentiable=False)
+                srcs.append(_arg_name(src))
+            _op_lines(op, _written(prim, params, sym, srcs))
             v = make_value(i, "value")
             self.edges.append(Edge(op.id, v.id))
         # outputs that are no entry of the tape: constants
@@ -949,6 +1145,44 @@ class Graph:
             if not any(node is k for k in outputs):
                 outputs.append(node)
         self._outputs = outputs
+
+    def _add_inplace(self, i: int, how: tuple[int, int, int, str], add: Any, arg_edge: Any,
+                     const: Any, make_value: Any, value_node: dict[int, Node], context: str,
+                     scope: int) -> None:
+        """``x[idx] op= y`` as one operation (see ``_inplace_writes``): its edges from
+        ``x`` and ``y`` carry the shares summed over the read, the operation and the
+        write (reverse mode), or the tangent flowing in (forward mode)."""
+        rec = self._rec
+        nodes = rec.tape.nodes
+        k, j, q, sym = how
+        d = self._derivs
+        entry = nodes[i]
+        op = add(Node("", "op", f"[]{sym}=", entry=i, context=context, scope=scope))
+        traced = {argpos: src for argpos, src, _, _ in entry.edges}
+        # x: the array written into (the write's argument 1, the read's argument 0)
+        if 1 in traced:
+            x = value_node[traced[1]]
+            grads = [g for g in (d.edge(i, 1)[0], d.edge(k, 0)[0]) if g is not None]
+            share = (None if not grads else grads[0] if len(grads) == 1
+                     else grads[0] + grads[1], d.node(traced[1])[1])
+            arg_edge(x, op, None, 0, share=share)
+        else:
+            x = const(i, 1)
+            arg_edge(x, op, None, 0, differentiable=False)
+        # y: the other operand of the operation
+        vtraced = {argpos: src for argpos, src, _, _ in nodes[j].edges}
+        if q in vtraced:
+            y = value_node[vtraced[q]]
+            arg_edge(y, op, None, 1, share=(d.edge(j, q)[0], d.node(vtraced[q])[1]))
+        else:
+            nd = dict(rec.nondiff.get(j, ()))
+            y = value_node[nd[q]] if q in nd else const(j, q)
+            arg_edge(y, op, None, 1, differentiable=False)
+        idx = _index_text(entry.params["idx"])
+        op.detail = ""
+        _op_lines(op, f"{_arg_name(x)}[{idx}] {sym}= {_arg_name(y)}")
+        v = make_value(i, "value")
+        self.edges.append(Edge(op.id, v.id))
 
     def _add_group(self, g: _Group, add: Any, make_value: Any, const: Any, arg_edge: Any,
                    value_node: dict[int, Node], names: dict[int, str],

@@ -354,6 +354,12 @@ def expression(graph: Any, value: Any, by_id: dict[str, Any],
     args = sorted(into.get(op.id, []), key=lambda e: (e.argpos is None, e.argpos or 0))
     names = [_arg_text(by_id[e.src]) for e in args]
     sym = op.name
+    written = getattr(op, "written", "")
+    if written:
+        if op.name == "set" or op.name.startswith("[]"):
+            # a write, x[idx] = v or x[idx] += v: the value is x after it
+            return f"{written.split('[', 1)[0]} after {written}"
+        return written + (f", {op.detail}" if op.detail and written.endswith(")") else "")
     if op.kind == "group":
         return f"{sym.removesuffix('()')}({', '.join(names)})"
     if sym in ("+", "-", "*", "/", "**", "@", "//", "%") and len(names) == 2:
