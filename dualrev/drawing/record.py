@@ -1388,8 +1388,14 @@ def _derivatives(rec: _Recording, mode: str, seed: Any) -> _Derivatives:
 
 
 def _one(x: Any) -> Any:
+    """The unit seed of a single-element ``x``, in its shape: an output of shape (1,)
+    (``odeint``'s last row, ``fsolve``'s root) takes ``[1.]``, not the scalar 1."""
     dt = np.result_type(concrete(x))
-    return 1.0 if dt == np.float64 else np.ones((), dt if dt.kind in "fc" else np.float64)[()]
+    dt = dt if dt.kind in "fc" else np.dtype(np.float64)
+    shape = shape_of(x)
+    if not shape:
+        return 1.0 if dt == np.float64 else np.ones((), dt)[()]
+    return np.ones(shape, dt)
 
 
 def _batch_fixer(btrace: BatchTrace | None, mode: str,
