@@ -125,13 +125,13 @@ def layered_layout(sizes: Sequence[tuple[float, float]], edges: Sequence[tuple[i
 
 
 def estimate(sizes: Sequence[tuple[float, float]], edges: Sequence[tuple[int, int]],
-             late: Sequence[bool] | None = None) -> tuple[float, float]:
-    """The width and height a left-to-right ``layered_layout`` of the graph is about to
-    take, from its layers alone (O(V + E), no ordering or placement): the columns' widest
-    boxes side by side, and the tallest column's boxes one above the other, with the
-    gaps. A lower bound in both directions (an edge's dummies and the alignment of boxes
-    with their neighbours only add), close enough to compare layouts: the TB estimate is
-    that of the transposed boxes, transposed."""
+             late: Sequence[bool] | None = None) -> tuple[tuple[float, float],
+                                                          tuple[float, float]]:
+    """The ``(width, height)`` a ``layered_layout`` of the graph is about to take, left
+    to right and top to bottom, from one layering (O(V + E), no ordering or placement):
+    the layers' widest (tallest) boxes side by side, and the fullest layer's boxes one
+    beside the other, with the gaps. A lower bound (an edge's dummies and the alignment
+    of boxes with their neighbours only add), close enough to compare the directions."""
     n = len(sizes)
     late = [False] * n if late is None else list(late)
     succ: list[list[int]] = [[] for _ in range(n)]
@@ -141,14 +141,22 @@ def estimate(sizes: Sequence[tuple[float, float]], edges: Sequence[tuple[int, in
         pred[v].append(u)
     layer = _layers(n, succ, pred, late)
     nlayers = max(layer) + 1 if layer else 0
-    colw = [0.0] * nlayers
-    colh = [0.0] * nlayers
+    across = [0.0] * nlayers  # LR: a column's width; TB: a row's height
+    along = [0.0] * nlayers   # LR: a column's height; TB: a row's width
+    down = [0.0] * nlayers
+    wide = [0.0] * nlayers
     for (w, h), k in zip(sizes, layer, strict=True):
-        colw[k] = max(colw[k], w)
-        colh[k] += h + NODE_GAP
-    width = sum(colw) + LAYER_GAP * max(nlayers - 1, 0) + 2 * MARGIN
-    height = max(colh, default=0.0) - (NODE_GAP if nlayers else 0.0) + 2 * MARGIN
-    return width, height
+        if across[k] < w:
+            across[k] = w
+        along[k] += h + NODE_GAP
+        if down[k] < h:
+            down[k] = h
+        wide[k] += w + NODE_GAP
+    gaps = LAYER_GAP * max(nlayers - 1, 0) + 2 * MARGIN
+    less = NODE_GAP if nlayers else 0.0
+    lr = (sum(across) + gaps, max(along, default=0.0) - less + 2 * MARGIN)
+    tb = (max(wide, default=0.0) - less + 2 * MARGIN, sum(down) + gaps)
+    return lr, tb
 
 
 def _layers(n: int, succ: list[list[int]], pred: list[list[int]], late: list[bool]) -> list[int]:

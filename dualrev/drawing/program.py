@@ -20,8 +20,18 @@ from ..errors import DualrevError, ProgramCallError
 from ..program import CallSignature, GuardFailed, Op, Program
 from ..tree import TreeDef
 from . import values as vals
-from .record import (Edge, Graph, Node, _arg_name, _index_text, _labelled, _op_lines,
-                     _params_text, _symbol, _written)
+from .record import (
+    Edge,
+    Graph,
+    Node,
+    _arg_name,
+    _index_text,
+    _labelled,
+    _op_lines,
+    _params_text,
+    _symbol,
+    _written,
+)
 
 _GUARD_TEXT = {"truth": "bool({}) is {}", "equal": "{} == {}", "shape": "{}.shape == {}",
                "finite": "all finite({}) is {}"}

@@ -89,10 +89,9 @@ def choose_direction(graph: Any) -> str:
     and thin: drawn top to bottom it reads by scrolling down, as a notebook does). Read
     from the layers alone (``layout.estimate``), so choosing costs no second layout."""
     items, edges, late = drawn(graph)
-    w, h = layered.estimate([_size(k, o, "LR") for k, o in items], edges, late)
+    (w, h), (tw, th) = layered.estimate([_size(k, o, "LR") for k, o in items], edges, late)
     if w <= WIDE:
         return "LR"
-    th, tw = layered.estimate([_size(k, o, "TB")[::-1] for k, o in items], edges, late)
     return "TB" if max(tw, th) < max(w, h) else "LR"
 
 
@@ -140,8 +139,9 @@ def svg(graph: Any, engine: str = "python", direction: str = "LR") -> str:
     if engine in ("dot", "auto"):
         exe = shutil.which("dot")
         if exe is not None:
-            run = subprocess.run([exe, "-Tsvg"], input=dot(graph, resolve(graph, direction)).encode(),
-                                 capture_output=True, check=False)
+            text = dot(graph, resolve(graph, direction))
+            run = subprocess.run([exe, "-Tsvg"], input=text.encode(), capture_output=True,
+                                 check=False)
             if run.returncode != 0:
                 raise DualrevError("dualrev.graph: Graphviz's dot failed: "
                                    + run.stderr.decode(errors="replace")[:400])
