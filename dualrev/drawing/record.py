@@ -1453,7 +1453,8 @@ def graph(f: Callable[..., Any], argnums: ArgNums | None = None, has_aux: bool =
     ``f`` runs once, on a tape that keeps every value, and the graph is drawn as the seeds
     draw it: nodes are the inputs, the intermediate and output values (with their forward
     values: scalars in full, arrays as dtype[shape] and a summary), the constants read, and
-    the operations as written (``+``, ``*``, ``@``, ``np.sin``, ``[0]``); after the
+    the operations as written (``+``, ``*``, ``np.sin``, ``x[0]``, ``c - d``, ``A @ x``,
+    ``u[1:-1] += v``: see ``Node.written``); after the
     derivative pass each value node holds its derivative and each edge what flows along it.
     Nothing beyond NumPy is needed to draw it (``to_svg`` lays it out in pure Python).
 
@@ -1472,10 +1473,12 @@ def graph(f: Callable[..., Any], argnums: ArgNums | None = None, has_aux: bool =
       ``mode``; ``aux`` (with ``has_aux=True``).
     - ``contexts``: for a graph of a transformed function (``dr.graph(dr.grad(f))``,
       ``dr.graph(dr.hessian(f))``), the nested transforms' passes its operations were
-      recorded in, innermost first, levels counted from the graph's own (0):
-      ``grad L1 forward``, ``grad L1 backward``, ``jacrev L3 backward › jacfwd L2 tangent
-      (batched)``. Each node's ``context`` is one of them; the SVG gives each a border colour
-      and a legend, the DOT text a cluster.
+      recorded in, innermost first, each with its nesting depth (``L1``: called by the
+      drawn function, ``L2``: inside an L1 transform's pass): ``grad L1 forward``,
+      ``grad L1 backward``, ``jacrev L2 backward › jacfwd L1 tangent (batched)`` (a
+      Hessian). Transforms called one after the other are siblings, both ``L1`` (so a
+      training loop's steps fold). Each node's ``context`` is one of them; the SVG gives
+      each a border colour and a legend, the DOT text a cluster per transform call.
     - ``to_svg(engine="python", direction="auto")``: ``engine="python"`` is dualrev's layered
       layout (deterministic: the same bytes on every machine); ``"dot"`` runs Graphviz's
       ``dot`` (an error if it is not on PATH); ``"auto"`` uses ``dot`` when present.
@@ -1539,8 +1542,10 @@ def graph(f: Callable[..., Any], argnums: ArgNums | None = None, has_aux: bool =
             covering at least 12 operations (the steps of a loop: the same primitives,
             parameters and wiring, each step reading the previous step's values or the same
             values from before the loop) is drawn as one ``×N`` node, whose argument edges
-            carry the sum over all steps and whose outputs are the last step's values.
-            ``True``: every operation.
+            carry the sum over all steps and whose outputs are the last step's values
+            (its box and the caption say so); a loop whose steps call ``dr.grad`` folds
+            too. ``True``: every operation (and ``x[idx] op= y`` as its read, operation
+            and write).
         depth: ``None`` (default), or an integer ≥ 0: every call of a function at that
             nesting below ``f`` (0: the functions ``f`` calls) is drawn as one node named
             after it, with the values it returns.
