@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import dualrev as dr
+from dualrev.drawing import main
 from dualrev.errors import DualrevError
 from examples.computational_graph import e, g
 from examples.softmax_jacobian import softmax
@@ -140,3 +141,20 @@ def test_a_training_loop_folds_into_one_block_with_the_last_steps_values():
     assert "values: the last step's" in block.lines
     assert any("grad L1 forward" in line for line in block.lines)
     assert "identical steps" not in flat.to_svg()
+
+
+def test_the_command_line_chooses_and_obeys_the_direction(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "chain.py").write_text(
+        "import numpy as np\n"
+        "def neuron(w0, w1, w2, x0, x1):\n"
+        "    z = w0 * x0 + w1 * x1 + w2\n"
+        "    s = 1 / (1 + np.exp(-z))\n"
+        "    return (s - 0.5) ** 2 + s / 3\n")
+    args = ["chain:neuron", "--args", "2", "-3", "-3", "-1", "-2"]
+    assert main(args + ["-o", "auto.dot"]) == 0
+    assert main(args + ["-o", "lr.dot", "--direction", "LR"]) == 0
+    assert "rankdir=TB;" in (tmp_path / "auto.dot").read_text()
+    assert "rankdir=LR;" in (tmp_path / "lr.dot").read_text()
+    with pytest.raises(SystemExit):
+        main(args + ["--direction", "BT"])

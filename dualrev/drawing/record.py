@@ -517,6 +517,18 @@ def _function_text(v: Any) -> str | None:
     return name
 
 
+def _object_text(v: Any) -> str | None:
+    """An object's repr where it is a short word for the user (``checkpoint(body)``), not
+    an address, a class in angle brackets or a multi-line solver result."""
+    try:
+        text = repr(v)
+    except Exception:  # noqa: BLE001 - a broken repr only loses the parameter's text
+        return None
+    if len(text) > 32 or "\n" in text or "0x" in text or "<" in text or "object" in text:
+        return None
+    return text
+
+
 def _params_text(prim: Primitive, params: dict[str, Any], primals: Sequence[Any]) -> str:
     """The static parameters worth showing, ``axis=0``: not the defaults (False, None),
     not a reduction over every axis, not the machinery's own (residuals, holders), not
@@ -535,7 +547,9 @@ def _params_text(prim: Primitive, params: dict[str, Any], primals: Sequence[Any]
             if text is None:
                 continue
         elif not _simple(v):
-            continue
+            text = _object_text(v)
+            if text is None:
+                continue
         elif k == "idx":
             text = f"[{_index_text(v)}]"
         else:
