@@ -88,7 +88,11 @@ def choose_direction(graph: Any) -> str:
     of ``"LR"`` and ``"TB"`` gives the shorter long side (a chain of operations is long
     and thin: drawn top to bottom it reads by scrolling down, as a notebook does). Read
     from the layers alone (``layout.estimate``), so choosing costs no second layout."""
-    items, edges, late = drawn(graph)
+    return _choose(*drawn(graph))
+
+
+def _choose(items: list[tuple[str, Any]], edges: list[tuple[int, int]],
+            late: list[bool]) -> str:
     (w, h), (tw, th) = layered.estimate([_size(k, o, "LR") for k, o in items], edges, late)
     if w <= WIDE:
         return "LR"
@@ -104,10 +108,18 @@ def place(graph: Any, direction: str = "LR") -> tuple[layered.Layout, list[tuple
                                                       list[tuple[int, int]]]:
     """The Python layout of ``graph``: the ``Layout`` (boxes in the order of ``drawn``'s
     items), the items and the layout's edges."""
-    direction = resolve(graph, direction)
+    return _placed(graph, direction)[:3]
+
+
+def _placed(graph: Any, direction: str) -> tuple[layered.Layout, list[tuple[str, Any]],
+                                                 list[tuple[int, int]], str]:
+    """``place``, and the direction it chose (the graph's items are made once)."""
     items, edges, late = drawn(graph)
+    if direction == "auto":
+        direction = _choose(items, edges, late)
     sizes = [_size(k, o, direction) for k, o in items]
-    return layered.layered_layout(sizes, edges, late, direction=direction), items, edges
+    return (layered.layered_layout(sizes, edges, late, direction=direction), items, edges,
+            direction)
 
 
 def _f(x: float) -> str:
@@ -149,8 +161,7 @@ def svg(graph: Any, engine: str = "python", direction: str = "LR") -> str:
         if engine == "dot":
             raise DualrevError("dualrev.graph: engine='dot' needs Graphviz's dot program on "
                                "PATH; engine='python' (the default) needs nothing")
-    direction = resolve(graph, direction)
-    lay, items, edges = place(graph, direction)
+    lay, items, edges, direction = _placed(graph, direction)
     tb = direction == "TB"
     contexts = graph.contexts
     colour = {c: _PALETTE[k % len(_PALETTE)] for k, c in enumerate(contexts)}
