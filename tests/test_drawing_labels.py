@@ -231,3 +231,61 @@ def test_a_program_draws_its_writes_as_written():
     for out in every_writer(gr):
         assert "idx=" not in out and "slice(" not in out
     assert "x[1:-1]" in str(gr)
+
+
+# ------------------------------------------------------------------ generated programs
+
+_SLICES = [slice(1, -1), slice(None, 3), slice(2, None), slice(None, None, 2), 0, -1, 2,
+           (Ellipsis, 1)]
+_OPS = ["+=", "-=", "*=", "/=", "="]
+
+
+def _random_program(seed: int):
+    """A straight-line function of a 6-vector mixing elementwise operations, reads and
+    in-place writes (``u[k] op= expr``), drawn and differentiated."""
+    rng = np.random.default_rng(seed)
+    steps = []
+    for _ in range(int(rng.integers(3, 8))):
+        idx = _SLICES[int(rng.integers(len(_SLICES)))]
+        op = _OPS[int(rng.integers(len(_OPS)))]
+        src = _SLICES[int(rng.integers(len(_SLICES)))]
+        fn = ["sin", "tanh", "square", "scale"][int(rng.integers(4))]
+        steps.append((idx, op, src, fn, float(rng.uniform(0.5, 1.5))))
+
+    def f(x):
+        u = x * 1.0
+        for idx, op, src, fn, c in steps:
+            r = u[src]
+            r = (np.sin(r) if fn == "sin" else np.tanh(r) if fn == "tanh"
+                 else r * r if fn == "square" else c * r)
+            part = np.sum(r) * c if np.ndim(u[idx]) == 0 else r.mean() + c
+            if op == "+=":
+                u[idx] += part
+            elif op == "-=":
+                u[idx] -= part
+            elif op == "*=":
+                u[idx] *= part
+            elif op == "/=":
+                u[idx] /= 2.0 + part * part
+            else:
+                u[idx] = part
+        return np.sum(np.sin(u) * x)
+
+    return f
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_generated_programs_draw_dr_grads_numbers_with_shares_that_add_up(seed):
+    f = _random_program(seed)
+    x = np.random.default_rng(1000 + seed).uniform(-1.0, 1.0, 6)
+    gr = dr.graph(f)(x)
+    want = dr.grad(f)(x)
+    np.testing.assert_allclose(gr["x"].grad, want, rtol=1e-10, atol=1e-12)
+    check_shares_sum(gr)
+    flat = gr.view(expand=True)
+    np.testing.assert_allclose(flat["x"].grad, want, rtol=1e-10, atol=1e-12)
+    check_shares_sum(flat)
+    for n in ops(gr):
+        assert all(len(line) <= MAX_LABEL for line in n.lines)
+    fw = dr.graph(f, mode="forward", seed=(np.ones(6),))(x)
+    np.testing.assert_allclose(fw.outputs[0].tangent, want @ np.ones(6), rtol=1e-10)
