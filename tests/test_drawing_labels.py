@@ -289,3 +289,25 @@ def test_generated_programs_draw_dr_grads_numbers_with_shares_that_add_up(seed):
         assert all(len(line) <= MAX_LABEL for line in n.lines)
     fw = dr.graph(f, mode="forward", seed=(np.ones(6),))(x)
     np.testing.assert_allclose(fw.outputs[0].tangent, want @ np.ones(6), rtol=1e-10)
+
+
+def test_index_arrays_are_named_as_in_the_users_code():
+    def f(x, sel):
+        mask = x > 0.5
+        idx = np.array([0, 2])
+        y = x[mask] * 2
+        z = x[idx] - x[sel]
+        big = np.arange(6)[::-1]
+        return np.sum(y) + np.sum(z) + np.sum(x[big] * x)
+
+    x = np.linspace(0.0, 1.0, 6)
+    gr = dr.graph(f, argnums=0)(x, np.array([1, 3]))
+    written = [n.written for n in ops(gr)]
+    for want in ("x[mask]", "x[idx]", "x[sel]", "x[big]"):
+        assert want in written, written
+    for out in every_writer(gr):
+        assert "x[mask]" in out and "<bool[6]>" not in out
+    np.testing.assert_allclose(gr["x"].grad, dr.grad(f)(x, np.array([1, 3])), rtol=1e-12)
+    # an index array nobody named is written by value or shape
+    g2 = dr.graph(lambda x: np.sum(x[x > 0.5]) + np.sum(x[np.array([1, 2])]))(x)
+    assert {"x[<bool[6]>]", "x[[1, 2]]"} <= {n.written for n in ops(g2)}

@@ -189,6 +189,9 @@ class _Recording:
     nondiff: dict[int, list[tuple[int, int]]]
     aux: Any
     title: str
+    # id of an index array an operation keeps (alive as long as the tape) -> the name
+    # the user gave it (a local such as ``mask``, or an undifferentiated argument)
+    index_names: dict[int, str] = field(default_factory=dict)
 
 
 def _record(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
@@ -226,12 +229,14 @@ def _record(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
         _check_output(o, "dualrev.graph", tape)
     base = _function_name(f)
     out_names = [base] if out_def is LEAF else _leaf_paths(out, base)
-    names, calls, contexts, consts, nondiff = _read_notes(tape, set(range(len(leaves))))
+    names, calls, contexts, consts, nondiff, index_names = _read_notes(
+        tape, set(range(len(leaves))))
     fname = getattr(f, "__name__", None)
     title = f"{fname if isinstance(fname, str) and fname.isidentifier() else 'f'}" \
             f"({', '.join(pnames)})"
     return _Recording(tape, in_index, in_names, outs, out_def, out_names,
-                      leaves, defs, names, calls, contexts, consts, nondiff, aux, title)
+                      leaves, defs, names, calls, contexts, consts, nondiff, aux, title,
+                      index_names)
 
 
 def _read_notes(tape: _DrawTape, inputs: set[int]) -> tuple[Any, ...]:
@@ -264,8 +269,12 @@ def _read_notes(tape: _DrawTape, inputs: set[int]) -> tuple[Any, ...]:
                 path.append(key)
             if path:
                 calls[i] = tuple(path)
+    arrays: dict[int, str] = dict(tape.argnames)
     for top in tops:
         for name, v in top.f_locals.items():
+            if type(v) is np.ndarray:  # (held by the frame: no id is reused meanwhile)
+                arrays.setdefault(id(v), name)
+                continue
             if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
                 held = [(f"{name}[{j}]", _entry_of(x, tape)) for j, x in enumerate(v[:64])]
             elif type(v) is dict:  # a dict of parameters rebound by a loop: p['w1']
@@ -276,8 +285,16 @@ def _read_notes(tape: _DrawTape, inputs: set[int]) -> tuple[Any, ...]:
             for local, entry in held:
                 if entry is not None and entry not in inputs:
                     names.setdefault(entry, local)
+    # the index arrays operations keep, by the names they had in the user's code
+    index_names: dict[int, str] = {}
+    if arrays:
+        for entry in tape.nodes:
+            idx = entry.params.get("idx") if entry.prim is not None else None
+            for k in idx if isinstance(idx, tuple) else ():
+                if type(k) is np.ndarray and id(k) in arrays:
+                    index_names[id(k)] = arrays[id(k)]
     tape.notes = {}  # the frames (and the cycles through them) go
-    return names, calls, contexts, consts, nondiff
+    return names, calls, contexts, consts, nondiff, index_names
 
 
 def _entry_of(v: Any, tape: _DrawTape) -> int | None:
@@ -456,13 +473,16 @@ def _symbol(prim: Primitive, params: dict[str, Any] | None = None) -> str:
     return name
 
 
-def _index_text(idx: Any) -> str:
+def _index_text(idx: Any, names: dict[int, str] | None = None) -> str:
     """An index as Python writes it between brackets: ``1:-1``, ``0``, ``..., None, 2``,
-    ``::2``; an integer array of at most 4 elements as a list (``[3, 4, 5]``), a longer
-    one or a mask by its dtype and shape (``<bool[6]>``)."""
+    ``::2``; an array by the name the user gave it (``mask``, from ``names``: id ->
+    name), else an integer array of at most 4 elements as a list (``[3, 4, 5]``) and a
+    longer one or a mask by its dtype and shape (``<bool[6]>``)."""
     parts = []
     for k in idx if isinstance(idx, tuple) else (idx,):
-        if isinstance(k, slice):
+        if names and type(k) is np.ndarray and id(k) in names:
+            parts.append(names[id(k)])
+        elif isinstance(k, slice):
             a = "" if k.start is None else str(k.start)
             b = "" if k.stop is None else str(k.stop)
             parts.append(f"{a}:{b}" + ("" if k.step is None else f":{k.step}"))
@@ -568,17 +588,18 @@ def _arg_name(node: Node) -> str:
     return _short(node.name, _ARG_NAME)
 
 
-def _written(prim: Primitive, params: dict[str, Any], sym: str, args: list[str]) -> str:
+def _written(prim: Primitive, params: dict[str, Any], sym: str, args: list[str],
+             index_names: dict[int, str] | None = None) -> str:
     """The operation as the user wrote it, with its arguments' names: ``u[1:-1] = v``
     (a write: ``set`` reads the value, then the array), ``zeros((6,))[1:-1] += g`` (a
     scatter-add, a gather's backward pass), ``x[0]``, ``c - d``, ``np.arctan2(y, x)``;
     ``""`` where the symbol alone says it all (one argument, or a commutative pair)."""
     name = prim.name
     if name == "set" and len(args) == 2 and "idx" in params:
-        return f"{args[1]}[{_index_text(params['idx'])}] = {args[0]}"
+        return f"{args[1]}[{_index_text(params['idx'], index_names)}] = {args[0]}"
     if name == "scatter_add" and len(args) == 1 and "idx" in params:
         shape = params.get("shape")
-        return f"zeros({shape!r})[{_index_text(params['idx'])}] += {args[0]}"
+        return f"zeros({shape!r})[{_index_text(params['idx'], index_names)}] += {args[0]}"
     if name == "getitem" and args:
         return f"{args[0]}{sym}"
     if len(args) < 2 or name in _COMMUTATIVE:
@@ -1126,7 +1147,7 @@ class Graph:
             detail = _params_text(prim, {k: v for k, v in params.items() if k != "idx"}
                                   if prim.name in ("set", "scatter_add") else params, primals)
             if prim.name == "getitem":
-                sym = f"[{_index_text(params['idx'])}]"
+                sym = f"[{_index_text(params['idx'], rec.index_names)}]"
             op = add(Node("", "op", sym, entry=i, detail=detail,
                           context=ctx_label.get(i, ""), scope=scope_of(i)))
             traced = {argpos: src for argpos, src, _, _ in entry.edges}
@@ -1143,7 +1164,7 @@ class Graph:
                     src = const(i, pos)
                     arg_edge(src, op, None, pos, differentiable=False)
                 srcs.append(_arg_name(src))
-            _op_lines(op, _written(prim, params, sym, srcs))
+            _op_lines(op, _written(prim, params, sym, srcs, rec.index_names))
             v = make_value(i, "value")
             self.edges.append(Edge(op.id, v.id))
         # outputs that are no entry of the tape: constants
@@ -1192,7 +1213,7 @@ class Graph:
             nd = dict(rec.nondiff.get(j, ()))
             y = value_node[nd[q]] if q in nd else const(j, q)
             arg_edge(y, op, None, 1, differentiable=False)
-        idx = _index_text(entry.params["idx"])
+        idx = _index_text(entry.params["idx"], rec.index_names)
         op.detail = ""
         _op_lines(op, f"{_arg_name(x)}[{idx}] {sym}= {_arg_name(y)}")
         v = make_value(i, "value")
