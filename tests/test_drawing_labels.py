@@ -74,6 +74,28 @@ def test_in_place_writes_read_as_written_and_keep_their_derivatives():
     np.testing.assert_allclose(fw.outputs[0].tangent, t, rtol=1e-12)
 
 
+def test_a_masked_write_reads_as_written():
+    def f(x):
+        u = x * 1.0
+        mask = u > 0.5
+        u[mask] *= 3.0
+        u[u < 0.3] += 1.0
+        u[np.array([1, 1, 2])] = 2.0   # repeated positions: not a mask, drawn as a write
+        return np.sum(u ** 2)
+
+    x = np.linspace(0.0, 1.0, 6)
+    gr = dr.graph(f)(x)
+    written = [n.written for n in ops(gr)]
+    assert "v1[mask] *= 3" in written
+    assert "v1'[<bool[6]>] += 1" in written
+    assert "v1''[[1, 2]] = f64[2]" in written
+    np.testing.assert_allclose(gr["x"].grad, dr.grad(f)(x), rtol=1e-12)
+    check_shares_sum(gr)
+    flat = gr.view(expand=True)
+    assert len(ops(flat)) == len(ops(gr)) + 2 * 4   # each masked write: 5 entries
+    np.testing.assert_allclose(flat["x"].grad, gr["x"].grad, rtol=1e-12)
+
+
 def check_shares_sum(gr):
     for node in outputs_of(gr):
         if node.grad is None or node.kind == "const":
@@ -236,7 +258,7 @@ def test_a_program_draws_its_writes_as_written():
 # ------------------------------------------------------------------ generated programs
 
 _SLICES = [slice(1, -1), slice(None, 3), slice(2, None), slice(None, None, 2), 0, -1, 2,
-           (Ellipsis, 1)]
+           (Ellipsis, 1), np.array([True, False, True, True, False, True])]
 _OPS = ["+=", "-=", "*=", "/=", "="]
 
 

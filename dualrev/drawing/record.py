@@ -770,13 +770,16 @@ _INPLACE = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power"
             "floor_divide": "//", "remainder": "%"}
 
 
-def _inplace_writes(rec: _Recording, group_of: list[Any],
-                    out_entries: dict[int, Any]) -> dict[int, tuple[int, int, int, str]]:
+def _inplace_writes(rec: _Recording, group_of: list[Any], out_entries: dict[int, Any]
+                    ) -> dict[int, tuple[int, int, int, str, tuple[int, ...]]]:
     """The writes ``x[idx] op= y`` (Python runs a read ``x[idx]``, the operation, and a
-    write of the result back at the same basic index): write entry -> ``(read entry,
-    operation entry, position of y in the operation, operator)``, where the read and the
-    operation feed nothing else and are no output, so that the three are drawn as the
-    one operation the user wrote."""
+    write of the result back at the same index): write entry -> ``(read entry, operation
+    entry, position of y in the operation, operator, entries in between)``, where the
+    read, the operation and what lies between feed nothing else and are no output, so
+    that they are drawn as the one operation the user wrote. A basic index is written
+    back as it was read; a boolean mask of a vector (``x[mask] *= 2``) is written back by
+    positions (``dualrev.at``'s ``set``: the values ``+ 0.0``, gathered at the last write
+    of each position): that chain is recognised when its positions are the mask's."""
     nodes = rec.tape.nodes
     uses = [0] * len(nodes)
     for i, entry in enumerate(nodes):
@@ -784,31 +787,65 @@ def _inplace_writes(rec: _Recording, group_of: list[Any],
             uses[pid] += 1
         for _, pid in rec.nondiff.get(i, ()):
             uses[pid] += 1
+
+    def private(j: int | None, name: str) -> bool:
+        # entry j computes ``name`` and feeds one reader, drawn nowhere else
+        return (j is not None and uses[j] == 1 and j not in out_entries
+                and group_of[j] is None and nodes[j].prim is not None
+                and (nodes[j].prim.name == name or name == "")
+                and not nodes[j].params.get("nb"))
+
+    def arg(j: int, pos: int) -> int | None:
+        return {argpos: src for argpos, src, _, _ in nodes[j].edges}.get(pos)
+
     out = {}
     for i, entry in enumerate(nodes):
-        if entry.prim is None or entry.prim.name != "set" or group_of[i] is not None:
+        if (entry.prim is None or entry.prim.name != "set" or group_of[i] is not None
+                or entry.params.get("nb")):
             continue
-        traced = {argpos: src for argpos, src, _, _ in entry.edges}
-        j = traced.get(0)  # the value written
-        if j is None or uses[j] != 1 or j in out_entries or group_of[j] is not None:
+        target = arg(i, 1)
+        j = arg(i, 0)  # the value written
+        via: tuple[int, ...] = ()
+        mask_write = False
+        if private(j, "getitem") and private(arg(j, 0), "add"):  # a write by positions
+            b = arg(j, 0)
+            zero = nodes[b].kept[1] if len(nodes[b].kept) == 2 else None
+            if arg(b, 1) is None and isinstance(zero, (int, float)) and zero == 0:
+                via, j, mask_write = (j, b), arg(b, 0), True
+        if not private(j, ""):
             continue
         op = nodes[j]
-        sym = _INPLACE.get(op.prim.name) if op.prim is not None else None
-        vtraced = {argpos: src for argpos, src, _, _ in op.edges}
-        k = vtraced.get(0)  # x[idx] op y: the read is the first operand
-        if sym is None or k is None or uses[k] != 1 or k in out_entries or len(op.kept) != 2:
+        sym = _INPLACE.get(op.prim.name)
+        k = arg(j, 0)  # x[idx] op y: the read is the first operand
+        if sym is None or len(op.kept) != 2 or not private(k, "getitem"):
             continue
-        read = nodes[k]
-        if (read.prim is None or read.prim.name != "getitem" or group_of[k] is not None
-                or read.params.get("nb") or entry.params.get("nb")):
-            continue
-        rtraced = {argpos: src for argpos, src, _, _ in read.edges}
-        if rtraced.get(0) is None or rtraced.get(0) != traced.get(1):
+        if target is None or arg(k, 0) != target:
             continue  # the read is not of the array written into
-        if not same_key(read.params["idx"], entry.params["idx"]):
+        key, wkey = nodes[k].params["idx"], entry.params["idx"]
+        if mask_write:
+            if not _same_positions(key, wkey, nodes[via[0]].params["idx"],
+                                   shape_of(nodes[target].out)):
+                continue
+        elif not same_key(key, wkey):
             continue
-        out[i] = (k, j, 1, sym)
+        out[i] = (k, j, 1, sym, via)
     return out
+
+
+def _same_positions(mask_key: Any, write_key: Any, keep_key: Any,
+                    shape: tuple[int, ...]) -> bool:
+    """Whether a write at ``write_key`` (flat positions) of values gathered at
+    ``keep_key`` is the write back of a read at the boolean mask ``mask_key`` of a
+    vector: the mask's positions, each written once, in order."""
+    if len(shape) != 1 or len(mask_key) != 1 or len(write_key) != 1 or len(keep_key) != 1:
+        return False
+    mask, pos, keep = mask_key[0], write_key[0], keep_key[0]
+    if not (type(mask) is np.ndarray and mask.dtype == bool and mask.shape == shape
+            and type(pos) is np.ndarray and type(keep) is np.ndarray):
+        return False
+    where = np.flatnonzero(mask)
+    return (pos.shape == where.shape and keep.shape == where.shape
+            and bool(np.all(pos == where)) and bool(np.all(keep == np.arange(where.size))))
 
 
 def _calls(rec: _Recording, lo: int, hi: int, depth: int,
@@ -1033,7 +1070,7 @@ class Graph:
                 if group_of[pid] is not gi or gi is None:
                     used_outside[pid] = True
         fused = {} if self.expand else _inplace_writes(rec, group_of, out_entries)
-        hidden = {e for f in fused.values() for e in f[:2]}
+        hidden = {e for f in fused.values() for e in (f[0], f[1], *f[4])}
         # names: inputs, outputs, locals, else v<entry>
         names: dict[int, str] = {}
         used: set[str] = set()
@@ -1181,7 +1218,8 @@ class Graph:
                 outputs.append(node)
         self._outputs = outputs
 
-    def _add_inplace(self, i: int, how: tuple[int, int, int, str], add: Any, arg_edge: Any,
+    def _add_inplace(self, i: int, how: tuple[int, int, int, str, tuple[int, ...]],
+                     add: Any, arg_edge: Any,
                      const: Any, make_value: Any, value_node: dict[int, Node], context: str,
                      scope: int) -> None:
         """``x[idx] op= y`` as one operation (see ``_inplace_writes``): its edges from
@@ -1189,7 +1227,7 @@ class Graph:
         write (reverse mode), or the tangent flowing in (forward mode)."""
         rec = self._rec
         nodes = rec.tape.nodes
-        k, j, q, sym = how
+        k, j, q, sym, _ = how
         d = self._derivs
         entry = nodes[i]
         op = add(Node("", "op", f"[]{sym}=", entry=i, context=context, scope=scope))
@@ -1213,7 +1251,7 @@ class Graph:
             nd = dict(rec.nondiff.get(j, ()))
             y = value_node[nd[q]] if q in nd else const(j, q)
             arg_edge(y, op, None, 1, differentiable=False)
-        idx = _index_text(entry.params["idx"], rec.index_names)
+        idx = _index_text(nodes[k].params["idx"], rec.index_names)  # as it was read
         op.detail = ""
         _op_lines(op, f"{_arg_name(x)}[{idx}] {sym}= {_arg_name(y)}")
         v = make_value(i, "value")
