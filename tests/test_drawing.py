@@ -320,12 +320,39 @@ def test_a_hessians_nested_recording_shows_its_levels():
     gr = dr.graph(dr.hessian(f), mode="values")(x)
     assert np.allclose(gr.outputs[0].value, dr.hessian(f)(x))
     ctx = set(gr.contexts)
-    assert "jacrev L3 forward › jacfwd L2 primal" in ctx
-    assert "jacrev L3 backward › jacfwd L2 tangent" in ctx
+    # hessian = jacfwd(jacrev(f)): jacfwd encloses (L1), jacrev is nested in it (L2)
+    assert "jacrev L2 forward › jacfwd L1 primal" in ctx
+    assert "jacrev L2 backward › jacfwd L1 tangent" in ctx
     assert any(c.endswith("(batched)") for c in ctx)
     # levels are counted from the graph's own: the same labels whatever ran before
     dr.grad(np.sin)(1.0)
     assert set(dr.graph(dr.hessian(f), mode="values")(x).contexts) == ctx
+
+
+def test_sequential_transforms_are_siblings_not_nesting():
+    def h(x):
+        return np.sin(x) * x
+
+    def two(x):
+        a = dr.grad(h)(x)
+        b = dr.grad(h)(2 * x)
+        return a + b
+
+    gr = dr.graph(two)(0.5)
+    # two level-1 transforms, one after the other: no L2 anywhere
+    assert gr.contexts == ["grad L1 forward", "grad L1 backward"]
+    assert np.isclose(gr.outputs[0].value, two(0.5))
+    assert np.isclose(gr["x"].grad, dr.grad(two)(0.5))
+    # each call keeps its own DOT cluster, both labelled L1
+    dot = gr.to_dot()
+    assert dot.count("subgraph cluster_") == 4
+    assert dot.count('label="grad L1 forward"') == 2
+    # real nesting is drawn as nesting: grad of grad inside the function
+    gg = dr.graph(lambda x: dr.grad(dr.grad(h))(x))(0.5)
+    assert "grad L2 forward › grad L1 forward" in gg.contexts
+    assert "grad L2 backward › grad L1 forward" in gg.contexts
+    assert not any("L3" in c for c in gg.contexts)
+    assert np.isclose(gg.outputs[0].value, dr.grad(dr.grad(h))(0.5))
 
 
 # ------------------------------------------------------------------ large graphs
@@ -342,7 +369,7 @@ def test_a_loop_is_drawn_as_one_block_and_expands():
     gr = dr.graph(loop)(x0, 0.9)
     (block,) = [n for n in gr.nodes if n.kind == "group"]
     assert block.repeats == 1000 and block.ops == ["np.sin", "*", "+"]
-    assert block.name == "×1000" and "3 ops per block" in block.detail
+    assert block.name == "×1000" and "3 ops per step" in block.detail
     assert np.allclose(gr["x"].grad, dr.grad(loop)(x0, 0.9))
     assert np.isclose(gr["w"].grad, dr.grad(loop, 1)(x0, 0.9))
     # the block's shares: what flows back into w from all 1000 steps together

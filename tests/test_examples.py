@@ -45,6 +45,7 @@ def test_example_runs(path, capsys, monkeypatch):
     if path.stem == "draw_graph":
         assert "∂e/∂b = 5 = 2 (via c) + 3 (via d)" in out
         assert "de/dc = 2.0  de/dd = 3.0  de/db = 5.0" in out
+        assert "training loop: " in out and "(×20)" in out
         assert Path(out.split("wrote ")[-1].strip()).read_text().startswith("<svg")
     if path.stem == "optimize_rosenbrock":
         _check_rosenbrock(out)

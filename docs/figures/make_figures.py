@@ -75,6 +75,15 @@ NET = (np.array([[0.5, -0.5], [0.25, 1.0], [-1.0, 0.5]]),   # w1: 3 inputs -> 2 
        np.array([[1.0, 2.0, 0.0], [0.0, 1.0, -1.0]]),       # x: 2 samples
        np.array([[1.0], [0.0]]))                            # y
 
+def train(params):
+    """The two-layer net trained by 20 gradient steps in a Python loop: drawn folded."""
+    w1, w2 = params
+    for _ in range(20):
+        g1, g2 = dr.grad(loss, argnums=(0, 1))(w1, w2, NET[2], NET[3])
+        w1, w2 = w1 - 0.1 * g1, w2 - 0.1 * g2
+    return loss(w1, w2, NET[2], NET[3])
+
+
 # name -> (the graph, the direction it is drawn in)
 FIGURES: dict[str, tuple[Callable[[], dr.drawing.Graph], str]] = {
     "e_values.svg": (lambda: dr.graph(e, mode="values")(2.0, 1.0), "LR"),
@@ -87,6 +96,7 @@ FIGURES: dict[str, tuple[Callable[[], dr.drawing.Graph], str]] = {
     "two_layer_net.svg": (lambda: dr.graph(loss, argnums=(0, 1))(*NET), "TB"),
     "grad_of_grad.svg": (lambda: dr.graph(dr.grad(h))(0.5), "LR"),
     "loop.svg": (lambda: dr.graph(steps)(np.array([0.5, -1.0]), 0.9), "LR"),
+    "training_loop.svg": (lambda: dr.graph(train)((NET[0], NET[1])), "auto"),
 }
 
 

@@ -82,8 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "nesting as one node")
     parser.add_argument("--engine", choices=ENGINES, default="python",
                         help="layout: python (built in), dot (Graphviz), auto")
-    parser.add_argument("--direction", choices=DIRECTIONS, default="LR",
-                        help="left to right (LR, default) or top to bottom (TB)")
+    parser.add_argument("--direction", choices=DIRECTIONS, default="auto",
+                        help="auto (default: left to right unless too wide), LR (left to right) "
+                        "or TB (top to bottom)")
     parser.add_argument("--print", action="store_true", dest="show",
                         help="also print the graph as text")
     ns = parser.parse_args(argv)

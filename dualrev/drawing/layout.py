@@ -124,6 +124,41 @@ def layered_layout(sizes: Sequence[tuple[float, float]], edges: Sequence[tuple[i
     return Layout(w, h, boxes, paths, layer)
 
 
+def estimate(sizes: Sequence[tuple[float, float]], edges: Sequence[tuple[int, int]],
+             late: Sequence[bool] | None = None) -> tuple[tuple[float, float],
+                                                          tuple[float, float]]:
+    """The ``(width, height)`` a ``layered_layout`` of the graph is about to take, left
+    to right and top to bottom, from one layering (O(V + E), no ordering or placement):
+    the layers' widest (tallest) boxes side by side, and the fullest layer's boxes one
+    beside the other, with the gaps. A lower bound (an edge's dummies and the alignment
+    of boxes with their neighbours only add), close enough to compare the directions."""
+    n = len(sizes)
+    late = [False] * n if late is None else list(late)
+    succ: list[list[int]] = [[] for _ in range(n)]
+    pred: list[list[int]] = [[] for _ in range(n)]
+    for u, v in edges:
+        succ[u].append(v)
+        pred[v].append(u)
+    layer = _layers(n, succ, pred, late)
+    nlayers = max(layer) + 1 if layer else 0
+    across = [0.0] * nlayers  # LR: a column's width; TB: a row's height
+    along = [0.0] * nlayers   # LR: a column's height; TB: a row's width
+    down = [0.0] * nlayers
+    wide = [0.0] * nlayers
+    for (w, h), k in zip(sizes, layer, strict=True):
+        if across[k] < w:
+            across[k] = w
+        along[k] += h + NODE_GAP
+        if down[k] < h:
+            down[k] = h
+        wide[k] += w + NODE_GAP
+    gaps = LAYER_GAP * max(nlayers - 1, 0) + 2 * MARGIN
+    less = NODE_GAP if nlayers else 0.0
+    lr = (sum(across) + gaps, max(along, default=0.0) - less + 2 * MARGIN)
+    tb = (max(wide, default=0.0) - less + 2 * MARGIN, sum(down) + gaps)
+    return lr, tb
+
+
 def _layers(n: int, succ: list[list[int]], pred: list[list[int]], late: list[bool]) -> list[int]:
     """Longest-path layering from the sources, then the ``late`` nodes moved right."""
     indeg = [len(p) for p in pred]

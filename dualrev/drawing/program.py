@@ -20,7 +20,18 @@ from ..errors import DualrevError, ProgramCallError
 from ..program import CallSignature, GuardFailed, Op, Program
 from ..tree import TreeDef
 from . import values as vals
-from .record import Edge, Graph, Node, _index_text, _labelled, _params_text, _symbol
+from .record import (
+    Edge,
+    Graph,
+    Node,
+    _arg_name,
+    _index_text,
+    _labelled,
+    _op_lines,
+    _params_text,
+    _symbol,
+    _written,
+)
 
 _GUARD_TEXT = {"truth": "bool({}) is {}", "equal": "{} == {}", "shape": "{}.shape == {}",
                "finite": "all finite({}) is {}"}
@@ -98,23 +109,22 @@ class ProgramGraph(Graph):
         for k, step in enumerate(prog.steps):
             if type(step) is Op:
                 prim = step.prim
-                sym = _symbol(prim)
+                sym = _symbol(prim, step.params)
                 if prim.name == "getitem" and "idx" in step.params:
                     sym = f"[{_index_text(step.params['idx'])}]"
                 arg_values = [value_of(a) for a in step.args] if have else []
                 params = step.params
-                where = ""
-                if "idx" in params and prim.name != "getitem":  # scatter_add, set
-                    where = f"at [{_index_text(params['idx'])}]"
-                    params = {k: v for k, v in params.items() if k != "idx"}
-                detail = ", ".join(t for t in (where, _params_text(prim, params, arg_values))
-                                   if t)
+                if "idx" in params and prim.name in ("set", "scatter_add"):  # in the label
+                    params = {k: v for k, v in params.items() if k not in ("idx", "shape")}
+                detail = _params_text(prim, params, arg_values)
                 op = add(Node("", "op", sym, entry=k, detail=detail))
-                op.lines = [sym] + ([detail] if detail else [])
+                srcs = []
                 for pos, a in enumerate(step.args):
                     src = node_of.get(a) or const(a)
                     self.edges.append(Edge(src.id, op.id, pos,
                                            differentiable=src.kind != "const"))
+                    srcs.append(_arg_name(src))
+                _op_lines(op, _written(prim, step.params, sym, srcs))
                 name = out_slot_names.get(step.out, f"v{step.out}")
                 v = add(Node("", "value", name, value=value_of(step.out), entry=step.out,
                              output=step.out in out_slot_names))

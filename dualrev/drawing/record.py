@@ -26,6 +26,7 @@ from typing import Any, ParamSpec
 
 import numpy as np
 
+from ..at import same_key
 from ..batching import Batched, BatchTrace
 from ..errors import DualrevError, EscapedTracerError
 from ..primitive import FUNCTION_HANDLERS, UFUNC_HANDLERS, Primitive, Tracer, concrete, shape_of
@@ -48,7 +49,7 @@ from . import render, values
 
 MODES = ("reverse", "forward", "values")
 ENGINES = ("python", "dot", "auto")
-DIRECTIONS = ("LR", "TB")
+DIRECTIONS = ("auto", "LR", "TB")
 # A run of identical blocks is drawn as one node when it has at least this many blocks
 # and operations; blocks are looked for up to this length.
 _SAME = object()  # Graph.view: keep the grouping by calls as it is
@@ -180,6 +181,9 @@ class _Recording:
     nondiff: dict[int, list[tuple[int, int]]]
     aux: Any
     title: str
+    # id of an index array an operation keeps (alive as long as the tape) -> the name
+    # the user gave it (a local such as ``mask``, or an undifferentiated argument)
+    index_names: dict[int, str] = field(default_factory=dict)
 
 
 def _record(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
@@ -217,12 +221,14 @@ def _record(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
         _check_output(o, "dualrev.graph", tape)
     base = _function_name(f)
     out_names = [base] if out_def is LEAF else _leaf_paths(out, base)
-    names, calls, contexts, consts, nondiff = _read_notes(tape, set(range(len(leaves))))
+    names, calls, contexts, consts, nondiff, index_names = _read_notes(
+        tape, set(range(len(leaves))))
     fname = getattr(f, "__name__", None)
     title = f"{fname if isinstance(fname, str) and fname.isidentifier() else 'f'}" \
             f"({', '.join(pnames)})"
     return _Recording(tape, in_index, in_names, outs, out_def, out_names,
-                      leaves, defs, names, calls, contexts, consts, nondiff, aux, title)
+                      leaves, defs, names, calls, contexts, consts, nondiff, aux, title,
+                      index_names)
 
 
 def _read_notes(tape: _DrawTape, inputs: set[int]) -> tuple[Any, ...]:
@@ -255,17 +261,32 @@ def _read_notes(tape: _DrawTape, inputs: set[int]) -> tuple[Any, ...]:
                 path.append(key)
             if path:
                 calls[i] = tuple(path)
+    arrays: dict[int, str] = dict(tape.argnames)
     for top in tops:
         for name, v in top.f_locals.items():
+            if type(v) is np.ndarray:  # (held by the frame: no id is reused meanwhile)
+                arrays.setdefault(id(v), name)
+                continue
             if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
                 held = [(f"{name}[{j}]", _entry_of(x, tape)) for j, x in enumerate(v[:64])]
+            elif type(v) is dict:  # a dict of parameters rebound by a loop: p['w1']
+                held = [(f"{name}[{k!r}]", _entry_of(x, tape))
+                        for k, x in list(v.items())[:64] if isinstance(k, (str, int))]
             else:
                 held = [(name, _entry_of(v, tape))]
             for local, entry in held:
                 if entry is not None and entry not in inputs:
                     names.setdefault(entry, local)
+    # the index arrays operations keep, by the names they had in the user's code
+    index_names: dict[int, str] = {}
+    if arrays:
+        for entry in tape.nodes:
+            idx = entry.params.get("idx") if entry.prim is not None else None
+            for k in idx if isinstance(idx, tuple) else ():
+                if type(k) is np.ndarray and id(k) in arrays:
+                    index_names[id(k)] = arrays[id(k)]
     tape.notes = {}  # the frames (and the cycles through them) go
-    return names, calls, contexts, consts, nondiff
+    return names, calls, contexts, consts, nondiff, index_names
 
 
 def _entry_of(v: Any, tape: _DrawTape) -> int | None:
@@ -337,6 +358,12 @@ class Node:
     (``axis=(0,)``), a group's contents. ``ops`` and ``repeats``: a group's operations
     (one block's, for a run of blocks) and how many blocks. ``lines``: the text drawn in
     its box, the first ``split`` of them its value, the rest its derivative.
+    ``scope``: 0 at the top, else which call of a transform (numbered in order of first
+    use) the node was recorded in: two ``grad`` calls one after the other share the
+    context ``grad L1 forward`` but not the scope (DOT draws a cluster per scope).
+    ``written``: an operation as the user writes it, with its arguments' names, where
+    the order of the arguments matters (``c - d``, ``np.arctan2(y, x)``, ``u[1:-1] = v``);
+    ``""`` where the symbol (``name``) says it all.
     """
 
     id: str
@@ -353,6 +380,8 @@ class Node:
     repeats: int = 1
     lines: list[str] = field(default_factory=list)
     split: int = 0  # lines[:split] show the value, the rest the derivative
+    scope: int = 0  # which transform call its context belongs to (1, 2, ... in order)
+    written: str = ""  # an operation with its arguments' names, as the user writes it
 
     def __repr__(self) -> str:
         return f"Node({self.kind} {self.name!r}, value={values.one_line(self.value)})"
@@ -379,7 +408,18 @@ class Edge:
 _OPERATORS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**",
               "matmul": "@", "floor_divide": "//", "remainder": "%"}
 _UNARY = {"negative": "-", "positive": "+"}
-_HIDDEN_PARAMS = ("residuals", "nb", "static", "box")  # the machinery's own (custom.py)
+_HIDDEN_PARAMS = ("residuals", "nb", "static", "box",  # the machinery's own (custom.py)
+                  "holder", "inplace", "tangent_inplace", "name")
+# binary operations whose arguments may be swapped: drawn as their symbol alone; any
+# other operation of two or more arguments is drawn with its arguments' names in order
+# (``c - d``, ``np.arctan2(y, x)``), so that the picture says which input is which
+_COMMUTATIVE = frozenset(("add", "multiply", "maximum", "minimum", "fmax", "fmin", "hypot",
+                          "logaddexp", "logaddexp2", "equal", "not_equal", "logical_and",
+                          "logical_or", "logical_xor", "bitwise_and", "bitwise_or",
+                          "bitwise_xor"))
+#: the longest operation label drawn (a parameter's text is cut at 24 characters)
+MAX_LABEL = 60
+_ARG_NAME = 16  # an argument's name inside an operation's label
 
 
 @functools.lru_cache(maxsize=1)
@@ -407,22 +447,34 @@ def _display_names() -> dict[Primitive, str]:
     return out
 
 
-def _symbol(prim: Primitive) -> str:
+def _symbol(prim: Primitive, params: dict[str, Any] | None = None) -> str:
+    """How an operation is called on the picture: ``+``, ``np.sin``, or the name of the
+    user's function a primitive stands for (an implicit solution's ``name`` parameter,
+    ``scipy.optimize.brentq``)."""
     s = _OPERATORS.get(prim.name) or _UNARY.get(prim.name)
     if s is not None:
         return s
     if prim.name == "getitem":
         return "[]"
+    given = params.get("name") if params else None
+    if isinstance(given, str) and 0 < len(given) <= 40 and "\n" not in given:
+        return given
     name = _display_names().get(prim)
     if name is None:  # reached through a handler that is no primitive itself (np.sum)
         name = f"np.{prim.name}" if callable(getattr(np, prim.name, None)) else prim.name
     return name
 
 
-def _index_text(idx: Any) -> str:
+def _index_text(idx: Any, names: dict[int, str] | None = None) -> str:
+    """An index as Python writes it between brackets: ``1:-1``, ``0``, ``..., None, 2``,
+    ``::2``; an array by the name the user gave it (``mask``, from ``names``: id ->
+    name), else an integer array of at most 4 elements as a list (``[3, 4, 5]``) and a
+    longer one or a mask by its dtype and shape (``<bool[6]>``)."""
     parts = []
     for k in idx if isinstance(idx, tuple) else (idx,):
-        if isinstance(k, slice):
+        if names and type(k) is np.ndarray and id(k) in names:
+            parts.append(names[id(k)])
+        elif isinstance(k, slice):
             a = "" if k.start is None else str(k.start)
             b = "" if k.stop is None else str(k.stop)
             parts.append(f"{a}:{b}" + ("" if k.step is None else f":{k.step}"))
@@ -430,16 +482,70 @@ def _index_text(idx: Any) -> str:
             parts.append("None")
         elif k is Ellipsis:
             parts.append("...")
-        elif isinstance(k, np.ndarray) and k.size > 4:
-            parts.append(f"<{values.shape_name(k)}>")
+        elif isinstance(k, np.ndarray):
+            if k.size > 4 or k.dtype == bool or k.ndim != 1:
+                parts.append(f"<{values.shape_name(k)}>")
+            else:
+                parts.append("[" + ", ".join(str(int(v)) for v in k) + "]")
+        elif isinstance(k, (int, np.integer)):
+            parts.append(str(int(k)))
         else:
-            parts.append(values.one_line(k) if isinstance(k, np.ndarray) else repr(k))
+            parts.append(_short(repr(k), 24))
     return ", ".join(parts)
+
+
+def _short(text: str, n: int) -> str:
+    """``text`` on one line, cut to ``n`` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _simple(v: Any, depth: int = 0) -> bool:
+    """Whether a parameter's value says something to the user as text: numbers, strings,
+    dtypes, short tuples and dicts of them, small numeric arrays. Functions, solver
+    results and the machinery's objects are not shown (their repr is an address or
+    pages of internals)."""
+    if isinstance(v, (bool, int, float, complex, str, np.generic, np.dtype, slice,
+                      type(None), type(Ellipsis))):
+        return True
+    if isinstance(v, (tuple, list)) and depth < 2:
+        return len(v) <= 8 and all(_simple(x, depth + 1) for x in v)
+    if isinstance(v, dict) and depth < 1:
+        return len(v) <= 4 and all(isinstance(k, str) and _simple(x, 1) for k, x in v.items())
+    if isinstance(v, np.ndarray):
+        return v.size <= 8 and v.dtype.kind in "biufc"
+    return False
+
+
+def _function_text(v: Any) -> str | None:
+    """A function parameter by its name where the user gave it one (not a lambda, not
+    a wrapper made inside dualrev)."""
+    name = getattr(v, "__name__", None)
+    qual = getattr(v, "__qualname__", "")
+    module = getattr(v, "__module__", "") or ""
+    if (not isinstance(name, str) or not name.isidentifier() or "<" in qual
+            or module.startswith("dualrev")):
+        return None
+    return name
+
+
+def _object_text(v: Any) -> str | None:
+    """An object's repr where it is a short word for the user (``checkpoint(body)``), not
+    an address, a class in angle brackets or a multi-line solver result."""
+    try:
+        text = repr(v)
+    except Exception:  # noqa: BLE001 - a broken repr only loses the parameter's text
+        return None
+    if len(text) > 32 or "\n" in text or "0x" in text or "<" in text or "object" in text:
+        return None
+    return text
 
 
 def _params_text(prim: Primitive, params: dict[str, Any], primals: Sequence[Any]) -> str:
     """The static parameters worth showing, ``axis=0``: not the defaults (False, None),
-    not a reduction over every axis, not the machinery's own (residuals)."""
+    not a reduction over every axis, not the machinery's own (residuals, holders), not
+    objects whose text says nothing (``<function ... at 0x...>``); each cut to 24
+    characters."""
     out = []
     for k, v in params.items():
         if k in _HIDDEN_PARAMS or v is None or v is False or (k == "idx"
@@ -448,24 +554,92 @@ def _params_text(prim: Primitive, params: dict[str, Any], primals: Sequence[Any]
         if k == "axis" and primals and isinstance(v, tuple) and v == tuple(
                 range(len(shape_of(primals[0])))):
             continue
-        text = values.one_line(v) if isinstance(v, np.ndarray) else repr(v)
-        out.append(f"{k}={text if len(text) <= 24 else text[:21] + '...'}")
+        if callable(v) and not isinstance(v, (np.ndarray, np.generic, type)):
+            text = _function_text(v)
+            if text is None:
+                continue
+        elif not _simple(v):
+            text = _object_text(v)
+            if text is None:
+                continue
+        elif k == "idx":
+            text = f"[{_index_text(v)}]"
+        else:
+            text = values.one_line(v) if isinstance(v, np.ndarray) else repr(v)
+        out.append(f"{k}={_short(text, 24)}")
     return ", ".join(out)
 
 
-def _context_label(ctx: tuple[tuple[int, str, str], ...], renumber: dict[int, int]) -> str:
-    """``jacrev L3 backward › jacfwd L2 tangent (batched)``: the nested transforms an
-    operation was recorded under, innermost first, with their levels counted from the
-    graph's own (0); batching passes are folded into a note."""
+def _arg_name(node: Node) -> str:
+    """An argument as an operation's label names it: its name, or for an unnamed constant
+    its value (a number) or dtype and shape."""
+    if node.kind == "const" and not node.name.isidentifier() and "[" in node.name:
+        v = node.value
+        if isinstance(v, np.ndarray) and v.size > 1:
+            return values.shape_name(v)
+    return _short(node.name, _ARG_NAME)
+
+
+def _written(prim: Primitive, params: dict[str, Any], sym: str, args: list[str],
+             index_names: dict[int, str] | None = None) -> str:
+    """The operation as the user wrote it, with its arguments' names: ``u[1:-1] = v``
+    (a write: ``set`` reads the value, then the array), ``zeros((6,))[1:-1] += g`` (a
+    scatter-add, a gather's backward pass), ``x[0]``, ``c - d``, ``np.arctan2(y, x)``;
+    ``""`` where the symbol alone says it all (one argument, or a commutative pair)."""
+    name = prim.name
+    if name == "set" and len(args) == 2 and "idx" in params:
+        return f"{args[1]}[{_index_text(params['idx'], index_names)}] = {args[0]}"
+    if name == "scatter_add" and len(args) == 1 and "idx" in params:
+        shape = params.get("shape")
+        return f"zeros({shape!r})[{_index_text(params['idx'], index_names)}] += {args[0]}"
+    if name == "getitem" and args:
+        return f"{args[0]}{sym}"
+    if len(args) < 2 or name in _COMMUTATIVE:
+        return ""
+    if sym in ("-", "/", "**", "@", "//", "%") and len(args) == 2:
+        return f"{args[0]} {sym} {args[1]}"
+    if len(args) > 3:
+        return ""  # the edges enter in argument order; the names would not fit
+    return f"{sym}({', '.join(args)})"
+
+
+def _op_lines(op: Node, written: str) -> None:
+    """An operation's box: what it computes (written out where the order of its
+    arguments matters), then its parameters, each line at most ``MAX_LABEL`` long."""
+    op.written = _short(written, MAX_LABEL) if written else ""
+    first = op.written or op.name
+    op.lines = [_short(first, MAX_LABEL)] + ([_short(op.detail, MAX_LABEL)] if op.detail
+                                             else [])
+
+
+def _context_label(ctx: tuple[tuple[int, str, str], ...]) -> str:
+    """``jacrev L2 backward › jacfwd L1 tangent (batched)``: the nested transforms an
+    operation was recorded under, innermost first, each with its nesting depth (``L1``:
+    called by the drawn function itself, ``L2``: by a transform's pass of it); batching
+    passes are folded into a note.
+
+    The depth comes from the passes running together, never from the global trace levels:
+    two ``grad`` calls one after the other are both ``L1`` (siblings), ``grad`` of ``grad``
+    gives ``L1`` and ``L2``. Within one tuple every pass encloses the others, so a pass's
+    depth is one more than the number of distinct non-batched levels older than its own
+    (a batching pass belongs to the transform that made it: ``jacfwd``'s basis)."""
+    own = sorted({level for level, _, phase in ctx if phase != "batched"})
+    depth = {level: k + 1 for k, level in enumerate(own)}
     parts = []
     batched = False
-    for level, what, phase in ctx:
+    for level, what, phase in sorted(ctx, key=lambda c: -c[0]):  # innermost first
         if phase == "batched":
             batched = True
             continue
-        parts.append(f"{what} L{renumber[level]} {phase}")
-    text = " › ".join(parts)
+        parts.append(f"{what} L{depth[level]} {phase}")
+    text = " › ".join(dict.fromkeys(parts))
     return text + (" (batched)" if batched and text else "batched" if batched else "")
+
+
+def _context_scope(ctx: tuple[tuple[int, str, str], ...]) -> tuple[int, ...]:
+    """Which transform calls an operation ran under (their trace levels, each unique to
+    one call): two sibling calls share a label but not a scope (one DOT cluster each)."""
+    return tuple(sorted({level for level, _, phase in ctx if phase != "batched"}))
 
 
 @dataclass
@@ -478,7 +652,19 @@ class _Group:
     repeats: int
 
 
-def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
+def _context_labels(rec: _Recording) -> dict[int, str]:
+    """Each entry's context label (``_context_label``), computed once per distinct tuple."""
+    seen: dict[Any, str] = {}
+    out = {}
+    for i, c in rec.contexts.items():
+        text = seen.get(c)
+        if text is None:
+            text = seen[c] = _context_label(c)
+        out[i] = text
+    return out
+
+
+def _runs(rec: _Recording, lo: int, hi: int, ctx_label: dict[int, str]) -> list[_Group]:
     """Runs of at least MIN_REPEATS identical consecutive blocks (the steps of a loop):
     the same primitives, parameters and argument positions, each block reading the
     previous one's values where the previous read its predecessor's, or the same value
@@ -493,7 +679,7 @@ def _runs(rec: _Recording, lo: int, hi: int) -> list[_Group]:
         k = (prim.name if prim is not None else entry.kind,
              tuple(argpos for argpos, _, _, _ in entry.edges),
              _param_key(params) if prim is not None else (),
-             rec.contexts.get(i), tuple(p for p, _ in rec.nondiff.get(i, ())))
+             ctx_label.get(i), tuple(p for p, _ in rec.nondiff.get(i, ())))
         sig[i] = keys.setdefault(k, len(keys))
     nxt = [-1] * hi
     last: dict[int, int] = {}
@@ -555,6 +741,103 @@ def _same_structure(nodes: list[Any], nondiff: dict[int, Any], s: int, k: int, r
                     continue  # the first block's state came from before the run
                 return b
     return r
+
+
+def _next_version(name: str, used: set[str]) -> str:
+    """The name of an array after one more write into it: ``u'``, ``u''``, then ``u'3``,
+    ``u'4``, ... (a loop of writes would pile up primes); ``used`` gains it."""
+    base = name.rstrip("'")
+    if "'" in base and base.rsplit("'", 1)[1].isdigit():
+        base = base.rsplit("'", 1)[0]
+    k = 1
+    while True:
+        cand = base + ("'" * k if k < 3 else f"'{k}")
+        if cand not in used:
+            used.add(cand)
+            return cand
+        k += 1
+
+
+_INPLACE = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**",
+            "floor_divide": "//", "remainder": "%"}
+
+
+def _inplace_writes(rec: _Recording, group_of: list[Any], out_entries: dict[int, Any]
+                    ) -> dict[int, tuple[int, int, int, str, tuple[int, ...]]]:
+    """The writes ``x[idx] op= y`` (Python runs a read ``x[idx]``, the operation, and a
+    write of the result back at the same index): write entry -> ``(read entry, operation
+    entry, position of y in the operation, operator, entries in between)``, where the
+    read, the operation and what lies between feed nothing else and are no output, so
+    that they are drawn as the one operation the user wrote. A basic index is written
+    back as it was read; a boolean mask of a vector (``x[mask] *= 2``) is written back by
+    positions (``dualrev.at``'s ``set``: the values ``+ 0.0``, gathered at the last write
+    of each position): that chain is recognised when its positions are the mask's."""
+    nodes = rec.tape.nodes
+    uses = [0] * len(nodes)
+    for i, entry in enumerate(nodes):
+        for _, pid, _, _ in entry.edges:
+            uses[pid] += 1
+        for _, pid in rec.nondiff.get(i, ()):
+            uses[pid] += 1
+
+    def private(j: int | None, name: str) -> bool:
+        # entry j computes ``name`` and feeds one reader, drawn nowhere else
+        return (j is not None and uses[j] == 1 and j not in out_entries
+                and group_of[j] is None and nodes[j].prim is not None
+                and (nodes[j].prim.name == name or name == "")
+                and not nodes[j].params.get("nb"))
+
+    def arg(j: int, pos: int) -> int | None:
+        return {argpos: src for argpos, src, _, _ in nodes[j].edges}.get(pos)
+
+    out = {}
+    for i, entry in enumerate(nodes):
+        if (entry.prim is None or entry.prim.name != "set" or group_of[i] is not None
+                or entry.params.get("nb")):
+            continue
+        target = arg(i, 1)
+        j = arg(i, 0)  # the value written
+        via: tuple[int, ...] = ()
+        mask_write = False
+        if private(j, "getitem") and private(arg(j, 0), "add"):  # a write by positions
+            b = arg(j, 0)
+            zero = nodes[b].kept[1] if len(nodes[b].kept) == 2 else None
+            if arg(b, 1) is None and isinstance(zero, (int, float)) and zero == 0:
+                via, j, mask_write = (j, b), arg(b, 0), True
+        if not private(j, ""):
+            continue
+        op = nodes[j]
+        sym = _INPLACE.get(op.prim.name)
+        k = arg(j, 0)  # x[idx] op y: the read is the first operand
+        if sym is None or len(op.kept) != 2 or not private(k, "getitem"):
+            continue
+        if target is None or arg(k, 0) != target:
+            continue  # the read is not of the array written into
+        key, wkey = nodes[k].params["idx"], entry.params["idx"]
+        if mask_write:
+            if not _same_positions(key, wkey, nodes[via[0]].params["idx"],
+                                   shape_of(nodes[target].out)):
+                continue
+        elif not same_key(key, wkey):
+            continue
+        out[i] = (k, j, 1, sym, via)
+    return out
+
+
+def _same_positions(mask_key: Any, write_key: Any, keep_key: Any,
+                    shape: tuple[int, ...]) -> bool:
+    """Whether a write at ``write_key`` (flat positions) of values gathered at
+    ``keep_key`` is the write back of a read at the boolean mask ``mask_key`` of a
+    vector: the mask's positions, each written once, in order."""
+    if len(shape) != 1 or len(mask_key) != 1 or len(write_key) != 1 or len(keep_key) != 1:
+        return False
+    mask, pos, keep = mask_key[0], write_key[0], keep_key[0]
+    if not (type(mask) is np.ndarray and mask.dtype == bool and mask.shape == shape
+            and type(pos) is np.ndarray and type(keep) is np.ndarray):
+        return False
+    where = np.flatnonzero(mask)
+    return (pos.shape == where.shape and keep.shape == where.shape
+            and bool(np.all(pos == where)) and bool(np.all(keep == np.arange(where.size))))
 
 
 def _calls(rec: _Recording, lo: int, hi: int, depth: int,
@@ -658,17 +941,20 @@ class Graph:
                      self.depth if depth is _SAME else _check_depth(depth))
 
     # ------------------------------------------------------------ output
-    def to_dot(self, direction: str = "LR") -> str:
-        """Graphviz DOT text (no Graphviz needed to write it); ``direction``: ``"LR"``
-        (left to right, as the seeds draw) or ``"TB"`` (top to bottom)."""
+    def to_dot(self, direction: str = "auto") -> str:
+        """Graphviz DOT text (no Graphviz needed to write it); ``direction``: ``"auto"``
+        (``preferred_direction()``), ``"LR"`` (left to right, as the seeds draw) or
+        ``"TB"`` (top to bottom)."""
         return render.dot(self, _check_direction(direction))
 
-    def to_svg(self, engine: str = "python", direction: str = "LR") -> str:
+    def to_svg(self, engine: str = "python", direction: str = "auto") -> str:
         """SVG text. ``engine="python"``: dualrev's own layered layout, deterministic
         and without Graphviz; ``"dot"``: Graphviz's ``dot`` program (an error if it is
         not on PATH); ``"auto"``: ``dot`` when on PATH, else the Python layout.
-        ``direction``: ``"LR"`` (left to right) or ``"TB"`` (top to bottom, narrower
-        for long chains)."""
+        ``direction``: ``"auto"`` (default: ``preferred_direction()``, left to right
+        unless that is wider than a screen and top to bottom is more compact), ``"LR"``
+        (left to right) or ``"TB"`` (top to bottom, narrower for long chains). Text is
+        never shrunk to fit: 12 px in boxes, 11 px on edges."""
         if engine not in ENGINES:
             raise DualrevError(f"dualrev.graph: engine={engine!r}; choose one of {ENGINES}")
         return render.svg(self, engine, _check_direction(direction))
@@ -676,14 +962,22 @@ class Graph:
     def _repr_svg_(self) -> str:
         return self.to_svg()
 
-    def layout(self, direction: str = "LR") -> Any:
+    def preferred_direction(self) -> str:
+        """``"LR"`` or ``"TB"``: the direction ``direction="auto"`` draws in. Left to
+        right while the drawing is at most 1200 px wide (how the seeds draw); otherwise
+        the direction whose drawing has the shorter long side (a long chain of
+        operations is drawn top to bottom), estimated from the layers without laying the
+        graph out twice."""
+        return render.choose_direction(self)
+
+    def layout(self, direction: str = "auto") -> Any:
         """The Python layout's coordinates (``dualrev.drawing.Layout``): a box per node,
         in the order of ``nodes``, then one per edge label, in the order of the labelled
         edges (a label takes room like a box, so that nothing overlaps)."""
         return render.place(self, _check_direction(direction))[0]
 
     def save(self, path: str | os.PathLike[str], engine: str = "python",
-             direction: str = "LR") -> str:
+             direction: str = "auto") -> str:
         """Write the graph to ``path``: ``.svg`` (see ``to_svg`` for ``engine`` and
         ``direction``), ``.dot`` or ``.gv`` (DOT text), ``.txt`` (the text form).
         Returns the path written."""
@@ -735,8 +1029,9 @@ class Graph:
         n = len(nodes)
         d = self._derivs
         ninputs = len(rec.in_index)
+        ctx_label = _context_labels(rec)
         # groups: runs of repeated blocks, then calls at ``depth``
-        groups: list[_Group] = [] if self.expand else _runs(rec, ninputs, n)
+        groups: list[_Group] = [] if self.expand else _runs(rec, ninputs, n, ctx_label)
         taken = [False] * n
         for g in groups:
             for i in range(g.start, g.stop):
@@ -766,6 +1061,8 @@ class Graph:
             for _, pid in rec.nondiff.get(i, ()):
                 if group_of[pid] is not gi or gi is None:
                     used_outside[pid] = True
+        fused = {} if self.expand else _inplace_writes(rec, group_of, out_entries)
+        hidden = {e for f in fused.values() for e in (f[0], f[1], *f[4])}
         # names: inputs, outputs, locals, else v<entry>
         names: dict[int, str] = {}
         used: set[str] = set()
@@ -786,11 +1083,19 @@ class Graph:
                 names[i] = unique(rec.names[i])
         for i in range(ninputs, n):
             if i not in names:
-                names[i] = unique(f"v{i}")
+                # a write's result is the array written into, once more: u0 -> u0'
+                e = nodes[i]
+                target = ({p: src for p, src, _, _ in e.edges}.get(1)
+                          if e.prim is not None and e.prim.name == "set" else None)
+                names[i] = (_next_version(names[target], used) if target in names
+                            else unique(f"v{i}"))
         self._names = names
-        levels = sorted({lv for ctx in rec.contexts.values() for lv, _, _ in ctx})
-        renumber = {lv: k + 1 for k, lv in enumerate(levels)}
-        ctx_label = {i: _context_label(c, renumber) for i, c in rec.contexts.items()}
+        scopes: dict[tuple[int, ...], int] = {(): 0}
+
+        def scope_of(i: int) -> int:
+            key = _context_scope(rec.contexts.get(i, ()))
+            return scopes.setdefault(key, len(scopes))
+
         value_node: dict[int, Node] = {}
         const_nodes: dict[Any, Node] = {}
         self.nodes, self.edges = [], []
@@ -810,7 +1115,8 @@ class Graph:
 
         def make_value(i: int, kind: str) -> Node:
             node = Node("", kind, names[i], value=_plain(nodes[i].out), entry=i,
-                        output=i in out_entries, context=ctx_label.get(i, ""))
+                        output=i in out_entries, context=ctx_label.get(i, ""),
+                        scope=scope_of(i))
             node.grad, node.tangent = d.node(i)
             value_lines(node)
             value_node[i] = add(node)
@@ -855,27 +1161,39 @@ class Graph:
                     self._add_group(g, add, make_value, const, arg_edge, value_node, names,
                                     used_outside, out_entries, ctx_label)
                 continue
+            if i in hidden:  # drawn inside the in-place write that follows
+                continue
             entry = nodes[i]
             prim, primals, params = entry.prim, entry.kept, entry.params
             if prim is None:  # a constant made inside f (np.zeros_like's traced buffer)
                 make_value(i, "const")
                 continue
-            sym = _symbol(prim)
-            detail = _params_text(prim, params, primals)
+            if i in fused:
+                self._add_inplace(i, fused[i], add, arg_edge, const, make_value, value_node,
+                                  ctx_label.get(i, ""), scope_of(i))
+                continue
+            sym = _symbol(prim, params)
+            detail = _params_text(prim, {k: v for k, v in params.items() if k != "idx"}
+                                  if prim.name in ("set", "scatter_add") else params, primals)
             if prim.name == "getitem":
-                sym = f"[{_index_text(params['idx'])}]"
+                sym = f"[{_index_text(params['idx'], rec.index_names)}]"
             op = add(Node("", "op", sym, entry=i, detail=detail,
-                          context=ctx_label.get(i, "")))
-            op.lines = [sym] + ([detail] if detail else [])
+                          context=ctx_label.get(i, ""), scope=scope_of(i)))
             traced = {argpos: src for argpos, src, _, _ in entry.edges}
             nd = dict(rec.nondiff.get(i, ()))
+            srcs = []
             for pos in range(len(primals)):
                 if pos in traced:
-                    arg_edge(value_node[traced[pos]], op, i, pos)
+                    src = value_node[traced[pos]]
+                    arg_edge(src, op, i, pos)
                 elif pos in nd:
-                    arg_edge(value_node[nd[pos]], op, None, pos, differentiable=False)
+                    src = value_node[nd[pos]]
+                    arg_edge(src, op, None, pos, differentiable=False)
                 else:
-                    arg_edge(const(i, pos), op, None, pos, differentiable=False)
+                    src = const(i, pos)
+                    arg_edge(src, op, None, pos, differentiable=False)
+                srcs.append(_arg_name(src))
+            _op_lines(op, _written(prim, params, sym, srcs, rec.index_names))
             v = make_value(i, "value")
             self.edges.append(Edge(op.id, v.id))
         # outputs that are no entry of the tape: constants
@@ -892,6 +1210,45 @@ class Graph:
                 outputs.append(node)
         self._outputs = outputs
 
+    def _add_inplace(self, i: int, how: tuple[int, int, int, str, tuple[int, ...]],
+                     add: Any, arg_edge: Any,
+                     const: Any, make_value: Any, value_node: dict[int, Node], context: str,
+                     scope: int) -> None:
+        """``x[idx] op= y`` as one operation (see ``_inplace_writes``): its edges from
+        ``x`` and ``y`` carry the shares summed over the read, the operation and the
+        write (reverse mode), or the tangent flowing in (forward mode)."""
+        rec = self._rec
+        nodes = rec.tape.nodes
+        k, j, q, sym, _ = how
+        d = self._derivs
+        entry = nodes[i]
+        op = add(Node("", "op", f"[]{sym}=", entry=i, context=context, scope=scope))
+        traced = {argpos: src for argpos, src, _, _ in entry.edges}
+        # x: the array written into (the write's argument 1, the read's argument 0)
+        if 1 in traced:
+            x = value_node[traced[1]]
+            grads = [g for g in (d.edge(i, 1)[0], d.edge(k, 0)[0]) if g is not None]
+            share = (None if not grads else grads[0] if len(grads) == 1
+                     else grads[0] + grads[1], d.node(traced[1])[1])
+            arg_edge(x, op, None, 0, share=share)
+        else:
+            x = const(i, 1)
+            arg_edge(x, op, None, 0, differentiable=False)
+        # y: the other operand of the operation
+        vtraced = {argpos: src for argpos, src, _, _ in nodes[j].edges}
+        if q in vtraced:
+            y = value_node[vtraced[q]]
+            arg_edge(y, op, None, 1, share=(d.edge(j, q)[0], d.node(vtraced[q])[1]))
+        else:
+            nd = dict(rec.nondiff.get(j, ()))
+            y = value_node[nd[q]] if q in nd else const(j, q)
+            arg_edge(y, op, None, 1, differentiable=False)
+        idx = _index_text(nodes[k].params["idx"], rec.index_names)  # as it was read
+        op.detail = ""
+        _op_lines(op, f"{_arg_name(x)}[{idx}] {sym}= {_arg_name(y)}")
+        v = make_value(i, "value")
+        self.edges.append(Edge(op.id, v.id))
+
     def _add_group(self, g: _Group, add: Any, make_value: Any, const: Any, arg_edge: Any,
                    value_node: dict[int, Node], names: dict[int, str],
                    used_outside: list[bool], out_entries: dict[int, list[str]],
@@ -902,17 +1259,26 @@ class Graph:
         ops = ["const" if nodes[i].prim is None else
                "[]" if nodes[i].prim.name == "getitem" else _symbol(nodes[i].prim)
                for i in block]
+        # a group sits in a transform's pass only when all its operations do; a loop
+        # whose steps call dr.grad says which passes its block runs instead
+        inner = list(dict.fromkeys(ctx_label.get(i, "") for i in range(g.start, g.stop)))
         node = Node("", "group", g.title, entry=g.start, ops=ops, repeats=g.repeats,
-                    context=ctx_label.get(g.start, ""))
+                    context=inner[0] if len(inner) == 1 else "")
         shown = " → ".join(dict.fromkeys(ops)) if g.kind == "call" else " → ".join(ops)
         if len(shown) > 48:
             shown = shown[:45] + "..."
+        passes = [c for c in inner if c] if len(inner) > 1 else []
+        within = "with " + ", ".join(passes) if passes else ""
+        if len(within) > 48:
+            within = within[:45] + "..."
         if g.kind == "repeat":
-            node.detail = f"{g.block} ops per block: {shown}"
-            node.lines = [f"{g.title} blocks of {g.block} ops", shown]
+            node.detail = (f"{g.block} ops per step: {shown}"
+                           + (f"; {within}" if within else "") + "; the last step's values")
+            node.lines = [f"{g.title}: {g.repeats} steps of {g.block} ops", shown,
+                          *([within] if within else []), "values: the last step's"]
         else:
-            node.detail = f"{g.block} ops: {shown}"
-            node.lines = [g.title, f"{g.block} ops: {shown}"]
+            node.detail = f"{g.block} ops: {shown}" + (f"; {within}" if within else "")
+            node.lines = [g.title, f"{g.block} ops: {shown}", *([within] if within else [])]
         add(node)
         # arguments from outside the group, each drawn once, with the summed share
         shares: dict[Any, list[Any]] = {}
@@ -1087,8 +1453,14 @@ def _derivatives(rec: _Recording, mode: str, seed: Any) -> _Derivatives:
 
 
 def _one(x: Any) -> Any:
+    """The unit seed of a single-element ``x``, in its shape: an output of shape (1,)
+    (``odeint``'s last row, ``fsolve``'s root) takes ``[1.]``, not the scalar 1."""
     dt = np.result_type(concrete(x))
-    return 1.0 if dt == np.float64 else np.ones((), dt if dt.kind in "fc" else np.float64)[()]
+    dt = dt if dt.kind in "fc" else np.dtype(np.float64)
+    shape = shape_of(x)
+    if not shape:
+        return 1.0 if dt == np.float64 else np.ones((), dt)[()]
+    return np.ones(shape, dt)
 
 
 def _batch_fixer(btrace: BatchTrace | None, mode: str,
@@ -1149,7 +1521,8 @@ def graph(f: Callable[P, Any], argnums: ArgNums | None = None, has_aux: bool = F
     ``f`` runs once, on a tape that keeps every value, and the graph is drawn as the seeds
     draw it: nodes are the inputs, the intermediate and output values (with their forward
     values: scalars in full, arrays as dtype[shape] and a summary), the constants read, and
-    the operations as written (``+``, ``*``, ``@``, ``np.sin``, ``[0]``); after the
+    the operations as written (``+``, ``*``, ``np.sin``, ``x[0]``, ``c - d``, ``A @ x``,
+    ``u[1:-1] += v``: see ``Node.written``); after the
     derivative pass each value node holds its derivative and each edge what flows along it.
     Nothing beyond NumPy is needed to draw it (``to_svg`` lays it out in pure Python).
 
@@ -1168,15 +1541,19 @@ def graph(f: Callable[P, Any], argnums: ArgNums | None = None, has_aux: bool = F
       ``mode``; ``aux`` (with ``has_aux=True``).
     - ``contexts``: for a graph of a transformed function (``dr.graph(dr.grad(f))``,
       ``dr.graph(dr.hessian(f))``), the nested transforms' passes its operations were
-      recorded in, innermost first, levels counted from the graph's own (0):
-      ``grad L1 forward``, ``grad L1 backward``, ``jacrev L3 backward › jacfwd L2 tangent
-      (batched)``. Each node's ``context`` is one of them; the SVG gives each a border colour
-      and a legend, the DOT text a cluster.
-    - ``to_svg(engine="python", direction="LR")``: ``engine="python"`` is dualrev's layered
+      recorded in, innermost first, each with its nesting depth (``L1``: called by the
+      drawn function, ``L2``: inside an L1 transform's pass): ``grad L1 forward``,
+      ``grad L1 backward``, ``jacrev L2 backward › jacfwd L1 tangent (batched)`` (a
+      Hessian). Transforms called one after the other are siblings, both ``L1`` (so a
+      training loop's steps fold). Each node's ``context`` is one of them; the SVG gives
+      each a border colour and a legend, the DOT text a cluster per transform call.
+    - ``to_svg(engine="python", direction="auto")``: ``engine="python"`` is dualrev's layered
       layout (deterministic: the same bytes on every machine); ``"dot"`` runs Graphviz's
       ``dot`` (an error if it is not on PATH); ``"auto"`` uses ``dot`` when present.
-      ``direction="TB"`` draws top to bottom. ``_repr_svg_`` (Jupyter) is ``to_svg()``.
-    - ``to_dot(direction="LR")``, ``save(path, engine=..., direction=...)`` (``.svg``,
+      ``direction="auto"`` (default) draws left to right while that is at most 1200 px
+      wide, else in the direction with the shorter long side (``preferred_direction()``);
+      ``"LR"`` and ``"TB"`` choose. ``_repr_svg_`` (Jupyter) is ``to_svg()``.
+    - ``to_dot(direction="auto")``, ``save(path, engine=..., direction=...)`` (``.svg``,
       ``.dot``, ``.gv``, ``.txt``), ``str(graph)`` (one line per value: ``c = a + b → 3
       ∂e/∂c = 1``, with a sum of shares where a value is reached along several edges),
       ``layout(direction)`` (the boxes and paths of the Python layout),
@@ -1233,8 +1610,10 @@ def graph(f: Callable[P, Any], argnums: ArgNums | None = None, has_aux: bool = F
             covering at least 12 operations (the steps of a loop: the same primitives,
             parameters and wiring, each step reading the previous step's values or the same
             values from before the loop) is drawn as one ``×N`` node, whose argument edges
-            carry the sum over all steps and whose outputs are the last step's values.
-            ``True``: every operation.
+            carry the sum over all steps and whose outputs are the last step's values
+            (its box and the caption say so); a loop whose steps call ``dr.grad`` folds
+            too. ``True``: every operation (and ``x[idx] op= y`` as its read, operation
+            and write).
         depth: ``None`` (default), or an integer ≥ 0: every call of a function at that
             nesting below ``f`` (0: the functions ``f`` calls) is drawn as one node named
             after it, with the values it returns.

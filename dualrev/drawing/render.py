@@ -76,13 +76,50 @@ def _size(kind: str, obj: Any, direction: str) -> tuple[float, float]:
     return w, h
 
 
+#: a left-to-right drawing at most this wide is kept (it fits a notebook or a screen
+#: without scrolling sideways, and it is how the seeds draw); a wider one is drawn top to
+#: bottom where that makes the drawing's long side shorter
+WIDE = 1200.0
+
+
+def choose_direction(graph: Any) -> str:
+    """The direction ``direction="auto"`` draws ``graph`` in: ``"LR"`` (left to right,
+    as the seeds draw) while the drawing stays within ``WIDE`` px across, else whichever
+    of ``"LR"`` and ``"TB"`` gives the shorter long side (a chain of operations is long
+    and thin: drawn top to bottom it reads by scrolling down, as a notebook does). Read
+    from the layers alone (``layout.estimate``), so choosing costs no second layout."""
+    return _choose(*drawn(graph))
+
+
+def _choose(items: list[tuple[str, Any]], edges: list[tuple[int, int]],
+            late: list[bool]) -> str:
+    (w, h), (tw, th) = layered.estimate([_size(k, o, "LR") for k, o in items], edges, late)
+    if w <= WIDE:
+        return "LR"
+    return "TB" if max(tw, th) < max(w, h) else "LR"
+
+
+def resolve(graph: Any, direction: str) -> str:
+    """``direction``, with ``"auto"`` replaced by ``choose_direction``'s choice."""
+    return choose_direction(graph) if direction == "auto" else direction
+
+
 def place(graph: Any, direction: str = "LR") -> tuple[layered.Layout, list[tuple[str, Any]],
                                                       list[tuple[int, int]]]:
     """The Python layout of ``graph``: the ``Layout`` (boxes in the order of ``drawn``'s
     items), the items and the layout's edges."""
+    return _placed(graph, direction)[:3]
+
+
+def _placed(graph: Any, direction: str) -> tuple[layered.Layout, list[tuple[str, Any]],
+                                                 list[tuple[int, int]], str]:
+    """``place``, and the direction it chose (the graph's items are made once)."""
     items, edges, late = drawn(graph)
+    if direction == "auto":
+        direction = _choose(items, edges, late)
     sizes = [_size(k, o, direction) for k, o in items]
-    return layered.layered_layout(sizes, edges, late, direction=direction), items, edges
+    return (layered.layered_layout(sizes, edges, late, direction=direction), items, edges,
+            direction)
 
 
 def _f(x: float) -> str:
@@ -97,13 +134,26 @@ def _caption(graph: Any) -> str:
     return f"{graph.title} — {graph.mode} mode — {what}"
 
 
+def fold_note(graph: Any) -> str:
+    """The second caption line of a graph with folded loops: what a ``×N`` box shows."""
+    runs = [n for n in graph.nodes if n.kind == "group" and n.repeats > 1]
+    if not runs:
+        return ""
+    names = list(dict.fromkeys(n.name for n in runs))
+    counts = ", ".join(names)
+    steps = f"{names[0][1:]} identical steps" if len(names) == 1 else "N identical steps"
+    return (f"{counts}: {steps} drawn as one box (view(expand=True) draws each); "
+            "values are the last step's, edges in sum all steps")
+
+
 def svg(graph: Any, engine: str = "python", direction: str = "LR") -> str:
     """SVG text of ``graph``: dualrev's layout, or Graphviz's (engine ``"dot"``/``"auto"``)."""
     if engine in ("dot", "auto"):
         exe = shutil.which("dot")
         if exe is not None:
-            run = subprocess.run([exe, "-Tsvg"], input=dot(graph, direction).encode(),
-                                 capture_output=True, check=False)
+            text = dot(graph, resolve(graph, direction))
+            run = subprocess.run([exe, "-Tsvg"], input=text.encode(), capture_output=True,
+                                 check=False)
             if run.returncode != 0:
                 raise DualrevError("dualrev.graph: Graphviz's dot failed: "
                                    + run.stderr.decode(errors="replace")[:400])
@@ -111,17 +161,18 @@ def svg(graph: Any, engine: str = "python", direction: str = "LR") -> str:
         if engine == "dot":
             raise DualrevError("dualrev.graph: engine='dot' needs Graphviz's dot program on "
                                "PATH; engine='python' (the default) needs nothing")
-    lay, items, edges = place(graph, direction)
+    lay, items, edges, direction = _placed(graph, direction)
     tb = direction == "TB"
     contexts = graph.contexts
     colour = {c: _PALETTE[k % len(_PALETTE)] for k, c in enumerate(contexts)}
     legend_h = (len(contexts) * 18.0 + 10.0) if contexts else 0.0
     caption = _caption(graph)
-    width = max(lay.width, len(caption) * CHAR_W + 2 * layered.MARGIN,
+    note = fold_note(graph)
+    width = max(lay.width, max(len(caption), len(note)) * CHAR_W + 2 * layered.MARGIN,
                 max((len(c) + 4) * CHAR_W + 2 * layered.MARGIN for c in contexts)
                 if contexts else 0.0)
-    height = lay.height + CAPTION_H + legend_h
-    dy = CAPTION_H
+    dy = CAPTION_H + (LINE_H if note else 0.0)
+    height = lay.height + dy + legend_h
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_f(width)}" height="{_f(height)}" '
         f'viewBox="0 0 {_f(width)} {_f(height)}" font-family="DejaVu Sans Mono, Liberation '
@@ -133,6 +184,8 @@ def svg(graph: Any, engine: str = "python", direction: str = "LR") -> str:
         f'<rect width="{_f(width)}" height="{_f(height)}" fill="white"/>',
         f'<text class="caption" x="{_f(layered.MARGIN)}" y="17" fill="#475569">'
         f"{escape(caption)}</text>",
+        *([f'<text class="caption" x="{_f(layered.MARGIN)}" y="{_f(17 + LINE_H)}" '
+           f'fill="#475569">{escape(note)}</text>'] if note else []),
         '<g class="edges" fill="none" stroke-width="1.2">',
     ]
     label_box = {}
@@ -255,13 +308,15 @@ def _dot_str(s: str) -> str:
 def dot(graph: Any, direction: str = "LR") -> str:
     """Graphviz DOT: left to right (or top to bottom), the same labels and colours as the
     SVG, one cluster per nested transform's pass."""
+    direction = resolve(graph, direction)
     contexts = graph.contexts
     colour = {c: _PALETTE[k % len(_PALETTE)] for k, c in enumerate(contexts)}
     out = ["digraph dualrev {", f"  rankdir={direction};",
-           f"  label={_dot_str(_caption(graph))}; labelloc=t;",
+           f"  label={_dot_str(chr(10).join(filter(None, (_caption(graph), fold_note(graph)))))};"
+           " labelloc=t;",
            '  node [fontname="monospace", fontsize=11, style=filled];',
            '  edge [fontname="monospace", fontsize=10, color="#64748b"];']
-    by_context: dict[str, list[str]] = {}
+    by_context: dict[tuple[str, int], list[str]] = {}
     for node in graph.nodes:
         fill = _OUTPUT_FILL if node.output else _FILL[node.kind]
         shape = {"op": "ellipse", "group": "box3d", "guard": "octagon"}.get(node.kind, "box")
@@ -270,14 +325,16 @@ def dot(graph: Any, direction: str = "LR") -> str:
         attrs = [f'label="{label}"', f"shape={shape}", f'fillcolor="{fill}"']
         if node.context:
             attrs += [f'color="{colour[node.context]}"', "penwidth=2"]
-        by_context.setdefault(node.context, []).append(f"  {node.id} [{', '.join(attrs)}];")
-    for k, c in enumerate(by_context):
+        # one cluster per transform call: sibling calls share a label, not a cluster
+        key = (node.context, getattr(node, "scope", 0) if node.context else 0)
+        by_context.setdefault(key, []).append(f"  {node.id} [{', '.join(attrs)}];")
+    for k, (c, scope) in enumerate(by_context):
         if not c:
-            out += by_context[c]
+            out += by_context[(c, scope)]
             continue
         out.append(f"  subgraph cluster_{k} {{")
         out.append(f'    label={_dot_str(c)}; color="{colour[c]}";')
-        out += ["  " + s for s in by_context[c]]
+        out += ["  " + s for s in by_context[(c, scope)]]
         out.append("  }")
     fontcolor = _GRAD if graph.mode == "reverse" else _TANGENT
     by_id = {n.id: n for n in graph.nodes}
@@ -308,6 +365,12 @@ def expression(graph: Any, value: Any, by_id: dict[str, Any],
     args = sorted(into.get(op.id, []), key=lambda e: (e.argpos is None, e.argpos or 0))
     names = [_arg_text(by_id[e.src]) for e in args]
     sym = op.name
+    written = getattr(op, "written", "")
+    if written:
+        if op.name == "set" or op.name.startswith("[]"):
+            # a write, x[idx] = v or x[idx] += v: the value is x after it
+            return f"{written.split('[', 1)[0]} after {written}"
+        return written + (f", {op.detail}" if op.detail and written.endswith(")") else "")
     if op.kind == "group":
         return f"{sym.removesuffix('()')}({', '.join(names)})"
     if sym in ("+", "-", "*", "/", "**", "@", "//", "%") and len(names) == 2:
@@ -368,6 +431,8 @@ def text(graph: Any) -> str:
     body = [f"  {a.ljust(width)}   {b}".rstrip() for a, b in rows]
     groups = [n for n in graph.nodes if n.kind == "group"]
     notes = [f"  {n.name}: {n.detail}" for n in groups]
+    if fold_note(graph):
+        notes.append("  " + fold_note(graph))
     notes += [f"  {n.name}" + (f"  ({n.detail})" if n.detail else "")
               for n in graph.nodes if n.kind == "guard"]
     if graph.contexts:

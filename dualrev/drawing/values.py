@@ -7,8 +7,12 @@ from typing import Any
 
 import numpy as np
 
-#: arrays of at most this many elements (and at most two axes) are written out on a node
+#: arrays of at most this many elements (and at most two axes, and at most ROWS rows)
+#: are written out on a node
 SMALL = 9
+#: a matrix with more rows than this is summarised (a column of 8 numbers would make its
+#: box eight lines tall)
+ROWS = 4
 #: on an edge's label, vectors of at most this many elements
 SHORT = 4
 
@@ -55,7 +59,7 @@ def lines(x: Any) -> list[str]:
         return [f"{shape_name(a)} (empty)"]
     if a.size <= SMALL and a.ndim == 1:
         return ["[" + " ".join(number(v) for v in a) + "]"]
-    if a.size <= SMALL and a.ndim == 2:
+    if a.size <= SMALL and a.ndim == 2 and a.shape[0] <= ROWS:
         rows = [[number(v) for v in row] for row in a]
         w = max(len(s) for row in rows for s in row)
         body = [" ".join(s.rjust(w) for s in row) for row in rows]
