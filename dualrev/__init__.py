@@ -34,6 +34,7 @@ from .errors import (
     InPlaceError,
     NoDerivativeRule,
     NonFiniteDerivativeWarning,
+    NonLinearError,
     PlainBufferError,
     ProgramCallError,
     ProgramFormatError,
@@ -47,6 +48,7 @@ from .errors import (
     TracerConversionError,
 )
 from .forward import Dual
+from .linearize import linear_transpose, linearize
 from .primitive import Primitive, catalogue_declared, register_function, register_ufunc, strip
 from .program_io import load_program, save_program
 from .replay import replay
@@ -122,6 +124,7 @@ __all__ = [
     "EscapedTracerError",
     "ForeignArrayError",
     "NonFiniteDerivativeWarning",
+    "NonLinearError",
     "InPlaceError",
     "PlainBufferError",
     "ProgramCallError",
@@ -151,6 +154,8 @@ __all__ = [
     "jacobian",
     "jacrev",
     "jvp",
+    "linear_transpose",
+    "linearize",
     "load_program",
     "ravel_pytree",
     "register_function",
