@@ -48,7 +48,7 @@ from .errors import (
     TracerConversionError,
 )
 from .forward import Dual
-from .linearize import linear_transpose, linearize
+from .linearization import linear_transpose, linearize
 from .primitive import Primitive, catalogue_declared, register_function, register_ufunc, strip
 from .program_io import load_program, save_program
 from .replay import replay

@@ -31,7 +31,7 @@ from .forward import _tangent_dtype, tangent_out
 from .primitive import Primitive, Tracer, primitive_for_key, shape_of
 from .reverse import Entry, Watch, forward_pass
 from .staging import FinishedStagingTrace, Staged, StagingTrace
-from .tracer import new_level
+from .tracer import new_level, note_finished, note_running
 from .transforms import (
     _careful_forward,
     _check_tangent,
@@ -91,15 +91,25 @@ class _Partials(Watch):
 def _as_output_tangent(t: Any, ans: Any) -> Any:
     """An elementwise operation's tangent ``t`` in its output's shape and precision:
     ``tangent_out``'s last steps."""
+    ta = type(ans)
+    if ta is float or ta is np.float64:
+        if type(t) in _F64_SCALARS:
+            return t  # the common scalar case, without a call
+    elif ta is np.ndarray and type(t) is np.ndarray and t.shape == ans.shape:
+        if ans.dtype.char in "dD":
+            return t.astype(ans.dtype) if t.dtype.char in "fF" else t
+        return _tangent_dtype(t, ans)
     if shape_of(t) != shape_of(ans):
         t = np.broadcast_to(t, shape_of(ans))
-    ta = type(ans)
     if ta is not float and ta is not np.float64 and (ta is not np.ndarray
                                                      or ans.dtype.char not in "dD"):
         return _tangent_dtype(t, ans)
     if ta is np.ndarray and type(t) is np.ndarray and t.dtype.char in "fF":
         return t.astype(np.result_type(t.dtype, ans.dtype))
     return t
+
+
+_F64_SCALARS = (float, np.float64)
 
 
 def linearize(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
@@ -273,6 +283,9 @@ class _LinearityTrace(StagingTrace):
     def __init__(self, level: int) -> None:
         super().__init__(level)
         self.reached: set[int] = set()  # slots whose value depends on the inputs
+        # running, as a transform's trace is: buffers the user's code makes (np.zeros)
+        # become its constants and take the inputs' writes (dualrev/buffers.py)
+        note_running(self)
 
     def input(self, value: Any) -> Staged:
         x = super().input(value)
@@ -326,12 +339,14 @@ class _LinearityTrace(StagingTrace):
 
     def finish(self) -> None:
         self.__class__ = _FinishedLinearityTrace
+        note_finished(self)
 
 
 class _FinishedLinearityTrace(FinishedStagingTrace, _LinearityTrace):
     """A linearity check whose call has returned (``FinishedStagingTrace``'s refusals)."""
 
     __slots__ = ()
+    finished = True
 
 
 def _zeros_like_spec(p: Any) -> Any:
@@ -358,7 +373,7 @@ def linear_transpose(f: Callable[..., Any], *primals: Any) -> Callable[..., tupl
     ``primals`` give only the inputs' shapes, dtypes and pytree structure (arrays, numbers,
     or objects with ``shape`` and ``dtype``): a linear map has one transpose. ``f`` is
     checked for linearity (each operation an input reaches must be linear in it; see
-    ``dualrev.linearize.LINEAR``) and recorded once, at zeros; each ``f_t`` call plays
+    ``dualrev.linearization.LINEAR``) and recorded once, at zeros; each ``f_t`` call plays
     the recording back. For a matrix map ``x -> A @ x``, ``f_t(ct) == (A.T @ ct,)``.
 
     Non-linear functions are refused with ``NonLinearError``, naming the operation and
