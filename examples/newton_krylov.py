@@ -15,6 +15,7 @@ residual converges quadratically, and the solution equals dense Newton with
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 import scipy.sparse.linalg as spla
@@ -46,7 +47,7 @@ def newton_krylov(n: int, tol: float = 1e-9) -> tuple[np.ndarray, list[float], l
             break
         steps = [0]
 
-        def matvec(v: np.ndarray) -> np.ndarray:
+        def matvec(v: np.ndarray, f_jvp: Any = f_jvp, steps: list[int] = steps) -> Any:
             steps[0] += 1
             return f_jvp(np.ravel(v))
 
