@@ -332,9 +332,10 @@ class _LinearityTrace(StagingTrace):
     def guard(self, x: Staged, kind: str, expected: Any) -> None:
         if kind in ("truth", "equal") and x._trace is self and x._index in self.reached:
             raise NonLinearError(
-                "a value that depends on the inputs becomes a Python value (an `if`, "
-                "float(), int(), an index or a parameter computed from it), so the result "
-                "depends on it non-linearly", _user_line())
+                "a value that depends on the inputs becomes a plain or Python value (an "
+                "`if`, float(), int(), a cast to integers, an index or parameter computed "
+                "from it, or np.asarray in a function dualrev has no rule for), so the "
+                "result depends on it non-linearly", _user_line())
         super().guard(x, kind, expected)
 
     def finish(self) -> None:

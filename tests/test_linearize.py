@@ -9,6 +9,7 @@ import pytest
 import scipy.linalg as sl
 import scipy.sparse as sp
 import scipy.special as ss
+from scipy import ndimage
 
 import dualrev as dr
 from dualrev import config
@@ -223,6 +224,17 @@ def test_f_jvp_of_a_traced_point_escapes_with_its_transform():
         kept[0](np.ones(2))
 
 
+def test_replayed_f_jvp_gives_the_same_numbers():
+    x = np.array([0.2, 0.9, -0.4, 1.3])
+    _, f_jvp = dr.linearize(_smooth, x)
+    replayed = dr.replay(f_jvp)
+    rng = np.random.default_rng(RNG_SEED + 4)
+    for _ in range(3):
+        v = rng.standard_normal(4)
+        np.testing.assert_allclose(replayed(v), f_jvp(v), rtol=1e-14, atol=1e-15)
+    assert replayed.stats.replays == 2
+
+
 def test_nonfinite_jvp_warns_naming_the_operation():
     x = np.array([0.0, 1.0])
     _, f_jvp = dr.linearize(lambda x: np.sqrt(x) * 2.0, x)
@@ -284,7 +296,20 @@ LINEAR_FUNCTIONS = {
     "kron-outer": lambda x: np.kron(x[:2], [1.0, 3.0]) + np.outer(x, [1.0, 2.0])[:, 1][:4],
     "tril": lambda x: np.tril(np.outer(x[:3], np.ones(3))),
     "affine (as JAX)": lambda x: 3.0 * x + 1.0,
+    "affine pad": lambda x: np.pad(x, 1, constant_values=2.0),
+    "ndimage": lambda x: ndimage.gaussian_filter1d(x, 1.0) + ndimage.correlate1d(x, [1.0, 2.0]),
+    "interp-polyval-cross": lambda x: np.concatenate([
+        np.interp([0.5, 1.5], [0.0, 1.0, 2.0], x[:3]), [np.polyval(x[:3], 2.0)],
+        np.cross(x[3:], [1.0, 2.0, 3.0])]),
+    "in-place-multiply": lambda x: _scaled_copy(x),
 }
+
+
+def _scaled_copy(x):
+    y = x.copy()
+    y *= 2.0
+    y[1:] += y[:-1]
+    return y
 
 
 def _explicit_transpose(f, ct):
@@ -356,10 +381,14 @@ NON_LINEAR = {
     "abs": (np.abs, "absolute"),
     "max": (lambda x: np.max(x) * np.ones(2), "max"),
     "python-if": (_python_if, "greater"),
-    "int-index": (lambda x: x * x[int(x[1] * 0)], "becomes a Python value"),
-    "float": (lambda x: x * float(x[0]), "becomes a Python value"),
+    "int-index": (lambda x: x * x[int(x[1] * 0)], "plain or Python value"),
+    "float": (lambda x: x * float(x[0]), "plain or Python value"),
     "quadratic-form": (lambda x: x @ _A.T @ _A @ x, "matmul multiplies"),
     "sort": (np.sort, "sort"),
+    "cast-to-int": (lambda x: x.astype(int) * 1.0, "plain or Python value"),
+    "nansum": (np.nansum, "isnan"),
+    "clip": (lambda x: np.clip(x, -1.0, 1.0), "clip"),
+    "norm": (np.linalg.norm, "multiplies two values"),
 }
 
 
