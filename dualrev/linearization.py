@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import linecache
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -112,7 +112,18 @@ def _as_output_tangent(t: Any, ans: Any) -> Any:
 _F64_SCALARS = (float, np.float64)
 
 
-def linearize(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
+@overload
+def linearize(f: Callable[..., Any], *primals: Any,
+              has_aux: Literal[False] = False) -> tuple[Any, Callable[..., Any]]: ...
+
+
+@overload
+def linearize(f: Callable[..., Any], *primals: Any,
+              has_aux: Literal[True]) -> tuple[Any, Callable[..., Any], Any]: ...
+
+
+def linearize(f: Callable[..., Any], *primals: Any, has_aux: bool = False,
+              ) -> tuple[Any, Callable[..., Any]] | tuple[Any, Callable[..., Any], Any]:
     """``f`` evaluated once at ``primals``, and its JVP there as a function: ``(out,
     f_jvp)`` where ``f_jvp(*tangents)`` is ``dualrev.jvp(f, primals, tangents)[1]``
     without running ``f`` again (JAX's ``linearize``).

@@ -353,6 +353,19 @@ def test_several_inputs_pytrees_and_shape_dtype_structs():
     np.testing.assert_allclose(f_t(ct)[0]["a"], _A.T @ ct["u"], rtol=1e-14)
 
 
+def test_the_transpose_composes_and_keeps_float32():
+    A = np.arange(6.0).reshape(2, 3)
+    f_t = dr.linear_transpose(lambda x: A @ x, np.zeros(3))
+    np.testing.assert_array_equal(dr.vmap(f_t)(np.eye(2))[0], A)  # rows: A.T e_i
+    np.testing.assert_allclose(dr.jacfwd(lambda c: f_t(c)[0])(np.ones(2)), A.T)
+    np.testing.assert_allclose(dr.grad(lambda c: np.sum(f_t(c)[0] ** 2))(np.ones(2)),
+                               2 * A @ A.T @ np.ones(2))
+    (got,) = dr.linear_transpose(lambda x: A @ x, np.zeros(3, np.float32))(
+        np.ones(2, np.float32))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, [3.0, 5.0, 7.0])
+
+
 def test_complex_transposes_without_conjugation_as_jax():
     z = np.zeros(2, complex)
     ct = np.array([1.0 + 2.0j, -0.5j])
