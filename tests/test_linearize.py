@@ -211,6 +211,17 @@ def test_linearize_inside_an_outer_transform_against_finite_differences():
                                rtol=1e-6, atol=1e-9)
 
 
+def test_linearize_under_vmap_jacfwd_and_hessian_of_the_point():
+    v = np.array([1.0, -0.5, 0.25, 2.0])
+    P = np.random.default_rng(RNG_SEED + 5).uniform(-1, 1, (3, 4))
+    lin = lambda p: dr.linearize(_smooth, p)[1](v)  # noqa: E731
+    ref = lambda p: dr.jvp(_smooth, (p,), (v,))[1]  # noqa: E731
+    np.testing.assert_allclose(dr.vmap(lin)(P), np.stack([ref(p) for p in P]), rtol=1e-13)
+    np.testing.assert_allclose(dr.jacfwd(lin)(P[0]), dr.jacfwd(ref)(P[0]), rtol=1e-12)
+    np.testing.assert_allclose(dr.hessian(lambda p: np.sum(lin(p)))(P[1]),
+                               dr.hessian(lambda p: np.sum(ref(p)))(P[1]), rtol=1e-10)
+
+
 def test_f_jvp_of_a_traced_point_escapes_with_its_transform():
     kept = []
 
