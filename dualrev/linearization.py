@@ -324,9 +324,12 @@ class _LinearityTrace(StagingTrace):
                 "value that depends on the inputs", _user_line())
         rule = _linear_rule(prim)
         if rule is None:
+            opaque = (" (a function with custom rules is opaque to the check, linear or "
+                      "not: transpose its body, or use dualrev.vjp)"
+                      if name.startswith(("custom_jvp(", "custom_vjp(")) else "")
             raise NonLinearError(f"{name} is not linear in its arguments (or not known "
                                  "to be), and it is applied to a value that depends on "
-                                 "the inputs", _user_line())
+                                 f"the inputs{opaque}", _user_line())
         mode, positions = rule
         if positions is not None:
             bad = [k for k in hit if k not in positions]

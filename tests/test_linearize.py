@@ -424,6 +424,17 @@ def test_non_linear_functions_are_refused_naming_the_operation_and_line(name):
     assert "test_linearize.py" in str(info.value)
 
 
+def test_functions_with_custom_rules_are_opaque_to_the_linearity_check():
+    @dr.custom_jvp
+    def double(x):
+        return 2.0 * x
+
+    double.defjvp(lambda p, t: (double(p[0]), 2.0 * t[0]))
+    with pytest.raises(dr.NonLinearError, match="custom rules is opaque"):
+        dr.linear_transpose(double, np.ones(2))
+    np.testing.assert_array_equal(dr.linearize(double, np.ones(2))[1](np.ones(2)), [2.0, 2.0])
+
+
 def test_linear_transpose_argument_errors():
     with pytest.raises(dr.DualrevError, match="floating-point inputs"):
         dr.linear_transpose(lambda x: 2 * x, np.ones(3, int))
