@@ -458,16 +458,14 @@ def test_linear_transpose_refuses_values_of_an_outer_transform_clearly():
 
 # ------------------------------------------------------------------ every catalogue entry
 # The conformance harness's cases (tests/conformance/specs.py: every registered entry,
-# its keyword variants, dtypes and shapes), a deterministic quarter of them here (the
-# whole set, 4870 linearize and 4241 linear_transpose cases, takes ~16 s on one core).
-_STRIDE = 4
-
-
-def _conformance_cases(float32: bool):
+# its keyword variants, dtypes and shapes), a deterministic eighth (linearize) and quarter
+# (linear_transpose) of them here: the whole set, 4870 linearize and 4241 linear_transpose
+# cases, takes ~16 s on one core.
+def _conformance_cases(float32: bool, stride: int):
     from tests.conformance.checks import Prepared
     from tests.conformance.specs import CASES
 
-    for case in CASES[::_STRIDE]:
+    for case in CASES[::stride]:
         if case.kind != "diff" or (case.dtype == "float32" and not float32):
             continue
         with warnings.catch_warnings():
@@ -479,7 +477,7 @@ def _conformance_cases(float32: bool):
 
 def test_f_jvp_equals_jvp_on_the_conformance_cases():
     counts = {"same": 0, "refused": 0}
-    for case, p in _conformance_cases(float32=True):
+    for case, p in _conformance_cases(float32=True, stride=8):
         vs = p.random_like(p.leaves)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -498,7 +496,7 @@ def test_f_jvp_equals_jvp_on_the_conformance_cases():
             np.testing.assert_array_equal(u, t, err_msg=case.id)  # the cached partials
             assert np.result_type(t) == np.result_type(w), case.id
         counts["same"] += 1
-    assert counts["same"] > 1000, counts
+    assert counts["same"] > 500, counts
 
 
 def test_linear_transpose_classifies_the_conformance_cases():
@@ -506,7 +504,7 @@ def test_linear_transpose_classifies_the_conformance_cases():
     g(z) == g(x + y - z)), and its transpose is its VJP; the others are refused with
     NonLinearError, or with the error dr.vjp gives them."""
     counts = {"accepted": 0, "refused": 0}
-    for case, p in _conformance_cases(float32=False):
+    for case, p in _conformance_cases(float32=False, stride=4):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
