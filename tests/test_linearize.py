@@ -9,10 +9,13 @@ import pytest
 import scipy.linalg as sl
 import scipy.sparse as sp
 import scipy.special as ss
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 import dualrev as dr
 from dualrev import config
+from tests.test_random_programs import edgy_points, masked_programs, mixed_programs
 
 RNG_SEED = 20261207
 
@@ -530,3 +533,31 @@ def test_linear_transpose_classifies_the_conformance_cases():
             np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-10, err_msg=case.id)
         counts["accepted"] += 1
     assert counts["accepted"] > 150 and counts["refused"] > 500, counts
+
+
+# ------------------------------------------------------------------ random programs
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(mixed_programs, masked_programs), edgy_points)
+def test_f_jvp_equals_jvp_on_random_programs(program, x):
+    """tests/test_random_programs.py's programs (kinks, masks over singular branches,
+    ties) at grid and random points: f_jvp along each basis vector equals dr.jvp there,
+    non-finite entries included (each then warned about by both)."""
+    with np.errstate(all="ignore"):
+        if not np.isfinite(program(x)).all():
+            return  # outside the program's domain
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            want = [dr.jvp(program, (x,), (e,))[1] for e in np.eye(4)]
+        except dr.DualrevError as e:
+            with pytest.raises(type(e)):
+                dr.linearize(program, x)[1](np.ones(4))
+            return
+        _, f_jvp = dr.linearize(program, x)
+        got = [f_jvp(e) for e in np.eye(4)]
+        batched = dr.vmap(f_jvp)(np.eye(4))
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, equal_nan=True,
+                                   err_msg=program.__name__)
+    if all(np.isfinite(w).all() for w in want):
+        np.testing.assert_allclose(batched, np.stack(want), rtol=1e-12, atol=1e-14)
