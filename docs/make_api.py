@@ -61,7 +61,7 @@ differentiated; complex numbers pair cotangents with tangents as `Re(ct · t)`.
 GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Transforms", [(dualrev, n) for n in (
         "grad", "value_and_grad", "jvp", "vjp", "jacfwd", "jacrev", "jacobian", "hessian",
-        "hvp", "vmap")]),
+        "hvp", "vmap", "linearize", "linear_transpose")]),
     ("Values, rules and updates", [(dualrev, n) for n in (
         "stop_gradient", "strip", "at", "custom_jvp", "custom_vjp", "register_function",
         "register_ufunc", "Primitive")]),
@@ -94,7 +94,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "SolverNotConvergedError", "SingularSolutionError", "SparseOptionError",
         "ClosureError", "CheckpointError", "ForeignArrayError",
         "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning",
-        "ProgramNotPortable", "ProgramFormatError", "ProgramCallError")]),
+        "ProgramNotPortable", "ProgramFormatError", "ProgramCallError", "NonLinearError")]),
 ]
 
 

@@ -35,6 +35,7 @@ from .errors import (
     InPlaceError,
     NoDerivativeRule,
     NonFiniteDerivativeWarning,
+    NonLinearError,
     PlainBufferError,
     ProgramCallError,
     ProgramFormatError,
@@ -48,6 +49,7 @@ from .errors import (
     TracerConversionError,
 )
 from .forward import Dual
+from .linearization import linear_transpose, linearize
 from .primitive import Primitive, catalogue_declared, register_function, register_ufunc, strip
 from .program_io import load_program, save_program
 from .replay import replay
@@ -160,6 +162,7 @@ __all__ = [
     "EscapedTracerError",
     "ForeignArrayError",
     "NonFiniteDerivativeWarning",
+    "NonLinearError",
     "InPlaceError",
     "PlainBufferError",
     "ProgramCallError",
@@ -189,6 +192,8 @@ __all__ = [
     "jacobian",
     "jacrev",
     "jvp",
+    "linear_transpose",
+    "linearize",
     "load_program",
     "ravel_pytree",
     "register_dataclass",

@@ -733,3 +733,32 @@ class CheckOptionError(DualrevError, ValueError):
         ...
         dualrev.errors.CheckOptionError: dualrev.testing.check_grads: unknown mode 'forward' ...
     """
+
+class NonLinearError(DualrevError):
+    """``dualrev.linear_transpose`` was given a function that is not linear in its inputs.
+
+    The message names the operation (and the user's line where it was called) that uses
+    an input non-linearly: a product of two values that both depend on the inputs, a
+    non-linear function of one (``np.sin(x)``, ``x ** 2``), a division by one, a
+    comparison or rounding of one (``np.where(x > 0, x, 0)``), or a Python decision on
+    one. As in JAX, an added constant is allowed (the transpose is that of the linear
+    part). For a non-linear function, the transpose of its derivative at a point is
+    ``dualrev.vjp(f, x)[1]``.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> dr.linear_transpose(np.sin, np.ones(2))
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.NonLinearError: dualrev.linear_transpose: the function is not linear ...
+    """
+
+    def __init__(self, what: str, where: str | None = None) -> None:
+        at = f" (at {where})" if where else ""
+        super().__init__(
+            f"dualrev.linear_transpose: the function is not linear in its inputs: {what}"
+            f"{at}. linear_transpose transposes linear maps only (sums, scaling by "
+            "constants, products with constant matrices, indexing, reshapes, FFTs, "
+            "writes into buffers); for the transpose of a non-linear function's derivative "
+            "at a point use dualrev.vjp(f, x)[1], or dualrev.linearize(f, x) for its JVP")

@@ -51,6 +51,9 @@ def test_example_runs(path, capsys, monkeypatch):
         _check_rosenbrock(out)
     if path.stem == "pde_bratu_2d":
         _check_pde(out)
+    if path.stem == "newton_krylov":  # Newton-GMRES on dr.linearize's f_jvp
+        assert "(quadratic = True)" in out and "FAILED" not in out, out
+        assert float(out.split("max |u - u_dense_newton| = ")[1].split()[0]) < 1e-10
     if path.stem == "sparse_least_squares":
         assert "3 colours" in out and "converged = True" in out
     if path.stem == "custom_rules":

@@ -47,7 +47,7 @@ LAYERS: list[set[str]] = [
     {"dualrev.forward", "dualrev.reverse", "dualrev.batching", "dualrev.custom",
      "dualrev.buffers", "dualrev.staging", "dualrev.sparsity", "dualrev.checkpointing"},
     {"dualrev.catalogue.*"},
-    {"dualrev.transforms", "dualrev.replay"},
+    {"dualrev.transforms", "dualrev.replay", "dualrev.linearization"},
     {"dualrev.optimize", "dualrev.implicit", "dualrev.integrate", "dualrev.sparse",
      "dualrev.colouring", "dualrev.bridges",
      "dualrev.testing.*", "dualrev.graph", "dualrev.drawing.*", "dualrev"},
