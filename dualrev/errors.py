@@ -711,3 +711,18 @@ class CheckpointError(DualrevError, ValueError):
         ...
         dualrev.errors.CheckpointError: dualrev: checkpoint_loop(<lambda>): unknown schedule ...
     """
+
+
+class ProgressError(DualrevError, ValueError):
+    """A ``progress=`` value ``dualrev.optimize`` cannot use: it takes ``False``/``None``,
+    ``True``, a ``dualrev.progress.ProgressDisplay`` or a callable receiving
+    ``ProgressRecord``s. Also a ``ValueError``, as SciPy raises for bad options.
+
+    Example:
+        >>> import numpy as np
+        >>> from dualrev import optimize
+        >>> optimize.minimize(lambda x: np.sum(x ** 2), np.ones(2), progress="yes")
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.ProgressError: dualrev.optimize.minimize: progress='yes' is not ...
+    """

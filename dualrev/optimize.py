@@ -27,6 +27,7 @@ from scipy.sparse.linalg import LinearOperator
 from . import implicit
 from .errors import DualrevError, NoDerivativeRule, SparseOptionError
 from .primitive import Tracer
+from .progress import Tracker, sink_of
 from .replay import Replayed
 from .reverse import is_lazy
 from .sparse import SparseJacobian, Sparsity, hessian_sparsity, jacobian_sparsity
@@ -494,7 +495,8 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
              hessp: Any = None, bounds: Any = None,
              constraints: Any = (), tol: float | None = None, callback: Any = None,
              options: dict[str, Any] | None = None, *,
-             replay: bool = True, hess_sparsity: Any = None) -> so.OptimizeResult:
+             replay: bool = True, hess_sparsity: Any = None,
+             progress: Any = False) -> so.OptimizeResult:
     """``scipy.optimize.minimize`` with the exact gradient (value and gradient from one
     reverse pass, ``jac=True``), the exact Hessian or Hessian-vector product for methods
     that use one, and exact constraint Jacobians. Same signature and result.
@@ -594,9 +596,11 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         >>> res.success, res.sparse_hessian.n_colours, res.sparse_hessian.passes == res.nhev
         (True, 3, True)
     """
+    sink = sink_of(progress, "minimize")
     flat0, unravel = _ravel_x0(implicit.plain_values(x0))
     # the plain solve of an implicitly differentiated solution keeps dualrev's keywords
-    plain_minimize = functools.partial(minimize, replay=replay, hess_sparsity=hess_sparsity)
+    plain_minimize = functools.partial(minimize, replay=replay, hess_sparsity=hess_sparsity,
+                                       progress=progress)
     solved = implicit.minimize(plain_minimize, fun, x0, args, method, jac, hess, hessp,
                                bounds, constraints, tol, callback, options, unravel=unravel,
                                name="dualrev.optimize.minimize")
@@ -665,11 +669,33 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         constraints = [constraints]
     constraints = [_flat_constraint(c, unravel, meth == "trust-constr", sparse_hess, flat0)
                    for c in constraints]
-    res = so.minimize(objective, flat0, args=args, method=method, bounds=bounds,
-                      constraints=constraints, tol=tol, callback=callback, options=options,
-                      **kw)
+    tracker: Tracker | None = None
+    if sink is not None:
+        tracker = Tracker(f"minimize({'custom' if custom else meth})", sink, unravel)
+        measure = _minimize_measure(meth, bounds, flat0.size, options)
+        objective = _watch_minimize(tracker, objective, kw, measure)
+        callback = tracker.callback(callback, meth)
+    try:
+        res = so.minimize(objective, flat0, args=args, method=method, bounds=bounds,
+                          constraints=constraints, tol=tol, callback=callback,
+                          options=options, **kw)
+    except BaseException:
+        if tracker is not None:
+            tracker.aborted()
+        raise
     if custom and not isinstance(res, so.OptimizeResult):
+        if tracker is not None:
+            tracker.finished()
         return res  # SciPy hands a custom method's result back as it is
+    if tracker is not None:
+        xf = np.asarray(res.x, dtype=float)
+        g = res.get("grad" if meth == "trust-constr" else "jac")
+        gnorm = (res.get("optimality") if meth == "trust-constr" else
+                 measure(xf, g) if isinstance(g, np.ndarray) and g.shape == xf.shape
+                 else None)
+        tracker.finished(iteration=res.get("nit"), fun=res.get("fun"), nfev=res.get("nfev"),
+                         njev=res.get("njev"), nhev=res.get("nhev"), gnorm=gnorm,
+                         success=res.get("success"), message=res.get("message"), x=xf)
     res.x = unravel(res.x)
     # trust-constr's res.jac holds the constraint Jacobians (one per constraint, shapes
     # differ) and res.grad the objective's gradient; the other methods put it in res.jac.
@@ -684,6 +710,81 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     if used:
         res.sparse_constraints = used
     return res
+
+
+#: the trust-region methods test the gradient's 2-norm (the others its max-norm)
+_TWO_NORM_METHODS = {"trust-ncg", "trust-krylov", "trust-exact", "dogleg"}
+
+
+def _minimize_measure(meth: str, bounds: Any, n: int,
+                      options: dict[str, Any] | None) -> Callable[[np.ndarray, Any], Any]:
+    """``measure(x, g)``: the first-order measure of ``progress=`` records, as the method
+    tests it (``ProgressRecord.grad_norm``); None for trust-constr, whose callback
+    reports SciPy's ``optimality``."""
+    if meth == "trust-constr":
+        return lambda x, g: None
+    if meth in _TWO_NORM_METHODS:
+        return lambda x, g: float(np.linalg.norm(np.ravel(g)))
+    lb, ub = implicit._bounds_arrays(bounds, n, "dualrev.optimize.minimize", pairs=True)
+    if lb is not None:
+        # L-BFGS-B's projected gradient: the step to the box along -g
+        return lambda x, g: _max_norm(np.clip(x - np.ravel(g), lb, ub) - x)
+    order = (options or {}).get("norm", np.inf) if meth in ("bfgs", "cg") else np.inf
+    if order == np.inf:
+        return lambda x, g: _max_norm(g)
+    return lambda x, g: float(np.linalg.norm(np.ravel(g), ord=order))
+
+
+def _max_norm(g: Any) -> float:
+    g = np.ravel(np.asarray(g, dtype=float))
+    return float(np.max(np.abs(g))) if g.size else 0.0
+
+
+def _timed(tracker: Tracker, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+    """``fn`` (a Hessian, its products, a Jacobian) announced to the display before it
+    runs, and counted."""
+    def timed(x: Any, *rest: Any) -> Any:
+        tracker.busy(label)
+        try:
+            out = fn(x, *rest)
+        finally:
+            tracker.idle(label)
+        tracker.evaluated("hess", x)
+        return out
+
+    return timed
+
+
+def _watch_minimize(tracker: Tracker, objective: Callable[..., Any], kw: dict[str, Any],
+                    measure: Callable[[np.ndarray, Any], Any]) -> Callable[..., Any]:
+    """The objective, gradient and Hessian SciPy gets, counted and reported to
+    ``tracker`` (``kw``'s derivatives are replaced in place); each returns what it
+    wrapped returns."""
+    if kw.get("jac") is True:
+        def watched(x: np.ndarray, *a: Any) -> Any:
+            out = objective(x, *a)
+            tracker.evaluated("fun+jac", x, out[0], measure(x, out[1]))
+            return out
+    else:
+        def watched(x: np.ndarray, *a: Any) -> Any:
+            value = objective(x, *a)
+            tracker.evaluated("fun", x, value)
+            return value
+
+        jac = kw.get("jac")
+        if callable(jac):
+            def watched_jac(x: np.ndarray, *a: Any) -> Any:
+                g = jac(x, *a)
+                tracker.evaluated("jac", x, gnorm=measure(x, g))
+                return g
+
+            kw["jac"] = watched_jac
+    hess = kw.get("hess")
+    if callable(hess) and not isinstance(hess, so.HessianUpdateStrategy):
+        kw["hess"] = _timed(tracker, hess, "Hessian")
+    if callable(kw.get("hessp")):
+        kw["hessp"] = _timed(tracker, kw["hessp"], "Hessian-vector product")
+    return watched
 
 
 def _sparse_hessian_asked(meth: str, hess: Any, hessp: Any, hess_sparsity: Any) -> bool:
