@@ -118,7 +118,8 @@ def format_record(record: ProgressRecord, busy: str | None = None) -> str:
     if busy is not None:
         text += f"  evaluating {busy}..."
     if record.event == "done" and record.message:
-        text += f"  ({'success' if record.success else 'failed'}: {record.message})"
+        message = " ".join(record.message.split())  # SciPy's may span lines
+        text += f"  ({'success' if record.success else 'failed'}: {message})"
     return text
 
 
