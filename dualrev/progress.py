@@ -114,13 +114,16 @@ def format_record(record: ProgressRecord, busy: str | None = None) -> str:
         counts += f" nhev {record.nhev}"
     parts.append(counts)
     parts.append(f"{record.elapsed:.1f} s")
-    text = "  ".join(parts)
+    return "  ".join(parts) + _suffix(record, busy)
+
+
+def _suffix(record: ProgressRecord, busy: str | None) -> str:
     if busy is not None:
-        text += f"  evaluating {busy}..."
+        return f"  evaluating {busy}..."
     if record.event == "done" and record.message:
         message = " ".join(record.message.split())  # SciPy's may span lines
-        text += f"  ({'success' if record.success else 'failed'}: {message})"
-    return text
+        return f"  ({'success' if record.success else 'failed'}: {message})"
+    return ""
 
 
 _LABELS = {"minimize": ("f", "|g|"), "minimize_scalar": ("f", ""),
@@ -238,7 +241,7 @@ class ProgressDisplay:
     def show(self, make: Callable[[], ProgressRecord], final: bool = False) -> None:
         """Draw the record ``make()`` if it is due (always when ``final``)."""
         if self.due(final):
-            self._draw(format_record(make()), final)
+            self._draw(make(), None, final)
 
     def busy(self, kind: str, make: Callable[[], ProgressRecord]) -> None:
         """An evaluation of ``kind`` (``"Hessian"``, ``"Jacobian"``) starts."""
@@ -250,7 +253,7 @@ class ProgressDisplay:
         else:
             announce = last is None or last >= self.slow or self.due()
         if announce:
-            self._draw(format_record(make(), busy=kind), False)
+            self._draw(make(), kind, False)
 
     def idle(self, kind: str) -> None:
         """The evaluation of ``kind`` announced by ``busy`` ended."""
@@ -265,8 +268,9 @@ class ProgressDisplay:
             self._stream.flush()
             self._width = 0
 
-    def _draw(self, text: str, final: bool) -> None:
+    def _draw(self, record: ProgressRecord, busy: str | None, final: bool) -> None:
         self._last_draw = self.clock()
+        text = format_record(record, busy)
         if self.mode == "notebook":
             assert self._display is not None
             if self._handle is None:
@@ -277,9 +281,13 @@ class ProgressDisplay:
         stream = self._stream
         assert stream is not None
         if self.mode == "terminal":
-            # a line longer than the terminal wraps, and \r then rewrites only its end
-            width = max(20, shutil.get_terminal_size((100, 24)).columns - 1)
-            text = text if len(text) <= width else text[: width - 3] + "..."
+            # a line longer than the terminal wraps, and \r then rewrites only its end:
+            # the numbers are cut, not what the solver is doing
+            width = max(40, shutil.get_terminal_size((100, 24)).columns - 1)
+            if len(text) > width:
+                tail = _suffix(record, busy)[: width // 2]
+                head = text[: len(text) - len(_suffix(record, busy))]
+                text = head[: width - len(tail) - 3] + "..." + tail
             pad = " " * max(0, self._width - len(text))
             self._width = len(text)
             stream.write("\r" + text + pad + ("\n" if final else ""))
