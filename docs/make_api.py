@@ -89,7 +89,8 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "SolverNotConvergedError", "SingularSolutionError", "SparseOptionError",
         "ClosureError", "CheckpointError", "ForeignArrayError",
         "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning",
-        "ProgramNotPortable", "ProgramFormatError", "ProgramCallError")]),
+        "ProgramNotPortable", "ProgramFormatError", "ProgramCallError",
+        "ProgressError")]),
 ]
 
 

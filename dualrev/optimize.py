@@ -9,6 +9,7 @@ Arguments and results follow SciPy (results are SciPy's own objects); for ``mini
 (``jac=``, ``hess=``, ``hessp=``, ``fprime=``) is used as given. Their solutions are
 differentiable in the traced values the function reaches (``args``, its closure), by
 the implicit function theorem (dualrev/implicit.py), as are scipy.optimize's own.
+``progress=`` reports how far a long run is (dualrev/progress.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from scipy.sparse.linalg import LinearOperator
 from . import implicit
 from .errors import DualrevError, NoDerivativeRule, SparseOptionError
 from .primitive import Tracer
-from .progress import Tracker, sink_of
+from .progress import ProgressDisplay, ProgressRecord, Tracker, sink_of
 from .replay import Replayed
 from .reverse import is_lazy
 from .sparse import SparseJacobian, Sparsity, hessian_sparsity, jacobian_sparsity
@@ -37,8 +38,9 @@ from .sparse import jacobian as sparse_jacobian
 from .transforms import hessian, hvp, jacobian, jvp, value_and_grad
 from .tree import ravel_pytree, tree_flatten
 
-__all__ = ["SparseDerivative", "SparseJacobian", "curve_fit", "fsolve", "least_squares",
-           "minimize", "minimize_scalar", "root", "root_scalar"]
+__all__ = ["ProgressDisplay", "ProgressRecord", "SparseDerivative", "SparseJacobian",
+           "curve_fit", "fsolve", "least_squares", "minimize", "minimize_scalar", "root",
+           "root_scalar"]
 
 # Methods that use a Hessian: those that can take a Hessian-vector product get one
 # (cheaper: no n-by-n matrix); the others get the full Hessian.
@@ -572,6 +574,13 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
             entries that may be non-zero; None: detected structurally at ``x0``
             (``dualrev.sparse.hessian_sparsity``). Given alone, it implies
             ``hess="sparse"``.
+        progress: False (default): nothing reported, nothing changed. True: a
+            live line on stderr in a terminal, a line every 2 s in a log, a display
+            updated in place in a Jupyter notebook (``ProgressDisplay``; pass one to
+            choose the stream or cadence). A callable: called with a ``ProgressRecord``
+            per iteration (SciPy's callback) and a final one. The
+            results and iterates are the same either way; ``callback`` still receives
+            what SciPy gives it.
     Returns:
         SciPy's ``OptimizeResult``, with ``res.x`` in the structure of ``x0`` (an ndarray
         of ``x0``'s shape for an array) and the gradient ``res.jac`` (``res.grad`` for
@@ -959,6 +968,13 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
         replay: record the exact dense Jacobian function once and replay it for the
             run's later calls (``dualrev.replay``; see ``minimize``); ``False`` runs
             ``fun`` under the transform at every call.
+        progress: False (default): nothing reported, nothing changed. True: a
+            live line on stderr in a terminal, a line every 2 s in a log, a display
+            updated in place in a Jupyter notebook (``ProgressDisplay``; pass one to
+            choose the stream or cadence). A callable: called with a ``ProgressRecord``
+            per Jacobian evaluation (one per iteration; per
+            evaluation of ``fun`` with a finite-difference ``jac``) and a final one; see
+            ``minimize``.
         **kw: the other arguments of ``scipy.optimize.least_squares`` (``method``,
             ``bounds``, ``loss``, ``xtol``, ...), passed on unchanged.
     Returns:
@@ -1101,6 +1117,12 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
             (``out.shape + x.shape`` for arrays), or one block per output leaf.
             Methods other than ``hybr`` and ``lm`` do not use it (with ``True`` they get
             the value alone).
+        progress: False (default): nothing reported, nothing changed. True: a
+            live line on stderr in a terminal, a line every 2 s in a log, a display
+            updated in place in a Jupyter notebook (``ProgressDisplay``; pass one to
+            choose the stream or cadence). A callable: called with a ``ProgressRecord``
+            per evaluation of ``fun`` and a final one; see
+            ``minimize``.
         **kw: the other arguments of ``scipy.optimize.root`` (``tol``, ``callback``,
             ``options``), passed on unchanged.
     Returns:
@@ -1246,6 +1268,13 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
             SciPy's finite-difference schemes, used as given.
         full_output: as in SciPy: also return ``infodict``, ``mesg`` and ``ier``.
         nan_policy: as in SciPy.
+        progress: False (default): nothing reported, nothing changed. True: a
+            live line on stderr in a terminal, a line every 2 s in a log, a display
+            updated in place in a Jupyter notebook (``ProgressDisplay``; pass one to
+            choose the stream or cadence). A callable: called with a ``ProgressRecord``
+            per Jacobian evaluation (per model evaluation with
+            finite differences) and a final one, ``fun`` the cost of the weighted
+            residuals; see ``minimize``.
         **kwargs: passed on to ``leastsq`` ('lm') or ``least_squares`` (the others).
     Returns:
         What SciPy returns: ``(popt, pcov)``, or ``(popt, pcov, infodict, mesg, ier)``
@@ -1404,6 +1433,12 @@ def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         epsfcn: as in SciPy; refused when the Jacobian is dualrev's.
         factor: as in SciPy.
         diag: as in SciPy.
+        progress: False (default): nothing reported, nothing changed. True: a
+            live line on stderr in a terminal, a line every 2 s in a log, a display
+            updated in place in a Jupyter notebook (``ProgressDisplay``; pass one to
+            choose the stream or cadence). A callable: called with a ``ProgressRecord``
+            per evaluation of ``func`` and a final one; see
+            ``minimize``.
     Returns:
         What SciPy returns: the solution ``x`` (1-D), or ``(x, infodict, ier, mesg)``
         with ``full_output=True``.
@@ -1478,6 +1513,12 @@ def minimize_scalar(fun: Callable[..., Any], bracket: Any = None, bounds: Any = 
         method: as in SciPy.
         tol: as in SciPy.
         options: as in SciPy.
+        progress: False (default): nothing reported, nothing changed. True: a
+            live line on stderr in a terminal, a line every 2 s in a log, a display
+            updated in place in a Jupyter notebook (``ProgressDisplay``; pass one to
+            choose the stream or cadence). A callable: called with a ``ProgressRecord``
+            per evaluation of ``fun`` and a final one; see
+            ``minimize``.
     Returns:
         SciPy's ``OptimizeResult``.
     Example:

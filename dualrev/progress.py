@@ -39,7 +39,15 @@ class ProgressRecord:
     """One report of a ``dualrev.optimize`` run with ``progress=`` a callable (or a
     ``ProgressDisplay``): where the solver is, what it has spent.
 
-    Attributes:
+    Counts during the run are the evaluations dualrev made (SciPy's own counters where
+    its callback reports them: ``trust-constr``); the final record has SciPy's ``nit``,
+    ``nfev``, ``njev`` and ``nhev`` where the result reports them, so it agrees with
+    ``res`` (SciPy counts some evaluations differently: trust-exact's ``njev`` leaves
+    out the gradients that came with a value, 'lm' the Jacobian taken at ``x0``).
+
+    Its fields (dualrev builds the records; these are also the constructor's arguments):
+
+    Args:
         solver: the solver and its method, as ``"minimize(bfgs)"`` or
             ``"least_squares(trf)"``.
         event: ``"iteration"`` (SciPy finished an iteration: its callback ran),
@@ -70,10 +78,16 @@ class ProgressRecord:
         success: the result's ``success`` in the final record; None before.
         message: the result's ``message`` in the final record; None before.
 
-    Counts during the run are the evaluations dualrev made (SciPy's own counters where
-    its callback reports them: ``trust-constr``); the final record has SciPy's
-    ``nit``, ``nfev``, ``njev``, ``nhev`` and ``fun`` where the result reports them, so
-    it agrees with ``res``.
+    Example:
+        >>> import numpy as np
+        >>> from dualrev import optimize
+        >>> trace = []
+        >>> res = optimize.minimize(lambda x: np.sum((x - 1.0) ** 4), np.zeros(2),
+        ...                         method="newton-cg", progress=trace.append)
+        >>> [r.event for r in trace][-2:], len(trace) == res.nit + 1
+        (['iteration', 'done'], True)
+        >>> trace[-1].iteration == res.nit, trace[-1].nfev == res.nfev, trace[-1].success
+        (True, True, True)
     """
 
     solver: str
@@ -190,8 +204,11 @@ class ProgressDisplay:
         >>> log = io.StringIO()
         >>> res = optimize.minimize(lambda x: np.sum((x - 1.0) ** 2), np.zeros(3),
         ...                         progress=ProgressDisplay(log, notebook=False))
-        >>> print(log.getvalue().splitlines()[-1][:45])
-        minimize(bfgs)  done  iteration 2  f 1.55096e
+        >>> lines = log.getvalue().splitlines()  # a log: the first and the last line
+        >>> print(lines[0].split("  f ")[0])
+        minimize(bfgs)  iteration 1
+        >>> print(lines[-1].split("  f ")[0], "...", lines[-1].split("  (")[1])
+        minimize(bfgs)  done  iteration 2 ... success: Optimization terminated successfully.)
     """
 
     def __init__(self, file: TextIO | None = None, *, interval: float = 0.1,
