@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import functools
 import numbers
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -1492,7 +1493,14 @@ def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     tracker.finished(fun=np.linalg.norm(info["fvec"]), nfev=info.get("nfev"),
                      njev=info.get("njev"), success=ier == 1, message=mesg,
                      x=np.ravel(x))
-    return (x, info, ier, mesg) if full_output else x
+    if full_output:
+        return x, info, ier, mesg
+    # what SciPy's fsolve does with its status when it does not return it
+    if ier in (2, 3, 4, 5):
+        warnings.warn(mesg, RuntimeWarning, stacklevel=2)
+    elif ier != 1:
+        raise TypeError(mesg)
+    return x
 
 
 def minimize_scalar(fun: Callable[..., Any], bracket: Any = None, bounds: Any = None,

@@ -263,6 +263,18 @@ def test_curve_fit_root_fsolve_minimize_scalar_match_their_results():
     _, info, ier, _ = optimize.fsolve(F, [1.0, 1.0], full_output=True)
     assert records[-1].nfev == info["nfev"] and records[-1].success == (ier == 1)
 
+    # a run that stops early warns as SciPy's fsolve warns (or raises, bad input)
+    def no_root(x):
+        return x ** 2 + 1.0
+
+    for progress in (False, records.append):
+        with pytest.warns(RuntimeWarning, match="not making good progress"):
+            x = optimize.fsolve(no_root, [0.5], progress=progress)
+    with pytest.raises(TypeError, match="Improper input"):
+        optimize.fsolve(F, [1.0, 1.0], xtol=-1.0, progress=records.append)
+    with pytest.raises(TypeError, match="Improper input"):
+        optimize.fsolve(F, [1.0, 1.0], xtol=-1.0)
+
     records = []
     res = optimize.minimize_scalar(lambda x: (x - 2.0) ** 2 + 1.0, progress=records.append)
     _same(res, optimize.minimize_scalar(lambda x: (x - 2.0) ** 2 + 1.0))
