@@ -878,12 +878,21 @@ def _watch_minimize(tracker: Tracker, objective: Callable[..., Any], kw: dict[st
     wrapped returns."""
     if kw.get("jac") is True:
         def watched(x: np.ndarray, *a: Any) -> Any:
-            out = objective(x, *a)
-            tracker.evaluated("fun+jac", x, out[0], measure(x, out[1]))
+            tracker.busy("value and gradient")
+            try:
+                out = objective(x, *a)
+            finally:
+                tracker.idle("value and gradient")
+            g = np.array(out[1], dtype=float)  # (SciPy may update its own in place)
+            tracker.evaluated("fun+jac", x, out[0], lambda x: measure(x, g))
             return out
     else:
         def watched(x: np.ndarray, *a: Any) -> Any:
-            value = objective(x, *a)
+            tracker.busy("objective")
+            try:
+                value = objective(x, *a)
+            finally:
+                tracker.idle("objective")
             tracker.evaluated("fun", x, value)
             return value
 
@@ -891,7 +900,8 @@ def _watch_minimize(tracker: Tracker, objective: Callable[..., Any], kw: dict[st
         if callable(jac):
             def watched_jac(x: np.ndarray, *a: Any) -> Any:
                 g = jac(x, *a)
-                tracker.evaluated("jac", x, gnorm=measure(x, g))
+                kept = np.array(g, dtype=float)
+                tracker.evaluated("jac", x, gnorm=lambda x: measure(x, kept))
                 return g
 
             kw["jac"] = watched_jac
@@ -1033,7 +1043,11 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
         plain_residuals = residuals
 
         def residuals(x: np.ndarray) -> np.ndarray:
-            r = plain_residuals(x)
+            tracker.busy("residuals")
+            try:
+                r = plain_residuals(x)
+            finally:
+                tracker.idle("residuals")
             watch.residual(x, r)
             return r
 
@@ -1191,7 +1205,11 @@ def _watch_equations(tracker: Tracker, func: Callable[..., Any],
     """``func`` and ``jac`` of root/fsolve counted and reported to ``tracker`` (the
     residual's 2-norm per evaluation); each returns what it wrapped returns."""
     def watched(x: Any, *a: Any) -> Any:
-        out = func(x, *a)
+        tracker.busy("function")
+        try:
+            out = func(x, *a)
+        finally:
+            tracker.idle("function")
         tracker.evaluated("fun", np.ravel(np.asarray(x, dtype=float)),
                           np.linalg.norm(np.ravel(np.asarray(out, dtype=float))))
         return out
@@ -1341,7 +1359,11 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
 
     @functools.wraps(model)  # SciPy counts the parameters from f's signature
     def watched(x: Any, *params: Any) -> Any:
-        out = model(x, *params)
+        tracker.busy("model")
+        try:
+            out = model(x, *params)
+        finally:
+            tracker.idle("model")
         watch.residual(np.array(params, dtype=float), out)
         return out
 

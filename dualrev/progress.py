@@ -344,36 +344,42 @@ class Tracker:
         self.per_evaluation = per_evaluation
         self.nfev = self.njev = self.nhev = 0
         self.iteration = 0
-        # the last few points evaluated, [x, fun, grad_norm] each, newest last: SciPy's
-        # callback may name a point evaluated before a rejected trial step
+        # the last few points evaluated, [bytes of x, x, fun, grad_norm] each, newest
+        # last (SciPy's callback may name a point evaluated before a rejected trial
+        # step); grad_norm may be a function of x, computed only for a record
         self._points: list[list[Any]] = []
         self._t0 = time.perf_counter()
         if self.display is not None:
             self.display.start(solver)
 
     # -------------------------------------------------------------- the state at x
-    def _at(self, x: Any) -> list[Any]:
-        """The entry of ``x`` among the points evaluated, made the newest (a new point
-        gets an entry with neither value nor gradient)."""
+    def _at(self, x: Any, search: bool = True) -> list[Any]:
+        """The entry of ``x`` among the points evaluated (``search``: among all, else
+        the newest only), made the newest; a new point gets an entry with neither value
+        nor gradient. Points are compared by their bytes: a few hundred nanoseconds,
+        where ``np.array_equal`` costs microseconds on every evaluation."""
+        x = np.asarray(x, dtype=float)
+        key = x.tobytes()
         points = self._points
-        shape = np.shape(x)
-        for i in range(len(points) - 1, -1, -1):
+        last = len(points) - 1
+        for i in range(last, -1 if search else max(last - 1, -1), -1):
             entry = points[i]
-            if entry[0].shape == shape and np.array_equal(entry[0], x):
-                if i != len(points) - 1:
+            if entry[0] == key:
+                if i != last:
                     points.append(points.pop(i))
                 return entry
-        entry = [_copy(x), None, None]
+        entry = [key, np.array(x), None, None]
         points.append(entry)
         if len(points) > 4:
             del points[0]
         return entry
 
-    def evaluated(self, kind: str, x: Any, fun: Any = None,
-                  gnorm: float | None = None) -> None:
+    def evaluated(self, kind: str, x: Any, fun: Any = None, gnorm: Any = None) -> None:
         """An evaluation of ``kind`` (``"fun"``, ``"jac"``, ``"fun+jac"``, ``"hess"``)
-        at ``x`` ended, giving the record's ``fun`` and/or ``grad_norm`` there."""
-        entry = self._at(x)
+        at ``x`` ended, giving the record's ``fun`` and/or ``grad_norm`` there
+        (``gnorm``: a number, or a function of ``x`` computing it when a record needs
+        it)."""
+        entry = self._at(x, search=False)
         if "fun" in kind:
             self.nfev += 1
         if "jac" in kind:
@@ -381,9 +387,9 @@ class Tracker:
         if kind == "hess":
             self.nhev += 1
         if fun is not None:
-            entry[1] = float(fun)
+            entry[2] = fun
         if gnorm is not None:
-            entry[2] = float(gnorm)
+            entry[3] = gnorm
         if self.per_evaluation is not None and self.per_evaluation in kind:
             self._send("evaluation", None)
 
@@ -396,10 +402,15 @@ class Tracker:
             self.display.idle(kind)
 
     def _record(self, event: str, iteration: int | None, **final: Any) -> ProgressRecord:
-        x, fun, gnorm = self._points[-1] if self._points else (None, None, None)
-        if x is not None:
+        x = fun = gnorm = None
+        if self._points:
+            entry = self._points[-1]
+            _, x, fun, gnorm = entry
+            if callable(gnorm):
+                gnorm = entry[3] = gnorm(x)
             x = self.unravel(_copy(x))
-        fields = {"fun": fun, "grad_norm": gnorm, "nfev": self.nfev,
+        fields = {"fun": None if fun is None else float(fun),
+                  "grad_norm": None if gnorm is None else float(gnorm), "nfev": self.nfev,
                   "njev": self.njev, "nhev": self.nhev}
         fields.update(final)
         return ProgressRecord(self.solver, event, iteration, elapsed=time.perf_counter()
@@ -419,9 +430,9 @@ class Tracker:
         self.iteration = self.iteration + 1 if nit is None else int(nit)
         entry = self._at(x)
         if fun is not None:
-            entry[1] = float(fun)
+            entry[2] = fun
         if gnorm is not None:
-            entry[2] = float(gnorm)
+            entry[3] = gnorm
         if counts:
             self.nfev, self.njev, self.nhev = (int(counts.get(k) or 0)
                                                for k in ("nfev", "njev", "nhev"))
@@ -471,10 +482,10 @@ class Tracker:
         given, and its ``fun`` and ``gnorm`` where no evaluation at ``x`` gave them."""
         if x is not None:
             entry = self._at(x)
-            if entry[1] is None and fun is not None:
-                entry[1] = float(fun)
-            if entry[2] is None and gnorm is not None:
-                entry[2] = float(gnorm)
+            if entry[2] is None and fun is not None:
+                entry[2] = fun
+            if entry[3] is None and gnorm is not None:
+                entry[3] = gnorm
         final: dict[str, Any] = {}
         for key, value in (("nfev", nfev), ("njev", njev), ("nhev", nhev)):
             if value is not None:
