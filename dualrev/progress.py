@@ -180,10 +180,11 @@ class ProgressDisplay:
     ``1 / interval`` times a second (and at the end); in a log (not a terminal: CI, a
     file) a plain line every ``log_interval`` seconds, the first and the last; in a
     Jupyter notebook (a running IPython kernel) one display, updated in place. Before an
-    evaluation of the Hessian (or Jacobian) it shows ``evaluating Hessian...`` on a
-    terminal or notebook when that evaluation is the first of its kind or the previous
-    one took ``slow`` seconds or more (in a log: ``log_interval`` seconds or more), so a
-    run busy for seconds in one evaluation shows what it is doing.
+    evaluation (the value and gradient, a Hessian, a Jacobian, the residuals) it shows
+    ``evaluating Hessian...`` on a terminal or notebook when that evaluation is the
+    first of its kind, the previous one of its kind took ``slow`` seconds or more, or a
+    redraw is due (in a log: when the previous one took ``log_interval`` seconds or
+    more), so a run busy for seconds in one evaluation shows what it is doing.
 
     Pass an instance as ``progress=`` to choose the stream or the cadence.
 

@@ -457,6 +457,10 @@ def test_a_slow_hessian_shows_life_in_a_real_fit():
                             progress=ProgressDisplay(out, clock=clock, notebook=False))
     assert res.success and len(shown) == res.nhev
     assert all("evaluating Hessian..." in s for s in shown)
+    # the very first evaluation (a recording, for a model: often the slowest) shows too
+    first = out.getvalue().split("\r")[1]
+    assert first.startswith("minimize(trust-exact)  f -  |g| -  nfev 0")
+    assert first.rstrip().endswith("evaluating value and gradient...")
     assert out.getvalue().endswith("\n") and "done" in out.getvalue().split("\r")[-1]
 
 
