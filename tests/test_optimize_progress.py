@@ -335,6 +335,18 @@ def test_callback_stop_iteration_still_stops():
     assert res.nit == 1 and records[-1].message == res.message
 
 
+def test_callback_returning_true_still_stops_trust_constr():
+    def stop_after_three(xk, state):
+        return state.nit >= 3
+
+    plain = optimize.minimize(rosen, X0, method="trust-constr", callback=stop_after_three)
+    records: list[ProgressRecord] = []
+    res = optimize.minimize(rosen, X0, method="trust-constr", callback=stop_after_three,
+                            progress=records.append)
+    _same(plain, res)
+    assert res.nit == 3 and [r.iteration for r in records] == [1, 2, 3, 3]
+
+
 def test_bad_progress_is_refused():
     for bad in ("yes", 1, 2.0):
         with pytest.raises(ProgressError, match=r"progress=.*not understood") as e:
