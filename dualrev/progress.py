@@ -194,8 +194,9 @@ class ProgressDisplay:
         log_interval: the shortest time between two lines in a log, in seconds.
         slow: an evaluation at least this long is announced before the next one of its
             kind (terminal and notebook).
-        notebook: True/False forces the notebook display on or off; None detects a
-            running IPython kernel (without importing IPython).
+        notebook: True/False forces the notebook display on or off; None: on when a
+            running IPython kernel is found (without importing IPython) and no ``file``
+            was given.
         clock: the clock the cadence reads (seconds; ``time.monotonic``).
     Example:
         >>> import io
@@ -234,7 +235,9 @@ class ProgressDisplay:
     def start(self, solver: str) -> None:
         """Choose where to draw (notebook, terminal or log) for a run of ``solver``."""
         self._stream = self.file if self.file is not None else sys.stderr
-        self._display = _ipython_display() if self.notebook is not False else None
+        # a stream chosen by the caller is written to, even in a notebook
+        look = self.notebook or (self.notebook is None and self.file is None)
+        self._display = _ipython_display() if look else None
         if self.notebook and self._display is None:
             raise ProgressError("ProgressDisplay(notebook=True) found no running IPython "
                                 "kernel: leave notebook=None to detect it")

@@ -502,7 +502,7 @@ def test_a_run_that_raises_ends_the_live_line():
     assert out.getvalue().endswith("\n")
 
 
-def test_notebook_display_is_updated_in_place(monkeypatch):
+def test_notebook_display_is_updated_in_place(monkeypatch, capsys):
     calls = []
 
     class Handle:
@@ -527,9 +527,7 @@ def test_notebook_display_is_updated_in_place(monkeypatch):
         clock.now += 0.02
         return rosen(x)
 
-    res = optimize.minimize(fun, X0, method="BFGS",
-                            progress=ProgressDisplay(stream, clock=clock))
-    assert stream.getvalue() == ""  # nothing on the stream in a notebook
+    res = optimize.minimize(fun, X0, method="BFGS", progress=ProgressDisplay(clock=clock))
     assert [c[0] for c in calls[:2]] == ["display", "update"]
     assert [c[0] for c in calls].count("display") == 1
     # throttled: the run's fake time, 10 redraws a second, the first Hessian-free
@@ -539,11 +537,15 @@ def test_notebook_display_is_updated_in_place(monkeypatch):
     assert f"done  iteration {res.nit}" in repr(last)
     assert last._repr_html_().startswith("<pre") and "&lt;" not in repr(last)
 
-    # a shell without a kernel (terminal IPython) is not a notebook
-    ipython.get_ipython = lambda: types.SimpleNamespace(kernel=None)
+    assert capsys.readouterr().err == ""  # nothing on stderr in a notebook
+    # a stream the caller chose is written to, even in a notebook
     calls.clear()
     optimize.minimize(rosen, X0, method="BFGS", progress=ProgressDisplay(stream))
     assert calls == [] and "done" in stream.getvalue()
+    # a shell without a kernel (terminal IPython) is not a notebook: stderr
+    ipython.get_ipython = lambda: types.SimpleNamespace(kernel=None)
+    optimize.minimize(rosen, X0, method="BFGS", progress=True)
+    assert calls == [] and "done" in capsys.readouterr().err
 
 
 def test_ipython_is_not_imported_outside_a_notebook():
