@@ -112,22 +112,23 @@ def format_record(record: ProgressRecord, busy: str | None = None) -> str:
     """The one-line text of ``record`` that ``ProgressDisplay`` shows (``busy``: the
     evaluation under way, shown as ``evaluating <busy>...``)."""
     fun_label, grad_label = _LABELS.get(record.solver.split("(", 1)[0], ("f", "|g|"))
+    # what a narrow terminal cuts comes last: the counts
     parts = [record.solver]
     if record.event == "done":
         parts.append("done")
+    parts.append(f"{record.elapsed:.1f} s")
     if record.iteration is not None:
         parts.append(f"iteration {record.iteration}")
     parts.append(f"{fun_label} {_fmt(record.fun)}")
     if grad_label:
-        parts.append(f"{grad_label} {_fmt(record.grad_norm)}"
-                     if record.grad_norm is not None else f"{grad_label} -")
+        parts.append(f"{grad_label} "
+                     + ("-" if record.grad_norm is None else f"{record.grad_norm:.3g}"))
     counts = f"nfev {record.nfev}"
     if record.njev:
         counts += f" njev {record.njev}"
     if record.nhev:
         counts += f" nhev {record.nhev}"
     parts.append(counts)
-    parts.append(f"{record.elapsed:.1f} s")
     return "  ".join(parts) + _suffix(record, busy)
 
 
@@ -207,10 +208,10 @@ class ProgressDisplay:
         >>> res = optimize.minimize(lambda x: np.sum((x - 1.0) ** 2), np.zeros(3),
         ...                         progress=ProgressDisplay(log, notebook=False))
         >>> lines = log.getvalue().splitlines()  # a log: the first and the last line
-        >>> print(lines[0].split("  f ")[0])
-        minimize(bfgs)  iteration 1
-        >>> print(lines[-1].split("  f ")[0], "...", lines[-1].split("  (")[1])
-        minimize(bfgs)  done  iteration 2 ... success: Optimization terminated successfully.)
+        >>> len(lines), lines[0].startswith("minimize(bfgs)  "), "  iteration 1  " in lines[0]
+        (2, True, True)
+        >>> print(lines[-1].split("  ")[:2], lines[-1].split("  (")[1])
+        ['minimize(bfgs)', 'done'] success: Optimization terminated successfully.)
     """
 
     def __init__(self, file: TextIO | None = None, *, interval: float = 0.1,
@@ -399,16 +400,21 @@ class Tracker:
 
     def busy(self, kind: str) -> None:
         if self.display is not None:
-            self.display.busy(kind, lambda: self._record("evaluation", None))
+            self.display.busy(kind, lambda: self._record("evaluation", None, known=True))
 
     def idle(self, kind: str) -> None:
         if self.display is not None:
             self.display.idle(kind)
 
-    def _record(self, event: str, iteration: int | None, **final: Any) -> ProgressRecord:
+    def _record(self, event: str, iteration: int | None, known: bool = False,
+                **final: Any) -> ProgressRecord:
+        """The record at the newest point (``known``: the newest with a value, for a
+        line shown while the solver evaluates at a point not yet known)."""
         x = fun = gnorm = None
         if self._points:
             entry = self._points[-1]
+            if known:
+                entry = next((e for e in reversed(self._points) if e[2] is not None), entry)
             _, x, fun, gnorm = entry
             if callable(gnorm):
                 gnorm = entry[3] = gnorm(x)
