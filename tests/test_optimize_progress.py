@@ -594,6 +594,17 @@ def test_progress_composes_with_implicit_differentiation_and_replay():
                                         options={"gtol": 1e-12}).x)
 
     np.testing.assert_array_equal(g, dr.grad(plain)(theta))
+    # the other solvers pass progress= to their plain solve likewise
+    for solve in (lambda t, p: optimize.least_squares(lambda x: x ** 3 - t, np.ones(2),
+                                                      progress=p).x,
+                  lambda t, p: optimize.root(lambda x: x ** 3 - t, np.ones(2), progress=p).x,
+                  lambda t, p: optimize.fsolve(lambda x: x ** 3 - t, np.ones(2), progress=p)):
+        records.clear()
+        g = dr.jacobian(lambda t, solve=solve: solve(t, records.append))(theta + 2.0)
+        assert records and records[-1].event == "done"
+        np.testing.assert_array_equal(g, dr.jacobian(lambda t, solve=solve: solve(t, False))(
+            theta + 2.0))
+        np.testing.assert_allclose(g, np.diag(1 / (3 * (theta + 2.0) ** (2 / 3))), rtol=1e-6)
     for replay in (True, False):
         a = optimize.minimize(rosen, X0, method="Newton-CG", replay=replay)
         b = optimize.minimize(rosen, X0, method="Newton-CG", replay=replay,
