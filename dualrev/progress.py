@@ -183,9 +183,9 @@ class ProgressDisplay:
     Jupyter notebook (a running IPython kernel) one display, updated in place. Before an
     evaluation (the value and gradient, a Hessian, a Jacobian, the residuals) it shows
     ``evaluating Hessian...`` on a terminal or notebook when that evaluation is the
-    first of its kind, the previous one of its kind took ``slow`` seconds or more, or a
-    redraw is due (in a log: when the previous one took ``log_interval`` seconds or
-    more), so a run busy for seconds in one evaluation shows what it is doing.
+    first of its kind or the previous one of its kind took ``slow`` seconds or more (in a
+    log: ``log_interval`` seconds or more), so a run busy for seconds in one evaluation
+    shows what it is doing.
 
     Pass an instance as ``progress=`` to choose the stream or the cadence.
 
@@ -266,14 +266,18 @@ class ProgressDisplay:
             self._draw(make(), None, final)
 
     def busy(self, kind: str, make: Callable[[], ProgressRecord]) -> None:
-        """An evaluation of ``kind`` (``"Hessian"``, ``"Jacobian"``) starts."""
+        """An evaluation of ``kind`` (``"value and gradient"``, ``"Hessian"``,
+        ``"Jacobian"``, ...) starts: announced if it is the first of its kind or the
+        last one was slow."""
         now = self.clock()
         self._started[kind] = now
         last = self._durations.get(kind)
         if self.mode == "log":
             announce = last is not None and last >= self.log_interval
         else:
-            announce = last is None or last >= self.slow or self.due()
+            # (not merely when a redraw is due: quick evaluations would make the line
+            # flicker between "evaluating..." and the iterations)
+            announce = last is None or last >= self.slow
         if announce:
             self._draw(make(), kind, False)
 
