@@ -91,7 +91,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Errors", [(dualrev, n) for n in (
         "DualrevError", "NoDerivativeRule", "TracerConversionError", "PlainBufferError",
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
-        "SolverNotConvergedError", "SingularSolutionError", "SparseOptionError",
+        "SolverNotConvergedError", "SingularSolutionError", "SparseOptionError", "ProgressError",
         "ClosureError", "CheckpointError", "ForeignArrayError",
         "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning",
         "ProgramNotPortable", "ProgramFormatError", "ProgramCallError", "NonLinearError")]),

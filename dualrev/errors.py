@@ -395,6 +395,21 @@ class SparseOptionError(DualrevError, ValueError):
         super().__init__(f"dualrev.optimize.{where}: {why}")
 
 
+class ProgressError(DualrevError, ValueError):
+    """A ``progress=`` value ``dualrev.optimize`` cannot use: it takes ``False``/``None``,
+    ``True``, a ``dualrev.progress.ProgressDisplay`` or a callable receiving
+    ``ProgressRecord``s. Also a ``ValueError``, as SciPy raises for bad options.
+
+    Example:
+        >>> import numpy as np
+        >>> from dualrev import optimize
+        >>> optimize.minimize(lambda x: np.sum(x ** 2), np.ones(2), progress="yes")
+        Traceback (most recent call last):
+        ...
+        dualrev.errors.ProgressError: dualrev.optimize.minimize: progress='yes' is not ...
+    """
+
+
 class ClosureError(DualrevError):
     """A callback handed to a SciPy routine (an integrand, a right-hand side, an event, an
     objective) uses a value being differentiated that dualrev cannot pass to it as an

@@ -9,6 +9,7 @@ Arguments and results follow SciPy (results are SciPy's own objects); for ``mini
 (``jac=``, ``hess=``, ``hessp=``, ``fprime=``) is used as given. Their solutions are
 differentiable in the traced values the function reaches (``args``, its closure), by
 the implicit function theorem (dualrev/implicit.py), as are scipy.optimize's own.
+``progress=`` reports how far a long run is (dualrev/progress.py).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import copy
 import functools
 import numbers
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.linalg as sl
 import scipy.optimize as so
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
@@ -27,6 +30,7 @@ from scipy.sparse.linalg import LinearOperator
 from . import implicit
 from .errors import DualrevError, NoDerivativeRule, SparseOptionError
 from .primitive import Tracer
+from .progress import ProgressDisplay, ProgressRecord, Tracker, sink_of
 from .replay import Replayed
 from .reverse import is_lazy
 from .sparse import SparseJacobian, Sparsity, hessian_sparsity, jacobian_sparsity
@@ -35,8 +39,9 @@ from .sparse import jacobian as sparse_jacobian
 from .transforms import hessian, hvp, jacobian, jvp, value_and_grad
 from .tree import ravel_pytree, tree_flatten
 
-__all__ = ["SparseDerivative", "SparseJacobian", "curve_fit", "fsolve", "least_squares",
-           "minimize", "minimize_scalar", "root", "root_scalar"]
+__all__ = ["ProgressDisplay", "ProgressRecord", "SparseDerivative", "SparseJacobian",
+           "curve_fit", "fsolve", "least_squares", "minimize", "minimize_scalar", "root",
+           "root_scalar"]
 
 # Methods that use a Hessian: those that can take a Hessian-vector product get one
 # (cheaper: no n-by-n matrix); the others get the full Hessian.
@@ -494,7 +499,8 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
              hessp: Any = None, bounds: Any = None,
              constraints: Any = (), tol: float | None = None, callback: Any = None,
              options: dict[str, Any] | None = None, *,
-             replay: bool = True, hess_sparsity: Any = None) -> so.OptimizeResult:
+             replay: bool = True, hess_sparsity: Any = None,
+             progress: Any = False) -> so.OptimizeResult:
     """``scipy.optimize.minimize`` with the exact gradient (value and gradient from one
     reverse pass, ``jac=True``), the exact Hessian or Hessian-vector product for methods
     that use one, and exact constraint Jacobians. Same signature and result.
@@ -569,6 +575,13 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
             entries that may be non-zero; None: detected structurally at ``x0``
             (``dualrev.sparse.hessian_sparsity``). Given alone, it implies
             ``hess="sparse"``.
+        progress: False (default): nothing reported, nothing changed. True: a
+            live line on stderr in a terminal, a line every 2 s in a log, a display
+            updated in place in a Jupyter notebook (``ProgressDisplay``; pass one to
+            choose the stream or cadence). A callable: called with a ``ProgressRecord``
+            per iteration (SciPy's callback) and a final one. The
+            results and iterates are the same either way; ``callback`` still receives
+            what SciPy gives it.
     Returns:
         SciPy's ``OptimizeResult``, with ``res.x`` in the structure of ``x0`` (an ndarray
         of ``x0``'s shape for an array) and the gradient ``res.jac`` (``res.grad`` for
@@ -594,9 +607,11 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         >>> res.success, res.sparse_hessian.n_colours, res.sparse_hessian.passes == res.nhev
         (True, 3, True)
     """
+    sink = sink_of(progress, "minimize")
     flat0, unravel = _ravel_x0(implicit.plain_values(x0))
     # the plain solve of an implicitly differentiated solution keeps dualrev's keywords
-    plain_minimize = functools.partial(minimize, replay=replay, hess_sparsity=hess_sparsity)
+    plain_minimize = functools.partial(minimize, replay=replay, hess_sparsity=hess_sparsity,
+                                       progress=progress)
     solved = implicit.minimize(plain_minimize, fun, x0, args, method, jac, hess, hessp,
                                bounds, constraints, tol, callback, options, unravel=unravel,
                                name="dualrev.optimize.minimize")
@@ -665,11 +680,33 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         constraints = [constraints]
     constraints = [_flat_constraint(c, unravel, meth == "trust-constr", sparse_hess, flat0)
                    for c in constraints]
-    res = so.minimize(objective, flat0, args=args, method=method, bounds=bounds,
-                      constraints=constraints, tol=tol, callback=callback, options=options,
-                      **kw)
+    tracker: Tracker | None = None
+    if sink is not None:
+        tracker = Tracker(f"minimize({'custom' if custom else meth})", sink, unravel)
+        measure = _minimize_measure(meth, bounds, flat0.size, options)
+        objective = _watch_minimize(tracker, objective, kw, measure)
+        callback = tracker.callback(callback, meth)
+    try:
+        res = so.minimize(objective, flat0, args=args, method=method, bounds=bounds,
+                          constraints=constraints, tol=tol, callback=callback,
+                          options=options, **kw)
+    except BaseException:
+        if tracker is not None:
+            tracker.aborted()
+        raise
     if custom and not isinstance(res, so.OptimizeResult):
+        if tracker is not None:
+            tracker.finished()
         return res  # SciPy hands a custom method's result back as it is
+    if tracker is not None:
+        xf = np.asarray(res.x, dtype=float)
+        g = res.get("grad" if meth == "trust-constr" else "jac")
+        gnorm = (res.get("optimality") if meth == "trust-constr" else
+                 measure(xf, g) if isinstance(g, np.ndarray) and g.shape == xf.shape
+                 else None)
+        tracker.finished(iteration=res.get("nit"), fun=res.get("fun"), nfev=res.get("nfev"),
+                         njev=res.get("njev"), nhev=res.get("nhev"), gnorm=gnorm,
+                         success=res.get("success"), message=res.get("message"), x=xf)
     res.x = unravel(res.x)
     # trust-constr's res.jac holds the constraint Jacobians (one per constraint, shapes
     # differ) and res.grad the objective's gradient; the other methods put it in res.jac.
@@ -684,6 +721,196 @@ def minimize(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
     if used:
         res.sparse_constraints = used
     return res
+
+
+#: the trust-region methods test the gradient's 2-norm (the others its max-norm)
+_TWO_NORM_METHODS = {"trust-ncg", "trust-krylov", "trust-exact", "dogleg"}
+
+
+def _minimize_measure(meth: str, bounds: Any, n: int,
+                      options: dict[str, Any] | None) -> Callable[[np.ndarray, Any], Any]:
+    """``measure(x, g)``: the first-order measure of ``progress=`` records, as the method
+    tests it (``ProgressRecord.grad_norm``); None for trust-constr, whose callback
+    reports SciPy's ``optimality``."""
+    if meth == "trust-constr":
+        return lambda x, g: None
+    if meth in _TWO_NORM_METHODS:
+        return lambda x, g: float(np.linalg.norm(np.ravel(g)))
+    lb, ub = implicit._bounds_arrays(bounds, n, "dualrev.optimize.minimize", pairs=True)
+    if lb is not None:
+        # L-BFGS-B's projected gradient: the step to the box along -g
+        return lambda x, g: _max_norm(np.clip(x - np.ravel(g), lb, ub) - x)
+    order = (options or {}).get("norm", np.inf) if meth in ("bfgs", "cg") else np.inf
+    if order == np.inf:
+        return lambda x, g: _max_norm(g)
+    return lambda x, g: float(np.linalg.norm(np.ravel(g), ord=order))
+
+
+def _max_norm(g: Any) -> float:
+    g = np.ravel(np.asarray(g, dtype=float))
+    return float(np.max(np.abs(g))) if g.size else 0.0
+
+
+def _timed(tracker: Tracker, fn: Callable[..., Any], label: str,
+           kind: str = "hess") -> Callable[..., Any]:
+    """``fn`` (a Hessian, its products) announced to the display before it runs, and
+    counted as an evaluation of ``kind``."""
+    def timed(x: Any, *rest: Any) -> Any:
+        tracker.busy(label)
+        try:
+            out = fn(x, *rest)
+        finally:
+            tracker.idle(label)
+        tracker.evaluated(kind, x)
+        return out
+
+    return timed
+
+
+# SciPy's robust losses rho(z) and rho'(z), z = (r / f_scale) ** 2
+_LOSSES: dict[str, tuple[Callable[[np.ndarray], Any], Callable[[np.ndarray], Any]]] = {
+    "linear": (lambda z: z, lambda z: np.ones_like(z)),
+    "soft_l1": (lambda z: 2.0 * (np.sqrt(1.0 + z) - 1.0), lambda z: 1.0 / np.sqrt(1.0 + z)),
+    "huber": (lambda z: np.where(z <= 1.0, z, 2.0 * np.sqrt(np.maximum(z, 1.0)) - 1.0),
+              lambda z: np.where(z <= 1.0, 1.0, 1.0 / np.sqrt(np.maximum(z, 1.0)))),
+    "cauchy": (np.log1p, lambda z: 1.0 / (1.0 + z)),
+    "arctan": (np.arctan, lambda z: 1.0 / (1.0 + z * z)),
+}
+
+
+def _cost_of(loss: Any, f_scale: Any) -> Callable[[np.ndarray], tuple[Any, Any]]:
+    """``r -> (cost, w)``: SciPy's ``res.cost`` of the residuals ``r``,
+    ``0.5 * f_scale**2 * sum(rho((r / f_scale)**2))``, and the weights ``w = rho'`` of its
+    gradient ``J^T (w * r)``; ``(None, None)`` for a loss SciPy will refuse itself."""
+    c2 = float(f_scale) ** 2
+
+    def of(r: np.ndarray) -> tuple[Any, Any]:
+        z = r * r / c2
+        if callable(loss):
+            rho = np.asarray(loss(z), dtype=float)
+            return 0.5 * c2 * float(np.sum(rho[0])), rho[1]
+        if not isinstance(loss, str) or loss not in _LOSSES:
+            return None, None
+        rho, drho = _LOSSES[loss]
+        return 0.5 * c2 * float(np.sum(rho(z))), drho(z)
+
+    return of
+
+
+def _lsq_measure(method: str, bounds: Any, n: int) -> Callable[[np.ndarray, Any], float]:
+    """``measure(x, g)``: SciPy's ``optimality`` of least squares at ``x`` from the cost's
+    gradient ``g``: its max-norm, scaled at bounds as 'trf' scales it (Coleman-Li) or
+    zero where 'dogbox' holds a bound."""
+    lb, ub = implicit._bounds_arrays(bounds, n, "dualrev.optimize.least_squares",
+                                     pairs=False)
+    if lb is None or method == "lm":
+        return lambda x, g: _max_norm(g)
+    if method == "dogbox":
+        def held(x: np.ndarray, g: Any) -> float:
+            g = np.array(np.ravel(g), dtype=float)
+            g[((x == lb) & (g > 0)) | ((x == ub) & (g < 0))] = 0.0
+            return _max_norm(g)
+
+        return held
+
+    def scaled(x: np.ndarray, g: Any) -> float:
+        g = np.ravel(np.asarray(g, dtype=float))
+        v = np.ones_like(x)
+        up = (g < 0) & np.isfinite(ub)
+        v[up] = ub[up] - x[up]
+        down = (g > 0) & np.isfinite(lb)
+        v[down] = x[down] - lb[down]
+        return _max_norm(g * v)
+
+    return scaled
+
+
+class _Residuals:
+    """A least-squares problem's residual and Jacobian functions as SciPy gets them,
+    counted and reported to a ``Tracker``: the cost at each point, and, from the
+    Jacobian there, SciPy's ``optimality``. ``weigh`` maps raw residuals (and a
+    Jacobian) to those SciPy minimises (curve_fit's ``sigma``)."""
+
+    def __init__(self, tracker: Tracker, cost: Callable[[np.ndarray], tuple[Any, Any]],
+                 measure: Callable[[np.ndarray, Any], float],
+                 weigh: Callable[[Any], Any] | None = None) -> None:
+        self.tracker, self.cost, self.measure = tracker, cost, measure
+        self.weigh = weigh
+        self.last: list[Any] = [None, None]  # x, w * r: the gradient's right-hand side
+
+    def residual(self, x: Any, out: Any) -> None:
+        x = np.ravel(np.asarray(x, dtype=float))
+        r = np.ravel(np.asarray(out, dtype=float))
+        if self.weigh is not None:
+            r = self.weigh(r)
+        fun, w = (None, None) if r is None else self.cost(r)
+        self.last = [x.copy(), None if w is None else w * r]
+        self.tracker.evaluated("fun", x, fun)
+
+    def jacobian(self, x: Any, J: Any) -> None:
+        x = np.ravel(np.asarray(x, dtype=float))
+        gnorm = None
+        last_x, wr = self.last
+        if wr is not None and last_x.shape == x.shape and np.array_equal(last_x, x):
+            if self.weigh is not None:
+                J = self.weigh(np.asarray(J, dtype=float))
+            if J is not None:
+                gnorm = self.measure(x, J.T @ wr)
+        self.tracker.evaluated("jac", x, gnorm=gnorm)
+
+    def wrap_jacobian(self, jac: Callable[..., Any]) -> Callable[..., Any]:
+        def watched(x: Any, *rest: Any) -> Any:
+            self.tracker.busy("Jacobian")
+            try:
+                J = jac(x, *rest)
+            finally:
+                self.tracker.idle("Jacobian")
+            self.jacobian(x, J)
+            return J
+
+        return watched
+
+
+def _watch_minimize(tracker: Tracker, objective: Callable[..., Any], kw: dict[str, Any],
+                    measure: Callable[[np.ndarray, Any], Any]) -> Callable[..., Any]:
+    """The objective, gradient and Hessian SciPy gets, counted and reported to
+    ``tracker`` (``kw``'s derivatives are replaced in place); each returns what it
+    wrapped returns."""
+    if kw.get("jac") is True:
+        def watched(x: np.ndarray, *a: Any) -> Any:
+            tracker.busy("value and gradient")
+            try:
+                out = objective(x, *a)
+            finally:
+                tracker.idle("value and gradient")
+            g = np.array(out[1], dtype=float)  # (SciPy may update its own in place)
+            tracker.evaluated("fun+jac", x, out[0], lambda x: measure(x, g))
+            return out
+    else:
+        def watched(x: np.ndarray, *a: Any) -> Any:
+            tracker.busy("objective")
+            try:
+                value = objective(x, *a)
+            finally:
+                tracker.idle("objective")
+            tracker.evaluated("fun", x, value)
+            return value
+
+        jac = kw.get("jac")
+        if callable(jac):
+            def watched_jac(x: np.ndarray, *a: Any) -> Any:
+                g = jac(x, *a)
+                kept = np.array(g, dtype=float)
+                tracker.evaluated("jac", x, gnorm=lambda x: measure(x, kept))
+                return g
+
+            kw["jac"] = watched_jac
+    hess = kw.get("hess")
+    if callable(hess) and not isinstance(hess, so.HessianUpdateStrategy):
+        kw["hess"] = _timed(tracker, hess, "Hessian")
+    if callable(kw.get("hessp")):
+        kw["hessp"] = _timed(tracker, kw["hessp"], "Hessian-vector product")
+    return watched
 
 
 def _sparse_hessian_asked(meth: str, hess: Any, hessp: Any, hess_sparsity: Any) -> bool:
@@ -719,7 +946,7 @@ def _sparse_hessian_asked(meth: str, hess: Any, hessp: Any, hess_sparsity: Any) 
 def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
                   jac_sparsity: Any = None, sparsity: Any = None, args: tuple[Any, ...] = (),
                   kwargs: dict[str, Any] | None = None, replay: bool = True,
-                  **kw: Any) -> so.OptimizeResult:
+                  progress: Any = False, **kw: Any) -> so.OptimizeResult:
     """``scipy.optimize.least_squares`` with the exact Jacobian of the residuals.
 
     With ``jac_sparsity`` (the structural nonzeros, as for SciPy) or ``sparsity="auto"``
@@ -752,6 +979,13 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
         replay: record the exact dense Jacobian function once and replay it for the
             run's later calls (``dualrev.replay``; see ``minimize``); ``False`` runs
             ``fun`` under the transform at every call.
+        progress: False (default): nothing reported, nothing changed. True: a
+            live line on stderr in a terminal, a line every 2 s in a log, a display
+            updated in place in a Jupyter notebook (``ProgressDisplay``; pass one to
+            choose the stream or cadence). A callable: called with a ``ProgressRecord``
+            per Jacobian evaluation (one per iteration; per
+            evaluation of ``fun`` with a finite-difference ``jac``) and a final one; see
+            ``minimize``.
         **kw: the other arguments of ``scipy.optimize.least_squares`` (``method``,
             ``bounds``, ``loss``, ``xtol``, ...), passed on unchanged.
     Returns:
@@ -771,8 +1005,10 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
         >>> np.allclose(res.x, 1.0), res.sparse_jacobian.n_colours
         (True, 2)
     """
+    sink = sink_of(progress, "least_squares")
     flat0, unravel = _ravel_x0(implicit.plain_values(x0))
-    solved = implicit.least_squares(least_squares, fun, x0, args, kwargs, unravel=unravel,
+    solver = functools.partial(least_squares, replay=replay, progress=progress)
+    solved = implicit.least_squares(solver, fun, x0, args, kwargs, unravel=unravel,
                                     name="dualrev.optimize.least_squares", jac=jac,
                                     jac_sparsity=jac_sparsity, sparsity=sparsity, **kw)
     if solved is not None:
@@ -794,8 +1030,39 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
     elif callable(jac):
         user_jac = jac
         jac = lambda x: user_jac(unravel(x), *args, **kwargs)  # noqa: E731
-    res = so.least_squares(lambda x: np.asarray(_plain(res_flat(x), "least_squares"),
-                                                dtype=float), flat0, jac=jac, **kw)
+    residuals = lambda x: np.asarray(_plain(res_flat(x), "least_squares"),  # noqa: E731
+                                     dtype=float)
+    tracker: Tracker | None = None
+    if sink is not None:
+        method = kw.get("method", "trf")
+        tracker = Tracker(f"least_squares({method})", sink, unravel,
+                          per_evaluation="jac" if callable(jac) else "fun")
+        watch = _Residuals(tracker, _cost_of(kw.get("loss", "linear"), kw.get("f_scale", 1.0)),
+                           _lsq_measure(method, kw.get("bounds", (-np.inf, np.inf)),
+                                        flat0.size))
+        plain_residuals = residuals
+
+        def residuals(x: np.ndarray) -> np.ndarray:
+            tracker.busy("residuals")
+            try:
+                r = plain_residuals(x)
+            finally:
+                tracker.idle("residuals")
+            watch.residual(x, r)
+            return r
+
+        if callable(jac):
+            jac = watch.wrap_jacobian(jac)
+    try:
+        res = so.least_squares(residuals, flat0, jac=jac, **kw)
+    except BaseException:
+        if tracker is not None:
+            tracker.aborted()
+        raise
+    if tracker is not None:
+        tracker.finished(fun=res.cost, nfev=res.nfev, njev=res.get("njev"),
+                         gnorm=res.optimality, success=res.success, message=res.message,
+                         x=res.x)
     res.x = unravel(res.x)
     if sparse is not None:
         res.sparse_jacobian = sparse
@@ -843,7 +1110,7 @@ def _least_squares_sparsity(jac: Any, jac_sparsity: Any, sparsity: Any,
 
 
 def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: str = "hybr",
-         jac: Any = None, **kw: Any) -> so.OptimizeResult:
+         jac: Any = None, *, progress: Any = False, **kw: Any) -> so.OptimizeResult:
     """``scipy.optimize.root`` with the exact Jacobian for the methods that use one
     ('hybr', 'lm'); other methods run as in SciPy.
 
@@ -865,6 +1132,12 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
             (``out.shape + x.shape`` for arrays), or one block per output leaf.
             Methods other than ``hybr`` and ``lm`` do not use it (with ``True`` they get
             the value alone).
+        progress: False (default): nothing reported, nothing changed. True: a
+            live line on stderr in a terminal, a line every 2 s in a log, a display
+            updated in place in a Jupyter notebook (``ProgressDisplay``; pass one to
+            choose the stream or cadence). A callable: called with a ``ProgressRecord``
+            per evaluation of ``fun`` and a final one; see
+            ``minimize``.
         **kw: the other arguments of ``scipy.optimize.root`` (``tol``, ``callback``,
             ``options``), passed on unchanged.
     Returns:
@@ -876,9 +1149,10 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
         >>> print(res.success, np.round(res.x, 6))
         True [1.414214 1.414214]
     """
+    sink = sink_of(progress, "root")
     flat0, unravel = _ravel_x0(implicit.plain_values(x0))
-    solved = implicit.root(root, fun, x0, args, method, jac, unravel=unravel,
-                           name="dualrev.optimize.root", **kw)
+    solved = implicit.root(functools.partial(root, progress=progress), fun, x0, args, method,
+                           jac, unravel=unravel, name="dualrev.optimize.root", **kw)
     if solved is not None:
         return solved
     n = flat0.size
@@ -905,9 +1179,44 @@ def root(fun: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (), method: s
         elif callable(jac):
             user_jac = jac
             jac = lambda x, *a: _user_jacobian(user_jac(unravel(x), *a), None, n)  # noqa: E731
-    res = so.root(f_flat, flat0, args=args, method=method, jac=jac, **kw)
+    tracker: Tracker | None = None
+    if sink is not None:
+        tracker = Tracker(f"root({meth})", sink, unravel, per_evaluation="fun")
+        f_flat, jac = _watch_equations(tracker, f_flat, jac)
+    try:
+        res = so.root(f_flat, flat0, args=args, method=method, jac=jac, **kw)
+    except BaseException:
+        if tracker is not None:
+            tracker.aborted()
+        raise
+    if tracker is not None:
+        F = res.get("fun")
+        tracker.finished(iteration=res.get("nit"),
+                         fun=None if F is None else np.linalg.norm(np.ravel(F)),
+                         nfev=res.get("nfev"), njev=res.get("njev"),
+                         success=res.get("success"), message=res.get("message"),
+                         x=np.asarray(res.x, dtype=float))
     res.x = unravel(res.x)
     return res
+
+
+def _watch_equations(tracker: Tracker, func: Callable[..., Any],
+                     jac: Any) -> tuple[Callable[..., Any], Any]:
+    """``func`` and ``jac`` of root/fsolve counted and reported to ``tracker`` (the
+    residual's 2-norm per evaluation); each returns what it wrapped returns."""
+    def watched(x: Any, *a: Any) -> Any:
+        tracker.busy("function")
+        try:
+            out = func(x, *a)
+        finally:
+            tracker.idle("function")
+        tracker.evaluated("fun", np.ravel(np.asarray(x, dtype=float)),
+                          np.linalg.norm(np.ravel(np.asarray(out, dtype=float))))
+        return out
+
+    if callable(jac):
+        jac = _timed(tracker, jac, "Jacobian", "jac")
+    return watched, jac
 
 
 def _value_and_jacobian(out: Any) -> tuple[Any, Any]:
@@ -948,7 +1257,7 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
               sigma: Any = None, absolute_sigma: bool = False, check_finite: bool | None = None,
               bounds: Any = (-np.inf, np.inf), method: str | None = None, jac: Any = None,
               *, full_output: bool = False, nan_policy: str | None = None,
-              **kwargs: Any) -> Any:
+              progress: Any = False, **kwargs: Any) -> Any:
     """``scipy.optimize.curve_fit`` with the exact Jacobian of the model in its
     parameters, ``d f(xdata, *params) / d params`` (by ``dualrev.jacobian``), instead of
     finite differences. Same signature, same return values.
@@ -978,6 +1287,13 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
             SciPy's finite-difference schemes, used as given.
         full_output: as in SciPy: also return ``infodict``, ``mesg`` and ``ier``.
         nan_policy: as in SciPy.
+        progress: False (default): nothing reported, nothing changed. True: a
+            live line on stderr in a terminal, a line every 2 s in a log, a display
+            updated in place in a Jupyter notebook (``ProgressDisplay``; pass one to
+            choose the stream or cadence). A callable: called with a ``ProgressRecord``
+            per Jacobian evaluation (per model evaluation with
+            finite differences) and a final one, ``fun`` the cost of the weighted
+            residuals; see ``minimize``.
         **kwargs: passed on to ``leastsq`` ('lm') or ``least_squares`` (the others).
     Returns:
         What SciPy returns: ``(popt, pcov)``, or ``(popt, pcov, infodict, mesg, ier)``
@@ -991,8 +1307,10 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
         >>> print(np.round(popt, 2), pcov.shape)
         [2.  0.7] (2, 2)
     """
-    solved = implicit.curve_fit(curve_fit, f, xdata, ydata, p0, sigma, absolute_sigma,
-                                check_finite, bounds, method, jac, full_output=full_output,
+    sink = sink_of(progress, "curve_fit")
+    solved = implicit.curve_fit(functools.partial(curve_fit, progress=progress), f, xdata,
+                                ydata, p0, sigma, absolute_sigma, check_finite, bounds,
+                                method, jac, full_output=full_output,
                                 nan_policy=nan_policy, name="dualrev.optimize.curve_fit",
                                 **kwargs)
     if solved is not None:
@@ -1017,9 +1335,89 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
             columns = J(x, *(float(p) for p in params))
             return np.stack([np.ravel(np.asarray(c, dtype=float)) for c in columns], axis=1)
 
-    return so.curve_fit(f, xdata, ydata, p0=p0, sigma=sigma, absolute_sigma=absolute_sigma,
-                        check_finite=check_finite, bounds=bounds, method=method, jac=jac,
-                        full_output=full_output, nan_policy=nan_policy, **kwargs)
+    if sink is None:
+        return so.curve_fit(f, xdata, ydata, p0=p0, sigma=sigma,
+                            absolute_sigma=absolute_sigma, check_finite=check_finite,
+                            bounds=bounds, method=method, jac=jac, full_output=full_output,
+                            nan_policy=nan_policy, **kwargs)
+    box = bounds if isinstance(bounds, so.Bounds) else so.Bounds(*bounds)
+    bounded = bool(np.any(np.isfinite(box.lb)) or np.any(np.isfinite(box.ub)))
+    meth = method or ("trf" if bounded else "lm")  # SciPy's choice
+    tracker = Tracker(f"curve_fit({meth})", sink, lambda v: v,
+                      per_evaluation="jac" if callable(jac) else "fun")
+    measures: dict[int, Callable[[np.ndarray, Any], float]] = {}
+
+    def measure(x: np.ndarray, g: Any) -> float:
+        if x.size not in measures:  # the number of parameters is known at the first call
+            measures[x.size] = _lsq_measure(meth, bounds, x.size)
+        return measures[x.size](x, g)
+
+    watch = _Residuals(tracker, _cost_of(kwargs.get("loss", "linear"),
+                                         kwargs.get("f_scale", 1.0)),
+                       measure, _curve_fit_weights(ydata, sigma))
+    model = f
+
+    @functools.wraps(model)  # SciPy counts the parameters from f's signature
+    def watched(x: Any, *params: Any) -> Any:
+        tracker.busy("model")
+        try:
+            out = model(x, *params)
+        finally:
+            tracker.idle("model")
+        watch.residual(np.array(params, dtype=float), out)
+        return out
+
+    if callable(jac):
+        user_jac = jac
+
+        def watched_jac(x: Any, *params: Any) -> Any:
+            tracker.busy("Jacobian")
+            try:
+                J = user_jac(x, *params)
+            finally:
+                tracker.idle("Jacobian")
+            watch.jacobian(np.array(params, dtype=float), J)
+            return J
+
+        jac = watched_jac
+    try:
+        out = so.curve_fit(watched, xdata, ydata, p0=p0, sigma=sigma,
+                           absolute_sigma=absolute_sigma, check_finite=check_finite,
+                           bounds=bounds, method=method, jac=jac, full_output=True,
+                           nan_policy=nan_policy, **kwargs)
+    except BaseException:
+        tracker.aborted()
+        raise
+    popt, pcov, info, mesg, ier = out
+    tracker.finished(nfev=info.get("nfev"), njev=info.get("njev"), success=ier in (1, 2, 3, 4),
+                     message=mesg, x=np.asarray(popt, dtype=float))
+    return out if full_output else (popt, pcov)
+
+
+def _curve_fit_weights(ydata: Any, sigma: Any) -> Callable[[Any], Any]:
+    """The map curve_fit applies to the model's residuals ``f - ydata`` (and, on a 2-D
+    argument, to its Jacobian) before least squares: ``1 / sigma`` or the inverse
+    Cholesky factor of the covariance; None where the sizes do not match (NaNs dropped
+    by ``nan_policy='omit'``: no cost is reported)."""
+    y = np.ravel(np.asarray(ydata, dtype=float))
+    s = None if sigma is None else np.asarray(sigma, dtype=float)
+    L = np.linalg.cholesky(s) if s is not None and s.ndim == 2 else None
+
+    def weigh(v: Any) -> Any:
+        residual = v.ndim == 1
+        if residual:
+            if v.size != y.size:
+                return None
+            v = v - y
+        elif v.shape[0] != y.size:
+            return None
+        if s is None:
+            return v
+        if L is not None:
+            return sl.solve_triangular(L, v, lower=True)
+        return v / (s if residual else s[:, None])
+
+    return weigh
 
 
 def _band_pattern(n: int, band: Any) -> sp.csr_matrix:
@@ -1031,7 +1429,8 @@ def _band_pattern(n: int, band: Any) -> sp.csr_matrix:
 def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
            fprime: Any = None, full_output: bool = False, col_deriv: bool = False,
            xtol: float = 1.49012e-08, maxfev: int = 0, band: Any = None,
-           epsfcn: float | None = None, factor: float = 100, diag: Any = None) -> Any:
+           epsfcn: float | None = None, factor: float = 100, diag: Any = None, *,
+           progress: Any = False) -> Any:
     """``scipy.optimize.fsolve`` with the exact Jacobian (``fprime``) of ``func``, so
     MINPACK runs ``hybrj`` instead of ``hybrd``'s finite differences. Same signature,
     same return values.
@@ -1057,6 +1456,12 @@ def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         epsfcn: as in SciPy; refused when the Jacobian is dualrev's.
         factor: as in SciPy.
         diag: as in SciPy.
+        progress: False (default): nothing reported, nothing changed. True: a
+            live line on stderr in a terminal, a line every 2 s in a log, a display
+            updated in place in a Jupyter notebook (``ProgressDisplay``; pass one to
+            choose the stream or cadence). A callable: called with a ``ProgressRecord``
+            per evaluation of ``func`` and a final one; see
+            ``minimize``.
     Returns:
         What SciPy returns: the solution ``x`` (1-D), or ``(x, infodict, ier, mesg)``
         with ``full_output=True``.
@@ -1069,10 +1474,11 @@ def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         >>> print(np.round(x, 6), ier, info["njev"] > 0)
         [1.414214 1.414214] 1 True
     """
+    sink = sink_of(progress, "fsolve")
     solved = implicit.fsolve(fsolve, func, x0, args, fprime, full_output,
                              name="dualrev.optimize.fsolve", col_deriv=col_deriv, xtol=xtol,
                              maxfev=maxfev, band=band, epsfcn=epsfcn, factor=factor,
-                             diag=diag)
+                             diag=diag, progress=progress)
     if solved is not None:
         return solved
     if fprime is None:
@@ -1090,15 +1496,40 @@ def fsolve(func: Callable[..., Any], x0: Any, args: tuple[Any, ...] = (),
         fprime = (lambda x, *a: J_of(x, *a).T) if col_deriv else J_of
     # (a new name: the Jacobian closures above read func late)
     checked = lambda x, *a: _plain(func(x, *a), "fsolve")  # noqa: E731
-    return so.fsolve(checked, x0, args=args, fprime=fprime, full_output=full_output,
-                     col_deriv=col_deriv, xtol=xtol, maxfev=maxfev, band=band,
-                     epsfcn=epsfcn, factor=factor, diag=diag)
+    if sink is None:
+        return so.fsolve(checked, x0, args=args, fprime=fprime, full_output=full_output,
+                         col_deriv=col_deriv, xtol=xtol, maxfev=maxfev, band=band,
+                         epsfcn=epsfcn, factor=factor, diag=diag)
+    tracker = Tracker("fsolve(hybrj)" if fprime is not None else "fsolve(hybrd)", sink,
+                      lambda v: v, per_evaluation="fun")
+    checked, fprime = _watch_equations(tracker, checked, fprime)
+    try:
+        # full_output for the final record's counts; the caller's form is returned
+        x, info, ier, mesg = so.fsolve(checked, x0, args=args, fprime=fprime,
+                                       full_output=True, col_deriv=col_deriv, xtol=xtol,
+                                       maxfev=maxfev, band=band, epsfcn=epsfcn,
+                                       factor=factor, diag=diag)
+    except BaseException:
+        tracker.aborted()
+        raise
+    tracker.finished(fun=np.linalg.norm(info["fvec"]), nfev=info.get("nfev"),
+                     njev=info.get("njev"), success=ier == 1, message=mesg,
+                     x=np.ravel(x))
+    if full_output:
+        return x, info, ier, mesg
+    # what SciPy's fsolve does with its status when it does not return it
+    if ier in (2, 3, 4, 5):
+        warnings.warn(mesg, RuntimeWarning, stacklevel=2)
+    elif ier != 1:
+        raise TypeError(mesg)
+    return x
 
 
 def minimize_scalar(fun: Callable[..., Any], bracket: Any = None, bounds: Any = None,
                     args: tuple[Any, ...] = (), method: str | None = None,
                     tol: float | None = None,
-                    options: dict[str, Any] | None = None) -> so.OptimizeResult:
+                    options: dict[str, Any] | None = None, *,
+                    progress: Any = False) -> so.OptimizeResult:
     """``scipy.optimize.minimize_scalar``, unchanged: its methods (``brent``,
     ``bounded``, ``golden``) use no derivatives, so there is nothing to supply. It is here
     so that ``dualrev.optimize`` covers scipy.optimize's solvers with one import; its
@@ -1112,6 +1543,12 @@ def minimize_scalar(fun: Callable[..., Any], bracket: Any = None, bounds: Any = 
         method: as in SciPy.
         tol: as in SciPy.
         options: as in SciPy.
+        progress: False (default): nothing reported, nothing changed. True: a
+            live line on stderr in a terminal, a line every 2 s in a log, a display
+            updated in place in a Jupyter notebook (``ProgressDisplay``; pass one to
+            choose the stream or cadence). A callable: called with a ``ProgressRecord``
+            per evaluation of ``fun`` and a final one; see
+            ``minimize``.
     Returns:
         SciPy's ``OptimizeResult``.
     Example:
@@ -1121,12 +1558,36 @@ def minimize_scalar(fun: Callable[..., Any], bracket: Any = None, bounds: Any = 
         >>> print(res.success, round(res.x, 6))
         True 2.0
     """
-    solved = implicit.minimize_scalar(minimize_scalar, fun, bracket, bounds, args, method,
-                                      tol, options, name="dualrev.optimize.minimize_scalar")
+    sink = sink_of(progress, "minimize_scalar")
+    solved = implicit.minimize_scalar(functools.partial(minimize_scalar, progress=progress),
+                                      fun, bracket, bounds, args, method, tol, options,
+                                      name="dualrev.optimize.minimize_scalar")
     if solved is not None:
         return solved
-    return so.minimize_scalar(fun, bracket=bracket, bounds=bounds, args=args, method=method,
-                              tol=tol, options=options)
+    if sink is None:
+        return so.minimize_scalar(fun, bracket=bracket, bounds=bounds, args=args,
+                                  method=method, tol=tol, options=options)
+    meth = method.lower() if isinstance(method, str) else (
+        "custom" if callable(method) else "bounded" if bounds is not None else "brent")
+    tracker = Tracker(f"minimize_scalar({meth})", sink, lambda v: v[()],
+                      per_evaluation="fun")
+
+    def watched(x: Any, *a: Any) -> Any:
+        value = fun(x, *a)
+        tracker.evaluated("fun", np.asarray(x, dtype=float),
+                          value if np.size(value) == 1 else None)
+        return value
+
+    try:
+        res = so.minimize_scalar(watched, bracket=bracket, bounds=bounds, args=args,
+                                 method=method, tol=tol, options=options)
+    except BaseException:
+        tracker.aborted()
+        raise
+    tracker.finished(iteration=res.get("nit"), fun=res.get("fun"), nfev=res.get("nfev"),
+                     success=res.get("success"), message=res.get("message"),
+                     x=np.asarray(res.x, dtype=float))
+    return res
 
 
 _BRACKET_METHODS = ("bisect", "ridder", "brentq", "brenth", "toms748")

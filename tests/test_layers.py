@@ -49,6 +49,7 @@ LAYERS: list[set[str]] = [
     {"dualrev.catalogue.*"},
     {"dualrev.transforms", "dualrev.replay", "dualrev.linearization"},
     {"dualrev.optimize", "dualrev.implicit", "dualrev.integrate", "dualrev.sparse",
+     "dualrev.progress",
      "dualrev.colouring", "dualrev.bridges",
      "dualrev.testing.*", "dualrev.graph", "dualrev.drawing.*", "dualrev"},
 ]
