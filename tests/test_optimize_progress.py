@@ -13,6 +13,7 @@ import types
 
 import numpy as np
 import pytest
+import scipy
 import scipy.optimize as so
 
 import dualrev as dr
@@ -28,6 +29,7 @@ def rosen(x):
 
 GRAD = dr.grad(rosen)
 X0 = np.array([-1.2, 1.0, 0.8, -0.5])
+_SCIPY = tuple(int(v) for v in scipy.__version__.split(".")[:2])
 
 
 def _same(a, b, skip=("execution_time",)):
@@ -126,8 +128,12 @@ def test_least_squares_records_match_the_result(kw):
     rho = {"linear": lambda z: z, "soft_l1": lambda z: 2 * (np.sqrt(1 + z) - 1),
            "cauchy": np.log1p}[loss]
     live = records[:-1]
-    # one record per Jacobian; 'lm' does not count the one least_squares takes at x0
-    assert len(live) == res.njev + (kw.get("method") == "lm")
+    # one record per Jacobian. 'lm' does not count the one least_squares takes at x0, and
+    # SciPy 1.15's MINPACK wrapper reports one fewer again (a Jacobian it takes at the end)
+    if kw.get("method") == "lm":
+        assert res.njev + 1 <= len(live) <= res.njev + 2
+    else:
+        assert len(live) == res.njev
     for r in live:
         assert r.event == "evaluation" and r.iteration is None
         resid = np.asarray(f(r.x))
@@ -307,7 +313,8 @@ def test_users_callback_keeps_scipys_signature(method):
         options = {"maxiter": 30} if method != "TNC" else {"maxfun": 60}
         a = optimize.minimize(rosen, X0, method=method, callback=cb_legacy, options=options,
                               progress=progress)
-        if method != "TNC":  # SciPy calls TNC's callback(xk) whatever its signature
+        # SciPy calls TNC's callback(xk) whatever its signature, and COBYLA's before 1.16
+        if method != "TNC" and not (method == "COBYLA" and _SCIPY < (1, 16)):
             b = optimize.minimize(rosen, X0, method=method, callback=cb_modern,
                                   options=options, progress=progress)
             _same(a, b)
