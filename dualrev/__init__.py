@@ -24,6 +24,7 @@ from .batching import without_derivatives
 from .bridges import to_jax, to_torch
 from .checkpointing import checkpoint, checkpoint_loop
 from .custom import custom_jvp, custom_vjp
+from .debug import debug_nans
 from .errors import (
     CheckpointError,
     ClosureError,
@@ -46,6 +47,7 @@ from .errors import (
     StaleViewError,
     TracerConversionError,
 )
+from .errors import NonFiniteError
 from .forward import Dual
 from .primitive import Primitive, catalogue_declared, register_function, register_ufunc, strip
 from .program_io import load_program, save_program
@@ -122,6 +124,8 @@ __all__ = [
     "EscapedTracerError",
     "ForeignArrayError",
     "NonFiniteDerivativeWarning",
+    "NonFiniteError",
+    "debug_nans",
     "InPlaceError",
     "PlainBufferError",
     "ProgramCallError",

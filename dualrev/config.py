@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 
 #: whether the shortcuts are on; read when a choice is made (a primitive's declaration,
@@ -67,3 +68,76 @@ def shortcuts(on: bool) -> Iterator[None]:
         yield
     finally:
         set_shortcuts(before)
+
+
+# ------------------------------------------------------------------ the NaN debugging mode
+# The same rule as the shortcuts': no per-operation path reads these flags. The modules
+# whose code checks values while the mode is on (the traces' ``process``, the tape's
+# passes, dualrev.replay) register a chooser with ``on_debug_nans``, which swaps their
+# checking code in and out when ``set_debug_nans`` turns the mode.
+
+def _env_debug() -> tuple[bool, bool]:
+    v = os.environ.get("DUALREV_DEBUG_NANS", "0").strip().lower()
+    if v in ("", "0", "false", "off", "no"):
+        return False, True
+    return True, v != "nan"  # "nan": report nan only, let inf through
+
+
+#: whether the debugging mode is on (``set_debug_nans``); read by the choosers and by
+#: the paths that run only once a value is found non-finite
+DEBUG_NANS: bool
+#: whether the mode also stops at inf (``inf=``); read where a report is decided
+DEBUG_INFS: bool
+DEBUG_NANS, DEBUG_INFS = _env_debug()
+
+_DEBUG_CHOOSERS: list[Callable[[bool], None]] = []
+_DEBUG_LOCK = threading.RLock()
+
+
+def on_debug_nans(choose: Callable[[bool], None]) -> Callable[[bool], None]:
+    """Register ``choose(on)``, which swaps a module's checking code in (``on``) or out
+    for the NaN debugging mode; it runs now and at every ``set_debug_nans``. Returns
+    ``choose`` (usable as a decorator)."""
+    _DEBUG_CHOOSERS.append(choose)
+    choose(DEBUG_NANS)
+    return choose
+
+
+def set_debug_nans(on: bool, inf: bool = True) -> None:
+    """Turn the NaN debugging mode on or off for the whole process (every thread): while
+    it is on, the first operation computing a nan (and an inf, unless ``inf=False``)
+    raises ``dualrev.NonFiniteError`` (see ``dualrev.debug_nans``). The environment
+    variable ``DUALREV_DEBUG_NANS=1`` (``=nan``: nan only) turns it on at import.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> dr.config.set_debug_nans(True)
+        >>> try:
+        ...     dr.grad(lambda x: np.log(x))(-1.0)
+        ... except FloatingPointError as e:
+        ...     print(e.prim, e.pass_)
+        log forward
+        >>> dr.config.set_debug_nans(False)
+    """
+    global DEBUG_NANS, DEBUG_INFS
+    with _DEBUG_LOCK:
+        DEBUG_INFS = bool(inf)
+        if bool(on) != DEBUG_NANS:
+            DEBUG_NANS = bool(on)
+            for choose in list(_DEBUG_CHOOSERS):
+                choose(DEBUG_NANS)
+
+
+@contextlib.contextmanager
+def debug_nans(on: bool = True, *, inf: bool = True) -> Iterator[None]:
+    """``with dualrev.debug_nans(): ...`` runs the block in the NaN debugging mode
+    (``set_debug_nans``); the mode before the block is restored after it, also when it
+    raises. Usable as a decorator too."""
+    with _DEBUG_LOCK:
+        before = DEBUG_NANS, DEBUG_INFS
+        set_debug_nans(on, inf)
+    try:
+        yield
+    finally:
+        set_debug_nans(*before)
