@@ -37,8 +37,8 @@ from .diagnose import user_frame
 from .errors import NonFiniteError, derivative_advice
 from .primitive import Primitive, Tracer
 
-__all__ = ["NonFiniteError", "check_output", "debug_nans", "derivative_error", "in_rules",
-           "rules"]
+__all__ = ["NonFiniteError", "check_output", "checking", "debug_nans", "derivative_error",
+           "in_rules", "rhs_error", "rules"]
 
 #: ``with dualrev.debug_nans(): ...`` (``dualrev.config.debug_nans``)
 debug_nans = config.debug_nans
@@ -66,6 +66,20 @@ class rules:
 
     def __exit__(self, *exc: Any) -> None:
         _STATE.rules -= 1
+
+
+class checking:
+    """``with checking(): ...`` checks values even inside derivative rules (a solver's
+    right-hand side run again to locate a non-finite value)."""
+
+    __slots__ = ("before",)
+
+    def __enter__(self) -> None:
+        self.before = getattr(_STATE, "rules", 0)
+        _STATE.rules = 0
+
+    def __exit__(self, *exc: Any) -> None:
+        _STATE.rules = self.before
 
 
 # ------------------------------------------------------------------ values
@@ -110,9 +124,12 @@ def check_output(prim: Primitive, args: Sequence[Any], out: Any,
     """Raise ``NonFiniteError`` where ``prim``'s value ``out`` (computed from ``args``)
     holds a reported non-finite element; ``batched``: the values carry vmap's batch axis
     first."""
-    bad = _bad(_plain(out))
+    v = _plain(out)
+    bad = _bad(v)
     if bad is not None:
-        raise _forward_error(prim, args, _plain(out), bad, batched)
+        if type(v) is tuple or type(v) is list:  # (several outputs: the first bad one)
+            v = next(p for p in map(_plain, v) if _bad(p) is not None)
+        raise _forward_error(prim, args, v, bad, batched)
 
 
 # ------------------------------------------------------------------ the reports
@@ -187,15 +204,15 @@ def _first(bad: Any) -> list[tuple[int, ...]]:
 
 # Per primitive: the domain where its value is finite, and what to write instead.
 _WHERE = "the \"double where\": np.where(ok, f(np.where(ok, x, safe_x)), fallback)"
-_LOG = ("x > 0 (log(0) = -inf, log of a negative is nan)",
+_LOG = ("x > 0; log(0) is -inf, the log of a negative nan",
         f"keep the argument positive ({_WHERE}, e.g. np.log(np.where(x > 0, x, 1.0))), "
         "or use the stable forms np.log1p(u) for log(1 + u), scipy.special.xlogy(a, x) "
         "for a * log(x) (0 where a == 0), np.logaddexp(a, b) for log(exp(a) + exp(b)), "
         "scipy.special.logsumexp")
-_EXP = ("arguments up to about 709 (exp overflows to inf beyond)",
+_EXP = ("arguments up to about 709; exp overflows to inf beyond",
         "work in logarithms: np.logaddexp, scipy.special.logsumexp, scipy.special.expit "
         "for 1 / (1 + exp(-x)), np.expm1 for exp(x) - 1; or np.clip the argument")
-_DIV = ("a nonzero denominator (x / 0 is inf, 0 / 0 nan)",
+_DIV = ("a nonzero denominator; x / 0 is inf, 0 / 0 nan",
         "guard the denominator: np.where(d != 0, n / np.where(d != 0, d, 1.0), fallback) "
         f"({_WHERE}), or add a small positive constant where the formula allows it")
 _DOMAINS: dict[str, tuple[str, str]] = {
@@ -213,6 +230,15 @@ _DOMAINS: dict[str, tuple[str, str]] = {
     "float_power": ("a positive base for a non-integer exponent", _WHERE),
     "exp": _EXP, "exp2": _EXP, "expm1": _EXP, "cosh": _EXP, "sinh": _EXP,
     "tan": ("x away from odd multiples of pi / 2", _WHERE),
+}
+# primitives that run a user's function inside (the mode sees their results only)
+_OPAQUE = {
+    "checkpoint": "call the function without dr.checkpoint under the mode to locate the "
+                  "operation inside it.",
+    "scipy.integrate.solve_ivp": "the right-hand side made a non-finite state (a step outside its "
+                 "domain, a blow-up before t_span's end); call the right-hand side on "
+                 "the states along the solution, or run the fit under the mode with a "
+                 "smaller max_step, to locate it.",
 }
 _GENERIC = (f"keep the input inside the domain (np.clip, {_WHERE}), give the "
             "computation a stable formula or its own derivative rule (dr.custom_jvp), or "
@@ -252,7 +278,7 @@ def _forward_error(prim: Primitive, args: Sequence[Any], v: Any, bad: Any,
     else:
         inputs_bad = any(not np.all(np.isfinite(np.asarray(plains[k]))) for k in numeric)
         if not inputs_bad:
-            cause = "domain" if np.isnan(np.asarray(v)).any() else "overflow"
+            cause = "domain" if np.isnan(np.asarray(v)).any() else "infinite"
     if inputs_bad:
         cause = "input"
     what = "nan" if np.isnan(np.asarray(v)[np.asarray(bad)]).any() else "inf"
@@ -265,8 +291,8 @@ def _forward_error(prim: Primitive, args: Sequence[Any], v: Any, bad: Any,
             at = ("batch element " + str(idx[0]) + (f", element {_at(idx[1:])}" if idx[1:]
                                                     else "")) if batched else _at(idx)
             parts = ", ".join(f"{k} = {_fmt(x)}" for k, x in vals.items())
-            shown.append(f"{name} at {at}" + (f": {parts}" if parts else "")
-                         if at else f"{name}: {parts}")
+            shown.append(f"{name} at {at}" + (f": {parts}" if parts else "") if at else
+                         f"{name}: {parts}" if parts else f"{name}'s value")
         more = f" ({count - len(elements)} more elements)" if count > len(elements) else ""
         lines.append("Elements: " + "; ".join(shown) + more + ".")
     elif not prim.elementwise:
@@ -290,11 +316,18 @@ def _forward_error(prim: Primitive, args: Sequence[Any], v: Any, bad: Any,
         why = {"domain": f"all its inputs were finite: an argument outside the domain of "
                          f"{name}",
                "pole": f"all its inputs were finite: {name} has a pole at an input of 0",
-               "overflow": f"all its inputs were finite: the result overflowed"}.get(
+               "overflow": "all its inputs were finite: the result overflowed",
+               "infinite": "all its inputs were finite: the result is infinite (a "
+                           "singular matrix, a logarithm of 0, a division by 0 or an "
+                           "overflow inside it)"}.get(
             cause or "", "its inputs were finite")
-        lines.append(why[0].upper() + why[1:] + (f" (finite for {domain})" if domain else "")
-                     + ".")
+        lines.append(why[0].upper() + why[1:] + (f" (it is finite for {domain})" if domain
+                                                 else "") + ".")
         lines.append("Write instead: " + rewrite + ".")
+    opaque = next((v for k, v in _OPAQUE.items() if name.startswith(k)), None)
+    if opaque is not None:
+        lines.append(f"{name} runs your function on plain values, so the mode sees only "
+                     f"its result: {opaque}")
     if source and "where(" in source:
         lines.append(
             "This line calls np.where, which computes both branches: if the value is in "
@@ -334,7 +367,10 @@ def derivative_error(what: str, tape: Any, mode: str) -> NonFiniteError | None:
     node = tape.nodes[entry] if entry < len(tape.nodes) else None
     kept = list(getattr(node, "kept", ()) or ())
     ans = _plain(getattr(node, "out", None))
-    labels = _arg_names(name.split("(")[0], len(kept), source)
+    ruled = entry in getattr(tape, "ruled", ())
+    # an operation of a nested transform's derivative rules: the line calls that
+    # transform, and its text does not show the operation's arguments
+    labels = _arg_names("" if ruled else name.split("(")[0], len(kept), source)
     elements: list[tuple[int, ...]] = []
     values: list[dict[str, Any]] = []
     forward_finite = cause != "overflow"
@@ -366,12 +402,16 @@ def derivative_error(what: str, tape: Any, mode: str) -> NonFiniteError | None:
             f"{'cotangent' if pass_ == 'backward' else 'tangent'} from finite ones")
     head += f", at {where}: `{source}`" if source else (f", at {where}" if where else "")
     parts = [head + f" (in dualrev.{what})."]
+    if ruled:
+        parts.append(f"That {name} is part of the derivative an inner transform computes "
+                     "for the code on that line (a second derivative: the first one's "
+                     "rules are differentiated in turn).")
     if elements:
         shown = []
         for idx, vals in zip(elements, values, strict=False):
             vs = ", ".join(f"{k} = {_fmt(x)}" for k, x in vals.items())
-            shown.append(f"{name} at {_at(idx)}" + (f": {vs}" if vs else "")
-                         if idx else f"{name}: {vs}")
+            shown.append(f"{name} at {_at(idx)}" + (f": {vs}" if vs else "") if idx else
+                         f"{name}: {vs}" if vs else f"{name}'s value")
         parts.append("Elements: " + "; ".join(shown) + ".")
     parts.append("Its forward value there was finite." if forward_finite else
                  "Its forward value there was not finite either (inf=False let it through).")
@@ -382,3 +422,25 @@ def derivative_error(what: str, tape: Any, mode: str) -> NonFiniteError | None:
     return NonFiniteError(" ".join(parts), prim=name, where=where, source=source,
                           pass_=pass_, forward_finite=forward_finite, cause=cause,
                           elements=elements, values=values, what=what)
+
+
+def rhs_error(name: str, fn: Any, t: float, y: Any, out: Any) -> NonFiniteError:
+    """The error for a solver's right-hand side ``fn`` that returned the non-finite
+    ``out`` at ``(t, y)`` where running it again on traced values did not locate the
+    operation (a value computed outside the traced inputs)."""
+    code = getattr(fn, "__code__", None)
+    where = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else None
+    source = (linecache.getline(code.co_filename, code.co_firstlineno).strip() or None
+              if code is not None else None)
+    bad = np.asarray(_bad(np.asarray(out, float)))
+    elements = _first(bad) if bad.ndim else [()]
+    return NonFiniteError(
+        f"dualrev.debug_nans: the right-hand side of {name}"
+        + (f" (defined at {where}: `{source}`)" if where else "")
+        + f" returned a non-finite derivative at t = {t!r}, y = {_fmt(y)}: elements "
+        + ", ".join(_at(e) or "()" for e in elements)
+        + ". SciPy's step control cannot recover from it (it may shrink the step for ever). "
+        "The state or a parameter has left the domain of the model: keep parameters in "
+        "their domain (fit log k instead of k, np.clip), and check the model's terms at "
+        "that state.", prim=name, where=where, source=source, pass_="forward",
+        cause="domain", elements=elements, values=[{"t": t, "y": np.asarray(y).copy()}])

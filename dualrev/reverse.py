@@ -767,7 +767,7 @@ class CarefulTape(Tape):
     dualrev, NumPy and SciPy), and its ``backward`` and ``push`` apply strong zeros and
     note where a derivative first became non-finite (``culprit``)."""
 
-    __slots__ = ("lines", "culprit", "mode", "culprit_at")
+    __slots__ = ("lines", "culprit", "mode", "culprit_at", "ruled")
 
     def __init__(self, level: int, what: str = "a reverse-mode transform",
                  keep_all: bool = True) -> None:
@@ -780,6 +780,9 @@ class CarefulTape(Tape):
         #: where the culprit's derivative is not finite: (argument position or None for
         #: the output, the plain mask of non-finite elements, whether any is nan)
         self.culprit_at: tuple[int | None, Any, bool] | None = None
+        #: the entries recorded while derivative rules ran (a nested transform's pass):
+        #: their line is the transform's call, not the operation's own
+        self.ruled: set[int] = set()
 
     def finish(self) -> None:
         self.__class__ = FinishedCarefulTape
@@ -793,6 +796,8 @@ class CarefulTape(Tape):
             frame = user_frame()
             if frame is not None:
                 self.lines[n] = (frame.f_code.co_filename, frame.f_lineno)
+            if in_rules():
+                self.ruled.add(n)
         return out
 
     def where(self, entry: int) -> str | None:
