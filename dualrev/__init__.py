@@ -35,6 +35,7 @@ from .errors import (
     InPlaceError,
     NoDerivativeRule,
     NonFiniteDerivativeWarning,
+    NonFiniteError,
     PlainBufferError,
     ProgramCallError,
     ProgramFormatError,
@@ -47,7 +48,6 @@ from .errors import (
     StaleViewError,
     TracerConversionError,
 )
-from .errors import NonFiniteError
 from .forward import Dual
 from .primitive import Primitive, catalogue_declared, register_function, register_ufunc, strip
 from .program_io import load_program, save_program
