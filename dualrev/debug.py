@@ -150,19 +150,33 @@ _OPERATORS = {"add": ast.Add, "subtract": ast.Sub, "multiply": ast.Mult,
 _MODULES = ("np", "numpy", "scipy", "sp", "special", "linalg", "la", "math", "jnp", "stats")
 
 
+def _parse(source: str) -> ast.AST | None:
+    """The user's line parsed: as it is, or the first line of a statement that goes on
+    (closing brackets added), without its comment or the left side of an assignment."""
+    text = source.strip().removeprefix("return ").rstrip(":")
+    tries = [text]
+    if "#" in text:
+        tries.append(text[:text.rindex("#")].rstrip())
+    if "=" in text:
+        tries += [t.split("=", 1)[-1].strip() for t in list(tries)]
+    for t in tries:
+        for closing in ("", ")", "))", ")))", "])", "]))"):
+            try:
+                return ast.parse(t + closing, mode="exec")
+            except SyntaxError:
+                continue
+    return None
+
+
 def _arg_names(prim: str, n: int, source: str | None) -> list[str]:
     """Names for ``prim``'s ``n`` arguments: their source text where the user's line
     calls it once (``np.log(x - 1)`` gives ``x - 1``), else ``argument k``."""
     names = [f"argument {k}" if n > 1 else "its input" for k in range(n)]
     if not source:
         return names
-    try:
-        tree = ast.parse(source.rstrip(":").removeprefix("return ").strip(), mode="exec")
-    except SyntaxError:
-        try:
-            tree = ast.parse(source.split("=", 1)[-1].strip(), mode="exec")
-        except SyntaxError:
-            return names
+    tree = _parse(source)
+    if tree is None:
+        return names
     found: list[list[str]] = []
     op = _OPERATORS.get(prim)
     for node in ast.walk(tree):
