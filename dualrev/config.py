@@ -104,11 +104,17 @@ def on_debug_nans(choose: Callable[[bool], None]) -> Callable[[bool], None]:
 
 
 def set_debug_nans(on: bool, inf: bool = True) -> None:
-    """Turn the NaN debugging mode on or off for the whole process (every thread): while
-    it is on, the first operation computing a nan (and an inf, unless ``inf=False``)
-    raises ``dualrev.NonFiniteError`` (see ``dualrev.debug_nans``). The environment
-    variable ``DUALREV_DEBUG_NANS=1`` (``=nan``: nan only) turns it on at import.
+    """Turn the NaN debugging mode on or off for the whole process (every thread, as
+    ``jax.config.update("jax_debug_nans", True)``); ``dualrev.debug_nans`` does it for
+    a block. While it is on, the first operation computing a nan (and an inf, unless
+    ``inf=False``) raises ``dualrev.NonFiniteError``. The environment variable
+    ``DUALREV_DEBUG_NANS=1`` (``=nan``: nan only) turns it on at import.
 
+    Args:
+        on: whether the mode is on.
+        inf: whether an inf stops it too (JAX's ``jax_debug_infs``); a nan always does.
+    Returns:
+        None.
     Example:
         >>> import numpy as np
         >>> import dualrev as dr
@@ -131,9 +137,39 @@ def set_debug_nans(on: bool, inf: bool = True) -> None:
 
 @contextlib.contextmanager
 def debug_nans(on: bool = True, *, inf: bool = True) -> Iterator[None]:
-    """``with dualrev.debug_nans(): ...`` runs the block in the NaN debugging mode
-    (``set_debug_nans``); the mode before the block is restored after it, also when it
-    raises. Usable as a decorator too."""
+    """Run a block in the NaN debugging mode: the first operation that makes a nan (or
+    an inf) raises ``dualrev.NonFiniteError``, naming it, the user's line, the elements
+    and their inputs, the pass (the values, forward-mode tangents or reverse-mode
+    cotangents) and what to write instead; JAX's ``jax_debug_nans``.
+
+    A value is checked as soon as a primitive computes it, at every level of nesting and
+    under ``vmap``; a derivative where the transform returns, located then by the
+    careful replay that backs ``NonFiniteDerivativeWarning`` (so a masked branch's
+    cotangent, which dualrev's strong zeros make 0, is no false alarm). A value in the
+    unused branch of ``np.where`` does stop it, as in JAX: the message gives the double
+    ``np.where`` that avoids it. ``dualrev.replay`` runs its function dynamically while
+    the mode is on, and ``solve_ivp`` checks each right-hand side's value. The mode is
+    process-wide (``set_debug_nans``); the state before the block is restored after it,
+    also when it raises. It costs nothing while it is off: the checking code is swapped
+    in and out, no operation asks whether it is on. Usable as a decorator too.
+
+    Args:
+        on: whether the mode is on inside the block (``False`` turns it off there).
+        inf: whether an inf stops it too (JAX's ``jax_debug_infs``); a nan always does.
+    Returns:
+        A context manager (and decorator): the block runs in the mode.
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> def f(x):
+        ...     return np.sum(np.log(x - 1.0))
+        >>> with dr.debug_nans():
+        ...     try:
+        ...         dr.grad(f)(np.array([3.0, 0.5]))
+        ...     except dr.NonFiniteError as e:
+        ...         print(e.prim, e.pass_, e.elements, e.cause)
+        log forward [(1,)] domain
+    """
     with _DEBUG_LOCK:
         before = DEBUG_NANS, DEBUG_INFS
         set_debug_nans(on, inf)
