@@ -129,7 +129,30 @@ def check_output(prim: Primitive, args: Sequence[Any], out: Any,
     if bad is not None:
         if type(v) is tuple or type(v) is list:  # (several outputs: the first bad one)
             v = next(p for p in map(_plain, v) if _bad(p) is not None)
+        if config.DEBUG_INFS:
+            bad = _made(prim, args, np.asarray(v), bad)
+            if bad is None:
+                return
         raise _forward_error(prim, args, v, bad, batched)
+
+
+def _made(prim: Primitive, args: Sequence[Any], v: np.ndarray, bad: Any) -> Any:
+    """Of the non-finite elements ``bad`` of ``v``, those the operation made: every nan,
+    and an inf where no input was inf (an overflow, a pole), not an inf it passed on (a
+    ``-np.inf`` mask through ``np.where``, ``max``, ``exp``: data, not an accident);
+    None where there are none."""
+    infs = [np.isinf(a) for a in (np.asarray(_plain(a)) for a in args)
+            if a.dtype.kind in "fc"]
+    if not infs:
+        return bad
+    given: Any = False
+    for m in infs:
+        try:
+            given = given | (np.broadcast_to(m, v.shape) if prim.elementwise else m.any())
+        except ValueError:  # (a batch whose axes do not line up: any inf given)
+            given = given | m.any()
+    made = bad & (np.isnan(v) | ~np.asarray(given))
+    return made if made.any() else None
 
 
 # ------------------------------------------------------------------ the reports

@@ -279,6 +279,25 @@ def test_overflow_and_the_inf_switch():
         assert np.isinf(g[0])
 
 
+def masked_softmax(x, mask):
+    z = np.where(mask, x, -np.inf)  # a deliberate -inf
+    e = np.exp(z - np.max(z))
+    return e / np.sum(e)
+
+
+def test_infinities_passed_on_are_data_made_ones_are_reported():
+    # an inf the operation was given (a -inf mask) passes; one it makes stops the mode;
+    # a nan it makes from an inf (-inf * 0) stops it too
+    x, mask = np.array([1.0, 2.0, 3.0]), np.array([True, False, True])
+    off = dr.jacrev(masked_softmax)(x, mask)
+    with dr.debug_nans():
+        np.testing.assert_array_equal(dr.jacrev(masked_softmax)(x, mask), off)
+        e = raised(dr.grad(lambda v: np.sum(np.log(v - 1.0))), np.array([2.0, 1.0]))
+        assert (e.prim, e.cause, e.elements) == ("log", "pole", [(1,)])
+        e = raised(dr.grad(lambda v: np.sum(np.where(mask, v, -np.inf) * 0.0)), x)
+        assert (e.prim, e.cause, e.elements) == ("multiply", "input", [(1,)])
+
+
 def test_division_by_zero_is_a_pole():
     with dr.debug_nans():
         e = raised(dr.grad(lambda x: np.sum(x / (x - 1))), np.array([3.0, 1.0]))
