@@ -129,29 +129,37 @@ def check_output(prim: Primitive, args: Sequence[Any], out: Any,
     if bad is not None:
         if type(v) is tuple or type(v) is list:  # (several outputs: the first bad one)
             v = next(p for p in map(_plain, v) if _bad(p) is not None)
-        if config.DEBUG_INFS:
-            bad = _made(prim, args, np.asarray(v), bad)
-            if bad is None:
-                return
-        raise _forward_error(prim, args, v, bad, batched)
+        bad = _made(prim, args, np.asarray(v), bad)
+        if bad is not None:
+            raise _forward_error(prim, args, v, bad, batched)
 
 
 def _made(prim: Primitive, args: Sequence[Any], v: np.ndarray, bad: Any) -> Any:
-    """Of the non-finite elements ``bad`` of ``v``, those the operation made: every nan,
-    and an inf where no input was inf (an overflow, a pole), not an inf it passed on (a
-    ``-np.inf`` mask through ``np.where``, ``max``, ``exp``: data, not an accident);
-    None where there are none."""
-    infs = [np.isinf(a) for a in (np.asarray(_plain(a)) for a in args)
-            if a.dtype.kind in "fc"]
-    if not infs:
+    """Of the non-finite elements ``bad`` of ``v``, those the operation made: a nan where
+    no input was nan (log of a negative, inf - inf, 0 * inf), an inf where no input was
+    inf or nan (an overflow, a pole); not one it passed on, which is data: a ``np.nan``
+    fill for ``np.nanmean``, SciPy's nan outside a distribution's support, a
+    ``-np.inf`` mask through ``np.where``, ``max`` and ``exp``. None where there are
+    none."""
+    plains = [np.asarray(_plain(a)) for a in args]
+    plains = [a for a in plains if a.dtype.kind in "fc"]
+    if not plains:
         return bad
-    given: Any = False
-    for m in infs:
+    nan_in: Any = False
+    inf_in: Any = False
+    for a in plains:
+        n, i = np.isnan(a), np.isinf(a)
         try:
-            given = given | (np.broadcast_to(m, v.shape) if prim.elementwise else m.any())
-        except ValueError:  # (a batch whose axes do not line up: any inf given)
-            given = given | m.any()
-    made = bad & (np.isnan(v) | ~np.asarray(given))
+            if prim.elementwise:
+                n, i = np.broadcast_to(n, v.shape), np.broadcast_to(i, v.shape)
+            else:
+                n, i = n.any(), i.any()
+        except ValueError:  # (a batch whose axes do not line up: anywhere counts)
+            n, i = n.any(), i.any()
+        nan_in = nan_in | n
+        inf_in = inf_in | i
+    made = bad & ((np.isnan(v) & ~np.asarray(nan_in))
+                  | (np.isinf(v) & ~np.asarray(inf_in | nan_in)))
     return made if made.any() else None
 
 
@@ -341,14 +349,16 @@ def _forward_error(prim: Primitive, args: Sequence[Any], v: Any, bad: Any,
         from_args = any(t and not np.all(np.isfinite(np.asarray(p)))
                         for t, p in zip(tracer, plains, strict=True) if p is not None)
         lines.append(
-            f"An input of {name} was already non-finite there, so {name} only passed it on: "
-            + ("it comes from the values the transform was called with (every value "
-               "computed before was checked" + ("; inf=False let an inf through)"
-                                                if not config.DEBUG_INFS else ")")
-               if from_args else
-               "it is a plain constant the function reads (a global, a closure, a default "
-               "argument), computed outside dualrev's tracing")
-            + ". Check the arguments (np.isfinite) before the call.")
+            f"An input of {name} was already inf or nan there, and {name} made "
+            f"{what} of it (inf - inf, 0 * inf, inf / inf, a function of inf): the input "
+            + ("comes from the values the transform was called with or from an inf "
+               "passed on since (an inf or nan an operation makes is reported where it "
+               "is made)" if from_args else
+               "is a plain constant the function reads (a global, a closure, a default "
+               "argument), not a traced value")
+            + f". Keep infinities away from {name} there (np.where on the input, a finite "
+            "stand-in such as a large negative number for a -inf mask), and check the "
+            "arguments with np.isfinite.")
     else:
         why = {"domain": f"all its inputs were finite: an argument outside the domain of "
                          f"{name}",
@@ -450,9 +460,23 @@ def derivative_error(what: str, tape: Any, mode: str) -> NonFiniteError | None:
             shown.append(f"{name} at {_at(idx)}" + (f": {vs}" if vs else "") if idx else
                          f"{name}: {vs}" if vs else f"{name}'s value")
         parts.append("Elements: " + "; ".join(shown) + ".")
-    parts.append("Its forward value there was finite." if forward_finite else
-                 "Its forward value there was not finite either (inf=False let it through).")
-    parts.append(derivative_advice(name, cause, mode))
+    given = [k for vals in values[:1] for k, x in vals.items()
+             if np.iscomplexobj(x) or not np.isfinite(x)]
+    if forward_finite:
+        parts.append("Its forward value there was finite.")
+    elif given:
+        cause = "input"
+        parts.append(f"Its forward value there was not finite either, because its input "
+                     f"{', '.join(given)} already was: a value the transform was given (an "
+                     "argument or a constant holding nan or inf), which the mode passes on "
+                     "as data (it reports a non-finite value where an operation makes "
+                     "it). Check the arguments with np.isfinite, or mask them with "
+                     "np.where before the computation.")
+    else:
+        parts.append("Its forward value there was not finite either (inf=False let it "
+                     "through).")
+    if cause != "input":
+        parts.append(derivative_advice(name, cause, mode))
     if name.startswith("custom_"):
         parts.append(f"{name} is a function with a rule of your own: the non-finite "
                      "derivative comes from that rule.")

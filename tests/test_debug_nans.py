@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.integrate
+import scipy.stats
 
 import dualrev as dr
 from dualrev import batching, config, forward, reverse
@@ -216,14 +217,42 @@ def test_custom_rules_are_named():
 
 # ------------------------------------------------------------------ inputs, writes, replay
 def test_input_already_non_finite():
+    # a nan made of an inf input names that input and where it came from
     c = np.array([1.0, np.inf])
     with dr.debug_nans():
-        e = raised(dr.grad(lambda x: np.sum(np.sin(x))), np.array([3.0, np.nan]))
+        e = raised(dr.grad(lambda x: np.sum(np.sin(x))), np.array([3.0, np.inf]))
         assert (e.prim, e.cause, e.elements) == ("sin", "input", [(1,)])
         assert "called with" in str(e)
         e = raised(dr.grad(lambda x: np.sum(x * c)), np.array([3.0, 0.0]))
         assert (e.prim, e.cause) == ("multiply", "input")
         assert np.isinf(e.values[0]["c"]) and "plain constant" in str(e)
+
+
+def test_nan_argument_reaching_the_derivative():
+    # passed on as data in the forward pass; the nan derivative it makes is located,
+    # and the message says the input already was nan
+    with dr.debug_nans():
+        e = raised(dr.grad(lambda x: np.sum(np.sin(x) * 2)), np.array([1.0, np.nan]))
+    assert (e.prim, e.pass_, e.cause, e.forward_finite) == ("sin", "backward", "input", False)
+    assert np.isnan(e.values[0]["x"]) and "its input x already was" in str(e)
+
+
+def test_non_finite_values_passed_on_are_data():
+    # a nan or inf an operation is given and passes on is not reported: a nan fill for
+    # np.nanmean, SciPy's nan outside a distribution's support, a -inf mask
+    x = np.array([1.0, 2.0, 3.0])
+    mask = np.array([True, False, True])
+
+    def masked_mean(v):
+        return np.nanmean(2.0 * np.where(mask, v, np.nan))
+
+    off = dr.grad(masked_mean)(x)
+    with dr.debug_nans():
+        np.testing.assert_array_equal(dr.grad(masked_mean)(x), off)
+        np.testing.assert_array_equal(off, [1.0, 0.0, 1.0])  # d mean(2 v) over 2 elements
+        q = np.array([0.2, 0.5, 1.5])  # 1.5: outside (0, 1), SciPy's nan
+        g = dr.grad(lambda s: np.nansum(scipy.stats.expon.ppf(q, scale=s)))(2.0)
+    np.testing.assert_allclose(g, -np.log(0.8) - np.log(0.5))
 
 
 def heat_step(u):
