@@ -723,7 +723,7 @@ class CheckpointError(DualrevError, ValueError):
 
 class NonFiniteError(DualrevError, FloatingPointError):
     """The NaN debugging mode (``dualrev.debug_nans``) met the first operation that made
-    a nan (or an inf) from finite values.
+    a nan or an inf (not one it was given and passed on).
 
     A ``FloatingPointError`` as well (``except FloatingPointError`` works, as with JAX's
     ``jax_debug_nans``). The message names the operation, the user's line and its source,
@@ -740,8 +740,10 @@ class NonFiniteError(DualrevError, FloatingPointError):
             ``"backward"`` (reverse-mode cotangents).
         forward_finite: whether the operation's value was finite at those elements (for
             ``"forward"``: False).
-        cause: ``"input"`` (an input was already nan/inf), ``"domain"``, ``"pole"``,
-            ``"overflow"``, ``"singular"`` (the derivative does not exist there),
+        cause: ``"input"`` (an input was already inf or nan there: the value made of
+            it, or the derivative's forward value), ``"domain"``, ``"pole"``,
+            ``"overflow"``, ``"infinite"`` (a non-elementwise operation's inf: a singular
+            matrix, a log of 0), ``"singular"`` (the derivative does not exist there),
             ``"zero"`` (0 * inf) or None.
         elements: the first few indices (tuples) where the value is not finite (under
             ``vmap`` the first index is the batch element).
