@@ -4,12 +4,13 @@
 off: the traces (forward.py, reverse.py, batching.py) and dualrev.replay register a
 chooser with ``config.on_debug_nans`` that swaps their checking ``process`` and passes in
 and out, and those call ``check_output`` after each primitive. Values are checked where
-they are made, the derivatives where the transform returns (see docs/design.md, "The NaN
+they are made, the derivatives where the transform returns (see docs/design.md, "the NaN
 debugging mode", 2026-12-07):
 
 - a primitive's *value* (the forward pass, at every level of nesting, and under ``vmap``)
-  is checked as soon as it is computed, and a non-finite one raises ``NonFiniteError``
-  naming the primitive, the user's line, the elements and the inputs there;
+  is checked as soon as it is computed, and a non-finite element the primitive made (not
+  one it passed on: a nan fill, a ``-inf`` mask) raises ``NonFiniteError`` naming the
+  primitive, the user's line, the elements and the inputs there;
 - values computed *by derivative rules* (the backward pass, forward-mode tangents, a
   nested transform's rules recorded by an outer one) are not checked one by one: a
   masked branch's cotangent (``np.where(x > 0, np.sqrt(x), 0)`` at 0) is 0 * inf = nan
@@ -280,10 +281,10 @@ _DOMAINS: dict[str, tuple[str, str]] = {
 _OPAQUE = {
     "checkpoint": "call the function without dr.checkpoint under the mode to locate the "
                   "operation inside it.",
-    "scipy.integrate.solve_ivp": "the right-hand side made a non-finite state (a step outside its "
-                 "domain, a blow-up before t_span's end); call the right-hand side on "
-                 "the states along the solution, or run the fit under the mode with a "
-                 "smaller max_step, to locate it.",
+    "scipy.integrate.solve_ivp": (
+        "the solution left the finite numbers though every right-hand side value was "
+        "finite (a blow-up before t_span's end, an overflow in the solver's sums): "
+        "shorten t_span or bound the state, and check the parameters' domain."),
 }
 _GENERIC = (f"keep the input inside the domain (np.clip, {_WHERE}), give the "
             "computation a stable formula or its own derivative rule (dr.custom_jvp), or "
