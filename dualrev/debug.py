@@ -95,6 +95,19 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _numeric(a: Any) -> np.ndarray | None:
+    """The plain numeric array under ``a``, or None (a stand-in, a sequence holding
+    traced values, an object)."""
+    v = _plain(a)
+    if v is None or isinstance(v, (list, tuple)):
+        return None
+    try:
+        arr = np.asarray(v)
+    except Exception:  # noqa: BLE001  (not an array: nothing to say about it)
+        return None
+    return arr if arr.dtype.kind in "biufc" else None
+
+
 def _bad(v: Any) -> Any:
     """A boolean array marking the elements of the plain value ``v`` that the mode
     reports (nan, and inf unless ``inf=False``), or None where there are none."""
@@ -142,8 +155,7 @@ def _made(prim: Primitive, args: Sequence[Any], v: np.ndarray, bad: Any) -> Any:
     fill for ``np.nanmean``, SciPy's nan outside a distribution's support, a
     ``-np.inf`` mask through ``np.where``, ``max`` and ``exp``. None where there are
     none."""
-    plains = [np.asarray(_plain(a)) for a in args]
-    plains = [a for a in plains if a.dtype.kind in "fc"]
+    plains = [a for a in map(_numeric, args) if a is not None and a.dtype.kind in "fc"]
     if not plains:
         return bad
     nan_in: Any = False
@@ -295,7 +307,7 @@ def _forward_error(prim: Primitive, args: Sequence[Any], v: Any, bad: Any,
                    batched: bool) -> NonFiniteError:
     where, source = _line()
     name = prim.name
-    plains = [_plain(a) for a in args]
+    plains = [_numeric(a) for a in args]
     labels = _arg_names(name, len(args), source)
     shape = np.shape(v)
     elements = _first(bad) if np.shape(bad) == shape else []
@@ -305,11 +317,10 @@ def _forward_error(prim: Primitive, args: Sequence[Any], v: Any, bad: Any,
     values: list[dict[str, Any]] = []
     inputs_bad = False
     cause = None
-    numeric = [k for k, p in enumerate(plains)
-               if p is not None and np.asarray(p).dtype.kind in "biufc"]
+    numeric = [k for k, p in enumerate(plains) if p is not None]
     if prim.elementwise and elements:
         try:
-            wide = {k: np.broadcast_to(np.asarray(plains[k]), shape) for k in numeric}
+            wide = {k: np.broadcast_to(plains[k], shape) for k in numeric}
         except ValueError:
             wide = {}
         for idx in elements:
@@ -322,7 +333,7 @@ def _forward_error(prim: Primitive, args: Sequence[Any], v: Any, bad: Any,
                 cause = ("domain" if np.isnan(out0) else
                          "pole" if any(x == 0 for x in first.values()) else "overflow")
     else:
-        inputs_bad = any(not np.all(np.isfinite(np.asarray(plains[k]))) for k in numeric)
+        inputs_bad = any(not np.all(np.isfinite(plains[k])) for k in numeric)
         if not inputs_bad:
             cause = "domain" if np.isnan(np.asarray(v)).any() else "infinite"
     if inputs_bad:
@@ -347,7 +358,7 @@ def _forward_error(prim: Primitive, args: Sequence[Any], v: Any, bad: Any,
     domain, rewrite = _DOMAINS.get(name, (None, _GENERIC))
     if cause == "input":
         tracer = [isinstance(a, Tracer) for a in args]
-        from_args = any(t and not np.all(np.isfinite(np.asarray(p)))
+        from_args = any(t and not np.all(np.isfinite(p))
                         for t, p in zip(tracer, plains, strict=True) if p is not None)
         lines.append(
             f"An input of {name} was already inf or nan there, and {name} made "
