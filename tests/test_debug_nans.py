@@ -447,3 +447,28 @@ def test_environment_variable(value, infs):
                          env=env, cwd=os.path.dirname(os.path.dirname(__file__)),
                          timeout=120, check=True).stdout.split("\n")
     assert out[0] == f"True {infs}" and out[1] == "log"
+
+
+def test_only_the_checking_paths_read_the_switch():
+    # zero cost while off: the switch is read by the choosers (config.py) and by code
+    # that runs only in the mode or once a result is already non-finite, never by an
+    # operation's path (the hot paths are swapped, not branched)
+    import ast
+    from pathlib import Path
+
+    root = Path(dr.__file__).parent
+    readers = set()
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "config.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Attribute) and node.attr in ("DEBUG_NANS",
+                                                                     "DEBUG_INFS"):
+                    readers.add((path.name, fn.name))
+    assert readers == {("debug.py", "_bad"), ("debug.py", "derivative_error"),
+                       ("integrate.py", "_checked_rhs"), ("integrate.py", "f"),
+                       ("transforms.py", "_warn_nonfinite")}
