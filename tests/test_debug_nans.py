@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 import scipy.integrate
 import scipy.stats
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import dualrev as dr
 from dualrev import batching, config, forward, reverse
@@ -146,6 +149,29 @@ def test_finite_results_identical_with_and_without_the_mode():
     off = [r() for r in runs]
     with dr.debug_nans():
         on = [r() for r in runs]
+    for a, b in zip(off, on, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# functions finite on (0.5, 4): the mode must leave their values and derivatives alone
+_PROGRAMS = [
+    lambda x: np.sum(np.log(x) * np.sqrt(x)),
+    lambda x: np.sum(np.where(x > 1.0, np.sqrt(np.abs(x - 1.0)), 0.0)),  # masked at 1
+    lambda x: np.max(np.exp(-x) / (1.0 + x ** 1.5)),
+    lambda x: np.linalg.norm(np.tanh(x) - 0.5) + np.sum(np.arcsin(1.0 / (1.0 + x))),
+    lambda x: np.sum(np.logaddexp(x, 2.0 * x) * np.tril(np.outer(x, x))[-1]),
+]
+
+
+@given(hnp.arrays(np.float64, st.integers(1, 5),
+                  elements=st.floats(0.5, 4.0, allow_nan=False)),
+       st.sampled_from(range(len(_PROGRAMS))))
+def test_generated_programs_unchanged_by_the_mode(x, k):
+    f = _PROGRAMS[k]
+    runs = [dr.grad(f), dr.jacfwd(f), dr.hessian(f)]
+    off = [r(x) for r in runs]
+    with dr.debug_nans():
+        on = [r(x) for r in runs]
     for a, b in zip(off, on, strict=True):
         np.testing.assert_array_equal(a, b)
 
