@@ -4,6 +4,7 @@ finite results) run as without the mode; the mode costs nothing while it is off.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -479,9 +481,6 @@ def test_only_the_checking_paths_read_the_switch():
     # zero cost while off: the switch is read by the choosers (config.py) and by code
     # that runs only in the mode or once a result is already non-finite, never by an
     # operation's path (the hot paths are swapped, not branched)
-    import ast
-    from pathlib import Path
-
     root = Path(dr.__file__).parent
     readers = set()
     for path in sorted(root.rglob("*.py")):
