@@ -374,6 +374,16 @@ def test_unlocated_derivative_still_raises():
     assert e.prim is None and e.pass_ == "backward" and "could not locate" in str(e)
 
 
+def test_drawings_checked_and_unchanged():
+    # a drawing records through announcing traces: checked there too, drawn the same
+    for mode in ("forward", "reverse"):
+        off = dr.graph(shifted_log, mode=mode)(np.array([3.0, 2.0])).to_dot()
+        with dr.debug_nans():
+            assert dr.graph(shifted_log, mode=mode)(np.array([3.0, 2.0])).to_dot() == off
+            e = raised(dr.graph(shifted_log, mode=mode), np.array([3.0, 0.5]))
+        assert (e.prim, e.pass_, e.elements) == ("log", "forward", [(1,)])
+
+
 # ------------------------------------------------------------------ SciPy: ODEs, fits
 T = np.linspace(0.0, 1.0, 4)
 
@@ -410,8 +420,8 @@ def test_optimize_stops_at_the_first_nan():
 # ------------------------------------------------------------------ the switch
 def test_mode_restored_and_free_when_off():
     plain = (Tape.process, Tape.backward, Tape.push, CarefulTape.backward,
-             forward.ForwardTrace.process, batching.BatchTrace.process,
-             replay.Replayed.__call__)
+             forward.ForwardTrace.process, forward._AnnouncedForwardTrace.process,
+             batching.BatchTrace.process, replay.Replayed.__call__)
     assert not config.DEBUG_NANS
     with dr.debug_nans():
         assert config.DEBUG_NANS and config.DEBUG_INFS
@@ -427,8 +437,8 @@ def test_mode_restored_and_free_when_off():
     assert not config.DEBUG_NANS
     # off: the very functions of the import, nothing wrapped around the hot paths
     assert plain == (Tape.process, Tape.backward, Tape.push, CarefulTape.backward,
-                     forward.ForwardTrace.process, batching.BatchTrace.process,
-                     replay.Replayed.__call__)
+                     forward.ForwardTrace.process, forward._AnnouncedForwardTrace.process,
+                     batching.BatchTrace.process, replay.Replayed.__call__)
     assert Tape.process is reverse._PLAIN_METHODS[Tape][0]
 
     @dr.debug_nans()
