@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import dualrev  # noqa: E402
 import dualrev.closure  # noqa: E402
+import dualrev.config  # noqa: E402
 import dualrev.integrate  # noqa: E402
 import dualrev.optimize  # noqa: E402
 import dualrev.sparse  # noqa: E402
@@ -72,6 +73,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
     ("Record and replay", [(dualrev, "replay")]),
     ("Saving recorded programs", [(dualrev, n) for n in ("save_program", "load_program")]),
     ("Drawing", [(dualrev, "graph")]),
+    ("Debugging NaNs", [(dualrev, "debug_nans"), (dualrev.config, "set_debug_nans")]),
     ("Bridges to PyTorch and JAX", [(dualrev, n) for n in ("to_torch", "to_jax")]),
     ("ODEs and integrals (dualrev.integrate)", [(dualrev.integrate, n)
                                                for n in dualrev.integrate.__all__]),
@@ -93,7 +95,7 @@ GROUPS: list[tuple[str, list[tuple[Any, str]]]] = [
         "InPlaceError", "StaleViewError", "EscapedTracerError", "CustomRuleError",
         "SolverNotConvergedError", "SingularSolutionError", "SparseOptionError", "ProgressError",
         "ClosureError", "CheckpointError", "ForeignArrayError",
-        "NonFiniteDerivativeWarning", "ReplayError", "ReplayWarning",
+        "NonFiniteDerivativeWarning", "NonFiniteError", "ReplayError", "ReplayWarning",
         "ProgramNotPortable", "ProgramFormatError", "ProgramCallError", "NonLinearError")]),
 ]
 

@@ -25,6 +25,7 @@ from .batching import without_derivatives
 from .bridges import to_jax, to_torch
 from .checkpointing import checkpoint, checkpoint_loop
 from .custom import custom_jvp, custom_vjp
+from .debug import debug_nans
 from .errors import (
     CheckpointError,
     ClosureError,
@@ -35,6 +36,7 @@ from .errors import (
     InPlaceError,
     NoDerivativeRule,
     NonFiniteDerivativeWarning,
+    NonFiniteError,
     NonLinearError,
     PlainBufferError,
     ProgramCallError,
@@ -164,6 +166,9 @@ __all__ = [
     "ForeignArrayError",
     "NonFiniteDerivativeWarning",
     "NonLinearError",
+
+    "NonFiniteError",
+    "debug_nans",
     "InPlaceError",
     "PlainBufferError",
     "ProgramCallError",

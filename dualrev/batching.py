@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from . import config
+from .debug import check_output, in_rules
 from .errors import BatchedValueError, EscapedTracerError
 
 # the plain-value helpers live below the traces (the write machinery uses them); the
@@ -85,6 +87,27 @@ class BatchTrace(Trace):
         """``value`` the same for every element of the batch (``Trace.constant``)."""
         return Batched(np.array(np.broadcast_to(concrete(value) if not isinstance(
             value, Tracer) else value, (self.size,) + tuple(shape_of(value)))), self)
+
+
+_PLAIN_PROCESS = BatchTrace.process
+
+
+def _checked_process(self: BatchTrace, prim: Primitive, args: Sequence[Any],
+                     params: dict[str, Any]) -> Any:
+    """``BatchTrace.process`` while dualrev.debug_nans is on: the batch of values
+    checked as soon as it is computed (a report names the batch element)."""
+    out = _PLAIN_PROCESS(self, prim, args, params)
+    if not in_rules():
+        level = self.level
+        check_output(prim, [a.primal if type(a) is Batched and a._level == level else a
+                            for a in args], out, batched=True)
+    return out
+
+
+@config.on_debug_nans
+def _choose_debug(on: bool) -> None:
+    # swapped in and out, so that the mode costs nothing while it is off
+    BatchTrace.process = _checked_process if on else _PLAIN_PROCESS  # type: ignore[method-assign]
 
 
 class _AnnouncedBatchTrace(BatchTrace):

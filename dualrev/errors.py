@@ -532,6 +532,33 @@ class NotSavedError(RuntimeError):
         super().__init__(msg)
 
 
+def derivative_advice(prim: str | None, cause: str | None, mode: str) -> str:
+    """Why the derivative of ``prim`` is not finite and what to write instead, by
+    ``cause`` (see ``NonFiniteDerivativeWarning``; ``mode``: "reverse" or "forward"):
+    the text the warning and ``NonFiniteError`` share."""
+    guard = (f"np.where(m, {prim or 'f'}(np.where(m, x, safe_x)), 0.0), the "
+             "\"double where\"")
+    if cause == "overflow":
+        advice = (f"The value of {prim} is itself inf or nan there (an overflow, a nan "
+                  "input or an argument outside its domain): compute it in a stable form "
+                  "(np.logaddexp, scipy.special.log1p/expm1/logsumexp/xlogy) or keep its "
+                  "input inside the domain.")
+    elif cause == "zero":
+        advice = (f"A zero {'cotangent' if mode == 'reverse' else 'tangent'} met an "
+                  f"infinite partial derivative of {prim} (0 * inf = nan) and no "
+                  "selection masks it (the zero comes from a factor), so the derivative "
+                  "is not determined there. If that branch is meant to be unused, "
+                  f"select it away before the singular call too: {guard}.")
+    elif cause == "lazy":
+        advice = ("Call the transform on a computed slice of the data (NumPy arrays) to "
+                  f"locate it, and guard a branch meant to be unused: {guard}.")
+    else:
+        advice = (f"The derivative of {prim or 'an operation'} does not exist there "
+                  "(sqrt, log, abs, norm or a power at 0, arcsin at 1, ...): move the "
+                  f"point off the singularity, or guard the input: {guard}.")
+    return advice
+
+
 class NonFiniteDerivativeWarning(UserWarning):
     """A derivative came out nan or inf although dualrev looked again.
 
@@ -579,26 +606,7 @@ class NonFiniteDerivativeWarning(UserWarning):
         else:
             at = f"it first became non-finite in the {mode} rule of {prim}"
             at += f", called at {where}" if where else ""
-        guard = (f"np.where(m, {prim or 'f'}(np.where(m, x, safe_x)), 0.0), the "
-                 "\"double where\"")
-        if cause == "overflow":
-            advice = (f"The value of {prim} is itself inf or nan there (an overflow, a nan "
-                      "input or an argument outside its domain): compute it in a stable form "
-                      "(np.logaddexp, scipy.special.log1p/expm1/logsumexp/xlogy) or keep its "
-                      "input inside the domain.")
-        elif cause == "zero":
-            advice = (f"A zero {'cotangent' if mode == 'reverse' else 'tangent'} met an "
-                      f"infinite partial derivative of {prim} (0 * inf = nan) and no "
-                      "selection masks it (the zero comes from a factor), so the derivative "
-                      "is not determined there. If that branch is meant to be unused, "
-                      f"select it away before the singular call too: {guard}.")
-        elif cause == "lazy":
-            advice = ("Call the transform on a computed slice of the data (NumPy arrays) to "
-                      f"locate it, and guard a branch meant to be unused: {guard}.")
-        else:
-            advice = (f"The derivative of {prim or 'an operation'} does not exist there "
-                      "(sqrt, log, abs, norm or a power at 0, arcsin at 1, ...): move the "
-                      f"point off the singularity, or guard the input: {guard}.")
+        advice = derivative_advice(prim, cause, mode)
         if mode == "foreign":
             # (the careful replay builds its masks and probes in NumPy)
             at = ("the result is another library's array (CuPy, ...), and dualrev locates "
@@ -749,6 +757,7 @@ class CheckOptionError(DualrevError, ValueError):
         dualrev.errors.CheckOptionError: dualrev.testing.check_grads: unknown mode 'forward' ...
     """
 
+
 class NonLinearError(DualrevError):
     """``dualrev.linear_transpose`` was given a function that is not linear in its inputs.
 
@@ -777,3 +786,60 @@ class NonLinearError(DualrevError):
             "constants, products with constant matrices, indexing, reshapes, FFTs, "
             "writes into buffers); for the transpose of a non-linear function's derivative "
             "at a point use dualrev.vjp(f, x)[1], or dualrev.linearize(f, x) for its JVP")
+
+
+class NonFiniteError(DualrevError, FloatingPointError):
+    """The NaN debugging mode (``dualrev.debug_nans``) met the first operation that made
+    a nan or an inf (not one it was given and passed on).
+
+    A ``FloatingPointError`` as well (``except FloatingPointError`` works, as with JAX's
+    ``jax_debug_nans``). The message names the operation, the user's line and its source,
+    the first elements (``log at x[3] = -0.5``), whether its forward value was finite
+    there, why (outside the domain, a pole, an overflow, an infinite derivative, 0 * inf,
+    an input that was already nan) and what to write instead.
+
+    Attributes:
+        prim: the primitive's name (``"log"``), or None where the operation could not be
+            located.
+        where: the user's ``file:line`` that called it, or None.
+        source: the text of that line, or None.
+        pass_: ``"forward"`` (the values), ``"tangent"`` (forward-mode derivatives) or
+            ``"backward"`` (reverse-mode cotangents).
+        forward_finite: whether the operation's value was finite at those elements (for
+            ``"forward"``: False).
+        cause: ``"input"`` (an input was already inf or nan there: the value made of
+            it, or the derivative's forward value), ``"domain"``, ``"pole"``,
+            ``"overflow"``, ``"infinite"`` (a non-elementwise operation's inf: a singular
+            matrix, a log of 0), ``"singular"`` (the derivative does not exist there),
+            ``"zero"`` (0 * inf) or None.
+        elements: the first few indices (tuples) where the value is not finite (under
+            ``vmap`` the first index is the batch element).
+        values: per element, the inputs' values there (``{"x": -0.5}``).
+        what: the transform that ran (``"grad"``), where known.
+
+    Example:
+        >>> import numpy as np
+        >>> import dualrev as dr
+        >>> with dr.debug_nans():
+        ...     try:
+        ...         dr.grad(lambda x: np.sum(np.log(x)))(np.array([1.0, -0.5]))
+        ...     except dr.NonFiniteError as e:
+        ...         print(e.prim, e.pass_, e.elements, e.cause)
+        log forward [(1,)] domain
+    """
+
+    def __init__(self, message: str, *, prim: str | None = None, where: str | None = None,
+                 source: str | None = None, pass_: str = "forward",
+                 forward_finite: bool = False, cause: str | None = None,
+                 elements: list[tuple[int, ...]] | None = None,
+                 values: list[dict[str, Any]] | None = None, what: str | None = None) -> None:
+        super().__init__(message)
+        self.prim = prim
+        self.where = where
+        self.source = source
+        self.pass_ = pass_
+        self.forward_finite = forward_finite
+        self.cause = cause
+        self.elements = elements if elements is not None else []
+        self.values = values if values is not None else []
+        self.what = what

@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from . import config
 from .batching import Batched, add, scale
+from .debug import check_output, in_rules, rules
 from .errors import EscapedTracerError, NoDerivativeRule
 from .primitive import Primitive, Trace, Tracer, as_dtype, bind, dtype_of, shape_of, zeros_as
 from .tracer import DRAWING, TracedBase, enter_pass, exit_pass, note_finished, note_running
@@ -202,3 +204,67 @@ class Dual(TracedBase):
         # an exactly zero (plain) tangent (TracedBase._no_derivative_here)
         tan = self.tangent
         return tan is None or (not isinstance(tan, Tracer) and not np.any(tan))
+
+
+# ------------------------------------------------------------------ the NaN debugging mode
+def _checked_process(self: ForwardTrace, prim: Primitive, args: Any,
+                     params: dict[str, Any]) -> Any:
+    """``ForwardTrace.process`` while dualrev.debug_nans is on: the value checked as
+    soon as it is computed, the tangent rules marked as such (their values are checked at
+    the transform's result: see dualrev/debug.py)."""
+    level = self.level
+    primals = [a.primal if type(a) is Dual and a._level == level else a for a in args]
+    tangents = [a.tangent if type(a) is Dual and a._level == level else None for a in args]
+    checking = not in_rules()
+    if prim.custom is not None:
+        with rules():
+            ans, out = prim.custom.forward(primals, tangents, params)
+        if checking:
+            check_output(prim, primals, ans)
+    else:
+        ans = bind(prim, primals, params)
+        if checking:
+            check_output(prim, primals, ans)
+        with rules():
+            out = tangent_out(prim, tangents, ans, primals, params)
+    return ans if out is None else Dual(ans, out, self)
+
+
+def _checked_announced_process(self: ForwardTrace, prim: Primitive, args: Any,
+                               params: dict[str, Any]) -> Any:
+    """``_AnnouncedForwardTrace.process`` (a drawing records) while dualrev.debug_nans
+    is on: ``_checked_process`` inside the drawing's passes."""
+    level = self.level
+    primals = [a.primal if type(a) is Dual and a._level == level else a for a in args]
+    tangents = [a.tangent if type(a) is Dual and a._level == level else None for a in args]
+    checking = not in_rules()
+    enter_pass(self, "primal")
+    try:
+        if prim.custom is not None:
+            with rules():
+                ans, out = prim.custom.forward(primals, tangents, params)
+            if checking:
+                check_output(prim, primals, ans)
+        else:
+            ans = bind(prim, primals, params)
+            if checking:
+                check_output(prim, primals, ans)
+            exit_pass()
+            enter_pass(self, "tangent")
+            with rules():
+                out = tangent_out(prim, tangents, ans, primals, params)
+    finally:
+        exit_pass()
+    return ans if out is None else Dual(ans, out, self)
+
+
+_PLAIN_PROCESS = ForwardTrace.process
+_PLAIN_ANNOUNCED = _AnnouncedForwardTrace.process
+
+
+@config.on_debug_nans
+def _choose_debug(on: bool) -> None:
+    # swapped in and out, so that the mode costs nothing while it is off
+    ForwardTrace.process = _checked_process if on else _PLAIN_PROCESS  # type: ignore[method-assign]
+    _AnnouncedForwardTrace.process = (  # type: ignore[method-assign]
+        _checked_announced_process if on else _PLAIN_ANNOUNCED)

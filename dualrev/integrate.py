@@ -38,12 +38,16 @@ import scipy.integrate as si
 import scipy.linalg as sl
 from scipy.integrate._ivp.ivp import OdeResult
 
+from . import config
 from .batching import batch_by_loop, without_derivatives
 from .catalogue.scipy_functions import ORIGINALS, dispatch
 from .closure import closure_error as _closure_error
 from .closure import lift_all
+from .debug import checking, rhs_error
 from .errors import BatchedValueError, ClosureError, DualrevError, NoDerivativeRule
 from .primitive import Primitive, Tracer, bind, concrete, shape_of, strip
+from .reverse import Tape
+from .tracer import new_level
 from .transforms import jacfwd, jvp, vjp, vmap
 from .tree import tree_flatten, tree_map, tree_unflatten
 
@@ -114,6 +118,51 @@ def _derived(options: dict[str, Any], tile: int = 0) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ solve_ivp
+def _plain_rhs(rhs: Callable[..., Any], leaves: tuple[Any, ...],
+               name: str) -> Callable[[float, np.ndarray], Any]:
+    """``rhs(t, y, *leaves)`` as SciPy calls it, on plain values."""
+    def f(t: float, y: np.ndarray) -> Any:
+        out = rhs(t, y, *leaves)
+        if isinstance(out, Tracer):
+            raise _closure_error(name, "func" if name == _ODEINT else "fun")
+        return out
+    return f
+
+
+def _checked_rhs(rhs: Callable[..., Any], leaves: tuple[Any, ...],
+                 name: str) -> Callable[[float, np.ndarray], Any]:
+    """``_plain_rhs`` under dualrev.debug_nans: a non-finite derivative of the state
+    (SciPy's step control may loop on it for ever) raises ``NonFiniteError`` at the
+    operation of the user's function that made it, found by running the function once
+    more on traced values (the mode's checks locate it)."""
+    plain = _plain_rhs(rhs, leaves, name)
+
+    def f(t: float, y: np.ndarray) -> Any:
+        out = plain(t, y)
+        if not np.all(np.isfinite(out) if config.DEBUG_INFS else ~np.isnan(out)):
+            tape = Tape(new_level(), "dualrev.debug_nans")
+            try:
+                with checking():  # (also inside a backward pass: values are checked)
+                    traced = [tape.input(np.array(v, float))
+                              if np.asarray(v).dtype.kind == "f" else v
+                              for v in (y, *leaves)]
+                    rhs(t, *traced)
+            finally:
+                tape.finish()
+            raise rhs_error(name, rhs, t, y, out)
+        return out
+    return f
+
+
+_RHS = _plain_rhs
+
+
+@config.on_debug_nans
+def _choose_debug(on: bool) -> None:
+    global _RHS
+    _RHS = _checked_rhs if on else _plain_rhs
+
+
 def _plain_solve(y0: Any, t0: float, end: float, t_eval: Any, leaves: tuple[Any, ...],
                  rhs: Callable[..., Any], method: Any, options: dict[str, Any],
                  vectorized: bool, dense: bool = False, name: str = _SOLVE_IVP,
@@ -122,12 +171,7 @@ def _plain_solve(y0: Any, t0: float, end: float, t_eval: Any, leaves: tuple[Any,
     ``events`` given their arguments as ``fun`` is); raises if it fails, naming the
     user's function (``name``: solve_ivp, or odeint whose derivatives are solve_ivp
     solves)."""
-    def f(t: float, y: np.ndarray) -> Any:
-        out = rhs(t, y, *leaves)
-        if isinstance(out, Tracer):
-            raise _closure_error(name, "func" if name == _ODEINT else "fun")
-        return out
-
+    f = _RHS(rhs, leaves, name)
     jac = options.get("jac")
     if callable(jac):  # the user's jac(t, y, *args), given its arguments as fun is
         options = {**options, "jac": lambda t, y: jac(t, y, *leaves)}

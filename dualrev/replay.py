@@ -22,6 +22,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import numpy as np
 
+from . import config
 from .compile import compile_program
 from .diagnose import library_file
 from .errors import ReplayError, ReplayWarning
@@ -643,6 +644,25 @@ class Replayed(Generic[P, R]):
     def programs(self) -> list[Program]:
         """The recorded programs, most recently used signature last."""
         return [v.program for vs in self._cache.values() for v in vs]
+
+
+# Under dualrev.debug_nans a replayed call runs dynamically: a replay runs compiled
+# NumPy without the traces, which are where the mode checks each value. Swapped in and
+# out, so that the mode costs a replay nothing while it is off.
+_REPLAYING_CALL = Replayed.__call__
+
+
+def _dynamic_call(self: Replayed, *args: Any, **kwargs: Any) -> Any:
+    """``Replayed.__call__`` while dualrev.debug_nans is on: the function itself."""
+    with self._lock:
+        self.stats.dynamic += 1
+        self.stats._note(self.stats.dynamic_reasons, "dualrev.debug_nans is on")
+    return self.fn(*args, **kwargs)
+
+
+@config.on_debug_nans
+def _choose_debug(on: bool) -> None:
+    Replayed.__call__ = _dynamic_call if on else _REPLAYING_CALL  # type: ignore[method-assign]
 
 
 def _reproduced(w: Any) -> bool:

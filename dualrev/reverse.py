@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from . import cotangent
+from . import config, cotangent
 from .batching import Batched, scale, without_derivatives
+from .debug import check_output, in_rules, rules
 from .diagnose import user_frame
 from .errors import EscapedTracerError, NoDerivativeRule
 from .forward import tangent_out
@@ -766,7 +767,7 @@ class CarefulTape(Tape):
     dualrev, NumPy and SciPy), and its ``backward`` and ``push`` apply strong zeros and
     note where a derivative first became non-finite (``culprit``)."""
 
-    __slots__ = ("lines", "culprit", "mode")
+    __slots__ = ("lines", "culprit", "mode", "culprit_at", "ruled")
 
     def __init__(self, level: int, what: str = "a reverse-mode transform",
                  keep_all: bool = True) -> None:
@@ -776,6 +777,12 @@ class CarefulTape(Tape):
         #: non-finite from finite ones, or None
         self.culprit: tuple[str, int, str] | None = None
         self.mode = "reverse"  # of the last careful pass: "reverse" or "forward"
+        #: where the culprit's derivative is not finite: (argument position or None for
+        #: the output, the plain mask of non-finite elements, whether any is nan)
+        self.culprit_at: tuple[int | None, Any, bool] | None = None
+        #: the entries recorded while derivative rules ran (a nested transform's pass):
+        #: their line is the transform's call, not the operation's own
+        self.ruled: set[int] = set()
 
     def finish(self) -> None:
         self.__class__ = FinishedCarefulTape
@@ -789,6 +796,8 @@ class CarefulTape(Tape):
             frame = user_frame()
             if frame is not None:
                 self.lines[n] = (frame.f_code.co_filename, frame.f_lineno)
+            if in_rules():
+                self.ruled.add(n)
         return out
 
     def where(self, entry: int) -> str | None:
@@ -904,6 +913,7 @@ class _CarefulBack(Watch):
         self.reach = reach
         self.edges = edges
         self.source: list[Any] = [None] * len(reach)  # where a non-finite one came from
+        self.at: dict[int, tuple[int | None, Any, bool]] = {}  # its elements, by entry
         self.finite = True
 
     def enter(self, i: int, entry: Entry, g: Any) -> Any:
@@ -915,6 +925,7 @@ class _CarefulBack(Watch):
         tape = self.tape
         if tape.culprit is None and self.source[i] is not None and not all_finite(g):
             tape.culprit = self.source[i]
+            tape.culprit_at = self.at.get(i)
         self.finite = all_finite(g)
         return g
 
@@ -928,6 +939,7 @@ class _CarefulBack(Watch):
             c = np.where(e, c, 0.0)  # strong zeros of this edge
         if self.finite and self.source[pid] is None and not all_finite(c):
             self.source[pid] = (prim.name, i, _cause(prim, entry.out, g, c))  # type: ignore[union-attr]
+            self.at[pid] = _elements(argpos, c)
         return c
 
 
@@ -950,6 +962,7 @@ class _CarefulForward(Watch):
             t = tangent_out(prim, tangents, ans, primals, params)  # type: ignore[arg-type]
             if tape.culprit is None and finite and not all_finite(t):
                 tape.culprit = (prim.name, i, _cause(prim, ans, None, t))  # type: ignore[union-attr,arg-type]
+                tape.culprit_at = _elements(None, t)
             return t
         finite = True
         t = None
@@ -974,7 +987,19 @@ class _CarefulForward(Watch):
         if tape.culprit is None and finite and t is not None and not all_finite(t):
             tape.culprit = (prim.name, i,  # type: ignore[union-attr]
                             "zero" if zero else _cause(prim, ans, None, t))  # type: ignore[arg-type]
+            tape.culprit_at = _elements(None, t)
         return t
+
+
+def _elements(argpos: int | None, c: Any) -> tuple[int | None, Any, bool]:
+    """Where the derivative ``c`` (of argument ``argpos``, or of the output: None) is not
+    finite, for the NaN debugging mode's report: the mask of its plain elements (a batch
+    keeps its axis first) and whether any of them is nan."""
+    try:
+        v = np.asarray(_plain_value(c))
+        return argpos, ~np.isfinite(v), bool(np.isnan(v).any())
+    except (TypeError, ValueError):
+        return argpos, None, True
 
 
 def _cause(prim: Primitive, ans: Any, g: Any, c: Any) -> str:
@@ -1000,3 +1025,39 @@ class FinishedCarefulTape(FinishedTape, CarefulTape):
     CarefulTape's backward and forward passes)."""
 
     __slots__ = ()
+
+
+# ------------------------------------------------------------------ the NaN debugging mode
+# While dualrev.debug_nans is on (and only then) the tape checks each recorded value
+# (debug.check_output) and marks its passes as derivative rules, whose values the
+# transform's result check covers (see dualrev/debug.py). Swapping the methods keeps
+# the off state free: no per-operation path asks whether the mode is on.
+
+_PLAIN_METHODS = {cls: (cls.process, cls.backward, cls.push) for cls in (Tape, CarefulTape)}
+
+
+def _checked_process(self: Tape, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+    out = _PLAIN_METHODS[Tape][0](self, prim, args, params)
+    if not in_rules():
+        check_output(prim, args, out)
+    return out
+
+
+def _in_rules(method: Any) -> Any:
+    def run(self: Tape, *args: Any, **kwargs: Any) -> list[Any]:
+        with rules():
+            return method(self, *args, **kwargs)
+    run.__doc__ = method.__doc__
+    run.__name__ = method.__name__
+    return run
+
+
+_CHECKED_METHODS = {cls: (_checked_process if cls is Tape else cls.process,
+                          _in_rules(cls.backward), _in_rules(cls.push))
+                    for cls in (Tape, CarefulTape)}
+
+
+@config.on_debug_nans
+def _choose_debug(on: bool) -> None:
+    for cls, methods in (_CHECKED_METHODS if on else _PLAIN_METHODS).items():
+        cls.process, cls.backward, cls.push = methods  # type: ignore[method-assign]

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from . import config, namespace, pattern_rules
 from .batching import Batched, BatchTrace, FinishedBatchTrace
 from .buffers import PlainInput, hold_inputs, plain_input, release_inputs
+from .debug import derivative_error
 from .errors import (
     DualrevError,
     EscapedTracerError,
@@ -1327,7 +1328,12 @@ def _foreign_leaf(tree: Any) -> bool:
 
 def _warn_nonfinite(what: str, tape: Any, mode: str) -> None:
     """Warn that ``what``'s result holds nan/inf, naming the operation that made it and
-    the user's line when the careful ``tape`` found them."""
+    the user's line when the careful ``tape`` found them; under dualrev.debug_nans,
+    raise ``NonFiniteError`` instead."""
+    if config.DEBUG_NANS:  # (read once a result is found non-finite, never per operation)
+        error = derivative_error(what, tape, mode)
+        if error is not None:
+            raise error
     culprit = getattr(tape, "culprit", None)
     if culprit is None:
         warnings.warn(NonFiniteDerivativeWarning(what, None, None, None, mode), stacklevel=4)
