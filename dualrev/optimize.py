@@ -756,11 +756,7 @@ def _timed(tracker: Tracker, fn: Callable[..., Any], label: str,
     """``fn`` (a Hessian, its products) announced to the display before it runs, and
     counted as an evaluation of ``kind``."""
     def timed(x: Any, *rest: Any) -> Any:
-        tracker.busy(label)
-        try:
-            out = fn(x, *rest)
-        finally:
-            tracker.idle(label)
+        out = tracker.timed(label, fn, x, *rest)
         tracker.evaluated(kind, x)
         return out
 
@@ -860,11 +856,7 @@ class _Residuals:
 
     def wrap_jacobian(self, jac: Callable[..., Any]) -> Callable[..., Any]:
         def watched(x: Any, *rest: Any) -> Any:
-            self.tracker.busy("Jacobian")
-            try:
-                J = jac(x, *rest)
-            finally:
-                self.tracker.idle("Jacobian")
+            J = self.tracker.timed("Jacobian", jac, x, *rest)
             self.jacobian(x, J)
             return J
 
@@ -878,21 +870,13 @@ def _watch_minimize(tracker: Tracker, objective: Callable[..., Any], kw: dict[st
     wrapped returns."""
     if kw.get("jac") is True:
         def watched(x: np.ndarray, *a: Any) -> Any:
-            tracker.busy("value and gradient")
-            try:
-                out = objective(x, *a)
-            finally:
-                tracker.idle("value and gradient")
+            out = tracker.timed("value and gradient", objective, x, *a)
             g = np.array(out[1], dtype=float)  # (SciPy may update its own in place)
             tracker.evaluated("fun+jac", x, out[0], lambda x: measure(x, g))
             return out
     else:
         def watched(x: np.ndarray, *a: Any) -> Any:
-            tracker.busy("objective")
-            try:
-                value = objective(x, *a)
-            finally:
-                tracker.idle("objective")
+            value = tracker.timed("objective", objective, x, *a)
             tracker.evaluated("fun", x, value)
             return value
 
@@ -1043,11 +1027,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = None, *,
         plain_residuals = residuals
 
         def residuals(x: np.ndarray) -> np.ndarray:
-            tracker.busy("residuals")
-            try:
-                r = plain_residuals(x)
-            finally:
-                tracker.idle("residuals")
+            r = tracker.timed("residuals", plain_residuals, x)
             watch.residual(x, r)
             return r
 
@@ -1205,11 +1185,7 @@ def _watch_equations(tracker: Tracker, func: Callable[..., Any],
     """``func`` and ``jac`` of root/fsolve counted and reported to ``tracker`` (the
     residual's 2-norm per evaluation); each returns what it wrapped returns."""
     def watched(x: Any, *a: Any) -> Any:
-        tracker.busy("function")
-        try:
-            out = func(x, *a)
-        finally:
-            tracker.idle("function")
+        out = tracker.timed("function", func, x, *a)
         tracker.evaluated("fun", np.ravel(np.asarray(x, dtype=float)),
                           np.linalg.norm(np.ravel(np.asarray(out, dtype=float))))
         return out
@@ -1359,11 +1335,7 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
 
     @functools.wraps(model)  # SciPy counts the parameters from f's signature
     def watched(x: Any, *params: Any) -> Any:
-        tracker.busy("model")
-        try:
-            out = model(x, *params)
-        finally:
-            tracker.idle("model")
+        out = tracker.timed("model", model, x, *params)
         watch.residual(np.array(params, dtype=float), out)
         return out
 
@@ -1371,11 +1343,7 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
         user_jac = jac
 
         def watched_jac(x: Any, *params: Any) -> Any:
-            tracker.busy("Jacobian")
-            try:
-                J = user_jac(x, *params)
-            finally:
-                tracker.idle("Jacobian")
+            J = tracker.timed("Jacobian", user_jac, x, *params)
             watch.jacobian(np.array(params, dtype=float), J)
             return J
 

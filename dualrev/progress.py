@@ -410,6 +410,14 @@ class Tracker:
         if self.display is not None:
             self.display.idle(kind)
 
+    def timed(self, kind: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, an evaluation of ``kind``, between ``busy`` and ``idle``."""
+        self.busy(kind)
+        try:
+            return fn(*args)
+        finally:
+            self.idle(kind)
+
     def _record(self, event: str, iteration: int | None, known: bool = False,
                 **final: Any) -> ProgressRecord:
         """The record at the newest point (``known``: the newest with a value, for a
