@@ -617,20 +617,22 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
     return res + (aux,) if has_aux else res
 
 
-def _check_fwd_inputs(leaves: list[Any], holomorphic: bool) -> None:
+def _check_fwd_inputs(leaves: list[Any], holomorphic: bool, name: str = "jacfwd") -> None:
     """jacfwd's basis tangents are real: for a complex input they give only the derivative
     along the real axis, which is the whole Jacobian for a holomorphic function alone.
-    Like JAX, refuse complex inputs unless holomorphic=True, and real ones with it."""
+    Like JAX, refuse complex inputs unless holomorphic=True, and real ones with it.
+    ``name``: the transform the user called (hessian's outer pass is jacfwd's)."""
     for x in leaves:
         kind = _dtype_of(x).kind
         if kind == "c" and not holomorphic:
+            other = "for a real-valued one use jacrev; " if name != "hessian" else ""
             raise DualrevError(
-                f"dualrev.jacfwd needs real inputs, got {_dtype_of(x)}: its basis tangents "
+                f"dualrev.{name} needs real inputs, got {_dtype_of(x)}: its basis tangents "
                 "see only the derivative along the real axis. For a holomorphic function "
-                "pass holomorphic=True; for a real-valued one use jacrev; otherwise split "
-                "the input into real and imaginary parts, or use dualrev.jvp directly")
+                f"pass holomorphic=True; {other}otherwise split the input into real and "
+                "imaginary parts, or use dualrev.jvp directly")
         if kind != "c" and holomorphic:
-            raise DualrevError(f"dualrev.jacfwd with holomorphic=True needs complex inputs, "
+            raise DualrevError(f"dualrev.{name} with holomorphic=True needs complex inputs, "
                                f"got {_dtype_of(x)}")
 
 
@@ -684,16 +686,24 @@ def jacfwd(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
          [0.540302 0.      ]
          [0.       4.      ]]
     """
+    return _jacobian_forward(f, argnums, has_aux, holomorphic, "jacfwd")
+
+
+def _jacobian_forward(f: Callable[P, Any], argnums: ArgNums, has_aux: bool,
+                      holomorphic: bool, name: str) -> Callable[P, Any]:
+    """jacfwd, whose errors and warnings name ``name``: the transform the user called
+    (``"hessian"`` for hessian's outer pass)."""
 
     @functools.wraps(f)
     def jac(*args: Any, **kwargs: Any) -> Any:
         fk = functools.partial(f, **kwargs) if kwargs else f
         nums, single = _argnums(argnums, len(args))
-        leaves, defs = _split_inputs(args, nums, "jacfwd", f)
-        _check_fwd_inputs(leaves, holomorphic)
+        leaves, defs = _split_inputs(args, nums, name, f)
+        _check_fwd_inputs(leaves, holomorphic, name)
         sizes = [math.prod(shape_of(x)) for x in leaves]
         n = sum(sizes)
-        # all basis tangents as one batch: the rules see one tangent each
+        # all basis tangents as one batch: the rules see one tangent each; the traces keep
+        # jacfwd's name (what a drawing of hessian shows: jacfwd over jacrev)
         btrace = BatchTrace(new_level(), n, "jacfwd")
         tangents = [Batched(e, btrace) for e in _basis(leaves)]
         try:
@@ -701,7 +711,7 @@ def jacfwd(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
         finally:
             btrace.finish()
         out, aux = _split_aux(out, has_aux)
-        p, touts, od = _unpack_forward(out, trace, "jacfwd")
+        p, touts, od = _unpack_forward(out, trace, name)
         res = _forward_jacobian([_unbatch(t, btrace) for t in touts], od, leaves, defs,
                                 single)
         if not _finite(res):
@@ -711,8 +721,8 @@ def jacfwd(f: Callable[P, Any], argnums: ArgNums = 0, has_aux: bool = False,
                 lambda rec, ts, bt: _forward_jacobian(
                     [_unbatch(t, bt) for t in _pushed_outputs(rec, ts)], rec.out_def,
                     rec.leaves, rec.defs, single),
-                res, fk, args, nums, has_aux, "jacfwd", p, batch=n)
-        res = _checked_when_computed(res, "jacfwd", "forward")
+                res, fk, args, nums, has_aux, name, p, batch=n)
+        res = _checked_when_computed(res, name, "forward")
         return (res, aux) if has_aux else res
 
     return jac
@@ -1446,8 +1456,8 @@ def hessian(f: Callable[P, Any], argnums: ArgNums = 0,
         [[ 6.  0.]
          [ 0. 12.]]
     """
-    return jacfwd(jacrev(f, argnums, holomorphic=holomorphic), argnums,
-                  holomorphic=holomorphic)
+    return _jacobian_forward(jacrev(f, argnums, holomorphic=holomorphic), argnums, False,
+                             holomorphic, "hessian")
 
 
 def hvp(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:

@@ -647,3 +647,21 @@ def test_has_aux_results_are_nested_as_jaxs():
     out, pull, aux = dr.vjp(vn, x, has_aux=True)
     outj, pullj, auxj = jax.vjp(vj, X, has_aux=True)
     same((out, aux, pull(np.ones(3))), (outj, auxj, pullj(jnp.ones(3))))
+
+
+def test_hessians_refusals_name_hessian():
+    # hessian is jacfwd over jacrev; its refusals name what the user called, and its
+    # complex-input advice does not suggest jacrev (a Hessian is not a Jacobian)
+    class Opaque:
+        pass
+
+    h = dr.hessian(lambda x: np.sum(np.abs(x) ** 2))
+    with pytest.raises(dr.DualrevError, match=r"^dualrev\.hessian: cannot differentiate"):
+        h(Opaque())
+    with pytest.raises(dr.DualrevError, match=r"^dualrev\.hessian needs real inputs") as e:
+        h(np.array([1.0 + 1.0j]))
+    assert "jacrev" not in str(e.value)
+    with pytest.raises(dr.DualrevError, match=r"^dualrev\.hessian with holomorphic=True"):
+        dr.hessian(lambda x: np.sum(x ** 3), holomorphic=True)(np.array([1.0]))
+    with pytest.raises(dr.DualrevError, match=r"^dualrev\.jacfwd needs real inputs.*jacrev"):
+        dr.jacfwd(lambda x: x)(np.array([1.0 + 1.0j]))
