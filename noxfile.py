@@ -1,15 +1,19 @@
 """The test matrix (run by .ci/run; locally ``nox`` or ``nox -s tests-3.12``).
 
-- ``tests``: the suite on each CPython 3.10-3.13, with the newest numpy/scipy pip
-  resolves for it (what a user installing dualrev gets). On 3.13 it pins the newest
-  series, numpy 2.5.x and scipy 1.18.x (no wheels for Python < 3.12): what pip resolves
-  there anyway (a separate ``newest`` session ran the same suite on the same versions
-  again until 2026-12-07).
-- ``oldest``: the floors of pyproject.toml (numpy 2.0.0, scipy 1.15.0) on Python 3.10.
+Each supported CPython runs the whole suite once, each on other numpy/scipy series, so
+that the floors, a middle series and the newest are all exercised:
+
+- ``oldest``: Python 3.10 on the floors of pyproject.toml (numpy 2.0.0, scipy 1.15.0).
+- ``noshortcuts``: Python 3.11 on the newest numpy/scipy pip resolves there (2.4, 1.17),
+  with every hot-path shortcut off (``DUALREV_SHORTCUTS=0``, see dualrev/config.py), so
+  that the plain path is tested on its own. The shortcuts are exercised on 3.11 by the
+  jax, extras and typing sessions below, and by the whole suite on 3.10, 3.12 and 3.13
+  (whose reference-count rules 3.11 shares, see reverse.py's ``_ELIDE``).
+- ``tests``: Python 3.12 on numpy 2.2 and scipy 1.16 (a middle series, pinned), and 3.13
+  on the newest series, numpy 2.5 and scipy 1.18 (pinned, so that the top of the matrix
+  is what runs even if pip resolved something else).
 - ``jax``: the tests marked ``jax`` (dualrev against JAX in x64), with JAX installed, and
   those marked ``peers`` (the live comparison of colourings with networkx).
-- ``noshortcuts``: the suite with every hot-path shortcut off (``DUALREV_SHORTCUTS=0``,
-  see dualrev/config.py), so that the plain path is tested on its own.
 - ``extras``: the tests marked ``extras`` (Dask and dask.distributed, xarray, the PyTorch
   and JAX bridges), with those libraries installed at the versions pinned here; every one
   of them is required there (``DUALREV_REQUIRE_EXTRAS``), so a missing one fails rather
@@ -19,6 +23,11 @@
   tests/typing/, with the checkers (and SciPy's stubs) pinned here; every one is required
   (``DUALREV_REQUIRE_TYPING``), so a checker that cannot see dualrev fails the session.
 - ``lint``: ``ruff check``.
+
+Until 2026-12-07 every Python also ran the suite on the newest series it gets, and the
+plain path ran beside them: 3.12 and 3.13 tested the same numpy 2.5/scipy 1.18 twice,
+numpy 2.2 ran only beside scipy 1.15, scipy 1.16 never, and CI took 43-45 minutes
+(docs/design.md, 2026-12-07).
 
 A missing interpreter is skipped, except when CI is set (nox's default): then it fails.
 """
@@ -32,7 +41,10 @@ import nox
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 OLDEST = {"python": "3.10", "numpy": "2.0.0", "scipy": "1.15.0"}
-NEWEST = {"python": "3.13", "numpy": "2.5.*", "scipy": "1.18.*"}
+#: the ``tests`` session's Pythons, each with the numpy/scipy series it pins
+SERIES = {"3.12": {"numpy": "2.2.*", "scipy": "1.16.*"},
+          "3.13": {"numpy": "2.5.*", "scipy": "1.18.*"}}
+PLAIN = {"python": "3.11"}  # the noshortcuts session, on what pip resolves there
 JAX = {"python": "3.11", "jax": "0.10.2"}  # as in the development environment
 RUFF = "0.17.6"
 # the type checkers of the typing session; scipy-stubs follows the SciPy pip resolves for
@@ -66,14 +78,11 @@ def _pytest(session: nox.Session, *args: str) -> None:
                 *session.posargs)
 
 
-@nox.session(python=PYTHONS)
+@nox.session(python=list(SERIES))
 def tests(session: nox.Session) -> None:
-    """The suite with the newest numpy/scipy available for this Python; on 3.13 pinned to
-    the newest series (NEWEST), so that the top of the matrix is what runs there even if
-    pip would resolve something else."""
-    pins = ([f"numpy=={NEWEST['numpy']}", f"scipy=={NEWEST['scipy']}"]
-            if session.python == NEWEST["python"] else [])
-    session.install("--upgrade", "-e", ".[test]", *pins)
+    """The suite on this Python's numpy/scipy series (SERIES)."""
+    pins = [f"{name}=={version}" for name, version in SERIES[str(session.python)].items()]
+    session.install("-e", ".[test]", *pins)
     _pytest(session)
 
 
@@ -84,9 +93,10 @@ def oldest(session: nox.Session) -> None:
     _pytest(session)
 
 
-@nox.session(python=JAX["python"])
+@nox.session(python=PLAIN["python"])
 def noshortcuts(session: nox.Session) -> None:
-    """The suite on the plain path: every shortcut of dualrev/config.py off."""
+    """The suite on the plain path: every shortcut of dualrev/config.py off, on the newest
+    numpy/scipy pip resolves for this Python."""
     session.install("-e", ".[test]")
     session.env["DUALREV_SHORTCUTS"] = "0"
     _pytest(session)

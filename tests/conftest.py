@@ -1,6 +1,7 @@
 import os
 import re
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -28,3 +29,26 @@ def pytest_ignore_collect(collection_path, config):
                 and f"\npytestmark = pytest.mark.{marker}\n" in collection_path.read_text()):
             return True
     return None
+
+
+@pytest.fixture(autouse=True)
+def _switches_left_as_found():
+    """dualrev's process-wide switches (the shortcuts, the NaN mode) are as they were
+    after every test. A test that turned one and left it turned would run the rest of the
+    suite on the other path: the noshortcuts session ran its second half with the
+    shortcuts on after a test restored them to "on" instead of to what it found (fixed
+    2026-12-07). The switch is put back, and the test that left it fails."""
+    from dualrev import config
+
+    def state() -> tuple[bool, bool, bool]:
+        return config.SHORTCUTS, config.DEBUG_NANS, config.DEBUG_INFS
+
+    before = state()
+    yield
+    after = state()
+    if after != before:
+        config.set_shortcuts(before[0])
+        config.set_debug_nans(before[1], inf=before[2])
+        pytest.fail(f"this test left dualrev.config's (shortcuts, debug_nans, debug_infs) "
+                    f"at {after}, not {before} as it found them: use the context managers "
+                    f"config.shortcuts(...) / dr.debug_nans(...)", pytrace=False)
